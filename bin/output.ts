@@ -1,0 +1,40 @@
+// Terminal output conventions: colour only when wanted, plain lines when not a TTY, listr2's
+// renderer chosen by capability. Results and --json go to stdout; progress and errors to stderr.
+import type { Writable } from 'node:stream';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function colorEnabled(stream: { isTTY?: boolean }, env: Env): boolean {
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
+  return stream.isTTY === true;
+}
+
+export function paint(stream: { isTTY?: boolean }, env: Env) {
+  const on = colorEnabled(stream, env);
+  const wrap = (open: number, close: number) => (s: string) => (on ? `\u001b[${open}m${s}\u001b[${close}m` : s);
+  return { red: wrap(31, 39), green: wrap(32, 39), yellow: wrap(33, 39), dim: wrap(2, 22), bold: wrap(1, 22) };
+}
+
+/**
+ * listr2 options: the default renderer on a TTY, `simple` (plain lines) in CI logs and pipes,
+ * silent under --json so stdout holds only the JSON document.
+ */
+export function listrRendererOptions(ctx: { stderr: { isTTY?: boolean }; env: Env }, json: boolean) {
+  if (json) return { renderer: 'silent' as const };
+  const tty = ctx.stderr.isTTY === true || ctx.env.LISTR_FORCE_TTY === '1';
+  return tty ? { renderer: 'default' as const, fallbackRenderer: 'simple' as const } : { renderer: 'simple' as const };
+}
+
+/** Writes a plain-text table: the per-table summaries every stage prints at the end. */
+export function formatTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US') : c)))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)));
+  const line = (r: readonly (string | number)[]) =>
+    r.map((c, i) => (typeof rows[0]?.[i] === 'number' ? String(c).padStart(widths[i]!) : String(c).padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n') + '\n';
+}
+
+export function writeJson(out: Writable, value: unknown): void {
+  out.write(`${JSON.stringify(value, null, 2)}\n`);
+}

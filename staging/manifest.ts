@@ -1,0 +1,105 @@
+// manifest.json: what a staged run holds, stage by stage. Each stage writes its section at start
+// (status "running") and at the end ("done" or "failed"); the file is replaced atomically each time,
+// so a reader sees the previous or the next version, never a torn one. A stage whose section is not
+// "done" did not finish, and the next stage refuses it.
+import { readFile } from 'node:fs/promises';
+import { StagingError } from '../model/errors.ts';
+import { writeFileAtomic } from './atomic-file.ts';
+import type { RunPaths } from './run-folder.ts';
+import type { ExtractSection } from './manifest-extract.ts';
+import type { TransformSection } from './manifest-transform.ts';
+import type { LoadSection } from './manifest-load.ts';
+
+export const MANIFEST_FORMAT = 1;
+export type StageName = 'extract' | 'transform' | 'load';
+export type StageStatus = 'running' | 'done' | 'failed';
+
+/** Fields every stage section has. */
+export interface StageSectionBase {
+  status: StageStatus;
+  started_at: string;
+  ended_at: string | null;
+  /** Why the stage failed (no secrets). */
+  error?: { code: string; message: string } | null;
+}
+
+/** A staged file as the manifest records it. */
+export interface FileRecord {
+  /** Path relative to the run folder, with forward slashes. */
+  file: string;
+  bytes: number;
+  sha256: string;
+  /** NDJSON: documents; CSV: data rows (header excluded). */
+  records: number;
+}
+
+export interface Manifest {
+  format: number;
+  run_id: string;
+  tool_version: string;
+  /** sha256 of the pipeline.yaml the run was extracted with (copied to <run>/pipeline.yaml). */
+  pipeline_sha256: string;
+  /** Where the documents came from, without credentials. */
+  source: { kind: 'mongodb' | 'dump'; description: string };
+  /** Where the rows went, without credentials (set by load). */
+  destination: { description: string } | null;
+  stages: {
+    extract?: ExtractSection;
+    transform?: TransformSection;
+    load?: LoadSection;
+  };
+}
+
+export async function readManifest(paths: RunPaths): Promise<Manifest> {
+  let text: string;
+  try {
+    text = await readFile(paths.manifest, 'utf8');
+  } catch {
+    throw new StagingError('no_manifest', `run ${paths.runId} has no manifest.json (${paths.manifest})`, {
+      context: { file: paths.manifest },
+      hint: 'the run was never started or its folder is damaged; run `etl extract` again',
+    });
+  }
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(text) as Manifest;
+  } catch (cause) {
+    throw new StagingError('bad_manifest', `manifest of run ${paths.runId} is not valid JSON`, { context: { file: paths.manifest }, cause });
+  }
+  if (manifest.format !== MANIFEST_FORMAT) {
+    throw new StagingError('bad_manifest', `manifest of run ${paths.runId} has format ${manifest.format}; this etl reads format ${MANIFEST_FORMAT}`, {
+      context: { file: paths.manifest },
+    });
+  }
+  return manifest;
+}
+
+export async function writeManifest(paths: RunPaths, manifest: Manifest): Promise<void> {
+  await writeFileAtomic(paths.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+/** Read-modify-write of the manifest. Stages run one at a time on a run, so this does not race. */
+export async function updateManifest(paths: RunPaths, change: (m: Manifest) => void): Promise<Manifest> {
+  const manifest = await readManifest(paths);
+  change(manifest);
+  await writeManifest(paths, manifest);
+  return manifest;
+}
+
+/** Throws unless `stage` finished on this run: what the next stage checks before reading its files. */
+export function requireStageDone(manifest: Manifest, stage: StageName, paths: RunPaths): void {
+  const section = manifest.stages[stage];
+  if (section?.status === 'done') return;
+  const state = section ? `is "${section.status}"${section.error ? ` (${section.error.message})` : ''}` : 'never ran';
+  throw new StagingError('stage_not_done', `${stage} of run ${paths.runId} ${state}: its files are not complete`, {
+    context: { file: paths.manifest },
+    hint: `run \`etl ${stage}\` again to produce a complete run`,
+  });
+}
+
+export function toolVersionSync(): string {
+  return TOOL_VERSION;
+}
+
+// Kept in step with package.json by a test.
+export const TOOL_VERSION = '0.1.0';

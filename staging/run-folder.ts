@@ -1,0 +1,127 @@
+// Run folders and the names of the files in them. Paths are built (and parsed) only here, so no
+// stage splits or joins staging file names by hand.
+import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { StagingError } from '../model/errors.ts';
+
+export const LATEST_FILE = 'latest';
+const RUN_ID = /^\d{8}T\d{9}Z$/;
+
+/** Sortable UTC run id with milliseconds: 20261124T101500123Z. */
+export function newRunId(now: Date): string {
+  return now.toISOString().replace(/[-:]/g, '').replace('.', '');
+}
+
+export function isRunId(name: string): boolean {
+  return RUN_ID.test(name);
+}
+
+/** Every path of one run. */
+export interface RunPaths {
+  readonly stagingDir: string;
+  readonly runId: string;
+  readonly dir: string;
+  readonly manifest: string;
+  readonly pipelineCopy: string;
+  readonly extractDir: string;
+  readonly transformDir: string;
+  readonly loadDir: string;
+  extractFile(collection: string): string;
+  /** Ids-only file for delete propagation: every `_id` of the collection. */
+  extractIdsFile(collection: string): string;
+  transformCsv(table: string): string;
+  transformKeys(table: string): string;
+  transformRejects(table: string): string;
+  loadRejects(table: string): string;
+  /** The path relative to the run folder, as recorded in the manifest. */
+  relative(file: string): string;
+}
+
+export function runPaths(stagingDir: string, runId: string): RunPaths {
+  const dir = path.join(stagingDir, runId);
+  const extractDir = path.join(dir, 'extract');
+  const transformDir = path.join(dir, 'transform');
+  const loadDir = path.join(dir, 'load');
+  return Object.freeze({
+    stagingDir,
+    runId,
+    dir,
+    manifest: path.join(dir, 'manifest.json'),
+    pipelineCopy: path.join(dir, 'pipeline.yaml'),
+    extractDir,
+    transformDir,
+    loadDir,
+    extractFile: (c: string) => path.join(extractDir, `${safeName(c)}.ndjson`),
+    extractIdsFile: (c: string) => path.join(extractDir, `${safeName(c)}.ids.ndjson`),
+    transformCsv: (t: string) => path.join(transformDir, `${safeName(t)}.csv`),
+    transformKeys: (t: string) => path.join(transformDir, `${safeName(t)}.keys.csv`),
+    transformRejects: (t: string) => path.join(transformDir, `${safeName(t)}.rejects.ndjson`),
+    loadRejects: (t: string) => path.join(loadDir, `${safeName(t)}.rejects.ndjson`),
+    relative: (file: string) => path.relative(dir, file).split(path.sep).join('/'),
+  });
+}
+
+/** Collection and table names become file names: refuse anything that could leave the folder. */
+function safeName(name: string): string {
+  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) {
+    throw new StagingError('bad_name', `"${name}" cannot be used as a staging file name`);
+  }
+  return name;
+}
+
+/** Creates a new run folder (and its stage folders) with a fresh id. */
+export async function createRun(stagingDir: string, now: Date = new Date()): Promise<RunPaths> {
+  await mkdir(stagingDir, { recursive: true });
+  let t = now.getTime();
+  // Two runs started within the same millisecond get distinct ids.
+  for (;;) {
+    const paths = runPaths(stagingDir, newRunId(new Date(t)));
+    try {
+      await mkdir(paths.dir);
+      await Promise.all([mkdir(paths.extractDir), mkdir(paths.transformDir), mkdir(paths.loadDir)]);
+      return paths;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      t += 1;
+    }
+  }
+}
+
+/** Points `latest` at a run (atomically). */
+export async function setLatest(stagingDir: string, runId: string): Promise<void> {
+  const file = path.join(stagingDir, LATEST_FILE);
+  await writeFile(`${file}.partial`, `${runId}\n`);
+  await rename(`${file}.partial`, file);
+}
+
+/** The run to use: the one named, or the one `latest` points at. */
+export async function resolveRun(stagingDir: string, runId?: string | null): Promise<RunPaths> {
+  let id = runId ?? null;
+  if (!id) {
+    try {
+      id = (await readFile(path.join(stagingDir, LATEST_FILE), 'utf8')).trim();
+    } catch {
+      throw new StagingError('no_run', `no staged run in ${stagingDir} (no "latest" file)`, {
+        hint: 'run `etl extract` first, or pass --run ID / --staging DIR',
+      });
+    }
+  }
+  const paths = runPaths(stagingDir, id);
+  try {
+    if (!(await stat(paths.dir)).isDirectory()) throw new Error('not a directory');
+  } catch {
+    throw new StagingError('no_run', `staged run ${id} not found in ${stagingDir}`, { hint: 'list runs with `etl runs`' });
+  }
+  return paths;
+}
+
+/** Run ids in the staging folder, newest first. */
+export async function listRunIds(stagingDir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(stagingDir);
+  } catch {
+    return [];
+  }
+  return names.filter(isRunId).sort().reverse();
+}
