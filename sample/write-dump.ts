@@ -1,0 +1,178 @@
+// Writes a generated sample as mongodump does in directory mode: <dir>/<db>/<collection>.bson (one
+// BSON document after another) and <collection>.metadata.json; with gzip, both files end in .gz.
+// Documents are serialized one at a time into ~1 MiB chunks that flow through pipeline() into the
+// file, so memory stays flat whatever the scale. Each file is written as .partial and renamed.
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { EJSON, serialize, type Document } from 'bson';
+import { EtlError } from '../model/errors.ts';
+import type { SampleCollectionSource, SampleGeneration } from './generate.ts';
+import { hash } from './prng.ts';
+import type { SampleProgress, WriteOptions } from './write-options.ts';
+
+export type { SampleProgress, WriteOptions };
+
+const CHUNK_BYTES = 1 << 20;
+const PROGRESS_EVERY = 10_000;
+
+export interface DumpTarget {
+  /** The mongodump output directory (files go to <dir>/<database>/). */
+  readonly dir: string;
+  readonly database: string;
+  readonly gzip: boolean;
+  /** Replace existing files of the sample's collections; without it, existing files are refused. */
+  readonly replace: boolean;
+}
+
+export interface DumpFileReport {
+  readonly name: string;
+  readonly documents: number;
+  /** Path of the .bson(.gz) file. */
+  readonly file: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly metadataFile: string;
+}
+
+export interface DumpReport {
+  readonly kind: 'dump';
+  readonly dir: string;
+  readonly database: string;
+  readonly gzip: boolean;
+  readonly collections: readonly DumpFileReport[];
+}
+
+export function dumpFileNames(collection: string, gzip: boolean): { bson: string; metadata: string } {
+  const gz = gzip ? '.gz' : '';
+  return { bson: `${collection}.bson${gz}`, metadata: `${collection}.metadata.json${gz}` };
+}
+
+export async function writeDump(sample: SampleGeneration, target: DumpTarget, options: WriteOptions = {}): Promise<DumpReport> {
+  const dbDir = path.resolve(target.dir, target.database);
+  await refuseOrClearExisting(sample, dbDir, target.replace);
+  await mkdir(dbDir, { recursive: true });
+  const reports: DumpFileReport[] = [];
+  try {
+    await writeCollections(sample, target, dbDir, reports, options);
+  } catch (error) {
+    // pipeline() reports an abort as a bare AbortError: surface the reason the caller aborted with.
+    if (options.signal?.aborted && options.signal.reason !== undefined) throw options.signal.reason;
+    throw error;
+  }
+  return { kind: 'dump', dir: path.resolve(target.dir), database: target.database, gzip: target.gzip, collections: reports };
+}
+
+async function writeCollections(sample: SampleGeneration, target: DumpTarget, dbDir: string, reports: DumpFileReport[], options: WriteOptions): Promise<void> {
+  for (const source of sample.collections) {
+    options.signal?.throwIfAborted();
+    const names = dumpFileNames(source.name, target.gzip);
+    const file = path.join(dbDir, names.bson);
+    const metadataFile = path.join(dbDir, names.metadata);
+    const tap = new DigestTap();
+    const counter = { written: 0 };
+    await writeWhole(file, (partial) =>
+      writeFileStream(Readable.from(bsonChunks(source, counter, options.onProgress)), target.gzip, tap, partial, options.signal),
+    );
+    const metadata = Buffer.from(`${EJSON.stringify(metadataOf(source.name, sample.seed), { relaxed: false })}\n`);
+    await writeWhole(metadataFile, (partial) => writeFileStream(Readable.from([metadata]), target.gzip, new DigestTap(), partial, options.signal));
+    if (counter.written !== source.count) {
+      throw new EtlError('sample_count_mismatch', `${source.name}: generated ${counter.written} documents, planned ${source.count}`);
+    }
+    reports.push({ name: source.name, documents: counter.written, file, bytes: tap.bytes, sha256: tap.digest(), metadataFile });
+  }
+}
+
+function writeFileStream(source: Readable, gzip: boolean, tap: DigestTap, file: string, signal?: AbortSignal): Promise<void> {
+  const sink = createWriteStream(file);
+  const opts = signal ? { signal } : {};
+  // mongodump --gzip compresses with default settings; zlib's output is stable for the same input.
+  return gzip ? pipeline(source, createGzip(), tap, sink, opts) : pipeline(source, tap, sink, opts);
+}
+
+/** BSON documents back to back, grouped into ~1 MiB chunks (one Buffer per document would be slow). */
+function* bsonChunks(source: SampleCollectionSource, counter: { written: number }, onProgress?: (p: SampleProgress) => void): Generator<Buffer> {
+  let parts: Uint8Array[] = [];
+  let size = 0;
+  onProgress?.({ collection: source.name, written: 0, total: source.count });
+  for (const doc of source.documents()) {
+    const bytes = serialize(doc);
+    parts.push(bytes);
+    size += bytes.length;
+    counter.written++;
+    if (size >= CHUNK_BYTES) {
+      yield Buffer.concat(parts, size);
+      parts = [];
+      size = 0;
+    }
+    if (counter.written % PROGRESS_EVERY === 0) onProgress?.({ collection: source.name, written: counter.written, total: source.count });
+  }
+  if (size > 0) yield Buffer.concat(parts, size);
+  onProgress?.({ collection: source.name, written: counter.written, total: source.count });
+}
+
+/** What mongodump writes next to each .bson: the indexes to rebuild and the collection's identity. */
+export function metadataOf(collection: string, seed: number): Document {
+  const indexes: Document[] = [{ v: 2, key: { _id: 1 }, name: '_id_' }];
+  if (collection === 'users') indexes.push({ v: 2, key: { email: 1 }, name: 'email_1', unique: true, background: true });
+  let uuid = '';
+  for (let k = 0; k < 4; k++) uuid += hash(seed, collection.length, k, ...[...collection].map((c) => c.charCodeAt(0))).toString(16).padStart(8, '0');
+  return { indexes, uuid, collectionName: collection, type: 'collection' };
+}
+
+/** Counts bytes and hashes them on their way to the file, so nothing is read back. */
+class DigestTap extends Transform {
+  bytes = 0;
+  private readonly hasher = createHash('sha256');
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.hasher.update(chunk);
+    callback(null, chunk);
+  }
+
+  digest(): string {
+    return this.hasher.digest('hex');
+  }
+}
+
+/** A file appears whole or not at all: written as <file>.partial, renamed on success. */
+async function writeWhole(file: string, write: (partial: string) => Promise<void>): Promise<void> {
+  const partial = `${file}.partial`;
+  try {
+    await write(partial);
+    await rename(partial, file);
+  } catch (error) {
+    await rm(partial, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * A dump directory may already hold real data: never overwrite a file silently. With `replace`,
+ * both the plain and the gzipped variants go, so a collection never ends up with two files.
+ */
+async function refuseOrClearExisting(sample: SampleGeneration, dbDir: string, replace: boolean): Promise<void> {
+  const existing: string[] = [];
+  for (const { name } of sample.collections) {
+    for (const gzip of [false, true]) {
+      const names = dumpFileNames(name, gzip);
+      for (const f of [names.bson, names.metadata]) {
+        const file = path.join(dbDir, f);
+        if (await stat(file).then(() => true, () => false)) existing.push(file);
+      }
+    }
+  }
+  if (existing.length === 0) return;
+  if (!replace) {
+    throw new EtlError('sample_target_not_empty', `${dbDir} already holds ${existing.length} dump file(s) of the sample's collections (e.g. ${path.basename(existing[0]!)})`, {
+      context: { file: existing[0]! },
+      hint: 'choose another --out directory or --db name, or pass --drop to replace those files',
+    });
+  }
+  for (const file of existing) await rm(file, { force: true });
+}

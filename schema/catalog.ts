@@ -1,0 +1,111 @@
+// What PostgreSQL says the tables are, read from pg_catalog for the connection's current schema,
+// in the model's vocabulary (canonical type spelling, column lists), so drift compares like with like.
+import type pg from 'pg';
+import { canonicalCatalogType } from '../model/sql-types.ts';
+
+export interface LiveColumn {
+  readonly name: string;
+  /** Canonical spelling (VARCHAR(255), TIMESTAMP, SERIAL …), as in ColumnModel.sqlTypeText. */
+  readonly type: string;
+  /** PostgreSQL's own spelling, for messages. */
+  readonly rawType: string;
+  readonly nullable: boolean;
+}
+
+export interface LiveKey {
+  /** Constraint or index name (a constraint's index carries the constraint's name). */
+  readonly name: string;
+  readonly columns: readonly string[];
+}
+
+export interface LiveForeignKey extends LiveKey {
+  readonly refTable: string;
+  readonly refColumns: readonly string[];
+}
+
+export interface LiveTable {
+  readonly name: string;
+  readonly columns: readonly LiveColumn[];
+  readonly primaryKey: LiveKey | null;
+  /** Unique constraints and unique indexes (plain columns, no predicate): both satisfy ON CONFLICT. */
+  readonly uniques: readonly LiveKey[];
+  readonly foreignKeys: readonly LiveForeignKey[];
+}
+
+type Queryable = Pick<pg.Client, 'query'>;
+
+/** Names of the ordinary tables in the current schema, among `names`. */
+export async function existingTables(client: Queryable, names: readonly string[]): Promise<Set<string>> {
+  const { rows } = await client.query<{ relname: string }>(
+    `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname = ANY($1::text[])`,
+    [names],
+  );
+  return new Set(rows.map((r) => r.relname));
+}
+
+/** The live shape of each named table that exists (absent tables are absent from the map). */
+export async function readTables(client: Queryable, names: readonly string[]): Promise<Map<string, LiveTable>> {
+  const columns = await client.query<{ table_name: string; name: string; type: string; notnull: boolean; default: string | null }>(
+    `SELECT c.relname AS table_name, a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+            a.attnotnull AS notnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default
+       FROM pg_catalog.pg_attribute a
+       JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+      WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname = ANY($1::text[])
+        AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY c.relname, a.attnum`,
+    [names],
+  );
+  const indexes = await client.query<{ table_name: string; name: string; primary: boolean; columns: string[] }>(
+    `SELECT c.relname AS table_name, ic.relname AS name, i.indisprimary AS primary,
+            ARRAY(SELECT a.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                   ORDER BY k.ord)::text[] AS columns
+       FROM pg_catalog.pg_index i
+       JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+       JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND c.relname = ANY($1::text[])
+        AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+      ORDER BY c.relname, ic.relname`,
+    [names],
+  );
+  const foreign = await client.query<{ table_name: string; name: string; columns: string[]; ref_table: string; ref_columns: string[] }>(
+    `SELECT c.relname AS table_name, con.conname AS name,
+            ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+                   ORDER BY k.ord)::text[] AS columns,
+            rc.relname AS ref_table,
+            ARRAY(SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(attnum, ord)
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+                   ORDER BY k.ord)::text[] AS ref_columns
+       FROM pg_catalog.pg_constraint con
+       JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
+       JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND con.contype = 'f' AND c.relname = ANY($1::text[])
+      ORDER BY c.relname, con.conname`,
+    [names],
+  );
+
+  const tables = new Map<string, { columns: LiveColumn[]; primaryKey: LiveKey | null; uniques: LiveKey[]; foreignKeys: LiveForeignKey[] }>();
+  const get = (name: string) => {
+    let t = tables.get(name);
+    if (!t) tables.set(name, (t = { columns: [], primaryKey: null, uniques: [], foreignKeys: [] }));
+    return t;
+  };
+  for (const r of columns.rows) {
+    get(r.table_name).columns.push({ name: r.name, type: canonicalCatalogType(r.type, r.default), rawType: r.type, nullable: !r.notnull });
+  }
+  for (const r of indexes.rows) {
+    const key = { name: r.name, columns: r.columns };
+    if (r.primary) get(r.table_name).primaryKey = key;
+    else get(r.table_name).uniques.push(key);
+  }
+  for (const r of foreign.rows) {
+    get(r.table_name).foreignKeys.push({ name: r.name, columns: r.columns, refTable: r.ref_table, refColumns: r.ref_columns });
+  }
+  return new Map([...tables].map(([name, t]) => [name, { name, ...t }]));
+}

@@ -1,0 +1,725 @@
+// One test per validation error of pipeline.yaml: each bad file must fail with a ConfigError whose
+// finding names the offending key and the line it is on (the line marked `# HERE` in the fixture),
+// and whose rendered message carries `file:line:col`.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import { ConfigError, formatPath, type ConfigFinding } from '../../model/errors.ts';
+
+let dir = '';
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'etl-validate-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+// A small valid pipeline the cases below break one thing at a time.
+const companies = `
+  companies:
+    include_base: true
+    additional_columns:
+      - name: name
+        sql_type: VARCHAR(255)
+        nullable: false
+    export_order: 1`;
+
+const users = `
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        foreign_key: companies(id)
+        on_missing: set_null
+    additional_mappings:
+      company: company_id
+    export_order: 2`;
+
+let counter = 0;
+async function load(yaml: string): Promise<{ error: ConfigError; file: string }> {
+  const file = path.join(dir, `case-${++counter}.yaml`);
+  await writeFile(file, yaml);
+  try {
+    await loadPipeline(file);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    assert.equal(error.exitCode, 2);
+    return { error, file };
+  }
+  assert.fail(`expected ${file} to be rejected:\n${yaml}`);
+}
+
+/** Line (1-based) of the line holding `# HERE`. */
+function markedLine(yaml: string): number {
+  const i = yaml.split('\n').findIndex((l) => l.includes('# HERE'));
+  assert.ok(i >= 0, 'fixture has no # HERE marker');
+  return i + 1;
+}
+
+interface Expect {
+  readonly code: string;
+  /** The key the finding must name (in its path or message). */
+  readonly key: string;
+  /** Text the message must hold. */
+  readonly says: readonly (string | RegExp)[];
+}
+
+async function expectFinding(yaml: string, expect: Expect): Promise<ConfigFinding> {
+  const { error, file } = await load(yaml);
+  const line = markedLine(yaml);
+  const finding = error.findings.find((f) => f.code === expect.code);
+  assert.ok(finding, `no ${expect.code} finding; got:\n${error.message}`);
+  assert.equal(finding.line, line, `finding on line ${finding.line}, expected ${line}: ${finding.message}`);
+  assert.equal(finding.file, file);
+  const where = `${formatPath(finding.path)} ${finding.message}`;
+  assert.ok(where.includes(expect.key), `finding does not name "${expect.key}": ${where}`);
+  for (const s of expect.says) {
+    if (typeof s === 'string') assert.ok(finding.message.includes(s), `message lacks "${s}": ${finding.message}`);
+    else assert.match(finding.message, s);
+  }
+  // The rendered error names the file and the line, as the user sees it.
+  assert.ok(error.message.includes(`${file}:${line}:`), error.message);
+  return finding;
+}
+
+describe('pipeline.yaml validation errors name the key and its line', () => {
+  test('unknown key (typo) lists the expected keys', async () => {
+    const f = await expectFinding(
+      `tables:${companies}
+  users_targets:
+    include_base: true
+    columns:
+      - name: type
+        sql_type: VARCHAR(50)
+        nullabel: false # HERE
+    export_order: 2
+`,
+      { code: 'unknown_key', key: 'nullabel', says: ['unknown key "nullabel"', 'expected one of: name, sql_type, nullable', 'did you mean "nullable"'] },
+    );
+    assert.deepEqual(f.path, ['tables', 'users_targets', 'columns', 0, 'nullabel']);
+    assert.equal(f.col, 9);
+  });
+
+  test('unknown top-level key', async () => {
+    await expectFinding(`setting: {} # HERE\ntables:${companies}\n`, { code: 'unknown_key', key: 'setting', says: ['expected one of: settings, tables'] });
+  });
+
+  test('wrong kind: a string where a boolean is expected', async () => {
+    await expectFinding(
+      `tables:${companies}
+  users:
+    include_base: "yes" # HERE
+    export_order: 2
+`,
+      { code: 'wrong_kind', key: 'include_base', says: ['expected true or false', 'the string "yes"'] },
+    );
+  });
+
+  test('wrong kind: a map where a list is expected', async () => {
+    await expectFinding(
+      `tables:${companies}
+  users:
+    include_base: true
+    additional_columns: # HERE
+      name: email
+    export_order: 2
+`,
+      { code: 'wrong_kind', key: 'additional_columns', says: ['expected a list', 'got a map'] },
+    );
+  });
+
+  test('wrong kind: export_order is not a whole number', async () => {
+    await expectFinding(`tables:\n  companies:\n    include_base: true\n    export_order: first # HERE\n`, {
+      code: 'wrong_kind',
+      key: 'export_order',
+      says: ['expected a whole number'],
+    });
+  });
+
+  test('missing required key: a column without sql_type', async () => {
+    await expectFinding(
+      `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: name # HERE
+    export_order: 1
+`,
+      { code: 'missing_key', key: 'sql_type', says: ['missing required key "sql_type"'] },
+    );
+  });
+
+  test('unknown sql_type lists the known ones', async () => {
+    await expectFinding(
+      `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: name
+        sql_type: VARCHR(255) # HERE
+    export_order: 1
+`,
+      { code: 'unknown_sql_type', key: 'sql_type', says: ['unknown sql_type "VARCHR(255)"', 'VARCHAR(n)', 'TIMESTAMP', 'JSONB'] },
+    );
+  });
+
+  test('foreign key to an unknown table', async () => {
+    await expectFinding(
+      `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        foreign_key: companys(id) # HERE
+    export_order: 2
+`,
+      { code: 'unknown_table', key: 'foreign_key', says: ['unknown table "companys"', 'did you mean "companies"'] },
+    );
+  });
+
+  test('foreign key to an unknown column', async () => {
+    await expectFinding(
+      `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        foreign_key: companies(uid) # HERE
+    export_order: 2
+`,
+      { code: 'unknown_column', key: 'foreign_key', says: ['unknown column "uid" of table "companies"', 'its columns: id, created_at, updated_at, name'] },
+    );
+  });
+
+  test('foreign key not written table(column)', async () => {
+    await expectFinding(
+      `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        foreign_key: companies.id # HERE
+    export_order: 2
+`,
+      { code: 'bad_foreign_key', key: 'foreign_key', says: ['expected "table(column)"'] },
+    );
+  });
+
+  test('foreign key to a column that is neither primary key nor unique', async () => {
+    await expectFinding(
+      `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_name
+        sql_type: VARCHAR(255)
+        foreign_key: companies(name) # HERE
+    export_order: 2
+`,
+      { code: 'fk_target_not_unique', key: 'foreign_key', says: ['neither the primary key nor a single-column unique constraint'] },
+    );
+  });
+
+  test('foreign key between incompatible types', async () => {
+    await expectFinding(
+      `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: INTEGER
+        foreign_key: companies(id) # HERE
+    export_order: 2
+`,
+      { code: 'fk_type_mismatch', key: 'foreign_key', says: ['INTEGER', 'VARCHAR'] },
+    );
+  });
+
+  test('on_missing: set_null on a NOT NULL column', async () => {
+    await expectFinding(
+      `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        nullable: false
+        foreign_key: companies(id)
+        on_missing: set_null # HERE
+    export_order: 2
+`,
+      { code: 'set_null_not_nullable', key: 'on_missing', says: ['set_null', 'NOT NULL', '"company_id"'] },
+    );
+  });
+
+  test('on_missing without a foreign key', async () => {
+    await expectFinding(
+      `tables:
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        on_missing: reject # HERE
+    export_order: 2
+`,
+      { code: 'on_missing_without_fk', key: 'on_missing', says: ['foreign_key'] },
+    );
+  });
+
+  test('unique constraint on an unknown column', async () => {
+    await expectFinding(
+      `tables:${companies}
+  links:
+    columns:
+      - name: a
+        sql_type: VARCHAR
+    unique_constraints:
+      - [a, b] # HERE
+    export_order: 1
+`,
+      { code: 'unknown_column', key: 'unique_constraints', says: ['"b" is not a column of "links"', 'columns: a'] },
+    );
+  });
+
+  test('duplicate column', async () => {
+    await expectFinding(
+      `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: name
+        sql_type: VARCHAR(255)
+      - name: name # HERE
+        sql_type: TEXT
+    export_order: 1
+`,
+      { code: 'duplicate_column', key: 'name', says: ['duplicate column "name"', 'already defined at line 5'] },
+    );
+  });
+
+  test('duplicate of a base column', async () => {
+    await expectFinding(
+      `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: created_at # HERE
+        sql_type: TIMESTAMP
+    export_order: 1
+`,
+      { code: 'duplicate_column', key: 'created_at', says: ['already defined by include_base'] },
+    );
+  });
+
+  test('mapping to an unknown column', async () => {
+    await expectFinding(
+      `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+    additional_mappings:
+      company: compnay_id # HERE
+    export_order: 2
+`,
+      { code: 'unknown_column', key: 'company', says: ['"compnay_id" is not a column of "users"', 'did you mean "company_id"'] },
+    );
+  });
+
+  test('two fields mapped to one column', async () => {
+    await expectFinding(
+      `tables:
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+    additional_mappings:
+      company: company_id
+    explicit_mappings:
+      companyId: company_id # HERE
+    export_order: 2
+`,
+      { code: 'duplicate_mapping', key: 'companyId', says: ['already fed by field "company"'] },
+    );
+  });
+
+  const explodeColumns = `
+    columns:
+      - name: user_id
+        sql_type: VARCHAR
+        nullable: false
+      - name: target_id
+        sql_type: VARCHAR
+        nullable: false
+      - name: type
+        sql_type: VARCHAR(50)
+        nullable: false
+    unique_constraints:
+      - [user_id, target_id, type]
+    export_order: 3`;
+
+  test('explode without parent_column', async () => {
+    await expectFinding(
+      `tables:
+  users_targets: # HERE
+    mongo_collection: users
+    strategy: explode
+    arrays:
+      - field: targets
+        item_column: target_id
+        constants: { type: basic }${explodeColumns}
+`,
+      { code: 'strategy_missing_key', key: 'parent_column', says: ['strategy: explode needs "parent_column"'] },
+    );
+  });
+
+  test('explode without arrays', async () => {
+    await expectFinding(
+      `tables:
+  users_targets: # HERE
+    mongo_collection: users
+    strategy: explode
+    parent_column: user_id${explodeColumns}
+`,
+      { code: 'strategy_missing_key', key: 'arrays', says: ['needs "arrays"'] },
+    );
+  });
+
+  test('explode array item without item_column', async () => {
+    await expectFinding(
+      `tables:
+  users_targets:
+    strategy: explode
+    parent_column: user_id
+    arrays:
+      - field: targets # HERE
+        constants: { type: basic }${explodeColumns}
+`,
+      { code: 'missing_key', key: 'item_column', says: ['missing required key "item_column"'] },
+    );
+  });
+
+  test('item_column that is not a column', async () => {
+    await expectFinding(
+      `tables:
+  users_targets:
+    strategy: explode
+    parent_column: user_id
+    arrays:
+      - field: targets
+        item_column: targetid # HERE
+        constants: { type: basic }${explodeColumns}
+`,
+      { code: 'unknown_column', key: 'item_column', says: ['"targetid" is not a column', 'did you mean "target_id"'] },
+    );
+  });
+
+  test('constant column that is not a column', async () => {
+    await expectFinding(
+      `tables:
+  users_targets:
+    strategy: explode
+    parent_column: user_id
+    arrays:
+      - field: targets
+        item_column: target_id
+        constants: { kind: basic } # HERE${explodeColumns}
+`,
+      { code: 'unknown_column', key: 'kind', says: ['constant column "kind" is not a column'] },
+    );
+  });
+
+  test('an array that leaves a NOT NULL constant column empty', async () => {
+    await expectFinding(
+      `tables:
+  users_targets:
+    strategy: explode
+    parent_column: user_id
+    arrays:
+      - field: targets
+        item_column: target_id
+        constants: { type: basic }
+      - field: health_targets # HERE
+        item_column: target_id${explodeColumns}
+`,
+      { code: 'constant_missing', key: 'health_targets', says: ['sets no constant for column "type"', 'NOT NULL'] },
+    );
+  });
+
+  test('explode keys on an upsert table', async () => {
+    await expectFinding(
+      `tables:
+  users:
+    include_base: true
+    parent_column: id # HERE
+    export_order: 1
+`,
+      { code: 'not_for_strategy', key: 'parent_column', says: ['only applies to `strategy: explode`'] },
+    );
+  });
+
+  const dedupeColumns = `
+    columns:
+      - name: id
+        sql_type: SERIAL
+        primary_key: true
+      - name: user_id
+        sql_type: VARCHAR
+        nullable: false
+      - name: day
+        sql_type: DATE
+        nullable: false
+      - name: updated_at
+        sql_type: TIMESTAMP
+        nullable: false
+    unique_constraints:
+      - [user_id, day]
+    export_order: 3`;
+
+  test('dedupe without dedupe_key', async () => {
+    await expectFinding(
+      `tables:
+  users_logbook: # HERE
+    strategy: dedupe
+    latest_by: updated_at${dedupeColumns}
+`,
+      { code: 'strategy_missing_key', key: 'dedupe_key', says: ['strategy: dedupe needs "dedupe_key"'] },
+    );
+  });
+
+  test('dedupe without latest_by', async () => {
+    await expectFinding(
+      `tables:
+  users_logbook: # HERE
+    strategy: dedupe
+    dedupe_key: [user_id, day]${dedupeColumns}
+`,
+      { code: 'strategy_missing_key', key: 'latest_by', says: ['needs "latest_by"'] },
+    );
+  });
+
+  test('dedupe_key column that is not a column', async () => {
+    await expectFinding(
+      `tables:
+  users_logbook:
+    strategy: dedupe
+    dedupe_key:
+      - user_id
+      - date # HERE
+    latest_by: updated_at${dedupeColumns}
+`,
+      { code: 'unknown_column', key: 'dedupe_key', says: ['"date" is not a column'] },
+    );
+  });
+
+  test('dedupe_key that is no unique constraint', async () => {
+    await expectFinding(
+      `tables:
+  users_logbook:
+    strategy: dedupe
+    dedupe_key: [user_id] # HERE
+    latest_by: updated_at${dedupeColumns}
+`,
+      { code: 'dedupe_key_not_unique', key: 'dedupe_key', says: ['must also be the primary key or a unique constraint'] },
+    );
+  });
+
+  test('a cycle in the foreign keys is named', async () => {
+    await expectFinding(
+      `tables:
+  a:
+    include_base: true
+    additional_columns:
+      - name: b_id
+        sql_type: VARCHAR
+        foreign_key: b(id) # HERE
+      - name: parent_id
+        sql_type: VARCHAR
+        foreign_key: a(id)
+    export_order: 1
+  b:
+    include_base: true
+    additional_columns:
+      - name: a_id
+        sql_type: VARCHAR
+        foreign_key: a(id)
+    export_order: 1
+`,
+      { code: 'fk_cycle', key: 'foreign_key', says: ['a → b → a'] },
+    );
+  });
+
+  test('export_order that contradicts the foreign keys', async () => {
+    const f = await expectFinding(
+      `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        foreign_key: companies(id)
+    export_order: 0 # HERE
+`,
+      { code: 'export_order_conflict', key: 'export_order', says: ['"users" before "companies" (export_order 1)', 'foreign_key at line 14', 'at least 1'] },
+    );
+    assert.deepEqual(f.path, ['tables', 'users', 'export_order']);
+  });
+
+  test('truncate_before_import without force_reimport', async () => {
+    await expectFinding(
+      `tables:
+  companies:
+    include_base: true
+    truncate_before_import: true # HERE
+    export_order: 1
+`,
+      { code: 'truncate_without_force', key: 'truncate_before_import', says: ['force_reimport: true'] },
+    );
+  });
+
+  test('a table with neither primary key nor unique constraint', async () => {
+    await expectFinding(
+      `tables:
+  notes: # HERE
+    columns:
+      - name: text
+        sql_type: TEXT
+    export_order: 1
+`,
+      { code: 'no_key', key: 'notes', says: ['neither a primary key nor a unique constraint'] },
+    );
+  });
+
+  test('primary_key on a table with include_base', async () => {
+    await expectFinding(
+      `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: code
+        sql_type: VARCHAR
+        primary_key: true # HERE
+    export_order: 1
+`,
+      { code: 'primary_key_with_base', key: 'primary_key', says: ['include_base already makes `id` the primary key'] },
+    );
+  });
+
+  test('an invalid timezone', async () => {
+    await expectFinding(`settings:\n  timezone: Europe/Pariss # HERE\ntables:${companies}\n`, {
+      code: 'bad_timezone',
+      key: 'timezone',
+      says: ['unknown time zone "Europe/Pariss"', 'did you mean "Europe/Paris"'],
+    });
+  });
+
+  test('a bad settings value', async () => {
+    await expectFinding(`settings:\n  nul_character: drop # HERE\ntables:${companies}\n`, {
+      code: 'bad_value',
+      key: 'nul_character',
+      says: ['expected one of: reject, strip'],
+    });
+  });
+
+  test('a bad date_threshold', async () => {
+    await expectFinding(`settings:\n  date_threshold: last year # HERE\ntables:${companies}\n`, {
+      code: 'bad_value',
+      key: 'date_threshold',
+      says: ['2024-01-31'],
+    });
+  });
+
+  test('an unknown strategy', async () => {
+    await expectFinding(
+      `tables:
+  companies:
+    include_base: true
+    strategy: merge # HERE
+    export_order: 1
+`,
+      { code: 'bad_value', key: 'strategy', says: ['expected one of: upsert, explode, dedupe'] },
+    );
+  });
+
+  test('a bad filter operator', async () => {
+    await expectFinding(
+      `tables:
+  companies:
+    include_base: true
+    filter:
+      kind: { $gt: 3 } # HERE
+    export_order: 1
+`,
+      { code: 'bad_filter', key: '$gt', says: ['unknown filter operator "$gt"', '$in'] },
+    );
+  });
+
+  test('a filter operator with the wrong argument', async () => {
+    await expectFinding(
+      `tables:
+  companies:
+    include_base: true
+    filter: { kind: { $in: menu } } # HERE
+    export_order: 1
+`,
+      { code: 'bad_filter', key: '$in', says: ['$in expects a list of values'] },
+    );
+  });
+
+  test('a table name reserved for the state tables', async () => {
+    await expectFinding(`tables:\n  etl_runs: # HERE\n    include_base: true\n    export_order: 1\n`, {
+      code: 'reserved_table',
+      key: 'etl_runs',
+      says: ['reserved'],
+    });
+  });
+
+  test('YAML syntax errors (a table defined twice) carry their line', async () => {
+    await expectFinding(`tables:${companies}\n  companies: # HERE\n    include_base: true\n    export_order: 1\n`, {
+      code: 'yaml_syntax',
+      key: 'unique',
+      says: [/unique/i],
+    });
+  });
+
+  test('every finding is reported at once, sorted by line', async () => {
+    const { error } = await load(`settings:
+  batch_size: 0
+tables:
+  companies:
+    include_base: yes
+    export_order: 1
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        foreign_key: nope(id)
+    export_order: 2
+`);
+    assert.deepEqual(
+      error.findings.map((f) => [f.line, f.code]),
+      [
+        [2, 'bad_value'],
+        [5, 'wrong_kind'],
+        [12, 'unknown_table'],
+      ],
+    );
+    assert.match(error.message, /3 errors/);
+  });
+
+  test('a missing file is a ConfigError naming it', async () => {
+    const missing = path.join(dir, 'nope.yaml');
+    await assert.rejects(loadPipeline(missing), (e: unknown) => e instanceof ConfigError && e.message.includes(missing) && e.exitCode === 2);
+  });
+});
