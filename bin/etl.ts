@@ -2,7 +2,7 @@
 import process from 'node:process';
 import type { Command, CommandContext } from './command.ts';
 import { renderError } from './render-error.ts';
-import { UsageError } from '../model/errors.ts';
+import { EtlError, UsageError } from '../model/errors.ts';
 
 // Each command lives in bin/commands/<name>.ts and is loaded only when called.
 const commands: Record<string, () => Promise<{ default: Command }>> = {
@@ -52,7 +52,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const onSignal = (sig: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(130); // a second Ctrl-C: leave now
     process.stderr.write(`\n${sig} received: stopping (press Ctrl-C again to quit at once)\n`);
-    controller.abort(new UsageError('interrupted', `interrupted by ${sig}`));
+    // An interrupted run is a failed run (exit 1): the stages clean up and leave nothing half-done.
+    controller.abort(new EtlError('interrupted', `interrupted by ${sig}`));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -33,12 +33,27 @@ export interface SshConfig {
   readonly passphrase: string | null;
   readonly knownHostsFile: string | null;
   readonly hostKeyFingerprint: string | null;
+  /** SSH_AUTH_SOCK: keys held by a running ssh-agent are tried too. */
+  readonly agentSocket: string | null;
 }
 
 export interface RemoteConfig {
   readonly ssh: SshConfig;
   readonly mongo: MongoConfig;
   readonly postgres: PostgresConfig;
+  /** REMOTE_MONGODUMP_COMMAND: how `etl refresh mongo` runs mongodump on the server (a shell fragment). */
+  readonly mongodumpCommand: string;
+}
+
+/** Defaults of `etl refresh postgres` (the original tool's POSTGRES_* filter variables). */
+export interface RefreshConfig {
+  readonly includeTables: readonly string[];
+  readonly excludeTables: readonly string[];
+  readonly includeSchemas: readonly string[];
+  readonly excludeSchemas: readonly string[];
+  readonly excludeTableData: readonly string[];
+  /** PG_BIN_DIR: where pg_dump/pg_restore live when the ones on PATH do not fit the server. */
+  readonly pgBinDir: string | null;
 }
 
 export interface EtlConfig {
@@ -46,10 +61,13 @@ export interface EtlConfig {
   readonly pipelineFile: string;
   readonly stagingDir: string;
   readonly mongo: MongoConfig;
+  /** False when MONGODB_URL came from the built-in default (no flag, environment or .env named one). */
+  readonly mongoUrlConfigured: boolean;
   readonly postgres: PostgresConfig;
   readonly transferSource: Side;
   readonly transferDestination: Side;
   readonly remote: RemoteConfig;
+  readonly refresh: RefreshConfig;
   /** GLOBAL_DATE_THRESHOLD: overrides settings.date_threshold of pipeline.yaml. */
   readonly globalDateThreshold: Date | null;
   /** Every secret value, so error text can be scrubbed of them. */
@@ -118,6 +136,7 @@ export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): Etl
       passphrase: get('REMOTE_SERVER_KEY_PASSPHRASE') ?? null,
       knownHostsFile: get('REMOTE_SERVER_KNOWN_HOSTS') ?? null,
       hostKeyFingerprint: get('REMOTE_SERVER_HOST_KEY') ?? null,
+      agentSocket: get('SSH_AUTH_SOCK') ?? null,
     },
     mongo: {
       url: get('REMOTE_MONGODB_URL') ?? 'mongodb://localhost:27017',
@@ -125,13 +144,25 @@ export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): Etl
     },
     postgres: {
       connectionString: null,
-      host: 'localhost',
+      // As seen from the SSH server: the tunnel's far end.
+      host: get('REMOTE_POSTGRES_HOST') ?? 'localhost',
       port: int('REMOTE_POSTGRES_PORT', 5432),
       database: get('REMOTE_POSTGRES_DATABASE') ?? postgres.database,
       user: get('REMOTE_POSTGRES_USER') ?? postgres.user,
       password: get('REMOTE_POSTGRES_PASSWORD') ?? null,
     },
+    mongodumpCommand: get('REMOTE_MONGODUMP_COMMAND') ?? 'mongodump',
   };
+  const list = (name: string): readonly string[] =>
+    Object.freeze((get(name) ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+  const refresh: RefreshConfig = Object.freeze({
+    includeTables: list('POSTGRES_INCLUDE_TABLES'),
+    excludeTables: list('POSTGRES_EXCLUDE_TABLES'),
+    includeSchemas: list('POSTGRES_INCLUDE_SCHEMAS'),
+    excludeSchemas: list('POSTGRES_EXCLUDE_SCHEMAS'),
+    excludeTableData: list('POSTGRES_EXCLUDE_DATA_TABLES'),
+    pgBinDir: get('PG_BIN_DIR') ?? null,
+  });
 
   const thresholdRaw = get('GLOBAL_DATE_THRESHOLD');
   let globalDateThreshold: Date | null = null;
@@ -157,10 +188,12 @@ export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): Etl
     pipelineFile: path.resolve(cwd, flags.pipeline ?? get('ETL_PIPELINE') ?? 'pipeline.yaml'),
     stagingDir: path.resolve(cwd, flags.staging ?? get('ETL_STAGING') ?? 'staging'),
     mongo: Object.freeze(mongo),
+    mongoUrlConfigured: (flags.mongoUrl ?? get('MONGODB_URL')) !== undefined,
     postgres: Object.freeze(postgres),
     transferSource: side('TRANSFER_SOURCE'),
     transferDestination: side('TRANSFER_DESTINATION'),
     remote: Object.freeze(remote),
+    refresh,
     globalDateThreshold,
     secrets: Object.freeze(secrets),
   });

@@ -1,0 +1,207 @@
+// `etl refresh mongo`: runs mongodump ON the remote server over SSH and streams its gzipped archive
+// into <out>/<timestamp>-<db>.archive.gz (written as .partial, renamed only when mongodump exited 0
+// and the bytes are a gzipped mongodump archive). `etl extract --source <file>` reads it directly;
+// with `restore`, the local mongorestore loads it into the local MongoDB.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import type { EtlConfig } from '../connect/config.ts';
+import { describeMongo } from '../connect/config.ts';
+import { redactText } from '../connect/redact.ts';
+import { openSshSession } from '../connect/ssh-session.ts';
+import { EtlError, SourceError } from '../model/errors.ts';
+import { AtomicFileSink } from '../staging/atomic-file.ts';
+import { newRunId } from '../staging/run-folder.ts';
+import { ByteMeter, collectTail, type ByteProgress } from './byte-meter.ts';
+import { findOnPath, runChild } from './local-tools.ts';
+import { shellQuote } from './shell-quote.ts';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export type MongoRefreshProgress =
+  | ({ readonly phase: 'connect' } & Partial<ByteProgress>)
+  | ({ readonly phase: 'download' } & ByteProgress)
+  | ({ readonly phase: 'restore' } & Partial<ByteProgress>);
+
+export interface MongoRefreshOptions {
+  readonly config: EtlConfig;
+  /** Folder for the archive (default <staging>/dumps). */
+  readonly outDir?: string;
+  /** Also restore into the local MongoDB (config.mongo) with the local mongorestore. */
+  readonly restore?: boolean;
+  /** Environment of local child processes (PATH). */
+  readonly env: Env;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: MongoRefreshProgress) => void;
+  readonly now?: Date;
+}
+
+export interface MongoRefreshReport {
+  readonly kind: 'mongo';
+  readonly server: string;
+  readonly hostKeyFingerprint: string;
+  readonly database: string;
+  readonly file: string;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly seconds: number;
+  readonly bytesPerSecond: number;
+  readonly restored: { readonly into: string; readonly database: string } | null;
+}
+
+const ARCHIVE_MAGIC = Buffer.from([0x6d, 0xe2, 0x99, 0x81]); // 0x8199e26d, little-endian
+
+/**
+ * The URI mongodump gets. mongodump refuses a --db that differs from the URI's database; that path
+ * is then only where the credentials live, so it moves to authSource.
+ */
+export function mongodumpUri(url: string, database: string): string {
+  const m = /^(mongodb(?:\+srv)?:\/\/)(?:([^@/]*)@)?([^/?]*)(?:\/([^?]*))?(?:\?(.*))?$/.exec(url);
+  if (!m) return url;
+  const [, scheme, auth, hosts, pathDb, query] = m;
+  const urlDb = pathDb ? decodeURIComponent(pathDb) : '';
+  if (!urlDb || urlDb === database) return url;
+  const params = new URLSearchParams(query ?? '');
+  if (auth && !params.has('authSource')) params.set('authSource', urlDb);
+  const q = params.toString();
+  return `${scheme}${auth ? `${auth}@` : ''}${hosts}/${q ? `?${q}` : ''}`;
+}
+
+export function mongodumpCommand(command: string, database: string, uri: string): string {
+  return `${command} --archive --gzip --db=${shellQuote(database)} --uri=${shellQuote(uri)}`;
+}
+
+function fileSafe(name: string): string {
+  return name.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+export async function runMongoRefresh(o: MongoRefreshOptions): Promise<MongoRefreshReport> {
+  const { config, signal } = o;
+  const database = config.remote.mongo.database;
+  const secrets = config.secrets;
+  // Before any download: a restore that cannot happen must not cost a production dump.
+  const mongorestore = o.restore ? await findOnPath('mongorestore', o.env) : null;
+  if (o.restore && !mongorestore) {
+    throw new EtlError('mongorestore_missing', '--restore needs mongorestore, which is not installed here (not found on PATH)', {
+      hint: 'install the MongoDB Database Tools (mongodb-database-tools), or drop --restore: `etl extract --source <archive>` reads the archive without a local MongoDB',
+    });
+  }
+
+  const outDir = path.resolve(config.cwd, o.outDir ?? path.join(config.stagingDir, 'dumps'));
+  await mkdir(outDir, { recursive: true });
+  const file = path.join(outDir, `${newRunId(o.now ?? new Date())}-${fileSafe(database)}.archive.gz`);
+
+  o.onProgress?.({ phase: 'connect' });
+  const session = await openSshSession({ ssh: config.remote.ssh, signal });
+  const started = Date.now();
+  let sink: AtomicFileSink | null = null;
+  try {
+    const command = mongodumpCommand(config.remote.mongodumpCommand, database, mongodumpUri(config.remote.mongo.url, database));
+    const { channel, exit } = await session.exec(command);
+    // On abort: SIGTERM to the remote mongodump (OpenSSH ≥ 7.9 honours signal requests), then
+    // closing the channel, which also ends it with SIGPIPE on its next write.
+    const onAbort = (): void => {
+      try {
+        channel.signal('TERM');
+      } catch {
+        // the channel may already be closing
+      }
+      channel.destroy();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const stderr = collectTail(channel.stderr).catch(() => '');
+    sink = new AtomicFileSink(file);
+    const meter = new ByteMeter((p) => o.onProgress?.({ phase: 'download', ...p }), { keepHead: 64 * 1024 });
+    let streamError: unknown = null;
+    try {
+      await pipeline(channel, meter, sink, { signal });
+    } catch (err) {
+      streamError = err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    signal?.throwIfAborted();
+    const [result, errText] = await Promise.all([exit, stderr]);
+    const tail = redactText(errText, secrets);
+    if (result.code !== 0) {
+      const how = result.code === null ? (result.signal ? `was killed by ${result.signal}` : 'ended without an exit status (connection lost?)') : `exited with code ${result.code}`;
+      throw new SourceError('mongodump_failed', `mongodump on ${session.target} ${how}${tail ? `:\n${lastLines(tail, 12)}` : ''}`, {
+        hint:
+          result.code === 127
+            ? 'mongodump is not installed on the server (or not on its PATH): install mongodb-database-tools there, or set REMOTE_MONGODUMP_COMMAND (e.g. "docker exec mongo mongodump")'
+            : `check REMOTE_MONGODB_URL (as seen from the server) and REMOTE_MONGODB_DATABASE; ${describeMongo(config.remote.mongo)}`,
+      });
+    }
+    if (streamError) throw new SourceError('mongodump_stream_failed', `receiving the archive from ${session.target} failed: ${(streamError as Error).message}`, { cause: streamError });
+    checkArchiveHead(meter.head());
+    const figures = await sink.commit();
+    sink = null;
+    const seconds = (Date.now() - started) / 1000;
+
+    let restored: MongoRefreshReport['restored'] = null;
+    if (mongorestore) {
+      o.onProgress?.({ phase: 'restore' });
+      restored = await restoreArchive({ mongorestore, file, fromDb: database, config, env: o.env, signal });
+    }
+    return {
+      kind: 'mongo',
+      server: session.target,
+      hostKeyFingerprint: session.hostKey.fingerprint,
+      database,
+      file,
+      bytes: figures.bytes,
+      sha256: figures.sha256,
+      seconds,
+      bytesPerSecond: seconds > 0 ? Math.round(figures.bytes / seconds) : figures.bytes,
+      restored,
+    };
+  } finally {
+    await sink?.discard().catch(() => undefined);
+    await session.close();
+  }
+}
+
+/** A gzipped mongodump archive starts, once inflated, with the archive magic number. */
+function checkArchiveHead(head: Buffer): void {
+  let inflated: Buffer;
+  try {
+    inflated = zlib.gunzipSync(head, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+  } catch (err) {
+    throw new SourceError('mongodump_not_archive', `what mongodump sent is not gzip data (${(err as Error).message}); the partial file was removed`);
+  }
+  if (inflated.length < 4 || !inflated.subarray(0, 4).equals(ARCHIVE_MAGIC)) {
+    throw new SourceError('mongodump_not_archive', 'what mongodump sent is gzip but not a mongodump archive (magic number 0x8199e26d missing); the partial file was removed');
+  }
+}
+
+function lastLines(text: string, n: number): string {
+  return text.split('\n').slice(-n).map((l) => `  ${l}`).join('\n');
+}
+
+async function restoreArchive(o: {
+  mongorestore: string;
+  file: string;
+  fromDb: string;
+  config: EtlConfig;
+  env: Env;
+  signal?: AbortSignal;
+}): Promise<{ into: string; database: string }> {
+  const local = o.config.mongo;
+  const args = [
+    `--uri=${local.url}`,
+    `--archive=${o.file}`,
+    '--gzip',
+    '--drop',
+    `--nsInclude=${o.fromDb}.*`,
+    `--nsFrom=${o.fromDb}.*`,
+    `--nsTo=${local.database}.*`,
+  ];
+  const result = await runChild(o.mongorestore, args, { env: o.env, signal: o.signal, secrets: o.config.secrets });
+  if (result.code !== 0) {
+    throw new EtlError('mongorestore_failed', `mongorestore into ${describeMongo(local)} failed (exit ${result.code ?? result.signal}):\n${lastLines(redactText(result.stderr, o.config.secrets), 12)}`, {
+      hint: `the archive is kept: ${o.file}`,
+    });
+  }
+  return { into: describeMongo(local), database: local.database };
+}

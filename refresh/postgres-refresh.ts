@@ -1,0 +1,293 @@
+// `etl refresh postgres`: a copy of the remote PostgreSQL database replaces the local one. The
+// local pg_dump reads the remote database through an SSH tunnel into a custom-format file (whole
+// before anything local is touched), then pg_restore --clean --if-exists --no-owner loads it in
+// ONE transaction: it either replaces the dumped objects entirely or changes nothing.
+// Passwords reach pg_dump/pg_restore through PGPASSWORD, never the command line.
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { describePostgres, type EtlConfig, type PostgresConfig } from '../connect/config.ts';
+import { pgClientConfig } from '../connect/postgres.ts';
+import { redactText } from '../connect/redact.ts';
+import { openSshSession } from '../connect/ssh-session.ts';
+import { EtlError, SourceError, LoadError } from '../model/errors.ts';
+import { AtomicFileSink } from '../staging/atomic-file.ts';
+import { newRunId } from '../staging/run-folder.ts';
+import { ByteMeter, type ByteProgress } from './byte-meter.ts';
+import { pickPgTools, runChild } from './local-tools.ts';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export interface PgRefreshFilters {
+  /** pg_dump --table patterns: only these tables (and what they own). */
+  readonly includeTables: readonly string[];
+  /** pg_dump --exclude-table patterns. */
+  readonly excludeTables: readonly string[];
+  readonly includeSchemas: readonly string[];
+  readonly excludeSchemas: readonly string[];
+  /** pg_dump --exclude-table-data: structure only. */
+  readonly excludeTableData: readonly string[];
+}
+
+export type PgRefreshProgress =
+  | { readonly phase: 'connect' }
+  | ({ readonly phase: 'dump' } & ByteProgress)
+  | { readonly phase: 'restore'; readonly elapsedMs: number };
+
+export interface PgRefreshOptions {
+  readonly config: EtlConfig;
+  readonly filters: PgRefreshFilters;
+  /** Folder for the dump file (default <staging>/dumps). */
+  readonly outDir?: string;
+  /** Keep the dump file after a successful restore (default true: it is the audit trail). */
+  readonly keepDump?: boolean;
+  /** Environment of local child processes (PATH, LANG…); PGPASSWORD is added per process. */
+  readonly env: Env;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: PgRefreshProgress) => void;
+  readonly now?: Date;
+}
+
+export interface PgRefreshReport {
+  readonly kind: 'postgres';
+  readonly server: string;
+  readonly hostKeyFingerprint: string;
+  readonly remote: string;
+  readonly remoteServerVersion: string;
+  readonly local: string;
+  readonly localServerVersion: string;
+  readonly pgDump: string;
+  readonly pgDumpVersion: string;
+  readonly file: string | null;
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly dumpSeconds: number;
+  readonly restoreSeconds: number;
+  /**
+   * Tables the dump held, with their row counts read back from the local database; `data: false`
+   * for tables restored as structure only (--exclude-table-data).
+   */
+  readonly tables: readonly { readonly table: string; readonly rows: number; readonly data: boolean }[];
+}
+
+export function pgDumpFilterArgs(f: PgRefreshFilters): string[] {
+  return [
+    ...f.includeTables.map((t) => `--table=${t}`),
+    ...f.excludeTables.map((t) => `--exclude-table=${t}`),
+    ...f.includeSchemas.map((s) => `--schema=${s}`),
+    ...f.excludeSchemas.map((s) => `--exclude-schema=${s}`),
+    ...f.excludeTableData.map((t) => `--exclude-table-data=${t}`),
+  ];
+}
+
+/** libpq connection arguments and environment for a PostgresConfig, the password in PGPASSWORD only. */
+export function libpqArgs(p: PostgresConfig): { args: string[]; env: Record<string, string> } {
+  if (p.connectionString) {
+    const u = new URL(p.connectionString);
+    const password = u.password ? decodeURIComponent(u.password) : null;
+    u.password = '';
+    return { args: [`--dbname=${u.toString()}`], env: password ? { PGPASSWORD: password } : {} };
+  }
+  return {
+    args: [`--host=${p.host}`, `--port=${p.port}`, `--username=${p.user}`, `--dbname=${p.database}`],
+    env: p.password ? { PGPASSWORD: p.password } : {},
+  };
+}
+
+function fileSafe(name: string): string {
+  return name.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+async function withClient<T>(cfg: pg.ClientConfig, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ ...cfg, connectionTimeoutMillis: 15_000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function serverVersion(c: pg.Client): Promise<{ text: string; major: number }> {
+  const r = await c.query<{ v: string; n: string }>("SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n");
+  const row = r.rows[0]!;
+  return { text: row.v.split(' ')[0]!, major: Math.floor(Number(row.n) / 10000) };
+}
+
+/** The local database must exist for pg_restore; create it when it does not (nothing to lose then). */
+async function localServer(p: PostgresConfig, secrets: readonly string[]): Promise<{ text: string; major: number; created: boolean }> {
+  const cfg = pgClientConfig(p);
+  try {
+    return { ...(await withClient(cfg, serverVersion)), created: false };
+  } catch (err) {
+    if ((err as { code?: string }).code !== '3D000') {
+      throw new LoadError('postgres_unreachable', `cannot connect to the local PostgreSQL ${describePostgres(p)}: ${redactText((err as Error).message, secrets)}`, {
+        hint: 'check DATABASE_URL or POSTGRES_HOST/PORT/DATABASE/USER/PASSWORD',
+        cause: err,
+      });
+    }
+  }
+  const database = p.connectionString ? decodeURIComponent(new URL(p.connectionString).pathname.slice(1)) : p.database;
+  const admin = p.connectionString ? { ...cfg, connectionString: withDatabase(p.connectionString, 'postgres') } : { ...cfg, database: 'postgres' };
+  return withClient(admin, async (c) => {
+    await c.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+    return { ...(await serverVersion(c)), created: true };
+  });
+}
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(db)}`;
+  return u.toString();
+}
+
+export async function runPostgresRefresh(o: PgRefreshOptions): Promise<PgRefreshReport> {
+  const { config, signal } = o;
+  const secrets = config.secrets;
+  const remote = config.remote.postgres;
+  const remoteText = `postgresql://${remote.user}@${remote.host}:${remote.port}/${remote.database}`;
+  const localText = describePostgres(config.postgres);
+
+  o.onProgress?.({ phase: 'connect' });
+  const local = await localServer(config.postgres, secrets);
+  const outDir = path.resolve(config.cwd, o.outDir ?? path.join(config.stagingDir, 'dumps'));
+  await mkdir(outDir, { recursive: true });
+  const file = path.join(outDir, `${newRunId(o.now ?? new Date())}-${fileSafe(remote.database)}.pgdump`);
+
+  const session = await openSshSession({ ssh: config.remote.ssh, signal });
+  let sink: AtomicFileSink | null = null;
+  try {
+    const fwd = await session.forward(remote.host, remote.port);
+    const tunnelled: PostgresConfig = { ...remote, connectionString: null, host: '127.0.0.1', port: fwd.localPort };
+    let remoteVersion: { text: string; major: number };
+    try {
+      remoteVersion = await withClient(pgClientConfig(tunnelled), serverVersion);
+    } catch (err) {
+      throw new SourceError('remote_postgres_unreachable', `cannot connect to the remote PostgreSQL ${remoteText} through SSH ${session.target}: ${redactText((err as Error).message, secrets)}`, {
+        hint: 'check REMOTE_POSTGRES_PORT, REMOTE_POSTGRES_DATABASE, REMOTE_POSTGRES_USER and REMOTE_POSTGRES_PASSWORD',
+        cause: err,
+      });
+    }
+    const tools = await pickPgTools({ serverMajor: remoteVersion.major, serverVersion: remoteVersion.text, pgBinDir: config.refresh.pgBinDir, env: o.env });
+
+    // 1. Dump the remote database, whole, into a file.
+    const dumpStarted = Date.now();
+    const remoteConn = libpqArgs(tunnelled);
+    sink = new AtomicFileSink(file);
+    const meter = new ByteMeter((p) => o.onProgress?.({ phase: 'dump', ...p }));
+    const target = sink;
+    const dump = await runChild(tools.pgDump, ['--format=custom', '--no-password', ...remoteConn.args, ...pgDumpFilterArgs(o.filters)], {
+      env: { ...o.env, ...remoteConn.env, PGAPPNAME: 'etl refresh' },
+      signal,
+      secrets,
+      stdoutTo: (stdout) => pipeline(stdout, meter, target, { signal }),
+    });
+    if (dump.code !== 0) {
+      throw new SourceError('pg_dump_failed', `pg_dump of ${remoteText} failed (exit ${dump.code ?? dump.signal}):\n${indent(dump.stderr)}`, {
+        hint: o.filters.includeTables.length ? 'a --include-table pattern that matches no table makes pg_dump fail' : undefined,
+      });
+    }
+    const figures = await sink.commit();
+    sink = null;
+    const dumpSeconds = (Date.now() - dumpStarted) / 1000;
+    // The tunnel is no longer needed: close it before the (possibly long) restore.
+    await session.close();
+
+    // 2. Restore into the local database in one transaction.
+    const restoreStarted = Date.now();
+    const tick = setInterval(() => o.onProgress?.({ phase: 'restore', elapsedMs: Date.now() - restoreStarted }), 1000);
+    const localConn = libpqArgs(config.postgres);
+    let restore;
+    try {
+      o.onProgress?.({ phase: 'restore', elapsedMs: 0 });
+      restore = await runChild(
+        tools.pgRestore,
+        ['--clean', '--if-exists', '--no-owner', '--no-acl', '--single-transaction', '--exit-on-error', '--no-password', ...localConn.args, file],
+        { env: { ...o.env, ...localConn.env, PGAPPNAME: 'etl refresh' }, signal, secrets },
+      );
+    } finally {
+      clearInterval(tick);
+    }
+    if (restore.code !== 0) {
+      throw new LoadError('pg_restore_failed', `pg_restore into ${localText} failed (exit ${restore.code ?? restore.signal}); it ran in one transaction, so the local database is unchanged:\n${indent(restore.stderr)}`, {
+        hint: `the dump is kept: ${file}`,
+      });
+    }
+    const restoreSeconds = (Date.now() - restoreStarted) / 1000;
+
+    // 3. What arrived: the tables whose data the dump holds, counted in the local database.
+    const list = await listTables(tools.pgRestore, file, o.env, signal);
+    const tables = await withClient(pgClientConfig(config.postgres), async (c) => {
+      const out: { table: string; rows: number; data: boolean }[] = [];
+      for (const t of list) {
+        const r = await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${pg.escapeIdentifier(t.schema)}.${pg.escapeIdentifier(t.table)}`);
+        out.push({ table: `${t.schema}.${t.table}`, rows: Number(r.rows[0]!.n), data: t.data });
+      }
+      return out;
+    });
+    const keep = o.keepDump ?? true;
+    if (!keep) await rm(file, { force: true });
+    return {
+      kind: 'postgres',
+      server: session.target,
+      hostKeyFingerprint: session.hostKey.fingerprint,
+      remote: `${remoteText} via SSH ${session.target}`,
+      remoteServerVersion: remoteVersion.text,
+      local: localText + (local.created ? ' (created)' : ''),
+      localServerVersion: local.text,
+      pgDump: tools.pgDump,
+      pgDumpVersion: tools.version.text,
+      file: keep ? file : null,
+      bytes: figures.bytes,
+      sha256: figures.sha256,
+      dumpSeconds,
+      restoreSeconds,
+      tables,
+    };
+  } finally {
+    await sink?.discard().catch(() => undefined);
+    await session.close();
+  }
+}
+
+/** `pg_restore --list`: the TABLE entries, and whether a TABLE DATA entry carries their rows. */
+async function listTables(pgRestore: string, file: string, env: Env, signal?: AbortSignal): Promise<{ schema: string; table: string; data: boolean }[]> {
+  const chunks: Buffer[] = [];
+  const r = await runChild(pgRestore, ['--list', file], {
+    env,
+    signal,
+    stdoutTo: (stdout) =>
+      pipeline(
+        stdout,
+        new Writable({
+          write(chunk: Buffer, _e, cb) {
+            chunks.push(chunk);
+            cb();
+          },
+        }),
+      ),
+  });
+  if (r.code !== 0) throw new EtlError('pg_restore_failed', `pg_restore --list ${file} failed: ${r.stderr}`);
+  const tables = new Map<string, { schema: string; table: string; data: boolean }>();
+  // e.g. `215; 1259 16386 TABLE public users postgres` and `3345; 0 16390 TABLE DATA public users postgres`
+  for (const line of Buffer.concat(chunks).toString('utf8').split('\n')) {
+    const m = /^\d+; \d+ \d+ TABLE (DATA )?(\S+) (\S+) /.exec(line);
+    if (!m) continue;
+    const key = `${m[2]}.${m[3]}`;
+    const entry = tables.get(key) ?? { schema: m[2]!, table: m[3]!, data: false };
+    if (m[1]) entry.data = true;
+    tables.set(key, entry);
+  }
+  return [...tables.values()];
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .slice(-15)
+    .map((l) => `  ${l}`)
+    .join('\n');
+}

@@ -1,0 +1,445 @@
+// `etl refresh mongo|postgres`, run as the real CLI, over a real OpenSSH server (test/remote/sshd.ts).
+//
+// mongo: the Debian repositories have no mongodb-database-tools, so REMOTE_MONGODUMP_COMMAND points
+// at test/remote/fake-mongodump.sh, which the SSH server runs like mongodump: it reads the FerretDB
+// database named by --db/--uri and writes a gzipped mongodump archive to stdout (and a copy of the
+// same bytes to --tee). The test checks the staged file is byte-identical to what the remote side
+// wrote, that extract's archive reader returns the FerretDB documents from it, and the failure paths.
+//
+// postgres: the remote database is a PostgreSQL of this machine's pg_dump major version
+// (test/remote/debian-postgres.ts) reached only through the SSH tunnel; the local one is the
+// harness's PostgreSQL 17.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { deserialize, Double, Int32, ObjectId } from 'bson';
+import { MongoClient } from 'mongodb';
+import pg from 'pg';
+import { readArchiveCollection, readArchiveHeader } from '../../extract/dump-archive.ts';
+import { useServers } from '../harness/index.ts';
+import { pgDumpMajor, startDebianPostgres, type DebianPostgres } from './debian-postgres.ts';
+import { startSshd, type Sshd } from './sshd.ts';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const servers = useServers();
+let sshd: Sshd;
+let remotePg: DebianPostgres;
+let work: string;
+let fakeMongodump: string;
+
+before(async () => {
+  [sshd, remotePg] = await Promise.all([startSshd(), startDebianPostgres()]);
+  work = await mkdtemp(path.join(os.tmpdir(), 'etl-refresh-'));
+  await chmod(work, 0o777);
+  fakeMongodump = path.join(work, 'fake-mongodump.sh');
+  // Runs as the SSH test user: node + tsx from this checkout.
+  await writeFile(fakeMongodump, `#!/bin/sh\ncd ${REPO} && exec node --import tsx ${REPO}/test/remote/fake-mongodump.ts "$@"\n`, { mode: 0o755 });
+});
+after(async () => {
+  await Promise.allSettled([sshd?.stop(), remotePg?.stop()]);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function etl(args: string[], env: Record<string, string>, cwd: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), ...args], {
+      cwd,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cwd, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function sshEnv(): Record<string, string> {
+  return {
+    REMOTE_SERVER_URL: '127.0.0.1',
+    REMOTE_SERVER_PORT: String(sshd.port),
+    REMOTE_SERVER_USER: sshd.user,
+    REMOTE_SERVER_KEY_FILE: sshd.userKeyFile,
+    REMOTE_SERVER_KNOWN_HOSTS: sshd.knownHostsFile,
+  };
+}
+
+async function caseDir(name: string): Promise<string> {
+  const dir = path.join(work, name.replace(/[^a-z0-9]+/gi, '_').slice(0, 60));
+  await mkdir(dir, { recursive: true, mode: 0o777 });
+  await chmod(dir, 0o777);
+  return dir;
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('etl refresh mongo', () => {
+  async function seed(t: { name: string }) {
+    const db = await servers.mongo.newDatabase(t.name);
+    const client = new MongoClient(db.url);
+    try {
+      await client.db(db.name).collection('users').insertMany([
+        { _id: new ObjectId('65f000000000000000000001'), email: 'a@example.com', age: new Int32(41), weight: new Double(70.5), created: new Date('2024-03-06T23:00:00Z') },
+        { _id: new ObjectId('65f000000000000000000002'), email: 'b@example.com', tags: ['x', 'y'], profile: { city: 'Paris' } },
+        { _id: new ObjectId('65f000000000000000000003'), email: 'c@example.com', active: false },
+      ]);
+      await client.db(db.name).collection('orders').insertMany([{ _id: 1, total: 12.5 } as never, { _id: 2, total: 7 } as never]);
+    } finally {
+      await client.close();
+    }
+    return db;
+  }
+
+  test('streams the remote mongodump archive into staging/dumps, byte for byte, readable by extract', async (t) => {
+    const db = await seed(t);
+    const cwd = await caseDir(t.name);
+    const tee = path.join(cwd, 'remote-side-copy.gz');
+    const r = await etl(['refresh', 'mongo', '--json'], {
+      ...sshEnv(),
+      REMOTE_MONGODUMP_COMMAND: `${fakeMongodump} --tee=${tee}`,
+      REMOTE_MONGODB_URL: `mongodb://127.0.0.1:${new URL(servers.mongo.url).port}/`,
+      REMOTE_MONGODB_DATABASE: db.name,
+    }, cwd);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { ok: boolean; file: string; bytes: number; sha256: string; database: string; hostKeyFingerprint: string; restored: null };
+    assert.equal(report.ok, true);
+    assert.equal(report.database, db.name);
+    assert.equal(report.hostKeyFingerprint, sshd.hostFingerprint);
+    assert.equal(path.dirname(report.file), path.join(cwd, 'staging', 'dumps'));
+    assert.match(path.basename(report.file), new RegExp(`^\\d{8}T\\d{9}Z-${db.name}\\.archive\\.gz$`));
+    assert.deepEqual(await readdir(path.dirname(report.file)), [path.basename(report.file)], 'no .partial left');
+
+    const got = await readFile(report.file);
+    const sent = await readFile(tee);
+    assert.ok(got.equals(sent), 'the staged archive is exactly what the remote command wrote');
+    assert.equal(report.bytes, got.length);
+    assert.equal(report.sha256, sha256(got));
+
+    const header = await readArchiveHeader(report.file);
+    assert.deepEqual(header.namespaces.map((n) => `${n.db}.${n.collection}`).sort(), [`${db.name}.orders`, `${db.name}.users`]);
+    const users = [];
+    for await (const raw of readArchiveCollection(report.file, db.name, 'users')) users.push(deserialize(raw.bytes, { promoteValues: false }));
+    assert.equal(users.length, 3);
+    assert.equal((users[0]!.email as { valueOf(): string }).valueOf(), 'a@example.com');
+    assert.ok(users[0]!.age instanceof Int32);
+    assert.ok(users[0]!.weight instanceof Double);
+    let orders = 0;
+    for await (const _ of readArchiveCollection(report.file, db.name, 'orders')) orders++;
+    assert.equal(orders, 2);
+  });
+
+  test('progress on stderr, the summary on stdout, --out honoured', async (t) => {
+    const db = await seed(t);
+    const cwd = await caseDir(t.name);
+    const out = path.join(cwd, 'elsewhere');
+    const r = await etl(['refresh', 'mongo', '--out', out], {
+      ...sshEnv(),
+      REMOTE_MONGODUMP_COMMAND: fakeMongodump,
+      REMOTE_MONGODB_URL: `mongodb://127.0.0.1:${new URL(servers.mongo.url).port}/`,
+      REMOTE_MONGODB_DATABASE: db.name,
+    }, cwd);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /receiving archive: [\d.]+ (B|KiB|MiB) \([\d.]+ (B|KiB|MiB)\/s\)/);
+    const files = await readdir(out);
+    assert.equal(files.length, 1);
+    assert.ok(r.stdout.includes(`read it with: etl extract --source ${path.join(out, files[0]!)}`), r.stdout);
+    assert.match(r.stdout, new RegExp(`sha256 ${sha256(await readFile(path.join(out, files[0]!)))}`));
+  });
+
+  test('a failing remote mongodump: exit 1 with its exit code and stderr, no file, no password shown', async (t) => {
+    const cwd = await caseDir(t.name);
+    const r = await etl(['refresh', 'mongo'], {
+      ...sshEnv(),
+      // Echoes its arguments (which hold the URI and its password) to stderr, then fails.
+      REMOTE_MONGODUMP_COMMAND: `sh -c 'echo "Failed: connection refused for $*" >&2; exit 3' mongodump`,
+      REMOTE_MONGODB_URL: 'mongodb://appuser:Sup3rSecretPw@localhost:27017/admin',
+      REMOTE_MONGODB_DATABASE: 'wappizy',
+    }, cwd);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /mongodump on .* exited with code 3/);
+    assert.match(r.stderr, /Failed: connection refused/);
+    assert.ok(!r.stderr.includes('Sup3rSecretPw') && !r.stdout.includes('Sup3rSecretPw'), r.stderr);
+    assert.match(r.stderr, /authSource=admin/, 'the URI database moved to authSource so --db may differ');
+    assert.deepEqual(existsSync(path.join(cwd, 'staging', 'dumps')) ? await readdir(path.join(cwd, 'staging', 'dumps')) : [], []);
+  });
+
+  test('mongodump missing on the server (exit 127): says so and how to point at it', async (t) => {
+    const cwd = await caseDir(t.name);
+    const r = await etl(['refresh', 'mongo'], { ...sshEnv(), REMOTE_MONGODUMP_COMMAND: 'etl-no-such-mongodump', REMOTE_MONGODB_DATABASE: 'x' }, cwd);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /exited with code 127/);
+    assert.match(r.stderr, /not installed on the server.*REMOTE_MONGODUMP_COMMAND/s);
+  });
+
+  test('--restore: asks first (refuses without a terminal), and without mongorestore stops before downloading', async (t) => {
+    const cwd = await caseDir(t.name);
+    const env = { ...sshEnv(), REMOTE_MONGODUMP_COMMAND: fakeMongodump, REMOTE_MONGODB_DATABASE: 'x', PATH: '/usr/bin:/bin' };
+    const refused = await etl(['refresh', 'mongo', '--restore'], env, cwd);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /refusing to replace the local MongoDB database .* not running on a terminal/);
+    assert.match(refused.stderr, /--yes/);
+    const r = await etl(['refresh', 'mongo', '--restore', '--yes'], env, cwd);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /mongorestore, which is not installed here/);
+    assert.ok(!existsSync(path.join(cwd, 'staging', 'dumps')) || (await readdir(path.join(cwd, 'staging', 'dumps'))).length === 0);
+  });
+
+  test('Ctrl-C while receiving: stops at once, removes the partial file, ends the remote command', async (t) => {
+    const cwd = await caseDir(t.name);
+    const pidFile = path.join(cwd, 'remote.pid');
+    const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), 'refresh', 'mongo'], {
+      cwd,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: cwd,
+        ...sshEnv(),
+        // Sends a gzip header (so a .partial exists), records its pid, then hangs like a slow dump.
+        REMOTE_MONGODUMP_COMMAND: `sh -c 'echo $$ > ${pidFile}; printf "\\037\\213"; exec sleep 60' mongodump`,
+        REMOTE_MONGODB_DATABASE: 'x',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    const deadline = Date.now() + 20_000;
+    while (!existsSync(pidFile) || !existsSync(path.join(cwd, 'staging', 'dumps'))) {
+      assert.ok(Date.now() < deadline, `the remote command never started: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const remotePid = Number((await readFile(pidFile, 'utf8')).trim());
+    const started = Date.now();
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.ok(Date.now() - started < 5_000, 'stopped promptly');
+    assert.notEqual(code, 0);
+    assert.match(stderr, /SIGINT received/);
+    assert.deepEqual(await readdir(path.join(cwd, 'staging', 'dumps')), [], 'no partial file left');
+    const alive = () => {
+      try {
+        process.kill(remotePid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const until = Date.now() + 5_000;
+    while (alive() && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(alive(), false, 'the remote command was ended');
+  });
+
+  test('usage errors exit 2', async (t) => {
+    const cwd = await caseDir(t.name);
+    assert.equal((await etl(['refresh'], {}, cwd)).code, 2);
+    assert.equal((await etl(['refresh', 'mysql'], {}, cwd)).code, 2);
+    assert.equal((await etl(['refresh', 'mongo', '--include-table', 'x'], {}, cwd)).code, 2);
+    assert.equal((await etl(['refresh', 'postgres', '--bogus'], {}, cwd)).code, 2);
+    const noSsh = await etl(['refresh', 'mongo'], {}, cwd);
+    assert.equal(noSsh.code, 2);
+    assert.match(noSsh.stderr, /REMOTE_SERVER_URL is not set/);
+  });
+});
+
+describe('etl refresh postgres', () => {
+  async function seedRemote(name: string): Promise<string> {
+    const admin = new pg.Client({ connectionString: remotePg.url('postgres') });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+    await admin.end();
+    const c = new pg.Client({ connectionString: remotePg.url(name) });
+    await c.connect();
+    await c.query(`
+      CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL, "order" int);
+      CREATE TABLE orders (id int PRIMARY KEY, user_id int NOT NULL REFERENCES users(id), amount numeric(10,2));
+      CREATE TABLE logs (id int PRIMARY KEY, msg text);
+      INSERT INTO users (email, "order") VALUES ('a@example.com', 1), ('b@example.com', 2), ('c@example.com', NULL);
+      INSERT INTO orders VALUES (1, 1, 12.50), (2, 3, 7.00);
+      INSERT INTO logs SELECT g, 'line ' || g FROM generate_series(1, 1000) g;
+    `);
+    await c.end();
+    return name;
+  }
+
+  async function seedLocal(t: { name: string }, extra = ''): Promise<string> {
+    const url = await servers.postgres.createDatabase(t.name);
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query(`
+      CREATE TABLE users (id int PRIMARY KEY, email text);
+      INSERT INTO users VALUES (100, 'stale@example.com');
+      CREATE TABLE local_only (id int);
+      INSERT INTO local_only VALUES (1), (2);
+      ${extra}
+    `);
+    await c.end();
+    return url;
+  }
+
+  function pgEnv(localUrl: string, remoteDb: string): Record<string, string> {
+    return {
+      ...sshEnv(),
+      DATABASE_URL: localUrl,
+      REMOTE_POSTGRES_HOST: '127.0.0.1',
+      REMOTE_POSTGRES_PORT: String(remotePg.port),
+      REMOTE_POSTGRES_DATABASE: remoteDb,
+      REMOTE_POSTGRES_USER: 'postgres',
+      REMOTE_POSTGRES_PASSWORD: remotePg.password,
+    };
+  }
+
+  async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      return (await c.query<T>(sql)).rows;
+    } finally {
+      await c.end();
+    }
+  }
+
+  test('--include-table: those tables replace the local ones, the rest of the local database stays', async (t) => {
+    const remoteDb = await seedRemote('refresh_include');
+    const localUrl = await seedLocal(t);
+    const cwd = await caseDir(t.name);
+    const r = await etl(['refresh', 'postgres', '--yes', '--json', '--include-table', 'users', '--include-table', 'orders'], pgEnv(localUrl, remoteDb), cwd);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { tables: { table: string; rows: number }[]; file: string; bytes: number; sha256: string; remoteServerVersion: string; pgDumpVersion: string };
+    assert.deepEqual([...report.tables].sort((a, b) => a.table.localeCompare(b.table)), [
+      { table: 'public.orders', rows: 2, data: true },
+      { table: 'public.users', rows: 3, data: true },
+    ]);
+    assert.equal(Number(report.remoteServerVersion.split('.')[0]), remotePg.major);
+    const dump = await readFile(report.file);
+    assert.equal(dump.subarray(0, 5).toString('latin1'), 'PGDMP', 'a pg_dump custom-format file');
+    assert.equal(report.bytes, dump.length);
+    assert.equal(report.sha256, sha256(dump));
+
+    assert.deepEqual(await query(localUrl, 'SELECT id, email, "order" FROM users ORDER BY id'), [
+      { id: 1, email: 'a@example.com', order: 1 },
+      { id: 2, email: 'b@example.com', order: 2 },
+      { id: 3, email: 'c@example.com', order: null },
+    ]);
+    assert.deepEqual(await query(localUrl, 'SELECT id, user_id, amount FROM orders ORDER BY id'), [
+      { id: 1, user_id: 1, amount: '12.50' },
+      { id: 2, user_id: 3, amount: '7.00' },
+    ]);
+    assert.deepEqual(await query(localUrl, "SELECT to_regclass('public.logs') AS t"), [{ t: null }], 'an excluded table is not brought over');
+    assert.deepEqual(await query(localUrl, 'SELECT count(*)::int AS n FROM local_only'), [{ n: 2 }], 'objects outside the dump are untouched');
+    for (const secret of [remotePg.password, servers.postgres.password]) {
+      assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), 'no password printed');
+    }
+  });
+
+  test('--exclude-table (and the POSTGRES_EXCLUDE_TABLES default): everything but that table', async (t) => {
+    const remoteDb = await seedRemote('refresh_exclude');
+    const localUrl = await seedLocal(t);
+    const cwd = await caseDir(t.name);
+    const r = await etl(['refresh', 'postgres', '--yes', '--exclude-table', 'orders'], { ...pgEnv(localUrl, remoteDb), POSTGRES_EXCLUDE_DATA_TABLES: 'logs' }, cwd);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /public\.users\s+3/);
+    assert.match(r.stdout, /public\.logs \(structure only\)\s+0/);
+    assert.match(r.stdout, /2 tables restored/);
+    assert.deepEqual(await query(localUrl, "SELECT to_regclass('public.orders') AS t"), [{ t: null }]);
+    assert.deepEqual(await query(localUrl, 'SELECT count(*)::int AS n FROM logs'), [{ n: 0 }], 'POSTGRES_EXCLUDE_DATA_TABLES: structure only');
+    assert.deepEqual(await query(localUrl, 'SELECT count(*)::int AS n FROM users'), [{ n: 3 }]);
+    assert.match(r.stderr, /pg_restore: \d+ s|pg_dump: /, 'progress on stderr');
+
+    const viaEnv = await etl(['refresh', 'postgres', '--yes', '--json'], { ...pgEnv(localUrl, remoteDb), POSTGRES_EXCLUDE_TABLES: 'orders,logs' }, cwd);
+    assert.equal(viaEnv.code, 0, viaEnv.stderr);
+    assert.deepEqual((JSON.parse(viaEnv.stdout) as { tables: { table: string }[] }).tables.map((x) => x.table), ['public.users']);
+  });
+
+  test('without --yes and without a terminal: refuses with exit 2 and changes nothing', async (t) => {
+    const remoteDb = await seedRemote('refresh_refuse');
+    const localUrl = await seedLocal(t);
+    const cwd = await caseDir(t.name);
+    const r = await etl(['refresh', 'postgres'], pgEnv(localUrl, remoteDb), cwd);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /refusing to replace the local PostgreSQL database .* not running on a terminal/);
+    assert.match(r.stderr, /pass --yes/);
+    assert.deepEqual(await query(localUrl, 'SELECT id FROM users'), [{ id: 100 }]);
+  });
+
+  test('on a terminal it asks first: "n" changes nothing, "y" refreshes', async (t) => {
+    const remoteDb = await seedRemote('refresh_tty');
+    const localUrl = await seedLocal(t);
+    const cwd = await caseDir(t.name);
+    const { default: refresh } = await import('../../bin/commands/refresh.ts');
+    const { PassThrough } = await import('node:stream');
+    const answer = async (text: string, argv: string[]) => {
+      const stdin = Object.assign(new PassThrough(), { isTTY: true });
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let out = '';
+      let err = '';
+      stdout.setEncoding('utf8').on('data', (x: string) => (out += x));
+      stderr.setEncoding('utf8').on('data', (x: string) => {
+        err += x;
+        if (x.includes('Continue? [y/N]')) stdin.write(text);
+      });
+      const ctx = { argv, env: { PATH: process.env.PATH, ...pgEnv(localUrl, remoteDb) }, cwd, stdin, stdout, stderr, signal: new AbortController().signal };
+      try {
+        return { code: await refresh.run(ctx), out, err };
+      } catch (e) {
+        return { error: e as Error & { code?: string }, out, err };
+      }
+    };
+    const no = await answer('n\n', ['postgres', '--include-table', 'users']);
+    assert.match(no.err, /This REPLACES the local PostgreSQL database .* Continue\? \[y\/N\]/);
+    assert.equal(no.error?.code, 'cancelled');
+    assert.deepEqual(await query(localUrl, 'SELECT id FROM users'), [{ id: 100 }]);
+    const yes = await answer('y\n', ['postgres', '--include-table', 'users']);
+    assert.equal(yes.code, 0, String(yes.error));
+    assert.deepEqual(await query(localUrl, 'SELECT count(*)::int AS n FROM users'), [{ n: 3 }]);
+  });
+
+  test('a restore that fails part-way leaves the local database exactly as it was (one transaction)', async (t) => {
+    const remoteDb = await seedRemote('refresh_rollback');
+    // A local view depends on users: DROP TABLE users (from --clean) fails half-way through.
+    const localUrl = await seedLocal(t, 'CREATE VIEW user_emails AS SELECT email FROM users;');
+    const cwd = await caseDir(t.name);
+    const r = await etl(['refresh', 'postgres', '--yes'], pgEnv(localUrl, remoteDb), cwd);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /pg_restore into .* failed/);
+    assert.match(r.stderr, /local database is unchanged/);
+    assert.match(r.stderr, /depend/);
+    assert.match(r.stderr, /the dump is kept: .*\.pgdump/);
+    assert.deepEqual(await query(localUrl, 'SELECT id, email FROM users'), [{ id: 100, email: 'stale@example.com' }]);
+    assert.deepEqual(await query(localUrl, "SELECT to_regclass('public.orders') AS t"), [{ t: null }]);
+  });
+
+  test('a remote server newer than every pg_dump here: a clear refusal naming both versions', async (t) => {
+    const newest = await pgDumpMajor();
+    const harnessMajor = Number((await query<{ v: string }>(servers.postgres.url, "SELECT current_setting('server_version_num') AS v"))[0]!.v.slice(0, 2));
+    if (newest >= harnessMajor) return t.skip(`pg_dump ${newest} can dump PostgreSQL ${harnessMajor}`);
+    const remoteUrl = new URL(await servers.postgres.createDatabase(`${t.name} remote`));
+    const localUrl = await seedLocal(t);
+    const cwd = await caseDir(t.name);
+    const r = await etl(['refresh', 'postgres', '--yes'], {
+      ...pgEnv(localUrl, remoteUrl.pathname.slice(1)),
+      REMOTE_POSTGRES_PORT: String(servers.postgres.port),
+      REMOTE_POSTGRES_PASSWORD: servers.postgres.password,
+    }, cwd);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`remote PostgreSQL server is version ${harnessMajor}\\.`));
+    assert.match(r.stderr, new RegExp(`too old to dump it: .*\\(${newest}\\.`));
+    assert.match(r.stderr, new RegExp(`postgresql-client-${harnessMajor}.*PG_BIN_DIR`));
+    assert.deepEqual(await query(localUrl, 'SELECT id FROM users'), [{ id: 100 }]);
+  });
+});
