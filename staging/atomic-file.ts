@@ -31,6 +31,10 @@ export class AtomicFileSink extends Writable {
     this.path = path;
     this.partialPath = `${path}.partial`;
     this.file = createWriteStream(this.partialPath, { highWaterMark: 1 << 20 });
+    // A write error (disk full, folder removed) must fail the pipeline, not crash the process.
+    this.file.on('error', (err) => {
+      if (!this.destroyed) this.destroy(err);
+    });
   }
 
   override _write(chunk: Buffer | string, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {

