@@ -120,7 +120,10 @@ export interface TableModel {
   readonly exportOrder: number;
   readonly forceReimport: boolean;
   readonly truncateBeforeImport: boolean;
-  /** Per-table date threshold: never extract documents older than this (the earlier of this and the global one wins). */
+  /**
+   * Per-table date threshold, as in the original tool: it replaces the global one for this table, and
+   * with a stored watermark the earlier of watermark and threshold wins (a threshold only widens the window).
+   */
   readonly dateThreshold: Date | null;
   /** Delete rows whose source document is gone (see `propagate_deletes`). */
   readonly propagateDeletes: boolean;

@@ -2,20 +2,40 @@
 import type { FileRecord, StageSectionBase } from './manifest.ts';
 
 export interface ExtractCollectionRecord extends FileRecord {
-  /** The MongoDB filter used, as canonical Extended JSON. */
+  /** The MongoDB filter used, as canonical Extended JSON ({} = every document). */
   filter: unknown;
-  /** Documents with creation_date or update_date >= from were read; null = full. */
-  watermark: { from: string | null; next: string };
+  /**
+   * Documents with creation_date or update_date >= from were read; from null = full read.
+   * next: the watermark a load of this run may store for the collection's tables.
+   * next_basis: how `next` was found — "server_clock" (the live server's clock at the extract's
+   * start, minus the margin), "dump_dates" (latest creation/update date seen in the dump, capped at
+   * this machine's clock, minus the margin) or "dump_no_dates" (no date in the dump: the epoch).
+   */
+  watermark: { from: string | null; next: string; next_basis?: 'server_clock' | 'dump_dates' | 'dump_no_dates' };
+  /** Documents written (equals records). */
+  documents: number;
+  /** Documents read from the source before the client-side filter (dumps); equals documents for a live read. */
+  scanned?: number;
+  /** How the file came to be in _id order: server sort, dump already in order, or external sort. */
+  order?: 'server' | 'dump' | 'sorted';
+  /** Reconnections after a dropped cursor (live). */
+  retries?: number;
+  /** Things the user should know (a missing collection…). */
+  warnings?: string[];
   started_at: string;
   ended_at: string;
-  /** Tables this collection feeds. */
+  /** Tables this collection feeds in this run. */
   tables: string[];
 }
 
 export interface ExtractSection extends StageSectionBase {
   /** true when every collection was read in full. */
   full: boolean;
-  /** Server clock at the start of the extract (the basis of the next watermark). */
+  /** Server clock at the start of the extract (the basis of the next watermark); null for a dump. */
   server_started_at: string | null;
+  /** Tables this run was extracted for (a --tables subset, or every table). */
+  tables?: string[];
+  /** Every collection this run extracts: filled as each one completes. */
   collections: Record<string, ExtractCollectionRecord>;
+  warnings?: string[];
 }

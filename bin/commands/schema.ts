@@ -3,7 +3,7 @@
 // difference (exit 1 when they differ); `--dry-run` prints the DDL without connecting.
 import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
-import { parseFlags } from './validate.ts';
+import { parseFlags } from '../flags.ts';
 import { describePostgres, resolveConfig } from '../../connect/config.ts';
 import { connectPostgres } from '../../connect/postgres.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';

@@ -1,12 +1,12 @@
 // `etl validate`: checks pipeline.yaml and prints the tables in load order, or every finding with
 // its line (exit 2). Needs no server.
-import { parseArgs } from 'node:util';
 import type { Command, CommandContext } from '../command.ts';
 import { formatTable, paint, writeJson } from '../output.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../model/errors.ts';
 import type { PipelineModel, TableModel } from '../../model/types.ts';
+import { parseFlags } from '../flags.ts';
 
 const usage = `usage: etl validate [--pipeline FILE] [--json]
 
@@ -19,13 +19,6 @@ options:
 exit codes: 0 valid, 2 invalid (or bad options)
 `;
 
-export function parseFlags<T extends Record<string, { type: 'string' | 'boolean' }>>(argv: readonly string[], options: T) {
-  try {
-    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
-  } catch (cause) {
-    throw new UsageError('bad_arguments', (cause as Error).message, { cause, hint: 'see --help' });
-  }
-}
 
 /** `upsert on (id)`, `explode, delete_and_insert by user_id`, `dedupe on (user_id, day)`. */
 export function describeStrategy(t: TableModel): string {
@@ -112,3 +105,6 @@ const command: Command = {
 };
 
 export default command;
+
+// Older imports of parseFlags from this module keep working.
+export { parseFlags };

@@ -1,0 +1,68 @@
+// `etl clean`: removes old run folders under the safety rules of audit/clean.ts.
+import type { Command, CommandContext } from '../command.ts';
+import { paint, writeJson } from '../output.ts';
+import { parseFlags } from '../flags.ts';
+import { resolveConfig } from '../../connect/config.ts';
+import { UsageError } from '../../model/errors.ts';
+import { cleanRuns, parseOlderThan } from '../../audit/clean.ts';
+import { formatBytes } from '../../audit/byte-size.ts';
+
+const usage = `usage: etl clean [--keep N] [--older-than D] [--dry-run] [--staging DIR] [--json]
+
+Removes old run folders from the staging folder and says how much space that freed.
+Never removed, whatever the options:
+  - the run <staging>/latest points at;
+  - the newest loaded run;
+  - any run not yet loaded (extract and transform done, load not done, failed or a dry run);
+  - an unfinished run (extract or transform failed or not done) newer than the newest loaded run,
+    or any unfinished run when no run was ever loaded; and one whose stage is marked running with
+    a manifest changed within the last hour.
+So what goes: loaded runs older than the newest loaded run, and unfinished runs older than it
+(the loaded run read everything they held: the watermark only advances on load).
+
+options:
+  --keep N          also keep the N newest runs
+  --older-than D    only remove runs started before D: an age (7d, 12h, 2w, 30m) or a date (2026-01-01)
+  --dry-run         show what would be removed, remove nothing
+  --staging DIR     staging folder (default: ETL_STAGING, else ./staging)
+  --json            print the report as JSON on stdout
+`;
+
+const command: Command = {
+  summary: 'remove old staged runs (never unloaded ones, the newest loaded, or latest)',
+  usage,
+  async run(ctx: CommandContext): Promise<number> {
+    const flags = parseFlags(ctx.argv, {
+      keep: { type: 'string' },
+      'older-than': { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      staging: { type: 'string' },
+      json: { type: 'boolean' },
+    });
+    let keep: number | null = null;
+    if (flags.keep !== undefined) {
+      if (!/^\d+$/.test(flags.keep)) throw new UsageError('bad_keep', `--keep must be a whole number, got "${flags.keep}"`);
+      keep = Number(flags.keep);
+    }
+    const olderThan = flags['older-than'] !== undefined ? parseOlderThan(flags['older-than']) : null;
+    const cfg = resolveConfig({ flags: { staging: flags.staging }, env: ctx.env, cwd: ctx.cwd });
+    const report = await cleanRuns({ stagingDir: cfg.stagingDir, keep, olderThan, dryRun: flags['dry-run'] === true });
+    if (flags.json) {
+      writeJson(ctx.stdout, { ok: true, ...report });
+      return 0;
+    }
+    const color = paint(ctx.stdout, ctx.env);
+    const verb = report.dry_run ? 'would remove' : 'removed';
+    const lines: string[] = [];
+    for (const r of report.removed) lines.push(`${verb} ${r.run_id} (${formatBytes(r.bytes)}): ${r.reason}`);
+    for (const k of report.kept) lines.push(`${color.dim('kept')}  ${k.run_id}: ${k.reasons.join('; ')}`);
+    lines.push(
+      `${report.dry_run ? color.yellow('dry run:') : color.green('done:')} ${verb} ${report.removed.length} run${report.removed.length === 1 ? '' : 's'}, ` +
+        `${report.dry_run ? 'would free' : 'freed'} ${formatBytes(report.freed_bytes)} (${report.freed_bytes.toLocaleString('en-US')} bytes); kept ${report.kept.length}`,
+    );
+    ctx.stdout.write(`${lines.join('\n')}\n`);
+    return 0;
+  },
+};
+
+export default command;

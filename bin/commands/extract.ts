@@ -1,0 +1,226 @@
+// `etl extract`: reads the collections the pipeline needs from MongoDB (or a mongodump output) into
+// a new staged run. Progress per collection on stderr (listr2), a summary table or --json on stdout.
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Listr, ListrLogger, ProcessOutput } from 'listr2';
+import type { Command, CommandContext } from '../command.ts';
+import { formatTable, listrRendererOptions, writeJson } from '../output.ts';
+import { resolveConfig } from '../../connect/config.ts';
+import { openEndpoints } from '../../connect/endpoints.ts';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import { UsageError } from '../../model/errors.ts';
+import { runExtract, type ExtractProgressEvent, type ExtractReport, type ExtractSource } from '../../extract/index.ts';
+
+const usage = `usage: etl extract [--tables a,b] [--staging DIR] [--pipeline FILE] [--full] [--since DATE]
+                   [--source URL|PATH] [--mongo-db NAME] [--json]
+
+Reads every collection the pipeline needs, once each, into a new staged run
+(<staging>/<run>/extract/<collection>.ndjson) and points <staging>/latest at it.
+Incremental by default: documents created or updated at or after each table's watermark
+(stored in PostgreSQL by the previous load, minus a safety margin); tables never loaded are read in full.
+
+options:
+  --tables a,b      only the collections feeding these tables
+  --full            read everything (ignore watermarks and date thresholds; PostgreSQL not needed)
+  --since DATE      read documents created or updated at or after DATE (e.g. 2024-03-01 or an ISO instant)
+  --source URL|PATH a mongodb:// or mongodb+srv:// URL (live server), or a mongodump output:
+                    a dump folder, a database folder of .bson/.bson.gz files, or an --archive file
+  --mongo-db NAME   the database to read (default: MONGODB_DATABASE, or the one the dump holds)
+  --staging DIR     staging folder (default: ETL_STAGING, else ./staging)
+  --pipeline FILE   pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)
+  --json            print the report as JSON on stdout (progress off)
+exit codes: 0 done, 1 failed, 2 usage or configuration error
+`;
+
+function parseSince(text: string): Date {
+  const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text);
+  if (Number.isNaN(d.getTime())) {
+    throw new UsageError('bad_since', `--since: "${text}" is not a date`, { hint: 'use 2024-03-01 (midnight UTC) or an ISO instant like 2024-03-01T10:00:00Z' });
+  }
+  return d;
+}
+
+function isMongoUrl(text: string): boolean {
+  return /^mongodb(\+srv)?:\/\//i.test(text);
+}
+
+function rate(documents: number, ms: number): string {
+  return ms > 0 ? `${Math.round((documents * 1000) / ms).toLocaleString('en-US')} docs/s` : '';
+}
+
+function progressLine(e: Extract<ExtractProgressEvent, { type: 'collection-progress' }>): string {
+  const of = e.total !== null ? ` of ${e.total.toLocaleString('en-US')}` : '';
+  const scanned = e.scanned !== e.documents ? ` (${e.scanned.toLocaleString('en-US')} read)` : '';
+  return `${e.documents.toLocaleString('en-US')}${of} documents${scanned}, ${rate(e.documents, e.elapsedMs)}`;
+}
+
+/** One listr2 task per collection, driven by the stage's progress events. */
+function progressTasks(ctx: CommandContext, json: boolean, run: (onProgress: (e: ExtractProgressEvent) => void) => Promise<ExtractReport>) {
+  type Sub = { output: string; title: string };
+  const state = new Map<string, { output?: string; title?: string; done: boolean }>();
+  const handles = new Map<string, { sub: Sub; resolve: () => void }>();
+  let collections: readonly string[] = [];
+  let started!: () => void;
+  const runStarted = new Promise<void>((resolve) => (started = resolve));
+
+  // Events may come before listr has started the collection's task: keep the latest state and
+  // apply it when the task shows up.
+  const apply = (name: string) => {
+    const s = state.get(name);
+    const h = handles.get(name);
+    if (!s || !h) return;
+    if (s.output !== undefined) h.sub.output = s.output;
+    if (s.title !== undefined) h.sub.title = s.title;
+    if (s.done) h.resolve();
+  };
+  const onProgress = (e: ExtractProgressEvent) => {
+    if (e.type === 'run-started') {
+      collections = e.collections;
+      started();
+      return;
+    }
+    if (e.collection === null) return;
+    const s = state.get(e.collection) ?? { done: false };
+    state.set(e.collection, s);
+    if (e.type === 'collection-progress') s.output = progressLine(e);
+    else if (e.type === 'collection-retry') s.output = `connection lost (${e.error}); reconnecting, attempt ${e.attempt}`;
+    else if (e.type === 'collection-resorting') s.output = 'dump not in _id order: sorting on disk';
+    else if (e.type === 'warning') s.output = `warning: ${e.message}`;
+    else if (e.type === 'collection-done') {
+      s.title = `${e.collection}: ${e.record.documents.toLocaleString('en-US')} documents, ${rate(e.record.documents, e.seconds * 1000)}`;
+      s.done = true;
+    }
+    apply(e.collection);
+  };
+
+  const stage = run(onProgress);
+  // The stage's own promise carries the real error (rendered by bin/); listr only mirrors it.
+  const failure = stage.then(
+    () => null,
+    (error: unknown) => error ?? new Error('extract failed'),
+  );
+  const failed = () => failure.then((e) => (e ? Promise.reject(e) : new Promise<never>(() => undefined)));
+
+  const processOutput = new ProcessOutput(ctx.stderr as NodeJS.WriteStream, ctx.stderr as NodeJS.WriteStream);
+  const logger = new ListrLogger({ useIcons: true, processOutput });
+  const list = new Listr(
+    [
+      {
+        title: 'Connecting and reading watermarks',
+        task: async (_c, task) => {
+          await Promise.race([runStarted, failed()]);
+          task.title = `Extracting ${collections.length} collection(s)`;
+          return task.newListr(
+            collections.map((name) => ({
+              title: name,
+              task: (_c2, sub) =>
+                Promise.race([
+                  new Promise<void>((resolve) => {
+                    handles.set(name, { sub, resolve });
+                    apply(name);
+                  }),
+                  failed(),
+                ]),
+            })),
+            { concurrent: false, exitOnError: true },
+          );
+        },
+      },
+    ],
+    {
+      ...listrRendererOptions(ctx, json),
+      // Progress belongs on stderr: stdout is for the summary (or the --json document).
+      rendererOptions: { logger },
+      fallbackRendererOptions: { logger },
+      exitOnError: true,
+      registerSignalListeners: false,
+    } as never,
+  );
+  return { list, stage };
+}
+
+const command: Command = {
+  summary: 'read MongoDB (or a mongodump) into a new staged run',
+  usage,
+  async run(ctx) {
+    let values;
+    try {
+      values = parseArgs({
+        args: [...ctx.argv],
+        options: {
+          tables: { type: 'string' },
+          staging: { type: 'string' },
+          pipeline: { type: 'string' },
+          full: { type: 'boolean' },
+          since: { type: 'string' },
+          source: { type: 'string' },
+          'mongo-db': { type: 'string' },
+          json: { type: 'boolean' },
+        },
+        strict: true,
+        allowPositionals: false,
+      }).values;
+    } catch (cause) {
+      throw new UsageError('bad_arguments', (cause as Error).message, { cause, hint: 'see etl extract --help' });
+    }
+    const json = values.json === true;
+    if (values.full && values.since) throw new UsageError('bad_arguments', '--full and --since cannot be used together');
+    const since = values.since !== undefined ? parseSince(values.since) : null;
+    const tables = values.tables !== undefined ? values.tables.split(',').map((t) => t.trim()).filter(Boolean) : undefined;
+    if (tables !== undefined && tables.length === 0) throw new UsageError('bad_arguments', '--tables needs at least one table name');
+
+    const live = values.source === undefined || isMongoUrl(values.source);
+    const config = resolveConfig({
+      flags: {
+        pipeline: values.pipeline,
+        staging: values.staging,
+        mongoUrl: live ? values.source : undefined,
+        mongoDatabase: values['mongo-db'],
+      },
+      env: ctx.env,
+      cwd: ctx.cwd,
+    });
+    const model = await loadPipeline(config.pipelineFile, { globalDateThreshold: config.globalDateThreshold });
+    // TRANSFER_SOURCE / TRANSFER_DESTINATION=remote: MongoDB and the watermarks' PostgreSQL through
+    // SSH tunnels. An explicit --source is used as given.
+    const tunnelMongo = live && values.source === undefined;
+    const endpoints = await openEndpoints(config, { needMongo: tunnelMongo, needPostgres: values.full !== true, signal: ctx.signal });
+    try {
+      const source: ExtractSource = live
+        ? { kind: 'mongodb', mongo: tunnelMongo ? endpoints.mongo : config.mongo, secrets: config.secrets }
+        : { kind: 'dump', path: path.resolve(ctx.cwd, values.source!), database: values['mongo-db'] ?? null };
+
+      const { list, stage } = progressTasks(ctx, json, (onProgress) =>
+        runExtract({
+          model,
+          stagingDir: config.stagingDir,
+          source,
+          postgres: endpoints.postgres,
+          secrets: config.secrets,
+          tables,
+          full: values.full === true,
+          since,
+          globalDateThreshold: config.globalDateThreshold,
+          signal: ctx.signal,
+          onProgress,
+        }),
+      );
+      await list.run().catch(() => undefined);
+      const report = await stage; // throws the stage's error, rendered by bin/render-error.ts
+
+      if (json) {
+        writeJson(ctx.stdout, report);
+        return 0;
+      }
+      const rows = report.collections.map((c) => [c.collection, c.documents, c.bytes, c.watermark.from ?? 'full', c.seconds.toFixed(2)] as const);
+      ctx.stdout.write(formatTable(['collection', 'documents', 'bytes', 'watermark from', 'seconds'], rows.map((r) => [...r])));
+      for (const w of report.warnings) ctx.stderr.write(`warning: ${w}\n`);
+      ctx.stdout.write(`${report.documents.toLocaleString('en-US')} documents, ${report.bytes.toLocaleString('en-US')} bytes in ${report.run_dir}\n`);
+      return 0;
+    } finally {
+      await endpoints.close();
+    }
+  },
+};
+
+export default command;

@@ -1,0 +1,75 @@
+// `etl pack`: one .tar.gz of a finished run (manifest, pipeline.yaml, NDJSON, CSVs, keys, rejects)
+// for auditors who have neither our databases nor our machines.
+import path from 'node:path';
+import type { Command, CommandContext } from '../command.ts';
+import { paint, writeJson } from '../output.ts';
+import { parseFlags } from '../flags.ts';
+import { resolveConfig } from '../../connect/config.ts';
+import { packRun, type PackProgress } from '../../audit/pack.ts';
+import { formatBytes, throttled } from '../../audit/byte-size.ts';
+
+const usage = `usage: etl pack [--run ID] [--staging DIR] [--out FILE] [--json]
+
+Packs a finished run into one .tar.gz: manifest.json, the pipeline.yaml the run was made with,
+the extract NDJSON, the transform CSVs, keys and rejects files, and load's rejects files when the
+run was loaded. Anyone can then check it with \`etl verify FILE\`, without MongoDB or PostgreSQL.
+
+Refuses a run whose extract or transform is not done, or whose load is still running, and a run
+whose manifest or pipeline.yaml holds what looks like a secret (a URL with a password, a password
+field, a configured password). The archive is written as FILE.partial and renamed when complete.
+
+options:
+  --run ID          the run (default: the one <staging>/latest names)
+  --staging DIR     staging folder (default: ETL_STAGING, else ./staging)
+  --out FILE        the archive (default: <staging>/<run-id>.tar.gz)
+  --json            print the report as JSON on stdout
+exit codes: 0 packed, 1 refused or failed, 2 usage error
+`;
+
+/** Runs above this size get progress lines on stderr. */
+const BIG_RUN_BYTES = 64 * 1024 * 1024;
+
+const command: Command = {
+  summary: 'pack a finished run into one .tar.gz for auditors',
+  usage,
+  async run(ctx: CommandContext): Promise<number> {
+    const flags = parseFlags(ctx.argv, { run: { type: 'string' }, staging: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } });
+    const cfg = resolveConfig({ flags: { staging: flags.staging }, env: ctx.env, cwd: ctx.cwd });
+    const show = throttled((p: PackProgress) => {
+      ctx.stderr.write(
+        `packing: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, archive ${formatBytes(p.archiveBytes)}\n`,
+      );
+    });
+    const report = await packRun({
+      stagingDir: cfg.stagingDir,
+      runId: flags.run ?? null,
+      out: flags.out ? path.resolve(ctx.cwd, flags.out) : null,
+      secrets: cfg.secrets,
+      signal: ctx.signal,
+      onProgress: (p) => {
+        if (p.bytesTotal >= BIG_RUN_BYTES) show(p);
+      },
+    });
+    if (flags.json) {
+      writeJson(ctx.stdout, { ok: true, ...report });
+      return 0;
+    }
+    const color = paint(ctx.stdout, ctx.env);
+    const stages = (['extract', 'transform', 'load'] as const).map((s) => `${s} ${report.stages[s] ?? 'not run'}`).join(', ');
+    ctx.stdout.write(
+      [
+        `${color.green('packed')} run ${report.run_id} (${stages}; in the archive: ${report.stages_included.join(', ')})`,
+        `  archive  ${report.archive}`,
+        `  files    ${report.files} (${formatBytes(report.content_bytes)} before compression)`,
+        `  size     ${report.bytes.toLocaleString('en-US')} bytes (${formatBytes(report.bytes)})`,
+        `  sha256   ${report.sha256}`,
+        ...(report.left_out.length ? [`  left out (not recorded by a finished stage): ${report.left_out.join(', ')}`] : []),
+        `check it anywhere with: etl verify ${report.archive}`,
+        '',
+      ].join('\n'),
+    );
+    return 0;
+  },
+};
+
+export default command;

@@ -1,0 +1,123 @@
+// MongoDB's comparison order for BSON values, for `_id`s read from a dump: what `sort({_id: 1})`
+// does on the server, so a dump and the live server list documents in the same order.
+// Values are as deserialized with BSON_READ_OPTIONS (Int32/Double/Long/Decimal128 wrappers kept).
+import { Binary, BSONRegExp, Decimal128, Double, Int32, Long, MaxKey, MinKey, ObjectId, Timestamp, BSONSymbol } from 'bson';
+
+/** The server's canonical type order (numbers share one rank, strings and symbols another). */
+function rank(v: unknown): number {
+  if (v instanceof MinKey) return 1;
+  if (v === null || v === undefined) return 2;
+  if (typeof v === 'number' || typeof v === 'bigint' || v instanceof Int32 || v instanceof Double || v instanceof Long || v instanceof Decimal128) return 3;
+  if (typeof v === 'string' || v instanceof BSONSymbol) return 4;
+  if (Array.isArray(v)) return 6;
+  if (v instanceof Binary || Buffer.isBuffer(v) || v instanceof Uint8Array) return 7;
+  if (v instanceof ObjectId) return 8;
+  if (typeof v === 'boolean') return 9;
+  if (v instanceof Date) return 10;
+  if (v instanceof Timestamp) return 11;
+  if (v instanceof BSONRegExp || v instanceof RegExp) return 12;
+  if (v instanceof MaxKey) return 13;
+  return 5; // a plain subdocument
+}
+
+/** A numeric value as a number (precise enough to order; Long beyond 2^53 compared as bigint below). */
+function numeric(v: unknown): number | bigint {
+  if (typeof v === 'number' || typeof v === 'bigint') return v;
+  if (v instanceof Int32 || v instanceof Double) return v.valueOf();
+  if (v instanceof Long) return v.toBigInt();
+  if (v instanceof Decimal128) return Number(v.toString());
+  return Number.NaN;
+}
+
+function compareNumbers(a: number | bigint, b: number | bigint): number {
+  if (typeof a === 'bigint' && typeof b === 'bigint') return a < b ? -1 : a > b ? 1 : 0;
+  const x = typeof a === 'bigint' ? Number(a) : a;
+  const y = typeof b === 'bigint' ? Number(b) : b;
+  // NaN sorts before every other number, as on the server.
+  if (Number.isNaN(x)) return Number.isNaN(y) ? 0 : -1;
+  if (Number.isNaN(y)) return 1;
+  if (x !== y) return x < y ? -1 : 1;
+  if (typeof a === 'bigint' || typeof b === 'bigint') {
+    // Equal as doubles but maybe not as integers (Longs beyond 2^53).
+    const bx = typeof a === 'bigint' ? a : Number.isInteger(a) ? BigInt(a) : null;
+    const by = typeof b === 'bigint' ? b : Number.isInteger(b) ? BigInt(b) : null;
+    if (bx !== null && by !== null) return bx < by ? -1 : bx > by ? 1 : 0;
+  }
+  return 0;
+}
+
+function bytesOf(v: unknown): Buffer {
+  if (v instanceof Binary) return Buffer.from(v.buffer.subarray(0, v.position));
+  return Buffer.from(v as Uint8Array);
+}
+
+/** Compares two BSON values in the server's order: negative, 0 or positive. */
+export function compareBson(a: unknown, b: unknown): number {
+  const ra = rank(a);
+  const rb = rank(b);
+  if (ra !== rb) return ra - rb;
+  switch (ra) {
+    case 3:
+      return compareNumbers(numeric(a), numeric(b));
+    case 4: {
+      // The server compares strings by their UTF-8 bytes (simple binary collation).
+      const sa = a instanceof BSONSymbol ? a.valueOf() : (a as string);
+      const sb = b instanceof BSONSymbol ? b.valueOf() : (b as string);
+      return Buffer.compare(Buffer.from(sa, 'utf8'), Buffer.from(sb, 'utf8'));
+    }
+    case 5:
+      return compareDocuments(a as Record<string, unknown>, b as Record<string, unknown>);
+    case 6: {
+      const x = a as unknown[];
+      const y = b as unknown[];
+      for (let i = 0; i < Math.min(x.length, y.length); i += 1) {
+        const c = compareBson(x[i], y[i]);
+        if (c !== 0) return c;
+      }
+      return x.length - y.length;
+    }
+    case 7: {
+      const x = bytesOf(a);
+      const y = bytesOf(b);
+      if (x.length !== y.length) return x.length - y.length;
+      const sx = a instanceof Binary ? a.sub_type : 0;
+      const sy = b instanceof Binary ? b.sub_type : 0;
+      if (sx !== sy) return sx - sy;
+      return Buffer.compare(x, y);
+    }
+    case 8:
+      return Buffer.compare(Buffer.from((a as ObjectId).id), Buffer.from((b as ObjectId).id));
+    case 9:
+      return Number(a) - Number(b);
+    case 10:
+      return Math.sign((a as Date).getTime() - (b as Date).getTime());
+    case 11: {
+      const x = (a as Timestamp).toBigInt?.() ?? BigInt((a as Timestamp).toString());
+      const y = (b as Timestamp).toBigInt?.() ?? BigInt((b as Timestamp).toString());
+      return x < y ? -1 : x > y ? 1 : 0;
+    }
+    case 12: {
+      const x = a as BSONRegExp;
+      const y = b as BSONRegExp;
+      return Buffer.compare(Buffer.from(`${x.pattern}\u0000${x.options}`), Buffer.from(`${y.pattern}\u0000${y.options}`));
+    }
+    default:
+      return 0;
+  }
+}
+
+function compareDocuments(a: Record<string, unknown>, b: Record<string, unknown>): number {
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  for (let i = 0; i < Math.min(ka.length, kb.length); i += 1) {
+    const va = a[ka[i]!];
+    const vb = b[kb[i]!];
+    const r = rank(va) - rank(vb);
+    if (r !== 0) return r;
+    const k = Buffer.compare(Buffer.from(ka[i]!, 'utf8'), Buffer.from(kb[i]!, 'utf8'));
+    if (k !== 0) return k;
+    const c = compareBson(va, vb);
+    if (c !== 0) return c;
+  }
+  return ka.length - kb.length;
+}

@@ -1,0 +1,203 @@
+// Reads BSON documents one by one from a file on disk (a mongodump `.bson`, `.bson.gz` or archive),
+// without ever holding more than one document plus one read chunk in memory. Offsets are counted in
+// the decompressed byte stream, so "offset 1234" points at the same place `bsondump` would.
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { deserialize, type Document } from 'bson';
+import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
+import { SourceError } from '../model/errors.ts';
+
+/** The largest document a server accepts is 16 MiB; anything far above is a corrupt length. */
+const MAX_DOCUMENT_BYTES = 48 * 1024 * 1024;
+const MIN_DOCUMENT_BYTES = 5;
+const READ_CHUNK = 1 << 18;
+
+/** True when the file starts with the gzip magic bytes (the extension is not trusted). */
+export async function isGzipFile(file: string): Promise<boolean> {
+  const handle = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(head, 0, 2, 0);
+    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The decompressed bytes of a file, chunk by chunk, with backpressure (async iteration pulls). */
+export async function openByteStream(file: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer>> {
+  const raw = createReadStream(file, { highWaterMark: READ_CHUNK, signal });
+  if (!(await isGzipFile(file))) return raw;
+  const out = new PassThrough({ highWaterMark: READ_CHUNK });
+  // The reader iterates `out`; pipeline destroys it with any error of the file or of gunzip (so the
+  // iteration throws), and destroying `out` (a reader that stops early) tears down the other two.
+  pipeline(raw, createGunzip({ chunkSize: READ_CHUNK }), out).catch(() => undefined);
+  return out;
+}
+
+/**
+ * A pull reader over a byte stream: `ensure(n)` makes n bytes available (false at a clean end),
+ * `take(n)` hands them out. Chunks are queued as they come; a document inside one chunk is a view of
+ * it (no copy), and only a document spanning chunks is copied, once, into a buffer of its own size.
+ */
+export class ByteReader {
+  private readonly iterator: AsyncIterator<Buffer>;
+  private readonly chunks: Buffer[] = [];
+  /** Read position inside chunks[0]. */
+  private pos = 0;
+  private buffered = 0;
+  private consumed = 0;
+  private ended = false;
+  readonly file: string;
+
+  constructor(file: string, source: AsyncIterable<Buffer>) {
+    this.file = file;
+    this.iterator = source[Symbol.asyncIterator]();
+  }
+
+  /** Offset of the next unread byte. */
+  get offset(): number {
+    return this.consumed;
+  }
+
+  available(): number {
+    return this.buffered;
+  }
+
+  async ensure(n: number): Promise<boolean> {
+    while (this.buffered < n && !this.ended) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await this.iterator.next();
+      } catch (cause) {
+        throw new SourceError('dump_unreadable', `cannot read ${this.file} at byte offset ${this.consumed + this.buffered}: ${(cause as Error).message}`, {
+          context: { file: this.file, offset: this.consumed + this.buffered },
+          hint: 'the file is damaged or not a (gzipped) BSON file',
+          cause,
+        });
+      }
+      if (next.done) {
+        this.ended = true;
+        break;
+      }
+      if (next.value.length === 0) continue;
+      this.chunks.push(next.value);
+      this.buffered += next.value.length;
+    }
+    return this.buffered >= n;
+  }
+
+  /** True when the stream is exhausted. */
+  async atEnd(): Promise<boolean> {
+    return !(await this.ensure(1));
+  }
+
+  /** The next 4 bytes as a little-endian int32 (ensure(4) first). */
+  peekInt32(): number {
+    const head = this.chunks[0]!;
+    if (head.length - this.pos >= 4) return head.readInt32LE(this.pos);
+    const bytes = Buffer.alloc(4);
+    let filled = 0;
+    for (let i = 0, at = this.pos; filled < 4; i += 1, at = 0) {
+      const c = this.chunks[i]!;
+      const n = Math.min(4 - filled, c.length - at);
+      c.copy(bytes, filled, at, at + n);
+      filled += n;
+    }
+    return bytes.readInt32LE(0);
+  }
+
+  take(n: number): Buffer {
+    const head = this.chunks[0]!;
+    let out: Buffer;
+    if (head.length - this.pos >= n) {
+      out = head.subarray(this.pos, this.pos + n);
+      this.pos += n;
+      if (this.pos === head.length) {
+        this.chunks.shift();
+        this.pos = 0;
+      }
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let filled = 0;
+      while (filled < n) {
+        const c = this.chunks[0]!;
+        const k = Math.min(n - filled, c.length - this.pos);
+        c.copy(out, filled, this.pos, this.pos + k);
+        filled += k;
+        this.pos += k;
+        if (this.pos === c.length) {
+          this.chunks.shift();
+          this.pos = 0;
+        }
+      }
+    }
+    this.buffered -= n;
+    this.consumed += n;
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.iterator.return?.();
+  }
+}
+
+/** A document's bytes and where it started. */
+export interface RawDocument {
+  readonly bytes: Buffer;
+  readonly offset: number;
+}
+
+export function corrupt(file: string, offset: number, what: string): SourceError {
+  return new SourceError('dump_corrupt', `${file}: ${what} at byte offset ${offset}`, {
+    context: { file, offset },
+    hint: 'the dump is damaged or truncated: take a new mongodump, or restore what you can with bsondump',
+  });
+}
+
+/** Reads one BSON document; null at a clean end of stream. Throws SourceError naming file and offset. */
+export async function readRawDocument(reader: ByteReader): Promise<RawDocument | null> {
+  const offset = reader.offset;
+  if (!(await reader.ensure(4))) {
+    if (reader.available() === 0) return null;
+    throw corrupt(reader.file, offset, `truncated document length (${reader.available()} stray bytes)`);
+  }
+  const length = reader.peekInt32();
+  if (length < MIN_DOCUMENT_BYTES || length > MAX_DOCUMENT_BYTES) {
+    throw corrupt(reader.file, offset, `invalid document length ${length}`);
+  }
+  if (!(await reader.ensure(length))) {
+    throw corrupt(reader.file, offset, `truncated document (${length} bytes announced, ${reader.available()} present)`);
+  }
+  const bytes = reader.take(length);
+  if (bytes[length - 1] !== 0) throw corrupt(reader.file, offset, 'document does not end with a 0x00 byte');
+  return { bytes, offset };
+}
+
+/** Decodes a document read from a dump with the staging read options (BSON types kept). */
+export function decodeRawDocument(file: string, raw: RawDocument): Document {
+  try {
+    return deserialize(raw.bytes, BSON_READ_OPTIONS);
+  } catch (cause) {
+    const err = corrupt(file, raw.offset, `invalid BSON document (${(cause as Error).message})`);
+    (err as { cause?: unknown }).cause = cause;
+    throw err;
+  }
+}
+
+/** Every document of a `.bson` / `.bson.gz` file, in file order. */
+export async function* readBsonFile(file: string, signal?: AbortSignal): AsyncGenerator<RawDocument> {
+  const reader = new ByteReader(file, await openByteStream(file, signal));
+  try {
+    for (;;) {
+      const raw = await readRawDocument(reader);
+      if (raw === null) return;
+      yield raw;
+    }
+  } finally {
+    await reader.close();
+  }
+}

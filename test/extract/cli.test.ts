@@ -1,0 +1,116 @@
+// `etl extract` as a user runs it: spawned without a TTY, NO_COLOR=1; exit codes, --json, messages.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, truncate } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MongoClient } from 'mongodb';
+import pg from 'pg';
+import { useServers } from '../harness/index.ts';
+import { stateTablesSql } from '../../schema/state-tables.ts';
+import { makeEvents, makeRecipes, makeUsers, writeDumpFolder } from './dump-writer.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ETL = path.resolve(HERE, '../../bin/etl.js');
+const PIPELINE = path.join(HERE, 'fixtures/pipeline.yaml');
+const servers = useServers();
+
+function etl(args: string[], env: Record<string, string> = {}, cwd = HERE): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [ETL, ...args], {
+      cwd,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function dump(): Promise<{ dir: string; staging: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-cli-'));
+  await writeDumpFolder(path.join(dir, 'dump/appdb'), { users: makeUsers(25, { decimal: true }), events: makeEvents(3), recipes: makeRecipes(4) });
+  return { dir, staging: path.join(dir, 'staging') };
+}
+
+test('a dump with --json: exit 0, only the report on stdout, numbers as in the manifest', async () => {
+  const { dir, staging } = await dump();
+  const r = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--source', path.join(dir, 'dump'), '--full', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.ok, true);
+  const manifest = JSON.parse(await readFile(path.join(staging, report.run_id, 'manifest.json'), 'utf8'));
+  for (const c of report.collections) {
+    assert.equal(c.documents, manifest.stages.extract.collections[c.collection].documents);
+    assert.equal(c.sha256, manifest.stages.extract.collections[c.collection].sha256);
+  }
+  assert.equal(report.collections.find((c: { collection: string }) => c.collection === 'users').documents, 25);
+  assert.equal((await readFile(path.join(staging, 'latest'), 'utf8')).trim(), report.run_id);
+});
+
+test('plain output: progress on stderr, the summary table and the run folder on stdout', async () => {
+  const { dir, staging } = await dump();
+  const r = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--source', path.join(dir, 'dump/appdb'), '--full']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^collection\s+documents\s+bytes\s+watermark from\s+seconds$/m);
+  assert.match(r.stdout, /^users\s+25\s+[\d,]+\s+full\s+[\d.]+$/m);
+  assert.match(r.stdout, new RegExp(`in ${staging.replace(/[/.]/g, '\\$&')}/\\d{8}T\\d{9}Z`));
+  assert.match(r.stderr, /users: 25 documents/);
+  assert.match(r.stderr, /warning: ghosts: collection "ghosts" does not exist/);
+  assert.doesNotMatch(r.stdout + r.stderr, /\u001b\[/, 'no colour codes under NO_COLOR without a TTY');
+});
+
+test('exit 2 for bad flags and unknown tables; exit 1 for a damaged dump (file and offset named)', async () => {
+  const { dir, staging } = await dump();
+  const bad = await etl(['extract', '--pipeline', PIPELINE, '--nope']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--nope/);
+  const since = await etl(['extract', '--pipeline', PIPELINE, '--since', 'yesterday-ish']);
+  assert.equal(since.code, 2);
+  const tables = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--source', path.join(dir, 'dump'), '--tables', 'users,nope', '--json']);
+  assert.equal(tables.code, 2);
+  assert.equal(JSON.parse(tables.stdout).error.code, 'unknown_table');
+  const file = path.join(dir, 'dump/appdb/users.bson');
+  await truncate(file, 1000);
+  const damaged = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--source', path.join(dir, 'dump'), '--full']);
+  assert.equal(damaged.code, 1);
+  assert.ok(damaged.stderr.includes(file), damaged.stderr);
+  assert.match(damaged.stderr, /byte offset \d+/);
+});
+
+test('live: incremental by default reads watermarks from PostgreSQL; unreachable PostgreSQL → exit 1 with the --full hint', async (t) => {
+  const mongo = await servers.mongo.newDatabase(t.name);
+  const pgUrl = await servers.postgres.createDatabase(t.name);
+  const client = new MongoClient(mongo.url);
+  await client.connect();
+  await client.db(mongo.name).collection('users').insertMany(makeUsers(12));
+  await client.close();
+  const db = new pg.Client({ connectionString: pgUrl });
+  await db.connect();
+  for (const sql of stateTablesSql()) await db.query(sql);
+  await db.query("INSERT INTO etl_watermarks (table_name, watermark, run_id) VALUES ('users', '2024-03-08T00:00:00Z', 'x'), ('user_events', '2024-03-08T00:00:00Z', 'x')");
+  await db.end();
+  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-cli-live-'));
+  const env = { MONGODB_URL: mongo.url, DATABASE_URL: pgUrl };
+  const r = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--tables', 'users,user_events', '--json'], env);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.collections[0].watermark.from, '2024-03-08T00:00:00.000Z');
+  const expected = makeUsers(12).filter((u) => u.creation_date >= new Date('2024-03-08') || u.update_date >= new Date('2024-03-08')).length;
+  assert.equal(report.collections[0].documents, expected);
+  assert.ok(expected > 0 && expected < 12);
+  const down = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--tables', 'users'], { ...env, DATABASE_URL: 'postgresql://postgres:pw-x9@127.0.0.1:1/none' });
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /cannot read the watermarks/);
+  assert.match(down.stderr, /--full/);
+  assert.doesNotMatch(down.stderr, /pw-x9/);
+  const full = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--tables', 'users', '--full', '--json'], { ...env, DATABASE_URL: 'postgresql://postgres:pw-x9@127.0.0.1:1/none' });
+  assert.equal(full.code, 0, full.stderr);
+  assert.equal(JSON.parse(full.stdout).collections[0].documents, 12);
+});

@@ -1,0 +1,35 @@
+// The client-side query used for dumps must agree with the server on the filters extract sends.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Double, Int32, Long } from 'bson';
+import { matchesQuery, projectDocument } from '../../extract/document-match.ts';
+
+test('equality, null and missing fields, arrays, numbers across BSON types', () => {
+  const doc = { a: 'x', n: new Int32(5), d: new Double(5), l: Long.fromNumber(5), tags: ['p', 'q'], nil: null, sub: { k: 'v' }, list: [{ k: 1 }, { k: 2 }] };
+  assert.ok(matchesQuery(doc, { a: 'x' }));
+  assert.ok(!matchesQuery(doc, { a: 'y' }));
+  assert.ok(matchesQuery(doc, { n: 5, d: 5, l: 5 }));
+  assert.ok(matchesQuery(doc, { tags: 'q' }));
+  assert.ok(matchesQuery(doc, { missing: null }) && matchesQuery(doc, { nil: null }));
+  assert.ok(!matchesQuery(doc, { missing: { $ne: null } }) && matchesQuery(doc, { a: { $ne: null } }));
+  assert.ok(matchesQuery(doc, { missing: { $exists: false } }) && matchesQuery(doc, { nil: { $exists: true } }));
+  assert.ok(matchesQuery(doc, { a: { $in: ['z', 'x'] } }) && !matchesQuery(doc, { a: { $nin: ['z', 'x'] } }));
+  assert.ok(matchesQuery(doc, { missing: { $in: [null] } }));
+  assert.ok(!matchesQuery(doc, { tags: { $nin: ['q'] } }));
+  assert.ok(matchesQuery(doc, { 'sub.k': 'v' }) && matchesQuery(doc, { 'list.k': 2 }));
+  assert.ok(matchesQuery(doc, { $or: [{ a: 'no' }, { n: 5 }] }) && !matchesQuery(doc, { $and: [{ a: 'x' }, { n: 6 }] }));
+});
+
+test('date bounds match only dates, inclusively', () => {
+  const w = new Date('2024-03-01T00:00:00Z');
+  const q = { $or: [{ creation_date: { $gte: w } }, { update_date: { $gte: w } }] };
+  assert.ok(matchesQuery({ creation_date: w }, q), 'exactly at the watermark');
+  assert.ok(matchesQuery({ creation_date: new Date(0), update_date: new Date(w.getTime() + 1) }, q));
+  assert.ok(!matchesQuery({ creation_date: new Date(w.getTime() - 1) }, q));
+  assert.ok(!matchesQuery({ creation_date: '2025-01-01' }, q), 'a string is not a date');
+  assert.ok(!matchesQuery({}, q));
+});
+
+test('projection keeps the document order', () => {
+  assert.deepEqual(Object.keys(projectDocument({ z: 1, _id: 2, a: 3, b: 4 }, new Set(['_id', 'a', 'z']))), ['z', '_id', 'a']);
+});
