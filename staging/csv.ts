@@ -1,7 +1,8 @@
 // The CSV codec of staged tables, shared by transform (writer) and load/audit (readers).
 // Conventions that PostgreSQL's COPY … (FORMAT csv) reads back exactly:
 // - a cell is `string | null`; null is an empty unquoted field (COPY's NULL), '' is `""`;
-// - a cell that is exactly `\.` is quoted, or COPY would take it for the end-of-data marker.
+// - a cell that is exactly `\.` is quoted, or COPY would take it for the end-of-data marker;
+// - a cell holding a carriage return is quoted (csv-stringify quotes only newlines by itself).
 import { stringify, type Stringifier } from 'csv-stringify';
 import { parse, type Parser } from 'csv-parse';
 
@@ -13,7 +14,8 @@ export function csvWriter(columns: readonly string[]): Stringifier {
     header: true,
     columns: columns as string[],
     // Only a real '' matches /^$/ (null never reaches the matcher), so NULL stays an unquoted empty field.
-    quoted_match: [/^$/, /^\\\.$/],
+    // A bare carriage return must be quoted too: COPY refuses an unquoted one.
+    quoted_match: [/^$/, /^\\\.$/, /\r/],
     eof: true,
     record_delimiter: '\n',
   });

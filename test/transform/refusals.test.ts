@@ -1,0 +1,142 @@
+// What transform refuses, and how the command says it: an extract that did not finish, a pipeline
+// that changed since the extract, a damaged extract file, an unknown table; exit codes of the CLI.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { ObjectId } from 'bson';
+import { EtlError } from '../../model/errors.ts';
+import { readManifest } from '../../staging/manifest.ts';
+import { runTransform } from '../../transform/index.ts';
+import { PIPELINE_FILE, pipelineModel, stageRun, removeStagedRuns } from './staged-run.ts';
+
+after(removeStagedRuns);
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+const company = (n: number) => ({ _id: new ObjectId(`67000000000000000000000${n}`), creation_date: new Date('2024-01-01T00:00:00Z'), update_date: new Date('2024-01-02T00:00:00Z'), name: `C${n}` });
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<EtlError> {
+  const error = await promise.then(
+    () => assert.fail('expected a refusal'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof EtlError, String(error));
+  assert.equal(error.code, code, error.message);
+  return error;
+}
+
+function etl(args: string[], cwd = ROOT): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bin/etl.ts'), ...args], {
+      cwd,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('refusals', () => {
+  test('an extract that is not done: refused, nothing written, the message names the run', async () => {
+    const model = await pipelineModel();
+    const run = await stageRun(model, { companies: [company(1)] }, { extractStatus: 'running' });
+    const error = await rejectsWith(runTransform({ model, stagingDir: run.stagingDir }), 'stage_not_done');
+    assert.match(error.message, new RegExp(run.paths.runId));
+    assert.match(error.hint ?? '', /etl extract/);
+    assert.equal((await readManifest(run.paths)).stages.transform, undefined);
+  });
+
+  test('a pipeline.yaml changed since the extract: refused naming both hashes, unless allowed', async () => {
+    const model = await pipelineModel();
+    const old = 'f'.repeat(64);
+    const run = await stageRun(model, { companies: [company(1)] }, { pipelineSha256: old });
+    const error = await rejectsWith(runTransform({ model, stagingDir: run.stagingDir }), 'pipeline_changed');
+    assert.match(error.message, new RegExp(old));
+    assert.match(error.message, new RegExp(model.sha256));
+    assert.match(error.hint ?? '', /--allow-pipeline-change/);
+
+    const report = await runTransform({ model, stagingDir: run.stagingDir, allowPipelineChange: true });
+    assert.equal(report.pipelineChanged, true);
+    const section = (await readManifest(run.paths)).stages.transform!;
+    assert.equal(section.status, 'done');
+    assert.equal(section.pipeline_sha256, model.sha256);
+    assert.equal(section.pipeline_changed, true);
+  });
+
+  test('an extract file that is not the one the manifest describes: refused, the section marked failed', async () => {
+    const model = await pipelineModel();
+    const run = await stageRun(model, { companies: [company(1), company(2)] });
+    await appendFile(run.paths.extractFile('companies'), `${JSON.stringify({ _id: { $oid: '670000000000000000000009' } })}\n`);
+    await rejectsWith(runTransform({ model, stagingDir: run.stagingDir }), 'extract_mismatch');
+    const section = (await readManifest(run.paths)).stages.transform!;
+    assert.equal(section.status, 'failed');
+    assert.equal(section.error?.code, 'extract_mismatch');
+    // No half-written file is left behind, under its final name or as a .partial.
+    await assert.rejects(readFile(run.paths.transformCsv('companies')));
+    await assert.rejects(readFile(`${run.paths.transformCsv('companies')}.partial`));
+  });
+
+  test('--tables: a subset; an unknown table is a usage error; a table whose collection was not extracted is refused', async () => {
+    const model = await pipelineModel();
+    const run = await stageRun(model, { companies: [company(1)], targets: [] });
+    const report = await runTransform({ model, stagingDir: run.stagingDir, tables: ['companies'] });
+    assert.deepEqual(report.tables.map((t) => t.table), ['companies']);
+    const error = await rejectsWith(runTransform({ model, stagingDir: run.stagingDir, tables: ['nope'] }), 'unknown_table');
+    assert.equal(error.exitCode, 2);
+    await rejectsWith(runTransform({ model, stagingDir: run.stagingDir, tables: ['users'] }), 'not_extracted');
+    // Without --tables, tables of collections not in the run are listed, not an error.
+    const all = await runTransform({ model, stagingDir: run.stagingDir });
+    assert.deepEqual(all.tables.map((t) => t.table), ['companies', 'targets']);
+    assert.ok(all.notExtracted.includes('users'));
+  });
+});
+
+describe('etl transform (CLI)', () => {
+  test('exit 0 with a summary table; --json prints the report only', async () => {
+    const model = await pipelineModel();
+    const run = await stageRun(model, { companies: [company(1), company(2)] });
+    const plain = await etl(['transform', '--staging', run.stagingDir, '--pipeline', PIPELINE_FILE]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout, /^table\s+documents\s+rows\s+rejected\s+skipped$/m);
+    assert.match(plain.stdout, /^companies\s+2\s+2\s+0\s+0$/m);
+    const json = await etl(['transform', '--staging', run.stagingDir, '--run', run.paths.runId, '--pipeline', PIPELINE_FILE, '--json']);
+    assert.equal(json.code, 0, json.stderr);
+    const body = JSON.parse(json.stdout) as { ok: boolean; runId: string; tables: { table: string; rows: number }[] };
+    assert.equal(body.ok, true);
+    assert.equal(body.runId, run.paths.runId);
+    assert.deepEqual(body.tables.map((t) => [t.table, t.rows]), [['companies', 2]]);
+  });
+
+  test('exit 1 for an unfinished extract, naming the run and what to do', async () => {
+    const model = await pipelineModel();
+    const run = await stageRun(model, { companies: [company(1)] }, { extractStatus: 'failed' });
+    const r = await etl(['transform', '--staging', run.stagingDir, '--pipeline', PIPELINE_FILE]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`extract of run ${run.paths.runId} is "failed"`));
+    assert.match(r.stderr, /hint: .*etl extract/);
+  });
+
+  test('exit 1 for a changed pipeline; exit 2 for a bad flag or an unknown table', async () => {
+    const model = await pipelineModel();
+    const run = await stageRun(model, { companies: [company(1)] });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-changed-'));
+    const changed = path.join(dir, 'pipeline.yaml');
+    await writeFile(changed, `${await readFile(PIPELINE_FILE, 'utf8')}\n# edited\n`);
+    const r = await etl(['transform', '--staging', run.stagingDir, '--pipeline', changed]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /pipeline\.yaml changed since run/);
+    assert.match(r.stderr, /--allow-pipeline-change/);
+    const allowed = await etl(['transform', '--staging', run.stagingDir, '--pipeline', changed, '--allow-pipeline-change']);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.equal((await etl(['transform', '--staging', run.stagingDir, '--bogus'])).code, 2);
+    assert.equal((await etl(['transform', '--staging', run.stagingDir, '--pipeline', PIPELINE_FILE, '--tables', 'nope'])).code, 2);
+    await rm(dir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,80 @@
+// One pass over a collection's extract file for every table it feeds (users → users, user_events,
+// users_targets): each line is parsed once and offered to each table in turn. Tables write into
+// their own files; when any file's buffer is full the pass waits for it, so the reader never runs
+// ahead of the slowest file and memory stays flat.
+import { pipeline } from 'node:stream/promises';
+import { StagingError } from '../model/errors.ts';
+import type { RawDocument } from './ejson-value.ts';
+import { readLineBatches, type FileDigest, type LineBatch } from './ndjson-batches.ts';
+import type { TableWork } from './table-work.ts';
+
+export interface PassOptions {
+  readonly file: string;
+  readonly signal: AbortSignal;
+  /** Called every `every` documents with the count so far. */
+  readonly onDocuments?: (done: number) => void;
+  readonly every: number;
+}
+
+export interface PassResult {
+  readonly documents: number;
+  /** What was read: checked by the caller against the extract manifest. */
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+/** Reads the file once, feeding every table. */
+export async function runCollectionPass(works: readonly TableWork[], o: PassOptions): Promise<PassResult> {
+  const outputs = works.flatMap((w) => w.outputs);
+  const drain = async (): Promise<void> => {
+    for (const out of outputs) if (out.needsDrain) await out.drain();
+  };
+  let documents = 0;
+  let nextTick = o.every;
+  const digest: FileDigest = { bytes: 0, sha256: null };
+  await pipeline(
+    readLineBatches(o.file, digest, o.signal),
+    async (batches: AsyncIterable<LineBatch>) => {
+      for await (const batch of batches) {
+        const { lines, lineNumbers } = batch;
+        for (let i = 0; i < lines.length; i += 1) {
+          const doc = parseLine(lines[i]!, o.file, lineNumbers[i]!);
+          for (const w of works) w.accept(doc);
+          documents += 1;
+          for (const out of outputs) {
+            if (out.needsDrain) {
+              await drain();
+              break;
+            }
+          }
+        }
+        if (o.onDocuments && documents >= nextTick) {
+          o.onDocuments(documents);
+          nextTick = documents + o.every;
+        }
+      }
+    },
+    { signal: o.signal },
+  );
+  for (const w of works) await w.finish(drain);
+  return { documents, bytes: digest.bytes, sha256: digest.sha256 ?? '' };
+}
+
+function parseLine(text: string, file: string, line: number): RawDocument {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (cause) {
+    throw badLine(file, line, cause);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !('_id' in doc)) throw badLine(file, line);
+  return doc as RawDocument;
+}
+
+function badLine(file: string, line: number, cause?: unknown): StagingError {
+  return new StagingError('bad_ndjson', `${file}:${line}: not an Extended JSON document with an _id`, {
+    context: { file, line },
+    hint: 'the staged file is damaged: run `etl extract` again',
+    cause,
+  });
+}

@@ -1,0 +1,187 @@
+// Delete propagation, transform side: a collection's staged `_id` set (extract/<c>.ids.ndjson) →
+// per propagating table, transform/<table>.live.csv, the keys of every row the table may hold now.
+// Load deletes the rows whose key is not in it (load/delete-propagation.ts).
+//
+//   upsert table   key column = the primary key fed by `_id` (id); one row per live document that
+//                  passes the table's filter (an event whose `__t` is no longer `menu` is not a live
+//                  menu, so its menus row goes)
+//   explode table  key column = the parent column; one row per live parent document passing the
+//                  filter: its links stay (the merge keeps them current), a gone parent's links go
+//   dedupe table   not supported (extract never stages ids for one; see extract/live-ids.ts)
+//
+// The key is converted by the column's own converter, so it is byte for byte the text the table's
+// CSV holds. The ids file is checked against the extract manifest (records, bytes, sha256) as the
+// documents file is. One streamed pass per collection, however many tables it feeds.
+import path from 'node:path';
+import { StagingError } from '../model/errors.ts';
+import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
+import type { FileRecord, Manifest } from '../staging/manifest.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import { columnConverter, Rejection } from './convert.ts';
+import type { RawDocument } from './ejson-value.ts';
+import { compileFilter } from './filter.ts';
+import { readLineBatches, type FileDigest } from './ndjson-batches.ts';
+import { CsvOutput } from './staged-output.ts';
+
+/** What the manifest records of a table's live keys (transform.tables[t].live). */
+export interface LiveKeysRecord extends FileRecord {
+  /** The key column (header of the file). */
+  column: string;
+  /** The ids file it was derived from, and its lines. */
+  source: string;
+  ids: number;
+  /** Documents left out by the table's filter (not live for this table). */
+  filtered: number;
+  /** Ids the key column's type refused (their rows could never have been loaded). */
+  refused: number;
+}
+
+/** The manifest's ids record, as extract writes it (staging/manifest-extract.ts names it `ids`). */
+interface IdsRecord extends FileRecord {
+  tables: string[];
+}
+
+/** The column that holds the document's `_id` as a table's key, or null when the table has none. */
+export function liveKeyColumn(table: TableModel): ColumnModel | null {
+  if (table.strategy === 'explode') return table.columns.find((c) => c.name === table.explode?.parentColumn) ?? null;
+  if (table.strategy === 'upsert' && table.primaryKey.length === 1) {
+    const c = table.columns.find((x) => x.name === table.primaryKey[0]);
+    if (c && c.source.kind === 'field' && c.source.path === '_id') return c;
+  }
+  return null;
+}
+
+/** `transform/<table>.live.csv`, next to the table's CSV. */
+export function liveKeysFile(paths: RunPaths, table: string): string {
+  const csv = paths.transformCsv(table);
+  return path.join(path.dirname(csv), `${path.basename(csv, '.csv')}.live.csv`);
+}
+
+export interface LiveKeysInput {
+  readonly model: PipelineModel;
+  readonly paths: RunPaths;
+  readonly manifest: Manifest;
+  /** Tables this transform wrote: live keys are staged for those among them the extract staged ids for. */
+  readonly tables: ReadonlySet<string>;
+  readonly signal: AbortSignal;
+}
+
+/** Writes the live keys files; returns their records by table (empty when no ids were staged). */
+export async function stageLiveKeys(input: LiveKeysInput): Promise<Map<string, LiveKeysRecord>> {
+  const out = new Map<string, LiveKeysRecord>();
+  const collections = input.manifest.stages.extract?.collections ?? {};
+  for (const [collection, record] of Object.entries(collections)) {
+    const ids = (record as { ids?: IdsRecord }).ids;
+    if (!ids) continue;
+    const tables = ids.tables.filter((t) => input.tables.has(t)).map((t) => input.model.tables.get(t)!);
+    if (tables.length === 0) continue;
+    for (const [table, r] of await stageCollection(input, collection, ids, tables)) out.set(table, r);
+  }
+  return out;
+}
+
+interface TableLive {
+  readonly table: TableModel;
+  readonly column: ColumnModel;
+  readonly convert: (value: unknown) => string | null | Rejection;
+  readonly keep: ((doc: RawDocument) => boolean) | null;
+  readonly csv: CsvOutput;
+  filtered: number;
+  refused: number;
+}
+
+async function stageCollection(input: LiveKeysInput, collection: string, ids: IdsRecord, tables: readonly TableModel[]): Promise<Map<string, LiveKeysRecord>> {
+  const { paths, model } = input;
+  const file = path.join(paths.dir, ids.file);
+  let failure: unknown = null;
+  const inner = new AbortController();
+  const signal = AbortSignal.any([input.signal, inner.signal]);
+  const onFailure = (e: unknown): void => {
+    failure ??= e;
+    inner.abort(e);
+  };
+  const works: TableLive[] = [];
+  try {
+    for (const table of tables) {
+      const column = liveKeyColumn(table);
+      if (!column) {
+        throw new StagingError('live_keys_unsupported', `${table.name}: no key column holds the document _id, so deletes cannot propagate to it`, {
+          hint: 'remove propagate_deletes from the table, or extract without --propagate-deletes',
+        });
+      }
+      works.push({
+        table,
+        column,
+        convert: columnConverter(column, model.settings, { stripped: false }),
+        keep: compileFilter(table.filter),
+        csv: new CsvOutput(paths, liveKeysFile(paths, table.name), [column.name], signal, onFailure),
+        filtered: 0,
+        refused: 0,
+      });
+    }
+    const digest: FileDigest = { bytes: 0, sha256: null };
+    let lines = 0;
+    for await (const batch of readLineBatches(file, digest, signal)) {
+      for (let i = 0; i < batch.lines.length; i += 1) {
+        const doc = parseIdLine(batch.lines[i]!, paths.relative(file), batch.lineNumbers[i]!);
+        lines += 1;
+        for (const w of works) {
+          if (w.keep && !w.keep(doc)) {
+            w.filtered += 1;
+            continue;
+          }
+          const key = w.convert(doc._id);
+          if (key instanceof Rejection || key === null) {
+            w.refused += 1;
+            continue;
+          }
+          w.csv.write([key]);
+        }
+      }
+      for (const w of works) if (w.csv.needsDrain) await w.csv.drain();
+    }
+    if (lines !== ids.records || digest.bytes !== ids.bytes || digest.sha256 !== ids.sha256) {
+      throw new StagingError(
+        'extract_mismatch',
+        `${ids.file} of run ${paths.runId} is not the file the manifest describes (read ${lines} ids, ${digest.bytes} bytes, sha256 ${digest.sha256}; manifest: ${ids.records} ids, ${ids.bytes} bytes, sha256 ${ids.sha256})`,
+        { context: { file, collection }, hint: 'the run is damaged: run `etl extract` again' },
+      );
+    }
+    const records = new Map<string, LiveKeysRecord>();
+    for (const w of works) {
+      const figures = await w.csv.commit();
+      records.set(w.table.name, { ...figures, column: w.column.name, source: ids.file, ids: lines, filtered: w.filtered, refused: w.refused });
+    }
+    return records;
+  } catch (error) {
+    inner.abort(error);
+    for (const w of works) await w.csv.discard().catch(() => undefined);
+    if ((error as NodeJS.ErrnoException)?.code === 'ENOENT' && failure === null) {
+      throw new StagingError('missing_extract_file', `run ${paths.runId} has no ${ids.file}`, {
+        context: { file, collection },
+        hint: 'the run is damaged: run `etl extract` again',
+        cause: error,
+      });
+    }
+    throw failure ?? error;
+  }
+}
+
+function parseIdLine(text: string, file: string, line: number): RawDocument {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (cause) {
+    throw badLine(file, line, cause);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !('_id' in doc)) throw badLine(file, line);
+  return doc as RawDocument;
+}
+
+function badLine(file: string, line: number, cause?: unknown): StagingError {
+  return new StagingError('bad_ndjson', `${file}:${line}: not an Extended JSON document with an _id`, {
+    context: { file, line },
+    hint: 'the staged file is damaged: run `etl extract` again',
+    cause,
+  });
+}

@@ -1,0 +1,38 @@
+// One line of `<table>.rejects.ndjson`: the source document, the column, the offending value and why.
+// The value is its canonical Extended JSON text, shortened in this file only (the full value is in
+// the extract, under the same _id).
+import { canonicalText, kindOf, objectIdHex } from './ejson-value.ts';
+
+const VALUE_LIMIT = 200;
+
+export interface RejectLine {
+  readonly collection: string;
+  /** 24 lower-case hex for an ObjectId, else the canonical Extended JSON text of the _id. */
+  readonly _id: string;
+  readonly table: string;
+  readonly column: string;
+  /** Canonical Extended JSON of the value (≤ 200 characters + '…'), or null when the field is absent. */
+  readonly value: string | null;
+  readonly reason: string;
+}
+
+export function documentIdText(id: unknown): string {
+  if (kindOf(id) === 'objectId') return objectIdHex(id) ?? canonicalText(id);
+  return canonicalText(id);
+}
+
+export function shortValue(value: unknown): string | null {
+  if (value === undefined) return null;
+  const text = canonicalText(value);
+  if (text.length <= VALUE_LIMIT) return text;
+  let cut = text.slice(0, VALUE_LIMIT);
+  // Never leave half a surrogate pair at the cut.
+  const last = cut.charCodeAt(cut.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+/** The NDJSON line, keys in a fixed order so the file's bytes are stable. */
+export function rejectLine(r: RejectLine): string {
+  return `${JSON.stringify({ collection: r.collection, _id: r._id, table: r.table, column: r.column, value: r.value, reason: r.reason })}\n`;
+}

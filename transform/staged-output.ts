@@ -1,0 +1,105 @@
+// The files a table writes while its collection streams past: rows become CSV through csv-stringify
+// (staging/csv.ts) into an AtomicFileSink, so each file is hashed as it is written and appears whole
+// or not at all. Writes are synchronous; the caller awaits drain() when a write reports a full
+// buffer, which is how backpressure reaches the NDJSON reader.
+import { once } from 'node:events';
+import { PassThrough, type Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AtomicFileSink } from '../staging/atomic-file.ts';
+import type { Cell } from '../staging/csv.ts';
+import { csvBatchWriter } from './csv-batches.ts';
+import type { FileRecord } from '../staging/manifest.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+
+class StagedOutput<T> {
+  private readonly head: Duplex;
+  private readonly sink: AtomicFileSink;
+  private readonly done: Promise<void>;
+  private blocked = false;
+  /** Records written (CSV data rows, NDJSON lines). */
+  records = 0;
+
+  constructor(
+    private readonly paths: RunPaths,
+    file: string,
+    head: Duplex,
+    private readonly signal: AbortSignal,
+    onFailure: (error: unknown) => void,
+  ) {
+    this.head = head;
+    this.sink = new AtomicFileSink(file);
+    this.done = pipeline(head, this.sink, { signal });
+    // Seen at once by the stage (which aborts the other files), and awaited again in commit().
+    this.done.catch(onFailure);
+  }
+
+  write(record: T): void {
+    this.records += 1;
+    this.push(record);
+  }
+
+  /** Hands a chunk to the stream (subclasses may gather records first). */
+  protected push(chunk: unknown): void {
+    if (!this.head.write(chunk)) this.blocked = true;
+  }
+
+  /** Called before the stream ends: subclasses hand over what they gathered. */
+  protected flushPending(): void {}
+
+  get needsDrain(): boolean {
+    return this.blocked;
+  }
+
+  async drain(): Promise<void> {
+    if (!this.blocked) return;
+    // The signal is aborted when any output of the stage fails, so this never waits on a dead stream.
+    await once(this.head, 'drain', { signal: this.signal });
+    this.blocked = false;
+  }
+
+  /** Ends the stream, waits until every byte is on disk, renames the file into place. */
+  async commit(): Promise<FileRecord> {
+    this.flushPending();
+    this.head.end();
+    await this.done;
+    const figures = await this.sink.commit();
+    return { file: this.paths.relative(this.sink.path), bytes: figures.bytes, sha256: figures.sha256, records: this.records };
+  }
+
+  async discard(): Promise<void> {
+    this.head.destroy();
+    await this.done.catch(() => undefined);
+    await this.sink.discard();
+  }
+}
+
+/** Rows gathered per batch: one csv-stringify call and one stream write each. */
+const BATCH_ROWS = 512;
+
+export class CsvOutput extends StagedOutput<readonly Cell[]> {
+  private pending: (readonly Cell[])[] = [];
+
+  /** `textual`: which columns may hold cells that need quoting (see csvBatchWriter); null: all. */
+  constructor(paths: RunPaths, file: string, columns: readonly string[], signal: AbortSignal, onFailure: (error: unknown) => void, textual: readonly boolean[] | null = null) {
+    super(paths, file, csvBatchWriter(columns, textual), signal, onFailure);
+  }
+
+  override write(row: readonly Cell[]): void {
+    this.records += 1;
+    this.pending.push(row);
+    if (this.pending.length >= BATCH_ROWS) this.flushPending();
+  }
+
+  protected override flushPending(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.push(batch);
+  }
+}
+
+export class NdjsonOutput extends StagedOutput<string> {
+  constructor(paths: RunPaths, file: string, signal: AbortSignal, onFailure: (error: unknown) => void) {
+    super(paths, file, new PassThrough({ highWaterMark: 1 << 16 }), signal, onFailure);
+  }
+}

@@ -1,0 +1,168 @@
+// What every strategy shares for one table: its output files, its counters, and turning a value
+// into a cell or a reject line. Strategies (upsert.ts, explode.ts, dedupe.ts) only decide which
+// documents and items become rows.
+import type { ColumnModel, TableModel } from '../model/types.ts';
+import type { Cell } from '../staging/csv.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import type { TransformTableRecord } from '../staging/manifest-transform.ts';
+import { columnConverter, Rejection, type ConvertSettings, type Converter, type NulTally, type RejectReason } from './convert.ts';
+import type { RawDocument } from './ejson-value.ts';
+import { documentIdText, rejectLine, shortValue } from './rejects.ts';
+import { CsvOutput, NdjsonOutput } from './staged-output.ts';
+
+export interface ConvertedColumn {
+  readonly column: ColumnModel;
+  readonly convert: Converter;
+}
+
+export interface OutputOptions {
+  readonly paths: RunPaths;
+  readonly settings: ConvertSettings;
+  readonly signal: AbortSignal;
+  readonly onFailure: (error: unknown) => void;
+}
+
+/** Types whose cells may hold any character (the others are digits, signs, dates: never quoted). */
+const TEXTUAL_KINDS = new Set(['varchar', 'text', 'jsonb']);
+
+export abstract class TableWork {
+  readonly name: string;
+  readonly csv: CsvOutput;
+  readonly rejects: NdjsonOutput;
+  readonly keys: CsvOutput | null;
+  /** Documents of the collection offered to this table. */
+  documents = 0;
+  rejected = 0;
+  readonly skipped: Record<string, number> = {};
+  /** Values changed on purpose (nul_character: strip), per column. */
+  readonly altered: Record<string, Record<string, number>> = {};
+  readonly columns: readonly ConvertedColumn[];
+  protected readonly tally: NulTally = { stripped: false };
+  /** Columns whose NULs were stripped in the row being built; counted when the row is written. */
+  private pendingStrips: string[] = [];
+
+  constructor(
+    readonly table: TableModel,
+    readonly collection: string,
+    o: OutputOptions,
+    withKeys: string | null,
+  ) {
+    this.name = table.name;
+    this.columns = table.stagedColumns.map((column) => ({ column, convert: columnConverter(column, o.settings, this.tally) }));
+    const textual = table.stagedColumns.map((c) => TEXTUAL_KINDS.has(c.sqlType.kind));
+    this.csv = new CsvOutput(o.paths, o.paths.transformCsv(table.name), table.stagedColumns.map((c) => c.name), o.signal, o.onFailure, textual);
+    this.rejects = new NdjsonOutput(o.paths, o.paths.transformRejects(table.name), o.signal, o.onFailure);
+    this.keys = withKeys === null ? null : new CsvOutput(o.paths, o.paths.transformKeys(table.name), [withKeys], o.signal, o.onFailure);
+  }
+
+  /** One document of the collection (synchronous: outputs buffer, the reader drains). */
+  abstract accept(doc: RawDocument): void;
+
+  /** After the last document. Dedupe writes its rows here; `drain` relieves backpressure. */
+  async finish(_drain: () => Promise<void>): Promise<void> {}
+
+  /** Strategy-specific fields of the manifest record. */
+  protected abstract extra(): Partial<TransformTableRecord>;
+
+  /** Converts one value of the row being built (a NUL strip is counted if the row is written). */
+  protected cell(c: ConvertedColumn, value: unknown): Cell | Rejection {
+    this.tally.stripped = false;
+    const out = c.convert(value);
+    if (this.tally.stripped && !(out instanceof Rejection)) this.pendingStrips.push(c.column.name);
+    return out;
+  }
+
+  /** Converts a value kept for several rows: its NUL strip is reported to the caller, not to the row being built. */
+  protected convertKept(c: ConvertedColumn, value: unknown): { cell: Cell | Rejection; stripped: boolean } {
+    this.tally.stripped = false;
+    const cell = c.convert(value);
+    return { cell, stripped: this.tally.stripped && !(cell instanceof Rejection) };
+  }
+
+  /** Writes the reject line for a value. */
+  protected reject(doc: RawDocument, column: string, value: unknown, reason: RejectReason | string): void {
+    this.pendingStrips.length = 0;
+    this.rejected += 1;
+    this.rejects.write(rejectLine({ collection: this.collection, _id: documentIdText(doc._id), table: this.name, column, value: shortValue(value), reason }));
+  }
+
+  /** Writes a row and counts the NULs stripped from it. */
+  protected writeRow(cells: readonly Cell[]): void {
+    this.csv.write(cells);
+    this.commitStrips();
+  }
+
+  private commitStrips(): void {
+    if (this.pendingStrips.length === 0) return;
+    this.countStrips(this.pendingStrips);
+    this.pendingStrips.length = 0;
+  }
+
+  /** Hands over the strips of a row kept for later (dedupe writes it, and counts them, at the end). */
+  protected takeStrips(): string[] | null {
+    if (this.pendingStrips.length === 0) return null;
+    const taken = this.pendingStrips;
+    this.pendingStrips = [];
+    return taken;
+  }
+
+  /** A NUL strip of a value converted earlier and reused in the row being built. */
+  protected noteStrip(column: string): void {
+    this.pendingStrips.push(column);
+  }
+
+  protected countStrips(columns: readonly string[]): void {
+    for (const column of columns) {
+      const slot = (this.altered[column] ??= {});
+      slot.nul_stripped = (slot.nul_stripped ?? 0) + 1;
+    }
+  }
+
+  /** Writes a row whose strips were taken earlier. */
+  protected writeKeptRow(cells: readonly Cell[], strips: readonly string[] | null): void {
+    this.csv.write(cells);
+    if (strips) this.countStrips(strips);
+  }
+
+  /** Drops the strips of a row that was built but not written. */
+  protected forgetStrips(): void {
+    this.pendingStrips.length = 0;
+  }
+
+  protected skip(reason: string): void {
+    this.skipped[reason] = (this.skipped[reason] ?? 0) + 1;
+  }
+
+  get outputs(): readonly (CsvOutput | NdjsonOutput)[] {
+    return this.keys ? [this.csv, this.keys, this.rejects] : [this.csv, this.rejects];
+  }
+
+  /** Commits the files and returns the manifest record. */
+  async commit(): Promise<TransformTableRecord> {
+    const csv = await this.csv.commit();
+    const keys = this.keys ? await this.keys.commit() : null;
+    const rejects = await this.rejects.commit();
+    return {
+      collection: this.collection,
+      strategy: this.table.strategy,
+      documents: this.documents,
+      rows: csv.records,
+      rejected: this.rejected,
+      skipped: sortedCounts(this.skipped),
+      altered: Object.fromEntries(Object.keys(this.altered).sort().map((k) => [k, sortedCounts(this.altered[k]!)])),
+      csv,
+      keys,
+      rejects,
+      ...this.extra(),
+    };
+  }
+
+  async discard(): Promise<void> {
+    for (const o of this.outputs) await o.discard();
+  }
+}
+
+/** Reason → count with keys sorted, so the manifest's bytes do not depend on arrival order. */
+export function sortedCounts(counts: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(Object.keys(counts).sort().map((k) => [k, counts[k]!]));
+}
