@@ -2,6 +2,7 @@
 import process from 'node:process';
 import type { Command, CommandContext } from './command.ts';
 import { renderError } from './render-error.ts';
+import { resolveConfig } from '../connect/config.ts';
 import { EtlError, UsageError } from '../model/errors.ts';
 
 // Each command lives in bin/commands/<name>.ts and is loaded only when called.
@@ -73,6 +74,15 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+/** The passwords the configuration holds, so an error text that quotes one is scrubbed of it. */
+function knownSecrets(): readonly string[] {
+  try {
+    return resolveConfig({ env: process.env, cwd: process.cwd() }).secrets;
+  } catch {
+    return [];
+  }
+}
+
 async function version(): Promise<string> {
   const { readFile } = await import('node:fs/promises');
   const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -96,6 +106,6 @@ main(argv).then(
   },
   (error: unknown) => {
     const json = argv.includes('--json');
-    process.exitCode = renderError(error, { json, stdout: process.stdout, stderr: process.stderr, env: process.env });
+    process.exitCode = renderError(error, { json, stdout: process.stdout, stderr: process.stderr, env: process.env, secrets: knownSecrets() });
   },
 );

@@ -2,6 +2,8 @@
 import type { FileRecord, StageSectionBase } from './manifest.ts';
 
 export interface LoadTableRecord {
+  /** Data rows of the staged CSV (COPY's count, checked against transform's). */
+  staged: number;
   inserted: number;
   updated: number;
   unchanged: number;
@@ -9,6 +11,10 @@ export interface LoadTableRecord {
   rejected: number;
   /** Values set to NULL because the referenced row does not exist (on_missing: set_null). */
   nulled: number;
+  /** Staged rows dropped because another row of the batch had the same key. */
+  duplicates: number;
+  /** Tables this table's TRUNCATE … CASCADE emptied (itself first); [] when not truncated. */
+  truncated: string[];
   rejects: FileRecord | null;
 }
 
@@ -17,4 +23,15 @@ export interface LoadSection extends StageSectionBase {
   /** true when the run had already been applied and nothing changed. */
   already_applied: boolean;
   tables: Record<string, LoadTableRecord>;
+  /** Tables asked for but skipped: this run was already loaded into them. */
+  skipped?: { table: string; loaded_at: string }[];
+  /** Every table emptied by a TRUNCATE … CASCADE. */
+  truncated?: string[];
+  /** Delete propagation: per table, the live set's size and the rows deleted (gone, referencing) or nulled. */
+  deletions?: {
+    propagated: string[];
+    tables: { table: string; live: number | null; gone: number; referencing: number; nulled: number; nulledColumns: Record<string, number> }[];
+    deleted: number;
+  } | null;
+  warnings?: string[];
 }

@@ -5,6 +5,7 @@ import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
 import { describePostgres, resolveConfig } from '../../connect/config.ts';
+import { openEndpoints } from '../../connect/endpoints.ts';
 import { connectPostgres } from '../../connect/postgres.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../model/errors.ts';
@@ -50,8 +51,17 @@ const command: Command = {
       return 0;
     }
 
-    const destination = describePostgres(cfg.postgres);
-    const client = await connectPostgres(cfg.postgres, cfg.secrets);
+    // TRANSFER_DESTINATION=remote: through an SSH tunnel (an explicit --database-url is used as given).
+    const endpoints = await openEndpoints(cfg, { needMongo: false, needPostgres: flags['database-url'] === undefined, signal: ctx.signal });
+    const postgres = flags['database-url'] === undefined ? endpoints.postgres : cfg.postgres;
+    const destination = describePostgres(postgres);
+    let client;
+    try {
+      client = await connectPostgres(postgres, cfg.secrets);
+    } catch (error) {
+      await endpoints.close();
+      throw error;
+    }
     try {
       if (flags.check) {
         const drift = await checkDrift(client, model);
@@ -76,6 +86,7 @@ const command: Command = {
       return 0;
     } finally {
       await client.end().catch(() => undefined);
+      await endpoints.close();
     }
   },
 };

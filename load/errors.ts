@@ -1,0 +1,63 @@
+// Turns what PostgreSQL refused into a LoadError that names the table, the CSV file and line, the
+// column and the constraint, so a user can open users.csv at line 8123 and see the value.
+import { DatabaseError } from 'pg';
+import { EtlError, LoadError } from '../model/errors.ts';
+import { redactText } from '../connect/redact.ts';
+
+export interface FailurePlace {
+  /** The real table being loaded. */
+  readonly table: string;
+  /** The staged file being read, relative to the run folder (COPY errors point into it). */
+  readonly file?: string;
+  /** What was being done ("copying", "merging"…), for the message. */
+  readonly step: string;
+  /** Temp table name → the real table, so messages never show our internal names. */
+  readonly tempNames?: Readonly<Record<string, string>>;
+}
+
+// COPY's context line: `COPY etl_stage_3, line 8123, column name: "…"` (column absent for
+// record-level errors such as a missing column).
+const COPY_WHERE = /COPY [^,]+, line (\d+)(?:, column ([^:]+))?/;
+
+export function toLoadError(error: unknown, place: FailurePlace, secrets: readonly string[] = []): EtlError {
+  if (error instanceof EtlError) return error;
+  if (error instanceof DatabaseError) {
+    const where = COPY_WHERE.exec(error.where ?? '');
+    const line = where ? Number(where[1]) : undefined;
+    const column = error.column ?? (where?.[2] ? where[2].trim() : undefined);
+    const plain = (text: string): string => {
+      let t = text;
+      for (const [temp, real] of Object.entries(place.tempNames ?? {})) t = t.split(`"${temp}"`).join(`"${real}"`).split(temp).join(real);
+      return redactText(t, secrets);
+    };
+    const at = line !== undefined && place.file ? `${place.file} line ${line}${column ? `, column ${column}` : ''}: ` : column ? `column ${column}: ` : '';
+    const detail = error.detail ? ` (${plain(error.detail)})` : '';
+    return new LoadError(`pg_${error.code ?? 'error'}`, `${place.table}: ${place.step} failed: ${at}${plain(error.message)}${detail}`, {
+      context: {
+        table: place.table,
+        ...(place.file ? { file: place.file } : {}),
+        ...(line !== undefined ? { line } : {}),
+        ...(column ? { sqlColumn: column } : {}),
+        ...(error.constraint ? { constraint: error.constraint } : {}),
+        pgCode: error.code,
+        ...(error.where ? { where: plain(error.where) } : {}),
+      },
+      hint: hintFor(error.code, line !== undefined),
+      cause: error,
+    });
+  }
+  const message = redactText(error instanceof Error ? error.message : String(error), secrets);
+  return new LoadError('load_failed', `${place.table}: ${place.step} failed: ${message}`, {
+    context: { table: place.table, ...(place.file ? { file: place.file } : {}) },
+    cause: error,
+  });
+}
+
+function hintFor(code: string | undefined, hasLine: boolean): string {
+  const base = 'nothing was changed in PostgreSQL (the load was rolled back)';
+  if (code === '22001') return `${base}; the value is longer than the column allows: widen sql_type in pipeline.yaml or fix the source`;
+  if (code === '23502') return `${base}; a NOT NULL column has no value: make it nullable in pipeline.yaml or fix the source`;
+  if (code === '23505') return `${base}; a unique constraint of the table does not hold for the staged rows`;
+  if (code?.startsWith('22') && hasLine) return `${base}; the staged value cannot be read as the column's type`;
+  return base;
+}

@@ -1,0 +1,92 @@
+// What runLoad takes and what it returns. The report is plain data: bin/ renders it (table or JSON)
+// and the same figures go into the manifest's load section, so printed and audited numbers agree.
+import type { PostgresConfig } from '../connect/config.ts';
+import type { PipelineModel } from '../model/types.ts';
+import type { DeletePropagationReport } from './delete-propagation.ts';
+
+export interface LoadOptions {
+  readonly model: PipelineModel;
+  readonly stagingDir: string;
+  /** The staged run; default: the one `<staging>/latest` names. */
+  readonly runId?: string | null;
+  /** Load only these tables (still in load order). Default: every table the run staged. */
+  readonly tables?: readonly string[] | null;
+  /** Do all the work and report the figures, then roll back. */
+  readonly dryRun?: boolean;
+  readonly postgres: PostgresConfig;
+  /** Secret values scrubbed from error text. */
+  readonly secrets?: readonly string[];
+  /** Another load holds the lock: wait for it (default) or fail at once. */
+  readonly lock?: 'wait' | 'fail';
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (event: LoadProgress) => void;
+  /**
+   * A batch of at least this many rows into an empty table takes the bulk paths (COPY straight into
+   * the table, foreign keys re-validated once instead of per row). Default 20,000; tests lower it.
+   */
+  readonly bulkRows?: number;
+  /** Delete propagation: go on when a table's staged _id set is empty though the table holds rows. */
+  readonly allowDeleteAll?: boolean;
+}
+
+export type LoadPhase = 'copy' | 'truncate' | 'duplicates' | 'references' | 'merge' | 'ledger';
+
+export type LoadProgress =
+  /** Another etl load holds the advisory lock; this one waits. */
+  | { readonly kind: 'waiting'; readonly message: string }
+  /** Connected, locked, schema ensured: these tables will be loaded (empty when already applied). */
+  | { readonly kind: 'plan'; readonly runId: string; readonly tables: readonly string[]; readonly alreadyApplied: readonly string[] }
+  | { readonly kind: 'table_phase'; readonly table: string; readonly phase: LoadPhase }
+  | { readonly kind: 'table_done'; readonly table: string; readonly report: TableLoadReport }
+  /** Delete propagation, after every table was merged: which step runs on which table. */
+  | { readonly kind: 'deleting'; readonly table: string; readonly step: string }
+  | { readonly kind: 'committing'; readonly dryRun: boolean };
+
+export interface TableLoadReport {
+  readonly table: string;
+  readonly strategy: 'upsert' | 'explode' | 'dedupe';
+  /** How the rows were merged. */
+  readonly merge: 'upsert' | 'delete_and_insert' | 'dedupe_upsert';
+  /** Data rows in the staged CSV (= COPY's row count, checked against the manifest). */
+  readonly staged: number;
+  readonly inserted: number;
+  readonly updated: number;
+  /** Staged rows identical to the row already there (or older than it, for dedupe tables). */
+  readonly unchanged: number;
+  /** Rows removed: links of a staged parent that are no longer in its array. */
+  readonly deleted: number;
+  /** Rows refused (a reference to a missing row, on_missing: reject); listed in the rejects file. */
+  readonly rejected: number;
+  /** References set to NULL (on_missing: set_null); listed in the rejects file too. */
+  readonly nulled: number;
+  /** Staged rows dropped because a later (or, for dedupe, a newer) row of the batch had the same key. */
+  readonly duplicates: number;
+  /** Tables emptied by this table's TRUNCATE … CASCADE (itself first), or [] when not truncated. */
+  readonly truncated: readonly string[];
+  /** The load rejects file, relative to the run folder, or null when nothing was refused. */
+  readonly rejectsFile: string | null;
+}
+
+export interface LoadReport {
+  readonly runId: string;
+  readonly dryRun: boolean;
+  /** Every table of the request had already been loaded from this run: nothing changed. */
+  readonly alreadyApplied: boolean;
+  /** Tables of the request skipped because this run was already loaded into them (with when). */
+  readonly skipped: readonly { readonly table: string; readonly loadedAt: string }[];
+  /** Where the rows went (no credentials). */
+  readonly destination: string;
+  readonly startedAt: string;
+  readonly endedAt: string;
+  /** Per loaded table, in load order. */
+  readonly tables: readonly TableLoadReport[];
+  /** Every table a TRUNCATE … CASCADE emptied, in the order found. */
+  readonly truncated: readonly string[];
+  /**
+   * Delete propagation (load/delete-propagation.ts), or null when the run staged no _id set. Its
+   * gone + referencing figures are also counted in each table's `deleted`.
+   */
+  readonly deletions: DeletePropagationReport | null;
+  /** Things the user should know that did not stop the load. */
+  readonly warnings: readonly string[];
+}

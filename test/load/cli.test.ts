@@ -1,0 +1,241 @@
+// `etl load` as a user runs it: a child process, no TTY, NO_COLOR. Includes the crash tests: a load
+// SIGKILLed during its COPY and during its merge leaves PostgreSQL as it was, and a re-run then
+// gives tables identical to an uninterrupted load.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import pg from 'pg';
+import { useServers } from '../harness/index.ts';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import type { PipelineModel } from '../../model/types.ts';
+import type { Cell } from '../../staging/csv.ts';
+import { stageRun } from './staged-run.ts';
+import { checksums, query } from './model-fixture.ts';
+import { LOAD_LOCK_KEY } from '../../load/lock.ts';
+import { readManifest } from '../../staging/manifest.ts';
+import { runPaths } from '../../staging/run-folder.ts';
+
+const servers = useServers({ mongo: false });
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const PIPELINE = path.join(REPO, 'test/load/fixtures/pipeline.yaml');
+const TABLES = ['companies', 'users', 'user_companies', 'etl_watermarks', 'etl_runs'];
+
+interface Child {
+  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+  kill(signal: NodeJS.Signals): void;
+}
+
+function etl(args: readonly string[], env: Record<string, string> = {}): Child {
+  const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), ...args], {
+    cwd: REPO,
+    env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { done, kill: (s) => child.kill(s) };
+}
+
+async function tempStaging(t: { after(fn: () => unknown): void }): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-load-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const stamp = '2024-03-01 10:00:00.000';
+
+async function smallRun(staging: string, model: PipelineModel): Promise<string> {
+  return stageRun(staging, model, {
+    companies: { rows: [['c1', stamp, stamp, 'Acme']] },
+    users: { rows: [['u1', stamp, stamp, 'Ann', 'c1', '3'], ['u2', stamp, stamp, 'Bob', 'c404', null]] },
+    user_companies: { keys: ['u1', 'u2'], rows: [['u1', 'c1', stamp, stamp], ['u2', 'c404', stamp, stamp]] },
+  });
+}
+
+test('etl load --json prints the report; the plain summary names every figure', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = await loadPipeline(PIPELINE);
+  const run = await smallRun(staging, model);
+
+  const dry = await etl(['load', '--staging', staging, '--pipeline', PIPELINE, '--database-url', url, '--dry-run']).done;
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /^table\s+staged\s+inserted\s+updated\s+unchanged\s+deleted\s+rejected\s+nulled\s+duplicates$/m);
+  assert.match(dry.stdout, /^users\s+2\s+2\s+0\s+0\s+0\s+0\s+1\s+0$/m);
+  assert.match(dry.stdout, /dry run: run \d+T\d+Z rolled back, nothing changed/);
+  assert.doesNotMatch(dry.stdout + dry.stderr, new RegExp(servers.postgres.password));
+
+  const r = await etl(['load', '--json', '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]).done;
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.ok, true);
+  assert.equal(report.runId, run);
+  assert.deepEqual(
+    report.tables.map((x: { table: string; inserted: number; rejected: number; nulled: number }) => [x.table, x.inserted, x.rejected, x.nulled]),
+    [
+      ['companies', 1, 0, 0],
+      ['users', 2, 0, 1],
+      ['user_companies', 1, 1, 0],
+    ],
+  );
+  assert.equal(report.tables[2].rejectsFile, 'load/user_companies.rejects.ndjson');
+
+  const again = await etl(['load', '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]).done;
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, new RegExp(`run ${run} was already loaded into .*: nothing changed`));
+  const againJson = JSON.parse((await etl(['load', '--json', '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]).done).stdout);
+  assert.equal(againJson.already_applied, true);
+  assert.equal(againJson.alreadyApplied, true);
+  assert.deepEqual(againJson.tables, []);
+});
+
+test('etl load: a bad flag exits 2; --no-wait while another load runs exits 1', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  await smallRun(staging, await loadPipeline(PIPELINE));
+  const bad = await etl(['load', '--nope']).done;
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--nope/);
+
+  const holder = new pg.Client({ connectionString: url });
+  await holder.connect();
+  t.after(() => holder.end());
+  await holder.query('SELECT pg_advisory_lock($1::bigint)', [LOAD_LOCK_KEY]);
+  const refused = await etl(['load', '--no-wait', '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]).done;
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /another etl load is running on this database/);
+  assert.deepEqual(await query(url, `SELECT to_regclass('users') AS t`), [{ t: null }], 'nothing was created');
+});
+
+// ── crash tests ─────────────────────────────────────────────────────────────────────────────────
+
+const USERS = 100_000;
+const LINKS_PER_USER = 3;
+
+async function bigRun(staging: string, model: PipelineModel): Promise<string> {
+  const companies = 1000;
+  return stageRun(staging, model, {
+    companies: { rows: Array.from({ length: companies }, (_, i) => [`c${i}`, stamp, stamp, `company ${i}`]) },
+    users: {
+      rows: async function* (): AsyncGenerator<Cell[]> {
+        for (let i = 0; i < USERS; i++) yield [`u${i}`, stamp, stamp, `user "${i}", with a comma`, i % 50 === 0 ? 'gone' : `c${i % companies}`, String(i % 100)];
+      },
+    },
+    user_companies: {
+      keys: Array.from({ length: USERS }, (_, i) => `u${i}`),
+      rows: async function* (): AsyncGenerator<Cell[]> {
+        for (let i = 0; i < USERS; i++) for (let j = 0; j < LINKS_PER_USER; j++) yield [`u${i}`, `c${(i + j) % companies}`, stamp, stamp];
+      },
+    },
+  });
+}
+
+/** Polls pg_stat_activity until an `etl` backend runs a statement matching `pattern`. */
+async function waitForStatement(url: string, pattern: string, timeoutMs = 120_000): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const r = await client.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'etl' AND state = 'active' AND query LIKE $1`, [pattern]);
+      if (r.rows.length) return;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    throw new Error(`no etl statement like ${pattern} within ${timeoutMs} ms`);
+  } finally {
+    await client.end();
+  }
+}
+
+async function waitForNoEtlBackend(url: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const r = await query(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'etl'`);
+    if (r[0]!.n === 0) return;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  throw new Error('the killed load still has a backend');
+}
+
+/** A first, small run, so that the big one merges into tables that already hold rows. */
+async function baseRun(staging: string, model: PipelineModel): Promise<string> {
+  return stageRun(staging, model, {
+    companies: { rows: [['c0', stamp, stamp, 'first']] },
+    users: { rows: Array.from({ length: 1000 }, (_, i) => [`u${i * 7}`, stamp, stamp, 'before', 'c0', null]) },
+    user_companies: { keys: ['u0', 'u7'], rows: [['u0', 'c0', stamp, stamp], ['u7', 'c0', stamp, stamp]] },
+  });
+}
+
+// Into empty tables the big batches are COPYed straight into the tables (the bulk path); into
+// tables holding rows they go through temp tables and a merge.
+for (const [moment, pattern, base] of [
+  ['during COPY into empty tables', 'COPY "users"%', false],
+  ['during the merge', 'WITH merged AS (INSERT INTO "users"%', true],
+] as const) {
+  test(`a load SIGKILLed ${moment} leaves PostgreSQL as it was; a re-run equals an uninterrupted load`, async (t) => {
+    const reference = await servers.postgres.createDatabase(`${t.name} reference`);
+    const url = await servers.postgres.createDatabase(t.name);
+    const staging = await tempStaging(t);
+    const model = await loadPipeline(PIPELINE);
+    if (base) {
+      const first = await baseRun(staging, model);
+      for (const db of [reference, url]) {
+        const r = await etl(['load', '--run', first, '--staging', staging, '--pipeline', PIPELINE, '--database-url', db]).done;
+        assert.equal(r.code, 0, r.stderr);
+      }
+    }
+    const run = await bigRun(staging, model);
+    const args = ['load', '--json', '--run', run, '--staging', staging, '--pipeline', PIPELINE];
+
+    const clean = await etl([...args, '--database-url', reference]).done;
+    assert.equal(clean.code, 0, clean.stderr);
+    const expected = await checksums(reference, TABLES.slice(0, 3));
+
+    const before = await checksums(url, TABLES);
+    const victim = etl([...args, '--database-url', url]);
+    await waitForStatement(url, pattern);
+    victim.kill('SIGKILL');
+    const killed = await victim.done;
+    assert.equal(killed.signal, 'SIGKILL');
+    await waitForNoEtlBackend(url);
+    assert.deepEqual(await checksums(url, TABLES), before, 'nothing of the killed load stayed');
+
+    const rerun = await etl([...args, '--database-url', url]).done;
+    assert.equal(rerun.code, 0, rerun.stderr);
+    assert.deepEqual(await checksums(url, TABLES.slice(0, 3)), expected);
+    const report = JSON.parse(rerun.stdout);
+    assert.equal(report.tables[1].staged, USERS);
+    assert.equal(report.tables[1].nulled, USERS / 50);
+    assert.equal(report.tables[2].inserted + report.tables[2].unchanged + report.tables[2].rejected, USERS * LINKS_PER_USER);
+  });
+}
+
+test('Ctrl-C during the merge cancels the statement, rolls back and exits non-zero', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = await loadPipeline(PIPELINE);
+  const first = await baseRun(staging, model);
+  assert.equal((await etl(['load', '--run', first, '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]).done).code, 0);
+  const run = await bigRun(staging, model);
+  const before = await checksums(url, TABLES);
+  const started = etl(['load', '--run', run, '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]);
+  await waitForStatement(url, 'WITH merged AS (INSERT INTO "users"%');
+  const t0 = Date.now();
+  started.kill('SIGINT');
+  const r = await started.done;
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /interrupted/);
+  assert.ok(Date.now() - t0 < 10_000, 'the running statement was cancelled, not waited for');
+  await waitForNoEtlBackend(url);
+  assert.deepEqual(await checksums(url, TABLES), before);
+  assert.equal((await readManifest(runPaths(staging, run))).stages.load?.status, 'failed');
+});

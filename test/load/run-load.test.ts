@@ -1,0 +1,397 @@
+// runLoad against a real PostgreSQL, on staged runs written by hand with the staging codecs.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { useServers } from '../harness/index.ts';
+import { runLoad, type LoadReport, type TableLoadReport } from '../../load/index.ts';
+import { readManifest } from '../../staging/manifest.ts';
+import { runPaths } from '../../staging/run-folder.ts';
+import { LoadError, StagingError } from '../../model/errors.ts';
+import { stageRun } from './staged-run.ts';
+import { checksums, fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
+
+const servers = useServers({ mongo: false });
+const ALL = ['companies', 'users', 'messages', 'user_companies', 'tags', 'logbook', 'pairs', 'etl_watermarks', 'etl_runs'];
+
+async function tempStaging(t: { after(fn: () => unknown): void }): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-load-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function figures(report: LoadReport, table: string): Omit<TableLoadReport, 'table' | 'strategy' | 'merge' | 'rejectsFile' | 'truncated'> {
+  const r = report.tables.find((x) => x.table === table);
+  assert.ok(r, `no report for ${table}`);
+  const { inserted, updated, unchanged, deleted, rejected, nulled, duplicates, staged } = r;
+  return { staged, inserted, updated, unchanged, deleted, rejected, nulled, duplicates };
+}
+
+const f = (staged: number, o: Partial<Record<'inserted' | 'updated' | 'unchanged' | 'deleted' | 'rejected' | 'nulled' | 'duplicates', number>>) => ({
+  staged,
+  inserted: 0,
+  updated: 0,
+  unchanged: 0,
+  deleted: 0,
+  rejected: 0,
+  nulled: 0,
+  duplicates: 0,
+  ...o,
+});
+
+/** The first run: every kind of row, a few broken references and duplicates. */
+function firstRun() {
+  return {
+    companies: { rows: [['c1', ts('1 10:00:00'), ts('1 10:00:00'), 'Acme'], ['c2', ts('1 10:00:00'), ts('1 10:00:00'), 'Beta']] },
+    users: {
+      rows: [
+        ['u1', ts('1 10:00:00'), ts('1 10:00:00'), 'Ann', 'c1', '1'],
+        ['u2', ts('1 10:00:00'), ts('1 10:00:00'), 'Bob', 'c2', null],
+        ['u3', ts('1 10:00:00'), ts('1 10:00:00'), 'Cy', 'c9', '-1'], // company deleted in the app → NULL
+      ],
+    },
+    messages: {
+      rows: [
+        ['m1', ts('1 10:00:00'), ts('1 10:00:00'), 'u1', 'u2', 'hi,\n"there"\n!'], // two newlines: records and lines differ after it
+        ['m2', ts('1 10:00:00'), ts('1 10:00:00'), 'u1', 'u9', 'to a deleted user'],
+        ['m3', ts('1 10:00:00'), ts('1 10:00:00'), 'u8', 'u9', 'both gone'],
+        ['m4', ts('1 10:00:00'), ts('1 10:00:00'), null, 'u1', ''],
+      ],
+    },
+    user_companies: {
+      keys: ['u1', 'u2', 'u3'],
+      rows: [
+        ['u1', 'c1', ts('1 10:00:00'), ts('1 10:00:00')],
+        ['u1', 'c2', ts('1 10:00:00'), ts('1 10:00:00')],
+        ['u2', 'c1', ts('1 10:00:00'), ts('1 10:00:00')],
+        ['u2', 'c1', ts('1 10:00:00'), ts('1 10:00:00')], // an id twice in one array
+        ['u3', 'c9', ts('1 10:00:00'), ts('1 10:00:00')], // dangling item: rejected alone
+        ['u3', 'c1', ts('1 10:00:00'), ts('1 10:00:00')],
+      ],
+    },
+    tags: { rows: [['u1', 'a', ts('1 10:00:00'), ts('1 10:00:00')], ['u1', 'a', ts('1 10:00:00'), ts('1 11:00:00')], ['u2', 'b', ts('1 10:00:00'), ts('1 10:00:00')]] },
+    logbook: { rows: [['u1', '2024-03-07', ts('7 10:00:00'), ts('7 10:00:00')], ['u2', '2024-03-07', ts('7 10:00:00'), ts('7 10:00:00')]] },
+    pairs: {
+      rows: [
+        ['u1', 'c1', ts('1 10:00:00'), ts('1 12:00:00')],
+        ['u1', 'c1', ts('1 10:00:00'), ts('1 10:00:00')], // the same pair, older: the 12:00 one wins
+      ],
+    },
+  };
+}
+
+/** The second, incremental run: updates, an older logbook document, a removed link, an emptied array. */
+function secondRun() {
+  return {
+    companies: { rows: [['c1', ts('1 10:00:00'), ts('2 10:00:00'), 'Acme2']] },
+    users: {
+      rows: [
+        ['u1', ts('1 10:00:00'), ts('1 10:00:00'), 'Ann', 'c1', '1'], // unchanged
+        ['u2', ts('1 10:00:00'), ts('2 10:00:00'), 'Bob', 'c2', '5'], // updated
+      ],
+    },
+    user_companies: {
+      keys: ['u1', 'u2'],
+      rows: [['u1', 'c1', ts('1 10:00:00'), ts('2 10:00:00')]], // u1 lost c2, its c1 link took the new date; u2's array emptied
+    },
+    logbook: {
+      rows: [
+        ['u1', '2024-03-07', ts('6 10:00:00'), ts('7 09:00:00')], // older than the row: unchanged
+        ['u2', '2024-03-07', ts('7 10:00:00'), ts('7 18:00:00')], // newer: updated
+        ['u1', '2024-03-08', ts('8 10:00:00'), ts('8 10:00:00')], // new day
+      ],
+    },
+    pairs: { rows: [['u1', 'c1', ts('1 10:00:00'), ts('1 11:00:00')]] }, // older than 12:00: unchanged
+  };
+}
+
+for (const [path, bulkRows] of [
+  ['temp tables', undefined],
+  ['the bulk paths', 1],
+] as const) {
+test(`an initial load, then an incremental one, then the same run again (${path})`, async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  const run1 = await stageRun(staging, model, firstRun(), { watermarks: { users: { from: null, next: '2024-03-10T00:00:00.000Z' } } });
+  const events: string[] = [];
+  const r1 = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url), onProgress: (e) => events.push(e.kind), bulkRows });
+
+  assert.equal(r1.runId, run1);
+  assert.equal(r1.alreadyApplied, false);
+  assert.deepEqual(figures(r1, 'companies'), f(2, { inserted: 2 }));
+  assert.deepEqual(figures(r1, 'users'), f(3, { inserted: 3, nulled: 1 }));
+  assert.deepEqual(figures(r1, 'messages'), f(4, { inserted: 2, rejected: 2 }));
+  assert.deepEqual(figures(r1, 'user_companies'), f(6, { inserted: 4, rejected: 1, duplicates: 1 }));
+  assert.deepEqual(figures(r1, 'tags'), f(3, { inserted: 2, duplicates: 1 }));
+  assert.deepEqual(figures(r1, 'logbook'), f(2, { inserted: 2 }));
+  assert.deepEqual(figures(r1, 'pairs'), f(2, { inserted: 1, duplicates: 1 }));
+  assert.ok(events.includes('plan') && events.includes('table_done') && events.includes('committing'));
+
+  // Rejects: one line per refused row (the first missing column), set_null listed too.
+  const paths = runPaths(staging, run1);
+  const messageRejects = (await readFile(paths.loadRejects('messages'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(messageRejects, [
+    { table: 'messages', file: 'transform/messages.csv', line: 5, column: 'receiver_id', value: 'u9', references: 'users(id)', reason: 'missing_reference', action: 'reject' },
+    { table: 'messages', file: 'transform/messages.csv', line: 6, column: 'sender_id', value: 'u8', references: 'users(id)', reason: 'missing_reference', action: 'reject' },
+  ]);
+  const userRejects = (await readFile(paths.loadRejects('users'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(userRejects, [
+    { table: 'users', file: 'transform/users.csv', line: 4, column: 'company_id', value: 'c9', references: 'companies(id)', reason: 'missing_reference', action: 'set_null' },
+  ]);
+  await assert.rejects(readFile(paths.loadRejects('companies')), { code: 'ENOENT' });
+
+  assert.deepEqual(await query(url, `SELECT id, company_id, "order" FROM users ORDER BY id`), [
+    { id: 'u1', company_id: 'c1', order: 1 },
+    { id: 'u2', company_id: 'c2', order: null },
+    { id: 'u3', company_id: null, order: -1 },
+  ]);
+  assert.deepEqual(await query(url, `SELECT id, content FROM messages ORDER BY id`), [
+    { id: 'm1', content: 'hi,\n"there"\n!' },
+    { id: 'm4', content: '' },
+  ]);
+  assert.deepEqual(await query(url, `SELECT user_id, company_id FROM user_companies ORDER BY 1, 2`), [
+    { user_id: 'u1', company_id: 'c1' },
+    { user_id: 'u1', company_id: 'c2' },
+    { user_id: 'u2', company_id: 'c1' },
+    { user_id: 'u3', company_id: 'c1' },
+  ]);
+  assert.deepEqual(await query(url, `SELECT user_id, tag, updated_at::text AS u FROM tags ORDER BY 1, 2`), [
+    { user_id: 'u1', tag: 'a', u: '2024-03-01 11:00:00' },
+    { user_id: 'u2', tag: 'b', u: '2024-03-01 10:00:00' },
+  ]);
+  assert.deepEqual(await query(url, `SELECT user_id, company_id, updated_at::text AS u FROM pairs`), [{ user_id: 'u1', company_id: 'c1', u: '2024-03-01 12:00:00' }]);
+  const logbookIds1 = await query<{ id: number; user_id: string }>(url, `SELECT id, user_id FROM logbook ORDER BY id`);
+
+  // Watermarks: per table, the run's extract watermark; the ledger has every table.
+  assert.deepEqual(
+    (await query(url, `SELECT table_name, watermark, run_id FROM etl_watermarks WHERE table_name IN ('users', 'tags') ORDER BY 1`)).map((r) => ({ ...r, watermark: (r.watermark as Date).toISOString() })),
+    [
+      { table_name: 'tags', watermark: '2024-03-10T00:00:00.000Z', run_id: run1 },
+      { table_name: 'users', watermark: '2024-03-10T00:00:00.000Z', run_id: run1 },
+    ],
+  );
+  assert.equal((await query(url, `SELECT count(*)::int AS n FROM etl_runs WHERE run_id = $1`, [run1]))[0]!.n, 7);
+  const m1 = await readManifest(paths);
+  assert.equal(m1.stages.load?.status, 'done');
+  assert.equal(m1.stages.load?.tables.messages?.rejected, 2);
+  assert.equal(m1.stages.load?.tables.messages?.rejects?.records, 2);
+  assert.equal(m1.stages.load?.tables.users?.nulled, 1);
+
+  // ── the incremental run ──
+  const run2 = await stageRun(staging, model, secondRun(), { watermarks: { users: { from: '2024-03-09T00:00:00.000Z', next: '2024-03-09T12:00:00.000Z' } } });
+  const r2 = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url), bulkRows });
+  assert.equal(r2.runId, run2);
+  assert.deepEqual(figures(r2, 'companies'), f(1, { updated: 1 }));
+  assert.deepEqual(figures(r2, 'users'), f(2, { updated: 1, unchanged: 1 }));
+  assert.deepEqual(figures(r2, 'user_companies'), f(1, { updated: 1, deleted: 2 }));
+  assert.deepEqual(figures(r2, 'logbook'), f(3, { inserted: 1, updated: 1, unchanged: 1 }));
+  assert.deepEqual(figures(r2, 'pairs'), f(1, { unchanged: 1 }));
+  assert.deepEqual(
+    r2.tables.map((x) => x.table),
+    ['companies', 'users', 'user_companies', 'logbook', 'pairs'],
+  );
+  assert.deepEqual(await query(url, `SELECT user_id, company_id, updated_at::text AS u FROM user_companies ORDER BY 1, 2`), [
+    { user_id: 'u1', company_id: 'c1', u: '2024-03-02 10:00:00' },
+    { user_id: 'u3', company_id: 'c1', u: '2024-03-01 10:00:00' },
+  ]);
+  assert.deepEqual(await query(url, `SELECT user_id, day::text, created_at::text AS c, updated_at::text AS u FROM logbook ORDER BY 1, 2`), [
+    { user_id: 'u1', day: '2024-03-07', c: '2024-03-07 10:00:00', u: '2024-03-07 10:00:00' },
+    { user_id: 'u1', day: '2024-03-08', c: '2024-03-08 10:00:00', u: '2024-03-08 10:00:00' },
+    { user_id: 'u2', day: '2024-03-07', c: '2024-03-07 10:00:00', u: '2024-03-07 18:00:00' },
+  ]);
+  // The SERIAL id of an updated row does not change.
+  const logbookIds2 = await query<{ id: number; user_id: string }>(url, `SELECT id, user_id FROM logbook WHERE day = '2024-03-07' ORDER BY id`);
+  assert.deepEqual(logbookIds2, logbookIds1);
+  // A watermark never goes back (the second run's is older than the first's).
+  assert.equal(((await query(url, `SELECT watermark FROM etl_watermarks WHERE table_name = 'users'`))[0]!.watermark as Date).toISOString(), '2024-03-10T00:00:00.000Z');
+  assert.ok(r2.warnings.some((w) => w.includes('a newer run was already loaded')));
+
+  // ── the same run again: nothing changes, and the report says so ──
+  const before = await checksums(url, ALL);
+  const r3 = await runLoad({ model, stagingDir: staging, runId: run2, postgres: postgresConfig(url) });
+  assert.equal(r3.alreadyApplied, true);
+  assert.deepEqual(r3.tables, []);
+  assert.deepEqual(
+    r3.skipped.map((s) => s.table),
+    ['companies', 'users', 'user_companies', 'logbook', 'pairs'],
+  );
+  assert.deepEqual(await checksums(url, ALL), before);
+  const m2 = await readManifest(runPaths(staging, run2));
+  assert.equal(m2.stages.load?.already_applied, false, 'the manifest keeps the record of the load that applied the run');
+  assert.equal(m2.stages.load?.tables.logbook?.inserted, 1);
+});
+}
+
+test('a failure in a later table rolls everything back, watermarks included, and names the file, line and column', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  await stageRun(staging, model, firstRun(), { watermarks: { users: { from: null, next: '2024-03-10T00:00:00.000Z' } } });
+  await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  const before = await checksums(url, ALL);
+
+  const bad = secondRun();
+  bad.logbook.rows.push(['u2', '2024-02-30', ts('8 10:00:00'), ts('8 10:00:00')]);
+  const run = await stageRun(staging, model, bad, { watermarks: { users: { from: null, next: '2024-04-01T00:00:00.000Z' } } });
+  const error = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) }).then(
+    () => assert.fail('the load should fail'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof LoadError, String(error));
+  assert.equal(error.context.table, 'logbook');
+  assert.equal(error.context.file, 'transform/logbook.csv');
+  assert.equal(error.context.line, 5);
+  assert.equal(error.context.sqlColumn, 'day');
+  assert.match(error.message, /logbook.*transform\/logbook\.csv line 5, column day: .*2024-02-30/);
+  assert.doesNotMatch(error.message, /etl_stage_/);
+  assert.deepEqual(await checksums(url, ALL), before, 'companies, users and user_companies were merged before the failure: all rolled back');
+  const m = await readManifest(runPaths(staging, run));
+  assert.equal(m.stages.load?.status, 'failed');
+  assert.equal(m.stages.load?.error?.code, 'pg_22008');
+});
+
+test('--dry-run: the same figures and rejects file, then nothing changed', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  const run = await stageRun(staging, model, firstRun());
+  const before = await checksums(url, ALL);
+  const dry = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url), dryRun: true });
+  assert.equal(dry.dryRun, true);
+  assert.deepEqual(figures(dry, 'messages'), f(4, { inserted: 2, rejected: 2 }));
+  assert.deepEqual(await checksums(url, ALL), before, 'not even the tables were created');
+  const rejects = await readFile(runPaths(staging, run).loadRejects('messages'), 'utf8');
+  assert.equal(rejects.trim().split('\n').length, 2);
+  assert.equal((await readManifest(runPaths(staging, run))).stages.load?.dry_run, true);
+  // A real load afterwards gives the same figures.
+  const real = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  assert.deepEqual(real.tables, dry.tables);
+});
+
+test('force_reimport + truncate_before_import: TRUNCATE … CASCADE, every emptied table named', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  await stageRun(staging, fixtureModel(), firstRun());
+  await runLoad({ model: fixtureModel(), stagingDir: staging, postgres: postgresConfig(url) });
+
+  const model = fixtureModel({ truncateCompanies: true });
+  // Only companies is read in full by this run; users' tables incrementally.
+  await stageRun(
+    staging,
+    model,
+    { companies: { rows: [['c1', ts('1 10:00:00'), ts('1 10:00:00'), 'Acme']] } },
+    { watermarks: { users: { from: '2024-03-09T00:00:00.000Z', next: '2024-03-20T00:00:00.000Z' } } },
+  );
+  const r = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  assert.deepEqual(r.tables[0]!.truncated, ['companies', 'pairs', 'user_companies', 'users', 'logbook', 'messages', 'tags']);
+  assert.deepEqual(r.truncated, r.tables[0]!.truncated);
+  assert.deepEqual(figures(r, 'companies'), f(1, { inserted: 1 }));
+  for (const t2 of ['users', 'messages', 'user_companies', 'tags', 'logbook', 'pairs']) {
+    assert.equal((await query(url, `SELECT count(*)::int AS n FROM ${t2}`))[0]!.n, 0, `${t2} emptied`);
+  }
+  // The emptied tables lost their watermark, so the next extract reads them in full.
+  assert.deepEqual(
+    (await query(url, `SELECT table_name FROM etl_watermarks ORDER BY 1`)).map((x) => x.table_name),
+    ['companies'],
+  );
+  assert.ok(r.warnings.some((w) => w.startsWith('users was emptied by TRUNCATE companies CASCADE')));
+});
+
+test('two loads at once: the second waits for the lock, or refuses with --no-wait', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  await stageRun(staging, model, firstRun());
+  const pg = (await import('pg')).default;
+  const holder = new pg.Client({ connectionString: url });
+  await holder.connect();
+  t.after(() => holder.end());
+  await holder.query(`SELECT pg_advisory_lock(7310587252226089316)`);
+
+  await assert.rejects(runLoad({ model, stagingDir: staging, postgres: postgresConfig(url), lock: 'fail' }), (e: unknown) => {
+    assert.ok(e instanceof LoadError);
+    assert.equal(e.code, 'load_locked');
+    assert.match(e.message, /another etl load is running on this database \(PostgreSQL backend pid \d+\)/);
+    return true;
+  });
+
+  const waiting: string[] = [];
+  let done = false;
+  const loading = runLoad({
+    model,
+    stagingDir: staging,
+    postgres: postgresConfig(url),
+    onProgress: (e) => {
+      if (e.kind === 'waiting') waiting.push(e.message);
+    },
+  }).finally(() => {
+    done = true;
+  });
+  await new Promise((r) => setTimeout(r, 800));
+  assert.equal(done, false, 'the load waits while the lock is held');
+  assert.equal(waiting.length, 1);
+  assert.match(waiting[0]!, /^waiting for another etl load/);
+  await holder.query(`SELECT pg_advisory_unlock(7310587252226089316)`);
+  const report = await loading;
+  assert.equal(report.tables.length, 7);
+});
+
+test('a staged file that does not match its manifest is refused before anything changes', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  const data = firstRun();
+  await stageRun(staging, model, { ...data, users: { ...data.users, recordRows: 2 } });
+  const before = await checksums(url, ALL);
+  await assert.rejects(runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) }), (e: unknown) => {
+    assert.ok(e instanceof StagingError, String(e));
+    assert.equal(e.code, 'row_count_mismatch');
+    assert.match(e.message, /transform\/users\.csv: COPY read 3 rows, the manifest records 2/);
+    return true;
+  });
+  assert.deepEqual(await checksums(url, ALL), before);
+});
+
+test('--tables loads a subset; an unknown table is a usage error', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  const run = await stageRun(staging, model, firstRun());
+  const r = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url), tables: ['users', 'companies'] });
+  assert.deepEqual(
+    r.tables.map((x) => x.table),
+    ['companies', 'users'],
+  );
+  await assert.rejects(runLoad({ model, stagingDir: staging, postgres: postgresConfig(url), tables: ['nope'] }), { code: 'unknown_table' });
+  // The rest of the run loads later; the tables already loaded are skipped and named.
+  const rest = await runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url) });
+  assert.equal(rest.alreadyApplied, false);
+  assert.deepEqual(
+    rest.skipped.map((s) => s.table),
+    ['companies', 'users'],
+  );
+  assert.equal(rest.tables.length, 5);
+  const m = await readManifest(runPaths(staging, run));
+  assert.deepEqual(Object.keys(m.stages.load!.tables).sort(), ['companies', 'logbook', 'messages', 'pairs', 'tags', 'user_companies', 'users']);
+});
+
+for (const bulkRows of [undefined, 1]) {
+  test(`a value the column cannot hold names the table, file, line and column (${bulkRows ? 'COPY into the table' : 'COPY into a temp table'})`, async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const staging = await tempStaging(t);
+    const model = fixtureModel();
+    await stageRun(staging, model, { companies: { rows: [['c1', ts('1 10:00:00'), ts('1 10:00:00'), 'Acme'], ['c2', ts('1 10:00:00'), ts('1 10:00:00'), 'Longer']] } });
+    const error = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url), bulkRows }).then(
+      () => assert.fail('the load should fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof LoadError, String(error));
+    assert.equal(error.code, 'pg_22001');
+    assert.deepEqual([error.context.table, error.context.file, error.context.line, error.context.sqlColumn], ['companies', 'transform/companies.csv', 3, 'name']);
+    assert.match(error.message, /^companies: .*transform\/companies\.csv line 3, column name: value too long for type character varying\(5\)/);
+    assert.match(error.hint ?? '', /nothing was changed/);
+    assert.deepEqual(await query(url, `SELECT to_regclass('companies') AS t`), [{ t: null }], 'not even the tables stayed');
+  });
+}
