@@ -1,0 +1,142 @@
+// `etl clean`: removes old run folders, never one a person or the next stage may still need.
+//
+// The rules, in order (a run kept by any of them is not removed):
+//  1. the run `latest` points at is kept (the next stage's default input);
+//  2. the newest loaded run is kept (the last state PostgreSQL was brought to, for audit);
+//  3. a run not yet loaded is kept: extract and transform done, load not done (never run, failed,
+//     or a dry run) — its changes are not in PostgreSQL yet;
+//  4. an unfinished run (extract or transform failed, still running, or no readable manifest) is
+//     kept when it is newer than the newest loaded run, or when nothing was ever loaded: it may be
+//     in progress or about to be retried. Older ones are superseded: the loaded run after them read
+//     from a watermark that had not moved past them (the watermark only advances on load);
+//  5. a run with a stage marked "running" whose manifest changed within the last hour is kept, even
+//     when older: a stage may really be working on it;
+//  6. --keep N keeps the N newest runs; --older-than D keeps runs started on or after D.
+// What remains are loaded runs superseded by a newer loaded run, and unfinished runs older than the
+// newest loaded run.
+import { rm, stat } from 'node:fs/promises';
+import { UsageError } from '../model/errors.ts';
+import { listRunIds, runPaths } from '../staging/run-folder.ts';
+import { folderBytes } from './folder-walk.ts';
+import { isLoaded, readLatest, readRunManifest, runIdTime } from './runs.ts';
+
+export interface CleanOptions {
+  stagingDir: string;
+  /** Keep at least this many of the newest runs. */
+  keep?: number | null;
+  /** Only remove runs started before this instant. */
+  olderThan?: Date | null;
+  dryRun?: boolean;
+  now?: Date;
+}
+
+export interface CleanedRun {
+  run_id: string;
+  bytes: number;
+  /** Why it could go. */
+  reason: string;
+}
+
+export interface KeptRun {
+  run_id: string;
+  reasons: string[];
+}
+
+export interface CleanReport {
+  staging: string;
+  dry_run: boolean;
+  keep: number | null;
+  older_than: string | null;
+  /** Removed runs (under --dry-run: the runs that would be removed). */
+  removed: CleanedRun[];
+  kept: KeptRun[];
+  freed_bytes: number;
+  newest_loaded: string | null;
+  latest: string | null;
+}
+
+const RECENT_MS = 60 * 60 * 1000;
+
+export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
+  const { stagingDir } = options;
+  const now = options.now ?? new Date();
+  const latest = await readLatest(stagingDir);
+  const ids = await listRunIds(stagingDir); // newest first
+  const runs = [];
+  for (const runId of ids) runs.push({ runId, ...(await readRunManifest(stagingDir, runId)) });
+  const newestLoaded = runs.find((r) => isLoaded(r.manifest))?.runId ?? null;
+
+  const removed: CleanedRun[] = [];
+  const kept: KeptRun[] = [];
+  for (const [index, run] of runs.entries()) {
+    const reasons: string[] = [];
+    const stages = run.manifest?.stages ?? {};
+    const finished = stages.extract?.status === 'done' && stages.transform?.status === 'done';
+    const loaded = isLoaded(run.manifest);
+    if (run.runId === latest) reasons.push('`latest` points at it');
+    if (run.runId === newestLoaded) reasons.push('newest loaded run');
+    if (finished && !loaded) reasons.push(`not yet loaded (load ${stages.load ? stages.load.status + (stages.load.dry_run ? ', dry run' : '') : 'never ran'})`);
+    if (!finished) {
+      if (newestLoaded === null) reasons.push('unfinished, and no run was loaded yet');
+      else if (run.runId > newestLoaded) reasons.push('unfinished, newer than the newest loaded run');
+      const running = Object.values(stages).some((s) => s?.status === 'running');
+      if (running) {
+        const mtime = await stat(runPaths(stagingDir, run.runId).manifest).then((s) => s.mtimeMs, () => 0);
+        if (now.getTime() - mtime < RECENT_MS) reasons.push('a stage is marked running and the manifest changed within the hour');
+      }
+    }
+    if (options.keep != null && index < options.keep) reasons.push(`among the ${options.keep} newest (--keep)`);
+    if (options.olderThan && !(runIdTime(run.runId).getTime() < options.olderThan.getTime())) {
+      reasons.push(`not older than ${options.olderThan.toISOString()} (--older-than)`);
+    }
+    if (reasons.length > 0) {
+      kept.push({ run_id: run.runId, reasons });
+      continue;
+    }
+    const reason = loaded
+      ? `loaded, superseded by loaded run ${newestLoaded}`
+      : `unfinished (${run.problem ?? describeStages(stages)}), older than loaded run ${newestLoaded}`;
+    const dir = runPaths(stagingDir, run.runId).dir;
+    const bytes = await folderBytes(dir);
+    if (!options.dryRun) {
+      // `latest` may have moved since the listing (a new extract): never remove what it points at.
+      if ((await readLatest(stagingDir)) === run.runId) {
+        kept.push({ run_id: run.runId, reasons: ['`latest` points at it'] });
+        continue;
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
+    removed.push({ run_id: run.runId, bytes, reason });
+  }
+  return {
+    staging: stagingDir,
+    dry_run: options.dryRun === true,
+    keep: options.keep ?? null,
+    older_than: options.olderThan ? options.olderThan.toISOString() : null,
+    removed,
+    kept,
+    freed_bytes: removed.reduce((a, r) => a + r.bytes, 0),
+    newest_loaded: newestLoaded,
+    latest,
+  };
+}
+
+function describeStages(stages: Record<string, { status: string } | undefined>): string {
+  return ['extract', 'transform', 'load']
+    .map((s) => `${s} ${stages[s]?.status ?? 'not run'}`)
+    .join(', ');
+}
+
+/** `7d`, `12h`, `30m`, `2w`, `45s` (before now), or a date/instant such as `2026-01-01`. */
+export function parseOlderThan(text: string, now: Date = new Date()): Date {
+  const m = /^(\d+)\s*([smhdw])$/i.exec(text.trim());
+  if (m) {
+    const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 }[m[2]!.toLowerCase() as 's' | 'm' | 'h' | 'd' | 'w'];
+    return new Date(now.getTime() - Number(m[1]) * unit);
+  }
+  if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text.trim())) {
+    const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(text.trim()) ? `${text.trim()}T00:00:00Z` : text.trim());
+    if (!Number.isNaN(d.getTime())) return d;
+  }
+  throw new UsageError('bad_older_than', `--older-than must be an age such as 7d, 12h, 2w or a date such as 2026-01-01, got "${text}"`);
+}

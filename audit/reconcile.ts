@@ -1,0 +1,92 @@
+// The count identities a finished run must satisfy, computed from its manifest alone (the ones
+// staging/manifest-transform.ts documents, plus the links between stages). Together with the file
+// checks — each count equals the lines/rows actually in the file — they prove that no document and
+// no row went missing between the stages without a recorded reason.
+import type { Manifest } from '../staging/manifest.ts';
+import type { TransformTableRecord } from '../staging/manifest-transform.ts';
+import type { Identity } from './verify-report.ts';
+
+type Counts = Readonly<Record<string, number>> | undefined | null;
+
+const sum = (counts: Counts): number => Object.values(counts ?? {}).reduce((a, b) => a + (typeof b === 'number' ? b : 0), 0);
+
+
+export function reconcile(manifest: Manifest): Identity[] {
+  const out: Identity[] = [];
+  /** left = right, where right is the sum of `parts`, each a number with a label. */
+  const check = (table: string, name: string, left: number | undefined, parts: [number | undefined, string][]) => {
+    const right = parts.reduce((a, [n]) => a + (typeof n === 'number' ? n : NaN), 0);
+    const rhs = parts.map(([n, label]) => (label ? `${n ?? '?'} ${label}` : String(n ?? '?'))).join(' + ');
+    out.push({ table, name, figures: `${left ?? '?'} = ${rhs}${parts.length > 1 ? ` (= ${right})` : ''}`, ok: left === right });
+  };
+  const sumParts = (counts: Counts): [number, string][] => {
+    const entries = Object.entries(counts ?? {});
+    return entries.length ? entries.map(([reason, n]) => [n, reason]) : [[0, 'skipped']];
+  };
+
+  const extract = manifest.stages?.extract;
+  if (extract?.status === 'done') {
+    for (const [collection, c] of Object.entries(extract.collections ?? {})) {
+      if (typeof c.documents === 'number') check(collection, 'extract: documents = lines of the NDJSON file', c.documents, [[c.records, '']]);
+    }
+  }
+  const transform = manifest.stages?.transform;
+  if (transform?.status === 'done') {
+    for (const [table, t] of Object.entries(transform.tables ?? {})) {
+      check(table, 'rows = data rows of the CSV', t.rows, [[t.csv?.records, '']]);
+      check(table, 'rejected = lines of the rejects file', t.rejected, [[t.rejects?.records, '']]);
+      reconcileStrategy(table, t, check, sumParts);
+      // Transform reads every line of the collection's extract file for each of its tables.
+      const c = extract?.collections?.[t.collection];
+      if (!c) out.push({ table, name: `documents = documents extracted from ${t.collection}`, figures: `${t.collection} is absent from the extract section`, ok: false });
+      else check(table, `documents = documents extracted from ${t.collection}`, t.documents, [[c.records, '']]);
+    }
+  }
+  const load = manifest.stages?.load;
+  if (load?.status === 'done') {
+    for (const [table, l] of Object.entries(load.tables ?? {})) {
+      const staged = transform?.tables?.[table];
+      if (typeof l.staged === 'number') check(table, 'load: rows staged (COPY) = rows of the transform CSV', l.staged, [[staged?.rows, '']]);
+      if (l.rejects) check(table, 'load: rejected = lines of the load rejects file', l.rejected, [[l.rejects.records, '']]);
+      else check(table, 'load: rejected = 0 (no load rejects file)', l.rejected, [[0, '']]);
+    }
+  }
+  return out;
+}
+
+function reconcileStrategy(
+  table: string,
+  t: TransformTableRecord,
+  check: (table: string, name: string, left: number | undefined, parts: [number | undefined, string][]) => void,
+  sumParts: (c: Counts) => [number, string][],
+): void {
+  if (t.strategy === 'explode') {
+    const e = t.explode;
+    if (!e) {
+      check(table, 'explode: the manifest records parents and items', 0, [[1, 'explode section missing']]);
+      return;
+    }
+    // Two populations: parent documents (each becomes a keys row or is rejected/skipped whole) and
+    // the array items of the parents (each becomes a CSV row or is rejected/skipped).
+    check(table, 'documents = parents + rejected documents + Σ skipped documents', t.documents, [
+      [e.parents, 'parents'],
+      [e.rejected_documents, 'rejected documents'],
+      ...sumParts(e.skipped_documents),
+    ]);
+    check(table, 'items = rows + rejected items + Σ skipped items', e.items, [[t.rows, 'rows'], [e.rejected_items, 'rejected items'], ...sumParts(e.skipped_items)]);
+    check(table, 'rejected = rejected documents + rejected items', t.rejected, [
+      [e.rejected_documents, 'rejected documents'],
+      [e.rejected_items, 'rejected items'],
+    ]);
+    check(table, 'Σ skipped = Σ skipped documents + Σ skipped items', sum(t.skipped), [
+      [sum(e.skipped_documents), 'skipped documents'],
+      [sum(e.skipped_items), 'skipped items'],
+    ]);
+    if (t.keys) check(table, 'parents = data rows of the keys file', e.parents, [[t.keys.records, '']]);
+    return;
+  }
+  check(table, 'documents = rows + rejected + Σ skipped', t.documents, [[t.rows, 'rows'], [t.rejected, 'rejected'], ...sumParts(t.skipped)]);
+  if (t.strategy === 'dedupe' && t.dedupe) {
+    check(table, 'dedupe: superseded documents = skipped "superseded"', t.dedupe.superseded, [[t.skipped?.superseded ?? 0, '']]);
+  }
+}

@@ -1,0 +1,96 @@
+// `etl runs`: the staged runs, newest first, each summarised from its manifest.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { EtlError } from '../model/errors.ts';
+import { readManifest, type Manifest, type StageName, type StageStatus } from '../staging/manifest.ts';
+import { LATEST_FILE, listRunIds, runPaths } from '../staging/run-folder.ts';
+import { folderBytes } from './folder-walk.ts';
+import { STAGES } from './manifest-files.ts';
+
+export interface RunSummary {
+  run_id: string;
+  /** When the run started (from its id), ISO 8601. */
+  started_at: string;
+  stages: Record<StageName, StageStatus | null>;
+  stages_done: StageName[];
+  /** Documents extracted (all collections); null when extract never recorded any. */
+  documents: number | null;
+  /** CSV rows written by transform (all tables). */
+  rows: number | null;
+  /** Rows rejected by transform and by load. */
+  rejects: number | null;
+  /** Load finished and was not a dry run. */
+  loaded: boolean;
+  /** `latest` points at this run. */
+  latest: boolean;
+  bytes: number;
+  /** Why the manifest could not be read, when it could not. */
+  problem: string | null;
+}
+
+export interface RunsReport {
+  staging: string;
+  latest: string | null;
+  runs: RunSummary[];
+}
+
+export function runIdTime(runId: string): Date {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z$/.exec(runId);
+  if (!m) return new Date(NaN);
+  return new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}.${m[7]}Z`);
+}
+
+export async function readLatest(stagingDir: string): Promise<string | null> {
+  try {
+    return (await readFile(path.join(stagingDir, LATEST_FILE), 'utf8')).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+export function isLoaded(manifest: Manifest | null): boolean {
+  const load = manifest?.stages?.load;
+  return load?.status === 'done' && load.dry_run !== true;
+}
+
+export function summarise(runId: string, manifest: Manifest | null, extra: { latest: boolean; bytes: number; problem: string | null }): RunSummary {
+  const s = manifest?.stages ?? {};
+  const stages = { extract: s.extract?.status ?? null, transform: s.transform?.status ?? null, load: s.load?.status ?? null };
+  const total = (values: number[] | null) => (values === null ? null : values.reduce((a, b) => a + b, 0));
+  const transformTables = s.transform ? Object.values(s.transform.tables ?? {}) : null;
+  const loadTables = s.load?.status === 'done' ? Object.values(s.load.tables ?? {}) : [];
+  return {
+    run_id: runId,
+    started_at: runIdTime(runId).toISOString(),
+    stages,
+    stages_done: STAGES.filter((st) => stages[st] === 'done'),
+    documents: total(s.extract ? Object.values(s.extract.collections ?? {}).map((c) => c.records ?? 0) : null),
+    rows: total(transformTables ? transformTables.map((t) => t.rows ?? 0) : null),
+    rejects: transformTables === null ? null : total([...transformTables.map((t) => t.rejected ?? 0), ...loadTables.map((t) => t.rejected ?? 0)]),
+    loaded: isLoaded(manifest),
+    latest: extra.latest,
+    bytes: extra.bytes,
+    problem: extra.problem,
+  };
+}
+
+/** Reads one run's manifest, or says why it cannot. */
+export async function readRunManifest(stagingDir: string, runId: string): Promise<{ manifest: Manifest | null; problem: string | null }> {
+  try {
+    return { manifest: await readManifest(runPaths(stagingDir, runId)), problem: null };
+  } catch (error) {
+    if (error instanceof EtlError) return { manifest: null, problem: error.message };
+    throw error;
+  }
+}
+
+export async function listRuns(options: { stagingDir: string }): Promise<RunsReport> {
+  const { stagingDir } = options;
+  const latest = await readLatest(stagingDir);
+  const runs: RunSummary[] = [];
+  for (const runId of await listRunIds(stagingDir)) {
+    const { manifest, problem } = await readRunManifest(stagingDir, runId);
+    runs.push(summarise(runId, manifest, { latest: runId === latest, bytes: await folderBytes(runPaths(stagingDir, runId).dir), problem }));
+  }
+  return { staging: stagingDir, latest, runs };
+}

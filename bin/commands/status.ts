@@ -1,0 +1,118 @@
+// `etl status`: per table the watermark and the last applied run, the staged runs not loaded yet,
+// and the drift between pipeline.yaml and the database. The work is inspect/status.ts.
+import type { Command, CommandContext } from '../command.ts';
+import { formatTable, paint, writeJson } from '../output.ts';
+import { parseFlags } from '../flags.ts';
+import { resolveConfig } from '../../connect/config.ts';
+import { openEndpoints } from '../../connect/endpoints.ts';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import { runStatus, type StatusReport } from '../../inspect/status.ts';
+
+const usage = `usage: etl status [--json] [--staging DIR] [--database-url URL] [--pipeline FILE]
+
+Where the destination stands:
+  - per table: the watermark the next incremental extract starts from (etl_watermarks), the last
+    run applied to it and its figures (etl_runs: inserted, updated, unchanged, deleted, rejected,
+    nulled), or "never loaded";
+  - the staged runs this database has not loaded (from the staging folder's manifests and etl_runs),
+    with the stage to run next;
+  - the drift between pipeline.yaml and the live tables (details: etl schema --check).
+Works on a database where \`etl schema\` never ran. Reads only.
+
+options:
+  --staging DIR       staging folder (default: ETL_STAGING, else ./staging)
+  --database-url URL  PostgreSQL (default: DATABASE_URL, else POSTGRES_*)
+  --pipeline FILE     pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)
+  --json              print the report as JSON on stdout
+exit codes: 0 reported, 1 failure (database unreachable…), 2 usage or configuration error
+`;
+
+const command: Command = {
+  summary: 'watermarks, last applied runs, staged runs not loaded, and drift',
+  usage,
+  async run(ctx: CommandContext): Promise<number> {
+    const flags = parseFlags(ctx.argv, {
+      json: { type: 'boolean' },
+      staging: { type: 'string' },
+      'database-url': { type: 'string' },
+      pipeline: { type: 'string' },
+    });
+    const cfg = resolveConfig({ flags: { pipeline: flags.pipeline, staging: flags.staging, databaseUrl: flags['database-url'] }, env: ctx.env, cwd: ctx.cwd });
+    const model = await loadPipeline(cfg.pipelineFile, { globalDateThreshold: cfg.globalDateThreshold });
+    const ep = await openEndpoints(cfg, { needMongo: false, needPostgres: true, signal: ctx.signal });
+    let report: StatusReport;
+    try {
+      report = await runStatus({ model, postgres: ep.postgres, secrets: cfg.secrets, stagingDir: cfg.stagingDir, describePostgres: ep.describe.postgres, signal: ctx.signal });
+    } finally {
+      await ep.close();
+    }
+    if (flags.json) writeJson(ctx.stdout, { ok: true, ...report });
+    else ctx.stdout.write(renderStatus(report, paint(ctx.stdout, ctx.env)));
+    return 0;
+  },
+};
+
+const num = (v: unknown): number | string => (typeof v === 'number' ? v : '-');
+
+export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): string {
+  const out: string[] = [];
+  out.push(`PostgreSQL ${r.destination}`);
+  out.push(`pipeline.yaml ${r.pipeline.file} (sha256 ${r.pipeline.sha256.slice(0, 12)}…)`);
+  if (r.notice) out.push(color.yellow(r.notice));
+  out.push('');
+
+  const rows = r.tables.map((t) => {
+    const f = t.lastRun?.figures ?? {};
+    return [
+      t.table,
+      t.watermark ? t.watermark.at : 'none (next extract: full)',
+      t.lastRun ? `${t.lastRun.runId}${t.lastRun.pipelineChanged ? ' *' : ''}` : 'never loaded',
+      t.lastRun ? t.lastRun.loadedAt : '-',
+      num(f.inserted),
+      num(f.updated),
+      num(f.unchanged),
+      num(f.deleted),
+      num(f.rejected),
+      num(f.nulled),
+    ];
+  });
+  out.push(formatTable(['table', 'watermark', 'last run', 'loaded at', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled'], rows).trimEnd());
+  const loaded = r.tables.filter((t) => t.loaded).length;
+  out.push(`${loaded} of ${r.tables.length} tables loaded${r.tables.some((t) => t.lastRun?.pipelineChanged) ? '; * = loaded with another pipeline.yaml than the current one' : ''}`);
+  if (r.unknownTables.length) out.push(color.yellow(`state rows for tables pipeline.yaml does not have: ${r.unknownTables.join(', ')}`));
+
+  out.push('');
+  if (r.unloadedRuns.length === 0) {
+    out.push(r.stagedRuns === 0 ? `no staged runs in ${r.staging}` : `every staged run in ${r.staging} is loaded (${r.stagedRuns})`);
+  } else {
+    out.push(`staged runs not loaded into this database (${r.unloadedRuns.length} of ${r.stagedRuns}, newest first):`);
+    for (const run of r.unloadedRuns) {
+      const stages = (['extract', 'transform', 'load'] as const).map((s) => `${s} ${run.stages[s] ?? '-'}`).join(', ');
+      const next = run.problem
+        ? `damaged: ${run.problem}`
+        : run.next === 'load'
+          ? `next: etl load --run ${run.runId}`
+          : run.next === 'transform'
+            ? `next: etl transform --run ${run.runId}`
+            : 'extract not complete';
+      const notes: string[] = [];
+      if (run.manifestLoad === 'done') notes.push('its manifest says loaded (into another database?)');
+      if (run.manifestLoad === 'dry_run') notes.push('dry run only');
+      if (run.loadedTables.length) notes.push(`partly loaded: ${run.loadedTables.join(', ')}`);
+      if (run.olderThanLoaded) notes.push('older than a run already loaded');
+      out.push(`  ${run.runId}  ${stages}  ${next}${notes.length ? color.dim(`  (${notes.join('; ')})`) : ''}`);
+    }
+  }
+
+  out.push('');
+  if (r.drift.clean) out.push(`${color.green('no drift:')} the database matches pipeline.yaml`);
+  else {
+    out.push(`${color.yellow(`drift: ${r.drift.findings.length} difference(s)`)} between the database and pipeline.yaml (etl schema --check prints the fixing DDL):`);
+    const shown = r.drift.findings.slice(0, 10);
+    for (const f of shown) out.push(`  ${f.message}`);
+    if (r.drift.findings.length > shown.length) out.push(`  … and ${r.drift.findings.length - shown.length} more`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export default command;

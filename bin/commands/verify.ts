@@ -1,0 +1,107 @@
+// `etl verify`: proves a run folder or a packed archive is exactly what its manifest says, and that
+// its CSVs are what transform makes of its NDJSON with its own pipeline.yaml. Needs no server.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Command, CommandContext } from '../command.ts';
+import { paint, writeJson } from '../output.ts';
+import { resolveConfig } from '../../connect/config.ts';
+import { UsageError } from '../../model/errors.ts';
+import { isRunId, runPaths } from '../../staging/run-folder.ts';
+import { verifyRun, type Mismatch, type VerifyProgress, type VerifyReport } from '../../audit/verify.ts';
+import { formatBytes, throttled } from '../../audit/byte-size.ts';
+
+const usage = `usage: etl verify <run folder | archive.tar.gz | run id> [--staging DIR] [--pipeline FILE] [--json]
+
+Checks a staged run, or an archive made by \`etl pack\` (unpacked into a temporary folder, removed
+afterwards), without MongoDB or PostgreSQL:
+  - every file the manifest records: sha256, bytes, lines (NDJSON) or rows (CSV), recomputed;
+  - no file missing, no file the manifest does not record;
+  - the counts reconcile per table (documents = rows + rejected + skipped, explode parents and items…);
+  - the stored pipeline.yaml is the one the manifest names, and transform re-run from the staged
+    NDJSON with it gives byte-identical CSV, keys and rejects files.
+If the current pipeline.yaml differs from the run's, verify says so and uses the run's copy.
+
+options:
+  --staging DIR     where a run named by its id is looked for (default: ETL_STAGING, else ./staging)
+  --pipeline FILE   the current pipeline file, compared with the run's (default: ETL_PIPELINE, else ./pipeline.yaml)
+  --json            print the report as JSON on stdout
+exit codes: 0 everything matches, 1 a mismatch (the first ones are named), 2 usage error
+`;
+
+const SHOWN = 20;
+const BIG_BYTES = 64 * 1024 * 1024;
+
+const command: Command = {
+  summary: 'check a run folder or archive against its manifest, re-running transform',
+  usage,
+  async run(ctx: CommandContext): Promise<number> {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: [...ctx.argv], options: { pipeline: { type: 'string' }, staging: { type: 'string' }, json: { type: 'boolean' } }, strict: true, allowPositionals: true });
+    } catch (cause) {
+      throw new UsageError('bad_arguments', (cause as Error).message, { cause, hint: 'see --help' });
+    }
+    const { values: flags, positionals } = parsed;
+    if (positionals.length !== 1) {
+      throw new UsageError('bad_arguments', positionals.length === 0 ? 'verify needs a run folder or an archive' : `verify takes one run folder or archive, got ${positionals.length}`, {
+        hint: 'etl verify staging/<run-id>   or   etl verify <run-id>.tar.gz',
+      });
+    }
+    const cfg = resolveConfig({ flags: { pipeline: flags.pipeline, staging: flags.staging }, env: ctx.env, cwd: ctx.cwd });
+    // A bare run id that is not a path names a run of the staging folder.
+    let target = path.resolve(ctx.cwd, positionals[0]!);
+    if (isRunId(positionals[0]!) && !existsSync(target)) target = runPaths(cfg.stagingDir, positionals[0]!).dir;
+    const show = throttled((p: VerifyProgress) => {
+      ctx.stderr.write(
+        p.phase === 'retransform'
+          ? 'verifying: re-running transform from the staged NDJSON\n'
+          : `verifying: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}${p.file ? ` (${p.file})` : ''}\n`,
+      );
+    });
+    const report = await verifyRun({
+      target,
+      currentPipelineFile: cfg.pipelineFile,
+      signal: ctx.signal,
+      onProgress: (p) => {
+        if (p.bytesTotal >= BIG_BYTES) show(p, p.phase === 'retransform');
+      },
+    });
+    if (flags.json) writeJson(ctx.stdout, report);
+    else ctx.stdout.write(render(report, paint(ctx.stdout, ctx.env)));
+    return report.ok ? 0 : 1;
+  },
+};
+
+function render(r: VerifyReport, color: ReturnType<typeof paint>): string {
+  const lines: string[] = [];
+  const stages = (['extract', 'transform', 'load'] as const).map((s) => `${s} ${r.stages[s] ?? 'not run'}`).join(', ');
+  lines.push(`run ${r.run_id}${r.archive ? ` (archive ${r.archive})` : ` (${r.target})`}: ${stages}`);
+  const stored = r.pipeline.stored_sha256;
+  lines.push(
+    `pipeline.yaml: ${stored === null ? 'missing from the run' : stored === r.pipeline.manifest_sha256 ? 'the stored copy is the one the manifest names' : 'the stored copy is NOT the one the manifest names'} (sha256 ${r.pipeline.manifest_sha256.slice(0, 12)}…)`,
+  );
+  for (const note of r.notes) lines.push(`${color.yellow('note:')} ${note}`);
+  lines.push(`files: ${r.files.checked} checked (${formatBytes(r.files.bytes)}), ${r.files.missing} missing, ${r.files.extra} extra`);
+  const failed = r.identities.filter((i) => !i.ok).length;
+  lines.push(`counts: ${r.identities.length - failed} of ${r.identities.length} identities hold`);
+  lines.push(
+    r.retransform.ran
+      ? `re-transform: ${r.retransform.tables} tables, ${r.retransform.files_identical} of ${r.retransform.files_compared} files byte-identical`
+      : `re-transform: not run (${r.retransform.skipped_because})`,
+  );
+  if (r.ok) {
+    lines.push(`${color.green('OK:')} run ${r.run_id} is exactly what its manifest says`);
+  } else {
+    lines.push(`${color.red('MISMATCH:')} ${r.mismatches.length} difference${r.mismatches.length === 1 ? '' : 's'}${r.mismatches.length > SHOWN ? ` (first ${SHOWN} shown; --json lists all)` : ''}:`);
+    for (const m of r.mismatches.slice(0, SHOWN)) lines.push(`  ${describe(m)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function describe(m: Mismatch): string {
+  const what = [m.file, m.table && !m.file ? `table ${m.table}` : null, m.field && !m.file ? m.field : null].filter(Boolean).join(' ') || 'run';
+  return `[${m.check}] ${what}: expected ${m.expected}, found ${m.found}${m.detail ? ` — ${m.detail}` : ''}`;
+}
+
+export default command;

@@ -1,0 +1,321 @@
+// The SQL of `etl diff` for one table. The expected rows (what a load of MongoDB's current documents
+// would write) are COPYed into a temporary table; every comparison is then set-wise SQL, so memory
+// stays bounded on our side whatever the table's size, and PostgreSQL's own text forms are compared.
+//
+// Keys are compared as PostgreSQL text: the expected cell cast to the column's type and back
+// (`CAST('2024-03-07' AS DATE)::text`), against the live column `::text`. Both sides come out of the
+// same type's output function, so a DATE, an integer or a JSONB value compares as what it is, and a
+// column whose live type drifted still compares instead of failing.
+import type { ColumnModel, PipelineModel, SqlType, TableModel } from '../model/types.ts';
+import type { LiveTable } from '../schema/catalog.ts';
+import { ident, type SqlIdent } from '../schema/sql.ts';
+
+export const EXPECTED = ident('etl_diff_expected');
+export const ROWS = ident('etl_diff_rows');
+export const KNOWN = ident('etl_diff_known');
+export const MISSING = ident('etl_diff_missing');
+export const EXTRA = ident('etl_diff_extra');
+export const CHANGED = ident('etl_diff_changed');
+
+/** Bookkeeping columns of the expected table, before the staged columns c0…cN. */
+export const META_COLUMNS = ['_ord', '_status', '_src', '_col', '_reason'] as const;
+
+/** The type a text cell is cast to before comparing (text types stay text: no VARCHAR(n) truncation). */
+function castType(t: SqlType): string | null {
+  switch (t.kind) {
+    case 'varchar':
+    case 'text':
+      return null;
+    case 'smallint':
+      return 'SMALLINT';
+    case 'integer':
+    case 'serial':
+      return 'INTEGER';
+    case 'bigint':
+      return 'BIGINT';
+    case 'numeric':
+      // precision/scale are validated integers of the model, never user text.
+      return t.precision === null ? 'NUMERIC' : `NUMERIC(${Math.trunc(t.precision)}, ${Math.trunc(t.scale ?? 0)})`;
+    case 'boolean':
+      return 'BOOLEAN';
+    case 'timestamp':
+      return 'TIMESTAMP';
+    case 'date':
+      return 'DATE';
+    case 'jsonb':
+      return 'JSONB';
+  }
+}
+
+const cell = (i: number) => ident(`c${i}`);
+const keyCol = (i: number) => ident(`k${i}`);
+
+/** `CAST(e.c3 AS DATE)::text`, or `e.c3` for text types: the canonical text of an expected cell. */
+function canonical(alias: string, i: number, t: SqlType): string {
+  const ty = castType(t);
+  return ty === null ? `${alias}.${cell(i)}` : `CAST(${alias}.${cell(i)} AS ${ty})::text`;
+}
+
+export interface ForeignCheck {
+  readonly index: number;
+  readonly column: string;
+  readonly policy: 'reject' | 'set_null';
+  /** `EXISTS (…)`: the referenced row is in PostgreSQL. */
+  readonly exists: (alias: string) => string;
+}
+
+export class TableDiffSql {
+  readonly table: TableModel;
+  readonly columns: readonly ColumnModel[];
+  /** Indexes (into stagedColumns) of the key columns, in key order. */
+  readonly keyIndexes: readonly number[];
+  /** Staged non-key columns present in the live table: compared by --deep. */
+  readonly compared: readonly number[];
+  /** Staged columns missing from the live table: not compared. */
+  readonly notCompared: readonly string[];
+  readonly foreign: readonly ForeignCheck[];
+  readonly target: SqlIdent;
+
+  constructor(table: TableModel, live: LiveTable, model: PipelineModel, liveTables: ReadonlyMap<string, LiveTable>) {
+    this.table = table;
+    this.columns = table.stagedColumns;
+    this.target = ident(table.name);
+    const key = keyOf(table);
+    this.keyIndexes = key.map((name) => this.columns.findIndex((c) => c.name === name));
+    const liveNames = new Set(live.columns.map((c) => c.name));
+    const compared: number[] = [];
+    const notCompared: string[] = [];
+    this.columns.forEach((c, i) => {
+      if (this.keyIndexes.includes(i)) return;
+      if (liveNames.has(c.name)) compared.push(i);
+      else notCompared.push(c.name);
+    });
+    this.compared = compared;
+    this.notCompared = notCompared;
+    const foreign: ForeignCheck[] = [];
+    this.columns.forEach((c, i) => {
+      const fk = c.foreignKey;
+      if (!fk) return;
+      const ref = liveTables.get(fk.table);
+      // A reference into a table that is not there (drift) cannot be checked; drift reports it.
+      if (!ref || !ref.columns.some((x) => x.name === fk.column)) return;
+      const refModel = model.tables.get(fk.table)?.columns.find((x) => x.name === fk.column);
+      const ty = refModel ? castType(refModel.sqlType) : null;
+      foreign.push({
+        index: i,
+        column: c.name,
+        policy: fk.onMissing,
+        // Compared in the referenced column's own type, so its index (primary key) serves the lookup.
+        exists: (alias) =>
+          `EXISTS (SELECT 1 FROM ${ident(fk.table)} fk_ref WHERE fk_ref.${ident(fk.column)} = ${ty === null ? `${alias}.${cell(i)}` : `CAST(${alias}.${cell(i)} AS ${ty})`})`,
+      });
+    });
+    this.foreign = foreign;
+  }
+
+  get keyNames(): string[] {
+    return this.keyIndexes.map((i) => this.columns[i]!.name);
+  }
+
+  createExpected(): string {
+    const cols = [
+      `${ident('_ord')} BIGINT`,
+      `${ident('_status')} TEXT`,
+      `${ident('_src')} TEXT`,
+      `${ident('_col')} TEXT`,
+      `${ident('_reason')} TEXT`,
+      ...this.columns.map((_, i) => `${cell(i)} TEXT`),
+    ];
+    return `CREATE TEMP TABLE ${EXPECTED} (${cols.join(', ')})`;
+  }
+
+  copyExpected(): string {
+    const names = [...META_COLUMNS.map((c) => ident(c)), ...this.columns.map((_, i) => cell(i))];
+    return `COPY ${EXPECTED} (${names.join(', ')}) FROM STDIN WITH (FORMAT csv, HEADER true)`;
+  }
+
+  /** CSV header of the COPY (names only matter to csv-stringify). */
+  copyHeader(): string[] {
+    return [...META_COLUMNS, ...this.columns.map((_, i) => `c${i}`)];
+  }
+
+  private keyTexts(alias: string): string {
+    return this.keyIndexes.map((i, n) => `${canonical(alias, i, this.columns[i]!.sqlType)} AS ${keyCol(n)}`).join(', ');
+  }
+
+  private keyList(alias?: string): string {
+    return this.keyIndexes.map((_, n) => (alias ? `${alias}.${keyCol(n)}` : keyCol(n))).join(', ');
+  }
+
+  private liveKeyTexts(alias: string): string {
+    return this.keyIndexes.map((i, n) => `${alias}.${ident(this.columns[i]!.name)}::text AS ${keyCol(n)}`).join(', ');
+  }
+
+  private keysNotNull(alias: string): string {
+    return this.keyIndexes.map((i) => `${alias}.${cell(i)} IS NOT NULL`).join(' AND ');
+  }
+
+  /**
+   * One row per key, as the load would leave it: explode keeps the first item of a repeated key (in
+   * document order); dedupe keeps the latest document (greatest latest_by, then greatest _id).
+   */
+  createRows(): string {
+    let tieBreak = `e.${ident('_ord')}`;
+    if (this.table.strategy === 'dedupe') {
+      const li = this.columns.findIndex((c) => c.name === this.table.dedupe!.latestBy);
+      const t = this.columns[li]!.sqlType;
+      const numeric = t.kind === 'smallint' || t.kind === 'integer' || t.kind === 'bigint' || t.kind === 'numeric';
+      // Transform compares timestamps and dates by their fixed-width text, ids by code units: "C" order.
+      const latest = numeric ? `CAST(e.${cell(li)} AS NUMERIC)` : `e.${cell(li)} COLLATE "C"`;
+      tieBreak = `${latest} DESC NULLS LAST, e.${ident('_src')} COLLATE "C" DESC`;
+    }
+    const cells = this.columns.map((_, i) => `e.${cell(i)}`).join(', ');
+    return (
+      `CREATE TEMP TABLE ${ROWS} AS SELECT DISTINCT ON (${this.keyList()}) ${this.keyTexts('e')}, e.${ident('_src')}, ${cells} ` +
+      `FROM ${EXPECTED} e WHERE e.${ident('_status')} = 'row' ORDER BY ${this.keyList()}, ${tieBreak}`
+    );
+  }
+
+  /** Keys of every document that exists, loadable or not: a live row with one of them is not "extra". */
+  createKnown(): string {
+    return `CREATE TEMP TABLE ${KNOWN} AS SELECT DISTINCT ${this.keyTexts('e')} FROM ${EXPECTED} e WHERE ${this.keysNotNull('e')}`;
+  }
+
+  /**
+   * Expected keys PostgreSQL lacks, each with `absent`: the index of the first column whose
+   * reference (on_missing: reject) points at a row PostgreSQL does not have — a load would refuse
+   * that row too — or NULL for a row that is simply missing.
+   */
+  createMissing(): string {
+    const absent = this.foreign
+      .filter((f) => f.policy === 'reject')
+      .map((f) => `WHEN r.${cell(f.index)} IS NOT NULL AND NOT ${f.exists('r')} THEN ${f.index}`);
+    const absentExpr = absent.length ? `CASE ${absent.join(' ')} END` : 'NULL::int';
+    return (
+      `CREATE TEMP TABLE ${MISSING} AS SELECT ${this.keyList('m')}, r.${ident('_src')} AS src, ${absentExpr} AS absent ` +
+      `FROM (SELECT ${this.keyList()} FROM ${ROWS} EXCEPT SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a) m ` +
+      `LEFT JOIN ${ROWS} r ON ${this.keyIndexes.map((_, n) => `r.${keyCol(n)} = m.${keyCol(n)}`).join(' AND ')}`
+    );
+  }
+
+  /** Missing rows: plain ones (`refused` false) or those a load would refuse (true). */
+  missingCount(refused: boolean): string {
+    return `SELECT count(*)::bigint AS n FROM ${MISSING} WHERE absent IS ${refused ? 'NOT ' : ''}NULL`;
+  }
+
+  missingSample(refused: boolean): string {
+    return `SELECT ${this.keyList()}, src, absent FROM ${MISSING} WHERE absent IS ${refused ? 'NOT ' : ''}NULL ORDER BY ${this.orderByKeys()} LIMIT $1`;
+  }
+
+  refusedByColumn(): string {
+    return `SELECT absent AS i, count(*)::bigint AS n FROM ${MISSING} WHERE absent IS NOT NULL GROUP BY 1 ORDER BY 1`;
+  }
+
+  createExtra(): string {
+    let sql =
+      `CREATE TEMP TABLE ${EXTRA} AS SELECT * FROM (SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a ` +
+      `EXCEPT SELECT ${this.keyList()} FROM ${KNOWN}) x`;
+    // An explode parent refused whole keeps its current links (load never sees it): they are not extra.
+    const parent = this.table.explode?.parentColumn;
+    const n = parent ? this.keyNames.indexOf(parent) : -1;
+    if (n >= 0) {
+      const pi = this.keyIndexes[n]!;
+      sql +=
+        ` WHERE NOT EXISTS (SELECT 1 FROM ${EXPECTED} d WHERE d.${ident('_status')} = 'rejected_document' ` +
+        `AND ${canonical('d', pi, this.columns[pi]!.sqlType)} = x.${keyCol(n)})`;
+    }
+    return sql;
+  }
+
+  count(table: SqlIdent): string {
+    return `SELECT count(*)::bigint AS n FROM ${table}`;
+  }
+
+  liveCount(): string {
+    return `SELECT count(*)::bigint AS n FROM ${this.target}`;
+  }
+
+  /** Records of the expected table by status, and the documents behind the threshold ones. */
+  statusCounts(): string {
+    return (
+      `SELECT ${ident('_status')} AS status, count(*)::bigint AS n, count(DISTINCT ${ident('_src')})::bigint AS documents ` +
+      `FROM ${EXPECTED} GROUP BY 1`
+    );
+  }
+
+  private orderByKeys(alias?: string): string {
+    return this.keyIndexes.map((_, n) => `${alias ? `${alias}.` : ''}${keyCol(n)} COLLATE "C"`).join(', ');
+  }
+
+  /** The first expected keys, when there is no table to compare with. */
+  rowsSample(): string {
+    return `SELECT ${this.keyList()}, ${ident('_src')} AS src FROM ${ROWS} ORDER BY ${this.orderByKeys()} LIMIT $1`;
+  }
+
+  extraSample(): string {
+    return `SELECT ${this.keyList()} FROM ${EXTRA} ORDER BY ${this.orderByKeys()} LIMIT $1`;
+  }
+
+  rejectedByReason(): string {
+    return (
+      `SELECT ${ident('_reason')} AS reason, count(*)::bigint AS n FROM ${EXPECTED} ` +
+      `WHERE ${ident('_status')} IN ('rejected', 'rejected_document') GROUP BY 1 ORDER BY 1`
+    );
+  }
+
+  rejectedSample(): string {
+    return (
+      `SELECT ${ident('_src')} AS src, ${ident('_col')} AS col, ${ident('_reason')} AS reason FROM ${EXPECTED} ` +
+      `WHERE ${ident('_status')} IN ('rejected', 'rejected_document') ORDER BY ${ident('_ord')} LIMIT $1`
+    );
+  }
+
+  /** Rejected records whose key PostgreSQL holds: a row from an older, loadable version of the document. */
+  rejectedInPostgres(): string {
+    return (
+      `SELECT count(*)::bigint AS n FROM (SELECT ${this.keyTexts('e')} FROM ${EXPECTED} e ` +
+      `WHERE e.${ident('_status')} = 'rejected' AND ${this.keysNotNull('e')} ` +
+      `INTERSECT SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a) x`
+    );
+  }
+
+  /**
+   * --deep: rows on both sides whose compared columns differ, with the differing column indexes.
+   * A set_null reference whose row is absent is compared as the NULL the load would write.
+   */
+  createChanged(): string {
+    const checks = this.compared.map((i) => {
+      const c = this.columns[i]!;
+      let expected = canonical('e', i, c.sqlType);
+      const fk = this.foreign.find((f) => f.index === i && f.policy === 'set_null');
+      if (fk) expected = `CASE WHEN ${fk.exists('e')} THEN ${expected} END`;
+      return `CASE WHEN (${expected}) IS DISTINCT FROM a.${ident(c.name)}::text THEN ${i} END`;
+    });
+    const array = checks.length ? `array_remove(ARRAY[${checks.join(', ')}]::int[], NULL)` : `ARRAY[]::int[]`;
+    const join = this.keyIndexes.map((ci, n) => `a.${ident(this.columns[ci]!.name)}::text = e.${keyCol(n)}`).join(' AND ');
+    return (
+      `CREATE TEMP TABLE ${CHANGED} AS SELECT * FROM (SELECT ${this.keyList('e')}, e.${ident('_src')} AS src, ${array} AS cols ` +
+      `FROM ${ROWS} e JOIN ${this.target} a ON ${join}) x WHERE cardinality(x.cols) > 0`
+    );
+  }
+
+  changedByColumn(): string {
+    return `SELECT i, count(*)::bigint AS n FROM ${CHANGED}, unnest(cols) AS i GROUP BY i ORDER BY i`;
+  }
+
+  changedSample(): string {
+    return `SELECT ${this.keyList()}, src, cols FROM ${CHANGED} ORDER BY ${this.orderByKeys()} LIMIT $1`;
+  }
+
+  /** Row of a sample query → key object. */
+  keyOf(row: Record<string, unknown>): Record<string, string | null> {
+    return Object.fromEntries(this.keyIndexes.map((i, n) => [this.columns[i]!.name, (row[`k${n}`] as string | null) ?? null]));
+  }
+}
+
+/** The columns that identify a row: the merge key, or every staged column when there is none. */
+export function keyOf(table: TableModel): readonly string[] {
+  const staged = new Set(table.stagedColumns.map((c) => c.name));
+  const key = table.mergeKey.filter((k) => staged.has(k));
+  return key.length === table.mergeKey.length && key.length > 0 ? key : table.stagedColumns.map((c) => c.name);
+}

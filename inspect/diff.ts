@@ -1,0 +1,403 @@
+// `etl diff`: MongoDB as pipeline.yaml maps it, against PostgreSQL, table by table.
+//
+// The expected side is what a full extract → transform → load of the current documents would leave:
+// each document goes through transform's converters (inspect/expected-rows.ts), the records stream
+// into a temporary table by COPY, and the comparison is SQL (inspect/diff-sql.ts). Nothing is held
+// in memory but one document and one MongoDB batch; PostgreSQL does the set work on its disk.
+//
+// What the figures mean, per table (the key: id for upsert tables, the unique constraint for link
+// tables — (user_id, event_id), (user_id, target_id, type) —, the dedupe key for dedupe tables):
+//   mongo.rows      rows a load would write (distinct keys)
+//   postgres.rows   rows in the table
+//   missing         keys expected but absent from PostgreSQL
+//   refused         absent too, but a load would refuse them as well: a reference (on_missing:
+//                   reject) points at a row PostgreSQL lacks (a dangling id in MongoDB); reported
+//                   apart, like the load reports them, and not a difference
+//   extra           PostgreSQL keys of no existing document: the document (or array item) is gone
+//   different       --deep: keys on both sides whose mapped columns differ (columns listed)
+//   rejected        documents or items transform would refuse (over-long name, bad type…): reported
+//                   apart, never as "missing"; a PostgreSQL row with such a key is not "extra" either
+//                   (its document exists), it is counted as `rejected.inPostgres` (an older version)
+// Documents before the date threshold are never extracted: skipped as `before_date_threshold`, and
+// their PostgreSQL rows (from an earlier --full run) are not extra. A table differs when missing,
+// extra or different is not zero, or when it cannot be compared (table or key column absent):
+// right after a complete load, diff finds nothing, dangling references and type rejects included.
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { deserialize, EJSON } from 'bson';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { describeMongo, describePostgres, type MongoConfig, type PostgresConfig } from '../connect/config.ts';
+import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
+import { connectPostgres } from '../connect/postgres.ts';
+import { redactText } from '../connect/redact.ts';
+import { LoadError, SourceError, UsageError } from '../model/errors.ts';
+import type { PipelineModel, Strategy, TableModel } from '../model/types.ts';
+import { readTables, type LiveTable } from '../schema/catalog.ts';
+import { csvWriter } from '../staging/csv.ts';
+import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
+import type { RawDocument } from '../transform/ejson-value.ts';
+import { tableMapper, type SkipCounts } from './expected-rows.ts';
+import { CHANGED, EXPECTED, EXTRA, keyOf, MISSING, ROWS, TableDiffSql } from './diff-sql.ts';
+
+export interface DiffOptions {
+  readonly model: PipelineModel;
+  readonly mongo: MongoConfig;
+  readonly postgres: PostgresConfig;
+  readonly secrets?: readonly string[];
+  /** Tables to compare (default: every table, in load order). */
+  readonly tables?: readonly string[] | null;
+  /** Also compare every mapped column of the rows present on both sides. */
+  readonly deep?: boolean;
+  /** How many keys each list shows (the counts always count everything). Default 10. */
+  readonly sampleSize?: number;
+  /** What may be printed about the two sides (e.g. "… via SSH"); default from the configs. */
+  readonly describe?: { readonly mongo: string; readonly postgres: string };
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (event: DiffProgress) => void;
+}
+
+export type DiffProgress =
+  | { readonly kind: 'table_start'; readonly table: string; readonly collection: string }
+  | { readonly kind: 'documents'; readonly table: string; readonly documents: number }
+  | { readonly kind: 'comparing'; readonly table: string }
+  | { readonly kind: 'table_done'; readonly table: string; readonly diff: TableDiff };
+
+/** A row's key: column → PostgreSQL text of the value. */
+export type KeyValues = Record<string, string | null>;
+
+export interface TableDiff {
+  readonly table: string;
+  readonly collection: string;
+  readonly strategy: Strategy;
+  /** The columns that identify a row. */
+  readonly key: readonly string[];
+  readonly identical: boolean;
+  /** Why the table could not be compared (it then counts as differing). */
+  readonly problem: { readonly code: 'table_missing' | 'key_column_missing'; readonly message: string } | null;
+  readonly mongo: {
+    /** Documents read (after the table's server-side filter). */
+    readonly documents: number;
+    /** Rows a load would write: distinct keys. */
+    readonly rows: number;
+    /** Documents or items not turned into rows, by reason (filtered, missing_user, duplicate_in_array, superseded, before_date_threshold). */
+    readonly skipped: Readonly<Record<string, number>>;
+  };
+  readonly postgres: { readonly rows: number | null };
+  /** Loadable rows absent from PostgreSQL. */
+  readonly missing: { readonly count: number; readonly sample: readonly { readonly key: KeyValues; readonly sourceId: string | null }[] };
+  /**
+   * Rows absent from PostgreSQL that a load would refuse too: a reference (on_missing: reject)
+   * points at a row PostgreSQL does not have (a dangling id in MongoDB). Reported apart, as the
+   * load reports them; they do not make the databases differ.
+   */
+  readonly refused: {
+    readonly count: number;
+    readonly byColumn: Readonly<Record<string, number>>;
+    readonly sample: readonly { readonly key: KeyValues; readonly sourceId: string | null; readonly column: string }[];
+  };
+  readonly extra: { readonly count: number; readonly sample: readonly { readonly key: KeyValues }[] };
+  /** null unless --deep. */
+  readonly different: {
+    readonly count: number;
+    readonly byColumn: Readonly<Record<string, number>>;
+    /** Staged columns absent from the live table (drift): not compared. */
+    readonly notCompared: readonly string[];
+    readonly sample: readonly { readonly key: KeyValues; readonly sourceId: string; readonly columns: readonly string[] }[];
+  } | null;
+  readonly rejected: {
+    readonly count: number;
+    readonly byReason: Readonly<Record<string, number>>;
+    /** Rejected rows whose key PostgreSQL still holds (loaded from an earlier, valid version). */
+    readonly inPostgres: number;
+    readonly sample: readonly { readonly sourceId: string; readonly column: string | null; readonly reason: string | null }[];
+  };
+}
+
+export interface DiffReport {
+  readonly identical: boolean;
+  readonly deep: boolean;
+  readonly source: string;
+  readonly destination: string;
+  readonly sampleSize: number;
+  readonly startedAt: string;
+  readonly endedAt: string;
+  readonly tables: readonly TableDiff[];
+  readonly totals: {
+    readonly tables: number;
+    readonly differing: number;
+    readonly missing: number;
+    readonly extra: number;
+    readonly different: number;
+    readonly rejected: number;
+    readonly refused: number;
+  };
+}
+
+/** The tables to compare, in load order; an unknown name is a usage error. */
+export function selectTables(model: PipelineModel, wanted: readonly string[] | null | undefined): string[] {
+  if (!wanted || wanted.length === 0) return [...model.loadOrder];
+  const unknown = wanted.filter((t) => !model.tables.has(t));
+  if (unknown.length) {
+    throw new UsageError('unknown_table', `unknown table${unknown.length > 1 ? 's' : ''} ${unknown.map((t) => `"${t}"`).join(', ')} (not in ${model.file})`, {
+      hint: `tables: ${model.loadOrder.join(', ')}`,
+    });
+  }
+  const set = new Set(wanted);
+  return model.loadOrder.filter((t) => set.has(t));
+}
+
+export async function runDiff(options: DiffOptions): Promise<DiffReport> {
+  const { model, signal } = options;
+  const secrets = options.secrets ?? [];
+  const sampleSize = Math.max(0, Math.trunc(options.sampleSize ?? 10));
+  const names = selectTables(model, options.tables);
+  const startedAt = new Date().toISOString();
+  signal?.throwIfAborted();
+
+  const client = await connectPostgres(options.postgres, secrets);
+  let mongo: MongoConnection | null = null;
+  try {
+    mongo = await connectMongo(options.mongo, secrets);
+    // Every table of the model: set_null references are looked up in tables not being compared.
+    const live = await readTables(client, [...model.loadOrder]);
+    const tables: TableDiff[] = [];
+    for (const name of names) {
+      signal?.throwIfAborted();
+      const table = model.tables.get(name)!;
+      options.onProgress?.({ kind: 'table_start', table: name, collection: table.collection });
+      const diff = await diffTable(client, mongo, table, live, options, sampleSize, secrets);
+      tables.push(diff);
+      options.onProgress?.({ kind: 'table_done', table: name, diff });
+    }
+    const sum = (f: (t: TableDiff) => number) => tables.reduce((a, t) => a + f(t), 0);
+    const differing = tables.filter((t) => !t.identical).length;
+    return {
+      identical: differing === 0,
+      deep: options.deep === true,
+      source: options.describe?.mongo ?? describeMongo(options.mongo),
+      destination: options.describe?.postgres ?? describePostgres(options.postgres),
+      sampleSize,
+      startedAt,
+      endedAt: new Date().toISOString(),
+      tables,
+      totals: {
+        tables: tables.length,
+        differing,
+        missing: sum((t) => t.missing.count),
+        extra: sum((t) => t.extra.count),
+        different: sum((t) => t.different?.count ?? 0),
+        rejected: sum((t) => t.rejected.count),
+        refused: sum((t) => t.refused.count),
+      },
+    };
+  } finally {
+    await mongo?.close().catch(() => undefined);
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function diffTable(
+  client: pg.Client,
+  mongo: MongoConnection,
+  table: TableModel,
+  liveTables: ReadonlyMap<string, LiveTable>,
+  options: DiffOptions,
+  sampleSize: number,
+  secrets: readonly string[],
+): Promise<TableDiff> {
+  const live = liveTables.get(table.name) ?? null;
+  const key = keyOf(table);
+  let problem: TableDiff['problem'] = null;
+  if (!live) problem = { code: 'table_missing', message: `table "${table.name}" does not exist in PostgreSQL (run \`etl schema\`)` };
+  else {
+    const absent = key.filter((k) => !live.columns.some((c) => c.name === k));
+    if (absent.length) {
+      problem = { code: 'key_column_missing', message: `key column${absent.length > 1 ? 's' : ''} ${absent.map((c) => `"${c}"`).join(', ')} of "${table.name}" missing in PostgreSQL (see \`etl schema --check\`)` };
+    }
+  }
+  // Without the live table, the SQL still needs a shape: the model's own stands in (nothing is read from it).
+  const shape: LiveTable = live ?? { name: table.name, columns: [], primaryKey: null, uniques: [], foreignKeys: [] };
+  const q = new TableDiffSql(table, shape, options.model, liveTables);
+  const comparable = problem === null;
+
+  const one = async (sql: string, params: unknown[] = []): Promise<number> => Number((await client.query<{ n: string }>(sql, params)).rows[0]?.n ?? 0);
+
+  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  try {
+    // The text forms compared and shown: ISO dates whatever the server's defaults.
+    await client.query(`SET LOCAL DateStyle = 'ISO, YMD'`);
+    await client.query(q.createExpected());
+    const { documents, skipped } = await streamExpected(client, mongo, table, q, options, secrets);
+
+    options.onProgress?.({ kind: 'comparing', table: table.name });
+    await client.query(q.createRows());
+    await client.query(`ANALYZE ${EXPECTED}`);
+    await client.query(`ANALYZE ${ROWS}`);
+
+    const statuses = await client.query<{ status: string; n: string; documents: string }>(q.statusCounts());
+    const byStatus = new Map(statuses.rows.map((r) => [r.status, { n: Number(r.n), documents: Number(r.documents) }]));
+    const rows = await one(q.count(ROWS));
+    const folded = (byStatus.get('row')?.n ?? 0) - rows;
+    const skippedAll: Record<string, number> = { ...skipped };
+    if (folded > 0) skippedAll[table.strategy === 'dedupe' ? 'superseded' : 'duplicate_in_array'] = folded;
+    const outside = byStatus.get('outside_threshold')?.documents ?? 0;
+    if (outside > 0) skippedAll.before_date_threshold = outside;
+
+    const rejectedCount = (byStatus.get('rejected')?.n ?? 0) + (byStatus.get('rejected_document')?.n ?? 0);
+    const byReason = Object.fromEntries((await client.query<{ reason: string; n: string }>(q.rejectedByReason())).rows.map((r) => [r.reason, Number(r.n)]));
+    const rejectedSample = sampleSize && rejectedCount
+      ? (await client.query<{ src: string; col: string | null; reason: string | null }>(q.rejectedSample(), [sampleSize])).rows.map((r) => ({ sourceId: r.src, column: r.col, reason: r.reason }))
+      : [];
+
+    let postgresRows: number | null = null;
+    let missing: TableDiff['missing'];
+    let extra: TableDiff['extra'] = { count: 0, sample: [] };
+    let refused: TableDiff['refused'] = { count: 0, byColumn: {}, sample: [] };
+    let different: TableDiff['different'] = null;
+    let rejectedInPostgres = 0;
+
+    if (comparable) {
+      postgresRows = await one(q.liveCount());
+      await client.query(q.createKnown());
+      await client.query(q.createMissing());
+      await client.query(q.createExtra());
+      await client.query(`ANALYZE ${MISSING}`);
+      const missingCount = await one(q.missingCount(false));
+      missing = {
+        count: missingCount,
+        sample: sampleSize && missingCount
+          ? (await client.query<Record<string, unknown>>(q.missingSample(false), [sampleSize])).rows.map((r) => ({ key: q.keyOf(r), sourceId: (r.src as string | null) ?? null }))
+          : [],
+      };
+      const refusedCount = await one(q.missingCount(true));
+      if (refusedCount) {
+        refused = {
+          count: refusedCount,
+          byColumn: Object.fromEntries((await client.query<{ i: number; n: string }>(q.refusedByColumn())).rows.map((r) => [q.columns[r.i]!.name, Number(r.n)])),
+          sample: sampleSize
+            ? (await client.query<Record<string, unknown>>(q.missingSample(true), [sampleSize])).rows.map((r) => ({
+                key: q.keyOf(r),
+                sourceId: (r.src as string | null) ?? null,
+                column: q.columns[Number(r.absent)]!.name,
+              }))
+            : [],
+        };
+      }
+      const extraCount = await one(q.count(EXTRA));
+      extra = {
+        count: extraCount,
+        sample: sampleSize && extraCount ? (await client.query<Record<string, unknown>>(q.extraSample(), [sampleSize])).rows.map((r) => ({ key: q.keyOf(r) })) : [],
+      };
+      rejectedInPostgres = rejectedCount ? await one(q.rejectedInPostgres()) : 0;
+      if (options.deep) {
+        await client.query(q.createChanged());
+        const count = await one(q.count(CHANGED));
+        const byColumn = Object.fromEntries(
+          (await client.query<{ i: number; n: string }>(q.changedByColumn())).rows.map((r) => [q.columns[r.i]!.name, Number(r.n)]),
+        );
+        const sample = sampleSize && count
+          ? (await client.query<Record<string, unknown>>(q.changedSample(), [sampleSize])).rows.map((r) => ({
+              key: q.keyOf(r),
+              sourceId: r.src as string,
+              columns: (r.cols as number[]).map((i) => q.columns[i]!.name),
+            }))
+          : [];
+        different = { count, byColumn, notCompared: q.notCompared, sample };
+      }
+    } else {
+      // Nothing to compare with: every expected row is missing.
+      if (live) postgresRows = await one(q.liveCount());
+      const sample = sampleSize && rows
+        ? (await client.query<Record<string, unknown>>(q.rowsSample(), [sampleSize])).rows.map((r) => ({
+            key: q.keyOf(r),
+            sourceId: (r.src as string | null) ?? null,
+          }))
+        : [];
+      missing = { count: rows, sample };
+    }
+
+    const identical = comparable && missing.count === 0 && extra.count === 0 && (different?.count ?? 0) === 0;
+    return {
+      table: table.name,
+      collection: table.collection,
+      strategy: table.strategy,
+      key: q.keyNames,
+      identical,
+      problem,
+      mongo: { documents, rows, skipped: sortedCounts(skippedAll) },
+      postgres: { rows: postgresRows },
+      missing,
+      refused,
+      extra,
+      different,
+      rejected: { count: rejectedCount, byReason, inPostgres: rejectedInPostgres, sample: rejectedSample },
+    };
+  } catch (cause) {
+    if (cause instanceof SourceError || options.signal?.aborted) throw cause;
+    const e = cause as { message?: string; code?: string };
+    throw new LoadError('diff_failed', `comparing "${table.name}" failed: ${redactText(e.message ?? String(cause), secrets)}`, {
+      cause,
+      context: { table: table.name },
+    });
+  } finally {
+    // The temporary tables go with the transaction; nothing else was written.
+    await client.query('ROLLBACK').catch(() => undefined);
+  }
+}
+
+/** Streams the table's expected records from MongoDB into the temporary table. */
+async function streamExpected(
+  client: pg.Client,
+  mongo: MongoConnection,
+  table: TableModel,
+  q: TableDiffSql,
+  options: DiffOptions,
+  secrets: readonly string[],
+): Promise<{ documents: number; skipped: SkipCounts }> {
+  const mapper = tableMapper(table, options.model);
+  const skipped: SkipCounts = {};
+  const collection = options.model.collections.find((c) => c.name === table.collection);
+  const projection = collection ? Object.fromEntries(collection.projection.map((f) => [f, 1])) : undefined;
+  const batchSize = options.model.settings.batchSize;
+  let documents = 0;
+  const cursor = mongo.db.collection(table.collection).find(table.filter ? { ...table.filter.mongoQuery } : {}, {
+    ...(projection ? { projection } : {}),
+    batchSize,
+    raw: true,
+  });
+  async function* records(): AsyncGenerator<(string | null)[]> {
+    let ord = 0;
+    try {
+      for await (const raw of cursor as unknown as AsyncIterable<Uint8Array>) {
+        // The same decoding and canonical form as a staged extract, so the converters see what transform sees.
+        const doc = EJSON.serialize(deserialize(raw, BSON_READ_OPTIONS), { relaxed: false }) as RawDocument;
+        documents += 1;
+        for (const r of mapper.records(doc, skipped)) {
+          ord += 1;
+          yield [String(ord), r.status, r.sourceId, r.column, r.reason, ...r.cells];
+        }
+        if (documents % batchSize === 0) options.onProgress?.({ kind: 'documents', table: table.name, documents });
+      }
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      throw new SourceError('mongo_read_failed', `reading ${table.collection} failed: ${redactText(error instanceof Error ? error.message : String(error), secrets)}`, {
+        context: { collection: table.collection, table: table.name },
+        cause: error,
+      });
+    } finally {
+      await cursor.close().catch(() => undefined);
+    }
+  }
+  try {
+    await pipeline(Readable.from(records()), csvWriter(q.copyHeader()), client.query(copyFrom(q.copyExpected())), ...(options.signal ? [{ signal: options.signal }] : []));
+  } finally {
+    await cursor.close().catch(() => undefined);
+  }
+  options.onProgress?.({ kind: 'documents', table: table.name, documents });
+  return { documents, skipped };
+}
+
+function sortedCounts(counts: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.fromEntries(Object.keys(counts).sort().map((k) => [k, counts[k]!]));
+}

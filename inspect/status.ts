@@ -1,0 +1,215 @@
+// `etl status`: where the destination stands. Per table, the watermark the next extract starts from
+// (etl_watermarks) and the last run applied to it with its figures (etl_runs); the staged runs that
+// this database has not loaded; and the drift between pipeline.yaml and the live tables. Reads only:
+// a database where `etl schema` never ran is a valid answer ("never loaded"), not an error.
+import type pg from 'pg';
+import { describePostgres, type PostgresConfig } from '../connect/config.ts';
+import { connectPostgres } from '../connect/postgres.ts';
+import type { PipelineModel } from '../model/types.ts';
+import { existingTables } from '../schema/catalog.ts';
+import { checkDrift, type DriftFinding } from '../schema/drift.ts';
+import { ident, type SqlIdent } from '../schema/sql.ts';
+import { RUNS_TABLE, WATERMARKS_TABLE } from '../schema/state-tables.ts';
+import { readManifest, type Manifest, type StageStatus } from '../staging/manifest.ts';
+import { listRunIds, runPaths } from '../staging/run-folder.ts';
+
+export interface StatusOptions {
+  readonly model: PipelineModel;
+  readonly postgres: PostgresConfig;
+  readonly secrets?: readonly string[];
+  readonly stagingDir: string;
+  /** What may be printed about the database (e.g. "… via SSH"); default from the config. */
+  readonly describePostgres?: string;
+  readonly signal?: AbortSignal;
+}
+
+/** The figures load records per table (staging/manifest-load.ts LoadTableRecord), as stored. */
+export type RunFigures = Readonly<Record<string, unknown>>;
+
+export interface TableStatus {
+  readonly table: string;
+  readonly collection: string;
+  readonly loaded: boolean;
+  /** The instant the next incremental extract starts from; null: the next extract reads in full. */
+  readonly watermark: { readonly at: string; readonly runId: string; readonly updatedAt: string } | null;
+  readonly lastRun: {
+    readonly runId: string;
+    readonly loadedAt: string;
+    readonly pipelineSha256: string;
+    /** The run was loaded with another pipeline.yaml than the current one. */
+    readonly pipelineChanged: boolean;
+    readonly figures: RunFigures;
+  } | null;
+  /** How many runs were applied to this table in all. */
+  readonly runsApplied: number;
+}
+
+export interface StagedRunStatus {
+  readonly runId: string;
+  readonly stages: { readonly extract: StageStatus | null; readonly transform: StageStatus | null; readonly load: StageStatus | null };
+  /** What the manifest says load did: `done`, `dry_run`, `failed`, `running` or null (never ran). */
+  readonly manifestLoad: 'done' | 'dry_run' | 'failed' | 'running' | null;
+  /** Tables the run holds (transformed ones, else extracted ones). */
+  readonly tables: readonly string[];
+  /** Of those, tables etl_runs records as loaded from this run. */
+  readonly loadedTables: readonly string[];
+  /** The stage to run next on it: `transform`, `load`, or null when its extract is not complete. */
+  readonly next: 'transform' | 'load' | null;
+  /** A newer run was already loaded into one of its tables: loading it would go backwards. */
+  readonly olderThanLoaded: boolean;
+  /** Why its manifest could not be read. */
+  readonly problem: string | null;
+}
+
+export interface StatusReport {
+  readonly destination: string;
+  readonly staging: string;
+  readonly pipeline: { readonly file: string; readonly sha256: string };
+  /** etl_watermarks and etl_runs exist. */
+  readonly stateTables: boolean;
+  /** Set when nothing was ever loaded here, with what to do. */
+  readonly notice: string | null;
+  readonly tables: readonly TableStatus[];
+  /** Tables the state tables mention that pipeline.yaml no longer has. */
+  readonly unknownTables: readonly string[];
+  /** Staged runs this database has not (completely) loaded, newest first. */
+  readonly unloadedRuns: readonly StagedRunStatus[];
+  readonly stagedRuns: number;
+  readonly drift: { readonly clean: boolean; readonly findings: readonly DriftFinding[] };
+}
+
+interface RunRow {
+  run_id: string;
+  table_name: string;
+  loaded_at: Date;
+  pipeline_sha256: string;
+  summary: Record<string, unknown>;
+  applied: string;
+}
+
+export async function runStatus(options: StatusOptions): Promise<StatusReport> {
+  const { model } = options;
+  options.signal?.throwIfAborted();
+  const client = await connectPostgres(options.postgres, options.secrets ?? []);
+  try {
+    const present = await existingTables(client, [WATERMARKS_TABLE, RUNS_TABLE]);
+    const stateTables = present.has(WATERMARKS_TABLE) && present.has(RUNS_TABLE);
+    const watermarks = present.has(WATERMARKS_TABLE) ? await readWatermarks(client) : new Map<string, { at: string; runId: string; updatedAt: string }>();
+    const last = present.has(RUNS_TABLE) ? await readLastRuns(client) : new Map<string, RunRow>();
+    const applied = present.has(RUNS_TABLE) ? await readAppliedRuns(client) : new Map<string, Set<string>>();
+
+    const tables: TableStatus[] = model.loadOrder.map((name) => {
+      const row = last.get(name);
+      return {
+        table: name,
+        collection: model.tables.get(name)!.collection,
+        loaded: row !== undefined,
+        watermark: watermarks.get(name) ?? null,
+        lastRun: row
+          ? {
+              runId: row.run_id,
+              loadedAt: row.loaded_at.toISOString(),
+              pipelineSha256: row.pipeline_sha256,
+              pipelineChanged: row.pipeline_sha256 !== model.sha256,
+              figures: row.summary,
+            }
+          : null,
+        runsApplied: row ? Number(row.applied) : 0,
+      };
+    });
+    const known = new Set(model.loadOrder);
+    const unknownTables = [...new Set([...watermarks.keys(), ...last.keys()])].filter((t) => !known.has(t)).sort();
+
+    const newestLoaded = new Map(tables.filter((t) => t.lastRun).map((t) => [t.table, t.lastRun!.runId]));
+    const { runs, total } = await unloadedRuns(options.stagingDir, stateTables ? applied : null, newestLoaded);
+
+    options.signal?.throwIfAborted();
+    const drift = await checkDrift(client, model);
+    const anyLoaded = tables.some((t) => t.loaded);
+    const notice = !stateTables
+      ? 'never loaded: the state tables (etl_watermarks, etl_runs) do not exist; run `etl schema` (or `etl load`, which creates them)'
+      : anyLoaded
+        ? null
+        : 'never loaded: no run was applied to this database yet';
+    return {
+      destination: options.describePostgres ?? describePostgres(options.postgres),
+      staging: options.stagingDir,
+      pipeline: { file: model.file, sha256: model.sha256 },
+      stateTables,
+      notice,
+      tables,
+      unknownTables,
+      unloadedRuns: runs,
+      stagedRuns: total,
+      drift: { clean: drift.clean, findings: drift.findings },
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function readWatermarks(client: pg.Client): Promise<Map<string, { at: string; runId: string; updatedAt: string }>> {
+  const r = await client.query<{ table_name: string; watermark: Date; run_id: string; updated_at: Date }>(
+    `SELECT ${ident('table_name')}, ${ident('watermark')}, ${ident('run_id')}, ${ident('updated_at')} FROM ${ident(WATERMARKS_TABLE)}`,
+  );
+  return new Map(r.rows.map((w) => [w.table_name, { at: w.watermark.toISOString(), runId: w.run_id, updatedAt: w.updated_at.toISOString() }]));
+}
+
+/** Per table, the run applied last (latest loaded_at, then greatest run id), and how many were applied. */
+async function readLastRuns(client: pg.Client): Promise<Map<string, RunRow>> {
+  const [runs, runId, table, loadedAt, sha, summary] = [RUNS_TABLE, 'run_id', 'table_name', 'loaded_at', 'pipeline_sha256', 'summary'].map(ident) as [SqlIdent, SqlIdent, SqlIdent, SqlIdent, SqlIdent, SqlIdent];
+  const r = await client.query<RunRow>(
+    `SELECT DISTINCT ON (${table}) ${runId}, ${table}, ${loadedAt}, ${sha}, ${summary}, ` +
+      `count(*) OVER (PARTITION BY ${table}) AS applied ` +
+      `FROM ${runs} ORDER BY ${table}, ${loadedAt} DESC, ${runId} DESC`,
+  );
+  return new Map(r.rows.map((row) => [row.table_name, row]));
+}
+
+/** run id → tables loaded from it. */
+async function readAppliedRuns(client: pg.Client): Promise<Map<string, Set<string>>> {
+  const r = await client.query<{ run_id: string; table_name: string }>(`SELECT ${ident('run_id')}, ${ident('table_name')} FROM ${ident(RUNS_TABLE)}`);
+  const out = new Map<string, Set<string>>();
+  for (const row of r.rows) {
+    let s = out.get(row.run_id);
+    if (!s) out.set(row.run_id, (s = new Set()));
+    s.add(row.table_name);
+  }
+  return out;
+}
+
+/**
+ * Staged runs not loaded into this database. With state tables, etl_runs decides (a run loaded
+ * into another database is still unloaded here); without them, nothing was loaded here at all.
+ */
+async function unloadedRuns(
+  stagingDir: string,
+  applied: ReadonlyMap<string, ReadonlySet<string>> | null,
+  newestLoaded: ReadonlyMap<string, string>,
+): Promise<{ runs: StagedRunStatus[]; total: number }> {
+  const ids = await listRunIds(stagingDir);
+  const runs: StagedRunStatus[] = [];
+  for (const runId of ids) {
+    let manifest: Manifest | null = null;
+    let problem: string | null = null;
+    try {
+      manifest = await readManifest(runPaths(stagingDir, runId));
+    } catch (e) {
+      problem = e instanceof Error ? e.message : String(e);
+    }
+    const s = manifest?.stages ?? {};
+    const stages = { extract: s.extract?.status ?? null, transform: s.transform?.status ?? null, load: s.load?.status ?? null };
+    const tables = s.transform?.status === 'done' ? Object.keys(s.transform.tables ?? {}) : s.extract?.tables ?? Object.values(s.extract?.collections ?? {}).flatMap((c) => c.tables ?? []);
+    const loadedTables = applied ? [...(applied.get(runId) ?? [])].sort() : [];
+    const complete = tables.length > 0 && tables.every((t) => loadedTables.includes(t));
+    if (applied && (complete || (tables.length === 0 && loadedTables.length > 0))) continue;
+    const manifestLoad = s.load ? (s.load.status === 'done' ? (s.load.dry_run ? 'dry_run' : 'done') : s.load.status) : null;
+    const next = stages.extract !== 'done' ? null : stages.transform === 'done' ? 'load' : 'transform';
+    const olderThanLoaded = tables.some((t) => {
+      const newest = newestLoaded.get(t);
+      return newest !== undefined && newest > runId;
+    });
+    runs.push({ runId, stages, manifestLoad, tables, loadedTables, next, olderThanLoaded, problem });
+  }
+  return { runs, total: ids.length };
+}

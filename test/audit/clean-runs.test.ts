@@ -1,0 +1,218 @@
+// etl runs and etl clean over a staging folder of runs in every state. The manifests are built with
+// the staging/ functions (a load section is what a load writes; no server is needed to list or
+// clean), and the folders hold real bytes so sizes and freed space can be checked.
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { cleanRuns, parseOlderThan, type CleanReport } from '../../audit/clean.ts';
+import { listRuns, type RunsReport } from '../../audit/runs.ts';
+import { TOOL_VERSION, writeManifest, type Manifest, type StageStatus } from '../../staging/manifest.ts';
+import { createRun, listRunIds, setLatest } from '../../staging/run-folder.ts';
+import { etl } from './cli.ts';
+
+type State = { extract?: StageStatus; transform?: StageStatus; load?: StageStatus; dryRun?: boolean; noManifest?: boolean };
+
+const record = (file: string, records: number) => ({ file, bytes: records * 10, sha256: '0'.repeat(64), records });
+
+async function makeRun(stagingDir: string, when: string, state: State, payloadBytes: number): Promise<string> {
+  const paths = await createRun(stagingDir, new Date(when));
+  await writeFile(paths.extractFile('users'), 'x'.repeat(payloadBytes));
+  if (state.noManifest) return paths.runId;
+  const at = { started_at: when, ended_at: when };
+  const m: Manifest = {
+    format: 1,
+    run_id: paths.runId,
+    tool_version: TOOL_VERSION,
+    pipeline_sha256: 'a'.repeat(64),
+    source: { kind: 'dump', description: 'test' },
+    destination: null,
+    stages: {},
+  };
+  if (state.extract) {
+    m.stages.extract = {
+      status: state.extract, ...at, full: true, server_started_at: null,
+      collections: { users: { ...record('extract/users.ndjson', 10), documents: 10, filter: {}, watermark: { from: null, next: when }, ...at, tables: ['users'] } },
+    };
+  }
+  if (state.transform) {
+    m.stages.transform = {
+      status: state.transform, ...at, pipeline_sha256: 'a'.repeat(64),
+      tables: {
+        users: {
+          collection: 'users', strategy: 'upsert', documents: 10, rows: 8, rejected: 2, skipped: {}, altered: {},
+          csv: record('transform/users.csv', 8), keys: null, rejects: record('transform/users.rejects.ndjson', 2),
+        },
+      },
+    };
+  }
+  if (state.load) {
+    m.stages.load = {
+      status: state.load, ...at, dry_run: state.dryRun === true, already_applied: false,
+      tables: { users: { staged: 8, inserted: 7, updated: 0, unchanged: 0, deleted: 0, rejected: 1, nulled: 0, duplicates: 0, truncated: [], rejects: null } },
+    };
+  }
+  await writeManifest(paths, m);
+  return paths.runId;
+}
+
+const done: State = { extract: 'done', transform: 'done' };
+const loaded: State = { ...done, load: 'done' };
+
+let root: string;
+before(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), 'etl-clean-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** A staging folder with runs in every state, oldest first; `latest` on the newest. */
+async function stagingWithHistory() {
+  const stagingDir = await mkdtemp(path.join(root, 'staging-'));
+  const ids = {
+    oldLoaded: await makeRun(stagingDir, '2026-01-01T10:00:00.000Z', loaded, 1000),
+    oldFailed: await makeRun(stagingDir, '2026-01-02T10:00:00.000Z', { extract: 'done', transform: 'failed' }, 200),
+    oldBroken: await makeRun(stagingDir, '2026-01-02T11:00:00.000Z', { noManifest: true }, 30),
+    midLoaded: await makeRun(stagingDir, '2026-01-03T10:00:00.000Z', loaded, 2000),
+    oldUnloaded: await makeRun(stagingDir, '2026-01-04T10:00:00.000Z', done, 400),
+    oldLoadFailed: await makeRun(stagingDir, '2026-01-04T11:00:00.000Z', { ...done, load: 'failed' }, 50),
+    oldDryRun: await makeRun(stagingDir, '2026-01-04T12:00:00.000Z', { ...done, load: 'done', dryRun: true }, 60),
+    newestLoaded: await makeRun(stagingDir, '2026-01-05T10:00:00.000Z', loaded, 3000),
+    newFailed: await makeRun(stagingDir, '2026-01-06T10:00:00.000Z', { extract: 'failed' }, 70),
+    latest: await makeRun(stagingDir, '2026-01-07T10:00:00.000Z', done, 80),
+  };
+  await setLatest(stagingDir, ids.latest);
+  return { stagingDir, ids };
+}
+
+const removedIds = (r: CleanReport) => r.removed.map((x) => x.run_id).sort();
+
+describe('clean', () => {
+  test('removes superseded loaded runs and unfinished runs older than the newest loaded; keeps the rest', async () => {
+    const { stagingDir, ids } = await stagingWithHistory();
+    const dry = await cleanRuns({ stagingDir, dryRun: true });
+    const expected = [ids.oldLoaded, ids.oldFailed, ids.oldBroken, ids.midLoaded].sort();
+    assert.deepEqual(removedIds(dry), expected);
+    assert.equal(dry.dry_run, true);
+    assert.equal(dry.freed_bytes, dry.removed.reduce((a, r) => a + r.bytes, 0));
+    assert.ok(dry.freed_bytes >= 1000 + 200 + 30 + 2000);
+    assert.equal((await listRunIds(stagingDir)).length, 10, '--dry-run removes nothing');
+
+    const real = await cleanRuns({ stagingDir });
+    assert.deepEqual(removedIds(real), expected);
+    assert.equal(real.freed_bytes, dry.freed_bytes);
+    const left = await listRunIds(stagingDir);
+    assert.deepEqual([...left].sort(), [ids.oldUnloaded, ids.oldLoadFailed, ids.oldDryRun, ids.newestLoaded, ids.newFailed, ids.latest].sort());
+    const why = (id: string) => real.kept.find((k) => k.run_id === id)!.reasons.join('; ');
+    assert.match(why(ids.latest), /`latest` points at it/);
+    assert.match(why(ids.newestLoaded), /newest loaded run/);
+    assert.match(why(ids.oldUnloaded), /not yet loaded \(load never ran\)/);
+    assert.match(why(ids.oldLoadFailed), /not yet loaded \(load failed\)/);
+    assert.match(why(ids.oldDryRun), /not yet loaded \(load done, dry run\)/);
+    assert.match(why(ids.newFailed), /unfinished, newer than the newest loaded run/);
+    // Idempotent: nothing more goes.
+    assert.deepEqual((await cleanRuns({ stagingDir })).removed, []);
+  });
+
+  test('latest pointing at an old loaded run keeps it', async () => {
+    const { stagingDir, ids } = await stagingWithHistory();
+    await setLatest(stagingDir, ids.oldLoaded);
+    const r = await cleanRuns({ stagingDir });
+    assert.ok(!removedIds(r).includes(ids.oldLoaded));
+    assert.ok((await listRunIds(stagingDir)).includes(ids.oldLoaded));
+    assert.ok(removedIds(r).includes(ids.midLoaded));
+  });
+
+  test('--keep N keeps the N newest; --older-than keeps runs started on or after the date', async () => {
+    const { stagingDir, ids } = await stagingWithHistory();
+    const keep7 = await cleanRuns({ stagingDir, keep: 7, dryRun: true });
+    assert.deepEqual(removedIds(keep7), [ids.oldLoaded, ids.oldFailed, ids.oldBroken].sort());
+    const older = await cleanRuns({ stagingDir, olderThan: new Date('2026-01-02T10:30:00Z'), dryRun: true });
+    assert.deepEqual(removedIds(older), [ids.oldLoaded, ids.oldFailed].sort());
+    assert.match(older.kept.find((k) => k.run_id === ids.midLoaded)!.reasons.join(), /--older-than/);
+  });
+
+  test('nothing loaded yet: nothing is removed', async () => {
+    const stagingDir = await mkdtemp(path.join(root, 'staging-'));
+    await makeRun(stagingDir, '2026-01-01T10:00:00.000Z', { extract: 'failed' }, 10);
+    await makeRun(stagingDir, '2026-01-02T10:00:00.000Z', done, 10);
+    assert.deepEqual((await cleanRuns({ stagingDir })).removed, []);
+  });
+
+  test('a stage marked running with a fresh manifest is kept even when old', async () => {
+    const stagingDir = await mkdtemp(path.join(root, 'staging-'));
+    const running = await makeRun(stagingDir, '2026-01-01T10:00:00.000Z', { extract: 'done', transform: 'running' }, 10);
+    await makeRun(stagingDir, '2026-01-02T10:00:00.000Z', loaded, 10);
+    const now = await cleanRuns({ stagingDir, dryRun: true });
+    assert.match(now.kept.find((k) => k.run_id === running)!.reasons.join(), /marked running/);
+    const later = await cleanRuns({ stagingDir, dryRun: true, now: new Date(Date.now() + 2 * 3600_000) });
+    assert.deepEqual(removedIds(later), [running]);
+  });
+
+  test('parseOlderThan', () => {
+    const now = new Date('2026-02-01T00:00:00Z');
+    assert.equal(parseOlderThan('7d', now).toISOString(), '2026-01-25T00:00:00.000Z');
+    assert.equal(parseOlderThan('12h', now).toISOString(), '2026-01-31T12:00:00.000Z');
+    assert.equal(parseOlderThan('2w', now).toISOString(), '2026-01-18T00:00:00.000Z');
+    assert.equal(parseOlderThan('2026-01-01', now).toISOString(), '2026-01-01T00:00:00.000Z');
+    assert.throws(() => parseOlderThan('yesterday', now), /--older-than must be/);
+  });
+
+  test('CLI: --dry-run prints what would go and removes nothing; then clean removes it (--json)', async () => {
+    const { stagingDir, ids } = await stagingWithHistory();
+    const dry = etl(['clean', '--dry-run', '--staging', stagingDir], root);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, new RegExp(`would remove ${ids.midLoaded} \\([^)]+\\): loaded, superseded by loaded run ${ids.newestLoaded}`));
+    assert.match(dry.stdout, /dry run: would remove 4 runs, would free .* \(\d[\d,]* bytes\); kept 6/);
+    assert.equal((await readdir(stagingDir)).filter((n) => /^\d{8}T/.test(n)).length, 10);
+    const real = etl(['clean', '--staging', stagingDir, '--json'], root);
+    assert.equal(real.code, 0, real.stderr);
+    const report = JSON.parse(real.stdout) as CleanReport;
+    assert.equal(report.removed.length, 4);
+    assert.ok(report.freed_bytes > 3000);
+    assert.equal((await readdir(stagingDir)).filter((n) => /^\d{8}T/.test(n)).length, 6);
+    assert.equal(etl(['clean', '--keep', 'x', '--staging', stagingDir], root).code, 2);
+    assert.equal(etl(['clean', '--older-than', 'soon', '--staging', stagingDir], root).code, 2);
+  });
+});
+
+describe('runs', () => {
+  let stagingDir: string;
+  let ids: Awaited<ReturnType<typeof stagingWithHistory>>['ids'];
+  beforeEach(async () => {
+    ({ stagingDir, ids } = await stagingWithHistory());
+  });
+
+  test('lists runs newest first with stages, counts, loaded and size', async () => {
+    const report: RunsReport = await listRuns({ stagingDir });
+    assert.equal(report.latest, ids.latest);
+    assert.deepEqual(report.runs.map((r) => r.run_id), Object.values(ids).reverse());
+    const by = (id: string) => report.runs.find((r) => r.run_id === id)!;
+    assert.deepEqual(by(ids.newestLoaded).stages_done, ['extract', 'transform', 'load']);
+    assert.equal(by(ids.newestLoaded).loaded, true);
+    assert.equal(by(ids.newestLoaded).documents, 10);
+    assert.equal(by(ids.newestLoaded).rows, 8);
+    assert.equal(by(ids.newestLoaded).rejects, 3); // 2 in transform + 1 in load
+    assert.ok(by(ids.newestLoaded).bytes > 3000);
+    assert.equal(by(ids.oldDryRun).loaded, false);
+    assert.equal(by(ids.latest).latest, true);
+    assert.equal(by(ids.latest).rejects, 2);
+    assert.match(by(ids.oldBroken).problem!, /no manifest\.json/);
+    assert.equal(by(ids.oldBroken).documents, null);
+  });
+
+  test('CLI table and --json', () => {
+    const human = etl(['runs', '--staging', stagingDir], root);
+    assert.equal(human.code, 0, human.stderr);
+    const lines = human.stdout.split('\n');
+    assert.match(lines[0]!, /^run\s+stages\s+documents\s+rows\s+rejects\s+loaded\s+size$/);
+    assert.match(lines[2]!, new RegExp(`^\\* ${ids.latest}\\s+extract, transform\\s+10\\s+8\\s+2\\s+no\\s+`));
+    assert.ok(lines.some((l) => l.includes(ids.newestLoaded) && /extract, transform, load\s+10\s+8\s+3\s+yes/.test(l)));
+    assert.ok(lines.some((l) => l.includes(ids.oldDryRun) && /dry run/.test(l)));
+    const json = JSON.parse(etl(['runs', '--staging', stagingDir, '--json'], root).stdout) as RunsReport;
+    assert.equal(json.runs.length, 10);
+    assert.equal(json.runs[0]!.run_id, ids.latest);
+  });
+});

@@ -1,0 +1,66 @@
+// A run taken all the way: extract (bson dump) → transform → load into a real PostgreSQL. Its load
+// rejects travel in the archive, verify passes on it with no database reachable, `etl runs` shows it
+// loaded, and `etl clean` keeps it as the newest loaded run.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { rm } from 'node:fs/promises';
+import pg from 'pg';
+import * as tar from 'tar';
+import { useServers } from '../harness/index.ts';
+import { applySchema } from '../../schema/apply.ts';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import { runLoad } from '../../load/index.ts';
+import { readManifest } from '../../staging/manifest.ts';
+import type { VerifyReport } from '../../audit/verify.ts';
+import type { RunsReport } from '../../audit/runs.ts';
+import type { CleanReport } from '../../audit/clean.ts';
+import { realRun } from './staged-run.ts';
+import { etl } from './cli.ts';
+
+const servers = useServers({ mongo: false });
+
+test('a loaded run: packed with its load rejects, verified without databases, listed loaded, kept by clean', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const model = await loadPipeline(run.pipelineFile);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await applySchema(client, model);
+  } finally {
+    await client.end();
+  }
+  await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres: { connectionString: url, host: '', port: 0, database: '', user: '', password: null } });
+  const manifest = await readManifest(run.paths);
+  assert.equal(manifest.stages.load?.status, 'done');
+  // User 3 was rejected by transform (no name): its link row has no user to point at.
+  const linkRejects = manifest.stages.load!.tables.users_events!.rejects;
+  assert.ok(linkRejects && linkRejects.records >= 1, 'users_events has load rejects');
+
+  const packed = etl(['pack', '--json'], run.cwd);
+  assert.equal(packed.code, 0, packed.stderr);
+  const report = JSON.parse(packed.stdout);
+  assert.deepEqual(report.stages_included, ['extract', 'transform', 'load']);
+  const entries: string[] = [];
+  await tar.list({ file: report.archive, onReadEntry: (e) => void entries.push(e.path) });
+  assert.ok(entries.includes(`${run.runId}/${linkRejects.file}`), `${linkRejects.file} in the archive`);
+  // The manifest names the destination without its password.
+  assert.doesNotMatch(JSON.stringify(manifest), new RegExp(`:${new URL(url).password || 'no-password-in-url'}@`));
+
+  // The child has neither MONGODB_URL nor DATABASE_URL; the server is not asked for anything.
+  const verified = etl(['verify', report.archive, '--json'], path.dirname(run.cwd));
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  const v = JSON.parse(verified.stdout) as VerifyReport;
+  assert.equal(v.stages.load, 'done');
+  assert.ok(v.identities.some((i) => i.table === 'users_events' && i.name.startsWith('load: rejected = lines') && i.ok));
+  assert.ok(v.identities.some((i) => i.table === 'users' && i.name.startsWith('load: rows staged') && i.ok));
+
+  const runs = JSON.parse(etl(['runs', '--json'], run.cwd).stdout) as RunsReport;
+  assert.equal(runs.runs[0]!.loaded, true);
+  assert.deepEqual(runs.runs[0]!.stages_done, ['extract', 'transform', 'load']);
+  const cleaned = JSON.parse(etl(['clean', '--json'], run.cwd).stdout) as CleanReport;
+  assert.deepEqual(cleaned.removed, []);
+  assert.match(cleaned.kept[0]!.reasons.join(), /newest loaded run/);
+});

@@ -1,0 +1,308 @@
+// etl pack → etl verify on a real staged run (extract from a bson dump + transform), then every kind
+// of tampering verify must name, through the library and through the real command line.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as tar from 'tar';
+import { packRun } from '../../audit/pack.ts';
+import { verifyRun, type VerifyReport } from '../../audit/verify.ts';
+import { StagingError } from '../../model/errors.ts';
+import { readManifest } from '../../staging/manifest.ts';
+import { runPaths, setLatest } from '../../staging/run-folder.ts';
+import { editManifest, realRun, type RealRun } from './staged-run.ts';
+import { etl } from './cli.ts';
+
+let run: RealRun;
+let scratch: string;
+
+before(async () => {
+  run = await realRun();
+  scratch = await mkdtemp(path.join(os.tmpdir(), 'etl-audit-scratch-'));
+});
+after(async () => {
+  await rm(run.cwd, { recursive: true, force: true });
+  await rm(scratch, { recursive: true, force: true });
+});
+
+/** A copy of the run folder, named like a run, in its own staging folder, to damage. */
+async function copyOfRun(): Promise<{ stagingDir: string; dir: string }> {
+  const stagingDir = await mkdtemp(path.join(scratch, 'staging-'));
+  const dir = path.join(stagingDir, run.runId);
+  await cp(run.paths.dir, dir, { recursive: true });
+  await setLatest(stagingDir, run.runId);
+  return { stagingDir, dir };
+}
+
+const verifyTemps = async () => (await readdir(os.tmpdir())).filter((n) => n.startsWith('etl-verify-')).sort();
+
+const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+describe('pack', () => {
+  test('packs a finished run into one tar.gz whose files are the run, and verify passes on it', async () => {
+    const report = await packRun({ stagingDir: run.stagingDir });
+    assert.equal(report.run_id, run.runId);
+    assert.equal(report.archive, path.join(run.stagingDir, `${run.runId}.tar.gz`));
+    assert.deepEqual(report.stages, { extract: 'done', transform: 'done', load: null });
+    assert.deepEqual(report.stages_included, ['extract', 'transform']);
+    const bytes = await readFile(report.archive);
+    assert.equal(report.bytes, bytes.length);
+    assert.equal(report.sha256, sha256(bytes));
+    assert.deepEqual(bytes.subarray(0, 2), Buffer.from([0x1f, 0x8b]), 'gzip magic');
+    await assert.rejects(stat(`${report.archive}.partial`), 'no partial file left');
+
+    const entries: string[] = [];
+    await tar.list({ file: report.archive, onReadEntry: (e) => void entries.push(e.path) });
+    const manifest = await readManifest(run.paths);
+    const expected = [
+      'manifest.json',
+      'pipeline.yaml',
+      ...Object.values(manifest.stages.extract!.collections).map((c) => c.file),
+      ...Object.values(manifest.stages.transform!.tables).flatMap((t) => [t.csv.file, t.rejects.file, ...(t.keys ? [t.keys.file] : [])]),
+    ].map((f) => `${run.runId}/${f}`);
+    assert.deepEqual([...entries].sort(), [...expected].sort());
+    assert.equal(report.files, expected.length);
+    // The packed bytes are the run's bytes.
+    const unpacked = await mkdtemp(path.join(scratch, 'unpacked-'));
+    await tar.extract({ file: report.archive, cwd: unpacked });
+    for (const f of expected) {
+      assert.deepEqual(await readFile(path.join(unpacked, f)), await readFile(path.join(run.stagingDir, f)), f);
+    }
+
+    const tempsBefore = await verifyTemps();
+    const verified = await verifyRun({ target: report.archive, currentPipelineFile: run.pipelineFile });
+    assert.deepEqual(verified.mismatches, []);
+    assert.equal(verified.ok, true);
+    assert.equal(verified.archive, report.archive);
+    assert.equal(verified.files.checked, expected.length - 2);
+    assert.equal(verified.pipeline.current_differs, false);
+    assert.ok(verified.identities.length >= 20 && verified.identities.every((i) => i.ok));
+    assert.equal(verified.retransform.ran, true);
+    assert.equal(verified.retransform.tables, 4);
+    assert.equal(verified.retransform.files_identical, verified.retransform.files_compared);
+    assert.equal(verified.retransform.files_compared, 9);
+    // The temporary unpacked copy and the re-transform folder are gone.
+    assert.deepEqual(await verifyTemps(), tempsBefore);
+  });
+
+  test('--out, and load rejects files travel when the run was loaded', async () => {
+    const { stagingDir, dir } = await copyOfRun();
+    const paths = runPaths(stagingDir, run.runId);
+    const rejects = '{"table":"users_events","reason":"missing_reference"}\n';
+    await writeFile(paths.loadRejects('users_events'), rejects);
+    await editManifest(paths, (m) => {
+      m.destination = { description: 'postgresql://etl:***@db.example.org:5432/smartdiet' };
+      const table = (rejected: number, file: string | null) => ({
+        staged: m.stages.transform!.tables[file ? 'users_events' : 'users']!.rows,
+        inserted: 1, updated: 0, unchanged: 0, deleted: 0, rejected, nulled: 0, duplicates: 0, truncated: [],
+        rejects: file ? { file, bytes: Buffer.byteLength(rejects), sha256: sha256(rejects), records: 1 } : null,
+      });
+      m.stages.load = {
+        status: 'done', started_at: '2026-01-01T00:00:00.000Z', ended_at: '2026-01-01T00:00:01.000Z', dry_run: false, already_applied: false,
+        tables: { users: table(0, null), users_events: table(1, 'load/users_events.rejects.ndjson') },
+      };
+    });
+    const out = path.join(scratch, 'shipped', 'run.tgz');
+    const report = await packRun({ stagingDir, runId: run.runId, out });
+    assert.equal(report.archive, out);
+    assert.deepEqual(report.stages_included, ['extract', 'transform', 'load']);
+    const entries: string[] = [];
+    await tar.list({ file: out, onReadEntry: (e) => void entries.push(e.path) });
+    assert.ok(entries.includes(`${run.runId}/load/users_events.rejects.ndjson`));
+    const verified = await verifyRun({ target: out });
+    assert.deepEqual(verified.mismatches, []);
+    assert.ok(verified.identities.some((i) => i.name.startsWith('load: rejected') && i.table === 'users_events' && i.ok));
+    await rm(dir, { recursive: true });
+  });
+
+  test('refuses a run whose transform did not finish, and says which stages are in', async () => {
+    const { stagingDir } = await copyOfRun();
+    await editManifest(runPaths(stagingDir, run.runId), (m) => {
+      m.stages.transform!.status = 'failed';
+    });
+    await assert.rejects(packRun({ stagingDir, runId: run.runId }), (e: unknown) => {
+      assert.ok(e instanceof StagingError);
+      assert.equal(e.code, 'stage_not_done');
+      assert.match(e.message, /extract done, transform failed, load not run/);
+      return true;
+    });
+    assert.deepEqual((await readdir(stagingDir)).filter((n) => n.includes('.tar.gz')), [], 'no archive, not even partial');
+    const cli = etl(['pack', '--staging', stagingDir, '--run', run.runId], scratch);
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /cannot be packed: extract and transform must be done \(extract done, transform failed, load not run\)/);
+  });
+
+  test('refuses a manifest holding a URL with a password or a password field, without printing it', async () => {
+    for (const [change, pattern] of [
+      [(m: any) => (m.source.description = 'mongodb://admin:hunter2secret@mongo.internal:27017/wappizy'), /a URL with a password \(mongodb:\/\/admin:\*\*\*@…\)/],
+      [(m: any) => (m.destination = { description: 'db', password: 'hunter2secret' }), /destination\.password: a "password" field/],
+    ] as const) {
+      const { stagingDir } = await copyOfRun();
+      await editManifest(runPaths(stagingDir, run.runId), change);
+      const cli = etl(['pack', '--staging', stagingDir, '--json'], scratch);
+      assert.equal(cli.code, 1, cli.stderr);
+      const body = JSON.parse(cli.stdout);
+      assert.equal(body.error.code, 'secret_in_run');
+      assert.match(body.error.message, pattern);
+      assert.doesNotMatch(cli.stdout + cli.stderr, /hunter2secret/);
+      assert.deepEqual((await readdir(stagingDir)).filter((n) => n.includes('.tar.gz')), []);
+    }
+    // A redacted URL is what manifests hold: packed.
+    const { stagingDir } = await copyOfRun();
+    await editManifest(runPaths(stagingDir, run.runId), (m) => {
+      m.source.description = 'mongodb://admin:***@mongo.internal:27017/wappizy';
+    });
+    assert.equal(etl(['pack', '--staging', stagingDir], scratch).code, 0);
+  });
+
+  test('refuses a configured secret found in the packed text, from the environment', async () => {
+    const { stagingDir } = await copyOfRun();
+    await appendFile(path.join(stagingDir, run.runId, 'pipeline.yaml'), '# s3cr3t-pass-value\n');
+    // The manifest names the edited copy, so only the secret is wrong.
+    const stored = await readFile(path.join(stagingDir, run.runId, 'pipeline.yaml'));
+    await editManifest(runPaths(stagingDir, run.runId), (m) => {
+      m.pipeline_sha256 = sha256(stored);
+      m.stages.transform!.pipeline_sha256 = sha256(stored);
+    });
+    const cli = etl(['pack', '--staging', stagingDir], scratch, { POSTGRES_PASSWORD: 's3cr3t-pass-value' });
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /pipeline\.yaml line \d+: a configured password or passphrase/);
+    assert.doesNotMatch(cli.stderr, /s3cr3t-pass-value/);
+  });
+});
+
+describe('verify names every mismatch (CLI, exit 1)', () => {
+  const verifyCli = (target: string, cwd = scratch) => etl(['verify', target], cwd);
+
+  test('a byte changed in one CSV', async () => {
+    const { dir } = await copyOfRun();
+    const file = path.join(dir, 'transform', 'users.csv');
+    const text = await readFile(file, 'utf8');
+    await writeFile(file, text.replace('Ada', 'Adb'));
+    const r = verifyCli(dir);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /\[sha256\] transform\/users\.csv: expected [0-9a-f]{64}, found [0-9a-f]{64}/);
+    assert.match(r.stdout, /\[retransform\] transform\/users\.csv: .*first difference at line 2: re-transformed ".*Ada.*", staged ".*Adb.*"/);
+    assert.doesNotMatch(r.stdout, /users_events\.csv/);
+  });
+
+  test('a line removed from an NDJSON file', async () => {
+    const { dir } = await copyOfRun();
+    const file = path.join(dir, 'extract', 'users.ndjson');
+    const lines = (await readFile(file, 'utf8')).split('\n');
+    lines.splice(1, 1);
+    await writeFile(file, lines.join('\n'));
+    const r = verifyCli(dir);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /\[records\] extract\/users\.ndjson: expected 4 lines, found 3 lines/);
+    assert.match(r.stdout, /\[bytes\] extract\/users\.ndjson: expected \d+, found \d+/);
+    assert.match(r.stdout, /re-transform: not run \(the staged NDJSON does not match the manifest \(extract\/users\.ndjson\)\)/);
+  });
+
+  test('a count edited in the manifest', async () => {
+    const { stagingDir, dir } = await copyOfRun();
+    await editManifest(runPaths(stagingDir, run.runId), (m) => {
+      m.stages.transform!.tables.users!.rows = 4;
+    });
+    const r = verifyCli(dir);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /\[count\] table users: expected rows = data rows of the CSV, found 4 = 3/);
+    assert.match(r.stdout, /\[count\] table users: expected documents = rows \+ rejected \+ Σ skipped, found 4 = 4 rows \+ 1 rejected \+ 0 skipped \(= 5\)/);
+    assert.match(r.stdout, /\[retransform\] table users stages\.transform\.tables\.users\.rows: expected 4, found 3 \(re-transformed\)/);
+  });
+
+  test('a recorded file missing, and an unrecorded one added', async () => {
+    const { dir } = await copyOfRun();
+    await rm(path.join(dir, 'transform', 'users_events.keys.csv'));
+    await writeFile(path.join(dir, 'extract', 'notes.txt'), 'hello\n');
+    const r = etl(['verify', dir, '--json'], scratch);
+    assert.equal(r.code, 1);
+    const report = JSON.parse(r.stdout) as VerifyReport;
+    assert.equal(report.ok, false);
+    assert.ok(report.mismatches.some((m) => m.check === 'missing' && m.file === 'transform/users_events.keys.csv' && m.found === 'missing'));
+    assert.ok(report.mismatches.some((m) => m.check === 'extra' && m.file === 'extract/notes.txt'));
+    assert.equal(report.files.missing, 1);
+    assert.equal(report.files.extra, 1);
+  });
+
+  test('a stored pipeline.yaml that is not the one the manifest names', async () => {
+    const { dir } = await copyOfRun();
+    await appendFile(path.join(dir, 'pipeline.yaml'), '# edited\n');
+    const r = verifyCli(dir);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /\[pipeline\] pipeline\.yaml: expected sha256 [0-9a-f]{64}, found sha256 [0-9a-f]{64}/);
+    assert.match(r.stdout, /re-transform: not run/);
+  });
+
+  test('tampering inside an archive', async () => {
+    const { stagingDir, dir } = await copyOfRun();
+    const file = path.join(dir, 'transform', 'users_logbook.csv');
+    await writeFile(file, (await readFile(file, 'utf8')).replace('2024-03-07', '2024-03-09'));
+    const archive = path.join(scratch, 'tampered.tar.gz');
+    await tar.create({ gzip: true, cwd: stagingDir, file: archive }, [run.runId]);
+    const r = verifyCli(archive);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /\[sha256\] transform\/users_logbook\.csv/);
+    assert.match(r.stdout, /\[retransform\] transform\/users_logbook\.csv/);
+  });
+
+  test('an archive holding a link or a file beside the run folder: named, never unpacked', async () => {
+    const { stagingDir } = await copyOfRun();
+    await symlink('/etc/hostname', path.join(stagingDir, run.runId, 'transform', 'sneaky.csv'));
+    await writeFile(path.join(stagingDir, 'README.txt'), 'beside the run\n');
+    const archive = path.join(scratch, 'crafted.tar.gz');
+    await tar.create({ gzip: true, cwd: stagingDir, file: archive }, [run.runId, 'README.txt']);
+    const report = JSON.parse(etl(['verify', archive, '--json'], scratch).stdout) as VerifyReport;
+    assert.equal(report.ok, false);
+    const extras = report.mismatches.filter((m) => m.check === 'extra').map((m) => m.file).sort();
+    assert.deepEqual(extras, ['README.txt', `${run.runId}/transform/sneaky.csv`].sort());
+    assert.equal(report.retransform.ran, true);
+  });
+});
+
+describe('verify on a machine without databases', () => {
+  test('an archive verifies through the CLI with MONGODB_URL and DATABASE_URL unset (exit 0, --json)', async () => {
+    const archive = path.join(scratch, 'ship', `${run.runId}.tar.gz`);
+    const packed = etl(['pack', '--staging', run.stagingDir, '--out', archive, '--json'], scratch);
+    assert.equal(packed.code, 0, packed.stderr);
+    assert.equal(JSON.parse(packed.stdout).archive, archive);
+    // An auditor's folder: no pipeline.yaml, no staging, no servers.
+    const auditor = await mkdtemp(path.join(scratch, 'auditor-'));
+    const r = etl(['verify', archive, '--json'], auditor);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const report = JSON.parse(r.stdout) as VerifyReport;
+    assert.equal(report.ok, true);
+    assert.equal(report.run_id, run.runId);
+    assert.equal(report.pipeline.current_file, null);
+    assert.equal(report.retransform.ran, true);
+    const human = etl(['verify', archive], auditor);
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, new RegExp(`OK: run ${run.runId} is exactly what its manifest says`));
+    assert.match(human.stdout, /re-transform: 4 tables, 9 of 9 files byte-identical/);
+  });
+
+  test('a changed ./pipeline.yaml after extract: verify says so and passes with the stored copy', async () => {
+    const project = await mkdtemp(path.join(scratch, 'project-'));
+    const { dir } = await copyOfRun();
+    // Today's mapping renames a column: a re-transform with it would differ.
+    await writeFile(path.join(project, 'pipeline.yaml'), (await readFile(run.pipelineFile, 'utf8')).replace('- name: email', '- name: mail'));
+    const r = etl(['verify', dir], project);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /note: .*pipeline\.yaml differs from the pipeline\.yaml this run was made with .*: verifying with the run's stored copy/);
+    assert.match(r.stdout, /OK: run/);
+    const json = JSON.parse(etl(['verify', dir, '--json'], project).stdout) as VerifyReport;
+    assert.equal(json.pipeline.current_differs, true);
+    assert.equal(json.ok, true);
+  });
+
+  test('usage errors exit 2', () => {
+    assert.equal(etl(['verify'], scratch).code, 2);
+    assert.equal(etl(['verify', 'a', 'b'], scratch).code, 2);
+    assert.equal(etl(['verify', '--bogus', 'a'], scratch).code, 2);
+    const missing = etl(['verify', path.join(scratch, 'nope.tar.gz')], scratch);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /does not exist/);
+  });
+});

@@ -1,0 +1,142 @@
+// `etl diff` and `etl status` as a user runs them: a child process, no TTY, NO_COLOR=1.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { useServers } from '../harness/index.ts';
+import { ID, model, PIPELINE, repair, REPO, seedMongo, seedPostgres } from './planted.ts';
+
+const servers = useServers();
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function etl(args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
+  const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), ...args], {
+    cwd: REPO,
+    // Nothing from the developer's environment or .env may point elsewhere.
+    env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', MONGODB_URL: '', MONGODB_DATABASE: '', TRANSFER_SOURCE: 'local', TRANSFER_DESTINATION: 'local', ETL_PIPELINE: PIPELINE, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function assertNoSecret(r: Result, secret: string): void {
+  assert.ok(secret.length >= 3, 'the test database URL carries a password');
+  assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), 'no password in the output');
+}
+
+test('etl diff: exit 1 with the planted keys, --json, then exit 0 once repaired', async (t) => {
+  const m = await model();
+  const pgUrl = await servers.postgres.createDatabase(t.name);
+  const mongo = await servers.mongo.newDatabase(t.name);
+  await seedMongo(mongo.url, mongo.name);
+  await seedPostgres(pgUrl, m);
+  const password = decodeURIComponent(new URL(pgUrl).password);
+  const flags = ['--database-url', pgUrl, '--mongo-url', mongo.url, '--mongo-db', mongo.name];
+
+  const text = await etl(['diff', '--tables', 'users,users_targets,users_logbook', '--deep', ...flags]);
+  assert.equal(text.code, 1, text.stderr);
+  assertNoSecret(text, password);
+  assert.match(text.stdout, /^users +2 +3 +1 +1 +1 +1 +0 +DIFF$/m, text.stdout);
+  assert.match(text.stdout, new RegExp(`1 missing in PostgreSQL:\\n +${ID.U2}\\n`));
+  assert.match(text.stdout, new RegExp(`1 extra in PostgreSQL .*:\\n +${ID.U3}\\n`));
+  assert.match(text.stdout, new RegExp(`${ID.U1}: firstname`));
+  assert.match(text.stdout, new RegExp(`${ID.ULONG} firstname: too_long`));
+  assert.match(text.stdout, new RegExp(`\\(${ID.U1}, ${ID.T2}, health\\)`));
+  assert.match(text.stdout, new RegExp(`\\(${ID.U1}, 2024-07-15\\)`));
+  assert.match(text.stdout, /differences: 3 of 3 tables differ/);
+  assert.ok(!text.stdout.includes('\u001b['), 'NO_COLOR: no escape sequences');
+
+  const json = await etl(['diff', '--json', '--tables', 'menus', ...flags]);
+  assert.equal(json.code, 1, json.stderr);
+  assertNoSecret(json, password);
+  const report = JSON.parse(json.stdout) as { ok: boolean; tables: { table: string; missing: { count: number; sample: { key: { id: string } }[] } }[] };
+  assert.equal(report.ok, false);
+  assert.deepEqual(report.tables.map((x) => [x.table, x.missing.count, x.missing.sample[0]?.key.id]), [['menus', 1, ID.M2]]);
+
+  await repair(pgUrl);
+  const same = await etl(['diff', '--deep', ...flags]);
+  assert.equal(same.code, 0, same.stdout + same.stderr);
+  assert.match(same.stdout, new RegExp(`identical: ${m.loadOrder.length} tables match`));
+  assertNoSecret(same, password);
+});
+
+test('etl diff: usage and configuration errors exit 2', async (t) => {
+  const r1 = await etl(['diff', '--tables', 'users,nope', '--database-url', 'postgresql://u:sekret@127.0.0.1:1/x']);
+  assert.equal(r1.code, 2);
+  assert.match(r1.stderr, /unknown table "nope"/);
+  assert.ok(!r1.stderr.includes('sekret'));
+  const r2 = await etl(['diff', '--bogus']);
+  assert.equal(r2.code, 2);
+  const r3 = await etl(['diff', '--limit', 'ten']);
+  assert.equal(r3.code, 2);
+  const r4 = await etl(['diff', '--pipeline', path.join(os.tmpdir(), 'no-such-pipeline.yaml')]);
+  assert.equal(r4.code, 2);
+});
+
+test('etl status: before any load, then --json; no password', async (t) => {
+  const pgUrl = await servers.postgres.createDatabase(t.name);
+  const password = decodeURIComponent(new URL(pgUrl).password);
+  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-status-cli-'));
+  t.after(() => rm(staging, { recursive: true, force: true }));
+
+  const text = await etl(['status', '--database-url', pgUrl, '--staging', staging]);
+  assert.equal(text.code, 0, text.stderr);
+  assertNoSecret(text, password);
+  assert.match(text.stdout, /never loaded: the state tables .* run `etl schema`/);
+  assert.match(text.stdout, /^users +none \(next extract: full\) +never loaded/m);
+  assert.match(text.stdout, /no staged runs in /);
+  assert.match(text.stdout, /drift: \d+ difference/);
+
+  const json = await etl(['status', '--json', '--staging', staging], { DATABASE_URL: pgUrl });
+  assert.equal(json.code, 0, json.stderr);
+  assertNoSecret(json, password);
+  const report = JSON.parse(json.stdout) as { ok: boolean; stateTables: boolean; tables: unknown[] };
+  assert.equal(report.stateTables, false);
+  assert.equal(report.tables.length, (await model()).loadOrder.length);
+
+  // After `etl schema`, a hand-written ledger row and watermark, and a staged run not loaded.
+  const m = await model();
+  const pg = (await import('pg')).default;
+  const { applySchema } = await import('../../schema/apply.ts');
+  const client = new pg.Client({ connectionString: pgUrl });
+  await client.connect();
+  await applySchema(client, m);
+  await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, summary) VALUES ('20240301T100000000Z', 'users', $1, $2)`, [
+    m.sha256,
+    JSON.stringify({ staged: 7, inserted: 5, updated: 2, unchanged: 0, deleted: 0, rejected: 0, nulled: 3 }),
+  ]);
+  await client.query(`INSERT INTO etl_watermarks (table_name, watermark, run_id) VALUES ('users', '2024-03-01T09:55:00Z', '20240301T100000000Z')`);
+  await client.end();
+  const { stagedRun } = await import('./staged-manifest.ts');
+  const at = '2024-03-02T10:00:00.000Z';
+  await stagedRun(staging, '20240302T100000000Z', {
+    extract: { status: 'done', started_at: at, ended_at: at, full: false, server_started_at: at, tables: ['users'], collections: {} },
+    transform: { status: 'done', started_at: at, ended_at: at, pipeline_sha256: m.sha256, tables: { users: {} } },
+  });
+  const loaded = await etl(['status', '--database-url', pgUrl, '--staging', staging]);
+  assert.equal(loaded.code, 0, loaded.stderr);
+  assertNoSecret(loaded, password);
+  assert.match(loaded.stdout, /^users +2024-03-01T09:55:00.000Z +20240301T100000000Z +\S+ +5 +2 +0 +0 +0 +3$/m, loaded.stdout);
+  assert.match(loaded.stdout, /^companies +none \(next extract: full\) +never loaded/m);
+  assert.match(loaded.stdout, /1 of \d+ tables loaded/);
+  assert.match(loaded.stdout, /20240302T100000000Z .*next: etl load --run 20240302T100000000Z/);
+  assert.match(loaded.stdout, /no drift/);
+
+  const down = await etl(['status', '--database-url', 'postgresql://u:sekret@127.0.0.1:1/x', '--staging', staging]);
+  assert.equal(down.code, 1);
+  assert.ok(!down.stderr.includes('sekret') && !down.stdout.includes('sekret'));
+});

@@ -1,0 +1,108 @@
+// runStatus on a real PostgreSQL: before anything exists, then with hand-written state rows and a
+// staging folder holding a loaded run, an unloaded transformed run and an extract-only run.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import pg from 'pg';
+import { useServers } from '../harness/index.ts';
+import { runStatus } from '../../inspect/status.ts';
+import { applySchema } from '../../schema/apply.ts';
+import { stagedRun } from './staged-manifest.ts';
+import { model } from './planted.ts';
+
+const servers = useServers({ mongo: false });
+
+const postgresOf = (url: string) => ({ connectionString: url, host: '', port: 0, database: '', user: '', password: null });
+
+async function tempDir(t: { after(fn: () => unknown): void }): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-status-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const at = '2024-03-01T10:00:00.000Z';
+const done = { status: 'done', started_at: at, ended_at: at };
+const extracted = (tables: string[]) => ({ ...done, full: true, server_started_at: at, tables, collections: {} });
+const transformed = (tables: string[]) => ({ ...done, pipeline_sha256: 'x', tables: Object.fromEntries(tables.map((t) => [t, { rows: 1 }])) });
+
+test('status before any load: never loaded, run etl schema, every table missing', async (t) => {
+  const m = await model();
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempDir(t);
+  await stagedRun(staging, '20240301T100000000Z', { extract: extracted(['users']), transform: transformed(['users']) });
+  const r = await runStatus({ model: m, postgres: postgresOf(url), stagingDir: staging });
+  assert.equal(r.stateTables, false);
+  assert.match(r.notice ?? '', /never loaded.*etl schema/);
+  assert.equal(r.tables.length, m.loadOrder.length);
+  assert.ok(r.tables.every((x) => !x.loaded && x.watermark === null && x.lastRun === null));
+  assert.equal(r.drift.clean, false);
+  assert.equal(r.drift.findings.filter((f) => f.kind === 'missing_table').length, m.loadOrder.length + 2);
+  assert.deepEqual(
+    r.unloadedRuns.map((x) => [x.runId, x.next]),
+    [['20240301T100000000Z', 'load']],
+  );
+  assert.equal(r.stagedRuns, 1);
+});
+
+test('status with state rows and staged runs', async (t) => {
+  const m = await model();
+  const url = await servers.postgres.createDatabase(t.name);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await applySchema(client, m);
+    const summary = { staged: 12, inserted: 10, updated: 1, unchanged: 1, deleted: 0, rejected: 2, nulled: 1, duplicates: 0, truncated: [], rejects: null };
+    await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, loaded_at, summary) VALUES ($1, 'users', $2, $3, $4)`, [
+      '20240201T100000000Z',
+      'old-sha',
+      '2024-02-01T10:05:00Z',
+      JSON.stringify({ ...summary, inserted: 99 }),
+    ]);
+    await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, loaded_at, summary) VALUES ($1, 'users', $2, $3, $4)`, [
+      '20240301T100000000Z',
+      m.sha256,
+      '2024-03-01T10:05:00Z',
+      JSON.stringify(summary),
+    ]);
+    await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, summary) VALUES ($1, 'retired_table', $2, '{}')`, ['20240301T100000000Z', m.sha256]);
+    await client.query(`INSERT INTO etl_watermarks (table_name, watermark, run_id) VALUES ('users', $1, $2)`, ['2024-03-01T09:55:00Z', '20240301T100000000Z']);
+  } finally {
+    await client.end();
+  }
+  const staging = await tempDir(t);
+  // Loaded (etl_runs has it): not listed. Transformed, not loaded: next load. Extract only: next transform.
+  await stagedRun(staging, '20240301T100000000Z', { extract: extracted(['users']), transform: transformed(['users']), load: { ...done, dry_run: false, already_applied: false, tables: {} } });
+  await stagedRun(staging, '20240302T100000000Z', { extract: extracted(['users', 'companies']), transform: transformed(['users', 'companies']), load: { ...done, dry_run: true, already_applied: false, tables: {} } });
+  await stagedRun(staging, '20240303T100000000Z', { extract: extracted(['users']) });
+  await stagedRun(staging, '20240101T100000000Z', { extract: extracted(['users']), transform: transformed(['users']) });
+  await mkdir(path.join(staging, '20240304T100000000Z')); // no manifest
+
+  const r = await runStatus({ model: m, postgres: postgresOf(url), stagingDir: staging });
+  assert.equal(r.stateTables, true);
+  assert.equal(r.notice, null);
+  const users = r.tables.find((x) => x.table === 'users')!;
+  assert.equal(users.loaded, true);
+  assert.deepEqual(users.watermark && { at: users.watermark.at, runId: users.watermark.runId }, { at: '2024-03-01T09:55:00.000Z', runId: '20240301T100000000Z' });
+  assert.equal(users.lastRun?.runId, '20240301T100000000Z');
+  assert.equal(users.lastRun?.pipelineChanged, false);
+  assert.equal(users.lastRun?.figures.inserted, 10);
+  assert.equal(users.lastRun?.figures.nulled, 1);
+  assert.equal(users.runsApplied, 2);
+  const companies = r.tables.find((x) => x.table === 'companies')!;
+  assert.equal(companies.loaded, false);
+  assert.equal(companies.watermark, null);
+  assert.deepEqual(r.unknownTables, ['retired_table']);
+  assert.deepEqual(
+    r.unloadedRuns.map((x) => ({ id: x.runId, next: x.next, load: x.manifestLoad, older: x.olderThanLoaded, problem: x.problem !== null })),
+    [
+      { id: '20240304T100000000Z', next: null, load: null, older: false, problem: true },
+      { id: '20240303T100000000Z', next: 'transform', load: null, older: false, problem: false },
+      { id: '20240302T100000000Z', next: 'load', load: 'dry_run', older: false, problem: false },
+      { id: '20240101T100000000Z', next: 'load', load: null, older: true, problem: false },
+    ],
+  );
+  assert.equal(r.stagedRuns, 5);
+  assert.equal(r.drift.clean, true, `drift: ${r.drift.findings.map((f) => f.message).join('; ')}`);
+});
