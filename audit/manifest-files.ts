@@ -25,10 +25,8 @@ function isFileRecord(value: unknown): value is FileRecord {
 export function recordedFiles(manifest: Manifest, stages: readonly StageName[] = STAGES): RecordedFile[] {
   const out: RecordedFile[] = [];
   const walk = (stage: StageName, value: unknown, where: string): void => {
-    if (isFileRecord(value)) {
-      out.push({ stage, where, record: value });
-      return;
-    }
+    // A record may hold further records (an extract collection and its ids file): keep walking.
+    if (isFileRecord(value)) out.push({ stage, where, record: value });
     if (value === null || typeof value !== 'object') return;
     for (const [key, child] of Object.entries(value as Record<string, unknown>)) walk(stage, child, `${where}.${key}`);
   };

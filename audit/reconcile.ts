@@ -47,8 +47,10 @@ export function reconcile(manifest: Manifest): Identity[] {
     for (const [table, l] of Object.entries(load.tables ?? {})) {
       const staged = transform?.tables?.[table];
       if (typeof l.staged === 'number') check(table, 'load: rows staged (COPY) = rows of the transform CSV', l.staged, [[staged?.rows, '']]);
-      if (l.rejects) check(table, 'load: rejected = lines of the load rejects file', l.rejected, [[l.rejects.records, '']]);
-      else check(table, 'load: rejected = 0 (no load rejects file)', l.rejected, [[0, '']]);
+      // The load rejects file lists every refused row and every value set NULL (on_missing: set_null).
+      const nulled = typeof l.nulled === 'number' ? l.nulled : 0;
+      if (l.rejects) check(table, 'load: lines of the load rejects file = rejected + nulled', l.rejects.records, [[l.rejected, 'rejected'], [nulled, 'nulled']]);
+      else check(table, 'load: rejected + nulled = 0 (no load rejects file)', l.rejected + nulled, [[0, '']]);
     }
   }
   return out;

@@ -27,7 +27,9 @@ export type OrderMode =
   /** A dump: write while _ids ascend, throw NotInIdOrder at the first that does not. */
   | { readonly kind: 'check' }
   /** A dump known to be out of order: through the external sorter. */
-  | { readonly kind: 'sort'; readonly sorter: IdSorter };
+  | { readonly kind: 'sort'; readonly sorter: IdSorter }
+  /** Source order, unchecked: the ids file of delete propagation is a set, not a sequence. */
+  | { readonly kind: 'any' };
 
 export interface WriteCollectionInput {
   readonly file: string;

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { EJSON, type Document } from 'bson';
-import type { PipelineModel } from '../model/types.ts';
+import type { PipelineModel, TableModel } from '../model/types.ts';
 import { EtlError, StagingError, UsageError } from '../model/errors.ts';
 import { redactText } from '../connect/redact.ts';
 import { writeFileAtomic } from '../staging/atomic-file.ts';
@@ -18,6 +18,7 @@ import type { ExtractCollectionReport, ExtractOptions, ExtractReport } from './o
 import { openSource, type SourceSession } from './source-session.ts';
 import { collectionQuery, needsStoredWatermarks, planCollections, type CollectionPlan } from './watermark-plan.ts';
 import { readStoredWatermarks } from './watermark-store.ts';
+import { idsQuery, propagationScope, type ExtractIdsRecord, type ExtractPropagationRecord, type PropagationScope } from './live-ids.ts';
 
 export type { ExtractOptions, ExtractReport, ExtractProgressEvent, ExtractSource, ExtractCollectionReport } from './options.ts';
 
@@ -65,6 +66,7 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
   if (since && Number.isNaN(since.getTime())) throw new UsageError('bad_since', 'the --since date is not a valid date');
   const tables = selectTables(model, options.tables);
   const collections = model.collections.filter((c) => c.tables.some((t) => tables.includes(t)));
+  const scope = propagationScope(model, tables, options.propagateDeletes === true);
   signal?.throwIfAborted();
 
   let stored = new Map<string, Date>();
@@ -82,7 +84,7 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
 
   const session = await openSource(options.source, secrets, options.retry ?? DEFAULT_RETRY, signal);
   try {
-    return await extractAll(options, session, plans, tables, secrets, now);
+    return await extractAll(options, session, plans, tables, scope, secrets, now);
   } finally {
     await session.close().catch(() => undefined);
   }
@@ -93,6 +95,7 @@ async function extractAll(
   session: SourceSession,
   plans: readonly CollectionPlan[],
   tables: readonly string[],
+  scope: PropagationScope,
   secrets: readonly string[],
   now: () => Date,
 ): Promise<ExtractReport> {
@@ -104,7 +107,9 @@ async function extractAll(
   const startedAt = now();
   const run = await createRun(options.stagingDir, startedAt);
   const allFull = plans.every((p) => p.from === null);
-  const section: ExtractSection = {
+  // propagate_deletes is recorded only when asked for, so runs without it keep the manifest they always had.
+  const propagation: ExtractPropagationRecord | null = scope.record.flag || scope.record.tables.length > 0 ? scope.record : null;
+  const section: ExtractSection & { propagate_deletes?: ExtractPropagationRecord } = {
     status: 'running',
     started_at: startedAt.toISOString(),
     ended_at: null,
@@ -113,6 +118,7 @@ async function extractAll(
     tables: [...tables],
     collections: {},
     warnings: [...session.warnings],
+    ...(propagation ? { propagate_deletes: propagation } : {}),
   };
   const manifest: Manifest = {
     format: 1,
@@ -131,7 +137,7 @@ async function extractAll(
   try {
     for (const plan of plans) {
       signal?.throwIfAborted();
-      const report = await extractCollection(options, session, plan, run, now);
+      const report = await extractCollection(options, session, plan, run, scope, now);
       reports.push(report);
       section.collections[plan.collection.name] = recordOf(report);
       options.onProgress?.({ type: 'collection-done', collection: plan.collection.name, record: recordOf(report), seconds: report.seconds });
@@ -172,6 +178,7 @@ async function extractAll(
     documents: reports.reduce((n, r) => n + r.documents, 0),
     bytes: reports.reduce((n, r) => n + r.bytes, 0),
     warnings: [...section.warnings!],
+    propagate_deletes: propagation,
   };
 }
 
@@ -185,6 +192,7 @@ async function extractCollection(
   session: SourceSession,
   plan: CollectionPlan,
   run: RunPaths,
+  scope: PropagationScope,
   now: () => Date,
 ): Promise<ExtractCollectionReport> {
   const { model, signal } = options;
@@ -259,6 +267,15 @@ async function extractCollection(
     warnings.push(`${written.duplicateIds} document(s) repeat the _id of the previous one in the dump (all kept)`);
   }
 
+  // The ids pass comes after the documents pass: a document deleted in between is staged but not
+  // live, so load (which deletes after merging) removes it again; one created in between is live
+  // but not staged, and the next run's watermark reads it.
+  const propagating = scope.byCollection.get(name) ?? [];
+  const ids = propagating.length > 0 ? await extractIds(options, session, name, propagating, run, exists, now) : null;
+  if (ids && !exists) {
+    warnings.push(`delete propagation: collection "${name}" does not exist, so its _id set is empty; load refuses to delete every row of ${ids.tables.join(', ')} unless forced`);
+  }
+
   const margin = model.settings.watermarkMarginSeconds * 1000;
   let next: Date;
   let basis: 'server_clock' | 'dump_dates' | 'dump_no_dates';
@@ -291,7 +308,58 @@ async function extractCollection(
     started_at: started.toISOString(),
     ended_at: ended.toISOString(),
     tables: plan.tables.map((t) => t.table),
+    ...(ids ? { ids } : {}),
     seconds: Math.round((performance.now() - t0) / 10) / 100,
+  };
+}
+
+/** The second pass: every `_id` (and the fields the tables' filters read), no date filter, streamed to the ids file. */
+async function extractIds(
+  options: ExtractOptions,
+  session: SourceSession,
+  name: string,
+  tables: readonly TableModel[],
+  run: RunPaths,
+  exists: boolean,
+  now: () => Date,
+): Promise<ExtractIdsRecord> {
+  const { model, signal } = options;
+  const file = run.extractIdsFile(name);
+  const { query, fields } = idsQuery(tables);
+  const started = now();
+  const t0 = performance.now();
+  const request = {
+    collection: name,
+    query,
+    fields,
+    batchSize: model.settings.batchSize,
+    signal,
+    onRetry: (e: { attempt: number; delayMs: number; error: string }) => options.onProgress?.({ type: 'collection-retry', collection: name, ...e }),
+  };
+  const written = await writeCollection({
+    file,
+    documents: exists ? session.documents(request) : emptyDocuments(),
+    clientQuery: session.clientSide ? query : null,
+    projection: session.clientSide ? new Set(fields) : null,
+    // A set needs no order: a dump is read once, as it lies.
+    order: session.clientSide ? { kind: 'any' } : { kind: 'trusted' },
+    trackDates: false,
+    signal,
+    progressEveryMs: options.progressEveryMs ?? 250,
+    onProgress: (f) => options.onProgress?.({ type: 'collection-ids-progress', collection: name, ids: f.documents, elapsedMs: performance.now() - t0 }),
+  });
+  return {
+    file: run.relative(file),
+    bytes: written.figures.bytes,
+    sha256: written.figures.sha256,
+    records: written.figures.lines,
+    filter: EJSON.serialize(query, { relaxed: false }),
+    fields: fields.filter((f) => f !== '_id'),
+    documents: written.documents,
+    scanned: written.scanned,
+    tables: tables.map((t) => t.name),
+    started_at: started.toISOString(),
+    ended_at: now().toISOString(),
   };
 }
 

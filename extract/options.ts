@@ -4,6 +4,9 @@ import type { PipelineModel } from '../model/types.ts';
 import type { MongoConfig, PostgresConfig } from '../connect/config.ts';
 import type { ExtractCollectionRecord } from '../staging/manifest-extract.ts';
 import type { RetryPolicy } from './live-source.ts';
+import type { ExtractIdsRecord, ExtractPropagationRecord } from './live-ids.ts';
+
+export type { ExtractIdsRecord, ExtractPropagationRecord } from './live-ids.ts';
 
 export type ExtractSource =
   | { readonly kind: 'mongodb'; readonly mongo: MongoConfig; readonly secrets?: readonly string[] }
@@ -22,6 +25,11 @@ export interface ExtractOptions {
   readonly tables?: readonly string[];
   /** Read every collection in full (ignore watermarks and thresholds). */
   readonly full?: boolean;
+  /**
+   * Also stage every collection's full `_id` set, so load deletes the rows whose document is gone
+   * (every upsert and explode table; without it, only tables with `propagate_deletes: true`).
+   */
+  readonly propagateDeletes?: boolean;
   /** Read documents created or updated at or after this date, whatever the watermarks say. */
   readonly since?: Date | null;
   /** GLOBAL_DATE_THRESHOLD: overrides settings.dateThreshold when set. */
@@ -51,12 +59,16 @@ export type ExtractProgressEvent =
     }
   | { readonly type: 'collection-retry'; readonly collection: string; readonly attempt: number; readonly delayMs: number; readonly error: string }
   | { readonly type: 'collection-resorting'; readonly collection: string; readonly reason: string }
+  /** The ids pass of delete propagation: ids read so far. */
+  | { readonly type: 'collection-ids-progress'; readonly collection: string; readonly ids: number; readonly elapsedMs: number }
   | { readonly type: 'collection-done'; readonly collection: string; readonly record: ExtractCollectionRecord; readonly seconds: number }
   | { readonly type: 'warning'; readonly collection: string | null; readonly message: string };
 
 export interface ExtractCollectionReport extends ExtractCollectionRecord {
   readonly collection: string;
   readonly seconds: number;
+  /** The collection's full _id set, staged for delete propagation (absent when none of its tables propagates). */
+  readonly ids?: ExtractIdsRecord;
 }
 
 export interface ExtractReport {
@@ -74,4 +86,6 @@ export interface ExtractReport {
   readonly documents: number;
   readonly bytes: number;
   readonly warnings: readonly string[];
+  /** Delete propagation: which tables had their collection's _id set staged (null: none asked for). */
+  readonly propagate_deletes: ExtractPropagationRecord | null;
 }

@@ -309,6 +309,13 @@ class Resolver {
       if (raw.latest_by === undefined) missing('latest_by', 'the column deciding which document is the latest, e.g. updated_at');
       else if (!byName.has(raw.latest_by)) unknownColumn([...tPath, 'latest_by'], 'latest_by column', raw.latest_by);
       if (raw.latest_by !== undefined && key.length > 0) dedupe = { key, latestBy: raw.latest_by };
+      if (raw.propagate_deletes === true) {
+        ctx.add(
+          [...tPath, 'propagate_deletes'],
+          'propagate_deletes_dedupe',
+          'propagate_deletes is not supported on a dedupe table: a document _id names no row (its rows still go when the row they reference is deleted)',
+        );
+      }
     }
 
     // ── sources

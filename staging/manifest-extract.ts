@@ -26,6 +26,34 @@ export interface ExtractCollectionRecord extends FileRecord {
   ended_at: string;
   /** Tables this collection feeds in this run. */
   tables: string[];
+  /** Delete propagation: the collection's whole `_id` set (extract/<collection>.ids.ndjson). */
+  ids?: ExtractIdsRecord;
+}
+
+/** What the manifest records of a collection's ids file (extract.collections[c].ids). */
+export interface ExtractIdsRecord extends FileRecord {
+  /** The query of the ids pass, canonical Extended JSON: the propagating tables' filters, no dates. */
+  filter: unknown;
+  /** Fields kept besides `_id`: those the tables' filters read (events' `__t` for menus). */
+  fields: string[];
+  /** Documents read (equals records; a dump may repeat an _id, which does no harm to a set). */
+  documents: number;
+  /** Documents read from the source before the client-side filter (dumps). */
+  scanned: number;
+  /** The tables whose live keys transform derives from this file. */
+  tables: string[];
+  started_at: string;
+  ended_at: string;
+}
+
+/** The run-level record of delete propagation (extract.propagate_deletes). */
+export interface ExtractPropagationRecord {
+  /** --propagate-deletes was given. */
+  flag: boolean;
+  /** Tables of this extract whose deletes propagate (an ids file was staged for their collection). */
+  tables: string[];
+  /** Tables the flag could not cover (dedupe), with why. */
+  unsupported: { table: string; reason: string }[];
 }
 
 export interface ExtractSection extends StageSectionBase {
@@ -38,4 +66,6 @@ export interface ExtractSection extends StageSectionBase {
   /** Every collection this run extracts: filled as each one completes. */
   collections: Record<string, ExtractCollectionRecord>;
   warnings?: string[];
+  /** Present when deletes propagate for some table of this run. */
+  propagate_deletes?: ExtractPropagationRecord | null;
 }

@@ -32,6 +32,8 @@ export interface RunPaths {
   transformCsv(table: string): string;
   transformKeys(table: string): string;
   transformRejects(table: string): string;
+  /** Delete propagation: the keys of the table's rows whose document still exists. */
+  transformLive(table: string): string;
   loadRejects(table: string): string;
   /** The path relative to the run folder, as recorded in the manifest. */
   relative(file: string): string;
@@ -56,6 +58,7 @@ export function runPaths(stagingDir: string, runId: string): RunPaths {
     transformCsv: (t: string) => path.join(transformDir, `${safeName(t)}.csv`),
     transformKeys: (t: string) => path.join(transformDir, `${safeName(t)}.keys.csv`),
     transformRejects: (t: string) => path.join(transformDir, `${safeName(t)}.rejects.ndjson`),
+    transformLive: (t: string) => path.join(transformDir, `${safeName(t)}.live.csv`),
     loadRejects: (t: string) => path.join(loadDir, `${safeName(t)}.rejects.ndjson`),
     relative: (file: string) => path.relative(dir, file).split(path.sep).join('/'),
   });

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { StagingError } from '../model/errors.ts';
 import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
 import type { FileRecord, Manifest } from '../staging/manifest.ts';
+import type { LiveKeysFigures } from '../staging/manifest-transform.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { columnConverter, Rejection } from './convert.ts';
 import type { RawDocument } from './ejson-value.ts';
@@ -24,17 +25,7 @@ import { readLineBatches, type FileDigest } from './ndjson-batches.ts';
 import { CsvOutput } from './staged-output.ts';
 
 /** What the manifest records of a table's live keys (transform.tables[t].live). */
-export interface LiveKeysRecord extends FileRecord {
-  /** The key column (header of the file). */
-  column: string;
-  /** The ids file it was derived from, and its lines. */
-  source: string;
-  ids: number;
-  /** Documents left out by the table's filter (not live for this table). */
-  filtered: number;
-  /** Ids the key column's type refused (their rows could never have been loaded). */
-  refused: number;
-}
+export type LiveKeysRecord = LiveKeysFigures;
 
 /** The manifest's ids record, as extract writes it (staging/manifest-extract.ts names it `ids`). */
 interface IdsRecord extends FileRecord {
@@ -53,8 +44,7 @@ export function liveKeyColumn(table: TableModel): ColumnModel | null {
 
 /** `transform/<table>.live.csv`, next to the table's CSV. */
 export function liveKeysFile(paths: RunPaths, table: string): string {
-  const csv = paths.transformCsv(table);
-  return path.join(path.dirname(csv), `${path.basename(csv, '.csv')}.live.csv`);
+  return paths.transformLive(table);
 }
 
 export interface LiveKeysInput {

@@ -12,7 +12,7 @@ import { UsageError } from '../../model/errors.ts';
 import { runExtract, type ExtractProgressEvent, type ExtractReport, type ExtractSource } from '../../extract/index.ts';
 
 const usage = `usage: etl extract [--tables a,b] [--staging DIR] [--pipeline FILE] [--full] [--since DATE]
-                   [--source URL|PATH] [--mongo-db NAME] [--json]
+                   [--propagate-deletes] [--source URL|PATH] [--mongo-db NAME] [--json]
 
 Reads every collection the pipeline needs, once each, into a new staged run
 (<staging>/<run>/extract/<collection>.ndjson) and points <staging>/latest at it.
@@ -23,6 +23,11 @@ options:
   --tables a,b      only the collections feeding these tables
   --full            read everything (ignore watermarks and date thresholds; PostgreSQL not needed)
   --since DATE      read documents created or updated at or after DATE (e.g. 2024-03-01 or an ISO instant)
+  --propagate-deletes
+                    also stage each collection's full _id set (<collection>.ids.ndjson, a second
+                    pass, ids only), so load deletes the rows whose document is gone, and the rows
+                    referencing them; every upsert and explode table (without the flag: the tables
+                    with propagate_deletes: true). Dedupe tables are not covered
   --source URL|PATH a mongodb:// or mongodb+srv:// URL (live server), or a mongodump output:
                     a dump folder, a database folder of .bson/.bson.gz files, or an --archive file
   --mongo-db NAME   the database to read (default: MONGODB_DATABASE, or the one the dump holds)
@@ -84,10 +89,12 @@ function progressTasks(ctx: CommandContext, json: boolean, run: (onProgress: (e:
     state.set(e.collection, s);
     if (e.type === 'collection-progress') s.output = progressLine(e);
     else if (e.type === 'collection-retry') s.output = `connection lost (${e.error}); reconnecting, attempt ${e.attempt}`;
+    else if (e.type === 'collection-ids-progress') s.output = `${e.ids.toLocaleString('en-US')} ids (delete propagation)`;
     else if (e.type === 'collection-resorting') s.output = 'dump not in _id order: sorting on disk';
     else if (e.type === 'warning') s.output = `warning: ${e.message}`;
     else if (e.type === 'collection-done') {
-      s.title = `${e.collection}: ${e.record.documents.toLocaleString('en-US')} documents, ${rate(e.record.documents, e.seconds * 1000)}`;
+      const speed = rate(e.record.documents, e.seconds * 1000);
+      s.title = `${e.collection}: ${e.record.documents.toLocaleString('en-US')} documents${speed ? `, ${speed}` : ''}`;
       s.done = true;
     }
     apply(e.collection);
@@ -153,6 +160,7 @@ const command: Command = {
           pipeline: { type: 'string' },
           full: { type: 'boolean' },
           since: { type: 'string' },
+          'propagate-deletes': { type: 'boolean' },
           source: { type: 'string' },
           'mongo-db': { type: 'string' },
           json: { type: 'boolean' },
@@ -200,6 +208,7 @@ const command: Command = {
           tables,
           full: values.full === true,
           since,
+          propagateDeletes: values['propagate-deletes'] === true,
           globalDateThreshold: config.globalDateThreshold,
           signal: ctx.signal,
           onProgress,
@@ -215,6 +224,12 @@ const command: Command = {
       const rows = report.collections.map((c) => [c.collection, c.documents, c.bytes, c.watermark.from ?? 'full', c.seconds.toFixed(2)] as const);
       ctx.stdout.write(formatTable(['collection', 'documents', 'bytes', 'watermark from', 'seconds'], rows.map((r) => [...r])));
       for (const w of report.warnings) ctx.stderr.write(`warning: ${w}\n`);
+      const p = report.propagate_deletes;
+      if (p) {
+        const staged = report.collections.filter((c) => c.ids).map((c) => `${c.collection} (${c.ids!.documents.toLocaleString('en-US')})`);
+        ctx.stdout.write(`delete propagation: _id sets staged for ${staged.length ? staged.join(', ') : 'no collection'}; tables ${p.tables.join(', ') || '(none)'}\n`);
+        if (p.unsupported.length) ctx.stdout.write(`  not propagated (dedupe tables): ${p.unsupported.map((u) => u.table).join(', ')}; their rows follow deleted parents by foreign key\n`);
+      }
       ctx.stdout.write(`${report.documents.toLocaleString('en-US')} documents, ${report.bytes.toLocaleString('en-US')} bytes in ${report.run_dir}\n`);
       return 0;
     } finally {

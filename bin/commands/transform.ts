@@ -203,6 +203,10 @@ const command: Command = {
     const rejected = report.tables.reduce((a, t) => a + t.rejected, 0);
     const rowsTotal = report.tables.reduce((a, t) => a + t.rows, 0);
     if (report.notExtracted.length > 0) ctx.stdout.write(`not in this run (collection not extracted): ${report.notExtracted.join(', ')}\n`);
+    const live = report.tables.filter((t) => t.live);
+    if (live.length > 0) {
+      ctx.stdout.write(`live keys for delete propagation: ${live.map((t) => `${t.table} ${count(t.live!.records)}`).join(', ')} (transform/<table>.live.csv)\n`);
+    }
     ctx.stdout.write(
       `${count(report.documentsRead)} documents read, ${count(rowsTotal)} rows staged, ` +
         `${rejected > 0 ? color.yellow(`${count(rejected)} rejected`) : '0 rejected'} ` +
