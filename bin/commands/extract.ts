@@ -2,9 +2,9 @@
 // a new staged run. Progress per collection on stderr (listr2), a summary table or --json on stdout.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, listrRendererOptions, writeJson } from '../output.ts';
+import { formatTable, writeJson } from '../output.ts';
+import { StageProgress, stageListr } from '../stage-progress.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
@@ -61,23 +61,9 @@ function progressLine(e: Extract<ExtractProgressEvent, { type: 'collection-progr
 
 /** One listr2 task per collection, driven by the stage's progress events. */
 function progressTasks(ctx: CommandContext, json: boolean, run: (onProgress: (e: ExtractProgressEvent) => void) => Promise<ExtractReport>) {
-  type Sub = { output: string; title: string };
-  const state = new Map<string, { output?: string; title?: string; done: boolean }>();
-  const handles = new Map<string, { sub: Sub; resolve: () => void }>();
   let collections: readonly string[] = [];
   let started!: () => void;
   const runStarted = new Promise<void>((resolve) => (started = resolve));
-
-  // Events may come before listr has started the collection's task: keep the latest state and
-  // apply it when the task shows up.
-  const apply = (name: string) => {
-    const s = state.get(name);
-    const h = handles.get(name);
-    if (!s || !h) return;
-    if (s.output !== undefined) h.sub.output = s.output;
-    if (s.title !== undefined) h.sub.title = s.title;
-    if (s.done) h.resolve();
-  };
   const onProgress = (e: ExtractProgressEvent) => {
     if (e.type === 'run-started') {
       collections = e.collections;
@@ -85,65 +71,28 @@ function progressTasks(ctx: CommandContext, json: boolean, run: (onProgress: (e:
       return;
     }
     if (e.collection === null) return;
-    const s = state.get(e.collection) ?? { done: false };
-    state.set(e.collection, s);
-    if (e.type === 'collection-progress') s.output = progressLine(e);
-    else if (e.type === 'collection-retry') s.output = `connection lost (${e.error}); reconnecting, attempt ${e.attempt}`;
-    else if (e.type === 'collection-ids-progress') s.output = `${e.ids.toLocaleString('en-US')} ids (delete propagation)`;
-    else if (e.type === 'collection-resorting') s.output = 'dump not in _id order: sorting on disk';
-    else if (e.type === 'warning') s.output = `warning: ${e.message}`;
+    if (e.type === 'collection-progress') progress.update(e.collection, { output: progressLine(e) });
+    else if (e.type === 'collection-retry') progress.update(e.collection, { output: `connection lost (${e.error}); reconnecting, attempt ${e.attempt}` });
+    else if (e.type === 'collection-ids-progress') progress.update(e.collection, { output: `${e.ids.toLocaleString('en-US')} ids (delete propagation)` });
+    else if (e.type === 'collection-resorting') progress.update(e.collection, { output: 'dump not in _id order: sorting on disk' });
+    else if (e.type === 'warning') progress.update(e.collection, { output: `warning: ${e.message}` });
     else if (e.type === 'collection-done') {
       const speed = rate(e.record.documents, e.seconds * 1000);
-      s.title = `${e.collection}: ${e.record.documents.toLocaleString('en-US')} documents${speed ? `, ${speed}` : ''}`;
-      s.done = true;
+      progress.update(e.collection, { title: `${e.collection}: ${e.record.documents.toLocaleString('en-US')} documents${speed ? `, ${speed}` : ''}`, done: true });
     }
-    apply(e.collection);
   };
-
-  const stage = run(onProgress);
-  // The stage's own promise carries the real error (rendered by bin/); listr only mirrors it.
-  const failure = stage.then(
-    () => null,
-    (error: unknown) => error ?? new Error('extract failed'),
-  );
-  const failed = () => failure.then((e) => (e ? Promise.reject(e) : new Promise<never>(() => undefined)));
-
-  const processOutput = new ProcessOutput(ctx.stderr as NodeJS.WriteStream, ctx.stderr as NodeJS.WriteStream);
-  const logger = new ListrLogger({ useIcons: true, processOutput });
-  const list = new Listr(
-    [
-      {
-        title: 'Connecting and reading watermarks',
-        task: async (_c, task) => {
-          await Promise.race([runStarted, failed()]);
-          task.title = `Extracting ${collections.length} collection(s)`;
-          return task.newListr(
-            collections.map((name) => ({
-              title: name,
-              task: (_c2, sub) =>
-                Promise.race([
-                  new Promise<void>((resolve) => {
-                    handles.set(name, { sub, resolve });
-                    apply(name);
-                  }),
-                  failed(),
-                ]),
-            })),
-            { concurrent: false, exitOnError: true },
-          );
-        },
-      },
-    ],
+  const progress = new StageProgress(run(onProgress));
+  const list = stageListr(ctx, json, [
     {
-      ...listrRendererOptions(ctx, json),
-      // Progress belongs on stderr: stdout is for the summary (or the --json document).
-      rendererOptions: { logger },
-      fallbackRendererOptions: { logger },
-      exitOnError: true,
-      registerSignalListeners: false,
-    } as never,
-  );
-  return { list, stage };
+      title: 'Connecting and reading watermarks',
+      task: async (_c, task) => {
+        await Promise.race([runStarted, progress.failed()]);
+        task.title = `Extracting ${collections.length} collection(s)`;
+        return task.newListr(progress.subtasks(collections), { concurrent: false, exitOnError: true });
+      },
+    },
+  ]);
+  return { list, stage: progress.stage };
 }
 
 const command: Command = {

@@ -1,9 +1,9 @@
 // `etl load`: merges a staged run into PostgreSQL in one transaction. Progress per table on stderr
 // (listr2), the per-table summary or --json on stdout.
-import { Listr, ProcessOutput } from 'listr2';
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, listrRendererOptions, paint, writeJson } from '../output.ts';
-import { parseFlags } from './validate.ts';
+import { formatTable, paint, writeJson } from '../output.ts';
+import { parseFlags } from '../flags.ts';
+import { StageProgress, stageListr, type TaskView } from '../stage-progress.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
@@ -72,118 +72,60 @@ export function tableLine(r: TableLoadReport): string {
  * one per table, then the commit. The load itself runs beside them; its promise carries the error.
  */
 export function loadTasks(ctx: CommandContext, json: boolean, run: (onProgress: (e: LoadProgress) => void) => Promise<LoadReport>) {
-  type Sub = { output: string; title: string };
-  const state = new Map<string, { output?: string; title?: string; done: boolean }>();
-  const handles = new Map<string, { sub: Sub; resolve: () => void }>();
   let plan: { tables: readonly string[]; alreadyApplied: readonly string[]; runId: string } | null = null;
   let planned!: () => void;
   const planKnown = new Promise<void>((resolve) => (planned = resolve));
-  let waitingMessage: string | null = null;
-  let setupTask: Sub | null = null;
   let committing: { dryRun: boolean } | null = null;
-  let deletingLine: string | null = null;
-  let commitTask: Sub | null = null;
-
-  const apply = (name: string) => {
-    const s = state.get(name);
-    const h = handles.get(name);
-    if (!s || !h) return;
-    if (s.output !== undefined) h.sub.output = s.output;
-    if (s.title !== undefined) h.sub.title = s.title;
-    if (s.done) h.resolve();
-  };
+  // The setup and commit steps are items too, so their lines follow the same rules as tables'.
+  const SETUP = '\u0000setup';
+  const COMMIT = '\u0000commit';
   const onProgress = (e: LoadProgress) => {
     switch (e.kind) {
       case 'waiting':
-        waitingMessage = e.message;
-        if (setupTask) setupTask.output = e.message;
+        progress.update(SETUP, { output: e.message });
         return;
       case 'plan':
         plan = { tables: e.tables, alreadyApplied: e.alreadyApplied, runId: e.runId };
         planned();
         return;
-      case 'table_phase': {
-        const s = state.get(e.table) ?? { done: false };
-        s.output = e.phase;
-        state.set(e.table, s);
-        apply(e.table);
+      case 'table_phase':
+        progress.update(e.table, { output: e.phase });
         return;
-      }
-      case 'table_done': {
-        const s = state.get(e.table) ?? { done: false };
-        s.title = tableLine(e.report);
-        s.done = true;
-        state.set(e.table, s);
-        apply(e.table);
+      case 'table_done':
+        progress.update(e.table, { title: tableLine(e.report), done: true });
         return;
-      }
       case 'deleting':
-        deletingLine = `deleting rows whose document is gone: ${e.table}, ${e.step}`;
-        if (commitTask) commitTask.output = deletingLine;
+        progress.update(COMMIT, { output: `deleting rows whose document is gone: ${e.table}, ${e.step}` });
         return;
       case 'committing':
         committing = { dryRun: e.dryRun };
         return;
     }
   };
-
-  const stage = run(onProgress);
-  const failure = stage.then(
-    () => null,
-    (error: unknown) => error ?? new Error('load failed'),
+  const progress = new StageProgress(run(onProgress));
+  progress.stage.then(
+    () => progress.update(COMMIT, { title: committing?.dryRun ? 'Rolled back (dry run): nothing changed' : 'Committed', done: true }),
+    () => undefined,
   );
-  const failed = () => failure.then((e) => (e ? Promise.reject(e) : new Promise<never>(() => undefined)));
 
-  const list = new Listr(
-    [
-      {
-        title: 'Connecting, locking, checking what this run already applied',
-        task: async (_c, task) => {
-          setupTask = task as unknown as Sub;
-          if (waitingMessage) task.output = waitingMessage;
-          await Promise.race([planKnown, failed()]);
-          const p = plan!;
-          if (p.tables.length === 0) {
-            task.title = p.alreadyApplied.length ? `Run ${p.runId} was already loaded: nothing to do` : `Run ${p.runId} holds no transformed table: nothing to load`;
-            return;
-          }
-          task.title = `Loading run ${p.runId}: ${p.tables.length} table(s)${p.alreadyApplied.length ? ` (${p.alreadyApplied.length} already loaded, skipped)` : ''}`;
-          return task.newListr(
-            [
-              ...p.tables.map((name) => ({
-                title: name,
-                task: (_c2: unknown, sub: Sub) =>
-                  Promise.race([
-                    new Promise<void>((resolve) => {
-                      handles.set(name, { sub, resolve });
-                      apply(name);
-                    }),
-                    failed(),
-                  ]),
-              })),
-              {
-                title: 'Commit',
-                task: async (_c2: unknown, sub: Sub) => {
-                  commitTask = sub;
-                  if (deletingLine) sub.output = deletingLine;
-                  await Promise.race([stage.then(() => undefined), failed()]);
-                  sub.title = committing?.dryRun ? 'Rolled back (dry run): nothing changed' : 'Committed';
-                },
-              },
-            ] as never,
-            { concurrent: false, exitOnError: true },
-          );
-        },
-      },
-    ],
+  const list = stageListr(ctx, json, [
     {
-      ...listrRendererOptions(ctx, json),
-      exitOnError: true,
-      registerSignalListeners: false,
-      processOutput: new ProcessOutput(ctx.stderr as NodeJS.WriteStream, ctx.stderr as NodeJS.WriteStream),
-    } as never,
-  );
-  return { list, stage };
+      title: 'Connecting, locking, checking what this run already applied',
+      task: async (_c, task) => {
+        progress.attach(SETUP, task as unknown as TaskView);
+        await Promise.race([planKnown, progress.failed()]);
+        const p = plan!;
+        if (p.tables.length === 0) {
+          task.title = p.alreadyApplied.length ? `Run ${p.runId} was already loaded: nothing to do` : `Run ${p.runId} holds no transformed table: nothing to load`;
+          return;
+        }
+        task.title = `Loading run ${p.runId}: ${p.tables.length} table(s)${p.alreadyApplied.length ? ` (${p.alreadyApplied.length} already loaded, skipped)` : ''}`;
+        const [commit] = progress.subtasks([COMMIT]);
+        return task.newListr([...progress.subtasks(p.tables), { ...commit!, title: 'Commit' }] as never, { concurrent: false, exitOnError: true });
+      },
+    },
+  ]);
+  return { list, stage: progress.stage };
 }
 
 /** The --json document: the report, plus the snake_case names the manifest uses for its flags. */

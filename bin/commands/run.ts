@@ -2,10 +2,10 @@
 // fails (its error is rendered as that stage's own command would). The stages are called through
 // their entry points; each still reads only the previous stage's files.
 import path from 'node:path';
-import { Listr, ProcessOutput } from 'listr2';
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, listrRendererOptions, writeJson } from '../output.ts';
-import { parseFlags } from './validate.ts';
+import { formatTable, writeJson } from '../output.ts';
+import { stageListr } from '../stage-progress.ts';
+import { parseFlags } from '../flags.ts';
 import { LOAD_FLAGS, loadJson, loadTasks, parseTables, renderLoadReport } from './load.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
@@ -59,25 +59,17 @@ async function stageTask<R>(ctx: CommandContext, json: boolean, title: string, w
     if (output) output.output = line;
   };
   const stage = work(setOutput);
-  const list = new Listr(
-    [
-      {
-        title,
-        task: async (_c, task) => {
-          output = task as unknown as { output: string; title: string };
-          if (last) task.output = last;
-          const r = await stage;
-          task.title = done(r);
-        },
-      },
-    ],
+  const list = stageListr(ctx, json, [
     {
-      ...listrRendererOptions(ctx, json),
-      exitOnError: true,
-      registerSignalListeners: false,
-      processOutput: new ProcessOutput(ctx.stderr as NodeJS.WriteStream, ctx.stderr as NodeJS.WriteStream),
-    } as never,
-  );
+      title,
+      task: async (_c, task) => {
+        output = task as unknown as { output: string; title: string };
+        if (last) task.output = last;
+        const r = await stage;
+        task.title = done(r);
+      },
+    },
+  ]);
   await list.run().catch(() => undefined);
   return stage; // throws the stage's own error
 }

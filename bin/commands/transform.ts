@@ -2,9 +2,9 @@
 // files) and records the figures in the run's manifest. Needs no server. Progress per table on
 // stderr (listr2); a summary table, or --json, on stdout.
 import { parseArgs } from 'node:util';
-import { Listr, ListrLogger, ProcessOutput } from 'listr2';
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, listrRendererOptions, paint, writeJson } from '../output.ts';
+import { formatTable, paint, writeJson } from '../output.ts';
+import { StageProgress, stageListr } from '../stage-progress.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../model/errors.ts';
@@ -41,29 +41,10 @@ function skippedText(skipped: Readonly<Record<string, number>>): string {
 
 /** One listr2 task per table, driven by the stage's progress events. */
 function progressTasks(ctx: CommandContext, json: boolean, run: (onProgress: (e: TransformProgress) => void) => Promise<TransformReport>) {
-  type Sub = { output: string; title: string };
-  const state = new Map<string, { output?: string; title?: string; done: boolean; failed: boolean }>();
-  const handles = new Map<string, { sub: Sub; resolve: () => void; reject: (e: unknown) => void }>();
   let tables: readonly string[] = [];
   let runId = '';
   let started!: () => void;
   const runStarted = new Promise<void>((resolve) => (started = resolve));
-
-  // Events may come before listr has started a table's task: keep the latest state, apply it later.
-  const apply = (name: string) => {
-    const s = state.get(name);
-    const h = handles.get(name);
-    if (!s || !h) return;
-    if (s.output !== undefined) h.sub.output = s.output;
-    if (s.title !== undefined) h.sub.title = s.title;
-    if (s.failed) h.reject(new Error(`${name} failed`));
-    else if (s.done) h.resolve();
-  };
-  const touch = (name: string) => {
-    const s = state.get(name) ?? { done: false, failed: false };
-    state.set(name, s);
-    return s;
-  };
   const lastShown = new Map<string, number>();
   const onProgress = (e: TransformProgress) => {
     switch (e.kind) {
@@ -73,77 +54,40 @@ function progressTasks(ctx: CommandContext, json: boolean, run: (onProgress: (e:
         started();
         return;
       case 'collection_started':
-        for (const t of e.tables) touch(t).output = `reading ${e.collection} (${count(e.total)} documents)`;
-        for (const t of e.tables) apply(t);
+        for (const t of e.tables) progress.update(t, { output: `reading ${e.collection} (${count(e.total)} documents)` });
         return;
       case 'documents': {
         // A line a second at most: the simple renderer (CI logs) prints every change.
         const now = Date.now();
         if (now - (lastShown.get(e.collection) ?? 0) < 1000) return;
         lastShown.set(e.collection, now);
-        for (const t of e.tables) touch(t).output = `${e.collection}: ${count(e.done)} of ${count(e.total)} documents`;
-        for (const t of e.tables) apply(t);
+        for (const t of e.tables) progress.update(t, { output: `${e.collection}: ${count(e.done)} of ${count(e.total)} documents` });
         return;
       }
-      case 'table_done': {
-        const s = touch(e.table);
-        s.title = `${e.table}: ${count(e.record.rows)} rows, ${count(e.record.rejected)} rejected, skipped ${skippedText(e.record.skipped)}`;
-        s.done = true;
-        apply(e.table);
+      case 'table_done':
+        progress.update(e.table, {
+          title: `${e.table}: ${count(e.record.rows)} rows, ${count(e.record.rejected)} rejected, skipped ${skippedText(e.record.skipped)}`,
+          done: true,
+        });
         return;
-      }
       case 'table_failed':
-        touch(e.table).failed = true;
-        apply(e.table);
+        progress.update(e.table, { failed: true });
         return;
     }
   };
-
-  const stage = run(onProgress);
-  // The stage's own promise carries the real error (rendered by bin/); listr only mirrors it.
-  const failure = stage.then(
-    () => null,
-    (error: unknown) => error ?? new Error('transform failed'),
-  );
-  const failed = () => failure.then((e) => (e ? Promise.reject(e) : new Promise<never>(() => undefined)));
-
-  const processOutput = new ProcessOutput(ctx.stderr as NodeJS.WriteStream, ctx.stderr as NodeJS.WriteStream);
-  const logger = new ListrLogger({ useIcons: true, processOutput });
-  const list = new Listr(
-    [
-      {
-        title: 'Checking the staged run',
-        task: async (_c, task) => {
-          await Promise.race([runStarted, failed()]);
-          task.title = `Transforming run ${runId}: ${tables.length} table(s)`;
-          return task.newListr(
-            tables.map((name) => ({
-              title: name,
-              task: (_c2, sub) =>
-                Promise.race([
-                  new Promise<void>((resolve, reject) => {
-                    handles.set(name, { sub, resolve, reject });
-                    apply(name);
-                  }),
-                  failed(),
-                ]),
-            })),
-            // Tables of one collection progress together: show them side by side.
-            { concurrent: true, exitOnError: true },
-          );
-        },
-      },
-    ],
+  const progress = new StageProgress(run(onProgress));
+  const list = stageListr(ctx, json, [
     {
-      ...listrRendererOptions(ctx, json),
-      // Progress belongs on stderr: stdout is for the summary (or the --json document).
-      rendererOptions: { logger },
-      fallbackRendererOptions: { logger },
-      exitOnError: true,
-      registerSignalListeners: false,
-    } as never,
-  );
-  return { list, stage };
+      title: 'Checking the staged run',
+      task: async (_c, task) => {
+        await Promise.race([runStarted, progress.failed()]);
+        task.title = `Transforming run ${runId}: ${tables.length} table(s)`;
+        // Tables of one collection progress together: show them side by side.
+        return task.newListr(progress.subtasks(tables), { concurrent: true, exitOnError: true });
+      },
+    },
+  ]);
+  return { list, stage: progress.stage };
 }
 
 const command: Command = {

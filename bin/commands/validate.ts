@@ -105,6 +105,3 @@ const command: Command = {
 };
 
 export default command;
-
-// Older imports of parseFlags from this module keep working.
-export { parseFlags };
