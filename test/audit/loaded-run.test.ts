@@ -54,7 +54,7 @@ test('a loaded run: packed with its load rejects, verified without databases, li
   assert.equal(verified.code, 0, verified.stdout + verified.stderr);
   const v = JSON.parse(verified.stdout) as VerifyReport;
   assert.equal(v.stages.load, 'done');
-  assert.ok(v.identities.some((i) => i.table === 'users_events' && i.name.startsWith('load: rejected = lines') && i.ok));
+  assert.ok(v.identities.some((i) => i.table === 'users_events' && i.name.startsWith('load: lines of the load rejects file = rejected + nulled') && i.ok));
   assert.ok(v.identities.some((i) => i.table === 'users' && i.name.startsWith('load: rows staged') && i.ok));
 
   const runs = JSON.parse(etl(['runs', '--json'], run.cwd).stdout) as RunsReport;
