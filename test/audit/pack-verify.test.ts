@@ -113,7 +113,7 @@ describe('pack', () => {
     assert.ok(entries.includes(`${run.runId}/load/users_events.rejects.ndjson`));
     const verified = await verifyRun({ target: out });
     assert.deepEqual(verified.mismatches, []);
-    assert.ok(verified.identities.some((i) => i.name.startsWith('load: rejected') && i.table === 'users_events' && i.ok));
+    assert.ok(verified.identities.some((i) => i.name.startsWith('load: lines of the load rejects file') && i.table === 'users_events' && i.ok));
     await rm(dir, { recursive: true });
   });
 
