@@ -281,6 +281,29 @@ export function relationSizeSql(): CompiledSql {
 }
 
 /**
+ * Direct path: the index to CLUSTER the empty table on (see loadDirect), the one it is already
+ * clustered on if any (then CLUSTER changes nothing in the catalog), else the primary key, else
+ * another plain btree index. No row: the table has no index CLUSTER can use. $1 = quoted name.
+ */
+export function clusterIndexSql(): CompiledSql {
+  return compiled(
+    `SELECT c.relname AS name, i.indisclustered AS clustered FROM pg_index i ` +
+      `JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam ` +
+      `WHERE i.indrelid = $1::regclass AND i.indisvalid AND i.indpred IS NULL AND a.amname = 'btree' ` +
+      `ORDER BY i.indisclustered DESC, i.indisprimary DESC, c.relname LIMIT 1`,
+  );
+}
+
+export function clusterSql(table: SqlIdent, index: SqlIdent): CompiledSql {
+  return compiled(`CLUSTER ${table} USING ${index}`);
+}
+
+/** CLUSTER … USING marks the index for later CLUSTERs; this undoes the mark (inside the transaction). */
+export function setWithoutClusterSql(table: SqlIdent): CompiledSql {
+  return compiled(`ALTER TABLE ${table} SET WITHOUT CLUSTER`);
+}
+
+/**
  * Direct path: records the copied rows whose reference is missing, by physical address (line filled
  * in later), skipping rows already refused for an earlier column. $1 = column name, $2 = action.
  */
@@ -296,13 +319,20 @@ export function recordMissingInTargetSql(s: MergeShape, rejects: SqlIdent, r: Re
 }
 
 /**
- * Direct path: the CSV record of each recorded row. The table had no page before the COPY, which
- * appends rows in file order, so the n-th row by ctid is the n-th record (header = record 1).
+ * Direct path: the CSV record of each recorded row. The table got a new, empty file in this
+ * transaction before the COPY (loadDirect), so the COPY appended rows in file order and the n-th
+ * row by ctid is the n-th record (header = record 1).
+ * Only the recorded rows are numbered: each one counts the rows between the previous recorded row
+ * and itself (a TID range scan, no sort), and a running sum gives the record. The table is read
+ * once at most, up to its last recorded row, instead of numbering every row of it.
  */
 export function numberRejectsByCtidSql(s: MergeShape, rejects: SqlIdent): CompiledSql {
   return compiled(
-    `UPDATE ${rejects} AS x SET line = n.line FROM (SELECT ctid AS row_ctid, row_number() OVER (ORDER BY ctid) + 1 AS line FROM ${s.target}) AS n ` +
-      `WHERE n.row_ctid = x.row_ctid`,
+    `UPDATE ${rejects} AS x SET line = n.line FROM (` +
+      `SELECT d.row_ctid, 1 + sum(d.rows) OVER (ORDER BY d.row_ctid) AS line FROM (` +
+      `SELECT r.row_ctid, (SELECT count(*) FROM ${s.target} AS t WHERE t.ctid > r.previous AND t.ctid <= r.row_ctid) AS rows FROM (` +
+      `SELECT row_ctid, lag(row_ctid, 1, '(0,0)'::tid) OVER (ORDER BY row_ctid) AS previous FROM (SELECT DISTINCT row_ctid FROM ${rejects}) AS u` +
+      `) AS r) AS d) AS n WHERE n.row_ctid = x.row_ctid`,
   );
 }
 

@@ -15,6 +15,9 @@ import type { TableModel } from '../model/types.ts';
 import { copyFileInto, readCsvHeader, type CopyFigures } from './copy-in.ts';
 import {
   cascadeTargetsSql,
+  clusterIndexSql,
+  clusterSql,
+  setWithoutClusterSql,
   copyDirectSql,
   copyKeysSql,
   deleteRejectedTargetRowsSql,
@@ -203,8 +206,8 @@ async function writeRejects(input: TableLoadInput, checks: readonly PlannedCheck
 /**
  * The direct path of an initial load: COPY straight into the empty table, then find the missing
  * references there, instead of COPY into a temp table and INSERT … SELECT (the rows are written once,
- * not twice). Only for a table with no page at all (created or truncated in this transaction, or
- * never written), so the rows lie in file order and ctid order gives each row's CSV record; the
+ * not twice). Only for a table with no page at all, given a new file by CLUSTER first, so the rows
+ * lie in file order and ctid order gives each row's CSV record; the
  * table's foreign keys are dropped around it (see insertIntoEmpty) and must therefore be ours.
  * A duplicate key in the batch aborts the COPY: the savepoint undoes it and the caller takes the
  * ordinary path. Returns null when the direct path does not apply.
@@ -219,7 +222,18 @@ async function loadDirect(
   const size = Number(((await client.query(relationSizeSql().sql, [shape.target])).rows[0] as { size: string }).size);
   if (size !== 0) return null;
   const fks = (await client.query(ownForeignKeysSql().sql, [shape.target])).rows as { name: string | null; definition: string | null; owned: boolean }[];
-  if (fks.some((f) => f.name !== null && !f.owned)) return null;
+  // Dropping foreign keys and CLUSTER (below) are for the table's owner only.
+  if (fks.some((f) => !f.owned)) return null;
+  // Rows must lie in file order for ctid to give each row's CSV record. A COPY into a table whose
+  // file predates the transaction may put later rows into earlier pages (the free space map: on
+  // PostgreSQL 17 most rows of a large COPY end up out of order); into a file created in this
+  // transaction it skips the free space map and appends in order. CLUSTER of the empty table gives
+  // it such a file (TRUNCATE would too, but not for a table other tables reference). It needs a
+  // btree index; without one, the ordinary path (which numbers rows as it copies them).
+  const cluster = (await client.query(clusterIndexSql().sql, [shape.target])).rows[0] as { name: string; clustered: boolean } | undefined;
+  if (!cluster) return null;
+  await run(client, clusterSql(shape.target, ident(cluster.name)));
+  if (!cluster.clustered) await run(client, setWithoutClusterSql(shape.target));
   const dropped = fks.filter((f) => f.name !== null && f.definition !== null) as { name: string; definition: string }[];
   const restore = async () => {
     for (const f of dropped) await run(client, addConstraintSql(shape.target, ident(f.name), f.definition));
