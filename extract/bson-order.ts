@@ -86,7 +86,9 @@ export function compareBson(a: unknown, b: unknown): number {
       return Buffer.compare(x, y);
     }
     case 8:
-      return Buffer.compare(Buffer.from((a as ObjectId).id), Buffer.from((b as ObjectId).id));
+      // `.id` builds a fresh 12-byte array each call: compare those, no further copy (every dump
+      // document is checked against the previous _id).
+      return Buffer.compare((a as ObjectId).id, (b as ObjectId).id);
     case 9:
       return Number(a) - Number(b);
     case 10:

@@ -13,7 +13,10 @@ import { SourceError } from '../model/errors.ts';
 /** The largest document a server accepts is 16 MiB; anything far above is a corrupt length. */
 const MAX_DOCUMENT_BYTES = 48 * 1024 * 1024;
 const MIN_DOCUMENT_BYTES = 5;
-const READ_CHUNK = 1 << 18;
+// 64 KiB, not more: a chunk stays alive while its documents are decoded and encoded, and a 256 KiB
+// one lived long enough to be promoted, so read buffers piled up outside the heap until a full GC
+// (measured: +64 MB of arrayBuffers on a 52 MB .bson; 64 KiB chunks die young and stay flat).
+const READ_CHUNK = 1 << 16;
 
 /** True when the file starts with the gzip magic bytes (the extension is not trusted). */
 export async function isGzipFile(file: string): Promise<boolean> {

@@ -1,12 +1,10 @@
 // Orders a dump's documents by _id when the dump is not already in _id order, in bounded memory:
-// sorted chunks are spilled to temp files, then merged k ways. Memory holds one chunk while filling
-// and one record per spill file while merging, whatever the collection size.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+// sorted chunks are spilled to temp files, then merged k ways. Memory holds one chunk (one reused
+// buffer) while filling and one read-ahead block per spill file while merging, whatever the size.
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { deserialize, serialize } from 'bson';
+import { calculateObjectSize, deserialize, serializeWithBufferAndIndex } from 'bson';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
 import { compareBson } from './bson-order.ts';
 import { ByteReader } from './bson-reader.ts';
@@ -16,12 +14,33 @@ export interface SortedEntry {
   readonly line: string;
 }
 
-/** Default bytes of NDJSON text held before a chunk is spilled. */
+/** Default bytes of records (key + NDJSON line) held before a chunk is spilled. */
 export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
 
+/** Spill files are written in blocks of this size. */
+const WRITE_BLOCK = 1 << 20;
+/** Read-ahead of each spill file while merging (k files: k times this). */
+const MERGE_READ_CHUNK = 1 << 16;
+
+/** BSON type byte of ObjectId, and where its 12 bytes sit in the key document `{_id: <oid>}`. */
+const OID_TYPE = 0x07;
+const KEY_TYPE_AT = 4;
+const OID_AT = 9;
+
+/**
+ * A chunk is held as bytes, not as JS objects: records `[key {_id} BSON][uint32 LE line length]
+ * [line UTF-8]` appended to one buffer that is reused chunk after chunk, plus their start offsets.
+ * Held as strings and objects, a chunk survived enough young collections to be promoted, so every
+ * spilled chunk became old-generation garbage and the heap grew with the number of chunks until a
+ * full collection (measured: 118 MB of heap sorting 140k documents in 8 MB chunks). The record
+ * layout is also the spill file's, so spilling is a copy in sorted order.
+ */
 export class IdSorter {
-  private chunk: SortedEntry[] = [];
-  private chunkBytes = 0;
+  private arena: Buffer | null = null;
+  private used = 0;
+  private starts: number[] = [];
+  /** The _id of each record whose _id is not an ObjectId (ObjectIds are compared as bytes). */
+  private ids: unknown[] = [];
   private readonly spills: string[] = [];
   private dir: string | null = null;
   private readonly maxChunkBytes: number;
@@ -40,45 +59,116 @@ export class IdSorter {
   }
 
   async add(id: unknown, line: string): Promise<void> {
-    this.chunk.push({ id, line });
-    // Text length plus a rough per-entry overhead for the id object and the array slot.
-    this.chunkBytes += line.length + 64;
-    if (this.chunkBytes >= this.maxChunkBytes) await this.spill();
+    const key = { _id: id };
+    const keySize = calculateObjectSize(key);
+    // A UTF-8 line takes at most 3 bytes a UTF-16 unit.
+    const bound = keySize + 4 + line.length * 3;
+    if (this.arena !== null && this.used + bound > this.arena.length) {
+      if (this.starts.length > 0) await this.spill();
+      if (bound > this.arena.length) this.arena = null;
+    }
+    // One record larger than a chunk gets an arena of its own size (dropped at the next spill).
+    this.arena ??= Buffer.allocUnsafe(Math.max(this.maxChunkBytes, bound));
+    const arena = this.arena;
+    const at = this.used;
+    serializeWithBufferAndIndex(key, arena, { index: at });
+    const lineBytes = arena.write(line, at + keySize + 4, 'utf8');
+    arena.writeUInt32LE(lineBytes, at + keySize);
+    this.used = at + keySize + 4 + lineBytes;
+    this.ids[this.starts.length] = arena[at + KEY_TYPE_AT] === OID_TYPE ? undefined : id;
+    this.starts.push(at);
   }
 
-  private sortChunk(): SortedEntry[] {
-    // Array.prototype.sort is stable: documents with equal _ids keep their dump order.
-    return this.chunk.sort((a, b) => compareBson(a.id, b.id));
+  private idOf(i: number): unknown {
+    if (this.ids[i] !== undefined) return this.ids[i];
+    const at = this.starts[i]!;
+    return deserialize(this.arena!.subarray(at, at + this.arena!.readInt32LE(at)), BSON_READ_OPTIONS)._id;
+  }
+
+  /** Record indexes in _id order; equal _ids keep their input order. */
+  private sortedIndexes(): number[] {
+    const arena = this.arena!;
+    const starts = this.starts;
+    const order = starts.map((_, i) => i);
+    return order.sort((i, j) => {
+      const a = starts[i]!;
+      const b = starts[j]!;
+      let c: number;
+      if (arena[a + KEY_TYPE_AT] === OID_TYPE && arena[b + KEY_TYPE_AT] === OID_TYPE) {
+        // Big-endian 12 bytes: three unsigned 32-bit words compare like the bytes.
+        c = arena.readUInt32BE(a + OID_AT) - arena.readUInt32BE(b + OID_AT);
+        if (c === 0) c = arena.readUInt32BE(a + OID_AT + 4) - arena.readUInt32BE(b + OID_AT + 4);
+        if (c === 0) c = arena.readUInt32BE(a + OID_AT + 8) - arena.readUInt32BE(b + OID_AT + 8);
+      } else {
+        c = compareBson(this.idOf(i), this.idOf(j));
+      }
+      return c !== 0 ? c : i - j;
+    });
+  }
+
+  private recordEnd(at: number): number {
+    const arena = this.arena!;
+    const keyEnd = at + arena.readInt32LE(at);
+    return keyEnd + 4 + arena.readUInt32LE(keyEnd);
+  }
+
+  private clearChunk(): void {
+    this.used = 0;
+    this.starts = [];
+    this.ids = [];
   }
 
   private async spill(): Promise<void> {
     this.dir ??= await mkdtemp(path.join(this.tmpParent, '.sort-'));
     const file = path.join(this.dir, `chunk-${String(this.spills.length).padStart(6, '0')}.bin`);
-    const entries = this.sortChunk();
-    this.chunk = [];
-    this.chunkBytes = 0;
-    async function* records(): AsyncGenerator<Buffer> {
-      for (const e of entries) {
-        const key = serialize({ _id: e.id });
-        const line = Buffer.from(e.line, 'utf8');
-        const len = Buffer.alloc(4);
-        len.writeUInt32LE(line.length);
-        yield Buffer.concat([key, len, line]);
+    const arena = this.arena!;
+    const order = this.sortedIndexes();
+    const handle = await open(file, 'w');
+    try {
+      const block = Buffer.allocUnsafe(WRITE_BLOCK);
+      let filled = 0;
+      const flush = async () => {
+        this.signal?.throwIfAborted();
+        if (filled > 0) await handle.write(block, 0, filled);
+        filled = 0;
+      };
+      for (const i of order) {
+        const at = this.starts[i]!;
+        const end = this.recordEnd(at);
+        if (filled + (end - at) > block.length) await flush();
+        if (end - at > block.length) {
+          await handle.write(arena, at, end - at);
+        } else {
+          filled += arena.copy(block, filled, at, end);
+        }
       }
+      await flush();
+    } finally {
+      await handle.close();
     }
-    await pipeline(Readable.from(records()), createWriteStream(file), { signal: this.signal });
     this.spills.push(file);
+    this.clearChunk();
+    if (arena.length > this.maxChunkBytes) this.arena = null;
   }
 
   /** The entries in _id order. Call once, after the last add(). */
   async *sorted(): AsyncGenerator<SortedEntry> {
     if (this.spills.length === 0) {
-      for (const e of this.sortChunk()) yield e;
-      this.chunk = [];
+      if (this.starts.length === 0) return;
+      const arena = this.arena!;
+      for (const i of this.sortedIndexes()) {
+        const at = this.starts[i]!;
+        const keyEnd = at + arena.readInt32LE(at);
+        const lineAt = keyEnd + 4;
+        yield { id: this.idOf(i), line: arena.toString('utf8', lineAt, lineAt + arena.readUInt32LE(keyEnd)) };
+      }
+      this.clearChunk();
+      this.arena = null;
       return;
     }
-    if (this.chunk.length) await this.spill();
-    const readers = this.spills.map((f) => new ByteReader(f, createReadStream(f, { highWaterMark: 1 << 16, signal: this.signal })));
+    if (this.starts.length) await this.spill();
+    this.arena = null;
+    const readers = this.spills.map((f) => new ByteReader(f, createReadStream(f, { highWaterMark: MERGE_READ_CHUNK, signal: this.signal })));
     try {
       const heads: (SortedEntry | null)[] = await Promise.all(readers.map(readRecord));
       // A binary heap of reader indexes, ordered by their current record's _id (ties: lower index,
@@ -130,7 +220,8 @@ export class IdSorter {
   }
 
   async cleanup(): Promise<void> {
-    this.chunk = [];
+    this.clearChunk();
+    this.arena = null;
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
 }
