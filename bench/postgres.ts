@@ -1,0 +1,60 @@
+// PostgreSQL for the bench: the DATABASE_URL server, or a throwaway embedded one (the test
+// harness's startPostgres does both). Every benchmark gets a fresh database whose tables are
+// created by schema/apply.ts, as `etl schema` would.
+import pg from 'pg';
+import type { PipelineModel } from '../model/types.ts';
+import { applySchema } from '../schema/apply.ts';
+import { ident } from '../schema/sql.ts';
+import { startPostgres, type PgServer } from '../test/harness/postgres.ts';
+
+export type { PgServer };
+
+export function startBenchPostgres(): Promise<PgServer> {
+  return startPostgres();
+}
+
+export interface FreshDatabaseOptions {
+  /**
+   * Drop the tables' FOREIGN KEY constraints after creating them (primary keys and unique
+   * constraints, hence every index, stay). The `psql \copy` baseline needs it: a plain COPY cannot
+   * skip the rows whose reference is missing, which load rejects or sets to NULL.
+   */
+  readonly dropForeignKeys?: boolean;
+}
+
+/** A new, empty database (a leftover of that name is dropped first) with the pipeline's tables. */
+export async function freshDatabase(server: PgServer, name: string, model: PipelineModel, options: FreshDatabaseOptions = {}): Promise<string> {
+  const url = await server.createDatabase(name);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await applySchema(client, model);
+    if (options.dropForeignKeys) {
+      const { rows } = await client.query<{ table: string; name: string }>(
+        `SELECT c.relname AS table, k.conname AS name
+           FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE k.contype = 'f' AND n.nspname = current_schema() AND c.relname = ANY($1)`,
+        [[...model.loadOrder]],
+      );
+      for (const r of rows) await client.query(`ALTER TABLE ${ident(r.table)} DROP CONSTRAINT ${ident(r.name)}`);
+    }
+  } finally {
+    await client.end();
+  }
+  return url;
+}
+
+/** libpq environment for psql: the password travels in PGPASSWORD, never on a command line. */
+export function libpqEnv(url: string): Record<string, string> {
+  const u = new URL(url);
+  const env: Record<string, string> = {
+    PGHOST: u.hostname,
+    PGPORT: u.port || '5432',
+    PGUSER: decodeURIComponent(u.username),
+    PGDATABASE: decodeURIComponent(u.pathname.replace(/^\//, '')),
+  };
+  if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);
+  const sslmode = u.searchParams.get('sslmode');
+  if (sslmode) env.PGSSLMODE = sslmode;
+  return env;
+}

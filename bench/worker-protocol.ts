@@ -1,0 +1,33 @@
+// What the bench hands a worker (bench/worker.ts) and what the worker hands back, as JSON files.
+
+interface JobBase {
+  /** pipeline.yaml the stages use. */
+  readonly pipeline: string;
+  /** A folder of the bench's own (no .env in it): the worker's configuration cwd. */
+  readonly workDir: string;
+}
+
+export type WorkerJob = JobBase &
+  (
+    | {
+        readonly kind: 'extract';
+        readonly stagingDir: string;
+        readonly source: 'dump' | 'live';
+        /** The dump folder (source 'dump'). */
+        readonly dumpDir?: string;
+        readonly database: string;
+        readonly full: boolean;
+        /** Read stored watermarks from BENCH_DATABASE_URL (incremental runs). */
+        readonly usePostgres: boolean;
+      }
+    | { readonly kind: 'transform'; readonly stagingDir: string; readonly runId: string }
+    | { readonly kind: 'load'; readonly stagingDir: string; readonly runId: string }
+    | { readonly kind: 'scan-live'; readonly database: string }
+    | { readonly kind: 'scan-dump'; readonly dumpDir: string; readonly database: string }
+    /** in-place: update the live source; copy: write the changed source into an empty database. */
+    | { readonly kind: 'mutate'; readonly dumpDir: string; readonly dumpDatabase: string; readonly database: string; readonly mode: 'in-place' | 'copy' }
+  );
+
+export type WorkerResult =
+  | { readonly ok: true; readonly figures: Record<string, unknown>; readonly maxRssKb: number }
+  | { readonly ok: false; readonly error: { code: string; message: string; stack: string | null }; readonly maxRssKb: number };

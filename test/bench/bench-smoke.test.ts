@@ -1,0 +1,125 @@
+// Smoke test of `npm run bench`: a tiny scale, real servers (embedded PostgreSQL, or DATABASE_URL;
+// FerretDB, or MONGODB_URL), and checks of the result document's shape and figures. Not a timed
+// test: no figure is compared with a goal here, only checked to be a real, positive measurement.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SCALE = 2000;
+
+function runBench(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'index.ts'), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    const read = async (stream: NodeJS.ReadableStream, add: (s: string) => void) => {
+      for await (const chunk of stream) add(String(chunk));
+    };
+    const done = Promise.all([read(child.stdout, (s) => (stdout += s)), read(child.stderr, (s) => (stderr += s))]);
+    child.once('error', reject);
+    child.once('close', (code) => void done.then(() => resolve({ code, stdout, stderr })));
+  });
+}
+
+interface Step {
+  label: string;
+  seconds: number;
+  process_seconds: number;
+  count: number;
+  unit: string;
+  per_second: number;
+  peak_rss_mib: number | null;
+}
+
+function assertStep(step: Step | undefined, what: string, unit: 'documents' | 'rows'): Step {
+  assert.ok(step, `${what}: step missing`);
+  assert.equal(step.unit, unit, `${what}: unit`);
+  assert.ok(step.seconds > 0, `${what}: seconds ${step.seconds}`);
+  assert.ok(step.process_seconds >= step.seconds * 0.5, `${what}: process seconds ${step.process_seconds}`);
+  assert.ok(step.count > 0, `${what}: count ${step.count}`);
+  assert.ok(step.per_second > 0, `${what}: per second ${step.per_second}`);
+  assert.ok(step.peak_rss_mib !== null && step.peak_rss_mib > 1, `${what}: peak RSS ${step.peak_rss_mib}`);
+  return step;
+}
+
+test('npm run bench -- all --scale 2000 writes a complete result document', { timeout: 300_000 }, async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-bench-smoke-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const jsonFile = path.join(dir, 'result.json');
+  const cacheRoot = path.join(dir, 'cache');
+
+  const run = await runBench(['all', '--scale', String(SCALE), '--json', jsonFile, '--cache-dir', cacheRoot]);
+  assert.equal(run.code, 0, `bench exited with ${run.code}\n${run.stderr.slice(-4000)}`);
+  assert.match(run.stdout, /^benchmark\s+step\s+seconds/m);
+  assert.match(run.stdout, /goal >= 0\.8/);
+
+  const doc = JSON.parse(await readFile(jsonFile, 'utf8'));
+  assert.equal(doc.format, 1);
+  assert.equal(doc.scale, SCALE);
+  assert.equal(doc.seed, 1);
+  assert.equal(doc.complete, true);
+  assert.deepEqual(doc.benchmarks_requested, ['extract', 'transform', 'load', 'incremental']);
+  assert.ok(doc.git.commit === null || /^[0-9a-f]{40}$/.test(doc.git.commit), `commit ${doc.git.commit}`);
+  assert.ok(doc.machine.cores >= 1 && doc.machine.memory_gib > 0);
+  assert.equal(doc.dataset.documents, SCALE);
+  assert.ok(doc.dataset.generate_seconds > 0);
+
+  const extract = doc.benchmarks.extract;
+  assert.equal(extract.status, 'done', extract.error);
+  for (const key of ['dump_etl', 'dump_baseline', 'live_etl', 'live_baseline']) {
+    assert.equal(assertStep(extract.steps[key], `extract.${key}`, 'documents').count, SCALE, `extract.${key} reads every document`);
+  }
+  assert.ok(extract.comparisons.live.ratio > 0);
+  assert.equal(extract.comparisons.live.goal, '>= 0.8');
+  assert.equal(typeof extract.comparisons.live.met, 'boolean');
+  assert.ok(extract.comparisons.dump.ratio > 0);
+
+  const transform = doc.benchmarks.transform;
+  assert.equal(transform.status, 'done', transform.error);
+  assert.equal(assertStep(transform.steps.etl, 'transform', 'documents').count, SCALE);
+  assert.ok(transform.comparisons.goal.ratio > 0);
+  assert.equal(typeof transform.comparisons.goal.met, 'boolean');
+
+  const load = doc.benchmarks.load;
+  assert.equal(load.status, 'done', load.error);
+  const loaded = assertStep(load.steps.etl, 'load', 'rows');
+  const copied = assertStep(load.steps.baseline, 'psql copy', 'rows');
+  assert.equal(copied.count, loaded.count, 'psql \\copy read the same staged rows as load');
+  assert.ok(load.comparisons.ratio.ratio > 0);
+  assert.equal(load.comparisons.ratio.goal, '<= 1.5');
+
+  const incremental = doc.benchmarks.incremental;
+  assert.equal(incremental.status, 'done', incremental.error);
+  for (const which of ['full', 'incremental']) {
+    assertStep(incremental.steps[`${which}_extract`], `${which} extract`, 'documents');
+    assertStep(incremental.steps[`${which}_transform`], `${which} transform`, 'documents');
+    assertStep(incremental.steps[`${which}_load`], `${which} load`, 'rows');
+  }
+  assert.equal(incremental.steps.full_extract.count, SCALE, 'the full run reads every document');
+  const change = incremental.details.change;
+  assert.ok(change.documents_changed > 0 && change.updated > 0 && change.inserted > 0 && change.array_items_removed > 0, JSON.stringify(change));
+  assert.equal(change.documents_changed, change.updated + change.inserted + change.array_items_removed);
+  // The documents changed after the full run are exactly what the incremental extract reads.
+  assert.equal(incremental.steps.incremental_extract.count, change.documents_changed);
+  assert.ok(incremental.steps.incremental_load.details.inserted > 0 && incremental.steps.incremental_load.details.updated > 0);
+  assert.ok(incremental.comparisons.ratio.ratio > 0);
+  assert.equal(incremental.comparisons.ratio.goal, '< 0.05');
+
+  // The dataset is cached for the next run; the bench's own staged runs are gone.
+  const cacheDir = path.join(cacheRoot, `${SCALE}-1`);
+  assert.ok(existsSync(path.join(cacheDir, 'dump.json')));
+  assert.ok(existsSync(path.join(cacheDir, 'ferretdb.json')));
+  assert.deepEqual((await readdir(cacheDir)).filter((n) => n.startsWith('work-')), []);
+});
