@@ -1,7 +1,7 @@
 // Connection strings pass through here before any output: a password never reaches a terminal,
 // a log, a manifest or an error message.
 
-/** `mongodb://user:secret@host/db` → `mongodb://user:***@host/db`. Leaves other text unchanged. */
+/** Replaces the password of a URL's user info with `***` (user name, host and path stay). Leaves other text unchanged. */
 export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@\s]*)@/i, (_m, scheme: string, auth: string) => {
     const colon = auth.indexOf(':');

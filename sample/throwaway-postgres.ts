@@ -39,7 +39,10 @@ export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
     await stop();
     throw error;
   }
-  return { url: `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`, port, stop };
+  const url = new URL(`postgresql://127.0.0.1:${port}/postgres`);
+  url.username = 'postgres';
+  url.password = password; // a throwaway server's generated password, never printed (redactUrl)
+  return { url: url.toString(), port, stop };
 }
 
 function freePort(): Promise<number> {
