@@ -1,8 +1,8 @@
 // `etl extract`: reads the collections the pipeline needs from MongoDB (or a mongodump output) into
 // a new staged run. Progress per collection on stderr (listr2), a summary table or --json on stdout.
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Command, CommandContext } from '../command.ts';
+import { parseFlags } from '../flags.ts';
 import { formatTable, writeJson } from '../output.ts';
 import { StageProgress, stageListr } from '../stage-progress.ts';
 import { resolveConfig } from '../../connect/config.ts';
@@ -99,27 +99,17 @@ const command: Command = {
   summary: 'read MongoDB (or a mongodump) into a new staged run',
   usage,
   async run(ctx) {
-    let values;
-    try {
-      values = parseArgs({
-        args: [...ctx.argv],
-        options: {
-          tables: { type: 'string' },
-          staging: { type: 'string' },
-          pipeline: { type: 'string' },
-          full: { type: 'boolean' },
-          since: { type: 'string' },
-          'propagate-deletes': { type: 'boolean' },
-          source: { type: 'string' },
-          'mongo-db': { type: 'string' },
-          json: { type: 'boolean' },
-        },
-        strict: true,
-        allowPositionals: false,
-      }).values;
-    } catch (cause) {
-      throw new UsageError('bad_arguments', (cause as Error).message, { cause, hint: 'see etl extract --help' });
-    }
+    const values = parseFlags(ctx.argv, {
+      tables: { type: 'string' },
+      staging: { type: 'string' },
+      pipeline: { type: 'string' },
+      full: { type: 'boolean' },
+      since: { type: 'string' },
+      'propagate-deletes': { type: 'boolean' },
+      source: { type: 'string' },
+      'mongo-db': { type: 'string' },
+      json: { type: 'boolean' },
+    });
     const json = values.json === true;
     if (values.full && values.since) throw new UsageError('bad_arguments', '--full and --since cannot be used together');
     const since = values.since !== undefined ? parseSince(values.since) : null;

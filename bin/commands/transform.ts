@@ -1,8 +1,8 @@
 // `etl transform`: turns a staged run's extract files into one CSV per table (+ keys and rejects
 // files) and records the figures in the run's manifest. Needs no server. Progress per table on
 // stderr (listr2); a summary table, or --json, on stdout.
-import { parseArgs } from 'node:util';
 import type { Command, CommandContext } from '../command.ts';
+import { parseFlags } from '../flags.ts';
 import { formatTable, paint, writeJson } from '../output.ts';
 import { StageProgress, stageListr } from '../stage-progress.ts';
 import { resolveConfig } from '../../connect/config.ts';
@@ -94,24 +94,14 @@ const command: Command = {
   summary: 'turn a staged run\'s documents into one CSV per table (+ keys and rejects)',
   usage,
   async run(ctx) {
-    let values;
-    try {
-      values = parseArgs({
-        args: [...ctx.argv],
-        options: {
-          run: { type: 'string' },
-          staging: { type: 'string' },
-          pipeline: { type: 'string' },
-          tables: { type: 'string' },
-          'allow-pipeline-change': { type: 'boolean' },
-          json: { type: 'boolean' },
-        },
-        strict: true,
-        allowPositionals: false,
-      }).values;
-    } catch (cause) {
-      throw new UsageError('bad_arguments', (cause as Error).message, { cause, hint: 'see etl transform --help' });
-    }
+    const values = parseFlags(ctx.argv, {
+      run: { type: 'string' },
+      staging: { type: 'string' },
+      pipeline: { type: 'string' },
+      tables: { type: 'string' },
+      'allow-pipeline-change': { type: 'boolean' },
+      json: { type: 'boolean' },
+    });
     const json = values.json === true;
     const tables = values.tables !== undefined ? values.tables.split(',').map((t) => t.trim()).filter(Boolean) : undefined;
     if (tables !== undefined && tables.length === 0) throw new UsageError('bad_arguments', '--tables needs at least one table name');
