@@ -3,9 +3,7 @@
 // served again by the next bench run without loading it again.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import net from 'node:net';
-import { MongoClient } from 'mongodb';
-import { ferretDbBinary } from '../test/harness/ferretdb.ts';
+import { ferretDbArgs, ferretDbBinary, ping } from '../test/harness/ferretdb.ts';
 import { freePort } from '../test/harness/free-port.ts';
 import { stopChild } from '../test/harness/stop-child.ts';
 
@@ -32,15 +30,7 @@ export async function startFerretDbOn(dir: string): Promise<BenchMongoServer> {
   const log: string[] = [];
   const child: ChildProcess = spawn(
     binary,
-    [
-      '--handler=sqlite',
-      `--sqlite-url=file:${dir}/`,
-      `--state-dir=${dir}`,
-      `--listen-addr=127.0.0.1:${port}`,
-      '--debug-addr=-',
-      '--telemetry=disable',
-      '--log-level=error',
-    ],
+    ferretDbArgs(dir, port),
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const remember = (chunk: Buffer): void => {
@@ -74,21 +64,4 @@ export async function startFerretDbOn(dir: string): Promise<BenchMongoServer> {
     }
   }
   return { url, external: false, description: `FerretDB (SQLite) on 127.0.0.1:${port}`, stop };
-}
-
-async function ping(url: string, port: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve();
-    });
-    socket.once('error', reject);
-  });
-  const client = new MongoClient(url, { serverSelectionTimeoutMS: 2_000 });
-  try {
-    await client.connect();
-    await client.db('admin').command({ ping: 1 });
-  } finally {
-    await client.close().catch(() => undefined);
-  }
 }

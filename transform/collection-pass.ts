@@ -3,9 +3,7 @@
 // their own files; when any file's buffer is full the pass waits for it, so the reader never runs
 // ahead of the slowest file and memory stays flat.
 import { pipeline } from 'node:stream/promises';
-import { StagingError } from '../model/errors.ts';
-import type { RawDocument } from './ejson-value.ts';
-import { readLineBatches, type FileDigest, type LineBatch } from './ndjson-batches.ts';
+import { parseDocumentLine, readLineBatches, type FileDigest, type LineBatch } from './ndjson-batches.ts';
 import type { TableWork } from './table-work.ts';
 
 export interface PassOptions {
@@ -38,7 +36,7 @@ export async function runCollectionPass(works: readonly TableWork[], o: PassOpti
       for await (const batch of batches) {
         const { lines, lineNumbers } = batch;
         for (let i = 0; i < lines.length; i += 1) {
-          const doc = parseLine(lines[i]!, o.file, lineNumbers[i]!);
+          const doc = parseDocumentLine(lines[i]!, o.file, lineNumbers[i]!);
           for (const w of works) w.accept(doc);
           documents += 1;
           for (const out of outputs) {
@@ -58,23 +56,4 @@ export async function runCollectionPass(works: readonly TableWork[], o: PassOpti
   );
   for (const w of works) await w.finish(drain);
   return { documents, bytes: digest.bytes, sha256: digest.sha256 ?? '' };
-}
-
-function parseLine(text: string, file: string, line: number): RawDocument {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (cause) {
-    throw badLine(file, line, cause);
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !('_id' in doc)) throw badLine(file, line);
-  return doc as RawDocument;
-}
-
-function badLine(file: string, line: number, cause?: unknown): StagingError {
-  return new StagingError('bad_ndjson', `${file}:${line}: not an Extended JSON document with an _id`, {
-    context: { file, line },
-    hint: 'the staged file is damaged: run `etl extract` again',
-    cause,
-  });
 }

@@ -21,7 +21,7 @@ import type { RunPaths } from '../staging/run-folder.ts';
 import { columnConverter, Rejection } from './convert.ts';
 import type { RawDocument } from './ejson-value.ts';
 import { compileFilter } from './filter.ts';
-import { readLineBatches, type FileDigest } from './ndjson-batches.ts';
+import { parseDocumentLine, readLineBatches, type FileDigest } from './ndjson-batches.ts';
 import { CsvOutput } from './staged-output.ts';
 
 /** What the manifest records of a table's live keys (transform.tables[t].live). */
@@ -40,11 +40,6 @@ export function liveKeyColumn(table: TableModel): ColumnModel | null {
     if (c && c.source.kind === 'field' && c.source.path === '_id') return c;
   }
   return null;
-}
-
-/** `transform/<table>.live.csv`, next to the table's CSV. */
-export function liveKeysFile(paths: RunPaths, table: string): string {
-  return paths.transformLive(table);
 }
 
 export interface LiveKeysInput {
@@ -104,7 +99,7 @@ async function stageCollection(input: LiveKeysInput, collection: string, ids: Id
         column,
         convert: columnConverter(column, model.settings, { stripped: false }),
         keep: compileFilter(table.filter),
-        csv: new CsvOutput(paths, liveKeysFile(paths, table.name), [column.name], signal, onFailure),
+        csv: new CsvOutput(paths, paths.transformLive(table.name), [column.name], signal, onFailure),
         filtered: 0,
         refused: 0,
       });
@@ -113,7 +108,7 @@ async function stageCollection(input: LiveKeysInput, collection: string, ids: Id
     let lines = 0;
     for await (const batch of readLineBatches(file, digest, signal)) {
       for (let i = 0; i < batch.lines.length; i += 1) {
-        const doc = parseIdLine(batch.lines[i]!, paths.relative(file), batch.lineNumbers[i]!);
+        const doc = parseDocumentLine(batch.lines[i]!, paths.relative(file), batch.lineNumbers[i]!);
         lines += 1;
         for (const w of works) {
           if (w.keep && !w.keep(doc)) {
@@ -155,23 +150,4 @@ async function stageCollection(input: LiveKeysInput, collection: string, ids: Id
     }
     throw failure ?? error;
   }
-}
-
-function parseIdLine(text: string, file: string, line: number): RawDocument {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (cause) {
-    throw badLine(file, line, cause);
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !('_id' in doc)) throw badLine(file, line);
-  return doc as RawDocument;
-}
-
-function badLine(file: string, line: number, cause?: unknown): StagingError {
-  return new StagingError('bad_ndjson', `${file}:${line}: not an Extended JSON document with an _id`, {
-    context: { file, line },
-    hint: 'the staged file is damaged: run `etl extract` again',
-    cause,
-  });
 }

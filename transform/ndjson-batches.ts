@@ -6,6 +6,8 @@
 // extract manifest without reading it twice.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { StagingError } from '../model/errors.ts';
+import type { RawDocument } from './ejson-value.ts';
 
 export interface LineBatch {
   /** 1-based line number of lines[0]. */
@@ -63,4 +65,24 @@ export async function* readLineBatches(file: string, digest: FileDigest, signal?
   } finally {
     input.destroy();
   }
+}
+
+/** One staged line as a raw document (Extended JSON wrappers kept), or a StagingError naming file and line. */
+export function parseDocumentLine(text: string, file: string, line: number): RawDocument {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (cause) {
+    throw badLine(file, line, cause);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !('_id' in doc)) throw badLine(file, line);
+  return doc as RawDocument;
+}
+
+function badLine(file: string, line: number, cause?: unknown): StagingError {
+  return new StagingError('bad_ndjson', `${file}:${line}: not an Extended JSON document with an _id`, {
+    context: { file, line },
+    hint: 'the staged file is damaged: run `etl extract` again',
+    cause,
+  });
 }

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MongoClient } from 'mongodb';
-import { ferretDbBinary } from '../harness/index.ts';
+import { ferretDbArgs, ferretDbBinary } from '../harness/ferretdb.ts';
 import { freePort } from '../harness/free-port.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runExtract } from '../../extract/index.ts';
@@ -20,15 +20,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(HERE, 'fixtures/pipeline.yaml');
 
 async function startFerret(binary: string, dir: string, port: number): Promise<ChildProcess> {
-  const child = spawn(binary, [
-    '--handler=sqlite',
-    `--sqlite-url=file:${dir}/`,
-    `--state-dir=${dir}`,
-    `--listen-addr=127.0.0.1:${port}`,
-    '--debug-addr=-',
-    '--telemetry=disable',
-    '--log-level=error',
-  ], { stdio: 'ignore' });
+  const child = spawn(binary, ferretDbArgs(dir, port), { stdio: 'ignore' });
   const deadline = Date.now() + 20_000;
   for (;;) {
     const c = new MongoClient(`mongodb://127.0.0.1:${port}`, { serverSelectionTimeoutMS: 300 });

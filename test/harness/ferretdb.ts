@@ -122,15 +122,7 @@ async function startLocalFerretDb(): Promise<MongoServer> {
       const port = await freePort();
       child = spawn(
         binary,
-        [
-          '--handler=sqlite',
-          `--sqlite-url=file:${dir}/`,
-          `--state-dir=${dir}`,
-          `--listen-addr=127.0.0.1:${port}`,
-          '--debug-addr=-',
-          '--telemetry=disable',
-          '--log-level=error',
-        ],
+        ferretDbArgs(dir, port),
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       child.stdout?.on('data', remember);
@@ -193,7 +185,24 @@ function makeServer(url: string, dir: string, stop: (options?: StopOptions) => P
   };
 }
 
-async function ping(url: string, port: number): Promise<void> {
+/**
+ * FerretDB's command line for a data directory and a port: SQLite files in `dir`, loopback only, and
+ * no debug listener (its default port 8088 would collide between instances).
+ */
+export function ferretDbArgs(dir: string, port: number): string[] {
+  return [
+    '--handler=sqlite',
+    `--sqlite-url=file:${dir}/`,
+    `--state-dir=${dir}`,
+    `--listen-addr=127.0.0.1:${port}`,
+    '--debug-addr=-',
+    '--telemetry=disable',
+    '--log-level=error',
+  ];
+}
+
+/** One readiness probe of a server on 127.0.0.1:port: throws until it answers `ping`. */
+export async function ping(url: string, port: number): Promise<void> {
   // The driver, refused once, waits for its next heartbeat (500 ms) before trying again; a plain TCP
   // connect first keeps start-up time to what the server needs.
   await new Promise<void>((resolve, reject) => {
