@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -33,7 +33,30 @@ let remotePg: DebianPostgres;
 let work: string;
 let fakeMongodump: string;
 
+let restoreModes: () => Promise<void> = async () => undefined;
+
+/**
+ * The fake mongodump runs as the SSH test user from this checkout. A checkout under a 0700 folder
+ * (a `mktemp -d` clone) is closed to that user: for the suite's duration, grant traverse-only
+ * permission (o+x, no listing) on the ancestors that lack it, and put their modes back afterwards.
+ */
+async function grantTraverse(dir: string): Promise<() => Promise<void>> {
+  const changed: { dir: string; mode: number }[] = [];
+  for (let d = dir; ; d = path.dirname(d)) {
+    const mode = (await stat(d)).mode & 0o7777;
+    if ((mode & 0o001) === 0) {
+      await chmod(d, mode | 0o001);
+      changed.push({ dir: d, mode });
+    }
+    if (path.dirname(d) === d) break;
+  }
+  return async () => {
+    for (const c of changed) await chmod(c.dir, c.mode).catch(() => undefined);
+  };
+}
+
 before(async () => {
+  restoreModes = await grantTraverse(REPO);
   [sshd, remotePg] = await Promise.all([startSshd(), startDebianPostgres()]);
   work = await mkdtemp(path.join(os.tmpdir(), 'etl-refresh-'));
   await chmod(work, 0o777);
@@ -44,6 +67,7 @@ before(async () => {
 after(async () => {
   await Promise.allSettled([sshd?.stop(), remotePg?.stop()]);
   if (work) await rm(work, { recursive: true, force: true });
+  await restoreModes();
 });
 
 interface Run {
