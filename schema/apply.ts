@@ -6,7 +6,7 @@ import type { PipelineModel } from '../model/types.ts';
 import { LoadError } from '../model/errors.ts';
 import { createTableSql } from './ddl.ts';
 import { existingTables } from './catalog.ts';
-import { STATE_TABLES, STATE_TABLES_SQL } from './state-tables.ts';
+import { stateTables } from './state-tables.ts';
 
 export interface SchemaReport {
   /** Tables created by this call, in creation order (data tables in load order, then state tables). */
@@ -21,7 +21,7 @@ export interface SchemaReport {
 export function schemaSql(model: PipelineModel): { table: string; sql: string }[] {
   return [
     ...model.loadOrder.map((name) => ({ table: name, sql: createTableSql(model.tables.get(name)!) })),
-    ...STATE_TABLES.map((name) => ({ table: name, sql: STATE_TABLES_SQL[name]! })),
+    ...stateTables(model),
   ];
 }
 

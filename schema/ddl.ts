@@ -39,7 +39,7 @@ export function uniqueClause(t: TableModel, cols: readonly string[]): string {
 
 export function foreignKeyClause(t: TableModel, c: ColumnModel): string {
   const fk = c.foreignKey!;
-  return `CONSTRAINT ${ident(foreignKeyName(t, c))} FOREIGN KEY (${ident(c.name)}) REFERENCES ${ident(fk.table)} (${ident(fk.column)})`;
+  return `CONSTRAINT ${ident(foreignKeyName(t, c))} FOREIGN KEY (${ident(c.name)}) REFERENCES ${ident(fk.table)} (${ident(fk.column)}) DEFERRABLE INITIALLY IMMEDIATE`;
 }
 
 /** The table as pipeline.yaml describes it. IF NOT EXISTS: the statement can be re-run as printed. */

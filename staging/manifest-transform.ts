@@ -52,8 +52,20 @@ export interface TransformTableRecord {
   /** Values changed on purpose, per column and kind (only `nul_stripped` under nul_character: strip). */
   altered: Record<string, Record<string, number>>;
   csv: FileRecord;
+  /**
+   * The documents whose rows this run replaces (the scope): every document offered to the table
+   * whose `_id` converts, rows written or not. Header: the column holding the document `_id`
+   * (dedupe: the contributions' document column). Older runs: delete-and-insert tables only.
+   */
   keys: FileRecord | null;
   rejects: FileRecord;
+  /** Dedupe tables: transform/<table>.contrib.csv, the row each staged document contributes (its `_id` first). */
+  contrib?: FileRecord;
+  /**
+   * The collection was read without a date filter: the run holds every document the table may hold,
+   * so load removes the rows it does not stage (a full read is a delete propagation of its own).
+   */
+  complete?: boolean;
   /** Explode tables only. */
   explode?: ExplodeFigures;
   /**
