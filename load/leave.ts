@@ -9,7 +9,7 @@
 import { LoadError } from '../model/errors.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { scopeColumn } from './batch-sql.ts';
-import type { GoneRows } from './gone-rows.ts';
+import type { LoadContext } from './load-context.ts';
 import { forgetGoneSql, forgetSql, ownerInSql, rowKeyInSql } from './pending.ts';
 import { list, matchKey, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
@@ -56,14 +56,20 @@ export interface LeaveFigures {
   readonly gone: number;
 }
 
-export async function removeLeavingRows(session: LoadSession, shape: TableShape, scope: Scope, gone: GoneRows, runId: string, allowDeleteAll: boolean): Promise<LeaveFigures> {
+/**
+ * Deletes the rows that left and the rows whose document is gone, and drops their pending entries.
+ * `hadRows`: the table held rows before this batch (else nothing but this batch can leave, and the
+ * direct path has no batch table to compare with).
+ */
+export async function removeLeavingRows(ctx: LoadContext, shape: TableShape, scope: Scope, hadRows: boolean): Promise<LeaveFigures> {
+  const { session, gone, runId } = ctx;
   let goneRows = 0;
   if (scope.live && shape.docKey) {
     goneRows = await gone.delete(shape, goneCondition(shape));
     await session.run(forgetGoneSql(shape));
   }
-  const where = leftCondition(shape, scope);
-  if (where && scope.complete && scope.documents === 0 && !allowDeleteAll) await refuseEmptying(session, shape, where);
+  const where = hadRows ? leftCondition(shape, scope) : null;
+  if (where && scope.complete && scope.documents === 0 && !ctx.allowDeleteAll) await refuseEmptying(session, shape, where);
   const left = where ? await gone.delete(shape, where) : 0;
   const forget = forgetScope(shape, scope, runId);
   if (forget) await session.run(forget);

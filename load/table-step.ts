@@ -60,6 +60,8 @@ interface BatchFigures {
   readonly nulled: number;
   /** The staged file the rejects file counts lines in, and whether a value spans lines in it. */
   readonly file: StagedFile;
+  /** The table was empty: nothing of it can leave (the direct path has no batch table to compare with). */
+  readonly wasEmpty: boolean;
   readonly multiline: boolean;
 }
 
@@ -79,7 +81,7 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
   const scope = await stageScope(ctx, shape, staged);
   const batch = await loadBatch(ctx, shape, staged, scope, checks, phase);
   phase('merge', 'removing the rows that left the table');
-  const leave = await removeLeavingRows(session, shape, scope, ctx.gone, ctx.runId, ctx.allowDeleteAll);
+  const leave = await removeLeavingRows(ctx, shape, scope, !batch.wasEmpty);
   const rejects = batch.rejected + batch.nulled > 0 ? await writeRejects(ctx, shape, checks, batch) : null;
   const settle = await settleTable(ctx, shape, checks);
   await dropTemps(ctx, shape);
@@ -150,7 +152,7 @@ async function loadBatch(
     const direct = await loadDirect(session, paths, shape, csv, checks, ctx.runId);
     if (direct) {
       const rows = direct.copied.rowCount;
-      return { staged: rows, unchanged: 0, inserted: rows - direct.rejected, updated: 0, duplicates: 0, rejected: direct.rejected, nulled: direct.nulled, file: csv, multiline: direct.copied.multiline };
+      return { staged: rows, unchanged: 0, inserted: rows - direct.rejected, updated: 0, duplicates: 0, rejected: direct.rejected, nulled: direct.nulled, file: csv, multiline: direct.copied.multiline, wasEmpty: true };
     }
   }
   const filled = await fillBatch(ctx, shape, staged, scope, csv);
@@ -172,7 +174,7 @@ async function loadBatch(
   // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.
   const considered = shape.kind === 'dedupe_upsert' ? filled.batchRows : filled.staged - duplicates;
   const unchanged = considered - refs.rejected - merged.inserted - merged.updated;
-  return { staged: filled.staged, unchanged, ...merged, duplicates, ...refs, file: filled.file, multiline: filled.copied.multiline };
+  return { staged: filled.staged, unchanged, ...merged, duplicates, ...refs, file: filled.file, multiline: filled.copied.multiline, wasEmpty: empty };
 }
 
 interface FilledBatch {

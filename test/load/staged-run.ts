@@ -44,7 +44,8 @@ export function col(name: string, spec: ColSpec = {}): ColumnModel {
     sqlTypeText: sqlType.kind === 'serial' ? 'SERIAL' : columnTypeSql(sqlType).toUpperCase(),
     nullable: spec.pk ? false : (spec.nullable ?? true),
     primaryKey: spec.pk ?? false,
-    source: spec.generated || sqlType.kind === 'serial' ? { kind: 'generated' } : { kind: 'field', path: name },
+    // A primary key named id is fed by the document _id, as include_base makes it.
+    source: spec.generated || sqlType.kind === 'serial' ? { kind: 'generated' } : { kind: 'field', path: spec.pk && name === 'id' ? '_id' : name },
     foreignKey: fk ? { table: fk[1]!, column: fk[2]!, onMissing: spec.onMissing ?? 'reject' } : null,
     line: 1,
   };
