@@ -61,9 +61,7 @@ export function tempNames(index: number): TempNames {
 }
 
 export function mergeKind(table: TableModel): MergeKind {
-  if (table.strategy === 'dedupe') return 'dedupe_upsert';
-  if (table.strategy === 'explode' && table.explode?.merge === 'delete_and_insert') return 'delete_and_insert';
-  return 'upsert';
+  return table.mergeKind;
 }
 
 /** The temp line column's name: `etl_line`, or more underscores if a staged column already has it. */

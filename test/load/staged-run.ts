@@ -12,6 +12,7 @@ import { createRun, setLatest } from '../../staging/run-folder.ts';
 import type { FileRecord } from '../../staging/manifest.ts';
 import type { TransformTableRecord } from '../../staging/manifest-transform.ts';
 import type { ColumnModel, PipelineModel, SqlType, TableModel } from '../../model/types.ts';
+import { documentKeyOf, mergeKindOf } from '../../model/resolve-table.ts';
 import { columnTypeSql } from '../../load/merge-sql.ts';
 
 export const T = {
@@ -74,6 +75,7 @@ export function table(s: TableSpec): TableModel {
   if (strategy === 'dedupe') mergeKey = s.dedupeKey!;
   else if (strategy === 'explode') mergeKey = unique[0] ?? [];
   else mergeKey = primaryKey;
+  const explode = strategy === 'explode' ? { parentColumn: s.parent!, merge: s.merge ?? 'delete_and_insert', arrays: [] } : null;
   return {
     name: s.name,
     collection: s.collection ?? s.name,
@@ -83,8 +85,10 @@ export function table(s: TableSpec): TableModel {
     primaryKey,
     uniqueConstraints: unique,
     mergeKey,
+    mergeKind: mergeKindOf(strategy, explode),
+    documentKey: documentKeyOf({ strategy, primaryKey, columns: s.columns, explode }),
     filter: null,
-    explode: strategy === 'explode' ? { parentColumn: s.parent!, merge: s.merge ?? 'delete_and_insert', arrays: [] } : null,
+    explode,
     dedupe: strategy === 'dedupe' ? { key: s.dedupeKey!, latestBy: s.latestBy ?? 'updated_at' } : null,
     exportOrder: 1,
     forceReimport: s.forceReimport ?? false,
