@@ -51,9 +51,9 @@ export function propagationScope(model: PipelineModel, tables: readonly string[]
   for (const name of tables) {
     const t = model.tables.get(name)!;
     if (!flag && !t.propagateDeletes) continue;
-    if (t.strategy === 'dedupe') unsupported.push({ table: name, reason: DEDUPE_UNSUPPORTED });
-    else if (!keyedByDocumentId(t)) unsupported.push({ table: name, reason: 'no key column holds the document _id' });
-    else chosen.push(t);
+    // TableModel.documentKey: the column naming a document's rows (null for dedupe tables).
+    if (t.documentKey !== null) chosen.push(t);
+    else unsupported.push({ table: name, reason: t.strategy === 'dedupe' ? DEDUPE_UNSUPPORTED : 'no key column holds the document _id' });
   }
   const byCollection = new Map<string, TableModel[]>();
   for (const t of chosen) {
@@ -62,18 +62,6 @@ export function propagationScope(model: PipelineModel, tables: readonly string[]
     byCollection.set(t.collection, list);
   }
   return { record: { flag, tables: chosen.map((t) => t.name), unsupported }, byCollection };
-}
-
-/**
- * True when one of the table's rows is named by its document's `_id`: an upsert table whose primary
- * key is fed by `_id`, or an explode table (by its parent column). transform/live-keys.ts picks the
- * same column.
- */
-function keyedByDocumentId(t: TableModel): boolean {
-  if (t.strategy === 'explode') return t.explode !== null;
-  if (t.strategy !== 'upsert' || t.primaryKey.length !== 1) return false;
-  const c = t.columns.find((x) => x.name === t.primaryKey[0]);
-  return c !== undefined && c.source.kind === 'field' && c.source.path === '_id';
 }
 
 /** The ids pass: the OR of the tables' filters (none when one table reads every document), and the fields they read. */

@@ -6,8 +6,6 @@ import { sqlTypeText } from '../model/sql-types.ts';
 import type { ColumnModel, SqlType, TableModel } from '../model/types.ts';
 import { contributionsDocumentColumn, contributionsTableName } from '../schema/state-tables.ts';
 
-/** How one table is merged. */
-export type MergeKind = 'upsert' | 'delete_and_insert' | 'dedupe_upsert';
 
 export interface ShapeColumn {
   readonly name: string;
@@ -39,7 +37,7 @@ export interface TableShape {
   readonly table: TableModel;
   /** Position in the model's load order: names the temp tables. */
   readonly index: number;
-  readonly kind: MergeKind;
+  readonly kind: TableModel['mergeKind'];
   readonly target: SqlIdent;
   readonly temps: TempTables;
   /** Temp column numbering staged rows by their CSV record (header = 1, as COPY counts). */
@@ -62,20 +60,6 @@ export interface TableShape {
   /** dedupe: the state table of contributions, and the name of its document column. */
   readonly contributions: SqlIdent | null;
   readonly documentColumn: ShapeColumn;
-}
-
-export function mergeKind(table: TableModel): MergeKind {
-  if (table.strategy === 'dedupe') return 'dedupe_upsert';
-  if (table.strategy === 'explode' && table.explode?.merge === 'delete_and_insert') return 'delete_and_insert';
-  return 'upsert';
-}
-
-/** The column that holds the document `_id` for the rows a document owns, or null (dedupe). */
-export function documentKey(table: TableModel): string | null {
-  if (table.strategy === 'explode') return table.explode?.parentColumn ?? null;
-  if (table.strategy !== 'upsert' || table.primaryKey.length !== 1) return null;
-  const c = table.columns.find((x) => x.name === table.primaryKey[0]);
-  return c && c.source.kind === 'field' && c.source.path === '_id' ? c.name : null;
 }
 
 /** `base`, or more leading underscores while a staged column already has that name. */
@@ -109,7 +93,7 @@ export function tempNamesOf(shape: TableShape): Record<string, string> {
 const shapeColumn = (c: ColumnModel): ShapeColumn => ({ name: c.name, id: ident(c.name), nullable: c.nullable && !c.primaryKey, type: columnTypeSql(c.sqlType) });
 
 export function tableShape(table: TableModel, index: number): TableShape {
-  const kind = mergeKind(table);
+  const kind = table.mergeKind;
   const columns = table.stagedColumns.map(shapeColumn);
   const byName = new Map(columns.map((c) => [c.name, c]));
   const pick = (name: string): ShapeColumn => {
@@ -119,7 +103,7 @@ export function tableShape(table: TableModel, index: number): TableShape {
   };
   const keyNames = mergeKeyNames(table, kind);
   const keySet = new Set(keyNames);
-  const docKeyName = documentKey(table);
+  const docKeyName = table.documentKey;
   return Object.freeze({
     table,
     index,
@@ -142,7 +126,7 @@ export function tableShape(table: TableModel, index: number): TableShape {
 
 const sameColumns = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
 
-function mergeKeyNames(table: TableModel, kind: MergeKind): string[] {
+function mergeKeyNames(table: TableModel, kind: TableModel['mergeKind']): string[] {
   let names = [...table.mergeKey];
   const parent = kind === 'delete_and_insert' ? table.explode!.parentColumn : null;
   // A link table without a unique constraint: a link is the whole row.

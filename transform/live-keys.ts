@@ -18,9 +18,10 @@ import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
 import type { FileRecord, Manifest } from '../staging/manifest.ts';
 import type { LiveKeysFigures } from '../staging/manifest-transform.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
+import { tableMapping } from '../mapping/index.ts';
+import type { SkipTest } from '../mapping/upsert.ts';
 import { columnConverter, Rejection } from './convert.ts';
 import type { RawDocument } from './ejson-value.ts';
-import { compileFilter } from './filter.ts';
 import { parseDocumentLine, readLineBatches, type FileDigest } from './ndjson-batches.ts';
 import { CsvOutput } from './staged-output.ts';
 
@@ -30,16 +31,6 @@ export type LiveKeysRecord = LiveKeysFigures;
 /** The manifest's ids record, as extract writes it (staging/manifest-extract.ts names it `ids`). */
 interface IdsRecord extends FileRecord {
   tables: string[];
-}
-
-/** The column that holds the document's `_id` as a table's key, or null when the table has none. */
-export function liveKeyColumn(table: TableModel): ColumnModel | null {
-  if (table.strategy === 'explode') return table.columns.find((c) => c.name === table.explode?.parentColumn) ?? null;
-  if (table.strategy === 'upsert' && table.primaryKey.length === 1) {
-    const c = table.columns.find((x) => x.name === table.primaryKey[0]);
-    if (c && c.source.kind === 'field' && c.source.path === '_id') return c;
-  }
-  return null;
 }
 
 export interface LiveKeysInput {
@@ -69,14 +60,14 @@ interface TableLive {
   readonly table: TableModel;
   readonly column: ColumnModel;
   readonly convert: (value: unknown) => string | null | Rejection;
-  readonly keep: ((doc: RawDocument) => boolean) | null;
+  readonly skip: SkipTest;
   readonly csv: CsvOutput;
   filtered: number;
   refused: number;
 }
 
 async function stageCollection(input: LiveKeysInput, collection: string, ids: IdsRecord, tables: readonly TableModel[]): Promise<Map<string, LiveKeysRecord>> {
-  const { paths, model } = input;
+  const { paths } = input;
   const file = path.join(paths.dir, ids.file);
   let failure: unknown = null;
   const inner = new AbortController();
@@ -87,51 +78,8 @@ async function stageCollection(input: LiveKeysInput, collection: string, ids: Id
   };
   const works: TableLive[] = [];
   try {
-    for (const table of tables) {
-      const column = liveKeyColumn(table);
-      if (!column) {
-        throw new StagingError('live_keys_unsupported', `${table.name}: no key column holds the document _id, so deletes cannot propagate to it`, {
-          hint: 'remove propagate_deletes from the table, or extract without --propagate-deletes',
-        });
-      }
-      works.push({
-        table,
-        column,
-        convert: columnConverter(column, model.settings, { stripped: false }),
-        keep: compileFilter(table.filter),
-        csv: new CsvOutput(paths, paths.transformLive(table.name), [column.name], signal, onFailure),
-        filtered: 0,
-        refused: 0,
-      });
-    }
-    const digest: FileDigest = { bytes: 0, sha256: null };
-    let lines = 0;
-    for await (const batch of readLineBatches(file, digest, signal)) {
-      for (let i = 0; i < batch.lines.length; i += 1) {
-        const doc = parseDocumentLine(batch.lines[i]!, paths.relative(file), batch.lineNumbers[i]!);
-        lines += 1;
-        for (const w of works) {
-          if (w.keep && !w.keep(doc)) {
-            w.filtered += 1;
-            continue;
-          }
-          const key = w.convert(doc._id);
-          if (key instanceof Rejection || key === null) {
-            w.refused += 1;
-            continue;
-          }
-          w.csv.write([key]);
-        }
-      }
-      for (const w of works) if (w.csv.needsDrain) await w.csv.drain();
-    }
-    if (lines !== ids.records || digest.bytes !== ids.bytes || digest.sha256 !== ids.sha256) {
-      throw new StagingError(
-        'extract_mismatch',
-        `${ids.file} of run ${paths.runId} is not the file the manifest describes (read ${lines} ids, ${digest.bytes} bytes, sha256 ${digest.sha256}; manifest: ${ids.records} ids, ${ids.bytes} bytes, sha256 ${ids.sha256})`,
-        { context: { file, collection }, hint: 'the run is damaged: run `etl extract` again' },
-      );
-    }
+    for (const table of tables) works.push(liveWork(input, table, signal, onFailure));
+    const lines = await writeLiveKeys(file, ids, collection, paths, works, signal);
     const records = new Map<string, LiveKeysRecord>();
     for (const w of works) {
       const figures = await w.csv.commit();
@@ -150,4 +98,60 @@ async function stageCollection(input: LiveKeysInput, collection: string, ids: Id
     }
     throw failure ?? error;
   }
+}
+
+/** Reads the ids file once for every table, then checks it is the file the manifest describes. */
+async function writeLiveKeys(file: string, ids: IdsRecord, collection: string, paths: RunPaths, works: readonly TableLive[], signal: AbortSignal): Promise<number> {
+  const digest: FileDigest = { bytes: 0, sha256: null };
+  let lines = 0;
+  for await (const batch of readLineBatches(file, digest, signal)) {
+    for (let i = 0; i < batch.lines.length; i += 1) {
+      const doc = parseDocumentLine(batch.lines[i]!, paths.relative(file), batch.lineNumbers[i]!);
+      lines += 1;
+      for (const w of works) offer(w, doc);
+    }
+    for (const w of works) if (w.csv.needsDrain) await w.csv.drain();
+  }
+  if (lines !== ids.records || digest.bytes !== ids.bytes || digest.sha256 !== ids.sha256) {
+    throw new StagingError(
+      'extract_mismatch',
+      `${ids.file} of run ${paths.runId} is not the file the manifest describes (read ${lines} ids, ${digest.bytes} bytes, sha256 ${digest.sha256}; manifest: ${ids.records} ids, ${ids.bytes} bytes, sha256 ${ids.sha256})`,
+      { context: { file, collection }, hint: 'the run is damaged: run `etl extract` again' },
+    );
+  }
+  return lines;
+}
+
+/** A live document's key, when the table keeps the document and its `_id` converts. */
+function offer(w: TableLive, doc: RawDocument): void {
+  if (w.skip(doc) !== null) {
+    w.filtered += 1;
+    return;
+  }
+  const key = w.convert(doc._id);
+  if (key instanceof Rejection || key === null) {
+    w.refused += 1;
+    return;
+  }
+  w.csv.write([key]);
+}
+
+/** The table's live keys file, keyed by the column holding the document `_id` (TableModel.documentKey). */
+function liveWork(input: LiveKeysInput, table: TableModel, signal: AbortSignal, onFailure: (e: unknown) => void): TableLive {
+  const mapping = tableMapping(table);
+  if (mapping.keyIndex === null) {
+    throw new StagingError('live_keys_unsupported', `${table.name}: no key column holds the document _id, so deletes cannot propagate to it`, {
+      hint: 'remove propagate_deletes from the table, or extract without --propagate-deletes',
+    });
+  }
+  const column = mapping.columns[mapping.keyIndex]!;
+  return {
+    table,
+    column,
+    convert: columnConverter(column, input.model.settings, { stripped: false }),
+    skip: mapping.skip,
+    csv: new CsvOutput(input.paths, input.paths.transformLive(table.name), [column.name], signal, onFailure),
+    filtered: 0,
+    refused: 0,
+  };
 }

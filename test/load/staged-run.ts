@@ -12,8 +12,9 @@ import { createRun, setLatest, type RunPaths } from '../../staging/run-folder.ts
 import type { FileRecord } from '../../staging/manifest.ts';
 import type { TransformTableRecord } from '../../staging/manifest-transform.ts';
 import type { ColumnModel, PipelineModel, SqlType, TableModel } from '../../model/types.ts';
-import { columnTypeSql, documentKey } from '../../load/shape.ts';
+import { columnTypeSql } from '../../load/shape.ts';
 import { contributionsDocumentColumn } from '../../schema/state-tables.ts';
+import { documentKeyOf, mergeKindOf } from '../../model/resolve-table.ts';
 
 export const T = {
   varchar: (length: number | null = null): SqlType => ({ kind: 'varchar', length }),
@@ -76,6 +77,7 @@ export function table(s: TableSpec): TableModel {
   if (strategy === 'dedupe') mergeKey = s.dedupeKey!;
   else if (strategy === 'explode') mergeKey = unique[0] ?? [];
   else mergeKey = primaryKey;
+  const explode = strategy === 'explode' ? { parentColumn: s.parent!, merge: s.merge ?? 'delete_and_insert', arrays: [] } : null;
   return {
     name: s.name,
     collection: s.collection ?? s.name,
@@ -85,8 +87,10 @@ export function table(s: TableSpec): TableModel {
     primaryKey,
     uniqueConstraints: unique,
     mergeKey,
+    mergeKind: mergeKindOf(strategy, explode),
+    documentKey: documentKeyOf({ strategy, primaryKey, columns: s.columns, explode }),
     filter: null,
-    explode: strategy === 'explode' ? { parentColumn: s.parent!, merge: s.merge ?? 'delete_and_insert', arrays: [] } : null,
+    explode,
     dedupe: strategy === 'dedupe' ? { key: s.dedupeKey!, latestBy: s.latestBy ?? 'updated_at' } : null,
     exportOrder: 1,
     forceReimport: s.forceReimport ?? false,
@@ -188,7 +192,7 @@ async function stageTable(paths: RunPaths, t: TableModel, staged: StagedTable): 
   const rows = typeof staged.rows === 'function' ? null : staged.rows;
   let contrib: FileRecord | undefined;
   let keys: readonly string[] | null = staged.keys ?? null;
-  let keyColumn = documentKey(t);
+  let keyColumn = t.documentKey;
   if (t.strategy === 'dedupe') {
     if (!rows) throw new Error('a dedupe table is staged from a list of rows');
     const docs = staged.docs ?? rows.map((_, i) => `${paths.runId}:${name}:${i}`);
