@@ -397,13 +397,6 @@ class TableResolver {
     }
     if (raw.latest_by === undefined) this.missing('latest_by', 'the column deciding which document is the latest, e.g. updated_at');
     else if (!this.byName.has(raw.latest_by)) this.unknownColumn([...tPath, 'latest_by'], 'latest_by column', raw.latest_by);
-    if (raw.propagate_deletes === true) {
-      this.add(
-        [...tPath, 'propagate_deletes'],
-        'propagate_deletes_dedupe',
-        'propagate_deletes is not supported on a dedupe table: a document _id names no row (its rows still go when the row they reference is deleted)',
-      );
-    }
     return raw.latest_by !== undefined && key.length > 0 ? { key, latestBy: raw.latest_by } : null;
   }
 

@@ -12,6 +12,9 @@ import { createHash } from 'node:crypto';
 import type { PipelineModel, TableModel } from '../model/types.ts';
 import { sqlTypeText } from '../model/sql-types.ts';
 import { ident } from './sql.ts';
+import { contributionsDocumentColumn } from '../mapping/scope.ts';
+
+export { contributionsDocumentColumn } from '../mapping/scope.ts';
 
 export const WATERMARKS_TABLE = 'etl_watermarks';
 export const RUNS_TABLE = 'etl_runs';
@@ -77,14 +80,6 @@ export function contributionsTableName(table: string): string {
   let head = full;
   while (Buffer.byteLength(head) + tail.length > MAX_NAME_BYTES) head = head.slice(0, -1);
   return `${head}${tail}`;
-}
-
-/** `_id`, or more leading underscores while a staged column already has that name. */
-export function contributionsDocumentColumn(table: TableModel): string {
-  let name = '_id';
-  const taken = new Set(table.stagedColumns.map((c) => c.name));
-  while (taken.has(name)) name = `_${name}`;
-  return name;
 }
 
 /**

@@ -7,9 +7,12 @@ import { replacesKept, SUPERSEDED, type DedupeMapping } from '../mapping/dedupe.
 import type { Cell } from '../staging/csv.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { RawDocument } from './ejson-value.ts';
-import { documentIdText } from './rejects.ts';
-import type { OutputOptions } from './table-work.ts';
+import { contributionsDocumentColumn } from '../mapping/scope.ts';
+import { documentIdKey } from './rejects.ts';
+import { CsvOutput, type NdjsonOutput } from './staged-output.ts';
+import { textualColumns, type OutputOptions } from './table-work.ts';
 import { UpsertWork } from './upsert.ts';
+import { Rejection } from './convert.ts';
 
 /**
  * What the map keeps for a key, packed in one flat string: `_id NUL cell NUL cell …`, each cell as
@@ -35,6 +38,11 @@ function unpackCell(part: string): Cell {
 }
 
 export class DedupeWork extends UpsertWork {
+  /**
+   * transform/<table>.contrib.csv: the row each document contributes (its `_id` first), superseded
+   * ones included: load keeps them, so a row is recomputed from every document of its key.
+   */
+  readonly contrib: CsvOutput;
   private readonly kept = new Map<string, Packed>();
   /** NUL strips of kept rows (nul_character: strip only; rare). */
   private readonly keptStrips = new Map<string, string[]>();
@@ -44,16 +52,29 @@ export class DedupeWork extends UpsertWork {
   constructor(mapping: DedupeMapping, collection: string, o: OutputOptions) {
     super(mapping, collection, o);
     this.mapping = mapping;
+    const table = mapping.table;
+    const header = [contributionsDocumentColumn(table), ...table.stagedColumns.map((c) => c.name)];
+    this.contrib = new CsvOutput(o.paths, o.paths.transformContrib(table.name), header, o.signal, o.onFailure, [true, ...textualColumns(table)]);
+  }
+
+  override get outputs(): readonly (CsvOutput | NdjsonOutput)[] {
+    return [...super.outputs, this.contrib];
   }
 
   protected override take(doc: RawDocument, cells: Cell[]): void {
     const { keyIndexes, latestIndex } = this.mapping;
     const strips = this.takeStrips();
+    const id = documentIdKey(doc._id);
+    // A document the keys file cannot name cannot be replaced later either: its row is refused.
+    if (id instanceof Rejection) {
+      this.reject(doc, '_id', doc._id, id.reason);
+      return;
+    }
+    this.contrib.write([id, ...cells]);
     const keyParts: string[] = new Array(keyIndexes.length);
     for (let i = 0; i < keyIndexes.length; i += 1) keyParts[i] = cells[keyIndexes[i]!]!;
     // Joined, not concatenated: a flat string hashes and compares (in the final sort) without being rebuilt.
     const key = keyParts.join(SEP);
-    const id = documentIdText(doc._id);
     const old = this.kept.get(key);
     if (old !== undefined) {
       // One of the two loses.
@@ -83,8 +104,8 @@ export class DedupeWork extends UpsertWork {
     this.keptStrips.clear();
   }
 
-  protected override extra(): Partial<TransformTableRecord> {
+  protected override async extra(): Promise<Partial<TransformTableRecord>> {
     const spec = this.table.dedupe!;
-    return { dedupe: { key: [...spec.key], latest_by: spec.latestBy, superseded: this.superseded } };
+    return { contrib: await this.contrib.commit(), dedupe: { key: [...spec.key], latest_by: spec.latestBy, superseded: this.superseded } };
   }
 }

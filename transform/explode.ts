@@ -1,11 +1,12 @@
 // strategy: explode in transform — the items of a document's arrays (mapping/explode.ts), converted
 // and written, one row each.
 //
-// - Merged by delete_and_insert: every parent document goes to the keys file, including parents whose
-//   arrays are empty or absent, so load removes the links they no longer have.
+// - Every document offered goes to the keys file, parents whose arrays are empty or absent, documents
+//   the filter leaves out and documents refused whole included, so load removes the links they no
+//   longer have (a full run would have none for them).
 // - An item repeated in one parent (same merge key) is one row; the repeat is counted.
 // - A rejected item is one reject line; its parent and sibling items go on. A document whose array
-//   is not an array is rejected whole (and kept out of the keys file, so its links stay as they are).
+//   is not an array is rejected whole: its links go.
 import { arrayLists, DUPLICATE_IN_ARRAY, forEachItem, lacksItemId, NotAnArray, Origin, type ArrayMapping, type ExplodeMapping } from '../mapping/explode.ts';
 import type { Cell } from '../staging/csv.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
@@ -31,8 +32,7 @@ export class ExplodeWork extends TableWork {
   private readonly visit = this.item.bind(this);
 
   constructor(mapping: ExplodeMapping, collection: string, o: OutputOptions) {
-    const spec = mapping.spec;
-    super(mapping.table, collection, o, spec.merge === 'delete_and_insert' ? spec.parentColumn : null);
+    super(mapping.table, collection, o);
     this.mapping = mapping;
     const n = mapping.columns.length;
     this.parentCells = new Array(n);
@@ -42,17 +42,19 @@ export class ExplodeWork extends TableWork {
 
   accept(doc: RawDocument): void {
     this.documents += 1;
+    // Every document names itself in the keys file (filtered out or refused too: its links go).
+    // Rows take the parent id from their own per-document cache (itemRow), which also counts NUL
+    // strips per row written.
+    const parent = this.noteDocument(doc);
     const skipped = this.mapping.skip(doc);
     if (skipped !== null) {
       this.skipDocument(skipped);
       return;
     }
-    // For the keys file and to refuse a document without a usable id; rows take the parent id from
-    // their own per-document cache (itemRow), which also counts NUL strips per row written.
-    const keyColumn = this.columns[this.mapping.keyIndex]!;
-    const { cell: parent } = this.convertKept(keyColumn, doc._id);
-    if (parent instanceof Rejection || parent === null) {
-      this.rejectDocument(doc, keyColumn.column.name, doc._id, parent instanceof Rejection ? parent.reason : 'null_in_not_null');
+    if (parent === null) {
+      const keyColumn = this.columns[this.mapping.keyIndex]!;
+      const { cell } = this.convertKept(keyColumn, doc._id);
+      this.rejectDocument(doc, keyColumn.column.name, doc._id, cell instanceof Rejection ? cell.reason : 'null_in_not_null');
       return;
     }
     // Every array is read before anything is written, so a rejected document leaves no rows behind.
@@ -62,7 +64,6 @@ export class ExplodeWork extends TableWork {
       return;
     }
     this.parents += 1;
-    this.keys?.write([parent]);
     this.firstKey = null;
     this.seen = null;
     forEachItem(this.mapping, doc, lists, this.visit);

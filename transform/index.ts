@@ -24,6 +24,8 @@ interface CollectionJob {
   readonly records: number;
   readonly bytes: number;
   readonly sha256: string;
+  /** The collection was read without a date filter: its tables' records say `complete`. */
+  readonly complete: boolean;
 }
 
 export async function runTransform(options: TransformOptions): Promise<TransformReport> {
@@ -153,7 +155,8 @@ function planJobs(model: PipelineModel, manifest: Manifest, paths: RunPaths, req
       for (const t of tables) (requested ? missingAsked : notExtracted).push(t.name);
       continue;
     }
-    jobs.push({ collection: collection.name, tables, records: record.records, bytes: record.bytes, sha256: record.sha256 });
+    const complete = record.watermark?.from === null;
+    jobs.push({ collection: collection.name, tables, records: record.records, bytes: record.bytes, sha256: record.sha256, complete });
   }
   if (missingAsked.length > 0) {
     throw new StagingError('not_extracted', `run ${paths.runId} holds no extract for ${missingAsked.map((t) => `${t} (${model.tables.get(t)!.collection})`).join(', ')}`, {
@@ -204,6 +207,7 @@ async function transformCollection(job: CollectionJob, c: StageContext, records:
     });
     checkExtractRead(job, read, paths);
     for (const [name, record] of await commitWorks(works)) {
+      record.complete = job.complete;
       records.set(name, record);
       onProgress?.({ kind: 'table_done', table: name, record });
     }

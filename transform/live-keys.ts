@@ -1,27 +1,30 @@
 // Delete propagation, transform side: a collection's staged `_id` set (extract/<c>.ids.ndjson) →
 // per propagating table, transform/<table>.live.csv, the keys of every row the table may hold now.
-// Load deletes the rows whose key is not in it (load/delete-propagation.ts).
+// Load deletes the rows whose key is not in it (load/leave.ts, load/contributions.ts).
 //
 //   upsert table   key column = the primary key fed by `_id` (id); one row per live document that
 //                  passes the table's filter (an event whose `__t` is no longer `menu` is not a live
 //                  menu, so its menus row goes)
 //   explode table  key column = the parent column; one row per live parent document passing the
 //                  filter: its links stay (the merge keeps them current), a gone parent's links go
-//   dedupe table   not supported (extract never stages ids for one; see extract/live-ids.ts)
+//   dedupe table   key column = the contributions' document column; one row per live document
+//                  passing the filter: load drops the contributions of the others and recomputes
+//                  their keys
 //
 // The key is converted by the column's own converter, so it is byte for byte the text the table's
 // CSV holds. The ids file is checked against the extract manifest (records, bytes, sha256) as the
 // documents file is. One streamed pass per collection, however many tables it feeds.
 import path from 'node:path';
 import { StagingError } from '../model/errors.ts';
-import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
+import type { PipelineModel, TableModel } from '../model/types.ts';
 import type { FileRecord, Manifest } from '../staging/manifest.ts';
 import type { LiveKeysFigures } from '../staging/manifest-transform.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
-import { tableMapping } from '../mapping/index.ts';
-import type { SkipTest } from '../mapping/upsert.ts';
+import { documentColumn } from '../mapping/scope.ts';
+import { filterSkip, type SkipTest } from '../mapping/upsert.ts';
 import { columnConverter, Rejection } from './convert.ts';
 import type { RawDocument } from './ejson-value.ts';
+import { documentIdKey } from './rejects.ts';
 import { parseDocumentLine, readLineBatches, type FileDigest } from './ndjson-batches.ts';
 import { CsvOutput } from './staged-output.ts';
 
@@ -58,7 +61,8 @@ export async function stageLiveKeys(input: LiveKeysInput): Promise<Map<string, L
 
 interface TableLive {
   readonly table: TableModel;
-  readonly column: ColumnModel;
+  /** The key column (the file's header). */
+  readonly column: string;
   readonly convert: (value: unknown) => string | null | Rejection;
   readonly skip: SkipTest;
   readonly csv: CsvOutput;
@@ -83,7 +87,7 @@ async function stageCollection(input: LiveKeysInput, collection: string, ids: Id
     const records = new Map<string, LiveKeysRecord>();
     for (const w of works) {
       const figures = await w.csv.commit();
-      records.set(w.table.name, { ...figures, column: w.column.name, source: ids.file, ids: lines, filtered: w.filtered, refused: w.refused });
+      records.set(w.table.name, { ...figures, column: w.column, source: ids.file, ids: lines, filtered: w.filtered, refused: w.refused });
     }
     return records;
   } catch (error) {
@@ -136,21 +140,25 @@ function offer(w: TableLive, doc: RawDocument): void {
   w.csv.write([key]);
 }
 
-/** The table's live keys file, keyed by the column holding the document `_id` (TableModel.documentKey). */
+/**
+ * The table's live keys file, keyed by the column naming its documents (mapping/scope.ts): the
+ * column holding the `_id`, converted by its own converter; for a dedupe table the documents'
+ * `_id`s as its contributions name them. A live document counts when the table's filter keeps it.
+ */
 function liveWork(input: LiveKeysInput, table: TableModel, signal: AbortSignal, onFailure: (e: unknown) => void): TableLive {
-  const mapping = tableMapping(table);
-  if (mapping.keyIndex === null) {
+  const name = documentColumn(table);
+  if (name === null) {
     throw new StagingError('live_keys_unsupported', `${table.name}: no key column holds the document _id, so deletes cannot propagate to it`, {
       hint: 'remove propagate_deletes from the table, or extract without --propagate-deletes',
     });
   }
-  const column = mapping.columns[mapping.keyIndex]!;
+  const column = table.stagedColumns.find((c) => c.name === name);
   return {
     table,
-    column,
-    convert: columnConverter(column, input.model.settings, { stripped: false }),
-    skip: mapping.skip,
-    csv: new CsvOutput(input.paths, input.paths.transformLive(table.name), [column.name], signal, onFailure),
+    column: name,
+    convert: column ? columnConverter(column, input.model.settings, { stripped: false }) : documentIdKey,
+    skip: filterSkip(table),
+    csv: new CsvOutput(input.paths, input.paths.transformLive(table.name), [name], signal, onFailure),
     filtered: 0,
     refused: 0,
   };

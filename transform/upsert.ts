@@ -11,12 +11,13 @@ export class UpsertWork extends TableWork {
   private readonly rows: UpsertMapping | DedupeMapping;
 
   constructor(mapping: UpsertMapping | DedupeMapping, collection: string, o: OutputOptions) {
-    super(mapping.table, collection, o, null);
+    super(mapping.table, collection, o);
     this.rows = mapping;
   }
 
   accept(doc: RawDocument): void {
     this.documents += 1;
+    this.noteDocument(doc);
     const skipped = this.rows.skip(doc);
     if (skipped !== null) {
       this.skip(skipped);
@@ -47,7 +48,7 @@ export class UpsertWork extends TableWork {
     return cells;
   }
 
-  protected extra(): Partial<TransformTableRecord> {
+  protected extra(): Partial<TransformTableRecord> | Promise<Partial<TransformTableRecord>> {
     return {};
   }
 }
