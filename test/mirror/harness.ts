@@ -212,13 +212,37 @@ export async function diffTable(model: PipelineModel, incrementalUrl: string, re
   return { table, key, missing: missing.sort(), extra: extra.sort(), different: different.sort() };
 }
 
+export interface DiffReport {
+  /** Printed after the differences (e.g. how to replay). */
+  readonly context?: string;
+  /** Examples printed per kind and table. */
+  readonly examples?: number;
+  /** Extra words for one example (the row's key and values as text), e.g. the edits that touched it. */
+  readonly annotate?: (row: string) => string;
+  /** A label per differing row (e.g. the kinds of the edits that touched it), counted per table. */
+  readonly classify?: (row: string) => string;
+}
+
+/** `label count, label count` over the rows, most frequent first. */
+function tally(rows: readonly string[], classify: (row: string) => string): string {
+  const counts = new Map<string, number>();
+  for (const row of rows) counts.set(classify(row), (counts.get(classify(row)) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([label, n]) => `${label} ${n}`).join(', ');
+}
+
 /** Counts, then a few examples of each kind, one table a paragraph. */
-export function describeDiffs(diffs: readonly TableDiff[], examples = 3): string {
+export function describeDiffs(diffs: readonly TableDiff[], report: DiffReport = {}): string {
   const lines: string[] = [];
   for (const d of diffs) {
     lines.push(`${d.table} (key ${d.key.join(', ') || 'whole row'}): ${d.missing.length} missing, ${d.extra.length} extra, ${d.different.length} different`);
     for (const [label, list] of [['missing', d.missing], ['extra', d.extra], ['different', d.different]] as const) {
-      for (const x of list.slice(0, examples)) lines.push(`    ${label} ${x}`);
+      if (report.classify && list.length > 0) lines.push(`  ${label} by edit: ${tally(list, report.classify)}`);
+    }
+    for (const [label, list] of [['missing', d.missing], ['extra', d.extra], ['different', d.different]] as const) {
+      for (const x of list.slice(0, report.examples ?? 3)) {
+        const note = report.annotate?.(x) ?? '';
+        lines.push(`    ${label} ${x}${note ? `\n        ${note}` : ''}`);
+      }
     }
   }
   return lines.join('\n');
@@ -228,11 +252,12 @@ export function describeDiffs(diffs: readonly TableDiff[], examples = 3): string
  * Asserts that every table of the incremental database equals the reference (ordered checksums).
  * When they differ, the message lists per table the rows missing, extra and different by key.
  */
-export async function assertMirrors(model: PipelineModel, incrementalUrl: string, referenceUrl: string, context = ''): Promise<void> {
+export async function assertMirrors(model: PipelineModel, incrementalUrl: string, referenceUrl: string, report: DiffReport = {}): Promise<void> {
   const tables = model.loadOrder;
   const [mine, theirs] = await Promise.all([contents(incrementalUrl, tables), contents(referenceUrl, tables)]);
   const differing = tables.filter((t) => mine[t] !== theirs[t]);
   if (differing.length === 0) return;
   const diffs = await Promise.all(differing.map((t) => diffTable(model, incrementalUrl, referenceUrl, t)));
-  assert.fail(`the incremental database differs from a full run of the final MongoDB state in ${differing.length} table(s):\n${describeDiffs(diffs)}${context ? `\n${context}` : ''}`);
+  const context = report.context ? `\n${report.context}` : '';
+  assert.fail(`the incremental database differs from a full run of the final MongoDB state in ${differing.length} table(s):\n${describeDiffs(diffs, report)}${context}`);
 }

@@ -14,7 +14,7 @@ import { parisDayNumber, parisMidnight, formatDayNumber } from '../../sample/par
 import { assertMirrors, iso, Mirror, query } from './harness.ts';
 
 const servers = useServers();
-const SCALE = 600;
+const SCALE = 300;
 const DAY_MS = 86_400_000;
 const NOW = Date.now();
 
@@ -236,7 +236,7 @@ test("an event whose __t changes from menu to webinar leaves menus, and its menu
     assert.ok(await exists(url, 'events', "id = $1 AND type = 'webinar'", [hex(menu)]), `${which}: events holds it as a webinar`);
     assert.deepEqual(await menuRecipeRows(url, menu), [], `${which}: its menu_recipes are refused for the missing menu`);
   });
-  await assertMirrors(m.model, m.incrementalUrl, asWebinar, 'after menu → webinar');
+  await assertMirrors(m.model, m.incrementalUrl, asWebinar, { context: 'after menu → webinar' });
 
   // The discriminator is set back: the menu returns, and its untouched recipes with it.
   await events.updateOne({ _id: menu }, { $set: { __t: 'menu', update_date: new Date() }, $unset: { url: '' } });
@@ -246,7 +246,7 @@ test("an event whose __t changes from menu to webinar leaves menus, and its menu
     assert.ok(await exists(url, 'menus', 'id = $1', [hex(menu)]), `${which}: the menu is back`);
     assert.deepEqual((await menuRecipeRows(url, menu)).map((r) => r.recipe_id), [hex(r1), hex(r2)].sort(), `${which}: its recipes are back`);
   });
-  await assertMirrors(m.model, m.incrementalUrl, asMenu, 'after webinar → menu');
+  await assertMirrors(m.model, m.incrementalUrl, asMenu, { context: 'after webinar → menu' });
 });
 
 test('an appointment refused because its coaching was rejected arrives once only the coaching is fixed', async (t) => {
