@@ -137,9 +137,10 @@ export class EditGenerator implements ValueSource {
     while (edits.length < count && attempts < count * 20) {
       attempts += 1;
       const edit = await this.applyOne(this.rng.weighted(EDIT_WEIGHTS));
-      if (edit) edits.push(edit);
+      if (!edit) continue;
+      edits.push(edit);
+      this.applied.push(edit);
     }
-    this.applied.push(...edits);
     return edits;
   }
 

@@ -8,10 +8,11 @@
 //     node --import tsx --test --test-timeout=1800000 test/mirror/randomized.test.ts
 // A failure prints, per table, the rows missing, extra and different by key, each with the edits
 // that touched its documents, then the seed and every edit applied.
+import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
 import { EditGenerator, formatEdit, type Edit } from './edits.ts';
-import { assertMirrors, Mirror } from './harness.ts';
+import { assertMirrors, contents, Mirror, type RunReport } from './harness.ts';
 
 const servers = useServers();
 
@@ -68,17 +69,33 @@ function replayContext(seed: number, edits: readonly Edit[]): string {
   ].join('\n');
 }
 
+/** Every collection of an incremental run was read from a watermark (not in full). */
+function assertIncremental(report: RunReport, round: number): void {
+  const full = report.extract.collections.filter((c) => c.watermark.from === null).map((c) => c.collection);
+  assert.deepEqual(full, [], `round ${round}: the run was incremental for every collection`);
+}
+
 for (const seed of SEEDS) {
   test(`seed ${seed}: ${ROUNDS} rounds of ${EDITS} random edits, each loaded incrementally, end equal to a full run`, async (t) => {
     const m = await Mirror.open(t, servers);
     await m.sample(SCALE, seed);
     await m.incremental(['--propagate-deletes']);
+    const loaded = await contents(m.incrementalUrl, m.tables);
     const generator = await EditGenerator.open(await m.db(), seed);
-    for (let round = 1; round <= ROUNDS; round++) {
-      await generator.applyRound(EDITS);
-      await m.incremental(['--propagate-deletes']);
+    try {
+      for (let round = 1; round <= ROUNDS; round++) {
+        assert.equal((await generator.applyRound(EDITS)).length, EDITS, `round ${round}: every edit applied`);
+        assertIncremental(await m.incremental(['--propagate-deletes']), round);
+      }
+    } catch (e) {
+      // A run that failed outright: the edits that led there, to replay it.
+      throw new Error(`${(e as Error).message}\n${replayContext(seed, generator.applied)}`, { cause: e });
     }
     const reference = await m.reference();
+    // The proof is not vacuous: the edits changed most tables.
+    const final = await contents(reference, m.tables);
+    const changed = m.tables.filter((table) => final[table] !== loaded[table]);
+    assert.ok(changed.length >= m.tables.length / 2, `the edits changed ${changed.length} of ${m.tables.length} tables: ${changed.join(', ')}`);
     await assertMirrors(m.model, m.incrementalUrl, reference, {
       examples: 5,
       annotate: (row) => editsTouching(generator.applied, row),
