@@ -386,6 +386,7 @@ export class EditGenerator implements ValueSource {
   // ── things broken, and fixed later ───────────────────────────────────────────────────────────
 
   private async breakValue(): Promise<Edit | null> {
+    if (this.rng.chance(0.2)) return this.breakArray();
     const c = this.pickCollection(Object.fromEntries(Object.entries(FIELDS).map(([k, v]) => [k, v.filter((f) => f.bad)])));
     const spec = this.rng.pick((FIELDS[c] ?? []).filter((f) => f.bad));
     const id = this.someId(c)!;
@@ -395,6 +396,18 @@ export class EditGenerator implements ValueSource {
     await this.save(c, id, { [spec.field]: bad });
     this.broken.push({ kind: 'value', collection: c, id, field: spec.field, original: doc[spec.field] });
     return this.record('break_value', c, id, `${spec.field}: ${this.describe(doc[spec.field])} → bad ${this.describe(bad)}`, this.refsOf(c, doc), [doc]);
+  }
+
+  /** An array replaced by a string (an import wrote the ids as text): transform refuses the whole document. */
+  private async breakArray(): Promise<Edit | null> {
+    const picked = await this.pickArray();
+    if (!picked) return null;
+    const { c, id, doc, spec } = picked;
+    const list = Array.isArray(doc[spec.field]) ? (doc[spec.field] as unknown[]) : [];
+    const bad = [...this.itemIds(list, spec)].map((x) => this.describe(x)).join(',');
+    await this.save(c, id, { [spec.field]: bad });
+    this.broken.push({ kind: 'value', collection: c, id, field: spec.field, original: doc[spec.field] });
+    return this.record('break_value', c, id, `${spec.field}: ${list.length} items → the string ${this.describe(bad)}`);
   }
 
   /** A reference to a document that does not exist (yet): a new ObjectId. */
@@ -443,8 +456,10 @@ export class EditGenerator implements ValueSource {
       return this.record('restore_dates', b.collection, b.id, `creation_date ${created.toISOString()}, update_date now`, this.refsOf(b.collection, doc), [doc]);
     }
     if (kind === 'value') {
-      const spec = FIELDS[b.collection]!.find((f) => f.field === b.field)!;
-      const value = b.original !== undefined && b.original !== null && this.rng.chance(0.5) ? b.original : spec.valid(this);
+      // A broken array gets its items back (or none); a broken scalar its value back, or another valid one.
+      const spec = FIELDS[b.collection]?.find((f) => f.field === b.field);
+      const keep = b.original !== undefined && b.original !== null && this.rng.chance(0.5);
+      const value = spec ? (keep ? b.original : spec.valid(this)) : Array.isArray(b.original) ? b.original : [];
       await this.save(b.collection, b.id, { [b.field]: value });
       return this.record('fix_value', b.collection, b.id, `${b.field} → ${this.describe(value)}`, this.refsOf(b.collection, doc), [{ ...doc, [b.field]: value }]);
     }

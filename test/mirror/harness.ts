@@ -44,7 +44,6 @@ export function etl(args: readonly string[]): Promise<CliResult> {
 export interface RunReport {
   readonly runId: string;
   readonly extract: { readonly collections: readonly { readonly collection: string; readonly documents: number; readonly watermark: { readonly from: string | null } }[] };
-  readonly load: { readonly tables: readonly { readonly table: string; readonly rejected: number; readonly nulled: number }[] };
 }
 
 interface HasAfter {
