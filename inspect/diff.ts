@@ -1,8 +1,8 @@
 // `etl diff`: MongoDB as pipeline.yaml maps it, against PostgreSQL, table by table.
 //
 // The expected side is what a full extract → transform → load of the current documents would leave:
-// each document goes through transform's converters (inspect/expected-rows.ts), the records stream
-// into a temporary table by COPY, and the comparison is SQL (inspect/diff-sql.ts). Nothing is held
+// each document goes through the table's mapping and transform's converters (inspect/expected-rows.ts),
+// the records stream into a temporary table by COPY, and the comparison is SQL (inspect/diff-sql.ts). Nothing is held
 // in memory but one document and one MongoDB batch; PostgreSQL does the set work on its disk.
 //
 // What the figures mean, per table (the key: id for upsert tables, the unique constraint for link

@@ -6,15 +6,15 @@
 // Unlike transform, a record keeps every cell it could convert even when the row is rejected: the
 // key of a rejected or out-of-threshold document still says which PostgreSQL row belongs to a
 // document that exists, so that row is never called "extra".
+import type { DedupeMapping } from '../mapping/dedupe.ts';
+import { arrayLists, forEachItem, itemValues, lacksItemId, NotAnArray, type ExplodeMapping } from '../mapping/explode.ts';
+import { tableMapping } from '../mapping/index.ts';
+import { rowValues, type UpsertMapping } from '../mapping/upsert.ts';
 import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
 import type { Cell } from '../staging/csv.ts';
 import { columnConverter, Rejection, type Converter, type NulTally } from '../transform/convert.ts';
 import { dateMillis, kindOf, type RawDocument } from '../transform/ejson-value.ts';
 import { documentIdText } from '../transform/rejects.ts';
-import type { DedupeMapping } from '../mapping/dedupe.ts';
-import { arrayLists, forEachItem, itemValues, lacksItemId, NotAnArray, type ExplodeMapping } from '../mapping/explode.ts';
-import { tableMapping } from '../mapping/index.ts';
-import { rowValues, type UpsertMapping } from '../mapping/upsert.ts';
 
 /**
  * - `row`: a row the load would write (before duplicates of one key are folded, which SQL does).

@@ -1,6 +1,7 @@
 // What every strategy shares for one table: its output files, its counters, and turning a value
-// into a cell or a reject line. Strategies (upsert.ts, explode.ts, dedupe.ts) only decide which
-// documents and items become rows.
+// into a cell or a reject line. Which documents and items become rows, and their values, is the
+// table's mapping (mapping/); the strategy classes here (upsert.ts, explode.ts, dedupe.ts) convert
+// and write what it yields.
 import type { ColumnModel, TableModel } from '../model/types.ts';
 import type { Cell } from '../staging/csv.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
