@@ -16,8 +16,8 @@ import { IdSorter } from './external-sort.ts';
 import { DEFAULT_RETRY } from './live-source.ts';
 import type { ExtractCollectionReport, ExtractOptions, ExtractReport } from './options.ts';
 import { openSource, type SourceSession } from './source-session.ts';
-import { collectionQuery, needsStoredWatermarks, planCollections, type CollectionPlan } from './watermark-plan.ts';
-import { readStoredWatermarks } from './watermark-store.ts';
+import { collectionQuery, mappingRecords, mappingWarnings, needsStoredWatermarks, planCollections, type CollectionPlan } from './watermark-plan.ts';
+import { readStoredState } from './watermark-store.ts';
 import { idsQuery, propagationScope, type ExtractIdsRecord, type ExtractPropagationRecord, type PropagationScope } from './live-ids.ts';
 
 export type { ExtractOptions, ExtractReport, ExtractProgressEvent, ExtractSource, ExtractCollectionReport } from './options.ts';
@@ -70,8 +70,9 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
   signal?.throwIfAborted();
 
   let stored = new Map<string, Date>();
+  let fingerprints: Map<string, string | null> | undefined;
   if (needsStoredWatermarks(model, tables, full, since) && options.postgres) {
-    stored = await readStoredWatermarks(options.postgres, secrets, tables);
+    ({ watermarks: stored, fingerprints } = await readStoredState(options.postgres, secrets, tables));
   }
   const plans = planCollections(collections, {
     model,
@@ -80,6 +81,7 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
     since,
     globalDateThreshold: options.globalDateThreshold ?? null,
     stored,
+    ...(fingerprints ? { fingerprints } : {}),
   });
 
   const session = await openSource(options.source, secrets, options.retry ?? DEFAULT_RETRY, signal);
@@ -117,7 +119,9 @@ async function extractAll(
     server_started_at: session.serverClock?.toISOString() ?? null,
     tables: [...tables],
     collections: {},
-    warnings: [...session.warnings],
+    // Per table: the mapping fingerprint planned with (load stores it with the watermark).
+    mappings: mappingRecords(plans),
+    warnings: [...session.warnings, ...mappingWarnings(plans)],
     ...(propagation ? { propagate_deletes: propagation } : {}),
   };
   const manifest: Manifest = {
@@ -132,6 +136,7 @@ async function extractAll(
   await writeFileAtomic(run.pipelineCopy, pipelineBytes);
   await writeManifest(run, manifest);
   options.onProgress?.({ type: 'run-started', runId: run.runId, runDir: run.dir, collections: plans.map((p) => p.collection.name) });
+  for (const message of mappingWarnings(plans)) options.onProgress?.({ type: 'warning', collection: null, message });
 
   const reports: ExtractCollectionReport[] = [];
   try {

@@ -17,6 +17,7 @@ import { rm } from 'node:fs/promises';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { cancelQueriesOnAbort } from './cancel.ts';
 import { toLoadError, type FailurePlace } from './errors.ts';
+import { tableFingerprint, type PlannedMapping } from '../model/fingerprint.ts';
 import { advanceWatermark, appliedTables, ensureSchema, forgetWatermark, recordTable, watermarkOf } from './ledger.ts';
 import { acquireLoadLock, releaseLoadLock } from './lock.ts';
 import type { LoadOptions, LoadProgress, LoadReport, TableLoadReport } from './options.ts';
@@ -160,7 +161,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
 
       rejectFigures.set(name, result.rejects?.figures ?? null);
       const next = nextWatermark(model, manifest, name);
-      if (next && !watermarkFrozen.has(name)) await advanceWatermark(client, name, next, paths.runId);
+      if (next && !watermarkFrozen.has(name)) await advanceWatermark(client, name, next, paths.runId, plannedMapping(model, manifest, name));
       else if (!next) warnings.push(`${name}: the run records no extract watermark for collection ${table.collection}; the watermark was not moved`);
       reports.push(result.report);
       emit({ kind: 'table_done', table: name, report: result.report });
@@ -292,6 +293,15 @@ function nextWatermark(model: PipelineModel, manifest: Manifest, table: string):
   const collection = model.tables.get(table)?.collection;
   if (!collection) return null;
   return manifest.stages.extract?.collections[collection]?.watermark?.next ?? null;
+}
+
+/** The mapping fingerprint of the table now, and what the run's extract planned with (issue 16). */
+function plannedMapping(model: PipelineModel, manifest: Manifest, table: string): { current: string; planned: PlannedMapping | null } {
+  const record = manifest.stages.extract?.mappings?.[table];
+  return {
+    current: tableFingerprint(model.tables.get(table)!, model.settings),
+    planned: record ? { fingerprint: record.fingerprint, fullRead: record.full_read } : null,
+  };
 }
 
 function stepName(phase: string): string {

@@ -3,31 +3,23 @@
 // runs (etl_runs) and the watermarks the next extract starts from (etl_watermarks).
 import type pg from 'pg';
 import type { PipelineModel } from '../model/types.ts';
-import { schemaSql } from '../schema/apply.ts';
-import { existingTables } from '../schema/catalog.ts';
+import { createMissing, lockSchema } from '../schema/apply.ts';
 import { RUNS_TABLE, WATERMARKS_TABLE } from '../schema/state-tables.ts';
 import { ident } from '../schema/sql.ts';
-import { advanceWatermarkSql, appliedTablesSql, forgetWatermarkSql, recordRunSql, watermarkOfSql } from './merge-sql.ts';
+import { fingerprintToStore, type PlannedMapping } from '../model/fingerprint.ts';
+import { advanceWatermarkSql, appliedTablesSql, fingerprintOfSql, forgetWatermarkSql, recordRunSql, watermarkOfSql } from './merge-sql.ts';
 
 const runs = ident(RUNS_TABLE);
 const watermarks = ident(WATERMARKS_TABLE);
 
-/** Creates the missing tables of the model and the state tables. Call inside the transaction. */
+/**
+ * Creates the missing tables of the model and the state tables, and adds to existing state tables the
+ * columns this version declares (schema/state-tables.ts). Call inside the transaction.
+ */
 export async function ensureSchema(client: pg.Client, model: PipelineModel): Promise<string[]> {
   // The same key `etl schema` takes, so the two never race between the check and the CREATE.
-  await client.query(`SELECT pg_advisory_xact_lock(hashtext('etl schema'))`);
-  const wanted = schemaSql(model);
-  const present = await existingTables(
-    client,
-    wanted.map((w) => w.table),
-  );
-  const created: string[] = [];
-  for (const { table, sql } of wanted) {
-    if (present.has(table)) continue;
-    await client.query(sql);
-    created.push(table);
-  }
-  return created;
+  await lockSchema(client);
+  return (await createMissing(client, model)).created;
 }
 
 /** Tables of this run already loaded, with when. */
@@ -41,8 +33,21 @@ export async function recordTable(client: pg.Client, runId: string, table: strin
   await client.query(recordRunSql(runs).sql, [runId, table, pipelineSha256, JSON.stringify(summary)]);
 }
 
-export async function advanceWatermark(client: pg.Client, table: string, watermark: string, runId: string): Promise<void> {
-  await client.query(advanceWatermarkSql(watermarks).sql, [table, watermark, runId]);
+/**
+ * Advances the table's watermark and stores the mapping fingerprint the rows now follow: `current`
+ * (the model's) when the run was planned with it and read the table in full or found it unchanged;
+ * otherwise the stored one stays, so the next extract still reads in full (fingerprintToStore).
+ */
+export async function advanceWatermark(
+  client: pg.Client,
+  table: string,
+  watermark: string,
+  runId: string,
+  mapping: { current: string; planned: PlannedMapping | null },
+): Promise<void> {
+  const r = await client.query<{ fingerprint: string | null }>(fingerprintOfSql(watermarks).sql, [table]);
+  const fingerprint = fingerprintToStore(mapping.current, r.rows[0]?.fingerprint ?? null, mapping.planned);
+  await client.query(advanceWatermarkSql(watermarks).sql, [table, watermark, runId, fingerprint]);
 }
 
 export async function forgetWatermark(client: pg.Client, table: string): Promise<void> {

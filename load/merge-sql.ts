@@ -498,14 +498,22 @@ export function recordRunSql(runs: SqlIdent): CompiledSql {
   return compiled(`INSERT INTO ${runs} (run_id, table_name, pipeline_sha256, summary) VALUES ($1, $2, $3, $4::jsonb)`);
 }
 
-/** Advances a table's watermark, never backwards. $1 table, $2 watermark, $3 run id. */
+/**
+ * Advances a table's watermark, never backwards, and sets the mapping fingerprint stored with it.
+ * $1 table, $2 watermark, $3 run id, $4 fingerprint (decided by model/fingerprint.ts fingerprintToStore).
+ */
 export function advanceWatermarkSql(watermarks: SqlIdent): CompiledSql {
   return compiled(
-    `INSERT INTO ${watermarks} AS w (table_name, watermark, run_id, updated_at) VALUES ($1, $2::timestamptz, $3, now()) ` +
+    `INSERT INTO ${watermarks} AS w (table_name, watermark, run_id, updated_at, fingerprint) VALUES ($1, $2::timestamptz, $3, now(), $4) ` +
       `ON CONFLICT (table_name) DO UPDATE SET ` +
       `run_id = CASE WHEN EXCLUDED.watermark >= w.watermark THEN EXCLUDED.run_id ELSE w.run_id END, ` +
-      `watermark = GREATEST(w.watermark, EXCLUDED.watermark), updated_at = now()`,
+      `watermark = GREATEST(w.watermark, EXCLUDED.watermark), updated_at = now(), fingerprint = EXCLUDED.fingerprint`,
   );
+}
+
+/** $1 table. */
+export function fingerprintOfSql(watermarks: SqlIdent): CompiledSql {
+  return compiled(`SELECT fingerprint FROM ${watermarks} WHERE table_name = $1`);
 }
 
 /** Forgets a table's watermark, so the next extract reads its collection in full. $1 table. */
