@@ -8,7 +8,7 @@
 import type { CollectionModel, PipelineModel, TableModel } from '../model/types.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import type { ExtractMappingRecord } from '../staging/manifest-extract.ts';
-import { coversFullExtent, planTableRead, type TablePlan } from '../model/read-plan.ts';
+import { collectionFrom, coversFullExtent, planTableRead, type TablePlan } from '../model/read-plan.ts';
 
 export type { MappingState, TablePlan, WatermarkReason } from '../model/read-plan.ts';
 
@@ -57,20 +57,8 @@ export function planCollections(collections: readonly CollectionModel[], input: 
   const wanted = new Set(input.tables);
   return collections.map((collection) => {
     const tables = collection.tables.filter((t) => wanted.has(t)).map((t) => planTable(input.model.tables.get(t)!, input));
-    let from: Date | null = tables.length ? tables[0]!.from : null;
-    for (const t of tables) {
-      if (t.from === null || from === null) {
-        from = null;
-        break;
-      }
-      from = minDate(from, t.from);
-    }
-    return { collection, tables, from };
+    return { collection, tables, from: collectionFrom(tables) };
   });
-}
-
-function minDate(a: Date, b: Date): Date {
-  return a.getTime() <= b.getTime() ? a : b;
 }
 
 /** Per table of the extract: the fingerprint planned with, whether the read covers the table in full. */

@@ -95,6 +95,16 @@ export function planTableRead(table: TableModel, input: TablePlanInput): TablePl
   return { ...base, from: null, reason: 'never_loaded' };
 }
 
+/** What a collection read for these tables starts from: the earliest, or full (null) as soon as one is full. */
+export function collectionFrom(plans: readonly Pick<TablePlan, 'from'>[]): Date | null {
+  let from: Date | null = plans.length ? plans[0]!.from : null;
+  for (const t of plans) {
+    if (t.from === null || from === null) return null;
+    from = minDate(from, t.from);
+  }
+  return from;
+}
+
 /** The read from `from` covers every document a full run reads for a table with this threshold. */
 export function coversFullExtent(from: Date | null, threshold: Date | null): boolean {
   return from === null || (threshold !== null && from.getTime() <= threshold.getTime());
