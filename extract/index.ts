@@ -70,9 +70,11 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
   signal?.throwIfAborted();
 
   let stored = new Map<string, Date>();
-  let fingerprints: Map<string, string | null> | undefined;
+  let mapping: { fingerprints: Map<string, string | null>; lastPipelines: Map<string, string> } | undefined;
   if (needsStoredWatermarks(model, tables, full, since) && options.postgres) {
-    ({ watermarks: stored, fingerprints } = await readStoredState(options.postgres, secrets, tables));
+    const state = await readStoredState(options.postgres, secrets, tables);
+    stored = state.watermarks;
+    mapping = { fingerprints: state.fingerprints, lastPipelines: state.lastPipelines };
   }
   const plans = planCollections(collections, {
     model,
@@ -81,7 +83,7 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
     since,
     globalDateThreshold: options.globalDateThreshold ?? null,
     stored,
-    ...(fingerprints ? { fingerprints } : {}),
+    ...mapping,
   });
 
   const session = await openSource(options.source, secrets, options.retry ?? DEFAULT_RETRY, signal);

@@ -33,6 +33,8 @@ export interface PlanInput {
    * read, and mappings are not checked.
    */
   readonly fingerprints?: ReadonlyMap<string, string | null>;
+  /** By table: the pipeline.yaml sha256 of the last run applied to it (etl_runs), for watermarks without fingerprint. */
+  readonly lastPipelines?: ReadonlyMap<string, string>;
 }
 
 export function planTable(table: TableModel, input: PlanInput): TablePlan {
@@ -41,8 +43,9 @@ export function planTable(table: TableModel, input: PlanInput): TablePlan {
     full: input.full,
     since: input.since,
     globalThreshold: input.globalDateThreshold ?? input.model.settings.dateThreshold,
-    stored: watermark ? { watermark, fingerprint: input.fingerprints?.get(table.name) ?? null } : null,
+    stored: watermark ? { watermark, fingerprint: input.fingerprints?.get(table.name) ?? null, lastPipelineSha256: input.lastPipelines?.get(table.name) ?? null } : null,
     fingerprint: tableFingerprint(table, input.model.settings),
+    pipelineSha256: input.model.sha256,
     checkMapping: input.fingerprints !== undefined,
   });
 }
@@ -80,7 +83,7 @@ export function mappingWarnings(plans: readonly CollectionPlan[]): string[] {
       if (t.reason !== 'mapping_changed') continue;
       const what =
         t.mapping === 'unrecorded'
-          ? 'was loaded by a version of etl that recorded no mapping fingerprint'
+          ? 'was loaded by a version of etl that recorded no mapping fingerprint, with another pipeline.yaml'
           : 'has a changed mapping in pipeline.yaml since its last load';
       const extent = t.from ? `from its date threshold ${t.from.toISOString()}` : 'in full';
       out.push(`${t.table} ${what}: collection ${plan.collection.name} is read ${extent} (mapping_changed), so the table ends as a full run would make it`);

@@ -14,6 +14,8 @@ export interface StoredState {
   readonly watermarks: Map<string, Date>;
   /** By table with a watermark: the fingerprint stored with it, null when none. */
   readonly fingerprints: Map<string, string | null>;
+  /** By table with a watermark but no fingerprint: the pipeline.yaml sha256 of its last applied run. */
+  readonly lastPipelines: Map<string, string>;
 }
 
 export async function readStoredWatermarks(postgres: PostgresConfig, secrets: readonly string[], tables: readonly string[]): Promise<Map<string, Date>> {
@@ -33,12 +35,14 @@ export async function readStoredState(postgres: PostgresConfig, secrets: readonl
   }
   try {
     const rows = await selectState(client, tables);
+    const unrecorded = rows.filter((r) => (r.fingerprint ?? null) === null).map((r) => r.table_name);
     return {
       watermarks: new Map(rows.map((r) => [r.table_name, r.watermark])),
       fingerprints: new Map(rows.map((r) => [r.table_name, r.fingerprint ?? null])),
+      lastPipelines: unrecorded.length ? await lastPipelines(client, unrecorded) : new Map(),
     };
   } catch (cause) {
-    if ((cause as { code?: string }).code === UNDEFINED_TABLE) return { watermarks: new Map(), fingerprints: new Map() };
+    if ((cause as { code?: string }).code === UNDEFINED_TABLE) return { watermarks: new Map(), fingerprints: new Map(), lastPipelines: new Map() };
     throw new EtlError('watermarks_unavailable', `cannot read etl_watermarks: ${(cause as Error).message}`, {
       hint: 'pass --full to extract everything without reading watermarks',
       cause,
@@ -58,5 +62,19 @@ async function selectState(client: pg.Client, tables: readonly string[]): Promis
     if ((cause as { code?: string }).code !== UNDEFINED_COLUMN) throw cause;
     const r = await client.query<Row>('SELECT "table_name", "watermark" FROM "etl_watermarks" WHERE "table_name" = ANY($1::text[])', [tables]);
     return r.rows;
+  }
+}
+
+/** Per table, the pipeline.yaml sha256 of the run applied last (etl_runs; absent: none recorded). */
+async function lastPipelines(client: pg.Client, tables: readonly string[]): Promise<Map<string, string>> {
+  try {
+    const r = await client.query<{ table_name: string; pipeline_sha256: string }>(
+      'SELECT DISTINCT ON ("table_name") "table_name", "pipeline_sha256" FROM "etl_runs" WHERE "table_name" = ANY($1::text[]) ORDER BY "table_name", "loaded_at" DESC, "run_id" DESC',
+      [tables],
+    );
+    return new Map(r.rows.map((row) => [row.table_name, row.pipeline_sha256]));
+  } catch (cause) {
+    if ((cause as { code?: string }).code === UNDEFINED_TABLE) return new Map();
+    throw cause;
   }
 }

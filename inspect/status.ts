@@ -115,8 +115,8 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
     const present = await existingTables(client, [WATERMARKS_TABLE, RUNS_TABLE]);
     const stateTables = present.has(WATERMARKS_TABLE) && present.has(RUNS_TABLE);
     const watermarks = present.has(WATERMARKS_TABLE) ? await readWatermarks(client) : new Map<string, StoredWatermark>();
-    const next = nextReads(model, watermarks);
     const last = present.has(RUNS_TABLE) ? await readLastRuns(client) : new Map<string, RunRow>();
+    const next = nextReads(model, watermarks, last);
     const applied = present.has(RUNS_TABLE) ? await readAppliedRuns(client) : new Map<string, Set<string>>();
 
     const tables: TableStatus[] = model.loadOrder.map((name) => {
@@ -190,7 +190,7 @@ async function readWatermarks(client: pg.Client): Promise<Map<string, StoredWate
 }
 
 /** Per table: its mapping state and what the next plain run reads (the plan extract makes). */
-function nextReads(model: PipelineModel, stored: ReadonlyMap<string, StoredWatermark>): Map<string, { mapping: MappingState; next: NextRead }> {
+function nextReads(model: PipelineModel, stored: ReadonlyMap<string, StoredWatermark>, last: ReadonlyMap<string, RunRow>): Map<string, { mapping: MappingState; next: NextRead }> {
   const plans = new Map<string, TablePlan>();
   for (const name of model.loadOrder) {
     const table = model.tables.get(name)!;
@@ -201,8 +201,9 @@ function nextReads(model: PipelineModel, stored: ReadonlyMap<string, StoredWater
         full: false,
         since: null,
         globalThreshold: model.settings.dateThreshold,
-        stored: w ? { watermark: new Date(w.at), fingerprint: w.fingerprint } : null,
+        stored: w ? { watermark: new Date(w.at), fingerprint: w.fingerprint, lastPipelineSha256: last.get(name)?.pipeline_sha256 ?? null } : null,
         fingerprint: tableFingerprint(table, model.settings),
+        pipelineSha256: model.sha256,
         checkMapping: true,
       }),
     );
@@ -302,7 +303,7 @@ function wrapped(label: string, names: readonly string[]): string[] {
 export function nextReadLabel(t: Pick<TableStatus, 'mapping' | 'next'>): string {
   const { next } = t;
   if (next.reason === 'mapping_changed') {
-    const why = t.mapping === 'unrecorded' ? 'mapping not recorded (loaded by an older etl)' : 'mapping changed';
+    const why = t.mapping === 'unrecorded' ? 'loaded by an older etl with another pipeline.yaml' : 'mapping changed';
     return next.from === null ? `full read, ${why}` : `from the date threshold, ${why}`;
   }
   if (next.reason === 'never_loaded') return 'full read, never loaded';

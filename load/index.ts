@@ -300,7 +300,7 @@ function plannedMapping(model: PipelineModel, manifest: Manifest, table: string)
   const record = manifest.stages.extract?.mappings?.[table];
   return {
     current: tableFingerprint(model.tables.get(table)!, model.settings),
-    planned: record ? { fingerprint: record.fingerprint, fullRead: record.full_read } : null,
+    planned: record ? { fingerprint: record.fingerprint, fullRead: record.full_read, mapping: record.mapping } : null,
   };
 }
 

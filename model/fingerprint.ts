@@ -85,6 +85,11 @@ export interface PlannedMapping {
   readonly fingerprint: string;
   /** The read covers every document a full run reads for this table (no date filter, or one at or before the table's threshold). */
   readonly fullRead: boolean;
+  /**
+   * How the extract found the mapping (model/read-plan.ts). `unchanged` with no fingerprint stored:
+   * the table was last loaded by an older etl with the same pipeline.yaml, so its rows follow this mapping.
+   */
+  readonly mapping?: string;
 }
 
 /**
@@ -96,11 +101,14 @@ export interface PlannedMapping {
  *   extract and load), or recorded none → keep the stored one: this run proves nothing about the
  *   current mapping.
  * - Same as stored → unchanged.
+ * - None stored, and the extract found the table last loaded with the same pipeline.yaml by an etl
+ *   before fingerprints → the rows follow the current mapping: store it.
  * - Differs from the stored one (or none stored) → store it only if the run read the table's
  *   documents in full; otherwise keep the old one, so the next run still reads in full.
  */
 export function fingerprintToStore(current: string, stored: string | null, planned: PlannedMapping | null): string | null {
   if (!planned || planned.fingerprint !== current) return stored;
   if (stored === current) return current;
+  if (stored === null && planned.mapping === 'unchanged') return current;
   return planned.fullRead ? current : stored;
 }

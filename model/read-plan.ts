@@ -15,9 +15,10 @@
 //   with no stored watermark the threshold alone, or full when there is none.
 //
 // "No fingerprint stored" for a table that has a watermark means it was loaded by a version before
-// fingerprints: it is treated as changed (read in full once). That version could not record which
-// mapping its rows follow, and the exact-mirror state (contributions of dedupe tables, pending
-// references) starts empty after the upgrade; one full read makes both right. The warning says so.
+// fingerprints. Then the pipeline.yaml of its last applied run (etl_runs.pipeline_sha256) decides:
+// the same bytes as now → the same mapping (unchanged: no surprise full read after an upgrade, and
+// load records the fingerprint); other bytes → unknown whether this table's mapping changed, so it is
+// treated as changed (`unrecorded`: read in full once) rather than risk a column never backfilled.
 import type { TableModel } from './types.ts';
 
 export type WatermarkReason =
@@ -32,8 +33,9 @@ export type WatermarkReason =
 
 /**
  * How the table's current mapping compares with the one its rows were loaded with:
- * unchanged, changed (another fingerprint is stored), unrecorded (a watermark without fingerprint:
- * loaded by an older version), new (never loaded), unknown (the stored state was not read).
+ * unchanged, changed (another fingerprint is stored), unrecorded (a watermark without fingerprint,
+ * loaded by an older version with another pipeline.yaml), new (never loaded), unknown (the stored
+ * state was not read).
  */
 export type MappingState = 'unchanged' | 'changed' | 'unrecorded' | 'new' | 'unknown';
 
@@ -41,6 +43,8 @@ export interface StoredState {
   readonly watermark: Date;
   /** null: stored by a version that recorded no fingerprint. */
   readonly fingerprint: string | null;
+  /** sha256 of the pipeline.yaml of the last run applied to the table (etl_runs), when known. */
+  readonly lastPipelineSha256?: string | null;
 }
 
 export interface TablePlan {
@@ -64,15 +68,19 @@ export interface TablePlanInput {
   readonly globalThreshold: Date | null;
   /** What etl_watermarks holds for the table; null: never loaded. */
   readonly stored: StoredState | null;
-  /** The table's current fingerprint. */
+  /** The table's current fingerprint, and the sha256 of the current pipeline.yaml. */
   readonly fingerprint: string;
+  readonly pipelineSha256: string;
   /** False when the stored fingerprint was not read: the mapping is then `unknown` and not checked. */
   readonly checkMapping: boolean;
 }
 
-export function mappingState(stored: StoredState | null, fingerprint: string): MappingState {
+export function mappingState(stored: StoredState | null, fingerprint: string, pipelineSha256: string): MappingState {
   if (stored === null) return 'new';
-  if (stored.fingerprint === null) return 'unrecorded';
+  if (stored.fingerprint === null) {
+    const last = stored.lastPipelineSha256 ?? null;
+    return last !== null && last !== pipelineSha256 ? 'unrecorded' : 'unchanged';
+  }
   return stored.fingerprint === fingerprint ? 'unchanged' : 'changed';
 }
 
@@ -83,7 +91,7 @@ function minDate(a: Date, b: Date): Date {
 export function planTableRead(table: TableModel, input: TablePlanInput): TablePlan {
   const stored = input.stored?.watermark ?? null;
   const threshold = table.dateThreshold ?? input.globalThreshold;
-  const mapping = input.checkMapping ? mappingState(input.stored, input.fingerprint) : 'unknown';
+  const mapping = input.checkMapping ? mappingState(input.stored, input.fingerprint, input.pipelineSha256) : 'unknown';
   const base = { table: table.name, stored, threshold, fingerprint: input.fingerprint, storedFingerprint: input.stored?.fingerprint ?? null, mapping };
   if (input.full) return { ...base, from: null, reason: 'full_flag' };
   if (table.forceReimport) return { ...base, from: null, reason: 'force_reimport' };

@@ -167,6 +167,16 @@ describe('a mapping change is applied and backfilled: the next run equals a full
     await assertEqualsFullRun(p4, 'targets');
   });
 
+  test('after an upgrade from an etl without fingerprints, the same pipeline.yaml stays incremental and the fingerprints get recorded', async () => {
+    const p4 = path.join(work, `pipeline-${step}.yaml`);
+    await query(incremental, 'UPDATE etl_watermarks SET fingerprint = NULL');
+    const r = await run(p4, incremental, 'incremental');
+    assert.equal(r.code, 0, r.stderr);
+    for (const [collection, f] of Object.entries(fromOf(JSON.parse(r.stdout)))) assert.notEqual(f, null, `${collection} incremental`);
+    const [left] = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM etl_watermarks WHERE fingerprint IS NULL');
+    assert.equal(left!.n, 0);
+  });
+
   test('a narrower filter on menus: rows the new filter no longer takes leave', { todo: 'needs exact-mirror load (a full read makes the table complete)' }, async () => {
     const p5 = await pipeline([...PHONE_COPY, ...SPECIFIC]);
     await evolve(p5);

@@ -93,6 +93,10 @@ describe('fingerprintToStore', () => {
     assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: true }), B, 'first load or older version: stored after a full read');
     assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: false }), null);
   });
+  test('none stored by an older etl that loaded the same pipeline.yaml (the extract found it unchanged): stored', () => {
+    assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: false, mapping: 'unchanged' }), B);
+    assert.equal(fingerprintToStore(B, A, { fingerprint: B, fullRead: false, mapping: 'unchanged' }), A, 'another stored since: kept');
+  });
   test('a run planned with another mapping, or with none recorded, changes nothing', () => {
     assert.equal(fingerprintToStore(B, A, { fingerprint: A, fullRead: true }), A);
     assert.equal(fingerprintToStore(B, A, null), A);

@@ -70,13 +70,28 @@ test('a changed mapping reads its collection in full; the other tables of that c
   assert.match(warnings[0]!, /^users has a changed mapping in pipeline\.yaml since its last load: collection users is read in full \(mapping_changed\)/);
 });
 
-test('a watermark stored without fingerprint (an older etl) counts as changed, once', async (t) => {
+test('a watermark stored without fingerprint (an older etl): changed when its last run used another pipeline.yaml', async (t) => {
   const m = await model(t);
-  const p = plans(m, loadedState(m, (f) => f.set('menus', null)));
+  const state = loadedState(m, (f) => {
+    f.set('menus', null);
+    f.set('events', null);
+    f.set('ghosts', null);
+  });
+  const lastPipelines = new Map([
+    ['menus', 'another-pipeline-sha256'],
+    ['events', m.sha256],
+  ]);
+  const p = plans(m, { ...state, lastPipelines });
   assert.equal(froms(p).recipes, 'full');
   assert.equal(reasons(p).menus, 'mapping_changed');
   assert.equal(mappingRecords(p).menus!.mapping, 'unrecorded');
-  assert.match(mappingWarnings(p)[0]!, /^menus was loaded by a version of etl that recorded no mapping fingerprint: collection recipes is read in full/);
+  assert.match(mappingWarnings(p)[0]!, /^menus was loaded by a version of etl that recorded no mapping fingerprint, with another pipeline\.yaml: collection recipes is read in full/);
+  // The same pipeline.yaml, or no run recorded: unchanged, no surprise full read after an upgrade.
+  assert.equal(reasons(p).events, 'watermark_and_threshold');
+  assert.equal(mappingRecords(p).events!.mapping, 'unchanged');
+  assert.equal(froms(p).ghosts, '2024-05-01');
+  assert.equal(mappingRecords(p).ghosts!.mapping, 'unchanged');
+  assert.equal(mappingWarnings(p).length, 1);
 });
 
 test('a table with a date threshold whose mapping changed is read from its threshold, its full extent', async (t) => {

@@ -34,6 +34,9 @@ test('per table: the mapping state and what the next run reads', async (t) => {
       if (name === 'companies') continue; // never loaded
       const fingerprint = name === 'users' ? 'sha256:an-older-mapping' : name === 'menus' ? null : fingerprints.get(name);
       await client.query(`INSERT INTO etl_watermarks (table_name, watermark, run_id, fingerprint) VALUES ($1, '2024-03-01T09:55:00Z', 'r1', $2)`, [name, fingerprint]);
+      // menus: loaded by an older etl (no fingerprint) with another pipeline.yaml.
+      const sha = name === 'menus' ? 'another-pipeline-sha256' : model.sha256;
+      await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, summary) VALUES ('r1', $1, $2, '{}')`, [name, sha]);
     }
   } finally {
     await client.end();
@@ -54,7 +57,7 @@ test('per table: the mapping state and what the next run reads', async (t) => {
   const lines = renderNextReads(report.tables);
   assert.equal(lines[0], 'next run (etl run / etl extract, without --full or --since):');
   assert.ok(lines.includes('  full read, mapping changed: users'), lines.join('\n'));
-  assert.ok(lines.includes('  full read, mapping not recorded (loaded by an older etl): menus'));
+  assert.ok(lines.includes('  full read, loaded by an older etl with another pipeline.yaml: menus'));
   assert.ok(lines.includes('  full read, never loaded: companies'));
   assert.ok(lines.some((l) => /^  full read with users \(same collection\): user_events, users_targets$/.test(l)), lines.join("\n"));
   assert.match(lines.at(-1)!, /^ {2}incremental from the watermark: \d+ table\(s\)$/);
