@@ -4,6 +4,7 @@
 // a terminal, or with --yes; changes that lose or may reject data only when --allow names them.
 // `--check` reports (exit 1 on any difference); `--dry-run` prints the CREATE statements offline.
 import process from 'node:process';
+import type pg from 'pg';
 import { createInterface } from 'node:readline/promises';
 import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
@@ -17,7 +18,6 @@ import { UsageError } from '../../model/errors.ts';
 import { applySchema, dataProblems, previewSchema, schemaSql, type SchemaReport } from '../../schema/apply.ts';
 import { parseAllow, type Decision, type SchemaChange, type SchemaPlan } from '../../schema/changes.ts';
 import { checkDrift, type DriftReport } from '../../schema/drift.ts';
-import type pg from 'pg';
 
 const usage = `usage: etl schema [--yes] [--allow CHANGE]... [--check] [--dry-run] [--json]
                   [--database-url URL] [--pipeline FILE]
