@@ -4,34 +4,23 @@
 // here, beside the code that owns that state.
 import type pg from 'pg';
 import type { PipelineModel } from '../model/types.ts';
-import { schemaSql } from '../schema/apply.ts';
-import { existingTables } from '../schema/catalog.ts';
+import { createMissing, lockSchema } from '../schema/apply.ts';
 import { RUNS_TABLE, WATERMARKS_TABLE } from '../schema/state-tables.ts';
 import { compiled, ident, runSql, type CompiledQuery } from '../schema/sql.ts';
+import { fingerprintToStore, type PlannedMapping } from '../model/fingerprint.ts';
 
 const runs = ident(RUNS_TABLE);
 const watermarks = ident(WATERMARKS_TABLE);
 
-/** The same key `etl schema` takes, so the two never race between the check and the CREATE. */
-const schemaLockSql = compiled(`SELECT pg_advisory_xact_lock(hashtext('etl schema'))`);
-
 /**
- * Creates the missing tables of the model and the state tables, and makes the model's foreign keys
- * deferrable (load defers them to its COMMIT). Call inside the transaction.
+ * Creates the missing tables of the model and the state tables (adding to existing state tables the
+ * columns this version declares), and makes the model's foreign keys deferrable (load defers them to
+ * its COMMIT). Call inside the transaction.
  */
 export async function ensureSchema(client: pg.Client, model: PipelineModel): Promise<string[]> {
-  await runSql(client, schemaLockSql);
-  const wanted = schemaSql(model);
-  const present = await existingTables(
-    client,
-    wanted.map((w) => w.table),
-  );
-  const created: string[] = [];
-  for (const { table, sql } of wanted) {
-    if (present.has(table)) continue;
-    await client.query(sql);
-    created.push(table);
-  }
+  // The same key `etl schema` takes, so the two never race between the check and the CREATE.
+  await lockSchema(client);
+  const created = (await createMissing(client, model)).created;
   await makeForeignKeysDeferrable(client, model);
   return created;
 }
@@ -65,16 +54,29 @@ export async function recordTable(client: pg.Client, runId: string, table: strin
   );
 }
 
-/** Advances a table's watermark, never backwards. */
-export async function advanceWatermark(client: pg.Client, table: string, watermark: string, runId: string): Promise<void> {
+/**
+ * Advances the table's watermark (never backwards) and stores the mapping fingerprint the rows now
+ * follow: `current` (the model's) when the run was planned with it and read the table in full or
+ * found it unchanged; otherwise the stored one stays, so the next extract still reads in full
+ * (model/fingerprint.ts fingerprintToStore).
+ */
+export async function advanceWatermark(
+  client: pg.Client,
+  table: string,
+  watermark: string,
+  runId: string,
+  mapping: { current: string; planned: PlannedMapping | null },
+): Promise<void> {
+  const stored = await runSql(client, compiled(`SELECT fingerprint FROM ${watermarks} WHERE table_name = $1`, [table]));
+  const fingerprint = fingerprintToStore(mapping.current, (stored.rows[0] as { fingerprint: string | null } | undefined)?.fingerprint ?? null, mapping.planned);
   await runSql(
     client,
     compiled(
-      `INSERT INTO ${watermarks} AS w (table_name, watermark, run_id, updated_at) VALUES ($1, $2::timestamptz, $3, now()) ` +
+      `INSERT INTO ${watermarks} AS w (table_name, watermark, run_id, updated_at, fingerprint) VALUES ($1, $2::timestamptz, $3, now(), $4) ` +
         `ON CONFLICT (table_name) DO UPDATE SET ` +
         `run_id = CASE WHEN EXCLUDED.watermark >= w.watermark THEN EXCLUDED.run_id ELSE w.run_id END, ` +
-        `watermark = GREATEST(w.watermark, EXCLUDED.watermark), updated_at = now()`,
-      [table, watermark, runId],
+        `watermark = GREATEST(w.watermark, EXCLUDED.watermark), updated_at = now(), fingerprint = EXCLUDED.fingerprint`,
+      [table, watermark, runId, fingerprint],
     ),
   );
 }

@@ -2,6 +2,7 @@
 // load order, what each staged, and the warnings a user should read before anything changes.
 import { StagingError, UsageError } from '../model/errors.ts';
 import type { PipelineModel } from '../model/types.ts';
+import { tableFingerprint, type PlannedMapping } from '../model/fingerprint.ts';
 import { readManifest, requireStageDone, type Manifest } from '../staging/manifest.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
@@ -37,6 +38,15 @@ export function nextWatermark(plan: LoadPlan, table: string): string | null {
   const collection = plan.model.tables.get(table)?.collection;
   if (!collection) return null;
   return plan.manifest.stages.extract?.collections[collection]?.watermark?.next ?? null;
+}
+
+/** The mapping fingerprint of the table now, and what the run's extract planned with (issue 16). */
+export function plannedMapping(plan: LoadPlan, table: string): { current: string; planned: PlannedMapping | null } {
+  const record = plan.manifest.stages.extract?.mappings?.[table];
+  return {
+    current: tableFingerprint(plan.model.tables.get(table)!, plan.model.settings),
+    planned: record ? { fingerprint: record.fingerprint, fullRead: record.full_read, mapping: record.mapping } : null,
+  };
 }
 
 /** Tables to load: the ones asked for (or all), that the run staged, in load order. */

@@ -6,7 +6,7 @@ import { rm } from 'node:fs/promises';
 import { advanceWatermark, forgetWatermark, watermarkOf } from './ledger.ts';
 import type { LoadContext } from './load-context.ts';
 import type { DeletePropagationReport, PendingReport, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
-import { nextWatermark, type LoadPlan } from './plan.ts';
+import { nextWatermark, plannedMapping, type LoadPlan } from './plan.ts';
 import { pendingFigures } from './pending.ts';
 import { referenceChecks } from './references.ts';
 import { settleTable, type SettleFigures } from './settle.ts';
@@ -61,7 +61,7 @@ async function stepTable(ctx: LoadContext, plan: LoadPlan, toLoad: readonly stri
     }
   }
   const next = nextWatermark(plan, name);
-  if (next && !p.frozen.has(name)) await advanceWatermark(ctx.session.client, name, next, ctx.runId);
+  if (next && !p.frozen.has(name)) await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name));
   else if (!next) p.warnings.push(`${name}: the run records no extract watermark for collection ${ctx.model.tables.get(name)!.collection}; the watermark was not moved`);
   const report = tableReport(result, await pendingOf(ctx, name, result.settle));
   p.reports.push(report);

@@ -85,8 +85,8 @@ describe('createTableSql', () => {
         '  "weird_code" VARCHAR(20),',
         '  "user" VARCHAR,',
         '  CONSTRAINT "select_pkey" PRIMARY KEY ("id"),',
-        '  CONSTRAINT "select_weird_code_fkey" FOREIGN KEY ("weird_code") REFERENCES "weird ""table""" ("code"),',
-        '  CONSTRAINT "select_user_fkey" FOREIGN KEY ("user") REFERENCES "select" ("id")',
+        '  CONSTRAINT "select_weird_code_fkey" FOREIGN KEY ("weird_code") REFERENCES "weird ""table""" ("code") DEFERRABLE INITIALLY IMMEDIATE,',
+        '  CONSTRAINT "select_user_fkey" FOREIGN KEY ("user") REFERENCES "select" ("id") DEFERRABLE INITIALLY IMMEDIATE',
         ')',
       ].join('\n'),
     );
@@ -186,6 +186,7 @@ describe('applySchema on a real PostgreSQL', () => {
         { name: 'watermark', type: 'TIMESTAMP WITH TIME ZONE', nullable: false },
         { name: 'run_id', type: 'TEXT', nullable: false },
         { name: 'updated_at', type: 'TIMESTAMP WITH TIME ZONE', nullable: false },
+        { name: 'fingerprint', type: 'TEXT', nullable: true },
       ]);
       assert.deepEqual(watermarks.primaryKey, ['table_name']);
       const runs = await describeLive(client, 'etl_runs');
