@@ -19,7 +19,9 @@ import { KNOWN_SQL_TYPES, parseSqlType } from './sql-types.ts';
 import { isRecord, list, MAX_IDENTIFIER_BYTES, quote as q, sameSet } from './resolve-util.ts';
 
 /** Tables the tool keeps its own state in (schema/state-tables.ts): a pipeline may not define them. */
-export const RESERVED_TABLES: readonly string[] = Object.freeze(['etl_watermarks', 'etl_runs']);
+export const RESERVED_TABLES: readonly string[] = Object.freeze(['etl_watermarks', 'etl_runs', 'etl_pending']);
+/** Names starting so are the contributions tables of dedupe tables (schema/state-tables.ts). */
+export const RESERVED_PREFIX = 'etl_contrib_';
 
 export interface ColumnDraft {
   readonly name: string;
@@ -158,8 +160,8 @@ class TableResolver {
     if (Buffer.byteLength(this.name) > MAX_IDENTIFIER_BYTES) {
       this.add(this.path, 'name_too_long', `table name ${q(this.name)} is longer than ${MAX_IDENTIFIER_BYTES} bytes (PostgreSQL would truncate it)`, null, 'key');
     }
-    if (RESERVED_TABLES.includes(this.name)) {
-      this.add(this.path, 'reserved_table', `table name ${q(this.name)} is reserved for the tool's own state (reserved: ${list(RESERVED_TABLES)})`, null, 'key');
+    if (RESERVED_TABLES.includes(this.name) || this.name.startsWith(RESERVED_PREFIX)) {
+      this.add(this.path, 'reserved_table', `table name ${q(this.name)} is reserved for the tool's own state (reserved: ${list(RESERVED_TABLES)}, ${RESERVED_PREFIX}…)`, null, 'key');
     }
   }
 
