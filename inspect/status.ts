@@ -13,7 +13,7 @@ import { collectionFrom, planTableRead, type MappingState, type TablePlan, type 
 import { existingTables } from '../schema/catalog.ts';
 import { checkDrift, type DriftFinding } from '../schema/drift.ts';
 import { ident, type SqlIdent } from '../schema/sql.ts';
-import { RUNS_TABLE, WATERMARKS_TABLE } from '../schema/state-tables.ts';
+import { PENDING_TABLE, RUNS_TABLE, WATERMARKS_TABLE } from '../schema/state-tables.ts';
 import { readManifest, type Manifest, type StageStatus } from '../staging/manifest.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
 
@@ -53,6 +53,8 @@ export interface TableStatus {
   readonly mapping: MappingState;
   /** What the next `etl extract`/`etl run` (without --full/--since) reads for this table. */
   readonly next: NextRead;
+  /** etl_pending: rows held back for a missing reference, NULLed references waiting, since when. */
+  readonly pending: { readonly rows: number; readonly nulls: number; readonly since: string | null };
 }
 
 export interface NextRead {
@@ -112,12 +114,13 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
   options.signal?.throwIfAborted();
   const client = await connectPostgres(options.postgres, options.secrets ?? []);
   try {
-    const present = await existingTables(client, [WATERMARKS_TABLE, RUNS_TABLE]);
+    const present = await existingTables(client, [WATERMARKS_TABLE, RUNS_TABLE, PENDING_TABLE]);
     const stateTables = present.has(WATERMARKS_TABLE) && present.has(RUNS_TABLE);
     const watermarks = present.has(WATERMARKS_TABLE) ? await readWatermarks(client) : new Map<string, StoredWatermark>();
     const last = present.has(RUNS_TABLE) ? await readLastRuns(client) : new Map<string, RunRow>();
     const next = nextReads(model, watermarks, last);
     const applied = present.has(RUNS_TABLE) ? await readAppliedRuns(client) : new Map<string, Set<string>>();
+    const pending = present.has(PENDING_TABLE) ? await readPending(client) : new Map<string, TableStatus['pending']>();
 
     const tables: TableStatus[] = model.loadOrder.map((name) => {
       const row = last.get(name);
@@ -137,6 +140,7 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
           : null,
         runsApplied: row ? Number(row.applied) : 0,
         ...next.get(name)!,
+        pending: pending.get(name) ?? { rows: 0, nulls: 0, since: null },
       };
     });
     const known = new Set(model.loadOrder);
@@ -229,6 +233,16 @@ async function readLastRuns(client: pg.Client): Promise<Map<string, RunRow>> {
       `FROM ${runs} ORDER BY ${table}, ${loadedAt} DESC, ${runId} DESC`,
   );
   return new Map(r.rows.map((row) => [row.table_name, row]));
+}
+
+/** Per table: rows held back and NULLed references waiting in etl_pending, and the oldest entry's time. */
+async function readPending(client: pg.Client): Promise<Map<string, TableStatus['pending']>> {
+  const [pending, table, kind, since] = [PENDING_TABLE, 'table_name', 'kind', 'since'].map(ident) as [SqlIdent, SqlIdent, SqlIdent, SqlIdent];
+  const r = await client.query<{ table_name: string; rows: string; nulls: string; since: Date | null }>(
+    `SELECT ${table}, count(*) FILTER (WHERE ${kind} = 'row')::bigint AS rows, count(*) FILTER (WHERE ${kind} = 'null')::bigint AS nulls, min(${since}) AS since ` +
+      `FROM ${pending} GROUP BY ${table}`,
+  );
+  return new Map(r.rows.map((x) => [x.table_name, { rows: Number(x.rows), nulls: Number(x.nulls), since: x.since?.toISOString() ?? null }]));
 }
 
 /** run id → tables loaded from it. */
@@ -329,5 +343,21 @@ export function renderNextReads(tables: readonly TableStatus[]): string[] {
   }
   const incremental = groups.get('incremental')?.length ?? 0;
   if (incremental > 0) out.push(`  incremental from the watermark: ${incremental} table(s)`);
+  return out;
+}
+
+/**
+ * What waits in etl_pending, a line per table (within 100 columns): rows held back because a
+ * referenced row is missing, and references set NULL until it exists; each lands with the load that
+ * brings the referenced row. Nothing when nothing waits.
+ */
+export function renderPending(tables: readonly TableStatus[]): string[] {
+  const waiting = tables.filter((t) => t.pending.rows + t.pending.nulls > 0);
+  if (waiting.length === 0) return [];
+  const out = ['pending (a referenced row is missing; they land with the load that brings it):'];
+  for (const t of waiting) {
+    const parts = [t.pending.rows > 0 ? `${t.pending.rows} row(s) held back` : '', t.pending.nulls > 0 ? `${t.pending.nulls} reference(s) NULL` : ''].filter(Boolean);
+    out.push(`  ${t.table}: ${parts.join(', ')}${t.pending.since ? `, since ${t.pending.since.slice(0, 16).replace('T', ' ')} UTC` : ''}`);
+  }
   return out;
 }

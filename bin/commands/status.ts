@@ -6,7 +6,7 @@ import { parseFlags } from '../flags.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
-import { renderNextReads, runStatus, type StatusReport } from '../../inspect/status.ts';
+import { renderNextReads, renderPending, runStatus, type StatusReport } from '../../inspect/status.ts';
 
 const usage = `usage: etl status [--json] [--staging DIR] [--database-url URL] [--pipeline FILE]
 
@@ -82,6 +82,7 @@ export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): 
   out.push(`${loaded} of ${r.tables.length} tables loaded${r.tables.some((t) => t.lastRun?.pipelineChanged) ? '; * = loaded with another pipeline.yaml than the current one' : ''}`);
   if (r.unknownTables.length) out.push(color.yellow(`state rows for tables pipeline.yaml does not have: ${r.unknownTables.join(', ')}`));
   out.push(...renderNextReads(r.tables));
+  out.push(...renderPending(r.tables));
 
   out.push('');
   if (r.unloadedRuns.length === 0) {

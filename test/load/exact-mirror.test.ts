@@ -9,6 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
 import { runLoad, type LoadReport } from '../../load/index.ts';
+import { renderPending, runStatus } from '../../inspect/status.ts';
 import { stageRun, type StagedTable } from './staged-run.ts';
 import { fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 
@@ -23,7 +24,7 @@ async function setup(t: { name: string; after(fn: () => unknown): void }) {
     await stageRun(staging, model, data);
     return runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
   };
-  return { url, load };
+  return { url, load, staging };
 }
 
 const company = (id: string, day = '1') => [id, ts(`${day} 10:00:00`), ts(`${day} 10:00:00`), `C${id}`.slice(0, 5)];
@@ -92,7 +93,7 @@ test('a document that no longer yields its row takes the row with it, and the ro
 });
 
 test('a row refused for a missing reference lands as soon as the referenced row exists; a NULLed reference is set', async (t) => {
-  const { url, load } = await setup(t);
+  const { url, load, staging } = await setup(t);
   const first = await load({
     companies: { rows: [company('c1')] },
     users: { rows: [user('u1', 'c1'), user('u3', 'c9')] },
@@ -106,6 +107,14 @@ test('a row refused for a missing reference lands as soon as the referenced row 
     { id: 'u1', company_id: 'c1' },
     { id: 'u3', company_id: null },
   ]);
+  // etl status says what waits, per table and since when.
+  const status = await runStatus({ model, postgres: postgresConfig(url), stagingDir: staging });
+  const of = (name: string) => status.tables.find((x) => x.table === name)!.pending;
+  assert.deepEqual([of('messages').rows, of('messages').nulls, of('users').rows, of('users').nulls], [1, 0, 0, 1]);
+  const lines = renderPending(status.tables);
+  assert.match(lines.join('\n'), /users: 1 reference\(s\) NULL, since \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+  assert.match(lines.join('\n'), /messages: 1 row\(s\) held back/);
+  assert.ok(lines.every((l) => l.length <= 100));
 
   // Neither users nor messages is staged again: only the referenced rows arrive.
   const second = await load({ companies: { rows: [company('c9')] }, users: { rows: [user('u9', null)], keys: ['u9'] } });
