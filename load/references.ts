@@ -42,7 +42,11 @@ export function referenceChecks(table: TableModel, shape: TableShape): PlannedCh
 /** The temp table listing refused or nulled references of one table. */
 export function createRejectsTableSql(rejects: SqlIdent): CompiledQuery {
   // row_ctid: the direct path finds rows by their physical address in the target.
-  return compiled(`CREATE TEMP TABLE IF NOT EXISTS ${rejects} (line bigint NOT NULL, column_name text NOT NULL, value text, action text NOT NULL, row_ctid tid) ON COMMIT DROP`);
+  // reason/documents: a key two documents claim (load/claims.ts) is refused as `duplicate_key`.
+  return compiled(
+    `CREATE TEMP TABLE IF NOT EXISTS ${rejects} (line bigint NOT NULL, column_name text NOT NULL, value text, action text NOT NULL, row_ctid tid, ` +
+      `reason text NOT NULL DEFAULT 'missing_reference', documents jsonb) ON COMMIT DROP`,
+  );
 }
 
 /** `s.c IS NOT NULL AND no row of the referenced table holds it` (a self-reference may be staged too). */

@@ -19,7 +19,7 @@ import { KNOWN_SQL_TYPES, parseSqlType } from './sql-types.ts';
 import { isRecord, list, MAX_IDENTIFIER_BYTES, quote as q, sameSet } from './resolve-util.ts';
 
 /** Tables the tool keeps its own state in (schema/state-tables.ts): a pipeline may not define them. */
-export const RESERVED_TABLES: readonly string[] = Object.freeze(['etl_watermarks', 'etl_runs', 'etl_pending']);
+export const RESERVED_TABLES: readonly string[] = Object.freeze(['etl_watermarks', 'etl_runs', 'etl_pending', 'etl_claims']);
 /** Names starting so are the contributions tables of dedupe tables (schema/state-tables.ts). */
 export const RESERVED_PREFIX = 'etl_contrib_';
 
