@@ -7,7 +7,7 @@ import { formatTable, writeJson } from '../output.ts';
 import { stageListr } from '../stage-progress.ts';
 import { parseFlags } from '../flags.ts';
 import { LOAD_FLAGS, loadJson, loadTasks, parseTables, renderLoadReport } from './load.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { isMongoSource, resolveConfig } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../model/errors.ts';
@@ -92,7 +92,7 @@ const command: Command = {
     const json = flags.json === true;
     const tables = parseTables(flags.tables);
     const since = flags.since !== undefined ? parseSince(flags.since) : null;
-    const live = flags.source === undefined || /^mongodb(\+srv)?:\/\//i.test(flags.source);
+    const live = flags.source === undefined || isMongoSource(flags.source);
     const config = resolveConfig({
       flags: {
         pipeline: flags.pipeline,
