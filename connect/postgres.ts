@@ -13,19 +13,21 @@ import { connectionStringSecrets, redactText } from './redact.ts';
  * PGPASSWORD or ~/.pgpass (PGPASSFILE), as libpq does.
  */
 export function pgClientConfig(p: PostgresConfig): pg.ClientConfig {
-  // A config made by hand (tests, tools) may hold just a URL: its parts fill the gaps.
+  // The URL's own parts win (a config spread from another with only its URL changed must reach
+  // that URL); resolveConfig has filled the parts the URL leaves out into the fields.
   const parts: PostgresParts = p.connectionString ? parsePostgresConnectionString(p.connectionString, 'the PostgreSQL connection string') : {};
-  const timeout = p.connectTimeoutSeconds ?? parts.connectTimeoutSeconds ?? null;
+  const timeout = parts.connectTimeoutSeconds ?? p.connectTimeoutSeconds ?? null;
+  const options = parts.options ?? p.options ?? null;
   return {
-    host: p.host || parts.host || 'localhost',
-    port: p.port || parts.port || 5432,
-    database: p.database || parts.database || 'postgres',
-    user: p.user || parts.user || 'postgres',
-    password: p.password ?? parts.password ?? undefined,
-    ssl: sslOptions(p.sslmode ?? parts.sslmode ?? null, p.sslFiles ?? parts.sslFiles ?? undefined),
-    application_name: p.applicationName ?? parts.applicationName ?? 'etl',
+    host: parts.host ?? (p.host || 'localhost'),
+    port: parts.port ?? (p.port || 5432),
+    database: parts.database ?? (p.database || 'postgres'),
+    user: parts.user ?? (p.user || 'postgres'),
+    password: parts.password ?? p.password ?? undefined,
+    ssl: sslOptions(parts.sslmode ?? p.sslmode ?? null, parts.sslFiles ?? p.sslFiles ?? undefined),
+    application_name: parts.applicationName ?? p.applicationName ?? 'etl',
     ...(timeout !== null ? { connectionTimeoutMillis: timeout * 1000 } : {}),
-    ...((p.options ?? parts.options) ? { options: (p.options ?? parts.options)! } : {}),
+    ...(options !== null ? { options } : {}),
   };
 }
 

@@ -128,7 +128,7 @@ function passwordSpan(head: string, mode: FindMode): [number, number] | null {
 // ── password=…, "password": "…" ──────────────────────────────────────────────────────────────────
 
 // A setting whose name ends like a secret: password, POSTGRES_PASSWORD, passphrase, api_key, token…
-const SECRET_NAME = String.raw`[A-Za-z0-9_.-]*?(?:password|passwd|passphrase|secret|secret_?key|secret_access_key|access_?token|auth_?token|refresh_?token|api_?key|private_?key|client_?secret|token)`;
+const SECRET_NAME = String.raw`(?:[A-Za-z0-9_.-]*?(?:password|passwd|passphrase|secret|secret_?key|secret_access_key|access_?token|auth_?token|refresh_?token|api_?key|private_?key|client_?secret|token)|(?:[A-Za-z0-9_.-]*?[_.-])?pass)`;
 const QUOTED = String.raw`'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"`;
 // name=value (libpq keyword form, .env files, query strings): the value is quoted or runs to a blank.
 const ASSIGNMENT = new RegExp(String.raw`(?<![A-Za-z0-9_.-])(["']?)(${SECRET_NAME})\1[ \t]*=[ \t]*(${QUOTED}|\S+)`, 'gi');
