@@ -29,6 +29,7 @@ import { PIPELINE_SPEC, type RawArray, type RawColumn, type RawPipeline, type Ra
 import { KNOWN_SQL_TYPES, parseSqlType, sqlTypeText, typeFamily } from './sql-types.ts';
 import { findCycles, loadOrder } from './load-order.ts';
 import { fieldsOfFilter } from './filter.ts';
+import { checkFileNames } from './names.ts';
 
 export { sqlTypeText } from './sql-types.ts';
 
@@ -216,6 +217,7 @@ class Resolver {
     if (RESERVED_TABLES.includes(name)) {
       ctx.add(tPath, 'reserved_table', `table name ${q(name)} is reserved for the tool's own state (reserved: ${list(RESERVED_TABLES)})`, null, 'key');
     }
+    checkFileNames(ctx, name, raw.mongo_collection, tPath);
 
     // ── columns
     const columns: ColumnDraft[] = [];

@@ -1,0 +1,21 @@
+// Table and collection names become staging file names (extract/<collection>.ndjson,
+// transform/<table>.csv). One rule, checked where a name is first seen: `etl validate` reports a
+// name that breaks it with its line, and staging/run-folder.ts refuses it as a last defence.
+import type { LintContext, Path } from './field-spec.ts';
+
+/** Why `name` cannot be a file name in a run folder, or null when it can. */
+export function fileNameProblem(name: string): string | null {
+  if (name.length === 0) return 'it is empty';
+  if (name.startsWith('.')) return 'it starts with "." (a hidden file, or a way out of the folder)';
+  if (!/^[A-Za-z0-9_.-]+$/.test(name)) return 'only letters A–Z and a–z, digits, "_", "-" and "." are allowed (it becomes a file name)';
+  if (Buffer.byteLength(name) > 200) return 'it is longer than 200 bytes (file names are limited)';
+  return null;
+}
+
+/** Findings for a table's name and its mongo_collection. */
+export function checkFileNames(ctx: LintContext, table: string, collection: unknown, tablePath: Path): void {
+  const tableProblem = fileNameProblem(table);
+  if (tableProblem) ctx.add(tablePath, 'bad_file_name', `table name ${JSON.stringify(table)} cannot be used: ${tableProblem}`, null, 'key');
+  const collectionProblem = typeof collection === 'string' ? fileNameProblem(collection) : null;
+  if (collectionProblem) ctx.add([...tablePath, 'mongo_collection'], 'bad_file_name', `mongo_collection ${JSON.stringify(collection)} cannot be used: ${collectionProblem}`);
+}
