@@ -83,7 +83,7 @@ describe('table and collection names that cannot be file names', () => {
     const cwd = await mkdtemp(path.join(root, 'names-'));
     const yaml = PIPELINE_YAML.replace('  events:\n    include_base: true', '  events:\n    mongo_collection: ../events\n    include_base: true').replace(
       '  users_logbook:\n',
-      '  "users logbook":\n',
+      '  "users/logbook":\n',
     );
     await writeFile(path.join(cwd, 'pipeline.yaml'), yaml);
     const lines = yaml.split('\n');
@@ -92,7 +92,7 @@ describe('table and collection names that cannot be file names', () => {
     assert.equal(r.code, 2, r.stdout + r.stderr);
     const out = r.stdout + r.stderr;
     assert.match(out, new RegExp(`pipeline\\.yaml:${lineOf('mongo_collection: ../events')}:\\d+ tables\\.events\\.mongo_collection: mongo_collection "\\.\\./events" cannot be used: it starts with "\\."`));
-    assert.match(out, new RegExp(`pipeline\\.yaml:${lineOf('"users logbook":')}:\\d+ tables\\.users logbook: table name "users logbook" cannot be used: only letters`));
+    assert.match(out, new RegExp(`pipeline\\.yaml:${lineOf('"users/logbook":')}:\\d+ tables\\.users/logbook: table name "users/logbook" cannot be used: it holds "/"`));
   });
 });
 
