@@ -3,6 +3,7 @@
 import type { PostgresConfig } from '../connect/config.ts';
 import type { PipelineModel } from '../model/types.ts';
 import type { DeletePropagationReport } from './delete-propagation.ts';
+import type { LockPolicy } from './lock.ts';
 
 export interface LoadOptions {
   readonly model: PipelineModel;
@@ -16,8 +17,8 @@ export interface LoadOptions {
   readonly postgres: PostgresConfig;
   /** Secret values scrubbed from error text. */
   readonly secrets?: readonly string[];
-  /** Another load holds the lock: wait for it (default) or fail at once. */
-  readonly lock?: 'wait' | 'fail';
+  /** Another load holds the lock: wait for it (default), fail at once, or wait at most { timeoutMs }. */
+  readonly lock?: LockPolicy;
   readonly signal?: AbortSignal;
   readonly onProgress?: (event: LoadProgress) => void;
   /**
