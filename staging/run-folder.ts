@@ -1,9 +1,10 @@
 // Run folders and the names of the files in them. Paths are built (and parsed) only here, so no
 // stage splits or joins staging file names by hand.
-import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StagingError, UsageError } from '../model/errors.ts';
 import { fileNameProblem } from '../model/names.ts';
+import { writeFileAtomic } from './atomic-file.ts';
 
 export const LATEST_FILE = 'latest';
 const RUN_ID = /^\d{8}T\d{9}Z$/;
@@ -93,9 +94,7 @@ export async function createRun(stagingDir: string, now: Date = new Date()): Pro
 /** Points `latest` at a run (atomically). */
 export async function setLatest(stagingDir: string, runId: string): Promise<void> {
   if (!isRunId(runId)) throw new StagingError('bad_run_id', `${JSON.stringify(clip(runId))} is not a run id: \`latest\` was not changed`);
-  const file = path.join(stagingDir, LATEST_FILE);
-  await writeFile(`${file}.partial`, `${runId}\n`);
-  await rename(`${file}.partial`, file);
+  await writeFileAtomic(path.join(stagingDir, LATEST_FILE), `${runId}\n`);
 }
 
 /**
