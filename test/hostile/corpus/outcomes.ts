@@ -36,7 +36,7 @@ export interface Outcome {
 }
 
 /** Rows of `table` from the planted document: none, and a reject line saying why. */
-export function rejected(table: string, reason: string, column?: string, opts: { id?: string; key?: string; adds?: Record<string, number> } = {}): Outcome {
+export function rejected(table: string, reason: string, column?: string, opts: { id?: string; key?: string; adds?: Record<string, number>; valueIncludes?: string } = {}): Outcome {
   const id = opts.id ?? BAD_HEX;
   const key = opts.key ?? 'id';
   return {
@@ -45,8 +45,8 @@ export function rejected(table: string, reason: string, column?: string, opts: {
     async check(run) {
       const lines = (await run.transformRejects(table)).filter((l) => l._id === id);
       assert.ok(
-        lines.some((l) => l.reason === reason && (column === undefined || l.column === column)),
-        `${table}: expected a reject of ${id} for ${reason}${column ? ` in ${column}` : ''}, found ${JSON.stringify(lines)}`,
+        lines.some((l) => l.reason === reason && (column === undefined || l.column === column) && (opts.valueIncludes === undefined || (l.value ?? '').includes(opts.valueIncludes))),
+        `${table}: expected a reject of ${id} for ${reason}${column ? ` in ${column}` : ''}${opts.valueIncludes ? ` showing ${opts.valueIncludes}` : ''}, found ${JSON.stringify(lines)}`,
       );
       assert.deepEqual(await run.values(table, key, key, id), [], `no ${table} row for ${id}`);
     },
