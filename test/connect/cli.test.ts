@@ -3,13 +3,13 @@
 // no stack.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { useServers } from '../harness/index.ts';
-import { PIPELINE_YAML } from '../audit/staged-run.ts';
+import { PIPELINE_YAML, realRun } from '../audit/staged-run.ts';
 import { assertNoPassword, quoteKeyword } from './secret-shapes.ts';
 
 const ETL = fileURLToPath(new URL('../../bin/etl.js', import.meta.url));
@@ -29,11 +29,15 @@ interface Result {
 
 /** `etl …` with only the variables given (none of the developer's PG*, DATABASE_URL, MONGODB_URL). */
 function etl(args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
+  return etlIn(cwd, args, env);
+}
+
+function etlIn(dir: string, args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
   const base: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !/^(PG|POSTGRES_|DATABASE_URL|MONGODB_|ETL_|TRANSFER_|REMOTE_)/.test(k)) base[k] = v;
   }
-  const child = spawn(process.execPath, [ETL, ...args], { cwd, env: { ...base, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [ETL, ...args], { cwd: dir, env: { ...base, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
   child.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
@@ -99,5 +103,22 @@ describe('a real server reached through the libpq variables or the keyword form'
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /password authentication failed/);
     assertNoPassword(r.out, PW, 'wrong password');
+  });
+
+  test('a load with the password in --database-url: not in the output, the manifest or any staged file', async (t) => {
+    const pg = servers.postgres;
+    const url = await pg.createDatabase(t.name);
+    const run = await realRun();
+    t.after(() => rm(run.cwd, { recursive: true, force: true }));
+    const r = await etlIn(run.cwd, ['load', '--database-url', url]);
+    assert.equal(r.code, 0, r.out);
+    assertNoPassword(r.out, pg.password, 'load output');
+    for (const entry of await readdir(run.paths.dir, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile()) continue;
+      const file = path.join(entry.parentPath, entry.name);
+      assertNoPassword(await readFile(file, 'utf8'), pg.password, file);
+    }
+    const manifest = JSON.parse(await readFile(run.paths.manifest, 'utf8')) as { destination: { description: string } };
+    assert.match(manifest.destination.description, /^postgresql:\/\/postgres:\*\*\*@/);
   });
 });
