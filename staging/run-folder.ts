@@ -4,7 +4,7 @@ import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StagingError, UsageError } from '../model/errors.ts';
 import { fileNameProblem } from '../model/names.ts';
-import { writeFileAtomic } from './atomic-file.ts';
+import { writeFailure, writeFileAtomic } from './atomic-file.ts';
 
 export const LATEST_FILE = 'latest';
 const RUN_ID = /^\d{8}T\d{9}Z$/;
@@ -75,7 +75,10 @@ function safeName(name: string): string {
 
 /** Creates a new run folder (and its stage folders) with a fresh id. */
 export async function createRun(stagingDir: string, now: Date = new Date()): Promise<RunPaths> {
-  await mkdir(stagingDir, { recursive: true });
+  // A staging folder that cannot be made (not writable, disk full) is named, not a raw EACCES.
+  await mkdir(stagingDir, { recursive: true }).catch((cause: unknown) => {
+    throw writeFailure(stagingDir, cause);
+  });
   let t = now.getTime();
   // Two runs started within the same millisecond get distinct ids.
   for (;;) {
@@ -85,7 +88,7 @@ export async function createRun(stagingDir: string, now: Date = new Date()): Pro
       await Promise.all([mkdir(paths.extractDir), mkdir(paths.transformDir), mkdir(paths.loadDir)]);
       return paths;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw writeFailure(paths.dir, e);
       t += 1;
     }
   }

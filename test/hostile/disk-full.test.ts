@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { StagingError } from '../../model/errors.ts';
 import { readManifest, writeManifest } from '../../staging/manifest.ts';
-import { setLatest } from '../../staging/run-folder.ts';
+import { createRun, setLatest } from '../../staging/run-folder.ts';
 import { etl } from '../audit/cli.ts';
 import { realRun, type RealRun } from '../audit/staged-run.ts';
 
@@ -54,4 +54,14 @@ test('a staged file during transform: exit 1 naming the file and a full disk, no
   assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack');
   assert.ok(await absent(`${run.paths.manifest}.partial`));
   await rm(csvPartial, { force: true });
+});
+
+test('a staging folder that cannot be made: a StagingError naming it, not a raw errno', async () => {
+  const notAFolder = path.join(run.cwd, 'pipeline.yaml', 'staging');
+  await assert.rejects(createRun(notAFolder), (e: unknown) => {
+    assert.ok(e instanceof StagingError, String(e));
+    assert.equal(e.code, 'write_failed');
+    assert.ok(e.message.startsWith(`cannot write ${notAFolder}: `), e.message);
+    return true;
+  });
 });
