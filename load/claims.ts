@@ -9,7 +9,7 @@
 import { CLAIMS_TABLE } from '../schema/state-tables.ts';
 import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
 import type { LoadSession } from './session.ts';
-import type { TableShape } from './shape.ts';
+import { keyObject, type TableShape } from './shape.ts';
 import { createRejectsTableSql } from './references.ts';
 
 const claims = ident(CLAIMS_TABLE);
@@ -58,13 +58,14 @@ function recordClaimsSql(s: TableShape, runId: string): CompiledQuery {
 /** The batch rows of contested keys, refused (into the rejects temp table, then out of the batch). */
 function refuseContestedSql(s: TableShape): CompiledQuery[] {
   const c = s.docKey!;
+  const key = keyObject(s.key, 'st', 3);
   return [
     compiled(
-      `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, reason, documents) ` +
+      `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, reason, documents, row_key) ` +
         `SELECT st.${s.line}, $1, ${keyText(s, 'st')}, 'reject', 'duplicate_key', ` +
-        `(SELECT jsonb_agg(DISTINCT cl.identity ORDER BY cl.identity) FROM ${claims} AS cl WHERE cl.table_name = $2 AND cl.key = ${keyText(s, 'st')}) ` +
+        `(SELECT jsonb_agg(DISTINCT cl.identity ORDER BY cl.identity) FROM ${claims} AS cl WHERE cl.table_name = $2 AND cl.key = ${keyText(s, 'st')}), ${key.sql} ` +
         `FROM ${s.temps.stage} AS st WHERE ${keyText(s, 'st')} IN (SELECT key FROM ${s.temps.contested})`,
-      [c.name, s.table.name],
+      [c.name, s.table.name, ...key.names],
     ),
     compiled(`DELETE FROM ${s.temps.stage} AS st WHERE ${keyText(s, 'st')} IN (SELECT key FROM ${s.temps.contested})`),
   ];

@@ -14,6 +14,8 @@ import type { TableShape } from './shape.ts';
 
 export interface RejectLine {
   readonly table: string;
+  /** The row's key (its merge key: `{"id": …}`, `{"user_id": …, "day": …}`), to find it in the staged file and in MongoDB. */
+  readonly key: Readonly<Record<string, unknown>> | null;
   /** Staged file the row came from, relative to the run folder. */
   readonly file: string;
   /**
@@ -41,6 +43,7 @@ interface RejectRow {
   action: string;
   reason: string;
   documents: string[] | null;
+  row_key: Record<string, unknown> | null;
 }
 
 const CURSOR = 'etl_rejects_cursor';
@@ -75,7 +78,7 @@ export async function writeRejectsFile(
 }
 
 /** Read back (through a cursor, in line order) to write the load rejects file. */
-const selectRejectsSql = (s: TableShape): string => `SELECT line, column_name, value, action, reason, documents FROM ${s.temps.rejects} ORDER BY line, column_name`;
+const selectRejectsSql = (s: TableShape): string => `SELECT line, column_name, value, action, reason, documents, row_key FROM ${s.temps.rejects} ORDER BY line, column_name`;
 
 /**
  * Writes load/<table>.rejects.ndjson from the rejects temp table (as .partial). `file` is the staged
@@ -102,6 +105,7 @@ export async function writeLoadRejects(
       paths.loadRejects(shape.table.name),
       async (row): Promise<RejectLine> => ({
         table: shape.table.name,
+        key: row.row_key,
         file: relative,
         line: await lineOf(Number(row.line)),
         column: row.column_name,

@@ -149,5 +149,10 @@ export function matchKey(cs: readonly ShapeColumn[], a: string, b: string): stri
   return cs.map((c) => (c.nullable ? `${a}.${c.id} IS NOT DISTINCT FROM ${b}.${c.id}` : `${a}.${c.id} = ${b}.${c.id}`)).join(' AND ');
 }
 
+/** `jsonb_build_object('k1', a.k1, …)`: a row's key as the load rejects file names it (names as parameters from `first`). */
+export function keyObject(cs: readonly ShapeColumn[], alias: string, first: number): { sql: string; names: string[] } {
+  return { sql: `jsonb_build_object(${cs.map((c, i) => `$${first + i}::text, ${alias}.${c.id}`).join(', ')})`, names: cs.map((c) => c.name) };
+}
+
 /** `jsonb_build_array(a.k1, a.k2)`: a row's key as the state tables store it. */
 export const keyJson = (cs: readonly ShapeColumn[], alias: string): string => `jsonb_build_array(${list(cs, `${alias}.`)})`;
