@@ -6,8 +6,6 @@ import { open } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { deserialize, type Document } from 'bson';
-import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
 import { SourceError } from '../model/errors.ts';
 
 /** The largest document a server accepts is 16 MiB; anything far above is a corrupt length. */
@@ -178,17 +176,6 @@ export async function readRawDocument(reader: ByteReader): Promise<RawDocument |
   const bytes = reader.take(length);
   if (bytes[length - 1] !== 0) throw corrupt(reader.file, offset, 'document does not end with a 0x00 byte');
   return { bytes, offset };
-}
-
-/** Decodes a document read from a dump with the staging read options (BSON types kept). */
-export function decodeRawDocument(file: string, raw: RawDocument): Document {
-  try {
-    return deserialize(raw.bytes, BSON_READ_OPTIONS);
-  } catch (cause) {
-    const err = corrupt(file, raw.offset, `invalid BSON document (${(cause as Error).message})`);
-    (err as { cause?: unknown }).cause = cause;
-    throw err;
-  }
 }
 
 /** Every document of a `.bson` / `.bson.gz` file, in file order. */

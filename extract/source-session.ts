@@ -6,7 +6,10 @@ import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
 import { redactText } from '../connect/redact.ts';
 import { SourceError } from '../model/errors.ts';
 import type { ExtractSource } from './options.ts';
-import { decodeRawDocument, readBsonFile } from './bson-reader.ts';
+import { corrupt, readBsonFile, type RawDocument } from './bson-reader.ts';
+import { projectBytes } from './bson-elements.ts';
+import type { SourceDocument } from './collection-writer.ts';
+import { decodeForStaging } from './decode-document.ts';
 import { readArchiveCollection } from './dump-archive.ts';
 import { resolveDumpLayout, type DumpLayout } from './dump-layout.ts';
 import { readLiveCollection, type RetryPolicy } from './live-source.ts';
@@ -32,10 +35,12 @@ export interface SourceSession {
   /** True when filter, projection and _id order must be applied on our side. */
   readonly clientSide: boolean;
   hasCollection(collection: string): Promise<boolean>;
-  /** Documents matching the query (live) or every document in dump order (dump). */
-  documents(request: ReadRequest): AsyncIterable<Document>;
+  /** Documents matching the query, projected (live), or every document in dump order, projected (dump). */
+  documents(request: ReadRequest): AsyncIterable<SourceDocument>;
   /** How many documents the read will return, when cheap to know; null otherwise. */
   total(request: ReadRequest): Promise<number | null>;
+  /** How many documents match the query, counted by the server (a scan); null for a dump. */
+  count(request: ReadRequest): Promise<number | null>;
   close(): Promise<void>;
 }
 
@@ -111,6 +116,9 @@ async function openLive(mongo: { url: string; database: string }, secrets: reado
           onRetry: request.onRetry,
         });
       },
+      async count(request) {
+        return conn.db.collection(request.collection).countDocuments(request.query);
+      },
       async total(request) {
         // Only the metadata estimate, and only for unfiltered reads: a filtered countDocuments is a
         // second scan of the collection (measured on FerretDB: as long as a third of the extract).
@@ -145,19 +153,42 @@ async function openDump(dumpPath: string, database: string | null, signal?: Abor
       return layout.kind === 'archive' ? layout.collections.has(collection) : layout.files.has(collection);
     },
     documents(request) {
+      const fields = new Set(request.fields);
       if (layout.kind === 'archive') {
-        return decodeAll(layout.path, readArchiveCollection(layout.path, layout.database, request.collection, request.signal));
+        return decodeAll(layout.path, readArchiveCollection(layout.path, layout.database, request.collection, request.signal), fields);
       }
       const file = layout.files.get(request.collection)!;
-      return decodeAll(file, readBsonFile(file, request.signal));
+      return decodeAll(file, readBsonFile(file, request.signal), fields);
     },
     async total() {
+      return null;
+    },
+    async count() {
       return null;
     },
     async close() {},
   };
 }
 
-async function* decodeAll(file: string, raws: AsyncIterable<{ bytes: Buffer; offset: number }>): AsyncGenerator<Document> {
-  for await (const raw of raws) yield decodeRawDocument(file, raw);
+/**
+ * A dump's documents, projected on the bytes (a field that is not read is never decoded, as on the
+ * live server), then decoded for staging. Bytes that are not BSON stop the read, naming file and offset.
+ */
+async function* decodeAll(file: string, raws: AsyncIterable<RawDocument>, fields: ReadonlySet<string>): AsyncGenerator<SourceDocument> {
+  let position = 0;
+  for await (const raw of raws) {
+    position += 1;
+    const fail = (cause: unknown) => {
+      const err = corrupt(file, raw.offset, `invalid BSON document (${(cause as Error).message})`);
+      (err as { cause?: unknown }).cause = cause;
+      return err;
+    };
+    let bytes: Buffer;
+    try {
+      bytes = projectBytes(raw.bytes, fields);
+    } catch (cause) {
+      throw fail(cause);
+    }
+    yield { decoded: decodeForStaging(bytes, fail), file, offset: raw.offset, position };
+  }
 }

@@ -4,6 +4,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { EJSON, type Document } from 'bson';
 import { StagingError } from '../model/errors.ts';
+import { encodeStagedDocument, scanDocument } from './ndjson-escape.ts';
 
 /**
  * How documents are deserialized from BSON, on the live server and in dumps alike. Keeping BSON
@@ -17,9 +18,9 @@ export const BSON_READ_OPTIONS = Object.freeze({
   bsonRegExp: true,
 });
 
-/** One NDJSON line (with its newline). */
+/** One NDJSON line (with its newline), with the staging escapes where a value needs one (ndjson-escape.ts). */
 export function encodeDocument(doc: Document): string {
-  return `${EJSON.stringify(doc, { relaxed: false })}\n`;
+  return encodeStagedDocument(doc, scanDocument(doc));
 }
 
 /** Parses one line back into BSON values (ObjectId, Date, Int32, Double, Long, Decimal128…). */

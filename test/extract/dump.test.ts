@@ -1,10 +1,10 @@
 // Extract from mongodump output on disk (folders, .bson.gz, archives): byte-identical NDJSON,
 // types kept, client-side filter and projection, order and sorting, damage reported with offsets,
 // and the manifest's numbers recomputed from the files.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, writeFile, truncate, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile, truncate, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,8 +19,13 @@ import { archiveBytes, bsonBytes, day, makeEvents, makeRecipes, makeUsers, write
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(HERE, 'fixtures/pipeline.yaml');
 
+const made: string[] = [];
+after(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
+
 async function tmp(name: string): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), `etl-extract-${name}-`));
+  const dir = await mkdtemp(path.join(os.tmpdir(), `etl-extract-${name}-`));
+  made.push(dir);
+  return dir;
 }
 
 async function ndjsonOf(report: { run_dir: string }, collection: string): Promise<string> {
