@@ -1,22 +1,16 @@
-// Looks at a document's BSON bytes element by element, without building the JS value: to pick the
-// top-level fields to keep (a dump's projection, done before decoding so a huge or broken field
-// that is not read costs nothing), to read the `_id` of a document that cannot be decoded, and to
-// find, in a document bson refused or decoded with loss, the strings that are not UTF-8 and the
-// Dates beyond JavaScript's range. Iterative (an explicit stack), so no nesting overflows it.
-import { isUtf8 } from 'node:buffer';
+// Decodes a few top-level fields of a document's BSON bytes into JS values, without decoding the
+// rest: the fields a dump's query reads (matched on this side), the `_id` a resumed live cursor
+// continues after or the external sort orders by. Staging itself never builds JS values
+// (staging/ndjson-writer.ts writes the bytes).
 import { deserialize, onDemand, type Document } from 'bson';
+import type { FieldFacts } from '../staging/ndjson-writer.ts';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
+import { WideDate } from './bson-order.ts';
 
-const T_STRING = 2;
-const T_OBJECT = 3;
-const T_ARRAY = 4;
-const T_DATE = 9;
-const T_REGEX = 11;
-const T_DBPOINTER = 12;
-const T_CODE = 13;
-const T_SYMBOL = 14;
-const T_CODE_W_SCOPE = 15;
+/** bson's decoding, but a string that is not UTF-8 decodes with U+FFFD instead of throwing (enough to match a query). */
+const LENIENT_OPTIONS = Object.freeze({ ...BSON_READ_OPTIONS, validation: { utf8: false as const } });
 
+const T_DATE = 0x09;
 /** JavaScript's Date range, in milliseconds either side of the epoch. */
 const JS_DATE_LIMIT = 8_640_000_000_000_000n;
 
@@ -27,19 +21,11 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-function elementsOf(bytes: Uint8Array, start: number): Element[] {
-  return [...onDemand.parseToElements(bytes, start)] as unknown as Element[];
-}
-
-function nameOf(buf: Buffer, e: Element): string {
-  return buf.toString('utf8', e[1], e[1] + e[2]);
-}
-
 /** A document made of some top-level elements of `bytes`, in their order (the bytes themselves when all are kept). */
 export function projectBytes(bytes: Uint8Array, keep: ReadonlySet<string>): Buffer {
   const buf = asBuffer(bytes);
-  const elements = elementsOf(buf, 0);
-  const kept = elements.filter((e) => keep.has(nameOf(buf, e)));
+  const elements = [...onDemand.parseToElements(buf, 0)] as unknown as Element[];
+  const kept = elements.filter((e) => keep.has(buf.toString('utf8', e[1], e[1] + e[2])));
   if (kept.length === elements.length) return buf;
   let size = 5;
   // An element runs from its type byte (one before the name) to the end of its value.
@@ -52,100 +38,46 @@ export function projectBytes(bytes: Uint8Array, keep: ReadonlySet<string>): Buff
   return out;
 }
 
+/**
+ * The named top-level fields as JS values (wrapper classes kept, as the server compares them). A
+ * Date beyond JavaScript's range is a WideDate holding its milliseconds. Throws on bytes that are
+ * not BSON.
+ */
+export function decodeFields(bytes: Buffer, names: ReadonlySet<string>): Document {
+  const doc = deserialize(projectBytes(bytes, names), LENIENT_OPTIONS);
+  for (const [name, value] of Object.entries(doc)) {
+    if (value instanceof Date && Number.isNaN(value.getTime())) doc[name] = wideDateOf(bytes, name);
+  }
+  return doc;
+}
+
+function wideDateOf(bytes: Buffer, name: string): WideDate | Date {
+  for (const e of onDemand.parseToElements(bytes, 0) as unknown as Iterable<Element>) {
+    if (e[0] === T_DATE && bytes.toString('utf8', e[1], e[1] + e[2]) === name) {
+      const millis = bytes.readBigInt64LE(e[3]);
+      if (millis > JS_DATE_LIMIT || millis < -JS_DATE_LIMIT) return new WideDate(millis);
+    }
+  }
+  return new Date(Number.NaN);
+}
+
+/** The `_id` the writer found (its value's bytes in `bytes`), decoded alone. */
+export function idOf(bytes: Buffer, id: FieldFacts): unknown {
+  const value = bytes.subarray(id.start, id.end);
+  const doc = Buffer.allocUnsafe(4 + 1 + 4 + value.length + 1);
+  doc.writeInt32LE(doc.length, 0);
+  doc[4] = id.type;
+  doc.write('_id\0', 5, 'latin1');
+  value.copy(doc, 9);
+  doc[doc.length - 1] = 0;
+  return deserialize(doc, BSON_READ_OPTIONS)._id;
+}
+
 /** The top-level `_id` of a document, decoded alone; undefined when it has none or it cannot be decoded. */
 export function topLevelId(bytes: Uint8Array): unknown {
   try {
-    const only = projectBytes(bytes, new Set(['_id']));
-    return deserialize(only, BSON_READ_OPTIONS)._id;
+    return deserialize(projectBytes(bytes, new Set(['_id'])), BSON_READ_OPTIONS)._id;
   } catch {
     return undefined;
-  }
-}
-
-/** A path into the decoded document: keys of documents, ordinal positions in arrays. */
-export type ValuePath = readonly (string | number)[];
-
-export interface ByteFindings {
-  /** A subdocument or array deeper than the limit (the walk stops there). */
-  tooDeep: boolean;
-  /** String values that are not UTF-8, where bson's lenient decoding put U+FFFD. */
-  invalidStrings: { path: ValuePath; bytes: Buffer }[];
-  /** Dates beyond JavaScript's range, with their original milliseconds. */
-  wideDates: { path: ValuePath; millis: bigint }[];
-  /** Invalid UTF-8 where no escape can carry it (a symbol, code, regex, DBPointer, inside a code scope): described. */
-  unstageable: string | null;
-}
-
-interface Frame {
-  readonly start: number;
-  readonly depth: number;
-  readonly path: ValuePath;
-  readonly isArray: boolean;
-  /** False inside a code scope: values there are not reachable in the decoded document. */
-  readonly patchable: boolean;
-}
-
-/** Walks every element of the document, to `maxDepth` levels below the top. Throws on bytes that are not BSON. */
-export function analyzeBytes(bytes: Uint8Array, maxDepth: number): ByteFindings {
-  const buf = asBuffer(bytes);
-  const found: ByteFindings = { tooDeep: false, invalidStrings: [], wideDates: [], unstageable: null };
-  const stack: Frame[] = [{ start: 0, depth: 0, path: [], isArray: false, patchable: true }];
-  while (stack.length > 0) {
-    const frame = stack.pop()!;
-    let position = 0;
-    for (const e of elementsOf(buf, frame.start)) {
-      const key = frame.isArray ? position : nameOf(buf, e);
-      position += 1;
-      const path = [...frame.path, key];
-      const [type, , , at, length] = e;
-      if (type === T_OBJECT || type === T_ARRAY || type === T_CODE_W_SCOPE) {
-        if (frame.depth + 1 > maxDepth) {
-          found.tooDeep = true;
-          return found;
-        }
-        if (type === T_CODE_W_SCOPE) {
-          const codeLength = buf.readInt32LE(at + 4);
-          if (!isUtf8(buf.subarray(at + 8, at + 8 + codeLength - 1))) found.unstageable ??= `the code of field ${describe(path)}`;
-          stack.push({ start: at + 8 + codeLength, depth: frame.depth + 1, path, isArray: false, patchable: false });
-        } else {
-          stack.push({ start: at, depth: frame.depth + 1, path, isArray: type === T_ARRAY, patchable: frame.patchable });
-        }
-      } else if (type === T_STRING || type === T_CODE || type === T_SYMBOL || type === T_DBPOINTER) {
-        const text = buf.subarray(at + 4, at + 4 + buf.readInt32LE(at) - 1);
-        if (isUtf8(text)) continue;
-        if (type === T_STRING && frame.patchable) found.invalidStrings.push({ path, bytes: Buffer.from(text) });
-        else found.unstageable ??= `field ${describe(path)} (a ${type === T_STRING ? 'string in a code scope' : type === T_CODE ? 'code' : type === T_SYMBOL ? 'symbol' : 'DBPointer'} value)`;
-      } else if (type === T_REGEX) {
-        if (!isUtf8(buf.subarray(at, at + length))) found.unstageable ??= `field ${describe(path)} (a regular expression)`;
-      } else if (type === T_DATE) {
-        const millis = buf.readBigInt64LE(at);
-        if ((millis > JS_DATE_LIMIT || millis < -JS_DATE_LIMIT) && frame.patchable) found.wideDates.push({ path, millis });
-      }
-    }
-  }
-  return found;
-}
-
-function describe(path: ValuePath): string {
-  return path.map(String).join('.');
-}
-
-/** Replaces the value at `path` in a decoded document (a DBRef's `$id` is its `oid`). */
-export function setAtPath(doc: Document, path: ValuePath, value: unknown): void {
-  let cur: unknown = doc;
-  for (let i = 0; i < path.length; i += 1) {
-    const last = i === path.length - 1;
-    let holder = cur as Record<string | number, unknown>;
-    let key = path[i]!;
-    const tag = (cur as { _bsontype?: unknown })._bsontype;
-    if (tag === 'DBRef') {
-      const ref = cur as unknown as { oid: unknown; fields: Record<string, unknown> };
-      if (key === '$id') {
-        holder = ref as unknown as Record<string, unknown>;
-        key = 'oid';
-      } else holder = ref.fields;
-    }
-    if (last) holder[key] = value;
-    else cur = holder[key];
   }
 }

@@ -2,14 +2,21 @@
 // does on the server, so a dump and the live server list documents in the same order.
 // Values are as deserialized with BSON_READ_OPTIONS (Int32/Double/Long/Decimal128 wrappers kept).
 import { Binary, BSONRegExp, Code, Decimal128, Double, Int32, Long, MaxKey, MinKey, ObjectId, Timestamp, BSONSymbol } from 'bson';
-import { InvalidUtf8String, WideDate } from '../staging/ndjson-escape.ts';
+
+/**
+ * A BSON Date whose milliseconds a JavaScript Date cannot hold (|ms| > 8.64e15), for the query
+ * matched on a dump's documents: bson decodes it as an Invalid Date, the server compares its int64.
+ */
+export class WideDate {
+  constructor(readonly millis: bigint) {}
+}
 
 /** The server's canonical type order (numbers share one rank, strings and symbols another). */
 export function rank(v: unknown): number {
   if (v instanceof MinKey) return 1;
   if (v === null || v === undefined) return 2;
   if (typeof v === 'number' || typeof v === 'bigint' || v instanceof Int32 || v instanceof Double || v instanceof Long || v instanceof Decimal128) return 3;
-  if (typeof v === 'string' || v instanceof BSONSymbol || v instanceof InvalidUtf8String) return 4;
+  if (typeof v === 'string' || v instanceof BSONSymbol) return 4;
   if (Array.isArray(v)) return 6;
   if (v instanceof Binary || Buffer.isBuffer(v) || v instanceof Uint8Array) return 7;
   if (v instanceof ObjectId) return 8;
@@ -82,7 +89,6 @@ function compareNumbers(a: number | bigint, b: number | bigint): number {
 }
 
 function stringBytes(v: unknown): Buffer {
-  if (v instanceof InvalidUtf8String) return v.bytes;
   return Buffer.from(v instanceof BSONSymbol ? v.valueOf() : (v as string), 'utf8');
 }
 

@@ -1,26 +1,27 @@
 // The one path from documents to a staged NDJSON file, shared by the live server and dumps:
-// (dumps only: filter applied here, order checked or sorted) → documents that cannot be staged to
-// the rejects file → canonical Extended JSON lines (with the staging escapes, staging/ndjson-escape.ts)
-// → AtomicFileSink, which hashes and counts while writing `<file>.partial`.
+// (dumps only: query matched and projection applied here, order checked or sorted) → the BSON bytes
+// written as canonical Extended JSON lines with the staging escapes (staging/ndjson-writer.ts) →
+// AtomicFileSink, which hashes and counts while writing `<file>.partial`. A document that cannot
+// be staged goes to the rejects file instead; bytes that are not BSON stop the read.
 import { pipeline } from 'node:stream/promises';
 import type { Document } from 'bson';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
-import { encodeStagedDocument, InvalidUtf8String, WideDate } from '../staging/ndjson-escape.ts';
+import { BsonDecodeError, FieldSet, NdjsonWriter, StagingRefusal, type LineFacts } from '../staging/ndjson-writer.ts';
 import type { UndatedCensus } from '../staging/manifest-extract.ts';
 import { StagingError } from '../model/errors.ts';
-import { compareBson } from './bson-order.ts';
-import { TOO_DEEP_DETAIL, type Decoded, type ExtractRejectReason } from './decode-document.ts';
-import { matchesQuery } from './document-match.ts';
+import { decodeFields } from './bson-elements.ts';
+import { matchesQuery, queryFieldNames } from './document-match.ts';
 import type { IdSorter } from './external-sort.ts';
-import { shortValue, type ExtractRejectsFile } from './rejects-file.ts';
+import { IdTracker } from './id-tracker.ts';
+import { shortValue, type ExtractRejectReason, type ExtractRejectsFile } from './rejects-file.ts';
 import { UndatedCounter } from './undated-census.ts';
 
-/** Lines are grouped into writes of about this size (one write per document would be slow). */
-const WRITE_CHUNK = 1 << 16;
+/** Output is handed to the file in pieces of about this size. */
+const WRITE_CHUNK = 1 << 20;
 
-/** A document as a source hands it over: decoded (or refused) and where it was read. */
+/** A document as a source hands it over: its BSON bytes and where it was read. */
 export interface SourceDocument {
-  readonly decoded: Decoded;
+  readonly bytes: Buffer;
   /** The dump file (null: the live server). */
   readonly file: string | null;
   /** Byte offset in the (decompressed) dump file; null for the live server. */
@@ -29,16 +30,10 @@ export interface SourceDocument {
   readonly position: number;
 }
 
-/** Raised when a dump turns out not to be in _id order: the caller re-reads it through the sorter. */
-export class NotInIdOrder extends Error {
-  override name = 'NotInIdOrder';
-  constructor(readonly scanned: number) {
-    super(`documents not in _id order (document ${scanned} of the dump)`);
-  }
-}
+export { NotInIdOrder } from './id-tracker.ts';
 
 export type OrderMode =
-  /** The source is sorted by _id (the live server's sort). */
+  /** The source is sorted by _id (the live server's sort): checked, as a proof, not enforced. */
   | { readonly kind: 'trusted' }
   /** A dump: write while _ids ascend, throw NotInIdOrder at the first that does not. */
   | { readonly kind: 'check' }
@@ -50,9 +45,12 @@ export type OrderMode =
 export interface WriteCollectionInput {
   readonly collection: string;
   readonly file: string;
-  readonly documents: AsyncIterable<SourceDocument>;
+  /** The documents, in batches (a promise per batch, not per document). */
+  readonly documents: AsyncIterable<readonly SourceDocument[]>;
   /** Applied here (dumps); null when the server already filtered. */
   readonly clientQuery: Document | null;
+  /** Top-level fields kept (dumps); null when the server already projected. */
+  readonly projection: ReadonlySet<string> | null;
   readonly order: OrderMode;
   /** Track the latest creation_date/update_date of every document read (the watermark of a dump). */
   readonly trackDates: boolean;
@@ -60,6 +58,8 @@ export interface WriteCollectionInput {
   readonly rejects: ExtractRejectsFile | null;
   /** Count the staged documents no date can place (the documents pass). */
   readonly census: boolean;
+  /** Builds the error for bytes that are not BSON, naming where they were read. */
+  readonly corrupt: (doc: SourceDocument, cause: BsonDecodeError) => Error;
   readonly signal?: AbortSignal;
   readonly progressEveryMs: number;
   onProgress?(figures: { documents: number; scanned: number }): void;
@@ -84,40 +84,27 @@ export interface WrittenCollection {
   readonly ascending: boolean;
 }
 
-const NO_ID = Symbol('no previous _id');
-
-/** Why a decoded document cannot be staged after all, or null when it can. */
-function refusal(doc: Document, tooDeep: boolean): { reason: ExtractRejectReason; detail: string } | null {
-  if (tooDeep) return { reason: 'too_deep', detail: TOO_DEEP_DETAIL };
-  const id = doc._id;
-  if (id === undefined) return { reason: 'missing_id', detail: 'the document has no _id' };
-  // Such an _id cannot be ordered, resumed after or compared by the tools downstream.
-  if (id instanceof InvalidUtf8String) return { reason: 'invalid_utf8', detail: 'the _id is a string that is not valid UTF-8' };
-  if (id instanceof WideDate) return { reason: 'invalid_id', detail: `the _id is a date of ${id.millis} ms, beyond any calendar` };
-  return null;
-}
-
 class CollectionTally {
   documents = 0;
   scanned = 0;
   rejected = 0;
   rejectedWithId = 0;
   unmatched = 0;
-  duplicateIds = 0;
-  ascending = true;
   latest = Number.NEGATIVE_INFINITY;
   readonly reasons: Record<string, number> = {};
   readonly undated: UndatedCounter | null;
-  constructor(census: boolean) {
-    this.undated = census ? new UndatedCounter() : null;
+  readonly ids: IdTracker;
+  constructor(input: WriteCollectionInput) {
+    this.undated = input.census ? new UndatedCounter() : null;
+    this.ids = new IdTracker(input.order.kind === 'check');
   }
   reject(reason: string, hasId: boolean): void {
     this.rejected += 1;
     this.reasons[reason] = (this.reasons[reason] ?? 0) + 1;
     if (hasId) this.rejectedWithId += 1;
   }
-  noteDates(doc: Document): void {
-    for (const v of [doc.creation_date, doc.update_date]) if (v instanceof Date && v.getTime() > this.latest) this.latest = v.getTime();
+  noteDate(ms: number): void {
+    if (ms > this.latest) this.latest = ms;
   }
   result(figures: FileFigures): WrittenCollection {
     return {
@@ -130,29 +117,16 @@ class CollectionTally {
       unmatched: this.unmatched,
       undated: this.undated?.result() ?? null,
       latestDate: Number.isFinite(this.latest) ? new Date(this.latest) : null,
-      duplicateIds: this.duplicateIds,
-      ascending: this.ascending,
+      duplicateIds: this.ids.duplicates,
+      ascending: this.ids.ascending,
     };
   }
 }
 
-/** Follows the _ids as they are staged: the order a dump must keep, the duplicates, the server's ascending order. */
-function idOrder(mode: OrderMode['kind'], tally: CollectionTally): (id: unknown, position: number) => void {
-  let previousId: unknown = NO_ID;
-  return (id, position) => {
-    if (previousId !== NO_ID) {
-      const c = compareBson(previousId, id);
-      if (c > 0 && mode === 'check') throw new NotInIdOrder(position);
-      if (c >= 0 && mode === 'trusted') tally.ascending = false;
-      if (c === 0) tally.duplicateIds += 1;
-    }
-    previousId = id;
-  };
-}
-
 export async function writeCollection(input: WriteCollectionInput): Promise<WrittenCollection> {
   const sink = new AtomicFileSink(input.file);
-  const tally = new CollectionTally(input.census);
+  const tally = new CollectionTally(input);
+  const stage = new DocumentStager(input, tally);
   let lastReport = Date.now();
   const tick = () => {
     const now = Date.now();
@@ -162,43 +136,39 @@ export async function writeCollection(input: WriteCollectionInput): Promise<Writ
     }
   };
   const order = input.order;
-  const follow = order.kind === 'any' ? null : idOrder(order.kind, tally);
 
-  async function* toLines(source: AsyncIterable<SourceDocument>): AsyncGenerator<string> {
-    let buffer = '';
-    for await (const item of source) {
-      tally.scanned += 1;
-      const line = await lineOf(item, input, tally);
-      if (line === null) {
-        if ((tally.scanned & 1023) === 0) tick();
-        continue;
+  async function* toChunks(source: AsyncIterable<readonly SourceDocument[]>): AsyncGenerator<Buffer> {
+    for await (const batch of source) {
+      for (const item of batch) {
+        tally.scanned += 1;
+        const staged = stage.document(item);
+        if (staged === null) continue;
+        if (staged.reject) {
+          await stage.recordReject(item, staged.reject);
+          continue;
+        }
+        if (order.kind === 'check' || order.kind === 'trusted') tally.ids.follow(item.bytes, staged.id, tally.scanned);
+        tally.documents += 1;
+        if (order.kind === 'sort') {
+          const id = staged.id;
+          const value = item.bytes.subarray(id.start, id.end);
+          await order.sorter.add(id.type === 0x07 ? null : tally.ids.decode(item.bytes, id), stage.takeLine(staged.lineStart), { type: id.type, value });
+        }
+        if (stage.writer.length >= WRITE_CHUNK) yield stage.writer.take();
       }
-      // A sorted read follows the order when the sorter hands the lines back.
-      if (order.kind !== 'sort') follow?.(line.id, tally.scanned);
-      tally.documents += 1;
-      if (order.kind === 'sort') await order.sorter.add(line.id, line.text);
-      else buffer += line.text;
-      if (buffer.length >= WRITE_CHUNK) {
-        yield buffer;
-        buffer = '';
-      }
-      if ((tally.documents & 255) === 0) tick();
+      tick();
     }
     if (order.kind === 'sort') {
       for await (const entry of order.sorter.sorted()) {
-        follow?.(entry.id, 0);
-        buffer += entry.line;
-        if (buffer.length >= WRITE_CHUNK) {
-          yield buffer;
-          buffer = '';
-        }
+        tally.ids.followDecoded(entry.id);
+        yield entry.line;
       }
     }
-    if (buffer) yield buffer;
+    if (stage.writer.length > 0) yield stage.writer.take();
   }
 
   try {
-    await pipeline(input.documents, toLines, sink, { signal: input.signal });
+    await pipeline(input.documents, toChunks, sink, { signal: input.signal });
   } catch (error) {
     await sink.discard();
     throw error;
@@ -212,38 +182,96 @@ export async function writeCollection(input: WriteCollectionInput): Promise<Writ
   return tally.result(figures);
 }
 
-/** One source document → its staged line and `_id`, or null (left out by the query, or rejected and recorded). */
-async function lineOf(item: SourceDocument, input: WriteCollectionInput, tally: CollectionTally): Promise<{ id: unknown; text: string } | null> {
-  const { decoded } = item;
-  if (!decoded.ok) {
-    await rejectDocument(input, tally, item, decoded.id, decoded.reason, decoded.detail, null);
-    return null;
-  }
-  const doc = decoded.doc;
-  if (input.trackDates) tally.noteDates(doc);
-  if (input.clientQuery && !matchesQuery(doc, input.clientQuery)) {
-    tally.unmatched += 1;
-    return null;
-  }
-  const refused = refusal(doc, decoded.scan.tooDeep);
-  if (refused) {
-    const value = refused.reason === 'too_deep' ? null : shortValue(encodeStagedDocument(doc, decoded.scan).trimEnd());
-    await rejectDocument(input, tally, item, doc._id, refused.reason, refused.detail, value);
-    return null;
-  }
-  tally.undated?.note(doc);
-  return { id: doc._id, text: encodeStagedDocument(doc, decoded.scan) };
+interface Refused {
+  readonly id: unknown;
+  readonly reason: ExtractRejectReason;
+  readonly detail: string;
+  readonly value: string | null;
 }
 
-async function rejectDocument(
-  input: WriteCollectionInput,
-  tally: CollectionTally,
-  item: SourceDocument,
-  id: unknown,
-  reason: ExtractRejectReason,
-  detail: string,
-  value: string | null,
-): Promise<void> {
-  tally.reject(reason, id !== undefined);
-  await input.rejects?.write({ collection: input.collection, id, file: item.file, offset: item.offset, position: item.position, reason, detail, value });
+type Staged = { readonly lineStart: number; readonly id: LineFacts['id']; readonly reject?: undefined } | { readonly reject: Refused };
+
+/** Per document: the query (dumps), then the line written, or why not. */
+class DocumentStager {
+  readonly writer = new NdjsonWriter({ chunkBytes: WRITE_CHUNK + (1 << 16) });
+  private readonly keep: FieldSet | null;
+  private readonly queryFields: ReadonlySet<string> | null;
+
+  constructor(
+    private readonly input: WriteCollectionInput,
+    private readonly tally: CollectionTally,
+  ) {
+    this.keep = input.projection ? new FieldSet(input.projection) : null;
+    const query = input.clientQuery && Object.keys(input.clientQuery).length > 0 ? input.clientQuery : null;
+    // Dates are decoded with the query fields when a dump's watermark needs them anyway.
+    this.queryFields = query ? new Set([...queryFieldNames(query), ...(input.trackDates ? ['creation_date', 'update_date'] : [])]) : null;
+  }
+
+  /** The staged line's start and the document's `_id` facts, a reject to record, or null (left out by the query). */
+  document(item: SourceDocument): Staged | null {
+    const { input, tally } = this;
+    if (this.queryFields && !this.matches(item)) {
+      tally.unmatched += 1;
+      return null;
+    }
+    const lineStart = this.writer.length;
+    let facts: LineFacts;
+    try {
+      facts = this.writer.writeLine(item.bytes, this.keep);
+    } catch (error) {
+      if (error instanceof BsonDecodeError) throw input.corrupt(item, error);
+      if (!(error instanceof StagingRefusal)) throw error;
+      return { reject: { id: this.idAlone(item), reason: error.reason, detail: error.detail, value: null } };
+    }
+    if (input.trackDates && !this.queryFields) this.noteDates(item.bytes, facts);
+    if (facts.id.type === 0) {
+      const value = shortValue(this.writer.textFrom(lineStart));
+      this.writer.rollback(lineStart);
+      return { reject: { id: undefined, reason: 'missing_id', detail: 'the document has no _id', value } };
+    }
+    this.tally.undated?.note(facts);
+    return { lineStart, id: facts.id };
+  }
+
+  /** A dump's query, on the fields it reads (and the dates, which a dump's watermark needs anyway). */
+  private matches(item: SourceDocument): boolean {
+    let fields: Document;
+    try {
+      fields = decodeFields(item.bytes, this.queryFields!);
+    } catch (cause) {
+      throw this.input.corrupt(item, cause instanceof BsonDecodeError ? cause : new BsonDecodeError((cause as Error).message, 0));
+    }
+    if (this.input.trackDates) for (const v of [fields.creation_date, fields.update_date]) if (v instanceof Date) this.tally.noteDate(v.getTime());
+    return matchesQuery(fields, this.input.clientQuery!);
+  }
+
+  /** The line written from `lineStart` (a view, valid until the next write), taken out of the output: the sorter holds it instead. */
+  takeLine(lineStart: number): Buffer {
+    const line = this.writer.bytesFrom(lineStart);
+    this.writer.rollback(lineStart);
+    return line;
+  }
+
+  private noteDates(bytes: Buffer, facts: LineFacts): void {
+    for (const f of [facts.creationDate, facts.updateDate]) {
+      if (f.type !== 0x09) continue;
+      // The int64 as a double (exact within JavaScript's Date range, which is all noteDate keeps).
+      const ms = bytes.readInt32LE(f.start + 4) * 0x100000000 + bytes.readUInt32LE(f.start);
+      if (Math.abs(ms) <= 8.64e15) this.tally.noteDate(ms);
+    }
+  }
+
+  /** The `_id` of a refused document, when it has a readable one. */
+  private idAlone(item: SourceDocument): unknown {
+    try {
+      return this.tally.ids.decodeTopLevel(item.bytes);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async recordReject(item: SourceDocument, r: Refused): Promise<void> {
+    this.tally.reject(r.reason, r.id !== undefined);
+    await this.input.rejects?.write({ collection: this.input.collection, id: r.id, file: item.file, offset: item.offset, position: item.position, reason: r.reason, detail: r.detail, value: r.value });
+  }
 }

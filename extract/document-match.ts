@@ -5,8 +5,7 @@
 // types.
 import { Decimal128, Double, Int32, Long, ObjectId } from 'bson';
 import { ConfigError } from '../model/errors.ts';
-import { WideDate } from '../staging/ndjson-escape.ts';
-import { compareBson } from './bson-order.ts';
+import { compareBson, WideDate } from './bson-order.ts';
 
 type Query = Readonly<Record<string, unknown>>;
 const MISSING = Symbol('missing');
@@ -195,4 +194,17 @@ export function projectDocument(doc: Record<string, unknown>, fields: ReadonlySe
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(doc)) if (fields.has(key)) out[key] = doc[key];
   return out;
+}
+
+/** The top-level fields a query reads (so only those are decoded to match it). */
+export function queryFieldNames(query: Query): Set<string> {
+  const names = new Set<string>();
+  const visit = (q: Query) => {
+    for (const [key, cond] of Object.entries(q)) {
+      if (key === '$and' || key === '$or' || key === '$nor') for (const sub of cond as Query[]) visit(sub);
+      else if (!key.startsWith('$')) names.add(key.split('.')[0]!);
+    }
+  };
+  visit(query);
+  return names;
 }

@@ -17,12 +17,12 @@
 import { EJSON } from 'bson';
 import type { TableModel } from '../model/types.ts';
 import type { ExtractIdsRecord } from '../staging/manifest-extract.ts';
-import type { CollectionContext } from './collection-extract.ts';
+import { corruption, type CollectionContext } from './collection-extract.ts';
 import { writeCollection, type SourceDocument, type WrittenCollection } from './collection-writer.ts';
 import { idsQuery } from './live-ids.ts';
 import type { ReadRequest } from './source-session.ts';
 
-async function* noDocuments(): AsyncGenerator<SourceDocument> {}
+async function* noDocuments(): AsyncGenerator<SourceDocument[]> {}
 
 export async function extractIds(ctx: CollectionContext, name: string, tables: readonly TableModel[], exists: boolean): Promise<ExtractIdsRecord> {
   const { options, session, run, now } = ctx;
@@ -44,6 +44,8 @@ export async function extractIds(ctx: CollectionContext, name: string, tables: r
     file,
     documents: exists ? session.documents(request) : noDocuments(),
     clientQuery: session.clientSide ? query : null,
+    projection: session.clientSide ? new Set(fields) : null,
+    corrupt: corruption(name),
     // A set needs no order: a dump is read once, as it lies. Live, the server's order is checked.
     order: session.clientSide ? { kind: 'any' } : { kind: 'trusted' },
     trackDates: false,

@@ -12,8 +12,8 @@ import { Decimal128, Double, Int32 } from 'bson';
 import { SourceError } from '../model/errors.ts';
 import { redactText } from '../connect/redact.ts';
 import { CORE_TYPE_ALIASES, rank, typeAliasesAfter } from './bson-order.ts';
+import { topLevelId } from './bson-elements.ts';
 import type { SourceDocument } from './collection-writer.ts';
-import { decodeForStaging } from './decode-document.ts';
 
 /** Server error codes meaning "this cursor or connection is gone, try again", not "your query is wrong". */
 const TRANSIENT_CODES = new Set([
@@ -108,6 +108,10 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+function asBuffer(raw: Uint8Array): Buffer {
+  return Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+}
+
 function readFailure(o: LiveReadOptions, error: unknown, attempt: number): SourceError {
   const reason = redactText(error instanceof Error ? error.message : String(error), o.secrets);
   return new SourceError(
@@ -117,15 +121,9 @@ function readFailure(o: LiveReadOptions, error: unknown, attempt: number): Sourc
   );
 }
 
-function badDocument(o: LiveReadOptions, position: number) {
-  return (cause: unknown) =>
-    new SourceError('mongo_bad_document', `${o.collection}: document ${position} of the read is not valid BSON (${(cause as Error).message})`, {
-      context: { collection: o.collection },
-      cause,
-    });
-}
-
-export async function* readLiveCollection(o: LiveReadOptions): AsyncGenerator<SourceDocument> {
+export async function* readLiveCollection(o: LiveReadOptions): AsyncGenerator<SourceDocument[]> {
+  // The last document handed out; its _id is decoded only when a cursor must be resumed after it.
+  let last: Buffer | null = null;
   let lastId: unknown = undefined;
   let resumed = false;
   let attempt = 0;
@@ -142,22 +140,29 @@ export async function* readLiveCollection(o: LiveReadOptions): AsyncGenerator<So
       raw: true,
     });
     try {
-      for await (const raw of cursor as unknown as AsyncIterable<Uint8Array>) {
-        position += 1;
-        const decoded = decodeForStaging(raw, badDocument(o, position));
-        const id = decoded.ok ? decoded.doc._id : decoded.id;
+      for (;;) {
+        // One awaited document, then the rest of the server's batch at once: a promise per batch.
+        const first = (await cursor.next()) as Uint8Array | null;
+        if (first === null) return;
+        const raws = [first, ...(cursor.readBufferedDocuments() as unknown as Uint8Array[])];
+        const batch = raws.map((raw): SourceDocument => ({ bytes: asBuffer(raw), file: null, offset: null, position: (position += 1) }));
+        last = batch[batch.length - 1]!.bytes;
+        attempt = 0;
+        yield batch;
+        o.signal?.throwIfAborted();
+      }
+    } catch (error) {
+      if (o.signal?.aborted) throw o.signal.reason;
+      const failedResumed = resumed;
+      if (last !== null) {
+        const id = topLevelId(last);
         if (id !== undefined) {
           lastId = id;
           resumed = true;
         }
-        attempt = 0;
-        yield { decoded, file: null, offset: null, position };
-        o.signal?.throwIfAborted();
+        last = null;
       }
-      return;
-    } catch (error) {
-      if (o.signal?.aborted) throw o.signal.reason;
-      if (resumed && known === null && error instanceof MongoServerError && error.code === BAD_VALUE) {
+      if (failedResumed && known === null && error instanceof MongoServerError && error.code === BAD_VALUE) {
         known = CORE_TYPE_ALIASES;
         continue;
       }

@@ -4,7 +4,9 @@
 import { once } from 'node:events';
 import { EJSON, ObjectId, type Document } from 'bson';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
-import type { ExtractRejectReason } from './decode-document.ts';
+
+/** Why extract could not stage a document (the `reason` of extract/<collection>.rejects.ndjson). */
+export type ExtractRejectReason = 'missing_id' | 'too_deep' | 'invalid_utf8' | 'invalid_id';
 
 export interface ExtractReject {
   readonly collection: string;

@@ -6,11 +6,9 @@ import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
 import { redactText } from '../connect/redact.ts';
 import { SourceError } from '../model/errors.ts';
 import type { ExtractSource } from './options.ts';
-import { corrupt, readBsonFile, type RawDocument } from './bson-reader.ts';
-import { projectBytes } from './bson-elements.ts';
+import { readBsonBatches, type RawDocument } from './bson-reader.ts';
 import type { SourceDocument } from './collection-writer.ts';
-import { decodeForStaging } from './decode-document.ts';
-import { readArchiveCollection } from './dump-archive.ts';
+import { readArchiveBatches } from './dump-archive.ts';
 import { resolveDumpLayout, type DumpLayout } from './dump-layout.ts';
 import { readLiveCollection, type RetryPolicy } from './live-source.ts';
 
@@ -35,8 +33,8 @@ export interface SourceSession {
   /** True when filter, projection and _id order must be applied on our side. */
   readonly clientSide: boolean;
   hasCollection(collection: string): Promise<boolean>;
-  /** Documents matching the query, projected (live), or every document in dump order, projected (dump). */
-  documents(request: ReadRequest): AsyncIterable<SourceDocument>;
+  /** Documents matching the query, projected (live), or every document in dump order (dump), in batches. */
+  documents(request: ReadRequest): AsyncIterable<readonly SourceDocument[]>;
   /** How many documents the read will return, when cheap to know; null otherwise. */
   total(request: ReadRequest): Promise<number | null>;
   /** How many documents match the query, counted by the server (a scan); null for a dump. */
@@ -153,12 +151,9 @@ async function openDump(dumpPath: string, database: string | null, signal?: Abor
       return layout.kind === 'archive' ? layout.collections.has(collection) : layout.files.has(collection);
     },
     documents(request) {
-      const fields = new Set(request.fields);
-      if (layout.kind === 'archive') {
-        return decodeAll(layout.path, readArchiveCollection(layout.path, layout.database, request.collection, request.signal), fields);
-      }
+      if (layout.kind === 'archive') return located(layout.path, readArchiveBatches(layout.path, layout.database, request.collection, request.signal));
       const file = layout.files.get(request.collection)!;
-      return decodeAll(file, readBsonFile(file, request.signal), fields);
+      return located(file, readBsonBatches(file, request.signal));
     },
     async total() {
       return null;
@@ -170,25 +165,10 @@ async function openDump(dumpPath: string, database: string | null, signal?: Abor
   };
 }
 
-/**
- * A dump's documents, projected on the bytes (a field that is not read is never decoded, as on the
- * live server), then decoded for staging. Bytes that are not BSON stop the read, naming file and offset.
- */
-async function* decodeAll(file: string, raws: AsyncIterable<RawDocument>, fields: ReadonlySet<string>): AsyncGenerator<SourceDocument> {
+/** A dump's documents as they lie, with where each was read, in batches. */
+async function* located(file: string, batches: AsyncIterable<RawDocument[]>): AsyncGenerator<SourceDocument[]> {
   let position = 0;
-  for await (const raw of raws) {
-    position += 1;
-    const fail = (cause: unknown) => {
-      const err = corrupt(file, raw.offset, `invalid BSON document (${(cause as Error).message})`);
-      (err as { cause?: unknown }).cause = cause;
-      return err;
-    };
-    let bytes: Buffer;
-    try {
-      bytes = projectBytes(raw.bytes, fields);
-    } catch (cause) {
-      throw fail(cause);
-    }
-    yield { decoded: decodeForStaging(bytes, fail), file, offset: raw.offset, position };
+  for await (const batch of batches) {
+    yield batch.map((raw) => ({ bytes: raw.bytes, file, offset: raw.offset, position: (position += 1) }));
   }
 }

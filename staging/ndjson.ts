@@ -2,9 +2,9 @@
 // ObjectId, Date, Int32/Int64/Double, Decimal128 and Binary survive the trip through a text file.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { EJSON, type Document } from 'bson';
+import { EJSON, serialize, type Document } from 'bson';
 import { StagingError } from '../model/errors.ts';
-import { encodeStagedDocument, scanDocument } from './ndjson-escape.ts';
+import { NdjsonWriter } from './ndjson-writer.ts';
 
 /**
  * How documents are deserialized from BSON, on the live server and in dumps alike. Keeping BSON
@@ -18,9 +18,15 @@ export const BSON_READ_OPTIONS = Object.freeze({
   bsonRegExp: true,
 });
 
-/** One NDJSON line (with its newline), with the staging escapes where a value needs one (ndjson-escape.ts). */
+const lineWriter = new NdjsonWriter({ chunkBytes: 1 << 12 });
+
+/**
+ * One NDJSON line (with its newline): the document serialized to BSON and written by the staging
+ * encoder (ndjson-writer.ts), so it is the line extract would stage for the same document.
+ */
 export function encodeDocument(doc: Document): string {
-  return encodeStagedDocument(doc, scanDocument(doc));
+  lineWriter.writeLine(Buffer.from(serialize(doc)));
+  return lineWriter.take().toString('utf8');
 }
 
 /** Parses one line back into BSON values (ObjectId, Date, Int32, Double, Long, Decimal128…). */

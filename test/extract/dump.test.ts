@@ -282,3 +282,20 @@ test('a dump folder holding several databases needs --mongo-db; unknown names ar
   assert.match(r.source.description, /database two/);
   await assert.rejects(runExtract({ model, stagingDir: path.join(dir, 's'), source: { kind: 'dump', path: path.join(dir, 'dump'), database: 'three' } }), /no database "three"/);
 });
+
+test('a dump out of _id order with _ids of several types is sorted in the server order, to the bytes of a sorted dump', async () => {
+  const model = await loadPipeline(PIPELINE);
+  const dir = await tmp('sort-types');
+  const { Int32 } = await import('bson');
+  const ids = [...Array.from({ length: 40 }, (_, i) => new Int32(i)), ...Array.from({ length: 40 }, (_, i) => `s${String(i).padStart(3, '0')}`), ...makeUsers(40).map((u) => u._id)];
+  const events = ids.map((_id, i) => ({ _id, title: `event ${i}` }));
+  await writeDumpFolder(path.join(dir, 'sorted/appdb'), { events });
+  const shuffled = [...events].sort((a, b) => ((events.indexOf(a) * 7919) % 127) - ((events.indexOf(b) * 7919) % 127));
+  await writeDumpFolder(path.join(dir, 'shuffled/appdb'), { events: shuffled });
+  const a = await runExtract({ model, stagingDir: path.join(dir, 's1'), source: { kind: 'dump', path: path.join(dir, 'sorted') }, tables: ['events'] });
+  const b = await runExtract({ model, stagingDir: path.join(dir, 's2'), source: { kind: 'dump', path: path.join(dir, 'shuffled') }, tables: ['events'], sortChunkBytes: 1024 });
+  assert.equal(a.collections[0]!.order, 'dump');
+  assert.equal(b.collections[0]!.order, 'sorted');
+  assert.equal(await ndjsonOf(b, 'events'), await ndjsonOf(a, 'events'));
+  assert.equal((await ndjsonOf(a, 'events')).split('\n').length - 1, 120);
+});

@@ -27,7 +27,7 @@ async function sortAll(maxChunkBytes: number, items: { id: unknown; line: string
   const sorter = new IdSorter(dir, { maxChunkBytes });
   for (const e of items) await sorter.add(e.id, e.line);
   const out: { id: unknown; line: string }[] = [];
-  for await (const e of sorter.sorted()) out.push(e);
+  for await (const e of sorter.sorted()) out.push({ id: e.id, line: e.line.toString('utf8') });
   const spills = sorter.spillCount;
   await sorter.cleanup();
   assert.deepEqual(await readdir(dir), []);

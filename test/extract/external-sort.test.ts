@@ -19,7 +19,7 @@ test('spills sorted chunks and merges them in _id order, keeping equal ids in in
   await sorter.add(new Int32(5), 'dup\n');
   assert.ok(sorter.spillCount > 10, `spilled ${sorter.spillCount} chunks`);
   const out: string[] = [];
-  for await (const e of sorter.sorted()) out.push(e.line);
+  for await (const e of sorter.sorted()) out.push(e.line.toString('utf8'));
   assert.equal(out.length, n + 1);
   const keys = out.map((l) => (l === 'dup\n' ? 5 : Number(l.split(':')[0])));
   assert.deepEqual(keys, [...keys].sort((a, b) => a - b));
