@@ -2,8 +2,7 @@
 // ObjectId, Date, Int32/Int64/Double, Decimal128 and Binary survive the trip through a text file.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { EJSON, serialize, type Document } from 'bson';
-import { StagingError } from '../model/errors.ts';
+import { serialize, type Document } from 'bson';
 import { NdjsonWriter } from './ndjson-writer.ts';
 
 /**
@@ -27,19 +26,6 @@ const lineWriter = new NdjsonWriter({ chunkBytes: 1 << 12 });
 export function encodeDocument(doc: Document): string {
   lineWriter.writeLine(Buffer.from(serialize(doc)));
   return lineWriter.take().toString('utf8');
-}
-
-/** Parses one line back into BSON values (ObjectId, Date, Int32, Double, Long, Decimal128…). */
-export function decodeDocument(line: string, where?: { file: string; line: number }): Document {
-  try {
-    return EJSON.parse(line, { relaxed: false }) as Document;
-  } catch (cause) {
-    throw new StagingError('bad_ndjson', `${where ? `${where.file}:${where.line}: ` : ''}not a valid Extended JSON document`, {
-      context: where ? { file: where.file, line: where.line } : {},
-      hint: 'the staged file is damaged: run `etl extract` again or check it with `etl verify`',
-      cause,
-    });
-  }
 }
 
 /** The lines of an NDJSON file with their 1-based numbers, read with backpressure. */

@@ -94,9 +94,6 @@ export function loadTasks(ctx: CommandContext, json: boolean, run: (onProgress: 
       case 'table_done':
         progress.update(e.table, { title: tableLine(e.report), done: true });
         return;
-      case 'deleting':
-        progress.update(COMMIT, { output: `deleting rows whose document is gone: ${e.table}, ${e.step}` });
-        return;
       case 'committing':
         committing = { dryRun: e.dryRun };
         return;

@@ -182,6 +182,8 @@ const command: Command = {
         writeJson(ctx.stdout, { ok: true, runId: extract.run_id, extract, transform, load: loadJson(load) });
         return 0;
       }
+      // Extract's warnings (a collection read in full because a table's mapping changed …).
+      for (const w of extract.warnings) ctx.stderr.write(`warning: ${w}\n`);
       ctx.stdout.write(
         formatTable(
           ['collection', 'documents', 'watermark from'],
