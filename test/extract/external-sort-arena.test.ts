@@ -2,7 +2,7 @@
 // order and the text must be exactly what compareBson and the input lines give, spilled or not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Int32, ObjectId } from 'bson';
@@ -31,6 +31,7 @@ async function sortAll(maxChunkBytes: number, items: { id: unknown; line: string
   const spills = sorter.spillCount;
   await sorter.cleanup();
   assert.deepEqual(await readdir(dir), []);
+  await rm(dir, { recursive: true, force: true });
   return { out, spills };
 }
 

@@ -1,7 +1,7 @@
 // How the watermark, thresholds, force_reimport, --since and --full decide what each collection reads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,7 @@ async function model(): Promise<PipelineModel> {
     .replace('    filter: { __t: menu }', '    filter: { __t: menu }\n    force_reimport: true');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-plan-'));
   await writeFile(path.join(dir, 'pipeline.yaml'), text);
-  const m = await loadPipeline(path.join(dir, 'pipeline.yaml'));
+  const m = await loadPipeline(path.join(dir, 'pipeline.yaml')).finally(() => rm(dir, { recursive: true, force: true }));
   assert.equal(m.tables.get('events')!.dateThreshold?.toISOString(), '2024-02-01T00:00:00.000Z');
   assert.equal(m.tables.get('menus')!.forceReimport, true);
   return m;
