@@ -26,15 +26,6 @@ export function listrRendererOptions(ctx: { stderr: { isTTY?: boolean }; env: En
   return tty ? { renderer: 'default' as const, fallbackRenderer: 'simple' as const } : { renderer: 'simple' as const };
 }
 
-/** Writes a plain-text table: the per-table summaries every stage prints at the end. */
-export function formatTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
-  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US') : c)))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)));
-  const line = (r: readonly (string | number)[]) =>
-    r.map((c, i) => (typeof rows[0]?.[i] === 'number' ? String(c).padStart(widths[i]!) : String(c).padEnd(widths[i]!))).join('  ').trimEnd();
-  return [line(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n') + '\n';
-}
-
 export function writeJson(out: Writable, value: unknown): void {
   out.write(`${JSON.stringify(value, null, 2)}\n`);
 }

@@ -1,7 +1,8 @@
 // `etl diff`: compares MongoDB, mapped through pipeline.yaml, with PostgreSQL, table by table.
 // The work is inspect/diff.ts; this renders its report (a summary table, then the keys per table).
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, paint, writeJson } from '../output.ts';
+import { paint, writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { parseFlags } from '../flags.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';

@@ -3,7 +3,8 @@
 import path from 'node:path';
 import type { Command, CommandContext } from '../command.ts';
 import { parseFlags } from '../flags.ts';
-import { formatTable, writeJson } from '../output.ts';
+import { writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { StageProgress, stageListr } from '../stage-progress.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';

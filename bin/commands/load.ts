@@ -1,7 +1,8 @@
 // `etl load`: merges a staged run into PostgreSQL in one transaction. Progress per table on stderr
 // (listr2), the per-table summary or --json on stdout.
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, paint, writeJson } from '../output.ts';
+import { paint, writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { parseFlags } from '../flags.ts';
 import { StageProgress, stageListr, type TaskView } from '../stage-progress.ts';
 import { resolveConfig } from '../../connect/config.ts';

@@ -3,7 +3,8 @@
 // their entry points; each still reads only the previous stage's files.
 import path from 'node:path';
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, writeJson } from '../output.ts';
+import { writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { stageListr } from '../stage-progress.ts';
 import { parseFlags } from '../flags.ts';
 import { LOAD_FLAGS, loadJson, loadTasks, parseTables, renderLoadReport } from './load.ts';

@@ -1,6 +1,7 @@
 // `etl runs`: the staged runs, newest first, from their manifests.
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, writeJson } from '../output.ts';
+import { writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { parseFlags } from '../flags.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { listRuns } from '../../audit/runs.ts';

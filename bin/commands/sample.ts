@@ -3,7 +3,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, writeJson } from '../output.ts';
+import { writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { connectMongo } from '../../connect/mongo.ts';
 import { redactUrl } from '../../connect/redact.ts';

@@ -1,7 +1,8 @@
 // `etl status`: per table the watermark and the last applied run, the staged runs not loaded yet,
 // and the drift between pipeline.yaml and the database. The work is inspect/status.ts.
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, paint, writeJson } from '../output.ts';
+import { paint, writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { parseFlags } from '../flags.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';

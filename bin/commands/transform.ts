@@ -3,7 +3,8 @@
 // stderr (listr2); a summary table, or --json, on stdout.
 import type { Command, CommandContext } from '../command.ts';
 import { parseFlags } from '../flags.ts';
-import { formatTable, paint, writeJson } from '../output.ts';
+import { paint, writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { StageProgress, stageListr } from '../stage-progress.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';

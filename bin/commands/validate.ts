@@ -1,7 +1,8 @@
 // `etl validate`: checks pipeline.yaml and prints the tables in load order, or every finding with
 // its line (exit 2). Needs no server.
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, paint, writeJson } from '../output.ts';
+import { paint, writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../model/errors.ts';
