@@ -1,5 +1,5 @@
-// Terminal output conventions: colour only when wanted, plain lines when not a TTY, listr2's
-// renderer chosen by capability. Results and --json go to stdout; progress and errors to stderr.
+// Terminal output conventions: colour only when wanted (NO_COLOR, FORCE_COLOR, a TTY). Results and
+// --json go to stdout; progress and errors to stderr (bin/progress/, bin/render-error.ts).
 import type { Writable } from 'node:stream';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -14,16 +14,6 @@ export function paint(stream: { isTTY?: boolean }, env: Env) {
   const on = colorEnabled(stream, env);
   const wrap = (open: number, close: number) => (s: string) => (on ? `\u001b[${open}m${s}\u001b[${close}m` : s);
   return { red: wrap(31, 39), green: wrap(32, 39), yellow: wrap(33, 39), dim: wrap(2, 22), bold: wrap(1, 22) };
-}
-
-/**
- * listr2 options: the default renderer on a TTY, `simple` (plain lines) in CI logs and pipes,
- * silent under --json so stdout holds only the JSON document.
- */
-export function listrRendererOptions(ctx: { stderr: { isTTY?: boolean }; env: Env }, json: boolean) {
-  if (json) return { renderer: 'silent' as const };
-  const tty = ctx.stderr.isTTY === true || ctx.env.LISTR_FORCE_TTY === '1';
-  return tty ? { renderer: 'default' as const, fallbackRenderer: 'simple' as const } : { renderer: 'simple' as const };
 }
 
 export function writeJson(out: Writable, value: unknown): void {

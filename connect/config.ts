@@ -90,6 +90,9 @@ export interface ResolveConfigInput {
   readonly cwd: string;
 }
 
+/** Staged runs go here by default: out of the source tree of a checkout (git ignores .etl/). */
+export const DEFAULT_STAGING = '.etl/runs';
+
 export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): EtlConfig {
   const envFile = path.resolve(cwd, flags.envFile ?? '.env');
   if (flags.envFile && !existsSync(envFile)) {
@@ -186,7 +189,7 @@ export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): Etl
   return Object.freeze({
     cwd,
     pipelineFile: path.resolve(cwd, flags.pipeline ?? get('ETL_PIPELINE') ?? 'pipeline.yaml'),
-    stagingDir: path.resolve(cwd, flags.staging ?? get('ETL_STAGING') ?? 'staging'),
+    stagingDir: path.resolve(cwd, flags.staging ?? get('ETL_STAGING') ?? DEFAULT_STAGING),
     mongo: Object.freeze(mongo),
     mongoUrlConfigured: (flags.mongoUrl ?? get('MONGODB_URL')) !== undefined,
     postgres: Object.freeze(postgres),

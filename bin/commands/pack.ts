@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { commandConfig } from '../config.ts';
 import { packRun, type PackProgress } from '../../audit/pack.ts';
 import { formatBytes, throttled } from '../../audit/byte-size.ts';
 
@@ -20,7 +20,7 @@ field, a configured password). The archive is written as FILE.partial and rename
 
 options:
   --run ID          the run (default: the one <staging>/latest names)
-  --staging DIR     staging folder (default: ETL_STAGING, else ./staging)
+  --staging DIR     staging folder (default: ETL_STAGING, else ./.etl/runs)
   --out FILE        the archive (default: <staging>/<run-id>.tar.gz)
   --json            print the report as JSON on stdout
 exit codes: 0 packed, 1 refused or failed, 2 usage error
@@ -34,7 +34,7 @@ const command: Command = {
   usage,
   async run(ctx: CommandContext): Promise<number> {
     const flags = parseFlags(ctx.argv, { run: { type: 'string' }, staging: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } });
-    const cfg = resolveConfig({ flags: { staging: flags.staging }, env: ctx.env, cwd: ctx.cwd });
+    const cfg = commandConfig(ctx, { staging: flags.staging });
     const show = throttled((p: PackProgress) => {
       ctx.stderr.write(
         `packing: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, archive ${formatBytes(p.archiveBytes)}\n`,

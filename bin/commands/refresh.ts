@@ -5,9 +5,10 @@ import readline from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import type { Readable } from 'node:stream';
 import type { Command, CommandContext } from '../command.ts';
+import { commandConfig } from '../config.ts';
 import { writeJson } from '../output.ts';
 import { formatTable } from '../../report/text-table.ts';
-import { describeMongo, describePostgres, resolveConfig, type EtlConfig } from '../../connect/config.ts';
+import { describeMongo, describePostgres, type EtlConfig } from '../../connect/config.ts';
 import { sshTarget } from '../../connect/ssh-session.ts';
 import { EtlError, UsageError } from '../../model/errors.ts';
 import { runMongoRefresh, runPostgresRefresh, type PgRefreshFilters } from '../../refresh/index.ts';
@@ -39,8 +40,8 @@ options:
   --exclude-table-data T this table's structure but not its rows (repeatable)
   --no-keep-dump         delete the .pgdump file after a successful restore
   --restore              (mongo) restore the archive into the local MongoDB
-  --staging DIR          staging folder (default ETL_STAGING, else ./staging)
-  --env-file FILE        read this file instead of ./.env
+  --staging DIR          staging folder (default ETL_STAGING, else ./.etl/runs)
+  --dotenv FILE          read the configuration from FILE instead of ./.env
   --json                 print the report as JSON on stdout
 SSH: REMOTE_SERVER_URL, REMOTE_SERVER_PORT (22), REMOTE_SERVER_USER, REMOTE_SERVER_PASSWORD or
      REMOTE_SERVER_KEY_FILE (+ REMOTE_SERVER_KEY_PASSPHRASE) or ssh-agent; the host key must be in
@@ -141,7 +142,6 @@ const command: Command = {
           'no-keep-dump': { type: 'boolean' },
           restore: { type: 'boolean' },
           staging: { type: 'string' },
-          'env-file': { type: 'string' },
           json: { type: 'boolean' },
         },
       });
@@ -160,7 +160,7 @@ const command: Command = {
     if (target === 'postgres' && values.restore) throw new UsageError('bad_arguments', '--restore applies to `etl refresh mongo` only (postgres always restores)');
 
     const json = values.json === true;
-    const config = resolveConfig({ flags: { staging: values.staging, envFile: values['env-file'] }, env: ctx.env, cwd: ctx.cwd });
+    const config = commandConfig(ctx, { staging: values.staging });
     const progress = progressPrinter(ctx, !json);
     const env = ctx.env;
     // Configuration mistakes (no SSH server or user) stop before any question or connection.

@@ -3,7 +3,7 @@ import type { Command, CommandContext } from '../command.ts';
 import { writeJson } from '../output.ts';
 import { formatTable } from '../../report/text-table.ts';
 import { parseFlags } from '../flags.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { commandConfig } from '../config.ts';
 import { listRuns } from '../../audit/runs.ts';
 import { formatBytes } from '../../audit/byte-size.ts';
 
@@ -14,7 +14,7 @@ transformed, rows rejected (transform and load), whether it was loaded, and its 
 The run <staging>/latest points at is marked with *.
 
 options:
-  --staging DIR     staging folder (default: ETL_STAGING, else ./staging)
+  --staging DIR     staging folder (default: ETL_STAGING, else ./.etl/runs)
   --json            print the list as JSON on stdout
 `;
 
@@ -23,7 +23,7 @@ const command: Command = {
   usage,
   async run(ctx: CommandContext): Promise<number> {
     const flags = parseFlags(ctx.argv, { staging: { type: 'string' }, json: { type: 'boolean' } });
-    const cfg = resolveConfig({ flags: { staging: flags.staging }, env: ctx.env, cwd: ctx.cwd });
+    const cfg = commandConfig(ctx, { staging: flags.staging });
     const report = await listRuns({ stagingDir: cfg.stagingDir });
     if (flags.json) {
       writeJson(ctx.stdout, { ok: true, ...report });

@@ -4,7 +4,7 @@ import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { formatTable } from '../../report/text-table.ts';
 import { parseFlags } from '../flags.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { commandConfig } from '../config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runStatus, type StatusReport } from '../../inspect/status.ts';
@@ -21,7 +21,7 @@ Where the destination stands:
 Works on a database where \`etl schema\` never ran. Reads only.
 
 options:
-  --staging DIR       staging folder (default: ETL_STAGING, else ./staging)
+  --staging DIR       staging folder (default: ETL_STAGING, else ./.etl/runs)
   --database-url URL  PostgreSQL (default: DATABASE_URL, else POSTGRES_*)
   --pipeline FILE     pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)
   --json              print the report as JSON on stdout
@@ -38,7 +38,7 @@ const command: Command = {
       'database-url': { type: 'string' },
       pipeline: { type: 'string' },
     });
-    const cfg = resolveConfig({ flags: { pipeline: flags.pipeline, staging: flags.staging, databaseUrl: flags['database-url'] }, env: ctx.env, cwd: ctx.cwd });
+    const cfg = commandConfig(ctx, { pipeline: flags.pipeline, staging: flags.staging, databaseUrl: flags['database-url'] });
     const model = await loadPipeline(cfg.pipelineFile, { globalDateThreshold: cfg.globalDateThreshold });
     const ep = await openEndpoints(cfg, { needMongo: false, needPostgres: true, signal: ctx.signal });
     let report: StatusReport;
