@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, truncate } from 'node:fs/promises';
+import { readFile, truncate } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,7 @@ import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { stateTablesSql } from '../../schema/state-tables.ts';
 import { makeEvents, makeRecipes, makeUsers, writeDumpFolder } from './dump-writer.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ETL = path.resolve(HERE, '../../bin/etl.js');
@@ -34,7 +35,7 @@ function etl(args: string[], env: Record<string, string> = {}, cwd = HERE): Prom
 }
 
 async function dump(): Promise<{ dir: string; staging: string }> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-cli-'));
+  const dir = await tempDir('etl-cli-');
   await writeDumpFolder(path.join(dir, 'dump/appdb'), { users: makeUsers(25, { decimal: true }), events: makeEvents(3), recipes: makeRecipes(4) });
   return { dir, staging: path.join(dir, 'staging') };
 }
@@ -96,7 +97,7 @@ test('live: incremental by default reads watermarks from PostgreSQL; unreachable
   for (const sql of stateTablesSql()) await db.query(sql);
   await db.query("INSERT INTO etl_watermarks (table_name, watermark, run_id) VALUES ('users', '2024-03-08T00:00:00Z', 'x'), ('user_events', '2024-03-08T00:00:00Z', 'x')");
   await db.end();
-  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-cli-live-'));
+  const staging = await tempDir('etl-cli-live-');
   const env = { MONGODB_URL: mongo.url, DATABASE_URL: pgUrl };
   const r = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--tables', 'users,user_events', '--json'], env);
   assert.equal(r.code, 0, r.stderr);

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, writeFile, truncate, stat } from 'node:fs/promises';
+import { readFile, readdir, writeFile, truncate, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,12 +15,13 @@ import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { SourceError } from '../../model/errors.ts';
 import { archiveBytes, bsonBytes, day, makeEvents, makeRecipes, makeUsers, writeDumpFolder } from './dump-writer.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(HERE, 'fixtures/pipeline.yaml');
 
 async function tmp(name: string): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), `etl-extract-${name}-`));
+  return tempDir(`etl-extract-${name}-`);
 }
 
 async function ndjsonOf(report: { run_dir: string }, collection: string): Promise<string> {

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ import { freePort } from '../harness/free-port.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runExtract } from '../../extract/index.ts';
 import { makeUsers } from './dump-writer.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(HERE, 'fixtures/pipeline.yaml');
@@ -47,7 +48,7 @@ function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 
 test('killing the server mid-extract: reconnect and resume after the last _id, no gap, no duplicate', async (t) => {
   const binary = await ferretDbBinary();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-resume-fdb-'));
+  const dir = await tempDir('etl-resume-fdb-');
   const port = await freePort();
   let child = await startFerret(binary, dir, port);
   t.after(async () => {
@@ -62,7 +63,7 @@ test('killing the server mid-extract: reconnect and resume after the last _id, n
   await client.close();
 
   const model = await loadPipeline(PIPELINE);
-  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-resume-'));
+  const staging = await tempDir('etl-resume-');
   const source = { kind: 'mongodb' as const, mongo: { url, database: 'resume' } };
   const clean = await runExtract({ model, stagingDir: staging, source, full: true, tables: ['users'] });
 
