@@ -12,7 +12,7 @@ import { readManifest, type StageName, type StageStatus } from '../staging/manif
 import { resolveRun } from '../staging/run-folder.ts';
 import { sha256OfFile } from './file-figures.ts';
 import { filesUnder } from './folder-walk.ts';
-import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles } from './manifest-files.ts';
+import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE } from './manifest-files.ts';
 import { scanJson, scanText, type SecretFinding } from './secret-scan.ts';
 
 export interface PackProgress {
@@ -95,10 +95,13 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
     });
   }
 
+  // The HTML report (etl report), when the run has one, is the auditor's first page: packed first.
+  const reportText = await readFile(path.join(paths.dir, REPORT_FILE), 'utf8').catch(() => null);
   const secrets: SecretFinding[] = [
     ...scanJson(MANIFEST_FILE, JSON.parse(manifestText)),
     ...scanText(MANIFEST_FILE, manifestText, options.secrets),
     ...scanText(PIPELINE_COPY, pipelineText, options.secrets),
+    ...(reportText === null ? [] : scanText(REPORT_FILE, reportText, options.secrets)),
   ];
   if (secrets.length > 0) {
     throw new StagingError('secret_in_run', `run ${paths.runId} was not packed: it holds what looks like a secret:\n${secrets.map((f) => `  ${f.file} ${f.where}: ${f.what}`).join('\n')}`, {
@@ -121,12 +124,13 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
       });
     }
   }
-  const members = [MANIFEST_FILE, PIPELINE_COPY, ...records.map((r) => r.record.file)];
+  const members = [...(reportText === null ? [] : [REPORT_FILE]), MANIFEST_FILE, PIPELINE_COPY, ...records.map((r) => r.record.file)];
   const memberSet = new Set(members);
   const leftOut = (await filesUnder(paths.dir)).filter((f) => !memberSet.has(f));
   const sizes = new Map<string, number>([
     [MANIFEST_FILE, Buffer.byteLength(manifestText)],
     [PIPELINE_COPY, Buffer.byteLength(pipelineText)],
+    ...(reportText === null ? [] : [[REPORT_FILE, Buffer.byteLength(reportText)] as [string, number]]),
     ...records.map((r) => [r.record.file, r.record.bytes] as [string, number]),
   ]);
   const bytesTotal = [...sizes.values()].reduce((a, b) => a + b, 0);

@@ -8,7 +8,7 @@ import { readManifest } from '../staging/manifest.ts';
 import { runPaths } from '../staging/run-folder.ts';
 import { measureFile, sha256OfFile, stagedFileKind } from './file-figures.ts';
 import { filesUnder } from './folder-walk.ts';
-import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, STAGES } from './manifest-files.ts';
+import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, REPORT_FILE, recordedFiles, STAGES } from './manifest-files.ts';
 import { reconcile } from './reconcile.ts';
 import { openRunSource } from './run-source.ts';
 import type { Mismatch, VerifyReport } from './verify-report.ts';
@@ -83,7 +83,7 @@ export async function verifyRun(options: VerifyOptions): Promise<VerifyReport> {
     // Files: recorded by finished stages → recomputed; anything else in the folder → extra.
     const checkedStages = doneStages(manifest);
     const toCheck = recordedFiles(manifest, checkedStages);
-    const known = new Set<string>([MANIFEST_FILE, PIPELINE_COPY, ...recordedFiles(manifest, STAGES).map((r) => r.record.file)]);
+    const known = new Set<string>([MANIFEST_FILE, PIPELINE_COPY, REPORT_FILE, ...recordedFiles(manifest, STAGES).map((r) => r.record.file)]);
     const bytesTotal = toCheck.reduce((a, r) => a + (r.record.bytes ?? 0), 0);
     let bytesDone = 0;
     let filesDone = 0;

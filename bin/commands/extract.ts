@@ -72,7 +72,7 @@ const command: Command = {
         }),
       toJson: (r) => r,
       render: (r) => renderExtract(ctx, r),
-      finalLine: (r, ms) => extractLine(r, r.run_dir, ms),
+      finalLine: (r, ms) => extractLine(r, `run in ${r.run_dir}`, ms),
     });
   },
 };

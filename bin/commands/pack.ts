@@ -6,11 +6,13 @@ import { paint, writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { packRun, type PackProgress } from '../../audit/pack.ts';
+import { writeRunReport } from '../../report/write-report.ts';
 import { formatBytes, throttled } from '../../audit/byte-size.ts';
 
 const usage = `usage: etl pack [--run ID] [--staging DIR] [--out FILE] [--json]
 
-Packs a finished run into one .tar.gz: manifest.json, the pipeline.yaml the run was made with,
+Packs a finished run into one .tar.gz: its HTML report first (etl report, written now), then
+manifest.json, the pipeline.yaml the run was made with,
 the extract NDJSON, the transform CSVs, keys and rejects files, and load's rejects files when the
 run was loaded. Anyone can then check it with \`etl verify FILE\`, without MongoDB or PostgreSQL.
 
@@ -40,6 +42,8 @@ const command: Command = {
         `packing: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, archive ${formatBytes(p.archiveBytes)}\n`,
       );
     });
+    // The HTML report goes in first: what an auditor opens before anything else.
+    await writeRunReport({ stagingDir: cfg.stagingDir, runId: flags.run ?? null, secrets: cfg.secrets });
     const report = await packRun({
       stagingDir: cfg.stagingDir,
       runId: flags.run ?? null,

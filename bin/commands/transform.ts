@@ -54,7 +54,7 @@ const command: Command = {
         }),
       toJson: (r) => ({ ok: true, ...r }),
       render: (r) => renderTransform(ctx, r),
-      finalLine: (r, ms) => transformLine(r, `run ${r.runDir}`, ms),
+      finalLine: (r, ms) => transformLine(r, `run in ${r.runDir}`, ms),
     });
   },
 };

@@ -48,9 +48,9 @@ function trackExtract(t: StageTracker, e: ExtractProgressEvent): void {
   }
 }
 
-/** `extract: 20,000 documents from 22 collection(s) (5.2 MB) into run X in 1.23 s` */
+/** `extract: 20,000 documents from 22 collection(s) (5.2 MB) in 1.23 s; run X` */
 export function extractLine(r: ExtractReport, where = `run ${r.run_id}`, ms = Date.parse(r.ended_at) - Date.parse(r.started_at)): string {
-  return `extract: ${count(r.documents)} documents from ${r.collections.length} collection(s) (${formatBytes(r.bytes)}) into ${where} in ${duration(ms)}`;
+  return `extract: ${count(r.documents)} documents from ${r.collections.length} collection(s) (${formatBytes(r.bytes)}) in ${duration(ms)}; ${where}`;
 }
 
 export function renderExtract(ctx: CommandContext, r: ExtractReport): void {

@@ -68,12 +68,12 @@ export function tableLine(r: TableLoadReport): string {
 
 const sum = (r: LoadReport, k: 'staged' | 'inserted' | 'updated' | 'deleted' | 'rejected' | 'nulled') => r.tables.reduce((a, t) => a + t[k], 0);
 
-/** `load: 45,000 rows into 31 table(s): 44,700 inserted, 0 updated, 0 deleted, 300 rejected; run X committed in 1.10 s` */
+/** `load: 45,000 rows into 31 table(s): 44,700 inserted, 0 updated, 0 deleted, 300 rejected, in 1.10 s; run X loaded into …` */
 export function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(r.startedAt)): string {
   if (r.alreadyApplied) return `load: run ${r.runId} was already loaded into ${r.destination}: nothing changed (${duration(ms)})`;
   const what = `${count(sum(r, 'staged'))} rows into ${r.tables.length} table(s): ${count(sum(r, 'inserted'))} inserted, ${count(sum(r, 'updated'))} updated, ${count(sum(r, 'deleted'))} deleted, ${count(sum(r, 'rejected'))} rejected`;
   const end = r.dryRun ? `dry run: run ${r.runId} rolled back, nothing changed in ${r.destination}` : `run ${r.runId} loaded into ${r.destination}`;
-  return `load: ${what}; ${end} in ${duration(ms)}`;
+  return `load: ${what}, in ${duration(ms)}; ${end}`;
 }
 
 /** The --json document: the report, plus the snake_case names the manifest uses for its flags. */

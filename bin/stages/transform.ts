@@ -60,9 +60,9 @@ function skippedText(skipped: Readonly<Record<string, number>>): string {
 const rowsOf = (r: TransformReport) => r.tables.reduce((a, t) => a + t.rows, 0);
 const rejectedOf = (r: TransformReport) => r.tables.reduce((a, t) => a + t.rejected, 0);
 
-/** `transform: 20,000 documents → 45,123 rows in 31 table(s), 12 rejected, run X in 0.91 s` */
+/** `transform: 20,000 documents → 45,123 rows in 31 table(s), 12 rejected, in 0.91 s; run X` */
 export function transformLine(r: TransformReport, where = `run ${r.runId}`, ms = r.durationMs): string {
-  return `transform: ${count(r.documentsRead)} documents → ${count(rowsOf(r))} rows in ${r.tables.length} table(s), ${count(rejectedOf(r))} rejected, ${where} in ${duration(ms)}`;
+  return `transform: ${count(r.documentsRead)} documents → ${count(rowsOf(r))} rows in ${r.tables.length} table(s), ${count(rejectedOf(r))} rejected, in ${duration(ms)}; ${where}`;
 }
 
 export function renderTransform(ctx: CommandContext, r: TransformReport): void {

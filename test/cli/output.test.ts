@@ -75,7 +75,7 @@ describe('in logs (stderr and stdout not a terminal)', () => {
     assert.match(lastLine(transform.stdout), /^transform: 2,000 documents → [\d,]+ rows in 31 table\(s\), [\d,]+ rejected, .* in /);
     const load = await etl(['load', ...flags], { cwd: work, env });
     assert.equal(load.code, 0, load.stderr);
-    assert.match(lastLine(load.stdout), /^load: [\d,]+ rows into 31 table\(s\): [\d,]+ inserted, .* loaded into postgresql:\/\/.* in /);
+    assert.match(lastLine(load.stdout), /^load: [\d,]+ rows into 31 table\(s\): [\d,]+ inserted, .* in .*; run \d{8}T\d{9}Z loaded into postgresql:\/\//);
     for (const r of [extract, transform, load]) {
       assert.match(lastLine(r.stdout), ELAPSED);
       assert.equal(r.stderr, '', 'nothing on stderr but warnings and errors');

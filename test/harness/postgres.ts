@@ -19,6 +19,7 @@ import EmbeddedPostgres from './embedded-postgres.ts';
 import { freePort } from './free-port.ts';
 import { databaseNameFor } from './names.ts';
 import { stopChild } from './stop-child.ts';
+import { DEBIAN_POSTGRES, ensureSystem } from './system-packages.ts';
 
 export interface StopOptions {
   /** Keep the server's data directory and print where it is (a started server only). */
@@ -145,6 +146,7 @@ export function startLocalPostgres(binaries: PgBinaries = 'embedded'): Promise<P
 }
 
 async function startCluster(binaries: PgBinaries): Promise<PgServer> {
+  if (binaries === 'system') await ensureSystem(DEBIAN_POSTGRES);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-pg-'));
   // We run as root; initdb and postgres run as user `postgres` and must be able to write here.
   await chmod(dir, 0o777);
