@@ -2,6 +2,7 @@
 // into a message and an exit code (bin/render-error.ts, the only place errors are printed).
 import process from 'node:process';
 import type { Command, CommandContext, Verbosity } from './command.ts';
+import { LastLineOnly } from './output.ts';
 import { renderError } from './render-error.ts';
 import { resolveConfig } from '../connect/config.ts';
 import { EtlError, UsageError } from '../model/errors.ts';
@@ -80,10 +81,14 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${command.usage.trimEnd()}\n`);
     return 0;
   }
-  return withSignals((signal) => {
-    const ctx: CommandContext = { argv: rest, env: process.env, cwd: process.cwd(), stdout: process.stdout, stderr: process.stderr, signal, verbosity, dotenv };
+  // --quiet: the final line only, whatever the command prints (--json output is kept whole).
+  const quiet = verbosity === 'quiet' && !rest.includes('--json') ? new LastLineOnly(process.stdout) : null;
+  const code = await withSignals((signal) => {
+    const ctx: CommandContext = { argv: rest, env: process.env, cwd: process.cwd(), stdout: quiet ?? process.stdout, stderr: process.stderr, signal, verbosity, dotenv };
     return command.run(ctx);
   });
+  quiet?.flush();
+  return code;
 }
 
 /** Runs with an AbortSignal that SIGINT/SIGTERM abort; a second Ctrl-C leaves at once. */

@@ -1,6 +1,6 @@
 // Terminal output conventions: colour only when wanted (NO_COLOR, FORCE_COLOR, a TTY). Results and
 // --json go to stdout; progress and errors to stderr (bin/progress/, bin/render-error.ts).
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -18,4 +18,29 @@ export function paint(stream: { isTTY?: boolean }, env: Env) {
 
 export function writeJson(out: Writable, value: unknown): void {
   out.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * --quiet for any command: keeps only the last line written, printed by `flush()` when the command
+ * succeeded. Commands that know their final line print only that; the others need no change.
+ */
+export class LastLineOnly extends Writable {
+  private last = '';
+  private partial = '';
+
+  constructor(private readonly target: Writable) {
+    super({ decodeStrings: false });
+  }
+
+  override _write(chunk: Buffer | string, _encoding: BufferEncoding, callback: () => void): void {
+    const lines = (this.partial + chunk.toString()).split('\n');
+    this.partial = lines.pop()!;
+    for (const l of lines) if (l.trim() !== '') this.last = l;
+    callback();
+  }
+
+  flush(): void {
+    const line = this.partial.trim() !== '' ? this.partial : this.last;
+    if (line !== '') this.target.write(`${line}\n`);
+  }
 }
