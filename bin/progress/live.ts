@@ -95,7 +95,8 @@ function stderrListr(ctx: CommandContext, tasks: unknown[]) {
   const logger = new ListrLogger({ useIcons: true, processOutput });
   return new Listr(tasks as never, {
     renderer: StderrRenderer,
-    rendererOptions: { logger, collapseSubtasks: true },
+    // The error itself is printed once, by bin/render-error.ts; the list only marks the task failed.
+    rendererOptions: { logger, collapseSubtasks: true, showErrorMessage: false },
     exitOnError: true,
     registerSignalListeners: false,
   } as never);
