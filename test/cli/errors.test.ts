@@ -9,6 +9,7 @@ import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { renderError } from '../../bin/render-error.ts';
 import { StagingError, UsageError } from '../../model/errors.ts';
+import { grantTraverse } from '../harness/traverse.ts';
 import { etl, REPO, STACK_LINE } from './run-etl.ts';
 
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
@@ -146,7 +147,9 @@ describe('etl command line', () => {
     const asUser: { uid?: number; gid?: number } = {};
     const env: Record<string, string> = {};
     if (process.getuid?.() === 0) {
-      // root may write anywhere: run the command as nobody, with a temp folder it owns.
+      // root may write anywhere: run the command as nobody, with a temp folder it owns, from a
+      // checkout it may have to be let into.
+      t.after(await grantTraverse(REPO));
       const tmp = path.join(dir, 'tmp');
       await mkdir(tmp);
       await chown(tmp, 65534, 65534);

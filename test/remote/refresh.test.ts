@@ -26,6 +26,7 @@ import { useServers } from '../harness/index.ts';
 import { pgDumpMajor, startDebianPostgres, type DebianPostgres } from './debian-postgres.ts';
 import { startSshd, type Sshd } from './sshd.ts';
 import { DEFAULT_STAGING } from '../../connect/config.ts';
+import { grantTraverse } from '../harness/traverse.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const servers = useServers();
@@ -36,26 +37,7 @@ let fakeMongodump: string;
 
 let restoreModes: () => Promise<void> = async () => undefined;
 
-/**
- * The fake mongodump runs as the SSH test user from this checkout. A checkout under a 0700 folder
- * (a `mktemp -d` clone) is closed to that user: for the suite's duration, grant traverse-only
- * permission (o+x, no listing) on the ancestors that lack it, and put their modes back afterwards.
- */
-async function grantTraverse(dir: string): Promise<() => Promise<void>> {
-  const changed: { dir: string; mode: number }[] = [];
-  for (let d = dir; ; d = path.dirname(d)) {
-    const mode = (await stat(d)).mode & 0o7777;
-    if ((mode & 0o001) === 0) {
-      await chmod(d, mode | 0o001);
-      changed.push({ dir: d, mode });
-    }
-    if (path.dirname(d) === d) break;
-  }
-  return async () => {
-    for (const c of changed) await chmod(c.dir, c.mode).catch(() => undefined);
-  };
-}
-
+// The fake mongodump runs as the SSH test user from this checkout (see test/harness/traverse.ts).
 before(async () => {
   restoreModes = await grantTraverse(REPO);
   [sshd, remotePg] = await Promise.all([startSshd(), startDebianPostgres()]);
