@@ -7,7 +7,7 @@ import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { formatBytes } from '../../audit/byte-size.ts';
 import { REPORT_FILE, writeRunReport } from '../../report/write-report.ts';
-import { ledgerOf } from './runs.ts';
+import { ledgerOf } from '../ledger.ts';
 
 const usage = `usage: etl report [--run ID] [--out FILE] [--staging DIR] [--database-url URL] [--no-ledger] [--json]
 

@@ -5,9 +5,7 @@ import { writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { duration } from '../progress/meter.ts';
-import { openEndpoints } from '../../connect/endpoints.ts';
-import type { EtlConfig } from '../../connect/config.ts';
-import { readLedger, type Ledger } from '../../report/ledger.ts';
+import { ledgerOf } from '../ledger.ts';
 import { runHistory, type RunHistory, type RunHistoryEntry } from '../../report/run-history.ts';
 import { formatTable } from '../../report/text-table.ts';
 
@@ -43,20 +41,6 @@ const command: Command = {
     return 0;
   },
 };
-
-/** The ledger of the configured database (through the SSH tunnel in remote mode), or why not. */
-export async function ledgerOf(cfg: EtlConfig, explicitUrl: boolean, signal: AbortSignal): Promise<Ledger> {
-  try {
-    const ep = await openEndpoints(cfg, { needMongo: false, needPostgres: !explicitUrl, signal });
-    try {
-      return await readLedger(explicitUrl ? cfg.postgres : ep.postgres, ep.describe.postgres, cfg.secrets);
-    } finally {
-      await ep.close();
-    }
-  } catch (error) {
-    return { destination: null, runs: [], problem: error instanceof Error ? error.message : String(error) };
-  }
-}
 
 const n = (v: number | null): number | string => (v === null ? '-' : v);
 
