@@ -1,5 +1,6 @@
 // The HTML report of one run: one self-contained file (inline CSS and SVG, no script, no external
 // asset; a Content-Security-Policy forbids any network access), readable offline by an auditor.
+import { redactText } from '../connect/redact.ts';
 import { escapeHtml, section, table, type HtmlCell } from './html.ts';
 import type { RunReportData, TableFigures } from './run-report-data.ts';
 import { barChart, timeline } from './svg-chart.ts';
@@ -49,9 +50,10 @@ function header(d: RunReportData): string {
   const ok = t.every((x) => x.reconcileErrors.length === 0);
   const load = m.stages.load;
   const loaded = load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : `not loaded (${load?.status ?? 'load never ran'})`;
+  // The manifest holds no credentials; a URL with one is scrubbed all the same.
   const facts: [string, string][] = [
-    ['source', m.source.description],
-    ['result', loaded],
+    ['source', redactText(m.source.description)],
+    ['result', redactText(loaded)],
     ['pipeline.yaml', `sha256 ${m.pipeline_sha256}`],
     ['tool', `etl ${m.tool_version}`],
   ];
