@@ -46,7 +46,9 @@ export function reconcile(manifest: Manifest): Identity[] {
   if (load?.status === 'done') {
     for (const [table, l] of Object.entries(load.tables ?? {})) {
       const staged = transform?.tables?.[table];
-      if (typeof l.staged === 'number') check(table, 'load: rows staged (COPY) = rows of the transform CSV', l.staged, [[staged?.rows, '']]);
+      // A dedupe table is loaded from its contributions (one row per document that yields one).
+      if (typeof l.staged === 'number' && staged?.contrib) check(table, 'load: rows staged (COPY) = rows of the contributions file', l.staged, [[staged.contrib.records, '']]);
+      else if (typeof l.staged === 'number') check(table, 'load: rows staged (COPY) = rows of the transform CSV', l.staged, [[staged?.rows, '']]);
       // The load rejects file lists every refused row and every value set NULL (on_missing: set_null).
       const nulled = typeof l.nulled === 'number' ? l.nulled : 0;
       if (l.rejects) check(table, 'load: lines of the load rejects file = rejected + nulled', l.rejects.records, [[l.rejected, 'rejected'], [nulled, 'nulled']]);
@@ -84,11 +86,14 @@ function reconcileStrategy(
       [sum(e.skipped_documents), 'skipped documents'],
       [sum(e.skipped_items), 'skipped items'],
     ]);
-    if (t.keys) check(table, 'parents = data rows of the keys file', e.parents, [[t.keys.records, '']]);
-    return;
+    // Runs before every document named itself in the keys file: the keys file held the parents.
+    if (t.keys && t.unkeyed === undefined) check(table, 'parents = data rows of the keys file', e.parents, [[t.keys.records, '']]);
+  } else {
+    check(table, 'documents = rows + rejected + Σ skipped', t.documents, [[t.rows, 'rows'], [t.rejected, 'rejected'], ...sumParts(t.skipped)]);
   }
-  check(table, 'documents = rows + rejected + Σ skipped', t.documents, [[t.rows, 'rows'], [t.rejected, 'rejected'], ...sumParts(t.skipped)]);
+  if (t.keys && t.unkeyed !== undefined) check(table, 'documents = data rows of the keys file + unkeyed', t.documents, [[t.keys.records, 'keys'], [t.unkeyed, 'unkeyed']]);
   if (t.strategy === 'dedupe' && t.dedupe) {
     check(table, 'dedupe: superseded documents = skipped "superseded"', t.dedupe.superseded, [[t.skipped?.superseded ?? 0, '']]);
+    if (t.contrib) check(table, 'dedupe: data rows of the contributions file = rows + superseded', t.contrib.records, [[t.rows, 'rows'], [t.dedupe.superseded, 'superseded']]);
   }
 }

@@ -76,7 +76,7 @@ export function summarise(runId: string, manifest: Manifest | null, extra: { lat
     rejects: transformTables === null ? null : total([...transformTables.map((t) => t.rejected ?? 0), ...loadTables.map((t) => t.rejected ?? 0)]),
     source: manifest?.source?.description ?? null,
     seconds: { extract: stageSeconds(s.extract), transform: stageSeconds(s.transform), load: stageSeconds(s.load) },
-    pending: optionalTotal(loadTables.map((t) => (t as { pending?: unknown }).pending)),
+    pending: optionalTotal(loadTables.map((t) => pendingCount(t.pending))),
     loaded: isLoaded(manifest),
     latest: extra.latest,
     bytes: extra.bytes,
@@ -88,6 +88,17 @@ function stageSeconds(section: { started_at?: string; ended_at?: string | null }
   if (!section?.started_at || !section.ended_at) return null;
   const ms = Date.parse(section.ended_at) - Date.parse(section.started_at);
   return Number.isFinite(ms) ? ms / 1000 : null;
+}
+
+/**
+ * Rows waiting in etl_pending after a load (held back, or loaded with a NULL reference), from load's
+ * `pending` figures ({rows, nulls, …}); null when load did not record any.
+ */
+export function pendingCount(pending: unknown): number | null {
+  if (typeof pending === 'number') return pending;
+  if (pending === null || typeof pending !== 'object') return null;
+  const p = pending as { rows?: unknown; nulls?: unknown };
+  return (typeof p.rows === 'number' ? p.rows : 0) + (typeof p.nulls === 'number' ? p.nulls : 0);
 }
 
 /** The sum of the figures that are numbers; null when none is (the field is not recorded). */

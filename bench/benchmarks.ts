@@ -14,7 +14,7 @@ import { openScratchLiveDataset, round } from './dataset.ts';
 import { compare, stepFigures, workerStep, type Comparison, type StepFigures } from './figures.ts';
 import { canPinCpu } from './child.ts';
 import { freshDatabase } from './postgres.ts';
-import { psqlCopy } from './psql-copy.ts';
+import { psqlCopy, stagedCopies } from './psql-copy.ts';
 import { startFerretDbOn, type BenchMongoServer } from './mongo-server.ts';
 
 export const BENCH_NAMES = ['extract', 'transform', 'load', 'incremental'] as const;
@@ -121,7 +121,7 @@ const load: Benchmark = async (ctx, result) => {
 
   const copyUrl = await freshDatabase(pg, 'etl_bench_copy', ctx.model, { dropForeignKeys: true });
   ctx.log('  psql \\copy of the same CSVs…');
-  const copy = await psqlCopy(copyUrl, ctx.model, (t) => paths.transformCsv(t), tables, ctx.scratch('psql-copy'));
+  const copy = await psqlCopy(copyUrl, stagedCopies(ctx.model, paths, manifest, tables), ctx.scratch('psql-copy'));
   ctx.log(`  psql \\copy: ${copy.processSeconds.toFixed(2)} s`);
   result.steps.baseline = stepFigures('psql \\copy, same CSVs, same empty indexed tables (no FKs)', copy, copy.processSeconds, copy.rows, 'rows', { tables: copy.tables });
   result.comparisons.ratio = compare('etl load seconds ÷ psql \\copy seconds', result.steps.etl.seconds / result.steps.baseline.seconds, '<= 1.5', (r) => r <= 1.5);

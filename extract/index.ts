@@ -16,8 +16,8 @@ import { IdSorter } from './external-sort.ts';
 import { DEFAULT_RETRY } from './live-source.ts';
 import type { ExtractCollectionReport, ExtractOptions, ExtractReport } from './options.ts';
 import { openSource, type SourceSession } from './source-session.ts';
-import { collectionQuery, needsStoredWatermarks, planCollections, type CollectionPlan } from './watermark-plan.ts';
-import { readStoredWatermarks } from './watermark-store.ts';
+import { collectionQuery, mappingRecords, mappingWarnings, needsStoredWatermarks, planCollections, type CollectionPlan } from './watermark-plan.ts';
+import { readStoredState } from './watermark-store.ts';
 import { idsQuery, propagationScope, type ExtractIdsRecord, type ExtractPropagationRecord, type PropagationScope } from './live-ids.ts';
 
 export type { ExtractOptions, ExtractReport, ExtractProgressEvent, ExtractSource, ExtractCollectionReport } from './options.ts';
@@ -70,8 +70,11 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
   signal?.throwIfAborted();
 
   let stored = new Map<string, Date>();
+  let mapping: { fingerprints: Map<string, string | null>; lastPipelines: Map<string, string> } | undefined;
   if (needsStoredWatermarks(model, tables, full, since) && options.postgres) {
-    stored = await readStoredWatermarks(options.postgres, secrets, tables);
+    const state = await readStoredState(options.postgres, secrets, tables);
+    stored = state.watermarks;
+    mapping = { fingerprints: state.fingerprints, lastPipelines: state.lastPipelines };
   }
   const plans = planCollections(collections, {
     model,
@@ -80,6 +83,7 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
     since,
     globalDateThreshold: options.globalDateThreshold ?? null,
     stored,
+    ...mapping,
   });
 
   const session = await openSource(options.source, secrets, options.retry ?? DEFAULT_RETRY, signal);
@@ -117,7 +121,9 @@ async function extractAll(
     server_started_at: session.serverClock?.toISOString() ?? null,
     tables: [...tables],
     collections: {},
-    warnings: [...session.warnings],
+    // Per table: the mapping fingerprint planned with (load stores it with the watermark).
+    mappings: mappingRecords(plans),
+    warnings: [...session.warnings, ...mappingWarnings(plans)],
     ...(propagation ? { propagate_deletes: propagation } : {}),
   };
   const manifest: Manifest = {
@@ -132,6 +138,7 @@ async function extractAll(
   await writeFileAtomic(run.pipelineCopy, pipelineBytes);
   await writeManifest(run, manifest);
   options.onProgress?.({ type: 'run-started', runId: run.runId, runDir: run.dir, collections: plans.map((p) => p.collection.name) });
+  for (const message of mappingWarnings(plans)) options.onProgress?.({ type: 'warning', collection: null, message });
 
   const reports: ExtractCollectionReport[] = [];
   try {

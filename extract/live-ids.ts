@@ -7,15 +7,12 @@
 // deleted while the extract runs).
 //
 // Which tables propagate:
-//   --propagate-deletes      every upsert and explode table of the extract;
+//   --propagate-deletes      every table of the extract whose documents a column names;
 //   otherwise                the tables with `propagate_deletes: true` in pipeline.yaml.
-// Dedupe tables (many documents → one row per key, users_logbook, menu_recipes) cannot: a document's
-// `_id` names no row, and the row of a key whose latest document was deleted would have to be rebuilt
-// from the other documents of the key. `propagate_deletes: true` on one is a configuration error;
-// with the flag they are listed as unsupported. Their rows still follow deleted parents through their
-// foreign keys (a deleted user's logbook rows go), as a full load would treat them.
+// A dedupe table (many documents → one row per key) propagates through its contributions: load
+// drops those of deleted documents and recomputes their keys from the documents that remain.
 import type { Document } from 'bson';
-import { ConfigError } from '../model/errors.ts';
+import { documentColumn } from '../mapping/scope.ts';
 import type { PipelineModel, TableModel } from '../model/types.ts';
 import type { ExtractIdsRecord, ExtractPropagationRecord } from '../staging/manifest-extract.ts';
 
@@ -27,33 +24,16 @@ export interface PropagationScope {
   readonly byCollection: ReadonlyMap<string, readonly TableModel[]>;
 }
 
-export const DEDUPE_UNSUPPORTED =
-  'dedupe table: a document _id names no row; its rows still follow deleted parent rows through their foreign keys';
-
-/** The tables of this extract whose deletes propagate. Throws ConfigError for a dedupe table asking for it. */
+/** The tables of this extract whose deletes propagate. */
 export function propagationScope(model: PipelineModel, tables: readonly string[], flag: boolean): PropagationScope {
-  const refused = tables.map((t) => model.tables.get(t)!).filter((t) => t.propagateDeletes && t.strategy === 'dedupe');
-  if (refused.length > 0) {
-    throw new ConfigError(
-      'propagate_deletes is not supported on dedupe tables',
-      refused.map((t) => ({
-        file: model.file,
-        line: t.line,
-        col: 1,
-        path: ['tables', t.name, 'propagate_deletes'],
-        code: 'propagate_deletes_dedupe',
-        message: `${t.name} is a dedupe table (many documents → one row per ${t.dedupe?.key.join(', ')}): a deleted document cannot be mapped to a row. Remove propagate_deletes; its rows still go when the row they reference is deleted`,
-      })),
-    );
-  }
   const chosen: TableModel[] = [];
   const unsupported: { table: string; reason: string }[] = [];
   for (const name of tables) {
     const t = model.tables.get(name)!;
     if (!flag && !t.propagateDeletes) continue;
-    if (t.strategy === 'dedupe') unsupported.push({ table: name, reason: DEDUPE_UNSUPPORTED });
-    else if (!keyedByDocumentId(t)) unsupported.push({ table: name, reason: 'no key column holds the document _id' });
-    else chosen.push(t);
+    // The column naming a table's documents (mapping/scope.ts): a dedupe table's are its contributions'.
+    if (documentColumn(t) !== null) chosen.push(t);
+    else unsupported.push({ table: name, reason: 'no key column holds the document _id' });
   }
   const byCollection = new Map<string, TableModel[]>();
   for (const t of chosen) {
@@ -62,18 +42,6 @@ export function propagationScope(model: PipelineModel, tables: readonly string[]
     byCollection.set(t.collection, list);
   }
   return { record: { flag, tables: chosen.map((t) => t.name), unsupported }, byCollection };
-}
-
-/**
- * True when one of the table's rows is named by its document's `_id`: an upsert table whose primary
- * key is fed by `_id`, or an explode table (by its parent column). transform/live-keys.ts picks the
- * same column.
- */
-function keyedByDocumentId(t: TableModel): boolean {
-  if (t.strategy === 'explode') return t.explode !== null;
-  if (t.strategy !== 'upsert' || t.primaryKey.length !== 1) return false;
-  const c = t.columns.find((x) => x.name === t.primaryKey[0]);
-  return c !== undefined && c.source.kind === 'field' && c.source.path === '_id';
 }
 
 /** The ids pass: the OR of the tables' filters (none when one table reads every document), and the fields they read. */

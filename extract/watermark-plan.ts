@@ -1,28 +1,16 @@
 // Which documents of each collection this extract reads: in full, or those created or updated at or
 // after a watermark W (the seed's `$gte` filter, inclusive so nothing at the boundary is lost).
 //
-// Per table (precedence, first that applies):
-//   --full                      → full
-//   force_reimport: true        → full (a truncate_before_import table must never get a partial read)
-//   --since D                   → D
-//   otherwise, as the original tool (runner.py): threshold = the table's date_threshold, else the
-//   global one (GLOBAL_DATE_THRESHOLD, else settings.date_threshold); with a stored watermark the
-//   earlier of watermark and threshold wins (a threshold only ever widens the window backwards);
-//   with no stored watermark the threshold alone, or full when there is none.
-// Per collection: the earliest W of the tables it feeds; full as soon as one of them is full.
+// Per table: model/read-plan.ts (--full, force_reimport, --since, a changed mapping, the watermark
+// and thresholds). Per collection: the earliest W of the tables it feeds; full as soon as one of them
+// is full — so a table whose mapping changed makes its whole collection read in full, and every
+// table of that collection is then read in full (recorded per table as `full_read`).
 import type { CollectionModel, PipelineModel, TableModel } from '../model/types.ts';
+import { tableFingerprint } from '../model/fingerprint.ts';
+import type { ExtractMappingRecord } from '../staging/manifest-extract.ts';
+import { collectionFrom, coversFullExtent, planTableRead, type TablePlan } from '../model/read-plan.ts';
 
-export type WatermarkReason = 'full_flag' | 'force_reimport' | 'since' | 'watermark' | 'threshold' | 'watermark_and_threshold' | 'never_loaded';
-
-export interface TablePlan {
-  readonly table: string;
-  /** null = read in full. */
-  readonly from: Date | null;
-  readonly reason: WatermarkReason;
-  /** The stored watermark, when one was read. */
-  readonly stored: Date | null;
-  readonly threshold: Date | null;
-}
+export type { MappingState, TablePlan, WatermarkReason } from '../model/read-plan.ts';
 
 export interface CollectionPlan {
   readonly collection: CollectionModel;
@@ -40,23 +28,26 @@ export interface PlanInput {
   readonly globalDateThreshold: Date | null;
   /** Stored watermarks by table (tables absent: never loaded). */
   readonly stored: ReadonlyMap<string, Date>;
-}
-
-function minDate(a: Date, b: Date): Date {
-  return a.getTime() <= b.getTime() ? a : b;
+  /**
+   * Stored fingerprints by table (null: a watermark stored without one). Undefined: they were not
+   * read, and mappings are not checked.
+   */
+  readonly fingerprints?: ReadonlyMap<string, string | null>;
+  /** By table: the pipeline.yaml sha256 of the last run applied to it (etl_runs), for watermarks without fingerprint. */
+  readonly lastPipelines?: ReadonlyMap<string, string>;
 }
 
 export function planTable(table: TableModel, input: PlanInput): TablePlan {
-  const stored = input.stored.get(table.name) ?? null;
-  const threshold = table.dateThreshold ?? input.globalDateThreshold ?? input.model.settings.dateThreshold;
-  const base = { table: table.name, stored, threshold };
-  if (input.full) return { ...base, from: null, reason: 'full_flag' };
-  if (table.forceReimport) return { ...base, from: null, reason: 'force_reimport' };
-  if (input.since) return { ...base, from: input.since, reason: 'since' };
-  if (stored && threshold) return { ...base, from: minDate(stored, threshold), reason: 'watermark_and_threshold' };
-  if (stored) return { ...base, from: stored, reason: 'watermark' };
-  if (threshold) return { ...base, from: threshold, reason: 'threshold' };
-  return { ...base, from: null, reason: 'never_loaded' };
+  const watermark = input.stored.get(table.name);
+  return planTableRead(table, {
+    full: input.full,
+    since: input.since,
+    globalThreshold: input.globalDateThreshold ?? input.model.settings.dateThreshold,
+    stored: watermark ? { watermark, fingerprint: input.fingerprints?.get(table.name) ?? null, lastPipelineSha256: input.lastPipelines?.get(table.name) ?? null } : null,
+    fingerprint: tableFingerprint(table, input.model.settings),
+    pipelineSha256: input.model.sha256,
+    checkMapping: input.fingerprints !== undefined,
+  });
 }
 
 /** True when the plan cannot be made without the stored watermarks. */
@@ -69,16 +60,36 @@ export function planCollections(collections: readonly CollectionModel[], input: 
   const wanted = new Set(input.tables);
   return collections.map((collection) => {
     const tables = collection.tables.filter((t) => wanted.has(t)).map((t) => planTable(input.model.tables.get(t)!, input));
-    let from: Date | null = tables.length ? tables[0]!.from : null;
-    for (const t of tables) {
-      if (t.from === null || from === null) {
-        from = null;
-        break;
-      }
-      from = minDate(from, t.from);
-    }
-    return { collection, tables, from };
+    return { collection, tables, from: collectionFrom(tables) };
   });
+}
+
+/** Per table of the extract: the fingerprint planned with, whether the read covers the table in full. */
+export function mappingRecords(plans: readonly CollectionPlan[]): Record<string, ExtractMappingRecord> {
+  const out: Record<string, ExtractMappingRecord> = {};
+  for (const plan of plans) {
+    for (const t of plan.tables) {
+      out[t.table] = { fingerprint: t.fingerprint, full_read: coversFullExtent(plan.from, t.threshold), mapping: t.mapping, stored_fingerprint: t.storedFingerprint };
+    }
+  }
+  return out;
+}
+
+/** One warning per table read in full because its mapping changed (or was never recorded). */
+export function mappingWarnings(plans: readonly CollectionPlan[]): string[] {
+  const out: string[] = [];
+  for (const plan of plans) {
+    for (const t of plan.tables) {
+      if (t.reason !== 'mapping_changed') continue;
+      const what =
+        t.mapping === 'unrecorded'
+          ? 'was loaded by a version of etl that recorded no mapping fingerprint, with another pipeline.yaml'
+          : 'has a changed mapping in pipeline.yaml since its last load';
+      const extent = t.from ? `from its date threshold ${t.from.toISOString()}` : 'in full';
+      out.push(`${t.table} ${what}: collection ${plan.collection.name} is read ${extent} (mapping_changed), so the table ends as a full run would make it`);
+    }
+  }
+  return out;
 }
 
 /** The incremental part of the query: created or updated at or after `from` (seed, inclusive). */

@@ -7,6 +7,7 @@
 // same type's output function, so a DATE, an integer or a JSONB value compares as what it is, and a
 // column whose live type drifted still compares instead of failing.
 import type { ColumnModel, PipelineModel, SqlType, TableModel } from '../model/types.ts';
+import { latestOrder } from '../mapping/dedupe.ts';
 import type { LiveTable } from '../schema/catalog.ts';
 import { ident, type SqlIdent } from '../schema/sql.ts';
 
@@ -161,12 +162,12 @@ export class TableDiffSql {
    */
   createRows(): string {
     let tieBreak = `e.${ident('_ord')}`;
-    if (this.table.strategy === 'dedupe') {
-      const li = this.columns.findIndex((c) => c.name === this.table.dedupe!.latestBy);
-      const t = this.columns[li]!.sqlType;
-      const numeric = t.kind === 'smallint' || t.kind === 'integer' || t.kind === 'bigint' || t.kind === 'numeric';
-      // Transform compares timestamps and dates by their fixed-width text, ids by code units: "C" order.
-      const latest = numeric ? `CAST(e.${cell(li)} AS NUMERIC)` : `e.${cell(li)} COLLATE "C"`;
+    const dedupe = this.table.dedupe;
+    if (dedupe) {
+      const li = this.columns.findIndex((c) => c.name === dedupe.latestBy);
+      // The order of mapping/dedupe.ts: numbers as numbers; timestamps and dates by their fixed-width
+      // text and ids by code units, which is "C" order.
+      const latest = latestOrder(this.table) === 'text' ? `e.${cell(li)} COLLATE "C"` : `CAST(e.${cell(li)} AS NUMERIC)`;
       tieBreak = `${latest} DESC NULLS LAST, e.${ident('_src')} COLLATE "C" DESC`;
     }
     const cells = this.columns.map((_, i) => `e.${cell(i)}`).join(', ');

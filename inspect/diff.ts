@@ -1,8 +1,8 @@
 // `etl diff`: MongoDB as pipeline.yaml maps it, against PostgreSQL, table by table.
 //
 // The expected side is what a full extract → transform → load of the current documents would leave:
-// each document goes through transform's converters (inspect/expected-rows.ts), the records stream
-// into a temporary table by COPY, and the comparison is SQL (inspect/diff-sql.ts). Nothing is held
+// each document goes through the table's mapping and transform's converters (inspect/expected-rows.ts),
+// the records stream into a temporary table by COPY, and the comparison is SQL (inspect/diff-sql.ts). Nothing is held
 // in memory but one document and one MongoDB batch; PostgreSQL does the set work on its disk.
 //
 // What the figures mean, per table (the key: id for upsert tables, the unique constraint for link
@@ -37,7 +37,7 @@ import { readTables, type LiveTable } from '../schema/catalog.ts';
 import { csvWriter } from '../staging/csv.ts';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
 import type { RawDocument } from '../transform/ejson-value.ts';
-import { tableMapper, type SkipCounts } from './expected-rows.ts';
+import { tableMapper, type SkipCounts, type TableMapper } from './expected-rows.ts';
 import { CHANGED, EXPECTED, EXTRA, keyOf, MISSING, ROWS, TableDiffSql } from './diff-sql.ts';
 
 export interface DiffOptions {
@@ -207,117 +207,23 @@ async function diffTable(
   secrets: readonly string[],
 ): Promise<TableDiff> {
   const live = liveTables.get(table.name) ?? null;
-  const key = keyOf(table);
-  let problem: TableDiff['problem'] = null;
-  if (!live) problem = { code: 'table_missing', message: `table "${table.name}" does not exist in PostgreSQL (run \`etl schema\`)` };
-  else {
-    const absent = key.filter((k) => !live.columns.some((c) => c.name === k));
-    if (absent.length) {
-      problem = { code: 'key_column_missing', message: `key column${absent.length > 1 ? 's' : ''} ${absent.map((c) => `"${c}"`).join(', ')} of "${table.name}" missing in PostgreSQL (see \`etl schema --check\`)` };
-    }
-  }
+  const problem = comparabilityProblem(table, live);
   // Without the live table, the SQL still needs a shape: the model's own stands in (nothing is read from it).
   const shape: LiveTable = live ?? { name: table.name, columns: [], primaryKey: null, uniques: [], foreignKeys: [] };
   const q = new TableDiffSql(table, shape, options.model, liveTables);
-  const comparable = problem === null;
-
-  const one = async (sql: string, params: unknown[] = []): Promise<number> => Number((await client.query<{ n: string }>(sql, params)).rows[0]?.n ?? 0);
+  const run = new DiffQueries(client, q, sampleSize);
+  const mapper = tableMapper(table, options.model);
 
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
   try {
     // The text forms compared and shown: ISO dates whatever the server's defaults.
     await client.query(`SET LOCAL DateStyle = 'ISO, YMD'`);
     await client.query(q.createExpected());
-    const { documents, skipped } = await streamExpected(client, mongo, table, q, options, secrets);
-
+    const { documents, skipped } = await streamExpected(client, mongo, mapper, q, options, secrets);
     options.onProgress?.({ kind: 'comparing', table: table.name });
-    await client.query(q.createRows());
-    await client.query(`ANALYZE ${EXPECTED}`);
-    await client.query(`ANALYZE ${ROWS}`);
-
-    const statuses = await client.query<{ status: string; n: string; documents: string }>(q.statusCounts());
-    const byStatus = new Map(statuses.rows.map((r) => [r.status, { n: Number(r.n), documents: Number(r.documents) }]));
-    const rows = await one(q.count(ROWS));
-    const folded = (byStatus.get('row')?.n ?? 0) - rows;
-    const skippedAll: Record<string, number> = { ...skipped };
-    if (folded > 0) skippedAll[table.strategy === 'dedupe' ? 'superseded' : 'duplicate_in_array'] = folded;
-    const outside = byStatus.get('outside_threshold')?.documents ?? 0;
-    if (outside > 0) skippedAll.before_date_threshold = outside;
-
-    const rejectedCount = (byStatus.get('rejected')?.n ?? 0) + (byStatus.get('rejected_document')?.n ?? 0);
-    const byReason = Object.fromEntries((await client.query<{ reason: string; n: string }>(q.rejectedByReason())).rows.map((r) => [r.reason, Number(r.n)]));
-    const rejectedSample = sampleSize && rejectedCount
-      ? (await client.query<{ src: string; col: string | null; reason: string | null }>(q.rejectedSample(), [sampleSize])).rows.map((r) => ({ sourceId: r.src, column: r.col, reason: r.reason }))
-      : [];
-
-    let postgresRows: number | null = null;
-    let missing: TableDiff['missing'];
-    let extra: TableDiff['extra'] = { count: 0, sample: [] };
-    let refused: TableDiff['refused'] = { count: 0, byColumn: {}, sample: [] };
-    let different: TableDiff['different'] = null;
-    let rejectedInPostgres = 0;
-
-    if (comparable) {
-      postgresRows = await one(q.liveCount());
-      await client.query(q.createKnown());
-      await client.query(q.createMissing());
-      await client.query(q.createExtra());
-      await client.query(`ANALYZE ${MISSING}`);
-      const missingCount = await one(q.missingCount(false));
-      missing = {
-        count: missingCount,
-        sample: sampleSize && missingCount
-          ? (await client.query<Record<string, unknown>>(q.missingSample(false), [sampleSize])).rows.map((r) => ({ key: q.keyOf(r), sourceId: (r.src as string | null) ?? null }))
-          : [],
-      };
-      const refusedCount = await one(q.missingCount(true));
-      if (refusedCount) {
-        refused = {
-          count: refusedCount,
-          byColumn: Object.fromEntries((await client.query<{ i: number; n: string }>(q.refusedByColumn())).rows.map((r) => [q.columns[r.i]!.name, Number(r.n)])),
-          sample: sampleSize
-            ? (await client.query<Record<string, unknown>>(q.missingSample(true), [sampleSize])).rows.map((r) => ({
-                key: q.keyOf(r),
-                sourceId: (r.src as string | null) ?? null,
-                column: q.columns[Number(r.absent)]!.name,
-              }))
-            : [],
-        };
-      }
-      const extraCount = await one(q.count(EXTRA));
-      extra = {
-        count: extraCount,
-        sample: sampleSize && extraCount ? (await client.query<Record<string, unknown>>(q.extraSample(), [sampleSize])).rows.map((r) => ({ key: q.keyOf(r) })) : [],
-      };
-      rejectedInPostgres = rejectedCount ? await one(q.rejectedInPostgres()) : 0;
-      if (options.deep) {
-        await client.query(q.createChanged());
-        const count = await one(q.count(CHANGED));
-        const byColumn = Object.fromEntries(
-          (await client.query<{ i: number; n: string }>(q.changedByColumn())).rows.map((r) => [q.columns[r.i]!.name, Number(r.n)]),
-        );
-        const sample = sampleSize && count
-          ? (await client.query<Record<string, unknown>>(q.changedSample(), [sampleSize])).rows.map((r) => ({
-              key: q.keyOf(r),
-              sourceId: r.src as string,
-              columns: (r.cols as number[]).map((i) => q.columns[i]!.name),
-            }))
-          : [];
-        different = { count, byColumn, notCompared: q.notCompared, sample };
-      }
-    } else {
-      // Nothing to compare with: every expected row is missing.
-      if (live) postgresRows = await one(q.liveCount());
-      const sample = sampleSize && rows
-        ? (await client.query<Record<string, unknown>>(q.rowsSample(), [sampleSize])).rows.map((r) => ({
-            key: q.keyOf(r),
-            sourceId: (r.src as string | null) ?? null,
-          }))
-        : [];
-      missing = { count: rows, sample };
-    }
-
-    const identical = comparable && missing.count === 0 && extra.count === 0 && (different?.count ?? 0) === 0;
+    const expected = await expectedFigures(run, mapper, skipped);
+    const found = problem === null ? await compareWithLive(run, expected.rejected.count, options.deep === true) : await nothingToCompare(run, live !== null, expected.rows);
+    const identical = problem === null && found.missing.count === 0 && found.extra.count === 0 && (found.different?.count ?? 0) === 0;
     return {
       table: table.name,
       collection: table.collection,
@@ -325,13 +231,13 @@ async function diffTable(
       key: q.keyNames,
       identical,
       problem,
-      mongo: { documents, rows, skipped: sortedCounts(skippedAll) },
-      postgres: { rows: postgresRows },
-      missing,
-      refused,
-      extra,
-      different,
-      rejected: { count: rejectedCount, byReason, inPostgres: rejectedInPostgres, sample: rejectedSample },
+      mongo: { documents, rows: expected.rows, skipped: sortedCounts(expected.skipped) },
+      postgres: { rows: found.postgresRows },
+      missing: found.missing,
+      refused: found.refused,
+      extra: found.extra,
+      different: found.different,
+      rejected: { count: expected.rejected.count, byReason: expected.rejected.byReason, inPostgres: found.rejectedInPostgres, sample: expected.rejected.sample },
     };
   } catch (cause) {
     if (cause instanceof SourceError || options.signal?.aborted) throw cause;
@@ -346,16 +252,145 @@ async function diffTable(
   }
 }
 
+/** Why the table cannot be compared (absent, or a key column absent), or null. */
+function comparabilityProblem(table: TableModel, live: LiveTable | null): TableDiff['problem'] {
+  if (!live) return { code: 'table_missing', message: `table "${table.name}" does not exist in PostgreSQL (run \`etl schema\`)` };
+  const absent = keyOf(table).filter((k) => !live.columns.some((c) => c.name === k));
+  if (absent.length === 0) return null;
+  return {
+    code: 'key_column_missing',
+    message: `key column${absent.length > 1 ? 's' : ''} ${absent.map((c) => `"${c}"`).join(', ')} of "${table.name}" missing in PostgreSQL (see \`etl schema --check\`)`,
+  };
+}
+
+/** The queries of one table's comparison: counts, and samples of at most sampleSize rows. */
+class DiffQueries {
+  constructor(
+    private readonly client: pg.Client,
+    readonly q: TableDiffSql,
+    private readonly sampleSize: number,
+  ) {}
+
+  async exec(sql: string): Promise<void> {
+    await this.client.query(sql);
+  }
+
+  async rows<T extends object>(sql: string): Promise<T[]> {
+    return (await this.client.query<T>(sql)).rows;
+  }
+
+  async count(sql: string): Promise<number> {
+    return Number((await this.client.query<{ n: string }>(sql)).rows[0]?.n ?? 0);
+  }
+
+  /** The sample, when one is asked for and there is something to show. */
+  async sample<T>(sql: string, count: number, map: (row: Record<string, unknown>) => T): Promise<T[]> {
+    if (!this.sampleSize || !count) return [];
+    return (await this.client.query<Record<string, unknown>>(sql, [this.sampleSize])).rows.map(map);
+  }
+
+  /** `{ i, n }` rows (a staged column's index, a count) → column name → count. */
+  async byColumn(sql: string): Promise<Record<string, number>> {
+    return Object.fromEntries((await this.client.query<{ i: number; n: string }>(sql)).rows.map((r) => [this.q.columns[r.i]!.name, Number(r.n)]));
+  }
+
+  keyed(r: Record<string, unknown>): { key: KeyValues; sourceId: string | null } {
+    return { key: this.q.keyOf(r), sourceId: (r.src as string | null) ?? null };
+  }
+}
+
+interface ExpectedFigures {
+  /** Rows a load would write (distinct keys). */
+  readonly rows: number;
+  readonly skipped: Record<string, number>;
+  readonly rejected: Omit<TableDiff['rejected'], 'inPostgres'>;
+}
+
+/** One row per key, and what the MongoDB side yields that is not a row. */
+async function expectedFigures(run: DiffQueries, mapper: TableMapper, skipped: SkipCounts): Promise<ExpectedFigures> {
+  const { q } = run;
+  await run.exec(q.createRows());
+  await run.exec(`ANALYZE ${EXPECTED}`);
+  await run.exec(`ANALYZE ${ROWS}`);
+  const statuses = await run.rows<{ status: string; n: string; documents: string }>(q.statusCounts());
+  const byStatus = new Map(statuses.map((r) => [r.status, { n: Number(r.n), documents: Number(r.documents) }]));
+  const rows = await run.count(q.count(ROWS));
+  const folded = (byStatus.get('row')?.n ?? 0) - rows;
+  const skippedAll: Record<string, number> = { ...skipped };
+  if (folded > 0) skippedAll[mapper.foldedAs] = folded;
+  const outside = byStatus.get('outside_threshold')?.documents ?? 0;
+  if (outside > 0) skippedAll.before_date_threshold = outside;
+  const count = (byStatus.get('rejected')?.n ?? 0) + (byStatus.get('rejected_document')?.n ?? 0);
+  const byReason = Object.fromEntries((await run.rows<{ reason: string; n: string }>(q.rejectedByReason())).map((r) => [r.reason, Number(r.n)]));
+  const sample = await run.sample(q.rejectedSample(), count, (r) => ({ sourceId: r.src as string, column: r.col as string | null, reason: r.reason as string | null }));
+  return { rows, skipped: skippedAll, rejected: { count, byReason, sample } };
+}
+
+interface LiveFigures {
+  readonly postgresRows: number | null;
+  readonly missing: TableDiff['missing'];
+  readonly refused: TableDiff['refused'];
+  readonly extra: TableDiff['extra'];
+  readonly different: TableDiff['different'];
+  readonly rejectedInPostgres: number;
+}
+
+/** Missing, refused, extra (and with --deep, different) rows against the live table. */
+async function compareWithLive(run: DiffQueries, rejectedCount: number, deep: boolean): Promise<LiveFigures> {
+  const { q } = run;
+  const postgresRows = await run.count(q.liveCount());
+  await run.exec(q.createKnown());
+  await run.exec(q.createMissing());
+  await run.exec(q.createExtra());
+  await run.exec(`ANALYZE ${MISSING}`);
+  const missingCount = await run.count(q.missingCount(false));
+  const missing = { count: missingCount, sample: await run.sample(q.missingSample(false), missingCount, (r) => run.keyed(r)) };
+  const refusedCount = await run.count(q.missingCount(true));
+  const refused: TableDiff['refused'] = refusedCount
+    ? {
+        count: refusedCount,
+        byColumn: await run.byColumn(q.refusedByColumn()),
+        sample: await run.sample(q.missingSample(true), refusedCount, (r) => ({ ...run.keyed(r), column: q.columns[Number(r.absent)]!.name })),
+      }
+    : { count: 0, byColumn: {}, sample: [] };
+  const extraCount = await run.count(q.count(EXTRA));
+  const extra = { count: extraCount, sample: await run.sample(q.extraSample(), extraCount, (r) => ({ key: q.keyOf(r) })) };
+  const rejectedInPostgres = rejectedCount ? await run.count(q.rejectedInPostgres()) : 0;
+  const different = deep ? await differentRows(run) : null;
+  return { postgresRows, missing, refused, extra, different, rejectedInPostgres };
+}
+
+/** --deep: keys on both sides whose mapped columns differ. */
+async function differentRows(run: DiffQueries): Promise<NonNullable<TableDiff['different']>> {
+  const { q } = run;
+  await run.exec(q.createChanged());
+  const count = await run.count(q.count(CHANGED));
+  const byColumn = await run.byColumn(q.changedByColumn());
+  const sample = await run.sample(q.changedSample(), count, (r) => ({
+    key: q.keyOf(r),
+    sourceId: r.src as string,
+    columns: (r.cols as number[]).map((i) => q.columns[i]!.name),
+  }));
+  return { count, byColumn, notCompared: q.notCompared, sample };
+}
+
+/** Nothing to compare with: every expected row is missing. */
+async function nothingToCompare(run: DiffQueries, tableExists: boolean, rows: number): Promise<LiveFigures> {
+  const postgresRows = tableExists ? await run.count(run.q.liveCount()) : null;
+  const missing = { count: rows, sample: await run.sample(run.q.rowsSample(), rows, (r) => run.keyed(r)) };
+  return { postgresRows, missing, refused: { count: 0, byColumn: {}, sample: [] }, extra: { count: 0, sample: [] }, different: null, rejectedInPostgres: 0 };
+}
+
 /** Streams the table's expected records from MongoDB into the temporary table. */
 async function streamExpected(
   client: pg.Client,
   mongo: MongoConnection,
-  table: TableModel,
+  mapper: TableMapper,
   q: TableDiffSql,
   options: DiffOptions,
   secrets: readonly string[],
 ): Promise<{ documents: number; skipped: SkipCounts }> {
-  const mapper = tableMapper(table, options.model);
+  const table = mapper.table;
   const skipped: SkipCounts = {};
   const collection = options.model.collections.find((c) => c.name === table.collection);
   const projection = collection ? Object.fromEntries(collection.projection.map((f) => [f, 1])) : undefined;

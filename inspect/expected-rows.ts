@@ -1,17 +1,19 @@
 // What a full extract → transform of one document would stage for one table, as plain records, so
-// `etl diff` compares PostgreSQL with what a load would write. The cells come from transform's own
-// converters (transform/convert.ts) and readers (ejson-value.ts, filter.ts): the type contract is
-// not written twice. Only the strategies' "which documents and items become rows" walk is repeated
-// here, because transform's strategy classes write staging files and diff writes none.
+// `etl diff` compares PostgreSQL with what a load would write. Which documents and items become
+// rows, and their values, come from the table's mapping (mapping/), the cells from transform's own
+// converters (transform/convert.ts): neither is written twice.
 //
 // Unlike transform, a record keeps every cell it could convert even when the row is rejected: the
 // key of a rejected or out-of-threshold document still says which PostgreSQL row belongs to a
 // document that exists, so that row is never called "extra".
+import type { DedupeMapping } from '../mapping/dedupe.ts';
+import { arrayLists, forEachItem, itemValues, lacksItemId, NotAnArray, type ExplodeMapping } from '../mapping/explode.ts';
+import { tableMapping } from '../mapping/index.ts';
+import { rowValues, type UpsertMapping } from '../mapping/upsert.ts';
 import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
 import type { Cell } from '../staging/csv.ts';
 import { columnConverter, Rejection, type Converter, type NulTally } from '../transform/convert.ts';
-import { compilePath, dateMillis, kindOf, type RawDocument } from '../transform/ejson-value.ts';
-import { compileFilter } from '../transform/filter.ts';
+import { dateMillis, kindOf, type RawDocument } from '../transform/ejson-value.ts';
 import { documentIdText } from '../transform/rejects.ts';
 
 /**
@@ -37,13 +39,11 @@ export type SkipCounts = Record<string, number>;
 
 export interface TableMapper {
   readonly table: TableModel;
+  /** The skip reason of rows folded into another of the same key (see RowMapping.foldedAs). */
+  readonly foldedAs: string;
   /** Records of one document; skipped documents bump `skipped` and yield nothing. */
   records(doc: RawDocument, skipped: SkipCounts): ExpectedRecord[];
 }
-
-const bump = (counts: SkipCounts, reason: string) => {
-  counts[reason] = (counts[reason] ?? 0) + 1;
-};
 
 /** Documents created and updated before `threshold` are never extracted (extract/watermark-plan.ts). */
 function thresholdTest(table: TableModel, model: PipelineModel): ((doc: RawDocument) => boolean) | null {
@@ -84,135 +84,57 @@ export function tableMapper(table: TableModel, model: PipelineModel): TableMappe
   // The NUL tally only feeds transform's `altered` counts; diff has no use for them.
   const tally: NulTally = { stripped: false };
   const settings = { timezone: model.settings.timezone, nulCharacter: model.settings.nulCharacter };
-  const columns = table.stagedColumns;
-  const converters = columns.map((c) => columnConverter(c, settings, tally));
-  const keep = compileFilter(table.filter);
+  const converters = table.stagedColumns.map((c) => columnConverter(c, settings, tally));
   const beforeThreshold = thresholdTest(table, model);
-  const statusOf = (doc: RawDocument, rejected: boolean): RecordStatus =>
-    beforeThreshold?.(doc) ? 'outside_threshold' : rejected ? 'rejected' : 'row';
-
-  if (table.strategy === 'explode') return explodeMapper(table, columns, converters, keep, statusOf);
-
-  const readers = columns.map((c) => {
-    if (c.source.kind === 'field') return compilePath(c.source.path);
-    if (c.source.kind === 'parent_id') return compilePath('_id');
-    throw new Error(`table ${table.name}: column ${c.name} has source "${c.source.kind}", which a ${table.strategy} table cannot fill`);
-  });
-  // Dedupe: a document without a key field is skipped, named after the field ("missing_user").
-  const keyReaders =
-    table.strategy === 'dedupe'
-      ? table.dedupe!.key.map((name) => {
-          const source = columns.find((c) => c.name === name)!.source;
-          const field = source.kind === 'field' ? source.path : name;
-          return { read: compilePath(field), reason: `missing_${field}` };
-        })
-      : [];
-
+  const statusOf = (doc: RawDocument, rejected: boolean): RecordStatus => (beforeThreshold?.(doc) ? 'outside_threshold' : rejected ? 'rejected' : 'row');
+  const mapping = tableMapping(table);
+  const records = mapping.strategy === 'explode' ? explodeRecords(mapping, converters, statusOf) : rowRecords(mapping, converters, statusOf);
   return {
     table,
+    foldedAs: mapping.foldedAs,
     records(doc, skipped) {
-      if (keep && !keep(doc)) {
-        bump(skipped, 'filtered');
+      const reason = mapping.skip(doc);
+      if (reason !== null) {
+        skipped[reason] = (skipped[reason] ?? 0) + 1;
         return [];
       }
-      for (const k of keyReaders) {
-        const v = k.read(doc);
-        if (v === undefined || v === null) {
-          bump(skipped, k.reason);
-          return [];
-        }
-      }
-      const c = convertAll(columns, converters, readers.map((read) => read(doc)));
-      return [{ status: statusOf(doc, c.column !== null), sourceId: documentIdText(doc._id), ...c }];
+      return records(doc);
     },
   };
 }
 
-/** Parent fields that a subdocument item's own date replaces (transform/explode.ts). */
-const PARENT_DATES = new Set(['creation_date', 'update_date']);
+type StatusOf = (doc: RawDocument, rejected: boolean) => RecordStatus;
 
-function explodeMapper(
-  table: TableModel,
-  columns: readonly ColumnModel[],
-  converters: readonly Converter[],
-  keep: ((doc: RawDocument) => boolean) | null,
-  statusOf: (doc: RawDocument, rejected: boolean) => RecordStatus,
-): TableMapper {
-  const spec = table.explode!;
-  const parentIndex = columns.findIndex((c) => c.name === spec.parentColumn);
-  const arrays = spec.arrays.map((a) => ({
-    spec: a,
-    read: compilePath(a.field),
-    values: columns.map((c): ((doc: RawDocument, itemId: unknown, itemDate: unknown) => unknown) => {
-      const s = c.source;
-      switch (s.kind) {
-        case 'parent_id':
-          return (doc) => doc._id;
-        case 'item_id':
-          return (_doc, itemId) => itemId;
-        case 'constant': {
-          const value = a.constants[c.name];
-          return () => value;
-        }
-        case 'field': {
-          const read = compilePath(s.path);
-          if (c.sqlType.kind === 'timestamp' && PARENT_DATES.has(s.path) && a.itemDateKey !== null) {
-            return (doc, _id, itemDate) => (itemDate === undefined || itemDate === null ? read(doc) : itemDate);
-          }
-          return (doc) => read(doc);
-        }
-        case 'generated':
-          throw new Error(`table ${table.name}: generated column ${c.name} is not staged`);
-      }
-    }),
-  }));
+/** upsert and dedupe: a document's one row (folding a dedupe key's rows is SQL's, see diff-sql.ts). */
+function rowRecords(mapping: UpsertMapping | DedupeMapping, converters: readonly Converter[], statusOf: StatusOf): (doc: RawDocument) => ExpectedRecord[] {
+  return (doc) => {
+    const c = convertAll(mapping.columns, converters, rowValues(mapping, doc));
+    return [{ status: statusOf(doc, c.column !== null), sourceId: documentIdText(doc._id), ...c }];
+  };
+}
 
-  return {
-    table,
-    records(doc, skipped) {
-      if (keep && !keep(doc)) {
-        bump(skipped, 'filtered');
-        return [];
-      }
-      const sourceId = documentIdText(doc._id);
-      const parentOnly = (parent: Cell, column: string, reason: string): ExpectedRecord[] => {
-        const cells: Cell[] = new Array(columns.length).fill(null);
-        cells[parentIndex] = parent;
-        return [{ status: 'rejected_document', sourceId, cells, column, reason }];
-      };
-      const parent = converters[parentIndex]!(doc._id);
-      if (parent instanceof Rejection || parent === null) {
-        return parentOnly(null, spec.parentColumn, parent instanceof Rejection ? parent.reason : 'null_in_not_null');
-      }
-      const lists: (readonly unknown[] | null)[] = [];
-      for (const a of arrays) {
-        const value = a.read(doc);
-        const kind = kindOf(value);
-        if (kind === 'missing' || kind === 'null') lists.push(null);
-        else if (kind === 'array') lists.push(value as unknown[]);
-        else return parentOnly(parent, a.spec.itemColumn, 'not_an_array');
-      }
-      const out: ExpectedRecord[] = [];
-      for (let i = 0; i < arrays.length; i += 1) {
-        const list = lists[i];
-        if (!list) continue;
-        const a = arrays[i]!;
-        for (const item of list) {
-          let itemId: unknown = item;
-          let itemDate: unknown = undefined;
-          if (kindOf(item) === 'document') {
-            const sub = item as RawDocument;
-            if (a.spec.itemIdKey !== null) itemId = sub[a.spec.itemIdKey];
-            if (a.spec.itemDateKey !== null) itemDate = sub[a.spec.itemDateKey];
-          }
-          const values = a.values.map((v) => v(doc, itemId, itemDate));
-          const c = convertAll(columns, converters, values);
-          if (itemId === undefined || itemId === null) {
-            out.push({ status: statusOf(doc, true), sourceId, ...c, column: a.spec.itemColumn, reason: 'missing_item_id' });
-          } else out.push({ status: statusOf(doc, c.column !== null), sourceId, ...c });
-        }
-      }
-      return out;
-    },
+/** explode: a record per item, or one `rejected_document` for a parent refused whole. */
+function explodeRecords(mapping: ExplodeMapping, converters: readonly Converter[], statusOf: StatusOf): (doc: RawDocument) => ExpectedRecord[] {
+  const columns = mapping.columns;
+  const parentOnly = (sourceId: string, parent: Cell, column: string, reason: string): ExpectedRecord[] => {
+    const cells: Cell[] = new Array(columns.length).fill(null);
+    cells[mapping.keyIndex] = parent;
+    return [{ status: 'rejected_document', sourceId, cells, column, reason }];
+  };
+  return (doc) => {
+    const sourceId = documentIdText(doc._id);
+    const parent = converters[mapping.keyIndex]!(doc._id);
+    if (parent instanceof Rejection || parent === null) {
+      return parentOnly(sourceId, null, mapping.spec.parentColumn, parent instanceof Rejection ? parent.reason : 'null_in_not_null');
+    }
+    const lists = arrayLists(mapping, doc);
+    if (lists instanceof NotAnArray) return parentOnly(sourceId, parent, lists.array.spec.itemColumn, 'not_an_array');
+    const out: ExpectedRecord[] = [];
+    forEachItem(mapping, doc, lists, (_doc, array, itemId, itemDate) => {
+      const c = convertAll(columns, converters, itemValues(array, doc, itemId, itemDate));
+      if (lacksItemId(itemId)) out.push({ status: statusOf(doc, true), sourceId, ...c, column: array.spec.itemColumn, reason: 'missing_item_id' });
+      else out.push({ status: statusOf(doc, c.column !== null), sourceId, ...c });
+    });
+    return out;
   };
 }

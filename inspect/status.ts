@@ -1,15 +1,19 @@
 // `etl status`: where the destination stands. Per table, the watermark the next extract starts from
-// (etl_watermarks) and the last run applied to it with its figures (etl_runs); the staged runs that
-// this database has not loaded; and the drift between pipeline.yaml and the live tables. Reads only:
-// a database where `etl schema` never ran is a valid answer ("never loaded"), not an error.
+// (etl_watermarks), whether its mapping changed since its last load (the fingerprint stored with the
+// watermark) and so what the next run reads, and the last run applied to it with its figures
+// (etl_runs); the staged runs that this database has not loaded; and the drift between
+// pipeline.yaml and the live tables. Reads only: a database where `etl schema` never ran is a valid
+// answer ("never loaded"), not an error.
 import type pg from 'pg';
 import { describePostgres, type PostgresConfig } from '../connect/config.ts';
 import { connectPostgres } from '../connect/postgres.ts';
 import type { PipelineModel } from '../model/types.ts';
+import { tableFingerprint } from '../model/fingerprint.ts';
+import { collectionFrom, planTableRead, type MappingState, type TablePlan, type WatermarkReason } from '../model/read-plan.ts';
 import { existingTables } from '../schema/catalog.ts';
 import { checkDrift, type DriftFinding } from '../schema/drift.ts';
 import { ident, type SqlIdent } from '../schema/sql.ts';
-import { RUNS_TABLE, WATERMARKS_TABLE } from '../schema/state-tables.ts';
+import { PENDING_TABLE, RUNS_TABLE, WATERMARKS_TABLE } from '../schema/state-tables.ts';
 import { readManifest, type Manifest, type StageStatus } from '../staging/manifest.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
 
@@ -42,6 +46,24 @@ export interface TableStatus {
   } | null;
   /** How many runs were applied to this table in all. */
   readonly runsApplied: number;
+  /**
+   * The current mapping against the one the rows follow (etl_watermarks.fingerprint): unchanged,
+   * changed, unrecorded (loaded by an etl before fingerprints), new (never loaded).
+   */
+  readonly mapping: MappingState;
+  /** What the next `etl extract`/`etl run` (without --full/--since) reads for this table. */
+  readonly next: NextRead;
+  /** etl_pending: rows held back for a missing reference, NULLed references waiting, since when. */
+  readonly pending: { readonly rows: number; readonly nulls: number; readonly since: string | null };
+}
+
+export interface NextRead {
+  /** null: the collection is read in full; else the instant the incremental read starts from. */
+  readonly from: string | null;
+  /** Why, for this table (model/read-plan.ts). */
+  readonly reason: WatermarkReason;
+  /** The collection is read in full because of these other tables it feeds (their reason applies). */
+  readonly fullBecauseOf: readonly string[];
 }
 
 export interface StagedRunStatus {
@@ -92,11 +114,13 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
   options.signal?.throwIfAborted();
   const client = await connectPostgres(options.postgres, options.secrets ?? []);
   try {
-    const present = await existingTables(client, [WATERMARKS_TABLE, RUNS_TABLE]);
+    const present = await existingTables(client, [WATERMARKS_TABLE, RUNS_TABLE, PENDING_TABLE]);
     const stateTables = present.has(WATERMARKS_TABLE) && present.has(RUNS_TABLE);
-    const watermarks = present.has(WATERMARKS_TABLE) ? await readWatermarks(client) : new Map<string, { at: string; runId: string; updatedAt: string }>();
+    const watermarks = present.has(WATERMARKS_TABLE) ? await readWatermarks(client) : new Map<string, StoredWatermark>();
     const last = present.has(RUNS_TABLE) ? await readLastRuns(client) : new Map<string, RunRow>();
+    const next = nextReads(model, watermarks, last);
     const applied = present.has(RUNS_TABLE) ? await readAppliedRuns(client) : new Map<string, Set<string>>();
+    const pending = present.has(PENDING_TABLE) ? await readPending(client) : new Map<string, TableStatus['pending']>();
 
     const tables: TableStatus[] = model.loadOrder.map((name) => {
       const row = last.get(name);
@@ -104,7 +128,7 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
         table: name,
         collection: model.tables.get(name)!.collection,
         loaded: row !== undefined,
-        watermark: watermarks.get(name) ?? null,
+        watermark: watermarkOf(watermarks.get(name)),
         lastRun: row
           ? {
               runId: row.run_id,
@@ -115,6 +139,8 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
             }
           : null,
         runsApplied: row ? Number(row.applied) : 0,
+        ...next.get(name)!,
+        pending: pending.get(name) ?? { rows: 0, nulls: 0, since: null },
       };
     });
     const known = new Set(model.loadOrder);
@@ -148,11 +174,54 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
   }
 }
 
-async function readWatermarks(client: pg.Client): Promise<Map<string, { at: string; runId: string; updatedAt: string }>> {
-  const r = await client.query<{ table_name: string; watermark: Date; run_id: string; updated_at: Date }>(
-    `SELECT ${ident('table_name')}, ${ident('watermark')}, ${ident('run_id')}, ${ident('updated_at')} FROM ${ident(WATERMARKS_TABLE)}`,
+interface StoredWatermark {
+  readonly at: string;
+  readonly runId: string;
+  readonly updatedAt: string;
+  readonly fingerprint: string | null;
+}
+
+const watermarkOf = (w: StoredWatermark | undefined) => (w ? { at: w.at, runId: w.runId, updatedAt: w.updatedAt } : null);
+
+async function readWatermarks(client: pg.Client): Promise<Map<string, StoredWatermark>> {
+  // A database `etl schema` has not migrated yet has no fingerprint column: every watermark then has none.
+  const columns = await client.query<{ attname: string }>(`SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND NOT attisdropped`, [ident(WATERMARKS_TABLE)]);
+  const fingerprint = columns.rows.some((c) => c.attname === 'fingerprint') ? ident('fingerprint') : 'NULL';
+  const r = await client.query<{ table_name: string; watermark: Date; run_id: string; updated_at: Date; fingerprint: string | null }>(
+    `SELECT ${ident('table_name')}, ${ident('watermark')}, ${ident('run_id')}, ${ident('updated_at')}, ${fingerprint} AS fingerprint FROM ${ident(WATERMARKS_TABLE)}`,
   );
-  return new Map(r.rows.map((w) => [w.table_name, { at: w.watermark.toISOString(), runId: w.run_id, updatedAt: w.updated_at.toISOString() }]));
+  return new Map(r.rows.map((w) => [w.table_name, { at: w.watermark.toISOString(), runId: w.run_id, updatedAt: w.updated_at.toISOString(), fingerprint: w.fingerprint }]));
+}
+
+/** Per table: its mapping state and what the next plain run reads (the plan extract makes). */
+function nextReads(model: PipelineModel, stored: ReadonlyMap<string, StoredWatermark>, last: ReadonlyMap<string, RunRow>): Map<string, { mapping: MappingState; next: NextRead }> {
+  const plans = new Map<string, TablePlan>();
+  for (const name of model.loadOrder) {
+    const table = model.tables.get(name)!;
+    const w = stored.get(name);
+    plans.set(
+      name,
+      planTableRead(table, {
+        full: false,
+        since: null,
+        globalThreshold: model.settings.dateThreshold,
+        stored: w ? { watermark: new Date(w.at), fingerprint: w.fingerprint, lastPipelineSha256: last.get(name)?.pipeline_sha256 ?? null } : null,
+        fingerprint: tableFingerprint(table, model.settings),
+        pipelineSha256: model.sha256,
+        checkMapping: true,
+      }),
+    );
+  }
+  const out = new Map<string, { mapping: MappingState; next: NextRead }>();
+  for (const collection of model.collections) {
+    const tablePlans = collection.tables.map((t) => plans.get(t)!);
+    const from = collectionFrom(tablePlans);
+    for (const p of tablePlans) {
+      const fullBecauseOf = from === null && p.from !== null ? tablePlans.filter((o) => o.from === null).map((o) => o.table) : [];
+      out.set(p.table, { mapping: p.mapping, next: { from: from?.toISOString() ?? null, reason: p.reason, fullBecauseOf } });
+    }
+  }
+  return out;
 }
 
 /** Per table, the run applied last (latest loaded_at, then greatest run id), and how many were applied. */
@@ -164,6 +233,16 @@ async function readLastRuns(client: pg.Client): Promise<Map<string, RunRow>> {
       `FROM ${runs} ORDER BY ${table}, ${loadedAt} DESC, ${runId} DESC`,
   );
   return new Map(r.rows.map((row) => [row.table_name, row]));
+}
+
+/** Per table: rows held back and NULLed references waiting in etl_pending, and the oldest entry's time. */
+async function readPending(client: pg.Client): Promise<Map<string, TableStatus['pending']>> {
+  const [pending, table, kind, since] = [PENDING_TABLE, 'table_name', 'kind', 'since'].map(ident) as [SqlIdent, SqlIdent, SqlIdent, SqlIdent];
+  const r = await client.query<{ table_name: string; rows: string; nulls: string; since: Date | null }>(
+    `SELECT ${table}, count(*) FILTER (WHERE ${kind} = 'row')::bigint AS rows, count(*) FILTER (WHERE ${kind} = 'null')::bigint AS nulls, min(${since}) AS since ` +
+      `FROM ${pending} GROUP BY ${table}`,
+  );
+  return new Map(r.rows.map((x) => [x.table_name, { rows: Number(x.rows), nulls: Number(x.nulls), since: x.since?.toISOString() ?? null }]));
 }
 
 /** run id → tables loaded from it. */
@@ -212,4 +291,73 @@ async function unloadedRuns(
     runs.push({ runId, stages, manifestLoad, tables, loadedTables, next, olderThanLoaded, problem });
   }
   return { runs, total: ids.length };
+}
+
+/** The width `etl status` keeps to. */
+const WIDTH = 100;
+
+/** `label: a, b, c` wrapped at WIDTH columns, continuation lines indented under the first name. */
+function wrapped(label: string, names: readonly string[]): string[] {
+  const lines: string[] = [];
+  let line = `  ${label}: `;
+  const indent = ' '.repeat(line.length);
+  for (const [i, name] of names.entries()) {
+    const piece = `${name}${i < names.length - 1 ? ',' : ''}`;
+    if (line.length + piece.length > WIDTH && line.trim().length > label.length + 1) {
+      lines.push(line.trimEnd());
+      line = indent;
+    }
+    line += `${piece} `;
+  }
+  lines.push(line.trimEnd());
+  return lines;
+}
+
+/** Why the next run reads a table the way it does, in a few words (the groups `etl status` prints). */
+export function nextReadLabel(t: Pick<TableStatus, 'mapping' | 'next'>): string {
+  const { next } = t;
+  if (next.reason === 'mapping_changed') {
+    const why = t.mapping === 'unrecorded' ? 'loaded by an older etl with another pipeline.yaml' : 'mapping changed';
+    return next.from === null ? `full read, ${why}` : `from the date threshold, ${why}`;
+  }
+  if (next.reason === 'never_loaded') return 'full read, never loaded';
+  if (next.reason === 'force_reimport') return 'full read, force_reimport';
+  if (next.from === null) return `full read with ${next.fullBecauseOf.join(', ')} (same collection)`;
+  return 'incremental';
+}
+
+/**
+ * What the next `etl run` reads, grouped: `full read, mapping changed: users, …`, within 100 columns.
+ * Incremental tables are counted, not listed (their watermark is in the table above).
+ */
+export function renderNextReads(tables: readonly TableStatus[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (const t of tables) {
+    const label = nextReadLabel(t);
+    groups.set(label, [...(groups.get(label) ?? []), t.table]);
+  }
+  const out = ['next run (etl run / etl extract, without --full or --since):'];
+  for (const [label, names] of groups) {
+    if (label === 'incremental') continue;
+    out.push(...wrapped(label, names));
+  }
+  const incremental = groups.get('incremental')?.length ?? 0;
+  if (incremental > 0) out.push(`  incremental from the watermark: ${incremental} table(s)`);
+  return out;
+}
+
+/**
+ * What waits in etl_pending, a line per table (within 100 columns): rows held back because a
+ * referenced row is missing, and references set NULL until it exists; each lands with the load that
+ * brings the referenced row. Nothing when nothing waits.
+ */
+export function renderPending(tables: readonly TableStatus[]): string[] {
+  const waiting = tables.filter((t) => t.pending.rows + t.pending.nulls > 0);
+  if (waiting.length === 0) return [];
+  const out = ['pending (a referenced row is missing; they land with the load that brings it):'];
+  for (const t of waiting) {
+    const parts = [t.pending.rows > 0 ? `${t.pending.rows} row(s) held back` : '', t.pending.nulls > 0 ? `${t.pending.nulls} reference(s) NULL` : ''].filter(Boolean);
+    out.push(`  ${t.table}: ${parts.join(', ')}${t.pending.since ? `, since ${t.pending.since.slice(0, 16).replace('T', ' ')} UTC` : ''}`);
+  }
+  return out;
 }

@@ -2,7 +2,6 @@
 // and the same figures go into the manifest's load section, so printed and audited numbers agree.
 import type { PostgresConfig } from '../connect/config.ts';
 import type { PipelineModel } from '../model/types.ts';
-import type { DeletePropagationReport } from './delete-propagation.ts';
 
 export interface LoadOptions {
   readonly model: PipelineModel;
@@ -38,8 +37,6 @@ export type LoadProgress =
   | { readonly kind: 'plan'; readonly runId: string; readonly tables: readonly string[]; readonly alreadyApplied: readonly string[] }
   | { readonly kind: 'table_phase'; readonly table: string; readonly phase: LoadPhase }
   | { readonly kind: 'table_done'; readonly table: string; readonly report: TableLoadReport }
-  /** Delete propagation, after every table was merged: which step runs on which table. */
-  | { readonly kind: 'deleting'; readonly table: string; readonly step: string }
   | { readonly kind: 'committing'; readonly dryRun: boolean };
 
 export interface TableLoadReport {
@@ -53,7 +50,11 @@ export interface TableLoadReport {
   readonly updated: number;
   /** Staged rows identical to the row already there (or older than it, for dedupe tables). */
   readonly unchanged: number;
-  /** Rows removed: links of a staged parent that are no longer in its array. */
+  /**
+   * Rows removed: those the run's documents no longer yield (a link gone from its array, a document
+   * that left the table's filter or whose value or reference is now refused), whose document is gone
+   * (delete propagation), or that referenced a row removed by this load.
+   */
   readonly deleted: number;
   /** Rows refused (a reference to a missing row, on_missing: reject); listed in the rejects file. */
   readonly rejected: number;
@@ -65,6 +66,51 @@ export interface TableLoadReport {
   readonly truncated: readonly string[];
   /** The load rejects file, relative to the run folder, or null when nothing was refused. */
   readonly rejectsFile: string | null;
+  /** etl_pending for this table after the load, and what of it this load landed. */
+  readonly pending: PendingReport;
+}
+
+export interface PendingReport {
+  /** Rows held back because a referenced row is missing. */
+  readonly rows: number;
+  /** Rows loaded with a reference set NULL, waiting for the referenced row. */
+  readonly nulls: number;
+  /** When the oldest of them was first held back (ISO), or null. */
+  readonly since: string | null;
+  /** Rows held back by earlier loads that landed in this one. */
+  readonly landed: number;
+  /** References NULLed by earlier loads that this one set. */
+  readonly resolved: number;
+}
+
+/** A table this run did not stage, changed because tables it references did (rows followed, pending landed). */
+export interface SettledTableReport {
+  readonly table: string;
+  readonly deleted: number;
+  readonly nulled: number;
+  readonly pending: PendingReport;
+}
+
+export interface TableDeletions {
+  readonly table: string;
+  /** Keys in the table's live set; null when the table does not propagate (only followed references). */
+  readonly live: number | null;
+  /** Rows deleted because their document is gone. */
+  readonly gone: number;
+  /** Rows deleted because they referenced a deleted row (on_missing: reject). */
+  readonly referencing: number;
+  /** References set to NULL because they pointed at a deleted row (on_missing: set_null), per column. */
+  readonly nulled: number;
+  readonly nulledColumns: Readonly<Record<string, number>>;
+}
+
+export interface DeletePropagationReport {
+  /** Tables whose live set was staged and applied, in load order. */
+  readonly propagated: readonly string[];
+  /** Every table with a live set or a change, in load order. */
+  readonly tables: readonly TableDeletions[];
+  /** Rows deleted over all tables (gone + referencing). */
+  readonly deleted: number;
 }
 
 export interface LoadReport {
@@ -80,10 +126,12 @@ export interface LoadReport {
   readonly endedAt: string;
   /** Per loaded table, in load order. */
   readonly tables: readonly TableLoadReport[];
+  /** Tables the run did not stage that changed because tables they reference did. */
+  readonly settled: readonly SettledTableReport[];
   /** Every table a TRUNCATE … CASCADE emptied, in the order found. */
   readonly truncated: readonly string[];
   /**
-   * Delete propagation (load/delete-propagation.ts), or null when the run staged no _id set. Its
+   * Delete propagation, or null when the run staged no _id set. Its
    * gone + referencing figures are also counted in each table's `deleted`.
    */
   readonly deletions: DeletePropagationReport | null;

@@ -3,28 +3,29 @@
 // transaction, after the tables loaded before this one were merged. Never fatal, never silent:
 //   reject   (default) the row is removed from the batch and listed in load/<table>.rejects.ndjson;
 //   set_null the value becomes NULL, counted as `nulled`, and listed in the same file.
-// A link row is refused alone: its parent and its siblings still load.
-// Every rejecting column is checked before any set_null one, so a row that is refused anyway is not
-// also counted as nulled; a row refused on two columns is listed once, for the first of them.
-import type pg from 'pg';
-import { ident } from '../schema/sql.ts';
+// Both are remembered in etl_pending (load/pending.ts), so a later load lands the row, or sets the
+// reference, as soon as the referenced row exists. A link row is refused alone: its parent and its
+// siblings still load. Every rejecting column is checked before any set_null one, so a row that is
+// refused anyway is not also counted as nulled; a row refused on two columns is listed once, for the
+// first of them.
+import { compiled, ident, type CompiledQuery, type SqlIdent } from '../schema/sql.ts';
 import type { TableModel } from '../model/types.ts';
-import {
-  deleteRejectedRowsSql,
-  nullMissingReferencesSql,
-  recordMissingReferencesSql,
-  type MergeShape,
-  type ReferenceCheck,
-} from './merge-sql.ts';
-import type { SqlIdent } from '../schema/sql.ts';
+import type { ShapeColumn, TableShape } from './shape.ts';
+import type { LoadSession } from './session.ts';
 
-export interface PlannedCheck extends ReferenceCheck {
+export interface PlannedCheck {
+  /** The staged column holding the reference. */
+  readonly column: ShapeColumn;
+  readonly refTable: SqlIdent;
+  readonly refColumn: SqlIdent;
+  /** The reference points at the table being loaded: rows staged with it count as present. */
+  readonly selfReference: boolean;
   readonly action: 'reject' | 'set_null';
   /** `users(id)`, for the rejects file. */
   readonly references: string;
 }
 
-export function referenceChecks(table: TableModel, shape: MergeShape): PlannedCheck[] {
+export function referenceChecks(table: TableModel, shape: TableShape): PlannedCheck[] {
   const checks: PlannedCheck[] = [];
   for (const column of table.stagedColumns) {
     const fk = column.foreignKey;
@@ -32,17 +33,48 @@ export function referenceChecks(table: TableModel, shape: MergeShape): PlannedCh
     const shaped = shape.columns.find((c) => c.name === column.name)!;
     // set_null is only possible where NULL is allowed; the model refuses it elsewhere, this is a guard.
     const action = fk.onMissing === 'set_null' && column.nullable ? 'set_null' : 'reject';
-    checks.push({
-      column: shaped,
-      refTable: ident(fk.table),
-      refColumn: ident(fk.column),
-      selfReference: fk.table === table.name,
-      action,
-      references: `${fk.table}(${fk.column})`,
-    });
+    checks.push({ column: shaped, refTable: ident(fk.table), refColumn: ident(fk.column), selfReference: fk.table === table.name, action, references: `${fk.table}(${fk.column})` });
   }
   // Rejections first (see above); within each group, column order.
   return [...checks.filter((c) => c.action === 'reject'), ...checks.filter((c) => c.action === 'set_null')];
+}
+
+/** The temp table listing refused or nulled references of one table. */
+export function createRejectsTableSql(rejects: SqlIdent): CompiledQuery {
+  // row_ctid: the direct path finds rows by their physical address in the target.
+  return compiled(`CREATE TEMP TABLE IF NOT EXISTS ${rejects} (line bigint NOT NULL, column_name text NOT NULL, value text, action text NOT NULL, row_ctid tid) ON COMMIT DROP`);
+}
+
+/** `s.c IS NOT NULL AND no row of the referenced table holds it` (a self-reference may be staged too). */
+export function missingCondition(s: TableShape, r: PlannedCheck, alias = 's', batch: SqlIdent = s.temps.stage): string {
+  const c = `${alias}.${r.column.id}`;
+  let sql = `${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${r.refTable} AS r WHERE r.${r.refColumn} = ${c})`;
+  if (r.selfReference) sql += ` AND NOT EXISTS (SELECT 1 FROM ${batch} AS r2 WHERE r2.${r.refColumn} = ${c})`;
+  return sql;
+}
+
+/**
+ * Records every batch row whose reference has no row in the referenced table, skipping rows already
+ * refused for an earlier column. rowCount = references found missing.
+ */
+function recordMissingSql(s: TableShape, r: PlannedCheck): CompiledQuery {
+  return compiled(
+    `INSERT INTO ${s.temps.rejects} (line, column_name, value, action) ` +
+      `SELECT s.${s.line}, $1, s.${r.column.id}::text, $2 FROM ${s.temps.stage} AS s WHERE ${missingCondition(s, r)} ` +
+      `AND NOT EXISTS (SELECT 1 FROM ${s.temps.rejects} AS x WHERE x.line = s.${s.line} AND x.action = 'reject')`,
+    [r.column.name, r.action],
+  );
+}
+
+function deleteRejectedSql(s: TableShape): CompiledQuery {
+  return compiled(`DELETE FROM ${s.temps.stage} AS s WHERE s.${s.line} IN (SELECT x.line FROM ${s.temps.rejects} AS x WHERE x.action = 'reject')`);
+}
+
+function nullMissingSql(s: TableShape, r: PlannedCheck): CompiledQuery {
+  return compiled(
+    `UPDATE ${s.temps.stage} AS s SET ${r.column.id} = NULL FROM ${s.temps.rejects} AS x WHERE x.line = s.${s.line} AND x.column_name = $1 AND x.action = 'set_null'`,
+    [r.column.name],
+  );
 }
 
 export interface ReferenceOutcome {
@@ -50,20 +82,24 @@ export interface ReferenceOutcome {
   readonly nulled: number;
 }
 
-export async function resolveMissingReferences(client: pg.Client, shape: MergeShape, rejects: SqlIdent, checks: readonly PlannedCheck[]): Promise<ReferenceOutcome> {
-  let rejected = 0;
+/**
+ * Finds the batch's missing references (into the rejects temp table), lets `keep` remember them
+ * (etl_pending needs the rows as they were staged), then removes the refused rows from the batch and
+ * NULLs the set_null references.
+ */
+export async function resolveMissingReferences(
+  session: LoadSession,
+  shape: TableShape,
+  checks: readonly PlannedCheck[],
+  keep: () => Promise<void>,
+): Promise<ReferenceOutcome> {
+  await session.run(createRejectsTableSql(shape.temps.rejects));
+  let found = 0;
+  for (const check of checks) found += await session.count(recordMissingSql(shape, check));
+  if (found === 0) return { rejected: 0, nulled: 0 };
+  await keep();
+  const rejected = await session.count(deleteRejectedSql(shape));
   let nulled = 0;
-  for (const check of checks) {
-    const record = recordMissingReferencesSql(shape, rejects, check, check.action);
-    const found = (await client.query(record.sql, [...record.parameters])).rowCount ?? 0;
-    if (found === 0) continue;
-    if (check.action === 'reject') {
-      const del = deleteRejectedRowsSql(shape, rejects, check);
-      rejected += (await client.query(del.sql, [...del.parameters])).rowCount ?? 0;
-    } else {
-      const upd = nullMissingReferencesSql(shape, rejects, check);
-      nulled += (await client.query(upd.sql, [...upd.parameters])).rowCount ?? 0;
-    }
-  }
+  for (const check of checks) if (check.action === 'set_null') nulled += await session.count(nullMissingSql(shape, check));
   return { rejected, nulled };
 }

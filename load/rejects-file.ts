@@ -7,13 +7,20 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import { RecordLines } from './csv-lines.ts';
+import type { PlannedCheck } from './references.ts';
+import type { TableShape } from './shape.ts';
 
 export interface RejectLine {
   readonly table: string;
   /** Staged file the row came from, relative to the run folder. */
   readonly file: string;
-  /** Line of the staged CSV where the row starts (header = line 1), as PostgreSQL's COPY errors count. */
-  readonly line: number;
+  /**
+   * Line of the staged CSV where the row starts (header = line 1), as PostgreSQL's COPY errors count;
+   * null for a dedupe row recomputed from contributions staged by earlier runs.
+   */
+  readonly line: number | null;
   readonly column: string;
   readonly value: string | null;
   /** The referenced table and column, e.g. `users(id)`. */
@@ -52,4 +59,47 @@ export async function writeRejectsFile(
     throw error;
   }
   return { sink, figures: sink.figures() };
+}
+
+/** Read back (through a cursor, in line order) to write the load rejects file. */
+const selectRejectsSql = (s: TableShape): string => `SELECT line, column_name, value, action FROM ${s.temps.rejects} ORDER BY line, column_name`;
+
+/**
+ * Writes load/<table>.rejects.ndjson from the rejects temp table (as .partial). `file` is the staged
+ * file the lines count in; `multiline`: a quoted value of it holds a newline, so CSV records and
+ * lines differ and the file is read once more to translate.
+ */
+export async function writeLoadRejects(
+  client: pg.Client,
+  paths: RunPaths,
+  shape: TableShape,
+  checks: readonly PlannedCheck[],
+  file: string,
+  multiline: boolean,
+  signal?: AbortSignal,
+): Promise<{ sink: AtomicFileSink; figures: FileFigures }> {
+  const referencesOf = new Map(checks.map((c) => [c.column.name, c.references]));
+  const relative = paths.relative(file);
+  const lines = multiline ? new RecordLines(file) : null;
+  const lineOf = async (record: number): Promise<number | null> => (record <= 0 ? null : lines ? lines.lineOf(record) : record);
+  try {
+    return await writeRejectsFile(
+      client,
+      selectRejectsSql(shape),
+      paths.loadRejects(shape.table.name),
+      async (row): Promise<RejectLine> => ({
+        table: shape.table.name,
+        file: relative,
+        line: await lineOf(Number(row.line)),
+        column: row.column_name,
+        value: row.value,
+        references: referencesOf.get(row.column_name) ?? '',
+        reason: 'missing_reference',
+        action: row.action === 'set_null' ? 'set_null' : 'reject',
+      }),
+      signal,
+    );
+  } finally {
+    await lines?.close();
+  }
 }

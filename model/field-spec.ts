@@ -2,7 +2,7 @@
 // The check runs on the nodes, not on decoded values, because only nodes still know their line:
 // every finding points at the offending key or value. The walker also decodes what is valid into
 // plain values and records every node's position, so later cross-checks can point at lines too.
-import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type Scalar, type YAMLMap, type YAMLSeq } from 'yaml';
 
 export type Path = readonly (string | number)[];
 
@@ -169,132 +169,141 @@ export function closest(word: string, candidates: readonly string[]): string | n
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
 
+type SpecOf<K extends ValueSpec['kind']> = Extract<ValueSpec, { kind: K }>;
+
 /** Checks `node` against `spec` at `path`; returns the decoded value or INVALID. */
 export function lintValue(rawNode: Node | null, spec: ValueSpec, path: Path, ctx: LintContext, keyPos: Position | null = null): unknown {
   const node = ctx.resolve(rawNode);
   ctx.recordValue(path, ctx.positionOf(node));
-  const wrongKind = () => {
+  const wrongKind = (): typeof INVALID => {
     // A block map or list starts on the line after its key: the key's line is the one to show.
     const at = (isMap(node) || isSeq(node)) && keyPos ? keyPos : null;
     ctx.add(path, 'wrong_kind', `expected ${expectedText(spec)}, got ${describeNode(node)}`, at);
     return INVALID;
   };
   switch (spec.kind) {
-    case 'string': {
-      if (!isScalar(node) || typeof node.value !== 'string') return wrongKind();
-      if (spec.oneOf && !spec.oneOf.includes(node.value)) {
-        ctx.add(path, 'bad_value', `unknown value ${JSON.stringify(node.value)} (expected one of: ${spec.oneOf.join(', ')})`);
-        return INVALID;
-      }
-      if (node.value.trim() === '') {
-        ctx.add(path, 'bad_value', 'expected a non-empty string');
-        return INVALID;
-      }
-      return node.value;
-    }
-    case 'integer': {
-      if (!isScalar(node) || typeof node.value !== 'number' || !Number.isInteger(node.value)) return wrongKind();
-      if ((spec.min !== undefined && node.value < spec.min) || (spec.max !== undefined && node.value > spec.max)) {
-        const range = spec.max === undefined ? `≥ ${spec.min}` : `between ${spec.min ?? '-∞'} and ${spec.max}`;
-        ctx.add(path, 'bad_value', `expected a whole number ${range}, got ${node.value}`);
-        return INVALID;
-      }
-      return node.value;
-    }
+    case 'string':
+      return isScalar(node) && typeof node.value === 'string' ? lintString(node.value, spec, path, ctx) : wrongKind();
+    case 'integer':
+      return isScalar(node) && typeof node.value === 'number' && Number.isInteger(node.value) ? lintInteger(node.value, spec, path, ctx) : wrongKind();
     case 'boolean':
-      if (!isScalar(node) || typeof node.value !== 'boolean') return wrongKind();
-      return node.value;
-    case 'date': {
-      if (!isScalar(node)) return wrongKind();
-      const v = node.value;
-      const text = v instanceof Date ? v.toISOString() : typeof v === 'string' ? v.trim() : null;
-      if (text === null) return wrongKind();
-      const date = ISO_DATE.test(text) || v instanceof Date ? new Date(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text) : null;
-      if (date === null || Number.isNaN(date.getTime())) {
-        ctx.add(path, 'bad_value', `expected ${expectedText(spec)}, got ${describeNode(node)}`);
-        return INVALID;
-      }
-      return date;
-    }
+      return isScalar(node) && typeof node.value === 'boolean' ? node.value : wrongKind();
+    case 'date':
+      return isScalar(node) ? lintDate(node, spec, path, ctx, wrongKind) : wrongKind();
     case 'scalar': {
-      if (!isScalar(node)) return wrongKind();
-      const v = node.value;
-      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
-      return wrongKind();
+      const v = isScalar(node) ? node.value : undefined;
+      return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : wrongKind();
     }
-    case 'list': {
-      if (!isSeq(node)) return wrongKind();
-      if (spec.nonEmpty && node.items.length === 0) {
-        ctx.add(path, 'bad_value', `expected a non-empty list of ${expectedText(spec.items).replace(/^an? /, '')}`);
-        return INVALID;
-      }
-      return node.items.map((item, i) => lintValue(item as Node, spec.items, [...path, i], ctx));
-    }
-    case 'map': {
-      if (!isMap(node)) return wrongKind();
-      const out = new Map<string, unknown>();
-      for (const pair of node.items) {
-        const keyNode = ctx.resolve(pair.key as Node);
-        const keyPos = ctx.positionOf(keyNode);
-        if (!isScalar(keyNode) || (typeof keyNode.value !== 'string' && typeof keyNode.value !== 'number')) {
-          ctx.add(path, 'wrong_kind', `expected a name as key, got ${describeNode(keyNode)}`, keyPos);
-          continue;
-        }
-        const key = String(keyNode.value);
-        ctx.recordKey([...path, key], keyPos);
-        out.set(key, lintValue(pair.value as Node, spec.values, [...path, key], ctx, keyPos));
-      }
-      return out;
-    }
-    case 'object': {
-      if (!isMap(node)) return wrongKind();
-      const out: Record<string, unknown> = {};
-      const known = Object.keys(spec.fields);
-      for (const pair of node.items) {
-        const keyNode = ctx.resolve(pair.key as Node);
-        const keyPos = ctx.positionOf(keyNode);
-        const key = isScalar(keyNode) ? String(keyNode.value) : null;
-        if (key === null) {
-          ctx.add(path, 'wrong_kind', `expected a key, got ${describeNode(keyNode)}`, keyPos);
-          continue;
-        }
-        const keyPath = [...path, key];
-        ctx.recordKey(keyPath, keyPos);
-        const field = spec.fields[key];
-        if (!field) {
-          const guess = closest(key, known);
-          ctx.add(
-            keyPath,
-            'unknown_key',
-            `unknown key ${JSON.stringify(key)} (${guess ? `did you mean "${guess}"? ` : ''}expected one of: ${known.join(', ')})`,
-            keyPos,
-          );
-          continue;
-        }
-        const valueNode = ctx.resolve(pair.value as Node);
-        if (field.nullable && (valueNode === null || (isScalar(valueNode) && valueNode.value === null))) {
-          ctx.recordValue(keyPath, ctx.positionOf(valueNode) ?? keyPos);
-          out[key] = null;
-          continue;
-        }
-        if (valueNode === null || (isScalar(valueNode) && valueNode.value === null && valueNode.range?.[0] === valueNode.range?.[1])) {
-          // `key:` with nothing after it: point at the key, the value has no position of its own.
-          ctx.recordValue(keyPath, keyPos);
-          ctx.add(keyPath, 'wrong_kind', `expected ${expectedText(field.value)}, got nothing`, keyPos);
-          continue;
-        }
-        const value = lintValue(valueNode, field.value, keyPath, ctx, keyPos);
-        if (value !== INVALID) out[key] = value;
-      }
-      const where = ctx.positionOf(node);
-      for (const [key, field] of Object.entries(spec.fields)) {
-        if (field.required && !node.has(key)) {
-          ctx.add([...path, key], 'missing_key', `missing required key ${JSON.stringify(key)} (${expectedText(field.value)})`, where);
-        }
-      }
-      return out;
-    }
+    case 'list':
+      return isSeq(node) ? lintList(node, spec, path, ctx) : wrongKind();
+    case 'map':
+      return isMap(node) ? lintMap(node, spec, path, ctx) : wrongKind();
+    case 'object':
+      return isMap(node) ? lintObject(node, spec, path, ctx) : wrongKind();
     case 'custom':
       return spec.decode(node as Node, path, ctx);
   }
+}
+
+function lintString(value: string, spec: SpecOf<'string'>, path: Path, ctx: LintContext): unknown {
+  if (spec.oneOf && !spec.oneOf.includes(value)) {
+    ctx.add(path, 'bad_value', `unknown value ${JSON.stringify(value)} (expected one of: ${spec.oneOf.join(', ')})`);
+    return INVALID;
+  }
+  if (value.trim() === '') {
+    ctx.add(path, 'bad_value', 'expected a non-empty string');
+    return INVALID;
+  }
+  return value;
+}
+
+function lintInteger(value: number, spec: SpecOf<'integer'>, path: Path, ctx: LintContext): unknown {
+  if ((spec.min !== undefined && value < spec.min) || (spec.max !== undefined && value > spec.max)) {
+    const range = spec.max === undefined ? `≥ ${spec.min}` : `between ${spec.min ?? '-∞'} and ${spec.max}`;
+    ctx.add(path, 'bad_value', `expected a whole number ${range}, got ${value}`);
+    return INVALID;
+  }
+  return value;
+}
+
+function lintDate(node: Scalar, spec: SpecOf<'date'>, path: Path, ctx: LintContext, wrongKind: () => typeof INVALID): unknown {
+  const v = node.value;
+  const text = v instanceof Date ? v.toISOString() : typeof v === 'string' ? v.trim() : null;
+  if (text === null) return wrongKind();
+  const date = ISO_DATE.test(text) || v instanceof Date ? new Date(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text) : null;
+  if (date === null || Number.isNaN(date.getTime())) {
+    ctx.add(path, 'bad_value', `expected ${expectedText(spec)}, got ${describeNode(node)}`);
+    return INVALID;
+  }
+  return date;
+}
+
+function lintList(node: YAMLSeq, spec: SpecOf<'list'>, path: Path, ctx: LintContext): unknown {
+  if (spec.nonEmpty && node.items.length === 0) {
+    ctx.add(path, 'bad_value', `expected a non-empty list of ${expectedText(spec.items).replace(/^an? /, '')}`);
+    return INVALID;
+  }
+  return node.items.map((item, i) => lintValue(item as Node, spec.items, [...path, i], ctx));
+}
+
+function lintMap(node: YAMLMap, spec: SpecOf<'map'>, path: Path, ctx: LintContext): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const pair of node.items) {
+    const keyNode = ctx.resolve(pair.key as Node);
+    const keyPos = ctx.positionOf(keyNode);
+    if (!isScalar(keyNode) || (typeof keyNode.value !== 'string' && typeof keyNode.value !== 'number')) {
+      ctx.add(path, 'wrong_kind', `expected a name as key, got ${describeNode(keyNode)}`, keyPos);
+      continue;
+    }
+    const key = String(keyNode.value);
+    ctx.recordKey([...path, key], keyPos);
+    out.set(key, lintValue(pair.value as Node, spec.values, [...path, key], ctx, keyPos));
+  }
+  return out;
+}
+
+function lintObject(node: YAMLMap, spec: SpecOf<'object'>, path: Path, ctx: LintContext): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const pair of node.items) {
+    const keyNode = ctx.resolve(pair.key as Node);
+    const keyPos = ctx.positionOf(keyNode);
+    const key = isScalar(keyNode) ? String(keyNode.value) : null;
+    if (key === null) {
+      ctx.add(path, 'wrong_kind', `expected a key, got ${describeNode(keyNode)}`, keyPos);
+      continue;
+    }
+    const keyPath = [...path, key];
+    ctx.recordKey(keyPath, keyPos);
+    const field = spec.fields[key];
+    if (!field) {
+      const known = Object.keys(spec.fields);
+      const guess = closest(key, known);
+      ctx.add(keyPath, 'unknown_key', `unknown key ${JSON.stringify(key)} (${guess ? `did you mean "${guess}"? ` : ''}expected one of: ${known.join(', ')})`, keyPos);
+      continue;
+    }
+    const value = lintField(ctx.resolve(pair.value as Node), field, keyPath, ctx, keyPos);
+    if (value !== INVALID) out[key] = value;
+  }
+  const where = ctx.positionOf(node);
+  for (const [key, field] of Object.entries(spec.fields)) {
+    if (field.required && !node.has(key)) {
+      ctx.add([...path, key], 'missing_key', `missing required key ${JSON.stringify(key)} (${expectedText(field.value)})`, where);
+    }
+  }
+  return out;
+}
+
+/** The value of one known key of an object: null where the field allows it, nothing is a finding. */
+function lintField(valueNode: Node | null, field: FieldSpec, keyPath: Path, ctx: LintContext, keyPos: Position | null): unknown {
+  if (field.nullable && (valueNode === null || (isScalar(valueNode) && valueNode.value === null))) {
+    ctx.recordValue(keyPath, ctx.positionOf(valueNode) ?? keyPos);
+    return null;
+  }
+  if (valueNode === null || (isScalar(valueNode) && valueNode.value === null && valueNode.range?.[0] === valueNode.range?.[1])) {
+    // `key:` with nothing after it: point at the key, the value has no position of its own.
+    ctx.recordValue(keyPath, keyPos);
+    ctx.add(keyPath, 'wrong_kind', `expected ${expectedText(field.value)}, got nothing`, keyPos);
+    return INVALID;
+  }
+  return lintValue(valueNode, field.value, keyPath, ctx, keyPos);
 }

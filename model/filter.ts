@@ -3,7 +3,7 @@
 // because the same filter runs on the server (extract) and again per table (transform).
 import { isMap, isScalar, isSeq, type Node } from 'yaml';
 import type { DocumentFilter, FilterCondition } from './types.ts';
-import { describeNode, INVALID, type LintContext, type Path } from './field-spec.ts';
+import { describeNode, INVALID, type LintContext, type Path, type Position } from './field-spec.ts';
 
 type FilterValue = string | number | boolean | null;
 
@@ -81,6 +81,11 @@ function decodeCondition(node: Node | null, path: Path, ctx: LintContext): Filte
   ctx.recordKey(opPath, opPos);
   const valueNode = ctx.resolve(pair.value as Node);
   ctx.recordValue(opPath, ctx.positionOf(valueNode));
+  return decodeOperator(op, valueNode, opPath, opPos, ctx);
+}
+
+/** `{ $op: value }` of one filter field. */
+function decodeOperator(op: string, valueNode: Node | null, opPath: Path, opPos: Position | null, ctx: LintContext): FilterCondition | typeof INVALID {
   switch (op) {
     case '$eq':
     case '$ne': {

@@ -84,6 +84,13 @@ export interface DocumentFilter {
 
 export type Strategy = 'upsert' | 'explode' | 'dedupe';
 
+/**
+ * How load merges a table's staged rows: `upsert` on the merge key (upsert tables, explode tables
+ * merged by upsert), `delete_and_insert` by the parent column (explode tables), `dedupe_upsert`
+ * (dedupe tables: the latest row of a key wins).
+ */
+export type MergeKind = 'upsert' | 'delete_and_insert' | 'dedupe_upsert';
+
 export interface ExplodeSpec {
   /** Column that receives the parent's `_id`; delete-and-insert removes a parent's rows by it. */
   readonly parentColumn: string;
@@ -114,6 +121,13 @@ export interface TableModel {
    * by delete-and-insert, where it still identifies duplicates inside one batch).
    */
   readonly mergeKey: readonly string[];
+  readonly mergeKind: MergeKind;
+  /**
+   * The column holding the document `_id` for the rows one document owns: the primary key fed by
+   * `_id` (upsert), the parent column (explode); null for a dedupe table (a row belongs to several
+   * documents) and for an upsert table whose primary key is not the `_id`.
+   */
+  readonly documentKey: string | null;
   readonly filter: DocumentFilter | null;
   readonly explode: ExplodeSpec | null;
   readonly dedupe: DedupeSpec | null;

@@ -7,7 +7,7 @@ import type { PostgresConfig } from '../connect/config.ts';
 import { existingTables } from '../schema/catalog.ts';
 import { ident } from '../schema/sql.ts';
 import { RUNS_TABLE } from '../schema/state-tables.ts';
-import { optionalTotal } from '../audit/runs.ts';
+import { optionalTotal, pendingCount } from '../audit/runs.ts';
 
 export interface LedgerRun {
   readonly run_id: string;
@@ -53,7 +53,7 @@ export async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promi
       updated: sum('updated'),
       deleted: sum('deleted'),
       rejected: sum('rejected'),
-      pending: optionalTotal(row.summaries.map((s) => s.pending)),
+      pending: optionalTotal(row.summaries.map((s) => pendingCount(s.pending))),
     };
   });
 }

@@ -1,5 +1,6 @@
 // The HTML report of one run: one self-contained file (inline CSS and SVG, no script, no external
 // asset; a Content-Security-Policy forbids any network access), readable offline by an auditor.
+import { pendingCount } from '../audit/runs.ts';
 import { redactText } from '../connect/redact.ts';
 import { escapeHtml, section, table, type HtmlCell } from './html.ts';
 import type { RunReportData, TableFigures } from './run-report-data.ts';
@@ -73,12 +74,12 @@ function stagesSection(d: RunReportData): string {
 }
 
 function tablesSection(tables: readonly TableFigures[]): string {
-  const headers = ['table', 'collection', 'strategy', 'documents in', 'rows out', 'rejected', 'skipped', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected at load', 'set NULL'];
-  const fields = ['table', 'collection', 'strategy', 'documents', 'rows', 'rejected', 'skipped', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'load_rejected', 'nulled'];
+  const headers = ['table', 'collection', 'strategy', 'documents in', 'rows out', 'rejected', 'skipped', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected at load', 'set NULL', 'pending'];
+  const fields = ['table', 'collection', 'strategy', 'documents', 'rows', 'rejected', 'skipped', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'load_rejected', 'nulled', 'pending'];
   const rows = tables.map((x) => {
     const t = x.transform;
     const l = x.load;
-    return [x.table, t?.collection ?? null, t?.strategy ?? null, t?.documents ?? null, t?.rows ?? null, t?.rejected ?? null, t ? sum(Object.values(t.skipped)) : null, l?.staged ?? null, l?.inserted ?? null, l?.updated ?? null, l?.unchanged ?? null, l?.deleted ?? null, l?.rejected ?? null, l?.nulled ?? null] as HtmlCell[];
+    return [x.table, t?.collection ?? null, t?.strategy ?? null, t?.documents ?? null, t?.rows ?? null, t?.rejected ?? null, t ? sum(Object.values(t.skipped)) : null, l?.staged ?? null, l?.inserted ?? null, l?.updated ?? null, l?.unchanged ?? null, l?.deleted ?? null, l?.rejected ?? null, l?.nulled ?? null, l ? pendingCount(l.pending) : null] as HtmlCell[];
   });
   return `<div class="wide">${table(headers, rows, { fields, rowKeys: tables.map((t) => t.table), id: 'table-figures' })}</div>`;
 }

@@ -1,65 +1,169 @@
-// `etl schema`: creates what is missing, in load order (a table after the tables it references),
-// in one transaction, so a failure leaves the database as it was. An existing table is reported,
-// never altered: differences are drift's business (schema/drift.ts), and a person applies the fix.
+// `etl schema`: makes the database match pipeline.yaml, in one transaction, so a failure leaves it as
+// it was. What is missing is created (tables in load order, state tables, state-table columns a newer
+// version declares); with `alter`, every other difference that loses nothing is applied too (new
+// columns, widenings, dropped NOT NULL, keys validated against the rows first) and those that lose or
+// may reject data only when `--allow` names them (schema/changes.ts, schema/plan.ts).
 import type pg from 'pg';
 import type { PipelineModel } from '../model/types.ts';
 import { LoadError } from '../model/errors.ts';
 import { createTableSql } from './ddl.ts';
-import { existingTables } from './catalog.ts';
-import { STATE_TABLES, STATE_TABLES_SQL } from './state-tables.ts';
+import { existingIndexes, existingTables, readTables } from './catalog.ts';
+import { addStateColumnSql, createStateIndexSql, createStateTableSql, stateTables } from './state-tables.ts';
+import { decide, type DataProblem, type Decision, type SchemaChange, type SchemaPlan } from './changes.ts';
+import { planSchema } from './plan.ts';
 
 export interface SchemaReport {
   /** Tables created by this call, in creation order (data tables in load order, then state tables). */
   readonly created: readonly string[];
-  /** Tables that already existed and were left as they are. */
+  /** Tables that already existed. */
   readonly existing: readonly string[];
   /** The statements run, in order. */
   readonly statements: readonly string[];
+  /** With `alter`: the changes applied, the ones refused (no --allow), --allow tokens that matched nothing. */
+  readonly applied: readonly SchemaChange[];
+  readonly refused: readonly SchemaChange[];
+  readonly unusedAllows: readonly string[];
+  /** Rows deleted by allowed changes (values a new type or NOT NULL cannot hold), by table. */
+  readonly deletedRows: Readonly<Record<string, number>>;
+}
+
+export interface ApplyOptions {
+  /** Also change existing tables (the plan's lossless changes and the allowed ones). Default: only create. */
+  readonly alter?: boolean;
+  /** `--allow` tokens. */
+  readonly allow?: readonly string[];
+  /** The statements a person approved: if the plan made under the lock differs, nothing is applied. */
+  readonly approved?: readonly string[];
 }
 
 /** Every CREATE statement for the model, in load order, then the state tables: what --dry-run prints. */
 export function schemaSql(model: PipelineModel): { table: string; sql: string }[] {
   return [
     ...model.loadOrder.map((name) => ({ table: name, sql: createTableSql(model.tables.get(name)!) })),
-    ...STATE_TABLES.map((name) => ({ table: name, sql: STATE_TABLES_SQL[name]! })),
+    ...stateTables(model).map((t) => ({ table: t.name, sql: createStateTableSql(t) })),
   ];
 }
 
-export async function applySchema(client: pg.Client, model: PipelineModel): Promise<SchemaReport> {
+/**
+ * Creates the missing tables of the model and the missing state tables, adds the columns and indexes
+ * newer versions declare to existing state tables. Call inside a transaction (load's ensureSchema does).
+ */
+export async function createMissing(client: pg.Client, model: PipelineModel): Promise<{ created: string[]; existing: string[]; statements: string[] }> {
   const wanted = schemaSql(model);
+  const present = await existingTables(
+    client,
+    wanted.map((w) => w.table),
+  );
   const created: string[] = [];
   const existing: string[] = [];
   const statements: string[] = [];
+  for (const { table, sql } of wanted) {
+    if (present.has(table)) {
+      existing.push(table);
+      continue;
+    }
+    await run(client, sql, `cannot create table "${table}"`, table);
+    created.push(table);
+    statements.push(sql);
+  }
+  // Tables created just now already have every column; their indexes are created below.
+  statements.push(...(await migrateStateTables(client, model, present)));
+  return { created, existing, statements };
+}
+
+/** Adds what a newer version declares to existing state tables: columns (nullable or defaulted), indexes. */
+async function migrateStateTables(client: pg.Client, model: PipelineModel, present: ReadonlySet<string>): Promise<string[]> {
+  const tables = stateTables(model);
+  const live = await readTables(client, tables.filter((t) => present.has(t.name)).map((t) => t.name));
+  const indexes = await existingIndexes(client, tables.flatMap((t) => (t.indexes ?? []).map((i) => i.name)));
+  const statements: string[] = [];
+  for (const t of tables) {
+    const l = live.get(t.name);
+    for (const c of l ? t.columns.filter((c) => !l.columns.some((x) => x.name === c.name)) : []) statements.push(addStateColumnSql(t, c));
+    for (const i of t.indexes ?? []) if (!indexes.has(i.name)) statements.push(createStateIndexSql(t, i));
+  }
+  for (const sql of statements) await run(client, sql, 'cannot update a state table of etl', null);
+  return statements;
+}
+
+async function run(client: pg.Client, sql: string, what: string, table: string | null): Promise<pg.QueryResult> {
+  try {
+    return await client.query(sql);
+  } catch (cause) {
+    const e = cause as { message?: string };
+    throw new LoadError('schema_create_failed', `${what}: ${e.message ?? String(cause)}`, {
+      cause,
+      context: table ? { table } : {},
+      hint: 'run `etl schema --check` to compare the database with pipeline.yaml',
+    });
+  }
+}
+
+/** Takes the lock `etl schema` and load's ensureSchema share, so two never race between check and change. */
+export async function lockSchema(client: pg.Client): Promise<void> {
+  await client.query(`SELECT pg_advisory_xact_lock(hashtext('etl schema'))`);
+}
+
+export async function applySchema(client: pg.Client, model: PipelineModel, options: ApplyOptions = {}): Promise<SchemaReport> {
   await client.query('BEGIN');
   try {
-    // Two `etl schema` at once would otherwise race between the check and the CREATE.
-    await client.query(`SELECT pg_advisory_xact_lock(hashtext('etl schema'))`);
-    const present = await existingTables(
-      client,
-      wanted.map((w) => w.table),
-    );
-    for (const { table, sql } of wanted) {
-      if (present.has(table)) {
-        existing.push(table);
-        continue;
-      }
-      try {
-        await client.query(sql);
-      } catch (cause) {
-        const e = cause as { message?: string; code?: string };
-        throw new LoadError('schema_create_failed', `cannot create table "${table}": ${e.message ?? String(cause)}`, {
-          cause,
-          context: { table },
-          hint: 'run `etl schema --check` to compare the database with pipeline.yaml',
-        });
-      }
-      created.push(table);
-      statements.push(sql);
-    }
+    await lockSchema(client);
+    const report = options.alter ? await alterSchema(client, model, options) : { ...(await createMissing(client, model)), ...NOTHING_ALTERED };
     await client.query('COMMIT');
+    return report;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
-  return { created, existing, statements };
+}
+
+const NOTHING_ALTERED = { applied: [], refused: [], unusedAllows: [], deletedRows: {} } as const;
+
+async function alterSchema(client: pg.Client, model: PipelineModel, options: ApplyOptions): Promise<SchemaReport> {
+  const allow = options.allow ?? [];
+  const plan = await planSchema(client, model, allow);
+  if (plan.problems.length > 0) throw dataProblems(plan.problems);
+  const decision = decide(plan, allow);
+  const statements = decision.apply.flatMap((c) => c.sql);
+  if (options.approved && !sameList(options.approved, statements)) {
+    throw new LoadError('schema_changed_meanwhile', 'the database changed between the plan shown and the confirmation: nothing was applied', {
+      hint: 'run `etl schema` again to see the current plan',
+    });
+  }
+  const present = await existingTables(client, schemaSql(model).map((w) => w.table));
+  const deletedRows: Record<string, number> = {};
+  for (const change of decision.apply) {
+    for (const sql of change.sql) {
+      const r = await run(client, sql, `cannot apply "${change.message}"`, change.table);
+      if (sql.startsWith('DELETE ')) deletedRows[change.table] = (deletedRows[change.table] ?? 0) + (r.rowCount ?? 0);
+    }
+  }
+  const created = decision.apply.filter((c) => c.kind === 'create_table' || c.kind === 'create_state_table').map((c) => c.table);
+  const more = await migrateStateTables(client, model, await existingTables(client, stateTables(model).map((t) => t.name)));
+  return {
+    created,
+    existing: [...present].filter((t) => !created.includes(t)),
+    statements: [...statements, ...more],
+    applied: decision.apply,
+    refused: decision.refused,
+    unusedAllows: decision.unused,
+    deletedRows,
+  };
+}
+
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** The rows break a key pipeline.yaml adds: nothing is applied; the message shows a few of them. */
+export function dataProblems(problems: readonly DataProblem[]): LoadError {
+  const lines = problems.flatMap((p) => [`${p.table}: ${p.message}`, ...p.examples.map((e) => `    e.g. ${e}`)]);
+  return new LoadError('schema_data_conflict', `the rows in the database break ${problems.length} key(s) pipeline.yaml adds; nothing was applied:\n  ${lines.join('\n  ')}`, {
+    context: { table: problems[0]!.table },
+    hint: 'fix or delete those rows (or change pipeline.yaml), then run `etl schema` again',
+  });
+}
+
+/** The plan and what `etl schema` would do with it (for --check, the prompt and --json). */
+export async function previewSchema(client: pg.Client, model: PipelineModel, allow: readonly string[]): Promise<{ plan: SchemaPlan; decision: Decision }> {
+  const plan = await planSchema(client, model, allow);
+  return { plan, decision: decide(plan, allow) };
 }

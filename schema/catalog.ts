@@ -16,11 +16,16 @@ export interface LiveKey {
   /** Constraint or index name (a constraint's index carries the constraint's name). */
   readonly name: string;
   readonly columns: readonly string[];
+  /** False for a bare unique index (dropped with DROP INDEX, not DROP CONSTRAINT). */
+  readonly isConstraint?: boolean;
 }
 
 export interface LiveForeignKey extends LiveKey {
   readonly refTable: string;
   readonly refColumns: readonly string[];
+  /** DEFERRABLE INITIALLY IMMEDIATE, as the tool creates them (load defers them in its transaction). */
+  readonly deferrable: boolean;
+  readonly initiallyDeferred: boolean;
 }
 
 export interface LiveTable {
@@ -44,6 +49,17 @@ export async function existingTables(client: Queryable, names: readonly string[]
   return new Set(rows.map((r) => r.relname));
 }
 
+/** Names of the indexes in the current schema, among `names`. */
+export async function existingIndexes(client: Queryable, names: readonly string[]): Promise<Set<string>> {
+  if (names.length === 0) return new Set();
+  const { rows } = await client.query<{ relname: string }>(
+    `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND c.relkind IN ('i', 'I') AND c.relname = ANY($1::text[])`,
+    [names],
+  );
+  return new Set(rows.map((r) => r.relname));
+}
+
 /** The live shape of each named table that exists (absent tables are absent from the map). */
 export async function readTables(client: Queryable, names: readonly string[]): Promise<Map<string, LiveTable>> {
   const columns = await client.query<{ table_name: string; name: string; type: string; notnull: boolean; default: string | null }>(
@@ -58,8 +74,9 @@ export async function readTables(client: Queryable, names: readonly string[]): P
       ORDER BY c.relname, a.attnum`,
     [names],
   );
-  const indexes = await client.query<{ table_name: string; name: string; primary: boolean; columns: string[] }>(
+  const indexes = await client.query<{ table_name: string; name: string; primary: boolean; columns: string[]; is_constraint: boolean }>(
     `SELECT c.relname AS table_name, ic.relname AS name, i.indisprimary AS primary,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u')) AS is_constraint,
             ARRAY(SELECT a.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                    ORDER BY k.ord)::text[] AS columns
@@ -72,8 +89,8 @@ export async function readTables(client: Queryable, names: readonly string[]): P
       ORDER BY c.relname, ic.relname`,
     [names],
   );
-  const foreign = await client.query<{ table_name: string; name: string; columns: string[]; ref_table: string; ref_columns: string[] }>(
-    `SELECT c.relname AS table_name, con.conname AS name,
+  const foreign = await client.query<{ table_name: string; name: string; columns: string[]; ref_table: string; ref_columns: string[]; deferrable: boolean; deferred: boolean }>(
+    `SELECT c.relname AS table_name, con.conname AS name, con.condeferrable AS deferrable, con.condeferred AS deferred,
             ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
                     JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
                    ORDER BY k.ord)::text[] AS columns,
@@ -100,12 +117,19 @@ export async function readTables(client: Queryable, names: readonly string[]): P
     get(r.table_name).columns.push({ name: r.name, type: canonicalCatalogType(r.type, r.default), rawType: r.type, nullable: !r.notnull });
   }
   for (const r of indexes.rows) {
-    const key = { name: r.name, columns: r.columns };
+    const key = { name: r.name, columns: r.columns, isConstraint: r.is_constraint };
     if (r.primary) get(r.table_name).primaryKey = key;
     else get(r.table_name).uniques.push(key);
   }
   for (const r of foreign.rows) {
-    get(r.table_name).foreignKeys.push({ name: r.name, columns: r.columns, refTable: r.ref_table, refColumns: r.ref_columns });
+    get(r.table_name).foreignKeys.push({
+      name: r.name,
+      columns: r.columns,
+      refTable: r.ref_table,
+      refColumns: r.ref_columns,
+      deferrable: r.deferrable,
+      initiallyDeferred: r.deferred,
+    });
   }
   return new Map([...tables].map(([name, t]) => [name, { name, ...t }]));
 }

@@ -37,10 +37,17 @@ export function uniqueClause(t: TableModel, cols: readonly string[]): string {
   return `CONSTRAINT ${ident(uniqueName(t, cols))} UNIQUE (${identList(cols)})`;
 }
 
+/**
+ * Every foreign key the tool creates is DEFERRABLE INITIALLY IMMEDIATE: checked per statement as
+ * usual, but load may defer the checks to its commit (SET CONSTRAINTS … DEFERRED) while it replaces
+ * rows in several tables of one transaction.
+ */
 export function foreignKeyClause(t: TableModel, c: ColumnModel): string {
   const fk = c.foreignKey!;
-  return `CONSTRAINT ${ident(foreignKeyName(t, c))} FOREIGN KEY (${ident(c.name)}) REFERENCES ${ident(fk.table)} (${ident(fk.column)})`;
+  return `CONSTRAINT ${ident(foreignKeyName(t, c))} FOREIGN KEY (${ident(c.name)}) REFERENCES ${ident(fk.table)} (${ident(fk.column)}) ${FOREIGN_KEY_TIMING}`;
 }
+
+export const FOREIGN_KEY_TIMING = 'DEFERRABLE INITIALLY IMMEDIATE';
 
 /** The table as pipeline.yaml describes it. IF NOT EXISTS: the statement can be re-run as printed. */
 export function createTableSql(t: TableModel): string {
@@ -88,11 +95,28 @@ export function addForeignKeySql(t: TableModel, c: ColumnModel): string {
   return `ALTER TABLE ${table(t)} ADD ${foreignKeyClause(t, c)}`;
 }
 
-/** Suggested, never run: dropping is a person's decision. */
+/** An existing foreign key made deferrable, as the tool creates them (no data is read or changed). */
+export function makeDeferrableSql(tableName: string, constraint: string): string {
+  return `ALTER TABLE ${ident(tableName)} ALTER CONSTRAINT ${ident(constraint)} ${FOREIGN_KEY_TIMING}`;
+}
+
+export function dropColumnSql(tableName: string, column: string): string {
+  return `ALTER TABLE ${ident(tableName)} DROP COLUMN ${ident(column)}`;
+}
+
+export function dropConstraintSql(tableName: string, constraint: string): string {
+  return `ALTER TABLE ${ident(tableName)} DROP CONSTRAINT ${ident(constraint)}`;
+}
+
+export function renameColumnSql(tableName: string, from: string, to: string): string {
+  return `ALTER TABLE ${ident(tableName)} RENAME COLUMN ${ident(from)} TO ${ident(to)}`;
+}
+
+/** Suggested only (drift's `fix`): dropping is a person's decision, made with `etl schema --allow`. */
 export function dropColumnComment(tableName: string, column: string): string {
-  return `-- ALTER TABLE ${ident(tableName)} DROP COLUMN ${ident(column)}`;
+  return `-- ${dropColumnSql(tableName, column)}`;
 }
 
 export function dropConstraintComment(tableName: string, constraint: string): string {
-  return `-- ALTER TABLE ${ident(tableName)} DROP CONSTRAINT ${ident(constraint)}`;
+  return `-- ${dropConstraintSql(tableName, constraint)}`;
 }

@@ -13,11 +13,12 @@ import {
   createTableSql,
   dropColumnComment,
   dropConstraintComment,
+  makeDeferrableSql,
   setNullabilitySql,
 } from './ddl.ts';
 import { ident } from './sql.ts';
 import { readTables, type LiveTable } from './catalog.ts';
-import { STATE_TABLES, STATE_TABLES_SQL } from './state-tables.ts';
+import { addStateColumnSql, createStateTableSql, stateTables } from './state-tables.ts';
 
 export type DriftKind =
   | 'missing_table'
@@ -29,7 +30,9 @@ export type DriftKind =
   | 'missing_unique'
   | 'extra_unique'
   | 'missing_foreign_key'
-  | 'extra_foreign_key';
+  | 'extra_foreign_key'
+  | 'foreign_key_not_deferrable'
+  | 'missing_state_column';
 
 export interface DriftFinding {
   readonly table: string;
@@ -42,6 +45,8 @@ export interface DriftFinding {
   readonly message: string;
   /** Statements that make the database match the YAML, in order; a drop is a `--` comment only. */
   readonly fix: readonly string[];
+  /** The existing constraint the finding is about (extra keys, a primary key to replace, a foreign key to make deferrable). */
+  readonly constraint?: string;
 }
 
 export interface DriftReport {
@@ -56,35 +61,51 @@ const cols = (c: readonly string[]) => `(${c.join(', ')})`;
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
 
 export async function checkDrift(client: pg.Client, model: PipelineModel): Promise<DriftReport> {
-  const names = [...model.loadOrder, ...STATE_TABLES];
+  const state = stateTables(model);
+  const names = [...model.loadOrder, ...state.map((t) => t.name)];
   const live = await readTables(client, names);
   const findings: DriftFinding[] = [];
   for (const name of model.loadOrder) findings.push(...compareTable(model.tables.get(name)!, live.get(name) ?? null));
-  for (const name of STATE_TABLES) {
-    if (!live.has(name)) {
+  for (const t of state) {
+    const l = live.get(t.name);
+    const base = { table: t.name, expected: null, actual: null };
+    if (!l) {
+      findings.push({ ...base, column: null, kind: 'missing_table', expected: 'table', message: `state table "${t.name}" is missing`, fix: [createStateTableSql(t)] });
+      continue;
+    }
+    for (const c of t.columns) {
+      if (l.columns.some((x) => x.name === c.name)) continue;
       findings.push({
-        table: name,
-        column: null,
-        kind: 'missing_table',
-        expected: 'table',
-        actual: null,
-        message: `state table "${name}" is missing`,
-        fix: [STATE_TABLES_SQL[name]!],
+        ...base,
+        column: c.name,
+        kind: 'missing_state_column',
+        expected: c.type,
+        message: `state table "${t.name}" lacks column "${c.name}" (added by this version of etl)`,
+        fix: [addStateColumnSql(t, c)],
       });
     }
   }
   return { clean: findings.length === 0, tablesChecked: names.length, findings };
 }
 
+type Add = (f: Omit<DriftFinding, 'table'>) => void;
+
 /** Differences between one table of the model and its live shape (null: the table does not exist). */
 export function compareTable(t: TableModel, live: LiveTable | null): DriftFinding[] {
   const out: DriftFinding[] = [];
-  const add = (f: Omit<DriftFinding, 'table'>) => out.push({ table: t.name, ...f });
+  const add: Add = (f) => out.push({ table: t.name, ...f });
   if (live === null) {
     add({ column: null, kind: 'missing_table', expected: 'table', actual: null, message: `table "${t.name}" is missing`, fix: [createTableSql(t)] });
     return out;
   }
+  compareColumns(t, live, add);
+  comparePrimaryKey(t, live, add);
+  compareUniques(t, live, add);
+  compareForeignKeys(t, live, add);
+  return out;
+}
 
+function compareColumns(t: TableModel, live: LiveTable, add: Add): void {
   const liveColumns = new Map(live.columns.map((c) => [c.name, c]));
   for (const c of t.columns) {
     const l = liveColumns.get(c.name);
@@ -135,9 +156,12 @@ export function compareTable(t: TableModel, live: LiveTable | null): DriftFindin
       fix: [dropColumnComment(t.name, l.name)],
     });
   }
+}
 
-  // Primary key: compared as a set of columns; the name is PostgreSQL's business.
+/** Primary key: compared as a set of columns; the name is PostgreSQL's business. */
+function comparePrimaryKey(t: TableModel, live: LiveTable, add: Add): void {
   const livePk = live.primaryKey;
+  const named = livePk ? { constraint: livePk.name } : {};
   if (t.primaryKey.length > 0 && !(livePk && sameSet(livePk.columns, t.primaryKey))) {
     add({
       column: null,
@@ -148,6 +172,7 @@ export function compareTable(t: TableModel, live: LiveTable | null): DriftFindin
         ? `primary key of "${t.name}" is ${cols(livePk.columns)}, pipeline.yaml says ${cols(t.primaryKey)}`
         : `table "${t.name}" has no primary key, pipeline.yaml says ${cols(t.primaryKey)}`,
       fix: [...(livePk ? [dropConstraintComment(t.name, livePk.name)] : []), addPrimaryKeySql(t)],
+      ...named,
     });
   } else if (t.primaryKey.length === 0 && livePk) {
     add({
@@ -157,9 +182,13 @@ export function compareTable(t: TableModel, live: LiveTable | null): DriftFindin
       actual: cols(livePk.columns),
       message: `table "${t.name}" has primary key ${cols(livePk.columns)}, pipeline.yaml declares none`,
       fix: [dropConstraintComment(t.name, livePk.name)],
+      ...named,
     });
   }
+}
 
+function compareUniques(t: TableModel, live: LiveTable, add: Add): void {
+  const livePk = live.primaryKey;
   for (const u of t.uniqueConstraints) {
     if (live.uniques.some((l) => sameSet(l.columns, u)) || (livePk && sameSet(livePk.columns, u))) continue;
     add({
@@ -180,14 +209,29 @@ export function compareTable(t: TableModel, live: LiveTable | null): DriftFindin
       actual: cols(l.columns),
       message: `unique constraint or index "${l.name}" ${cols(l.columns)} of "${t.name}" is not in pipeline.yaml (it may refuse rows the YAML allows)`,
       fix: [`${dropConstraintComment(t.name, l.name)}   (or DROP INDEX ${ident(l.name)} if it is a bare index)`],
+      constraint: l.name,
     });
   }
+}
 
+function compareForeignKeys(t: TableModel, live: LiveTable, add: Add): void {
   const wanted = t.columns.filter((c) => c.foreignKey !== null);
   const matches = (c: (typeof wanted)[number], l: LiveTable['foreignKeys'][number]) =>
     sameSet(l.columns, [c.name]) && l.refTable === c.foreignKey!.table && sameSet(l.refColumns, [c.foreignKey!.column]);
   for (const c of wanted) {
-    if (live.foreignKeys.some((l) => matches(c, l))) continue;
+    const l = live.foreignKeys.find((x) => matches(c, x));
+    if (l && (!l.deferrable || l.initiallyDeferred)) {
+      add({
+        column: c.name,
+        kind: 'foreign_key_not_deferrable',
+        expected: 'DEFERRABLE INITIALLY IMMEDIATE',
+        actual: l.deferrable ? 'DEFERRABLE INITIALLY DEFERRED' : 'NOT DEFERRABLE',
+        message: `foreign key "${l.name}" of "${t.name}" is ${l.deferrable ? 'initially deferred' : 'not deferrable'}; the tool's are DEFERRABLE INITIALLY IMMEDIATE (load defers them in its transaction)`,
+        fix: [makeDeferrableSql(t.name, l.name)],
+        constraint: l.name,
+      });
+    }
+    if (l) continue;
     add({
       column: c.name,
       kind: 'missing_foreign_key',
@@ -206,7 +250,7 @@ export function compareTable(t: TableModel, live: LiveTable | null): DriftFindin
       actual: `${cols(l.columns)} → ${l.refTable}${cols(l.refColumns)}`,
       message: `foreign key "${l.name}" ${cols(l.columns)} → ${l.refTable}${cols(l.refColumns)} of "${t.name}" is not in pipeline.yaml`,
       fix: [dropConstraintComment(t.name, l.name)],
+      constraint: l.name,
     });
   }
-  return out;
 }

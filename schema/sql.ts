@@ -76,3 +76,18 @@ export class SqlBuilder {
     return Object.freeze({ sql: this.#parts.join(''), parameters: Object.freeze([...this.#parameters]) });
   }
 }
+
+/** A statement and its values, frozen: the only shape SQL travels in. */
+export function compiled(sql: string, parameters: readonly unknown[] = []): CompiledQuery {
+  return Object.freeze({ sql, parameters: Object.freeze([...parameters]) });
+}
+
+/** Anything that runs a query: a pg Client or PoolClient. */
+export interface Queryable {
+  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
+}
+
+/** Runs a compiled statement with its own parameters. */
+export function runSql(client: Queryable, q: CompiledQuery): Promise<pg.QueryResult> {
+  return client.query(q.sql, [...q.parameters]);
+}

@@ -1,38 +1,180 @@
-// The tool's own state in PostgreSQL, created by `etl schema` beside the data tables.
+// The tool's own state in PostgreSQL, created by `etl schema` (and by load's ensureSchema) beside the
+// data tables. Every state table is declared here, once, as data: schema/apply.ts creates the ones
+// that are missing and adds the columns a newer version declares to the ones that exist, so a new
+// state table or column needs no change anywhere else.
+//
+// Rule for a column added to an existing state table by a later version: it must be nullable or
+// carry a default, so adding it to a table that holds rows loses nothing and cannot fail.
+//
 // Watermarks live here, not in MAX(updated_at) of the data: a document written while an extract
 // ran must still be read by the next run, and only the extract's start time (minus a margin) says so.
-import { ident } from './sql.ts';
+import { createHash } from 'node:crypto';
+import type { PipelineModel, TableModel } from '../model/types.ts';
+import { sqlTypeText } from '../model/sql-types.ts';
+import { contributionsDocumentColumn } from '../mapping/scope.ts';
+import { ident, identList } from './sql.ts';
+
+export { contributionsDocumentColumn } from '../mapping/scope.ts';
 
 export const WATERMARKS_TABLE = 'etl_watermarks';
 export const RUNS_TABLE = 'etl_runs';
-export const STATE_TABLES: readonly string[] = Object.freeze([WATERMARKS_TABLE, RUNS_TABLE]);
+export const PENDING_TABLE = 'etl_pending';
 
-/** Per table: the instant the next incremental extract starts from, and the run that set it. */
-export const watermarksTableSql =
-  `CREATE TABLE IF NOT EXISTS ${ident(WATERMARKS_TABLE)} (\n` +
-  `  ${ident('table_name')} TEXT PRIMARY KEY,\n` +
-  `  ${ident('watermark')} TIMESTAMPTZ NOT NULL,\n` +
-  `  ${ident('run_id')} TEXT NOT NULL,\n` +
-  `  ${ident('updated_at')} TIMESTAMPTZ NOT NULL DEFAULT now()\n` +
-  `)`;
+export interface StateColumn {
+  readonly name: string;
+  /** DDL spelling, e.g. `TEXT`, `TIMESTAMPTZ`, `JSONB`. */
+  readonly type: string;
+  readonly notNull: boolean;
+  /** SQL expression written in our source (never user data), e.g. `now()`. */
+  readonly default?: string;
+}
 
-/** Per run and table: what load did, so re-loading an applied run is recognised and audited. */
-export const runsTableSql =
-  `CREATE TABLE IF NOT EXISTS ${ident(RUNS_TABLE)} (\n` +
-  `  ${ident('run_id')} TEXT,\n` +
-  `  ${ident('table_name')} TEXT,\n` +
-  `  ${ident('pipeline_sha256')} TEXT NOT NULL,\n` +
-  `  ${ident('loaded_at')} TIMESTAMPTZ NOT NULL DEFAULT now(),\n` +
-  `  ${ident('summary')} JSONB NOT NULL,\n` +
-  `  PRIMARY KEY (${ident('run_id')}, ${ident('table_name')})\n` +
-  `)`;
+export interface StateIndex {
+  readonly name: string;
+  readonly columns: readonly string[];
+}
 
-export const STATE_TABLES_SQL: Readonly<Record<string, string>> = Object.freeze({
-  [WATERMARKS_TABLE]: watermarksTableSql,
-  [RUNS_TABLE]: runsTableSql,
+export interface StateTable {
+  readonly name: string;
+  /** What it holds, for people reading `etl schema` output and this file. */
+  readonly purpose: string;
+  readonly columns: readonly StateColumn[];
+  readonly primaryKey: readonly string[];
+  readonly indexes?: readonly StateIndex[];
+}
+
+const col = (name: string, type: string, notNull: boolean, dflt?: string): StateColumn =>
+  Object.freeze({ name, type, notNull, ...(dflt ? { default: dflt } : {}) });
+
+/** Per table: the instant the next incremental extract starts from, the run that set it, and the
+ *  fingerprint of the mapping (model/fingerprint.ts) the table's rows were last fully read with. */
+export const WATERMARKS: StateTable = Object.freeze({
+  name: WATERMARKS_TABLE,
+  purpose: 'per table: where the next incremental extract starts, and the mapping its rows follow',
+  columns: [
+    col('table_name', 'TEXT', true),
+    col('watermark', 'TIMESTAMPTZ', true),
+    col('run_id', 'TEXT', true),
+    col('updated_at', 'TIMESTAMPTZ', true, 'now()'),
+    // Added by issue 16 (nullable: a row written by an older version has none).
+    col('fingerprint', 'TEXT', false),
+  ],
+  primaryKey: ['table_name'],
 });
 
-/** The DDL of every state table, in creation order. */
-export function stateTablesSql(): string[] {
-  return STATE_TABLES.map((name) => STATE_TABLES_SQL[name]!);
+/** Per run and table: what load did, so re-loading an applied run is recognised and audited. */
+export const RUNS: StateTable = Object.freeze({
+  name: RUNS_TABLE,
+  purpose: 'per run and table: what load did (re-loading an applied run changes nothing)',
+  columns: [
+    col('run_id', 'TEXT', false),
+    col('table_name', 'TEXT', false),
+    col('pipeline_sha256', 'TEXT', true),
+    col('loaded_at', 'TIMESTAMPTZ', true, 'now()'),
+    col('summary', 'JSONB', true),
+  ],
+  primaryKey: ['run_id', 'table_name'],
+});
+
+/**
+ * Rows held back until a missing referenced row exists (load/pending.ts): one entry per row of a
+ * table, refused for a missing reference (kind `row`: its staged values in `row`) or loaded with
+ * references set NULL by set_null (kind `null`: `row` as staged, `missing` the references to set).
+ * `row_key` is the row's merge key as a JSON array, `owner` the `_id` of the document that owns it
+ * (null for dedupe rows, owned by their key), `run_id`/`since` when it was first held back,
+ * `seen_run` the last run that staged it again.
+ */
+export const PENDING: StateTable = Object.freeze({
+  name: PENDING_TABLE,
+  purpose: 'rows refused for a missing reference, and references set NULL, until the referenced row exists',
+  columns: [
+    col('table_name', 'TEXT', true),
+    col('row_key', 'JSONB', true),
+    col('owner', 'TEXT', false),
+    col('kind', 'TEXT', true),
+    col('row', 'JSONB', true),
+    col('missing', 'JSONB', true),
+    col('run_id', 'TEXT', true),
+    col('since', 'TIMESTAMPTZ', true, 'now()'),
+    col('seen_run', 'TEXT', true),
+  ],
+  primaryKey: ['table_name', 'row_key'],
+});
+
+// PostgreSQL truncates longer names silently; two long names could then collide.
+const MAX_NAME_BYTES = 63;
+
+/** `<prefix><name>`, shortened with a hash when over 63 bytes so it stays unique. */
+function fitName(full: string): string {
+  if (Buffer.byteLength(full) <= MAX_NAME_BYTES) return full;
+  const tail = `_${createHash('sha256').update(full).digest('hex').slice(0, 8)}`;
+  let head = full;
+  while (Buffer.byteLength(head) + tail.length > MAX_NAME_BYTES) head = head.slice(0, -1);
+  return `${head}${tail}`;
+}
+
+/** `etl_contrib_<table>`: the contributions state table of a dedupe table. */
+export const contributionsTableName = (table: string): string => fitName(`etl_contrib_${table}`);
+
+/**
+ * A dedupe table's contributions (load/contributions.ts): one row per contributing source document
+ * (its `_id`, then the staged columns with their types, nullable: a contribution is what transform
+ * staged), indexed by the dedupe key, which is how a touched key finds all its documents.
+ */
+function contributionsTable(t: TableModel): StateTable {
+  const name = contributionsTableName(t.name);
+  const columns = t.stagedColumns.map((c) => col(c.name, c.sqlType.kind === 'serial' ? 'INTEGER' : sqlTypeText(c.sqlType), false));
+  return Object.freeze({
+    name,
+    purpose: `the row each source document contributes to ${t.name} (dedupe), by document _id`,
+    columns: [col(contributionsDocumentColumn(t), 'TEXT', true), ...columns],
+    primaryKey: [contributionsDocumentColumn(t)],
+    indexes: [{ name: fitName(`${name}_key`), columns: [...(t.dedupe?.key ?? [])] }],
+  });
+}
+
+/**
+ * Every state table the model needs, in creation order: the fixed ones, then the ones derived from
+ * the model (one per table of some kind). Add a state table here and `etl schema` and load create it.
+ */
+export function stateTables(model: PipelineModel | null = null): StateTable[] {
+  const fixed = [WATERMARKS, RUNS, PENDING];
+  if (!model) return fixed;
+  return [...fixed, ...perTableStateTables(model)];
+}
+
+/** State tables derived from the pipeline's tables: the contributions of each dedupe table. */
+function perTableStateTables(model: PipelineModel): StateTable[] {
+  return model.loadOrder.map((n) => model.tables.get(n)!).filter((t) => t.strategy === 'dedupe').map(contributionsTable);
+}
+
+/** Names of the fixed state tables (a pipeline may not define a table of these names). */
+export const STATE_TABLES: readonly string[] = Object.freeze(stateTables().map((t) => t.name));
+
+export function stateColumnSql(c: StateColumn): string {
+  return `${ident(c.name)} ${c.type}${c.notNull ? ' NOT NULL' : ''}${c.default ? ` DEFAULT ${c.default}` : ''}`;
+}
+
+export function createStateTableSql(t: StateTable): string {
+  const lines = t.columns.map(stateColumnSql);
+  if (t.primaryKey.length > 0) lines.push(`PRIMARY KEY (${identList(t.primaryKey)})`);
+  return `CREATE TABLE IF NOT EXISTS ${ident(t.name)} (\n  ${lines.join(',\n  ')}\n)`;
+}
+
+export function addStateColumnSql(t: StateTable, c: StateColumn): string {
+  return `ALTER TABLE ${ident(t.name)} ADD COLUMN IF NOT EXISTS ${stateColumnSql(c)}`;
+}
+
+export function createStateIndexSql(t: StateTable, index: StateIndex): string {
+  return `CREATE INDEX IF NOT EXISTS ${ident(index.name)} ON ${ident(t.name)} (${identList(index.columns)})`;
+}
+
+/** The DDL of the fixed state tables' CREATE, by name (their current shape). */
+export const STATE_TABLES_SQL: Readonly<Record<string, string>> = Object.freeze(
+  Object.fromEntries(stateTables().map((t) => [t.name, createStateTableSql(t)])),
+);
+
+/** The DDL of every state table (and its indexes), in creation order. */
+export function stateTablesSql(model: PipelineModel | null = null): string[] {
+  return stateTables(model).flatMap((t) => [createStateTableSql(t), ...(t.indexes ?? []).map((i) => createStateIndexSql(t, i))]);
 }

@@ -68,4 +68,19 @@ export interface ExtractSection extends StageSectionBase {
   warnings?: string[];
   /** Present when deletes propagate for some table of this run. */
   propagate_deletes?: ExtractPropagationRecord | null;
+  /**
+   * Per table of this run: the fingerprint of the resolved mapping the extract planned with
+   * (model/fingerprint.ts), whether the read covers every document a full run reads for the table
+   * (full_read), how the mapping compared with the stored one (unchanged, changed, unrecorded, new,
+   * unknown when not read) and the stored fingerprint. Load stores `fingerprint` with the watermark
+   * (model/fingerprint.ts fingerprintToStore). Absent in runs made before fingerprints.
+   */
+  mappings?: Record<string, ExtractMappingRecord>;
+}
+
+export interface ExtractMappingRecord {
+  fingerprint: string;
+  full_read: boolean;
+  mapping: 'unchanged' | 'changed' | 'unrecorded' | 'new' | 'unknown';
+  stored_fingerprint: string | null;
 }

@@ -16,6 +16,8 @@ export interface LoadTableRecord {
   /** Tables this table's TRUNCATE … CASCADE emptied (itself first); [] when not truncated. */
   truncated: string[];
   rejects: FileRecord | null;
+  /** etl_pending for the table after the load (rows held back, NULLed references), and what landed. */
+  pending?: { rows: number; nulls: number; since: string | null; landed: number; resolved: number };
 }
 
 export interface LoadSection extends StageSectionBase {
@@ -33,5 +35,9 @@ export interface LoadSection extends StageSectionBase {
     tables: { table: string; live: number | null; gone: number; referencing: number; nulled: number; nulledColumns: Record<string, number> }[];
     deleted: number;
   } | null;
+  /** Tables the run did not stage that changed because tables they reference did. */
+  settled?: { table: string; deleted: number; nulled: number; pending: { rows: number; nulls: number; since: string | null; landed: number; resolved: number } }[];
+  /** The load committed but its process ended before this section was written: rebuilt from the ledger. */
+  recovered_from_ledger?: boolean;
   warnings?: string[];
 }

@@ -6,7 +6,8 @@
 //                    explode.items = rows + explode.rejected_items + Σ explode.skipped_items
 //                    rejected = explode.rejected_documents + explode.rejected_items
 //                    skipped  = explode.skipped_documents ∪ explode.skipped_items (reason names differ)
-//                    keys.records = explode.parents (merge: delete_and_insert)
+//   every strategy:  keys.records + unkeyed = documents (older runs, explode only: keys.records = parents)
+//   dedupe:          contrib.records = rows + dedupe.superseded
 //   every strategy:  csv.records = rows, rejects.records = rejected
 // transformIdentityErrors() checks them; `etl verify` and the tests call it.
 import type { FileRecord, StageSectionBase } from './manifest.ts';
@@ -52,8 +53,22 @@ export interface TransformTableRecord {
   /** Values changed on purpose, per column and kind (only `nul_stripped` under nul_character: strip). */
   altered: Record<string, Record<string, number>>;
   csv: FileRecord;
+  /**
+   * The documents whose rows this run replaces (the scope): every document offered to the table
+   * whose `_id` converts, rows written or not. Header: the column holding the document `_id`
+   * (dedupe: the contributions' document column). Older runs: delete-and-insert tables only.
+   */
   keys: FileRecord | null;
   rejects: FileRecord;
+  /** Documents whose `_id` the key column cannot hold (not in the keys file: the run cannot replace what they own). */
+  unkeyed?: number;
+  /** Dedupe tables: transform/<table>.contrib.csv, the row each staged document contributes (its `_id` first). */
+  contrib?: FileRecord;
+  /**
+   * The collection was read without a date filter: the run holds every document the table may hold,
+   * so load removes the rows it does not stage (a full read is a delete propagation of its own).
+   */
+  complete?: boolean;
   /** Explode tables only. */
   explode?: ExplodeFigures;
   /**
@@ -99,9 +114,12 @@ export function transformIdentityErrors(table: string, r: TransformTableRecord):
     );
     expect(r.rejected === e.rejected_documents + e.rejected_items, `rejected ${r.rejected} ≠ rejected documents + rejected items`);
     expect(sum(r.skipped) === sum(e.skipped_documents) + sum(e.skipped_items), `skipped ≠ skipped documents + skipped items`);
-    if (r.keys) expect(r.keys.records === e.parents, `keys records ${r.keys.records} ≠ parents ${e.parents}`);
+    // Runs before the keys file named every document: it named the parents only.
+    if (r.keys && r.unkeyed === undefined) expect(r.keys.records === e.parents, `keys records ${r.keys.records} ≠ parents ${e.parents}`);
   } else {
     expect(r.documents === r.rows + r.rejected + sum(r.skipped), `documents ${r.documents} ≠ rows ${r.rows} + rejected ${r.rejected} + skipped ${sum(r.skipped)}`);
   }
+  if (r.keys && r.unkeyed !== undefined) expect(r.keys.records + r.unkeyed === r.documents, `keys records ${r.keys.records} + unkeyed ${r.unkeyed} ≠ documents ${r.documents}`);
+  if (r.contrib && r.dedupe) expect(r.contrib.records === r.rows + r.dedupe.superseded, `contrib records ${r.contrib.records} ≠ rows ${r.rows} + superseded ${r.dedupe.superseded}`);
   return errors;
 }

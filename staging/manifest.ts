@@ -97,9 +97,5 @@ export function requireStageDone(manifest: Manifest, stage: StageName, paths: Ru
   });
 }
 
-export function toolVersionSync(): string {
-  return TOOL_VERSION;
-}
-
 // Kept in step with package.json by a test.
 export const TOOL_VERSION = '0.1.0';

@@ -3,7 +3,6 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { EJSON, type Document } from 'bson';
-import { StagingError } from '../model/errors.ts';
 
 /**
  * How documents are deserialized from BSON, on the live server and in dumps alike. Keeping BSON
@@ -20,19 +19,6 @@ export const BSON_READ_OPTIONS = Object.freeze({
 /** One NDJSON line (with its newline). */
 export function encodeDocument(doc: Document): string {
   return `${EJSON.stringify(doc, { relaxed: false })}\n`;
-}
-
-/** Parses one line back into BSON values (ObjectId, Date, Int32, Double, Long, Decimal128…). */
-export function decodeDocument(line: string, where?: { file: string; line: number }): Document {
-  try {
-    return EJSON.parse(line, { relaxed: false }) as Document;
-  } catch (cause) {
-    throw new StagingError('bad_ndjson', `${where ? `${where.file}:${where.line}: ` : ''}not a valid Extended JSON document`, {
-      context: where ? { file: where.file, line: where.line } : {},
-      hint: 'the staged file is damaged: run `etl extract` again or check it with `etl verify`',
-      cause,
-    });
-  }
 }
 
 /** The lines of an NDJSON file with their 1-based numbers, read with backpressure. */

@@ -31,6 +31,8 @@ export interface RunPaths {
   extractIdsFile(collection: string): string;
   transformCsv(table: string): string;
   transformKeys(table: string): string;
+  /** Dedupe tables: the row each staged document contributes. */
+  transformContrib(table: string): string;
   transformRejects(table: string): string;
   /** Delete propagation: the keys of the table's rows whose document still exists. */
   transformLive(table: string): string;
@@ -57,6 +59,7 @@ export function runPaths(stagingDir: string, runId: string): RunPaths {
     extractIdsFile: (c: string) => path.join(extractDir, `${safeName(c)}.ids.ndjson`),
     transformCsv: (t: string) => path.join(transformDir, `${safeName(t)}.csv`),
     transformKeys: (t: string) => path.join(transformDir, `${safeName(t)}.keys.csv`),
+    transformContrib: (t: string) => path.join(transformDir, `${safeName(t)}.contrib.csv`),
     transformRejects: (t: string) => path.join(transformDir, `${safeName(t)}.rejects.ndjson`),
     transformLive: (t: string) => path.join(transformDir, `${safeName(t)}.live.csv`),
     loadRejects: (t: string) => path.join(loadDir, `${safeName(t)}.rejects.ndjson`),

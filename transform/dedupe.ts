@@ -1,16 +1,18 @@
-// strategy: dedupe — many documents, one row per key (users_logbook: one row per (user, day);
-// menu_recipes: one per (menu, recipe)). The latest document of a key wins: greatest `latest_by`,
-// then greatest source _id, so the outcome never depends on the order of the extract.
+// strategy: dedupe in transform — many documents, one row per key (mapping/dedupe.ts says which
+// documents yield a row and which one wins); this file keeps the winners and writes them.
 //
 // The key map is the one piece of state allowed to grow in a stage, bounded by the number of
 // distinct keys. Rows are written at the end, sorted by key, so the CSV's bytes are stable.
-import type { TableModel } from '../model/types.ts';
+import { replacesKept, SUPERSEDED, type DedupeMapping } from '../mapping/dedupe.ts';
 import type { Cell } from '../staging/csv.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
-import { compilePath, type RawDocument } from './ejson-value.ts';
-import { documentIdText } from './rejects.ts';
-import type { OutputOptions } from './table-work.ts';
+import type { RawDocument } from './ejson-value.ts';
+import { contributionsDocumentColumn } from '../mapping/scope.ts';
+import { documentIdKey } from './rejects.ts';
+import { CsvOutput, type NdjsonOutput } from './staged-output.ts';
+import { textualColumns, type OutputOptions } from './table-work.ts';
 import { UpsertWork } from './upsert.ts';
+import { Rejection } from './convert.ts';
 
 /**
  * What the map keeps for a key, packed in one flat string: `_id NUL cell NUL cell …`, each cell as
@@ -35,80 +37,51 @@ function unpackCell(part: string): Cell {
   return part.charCodeAt(0) === 48 /* 0 */ ? null : part.slice(1);
 }
 
-type Compare = (a: Cell, b: Cell) => number;
-
-/** Order of a latest_by cell: numeric for integer columns, text otherwise (timestamps and dates are fixed-width). */
-function cellOrder(table: TableModel, column: string): Compare {
-  const kind = table.stagedColumns.find((c) => c.name === column)?.sqlType.kind;
-  const nullFirst = (a: Cell, b: Cell): number | null => (a === null ? (b === null ? 0 : -1) : b === null ? 1 : null);
-  if (kind === 'smallint' || kind === 'integer' || kind === 'bigint') {
-    return (a, b) => nullFirst(a, b) ?? (BigInt(a!) < BigInt(b!) ? -1 : BigInt(a!) > BigInt(b!) ? 1 : 0);
-  }
-  if (kind === 'numeric') return (a, b) => nullFirst(a, b) ?? Number(a) - Number(b);
-  return (a, b) => nullFirst(a, b) ?? (a! < b! ? -1 : a! > b! ? 1 : 0);
-}
-
 export class DedupeWork extends UpsertWork {
+  /**
+   * transform/<table>.contrib.csv: the row each document contributes (its `_id` first), superseded
+   * ones included: load keeps them, so a row is recomputed from every document of its key.
+   */
+  readonly contrib: CsvOutput;
   private readonly kept = new Map<string, Packed>();
   /** NUL strips of kept rows (nul_character: strip only; rare). */
   private readonly keptStrips = new Map<string, string[]>();
-  private readonly keyIndexes: number[];
-  private readonly keyReaders: { read: (doc: RawDocument) => unknown; reason: string }[];
-  private readonly latestIndex: number;
-  private readonly compareLatest: Compare;
+  private readonly mapping: DedupeMapping;
   private superseded = 0;
 
-  constructor(table: TableModel, collection: string, o: OutputOptions) {
-    super(table, collection, o);
-    const spec = table.dedupe;
-    if (!spec) throw new Error(`table ${table.name}: strategy dedupe without a dedupe spec`);
-    const indexOf = (name: string): number => {
-      const i = table.stagedColumns.findIndex((c) => c.name === name);
-      if (i < 0) throw new Error(`table ${table.name}: dedupe column ${name} is not staged`);
-      return i;
-    };
-    this.keyIndexes = spec.key.map(indexOf);
-    this.keyReaders = spec.key.map((name) => {
-      const source = table.stagedColumns[indexOf(name)]!.source;
-      // Named after the document's field: "missing_user" is what a person looks for in MongoDB.
-      const field = source.kind === 'field' ? source.path : name;
-      return { read: compilePath(field), reason: `missing_${field}` };
-    });
-    this.latestIndex = indexOf(spec.latestBy);
-    this.compareLatest = cellOrder(table, spec.latestBy);
+  constructor(mapping: DedupeMapping, collection: string, o: OutputOptions) {
+    super(mapping, collection, o);
+    this.mapping = mapping;
+    const table = mapping.table;
+    const header = [contributionsDocumentColumn(table), ...table.stagedColumns.map((c) => c.name)];
+    this.contrib = new CsvOutput(o.paths, o.paths.transformContrib(table.name), header, o.signal, o.onFailure, [true, ...textualColumns(table)]);
   }
 
-  override accept(doc: RawDocument): void {
-    this.documents += 1;
-    if (this.keep && !this.keep(doc)) {
-      this.skip('filtered');
+  override get outputs(): readonly (CsvOutput | NdjsonOutput)[] {
+    return [...super.outputs, this.contrib];
+  }
+
+  protected override take(doc: RawDocument, cells: Cell[]): void {
+    const { keyIndexes, latestIndex } = this.mapping;
+    const strips = this.takeStrips();
+    const id = documentIdKey(doc._id);
+    // A document the keys file cannot name cannot be replaced later either: its row is refused.
+    if (id instanceof Rejection) {
+      this.reject(doc, '_id', doc._id, id.reason);
       return;
     }
-    for (const k of this.keyReaders) {
-      const v = k.read(doc);
-      if (v === undefined || v === null) {
-        this.skip(k.reason);
-        return;
-      }
-    }
-    const cells = this.buildRow(doc);
-    if (!cells) return;
-    const strips = this.takeStrips();
-    const keyParts: string[] = new Array(this.keyIndexes.length);
-    for (let i = 0; i < this.keyIndexes.length; i += 1) keyParts[i] = cells[this.keyIndexes[i]!]!;
+    this.contrib.write([id, ...cells]);
+    const keyParts: string[] = new Array(keyIndexes.length);
+    for (let i = 0; i < keyIndexes.length; i += 1) keyParts[i] = cells[keyIndexes[i]!]!;
     // Joined, not concatenated: a flat string hashes and compares (in the final sort) without being rebuilt.
     const key = keyParts.join(SEP);
-    const id = documentIdText(doc._id);
     const old = this.kept.get(key);
     if (old !== undefined) {
-      // One of the two loses: the row with the smaller latest_by, then the smaller _id.
+      // One of the two loses.
       this.superseded += 1;
-      this.skip('superseded');
+      this.skip(SUPERSEDED);
       const parts = old.split(SEP);
-      const oldId = parts[0]!;
-      const oldLatest = unpackCell(parts[1 + this.latestIndex]!);
-      const order = this.compareLatest(cells[this.latestIndex]!, oldLatest) || (id < oldId ? -1 : id > oldId ? 1 : 0);
-      if (order <= 0) return;
+      if (!replacesKept(this.mapping, cells[latestIndex]!, id, unpackCell(parts[1 + latestIndex]!), parts[0]!)) return;
     }
     this.kept.set(key, pack(id, cells));
     if (strips) this.keptStrips.set(key, strips);
@@ -131,8 +104,8 @@ export class DedupeWork extends UpsertWork {
     this.keptStrips.clear();
   }
 
-  protected override extra(): Partial<TransformTableRecord> {
+  protected override async extra(): Promise<Partial<TransformTableRecord>> {
     const spec = this.table.dedupe!;
-    return { dedupe: { key: [...spec.key], latest_by: spec.latestBy, superseded: this.superseded } };
+    return { contrib: await this.contrib.commit(), dedupe: { key: [...spec.key], latest_by: spec.latestBy, superseded: this.superseded } };
   }
 }

@@ -1,207 +1,124 @@
-// strategy: explode — a document's arrays become rows (link tables), one array spec at a time.
+// strategy: explode in transform — the items of a document's arrays (mapping/explode.ts), converted
+// and written, one row each.
 //
-// - Items are ids or subdocuments, mixed in one array; a subdocument's id is under `item_id_key`.
-// - Columns fed by the parent's creation_date / update_date take the item's own date instead when the
-//   item is a subdocument carrying one (`item_date_key`): a registration keeps its registration date.
-// - Merged by delete_and_insert: every parent document goes to the keys file, including parents whose
-//   arrays are empty or absent, so load removes the links they no longer have.
+// - Every document offered goes to the keys file, parents whose arrays are empty or absent, documents
+//   the filter leaves out and documents refused whole included, so load removes the links they no
+//   longer have (a full run would have none for them).
 // - An item repeated in one parent (same merge key) is one row; the repeat is counted.
 // - A rejected item is one reject line; its parent and sibling items go on. A document whose array
-//   is not an array is rejected whole (and kept out of the keys file, so its links stay as they are).
-import type { ArraySpec, ColumnModel, TableModel } from '../model/types.ts';
+//   is not an array is rejected whole: its links go.
+import { arrayLists, DUPLICATE_IN_ARRAY, forEachItem, lacksItemId, NotAnArray, Origin, type ArrayMapping, type ExplodeMapping } from '../mapping/explode.ts';
 import type { Cell } from '../staging/csv.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import { Rejection } from './convert.ts';
-import { compilePath, kindOf, type RawDocument } from './ejson-value.ts';
-import { compileFilter } from './filter.ts';
+import type { RawDocument } from './ejson-value.ts';
 import { sortedCounts, TableWork, type OutputOptions } from './table-work.ts';
 
-/** How a column gets its value for one item. */
-type ValueOf = (doc: RawDocument, itemId: unknown, itemDate: unknown) => unknown;
-
-/** Parent fields that an item's own date replaces. */
-const PARENT_DATES = new Set(['creation_date', 'update_date']);
-
-/**
- * Where a column's value comes from for one row: the parent alone (converted once per document,
- * however many items it has), the item, or the item's date when it has one (else the parent's).
- */
-const enum Origin {
-  Parent = 0,
-  Item = 1,
-  ItemDate = 2,
-}
-
-interface ArrayPlan {
-  readonly spec: ArraySpec;
-  readonly read: (doc: RawDocument) => unknown;
-  readonly itemColumn: string;
-  readonly values: readonly ValueOf[];
-  readonly origins: readonly Origin[];
-}
-
-function originOf(column: ColumnModel, spec: ArraySpec): Origin {
-  const source = column.source;
-  if (source.kind === 'item_id' || source.kind === 'constant') return Origin.Item;
-  if (source.kind === 'field' && column.sqlType.kind === 'timestamp' && PARENT_DATES.has(source.path) && spec.itemDateKey !== null) return Origin.ItemDate;
-  return Origin.Parent;
-}
-
-function valueOf(table: TableModel, column: ColumnModel, spec: ArraySpec): ValueOf {
-  const source = column.source;
-  switch (source.kind) {
-    case 'parent_id':
-      return (doc) => doc._id;
-    case 'item_id':
-      return (_doc, itemId) => itemId;
-    case 'constant': {
-      const value = spec.constants[column.name];
-      return () => value;
-    }
-    case 'field': {
-      const read = compilePath(source.path);
-      if (column.sqlType.kind === 'timestamp' && PARENT_DATES.has(source.path) && spec.itemDateKey !== null) {
-        return (doc, _id, itemDate) => (itemDate === undefined || itemDate === null ? read(doc) : itemDate);
-      }
-      return (doc) => read(doc);
-    }
-    case 'generated':
-      throw new Error(`table ${table.name}: generated column ${column.name} is not staged`);
-  }
-}
-
 export class ExplodeWork extends TableWork {
-  private readonly arrays: readonly ArrayPlan[];
-  private readonly keep: ((doc: RawDocument) => boolean) | null;
-  private readonly parentIndex: number;
-  private readonly mergeIndexes: readonly number[];
+  private readonly mapping: ExplodeMapping;
   private parents = 0;
   private items = 0;
   private rejectedDocuments = 0;
   private rejectedItems = 0;
   private readonly skippedDocuments: Record<string, number> = {};
   private readonly skippedItems: Record<string, number> = {};
-
-  constructor(table: TableModel, collection: string, o: OutputOptions) {
-    const spec = table.explode;
-    if (!spec) throw new Error(`table ${table.name}: strategy explode without an explode spec`);
-    super(table, collection, o, spec.merge === 'delete_and_insert' ? spec.parentColumn : null);
-    this.keep = compileFilter(table.filter);
-    this.parentIndex = table.stagedColumns.findIndex((c) => c.name === spec.parentColumn);
-    if (this.parentIndex < 0) throw new Error(`table ${table.name}: parent column ${spec.parentColumn} is not staged`);
-    this.arrays = spec.arrays.map((a) => ({
-      spec: a,
-      read: compilePath(a.field),
-      itemColumn: a.itemColumn,
-      values: table.stagedColumns.map((c) => valueOf(table, c, a)),
-      origins: table.stagedColumns.map((c) => originOf(c, a)),
-    }));
-    this.parentCells = new Array(table.stagedColumns.length);
-    this.parentStrips = new Array(table.stagedColumns.length).fill(false);
-    this.parentGeneration = new Array(table.stagedColumns.length).fill(-1);
-    // Repeats are found on the merge key; without one, on every column an item decides.
-    const names = table.mergeKey.length > 0 ? table.mergeKey : table.stagedColumns.filter((c) => c.source.kind !== 'field' || c.name === spec.parentColumn).map((c) => c.name);
-    this.mergeIndexes = names.map((n) => table.stagedColumns.findIndex((c) => c.name === n)).filter((i) => i >= 0);
-  }
-
   /** Cells of the parent-only columns of the current document, converted on first use. */
   private readonly parentCells: (Cell | Rejection)[];
   private readonly parentStrips: boolean[];
   private readonly parentGeneration: number[];
+  /** Merge key of the document's first row, and of every row once it has a second: repeats are skipped. */
+  private firstKey: string | null = null;
+  private seen: Set<string> | null = null;
+  private readonly visit = this.item.bind(this);
+
+  constructor(mapping: ExplodeMapping, collection: string, o: OutputOptions) {
+    super(mapping.table, collection, o);
+    this.mapping = mapping;
+    const n = mapping.columns.length;
+    this.parentCells = new Array(n);
+    this.parentStrips = new Array(n).fill(false);
+    this.parentGeneration = new Array(n).fill(-1);
+  }
 
   accept(doc: RawDocument): void {
     this.documents += 1;
-    if (this.keep && !this.keep(doc)) {
-      this.skipDocument('filtered');
+    // Every document names itself in the keys file (filtered out or refused too: its links go).
+    // Rows take the parent id from their own per-document cache (itemRow), which also counts NUL
+    // strips per row written.
+    const parent = this.noteDocument(doc);
+    const skipped = this.mapping.skip(doc);
+    if (skipped !== null) {
+      this.skipDocument(skipped);
       return;
     }
-    // For the keys file and to refuse a document without a usable id; rows take the parent id from
-    // their own per-document cache (itemRow), which also counts NUL strips per row written.
-    const { cell: parent } = this.convertKept(this.columns[this.parentIndex]!, doc._id);
-    if (parent instanceof Rejection || parent === null) {
-      this.rejectDocument(doc, this.columns[this.parentIndex]!.column.name, doc._id, parent instanceof Rejection ? parent.reason : 'null_in_not_null');
+    if (parent === null) {
+      const keyColumn = this.columns[this.mapping.keyIndex]!;
+      const { cell } = this.convertKept(keyColumn, doc._id);
+      this.rejectDocument(doc, keyColumn.column.name, doc._id, cell instanceof Rejection ? cell.reason : 'null_in_not_null');
       return;
     }
-    // Validate every array before writing anything, so a rejected document leaves no rows behind.
-    const lists: (readonly unknown[] | null)[] = [];
-    for (const plan of this.arrays) {
-      const value = plan.read(doc);
-      const kind = kindOf(value);
-      if (kind === 'missing' || kind === 'null') lists.push(null);
-      else if (kind === 'array') lists.push(value as unknown[]);
-      else {
-        this.rejectDocument(doc, plan.itemColumn, value, 'not_an_array');
-        return;
-      }
+    // Every array is read before anything is written, so a rejected document leaves no rows behind.
+    const lists = arrayLists(this.mapping, doc);
+    if (lists instanceof NotAnArray) {
+      this.rejectDocument(doc, lists.array.spec.itemColumn, lists.value, 'not_an_array');
+      return;
     }
     this.parents += 1;
-    this.keys?.write([parent]);
-    let firstKey: string | null = null;
-    let seen: Set<string> | null = null;
-    for (let a = 0; a < this.arrays.length; a += 1) {
-      const list = lists[a];
-      if (!list) continue;
-      const plan = this.arrays[a]!;
-      for (const item of list) {
-        this.items += 1;
-        const cells = this.itemRow(doc, plan, item);
-        if (!cells) continue;
-        let key = '';
-        for (const i of this.mergeIndexes) key += `${cells[i] ?? '\u0001'}\u0000`;
-        // Most parents have one link or none: a Set only from the second row on.
-        if (firstKey === null) firstKey = key;
-        else {
-          seen ??= new Set([firstKey]);
-          if (seen.has(key)) {
-            this.skipItem('duplicate_in_array');
-            this.forgetStrips();
-            continue;
-          }
-          seen.add(key);
-        }
-        this.writeRow(cells);
-      }
-    }
+    this.firstKey = null;
+    this.seen = null;
+    forEachItem(this.mapping, doc, lists, this.visit);
   }
 
-  private itemRow(doc: RawDocument, plan: ArrayPlan, item: unknown): Cell[] | null {
-    let itemId: unknown = item;
-    let itemDate: unknown = undefined;
-    if (kindOf(item) === 'document') {
-      const sub = item as RawDocument;
-      // A subdocument without item_id_key is not an id: its column converter rejects it (not_a_string).
-      if (plan.spec.itemIdKey !== null) itemId = sub[plan.spec.itemIdKey];
-      if (plan.spec.itemDateKey !== null) itemDate = sub[plan.spec.itemDateKey];
+  private item(doc: RawDocument, array: ArrayMapping, itemId: unknown, itemDate: unknown, item: unknown): void {
+    this.items += 1;
+    if (lacksItemId(itemId)) {
+      this.rejectItem(doc, array.spec.itemColumn, item, 'missing_item_id');
+      return;
     }
-    if (itemId === undefined || itemId === null) {
-      this.rejectItem(doc, plan.itemColumn, item, 'missing_item_id');
-      return null;
+    const cells = this.itemRow(doc, array, itemId, itemDate);
+    if (!cells) return;
+    let key = '';
+    for (const i of this.mapping.repeatIndexes) key += `${cells[i] ?? '\u0001'}\u0000`;
+    // Most parents have one link or none: a Set only from the second row on.
+    if (this.firstKey === null) this.firstKey = key;
+    else {
+      this.seen ??= new Set([this.firstKey]);
+      if (this.seen.has(key)) {
+        this.skipItem(DUPLICATE_IN_ARRAY);
+        this.forgetStrips();
+        return;
+      }
+      this.seen.add(key);
     }
+    this.writeRow(cells);
+  }
+
+  private itemRow(doc: RawDocument, array: ArrayMapping, itemId: unknown, itemDate: unknown): Cell[] | null {
     const cells: Cell[] = new Array(this.columns.length);
     const fromParent = itemDate === undefined || itemDate === null;
     for (let i = 0; i < this.columns.length; i += 1) {
-      const origin = plan.origins[i]!;
-      let cell: Cell | Rejection;
-      if (origin === Origin.Parent || (origin === Origin.ItemDate && fromParent)) {
-        // The same for every item of this document: converted once (documents counts generations).
-        if (this.parentGeneration[i] !== this.documents) {
-          const kept = this.convertKept(this.columns[i]!, plan.values[i]!(doc, itemId, undefined));
-          this.parentCells[i] = kept.cell;
-          this.parentStrips[i] = kept.stripped;
-          this.parentGeneration[i] = this.documents;
-        }
-        cell = this.parentCells[i]!;
-        if (this.parentStrips[i] && !(cell instanceof Rejection)) this.noteStrip(this.columns[i]!.column.name);
-      } else {
-        cell = this.cell(this.columns[i]!, plan.values[i]!(doc, itemId, itemDate));
-      }
+      const origin = array.origins[i]!;
+      const cell = origin === Origin.Parent || (origin === Origin.ItemDate && fromParent) ? this.parentCell(doc, array, i) : this.cell(this.columns[i]!, array.values[i]!(doc, itemId, itemDate));
       if (cell instanceof Rejection) {
-        this.rejectItem(doc, this.columns[i]!.column.name, plan.values[i]!(doc, itemId, itemDate), cell.reason);
+        this.rejectItem(doc, this.columns[i]!.column.name, array.values[i]!(doc, itemId, itemDate), cell.reason);
         return null;
       }
       cells[i] = cell;
     }
     return cells;
+  }
+
+  /** A cell that is the same for every item of this document: converted once (documents counts generations). */
+  private parentCell(doc: RawDocument, array: ArrayMapping, i: number): Cell | Rejection {
+    if (this.parentGeneration[i] !== this.documents) {
+      const kept = this.convertKept(this.columns[i]!, array.values[i]!(doc, undefined, undefined));
+      this.parentCells[i] = kept.cell;
+      this.parentStrips[i] = kept.stripped;
+      this.parentGeneration[i] = this.documents;
+    }
+    const cell = this.parentCells[i]!;
+    if (this.parentStrips[i] && !(cell instanceof Rejection)) this.noteStrip(this.columns[i]!.column.name);
+    return cell;
   }
 
   private rejectDocument(doc: RawDocument, column: string, value: unknown, reason: string): void {

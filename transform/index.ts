@@ -7,7 +7,8 @@ import type { PipelineModel, TableModel } from '../model/types.ts';
 import { readManifest, requireStageDone, updateManifest, type Manifest } from '../staging/manifest.ts';
 import { transformIdentityErrors, type TransformSection, type TransformTableRecord } from '../staging/manifest-transform.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
-import { runCollectionPass } from './collection-pass.ts';
+import { tableMapping } from '../mapping/index.ts';
+import { runCollectionPass, type PassResult } from './collection-pass.ts';
 import { DedupeWork } from './dedupe.ts';
 import { stageLiveKeys } from './live-keys.ts';
 import { ExplodeWork } from './explode.ts';
@@ -23,6 +24,8 @@ interface CollectionJob {
   readonly records: number;
   readonly bytes: number;
   readonly sha256: string;
+  /** The collection was read without a date filter: its tables' records say `complete`. */
+  readonly complete: boolean;
 }
 
 export async function runTransform(options: TransformOptions): Promise<TransformReport> {
@@ -36,19 +39,9 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   const manifest = await readManifest(paths);
   requireStageDone(manifest, 'extract', paths);
   const pipelineChanged = manifest.pipeline_sha256 !== model.sha256;
-  if (pipelineChanged && !options.allowPipelineChange) {
-    throw new StagingError(
-      'pipeline_changed',
-      `pipeline.yaml changed since run ${paths.runId} was extracted: the run was extracted with sha256 ${manifest.pipeline_sha256}, ${model.file} is now ${model.sha256}`,
-      {
-        context: { file: model.file },
-        hint: `extract again with the current pipeline.yaml, or pass --allow-pipeline-change to transform this run with it (its copy is ${paths.pipelineCopy})`,
-      },
-    );
-  }
+  if (pipelineChanged && !options.allowPipelineChange) throw pipelineChangedError(model, manifest, paths);
 
   const { jobs, notExtracted } = planJobs(model, manifest, paths, options.tables ?? null);
-
   const section: TransformSection = {
     status: 'running',
     started_at: now().toISOString(),
@@ -67,29 +60,7 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   const planned = new Set(jobs.flatMap((j) => j.tables.map((t) => t.name)));
   options.onProgress?.({ kind: 'started', runId: paths.runId, tables: model.loadOrder.filter((t) => planned.has(t)), notExtracted });
 
-  const records = new Map<string, TransformTableRecord>();
-  let documentsRead = 0;
-  try {
-    for (const job of jobs) {
-      documentsRead += await transformCollection(job, model, paths, signal, options.onProgress, records);
-    }
-    // Delete propagation (propagate_deletes): the keys every table may still hold, from the
-    // extract's ids files; load deletes the rows whose key is not among them.
-    const live = await stageLiveKeys({ model, paths, manifest, tables: new Set(records.keys()), signal });
-    for (const [table, record] of live) records.get(table)!.live = record;
-  } catch (error) {
-    await updateManifest(paths, (m) => {
-      m.stages.transform = {
-        ...section,
-        status: 'failed',
-        ended_at: now().toISOString(),
-        error: { code: (error as { code?: string }).code ?? 'internal', message: error instanceof Error ? error.message : String(error) },
-        tables: Object.fromEntries(records),
-      };
-    }).catch(() => undefined);
-    throw error;
-  }
-
+  const { records, documentsRead } = await transformJobs(jobs, { model, paths, manifest, signal, onProgress: options.onProgress, section, now });
   // Tables in load order, in the manifest and in the report.
   const ordered = model.loadOrder.filter((t) => records.has(t));
   const tables: Record<string, TransformTableRecord> = {};
@@ -109,6 +80,56 @@ export async function runTransform(options: TransformOptions): Promise<Transform
     documentsRead,
     durationMs: Date.now() - started,
   };
+}
+
+function pipelineChangedError(model: PipelineModel, manifest: Manifest, paths: RunPaths): StagingError {
+  return new StagingError(
+    'pipeline_changed',
+    `pipeline.yaml changed since run ${paths.runId} was extracted: the run was extracted with sha256 ${manifest.pipeline_sha256}, ${model.file} is now ${model.sha256}`,
+    {
+      context: { file: model.file },
+      hint: `extract again with the current pipeline.yaml, or pass --allow-pipeline-change to transform this run with it (its copy is ${paths.pipelineCopy})`,
+    },
+  );
+}
+
+interface StageContext {
+  readonly model: PipelineModel;
+  readonly paths: RunPaths;
+  readonly manifest: Manifest;
+  readonly signal: AbortSignal;
+  readonly onProgress: ((e: TransformProgress) => void) | undefined;
+  /** The manifest section as it stands while running: a failure is recorded over it. */
+  readonly section: TransformSection;
+  readonly now: () => Date;
+}
+
+/** Every collection, then the live keys; on failure the manifest records the error and the tables done. */
+async function transformJobs(jobs: readonly CollectionJob[], c: StageContext): Promise<{ records: Map<string, TransformTableRecord>; documentsRead: number }> {
+  const { model, paths, signal } = c;
+  const records = new Map<string, TransformTableRecord>();
+  let documentsRead = 0;
+  try {
+    for (const job of jobs) {
+      documentsRead += await transformCollection(job, c, records);
+    }
+    // Delete propagation (propagate_deletes): the keys every table may still hold, from the
+    // extract's ids files; load deletes the rows whose key is not among them.
+    const live = await stageLiveKeys({ model, paths, manifest: c.manifest, tables: new Set(records.keys()), signal });
+    for (const [table, record] of live) records.get(table)!.live = record;
+    return { records, documentsRead };
+  } catch (error) {
+    await updateManifest(paths, (m) => {
+      m.stages.transform = {
+        ...c.section,
+        status: 'failed',
+        ended_at: c.now().toISOString(),
+        error: { code: (error as { code?: string }).code ?? 'internal', message: error instanceof Error ? error.message : String(error) },
+        tables: Object.fromEntries(records),
+      };
+    }).catch(() => undefined);
+    throw error;
+  }
 }
 
 /** Which collections to read, for which tables; unknown or unextracted tables named with --tables are errors. */
@@ -134,7 +155,8 @@ function planJobs(model: PipelineModel, manifest: Manifest, paths: RunPaths, req
       for (const t of tables) (requested ? missingAsked : notExtracted).push(t.name);
       continue;
     }
-    jobs.push({ collection: collection.name, tables, records: record.records, bytes: record.bytes, sha256: record.sha256 });
+    const complete = record.watermark?.from === null;
+    jobs.push({ collection: collection.name, tables, records: record.records, bytes: record.bytes, sha256: record.sha256, complete });
   }
   if (missingAsked.length > 0) {
     throw new StagingError('not_extracted', `run ${paths.runId} holds no extract for ${missingAsked.map((t) => `${t} (${model.tables.get(t)!.collection})`).join(', ')}`, {
@@ -145,25 +167,21 @@ function planJobs(model: PipelineModel, manifest: Manifest, paths: RunPaths, req
   return { jobs, notExtracted: notExtracted.sort() };
 }
 
+/** The table's mapping (mapping/) inside the class that converts and writes its rows. */
 function newWork(table: TableModel, collection: string, o: OutputOptions): TableWork {
-  switch (table.strategy) {
+  const mapping = tableMapping(table);
+  switch (mapping.strategy) {
     case 'upsert':
-      return new UpsertWork(table, collection, o);
+      return new UpsertWork(mapping, collection, o);
     case 'explode':
-      return new ExplodeWork(table, collection, o);
+      return new ExplodeWork(mapping, collection, o);
     case 'dedupe':
-      return new DedupeWork(table, collection, o);
+      return new DedupeWork(mapping, collection, o);
   }
 }
 
-async function transformCollection(
-  job: CollectionJob,
-  model: PipelineModel,
-  paths: RunPaths,
-  outer: AbortSignal,
-  onProgress: ((e: TransformProgress) => void) | undefined,
-  records: Map<string, TransformTableRecord>,
-): Promise<number> {
+async function transformCollection(job: CollectionJob, c: StageContext, records: Map<string, TransformTableRecord>): Promise<number> {
+  const { model, paths, onProgress } = c;
   // One failing file stops the whole pass at once; the first error is the one reported.
   const inner = new AbortController();
   let failure: unknown = null;
@@ -171,54 +189,65 @@ async function transformCollection(
     failure ??= error;
     inner.abort(error);
   };
-  const signal = AbortSignal.any([outer, inner.signal]);
+  const signal = AbortSignal.any([c.signal, inner.signal]);
   // Each staged file's pipeline listens to it (three files a table, up to three tables a collection).
   setMaxListeners(0, signal);
   const o: OutputOptions = { paths, settings: model.settings, signal, onFailure };
   const works: TableWork[] = [];
   const names = job.tables.map((t) => t.name);
+  const file = paths.extractFile(job.collection);
   try {
     for (const t of job.tables) works.push(newWork(t, job.collection, o));
     onProgress?.({ kind: 'collection_started', collection: job.collection, tables: names, total: job.records });
     const read = await runCollectionPass(works, {
-      file: paths.extractFile(job.collection),
+      file,
       signal,
       every: Math.max(1, model.settings.batchSize),
       onDocuments: onProgress ? (done) => onProgress({ kind: 'documents', collection: job.collection, tables: names, done, total: job.records }) : undefined,
     });
-    // The extract file must be the one the manifest describes: a damaged or edited file is refused.
-    if (read.documents !== job.records || read.bytes !== job.bytes || read.sha256 !== job.sha256) {
-      throw new StagingError(
-        'extract_mismatch',
-        `${paths.relative(paths.extractFile(job.collection))} of run ${paths.runId} is not the file the manifest describes ` +
-          `(read ${read.documents} documents, ${read.bytes} bytes, sha256 ${read.sha256}; manifest: ${job.records} documents, ${job.bytes} bytes, sha256 ${job.sha256})`,
-        { context: { file: paths.extractFile(job.collection), collection: job.collection }, hint: 'the run is damaged: run `etl extract` again' },
-      );
-    }
-    const done: [string, TransformTableRecord][] = [];
-    for (const w of works) {
-      const record = await w.commit();
-      const errors = transformIdentityErrors(w.name, record);
-      if (errors.length > 0) throw new Error(`transform counts do not reconcile (a bug): ${errors.join('; ')}`);
-      done.push([w.name, record]);
-    }
-    for (const [name, record] of done) {
+    checkExtractRead(job, read, paths);
+    for (const [name, record] of await commitWorks(works)) {
+      record.complete = job.complete;
       records.set(name, record);
       onProgress?.({ kind: 'table_done', table: name, record });
     }
     return read.documents;
   } catch (error) {
-    const reported = failure ?? (outer.aborted ? (outer.reason ?? error) : error);
+    const reported = failure ?? (c.signal.aborted ? (c.signal.reason ?? error) : error);
     inner.abort(reported);
     for (const w of works) await w.discard().catch(() => undefined);
     for (const name of names) onProgress?.({ kind: 'table_failed', table: name, error: reported });
     if ((error as NodeJS.ErrnoException)?.code === 'ENOENT' && failure === null) {
-      throw new StagingError('missing_extract_file', `run ${paths.runId} has no ${paths.relative(paths.extractFile(job.collection))}`, {
-        context: { file: paths.extractFile(job.collection), collection: job.collection },
+      throw new StagingError('missing_extract_file', `run ${paths.runId} has no ${paths.relative(file)}`, {
+        context: { file, collection: job.collection },
         hint: 'the run is damaged: run `etl extract` again',
         cause: error,
       });
     }
     throw reported;
   }
+}
+
+/** The extract file must be the one the manifest describes: a damaged or edited file is refused. */
+function checkExtractRead(job: CollectionJob, read: PassResult, paths: RunPaths): void {
+  if (read.documents === job.records && read.bytes === job.bytes && read.sha256 === job.sha256) return;
+  const file = paths.extractFile(job.collection);
+  throw new StagingError(
+    'extract_mismatch',
+    `${paths.relative(file)} of run ${paths.runId} is not the file the manifest describes ` +
+      `(read ${read.documents} documents, ${read.bytes} bytes, sha256 ${read.sha256}; manifest: ${job.records} documents, ${job.bytes} bytes, sha256 ${job.sha256})`,
+    { context: { file, collection: job.collection }, hint: 'the run is damaged: run `etl extract` again' },
+  );
+}
+
+/** Commits every table's files; their counts must reconcile. */
+async function commitWorks(works: readonly TableWork[]): Promise<[string, TransformTableRecord][]> {
+  const done: [string, TransformTableRecord][] = [];
+  for (const w of works) {
+    const record = await w.commit();
+    const errors = transformIdentityErrors(w.name, record);
+    if (errors.length > 0) throw new Error(`transform counts do not reconcile (a bug): ${errors.join('; ')}`);
+    done.push([w.name, record]);
+  }
+  return done;
 }

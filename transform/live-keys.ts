@@ -1,26 +1,30 @@
 // Delete propagation, transform side: a collection's staged `_id` set (extract/<c>.ids.ndjson) →
 // per propagating table, transform/<table>.live.csv, the keys of every row the table may hold now.
-// Load deletes the rows whose key is not in it (load/delete-propagation.ts).
+// Load deletes the rows whose key is not in it (load/leave.ts, load/contributions.ts).
 //
 //   upsert table   key column = the primary key fed by `_id` (id); one row per live document that
 //                  passes the table's filter (an event whose `__t` is no longer `menu` is not a live
 //                  menu, so its menus row goes)
 //   explode table  key column = the parent column; one row per live parent document passing the
 //                  filter: its links stay (the merge keeps them current), a gone parent's links go
-//   dedupe table   not supported (extract never stages ids for one; see extract/live-ids.ts)
+//   dedupe table   key column = the contributions' document column; one row per live document
+//                  passing the filter: load drops the contributions of the others and recomputes
+//                  their keys
 //
 // The key is converted by the column's own converter, so it is byte for byte the text the table's
 // CSV holds. The ids file is checked against the extract manifest (records, bytes, sha256) as the
 // documents file is. One streamed pass per collection, however many tables it feeds.
 import path from 'node:path';
 import { StagingError } from '../model/errors.ts';
-import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
+import type { PipelineModel, TableModel } from '../model/types.ts';
 import type { FileRecord, Manifest } from '../staging/manifest.ts';
 import type { LiveKeysFigures } from '../staging/manifest-transform.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
+import { documentColumn } from '../mapping/scope.ts';
+import { filterSkip, type SkipTest } from '../mapping/upsert.ts';
 import { columnConverter, Rejection } from './convert.ts';
 import type { RawDocument } from './ejson-value.ts';
-import { compileFilter } from './filter.ts';
+import { documentIdKey } from './rejects.ts';
 import { parseDocumentLine, readLineBatches, type FileDigest } from './ndjson-batches.ts';
 import { CsvOutput } from './staged-output.ts';
 
@@ -30,16 +34,6 @@ export type LiveKeysRecord = LiveKeysFigures;
 /** The manifest's ids record, as extract writes it (staging/manifest-extract.ts names it `ids`). */
 interface IdsRecord extends FileRecord {
   tables: string[];
-}
-
-/** The column that holds the document's `_id` as a table's key, or null when the table has none. */
-export function liveKeyColumn(table: TableModel): ColumnModel | null {
-  if (table.strategy === 'explode') return table.columns.find((c) => c.name === table.explode?.parentColumn) ?? null;
-  if (table.strategy === 'upsert' && table.primaryKey.length === 1) {
-    const c = table.columns.find((x) => x.name === table.primaryKey[0]);
-    if (c && c.source.kind === 'field' && c.source.path === '_id') return c;
-  }
-  return null;
 }
 
 export interface LiveKeysInput {
@@ -67,16 +61,17 @@ export async function stageLiveKeys(input: LiveKeysInput): Promise<Map<string, L
 
 interface TableLive {
   readonly table: TableModel;
-  readonly column: ColumnModel;
+  /** The key column (the file's header). */
+  readonly column: string;
   readonly convert: (value: unknown) => string | null | Rejection;
-  readonly keep: ((doc: RawDocument) => boolean) | null;
+  readonly skip: SkipTest;
   readonly csv: CsvOutput;
   filtered: number;
   refused: number;
 }
 
 async function stageCollection(input: LiveKeysInput, collection: string, ids: IdsRecord, tables: readonly TableModel[]): Promise<Map<string, LiveKeysRecord>> {
-  const { paths, model } = input;
+  const { paths } = input;
   const file = path.join(paths.dir, ids.file);
   let failure: unknown = null;
   const inner = new AbortController();
@@ -87,55 +82,12 @@ async function stageCollection(input: LiveKeysInput, collection: string, ids: Id
   };
   const works: TableLive[] = [];
   try {
-    for (const table of tables) {
-      const column = liveKeyColumn(table);
-      if (!column) {
-        throw new StagingError('live_keys_unsupported', `${table.name}: no key column holds the document _id, so deletes cannot propagate to it`, {
-          hint: 'remove propagate_deletes from the table, or extract without --propagate-deletes',
-        });
-      }
-      works.push({
-        table,
-        column,
-        convert: columnConverter(column, model.settings, { stripped: false }),
-        keep: compileFilter(table.filter),
-        csv: new CsvOutput(paths, paths.transformLive(table.name), [column.name], signal, onFailure),
-        filtered: 0,
-        refused: 0,
-      });
-    }
-    const digest: FileDigest = { bytes: 0, sha256: null };
-    let lines = 0;
-    for await (const batch of readLineBatches(file, digest, signal)) {
-      for (let i = 0; i < batch.lines.length; i += 1) {
-        const doc = parseDocumentLine(batch.lines[i]!, paths.relative(file), batch.lineNumbers[i]!);
-        lines += 1;
-        for (const w of works) {
-          if (w.keep && !w.keep(doc)) {
-            w.filtered += 1;
-            continue;
-          }
-          const key = w.convert(doc._id);
-          if (key instanceof Rejection || key === null) {
-            w.refused += 1;
-            continue;
-          }
-          w.csv.write([key]);
-        }
-      }
-      for (const w of works) if (w.csv.needsDrain) await w.csv.drain();
-    }
-    if (lines !== ids.records || digest.bytes !== ids.bytes || digest.sha256 !== ids.sha256) {
-      throw new StagingError(
-        'extract_mismatch',
-        `${ids.file} of run ${paths.runId} is not the file the manifest describes (read ${lines} ids, ${digest.bytes} bytes, sha256 ${digest.sha256}; manifest: ${ids.records} ids, ${ids.bytes} bytes, sha256 ${ids.sha256})`,
-        { context: { file, collection }, hint: 'the run is damaged: run `etl extract` again' },
-      );
-    }
+    for (const table of tables) works.push(liveWork(input, table, signal, onFailure));
+    const lines = await writeLiveKeys(file, ids, collection, paths, works, signal);
     const records = new Map<string, LiveKeysRecord>();
     for (const w of works) {
       const figures = await w.csv.commit();
-      records.set(w.table.name, { ...figures, column: w.column.name, source: ids.file, ids: lines, filtered: w.filtered, refused: w.refused });
+      records.set(w.table.name, { ...figures, column: w.column, source: ids.file, ids: lines, filtered: w.filtered, refused: w.refused });
     }
     return records;
   } catch (error) {
@@ -150,4 +102,64 @@ async function stageCollection(input: LiveKeysInput, collection: string, ids: Id
     }
     throw failure ?? error;
   }
+}
+
+/** Reads the ids file once for every table, then checks it is the file the manifest describes. */
+async function writeLiveKeys(file: string, ids: IdsRecord, collection: string, paths: RunPaths, works: readonly TableLive[], signal: AbortSignal): Promise<number> {
+  const digest: FileDigest = { bytes: 0, sha256: null };
+  let lines = 0;
+  for await (const batch of readLineBatches(file, digest, signal)) {
+    for (let i = 0; i < batch.lines.length; i += 1) {
+      const doc = parseDocumentLine(batch.lines[i]!, paths.relative(file), batch.lineNumbers[i]!);
+      lines += 1;
+      for (const w of works) offer(w, doc);
+    }
+    for (const w of works) if (w.csv.needsDrain) await w.csv.drain();
+  }
+  if (lines !== ids.records || digest.bytes !== ids.bytes || digest.sha256 !== ids.sha256) {
+    throw new StagingError(
+      'extract_mismatch',
+      `${ids.file} of run ${paths.runId} is not the file the manifest describes (read ${lines} ids, ${digest.bytes} bytes, sha256 ${digest.sha256}; manifest: ${ids.records} ids, ${ids.bytes} bytes, sha256 ${ids.sha256})`,
+      { context: { file, collection }, hint: 'the run is damaged: run `etl extract` again' },
+    );
+  }
+  return lines;
+}
+
+/** A live document's key, when the table keeps the document and its `_id` converts. */
+function offer(w: TableLive, doc: RawDocument): void {
+  if (w.skip(doc) !== null) {
+    w.filtered += 1;
+    return;
+  }
+  const key = w.convert(doc._id);
+  if (key instanceof Rejection || key === null) {
+    w.refused += 1;
+    return;
+  }
+  w.csv.write([key]);
+}
+
+/**
+ * The table's live keys file, keyed by the column naming its documents (mapping/scope.ts): the
+ * column holding the `_id`, converted by its own converter; for a dedupe table the documents'
+ * `_id`s as its contributions name them. A live document counts when the table's filter keeps it.
+ */
+function liveWork(input: LiveKeysInput, table: TableModel, signal: AbortSignal, onFailure: (e: unknown) => void): TableLive {
+  const name = documentColumn(table);
+  if (name === null) {
+    throw new StagingError('live_keys_unsupported', `${table.name}: no key column holds the document _id, so deletes cannot propagate to it`, {
+      hint: 'remove propagate_deletes from the table, or extract without --propagate-deletes',
+    });
+  }
+  const column = table.stagedColumns.find((c) => c.name === name);
+  return {
+    table,
+    column: name,
+    convert: column ? columnConverter(column, input.model.settings, { stripped: false }) : documentIdKey,
+    skip: filterSkip(table),
+    csv: new CsvOutput(input.paths, input.paths.transformLive(table.name), [name], signal, onFailure),
+    filtered: 0,
+    refused: 0,
+  };
 }

@@ -1,6 +1,7 @@
 // One line of `<table>.rejects.ndjson`: the source document, the column, the offending value and why.
 // The value is its canonical Extended JSON text, shortened in this file only (the full value is in
 // the extract, under the same _id).
+import { Rejection } from './convert.ts';
 import { canonicalText, kindOf, objectIdHex } from './ejson-value.ts';
 
 const VALUE_LIMIT = 200;
@@ -19,6 +20,16 @@ export interface RejectLine {
 export function documentIdText(id: unknown): string {
   if (kindOf(id) === 'objectId') return objectIdHex(id) ?? canonicalText(id);
   return canonicalText(id);
+}
+
+/**
+ * A document's `_id` as a dedupe table's keys and contributions name it (documentIdText, whose
+ * canonical Extended JSON keeps `"77"` and Int32 77 apart); refused when PostgreSQL could not store
+ * it (a NUL character).
+ */
+export function documentIdKey(id: unknown): string | Rejection {
+  const text = documentIdText(id);
+  return text.includes('\u0000') ? new Rejection('nul_character') : text;
 }
 
 export function shortValue(value: unknown): string | null {

@@ -1,13 +1,15 @@
 // What every strategy shares for one table: its output files, its counters, and turning a value
-// into a cell or a reject line. Strategies (upsert.ts, explode.ts, dedupe.ts) only decide which
-// documents and items become rows.
+// into a cell or a reject line. Which documents and items become rows, and their values, is the
+// table's mapping (mapping/); the strategy classes here (upsert.ts, explode.ts, dedupe.ts) convert
+// and write what it yields.
 import type { ColumnModel, TableModel } from '../model/types.ts';
 import type { Cell } from '../staging/csv.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import { columnConverter, Rejection, type ConvertSettings, type Converter, type NulTally, type RejectReason } from './convert.ts';
 import type { RawDocument } from './ejson-value.ts';
-import { documentIdText, rejectLine, shortValue } from './rejects.ts';
+import { documentIdKey, documentIdText, rejectLine, shortValue } from './rejects.ts';
+import { documentColumn } from '../mapping/scope.ts';
 import { CsvOutput, NdjsonOutput } from './staged-output.ts';
 
 export interface ConvertedColumn {
@@ -25,13 +27,22 @@ export interface OutputOptions {
 /** Types whose cells may hold any character (the others are digits, signs, dates: never quoted). */
 const TEXTUAL_KINDS = new Set(['varchar', 'text', 'jsonb']);
 
+/** Per staged column, whether its cells may hold any character (CsvOutput quotes only those). */
+export const textualColumns = (table: TableModel): boolean[] => table.stagedColumns.map((c) => TEXTUAL_KINDS.has(c.sqlType.kind));
+
+/** How a document's `_id` becomes its key in the keys file: the key column's converter, or (dedupe) its text. */
+type ScopeKey = (id: unknown) => { cell: Cell | Rejection; stripped: boolean };
+
 export abstract class TableWork {
   readonly name: string;
   readonly csv: CsvOutput;
   readonly rejects: NdjsonOutput;
+  /** The scope: every document offered whose `_id` the key column holds (load replaces what they own). */
   readonly keys: CsvOutput | null;
   /** Documents of the collection offered to this table. */
   documents = 0;
+  /** Documents whose `_id` the key column cannot hold: the run cannot name them (their rows stay). */
+  unkeyed = 0;
   rejected = 0;
   readonly skipped: Record<string, number> = {};
   /** Values changed on purpose (nul_character: strip), per column. */
@@ -40,19 +51,42 @@ export abstract class TableWork {
   protected readonly tally: NulTally = { stripped: false };
   /** Columns whose NULs were stripped in the row being built; counted when the row is written. */
   private pendingStrips: string[] = [];
+  private readonly scopeKey: ScopeKey | null;
 
   constructor(
     readonly table: TableModel,
     readonly collection: string,
     o: OutputOptions,
-    withKeys: string | null,
   ) {
     this.name = table.name;
     this.columns = table.stagedColumns.map((column) => ({ column, convert: columnConverter(column, o.settings, this.tally) }));
-    const textual = table.stagedColumns.map((c) => TEXTUAL_KINDS.has(c.sqlType.kind));
-    this.csv = new CsvOutput(o.paths, o.paths.transformCsv(table.name), table.stagedColumns.map((c) => c.name), o.signal, o.onFailure, textual);
+    this.csv = new CsvOutput(o.paths, o.paths.transformCsv(table.name), table.stagedColumns.map((c) => c.name), o.signal, o.onFailure, textualColumns(table));
     this.rejects = new NdjsonOutput(o.paths, o.paths.transformRejects(table.name), o.signal, o.onFailure);
-    this.keys = withKeys === null ? null : new CsvOutput(o.paths, o.paths.transformKeys(table.name), [withKeys], o.signal, o.onFailure);
+    const keyColumn = documentColumn(table);
+    this.keys = keyColumn === null ? null : new CsvOutput(o.paths, o.paths.transformKeys(table.name), [keyColumn], o.signal, o.onFailure);
+    this.scopeKey = this.scopeKeyOf(table);
+  }
+
+  private scopeKeyOf(table: TableModel): ScopeKey | null {
+    if (table.strategy === 'dedupe') return (id) => ({ cell: documentIdKey(id), stripped: false });
+    const i = table.stagedColumns.findIndex((c) => c.name === table.documentKey);
+    return i < 0 ? null : (id) => this.convertKept(this.columns[i]!, id);
+  }
+
+  /**
+   * Every document offered to the table names itself in the keys file, whether it yields rows or not
+   * (filtered out, refused, skipped): load replaces what it owned. Returns its key cell (with whether
+   * a NUL was stripped from it), or null when the key column cannot hold its `_id`.
+   */
+  protected noteDocument(doc: RawDocument): { cell: Cell; stripped: boolean } | null {
+    if (!this.scopeKey) return null;
+    const key = this.scopeKey(doc._id);
+    if (key.cell instanceof Rejection || key.cell === null) {
+      this.unkeyed += 1;
+      return null;
+    }
+    this.keys!.write([key.cell]);
+    return { cell: key.cell, stripped: key.stripped };
   }
 
   /** One document of the collection (synchronous: outputs buffer, the reader drains). */
@@ -61,8 +95,8 @@ export abstract class TableWork {
   /** After the last document. Dedupe writes its rows here; `drain` relieves backpressure. */
   async finish(_drain: () => Promise<void>): Promise<void> {}
 
-  /** Strategy-specific fields of the manifest record. */
-  protected abstract extra(): Partial<TransformTableRecord>;
+  /** Strategy-specific fields of the manifest record (their files committed). */
+  protected abstract extra(): Partial<TransformTableRecord> | Promise<Partial<TransformTableRecord>>;
 
   /** Converts one value of the row being built (a NUL strip is counted if the row is written). */
   protected cell(c: ConvertedColumn, value: unknown): Cell | Rejection {
@@ -153,7 +187,8 @@ export abstract class TableWork {
       csv,
       keys,
       rejects,
-      ...this.extra(),
+      ...(keys ? { unkeyed: this.unkeyed } : {}),
+      ...(await this.extra()),
     };
   }
 

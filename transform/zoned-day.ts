@@ -22,101 +22,107 @@ export interface DayFormatter {
 }
 
 export function dayFormatter(timeZone: string): DayFormatter {
-  const wallClock = new Intl.DateTimeFormat('en-GB', {
-    timeZone,
-    hourCycle: 'h23',
-    era: 'short',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-    minute: 'numeric',
-    second: 'numeric',
-  });
+  return new ZonedDays(timeZone);
+}
 
-  const offsetAt = (instantMs: number): number => {
-    let year = 0;
-    let month = 0;
-    let day = 0;
-    let hour = 0;
-    let minute = 0;
-    let second = 0;
-    let bc = false;
-    for (const p of wallClock.formatToParts(instantMs)) {
-      switch (p.type) {
-        case 'era':
-          bc = p.value.startsWith('B');
-          break;
-        case 'year':
-          year = Number(p.value);
-          break;
-        case 'month':
-          month = Number(p.value);
-          break;
-        case 'day':
-          day = Number(p.value);
-          break;
-        case 'hour':
-          hour = Number(p.value);
-          break;
-        case 'minute':
-          minute = Number(p.value);
-          break;
-        case 'second':
-          second = Number(p.value);
-          break;
-        default:
-          break;
-      }
+/** The zone's offset at an instant (wall-clock time minus UTC time, in ms, to the second), from Intl. */
+function offsetAt(wallClock: Intl.DateTimeFormat, instantMs: number): number {
+  let year = 0;
+  let month = 0;
+  let day = 0;
+  let hour = 0;
+  let minute = 0;
+  let second = 0;
+  let bc = false;
+  for (const p of wallClock.formatToParts(instantMs)) {
+    switch (p.type) {
+      case 'era':
+        bc = p.value.startsWith('B');
+        break;
+      case 'year':
+        year = Number(p.value);
+        break;
+      case 'month':
+        month = Number(p.value);
+        break;
+      case 'day':
+        day = Number(p.value);
+        break;
+      case 'hour':
+        hour = Number(p.value);
+        break;
+      case 'minute':
+        minute = Number(p.value);
+        break;
+      case 'second':
+        second = Number(p.value);
+        break;
+      default:
+        break;
     }
-    const wall = new Date(0);
-    wall.setUTCFullYear(bc ? 1 - year : year, month - 1, day);
-    wall.setUTCHours(hour, minute, second, 0);
-    return wall.getTime() - Math.floor(instantMs / 1000) * 1000;
-  };
+  }
+  const wall = new Date(0);
+  wall.setUTCFullYear(bc ? 1 - year : year, month - 1, day);
+  wall.setUTCHours(hour, minute, second, 0);
+  return wall.getTime() - Math.floor(instantMs / 1000) * 1000;
+}
 
-  const dayOffsets = new Map<number, number>();
-  const hourOffsets = new Map<number, number>();
-  const dayTexts = new Map<number, string>();
+class ZonedDays implements DayFormatter {
+  private readonly wallClock: Intl.DateTimeFormat;
+  private readonly dayOffsets = new Map<number, number>();
+  private readonly hourOffsets = new Map<number, number>();
+  private readonly dayTexts = new Map<number, string>();
 
-  const offset = (instantMs: number): number => {
+  constructor(timeZone: string) {
+    this.wallClock = new Intl.DateTimeFormat('en-GB', {
+      timeZone,
+      hourCycle: 'h23',
+      era: 'short',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+  }
+
+  day(instantMs: number): string | null {
+    const dayNumber = Math.floor((instantMs + this.offset(instantMs)) / DAY_MS);
+    let text = this.dayTexts.get(dayNumber);
+    if (text === undefined) {
+      const iso = new Date(dayNumber * DAY_MS).toISOString();
+      // Years 1..9999 only: 4-digit years, which PostgreSQL reads back unchanged.
+      if (iso.length !== 24 || iso.startsWith('0000')) return null;
+      text = iso.slice(0, 10);
+      if (this.dayTexts.size >= CACHE_LIMIT) this.dayTexts.clear();
+      this.dayTexts.set(dayNumber, text);
+    }
+    return text;
+  }
+
+  private offset(instantMs: number): number {
     const dayNumber = Math.floor(instantMs / DAY_MS);
-    let known = dayOffsets.get(dayNumber);
+    let known = this.dayOffsets.get(dayNumber);
     if (known === undefined) {
-      const start = offsetAt(dayNumber * DAY_MS);
-      const end = offsetAt(dayNumber * DAY_MS + DAY_MS - 1);
+      const start = offsetAt(this.wallClock, dayNumber * DAY_MS);
+      const end = offsetAt(this.wallClock, dayNumber * DAY_MS + DAY_MS - 1);
       known = start === end ? start : Number.NaN;
-      if (dayOffsets.size >= CACHE_LIMIT) dayOffsets.clear();
-      dayOffsets.set(dayNumber, known);
+      if (this.dayOffsets.size >= CACHE_LIMIT) this.dayOffsets.clear();
+      this.dayOffsets.set(dayNumber, known);
     }
-    return Number.isNaN(known) ? hourOffset(instantMs) : known;
-  };
+    return Number.isNaN(known) ? this.hourOffset(instantMs) : known;
+  }
 
-  const hourOffset = (instantMs: number): number => {
+  private hourOffset(instantMs: number): number {
     const hour = Math.floor(instantMs / HOUR_MS);
-    const cached = hourOffsets.get(hour);
-    if (cached !== undefined) return Number.isNaN(cached) ? offsetAt(instantMs) : cached;
-    const start = offsetAt(hour * HOUR_MS);
-    const end = offsetAt(hour * HOUR_MS + HOUR_MS - 1);
-    if (hourOffsets.size >= CACHE_LIMIT) hourOffsets.clear();
+    const cached = this.hourOffsets.get(hour);
+    if (cached !== undefined) return Number.isNaN(cached) ? offsetAt(this.wallClock, instantMs) : cached;
+    const start = offsetAt(this.wallClock, hour * HOUR_MS);
+    const end = offsetAt(this.wallClock, hour * HOUR_MS + HOUR_MS - 1);
+    if (this.hourOffsets.size >= CACHE_LIMIT) this.hourOffsets.clear();
     // NaN marks an hour holding a transition: never cached as one offset.
-    hourOffsets.set(hour, start === end ? start : Number.NaN);
-    return start === end ? start : offsetAt(instantMs);
-  };
-
-  return {
-    day(instantMs: number): string | null {
-      const dayNumber = Math.floor((instantMs + offset(instantMs)) / DAY_MS);
-      let text = dayTexts.get(dayNumber);
-      if (text === undefined) {
-        const iso = new Date(dayNumber * DAY_MS).toISOString();
-        // Years 1..9999 only: 4-digit years, which PostgreSQL reads back unchanged.
-        if (iso.length !== 24 || iso.startsWith('0000')) return null;
-        text = iso.slice(0, 10);
-        if (dayTexts.size >= CACHE_LIMIT) dayTexts.clear();
-        dayTexts.set(dayNumber, text);
-      }
-      return text;
-    },
-  };
+    this.hourOffsets.set(hour, start === end ? start : Number.NaN);
+    return start === end ? start : offsetAt(this.wallClock, instantMs);
+  }
 }

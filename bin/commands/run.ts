@@ -6,7 +6,7 @@ import { parseFlags } from '../flags.ts';
 import { count, duration } from '../progress/meter.ts';
 import { parseSince, parseTables, runStageFlow } from '../stage-flow.ts';
 import { extractSource, extractStage, isMongoUrl, writeWarnings } from '../stages/extract.ts';
-import { LOAD_FLAGS, loadJson, loadNotes, loadStage } from '../stages/load.ts';
+import { LOAD_FLAGS, loadJson, loadNotes, loadStage, pendingOf } from '../stages/load.ts';
 import { transformNotes, transformStage } from '../stages/transform.ts';
 import { UsageError } from '../../model/errors.ts';
 import { formatTable } from '../../report/text-table.ts';
@@ -119,9 +119,9 @@ function renderRun(ctx: CommandContext, r: RunReport): void {
   const loaded = new Map(r.load.tables.map((t) => [t.table, t]));
   const rows = r.transform.tables.map((t) => {
     const l = loaded.get(t.table);
-    return [t.table, t.documents, t.rows, t.rejected, l ? l.inserted : '-', l ? l.updated : '-', l ? l.deleted : '-', l ? l.rejected : '-'];
+    return [t.table, t.documents, t.rows, t.rejected, l ? l.inserted : '-', l ? l.updated : '-', l ? l.deleted : '-', l ? l.rejected : '-', l ? pendingOf(l) : '-'];
   });
-  ctx.stdout.write(formatTable(['table', 'documents', 'rows', 'rejected', 'inserted', 'updated', 'deleted', 'load rejected'], rows));
+  ctx.stdout.write(formatTable(['table', 'documents', 'rows', 'rejected', 'inserted', 'updated', 'deleted', 'load rejected', 'pending'], rows));
   transformNotes(ctx, r.transform);
   loadNotes(ctx, r.load);
 }

@@ -1,6 +1,11 @@
-// `etl schema`: creates the tables pipeline.yaml describes (and the tool's state tables) where they
-// are missing; `--check` compares the database with the YAML and prints the DDL that would fix each
-// difference (exit 1 when they differ); `--dry-run` prints the DDL without connecting.
+// `etl schema`: makes the database match pipeline.yaml. Missing tables (and the tool's state tables
+// and their new columns) are created without asking, as load would create them; changes to existing
+// tables that lose nothing are printed, then applied after `Apply these schema updates? (yes/no)` on
+// a terminal, or with --yes; changes that lose or may reject data only when --allow names them.
+// `--check` reports (exit 1 on any difference); `--dry-run` prints the CREATE statements offline.
+import process from 'node:process';
+import type pg from 'pg';
+import { createInterface } from 'node:readline/promises';
 import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
@@ -9,38 +14,69 @@ import { describePostgres } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { connectPostgres } from '../../connect/postgres.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
+import type { PipelineModel } from '../../model/types.ts';
 import { UsageError } from '../../model/errors.ts';
-import { applySchema, schemaSql } from '../../schema/apply.ts';
+import { applySchema, dataProblems, previewSchema, schemaSql, type SchemaReport } from '../../schema/apply.ts';
+import { parseAllow, type Decision, type SchemaChange, type SchemaPlan } from '../../schema/changes.ts';
 import { checkDrift, type DriftReport } from '../../schema/drift.ts';
 
-const usage = `usage: etl schema [--check] [--dry-run] [--json] [--database-url URL] [--pipeline FILE]
+const usage = `usage: etl schema [--yes] [--allow CHANGE]... [--check] [--dry-run] [--json]
+                  [--database-url URL] [--pipeline FILE]
 
-Creates the tables of pipeline.yaml that are missing, in load order, with their primary keys,
-unique constraints and foreign keys, plus the tool's state tables (etl_watermarks, etl_runs).
-An existing table is never altered: --check reports how it differs and the DDL that would fix it.
+Makes the database match pipeline.yaml, in one transaction:
+  - created without asking: missing tables (load order, keys, foreign keys DEFERRABLE INITIALLY
+    IMMEDIATE), the tool's state tables, and columns a newer etl adds to them;
+  - applied after confirmation: changes that lose nothing - new columns, widened types
+    (VARCHAR(100) -> VARCHAR(255), SMALLINT -> INTEGER, VARCHAR(n) -> TEXT ...), dropped NOT NULL,
+    NOT NULL where no row holds NULL, new primary keys, unique constraints and foreign keys
+    (checked against the rows first: a violation is shown with examples and nothing is applied),
+    foreign keys made deferrable, constraints etl named that pipeline.yaml no longer has;
+  - never applied unless named by --allow: changes that lose or may reject data.
+A table whose mapping changed is read in full by the next run (see README: schema evolution).
 
 options:
-  --check             compare the database with pipeline.yaml; print each difference and its fix
-                      (a drop is only suggested, as a comment); exit 1 when they differ
+  --yes               apply without asking (scripts, CI); without a terminal and without --yes,
+                      nothing is applied when an existing table would change (exit 2)
+  --allow CHANGE      also apply this change (repeatable, or comma-separated):
+                        drop-column:TABLE.COLUMN          drop a column pipeline.yaml no longer has
+                        type:TABLE.COLUMN                 a type change that is not a widening (rows
+                                                          whose value does not convert are deleted)
+                        not-null:TABLE.COLUMN             NOT NULL over NULLs (those rows are deleted)
+                        rename-column:TABLE.OLD=NEW       rename instead of drop + add (keeps values)
+                        add-column:TABLE.COLUMN           add a column that looks like a rename
+                        primary-key:TABLE                 replace the primary key
+                        drop-constraint:TABLE.NAME        drop a unique or foreign key etl did not make
+  --check             report each difference, its DDL and what etl schema would do; exit 1 when
+                      the database differs from pipeline.yaml
   --dry-run           print the CREATE statements without connecting
   --json              print the report as JSON on stdout
   --database-url URL  the PostgreSQL database (default: DATABASE_URL, else POSTGRES_*)
   --pipeline FILE     the pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)
-exit codes: 0 done (or no difference), 1 differences found or failure, 2 usage or configuration
+exit codes: 0 done (or no difference); 1 differences found (--check), a key the rows break, a
+change load needs left unapplied, answered no, or failure; 2 usage, configuration, or confirmation
+needed without a terminal
 `;
 
+/** Created without asking: nothing existing changes (load's ensureSchema creates them too). */
+const CREATION = new Set(['create_table', 'create_state_table', 'add_state_column']);
+
+type Color = ReturnType<typeof paint>;
+
 const command: Command = {
-  summary: 'create the tables of pipeline.yaml; --check reports drift with the fixing DDL',
+  summary: 'make the database match pipeline.yaml (lossless changes; --allow for the rest); --check reports',
   usage,
   async run(ctx: CommandContext): Promise<number> {
     const flags = parseFlags(ctx.argv, {
       check: { type: 'boolean' },
       'dry-run': { type: 'boolean' },
+      yes: { type: 'boolean' },
+      allow: { type: 'string', multiple: true },
       json: { type: 'boolean' },
       'database-url': { type: 'string' },
       pipeline: { type: 'string' },
     });
     if (flags.check && flags['dry-run']) throw new UsageError('bad_arguments', '--check and --dry-run cannot be combined', { hint: 'see etl schema --help' });
+    const allow = parseAllow(flags.allow ?? []);
     const cfg = commandConfig(ctx, { pipeline: flags.pipeline, databaseUrl: flags['database-url'] });
     const model = await loadPipeline(cfg.pipelineFile, { globalDateThreshold: cfg.globalDateThreshold });
     const color = paint(ctx.stdout, ctx.env);
@@ -64,27 +100,8 @@ const command: Command = {
       throw error;
     }
     try {
-      if (flags.check) {
-        const drift = await checkDrift(client, model);
-        if (flags.json) writeJson(ctx.stdout, { ok: drift.clean, destination, ...drift });
-        else ctx.stdout.write(renderDrift(drift, destination, color));
-        return drift.clean ? 0 : 1;
-      }
-      const report = await applySchema(client, model);
-      const drift = await checkDrift(client, model);
-      if (flags.json) {
-        writeJson(ctx.stdout, { ok: true, destination, created: report.created, existing: report.existing, drift: drift.findings });
-        return 0;
-      }
-      const out: string[] = [];
-      out.push(`${destination}: ${report.created.length} table(s) created, ${report.existing.length} already there`);
-      for (const t of report.created) out.push(`  ${color.green('created')}  ${t}`);
-      for (const t of report.existing) out.push(`  ${color.dim('exists ')}  ${t}`);
-      if (!drift.clean) {
-        out.push('', color.yellow(`${drift.findings.length} difference(s) between the database and pipeline.yaml: run \`etl schema --check\` to see them and the DDL that fixes them`));
-      }
-      ctx.stdout.write(`${out.join('\n')}\n`);
-      return 0;
+      const session = { ctx, client, model, destination, color, allow, json: flags.json === true, yes: flags.yes === true };
+      return flags.check ? await check(session) : await update(session);
     } finally {
       await client.end().catch(() => undefined);
       await endpoints.close();
@@ -92,7 +109,109 @@ const command: Command = {
   },
 };
 
-function renderDrift(drift: DriftReport, destination: string, color: ReturnType<typeof paint>): string {
+interface Session {
+  readonly ctx: CommandContext;
+  readonly client: pg.Client;
+  readonly model: PipelineModel;
+  readonly destination: string;
+  readonly color: Color;
+  readonly allow: readonly string[];
+  readonly json: boolean;
+  readonly yes: boolean;
+}
+
+async function check(s: Session): Promise<number> {
+  const drift = await checkDrift(s.client, s.model);
+  const { plan, decision } = await previewSchema(s.client, s.model, s.allow);
+  if (s.json) writeJson(s.ctx.stdout, { ok: drift.clean, destination: s.destination, ...drift, plan: planJson(plan, decision) });
+  else s.ctx.stdout.write(`${renderDrift(drift, s.destination, s.color)}${drift.clean ? '' : renderOutcome(plan, decision, s.color)}`);
+  return drift.clean ? 0 : 1;
+}
+
+async function update(s: Session): Promise<number> {
+  const { plan, decision } = await previewSchema(s.client, s.model, s.allow);
+  if (plan.problems.length > 0) throw dataProblems(plan.problems);
+  const alterations = decision.apply.filter((c) => !CREATION.has(c.kind));
+  if (alterations.length > 0 && !s.yes) {
+    if (!s.json) s.ctx.stdout.write(renderPlan(s.destination, decision, s.color));
+    const answer = await confirm(s.ctx, alterations.length);
+    if (answer === 'no') {
+      if (s.json) writeJson(s.ctx.stdout, { ok: false, destination: s.destination, declined: true, plan: planJson(plan, decision) });
+      else s.ctx.stdout.write('nothing applied\n');
+      return 1;
+    }
+  }
+  const report = await applySchema(s.client, s.model, { alter: true, allow: s.allow, approved: decision.apply.flatMap((c) => c.sql) });
+  const blocked = report.refused.filter((c) => c.neededByLoad);
+  if (s.json) {
+    writeJson(s.ctx.stdout, { ok: blocked.length === 0, destination: s.destination, ...reportJson(report) });
+  } else {
+    s.ctx.stdout.write(renderReport(s.destination, report, s.color));
+  }
+  return blocked.length === 0 ? 0 : 1;
+}
+
+/** Asks on a terminal; without one, says what to do instead of waiting for an answer that cannot come. */
+async function confirm(ctx: CommandContext, count: number): Promise<'yes' | 'no'> {
+  if (process.stdin.isTTY !== true) {
+    throw new UsageError('confirmation_needed', `${count} schema update(s) change existing tables and there is no terminal to confirm them: nothing was applied`, {
+      hint: 'pass --yes to apply them (scripts, CI), or --check to only report them',
+    });
+  }
+  const rl = createInterface({ input: process.stdin, output: ctx.stderr });
+  try {
+    const answer = await rl.question('Apply these schema updates? (yes/no) ', { signal: ctx.signal });
+    return /^\s*y(es)?\s*$/i.test(answer) ? 'yes' : 'no';
+  } finally {
+    rl.close();
+  }
+}
+
+function renderChange(c: SchemaChange, refused: boolean, color: Color): string[] {
+  const out = [`  ${refused ? color.yellow('refused') : color.green('apply  ')}  ${c.table}: ${c.message}`];
+  if (refused && c.risk) out.push(`           ${c.risk}`);
+  for (const sql of c.sql) out.push(`           ${sql.replace(/\n/g, '\n           ')};`);
+  if (refused && c.allow) out.push(`           ${color.bold(`apply with: --allow ${c.allow}`)}`);
+  return out;
+}
+
+function renderRefused(refused: readonly SchemaChange[], color: Color): string[] {
+  if (refused.length === 0) return [];
+  return ['', color.yellow(`${refused.length} change(s) not applied: they lose or may reject data (name each with --allow to apply it):`), ...refused.flatMap((c) => renderChange(c, true, color))];
+}
+
+function renderPlan(destination: string, decision: Decision, color: Color): string {
+  const out = [`${destination}: ${decision.apply.length} schema update(s) to apply:`, ...decision.apply.flatMap((c) => renderChange(c, false, color))];
+  out.push(...renderRefused(decision.refused, color), '');
+  return `${out.join('\n')}\n`;
+}
+
+function renderReport(destination: string, r: SchemaReport, color: Color): string {
+  const altered = r.applied.filter((c) => !CREATION.has(c.kind));
+  const out = [`${destination}: ${r.created.length} table(s) created, ${r.existing.length} already there; ${altered.length} change(s) applied to existing tables`];
+  for (const t of r.created) out.push(`  ${color.green('created')}  ${t}`);
+  for (const t of r.existing) out.push(`  ${color.dim('exists ')}  ${t}`);
+  for (const c of r.applied.filter((x) => !CREATION.has(x.kind))) out.push(`  ${color.green('applied')}  ${c.table}: ${c.message}`);
+  for (const [table, n] of Object.entries(r.deletedRows)) out.push(`  ${color.yellow('deleted')}  ${table}: ${n} row(s) the new definition cannot hold`);
+  out.push(...renderRefused(r.refused, color));
+  for (const token of r.unusedAllows) out.push(color.dim(`--allow ${token}: no such change (already applied?)`));
+  const blocked = r.refused.filter((c) => c.neededByLoad);
+  if (blocked.length > 0) out.push('', color.yellow(`load needs ${blocked.map((c) => `"${c.table}"."${c.column}"`).join(', ')}: decide with --allow (see above)`));
+  return `${out.join('\n')}\n`;
+}
+
+function renderOutcome(plan: SchemaPlan, d: Decision, color: Color): string {
+  const out = [`etl schema would apply ${d.apply.length} change(s) and refuse ${d.refused.length}:`];
+  for (const c of d.apply) out.push(`  ${color.green('apply  ')}  ${c.table}: ${c.message}`);
+  for (const c of d.refused) out.push(`  ${color.yellow('refused')}  ${c.table}: ${c.risk ?? c.message}  (--allow ${c.allow})`);
+  for (const p of plan.problems) {
+    out.push(`  ${color.red('blocked')}  ${p.table}: ${p.message}`);
+    for (const e of p.examples) out.push(`           e.g. ${e}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function renderDrift(drift: DriftReport, destination: string, color: Color): string {
   if (drift.clean) return `${color.green('no difference:')} ${destination} matches pipeline.yaml (${drift.tablesChecked} tables checked)\n`;
   const out = [`${color.yellow(`${drift.findings.length} difference(s)`)} between ${destination} and pipeline.yaml:`, ''];
   for (const f of drift.findings) {
@@ -101,6 +220,33 @@ function renderDrift(drift: DriftReport, destination: string, color: ReturnType<
     out.push('');
   }
   return `${out.join('\n')}`;
+}
+
+const changeJson = (c: SchemaChange) => ({
+  kind: c.kind,
+  table: c.table,
+  column: c.column,
+  message: c.message,
+  sql: c.sql,
+  allow: c.allow,
+  risk: c.risk,
+  deletesRows: c.deletesRows,
+});
+
+function planJson(plan: SchemaPlan, d: Decision) {
+  return { apply: d.apply.map(changeJson), refused: d.refused.map(changeJson), problems: plan.problems, unusedAllows: d.unused };
+}
+
+function reportJson(r: SchemaReport) {
+  return {
+    created: r.created,
+    existing: r.existing,
+    statements: r.statements,
+    applied: r.applied.map(changeJson),
+    refused: r.refused.map(changeJson),
+    deletedRows: r.deletedRows,
+    unusedAllows: r.unusedAllows,
+  };
 }
 
 export default command;

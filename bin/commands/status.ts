@@ -7,14 +7,15 @@ import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
-import { runStatus, type StagedRunStatus, type StatusReport } from '../../inspect/status.ts';
+import { renderNextReads, renderPending, runStatus, type StagedRunStatus, type StatusReport } from '../../inspect/status.ts';
 
 const usage = `usage: etl status [--json] [--staging DIR] [--database-url URL] [--pipeline FILE]
 
 Where the destination stands:
   - per table: the watermark the next incremental extract starts from (etl_watermarks), the last
     run applied to it and its figures (etl_runs: inserted, updated, unchanged, deleted, rejected,
-    nulled), or "never loaded";
+    nulled), or "never loaded"; whether its mapping changed since (fingerprint) and what the
+    next run reads: incremental, or in full (mapping changed, never loaded, force_reimport);
   - the staged runs this database has not loaded (from the staging folder's manifests and etl_runs),
     with the stage to run next;
   - the drift between pipeline.yaml and the live tables (details: etl schema --check).
@@ -110,6 +111,8 @@ export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): 
   const loaded = r.tables.filter((t) => t.loaded).length;
   out.push(`${loaded} of ${r.tables.length} tables loaded${r.tables.some((t) => t.lastRun?.pipelineChanged) ? '; * = loaded with another pipeline.yaml than the current one' : ''}`);
   if (r.unknownTables.length) out.push(color.yellow(`state rows for tables pipeline.yaml does not have: ${r.unknownTables.join(', ')}`));
+  out.push(...renderNextReads(r.tables));
+  out.push(...renderPending(r.tables));
 
   out.push('');
   if (r.unloadedRuns.length === 0) {

@@ -50,8 +50,6 @@ function loadTracker(t: StageTracker, staged: ReadonlyMap<string, number>) {
       case 'table_done':
         t.progress(e.table, e.report.staged, e.report.staged);
         return t.finish(e.table, tableLine(e.report));
-      case 'deleting':
-        return t.phase(null, `deleting rows whose document is gone: ${e.table}, ${e.step}`);
       case 'committing':
         return t.phase(null, e.dryRun ? 'rolling back (dry run)' : 'committing');
     }
@@ -68,10 +66,16 @@ export function tableLine(r: TableLoadReport): string {
 
 const sum = (r: LoadReport, k: 'staged' | 'inserted' | 'updated' | 'deleted' | 'rejected' | 'nulled') => r.tables.reduce((a, t) => a + t[k], 0);
 
+/** Rows of a table waiting in etl_pending after the load: held back, or loaded with a NULL reference. */
+export function pendingOf(t: TableLoadReport): number {
+  return t.pending ? t.pending.rows + t.pending.nulls : 0;
+}
+
 /** `load: 45,000 rows into 31 table(s): 44,700 inserted, 0 updated, 0 deleted, 300 rejected, in 1.10 s; run X loaded into …` */
 export function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(r.startedAt)): string {
   if (r.alreadyApplied) return `load: run ${r.runId} was already loaded into ${r.destination}: nothing changed (${duration(ms)})`;
-  const what = `${count(sum(r, 'staged'))} rows into ${r.tables.length} table(s): ${count(sum(r, 'inserted'))} inserted, ${count(sum(r, 'updated'))} updated, ${count(sum(r, 'deleted'))} deleted, ${count(sum(r, 'rejected'))} rejected`;
+  const pending = r.tables.reduce((a, t) => a + pendingOf(t), 0);
+  const what = `${count(sum(r, 'staged'))} rows into ${r.tables.length} table(s): ${count(sum(r, 'inserted'))} inserted, ${count(sum(r, 'updated'))} updated, ${count(sum(r, 'deleted'))} deleted, ${count(sum(r, 'rejected'))} rejected${pending ? `, ${count(pending)} pending` : ''}`;
   const end = r.dryRun ? `dry run: run ${r.runId} rolled back, nothing changed in ${r.destination}` : `run ${r.runId} loaded into ${r.destination}`;
   return `load: ${what}, in ${duration(ms)}; ${end}`;
 }
@@ -83,8 +87,8 @@ export function loadJson(report: LoadReport) {
 
 export function renderLoad(ctx: CommandContext, r: LoadReport): void {
   if (!r.alreadyApplied) {
-    const headers = ['table', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'duplicates'];
-    ctx.stdout.write(formatTable(headers, r.tables.map((t) => [t.table, t.staged, t.inserted, t.updated, t.unchanged, t.deleted, t.rejected, t.nulled, t.duplicates])));
+    const headers = ['table', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'duplicates', 'pending'];
+    ctx.stdout.write(formatTable(headers, r.tables.map((t) => [t.table, t.staged, t.inserted, t.updated, t.unchanged, t.deleted, t.rejected, t.nulled, t.duplicates, pendingOf(t)])));
   }
   loadNotes(ctx, r);
 }
@@ -98,6 +102,10 @@ export function loadNotes(ctx: CommandContext, r: LoadReport): void {
     renderDeletions(ctx, r);
     if (r.truncated.length) ctx.stdout.write(`${color.yellow('truncated (TRUNCATE … CASCADE):')} ${r.truncated.join(', ')}\n`);
     if (r.skipped.length) ctx.stdout.write(`already loaded from this run, skipped: ${r.skipped.map((s) => s.table).join(', ')}\n`);
+    const settled = r.settled.filter((x) => x.deleted + x.nulled + x.pending.landed + x.pending.resolved > 0);
+    if (settled.length) ctx.stdout.write(`also changed (tables this run did not stage): ${settled.map((x) => `${x.table} ${count(x.deleted)} deleted, ${count(x.nulled)} nulled, ${count(x.pending.landed)} landed`).join('; ')}\n`);
+    const waiting = r.tables.filter((t) => pendingOf(t) > 0);
+    if (waiting.length) ctx.stdout.write(`pending (held back or loaded with a NULL reference until the referenced row arrives): ${waiting.map((t) => `${t.table} ${count(pendingOf(t))}`).join(', ')}; see etl status\n`);
   }
   for (const w of r.warnings) ctx.stderr.write(`${paint(ctx.stderr, ctx.env).yellow('warning:')} ${w}\n`);
 }

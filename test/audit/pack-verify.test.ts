@@ -60,7 +60,7 @@ describe('pack', () => {
       'manifest.json',
       'pipeline.yaml',
       ...Object.values(manifest.stages.extract!.collections).map((c) => c.file),
-      ...Object.values(manifest.stages.transform!.tables).flatMap((t) => [t.csv.file, t.rejects.file, ...(t.keys ? [t.keys.file] : [])]),
+      ...Object.values(manifest.stages.transform!.tables).flatMap((t) => [t.csv.file, t.rejects.file, ...(t.keys ? [t.keys.file] : []), ...(t.contrib ? [t.contrib.file] : [])]),
     ].map((f) => `${run.runId}/${f}`);
     assert.deepEqual([...entries].sort(), [...expected].sort());
     assert.equal(report.files, expected.length);
@@ -82,7 +82,7 @@ describe('pack', () => {
     assert.equal(verified.retransform.ran, true);
     assert.equal(verified.retransform.tables, 4);
     assert.equal(verified.retransform.files_identical, verified.retransform.files_compared);
-    assert.equal(verified.retransform.files_compared, 9);
+    assert.equal(verified.retransform.files_compared, 13, 'csv, rejects and keys of 4 tables, and users_logbook.contrib.csv');
     // The temporary unpacked copy and the re-transform folder are gone.
     assert.deepEqual(await verifyTemps(), tempsBefore);
   });
@@ -280,7 +280,8 @@ describe('verify on a machine without databases', () => {
     const human = etl(['verify', archive], auditor);
     assert.equal(human.code, 0);
     assert.match(human.stdout, new RegExp(`OK: run ${run.runId} is exactly what its manifest says`));
-    assert.match(human.stdout, /re-transform: 4 tables, 9 of 9 files byte-identical/);
+    // csv, rejects and keys of the 4 tables, and users_logbook's contributions.
+    assert.match(human.stdout, /re-transform: 4 tables, 13 of 13 files byte-identical/);
   });
 
   test('a changed ./pipeline.yaml after extract: verify says so and passes with the stored copy', async () => {

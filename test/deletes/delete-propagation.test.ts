@@ -1,9 +1,8 @@
-// load/delete-propagation.ts against a real PostgreSQL holding the pipeline.yaml tables: rows whose
-// key is not in the staged live set go, rows referencing them follow their column's on_missing
-// policy (reject → deleted, set_null → nulled), in one transaction, and nothing happens without a
-// staged live set or, unless forced, with an empty one.
+// Delete propagation in runLoad against a real PostgreSQL holding the pipeline.yaml tables: rows
+// whose key is not in the staged live set go, rows referencing them follow their column's
+// on_missing policy (reject → deleted, set_null → nulled), in one transaction, and nothing happens
+// without a staged live set or, unless forced, with an empty one.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,38 +11,23 @@ import { test } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
+import type { PipelineModel } from '../../model/types.ts';
 import { applySchema } from '../../schema/apply.ts';
-import { createRun, type RunPaths } from '../../staging/run-folder.ts';
-import type { Manifest } from '../../staging/manifest.ts';
-import { propagateDeletes, type DeletePropagationReport } from '../../load/delete-propagation.ts';
+import { runPaths } from '../../staging/run-folder.ts';
+import { runLoad, type LoadReport } from '../../load/index.ts';
 import { LoadError } from '../../model/errors.ts';
+import { stageRun, type StagedTable } from '../load/staged-run.ts';
+import { postgresConfig } from '../load/model-fixture.ts';
 
 const servers = useServers({ mongo: false });
 const PIPELINE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../pipeline.yaml');
 const T0 = '2024-01-01 00:00:00.000';
 
-/** A staged run whose transform section records live sets `keys` (table → [column, keys]). */
-async function stagedRun(dir: string, live: Record<string, [string, string[]]>): Promise<{ paths: RunPaths; manifest: Manifest }> {
-  const paths = await createRun(dir);
-  const tables: Record<string, unknown> = {};
-  for (const [table, [column, keys]] of Object.entries(live)) {
-    const text = `${column}\n${keys.map((k) => `${k}\n`).join('')}`;
-    const file = path.join(paths.transformDir, `${table}.live.csv`);
-    await writeFile(file, text);
-    tables[table] = {
-      live: { file: paths.relative(file), bytes: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex'), records: keys.length, column },
-    };
-  }
-  const manifest = {
-    format: 1,
-    run_id: paths.runId,
-    tool_version: 'test',
-    pipeline_sha256: 'x',
-    source: { kind: 'mongodb', description: 'test' },
-    destination: null,
-    stages: { transform: { status: 'done', started_at: T0, ended_at: T0, pipeline_sha256: 'x', tables } },
-  } as unknown as Manifest;
-  return { paths, manifest };
+/** A staged run holding no row, whose tables `live` (table → keys) staged their live sets. */
+async function stagedRun(dir: string, model: PipelineModel, live: Record<string, string[]>): Promise<string> {
+  const data: Record<string, StagedTable> = {};
+  for (const [table, keys] of Object.entries(live)) data[table] = { rows: [], keys: [], live: keys };
+  return stageRun(dir, model, data);
 }
 
 async function seed(client: pg.Client): Promise<void> {
@@ -86,19 +70,20 @@ async function setup(t: { name: string; after(fn: () => unknown): void }) {
   await seed(client);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-deletes-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  return { model, client, dir };
+  const load = (o: { tables?: string[]; allowDeleteAll?: boolean; runId?: string } = {}) =>
+    runLoad({ model, stagingDir: dir, postgres: postgresConfig(url), ...o });
+  return { model, client, dir, load };
 }
 
-function byTable(report: DeletePropagationReport) {
-  return Object.fromEntries(report.tables.map((x) => [x.table, x]));
+function byTable(report: LoadReport) {
+  return Object.fromEntries((report.deletions?.tables ?? []).map((x) => [x.table, x]));
 }
 
 test('a gone user takes its links, its messages and coachings (reject) and nulls the diets (set_null)', async (t) => {
-  const { model, client, dir } = await setup(t);
-  const { paths, manifest } = await stagedRun(dir, { users: ['id', ['u1', 'u3']], user_events: ['user_id', ['u1', 'u3']] });
-  await client.query('BEGIN');
-  const report = await propagateDeletes({ client, model, paths, manifest, tables: [...model.loadOrder] });
-  await client.query('COMMIT');
+  const { model, client, dir, load } = await setup(t);
+  await stagedRun(dir, model, { users: ['u1', 'u3'], user_events: ['u1', 'u3'] });
+  const loaded = await load();
+  const report = loaded.deletions!;
 
   assert.deepEqual(await ids(client, 'users'), ['u1', 'u3']);
   assert.deepEqual(await ids(client, 'user_events', 'user_id'), ['u1']);
@@ -110,7 +95,7 @@ test('a gone user takes its links, its messages and coachings (reject) and nulls
   assert.deepEqual(await ids(client, 'users_logbook', 'user_id'), ['u1'], 'a dedupe table follows its foreign key');
   assert.deepEqual(await ids(client, 'events'), ['e1']);
 
-  const r = byTable(report);
+  const r = byTable(loaded);
   assert.deepEqual(report.propagated, ['users', 'user_events']);
   assert.deepEqual({ ...r.users }, { table: 'users', live: 2, gone: 1, referencing: 0, nulled: 0, nulledColumns: {} });
   assert.equal(r.user_events!.gone, 1);
@@ -128,31 +113,23 @@ test('a gone user takes its links, its messages and coachings (reject) and nulls
 });
 
 test('nothing is deleted without a staged live set, or for tables this load did not merge', async (t) => {
-  const { model, client, dir } = await setup(t);
-  const none = await stagedRun(dir, {});
-  const r1 = await propagateDeletes({ client, model, ...none, tables: [...model.loadOrder] });
-  assert.deepEqual(r1, { propagated: [], tables: [], deleted: 0 });
-  const staged = await stagedRun(dir, { users: ['id', ['u1']] });
-  const r2 = await propagateDeletes({ client, model, ...staged, tables: ['companies', 'events'] });
-  assert.equal(r2.deleted, 0);
+  const { model, client, dir, load } = await setup(t);
+  await stageRun(dir, model, { users: { rows: [], keys: [] } });
+  const r1 = await load();
+  assert.equal(r1.deletions, null);
+  await stageRun(dir, model, { companies: { rows: [], keys: [] }, events: { rows: [], keys: [] }, users: { rows: [], keys: [], live: ['u1'] } });
+  const r2 = await load({ tables: ['companies', 'events'] });
+  assert.equal(r2.deletions, null);
   assert.deepEqual(await ids(client, 'users'), ['u1', 'u2', 'u3']);
 });
 
 test('an empty live set for a table holding rows is refused unless forced', async (t) => {
-  const { model, client, dir } = await setup(t);
-  const { paths, manifest } = await stagedRun(dir, { companies: ['id', []] });
-  await client.query('BEGIN');
-  await assert.rejects(
-    propagateDeletes({ client, model, paths, manifest, tables: [...model.loadOrder] }),
-    (e: unknown) => e instanceof LoadError && e.code === 'delete_all_refused' && /all 1 rows of companies/.test(e.message),
-  );
-  await client.query('ROLLBACK');
+  const { model, client, dir, load } = await setup(t);
+  const run = await stagedRun(dir, model, { companies: [] });
+  await assert.rejects(load(), (e: unknown) => e instanceof LoadError && e.code === 'delete_all_refused' && /all 1 rows of companies/.test(e.message));
   assert.deepEqual(await ids(client, 'companies'), ['c1']);
 
-  await client.query('BEGIN');
-  const report = await propagateDeletes({ client, model, paths, manifest, tables: [...model.loadOrder], allowDeleteAll: true });
-  await client.query('COMMIT');
-  const r = byTable(report);
+  const r = byTable(await load({ runId: run, allowDeleteAll: true }));
   assert.equal(r.companies!.gone, 1);
   assert.equal(r.users!.nulled, 3, "users.company_id is set_null: the users stay");
   assert.equal(r.events!.nulled, 1);
@@ -162,11 +139,9 @@ test('an empty live set for a table holding rows is refused unless forced', asyn
 });
 
 test('a live keys file that differs from the manifest is refused before anything is deleted', async (t) => {
-  const { model, client, dir } = await setup(t);
-  const { paths, manifest } = await stagedRun(dir, { users: ['id', ['u1']] });
-  await writeFile(path.join(paths.transformDir, 'users.live.csv'), 'id\nu1\nu2\n');
-  await client.query('BEGIN');
-  await assert.rejects(propagateDeletes({ client, model, paths, manifest, tables: [...model.loadOrder] }), /not the file transform wrote/);
-  await client.query('ROLLBACK');
+  const { model, client, dir, load } = await setup(t);
+  const run = await stagedRun(dir, model, { users: ['u1'] });
+  await writeFile(path.join(runPaths(dir, run).transformDir, 'users.live.csv'), 'id\nu1\nu2\n');
+  await assert.rejects(load(), /changed since transform wrote it/);
   assert.deepEqual(await ids(client, 'users'), ['u1', 'u2', 'u3']);
 });

@@ -8,11 +8,13 @@ import { pipeline } from 'node:stream/promises';
 import { csvWriter, type Cell } from '../../staging/csv.ts';
 import { AtomicFileSink } from '../../staging/atomic-file.ts';
 import { writeManifest, type Manifest, TOOL_VERSION } from '../../staging/manifest.ts';
-import { createRun, setLatest } from '../../staging/run-folder.ts';
+import { createRun, setLatest, type RunPaths } from '../../staging/run-folder.ts';
 import type { FileRecord } from '../../staging/manifest.ts';
 import type { TransformTableRecord } from '../../staging/manifest-transform.ts';
 import type { ColumnModel, PipelineModel, SqlType, TableModel } from '../../model/types.ts';
-import { columnTypeSql } from '../../load/merge-sql.ts';
+import { columnTypeSql } from '../../load/shape.ts';
+import { contributionsDocumentColumn } from '../../schema/state-tables.ts';
+import { documentKeyOf, mergeKindOf } from '../../model/resolve-table.ts';
 
 export const T = {
   varchar: (length: number | null = null): SqlType => ({ kind: 'varchar', length }),
@@ -43,7 +45,8 @@ export function col(name: string, spec: ColSpec = {}): ColumnModel {
     sqlTypeText: sqlType.kind === 'serial' ? 'SERIAL' : columnTypeSql(sqlType).toUpperCase(),
     nullable: spec.pk ? false : (spec.nullable ?? true),
     primaryKey: spec.pk ?? false,
-    source: spec.generated || sqlType.kind === 'serial' ? { kind: 'generated' } : { kind: 'field', path: name },
+    // A primary key named id is fed by the document _id, as include_base makes it.
+    source: spec.generated || sqlType.kind === 'serial' ? { kind: 'generated' } : { kind: 'field', path: spec.pk && name === 'id' ? '_id' : name },
     foreignKey: fk ? { table: fk[1]!, column: fk[2]!, onMissing: spec.onMissing ?? 'reject' } : null,
     line: 1,
   };
@@ -74,6 +77,7 @@ export function table(s: TableSpec): TableModel {
   if (strategy === 'dedupe') mergeKey = s.dedupeKey!;
   else if (strategy === 'explode') mergeKey = unique[0] ?? [];
   else mergeKey = primaryKey;
+  const explode = strategy === 'explode' ? { parentColumn: s.parent!, merge: s.merge ?? 'delete_and_insert', arrays: [] } : null;
   return {
     name: s.name,
     collection: s.collection ?? s.name,
@@ -83,8 +87,10 @@ export function table(s: TableSpec): TableModel {
     primaryKey,
     uniqueConstraints: unique,
     mergeKey,
+    mergeKind: mergeKindOf(strategy, explode),
+    documentKey: documentKeyOf({ strategy, primaryKey, columns: s.columns, explode }),
     filter: null,
-    explode: strategy === 'explode' ? { parentColumn: s.parent!, merge: s.merge ?? 'delete_and_insert', arrays: [] } : null,
+    explode,
     dedupe: strategy === 'dedupe' ? { key: s.dedupeKey!, latestBy: s.latestBy ?? 'updated_at' } : null,
     exportOrder: 1,
     forceReimport: s.forceReimport ?? false,
@@ -115,8 +121,17 @@ export function pipelineModel(tables: readonly TableModel[], sha256 = 'a'.repeat
 
 export interface StagedTable {
   readonly rows: readonly (readonly Cell[])[] | (() => AsyncIterable<readonly Cell[]>);
-  /** delete_and_insert: the parents whose links are replaced. */
+  /**
+   * The documents whose rows the run replaces (the keys file): upsert, explode: their `_id` (default:
+   * the document key of every row); dedupe: the contributing documents' `_id`s (default: `docs`).
+   */
   readonly keys?: readonly string[];
+  /** dedupe: the `_id` of the document contributing each row (default: one new id per row and run). */
+  readonly docs?: readonly string[];
+  /** The collection was read in full: rows the run does not stage leave the table. */
+  readonly complete?: boolean;
+  /** Delete propagation: the keys of the rows the table may hold (transform/<table>.live.csv). */
+  readonly live?: readonly string[];
   /** Override the manifest's row count (to test the check). */
   readonly recordRows?: number;
 }
@@ -135,26 +150,7 @@ export async function stageRun(stagingDir: string, model: PipelineModel, data: R
   for (const [name, staged] of Object.entries(data)) {
     const t = model.tables.get(name);
     if (!t) throw new Error(`no table ${name} in the model`);
-    const csv = await writeCsv(paths.transformCsv(name), t.stagedColumns.map((c) => c.name), staged.rows, paths.relative(paths.transformCsv(name)));
-    let keys: FileRecord | null = null;
-    if (t.explode?.merge === 'delete_and_insert') {
-      const parent = t.explode.parentColumn;
-      keys = await writeCsv(paths.transformKeys(name), [parent], (staged.keys ?? []).map((k) => [k]), paths.relative(paths.transformKeys(name)));
-    }
-    const rejectsPath = paths.transformRejects(name);
-    await writeFile(rejectsPath, '');
-    tables[name] = {
-      collection: t.collection,
-      strategy: t.strategy,
-      documents: csv.records,
-      rows: staged.recordRows ?? csv.records,
-      rejected: 0,
-      skipped: {},
-      altered: {},
-      csv,
-      keys,
-      rejects: { file: paths.relative(rejectsPath), bytes: 0, sha256: createHash('sha256').digest('hex'), records: 0 },
-    };
+    tables[name] = await stageTable(paths, t, staged);
   }
   const collections: NonNullable<Manifest['stages']['extract']>['collections'] = {};
   for (const c of model.collections) {
@@ -188,6 +184,45 @@ export async function stageRun(stagingDir: string, model: PipelineModel, data: R
   await writeManifest(paths, manifest);
   await setLatest(stagingDir, paths.runId);
   return paths.runId;
+}
+
+async function stageTable(paths: RunPaths, t: TableModel, staged: StagedTable): Promise<TransformTableRecord> {
+  const name = t.name;
+  const csv = await writeCsv(paths.transformCsv(name), t.stagedColumns.map((c) => c.name), staged.rows, paths.relative(paths.transformCsv(name)));
+  const rows = typeof staged.rows === 'function' ? null : staged.rows;
+  let contrib: FileRecord | undefined;
+  let keys: readonly string[] | null = staged.keys ?? null;
+  let keyColumn = t.documentKey;
+  if (t.strategy === 'dedupe') {
+    if (!rows) throw new Error('a dedupe table is staged from a list of rows');
+    const docs = staged.docs ?? rows.map((_, i) => `${paths.runId}:${name}:${i}`);
+    const file = paths.transformContrib(name);
+    contrib = await writeCsv(file, [contributionsDocumentColumn(t), ...t.stagedColumns.map((c) => c.name)], rows.map((r, i) => [docs[i]!, ...r]), paths.relative(file));
+    keys ??= docs;
+    keyColumn = contributionsDocumentColumn(t);
+  } else if (keys === null && rows && keyColumn) {
+    const at = t.stagedColumns.findIndex((c) => c.name === keyColumn);
+    keys = [...new Set(rows.map((r) => r[at]).filter((k): k is string => typeof k === 'string'))];
+  }
+  const keysRecord = keys && keyColumn ? await writeCsv(paths.transformKeys(name), [keyColumn], keys.map((k) => [k]), paths.relative(paths.transformKeys(name))) : null;
+  const rejectsPath = paths.transformRejects(name);
+  await writeFile(rejectsPath, '');
+  const live = staged.live && keyColumn ? await writeCsv(paths.transformLive(name), [keyColumn], staged.live.map((k) => [k]), paths.relative(paths.transformLive(name))) : null;
+  return {
+    collection: t.collection,
+    strategy: t.strategy,
+    documents: csv.records,
+    rows: staged.recordRows ?? csv.records,
+    rejected: 0,
+    skipped: {},
+    altered: {},
+    csv,
+    keys: keysRecord,
+    rejects: { file: paths.relative(rejectsPath), bytes: 0, sha256: createHash('sha256').digest('hex'), records: 0 },
+    ...(contrib ? { contrib } : {}),
+    ...(staged.complete ? { complete: true } : {}),
+    ...(live ? { live: { ...live, column: keyColumn!, source: `extract/${t.collection}.ids.ndjson`, ids: live.records, filtered: 0, refused: 0 } } : {}),
+  };
 }
 
 async function writeCsv(path: string, columns: readonly string[], rows: StagedTable['rows'], relative: string): Promise<FileRecord> {

@@ -134,6 +134,23 @@ describe('the shipped pipeline.yaml', () => {
     assert.deepEqual(t.columns.find((c) => c.name === 'user_id')!.source, { kind: 'field', path: 'user' });
   });
 
+  test('the document key and the merge kind are resolved per strategy', () => {
+    const of = (name: string) => {
+      const t = model.tables.get(name)!;
+      return [t.strategy, t.documentKey, t.mergeKind];
+    };
+    assert.deepEqual(of('users'), ['upsert', 'id', 'upsert']);
+    assert.deepEqual(of('menus'), ['upsert', 'id', 'upsert']);
+    assert.deepEqual(of('users_targets'), ['explode', 'user_id', 'delete_and_insert']);
+    assert.deepEqual(of('days_contents_links'), ['explode', 'day_id', 'delete_and_insert']);
+    assert.deepEqual(of('users_logbook'), ['dedupe', null, 'dedupe_upsert']);
+    assert.deepEqual(of('menu_recipes'), ['dedupe', null, 'dedupe_upsert']);
+    for (const t of model.tables.values()) {
+      const expected = { upsert: 'id', explode: t.explode?.parentColumn, dedupe: null }[t.strategy];
+      assert.equal(t.documentKey, expected, t.name);
+    }
+  });
+
   test('collections: one per source collection, in first-use load order, projected, filtered', () => {
     const names = model.collections.map((c) => c.name);
     assert.equal(new Set(names).size, names.length);
@@ -298,6 +315,35 @@ tables:
     assert.deepEqual(m.loadOrder, ['people', 'people_tags']);
     assert.deepEqual(m.collections[0]!.projection, ['_id', 'creation_date', 'update_date', 'address', 'mentor', 'profile']);
     assert.deepEqual(m.tables.get('people')!.columns[3]!.source, { kind: 'field', path: 'address.city' });
+    // Merged by upsert on its unique constraint, but still owned by its parent document.
+    assert.equal(tags.mergeKind, 'upsert');
+    assert.equal(tags.documentKey, 'person_id');
+  });
+
+  test('an upsert table keyed by something else than the _id has no document key', async () => {
+    const m = await fromText(`tables:
+  codes:
+    columns:
+      - { name: code, sql_type: VARCHAR, primary_key: true }
+      - { name: ref, sql_type: VARCHAR }
+    additional_mappings:
+      _id: ref
+  mapped:
+    columns:
+      - { name: key, sql_type: VARCHAR, primary_key: true }
+    additional_mappings:
+      _id: key
+  pair:
+    columns:
+      - { name: a, sql_type: VARCHAR, primary_key: true }
+      - { name: b, sql_type: VARCHAR, primary_key: true }
+    additional_mappings:
+      _id: a
+`);
+    assert.equal(m.tables.get('codes')!.documentKey, null);
+    assert.equal(m.tables.get('codes')!.mergeKind, 'upsert');
+    assert.equal(m.tables.get('mapped')!.documentKey, 'key', 'a primary key fed by _id under another name');
+    assert.equal(m.tables.get('pair')!.documentKey, null, 'a composite primary key names no single document');
   });
 
   test('a table keyed by its own primary key (no include_base), the "order" column and a quote in a name', async () => {

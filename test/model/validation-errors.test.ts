@@ -587,24 +587,6 @@ describe('pipeline.yaml validation errors name the key and its line', () => {
     );
   });
 
-  test('propagate_deletes on a dedupe table', async () => {
-    await expectFinding(
-      `tables:
-  logs:
-    strategy: dedupe
-    dedupe_key: [user_id]
-    latest_by: updated_at
-    propagate_deletes: true # HERE
-    columns:
-      - { name: id, sql_type: SERIAL, primary_key: true }
-      - { name: user_id, sql_type: VARCHAR, nullable: false }
-      - { name: updated_at, sql_type: TIMESTAMP, nullable: false }
-    unique_constraints: [[user_id]]
-`,
-      { code: 'propagate_deletes_dedupe', key: 'propagate_deletes', says: ['not supported on a dedupe table'] },
-    );
-  });
-
   test('a table with neither primary key nor unique constraint', async () => {
     await expectFinding(
       `tables:

@@ -12,7 +12,7 @@ import { applySchema, schemaSql } from '../../schema/apply.ts';
 import { checkDrift } from '../../schema/drift.ts';
 import { constraintName, createTableSql } from '../../schema/ddl.ts';
 import { ident, identList, qualified, SqlBuilder } from '../../schema/sql.ts';
-import { STATE_TABLES } from '../../schema/state-tables.ts';
+import { stateTables } from '../../schema/state-tables.ts';
 import type { PipelineModel, TableModel } from '../../model/types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -85,8 +85,8 @@ describe('createTableSql', () => {
         '  "weird_code" VARCHAR(20),',
         '  "user" VARCHAR,',
         '  CONSTRAINT "select_pkey" PRIMARY KEY ("id"),',
-        '  CONSTRAINT "select_weird_code_fkey" FOREIGN KEY ("weird_code") REFERENCES "weird ""table""" ("code"),',
-        '  CONSTRAINT "select_user_fkey" FOREIGN KEY ("user") REFERENCES "select" ("id")',
+        '  CONSTRAINT "select_weird_code_fkey" FOREIGN KEY ("weird_code") REFERENCES "weird ""table""" ("code") DEFERRABLE INITIALLY IMMEDIATE,',
+        '  CONSTRAINT "select_user_fkey" FOREIGN KEY ("user") REFERENCES "select" ("id") DEFERRABLE INITIALLY IMMEDIATE',
         ')',
       ].join('\n'),
     );
@@ -175,7 +175,7 @@ describe('applySchema on a real PostgreSQL', () => {
     const url = await servers.postgres.createDatabase(t.name);
     await withClient(url, async (client) => {
       const report = await applySchema(client, model);
-      assert.deepEqual(report.created, [...model.loadOrder, ...STATE_TABLES]);
+      assert.deepEqual(report.created, [...model.loadOrder, ...stateTables(model).map((x) => x.name)]);
       assert.deepEqual(report.existing, []);
       for (const name of model.loadOrder) {
         assert.deepEqual(await describeLive(client, name), expected(model.tables.get(name)!), name);
@@ -186,6 +186,7 @@ describe('applySchema on a real PostgreSQL', () => {
         { name: 'watermark', type: 'TIMESTAMP WITH TIME ZONE', nullable: false },
         { name: 'run_id', type: 'TEXT', nullable: false },
         { name: 'updated_at', type: 'TIMESTAMP WITH TIME ZONE', nullable: false },
+        { name: 'fingerprint', type: 'TEXT', nullable: true },
       ]);
       assert.deepEqual(watermarks.primaryKey, ['table_name']);
       const runs = await describeLive(client, 'etl_runs');
@@ -214,7 +215,7 @@ describe('applySchema on a real PostgreSQL', () => {
       await client.query(`INSERT INTO companies VALUES ('c1', now(), now(), 'Acme')`);
       const again = await applySchema(client, model);
       assert.deepEqual(again.created, []);
-      assert.deepEqual(again.existing, [...model.loadOrder, ...STATE_TABLES]);
+      assert.deepEqual(again.existing, [...model.loadOrder, ...stateTables(model).map((x) => x.name)]);
       assert.deepEqual(again.statements, []);
       const { rows } = await client.query('SELECT count(*)::int AS n FROM companies');
       assert.equal(rows[0].n, 1, 'existing data untouched');
@@ -266,7 +267,7 @@ describe('applySchema on a real PostgreSQL', () => {
     const all = schemaSql(model);
     assert.deepEqual(
       all.map((s) => s.table),
-      [...model.loadOrder, ...STATE_TABLES],
+      [...model.loadOrder, ...stateTables(model).map((x) => x.name)],
     );
     for (const s of all) assert.match(s.sql, /^CREATE TABLE IF NOT EXISTS "/);
   });

@@ -113,7 +113,7 @@ describe('checkDrift', () => {
           [
             ['ingredients', 'primary_key', ['ALTER TABLE "ingredients" ADD CONSTRAINT "ingredients_pkey" PRIMARY KEY ("id")']],
             ['users_targets', 'missing_unique', ['ALTER TABLE "users_targets" ADD CONSTRAINT "users_targets_user_id_target_id_type_key" UNIQUE ("user_id", "target_id", "type")']],
-            ['messages', 'missing_foreign_key', ['ALTER TABLE "messages" ADD CONSTRAINT "messages_sender_id_fkey" FOREIGN KEY ("sender_id") REFERENCES "users" ("id")']],
+            ['messages', 'missing_foreign_key', ['ALTER TABLE "messages" ADD CONSTRAINT "messages_sender_id_fkey" FOREIGN KEY ("sender_id") REFERENCES "users" ("id") DEFERRABLE INITIALLY IMMEDIATE']],
           ],
         );
         await applyFixes(client, findings);

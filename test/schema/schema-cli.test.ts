@@ -1,6 +1,6 @@
 // `etl schema` as a user runs it: spawned without a TTY, NO_COLOR=1, against a real PostgreSQL.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
@@ -21,6 +21,38 @@ function etl(args: readonly string[], env: Record<string, string> = {}): Promise
   });
 }
 
+async function withClient(url: string, fn: (c: pg.Client) => Promise<unknown>): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Runs etl under a pseudo-terminal (util-linux `script`), typing `input`; the URL goes by environment. */
+function onTerminal(args: readonly string[], url: string, input: string): Promise<{ code: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    const cmd = [process.execPath, ETL, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', DATABASE_URL: url, TERM: 'dumb' } });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (output += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (output += s));
+    child.on('error', reject);
+    // Typed once the question is on the screen, as a person would.
+    const typed = setInterval(() => {
+      if (!output.includes('(yes/no)')) return;
+      clearInterval(typed);
+      child.stdin.write(input);
+    }, 50);
+    child.on('close', (code) => {
+      clearInterval(typed);
+      resolve({ code: code ?? 1, output });
+    });
+  });
+}
+
 describe('etl schema', () => {
   const servers = useServers({ mongo: false });
 
@@ -29,14 +61,14 @@ describe('etl schema', () => {
     const password = servers.postgres.password;
     const first = await etl(['schema', '--database-url', url]);
     assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stdout, /33 table\(s\) created, 0 already there/);
+    assert.match(first.stdout, /36 table\(s\) created, 0 already there/);
     assert.match(first.stdout, /created {2}users_logbook/);
     const second = await etl(['schema', '--database-url', url]);
     assert.equal(second.code, 0, second.stderr);
-    assert.match(second.stdout, /0 table\(s\) created, 33 already there/);
+    assert.match(second.stdout, /0 table\(s\) created, 36 already there/);
     const check = await etl(['schema', '--check', '--database-url', url]);
     assert.equal(check.code, 0, check.stderr);
-    assert.match(check.stdout, /no difference: .* matches pipeline\.yaml \(33 tables checked\)/);
+    assert.match(check.stdout, /no difference: .* matches pipeline\.yaml \(36 tables checked\)/);
     for (const r of [first, second, check]) {
       assert.ok(!r.stdout.includes(password) && !r.stderr.includes(password), 'password printed');
     }
@@ -70,10 +102,57 @@ describe('etl schema', () => {
         ['extra_column', 'nickname'],
       ],
     );
-    // `etl schema` itself never alters an existing table, and says drift exists.
+    // What `etl schema` would do with each: the add is lossless, the drop needs its --allow.
+    assert.match(r.stdout, /etl schema would apply 1 change\(s\) and refuse 1:\n {2}apply {4}users: column "users"\."phone" is missing: added/);
+    assert.match(r.stdout, /refused {2}users: its values are lost .*\(--allow drop-column:users\.nickname\)/);
+    assert.deepEqual(doc.plan.apply.map((c: { kind: string }) => c.kind), ['add_column']);
+    assert.deepEqual(doc.plan.refused.map((c: { allow: string }) => c.allow), ['drop-column:users.nickname']);
+    // Without a terminal and without --yes, `etl schema` changes no existing table and says what to do.
     const apply = await etl(['schema', '--database-url', url]);
-    assert.equal(apply.code, 0);
-    assert.match(apply.stdout, /2 difference\(s\) between the database and pipeline\.yaml/);
+    assert.equal(apply.code, 2, apply.stderr);
+    assert.match(apply.stdout, /1 schema update\(s\) to apply:\n {2}apply {4}users: column "users"\."phone" is missing: added/);
+    assert.match(apply.stdout, /refused {2}users: column "users"\."nickname" \(text\) is not in pipeline\.yaml/);
+    assert.match(apply.stderr, /1 schema update\(s\) change existing tables and there is no terminal to confirm them: nothing was applied/);
+    assert.match(apply.stderr, /pass --yes to apply them/);
+    const still = await etl(['schema', '--check', '--database-url', url]);
+    assert.match(still.stdout, /2 difference\(s\)/, 'nothing applied');
+  });
+
+  test('--yes applies the lossless changes and lists the refused ones with their flag; --allow applies those', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    assert.equal((await etl(['schema', '--database-url', url])).code, 0);
+    await withClient(url, (c) => c.query('ALTER TABLE users DROP COLUMN phone; ALTER TABLE users ADD COLUMN nickname text; ALTER TABLE users ALTER COLUMN role TYPE VARCHAR(50)'));
+    const yes = await etl(['schema', '--yes', '--database-url', url]);
+    assert.equal(yes.code, 0, yes.stderr);
+    assert.match(yes.stdout, /0 table\(s\) created, 36 already there; 2 change\(s\) applied to existing tables/);
+    assert.match(yes.stdout, /applied {2}users: column "users"\."phone" is missing: added; the next run reads users in full to fill it \(mapping changed\)/);
+    assert.match(yes.stdout, /applied {2}users: column "users"\."role" is character varying\(50\), pipeline\.yaml says VARCHAR\(100\): widened/);
+    assert.match(yes.stdout, /1 change\(s\) not applied: they lose or may reject data/);
+    assert.match(yes.stdout, /refused {2}users: column "users"\."nickname" \(text\) is not in pipeline\.yaml.*\n {11}its values are lost.*\n {11}ALTER TABLE "users" DROP COLUMN "nickname";\n {11}apply with: --allow drop-column:users\.nickname/);
+    const allowed = await etl(['schema', '--yes', '--allow', 'drop-column:users.nickname', '--json', '--database-url', url]);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    const doc = JSON.parse(allowed.stdout);
+    assert.deepEqual(doc.applied.map((c: { kind: string; column: string }) => [c.kind, c.column]), [['drop_column', 'nickname']]);
+    assert.deepEqual(doc.refused, []);
+    const check = await etl(['schema', '--check', '--database-url', url]);
+    assert.equal(check.code, 0, check.stdout);
+    assert.equal((await etl(['schema', '--allow', 'drop-everything', '--database-url', url])).code, 2);
+  });
+
+  test('on a terminal it asks "Apply these schema updates? (yes/no)": no leaves the database as it was (exit 1), yes applies', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    assert.equal((await etl(['schema', '--database-url', url])).code, 0);
+    await withClient(url, (c) => c.query('ALTER TABLE users DROP COLUMN phone'));
+    const no = await onTerminal(['schema'], url, 'no\n');
+    assert.equal(no.code, 1, no.output);
+    assert.match(no.output, /apply {4}users: column "users"\."phone" is missing/);
+    assert.match(no.output, /Apply these schema updates\? \(yes\/no\)/);
+    assert.match(no.output, /nothing applied/);
+    assert.equal((await etl(['schema', '--check', '--database-url', url])).code, 1, 'still missing');
+    const yes = await onTerminal(['schema'], url, 'yes\n');
+    assert.equal(yes.code, 0, yes.output);
+    assert.match(yes.output, /1 change\(s\) applied to existing tables/);
+    assert.equal((await etl(['schema', '--check', '--database-url', url])).code, 0, 'applied');
   });
 
   test('--dry-run prints the DDL without connecting', async () => {
@@ -82,7 +161,7 @@ describe('etl schema', () => {
     assert.match(r.stdout, /^CREATE TABLE IF NOT EXISTS "ingredients" \(/);
     assert.match(r.stdout, /CONSTRAINT "users_company_id_fkey" FOREIGN KEY \("company_id"\) REFERENCES "companies" \("id"\)/);
     assert.match(r.stdout, /CREATE TABLE IF NOT EXISTS "etl_runs"/);
-    assert.equal((r.stdout.match(/^CREATE TABLE/gm) ?? []).length, 33);
+    assert.equal((r.stdout.match(/^CREATE TABLE/gm) ?? []).length, 36, '31 tables, etl_watermarks, etl_runs, etl_pending and the contributions of the 2 dedupe tables');
   });
 
   test('an unreachable server: exit 1, the password redacted; bad flags: exit 2', async () => {

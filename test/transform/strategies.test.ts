@@ -56,7 +56,7 @@ const EXTRACT: Extract = {
     { ...base(U2), firstname: 'Ann', lastname: 'B', email: 'ann@example.fr', role: 'RH', registered_events: [] },
     // Refused by users (too long), its links still go on.
     { ...base(U3), firstname: 'x'.repeat(256), lastname: 'C', email: 'c@example.fr', role: 'DIET', registered_events: [id(E1)], health_targets: [id(T2)] },
-    // Not an array: the whole document is refused by user_events, and kept out of its keys.
+    // Not an array: the whole document is refused by user_events; it names itself in the keys, so its links go.
     { ...base(U4), firstname: 'D', lastname: 'D', email: 'd@example.fr', role: 'ADMIN', registered_events: 'oops', specificity_targets: [id(T1)] },
   ],
   events: [
@@ -155,8 +155,8 @@ describe('explode', () => {
         '',
       ].join('\n'),
     );
-    // Every parent but the refused one: U2 (emptied array) included.
-    assert.equal(await file('user_events.keys.csv'), `user_id\n${hex(U1)}\n${hex(U2)}\n${hex(U3)}\n`);
+    // Every document offered: U2 (emptied array) and U4 (refused whole: a full run gives it no link) included.
+    assert.equal(await file('user_events.keys.csv'), `user_id\n${hex(U1)}\n${hex(U2)}\n${hex(U3)}\n${hex(U4)}\n`);
     const r = await rejects('user_events');
     assert.deepEqual(
       r.map((x) => [x._id, x.column, x.reason, x.value]),
@@ -195,7 +195,8 @@ describe('explode', () => {
     assert.equal(ue.rejected, 3);
     assert.deepEqual(ue.skipped, { duplicate_in_array: 1 });
     assert.deepEqual(ue.explode, { parents: 3, items: 7, rejected_documents: 1, rejected_items: 2, skipped_documents: {}, skipped_items: { duplicate_in_array: 1 } });
-    assert.equal(ue.keys!.records, 3);
+    assert.equal(ue.keys!.records, 4, 'every document offered names itself in the keys file');
+    assert.equal(ue.unkeyed, 0);
     const ut = m.stages.transform!.tables.users_targets!;
     assert.deepEqual(ut.explode, { parents: 4, items: 6, rejected_documents: 0, rejected_items: 0, skipped_documents: {}, skipped_items: { duplicate_in_array: 1 } });
     for (const [name, record] of Object.entries(m.stages.transform!.tables)) assert.deepEqual(transformIdentityErrors(name, record), [], name);
@@ -220,7 +221,12 @@ describe('dedupe', () => {
     assert.equal(t.rows, 3);
     assert.equal(t.rejected, 1);
     assert.deepEqual(t.skipped, { missing_day: 1, missing_user: 2, superseded: 3 });
-    assert.equal(t.keys, null);
+    // The keys file names every document offered; the contributions every document that yields a row.
+    assert.equal(t.keys!.records, 10);
+    assert.equal(t.contrib!.records, t.rows + 3, 'the winners and the superseded documents');
+    const contributions = (await file('users_logbook.contrib.csv')).split('\n');
+    assert.equal(contributions[0], '_id,user_id,day,created_at,updated_at');
+    assert.equal(contributions.length - 2, 6);
     const [r] = await rejects('users_logbook');
     assert.deepEqual([r!._id, r!.column, r!.reason, r!.value], [hex(0x7a), 'updated_at', 'null_in_not_null', 'null']);
   });

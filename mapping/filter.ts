@@ -2,7 +2,7 @@
 // The extract may read more documents than a table keeps (the collection's server filter is the OR
 // of its tables' filters), so each table applies its own filter and counts what it leaves out.
 import type { DocumentFilter, FilterCondition } from '../model/types.ts';
-import { compilePath, kindOf, numberText, type RawDocument } from './ejson-value.ts';
+import { compilePath, kindOf, numberText, type RawDocument } from '../transform/ejson-value.ts';
 
 type Scalar = string | number | boolean | null;
 
@@ -59,8 +59,11 @@ function matches(stored: unknown, condition: FilterCondition): boolean {
   }
 }
 
+/** Whether a document belongs to a table. */
+export type DocumentTest = (doc: RawDocument) => boolean;
+
 /** A predicate for the filter (null filter: every document passes). */
-export function compileFilter(filter: DocumentFilter | null): ((doc: RawDocument) => boolean) | null {
+export function compileFilter(filter: DocumentFilter | null): DocumentTest | null {
   if (!filter) return null;
   const checks = Object.entries(filter.conditions).map(([path, condition]) => ({ read: compilePath(path), condition }));
   if (checks.length === 0) return null;

@@ -1,0 +1,145 @@
+// The direct path of an initial load: a large batch into a table that has never held a row is
+// COPYed straight into the table, and the missing references are refused or NULLed there, instead
+// of COPY into a temp table and INSERT … SELECT (the rows are written once, not twice). The outcome
+// is the same as the ordinary path's, rejects file and etl_pending included.
+import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
+import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import { copyStaged, type StagedFile } from './stage-files.ts';
+import type { CopyFigures } from './copy-in.ts';
+import { droppableForeignKeys, isUniqueViolation, withoutForeignKeys } from './merge.ts';
+import { holdRejected } from './pending.ts';
+import { createRejectsTableSql, type PlannedCheck } from './references.ts';
+import { list, type ShapeColumn, type TableShape } from './shape.ts';
+import type { LoadSession } from './session.ts';
+
+/** Bytes the table occupies: 0 means no page at all, so a COPY fills pages in file order. */
+const relationSizeSql = (s: TableShape): CompiledQuery => compiled(`SELECT pg_relation_size($1::regclass) AS size`, [s.target]);
+
+/**
+ * The index to CLUSTER the empty table on: the one it is already clustered on if any (then CLUSTER
+ * changes nothing in the catalog), else the primary key, else another plain btree index. No row:
+ * the table has no index CLUSTER can use.
+ */
+const clusterIndexSql = (s: TableShape): CompiledQuery =>
+  compiled(
+    `SELECT c.relname AS name, i.indisclustered AS clustered FROM pg_index i ` +
+      `JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam ` +
+      `WHERE i.indrelid = $1::regclass AND i.indisvalid AND i.indpred IS NULL AND a.amname = 'btree' ` +
+      `ORDER BY i.indisclustered DESC, i.indisprimary DESC, c.relname LIMIT 1`,
+    [s.target],
+  );
+
+/** Records the copied rows whose reference is missing, by physical address, skipping rows already refused. */
+function recordMissingInTargetSql(s: TableShape, r: PlannedCheck): CompiledQuery {
+  const c = r.column.id;
+  return compiled(
+    `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_ctid) ` +
+      `SELECT 0, $1, t.${c}::text, $2, t.ctid FROM ${s.target} AS t ` +
+      `WHERE t.${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${r.refTable} AS r WHERE r.${r.refColumn} = t.${c}) ` +
+      `AND NOT EXISTS (SELECT 1 FROM ${s.temps.rejects} AS x WHERE x.row_ctid = t.ctid AND x.action = 'reject')`,
+    [r.column.name, r.action],
+  );
+}
+
+/**
+ * The CSV record of each recorded row. The table got a new, empty file in this transaction before
+ * the COPY, so the COPY appended rows in file order and the n-th row by ctid is the n-th record
+ * (header = record 1). Only the recorded rows are numbered: each counts the rows between the previous
+ * recorded row and itself (a TID range scan, no sort), and a running sum gives the record.
+ */
+function numberRejectsByCtidSql(s: TableShape): CompiledQuery {
+  const x = s.temps.rejects;
+  return compiled(
+    `UPDATE ${x} AS x SET line = n.line FROM (` +
+      `SELECT d.row_ctid, 1 + sum(d.rows) OVER (ORDER BY d.row_ctid) AS line FROM (` +
+      `SELECT r.row_ctid, (SELECT count(*) FROM ${s.target} AS t WHERE t.ctid > r.previous AND t.ctid <= r.row_ctid) AS rows FROM (` +
+      `SELECT row_ctid, lag(row_ctid, 1, '(0,0)'::tid) OVER (ORDER BY row_ctid) AS previous FROM (SELECT DISTINCT row_ctid FROM ${x}) AS u` +
+      `) AS r) AS d) AS n WHERE n.row_ctid = x.row_ctid`,
+  );
+}
+
+const deleteRejectedTargetRowsSql = (s: TableShape): CompiledQuery =>
+  compiled(`DELETE FROM ${s.target} AS t USING ${s.temps.rejects} AS x WHERE x.row_ctid = t.ctid AND x.action = 'reject'`);
+
+/** One UPDATE for every set_null column (an UPDATE moves the row, so a second one could not find it). */
+function nullMissingInTargetSql(s: TableShape, columns: readonly ShapeColumn[]): CompiledQuery {
+  const set = columns.map((c, i) => `${c.id} = CASE WHEN m.n${i} THEN NULL ELSE t.${c.id} END`).join(', ');
+  const flags = columns.map((_, i) => `bool_or(column_name = $${i + 1}) AS n${i}`).join(', ');
+  return compiled(
+    `UPDATE ${s.target} AS t SET ${set} FROM (SELECT row_ctid, ${flags} FROM ${s.temps.rejects} WHERE action = 'set_null' GROUP BY row_ctid) AS m WHERE t.ctid = m.row_ctid`,
+    columns.map((c) => c.name),
+  );
+}
+
+export interface DirectOutcome {
+  readonly copied: CopyFigures;
+  readonly rejected: number;
+  readonly nulled: number;
+}
+
+/**
+ * Rows must lie in file order for ctid to give each row's CSV record. A COPY into a table whose file
+ * predates the transaction may put later rows into earlier pages (the free space map: on PostgreSQL
+ * 17 most rows of a large COPY end up out of order); into a file created in this transaction it
+ * appends in order. CLUSTER of the empty table gives it such a file (TRUNCATE would too, but not for
+ * a table other tables reference). Returns false when the direct path does not apply.
+ */
+async function prepareEmptyTable(session: LoadSession, shape: TableShape): Promise<boolean> {
+  const size = Number(((await session.run(relationSizeSql(shape))).rows[0] as { size: string }).size);
+  if (size !== 0) return false;
+  const cluster = (await session.run(clusterIndexSql(shape))).rows[0] as { name: string; clustered: boolean } | undefined;
+  if (!cluster) return false;
+  await session.run(compiled(`CLUSTER ${shape.target} USING ${ident(cluster.name)}`));
+  if (!cluster.clustered) await session.run(compiled(`ALTER TABLE ${shape.target} SET WITHOUT CLUSTER`));
+  return true;
+}
+
+/** COPY straight into the table; null when the batch repeats a key (the savepoint undoes it). */
+async function copyDirect(session: LoadSession, paths: RunPaths, shape: TableShape, staged: StagedFile): Promise<CopyFigures | null> {
+  await session.client.query('SAVEPOINT etl_direct');
+  try {
+    const copied = await copyStaged(session, paths, staged, `COPY ${shape.target} (${list(shape.columns)}) FROM STDIN WITH ${COPY_CSV_OPTIONS}`);
+    await session.client.query('RELEASE SAVEPOINT etl_direct');
+    return copied;
+  } catch (error) {
+    if (!isUniqueViolation(error)) throw error;
+    await session.client.query('ROLLBACK TO SAVEPOINT etl_direct');
+    await session.client.query('RELEASE SAVEPOINT etl_direct');
+    return null;
+  }
+}
+
+/** Refuses or NULLs the missing references of the copied rows, keeping them in etl_pending. */
+async function resolveInTarget(session: LoadSession, shape: TableShape, checks: readonly PlannedCheck[], runId: string): Promise<{ rejected: number; nulled: number }> {
+  await session.run(createRejectsTableSql(shape.temps.rejects));
+  let found = 0;
+  for (const check of checks) found += await session.count(recordMissingInTargetSql(shape, check));
+  if (found === 0) return { rejected: 0, nulled: 0 };
+  await session.run(numberRejectsByCtidSql(shape));
+  await holdRejected(session, shape, 'target', runId);
+  const rejected = await session.count(deleteRejectedTargetRowsSql(shape));
+  const nullable = checks.filter((c) => c.action === 'set_null').map((c) => c.column);
+  if (nullable.length > 0) await session.run(nullMissingInTargetSql(shape, nullable));
+  return { rejected, nulled: found - rejected };
+}
+
+/** The direct path, or null when it does not apply (the caller then takes the ordinary path). */
+export async function loadDirect(
+  session: LoadSession,
+  paths: RunPaths,
+  shape: TableShape,
+  staged: StagedFile,
+  checks: readonly PlannedCheck[],
+  runId: string,
+): Promise<DirectOutcome | null> {
+  // Dropping foreign keys and CLUSTER are for the table's owner only.
+  const fks = await droppableForeignKeys(session, shape);
+  if (fks === null || !(await prepareEmptyTable(session, shape))) return null;
+  return withoutForeignKeys(session, shape, fks, async () => {
+    const copied = await copyDirect(session, paths, shape, staged);
+    if (!copied) return null;
+    session.signal?.throwIfAborted();
+    return { copied, ...(await resolveInTarget(session, shape, checks, runId)) };
+  });
+}

@@ -1,0 +1,49 @@
+// The rows a load deleted, per table: their referenced columns, kept in a temp table for the rest of
+// the transaction, so each table referencing them (later in load order) can find the rows that now
+// point at nothing (orphans.ts). Only the columns some foreign key references are kept.
+import { compiled, ident, type SqlIdent } from '../schema/sql.ts';
+import { columnTypeSql, type TableShape } from './shape.ts';
+import { referencedColumns, type Edge } from './foreign-keys.ts';
+import type { LoadSession } from './session.ts';
+
+export class GoneRows {
+  readonly #counts = new Map<string, number>();
+  readonly #created = new Set<string>();
+
+  constructor(
+    private readonly session: LoadSession,
+    private readonly edges: readonly Edge[],
+  ) {}
+
+  /** Deletes the target rows matching `where` (alias t), keeping their referenced columns. */
+  async delete(shape: TableShape, where: string): Promise<number> {
+    const cols = referencedColumns(this.edges, shape.table.name).map(ident);
+    if (cols.length === 0) return this.session.count(compiled(`DELETE FROM ${shape.target} AS t WHERE ${where}`));
+    await this.ensureTable(shape);
+    const list = cols.join(', ');
+    const n = await this.session.count(
+      compiled(`WITH d AS (DELETE FROM ${shape.target} AS t WHERE ${where} RETURNING ${cols.map((c) => `t.${c}`).join(', ')}) INSERT INTO ${shape.temps.gone} (${list}) SELECT ${list} FROM d`),
+    );
+    this.#counts.set(shape.table.name, (this.#counts.get(shape.table.name) ?? 0) + n);
+    return n;
+  }
+
+  /** The temp table of `table`'s deleted rows, or null when none was deleted. */
+  of(table: string, shape: TableShape): SqlIdent | null {
+    return (this.#counts.get(table) ?? 0) > 0 ? shape.temps.gone : null;
+  }
+
+  get tablesWithRows(): string[] {
+    return [...this.#counts].filter(([, n]) => n > 0).map(([t]) => t);
+  }
+
+  private async ensureTable(shape: TableShape): Promise<void> {
+    if (this.#created.has(shape.table.name)) return;
+    const defs = referencedColumns(this.edges, shape.table.name).map((name) => {
+      const c = shape.table.columns.find((x) => x.name === name)!;
+      return `${ident(name)} ${columnTypeSql(c.sqlType)}`;
+    });
+    await this.session.run(compiled(`CREATE TEMP TABLE ${shape.temps.gone} (${defs.join(', ')}) ON COMMIT DROP`));
+    this.#created.add(shape.table.name);
+  }
+}

@@ -1,0 +1,45 @@
+// What every step of one load shares: the session, the run, the model's shapes and foreign keys,
+// and the rows deleted so far (which the tables referencing them follow).
+import type { PipelineModel } from '../model/types.ts';
+import type { TransformTableRecord } from '../staging/manifest-transform.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import { edgesOf, type Edge } from './foreign-keys.ts';
+import { GoneRows } from './gone-rows.ts';
+import type { LoadPlan } from './plan.ts';
+import type { LoadSession } from './session.ts';
+import { tableShape, type TableShape } from './shape.ts';
+
+export interface LoadContext {
+  readonly session: LoadSession;
+  readonly model: PipelineModel;
+  readonly paths: RunPaths;
+  readonly runId: string;
+  readonly signal: AbortSignal | undefined;
+  readonly gone: GoneRows;
+  readonly edges: readonly Edge[];
+  readonly allowDeleteAll: boolean;
+  /** A batch of at least this many rows into an empty table takes the bulk paths. */
+  readonly bulkRows: number;
+  shapeOf(table: string): TableShape;
+  /** What transform recorded for a table of the run. */
+  staged(table: string): TransformTableRecord;
+}
+
+export function loadContext(session: LoadSession, plan: LoadPlan, o: { allowDeleteAll: boolean; bulkRows: number }): LoadContext {
+  const { model } = plan;
+  const edges = edgesOf(model);
+  const shapes = new Map(model.loadOrder.map((name, i) => [name, tableShape(model.tables.get(name)!, i)]));
+  return {
+    session,
+    model,
+    paths: plan.paths,
+    runId: plan.paths.runId,
+    signal: session.signal,
+    gone: new GoneRows(session, edges),
+    edges,
+    allowDeleteAll: o.allowDeleteAll,
+    bulkRows: o.bulkRows,
+    shapeOf: (table) => shapes.get(table)!,
+    staged: (table) => plan.manifest.stages.transform!.tables[table]!,
+  };
+}

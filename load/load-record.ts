@@ -1,0 +1,124 @@
+// The load section of manifest.json: written `running` before the transaction changes anything,
+// `done` with every figure once it committed (the same figures the ledger holds), `failed` with the
+// error otherwise. A load whose transaction committed but whose process died before the manifest
+// was written is recovered from the ledger by the next attempt: its rejects files (left as .partial)
+// are kept when their bytes are the ones the ledger recorded, and the section is rebuilt.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { FileRecord } from '../staging/manifest.ts';
+import { updateManifest } from '../staging/manifest.ts';
+import type { LoadSection, LoadTableRecord } from '../staging/manifest-load.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import type { LoadReport, TableLoadReport } from './options.ts';
+
+export function section(status: LoadSection['status'], report: Pick<LoadReport, 'dryRun' | 'startedAt'>, tables: Record<string, LoadTableRecord> = {}): LoadSection {
+  return { status, started_at: report.startedAt, ended_at: null, error: null, dry_run: report.dryRun, already_applied: false, tables, skipped: [] };
+}
+
+/** What the manifest and the ledger record of a table's load. */
+export function tableRecord(r: TableLoadReport, rejects: FileRecord | null): LoadTableRecord {
+  return {
+    staged: r.staged,
+    inserted: r.inserted,
+    updated: r.updated,
+    unchanged: r.unchanged,
+    deleted: r.deleted,
+    rejected: r.rejected,
+    nulled: r.nulled,
+    duplicates: r.duplicates,
+    truncated: [...r.truncated],
+    rejects,
+    pending: { ...r.pending },
+  };
+}
+
+export async function markRunning(paths: RunPaths, destination: string, report: Pick<LoadReport, 'dryRun' | 'startedAt'>): Promise<void> {
+  await updateManifest(paths, (m) => {
+    m.destination = { description: destination };
+    m.stages.load = section('running', report);
+  });
+}
+
+export async function markFailed(paths: RunPaths, report: Pick<LoadReport, 'dryRun' | 'startedAt'>, error: { code: string; message: string }): Promise<void> {
+  await updateManifest(paths, (m) => {
+    m.stages.load = { ...section('failed', report), ended_at: new Date().toISOString(), error };
+  });
+}
+
+/**
+ * The finished load; tables an earlier load of this run applied (--tables) stay in the record
+ * (`previous`: the section as it was before this load marked itself running).
+ */
+export async function markDone(paths: RunPaths, report: LoadReport, rejects: ReadonlyMap<string, FileRecord>, previous: LoadSection | undefined): Promise<void> {
+  await updateManifest(paths, (m) => {
+    const kept = previous && previous.status === 'done' && !previous.dry_run && !report.dryRun ? previous.tables : {};
+    const tables: Record<string, LoadTableRecord> = { ...kept };
+    for (const r of report.tables) tables[r.table] = tableRecord(r, rejects.get(r.table) ?? null);
+    m.stages.load = {
+      ...section('done', report, tables),
+      ended_at: report.endedAt,
+      skipped: report.skipped.map((s) => ({ table: s.table, loaded_at: s.loadedAt })),
+      truncated: [...report.truncated],
+      deletions: report.deletions ? (structuredClone(report.deletions) as LoadSection['deletions']) : null,
+      settled: report.settled.map((s) => ({ ...s, pending: { ...s.pending } })),
+      warnings: [...report.warnings],
+    };
+  });
+}
+
+interface AppliedTable {
+  readonly loadedAt: string;
+  readonly summary: unknown;
+}
+
+/**
+ * A re-load of an applied run keeps the manifest's record of the load that applied it. If that load
+ * committed without writing its record (a crash in between), the record is rebuilt from the ledger.
+ */
+export async function recordAlreadyApplied(paths: RunPaths, report: LoadReport, applied: ReadonlyMap<string, AppliedTable>, previous: LoadSection | undefined): Promise<void> {
+  if (previous && previous.status === 'done' && !previous.dry_run) return;
+  const tables: Record<string, LoadTableRecord> = {};
+  for (const [table, a] of applied) tables[table] = await recoveredRecord(paths, table, a.summary as LoadTableRecord, report.warnings as string[]);
+  const recovered = Object.keys(tables).length > 0;
+  await updateManifest(paths, (m) => {
+    m.destination = { description: report.destination };
+    m.stages.load = {
+      ...section('done', report, tables),
+      ended_at: report.endedAt,
+      already_applied: !recovered,
+      ...(recovered ? { recovered_from_ledger: true } : {}),
+      skipped: report.skipped.map((s) => ({ table: s.table, loaded_at: s.loadedAt })),
+      warnings: [...report.warnings],
+    };
+  });
+}
+
+async function recoveredRecord(paths: RunPaths, table: string, summary: LoadTableRecord, warnings: string[]): Promise<LoadTableRecord> {
+  const { deletions: _d, ...record } = summary as LoadTableRecord & { deletions?: unknown };
+  const rejects = record.rejects;
+  if (!rejects) return record;
+  const final = path.resolve(paths.dir, rejects.file);
+  if (path.dirname(final) !== path.resolve(paths.loadDir)) return { ...record, rejects: null };
+  if ((await sha256Of(final)) === rejects.sha256) return record;
+  if ((await sha256Of(`${final}.partial`)) === rejects.sha256) {
+    await rename(`${final}.partial`, final);
+    return record;
+  }
+  await rm(`${final}.partial`, { force: true });
+  warnings.push(`${table}: the rejects file ${rejects.file} of the committed load was lost (the process ended before it was written); its ${rejects.records} lines are not recoverable`);
+  return { ...record, rejects: null };
+}
+
+async function sha256Of(file: string): Promise<string | null> {
+  try {
+    await stat(file);
+  } catch {
+    return null;
+  }
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash);
+  return hash.digest('hex');
+}

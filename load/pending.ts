@@ -1,0 +1,163 @@
+// etl_pending: what a full run would load as soon as a missing referenced row exists. A row refused
+// for a missing reference (kind `row`) and a row loaded with references set NULL by set_null (kind
+// `null`) are kept here with the values they were staged with, and every later load, in its
+// transaction, lands the row or sets the reference once the referenced row is there. An entry whose
+// document is staged again is replaced by what that run finds; one whose document is gone, or no
+// longer yields the row, is dropped. The SQL of this state lives here.
+import { PENDING_TABLE } from '../schema/state-tables.ts';
+import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
+import { keyJson, list, matchKey, type TableShape } from './shape.ts';
+import type { PlannedCheck } from './references.ts';
+import type { LoadSession } from './session.ts';
+import type { PendingReport } from './options.ts';
+
+const pending = ident(PENDING_TABLE);
+
+/** The owner of a row: the `_id` of its document (null for dedupe rows, owned by their key). */
+const ownerOf = (s: TableShape, alias: string): string => (s.docKey ? `${alias}.${s.docKey.id}::text` : 'NULL::text');
+
+/** A row staged again replaces what was kept of it. */
+const REPLACE =
+  `ON CONFLICT (table_name, row_key) DO UPDATE SET owner = EXCLUDED.owner, kind = EXCLUDED.kind, row = EXCLUDED.row, ` +
+  `missing = EXCLUDED.missing, seen_run = EXCLUDED.seen_run`;
+
+/**
+ * A row of the table held back or NULLed again (a parent of it was deleted): the references NULLed
+ * earlier keep the values they should have (the table holds NULL there).
+ */
+const MERGE =
+  `ON CONFLICT (table_name, row_key) DO UPDATE SET owner = EXCLUDED.owner, kind = CASE WHEN EXCLUDED.kind = 'row' THEN 'row' ELSE p.kind END, ` +
+  `row = EXCLUDED.row || CASE WHEN p.kind = 'null' THEN p.missing ELSE '{}'::jsonb END, missing = p.missing || EXCLUDED.missing, seen_run = EXCLUDED.seen_run`;
+
+/**
+ * The rows whose references are missing (the rejects temp table), as they were staged: refused rows
+ * become `row` entries, rows that keep only set_null columns `null` entries. The rows are the batch's
+ * (matched on its line column) or, on the direct path, the target's (matched on ctid).
+ */
+function holdSql(s: TableShape, from: 'batch' | 'target', runId: string): CompiledQuery {
+  const source = from === 'batch' ? s.temps.stage : s.target;
+  const join = from === 'batch' ? `m.line = s.${s.line}` : 'm.row_ctid = s.ctid';
+  const by = from === 'batch' ? 'line' : 'row_ctid';
+  return compiled(
+    `INSERT INTO ${pending} AS p (table_name, row_key, owner, kind, row, missing, run_id, since, seen_run) ` +
+      `SELECT $1, ${keyJson(s.key, 's')}, ${ownerOf(s, 's')}, CASE WHEN m.refused THEN 'row' ELSE 'null' END, to_jsonb(s) - $2::text, m.missing, $3, now(), $3 ` +
+      `FROM ${source} AS s JOIN (SELECT ${by}, bool_or(action = 'reject') AS refused, jsonb_object_agg(column_name, value) AS missing ` +
+      `FROM ${s.temps.rejects} GROUP BY ${by}) AS m ON ${join} ${REPLACE}`,
+    [s.table.name, s.lineName, runId],
+  );
+}
+
+/** Keeps the rows the rejects temp table lists, before they are removed from the batch or the table. */
+export async function holdRejected(session: LoadSession, shape: TableShape, from: 'batch' | 'target', runId: string): Promise<void> {
+  await session.run(holdSql(shape, from, runId));
+}
+
+/**
+ * Rows of the target about to be deleted or NULLed because a referenced row is gone (`where` on
+ * alias t; `column` the reference). $1 table, $2 column, $3 run id.
+ */
+function holdTargetSql(s: TableShape, where: string, column: PlannedCheck, runId: string): CompiledQuery {
+  return compiled(
+    `INSERT INTO ${pending} AS p (table_name, row_key, owner, kind, row, missing, run_id, since, seen_run) ` +
+      `SELECT $1, ${keyJson(s.key, 't')}, ${ownerOf(s, 't')}, $4, to_jsonb(t), jsonb_build_object($2::text, t.${column.column.id}::text), $3, now(), $3 ` +
+      `FROM ${s.target} AS t WHERE ${where} ${MERGE}`,
+    [s.table.name, column.column.name, runId, column.action === 'reject' ? 'row' : 'null'],
+  );
+}
+
+export async function holdTargetRows(session: LoadSession, shape: TableShape, where: string, column: PlannedCheck, runId: string): Promise<number> {
+  return session.count(holdTargetSql(shape, where, column, runId));
+}
+
+/**
+ * Drops the entries of documents (or dedupe keys) this run staged again but whose row it did not
+ * hold back again: the document changed, and what it yields now was merged. `scope` is a
+ * condition on alias p (e.g. owner IN the keys file); null: every entry (a complete read).
+ */
+export function forgetSql(s: TableShape, scope: string | null, runId: string): CompiledQuery {
+  return compiled(`DELETE FROM ${pending} AS p WHERE p.table_name = $1 AND p.seen_run <> $2${scope ? ` AND (${scope})` : ''}`, [s.table.name, runId]);
+}
+
+/** Scope conditions on alias p: the owner among the keys file, or the row key among the touched keys. */
+export const ownerInSql = (set: string, column: string): string => `p.owner IN (SELECT k.${column}::text FROM ${set} AS k)`;
+export const ownerNotInSql = (set: string, column: string): string => `p.owner IS NOT NULL AND p.owner NOT IN (SELECT k.${column}::text FROM ${set} AS k WHERE k.${column} IS NOT NULL)`;
+export const rowKeyInSql = (s: TableShape, set: string): string => `p.row_key IN (SELECT ${keyJson(s.key, 'k')} FROM ${set} AS k)`;
+
+/** Entries of documents gone from the collection (not in the live temp table), staged by this run or not. */
+export function forgetGoneSql(s: TableShape): CompiledQuery {
+  return compiled(`DELETE FROM ${pending} AS p WHERE p.table_name = $1 AND ${ownerNotInSql(s.temps.live, 'k')}`, [s.table.name]);
+}
+
+/** The pending rows of the table, back into its (emptied) batch, to be checked and merged again. */
+function pendingRowsIntoBatchSql(s: TableShape, runId: string): CompiledQuery {
+  return compiled(
+    `INSERT INTO ${s.temps.stage} (${list(s.columns)}) SELECT ${list(s.columns, 'r.')} ` +
+      `FROM ${pending} AS p CROSS JOIN LATERAL jsonb_populate_record(NULL::${s.target}, p.row) AS r ` +
+      `WHERE p.table_name = $1 AND p.kind = 'row' AND p.seen_run <> $2`,
+    [s.table.name, runId],
+  );
+}
+
+/** The entries whose rows were merged from the batch (the refused ones were re-held with this run). */
+function landedSql(s: TableShape, runId: string): CompiledQuery {
+  return compiled(
+    `DELETE FROM ${pending} AS p USING ${s.temps.stage} AS s WHERE p.table_name = $1 AND p.kind = 'row' AND p.seen_run <> $2 AND p.row_key = ${keyJson(s.key, 's')}`,
+    [s.table.name, runId],
+  );
+}
+
+export interface PendingRetry {
+  /** Rows of etl_pending put back into the batch (before their references are checked again). */
+  readonly offered: number;
+  readonly landedSql: CompiledQuery;
+}
+
+export async function pendingIntoBatch(session: LoadSession, shape: TableShape, runId: string): Promise<PendingRetry> {
+  return { offered: await session.count(pendingRowsIntoBatchSql(shape, runId)), landedSql: landedSql(shape, runId) };
+}
+
+/**
+ * A NULLed reference whose row now exists is set to the value it was staged with; rowCount =
+ * references set. $1 table, $2 column. Only rows still in the table (matched on the merge key).
+ */
+function resolveNullsSql(s: TableShape, check: PlannedCheck): CompiledQuery {
+  const c = check.column.id;
+  return compiled(
+    `WITH v AS (SELECT r.* FROM ${pending} AS p CROSS JOIN LATERAL jsonb_populate_record(NULL::${s.target}, p.row) AS r ` +
+      `WHERE p.table_name = $1 AND p.kind = 'null' AND p.missing ? $2), ` +
+      `u AS (UPDATE ${s.target} AS t SET ${c} = v.${c} FROM v WHERE ${matchKey(s.key, 't', 'v')} AND t.${c} IS NULL ` +
+      `AND EXISTS (SELECT 1 FROM ${check.refTable} AS x WHERE x.${check.refColumn} = v.${c}) RETURNING ${keyJson(s.key, 't')} AS k) ` +
+      `UPDATE ${pending} AS p SET missing = p.missing - $2::text FROM u WHERE p.table_name = $1 AND p.row_key = u.k`,
+    [s.table.name, check.column.name],
+  );
+}
+
+/** Entries with nothing left to wait for. */
+function settledSql(s: TableShape): CompiledQuery {
+  return compiled(`DELETE FROM ${pending} WHERE table_name = $1 AND kind = 'null' AND missing = '{}'::jsonb`, [s.table.name]);
+}
+
+export async function resolveNulls(session: LoadSession, shape: TableShape, checks: readonly PlannedCheck[]): Promise<number> {
+  let resolved = 0;
+  for (const check of checks) if (check.action === 'set_null') resolved += await session.count(resolveNullsSql(shape, check));
+  if (resolved > 0) await session.run(settledSql(shape));
+  return resolved;
+}
+
+/** Does the table have entries this run did not write? (Nothing to retry otherwise.) */
+export function hasPendingSql(s: TableShape, runId: string): CompiledQuery {
+  return compiled(`SELECT EXISTS (SELECT 1 FROM ${pending} WHERE table_name = $1 AND seen_run <> $2) AS any`, [s.table.name, runId]);
+}
+
+/** A table's entries now, and what this load landed of them. */
+export async function pendingFigures(session: LoadSession, table: string, landed: number, resolved: number): Promise<PendingReport> {
+  const r = await session.run(
+    compiled(
+      `SELECT count(*) FILTER (WHERE kind = 'row')::bigint AS rows, count(*) FILTER (WHERE kind = 'null')::bigint AS nulls, min(since) AS since ` +
+        `FROM ${pending} WHERE table_name = $1`,
+      [table],
+    ),
+  );
+  const row = r.rows[0] as { rows: string; nulls: string; since: Date | null };
+  return { rows: Number(row.rows), nulls: Number(row.nulls), since: row.since?.toISOString() ?? null, landed, resolved };
+}

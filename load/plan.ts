@@ -1,0 +1,86 @@
+// What a load will do, decided from the staged run alone (no database yet): the run, the tables in
+// load order, what each staged, and the warnings a user should read before anything changes.
+import { StagingError, UsageError } from '../model/errors.ts';
+import type { PipelineModel } from '../model/types.ts';
+import { tableFingerprint, type PlannedMapping } from '../model/fingerprint.ts';
+import { readManifest, requireStageDone, type Manifest } from '../staging/manifest.ts';
+import type { TransformTableRecord } from '../staging/manifest-transform.ts';
+import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
+import type { LoadOptions } from './options.ts';
+
+export interface LoadPlan {
+  readonly model: PipelineModel;
+  readonly paths: RunPaths;
+  readonly manifest: Manifest;
+  /** The tables asked for (or all) that the run staged, in load order. */
+  readonly tables: readonly string[];
+  readonly warnings: string[];
+  readonly dryRun: boolean;
+}
+
+export async function planLoad(options: LoadOptions): Promise<LoadPlan> {
+  const { model } = options;
+  options.signal?.throwIfAborted();
+  const paths = await resolveRun(options.stagingDir, options.runId ?? null);
+  const manifest = await readManifest(paths);
+  requireStageDone(manifest, 'transform', paths);
+  const tables = planTables(model, manifest, paths, options.tables ?? null);
+  return { model, paths, manifest, tables, warnings: planWarnings(model, manifest, paths, tables), dryRun: options.dryRun === true };
+}
+
+/** What transform recorded for a table of the run. */
+export function stagedRecord(plan: LoadPlan, table: string): TransformTableRecord {
+  return plan.manifest.stages.transform!.tables[table]!;
+}
+
+/** The instant this run's extract of the table's collection guarantees (the next watermark), or null. */
+export function nextWatermark(plan: LoadPlan, table: string): string | null {
+  const collection = plan.model.tables.get(table)?.collection;
+  if (!collection) return null;
+  return plan.manifest.stages.extract?.collections[collection]?.watermark?.next ?? null;
+}
+
+/** The mapping fingerprint of the table now, and what the run's extract planned with (issue 16). */
+export function plannedMapping(plan: LoadPlan, table: string): { current: string; planned: PlannedMapping | null } {
+  const record = plan.manifest.stages.extract?.mappings?.[table];
+  return {
+    current: tableFingerprint(plan.model.tables.get(table)!, plan.model.settings),
+    planned: record ? { fingerprint: record.fingerprint, fullRead: record.full_read, mapping: record.mapping } : null,
+  };
+}
+
+/** Tables to load: the ones asked for (or all), that the run staged, in load order. */
+function planTables(model: PipelineModel, manifest: Manifest, paths: RunPaths, asked: readonly string[] | null): string[] {
+  const staged = manifest.stages.transform?.tables ?? {};
+  if (asked) {
+    const unknown = asked.filter((t) => !model.tables.has(t));
+    if (unknown.length) {
+      throw new UsageError('unknown_table', `unknown table${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, {
+        hint: `tables of pipeline.yaml: ${model.loadOrder.join(', ')}`,
+      });
+    }
+    const missing = asked.filter((t) => !staged[t]);
+    if (missing.length) {
+      throw new StagingError('table_not_staged', `run ${paths.runId} holds no transformed ${missing.join(', ')}`, {
+        hint: `run \`etl transform --run ${paths.runId}\` for ${missing.length > 1 ? 'them' : 'it'}, or leave ${missing.length > 1 ? 'them' : 'it'} out of --tables`,
+      });
+    }
+  }
+  const wanted = new Set(asked ?? Object.keys(staged));
+  return model.loadOrder.filter((t) => wanted.has(t) && staged[t]);
+}
+
+function planWarnings(model: PipelineModel, manifest: Manifest, paths: RunPaths, tables: readonly string[]): string[] {
+  const warnings: string[] = [];
+  const transformSha = manifest.stages.transform?.pipeline_sha256 ?? manifest.pipeline_sha256;
+  if (transformSha && transformSha !== model.sha256) {
+    warnings.push(`run ${paths.runId} was transformed with another pipeline.yaml (sha256 ${transformSha.slice(0, 12)}…); its CSV columns were checked against this one`);
+  }
+  for (const t of tables) {
+    const record = manifest.stages.transform?.tables[t];
+    if (model.tables.get(t)?.propagateDeletes && !record?.live && !record?.complete) {
+      warnings.push(`${t}: propagate_deletes is set, but run ${paths.runId} staged no list of the collection's _ids: rows whose document is gone stay in PostgreSQL (extract with --propagate-deletes)`);
+    }
+  }
+  return warnings;
+}

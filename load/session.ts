@@ -1,0 +1,116 @@
+// One load's connection to PostgreSQL: connected, locked (one load at a time), in one transaction
+// with the foreign keys deferred to its end, and always knowing where it is, so any failure names
+// the table, the step and the staged file. Every statement of the load goes through it.
+import type pg from 'pg';
+import { connectPostgres } from '../connect/postgres.ts';
+import { EtlError, LoadError, StagingError } from '../model/errors.ts';
+import type { PipelineModel } from '../model/types.ts';
+import { runSql, type CompiledQuery } from '../schema/sql.ts';
+import { cancelQueriesOnAbort } from './cancel.ts';
+import { toLoadError, type FailurePlace } from './errors.ts';
+import { ensureSchema } from './ledger.ts';
+import { acquireLoadLock, releaseLoadLock } from './lock.ts';
+import type { LoadOptions, LoadProgress } from './options.ts';
+
+export class LoadSession {
+  #place: FailurePlace = { table: '(setup)', step: 'preparing the load' };
+  readonly #tempNames: Record<string, string> = {};
+  #inTransaction = false;
+  #locked = false;
+
+  private constructor(
+    readonly client: pg.Client,
+    readonly signal: AbortSignal | undefined,
+    readonly emit: (e: LoadProgress) => void,
+    private readonly secrets: readonly string[],
+    private readonly stopCancelling: () => void,
+  ) {}
+
+  /** Connects and takes the load lock (waiting for another load, or failing at once). */
+  static async open(options: LoadOptions): Promise<LoadSession> {
+    const secrets = options.secrets ?? [];
+    const client = await connectPostgres(options.postgres, secrets);
+    // A dropped connection is reported by the query that was running; this keeps it from also
+    // surfacing as an uncaught 'error' event.
+    client.on('error', () => undefined);
+    const emit = (e: LoadProgress): void => options.onProgress?.(e);
+    const session = new LoadSession(client, options.signal, emit, secrets, cancelQueriesOnAbort(client, options.postgres, options.signal));
+    try {
+      // Temp tables live in per-session buffers, 8 MB by default: a batch of a million rows would go
+      // back and forth to disk. Settable only before the session touches a temp table, hence here.
+      await client.query(`SET temp_buffers = '256MB'`);
+      await acquireLoadLock(client, options.lock ?? 'wait', (message) => emit({ kind: 'waiting', message }), options.signal);
+      session.#locked = true;
+    } catch (error) {
+      await session.close();
+      throw session.failure(error);
+    }
+    return session;
+  }
+
+  /**
+   * BEGIN; foreign keys deferred to COMMIT (a row deleted from a parent is followed by its children
+   * later in load order, within the same transaction); the model's tables created when missing.
+   */
+  async begin(model: PipelineModel): Promise<void> {
+    await this.client.query('BEGIN');
+    this.#inTransaction = true;
+    this.at('(schema)', 'creating the tables of pipeline.yaml');
+    await ensureSchema(this.client, model);
+    await this.client.query('SET CONSTRAINTS ALL DEFERRED');
+    // Sorts and hashes of the merge work on up to millions of rows: give them memory, for this
+    // transaction only.
+    await this.client.query(`SET LOCAL work_mem = '128MB'`);
+  }
+
+  /** COMMIT, or ROLLBACK for a dry run (or a run that changes nothing). */
+  async end(commit: boolean): Promise<void> {
+    this.at('(commit)', commit ? 'committing' : 'rolling back');
+    this.signal?.throwIfAborted();
+    await this.client.query(commit ? 'COMMIT' : 'ROLLBACK');
+    this.#inTransaction = false;
+  }
+
+  /** Where the load is now: named by any failure. */
+  at(table: string, step: string, file?: string): void {
+    this.#place = { table, step, ...(file ? { file } : {}) };
+  }
+
+  get place(): FailurePlace {
+    return this.#place;
+  }
+
+  /** Temp table → what to call it in messages. */
+  nameTemps(names: Readonly<Record<string, string>>): void {
+    Object.assign(this.#tempNames, names);
+  }
+
+  run(q: CompiledQuery): Promise<pg.QueryResult> {
+    return runSql(this.client, q);
+  }
+
+  /** rowCount of a statement. */
+  async count(q: CompiledQuery): Promise<number> {
+    return (await this.run(q)).rowCount ?? 0;
+  }
+
+  /** The error to report: what failed, where (the current place), secrets scrubbed. */
+  failure(error: unknown): EtlError {
+    if (this.signal?.aborted && !(error instanceof StagingError)) return interrupted(this.signal.reason);
+    return toLoadError(error, { ...this.#place, tempNames: this.#tempNames }, this.secrets);
+  }
+
+  /** Rolls back what is open, releases the lock, closes the connection. Never throws. */
+  async close(): Promise<void> {
+    if (this.#inTransaction) await this.client.query('ROLLBACK').catch(() => undefined);
+    this.#inTransaction = false;
+    this.stopCancelling();
+    if (this.#locked) await releaseLoadLock(this.client).catch(() => undefined);
+    await this.client.end().catch(() => undefined);
+  }
+}
+
+function interrupted(reason: unknown): EtlError {
+  if (reason instanceof EtlError) return reason;
+  return new LoadError('interrupted', 'load interrupted; PostgreSQL was rolled back and is as it was', { cause: reason });
+}

@@ -1,0 +1,56 @@
+// Settling a table after the tables before it changed, whether or not this run staged it:
+//   orphans  its rows that point at rows this load deleted follow their column's policy;
+//   pending  rows held back for a missing reference land, and NULLed references are set, as soon
+//            as the referenced row exists (the batch is reused: pending rows go through the same
+//            reference check and merge as staged rows).
+import { createStageTableSql } from './batch-sql.ts';
+import { compiled } from '../schema/sql.ts';
+import type { LoadContext } from './load-context.ts';
+import { mergeBatch } from './merge.ts';
+import { settleOrphans } from './orphans.ts';
+import { hasPendingSql, holdRejected, pendingIntoBatch, resolveNulls } from './pending.ts';
+import { createRejectsTableSql, resolveMissingReferences, type PlannedCheck } from './references.ts';
+import type { TableShape } from './shape.ts';
+
+export interface SettleFigures {
+  /** Rows deleted because a row they reference was deleted (on_missing: reject). */
+  readonly referencing: number;
+  /** References set NULL because the row they point at was deleted, per column. */
+  readonly nulledColumns: Readonly<Record<string, number>>;
+  /** Pending rows that landed. */
+  readonly landed: number;
+  /** Pending NULLed references set to their value. */
+  readonly resolved: number;
+}
+
+export const NOTHING_SETTLED: SettleFigures = Object.freeze({ referencing: 0, nulledColumns: {}, landed: 0, resolved: 0 });
+
+export async function settleTable(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[]): Promise<SettleFigures> {
+  const { session } = ctx;
+  const name = shape.table.name;
+  session.at(name, 'following the rows deleted from the tables it references');
+  const edges = ctx.edges.filter((e) => e.from.name === name);
+  const orphans = edges.some((e) => ctx.gone.of(e.to, ctx.shapeOf(e.to)))
+    ? await settleOrphans({ session, shape, checks, edges, gone: ctx.gone, shapeOf: ctx.shapeOf, runId: ctx.runId })
+    : { referencing: 0, nulledColumns: {} };
+  session.at(name, 'landing pending rows');
+  const pending = ((await session.run(hasPendingSql(shape, ctx.runId))).rows[0] as { any: boolean }).any;
+  if (!pending) return { ...orphans, landed: 0, resolved: 0 };
+  const landed = await landPendingRows(ctx, shape, checks);
+  const resolved = await resolveNulls(session, shape, checks);
+  return { ...orphans, landed, resolved };
+}
+
+/** Pending rows back into the (emptied) batch, checked again, merged; the entries of those that landed dropped. */
+async function landPendingRows(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[]): Promise<number> {
+  const { session } = ctx;
+  await session.run(compiled(`DROP TABLE IF EXISTS ${shape.temps.stage}`));
+  await session.run(createStageTableSql(shape));
+  await session.run(createRejectsTableSql(shape.temps.rejects));
+  await session.run(compiled(`TRUNCATE ${shape.temps.rejects}`));
+  const retry = await pendingIntoBatch(session, shape, ctx.runId);
+  if (retry.offered === 0) return 0;
+  await resolveMissingReferences(session, shape, checks, () => holdRejected(session, shape, 'batch', ctx.runId));
+  await mergeBatch(session, shape);
+  return session.count(retry.landedSql);
+}

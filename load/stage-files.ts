@@ -1,0 +1,124 @@
+// COPY of a table's staged files into its temp tables. Each file must be the one the manifest
+// names: its header the columns pipeline.yaml stages, the bytes COPY reads hashed while they stream
+// and equal to the manifest's sha256 (a missing checksum is refused: nothing unverified is loaded),
+// its records the manifest's count. A mismatch fails the load, whose transaction then rolls back.
+import path from 'node:path';
+import { StagingError } from '../model/errors.ts';
+import type { FileRecord } from '../staging/manifest.ts';
+import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import { copyFileInto, readCsvHeader, type CopyFigures } from './copy-in.ts';
+import type { LoadSession } from './session.ts';
+import type { TableShape } from './shape.ts';
+import {
+  analyzeSql,
+  copyContribSql,
+  copyKeysSql,
+  copyLiveSql,
+  copyStageSql,
+  createContribTableSql,
+  createKeysTableSql,
+  createLiveTableSql,
+  createStageTableSql,
+  scopeColumn,
+} from './batch-sql.ts';
+
+export interface StagedFile {
+  /** Absolute path. */
+  readonly file: string;
+  /** As the manifest records it (relative to the run folder). */
+  readonly record: FileRecord;
+  /** The columns its header must name, in order. */
+  readonly columns: readonly string[];
+  /** Records the manifest says it holds (null: not recorded). */
+  readonly records: number | null;
+}
+
+/** The staged file a manifest record names, which must lie in the run's transform folder. */
+export function stagedFile(paths: RunPaths, record: FileRecord, columns: readonly string[], records: number | null = record.records): StagedFile {
+  const file = path.resolve(paths.dir, record.file);
+  if (path.dirname(file) !== path.resolve(paths.transformDir)) {
+    throw new StagingError('bad_manifest', `the manifest names ${record.file}, outside ${paths.relative(paths.transformDir)}/`, { context: { file: paths.manifest } });
+  }
+  return { file, record, columns, records };
+}
+
+/** COPYs one staged file with `copySql`, checking header, checksum and count. */
+export async function copyStaged(session: LoadSession, paths: RunPaths, staged: StagedFile, copySql: string): Promise<CopyFigures> {
+  const relative = paths.relative(staged.file);
+  session.at(session.place.table, session.place.step, relative);
+  await checkHeader(staged.file, staged.columns, paths);
+  const sha256 = staged.record.sha256;
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) {
+    throw new StagingError('checksum_missing', `the manifest of run ${paths.runId} records no sha256 for ${relative}: it cannot be loaded unverified`, {
+      context: { file: staged.file },
+      hint: 'the run is damaged or was edited: run `etl transform` again',
+    });
+  }
+  const copied = await copyFileInto(session.client, staged.file, copySql, session.signal);
+  if (copied.sha256 !== sha256) {
+    throw new StagingError('staged_file_changed', `${relative} of run ${paths.runId} changed since transform wrote it (sha256 ${copied.sha256}, manifest ${sha256})`, {
+      context: { file: staged.file },
+      hint: 'a staged file must not be edited; run `etl transform` again',
+    });
+  }
+  if (staged.records !== null && copied.rowCount !== staged.records) {
+    throw new StagingError('row_count_mismatch', `${relative}: COPY read ${copied.rowCount} rows, the manifest records ${staged.records}`, {
+      context: { file: staged.file },
+      hint: 'the staged run is inconsistent; run `etl transform` again',
+    });
+  }
+  return copied;
+}
+
+async function checkHeader(file: string, expected: readonly string[], paths: RunPaths): Promise<void> {
+  let header: string[];
+  try {
+    header = await readCsvHeader(file);
+  } catch (cause) {
+    throw new StagingError('staged_file_missing', `cannot read ${paths.relative(file)} of run ${paths.runId}`, { context: { file }, cause });
+  }
+  if (header.length !== expected.length || header.some((h, i) => h !== expected[i])) {
+    throw new StagingError('columns_mismatch', `${paths.relative(file)} has columns (${header.join(', ')}) but pipeline.yaml stages (${expected.join(', ')})`, {
+      context: { file },
+      hint: 'load the run with the pipeline.yaml it was transformed with (<run>/pipeline.yaml), or transform it again',
+    });
+  }
+}
+
+/** The batch: the CSV into the stage temp table. */
+export async function copyBatch(session: LoadSession, paths: RunPaths, shape: TableShape, staged: StagedFile): Promise<CopyFigures> {
+  await session.run(createStageTableSql(shape));
+  return copyStaged(session, paths, staged, copyStageSql(shape, COPY_CSV_OPTIONS));
+}
+
+/** The scope: the keys file into the keys temp table. */
+export async function copyScope(session: LoadSession, paths: RunPaths, shape: TableShape, record: FileRecord): Promise<number> {
+  await session.run(createKeysTableSql(shape));
+  const copied = await copyStaged(session, paths, stagedFile(paths, record, [scopeColumn(shape).name]), copyKeysSql(shape, COPY_CSV_OPTIONS));
+  await session.run(analyzeSql(shape.temps.keys));
+  return copied.rowCount;
+}
+
+/** dedupe: the contributions file into its temp table. */
+export async function copyContributions(session: LoadSession, paths: RunPaths, shape: TableShape, record: FileRecord): Promise<CopyFigures> {
+  await session.run(createContribTableSql(shape));
+  const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
+  const copied = await copyStaged(session, paths, stagedFile(paths, record, columns), copyContribSql(shape, COPY_CSV_OPTIONS));
+  await session.run(analyzeSql(shape.temps.contrib));
+  return copied;
+}
+
+/** Delete propagation: the live keys file into its temp table. */
+export async function copyLive(session: LoadSession, paths: RunPaths, shape: TableShape, record: FileRecord & { column: string }): Promise<number> {
+  const column = scopeColumn(shape);
+  if (column.name !== record.column) {
+    throw new StagingError('live_keys_mismatch', `${record.file}: key column ${record.column} is not the column of ${shape.table.name} that holds the document _id (${column.name})`, {
+      hint: 'load the run with the pipeline.yaml it was transformed with, or transform it again',
+    });
+  }
+  await session.run(createLiveTableSql(shape, column));
+  const copied = await copyStaged(session, paths, stagedFile(paths, record, [record.column]), copyLiveSql(shape, COPY_CSV_OPTIONS));
+  await session.run(analyzeSql(shape.temps.live));
+  return copied.rowCount;
+}

@@ -1,0 +1,222 @@
+// One table's part of a load, inside the load's transaction, as named steps:
+//   scope       the keys file (documents whose rows this run replaces), the live set, or a complete read
+//   batch       the CSV into a temp table (dedupe: contributions replaced, touched keys recomputed);
+//               or, for a large batch into a table that never held a row, straight into the table
+//   references  missing references refused or NULLed, kept in etl_pending
+//   merge       upsert, links updated and inserted, or a plain INSERT into an empty table
+//   leave       rows the scope's documents no longer yield, rows whose document is gone
+//   settle      rows pointing at rows deleted earlier in this load; pending rows that can land now
+import type { TableModel } from '../model/types.ts';
+import type { FileRecord } from '../staging/manifest.ts';
+import type { TransformTableRecord } from '../staging/manifest-transform.ts';
+import { LoadError, StagingError } from '../model/errors.ts';
+import { compiled } from '../schema/sql.ts';
+import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
+import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
+import { contributionsIntoBatch } from './contributions.ts';
+import type { CopyFigures } from './copy-in.ts';
+import { loadDirect } from './direct.ts';
+import { truncateCascade } from './truncate.ts';
+import { removeLeavingRows, type Scope } from './leave.ts';
+import { BULK_ROWS, insertIntoEmpty, mergeBatch } from './merge.ts';
+import type { LoadContext } from './load-context.ts';
+import { holdRejected } from './pending.ts';
+import { referenceChecks, resolveMissingReferences, type PlannedCheck } from './references.ts';
+import { writeLoadRejects } from './rejects-file.ts';
+import { settleTable, type SettleFigures } from './settle.ts';
+import { tempNamesOf, type TableShape } from './shape.ts';
+import { copyBatch, copyContributions, copyLive, copyScope, stagedFile, type StagedFile } from './stage-files.ts';
+import type { LoadPhase } from './options.ts';
+
+export interface TableStepResult {
+  readonly table: string;
+  readonly strategy: TableModel['strategy'];
+  readonly merge: TableShape['kind'];
+  readonly staged: number;
+  readonly unchanged: number;
+  readonly inserted: number;
+  readonly updated: number;
+  readonly duplicates: number;
+  readonly rejected: number;
+  readonly nulled: number;
+  /** Rows deleted: left the scope, gone (propagation), or referencing a deleted row. */
+  readonly left: number;
+  readonly gone: number;
+  readonly settle: SettleFigures;
+  readonly truncated: readonly string[];
+  readonly live: number | null;
+  /** The rejects file, written as .partial: commit or discard it once the transaction ended. */
+  readonly rejects: { readonly file: string; readonly sink: AtomicFileSink; readonly figures: FileFigures } | null;
+}
+
+interface BatchFigures {
+  readonly staged: number;
+  /** Rows identical to the row already there. */
+  readonly unchanged: number;
+  readonly inserted: number;
+  readonly updated: number;
+  readonly duplicates: number;
+  readonly rejected: number;
+  readonly nulled: number;
+  /** The staged file the rejects file counts lines in, and whether a value spans lines in it. */
+  readonly file: StagedFile;
+  /** The table was empty: nothing of it can leave (the direct path has no batch table to compare with). */
+  readonly wasEmpty: boolean;
+  readonly multiline: boolean;
+}
+
+export async function loadTableStep(ctx: LoadContext, name: string): Promise<TableStepResult> {
+  const { session } = ctx;
+  const shape = ctx.shapeOf(name);
+  const table = shape.table;
+  const staged = ctx.staged(name);
+  const checks = referenceChecks(table, shape);
+  session.nameTemps(tempNamesOf(shape));
+  const phase = (p: LoadPhase, step: string): void => {
+    session.at(name, step);
+    session.emit({ kind: 'table_phase', table: name, phase: p });
+  };
+  phase('copy', 'COPY');
+  const truncated = table.forceReimport && table.truncateBeforeImport ? await truncateCascade(ctx, shape, () => phase('truncate', 'TRUNCATE … CASCADE')) : [];
+  const scope = await stageScope(ctx, shape, staged);
+  const batch = await loadBatch(ctx, shape, staged, scope, checks, phase);
+  phase('merge', 'removing the rows that left the table');
+  const leave = await removeLeavingRows(ctx, shape, scope, !batch.wasEmpty);
+  const rejects = batch.rejected + batch.nulled > 0 ? await writeRejects(ctx, shape, checks, batch) : null;
+  const settle = await settleTable(ctx, shape, checks);
+  await dropTemps(ctx, shape);
+  return {
+    table: name,
+    strategy: table.strategy,
+    merge: shape.kind,
+    staged: batch.staged,
+    unchanged: batch.unchanged,
+    inserted: batch.inserted,
+    updated: batch.updated,
+    duplicates: batch.duplicates,
+    rejected: batch.rejected,
+    nulled: batch.nulled,
+    left: leave.left,
+    gone: leave.gone,
+    settle,
+    truncated,
+    live: scope.live ? scope.liveCount : null,
+    rejects,
+  };
+}
+
+type StepScope = Scope & { readonly liveCount: number };
+
+/** The keys file (unless the read was complete) and the live set, into temp tables. */
+async function stageScope(ctx: LoadContext, shape: TableShape, staged: TransformTableRecord): Promise<StepScope> {
+  const { session, paths } = ctx;
+  const complete = staged.complete === true;
+  const keysNeeded = !complete && staged.keys !== null && (shape.kind === 'dedupe_upsert' || shape.docKey !== null);
+  if (keysNeeded) await copyScope(session, paths, shape, staged.keys!);
+  let liveCount = 0;
+  const live = staged.live && (shape.docKey !== null || shape.kind === 'dedupe_upsert') ? staged.live : null;
+  if (live) {
+    session.at(shape.table.name, 'staging the live keys');
+    liveCount = await copyLive(session, paths, shape, live);
+    if (liveCount === 0 && !ctx.allowDeleteAll) await refuseEmptyLiveSet(ctx, shape, live);
+  }
+  return { complete, keys: keysNeeded, touched: shape.kind === 'dedupe_upsert', live: live !== null, documents: staged.documents, liveCount };
+}
+
+async function refuseEmptyLiveSet(ctx: LoadContext, shape: TableShape, live: FileRecord): Promise<void> {
+  const n = Number(((await ctx.session.run(compiled(`SELECT count(*)::bigint AS n FROM ${shape.target}`))).rows[0] as { n: string }).n);
+  if (n === 0) return;
+  throw new LoadError(
+    'delete_all_refused',
+    `${shape.table.name}: the run's live set is empty (collection ${shape.table.collection} had no matching document when extracted), so propagating deletes would delete all ${n} rows of ${shape.table.name}; refused`,
+    {
+      context: { table: shape.table.name, file: live.file },
+      hint: 'check the source database and collection names (extract warns about a missing collection); if the collection really is empty, load again with --allow-delete-all. Nothing was changed',
+    },
+  );
+}
+
+/** The batch, cleaned, its references resolved, merged. */
+async function loadBatch(
+  ctx: LoadContext,
+  shape: TableShape,
+  staged: TransformTableRecord,
+  scope: Scope,
+  checks: readonly PlannedCheck[],
+  phase: (p: LoadPhase, step: string) => void,
+): Promise<BatchFigures> {
+  const { session, paths } = ctx;
+  const csv = stagedFile(paths, staged.csv, shape.columns.map((c) => c.name), staged.rows);
+  const empty = ((await session.run(targetIsEmptySql(shape))).rows[0] as { empty: boolean }).empty;
+  if (shape.kind !== 'dedupe_upsert' && empty && staged.rows >= ctx.bulkRows) {
+    const direct = await loadDirect(session, paths, shape, csv, checks, ctx.runId);
+    if (direct) {
+      const rows = direct.copied.rowCount;
+      return { staged: rows, unchanged: 0, inserted: rows - direct.rejected, updated: 0, duplicates: 0, rejected: direct.rejected, nulled: direct.nulled, file: csv, multiline: direct.copied.multiline, wasEmpty: true };
+    }
+  }
+  const filled = await fillBatch(ctx, shape, staged, scope, csv);
+  let duplicates = filled.duplicates;
+  if (!empty && shape.kind !== 'dedupe_upsert') {
+    phase('duplicates', 'resolving duplicate keys');
+    duplicates = await session.count(dropBatchDuplicatesSql(shape));
+  }
+  phase('references', 'checking references');
+  const refs = await resolveMissingReferences(session, shape, checks, () => holdRejected(session, shape, 'batch', ctx.runId));
+  ctx.signal?.throwIfAborted();
+  phase('merge', 'merging');
+  let merged: { inserted: number; updated: number };
+  if (empty) {
+    const r = await insertIntoEmpty(session, shape, filled.batchRows - refs.rejected, ctx.bulkRows);
+    merged = { inserted: r.inserted, updated: 0 };
+    duplicates += r.duplicates;
+  } else merged = await mergeBatch(session, shape);
+  // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.
+  const considered = shape.kind === 'dedupe_upsert' ? filled.batchRows : filled.staged - duplicates;
+  const unchanged = considered - refs.rejected - merged.inserted - merged.updated;
+  return { staged: filled.staged, unchanged, ...merged, duplicates, ...refs, file: filled.file, multiline: filled.copied.multiline, wasEmpty: empty };
+}
+
+interface FilledBatch {
+  readonly file: StagedFile;
+  readonly copied: CopyFigures;
+  /** Rows (dedupe: contributions) the run staged. */
+  readonly staged: number;
+  /** Rows in the batch. */
+  readonly batchRows: number;
+  /** dedupe: staged contributions that lost to a later one of the same run and key. */
+  readonly duplicates: number;
+}
+
+/** The batch temp table: the CSV, or for a dedupe table the recomputed rows of the touched keys. */
+async function fillBatch(ctx: LoadContext, shape: TableShape, staged: TransformTableRecord, scope: Scope, csv: StagedFile): Promise<FilledBatch> {
+  const { session, paths } = ctx;
+  if (shape.kind !== 'dedupe_upsert') {
+    const copied = await copyBatch(session, paths, shape, csv);
+    return { file: csv, copied, staged: copied.rowCount, batchRows: copied.rowCount, duplicates: 0 };
+  }
+  if (!staged.contrib) {
+    throw new StagingError('contributions_not_staged', `run ${paths.runId} staged no contributions file for ${shape.table.name}: it was transformed by an older etl`, {
+      context: { table: shape.table.name },
+      hint: `transform it again: etl transform --run ${paths.runId}`,
+    });
+  }
+  const copied = await copyContributions(session, paths, shape, staged.contrib);
+  const outcome = await contributionsIntoBatch(session, shape, scope);
+  const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
+  return { file: stagedFile(paths, staged.contrib, columns), copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded };
+}
+
+async function writeRejects(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[], batch: BatchFigures): Promise<TableStepResult['rejects']> {
+  ctx.session.at(shape.table.name, 'writing the rejects file');
+  const written = await writeLoadRejects(ctx.session.client, ctx.paths, shape, checks, batch.file.file, batch.multiline, ctx.signal);
+  return { file: ctx.paths.relative(ctx.paths.loadRejects(shape.table.name)), ...written };
+}
+
+/** The step's temp tables go at its end (the gone rows stay: later tables follow them). */
+async function dropTemps(ctx: LoadContext, shape: TableShape): Promise<void> {
+  const { gone: _kept, ...temps } = shape.temps;
+  for (const t of Object.values(temps)) await ctx.session.run(dropTempSql(t));
+}
+
+export { BULK_ROWS };

@@ -1,0 +1,131 @@
+// Every table of the model in load order, inside the load's transaction: the tables the run staged
+// take their step (table-step.ts) and move their watermark; the others are settled (settle.ts) when
+// a table they reference lost rows or when they hold pending rows. Parents always come first, so a
+// table's references are checked against parents that are already final.
+import { rm } from 'node:fs/promises';
+import { advanceWatermark, forgetWatermark, watermarkOf } from './ledger.ts';
+import type { LoadContext } from './load-context.ts';
+import type { DeletePropagationReport, PendingReport, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
+import { nextWatermark, plannedMapping, type LoadPlan } from './plan.ts';
+import { pendingFigures } from './pending.ts';
+import { referenceChecks } from './references.ts';
+import { settleTable, type SettleFigures } from './settle.ts';
+import { loadTableStep, type TableStepResult } from './table-step.ts';
+
+export interface TablesOutcome {
+  readonly tables: TableLoadReport[];
+  readonly settled: SettledTableReport[];
+  readonly truncated: string[];
+  readonly deletions: DeletePropagationReport | null;
+  readonly warnings: string[];
+  /** Rejects files written as .partial, to commit once the transaction ended as planned. */
+  readonly rejects: (NonNullable<TableStepResult['rejects']> & { readonly table: string })[];
+}
+
+interface Progress {
+  readonly steps: TableStepResult[];
+  readonly reports: TableLoadReport[];
+  readonly settled: { table: string; figures: SettleFigures }[];
+  readonly truncated: string[];
+  readonly warnings: string[];
+  /** Tables emptied by a cascade whose run did not read them in full: their watermark stays removed. */
+  readonly frozen: Set<string>;
+}
+
+export async function loadTables(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[]): Promise<TablesOutcome> {
+  const p: Progress = { steps: [], reports: [], settled: [], truncated: [], warnings: await aheadWarnings(ctx, plan, toLoad), frozen: new Set() };
+  for (const name of ctx.model.loadOrder) {
+    ctx.signal?.throwIfAborted();
+    if (toLoad.includes(name)) await stepTable(ctx, plan, toLoad, name, p);
+    else await settleOnly(ctx, name, p);
+  }
+  const tables = p.reports;
+  const settled: SettledTableReport[] = [];
+  for (const s of p.settled) settled.push({ table: s.table, deleted: s.figures.referencing, nulled: sum(s.figures.nulledColumns), pending: await pendingOf(ctx, s.table, s.figures) });
+  for (const r of tables) if (!r.rejectsFile) await rm(ctx.paths.loadRejects(r.table), { force: true });
+  const rejects = p.steps.flatMap((s) => (s.rejects ? [{ ...s.rejects, table: s.table }] : []));
+  return { tables, settled, truncated: p.truncated, deletions: deletionsReport(ctx, p), warnings: p.warnings, rejects };
+}
+
+async function stepTable(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[], name: string, p: Progress): Promise<void> {
+  const result = await loadTableStep(ctx, name);
+  p.steps.push(result);
+  for (const emptied of result.truncated) {
+    if (!p.truncated.includes(emptied)) p.truncated.push(emptied);
+    const collection = ctx.model.tables.get(emptied)?.collection ?? '';
+    const readInFull = toLoad.includes(emptied) && plan.manifest.stages.extract?.collections[collection]?.watermark.from === null;
+    if (!readInFull && ctx.model.tables.has(emptied)) {
+      await forgetWatermark(ctx.session.client, emptied);
+      p.frozen.add(emptied);
+      p.warnings.push(`${emptied} was emptied by TRUNCATE ${name} CASCADE and this run did not read it in full: its watermark was removed, so the next extract reads it in full`);
+    }
+  }
+  const next = nextWatermark(plan, name);
+  if (next && !p.frozen.has(name)) await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name));
+  else if (!next) p.warnings.push(`${name}: the run records no extract watermark for collection ${ctx.model.tables.get(name)!.collection}; the watermark was not moved`);
+  const report = tableReport(result, await pendingOf(ctx, name, result.settle));
+  p.reports.push(report);
+  ctx.session.emit({ kind: 'table_done', table: name, report });
+}
+
+async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<void> {
+  const shape = ctx.shapeOf(name);
+  const figures = await settleTable(ctx, shape, referenceChecks(shape.table, shape));
+  if (figures.referencing + sum(figures.nulledColumns) + figures.landed + figures.resolved > 0) p.settled.push({ table: name, figures });
+}
+
+/** A newer run already loaded: rows this run holds may be older than those in PostgreSQL. */
+async function aheadWarnings(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[]): Promise<string[]> {
+  const warnings: string[] = [];
+  for (const table of toLoad) {
+    const next = nextWatermark(plan, table);
+    if (!next) continue;
+    const current = await watermarkOf(ctx.session.client, table);
+    if (current && current.getTime() > Date.parse(next)) {
+      warnings.push(`${table}: a newer run was already loaded (watermark ${current.toISOString()} > this run's ${next}); rows this run holds may be older than those in PostgreSQL`);
+    }
+  }
+  return warnings;
+}
+
+const sum = (counts: Readonly<Record<string, number>>): number => Object.values(counts).reduce((a, b) => a + b, 0);
+
+function tableReport(s: TableStepResult, pending: PendingReport): TableLoadReport {
+  return {
+    table: s.table,
+    strategy: s.strategy,
+    merge: s.merge,
+    staged: s.staged,
+    inserted: s.inserted,
+    updated: s.updated,
+    unchanged: s.unchanged,
+    deleted: s.left + s.gone + s.settle.referencing,
+    rejected: s.rejected,
+    nulled: s.nulled,
+    duplicates: s.duplicates,
+    truncated: s.truncated,
+    rejectsFile: s.rejects?.file ?? null,
+    pending,
+  };
+}
+
+const pendingOf = (ctx: LoadContext, table: string, settle: SettleFigures): Promise<PendingReport> => pendingFigures(ctx.session, table, settle.landed, settle.resolved);
+
+/** Delete propagation's figures, when some table of the run staged a live set. */
+function deletionsReport(ctx: LoadContext, p: Progress): DeletePropagationReport | null {
+  const propagated = p.steps.filter((s) => s.live !== null).map((s) => s.table);
+  if (propagated.length === 0) return null;
+  const rows: TableDeletions[] = [];
+  for (const name of ctx.model.loadOrder) {
+    const step = p.steps.find((s) => s.table === name);
+    const settle = step?.settle ?? p.settled.find((s) => s.table === name)?.figures;
+    const live = step?.live ?? null;
+    const gone = step?.gone ?? 0;
+    const referencing = settle?.referencing ?? 0;
+    const nulledColumns = { ...(settle?.nulledColumns ?? {}) };
+    const nulled = sum(nulledColumns);
+    if (live === null && gone + referencing + nulled === 0) continue;
+    rows.push({ table: name, live, gone, referencing, nulled, nulledColumns });
+  }
+  return { propagated, tables: rows, deleted: rows.reduce((n, r) => n + r.gone + r.referencing, 0) };
+}

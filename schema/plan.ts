@@ -1,0 +1,278 @@
+// `etl schema`'s plan: every difference between the database and pipeline.yaml (schema/drift.ts) as
+// a change with its DDL, sorted into what loses nothing (applied) and what loses or may reject data
+// (applied only when `--allow` names it, schema/changes.ts), after asking the data what it must:
+// whether a table holds rows, how many NULLs or values a new type cannot hold, which rows a new
+// unique constraint or foreign key would refuse (a problem: nothing is applied). Reads only.
+import type pg from 'pg';
+import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
+import { addColumnSql, alterColumnTypeSql, constraintName, dropColumnSql, dropConstraintSql, setNullabilitySql } from './ddl.ts';
+import { checkDrift, type DriftFinding } from './drift.ts';
+import { readTables, type LiveTable } from './catalog.ts';
+import { ident } from './sql.ts';
+import { createStateIndexSql, stateTables } from './state-tables.ts';
+import { APPLY_ORDER, isWidening, type DataProblem, type SchemaChange, type SchemaPlan } from './changes.ts';
+import { duplicates, hasRows, notConvertibleCondition, notConvertibleCount, nullCount, orphans } from './probes.ts';
+
+type Queryable = pg.Client;
+
+interface Context {
+  readonly client: Queryable;
+  readonly model: PipelineModel;
+  readonly live: ReadonlyMap<string, LiveTable>;
+  readonly allow: ReadonlySet<string>;
+  /** Columns that do not exist yet (added or renamed to by this plan): nothing to validate in them. */
+  readonly fresh: Set<string>;
+}
+
+const lossless = (c: Omit<SchemaChange, 'allow' | 'risk' | 'deletesRows' | 'neededByLoad'> & Partial<SchemaChange>): SchemaChange => ({
+  allow: null,
+  risk: null,
+  deletesRows: 0,
+  neededByLoad: false,
+  ...c,
+});
+
+export async function planSchema(client: Queryable, model: PipelineModel, allow: readonly string[] = []): Promise<SchemaPlan> {
+  const drift = await checkDrift(client, model);
+  const live = await readTables(client, [...model.loadOrder]);
+  const ctx: Context = { client, model, live, allow: new Set(allow), fresh: new Set() };
+  const changes: SchemaChange[] = [];
+  const problems: DataProblem[] = [];
+  const renames = renameCandidates(model, drift.findings);
+  for (const r of renames.values()) {
+    changes.push(renameChange(r));
+    ctx.fresh.add(`${r.table}.${r.add}`);
+  }
+  for (const f of drift.findings) if (f.kind === 'missing_column') ctx.fresh.add(`${f.table}.${f.column}`);
+  for (const f of drift.findings) {
+    const t = model.tables.get(f.table);
+    const out = t ? await dataTableChange(ctx, t, f, renames, problems) : stateTableChange(model, f);
+    changes.push(...out);
+  }
+  changes.sort((a, b) => APPLY_ORDER.indexOf(a.kind) - APPLY_ORDER.indexOf(b.kind) || orderOf(model, a.table) - orderOf(model, b.table));
+  return { changes, problems };
+}
+
+const orderOf = (model: PipelineModel, table: string) => {
+  const i = model.loadOrder.indexOf(table);
+  return i === -1 ? model.loadOrder.length : i;
+};
+
+function stateTableChange(model: PipelineModel, f: DriftFinding): SchemaChange[] {
+  const t = stateTables(model).find((s) => s.name === f.table)!;
+  if (f.kind === 'missing_table') {
+    const sql = [...f.fix, ...(t.indexes ?? []).map((i) => createStateIndexSql(t, i))];
+    return [lossless({ kind: 'create_state_table', table: f.table, column: null, message: `${f.message}: created (${t.purpose})`, sql, neededByLoad: true })];
+  }
+  return [lossless({ kind: 'add_state_column', table: f.table, column: f.column, message: f.message, sql: f.fix, neededByLoad: true })];
+}
+
+interface Rename {
+  readonly table: string;
+  readonly drop: string;
+  readonly add: string;
+}
+
+/** A column pipeline.yaml adds and a column it no longer has, of the same type, in one table: maybe a rename. */
+function renameCandidates(model: PipelineModel, findings: readonly DriftFinding[]): Map<string, Rename> {
+  const out = new Map<string, Rename>();
+  for (const name of model.loadOrder) {
+    const extra = findings.filter((f) => f.table === name && f.kind === 'extra_column');
+    const taken = new Set<string>();
+    for (const m of findings.filter((f) => f.table === name && f.kind === 'missing_column')) {
+      const type = model.tables.get(name)!.columns.find((c) => c.name === m.column)!.sqlTypeText;
+      const e = extra.find((x) => x.actual === type && !taken.has(x.column!));
+      if (!e) continue;
+      taken.add(e.column!);
+      out.set(`add:${name}.${m.column}`, { table: name, drop: e.column!, add: m.column! });
+    }
+  }
+  return out;
+}
+
+function renameChange(r: Rename): SchemaChange {
+  return {
+    kind: 'rename_column',
+    table: r.table,
+    column: r.add,
+    message: `"${r.table}"."${r.drop}" is not in pipeline.yaml and "${r.add}" of the same type is new: a rename looks like a drop plus an add`,
+    sql: [`ALTER TABLE ${ident(r.table)} RENAME COLUMN ${ident(r.drop)} TO ${ident(r.add)}`],
+    allow: `rename-column:${r.table}.${r.drop}=${r.add}`,
+    risk: `renaming keeps the values of "${r.drop}" under the new name; adding "${r.add}" instead (add-column:${r.table}.${r.add}) keeps "${r.drop}" as an extra column, and drop-column:${r.table}.${r.drop} drops it`,
+    deletesRows: 0,
+    replaces: { add: r.add, drop: r.drop },
+    neededByLoad: true,
+  };
+}
+
+async function dataTableChange(ctx: Context, t: TableModel, f: DriftFinding, renames: ReadonlyMap<string, Rename>, problems: DataProblem[]): Promise<SchemaChange[]> {
+  const base = { table: t.name, column: f.column, message: f.message };
+  switch (f.kind) {
+    case 'missing_table':
+      return [lossless({ ...base, kind: 'create_table', message: `${f.message}: created`, sql: f.fix, neededByLoad: true })];
+    case 'missing_column':
+      return [await addColumn(ctx, t, t.columns.find((c) => c.name === f.column)!, renames.get(`add:${t.name}.${f.column}`) ?? null)];
+    case 'extra_column':
+      return [dropColumn(t, f.column!, f.message)];
+    case 'type':
+      return [await changeType(ctx, t, t.columns.find((c) => c.name === f.column)!, f)];
+    case 'nullability':
+      return [await nullability(ctx, t, t.columns.find((c) => c.name === f.column)!, f)];
+    case 'primary_key':
+      return primaryKey(ctx, t, f, problems);
+    case 'missing_unique':
+    case 'missing_foreign_key':
+      return (await validated(ctx, t, f, problems)) ? [lossless({ ...base, kind: f.kind === 'missing_unique' ? 'add_unique' : 'add_foreign_key', sql: f.fix })] : [];
+    case 'extra_unique':
+    case 'extra_foreign_key':
+      return [dropExtraConstraint(ctx, t, f)];
+    case 'foreign_key_not_deferrable':
+      return [lossless({ ...base, kind: 'make_deferrable', sql: f.fix })];
+    default:
+      return [];
+  }
+}
+
+async function addColumn(ctx: Context, t: TableModel, c: ColumnModel, rename: Rename | null): Promise<SchemaChange> {
+  let sql = addColumnSql(t, c);
+  let message = `column "${t.name}"."${c.name}" is missing: added; the next run reads ${t.collection} in full to fill it (mapping changed)`;
+  if (!c.nullable && (await hasRows(ctx.client, t.name))) {
+    // The rows there have no value yet: NOT NULL follows once a run has filled the column.
+    sql = addColumnSql(t, { ...c, nullable: true });
+    message += '; NOT NULL once filled: run `etl schema` again after that run';
+  }
+  const change = lossless({ kind: 'add_column', table: t.name, column: c.name, message, sql: [sql], neededByLoad: true });
+  if (!rename) return change;
+  return {
+    ...change,
+    allow: `add-column:${t.name}.${c.name}`,
+    alsoAllowedBy: [`drop-column:${t.name}.${rename.drop}`],
+    risk: `it may be the rename of "${rename.drop}" (rename-column:${t.name}.${rename.drop}=${c.name} keeps its values); added as a new column, it starts empty`,
+  };
+}
+
+function dropColumn(t: TableModel, column: string, message: string): SchemaChange {
+  return {
+    kind: 'drop_column',
+    table: t.name,
+    column,
+    message,
+    sql: [dropColumnSql(t.name, column)],
+    allow: `drop-column:${t.name}.${column}`,
+    risk: `its values are lost (no run of etl can bring them back: pipeline.yaml no longer maps it)`,
+    deletesRows: 0,
+    neededByLoad: false,
+  };
+}
+
+async function changeType(ctx: Context, t: TableModel, c: ColumnModel, f: DriftFinding): Promise<SchemaChange> {
+  const base = { kind: 'change_type' as const, table: t.name, column: c.name, sql: f.fix };
+  if (isWidening(f.actual ?? '', c.sqlType)) {
+    return lossless({ ...base, message: `${f.message}: widened (every value fits); the next run reads ${t.collection} in full` });
+  }
+  const bad = await notConvertibleCount(ctx.client, t.name, c.name, c.sqlTypeText);
+  const sql = bad > 0 ? [`DELETE FROM ${ident(t.name)} WHERE ${notConvertibleCondition(c.name, c.sqlTypeText)}`, ...f.fix] : f.fix;
+  return {
+    ...base,
+    sql,
+    message: `${f.message}: not a widening`,
+    allow: `type:${t.name}.${c.name}`,
+    risk:
+      `${c.sqlTypeText} may not hold what ${f.actual} holds: ` +
+      (bad > 0 ? `${bad} row(s) hold a value it cannot take and are deleted (a full run rejects them)` : 'every value there fits today, later values may be rejected'),
+    deletesRows: bad,
+    neededByLoad: false,
+  };
+}
+
+async function nullability(ctx: Context, t: TableModel, c: ColumnModel, f: DriftFinding): Promise<SchemaChange> {
+  const base = { kind: 'nullability' as const, table: t.name, column: c.name };
+  if (c.nullable) return lossless({ ...base, message: `${f.message}: NOT NULL dropped`, sql: f.fix });
+  const nulls = await nullCount(ctx.client, t.name, c.name);
+  if (nulls === 0) return lossless({ ...base, message: `${f.message}: no row holds NULL, NOT NULL set`, sql: f.fix });
+  return {
+    ...base,
+    message: `${f.message}, and ${nulls} row(s) hold NULL`,
+    sql: [`DELETE FROM ${ident(t.name)} WHERE ${ident(c.name)} IS NULL`, setNullabilitySql(t, c)],
+    allow: `not-null:${t.name}.${c.name}`,
+    risk: `the ${nulls} row(s) holding NULL are deleted (a full run rejects them)`,
+    deletesRows: nulls,
+    neededByLoad: false,
+  };
+}
+
+async function primaryKey(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<SchemaChange[]> {
+  const add = f.fix.filter((s) => !s.startsWith('--'));
+  if (!f.constraint) return (await validated(ctx, t, f, problems)) ? [lossless({ kind: 'primary_key', table: t.name, column: null, message: f.message, sql: add })] : [];
+  const change: SchemaChange = {
+    kind: 'primary_key',
+    table: t.name,
+    column: null,
+    message: f.message,
+    sql: [dropConstraintSql(t.name, f.constraint), ...add],
+    allow: `primary-key:${t.name}`,
+    risk: 'rows are then identified by other columns; foreign keys that reference the old key stop the change',
+    deletesRows: 0,
+    neededByLoad: false,
+  };
+  if (!ctx.allow.has(change.allow!) || add.length === 0) return [change];
+  return (await validated(ctx, t, f, problems)) ? [change] : [];
+}
+
+/** A unique or foreign key the tool named (its pattern) is the tool's to drop; another is a person's. */
+function dropExtraConstraint(ctx: Context, t: TableModel, f: DriftFinding): SchemaChange {
+  const name = f.constraint!;
+  const isUnique = f.kind === 'extra_unique';
+  const liveKey = isUnique ? ctx.live.get(t.name)?.uniques.find((u) => u.name === name) : ctx.live.get(t.name)?.foreignKeys.find((k) => k.name === name);
+  const own = liveKey !== undefined && name === constraintName(t.name, liveKey.columns, isUnique ? 'key' : 'fkey') && (!isUnique || liveKey.isConstraint !== false);
+  const sql = isUnique && (liveKey as { isConstraint?: boolean } | undefined)?.isConstraint === false ? `DROP INDEX ${ident(name)}` : dropConstraintSql(t.name, name);
+  const base = { kind: 'drop_constraint' as const, table: t.name, column: f.column, sql: [sql] };
+  if (own) return lossless({ ...base, message: `${f.message}: dropped (named as etl names its own; no row is lost)` });
+  return {
+    ...base,
+    message: f.message,
+    allow: `drop-constraint:${t.name}.${name}`,
+    risk: 'no row is lost, but etl did not create it: someone may rely on it',
+    deletesRows: 0,
+    neededByLoad: false,
+  };
+}
+
+/** Checks the rows against a key pipeline.yaml adds; records a problem (with examples) when they break it. */
+async function validated(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<boolean> {
+  const columns = f.kind === 'missing_foreign_key' ? [f.column!] : keyColumns(t, f);
+  if (columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) return true;
+  if (f.kind === 'missing_foreign_key') {
+    const c = t.columns.find((x) => x.name === f.column)!;
+    const fk = { table: t.name, column: c.name, refTable: c.foreignKey!.table, refColumn: c.foreignKey!.column };
+    if (!ctx.live.has(fk.refTable) || ctx.fresh.has(`${fk.refTable}.${fk.refColumn}`)) return noteProblem(problems, t, f, await orphansOfMissing(ctx, fk));
+    return noteProblem(problems, t, f, await orphans(ctx.client, fk, t.primaryKey));
+  }
+  const dupes = await duplicates(ctx.client, t.name, columns);
+  if (f.kind === 'primary_key') {
+    const nulls = await Promise.all(columns.map((c) => nullCount(ctx.client, t.name, c)));
+    const n = nulls.reduce((a, b) => a + b, 0);
+    if (n > 0) dupes.examples.unshift(`${n} NULL value(s) in (${columns.join(', ')})`);
+    return noteProblem(problems, t, f, { count: dupes.count + n, examples: dupes.examples });
+  }
+  return noteProblem(problems, t, f, dupes);
+}
+
+function keyColumns(t: TableModel, f: DriftFinding): string[] {
+  if (f.kind === 'primary_key') return [...t.primaryKey];
+  // drift's `expected` is the model's column list as `(a, b)`.
+  return [...(t.uniqueConstraints.find((u) => `(${u.join(', ')})` === f.expected) ?? [])];
+}
+
+async function orphansOfMissing(ctx: Context, fk: { table: string; column: string }): Promise<{ count: number; examples: string[] }> {
+  const r = await ctx.client.query<{ n: string }>(`SELECT count(*) AS n FROM ${ident(fk.table)} WHERE ${ident(fk.column)} IS NOT NULL`);
+  const n = Number(r.rows[0]!.n);
+  return { count: n, examples: n > 0 ? [`${n} row(s) reference a table that does not exist yet`] : [] };
+}
+
+function noteProblem(problems: DataProblem[], t: TableModel, f: DriftFinding, v: { count: number; examples: string[] }): boolean {
+  if (v.count === 0) return true;
+  const what = f.kind === 'missing_foreign_key' ? `${v.count} row(s) reference no existing row` : `${v.count} duplicate value(s) (or NULLs)`;
+  problems.push({ table: t.name, constraint: f.fix.find((s) => !s.startsWith('--')) ?? f.message, message: `${f.message}, but ${what}: it cannot be added`, count: v.count, examples: v.examples });
+  return false;
+}

@@ -1,0 +1,68 @@
+// Questions `etl schema` asks the data before it changes a table: does it hold rows, how many NULLs
+// or values a new type cannot hold, which rows a new unique constraint or foreign key would refuse.
+// Reads only; every name through ident(), every value a parameter or literal().
+import type pg from 'pg';
+import { ident, identList, literal } from './sql.ts';
+
+type Queryable = Pick<pg.Client, 'query'>;
+
+const EXAMPLES = 3;
+
+export async function hasRows(client: Queryable, table: string): Promise<boolean> {
+  const r = await client.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${ident(table)}) AS any`);
+  return r.rows[0]!.any;
+}
+
+export async function nullCount(client: Queryable, table: string, column: string): Promise<number> {
+  const r = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${ident(table)} WHERE ${ident(column)} IS NULL`);
+  return Number(r.rows[0]!.n);
+}
+
+/** The condition of rows whose value the type `typeText` (canonical spelling) cannot hold. */
+export function notConvertibleCondition(column: string, typeText: string): string {
+  const target = typeText === 'SERIAL' ? 'INTEGER' : typeText;
+  return `${ident(column)} IS NOT NULL AND NOT pg_input_is_valid(${ident(column)}::text, ${literal(target)})`;
+}
+
+export async function notConvertibleCount(client: Queryable, table: string, column: string, typeText: string): Promise<number> {
+  const r = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${ident(table)} WHERE ${notConvertibleCondition(column, typeText)}`);
+  return Number(r.rows[0]!.n);
+}
+
+export interface Violations {
+  readonly count: number;
+  readonly examples: string[];
+}
+
+/** Groups of rows sharing a value of `columns` (NULLs never collide, as in a unique constraint). */
+export async function duplicates(client: Queryable, table: string, columns: readonly string[]): Promise<Violations> {
+  const cols = identList(columns);
+  const notNull = columns.map((c) => `${ident(c)} IS NOT NULL`).join(' AND ');
+  const r = await client.query<{ key: string; n: string; groups: string }>(
+    `SELECT ROW(${cols})::text AS key, count(*) AS n, count(*) OVER () AS groups FROM ${ident(table)} ` +
+      `WHERE ${notNull} GROUP BY ${cols} HAVING count(*) > 1 ORDER BY count(*) DESC, ROW(${cols})::text LIMIT ${EXAMPLES}`,
+  );
+  return {
+    count: r.rows.length ? Number(r.rows[0]!.groups) : 0,
+    examples: r.rows.map((row) => `(${columns.join(', ')}) = ${row.key} in ${row.n} rows`),
+  };
+}
+
+/** Rows whose `column` names no row of refTable(refColumn); `label` columns say which rows. */
+export async function orphans(
+  client: Queryable,
+  fk: { table: string; column: string; refTable: string; refColumn: string },
+  label: readonly string[],
+): Promise<Violations> {
+  const [t, c] = [ident(fk.table), ident(fk.column)];
+  const where = `x.${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${ident(fk.refTable)} r WHERE r.${ident(fk.refColumn)} = x.${c})`;
+  const count = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${t} x WHERE ${where}`);
+  const shown = label.length > 0 ? label : [fk.column];
+  const rows = await client.query<{ who: string; value: string }>(
+    `SELECT ROW(${shown.map((l) => `x.${ident(l)}`).join(', ')})::text AS who, x.${c}::text AS value FROM ${t} x WHERE ${where} ORDER BY 1 LIMIT ${EXAMPLES}`,
+  );
+  return {
+    count: Number(count.rows[0]!.n),
+    examples: rows.rows.map((row) => `(${shown.join(', ')}) = ${row.who}: ${fk.column} = ${JSON.stringify(row.value)}`),
+  };
+}

@@ -1,0 +1,154 @@
+// The load's exact-mirror rules on staged runs written by hand (the fixture model of model-fixture.ts):
+// dedupe rows recomputed from every document of their key, rows leaving with the documents that no
+// longer yield them, complete reads, and rows held back for a missing reference (etl_pending) that
+// land as soon as the referenced row exists — each checked as rows in PostgreSQL and as figures.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { useServers } from '../harness/index.ts';
+import { runLoad, type LoadReport } from '../../load/index.ts';
+import { renderPending, runStatus } from '../../inspect/status.ts';
+import { stageRun, type StagedTable } from './staged-run.ts';
+import { fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
+
+const servers = useServers({ mongo: false });
+const model = fixtureModel();
+
+async function setup(t: { name: string; after(fn: () => unknown): void }) {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-mirror-'));
+  t.after(() => rm(staging, { recursive: true, force: true }));
+  const load = async (data: Record<string, StagedTable>): Promise<LoadReport> => {
+    await stageRun(staging, model, data);
+    return runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  };
+  return { url, load, staging };
+}
+
+const company = (id: string, day = '1') => [id, ts(`${day} 10:00:00`), ts(`${day} 10:00:00`), `C${id}`.slice(0, 5)];
+const user = (id: string, companyId: string | null, day = '1') => [id, ts(`${day} 10:00:00`), ts(`${day} 10:00:00`), id, companyId, null];
+const table = (r: LoadReport, name: string) => {
+  const found = r.tables.find((x) => x.table === name);
+  if (found) return found;
+  const settled = r.settled.find((x) => x.table === name);
+  assert.ok(settled, `${name} is in the report`);
+  return { ...settled, staged: 0, inserted: 0, updated: 0, unchanged: 0, rejected: 0, duplicates: 0 };
+};
+
+test('dedupe: a document that moves to another key takes its share of the rollup with it', async (t) => {
+  const { url, load } = await setup(t);
+  await load({ companies: { rows: [company('c1')] }, users: { rows: [user('u1', 'c1')] } });
+  // Two documents for (u1, 7 March): A is the latest.
+  await load({
+    logbook: {
+      rows: [
+        ['u1', '2024-03-07', ts('7 08:00:00'), ts('7 12:00:00')],
+        ['u1', '2024-03-07', ts('7 08:00:00'), ts('7 09:00:00')],
+      ],
+      docs: ['A', 'B'],
+    },
+  });
+  const rows = () => query(url, `SELECT user_id, day::text, updated_at::text AS u FROM logbook ORDER BY 1, 2`);
+  assert.deepEqual(await rows(), [{ user_id: 'u1', day: '2024-03-07', u: '2024-03-07 12:00:00' }]);
+
+  // A's day is corrected to 8 March: the 7th now carries B's timestamps, the 8th A's.
+  const moved = await load({ logbook: { rows: [['u1', '2024-03-08', ts('7 08:00:00'), ts('9 10:00:00')]], docs: ['A'] } });
+  assert.deepEqual(await rows(), [
+    { user_id: 'u1', day: '2024-03-07', u: '2024-03-07 09:00:00' },
+    { user_id: 'u1', day: '2024-03-08', u: '2024-03-09 10:00:00' },
+  ]);
+  assert.equal(table(moved, 'logbook').updated, 1);
+  assert.equal(table(moved, 'logbook').inserted, 1);
+
+  // B loses its user (transform skips it, but names it in the keys file): the 7th has no document left.
+  const lost = await load({ logbook: { rows: [], docs: [], keys: ['B'] } });
+  assert.deepEqual(await rows(), [{ user_id: 'u1', day: '2024-03-08', u: '2024-03-09 10:00:00' }]);
+  assert.equal(table(lost, 'logbook')!.deleted, 1);
+});
+
+test('a document that no longer yields its row takes the row with it, and the rows referencing it follow', async (t) => {
+  const { url, load } = await setup(t);
+  await load({
+    companies: { rows: [company('c1')] },
+    users: { rows: [user('u1', 'c1'), user('u2', 'c1')] },
+    messages: { rows: [['m1', ts('1 10:00:00'), ts('1 10:00:00'), 'u1', 'u2', 'hi']] },
+    user_companies: { rows: [['u2', 'c1', ts('1 10:00:00'), ts('1 10:00:00')]] },
+  });
+  // u2 was read again but yields no row (it left the table's filter, or a value is now refused).
+  const r = await load({ users: { rows: [], keys: ['u2'] } });
+  assert.deepEqual(await query(url, `SELECT id FROM users ORDER BY 1`), [{ id: 'u1' }]);
+  assert.deepEqual(await query(url, `SELECT id FROM messages`), [], 'm1 referenced u2 (reject): a full run would refuse it');
+  assert.deepEqual(await query(url, `SELECT user_id FROM user_companies`), []);
+  assert.equal(table(r, 'users')!.deleted, 1);
+  assert.equal(table(r, 'messages')!.deleted, 1);
+  assert.equal(table(r, 'messages')!.pending.rows, 1, 'm1 waits for u2');
+
+  // u2 comes back: m1 lands again without being staged.
+  const back = await load({ users: { rows: [user('u2', 'c1', '2')] } });
+  assert.deepEqual(await query(url, `SELECT id, sender_id, receiver_id FROM messages`), [{ id: 'm1', sender_id: 'u1', receiver_id: 'u2' }]);
+  assert.equal(table(back, 'messages')!.pending.landed, 1);
+  assert.equal(table(back, 'messages')!.pending.rows, 0);
+});
+
+test('a row refused for a missing reference lands as soon as the referenced row exists; a NULLed reference is set', async (t) => {
+  const { url, load, staging } = await setup(t);
+  const first = await load({
+    companies: { rows: [company('c1')] },
+    users: { rows: [user('u1', 'c1'), user('u3', 'c9')] },
+    messages: { rows: [['m2', ts('1 10:00:00'), ts('1 10:00:00'), 'u1', 'u9', 'to u9']] },
+  });
+  assert.equal(table(first, 'messages')!.rejected, 1);
+  assert.deepEqual(table(first, 'messages')!.pending.rows, 1);
+  assert.deepEqual(table(first, 'users')!.pending.nulls, 1);
+  assert.ok(table(first, 'users')!.pending.since);
+  assert.deepEqual(await query(url, `SELECT id, company_id FROM users ORDER BY 1`), [
+    { id: 'u1', company_id: 'c1' },
+    { id: 'u3', company_id: null },
+  ]);
+  // etl status says what waits, per table and since when.
+  const status = await runStatus({ model, postgres: postgresConfig(url), stagingDir: staging });
+  const of = (name: string) => status.tables.find((x) => x.table === name)!.pending;
+  assert.deepEqual([of('messages').rows, of('messages').nulls, of('users').rows, of('users').nulls], [1, 0, 0, 1]);
+  const lines = renderPending(status.tables);
+  assert.match(lines.join('\n'), /users: 1 reference\(s\) NULL, since \d{4}-\d\d-\d\d \d\d:\d\d UTC/);
+  assert.match(lines.join('\n'), /messages: 1 row\(s\) held back/);
+  assert.ok(lines.every((l) => l.length <= 100));
+
+  // Neither users nor messages is staged again: only the referenced rows arrive.
+  const second = await load({ companies: { rows: [company('c9')] }, users: { rows: [user('u9', null)], keys: ['u9'] } });
+  assert.deepEqual(await query(url, `SELECT id, company_id FROM users ORDER BY 1`), [
+    { id: 'u1', company_id: 'c1' },
+    { id: 'u3', company_id: 'c9' },
+    { id: 'u9', company_id: null },
+  ]);
+  assert.deepEqual(await query(url, `SELECT id FROM messages`), [{ id: 'm2' }]);
+  assert.equal(table(second, 'users')!.pending.resolved, 1);
+  assert.equal(table(second, 'messages')!.pending.landed, 1);
+  assert.deepEqual(await query(url, `SELECT count(*)::int AS n FROM etl_pending`), [{ n: 0 }]);
+});
+
+test('a pending row whose document is staged again is replaced by what that run finds', async (t) => {
+  const { url, load } = await setup(t);
+  await load({ users: { rows: [user('u1', null)] }, messages: { rows: [['m2', ts('1 10:00:00'), ts('1 10:00:00'), 'u1', 'u9', 'old']] } });
+  // m2 now points at u1 twice: it lands at once, and the entry for u9 is gone.
+  await load({ messages: { rows: [['m2', ts('1 10:00:00'), ts('2 10:00:00'), 'u1', 'u1', 'new']] } });
+  assert.deepEqual(await query(url, `SELECT id, content FROM messages`), [{ id: 'm2', content: 'new' }]);
+  assert.deepEqual(await query(url, `SELECT count(*)::int AS n FROM etl_pending`), [{ n: 0 }]);
+  // u9 arriving later changes nothing more.
+  await load({ users: { rows: [user('u9', null)] } });
+  assert.deepEqual(await query(url, `SELECT id, receiver_id FROM messages`), [{ id: 'm2', receiver_id: 'u1' }]);
+});
+
+test('a complete read removes every row it did not stage; references to them are NULLed and wait', async (t) => {
+  const { url, load } = await setup(t);
+  await load({ companies: { rows: [company('c1'), company('c2')] }, users: { rows: [user('u1', 'c2')] } });
+  const r = await load({ companies: { rows: [company('c1')], complete: true } });
+  assert.deepEqual(await query(url, `SELECT id FROM companies`), [{ id: 'c1' }]);
+  assert.deepEqual(await query(url, `SELECT id, company_id FROM users`), [{ id: 'u1', company_id: null }]);
+  assert.equal(table(r, 'companies')!.deleted, 1);
+  assert.equal(table(r, 'users')!.pending.nulls, 1);
+  await load({ companies: { rows: [company('c2', '3')] } });
+  assert.deepEqual(await query(url, `SELECT id, company_id FROM users`), [{ id: 'u1', company_id: 'c2' }]);
+});

@@ -1,0 +1,262 @@
+// The shared machinery of the exact-mirror tests (issue 12): one CLI runner, one MongoDB source
+// with two PostgreSQL databases (the one loaded incrementally, and the reference a full run of the
+// final MongoDB state fills), and one comparison that, when the two differ, says per table which
+// rows are missing, extra or different by the table's key.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MongoClient, type Db } from 'mongodb';
+import pg from 'pg';
+import type { Servers } from '../harness/index.ts';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import type { PipelineModel } from '../../model/types.ts';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const PIPELINE = path.join(REPO, 'pipeline.yaml');
+
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** `etl …` as a user runs it: a child process, no TTY, no configuration from the environment. */
+export function etl(args: readonly string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), ...args], {
+      cwd: REPO,
+      env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', MONGODB_URL: '', ETL_STAGING: '', ETL_PIPELINE: '', GLOBAL_DATE_THRESHOLD: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** What `etl run --json` prints (the parts these tests read). */
+export interface RunReport {
+  readonly runId: string;
+  readonly extract: { readonly collections: readonly { readonly collection: string; readonly documents: number; readonly watermark: { readonly from: string | null } }[] };
+}
+
+interface HasAfter {
+  after(fn: () => unknown): void;
+  readonly name: string;
+}
+
+/**
+ * One test's world: a MongoDB database, the PostgreSQL database loaded run after run
+ * (`incremental`), and as many reference databases as the test asks for (`reference()`), each
+ * filled by one full run of MongoDB as it is then. Everything is removed when the test ends.
+ */
+export class Mirror {
+  private client: MongoClient | null = null;
+  private references = 0;
+
+  private constructor(
+    private readonly t: HasAfter,
+    private readonly servers: Servers,
+    readonly model: PipelineModel,
+    readonly mongo: { readonly name: string; readonly url: string },
+    /** The database every `incremental()` run loads into. */
+    readonly incrementalUrl: string,
+    /** Staging folders live here. */
+    readonly work: string,
+  ) {}
+
+  static async open(t: HasAfter, servers: Servers): Promise<Mirror> {
+    const model = await loadPipeline(PIPELINE);
+    const mongo = await servers.mongo.newDatabase(t.name);
+    const incremental = await servers.postgres.createDatabase(`${t.name} incremental`);
+    const work = await mkdtemp(path.join(os.tmpdir(), 'etl-mirror-'));
+    const mirror = new Mirror(t, servers, model, mongo, incremental, work);
+    t.after(async () => {
+      await mirror.client?.close();
+      await rm(work, { recursive: true, force: true });
+    });
+    return mirror;
+  }
+
+  /** Tables in load order (every table pipeline.yaml declares; the tool's etl_* tables aside). */
+  get tables(): readonly string[] {
+    return this.model.loadOrder;
+  }
+
+  /** `etl sample` into this test's MongoDB database. */
+  async sample(scale: number, seed = 1): Promise<void> {
+    const r = await etl(['sample', '--scale', String(scale), '--seed', String(seed), '--mongo-url', this.mongo.url, '--db', this.mongo.name]);
+    assert.equal(r.code, 0, r.stderr);
+  }
+
+  /** The MongoDB database, through one client per test (closed when the test ends). */
+  async db(): Promise<Db> {
+    if (!this.client) {
+      this.client = new MongoClient(this.mongo.url);
+      await this.client.connect();
+    }
+    return this.client.db(this.mongo.name);
+  }
+
+  /** `etl run` into the incremental database (the first one is a full run: no watermark yet). */
+  incremental(extra: readonly string[] = []): Promise<RunReport> {
+    return this.run('incremental', this.incrementalUrl, extra);
+  }
+
+  /** A fresh database filled by `etl run --full` of MongoDB as it is now; returns its URL. */
+  async reference(): Promise<string> {
+    this.references += 1;
+    const url = await this.servers.postgres.createDatabase(`${this.t.name} full ${this.references}`);
+    await this.run(`full-${this.references}`, url, ['--full']);
+    return url;
+  }
+
+  /** The staged file `relative` (e.g. `transform/messages.rejects.ndjson`) of a run, or '' when absent. */
+  async stagedFile(report: RunReport, relative: string): Promise<string> {
+    const file = path.join(this.work, 'incremental', report.runId, relative);
+    return readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return '';
+      throw e;
+    });
+  }
+
+  private async run(staging: string, databaseUrl: string, extra: readonly string[]): Promise<RunReport> {
+    const args = ['run', '--json', '--source', this.mongo.url, '--mongo-db', this.mongo.name, '--staging', path.join(this.work, staging)];
+    const r = await etl([...args, '--pipeline', PIPELINE, '--database-url', databaseUrl, ...extra]);
+    assert.equal(r.code, 0, `etl run ${extra.join(' ')} into ${staging} failed:\n${r.stderr}`);
+    return JSON.parse(r.stdout) as RunReport;
+  }
+}
+
+/** Rows of one query, on a short-lived connection. */
+export async function query<R extends pg.QueryResultRow = Record<string, unknown>>(url: string, sql: string, params: readonly unknown[] = []): Promise<R[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<R>(sql, [...params])).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** A TIMESTAMP column as the ISO text of the JavaScript Date it came from (`Date.toISOString()`). */
+export const iso = (column: string): string => `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/** A table's columns, in order; users_logbook without its SERIAL id (PostgreSQL's own numbering). */
+async function comparedColumns(client: pg.Client, table: string): Promise<string[]> {
+  const rows = await client.query<{ attname: string }>(
+    'SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum',
+    [pg.escapeIdentifier(table)],
+  );
+  return rows.rows.map((r) => r.attname).filter((c) => !(table === 'users_logbook' && c === 'id'));
+}
+
+const rowText = (cols: readonly string[]): string => `ROW(${cols.map((c) => `x.${pg.escapeIdentifier(c)}`).join(', ')})::text`;
+
+/** Every table as `<count> rows <md5 of the rows sorted>`. */
+export async function contents(url: string, tables: readonly string[]): Promise<Record<string, string>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const out: Record<string, string> = {};
+    for (const t of tables) {
+      const row = rowText(await comparedColumns(client, t));
+      const r = await client.query(`SELECT count(*)::int AS n, coalesce(md5(string_agg(${row}, '|' ORDER BY ${row})), '') AS h FROM ${pg.escapeIdentifier(t)} AS x`);
+      out[t] = `${r.rows[0].n} rows ${r.rows[0].h}`;
+    }
+    return out;
+  } finally {
+    await client.end();
+  }
+}
+
+/** One table's difference between the incremental database and the reference, by the table's key. */
+export interface TableDiff {
+  readonly table: string;
+  readonly key: readonly string[];
+  /** In the reference, not in the incremental database. */
+  readonly missing: readonly string[];
+  /** In the incremental database, not in the reference. */
+  readonly extra: readonly string[];
+  /** Same key, other values: `key: incremental ≠ reference`. */
+  readonly different: readonly string[];
+}
+
+/** Rows of a table keyed by its merge key (primary key, unique constraint or dedupe key) as text. */
+async function rowsByKey(url: string, table: string, key: readonly string[]): Promise<Map<string, string>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const cols = await comparedColumns(client, table);
+    const keyCols = key.length > 0 ? key : cols;
+    const r = await client.query<{ k: string; r: string }>(`SELECT ${rowText(keyCols)} AS k, ${rowText(cols)} AS r FROM ${pg.escapeIdentifier(table)} AS x`);
+    return new Map(r.rows.map((x) => [x.k, x.r]));
+  } finally {
+    await client.end();
+  }
+}
+
+export async function diffTable(model: PipelineModel, incrementalUrl: string, referenceUrl: string, table: string): Promise<TableDiff> {
+  const key = model.tables.get(table)?.mergeKey ?? [];
+  const [mine, theirs] = await Promise.all([rowsByKey(incrementalUrl, table, key), rowsByKey(referenceUrl, table, key)]);
+  const missing = [...theirs.keys()].filter((k) => !mine.has(k));
+  const extra = [...mine.keys()].filter((k) => !theirs.has(k));
+  const different = [...mine].filter(([k, r]) => theirs.has(k) && theirs.get(k) !== r).map(([k, r]) => `${k}: ${r} ≠ ${theirs.get(k)}`);
+  return { table, key, missing: missing.sort(), extra: extra.sort(), different: different.sort() };
+}
+
+export interface DiffReport {
+  /** Printed after the differences (e.g. how to replay). */
+  readonly context?: string;
+  /** Examples printed per kind and table. */
+  readonly examples?: number;
+  /** Extra words for one example (the row's key and values as text), e.g. the edits that touched it. */
+  readonly annotate?: (row: string) => string;
+  /** A label per differing row (e.g. the kinds of the edits that touched it), counted per table. */
+  readonly classify?: (row: string) => string;
+}
+
+/** `label count, label count` over the rows, most frequent first. */
+function tally(rows: readonly string[], classify: (row: string) => string): string {
+  const counts = new Map<string, number>();
+  for (const row of rows) counts.set(classify(row), (counts.get(classify(row)) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([label, n]) => `${label} ${n}`).join(', ');
+}
+
+/** Counts, then a few examples of each kind, one table a paragraph. */
+export function describeDiffs(diffs: readonly TableDiff[], report: DiffReport = {}): string {
+  const lines: string[] = [];
+  for (const d of diffs) {
+    lines.push(`${d.table} (key ${d.key.join(', ') || 'whole row'}): ${d.missing.length} missing, ${d.extra.length} extra, ${d.different.length} different`);
+    for (const [label, list] of [['missing', d.missing], ['extra', d.extra], ['different', d.different]] as const) {
+      if (report.classify && list.length > 0) lines.push(`  ${label} by edit: ${tally(list, report.classify)}`);
+    }
+    for (const [label, list] of [['missing', d.missing], ['extra', d.extra], ['different', d.different]] as const) {
+      for (const x of list.slice(0, report.examples ?? 3)) {
+        const note = report.annotate?.(x) ?? '';
+        lines.push(`    ${label} ${x}${note ? `\n        ${note}` : ''}`);
+      }
+    }
+  }
+  return lines.join('\n');
+}
+
+/**
+ * Asserts that every table of the incremental database equals the reference (ordered checksums).
+ * When they differ, the message lists per table the rows missing, extra and different by key.
+ */
+export async function assertMirrors(model: PipelineModel, incrementalUrl: string, referenceUrl: string, report: DiffReport = {}): Promise<void> {
+  const tables = model.loadOrder;
+  const [mine, theirs] = await Promise.all([contents(incrementalUrl, tables), contents(referenceUrl, tables)]);
+  const differing = tables.filter((t) => mine[t] !== theirs[t]);
+  if (differing.length === 0) return;
+  const diffs = await Promise.all(differing.map((t) => diffTable(model, incrementalUrl, referenceUrl, t)));
+  const context = report.context ? `\n${report.context}` : '';
+  assert.fail(`the incremental database differs from a full run of the final MongoDB state in ${differing.length} table(s):\n${describeDiffs(diffs, report)}${context}`);
+}

@@ -1,0 +1,194 @@
+// Schema evolution end to end, through the real CLI, FerretDB and PostgreSQL: a full load with the
+// shipped pipeline.yaml, then copies of it edited as a user would — a new mapped column, a filter
+// change on `menus`, a strategy change on a link table. After `etl schema --yes && etl run` with
+// each copy, every table must equal what a full run of that copy gives in a fresh database (ordered
+// checksums); the tables whose mapping did not change keep an incremental read.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { useServers } from '../harness/index.ts';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const SHIPPED = path.join(REPO, 'pipeline.yaml');
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function etl(args: readonly string[]): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), ...args], {
+      cwd: REPO,
+      env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', MONGODB_URL: '', ETL_STAGING: '', ETL_PIPELINE: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Every table's columns and rows as an ordered checksum; users_logbook without its SERIAL id
+ * (PostgreSQL's numbering). Columns by name: a column `etl schema` adds comes last in the table.
+ */
+async function contents(url: string, tables: readonly string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const t of tables) {
+    const cols = (await query<{ attname: string }>(url, `SELECT attname FROM pg_attribute WHERE attrelid = ${pg.escapeLiteral(pg.escapeIdentifier(t))}::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attname`))
+      .map((r) => r.attname)
+      .filter((c) => !(t === 'users_logbook' && c === 'id'));
+    const row = `ROW(${cols.map((c) => `x.${pg.escapeIdentifier(c)}`).join(', ')})::text`;
+    const [r] = await query<{ n: number; h: string }>(url, `SELECT count(*)::int AS n, coalesce(md5(string_agg(${row}, '|' ORDER BY ${row})), '') AS h FROM ${pg.escapeIdentifier(t)} AS x`);
+    out[t] = `(${cols.join(', ')}): ${r!.n} rows ${r!.h}`;
+  }
+  return out;
+}
+
+function edited(text: string, edits: readonly [string, string][]): string {
+  for (const [from, to] of edits) {
+    assert.ok(text.includes(from), `pipeline.yaml holds ${JSON.stringify(from)}`);
+    text = text.replace(from, to);
+  }
+  return text;
+}
+
+const PHONE_COPY: [string, string][] = [
+  ['      - name: phone\n        sql_type: VARCHAR(255)\n', '      - name: phone\n        sql_type: VARCHAR(255)\n      - name: phone_copy\n        sql_type: VARCHAR(255)\n'],
+  ['      birthday: birthdate\n      company: company_id\n', '      birthday: birthdate\n      company: company_id\n      phone: phone_copy\n'],
+];
+const MENUS_AND_WEBINARS: [string, string][] = [['    filter: { __t: menu }', '    filter: { __t: { $in: [menu, webinar] } }']];
+const SPECIFIC: [string, string][] = [['        constants: { type: specificity }', '        constants: { type: specific }']];
+
+describe('a mapping change is applied and backfilled: the next run equals a full run', () => {
+  const servers = useServers();
+  let work: string;
+  let mongo: { url: string; name: string };
+  let incremental: string;
+  let step = 0;
+
+  before(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
+    mongo = await servers.mongo.newDatabase('evolution');
+    incremental = await servers.postgres.createDatabase('evolution incremental');
+    const sample = await etl(['sample', '--scale', '1500', '--mongo-url', mongo.url, '--db', mongo.name]);
+    assert.equal(sample.code, 0, sample.stderr);
+    const first = await run(SHIPPED, incremental, 'incremental');
+    assert.equal(first.code, 0, first.stderr);
+  });
+  after(() => rm(work, { recursive: true, force: true }));
+
+  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) =>
+    etl(['run', '--json', '--source', mongo.url, '--mongo-db', mongo.name, '--staging', path.join(work, staging), '--pipeline', pipeline, '--database-url', db, ...extra]);
+
+  /** Writes the shipped pipeline with `edits` as a new file. */
+  async function pipeline(edits: readonly [string, string][]): Promise<string> {
+    const file = path.join(work, `pipeline-${++step}.yaml`);
+    await writeFile(file, edited(await readFile(SHIPPED, 'utf8'), edits));
+    return file;
+  }
+
+  /** `etl schema --yes && etl run` with the pipeline; returns the run's report. */
+  async function evolve(file: string) {
+    const schema = await etl(['schema', '--yes', '--pipeline', file, '--database-url', incremental]);
+    assert.equal(schema.code, 0, `${schema.stdout}\n${schema.stderr}`);
+    const r = await run(file, incremental, 'incremental');
+    assert.equal(r.code, 0, r.stderr);
+    return { schema, report: JSON.parse(r.stdout) };
+  }
+
+  /** Every table of the incremental database equals a full run of the pipeline into a fresh one. */
+  async function assertEqualsFullRun(file: string, label: string) {
+    const fresh = await servers.postgres.createDatabase(`evolution full ${label}`);
+    const full = await run(file, fresh, `full-${label}`);
+    assert.equal(full.code, 0, full.stderr);
+    const names = [...(await loadPipeline(file)).loadOrder];
+    assert.deepEqual(await contents(incremental, names), await contents(fresh, names));
+  }
+
+  const fromOf = (report: { extract: { collections: { collection: string; watermark: { from: string | null } }[] } }) =>
+    Object.fromEntries(report.extract.collections.map((c) => [c.collection, c.watermark.from]));
+
+  test('a new mapped column: etl schema --yes && etl run exits 0, fills it for every row, the rest stays incremental', async () => {
+    const p2 = await pipeline(PHONE_COPY);
+    const { schema, report } = await evolve(p2);
+    assert.match(schema.stdout, /applied {2}users: column "users"\."phone_copy" is missing: added/);
+    const from = fromOf(report);
+    assert.equal(from.users, null, 'users read in full: its mapping changed');
+    for (const [collection, f] of Object.entries(from)) if (collection !== 'users') assert.notEqual(f, null, `${collection} stays incremental`);
+    assert.match(report.extract.warnings.join('\n'), /users has a changed mapping in pipeline\.yaml since its last load: collection users is read in full \(mapping_changed\)/);
+    const [counts] = await query<{ phone: number; copy: number }>(incremental, 'SELECT count(phone)::int AS phone, count(phone_copy)::int AS copy FROM users');
+    assert.ok(counts!.phone > 0);
+    assert.equal(counts!.copy, counts!.phone);
+    await assertEqualsFullRun(p2, 'phone');
+
+    // The fingerprint is stored: the run after is incremental everywhere.
+    const again = await run(p2, incremental, 'incremental');
+    assert.equal(again.code, 0, again.stderr);
+    for (const [collection, f] of Object.entries(fromOf(JSON.parse(again.stdout)))) assert.notEqual(f, null, `${collection} incremental`);
+  });
+
+  test('a filter change on menus reads events in full and adds the rows the new filter takes', async () => {
+    const p3 = await pipeline([...PHONE_COPY, ...MENUS_AND_WEBINARS]);
+    const { report } = await evolve(p3);
+    const from = fromOf(report);
+    assert.equal(from.events, null);
+    assert.notEqual(from.users, null, 'users unchanged since the last run: incremental');
+    await assertEqualsFullRun(p3, 'menus');
+  });
+
+  test('a strategy change on a link table (an explode constant) replaces its links', async () => {
+    const p4 = await pipeline([...PHONE_COPY, ...MENUS_AND_WEBINARS, ...SPECIFIC]);
+    const { report } = await evolve(p4);
+    assert.equal(fromOf(report).users, null);
+    const [r] = await query<{ n: number }>(incremental, `SELECT count(*)::int AS n FROM users_targets WHERE type = 'specific'`);
+    assert.ok(r!.n > 0);
+    await assertEqualsFullRun(p4, 'targets');
+  });
+
+  test('after an upgrade from an etl without fingerprints, the same pipeline.yaml stays incremental and the fingerprints get recorded', async () => {
+    const p4 = path.join(work, `pipeline-${step}.yaml`);
+    await query(incremental, 'UPDATE etl_watermarks SET fingerprint = NULL');
+    const r = await run(p4, incremental, 'incremental');
+    assert.equal(r.code, 0, r.stderr);
+    for (const [collection, f] of Object.entries(fromOf(JSON.parse(r.stdout)))) assert.notEqual(f, null, `${collection} incremental`);
+    const [left] = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM etl_watermarks WHERE fingerprint IS NULL');
+    assert.equal(left!.n, 0);
+  });
+
+  test('a narrower filter on menus: rows the new filter no longer takes leave', async () => {
+    const p5 = await pipeline([...PHONE_COPY, ...SPECIFIC]);
+    await evolve(p5);
+    await assertEqualsFullRun(p5, 'narrower');
+  });
+
+  test('a link table merged by upsert instead of delete-and-insert, with another constant: old links leave', async () => {
+    const p6 = await pipeline([
+      ...PHONE_COPY,
+      ['    strategy: explode\n    parent_column: user_id\n    merge: delete_and_insert\n    arrays:\n      - field: targets', '    strategy: explode\n    parent_column: user_id\n    merge: upsert\n    arrays:\n      - field: targets'],
+    ]);
+    await evolve(p6);
+    await assertEqualsFullRun(p6, 'upsert');
+  });
+});
