@@ -5,7 +5,9 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { redactText } from '../connect/redact.ts';
 import type { Manifest, StageName } from '../staging/manifest.ts';
-import { transformIdentityErrors, type TransformTableRecord } from '../staging/manifest-transform.ts';
+import type { TransformTableRecord } from '../staging/manifest-transform.ts';
+import { reconcile } from '../audit/reconcile.ts';
+import type { Identity } from '../audit/verify-report.ts';
 import type { LoadTableRecord } from '../staging/manifest-load.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import type { RunHistoryEntry } from './run-history.ts';
@@ -33,8 +35,6 @@ export interface TableFigures {
   readonly transform: TransformTableRecord | null;
   readonly load: LoadTableRecord | null;
   readonly rejects: readonly RejectReason[];
-  /** The reconciliation identities that do not hold (empty: the counts reconcile). */
-  readonly reconcileErrors: readonly string[];
 }
 
 export interface RunReportData {
@@ -42,6 +42,8 @@ export interface RunReportData {
   readonly generatedAt: string;
   readonly stages: readonly { readonly stage: StageName; readonly status: string; readonly startedAt: string | null; readonly endedAt: string | null; readonly seconds: number | null }[];
   readonly tables: readonly TableFigures[];
+  /** The count identities of the run (audit/reconcile.ts, what `etl verify` checks), each with its figures. */
+  readonly identities: readonly Identity[];
   readonly watermarks: readonly { readonly collection: string; readonly from: string | null; readonly next: string; readonly basis: string | null; readonly documents: number }[];
   /** The latest runs, oldest first (for the charts), this one included. */
   readonly history: readonly RunHistoryEntry[];
@@ -58,9 +60,7 @@ export async function gatherRunReport(paths: RunPaths, manifest: Manifest, histo
       ...(transform && transform.rejected > 0 ? await rejectReasons(paths.transformRejects(table), 'transform', secrets) : []),
       ...(load?.rejects ? await rejectReasons(paths.loadRejects(table), 'load', secrets) : []),
     ];
-    const reconcileErrors = [...(transform ? transformIdentityErrors(table, transform) : [])];
-    if (transform && load && manifest.stages.load?.status === 'done' && load.staged !== transform.rows) reconcileErrors.push(`${table}: load staged ${load.staged} ≠ transform rows ${transform.rows}`);
-    tables.push({ table, transform, load, rejects, reconcileErrors });
+    tables.push({ table, transform, load, rejects });
   }
   const watermarks = Object.entries(manifest.stages.extract?.collections ?? {}).map(([collection, c]) => ({
     collection,
@@ -69,7 +69,7 @@ export async function gatherRunReport(paths: RunPaths, manifest: Manifest, histo
     basis: c.watermark.next_basis ?? null,
     documents: c.documents,
   }));
-  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), tables, watermarks, history };
+  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), tables, identities: reconcile(manifest), watermarks, history };
 }
 
 function unique<T>(xs: readonly T[]): T[] {

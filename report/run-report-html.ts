@@ -25,7 +25,7 @@ export function renderRunReport(d: RunReportData): string {
     section('tables', 'Rows per table', tablesSection(d.tables)),
     section('rejects', 'Rejected rows by reason', rejectsSection(d.tables)),
     section('watermarks', 'Watermarks', watermarksSection(d)),
-    section('reconciliation', 'Count reconciliation', reconciliationSection(d.tables)),
+    section('reconciliation', 'Count reconciliation', reconciliationSection(d)),
     section('history', historyTitle(Math.min(HISTORY_RUNS, d.history.length)), historySection(d)),
   ].join('\n');
   return `<!DOCTYPE html>
@@ -48,7 +48,7 @@ function header(d: RunReportData): string {
   const documents = sum(Object.values(m.stages.extract?.collections ?? {}).map((c) => c.documents));
   const rows = sum(t.map((x) => x.transform?.rows ?? 0));
   const rejected = sum(t.map((x) => (x.transform?.rejected ?? 0) + (x.load?.rejected ?? 0)));
-  const ok = t.every((x) => x.reconcileErrors.length === 0);
+  const ok = d.identities.every((i) => i.ok);
   const load = m.stages.load;
   const loaded = load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : `not loaded (${load?.status ?? 'load never ran'})`;
   // The manifest holds no credentials; a URL with one is scrubbed all the same.
@@ -103,20 +103,11 @@ function watermarksSection(d: RunReportData): string {
   return `<p class="muted">Documents created or updated at or after “before” were read; a load of this run stores “after” for the collection's tables, where the next extract starts.</p>${table(['collection', 'documents', 'before (from)', 'after (next)', 'basis'], rows, { fields: ['collection', 'documents', 'from', 'next', 'basis'], rowKeys: d.watermarks.map((w) => w.collection) })}`;
 }
 
-function reconciliationSection(tables: readonly TableFigures[]): string {
-  const rows: HtmlCell[][] = tables.filter((t) => t.transform).map((t) => [t.table, identityText(t), t.reconcileErrors.length === 0 ? { html: '<span class="ok">✓</span>' } : { html: `<span class="bad">${escapeHtml(t.reconcileErrors.join('; '))}</span>` }]);
-  return table(['table', 'identity', 'holds'], rows, { fields: ['table', 'identity', 'holds'], rowKeys: tables.filter((t) => t.transform).map((t) => t.table) });
-}
-
-function identityText(t: TableFigures): string {
-  const r = t.transform!;
-  const skipped = sum(Object.values(r.skipped));
-  const load = t.load ? `; load staged ${t.load.staged} = rows ${r.rows}` : '';
-  if (r.strategy === 'explode' && r.explode) {
-    const e = r.explode;
-    return `documents ${r.documents} = parents ${e.parents} + rejected ${e.rejected_documents} + skipped ${sum(Object.values(e.skipped_documents))}; items ${e.items} = rows ${r.rows} + rejected ${e.rejected_items} + skipped ${sum(Object.values(e.skipped_items))}${load}`;
-  }
-  return `documents ${r.documents} = rows ${r.rows} + rejected ${r.rejected} + skipped ${skipped}${load}`;
+function reconciliationSection(d: RunReportData): string {
+  const rows: HtmlCell[][] = d.identities.map((i) => [i.table, i.name, i.figures, { html: i.ok ? '<span class="ok">✓</span>' : '<span class="bad">✗ does not hold</span>' }]);
+  const failed = d.identities.filter((i) => !i.ok).length;
+  const summary = failed === 0 ? `<p class="ok">All ${d.identities.length} identities hold: no document or row went missing without a recorded reason.</p>` : `<p class="bad">${failed} of ${d.identities.length} identities do not hold: run <code>etl verify</code> on this run.</p>`;
+  return summary + table(['table', 'identity', 'figures', 'holds'], rows, { fields: ['table', 'identity', 'figures', 'holds'], rowKeys: d.identities.map((i) => `${i.table}/${i.name}`), id: 'identities' });
 }
 
 function historyTitle(n: number): string {

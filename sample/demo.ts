@@ -28,7 +28,7 @@ function etl(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   });
 }
 
-/** `20,000 documents → 45,123 rows (12 rejected) → 44,800 rows loaded (323 refused)`, from the manifest. */
+/** `20,000 documents → 45,123 rows (12 rejected) → 44,800 inserted, 0 updated (323 refused at load)`, from the manifest. */
 async function totals(): Promise<string> {
   const m = await readManifest(await resolveRun(stagingDir));
   const sum = <T>(rec: Record<string, T> | undefined, f: (x: T) => number) => Object.values(rec ?? {}).reduce((a, x) => a + f(x), 0);
@@ -36,9 +36,10 @@ async function totals(): Promise<string> {
   const documents = sum(m.stages.extract?.collections, (c) => c.documents);
   const rows = sum(m.stages.transform?.tables, (t) => t.rows);
   const rejected = sum(m.stages.transform?.tables, (t) => t.rejected);
-  const staged = sum(m.stages.load?.tables, (t) => t.staged);
+  const inserted = sum(m.stages.load?.tables, (t) => t.inserted);
+  const updated = sum(m.stages.load?.tables, (t) => t.updated);
   const refused = sum(m.stages.load?.tables, (t) => t.rejected);
-  return `${n(documents)} documents → ${n(rows)} rows (${n(rejected)} rejected) → ${n(staged - refused)} rows loaded (${n(refused)} refused at load)`;
+  return `${n(documents)} documents → ${n(rows)} rows (${n(rejected)} rejected) → ${n(inserted)} inserted, ${n(updated)} updated (${n(refused)} refused at load)`;
 }
 
 async function main(): Promise<number> {

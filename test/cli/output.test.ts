@@ -147,7 +147,7 @@ describe('npm run demo', () => {
     });
     assert.equal(r.code, 0, r.out);
     assert.ok(lines(r.out).length < 80, `${lines(r.out).length} lines:\n${r.out}`);
-    assert.match(lastLine(r.out), /^etl demo: done: 2,000 documents → [\d,]+ rows .* loaded .* in [\d.]+ s$/);
+    assert.match(lastLine(r.out), /^etl demo: done: 2,000 documents → [\d,]+ rows .* → [\d,]+ inserted, .* in [\d.]+ s$/);
     assertNoRepeats(r.out.replace(/^\$ etl .*$/gm, ''));
   });
 });

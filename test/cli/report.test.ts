@@ -56,6 +56,8 @@ interface Figures {
   rejects: Record<string, number>;
   totals: Record<string, number | null>;
   historyRuns: string[];
+  identities: number;
+  broken: number;
   bars: number;
 }
 
@@ -73,12 +75,16 @@ const READ_FIGURES = `(() => {
   const totals = {};
   for (const e of document.querySelectorAll('#totals [data-field]')) totals[e.getAttribute('data-field')] = value(e);
   const historyRuns = [...document.querySelectorAll('#history tbody tr')].map((tr) => tr.getAttribute('data-key'));
-  return { tables, rejects, totals, historyRuns, bars: document.querySelectorAll('#history svg rect').length };
+  const identities = document.querySelectorAll('#identities tbody tr').length;
+  const broken = document.querySelectorAll('#identities .bad').length;
+  return { tables, rejects, totals, historyRuns, identities, broken, bars: document.querySelectorAll('#history svg rect').length };
 })()`;
 
 function assertFigures(shown: Figures, m: Manifest): void {
   assert.equal(shown.totals.documents, sum(m.stages.extract?.collections, (c) => c.documents));
   assert.equal(shown.totals.rows, sum(m.stages.transform?.tables, (t) => t.rows));
+  assert.ok(shown.identities > 31, 'the count identities are listed');
+  assert.equal(shown.broken, 0, 'and they all hold');
   for (const [table, t] of Object.entries(m.stages.transform!.tables)) {
     const l = m.stages.load!.tables[table]!;
     const s = shown.tables[table] ?? {};
