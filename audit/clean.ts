@@ -15,7 +15,7 @@
 // What remains are loaded runs superseded by a newer loaded run, and unfinished runs older than the
 // newest loaded run.
 import { readlink, rm, stat } from 'node:fs/promises';
-import { UsageError } from '../model/errors.ts';
+import { UsageError } from '../errors/etl-error.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
 import { folderBytes } from './folder-walk.ts';
 import { isLoaded, readLatest, readRunManifest, runIdTime } from './runs.ts';

@@ -7,7 +7,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
-import { StagingError } from '../model/errors.ts';
+import { StagingError } from '../errors/etl-error.ts';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
 import { readManifest, type Manifest, type StageName, type StageStatus } from '../staging/manifest.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';

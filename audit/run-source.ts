@@ -9,7 +9,7 @@ import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { StagingError } from '../model/errors.ts';
+import { StagingError } from '../errors/etl-error.ts';
 import type { FileRecord, Manifest } from '../staging/manifest.ts';
 import { StopWalk, walkArchive, type ArchiveEntry } from './archive-walk.ts';
 import { FigureTap, type TapFigures } from './file-figures.ts';

@@ -2,7 +2,7 @@
 // adds what the ledger in PostgreSQL knows).
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { EtlError } from '../model/errors.ts';
+import { EtlError } from '../errors/etl-error.ts';
 import { readManifest, type Manifest, type StageName, type StageStatus } from '../staging/manifest.ts';
 import { LATEST_FILE, listRunIds, runPaths } from '../staging/run-folder.ts';
 import { folderBytes } from './folder-walk.ts';

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { resolveConfig, type ConfigFlags, type EtlConfig } from '../connect/config.ts';
-import { ConfigError } from '../model/errors.ts';
+import { ConfigError } from '../errors/etl-error.ts';
 import { LATEST_FILE } from '../staging/run-folder.ts';
 import type { CommandContext } from './command.ts';
 

@@ -5,7 +5,7 @@ import type { Command, CommandContext, Verbosity } from './command.ts';
 import { LastLineOnly } from './output.ts';
 import { renderError } from './render-error.ts';
 import { resolveConfig } from '../connect/config.ts';
-import { EtlError, UsageError } from '../model/errors.ts';
+import { EtlError, UsageError } from '../errors/etl-error.ts';
 
 // Each command lives in bin/commands/<name>.ts and is loaded only when called.
 const commands: Record<string, () => Promise<{ default: Command }>> = {

@@ -3,7 +3,7 @@
 // EtlError is a bug: it says "internal error" and how to get the stack. Stacks (with their causes)
 // appear only with --verbose or ETL_DEBUG=1. Every text is scrubbed of passwords. Returns the exit code.
 import type { Writable } from 'node:stream';
-import { EtlError, ConfigError, type ErrorContext } from '../model/errors.ts';
+import { EtlError, ConfigError, LoadError, type ErrorContext } from '../errors/etl-error.ts';
 import { redactText } from '../connect/redact.ts';
 import { paint } from './output.ts';
 
@@ -42,6 +42,7 @@ export function renderError(error: unknown, o: RenderErrorOptions): number {
         hint: view.hint,
         context: view.context,
         findings: error instanceof ConfigError ? error.findings : undefined,
+        pg: error instanceof LoadError && error.pg ? error.pg : undefined,
         stack: verbose ? scrub(stackText(error)) : undefined,
       },
     };

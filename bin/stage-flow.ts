@@ -5,7 +5,7 @@
 //   otherwise  the per-table summary, then the final line: totals and elapsed time
 import type { ConfigFlags, EtlConfig } from '../connect/config.ts';
 import { openEndpoints, type Endpoints } from '../connect/endpoints.ts';
-import { UsageError } from '../model/errors.ts';
+import { UsageError } from '../errors/etl-error.ts';
 import { loadPipeline } from '../model/load-pipeline.ts';
 import type { PipelineModel } from '../model/types.ts';
 import type { CommandContext } from './command.ts';

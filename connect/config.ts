@@ -2,7 +2,7 @@
 // directory, then defaults. The result is frozen and passed down; no other module reads process.env.
 // A setting that is wrong is a ConfigError (exit 2) naming the flag, the variable or the .env line.
 import path from 'node:path';
-import { ConfigError } from '../model/errors.ts';
+import { ConfigError } from '../errors/etl-error.ts';
 import { settingsReader, type SettingsReader } from './config-source.ts';
 import { resolvePostgres, type PostgresConfig } from './postgres-config.ts';
 import { connectionStringSecrets, redactText } from './redact.ts';

@@ -4,7 +4,7 @@
 //
 //   const ep = await openEndpoints(config, { needMongo: true, needPostgres: false, signal });
 //   try { … connectMongo(ep.mongo, config.secrets) … } finally { await ep.close(); }
-import { ConfigError } from '../model/errors.ts';
+import { ConfigError } from '../errors/etl-error.ts';
 import { describeMongo, describePostgres, type EtlConfig, type MongoConfig, type PostgresConfig } from './config.ts';
 import { openSshSession, type SshSession } from './ssh-session.ts';
 

@@ -1,6 +1,6 @@
 // MongoDB connections through the official driver.
 import { MongoClient, type Db } from 'mongodb';
-import { SourceError } from '../model/errors.ts';
+import { SourceError } from '../errors/etl-error.ts';
 import { describeMongo, type MongoConfig } from './config.ts';
 import { redactText } from './redact.ts';
 

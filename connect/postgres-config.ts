@@ -6,7 +6,7 @@
 //      PORT, DATABASE, USER, PASSWORD);
 //   3. PGSSLMODE when the string sets no sslmode; with no password anywhere the driver reads
 //      ~/.pgpass (or PGPASSFILE).
-import { ConfigError } from '../model/errors.ts';
+import { ConfigError } from '../errors/etl-error.ts';
 import type { SettingsReader } from './config-source.ts';
 import { parsePostgresConnectionString, SSL_MODES, type PostgresParts, type SslMode } from './postgres-connection.ts';
 import { connectionStringSecrets } from './redact.ts';

@@ -3,7 +3,7 @@
 // (host=db.example port=5432 dbname=smartdiet user=etl password='s3 cr3t'). A string that is
 // neither is a ConfigError naming where it came from and what is wrong, showing it without its
 // password whatever its shape.
-import { ConfigError } from '../model/errors.ts';
+import { ConfigError } from '../errors/etl-error.ts';
 import { connectionStringSecrets, redactText } from './redact.ts';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
-import { ConfigError, EtlError } from '../model/errors.ts';
+import { ConfigError, EtlError } from '../errors/etl-error.ts';
 import { describePostgres, type PostgresConfig } from './config.ts';
 import { parsePostgresConnectionString, type PostgresParts, type SslMode } from './postgres-connection.ts';
 import { connectionStringSecrets, redactText } from './redact.ts';

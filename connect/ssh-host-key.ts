@@ -4,13 +4,23 @@
 // trust it; a key that differs from the trusted one stops loudly. Nothing is ever accepted silently.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { EtlError, type EtlErrorOptions } from '../model/errors.ts';
+import { EtlError, type EtlErrorOptions } from '../errors/etl-error.ts';
+
+/** The key a refused server presented. */
+export interface PresentedKey {
+  readonly keyType: string;
+  readonly fingerprint: string;
+}
 
 /** The server's key cannot be trusted (unknown or not configured): the user must act. Exit 2. */
 export class SshHostKeyUnknownError extends EtlError {
   override name = 'SshHostKeyUnknownError';
   override readonly exitCode = 2 as const;
-  constructor(message: string, options: EtlErrorOptions = {}) {
+  constructor(
+    message: string,
+    readonly presented: PresentedKey,
+    options: EtlErrorOptions = {},
+  ) {
     super('ssh_host_key_unknown', message, options);
   }
 }
@@ -18,7 +28,11 @@ export class SshHostKeyUnknownError extends EtlError {
 /** The server's key differs from the trusted one: possibly a man-in-the-middle. Exit 1. */
 export class SshHostKeyChangedError extends EtlError {
   override name = 'SshHostKeyChangedError';
-  constructor(message: string, options: EtlErrorOptions = {}) {
+  constructor(
+    message: string,
+    readonly presented: PresentedKey,
+    options: EtlErrorOptions = {},
+  ) {
     super('ssh_host_key_changed', message, options);
   }
 }
@@ -242,11 +256,13 @@ export async function loadHostTrust(o: { host: string; port: number; knownHostsF
 export function hostKeyError(trust: HostTrust, verdict: Extract<HostKeyVerdict, { ok: false }>): EtlError {
   const server = `${trust.host}:${trust.port}`;
   const line = knownHostsLine(trust.host, trust.port, verdict.key);
-  const context = { host: trust.host, port: trust.port, keyType: verdict.key.type, fingerprint: verdict.fingerprint };
+  const context = { host: trust.host, port: trust.port };
+  const presented = { keyType: verdict.key.type, fingerprint: verdict.fingerprint };
   if (verdict.kind === 'unknown') {
     return new SshHostKeyUnknownError(
       `the SSH server ${server} is not a known host: it presented a ${verdict.key.type} key with fingerprint ${verdict.fingerprint}, ` +
         `which is in neither ${trust.knownHostsFile} nor REMOTE_SERVER_HOST_KEY`,
+      presented,
       {
         context,
         hint:
@@ -261,6 +277,7 @@ export function hostKeyError(trust: HostTrust, verdict: Extract<HostKeyVerdict, 
     `WARNING: THE HOST KEY OF SSH SERVER ${server} ${heading}. Someone could be intercepting the connection ` +
       `(man-in-the-middle attack), or the server's key was replaced. It presented ${verdict.key.type} ${verdict.fingerprint}; ` +
       `trusted: ${verdict.expected.join(', ') || '(none)'} from ${trust.source}. Nothing was sent to it.`,
+    presented,
     {
       context,
       hint:

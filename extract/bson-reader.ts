@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { SourceError } from '../model/errors.ts';
+import { SourceError } from '../errors/etl-error.ts';
 
 /** The largest document a server accepts is 16 MiB; anything far above is a corrupt length. */
 const MAX_DOCUMENT_BYTES = 48 * 1024 * 1024;

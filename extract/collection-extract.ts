@@ -7,7 +7,7 @@ import type { RunPaths } from '../staging/run-folder.ts';
 import { NotInIdOrder, writeCollection, type SourceDocument, type WriteCollectionInput, type WrittenCollection } from './collection-writer.ts';
 import { IdSorter } from './external-sort.ts';
 import { corrupt } from './bson-reader.ts';
-import { SourceError } from '../model/errors.ts';
+import { SourceError } from '../errors/etl-error.ts';
 import type { BsonDecodeError } from '../staging/ndjson-writer.ts';
 import { extractIds } from './ids-pass.ts';
 import type { PropagationScope } from './live-ids.ts';

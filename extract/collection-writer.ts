@@ -8,7 +8,7 @@ import type { Document } from 'bson';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
 import { BsonDecodeError, FieldSet, NdjsonWriter, StagingRefusal, type LineFacts } from '../staging/ndjson-writer.ts';
 import type { UndatedCensus } from '../staging/manifest-extract.ts';
-import { StagingError } from '../model/errors.ts';
+import { StagingError } from '../errors/etl-error.ts';
 import { decodeFields } from './bson-elements.ts';
 import { matchesQuery, queryFieldNames } from './document-match.ts';
 import type { IdSorter } from './external-sort.ts';

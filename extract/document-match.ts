@@ -4,7 +4,7 @@
 // ObjectIds), with the server's rules for missing fields, null, arrays and numbers of different BSON
 // types.
 import { Decimal128, Double, Int32, Long, ObjectId } from 'bson';
-import { ConfigError } from '../model/errors.ts';
+import { ConfigError } from '../errors/etl-error.ts';
 import { compareBson, WideDate } from './bson-order.ts';
 
 type Query = Readonly<Record<string, unknown>>;

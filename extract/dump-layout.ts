@@ -2,7 +2,7 @@
 // (or `.bson.gz`) files, the dump folder above it (one `<db>/` per database), or an archive file.
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, SourceError } from '../model/errors.ts';
+import { ConfigError, SourceError } from '../errors/etl-error.ts';
 import { readArchiveHeader } from './dump-archive.ts';
 
 export type DumpLayout =

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { PipelineModel } from '../model/types.ts';
-import { EtlError, StagingError, UsageError } from '../model/errors.ts';
+import { EtlError, StagingError, UsageError } from '../errors/etl-error.ts';
 import { redactText } from '../connect/redact.ts';
 import { writeFileAtomic } from '../staging/atomic-file.ts';
 import { TOOL_VERSION, updateManifest, writeManifest, type Manifest } from '../staging/manifest.ts';

@@ -3,7 +3,7 @@
 // read in full; a missing fingerprint column (a database `etl schema` has not migrated yet) means
 // every watermark was stored without one.
 import type pg from 'pg';
-import { EtlError } from '../model/errors.ts';
+import { EtlError } from '../errors/etl-error.ts';
 import { connectPostgres } from '../connect/postgres.ts';
 import type { PostgresConfig } from '../connect/config.ts';
 

@@ -4,7 +4,7 @@
 // (and of gone ones), and recomputes exactly the keys that were touched, old and new, set-wise:
 // the latest contribution wins (greatest latest_by, then greatest `_id`), so a document that moves
 // to another day, loses its user or is deleted takes its share of the rollup with it.
-import { StagingError } from '../model/errors.ts';
+import { StagingError } from '../errors/etl-error.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { analyzeSql, createStageTableSql } from './batch-sql.ts';
 import { list, type TableShape } from './shape.ts';

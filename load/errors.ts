@@ -1,7 +1,8 @@
 // Turns what PostgreSQL refused into a LoadError that names the table, the CSV file and line, the
 // column and the constraint, so a user can open users.csv at line 8123 and see the value.
 import { DatabaseError } from 'pg';
-import { EtlError, LoadError } from '../model/errors.ts';
+import { pgErrorCode } from '../errors/codes.ts';
+import { EtlError, LoadError } from '../errors/etl-error.ts';
 import { redactText } from '../connect/redact.ts';
 
 export interface FailurePlace {
@@ -32,15 +33,21 @@ export function toLoadError(error: unknown, place: FailurePlace, secrets: readon
     };
     const at = line !== undefined && place.file ? `${place.file} line ${line}${column ? `, column ${column}` : ''}: ` : column ? `column ${column}: ` : '';
     const detail = error.detail ? ` (${plain(error.detail)})` : '';
-    return new LoadError(`pg_${error.code ?? 'error'}`, `${place.table}: ${place.step} failed: ${at}${plain(error.message)}${detail}`, {
+    return new LoadError(pgErrorCode(error.code), `${place.table}: ${place.step} failed: ${at}${plain(error.message)}${detail}`, {
       context: {
         table: place.table,
         ...(place.file ? { file: place.file } : {}),
         ...(line !== undefined ? { line } : {}),
         ...(column ? { sqlColumn: column } : {}),
         ...(error.constraint ? { constraint: error.constraint } : {}),
-        pgCode: error.code,
         ...(error.where ? { where: plain(error.where) } : {}),
+      },
+      pg: {
+        sqlState: error.code,
+        table: error.table === undefined ? undefined : plain(error.table),
+        column: error.column,
+        constraint: error.constraint,
+        where: error.where === undefined ? undefined : plain(error.where),
       },
       hint: hintFor(error.code, line !== undefined),
       cause: error,

@@ -6,7 +6,7 @@
 //   gone   delete propagation: the document is not in the collection's live set any more.
 // Every deleted row's referenced columns are kept (gone-rows.ts), so the tables referencing it,
 // later in load order, follow (orphans.ts); the foreign keys are deferred to COMMIT meanwhile.
-import { LoadError } from '../model/errors.ts';
+import { LoadError } from '../errors/etl-error.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { scopeColumn } from './batch-sql.ts';
 import type { LoadContext } from './load-context.ts';

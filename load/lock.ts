@@ -4,7 +4,7 @@
 // application, user, client, since when), from pg_locks and pg_stat_activity. Waiting polls
 // pg_try_advisory_lock rather than blocking in pg_advisory_lock, so Ctrl-C stops the wait at once.
 import type pg from 'pg';
-import { LoadError, UsageError } from '../model/errors.ts';
+import { LoadError, UsageError } from '../errors/etl-error.ts';
 
 /** 'etl_load' in ASCII, as a bigint: the advisory lock key of `etl load`. */
 export const LOAD_LOCK_KEY = '7310587252226089316';

@@ -1,6 +1,6 @@
 // What a load will do, decided from the staged run alone (no database yet): the run, the tables in
 // load order, what each staged, and the warnings a user should read before anything changes.
-import { StagingError, UsageError } from '../model/errors.ts';
+import { StagingError, UsageError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { tableFingerprint, type PlannedMapping } from '../model/fingerprint.ts';
 import { readManifest, requireStageDone, type Manifest } from '../staging/manifest.ts';

@@ -3,7 +3,7 @@
 // the table, the step and the staged file. Every statement of the load goes through it.
 import type pg from 'pg';
 import { connectPostgres } from '../connect/postgres.ts';
-import { EtlError, LoadError, StagingError } from '../model/errors.ts';
+import { EtlError, LoadError, StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { runSql, type CompiledQuery } from '../schema/sql.ts';
 import { cancelQueriesOnAbort } from './cancel.ts';

@@ -9,7 +9,7 @@
 import type { TableModel } from '../model/types.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
-import { LoadError, StagingError } from '../model/errors.ts';
+import { LoadError, StagingError } from '../errors/etl-error.ts';
 import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { EtlError } from '../model/errors.ts';
+import { EtlError } from '../errors/etl-error.ts';
 import { collectTail } from './byte-meter.ts';
 
 const execFileP = promisify(execFile);

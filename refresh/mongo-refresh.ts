@@ -10,7 +10,7 @@ import type { EtlConfig } from '../connect/config.ts';
 import { describeMongo } from '../connect/config.ts';
 import { redactText } from '../connect/redact.ts';
 import { openSshSession } from '../connect/ssh-session.ts';
-import { EtlError, SourceError } from '../model/errors.ts';
+import { EtlError, SourceError } from '../errors/etl-error.ts';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
 import { newRunId } from '../staging/run-folder.ts';
 import { ByteMeter, collectTail, type ByteProgress } from './byte-meter.ts';

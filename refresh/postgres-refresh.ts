@@ -12,7 +12,7 @@ import { describePostgres, type EtlConfig, type PostgresConfig } from '../connec
 import { pgClientConfig } from '../connect/postgres.ts';
 import { redactText } from '../connect/redact.ts';
 import { openSshSession } from '../connect/ssh-session.ts';
-import { EtlError, SourceError, LoadError } from '../model/errors.ts';
+import { EtlError, SourceError, LoadError } from '../errors/etl-error.ts';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
 import { newRunId } from '../staging/run-folder.ts';
 import { ByteMeter, type ByteProgress } from './byte-meter.ts';

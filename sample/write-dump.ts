@@ -10,7 +10,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { EJSON, serialize, type Document } from 'bson';
-import { EtlError } from '../model/errors.ts';
+import { EtlError } from '../errors/etl-error.ts';
 import type { SampleCollectionSource, SampleGeneration } from './generate.ts';
 import { hash } from './prng.ts';
 import type { SampleProgress, WriteOptions } from './write-options.ts';

@@ -1,7 +1,7 @@
 // Writes a generated sample into a live MongoDB (or FerretDB): insertMany in batches, unordered,
 // each batch awaited before the next is generated, so memory holds one batch at most.
 import type { Db, Document } from 'mongodb';
-import { EtlError } from '../model/errors.ts';
+import { EtlError } from '../errors/etl-error.ts';
 import type { SampleGeneration } from './generate.ts';
 import type { SampleProgress, WriteOptions } from './write-options.ts';
 

@@ -5,7 +5,7 @@
 // may reject data only when `--allow` names them (schema/changes.ts, schema/plan.ts).
 import type pg from 'pg';
 import type { PipelineModel } from '../model/types.ts';
-import { LoadError } from '../model/errors.ts';
+import { LoadError } from '../errors/etl-error.ts';
 import { createTableSql } from './ddl.ts';
 import { existingIndexes, existingTables, readTables } from './catalog.ts';
 import { addStateColumnSql, createStateIndexSql, createStateTableSql, stateTables } from './state-tables.ts';

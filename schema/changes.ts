@@ -14,7 +14,7 @@
 //                                       and not named as the tool names its own
 import type { SqlType } from '../model/types.ts';
 import { parseSqlType } from '../model/sql-types.ts';
-import { UsageError } from '../model/errors.ts';
+import { UsageError } from '../errors/etl-error.ts';
 
 export type ChangeKind =
   | 'create_state_table'

@@ -6,7 +6,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import nodePath from 'node:path';
 import { Writable } from 'node:stream';
-import { StagingError } from '../model/errors.ts';
+import { StagingError } from '../errors/etl-error.ts';
 
 /**
  * A write that failed, as a StagingError naming the file: `disk_full` (ENOSPC, EDQUOT) says the disk

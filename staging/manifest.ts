@@ -3,7 +3,7 @@
 // so a reader sees the previous or the next version, never a torn one. A stage whose section is not
 // "done" did not finish, and the next stage refuses it.
 import { readFile } from 'node:fs/promises';
-import { StagingError } from '../model/errors.ts';
+import { StagingError } from '../errors/etl-error.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import type { RunPaths } from './run-folder.ts';
 import type { ExtractSection } from './manifest-extract.ts';

@@ -2,7 +2,7 @@
 // stage splits or joins staging file names by hand.
 import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { StagingError, UsageError } from '../model/errors.ts';
+import { StagingError, UsageError } from '../errors/etl-error.ts';
 import { fileNameProblem } from '../model/names.ts';
 import { writeFailure, writeFileAtomic } from './atomic-file.ts';
 

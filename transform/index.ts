@@ -2,7 +2,7 @@
 // then the manifest's transform section. Reads only the staged run and the pipeline model.
 import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import { StagingError, UsageError } from '../model/errors.ts';
+import { StagingError, UsageError } from '../errors/etl-error.ts';
 import type { PipelineModel, TableModel } from '../model/types.ts';
 import { readManifest, requireStageDone, updateManifest, type Manifest } from '../staging/manifest.ts';
 import { transformIdentityErrors, type TransformSection, type TransformTableRecord } from '../staging/manifest-transform.ts';

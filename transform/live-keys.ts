@@ -15,7 +15,7 @@
 // CSV holds. The ids file is checked against the extract manifest (records, bytes, sha256) as the
 // documents file is. One streamed pass per collection, however many tables it feeds.
 import path from 'node:path';
-import { StagingError } from '../model/errors.ts';
+import { StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel, TableModel } from '../model/types.ts';
 import type { FileRecord, Manifest } from '../staging/manifest.ts';
 import type { LiveKeysFigures } from '../staging/manifest-transform.ts';

@@ -6,7 +6,7 @@
 // extract manifest without reading it twice.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { StagingError } from '../model/errors.ts';
+import { StagingError } from '../errors/etl-error.ts';
 import type { RawDocument } from './ejson-value.ts';
 
 export interface LineBatch {

@@ -3,7 +3,7 @@ import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
-import { UsageError } from '../../model/errors.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 import { cleanRuns, parseOlderThan } from '../../audit/clean.ts';
 import { formatBytes } from '../../audit/byte-size.ts';
 

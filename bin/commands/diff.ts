@@ -7,7 +7,7 @@ import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
-import { UsageError } from '../../model/errors.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 import { runDiff, selectTables, type DiffReport, type KeyValues, type TableDiff } from '../../inspect/diff.ts';
 
 const usage = `usage: etl diff [--tables a,b] [--deep] [--limit N] [--json]

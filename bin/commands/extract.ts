@@ -4,7 +4,7 @@ import type { Command } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { parseSince, parseTables, runStageFlow } from '../stage-flow.ts';
 import { extractLine, extractSource, extractStage, isMongoUrl, renderExtract } from '../stages/extract.ts';
-import { UsageError } from '../../model/errors.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 
 const usage = `usage: etl extract [--tables a,b] [--staging DIR] [--pipeline FILE] [--full] [--since DATE]
                    [--propagate-deletes] [--source URL|PATH] [--mongo-db NAME] [--json]

@@ -10,7 +10,7 @@ import { writeJson } from '../output.ts';
 import { formatTable } from '../../report/text-table.ts';
 import { describeMongo, describePostgres, type EtlConfig } from '../../connect/config.ts';
 import { sshTarget } from '../../connect/ssh-session.ts';
-import { EtlError, UsageError } from '../../model/errors.ts';
+import { EtlError, UsageError } from '../../errors/etl-error.ts';
 import { runMongoRefresh, runPostgresRefresh, type PgRefreshFilters } from '../../refresh/index.ts';
 
 const usage = `usage: etl refresh mongo [--restore] [--yes] [--out DIR] [--json]

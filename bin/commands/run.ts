@@ -8,7 +8,7 @@ import { parseSince, parseTables, runStageFlow } from '../stage-flow.ts';
 import { extractSource, extractStage, isMongoUrl, writeWarnings } from '../stages/extract.ts';
 import { LOAD_FLAGS, loadJson, loadNotes, loadStage, lockPolicy, pendingOf } from '../stages/load.ts';
 import { transformNotes, transformStage } from '../stages/transform.ts';
-import { UsageError } from '../../model/errors.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 import { formatTable } from '../../report/text-table.ts';
 import type { ExtractReport } from '../../extract/index.ts';
 import type { LoadReport } from '../../load/index.ts';

@@ -8,7 +8,7 @@ import { writeJson } from '../output.ts';
 import { formatTable } from '../../report/text-table.ts';
 import { connectMongo } from '../../connect/mongo.ts';
 import { redactUrl } from '../../connect/redact.ts';
-import { UsageError } from '../../model/errors.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 import { DEFAULT_SCALE, DEFAULT_SEED, generateSample, MIN_SCALE } from '../../sample/generate.ts';
 import { writeDump, type DumpReport } from '../../sample/write-dump.ts';
 import type { SampleProgress } from '../../sample/write-options.ts';

@@ -15,7 +15,7 @@ import { openEndpoints } from '../../connect/endpoints.ts';
 import { connectPostgres } from '../../connect/postgres.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import type { PipelineModel } from '../../model/types.ts';
-import { UsageError } from '../../model/errors.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 import { applySchema, dataProblems, previewSchema, schemaSql, type SchemaReport } from '../../schema/apply.ts';
 import { parseAllow, type Decision, type SchemaChange, type SchemaPlan } from '../../schema/changes.ts';
 import { checkDrift, type DriftReport } from '../../schema/drift.ts';

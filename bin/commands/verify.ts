@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import type { Command, CommandContext } from '../command.ts';
 import { commandConfig } from '../config.ts';
 import { paint, writeJson } from '../output.ts';
-import { UsageError } from '../../model/errors.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 import { isRunId, runPaths } from '../../staging/run-folder.ts';
 import { verifyRun, type Mismatch, type VerifyProgress, type VerifyReport } from '../../audit/verify.ts';
 import { formatBytes, throttled } from '../../audit/byte-size.ts';

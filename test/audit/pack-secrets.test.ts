@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { packRun } from '../../audit/pack.ts';
-import { StagingError } from '../../model/errors.ts';
+import { StagingError } from '../../errors/etl-error.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runExtract } from '../../extract/index.ts';
 import { runTransform } from '../../transform/index.ts';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as tar from 'tar';
 import { packRun } from '../../audit/pack.ts';
 import { verifyRun, type VerifyReport } from '../../audit/verify.ts';
-import { StagingError } from '../../model/errors.ts';
+import { StagingError } from '../../errors/etl-error.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { runPaths, setLatest } from '../../staging/run-folder.ts';
 import { editManifest, realRun, type RealRun } from './staged-run.ts';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { renderError } from '../../bin/render-error.ts';
-import { StagingError, UsageError } from '../../model/errors.ts';
+import { StagingError, UsageError } from '../../errors/etl-error.ts';
 import { grantTraverse } from '../harness/traverse.ts';
 import { etl, REPO, STACK_LINE } from './run-etl.ts';
 

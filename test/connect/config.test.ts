@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { resolveConfig } from '../../connect/config.ts';
 import { pgClientConfig } from '../../connect/postgres.ts';
-import { ConfigError } from '../../model/errors.ts';
+import { ConfigError } from '../../errors/etl-error.ts';
 
 let cwd: string;
 before(async () => {

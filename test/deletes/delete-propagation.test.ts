@@ -15,7 +15,7 @@ import type { PipelineModel } from '../../model/types.ts';
 import { applySchema } from '../../schema/apply.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { runLoad, type LoadReport } from '../../load/index.ts';
-import { LoadError } from '../../model/errors.ts';
+import { LoadError } from '../../errors/etl-error.ts';
 import { stageRun, type StagedTable } from '../load/staged-run.ts';
 import { postgresConfig } from '../load/model-fixture.ts';
 

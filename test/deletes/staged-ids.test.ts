@@ -16,7 +16,7 @@ import { runExtract } from '../../extract/index.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { resolveRun } from '../../staging/run-folder.ts';
 import { stageLiveKeys } from '../../transform/live-keys.ts';
-import { ConfigError } from '../../model/errors.ts';
+import { ConfigError } from '../../errors/etl-error.ts';
 import { writeDumpFolder } from '../extract/dump-writer.ts';
 
 const servers = useServers({ postgres: false });

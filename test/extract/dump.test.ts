@@ -13,7 +13,7 @@ import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runExtract } from '../../extract/index.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
-import { SourceError } from '../../model/errors.ts';
+import { SourceError } from '../../errors/etl-error.ts';
 import { archiveBytes, bsonBytes, day, makeEvents, makeRecipes, makeUsers, writeDumpFolder } from './dump-writer.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 

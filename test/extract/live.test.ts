@@ -14,7 +14,7 @@ import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runExtract } from '../../extract/index.ts';
 import { resolveConfig } from '../../connect/config.ts';
 import { stateTablesSql } from '../../schema/state-tables.ts';
-import { EtlError, SourceError } from '../../model/errors.ts';
+import { EtlError, SourceError } from '../../errors/etl-error.ts';
 import { archiveBytes, makeEvents, makeRecipes, makeUsers, objectIdAt, writeDumpFolder } from './dump-writer.ts';
 import { incrementalQuery } from '../../extract/watermark-plan.ts';
 import { incrementalData, SINCE } from './incremental-data.ts';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { lstat, readFile, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { StagingError } from '../../model/errors.ts';
+import { StagingError } from '../../errors/etl-error.ts';
 import { readManifest, writeManifest } from '../../staging/manifest.ts';
 import { createRun, setLatest } from '../../staging/run-folder.ts';
 import { etl } from '../audit/cli.ts';

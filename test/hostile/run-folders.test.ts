@@ -10,7 +10,7 @@ import { cleanRuns } from '../../audit/clean.ts';
 import { DEFAULT_STAGING } from '../../connect/config.ts';
 import { runLoad } from '../../load/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
-import { StagingError, UsageError } from '../../model/errors.ts';
+import { StagingError, UsageError } from '../../errors/etl-error.ts';
 import { runTransform } from '../../transform/index.ts';
 import { updateManifest } from '../../staging/manifest.ts';
 import { runPaths, setLatest } from '../../staging/run-folder.ts';

@@ -11,7 +11,7 @@ import { useServers } from '../harness/index.ts';
 import { runLoad } from '../../load/index.ts';
 import { readManifest, updateManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
-import { StagingError } from '../../model/errors.ts';
+import { StagingError } from '../../errors/etl-error.ts';
 import { verifyRun } from '../../audit/verify.ts';
 import { stageRun } from './staged-run.ts';
 import { fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';

@@ -8,7 +8,7 @@ import { useServers } from '../harness/index.ts';
 import { runLoad, type LoadReport, type TableLoadReport } from '../../load/index.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
-import { LoadError, StagingError } from '../../model/errors.ts';
+import { LoadError, StagingError } from '../../errors/etl-error.ts';
 import { stageRun } from './staged-run.ts';
 import { checksums, fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadPipeline } from '../../model/load-pipeline.ts';
-import { ConfigError, formatPath, type ConfigFinding } from '../../model/errors.ts';
+import { ConfigError } from '../../errors/etl-error.ts';
+import { formatPath, type ConfigFinding } from '../../errors/config-finding.ts';
 
 let dir = '';
 before(async () => {

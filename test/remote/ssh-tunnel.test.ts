@@ -14,7 +14,7 @@ import pg from 'pg';
 import { resolveConfig, type SshConfig } from '../../connect/config.ts';
 import { openEndpoints, mongoUrlThroughTunnel } from '../../connect/endpoints.ts';
 import { openTunnel } from '../../connect/ssh-tunnel.ts';
-import { EtlError } from '../../model/errors.ts';
+import { EtlError } from '../../errors/etl-error.ts';
 import { useServers } from '../harness/index.ts';
 import { startSshd, type Sshd } from './sshd.ts';
 

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import type { PipelineModel } from '../../model/types.ts';
-import { EtlError } from '../../model/errors.ts';
+import { EtlError } from '../../errors/etl-error.ts';
 import { applySchema, previewSchema } from '../../schema/apply.ts';
 import { checkDrift } from '../../schema/drift.ts';
 import { ensureSchema } from '../../load/ledger.ts';

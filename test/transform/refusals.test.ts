@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ObjectId } from 'bson';
-import { EtlError } from '../../model/errors.ts';
+import { EtlError } from '../../errors/etl-error.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { runTransform } from '../../transform/index.ts';
 import { PIPELINE_FILE, pipelineModel, stageRun, removeStagedRuns } from './staged-run.ts';
