@@ -36,7 +36,7 @@ import type { PipelineModel, Strategy, TableModel } from '../model/types.ts';
 import { readTables, type LiveTable } from '../schema/catalog.ts';
 import { csvWriter } from '../staging/csv.ts';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
-import type { RawDocument } from '../transform/ejson-value.ts';
+import type { RawDocument } from '../mapping/ejson-value.ts';
 import { tableMapper, type SkipCounts, type TableMapper } from './expected-rows.ts';
 import { CHANGED, EXPECTED, EXTRA, keyOf, MISSING, ROWS, TableDiffSql } from './diff-sql.ts';
 

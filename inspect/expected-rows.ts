@@ -1,7 +1,7 @@
 // What a full extract → transform of one document would stage for one table, as plain records, so
 // `etl diff` compares PostgreSQL with what a load would write. Which documents and items become
 // rows, and their values, come from the table's mapping (mapping/), the cells from transform's own
-// converters (transform/convert.ts): neither is written twice.
+// converters (mapping/convert.ts): neither is written twice.
 //
 // Unlike transform, a record keeps every cell it could convert even when the row is rejected: the
 // key of a rejected or out-of-threshold document still says which PostgreSQL row belongs to a
@@ -12,8 +12,8 @@ import { tableMapping } from '../mapping/index.ts';
 import { rowValues, type UpsertMapping } from '../mapping/upsert.ts';
 import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
 import type { Cell } from '../staging/csv.ts';
-import { columnConverter, Rejection, type Converter, type NulTally } from '../transform/convert.ts';
-import { dateMillis, kindOf, type RawDocument } from '../transform/ejson-value.ts';
+import { columnConverter, Rejection, type Converter, type NulTally } from '../mapping/convert.ts';
+import { dateMillis, kindOf, type RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdText } from '../transform/rejects.ts';
 
 /**

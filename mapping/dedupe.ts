@@ -4,7 +4,7 @@
 // greatest source _id, so the outcome never depends on the order of the extract.
 import type { TableModel } from '../model/types.ts';
 import type { Cell } from '../staging/csv.ts';
-import { compilePath } from '../transform/ejson-value.ts';
+import { compilePath } from './ejson-value.ts';
 import { fieldReader, filterSkip, indexOfColumn, type FieldReader, type RowMapping, type SkipTest } from './upsert.ts';
 
 /**

@@ -7,7 +7,7 @@
 //   refused whole: its arrays are all read before any item is offered.
 // - Two items of one parent with the same merge key are one row (the first).
 import type { ArraySpec, ColumnModel, ExplodeSpec, TableModel } from '../model/types.ts';
-import { compilePath, documentFields, kindOf, type RawDocument } from '../transform/ejson-value.ts';
+import { compilePath, documentFields, kindOf, type RawDocument } from './ejson-value.ts';
 import { DUPLICATE_IN_ARRAY, filterSkip, indexOfColumn, type FieldReader, type RowMapping } from './upsert.ts';
 
 export { DUPLICATE_IN_ARRAY } from './upsert.ts';

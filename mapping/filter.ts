@@ -2,7 +2,7 @@
 // The extract may read more documents than a table keeps (the collection's server filter is the OR
 // of its tables' filters), so each table applies its own filter and counts what it leaves out.
 import type { DocumentFilter, FilterCondition } from '../model/types.ts';
-import { compilePath, kindOf, numberText, type RawDocument } from '../transform/ejson-value.ts';
+import { compilePath, kindOf, numberText, type RawDocument } from './ejson-value.ts';
 
 type Scalar = string | number | boolean | null;
 

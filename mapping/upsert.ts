@@ -1,7 +1,7 @@
 // strategy: upsert — one document, one row: each staged column is a field of the document (a dotted
 // path for subdocuments). A document the table's filter leaves out yields no row.
 import type { ColumnModel, TableModel } from '../model/types.ts';
-import { compilePath, type RawDocument } from '../transform/ejson-value.ts';
+import { compilePath, type RawDocument } from './ejson-value.ts';
 import { compileFilter } from './filter.ts';
 
 /** Reads one value of a document. */

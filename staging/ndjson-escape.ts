@@ -1,6 +1,6 @@
 // The staged NDJSON's two reserved wrappers, for the values canonical Extended JSON cannot stage
 // without ambiguity or loss (README, "Staging format"). Written by ndjson-writer.ts, read by
-// transform/ejson-value.ts:
+// mapping/ejson-value.ts:
 //
 //   {"$etlDocument": {…}}        an embedded document with a key starting with `$`. Without it a real
 //                                subdocument {"$numberInt": "7"} would read back as the Int32 7. The

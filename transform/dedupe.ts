@@ -6,13 +6,13 @@
 import { replacesKept, SUPERSEDED, type DedupeMapping } from '../mapping/dedupe.ts';
 import type { Cell } from '../staging/csv.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
-import type { RawDocument } from './ejson-value.ts';
+import type { RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdColumn } from '../mapping/scope.ts';
 import { documentIdKey } from './rejects.ts';
 import { CsvOutput, type NdjsonOutput } from './staged-output.ts';
 import { textualColumns, type OutputOptions } from './table-work.ts';
 import { UpsertWork } from './upsert.ts';
-import { Rejection } from './convert.ts';
+import { Rejection } from '../mapping/convert.ts';
 
 /**
  * What the map keeps for a key, packed in one flat string: `_id NUL cell NUL cell …`, each cell as

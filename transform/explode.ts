@@ -10,8 +10,8 @@
 import { arrayLists, DUPLICATE_IN_ARRAY, forEachItem, lacksItemId, NotAnArray, Origin, type ArrayMapping, type ExplodeMapping } from '../mapping/explode.ts';
 import type { Cell } from '../staging/csv.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
-import { Rejection } from './convert.ts';
-import type { RawDocument } from './ejson-value.ts';
+import { Rejection } from '../mapping/convert.ts';
+import type { RawDocument } from '../mapping/ejson-value.ts';
 import { sortedCounts, TableWork, type OutputOptions } from './table-work.ts';
 
 export class ExplodeWork extends TableWork {

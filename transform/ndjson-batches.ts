@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { StagingError } from '../errors/etl-error.ts';
-import type { RawDocument } from './ejson-value.ts';
+import type { RawDocument } from '../mapping/ejson-value.ts';
 
 export interface LineBatch {
   /** 1-based line number of lines[0]. */

@@ -1,8 +1,8 @@
 // One line of `<table>.rejects.ndjson`: the source document, the column, the offending value and why.
 // The value is its canonical Extended JSON text, shortened in this file only (the full value is in
 // the extract, under the same _id).
-import { Rejection } from './convert.ts';
-import { canonicalText, kindOf, objectIdHex } from './ejson-value.ts';
+import { Rejection } from '../mapping/convert.ts';
+import { canonicalText, kindOf, objectIdHex } from '../mapping/ejson-value.ts';
 
 const VALUE_LIMIT = 200;
 

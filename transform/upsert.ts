@@ -3,8 +3,8 @@ import type { DedupeMapping } from '../mapping/dedupe.ts';
 import type { UpsertMapping } from '../mapping/upsert.ts';
 import type { Cell } from '../staging/csv.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
-import { Rejection } from './convert.ts';
-import type { RawDocument } from './ejson-value.ts';
+import { Rejection } from '../mapping/convert.ts';
+import type { RawDocument } from '../mapping/ejson-value.ts';
 import { TableWork, type OutputOptions } from './table-work.ts';
 
 export class UpsertWork extends TableWork {

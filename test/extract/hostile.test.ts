@@ -226,7 +226,7 @@ test('all together: transform rejects the hostile values per the type contract, 
 });
 
 test('an escaped value read through a dotted path is a document: its fields are read, never its wrapper', async () => {
-  const { compilePath, kindOf } = await import('../../transform/ejson-value.ts');
+  const { compilePath, kindOf } = await import('../../mapping/ejson-value.ts');
   const doc = JSON.parse('{"_id":1,"a":{"$etlDocument":{"$x":{"$numberInt":"3"},"b":"inside"}}}') as Record<string, unknown>;
   assert.equal(kindOf(doc.a), 'document');
   assert.equal(compilePath('a.b')(doc), 'inside');

@@ -9,7 +9,7 @@ import { cellComparer, latestOrder, replacesKept, SUPERSEDED, type DedupeMapping
 import { arrayLists, DUPLICATE_IN_ARRAY, forEachItem, itemValues, lacksItemId, NotAnArray, Origin, type ExplodeMapping } from '../../mapping/explode.ts';
 import { tableMapping, type TableMapping } from '../../mapping/index.ts';
 import { rowValues, type UpsertMapping } from '../../mapping/upsert.ts';
-import type { RawDocument } from '../../transform/ejson-value.ts';
+import type { RawDocument } from '../../mapping/ejson-value.ts';
 
 const PIPELINE = `
 tables:

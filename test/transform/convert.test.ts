@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { timestampCell } from '../../staging/csv.ts';
 import type { SqlType } from '../../model/types.ts';
-import { columnConverter, Rejection, timestampText, typeConverter, type NulTally } from '../../transform/convert.ts';
+import { columnConverter, Rejection, timestampText, typeConverter, type NulTally } from '../../mapping/convert.ts';
 
 const oid = (hex: string) => ({ $oid: hex });
 const date = (iso: string) => ({ $date: { $numberLong: String(Date.parse(iso)) } });
@@ -225,7 +225,7 @@ describe('JSONB', () => {
 
 describe('dayFormatter against Intl, instant by instant', () => {
   test('random instants 1890–2060 in zones with odd offsets and transitions', async () => {
-    const { dayFormatter } = await import('../../transform/zoned-day.ts');
+    const { dayFormatter } = await import('../../mapping/zoned-day.ts');
     for (const zone of ['Europe/Paris', 'America/St_Johns', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'Pacific/Apia']) {
       const days = dayFormatter(zone);
       const reference = new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' });
