@@ -3,9 +3,9 @@
 // served again by the next bench run without loading it again.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { ferretDbArgs, ferretDbBinary, ping } from '../test/harness/ferretdb.ts';
-import { freePort } from '../test/harness/free-port.ts';
-import { stopChild } from '../test/harness/stop-child.ts';
+import { ferretDbArgs, ferretDbBinary, ping } from '../dev/servers/ferretdb.ts';
+import { freePort } from '../dev/servers/free-port.ts';
+import { stopChild } from '../dev/servers/stop-child.ts';
 
 export interface BenchMongoServer {
   /** Connection string without a database (may hold credentials when external: never print it). */

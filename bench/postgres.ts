@@ -5,7 +5,7 @@ import pg from 'pg';
 import type { PipelineModel } from '../model/types.ts';
 import { applySchema } from '../schema/apply.ts';
 import { ident } from '../schema/sql.ts';
-import { startPostgres, type PgServer } from '../test/harness/postgres.ts';
+import { startPostgres, type PgServer } from '../dev/servers/postgres.ts';
 
 export type { PgServer };
 

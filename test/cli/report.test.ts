@@ -9,7 +9,7 @@ import { after, beforeEach, describe, test } from 'node:test';
 import pg from 'pg';
 import * as tar from 'tar';
 import { useServers } from '../harness/index.ts';
-import { CHROMIUM, ensureSystem } from '../harness/system-packages.ts';
+import { CHROMIUM, ensureSystem } from '../../dev/servers/system-packages.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 import { ObjectId } from 'bson';
 import { newProject, sampleCollections, writeDump } from '../audit/staged-run.ts';

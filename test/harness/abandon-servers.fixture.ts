@@ -1,8 +1,8 @@
 // Run by smoke.test.ts as a separate process: starts both servers, prints where they are, then dies
 // without stopping them, so the test can check that the exit hook (children.ts) cleaned up.
 //   node --import tsx test/harness/abandon-servers.fixture.ts exit|throw|sigterm
-import { startFerretDb } from './ferretdb.ts';
-import { startPostgres } from './postgres.ts';
+import { startFerretDb } from '../../dev/servers/ferretdb.ts';
+import { startPostgres } from '../../dev/servers/postgres.ts';
 
 const how = process.argv[2] ?? 'exit';
 const [pg, mongo] = await Promise.all([startPostgres(), startFerretDb()]);

@@ -14,12 +14,12 @@
 // useServers({ postgres: { binaries: 'system' } }) (or TEST_PG_BINARIES=system) runs Debian's
 // PostgreSQL instead of the embedded 17, for tests whose pg_dump/pg_restore must match the server.
 import { after, afterEach, before } from 'node:test';
-import { startFerretDb, type MongoServer } from './ferretdb.ts';
-import { startPostgres, type PgServer, type StartPostgresOptions } from './postgres.ts';
+import { startFerretDb, type MongoServer } from '../../dev/servers/ferretdb.ts';
+import { startPostgres, type PgServer, type StartPostgresOptions } from '../../dev/servers/postgres.ts';
 
-export { databaseNameFor } from './names.ts';
-export { FERRETDB_VERSION, ferretDbBinary, startFerretDb, withDatabase as mongoUrlWithDatabase, type MongoServer } from './ferretdb.ts';
-export { startPostgres, type PgBinaries, type PgServer, type StartPostgresOptions, type StopOptions } from './postgres.ts';
+export { databaseNameFor } from '../../dev/servers/names.ts';
+export { FERRETDB_VERSION, ferretDbBinary, startFerretDb, withDatabase as mongoUrlWithDatabase, type MongoServer } from '../../dev/servers/ferretdb.ts';
+export { startPostgres, type PgBinaries, type PgServer, type StartPostgresOptions, type StopOptions } from '../../dev/servers/postgres.ts';
 
 export interface ServerChoice {
   /** Start PostgreSQL (default true); options pick the binaries, e.g. { binaries: 'system' }. */

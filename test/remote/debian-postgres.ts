@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { trackChild } from '../harness/children.ts';
-import { freePort } from '../harness/free-port.ts';
-import { stopChild } from '../harness/stop-child.ts';
-import { DEBIAN_POSTGRES, ensureSystem } from '../harness/system-packages.ts';
+import { trackChild } from '../../dev/servers/children.ts';
+import { freePort } from '../../dev/servers/free-port.ts';
+import { stopChild } from '../../dev/servers/stop-child.ts';
+import { DEBIAN_POSTGRES, ensureSystem } from '../../dev/servers/system-packages.ts';
 
 const run = promisify(execFile);
 

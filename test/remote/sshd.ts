@@ -9,10 +9,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { trackChild } from '../harness/children.ts';
-import { freePort } from '../harness/free-port.ts';
-import { stopChild } from '../harness/stop-child.ts';
-import { ensureSystem, SSHD as SSHD_PACKAGES } from '../harness/system-packages.ts';
+import { trackChild } from '../../dev/servers/children.ts';
+import { freePort } from '../../dev/servers/free-port.ts';
+import { stopChild } from '../../dev/servers/stop-child.ts';
+import { ensureSystem, SSHD as SSHD_PACKAGES } from '../../dev/servers/system-packages.ts';
 
 const run = promisify(execFile);
 const SSHD = '/usr/sbin/sshd';

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ensures the FerretDB binary the tests run exists and prints its path (the only line on stdout).
 #
-#   test/harness/build-ferretdb.sh [output-path]
+#   dev/servers/build-ferretdb.sh [output-path]
 #
 # Output path: $1, else $FERRETDB_BIN, else <repo>/node_modules/.cache/ferretdb/ferretdb-v1.24.2.
 # Idempotent: an existing executable is reused as is. Needs network access to the Go module proxy.

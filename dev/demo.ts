@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_STAGING } from '../connect/config.ts';
 import { readManifest } from '../staging/manifest.ts';
 import { resolveRun } from '../staging/run-folder.ts';
-import { startThrowawayPostgres } from './throwaway-postgres.ts';
+import { startThrowawayPostgres } from './servers/throwaway-postgres.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const etlBin = path.join(root, 'bin', 'etl.js');
