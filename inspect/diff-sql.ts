@@ -9,7 +9,7 @@
 import type { ColumnModel, PipelineModel, SqlType, TableModel } from '../model/types.ts';
 import { latestOrder } from '../mapping/dedupe.ts';
 import type { LiveTable } from '../schema/catalog.ts';
-import { ident, type SqlIdent } from '../schema/sql.ts';
+import { compiled, ident, type CompiledQuery, type SqlIdent } from '../schema/sql.ts';
 
 export const EXPECTED = ident('etl_diff_expected');
 export const ROWS = ident('etl_diff_rows');
@@ -118,7 +118,7 @@ export class TableDiffSql {
     return this.keyIndexes.map((i) => this.columns[i]!.name);
   }
 
-  createExpected(): string {
+  createExpected(): CompiledQuery {
     const cols = [
       `${ident('_ord')} BIGINT`,
       `${ident('_status')} TEXT`,
@@ -127,7 +127,7 @@ export class TableDiffSql {
       `${ident('_reason')} TEXT`,
       ...this.columns.map((_, i) => `${cell(i)} TEXT`),
     ];
-    return `CREATE TEMP TABLE ${EXPECTED} (${cols.join(', ')})`;
+    return compiled(`CREATE TEMP TABLE ${EXPECTED} (${cols.join(', ')})`);
   }
 
   copyExpected(): string {
@@ -160,7 +160,7 @@ export class TableDiffSql {
    * One row per key, as the load would leave it: explode keeps the first item of a repeated key (in
    * document order); dedupe keeps the latest document (greatest latest_by, then greatest _id).
    */
-  createRows(): string {
+  createRows(): CompiledQuery {
     let tieBreak = `e.${ident('_ord')}`;
     const dedupe = this.table.dedupe;
     if (dedupe) {
@@ -171,15 +171,15 @@ export class TableDiffSql {
       tieBreak = `${latest} DESC NULLS LAST, e.${ident('_src')} COLLATE "C" DESC`;
     }
     const cells = this.columns.map((_, i) => `e.${cell(i)}`).join(', ');
-    return (
+    return compiled(
       `CREATE TEMP TABLE ${ROWS} AS SELECT DISTINCT ON (${this.keyList()}) ${this.keyTexts('e')}, e.${ident('_src')}, ${cells} ` +
-      `FROM ${EXPECTED} e WHERE e.${ident('_status')} = 'row' ORDER BY ${this.keyList()}, ${tieBreak}`
+      `FROM ${EXPECTED} e WHERE e.${ident('_status')} = 'row' ORDER BY ${this.keyList()}, ${tieBreak}`,
     );
   }
 
   /** Keys of every document that exists, loadable or not: a live row with one of them is not "extra". */
-  createKnown(): string {
-    return `CREATE TEMP TABLE ${KNOWN} AS SELECT DISTINCT ${this.keyTexts('e')} FROM ${EXPECTED} e WHERE ${this.keysNotNull('e')}`;
+  createKnown(): CompiledQuery {
+    return compiled(`CREATE TEMP TABLE ${KNOWN} AS SELECT DISTINCT ${this.keyTexts('e')} FROM ${EXPECTED} e WHERE ${this.keysNotNull('e')}`);
   }
 
   /**
@@ -187,32 +187,32 @@ export class TableDiffSql {
    * reference (on_missing: reject) points at a row PostgreSQL does not have — a load would refuse
    * that row too — or NULL for a row that is simply missing.
    */
-  createMissing(): string {
+  createMissing(): CompiledQuery {
     const absent = this.foreign
       .filter((f) => f.policy === 'reject')
       .map((f) => `WHEN r.${cell(f.index)} IS NOT NULL AND NOT ${f.exists('r')} THEN ${f.index}`);
     const absentExpr = absent.length ? `CASE ${absent.join(' ')} END` : 'NULL::int';
-    return (
+    return compiled(
       `CREATE TEMP TABLE ${MISSING} AS SELECT ${this.keyList('m')}, r.${ident('_src')} AS src, ${absentExpr} AS absent ` +
       `FROM (SELECT ${this.keyList()} FROM ${ROWS} EXCEPT SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a) m ` +
-      `LEFT JOIN ${ROWS} r ON ${this.keyIndexes.map((_, n) => `r.${keyCol(n)} = m.${keyCol(n)}`).join(' AND ')}`
+      `LEFT JOIN ${ROWS} r ON ${this.keyIndexes.map((_, n) => `r.${keyCol(n)} = m.${keyCol(n)}`).join(' AND ')}`,
     );
   }
 
   /** Missing rows: plain ones (`refused` false) or those a load would refuse (true). */
-  missingCount(refused: boolean): string {
-    return `SELECT count(*)::bigint AS n FROM ${MISSING} WHERE absent IS ${refused ? 'NOT ' : ''}NULL`;
+  missingCount(refused: boolean): CompiledQuery {
+    return compiled(`SELECT count(*)::bigint AS n FROM ${MISSING} WHERE absent IS ${refused ? 'NOT ' : ''}NULL`);
   }
 
-  missingSample(refused: boolean): string {
-    return `SELECT ${this.keyList()}, src, absent FROM ${MISSING} WHERE absent IS ${refused ? 'NOT ' : ''}NULL ORDER BY ${this.orderByKeys()} LIMIT $1`;
+  missingSample(refused: boolean, limit: number): CompiledQuery {
+    return compiled(`SELECT ${this.keyList()}, src, absent FROM ${MISSING} WHERE absent IS ${refused ? 'NOT ' : ''}NULL ORDER BY ${this.orderByKeys()} LIMIT $1`, [limit]);
   }
 
-  refusedByColumn(): string {
-    return `SELECT absent AS i, count(*)::bigint AS n FROM ${MISSING} WHERE absent IS NOT NULL GROUP BY 1 ORDER BY 1`;
+  refusedByColumn(): CompiledQuery {
+    return compiled(`SELECT absent AS i, count(*)::bigint AS n FROM ${MISSING} WHERE absent IS NOT NULL GROUP BY 1 ORDER BY 1`);
   }
 
-  createExtra(): string {
+  createExtra(): CompiledQuery {
     let sql =
       `CREATE TEMP TABLE ${EXTRA} AS SELECT * FROM (SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a ` +
       `EXCEPT SELECT ${this.keyList()} FROM ${KNOWN}) x`;
@@ -225,22 +225,22 @@ export class TableDiffSql {
         ` WHERE NOT EXISTS (SELECT 1 FROM ${EXPECTED} d WHERE d.${ident('_status')} = 'rejected_document' ` +
         `AND ${canonical('d', pi, this.columns[pi]!.sqlType)} = x.${keyCol(n)})`;
     }
-    return sql;
+    return compiled(sql);
   }
 
-  count(table: SqlIdent): string {
-    return `SELECT count(*)::bigint AS n FROM ${table}`;
+  count(table: SqlIdent): CompiledQuery {
+    return compiled(`SELECT count(*)::bigint AS n FROM ${table}`);
   }
 
-  liveCount(): string {
-    return `SELECT count(*)::bigint AS n FROM ${this.target}`;
+  liveCount(): CompiledQuery {
+    return compiled(`SELECT count(*)::bigint AS n FROM ${this.target}`);
   }
 
   /** Records of the expected table by status, and the documents behind the threshold ones. */
-  statusCounts(): string {
-    return (
+  statusCounts(): CompiledQuery {
+    return compiled(
       `SELECT ${ident('_status')} AS status, count(*)::bigint AS n, count(DISTINCT ${ident('_src')})::bigint AS documents ` +
-      `FROM ${EXPECTED} GROUP BY 1`
+      `FROM ${EXPECTED} GROUP BY 1`,
     );
   }
 
@@ -249,34 +249,35 @@ export class TableDiffSql {
   }
 
   /** The first expected keys, when there is no table to compare with. */
-  rowsSample(): string {
-    return `SELECT ${this.keyList()}, ${ident('_src')} AS src FROM ${ROWS} ORDER BY ${this.orderByKeys()} LIMIT $1`;
+  rowsSample(limit: number): CompiledQuery {
+    return compiled(`SELECT ${this.keyList()}, ${ident('_src')} AS src FROM ${ROWS} ORDER BY ${this.orderByKeys()} LIMIT $1`, [limit]);
   }
 
-  extraSample(): string {
-    return `SELECT ${this.keyList()} FROM ${EXTRA} ORDER BY ${this.orderByKeys()} LIMIT $1`;
+  extraSample(limit: number): CompiledQuery {
+    return compiled(`SELECT ${this.keyList()} FROM ${EXTRA} ORDER BY ${this.orderByKeys()} LIMIT $1`, [limit]);
   }
 
-  rejectedByReason(): string {
-    return (
+  rejectedByReason(): CompiledQuery {
+    return compiled(
       `SELECT ${ident('_reason')} AS reason, count(*)::bigint AS n FROM ${EXPECTED} ` +
-      `WHERE ${ident('_status')} IN ('rejected', 'rejected_document') GROUP BY 1 ORDER BY 1`
+      `WHERE ${ident('_status')} IN ('rejected', 'rejected_document') GROUP BY 1 ORDER BY 1`,
     );
   }
 
-  rejectedSample(): string {
-    return (
+  rejectedSample(limit: number): CompiledQuery {
+    return compiled(
       `SELECT ${ident('_src')} AS src, ${ident('_col')} AS col, ${ident('_reason')} AS reason FROM ${EXPECTED} ` +
-      `WHERE ${ident('_status')} IN ('rejected', 'rejected_document') ORDER BY ${ident('_ord')} LIMIT $1`
+      `WHERE ${ident('_status')} IN ('rejected', 'rejected_document') ORDER BY ${ident('_ord')} LIMIT $1`,
+      [limit],
     );
   }
 
   /** Rejected records whose key PostgreSQL holds: a row from an older, loadable version of the document. */
-  rejectedInPostgres(): string {
-    return (
+  rejectedInPostgres(): CompiledQuery {
+    return compiled(
       `SELECT count(*)::bigint AS n FROM (SELECT ${this.keyTexts('e')} FROM ${EXPECTED} e ` +
       `WHERE e.${ident('_status')} = 'rejected' AND ${this.keysNotNull('e')} ` +
-      `INTERSECT SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a) x`
+      `INTERSECT SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a) x`,
     );
   }
 
@@ -284,7 +285,7 @@ export class TableDiffSql {
    * --deep: rows on both sides whose compared columns differ, with the differing column indexes.
    * A set_null reference whose row is absent is compared as the NULL the load would write.
    */
-  createChanged(): string {
+  createChanged(): CompiledQuery {
     const checks = this.compared.map((i) => {
       const c = this.columns[i]!;
       let expected = canonical('e', i, c.sqlType);
@@ -294,18 +295,18 @@ export class TableDiffSql {
     });
     const array = checks.length ? `array_remove(ARRAY[${checks.join(', ')}]::int[], NULL)` : `ARRAY[]::int[]`;
     const join = this.keyIndexes.map((ci, n) => `a.${ident(this.columns[ci]!.name)}::text = e.${keyCol(n)}`).join(' AND ');
-    return (
+    return compiled(
       `CREATE TEMP TABLE ${CHANGED} AS SELECT * FROM (SELECT ${this.keyList('e')}, e.${ident('_src')} AS src, ${array} AS cols ` +
-      `FROM ${ROWS} e JOIN ${this.target} a ON ${join}) x WHERE cardinality(x.cols) > 0`
+      `FROM ${ROWS} e JOIN ${this.target} a ON ${join}) x WHERE cardinality(x.cols) > 0`,
     );
   }
 
-  changedByColumn(): string {
-    return `SELECT i, count(*)::bigint AS n FROM ${CHANGED}, unnest(cols) AS i GROUP BY i ORDER BY i`;
+  changedByColumn(): CompiledQuery {
+    return compiled(`SELECT i, count(*)::bigint AS n FROM ${CHANGED}, unnest(cols) AS i GROUP BY i ORDER BY i`);
   }
 
-  changedSample(): string {
-    return `SELECT ${this.keyList()}, src, cols FROM ${CHANGED} ORDER BY ${this.orderByKeys()} LIMIT $1`;
+  changedSample(limit: number): CompiledQuery {
+    return compiled(`SELECT ${this.keyList()}, src, cols FROM ${CHANGED} ORDER BY ${this.orderByKeys()} LIMIT $1`, [limit]);
   }
 
   /** Row of a sample query → key object. */

@@ -39,6 +39,7 @@ import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
 import { tableMapper, type SkipCounts, type TableMapper } from './expected-rows.ts';
 import { CHANGED, EXPECTED, EXTRA, keyOf, MISSING, ROWS, TableDiffSql } from './diff-sql.ts';
+import { compiled, ROLLBACK, runSql, type CompiledQuery } from '../schema/sql.ts';
 
 export interface DiffOptions {
   readonly model: PipelineModel;
@@ -214,11 +215,10 @@ async function diffTable(
   const run = new DiffQueries(client, q, sampleSize);
   const mapper = tableMapper(table, options.model);
 
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  await runSql(client, BEGIN_SNAPSHOT);
   try {
-    // The text forms compared and shown: ISO dates whatever the server's defaults.
-    await client.query(`SET LOCAL DateStyle = 'ISO, YMD'`);
-    await client.query(q.createExpected());
+    await runSql(client, ISO_DATES);
+    await runSql(client, q.createExpected());
     const { documents, skipped } = await streamExpected(client, mongo, mapper, q, options, secrets);
     options.onProgress?.({ kind: 'comparing', table: table.name });
     const expected = await expectedFigures(run, mapper, skipped);
@@ -248,7 +248,7 @@ async function diffTable(
     });
   } finally {
     // The temporary tables go with the transaction; nothing else was written.
-    await client.query('ROLLBACK').catch(() => undefined);
+    await runSql(client, ROLLBACK).catch(() => undefined);
   }
 }
 
@@ -263,6 +263,10 @@ function comparabilityProblem(table: TableModel, live: LiveTable | null): TableD
   };
 }
 
+/** One snapshot for the whole comparison of a table; the text forms compared and shown use ISO dates whatever the server's defaults. */
+const BEGIN_SNAPSHOT = compiled('BEGIN ISOLATION LEVEL REPEATABLE READ');
+const ISO_DATES = compiled(`SET LOCAL DateStyle = 'ISO, YMD'`);
+
 /** The queries of one table's comparison: counts, and samples of at most sampleSize rows. */
 class DiffQueries {
   constructor(
@@ -271,27 +275,27 @@ class DiffQueries {
     private readonly sampleSize: number,
   ) {}
 
-  async exec(sql: string): Promise<void> {
-    await this.client.query(sql);
+  async exec(sql: CompiledQuery): Promise<void> {
+    await runSql(this.client, sql);
   }
 
-  async rows<T extends object>(sql: string): Promise<T[]> {
-    return (await this.client.query<T>(sql)).rows;
+  async rows<T extends object>(sql: CompiledQuery): Promise<T[]> {
+    return (await runSql<T>(this.client, sql)).rows;
   }
 
-  async count(sql: string): Promise<number> {
-    return Number((await this.client.query<{ n: string }>(sql)).rows[0]?.n ?? 0);
+  async count(sql: CompiledQuery): Promise<number> {
+    return Number((await runSql<{ n: string }>(this.client, sql)).rows[0]?.n ?? 0);
   }
 
-  /** The sample, when one is asked for and there is something to show. */
-  async sample<T>(sql: string, count: number, map: (row: Record<string, unknown>) => T): Promise<T[]> {
+  /** The sample (its statement built for at most sampleSize rows), when one is asked for and there is something to show. */
+  async sample<T>(sql: (limit: number) => CompiledQuery, count: number, map: (row: Record<string, unknown>) => T): Promise<T[]> {
     if (!this.sampleSize || !count) return [];
-    return (await this.client.query<Record<string, unknown>>(sql, [this.sampleSize])).rows.map(map);
+    return (await runSql<Record<string, unknown>>(this.client, sql(this.sampleSize))).rows.map(map);
   }
 
   /** `{ i, n }` rows (a staged column's index, a count) → column name → count. */
-  async byColumn(sql: string): Promise<Record<string, number>> {
-    return Object.fromEntries((await this.client.query<{ i: number; n: string }>(sql)).rows.map((r) => [this.q.columns[r.i]!.name, Number(r.n)]));
+  async byColumn(sql: CompiledQuery): Promise<Record<string, number>> {
+    return Object.fromEntries((await runSql<{ i: number; n: string }>(this.client, sql)).rows.map((r) => [this.q.columns[r.i]!.name, Number(r.n)]));
   }
 
   keyed(r: Record<string, unknown>): { key: KeyValues; sourceId: string | null } {
@@ -310,8 +314,8 @@ interface ExpectedFigures {
 async function expectedFigures(run: DiffQueries, mapper: TableMapper, skipped: SkipCounts): Promise<ExpectedFigures> {
   const { q } = run;
   await run.exec(q.createRows());
-  await run.exec(`ANALYZE ${EXPECTED}`);
-  await run.exec(`ANALYZE ${ROWS}`);
+  await run.exec(compiled(`ANALYZE ${EXPECTED}`));
+  await run.exec(compiled(`ANALYZE ${ROWS}`));
   const statuses = await run.rows<{ status: string; n: string; documents: string }>(q.statusCounts());
   const byStatus = new Map(statuses.map((r) => [r.status, { n: Number(r.n), documents: Number(r.documents) }]));
   const rows = await run.count(q.count(ROWS));
@@ -322,7 +326,7 @@ async function expectedFigures(run: DiffQueries, mapper: TableMapper, skipped: S
   if (outside > 0) skippedAll.before_date_threshold = outside;
   const count = (byStatus.get('rejected')?.n ?? 0) + (byStatus.get('rejected_document')?.n ?? 0);
   const byReason = Object.fromEntries((await run.rows<{ reason: string; n: string }>(q.rejectedByReason())).map((r) => [r.reason, Number(r.n)]));
-  const sample = await run.sample(q.rejectedSample(), count, (r) => ({ sourceId: r.src as string, column: r.col as string | null, reason: r.reason as string | null }));
+  const sample = await run.sample((n) => q.rejectedSample(n), count, (r) => ({ sourceId: r.src as string, column: r.col as string | null, reason: r.reason as string | null }));
   return { rows, skipped: skippedAll, rejected: { count, byReason, sample } };
 }
 
@@ -342,19 +346,19 @@ async function compareWithLive(run: DiffQueries, rejectedCount: number, deep: bo
   await run.exec(q.createKnown());
   await run.exec(q.createMissing());
   await run.exec(q.createExtra());
-  await run.exec(`ANALYZE ${MISSING}`);
+  await run.exec(compiled(`ANALYZE ${MISSING}`));
   const missingCount = await run.count(q.missingCount(false));
-  const missing = { count: missingCount, sample: await run.sample(q.missingSample(false), missingCount, (r) => run.keyed(r)) };
+  const missing = { count: missingCount, sample: await run.sample((n) => q.missingSample(false, n), missingCount, (r) => run.keyed(r)) };
   const refusedCount = await run.count(q.missingCount(true));
   const refused: TableDiff['refused'] = refusedCount
     ? {
         count: refusedCount,
         byColumn: await run.byColumn(q.refusedByColumn()),
-        sample: await run.sample(q.missingSample(true), refusedCount, (r) => ({ ...run.keyed(r), column: q.columns[Number(r.absent)]!.name })),
+        sample: await run.sample((n) => q.missingSample(true, n), refusedCount, (r) => ({ ...run.keyed(r), column: q.columns[Number(r.absent)]!.name })),
       }
     : { count: 0, byColumn: {}, sample: [] };
   const extraCount = await run.count(q.count(EXTRA));
-  const extra = { count: extraCount, sample: await run.sample(q.extraSample(), extraCount, (r) => ({ key: q.keyOf(r) })) };
+  const extra = { count: extraCount, sample: await run.sample((n) => q.extraSample(n), extraCount, (r) => ({ key: q.keyOf(r) })) };
   const rejectedInPostgres = rejectedCount ? await run.count(q.rejectedInPostgres()) : 0;
   const different = deep ? await differentRows(run) : null;
   return { postgresRows, missing, refused, extra, different, rejectedInPostgres };
@@ -366,7 +370,7 @@ async function differentRows(run: DiffQueries): Promise<NonNullable<TableDiff['d
   await run.exec(q.createChanged());
   const count = await run.count(q.count(CHANGED));
   const byColumn = await run.byColumn(q.changedByColumn());
-  const sample = await run.sample(q.changedSample(), count, (r) => ({
+  const sample = await run.sample((n) => q.changedSample(n), count, (r) => ({
     key: q.keyOf(r),
     sourceId: r.src as string,
     columns: (r.cols as number[]).map((i) => q.columns[i]!.name),
@@ -377,7 +381,7 @@ async function differentRows(run: DiffQueries): Promise<NonNullable<TableDiff['d
 /** Nothing to compare with: every expected row is missing. */
 async function nothingToCompare(run: DiffQueries, tableExists: boolean, rows: number): Promise<LiveFigures> {
   const postgresRows = tableExists ? await run.count(run.q.liveCount()) : null;
-  const missing = { count: rows, sample: await run.sample(run.q.rowsSample(), rows, (r) => run.keyed(r)) };
+  const missing = { count: rows, sample: await run.sample((n) => run.q.rowsSample(n), rows, (r) => run.keyed(r)) };
   return { postgresRows, missing, refused: { count: 0, byColumn: {}, sample: [] }, extra: { count: 0, sample: [] }, different: null, rejectedInPostgres: 0 };
 }
 

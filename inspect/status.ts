@@ -10,10 +10,8 @@ import { connectPostgres } from '../connect/postgres.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import { collectionFrom, planTableRead, type MappingState, type TablePlan, type WatermarkReason } from '../model/read-plan.ts';
-import { existingTables } from '../schema/catalog.ts';
 import { checkDrift, type DriftFinding } from '../schema/drift.ts';
-import { ident, type SqlIdent } from '../schema/sql.ts';
-import { PENDING_TABLE, RUNS_TABLE, WATERMARKS_TABLE } from '../schema/state-tables.ts';
+import { readAppliedRuns, readLastRuns, readPendingCounts, readWatermarkRows, type LastRunRow, type WatermarkRow } from '../schema/state-reads.ts';
 import { readManifest, type Manifest, type StageStatus } from '../staging/manifest.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
 
@@ -100,27 +98,19 @@ export interface StatusReport {
   readonly drift: { readonly clean: boolean; readonly findings: readonly DriftFinding[] };
 }
 
-interface RunRow {
-  run_id: string;
-  table_name: string;
-  loaded_at: Date;
-  pipeline_sha256: string;
-  summary: Record<string, unknown>;
-  applied: string;
-}
-
 export async function runStatus(options: StatusOptions): Promise<StatusReport> {
   const { model } = options;
   options.signal?.throwIfAborted();
   const client = await connectPostgres(options.postgres, options.secrets ?? []);
   try {
-    const present = await existingTables(client, [WATERMARKS_TABLE, RUNS_TABLE, PENDING_TABLE]);
-    const stateTables = present.has(WATERMARKS_TABLE) && present.has(RUNS_TABLE);
-    const watermarks = present.has(WATERMARKS_TABLE) ? await readWatermarks(client) : new Map<string, StoredWatermark>();
-    const last = present.has(RUNS_TABLE) ? await readLastRuns(client) : new Map<string, RunRow>();
+    const watermarkRows = await readWatermarkRows(client, null);
+    const lastRuns = await readLastRuns(client, null);
+    const stateTables = watermarkRows !== null && lastRuns !== null;
+    const watermarks = new Map((watermarkRows ?? []).map((w) => [w.table, w]));
+    const last = lastRuns ?? new Map<string, LastRunRow>();
     const next = nextReads(model, watermarks, last);
-    const applied = present.has(RUNS_TABLE) ? await readAppliedRuns(client) : new Map<string, Set<string>>();
-    const pending = present.has(PENDING_TABLE) ? await readPending(client) : new Map<string, TableStatus['pending']>();
+    const applied = (await readAppliedRuns(client)) ?? new Map<string, Set<string>>();
+    const pending = (await readPendingCounts(client)) ?? new Map<string, TableStatus['pending']>();
 
     const tables: TableStatus[] = model.loadOrder.map((name) => {
       const row = last.get(name);
@@ -131,14 +121,14 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
         watermark: watermarkOf(watermarks.get(name)),
         lastRun: row
           ? {
-              runId: row.run_id,
-              loadedAt: row.loaded_at.toISOString(),
-              pipelineSha256: row.pipeline_sha256,
-              pipelineChanged: row.pipeline_sha256 !== model.sha256,
+              runId: row.runId,
+              loadedAt: row.loadedAt.toISOString(),
+              pipelineSha256: row.pipelineSha256,
+              pipelineChanged: row.pipelineSha256 !== model.sha256,
               figures: row.summary,
             }
           : null,
-        runsApplied: row ? Number(row.applied) : 0,
+        runsApplied: row ? row.applied : 0,
         ...next.get(name)!,
         pending: pending.get(name) ?? { rows: 0, nulls: 0, since: null },
       };
@@ -174,27 +164,10 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
   }
 }
 
-interface StoredWatermark {
-  readonly at: string;
-  readonly runId: string;
-  readonly updatedAt: string;
-  readonly fingerprint: string | null;
-}
-
-const watermarkOf = (w: StoredWatermark | undefined) => (w ? { at: w.at, runId: w.runId, updatedAt: w.updatedAt } : null);
-
-async function readWatermarks(client: pg.Client): Promise<Map<string, StoredWatermark>> {
-  // A database `etl schema` has not migrated yet has no fingerprint column: every watermark then has none.
-  const columns = await client.query<{ attname: string }>(`SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND NOT attisdropped`, [ident(WATERMARKS_TABLE)]);
-  const fingerprint = columns.rows.some((c) => c.attname === 'fingerprint') ? ident('fingerprint') : 'NULL';
-  const r = await client.query<{ table_name: string; watermark: Date; run_id: string; updated_at: Date; fingerprint: string | null }>(
-    `SELECT ${ident('table_name')}, ${ident('watermark')}, ${ident('run_id')}, ${ident('updated_at')}, ${fingerprint} AS fingerprint FROM ${ident(WATERMARKS_TABLE)}`,
-  );
-  return new Map(r.rows.map((w) => [w.table_name, { at: w.watermark.toISOString(), runId: w.run_id, updatedAt: w.updated_at.toISOString(), fingerprint: w.fingerprint }]));
-}
+const watermarkOf = (w: WatermarkRow | undefined) => (w ? { at: w.watermark.toISOString(), runId: w.runId, updatedAt: w.updatedAt.toISOString() } : null);
 
 /** Per table: its mapping state and what the next plain run reads (the plan extract makes). */
-function nextReads(model: PipelineModel, stored: ReadonlyMap<string, StoredWatermark>, last: ReadonlyMap<string, RunRow>): Map<string, { mapping: MappingState; next: NextRead }> {
+function nextReads(model: PipelineModel, stored: ReadonlyMap<string, WatermarkRow>, last: ReadonlyMap<string, LastRunRow>): Map<string, { mapping: MappingState; next: NextRead }> {
   const plans = new Map<string, TablePlan>();
   for (const name of model.loadOrder) {
     const table = model.tables.get(name)!;
@@ -205,7 +178,7 @@ function nextReads(model: PipelineModel, stored: ReadonlyMap<string, StoredWater
         full: false,
         since: null,
         globalThreshold: model.settings.dateThreshold,
-        stored: w ? { watermark: new Date(w.at), fingerprint: w.fingerprint, lastPipelineSha256: last.get(name)?.pipeline_sha256 ?? null } : null,
+        stored: w ? { watermark: w.watermark, fingerprint: w.fingerprint, lastPipelineSha256: last.get(name)?.pipelineSha256 ?? null } : null,
         fingerprint: tableFingerprint(table, model.settings),
         pipelineSha256: model.sha256,
         checkMapping: true,
@@ -220,39 +193,6 @@ function nextReads(model: PipelineModel, stored: ReadonlyMap<string, StoredWater
       const fullBecauseOf = from === null && p.from !== null ? tablePlans.filter((o) => o.from === null).map((o) => o.table) : [];
       out.set(p.table, { mapping: p.mapping, next: { from: from?.toISOString() ?? null, reason: p.reason, fullBecauseOf } });
     }
-  }
-  return out;
-}
-
-/** Per table, the run applied last (latest loaded_at, then greatest run id), and how many were applied. */
-async function readLastRuns(client: pg.Client): Promise<Map<string, RunRow>> {
-  const [runs, runId, table, loadedAt, sha, summary] = [RUNS_TABLE, 'run_id', 'table_name', 'loaded_at', 'pipeline_sha256', 'summary'].map(ident) as [SqlIdent, SqlIdent, SqlIdent, SqlIdent, SqlIdent, SqlIdent];
-  const r = await client.query<RunRow>(
-    `SELECT DISTINCT ON (${table}) ${runId}, ${table}, ${loadedAt}, ${sha}, ${summary}, ` +
-      `count(*) OVER (PARTITION BY ${table}) AS applied ` +
-      `FROM ${runs} ORDER BY ${table}, ${loadedAt} DESC, ${runId} DESC`,
-  );
-  return new Map(r.rows.map((row) => [row.table_name, row]));
-}
-
-/** Per table: rows held back and NULLed references waiting in etl_pending, and the oldest entry's time. */
-async function readPending(client: pg.Client): Promise<Map<string, TableStatus['pending']>> {
-  const [pending, table, kind, since] = [PENDING_TABLE, 'table_name', 'kind', 'since'].map(ident) as [SqlIdent, SqlIdent, SqlIdent, SqlIdent];
-  const r = await client.query<{ table_name: string; rows: string; nulls: string; since: Date | null }>(
-    `SELECT ${table}, count(*) FILTER (WHERE ${kind} = 'row')::bigint AS rows, count(*) FILTER (WHERE ${kind} = 'null')::bigint AS nulls, min(${since}) AS since ` +
-      `FROM ${pending} GROUP BY ${table}`,
-  );
-  return new Map(r.rows.map((x) => [x.table_name, { rows: Number(x.rows), nulls: Number(x.nulls), since: x.since?.toISOString() ?? null }]));
-}
-
-/** run id → tables loaded from it. */
-async function readAppliedRuns(client: pg.Client): Promise<Map<string, Set<string>>> {
-  const r = await client.query<{ run_id: string; table_name: string }>(`SELECT ${ident('run_id')}, ${ident('table_name')} FROM ${ident(RUNS_TABLE)}`);
-  const out = new Map<string, Set<string>>();
-  for (const row of r.rows) {
-    let s = out.get(row.run_id);
-    if (!s) out.set(row.run_id, (s = new Set()));
-    s.add(row.table_name);
   }
   return out;
 }

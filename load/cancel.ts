@@ -4,6 +4,7 @@
 import pg from 'pg';
 import { pgClientConfig } from '../connect/postgres.ts';
 import type { PostgresConfig } from '../connect/config.ts';
+import { compiled, runSql } from '../schema/sql.ts';
 
 export function cancelQueriesOnAbort(client: pg.Client, config: PostgresConfig, signal: AbortSignal | undefined): () => void {
   if (!signal) return () => undefined;
@@ -14,7 +15,7 @@ export function cancelQueriesOnAbort(client: pg.Client, config: PostgresConfig, 
     canceller.on('error', () => undefined);
     void canceller
       .connect()
-      .then(() => canceller.query('SELECT pg_cancel_backend($1)', [pid]))
+      .then(() => runSql(canceller, compiled('SELECT pg_cancel_backend($1)', [pid])))
       .catch(() => undefined)
       .finally(() => canceller.end().catch(() => undefined));
   };

@@ -3,7 +3,7 @@
 // of COPY into a temp table and INSERT … SELECT (the rows are written once, not twice). The outcome
 // is the same as the ordinary path's, rejects file and etl_pending included.
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
-import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
+import { compiled, ident, savepoint, type CompiledQuery } from '../schema/sql.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { copyStaged, type StagedFile } from './stage-files.ts';
 import type { CopyFigures } from './copy-in.ts';
@@ -14,6 +14,7 @@ import { keyObject, list, type ShapeColumn, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
 /** Bytes the table occupies: 0 means no page at all, so a COPY fills pages in file order. */
+const DIRECT_SAVEPOINT = savepoint('etl_direct');
 const relationSizeSql = (s: TableShape): CompiledQuery => compiled(`SELECT pg_relation_size($1::regclass) AS size`, [s.target]);
 
 /**
@@ -98,15 +99,15 @@ async function prepareEmptyTable(session: LoadSession, shape: TableShape): Promi
 
 /** COPY straight into the table; null when the batch repeats a key (the savepoint undoes it). */
 async function copyDirect(session: LoadSession, paths: RunPaths, shape: TableShape, staged: StagedFile): Promise<CopyFigures | null> {
-  await session.client.query('SAVEPOINT etl_direct');
+  await session.run(DIRECT_SAVEPOINT.set);
   try {
     const copied = await copyStaged(session, paths, staged, `COPY ${shape.target} (${list(shape.columns)}) FROM STDIN WITH ${COPY_CSV_OPTIONS}`);
-    await session.client.query('RELEASE SAVEPOINT etl_direct');
+    await session.run(DIRECT_SAVEPOINT.release);
     return copied;
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
-    await session.client.query('ROLLBACK TO SAVEPOINT etl_direct');
-    await session.client.query('RELEASE SAVEPOINT etl_direct');
+    await session.run(DIRECT_SAVEPOINT.rollback);
+    await session.run(DIRECT_SAVEPOINT.release);
     return null;
   }
 }

@@ -37,7 +37,7 @@ function rigidForeignKeysSql(tables: readonly string[]): CompiledQuery {
 async function makeForeignKeysDeferrable(client: pg.Client, model: PipelineModel): Promise<void> {
   const rigid = await runSql(client, rigidForeignKeysSql(model.loadOrder));
   for (const row of rigid.rows as { tbl: string; name: string }[]) {
-    await client.query(`ALTER TABLE ${ident(row.tbl)} ALTER CONSTRAINT ${ident(row.name)} DEFERRABLE INITIALLY IMMEDIATE`);
+    await runSql(client, compiled(`ALTER TABLE ${ident(row.tbl)} ALTER CONSTRAINT ${ident(row.name)} DEFERRABLE INITIALLY IMMEDIATE`));
   }
 }
 

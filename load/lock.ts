@@ -5,10 +5,24 @@
 // pg_try_advisory_lock rather than blocking in pg_advisory_lock, so Ctrl-C stops the wait at once.
 import type pg from 'pg';
 import { LoadError, UsageError } from '../errors/etl-error.ts';
+import { compiled, runSql } from '../schema/sql.ts';
 
 /** 'etl_load' in ASCII, as a bigint: the advisory lock key of `etl load`. */
 export const LOAD_LOCK_KEY = '7310587252226089316';
 const POLL_MS = 200;
+
+const TRY_LOCK = compiled('SELECT pg_try_advisory_lock($1::bigint) AS ok', [LOAD_LOCK_KEY]);
+const UNLOCK = compiled('SELECT pg_advisory_unlock($1::bigint)', [LOAD_LOCK_KEY]);
+/** The session holding the lock (a bigint key is classid = high 32 bits, objid = low 32 bits, objsubid 1). */
+const LOCK_HOLDER = compiled(
+  `SELECT l.pid, a.application_name, a.usename, host(a.client_addr) AS client, a.backend_start
+     FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.classid = ($1::bigint >> 32)::oid AND l.objid = ($1::bigint & 4294967295)::oid
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    LIMIT 1`,
+  [LOAD_LOCK_KEY],
+);
 
 /** wait: until the lock is free; fail: at once; timeoutMs: at most that long, then fail. */
 export type LockPolicy = 'wait' | 'fail' | { readonly timeoutMs: number };
@@ -28,7 +42,7 @@ export async function acquireLoadLock(client: pg.Client, policy: LockPolicy, onW
   let announced = false;
   for (;;) {
     signal?.throwIfAborted();
-    const r = await client.query('SELECT pg_try_advisory_lock($1::bigint) AS ok', [LOAD_LOCK_KEY]);
+    const r = await runSql(client, TRY_LOCK);
     if ((r.rows[0] as { ok: boolean }).ok) return;
     const holder = await lockHolder(client);
     const who = describeHolder(holder);
@@ -53,20 +67,11 @@ export async function acquireLoadLock(client: pg.Client, policy: LockPolicy, onW
 }
 
 export async function releaseLoadLock(client: pg.Client): Promise<void> {
-  await client.query('SELECT pg_advisory_unlock($1::bigint)', [LOAD_LOCK_KEY]);
+  await runSql(client, UNLOCK);
 }
 
-/** The session holding the lock (a bigint key is classid = high 32 bits, objid = low 32 bits, objsubid 1). */
 async function lockHolder(client: pg.Client): Promise<LockHolder | null> {
-  const r = await client.query(
-    `SELECT l.pid, a.application_name, a.usename, host(a.client_addr) AS client, a.backend_start
-       FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-        AND l.classid = ($1::bigint >> 32)::oid AND l.objid = ($1::bigint & 4294967295)::oid
-        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      LIMIT 1`,
-    [LOAD_LOCK_KEY],
-  );
+  const r = await runSql(client, LOCK_HOLDER);
   const row = r.rows[0] as { pid: number; application_name: string | null; usename: string | null; client: string | null; backend_start: Date | null } | undefined;
   if (!row) return null;
   return { pid: Number(row.pid), applicationName: row.application_name || null, user: row.usename, client: row.client, backendStart: row.backend_start };

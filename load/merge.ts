@@ -5,6 +5,9 @@ import { addConstraintSql, dropConstraintSql, insertAllSql, insertNewLinksSql, o
 import { dropBatchDuplicatesSql } from './batch-sql.ts';
 import type { TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
+import { savepoint } from '../schema/sql.ts';
+
+const INSERT_SAVEPOINT = savepoint('etl_insert');
 
 export interface MergeFigures {
   readonly inserted: number;
@@ -62,18 +65,18 @@ export const isUniqueViolation = (error: unknown): boolean => (error as { code?:
 export async function insertIntoEmpty(session: LoadSession, shape: TableShape, rows: number, bulkRows = BULK_ROWS): Promise<{ inserted: number; duplicates: number }> {
   const fks = rows >= bulkRows ? ((await droppableForeignKeys(session, shape)) ?? []) : [];
   return withoutForeignKeys(session, shape, fks, async () => {
-    await session.client.query('SAVEPOINT etl_insert');
+    await session.run(INSERT_SAVEPOINT.set);
     let duplicates = 0;
     let inserted: number;
     try {
       inserted = await session.count(insertAllSql(shape));
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
-      await session.client.query('ROLLBACK TO SAVEPOINT etl_insert');
+      await session.run(INSERT_SAVEPOINT.rollback);
       duplicates = await session.count(dropBatchDuplicatesSql(shape));
       inserted = await session.count(insertAllSql(shape));
     }
-    await session.client.query('RELEASE SAVEPOINT etl_insert');
+    await session.run(INSERT_SAVEPOINT.release);
     return { inserted, duplicates };
   });
 }

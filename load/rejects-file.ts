@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
+import { compiled, ident, runSql, type CompiledQuery } from '../schema/sql.ts';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { RecordLines } from './csv-lines.ts';
@@ -48,12 +49,14 @@ interface RejectRow {
   row_key: Record<string, unknown> | null;
 }
 
-const CURSOR = 'etl_rejects_cursor';
-const FETCH = 2000;
+const CURSOR = ident('etl_rejects_cursor');
+const FETCH = compiled(`FETCH 2000 FROM ${CURSOR}`);
+const CLOSE = compiled(`CLOSE ${CURSOR}`);
+const declareCursor = (select: CompiledQuery): CompiledQuery => compiled(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR ${select.sql}`, select.parameters);
 
 export async function writeRejectsFile(
   client: pg.Client,
-  selectSql: string,
+  select: CompiledQuery,
   path: string,
   describe: (row: RejectRow) => RejectLine | Promise<RejectLine>,
   signal?: AbortSignal,
@@ -62,15 +65,15 @@ export async function writeRejectsFile(
   await mkdir(dirname(path), { recursive: true });
   const sink = new AtomicFileSink(path);
   async function* lines(): AsyncGenerator<string> {
-    await client.query(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR ${selectSql}`);
+    await runSql(client, declareCursor(select));
     for (;;) {
-      const batch = await client.query(`FETCH ${FETCH} FROM ${CURSOR}`);
+      const batch = await runSql(client, FETCH);
       if (batch.rows.length === 0) break;
       let text = '';
       for (const row of batch.rows) text += `${JSON.stringify(await describe(row))}\n`;
       yield text;
     }
-    await client.query(`CLOSE ${CURSOR}`);
+    await runSql(client, CLOSE);
   }
   try {
     await pipeline(Readable.from(lines()), sink, ...(signal ? [{ signal }] : []));
@@ -82,7 +85,7 @@ export async function writeRejectsFile(
 }
 
 /** Read back (through a cursor, in line order) to write the load rejects file. */
-const selectRejectsSql = (s: TableShape): string => `SELECT line, column_name, value, action, reason, documents, row_key FROM ${s.temps.rejects} ORDER BY line, column_name`;
+const selectRejectsSql = (s: TableShape): CompiledQuery => compiled(`SELECT line, column_name, value, action, reason, documents, row_key FROM ${s.temps.rejects} ORDER BY line, column_name`);
 
 /**
  * Writes load/<table>.rejects.ndjson from the rejects temp table (as .partial). `file` is the staged

@@ -5,12 +5,20 @@ import type pg from 'pg';
 import { connectPostgres } from '../connect/postgres.ts';
 import { EtlError, LoadError, StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
-import { runSql, type CompiledQuery } from '../schema/sql.ts';
+import { BEGIN, COMMIT, compiled, ROLLBACK, runSql, type CompiledQuery } from '../schema/sql.ts';
 import { cancelQueriesOnAbort } from './cancel.ts';
 import { toLoadError, type FailurePlace } from './errors.ts';
 import { ensureSchema } from './ledger.ts';
 import { acquireLoadLock, releaseLoadLock } from './lock.ts';
 import type { LoadOptions, LoadProgress } from './options.ts';
+
+// Temp tables live in per-session buffers, 8 MB by default: a batch of a million rows would go back
+// and forth to disk. Settable only before the session touches a temp table, hence at connection.
+const TEMP_BUFFERS = compiled(`SET temp_buffers = '256MB'`);
+const DEFER_FOREIGN_KEYS = compiled('SET CONSTRAINTS ALL DEFERRED');
+// Sorts and hashes of the merge work on up to millions of rows: give them memory, for this
+// transaction only.
+const MERGE_MEMORY = compiled(`SET LOCAL work_mem = '128MB'`);
 
 export class LoadSession {
   #place: FailurePlace = { table: '(setup)', step: 'preparing the load' };
@@ -36,9 +44,7 @@ export class LoadSession {
     const emit = (e: LoadProgress): void => options.onProgress?.(e);
     const session = new LoadSession(client, options.signal, emit, secrets, cancelQueriesOnAbort(client, options.postgres, options.signal));
     try {
-      // Temp tables live in per-session buffers, 8 MB by default: a batch of a million rows would go
-      // back and forth to disk. Settable only before the session touches a temp table, hence here.
-      await client.query(`SET temp_buffers = '256MB'`);
+      await runSql(client, TEMP_BUFFERS);
       await acquireLoadLock(client, options.lock ?? 'wait', (message) => emit({ kind: 'waiting', message }), options.signal);
       session.#locked = true;
     } catch (error) {
@@ -53,21 +59,19 @@ export class LoadSession {
    * later in load order, within the same transaction); the model's tables created when missing.
    */
   async begin(model: PipelineModel): Promise<void> {
-    await this.client.query('BEGIN');
+    await runSql(this.client, BEGIN);
     this.#inTransaction = true;
     this.at('(schema)', 'creating the tables of pipeline.yaml');
     await ensureSchema(this.client, model);
-    await this.client.query('SET CONSTRAINTS ALL DEFERRED');
-    // Sorts and hashes of the merge work on up to millions of rows: give them memory, for this
-    // transaction only.
-    await this.client.query(`SET LOCAL work_mem = '128MB'`);
+    await runSql(this.client, DEFER_FOREIGN_KEYS);
+    await runSql(this.client, MERGE_MEMORY);
   }
 
   /** COMMIT, or ROLLBACK for a dry run (or a run that changes nothing). */
   async end(commit: boolean): Promise<void> {
     this.at('(commit)', commit ? 'committing' : 'rolling back');
     this.signal?.throwIfAborted();
-    await this.client.query(commit ? 'COMMIT' : 'ROLLBACK');
+    await runSql(this.client, commit ? COMMIT : ROLLBACK);
     this.#inTransaction = false;
   }
 
@@ -102,7 +106,7 @@ export class LoadSession {
 
   /** Rolls back what is open, releases the lock, closes the connection. Never throws. */
   async close(): Promise<void> {
-    if (this.#inTransaction) await this.client.query('ROLLBACK').catch(() => undefined);
+    if (this.#inTransaction) await runSql(this.client, ROLLBACK).catch(() => undefined);
     this.#inTransaction = false;
     this.stopCancelling();
     if (this.#locked) await releaseLoadLock(this.client).catch(() => undefined);

@@ -16,7 +16,8 @@ import { EtlError, SourceError, LoadError } from '../errors/etl-error.ts';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
 import { newRunId } from '../staging/run-folder.ts';
 import { ByteMeter, type ByteProgress } from './byte-meter.ts';
-import { pickPgTools, runChild } from './local-tools.ts';
+import { compiled, ident, qualified, runSql } from '../schema/sql.ts';
+import { pickPgTools, runChild, type PgTools } from './local-tools.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -111,9 +112,10 @@ async function withClient<T>(cfg: pg.ClientConfig, fn: (c: pg.Client) => Promise
   }
 }
 
+const SERVER_VERSION = compiled("SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n");
+
 async function serverVersion(c: pg.Client): Promise<{ text: string; major: number }> {
-  const r = await c.query<{ v: string; n: string }>("SELECT current_setting('server_version') AS v, current_setting('server_version_num') AS n");
-  const row = r.rows[0]!;
+  const row = (await runSql<{ v: string; n: string }>(c, SERVER_VERSION)).rows[0]!;
   return { text: row.v.split(' ')[0]!, major: Math.floor(Number(row.n) / 10000) };
 }
 
@@ -133,7 +135,7 @@ async function localServer(p: PostgresConfig, secrets: readonly string[]): Promi
   const database = p.connectionString ? decodeURIComponent(new URL(p.connectionString).pathname.slice(1)) : p.database;
   const admin = p.connectionString ? { ...cfg, connectionString: withDatabase(p.connectionString, 'postgres') } : { ...cfg, database: 'postgres' };
   return withClient(admin, async (c) => {
-    await c.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+    await runSql(c, compiled(`CREATE DATABASE ${ident(database)}`));
     return { ...(await serverVersion(c)), created: true };
   });
 }
@@ -144,90 +146,36 @@ function withDatabase(url: string, db: string): string {
   return u.toString();
 }
 
+/** What a refresh works with once the tunnel is open. */
+interface RefreshContext {
+  readonly o: PgRefreshOptions;
+  readonly remoteText: string;
+  readonly file: string;
+  readonly tunnelled: PostgresConfig;
+  readonly tools: PgTools;
+}
+
 export async function runPostgresRefresh(o: PgRefreshOptions): Promise<PgRefreshReport> {
   const { config, signal } = o;
-  const secrets = config.secrets;
   const remote = config.remote.postgres;
   const remoteText = `postgresql://${remote.user}@${remote.host}:${remote.port}/${remote.database}`;
-  const localText = describePostgres(config.postgres);
-
   o.onProgress?.({ phase: 'connect' });
-  const local = await localServer(config.postgres, secrets);
+  const local = await localServer(config.postgres, config.secrets);
   const outDir = path.resolve(config.cwd, o.outDir ?? path.join(config.stagingDir, 'dumps'));
   await mkdir(outDir, { recursive: true });
   const file = path.join(outDir, `${newRunId(o.now ?? new Date())}-${fileSafe(remote.database)}.pgdump`);
-
   const session = await openSshSession({ ssh: config.remote.ssh, signal });
-  let sink: AtomicFileSink | null = null;
   try {
     const fwd = await session.forward(remote.host, remote.port);
     const tunnelled: PostgresConfig = { ...remote, connectionString: null, host: '127.0.0.1', port: fwd.localPort };
-    let remoteVersion: { text: string; major: number };
-    try {
-      remoteVersion = await withClient(pgClientConfig(tunnelled), serverVersion);
-    } catch (err) {
-      throw new SourceError('remote_postgres_unreachable', `cannot connect to the remote PostgreSQL ${remoteText} through SSH ${session.target}: ${redactText((err as Error).message, secrets)}`, {
-        hint: 'check REMOTE_POSTGRES_PORT, REMOTE_POSTGRES_DATABASE, REMOTE_POSTGRES_USER and REMOTE_POSTGRES_PASSWORD',
-        cause: err,
-      });
-    }
+    const remoteVersion = await remoteServer(tunnelled, remoteText, session.target, config.secrets);
     const tools = await pickPgTools({ serverMajor: remoteVersion.major, serverVersion: remoteVersion.text, pgBinDir: config.refresh.pgBinDir, env: o.env });
-
-    // 1. Dump the remote database, whole, into a file.
-    const dumpStarted = Date.now();
-    const remoteConn = libpqArgs(tunnelled);
-    sink = new AtomicFileSink(file);
-    const meter = new ByteMeter((p) => o.onProgress?.({ phase: 'dump', ...p }));
-    const target = sink;
-    const dump = await runChild(tools.pgDump, ['--format=custom', '--no-password', ...remoteConn.args, ...pgDumpFilterArgs(o.filters)], {
-      env: { ...o.env, ...remoteConn.env, PGAPPNAME: 'etl refresh' },
-      signal,
-      secrets,
-      stdoutTo: (stdout) => pipeline(stdout, meter, target, { signal }),
-    });
-    if (dump.code !== 0) {
-      throw new SourceError('pg_dump_failed', `pg_dump of ${remoteText} failed (exit ${dump.code ?? dump.signal}):\n${indent(dump.stderr)}`, {
-        hint: o.filters.includeTables.length ? 'a --include-table pattern that matches no table makes pg_dump fail' : undefined,
-      });
-    }
-    const figures = await sink.commit();
-    sink = null;
-    const dumpSeconds = (Date.now() - dumpStarted) / 1000;
+    const ctx: RefreshContext = { o, remoteText, file, tunnelled, tools };
+    const dumped = await dumpRemote(ctx);
     // The tunnel is no longer needed: close it before the (possibly long) restore.
     await session.close();
-
-    // 2. Restore into the local database in one transaction.
-    const restoreStarted = Date.now();
-    const tick = setInterval(() => o.onProgress?.({ phase: 'restore', elapsedMs: Date.now() - restoreStarted }), 1000);
-    const localConn = libpqArgs(config.postgres);
-    let restore;
-    try {
-      o.onProgress?.({ phase: 'restore', elapsedMs: 0 });
-      restore = await runChild(
-        tools.pgRestore,
-        ['--clean', '--if-exists', '--no-owner', '--no-acl', '--single-transaction', '--exit-on-error', '--no-password', ...localConn.args, file],
-        { env: { ...o.env, ...localConn.env, PGAPPNAME: 'etl refresh' }, signal, secrets },
-      );
-    } finally {
-      clearInterval(tick);
-    }
-    if (restore.code !== 0) {
-      throw new LoadError('pg_restore_failed', `pg_restore into ${localText} failed (exit ${restore.code ?? restore.signal}); it ran in one transaction, so the local database is unchanged:\n${indent(restore.stderr)}`, {
-        hint: `the dump is kept: ${file}`,
-      });
-    }
-    const restoreSeconds = (Date.now() - restoreStarted) / 1000;
-
-    // 3. What arrived: the tables whose data the dump holds, counted in the local database.
-    const list = await listTables(tools.pgRestore, file, o.env, signal);
-    const tables = await withClient(pgClientConfig(config.postgres), async (c) => {
-      const out: { table: string; rows: number; data: boolean }[] = [];
-      for (const t of list) {
-        const r = await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${pg.escapeIdentifier(t.schema)}.${pg.escapeIdentifier(t.table)}`);
-        out.push({ table: `${t.schema}.${t.table}`, rows: Number(r.rows[0]!.n), data: t.data });
-      }
-      return out;
-    });
+    const restoreSeconds = await restoreLocal(ctx);
+    const tables = await countRestored(ctx);
     const keep = o.keepDump ?? true;
     if (!keep) await rm(file, { force: true });
     return {
@@ -236,21 +184,93 @@ export async function runPostgresRefresh(o: PgRefreshOptions): Promise<PgRefresh
       hostKeyFingerprint: session.hostKey.fingerprint,
       remote: `${remoteText} via SSH ${session.target}`,
       remoteServerVersion: remoteVersion.text,
-      local: localText + (local.created ? ' (created)' : ''),
+      local: describePostgres(config.postgres) + (local.created ? ' (created)' : ''),
       localServerVersion: local.text,
       pgDump: tools.pgDump,
       pgDumpVersion: tools.version.text,
       file: keep ? file : null,
-      bytes: figures.bytes,
-      sha256: figures.sha256,
-      dumpSeconds,
+      ...dumped,
       restoreSeconds,
       tables,
     };
   } finally {
-    await sink?.discard().catch(() => undefined);
     await session.close();
   }
+}
+
+async function remoteServer(tunnelled: PostgresConfig, remoteText: string, sshTarget: string, secrets: readonly string[]): Promise<{ text: string; major: number }> {
+  try {
+    return await withClient(pgClientConfig(tunnelled), serverVersion);
+  } catch (err) {
+    throw new SourceError('remote_postgres_unreachable', `cannot connect to the remote PostgreSQL ${remoteText} through SSH ${sshTarget}: ${redactText((err as Error).message, secrets)}`, {
+      hint: 'check REMOTE_POSTGRES_PORT, REMOTE_POSTGRES_DATABASE, REMOTE_POSTGRES_USER and REMOTE_POSTGRES_PASSWORD',
+      cause: err,
+    });
+  }
+}
+
+/** The remote database, whole, into the dump file (appears only when pg_dump succeeded). */
+async function dumpRemote({ o, remoteText, file, tunnelled, tools }: RefreshContext): Promise<{ bytes: number; sha256: string; dumpSeconds: number }> {
+  const started = Date.now();
+  const remoteConn = libpqArgs(tunnelled);
+  const sink = new AtomicFileSink(file);
+  try {
+    const meter = new ByteMeter((p) => o.onProgress?.({ phase: 'dump', ...p }));
+    const dump = await runChild(tools.pgDump, ['--format=custom', '--no-password', ...remoteConn.args, ...pgDumpFilterArgs(o.filters)], {
+      env: { ...o.env, ...remoteConn.env, PGAPPNAME: 'etl refresh' },
+      signal: o.signal,
+      secrets: o.config.secrets,
+      stdoutTo: (stdout) => pipeline(stdout, meter, sink, { signal: o.signal }),
+    });
+    if (dump.code !== 0) {
+      throw new SourceError('pg_dump_failed', `pg_dump of ${remoteText} failed (exit ${dump.code ?? dump.signal}):\n${indent(dump.stderr)}`, {
+        hint: o.filters.includeTables.length ? 'a --include-table pattern that matches no table makes pg_dump fail' : undefined,
+      });
+    }
+    const figures = await sink.commit();
+    return { bytes: figures.bytes, sha256: figures.sha256, dumpSeconds: (Date.now() - started) / 1000 };
+  } catch (error) {
+    await sink.discard().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** pg_restore into the local database in one transaction; returns its seconds. */
+async function restoreLocal({ o, file, tools }: RefreshContext): Promise<number> {
+  const started = Date.now();
+  const tick = setInterval(() => o.onProgress?.({ phase: 'restore', elapsedMs: Date.now() - started }), 1000);
+  const localConn = libpqArgs(o.config.postgres);
+  let restore;
+  try {
+    o.onProgress?.({ phase: 'restore', elapsedMs: 0 });
+    restore = await runChild(
+      tools.pgRestore,
+      ['--clean', '--if-exists', '--no-owner', '--no-acl', '--single-transaction', '--exit-on-error', '--no-password', ...localConn.args, file],
+      { env: { ...o.env, ...localConn.env, PGAPPNAME: 'etl refresh' }, signal: o.signal, secrets: o.config.secrets },
+    );
+  } finally {
+    clearInterval(tick);
+  }
+  if (restore.code !== 0) {
+    const localText = describePostgres(o.config.postgres);
+    throw new LoadError('pg_restore_failed', `pg_restore into ${localText} failed (exit ${restore.code ?? restore.signal}); it ran in one transaction, so the local database is unchanged:\n${indent(restore.stderr)}`, {
+      hint: `the dump is kept: ${file}`,
+    });
+  }
+  return (Date.now() - started) / 1000;
+}
+
+/** What arrived: the tables whose data the dump holds, counted in the local database. */
+async function countRestored({ o, file, tools }: RefreshContext): Promise<{ table: string; rows: number; data: boolean }[]> {
+  const list = await listTables(tools.pgRestore, file, o.env, o.signal);
+  return withClient(pgClientConfig(o.config.postgres), async (c) => {
+    const out: { table: string; rows: number; data: boolean }[] = [];
+    for (const t of list) {
+      const r = await runSql<{ n: string }>(c, compiled(`SELECT count(*) AS n FROM ${qualified(t.schema, t.table)}`));
+      out.push({ table: `${t.schema}.${t.table}`, rows: Number(r.rows[0]!.n), data: t.data });
+    }
+    return out;
+  });
 }
 
 /** `pg_restore --list`: the TABLE entries, and whether a TABLE DATA entry carries their rows. */

@@ -4,9 +4,7 @@
 import type pg from 'pg';
 import { connectPostgres } from '../connect/postgres.ts';
 import type { PostgresConfig } from '../connect/config.ts';
-import { existingTables } from '../schema/catalog.ts';
-import { ident } from '../schema/sql.ts';
-import { RUNS_TABLE } from '../schema/state-tables.ts';
+import { readLedgerRows } from '../schema/state-reads.ts';
 import { optionalTotal, pendingCount } from '../audit/runs.ts';
 
 export interface LedgerRun {
@@ -35,14 +33,8 @@ const CONNECT_TIMEOUT_MS = 5_000;
 
 /** The newest runs of the ledger, newest first. */
 export async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<LedgerRun[]> {
-  if (!(await existingTables(client, [RUNS_TABLE])).has(RUNS_TABLE)) return [];
-  const runs = ident(RUNS_TABLE);
-  const r = await client.query<{ run_id: string; loaded_at: Date; tables: number; summaries: Record<string, unknown>[] }>(
-    `SELECT ${ident('run_id')}, min(${ident('loaded_at')}) AS loaded_at, count(*)::int AS tables, jsonb_agg(${ident('summary')}) AS summaries
-       FROM ${runs} GROUP BY ${ident('run_id')} ORDER BY ${ident('run_id')} DESC LIMIT $1`,
-    [limit],
-  );
-  return r.rows.map((row) => {
+  const rows = await readLedgerRows(client, limit);
+  return rows.map((row) => {
     const sum = (k: string) => row.summaries.reduce((a, s) => a + (typeof s[k] === 'number' ? (s[k] as number) : 0), 0);
     return {
       run_id: row.run_id,

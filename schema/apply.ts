@@ -11,6 +11,10 @@ import { existingIndexes, existingTables, readTables } from './catalog.ts';
 import { addStateColumnSql, createStateIndexSql, createStateTableSql, stateTables } from './state-tables.ts';
 import { decide, type DataProblem, type Decision, type SchemaChange, type SchemaPlan } from './changes.ts';
 import { planSchema } from './plan.ts';
+import { BEGIN, COMMIT, compiled, ROLLBACK, runSql } from './sql.ts';
+
+/** The key `etl schema` and load's ensureSchema share (a transaction-level advisory lock). */
+const LOCK_SCHEMA = compiled(`SELECT pg_advisory_xact_lock(hashtext('etl schema'))`);
 
 export interface SchemaReport {
   /** Tables created by this call, in creation order (data tables in load order, then state tables). */
@@ -88,7 +92,7 @@ async function migrateStateTables(client: pg.Client, model: PipelineModel, prese
 
 async function run(client: pg.Client, sql: string, what: string, table: string | null): Promise<pg.QueryResult> {
   try {
-    return await client.query(sql);
+    return await runSql(client, compiled(sql));
   } catch (cause) {
     const e = cause as { message?: string };
     throw new LoadError('schema_create_failed', `${what}: ${e.message ?? String(cause)}`, {
@@ -101,18 +105,18 @@ async function run(client: pg.Client, sql: string, what: string, table: string |
 
 /** Takes the lock `etl schema` and load's ensureSchema share, so two never race between check and change. */
 export async function lockSchema(client: pg.Client): Promise<void> {
-  await client.query(`SELECT pg_advisory_xact_lock(hashtext('etl schema'))`);
+  await runSql(client, LOCK_SCHEMA);
 }
 
 export async function applySchema(client: pg.Client, model: PipelineModel, options: ApplyOptions = {}): Promise<SchemaReport> {
-  await client.query('BEGIN');
+  await runSql(client, BEGIN);
   try {
     await lockSchema(client);
     const report = options.alter ? await alterSchema(client, model, options) : { ...(await createMissing(client, model)), ...NOTHING_ALTERED };
-    await client.query('COMMIT');
+    await runSql(client, COMMIT);
     return report;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    await runSql(client, ROLLBACK).catch(() => undefined);
     throw error;
   }
 }

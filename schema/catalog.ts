@@ -1,7 +1,7 @@
 // What PostgreSQL says the tables are, read from pg_catalog for the connection's current schema,
 // in the model's vocabulary (canonical type spelling, column lists), so drift compares like with like.
-import type pg from 'pg';
 import { canonicalCatalogType } from '../model/sql-types.ts';
+import { compiled, runSql, type CompiledQuery, type Queryable } from './sql.ts';
 
 export interface LiveColumn {
   readonly name: string;
@@ -37,32 +37,35 @@ export interface LiveTable {
   readonly foreignKeys: readonly LiveForeignKey[];
 }
 
-type Queryable = Pick<pg.Client, 'query'>;
+/** Ordinary tables (relkind r, p) or indexes (i, I) of the current schema, among `names`. */
+function relationsSql(kinds: 'tables' | 'indexes', names: readonly string[]): CompiledQuery {
+  const relkinds = kinds === 'tables' ? `('r', 'p')` : `('i', 'I')`;
+  return compiled(
+    `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND c.relkind IN ${relkinds} AND c.relname = ANY($1::text[])`,
+    [names],
+  );
+}
 
 /** Names of the ordinary tables in the current schema, among `names`. */
 export async function existingTables(client: Queryable, names: readonly string[]): Promise<Set<string>> {
-  const { rows } = await client.query<{ relname: string }>(
-    `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname = ANY($1::text[])`,
-    [names],
-  );
+  const { rows } = await runSql<{ relname: string }>(client, relationsSql('tables', names));
   return new Set(rows.map((r) => r.relname));
 }
 
 /** Names of the indexes in the current schema, among `names`. */
 export async function existingIndexes(client: Queryable, names: readonly string[]): Promise<Set<string>> {
   if (names.length === 0) return new Set();
-  const { rows } = await client.query<{ relname: string }>(
-    `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = current_schema() AND c.relkind IN ('i', 'I') AND c.relname = ANY($1::text[])`,
-    [names],
-  );
+  const { rows } = await runSql<{ relname: string }>(client, relationsSql('indexes', names));
   return new Set(rows.map((r) => r.relname));
 }
 
-/** The live shape of each named table that exists (absent tables are absent from the map). */
-export async function readTables(client: Queryable, names: readonly string[]): Promise<Map<string, LiveTable>> {
-  const columns = await client.query<{ table_name: string; name: string; type: string; notnull: boolean; default: string | null }>(
+type ColumnRow = { table_name: string; name: string; type: string; notnull: boolean; default: string | null };
+type IndexRow = { table_name: string; name: string; primary: boolean; columns: string[]; is_constraint: boolean };
+type ForeignRow = { table_name: string; name: string; columns: string[]; ref_table: string; ref_columns: string[]; deferrable: boolean; deferred: boolean };
+
+function columnsSql(names: readonly string[]): CompiledQuery {
+  return compiled(
     `SELECT c.relname AS table_name, a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
             a.attnotnull AS notnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS default
        FROM pg_catalog.pg_attribute a
@@ -74,7 +77,11 @@ export async function readTables(client: Queryable, names: readonly string[]): P
       ORDER BY c.relname, a.attnum`,
     [names],
   );
-  const indexes = await client.query<{ table_name: string; name: string; primary: boolean; columns: string[]; is_constraint: boolean }>(
+}
+
+/** Unique indexes on plain columns without a predicate, primary keys included. */
+function uniqueIndexesSql(names: readonly string[]): CompiledQuery {
+  return compiled(
     `SELECT c.relname AS table_name, ic.relname AS name, i.indisprimary AS primary,
             EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u')) AS is_constraint,
             ARRAY(SELECT a.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord)
@@ -89,7 +96,10 @@ export async function readTables(client: Queryable, names: readonly string[]): P
       ORDER BY c.relname, ic.relname`,
     [names],
   );
-  const foreign = await client.query<{ table_name: string; name: string; columns: string[]; ref_table: string; ref_columns: string[]; deferrable: boolean; deferred: boolean }>(
+}
+
+function foreignKeysSql(names: readonly string[]): CompiledQuery {
+  return compiled(
     `SELECT c.relname AS table_name, con.conname AS name, con.condeferrable AS deferrable, con.condeferred AS deferred,
             ARRAY(SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, ord)
                     JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
@@ -106,9 +116,17 @@ export async function readTables(client: Queryable, names: readonly string[]): P
       ORDER BY c.relname, con.conname`,
     [names],
   );
+}
 
-  const tables = new Map<string, { columns: LiveColumn[]; primaryKey: LiveKey | null; uniques: LiveKey[]; foreignKeys: LiveForeignKey[] }>();
-  const get = (name: string) => {
+type TableParts = { columns: LiveColumn[]; primaryKey: LiveKey | null; uniques: LiveKey[]; foreignKeys: LiveForeignKey[] };
+
+/** The live shape of each named table that exists (absent tables are absent from the map). */
+export async function readTables(client: Queryable, names: readonly string[]): Promise<Map<string, LiveTable>> {
+  const columns = await runSql<ColumnRow>(client, columnsSql(names));
+  const indexes = await runSql<IndexRow>(client, uniqueIndexesSql(names));
+  const foreign = await runSql<ForeignRow>(client, foreignKeysSql(names));
+  const tables = new Map<string, TableParts>();
+  const get = (name: string): TableParts => {
     let t = tables.get(name);
     if (!t) tables.set(name, (t = { columns: [], primaryKey: null, uniques: [], foreignKeys: [] }));
     return t;
@@ -122,14 +140,8 @@ export async function readTables(client: Queryable, names: readonly string[]): P
     else get(r.table_name).uniques.push(key);
   }
   for (const r of foreign.rows) {
-    get(r.table_name).foreignKeys.push({
-      name: r.name,
-      columns: r.columns,
-      refTable: r.ref_table,
-      refColumns: r.ref_columns,
-      deferrable: r.deferrable,
-      initiallyDeferred: r.deferred,
-    });
+    const fk = { name: r.name, columns: r.columns, refTable: r.ref_table, refColumns: r.ref_columns, deferrable: r.deferrable, initiallyDeferred: r.deferred };
+    get(r.table_name).foreignKeys.push(fk);
   }
   return new Map([...tables].map(([name, t]) => [name, { name, ...t }]));
 }

@@ -8,7 +8,7 @@ import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
 import { addColumnSql, alterColumnTypeSql, constraintName, dropColumnSql, dropConstraintSql, setNullabilitySql } from './ddl.ts';
 import { checkDrift, type DriftFinding } from './drift.ts';
 import { readTables, type LiveTable } from './catalog.ts';
-import { ident } from './sql.ts';
+import { compiled, ident, runSql } from './sql.ts';
 import { createStateIndexSql, stateTables } from './state-tables.ts';
 import { APPLY_ORDER, isWidening, type DataProblem, type SchemaChange, type SchemaPlan } from './changes.ts';
 import { duplicates, hasRows, notConvertibleCondition, notConvertibleCount, nullCount, orphans } from './probes.ts';
@@ -265,7 +265,7 @@ function keyColumns(t: TableModel, f: DriftFinding): string[] {
 }
 
 async function orphansOfMissing(ctx: Context, fk: { table: string; column: string }): Promise<{ count: number; examples: string[] }> {
-  const r = await ctx.client.query<{ n: string }>(`SELECT count(*) AS n FROM ${ident(fk.table)} WHERE ${ident(fk.column)} IS NOT NULL`);
+  const r = await runSql<{ n: string }>(ctx.client, compiled(`SELECT count(*) AS n FROM ${ident(fk.table)} WHERE ${ident(fk.column)} IS NOT NULL`));
   const n = Number(r.rows[0]!.n);
   return { count: n, examples: n > 0 ? [`${n} row(s) reference a table that does not exist yet`] : [] };
 }

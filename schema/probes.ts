@@ -1,20 +1,17 @@
 // Questions `etl schema` asks the data before it changes a table: does it hold rows, how many NULLs
 // or values a new type cannot hold, which rows a new unique constraint or foreign key would refuse.
 // Reads only; every name through ident(), every value a parameter or literal().
-import type pg from 'pg';
-import { ident, identList, literal } from './sql.ts';
-
-type Queryable = Pick<pg.Client, 'query'>;
+import { compiled, ident, identList, literal, runSql, type Queryable } from './sql.ts';
 
 const EXAMPLES = 3;
 
 export async function hasRows(client: Queryable, table: string): Promise<boolean> {
-  const r = await client.query<{ any: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${ident(table)}) AS any`);
+  const r = await runSql<{ any: boolean }>(client, compiled(`SELECT EXISTS (SELECT 1 FROM ${ident(table)}) AS any`));
   return r.rows[0]!.any;
 }
 
 export async function nullCount(client: Queryable, table: string, column: string): Promise<number> {
-  const r = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${ident(table)} WHERE ${ident(column)} IS NULL`);
+  const r = await runSql<{ n: string }>(client, compiled(`SELECT count(*) AS n FROM ${ident(table)} WHERE ${ident(column)} IS NULL`));
   return Number(r.rows[0]!.n);
 }
 
@@ -25,7 +22,7 @@ export function notConvertibleCondition(column: string, typeText: string): strin
 }
 
 export async function notConvertibleCount(client: Queryable, table: string, column: string, typeText: string): Promise<number> {
-  const r = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${ident(table)} WHERE ${notConvertibleCondition(column, typeText)}`);
+  const r = await runSql<{ n: string }>(client, compiled(`SELECT count(*) AS n FROM ${ident(table)} WHERE ${notConvertibleCondition(column, typeText)}`));
   return Number(r.rows[0]!.n);
 }
 
@@ -38,9 +35,13 @@ export interface Violations {
 export async function duplicates(client: Queryable, table: string, columns: readonly string[]): Promise<Violations> {
   const cols = identList(columns);
   const notNull = columns.map((c) => `${ident(c)} IS NOT NULL`).join(' AND ');
-  const r = await client.query<{ key: string; n: string; groups: string }>(
-    `SELECT ROW(${cols})::text AS key, count(*) AS n, count(*) OVER () AS groups FROM ${ident(table)} ` +
-      `WHERE ${notNull} GROUP BY ${cols} HAVING count(*) > 1 ORDER BY count(*) DESC, ROW(${cols})::text LIMIT ${EXAMPLES}`,
+  const r = await runSql<{ key: string; n: string; groups: string }>(
+    client,
+    compiled(
+      `SELECT ROW(${cols})::text AS key, count(*) AS n, count(*) OVER () AS groups FROM ${ident(table)} ` +
+        `WHERE ${notNull} GROUP BY ${cols} HAVING count(*) > 1 ORDER BY count(*) DESC, ROW(${cols})::text LIMIT $1`,
+      [EXAMPLES],
+    ),
   );
   return {
     count: r.rows.length ? Number(r.rows[0]!.groups) : 0,
@@ -56,10 +57,11 @@ export async function orphans(
 ): Promise<Violations> {
   const [t, c] = [ident(fk.table), ident(fk.column)];
   const where = `x.${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${ident(fk.refTable)} r WHERE r.${ident(fk.refColumn)} = x.${c})`;
-  const count = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${t} x WHERE ${where}`);
+  const count = await runSql<{ n: string }>(client, compiled(`SELECT count(*) AS n FROM ${t} x WHERE ${where}`));
   const shown = label.length > 0 ? label : [fk.column];
-  const rows = await client.query<{ who: string; value: string }>(
-    `SELECT ROW(${shown.map((l) => `x.${ident(l)}`).join(', ')})::text AS who, x.${c}::text AS value FROM ${t} x WHERE ${where} ORDER BY 1 LIMIT ${EXAMPLES}`,
+  const rows = await runSql<{ who: string; value: string }>(
+    client,
+    compiled(`SELECT ROW(${shown.map((l) => `x.${ident(l)}`).join(', ')})::text AS who, x.${c}::text AS value FROM ${t} x WHERE ${where} ORDER BY 1 LIMIT $1`, [EXAMPLES]),
   );
   return {
     count: Number(count.rows[0]!.n),

@@ -1,6 +1,8 @@
 // SQL text and values never mix. An identifier becomes SQL only through ident(), which quotes it
 // (doubling any quote inside), so `order` or `a"b` are ordinary names; builders take SqlIdent, not
-// string, so an unquoted name does not compile. Values go into a parameters array as $1, $2, ….
+// string, so an unquoted name does not compile. Values go into the statement's own parameters array
+// as $1, $2, …: every statement is a CompiledQuery built by compiled(sql, parameters), and runSql is
+// the one way to run it, so no caller passes values by position to SQL it did not write.
 import pg from 'pg';
 
 declare const sqlIdentBrand: unique symbol;
@@ -29,52 +31,10 @@ export function literal(value: string): string {
   return pg.escapeLiteral(value);
 }
 
-/** What a builder produces, ready for `client.query(sql, parameters)`. */
+/** A statement with its values: the only shape SQL travels in (built by compiled()). */
 export interface CompiledQuery {
   readonly sql: string;
   readonly parameters: readonly unknown[];
-}
-
-/**
- * A tiny query builder: `sql` appends trusted SQL text (keywords written in our source), `id`
- * appends quoted identifiers, `value` appends a parameter placeholder and keeps the value aside.
- *
- *   new SqlBuilder().sql('SELECT * FROM ').id(ident('users')).sql(' WHERE ').id(ident('email')).sql(' = ').value(email).build()
- */
-export class SqlBuilder {
-  readonly #parts: string[] = [];
-  readonly #parameters: unknown[] = [];
-
-  /** Trusted SQL text. Never pass user data or names here: use id() and value(). */
-  sql(text: string): this {
-    this.#parts.push(text);
-    return this;
-  }
-
-  id(name: SqlIdent): this {
-    this.#parts.push(name);
-    return this;
-  }
-
-  /** A value as `$n`; the same value passed twice takes two parameters. */
-  value(v: unknown): this {
-    this.#parameters.push(v);
-    this.#parts.push(`$${this.#parameters.length}`);
-    return this;
-  }
-
-  /** `$1, $2, …` for a list of values. */
-  values(vs: readonly unknown[]): this {
-    vs.forEach((v, i) => {
-      if (i > 0) this.#parts.push(', ');
-      this.value(v);
-    });
-    return this;
-  }
-
-  build(): CompiledQuery {
-    return Object.freeze({ sql: this.#parts.join(''), parameters: Object.freeze([...this.#parameters]) });
-  }
 }
 
 /** A statement and its values, frozen: the only shape SQL travels in. */
@@ -84,10 +44,21 @@ export function compiled(sql: string, parameters: readonly unknown[] = []): Comp
 
 /** Anything that runs a query: a pg Client or PoolClient. */
 export interface Queryable {
-  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
-/** Runs a compiled statement with its own parameters. */
-export function runSql(client: Queryable, q: CompiledQuery): Promise<pg.QueryResult> {
-  return client.query(q.sql, [...q.parameters]);
+/** Runs a compiled statement with its own parameters. `R`: the row shape the statement selects. */
+export function runSql<R extends pg.QueryResultRow = any>(client: Queryable, q: CompiledQuery): Promise<pg.QueryResult<R>> {
+  return client.query<R>(q.sql, [...q.parameters]);
+}
+
+/** The transaction statements, run like any other statement. */
+export const BEGIN = compiled('BEGIN');
+export const COMMIT = compiled('COMMIT');
+export const ROLLBACK = compiled('ROLLBACK');
+
+/** The three statements of one savepoint (a name written in our source). */
+export function savepoint(name: string): { readonly set: CompiledQuery; readonly rollback: CompiledQuery; readonly release: CompiledQuery } {
+  const n = ident(name);
+  return Object.freeze({ set: compiled(`SAVEPOINT ${n}`), rollback: compiled(`ROLLBACK TO SAVEPOINT ${n}`), release: compiled(`RELEASE SAVEPOINT ${n}`) });
 }

@@ -19,6 +19,7 @@ import EmbeddedPostgres from './embedded-postgres.ts';
 import { freePort } from './free-port.ts';
 import { databaseNameFor } from './names.ts';
 import { stopChild } from './stop-child.ts';
+import { ident } from '../../schema/sql.ts';
 import { DEBIAN_POSTGRES, ensureSystem } from './system-packages.ts';
 
 export interface StopOptions {
@@ -456,13 +457,13 @@ async function serverMajorVersion(url: string): Promise<number> {
 
 async function recreateDatabase(adminUrl: string, db: string): Promise<void> {
   await withAdmin(adminUrl, async (client) => {
-    await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)} WITH (FORCE)`);
-    await client.query(`CREATE DATABASE ${pg.escapeIdentifier(db)}`);
+    await client.query(`DROP DATABASE IF EXISTS ${ident(db)} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${ident(db)}`);
   });
 }
 
 async function dropDatabase(adminUrl: string, db: string): Promise<void> {
-  await withAdmin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)} WITH (FORCE)`));
+  await withAdmin(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${ident(db)} WITH (FORCE)`));
 }
 
 async function withAdmin<T>(adminUrl: string, fn: (client: pg.Client) => Promise<T>, connectTimeoutMs = 10_000): Promise<T> {

@@ -11,7 +11,7 @@ import { loadPipeline } from '../../model/load-pipeline.ts';
 import { applySchema, schemaSql } from '../../schema/apply.ts';
 import { checkDrift } from '../../schema/drift.ts';
 import { constraintName, createTableSql } from '../../schema/ddl.ts';
-import { ident, identList, qualified, SqlBuilder } from '../../schema/sql.ts';
+import { compiled, ident, identList, qualified, runSql } from '../../schema/sql.ts';
 import { stateTables } from '../../schema/state-tables.ts';
 import type { PipelineModel, TableModel } from '../../model/types.ts';
 
@@ -30,23 +30,14 @@ describe('sql.ts', () => {
     assert.throws(() => ident(''), TypeError);
   });
 
-  test('the builder keeps values out of the SQL text', () => {
-    const q = new SqlBuilder()
-      .sql('SELECT * FROM ')
-      .id(ident('users'))
-      .sql(' WHERE ')
-      .id(ident('email'))
-      .sql(' = ')
-      .value("o'brien@example.com")
-      .sql(' AND ')
-      .id(ident('role'))
-      .sql(' IN (')
-      .values(['ADMIN', 'DIET'])
-      .sql(')')
-      .build();
+  test('a compiled statement keeps values out of the SQL text', () => {
+    const values = ["o'brien@example.com", 'ADMIN', 'DIET'];
+    const q = compiled(`SELECT * FROM ${ident('users')} WHERE ${ident('email')} = $1 AND ${ident('role')} IN ($2, $3)`, values);
+    values.push('changed afterwards');
     assert.equal(q.sql, 'SELECT * FROM "users" WHERE "email" = $1 AND "role" IN ($2, $3)');
     assert.deepEqual(q.parameters, ["o'brien@example.com", 'ADMIN', 'DIET']);
     assert.ok(Object.isFrozen(q));
+    assert.ok(Object.isFrozen(q.parameters));
   });
 
   test('constraint names follow PostgreSQL and stay within 63 bytes', () => {
@@ -234,16 +225,8 @@ describe('applySchema on a real PostgreSQL', () => {
       await applySchema(client, model);
       for (const name of model.loadOrder) assert.deepEqual(await describeLive(client, name), expected(model.tables.get(name)!), name);
       const weird = model.tables.get('weird "table"')!;
-      const insert = new SqlBuilder()
-        .sql('INSERT INTO ')
-        .id(ident(weird.name))
-        .sql(' (')
-        .id(identList(weird.columns.map((c) => c.name)))
-        .sql(') VALUES (')
-        .values(['A', 3, 'hello'])
-        .sql(')')
-        .build();
-      await client.query(insert.sql, [...insert.parameters]);
+      const insert = compiled(`INSERT INTO ${ident(weird.name)} (${identList(weird.columns.map((c) => c.name))}) VALUES ($1, $2, $3)`, ['A', 3, 'hello']);
+      await runSql(client, insert);
       const { rows } = await client.query(`SELECT "order", "say ""hi""" AS say FROM "weird ""table"""`);
       assert.deepEqual(rows, [{ order: 3, say: 'hello' }]);
       assert.equal((await checkDrift(client, model)).clean, true);

@@ -1,0 +1,119 @@
+// Reads of etl's state tables (schema/state-tables.ts) by the commands that do not write them:
+// extract (where each table's next read starts), `etl status` and the report. Load writes them, in
+// its own transaction (load/ledger.ts). An absent state table means nothing was ever loaded.
+import { existingTables } from './catalog.ts';
+import { compiled, ident, runSql, type CompiledQuery, type Queryable } from './sql.ts';
+import { PENDING_TABLE, RUNS_TABLE, WATERMARKS_TABLE } from './state-tables.ts';
+
+export interface WatermarkRow {
+  readonly table: string;
+  readonly watermark: Date;
+  readonly runId: string;
+  readonly updatedAt: Date;
+  /** The mapping fingerprint stored with it; null when none (or a database not migrated yet). */
+  readonly fingerprint: string | null;
+}
+
+export interface LastRunRow {
+  readonly table: string;
+  readonly runId: string;
+  readonly loadedAt: Date;
+  readonly pipelineSha256: string;
+  readonly summary: Record<string, unknown>;
+  /** How many runs were applied to the table. */
+  readonly applied: number;
+}
+
+const watermarks = ident(WATERMARKS_TABLE);
+const runs = ident(RUNS_TABLE);
+
+/** `WHERE table_name = ANY($1)` for a subset, nothing for every table. */
+const tableFilter = (tables: readonly string[] | null): { where: string; parameters: unknown[] } =>
+  tables ? { where: ` WHERE table_name = ANY($1::text[])`, parameters: [tables] } : { where: '', parameters: [] };
+
+/** A database `etl schema` has not migrated yet has no fingerprint column: its watermarks have none. */
+const FINGERPRINT_COLUMN = compiled(`SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'fingerprint' AND NOT attisdropped) AS ok`, [
+  watermarks,
+]);
+
+function watermarksSql(tables: readonly string[] | null, withFingerprint: boolean): CompiledQuery {
+  const f = tableFilter(tables);
+  return compiled(
+    `SELECT table_name, watermark, run_id, updated_at, ${withFingerprint ? 'fingerprint' : 'NULL::text'} AS fingerprint FROM ${watermarks}${f.where}`,
+    f.parameters,
+  );
+}
+
+/** The watermarks of `tables` (null: of every table); null when etl_watermarks does not exist. */
+export async function readWatermarkRows(client: Queryable, tables: readonly string[] | null): Promise<WatermarkRow[] | null> {
+  if (!(await existingTables(client, [WATERMARKS_TABLE])).has(WATERMARKS_TABLE)) return null;
+  const withFingerprint = (await runSql<{ ok: boolean }>(client, FINGERPRINT_COLUMN)).rows[0]!.ok;
+  const r = await runSql<{ table_name: string; watermark: Date; run_id: string; updated_at: Date; fingerprint: string | null }>(client, watermarksSql(tables, withFingerprint));
+  return r.rows.map((w) => ({ table: w.table_name, watermark: w.watermark, runId: w.run_id, updatedAt: w.updated_at, fingerprint: w.fingerprint }));
+}
+
+function lastRunsSql(tables: readonly string[] | null): CompiledQuery {
+  const f = tableFilter(tables);
+  return compiled(
+    `SELECT DISTINCT ON (table_name) run_id, table_name, loaded_at, pipeline_sha256, summary, count(*) OVER (PARTITION BY table_name) AS applied ` +
+      `FROM ${runs}${f.where} ORDER BY table_name, loaded_at DESC, run_id DESC`,
+    f.parameters,
+  );
+}
+
+/**
+ * Per table of `tables` (null: every table), the run applied last (latest loaded_at, then greatest
+ * run id) and how many were applied; null when etl_runs does not exist.
+ */
+export async function readLastRuns(client: Queryable, tables: readonly string[] | null): Promise<Map<string, LastRunRow> | null> {
+  if (!(await existingTables(client, [RUNS_TABLE])).has(RUNS_TABLE)) return null;
+  const r = await runSql<{ run_id: string; table_name: string; loaded_at: Date; pipeline_sha256: string; summary: Record<string, unknown>; applied: string }>(client, lastRunsSql(tables));
+  return new Map(
+    r.rows.map((row) => [
+      row.table_name,
+      { table: row.table_name, runId: row.run_id, loadedAt: row.loaded_at, pipelineSha256: row.pipeline_sha256, summary: row.summary, applied: Number(row.applied) },
+    ]),
+  );
+}
+
+const APPLIED_RUNS = compiled(`SELECT run_id, table_name FROM ${runs}`);
+
+/** run id → the tables loaded from it; null when etl_runs does not exist. */
+export async function readAppliedRuns(client: Queryable): Promise<Map<string, Set<string>> | null> {
+  if (!(await existingTables(client, [RUNS_TABLE])).has(RUNS_TABLE)) return null;
+  const out = new Map<string, Set<string>>();
+  for (const row of (await runSql<{ run_id: string; table_name: string }>(client, APPLIED_RUNS)).rows) {
+    let s = out.get(row.run_id);
+    if (!s) out.set(row.run_id, (s = new Set()));
+    s.add(row.table_name);
+  }
+  return out;
+}
+
+export interface PendingCounts {
+  readonly rows: number;
+  readonly nulls: number;
+  readonly since: string | null;
+}
+
+const PENDING_COUNTS = compiled(
+  `SELECT table_name, count(*) FILTER (WHERE kind = 'row')::bigint AS rows, count(*) FILTER (WHERE kind = 'null')::bigint AS nulls, min(since) AS since ` +
+    `FROM ${ident(PENDING_TABLE)} GROUP BY table_name`,
+);
+
+/** Per table: rows held back and NULLed references waiting in etl_pending, and the oldest entry's time. */
+export async function readPendingCounts(client: Queryable): Promise<Map<string, PendingCounts> | null> {
+  if (!(await existingTables(client, [PENDING_TABLE])).has(PENDING_TABLE)) return null;
+  const r = await runSql<{ table_name: string; rows: string; nulls: string; since: Date | null }>(client, PENDING_COUNTS);
+  return new Map(r.rows.map((x) => [x.table_name, { rows: Number(x.rows), nulls: Number(x.nulls), since: x.since?.toISOString() ?? null }]));
+}
+
+/** The newest runs of the ledger, newest first: per run, when, how many tables, every table's summary. */
+export async function readLedgerRows(client: Queryable, limit: number): Promise<{ run_id: string; loaded_at: Date; tables: number; summaries: Record<string, unknown>[] }[]> {
+  if (!(await existingTables(client, [RUNS_TABLE])).has(RUNS_TABLE)) return [];
+  const sql = compiled(
+    `SELECT run_id, min(loaded_at) AS loaded_at, count(*)::int AS tables, jsonb_agg(summary) AS summaries FROM ${runs} GROUP BY run_id ORDER BY run_id DESC LIMIT $1`,
+    [limit],
+  );
+  return (await runSql(client, sql)).rows;
+}
