@@ -41,14 +41,14 @@ async function run(job: WorkerJob): Promise<Record<string, unknown>> {
         full: job.full,
       });
       const seconds = elapsed();
-      return { seconds, documents: report.documents, bytes: report.bytes, run_id: report.run_id, full: report.full };
+      return { seconds, documents: report.documents, bytes: report.bytes, run_id: report.runId, full: report.full };
     }
     case 'transform': {
       const report = await runTransform({ model, stagingDir: job.stagingDir, runId: job.runId });
       const seconds = elapsed();
       const rows = report.tables.reduce((a, t) => a + t.rows, 0);
       const rejected = report.tables.reduce((a, t) => a + t.rejected, 0);
-      return { seconds, documents: report.documentsRead, rows, rejected, stage_ms: report.durationMs, tables: report.tables.map((t) => t.table) };
+      return { seconds, documents: report.documentsRead, rows, rejected, stage_ms: Date.parse(report.endedAt) - Date.parse(report.startedAt), tables: report.tables.map((t) => t.table) };
     }
     case 'load': {
       const report = await runLoad({ model, stagingDir: job.stagingDir, runId: job.runId, postgres: config.postgres, secrets: config.secrets });

@@ -10,7 +10,7 @@ import { loadPipeline } from '../model/load-pipeline.ts';
 import type { PipelineModel } from '../model/types.ts';
 import type { CommandContext } from './command.ts';
 import { commandConfig } from './config.ts';
-import { writeJson } from './output.ts';
+import { paint, writeJson } from './output.ts';
 import { progressView, type ProgressView } from './progress/view.ts';
 
 export interface FlowEnv {
@@ -29,7 +29,8 @@ export interface StageFlow<R> {
   /** Several stages in a row: each prints its own end line in logs. */
   readonly multiStage?: boolean;
   work(env: FlowEnv): Promise<R>;
-  toJson(report: R): unknown;
+  /** The --json document (default: `{ ok: true, ...report }`). */
+  toJson?(report: R): unknown;
   /** The summary for people (tables on stdout, warnings on stderr); not under --quiet. */
   render(report: R, ctx: CommandContext): void;
   /** The last line: what was done, totals and elapsed time. */
@@ -49,12 +50,18 @@ export async function runStageFlow<R>(ctx: CommandContext, flow: StageFlow<R>): 
     await endpoints.close();
   }
   if (flow.json) {
-    writeJson(ctx.stdout, flow.toJson(report));
+    writeJson(ctx.stdout, flow.toJson ? flow.toJson(report) : { ok: true, ...report });
     return 0;
   }
   if (ctx.verbosity !== 'quiet') flow.render(report, ctx);
   ctx.stdout.write(`${flow.finalLine(report, Date.now() - started, ctx)}\n`);
   return 0;
+}
+
+/** What a stage wants the user to know that did not stop it, one line each on stderr. */
+export function writeWarnings(ctx: CommandContext, warnings: readonly string[]): void {
+  const color = paint(ctx.stderr, ctx.env);
+  for (const w of warnings) ctx.stderr.write(`${color.yellow('warning:')} ${w}\n`);
 }
 
 /** `--tables a,b` → ['a', 'b']; absent → undefined. */

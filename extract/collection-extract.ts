@@ -61,7 +61,7 @@ export async function extractCollection(ctx: CollectionContext, plan: Collection
   const warnings: string[] = [];
   const warn = (message: string) => {
     warnings.push(message);
-    options.onProgress?.({ type: 'warning', collection: name, message });
+    options.onProgress?.({ kind: 'warning', collection: name, message });
   };
   let retries = 0;
   const request: ReadRequest = {
@@ -72,7 +72,7 @@ export async function extractCollection(ctx: CollectionContext, plan: Collection
     signal: options.signal,
     onRetry: (e) => {
       retries += 1;
-      options.onProgress?.({ type: 'collection-retry', collection: name, ...e });
+      options.onProgress?.({ kind: 'collection_retry', collection: name, ...e });
     },
   };
   const exists = await session.hasCollection(name);
@@ -149,9 +149,9 @@ function startProgress(ctx: CollectionContext, name: string, request: ReadReques
       () => undefined,
     );
   }
-  options.onProgress?.({ type: 'collection-started', collection: name, total, from: plan.from?.toISOString() ?? null });
+  options.onProgress?.({ kind: 'collection_started', collection: name, total, from: plan.from?.toISOString() ?? null });
   return {
-    onProgress: (f) => options.onProgress?.({ type: 'collection-progress', collection: name, ...f, total, elapsedMs: performance.now() - t0 }),
+    onProgress: (f) => options.onProgress?.({ kind: 'collection_progress', collection: name, ...f, total, elapsedMs: performance.now() - t0 }),
   };
 }
 
@@ -193,7 +193,7 @@ async function readDocuments(ctx: CollectionContext, name: string, request: Read
     if (!(error instanceof NotInIdOrder)) throw error;
     // The dump is not in _id order (natural order after updates that moved documents): read it
     // again through the bounded-memory external sort.
-    options.onProgress?.({ type: 'collection-resorting', collection: name, reason: error.message });
+    options.onProgress?.({ kind: 'collection_resorting', collection: name, reason: error.message });
     const sorter = new IdSorter(run.extractDir, { maxChunkBytes: options.sortChunkBytes, signal: options.signal });
     try {
       return { ...(await attempt({ kind: 'sort', sorter })), order: 'sorted' };

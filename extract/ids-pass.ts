@@ -36,7 +36,7 @@ export async function extractIds(ctx: CollectionContext, name: string, tables: r
     fields,
     batchSize: options.model.settings.batchSize,
     signal: options.signal,
-    onRetry: (e) => options.onProgress?.({ type: 'collection-retry', collection: name, ...e }),
+    onRetry: (e) => options.onProgress?.({ kind: 'collection_retry', collection: name, ...e }),
   };
   const countBefore = exists ? await session.count(request) : null;
   const written = await writeCollection({
@@ -53,7 +53,7 @@ export async function extractIds(ctx: CollectionContext, name: string, tables: r
     census: false,
     signal: options.signal,
     progressEveryMs: options.progressEveryMs ?? 250,
-    onProgress: (f) => options.onProgress?.({ type: 'collection-ids-progress', collection: name, ids: f.documents, elapsedMs: performance.now() - t0 }),
+    onProgress: (f) => options.onProgress?.({ kind: 'collection_ids_progress', collection: name, ids: f.documents, elapsedMs: performance.now() - t0 }),
   });
   const countAfter = exists ? await session.count(request) : null;
   const proof = proveComplete(written, countBefore, countAfter);

@@ -3,13 +3,14 @@
 // read (filter, watermark range, counts, bytes, sha256). Prints nothing; returns a plain report.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { PipelineModel } from '../model/types.ts';
 import { EtlError, StagingError, UsageError } from '../errors/etl-error.ts';
 import { redactText } from '../connect/redact.ts';
+import { selectTables } from '../model/select-tables.ts';
 import { writeFileAtomic } from '../staging/atomic-file.ts';
 import { TOOL_VERSION, updateManifest, writeManifest, type Manifest } from '../staging/manifest.ts';
 import type { ExtractCollectionRecord, ExtractSection } from '../staging/manifest-extract.ts';
-import { createRun, setLatest } from '../staging/run-folder.ts';
+import { createRun, setLatest, type RunPaths } from '../staging/run-folder.ts';
+import { failureRecord } from '../staging/stage-contract.ts';
 import { extractCollection } from './collection-extract.ts';
 import { DEFAULT_RETRY } from './live-source.ts';
 import type { ExtractCollectionReport, ExtractOptions, ExtractReport } from './options.ts';
@@ -20,25 +21,6 @@ import { propagationScope, type ExtractPropagationRecord, type PropagationScope 
 
 export type { ExtractOptions, ExtractReport, ExtractProgressEvent, ExtractSource, ExtractCollectionReport } from './options.ts';
 
-/** The tables an extract is for: the --tables subset (checked) or every table. */
-function selectTables(model: PipelineModel, subset: readonly string[] | undefined): string[] {
-  if (!subset || subset.length === 0) return [...model.loadOrder];
-  const unknown = subset.filter((t) => !model.tables.has(t));
-  if (unknown.length) {
-    throw new UsageError('unknown_table', `unknown table${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, {
-      hint: `tables of ${model.file}: ${[...model.loadOrder].join(', ')}`,
-    });
-  }
-  const wanted = new Set(subset);
-  return model.loadOrder.filter((t) => wanted.has(t));
-}
-
-/** The error as the manifest records it: code and message, secrets scrubbed. */
-function errorRecord(error: unknown, secrets: readonly string[]): { code: string; message: string } {
-  const code = error instanceof EtlError ? error.code : 'internal';
-  return { code, message: redactText(error instanceof Error ? error.message : String(error), secrets) };
-}
-
 /** An abort surfaces as the signal's reason (an EtlError from bin/), whatever the stream said. */
 function asInterruption(error: unknown, signal: AbortSignal | undefined): unknown {
   if (!signal?.aborted) return error;
@@ -47,18 +29,38 @@ function asInterruption(error: unknown, signal: AbortSignal | undefined): unknow
   return new EtlError('interrupted', 'extract interrupted', { cause: error });
 }
 
+/** What one extract works with, once planned. */
+interface ExtractRun {
+  readonly options: ExtractOptions;
+  readonly secrets: readonly string[];
+  readonly now: () => Date;
+  readonly tables: readonly string[];
+  readonly plans: readonly CollectionPlan[];
+  readonly scope: PropagationScope;
+}
+
 export async function runExtract(options: ExtractOptions): Promise<ExtractReport> {
-  const { model, signal } = options;
-  const now = options.now ?? (() => new Date());
   const secrets = [...(options.secrets ?? []), ...(options.source.kind === 'mongodb' ? (options.source.secrets ?? []) : [])];
-  const full = options.full === true;
   const since = options.since ?? null;
   if (since && Number.isNaN(since.getTime())) throw new UsageError('bad_since', 'the --since date is not a valid date');
-  const tables = selectTables(model, options.tables);
-  const collections = model.collections.filter((c) => c.tables.some((t) => tables.includes(t)));
-  const scope = propagationScope(model, tables, options.propagateDeletes === true);
-  signal?.throwIfAborted();
+  const tables = selectTables(options.model, options.tables);
+  const scope = propagationScope(options.model, tables, options.propagateDeletes === true);
+  options.signal?.throwIfAborted();
+  const plans = await planReads(options, tables, secrets);
+  const x: ExtractRun = { options, secrets, now: options.now ?? (() => new Date()), tables, plans, scope };
+  const session = await openSource(options.source, secrets, options.retry ?? DEFAULT_RETRY, options.signal);
+  try {
+    return await extractAll(x, session);
+  } finally {
+    await session.close().catch(() => undefined);
+  }
+}
 
+/** Per collection, what to read: from the stored watermarks (PostgreSQL), the flags and the thresholds. */
+async function planReads(options: ExtractOptions, tables: readonly string[], secrets: readonly string[]): Promise<CollectionPlan[]> {
+  const { model } = options;
+  const full = options.full === true;
+  const since = options.since ?? null;
   let stored = new Map<string, Date>();
   let mapping: { fingerprints: Map<string, string | null>; lastPipelines: Map<string, string> } | undefined;
   if (needsStoredWatermarks(model, tables, full, since) && options.postgres) {
@@ -66,54 +68,53 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
     stored = state.watermarks;
     mapping = { fingerprints: state.fingerprints, lastPipelines: state.lastPipelines };
   }
-  const plans = planCollections(collections, {
-    model,
-    tables,
-    full,
-    since,
-    globalDateThreshold: options.globalDateThreshold ?? null,
-    stored,
-    ...mapping,
-  });
-
-  const session = await openSource(options.source, secrets, options.retry ?? DEFAULT_RETRY, signal);
-  try {
-    return await extractAll(options, session, plans, tables, scope, secrets, now);
-  } finally {
-    await session.close().catch(() => undefined);
-  }
+  const collections = model.collections.filter((c) => c.tables.some((t) => tables.includes(t)));
+  return planCollections(collections, { model, tables, full, since, globalDateThreshold: options.globalDateThreshold ?? null, stored, ...mapping });
 }
 
-async function extractAll(
-  options: ExtractOptions,
-  session: SourceSession,
-  plans: readonly CollectionPlan[],
-  tables: readonly string[],
-  scope: PropagationScope,
-  secrets: readonly string[],
-  now: () => Date,
-): Promise<ExtractReport> {
-  const { model, signal } = options;
+async function extractAll(x: ExtractRun, session: SourceSession): Promise<ExtractReport> {
+  const { options } = x;
+  const { run, manifest, section } = await startRun(x, session);
+  options.onProgress?.({ kind: 'started', runId: run.runId, runDir: run.dir, collections: x.plans.map((p) => p.collection.name) });
+  for (const message of mappingWarnings(x.plans)) options.onProgress?.({ kind: 'warning', collection: null, message });
+  const reports: ExtractCollectionReport[] = [];
+  try {
+    for (const plan of x.plans) reports.push(await extractOne(x, session, run, section, plan));
+    options.signal?.throwIfAborted();
+  } catch (raw) {
+    const error = asInterruption(raw, options.signal);
+    await saveSection(run, { ...section, status: 'failed', ended_at: x.now().toISOString(), error: failureRecord(error, x.secrets) }).catch(() => undefined);
+    throw error;
+  }
+  const done: ExtractRunSection = { ...section, status: 'done', ended_at: x.now().toISOString() };
+  await saveSection(run, done);
+  await setLatest(options.stagingDir, run.runId);
+  return report(run, manifest, done, reports);
+}
+
+type ExtractRunSection = ExtractSection & { propagate_deletes?: ExtractPropagationRecord };
+
+/** The run folder, the copy of pipeline.yaml it is extracted with, and its manifest (extract running). */
+async function startRun(x: ExtractRun, session: SourceSession): Promise<{ run: RunPaths; manifest: Manifest; section: ExtractRunSection }> {
+  const { model } = x.options;
   const pipelineBytes = await readFile(model.file);
   if (createHash('sha256').update(pipelineBytes).digest('hex') !== model.sha256) {
     throw new StagingError('pipeline_changed', `${model.file} changed since it was read: run the command again`, { context: { file: model.file } });
   }
-  const startedAt = now();
-  const run = await createRun(options.stagingDir, startedAt);
-  const allFull = plans.every((p) => p.from === null);
-  // propagate_deletes is recorded only when asked for, so runs without it keep the manifest they always had.
-  const propagation: ExtractPropagationRecord | null = scope.record.flag || scope.record.tables.length > 0 ? scope.record : null;
-  const section: ExtractSection & { propagate_deletes?: ExtractPropagationRecord } = {
+  const startedAt = x.now();
+  const run = await createRun(x.options.stagingDir, startedAt);
+  const propagation = propagationRecord(x.scope);
+  const section: ExtractRunSection = {
     status: 'running',
     started_at: startedAt.toISOString(),
     ended_at: null,
-    full: allFull,
+    full: x.plans.every((p) => p.from === null),
     server_started_at: session.serverClock?.toISOString() ?? null,
-    tables: [...tables],
+    tables: [...x.tables],
     collections: {},
     // Per table: the mapping fingerprint planned with (load stores it with the watermark).
-    mappings: mappingRecords(plans),
-    warnings: [...session.warnings, ...mappingWarnings(plans)],
+    mappings: mappingRecords(x.plans),
+    warnings: [...session.warnings, ...mappingWarnings(x.plans)],
     ...(propagation ? { propagate_deletes: propagation } : {}),
   };
   const manifest: Manifest = {
@@ -121,61 +122,53 @@ async function extractAll(
     run_id: run.runId,
     tool_version: TOOL_VERSION,
     pipeline_sha256: model.sha256,
-    source: { kind: session.kind, description: redactText(session.description, secrets) },
+    source: { kind: session.kind, description: redactText(session.description, x.secrets) },
     destination: null,
     stages: { extract: section },
   };
   await writeFileAtomic(run.pipelineCopy, pipelineBytes);
   await writeManifest(run, manifest);
-  options.onProgress?.({ type: 'run-started', runId: run.runId, runDir: run.dir, collections: plans.map((p) => p.collection.name) });
-  for (const message of mappingWarnings(plans)) options.onProgress?.({ type: 'warning', collection: null, message });
+  return { run, manifest, section };
+}
 
-  const reports: ExtractCollectionReport[] = [];
-  try {
-    for (const plan of plans) {
-      signal?.throwIfAborted();
-      const report = await extractCollection({ options, session, run, scope, now }, plan);
-      reports.push(report);
-      section.collections[plan.collection.name] = recordOf(report);
-      options.onProgress?.({ type: 'collection-done', collection: plan.collection.name, record: recordOf(report), seconds: report.seconds });
-      for (const w of report.warnings ?? []) section.warnings!.push(`${plan.collection.name}: ${w}`);
-      await updateManifest(run, (m) => {
-        m.stages.extract = section;
-      });
-    }
-    signal?.throwIfAborted();
-  } catch (raw) {
-    const error = asInterruption(raw, signal);
-    section.status = 'failed';
-    section.ended_at = now().toISOString();
-    section.error = errorRecord(error, secrets);
-    await updateManifest(run, (m) => {
-      m.stages.extract = section;
-    }).catch(() => undefined);
-    throw error;
-  }
-  const endedAt = now();
-  section.status = 'done';
-  section.ended_at = endedAt.toISOString();
-  await updateManifest(run, (m) => {
+/** propagate_deletes is recorded only when asked for, so runs without it keep the manifest they always had. */
+function propagationRecord(scope: PropagationScope): ExtractPropagationRecord | null {
+  return scope.record.flag || scope.record.tables.length > 0 ? scope.record : null;
+}
+
+/** One collection into the run; its record goes into the manifest at once. */
+async function extractOne(x: ExtractRun, session: SourceSession, run: RunPaths, section: ExtractRunSection, plan: CollectionPlan): Promise<ExtractCollectionReport> {
+  x.options.signal?.throwIfAborted();
+  const report = await extractCollection({ options: x.options, session, run, scope: x.scope, now: x.now }, plan);
+  section.collections[plan.collection.name] = recordOf(report);
+  x.options.onProgress?.({ kind: 'collection_done', collection: plan.collection.name, record: recordOf(report), seconds: report.seconds });
+  for (const w of report.warnings ?? []) section.warnings!.push(`${plan.collection.name}: ${w}`);
+  await saveSection(run, section);
+  return report;
+}
+
+function saveSection(run: RunPaths, section: ExtractRunSection): Promise<unknown> {
+  return updateManifest(run, (m) => {
     m.stages.extract = section;
   });
-  await setLatest(options.stagingDir, run.runId);
+}
+
+function report(run: RunPaths, manifest: Manifest, section: ExtractRunSection, reports: readonly ExtractCollectionReport[]): ExtractReport {
   return {
-    ok: true,
-    run_id: run.runId,
-    run_dir: run.dir,
+    stage: 'extract',
+    runId: run.runId,
+    runDir: run.dir,
     manifest: run.manifest,
     source: manifest.source,
-    full: allFull,
-    started_at: section.started_at,
-    ended_at: section.ended_at,
-    server_started_at: section.server_started_at,
+    full: section.full,
+    startedAt: section.started_at,
+    endedAt: section.ended_at!,
+    serverStartedAt: section.server_started_at,
     collections: reports,
     documents: reports.reduce((n, r) => n + r.documents, 0),
     bytes: reports.reduce((n, r) => n + r.bytes, 0),
     warnings: [...section.warnings!],
-    propagate_deletes: propagation,
+    propagateDeletes: section.propagate_deletes ?? null,
   };
 }
 

@@ -1,8 +1,8 @@
 // What runExtract takes and what it returns. The report is plain data holding the same numbers as
 // the manifest's extract section (the CLI prints it as a table or as --json).
-import type { PipelineModel } from '../model/types.ts';
 import type { MongoConfig, PostgresConfig } from '../connect/config.ts';
 import type { ExtractCollectionRecord } from '../staging/manifest-extract.ts';
+import type { StageOptions, StageReport, StageStarted } from '../staging/stage-contract.ts';
 import type { RetryPolicy } from './live-source.ts';
 import type { ExtractIdsRecord, ExtractPropagationRecord } from './live-ids.ts';
 
@@ -13,16 +13,11 @@ export type ExtractSource =
   /** A mongodump output: a dump folder, a database folder of .bson(.gz) files, or an --archive file. */
   | { readonly kind: 'dump'; readonly path: string; readonly database?: string | null };
 
-export interface ExtractOptions {
-  readonly model: PipelineModel;
-  readonly stagingDir: string;
+/** `tables`: only the collections feeding these tables (default: every table). */
+export interface ExtractOptions extends StageOptions<ExtractProgressEvent> {
   readonly source: ExtractSource;
   /** Where the stored watermarks are read (etl_watermarks). Absent: no stored watermark, full reads. */
   readonly postgres?: PostgresConfig;
-  /** Secret values to scrub from any message (passwords of both servers). */
-  readonly secrets?: readonly string[];
-  /** Only the collections feeding these tables (default: every table). */
-  readonly tables?: readonly string[];
   /** Read every collection in full (ignore watermarks and thresholds). */
   readonly full?: boolean;
   /**
@@ -34,8 +29,6 @@ export interface ExtractOptions {
   readonly since?: Date | null;
   /** GLOBAL_DATE_THRESHOLD: overrides settings.dateThreshold when set. */
   readonly globalDateThreshold?: Date | null;
-  readonly signal?: AbortSignal;
-  onProgress?(event: ExtractProgressEvent): void;
   /** Reconnection policy of live reads (tests shorten it). */
   readonly retry?: RetryPolicy;
   /** Bytes of NDJSON held in memory before a dump that is not in _id order spills to disk. */
@@ -47,22 +40,22 @@ export interface ExtractOptions {
 }
 
 export type ExtractProgressEvent =
-  | { readonly type: 'run-started'; readonly runId: string; readonly runDir: string; readonly collections: readonly string[] }
-  | { readonly type: 'collection-started'; readonly collection: string; readonly total: number | null; readonly from: string | null }
+  | (StageStarted & { readonly collections: readonly string[] })
+  | { readonly kind: 'collection_started'; readonly collection: string; readonly total: number | null; readonly from: string | null }
   | {
-      readonly type: 'collection-progress';
+      readonly kind: 'collection_progress';
       readonly collection: string;
       readonly documents: number;
       readonly scanned: number;
       readonly total: number | null;
       readonly elapsedMs: number;
     }
-  | { readonly type: 'collection-retry'; readonly collection: string; readonly attempt: number; readonly delayMs: number; readonly error: string }
-  | { readonly type: 'collection-resorting'; readonly collection: string; readonly reason: string }
+  | { readonly kind: 'collection_retry'; readonly collection: string; readonly attempt: number; readonly delayMs: number; readonly error: string }
+  | { readonly kind: 'collection_resorting'; readonly collection: string; readonly reason: string }
   /** The ids pass of delete propagation: ids read so far. */
-  | { readonly type: 'collection-ids-progress'; readonly collection: string; readonly ids: number; readonly elapsedMs: number }
-  | { readonly type: 'collection-done'; readonly collection: string; readonly record: ExtractCollectionRecord; readonly seconds: number }
-  | { readonly type: 'warning'; readonly collection: string | null; readonly message: string };
+  | { readonly kind: 'collection_ids_progress'; readonly collection: string; readonly ids: number; readonly elapsedMs: number }
+  | { readonly kind: 'collection_done'; readonly collection: string; readonly record: ExtractCollectionRecord; readonly seconds: number }
+  | { readonly kind: 'warning'; readonly collection: string | null; readonly message: string };
 
 export interface ExtractCollectionReport extends ExtractCollectionRecord {
   readonly collection: string;
@@ -71,21 +64,18 @@ export interface ExtractCollectionReport extends ExtractCollectionRecord {
   readonly ids?: ExtractIdsRecord;
 }
 
-export interface ExtractReport {
-  readonly ok: true;
-  readonly run_id: string;
-  readonly run_dir: string;
+export interface ExtractReport extends StageReport {
+  readonly stage: 'extract';
+  /** The run's manifest.json. */
   readonly manifest: string;
   readonly source: { readonly kind: 'mongodb' | 'dump'; readonly description: string };
   readonly full: boolean;
-  readonly started_at: string;
-  readonly ended_at: string;
   /** Server clock at the start (live), or null (dump). */
-  readonly server_started_at: string | null;
+  readonly serverStartedAt: string | null;
+  /** Per collection: its manifest record (snake_case, as staged), its name and seconds. */
   readonly collections: readonly ExtractCollectionReport[];
   readonly documents: number;
   readonly bytes: number;
-  readonly warnings: readonly string[];
   /** Delete propagation: which tables had their collection's _id set staged (null: none asked for). */
-  readonly propagate_deletes: ExtractPropagationRecord | null;
+  readonly propagateDeletes: ExtractPropagationRecord | null;
 }

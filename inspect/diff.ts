@@ -38,6 +38,7 @@ import { csvWriter } from '../staging/csv.ts';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
 import { tableMapper, type SkipCounts, type TableMapper } from './expected-rows.ts';
+import { selectTables } from '../model/select-tables.ts';
 import { CHANGED, EXPECTED, EXTRA, keyOf, MISSING, ROWS, TableDiffSql } from './diff-sql.ts';
 import { compiled, ROLLBACK, runSql, type CompiledQuery } from '../schema/sql.ts';
 
@@ -133,19 +134,6 @@ export interface DiffReport {
     readonly rejected: number;
     readonly refused: number;
   };
-}
-
-/** The tables to compare, in load order; an unknown name is a usage error. */
-export function selectTables(model: PipelineModel, wanted: readonly string[] | null | undefined): string[] {
-  if (!wanted || wanted.length === 0) return [...model.loadOrder];
-  const unknown = wanted.filter((t) => !model.tables.has(t));
-  if (unknown.length) {
-    throw new UsageError('unknown_table', `unknown table${unknown.length > 1 ? 's' : ''} ${unknown.map((t) => `"${t}"`).join(', ')} (not in ${model.file})`, {
-      hint: `tables: ${model.loadOrder.join(', ')}`,
-    });
-  }
-  const set = new Set(wanted);
-  return model.loadOrder.filter((t) => set.has(t));
 }
 
 export async function runDiff(options: DiffOptions): Promise<DiffReport> {

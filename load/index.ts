@@ -10,6 +10,7 @@
 // state tables included, and the error names the table, the step, the staged file and line.
 import { describePostgres } from '../connect/config.ts';
 import type { FileRecord } from '../staging/manifest.ts';
+import { failureRecord } from '../staging/stage-contract.ts';
 import { appliedTables, recordTable } from './ledger.ts';
 import { loadContext, type LoadContext } from './load-context.ts';
 import { markDone, markFailed, markRunning, recordAlreadyApplied, tableRecord } from './load-record.ts';
@@ -25,7 +26,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const plan = await planLoad(options);
   const startedAt = new Date().toISOString();
   const session = await LoadSession.open(options);
-  const base = { runId: plan.paths.runId, dryRun: plan.dryRun, destination: describePostgres(options.postgres), startedAt };
+  const base = { stage: 'load' as const, runId: plan.paths.runId, runDir: plan.paths.dir, dryRun: plan.dryRun, destination: describePostgres(options.postgres), startedAt };
   let running = false;
   const outcome: { value: TablesOutcome | null } = { value: null };
   try {
@@ -33,7 +34,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const applied = await appliedTables(session.client, plan.paths.runId);
     const toLoad = plan.tables.filter((t) => !applied.has(t));
     const skipped = plan.tables.filter((t) => applied.has(t)).map((t) => ({ table: t, loadedAt: applied.get(t)!.loadedAt }));
-    session.emit({ kind: 'plan', runId: plan.paths.runId, tables: toLoad, alreadyApplied: skipped.map((s) => s.table) });
+    session.emit({ kind: 'started', runId: plan.paths.runId, runDir: plan.paths.dir, tables: toLoad, alreadyApplied: skipped.map((s) => s.table) });
     if (plan.tables.length > 0 && toLoad.length === 0) {
       await session.end(false);
       const report = emptyReport(plan, base, skipped);
@@ -54,14 +55,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   } catch (error) {
     const failure = session.failure(error);
     for (const r of outcome.value?.rejects ?? []) await r.sink.discard().catch(() => undefined);
-    if (running) await markFailed(plan.paths, base, { code: failure.code, message: failure.message }).catch(() => undefined);
+    if (running) await markFailed(plan.paths, base, failureRecord(failure)).catch(() => undefined);
     throw failure;
   } finally {
     await session.close();
   }
 }
 
-type ReportBase = Pick<LoadReport, 'runId' | 'dryRun' | 'destination' | 'startedAt'>;
+type ReportBase = Pick<LoadReport, 'stage' | 'runId' | 'runDir' | 'dryRun' | 'destination' | 'startedAt'>;
 
 function emptyReport(plan: LoadPlan, base: ReportBase, skipped: LoadReport['skipped']): LoadReport {
   return { ...base, alreadyApplied: true, skipped, endedAt: new Date().toISOString(), tables: [], settled: [], truncated: [], deletions: null, warnings: plan.warnings };

@@ -1,25 +1,18 @@
 // What runLoad takes and what it returns. The report is plain data: bin/ renders it (table or JSON)
 // and the same figures go into the manifest's load section, so printed and audited numbers agree.
 import type { PostgresConfig } from '../connect/config.ts';
-import type { PipelineModel } from '../model/types.ts';
+import type { StageOptions, StageReport, StageStarted } from '../staging/stage-contract.ts';
 import type { LockPolicy } from './lock.ts';
 
-export interface LoadOptions {
-  readonly model: PipelineModel;
-  readonly stagingDir: string;
+/** `tables`: load only these (still in load order). Default: every table the run staged. */
+export interface LoadOptions extends StageOptions<LoadProgress> {
   /** The staged run; default: the one `<staging>/latest` names. */
   readonly runId?: string | null;
-  /** Load only these tables (still in load order). Default: every table the run staged. */
-  readonly tables?: readonly string[] | null;
   /** Do all the work and report the figures, then roll back. */
   readonly dryRun?: boolean;
   readonly postgres: PostgresConfig;
-  /** Secret values scrubbed from error text. */
-  readonly secrets?: readonly string[];
   /** Another load holds the lock: wait for it (default), fail at once, or wait at most { timeoutMs }. */
   readonly lock?: LockPolicy;
-  readonly signal?: AbortSignal;
-  readonly onProgress?: (event: LoadProgress) => void;
   /**
    * A batch of at least this many rows into an empty table takes the bulk paths (COPY straight into
    * the table, foreign keys re-validated once instead of per row). Default 20,000; tests lower it.
@@ -35,7 +28,7 @@ export type LoadProgress =
   /** Another etl load holds the advisory lock; this one waits. */
   | { readonly kind: 'waiting'; readonly message: string }
   /** Connected, locked, schema ensured: these tables will be loaded (empty when already applied). */
-  | { readonly kind: 'plan'; readonly runId: string; readonly tables: readonly string[]; readonly alreadyApplied: readonly string[] }
+  | (StageStarted & { readonly tables: readonly string[]; readonly alreadyApplied: readonly string[] })
   | { readonly kind: 'table_phase'; readonly table: string; readonly phase: LoadPhase }
   | { readonly kind: 'table_done'; readonly table: string; readonly report: TableLoadReport }
   | { readonly kind: 'committing'; readonly dryRun: boolean };
@@ -114,8 +107,8 @@ export interface DeletePropagationReport {
   readonly deleted: number;
 }
 
-export interface LoadReport {
-  readonly runId: string;
+export interface LoadReport extends StageReport {
+  readonly stage: 'load';
   readonly dryRun: boolean;
   /** Every table of the request had already been loaded from this run: nothing changed. */
   readonly alreadyApplied: boolean;
@@ -123,8 +116,6 @@ export interface LoadReport {
   readonly skipped: readonly { readonly table: string; readonly loadedAt: string }[];
   /** Where the rows went (no credentials). */
   readonly destination: string;
-  readonly startedAt: string;
-  readonly endedAt: string;
   /** Per loaded table, in load order. */
   readonly tables: readonly TableLoadReport[];
   /** Tables the run did not stage that changed because tables they reference did. */
@@ -136,6 +127,4 @@ export interface LoadReport {
    * gone + referencing figures are also counted in each table's `deleted`.
    */
   readonly deletions: DeletePropagationReport | null;
-  /** Things the user should know that did not stop the load. */
-  readonly warnings: readonly string[];
 }

@@ -1,6 +1,7 @@
 // What a load will do, decided from the staged run alone (no database yet): the run, the tables in
 // load order, what each staged, and the warnings a user should read before anything changes.
-import { StagingError, UsageError } from '../errors/etl-error.ts';
+import { StagingError } from '../errors/etl-error.ts';
+import { selectTables } from '../model/select-tables.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { tableFingerprint, type PlannedMapping } from '../model/fingerprint.ts';
 import { readManifest, requireStageDone, type Manifest } from '../staging/manifest.ts';
@@ -53,12 +54,7 @@ export function plannedMapping(plan: LoadPlan, table: string): { current: string
 function planTables(model: PipelineModel, manifest: Manifest, paths: RunPaths, asked: readonly string[] | null): string[] {
   const staged = manifest.stages.transform?.tables ?? {};
   if (asked) {
-    const unknown = asked.filter((t) => !model.tables.has(t));
-    if (unknown.length) {
-      throw new UsageError('unknown_table', `unknown table${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, {
-        hint: `tables of pipeline.yaml: ${model.loadOrder.join(', ')}`,
-      });
-    }
+    selectTables(model, asked);
     const missing = asked.filter((t) => !staged[t]);
     if (missing.length) {
       throw new StagingError('table_not_staged', `run ${paths.runId} holds no transformed ${missing.join(', ')}`, {

@@ -2,11 +2,13 @@
 // then the manifest's transform section. Reads only the staged run and the pipeline model.
 import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import { StagingError, UsageError } from '../errors/etl-error.ts';
+import { StagingError } from '../errors/etl-error.ts';
+import { selectTables } from '../model/select-tables.ts';
 import type { PipelineModel, TableModel } from '../model/types.ts';
 import { readManifest, requireStageDone, updateManifest, type Manifest } from '../staging/manifest.ts';
 import { transformIdentityErrors, type TransformSection, type TransformTableRecord } from '../staging/manifest-transform.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
+import { failureRecord } from '../staging/stage-contract.ts';
 import { tableMapping } from '../mapping/index.ts';
 import { runCollectionPass, type PassResult } from './collection-pass.ts';
 import { DedupeWork } from './dedupe.ts';
@@ -31,7 +33,6 @@ interface CollectionJob {
 export async function runTransform(options: TransformOptions): Promise<TransformReport> {
   const { model } = options;
   const now = options.now ?? (() => new Date());
-  const started = Date.now();
   const signal = options.signal ?? new AbortController().signal;
   signal.throwIfAborted();
 
@@ -42,9 +43,10 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   if (pipelineChanged && !options.allowPipelineChange) throw pipelineChangedError(model, manifest, paths);
 
   const { jobs, notExtracted } = planJobs(model, manifest, paths, options.tables ?? null);
+  const startedAt = now().toISOString();
   const section: TransformSection = {
     status: 'running',
-    started_at: now().toISOString(),
+    started_at: startedAt,
     ended_at: null,
     error: null,
     pipeline_sha256: model.sha256,
@@ -58,28 +60,36 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   });
   await mkdir(paths.transformDir, { recursive: true });
   const planned = new Set(jobs.flatMap((j) => j.tables.map((t) => t.name)));
-  options.onProgress?.({ kind: 'started', runId: paths.runId, tables: model.loadOrder.filter((t) => planned.has(t)), notExtracted });
+  options.onProgress?.({ kind: 'started', runId: paths.runId, runDir: paths.dir, tables: model.loadOrder.filter((t) => planned.has(t)), notExtracted });
 
   const { records, documentsRead } = await transformJobs(jobs, { model, paths, manifest, signal, onProgress: options.onProgress, section, now });
   // Tables in load order, in the manifest and in the report.
   const ordered = model.loadOrder.filter((t) => records.has(t));
   const tables: Record<string, TransformTableRecord> = {};
   for (const t of ordered) tables[t] = records.get(t)!;
+  const endedAt = now().toISOString();
   await updateManifest(paths, (m) => {
-    m.stages.transform = { ...section, status: 'done', ended_at: now().toISOString(), tables };
+    m.stages.transform = { ...section, status: 'done', ended_at: endedAt, tables };
   });
 
   return {
+    stage: 'transform',
     runId: paths.runId,
     runDir: paths.dir,
+    startedAt,
+    endedAt,
+    warnings: pipelineChanged ? [pipelineChangedWarning(model, manifest, paths)] : [],
     pipelineSha256: model.sha256,
     extractPipelineSha256: manifest.pipeline_sha256,
     pipelineChanged,
     tables: ordered.map((t): TransformTableReport => ({ table: t, ...tables[t]! })),
     notExtracted,
     documentsRead,
-    durationMs: Date.now() - started,
   };
+}
+
+function pipelineChangedWarning(model: PipelineModel, manifest: Manifest, paths: RunPaths): string {
+  return `pipeline.yaml changed since run ${paths.runId} was extracted (extract: ${manifest.pipeline_sha256}, now: ${model.sha256}); transformed with the current one as asked`;
 }
 
 function pipelineChangedError(model: PipelineModel, manifest: Manifest, paths: RunPaths): StagingError {
@@ -124,7 +134,7 @@ async function transformJobs(jobs: readonly CollectionJob[], c: StageContext): P
         ...c.section,
         status: 'failed',
         ended_at: c.now().toISOString(),
-        error: { code: (error as { code?: string }).code ?? 'internal', message: error instanceof Error ? error.message : String(error) },
+        error: failureRecord(error),
         tables: Object.fromEntries(records),
       };
     }).catch(() => undefined);
@@ -134,15 +144,7 @@ async function transformJobs(jobs: readonly CollectionJob[], c: StageContext): P
 
 /** Which collections to read, for which tables; unknown or unextracted tables named with --tables are errors. */
 function planJobs(model: PipelineModel, manifest: Manifest, paths: RunPaths, requested: readonly string[] | null): { jobs: CollectionJob[]; notExtracted: string[] } {
-  if (requested) {
-    const unknown = requested.filter((t) => !model.tables.has(t));
-    if (unknown.length > 0) {
-      throw new UsageError('unknown_table', `unknown table${unknown.length > 1 ? 's' : ''} ${unknown.map((t) => `"${t}"`).join(', ')} in --tables`, {
-        hint: `tables of ${model.file}: ${[...model.tables.keys()].join(', ')}`,
-      });
-    }
-  }
-  const wanted = new Set(requested ?? model.tables.keys());
+  const wanted = new Set(selectTables(model, requested));
   const extracted = manifest.stages.extract?.collections ?? {};
   const jobs: CollectionJob[] = [];
   const notExtracted: string[] = [];
@@ -203,7 +205,7 @@ async function transformCollection(job: CollectionJob, c: StageContext, records:
       file,
       signal,
       every: Math.max(1, model.settings.batchSize),
-      onDocuments: onProgress ? (done) => onProgress({ kind: 'documents', collection: job.collection, tables: names, done, total: job.records }) : undefined,
+      onDocuments: onProgress ? (documents) => onProgress({ kind: 'collection_progress', collection: job.collection, tables: names, documents, total: job.records }) : undefined,
     });
     checkExtractRead(job, read, paths);
     for (const [name, record] of await commitWorks(works)) {

@@ -8,7 +8,8 @@ import { commandConfig } from '../config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../errors/etl-error.ts';
-import { runDiff, selectTables, type DiffReport, type KeyValues, type TableDiff } from '../../inspect/diff.ts';
+import { selectTables } from '../../model/select-tables.ts';
+import { runDiff, type DiffReport, type KeyValues, type TableDiff } from '../../inspect/diff.ts';
 
 const usage = `usage: etl diff [--tables a,b] [--deep] [--limit N] [--json]
                 [--mongo-url URL] [--mongo-db NAME] [--database-url URL] [--pipeline FILE]

@@ -70,9 +70,8 @@ const command: Command = {
           globalDateThreshold: config.globalDateThreshold,
           signal: ctx.signal,
         }),
-      toJson: (r) => r,
       render: (r) => renderExtract(ctx, r),
-      finalLine: (r, ms) => extractLine(r, `run in ${r.run_dir}`, ms),
+      finalLine: (r, ms) => extractLine(r, `run in ${r.runDir}`, ms),
     });
   },
 };

@@ -3,7 +3,7 @@
 import type { Command } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { parseTables, runStageFlow } from '../stage-flow.ts';
-import { LOAD_FLAGS, loadFinalLine, loadJson, loadStage, lockPolicy, renderLoad } from '../stages/load.ts';
+import { LOAD_FLAGS, loadFinalLine, loadStage, lockPolicy, renderLoad } from '../stages/load.ts';
 
 const usage = `usage: etl load [--run ID] [--staging DIR] [--pipeline FILE] [--tables a,b] [--dry-run]
                 [--no-wait | --lock-timeout D] [--allow-delete-all] [--database-url URL] [--json]
@@ -63,7 +63,6 @@ const command: Command = {
           allowDeleteAll: flags['allow-delete-all'] === true,
           signal: ctx.signal,
         }),
-      toJson: loadJson,
       render: (r) => renderLoad(ctx, r),
       finalLine: (r, ms) => loadFinalLine(r, ms),
     });

@@ -4,9 +4,9 @@
 import type { Command, CommandContext } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { count, duration } from '../progress/meter.ts';
-import { parseSince, parseTables, runStageFlow } from '../stage-flow.ts';
-import { extractSource, extractStage, isMongoUrl, writeWarnings } from '../stages/extract.ts';
-import { LOAD_FLAGS, loadJson, loadNotes, loadStage, lockPolicy, pendingOf } from '../stages/load.ts';
+import { parseSince, parseTables, runStageFlow, writeWarnings } from '../stage-flow.ts';
+import { extractSource, extractStage, isMongoUrl } from '../stages/extract.ts';
+import { LOAD_FLAGS, loadNotes, loadStage, lockPolicy, pendingOf } from '../stages/load.ts';
 import { transformNotes, transformStage } from '../stages/transform.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 import { formatTable } from '../../report/text-table.ts';
@@ -94,10 +94,10 @@ const command: Command = {
           propagateDeletes: flags['propagate-deletes'] === true,
           globalDateThreshold: config.globalDateThreshold,
         });
-        const transform = await transformStage(view, { ...common, runId: extract.run_id, tables: tables ?? null, allowPipelineChange: flags['allow-pipeline-change'] === true });
+        const transform = await transformStage(view, { ...common, runId: extract.runId, tables: tables ?? null, allowPipelineChange: flags['allow-pipeline-change'] === true });
         const load = await loadStage(view, {
           ...common,
-          runId: extract.run_id,
+          runId: extract.runId,
           tables: tables ?? null,
           dryRun: flags['dry-run'] === true,
           postgres,
@@ -107,7 +107,7 @@ const command: Command = {
         });
         return { extract, transform, load };
       },
-      toJson: (r) => ({ ok: true, runId: r.extract.run_id, extract: r.extract, transform: r.transform, load: loadJson(r.load) }),
+      toJson: (r) => ({ ok: true, runId: r.extract.runId, ...r }),
       render: (r) => renderRun(ctx, r),
       finalLine: runLine,
     });
@@ -135,9 +135,9 @@ function runLine(r: RunReport, ms: number): string {
   const sum = (k: 'inserted' | 'updated' | 'deleted' | 'rejected') => count(r.load.tables.reduce((a, t) => a + t[k], 0));
   const applied = r.load.dryRun ? 'rolled back (dry run) in' : r.load.alreadyApplied ? 'already loaded in' : 'loaded into';
   return (
-    `run ${r.extract.run_id}: ${count(r.extract.documents)} documents → ${count(rows)} rows (${count(rejected)} rejected) → ` +
+    `run ${r.extract.runId}: ${count(r.extract.documents)} documents → ${count(rows)} rows (${count(rejected)} rejected) → ` +
     `${sum('inserted')} inserted, ${sum('updated')} updated, ${sum('deleted')} deleted, ${sum('rejected')} rejected at load; ${applied} ${r.load.destination} ` +
-    `in ${duration(ms)} (extract ${span(r.extract.started_at, r.extract.ended_at)}, transform ${duration(r.transform.durationMs)}, load ${span(r.load.startedAt, r.load.endedAt)})`
+    `in ${duration(ms)} (extract ${span(r.extract.startedAt, r.extract.endedAt)}, transform ${span(r.transform.startedAt, r.transform.endedAt)}, load ${span(r.load.startedAt, r.load.endedAt)})`
   );
 }
 

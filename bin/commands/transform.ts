@@ -52,7 +52,6 @@ const command: Command = {
           allowPipelineChange: flags['allow-pipeline-change'] === true,
           signal: ctx.signal,
         }),
-      toJson: (r) => ({ ok: true, ...r }),
       render: (r) => renderTransform(ctx, r),
       finalLine: (r, ms) => transformLine(r, `run in ${r.runDir}`, ms),
     });

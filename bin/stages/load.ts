@@ -10,6 +10,7 @@ import { paint } from '../output.ts';
 import { count, duration } from '../progress/meter.ts';
 import { parseLockTimeout } from '../../load/lock.ts';
 import type { ProgressView, StageTracker } from '../progress/view.ts';
+import { writeWarnings } from '../stage-flow.ts';
 
 export const LOAD_FLAGS = {
   'dry-run': { type: 'boolean' },
@@ -47,7 +48,7 @@ function loadTracker(t: StageTracker, staged: ReadonlyMap<string, number>) {
     switch (e.kind) {
       case 'waiting':
         return t.phase(null, e.message);
-      case 'plan':
+      case 'started':
         return t.plan(
           e.tables.length ? `Load run ${e.runId}: ${e.tables.length} table(s)${e.alreadyApplied.length ? ` (${e.alreadyApplied.length} already loaded, skipped)` : ''}` : `Load run ${e.runId}: nothing to load`,
           e.tables.map((name) => ({ name, total: staged.get(name) ?? null })),
@@ -88,11 +89,6 @@ export function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(
   return `load: ${what}, in ${duration(ms)}; ${end}`;
 }
 
-/** The --json document: the report, plus the snake_case names the manifest uses for its flags. */
-export function loadJson(report: LoadReport) {
-  return { ok: true, ...report, run_id: report.runId, dry_run: report.dryRun, already_applied: report.alreadyApplied };
-}
-
 export function renderLoad(ctx: CommandContext, r: LoadReport): void {
   if (!r.alreadyApplied) {
     const headers = ['table', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'duplicates', 'pending'];
@@ -115,7 +111,7 @@ export function loadNotes(ctx: CommandContext, r: LoadReport): void {
     const waiting = r.tables.filter((t) => pendingOf(t) > 0);
     if (waiting.length) ctx.stdout.write(`pending (held back or loaded with a NULL reference until the referenced row arrives): ${waiting.map((t) => `${t.table} ${count(pendingOf(t))}`).join(', ')}; see etl status\n`);
   }
-  for (const w of r.warnings) ctx.stderr.write(`${paint(ctx.stderr, ctx.env).yellow('warning:')} ${w}\n`);
+  writeWarnings(ctx, r.warnings);
 }
 
 function renderDeletions(ctx: CommandContext, r: LoadReport): void {

@@ -7,6 +7,7 @@ import type { CommandContext } from '../command.ts';
 import { paint } from '../output.ts';
 import { count, duration } from '../progress/meter.ts';
 import type { ProgressView, StageTracker } from '../progress/view.ts';
+import { writeWarnings } from '../stage-flow.ts';
 
 export function transformStage(view: ProgressView, options: Omit<TransformOptions, 'onProgress'>): Promise<TransformReport> {
   return view.stage({ name: 'transform', title: 'Transform: checking the staged run', summary: (r) => transformLine(r) }, (tracker) =>
@@ -31,8 +32,8 @@ function collectionTracker(t: StageTracker, model: PipelineModel) {
       case 'collection_started':
         t.progress(e.collection, 0, e.total);
         return t.phase(e.collection, `→ ${e.tables.join(', ')}`);
-      case 'documents':
-        return t.progress(e.collection, e.done, e.total);
+      case 'collection_progress':
+        return t.progress(e.collection, e.documents, e.total);
       case 'table_done': {
         const c = e.record.collection;
         const f = figures.get(c) ?? { rows: 0, rejected: 0 };
@@ -61,7 +62,7 @@ const rowsOf = (r: TransformReport) => r.tables.reduce((a, t) => a + t.rows, 0);
 const rejectedOf = (r: TransformReport) => r.tables.reduce((a, t) => a + t.rejected, 0);
 
 /** `transform: 20,000 documents → 45,123 rows in 31 table(s), 12 rejected, in 0.91 s; run X` */
-export function transformLine(r: TransformReport, where = `run ${r.runId}`, ms = r.durationMs): string {
+export function transformLine(r: TransformReport, where = `run ${r.runId}`, ms = Date.parse(r.endedAt) - Date.parse(r.startedAt)): string {
   return `transform: ${count(r.documentsRead)} documents → ${count(rowsOf(r))} rows in ${r.tables.length} table(s), ${count(rejectedOf(r))} rejected, in ${duration(ms)}; ${where}`;
 }
 
@@ -71,13 +72,9 @@ export function renderTransform(ctx: CommandContext, r: TransformReport): void {
   transformNotes(ctx, r);
 }
 
-/** What the table does not say: tables not extracted, live keys, where rejects are; a changed pipeline. */
+/** What the table does not say: warnings (a changed pipeline), tables not extracted, live keys, where rejects are. */
 export function transformNotes(ctx: CommandContext, r: TransformReport): void {
-  if (r.pipelineChanged) {
-    ctx.stderr.write(
-      `${paint(ctx.stderr, ctx.env).yellow('warning:')} pipeline.yaml changed since run ${r.runId} was extracted (extract: ${r.extractPipelineSha256}, now: ${r.pipelineSha256}); transformed with the current one as asked\n`,
-    );
-  }
+  writeWarnings(ctx, r.warnings);
   if (r.notExtracted.length > 0) ctx.stdout.write(`not in this run (collection not extracted): ${r.notExtracted.join(', ')}\n`);
   const live = r.tables.filter((t) => t.live);
   if (live.length > 0) ctx.stdout.write(`live keys for delete propagation: ${live.map((t) => `${t.table} ${count(t.live!.records)}`).join(', ')} (transform/<table>.live.csv)\n`);

@@ -104,7 +104,7 @@ describe('credentials inside the staged data', () => {
       await writeDump(path.join(p.cwd, 'dump'), data);
       const model = await loadPipeline(p.pipelineFile);
       const x = await runExtract({ model, stagingDir: p.stagingDir, source: { kind: 'dump', path: path.join(p.cwd, 'dump') }, full: true });
-      await runTransform({ model, stagingDir: p.stagingDir, runId: x.run_id });
+      await runTransform({ model, stagingDir: p.stagingDir, runId: x.runId });
       await assert.rejects(packRun({ stagingDir: p.stagingDir }), (e) =>
         refused(
           e,

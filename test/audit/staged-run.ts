@@ -151,8 +151,8 @@ export async function realRun(project?: Project): Promise<RealRun> {
   await writeDump(dump, sampleCollections());
   const model = await loadPipeline(p.pipelineFile);
   const extracted = await runExtract({ model, stagingDir: p.stagingDir, source: { kind: 'dump', path: dump }, full: true });
-  await runTransform({ model, stagingDir: p.stagingDir, runId: extracted.run_id });
-  return { ...p, runId: extracted.run_id, paths: runPaths(p.stagingDir, extracted.run_id) };
+  await runTransform({ model, stagingDir: p.stagingDir, runId: extracted.runId });
+  return { ...p, runId: extracted.runId, paths: runPaths(p.stagingDir, extracted.runId) };
 }
 
 export async function editManifest(paths: RunPaths, change: (m: Manifest) => void): Promise<void> {

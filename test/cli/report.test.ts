@@ -218,8 +218,8 @@ describe('report of a run with rejected rows', () => {
     await writeDump(dump, collections);
     const model = await loadPipeline(project.pipelineFile);
     const extracted = await runExtract({ model, stagingDir: project.stagingDir, source: { kind: 'dump', path: dump }, full: true });
-    await runTransform({ model, stagingDir: project.stagingDir, runId: extracted.run_id });
-    const m = await readManifest(runPaths(project.stagingDir, extracted.run_id));
+    await runTransform({ model, stagingDir: project.stagingDir, runId: extracted.runId });
+    const m = await readManifest(runPaths(project.stagingDir, extracted.runId));
     const r = await writeRunReport({ stagingDir: project.stagingDir, secrets: [secret] });
     const html = await readFile(r.file, 'utf8');
     assert.ok(!html.includes(secret), 'the configured secret is not in the report');

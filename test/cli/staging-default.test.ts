@@ -20,22 +20,22 @@ test('a run goes to ./.etl/runs by default; --staging and ETL_STAGING still choo
   const { cwd, dump } = await project(t);
   const r = await etl(['extract', '--source', dump, '--full', '--json'], { cwd });
   assert.equal(r.code, 0, r.stderr);
-  const runDir = (JSON.parse(r.stdout) as { run_dir: string }).run_dir;
+  const runDir = (JSON.parse(r.stdout) as { runDir: string }).runDir;
   assert.equal(path.dirname(runDir), path.join(cwd, '.etl', 'runs'));
   assert.equal((await readFile(path.join(cwd, '.etl', 'runs', 'latest'), 'utf8')).trim(), path.basename(runDir));
   assert.deepEqual((await readdir(cwd)).sort(), ['.etl', 'dump', 'pipeline.yaml']);
 
   const flag = await etl(['extract', '--source', dump, '--full', '--json', '--staging', 'elsewhere'], { cwd });
-  assert.equal(path.dirname((JSON.parse(flag.stdout) as { run_dir: string }).run_dir), path.join(cwd, 'elsewhere'));
+  assert.equal(path.dirname((JSON.parse(flag.stdout) as { runDir: string }).runDir), path.join(cwd, 'elsewhere'));
   const env = await etl(['extract', '--source', dump, '--full', '--json'], { cwd, env: { ETL_STAGING: 'from-env' } });
-  assert.equal(path.dirname((JSON.parse(env.stdout) as { run_dir: string }).run_dir), path.join(cwd, 'from-env'));
+  assert.equal(path.dirname((JSON.parse(env.stdout) as { runDir: string }).runDir), path.join(cwd, 'from-env'));
 });
 
 test('runs left in ./staging by an earlier version: a note says how to use or move them; --staging staging uses them', async (t) => {
   const { cwd, dump } = await project(t);
   const old = await etl(['extract', '--source', dump, '--full', '--json', '--staging', 'staging'], { cwd });
   assert.equal(old.code, 0, old.stderr);
-  const runId = (JSON.parse(old.stdout) as { run_id: string }).run_id;
+  const runId = (JSON.parse(old.stdout) as { runId: string }).runId;
 
   const listed = await etl(['runs', '--no-ledger'], { cwd });
   assert.equal(listed.code, 0, listed.stderr);

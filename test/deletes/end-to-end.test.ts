@@ -161,7 +161,7 @@ test('deleted documents: an incremental run with --propagate-deletes equals a fu
   assert.equal(await count(pgPlain, 'SELECT count(*) AS n FROM contents WHERE id = $1', [contentHex]), 1);
   assert.equal(await count(pgPlain, 'SELECT count(*) AS n FROM menus WHERE id = $1', [menuHex]), 0, 'a document that left the filter leaves the table, flag or not');
   assert.equal(plainReport.load.deletions ?? null, null);
-  assert.equal((await readdir(path.join(work, 'noflag', plainReport.extract.run_id, 'extract'))).some((f) => f.endsWith('.ids.ndjson')), false);
+  assert.equal((await readdir(path.join(work, 'noflag', plainReport.extract.runId, 'extract'))).some((f) => f.endsWith('.ids.ndjson')), false);
 
   // ── with the flag: the final state of a full run ──
   const second = await run('flag', withFlag, ['--propagate-deletes']);
@@ -171,7 +171,7 @@ test('deleted documents: an incremental run with --propagate-deletes equals a fu
     report.extract.collections.some((c: { watermark: { from: string | null } }) => c.watermark.from !== null),
     'the second run was incremental',
   );
-  assert.ok((await readdir(path.join(work, 'flag', report.extract.run_id, 'extract'))).includes('users.ids.ndjson'));
+  assert.ok((await readdir(path.join(work, 'flag', report.extract.runId, 'extract'))).includes('users.ids.ndjson'));
   const deletions = new Map<string, TableDeletions>(report.load.deletions.tables.map((x: TableDeletions) => [x.table, x]));
   for (const [table, want] of Object.entries(expected)) {
     const got = deletions.get(table) ?? { gone: 0, referencing: 0 };

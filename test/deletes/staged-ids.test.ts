@@ -64,7 +64,7 @@ test('--propagate-deletes stages every _id with the filter fields; transform der
   assert.equal(c.ids.documents, 4);
   assert.deepEqual(c.ids.fields, ['__t']);
   assert.deepEqual(c.ids.tables, ['events', 'menus']);
-  assert.deepEqual(report.propagate_deletes, { flag: true, tables: ['events', 'menus'], unsupported: [] });
+  assert.deepEqual(report.propagateDeletes, { flag: true, tables: ['events', 'menus'], unsupported: [] });
 
   const { paths, manifest, records, files } = await liveKeys(path.join(work, 'live'), model, ['events', 'menus']);
   const idsText = await readFile(paths.extractIdsFile('events'), 'utf8');
@@ -104,7 +104,7 @@ test('without the flag no ids are staged; dedupe tables propagate deletes too', 
   await writeDumpFolder(path.join(work, 'dump', 'app'), { events: events() });
   const plain = await runExtract({ model, stagingDir: work, source: { kind: 'dump', path: path.join(work, 'dump'), database: 'app' }, tables: ['events'], full: true });
   assert.equal(plain.collections[0]!.ids, undefined);
-  assert.equal(plain.propagate_deletes, null);
+  assert.equal(plain.propagateDeletes, null);
   const manifest = await readManifest(await resolveRun(work));
   assert.equal(JSON.stringify(manifest).match(/"ids"|propagate_deletes/g), null);
 
@@ -117,8 +117,8 @@ test('without the flag no ids are staged; dedupe tables propagate deletes too', 
     full: true,
     propagateDeletes: true,
   });
-  assert.deepEqual(flagged.propagate_deletes!.tables, ['events', 'users_logbook']);
-  assert.deepEqual(flagged.propagate_deletes!.unsupported, []);
+  assert.deepEqual(flagged.propagateDeletes!.tables, ['events', 'users_logbook']);
+  assert.deepEqual(flagged.propagateDeletes!.unsupported, []);
   assert.ok(flagged.collections.find((c) => c.collection === 'coachinglogbooks')!.ids, 'the logbook documents\' ids are staged');
   const yaml = (await readFile(PIPELINE, 'utf8')).replace('    dedupe_key: [user_id, day]\n', '    dedupe_key: [user_id, day]\n    propagate_deletes: true\n');
   const file = path.join(work, 'pipeline.yaml');

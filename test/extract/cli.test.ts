@@ -46,13 +46,13 @@ test('a dump with --json: exit 0, only the report on stdout, numbers as in the m
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout);
   assert.equal(report.ok, true);
-  const manifest = JSON.parse(await readFile(path.join(staging, report.run_id, 'manifest.json'), 'utf8'));
+  const manifest = JSON.parse(await readFile(path.join(staging, report.runId, 'manifest.json'), 'utf8'));
   for (const c of report.collections) {
     assert.equal(c.documents, manifest.stages.extract.collections[c.collection].documents);
     assert.equal(c.sha256, manifest.stages.extract.collections[c.collection].sha256);
   }
   assert.equal(report.collections.find((c: { collection: string }) => c.collection === 'users').documents, 25);
-  assert.equal((await readFile(path.join(staging, 'latest'), 'utf8')).trim(), report.run_id);
+  assert.equal((await readFile(path.join(staging, 'latest'), 'utf8')).trim(), report.runId);
 });
 
 test('plain output: the summary table and the run folder on stdout; no per-collection lines in logs', async () => {

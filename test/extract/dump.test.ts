@@ -24,8 +24,8 @@ async function tmp(name: string): Promise<string> {
   return tempDir(`etl-extract-${name}-`);
 }
 
-async function ndjsonOf(report: { run_dir: string }, collection: string): Promise<string> {
-  return readFile(path.join(report.run_dir, 'extract', `${collection}.ndjson`), 'utf8');
+async function ndjsonOf(report: { runDir: string }, collection: string): Promise<string> {
+  return readFile(path.join(report.runDir, 'extract', `${collection}.ndjson`), 'utf8');
 }
 
 const users = makeUsers(40, { decimal: true });
@@ -110,13 +110,13 @@ test('manifest counts and sha256 match the files; pipeline.yaml copied byte for 
   await writeDumpFolder(path.join(dir, 'appdb'), data);
   const stagingDir = path.join(dir, 'staging');
   const report = await runExtract({ model, stagingDir, source: { kind: 'dump', path: path.join(dir, 'appdb') } });
-  const manifest = await readManifest(runPaths(stagingDir, report.run_id));
+  const manifest = await readManifest(runPaths(stagingDir, report.runId));
   const section = manifest.stages.extract!;
   assert.equal(section.status, 'done');
   assert.equal(manifest.source.kind, 'dump');
   assert.deepEqual(Object.keys(section.collections).sort(), ['events', 'ghosts', 'recipes', 'users']);
   for (const [name, rec] of Object.entries(section.collections)) {
-    const bytes = await readFile(path.join(report.run_dir, rec.file));
+    const bytes = await readFile(path.join(report.runDir, rec.file));
     assert.equal(rec.bytes, bytes.length, name);
     assert.equal(rec.sha256, createHash('sha256').update(bytes).digest('hex'), name);
     const lines = bytes.toString('utf8').split('\n').filter(Boolean).length;
@@ -127,8 +127,8 @@ test('manifest counts and sha256 match the files; pipeline.yaml copied byte for 
     assert.equal(fromReport.documents, rec.documents);
   }
   assert.deepEqual(section.collections.users!.tables, ['users', 'user_events']);
-  assert.deepEqual(await readFile(path.join(report.run_dir, 'pipeline.yaml')), await readFile(PIPELINE));
-  assert.equal((await readFile(path.join(stagingDir, 'latest'), 'utf8')).trim(), report.run_id);
+  assert.deepEqual(await readFile(path.join(report.runDir, 'pipeline.yaml')), await readFile(PIPELINE));
+  assert.equal((await readFile(path.join(stagingDir, 'latest'), 'utf8')).trim(), report.runId);
   // A full read of a dump: the next watermark is the latest date in the dump minus the margin.
   const latest = Math.max(...users.flatMap((u) => [u.creation_date.getTime(), u.update_date.getTime()]));
   assert.equal(section.collections.users!.watermark.next, new Date(latest - 300_000).toISOString());
@@ -165,7 +165,7 @@ test('a dump out of _id order is sorted (external sort with spills) to the same 
   assert.equal(a.collections[0]!.order, 'dump');
   assert.equal(b.collections[0]!.order, 'sorted');
   // The sort's temp folder is gone, and only the NDJSON file is left.
-  assert.deepEqual(await readdir(path.join(b.run_dir, 'extract')), ['users.ndjson']);
+  assert.deepEqual(await readdir(path.join(b.runDir, 'extract')), ['users.ndjson']);
   // --tables users: only the users collection, recorded for the users table only.
   assert.deepEqual(b.collections.map((c) => c.collection), ['users']);
   assert.deepEqual(b.collections[0]!.tables, ['users']);
@@ -200,8 +200,8 @@ test('a truncated or corrupt .bson file is reported with its name and byte offse
     assert.match(e.message, new RegExp(`users\\.bson: invalid document length -5 at byte offset ${tenth}$`));
     return true;
   });
-  assert.equal((await readFile(path.join(stagingDir, 'latest'), 'utf8')).trim(), good.run_id);
-  const runs = (await readdir(stagingDir)).filter((n) => n !== 'latest' && n !== good.run_id);
+  assert.equal((await readFile(path.join(stagingDir, 'latest'), 'utf8')).trim(), good.runId);
+  const runs = (await readdir(stagingDir)).filter((n) => n !== 'latest' && n !== good.runId);
   assert.equal(runs.length, 2);
   for (const run of runs) {
     const m = await readManifest(runPaths(stagingDir, run));
@@ -251,8 +251,8 @@ test('an aborted extract leaves the manifest failed, no partial file, latest unm
       source: { kind: 'dump', path: path.join(dir, 'appdb') },
       signal: controller.signal,
       onProgress: (e) => {
-        if (e.type === 'collection-progress' && e.collection === 'users' && e.documents > 0) controller.abort(reason);
-        if (e.type === 'collection-started' && e.collection === 'users') setImmediate(() => controller.abort(reason));
+        if (e.kind === 'collection_progress' && e.collection === 'users' && e.documents > 0) controller.abort(reason);
+        if (e.kind === 'collection_started' && e.collection === 'users') setImmediate(() => controller.abort(reason));
       },
     }),
   );

@@ -68,14 +68,14 @@ async function setup(t: { after(fn: () => Promise<void>): void }, names?: readon
   const model = await loadPipeline(PIPELINE);
   const stagingDir = path.join(dir, 'staging');
   const report = await runExtract({ model, stagingDir, source: { kind: 'dump', path: path.join(dir, 'appdb') } });
-  const staged = (await readFile(path.join(report.run_dir, 'extract/offers.ndjson'), 'utf8')).split('\n').filter(Boolean);
+  const staged = (await readFile(path.join(report.runDir, 'extract/offers.ndjson'), 'utf8')).split('\n').filter(Boolean);
   const line = (n: number) => staged.find((l) => l.startsWith(`{"_id":{"$oid":"${objectIdAt(n).toHexString()}"}`));
   const transformAndVerify = async () => {
     const transformed = await runTransform({ model, stagingDir });
-    const verified = await verifyRun({ target: report.run_dir });
+    const verified = await verifyRun({ target: report.runDir });
     assert.deepEqual(verified.mismatches, []);
     const rejectsOf = async (table: string) =>
-      Object.fromEntries((await ndjson(path.join(report.run_dir, `transform/${table}.rejects.ndjson`))).map((r) => [r._id, [r.column, r.reason]]));
+      Object.fromEntries((await ndjson(path.join(report.runDir, `transform/${table}.rejects.ndjson`))).map((r) => [r._id, [r.column, r.reason]]));
     return { transformed, verified, rejectsOf, table: (name: string) => transformed.tables.find((x) => x.table === name)! };
   };
   return { dir, docs, offsets, model, stagingDir, report, staged, line, transformAndVerify };
@@ -99,7 +99,7 @@ test('item 3: a document without _id is rejected alone with its offset; the run 
   const s = await setup(t, ['plain', 'no _id', 'plain too']);
   const offers = s.report.collections[0]!;
   assert.deepEqual([offers.scanned, offers.documents, offers.rejected], [3, 2, 1]);
-  const rejects = await ndjson(path.join(s.report.run_dir, 'extract/offers.rejects.ndjson'));
+  const rejects = await ndjson(path.join(s.report.runDir, 'extract/offers.rejects.ndjson'));
   assert.deepEqual(rejects.map((r) => [r.collection, r._id, r.reason, r.offset, r.position]), [['offers', null, 'missing_id', s.offsets.get('no _id'), 2]]);
   const { table, verified } = await s.transformAndVerify();
   assert.equal(table('offers').rows, 2);
@@ -118,7 +118,7 @@ test('item 4: a string that is not UTF-8 rejects a row (invalid_unicode) only wh
 
 test('item 5: a mapped field nested 100,000 levels rejects its document (too_deep) with its _id; an unread one does no harm', async (t) => {
   const s = await setup(t, ['plain', 'deep mapped', 'deep unread', 'plain too']);
-  const rejects = await ndjson(path.join(s.report.run_dir, 'extract/offers.rejects.ndjson'));
+  const rejects = await ndjson(path.join(s.report.runDir, 'extract/offers.rejects.ndjson'));
   assert.deepEqual(rejects.map((r) => [r._id, r.reason, r.offset]), [[hex(10), 'too_deep', s.offsets.get('deep mapped')]]);
   const { table } = await s.transformAndVerify();
   assert.equal(table('offers').documents, 3);
@@ -161,7 +161,7 @@ test('all together: extract stages every hostile document it can, unambiguously,
   assert.equal(offers.scanned, offers.documents + offers.rejected! + offers.unmatched!);
   assert.equal(offers.rejects!.file, 'extract/offers.rejects.ndjson');
   assert.equal(offers.rejects!.records, 3);
-  const rejects = await ndjson(path.join(s.report.run_dir, offers.rejects!.file));
+  const rejects = await ndjson(path.join(s.report.runDir, offers.rejects!.file));
   const file = path.join(s.dir, 'appdb/offers.bson');
   assert.deepEqual(rejects.map((r) => [r._id, r.reason, r.offset, r.position, r.file]), [
     [null, 'missing_id', s.offsets.get('no _id'), 6, file],
@@ -190,7 +190,7 @@ test('all together: transform rejects the hostile values per the type contract, 
   const transformed = await runTransform({ model: s.model, stagingDir: s.stagingDir });
   const offers = transformed.tables.find((x) => x.table === 'offers')!;
   const labels = transformed.tables.find((x) => x.table === 'offer_labels')!;
-  const rejects = await ndjson(path.join(s.report.run_dir, 'transform/offers.rejects.ndjson'));
+  const rejects = await ndjson(path.join(s.report.runDir, 'transform/offers.rejects.ndjson'));
   const byId = Object.fromEntries(rejects.map((r) => [r._id, [r.column, r.reason]]));
   assert.deepEqual(byId, {
     [objectIdAt(2).toHexString()]: ['duration', 'not_an_integer'],
@@ -204,23 +204,23 @@ test('all together: transform rejects the hostile values per the type contract, 
   assert.equal(offers.documents, 13);
   assert.equal(offers.rows, 6);
   // offer_labels reads only the label: the bad owner and the bad unread field do it no harm.
-  const labelRejects = await ndjson(path.join(s.report.run_dir, 'transform/offer_labels.rejects.ndjson'));
+  const labelRejects = await ndjson(path.join(s.report.runDir, 'transform/offer_labels.rejects.ndjson'));
   assert.deepEqual(labelRejects.map((r) => [r._id, r.reason]), [[objectIdAt(7).toHexString(), 'invalid_unicode']]);
   assert.equal(labels.rows, 12);
-  const csv = await readFile(path.join(s.report.run_dir, 'transform/offers.csv'), 'utf8');
+  const csv = await readFile(path.join(s.report.runDir, 'transform/offers.csv'), 'utf8');
   // JSONB keeps the escape: the document is not confused with the Int32 it looks like.
   assert.ok(csv.includes('"{""$etlDocument"":{""$etlDocument"":1,""x"":{""$etlDocument"":{""$numberInt"":""2""}}}}"'), csv);
 
-  const verified = await verifyRun({ target: s.report.run_dir });
+  const verified = await verifyRun({ target: s.report.runDir });
   assert.deepEqual(verified.mismatches, []);
   assert.equal(verified.ok, true);
   assert.equal(verified.retransform.ran, true);
   assert.ok(verified.identities.some((i) => i.table === 'offers' && /extract: documents read = /.test(i.name) && i.ok), JSON.stringify(verified.identities));
 
-  const packed = await packRun({ stagingDir: s.stagingDir, runId: s.report.run_id, out: path.join(s.dir, 'run.tar.gz') });
+  const packed = await packRun({ stagingDir: s.stagingDir, runId: s.report.runId, out: path.join(s.dir, 'run.tar.gz') });
   const entries: string[] = [];
   await tar.list({ file: packed.archive, onReadEntry: (e) => void entries.push(e.path) });
-  assert.ok(entries.includes(`${s.report.run_id}/extract/offers.rejects.ndjson`), entries.join(', '));
+  assert.ok(entries.includes(`${s.report.runId}/extract/offers.rejects.ndjson`), entries.join(', '));
   const fromArchive = await verifyRun({ target: packed.archive });
   assert.deepEqual(fromArchive.mismatches, []);
 });

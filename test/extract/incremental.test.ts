@@ -41,13 +41,13 @@ test('an incremental read of a dump ignores the filter, takes ObjectIds minted s
   const report = await runExtract({ model, stagingDir, source: { kind: 'dump', path: path.join(dir, 'appdb') }, since: SINCE });
 
   const recipes = report.collections.find((c) => c.collection === 'recipes')!;
-  assert.deepEqual(idsOf(await readFile(path.join(report.run_dir, recipes.file), 'utf8')), [objectIdAt(5000), objectIdAt(5001)].map((i) => i.toHexString()));
+  assert.deepEqual(idsOf(await readFile(path.join(report.runDir, recipes.file), 'utf8')), [objectIdAt(5000), objectIdAt(5001)].map((i) => i.toHexString()));
   // The manifest records the query actually sent: no __t condition.
   assert.deepEqual(recipes.filter, EJSON.serialize(incrementalQuery(SINCE), { relaxed: false }));
   assert.doesNotMatch(JSON.stringify(recipes.filter), /__t/);
 
   const users = report.collections.find((c) => c.collection === 'users')!;
-  const staged = idsOf(await readFile(path.join(report.run_dir, users.file), 'utf8'));
+  const staged = idsOf(await readFile(path.join(report.runDir, users.file), 'utf8'));
   const synced = data.users!.at(-1)!._id.toHexString();
   const older = data.users!.at(-2)!._id.toHexString();
   assert.ok(staged.includes(synced), 'the document synced after the watermark with older dates is read');
@@ -67,7 +67,7 @@ test('an incremental read of a dump ignores the filter, takes ObjectIds minted s
   assert.equal(menus.documents, 2);
   assert.equal(menus.rows, 1);
   assert.deepEqual(menus.skipped, { filtered: 1 });
-  const manifest = await readManifest(runPaths(stagingDir, report.run_id));
+  const manifest = await readManifest(runPaths(stagingDir, report.runId));
   assert.equal(manifest.stages.transform!.tables.menus!.skipped!.filtered, 1);
 });
 

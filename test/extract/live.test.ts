@@ -68,7 +68,7 @@ test('full, then incremental from the stored watermarks: new, updated and at-the
   assert.equal(usersFirst.watermark.from, null);
   assert.equal(usersFirst.watermark.next_basis, 'server_clock');
   // next = the server's clock at the start minus the 300 s margin.
-  const serverStart = new Date(first.server_started_at!);
+  const serverStart = new Date(first.serverStartedAt!);
   assert.ok(Math.abs(serverStart.getTime() - Date.now()) < 60_000, 'the server clock is read');
   assert.equal(usersFirst.watermark.next, new Date(serverStart.getTime() - 300_000).toISOString());
 
@@ -86,7 +86,7 @@ test('full, then incremental from the stored watermarks: new, updated and at-the
   assert.equal(second.full, false);
   const users = second.collections.find((c) => c.collection === 'users')!;
   assert.equal(users.watermark.from, w.toISOString());
-  assert.deepEqual(ids(await readFile(path.join(second.run_dir, users.file), 'utf8')), [objectIdAt(3), objectIdAt(900), objectIdAt(901)].map((i) => i.toHexString()));
+  assert.deepEqual(ids(await readFile(path.join(second.runDir, users.file), 'utf8')), [objectIdAt(3), objectIdAt(900), objectIdAt(901)].map((i) => i.toHexString()));
   assert.deepEqual(users.filter, EJSON.serialize(incrementalQuery(w), { relaxed: false }));
   const recipes = second.collections.find((c) => c.collection === 'recipes')!;
   assert.equal(recipes.documents, 0);
@@ -102,7 +102,7 @@ test('full, then incremental from the stored watermarks: new, updated and at-the
   const all = await s.coll('users').find({}).sort({ _id: 1 }).toArray();
   const inWindow = all.filter((u) => u.creation_date >= d20 || u.update_date >= d20).map((u) => u._id.toHexString());
   assert.ok(inWindow.length > 4 && inWindow.length < all.length, `window holds ${inWindow.length} of ${all.length}`);
-  assert.deepEqual(ids(await readFile(path.join(third.run_dir, third.collections[0]!.file), 'utf8')), inWindow);
+  assert.deepEqual(ids(await readFile(path.join(third.runDir, third.collections[0]!.file), 'utf8')), inWindow);
   await s.db.query('DELETE FROM etl_watermarks WHERE table_name = $1', ['user_events']);
   const fourth = await s.extract({ tables: ['users', 'user_events'] });
   assert.equal(fourth.collections[0]!.watermark.from, null);
@@ -126,10 +126,10 @@ test('live server, dump folder and archive give byte-identical NDJSON', async (t
   const fromDir = await s.extract({ full: true, source: { kind: 'dump', path: path.join(dir, 'dump') } });
   const fromArchive = await s.extract({ full: true, source: { kind: 'dump', path: path.join(dir, 'dump.archive.gz') } });
   for (const c of ['users', 'events', 'recipes', 'ghosts']) {
-    const a = await readFile(path.join(live.run_dir, 'extract', `${c}.ndjson`));
+    const a = await readFile(path.join(live.runDir, 'extract', `${c}.ndjson`));
     assert.ok(c === 'ghosts' || a.length > 0, c);
-    assert.deepEqual(await readFile(path.join(fromDir.run_dir, 'extract', `${c}.ndjson`)), a, `${c}: dump folder`);
-    assert.deepEqual(await readFile(path.join(fromArchive.run_dir, 'extract', `${c}.ndjson`)), a, `${c}: archive`);
+    assert.deepEqual(await readFile(path.join(fromDir.runDir, 'extract', `${c}.ndjson`)), a, `${c}: dump folder`);
+    assert.deepEqual(await readFile(path.join(fromArchive.runDir, 'extract', `${c}.ndjson`)), a, `${c}: archive`);
   }
   const l = live.collections.find((c) => c.collection === 'users')!;
   const d = fromDir.collections.find((c) => c.collection === 'users')!;
@@ -185,8 +185,8 @@ test('an incremental live read takes what the dump path takes, byte for byte: fi
   await writeDumpFolder(path.join(dir, 'dump', s.mongo.name), data);
   const dump = await s.extract({ since: SINCE, source: { kind: 'dump', path: path.join(dir, 'dump') } });
   for (const c of ['users', 'events', 'recipes']) {
-    const a = await readFile(path.join(live.run_dir, 'extract', `${c}.ndjson`));
-    assert.deepEqual(await readFile(path.join(dump.run_dir, 'extract', `${c}.ndjson`)), a, c);
+    const a = await readFile(path.join(live.runDir, 'extract', `${c}.ndjson`));
+    assert.deepEqual(await readFile(path.join(dump.runDir, 'extract', `${c}.ndjson`)), a, c);
     const l = live.collections.find((x) => x.collection === c)!;
     const d = dump.collections.find((x) => x.collection === c)!;
     assert.deepEqual(l.undated, d.undated, `${c}: the census agrees`);
@@ -194,6 +194,6 @@ test('an incremental live read takes what the dump path takes, byte for byte: fi
   }
   const users = live.collections.find((x) => x.collection === 'users')!;
   assert.equal(users.undated!.documents, 3);
-  assert.ok(ids(await readFile(path.join(live.run_dir, users.file), 'utf8')).includes(data.users!.at(-1)!._id.toHexString()));
+  assert.ok(ids(await readFile(path.join(live.runDir, users.file), 'utf8')).includes(data.users!.at(-1)!._id.toHexString()));
   assert.equal(live.collections.find((x) => x.collection === 'recipes')!.documents, 2);
 });

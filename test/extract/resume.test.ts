@@ -81,7 +81,7 @@ test('killing the server mid-extract: reconnect and resume after the last _id, n
     retry: { maxRetries: 20, baseDelayMs: 100, maxDelayMs: 1_000 },
     progressEveryMs: 0,
     onProgress: (e) => {
-      if (e.type === 'collection-progress' && killedAt < 0 && e.documents >= 300) {
+      if (e.kind === 'collection_progress' && killedAt < 0 && e.documents >= 300) {
         killedAt = e.documents;
         child.kill('SIGKILL');
         restarted = (async () => {
@@ -90,7 +90,7 @@ test('killing the server mid-extract: reconnect and resume after the last _id, n
           child = await startFerret(binary, dir, port);
         })();
       }
-      if (e.type === 'collection-retry') retries.push(e.error);
+      if (e.kind === 'collection_retry') retries.push(e.error);
     },
   });
   await restarted;
@@ -98,8 +98,8 @@ test('killing the server mid-extract: reconnect and resume after the last _id, n
   assert.ok(killedAt >= 300 && killedAt < 1500, `killed after ${killedAt} documents`);
   assert.ok(report.collections[0]!.retries! >= 1, `reconnected ${report.collections[0]!.retries} time(s): ${retries.join(' | ')}`);
   assert.equal(report.collections[0]!.documents, 1500);
-  const a = await readFile(path.join(clean.run_dir, 'extract/users.ndjson'));
-  const b = await readFile(path.join(report.run_dir, 'extract/users.ndjson'));
+  const a = await readFile(path.join(clean.runDir, 'extract/users.ndjson'));
+  const b = await readFile(path.join(report.runDir, 'extract/users.ndjson'));
   assert.equal(b.toString().split('\n').length, a.toString().split('\n').length);
   assert.ok(a.equals(b), 'same bytes as an uninterrupted extract');
   assert.equal(report.collections[0]!.sha256, clean.collections[0]!.sha256);
@@ -174,11 +174,11 @@ test('a cursor dropped among the numbers resumes through the strings and ObjectI
     progressEveryMs: 0,
     onProgress: (e) => {
       // Once while the documents pass reads numbers, once while the ids pass does.
-      if (e.type === 'collection-progress' && killedDocs < 0 && e.documents >= 150) {
+      if (e.kind === 'collection_progress' && killedDocs < 0 && e.documents >= 150) {
         killedDocs = e.documents;
         restarted = killAndRestart(server);
       }
-      if (e.type === 'collection-ids-progress' && killedIds < 0 && e.ids >= 150) {
+      if (e.kind === 'collection_ids_progress' && killedIds < 0 && e.ids >= 150) {
         killedIds = e.ids;
         restarted = killAndRestart(server);
       }
@@ -191,7 +191,7 @@ test('a cursor dropped among the numbers resumes through the strings and ObjectI
   const users = report.collections[0]!;
   assert.ok(users.retries! >= 1);
   assert.equal(users.documents, 1200);
-  assert.ok((await readFile(path.join(report.run_dir, users.file))).equals(await readFile(path.join(clean.run_dir, clean.collections[0]!.file))), 'same bytes as an uninterrupted extract');
+  assert.ok((await readFile(path.join(report.runDir, users.file))).equals(await readFile(path.join(clean.runDir, clean.collections[0]!.file))), 'same bytes as an uninterrupted extract');
   const ids = users.ids!;
   assert.equal(ids.documents, 1200);
   assert.equal(ids.sha256, clean.collections[0]!.ids!.sha256);
@@ -221,7 +221,7 @@ test('an _id listing shorter than the counts taken around it is not proved compl
     onProgress: (e) => {
       // A document appears behind the listing while it runs (an _id it has passed): the listing
       // holds fewer _ids than the count taken after it, which it cannot tell from a skip.
-      if (e.type === 'collection-ids-progress' && e.ids >= 256 && !inserted) {
+      if (e.kind === 'collection_ids_progress' && e.ids >= 256 && !inserted) {
         inserted = true;
         inserting = users.insertOne({ _id: new Int32(-1) as never, email: 'late@example.org' });
       }

@@ -68,11 +68,11 @@ async function runKind(kind: Kind, source: Source, t: TestContext): Promise<void
     const mongo = await insertIntoFerret(sample, t);
     extracted = await runExtract({ model, stagingDir, source: { kind: 'mongodb', mongo: { url: mongo.url, database: mongo.database } }, full: true });
   }
-  await runTransform({ model, stagingDir, runId: extracted.run_id });
+  await runTransform({ model, stagingDir, runId: extracted.runId });
   const url = await servers.postgres.createDatabase(t.name);
-  await runLoad({ model, stagingDir, runId: extracted.run_id, postgres: { connectionString: url, host: '', port: 0, database: '', user: '', password: null } });
+  await runLoad({ model, stagingDir, runId: extracted.runId, postgres: { connectionString: url, host: '', port: 0, database: '', user: '', password: null } });
 
-  const paths = runPaths(stagingDir, extracted.run_id);
+  const paths = runPaths(stagingDir, extracted.runId);
   const manifest = await readManifest(paths);
   const client = new pg.Client({ connectionString: url });
   await client.connect();

@@ -94,7 +94,7 @@ test('etl load --json prints the report; the plain summary names every figure', 
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, new RegExp(`run ${run} was already loaded into .*: nothing changed`));
   const againJson = JSON.parse((await etl(['load', '--json', '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]).done).stdout);
-  assert.equal(againJson.already_applied, true);
+  assert.ok(againJson.skipped.length > 0, "the tables already loaded from this run are listed");
   assert.equal(againJson.alreadyApplied, true);
   assert.deepEqual(againJson.tables, []);
 });
