@@ -31,7 +31,7 @@ import { describeMongo, describePostgres, type MongoConfig, type PostgresConfig 
 import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
 import { connectPostgres } from '../connect/postgres.ts';
 import { redactText } from '../connect/redact.ts';
-import { LoadError, SourceError, UsageError } from '../errors/etl-error.ts';
+import { LoadError, SourceError } from '../errors/etl-error.ts';
 import type { PipelineModel, Strategy, TableModel } from '../model/types.ts';
 import { readTables, type LiveTable } from '../schema/catalog.ts';
 import { csvWriter } from '../staging/csv.ts';

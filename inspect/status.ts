@@ -4,7 +4,6 @@
 // (etl_runs); the staged runs that this database has not loaded; and the drift between
 // pipeline.yaml and the live tables. Reads only: a database where `etl schema` never ran is a valid
 // answer ("never loaded"), not an error.
-import type pg from 'pg';
 import { describePostgres, type PostgresConfig } from '../connect/config.ts';
 import { connectPostgres } from '../connect/postgres.ts';
 import type { PipelineModel } from '../model/types.ts';

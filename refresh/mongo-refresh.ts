@@ -2,18 +2,17 @@
 // into <out>/<timestamp>-<db>.archive.gz (written as .partial, renamed only when mongodump exited 0
 // and the bytes are a gzipped mongodump archive). `etl extract --source <file>` reads it directly;
 // with `restore`, the local mongorestore loads it into the local MongoDB.
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { EtlConfig } from '../connect/config.ts';
 import { describeMongo } from '../connect/config.ts';
 import { redactText } from '../connect/redact.ts';
-import { openSshSession } from '../connect/ssh-session.ts';
+import { openSshSession, type SshExecResult, type SshSession } from '../connect/ssh-session.ts';
+import type { ClientChannel } from 'ssh2';
 import { EtlError, SourceError } from '../errors/etl-error.ts';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
-import { newRunId } from '../staging/run-folder.ts';
 import { ByteMeter, collectTail, type ByteProgress } from './byte-meter.ts';
+import { dumpFilePath, lastLines } from './dump-file.ts';
 import { findOnPath, runChild } from './local-tools.ts';
 import { shellQuote } from './shell-quote.ts';
 
@@ -72,73 +71,17 @@ export function mongodumpCommand(command: string, database: string, uri: string)
   return `${command} --archive --gzip --db=${shellQuote(database)} --uri=${shellQuote(uri)}`;
 }
 
-function fileSafe(name: string): string {
-  return name.replace(/[^A-Za-z0-9_.-]/g, '_');
-}
-
 export async function runMongoRefresh(o: MongoRefreshOptions): Promise<MongoRefreshReport> {
   const { config, signal } = o;
   const database = config.remote.mongo.database;
-  const secrets = config.secrets;
-  // Before any download: a restore that cannot happen must not cost a production dump.
-  const mongorestore = o.restore ? await findOnPath('mongorestore', o.env) : null;
-  if (o.restore && !mongorestore) {
-    throw new EtlError('mongorestore_missing', '--restore needs mongorestore, which is not installed here (not found on PATH)', {
-      hint: 'install the MongoDB Database Tools (mongodb-database-tools), or drop --restore: `etl extract --source <archive>` reads the archive without a local MongoDB',
-    });
-  }
-
-  const outDir = path.resolve(config.cwd, o.outDir ?? path.join(config.stagingDir, 'dumps'));
-  await mkdir(outDir, { recursive: true });
-  const file = path.join(outDir, `${newRunId(o.now ?? new Date())}-${fileSafe(database)}.archive.gz`);
-
+  const mongorestore = await requireMongorestore(o);
+  const file = await dumpFilePath(config, o.outDir, o.now, database, '.archive.gz');
   o.onProgress?.({ phase: 'connect' });
   const session = await openSshSession({ ssh: config.remote.ssh, signal });
-  const started = Date.now();
-  let sink: AtomicFileSink | null = null;
   try {
-    const command = mongodumpCommand(config.remote.mongodumpCommand, database, mongodumpUri(config.remote.mongo.url, database));
-    const { channel, exit } = await session.exec(command);
-    // On abort: SIGTERM to the remote mongodump (OpenSSH ≥ 7.9 honours signal requests), then
-    // closing the channel, which also ends it with SIGPIPE on its next write.
-    const onAbort = (): void => {
-      try {
-        channel.signal('TERM');
-      } catch {
-        // the channel may already be closing
-      }
-      channel.destroy();
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const stderr = collectTail(channel.stderr).catch(() => '');
-    sink = new AtomicFileSink(file);
-    const meter = new ByteMeter((p) => o.onProgress?.({ phase: 'download', ...p }), { keepHead: 64 * 1024 });
-    let streamError: unknown = null;
-    try {
-      await pipeline(channel, meter, sink, { signal });
-    } catch (err) {
-      streamError = err;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-    }
-    signal?.throwIfAborted();
-    const [result, errText] = await Promise.all([exit, stderr]);
-    const tail = redactText(errText, secrets);
-    if (result.code !== 0) {
-      const how = result.code === null ? (result.signal ? `was killed by ${result.signal}` : 'ended without an exit status (connection lost?)') : `exited with code ${result.code}`;
-      throw new SourceError('mongodump_failed', `mongodump on ${session.target} ${how}${tail ? `:\n${lastLines(tail, 12)}` : ''}`, {
-        hint:
-          result.code === 127
-            ? 'mongodump is not installed on the server (or not on its PATH): install mongodb-database-tools there, or set REMOTE_MONGODUMP_COMMAND (e.g. "docker exec mongo mongodump")'
-            : `check REMOTE_MONGODB_URL (as seen from the server) and REMOTE_MONGODB_DATABASE; ${describeMongo(config.remote.mongo)}`,
-      });
-    }
-    if (streamError) throw new SourceError('mongodump_stream_failed', `receiving the archive from ${session.target} failed: ${(streamError as Error).message}`, { cause: streamError });
-    checkArchiveHead(meter.head());
-    const figures = await sink.commit();
-    sink = null;
+    const started = Date.now();
+    const figures = await downloadArchive(o, session, file);
     const seconds = (Date.now() - started) / 1000;
-
     let restored: MongoRefreshReport['restored'] = null;
     if (mongorestore) {
       o.onProgress?.({ phase: 'restore' });
@@ -157,9 +100,75 @@ export async function runMongoRefresh(o: MongoRefreshOptions): Promise<MongoRefr
       restored,
     };
   } finally {
-    await sink?.discard().catch(() => undefined);
     await session.close();
   }
+}
+
+/** Before any download: a restore that cannot happen must not cost a production dump. */
+async function requireMongorestore(o: MongoRefreshOptions): Promise<string | null> {
+  if (!o.restore) return null;
+  const mongorestore = await findOnPath('mongorestore', o.env);
+  if (mongorestore) return mongorestore;
+  throw new EtlError('mongorestore_missing', '--restore needs mongorestore, which is not installed here (not found on PATH)', {
+    hint: 'install the MongoDB Database Tools (mongodb-database-tools), or drop --restore: `etl extract --source <archive>` reads the archive without a local MongoDB',
+  });
+}
+
+/** The remote mongodump's archive into `file`, which appears only when mongodump succeeded and sent an archive. */
+async function downloadArchive(o: MongoRefreshOptions, session: SshSession, file: string): Promise<{ bytes: number; sha256: string }> {
+  const { config, signal } = o;
+  const database = config.remote.mongo.database;
+  const { channel, exit } = await session.exec(mongodumpCommand(config.remote.mongodumpCommand, database, mongodumpUri(config.remote.mongo.url, database)));
+  const sink = new AtomicFileSink(file);
+  try {
+    const stderr = collectTail(channel.stderr).catch(() => '');
+    const meter = new ByteMeter((p) => o.onProgress?.({ phase: 'download', ...p }), { keepHead: 64 * 1024 });
+    const streamError = await receive(channel, meter, sink, signal);
+    signal?.throwIfAborted();
+    const [result, errText] = await Promise.all([exit, stderr]);
+    if (result.code !== 0) throw mongodumpFailed(o.config, session.target, result, redactText(errText, config.secrets));
+    if (streamError) throw new SourceError('mongodump_stream_failed', `receiving the archive from ${session.target} failed: ${(streamError as Error).message}`, { cause: streamError });
+    checkArchiveHead(meter.head());
+    return await sink.commit();
+  } catch (error) {
+    await sink.discard().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * Streams the channel into the file; returns the stream's error (the exit status explains it
+ * better, so it is judged after). On abort: SIGTERM to the remote mongodump (OpenSSH ≥ 7.9 honours
+ * signal requests), then closing the channel, which also ends it with SIGPIPE on its next write.
+ */
+async function receive(channel: ClientChannel, meter: ByteMeter, sink: AtomicFileSink, signal: AbortSignal | undefined): Promise<unknown> {
+  const onAbort = (): void => {
+    try {
+      channel.signal('TERM');
+    } catch {
+      // the channel may already be closing
+    }
+    channel.destroy();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await pipeline(channel, meter, sink, { signal });
+    return null;
+  } catch (err) {
+    return err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function mongodumpFailed(config: EtlConfig, target: string, result: SshExecResult, tail: string): SourceError {
+  const how = result.code === null ? (result.signal ? `was killed by ${result.signal}` : 'ended without an exit status (connection lost?)') : `exited with code ${result.code}`;
+  return new SourceError('mongodump_failed', `mongodump on ${target} ${how}${tail ? `:\n${lastLines(tail, 12)}` : ''}`, {
+    hint:
+      result.code === 127
+        ? 'mongodump is not installed on the server (or not on its PATH): install mongodb-database-tools there, or set REMOTE_MONGODUMP_COMMAND (e.g. "docker exec mongo mongodump")'
+        : `check REMOTE_MONGODB_URL (as seen from the server) and REMOTE_MONGODB_DATABASE; ${describeMongo(config.remote.mongo)}`,
+  });
 }
 
 /** A gzipped mongodump archive starts, once inflated, with the archive magic number. */
@@ -173,10 +182,6 @@ function checkArchiveHead(head: Buffer): void {
   if (inflated.length < 4 || !inflated.subarray(0, 4).equals(ARCHIVE_MAGIC)) {
     throw new SourceError('mongodump_not_archive', 'what mongodump sent is gzip but not a mongodump archive (magic number 0x8199e26d missing); the partial file was removed');
   }
-}
-
-function lastLines(text: string, n: number): string {
-  return text.split('\n').slice(-n).map((l) => `  ${l}`).join('\n');
 }
 
 async function restoreArchive(o: {

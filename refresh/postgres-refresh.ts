@@ -3,8 +3,7 @@
 // before anything local is touched), then pg_restore --clean --if-exists --no-owner loads it in
 // ONE transaction: it either replaces the dumped objects entirely or changes nothing.
 // Passwords reach pg_dump/pg_restore through PGPASSWORD, never the command line.
-import { mkdir, rm } from 'node:fs/promises';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
@@ -14,9 +13,9 @@ import { redactText } from '../connect/redact.ts';
 import { openSshSession } from '../connect/ssh-session.ts';
 import { EtlError, SourceError, LoadError } from '../errors/etl-error.ts';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
-import { newRunId } from '../staging/run-folder.ts';
 import { ByteMeter, type ByteProgress } from './byte-meter.ts';
 import { compiled, ident, qualified, runSql } from '../schema/sql.ts';
+import { dumpFilePath, lastLines } from './dump-file.ts';
 import { pickPgTools, runChild, type PgTools } from './local-tools.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -97,10 +96,6 @@ export function libpqArgs(p: PostgresConfig): { args: string[]; env: Record<stri
   };
 }
 
-function fileSafe(name: string): string {
-  return name.replace(/[^A-Za-z0-9_.-]/g, '_');
-}
-
 async function withClient<T>(cfg: pg.ClientConfig, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ ...cfg, connectionTimeoutMillis: 15_000 });
   client.on('error', () => undefined);
@@ -161,9 +156,7 @@ export async function runPostgresRefresh(o: PgRefreshOptions): Promise<PgRefresh
   const remoteText = `postgresql://${remote.user}@${remote.host}:${remote.port}/${remote.database}`;
   o.onProgress?.({ phase: 'connect' });
   const local = await localServer(config.postgres, config.secrets);
-  const outDir = path.resolve(config.cwd, o.outDir ?? path.join(config.stagingDir, 'dumps'));
-  await mkdir(outDir, { recursive: true });
-  const file = path.join(outDir, `${newRunId(o.now ?? new Date())}-${fileSafe(remote.database)}.pgdump`);
+  const file = await dumpFilePath(config, o.outDir, o.now, remote.database, '.pgdump');
   const session = await openSshSession({ ssh: config.remote.ssh, signal });
   try {
     const fwd = await session.forward(remote.host, remote.port);
@@ -223,7 +216,7 @@ async function dumpRemote({ o, remoteText, file, tunnelled, tools }: RefreshCont
       stdoutTo: (stdout) => pipeline(stdout, meter, sink, { signal: o.signal }),
     });
     if (dump.code !== 0) {
-      throw new SourceError('pg_dump_failed', `pg_dump of ${remoteText} failed (exit ${dump.code ?? dump.signal}):\n${indent(dump.stderr)}`, {
+      throw new SourceError('pg_dump_failed', `pg_dump of ${remoteText} failed (exit ${dump.code ?? dump.signal}):\n${lastLines(dump.stderr, 15)}`, {
         hint: o.filters.includeTables.length ? 'a --include-table pattern that matches no table makes pg_dump fail' : undefined,
       });
     }
@@ -253,7 +246,7 @@ async function restoreLocal({ o, file, tools }: RefreshContext): Promise<number>
   }
   if (restore.code !== 0) {
     const localText = describePostgres(o.config.postgres);
-    throw new LoadError('pg_restore_failed', `pg_restore into ${localText} failed (exit ${restore.code ?? restore.signal}); it ran in one transaction, so the local database is unchanged:\n${indent(restore.stderr)}`, {
+    throw new LoadError('pg_restore_failed', `pg_restore into ${localText} failed (exit ${restore.code ?? restore.signal}); it ran in one transaction, so the local database is unchanged:\n${lastLines(restore.stderr, 15)}`, {
       hint: `the dump is kept: ${file}`,
     });
   }
@@ -302,12 +295,4 @@ async function listTables(pgRestore: string, file: string, env: Env, signal?: Ab
     tables.set(key, entry);
   }
   return [...tables.values()];
-}
-
-function indent(text: string): string {
-  return text
-    .split('\n')
-    .slice(-15)
-    .map((l) => `  ${l}`)
-    .join('\n');
 }

@@ -4,7 +4,6 @@ import { runTransform, type TransformOptions, type TransformProgress, type Trans
 import type { PipelineModel } from '../../model/types.ts';
 import { formatTable } from '../../report/text-table.ts';
 import type { CommandContext } from '../command.ts';
-import { paint } from '../output.ts';
 import { count, duration } from '../progress/meter.ts';
 import type { ProgressView, StageTracker } from '../progress/view.ts';
 import { writeWarnings } from '../stage-flow.ts';

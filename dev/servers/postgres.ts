@@ -151,8 +151,18 @@ async function startCluster(binaries: PgBinaries): Promise<PgServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-pg-'));
   // We run as root; initdb and postgres run as user `postgres` and must be able to write here.
   await chmod(dir, 0o777);
+  const cluster = new Cluster(clusterContext(dir));
+  try {
+    return await cluster.start(binaries === 'system' ? binDirFlavor(cluster.ctx, newestDebianBinDir()) : await embeddedOrCopyFlavor(cluster.ctx));
+  } catch (err) {
+    await cluster.stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+function clusterContext(dir: string): ClusterContext & { readonly log: string[] } {
   const log: string[] = [];
-  const ctx: ClusterContext = {
+  return {
     dir,
     dataDir: path.join(dir, 'data'),
     password: randomBytes(16).toString('hex'), // hex: no escaping needed in a URL
@@ -165,76 +175,81 @@ async function startCluster(binaries: PgBinaries): Promise<PgServer> {
       '-c', 'synchronous_commit=off',
       '-c', 'full_page_writes=off',
     ],
+    log,
     remember: (line) => {
       log.push(String(line instanceof Error ? line.message : line).trimEnd());
       if (log.length > 60) log.splice(0, log.length - 60);
     },
   };
-  const flavor = binaries === 'system' ? binDirFlavor(ctx, newestDebianBinDir()) : await embeddedOrCopyFlavor(ctx);
+}
 
-  let launch: Launch | undefined;
-  let untrack: (() => void) | undefined;
-  let stopping: Promise<void> | null = null;
-  const stop = (options: StopOptions = {}): Promise<void> => {
-    stopping ??= (async () => {
-      const child = launch?.child();
-      // SIGINT = "fast shutdown": open sessions are ended, no waiting for clients to disconnect.
-      if (child) await stopChild(child, 'SIGINT', 10_000);
-      launch?.forget();
-      untrack?.();
-      if (options.keepData) {
-        process.stderr.write(`[harness] kept PostgreSQL data: ${ctx.dataDir}\n`);
-        return;
-      }
-      await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-    })();
-    return stopping;
-  };
+/** One throwaway cluster: initdb, then postgres on a free port (again on another if it lost the port). */
+class Cluster {
+  #launch: Launch | undefined;
+  #untrack: (() => void) | undefined;
+  #stopping: Promise<void> | null = null;
 
-  try {
+  constructor(readonly ctx: ClusterContext & { readonly log: string[] }) {}
+
+  async start(flavor: Flavor): Promise<PgServer> {
     await flavor.init();
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      launch = flavor.launch(port);
-      const url = `postgresql://${USER}:${ctx.password}@127.0.0.1:${port}/postgres`;
-      const deadline = Date.now() + READY_TIMEOUT_MS;
-      let lastError: unknown = null;
-      let ready = false;
-      for (;;) {
-        const child = launch.child();
-        if (child && !untrack) {
-          untrack = trackChild(child, 'SIGQUIT', dir);
-          unrefChild(child);
-        }
-        if (launch.failure() !== null || (child && !isRunning(child))) break;
-        if (child) {
-          try {
-            await ping(url);
-            ready = true;
-            break;
-          } catch (err) {
-            lastError = err;
-          }
-        }
-        if (Date.now() > deadline) {
-          throw new Error(`PostgreSQL did not accept connections within ${READY_TIMEOUT_MS} ms (${describe(lastError)})\n${log.join('\n')}`);
-        }
-        await sleep(50);
-      }
-      if (ready) {
-        return makeServer({ url, port, password: ctx.password, dir, binDir: flavor.binDir, majorVersion: await serverMajorVersion(url), stop });
+      this.#launch = flavor.launch(port);
+      const url = `postgresql://${USER}:${this.ctx.password}@127.0.0.1:${port}/postgres`;
+      if (await this.#ready(this.#launch, url)) {
+        return makeServer({ url, port, password: this.ctx.password, dir: this.ctx.dir, binDir: flavor.binDir, majorVersion: await serverMajorVersion(url), stop: (o) => this.stop(o) });
       }
       // postgres died before accepting connections: most likely someone took the port in between.
-      launch.forget();
-      untrack?.();
-      untrack = undefined;
+      this.#launch.forget();
+      this.#untrack?.();
+      this.#untrack = undefined;
       if (attempt >= START_ATTEMPTS) {
-        throw new Error(`PostgreSQL exited during start (${START_ATTEMPTS} attempts; ${describe(launch.failure())})\n${log.join('\n')}`);
+        throw new Error(`PostgreSQL exited during start (${START_ATTEMPTS} attempts; ${describe(this.#launch.failure())})\n${this.ctx.log.join('\n')}`);
       }
     }
-  } catch (err) {
-    await stop().catch(() => undefined);
-    throw err;
+  }
+
+  /** Waits until the server accepts connections (true) or its process ended (false). */
+  async #ready(launch: Launch, url: string): Promise<boolean> {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    let lastError: unknown = null;
+    for (;;) {
+      const child = launch.child();
+      if (child && !this.#untrack) {
+        this.#untrack = trackChild(child, 'SIGQUIT', this.ctx.dir);
+        unrefChild(child);
+      }
+      if (launch.failure() !== null || (child && !isRunning(child))) return false;
+      if (child) {
+        try {
+          await ping(url);
+          return true;
+        } catch (err) {
+          lastError = err;
+        }
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`PostgreSQL did not accept connections within ${READY_TIMEOUT_MS} ms (${describe(lastError)})\n${this.ctx.log.join('\n')}`);
+      }
+      await sleep(50);
+    }
+  }
+
+  stop(options: StopOptions = {}): Promise<void> {
+    this.#stopping ??= (async () => {
+      const child = this.#launch?.child();
+      // SIGINT = "fast shutdown": open sessions are ended, no waiting for clients to disconnect.
+      if (child) await stopChild(child, 'SIGINT', 10_000);
+      this.#launch?.forget();
+      this.#untrack?.();
+      if (options.keepData) {
+        process.stderr.write(`[harness] kept PostgreSQL data: ${this.ctx.dataDir}\n`);
+        return;
+      }
+      await rm(this.ctx.dir, { recursive: true, force: true, maxRetries: 3 });
+    })();
+    return this.#stopping;
   }
 }
 
