@@ -58,6 +58,14 @@ export async function runStageFlow<R>(ctx: CommandContext, flow: StageFlow<R>): 
   return 0;
 }
 
+/** The flags every stage command takes. */
+export const STAGE_FLAGS = {
+  staging: { type: 'string' },
+  pipeline: { type: 'string' },
+  tables: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
 /** What a stage wants the user to know that did not stop it, one line each on stderr. */
 export function writeWarnings(ctx: CommandContext, warnings: readonly string[]): void {
   const color = paint(ctx.stderr, ctx.env);

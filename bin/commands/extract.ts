@@ -2,9 +2,8 @@
 // a new staged run. Progress on stderr, the per-collection summary and a totals line on stdout.
 import type { Command } from '../command.ts';
 import { parseFlags } from '../flags.ts';
-import { parseSince, parseTables, runStageFlow } from '../stage-flow.ts';
-import { extractLine, extractSource, extractStage, isMongoUrl, renderExtract } from '../stages/extract.ts';
-import { UsageError } from '../../errors/etl-error.ts';
+import { parseTables, runStageFlow, STAGE_FLAGS } from '../stage-flow.ts';
+import { EXTRACT_FLAGS, extractLine, extractOptions, extractStage, readExtractFlags, renderExtract } from '../stages/extract.ts';
 
 const usage = `usage: etl extract [--tables a,b] [--staging DIR] [--pipeline FILE] [--full] [--since DATE]
                    [--propagate-deletes] [--source URL|PATH] [--mongo-db NAME] [--json]
@@ -36,40 +35,15 @@ const command: Command = {
   summary: 'read MongoDB (or a mongodump) into a new staged run',
   usage,
   async run(ctx) {
-    const flags = parseFlags(ctx.argv, {
-      tables: { type: 'string' },
-      staging: { type: 'string' },
-      pipeline: { type: 'string' },
-      full: { type: 'boolean' },
-      since: { type: 'string' },
-      'propagate-deletes': { type: 'boolean' },
-      source: { type: 'string' },
-      'mongo-db': { type: 'string' },
-      json: { type: 'boolean' },
-    });
-    if (flags.full && flags.since) throw new UsageError('bad_arguments', '--full and --since cannot be used together', { context: { flag: '--since' } });
-    const since = flags.since !== undefined ? parseSince(flags.since) : null;
+    const flags = parseFlags(ctx.argv, { ...STAGE_FLAGS, ...EXTRACT_FLAGS });
+    const { live } = readExtractFlags(flags);
     const tables = parseTables(flags.tables);
-    const live = flags.source === undefined || isMongoUrl(flags.source);
     return runStageFlow(ctx, {
       json: flags.json === true,
       config: { pipeline: flags.pipeline, staging: flags.staging, mongoUrl: live ? flags.source : undefined, mongoDatabase: flags['mongo-db'] },
       // The watermarks are in PostgreSQL (not needed for --full); an explicit --source is used as given.
       servers: () => ({ needMongo: live && flags.source === undefined, needPostgres: flags.full !== true }),
-      work: ({ config, model, endpoints, view }) =>
-        extractStage(view, {
-          model,
-          stagingDir: config.stagingDir,
-          source: extractSource(flags.source, flags['mongo-db'], ctx, config, endpoints),
-          postgres: endpoints.postgres,
-          secrets: config.secrets,
-          tables,
-          full: flags.full === true,
-          since,
-          propagateDeletes: flags['propagate-deletes'] === true,
-          globalDateThreshold: config.globalDateThreshold,
-          signal: ctx.signal,
-        }),
+      work: (env) => extractStage(env.view, extractOptions(flags, env, tables, env.endpoints.postgres)),
       render: (r) => renderExtract(ctx, r),
       finalLine: (r, ms) => extractLine(r, `run in ${r.runDir}`, ms),
     });

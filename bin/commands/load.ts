@@ -2,8 +2,8 @@
 // per-table summary and a totals line on stdout.
 import type { Command } from '../command.ts';
 import { parseFlags } from '../flags.ts';
-import { parseTables, runStageFlow } from '../stage-flow.ts';
-import { LOAD_FLAGS, loadFinalLine, loadStage, lockPolicy, renderLoad } from '../stages/load.ts';
+import { parseTables, runStageFlow, STAGE_FLAGS } from '../stage-flow.ts';
+import { LOAD_FLAGS, loadFinalLine, loadOptions, loadStage, renderLoad } from '../stages/load.ts';
 
 const usage = `usage: etl load [--run ID] [--staging DIR] [--pipeline FILE] [--tables a,b] [--dry-run]
                 [--no-wait | --lock-timeout D] [--allow-delete-all] [--database-url URL] [--json]
@@ -35,14 +35,7 @@ const command: Command = {
   summary: 'merge a staged run into PostgreSQL in one transaction',
   usage,
   async run(ctx) {
-    const flags = parseFlags(ctx.argv, {
-      ...LOAD_FLAGS,
-      run: { type: 'string' },
-      staging: { type: 'string' },
-      pipeline: { type: 'string' },
-      tables: { type: 'string' },
-      json: { type: 'boolean' },
-    });
+    const flags = parseFlags(ctx.argv, { ...STAGE_FLAGS, ...LOAD_FLAGS, run: { type: 'string' } });
     const tables = parseTables(flags.tables);
     // TRANSFER_DESTINATION=remote: PostgreSQL through an SSH tunnel (an explicit --database-url is used as given).
     const tunnel = flags['database-url'] === undefined;
@@ -50,19 +43,7 @@ const command: Command = {
       json: flags.json === true,
       config: { pipeline: flags.pipeline, staging: flags.staging, databaseUrl: flags['database-url'] },
       servers: () => ({ needMongo: false, needPostgres: tunnel }),
-      work: ({ config, model, endpoints, view }) =>
-        loadStage(view, {
-          model,
-          stagingDir: config.stagingDir,
-          runId: flags.run ?? null,
-          tables: tables ?? null,
-          dryRun: flags['dry-run'] === true,
-          postgres: tunnel ? endpoints.postgres : config.postgres,
-          secrets: config.secrets,
-          lock: lockPolicy(flags),
-          allowDeleteAll: flags['allow-delete-all'] === true,
-          signal: ctx.signal,
-        }),
+      work: (env) => loadStage(env.view, loadOptions(flags, env, { runId: flags.run ?? null, tables, postgres: tunnel ? env.endpoints.postgres : env.config.postgres })),
       render: (r) => renderLoad(ctx, r),
       finalLine: (r, ms) => loadFinalLine(r, ms),
     });

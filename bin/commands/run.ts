@@ -4,9 +4,9 @@
 import type { Command, CommandContext } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { count, duration } from '../progress/meter.ts';
-import { parseSince, parseTables, runStageFlow, writeWarnings } from '../stage-flow.ts';
-import { extractSource, extractStage, isMongoUrl } from '../stages/extract.ts';
-import { LOAD_FLAGS, loadNotes, loadStage, lockPolicy, pendingOf } from '../stages/load.ts';
+import { parseTables, runStageFlow, STAGE_FLAGS, writeWarnings } from '../stage-flow.ts';
+import { EXTRACT_FLAGS, extractOptions, extractStage, readExtractFlags } from '../stages/extract.ts';
+import { LOAD_FLAGS, loadNotes, loadOptions, loadStage, pendingOf } from '../stages/load.ts';
 import { transformNotes, transformStage } from '../stages/transform.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 import { formatTable } from '../../report/text-table.ts';
@@ -43,18 +43,11 @@ exit codes: 0 done, 1 a stage failed, 2 usage or configuration error
 `;
 
 const RUN_FLAGS = {
+  ...STAGE_FLAGS,
+  ...EXTRACT_FLAGS,
   ...LOAD_FLAGS,
   run: { type: 'string' },
-  staging: { type: 'string' },
-  pipeline: { type: 'string' },
-  tables: { type: 'string' },
-  json: { type: 'boolean' },
-  full: { type: 'boolean' },
-  since: { type: 'string' },
-  source: { type: 'string' },
-  'mongo-db': { type: 'string' },
   'allow-pipeline-change': { type: 'boolean' },
-  'propagate-deletes': { type: 'boolean' },
 } as const;
 
 interface RunReport {
@@ -69,10 +62,8 @@ const command: Command = {
   async run(ctx) {
     const flags = parseFlags(ctx.argv, RUN_FLAGS);
     if (flags.run !== undefined) throw new UsageError('bad_arguments', '--run does not apply to etl run (it makes a new run)', { context: { flag: '--run' }, hint: 'use etl transform / etl load --run ID to re-run a stage' });
-    if (flags.full && flags.since) throw new UsageError('bad_arguments', '--full and --since cannot be used together', { context: { flag: '--since' } });
+    const { live } = readExtractFlags(flags);
     const tables = parseTables(flags.tables);
-    const since = flags.since !== undefined ? parseSince(flags.since) : null;
-    const live = flags.source === undefined || isMongoUrl(flags.source);
     const tunnelPostgres = flags['database-url'] === undefined;
     return runStageFlow<RunReport>(ctx, {
       json: flags.json === true,
@@ -80,31 +71,18 @@ const command: Command = {
       config: { pipeline: flags.pipeline, staging: flags.staging, databaseUrl: flags['database-url'], mongoUrl: live ? flags.source : undefined, mongoDatabase: flags['mongo-db'] },
       // TRANSFER_SOURCE / TRANSFER_DESTINATION=remote: SSH tunnels (explicit --source / --database-url are used as given).
       servers: () => ({ needMongo: live && flags.source === undefined, needPostgres: tunnelPostgres }),
-      async work({ config, model, endpoints, view }) {
-        const postgres = tunnelPostgres ? endpoints.postgres : config.postgres;
-        const common = { model, stagingDir: config.stagingDir, signal: ctx.signal };
-        const extract = await extractStage(view, {
-          ...common,
-          source: extractSource(flags.source, flags['mongo-db'], ctx, config, endpoints),
-          postgres,
-          secrets: config.secrets,
-          tables,
-          full: flags.full === true,
-          since,
-          propagateDeletes: flags['propagate-deletes'] === true,
-          globalDateThreshold: config.globalDateThreshold,
-        });
-        const transform = await transformStage(view, { ...common, runId: extract.runId, tables: tables ?? null, allowPipelineChange: flags['allow-pipeline-change'] === true });
-        const load = await loadStage(view, {
-          ...common,
+      async work(env) {
+        const postgres = tunnelPostgres ? env.endpoints.postgres : env.config.postgres;
+        const extract = await extractStage(env.view, extractOptions(flags, env, tables, postgres));
+        const transform = await transformStage(env.view, {
+          model: env.model,
+          stagingDir: env.config.stagingDir,
           runId: extract.runId,
           tables: tables ?? null,
-          dryRun: flags['dry-run'] === true,
-          postgres,
-          secrets: config.secrets,
-          lock: lockPolicy(flags),
-          allowDeleteAll: flags['allow-delete-all'] === true,
+          allowPipelineChange: flags['allow-pipeline-change'] === true,
+          signal: ctx.signal,
         });
+        const load = await loadStage(env.view, loadOptions(flags, env, { runId: extract.runId, tables, postgres }));
         return { extract, transform, load };
       },
       toJson: (r) => ({ ok: true, runId: r.extract.runId, ...r }),

@@ -3,7 +3,7 @@
 // per-table summary and a totals line on stdout.
 import type { Command } from '../command.ts';
 import { parseFlags } from '../flags.ts';
-import { parseTables, runStageFlow } from '../stage-flow.ts';
+import { parseTables, runStageFlow, STAGE_FLAGS } from '../stage-flow.ts';
 import { renderTransform, transformLine, transformStage } from '../stages/transform.ts';
 
 const usage = `usage: etl transform [--run ID] [--staging DIR] [--pipeline FILE] [--tables a,b]
@@ -30,14 +30,7 @@ const command: Command = {
   summary: 'turn a staged run\'s documents into one CSV per table (+ keys and rejects)',
   usage,
   async run(ctx) {
-    const flags = parseFlags(ctx.argv, {
-      run: { type: 'string' },
-      staging: { type: 'string' },
-      pipeline: { type: 'string' },
-      tables: { type: 'string' },
-      'allow-pipeline-change': { type: 'boolean' },
-      json: { type: 'boolean' },
-    });
+    const flags = parseFlags(ctx.argv, { ...STAGE_FLAGS, run: { type: 'string' }, 'allow-pipeline-change': { type: 'boolean' } });
     const tables = parseTables(flags.tables);
     return runStageFlow(ctx, {
       json: flags.json === true,

@@ -1,7 +1,8 @@
 // The extract stage as the commands show it: its progress events → tracker calls, its end line, its
 // summary table. Used by `etl extract` and by `etl run`.
 import path from 'node:path';
-import type { EtlConfig } from '../../connect/config.ts';
+import type { EtlConfig, PostgresConfig } from '../../connect/config.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 import type { Endpoints } from '../../connect/endpoints.ts';
 import { runExtract, type ExtractOptions, type ExtractProgressEvent, type ExtractReport, type ExtractSource } from '../../extract/index.ts';
 import { formatTable } from '../../report/text-table.ts';
@@ -10,7 +11,7 @@ import { count, duration } from '../progress/meter.ts';
 import type { ProgressView, StageTracker } from '../progress/view.ts';
 import { formatBytes } from '../../audit/byte-size.ts';
 import { isMongoSource } from '../../connect/config.ts';
-import { writeWarnings } from '../stage-flow.ts';
+import { parseSince, writeWarnings, type FlowEnv } from '../stage-flow.ts';
 
 /** A --source that names a server (any mongodb… shape, malformed ones included: connect/ names the problem) rather than a dump. */
 export function isMongoUrl(text: string): boolean {
@@ -21,6 +22,47 @@ export function isMongoUrl(text: string): boolean {
 export function extractSource(flag: string | undefined, mongoDb: string | undefined, ctx: CommandContext, config: EtlConfig, endpoints: Endpoints): ExtractSource {
   if (flag !== undefined && !isMongoUrl(flag)) return { kind: 'dump', path: path.resolve(ctx.cwd, flag), database: mongoDb ?? null };
   return { kind: 'mongodb', mongo: flag === undefined ? endpoints.mongo : config.mongo, secrets: config.secrets };
+}
+
+/** The flags of the extract stage (etl extract, etl run). */
+export const EXTRACT_FLAGS = {
+  full: { type: 'boolean' },
+  since: { type: 'string' },
+  'propagate-deletes': { type: 'boolean' },
+  source: { type: 'string' },
+  'mongo-db': { type: 'string' },
+} as const;
+
+export interface ExtractFlags {
+  readonly full?: boolean;
+  readonly since?: string;
+  readonly 'propagate-deletes'?: boolean;
+  readonly source?: string;
+  readonly 'mongo-db'?: string;
+}
+
+/** The flags checked once: --since read as a date, --full and --since exclusive; a live source or a dump. */
+export function readExtractFlags(flags: ExtractFlags): { readonly since: Date | null; readonly live: boolean } {
+  if (flags.full && flags.since) throw new UsageError('bad_arguments', '--full and --since cannot be used together', { context: { flag: '--since' } });
+  return { since: flags.since !== undefined ? parseSince(flags.since) : null, live: flags.source === undefined || isMongoUrl(flags.source) };
+}
+
+/** What runExtract gets from the flags, the configuration and the servers. */
+export function extractOptions(flags: ExtractFlags, env: FlowEnv, tables: readonly string[] | undefined, postgres: PostgresConfig | undefined): Omit<ExtractOptions, 'onProgress'> {
+  const { ctx, config, model, endpoints } = env;
+  return {
+    model,
+    stagingDir: config.stagingDir,
+    source: extractSource(flags.source, flags['mongo-db'], ctx, config, endpoints),
+    postgres,
+    secrets: config.secrets,
+    tables,
+    full: flags.full === true,
+    since: readExtractFlags(flags).since,
+    propagateDeletes: flags['propagate-deletes'] === true,
+    globalDateThreshold: config.globalDateThreshold,
+    signal: ctx.signal,
+  };
 }
 
 export function extractStage(view: ProgressView, options: Omit<ExtractOptions, 'onProgress'>): Promise<ExtractReport> {

@@ -10,7 +10,8 @@ import { paint } from '../output.ts';
 import { count, duration } from '../progress/meter.ts';
 import { parseLockTimeout } from '../../load/lock.ts';
 import type { ProgressView, StageTracker } from '../progress/view.ts';
-import { writeWarnings } from '../stage-flow.ts';
+import type { PostgresConfig } from '../../connect/config.ts';
+import { writeWarnings, type FlowEnv } from '../stage-flow.ts';
 
 export const LOAD_FLAGS = {
   'dry-run': { type: 'boolean' },
@@ -24,6 +25,24 @@ export const LOAD_FLAGS = {
 export function lockPolicy(flags: { 'no-wait'?: boolean; 'lock-timeout'?: string }): LoadOptions['lock'] {
   if (flags['no-wait']) return 'fail';
   return flags['lock-timeout'] !== undefined ? { timeoutMs: parseLockTimeout(flags['lock-timeout']) } : 'wait';
+}
+
+type LoadFlags = { readonly 'dry-run'?: boolean; readonly 'no-wait'?: boolean; readonly 'lock-timeout'?: string; readonly 'allow-delete-all'?: boolean };
+
+/** What runLoad gets from the flags, the configuration and the chosen PostgreSQL. */
+export function loadOptions(flags: LoadFlags, env: FlowEnv, o: { runId: string | null; tables: readonly string[] | undefined; postgres: PostgresConfig }): Omit<LoadOptions, 'onProgress'> {
+  return {
+    model: env.model,
+    stagingDir: env.config.stagingDir,
+    runId: o.runId,
+    tables: o.tables ?? null,
+    dryRun: flags['dry-run'] === true,
+    postgres: o.postgres,
+    secrets: env.config.secrets,
+    lock: lockPolicy(flags),
+    allowDeleteAll: flags['allow-delete-all'] === true,
+    signal: env.ctx.signal,
+  };
 }
 
 export async function loadStage(view: ProgressView, options: Omit<LoadOptions, 'onProgress'>): Promise<LoadReport> {
