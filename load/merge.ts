@@ -49,6 +49,9 @@ export async function withoutForeignKeys<T>(session: LoadSession, shape: TableSh
   for (const f of fks) await session.run(dropConstraintSql(shape, f.name));
   const result = await work();
   for (const f of fks) await session.run(addConstraintSql(shape, f.name, f.definition));
+  // A constraint added in the transaction starts immediate: defer it like the others (load's steps
+  // delete referenced rows before the rows referencing them are followed).
+  if (fks.length > 0) await session.client.query('SET CONSTRAINTS ALL DEFERRED');
   return result;
 }
 
