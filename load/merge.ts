@@ -3,6 +3,7 @@
 // that the batch no longer holds) is load/leave.ts's business.
 import { addConstraintSql, dropConstraintSql, insertAllSql, insertNewLinksSql, ownForeignKeysSql, updateChangedLinksSql, upsertSql } from './merge-sql.ts';
 import { dropBatchDuplicatesSql } from './batch-sql.ts';
+import { compiled, ident } from '../schema/sql.ts';
 import type { TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
@@ -43,13 +44,47 @@ export async function droppableForeignKeys(session: LoadSession, shape: TableSha
  * failure still rolls everything back. Every reference was checked set-wise just before.
  */
 export async function withoutForeignKeys<T>(session: LoadSession, shape: TableShape, fks: readonly OwnForeignKey[], work: () => Promise<T>): Promise<T> {
-  for (const f of fks) await session.run(dropConstraintSql(shape, f.name));
+  const dropped = fks.length > 0 && (await dropForeignKeys(session, shape, fks));
   const result = await work();
-  for (const f of fks) await session.run(addConstraintSql(shape, f.name, f.definition));
+  if (dropped) for (const f of fks) await session.run(addConstraintSql(shape, f.name, f.definition));
   return result;
 }
 
+/**
+ * Drops the foreign keys, or leaves them all in place (false) when PostgreSQL refuses: a referenced
+ * table still holding deferred checks of this transaction cannot be altered (rows deleted from it
+ * whose referencing rows a later table settles). The work then runs with per-row checks.
+ */
+async function dropForeignKeys(session: LoadSession, shape: TableShape, fks: readonly OwnForeignKey[]): Promise<boolean> {
+  await session.client.query('SAVEPOINT etl_drop_fks');
+  try {
+    for (const f of fks) await session.run(dropConstraintSql(shape, f.name));
+  } catch (error) {
+    if ((error as { code?: string }).code !== OBJECT_IN_USE) throw error;
+    await session.client.query('ROLLBACK TO SAVEPOINT etl_drop_fks');
+    await session.client.query('RELEASE SAVEPOINT etl_drop_fks');
+    return false;
+  }
+  await session.client.query('RELEASE SAVEPOINT etl_drop_fks');
+  return true;
+}
+
+/**
+ * Runs the deferred checks of the table's own foreign keys now, once its step is over, and defers
+ * them again. Nothing later in the load changes its rows' references or the tables they point at
+ * (those come earlier in load order), so a check passes now exactly when it would at COMMIT; and a
+ * table with no checks left queued on it can have its foreign keys dropped by a later bulk step
+ * (ALTER TABLE refuses a table with pending trigger events).
+ */
+export async function runDeferredChecks(session: LoadSession, shape: TableShape): Promise<void> {
+  const names = ((await session.run(ownForeignKeysSql(shape))).rows as { name: string | null }[]).flatMap((f) => (f.name === null ? [] : [ident(f.name)]));
+  if (names.length === 0) return;
+  await session.run(compiled(`SET CONSTRAINTS ${names.join(', ')} IMMEDIATE`));
+  await session.run(compiled(`SET CONSTRAINTS ${names.join(', ')} DEFERRED`));
+}
+
 const UNIQUE_VIOLATION = '23505';
+const OBJECT_IN_USE = '55006';
 
 export const isUniqueViolation = (error: unknown): boolean => (error as { code?: string }).code === UNIQUE_VIOLATION;
 

@@ -18,7 +18,7 @@ import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
 import { truncateCascade } from './truncate.ts';
 import { removeLeavingRows, type Scope } from './leave.ts';
-import { BULK_ROWS, insertIntoEmpty, mergeBatch } from './merge.ts';
+import { BULK_ROWS, insertIntoEmpty, mergeBatch, runDeferredChecks } from './merge.ts';
 import type { LoadContext } from './load-context.ts';
 import { holdRejected } from './pending.ts';
 import { referenceChecks, resolveMissingReferences, type PlannedCheck } from './references.ts';
@@ -84,6 +84,8 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
   const leave = await removeLeavingRows(ctx, shape, scope, !batch.wasEmpty);
   const rejects = batch.rejected + batch.nulled > 0 ? await writeRejects(ctx, shape, checks, batch) : null;
   const settle = await settleTable(ctx, shape, checks);
+  session.at(name, 'checking foreign keys');
+  await runDeferredChecks(session, shape);
   await dropTemps(ctx, shape);
   return {
     table: name,

@@ -109,6 +109,9 @@ function secondRun() {
 for (const [path, bulkRows] of [
   ['temp tables', undefined],
   ['the bulk paths', 1],
+  // Small tables merged with their foreign keys in place (checks deferred, queued on them), larger
+  // ones taking the bulk paths, which drop and re-add their own foreign keys.
+  ['both paths in one load', 4],
 ] as const) {
 test(`an initial load, then an incremental one, then the same run again (${path})`, async (t) => {
   const url = await servers.postgres.createDatabase(t.name);
