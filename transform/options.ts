@@ -15,6 +15,11 @@ export interface TransformOptions {
   readonly onProgress?: (event: TransformProgress) => void;
   /** Clock, for tests. */
   readonly now?: () => Date;
+  /**
+   * Threads sharing the collections (the staged files are the same whatever the number). Default:
+   * one per core for a run of at least 32 MiB of extract files, else 1.
+   */
+  readonly threads?: number;
 }
 
 export type TransformProgress =
@@ -45,4 +50,6 @@ export interface TransformReport {
   /** Documents read (each extract file once, whatever the number of tables it feeds). */
   readonly documentsRead: number;
   readonly durationMs: number;
+  /** Threads that shared the collections (TransformOptions.threads). */
+  readonly threads: number;
 }
