@@ -1,7 +1,7 @@
 // Merging a clean batch into its table, set-wise: an upsert on the merge key, links updated and
 // inserted, or a plain INSERT into an empty table. What leaves the table (rows of staged documents
 // that the batch no longer holds) is load/leave.ts's business.
-import { addConstraintSql, dropConstraintSql, insertAllSql, insertNewLinksSql, ownForeignKeysSql, updateChangedLinksSql, upsertSql } from './merge-sql.ts';
+import { addConstraintSql, dropConstraintSql, insertAllSql, insertNewLinksSql, ownForeignKeysSql, referencingForeignKeysSql, updateChangedLinksSql, upsertSql } from './merge-sql.ts';
 import { dropBatchDuplicatesSql } from './batch-sql.ts';
 import { compiled, ident } from '../schema/sql.ts';
 import type { TableShape } from './shape.ts';
@@ -71,13 +71,15 @@ async function dropForeignKeys(session: LoadSession, shape: TableShape, fks: rea
 
 /**
  * Runs the deferred checks of the table's own foreign keys now, once its step is over, and defers
- * them again. Nothing later in the load changes its rows' references or the tables they point at
+ * them again (`referencing`: those of the other tables' foreign keys to it, queued on it by rows
+ * deleted from it). Nothing later in the load changes its rows' references or the tables they point at
  * (those come earlier in load order), so a check passes now exactly when it would at COMMIT; and a
  * table with no checks left queued on it can have its foreign keys dropped by a later bulk step
  * (ALTER TABLE refuses a table with pending trigger events).
  */
-export async function runDeferredChecks(session: LoadSession, shape: TableShape): Promise<void> {
-  const names = ((await session.run(ownForeignKeysSql(shape))).rows as { name: string | null }[]).flatMap((f) => (f.name === null ? [] : [ident(f.name)]));
+export async function runDeferredChecks(session: LoadSession, shape: TableShape, which: 'own' | 'referencing' = 'own'): Promise<void> {
+  const query = which === 'own' ? ownForeignKeysSql(shape) : referencingForeignKeysSql(shape);
+  const names = ((await session.run(query)).rows as { name: string | null }[]).flatMap((f) => (f.name === null ? [] : [ident(f.name)]));
   if (names.length === 0) return;
   await session.run(compiled(`SET CONSTRAINTS ${names.join(', ')} IMMEDIATE`));
   await session.run(compiled(`SET CONSTRAINTS ${names.join(', ')} DEFERRED`));

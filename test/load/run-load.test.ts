@@ -9,7 +9,7 @@ import { runLoad, type LoadReport, type TableLoadReport } from '../../load/index
 import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { LoadError, StagingError } from '../../model/errors.ts';
-import { stageRun } from './staged-run.ts';
+import { col, pipelineModel, stageRun, table, timestamps } from './staged-run.ts';
 import { checksums, fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
@@ -401,3 +401,27 @@ for (const bulkRows of [undefined, 1]) {
     assert.deepEqual(await query(url, `SELECT to_regclass('companies') AS t`), [{ t: null }], 'not even the tables stayed');
   });
 }
+
+test('the bulk path refuses rows of a table other tables reference, and still re-adds its foreign keys', async (t) => {
+  // Deleting the refused rows from the table queues checks for the tables referencing it, which
+  // kept PostgreSQL from re-adding the table's own foreign keys ("pending trigger events").
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = pipelineModel([
+    table({ name: 'plans', columns: [col('id', { pk: true }), ...timestamps()] }),
+    table({ name: 'days', columns: [col('id', { pk: true }), ...timestamps(), col('plan_id', { fk: 'plans(id)' })] }),
+    table({ name: 'meals', columns: [col('id', { pk: true }), ...timestamps(), col('day_id', { fk: 'days(id)' })] }),
+  ]);
+  const at = ts('1 10:00:00');
+  await stageRun(staging, model, {
+    plans: { rows: [['p1', at, at]] },
+    days: { rows: [['d1', at, at, 'p1'], ['d2', at, at, 'p9'], ['d3', at, at, null]] },
+    meals: { rows: [['m1', at, at, 'd1'], ['m2', at, at, 'd2']] },
+  });
+  const report = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url), bulkRows: 1 });
+  assert.deepEqual(figures(report, 'days'), f(3, { inserted: 2, rejected: 1 }));
+  assert.deepEqual(figures(report, 'meals'), f(2, { inserted: 1, rejected: 1 }));
+  assert.deepEqual(await query(url, `SELECT id FROM days ORDER BY id`), [{ id: 'd1' }, { id: 'd3' }]);
+  const fks = await query(url, `SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid IN ('days'::regclass, 'meals'::regclass) ORDER BY conname`);
+  assert.deepEqual(fks, [{ conname: 'days_plan_id_fkey' }, { conname: 'meals_day_id_fkey' }]);
+});
