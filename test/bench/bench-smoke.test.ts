@@ -34,6 +34,7 @@ function runBench(args: readonly string[]): Promise<{ code: number | null; stdou
 }
 
 interface Step {
+  details?: Record<string, unknown>;
   label: string;
   seconds: number;
   process_seconds: number;
@@ -138,7 +139,7 @@ test('npm run bench -- all --scale 2000 writes a complete result document', { ti
 
   const diff = doc.benchmarks.diff;
   assert.equal(diff.status, 'done', diff.error);
-  assert.equal(assertStep(diff.steps.etl, 'diff', 'documents').details.identical, true, 'the loaded database equals its source');
+  assert.equal(assertStep(diff.steps.etl, 'diff', 'documents').details?.identical, true, 'the loaded database equals its source');
   assertStep(diff.steps.scan, 'bare scan', 'documents');
   assertStep(diff.steps.read, 'table read', 'rows');
   assert.equal(diff.comparisons.ratio.goal, '<= 1.2');
