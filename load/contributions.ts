@@ -7,6 +7,7 @@
 import { StagingError } from '../model/errors.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { analyzeSql, createStageTableSql } from './batch-sql.ts';
+import { isUniqueViolation } from './merge.ts';
 import { list, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
@@ -70,9 +71,28 @@ function winnersIntoBatchSql(s: TableShape): CompiledQuery {
   );
 }
 
-/** The state is empty while the table holds rows: it was loaded before contributions were kept. */
-function missingStateSql(s: TableShape): CompiledQuery {
-  return compiled(`SELECT NOT EXISTS (SELECT 1 FROM ${state(s)}) AND EXISTS (SELECT 1 FROM ${s.target}) AS missing`);
+/** Whether the state holds no contribution, and whether the table holds rows. */
+function stateOfSql(s: TableShape): CompiledQuery {
+  return compiled(`SELECT NOT EXISTS (SELECT 1 FROM ${state(s)}) AS empty, EXISTS (SELECT 1 FROM ${s.target}) AS rows`);
+}
+
+/** Every staged contribution into the empty state, as it is (a repeated document fails on the primary key). */
+function insertAllStagedSql(s: TableShape): CompiledQuery {
+  return compiled(`INSERT INTO ${state(s)} (${s.documentColumn.id}, ${list(s.columns)}) SELECT ${s.documentColumn.id}, ${list(s.columns)} FROM ${s.temps.contrib}`);
+}
+
+/** The batch when nothing was stored before: each staged key's latest contribution, with its line. */
+function stagedWinnersIntoBatchSql(s: TableShape): CompiledQuery {
+  return compiled(
+    `INSERT INTO ${s.temps.stage} (${s.line}, ${list(s.columns)}) ` +
+      `SELECT DISTINCT ON (${keyList(s, 'n.')}) n.${s.line}, ${list(s.columns, 'n.')} FROM ${s.temps.contrib} AS n ` +
+      `ORDER BY ${keyList(s, 'n.')}, n.${s.latestBy!.id} DESC NULLS LAST, n.${s.documentColumn.id} COLLATE "C" DESC`,
+  );
+}
+
+/** The touched keys when nothing was stored before: the batch's, one row each. */
+function touchedFromBatchSql(s: TableShape): CompiledQuery {
+  return compiled(`CREATE TEMP TABLE ${s.temps.touched} ON COMMIT DROP AS SELECT ${keyList(s)} FROM ${s.temps.stage}`);
 }
 
 export interface ContributionOutcome {
@@ -90,12 +110,15 @@ function supersededSql(s: TableShape): CompiledQuery {
 
 /** Replaces the contributions, then fills the batch with the recomputed rows of the touched keys. */
 export async function contributionsIntoBatch(session: LoadSession, shape: TableShape, scope: ContributionScope): Promise<ContributionOutcome> {
-  if (!scope.complete && ((await session.run(missingStateSql(shape))).rows[0] as { missing: boolean }).missing) {
+  const stored = (await session.run(stateOfSql(shape))).rows[0] as { empty: boolean; rows: boolean };
+  if (!scope.complete && stored.empty && stored.rows) {
     throw new StagingError('contributions_missing', `${shape.table.name} holds rows loaded before etl kept the contributions of its documents, so an incremental run cannot recompute them`, {
       context: { table: shape.table.name },
       hint: `read its collection in full once: etl run --full --tables ${shape.table.name}`,
     });
   }
+  const first = stored.empty ? await firstContributions(session, shape) : null;
+  if (first) return first;
   const touched = (await session.run(touchedSql(shape, scope))).rowCount ?? 0;
   await session.run(analyzeSql(shape.temps.touched));
   await session.run(removeReplacedSql(shape, scope));
@@ -105,4 +128,30 @@ export async function contributionsIntoBatch(session: LoadSession, shape: TableS
   await session.run(analyzeSql(shape.temps.stage));
   const superseded = Number(((await session.run(supersededSql(shape))).rows[0] as { n: string }).n);
   return { touched, batchRows, superseded };
+}
+
+/**
+ * Nothing stored yet (a first load): no contribution to replace and no stored one to join, so the
+ * staged ones go in as they are and the batch comes straight from the staged file (the same rows
+ * and lines as the general path). Null when the file repeats a document (the savepoint undoes the
+ * insert; the general path keeps its last line).
+ */
+async function firstContributions(session: LoadSession, shape: TableShape): Promise<ContributionOutcome | null> {
+  await session.client.query('SAVEPOINT etl_contrib');
+  let stored: number;
+  try {
+    stored = await session.count(insertAllStagedSql(shape));
+  } catch (error) {
+    if (!isUniqueViolation(error)) throw error;
+    await session.client.query('ROLLBACK TO SAVEPOINT etl_contrib');
+    await session.client.query('RELEASE SAVEPOINT etl_contrib');
+    return null;
+  }
+  await session.client.query('RELEASE SAVEPOINT etl_contrib');
+  await session.run(createStageTableSql(shape));
+  const batchRows = await session.count(stagedWinnersIntoBatchSql(shape));
+  await session.run(analyzeSql(shape.temps.stage));
+  await session.run(touchedFromBatchSql(shape));
+  // One batch row per staged key: the other contributions of a key lost to it.
+  return { touched: batchRows, batchRows, superseded: stored - batchRows };
 }

@@ -425,3 +425,30 @@ test('the bulk path refuses rows of a table other tables reference, and still re
   const fks = await query(url, `SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid IN ('days'::regclass, 'meals'::regclass) ORDER BY conname`);
   assert.deepEqual(fks, [{ conname: 'days_plan_id_fkey' }, { conname: 'meals_day_id_fkey' }]);
 });
+
+test('a first load of a dedupe table whose contributions repeat a document keeps its last line', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  await stageRun(staging, model, {
+    users: { rows: [['u1', ts('1 10:00:00'), ts('1 10:00:00'), 'Ann', null, null]] },
+    logbook: {
+      // Document a is staged twice (a dump repeating an _id): its second line moved it to the 8th.
+      rows: [
+        ['u1', '2024-03-07', ts('7 10:00:00'), ts('7 12:00:00')],
+        ['u1', '2024-03-07', ts('7 08:00:00'), ts('7 09:00:00')],
+        ['u1', '2024-03-08', ts('8 10:00:00'), ts('8 11:00:00')],
+      ],
+      docs: ['a', 'b', 'a'],
+    },
+  });
+  await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  assert.deepEqual(await query(url, `SELECT user_id, day::text, updated_at::text FROM logbook ORDER BY day`), [
+    { user_id: 'u1', day: '2024-03-07', updated_at: '2024-03-07 09:00:00' },
+    { user_id: 'u1', day: '2024-03-08', updated_at: '2024-03-08 11:00:00' },
+  ]);
+  assert.deepEqual(await query(url, `SELECT _id, day::text FROM etl_contrib_logbook ORDER BY _id`), [
+    { _id: 'a', day: '2024-03-08' },
+    { _id: 'b', day: '2024-03-07' },
+  ]);
+});
