@@ -14,7 +14,7 @@
 //  6. --keep N keeps the N newest runs; --older-than D keeps runs started on or after D.
 // What remains are loaded runs superseded by a newer loaded run, and unfinished runs older than the
 // newest loaded run.
-import { rm, stat } from 'node:fs/promises';
+import { readlink, rm, stat } from 'node:fs/promises';
 import { UsageError } from '../model/errors.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
 import { folderBytes } from './folder-walk.ts';
@@ -97,7 +97,10 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
       ? `loaded, superseded by loaded run ${newestLoaded}`
       : `unfinished (${run.problem ?? describeStages(stages)}), older than loaded run ${newestLoaded}`;
     const dir = runPaths(stagingDir, run.runId).dir;
-    const bytes = await folderBytes(dir);
+    // A run that is a link to a folder elsewhere: removing it removes the link only, which frees nothing.
+    const link = await readlink(dir).catch(() => null);
+    const bytes = link === null ? await folderBytes(dir) : 0;
+    const why = link === null ? reason : `${reason}; it is a link to ${link}: only the link is removed, the folder it points to is left (nothing freed)`;
     if (!options.dryRun) {
       // `latest` may have moved since the listing (a new extract): never remove what it points at.
       if ((await readLatest(stagingDir)) === run.runId) {
@@ -106,7 +109,7 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
       }
       await rm(dir, { recursive: true, force: true });
     }
-    removed.push({ run_id: run.runId, bytes, reason });
+    removed.push({ run_id: run.runId, bytes, reason: why });
   }
   return {
     staging: stagingDir,

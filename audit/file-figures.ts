@@ -23,12 +23,27 @@ export function stagedFileKind(file: string): StagedFileKind {
   return 'other';
 }
 
+/** What a FigureTap saw. */
+export interface TapFigures {
+  readonly bytes: number;
+  readonly sha256: string;
+  readonly newlines: number;
+  /** The last byte (-1 when empty): a last line without a newline still counts as a line. */
+  readonly lastByte: number;
+}
+
+/** NDJSON documents: one a line, the last one with or without its newline. */
+export function ndjsonRecords(f: TapFigures): number {
+  return f.newlines + (f.bytes > 0 && f.lastByte !== 10 ? 1 : 0);
+}
+
 /** Hashes and counts bytes and newlines as they pass. */
-class FigureTap extends Transform {
+export class FigureTap extends Transform {
   readonly hash = createHash('sha256');
   bytes = 0;
   newlines = 0;
   lastByte = -1;
+  private digest: string | null = null;
   constructor(private readonly onBytes?: (n: number) => void) {
     super();
   }
@@ -39,6 +54,11 @@ class FigureTap extends Transform {
     if (chunk.length > 0) this.lastByte = chunk[chunk.length - 1]!;
     this.onBytes?.(chunk.length);
     callback(null, chunk);
+  }
+  /** Valid once the stream has finished. */
+  figures(): TapFigures {
+    this.digest ??= this.hash.digest('hex');
+    return { bytes: this.bytes, sha256: this.digest, newlines: this.newlines, lastByte: this.lastByte };
   }
 }
 
@@ -55,8 +75,8 @@ export async function measureFile(
   const source = createReadStream(file, { highWaterMark: 1 << 20 });
   if (kind !== 'csv') {
     await pipeline(source, tap, discard(), { signal: options.signal });
-    const records = kind === 'ndjson' ? tap.newlines + (tap.bytes > 0 && tap.lastByte !== 10 ? 1 : 0) : null;
-    return { bytes: tap.bytes, sha256: tap.hash.digest('hex'), records, parseError: null };
+    const figures = tap.figures();
+    return { bytes: figures.bytes, sha256: figures.sha256, records: kind === 'ndjson' ? ndjsonRecords(figures) : null, parseError: null };
   }
   let parsed = 0;
   try {
@@ -79,13 +99,13 @@ export async function measureFile(
     const rest = await hashRest(file, options.signal);
     return { bytes: rest.bytes, sha256: rest.sha256, records: null, parseError: (error as Error).message };
   }
-  return { bytes: tap.bytes, sha256: tap.hash.digest('hex'), records: Math.max(0, parsed - 1), parseError: null };
+  return { bytes: tap.bytes, sha256: tap.figures().sha256, records: Math.max(0, parsed - 1), parseError: null };
 }
 
 async function hashRest(file: string, signal?: AbortSignal): Promise<{ bytes: number; sha256: string }> {
   const tap = new FigureTap();
   await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), tap, discard(), { signal });
-  return { bytes: tap.bytes, sha256: tap.hash.digest('hex') };
+  return { bytes: tap.bytes, sha256: tap.figures().sha256 };
 }
 
 /** sha256 of a whole file (pipeline.yaml copies, archives). */

@@ -1,5 +1,5 @@
 // Walks a run folder: the files it holds (for "extra file" checks and packing) and its size on disk.
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Every file under `dir`, relative, with forward slashes, sorted. Links are listed, not followed. */
@@ -21,7 +21,8 @@ export async function folderBytes(dir: string): Promise<number> {
   let total = 0;
   for (const rel of await filesUnder(dir)) {
     try {
-      total += (await stat(path.join(dir, rel))).size;
+      // lstat: a link inside the folder frees its own few bytes, not its target's.
+      total += (await lstat(path.join(dir, rel))).size;
     } catch {
       // Removed meanwhile: it no longer takes space.
     }

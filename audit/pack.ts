@@ -1,21 +1,24 @@
 // `etl pack`: one .tar.gz of a finished run, for people who must trust it without our databases or
 // machines: manifest.json, the stored pipeline.yaml and every file the finished stages recorded.
-// Refuses unfinished runs and anything that looks like a secret; the archive appears whole or not
-// at all (<out>.partial, then rename).
+// Refuses unfinished runs, and any file named like a secret or holding anything credential-shaped
+// (every file that would go in is scanned); the archive appears whole or not at all (<out>.partial,
+// then rename).
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 import { StagingError } from '../model/errors.ts';
-import { AtomicFileSink } from '../staging/atomic-file.ts';
-import { readManifest, type StageName, type StageStatus } from '../staging/manifest.ts';
-import { resolveRun } from '../staging/run-folder.ts';
+import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
+import { readManifest, type Manifest, type StageName, type StageStatus } from '../staging/manifest.ts';
+import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { sha256OfFile } from './file-figures.ts';
 import { filesUnder } from './folder-walk.ts';
-import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles } from './manifest-files.ts';
-import { scanJson, scanText, type SecretFinding } from './secret-scan.ts';
+import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, type RecordedFile } from './manifest-files.ts';
+import { scanFile, secretFileName, type SecretFinding } from './secret-scan.ts';
 
 export interface PackProgress {
+  /** `scan`: reading every file for secrets first; `pack`: writing the archive. */
+  phase: 'scan' | 'pack';
   filesDone: number;
   filesTotal: number;
   /** Bytes of the run's files handed to tar so far, of bytesTotal. */
@@ -58,6 +61,40 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
   const paths = await resolveRun(options.stagingDir, options.runId);
   const manifestText = await readFile(paths.manifest, 'utf8');
   const manifest = await readManifest(paths);
+  const stages = checkStages(paths, manifest);
+  const pipelineText = await readPipelineCopy(paths, manifest.pipeline_sha256, signal);
+
+  const included = doneStages(manifest);
+  const records = recordedFiles(manifest, included);
+  await checkRecords(paths, records);
+  const members = [MANIFEST_FILE, PIPELINE_COPY, ...records.map((r) => r.record.file)];
+  const memberSet = new Set(members);
+  const leftOut = (await filesUnder(paths.dir)).filter((f) => !memberSet.has(f));
+  const sizes = new Map<string, number>([
+    [MANIFEST_FILE, Buffer.byteLength(manifestText)],
+    [PIPELINE_COPY, Buffer.byteLength(pipelineText)],
+    ...records.map((r) => [r.record.file, r.record.bytes] as [string, number]),
+  ]);
+  const bytesTotal = [...sizes.values()].reduce((a, b) => a + b, 0);
+  await refuseSecrets(paths, members, { ...options, bytesTotal });
+
+  const out = path.resolve(options.out ?? path.join(paths.stagingDir, `${paths.runId}.tar.gz`));
+  await mkdir(path.dirname(out), { recursive: true });
+  const figures = await writeArchive(paths, members, sizes, out, { ...options, bytesTotal }, manifestText);
+  return {
+    run_id: paths.runId,
+    archive: out,
+    bytes: figures.bytes,
+    sha256: figures.sha256,
+    files: members.length,
+    content_bytes: bytesTotal,
+    stages,
+    stages_included: included,
+    left_out: leftOut,
+  };
+}
+
+function checkStages(paths: RunPaths, manifest: Manifest): Record<StageName, StageStatus | null> {
   const stages = {
     extract: manifest.stages?.extract?.status ?? null,
     transform: manifest.stages?.transform?.status ?? null,
@@ -76,8 +113,11 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
       hint: 'wait for `etl load` to finish; a load that crashed must be run again before packing',
     });
   }
+  return stages;
+}
 
-  // The mapping the run was made with travels with it; it must be the one the manifest names.
+/** The mapping the run was made with travels with it; it must be the one the manifest names. */
+async function readPipelineCopy(paths: RunPaths, expectedSha: string, signal?: AbortSignal): Promise<string> {
   let pipelineText: string;
   try {
     pipelineText = await readFile(paths.pipelineCopy, 'utf8');
@@ -88,27 +128,17 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
     });
   }
   const pipelineSha = await sha256OfFile(paths.pipelineCopy, signal);
-  if (pipelineSha !== manifest.pipeline_sha256) {
-    throw new StagingError('pipeline_mismatch', `${PIPELINE_COPY} of run ${paths.runId} is not the one its manifest names (sha256 ${pipelineSha} ≠ ${manifest.pipeline_sha256})`, {
+  if (pipelineSha !== expectedSha) {
+    throw new StagingError('pipeline_mismatch', `${PIPELINE_COPY} of run ${paths.runId} is not the one its manifest names (sha256 ${pipelineSha} ≠ ${expectedSha})`, {
       context: { file: paths.pipelineCopy },
       hint: `check the run with \`etl verify ${paths.dir}\``,
     });
   }
+  return pipelineText;
+}
 
-  const secrets: SecretFinding[] = [
-    ...scanJson(MANIFEST_FILE, JSON.parse(manifestText)),
-    ...scanText(MANIFEST_FILE, manifestText, options.secrets),
-    ...scanText(PIPELINE_COPY, pipelineText, options.secrets),
-  ];
-  if (secrets.length > 0) {
-    throw new StagingError('secret_in_run', `run ${paths.runId} was not packed: it holds what looks like a secret:\n${secrets.map((f) => `  ${f.file} ${f.where}: ${f.what}`).join('\n')}`, {
-      context: { file: secrets[0]!.file === MANIFEST_FILE ? paths.manifest : paths.pipelineCopy },
-      hint: 'remove the secret from the file (and from wherever it came from) before shipping the run',
-    });
-  }
-
-  const included = doneStages(manifest);
-  const records = recordedFiles(manifest, included);
+/** Every recorded file: inside the run folder, present, of the recorded size. */
+async function checkRecords(paths: RunPaths, records: readonly RecordedFile[]): Promise<void> {
   for (const { record, where } of records) {
     if (!isSafeRelativePath(record.file)) {
       throw new StagingError('bad_manifest', `manifest of run ${paths.runId} names a file outside the run folder at ${where}: ${JSON.stringify(record.file)}`, { context: { file: paths.manifest } });
@@ -121,24 +151,52 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
       });
     }
   }
-  const members = [MANIFEST_FILE, PIPELINE_COPY, ...records.map((r) => r.record.file)];
-  const memberSet = new Set(members);
-  const leftOut = (await filesUnder(paths.dir)).filter((f) => !memberSet.has(f));
-  const sizes = new Map<string, number>([
-    [MANIFEST_FILE, Buffer.byteLength(manifestText)],
-    [PIPELINE_COPY, Buffer.byteLength(pipelineText)],
-    ...records.map((r) => [r.record.file, r.record.bytes] as [string, number]),
-  ]);
-  const bytesTotal = [...sizes.values()].reduce((a, b) => a + b, 0);
+}
 
-  const out = path.resolve(options.out ?? path.join(paths.stagingDir, `${paths.runId}.tar.gz`));
-  await mkdir(path.dirname(out), { recursive: true });
+/**
+ * Every file that would go in is read once, as a stream, before the archive is made: a file named
+ * like a secret or anything credential-shaped in any of them (connect/redact.ts) refuses the run,
+ * naming the file and the line.
+ */
+async function refuseSecrets(paths: RunPaths, members: readonly string[], o: PackOptions & { bytesTotal: number }): Promise<void> {
+  const findings: SecretFinding[] = [];
+  let total = 0;
+  let bytesDone = 0;
+  for (const [i, file] of members.entries()) {
+    const named = secretFileName(file);
+    if (named) {
+      findings.push({ file, where: 'file name', what: named });
+      total += 1;
+    }
+    const scanned = await scanFile(path.join(paths.dir, file), file, o.secrets ?? [], o.signal, (n) => {
+      bytesDone += n;
+      o.onProgress?.({ phase: 'scan', filesDone: i, filesTotal: members.length, bytesDone, bytesTotal: o.bytesTotal, archiveBytes: 0 });
+    });
+    findings.push(...scanned.findings);
+    total += scanned.total;
+  }
+  if (findings.length === 0) return;
+  const more = total > findings.length ? `\n  … and ${total - findings.length} more` : '';
+  throw new StagingError('secret_in_run', `run ${paths.runId} was not packed: it holds what looks like a secret:\n${findings.map((f) => `  ${f.file} ${f.where}: ${f.what}`).join('\n')}${more}`, {
+    context: { file: path.join(paths.dir, findings[0]!.file), where: findings[0]!.where },
+    hint: 'remove the secret from the run (and from wherever it came from: the source data, pipeline.yaml, the manifest) before shipping it',
+  });
+}
+
+async function writeArchive(
+  paths: RunPaths,
+  members: readonly string[],
+  sizes: ReadonlyMap<string, number>,
+  out: string,
+  o: PackOptions & { bytesTotal: number },
+  manifestText: string,
+): Promise<FileFigures> {
   const sink = new AtomicFileSink(out);
   let filesDone = 0;
   let bytesDone = 0;
   let archiveBytes = 0;
   let lastEntry: string | null = null;
-  const progress = () => options.onProgress?.({ filesDone, filesTotal: members.length, bytesDone, bytesTotal, archiveBytes });
+  const progress = () => o.onProgress?.({ phase: 'pack', filesDone, filesTotal: members.length, bytesDone, bytesTotal: o.bytesTotal, archiveBytes });
   try {
     // Entries are `<run-id>/…`, so unpacking the archive gives back a run folder of the same name.
     const archive = tar.create(
@@ -166,9 +224,9 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
         }
       },
       sink,
-      { signal },
+      { signal: o.signal },
     );
-    bytesDone = bytesTotal;
+    bytesDone = o.bytesTotal;
     progress();
     // Packed bytes must be the bytes scanned: a manifest rewritten meanwhile (a stage started) is refused.
     if ((await readFile(paths.manifest, 'utf8')) !== manifestText) {
@@ -177,18 +235,7 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
         hint: 'pack it again once no stage is running on it',
       });
     }
-    const figures = await sink.commit();
-    return {
-      run_id: paths.runId,
-      archive: out,
-      bytes: figures.bytes,
-      sha256: figures.sha256,
-      files: members.length,
-      content_bytes: bytesTotal,
-      stages,
-      stages_included: included,
-      left_out: leftOut,
-    };
+    return await sink.commit();
   } catch (error) {
     await sink.discard();
     throw error;

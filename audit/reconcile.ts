@@ -28,6 +28,15 @@ export function reconcile(manifest: Manifest): Identity[] {
   if (extract?.status === 'done') {
     for (const [collection, c] of Object.entries(extract.collections ?? {})) {
       if (typeof c.documents === 'number') check(collection, 'extract: documents = lines of the NDJSON file', c.documents, [[c.records, '']]);
+      // Runs since extract rejects documents it cannot stage: every document read is accounted for.
+      if (typeof c.rejected === 'number') {
+        check(collection, 'extract: documents read = staged + rejected + left out by the query', c.scanned, [
+          [c.documents, 'staged'],
+          [c.rejected, 'rejected'],
+          [c.unmatched ?? 0, 'left out by the query'],
+        ]);
+        check(collection, 'extract: rejected = lines of the extract rejects file', c.rejected, [[c.rejects?.records ?? 0, '']]);
+      }
     }
   }
   const transform = manifest.stages?.transform;

@@ -2,10 +2,9 @@
 // pipeline.yaml, in a private temporary staging folder, and compare the files it writes with the
 // staged ones byte for byte. Staged CSVs are then known to be exactly what the staged documents
 // and the stored mapping produce — no database needed.
-import { copyFile, link, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, link, mkdir, rm } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadPipeline } from '../model/load-pipeline.ts';
 import { runTransform } from '../transform/index.ts';
@@ -27,17 +26,20 @@ export interface RetransformResult {
  * `runDir` holds the run being verified (its manifest already read as `manifest`); `pipelineFile`
  * is its stored pipeline.yaml, already checked against the manifest's sha256; `stagedSha256` holds
  * the sha256 verify measured for each staged file (by run-relative path), so none is read twice.
+ * `root` is inside verify's own temporary folder: nothing is written anywhere else.
  */
 export async function retransform(
   runDir: string,
   manifest: Manifest,
   pipelineFile: string,
   stagedSha256: ReadonlyMap<string, string>,
+  /** A folder of the caller's (created here, removed at the end) for the re-transformed run. */
+  root: string,
   signal?: AbortSignal,
 ): Promise<RetransformResult> {
   const original = manifest.stages.transform!;
   const tables = Object.keys(original.tables);
-  const root = await mkdtemp(path.join(tmpdir(), 'etl-verify-transform-'));
+  await mkdir(root, { recursive: true });
   try {
     const paths = runPaths(root, manifest.run_id);
     await mkdir(paths.extractDir, { recursive: true });

@@ -1,26 +1,48 @@
 // What `etl verify` is pointed at: a run folder, or an archive made by `etl pack`. An archive is
-// unpacked with `tar` into a private temporary folder (removed by close()), keeping only regular
-// files and folders, so a crafted archive cannot plant links or write outside that folder.
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+// never unpacked as a whole. It is read as a stream, twice at most: first up to its manifest.json
+// (the first entry in an archive made by `etl pack`), then every entry once, hashed as it is read.
+// An entry is read only when the manifest records a file of exactly its size; only the files the
+// re-transform needs (extract/, transform/, pipeline.yaml) are written, and only into the verify's
+// own temporary folder. Anything else is reported (extra, stray, a link) and skipped unread.
+import { createWriteStream } from 'node:fs';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import * as tar from 'tar';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { StagingError } from '../model/errors.ts';
-import { MANIFEST_FILE } from './manifest-files.ts';
+import type { FileRecord, Manifest } from '../staging/manifest.ts';
+import { StopWalk, walkArchive, type ArchiveEntry } from './archive-walk.ts';
+import { FigureTap, type TapFigures } from './file-figures.ts';
+import { isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles } from './manifest-files.ts';
+
+/** What reading one recorded file of an archive gave. */
+export type ArchiveFileOutcome =
+  | { readonly kind: 'read'; readonly figures: TapFigures; readonly onDisk: boolean }
+  /** Its size differs from the manifest's: not read at all. */
+  | { readonly kind: 'size'; readonly bytes: number };
 
 export interface RunSource {
-  /** The folder holding manifest.json. */
+  /** The folder holding manifest.json (for an archive: the copy in the temporary folder). */
   readonly dir: string;
   /** The archive it came from, or null for a folder. */
   readonly archive: string | null;
-  /** Archive entries that were not unpacked (links, devices…), as named in the archive. */
+  /** Archive entries that were not read (links, devices…), as named in the archive. */
   readonly skippedEntries: readonly string[];
   /** Archive entries outside the run folder (next to it), as named in the archive. */
   readonly strayEntries: readonly string[];
-  close(): Promise<void>;
+  /** Archive only: regular files of the run folder the manifest does not name (relative), duplicates included. */
+  readonly extraFiles: readonly string[] | null;
+  /** Archive only: what was read of each recorded file (by run-relative path). */
+  readonly outcomes: ReadonlyMap<string, ArchiveFileOutcome> | null;
 }
 
-export async function openRunSource(target: string, signal?: AbortSignal): Promise<RunSource> {
+// manifest.json and pipeline.yaml are read whole; beyond these sizes an archive is not a run.
+const MAX_MANIFEST_BYTES = 64 << 20;
+const MAX_PIPELINE_BYTES = 8 << 20;
+const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
+
+/** `tempRoot`: a private folder of the caller's, removed by the caller; an archive's files go there. */
+export async function openRunSource(target: string, tempRoot: string, signal?: AbortSignal): Promise<RunSource> {
   let info;
   try {
     info = await stat(target);
@@ -29,35 +51,19 @@ export async function openRunSource(target: string, signal?: AbortSignal): Promi
   }
   if (info.isDirectory()) {
     await requireManifest(target, target);
-    return { dir: target, archive: null, skippedEntries: [], strayEntries: [], close: async () => {} };
+    return { dir: target, archive: null, skippedEntries: [], strayEntries: [], extraFiles: null, outcomes: null };
   }
-  const root = await mkdtemp(path.join(tmpdir(), 'etl-verify-archive-'));
-  const close = () => rm(root, { recursive: true, force: true });
   try {
-    const skipped: string[] = [];
-    const entries: string[] = [];
-    signal?.throwIfAborted();
-    await tar.extract({
-      file: target,
-      cwd: root,
-      strict: true,
-      // Regular files and folders only; anything else is reported, never created.
-      filter: (p, entry) => {
-        const type = 'type' in entry ? entry.type : null;
-        const keep = type === 'File' || type === 'OldFile' || type === 'ContiguousFile' || type === 'Directory';
-        if (!keep) skipped.push(p);
-        else if (type !== 'Directory') entries.push(p.replace(/^\.\//, ''));
-        return keep;
-      },
-    });
-    signal?.throwIfAborted();
-    const dir = await findRunFolder(root, target);
-    const prefix = path.relative(root, dir).split(path.sep).join('/');
-    const stray = prefix === '' ? [] : entries.filter((e) => e !== prefix && !e.startsWith(`${prefix}/`));
-    return { dir, archive: target, skippedEntries: skipped, strayEntries: stray, close };
+    const found = await findManifest(target, signal);
+    // The folder's name comes from the archive: used only when it is a plain name.
+    const folder = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(found.prefix) ? found.prefix : 'run';
+    const dir = path.join(tempRoot, 'archive', folder);
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, MANIFEST_FILE), found.text);
+    const manifest = parseManifest(found.text, target);
+    return { dir, archive: target, ...(await readEntries(target, found.prefix, manifest, dir, signal)) };
   } catch (error) {
-    await close();
-    if (error instanceof StagingError) throw error;
+    if (error instanceof StagingError || signal?.aborted) throw error;
     throw new StagingError('bad_archive', `${target} is not a readable run archive: ${(error as Error).message}`, {
       context: { file: target },
       hint: 'an archive made by `etl pack` is a .tar.gz holding one run folder',
@@ -66,35 +72,96 @@ export async function openRunSource(target: string, signal?: AbortSignal): Promi
   }
 }
 
-/** The run folder inside an unpacked archive: the archive's root or its one top-level folder. */
-async function findRunFolder(root: string, archive: string): Promise<string> {
-  if (await exists(path.join(root, MANIFEST_FILE))) return root;
-  const dirs: string[] = [];
-  for (const name of await readdir(root)) if ((await stat(path.join(root, name))).isDirectory()) dirs.push(name);
-  const withManifest: string[] = [];
-  for (const d of dirs) if (await exists(path.join(root, d, MANIFEST_FILE))) withManifest.push(d);
-  if (withManifest.length !== 1) {
-    throw new StagingError('bad_archive', `${archive} holds ${withManifest.length === 0 ? 'no' : withManifest.length} run folder${withManifest.length === 1 ? '' : 's'} with a manifest.json (expected one)`, {
+/** An entry's name without a leading `./`. */
+const entryName = (e: ArchiveEntry) => e.path.replace(/^(\.\/)+/, '');
+
+/** The first `manifest.json` at the archive's root or one folder down: its folder and its text. */
+async function findManifest(archive: string, signal?: AbortSignal): Promise<{ prefix: string; text: string }> {
+  let found: { prefix: string; text: string } | null = null;
+  await walkArchive(
+    archive,
+    async (entry) => {
+      const m = /^(?:([^/]+)\/)?manifest\.json$/.exec(entryName(entry));
+      if (!m || !FILE_TYPES.has(entry.type)) return void entry.resume();
+      if (entry.size > MAX_MANIFEST_BYTES) {
+        entry.resume();
+        throw new StagingError('bad_archive', `${archive}: its ${entryName(entry)} has ${entry.size} bytes, more than a manifest can (${MAX_MANIFEST_BYTES})`, { context: { file: archive } });
+      }
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry) chunks.push(chunk as Buffer);
+      found = { prefix: m[1] ?? '', text: Buffer.concat(chunks).toString('utf8') };
+      throw new StopWalk();
+    },
+    signal,
+  );
+  if (found === null) {
+    throw new StagingError('bad_archive', `${archive} holds no run folder with a manifest.json`, {
       context: { file: archive },
       hint: 'an archive made by `etl pack` holds exactly one run folder',
     });
   }
-  return path.join(root, withManifest[0]!);
+  return found;
+}
+
+function parseManifest(text: string, archive: string): Manifest {
+  try {
+    return JSON.parse(text) as Manifest;
+  } catch (cause) {
+    throw new StagingError('bad_manifest', `the manifest.json in ${archive} is not valid JSON`, { context: { file: archive }, cause });
+  }
+}
+
+type EntryLists = Pick<RunSource, 'skippedEntries' | 'strayEntries' | 'extraFiles' | 'outcomes'>;
+
+async function readEntries(archive: string, prefix: string, manifest: Manifest, dir: string, signal?: AbortSignal): Promise<EntryLists> {
+  const records = new Map<string, FileRecord>();
+  for (const { record } of recordedFiles(manifest)) if (isSafeRelativePath(record.file)) records.set(record.file, record);
+  const skipped: string[] = [];
+  const stray: string[] = [];
+  const extra: string[] = [];
+  const outcomes = new Map<string, ArchiveFileOutcome>();
+  const seen = new Set<string>();
+  await walkArchive(
+    archive,
+    async (entry) => {
+      const name = entryName(entry);
+      if (entry.type === 'Directory') return void entry.resume();
+      if (!FILE_TYPES.has(entry.type)) return void (skipped.push(name), entry.resume());
+      if (prefix && !name.startsWith(`${prefix}/`)) return void (stray.push(name), entry.resume());
+      const rel = prefix ? name.slice(prefix.length + 1) : name;
+      // A second entry of a name would replace the first on unpacking: neither is trusted.
+      if (seen.has(rel)) return void (extra.push(`${rel} (a second entry of this name)`), entry.resume());
+      seen.add(rel);
+      if (rel === MANIFEST_FILE) return void entry.resume();
+      if (rel === PIPELINE_COPY) {
+        if (entry.size > MAX_PIPELINE_BYTES) return void (extra.push(`${rel} (${entry.size} bytes: too large to be one)`), entry.resume());
+        return void (await copyEntry(entry, path.join(dir, rel)));
+      }
+      const record = records.get(rel);
+      if (!record) return void (extra.push(rel), entry.resume());
+      // Capped by the manifest: an entry of another size is never read (nor inflated into memory or disk).
+      if (entry.size !== record.bytes) return void (outcomes.set(rel, { kind: 'size', bytes: entry.size }), entry.resume());
+      const onDisk = /^(extract|transform)\//.test(rel);
+      outcomes.set(rel, { kind: 'read', figures: await copyEntry(entry, onDisk ? path.join(dir, rel) : null), onDisk });
+    },
+    signal,
+  );
+  return { skippedEntries: skipped, strayEntries: stray, extraFiles: extra, outcomes };
+}
+
+/** Streams an entry through a hash tap into `file` (or nowhere), with backpressure. */
+async function copyEntry(entry: ArchiveEntry, file: string | null): Promise<TapFigures> {
+  const tap = new FigureTap();
+  if (file) await mkdir(path.dirname(file), { recursive: true });
+  const sink = file ? createWriteStream(file) : new Writable({ write: (_chunk, _enc, callback) => callback() });
+  await pipeline(entry, tap, sink);
+  return tap.figures();
 }
 
 async function requireManifest(dir: string, target: string): Promise<void> {
-  if (await exists(path.join(dir, MANIFEST_FILE))) return;
+  if ((await readdir(dir)).includes(MANIFEST_FILE)) return;
   throw new StagingError('no_manifest', `${target} holds no ${MANIFEST_FILE}: not a staged run folder`, {
     context: { file: target },
     hint: 'pass a run folder (staging/<run-id>) or an archive made by `etl pack`',
   });
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch {
-    return false;
-  }
 }

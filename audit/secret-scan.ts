@@ -1,54 +1,115 @@
-// What may never leave the machine inside a packed run: a URL with a password, a field that holds a
-// password, or a configured secret value. Manifests are written through connect/redact.ts, so this
-// is the second line of defence, run on the exact bytes that go into the archive.
+// What may never leave the machine inside a packed run: a file named like a secret (.env, id_rsa,
+// *.pem…), anything credential-shaped (connect/redact.ts decides what that is: connection strings
+// with a password, password=…, private keys, AWS keys…) or a configured secret value, in any file
+// that goes into the archive. Files are read as streams, line by line, with a bounded window for
+// very long lines, so a run of any size is scanned in constant memory.
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { describeCredential, findCredentials } from '../connect/redact.ts';
 
 export interface SecretFinding {
-  /** Which file the secret is in (manifest.json, pipeline.yaml). */
+  /** Which file of the run (relative path). */
   file: string;
-  /** JSON path of the value or line number in the file. */
+  /** `line 12`, or `file name`. */
   where: string;
   /** What was found, already redacted: never the secret itself. */
   what: string;
 }
 
-// scheme://user:password@  (userinfo with a colon). A redacted password (***) is fine.
-const URL_WITH_PASSWORD = /\b([a-z][a-z0-9+.-]*):\/\/([^\s/@:"'`]+):([^\s/@"'`]*)@/gi;
-const SECRET_KEY = /pass(word|wd|phrase)?$|^pwd$|secret/i;
-
-function redactedPassword(pass: string): boolean {
-  return /^(\*+|%2A(%2A)*)$/i.test(pass);
+export interface ScanResult {
+  /** The first findings (at most MAX_SHOWN per file). */
+  findings: SecretFinding[];
+  /** All findings, shown or not. */
+  total: number;
 }
 
-/** URLs with a real password in free text, one finding per hit. */
+const MAX_SHOWN = 5;
+// A line longer than this is scanned in windows of this size that overlap by OVERLAP bytes, so
+// a credential across a window's edge is still seen whole (credentials are short).
+const WINDOW = 256 << 10;
+const OVERLAP = 16 << 10;
+
+const SECRET_FILE_NAMES = [
+  /^\.env(\..+)?$/i,
+  /^id_(rsa|dsa|ecdsa|ed25519)(_sk)?$/,
+  /\.(pem|key|p12|pfx|jks|keystore|ppk|kdbx|gpg)$/i,
+  /^\.(pgpass|netrc|npmrc|git-credentials|my\.cnf)$/,
+  /^credentials(\.json)?$/i,
+  /^secrets?\.(ya?ml|json|env|txt)$/i,
+];
+
+/** Why a file's name marks it as a secret (a key, an environment file), or null. */
+export function secretFileName(file: string): string | null {
+  const base = path.posix.basename(file);
+  return SECRET_FILE_NAMES.some((re) => re.test(base)) ? `a file named like a secret (${base}: keys, environment and credential files never go into an archive)` : null;
+}
+
+/** Scans a small text held in memory (tests, messages). */
 export function scanText(file: string, text: string, secrets: readonly string[] = []): SecretFinding[] {
-  const findings: SecretFinding[] = [];
-  const lines = text.split('\n');
-  lines.forEach((line, i) => {
-    for (const m of line.matchAll(URL_WITH_PASSWORD)) {
-      if (redactedPassword(m[3]!)) continue;
-      findings.push({ file, where: `line ${i + 1}`, what: `a URL with a password (${m[1]}://${m[2]}:***@…)` });
-    }
-    for (const secret of secrets) {
-      if (secret.length >= 4 && line.includes(secret)) findings.push({ file, where: `line ${i + 1}`, what: 'a configured password or passphrase' });
-    }
-  });
-  return findings;
+  const scanner = new LineScanner(file, secrets);
+  text.split('\n').forEach((line, i) => scanner.line(line, i + 1));
+  return scanner.result().findings;
 }
 
-/** Fields named like a password with a value, anywhere in a JSON document. */
-export function scanJson(file: string, value: unknown): SecretFinding[] {
-  const findings: SecretFinding[] = [];
-  const walk = (v: unknown, where: string): void => {
-    if (v === null || typeof v !== 'object') return;
-    for (const [key, child] of Object.entries(v as Record<string, unknown>)) {
-      const path = Array.isArray(v) ? `${where}[${key}]` : where ? `${where}.${key}` : key;
-      // Only text can be a password; a count or an object under such a key (a skip reason, a table) is not.
-      if (SECRET_KEY.test(key) && typeof child === 'string' && child !== '' && !redactedPassword(child)) {
-        findings.push({ file, where: path, what: `a "${key}" field with a value` });
-      }
-      walk(child, path);
+/** Scans a file on disk as a stream. */
+export async function scanFile(absolute: string, file: string, secrets: readonly string[] = [], signal?: AbortSignal, onBytes?: (n: number) => void): Promise<ScanResult> {
+  const scanner = new LineScanner(file, secrets);
+  let carry: Buffer = Buffer.alloc(0);
+  let line = 1;
+  // Bytes of the current line already scanned in earlier windows (columns count bytes there).
+  let lineOffset = 0;
+  for await (const chunk of createReadStream(absolute, { highWaterMark: WINDOW, signal }) as AsyncIterable<Buffer>) {
+    onBytes?.(chunk.length);
+    const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    let start = 0;
+    for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10, start)) {
+      scanner.line(buf.toString('utf8', start, nl), line, lineOffset);
+      line += 1;
+      lineOffset = 0;
+      start = nl + 1;
     }
-  };
-  walk(value, '');
-  return findings;
+    carry = buf.subarray(start);
+    if (carry.length > WINDOW) {
+      scanner.line(carry.toString('utf8'), line, lineOffset);
+      lineOffset += carry.length - OVERLAP;
+      carry = Buffer.from(carry.subarray(carry.length - OVERLAP));
+    }
+  }
+  if (carry.length) scanner.line(carry.toString('utf8'), line, lineOffset);
+  return scanner.result();
+}
+
+class LineScanner {
+  private readonly findings: SecretFinding[] = [];
+  private total = 0;
+  // A window of a long line is scanned again in part (the overlap): report each line and kind once.
+  private readonly seen = new Set<string>();
+
+  constructor(
+    private readonly file: string,
+    private readonly secrets: readonly string[],
+  ) {}
+
+  /** `offset`: where `text` starts in its line (a window of a long line), for the column shown. */
+  line(text: string, line: number, offset = 0): void {
+    // No excerpt is shown: a cut through a second credential could show part of it.
+    for (const hit of findCredentials(text, 'scan')) this.add(line, hit.kind, offset + hit.start + 1, describeCredential(hit.kind));
+    for (const secret of this.secrets) {
+      const at = secret.length >= 4 ? text.indexOf(secret) : -1;
+      if (at !== -1) this.add(line, 'configured', offset + at + 1, 'a configured password or passphrase');
+    }
+  }
+
+  private add(line: number, kind: string, column: number, what: string): void {
+    const key = `${line}:${kind}`;
+    if (this.seen.has(key)) return;
+    if (this.seen.size > 10_000) this.seen.clear();
+    this.seen.add(key);
+    this.total += 1;
+    if (this.findings.length < MAX_SHOWN) this.findings.push({ file: this.file, where: `line ${line} column ${column}`, what });
+  }
+
+  result(): ScanResult {
+    return { findings: this.findings, total: this.total };
+  }
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { PipelineModel } from '../model/types.ts';
 import type { Manifest } from '../staging/manifest.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
-import { contributionsDocumentColumn, contributionsTableName } from '../schema/state-tables.ts';
+import { documentIdColumn, contributionsTableName } from '../schema/state-tables.ts';
 import { identList, ident } from '../schema/sql.ts';
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
 import { runMeasured, type ChildFigures } from './child.ts';
@@ -41,7 +41,7 @@ export function stagedCopies(model: PipelineModel, paths: RunPaths, manifest: Ma
     const columns = t.stagedColumns.map((c) => c.name);
     const contrib = manifest.stages.transform?.tables[name]?.contrib;
     if (!contrib) return { target: name, columns, file: paths.transformCsv(name) };
-    return { target: contributionsTableName(name), columns: [contributionsDocumentColumn(t), ...columns], file: path.resolve(paths.dir, contrib.file) };
+    return { target: contributionsTableName(name), columns: [documentIdColumn(t), ...columns], file: path.resolve(paths.dir, contrib.file) };
   });
 }
 

@@ -1,10 +1,13 @@
 // Resolves the run's configuration once: flags, then the environment, then `.env` in the working
 // directory, then defaults. The result is frozen and passed down; no other module reads process.env.
-import { existsSync, readFileSync } from 'node:fs';
+// A setting that is wrong is a ConfigError (exit 2) naming the flag, the variable or the .env line.
 import path from 'node:path';
-import { parse as parseDotenv } from 'dotenv';
 import { ConfigError } from '../model/errors.ts';
-import { redactUrl } from './redact.ts';
+import { settingsReader, type SettingsReader } from './config-source.ts';
+import { resolvePostgres, type PostgresConfig } from './postgres-config.ts';
+import { connectionStringSecrets, redactText } from './redact.ts';
+
+export type { PostgresConfig } from './postgres-config.ts';
 
 export type Side = 'local' | 'remote';
 
@@ -12,16 +15,6 @@ export interface MongoConfig {
   /** May hold credentials: print only through describeMongo(). */
   readonly url: string;
   readonly database: string;
-}
-
-export interface PostgresConfig {
-  readonly connectionString: string | null;
-  readonly host: string;
-  readonly port: number;
-  readonly database: string;
-  readonly user: string;
-  /** Never printed. */
-  readonly password: string | null;
 }
 
 export interface SshConfig {
@@ -91,133 +84,118 @@ export interface ResolveConfigInput {
 }
 
 export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): EtlConfig {
-  const envFile = path.resolve(cwd, flags.envFile ?? '.env');
-  if (flags.envFile && !existsSync(envFile)) {
-    throw new ConfigError(`env file not found: ${envFile}`);
-  }
-  const dotenv = existsSync(envFile) ? parseDotenv(readFileSync(envFile)) : {};
-  // The process environment wins over .env, as dotenv does by default.
-  const get = (name: string): string | undefined => {
-    const v = env[name] ?? dotenv[name];
-    return v === undefined || v === '' ? undefined : v;
-  };
-  const int = (name: string, fallback: number): number => {
-    const raw = get(name);
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n <= 0 || n > 65535) throw new ConfigError(`${name} must be a port number, got "${raw}"`);
-    return n;
-  };
-  const side = (name: string): Side => {
-    const raw = (get(name) ?? 'local').toLowerCase();
-    if (raw !== 'local' && raw !== 'remote') throw new ConfigError(`${name} must be "local" or "remote", got "${raw}"`);
-    return raw;
-  };
-
-  const postgres: PostgresConfig = {
-    connectionString: flags.databaseUrl ?? get('DATABASE_URL') ?? null,
-    host: get('POSTGRES_HOST') ?? 'localhost',
-    port: int('POSTGRES_PORT', 5432),
-    database: get('POSTGRES_DATABASE') ?? get('POSTGRES_DB') ?? 'postgres',
-    user: get('POSTGRES_USER') ?? 'postgres',
-    password: get('POSTGRES_PASSWORD') ?? null,
-  };
+  const r = settingsReader(env, cwd, flags.envFile);
+  const pg = resolvePostgres(r, flags.databaseUrl);
+  const mongoUrl = r.flagOr('--mongo-url', flags.mongoUrl, 'MONGODB_URL');
+  if (mongoUrl) checkMongoUrl(mongoUrl.value, mongoUrl.where);
   const mongo: MongoConfig = {
-    url: flags.mongoUrl ?? get('MONGODB_URL') ?? 'mongodb://localhost:27017',
-    database: flags.mongoDatabase ?? get('MONGODB_DATABASE') ?? databaseFromUrl(flags.mongoUrl ?? get('MONGODB_URL')) ?? 'default',
+    url: mongoUrl?.value ?? 'mongodb://localhost:27017',
+    database: flags.mongoDatabase ?? r.get('MONGODB_DATABASE') ?? databaseFromUrl(mongoUrl?.value) ?? 'default',
   };
-  const remote: RemoteConfig = {
+  const remote = resolveRemote(r, mongo, pg.postgres);
+  const secrets = [
+    ...pg.secrets,
+    ...connectionStringSecrets(mongo.url),
+    remote.ssh.password,
+    remote.ssh.passphrase,
+    remote.postgres.password,
+    ...connectionStringSecrets(remote.mongo.url),
+  ].filter((s): s is string => typeof s === 'string' && s.length > 0);
+
+  return Object.freeze({
+    cwd,
+    pipelineFile: path.resolve(cwd, flags.pipeline ?? r.get('ETL_PIPELINE') ?? 'pipeline.yaml'),
+    stagingDir: path.resolve(cwd, flags.staging ?? r.get('ETL_STAGING') ?? 'staging'),
+    mongo: Object.freeze(mongo),
+    mongoUrlConfigured: mongoUrl !== undefined,
+    postgres: Object.freeze(pg.postgres),
+    transferSource: side(r, 'TRANSFER_SOURCE'),
+    transferDestination: side(r, 'TRANSFER_DESTINATION'),
+    remote: Object.freeze(remote),
+    refresh: refreshConfig(r),
+    globalDateThreshold: dateThreshold(r),
+    secrets: Object.freeze([...new Set(secrets)]),
+  });
+}
+
+function side(r: SettingsReader, name: string): Side {
+  const s = r.read(name);
+  const raw = (s?.value ?? 'local').toLowerCase();
+  if (raw !== 'local' && raw !== 'remote') throw new ConfigError(`${s!.where} must be "local" or "remote", got "${raw}"`, [], { context: { variable: name } });
+  return raw;
+}
+
+function resolveRemote(r: SettingsReader, mongo: MongoConfig, postgres: PostgresConfig): RemoteConfig {
+  return {
     ssh: {
-      host: get('REMOTE_SERVER_URL') ?? null,
-      port: int('REMOTE_SERVER_PORT', 22),
-      user: get('REMOTE_SERVER_USER') ?? null,
-      password: get('REMOTE_SERVER_PASSWORD') ?? null,
-      privateKeyFile: get('REMOTE_SERVER_KEY_FILE') ?? null,
-      passphrase: get('REMOTE_SERVER_KEY_PASSPHRASE') ?? null,
-      knownHostsFile: get('REMOTE_SERVER_KNOWN_HOSTS') ?? null,
-      hostKeyFingerprint: get('REMOTE_SERVER_HOST_KEY') ?? null,
-      agentSocket: get('SSH_AUTH_SOCK') ?? null,
+      host: r.get('REMOTE_SERVER_URL') ?? null,
+      port: r.port('REMOTE_SERVER_PORT', 22),
+      user: r.get('REMOTE_SERVER_USER') ?? null,
+      password: r.get('REMOTE_SERVER_PASSWORD') ?? null,
+      privateKeyFile: r.get('REMOTE_SERVER_KEY_FILE') ?? null,
+      passphrase: r.get('REMOTE_SERVER_KEY_PASSPHRASE') ?? null,
+      knownHostsFile: r.get('REMOTE_SERVER_KNOWN_HOSTS') ?? null,
+      hostKeyFingerprint: r.get('REMOTE_SERVER_HOST_KEY') ?? null,
+      agentSocket: r.get('SSH_AUTH_SOCK') ?? null,
     },
     mongo: {
-      url: get('REMOTE_MONGODB_URL') ?? 'mongodb://localhost:27017',
-      database: get('REMOTE_MONGODB_DATABASE') ?? mongo.database,
+      url: r.get('REMOTE_MONGODB_URL') ?? 'mongodb://localhost:27017',
+      database: r.get('REMOTE_MONGODB_DATABASE') ?? mongo.database,
     },
     postgres: {
       connectionString: null,
       // As seen from the SSH server: the tunnel's far end.
-      host: get('REMOTE_POSTGRES_HOST') ?? 'localhost',
-      port: int('REMOTE_POSTGRES_PORT', 5432),
-      database: get('REMOTE_POSTGRES_DATABASE') ?? postgres.database,
-      user: get('REMOTE_POSTGRES_USER') ?? postgres.user,
-      password: get('REMOTE_POSTGRES_PASSWORD') ?? null,
+      host: r.get('REMOTE_POSTGRES_HOST') ?? 'localhost',
+      port: r.port('REMOTE_POSTGRES_PORT', 5432),
+      database: r.get('REMOTE_POSTGRES_DATABASE') ?? postgres.database,
+      user: r.get('REMOTE_POSTGRES_USER') ?? postgres.user,
+      password: r.get('REMOTE_POSTGRES_PASSWORD') ?? null,
     },
-    mongodumpCommand: get('REMOTE_MONGODUMP_COMMAND') ?? 'mongodump',
+    mongodumpCommand: r.get('REMOTE_MONGODUMP_COMMAND') ?? 'mongodump',
   };
+}
+
+function refreshConfig(r: SettingsReader): RefreshConfig {
   const list = (name: string): readonly string[] =>
-    Object.freeze((get(name) ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0));
-  const refresh: RefreshConfig = Object.freeze({
+    Object.freeze((r.get(name) ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+  return Object.freeze({
     includeTables: list('POSTGRES_INCLUDE_TABLES'),
     excludeTables: list('POSTGRES_EXCLUDE_TABLES'),
     includeSchemas: list('POSTGRES_INCLUDE_SCHEMAS'),
     excludeSchemas: list('POSTGRES_EXCLUDE_SCHEMAS'),
     excludeTableData: list('POSTGRES_EXCLUDE_DATA_TABLES'),
-    pgBinDir: get('PG_BIN_DIR') ?? null,
+    pgBinDir: r.get('PG_BIN_DIR') ?? null,
   });
+}
 
-  const thresholdRaw = get('GLOBAL_DATE_THRESHOLD');
-  let globalDateThreshold: Date | null = null;
-  if (thresholdRaw !== undefined) {
-    globalDateThreshold = new Date(thresholdRaw);
-    if (Number.isNaN(globalDateThreshold.getTime())) {
-      throw new ConfigError(`GLOBAL_DATE_THRESHOLD is not a date: "${thresholdRaw}" (expected e.g. 2024-01-31 or 2024-01-31T00:00:00Z)`);
-    }
+function dateThreshold(r: SettingsReader): Date | null {
+  const s = r.read('GLOBAL_DATE_THRESHOLD');
+  if (s === undefined) return null;
+  const d = new Date(s.value);
+  if (Number.isNaN(d.getTime())) {
+    throw new ConfigError(`${s.where} is not a date: "${s.value}" (expected e.g. 2024-01-31 or 2024-01-31T00:00:00Z)`, [], { context: { variable: 'GLOBAL_DATE_THRESHOLD' } });
   }
+  return d;
+}
 
-  const secrets = [
-    postgres.password,
-    passwordOfUrl(postgres.connectionString),
-    passwordOfUrl(mongo.url),
-    remote.ssh.password,
-    remote.ssh.passphrase,
-    remote.postgres.password,
-    passwordOfUrl(remote.mongo.url),
-  ].filter((s): s is string => typeof s === 'string' && s.length > 0);
-
-  return Object.freeze({
-    cwd,
-    pipelineFile: path.resolve(cwd, flags.pipeline ?? get('ETL_PIPELINE') ?? 'pipeline.yaml'),
-    stagingDir: path.resolve(cwd, flags.staging ?? get('ETL_STAGING') ?? 'staging'),
-    mongo: Object.freeze(mongo),
-    mongoUrlConfigured: (flags.mongoUrl ?? get('MONGODB_URL')) !== undefined,
-    postgres: Object.freeze(postgres),
-    transferSource: side('TRANSFER_SOURCE'),
-    transferDestination: side('TRANSFER_DESTINATION'),
-    remote: Object.freeze(remote),
-    refresh,
-    globalDateThreshold,
-    secrets: Object.freeze(secrets),
+/** A MongoDB URL must start with mongodb:// or mongodb+srv://; anything else is named, without its password. */
+export function checkMongoUrl(url: string, where: string): void {
+  if (/^mongodb(\+srv)?:\/\//i.test(url)) return;
+  throw new ConfigError(`${where} is not a MongoDB connection string: it must start with mongodb:// or mongodb+srv:// (got "${redactText(url, connectionStringSecrets(url))}")`, [], {
+    hint: 'write it as mongodb://<user>:<password>@<host>:27017/<database> (percent-encode special characters of the password)',
+    context: { variable: where },
   });
 }
 
 /** What may be printed about the MongoDB source. */
 export function describeMongo(m: MongoConfig): string {
-  return `${redactUrl(m.url)} (database ${m.database})`;
+  return `${redactText(m.url, connectionStringSecrets(m.url))} (database ${m.database})`;
 }
 
 /** What may be printed about the PostgreSQL destination. */
 export function describePostgres(p: PostgresConfig): string {
-  if (p.connectionString) return redactUrl(p.connectionString);
+  if (p.connectionString) return redactText(p.connectionString, connectionStringSecrets(p.connectionString));
   return `postgresql://${p.user}@${p.host}:${p.port}/${p.database}`;
-}
-
-function passwordOfUrl(url: string | null | undefined): string | null {
-  if (!url) return null;
-  try {
-    const u = new URL(url);
-    return u.password ? decodeURIComponent(u.password) : null;
-  } catch {
-    return null;
-  }
 }
 
 function databaseFromUrl(url: string | undefined): string | undefined {
@@ -228,4 +206,15 @@ function databaseFromUrl(url: string | undefined): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * `--source` names a live server (true) or a dump on disk (false). Text shaped like a connection
+ * string that is not one (mongodb//admin:pw@host, mongodb:admin:pw@host) is refused here rather
+ * than taken for a path, which an error would print with its password.
+ */
+export function isMongoSource(text: string, where = '--source'): boolean {
+  if (/^mongodb(\+srv)?:\/\//i.test(text)) return true;
+  if (/^mongo(db)?(\+srv)?[:/]/i.test(text) || connectionStringSecrets(text).length > 0) checkMongoUrl(text, where);
+  return false;
 }

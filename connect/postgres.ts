@@ -1,19 +1,57 @@
 // PostgreSQL connections. One place builds pg's configuration, so every command connects alike.
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
-import { EtlError } from '../model/errors.ts';
+import { ConfigError, EtlError } from '../model/errors.ts';
 import { describePostgres, type PostgresConfig } from './config.ts';
-import { redactText } from './redact.ts';
+import { parsePostgresConnectionString, type PostgresParts, type SslMode } from './postgres-connection.ts';
+import { connectionStringSecrets, redactText } from './redact.ts';
 
+/**
+ * pg's settings, every one given explicitly, so the driver's own reading of process.env cannot
+ * override what resolveConfig decided. Only a missing password is left to the driver: it then reads
+ * PGPASSWORD or ~/.pgpass (PGPASSFILE), as libpq does.
+ */
 export function pgClientConfig(p: PostgresConfig): pg.ClientConfig {
-  if (p.connectionString) return { connectionString: p.connectionString, application_name: 'etl' };
+  // The URL's own parts win (a config spread from another with only its URL changed must reach
+  // that URL); resolveConfig has filled the parts the URL leaves out into the fields.
+  const parts: PostgresParts = p.connectionString ? parsePostgresConnectionString(p.connectionString, 'the PostgreSQL connection string') : {};
+  const timeout = parts.connectTimeoutSeconds ?? p.connectTimeoutSeconds ?? null;
+  const options = parts.options ?? p.options ?? null;
   return {
-    host: p.host,
-    port: p.port,
-    database: p.database,
-    user: p.user,
-    password: p.password ?? undefined,
-    application_name: 'etl',
+    host: parts.host ?? (p.host || 'localhost'),
+    port: parts.port ?? (p.port || 5432),
+    database: parts.database ?? (p.database || 'postgres'),
+    user: parts.user ?? (p.user || 'postgres'),
+    password: parts.password ?? p.password ?? undefined,
+    ssl: sslOptions(parts.sslmode ?? p.sslmode ?? null, parts.sslFiles ?? p.sslFiles ?? undefined),
+    application_name: parts.applicationName ?? p.applicationName ?? 'etl',
+    ...(timeout !== null ? { connectionTimeoutMillis: timeout * 1000 } : {}),
+    ...(options !== null ? { options } : {}),
   };
+}
+
+/**
+ * libpq's sslmode in node's TLS terms. allow and prefer mean "TLS if the server offers it"; pg
+ * cannot fall back from TLS to plain, so they connect without TLS (README, Configuration).
+ */
+export function sslOptions(mode: SslMode | null, files: PostgresParts['sslFiles'] | undefined): false | ConnectionOptions {
+  if (mode === null || mode === 'disable' || mode === 'allow' || mode === 'prefer') return false;
+  const read = (file: string | undefined, what: string): string | undefined => {
+    if (!file) return undefined;
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (cause) {
+      throw new ConfigError(`cannot read the ${what} ${file} (sslmode=${mode}): ${(cause as Error).message}`, [], { cause });
+    }
+  };
+  const ca = read(files?.rootcert, 'root certificate (sslrootcert)');
+  const tls: ConnectionOptions = { ca, cert: read(files?.cert, 'client certificate (sslcert)'), key: read(files?.key, 'client key (sslkey)') };
+  // require: encrypted, server not checked (unless a root certificate is given: then as verify-ca).
+  if (mode === 'require' && !ca) return { ...tls, rejectUnauthorized: false };
+  // verify-ca (and require with a root certificate): the chain is checked, the host name is not.
+  if (mode === 'require' || mode === 'verify-ca') return { ...tls, checkServerIdentity: () => undefined };
+  return tls;
 }
 
 /** Connects one client, or throws an EtlError that names the server without its password. */
@@ -22,9 +60,10 @@ export async function connectPostgres(p: PostgresConfig, secrets: readonly strin
   try {
     await client.connect();
   } catch (cause) {
-    const reason = redactText(cause instanceof Error ? cause.message : String(cause), secrets);
+    const known = [...secrets, ...(p.password ? [p.password] : []), ...(p.connectionString ? connectionStringSecrets(p.connectionString) : [])];
+    const reason = redactText(cause instanceof Error ? cause.message : String(cause), known);
     throw new EtlError('postgres_unreachable', `cannot connect to PostgreSQL at ${describePostgres(p)}: ${reason}`, {
-      hint: 'check DATABASE_URL or POSTGRES_HOST/PORT/DATABASE/USER/PASSWORD, and that the server is running',
+      hint: 'check --database-url / DATABASE_URL, or POSTGRES_* and PG* (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD), and that the server is running',
       cause,
     });
   }

@@ -1,17 +1,206 @@
-// Connection strings pass through here before any output: a password never reaches a terminal,
-// a log, a manifest or an error message.
+// What "credential-shaped" means, in one place. Every string shown to a person (messages, hints,
+// progress lines, manifests) passes through redactText(); `etl pack` scans every file it ships with
+// findCredentials(…, 'scan'). A password must not leak because its string was malformed: the rules
+// look at the shape of the text (user:password@host, password=…, PEM blocks, known key formats),
+// not at whether it parses as a URL.
 
-/** Replaces the password of a URL's user info with `***` (user name, host and path stay). Leaves other text unchanged. */
-export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@\s]*)@/i, (_m, scheme: string, auth: string) => {
-    const colon = auth.indexOf(':');
-    return colon === -1 ? `${scheme}${auth}@` : `${scheme}${auth.slice(0, colon)}:***@`;
-  });
+export type CredentialKind =
+  | 'url_password' // scheme://user:password@host, also malformed (postgres//u:p@h, postgresql:u:p@h)
+  | 'password_setting' // password=…, POSTGRES_PASSWORD=…, "token": "…", libpq keyword form
+  | 'private_key' // -----BEGIN … PRIVATE KEY-----, PuTTY key files
+  | 'aws_access_key' // AKIA… / ASIA…
+  | 'api_token'; // well-known token formats (GitHub, Slack, Stripe, Google)
+
+/** A credential found in a text: [start, end) is the secret itself (what redaction hides). */
+export interface CredentialHit {
+  readonly kind: CredentialKind;
+  readonly start: number;
+  readonly end: number;
 }
 
-/** Redacts every URL with credentials inside a longer text (error messages from drivers). */
+/**
+ * `display`: anything that might be a credential (over-redacting a message is harmless).
+ * `scan`: what is very likely one (a false alarm stops `etl pack`): user:password@ only inside a
+ * URL or after a database scheme, never in a bare `name:x@example.org`.
+ */
+export type FindMode = 'display' | 'scan';
+
+const REDACTED = '***';
+
+/** Every credential-shaped span of `text`, in order, not overlapping. */
+export function findCredentials(text: string, mode: FindMode = 'display'): CredentialHit[] {
+  const hits: CredentialHit[] = [...userinfoHits(text, mode), ...settingHits(text), ...patternHits(text)];
+  hits.sort((a, b) => a.start - b.start || b.end - a.end);
+  const merged: CredentialHit[] = [];
+  for (const h of hits) {
+    const last = merged[merged.length - 1];
+    if (last && h.start < last.end) {
+      if (h.end > last.end) merged[merged.length - 1] = { ...last, end: h.end };
+      continue;
+    }
+    merged.push(h);
+  }
+  return merged;
+}
+
+/** The text with every known secret value and every credential-shaped span replaced by `***`. */
 export function redactText(text: string, secrets: readonly string[] = []): string {
-  let out = text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)([^/@\s:]+):([^/@\s]+)@/gi, '$1$2:***@');
-  for (const secret of secrets) if (secret.length >= 3) out = out.split(secret).join('***');
-  return out;
+  // Known values first, longest first: a password holding a blank or an `@` is removed whole
+  // before the shape rules below could cut it in two.
+  let known = text;
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
+    if (secret.length >= 3) known = known.split(secret).join(REDACTED);
+  }
+  let out = '';
+  let at = 0;
+  for (const h of findCredentials(known, 'display')) {
+    out += known.slice(at, h.start) + REDACTED;
+    at = h.end;
+  }
+  return out + known.slice(at);
+}
+
+/** A connection string as it may be shown: its password (whatever the string's form) is `***`. */
+export function redactUrl(url: string): string {
+  return redactText(url);
+}
+
+/** The secret values a text holds (to scrub them elsewhere, e.g. from a driver's error text). */
+export function credentialValues(text: string): string[] {
+  return findCredentials(text, 'display')
+    .map((h) => text.slice(h.start, h.end))
+    .filter((v) => v.length > 0 && !isRedacted(v));
+}
+
+function isRedacted(value: string): boolean {
+  return /^(\*+|%2A(%2A)*|<[^<>\s]*>|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*)$/i.test(value.replace(/^['"]|['"]$/g, ''));
+}
+
+// ── user:password@host ───────────────────────────────────────────────────────────────────────────
+
+const SCHEME = /[A-Za-z][A-Za-z0-9+.-]*:\/\//;
+// Schemes whose user:password@ is a credential even when the `//` is missing or broken.
+const SERVICE_SCHEME = /(?:^|[^A-Za-z0-9+.-])(postgres(?:ql)?|mongodb(?:\+srv)?|mysql|mariadb|redis|rediss|amqps?|mssql|sqlserver|oracle|s?ftp|ssh|smtp|https?|wss?)[:/]/i;
+
+/**
+ * Within each run of non-blank characters holding an `@`: the password is what lies between the
+ * first `:` after the user name and the last `@` (a password may hold `@`, `:` or `/`; a URL parser
+ * would cut it elsewhere, a person reading it would not). Tokens are found from each `@` outwards,
+ * so a long line costs one pass (a regex like \S*@\S* would be quadratic on it).
+ */
+function userinfoHits(text: string, mode: FindMode): CredentialHit[] {
+  const hits: CredentialHit[] = [];
+  // Scan mode reads JSON and CSV, where quotes and brackets end a value; display mode must not
+  // stop at them, since a password may contain them.
+  const isDelimiter = mode === 'scan' ? (c: string) => /[\s"'`<>{}()[\],\\]/.test(c) : (c: string) => /\s/.test(c);
+  for (let at = text.indexOf('@'); at !== -1; ) {
+    let start = at;
+    while (start > 0 && !isDelimiter(text[start - 1]!)) start -= 1;
+    let end = at + 1;
+    while (end < text.length && !isDelimiter(text[end]!)) end += 1;
+    const token = text.slice(start, end);
+    const hit = passwordSpan(token.slice(0, token.lastIndexOf('@')), mode);
+    if (hit) hits.push({ kind: 'url_password', start: start + hit[0], end: start + hit[1] });
+    at = text.indexOf('@', end);
+  }
+  return hits;
+}
+
+/** [start, end) of the password in `head` (a token up to its last `@`), or null. */
+function passwordSpan(head: string, mode: FindMode): [number, number] | null {
+  const scheme = SCHEME.exec(head);
+  const schemeEnd = scheme ? scheme.index + scheme[0].length : 0;
+  let colon = scheme ? head.indexOf(':', schemeEnd) : -1;
+  if (colon === -1) {
+    const first = head.indexOf(':');
+    colon = scheme && first === schemeEnd - 3 ? -1 : first;
+  }
+  if (colon === -1 || colon + 1 >= head.length) return null;
+  if (isRedacted(head.slice(colon + 1))) return null;
+  if (mode === 'scan') {
+    if (!scheme && !SERVICE_SCHEME.test(head)) return null;
+    // A `/` after the host means the `@` is in the path (https://host:443/@name): no user info.
+    if (scheme && head.slice(schemeEnd).includes('/')) return null;
+  }
+  return [colon + 1, head.length];
+}
+
+// ── password=…, "password": "…" ──────────────────────────────────────────────────────────────────
+
+// A setting whose name ends like a secret: password, POSTGRES_PASSWORD, passphrase, api_key, token…
+const SECRET_NAME = String.raw`(?:[A-Za-z0-9_.-]*?(?:password|passwd|passphrase|secret|secret_?key|secret_access_key|access_?token|auth_?token|refresh_?token|api_?key|private_?key|client_?secret|token)|(?:[A-Za-z0-9_.-]*?[_.-])?pass)`;
+const QUOTED = String.raw`'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"`;
+// name=value (libpq keyword form, .env files, query strings): the value is quoted or runs to a blank.
+const ASSIGNMENT = new RegExp(String.raw`(?<![A-Za-z0-9_.-])(["']?)(${SECRET_NAME})\1[ \t]*=[ \t]*(${QUOTED}|\S+)`, 'gi');
+// "name": "value" (JSON, YAML with a quoted value) and YAML's `name: value` at the start of a line.
+const COLON_QUOTED = new RegExp(String.raw`(?<![A-Za-z0-9_.-])(["']?)(${SECRET_NAME})\1[ \t]*:[ \t]*(${QUOTED})`, 'gi');
+const YAML_LINE = new RegExp(String.raw`^[ \t]*(?:-[ \t]+)?(${SECRET_NAME})[ \t]*:[ \t]+([^\s'"#][^\r\n#]*?)[ \t]*$`, 'gim');
+
+function settingHits(text: string): CredentialHit[] {
+  const hits: CredentialHit[] = [];
+  const add = (m: RegExpMatchArray, value: string) => {
+    const start = m.index! + m[0].length - value.length;
+    const bare = value.replace(/^(['"])([\s\S]*)\1$/, '$2');
+    if (bare === '' || isRedacted(bare)) return;
+    hits.push({ kind: 'password_setting', start, end: start + value.length });
+  };
+  for (const m of text.matchAll(ASSIGNMENT)) add(m, m[3]!);
+  for (const m of text.matchAll(COLON_QUOTED)) add(m, m[3]!);
+  for (const m of text.matchAll(YAML_LINE)) add(m, m[2]!);
+  return hits;
+}
+
+// ── fixed shapes ─────────────────────────────────────────────────────────────────────────────────
+
+const PATTERNS: readonly (readonly [CredentialKind, RegExp])[] = [
+  // The whole block when its end is in the text, else from the BEGIN line to the end of the text.
+  ['private_key', /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[\s\S]*$)/g],
+  ['private_key', /PuTTY-User-Key-File-\d+:[^\r\n]*/g],
+  ['aws_access_key', /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g],
+  ['api_token', /\bgh[pousr]_[A-Za-z0-9]{36,}\b/g],
+  ['api_token', /\bxox[abposr]-[A-Za-z0-9-]{10,}/g],
+  ['api_token', /\b[sr]k_live_[A-Za-z0-9]{16,}\b/g],
+  ['api_token', /\bAIza[0-9A-Za-z_-]{35}\b/g],
+];
+
+function patternHits(text: string): CredentialHit[] {
+  const hits: CredentialHit[] = [];
+  for (const [kind, re] of PATTERNS) {
+    for (const m of text.matchAll(re)) hits.push({ kind, start: m.index, end: m.index + m[0].length });
+  }
+  return hits;
+}
+
+/** Words for a finding, e.g. in `etl pack`'s refusal. */
+export function describeCredential(kind: CredentialKind): string {
+  switch (kind) {
+    case 'url_password':
+      return 'a connection string with a password (user:***@host)';
+    case 'password_setting':
+      return 'a password or secret setting (name=***)';
+    case 'private_key':
+      return 'a private key';
+    case 'aws_access_key':
+      return 'an AWS access key id';
+    case 'api_token':
+      return 'an API token';
+  }
+}
+
+/**
+ * The secret values of one connection string taken whole: blanks are not token boundaries here, so
+ * `postgres://u:pass word@h` yields `pass word` (redactText, cutting at blanks, could not know).
+ */
+export function connectionStringSecrets(value: string): string[] {
+  const masked = value.replace(/\s/g, '\u0001');
+  const out = new Set<string>();
+  for (const h of [...userinfoHits(masked, 'display'), ...settingHits(value)]) {
+    const raw = value.slice(h.start, h.end);
+    if (raw.length === 0 || isRedacted(raw)) continue;
+    out.add(raw);
+    // A quoted keyword value: its text as the driver sees it is a secret too.
+    const m = /^'((?:\\.|[^'\\])*)'$/.exec(raw) ?? /^"((?:\\.|[^"\\])*)"$/.exec(raw);
+    if (m) out.add(m[1]!.replace(/\\(.)/g, '$1'));
+  }
+  return [...out];
 }

@@ -1,10 +1,18 @@
 // MongoDB's comparison order for BSON values, for `_id`s read from a dump: what `sort({_id: 1})`
 // does on the server, so a dump and the live server list documents in the same order.
 // Values are as deserialized with BSON_READ_OPTIONS (Int32/Double/Long/Decimal128 wrappers kept).
-import { Binary, BSONRegExp, Decimal128, Double, Int32, Long, MaxKey, MinKey, ObjectId, Timestamp, BSONSymbol } from 'bson';
+import { Binary, BSONRegExp, Code, Decimal128, Double, Int32, Long, MaxKey, MinKey, ObjectId, Timestamp, BSONSymbol } from 'bson';
+
+/**
+ * A BSON Date whose milliseconds a JavaScript Date cannot hold (|ms| > 8.64e15), for the query
+ * matched on a dump's documents: bson decodes it as an Invalid Date, the server compares its int64.
+ */
+export class WideDate {
+  constructor(readonly millis: bigint) {}
+}
 
 /** The server's canonical type order (numbers share one rank, strings and symbols another). */
-function rank(v: unknown): number {
+export function rank(v: unknown): number {
   if (v instanceof MinKey) return 1;
   if (v === null || v === undefined) return 2;
   if (typeof v === 'number' || typeof v === 'bigint' || v instanceof Int32 || v instanceof Double || v instanceof Long || v instanceof Decimal128) return 3;
@@ -13,11 +21,45 @@ function rank(v: unknown): number {
   if (v instanceof Binary || Buffer.isBuffer(v) || v instanceof Uint8Array) return 7;
   if (v instanceof ObjectId) return 8;
   if (typeof v === 'boolean') return 9;
-  if (v instanceof Date) return 10;
+  if (v instanceof Date || v instanceof WideDate) return 10;
   if (v instanceof Timestamp) return 11;
   if (v instanceof BSONRegExp || v instanceof RegExp) return 12;
-  if (v instanceof MaxKey) return 13;
-  return 5; // a plain subdocument
+  // DBPointer, JavaScript code (with or without scope) sort after regular expressions.
+  if (v instanceof Code) return 13;
+  if (v instanceof MaxKey) return 14;
+  return 5; // a plain subdocument (a DBRef is one too)
+}
+
+/**
+ * The `$type` aliases of each rank, in the server's order. A type whose alias a server does not know
+ * (FerretDB: symbol, minKey, maxKey, javascript…) cannot be stored there either; CORE_TYPE_ALIASES
+ * are those every server tested knows.
+ */
+const TYPE_ALIASES_BY_RANK: readonly (readonly [number, readonly string[]])[] = [
+  [1, ['minKey']],
+  [2, ['null']],
+  [3, ['number']],
+  [4, ['string', 'symbol']],
+  [5, ['object']],
+  [6, ['array']],
+  [7, ['binData']],
+  [8, ['objectId']],
+  [9, ['bool']],
+  [10, ['date']],
+  [11, ['timestamp']],
+  [12, ['regex']],
+  [13, ['dbPointer', 'javascript', 'javascriptWithScope']],
+  [14, ['maxKey']],
+];
+
+export const CORE_TYPE_ALIASES: ReadonlySet<string> = new Set(['null', 'number', 'string', 'object', 'array', 'binData', 'objectId', 'bool', 'date', 'timestamp', 'regex']);
+
+/** The `$type` aliases of every type the server sorts after `v`'s type. */
+export function typeAliasesAfter(v: unknown, known: ReadonlySet<string> | null): string[] {
+  const r = rank(v);
+  return TYPE_ALIASES_BY_RANK.filter(([k]) => k > r)
+    .flatMap(([, aliases]) => aliases)
+    .filter((a) => known === null || known.has(a));
 }
 
 /** A numeric value as a number (precise enough to order; Long beyond 2^53 compared as bigint below). */
@@ -46,6 +88,16 @@ function compareNumbers(a: number | bigint, b: number | bigint): number {
   return 0;
 }
 
+function stringBytes(v: unknown): Buffer {
+  return Buffer.from(v instanceof BSONSymbol ? v.valueOf() : (v as string), 'utf8');
+}
+
+function dateMillis(v: unknown): bigint {
+  if (v instanceof WideDate) return v.millis;
+  const ms = (v as Date).getTime();
+  return Number.isNaN(ms) ? 0n : BigInt(ms);
+}
+
 function bytesOf(v: unknown): Buffer {
   if (v instanceof Binary) return Buffer.from(v.buffer.subarray(0, v.position));
   return Buffer.from(v as Uint8Array);
@@ -59,12 +111,9 @@ export function compareBson(a: unknown, b: unknown): number {
   switch (ra) {
     case 3:
       return compareNumbers(numeric(a), numeric(b));
-    case 4: {
+    case 4:
       // The server compares strings by their UTF-8 bytes (simple binary collation).
-      const sa = a instanceof BSONSymbol ? a.valueOf() : (a as string);
-      const sb = b instanceof BSONSymbol ? b.valueOf() : (b as string);
-      return Buffer.compare(Buffer.from(sa, 'utf8'), Buffer.from(sb, 'utf8'));
-    }
+      return Buffer.compare(stringBytes(a), stringBytes(b));
     case 5:
       return compareDocuments(a as Record<string, unknown>, b as Record<string, unknown>);
     case 6: {
@@ -91,8 +140,12 @@ export function compareBson(a: unknown, b: unknown): number {
       return Buffer.compare((a as ObjectId).id, (b as ObjectId).id);
     case 9:
       return Number(a) - Number(b);
-    case 10:
-      return Math.sign((a as Date).getTime() - (b as Date).getTime());
+    case 10: {
+      if (a instanceof Date && b instanceof Date) return Math.sign(a.getTime() - b.getTime());
+      const x = dateMillis(a);
+      const y = dateMillis(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    }
     case 11: {
       const x = (a as Timestamp).toBigInt?.() ?? BigInt((a as Timestamp).toString());
       const y = (b as Timestamp).toBigInt?.() ?? BigInt((b as Timestamp).toString());

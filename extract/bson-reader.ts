@@ -6,8 +6,6 @@ import { open } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { deserialize, type Document } from 'bson';
-import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
 import { SourceError } from '../model/errors.ts';
 
 /** The largest document a server accepts is 16 MiB; anything far above is a corrupt length. */
@@ -161,6 +159,19 @@ export function corrupt(file: string, offset: number, what: string): SourceError
   });
 }
 
+/** Checks an announced length; throws SourceError naming file and offset. */
+function checkedLength(reader: ByteReader, offset: number): number {
+  const length = reader.peekInt32();
+  if (length < MIN_DOCUMENT_BYTES || length > MAX_DOCUMENT_BYTES) throw corrupt(reader.file, offset, `invalid document length ${length}`);
+  return length;
+}
+
+function takeDocument(reader: ByteReader, offset: number, length: number): RawDocument {
+  const bytes = reader.take(length);
+  if (bytes[length - 1] !== 0) throw corrupt(reader.file, offset, 'document does not end with a 0x00 byte');
+  return { bytes, offset };
+}
+
 /** Reads one BSON document; null at a clean end of stream. Throws SourceError naming file and offset. */
 export async function readRawDocument(reader: ByteReader): Promise<RawDocument | null> {
   const offset = reader.offset;
@@ -168,37 +179,44 @@ export async function readRawDocument(reader: ByteReader): Promise<RawDocument |
     if (reader.available() === 0) return null;
     throw corrupt(reader.file, offset, `truncated document length (${reader.available()} stray bytes)`);
   }
-  const length = reader.peekInt32();
-  if (length < MIN_DOCUMENT_BYTES || length > MAX_DOCUMENT_BYTES) {
-    throw corrupt(reader.file, offset, `invalid document length ${length}`);
-  }
+  const length = checkedLength(reader, offset);
   if (!(await reader.ensure(length))) {
     throw corrupt(reader.file, offset, `truncated document (${length} bytes announced, ${reader.available()} present)`);
   }
-  const bytes = reader.take(length);
-  if (bytes[length - 1] !== 0) throw corrupt(reader.file, offset, 'document does not end with a 0x00 byte');
-  return { bytes, offset };
+  return takeDocument(reader, offset, length);
 }
 
-/** Decodes a document read from a dump with the staging read options (BSON types kept). */
-export function decodeRawDocument(file: string, raw: RawDocument): Document {
-  try {
-    return deserialize(raw.bytes, BSON_READ_OPTIONS);
-  } catch (cause) {
-    const err = corrupt(file, raw.offset, `invalid BSON document (${(cause as Error).message})`);
-    (err as { cause?: unknown }).cause = cause;
-    throw err;
-  }
+/**
+ * The next document when it is whole in what the reader has buffered, without waiting; null when
+ * more bytes are needed (or, with `stopAt`, when the next 4 bytes are that marker: an archive's
+ * segment terminator).
+ */
+export function readBufferedDocument(reader: ByteReader, stopAt?: number): RawDocument | null {
+  if (reader.available() < 4) return null;
+  if (stopAt !== undefined && reader.peekInt32() === stopAt) return null;
+  const offset = reader.offset;
+  const length = checkedLength(reader, offset);
+  if (reader.available() < length) return null;
+  return takeDocument(reader, offset, length);
 }
 
-/** Every document of a `.bson` / `.bson.gz` file, in file order. */
-export async function* readBsonFile(file: string, signal?: AbortSignal): AsyncGenerator<RawDocument> {
+/** Documents handed over at once: those already buffered after one awaited read (a promise per batch, not per document). */
+export const BATCH_DOCUMENTS = 1024;
+
+/** Every document of a `.bson` / `.bson.gz` file, in file order, in batches. */
+export async function* readBsonBatches(file: string, signal?: AbortSignal): AsyncGenerator<RawDocument[]> {
   const reader = new ByteReader(file, await openByteStream(file, signal));
   try {
     for (;;) {
-      const raw = await readRawDocument(reader);
-      if (raw === null) return;
-      yield raw;
+      const first = await readRawDocument(reader);
+      if (first === null) return;
+      const batch = [first];
+      while (batch.length < BATCH_DOCUMENTS) {
+        const next = readBufferedDocument(reader);
+        if (next === null) break;
+        batch.push(next);
+      }
+      yield batch;
     }
   } finally {
     await reader.close();

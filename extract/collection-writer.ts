@@ -1,28 +1,39 @@
 // The one path from documents to a staged NDJSON file, shared by the live server and dumps:
-// (dumps only: filter and projection applied here, order checked or sorted) → canonical Extended
-// JSON lines → AtomicFileSink, which hashes and counts while writing `<file>.partial`.
+// (dumps only: query matched and projection applied here, order checked or sorted) → the BSON bytes
+// written as canonical Extended JSON lines with the staging escapes (staging/ndjson-writer.ts) →
+// AtomicFileSink, which hashes and counts while writing `<file>.partial`. A document that cannot
+// be staged goes to the rejects file instead; bytes that are not BSON stop the read.
 import { pipeline } from 'node:stream/promises';
 import type { Document } from 'bson';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
-import { encodeDocument } from '../staging/ndjson.ts';
+import { BsonDecodeError, FieldSet, NdjsonWriter, StagingRefusal, type LineFacts } from '../staging/ndjson-writer.ts';
+import type { UndatedCensus } from '../staging/manifest-extract.ts';
 import { StagingError } from '../model/errors.ts';
-import { compareBson } from './bson-order.ts';
-import { matchesQuery, projectDocument } from './document-match.ts';
+import { decodeFields } from './bson-elements.ts';
+import { matchesQuery, queryFieldNames } from './document-match.ts';
 import type { IdSorter } from './external-sort.ts';
+import { IdTracker } from './id-tracker.ts';
+import { shortValue, type ExtractRejectReason, type ExtractRejectsFile } from './rejects-file.ts';
+import { UndatedCounter } from './undated-census.ts';
 
-/** Lines are grouped into writes of about this size (one write per document would be slow). */
-const WRITE_CHUNK = 1 << 16;
+/** Output is handed to the file in pieces of about this size. */
+const WRITE_CHUNK = 1 << 20;
 
-/** Raised when a dump turns out not to be in _id order: the caller re-reads it through the sorter. */
-export class NotInIdOrder extends Error {
-  override name = 'NotInIdOrder';
-  constructor(readonly scanned: number) {
-    super(`documents not in _id order (document ${scanned} of the dump)`);
-  }
+/** A document as a source hands it over: its BSON bytes and where it was read. */
+export interface SourceDocument {
+  readonly bytes: Buffer;
+  /** The dump file (null: the live server). */
+  readonly file: string | null;
+  /** Byte offset in the (decompressed) dump file; null for the live server. */
+  readonly offset: number | null;
+  /** 1-based position in the read. */
+  readonly position: number;
 }
 
+export { NotInIdOrder } from './id-tracker.ts';
+
 export type OrderMode =
-  /** The source is sorted by _id (the live server's sort). */
+  /** The source is sorted by _id (the live server's sort): checked, as a proof, not enforced. */
   | { readonly kind: 'trusted' }
   /** A dump: write while _ids ascend, throw NotInIdOrder at the first that does not. */
   | { readonly kind: 'check' }
@@ -32,8 +43,10 @@ export type OrderMode =
   | { readonly kind: 'any' };
 
 export interface WriteCollectionInput {
+  readonly collection: string;
   readonly file: string;
-  readonly documents: AsyncIterable<Document>;
+  /** The documents, in batches (a promise per batch, not per document). */
+  readonly documents: AsyncIterable<readonly SourceDocument[]>;
   /** Applied here (dumps); null when the server already filtered. */
   readonly clientQuery: Document | null;
   /** Top-level fields kept (dumps); null when the server already projected. */
@@ -41,6 +54,12 @@ export interface WriteCollectionInput {
   readonly order: OrderMode;
   /** Track the latest creation_date/update_date of every document read (the watermark of a dump). */
   readonly trackDates: boolean;
+  /** Where refused documents go (the documents pass); null: counted only (the ids pass). */
+  readonly rejects: ExtractRejectsFile | null;
+  /** Count the staged documents no date can place (the documents pass). */
+  readonly census: boolean;
+  /** Builds the error for bytes that are not BSON, naming where they were read. */
+  readonly corrupt: (doc: SourceDocument, cause: BsonDecodeError) => Error;
   readonly signal?: AbortSignal;
   readonly progressEveryMs: number;
   onProgress?(figures: { documents: number; scanned: number }): void;
@@ -50,89 +69,209 @@ export interface WrittenCollection {
   readonly figures: FileFigures;
   readonly documents: number;
   readonly scanned: number;
+  /** Documents refused, in total and per reason; `rejectedWithId`: those whose `_id` is known. */
+  readonly rejected: number;
+  readonly rejectedReasons: Readonly<Record<string, number>>;
+  readonly rejectedWithId: number;
+  /** Documents the client-side query left out (dumps). */
+  readonly unmatched: number;
+  readonly undated: UndatedCensus | null;
   /** Latest creation_date / update_date seen (trackDates only). */
   readonly latestDate: Date | null;
   /** Documents whose _id equals the previous one (a dump taken while the data moved). */
   readonly duplicateIds: number;
+  /** Order mode 'trusted': every _id was greater than the one before (the server's order is the one we resume by). */
+  readonly ascending: boolean;
 }
 
-const NO_ID = Symbol('no previous _id');
+class CollectionTally {
+  documents = 0;
+  scanned = 0;
+  rejected = 0;
+  rejectedWithId = 0;
+  unmatched = 0;
+  latest = Number.NEGATIVE_INFINITY;
+  readonly reasons: Record<string, number> = {};
+  readonly undated: UndatedCounter | null;
+  readonly ids: IdTracker;
+  constructor(input: WriteCollectionInput) {
+    this.undated = input.census ? new UndatedCounter() : null;
+    this.ids = new IdTracker(input.order.kind === 'check');
+  }
+  reject(reason: string, hasId: boolean): void {
+    this.rejected += 1;
+    this.reasons[reason] = (this.reasons[reason] ?? 0) + 1;
+    if (hasId) this.rejectedWithId += 1;
+  }
+  noteDate(ms: number): void {
+    if (ms > this.latest) this.latest = ms;
+  }
+  result(figures: FileFigures): WrittenCollection {
+    return {
+      figures,
+      documents: this.documents,
+      scanned: this.scanned,
+      rejected: this.rejected,
+      rejectedReasons: this.reasons,
+      rejectedWithId: this.rejectedWithId,
+      unmatched: this.unmatched,
+      undated: this.undated?.result() ?? null,
+      latestDate: Number.isFinite(this.latest) ? new Date(this.latest) : null,
+      duplicateIds: this.ids.duplicates,
+      ascending: this.ids.ascending,
+    };
+  }
+}
 
 export async function writeCollection(input: WriteCollectionInput): Promise<WrittenCollection> {
   const sink = new AtomicFileSink(input.file);
-  let documents = 0;
-  let scanned = 0;
-  let duplicateIds = 0;
-  let latest = Number.NEGATIVE_INFINITY;
+  const tally = new CollectionTally(input);
+  const stage = new DocumentStager(input, tally);
   let lastReport = Date.now();
-
   const tick = () => {
     const now = Date.now();
     if (now - lastReport >= input.progressEveryMs) {
       lastReport = now;
-      input.onProgress?.({ documents, scanned });
+      input.onProgress?.({ documents: tally.documents, scanned: tally.scanned });
     }
   };
+  const order = input.order;
 
-  async function* toLines(source: AsyncIterable<Document>): AsyncGenerator<string> {
-    let buffer = '';
-    let previousId: unknown = NO_ID;
-    for await (const doc of source) {
-      scanned += 1;
-      if (input.trackDates) {
-        for (const v of [doc.creation_date, doc.update_date]) if (v instanceof Date && v.getTime() > latest) latest = v.getTime();
-      }
-      if (input.clientQuery && !matchesQuery(doc, input.clientQuery)) {
-        if ((scanned & 1023) === 0) tick();
-        continue;
-      }
-      const out = input.projection ? projectDocument(doc, input.projection) : doc;
-      if (input.order.kind === 'check') {
-        if (previousId !== NO_ID) {
-          const c = compareBson(previousId, out._id);
-          if (c > 0) throw new NotInIdOrder(scanned);
-          if (c === 0) duplicateIds += 1;
+  async function* toChunks(source: AsyncIterable<readonly SourceDocument[]>): AsyncGenerator<Buffer> {
+    for await (const batch of source) {
+      for (const item of batch) {
+        tally.scanned += 1;
+        const staged = stage.document(item);
+        if (staged === null) continue;
+        if (staged.reject) {
+          await stage.recordReject(item, staged.reject);
+          continue;
         }
-        previousId = out._id;
-      }
-      const line = encodeDocument(out);
-      documents += 1;
-      if (input.order.kind === 'sort') {
-        await input.order.sorter.add(out._id, line);
-      } else {
-        buffer += line;
-        if (buffer.length >= WRITE_CHUNK) {
-          yield buffer;
-          buffer = '';
+        if (order.kind === 'check' || order.kind === 'trusted') tally.ids.follow(item.bytes, staged.id, tally.scanned);
+        tally.documents += 1;
+        if (order.kind === 'sort') {
+          const id = staged.id;
+          const value = item.bytes.subarray(id.start, id.end);
+          await order.sorter.add(id.type === 0x07 ? null : tally.ids.decode(item.bytes, id), stage.takeLine(staged.lineStart), { type: id.type, value });
         }
+        if (stage.writer.length >= WRITE_CHUNK) yield stage.writer.take();
       }
-      if ((documents & 255) === 0) tick();
+      tick();
     }
-    if (input.order.kind === 'sort') {
-      for await (const entry of input.order.sorter.sorted()) {
-        buffer += entry.line;
-        if (previousId !== NO_ID && compareBson(previousId, entry.id) === 0) duplicateIds += 1;
-        previousId = entry.id;
-        if (buffer.length >= WRITE_CHUNK) {
-          yield buffer;
-          buffer = '';
-        }
+    if (order.kind === 'sort') {
+      for await (const entry of order.sorter.sorted()) {
+        tally.ids.followDecoded(entry.id);
+        yield entry.line;
       }
     }
-    if (buffer) yield buffer;
+    if (stage.writer.length > 0) yield stage.writer.take();
   }
 
   try {
-    await pipeline(input.documents, toLines, sink, { signal: input.signal });
+    await pipeline(input.documents, toChunks, sink, { signal: input.signal });
   } catch (error) {
     await sink.discard();
     throw error;
   }
   const figures = await sink.commit();
-  if (figures.lines !== documents) {
+  if (figures.lines !== tally.documents) {
     // Canonical EJSON escapes newlines inside strings, so this would be a bug, not bad data.
-    throw new StagingError('ndjson_line_count', `${input.file}: ${documents} documents but ${figures.lines} lines written`, { context: { file: input.file } });
+    throw new StagingError('ndjson_line_count', `${input.file}: ${tally.documents} documents but ${figures.lines} lines written`, { context: { file: input.file } });
   }
-  input.onProgress?.({ documents, scanned });
-  return { figures, documents, scanned, latestDate: Number.isFinite(latest) ? new Date(latest) : null, duplicateIds };
+  input.onProgress?.({ documents: tally.documents, scanned: tally.scanned });
+  return tally.result(figures);
+}
+
+interface Refused {
+  readonly id: unknown;
+  readonly reason: ExtractRejectReason;
+  readonly detail: string;
+  readonly value: string | null;
+}
+
+type Staged = { readonly lineStart: number; readonly id: LineFacts['id']; readonly reject?: undefined } | { readonly reject: Refused };
+
+/** Per document: the query (dumps), then the line written, or why not. */
+class DocumentStager {
+  readonly writer = new NdjsonWriter({ chunkBytes: WRITE_CHUNK + (1 << 16) });
+  private readonly keep: FieldSet | null;
+  private readonly queryFields: ReadonlySet<string> | null;
+
+  constructor(
+    private readonly input: WriteCollectionInput,
+    private readonly tally: CollectionTally,
+  ) {
+    this.keep = input.projection ? new FieldSet(input.projection) : null;
+    const query = input.clientQuery && Object.keys(input.clientQuery).length > 0 ? input.clientQuery : null;
+    // Dates are decoded with the query fields when a dump's watermark needs them anyway.
+    this.queryFields = query ? new Set([...queryFieldNames(query), ...(input.trackDates ? ['creation_date', 'update_date'] : [])]) : null;
+  }
+
+  /** The staged line's start and the document's `_id` facts, a reject to record, or null (left out by the query). */
+  document(item: SourceDocument): Staged | null {
+    const { input, tally } = this;
+    if (this.queryFields && !this.matches(item)) {
+      tally.unmatched += 1;
+      return null;
+    }
+    const lineStart = this.writer.length;
+    let facts: LineFacts;
+    try {
+      facts = this.writer.writeLine(item.bytes, this.keep);
+    } catch (error) {
+      if (error instanceof BsonDecodeError) throw input.corrupt(item, error);
+      if (!(error instanceof StagingRefusal)) throw error;
+      return { reject: { id: this.idAlone(item), reason: error.reason, detail: error.detail, value: null } };
+    }
+    if (input.trackDates && !this.queryFields) this.noteDates(item.bytes, facts);
+    if (facts.id.type === 0) {
+      const value = shortValue(this.writer.textFrom(lineStart));
+      this.writer.rollback(lineStart);
+      return { reject: { id: undefined, reason: 'missing_id', detail: 'the document has no _id', value } };
+    }
+    this.tally.undated?.note(facts);
+    return { lineStart, id: facts.id };
+  }
+
+  /** A dump's query, on the fields it reads (and the dates, which a dump's watermark needs anyway). */
+  private matches(item: SourceDocument): boolean {
+    let fields: Document;
+    try {
+      fields = decodeFields(item.bytes, this.queryFields!);
+    } catch (cause) {
+      throw this.input.corrupt(item, cause instanceof BsonDecodeError ? cause : new BsonDecodeError((cause as Error).message, 0));
+    }
+    if (this.input.trackDates) for (const v of [fields.creation_date, fields.update_date]) if (v instanceof Date) this.tally.noteDate(v.getTime());
+    return matchesQuery(fields, this.input.clientQuery!);
+  }
+
+  /** The line written from `lineStart` (a view, valid until the next write), taken out of the output: the sorter holds it instead. */
+  takeLine(lineStart: number): Buffer {
+    const line = this.writer.bytesFrom(lineStart);
+    this.writer.rollback(lineStart);
+    return line;
+  }
+
+  private noteDates(bytes: Buffer, facts: LineFacts): void {
+    for (const f of [facts.creationDate, facts.updateDate]) {
+      if (f.type !== 0x09) continue;
+      // The int64 as a double (exact within JavaScript's Date range, which is all noteDate keeps).
+      const ms = bytes.readInt32LE(f.start + 4) * 0x100000000 + bytes.readUInt32LE(f.start);
+      if (Math.abs(ms) <= 8.64e15) this.tally.noteDate(ms);
+    }
+  }
+
+  /** The `_id` of a refused document, when it has a readable one. */
+  private idAlone(item: SourceDocument): unknown {
+    try {
+      return this.tally.ids.decodeTopLevel(item.bytes);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async recordReject(item: SourceDocument, r: Refused): Promise<void> {
+    this.tally.reject(r.reason, r.id !== undefined);
+    await this.input.rejects?.write({ collection: this.input.collection, id: r.id, file: item.file, offset: item.offset, position: item.position, reason: r.reason, detail: r.detail, value: r.value });
+  }
 }

@@ -1,10 +1,11 @@
 // Applies a MongoDB query to a document on our side, for dumps (the live server applies the same
 // query itself). Supports what extract sends: $and/$or/$nor, field equality, $eq $ne $in $nin
-// $exists and the date comparisons of the incremental filter ($gte $gt $lt $lte), with the server's
-// rules for missing fields, null, arrays and numbers of different BSON types.
+// $exists $type $not and the comparisons of the incremental filter ($gte $gt $lt $lte on dates and
+// ObjectIds), with the server's rules for missing fields, null, arrays and numbers of different BSON
+// types.
 import { Decimal128, Double, Int32, Long, ObjectId } from 'bson';
 import { ConfigError } from '../model/errors.ts';
-import { compareBson } from './bson-order.ts';
+import { compareBson, WideDate } from './bson-order.ts';
 
 type Query = Readonly<Record<string, unknown>>;
 const MISSING = Symbol('missing');
@@ -45,13 +46,78 @@ function matchesEq(value: unknown, wanted: unknown): boolean {
   return equalsScalar(value, wanted);
 }
 
+/**
+ * The `$type` alias of a value as deserialized with BSON_READ_OPTIONS (wrapper classes kept), or
+ * null for a missing field. The same names the server uses, so a census and a query agree.
+ */
+export function bsonTypeAlias(v: unknown): string | null {
+  if (v === MISSING || v === undefined) return null;
+  if (v === null) return 'null';
+  switch (typeof v) {
+    case 'string':
+      return 'string';
+    case 'boolean':
+      return 'bool';
+    case 'number':
+    case 'bigint':
+      return 'double';
+    default:
+  }
+  if (Array.isArray(v)) return 'array';
+  if (v instanceof Date || v instanceof WideDate) return 'date';
+  const tag = (v as { _bsontype?: unknown })._bsontype;
+  return typeof tag === 'string' ? (BSON_TYPE_ALIASES[tag] ?? 'object') : 'object';
+}
+
+const BSON_TYPE_ALIASES: Readonly<Record<string, string>> = {
+  Int32: 'int',
+  Double: 'double',
+  Long: 'long',
+  Decimal128: 'decimal',
+  ObjectId: 'objectId',
+  Binary: 'binData',
+  Timestamp: 'timestamp',
+  BSONRegExp: 'regex',
+  BSONSymbol: 'symbol',
+  Code: 'javascript',
+  MinKey: 'minKey',
+  MaxKey: 'maxKey',
+  DBRef: 'object',
+};
+
+const NUMBER_ALIASES = new Set(['int', 'long', 'double', 'decimal']);
+
+function hasType(v: unknown, alias: string): boolean {
+  const own = bsonTypeAlias(v);
+  if (own === null) return false;
+  if (own === alias || (alias === 'number' && NUMBER_ALIASES.has(own))) return true;
+  // `{$type: 'date'}` also matches an array holding a date, as on the server.
+  return Array.isArray(v) && v.some((item) => !Array.isArray(item) && hasType(item, alias));
+}
+
+function matchesType(values: unknown[], arg: unknown): boolean {
+  const aliases = Array.isArray(arg) ? arg : [arg];
+  for (const a of aliases) {
+    if (typeof a !== 'string') throw new ConfigError(`$type ${JSON.stringify(a)} cannot be applied to a dump (use type names such as "date")`);
+  }
+  return values.some((v) => (aliases as string[]).some((a) => hasType(v, a)));
+}
+
+function bracketOf(v: unknown): string | null {
+  if (v instanceof Date || v instanceof WideDate) return 'date';
+  if (isNumeric(v)) return 'number';
+  if (typeof v === 'string') return 'string';
+  if (v instanceof ObjectId) return 'objectId';
+  return null;
+}
+
 /** Comparisons only match values of the same type bracket (a date bound matches dates only). */
 function matchesRange(value: unknown, op: string, bound: unknown): boolean {
   const candidates = Array.isArray(value) ? value : [value];
   return candidates.some((v) => {
     if (v === MISSING || v === undefined) return false;
-    const sameBracket = (bound instanceof Date && v instanceof Date) || (isNumeric(bound) && isNumeric(v)) || (typeof bound === 'string' && typeof v === 'string');
-    if (!sameBracket) return false;
+    const bracket = bracketOf(bound);
+    if (bracket === null || bracketOf(v) !== bracket) return false;
     const c = compareBson(v, bound);
     return op === '$gte' ? c >= 0 : op === '$gt' ? c > 0 : op === '$lt' ? c < 0 : c <= 0;
   });
@@ -82,8 +148,15 @@ function matchesOperators(values: unknown[], ops: Record<string, unknown>): bool
       case '$lte':
         ok = values.some((v) => matchesRange(v, op, arg));
         break;
+      case '$type':
+        ok = matchesType(values, arg);
+        break;
+      case '$not':
+        if (!isOperatorObject(arg)) throw new ConfigError('$not needs an operator document (e.g. {$not: {$type: "date"}}) to be applied to a dump');
+        ok = !matchesOperators(values, arg);
+        break;
       default:
-        throw new ConfigError(`filter operator ${op} cannot be applied to a dump (supported: $eq $ne $in $nin $exists $gt $gte $lt $lte)`);
+        throw new ConfigError(`filter operator ${op} cannot be applied to a dump (supported: $eq $ne $in $nin $exists $type $not $gt $gte $lt $lte)`);
     }
     if (!ok) return false;
   }
@@ -121,4 +194,17 @@ export function projectDocument(doc: Record<string, unknown>, fields: ReadonlySe
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(doc)) if (fields.has(key)) out[key] = doc[key];
   return out;
+}
+
+/** The top-level fields a query reads (so only those are decoded to match it). */
+export function queryFieldNames(query: Query): Set<string> {
+  const names = new Set<string>();
+  const visit = (q: Query) => {
+    for (const [key, cond] of Object.entries(q)) {
+      if (key === '$and' || key === '$or' || key === '$nor') for (const sub of cond as Query[]) visit(sub);
+      else if (!key.startsWith('$')) names.add(key.split('.')[0]!);
+    }
+  };
+  visit(query);
+  return names;
 }

@@ -3,7 +3,7 @@
 // header {db, collection, EOF, CRC}, that namespace's documents, a terminator — from collections
 // dumped concurrently, so one collection's documents may be spread over many segments.
 import { deserialize, type Document } from 'bson';
-import { ByteReader, corrupt, openByteStream, readRawDocument, type RawDocument } from './bson-reader.ts';
+import { BATCH_DOCUMENTS, ByteReader, corrupt, openByteStream, readBufferedDocument, readRawDocument, type RawDocument } from './bson-reader.ts';
 
 const MAGIC = 0x8199e26d;
 const TERMINATOR = -1;
@@ -91,10 +91,11 @@ export async function readArchiveHeader(file: string, signal?: AbortSignal): Pro
 }
 
 /**
- * The documents of one namespace, in archive order. Other namespaces' documents are skipped by
- * length without being decoded, so reading one collection costs one sequential pass.
+ * The documents of one namespace, in archive order, in batches (those buffered together). Other
+ * namespaces' documents are skipped by length without being decoded, so reading one collection
+ * costs one sequential pass.
  */
-export async function* readArchiveCollection(file: string, db: string, collection: string, signal?: AbortSignal): AsyncGenerator<RawDocument> {
+export async function* readArchiveBatches(file: string, db: string, collection: string, signal?: AbortSignal): AsyncGenerator<RawDocument[]> {
   const reader = await openArchive(file, signal);
   try {
     await readPrelude(reader);
@@ -111,10 +112,21 @@ export async function* readArchiveCollection(file: string, db: string, collectio
       for (;;) {
         const next = await readDocumentOrTerminator(reader, `a segment of ${header.db}.${header.collection}`);
         if (next === 'terminator') break;
-        if (mine) yield next;
+        const batch = [next];
+        while (batch.length < BATCH_DOCUMENTS) {
+          const more = readBufferedDocument(reader, TERMINATOR);
+          if (more === null) break;
+          batch.push(more);
+        }
+        if (mine) yield batch;
       }
     }
   } finally {
     await reader.close();
   }
+}
+
+/** The documents of one namespace, in archive order, one by one. */
+export async function* readArchiveCollection(file: string, db: string, collection: string, signal?: AbortSignal): AsyncGenerator<RawDocument> {
+  for await (const batch of readArchiveBatches(file, db, collection, signal)) yield* batch;
 }

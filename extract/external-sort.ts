@@ -11,7 +11,14 @@ import { ByteReader } from './bson-reader.ts';
 
 export interface SortedEntry {
   readonly id: unknown;
-  readonly line: string;
+  /** The line's bytes (UTF-8). */
+  readonly line: Buffer;
+}
+
+/** An `_id` as BSON: its type byte and its value's bytes (as the staging writer found them). */
+export interface EncodedId {
+  readonly type: number;
+  readonly value: Buffer;
 }
 
 /** Default bytes of records (key + NDJSON line) held before a chunk is spilled. */
@@ -58,11 +65,15 @@ export class IdSorter {
     return this.spills.length;
   }
 
-  async add(id: unknown, line: string): Promise<void> {
-    const key = { _id: id };
-    const keySize = calculateObjectSize(key);
+  /**
+   * One record: its `_id` (a value, or already encoded: then `id` is needed only when it is not an
+   * ObjectId, which are compared as bytes) and its line (text, or UTF-8 bytes).
+   */
+  async add(id: unknown, line: string | Buffer, encoded?: EncodedId): Promise<void> {
+    const key = encoded ? null : { _id: id };
+    const keySize = encoded ? 4 + 1 + 4 + encoded.value.length + 1 : calculateObjectSize(key!);
     // A UTF-8 line takes at most 3 bytes a UTF-16 unit.
-    const bound = keySize + 4 + line.length * 3;
+    const bound = keySize + 4 + (typeof line === 'string' ? line.length * 3 : line.length);
     if (this.arena !== null && this.used + bound > this.arena.length) {
       if (this.starts.length > 0) await this.spill();
       if (bound > this.arena.length) this.arena = null;
@@ -71,8 +82,9 @@ export class IdSorter {
     this.arena ??= Buffer.allocUnsafe(Math.max(this.maxChunkBytes, bound));
     const arena = this.arena;
     const at = this.used;
-    serializeWithBufferAndIndex(key, arena, { index: at });
-    const lineBytes = arena.write(line, at + keySize + 4, 'utf8');
+    if (encoded) writeKey(arena, at, encoded);
+    else serializeWithBufferAndIndex(key!, arena, { index: at });
+    const lineBytes = typeof line === 'string' ? arena.write(line, at + keySize + 4, 'utf8') : line.copy(arena, at + keySize + 4);
     arena.writeUInt32LE(lineBytes, at + keySize);
     this.used = at + keySize + 4 + lineBytes;
     this.ids[this.starts.length] = arena[at + KEY_TYPE_AT] === OID_TYPE ? undefined : id;
@@ -160,7 +172,7 @@ export class IdSorter {
         const at = this.starts[i]!;
         const keyEnd = at + arena.readInt32LE(at);
         const lineAt = keyEnd + 4;
-        yield { id: this.idOf(i), line: arena.toString('utf8', lineAt, lineAt + arena.readUInt32LE(keyEnd)) };
+        yield { id: this.idOf(i), line: Buffer.from(arena.subarray(lineAt, lineAt + arena.readUInt32LE(keyEnd))) };
       }
       this.clearChunk();
       this.arena = null;
@@ -226,6 +238,16 @@ export class IdSorter {
   }
 }
 
+/** The key document `{_id: <value>}` of an encoded `_id`, written at `at`. */
+function writeKey(arena: Buffer, at: number, id: EncodedId): void {
+  const size = 4 + 1 + 4 + id.value.length + 1;
+  arena.writeInt32LE(size, at);
+  arena[at + 4] = id.type;
+  arena.write('_id\0', at + 5, 'latin1');
+  id.value.copy(arena, at + 9);
+  arena[at + size - 1] = 0;
+}
+
 async function readRecord(reader: ByteReader): Promise<SortedEntry | null> {
   if (!(await reader.ensure(4))) return null;
   const keyLength = reader.peekInt32();
@@ -233,5 +255,5 @@ async function readRecord(reader: ByteReader): Promise<SortedEntry | null> {
   const key = deserialize(reader.take(keyLength), BSON_READ_OPTIONS);
   const lineLength = reader.take(4).readUInt32LE(0);
   await reader.ensure(lineLength);
-  return { id: key._id, line: reader.take(lineLength).toString('utf8') };
+  return { id: key._id, line: Buffer.from(reader.take(lineLength)) };
 }

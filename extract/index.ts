@@ -3,22 +3,20 @@
 // read (filter, watermark range, counts, bytes, sha256). Prints nothing; returns a plain report.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { EJSON, type Document } from 'bson';
-import type { PipelineModel, TableModel } from '../model/types.ts';
+import type { PipelineModel } from '../model/types.ts';
 import { EtlError, StagingError, UsageError } from '../model/errors.ts';
 import { redactText } from '../connect/redact.ts';
 import { writeFileAtomic } from '../staging/atomic-file.ts';
 import { TOOL_VERSION, updateManifest, writeManifest, type Manifest } from '../staging/manifest.ts';
 import type { ExtractCollectionRecord, ExtractSection } from '../staging/manifest-extract.ts';
-import { createRun, setLatest, type RunPaths } from '../staging/run-folder.ts';
-import { NotInIdOrder, writeCollection, type WrittenCollection } from './collection-writer.ts';
-import { IdSorter } from './external-sort.ts';
+import { createRun, setLatest } from '../staging/run-folder.ts';
+import { extractCollection } from './collection-extract.ts';
 import { DEFAULT_RETRY } from './live-source.ts';
 import type { ExtractCollectionReport, ExtractOptions, ExtractReport } from './options.ts';
 import { openSource, type SourceSession } from './source-session.ts';
-import { collectionQuery, mappingRecords, mappingWarnings, needsStoredWatermarks, planCollections, type CollectionPlan } from './watermark-plan.ts';
+import { mappingRecords, mappingWarnings, needsStoredWatermarks, planCollections, type CollectionPlan } from './watermark-plan.ts';
 import { readStoredState } from './watermark-store.ts';
-import { idsQuery, propagationScope, type ExtractIdsRecord, type ExtractPropagationRecord, type PropagationScope } from './live-ids.ts';
+import { propagationScope, type ExtractPropagationRecord, type PropagationScope } from './live-ids.ts';
 
 export type { ExtractOptions, ExtractReport, ExtractProgressEvent, ExtractSource, ExtractCollectionReport } from './options.ts';
 
@@ -47,14 +45,6 @@ function asInterruption(error: unknown, signal: AbortSignal | undefined): unknow
   const reason: unknown = signal.reason;
   if (reason instanceof EtlError) return reason;
   return new EtlError('interrupted', 'extract interrupted', { cause: error });
-}
-
-function topLevelFields(projection: readonly string[]): string[] {
-  const fields = new Set<string>(['_id']);
-  // Dotted paths are projected as their top-level field, on the server and in dumps alike, so both
-  // give the same document.
-  for (const p of projection) fields.add(p.split('.')[0]!);
-  return [...fields];
 }
 
 export async function runExtract(options: ExtractOptions): Promise<ExtractReport> {
@@ -144,7 +134,7 @@ async function extractAll(
   try {
     for (const plan of plans) {
       signal?.throwIfAborted();
-      const report = await extractCollection(options, session, plan, run, scope, now);
+      const report = await extractCollection({ options, session, run, scope, now }, plan);
       reports.push(report);
       section.collections[plan.collection.name] = recordOf(report);
       options.onProgress?.({ type: 'collection-done', collection: plan.collection.name, record: recordOf(report), seconds: report.seconds });
@@ -193,181 +183,3 @@ function recordOf(report: ExtractCollectionReport): ExtractCollectionRecord {
   const { collection: _c, seconds: _s, ...record } = report;
   return record;
 }
-
-async function extractCollection(
-  options: ExtractOptions,
-  session: SourceSession,
-  plan: CollectionPlan,
-  run: RunPaths,
-  scope: PropagationScope,
-  now: () => Date,
-): Promise<ExtractCollectionReport> {
-  const { model, signal } = options;
-  const name = plan.collection.name;
-  const file = run.extractFile(name);
-  const query: Document = collectionQuery(plan.collection.serverFilter, plan.from);
-  const fields = topLevelFields(plan.collection.projection);
-  const started = now();
-  const t0 = performance.now();
-  const warnings: string[] = [];
-  let retries = 0;
-  const request = {
-    collection: name,
-    query,
-    fields,
-    batchSize: model.settings.batchSize,
-    signal,
-    onRetry: (e: { attempt: number; delayMs: number; error: string }) => {
-      retries += 1;
-      options.onProgress?.({ type: 'collection-retry', collection: name, ...e });
-    },
-  };
-
-  const exists = await session.hasCollection(name);
-  // The total is for the progress display only: asked in parallel, never waited for.
-  let total: number | null = exists ? null : 0;
-  const counting = exists
-    ? session.total(request).then(
-        (n) => void (total = n),
-        () => undefined,
-      )
-    : Promise.resolve();
-  options.onProgress?.({ type: 'collection-started', collection: name, total, from: plan.from?.toISOString() ?? null });
-  if (!exists) {
-    const message = `collection "${name}" does not exist in the source: 0 documents, empty file`;
-    warnings.push(message);
-    options.onProgress?.({ type: 'warning', collection: name, message });
-  }
-
-  const onProgress = (f: { documents: number; scanned: number }) =>
-    options.onProgress?.({ type: 'collection-progress', collection: name, ...f, total, elapsedMs: performance.now() - t0 });
-  const base = {
-    file,
-    clientQuery: session.clientSide ? query : null,
-    projection: session.clientSide ? new Set(fields) : null,
-    trackDates: session.clientSide,
-    signal,
-    progressEveryMs: options.progressEveryMs ?? 250,
-    onProgress,
-  };
-  const documents = (): AsyncIterable<Document> => (exists ? session.documents(request) : emptyDocuments());
-
-  let written: WrittenCollection;
-  let order: 'server' | 'dump' | 'sorted' = session.clientSide ? 'dump' : 'server';
-  try {
-    written = await writeCollection({ ...base, documents: documents(), order: session.clientSide ? { kind: 'check' } : { kind: 'trusted' } });
-  } catch (error) {
-    if (!(error instanceof NotInIdOrder)) throw error;
-    // The dump is not in _id order (natural order after updates that moved documents): read it
-    // again through the bounded-memory external sort.
-    options.onProgress?.({ type: 'collection-resorting', collection: name, reason: error.message });
-    const sorter = new IdSorter(run.extractDir, { maxChunkBytes: options.sortChunkBytes, signal });
-    try {
-      written = await writeCollection({ ...base, documents: documents(), order: { kind: 'sort', sorter } });
-    } finally {
-      await sorter.cleanup();
-    }
-    order = 'sorted';
-  }
-  void counting; // not awaited: a slow estimate never delays the extract
-  if (written.duplicateIds > 0) {
-    warnings.push(`${written.duplicateIds} document(s) repeat the _id of the previous one in the dump (all kept)`);
-  }
-
-  // The ids pass comes after the documents pass: a document deleted in between is staged but not
-  // live, so load (which deletes after merging) removes it again; one created in between is live
-  // but not staged, and the next run's watermark reads it.
-  const propagating = scope.byCollection.get(name) ?? [];
-  const ids = propagating.length > 0 ? await extractIds(options, session, name, propagating, run, exists, now) : null;
-  if (ids && !exists) {
-    warnings.push(`delete propagation: collection "${name}" does not exist, so its _id set is empty; load refuses to delete every row of ${ids.tables.join(', ')} unless forced`);
-  }
-
-  const margin = model.settings.watermarkMarginSeconds * 1000;
-  let next: Date;
-  let basis: 'server_clock' | 'dump_dates' | 'dump_no_dates';
-  if (session.serverClock) {
-    next = new Date(session.serverClock.getTime() - margin);
-    basis = 'server_clock';
-  } else if (written.latestDate) {
-    // A dump has no clock of its own: the latest date it holds is no later than the moment it was
-    // taken (capped at our clock against documents dated in the future).
-    next = new Date(Math.min(written.latestDate.getTime(), now().getTime()) - margin);
-    basis = 'dump_dates';
-  } else {
-    next = new Date(0);
-    basis = 'dump_no_dates';
-  }
-  const ended = now();
-  return {
-    collection: name,
-    file: run.relative(file),
-    bytes: written.figures.bytes,
-    sha256: written.figures.sha256,
-    records: written.figures.lines,
-    documents: written.documents,
-    scanned: written.scanned,
-    filter: EJSON.serialize(query, { relaxed: false }),
-    watermark: { from: plan.from?.toISOString() ?? null, next: next.toISOString(), next_basis: basis },
-    order,
-    retries,
-    warnings,
-    started_at: started.toISOString(),
-    ended_at: ended.toISOString(),
-    tables: plan.tables.map((t) => t.table),
-    ...(ids ? { ids } : {}),
-    seconds: Math.round((performance.now() - t0) / 10) / 100,
-  };
-}
-
-/** The second pass: every `_id` (and the fields the tables' filters read), no date filter, streamed to the ids file. */
-async function extractIds(
-  options: ExtractOptions,
-  session: SourceSession,
-  name: string,
-  tables: readonly TableModel[],
-  run: RunPaths,
-  exists: boolean,
-  now: () => Date,
-): Promise<ExtractIdsRecord> {
-  const { model, signal } = options;
-  const file = run.extractIdsFile(name);
-  const { query, fields } = idsQuery(tables);
-  const started = now();
-  const t0 = performance.now();
-  const request = {
-    collection: name,
-    query,
-    fields,
-    batchSize: model.settings.batchSize,
-    signal,
-    onRetry: (e: { attempt: number; delayMs: number; error: string }) => options.onProgress?.({ type: 'collection-retry', collection: name, ...e }),
-  };
-  const written = await writeCollection({
-    file,
-    documents: exists ? session.documents(request) : emptyDocuments(),
-    clientQuery: session.clientSide ? query : null,
-    projection: session.clientSide ? new Set(fields) : null,
-    // A set needs no order: a dump is read once, as it lies.
-    order: session.clientSide ? { kind: 'any' } : { kind: 'trusted' },
-    trackDates: false,
-    signal,
-    progressEveryMs: options.progressEveryMs ?? 250,
-    onProgress: (f) => options.onProgress?.({ type: 'collection-ids-progress', collection: name, ids: f.documents, elapsedMs: performance.now() - t0 }),
-  });
-  return {
-    file: run.relative(file),
-    bytes: written.figures.bytes,
-    sha256: written.figures.sha256,
-    records: written.figures.lines,
-    filter: EJSON.serialize(query, { relaxed: false }),
-    fields: fields.filter((f) => f !== '_id'),
-    documents: written.documents,
-    scanned: written.scanned,
-    tables: tables.map((t) => t.name),
-    started_at: started.toISOString(),
-    ended_at: now().toISOString(),
-  };
-}
-
-async function* emptyDocuments(): AsyncGenerator<Document> {}

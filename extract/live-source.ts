@@ -1,13 +1,19 @@
 // Reads one collection from the live server: one cursor sorted by _id, projected, batched, raw BSON
-// decoded here with the staging read options (the same decoding as dumps). When the cursor dies
+// decoded here for staging (decode-document.ts, the same decoding as dumps). When the cursor dies
 // mid-way (network drop, server restart), a new cursor resumes after the last _id handed out, so
 // nothing is skipped and nothing is read twice.
+//
+// "After" is in the server's order, which sorts by BSON type first (numbers, strings, documents,
+// ObjectIds, booleans, dates…) and by value within a type. `{_id: {$gt: last}}` only matches values
+// of last's own type, so the resume condition also takes every type sorted after it (`$type`).
 import type { Db, Document } from 'mongodb';
 import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
-import { deserialize } from 'bson';
-import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
+import { Decimal128, Double, Int32 } from 'bson';
 import { SourceError } from '../model/errors.ts';
 import { redactText } from '../connect/redact.ts';
+import { CORE_TYPE_ALIASES, rank, typeAliasesAfter } from './bson-order.ts';
+import { topLevelId } from './bson-elements.ts';
+import type { SourceDocument } from './collection-writer.ts';
 
 /** Server error codes meaning "this cursor or connection is gone, try again", not "your query is wrong". */
 const TRANSIENT_CODES = new Set([
@@ -57,6 +63,36 @@ export interface LiveReadOptions {
   onRetry?(event: { attempt: number; delayMs: number; error: string; resumeAfter: unknown }): void;
 }
 
+
+/** Server error code of a query the server does not accept (an unknown `$type` alias on FerretDB). */
+const BAD_VALUE = 2;
+
+function isNaNumber(v: unknown): boolean {
+  if (typeof v === 'number') return Number.isNaN(v);
+  if (v instanceof Double || v instanceof Int32) return Number.isNaN(v.valueOf());
+  if (v instanceof Decimal128) return v.toString() === 'NaN';
+  return false;
+}
+
+/**
+ * Every `_id` the server sorts after `last`: the rest of last's type (`$gt`; NaN sorts before every
+ * other number) and every later type. `known` limits the `$type` aliases to those the server knows
+ * (null: all of them).
+ */
+export function resumeCondition(last: unknown, known: ReadonlySet<string> | null): Document {
+  const parts: Document[] = [];
+  const r = rank(last);
+  // MinKey, null and MaxKey have no "rest": a collection holds one _id of each at most.
+  if (r !== 1 && r !== 2 && r !== 14) {
+    if (isNaNumber(last)) parts.push({ _id: { $gte: -Infinity } });
+    else parts.push({ _id: { $gt: last } });
+  }
+  const later = typeAliasesAfter(last, known);
+  if (later.length > 0) parts.push({ _id: { $type: later } });
+  if (parts.length === 0) return { _id: { $in: [] } };
+  return parts.length === 1 ? parts[0]! : { $or: parts };
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
@@ -72,15 +108,31 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-export async function* readLiveCollection(o: LiveReadOptions): AsyncGenerator<Document> {
+function asBuffer(raw: Uint8Array): Buffer {
+  return Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+}
+
+function readFailure(o: LiveReadOptions, error: unknown, attempt: number): SourceError {
+  const reason = redactText(error instanceof Error ? error.message : String(error), o.secrets);
+  return new SourceError(
+    isTransient(error) ? 'mongo_connection_lost' : 'mongo_read_failed',
+    `reading ${o.collection} failed${attempt ? ` after ${attempt} reconnection attempts` : ''}: ${reason}`,
+    { context: { collection: o.collection }, hint: isTransient(error) ? 'the server went away; run `etl extract` again once it is back' : undefined, cause: error },
+  );
+}
+
+export async function* readLiveCollection(o: LiveReadOptions): AsyncGenerator<SourceDocument[]> {
+  // The last document handed out; its _id is decoded only when a cursor must be resumed after it.
+  let last: Buffer | null = null;
   let lastId: unknown = undefined;
   let resumed = false;
   let attempt = 0;
+  let position = 0;
+  // Every $type alias first; the ones every server knows after a server refuses one.
+  let known: ReadonlySet<string> | null = null;
   for (;;) {
     o.signal?.throwIfAborted();
-    // Resume strictly after the last _id handed out: the order is _id ascending, so `$gt` neither
-    // skips a document nor repeats one.
-    const query = resumed ? { $and: [o.query, { _id: { $gt: lastId } }] } : o.query;
+    const query = resumed ? { $and: [o.query, resumeCondition(lastId, known)] } : o.query;
     const cursor = o.db.collection(o.collection).find(query, {
       ...(o.projection ? { projection: o.projection } : {}),
       sort: { _id: 1 },
@@ -88,25 +140,33 @@ export async function* readLiveCollection(o: LiveReadOptions): AsyncGenerator<Do
       raw: true,
     });
     try {
-      for await (const raw of cursor as unknown as AsyncIterable<Uint8Array>) {
-        const doc = deserialize(raw, BSON_READ_OPTIONS);
-        lastId = doc._id;
-        resumed = true;
+      for (;;) {
+        // One awaited document, then the rest of the server's batch at once: a promise per batch.
+        const first = (await cursor.next()) as Uint8Array | null;
+        if (first === null) return;
+        const raws = [first, ...(cursor.readBufferedDocuments() as unknown as Uint8Array[])];
+        const batch = raws.map((raw): SourceDocument => ({ bytes: asBuffer(raw), file: null, offset: null, position: (position += 1) }));
+        last = batch[batch.length - 1]!.bytes;
         attempt = 0;
-        yield doc;
+        yield batch;
         o.signal?.throwIfAborted();
       }
-      return;
     } catch (error) {
       if (o.signal?.aborted) throw o.signal.reason;
-      if (!isTransient(error) || attempt >= o.retry.maxRetries) {
-        const reason = redactText(error instanceof Error ? error.message : String(error), o.secrets);
-        throw new SourceError(
-          isTransient(error) ? 'mongo_connection_lost' : 'mongo_read_failed',
-          `reading ${o.collection} failed${attempt ? ` after ${attempt} reconnection attempts` : ''}: ${reason}`,
-          { context: { collection: o.collection }, hint: isTransient(error) ? 'the server went away; run `etl extract` again once it is back' : undefined, cause: error },
-        );
+      const failedResumed = resumed;
+      if (last !== null) {
+        const id = topLevelId(last);
+        if (id !== undefined) {
+          lastId = id;
+          resumed = true;
+        }
+        last = null;
       }
+      if (failedResumed && known === null && error instanceof MongoServerError && error.code === BAD_VALUE) {
+        known = CORE_TYPE_ALIASES;
+        continue;
+      }
+      if (!isTransient(error) || attempt >= o.retry.maxRetries) throw readFailure(o, error, attempt);
       attempt += 1;
       const delayMs = Math.min(o.retry.maxDelayMs, o.retry.baseDelayMs * 2 ** (attempt - 1));
       o.onRetry?.({ attempt, delayMs, error: redactText(error instanceof Error ? error.message : String(error), o.secrets), resumeAfter: lastId });

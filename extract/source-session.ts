@@ -6,8 +6,9 @@ import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
 import { redactText } from '../connect/redact.ts';
 import { SourceError } from '../model/errors.ts';
 import type { ExtractSource } from './options.ts';
-import { decodeRawDocument, readBsonFile } from './bson-reader.ts';
-import { readArchiveCollection } from './dump-archive.ts';
+import { readBsonBatches, type RawDocument } from './bson-reader.ts';
+import type { SourceDocument } from './collection-writer.ts';
+import { readArchiveBatches } from './dump-archive.ts';
 import { resolveDumpLayout, type DumpLayout } from './dump-layout.ts';
 import { readLiveCollection, type RetryPolicy } from './live-source.ts';
 
@@ -32,10 +33,12 @@ export interface SourceSession {
   /** True when filter, projection and _id order must be applied on our side. */
   readonly clientSide: boolean;
   hasCollection(collection: string): Promise<boolean>;
-  /** Documents matching the query (live) or every document in dump order (dump). */
-  documents(request: ReadRequest): AsyncIterable<Document>;
+  /** Documents matching the query, projected (live), or every document in dump order (dump), in batches. */
+  documents(request: ReadRequest): AsyncIterable<readonly SourceDocument[]>;
   /** How many documents the read will return, when cheap to know; null otherwise. */
   total(request: ReadRequest): Promise<number | null>;
+  /** How many documents match the query, counted by the server (a scan); null for a dump. */
+  count(request: ReadRequest): Promise<number | null>;
   close(): Promise<void>;
 }
 
@@ -54,6 +57,20 @@ async function serverClock(conn: MongoConnection): Promise<Date | null> {
     }
   }
   return null;
+}
+
+/**
+ * MongoDB answers estimatedDocumentCount from collection metadata; FerretDB scans the collection
+ * for it (measured: 10.8 s for the 100k-document sample, a third of the extract), so the progress
+ * total is asked of MongoDB only.
+ */
+async function estimatesAreCheap(conn: MongoConnection): Promise<boolean> {
+  try {
+    const info = await conn.client.db('admin').command({ buildInfo: 1 });
+    return info.ferretdbVersion === undefined;
+  } catch {
+    return false;
+  }
 }
 
 async function openLive(mongo: { url: string; database: string }, secrets: readonly string[], retry: RetryPolicy): Promise<SourceSession> {
@@ -75,16 +92,7 @@ async function openLive(mongo: { url: string; database: string }, secrets: reado
       });
     }
     const clock = await serverClock(conn);
-    // MongoDB answers estimatedDocumentCount from collection metadata; FerretDB scans the collection
-    // for it (measured: 10.8 s for the 100k-document sample, a third of the extract), so the progress
-    // total is asked of MongoDB only.
-    let cheapEstimate = true;
-    try {
-      const info = await conn.client.db('admin').command({ buildInfo: 1 });
-      if (info.ferretdbVersion !== undefined) cheapEstimate = false;
-    } catch {
-      cheapEstimate = false;
-    }
+    const cheapEstimate = await estimatesAreCheap(conn);
     const warnings = clock ? [] : ['the server did not report its clock (hello.localTime): the next watermark uses this machine\'s clock'];
     return {
       kind: 'mongodb',
@@ -110,6 +118,9 @@ async function openLive(mongo: { url: string; database: string }, secrets: reado
           signal: request.signal,
           onRetry: request.onRetry,
         });
+      },
+      async count(request) {
+        return conn.db.collection(request.collection).countDocuments(request.query);
       },
       async total(request) {
         // Only the metadata estimate, and only for unfiltered reads: a filtered countDocuments is a
@@ -145,19 +156,24 @@ async function openDump(dumpPath: string, database: string | null, signal?: Abor
       return layout.kind === 'archive' ? layout.collections.has(collection) : layout.files.has(collection);
     },
     documents(request) {
-      if (layout.kind === 'archive') {
-        return decodeAll(layout.path, readArchiveCollection(layout.path, layout.database, request.collection, request.signal));
-      }
+      if (layout.kind === 'archive') return located(layout.path, readArchiveBatches(layout.path, layout.database, request.collection, request.signal));
       const file = layout.files.get(request.collection)!;
-      return decodeAll(file, readBsonFile(file, request.signal));
+      return located(file, readBsonBatches(file, request.signal));
     },
     async total() {
+      return null;
+    },
+    async count() {
       return null;
     },
     async close() {},
   };
 }
 
-async function* decodeAll(file: string, raws: AsyncIterable<{ bytes: Buffer; offset: number }>): AsyncGenerator<Document> {
-  for await (const raw of raws) yield decodeRawDocument(file, raw);
+/** A dump's documents as they lie, with where each was read, in batches. */
+async function* located(file: string, batches: AsyncIterable<RawDocument[]>): AsyncGenerator<SourceDocument[]> {
+  let position = 0;
+  for await (const batch of batches) {
+    yield batch.map((raw) => ({ bytes: raw.bytes, file, offset: raw.offset, position: (position += 1) }));
+  }
 }

@@ -1,10 +1,12 @@
 // Which documents of each collection this extract reads: in full, or those created or updated at or
-// after a watermark W (the seed's `$gte` filter, inclusive so nothing at the boundary is lost).
+// after a watermark W (the seed's `$gte` filter, inclusive so nothing at the boundary is lost), plus
+// those a date cannot place (see incrementalQuery).
 //
 // Per table: model/read-plan.ts (--full, force_reimport, --since, a changed mapping, the watermark
 // and thresholds). Per collection: the earliest W of the tables it feeds; full as soon as one of them
 // is full — so a table whose mapping changed makes its whole collection read in full, and every
 // table of that collection is then read in full (recorded per table as `full_read`).
+import { ObjectId } from 'bson';
 import type { CollectionModel, PipelineModel, TableModel } from '../model/types.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import type { ExtractMappingRecord } from '../staging/manifest-extract.ts';
@@ -92,17 +94,37 @@ export function mappingWarnings(plans: readonly CollectionPlan[]): string[] {
   return out;
 }
 
-/** The incremental part of the query: created or updated at or after `from` (seed, inclusive). */
-export function incrementalQuery(from: Date): Record<string, unknown> {
-  return { $or: [{ creation_date: { $gte: from } }, { update_date: { $gte: from } }] };
+/** The ObjectId with the time `at` (whole seconds, floored) and zeros elsewhere: every ObjectId minted at or after `at` sorts at or after it. */
+export function objectIdMintedAt(at: Date): ObjectId {
+  const seconds = Math.floor(at.getTime() / 1000);
+  return ObjectId.createFromTime(Math.min(0xffffffff, Math.max(0, seconds)));
 }
 
-/** The full query: the pipeline's server filter AND the incremental condition (either may be absent). */
+/** Neither creation_date nor update_date is a date (or an array holding one): no watermark can see such a document change. */
+export function undatedQuery(): Record<string, unknown> {
+  return { $nor: [{ creation_date: { $type: 'date' } }, { update_date: { $type: 'date' } }] };
+}
+
+/**
+ * The incremental query: created or updated at or after `from` (seed, inclusive); or an ObjectId
+ * `_id` minted at or after `from`, whatever the dates say (a document captured offline and synced
+ * later, an import keeping original dates); or a document without a date to compare (read on
+ * every run, counted in the manifest's `undated` census).
+ */
+export function incrementalQuery(from: Date): Record<string, unknown> {
+  return {
+    $or: [{ creation_date: { $gte: from } }, { update_date: { $gte: from } }, { _id: { $gte: objectIdMintedAt(from) } }, undatedQuery()],
+  };
+}
+
+/**
+ * What a collection's read asks for. A full read keeps the pipeline's server filter (the OR of its
+ * tables' filters). An incremental read does not: a changed document that no longer matches a
+ * table's filter (an event whose `__t` left `menu`) must reach transform, which decides membership
+ * and stages the ids that left the table.
+ */
 export function collectionQuery(serverFilter: Readonly<Record<string, unknown>> | null, from: Date | null): Record<string, unknown> {
-  const parts: Record<string, unknown>[] = [];
-  if (serverFilter && Object.keys(serverFilter).length > 0) parts.push({ ...serverFilter });
-  if (from) parts.push(incrementalQuery(from));
-  if (parts.length === 0) return {};
-  if (parts.length === 1) return parts[0]!;
-  return { $and: parts };
+  if (from) return incrementalQuery(from);
+  if (serverFilter && Object.keys(serverFilter).length > 0) return { ...serverFilter };
+  return {};
 }

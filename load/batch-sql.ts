@@ -28,14 +28,19 @@ export function scopeColumn(s: TableShape): ShapeColumn {
   return s.docKey;
 }
 
-/** The scope: the documents whose rows this run replaces. */
+/**
+ * The scope: the documents whose rows this run replaces, by key, and (upsert, explode) each
+ * document's `_id` when it is not the key's own text (NULL for an ObjectId).
+ */
 export function createKeysTableSql(s: TableShape): CompiledQuery {
   const c = scopeColumn(s);
-  return compiled(`CREATE TEMP TABLE ${s.temps.keys} (${c.id} ${c.type} NOT NULL) ON COMMIT DROP`);
+  const identity = s.kind === 'dedupe_upsert' ? '' : `, ${s.documentColumn.id} TEXT`;
+  return compiled(`CREATE TEMP TABLE ${s.temps.keys} (${c.id} ${c.type} NOT NULL${identity}) ON COMMIT DROP`);
 }
 
-export function copyKeysSql(s: TableShape, options: string): string {
-  return `COPY ${s.temps.keys} (${scopeColumn(s).id}) FROM STDIN WITH ${options}`;
+/** `withIdentity`: the keys file has the `_id` column (runs staged before it had only the key). */
+export function copyKeysSql(s: TableShape, options: string, withIdentity: boolean): string {
+  return `COPY ${s.temps.keys} (${scopeColumn(s).id}${withIdentity ? `, ${s.documentColumn.id}` : ''}) FROM STDIN WITH ${options}`;
 }
 
 /** dedupe: the staged contributions (document `_id`, then the staged columns). */

@@ -10,7 +10,7 @@ import type { CopyFigures } from './copy-in.ts';
 import { droppableForeignKeys, isUniqueViolation, runDeferredChecks, withoutForeignKeys } from './merge.ts';
 import { holdRejected } from './pending.ts';
 import { createRejectsTableSql, type PlannedCheck } from './references.ts';
-import { list, type ShapeColumn, type TableShape } from './shape.ts';
+import { keyObject, list, type ShapeColumn, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
 /** Bytes the table occupies: 0 means no page at all, so a COPY fills pages in file order. */
@@ -33,12 +33,13 @@ const clusterIndexSql = (s: TableShape): CompiledQuery =>
 /** Records the copied rows whose reference is missing, by physical address, skipping rows already refused. */
 function recordMissingInTargetSql(s: TableShape, r: PlannedCheck): CompiledQuery {
   const c = r.column.id;
+  const key = keyObject(s.key, 't', 3);
   return compiled(
-    `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_ctid) ` +
-      `SELECT 0, $1, t.${c}::text, $2, t.ctid FROM ${s.target} AS t ` +
+    `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_ctid, row_key) ` +
+      `SELECT 0, $1, t.${c}::text, $2, t.ctid, ${key.sql} FROM ${s.target} AS t ` +
       `WHERE t.${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${r.refTable} AS r WHERE r.${r.refColumn} = t.${c}) ` +
       `AND NOT EXISTS (SELECT 1 FROM ${s.temps.rejects} AS x WHERE x.row_ctid = t.ctid AND x.action = 'reject')`,
-    [r.column.name, r.action],
+    [r.column.name, r.action, ...key.names],
   );
 }
 

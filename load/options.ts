@@ -2,6 +2,7 @@
 // and the same figures go into the manifest's load section, so printed and audited numbers agree.
 import type { PostgresConfig } from '../connect/config.ts';
 import type { PipelineModel } from '../model/types.ts';
+import type { LockPolicy } from './lock.ts';
 
 export interface LoadOptions {
   readonly model: PipelineModel;
@@ -15,8 +16,8 @@ export interface LoadOptions {
   readonly postgres: PostgresConfig;
   /** Secret values scrubbed from error text. */
   readonly secrets?: readonly string[];
-  /** Another load holds the lock: wait for it (default) or fail at once. */
-  readonly lock?: 'wait' | 'fail';
+  /** Another load holds the lock: wait for it (default), fail at once, or wait at most { timeoutMs }. */
+  readonly lock?: LockPolicy;
   readonly signal?: AbortSignal;
   readonly onProgress?: (event: LoadProgress) => void;
   /**

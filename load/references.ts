@@ -10,7 +10,7 @@
 // first of them.
 import { compiled, ident, type CompiledQuery, type SqlIdent } from '../schema/sql.ts';
 import type { TableModel } from '../model/types.ts';
-import type { ShapeColumn, TableShape } from './shape.ts';
+import { keyObject, type ShapeColumn, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
 export interface PlannedCheck {
@@ -42,7 +42,11 @@ export function referenceChecks(table: TableModel, shape: TableShape): PlannedCh
 /** The temp table listing refused or nulled references of one table. */
 export function createRejectsTableSql(rejects: SqlIdent): CompiledQuery {
   // row_ctid: the direct path finds rows by their physical address in the target.
-  return compiled(`CREATE TEMP TABLE IF NOT EXISTS ${rejects} (line bigint NOT NULL, column_name text NOT NULL, value text, action text NOT NULL, row_ctid tid) ON COMMIT DROP`);
+  // reason/documents: a key two documents claim (load/claims.ts) is refused as `duplicate_key`.
+  return compiled(
+    `CREATE TEMP TABLE IF NOT EXISTS ${rejects} (line bigint NOT NULL, column_name text NOT NULL, value text, action text NOT NULL, row_ctid tid, ` +
+      `reason text NOT NULL DEFAULT 'missing_reference', documents jsonb, row_key jsonb) ON COMMIT DROP`,
+  );
 }
 
 /** `s.c IS NOT NULL AND no row of the referenced table holds it` (a self-reference may be staged too). */
@@ -58,11 +62,12 @@ export function missingCondition(s: TableShape, r: PlannedCheck, alias = 's', ba
  * refused for an earlier column. rowCount = references found missing.
  */
 function recordMissingSql(s: TableShape, r: PlannedCheck): CompiledQuery {
+  const key = keyObject(s.key, 's', 3);
   return compiled(
-    `INSERT INTO ${s.temps.rejects} (line, column_name, value, action) ` +
-      `SELECT s.${s.line}, $1, s.${r.column.id}::text, $2 FROM ${s.temps.stage} AS s WHERE ${missingCondition(s, r)} ` +
+    `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_key) ` +
+      `SELECT s.${s.line}, $1, s.${r.column.id}::text, $2, ${key.sql} FROM ${s.temps.stage} AS s WHERE ${missingCondition(s, r)} ` +
       `AND NOT EXISTS (SELECT 1 FROM ${s.temps.rejects} AS x WHERE x.line = s.${s.line} AND x.action = 'reject')`,
-    [r.column.name, r.action],
+    [r.column.name, r.action, ...key.names],
   );
 }
 

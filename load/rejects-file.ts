@@ -14,6 +14,8 @@ import type { TableShape } from './shape.ts';
 
 export interface RejectLine {
   readonly table: string;
+  /** The row's key (its merge key: `{"id": …}`, `{"user_id": …, "day": …}`), to find it in the staged file and in MongoDB. */
+  readonly key: Readonly<Record<string, unknown>> | null;
   /** Staged file the row came from, relative to the run folder. */
   readonly file: string;
   /**
@@ -25,9 +27,23 @@ export interface RejectLine {
   readonly value: string | null;
   /** The referenced table and column, e.g. `users(id)`. */
   readonly references: string;
-  readonly reason: 'missing_reference';
+  /** missing_reference, or duplicate_key: another source document converts to the same key. */
+  readonly reason: 'missing_reference' | 'duplicate_key';
   /** reject: the row was not loaded; set_null: it was loaded with this column NULL. */
   readonly action: 'reject' | 'set_null';
+  /** duplicate_key: every document claiming the key (24 hex for an ObjectId, else its Extended JSON). */
+  readonly documents?: readonly string[];
+}
+
+/** A row of the rejects temp table. */
+interface RejectRow {
+  line: string;
+  column_name: string;
+  value: string | null;
+  action: string;
+  reason: string;
+  documents: string[] | null;
+  row_key: Record<string, unknown> | null;
 }
 
 const CURSOR = 'etl_rejects_cursor';
@@ -37,7 +53,7 @@ export async function writeRejectsFile(
   client: pg.Client,
   selectSql: string,
   path: string,
-  describe: (row: { line: string; column_name: string; value: string | null; action: string }) => RejectLine | Promise<RejectLine>,
+  describe: (row: RejectRow) => RejectLine | Promise<RejectLine>,
   signal?: AbortSignal,
 ): Promise<{ sink: AtomicFileSink; figures: FileFigures }> {
   const sink = new AtomicFileSink(path);
@@ -62,7 +78,7 @@ export async function writeRejectsFile(
 }
 
 /** Read back (through a cursor, in line order) to write the load rejects file. */
-const selectRejectsSql = (s: TableShape): string => `SELECT line, column_name, value, action FROM ${s.temps.rejects} ORDER BY line, column_name`;
+const selectRejectsSql = (s: TableShape): string => `SELECT line, column_name, value, action, reason, documents, row_key FROM ${s.temps.rejects} ORDER BY line, column_name`;
 
 /**
  * Writes load/<table>.rejects.ndjson from the rejects temp table (as .partial). `file` is the staged
@@ -89,13 +105,15 @@ export async function writeLoadRejects(
       paths.loadRejects(shape.table.name),
       async (row): Promise<RejectLine> => ({
         table: shape.table.name,
+        key: row.row_key,
         file: relative,
         line: await lineOf(Number(row.line)),
         column: row.column_name,
         value: row.value,
-        references: referencesOf.get(row.column_name) ?? '',
-        reason: 'missing_reference',
+        references: row.reason === 'duplicate_key' ? '' : (referencesOf.get(row.column_name) ?? ''),
+        reason: row.reason === 'duplicate_key' ? 'duplicate_key' : 'missing_reference',
         action: row.action === 'set_null' ? 'set_null' : 'reject',
+        ...(row.documents ? { documents: row.documents } : {}),
       }),
       signal,
     );

@@ -4,7 +4,7 @@
 import { ident, type SqlIdent } from '../schema/sql.ts';
 import { sqlTypeText } from '../model/sql-types.ts';
 import type { ColumnModel, SqlType, TableModel } from '../model/types.ts';
-import { contributionsDocumentColumn, contributionsTableName } from '../schema/state-tables.ts';
+import { documentIdColumn, contributionsTableName } from '../schema/state-tables.ts';
 
 
 export interface ShapeColumn {
@@ -31,6 +31,8 @@ export interface TempTables {
   readonly gone: SqlIdent;
   /** Delete propagation: the keys of the rows the table may hold. */
   readonly live: SqlIdent;
+  /** Keys two source documents claim (load/claims.ts). */
+  readonly contested: SqlIdent;
 }
 
 export interface TableShape {
@@ -80,7 +82,7 @@ export function columnTypeSql(t: SqlType): string {
 
 function tempTables(index: number): TempTables {
   const t = (what: string) => ident(`etl_${what}_${index}`);
-  return { stage: t('stage'), keys: t('keys'), rejects: t('rejects'), contrib: t('contrib'), touched: t('touched'), gone: t('gone'), live: t('live') };
+  return { stage: t('stage'), keys: t('keys'), rejects: t('rejects'), contrib: t('contrib'), touched: t('touched'), gone: t('gone'), live: t('live'), contested: t('contested') };
 }
 
 /** Temp table name → the real table, so messages never show our internal names. */
@@ -120,7 +122,7 @@ export function tableShape(table: TableModel, index: number): TableShape {
     parent: kind === 'delete_and_insert' ? pick(table.explode!.parentColumn) : null,
     keyIsUnique: [table.primaryKey, ...table.uniqueConstraints].some((u) => u.length > 0 && sameColumns(u, keyNames)),
     contributions: kind === 'dedupe_upsert' ? ident(contributionsTableName(table.name)) : null,
-    documentColumn: { name: contributionsDocumentColumn(table), id: ident(contributionsDocumentColumn(table)), nullable: false, type: 'TEXT' },
+    documentColumn: { name: documentIdColumn(table), id: ident(documentIdColumn(table)), nullable: false, type: 'TEXT' },
   });
 }
 
@@ -145,6 +147,11 @@ export const list = (cs: readonly ShapeColumn[], prefix = ''): string => cs.map(
 /** `a.k1 = b.k1 AND …`, with IS NOT DISTINCT FROM where a key column may be NULL. */
 export function matchKey(cs: readonly ShapeColumn[], a: string, b: string): string {
   return cs.map((c) => (c.nullable ? `${a}.${c.id} IS NOT DISTINCT FROM ${b}.${c.id}` : `${a}.${c.id} = ${b}.${c.id}`)).join(' AND ');
+}
+
+/** `jsonb_build_object('k1', a.k1, …)`: a row's key as the load rejects file names it (names as parameters from `first`). */
+export function keyObject(cs: readonly ShapeColumn[], alias: string, first: number): { sql: string; names: string[] } {
+  return { sql: `jsonb_build_object(${cs.map((c, i) => `$${first + i}::text, ${alias}.${c.id}`).join(', ')})`, names: cs.map((c) => c.name) };
 }
 
 /** `jsonb_build_array(a.k1, a.k2)`: a row's key as the state tables store it. */

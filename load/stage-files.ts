@@ -95,7 +95,12 @@ export async function copyBatch(session: LoadSession, paths: RunPaths, shape: Ta
 /** The scope: the keys file into the keys temp table. */
 export async function copyScope(session: LoadSession, paths: RunPaths, shape: TableShape, record: FileRecord): Promise<number> {
   await session.run(createKeysTableSql(shape));
-  const copied = await copyStaged(session, paths, stagedFile(paths, record, [scopeColumn(shape).name]), copyKeysSql(shape, COPY_CSV_OPTIONS));
+  const key = scopeColumn(shape).name;
+  const file = stagedFile(paths, record, [key]);
+  // Runs staged before the keys file named each document's `_id` have the key column alone.
+  const withIdentity = shape.kind !== 'dedupe_upsert' && (await readCsvHeader(file.file).catch(() => [])).length === 2;
+  const columns = withIdentity ? [key, shape.documentColumn.name] : [key];
+  const copied = await copyStaged(session, paths, { ...file, columns }, copyKeysSql(shape, COPY_CSV_OPTIONS, withIdentity));
   await session.run(analyzeSql(shape.temps.keys));
   return copied.rowCount;
 }

@@ -13,6 +13,7 @@ import { LoadError, StagingError } from '../model/errors.ts';
 import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
+import { claimsToCheck, refuseContestedKeys } from './claims.ts';
 import { contributionsIntoBatch } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
@@ -113,7 +114,9 @@ type StepScope = Scope & { readonly liveCount: number };
 async function stageScope(ctx: LoadContext, shape: TableShape, staged: TransformTableRecord): Promise<StepScope> {
   const { session, paths } = ctx;
   const complete = staged.complete === true;
-  const keysNeeded = !complete && staged.keys !== null && (shape.kind === 'dedupe_upsert' || shape.docKey !== null);
+  // Upsert and explode tables always need their keys (two documents may claim one key: claims.ts);
+  // a dedupe table needs them unless every contribution is replaced anyway.
+  const keysNeeded = staged.keys !== null && (shape.kind === 'dedupe_upsert' ? !complete : shape.docKey !== null);
   if (keysNeeded) await copyScope(session, paths, shape, staged.keys!);
   let liveCount = 0;
   const live = staged.live && (shape.docKey !== null || shape.kind === 'dedupe_upsert') ? staged.live : null;
@@ -150,7 +153,7 @@ async function loadBatch(
   const { session, paths } = ctx;
   const csv = stagedFile(paths, staged.csv, shape.columns.map((c) => c.name), staged.rows);
   const empty = ((await session.run(targetIsEmptySql(shape))).rows[0] as { empty: boolean }).empty;
-  if (shape.kind !== 'dedupe_upsert' && empty && staged.rows >= ctx.bulkRows) {
+  if (shape.kind !== 'dedupe_upsert' && empty && staged.rows >= ctx.bulkRows && !(await claimsToCheck(session, shape, scope.keys))) {
     const direct = await loadDirect(session, paths, shape, csv, checks, ctx.runId);
     if (direct) {
       const rows = direct.copied.rowCount;
@@ -158,6 +161,7 @@ async function loadBatch(
     }
   }
   const filled = await fillBatch(ctx, shape, staged, scope, csv);
+  const contested = await refuseContestedKeys(session, shape, scope, ctx.runId);
   let duplicates = filled.duplicates;
   if (!empty && shape.kind !== 'dedupe_upsert') {
     phase('duplicates', 'resolving duplicate keys');
@@ -175,8 +179,9 @@ async function loadBatch(
   } else merged = await mergeBatch(session, shape);
   // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.
   const considered = shape.kind === 'dedupe_upsert' ? filled.batchRows : filled.staged - duplicates;
-  const unchanged = considered - refs.rejected - merged.inserted - merged.updated;
-  return { staged: filled.staged, unchanged, ...merged, duplicates, ...refs, file: filled.file, multiline: filled.copied.multiline, wasEmpty: empty };
+  const rejected = refs.rejected + contested;
+  const unchanged = considered - rejected - merged.inserted - merged.updated;
+  return { staged: filled.staged, unchanged, ...merged, duplicates, rejected, nulled: refs.nulled, file: filled.file, multiline: filled.copied.multiline, wasEmpty: empty };
 }
 
 interface FilledBatch {

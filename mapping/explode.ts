@@ -7,7 +7,7 @@
 //   refused whole: its arrays are all read before any item is offered.
 // - Two items of one parent with the same merge key are one row (the first).
 import type { ArraySpec, ColumnModel, ExplodeSpec, TableModel } from '../model/types.ts';
-import { compilePath, kindOf, type RawDocument } from '../transform/ejson-value.ts';
+import { compilePath, documentFields, kindOf, type RawDocument } from '../transform/ejson-value.ts';
 import { DUPLICATE_IN_ARRAY, filterSkip, indexOfColumn, type FieldReader, type RowMapping } from './upsert.ts';
 
 export { DUPLICATE_IN_ARRAY } from './upsert.ts';
@@ -137,7 +137,8 @@ export function forEachItem(m: ExplodeMapping, doc: RawDocument, lists: readonly
       let itemId: unknown = item;
       let itemDate: unknown = undefined;
       if (kindOf(item) === 'document') {
-        const sub = item as RawDocument;
+        // A subdocument staged escaped (a key starting with `$`) holds its keys in the escape.
+        const sub = documentFields(item);
         // A subdocument without item_id_key is not an id: its column converter rejects it (not_a_string).
         if (itemIdKey !== null) itemId = sub[itemIdKey];
         if (itemDateKey !== null) itemDate = sub[itemDateKey];

@@ -5,8 +5,13 @@
 // documents themselves, in a column of the contributions.
 import type { TableModel } from '../model/types.ts';
 
-/** The contributions' document column of a dedupe table: `_id`, with more leading underscores while a staged column has that name. */
-export function contributionsDocumentColumn(table: TableModel): string {
+/**
+ * The column naming a source document by its `_id` (documentIdText: 24 hex for an ObjectId, else its
+ * canonical Extended JSON, so `"77"` and Int32 77 stay apart): in a dedupe table's keys and
+ * contributions, and beside the key in the keys file of the other tables. `_id`, with more leading
+ * underscores while a staged column has that name.
+ */
+export function documentIdColumn(table: TableModel): string {
   let name = '_id';
   const taken = new Set(table.stagedColumns.map((c) => c.name));
   while (taken.has(name)) name = `_${name}`;
@@ -15,6 +20,16 @@ export function contributionsDocumentColumn(table: TableModel): string {
 
 /** The column naming a table's owning documents in keys and live keys files, or null when none does. */
 export function documentColumn(table: TableModel): string | null {
-  if (table.strategy === 'dedupe') return contributionsDocumentColumn(table);
+  if (table.strategy === 'dedupe') return documentIdColumn(table);
   return table.documentKey;
+}
+
+/**
+ * The header of a table's keys file: the key column and, beside it, the document's `_id` when it is
+ * not the key's own text (two documents of different `_id` types may convert to the same key: load
+ * refuses both); a dedupe table's keys are the `_id`s themselves.
+ */
+export function keysFileColumns(table: TableModel): string[] | null {
+  if (table.strategy === 'dedupe') return [documentIdColumn(table)];
+  return table.documentKey === null ? null : [table.documentKey, documentIdColumn(table)];
 }

@@ -17,9 +17,10 @@ import { closest, type LintContext, type Path, type Position } from './field-spe
 import type { RawArray, RawColumn, RawTable } from './pipeline-spec.ts';
 import { KNOWN_SQL_TYPES, parseSqlType } from './sql-types.ts';
 import { isRecord, list, MAX_IDENTIFIER_BYTES, quote as q, sameSet } from './resolve-util.ts';
+import { checkFileNames } from './names.ts';
 
 /** Tables the tool keeps its own state in (schema/state-tables.ts): a pipeline may not define them. */
-export const RESERVED_TABLES: readonly string[] = Object.freeze(['etl_watermarks', 'etl_runs', 'etl_pending']);
+export const RESERVED_TABLES: readonly string[] = Object.freeze(['etl_watermarks', 'etl_runs', 'etl_pending', 'etl_claims']);
 /** Names starting so are the contributions tables of dedupe tables (schema/state-tables.ts). */
 export const RESERVED_PREFIX = 'etl_contrib_';
 
@@ -163,6 +164,7 @@ class TableResolver {
     if (RESERVED_TABLES.includes(this.name) || this.name.startsWith(RESERVED_PREFIX)) {
       this.add(this.path, 'reserved_table', `table name ${q(this.name)} is reserved for the tool's own state (reserved: ${list(RESERVED_TABLES)}, ${RESERVED_PREFIX}…)`, null, 'key');
     }
+    checkFileNames(this.ctx, this.name, this.raw.mongo_collection, this.path);
   }
 
   private written(key: string): boolean {

@@ -11,14 +11,15 @@
 import { createHash } from 'node:crypto';
 import type { PipelineModel, TableModel } from '../model/types.ts';
 import { sqlTypeText } from '../model/sql-types.ts';
-import { contributionsDocumentColumn } from '../mapping/scope.ts';
+import { documentIdColumn } from '../mapping/scope.ts';
 import { ident, identList } from './sql.ts';
 
-export { contributionsDocumentColumn } from '../mapping/scope.ts';
+export { documentIdColumn } from '../mapping/scope.ts';
 
 export const WATERMARKS_TABLE = 'etl_watermarks';
 export const RUNS_TABLE = 'etl_runs';
 export const PENDING_TABLE = 'etl_pending';
+export const CLAIMS_TABLE = 'etl_claims';
 
 export interface StateColumn {
   readonly name: string;
@@ -101,6 +102,26 @@ export const PENDING: StateTable = Object.freeze({
   primaryKey: ['table_name', 'row_key'],
 });
 
+/**
+ * Which source documents claim a key (load/claims.ts): every document whose `_id` is not the text of
+ * its key (not an ObjectId: `"77"` and Int32 77 both convert to `77`), and every document of a key
+ * that two documents claim. Two documents converting to one key are both refused, in the run that
+ * sees them together and in later ones, until a complete read finds one of them gone.
+ */
+export const CLAIMS: StateTable = Object.freeze({
+  name: CLAIMS_TABLE,
+  purpose: 'documents of another _id type than ObjectId, and every document of a key two documents claim',
+  columns: [
+    col('table_name', 'TEXT', true),
+    col('key', 'TEXT', true),
+    col('identity', 'TEXT', true),
+    col('run_id', 'TEXT', true),
+    col('since', 'TIMESTAMPTZ', true, 'now()'),
+    col('seen_run', 'TEXT', true),
+  ],
+  primaryKey: ['table_name', 'key', 'identity'],
+});
+
 // PostgreSQL truncates longer names silently; two long names could then collide.
 const MAX_NAME_BYTES = 63;
 
@@ -127,8 +148,8 @@ function contributionsTable(t: TableModel): StateTable {
   return Object.freeze({
     name,
     purpose: `the row each source document contributes to ${t.name} (dedupe), by document _id`,
-    columns: [col(contributionsDocumentColumn(t), 'TEXT', true), ...columns],
-    primaryKey: [contributionsDocumentColumn(t)],
+    columns: [col(documentIdColumn(t), 'TEXT', true), ...columns],
+    primaryKey: [documentIdColumn(t)],
     indexes: [{ name: fitName(`${name}_key`), columns: [...(t.dedupe?.key ?? [])] }],
   });
 }
@@ -138,7 +159,7 @@ function contributionsTable(t: TableModel): StateTable {
  * the model (one per table of some kind). Add a state table here and `etl schema` and load create it.
  */
 export function stateTables(model: PipelineModel | null = null): StateTable[] {
-  const fixed = [WATERMARKS, RUNS, PENDING];
+  const fixed = [WATERMARKS, RUNS, PENDING, CLAIMS];
   if (!model) return fixed;
   return [...fixed, ...perTableStateTables(model)];
 }

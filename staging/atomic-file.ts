@@ -3,8 +3,33 @@
 // as the bytes stream through, so nobody re-reads a file to checksum it.
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import nodePath from 'node:path';
 import { Writable } from 'node:stream';
+import { StagingError } from '../model/errors.ts';
+
+/**
+ * A write that failed, as a StagingError naming the file: `disk_full` (ENOSPC, EDQUOT) says the disk
+ * is full and which one; anything else (EACCES, EROFS, EIO…) says the system's reason.
+ */
+export function writeFailure(file: string, cause: unknown): StagingError {
+  if (cause instanceof StagingError) return cause;
+  const code = (cause as NodeJS.ErrnoException)?.code;
+  const dir = nodePath.dirname(file);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new StagingError('disk_full', `cannot write ${file}: the disk is full (${code === 'ENOSPC' ? 'ENOSPC: no space left on device' : 'EDQUOT: disk quota exceeded'})`, {
+      context: { file },
+      hint: `free space on the disk that holds ${dir} (see \`df -h ${dir}\`), or give the staging folder another disk (--staging / ETL_STAGING), then run the stage again`,
+      cause,
+    });
+  }
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new StagingError('write_failed', `cannot write ${file}: ${reason}`, {
+    context: { file },
+    hint: code === 'EACCES' || code === 'EPERM' ? `check that ${dir} is writable by this user` : undefined,
+    cause,
+  });
+}
 
 export interface FileFigures {
   readonly bytes: number;
@@ -31,9 +56,10 @@ export class AtomicFileSink extends Writable {
     this.path = path;
     this.partialPath = `${path}.partial`;
     this.file = createWriteStream(this.partialPath, { highWaterMark: 1 << 20 });
-    // A write error (disk full, folder removed) must fail the pipeline, not crash the process.
+    // A write error (disk full, folder removed) must fail the pipeline, not crash the process,
+    // and say which file.
     this.file.on('error', (err) => {
-      if (!this.destroyed) this.destroy(err);
+      if (!this.destroyed) this.destroy(writeFailure(this.partialPath, err));
     });
   }
 
@@ -48,7 +74,7 @@ export class AtomicFileSink extends Writable {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.file.end((err?: Error | null) => callback(err ?? null));
+    this.file.end((err?: Error | null) => callback(err ? writeFailure(this.partialPath, err) : null));
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -66,7 +92,11 @@ export class AtomicFileSink extends Writable {
   async commit(): Promise<FileFigures> {
     if (!this.writableFinished) throw new Error(`commit() before ${this.partialPath} finished`);
     const figures = this.figures();
-    await rename(this.partialPath, this.path);
+    try {
+      await rename(this.partialPath, this.path);
+    } catch (cause) {
+      throw writeFailure(this.path, cause);
+    }
     return figures;
   }
 
@@ -77,10 +107,17 @@ export class AtomicFileSink extends Writable {
   }
 }
 
-/** Writes a small file atomically (manifests, pointers). */
+/**
+ * Writes a small file atomically (manifests, pointers): `<path>.partial`, then rename. A failed
+ * write (a full disk) leaves no partial file behind and names the file; `path` keeps its old bytes.
+ */
 export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
-  const { writeFile } = await import('node:fs/promises');
   const partial = `${path}.partial`;
-  await writeFile(partial, data);
-  await rename(partial, path);
+  try {
+    await writeFile(partial, data);
+    await rename(partial, path);
+  } catch (cause) {
+    await rm(partial, { force: true }).catch(() => undefined);
+    throw writeFailure(path, cause);
+  }
 }

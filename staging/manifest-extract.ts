@@ -14,8 +14,21 @@ export interface ExtractCollectionRecord extends FileRecord {
   watermark: { from: string | null; next: string; next_basis?: 'server_clock' | 'dump_dates' | 'dump_no_dates' };
   /** Documents written (equals records). */
   documents: number;
-  /** Documents read from the source before the client-side filter (dumps); equals documents for a live read. */
+  /**
+   * Documents read from the source: scanned = documents + rejected + unmatched (dumps apply the
+   * query on this side; a live server applies it itself, so unmatched is 0 there).
+   */
   scanned?: number;
+  /** Documents extract could not stage, each a line of `rejects` (missing_id, too_deep, invalid_utf8, invalid_id). */
+  rejected?: number;
+  /** rejected, per reason. */
+  rejected_reasons?: Record<string, number>;
+  /** extract/<collection>.rejects.ndjson: present when rejected > 0. */
+  rejects?: FileRecord;
+  /** Documents of a dump the query left out. */
+  unmatched?: number;
+  /** Staged documents whose creation_date and update_date are both missing or not dates (read on every incremental run). */
+  undated?: UndatedCensus;
   /** How the file came to be in _id order: server sort, dump already in order, or external sort. */
   order?: 'server' | 'dump' | 'sorted';
   /** Reconnections after a dropped cursor (live). */
@@ -30,6 +43,12 @@ export interface ExtractCollectionRecord extends FileRecord {
   ids?: ExtractIdsRecord;
 }
 
+/** Documents no watermark can place: how many, and per date field what it held (`missing`, or a $type alias: null, string…). */
+export interface UndatedCensus {
+  documents: number;
+  fields: { creation_date: Record<string, number>; update_date: Record<string, number> };
+}
+
 /** What the manifest records of a collection's ids file (extract.collections[c].ids). */
 export interface ExtractIdsRecord extends FileRecord {
   /** The query of the ids pass, canonical Extended JSON: the propagating tables' filters, no dates. */
@@ -40,6 +59,22 @@ export interface ExtractIdsRecord extends FileRecord {
   documents: number;
   /** Documents read from the source before the client-side filter (dumps). */
   scanned: number;
+  /** Documents whose `_id` or filter fields could not be read (not listed). */
+  rejected?: number;
+  /**
+   * The listing is proved to hold every `_id` the filter matches: a dump read whole; live, the ids
+   * came in strictly ascending order and there are at least as many as a count with the same
+   * filter found both before and after the listing. False: no row may be deleted on its account;
+   * `tables` is then empty and the tables it was for are in `withheld_tables`.
+   */
+  complete?: boolean;
+  /** Live: countDocuments(filter) before and after the listing; null for a dump. */
+  count_before?: number | null;
+  count_after?: number | null;
+  /** Why the listing is not proved complete. */
+  incomplete_reason?: string;
+  /** Tables whose deletes this listing would have carried, had it been proved complete. */
+  withheld_tables?: string[];
   /** The tables whose live keys transform derives from this file. */
   tables: string[];
   started_at: string;

@@ -2,7 +2,8 @@
 // ObjectId, Date, Int32/Int64/Double, Decimal128 and Binary survive the trip through a text file.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { EJSON, type Document } from 'bson';
+import { serialize, type Document } from 'bson';
+import { NdjsonWriter } from './ndjson-writer.ts';
 
 /**
  * How documents are deserialized from BSON, on the live server and in dumps alike. Keeping BSON
@@ -16,9 +17,15 @@ export const BSON_READ_OPTIONS = Object.freeze({
   bsonRegExp: true,
 });
 
-/** One NDJSON line (with its newline). */
+const lineWriter = new NdjsonWriter({ chunkBytes: 1 << 12 });
+
+/**
+ * One NDJSON line (with its newline): the document serialized to BSON and written by the staging
+ * encoder (ndjson-writer.ts), so it is the line extract would stage for the same document.
+ */
 export function encodeDocument(doc: Document): string {
-  return `${EJSON.stringify(doc, { relaxed: false })}\n`;
+  lineWriter.writeLine(Buffer.from(serialize(doc)));
+  return lineWriter.take().toString('utf8');
 }
 
 /** The lines of an NDJSON file with their 1-based numbers, read with backpressure. */

@@ -1,8 +1,10 @@
 // Run folders and the names of the files in them. Paths are built (and parsed) only here, so no
 // stage splits or joins staging file names by hand.
-import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { StagingError } from '../model/errors.ts';
+import { StagingError, UsageError } from '../model/errors.ts';
+import { fileNameProblem } from '../model/names.ts';
+import { writeFailure, writeFileAtomic } from './atomic-file.ts';
 
 export const LATEST_FILE = 'latest';
 const RUN_ID = /^\d{8}T\d{9}Z$/;
@@ -67,17 +69,19 @@ export function runPaths(stagingDir: string, runId: string): RunPaths {
   });
 }
 
-/** Collection and table names become file names: refuse anything that could leave the folder. */
+/** Collection and table names become file names: refuse anything that could leave the folder (validate reports it first). */
 function safeName(name: string): string {
-  if (!/^[A-Za-z0-9_.-]+$/.test(name) || name.startsWith('.')) {
-    throw new StagingError('bad_name', `"${name}" cannot be used as a staging file name`);
-  }
+  const problem = fileNameProblem(name);
+  if (problem) throw new StagingError('bad_name', `"${name}" cannot be used as a staging file name: ${problem}`, { hint: 'rename it in pipeline.yaml; `etl validate` shows every such name with its line' });
   return name;
 }
 
 /** Creates a new run folder (and its stage folders) with a fresh id. */
 export async function createRun(stagingDir: string, now: Date = new Date()): Promise<RunPaths> {
-  await mkdir(stagingDir, { recursive: true });
+  // A staging folder that cannot be made (not writable, disk full) is named, not a raw EACCES.
+  await mkdir(stagingDir, { recursive: true }).catch((cause: unknown) => {
+    throw writeFailure(stagingDir, cause);
+  });
   let t = now.getTime();
   // Two runs started within the same millisecond get distinct ids.
   for (;;) {
@@ -87,7 +91,7 @@ export async function createRun(stagingDir: string, now: Date = new Date()): Pro
       await Promise.all([mkdir(paths.extractDir), mkdir(paths.transformDir), mkdir(paths.loadDir)]);
       return paths;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw writeFailure(paths.dir, e);
       t += 1;
     }
   }
@@ -95,22 +99,26 @@ export async function createRun(stagingDir: string, now: Date = new Date()): Pro
 
 /** Points `latest` at a run (atomically). */
 export async function setLatest(stagingDir: string, runId: string): Promise<void> {
-  const file = path.join(stagingDir, LATEST_FILE);
-  await writeFile(`${file}.partial`, `${runId}\n`);
-  await rename(`${file}.partial`, file);
+  if (!isRunId(runId)) throw new StagingError('bad_run_id', `${JSON.stringify(clip(runId))} is not a run id: \`latest\` was not changed`);
+  await writeFileAtomic(path.join(stagingDir, LATEST_FILE), `${runId}\n`);
 }
 
-/** The run to use: the one named, or the one `latest` points at. */
+/**
+ * The run to use: the one named (--run), or the one `latest` points at. Either must be a run id
+ * (20261124T101500123Z): anything else — `../../elsewhere/<run>`, an absolute path — would make a
+ * stage read and write outside the staging folder, so it is refused before any path is built.
+ */
 export async function resolveRun(stagingDir: string, runId?: string | null): Promise<RunPaths> {
   let id = runId ?? null;
-  if (!id) {
-    try {
-      id = (await readFile(path.join(stagingDir, LATEST_FILE), 'utf8')).trim();
-    } catch {
-      throw new StagingError('no_run', `no staged run in ${stagingDir} (no "latest" file)`, {
-        hint: 'run `etl extract` first, or pass --run ID / --staging DIR',
+  if (id) {
+    if (!isRunId(id)) {
+      throw new UsageError('bad_run_id', `--run must be a run id such as 20261124T101500123Z, got ${JSON.stringify(clip(id))}`, {
+        hint: 'list the staged runs with `etl runs`',
+        context: { flag: '--run' },
       });
     }
+  } else {
+    id = await readLatestId(stagingDir);
   }
   const paths = runPaths(stagingDir, id);
   try {
@@ -120,6 +128,28 @@ export async function resolveRun(stagingDir: string, runId?: string | null): Pro
   }
   return paths;
 }
+
+async function readLatestId(stagingDir: string): Promise<string> {
+  const file = path.join(stagingDir, LATEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new StagingError('no_run', `no staged run in ${stagingDir} (no "latest" file)`, {
+      hint: 'run `etl extract` first, or pass --run ID / --staging DIR',
+    });
+  }
+  const id = text.trim();
+  if (!isRunId(id)) {
+    throw new StagingError('bad_latest', `${file} does not name a run: it holds ${JSON.stringify(clip(id))}, expected a run id such as 20261124T101500123Z`, {
+      context: { file },
+      hint: `pass --run ID (see \`etl runs\`), or run \`etl extract\`, which rewrites ${LATEST_FILE}`,
+    });
+  }
+  return id;
+}
+
+const clip = (s: string) => (s.length > 80 ? `${s.slice(0, 80)}…` : s);
 
 /** Run ids in the staging folder, newest first. */
 export async function listRunIds(stagingDir: string): Promise<string[]> {

@@ -6,7 +6,8 @@
 // truncated, rounded, trimmed or guessed; anything else is a rejected row with its reason.
 import type { ColumnModel, SqlType } from '../model/types.ts';
 import { timestampCell, type Cell } from '../staging/csv.ts';
-import { dateMillis, kindOf, numberText, objectIdHex, relaxedText } from './ejson-value.ts';
+import { MAX_NESTING_DEPTH } from '../staging/ndjson-escape.ts';
+import { dateMillis, isInvalidUtf8, kindOf, numberText, objectIdHex, relaxedText } from './ejson-value.ts';
 import { dayFormatter, type DayFormatter } from './zoned-day.ts';
 
 /** Why a value could not become a cell. The names are the `reason` of the rejects file. */
@@ -25,6 +26,7 @@ export type RejectReason =
   | 'date_out_of_range'
   | 'nul_character'
   | 'invalid_unicode'
+  | 'too_deep'
   | 'invalid_bson';
 
 /** A rejection: compared by identity, allocated once per reason. */
@@ -50,6 +52,7 @@ const REJECT: Readonly<Record<RejectReason, Rejection>> = Object.freeze(
         'date_out_of_range',
         'nul_character',
         'invalid_unicode',
+        'too_deep',
         'invalid_bson',
       ] as const
     ).map((r) => [r, new Rejection(r)]),
@@ -368,14 +371,25 @@ function dateConverter(days: DayFormatter): Converter {
 
 // ── jsonb ─────────────────────────────────────────────────────────────────────────────────────
 
-/** Walks a value for NUL and lone surrogates (jsonb refuses `\u0000` and broken pairs), stripping NULs if asked. */
-function cleanJson(value: unknown, nul: 'reject' | 'strip', tally: NulTally): unknown | Rejection {
+/**
+ * JSON levels a staged value may take: extract's nesting limit, doubled for the escape wrappers, plus
+ * the BSON wrappers at the bottom. Deeper is a hand-made file; refusing it keeps the recursion short.
+ */
+const MAX_JSON_DEPTH = 2 * MAX_NESTING_DEPTH + 4;
+
+/**
+ * Walks a value for NUL and lone surrogates (jsonb refuses `\u0000` and broken pairs), stripping NULs
+ * if asked, and for strings that are not UTF-8 (staged escaped: their text is not known).
+ */
+function cleanJson(value: unknown, nul: 'reject' | 'strip', tally: NulTally, depth = 0): unknown | Rejection {
   if (typeof value === 'string') return cleanText(value, nul, tally);
   if (typeof value !== 'object' || value === null) return value;
+  if (depth > MAX_JSON_DEPTH) return REJECT.too_deep;
+  if (isInvalidUtf8(value)) return REJECT.invalid_unicode;
   if (Array.isArray(value)) {
     const out: unknown[] = [];
     for (const item of value) {
-      const c = cleanJson(item, nul, tally);
+      const c = cleanJson(item, nul, tally, depth + 1);
       if (c instanceof Rejection) return c;
       out.push(c);
     }
@@ -385,7 +399,7 @@ function cleanJson(value: unknown, nul: 'reject' | 'strip', tally: NulTally): un
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     const key = cleanText(k, nul, tally);
     if (key instanceof Rejection) return key;
-    const c = cleanJson(v, nul, tally);
+    const c = cleanJson(v, nul, tally, depth + 1);
     if (c instanceof Rejection) return c;
     out[key] = c;
   }
@@ -450,6 +464,8 @@ export function columnConverter(column: ColumnModel, settings: ConvertSettings, 
   const nullable = column.nullable;
   return (value) => {
     if (value === undefined || value === null) return nullable ? null : REJECT.null_in_not_null;
+    // A string whose bytes are not UTF-8 (staged escaped): no column type can hold what it was.
+    if (typeof value === 'object' && isInvalidUtf8(value)) return REJECT.invalid_unicode;
     return convert(value);
   };
 }

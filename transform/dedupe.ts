@@ -7,7 +7,7 @@ import { replacesKept, SUPERSEDED, type DedupeMapping } from '../mapping/dedupe.
 import type { Cell } from '../staging/csv.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { RawDocument } from './ejson-value.ts';
-import { contributionsDocumentColumn } from '../mapping/scope.ts';
+import { documentIdColumn } from '../mapping/scope.ts';
 import { documentIdKey } from './rejects.ts';
 import { CsvOutput, type NdjsonOutput } from './staged-output.ts';
 import { textualColumns, type KeyCell, type OutputOptions } from './table-work.ts';
@@ -53,7 +53,7 @@ export class DedupeWork extends UpsertWork {
     super(mapping, collection, o);
     this.mapping = mapping;
     const table = mapping.table;
-    const header = [contributionsDocumentColumn(table), ...table.stagedColumns.map((c) => c.name)];
+    const header = [documentIdColumn(table), ...table.stagedColumns.map((c) => c.name)];
     this.contrib = new CsvOutput(o.paths, o.paths.transformContrib(table.name), header, o.signal, o.onFailure, [true, ...textualColumns(table)]);
   }
 

@@ -6,7 +6,13 @@
 // a one-key wrapper object whose key starts with `$`; we interpret only the values a column reads.
 // The relaxed spellings (`{"$date": "2024-…Z"}`, bare JSON numbers) are accepted too, so a
 // hand-written fixture means what it says.
+//
+// Two wrappers are the staging format's own (staging/ndjson-escape.ts): `{"$etlDocument": {…}}` is
+// an embedded document whose keys start with `$` (a real subdocument {"$numberInt": "7"} is a
+// document, never the Int32 7), and `{"$etlInvalidUtf8": "<base64>"}` a string whose bytes are not
+// UTF-8, which every column rejects (invalid_unicode).
 import { EJSON } from 'bson';
+import { ESCAPED_DOCUMENT_KEY, INVALID_UTF8_KEY } from '../staging/ndjson-escape.ts';
 
 export type ValueKind =
   | 'missing' // the field is absent (undefined)
@@ -20,8 +26,9 @@ export type ValueKind =
   | 'number' // a bare JSON number (relaxed EJSON)
   | 'objectId'
   | 'date'
-  | 'document'
+  | 'document' // a subdocument, escaped or not: read its fields with documentFields()
   | 'array'
+  | 'invalidUtf8' // a string whose bytes are not UTF-8
   | 'other'; // Binary, RegExp, Timestamp, MinKey, Code…: no column type reads these, except JSONB
 
 /** A parsed NDJSON document: plain JSON with EJSON wrappers left in place. */
@@ -45,7 +52,20 @@ const WRAPPERS: Readonly<Record<string, ValueKind>> = {
   $symbol: 'other',
   $dbPointer: 'other',
   $undefined: 'other',
+  [ESCAPED_DOCUMENT_KEY]: 'document',
+  [INVALID_UTF8_KEY]: 'invalidUtf8',
 };
+
+/** The fields of a value of kind 'document' (the escape wrapper's content, or the object itself). */
+export function documentFields(v: unknown): RawDocument {
+  const escaped = (v as Record<string, unknown>)[ESCAPED_DOCUMENT_KEY];
+  return escaped !== undefined && typeof escaped === 'object' && escaped !== null ? (escaped as RawDocument) : (v as RawDocument);
+}
+
+/** True for the staged form of a string that is not UTF-8. */
+export function isInvalidUtf8(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && (v as Record<string, unknown>)[INVALID_UTF8_KEY] !== undefined;
+}
 
 export function kindOf(v: unknown): ValueKind {
   if (v === undefined) return 'missing';
@@ -111,14 +131,48 @@ export function numberText(v: unknown, key: '$numberInt' | '$numberLong' | '$num
 
 /** Canonical EJSON text of a raw value (what the extract wrote for it). */
 export function canonicalText(v: unknown): string {
-  return v === undefined ? 'undefined' : JSON.stringify(v);
+  if (v === undefined) return 'undefined';
+  try {
+    return JSON.stringify(v);
+  } catch {
+    // Nested too deep to write (extract never stages such a value; a hand-made file might).
+    return '"(a value nested too deep to show)"';
+  }
 }
 
-/** Relaxed EJSON text of a raw value (JSONB columns): `{"$date": "…"}`, plain numbers, `{"$oid": …}`. */
+/** True when the value holds one of the staging format's own wrappers somewhere. */
+function holdsEscape(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  if (Array.isArray(v)) return v.some(holdsEscape);
+  for (const key in v) {
+    if (key === ESCAPED_DOCUMENT_KEY || key === INVALID_UTF8_KEY) return true;
+    if (holdsEscape((v as RawDocument)[key])) return true;
+  }
+  return false;
+}
+
+/** A raw value with BSON wrappers revived, escaped documents kept as `{"$etlDocument": {…}}` with their keys taken literally. */
+function reviveKeepingEscapes(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) return v.map(reviveKeepingEscapes);
+  const kind = kindOf(v);
+  if (kind === 'document') {
+    const fields = documentFields(v);
+    const out: RawDocument = {};
+    for (const key of Object.keys(fields)) out[key] = reviveKeepingEscapes(fields[key]);
+    return fields === v ? out : { [ESCAPED_DOCUMENT_KEY]: out };
+  }
+  return (EJSON.deserialize({ v } as never, { relaxed: false }) as { v: unknown }).v;
+}
+
+/**
+ * Relaxed EJSON text of a raw value (JSONB columns): `{"$date": "…"}`, plain numbers, `{"$oid": …}`.
+ * An escaped document stays escaped, so JSONB cannot confuse it with the value it looks like.
+ */
 export function relaxedText(v: unknown): string {
   // Rare path (JSONB columns): revive through the official codec so the relaxed form is bson's own.
-  const revived = EJSON.deserialize({ v } as never, { relaxed: false }) as { v: unknown };
-  return EJSON.stringify(revived.v as never, { relaxed: true });
+  const revived = holdsEscape(v) ? reviveKeepingEscapes(v) : (EJSON.deserialize({ v } as never, { relaxed: false }) as { v: unknown }).v;
+  return EJSON.stringify(revived as never, { relaxed: true });
 }
 
 /** A field by dotted path: `a.b` reads `{a: {b: …}}`; an array or BSON value on the way → absent. */
@@ -132,7 +186,7 @@ export function compilePath(path: string): (doc: RawDocument) => unknown {
     let cur: unknown = doc;
     for (const part of parts) {
       if (typeof cur !== 'object' || cur === null || Array.isArray(cur) || kindOf(cur) !== 'document') return undefined;
-      cur = (cur as RawDocument)[part];
+      cur = documentFields(cur)[part];
     }
     return cur;
   };

@@ -34,6 +34,8 @@ export type LiveKeysRecord = LiveKeysFigures;
 /** The manifest's ids record, as extract writes it (staging/manifest-extract.ts names it `ids`). */
 interface IdsRecord extends FileRecord {
   tables: string[];
+  /** Extract proved the listing complete (ordered, and as many as counted); older runs: absent. */
+  complete?: boolean;
 }
 
 export interface LiveKeysInput {
@@ -51,7 +53,8 @@ export async function stageLiveKeys(input: LiveKeysInput): Promise<Map<string, L
   const collections = input.manifest.stages.extract?.collections ?? {};
   for (const [collection, record] of Object.entries(collections)) {
     const ids = (record as { ids?: IdsRecord }).ids;
-    if (!ids) continue;
+    // A listing extract could not prove complete names no live set: nothing is deleted on a guess.
+    if (!ids || ids.complete === false) continue;
     const tables = ids.tables.filter((t) => input.tables.has(t)).map((t) => input.model.tables.get(t)!);
     if (tables.length === 0) continue;
     for (const [table, r] of await stageCollection(input, collection, ids, tables)) out.set(table, r);

@@ -9,7 +9,7 @@ import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import { columnConverter, Rejection, type ConvertSettings, type Converter, type NulTally, type RejectReason } from './convert.ts';
 import type { RawDocument } from './ejson-value.ts';
 import { documentIdKey, documentIdText, rejectLine, shortValue } from './rejects.ts';
-import { documentColumn } from '../mapping/scope.ts';
+import { keysFileColumns } from '../mapping/scope.ts';
 import { CsvOutput, NdjsonOutput } from './staged-output.ts';
 
 export interface ConvertedColumn {
@@ -58,6 +58,8 @@ export abstract class TableWork {
   /** Columns whose NULs were stripped in the row being built; counted when the row is written. */
   private pendingStrips: string[] = [];
   private readonly scopeKey: ScopeKey | null;
+  /** The keys file names each document's `_id` beside its key when they differ. */
+  private readonly withIdentity: boolean;
 
   constructor(
     readonly table: TableModel,
@@ -68,8 +70,9 @@ export abstract class TableWork {
     this.columns = table.stagedColumns.map((column) => ({ column, convert: columnConverter(column, o.settings, this.tally) }));
     this.csv = new CsvOutput(o.paths, o.paths.transformCsv(table.name), table.stagedColumns.map((c) => c.name), o.signal, o.onFailure, textualColumns(table));
     this.rejects = new NdjsonOutput(o.paths, o.paths.transformRejects(table.name), o.signal, o.onFailure);
-    const keyColumn = documentColumn(table);
-    this.keys = keyColumn === null ? null : new CsvOutput(o.paths, o.paths.transformKeys(table.name), [keyColumn], o.signal, o.onFailure);
+    const keysColumns = keysFileColumns(table);
+    this.keys = keysColumns === null ? null : new CsvOutput(o.paths, o.paths.transformKeys(table.name), keysColumns, o.signal, o.onFailure);
+    this.withIdentity = keysColumns !== null && keysColumns.length === 2;
     this.scopeKey = this.scopeKeyOf(table);
   }
 
@@ -91,7 +94,10 @@ export abstract class TableWork {
       this.unkeyed += 1;
       return null;
     }
-    this.keys!.write([key.cell]);
+    if (this.withIdentity) {
+      const id = documentIdText(doc._id);
+      this.keys!.write([key.cell, id === key.cell ? null : id]);
+    } else this.keys!.write([key.cell]);
     return { cell: key.cell, stripped: key.stripped };
   }
 

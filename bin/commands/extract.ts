@@ -5,7 +5,7 @@ import type { Command, CommandContext } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { formatTable, writeJson } from '../output.ts';
 import { StageProgress, stageListr } from '../stage-progress.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { isMongoSource, resolveConfig } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../model/errors.ts';
@@ -46,7 +46,7 @@ function parseSince(text: string): Date {
 }
 
 function isMongoUrl(text: string): boolean {
-  return /^mongodb(\+srv)?:\/\//i.test(text);
+  return isMongoSource(text);
 }
 
 function rate(documents: number, ms: number): string {

@@ -9,9 +9,10 @@ import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../model/errors.ts';
 import { runLoad, type LoadProgress, type LoadReport, type TableLoadReport } from '../../load/index.ts';
+import { parseLockTimeout } from '../../load/lock.ts';
 
 const usage = `usage: etl load [--run ID] [--staging DIR] [--pipeline FILE] [--tables a,b] [--dry-run]
-                [--no-wait] [--allow-delete-all] [--database-url URL] [--json]
+                [--no-wait | --lock-timeout D] [--allow-delete-all] [--database-url URL] [--json]
 
 Merges a staged run into PostgreSQL, in one transaction: each table's CSV is copied into a
 temporary table, then merged (upsert, delete-and-insert of link tables, dedupe upsert) in load
@@ -26,6 +27,7 @@ options:
   --tables a,b        only these tables (in load order)
   --dry-run           do all the work and report the figures, then roll back
   --no-wait           fail at once when another etl load is running (default: wait for it)
+  --lock-timeout D    load: wait at most D (30s, 2m) for another etl load, then fail naming it
   --allow-delete-all  delete propagation: accept an empty _id set for a table holding rows
                       (by default refused: it more likely means a wrong source than an empty one)
   --database-url URL  the PostgreSQL database (default: DATABASE_URL, else POSTGRES_*)
@@ -42,6 +44,7 @@ export const LOAD_FLAGS = {
   tables: { type: 'string' },
   'dry-run': { type: 'boolean' },
   'no-wait': { type: 'boolean' },
+  'lock-timeout': { type: 'string' },
   'allow-delete-all': { type: 'boolean' },
   'database-url': { type: 'string' },
   json: { type: 'boolean' },
@@ -182,7 +185,7 @@ const command: Command = {
           dryRun: flags['dry-run'] === true,
           postgres: flags['database-url'] === undefined ? endpoints.postgres : config.postgres,
           secrets: config.secrets,
-          lock: flags['no-wait'] ? 'fail' : 'wait',
+          lock: flags['no-wait'] ? 'fail' : flags['lock-timeout'] !== undefined ? { timeoutMs: parseLockTimeout(flags['lock-timeout']) } : 'wait',
           allowDeleteAll: flags['allow-delete-all'] === true,
           signal: ctx.signal,
           onProgress,

@@ -15,8 +15,10 @@ the extract NDJSON, the transform CSVs, keys and rejects files, and load's rejec
 run was loaded. Anyone can then check it with \`etl verify FILE\`, without MongoDB or PostgreSQL.
 
 Refuses a run whose extract or transform is not done, or whose load is still running, and a run
-whose manifest or pipeline.yaml holds what looks like a secret (a URL with a password, a password
-field, a configured password). The archive is written as FILE.partial and renamed when complete.
+any of whose files (all are scanned first) holds what looks like a secret: a connection string with
+a password, password=…, a private key, an AWS key, a configured password; or a file named like one
+(.env, id_rsa, *.pem). It names the file and the line. The archive is written as FILE.partial and
+renamed when complete.
 
 options:
   --run ID          the run (default: the one <staging>/latest names)
@@ -37,7 +39,9 @@ const command: Command = {
     const cfg = resolveConfig({ flags: { staging: flags.staging }, env: ctx.env, cwd: ctx.cwd });
     const show = throttled((p: PackProgress) => {
       ctx.stderr.write(
-        `packing: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, archive ${formatBytes(p.archiveBytes)}\n`,
+        p.phase === 'scan'
+          ? `scanning for secrets: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}\n`
+          : `packing: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, archive ${formatBytes(p.archiveBytes)}\n`,
       );
     });
     const report = await packRun({

@@ -7,17 +7,18 @@ import { formatTable, writeJson } from '../output.ts';
 import { stageListr } from '../stage-progress.ts';
 import { parseFlags } from '../flags.ts';
 import { LOAD_FLAGS, loadJson, loadTasks, parseTables, renderLoadReport } from './load.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { isMongoSource, resolveConfig } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../model/errors.ts';
 import { runExtract, type ExtractProgressEvent, type ExtractReport, type ExtractSource } from '../../extract/index.ts';
 import { runTransform, type TransformProgress, type TransformReport } from '../../transform/index.ts';
 import { runLoad } from '../../load/index.ts';
+import { parseLockTimeout } from '../../load/lock.ts';
 
 const usage = `usage: etl run [--tables a,b] [--full] [--since DATE] [--source URL|PATH] [--mongo-db NAME]
                [--propagate-deletes] [--allow-delete-all] [--allow-pipeline-change] [--dry-run]
-               [--no-wait] [--database-url URL] [--staging DIR] [--pipeline FILE] [--json]
+               [--no-wait | --lock-timeout D] [--database-url URL] [--staging DIR] [--pipeline FILE] [--json]
 
 Extracts a new staged run (incremental from the stored watermarks unless --full), transforms it
 and loads it into PostgreSQL: \`etl extract && etl transform && etl load\` in one command. Stops at
@@ -35,6 +36,7 @@ options (see etl extract / transform / load --help):
   --allow-pipeline-change  (transform) accepted for symmetry; a new run always uses one pipeline.yaml
   --dry-run             load: do all the work and report the figures, then roll back
   --no-wait             load: fail at once when another etl load is running
+  --lock-timeout D      load: wait at most D (30s, 2m) for another etl load, then fail naming it
   --database-url URL    the PostgreSQL database (default: DATABASE_URL, else POSTGRES_*)
   --staging DIR         staging folder (default: ETL_STAGING, else ./staging)
   --pipeline FILE       pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)
@@ -92,7 +94,7 @@ const command: Command = {
     const json = flags.json === true;
     const tables = parseTables(flags.tables);
     const since = flags.since !== undefined ? parseSince(flags.since) : null;
-    const live = flags.source === undefined || /^mongodb(\+srv)?:\/\//i.test(flags.source);
+    const live = flags.source === undefined || isMongoSource(flags.source);
     const config = resolveConfig({
       flags: {
         pipeline: flags.pipeline,
@@ -169,7 +171,7 @@ const command: Command = {
           dryRun: flags['dry-run'] === true,
           postgres,
           secrets: config.secrets,
-          lock: flags['no-wait'] ? 'fail' : 'wait',
+          lock: flags['no-wait'] ? 'fail' : flags['lock-timeout'] !== undefined ? { timeoutMs: parseLockTimeout(flags['lock-timeout']) } : 'wait',
           allowDeleteAll: flags['allow-delete-all'] === true,
           signal: ctx.signal,
           onProgress,

@@ -1,12 +1,12 @@
 // `etl extract` as a user runs it: spawned without a TTY, NO_COLOR=1; exit codes, --json, messages.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, truncate } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MongoClient } from 'mongodb';
+import { MongoClient, ObjectId, type Document } from 'mongodb';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { stateTablesSql } from '../../schema/state-tables.ts';
@@ -33,8 +33,12 @@ function etl(args: string[], env: Record<string, string> = {}, cwd = HERE): Prom
   });
 }
 
+const made: string[] = [];
+after(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
+
 async function dump(): Promise<{ dir: string; staging: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-cli-'));
+  made.push(dir);
   await writeDumpFolder(path.join(dir, 'dump/appdb'), { users: makeUsers(25, { decimal: true }), events: makeEvents(3), recipes: makeRecipes(4) });
   return { dir, staging: path.join(dir, 'staging') };
 }
@@ -89,7 +93,9 @@ test('live: incremental by default reads watermarks from PostgreSQL; unreachable
   const pgUrl = await servers.postgres.createDatabase(t.name);
   const client = new MongoClient(mongo.url);
   await client.connect();
-  await client.db(mongo.name).collection('users').insertMany(makeUsers(12));
+  // ObjectIds minted before the watermark (2024-02-29), so the dates alone decide what is read.
+  const users = makeUsers(12).map((u, i): Document => ({ ...u, _id: new ObjectId(`65e000000000000000${i.toString(16).padStart(6, '0')}`) }));
+  await client.db(mongo.name).collection('users').insertMany(users);
   await client.close();
   const db = new pg.Client({ connectionString: pgUrl });
   await db.connect();
@@ -97,12 +103,13 @@ test('live: incremental by default reads watermarks from PostgreSQL; unreachable
   await db.query("INSERT INTO etl_watermarks (table_name, watermark, run_id) VALUES ('users', '2024-03-08T00:00:00Z', 'x'), ('user_events', '2024-03-08T00:00:00Z', 'x')");
   await db.end();
   const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-cli-live-'));
+  made.push(staging);
   const env = { MONGODB_URL: mongo.url, DATABASE_URL: pgUrl };
   const r = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--tables', 'users,user_events', '--json'], env);
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout);
   assert.equal(report.collections[0].watermark.from, '2024-03-08T00:00:00.000Z');
-  const expected = makeUsers(12).filter((u) => u.creation_date >= new Date('2024-03-08') || u.update_date >= new Date('2024-03-08')).length;
+  const expected = users.filter((u) => u.creation_date >= new Date('2024-03-08') || u.update_date >= new Date('2024-03-08')).length;
   assert.equal(report.collections[0].documents, expected);
   assert.ok(expected > 0 && expected < 12);
   const down = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--tables', 'users'], { ...env, DATABASE_URL: 'postgresql://postgres:pw-x9@127.0.0.1:1/none' });

@@ -1,7 +1,7 @@
 // The client-side query used for dumps must agree with the server on the filters extract sends.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Double, Int32, Long } from 'bson';
+import { Double, Int32, Long, ObjectId } from 'bson';
 import { matchesQuery, projectDocument } from '../../extract/document-match.ts';
 
 test('equality, null and missing fields, arrays, numbers across BSON types', () => {
@@ -32,4 +32,31 @@ test('date bounds match only dates, inclusively', () => {
 
 test('projection keeps the document order', () => {
   assert.deepEqual(Object.keys(projectDocument({ z: 1, _id: 2, a: 3, b: 4 }, new Set(['_id', 'a', 'z']))), ['z', '_id', 'a']);
+});
+
+test('$type and $not as the server reads them: missing fields, arrays holding a date, several aliases', () => {
+  const d = new Date('2024-01-01T00:00:00Z');
+  assert.ok(matchesQuery({ a: d }, { a: { $type: 'date' } }));
+  assert.ok(matchesQuery({ a: [1, d] }, { a: { $type: 'date' } }), 'an array holding a date');
+  assert.ok(!matchesQuery({ a: '2024-01-01' }, { a: { $type: 'date' } }));
+  assert.ok(!matchesQuery({}, { a: { $type: 'date' } }));
+  assert.ok(matchesQuery({ a: new Int32(1) }, { a: { $type: 'number' } }) && matchesQuery({ a: Long.fromNumber(1) }, { a: { $type: ['string', 'long'] } }));
+  assert.ok(matchesQuery({ a: new ObjectId() }, { a: { $type: ['objectId'] } }) && matchesQuery({ a: [1] }, { a: { $type: 'array' } }));
+  assert.ok(matchesQuery({ a: null }, { a: { $type: 'null' } }) && matchesQuery({ a: { x: 1 } }, { a: { $type: 'object' } }));
+  // $not matches a missing field too.
+  assert.ok(matchesQuery({}, { a: { $not: { $type: 'date' } } }));
+  assert.ok(matchesQuery({ a: 'x' }, { a: { $not: { $type: 'date' } } }));
+  assert.ok(!matchesQuery({ a: d }, { a: { $not: { $type: 'date' } } }));
+  const undated = { $nor: [{ creation_date: { $type: 'date' } }, { update_date: { $type: 'date' } }] };
+  assert.ok(matchesQuery({ creation_date: 'yesterday' }, undated));
+  assert.ok(!matchesQuery({ creation_date: 'yesterday', update_date: d }, undated));
+});
+
+test('ObjectId bounds match only ObjectIds, by their bytes (so by their time first)', () => {
+  const bound = ObjectId.createFromTime(1_700_000_000);
+  const q = { _id: { $gte: bound } };
+  assert.ok(matchesQuery({ _id: bound }, q), 'inclusive');
+  assert.ok(matchesQuery({ _id: ObjectId.createFromTime(1_700_000_001) }, q));
+  assert.ok(!matchesQuery({ _id: new ObjectId('6553f0ffffffffffffffffff') }, q), 'one second earlier');
+  assert.ok(!matchesQuery({ _id: 'zzzz' }, q) && !matchesQuery({ _id: new Int32(5) }, q), 'other types never match');
 });

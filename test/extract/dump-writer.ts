@@ -98,3 +98,49 @@ export function makeRecipes(count: number): Document[] {
 export function makeEvents(count: number): Document[] {
   return Array.from({ length: count }, (_, i) => ({ _id: objectIdAt(1000 + i), title: `event ${i}`, creation_date: day(0), update_date: day(0) }));
 }
+
+// ── Hand-made BSON, for what the bson package refuses to write (hostile-input tests) ─────────────
+
+/** The bytes of one element `name: value`, as bson writes it (type, name, value). */
+export function elementBytes(name: string, value: unknown): Buffer {
+  return serialize({ [name]: value }).subarray(4, -1);
+}
+
+/** A document made of the given elements, in order. */
+export function documentOf(elements: readonly Buffer[]): Buffer {
+  const body = Buffer.concat([...elements, Buffer.from([0])]);
+  const head = Buffer.alloc(4);
+  head.writeInt32LE(body.length + 4);
+  return Buffer.concat([head, body]);
+}
+
+/** A string element whose bytes are `bytes`, valid UTF-8 or not (ED A0 80: a lone surrogate). */
+export function rawStringElement(name: string, bytes: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeInt32LE(bytes.length + 1);
+  return Buffer.concat([Buffer.from([0x02]), Buffer.from(`${name}\0`), len, bytes, Buffer.from([0])]);
+}
+
+/** A Date element holding any int64 of milliseconds (beyond what a JavaScript Date holds too). */
+export function rawDateElement(name: string, millis: bigint): Buffer {
+  const v = Buffer.alloc(8);
+  v.writeBigInt64LE(millis);
+  return Buffer.concat([Buffer.from([0x09]), Buffer.from(`${name}\0`), v]);
+}
+
+/**
+ * `name: {a: {a: … {}}}`: a chain of `depth` documents, the first at level 1 (a field of the
+ * top-level document), the innermost, empty, at level `depth`. Written without recursion (bson's
+ * serializer would overflow).
+ */
+export function nestedElement(name: string, depth: number): Buffer {
+  const headers = Buffer.alloc(7 * (depth - 1));
+  for (let k = 1; k < depth; k += 1) {
+    const at = 7 * (k - 1);
+    headers.writeInt32LE(5 + 8 * (depth - k), at);
+    headers[at + 4] = 0x03;
+    headers[at + 5] = 0x61; // "a"
+    headers[at + 6] = 0;
+  }
+  return Buffer.concat([Buffer.from([0x03]), Buffer.from(`${name}\0`), headers, Buffer.from([5, 0, 0, 0, 0]), Buffer.alloc(depth - 1)]);
+}

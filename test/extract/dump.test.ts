@@ -1,10 +1,10 @@
 // Extract from mongodump output on disk (folders, .bson.gz, archives): byte-identical NDJSON,
 // types kept, client-side filter and projection, order and sorting, damage reported with offsets,
 // and the manifest's numbers recomputed from the files.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, writeFile, truncate, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile, truncate, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,8 +19,13 @@ import { archiveBytes, bsonBytes, day, makeEvents, makeRecipes, makeUsers, write
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(HERE, 'fixtures/pipeline.yaml');
 
+const made: string[] = [];
+after(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
+
 async function tmp(name: string): Promise<string> {
-  return mkdtemp(path.join(os.tmpdir(), `etl-extract-${name}-`));
+  const dir = await mkdtemp(path.join(os.tmpdir(), `etl-extract-${name}-`));
+  made.push(dir);
+  return dir;
 }
 
 async function ndjsonOf(report: { run_dir: string }, collection: string): Promise<string> {
@@ -276,4 +281,21 @@ test('a dump folder holding several databases needs --mongo-db; unknown names ar
   assert.equal(r.collections[0]!.documents, 3);
   assert.match(r.source.description, /database two/);
   await assert.rejects(runExtract({ model, stagingDir: path.join(dir, 's'), source: { kind: 'dump', path: path.join(dir, 'dump'), database: 'three' } }), /no database "three"/);
+});
+
+test('a dump out of _id order with _ids of several types is sorted in the server order, to the bytes of a sorted dump', async () => {
+  const model = await loadPipeline(PIPELINE);
+  const dir = await tmp('sort-types');
+  const { Int32 } = await import('bson');
+  const ids = [...Array.from({ length: 40 }, (_, i) => new Int32(i)), ...Array.from({ length: 40 }, (_, i) => `s${String(i).padStart(3, '0')}`), ...makeUsers(40).map((u) => u._id)];
+  const events = ids.map((_id, i) => ({ _id, title: `event ${i}` }));
+  await writeDumpFolder(path.join(dir, 'sorted/appdb'), { events });
+  const shuffled = [...events].sort((a, b) => ((events.indexOf(a) * 7919) % 127) - ((events.indexOf(b) * 7919) % 127));
+  await writeDumpFolder(path.join(dir, 'shuffled/appdb'), { events: shuffled });
+  const a = await runExtract({ model, stagingDir: path.join(dir, 's1'), source: { kind: 'dump', path: path.join(dir, 'sorted') }, tables: ['events'] });
+  const b = await runExtract({ model, stagingDir: path.join(dir, 's2'), source: { kind: 'dump', path: path.join(dir, 'shuffled') }, tables: ['events'], sortChunkBytes: 1024 });
+  assert.equal(a.collections[0]!.order, 'dump');
+  assert.equal(b.collections[0]!.order, 'sorted');
+  assert.equal(await ndjsonOf(b, 'events'), await ndjsonOf(a, 'events'));
+  assert.equal((await ndjsonOf(a, 'events')).split('\n').length - 1, 120);
 });

@@ -2,7 +2,7 @@
 // order and the text must be exactly what compareBson and the input lines give, spilled or not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Int32, ObjectId } from 'bson';
@@ -27,10 +27,11 @@ async function sortAll(maxChunkBytes: number, items: { id: unknown; line: string
   const sorter = new IdSorter(dir, { maxChunkBytes });
   for (const e of items) await sorter.add(e.id, e.line);
   const out: { id: unknown; line: string }[] = [];
-  for await (const e of sorter.sorted()) out.push(e);
+  for await (const e of sorter.sorted()) out.push({ id: e.id, line: e.line.toString('utf8') });
   const spills = sorter.spillCount;
   await sorter.cleanup();
   assert.deepEqual(await readdir(dir), []);
+  await rm(dir, { recursive: true, force: true });
   return { out, spills };
 }
 

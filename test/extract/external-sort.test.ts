@@ -1,15 +1,16 @@
 // The bounded-memory sort used for dumps that are not in _id order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Int32, Long, ObjectId } from 'bson';
 import { IdSorter } from '../../extract/external-sort.ts';
 import { compareBson } from '../../extract/bson-order.ts';
 
-test('spills sorted chunks and merges them in _id order, keeping equal ids in input order', async () => {
+test('spills sorted chunks and merges them in _id order, keeping equal ids in input order', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-sort-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   const sorter = new IdSorter(dir, { maxChunkBytes: 2_000 });
   const n = 1_000;
   for (let i = 0; i < n; i += 1) {
@@ -19,7 +20,7 @@ test('spills sorted chunks and merges them in _id order, keeping equal ids in in
   await sorter.add(new Int32(5), 'dup\n');
   assert.ok(sorter.spillCount > 10, `spilled ${sorter.spillCount} chunks`);
   const out: string[] = [];
-  for await (const e of sorter.sorted()) out.push(e.line);
+  for await (const e of sorter.sorted()) out.push(e.line.toString('utf8'));
   assert.equal(out.length, n + 1);
   const keys = out.map((l) => (l === 'dup\n' ? 5 : Number(l.split(':')[0])));
   assert.deepEqual(keys, [...keys].sort((a, b) => a - b));

@@ -2,7 +2,7 @@
 // reads, the inclusive boundary, and byte-identity with dumps of the same data.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,8 @@ import { resolveConfig } from '../../connect/config.ts';
 import { stateTablesSql } from '../../schema/state-tables.ts';
 import { EtlError, SourceError } from '../../model/errors.ts';
 import { archiveBytes, makeEvents, makeRecipes, makeUsers, objectIdAt, writeDumpFolder } from './dump-writer.ts';
+import { incrementalQuery } from '../../extract/watermark-plan.ts';
+import { incrementalData, SINCE } from './incremental-data.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(HERE, 'fixtures/pipeline.yaml');
@@ -44,6 +46,7 @@ async function setup(testName: string, data: Record<string, Document[]>) {
   const close = async () => {
     await client.close();
     await db.end();
+    await rm(stagingDir, { recursive: true, force: true });
   };
   return { mongo, client, coll: (n: string) => client.db(mongo.name).collection(n), db, config, model, stagingDir, extract, setWatermark, close };
 }
@@ -84,11 +87,11 @@ test('full, then incremental from the stored watermarks: new, updated and at-the
   const users = second.collections.find((c) => c.collection === 'users')!;
   assert.equal(users.watermark.from, w.toISOString());
   assert.deepEqual(ids(await readFile(path.join(second.run_dir, users.file), 'utf8')), [objectIdAt(3), objectIdAt(900), objectIdAt(901)].map((i) => i.toHexString()));
-  assert.deepEqual(users.filter, EJSON.serialize({ $or: [{ creation_date: { $gte: w } }, { update_date: { $gte: w } }] }, { relaxed: false }));
+  assert.deepEqual(users.filter, EJSON.serialize(incrementalQuery(w), { relaxed: false }));
   const recipes = second.collections.find((c) => c.collection === 'recipes')!;
   assert.equal(recipes.documents, 0);
-  // The pipeline's server filter is kept beside the incremental one.
-  assert.deepEqual(recipes.filter, EJSON.serialize({ $and: [{ __t: "menu" }, { $or: [{ creation_date: { $gte: w } }, { update_date: { $gte: w } }] }] }, { relaxed: false }));
+  // An incremental read drops the pipeline's server filter: transform decides membership.
+  assert.deepEqual(recipes.filter, EJSON.serialize(incrementalQuery(w), { relaxed: false }));
 
   // A collection takes the earliest watermark of its tables; a table never loaded means full.
   const d20 = new Date('2024-03-21T00:00:00Z');
@@ -118,6 +121,7 @@ test('live server, dump folder and archive give byte-identical NDJSON', async (t
   t.after(s.close);
   const live = await s.extract({ full: true });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-live-dump-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   await writeDumpFolder(path.join(dir, 'dump', s.mongo.name), data);
   await writeFile(path.join(dir, 'dump.archive.gz'), archiveBytes(s.mongo.name, data, { gzip: true, segment: 4 }));
   const fromDir = await s.extract({ full: true, source: { kind: 'dump', path: path.join(dir, 'dump') } });
@@ -171,4 +175,27 @@ test('an unknown database and an unreachable server are clear errors without sec
     assert.match(e.message, /etl:\*\*\*@127\.0\.0\.1:1/);
     return true;
   });
+});
+
+test('an incremental live read takes what the dump path takes, byte for byte: filter dropped, new ObjectIds, undated documents', async (t) => {
+  const data = incrementalData();
+  const s = await setup(t.name, data);
+  t.after(s.close);
+  const live = await s.extract({ since: SINCE });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-live-incr-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeDumpFolder(path.join(dir, 'dump', s.mongo.name), data);
+  const dump = await s.extract({ since: SINCE, source: { kind: 'dump', path: path.join(dir, 'dump') } });
+  for (const c of ['users', 'events', 'recipes']) {
+    const a = await readFile(path.join(live.run_dir, 'extract', `${c}.ndjson`));
+    assert.deepEqual(await readFile(path.join(dump.run_dir, 'extract', `${c}.ndjson`)), a, c);
+    const l = live.collections.find((x) => x.collection === c)!;
+    const d = dump.collections.find((x) => x.collection === c)!;
+    assert.deepEqual(l.undated, d.undated, `${c}: the census agrees`);
+    assert.deepEqual(l.filter, d.filter, `${c}: the same query`);
+  }
+  const users = live.collections.find((x) => x.collection === 'users')!;
+  assert.equal(users.undated!.documents, 3);
+  assert.ok(ids(await readFile(path.join(live.run_dir, users.file), 'utf8')).includes(data.users!.at(-1)!._id.toHexString()));
+  assert.equal(live.collections.find((x) => x.collection === 'recipes')!.documents, 2);
 });

@@ -1,11 +1,12 @@
 // How the watermark, thresholds, force_reimport, --since and --full decide what each collection reads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPipeline } from '../../model/load-pipeline.ts';
+import { ObjectId } from 'bson';
 import { collectionQuery, needsStoredWatermarks, planCollections, type PlanInput } from '../../extract/watermark-plan.ts';
 import type { PipelineModel } from '../../model/types.ts';
 
@@ -18,7 +19,7 @@ async function model(): Promise<PipelineModel> {
     .replace('    filter: { __t: menu }', '    filter: { __t: menu }\n    force_reimport: true');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-plan-'));
   await writeFile(path.join(dir, 'pipeline.yaml'), text);
-  const m = await loadPipeline(path.join(dir, 'pipeline.yaml'));
+  const m = await loadPipeline(path.join(dir, 'pipeline.yaml')).finally(() => rm(dir, { recursive: true, force: true }));
   assert.equal(m.tables.get('events')!.dateThreshold?.toISOString(), '2024-02-01T00:00:00.000Z');
   assert.equal(m.tables.get('menus')!.forceReimport, true);
   return m;
@@ -78,10 +79,23 @@ test('--full reads everything; --since replaces watermarks and thresholds but no
   assert.equal(needsStoredWatermarks(m, ['users'], true, null), false);
 });
 
-test('the query combines the server filter and the inclusive incremental condition', () => {
-  const w = D('2024-03-01');
+test('a full read keeps the server filter; an incremental read drops it and also takes new ObjectIds and undated documents', () => {
+  const w = new Date('2024-03-01T00:00:30.900Z');
+  const incremental = {
+    $or: [
+      { creation_date: { $gte: w } },
+      { update_date: { $gte: w } },
+      // ObjectId time is in whole seconds: the second of the watermark, floored.
+      { _id: { $gte: ObjectId.createFromTime(Math.floor(w.getTime() / 1000)) } },
+      { $nor: [{ creation_date: { $type: 'date' } }, { update_date: { $type: 'date' } }] },
+    ],
+  };
   assert.deepEqual(collectionQuery(null, null), {});
   assert.deepEqual(collectionQuery({ __t: 'menu' }, null), { __t: 'menu' });
-  assert.deepEqual(collectionQuery(null, w), { $or: [{ creation_date: { $gte: w } }, { update_date: { $gte: w } }] });
-  assert.deepEqual(collectionQuery({ __t: 'menu' }, w), { $and: [{ __t: 'menu' }, { $or: [{ creation_date: { $gte: w } }, { update_date: { $gte: w } }] }] });
+  assert.deepEqual(collectionQuery(null, w), incremental);
+  // An event whose __t left "menu" must reach transform, so its menus row can leave the table.
+  assert.deepEqual(collectionQuery({ __t: 'menu' }, w), incremental);
+  assert.equal((incremental.$or[2]!._id!.$gte as ObjectId).toHexString(), '65e11a9e0000000000000000');
+  // Before 1970 every ObjectId is minted after: the smallest one.
+  assert.equal(((collectionQuery(null, new Date(-5)).$or as { _id?: { $gte: ObjectId } }[])[2]!._id!.$gte).toHexString(), '000000000000000000000000');
 });

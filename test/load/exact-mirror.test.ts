@@ -3,7 +3,7 @@
 // longer yield them, complete reads, and rows held back for a missing reference (etl_pending) that
 // land as soon as the referenced row exists — each checked as rows in PostgreSQL and as figures.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -151,4 +151,36 @@ test('a complete read removes every row it did not stage; references to them are
   assert.equal(table(r, 'users')!.pending.nulls, 1);
   await load({ companies: { rows: [company('c2', '3')] } });
   assert.deepEqual(await query(url, `SELECT id, company_id FROM users`), [{ id: 'u1', company_id: 'c2' }]);
+});
+
+test('two documents whose _ids convert to one key are both refused, in one run or across runs; a complete read settles it', async (t) => {
+  const { url, load, staging } = await setup(t);
+  const hex = '65f0000000000000000000aa';
+  // One run: Int32 77 and "77" both convert to 77.
+  const first = await load({
+    companies: { rows: [company('c1')] },
+    users: { rows: [user('77', 'c1'), user('77', 'c1', '2'), user(hex, 'c1')], keys: ['77', '77', hex], identities: ['{"$numberInt":"77"}', '"77"', null] },
+    messages: { rows: [['m1', ts('1 10:00:00'), ts('1 10:00:00'), hex, '77', 'to 77']] },
+  });
+  assert.deepEqual(await query(url, `SELECT id FROM users ORDER BY 1`), [{ id: hex }], 'neither 77 wins');
+  assert.equal(table(first, 'users').rejected, 2);
+  const rejects = (await readFile(path.join(staging, first.runId, 'load', 'users.rejects.ndjson'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(
+    rejects.map((r) => [r.line, r.column, r.value, r.reason, r.documents]),
+    [
+      [2, 'id', '77', 'duplicate_key', ['"77"', '{"$numberInt":"77"}']],
+      [3, 'id', '77', 'duplicate_key', ['"77"', '{"$numberInt":"77"}']],
+    ],
+  );
+  assert.deepEqual(await query(url, `SELECT id FROM messages`), [], 'm1 references 77, which has no row');
+
+  // A later run: the string of the ObjectId's hex arrives; the ObjectId's row leaves, neither wins.
+  const second = await load({ users: { rows: [user(hex, 'c1', '3')], keys: [hex], identities: [`"${hex}"`] } });
+  assert.deepEqual(await query(url, `SELECT id FROM users ORDER BY 1`), []);
+  assert.equal(table(second, 'users').rejected, 1);
+  assert.equal(table(second, 'users').deleted, 1);
+
+  // A complete read that finds only the ObjectId: its row is back; 77 is still contested by both.
+  await load({ users: { rows: [user(hex, 'c1', '4')], keys: [hex], identities: [null], complete: true } });
+  assert.deepEqual(await query(url, `SELECT id FROM users ORDER BY 1`), [{ id: hex }]);
 });

@@ -180,7 +180,7 @@ function expectedRejects(records: readonly Record4[]): RejectLine[] {
   const owner = (v: string | null) => v === null || /^o\d{4}$/.test(v);
   const out: RejectLine[] = [];
   for (const r of records) {
-    const base = { table: 'notes', file: 'transform/notes.csv', line: r.line, references: 'owners(id)', reason: 'missing_reference' };
+    const base = { table: 'notes', key: { id: r.id }, file: 'transform/notes.csv', line: r.line, references: 'owners(id)', reason: 'missing_reference' } as const;
     if (!owner(r.owner_id)) out.push({ ...base, column: 'owner_id', value: r.owner_id, action: 'reject' });
     else if (!owner(r.editor_id)) out.push({ ...base, column: 'editor_id', value: r.editor_id, action: 'set_null' });
   }

@@ -136,12 +136,12 @@ test(`an initial load, then an incremental one, then the same run again (${path}
   const paths = runPaths(staging, run1);
   const messageRejects = (await readFile(paths.loadRejects('messages'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(messageRejects, [
-    { table: 'messages', file: 'transform/messages.csv', line: 5, column: 'receiver_id', value: 'u9', references: 'users(id)', reason: 'missing_reference', action: 'reject' },
-    { table: 'messages', file: 'transform/messages.csv', line: 6, column: 'sender_id', value: 'u8', references: 'users(id)', reason: 'missing_reference', action: 'reject' },
+    { table: 'messages', key: { id: 'm2' }, file: 'transform/messages.csv', line: 5, column: 'receiver_id', value: 'u9', references: 'users(id)', reason: 'missing_reference', action: 'reject' },
+    { table: 'messages', key: { id: 'm3' }, file: 'transform/messages.csv', line: 6, column: 'sender_id', value: 'u8', references: 'users(id)', reason: 'missing_reference', action: 'reject' },
   ]);
   const userRejects = (await readFile(paths.loadRejects('users'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(userRejects, [
-    { table: 'users', file: 'transform/users.csv', line: 4, column: 'company_id', value: 'c9', references: 'companies(id)', reason: 'missing_reference', action: 'set_null' },
+    { table: 'users', key: { id: 'u3' }, file: 'transform/users.csv', line: 4, column: 'company_id', value: 'c9', references: 'companies(id)', reason: 'missing_reference', action: 'set_null' },
   ]);
   await assert.rejects(readFile(paths.loadRejects('companies')), { code: 'ENOENT' });
 

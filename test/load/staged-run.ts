@@ -13,7 +13,7 @@ import type { FileRecord } from '../../staging/manifest.ts';
 import type { TransformTableRecord } from '../../staging/manifest-transform.ts';
 import type { ColumnModel, PipelineModel, SqlType, TableModel } from '../../model/types.ts';
 import { columnTypeSql } from '../../load/shape.ts';
-import { contributionsDocumentColumn } from '../../schema/state-tables.ts';
+import { documentIdColumn } from '../../schema/state-tables.ts';
 import { documentKeyOf, mergeKindOf } from '../../model/resolve-table.ts';
 
 export const T = {
@@ -126,6 +126,8 @@ export interface StagedTable {
    * the document key of every row); dedupe: the contributing documents' `_id`s (default: `docs`).
    */
   readonly keys?: readonly string[];
+  /** Beside `keys`, each document's `_id` when it is not the key's text (else null): the keys file gets its `_id` column. */
+  readonly identities?: readonly (string | null)[];
   /** dedupe: the `_id` of the document contributing each row (default: one new id per row and run). */
   readonly docs?: readonly string[];
   /** The collection was read in full: rows the run does not stage leave the table. */
@@ -197,14 +199,16 @@ async function stageTable(paths: RunPaths, t: TableModel, staged: StagedTable): 
     if (!rows) throw new Error('a dedupe table is staged from a list of rows');
     const docs = staged.docs ?? rows.map((_, i) => `${paths.runId}:${name}:${i}`);
     const file = paths.transformContrib(name);
-    contrib = await writeCsv(file, [contributionsDocumentColumn(t), ...t.stagedColumns.map((c) => c.name)], rows.map((r, i) => [docs[i]!, ...r]), paths.relative(file));
+    contrib = await writeCsv(file, [documentIdColumn(t), ...t.stagedColumns.map((c) => c.name)], rows.map((r, i) => [docs[i]!, ...r]), paths.relative(file));
     keys ??= docs;
-    keyColumn = contributionsDocumentColumn(t);
+    keyColumn = documentIdColumn(t);
   } else if (keys === null && rows && keyColumn) {
     const at = t.stagedColumns.findIndex((c) => c.name === keyColumn);
     keys = [...new Set(rows.map((r) => r[at]).filter((k): k is string => typeof k === 'string'))];
   }
-  const keysRecord = keys && keyColumn ? await writeCsv(paths.transformKeys(name), [keyColumn], keys.map((k) => [k]), paths.relative(paths.transformKeys(name))) : null;
+  const ids = staged.identities;
+  const keysColumns = keyColumn ? (ids ? [keyColumn, documentIdColumn(t)] : [keyColumn]) : [];
+  const keysRecord = keys && keyColumn ? await writeCsv(paths.transformKeys(name), keysColumns, keys.map((k, i) => (ids ? [k, ids[i] ?? null] : [k])), paths.relative(paths.transformKeys(name))) : null;
   const rejectsPath = paths.transformRejects(name);
   await writeFile(rejectsPath, '');
   const live = staged.live && keyColumn ? await writeCsv(paths.transformLive(name), [keyColumn], staged.live.map((k) => [k]), paths.relative(paths.transformLive(name))) : null;

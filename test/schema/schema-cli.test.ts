@@ -61,14 +61,14 @@ describe('etl schema', () => {
     const password = servers.postgres.password;
     const first = await etl(['schema', '--database-url', url]);
     assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stdout, /36 table\(s\) created, 0 already there/);
+    assert.match(first.stdout, /37 table\(s\) created, 0 already there/);
     assert.match(first.stdout, /created {2}users_logbook/);
     const second = await etl(['schema', '--database-url', url]);
     assert.equal(second.code, 0, second.stderr);
-    assert.match(second.stdout, /0 table\(s\) created, 36 already there/);
+    assert.match(second.stdout, /0 table\(s\) created, 37 already there/);
     const check = await etl(['schema', '--check', '--database-url', url]);
     assert.equal(check.code, 0, check.stderr);
-    assert.match(check.stdout, /no difference: .* matches pipeline\.yaml \(36 tables checked\)/);
+    assert.match(check.stdout, /no difference: .* matches pipeline\.yaml \(37 tables checked\)/);
     for (const r of [first, second, check]) {
       assert.ok(!r.stdout.includes(password) && !r.stderr.includes(password), 'password printed');
     }
@@ -124,7 +124,7 @@ describe('etl schema', () => {
     await withClient(url, (c) => c.query('ALTER TABLE users DROP COLUMN phone; ALTER TABLE users ADD COLUMN nickname text; ALTER TABLE users ALTER COLUMN role TYPE VARCHAR(50)'));
     const yes = await etl(['schema', '--yes', '--database-url', url]);
     assert.equal(yes.code, 0, yes.stderr);
-    assert.match(yes.stdout, /0 table\(s\) created, 36 already there; 2 change\(s\) applied to existing tables/);
+    assert.match(yes.stdout, /0 table\(s\) created, 37 already there; 2 change\(s\) applied to existing tables/);
     assert.match(yes.stdout, /applied {2}users: column "users"\."phone" is missing: added; the next run reads users in full to fill it \(mapping changed\)/);
     assert.match(yes.stdout, /applied {2}users: column "users"\."role" is character varying\(50\), pipeline\.yaml says VARCHAR\(100\): widened/);
     assert.match(yes.stdout, /1 change\(s\) not applied: they lose or may reject data/);
@@ -161,7 +161,7 @@ describe('etl schema', () => {
     assert.match(r.stdout, /^CREATE TABLE IF NOT EXISTS "ingredients" \(/);
     assert.match(r.stdout, /CONSTRAINT "users_company_id_fkey" FOREIGN KEY \("company_id"\) REFERENCES "companies" \("id"\)/);
     assert.match(r.stdout, /CREATE TABLE IF NOT EXISTS "etl_runs"/);
-    assert.equal((r.stdout.match(/^CREATE TABLE/gm) ?? []).length, 36, '31 tables, etl_watermarks, etl_runs, etl_pending and the contributions of the 2 dedupe tables');
+    assert.equal((r.stdout.match(/^CREATE TABLE/gm) ?? []).length, 37, "31 tables, etl_watermarks, etl_runs, etl_pending, etl_claims and the contributions of the 2 dedupe tables");
   });
 
   test('an unreachable server: exit 1, the password redacted; bad flags: exit 2', async () => {

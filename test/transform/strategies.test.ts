@@ -156,7 +156,8 @@ describe('explode', () => {
       ].join('\n'),
     );
     // Every document offered: U2 (emptied array) and U4 (refused whole: a full run gives it no link) included.
-    assert.equal(await file('user_events.keys.csv'), `user_id\n${hex(U1)}\n${hex(U2)}\n${hex(U3)}\n${hex(U4)}\n`);
+    // Beside each key, the document's _id when it is not the key's own text (an ObjectId's is: empty).
+    assert.equal(await file('user_events.keys.csv'), `user_id,_id\n${hex(U1)},\n${hex(U2)},\n${hex(U3)},\n${hex(U4)},\n`);
     const r = await rejects('user_events');
     assert.deepEqual(
       r.map((x) => [x._id, x.column, x.reason, x.value]),
@@ -183,7 +184,7 @@ describe('explode', () => {
       ].join('\n'),
     );
     // U2 has none of the three arrays: still a parent, so its old links go.
-    assert.equal(await file('users_targets.keys.csv'), `user_id\n${hex(U1)}\n${hex(U2)}\n${hex(U3)}\n${hex(U4)}\n`);
+    assert.equal(await file('users_targets.keys.csv'), `user_id,_id\n${hex(U1)},\n${hex(U2)},\n${hex(U3)},\n${hex(U4)},\n`);
     assert.equal(await file('users_targets.rejects.ndjson'), '');
   });
 

@@ -1,0 +1,76 @@
+// Reads a tar archive (gzipped or not) entry by entry as a stream, with backpressure from the
+// archive file through the decompression down to whoever consumes an entry: memory stays at a few
+// chunks whatever an entry's size or the compression ratio (an entry of 4 GiB of zeros fits in a
+// 4 MB .tar.gz). tar's own file readers read 16 MB at a time and inflate it all at once.
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import * as tar from 'tar';
+
+export type ArchiveEntry = tar.ReadEntry;
+
+/** Stops the walk early (not an error): what the caller wanted was found. */
+export class StopWalk extends Error {
+  override name = 'StopWalk';
+}
+
+/**
+ * Calls `onEntry` for each entry, in order; the walk waits for the promise it returns before the
+ * next entry's bytes flow. `onEntry` must consume the entry (read it to its end, or `resume()` it).
+ * Throwing StopWalk from `onEntry` ends the walk quietly.
+ */
+export async function walkArchive(file: string, onEntry: (entry: ArchiveEntry) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  const parser = new tar.Parser({ strict: true });
+  let failure: unknown = null;
+  let chain: Promise<void> = Promise.resolve();
+  parser.on('entry', (entry: ArchiveEntry) => {
+    chain = chain.then(async () => {
+      if (failure !== null) return void entry.resume();
+      try {
+        await onEntry(entry);
+      } catch (error) {
+        failure ??= error;
+        entry.resume();
+      }
+    });
+  });
+  const parsed = new Promise<void>((resolve, reject) => {
+    parser.on('end', resolve);
+    parser.on('error', reject);
+  });
+  const feed = new Writable({
+    highWaterMark: 1 << 16,
+    write(chunk: Buffer, _enc, callback) {
+      if (failure !== null) return callback(failure instanceof Error ? failure : new Error(String(failure)));
+      // The parser says false while the current entry's consumer has not caught up.
+      if (parser.write(chunk)) callback();
+      else parser.once('drain', () => callback());
+    },
+    final(callback) {
+      parser.end();
+      parsed.then(() => callback(), callback);
+    },
+  });
+  const source = createReadStream(file, { highWaterMark: 1 << 16 });
+  try {
+    if (await isGzip(file)) await pipeline(source, createGunzip({ chunkSize: 1 << 16 }), feed, { signal });
+    else await pipeline(source, feed, { signal });
+  } catch (error) {
+    if (!(failure instanceof StopWalk)) throw failure ?? error;
+  }
+  await chain;
+  if (failure !== null && !(failure instanceof StopWalk)) throw failure;
+}
+
+async function isGzip(file: string): Promise<boolean> {
+  const fd = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(2);
+    const { bytesRead } = await fd.read(head, 0, 2, 0);
+    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
+  } finally {
+    await fd.close();
+  }
+}

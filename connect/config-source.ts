@@ -1,0 +1,64 @@
+// Where each setting comes from: a flag, the process environment, or a line of the `.env` file.
+// Errors about a setting name that place, so a person knows which one to fix.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+import { ConfigError } from '../model/errors.ts';
+
+export interface SettingValue {
+  readonly value: string;
+  /** `DATABASE_URL`, `--database-url`, or `DATABASE_URL (/work/.env line 3)`. */
+  readonly where: string;
+}
+
+export interface SettingsReader {
+  /** The value of a variable (environment first, then `.env`), or undefined when unset or empty. */
+  get(name: string): string | undefined;
+  /** The same with where it came from. */
+  read(name: string): SettingValue | undefined;
+  /** A flag's value when given, else the variable's. */
+  flagOr(flag: string, value: string | undefined, name: string): SettingValue | undefined;
+  /** A port number (1–65535), or the fallback when unset. */
+  port(name: string, fallback: number): number;
+}
+
+export function settingsReader(env: Readonly<Record<string, string | undefined>>, cwd: string, envFileFlag: string | undefined): SettingsReader {
+  const envFile = path.resolve(cwd, envFileFlag ?? '.env');
+  if (envFileFlag && !existsSync(envFile)) {
+    throw new ConfigError(`env file not found: ${envFile}`, [], { hint: 'give an existing file, or leave the option out to read ./.env when there is one' });
+  }
+  const text = existsSync(envFile) ? readFileSync(envFile, 'utf8') : '';
+  const dotenv = text ? parseDotenv(text) : {};
+  const nonEmpty = (v: string | undefined) => (v === undefined || v === '' ? undefined : v);
+
+  const read = (name: string): SettingValue | undefined => {
+    // The process environment wins over .env, as dotenv does by default.
+    const fromEnv = nonEmpty(env[name]);
+    if (fromEnv !== undefined) return { value: fromEnv, where: name };
+    const fromFile = nonEmpty(dotenv[name]);
+    if (fromFile === undefined) return undefined;
+    const line = lineOf(text, name);
+    return { value: fromFile, where: `${name} (${envFile}${line ? ` line ${line}` : ''})` };
+  };
+  return {
+    get: (name) => read(name)?.value,
+    read,
+    flagOr: (flag, value, name) => (value !== undefined ? { value, where: flag } : read(name)),
+    port(name, fallback) {
+      const s = read(name);
+      if (s === undefined) return fallback;
+      if (!/^\d{1,5}$/.test(s.value) || Number(s.value) < 1 || Number(s.value) > 65535) {
+        throw new ConfigError(`${s.where} must be a port number from 1 to 65535, got "${s.value}"`, [], { context: { variable: name } });
+      }
+      return Number(s.value);
+    },
+  };
+}
+
+/** The line of the last definition of `name` in a .env text (dotenv keeps the last one). */
+function lineOf(text: string, name: string): number | null {
+  const lines = text.split(/\r?\n/);
+  const re = new RegExp(`^\\s*(?:export\\s+)?${name.replace(/[^A-Za-z0-9_]/g, '')}\\s*[=:]`);
+  for (let i = lines.length - 1; i >= 0; i -= 1) if (re.test(lines[i]!)) return i + 1;
+  return null;
+}

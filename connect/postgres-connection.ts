@@ -1,0 +1,170 @@
+// PostgreSQL connection strings, in both forms libpq accepts: the URL
+// (postgresql://user:password@host:5432/db?sslmode=require) and the keyword form
+// (host=db.example port=5432 dbname=smartdiet user=etl password='s3 cr3t'). A string that is
+// neither is a ConfigError naming where it came from and what is wrong, showing it without its
+// password whatever its shape.
+import { ConfigError } from '../model/errors.ts';
+import { connectionStringSecrets, redactText } from './redact.ts';
+
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+/** What a connection string says; absent parts are filled by the caller (PG* variables, defaults). */
+export interface PostgresParts {
+  host?: string;
+  port?: number;
+  database?: string;
+  user?: string;
+  password?: string;
+  sslmode?: SslMode;
+  applicationName?: string;
+  connectTimeoutSeconds?: number;
+  options?: string;
+  /** Files named by sslrootcert / sslcert / sslkey. */
+  sslFiles?: { rootcert?: string; cert?: string; key?: string };
+}
+
+const URL_FORM = /^postgres(?:ql)?:\/\//i;
+const KEYWORD_FORM = /^\s*[A-Za-z_]+\s*=/;
+// Keyword (and URL query) names etl understands, with the part each fills.
+const KEYWORDS = ['host', 'hostaddr', 'port', 'dbname', 'user', 'password', 'sslmode', 'application_name', 'connect_timeout', 'options', 'sslrootcert', 'sslcert', 'sslkey'] as const;
+const HINT = 'write it as postgresql://<user>:<password>@<host>:5432/<database> (percent-encode special characters of the password, e.g. @ as %40) or as host=<host> port=5432 dbname=<database> user=<user> password=<password>';
+
+/** Parses `value`, which came from `source` (e.g. `DATABASE_URL`, `--database-url`, `DATABASE_URL in /x/.env line 3`). */
+export function parsePostgresConnectionString(value: string, source: string): PostgresParts {
+  // The keyword form is not shown at all: where a value ends is the very thing that may be wrong
+  // (password=a b), so no rule could be sure to hide all of a password.
+  const fail = (what: string, show = true): never => {
+    const shown = show ? ` (got "${redactText(value, connectionStringSecrets(value))}")` : '';
+    throw new ConfigError(`${source} is not a valid PostgreSQL connection string: ${what}${shown}`, [], {
+      hint: HINT,
+      context: { variable: source },
+    });
+  };
+  if (URL_FORM.test(value)) return parseUrlForm(value, fail);
+  if (KEYWORD_FORM.test(value)) return parseKeywordForm(value, (what) => fail(what, false));
+  if (/^postgres(?:ql)?[:/]/i.test(value)) return fail('the scheme must be followed by "://"');
+  return fail('expected postgresql://… or the keyword form host=… dbname=…');
+}
+
+type Fail = (what: string) => never;
+
+function parseUrlForm(value: string, fail: Fail): PostgresParts {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    // The host part follows the last `@` (a raw password may hold `/` or `@`).
+    const rest = value.slice(value.indexOf('://') + 3);
+    const hostPart = rest.slice(rest.lastIndexOf('@') + 1).split(/[/?#]/)[0]!;
+    const port = /^(?:\[[^\]]*\]|[^:]*):(.*)$/.exec(hostPart)?.[1];
+    if (port !== undefined && !isPort(port)) {
+      // Echoed only when it cannot be a piece of a password.
+      fail(/^[A-Za-z0-9]{1,12}$/.test(port) && !connectionStringSecrets(value).some((s) => s.includes(port)) ? `the port "${port}" is not a number from 1 to 65535` : 'the port is not a number from 1 to 65535');
+    }
+    return fail('it is not a valid URL (special characters of the user name or password must be percent-encoded)');
+  }
+  const decode = (text: string, what: string): string => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      return fail(`the ${what} is not valid percent-encoding`);
+    }
+  };
+  const parts: PostgresParts = {};
+  if (url.hostname) parts.host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (url.port) parts.port = Number(url.port);
+  if (url.username) parts.user = decode(url.username, 'user name');
+  if (url.password) parts.password = decode(url.password, 'password');
+  const database = url.pathname.replace(/^\//, '');
+  if (database) parts.database = decode(database, 'database name');
+  for (const [key, raw] of url.searchParams) {
+    if (key === 'ssl') {
+      if (!/^(true|1|false|0)$/.test(raw)) fail(`ssl=${raw} (expected true or false)`);
+      parts.sslmode = raw === 'true' || raw === '1' ? 'verify-full' : 'disable';
+    } else setKeyword(parts, key, raw, fail);
+  }
+  return parts;
+}
+
+/** libpq's keyword form: key = value pairs; a value may be single-quoted, backslash escapes \' and \\. */
+function parseKeywordForm(value: string, fail: Fail): PostgresParts {
+  const parts: PostgresParts = {};
+  let i = 0;
+  const blank = () => {
+    while (i < value.length && /\s/.test(value[i]!)) i += 1;
+  };
+  for (blank(); i < value.length; blank()) {
+    const key = /^[^=\s]+/.exec(value.slice(i))?.[0] ?? '';
+    i += key.length;
+    blank();
+    if (value[i] !== '=') fail('expected key=value settings separated by blanks (quote a value that holds blanks or quotes: password=\'a b\')');
+    i += 1;
+    blank();
+    let raw = '';
+    const quoted = value[i] === "'";
+    if (quoted) i += 1;
+    for (; i < value.length; i += 1) {
+      const c = value[i]!;
+      if (quoted ? c === "'" : /\s/.test(c)) break;
+      if (c === '\\' && i + 1 < value.length) i += 1;
+      raw += value[i];
+    }
+    if (quoted) {
+      if (value[i] !== "'") fail('a quoted value has no closing quote');
+      i += 1;
+    }
+    setKeyword(parts, key, raw, fail);
+  }
+  return parts;
+}
+
+function setKeyword(parts: PostgresParts, key: string, raw: string, fail: Fail): void {
+  switch (key as (typeof KEYWORDS)[number]) {
+    case 'host':
+    case 'hostaddr':
+      parts.host = raw;
+      return;
+    case 'port':
+      if (!isPort(raw)) fail(`the port "${raw}" is not a number from 1 to 65535`);
+      parts.port = Number(raw);
+      return;
+    case 'dbname':
+      parts.database = raw;
+      return;
+    case 'user':
+      parts.user = raw;
+      return;
+    case 'password':
+      parts.password = raw;
+      return;
+    case 'sslmode':
+      if (!(SSL_MODES as readonly string[]).includes(raw)) fail(`sslmode "${raw}" (expected one of ${SSL_MODES.join(', ')})`);
+      parts.sslmode = raw as SslMode;
+      return;
+    case 'application_name':
+      parts.applicationName = raw;
+      return;
+    case 'connect_timeout':
+      if (!/^\d+$/.test(raw)) fail(`connect_timeout "${raw}" is not a whole number of seconds`);
+      parts.connectTimeoutSeconds = Number(raw);
+      return;
+    case 'options':
+      parts.options = raw;
+      return;
+    case 'sslrootcert':
+    case 'sslcert':
+    case 'sslkey':
+      parts.sslFiles = { ...parts.sslFiles, [key.slice(3)]: raw };
+      return;
+  }
+  if (key === 'service') fail('"service" is not supported (the PostgreSQL driver reads no pg_service.conf): give host, port, dbname and user');
+  // The name is not echoed: it may be the tail of a password that held a blank.
+  fail(`a setting etl does not know (it understands ${KEYWORDS.join(', ')})`);
+}
+
+export function isPort(text: string): boolean {
+  if (!/^\d{1,5}$/.test(text)) return false;
+  const n = Number(text);
+  return n >= 1 && n <= 65535;
+}

@@ -1,0 +1,116 @@
+// Two source documents whose `_id`s convert to one key (`"77"` and Int32 77 → `77`; an ObjectId and
+// the string of its hex; a string before and after nul_character: strip) must not silently become
+// one row. The keys file names each document's `_id` beside its key when they differ; etl_claims
+// keeps those documents, and every document of a key two of them claim. A key two documents claim —
+// in this run's keys file, or one of them staged now and the other loaded before — is contested:
+// every row of it is refused (load/<table>.rejects.ndjson, reason `duplicate_key`, naming every
+// document), and the row already there leaves with it (leave.ts: its key is in the scope, and the
+// batch no longer holds it). Claims of documents a complete read no longer finds are dropped.
+import { CLAIMS_TABLE } from '../schema/state-tables.ts';
+import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
+import type { LoadSession } from './session.ts';
+import { keyObject, type TableShape } from './shape.ts';
+import { createRejectsTableSql } from './references.ts';
+
+const claims = ident(CLAIMS_TABLE);
+
+/** A key's text as etl_claims stores it, and each document's `_id` (its key's text for an ObjectId). */
+const keyText = (s: TableShape, alias: string) => `${alias}.${s.docKey!.id}::text`;
+const who = (s: TableShape, alias: string) => `coalesce(${alias}.${s.documentColumn.id}, ${keyText(s, alias)})`;
+/** A key an ObjectId could have produced, owning a row no claim names. */
+const OBJECT_ID_TEXT = `'^[0-9a-f]{24}$'`;
+
+/** Anything to look at: a document of another `_id` type in the batch, or claims already kept. */
+function anyClaimSql(s: TableShape): CompiledQuery {
+  return compiled(
+    `SELECT EXISTS (SELECT 1 FROM ${s.temps.keys} AS k WHERE k.${s.documentColumn.id} IS NOT NULL) ` +
+      `OR EXISTS (SELECT 1 FROM ${claims} WHERE table_name = $1) AS any`,
+    [s.table.name],
+  );
+}
+
+/** The keys more than one document claims: in the batch, kept in etl_claims, or owning a row already. */
+function contestedSql(s: TableShape): CompiledQuery {
+  const k = s.docKey!.id;
+  return compiled(
+    `CREATE TEMP TABLE ${s.temps.contested} ON COMMIT DROP AS SELECT x.key FROM (` +
+      `SELECT ${keyText(s, 'k')} AS key, ${who(s, 'k')} AS who FROM ${s.temps.keys} AS k ` +
+      `UNION SELECT c.key, c.identity FROM ${claims} AS c WHERE c.table_name = $1 AND c.key IN (SELECT ${keyText(s, 'k')} FROM ${s.temps.keys} AS k) ` +
+      `UNION SELECT ${keyText(s, 't')}, ${keyText(s, 't')} FROM ${s.target} AS t WHERE t.${k} IN (SELECT k.${k} FROM ${s.temps.keys} AS k) ` +
+      `AND ${keyText(s, 't')} ~ ${OBJECT_ID_TEXT} AND NOT EXISTS (SELECT 1 FROM ${claims} AS c WHERE c.table_name = $1 AND c.key = ${keyText(s, 't')})` +
+      `) AS x GROUP BY x.key HAVING count(DISTINCT x.who) > 1`,
+    [s.table.name],
+  );
+}
+
+/** Keeps the documents of another `_id` type, and every claimant of a contested key. */
+function recordClaimsSql(s: TableShape, runId: string): CompiledQuery {
+  return compiled(
+    `INSERT INTO ${claims} (table_name, key, identity, run_id, seen_run) SELECT DISTINCT $1, x.key, x.who, $2, $2 FROM (` +
+      `SELECT ${keyText(s, 'k')} AS key, ${who(s, 'k')} AS who FROM ${s.temps.keys} AS k ` +
+      `WHERE k.${s.documentColumn.id} IS NOT NULL OR ${keyText(s, 'k')} IN (SELECT key FROM ${s.temps.contested}) ` +
+      `UNION SELECT ${keyText(s, 't')}, ${keyText(s, 't')} FROM ${s.target} AS t WHERE ${keyText(s, 't')} IN (SELECT key FROM ${s.temps.contested})` +
+      `) AS x ON CONFLICT (table_name, key, identity) DO UPDATE SET seen_run = EXCLUDED.seen_run`,
+    [s.table.name, runId],
+  );
+}
+
+/** The batch rows of contested keys, refused (into the rejects temp table, then out of the batch). */
+function refuseContestedSql(s: TableShape): CompiledQuery[] {
+  const c = s.docKey!;
+  const key = keyObject(s.key, 'st', 3);
+  return [
+    compiled(
+      `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, reason, documents, row_key) ` +
+        `SELECT st.${s.line}, $1, ${keyText(s, 'st')}, 'reject', 'duplicate_key', ` +
+        `(SELECT jsonb_agg(DISTINCT cl.identity ORDER BY cl.identity) FROM ${claims} AS cl WHERE cl.table_name = $2 AND cl.key = ${keyText(s, 'st')}), ${key.sql} ` +
+        `FROM ${s.temps.stage} AS st WHERE ${keyText(s, 'st')} IN (SELECT key FROM ${s.temps.contested})`,
+      [c.name, s.table.name, ...key.names],
+    ),
+    compiled(`DELETE FROM ${s.temps.stage} AS st WHERE ${keyText(s, 'st')} IN (SELECT key FROM ${s.temps.contested})`),
+  ];
+}
+
+/** A complete read names every document there is: claims of the others are stale. */
+function forgetUnreadSql(s: TableShape): CompiledQuery {
+  return compiled(
+    `DELETE FROM ${claims} AS c WHERE c.table_name = $1 AND (c.key, c.identity) NOT IN (SELECT ${keyText(s, 'k')}, ${who(s, 'k')} FROM ${s.temps.keys} AS k)`,
+    [s.table.name],
+  );
+}
+
+/** Keys the live set does not hold any more: no document claims them. */
+function forgetGoneSql(s: TableShape): CompiledQuery {
+  return compiled(`DELETE FROM ${claims} AS c WHERE c.table_name = $1 AND c.key NOT IN (SELECT l.k::text FROM ${s.temps.live} AS l WHERE l.k IS NOT NULL)`, [s.table.name]);
+}
+
+export interface ClaimScope {
+  readonly complete: boolean;
+  /** The keys file is in its temp table. */
+  readonly keys: boolean;
+  readonly live: boolean;
+}
+
+/** Can a key of this batch be contested? (Else the direct path may load it.) */
+export async function claimsToCheck(session: LoadSession, shape: TableShape, keysLoaded: boolean): Promise<boolean> {
+  if (!shape.docKey || !keysLoaded) return false;
+  return ((await session.run(anyClaimSql(shape))).rows[0] as { any: boolean }).any;
+}
+
+/**
+ * Refuses the batch rows of contested keys (the batch and the keys file are in their temp tables);
+ * returns how many rows were refused. Tables whose documents no column names have nothing to claim.
+ */
+export async function refuseContestedKeys(session: LoadSession, shape: TableShape, scope: ClaimScope, runId: string): Promise<number> {
+  if (!shape.docKey || !scope.keys) return 0;
+  if (scope.live) await session.run(forgetGoneSql(shape));
+  if (scope.complete) await session.run(forgetUnreadSql(shape));
+  if (!(await claimsToCheck(session, shape, scope.keys))) return 0;
+  const contested = (await session.run(contestedSql(shape))).rowCount ?? 0;
+  await session.run(recordClaimsSql(shape, runId));
+  if (contested === 0) return 0;
+  await session.run(createRejectsTableSql(shape.temps.rejects));
+  const [record, remove] = refuseContestedSql(shape);
+  await session.run(record!);
+  return session.count(remove!);
+}

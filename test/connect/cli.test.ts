@@ -1,0 +1,124 @@
+// The real `etl` command with connection settings a person may write: the libpq variables alone, the
+// keyword form, and malformed strings — which must exit 2, name their source, show no password and
+// no stack.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { useServers } from '../harness/index.ts';
+import { PIPELINE_YAML, realRun } from '../audit/staged-run.ts';
+import { assertNoPassword, quoteKeyword } from './secret-shapes.ts';
+
+const ETL = fileURLToPath(new URL('../../bin/etl.js', import.meta.url));
+const servers = useServers({ mongo: false });
+
+let cwd: string;
+before(async () => {
+  cwd = await mkdtemp(path.join(os.tmpdir(), 'etl-connect-cli-'));
+  await writeFile(path.join(cwd, 'pipeline.yaml'), PIPELINE_YAML);
+});
+after(() => rm(cwd, { recursive: true, force: true }));
+
+interface Result {
+  code: number | null;
+  out: string;
+}
+
+/** `etl …` with only the variables given (none of the developer's PG*, DATABASE_URL, MONGODB_URL). */
+function etl(args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
+  return etlIn(cwd, args, env);
+}
+
+function etlIn(dir: string, args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
+  const base: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !/^(PG|POSTGRES_|DATABASE_URL|MONGODB_|ETL_|TRANSFER_|REMOTE_)/.test(k)) base[k] = v;
+  }
+  const child = spawn(process.execPath, [ETL, ...args], { cwd: dir, env: { ...base, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+const PW = 'Xq7Zr4Wp9Kt2';
+
+describe('malformed connection strings: exit 2, the source named, no password, no stack', () => {
+  const cases: [string, string[], Record<string, string>, RegExp][] = [
+    ['load, postgres//', ['load'], { DATABASE_URL: `postgres//postgres:${PW}@127.0.0.1:5432/x` }, /^error: DATABASE_URL is not a valid PostgreSQL connection string/m],
+    ['load, postgres:/', ['load'], { DATABASE_URL: `postgres:/postgres:${PW}@127.0.0.1:5432/x` }, /^error: DATABASE_URL is not a valid/m],
+    ['load, postgresql:user:pw@', ['load'], { DATABASE_URL: `postgresql:postgres:${PW}@127.0.0.1:5432/x` }, /^error: DATABASE_URL is not a valid/m],
+    ['status, a port that is not a number', ['status'], { DATABASE_URL: `postgres://u:${PW}@127.0.0.1:notaport/db` }, /^error: DATABASE_URL is not a valid PostgreSQL connection string: the port "notaport" is not a number/m],
+    ['status, --database-url', ['status', '--database-url', `postgres://u:${PW}@127.0.0.1:notaport/db`], {}, /^error: --database-url is not a valid/m],
+    ['extract --source mongodb//', ['extract', '--full', '--source', `mongodb//admin:${PW}@127.0.0.1:1/x`], {}, /^error: --source is not a MongoDB connection string/m],
+    ['extract, MONGODB_URL mongodb:', ['extract', '--full'], { MONGODB_URL: `mongodb:admin:${PW}@127.0.0.1:1/x` }, /^error: MONGODB_URL is not a MongoDB connection string/m],
+  ];
+  for (const [name, args, env, message] of cases) {
+    test(name, async () => {
+      const r = await etl(args, env);
+      assert.equal(r.code, 2, r.out);
+      assert.match(r.out, message);
+      assertNoPassword(r.out, PW, name);
+      assert.doesNotMatch(r.out, /^\s+at /m, 'no stack');
+    });
+  }
+
+  test('the libpq keyword form that cannot connect: exit 1, the server named, no password', async () => {
+    const r = await etl(['status'], { DATABASE_URL: `host=127.0.0.1 port=1 password=${quoteKeyword(`${PW} x'y`)} dbname=x` });
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /cannot connect to PostgreSQL at postgresql:\/\/postgres@127\.0\.0\.1:1\/x/);
+    assertNoPassword(r.out, PW, 'keyword form');
+  });
+});
+
+describe('a real server reached through the libpq variables or the keyword form', () => {
+  test('PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD alone', async (t) => {
+    const pg = servers.postgres;
+    const url = new URL(await pg.createDatabase(t.name));
+    const r = await etl(['status'], { PGHOST: pg.host, PGPORT: String(pg.port), PGDATABASE: url.pathname.slice(1), PGUSER: pg.user, PGPASSWORD: pg.password });
+    assert.equal(r.code, 0, r.out);
+    assert.ok(r.out.includes(`postgresql://${pg.user}@${pg.host}:${pg.port}/${url.pathname.slice(1)}`), r.out);
+    assertNoPassword(r.out, pg.password, 'PG*');
+  });
+
+  test('DATABASE_URL in the keyword form', async (t) => {
+    const pg = servers.postgres;
+    const url = new URL(await pg.createDatabase(t.name));
+    const keywords = `host=${pg.host} port=${pg.port} dbname=${url.pathname.slice(1)} user=${pg.user} password=${quoteKeyword(pg.password)}`;
+    const r = await etl(['status', '--json'], { DATABASE_URL: keywords });
+    assert.equal(r.code, 0, r.out);
+    assertNoPassword(r.out, pg.password, 'keyword form');
+  });
+
+  test('a wrong PGPASSWORD is used (and not shown): authentication fails with exit 1', async (t) => {
+    const pg = servers.postgres;
+    const url = new URL(await pg.createDatabase(t.name));
+    const r = await etl(['status'], { PGHOST: pg.host, PGPORT: String(pg.port), PGDATABASE: url.pathname.slice(1), PGUSER: pg.user, PGPASSWORD: PW });
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /password authentication failed/);
+    assertNoPassword(r.out, PW, 'wrong password');
+  });
+
+  test('a load with the password in --database-url: not in the output, the manifest or any staged file', async (t) => {
+    const pg = servers.postgres;
+    const url = await pg.createDatabase(t.name);
+    const run = await realRun();
+    t.after(() => rm(run.cwd, { recursive: true, force: true }));
+    const r = await etlIn(run.cwd, ['load', '--database-url', url]);
+    assert.equal(r.code, 0, r.out);
+    assertNoPassword(r.out, pg.password, 'load output');
+    for (const entry of await readdir(run.paths.dir, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile()) continue;
+      const file = path.join(entry.parentPath, entry.name);
+      assertNoPassword(await readFile(file, 'utf8'), pg.password, file);
+    }
+    const manifest = JSON.parse(await readFile(run.paths.manifest, 'utf8')) as { destination: { description: string } };
+    assert.match(manifest.destination.description, /^postgresql:\/\/postgres:\*\*\*@/);
+  });
+});

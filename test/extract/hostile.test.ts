@@ -1,0 +1,235 @@
+// Hostile documents through the mongodump path (issue 13, items 1, 3, 4, 5 and 12), written as BSON
+// bytes by hand: none aborts the run, none changes silently. Each ends rejected with its reason
+// (by extract, or by transform per the type contract) or staged unambiguously; transform, verify
+// and pack agree with what extract staged.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tar from 'tar';
+import { Double, Int32, serialize, type Document } from 'bson';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import { runExtract } from '../../extract/index.ts';
+import { runTransform } from '../../transform/index.ts';
+import { verifyRun } from '../../audit/verify.ts';
+import { packRun } from '../../audit/pack.ts';
+import { day, documentOf, elementBytes, nestedElement, objectIdAt, rawDateElement, rawStringElement } from './dump-writer.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PIPELINE = path.join(HERE, 'fixtures/hostile-pipeline.yaml');
+const LONE_SURROGATE = Buffer.from([0x61, 0xed, 0xa0, 0x80, 0x62]); // "a", ED A0 80, "b"
+
+const base = (n: number): Buffer[] => [elementBytes('_id', objectIdAt(n)), elementBytes('creation_date', day(1)), elementBytes('update_date', day(2))];
+const bytesOf = (doc: Document): Buffer => Buffer.from(serialize(doc));
+
+/** The offers collection: one document per hostile kind, in _id order, plus plain ones around them. */
+function offers(): { name: string; bytes: Buffer }[] {
+  return [
+    { name: 'plain', bytes: documentOf([...base(1), elementBytes('duration', new Int32(30)), elementBytes('owner', 'u1'), elementBytes('label', 'fine'), elementBytes('start_day', day(3)), elementBytes('details', { a: new Int32(1) })]) },
+    // A real embedded document shaped like an Extended JSON wrapper, in three columns.
+    { name: 'number-shaped document', bytes: documentOf([...base(2), elementBytes('duration', { $numberInt: '7' }), elementBytes('label', 'two')]) },
+    { name: 'oid-shaped document', bytes: documentOf([...base(3), elementBytes('owner', { $oid: '65f000000000000000000001' }), elementBytes('label', 'three')]) },
+    { name: 'date-shaped document', bytes: documentOf([elementBytes('_id', objectIdAt(4)), elementBytes('creation_date', { $date: '2021-01-01T00:00:00Z' }), elementBytes('update_date', day(2)), elementBytes('label', 'four')]) },
+    // The escape's own key in a real document: escaped in turn; JSONB keeps the escape.
+    { name: 'escape-shaped document', bytes: documentOf([...base(5), elementBytes('details', { $etlDocument: new Int32(1), x: { $numberInt: '2' } }), elementBytes('label', 'five')]) },
+    { name: 'no _id', bytes: bytesOf({ creation_date: day(1), update_date: day(2), label: 'orphan' }) },
+    // Invalid UTF-8 in a field both tables read, in a field one table reads, in a field no table reads.
+    { name: 'bad label', bytes: documentOf([...base(7), rawStringElement('label', LONE_SURROGATE)]) },
+    { name: 'bad owner', bytes: documentOf([...base(8), rawStringElement('owner', LONE_SURROGATE), elementBytes('label', 'eight')]) },
+    { name: 'bad unread field', bytes: documentOf([...base(9), rawStringElement('notes', LONE_SURROGATE), elementBytes('label', 'nine')]) },
+    // Nesting: 100,000 levels in a mapped field, 101 levels (just over the limit), 100 (at it), 100,000 unread.
+    { name: 'deep mapped', bytes: documentOf([...base(10), nestedElement('deep', 100_000), elementBytes('label', 'ten')]) },
+    { name: 'just too deep', bytes: documentOf([...base(11), nestedElement('deep', 101), elementBytes('label', 'eleven')]) },
+    { name: 'at the limit', bytes: documentOf([...base(12), nestedElement('deep', 100), elementBytes('label', 'twelve')]) },
+    { name: 'deep unread', bytes: documentOf([...base(13), nestedElement('junk', 100_000), elementBytes('label', 'thirteen')]) },
+    // Dates beyond JavaScript's range.
+    { name: 'far date', bytes: documentOf([...base(14), rawDateElement('start_day', 9_000_000_000_000_000_000n), elementBytes('label', 'fourteen')]) },
+    { name: 'least date', bytes: documentOf([elementBytes('_id', objectIdAt(15)), rawDateElement('creation_date', -9_223_372_036_854_775_808n), elementBytes('update_date', day(2)), elementBytes('label', 'fifteen')]) },
+    { name: 'plain too', bytes: documentOf([...base(16), elementBytes('duration', new Double(45)), elementBytes('label', 'sixteen')]) },
+  ];
+}
+
+/** A dump of the offers named (all of them by default), extracted. */
+async function setup(t: { after(fn: () => Promise<void>): void }, names?: readonly string[]) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-hostile-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const docs = names ? offers().filter((d) => names.includes(d.name)) : offers();
+  assert.equal(docs.length, names?.length ?? docs.length, 'every named document exists');
+  await mkdir(path.join(dir, 'appdb'), { recursive: true });
+  await writeFile(path.join(dir, 'appdb/offers.bson'), Buffer.concat(docs.map((d) => d.bytes)));
+  const offsets = new Map<string, number>();
+  let at = 0;
+  for (const d of docs) {
+    offsets.set(d.name, at);
+    at += d.bytes.length;
+  }
+  const model = await loadPipeline(PIPELINE);
+  const stagingDir = path.join(dir, 'staging');
+  const report = await runExtract({ model, stagingDir, source: { kind: 'dump', path: path.join(dir, 'appdb') } });
+  const staged = (await readFile(path.join(report.run_dir, 'extract/offers.ndjson'), 'utf8')).split('\n').filter(Boolean);
+  const line = (n: number) => staged.find((l) => l.startsWith(`{"_id":{"$oid":"${objectIdAt(n).toHexString()}"}`));
+  const transformAndVerify = async () => {
+    const transformed = await runTransform({ model, stagingDir });
+    const verified = await verifyRun({ target: report.run_dir });
+    assert.deepEqual(verified.mismatches, []);
+    const rejectsOf = async (table: string) =>
+      Object.fromEntries((await ndjson(path.join(report.run_dir, `transform/${table}.rejects.ndjson`))).map((r) => [r._id, [r.column, r.reason]]));
+    return { transformed, verified, rejectsOf, table: (name: string) => transformed.tables.find((x) => x.table === name)! };
+  };
+  return { dir, docs, offsets, model, stagingDir, report, staged, line, transformAndVerify };
+}
+
+const hex = (n: number) => objectIdAt(n).toHexString();
+
+test('item 1: a subdocument shaped like an Extended JSON wrapper stays a document and is rejected per the type contract', async (t) => {
+  const s = await setup(t, ['plain', 'number-shaped document', 'oid-shaped document', 'date-shaped document']);
+  const { rejectsOf, table } = await s.transformAndVerify();
+  assert.deepEqual(await rejectsOf('offers'), {
+    [hex(2)]: ['duration', 'not_an_integer'],
+    [hex(3)]: ['owner', 'not_a_string'],
+    [hex(4)]: ['created_at', 'not_a_date'],
+  });
+  assert.equal(table('offers').rows, 1);
+  assert.equal(table('offer_labels').rows, 4);
+});
+
+test('item 3: a document without _id is rejected alone with its offset; the run goes on and the counts reconcile', async (t) => {
+  const s = await setup(t, ['plain', 'no _id', 'plain too']);
+  const offers = s.report.collections[0]!;
+  assert.deepEqual([offers.scanned, offers.documents, offers.rejected], [3, 2, 1]);
+  const rejects = await ndjson(path.join(s.report.run_dir, 'extract/offers.rejects.ndjson'));
+  assert.deepEqual(rejects.map((r) => [r.collection, r._id, r.reason, r.offset, r.position]), [['offers', null, 'missing_id', s.offsets.get('no _id'), 2]]);
+  const { table, verified } = await s.transformAndVerify();
+  assert.equal(table('offers').rows, 2);
+  assert.ok(verified.identities.some((i) => /extract: rejected = lines of the extract rejects file/.test(i.name) && i.ok));
+});
+
+test('item 4: a string that is not UTF-8 rejects a row (invalid_unicode) only where a column reads it', async (t) => {
+  const s = await setup(t, ['plain', 'bad label', 'bad owner', 'bad unread field']);
+  assert.equal(s.report.collections[0]!.documents, 4);
+  const { rejectsOf, table } = await s.transformAndVerify();
+  assert.deepEqual(await rejectsOf('offers'), { [hex(7)]: ['label', 'invalid_unicode'], [hex(8)]: ['owner', 'invalid_unicode'] });
+  assert.deepEqual(await rejectsOf('offer_labels'), { [hex(7)]: ['label', 'invalid_unicode'] });
+  assert.equal(table('offers').rows, 2);
+  assert.equal(table('offer_labels').rows, 3);
+});
+
+test('item 5: a mapped field nested 100,000 levels rejects its document (too_deep) with its _id; an unread one does no harm', async (t) => {
+  const s = await setup(t, ['plain', 'deep mapped', 'deep unread', 'plain too']);
+  const rejects = await ndjson(path.join(s.report.run_dir, 'extract/offers.rejects.ndjson'));
+  assert.deepEqual(rejects.map((r) => [r._id, r.reason, r.offset]), [[hex(10), 'too_deep', s.offsets.get('deep mapped')]]);
+  const { table } = await s.transformAndVerify();
+  assert.equal(table('offers').documents, 3);
+  assert.equal(table('offers').rows, 3);
+});
+
+test('item 12: a Date beyond JavaScript keeps its milliseconds in the staged file and is rejected as invalid_date', async (t) => {
+  const s = await setup(t, ['plain', 'far date', 'least date']);
+  assert.match(s.line(14)!, /"start_day":\{"\$date":\{"\$numberLong":"9000000000000000000"\}\}/);
+  assert.match(s.line(15)!, /"creation_date":\{"\$date":\{"\$numberLong":"-9223372036854775808"\}\}/);
+  const { rejectsOf } = await s.transformAndVerify();
+  assert.deepEqual(await rejectsOf('offers'), { [hex(14)]: ['start_day', 'invalid_date'], [hex(15)]: ['created_at', 'invalid_date'] });
+});
+
+interface RejectLine {
+  _id: string | null;
+  column?: string;
+  reason: string;
+  offset?: number | null;
+  position?: number;
+  file?: string | null;
+  detail?: string;
+  collection?: string;
+}
+
+async function ndjson(file: string): Promise<RejectLine[]> {
+  return (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as RejectLine);
+}
+
+test('all together: extract stages every hostile document it can, unambiguously, and rejects the others alone with where and why', async (t) => {
+  const s = await setup(t);
+  const offers = s.report.collections.find((c) => c.collection === 'offers')!;
+  assert.equal(offers.scanned, 16);
+  assert.equal(offers.documents, 13);
+  assert.equal(offers.rejected, 3);
+  assert.deepEqual(offers.rejected_reasons, { missing_id: 1, too_deep: 2 });
+  assert.equal(offers.scanned, offers.documents + offers.rejected! + offers.unmatched!);
+  assert.equal(offers.rejects!.file, 'extract/offers.rejects.ndjson');
+  assert.equal(offers.rejects!.records, 3);
+  const rejects = await ndjson(path.join(s.report.run_dir, offers.rejects!.file));
+  const file = path.join(s.dir, 'appdb/offers.bson');
+  assert.deepEqual(rejects.map((r) => [r._id, r.reason, r.offset, r.position, r.file]), [
+    [null, 'missing_id', s.offsets.get('no _id'), 6, file],
+    [objectIdAt(10).toHexString(), 'too_deep', s.offsets.get('deep mapped'), 10, file],
+    [objectIdAt(11).toHexString(), 'too_deep', s.offsets.get('just too deep'), 11, file],
+  ]);
+  assert.match(rejects[1]!.detail!, /more than 100 levels/);
+  assert.match(s.report.warnings.join('\n'), /offers: 3 document\(s\) could not be staged \(missing_id 1, too_deep 2\)/);
+
+  // Ordinary documents are staged exactly as before; hostile values in the escapes.
+  assert.equal(s.line(1), '{"_id":{"$oid":"65f000000000000000000001"},"creation_date":{"$date":{"$numberLong":"1709337600000"}},"update_date":{"$date":{"$numberLong":"1709424000000"}},"duration":{"$numberInt":"30"},"owner":"u1","label":"fine","start_day":{"$date":{"$numberLong":"1709510400000"}},"details":{"a":{"$numberInt":"1"}}}');
+  assert.match(s.line(2)!, /"duration":\{"\$etlDocument":\{"\$numberInt":"7"\}\}/);
+  assert.match(s.line(3)!, /"owner":\{"\$etlDocument":\{"\$oid":"65f000000000000000000001"\}\}/);
+  assert.match(s.line(4)!, /"creation_date":\{"\$etlDocument":\{"\$date":"2021-01-01T00:00:00Z"\}\}/);
+  assert.match(s.line(5)!, /"details":\{"\$etlDocument":\{"\$etlDocument":\{"\$numberInt":"1"\},"x":\{"\$etlDocument":\{"\$numberInt":"2"\}\}\}\}/);
+  assert.match(s.line(7)!, /"label":\{"\$etlInvalidUtf8":"Ye2ggGI="\}/);
+  assert.doesNotMatch(s.line(9)!, /notes/, 'a field no table reads is not staged');
+  assert.match(s.line(12)!, /"deep":\{"a":/);
+  assert.doesNotMatch(s.line(13)!, /junk/);
+  assert.match(s.line(14)!, /"start_day":\{"\$date":\{"\$numberLong":"9000000000000000000"\}\}/);
+  assert.match(s.line(15)!, /"creation_date":\{"\$date":\{"\$numberLong":"-9223372036854775808"\}\}/);
+});
+
+test('all together: transform rejects the hostile values per the type contract, only in the tables that read them; verify and pack agree', async (t) => {
+  const s = await setup(t);
+  const transformed = await runTransform({ model: s.model, stagingDir: s.stagingDir });
+  const offers = transformed.tables.find((x) => x.table === 'offers')!;
+  const labels = transformed.tables.find((x) => x.table === 'offer_labels')!;
+  const rejects = await ndjson(path.join(s.report.run_dir, 'transform/offers.rejects.ndjson'));
+  const byId = Object.fromEntries(rejects.map((r) => [r._id, [r.column, r.reason]]));
+  assert.deepEqual(byId, {
+    [objectIdAt(2).toHexString()]: ['duration', 'not_an_integer'],
+    [objectIdAt(3).toHexString()]: ['owner', 'not_a_string'],
+    [objectIdAt(4).toHexString()]: ['created_at', 'not_a_date'],
+    [objectIdAt(7).toHexString()]: ['label', 'invalid_unicode'],
+    [objectIdAt(8).toHexString()]: ['owner', 'invalid_unicode'],
+    [objectIdAt(14).toHexString()]: ['start_day', 'invalid_date'],
+    [objectIdAt(15).toHexString()]: ['created_at', 'invalid_date'],
+  });
+  assert.equal(offers.documents, 13);
+  assert.equal(offers.rows, 6);
+  // offer_labels reads only the label: the bad owner and the bad unread field do it no harm.
+  const labelRejects = await ndjson(path.join(s.report.run_dir, 'transform/offer_labels.rejects.ndjson'));
+  assert.deepEqual(labelRejects.map((r) => [r._id, r.reason]), [[objectIdAt(7).toHexString(), 'invalid_unicode']]);
+  assert.equal(labels.rows, 12);
+  const csv = await readFile(path.join(s.report.run_dir, 'transform/offers.csv'), 'utf8');
+  // JSONB keeps the escape: the document is not confused with the Int32 it looks like.
+  assert.ok(csv.includes('"{""$etlDocument"":{""$etlDocument"":1,""x"":{""$etlDocument"":{""$numberInt"":""2""}}}}"'), csv);
+
+  const verified = await verifyRun({ target: s.report.run_dir });
+  assert.deepEqual(verified.mismatches, []);
+  assert.equal(verified.ok, true);
+  assert.equal(verified.retransform.ran, true);
+  assert.ok(verified.identities.some((i) => i.table === 'offers' && /extract: documents read = /.test(i.name) && i.ok), JSON.stringify(verified.identities));
+
+  const packed = await packRun({ stagingDir: s.stagingDir, runId: s.report.run_id, out: path.join(s.dir, 'run.tar.gz') });
+  const entries: string[] = [];
+  await tar.list({ file: packed.archive, onReadEntry: (e) => void entries.push(e.path) });
+  assert.ok(entries.includes(`${s.report.run_id}/extract/offers.rejects.ndjson`), entries.join(', '));
+  const fromArchive = await verifyRun({ target: packed.archive });
+  assert.deepEqual(fromArchive.mismatches, []);
+});
+
+test('an escaped value read through a dotted path is a document: its fields are read, never its wrapper', async () => {
+  const { compilePath, kindOf } = await import('../../transform/ejson-value.ts');
+  const doc = JSON.parse('{"_id":1,"a":{"$etlDocument":{"$x":{"$numberInt":"3"},"b":"inside"}}}') as Record<string, unknown>;
+  assert.equal(kindOf(doc.a), 'document');
+  assert.equal(compilePath('a.b')(doc), 'inside');
+  assert.deepEqual(compilePath('a.$x')(doc), { $numberInt: '3' });
+  assert.equal(kindOf({ $etlInvalidUtf8: 'YQ==' }), 'invalidUtf8');
+});

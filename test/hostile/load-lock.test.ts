@@ -1,0 +1,77 @@
+// A load blocked by another session's advisory lock says who holds it (pid, application, since
+// when), and --lock-timeout makes it give up (exit 1) naming the holder, instead of waiting silently.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { useServers } from '../harness/index.ts';
+import { realRun } from '../audit/staged-run.ts';
+import { LOAD_LOCK_KEY } from '../../load/lock.ts';
+
+const ETL = fileURLToPath(new URL('../../bin/etl.js', import.meta.url));
+const servers = useServers({ mongo: false });
+
+function etl(args: readonly string[], cwd: string) {
+  const child = spawn(process.execPath, [ETL, ...args], { cwd, env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', PGHOST: '', ETL_STAGING: '', ETL_PIPELINE: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.setEncoding('utf8').on('data', (s: string) => (out.stdout += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (out.stderr += s));
+  const done = new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { out, done };
+}
+
+async function holdLock(url: string): Promise<{ client: pg.Client; pid: number }> {
+  const client = new pg.Client({ connectionString: url, application_name: 'nightly-etl' });
+  await client.connect();
+  await client.query('SELECT pg_advisory_lock($1::bigint)', [LOAD_LOCK_KEY]);
+  const pid = Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+  return { client, pid };
+}
+
+test('--lock-timeout: gives up after the time, exit 1, naming the session that holds the lock', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const holder = await holdLock(url);
+  t.after(() => holder.client.end());
+
+  const started = Date.now();
+  const { out, done } = etl(['load', '--lock-timeout', '1s', '--database-url', url], run.cwd);
+  const code = await done;
+  const elapsed = Date.now() - started;
+  assert.equal(code, 1, out.stderr);
+  assert.match(out.stderr, new RegExp(`gave up waiting after 1 s \\(--lock-timeout\\): another etl load still holds the lock on this database \\(PostgreSQL backend pid ${holder.pid}\\): application "nightly-etl", user postgres, .*connected since \\d{4}-\\d\\d-\\d\\dT`));
+  assert.match(out.stderr, new RegExp(`SELECT pg_terminate_backend\\(${holder.pid}\\)`));
+  assert.ok(elapsed < 60_000, `took ${elapsed} ms`);
+  assert.doesNotMatch(out.stderr, /^\s+at /m, 'no stack');
+  const rows = await holder.client.query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'etl_runs'`);
+  assert.ok(rows.rows[0].n <= 1, 'nothing loaded');
+});
+
+test('waiting: the message names the holder; the load proceeds once the lock is free', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const holder = await holdLock(url);
+  t.after(() => holder.client.end());
+
+  const { out, done } = etl(['load', '--database-url', url], run.cwd);
+  const deadline = Date.now() + 60_000;
+  while (!out.stderr.includes('waiting for another etl load') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.match(out.stderr, new RegExp(`waiting for another etl load to finish \\(PostgreSQL backend pid ${holder.pid}\\): application "nightly-etl"`));
+  await holder.client.query('SELECT pg_advisory_unlock($1::bigint)', [LOAD_LOCK_KEY]);
+  assert.equal(await done, 0, out.stderr);
+});
+
+test('--lock-timeout that is not a duration: exit 2', async () => {
+  const run = await realRun();
+  try {
+    const { out, done } = etl(['load', '--lock-timeout', 'soon', '--database-url', 'postgresql://etl@127.0.0.1:1/x'], run.cwd);
+    assert.equal(await done, 2, out.stderr);
+    assert.match(out.stderr, /--lock-timeout must be a duration such as 30s, 2m or 1h, got "soon"/);
+  } finally {
+    await rm(run.cwd, { recursive: true, force: true });
+  }
+});
