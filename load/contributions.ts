@@ -7,7 +7,11 @@
 import { StagingError } from '../model/errors.ts';
 import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
 import { analyzeSql, createStageTableSql } from './batch-sql.ts';
+import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import type { CopyFigures } from './copy-in.ts';
 import { isUniqueViolation } from './merge.ts';
+import { copyStaged, type StagedFile } from './stage-files.ts';
 import { list, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
@@ -76,17 +80,21 @@ function stateOfSql(s: TableShape): CompiledQuery {
   return compiled(`SELECT NOT EXISTS (SELECT 1 FROM ${state(s)}) AS empty, EXISTS (SELECT 1 FROM ${s.target}) AS rows`);
 }
 
-/** Every staged contribution into the empty state, as it is (a repeated document fails on the primary key). */
-function insertAllStagedSql(s: TableShape): CompiledQuery {
-  return compiled(`INSERT INTO ${state(s)} (${s.documentColumn.id}, ${list(s.columns)}) SELECT ${s.documentColumn.id}, ${list(s.columns)} FROM ${s.temps.contrib}`);
-}
+/** COPY of the contributions file straight into the (emptied) state table. */
+const copyIntoStateSql = (s: TableShape): string => `COPY ${state(s)} (${s.documentColumn.id}, ${list(s.columns)}) FROM STDIN WITH ${COPY_CSV_OPTIONS}`;
 
-/** The batch when nothing was stored before: each staged key's latest contribution, with its line. */
-function stagedWinnersIntoBatchSql(s: TableShape): CompiledQuery {
+/**
+ * The batch when nothing was stored before: each key's latest contribution, numbered by its record
+ * in the file. The state was emptied by TRUNCATE in this transaction, so its file is new and COPY
+ * appended the records in file order: the n-th row by ctid is record n + 1 (the header is 1).
+ */
+function stateWinnersIntoBatchSql(s: TableShape): CompiledQuery {
+  const doc = s.documentColumn.id;
   return compiled(
     `INSERT INTO ${s.temps.stage} (${s.line}, ${list(s.columns)}) ` +
-      `SELECT DISTINCT ON (${keyList(s, 'n.')}) n.${s.line}, ${list(s.columns, 'n.')} FROM ${s.temps.contrib} AS n ` +
-      `ORDER BY ${keyList(s, 'n.')}, n.${s.latestBy!.id} DESC NULLS LAST, n.${s.documentColumn.id} COLLATE "C" DESC`,
+      `SELECT DISTINCT ON (${keyList(s, 'n.')}) n.line, ${list(s.columns, 'n.')} FROM ` +
+      `(SELECT c.*, 1 + row_number() OVER (ORDER BY c.ctid) AS line FROM ${state(s)} AS c) AS n ` +
+      `ORDER BY ${keyList(s, 'n.')}, n.${s.latestBy!.id} DESC NULLS LAST, n.${doc} COLLATE "C" DESC`,
   );
 }
 
@@ -110,15 +118,6 @@ function supersededSql(s: TableShape): CompiledQuery {
 
 /** Replaces the contributions, then fills the batch with the recomputed rows of the touched keys. */
 export async function contributionsIntoBatch(session: LoadSession, shape: TableShape, scope: ContributionScope): Promise<ContributionOutcome> {
-  const stored = (await session.run(stateOfSql(shape))).rows[0] as { empty: boolean; rows: boolean };
-  if (!scope.complete && stored.empty && stored.rows) {
-    throw new StagingError('contributions_missing', `${shape.table.name} holds rows loaded before etl kept the contributions of its documents, so an incremental run cannot recompute them`, {
-      context: { table: shape.table.name },
-      hint: `read its collection in full once: etl run --full --tables ${shape.table.name}`,
-    });
-  }
-  const first = stored.empty ? await firstContributions(session, shape) : null;
-  if (first) return first;
   const touched = (await session.run(touchedSql(shape, scope))).rowCount ?? 0;
   await session.run(analyzeSql(shape.temps.touched));
   await session.run(removeReplacedSql(shape, scope));
@@ -131,16 +130,36 @@ export async function contributionsIntoBatch(session: LoadSession, shape: TableS
 }
 
 /**
- * Nothing stored yet (a first load): no contribution to replace and no stored one to join, so the
- * staged ones go in as they are and the batch comes straight from the staged file (the same rows
- * and lines as the general path). Null when the file repeats a document (the savepoint undoes the
- * insert; the general path keeps its last line).
+ * Whether nothing is stored yet. Refused: an incremental run of a table holding rows whose
+ * contributions were never kept (loaded by an older etl): its rows cannot be recomputed.
  */
-async function firstContributions(session: LoadSession, shape: TableShape): Promise<ContributionOutcome | null> {
+export async function nothingStored(session: LoadSession, shape: TableShape, complete: boolean): Promise<boolean> {
+  const stored = (await session.run(stateOfSql(shape))).rows[0] as { empty: boolean; rows: boolean };
+  if (!complete && stored.empty && stored.rows) {
+    throw new StagingError('contributions_missing', `${shape.table.name} holds rows loaded before etl kept the contributions of its documents, so an incremental run cannot recompute them`, {
+      context: { table: shape.table.name },
+      hint: `read its collection in full once: etl run --full --tables ${shape.table.name}`,
+    });
+  }
+  return stored.empty;
+}
+
+/**
+ * Nothing stored yet (a first load): the contributions file is COPYed straight into the state
+ * table (no temp table, no INSERT … SELECT, its indexes built once after), and the batch is each
+ * key's latest contribution (the same rows and lines as the general path). Null when the file
+ * repeats a document: the primary key cannot be re-created, the savepoint undoes it all, and the
+ * general path (which keeps a repeated document's last line) runs instead.
+ */
+export async function firstContributions(session: LoadSession, paths: RunPaths, shape: TableShape, file: StagedFile): Promise<(ContributionOutcome & { copied: CopyFigures }) | null> {
+  // Emptying and re-indexing the state table are for its owner only.
+  const owned = ((await session.run(compiled(`SELECT pg_has_role(relowner, 'USAGE') AS owned FROM pg_class WHERE oid = $1::regclass`, [state(shape)]))).rows[0] as { owned: boolean }).owned;
+  if (!owned) return null;
   await session.client.query('SAVEPOINT etl_contrib');
-  let stored: number;
+  let copied: CopyFigures;
   try {
-    stored = await withoutStateIndexes(session, shape, () => session.count(insertAllStagedSql(shape)));
+    await session.run(compiled(`TRUNCATE ${state(shape)}`));
+    copied = await withoutStateIndexes(session, shape, () => copyStaged(session, paths, file, copyIntoStateSql(shape)));
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
     await session.client.query('ROLLBACK TO SAVEPOINT etl_contrib');
@@ -149,11 +168,11 @@ async function firstContributions(session: LoadSession, shape: TableShape): Prom
   }
   await session.client.query('RELEASE SAVEPOINT etl_contrib');
   await session.run(createStageTableSql(shape));
-  const batchRows = await session.count(stagedWinnersIntoBatchSql(shape));
+  const batchRows = await session.count(stateWinnersIntoBatchSql(shape));
   await session.run(analyzeSql(shape.temps.stage));
   await session.run(touchedFromBatchSql(shape));
   // One batch row per staged key: the other contributions of a key lost to it.
-  return { touched: batchRows, batchRows, superseded: stored - batchRows };
+  return { copied, touched: batchRows, batchRows, superseded: copied.rowCount - batchRows };
 }
 
 interface StateIndex {

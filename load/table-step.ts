@@ -14,7 +14,7 @@ import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
 import { claimsToCheck, refuseContestedKeys } from './claims.ts';
-import { contributionsIntoBatch } from './contributions.ts';
+import { contributionsIntoBatch, firstContributions, nothingStored } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
 import { truncateCascade } from './truncate.ts';
@@ -208,10 +208,13 @@ async function fillBatch(ctx: LoadContext, shape: TableShape, staged: TransformT
       hint: `transform it again: etl transform --run ${paths.runId}`,
     });
   }
+  const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
+  const file = stagedFile(paths, staged.contrib, columns);
+  const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file) : null;
+  if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded };
   const copied = await copyContributions(session, paths, shape, staged.contrib);
   const outcome = await contributionsIntoBatch(session, shape, scope);
-  const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
-  return { file: stagedFile(paths, staged.contrib, columns), copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded };
+  return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded };
 }
 
 async function writeRejects(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[], batch: BatchFigures): Promise<TableStepResult['rejects']> {

@@ -452,3 +452,26 @@ test('a first load of a dedupe table whose contributions repeat a document keeps
     { _id: 'b', day: '2024-03-07' },
   ]);
 });
+
+test('a first load of a dedupe table lists a refused row with its record in the contributions file', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  const runId = await stageRun(staging, model, {
+    users: { rows: [['u1', ts('1 10:00:00'), ts('1 10:00:00'), 'Ann', null, null]] },
+    logbook: {
+      rows: [
+        ['u1', '2024-03-07', ts('7 10:00:00'), ts('7 12:00:00')],
+        ['u9', '2024-03-07', ts('7 08:00:00'), ts('7 09:00:00')], // user deleted in the app
+        ['u1', '2024-03-08', ts('8 10:00:00'), ts('8 11:00:00')],
+        ['u9', '2024-03-09', ts('9 08:00:00'), ts('9 09:00:00')],
+      ],
+      docs: ['d1', 'd2', 'd3', 'd4'],
+    },
+  });
+  const report = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  assert.deepEqual(figures(report, 'logbook'), f(4, { inserted: 2, rejected: 2 }));
+  const rejects = (await readFile(runPaths(staging, runId).loadRejects('logbook'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { line: number; value: string });
+  assert.deepEqual(rejects.map((r) => [r.line, r.value]), [[3, 'u9'], [5, 'u9']]);
+  assert.equal((await query(url, `SELECT count(*)::int AS n FROM etl_contrib_logbook`))[0]!.n, 4, 'every contribution is kept');
+});
