@@ -13,19 +13,20 @@ import type { PipelineModel } from '../model/types.ts';
 import type { Manifest } from '../staging/manifest.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
-import { ident } from '../schema/sql.ts';
+import { ident, identList } from '../schema/sql.ts';
+import { readCsvHeader } from '../load/copy-in.ts';
 import { list, matchKey, tableShape, type ShapeColumn, type TableShape } from '../load/shape.ts';
 
 const quoteFile = (file: string): string => `'${file.replace(/'/g, "''")}'`;
 const copyLine = (temp: string, columns: string, file: string): string => `\\copy ${temp} (${columns}) FROM ${quoteFile(file)} WITH ${COPY_CSV_OPTIONS}`;
 
 /** The psql script merging the staged tables of `manifest` into their tables. */
-export function handMergeScript(model: PipelineModel, paths: RunPaths, manifest: Manifest): string {
+export async function handMergeScript(model: PipelineModel, paths: RunPaths, manifest: Manifest): Promise<string> {
   const staged = manifest.stages.transform?.tables ?? {};
   const lines: string[] = [`SET work_mem = '128MB';`, 'SET CONSTRAINTS ALL DEFERRED;'];
-  model.loadOrder.forEach((name, index) => {
+  for (const [index, name] of model.loadOrder.entries()) {
     const record = staged[name];
-    if (!record) return;
+    if (!record) continue;
     const shape = tableShape(model.tables.get(name)!, index);
     const file = (f: { file: string }) => path.resolve(paths.dir, f.file);
     const s = ident(`hand_stage_${index}`);
@@ -33,13 +34,16 @@ export function handMergeScript(model: PipelineModel, paths: RunPaths, manifest:
     const scope = record.complete ? null : record.keys ? k : null;
     if (scope) {
       const keyColumn = shape.kind === 'dedupe_upsert' ? shape.documentColumn : shape.docKey!;
-      lines.push(`CREATE TEMP TABLE ${k} (${keyColumn.id} ${keyColumn.type}) ON COMMIT DROP;`, copyLine(k, keyColumn.id, file(record.keys!)), `ANALYZE ${k};`);
+      // The keys file: the key column, and (upsert, explode) the document `_id` beside it.
+      const header = await readCsvHeader(file(record.keys!));
+      const extra = header.slice(1).map((h) => `, ${ident(h)} TEXT`).join('');
+      lines.push(`CREATE TEMP TABLE ${k} (${keyColumn.id} ${keyColumn.type}${extra}) ON COMMIT DROP;`, copyLine(k, identList(header), file(record.keys!)), `ANALYZE ${k};`);
     }
     lines.push(`CREATE TEMP TABLE ${s} ON COMMIT DROP AS SELECT ${list(shape.columns)} FROM ${shape.target} WITH NO DATA;`);
     if (shape.kind === 'dedupe_upsert') lines.push(...recomputeKeys(shape, s, scope, file(record.contrib!), index));
     else lines.push(copyLine(s, list(shape.columns), file(record.csv)), `ANALYZE ${s};`);
     lines.push(...referenceChecks(model, shape, s), ...merge(shape, s), ...leave(shape, s, scope, record.complete === true, index));
-  });
+  }
   return `${lines.join('\n')}\n`;
 }
 

@@ -105,7 +105,7 @@ async function changeSource(
 /** The incremental run's staged files merged by hand into the copy of the database the full run left. */
 async function handMerge(ctx: BenchContext, result: Parameters<Benchmark>[1], url: string, staging: string, runId: string): Promise<void> {
   const paths = runPaths(staging, runId);
-  const script = handMergeScript(ctx.model, paths, await readManifest(paths));
+  const script = await handMergeScript(ctx.model, paths, await readManifest(paths));
   ctx.log('  incremental: the same merge written by hand (psql)…');
   const child = await psqlScript(url, script, ctx.scratch('hand-merge'));
   ctx.log(`  incremental: hand-written merge ${child.processSeconds.toFixed(2)} s`);
