@@ -7,6 +7,8 @@ export const STAGES: readonly StageName[] = ['extract', 'transform', 'load'];
 /** Files every finished run holds besides the stages' own files. */
 export const MANIFEST_FILE = 'manifest.json';
 export const PIPELINE_COPY = 'pipeline.yaml';
+/** The run's HTML report (report/write-report.ts): derived from the files above, packed first when present. */
+export const REPORT_FILE = 'report.html';
 
 export interface RecordedFile {
   stage: StageName;

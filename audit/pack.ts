@@ -13,7 +13,7 @@ import { readManifest, type Manifest, type StageName, type StageStatus } from '.
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { sha256OfFile } from './file-figures.ts';
 import { filesUnder } from './folder-walk.ts';
-import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, type RecordedFile } from './manifest-files.ts';
+import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, type RecordedFile } from './manifest-files.ts';
 import { scanFile, secretFileName, type SecretFinding } from './secret-scan.ts';
 
 export interface PackProgress {
@@ -67,12 +67,16 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
   const included = doneStages(manifest);
   const records = recordedFiles(manifest, included);
   await checkRecords(paths, records);
-  const members = [MANIFEST_FILE, PIPELINE_COPY, ...records.map((r) => r.record.file)];
+  // The HTML report (etl report), when the run has one, is the auditor's first page: packed first.
+  const reportBytes = await stat(path.join(paths.dir, REPORT_FILE)).then((st) => (st.isFile() ? st.size : null), () => null);
+  const report = reportBytes === null ? [] : [REPORT_FILE];
+  const members = [...report, MANIFEST_FILE, PIPELINE_COPY, ...records.map((r) => r.record.file)];
   const memberSet = new Set(members);
   const leftOut = (await filesUnder(paths.dir)).filter((f) => !memberSet.has(f));
   const sizes = new Map<string, number>([
     [MANIFEST_FILE, Buffer.byteLength(manifestText)],
     [PIPELINE_COPY, Buffer.byteLength(pipelineText)],
+    ...(reportBytes === null ? [] : [[REPORT_FILE, reportBytes] as [string, number]]),
     ...records.map((r) => [r.record.file, r.record.bytes] as [string, number]),
   ]);
   const bytesTotal = [...sizes.values()].reduce((a, b) => a + b, 0);

@@ -13,7 +13,7 @@ import { StagingError } from '../model/errors.ts';
 import type { FileRecord, Manifest } from '../staging/manifest.ts';
 import { StopWalk, walkArchive, type ArchiveEntry } from './archive-walk.ts';
 import { FigureTap, type TapFigures } from './file-figures.ts';
-import { isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles } from './manifest-files.ts';
+import { isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE } from './manifest-files.ts';
 
 /** What reading one recorded file of an archive gave. */
 export type ArchiveFileOutcome =
@@ -132,7 +132,8 @@ async function readEntries(archive: string, prefix: string, manifest: Manifest, 
       // A second entry of a name would replace the first on unpacking: neither is trusted.
       if (seen.has(rel)) return void (extra.push(`${rel} (a second entry of this name)`), entry.resume());
       seen.add(rel);
-      if (rel === MANIFEST_FILE) return void entry.resume();
+      // The HTML report (etl report) is derived from the manifest, not recorded in it: read past.
+      if (rel === MANIFEST_FILE || rel === REPORT_FILE) return void entry.resume();
       if (rel === PIPELINE_COPY) {
         if (entry.size > MAX_PIPELINE_BYTES) return void (extra.push(`${rel} (${entry.size} bytes: too large to be one)`), entry.resume());
         return void (await copyEntry(entry, path.join(dir, rel)));

@@ -1,4 +1,5 @@
-// `etl runs`: the staged runs, newest first, each summarised from its manifest.
+// `etl runs`: the staged runs, newest first, each summarised from its manifest (report/run-history.ts
+// adds what the ledger in PostgreSQL knows).
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EtlError } from '../model/errors.ts';
@@ -19,6 +20,12 @@ export interface RunSummary {
   rows: number | null;
   /** Rows rejected by transform and by load. */
   rejects: number | null;
+  /** Where the documents came from (no credentials), as the manifest says. */
+  source: string | null;
+  /** Per stage: seconds from start to end (null: the stage never ended). */
+  seconds: Record<StageName, number | null>;
+  /** Rows load kept aside for later (the load section's `pending` figures), when load records any. */
+  pending: number | null;
   /** Load finished and was not a dry run. */
   loaded: boolean;
   /** `latest` points at this run. */
@@ -67,11 +74,37 @@ export function summarise(runId: string, manifest: Manifest | null, extra: { lat
     documents: total(s.extract ? Object.values(s.extract.collections ?? {}).map((c) => c.records ?? 0) : null),
     rows: total(transformTables ? transformTables.map((t) => t.rows ?? 0) : null),
     rejects: transformTables === null ? null : total([...transformTables.map((t) => t.rejected ?? 0), ...loadTables.map((t) => t.rejected ?? 0)]),
+    source: manifest?.source?.description ?? null,
+    seconds: { extract: stageSeconds(s.extract), transform: stageSeconds(s.transform), load: stageSeconds(s.load) },
+    pending: optionalTotal(loadTables.map((t) => pendingCount(t.pending))),
     loaded: isLoaded(manifest),
     latest: extra.latest,
     bytes: extra.bytes,
     problem: extra.problem,
   };
+}
+
+function stageSeconds(section: { started_at?: string; ended_at?: string | null } | undefined): number | null {
+  if (!section?.started_at || !section.ended_at) return null;
+  const ms = Date.parse(section.ended_at) - Date.parse(section.started_at);
+  return Number.isFinite(ms) ? ms / 1000 : null;
+}
+
+/**
+ * Rows waiting in etl_pending after a load (held back, or loaded with a NULL reference), from load's
+ * `pending` figures ({rows, nulls, …}); null when load did not record any.
+ */
+export function pendingCount(pending: unknown): number | null {
+  if (typeof pending === 'number') return pending;
+  if (pending === null || typeof pending !== 'object') return null;
+  const p = pending as { rows?: unknown; nulls?: unknown };
+  return (typeof p.rows === 'number' ? p.rows : 0) + (typeof p.nulls === 'number' ? p.nulls : 0);
+}
+
+/** The sum of the figures that are numbers; null when none is (the field is not recorded). */
+export function optionalTotal(values: readonly unknown[]): number | null {
+  const numbers = values.filter((v): v is number => typeof v === 'number');
+  return numbers.length === 0 ? null : numbers.reduce((a, b) => a + b, 0);
 }
 
 /** Reads one run's manifest, or says why it cannot. */

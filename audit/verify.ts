@@ -10,7 +10,7 @@ import { readManifest, type FileRecord, type Manifest } from '../staging/manifes
 import { runPaths } from '../staging/run-folder.ts';
 import { measureFile, ndjsonRecords, sha256OfFile, stagedFileKind, type MeasuredFile } from './file-figures.ts';
 import { filesUnder } from './folder-walk.ts';
-import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, STAGES } from './manifest-files.ts';
+import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, STAGES } from './manifest-files.ts';
 import { reconcile } from './reconcile.ts';
 import { openRunSource, type RunSource } from './run-source.ts';
 import type { Mismatch, VerifyReport } from './verify-report.ts';
@@ -146,7 +146,7 @@ interface FilesCheck {
 /** Files recorded by finished stages: recomputed and compared with their records. */
 async function checkFiles(source: RunSource, manifest: Manifest, options: VerifyOptions, mismatches: Mismatch[]): Promise<FilesCheck> {
   const toCheck = recordedFiles(manifest, doneStages(manifest));
-  const known = new Set<string>([MANIFEST_FILE, PIPELINE_COPY, ...recordedFiles(manifest, STAGES).map((r) => r.record.file)]);
+  const known = new Set<string>([MANIFEST_FILE, PIPELINE_COPY, REPORT_FILE, ...recordedFiles(manifest, STAGES).map((r) => r.record.file)]);
   const bytesTotal = toCheck.reduce((a, r) => a + (r.record.bytes ?? 0), 0);
   const state = { checked: 0, bytes: 0, missing: 0, bytesDone: 0 };
   const measuredSha = new Map<string, string>();

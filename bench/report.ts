@@ -1,5 +1,5 @@
 // The printed table of a bench run: one line a measured step, then each comparison with its goal.
-import { formatTable } from '../bin/output.ts';
+import { formatTable } from '../report/text-table.ts';
 import type { BenchmarkResult } from './benchmarks.ts';
 import type { StepFigures } from './figures.ts';
 

@@ -1,6 +1,8 @@
-// The `etl` command line: finds the command, runs it, turns any error into a message and an exit code.
+// The `etl` command line: takes the global flags, finds the command, runs it, and turns any error
+// into a message and an exit code (bin/render-error.ts, the only place errors are printed).
 import process from 'node:process';
-import type { Command, CommandContext } from './command.ts';
+import type { Command, CommandContext, Verbosity } from './command.ts';
+import { LastLineOnly } from './output.ts';
 import { renderError } from './render-error.ts';
 import { resolveConfig } from '../connect/config.ts';
 import { EtlError, UsageError } from '../model/errors.ts';
@@ -20,12 +22,49 @@ const commands: Record<string, () => Promise<{ default: Command }>> = {
   pack: () => import('./commands/pack.ts'),
   verify: () => import('./commands/verify.ts'),
   runs: () => import('./commands/runs.ts'),
+  report: () => import('./commands/report.ts'),
   clean: () => import('./commands/clean.ts'),
 };
 
+const GLOBAL_HELP = `global options (any command):
+  -q, --quiet       errors and the final line only (no progress, no tables)
+  -v, --verbose     per-batch progress lines, and the stack of any error (also: ETL_DEBUG=1)
+  --dotenv FILE     read the configuration from FILE instead of ./.env
+  -h, --help        the command's usage (also: etl help <command>)`;
+
+interface GlobalFlags {
+  readonly rest: string[];
+  readonly verbosity: Verbosity;
+  readonly dotenv: string | undefined;
+}
+
+/** Takes the global flags out of the arguments, wherever they are. */
+export function globalFlags(argv: readonly string[]): GlobalFlags {
+  const rest: string[] = [];
+  let verbosity: Verbosity = 'normal';
+  let dotenv: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--quiet' || a === '-q') verbosity = 'quiet';
+    else if (a === '--verbose' || a === '-v') verbosity = 'verbose';
+    else if (a === '--dotenv' || a.startsWith('--dotenv=')) {
+      dotenv = a === '--dotenv' ? argv[++i] : a.slice('--dotenv='.length);
+      if (dotenv === undefined || dotenv === '') throw new UsageError('bad_arguments', '--dotenv needs a file', { context: { flag: '--dotenv' }, hint: 'e.g. --dotenv ./prod.env' });
+    } else rest.push(a);
+  }
+  return { rest, verbosity, dotenv };
+}
+
+async function loadCommand(name: string): Promise<Command> {
+  const load = commands[name];
+  if (!load) throw new UsageError('unknown_command', `unknown command "${name}"`, { hint: 'run `etl --help` for the list of commands' });
+  return (await load()).default;
+}
+
 async function main(argv: readonly string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+  const { rest: args, verbosity, dotenv } = globalFlags(argv);
+  const [name, ...rest] = args;
+  if (name === undefined || name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
     process.stdout.write(await helpText());
     return name === undefined ? 2 : 0;
   }
@@ -33,41 +72,38 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${await version()}\n`);
     return 0;
   }
-  const load = commands[name];
-  if (!load) throw new UsageError('unknown_command', `unknown command "${name}"`, { hint: 'run `etl --help` for the list of commands' });
-  let command: Command;
-  try {
-    command = (await load()).default;
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException)?.code === 'ERR_MODULE_NOT_FOUND' && String((cause as Error).message).includes(`commands/${name}.ts`)) {
-      throw new UsageError('not_implemented', `command "${name}" is not available in this version`, { cause });
-    }
-    throw cause;
+  if (name === 'help') {
+    process.stdout.write(`${(await loadCommand(rest[0]!)).usage.trimEnd()}\n`);
+    return 0;
   }
+  const command = await loadCommand(name);
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(`${command.usage.trimEnd()}\n`);
     return 0;
   }
+  // --quiet: the final line only, whatever the command prints (--json output is kept whole).
+  const quiet = verbosity === 'quiet' && !rest.includes('--json') ? new LastLineOnly(process.stdout) : null;
+  const code = await withSignals((signal) => {
+    const ctx: CommandContext = { argv: rest, env: process.env, cwd: process.cwd(), stdout: quiet ?? process.stdout, stderr: process.stderr, signal, verbosity, dotenv };
+    return command.run(ctx);
+  });
+  quiet?.flush();
+  return code;
+}
 
+/** Runs with an AbortSignal that SIGINT/SIGTERM abort; a second Ctrl-C leaves at once. */
+async function withSignals(run: (signal: AbortSignal) => Promise<number>): Promise<number> {
   const controller = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(130); // a second Ctrl-C: leave now
+    if (controller.signal.aborted) process.exit(130);
     process.stderr.write(`\n${sig} received: stopping (press Ctrl-C again to quit at once)\n`);
     // An interrupted run is a failed run (exit 1): the stages clean up and leave nothing half-done.
     controller.abort(new EtlError('interrupted', `interrupted by ${sig}`));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const ctx: CommandContext = {
-    argv: rest,
-    env: process.env,
-    cwd: process.cwd(),
-    stdout: process.stdout,
-    stderr: process.stderr,
-    signal: controller.signal,
-  };
   try {
-    return await command.run(ctx);
+    return await run(controller.signal);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -90,12 +126,9 @@ async function version(): Promise<string> {
 }
 
 async function helpText(): Promise<string> {
-  const lines = ['usage: etl <command> [options]   (etl <command> --help for its options)', '', 'commands:'];
-  for (const [name, load] of Object.entries(commands)) {
-    const summary = await load().then((m) => m.default.summary, () => '(not available in this version)');
-    lines.push(`  ${name.padEnd(10)} ${summary}`);
-  }
-  lines.push('', 'exit codes: 0 done, 1 failed, 2 usage or configuration error', '');
+  const lines = ['usage: etl <command> [options]   (etl help <command> for its options)', '', 'commands:'];
+  for (const [name, load] of Object.entries(commands)) lines.push(`  ${name.padEnd(10)} ${(await load()).default.summary}`);
+  lines.push('', GLOBAL_HELP, '', 'exit codes: 0 done, 1 failed, 2 usage or configuration error', '');
   return lines.join('\n');
 }
 
@@ -106,6 +139,7 @@ main(argv).then(
   },
   (error: unknown) => {
     const json = argv.includes('--json');
-    process.exitCode = renderError(error, { json, stdout: process.stdout, stderr: process.stderr, env: process.env, secrets: knownSecrets() });
+    const verbose = argv.includes('--verbose') || argv.includes('-v');
+    process.exitCode = renderError(error, { json, verbose, stdout: process.stdout, stderr: process.stderr, env: process.env, secrets: knownSecrets() });
   },
 );

@@ -1,6 +1,6 @@
-// Terminal output conventions: colour only when wanted, plain lines when not a TTY, listr2's
-// renderer chosen by capability. Results and --json go to stdout; progress and errors to stderr.
-import type { Writable } from 'node:stream';
+// Terminal output conventions: colour only when wanted (NO_COLOR, FORCE_COLOR, a TTY). Results and
+// --json go to stdout; progress and errors to stderr (bin/progress/, bin/render-error.ts).
+import { Writable } from 'node:stream';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -16,25 +16,31 @@ export function paint(stream: { isTTY?: boolean }, env: Env) {
   return { red: wrap(31, 39), green: wrap(32, 39), yellow: wrap(33, 39), dim: wrap(2, 22), bold: wrap(1, 22) };
 }
 
-/**
- * listr2 options: the default renderer on a TTY, `simple` (plain lines) in CI logs and pipes,
- * silent under --json so stdout holds only the JSON document.
- */
-export function listrRendererOptions(ctx: { stderr: { isTTY?: boolean }; env: Env }, json: boolean) {
-  if (json) return { renderer: 'silent' as const };
-  const tty = ctx.stderr.isTTY === true || ctx.env.LISTR_FORCE_TTY === '1';
-  return tty ? { renderer: 'default' as const, fallbackRenderer: 'simple' as const } : { renderer: 'simple' as const };
-}
-
-/** Writes a plain-text table: the per-table summaries every stage prints at the end. */
-export function formatTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
-  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? c.toLocaleString('en-US') : c)))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i] ?? '').length)));
-  const line = (r: readonly (string | number)[]) =>
-    r.map((c, i) => (typeof rows[0]?.[i] === 'number' ? String(c).padStart(widths[i]!) : String(c).padEnd(widths[i]!))).join('  ').trimEnd();
-  return [line(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n') + '\n';
-}
-
 export function writeJson(out: Writable, value: unknown): void {
   out.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * --quiet for any command: keeps only the last line written, printed by `flush()` when the command
+ * succeeded. Commands that know their final line print only that; the others need no change.
+ */
+export class LastLineOnly extends Writable {
+  private last = '';
+  private partial = '';
+
+  constructor(private readonly target: Writable) {
+    super({ decodeStrings: false });
+  }
+
+  override _write(chunk: Buffer | string, _encoding: BufferEncoding, callback: () => void): void {
+    const lines = (this.partial + chunk.toString()).split('\n');
+    this.partial = lines.pop()!;
+    for (const l of lines) if (l.trim() !== '') this.last = l;
+    callback();
+  }
+
+  flush(): void {
+    const line = this.partial.trim() !== '' ? this.partial : this.last;
+    if (line !== '') this.target.write(`${line}\n`);
+  }
 }

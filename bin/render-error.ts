@@ -1,43 +1,95 @@
-// The one place an error becomes output: a short line and a hint for people (stderr), or a JSON
-// object for scripts (stdout, under --json). Returns the exit code.
+// The one place an error becomes output. People get one short line (what failed, where, the code)
+// and a hint on stderr; scripts get a JSON object on stdout under --json. An error that is not an
+// EtlError is a bug: it says "internal error" and how to get the stack. Stacks (with their causes)
+// appear only with --verbose or ETL_DEBUG=1. Every text is scrubbed of passwords. Returns the exit code.
 import type { Writable } from 'node:stream';
-import { EtlError, ConfigError } from '../model/errors.ts';
+import { EtlError, ConfigError, type ErrorContext } from '../model/errors.ts';
 import { redactText } from '../connect/redact.ts';
 import { paint } from './output.ts';
 
 export interface RenderErrorOptions {
   readonly json: boolean;
+  /** --verbose: add the stack and the chain of causes. */
+  readonly verbose?: boolean;
   readonly stdout: Writable & { isTTY?: boolean };
   readonly stderr: Writable & { isTTY?: boolean };
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly secrets?: readonly string[];
 }
 
+const INTERNAL_HINT = 'this is a bug in etl: re-run with --verbose (or ETL_DEBUG=1) to see where it happened, and report it with that output';
+
+interface ErrorView {
+  readonly code: string;
+  readonly message: string;
+  readonly where: string | null;
+  readonly hint: string | null;
+  readonly context: ErrorContext;
+  readonly exitCode: number;
+}
+
 export function renderError(error: unknown, o: RenderErrorOptions): number {
-  const secrets = o.secrets ?? [];
-  const etl = error instanceof EtlError ? error : null;
-  const exitCode = etl ? etl.exitCode : 1;
-  const message = redactText(error instanceof Error ? error.message : String(error), secrets);
+  const scrub = (text: string) => redactText(text, o.secrets ?? []);
+  const view = describe(error, scrub);
+  const verbose = o.verbose === true || o.env.ETL_DEBUG === '1';
   if (o.json) {
     const body = {
       ok: false,
       error: {
-        code: etl?.code ?? 'internal',
-        message,
-        hint: etl?.hint ?? null,
-        context: etl?.context ?? {},
+        code: view.code,
+        message: view.message,
+        where: view.where,
+        hint: view.hint,
+        context: view.context,
         findings: error instanceof ConfigError ? error.findings : undefined,
+        stack: verbose ? scrub(stackText(error)) : undefined,
       },
     };
     o.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
-    return exitCode;
+    return view.exitCode;
   }
   const color = paint(o.stderr, o.env);
-  o.stderr.write(`${color.red('error:')} ${message}\n`);
-  if (etl?.hint) o.stderr.write(`${color.dim('hint:')} ${redactText(etl.hint, secrets)}\n`);
-  if (!etl && error instanceof Error && error.stack) {
-    // Not one of ours: a bug. The stack helps whoever reports it.
-    o.stderr.write(`${color.dim(redactText(error.stack, secrets))}\n`);
+  const where = view.where && !view.message.includes(view.where) ? ` (at ${view.where})` : '';
+  const [first, ...more] = view.message.split('\n');
+  o.stderr.write(`${color.red('error:')} ${first}${where} ${color.dim(`[${view.code}]`)}\n`);
+  for (const line of more) o.stderr.write(`${line}\n`);
+  if (view.hint) o.stderr.write(`${color.dim('hint:')} ${view.hint}\n`);
+  if (verbose) o.stderr.write(`${color.dim(scrub(stackText(error)))}\n`);
+  return view.exitCode;
+}
+
+function describe(error: unknown, scrub: (s: string) => string): ErrorView {
+  if (error instanceof EtlError) {
+    return {
+      code: error.code,
+      message: scrub(error.message),
+      where: whereOf(error.context),
+      hint: error.hint ? scrub(error.hint) : null,
+      context: error.context,
+      exitCode: error.exitCode,
+    };
   }
-  return exitCode;
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: 'internal', message: `internal error: ${scrub(message)}`, where: null, hint: INTERNAL_HINT, context: {}, exitCode: 1 };
+}
+
+/** `file:line:col`, `table.column`, `collection _id X`: whatever the context knows, shortest first. */
+export function whereOf(c: ErrorContext): string | null {
+  if (c.file) return `${c.file}${c.line !== undefined ? `:${c.line}${c.column !== undefined ? `:${c.column}` : ''}` : ''}`;
+  if (c.table) return c.sqlColumn ? `${c.table}.${c.sqlColumn}` : c.table;
+  if (c.collection) return c.documentId ? `${c.collection} _id ${c.documentId}` : c.collection;
+  if (typeof c.path === 'string') return c.path;
+  return null;
+}
+
+/** The stack, then each cause's, as Node would print them (at most a few levels deep). */
+function stackText(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    const text = current instanceof Error ? (current.stack ?? `${current.name}: ${current.message}`) : String(current);
+    parts.push(depth === 0 ? text : `caused by: ${text}`);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join('\n');
 }

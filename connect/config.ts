@@ -83,6 +83,9 @@ export interface ResolveConfigInput {
   readonly cwd: string;
 }
 
+/** Staged runs go here by default: out of the source tree of a checkout (git ignores .etl/). */
+export const DEFAULT_STAGING = '.etl/runs';
+
 export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): EtlConfig {
   const r = settingsReader(env, cwd, flags.envFile);
   const pg = resolvePostgres(r, flags.databaseUrl);
@@ -105,7 +108,7 @@ export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): Etl
   return Object.freeze({
     cwd,
     pipelineFile: path.resolve(cwd, flags.pipeline ?? r.get('ETL_PIPELINE') ?? 'pipeline.yaml'),
-    stagingDir: path.resolve(cwd, flags.staging ?? r.get('ETL_STAGING') ?? 'staging'),
+    stagingDir: path.resolve(cwd, flags.staging ?? r.get('ETL_STAGING') ?? DEFAULT_STAGING),
     mongo: Object.freeze(mongo),
     mongoUrlConfigured: mongoUrl !== undefined,
     postgres: Object.freeze(pg.postgres),

@@ -79,9 +79,7 @@ function safeName(name: string): string {
 /** Creates a new run folder (and its stage folders) with a fresh id. */
 export async function createRun(stagingDir: string, now: Date = new Date()): Promise<RunPaths> {
   // A staging folder that cannot be made (not writable, disk full) is named, not a raw EACCES.
-  await mkdir(stagingDir, { recursive: true }).catch((cause: unknown) => {
-    throw writeFailure(stagingDir, cause);
-  });
+  await mkdir(stagingDir, { recursive: true }).catch((e: unknown) => cannotCreate(stagingDir, e));
   let t = now.getTime();
   // Two runs started within the same millisecond get distinct ids.
   for (;;) {
@@ -91,10 +89,32 @@ export async function createRun(stagingDir: string, now: Date = new Date()): Pro
       await Promise.all([mkdir(paths.extractDir), mkdir(paths.transformDir), mkdir(paths.loadDir)]);
       return paths;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw writeFailure(paths.dir, e);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') cannotCreate(paths.dir, e);
       t += 1;
     }
   }
+}
+
+/** Why a folder could not be made, in words, by the system's error code. */
+const MKDIR_REASONS: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EROFS: 'the file system is read-only',
+  ENOTDIR: 'a part of the path is a file',
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+};
+
+function cannotCreate(stagingDir: string, error: unknown): never {
+  const e = error as NodeJS.ErrnoException;
+  // A full disk says so (and names the folder) as every write of the staging does.
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw writeFailure(stagingDir, error);
+  const reason = (e.code && MKDIR_REASONS[e.code]) ?? `${e.code ?? 'error'}`;
+  throw new StagingError('staging_not_writable', `cannot create the staging folder ${stagingDir}: ${reason}`, {
+    context: { path: e.path ?? stagingDir, errno: e.code },
+    hint: 'choose a folder you can write with --staging DIR or ETL_STAGING, or fix the permissions of this one',
+    cause: error,
+  });
 }
 
 /** Points `latest` at a run (atomically). */

@@ -2,7 +2,7 @@
 import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { commandConfig } from '../config.ts';
 import { UsageError } from '../../model/errors.ts';
 import { cleanRuns, parseOlderThan } from '../../audit/clean.ts';
 import { formatBytes } from '../../audit/byte-size.ts';
@@ -24,7 +24,7 @@ options:
   --keep N          also keep the N newest runs
   --older-than D    only remove runs started before D: an age (7d, 12h, 2w, 30m) or a date (2026-01-01)
   --dry-run         show what would be removed, remove nothing
-  --staging DIR     staging folder (default: ETL_STAGING, else ./staging)
+  --staging DIR     staging folder (default: ETL_STAGING, else ./.etl/runs)
   --json            print the report as JSON on stdout
 `;
 
@@ -45,7 +45,7 @@ const command: Command = {
       keep = Number(flags.keep);
     }
     const olderThan = flags['older-than'] !== undefined ? parseOlderThan(flags['older-than']) : null;
-    const cfg = resolveConfig({ flags: { staging: flags.staging }, env: ctx.env, cwd: ctx.cwd });
+    const cfg = commandConfig(ctx, { staging: flags.staging });
     const report = await cleanRuns({ stagingDir: cfg.stagingDir, keep, olderThan, dryRun: flags['dry-run'] === true });
     if (flags.json) {
       writeJson(ctx.stdout, { ok: true, ...report });

@@ -1,9 +1,10 @@
 // `etl diff`: compares MongoDB, mapped through pipeline.yaml, with PostgreSQL, table by table.
 // The work is inspect/diff.ts; this renders its report (a summary table, then the keys per table).
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, paint, writeJson } from '../output.ts';
+import { paint, writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { parseFlags } from '../flags.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { commandConfig } from '../config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../model/errors.ts';
@@ -59,11 +60,7 @@ const command: Command = {
       if (!/^\d+$/.test(flags.limit)) throw new UsageError('bad_arguments', `--limit needs a whole number, got "${flags.limit}"`, { hint: 'see etl diff --help' });
       limit = Number(flags.limit);
     }
-    const cfg = resolveConfig({
-      flags: { pipeline: flags.pipeline, mongoUrl: flags['mongo-url'], mongoDatabase: flags['mongo-db'], databaseUrl: flags['database-url'] },
-      env: ctx.env,
-      cwd: ctx.cwd,
-    });
+    const cfg = commandConfig(ctx, { pipeline: flags.pipeline, mongoUrl: flags['mongo-url'], mongoDatabase: flags['mongo-db'], databaseUrl: flags['database-url'] });
     const model = await loadPipeline(cfg.pipelineFile, { globalDateThreshold: cfg.globalDateThreshold });
     // Before any connection: a typo in --tables is a usage error, not a failed comparison.
     let wanted: string[] | null = null;

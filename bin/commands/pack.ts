@@ -4,13 +4,15 @@ import path from 'node:path';
 import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { commandConfig } from '../config.ts';
 import { packRun, type PackProgress } from '../../audit/pack.ts';
+import { writeRunReport } from '../../report/write-report.ts';
 import { formatBytes, throttled } from '../../audit/byte-size.ts';
 
 const usage = `usage: etl pack [--run ID] [--staging DIR] [--out FILE] [--json]
 
-Packs a finished run into one .tar.gz: manifest.json, the pipeline.yaml the run was made with,
+Packs a finished run into one .tar.gz: its HTML report first (etl report, written now), then
+manifest.json, the pipeline.yaml the run was made with,
 the extract NDJSON, the transform CSVs, keys and rejects files, and load's rejects files when the
 run was loaded. Anyone can then check it with \`etl verify FILE\`, without MongoDB or PostgreSQL.
 
@@ -22,7 +24,7 @@ renamed when complete.
 
 options:
   --run ID          the run (default: the one <staging>/latest names)
-  --staging DIR     staging folder (default: ETL_STAGING, else ./staging)
+  --staging DIR     staging folder (default: ETL_STAGING, else ./.etl/runs)
   --out FILE        the archive (default: <staging>/<run-id>.tar.gz)
   --json            print the report as JSON on stdout
 exit codes: 0 packed, 1 refused or failed, 2 usage error
@@ -36,7 +38,7 @@ const command: Command = {
   usage,
   async run(ctx: CommandContext): Promise<number> {
     const flags = parseFlags(ctx.argv, { run: { type: 'string' }, staging: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } });
-    const cfg = resolveConfig({ flags: { staging: flags.staging }, env: ctx.env, cwd: ctx.cwd });
+    const cfg = commandConfig(ctx, { staging: flags.staging });
     const show = throttled((p: PackProgress) => {
       ctx.stderr.write(
         p.phase === 'scan'
@@ -44,6 +46,8 @@ const command: Command = {
           : `packing: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, archive ${formatBytes(p.archiveBytes)}\n`,
       );
     });
+    // The HTML report goes in first: what an auditor opens before anything else.
+    await writeRunReport({ stagingDir: cfg.stagingDir, runId: flags.run ?? null, secrets: cfg.secrets });
     const report = await packRun({
       stagingDir: cfg.stagingDir,
       runId: flags.run ?? null,

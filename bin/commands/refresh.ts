@@ -5,8 +5,10 @@ import readline from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import type { Readable } from 'node:stream';
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, writeJson } from '../output.ts';
-import { describeMongo, describePostgres, resolveConfig, type EtlConfig } from '../../connect/config.ts';
+import { commandConfig } from '../config.ts';
+import { writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
+import { describeMongo, describePostgres, type EtlConfig } from '../../connect/config.ts';
 import { sshTarget } from '../../connect/ssh-session.ts';
 import { EtlError, UsageError } from '../../model/errors.ts';
 import { runMongoRefresh, runPostgresRefresh, type PgRefreshFilters } from '../../refresh/index.ts';
@@ -38,8 +40,8 @@ options:
   --exclude-table-data T this table's structure but not its rows (repeatable)
   --no-keep-dump         delete the .pgdump file after a successful restore
   --restore              (mongo) restore the archive into the local MongoDB
-  --staging DIR          staging folder (default ETL_STAGING, else ./staging)
-  --env-file FILE        read this file instead of ./.env
+  --staging DIR          staging folder (default ETL_STAGING, else ./.etl/runs)
+  --dotenv FILE          read the configuration from FILE instead of ./.env
   --json                 print the report as JSON on stdout
 SSH: REMOTE_SERVER_URL, REMOTE_SERVER_PORT (22), REMOTE_SERVER_USER, REMOTE_SERVER_PASSWORD or
      REMOTE_SERVER_KEY_FILE (+ REMOTE_SERVER_KEY_PASSPHRASE) or ssh-agent; the host key must be in
@@ -119,116 +121,129 @@ function filtersFrom(values: Record<string, unknown>, config: EtlConfig): PgRefr
   };
 }
 
+const REFRESH_FLAGS = {
+  yes: { type: 'boolean', short: 'y' },
+  out: { type: 'string' },
+  'include-table': { type: 'string', multiple: true },
+  'exclude-table': { type: 'string', multiple: true },
+  'include-schema': { type: 'string', multiple: true },
+  'exclude-schema': { type: 'string', multiple: true },
+  'exclude-table-data': { type: 'string', multiple: true },
+  'no-keep-dump': { type: 'boolean' },
+  restore: { type: 'boolean' },
+  staging: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+type RefreshValues = ReturnType<typeof parseArgs<{ options: typeof REFRESH_FLAGS; allowPositionals: true; strict: true }>>['values'];
+
+/** The flags, and the target (mongo or postgres) with the flags that apply to it. */
+function parseRefreshFlags(argv: readonly string[]): { target: 'mongo' | 'postgres'; values: RefreshValues } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: REFRESH_FLAGS });
+  } catch (cause) {
+    throw new UsageError('bad_arguments', (cause as Error).message, { hint: 'see `etl refresh --help`', cause });
+  }
+  const { values, positionals } = parsed;
+  const target = positionals[0];
+  if (positionals.length !== 1 || (target !== 'mongo' && target !== 'postgres')) {
+    throw new UsageError('bad_arguments', positionals.length === 0 ? 'say what to refresh: `etl refresh mongo` or `etl refresh postgres`' : `unknown refresh target "${positionals.join(' ')}" (expected mongo or postgres)`, {
+      hint: 'see `etl refresh --help`',
+    });
+  }
+  const pgOnly = ['include-table', 'exclude-table', 'include-schema', 'exclude-schema', 'exclude-table-data', 'no-keep-dump'].filter((k) => values[k as keyof typeof values] !== undefined);
+  if (target === 'mongo' && pgOnly.length) throw new UsageError('bad_arguments', `--${pgOnly[0]} applies to \`etl refresh postgres\` only`);
+  if (target === 'postgres' && values.restore) throw new UsageError('bad_arguments', '--restore applies to `etl refresh mongo` only (postgres always restores)');
+  return { target, values };
+}
+
+interface RefreshRun {
+  readonly ctx: CommandContext;
+  readonly values: RefreshValues;
+  readonly config: EtlConfig;
+  readonly progress: ReturnType<typeof progressPrinter>;
+  /** user@host:port of the SSH server. */
+  readonly server: string;
+}
+
+async function refreshMongo({ ctx, values, config, progress, server }: RefreshRun): Promise<number> {
+  if (values.restore && !values.yes) await confirm(ctx, `the local MongoDB database ${describeMongo(config.mongo)}`);
+  progress.line(`refresh mongo: mongodump of ${config.remote.mongo.database} on the SSH server ${server}`);
+  let report;
+  try {
+    report = await runMongoRefresh({
+      config,
+      outDir: values.out,
+      restore: values.restore === true,
+      env: ctx.env,
+      signal: ctx.signal,
+      onProgress: (p) => {
+        if (p.phase === 'download') progress.update(`  receiving archive: ${formatBytes(p.bytes)} (${formatBytes(p.bytesPerSecond)}/s)`);
+        else if (p.phase === 'restore') progress.line('  restoring into the local MongoDB with mongorestore…');
+      },
+    });
+  } finally {
+    progress.end();
+  }
+  if (values.json) writeJson(ctx.stdout, { ok: true, ...report });
+  else {
+    ctx.stdout.write(
+      formatTable(['archive', 'bytes', 'seconds', 'rate'], [[report.file, report.bytes, report.seconds.toFixed(1), `${formatBytes(report.bytesPerSecond)}/s`]]) +
+        `sha256 ${report.sha256}\n` +
+        `server ${report.server} (host key ${report.hostKeyFingerprint})\n` +
+        (report.restored ? `restored into ${report.restored.into}\n` : `read it with: etl extract --source ${report.file}\n`),
+    );
+  }
+  return 0;
+}
+
+async function refreshPostgres({ ctx, values, config, progress, server }: RefreshRun): Promise<number> {
+  const filters = filtersFrom(values, config);
+  if (!values.yes) await confirm(ctx, `the local PostgreSQL database ${describePostgres(config.postgres)}`);
+  progress.line(`refresh postgres: ${config.remote.postgres.database} through the SSH server ${server} → ${describePostgres(config.postgres)}`);
+  let report;
+  try {
+    report = await runPostgresRefresh({
+      config,
+      filters,
+      outDir: values.out,
+      keepDump: values['no-keep-dump'] !== true,
+      env: ctx.env,
+      signal: ctx.signal,
+      onProgress: (p) => {
+        if (p.phase === 'dump') progress.update(`  pg_dump: ${formatBytes(p.bytes)} (${formatBytes(p.bytesPerSecond)}/s)`);
+        else if (p.phase === 'restore') progress.update(`  pg_restore: ${(p.elapsedMs / 1000).toFixed(0)} s`, p.elapsedMs === 0);
+      },
+    });
+  } finally {
+    progress.end();
+  }
+  if (values.json) writeJson(ctx.stdout, { ok: true, ...report });
+  else {
+    ctx.stdout.write(
+      formatTable(['table', 'rows'], report.tables.map((t) => [t.data ? t.table : `${t.table} (structure only)`, t.rows])) +
+        `${report.tables.length} table${report.tables.length === 1 ? '' : 's'} restored into ${report.local} (PostgreSQL ${report.localServerVersion})\n` +
+        `from ${report.remote} (PostgreSQL ${report.remoteServerVersion}), pg_dump ${report.pgDumpVersion}\n` +
+        `dump ${formatBytes(report.bytes)} in ${report.dumpSeconds.toFixed(1)} s, restore ${report.restoreSeconds.toFixed(1)} s` +
+        (report.file ? `, kept at ${report.file}` : '') +
+        `\nsha256 ${report.sha256}\n`,
+    );
+  }
+  return 0;
+}
+
 const command: Command = {
   summary: 'refresh a local copy of the remote MongoDB (mongodump archive) or PostgreSQL, through SSH',
   usage,
   async run(ctx) {
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: [...ctx.argv],
-        allowPositionals: true,
-        strict: true,
-        options: {
-          yes: { type: 'boolean', short: 'y' },
-          out: { type: 'string' },
-          'include-table': { type: 'string', multiple: true },
-          'exclude-table': { type: 'string', multiple: true },
-          'include-schema': { type: 'string', multiple: true },
-          'exclude-schema': { type: 'string', multiple: true },
-          'exclude-table-data': { type: 'string', multiple: true },
-          'no-keep-dump': { type: 'boolean' },
-          restore: { type: 'boolean' },
-          staging: { type: 'string' },
-          'env-file': { type: 'string' },
-          json: { type: 'boolean' },
-        },
-      });
-    } catch (cause) {
-      throw new UsageError('bad_arguments', (cause as Error).message, { hint: 'see `etl refresh --help`', cause });
-    }
-    const { values, positionals } = parsed;
-    const target = positionals[0];
-    if (positionals.length !== 1 || (target !== 'mongo' && target !== 'postgres')) {
-      throw new UsageError('bad_arguments', positionals.length === 0 ? 'say what to refresh: `etl refresh mongo` or `etl refresh postgres`' : `unknown refresh target "${positionals.join(' ')}" (expected mongo or postgres)`, {
-        hint: 'see `etl refresh --help`',
-      });
-    }
-    const pgOnly = ['include-table', 'exclude-table', 'include-schema', 'exclude-schema', 'exclude-table-data', 'no-keep-dump'].filter((k) => values[k as keyof typeof values] !== undefined);
-    if (target === 'mongo' && pgOnly.length) throw new UsageError('bad_arguments', `--${pgOnly[0]} applies to \`etl refresh postgres\` only`);
-    if (target === 'postgres' && values.restore) throw new UsageError('bad_arguments', '--restore applies to `etl refresh mongo` only (postgres always restores)');
-
-    const json = values.json === true;
-    const config = resolveConfig({ flags: { staging: values.staging, envFile: values['env-file'] }, env: ctx.env, cwd: ctx.cwd });
-    const progress = progressPrinter(ctx, !json);
-    const env = ctx.env;
+    const { target, values } = parseRefreshFlags(ctx.argv);
+    const config = commandConfig(ctx, { staging: values.staging });
+    const progress = progressPrinter(ctx, values.json !== true);
     // Configuration mistakes (no SSH server or user) stop before any question or connection.
     const ssh = sshTarget(config.remote.ssh);
-    const server = `${ssh.user}@${ssh.host}:${ssh.port}`;
-
-    if (target === 'mongo') {
-      if (values.restore && !values.yes) await confirm(ctx, `the local MongoDB database ${describeMongo(config.mongo)}`);
-      progress.line(`refresh mongo: mongodump of ${config.remote.mongo.database} on the SSH server ${server}`);
-      let report;
-      try {
-        report = await runMongoRefresh({
-          config,
-          outDir: values.out,
-          restore: values.restore === true,
-          env,
-          signal: ctx.signal,
-          onProgress: (p) => {
-            if (p.phase === 'download') progress.update(`  receiving archive: ${formatBytes(p.bytes)} (${formatBytes(p.bytesPerSecond)}/s)`);
-            else if (p.phase === 'restore') progress.line('  restoring into the local MongoDB with mongorestore…');
-          },
-        });
-      } finally {
-        progress.end();
-      }
-      if (json) writeJson(ctx.stdout, { ok: true, ...report });
-      else {
-        ctx.stdout.write(
-          formatTable(['archive', 'bytes', 'seconds', 'rate'], [[report.file, report.bytes, report.seconds.toFixed(1), `${formatBytes(report.bytesPerSecond)}/s`]]) +
-            `sha256 ${report.sha256}\n` +
-            `server ${report.server} (host key ${report.hostKeyFingerprint})\n` +
-            (report.restored ? `restored into ${report.restored.into}\n` : `read it with: etl extract --source ${report.file}\n`),
-        );
-      }
-      return 0;
-    }
-
-    const filters = filtersFrom(values, config);
-    if (!values.yes) await confirm(ctx, `the local PostgreSQL database ${describePostgres(config.postgres)}`);
-    progress.line(`refresh postgres: ${config.remote.postgres.database} through the SSH server ${server} → ${describePostgres(config.postgres)}`);
-    let report;
-    try {
-      report = await runPostgresRefresh({
-        config,
-        filters,
-        outDir: values.out,
-        keepDump: values['no-keep-dump'] !== true,
-        env,
-        signal: ctx.signal,
-        onProgress: (p) => {
-          if (p.phase === 'dump') progress.update(`  pg_dump: ${formatBytes(p.bytes)} (${formatBytes(p.bytesPerSecond)}/s)`);
-          else if (p.phase === 'restore') progress.update(`  pg_restore: ${(p.elapsedMs / 1000).toFixed(0)} s`, p.elapsedMs === 0);
-        },
-      });
-    } finally {
-      progress.end();
-    }
-    if (json) writeJson(ctx.stdout, { ok: true, ...report });
-    else {
-      ctx.stdout.write(
-        formatTable(['table', 'rows'], report.tables.map((t) => [t.data ? t.table : `${t.table} (structure only)`, t.rows])) +
-          `${report.tables.length} table${report.tables.length === 1 ? '' : 's'} restored into ${report.local} (PostgreSQL ${report.localServerVersion})\n` +
-          `from ${report.remote} (PostgreSQL ${report.remoteServerVersion}), pg_dump ${report.pgDumpVersion}\n` +
-          `dump ${formatBytes(report.bytes)} in ${report.dumpSeconds.toFixed(1)} s, restore ${report.restoreSeconds.toFixed(1)} s` +
-          (report.file ? `, kept at ${report.file}` : '') +
-          `\nsha256 ${report.sha256}\n`,
-      );
-    }
-    return 0;
+    const run: RefreshRun = { ctx, values, config, progress, server: `${ssh.user}@${ssh.host}:${ssh.port}` };
+    return target === 'mongo' ? refreshMongo(run) : refreshPostgres(run);
   },
 };
 

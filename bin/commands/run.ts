@@ -1,20 +1,18 @@
 // `etl run`: extract → transform → load of one new staged run, stopping at the first stage that
-// fails (its error is rendered as that stage's own command would). The stages are called through
-// their entry points; each still reads only the previous stage's files.
-import path from 'node:path';
+// fails (its error is rendered as that stage's own command would). The stages are composed here
+// from bin/stages/*; each still reads only the previous stage's files.
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, writeJson } from '../output.ts';
-import { stageListr } from '../stage-progress.ts';
 import { parseFlags } from '../flags.ts';
-import { LOAD_FLAGS, loadJson, loadTasks, parseTables, renderLoadReport } from './load.ts';
-import { isMongoSource, resolveConfig } from '../../connect/config.ts';
-import { openEndpoints } from '../../connect/endpoints.ts';
-import { loadPipeline } from '../../model/load-pipeline.ts';
+import { count, duration } from '../progress/meter.ts';
+import { parseSince, parseTables, runStageFlow } from '../stage-flow.ts';
+import { extractSource, extractStage, isMongoUrl, writeWarnings } from '../stages/extract.ts';
+import { LOAD_FLAGS, loadJson, loadNotes, loadStage, lockPolicy, pendingOf } from '../stages/load.ts';
+import { transformNotes, transformStage } from '../stages/transform.ts';
 import { UsageError } from '../../model/errors.ts';
-import { runExtract, type ExtractProgressEvent, type ExtractReport, type ExtractSource } from '../../extract/index.ts';
-import { runTransform, type TransformProgress, type TransformReport } from '../../transform/index.ts';
-import { runLoad } from '../../load/index.ts';
-import { parseLockTimeout } from '../../load/lock.ts';
+import { formatTable } from '../../report/text-table.ts';
+import type { ExtractReport } from '../../extract/index.ts';
+import type { LoadReport } from '../../load/index.ts';
+import type { TransformReport } from '../../transform/index.ts';
 
 const usage = `usage: etl run [--tables a,b] [--full] [--since DATE] [--source URL|PATH] [--mongo-db NAME]
                [--propagate-deletes] [--allow-delete-all] [--allow-pipeline-change] [--dry-run]
@@ -38,174 +36,109 @@ options (see etl extract / transform / load --help):
   --no-wait             load: fail at once when another etl load is running
   --lock-timeout D      load: wait at most D (30s, 2m) for another etl load, then fail naming it
   --database-url URL    the PostgreSQL database (default: DATABASE_URL, else POSTGRES_*)
-  --staging DIR         staging folder (default: ETL_STAGING, else ./staging)
+  --staging DIR         staging folder (default: ETL_STAGING, else ./.etl/runs)
   --pipeline FILE       pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)
   --json                print {extract, transform, load} reports as JSON on stdout (progress off)
 exit codes: 0 done, 1 a stage failed, 2 usage or configuration error
 `;
 
-function parseSince(text: string): Date {
-  const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text);
-  if (Number.isNaN(d.getTime())) {
-    throw new UsageError('bad_since', `--since: "${text}" is not a date`, { hint: 'use 2024-03-01 (midnight UTC) or an ISO instant like 2024-03-01T10:00:00Z' });
-  }
-  return d;
-}
+const RUN_FLAGS = {
+  ...LOAD_FLAGS,
+  run: { type: 'string' },
+  staging: { type: 'string' },
+  pipeline: { type: 'string' },
+  tables: { type: 'string' },
+  json: { type: 'boolean' },
+  full: { type: 'boolean' },
+  since: { type: 'string' },
+  source: { type: 'string' },
+  'mongo-db': { type: 'string' },
+  'allow-pipeline-change': { type: 'boolean' },
+  'propagate-deletes': { type: 'boolean' },
+} as const;
 
-/** One listr2 task for a whole stage, its output line following the stage's progress. */
-async function stageTask<R>(ctx: CommandContext, json: boolean, title: string, work: (setOutput: (line: string) => void) => Promise<R>, done: (r: R) => string): Promise<R> {
-  let output: { output: string; title: string } | null = null;
-  let last = '';
-  const setOutput = (line: string) => {
-    last = line;
-    if (output) output.output = line;
-  };
-  const stage = work(setOutput);
-  const list = stageListr(ctx, json, [
-    {
-      title,
-      task: async (_c, task) => {
-        output = task as unknown as { output: string; title: string };
-        if (last) task.output = last;
-        const r = await stage;
-        task.title = done(r);
-      },
-    },
-  ]);
-  await list.run().catch(() => undefined);
-  return stage; // throws the stage's own error
+interface RunReport {
+  readonly extract: ExtractReport;
+  readonly transform: TransformReport;
+  readonly load: LoadReport;
 }
 
 const command: Command = {
   summary: 'extract, transform and load in a row',
   usage,
   async run(ctx) {
-    const flags = parseFlags(ctx.argv, {
-      ...LOAD_FLAGS,
-      full: { type: 'boolean' },
-      since: { type: 'string' },
-      source: { type: 'string' },
-      'mongo-db': { type: 'string' },
-      'allow-pipeline-change': { type: 'boolean' },
-      'propagate-deletes': { type: 'boolean' },
-    });
-    if (flags.run !== undefined) throw new UsageError('bad_arguments', '--run does not apply to etl run (it makes a new run)', { hint: 'use etl transform / etl load --run ID to re-run a stage' });
-    if (flags.full && flags.since) throw new UsageError('bad_arguments', '--full and --since cannot be used together');
-    const json = flags.json === true;
+    const flags = parseFlags(ctx.argv, RUN_FLAGS);
+    if (flags.run !== undefined) throw new UsageError('bad_arguments', '--run does not apply to etl run (it makes a new run)', { context: { flag: '--run' }, hint: 'use etl transform / etl load --run ID to re-run a stage' });
+    if (flags.full && flags.since) throw new UsageError('bad_arguments', '--full and --since cannot be used together', { context: { flag: '--since' } });
     const tables = parseTables(flags.tables);
     const since = flags.since !== undefined ? parseSince(flags.since) : null;
-    const live = flags.source === undefined || isMongoSource(flags.source);
-    const config = resolveConfig({
-      flags: {
-        pipeline: flags.pipeline,
-        staging: flags.staging,
-        databaseUrl: flags['database-url'],
-        mongoUrl: live ? flags.source : undefined,
-        mongoDatabase: flags['mongo-db'],
-      },
-      env: ctx.env,
-      cwd: ctx.cwd,
-    });
-    const model = await loadPipeline(config.pipelineFile, { globalDateThreshold: config.globalDateThreshold });
-    // TRANSFER_SOURCE / TRANSFER_DESTINATION=remote: SSH tunnels (explicit --source / --database-url are used as given).
-    const tunnelMongo = live && flags.source === undefined;
+    const live = flags.source === undefined || isMongoUrl(flags.source);
     const tunnelPostgres = flags['database-url'] === undefined;
-    const endpoints = await openEndpoints(config, { needMongo: tunnelMongo, needPostgres: tunnelPostgres, signal: ctx.signal });
-    const postgres = tunnelPostgres ? endpoints.postgres : config.postgres;
-    try {
-      const source: ExtractSource = live
-        ? { kind: 'mongodb', mongo: tunnelMongo ? endpoints.mongo : config.mongo, secrets: config.secrets }
-        : { kind: 'dump', path: path.resolve(ctx.cwd, flags.source!), database: flags['mongo-db'] ?? null };
-
-      const extract: ExtractReport = await stageTask(
-        ctx,
-        json,
-        'Extract',
-        (setOutput) =>
-          runExtract({
-            model,
-            stagingDir: config.stagingDir,
-            source,
-            postgres,
-            secrets: config.secrets,
-            tables,
-            full: flags.full === true,
-            since,
-            propagateDeletes: flags['propagate-deletes'] === true,
-            globalDateThreshold: config.globalDateThreshold,
-            signal: ctx.signal,
-            onProgress: (e: ExtractProgressEvent) => {
-              if (e.type === 'collection-progress') setOutput(`${e.collection}: ${e.documents.toLocaleString('en-US')} documents`);
-              else if (e.type === 'collection-done') setOutput(`${e.collection}: done`);
-            },
-          }),
-        (r) => `Extract: ${r.documents.toLocaleString('en-US')} documents into run ${r.run_id}`,
-      );
-
-      const transform: TransformReport = await stageTask(
-        ctx,
-        json,
-        'Transform',
-        (setOutput) =>
-          runTransform({
-            model,
-            stagingDir: config.stagingDir,
-            runId: extract.run_id,
-            tables: tables ?? null,
-            allowPipelineChange: flags['allow-pipeline-change'] === true,
-            signal: ctx.signal,
-            onProgress: (e: TransformProgress) => {
-              if (e.kind === 'documents') setOutput(`${e.collection}: ${e.done.toLocaleString('en-US')} of ${e.total.toLocaleString('en-US')} documents`);
-              else if (e.kind === 'table_done') setOutput(`${e.table}: ${e.record.rows.toLocaleString('en-US')} rows`);
-            },
-          }),
-        (r) => `Transform: ${r.tables.reduce((a, t) => a + t.rows, 0).toLocaleString('en-US')} rows in ${r.tables.length} table(s)`,
-      );
-
-      const { list, stage } = loadTasks(ctx, json, (onProgress) =>
-        runLoad({
-          model,
-          stagingDir: config.stagingDir,
+    return runStageFlow<RunReport>(ctx, {
+      json: flags.json === true,
+      multiStage: true,
+      config: { pipeline: flags.pipeline, staging: flags.staging, databaseUrl: flags['database-url'], mongoUrl: live ? flags.source : undefined, mongoDatabase: flags['mongo-db'] },
+      // TRANSFER_SOURCE / TRANSFER_DESTINATION=remote: SSH tunnels (explicit --source / --database-url are used as given).
+      servers: () => ({ needMongo: live && flags.source === undefined, needPostgres: tunnelPostgres }),
+      async work({ config, model, endpoints, view }) {
+        const postgres = tunnelPostgres ? endpoints.postgres : config.postgres;
+        const common = { model, stagingDir: config.stagingDir, signal: ctx.signal };
+        const extract = await extractStage(view, {
+          ...common,
+          source: extractSource(flags.source, flags['mongo-db'], ctx, config, endpoints),
+          postgres,
+          secrets: config.secrets,
+          tables,
+          full: flags.full === true,
+          since,
+          propagateDeletes: flags['propagate-deletes'] === true,
+          globalDateThreshold: config.globalDateThreshold,
+        });
+        const transform = await transformStage(view, { ...common, runId: extract.run_id, tables: tables ?? null, allowPipelineChange: flags['allow-pipeline-change'] === true });
+        const load = await loadStage(view, {
+          ...common,
           runId: extract.run_id,
           tables: tables ?? null,
           dryRun: flags['dry-run'] === true,
           postgres,
           secrets: config.secrets,
-          lock: flags['no-wait'] ? 'fail' : flags['lock-timeout'] !== undefined ? { timeoutMs: parseLockTimeout(flags['lock-timeout']) } : 'wait',
+          lock: lockPolicy(flags),
           allowDeleteAll: flags['allow-delete-all'] === true,
-          signal: ctx.signal,
-          onProgress,
-        }),
-      );
-      await list.run().catch(() => undefined);
-      const load = await stage;
-
-      if (json) {
-        writeJson(ctx.stdout, { ok: true, runId: extract.run_id, extract, transform, load: loadJson(load) });
-        return 0;
-      }
-      // Extract's warnings (a collection read in full because a table's mapping changed …).
-      for (const w of extract.warnings) ctx.stderr.write(`warning: ${w}\n`);
-      ctx.stdout.write(
-        formatTable(
-          ['collection', 'documents', 'watermark from'],
-          extract.collections.map((c) => [c.collection, c.documents, c.watermark.from ?? 'full']),
-        ),
-      );
-      ctx.stdout.write('\n');
-      ctx.stdout.write(
-        formatTable(
-          ['table', 'documents', 'rows', 'rejected', 'skipped'],
-          transform.tables.map((t) => [t.table, t.documents, t.rows, t.rejected, Object.values(t.skipped).reduce((a, b) => a + b, 0)]),
-        ),
-      );
-      ctx.stdout.write('\n');
-      renderLoadReport(ctx, load);
-      return 0;
-    } finally {
-      await endpoints.close();
-    }
+        });
+        return { extract, transform, load };
+      },
+      toJson: (r) => ({ ok: true, runId: r.extract.run_id, extract: r.extract, transform: r.transform, load: loadJson(r.load) }),
+      render: (r) => renderRun(ctx, r),
+      finalLine: runLine,
+    });
   },
 };
+
+/** One line per table, all three stages: what was read, staged and applied. */
+function renderRun(ctx: CommandContext, r: RunReport): void {
+  writeWarnings(ctx, r.extract.warnings);
+  const loaded = new Map(r.load.tables.map((t) => [t.table, t]));
+  const rows = r.transform.tables.map((t) => {
+    const l = loaded.get(t.table);
+    return [t.table, t.documents, t.rows, t.rejected, l ? l.inserted : '-', l ? l.updated : '-', l ? l.deleted : '-', l ? l.rejected : '-', l ? pendingOf(l) : '-'];
+  });
+  ctx.stdout.write(formatTable(['table', 'documents', 'rows', 'rejected', 'inserted', 'updated', 'deleted', 'load rejected', 'pending'], rows));
+  transformNotes(ctx, r.transform);
+  loadNotes(ctx, r.load);
+}
+
+/** `run X: 20,000 documents → 45,123 rows (12 rejected) → 44,800 inserted, … into DEST in 3.40 s (extract …)` */
+function runLine(r: RunReport, ms: number): string {
+  const span = (a: string, b: string) => duration(Date.parse(b) - Date.parse(a));
+  const rows = r.transform.tables.reduce((a, t) => a + t.rows, 0);
+  const rejected = r.transform.tables.reduce((a, t) => a + t.rejected, 0);
+  const sum = (k: 'inserted' | 'updated' | 'deleted' | 'rejected') => count(r.load.tables.reduce((a, t) => a + t[k], 0));
+  const applied = r.load.dryRun ? 'rolled back (dry run) in' : r.load.alreadyApplied ? 'already loaded in' : 'loaded into';
+  return (
+    `run ${r.extract.run_id}: ${count(r.extract.documents)} documents → ${count(rows)} rows (${count(rejected)} rejected) → ` +
+    `${sum('inserted')} inserted, ${sum('updated')} updated, ${sum('deleted')} deleted, ${sum('rejected')} rejected at load; ${applied} ${r.load.destination} ` +
+    `in ${duration(ms)} (extract ${span(r.extract.started_at, r.extract.ended_at)}, transform ${duration(r.transform.durationMs)}, load ${span(r.load.startedAt, r.load.endedAt)})`
+  );
+}
 
 export default command;

@@ -1,60 +1,87 @@
-// `etl runs`: the staged runs, newest first, from their manifests.
+// `etl runs`: the history of runs, newest first: the staged runs (from their manifests) and the
+// runs the ledger in PostgreSQL recorded as loaded (when it can be reached).
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, writeJson } from '../output.ts';
+import { writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
-import { resolveConfig } from '../../connect/config.ts';
-import { listRuns } from '../../audit/runs.ts';
-import { formatBytes } from '../../audit/byte-size.ts';
+import { commandConfig } from '../config.ts';
+import { duration } from '../progress/meter.ts';
+import { ledgerOf } from '../ledger.ts';
+import { runHistory, type RunHistory, type RunHistoryEntry } from '../../report/run-history.ts';
+import { formatTable } from '../../report/text-table.ts';
 
-const usage = `usage: etl runs [--staging DIR] [--json]
+const usage = `usage: etl runs [--staging DIR] [--database-url URL] [--no-ledger] [--json]
 
-Lists the staged runs, newest first: the stages each finished, documents extracted, rows
-transformed, rows rejected (transform and load), whether it was loaded, and its size on disk.
+The history of runs, newest first: when each was extracted, from where, how long each stage took,
+documents extracted, rows transformed, rows rejected (transform and load), rows pending, and
+whether it was loaded. Staged runs come from the staging folder's manifests; runs loaded into the
+database (etl_runs, the ledger) are listed too, also those whose files were cleaned.
 The run <staging>/latest points at is marked with *.
 
 options:
-  --staging DIR     staging folder (default: ETL_STAGING, else ./staging)
-  --json            print the list as JSON on stdout
+  --staging DIR       staging folder (default: ETL_STAGING, else ./.etl/runs)
+  --database-url URL  the database whose ledger to read (default: DATABASE_URL, else POSTGRES_*)
+  --no-ledger         do not read the ledger (staged runs only)
+  --json              print the history as JSON on stdout
+exit codes: 0 listed (an unreachable ledger is a note, not a failure), 2 usage or configuration error
 `;
 
 const command: Command = {
-  summary: 'list staged runs, newest first',
+  summary: 'the history of runs: stage durations, counts, rejects, loaded or not',
   usage,
   async run(ctx: CommandContext): Promise<number> {
-    const flags = parseFlags(ctx.argv, { staging: { type: 'string' }, json: { type: 'boolean' } });
-    const cfg = resolveConfig({ flags: { staging: flags.staging }, env: ctx.env, cwd: ctx.cwd });
-    const report = await listRuns({ stagingDir: cfg.stagingDir });
+    const flags = parseFlags(ctx.argv, { staging: { type: 'string' }, 'database-url': { type: 'string' }, 'no-ledger': { type: 'boolean' }, json: { type: 'boolean' } });
+    const cfg = commandConfig(ctx, { staging: flags.staging, databaseUrl: flags['database-url'] });
+    const ledger = flags['no-ledger'] ? null : await ledgerOf(cfg, flags['database-url'] !== undefined, ctx.signal);
+    const history = await runHistory({ stagingDir: cfg.stagingDir, ledger });
     if (flags.json) {
-      writeJson(ctx.stdout, { ok: true, ...report });
+      writeJson(ctx.stdout, { ok: true, ...history });
       return 0;
     }
-    if (report.runs.length === 0) {
-      ctx.stdout.write(`no staged runs in ${report.staging}\n`);
-      return 0;
-    }
-    const n = (v: number | null) => (v === null ? '-' : v.toLocaleString('en-US'));
-    const rows = report.runs.map((r) => [
-      `${r.latest ? '*' : ' '} ${r.run_id}`,
-      r.problem ? 'damaged' : stagesText(r.stages),
-      n(r.documents),
-      n(r.rows),
-      n(r.rejects),
-      r.loaded ? 'yes' : r.stages.load === 'done' ? 'dry run' : 'no',
-      formatBytes(r.bytes),
-    ]);
-    ctx.stdout.write(formatTable(['run', 'stages', 'documents', 'rows', 'rejects', 'loaded', 'size'], rows));
-    for (const r of report.runs.filter((x) => x.problem)) ctx.stderr.write(`${r.run_id}: ${r.problem}\n`);
-    ctx.stdout.write(`${report.runs.length} run${report.runs.length === 1 ? '' : 's'} in ${report.staging}${report.latest ? `; * = latest (${report.latest})` : ''}\n`);
+    ctx.stdout.write(renderHistory(history));
     return 0;
   },
 };
 
-/** `extract, transform, load` for done stages; others with their status (`load failed`). */
-function stagesText(stages: Record<string, string | null>): string {
-  const parts = Object.entries(stages)
-    .filter(([, s]) => s !== null)
-    .map(([name, s]) => (s === 'done' ? name : `${name} ${s}`));
-  return parts.join(', ') || 'none';
+const n = (v: number | null): number | string => (v === null ? '-' : v);
+
+function stageCell(r: RunHistoryEntry, stage: 'extract' | 'transform' | 'load'): string {
+  const status = r.stages[stage];
+  const s = r.seconds[stage];
+  if (status === 'done' && s !== null) return duration(s * 1000);
+  return status ?? '-';
+}
+
+function loadedCell(r: RunHistoryEntry): string {
+  if (r.problem) return 'damaged';
+  if (r.loaded) return r.staged ? 'yes' : 'yes (cleaned)';
+  return r.stages.load === 'done' ? 'dry run' : 'no';
+}
+
+export function renderHistory(h: RunHistory): string {
+  if (h.runs.length === 0) return `no runs in ${h.staging}${h.ledger.read ? ' nor in the ledger' : ''}\n${ledgerNote(h)}`;
+  const rows = h.runs.map((r) => [
+    `${r.latest ? '*' : ' '} ${r.run_id}`,
+    r.started_at.slice(0, 16).replace('T', ' '),
+    r.source ?? '-',
+    stageCell(r, 'extract'),
+    stageCell(r, 'transform'),
+    stageCell(r, 'load'),
+    n(r.documents),
+    n(r.rows),
+    n(r.rejects),
+    n(r.pending),
+    loadedCell(r),
+  ]);
+  const headers = ['run', 'when (UTC)', 'source', 'extract', 'transform', 'load', 'documents', 'rows', 'rejects', 'pending', 'loaded'];
+  const out = [formatTable(headers, rows, { maxWidth: 132, minWidths: [undefined, undefined, 12] }).trimEnd()];
+  for (const r of h.runs.filter((x) => x.problem)) out.push(`${r.run_id}: ${r.problem}`);
+  out.push(`${h.runs.length} run${h.runs.length === 1 ? '' : 's'} (${h.staging}${h.latest ? `; * = latest` : ''})`);
+  return `${out.join('\n')}\n${ledgerNote(h)}`;
+}
+
+function ledgerNote(h: RunHistory): string {
+  if (h.ledger.read) return `ledger: ${h.ledger.destination}\n`;
+  return h.ledger.problem ? `ledger not read (${h.ledger.problem}): loaded runs whose files were cleaned are not listed\n` : '';
 }
 
 export default command;

@@ -3,8 +3,9 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, writeJson } from '../output.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { commandConfig } from '../config.ts';
+import { writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { connectMongo } from '../../connect/mongo.ts';
 import { redactUrl } from '../../connect/redact.ts';
 import { UsageError } from '../../model/errors.ts';
@@ -32,7 +33,7 @@ options:
   --gzip             with --out: gzip the files (.bson.gz, .metadata.json.gz), as mongodump --gzip
   --drop             replace what is there: drop the sample's collections first (MongoDB) or
                      replace their files (--out); without it a non-empty target is refused
-  --env-file FILE    read configuration from FILE instead of ./.env
+  --dotenv FILE      read the configuration from FILE instead of ./.env
   --json             print the report as JSON on stdout
 
 exit codes: 0 written, 1 failed (target not empty, connection…), 2 usage error
@@ -47,7 +48,6 @@ interface Flags {
   readonly gzip: boolean;
   readonly drop: boolean;
   readonly json: boolean;
-  readonly envFile: string | undefined;
 }
 
 function parseFlags(argv: readonly string[]): Flags {
@@ -66,7 +66,6 @@ function parseFlags(argv: readonly string[]): Flags {
         gzip: { type: 'boolean', default: false },
         drop: { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
-        'env-file': { type: 'string' },
       },
     }));
   } catch (cause) {
@@ -93,7 +92,6 @@ function parseFlags(argv: readonly string[]): Flags {
     gzip: values.gzip,
     drop: values.drop,
     json: values.json,
-    envFile: values['env-file'],
   };
 }
 
@@ -118,11 +116,7 @@ const command: Command = {
   async run(ctx) {
     const flags = parseFlags(ctx.argv);
     const toMongo = flags.out === undefined;
-    const cfg = resolveConfig({
-      flags: { mongoUrl: flags.mongoUrl, mongoDatabase: flags.db, envFile: flags.envFile },
-      env: ctx.env,
-      cwd: ctx.cwd,
-    });
+    const cfg = commandConfig(ctx, { mongoUrl: flags.mongoUrl, mongoDatabase: flags.db });
     if (toMongo && !cfg.mongoUrlConfigured) {
       throw new UsageError('sample_no_destination', 'no destination: give --out DIR or --mongo-url URL (or set MONGODB_URL)', {
         hint: 'run `etl sample --help`',
@@ -132,7 +126,7 @@ const command: Command = {
     const database = flags.db ?? (toMongo && cfg.mongo.database !== 'default' ? cfg.mongo.database : DEFAULT_DB);
 
     const sample = generateSample({ scale: flags.scale, seed: flags.seed });
-    const progress = progressPrinter(ctx, flags.json);
+    const progress = progressPrinter(ctx, flags.json || ctx.verbosity === 'quiet');
     const started = Date.now();
     let report: DumpReport | MongoTargetReport;
     let where: string;
@@ -178,7 +172,7 @@ const command: Command = {
             report.collections.map((c) => [c.name, c.documents, c.bytes, path.basename(c.file)]),
           )
         : formatTable(['collection', 'documents'], report.collections.map((c) => [c.name, c.documents]));
-    ctx.stdout.write(table);
+    if (ctx.verbosity !== 'quiet') ctx.stdout.write(table);
     ctx.stdout.write(`${total.toLocaleString('en-US')} documents written to ${where} in ${(durationMs / 1000).toFixed(1)} s (seed ${flags.seed})\n`);
     return 0;
   },
@@ -186,17 +180,21 @@ const command: Command = {
 
 export default command;
 
-/** Progress on stderr: a live counter on a terminal, one line per collection otherwise, none under --json. */
-function progressPrinter(ctx: CommandContext, json: boolean) {
+/**
+ * Progress on stderr: a live counter on a terminal; in logs nothing per collection (the table on
+ * stdout lists them) unless --verbose; none under --json or --quiet.
+ */
+function progressPrinter(ctx: CommandContext, silent: boolean) {
   const tty = ctx.stderr.isTTY === true;
+  const verbose = ctx.verbosity === 'verbose';
   let live = false;
   const finished = new Set<string>();
   return {
     start(line: string) {
-      if (!json) ctx.stderr.write(`${line}\n`);
+      if (!silent) ctx.stderr.write(`${line}\n`);
     },
     update: (p: SampleProgress) => {
-      if (json || finished.has(p.collection)) return;
+      if (silent || finished.has(p.collection)) return;
       const done = p.written === p.total;
       if (done) finished.add(p.collection);
       if (tty) {
@@ -206,7 +204,7 @@ function progressPrinter(ctx: CommandContext, json: boolean) {
           ctx.stderr.write('\n');
           live = false;
         }
-      } else if (done) {
+      } else if (done && verbose) {
         ctx.stderr.write(`  ${p.collection.padEnd(20)} ${p.total.toLocaleString('en-US').padStart(11)} documents\n`);
       }
     },

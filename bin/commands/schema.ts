@@ -9,7 +9,8 @@ import { createInterface } from 'node:readline/promises';
 import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
-import { describePostgres, resolveConfig } from '../../connect/config.ts';
+import { commandConfig } from '../config.ts';
+import { describePostgres } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { connectPostgres } from '../../connect/postgres.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
@@ -76,7 +77,7 @@ const command: Command = {
     });
     if (flags.check && flags['dry-run']) throw new UsageError('bad_arguments', '--check and --dry-run cannot be combined', { hint: 'see etl schema --help' });
     const allow = parseAllow(flags.allow ?? []);
-    const cfg = resolveConfig({ flags: { pipeline: flags.pipeline, databaseUrl: flags['database-url'] }, env: ctx.env, cwd: ctx.cwd });
+    const cfg = commandConfig(ctx, { pipeline: flags.pipeline, databaseUrl: flags['database-url'] });
     const model = await loadPipeline(cfg.pipelineFile, { globalDateThreshold: cfg.globalDateThreshold });
     const color = paint(ctx.stdout, ctx.env);
 

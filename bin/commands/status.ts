@@ -1,12 +1,13 @@
 // `etl status`: per table the watermark and the last applied run, the staged runs not loaded yet,
 // and the drift between pipeline.yaml and the database. The work is inspect/status.ts.
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, paint, writeJson } from '../output.ts';
+import { paint, writeJson } from '../output.ts';
+import { cutText, formatTable } from '../../report/text-table.ts';
 import { parseFlags } from '../flags.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { commandConfig } from '../config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
-import { renderNextReads, renderPending, runStatus, type StatusReport } from '../../inspect/status.ts';
+import { renderNextReads, renderPending, runStatus, type StagedRunStatus, type StatusReport } from '../../inspect/status.ts';
 
 const usage = `usage: etl status [--json] [--staging DIR] [--database-url URL] [--pipeline FILE]
 
@@ -21,7 +22,7 @@ Where the destination stands:
 Works on a database where \`etl schema\` never ran. Reads only.
 
 options:
-  --staging DIR       staging folder (default: ETL_STAGING, else ./staging)
+  --staging DIR       staging folder (default: ETL_STAGING, else ./.etl/runs)
   --database-url URL  PostgreSQL (default: DATABASE_URL, else POSTGRES_*)
   --pipeline FILE     pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)
   --json              print the report as JSON on stdout
@@ -38,7 +39,7 @@ const command: Command = {
       'database-url': { type: 'string' },
       pipeline: { type: 'string' },
     });
-    const cfg = resolveConfig({ flags: { pipeline: flags.pipeline, staging: flags.staging, databaseUrl: flags['database-url'] }, env: ctx.env, cwd: ctx.cwd });
+    const cfg = commandConfig(ctx, { pipeline: flags.pipeline, staging: flags.staging, databaseUrl: flags['database-url'] });
     const model = await loadPipeline(cfg.pipelineFile, { globalDateThreshold: cfg.globalDateThreshold });
     const ep = await openEndpoints(cfg, { needMongo: false, needPostgres: true, signal: ctx.signal });
     let report: StatusReport;
@@ -55,6 +56,35 @@ const command: Command = {
 
 const num = (v: unknown): number | string => (typeof v === 'number' ? v : '-');
 
+/** The widest line `etl status` prints (its table is fitted to it). */
+const WIDTH = 100;
+
+/** `2026-12-04 18:45:30` (UTC) from an ISO instant. */
+function shortInstant(iso: string): string {
+  return iso.replace('T', ' ').replace(/\.\d+Z$|Z$/, '');
+}
+
+/** A staged run not loaded here: its id, stages and the command to run next; notes on a second line. */
+function unloadedRunLines(run: StagedRunStatus, color: ReturnType<typeof paint>): string[] {
+  const mark = (st: string | null) => (st === 'done' ? '✓' : st === null ? '-' : st);
+  const stages = `extract ${mark(run.stages.extract)}  transform ${mark(run.stages.transform)}  load ${mark(run.stages.load)}`;
+  const next = run.problem
+    ? `damaged: ${run.problem}`
+    : run.next === 'load'
+      ? `next: etl load --run ${run.runId}`
+      : run.next === 'transform'
+        ? `next: etl transform --run ${run.runId}`
+        : 'extract not complete';
+  const notes: string[] = [];
+  if (run.manifestLoad === 'done') notes.push('its manifest says loaded (into another database?)');
+  if (run.manifestLoad === 'dry_run') notes.push('dry run only');
+  if (run.loadedTables.length) notes.push(`partly loaded: ${run.loadedTables.join(', ')}`);
+  if (run.olderThanLoaded) notes.push('older than a run already loaded');
+  const lines = [cutText(`  ${run.runId}  ${stages}  ${next}`, WIDTH)];
+  if (notes.length) lines.push(color.dim(cutText(`    (${notes.join('; ')})`, WIDTH)));
+  return lines;
+}
+
 export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): string {
   const out: string[] = [];
   out.push(`PostgreSQL ${r.destination}`);
@@ -66,18 +96,18 @@ export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): 
     const f = t.lastRun?.figures ?? {};
     return [
       t.table,
-      t.watermark ? t.watermark.at : 'none (next extract: full)',
+      t.watermark ? shortInstant(t.watermark.at) : 'none (full next)',
       t.lastRun ? `${t.lastRun.runId}${t.lastRun.pipelineChanged ? ' *' : ''}` : 'never loaded',
-      t.lastRun ? t.lastRun.loadedAt : '-',
       num(f.inserted),
       num(f.updated),
-      num(f.unchanged),
       num(f.deleted),
       num(f.rejected),
-      num(f.nulled),
     ];
   });
-  out.push(formatTable(['table', 'watermark', 'last run', 'loaded at', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled'], rows).trimEnd());
+  // Generic: a column added later shrinks the watermark (then the run) before the line overflows.
+  const headers = ['table', 'watermark (UTC)', 'last run', 'ins', 'upd', 'del', 'rej'];
+  out.push(formatTable(headers, rows, { maxWidth: WIDTH, minWidths: [undefined, 10, 12] }).trimEnd());
+  out.push(color.dim('ins, upd, del, rej: rows the last run inserted, updated, deleted, rejected (all figures: --json)'));
   const loaded = r.tables.filter((t) => t.loaded).length;
   out.push(`${loaded} of ${r.tables.length} tables loaded${r.tables.some((t) => t.lastRun?.pipelineChanged) ? '; * = loaded with another pipeline.yaml than the current one' : ''}`);
   if (r.unknownTables.length) out.push(color.yellow(`state rows for tables pipeline.yaml does not have: ${r.unknownTables.join(', ')}`));
@@ -89,22 +119,7 @@ export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): 
     out.push(r.stagedRuns === 0 ? `no staged runs in ${r.staging}` : `every staged run in ${r.staging} is loaded (${r.stagedRuns})`);
   } else {
     out.push(`staged runs not loaded into this database (${r.unloadedRuns.length} of ${r.stagedRuns}, newest first):`);
-    for (const run of r.unloadedRuns) {
-      const stages = (['extract', 'transform', 'load'] as const).map((s) => `${s} ${run.stages[s] ?? '-'}`).join(', ');
-      const next = run.problem
-        ? `damaged: ${run.problem}`
-        : run.next === 'load'
-          ? `next: etl load --run ${run.runId}`
-          : run.next === 'transform'
-            ? `next: etl transform --run ${run.runId}`
-            : 'extract not complete';
-      const notes: string[] = [];
-      if (run.manifestLoad === 'done') notes.push('its manifest says loaded (into another database?)');
-      if (run.manifestLoad === 'dry_run') notes.push('dry run only');
-      if (run.loadedTables.length) notes.push(`partly loaded: ${run.loadedTables.join(', ')}`);
-      if (run.olderThanLoaded) notes.push('older than a run already loaded');
-      out.push(`  ${run.runId}  ${stages}  ${next}${notes.length ? color.dim(`  (${notes.join('; ')})`) : ''}`);
-    }
+    for (const run of r.unloadedRuns) out.push(...unloadedRunLines(run, color));
   }
 
   out.push('');
@@ -112,7 +127,7 @@ export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): 
   else {
     out.push(`${color.yellow(`drift: ${r.drift.findings.length} difference(s)`)} between the database and pipeline.yaml (etl schema --check prints the fixing DDL):`);
     const shown = r.drift.findings.slice(0, 10);
-    for (const f of shown) out.push(`  ${f.message}`);
+    for (const f of shown) out.push(cutText(`  ${f.message}`, WIDTH));
     if (r.drift.findings.length > shown.length) out.push(`  … and ${r.drift.findings.length - shown.length} more`);
   }
   return `${out.join('\n')}\n`;

@@ -1,12 +1,13 @@
 // `etl validate`: checks pipeline.yaml and prints the tables in load order, or every finding with
 // its line (exit 2). Needs no server.
 import type { Command, CommandContext } from '../command.ts';
-import { formatTable, paint, writeJson } from '../output.ts';
-import { resolveConfig } from '../../connect/config.ts';
+import { paint, writeJson } from '../output.ts';
+import { formatTable } from '../../report/text-table.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../model/errors.ts';
 import type { PipelineModel, TableModel } from '../../model/types.ts';
 import { parseFlags } from '../flags.ts';
+import { commandConfig } from '../config.ts';
 
 const usage = `usage: etl validate [--pipeline FILE] [--json]
 
@@ -84,7 +85,7 @@ const command: Command = {
   usage,
   async run(ctx: CommandContext): Promise<number> {
     const flags = parseFlags(ctx.argv, { pipeline: { type: 'string' }, json: { type: 'boolean' } });
-    const cfg = resolveConfig({ flags: { pipeline: flags.pipeline }, env: ctx.env, cwd: ctx.cwd });
+    const cfg = commandConfig(ctx, { pipeline: flags.pipeline });
     const model = await loadPipeline(cfg.pipelineFile, { globalDateThreshold: cfg.globalDateThreshold });
     if (flags.json) {
       writeJson(ctx.stdout, { ok: true, ...modelJson(model) });

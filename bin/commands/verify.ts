@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Command, CommandContext } from '../command.ts';
+import { commandConfig } from '../config.ts';
 import { paint, writeJson } from '../output.ts';
-import { resolveConfig } from '../../connect/config.ts';
 import { UsageError } from '../../model/errors.ts';
 import { isRunId, runPaths } from '../../staging/run-folder.ts';
 import { verifyRun, type Mismatch, type VerifyProgress, type VerifyReport } from '../../audit/verify.ts';
@@ -23,7 +23,7 @@ afterwards), without MongoDB or PostgreSQL:
 If the current pipeline.yaml differs from the run's, verify says so and uses the run's copy.
 
 options:
-  --staging DIR     where a run named by its id is looked for (default: ETL_STAGING, else ./staging)
+  --staging DIR     where a run named by its id is looked for (default: ETL_STAGING, else ./.etl/runs)
   --pipeline FILE   the current pipeline file, compared with the run's (default: ETL_PIPELINE, else ./pipeline.yaml)
   --json            print the report as JSON on stdout
 exit codes: 0 everything matches, 1 a mismatch (the first ones are named), 2 usage error
@@ -48,7 +48,7 @@ const command: Command = {
         hint: 'etl verify staging/<run-id>   or   etl verify <run-id>.tar.gz',
       });
     }
-    const cfg = resolveConfig({ flags: { pipeline: flags.pipeline, staging: flags.staging }, env: ctx.env, cwd: ctx.cwd });
+    const cfg = commandConfig(ctx, { pipeline: flags.pipeline, staging: flags.staging });
     // A bare run id that is not a path names a run of the staging folder.
     let target = path.resolve(ctx.cwd, positionals[0]!);
     if (isRunId(positionals[0]!) && !existsSync(target)) target = runPaths(cfg.stagingDir, positionals[0]!).dir;

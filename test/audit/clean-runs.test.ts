@@ -204,12 +204,12 @@ describe('runs', () => {
   });
 
   test('CLI table and --json', () => {
-    const human = etl(['runs', '--staging', stagingDir], root);
+    const human = etl(['runs', '--staging', stagingDir, '--no-ledger'], root);
     assert.equal(human.code, 0, human.stderr);
     const lines = human.stdout.split('\n');
-    assert.match(lines[0]!, /^run\s+stages\s+documents\s+rows\s+rejects\s+loaded\s+size$/);
-    assert.match(lines[2]!, new RegExp(`^\\* ${ids.latest}\\s+extract, transform\\s+10\\s+8\\s+2\\s+no\\s+`));
-    assert.ok(lines.some((l) => l.includes(ids.newestLoaded) && /extract, transform, load\s+10\s+8\s+3\s+yes/.test(l)));
+    assert.match(lines[0]!, /^run\s+when \(UTC\)\s+source\s+extract\s+transform\s+load\s+documents\s+rows\s+rejects\s+pending\s+loaded$/);
+    assert.match(lines[2]!, new RegExp(`^\\* ${ids.latest}\\s.*\\s10\\s+8\\s+2\\s+-\\s+no$`));
+    assert.ok(lines.some((l) => l.includes(ids.newestLoaded) && /\s10\s+8\s+3\s+-\s+yes$/.test(l)));
     assert.ok(lines.some((l) => l.includes(ids.oldDryRun) && /dry run/.test(l)));
     const json = JSON.parse(etl(['runs', '--staging', stagingDir, '--json'], root).stdout) as RunsReport;
     assert.equal(json.runs.length, 10);

@@ -10,6 +10,7 @@ import { runExtract } from '../../extract/index.ts';
 import { runTransform } from '../../transform/index.ts';
 import { readManifest, writeManifest, type Manifest } from '../../staging/manifest.ts';
 import { runPaths, type RunPaths } from '../../staging/run-folder.ts';
+import { DEFAULT_STAGING } from '../../connect/config.ts';
 
 export const PIPELINE_YAML = `# audit test pipeline: one table per strategy
 settings:
@@ -124,7 +125,7 @@ export async function writeDump(dir: string, collections: Record<string, readonl
 }
 
 export interface Project {
-  /** A project folder: pipeline.yaml and staging/ in it. */
+  /** A project folder: pipeline.yaml and the default staging folder (.etl/runs) in it. */
   readonly cwd: string;
   readonly pipelineFile: string;
   readonly stagingDir: string;
@@ -139,7 +140,8 @@ export async function newProject(): Promise<Project> {
   const cwd = await mkdtemp(path.join(os.tmpdir(), 'etl-audit-'));
   const pipelineFile = path.join(cwd, 'pipeline.yaml');
   await writeFile(pipelineFile, PIPELINE_YAML);
-  return { cwd, pipelineFile, stagingDir: path.join(cwd, 'staging') };
+  // Where the CLI looks by default, so commands run in cwd find the run without --staging.
+  return { cwd, pipelineFile, stagingDir: path.join(cwd, DEFAULT_STAGING) };
 }
 
 /** extract (from a dump written with bson) + transform, in a new project folder or the one given. */

@@ -4,7 +4,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, writeFile, truncate, stat } from 'node:fs/promises';
+import { readFile, readdir, writeFile, truncate, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,17 +15,13 @@ import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { SourceError } from '../../model/errors.ts';
 import { archiveBytes, bsonBytes, day, makeEvents, makeRecipes, makeUsers, writeDumpFolder } from './dump-writer.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(HERE, 'fixtures/pipeline.yaml');
 
-const made: string[] = [];
-after(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
-
 async function tmp(name: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), `etl-extract-${name}-`));
-  made.push(dir);
-  return dir;
+  return tempDir(`etl-extract-${name}-`);
 }
 
 async function ndjsonOf(report: { run_dir: string }, collection: string): Promise<string> {

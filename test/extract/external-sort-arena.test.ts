@@ -2,12 +2,13 @@
 // order and the text must be exactly what compareBson and the input lines give, spilled or not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Int32, ObjectId } from 'bson';
 import { IdSorter } from '../../extract/external-sort.ts';
 import { compareBson } from '../../extract/bson-order.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 /** Ids whose first bytes cross 0x7f/0x80 (a signed comparison would misorder them), a few non-ObjectIds, repeats. */
 function inputs(n: number): { id: unknown; line: string }[] {
@@ -23,7 +24,7 @@ function inputs(n: number): { id: unknown; line: string }[] {
 }
 
 async function sortAll(maxChunkBytes: number, items: { id: unknown; line: string }[]) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-sort-arena-'));
+  const dir = await tempDir('etl-sort-arena-');
   const sorter = new IdSorter(dir, { maxChunkBytes });
   for (const e of items) await sorter.add(e.id, e.line);
   const out: { id: unknown; line: string }[] = [];
@@ -31,7 +32,6 @@ async function sortAll(maxChunkBytes: number, items: { id: unknown; line: string
   const spills = sorter.spillCount;
   await sorter.cleanup();
   assert.deepEqual(await readdir(dir), []);
-  await rm(dir, { recursive: true, force: true });
   return { out, spills };
 }
 

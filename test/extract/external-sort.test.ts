@@ -1,16 +1,16 @@
 // The bounded-memory sort used for dumps that are not in _id order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Int32, Long, ObjectId } from 'bson';
 import { IdSorter } from '../../extract/external-sort.ts';
 import { compareBson } from '../../extract/bson-order.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
-test('spills sorted chunks and merges them in _id order, keeping equal ids in input order', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-sort-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+test('spills sorted chunks and merges them in _id order, keeping equal ids in input order', async () => {
+  const dir = await tempDir('etl-sort-');
   const sorter = new IdSorter(dir, { maxChunkBytes: 2_000 });
   const n = 1_000;
   for (let i = 0; i < n; i += 1) {

@@ -2,7 +2,7 @@
 // reads, the inclusive boundary, and byte-identity with dumps of the same data.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import { EtlError, SourceError } from '../../model/errors.ts';
 import { archiveBytes, makeEvents, makeRecipes, makeUsers, objectIdAt, writeDumpFolder } from './dump-writer.ts';
 import { incrementalQuery } from '../../extract/watermark-plan.ts';
 import { incrementalData, SINCE } from './incremental-data.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(HERE, 'fixtures/pipeline.yaml');
@@ -33,7 +34,7 @@ async function setup(testName: string, data: Record<string, Document[]>) {
   await db.connect();
   for (const sql of stateTablesSql()) await db.query(sql);
   const config = resolveConfig({ env: { MONGODB_URL: mongo.url, DATABASE_URL: pgUrl }, cwd: HERE });
-  const stagingDir = await mkdtemp(path.join(os.tmpdir(), 'etl-live-'));
+  const stagingDir = await tempDir('etl-live-');
   const model = await loadPipeline(PIPELINE);
   const extract = (extra: Partial<Parameters<typeof runExtract>[0]> = {}) =>
     runExtract({ model, stagingDir, source: { kind: 'mongodb', mongo: config.mongo, secrets: config.secrets }, postgres: config.postgres, secrets: config.secrets, ...extra });
@@ -46,7 +47,6 @@ async function setup(testName: string, data: Record<string, Document[]>) {
   const close = async () => {
     await client.close();
     await db.end();
-    await rm(stagingDir, { recursive: true, force: true });
   };
   return { mongo, client, coll: (n: string) => client.db(mongo.name).collection(n), db, config, model, stagingDir, extract, setWatermark, close };
 }
@@ -120,8 +120,7 @@ test('live server, dump folder and archive give byte-identical NDJSON', async (t
   const s = await setup(t.name, data);
   t.after(s.close);
   const live = await s.extract({ full: true });
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-live-dump-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir('etl-live-dump-');
   await writeDumpFolder(path.join(dir, 'dump', s.mongo.name), data);
   await writeFile(path.join(dir, 'dump.archive.gz'), archiveBytes(s.mongo.name, data, { gzip: true, segment: 4 }));
   const fromDir = await s.extract({ full: true, source: { kind: 'dump', path: path.join(dir, 'dump') } });
@@ -182,8 +181,7 @@ test('an incremental live read takes what the dump path takes, byte for byte: fi
   const s = await setup(t.name, data);
   t.after(s.close);
   const live = await s.extract({ since: SINCE });
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-live-incr-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir('etl-live-incr-', t);
   await writeDumpFolder(path.join(dir, 'dump', s.mongo.name), data);
   const dump = await s.extract({ since: SINCE, source: { kind: 'dump', path: path.join(dir, 'dump') } });
   for (const c of ['users', 'events', 'recipes']) {

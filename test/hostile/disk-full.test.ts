@@ -60,8 +60,8 @@ test('a staging folder that cannot be made: a StagingError naming it, not a raw 
   const notAFolder = path.join(run.cwd, 'pipeline.yaml', 'staging');
   await assert.rejects(createRun(notAFolder), (e: unknown) => {
     assert.ok(e instanceof StagingError, String(e));
-    assert.equal(e.code, 'write_failed');
-    assert.ok(e.message.startsWith(`cannot write ${notAFolder}: `), e.message);
+    assert.equal(e.code, 'staging_not_writable');
+    assert.ok(e.message.startsWith(`cannot create the staging folder ${notAFolder}: `), e.message);
     return true;
   });
 });

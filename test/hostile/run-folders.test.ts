@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { cleanRuns } from '../../audit/clean.ts';
+import { DEFAULT_STAGING } from '../../connect/config.ts';
 import { runLoad } from '../../load/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { StagingError, UsageError } from '../../model/errors.ts';
@@ -31,8 +32,9 @@ after(async () => {
 async function projectWithRunElsewhere(): Promise<{ cwd: string; stagingDir: string; elsewhere: string }> {
   const cwd = await mkdtemp(path.join(root, 'project-'));
   await writeFile(path.join(cwd, 'pipeline.yaml'), PIPELINE_YAML);
-  const stagingDir = path.join(cwd, 'staging');
-  await mkdir(stagingDir);
+  // The default staging folder of a project (connect/config.ts DEFAULT_STAGING).
+  const stagingDir = path.join(cwd, DEFAULT_STAGING);
+  await mkdir(stagingDir, { recursive: true });
   const elsewhere = path.join(cwd, 'elsewhere');
   await cp(run.paths.dir, path.join(elsewhere, run.runId), { recursive: true });
   // An extracted run, not yet transformed: transform would write into it.
@@ -52,7 +54,7 @@ describe('run ids have a strict shape', () => {
     await writeFile(path.join(p.stagingDir, 'latest'), `../elsewhere/${run.runId}\n`);
     const r = etl(['transform'], p.cwd);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /staging\/latest does not name a run: it holds "\.\.\/elsewhere\/\d{8}T\d{9}Z", expected a run id/);
+    assert.match(r.stderr, /\.etl\/runs\/latest does not name a run: it holds "\.\.\/elsewhere\/\d{8}T\d{9}Z", expected a run id/);
     assert.deepEqual(await readdir(path.join(p.elsewhere, run.runId, 'transform')), [], 'transform wrote nothing elsewhere');
 
     const model = await loadPipeline(path.join(p.cwd, 'pipeline.yaml'));

@@ -70,8 +70,8 @@ test('etl load --json prints the report; the plain summary names every figure', 
 
   const dry = await etl(['load', '--staging', staging, '--pipeline', PIPELINE, '--database-url', url, '--dry-run']).done;
   assert.equal(dry.code, 0, dry.stderr);
-  assert.match(dry.stdout, /^table\s+staged\s+inserted\s+updated\s+unchanged\s+deleted\s+rejected\s+nulled\s+duplicates$/m);
-  assert.match(dry.stdout, /^users\s+2\s+2\s+0\s+0\s+0\s+0\s+1\s+0$/m);
+  assert.match(dry.stdout, /^table\s+staged\s+inserted\s+updated\s+unchanged\s+deleted\s+rejected\s+nulled\s+duplicates\s+pending$/m);
+  assert.match(dry.stdout, /^users\s+2\s+2\s+0\s+0\s+0\s+0\s+1\s+0\s+1$/m);
   assert.match(dry.stdout, /dry run: run \d+T\d+Z rolled back, nothing changed/);
   assert.doesNotMatch(dry.stdout + dry.stderr, new RegExp(servers.postgres.password));
 

@@ -13,6 +13,7 @@ import pg from 'pg';
 import { trackChild } from '../harness/children.ts';
 import { freePort } from '../harness/free-port.ts';
 import { stopChild } from '../harness/stop-child.ts';
+import { DEBIAN_POSTGRES, ensureSystem } from '../harness/system-packages.ts';
 
 const run = promisify(execFile);
 
@@ -32,6 +33,7 @@ export async function pgDumpMajor(): Promise<number> {
 }
 
 export async function startDebianPostgres(): Promise<DebianPostgres> {
+  await ensureSystem(DEBIAN_POSTGRES);
   const major = await pgDumpMajor();
   const bin = `/usr/lib/postgresql/${major}/bin`;
   if (!existsSync(path.join(bin, 'postgres'))) throw new Error(`no PostgreSQL ${major} server in ${bin} (apt-get install postgresql-${major})`);

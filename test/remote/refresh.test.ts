@@ -25,6 +25,8 @@ import { readArchiveCollection, readArchiveHeader } from '../../extract/dump-arc
 import { useServers } from '../harness/index.ts';
 import { pgDumpMajor, startDebianPostgres, type DebianPostgres } from './debian-postgres.ts';
 import { startSshd, type Sshd } from './sshd.ts';
+import { DEFAULT_STAGING } from '../../connect/config.ts';
+import { grantTraverse } from '../harness/traverse.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const servers = useServers();
@@ -35,26 +37,7 @@ let fakeMongodump: string;
 
 let restoreModes: () => Promise<void> = async () => undefined;
 
-/**
- * The fake mongodump runs as the SSH test user from this checkout. A checkout under a 0700 folder
- * (a `mktemp -d` clone) is closed to that user: for the suite's duration, grant traverse-only
- * permission (o+x, no listing) on the ancestors that lack it, and put their modes back afterwards.
- */
-async function grantTraverse(dir: string): Promise<() => Promise<void>> {
-  const changed: { dir: string; mode: number }[] = [];
-  for (let d = dir; ; d = path.dirname(d)) {
-    const mode = (await stat(d)).mode & 0o7777;
-    if ((mode & 0o001) === 0) {
-      await chmod(d, mode | 0o001);
-      changed.push({ dir: d, mode });
-    }
-    if (path.dirname(d) === d) break;
-  }
-  return async () => {
-    for (const c of changed) await chmod(c.dir, c.mode).catch(() => undefined);
-  };
-}
-
+// The fake mongodump runs as the SSH test user from this checkout (see test/harness/traverse.ts).
 before(async () => {
   restoreModes = await grantTraverse(REPO);
   [sshd, remotePg] = await Promise.all([startSshd(), startDebianPostgres()]);
@@ -128,7 +111,7 @@ describe('etl refresh mongo', () => {
     return db;
   }
 
-  test('streams the remote mongodump archive into staging/dumps, byte for byte, readable by extract', async (t) => {
+  test('streams the remote mongodump archive into <staging>/dumps, byte for byte, readable by extract', async (t) => {
     const db = await seed(t);
     const cwd = await caseDir(t.name);
     const tee = path.join(cwd, 'remote-side-copy.gz');
@@ -143,7 +126,7 @@ describe('etl refresh mongo', () => {
     assert.equal(report.ok, true);
     assert.equal(report.database, db.name);
     assert.equal(report.hostKeyFingerprint, sshd.hostFingerprint);
-    assert.equal(path.dirname(report.file), path.join(cwd, 'staging', 'dumps'));
+    assert.equal(path.dirname(report.file), path.join(cwd, DEFAULT_STAGING, 'dumps'));
     assert.match(path.basename(report.file), new RegExp(`^\\d{8}T\\d{9}Z-${db.name}\\.archive\\.gz$`));
     assert.deepEqual(await readdir(path.dirname(report.file)), [path.basename(report.file)], 'no .partial left');
 
@@ -198,7 +181,7 @@ describe('etl refresh mongo', () => {
     assert.match(r.stderr, /Failed: connection refused/);
     assert.ok(!r.stderr.includes('Sup3rSecretPw') && !r.stdout.includes('Sup3rSecretPw'), r.stderr);
     assert.match(r.stderr, /authSource=admin/, 'the URI database moved to authSource so --db may differ');
-    assert.deepEqual(existsSync(path.join(cwd, 'staging', 'dumps')) ? await readdir(path.join(cwd, 'staging', 'dumps')) : [], []);
+    assert.deepEqual(existsSync(path.join(cwd, DEFAULT_STAGING, 'dumps')) ? await readdir(path.join(cwd, DEFAULT_STAGING, 'dumps')) : [], []);
   });
 
   test('mongodump missing on the server (exit 127): says so and how to point at it', async (t) => {
@@ -219,7 +202,7 @@ describe('etl refresh mongo', () => {
     const r = await etl(['refresh', 'mongo', '--restore', '--yes'], env, cwd);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /mongorestore, which is not installed here/);
-    assert.ok(!existsSync(path.join(cwd, 'staging', 'dumps')) || (await readdir(path.join(cwd, 'staging', 'dumps'))).length === 0);
+    assert.ok(!existsSync(path.join(cwd, DEFAULT_STAGING, 'dumps')) || (await readdir(path.join(cwd, DEFAULT_STAGING, 'dumps'))).length === 0);
   });
 
   test('Ctrl-C while receiving: stops at once, removes the partial file, ends the remote command', async (t) => {
@@ -241,7 +224,7 @@ describe('etl refresh mongo', () => {
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
     const deadline = Date.now() + 20_000;
-    while (!existsSync(pidFile) || !existsSync(path.join(cwd, 'staging', 'dumps'))) {
+    while (!existsSync(pidFile) || !existsSync(path.join(cwd, DEFAULT_STAGING, 'dumps'))) {
       assert.ok(Date.now() < deadline, `the remote command never started: ${stderr}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -253,7 +236,7 @@ describe('etl refresh mongo', () => {
     assert.ok(Date.now() - started < 5_000, 'stopped promptly');
     assert.notEqual(code, 0);
     assert.match(stderr, /SIGINT received/);
-    assert.deepEqual(await readdir(path.join(cwd, 'staging', 'dumps')), [], 'no partial file left');
+    assert.deepEqual(await readdir(path.join(cwd, DEFAULT_STAGING, 'dumps')), [], 'no partial file left');
     const alive = () => {
       try {
         process.kill(remotePid, 0);

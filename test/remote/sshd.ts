@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { trackChild } from '../harness/children.ts';
 import { freePort } from '../harness/free-port.ts';
 import { stopChild } from '../harness/stop-child.ts';
+import { ensureSystem, SSHD as SSHD_PACKAGES } from '../harness/system-packages.ts';
 
 const run = promisify(execFile);
 const SSHD = '/usr/sbin/sshd';
@@ -40,10 +41,7 @@ export interface Sshd {
 
 /** Installs openssh-server if sshd is missing (the tests run as root in CI). */
 export async function ensureSshd(): Promise<void> {
-  if (existsSync(SSHD)) return;
-  await run('apt-get', ['update'], { maxBuffer: 64 << 20 });
-  await run('apt-get', ['install', '-y', 'openssh-server'], { maxBuffer: 64 << 20, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  if (!existsSync(SSHD)) throw new Error('openssh-server installed but /usr/sbin/sshd is missing');
+  await ensureSystem(SSHD_PACKAGES);
 }
 
 export async function startSshd(): Promise<Sshd> {

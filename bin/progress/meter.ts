@@ -1,0 +1,58 @@
+// How far along a piece of work is, in words: counts, percent, rate and time left. One place for
+// the numbers every renderer shows (the live list, log heartbeats, verbose lines, final lines).
+
+export const count = (n: number): string => n.toLocaleString('en-US');
+
+/** 0.42 s, 12.3 s, 2 min 05 s, 1 h 02 min. */
+export function duration(ms: number): string {
+  const s = ms / 1000;
+  if (s < 10) return `${s.toFixed(2)} s`;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const whole = Math.round(s);
+  if (whole < 3600) return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`;
+  return `${Math.floor(whole / 3600)} h ${String(Math.floor((whole % 3600) / 60)).padStart(2, '0')} min`;
+}
+
+export interface Gauge {
+  readonly done: number;
+  /** null: the total is not known (no count, no manifest figure). */
+  readonly total: number | null;
+  readonly elapsedMs: number;
+  /** documents, rows… */
+  readonly unit: string;
+}
+
+export function percent(g: Gauge): number | null {
+  if (g.total === null || g.total <= 0) return null;
+  return Math.min(100, Math.floor((g.done * 100) / g.total));
+}
+
+/** Items a second, once there is enough to measure. */
+export function rate(g: Gauge): number | null {
+  return g.elapsedMs >= 500 && g.done > 0 ? (g.done * 1000) / g.elapsedMs : null;
+}
+
+export function etaMs(g: Gauge): number | null {
+  const r = rate(g);
+  if (r === null || g.total === null || g.done >= g.total) return null;
+  return ((g.total - g.done) / r) * 1000;
+}
+
+/** `12,345 of 20,000 documents (61%), 5,432/s, ETA 2.10 s` — the parts that are known. */
+export function gaugeText(g: Gauge): string {
+  const p = percent(g);
+  const parts = [`${count(g.done)}${g.total !== null ? ` of ${count(g.total)}` : ''} ${g.unit}${p !== null ? ` (${p}%)` : ''}`];
+  const r = rate(g);
+  if (r !== null) parts.push(`${count(Math.round(r))}/s`);
+  const eta = etaMs(g);
+  if (eta !== null) parts.push(`ETA ${duration(eta)}`);
+  return parts.join(', ');
+}
+
+/** A bar for the terminal: ▕██████░░░░▏ */
+export function bar(g: Gauge, width = 20): string {
+  const p = percent(g);
+  if (p === null) return '';
+  const full = Math.round((p / 100) * width);
+  return `▕${'█'.repeat(full)}${'░'.repeat(width - full)}▏ `;
+}

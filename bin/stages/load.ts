@@ -1,0 +1,137 @@
+// The load stage as the commands show it. Load reports per table, not per row, so the rows each
+// table will take come from the run's manifest (transform's CSV counts): percent and time left
+// follow the rows loaded so far.
+import { runLoad, type LoadOptions, type LoadProgress, type LoadReport, type TableLoadReport } from '../../load/index.ts';
+import { formatTable } from '../../report/text-table.ts';
+import { readManifest } from '../../staging/manifest.ts';
+import { resolveRun } from '../../staging/run-folder.ts';
+import type { CommandContext } from '../command.ts';
+import { paint } from '../output.ts';
+import { count, duration } from '../progress/meter.ts';
+import { parseLockTimeout } from '../../load/lock.ts';
+import type { ProgressView, StageTracker } from '../progress/view.ts';
+
+export const LOAD_FLAGS = {
+  'dry-run': { type: 'boolean' },
+  'no-wait': { type: 'boolean' },
+  'lock-timeout': { type: 'string' },
+  'allow-delete-all': { type: 'boolean' },
+  'database-url': { type: 'string' },
+} as const;
+
+/** --no-wait fails at once, --lock-timeout D waits at most D, else the load waits for the lock. */
+export function lockPolicy(flags: { 'no-wait'?: boolean; 'lock-timeout'?: string }): LoadOptions['lock'] {
+  if (flags['no-wait']) return 'fail';
+  return flags['lock-timeout'] !== undefined ? { timeoutMs: parseLockTimeout(flags['lock-timeout']) } : 'wait';
+}
+
+export async function loadStage(view: ProgressView, options: Omit<LoadOptions, 'onProgress'>): Promise<LoadReport> {
+  const staged = await stagedRows(options.stagingDir, options.runId ?? null);
+  return view.stage({ name: 'load', title: 'Load: connecting, locking, checking what this run already applied', summary: (r) => loadLine(r) }, (tracker) =>
+    runLoad({ ...options, onProgress: loadTracker(tracker, staged) }),
+  );
+}
+
+/** Rows transform staged per table, when the run and its manifest can be read (else unknown). */
+async function stagedRows(stagingDir: string, runId: string | null): Promise<Map<string, number>> {
+  try {
+    const manifest = await readManifest(await resolveRun(stagingDir, runId));
+    return new Map(Object.entries(manifest.stages.transform?.tables ?? {}).map(([t, r]) => [t, r.rows]));
+  } catch {
+    return new Map(); // load itself says what is wrong with the run
+  }
+}
+
+function loadTracker(t: StageTracker, staged: ReadonlyMap<string, number>) {
+  return (e: LoadProgress): void => {
+    switch (e.kind) {
+      case 'waiting':
+        return t.phase(null, e.message);
+      case 'plan':
+        return t.plan(
+          e.tables.length ? `Load run ${e.runId}: ${e.tables.length} table(s)${e.alreadyApplied.length ? ` (${e.alreadyApplied.length} already loaded, skipped)` : ''}` : `Load run ${e.runId}: nothing to load`,
+          e.tables.map((name) => ({ name, total: staged.get(name) ?? null })),
+          'rows',
+        );
+      case 'table_phase':
+        return t.phase(e.table, e.phase);
+      case 'table_done':
+        t.progress(e.table, e.report.staged, e.report.staged);
+        return t.finish(e.table, tableLine(e.report));
+      case 'committing':
+        return t.phase(null, e.dryRun ? 'rolling back (dry run)' : 'committing');
+    }
+  };
+}
+
+/** `users: 1,600 staged, 1,590 inserted, 10 rejected` — only the figures that are not zero. */
+export function tableLine(r: TableLoadReport): string {
+  const parts: string[] = [];
+  for (const k of ['inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'duplicates'] as const) if (r[k] > 0) parts.push(`${count(r[k])} ${k}`);
+  if (r.truncated.length) parts.push(`truncated (cascade: ${r.truncated.join(', ')})`);
+  return `${r.table}: ${count(r.staged)} staged${parts.length ? `, ${parts.join(', ')}` : ''}`;
+}
+
+const sum = (r: LoadReport, k: 'staged' | 'inserted' | 'updated' | 'deleted' | 'rejected' | 'nulled') => r.tables.reduce((a, t) => a + t[k], 0);
+
+/** Rows of a table waiting in etl_pending after the load: held back, or loaded with a NULL reference. */
+export function pendingOf(t: TableLoadReport): number {
+  return t.pending ? t.pending.rows + t.pending.nulls : 0;
+}
+
+/** `load: 45,000 rows into 31 table(s): 44,700 inserted, 0 updated, 0 deleted, 300 rejected, in 1.10 s; run X loaded into …` */
+export function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(r.startedAt)): string {
+  if (r.alreadyApplied) return `load: run ${r.runId} was already loaded into ${r.destination}: nothing changed (${duration(ms)})`;
+  const pending = r.tables.reduce((a, t) => a + pendingOf(t), 0);
+  const what = `${count(sum(r, 'staged'))} rows into ${r.tables.length} table(s): ${count(sum(r, 'inserted'))} inserted, ${count(sum(r, 'updated'))} updated, ${count(sum(r, 'deleted'))} deleted, ${count(sum(r, 'rejected'))} rejected${pending ? `, ${count(pending)} pending` : ''}`;
+  const end = r.dryRun ? `dry run: run ${r.runId} rolled back, nothing changed in ${r.destination}` : `run ${r.runId} loaded into ${r.destination}`;
+  return `load: ${what}, in ${duration(ms)}; ${end}`;
+}
+
+/** The --json document: the report, plus the snake_case names the manifest uses for its flags. */
+export function loadJson(report: LoadReport) {
+  return { ok: true, ...report, run_id: report.runId, dry_run: report.dryRun, already_applied: report.alreadyApplied };
+}
+
+export function renderLoad(ctx: CommandContext, r: LoadReport): void {
+  if (!r.alreadyApplied) {
+    const headers = ['table', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'duplicates', 'pending'];
+    ctx.stdout.write(formatTable(headers, r.tables.map((t) => [t.table, t.staged, t.inserted, t.updated, t.unchanged, t.deleted, t.rejected, t.nulled, t.duplicates, pendingOf(t)])));
+  }
+  loadNotes(ctx, r);
+}
+
+/** What the table does not say: where rejects are, deletions, truncations, skipped tables, warnings. */
+export function loadNotes(ctx: CommandContext, r: LoadReport): void {
+  const color = paint(ctx.stdout, ctx.env);
+  if (!r.alreadyApplied) {
+    const listed = r.tables.filter((t) => t.rejectsFile).map((t) => t.table);
+    if (listed.length) ctx.stdout.write(`rejected and set-NULL rows are listed in load/<table>.rejects.ndjson (${listed.length} table(s))\n`);
+    renderDeletions(ctx, r);
+    if (r.truncated.length) ctx.stdout.write(`${color.yellow('truncated (TRUNCATE … CASCADE):')} ${r.truncated.join(', ')}\n`);
+    if (r.skipped.length) ctx.stdout.write(`already loaded from this run, skipped: ${r.skipped.map((s) => s.table).join(', ')}\n`);
+    const settled = r.settled.filter((x) => x.deleted + x.nulled + x.pending.landed + x.pending.resolved > 0);
+    if (settled.length) ctx.stdout.write(`also changed (tables this run did not stage): ${settled.map((x) => `${x.table} ${count(x.deleted)} deleted, ${count(x.nulled)} nulled, ${count(x.pending.landed)} landed`).join('; ')}\n`);
+    const waiting = r.tables.filter((t) => pendingOf(t) > 0);
+    if (waiting.length) ctx.stdout.write(`pending (held back or loaded with a NULL reference until the referenced row arrives): ${waiting.map((t) => `${t.table} ${count(pendingOf(t))}`).join(', ')}; see etl status\n`);
+  }
+  for (const w of r.warnings) ctx.stderr.write(`${paint(ctx.stderr, ctx.env).yellow('warning:')} ${w}\n`);
+}
+
+function renderDeletions(ctx: CommandContext, r: LoadReport): void {
+  if (!r.deletions) return;
+  ctx.stdout.write('\ndeleted because their document is gone (delete propagation):\n');
+  ctx.stdout.write(
+    formatTable(
+      ['table', 'live ids', 'gone', 'referencing', 'nulled'],
+      r.deletions.tables.map((d) => [d.table, d.live === null ? '-' : d.live, d.gone, d.referencing, d.nulled]),
+    ),
+  );
+}
+
+/** The final line of `etl load`: what changed where (the already-loaded case says when it was). */
+export function loadFinalLine(r: LoadReport, ms: number): string {
+  if (!r.alreadyApplied) return loadLine(r, ms);
+  const when = r.skipped.map((s) => s.loadedAt).sort()[0];
+  return `run ${r.runId} was already loaded into ${r.destination}${when ? ` (at ${when})` : ''}: nothing changed (${duration(ms)})`;
+}

@@ -1,0 +1,82 @@
+// What the ledger in PostgreSQL (etl_runs, written by load in its transaction) says about past
+// runs: one row per run and table with load's figures. Read-only; a database where `etl schema`
+// never ran has no ledger, which is an answer (no runs), not an error.
+import type pg from 'pg';
+import { connectPostgres } from '../connect/postgres.ts';
+import type { PostgresConfig } from '../connect/config.ts';
+import { existingTables } from '../schema/catalog.ts';
+import { ident } from '../schema/sql.ts';
+import { RUNS_TABLE } from '../schema/state-tables.ts';
+import { optionalTotal, pendingCount } from '../audit/runs.ts';
+
+export interface LedgerRun {
+  readonly run_id: string;
+  /** When its first table was loaded. */
+  readonly loaded_at: string;
+  readonly tables: number;
+  readonly staged: number;
+  readonly inserted: number;
+  readonly updated: number;
+  readonly deleted: number;
+  readonly rejected: number;
+  /** Rows kept pending for a later run, when load records them; null otherwise. */
+  readonly pending: number | null;
+}
+
+export interface Ledger {
+  /** Where it was read (no credentials), or null when it could not be. */
+  readonly destination: string | null;
+  readonly runs: readonly LedgerRun[];
+  /** Why it was not read (unreachable server…), or null. */
+  readonly problem: string | null;
+}
+
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/** The newest runs of the ledger, newest first. */
+export async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<LedgerRun[]> {
+  if (!(await existingTables(client, [RUNS_TABLE])).has(RUNS_TABLE)) return [];
+  const runs = ident(RUNS_TABLE);
+  const r = await client.query<{ run_id: string; loaded_at: Date; tables: number; summaries: Record<string, unknown>[] }>(
+    `SELECT ${ident('run_id')}, min(${ident('loaded_at')}) AS loaded_at, count(*)::int AS tables, jsonb_agg(${ident('summary')}) AS summaries
+       FROM ${runs} GROUP BY ${ident('run_id')} ORDER BY ${ident('run_id')} DESC LIMIT $1`,
+    [limit],
+  );
+  return r.rows.map((row) => {
+    const sum = (k: string) => row.summaries.reduce((a, s) => a + (typeof s[k] === 'number' ? (s[k] as number) : 0), 0);
+    return {
+      run_id: row.run_id,
+      loaded_at: row.loaded_at.toISOString(),
+      tables: row.tables,
+      staged: sum('staged'),
+      inserted: sum('inserted'),
+      updated: sum('updated'),
+      deleted: sum('deleted'),
+      rejected: sum('rejected'),
+      pending: optionalTotal(row.summaries.map((s) => pendingCount(s.pending))),
+    };
+  });
+}
+
+/** Connects (giving up after a few seconds), reads the ledger, closes; never throws. */
+export async function readLedger(postgres: PostgresConfig, describe: string, secrets: readonly string[]): Promise<Ledger> {
+  let client: pg.Client | null = null;
+  try {
+    let late = false;
+    const connecting = connectPostgres(postgres, secrets);
+    // A connection that succeeds after we gave up is closed at once.
+    connecting.then((c) => (late ? c.end() : undefined), () => undefined);
+    const timer = new Promise<never>((_, reject) =>
+      setTimeout(() => {
+        late = true;
+        reject(new Error(`no answer from PostgreSQL at ${describe} within ${CONNECT_TIMEOUT_MS / 1000} s`));
+      }, CONNECT_TIMEOUT_MS).unref(),
+    );
+    client = await Promise.race([connecting, timer]);
+    return { destination: describe, runs: await readLedgerRuns(client), problem: null };
+  } catch (error) {
+    return { destination: null, runs: [], problem: error instanceof Error ? error.message : String(error) };
+  } finally {
+    await (client as pg.Client | null)?.end().catch(() => undefined);
+  }
+}

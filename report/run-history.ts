@@ -1,0 +1,97 @@
+// The history of runs: every staged run (from its manifest) and every run the ledger recorded as
+// loaded (also those whose staged files were cleaned), newest first, one entry per run.
+import { listRuns, runIdTime, type RunSummary } from '../audit/runs.ts';
+import type { StageName } from '../staging/manifest.ts';
+import type { Ledger, LedgerRun } from './ledger.ts';
+
+export interface RunHistoryEntry {
+  readonly run_id: string;
+  /** When the run was extracted (its id), ISO 8601. */
+  readonly started_at: string;
+  readonly source: string | null;
+  /** Per stage: done, failed, running, or null (never ran / unknown). */
+  readonly stages: Record<StageName, string | null>;
+  readonly stages_done: readonly StageName[];
+  /** Per stage: seconds from start to end, when known. */
+  readonly seconds: Record<StageName, number | null>;
+  readonly documents: number | null;
+  readonly rows: number | null;
+  readonly rejects: number | null;
+  /** Rows load kept pending, when load records that figure. */
+  readonly pending: number | null;
+  /** Loaded (not a dry run), by its manifest or by the ledger. */
+  readonly loaded: boolean;
+  /** When the ledger says it was loaded; null when the ledger was not read or does not have it. */
+  readonly loaded_at: string | null;
+  /** The staged folder still exists. */
+  readonly staged: boolean;
+  readonly latest: boolean;
+  readonly bytes: number | null;
+  readonly problem: string | null;
+}
+
+export interface RunHistory {
+  readonly staging: string;
+  readonly latest: string | null;
+  readonly ledger: { readonly read: boolean; readonly destination: string | null; readonly problem: string | null };
+  readonly runs: readonly RunHistoryEntry[];
+}
+
+export async function runHistory(options: { stagingDir: string; ledger: Ledger | null }): Promise<RunHistory> {
+  const staged = await listRuns({ stagingDir: options.stagingDir });
+  const ledger = new Map((options.ledger?.runs ?? []).map((r) => [r.run_id, r]));
+  const entries = staged.runs.map((s) => fromManifest(s, ledger.get(s.run_id) ?? null));
+  const stagedIds = new Set(staged.runs.map((r) => r.run_id));
+  for (const l of ledger.values()) if (!stagedIds.has(l.run_id)) entries.push(fromLedger(l));
+  entries.sort((a, b) => (a.run_id < b.run_id ? 1 : a.run_id > b.run_id ? -1 : 0));
+  return {
+    staging: staged.staging,
+    latest: staged.latest,
+    ledger: { read: options.ledger !== null && options.ledger.problem === null, destination: options.ledger?.destination ?? null, problem: options.ledger?.problem ?? null },
+    runs: entries,
+  };
+}
+
+function fromManifest(s: RunSummary, l: LedgerRun | null): RunHistoryEntry {
+  return {
+    run_id: s.run_id,
+    started_at: s.started_at,
+    source: s.source,
+    stages: s.stages,
+    stages_done: s.stages_done,
+    seconds: s.seconds,
+    documents: s.documents,
+    rows: s.rows,
+    rejects: s.rejects,
+    pending: s.pending ?? l?.pending ?? null,
+    loaded: s.loaded || l !== null,
+    loaded_at: l?.loaded_at ?? null,
+    staged: true,
+    latest: s.latest,
+    bytes: s.bytes,
+    problem: s.problem,
+  };
+}
+
+/** A run only the ledger remembers: its staged folder was cleaned (or made on another machine). */
+function fromLedger(l: LedgerRun): RunHistoryEntry {
+  const t = runIdTime(l.run_id);
+  return {
+    run_id: l.run_id,
+    started_at: Number.isNaN(t.getTime()) ? l.loaded_at : t.toISOString(),
+    source: null,
+    stages: { extract: null, transform: null, load: 'done' },
+    stages_done: ['load'],
+    seconds: { extract: null, transform: null, load: null },
+    documents: null,
+    rows: l.staged,
+    rejects: l.rejected,
+    pending: l.pending,
+    loaded: true,
+    loaded_at: l.loaded_at,
+    staged: false,
+    latest: false,
+    bytes: null,
+    problem: null,
+  };
+}

@@ -1,0 +1,129 @@
+// Everything the HTML report of one run shows, gathered from its folder (manifest, rejects files)
+// and the run history. Values from the data pass through redaction and are cut short: the report
+// travels to auditors and must never carry a secret.
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { redactText } from '../connect/redact.ts';
+import type { Manifest, StageName } from '../staging/manifest.ts';
+import type { TransformTableRecord } from '../staging/manifest-transform.ts';
+import { reconcile } from '../audit/reconcile.ts';
+import type { Identity } from '../audit/verify-report.ts';
+import type { LoadTableRecord } from '../staging/manifest-load.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import type { RunHistoryEntry } from './run-history.ts';
+
+export const EXAMPLES_PER_REASON = 3;
+const VALUE_CHARS = 60;
+/** Column names whose values are never shown, whatever they hold. */
+const SECRET_COLUMN = /pass|secret|token|api.?key|private|credential/i;
+
+export interface RejectExample {
+  readonly id: string;
+  readonly column: string;
+  readonly value: string;
+}
+
+export interface RejectReason {
+  readonly stage: 'transform' | 'load';
+  readonly reason: string;
+  readonly count: number;
+  readonly examples: readonly RejectExample[];
+}
+
+export interface TableFigures {
+  readonly table: string;
+  readonly transform: TransformTableRecord | null;
+  readonly load: LoadTableRecord | null;
+  readonly rejects: readonly RejectReason[];
+}
+
+export interface RunReportData {
+  readonly manifest: Manifest;
+  readonly generatedAt: string;
+  readonly stages: readonly { readonly stage: StageName; readonly status: string; readonly startedAt: string | null; readonly endedAt: string | null; readonly seconds: number | null }[];
+  readonly tables: readonly TableFigures[];
+  /** The count identities of the run (audit/reconcile.ts, what `etl verify` checks), each with its figures. */
+  readonly identities: readonly Identity[];
+  readonly watermarks: readonly { readonly collection: string; readonly from: string | null; readonly next: string; readonly basis: string | null; readonly documents: number }[];
+  /** The latest runs, oldest first (for the charts), this one included. */
+  readonly history: readonly RunHistoryEntry[];
+}
+
+export async function gatherRunReport(paths: RunPaths, manifest: Manifest, history: readonly RunHistoryEntry[], secrets: readonly string[]): Promise<RunReportData> {
+  const tables: TableFigures[] = [];
+  const tTables = manifest.stages.transform?.tables ?? {};
+  const lTables = manifest.stages.load?.tables ?? {};
+  for (const table of unique([...Object.keys(tTables), ...Object.keys(lTables)])) {
+    const transform = tTables[table] ?? null;
+    const load = lTables[table] ?? null;
+    const rejects = [
+      ...(transform && transform.rejected > 0 ? await rejectReasons(paths.transformRejects(table), 'transform', secrets) : []),
+      ...(load?.rejects ? await rejectReasons(paths.loadRejects(table), 'load', secrets) : []),
+    ];
+    tables.push({ table, transform, load, rejects });
+  }
+  const watermarks = Object.entries(manifest.stages.extract?.collections ?? {}).map(([collection, c]) => ({
+    collection,
+    from: c.watermark.from,
+    next: c.watermark.next,
+    basis: c.watermark.next_basis ?? null,
+    documents: c.documents,
+  }));
+  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), tables, identities: reconcile(manifest), watermarks, history };
+}
+
+function unique<T>(xs: readonly T[]): T[] {
+  return [...new Set(xs)];
+}
+
+function stageTimings(m: Manifest): RunReportData['stages'] {
+  return (['extract', 'transform', 'load'] as const).map((stage) => {
+    const s = m.stages[stage];
+    const ms = s?.started_at && s.ended_at ? Date.parse(s.ended_at) - Date.parse(s.started_at) : NaN;
+    return { stage, status: s ? (stage === 'load' && m.stages.load?.dry_run ? `${s.status} (dry run)` : s.status) : 'not run', startedAt: s?.started_at ?? null, endedAt: s?.ended_at ?? null, seconds: Number.isFinite(ms) ? ms / 1000 : null };
+  });
+}
+
+/** Counts the lines of a rejects file by reason, keeping the first few of each as examples. */
+async function rejectReasons(file: string, stage: 'transform' | 'load', secrets: readonly string[]): Promise<RejectReason[]> {
+  const by = new Map<string, { count: number; examples: RejectExample[] }>();
+  let lines;
+  try {
+    lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (line === '') continue;
+      const r = parseLine(line);
+      // Load says what it did with the row (rejected it, set the reference NULL): part of the reason.
+      const reason = `${typeof r.reason === 'string' ? r.reason : 'unknown'}${typeof r.action === 'string' ? ` (${r.action})` : ''}`;
+      const entry = by.get(reason) ?? { count: 0, examples: [] };
+      entry.count += 1;
+      if (entry.examples.length < EXAMPLES_PER_REASON) entry.examples.push(example(r, secrets));
+      by.set(reason, entry);
+    }
+  } catch {
+    // A missing or unreadable rejects file: `etl verify` reports it; the report shows no examples.
+  }
+  return [...by].map(([reason, e]) => ({ stage, reason, count: e.count, examples: e.examples }));
+}
+
+function parseLine(line: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(line);
+    return v && typeof v === 'object' ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The document (or CSV line) and column of a reject, and its value: cut short, scrubbed, secret columns masked. */
+function example(r: Record<string, unknown>, secrets: readonly string[]): RejectExample {
+  const id = typeof r._id === 'string' ? r._id : typeof r.line === 'number' ? `${String(r.file ?? 'csv')} line ${r.line}` : '-';
+  const column = typeof r.column === 'string' ? r.column : '-';
+  const raw = r.value === undefined || r.value === null ? 'null' : typeof r.value === 'string' ? r.value : JSON.stringify(r.value);
+  const value = SECRET_COLUMN.test(column) ? '***' : shorten(redactText(raw, secrets), VALUE_CHARS);
+  return { id: shorten(redactText(id, secrets), VALUE_CHARS), column, value };
+}
+
+export function shorten(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}

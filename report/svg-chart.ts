@@ -1,0 +1,61 @@
+// Small inline SVG charts for the HTML report: no script, no library, no external asset. Every
+// value is also in a <title> (hover) and in the tables of the report, so nothing is only drawn.
+import { escapeHtml } from './html.ts';
+
+export interface Bar {
+  readonly label: string;
+  /** Stacked segments, bottom first. */
+  readonly parts: readonly { readonly value: number; readonly color: string; readonly name: string }[];
+}
+
+const W = 720;
+const H = 170;
+const PAD = { left: 56, right: 12, top: 12, bottom: 40 };
+
+/** A vertical bar chart (stacked when a bar has several parts), y axis from 0 to the largest total. */
+export function barChart(title: string, bars: readonly Bar[], unit: string, format: (v: number) => string): string {
+  const max = Math.max(1e-9, ...bars.map((b) => b.parts.reduce((a, p) => a + p.value, 0)));
+  const plotW = W - PAD.left - PAD.right;
+  const plotH = H - PAD.top - PAD.bottom;
+  const slot = plotW / Math.max(1, bars.length);
+  const width = Math.max(2, Math.min(48, slot * 0.7));
+  const y = (v: number) => PAD.top + plotH - (v / max) * plotH;
+  const out: string[] = [];
+  for (const [i, b] of bars.entries()) {
+    const x = PAD.left + i * slot + (slot - width) / 2;
+    let base = 0;
+    for (const p of b.parts) {
+      const top = y(base + p.value);
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${top.toFixed(1)}" width="${width.toFixed(1)}" height="${(y(base) - top).toFixed(1)}" fill="${p.color}"><title>${escapeHtml(`${b.label} ${p.name}: ${format(p.value)} ${unit}`)}</title></rect>`,
+      );
+      base += p.value;
+    }
+    out.push(`<text x="${(x + width / 2).toFixed(1)}" y="${H - PAD.bottom + 14}" font-size="10" text-anchor="middle">${escapeHtml(b.label)}</text>`);
+  }
+  const axis = [0, 0.5, 1].map(
+    (f) => `<text x="${PAD.left - 6}" y="${(y(max * f) + 3).toFixed(1)}" font-size="10" text-anchor="end">${escapeHtml(format(max * f))}</text><line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(max * f).toFixed(1)}" y2="${y(max * f).toFixed(1)}" stroke="#ddd"/>`,
+  );
+  return `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${W} ${H}" width="100%" xmlns="http://www.w3.org/2000/svg">${axis.join('')}${out.join('')}<text x="${PAD.left}" y="${H - 6}" font-size="11">${escapeHtml(`${title} (${unit})`)}</text></svg>`;
+}
+
+/** A horizontal timeline: one bar per stage from its start to its end, on a common time axis. */
+export function timeline(spans: readonly { readonly label: string; readonly start: number; readonly end: number; readonly color: string }[]): string {
+  if (spans.length === 0) return '';
+  const t0 = Math.min(...spans.map((s) => s.start));
+  const t1 = Math.max(...spans.map((s) => s.end), t0 + 1);
+  const rowH = 22;
+  const height = spans.length * rowH + 8;
+  const left = 90;
+  const x = (t: number) => left + ((t - t0) / (t1 - t0)) * (W - left - PAD.right);
+  const rows = spans.map((s, i) => {
+    const top = 4 + i * rowH;
+    const secs = ((s.end - s.start) / 1000).toFixed(2);
+    return (
+      `<text x="${left - 6}" y="${top + 14}" font-size="11" text-anchor="end">${escapeHtml(s.label)}</text>` +
+      `<rect x="${x(s.start).toFixed(1)}" y="${top}" width="${Math.max(1, x(s.end) - x(s.start)).toFixed(1)}" height="${rowH - 6}" fill="${s.color}"><title>${escapeHtml(`${s.label}: ${secs} s`)}</title></rect>` +
+      `<text x="${(x(s.end) + 4).toFixed(1)}" y="${top + 13}" font-size="10">${secs} s</text>`
+    );
+  });
+  return `<svg role="img" aria-label="stage timeline" viewBox="0 0 ${W + 40} ${height}" width="100%" xmlns="http://www.w3.org/2000/svg">${rows.join('')}</svg>`;
+}

@@ -1,0 +1,153 @@
+// What `etl` prints, on sample data against a real PostgreSQL: in logs (no TTY) a line per table at
+// most, nothing repeated, every stage and `run` ending with totals and elapsed time; --quiet
+// prints the final line only; --verbose prints per-batch lines; `status` fits 100 columns; the live
+// task list follows stderr's terminal even when stdout is redirected; the demo's log is short.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { useServers } from '../harness/index.ts';
+import { ETL_BIN, etl, REPO, type CliResult } from './run-etl.ts';
+
+const servers = useServers({ mongo: false });
+const PIPELINE = path.join(REPO, 'pipeline.yaml');
+const TABLES = 31;
+/** A final line: totals, then the elapsed time. */
+const ELAPSED = /in \d+(\.\d+)? s|in \d+ min \d+ s/;
+
+let work = '';
+let dump = '';
+
+before(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'etl-cli-output-'));
+  dump = path.join(work, 'dump');
+  const r = await etl(['sample', '--scale', '2000', '--out', dump, '--quiet'], { cwd: work });
+  assert.equal(r.code, 0, r.stderr);
+});
+after(() => rm(work, { recursive: true, force: true }));
+
+const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
+const lastLine = (text: string) => lines(text).at(-1) ?? '';
+
+async function staging(name: string): Promise<string> {
+  return path.join(await mkdtemp(path.join(work, `${name}-`)), 'runs');
+}
+
+function cli(args: string[], dbName: string, stagingDir: string, env: Record<string, string> = {}): Promise<CliResult> {
+  return servers.postgres.createDatabase(dbName).then((url) => etl([...args, '--staging', stagingDir, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url, ...env } }));
+}
+
+function assertNoRepeats(text: string): void {
+  const seen = new Set<string>();
+  for (const l of lines(text)) {
+    assert.ok(!seen.has(l), `line printed twice: ${l}`);
+    seen.add(l);
+  }
+}
+
+describe('in logs (stderr and stdout not a terminal)', () => {
+  test('etl run: a line per stage, a line per table, the totals and elapsed time last; nothing repeated', async () => {
+    const s = await staging('run');
+    const r = await cli(['run', '--source', dump, '--full'], 'output_run', s);
+    assert.equal(r.code, 0, r.stderr);
+    const all = `${r.stderr}${r.stdout}`;
+    assert.ok(lines(all).length <= TABLES + 10, `${lines(all).length} lines:\n${all}`);
+    assertNoRepeats(all);
+    assert.deepEqual(lines(r.stderr).map((l) => l.split(':')[0]), ['extract', 'transform', 'load'], r.stderr);
+    for (const l of lines(r.stderr)) assert.match(l, ELAPSED);
+    assert.match(lastLine(r.stdout), /^run \d{8}T\d{9}Z: [\d,]+ documents → [\d,]+ rows .* [\d,]+ inserted.* in /);
+    assert.match(lastLine(r.stdout), ELAPSED);
+    assert.doesNotMatch(all, /[❯›]/);
+  });
+
+  test('etl extract, transform and load each end with their totals and elapsed time; no per-table progress lines', async () => {
+    const s = await staging('stages');
+    const url = await servers.postgres.createDatabase('output_stages');
+    const env = { DATABASE_URL: url };
+    const flags = ['--staging', s, '--pipeline', PIPELINE];
+    const extract = await etl(['extract', '--source', dump, '--full', ...flags], { cwd: work, env });
+    assert.equal(extract.code, 0, extract.stderr);
+    assert.match(lastLine(extract.stdout), /^extract: 2,000 documents from 22 collection\(s\) .* in /);
+    const transform = await etl(['transform', ...flags], { cwd: work, env });
+    assert.equal(transform.code, 0, transform.stderr);
+    assert.match(lastLine(transform.stdout), /^transform: 2,000 documents → [\d,]+ rows in 31 table\(s\), [\d,]+ rejected, .* in /);
+    const load = await etl(['load', ...flags], { cwd: work, env });
+    assert.equal(load.code, 0, load.stderr);
+    assert.match(lastLine(load.stdout), /^load: [\d,]+ rows into 31 table\(s\): [\d,]+ inserted, .* in .*; run \d{8}T\d{9}Z loaded into postgresql:\/\//);
+    for (const r of [extract, transform, load]) {
+      assert.match(lastLine(r.stdout), ELAPSED);
+      assert.equal(r.stderr, '', 'nothing on stderr but warnings and errors');
+      assertNoRepeats(r.stdout);
+    }
+  });
+
+  test('--quiet: the final line only; --verbose: a line per batch and per item, timestamped', async () => {
+    const s = await staging('quiet');
+    const url = await servers.postgres.createDatabase('output_quiet');
+    const env = { DATABASE_URL: url };
+    const flags = ['--staging', s, '--pipeline', PIPELINE];
+    for (const args of [['extract', '--source', dump, '--full'], ['transform'], ['load']]) {
+      const r = await etl([...args, ...flags, '--quiet'], { cwd: work, env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, '');
+      assert.equal(lines(r.stdout).length, 1, r.stdout);
+      assert.match(r.stdout, ELAPSED);
+    }
+    const verbose = await etl(['transform', ...flags, '--verbose'], { cwd: work, env });
+    assert.equal(verbose.code, 0, verbose.stderr);
+    assert.match(verbose.stderr, /^\[ *[\d.]+ s\] transform Transform run \d{8}T\d{9}Z: 31 table\(s\)/m);
+    assert.match(verbose.stderr, /^\[ *[\d.]+ s\] transform users: \d[\d,]* of 1,?\d+ documents/m);
+    assert.match(verbose.stderr, /^\[ *[\d.]+ s\] transform users: 160 documents → [\d,]+ rows/m);
+    assert.match(verbose.stderr, /^\[ *[\d.]+ s\] transform done: transform: 2,000 documents/m);
+  });
+
+  test('etl status fits 100 columns', async () => {
+    const s = await staging('status');
+    const url = await servers.postgres.createDatabase('output_status');
+    const loaded = await etl(['run', '--source', dump, '--full', '--quiet', '--staging', s, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+    assert.equal(loaded.code, 0, loaded.stderr);
+    const r = await etl(['status', '--staging', s, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^users\s/m);
+    for (const l of r.stdout.split('\n')) assert.ok(l.length <= 100, `${l.length} columns: ${l}`);
+  });
+});
+
+describe('on a terminal', () => {
+  test('the live task list follows stderr: with stdout redirected to a file it still runs, and the file holds the summary only', async () => {
+    const s = await staging('tty');
+    const first = await cli(['extract', '--source', dump, '--full', '--quiet'], 'output_tty', s);
+    assert.equal(first.code, 0, first.stderr);
+    const out = path.join(work, 'summary.txt');
+    const typescript = path.join(work, 'typescript');
+    // script(1) gives the command a terminal (sized: a 0×0 one cannot show a list); stdout goes to a file.
+    const inner = `stty cols 100 rows 40; NO_COLOR=1 ${process.execPath} ${ETL_BIN} transform --staging ${s} --pipeline ${PIPELINE} > ${out}`;
+    await new Promise<void>((resolve, reject) =>
+      execFile('script', ['-qfec', inner, typescript], { cwd: work, timeout: 120_000 }, (e) => (e ? reject(e) : resolve())),
+    );
+    const screen = await readFile(typescript, 'utf8');
+    assert.match(screen, /\u001b\[2K/, 'the list is redrawn in place');
+    assert.match(screen, /transform: 2,000 documents → [\d,]+ rows/);
+    const summary = await readFile(out, 'utf8');
+    assert.match(summary, /^table\s+documents\s+rows\s+rejected\s+skipped$/m);
+    assert.doesNotMatch(summary, /\u001b/);
+    assert.match(lastLine(summary), /^transform: 2,000 documents/);
+  });
+});
+
+describe('npm run demo', () => {
+  test('piped into a log: under 80 lines, ending with the totals and the elapsed time', async () => {
+    const s = await staging('demo');
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      execFile('bash', ['-c', 'npm run --silent demo 2>&1 | cat'], { cwd: REPO, env: { ...process.env, ETL_STAGING: s, DEMO_SCALE: '2000', DATABASE_URL: '' }, timeout: 300_000, maxBuffer: 1 << 24 }, (e, out) =>
+        resolve({ code: e ? 1 : 0, out }),
+      );
+    });
+    assert.equal(r.code, 0, r.out);
+    assert.ok(lines(r.out).length < 80, `${lines(r.out).length} lines:\n${r.out}`);
+    assert.match(lastLine(r.out), /^etl demo: done: 2,000 documents → [\d,]+ rows .* → [\d,]+ inserted, .* in [\d.]+ s$/);
+    assertNoRepeats(r.out.replace(/^\$ etl .*$/gm, ''));
+  });
+});

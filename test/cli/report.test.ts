@@ -1,0 +1,236 @@
+// `etl runs` (history from the manifests and the ledger) and `etl report` (one self-contained HTML
+// file per run), on real runs loaded into a real PostgreSQL; the report is opened in a real headless
+// Chromium from Debian's packages, and `etl pack` puts it first in the archive.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, beforeEach, describe, test } from 'node:test';
+import pg from 'pg';
+import * as tar from 'tar';
+import { useServers } from '../harness/index.ts';
+import { CHROMIUM, ensureSystem } from '../harness/system-packages.ts';
+import { tempDir } from '../harness/temp-dir.ts';
+import { ObjectId } from 'bson';
+import { newProject, sampleCollections, writeDump } from '../audit/staged-run.ts';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import { runExtract } from '../../extract/index.ts';
+import { runTransform } from '../../transform/index.ts';
+import { readManifest, type Manifest } from '../../staging/manifest.ts';
+import { runPaths } from '../../staging/run-folder.ts';
+import { writeRunReport } from '../../report/write-report.ts';
+import { etl, REPO } from './run-etl.ts';
+
+const servers = useServers({ mongo: false });
+const PIPELINE = path.join(REPO, 'pipeline.yaml');
+
+let work = '';
+let staging = '';
+let dbUrl = '';
+const runIds: string[] = [];
+
+/** Two loaded runs of the same sample dump, made once for the file (the servers start in `before`). */
+let made: Promise<void> | null = null;
+function twoLoadedRuns(): Promise<void> {
+  made ??= (async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'etl-cli-report-'));
+    staging = path.join(work, 'runs');
+    dbUrl = await servers.postgres.createDatabase('report_history');
+    const dump = path.join(work, 'dump');
+    assert.equal((await etl(['sample', '--scale', '2000', '--out', dump, '--quiet'], { cwd: work })).code, 0);
+    for (let i = 0; i < 2; i++) {
+      const r = await etl(['run', '--source', dump, '--full', '--quiet', '--json', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: dbUrl } });
+      assert.equal(r.code, 0, r.stderr);
+      runIds.push((JSON.parse(r.stdout) as { runId: string }).runId);
+    }
+  })();
+  return made;
+}
+after(() => (work ? rm(work, { recursive: true, force: true }) : undefined));
+
+const manifestOf = (runId: string): Promise<Manifest> => readManifest(runPaths(staging, runId));
+const sum = <T>(rec: Record<string, T> | undefined, f: (x: T) => number) => Object.values(rec ?? {}).reduce((a, x) => a + f(x), 0);
+
+interface Figures {
+  tables: Record<string, Record<string, number | null>>;
+  rejects: Record<string, number>;
+  totals: Record<string, number | null>;
+  historyRuns: string[];
+  identities: number;
+  broken: number;
+  bars: number;
+}
+
+/** Reads the figures of the report from its data-* attributes, in the page. */
+const READ_FIGURES = `(() => {
+  const value = (el) => (el && el.getAttribute('data-value') !== null ? Number(el.getAttribute('data-value')) : null);
+  const tables = {};
+  for (const tr of document.querySelectorAll('#table-figures tbody tr')) {
+    const row = {};
+    for (const td of tr.querySelectorAll('td[data-field]')) row[td.getAttribute('data-field')] = value(td);
+    tables[tr.getAttribute('data-key')] = row;
+  }
+  const rejects = {};
+  for (const tr of document.querySelectorAll('#reject-reasons tbody tr')) rejects[tr.getAttribute('data-key')] = value(tr.querySelector('td[data-field=count]'));
+  const totals = {};
+  for (const e of document.querySelectorAll('#totals [data-field]')) totals[e.getAttribute('data-field')] = value(e);
+  const historyRuns = [...document.querySelectorAll('#history tbody tr')].map((tr) => tr.getAttribute('data-key'));
+  const identities = document.querySelectorAll('#identities tbody tr').length;
+  const broken = document.querySelectorAll('#identities .bad').length;
+  return { tables, rejects, totals, historyRuns, identities, broken, bars: document.querySelectorAll('#history svg rect').length };
+})()`;
+
+function assertFigures(shown: Figures, m: Manifest): void {
+  assert.equal(shown.totals.documents, sum(m.stages.extract?.collections, (c) => c.documents));
+  assert.equal(shown.totals.rows, sum(m.stages.transform?.tables, (t) => t.rows));
+  assert.ok(shown.identities > 31, 'the count identities are listed');
+  assert.equal(shown.broken, 0, 'and they all hold');
+  for (const [table, t] of Object.entries(m.stages.transform!.tables)) {
+    const l = m.stages.load!.tables[table]!;
+    const s = shown.tables[table] ?? {};
+    assert.deepEqual([s.documents, s.rows, s.rejected, s.inserted, s.updated, s.load_rejected], [t.documents, t.rows, t.rejected, l.inserted, l.updated, l.rejected], table);
+    const loadRejects = Object.entries(shown.rejects).filter(([k]) => k.startsWith(`${table}/load/`)).reduce((a, [, n]) => a + n, 0);
+    assert.equal(loadRejects, l.rejected + l.nulled, `${table}: rejects by reason add up`);
+  }
+  assert.deepEqual(shown.historyRuns.slice(-2), runIds, 'both runs in the history, oldest first, this one last');
+  assert.ok(shown.bars >= 2 * 2, 'a bar per run and stage in the charts');
+}
+
+describe('etl runs', () => {
+  beforeEach(twoLoadedRuns);
+  test('lists each run with when, source, stage durations, documents, rows, rejects and loaded, from manifests and ledger', async () => {
+    const json = await etl(['runs', '--json', '--staging', staging], { cwd: work, env: { DATABASE_URL: dbUrl } });
+    assert.equal(json.code, 0, json.stderr);
+    type Entry = { run_id: string; source: string; seconds: Record<string, number>; documents: number; rows: number; rejects: number; loaded: boolean; loaded_at: string; pending: number | null };
+    const h = JSON.parse(json.stdout) as { ledger: { read: boolean }; runs: Entry[] };
+    assert.equal(h.ledger.read, true);
+    assert.deepEqual(h.runs.map((r) => r.run_id), [...runIds].reverse());
+    for (const r of h.runs) {
+      const m = await manifestOf(r.run_id);
+      assert.equal(r.documents, 2000);
+      assert.equal(r.rows, sum(m.stages.transform?.tables, (t) => t.rows));
+      assert.equal(r.rejects, sum(m.stages.transform?.tables, (t) => t.rejected) + sum(m.stages.load?.tables, (t) => t.rejected));
+      assert.match(r.source, /mongodump folder/);
+      for (const s of ['extract', 'transform', 'load']) assert.ok(typeof r.seconds[s] === 'number' && r.seconds[s]! >= 0, `${s} seconds`);
+      assert.equal(r.loaded, true);
+      assert.match(r.loaded_at, /^\d{4}-\d\d-\d\dT/);
+      assert.equal(r.pending, sum(m.stages.load?.tables, (t) => (t.pending?.rows ?? 0) + (t.pending?.nulls ?? 0)), 'pending: rows held back or with a NULL reference');
+    }
+    const text = await etl(['runs', '--staging', staging], { cwd: work, env: { DATABASE_URL: dbUrl } });
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^run\s+when \(UTC\)\s+source\s+extract\s+transform\s+load\s+documents\s+rows\s+rejects\s+pending\s+loaded$/m);
+    assert.match(text.stdout, new RegExp(`^\\* ${runIds[1]}\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d\\s+mongodump.*\\s+[\\d.]+ s\\s+[\\d.]+ s\\s+[\\d.]+ s\\s+2,000\\s+[\\d,]+\\s+[\\d,]+\\s+[\\d,]+\\s+yes$`, 'm'));
+    assert.match(text.stdout, /^ledger: postgresql:\/\/.*:\*\*\*@/m);
+  });
+
+  test('a run the ledger knows but whose files were cleaned is listed, with the pending rows load recorded', async () => {
+    const client = new pg.Client({ connectionString: dbUrl });
+    await client.connect();
+    try {
+      await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, summary) VALUES ('20200101T000000000Z', 'users', 'x', $1)`, [
+        JSON.stringify({ staged: 7, inserted: 5, updated: 2, deleted: 0, rejected: 1, pending: 4 }),
+      ]);
+    } finally {
+      await client.end();
+    }
+    const r = await etl(['runs', '--staging', staging], { cwd: work, env: { DATABASE_URL: dbUrl } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ {2}20200101T000000000Z\s+2020-01-01 00:00\s+-\s+-\s+-\s+done\s+-\s+7\s+1\s+4\s+yes \(cleaned\)$/m);
+  });
+
+  test('an unreachable ledger is a note, not a failure: the staged runs are listed', async () => {
+    const r = await etl(['runs', '--staging', staging], { cwd: work, env: { DATABASE_URL: 'postgresql://u:pw-x7@127.0.0.1:1/x' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ledger not read \(cannot connect to PostgreSQL/m);
+    assert.equal((r.stdout.match(/^[* ] \d{8}T\d{9}Z/gm) ?? []).length, 2);
+    assert.doesNotMatch(r.stdout + r.stderr, /pw-x7/);
+  });
+});
+
+describe('etl report', () => {
+  beforeEach(twoLoadedRuns);
+  test('writes one self-contained HTML file into the run folder: no script, no external asset, no password', async () => {
+    const r = await etl(['report', '--staging', staging], { cwd: work, env: { DATABASE_URL: dbUrl } });
+    assert.equal(r.code, 0, r.stderr);
+    const file = path.join(staging, runIds[1]!, 'report.html');
+    assert.match(r.stdout, new RegExp(`report of run ${runIds[1]}: ${file.replace(/[/.]/g, '\\$&')}`));
+    const html = await readFile(file, 'utf8');
+    assert.match(html, /^<!DOCTYPE html>/);
+    assert.match(html, /Content-Security-Policy" content="default-src 'none'/);
+    assert.doesNotMatch(html, /<script|<link|<iframe|<img|@import|url\(/i);
+    assert.doesNotMatch(html, /(src|href)\s*=\s*["']?(https?:)?\/\//i);
+    assert.ok(!html.includes(decodeURIComponent(new URL(dbUrl).password)), 'no password');
+  });
+
+  test('opens in headless Chromium without console errors or network requests; the numbers are the manifest\'s', async () => {
+    await ensureSystem(CHROMIUM);
+    const { chromium } = await import('playwright-core');
+    const file = path.join(staging, runIds[1]!, 'report.html');
+    // A fresh profile, removed after the file's tests (the browser is closed by then).
+    const profile = await tempDir('etl-chromium-profile-');
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      const requests: string[] = [];
+      page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+      page.on('request', (req) => requests.push(req.url()));
+      const response = await page.goto(`file://${file}`, { waitUntil: 'load' });
+      assert.ok(response === null || response.ok(), 'the page loads');
+      assert.deepEqual(problems, []);
+      assert.deepEqual(requests, [`file://${file}`], 'no request but the page itself');
+      assert.equal(await page.title(), `etl run ${runIds[1]}`);
+      // A string, not a function: tsx would compile a function with helpers the page does not have.
+      assertFigures((await page.evaluate(READ_FIGURES)) as Figures, await manifestOf(runIds[1]!));
+      const png = process.env.REPORT_SCREENSHOT ?? path.join(profile, 'report.png');
+      await page.screenshot({ path: png, fullPage: true });
+      assert.ok((await stat(png)).size > 20_000, 'a screenshot with something on it');
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('etl pack puts report.html first in the archive, and the archive still verifies', async (t) => {
+    const out = path.join(await tempDir('etl-cli-pack-', t), 'run.tar.gz');
+    const packed = await etl(['pack', '--staging', staging, '--out', out], { cwd: work });
+    assert.equal(packed.code, 0, packed.stderr);
+    const members: string[] = [];
+    await tar.t({ file: out, onReadEntry: (e) => members.push(e.path) });
+    assert.equal(members[0], `${runIds[1]}/report.html`);
+    const verified = await etl(['verify', out, '--json'], { cwd: work });
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  });
+});
+
+describe('report of a run with rejected rows', () => {
+  test('rejects by reason with a few examples each: values cut short, configured secrets never shown', async (t) => {
+    const project = await newProject();
+    t.after(() => rm(project.cwd, { recursive: true, force: true }));
+    const collections = sampleCollections();
+    const secret = 'hunter2-Secret-Value';
+    collections.users!.push({ ...collections.users![0]!, _id: new ObjectId('65f0000000000000000000aa'), name: `${secret}${'x'.repeat(300)}` });
+    const dump = path.join(project.cwd, 'dump', 'wappizy');
+    await writeDump(dump, collections);
+    const model = await loadPipeline(project.pipelineFile);
+    const extracted = await runExtract({ model, stagingDir: project.stagingDir, source: { kind: 'dump', path: dump }, full: true });
+    await runTransform({ model, stagingDir: project.stagingDir, runId: extracted.run_id });
+    const m = await readManifest(runPaths(project.stagingDir, extracted.run_id));
+    const r = await writeRunReport({ stagingDir: project.stagingDir, secrets: [secret] });
+    const html = await readFile(r.file, 'utf8');
+    assert.ok(!html.includes(secret), 'the configured secret is not in the report');
+    const users = m.stages.transform!.tables.users!;
+    assert.ok(users.rejected >= 2);
+    const counts = [...html.matchAll(/<tr data-key="users\/transform\/([a-z_]+)">.*?data-field="count" data-value="(\d+)"/g)].map((x) => [x[1], Number(x[2])] as const);
+    assert.deepEqual(new Set(counts.map(([reason]) => reason)), new Set(['null_in_not_null', 'too_long']));
+    assert.equal(counts.reduce((a, [, n]) => a + n, 0), users.rejected);
+    const tooLong = /<tr data-key="users\/transform\/too_long">.*?<\/tr>/s.exec(html)![0];
+    const value = /name = <span class="mono">([^<]*)<\/span>/.exec(tooLong)![1]!.replaceAll('&quot;', '"');
+    assert.equal(value.length, 60, `a value cut to 60 characters: ${value}`);
+    assert.ok(value.endsWith('…') && value.startsWith('"***x'), value);
+  });
+});

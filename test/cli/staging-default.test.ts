@@ -1,0 +1,54 @@
+// Staged runs go to ./.etl/runs by default (outside the source tree of a checkout, ignored by git);
+// --staging / ETL_STAGING still choose; runs left in ./staging by earlier versions get a clear note.
+import assert from 'node:assert/strict';
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { tempDir } from '../harness/temp-dir.ts';
+import { etl, REPO } from './run-etl.ts';
+
+async function project(t: { after(fn: () => unknown): void }): Promise<{ cwd: string; dump: string }> {
+  const cwd = await tempDir('etl-cli-staging-default-', t);
+  await cp(path.join(REPO, 'pipeline.yaml'), path.join(cwd, 'pipeline.yaml'));
+  const dump = path.join(cwd, 'dump');
+  await mkdir(path.join(dump, 'wappizy'), { recursive: true });
+  await writeFile(path.join(dump, 'wappizy', 'users.bson'), '');
+  return { cwd, dump };
+}
+
+test('a run goes to ./.etl/runs by default; --staging and ETL_STAGING still choose', async (t) => {
+  const { cwd, dump } = await project(t);
+  const r = await etl(['extract', '--source', dump, '--full', '--json'], { cwd });
+  assert.equal(r.code, 0, r.stderr);
+  const runDir = (JSON.parse(r.stdout) as { run_dir: string }).run_dir;
+  assert.equal(path.dirname(runDir), path.join(cwd, '.etl', 'runs'));
+  assert.equal((await readFile(path.join(cwd, '.etl', 'runs', 'latest'), 'utf8')).trim(), path.basename(runDir));
+  assert.deepEqual((await readdir(cwd)).sort(), ['.etl', 'dump', 'pipeline.yaml']);
+
+  const flag = await etl(['extract', '--source', dump, '--full', '--json', '--staging', 'elsewhere'], { cwd });
+  assert.equal(path.dirname((JSON.parse(flag.stdout) as { run_dir: string }).run_dir), path.join(cwd, 'elsewhere'));
+  const env = await etl(['extract', '--source', dump, '--full', '--json'], { cwd, env: { ETL_STAGING: 'from-env' } });
+  assert.equal(path.dirname((JSON.parse(env.stdout) as { run_dir: string }).run_dir), path.join(cwd, 'from-env'));
+});
+
+test('runs left in ./staging by an earlier version: a note says how to use or move them; --staging staging uses them', async (t) => {
+  const { cwd, dump } = await project(t);
+  const old = await etl(['extract', '--source', dump, '--full', '--json', '--staging', 'staging'], { cwd });
+  assert.equal(old.code, 0, old.stderr);
+  const runId = (JSON.parse(old.stdout) as { run_id: string }).run_id;
+
+  const listed = await etl(['runs', '--no-ledger'], { cwd });
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.match(listed.stderr, /^note: staged runs found in .*\/staging \(the default folder of earlier versions\); this etl uses .*\/\.etl\/runs\./m);
+  assert.match(listed.stderr, /--staging staging/);
+  assert.match(listed.stderr, /mv staging\/2\* staging\/latest \.etl\/runs\//);
+
+  const transformed = await etl(['transform', '--staging', 'staging', '--pipeline', 'pipeline.yaml'], { cwd });
+  assert.equal(transformed.code, 0, transformed.stderr);
+  assert.equal(transformed.stderr, '', 'no note when the folder is chosen');
+  assert.match(transformed.stdout, new RegExp(`run in ${cwd.replace(/[/.]/g, '\\$&')}/staging/${runId}`));
+  // Under --json the note never reaches stdout (or stderr: scripts read them).
+  const json = await etl(['runs', '--no-ledger', '--json'], { cwd });
+  assert.equal(json.stderr, '');
+  assert.doesNotThrow(() => JSON.parse(json.stdout));
+});
