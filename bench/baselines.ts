@@ -4,10 +4,15 @@
 //                      (BSON_READ_OPTIONS), each one counted and dropped.
 //   bare BSON read:    every .bson file of the dump read in 1 MiB chunks and each document
 //                      deserialized with the same options, counted and dropped.
+//   table read:        every table of the pipeline read whole, in load order, as COPY … TO STDOUT
+//                      (text), the bytes counted and dropped: a sequential read of what diff compares.
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { deserialize } from 'bson';
 import { MongoClient } from 'mongodb';
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { ident } from '../schema/sql.ts';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
 
 export interface ScanFigures {
@@ -65,4 +70,21 @@ export async function bareBsonRead(databaseDir: string, collections: readonly st
     documents += n;
   }
   return { documents, bytes, perCollection };
+}
+
+export async function scanTables(url: string, tables: readonly string[]): Promise<{ rows: number; bytes: number }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  let rows = 0;
+  let bytes = 0;
+  try {
+    for (const t of tables) {
+      const stream = client.query(copyTo(`COPY ${ident(t)} TO STDOUT`));
+      for await (const chunk of stream as AsyncIterable<Buffer>) bytes += chunk.length;
+      rows += stream.rowCount ?? 0;
+    }
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  return { rows, bytes };
 }

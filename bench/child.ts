@@ -141,6 +141,9 @@ export async function runWorker(step: string, job: WorkerJob, scratch: string, o
   const peak = child.peakRssMiB ?? result.maxRssKb / 1024;
   return {
     ...child,
+    // The step's own CPU (user + system, every thread), as measured by the worker; GNU time's
+    // figure includes Node's start-up and module loading.
+    cpuSeconds: result.cpuSeconds ?? child.cpuSeconds,
     peakRssMiB: peak,
     rssSource: child.peakRssMiB !== null ? 'gnu-time' : 'resourceUsage',
     figures: result.figures,

@@ -17,6 +17,10 @@ export class BenchContext {
   /** The run extracted from the dump (and, once `dumpRunTransformed`, transformed). */
   dumpRunId: string | null = null;
   dumpRunTransformed = false;
+  /** The steps of the whole dump path, as a benchmark or a preparation measured them. */
+  readonly path: { extract?: StepFigures; bareRead?: StepFigures; transform?: StepFigures; load?: StepFigures; copy?: StepFigures } = {};
+  /** A database the dump's run was loaded into (diff compares the live source with it). */
+  loadedUrl: string | null = null;
   #dump: Promise<DumpDataset> | null = null;
   #live: Promise<LiveDataset> | null = null;
   #pg: Promise<PgServer> | null = null;
@@ -98,6 +102,7 @@ export class BenchContext {
       usePostgres: false,
     });
     this.setup.extract_dump = workerStep('extract from the dump (preparation)', outcome, 'documents', 'documents');
+    this.path.extract = this.setup.extract_dump;
     this.dumpRunId = String(outcome.figures.run_id);
     return this.dumpRunId;
   }
@@ -108,6 +113,7 @@ export class BenchContext {
     if (this.dumpRunTransformed) return runId;
     const outcome = await this.worker('prepare: transform', { kind: 'transform', stagingDir: this.dumpStaging, runId });
     this.setup.transform = workerStep('transform (preparation)', outcome, 'documents', 'documents');
+    this.path.transform = this.setup.transform;
     this.dumpRunTransformed = true;
     return runId;
   }

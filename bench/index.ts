@@ -19,10 +19,10 @@ import { formatResults } from './report.ts';
 const DEFAULT_SCALE = 1_000_000;
 const DEFAULT_SEED = 1;
 
-const usage = `usage: npm run bench -- [extract|transform|load|incremental|all]… [--scale N] [--seed S]
+const usage = `usage: npm run bench -- [extract|transform|load|incremental|diff|all]… [--scale N] [--seed S]
                        [--json FILE] [--cache-dir DIR] [--keep]
 
-  names         benchmarks to run (default: all), in the order extract, transform, load, incremental
+  names         benchmarks to run (default: all), in the order extract, transform, load, incremental, diff
   --scale N     documents in the generated dataset (default ${DEFAULT_SCALE.toLocaleString('en-US')})
   --seed S      generator seed (default ${DEFAULT_SEED})
   --json FILE   where the result document goes (default bench/results/<timestamp>.json)

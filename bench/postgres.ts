@@ -58,3 +58,44 @@ export function libpqEnv(url: string): Record<string, string> {
   if (sslmode) env.PGSSLMODE = sslmode;
   return env;
 }
+
+/** A copy of a database (CREATE DATABASE … TEMPLATE): nobody may be connected to `source`. */
+export async function copyDatabase(server: PgServer, source: string, name: string): Promise<string> {
+  const url = await server.createDatabase(name);
+  const target = new URL(url).pathname.slice(1);
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE ${ident(target)}`);
+    await admin.query(`CREATE DATABASE ${ident(target)} TEMPLATE ${ident(decodeURIComponent(new URL(source).pathname.slice(1)))}`);
+  } finally {
+    await admin.end();
+  }
+  return url;
+}
+
+export interface StateTableSize {
+  readonly rows: number;
+  /** pg_total_relation_size: the table, its indexes and TOAST. */
+  readonly bytes: number;
+}
+
+/** Rows and disk of the tool's state tables (etl_pending, etl_contrib_…). */
+export async function stateTableSizes(url: string): Promise<Record<string, StateTableSize>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'r' AND n.nspname = current_schema() AND (c.relname = 'etl_pending' OR c.relname LIKE 'etl\\_contrib\\_%') ORDER BY c.relname`,
+    );
+    const out: Record<string, StateTableSize> = {};
+    for (const { name } of rows) {
+      const r = (await client.query<{ n: string; bytes: string }>(`SELECT count(*)::bigint AS n, pg_total_relation_size($1::regclass)::bigint AS bytes FROM ${ident(name)}`, [ident(name)])).rows[0]!;
+      out[name] = { rows: Number(r.n), bytes: Number(r.bytes) };
+    }
+    return out;
+  } finally {
+    await client.end();
+  }
+}

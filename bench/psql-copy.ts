@@ -46,14 +46,20 @@ export function stagedCopies(model: PipelineModel, paths: RunPaths, manifest: Ma
 }
 
 export async function psqlCopy(url: string, copies: readonly StagedCopy[], scratch: string): Promise<CopyFigures> {
-  const script = `${scratch}.copy.sql`;
   const lines = copies.map((c) => `\\copy ${ident(c.target)} (${identList(c.columns)}) FROM ${quoteFile(c.file)} WITH ${COPY_CSV_OPTIONS}`);
-  await writeFile(script, `${lines.join('\n')}\n`);
+  const child = await psqlScript(url, `${lines.join('\n')}\n`, scratch);
+  const rows = [...child.stdout.matchAll(/^COPY (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+  return { ...child, rows, tables: copies.length };
+}
+
+/** Runs a psql script in one transaction (--single-transaction), stopping at the first error. */
+export async function psqlScript(url: string, text: string, scratch: string): Promise<ChildFigures> {
+  const script = `${scratch}.sql`;
+  await writeFile(script, text);
   try {
     const child = await runMeasured(PSQL, ['-X', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '-f', script], scratch, { env: libpqEnv(url) });
-    if (child.exitCode !== 0) throw new Error(`psql \\copy failed (exit ${child.exitCode}): ${child.outputTail.trim()}`);
-    const rows = [...child.stdout.matchAll(/^COPY (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
-    return { ...child, rows, tables: copies.length };
+    if (child.exitCode !== 0) throw new Error(`psql failed (exit ${child.exitCode}): ${child.outputTail.trim()}`);
+    return child;
   } finally {
     await rm(script, { force: true });
   }

@@ -6,7 +6,15 @@ import type { StepFigures } from './figures.ts';
 const num = (n: number | null, digits = 0): string => (n === null ? '–' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
 
 function stepRow(bench: string, s: StepFigures): string[] {
-  return [bench, s.label, num(s.seconds, 2), `${num(s.count)} ${s.unit === 'documents' ? 'docs' : 'rows'}`, `${num(s.per_second)}/s`, s.peak_rss_mib === null ? '–' : `${num(s.peak_rss_mib)} MiB`];
+  return [
+    bench,
+    s.label,
+    num(s.seconds, 2),
+    s.cpu_seconds === null ? '–' : num(s.cpu_seconds, 2),
+    `${num(s.count)} ${s.unit === 'documents' ? 'docs' : 'rows'}`,
+    `${num(s.per_second)}/s`,
+    s.peak_rss_mib === null ? '–' : `${num(s.peak_rss_mib)} MiB`,
+  ];
 }
 
 export function formatResults(results: readonly BenchmarkResult[]): string {
@@ -14,7 +22,8 @@ export function formatResults(results: readonly BenchmarkResult[]): string {
   for (const r of results) {
     for (const s of Object.values(r.steps)) rows.push(stepRow(r.name, s));
   }
-  let out = formatTable(['benchmark', 'step', 'seconds', 'count', 'rate', 'peak RSS'], rows);
+  // cpu s: user + system CPU seconds of the step (every thread; psql: its whole process, not the server's).
+  let out = formatTable(['benchmark', 'step', 'seconds', 'cpu s', 'count', 'rate', 'peak RSS'], rows);
   const lines: string[] = [];
   for (const r of results) {
     if (r.status === 'failed') lines.push(`${r.name.padEnd(11)} FAILED: ${r.error ?? ''}`);

@@ -11,7 +11,9 @@ import { runExtract } from '../extract/index.ts';
 import { runLoad } from '../load/index.ts';
 import { loadPipeline } from '../model/load-pipeline.ts';
 import { runTransform } from '../transform/index.ts';
-import { bareBsonRead, bareDriverScan } from './baselines.ts';
+import { runDiff } from '../inspect/diff.ts';
+import type { TransformTableReport } from '../transform/index.ts';
+import { bareBsonRead, bareDriverScan, scanTables } from './baselines.ts';
 import { mutateSource, writeChangedCopy } from './mutate.ts';
 import type { WorkerJob, WorkerResult } from './worker-protocol.ts';
 
@@ -44,11 +46,22 @@ async function run(job: WorkerJob): Promise<Record<string, unknown>> {
       return { seconds, documents: report.documents, bytes: report.bytes, run_id: report.runId, full: report.full };
     }
     case 'transform': {
-      const report = await runTransform({ model, stagingDir: job.stagingDir, runId: job.runId });
+      const report = await runTransform({ model, stagingDir: job.stagingDir, runId: job.runId, threads: job.threads });
       const seconds = elapsed();
       const rows = report.tables.reduce((a, t) => a + t.rows, 0);
       const rejected = report.tables.reduce((a, t) => a + t.rejected, 0);
-      return { seconds, documents: report.documentsRead, rows, rejected, stage_ms: Date.parse(report.endedAt) - Date.parse(report.startedAt), tables: report.tables.map((t) => t.table) };
+      // What each staged file is (sha256 and bytes): one thread and several must write the same.
+      const files: Record<string, string> = {};
+      let stagedBytes = 0;
+      for (const t of report.tables) {
+        for (const f of [t.csv, t.keys, t.rejects, t.contrib]) {
+          if (!f) continue;
+          files[f.file] = f.sha256;
+          stagedBytes += f.bytes;
+        }
+      }
+      const scope = stagedCost(report.tables);
+      return { seconds, documents: report.documentsRead, rows, rejected, threads: report.threads, staged_bytes: stagedBytes, ...scope, stage_ms: Date.parse(report.endedAt) - Date.parse(report.startedAt), tables: report.tables.map((t) => t.table), files };
     }
     case 'load': {
       const report = await runLoad({ model, stagingDir: job.stagingDir, runId: job.runId, postgres: config.postgres, secrets: config.secrets });
@@ -75,6 +88,17 @@ async function run(job: WorkerJob): Promise<Record<string, unknown>> {
       const figures = await bareBsonRead(path.join(job.dumpDir, job.database), collections);
       return { seconds: elapsed(), documents: figures.documents, bytes: figures.bytes, per_collection: figures.perCollection };
     }
+    case 'diff': {
+      const report = await runDiff({ model, mongo: config.mongo, postgres: config.postgres, secrets: config.secrets, deep: true, sampleSize: 3 });
+      const seconds = elapsed();
+      const documents = report.tables.reduce((a, t) => a + t.mongo.documents, 0);
+      const rows = report.tables.reduce((a, t) => a + (t.postgres.rows ?? 0), 0);
+      return { seconds, documents, rows, identical: report.identical, totals: report.totals };
+    }
+    case 'scan-tables': {
+      const figures = await scanTables(process.env.BENCH_DATABASE_URL!, model.loadOrder);
+      return { seconds: elapsed(), rows: figures.rows, bytes: figures.bytes };
+    }
     case 'mutate': {
       const change = job.mode === 'copy' ? writeChangedCopy : mutateSource;
       const figures = await change(model, config.mongo.url, job.database, path.join(job.dumpDir, job.dumpDatabase));
@@ -83,14 +107,32 @@ async function run(job: WorkerJob): Promise<Record<string, unknown>> {
   }
 }
 
+/** What the scope files cost: keys files (every table) and contributions files (dedupe tables). */
+function stagedCost(tables: readonly TransformTableReport[]): Record<string, number> {
+  let keysBytes = 0;
+  let keysLines = 0;
+  let contribBytes = 0;
+  let contribLines = 0;
+  for (const t of tables) {
+    keysBytes += t.keys?.bytes ?? 0;
+    keysLines += t.keys?.records ?? 0;
+    contribBytes += t.contrib?.bytes ?? 0;
+    contribLines += t.contrib?.records ?? 0;
+  }
+  return { keys_bytes: keysBytes, keys_lines: keysLines, contrib_bytes: contribBytes, contrib_lines: contribLines };
+}
+
 async function main(): Promise<void> {
   const [jobFile, resultFile] = process.argv.slice(2);
   if (!jobFile || !resultFile) throw new Error('usage: worker.ts <job.json> <result.json>');
   const job = JSON.parse(await readFile(jobFile, 'utf8')) as WorkerJob;
   let result: WorkerResult;
   try {
+    // CPU of the step itself (every thread of the process), like `seconds` without the start-up.
+    const before = process.cpuUsage();
     const figures = await run(job);
-    result = { ok: true, figures, maxRssKb: process.resourceUsage().maxRSS };
+    const cpu = process.cpuUsage(before);
+    result = { ok: true, figures, maxRssKb: process.resourceUsage().maxRSS, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
   } catch (error) {
     const e = error as { code?: string; message?: string; stack?: string };
     result = { ok: false, error: { code: e.code ?? 'internal', message: e.message ?? String(error), stack: e.stack ?? null }, maxRssKb: process.resourceUsage().maxRSS };

@@ -21,6 +21,9 @@ export const CHANGED = ident('etl_diff_changed');
 /** Bookkeeping columns of the expected table, before the staged columns c0…cN. */
 export const META_COLUMNS = ['_ord', '_status', '_src', '_col', '_reason'] as const;
 
+/** CSV header of the expected records of a table with `cells` staged columns. */
+export const expectedHeader = (cells: number): string[] => [...META_COLUMNS, ...Array.from({ length: cells }, (_, i) => `c${i}`)];
+
 /** The type a text cell is cast to before comparing (text types stay text: no VARCHAR(n) truncation). */
 function castType(t: SqlType): string | null {
   switch (t.kind) {
@@ -137,7 +140,7 @@ export class TableDiffSql {
 
   /** CSV header of the COPY (names only matter to csv-stringify). */
   copyHeader(): string[] {
-    return [...META_COLUMNS, ...this.columns.map((_, i) => `c${i}`)];
+    return expectedHeader(this.columns.length);
   }
 
   private keyTexts(alias: string): string {

@@ -22,11 +22,10 @@
 // their PostgreSQL rows (from an earlier --full run) are not extra. A table differs when missing,
 // extra or different is not zero, or when it cannot be compared (table or key column absent):
 // right after a complete load, diff finds nothing, dangling references and type rejects included.
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { deserialize, EJSON } from 'bson';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { describeMongo, describePostgres, type MongoConfig, type PostgresConfig } from '../connect/config.ts';
 import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
 import { connectPostgres } from '../connect/postgres.ts';
@@ -34,10 +33,8 @@ import { redactText } from '../connect/redact.ts';
 import { LoadError, SourceError } from '../errors/etl-error.ts';
 import type { PipelineModel, Strategy, TableModel } from '../model/types.ts';
 import { readTables, type LiveTable } from '../schema/catalog.ts';
-import { csvWriter } from '../staging/csv.ts';
-import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
-import type { RawDocument } from '../mapping/ejson-value.ts';
 import { tableMapper, type SkipCounts, type TableMapper } from './expected-rows.ts';
+import { scanShared, streamedSource, type ExpectedSource } from './shared-scan.ts';
 import { selectTables } from '../model/select-tables.ts';
 import { CHANGED, EXPECTED, EXTRA, keyOf, MISSING, ROWS, TableDiffSql } from './diff-sql.ts';
 import { compiled, ROLLBACK, runSql, type CompiledQuery } from '../schema/sql.ts';
@@ -150,15 +147,24 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
     mongo = await connectMongo(options.mongo, secrets);
     // Every table of the model: set_null references are looked up in tables not being compared.
     const live = await readTables(client, [...model.loadOrder]);
-    const tables: TableDiff[] = [];
-    for (const name of names) {
+    const byName = new Map<string, TableDiff>();
+    for (const group of collectionGroups(model, names)) {
       signal?.throwIfAborted();
-      const table = model.tables.get(name)!;
-      options.onProgress?.({ kind: 'table_start', table: name, collection: table.collection });
-      const diff = await diffTable(client, mongo, table, live, options, sampleSize, secrets);
-      tables.push(diff);
-      options.onProgress?.({ kind: 'table_done', table: name, diff });
+      const sources = await expectedSources(mongo, group, options, secrets);
+      try {
+        for (const name of group.tables) {
+          signal?.throwIfAborted();
+          const table = model.tables.get(name)!;
+          options.onProgress?.({ kind: 'table_start', table: name, collection: table.collection });
+          const diff = await diffTable(client, sources.of(name), table, live, options, sampleSize);
+          byName.set(name, diff);
+          options.onProgress?.({ kind: 'table_done', table: name, diff });
+        }
+      } finally {
+        await sources.close();
+      }
     }
+    const tables = names.map((n) => byName.get(n)!);
     const sum = (f: (t: TableDiff) => number) => tables.reduce((a, t) => a + f(t), 0);
     const differing = tables.filter((t) => !t.identical).length;
     return {
@@ -186,14 +192,48 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
   }
 }
 
+/** The compared tables of each collection, collections in the order of their first table. */
+function collectionGroups(model: PipelineModel, names: readonly string[]): { collection: string; tables: string[] }[] {
+  const groups = new Map<string, string[]>();
+  for (const name of names) {
+    const collection = model.tables.get(name)!.collection;
+    groups.set(collection, [...(groups.get(collection) ?? []), name]);
+  }
+  return [...groups].map(([collection, tables]) => ({ collection, tables }));
+}
+
+interface Sources {
+  of(table: string): ExpectedSource;
+  close(): Promise<void>;
+}
+
+/** A lone table streams its own scan; several tables of one collection share one scan (shared-scan.ts). */
+async function expectedSources(mongo: MongoConnection, group: { collection: string; tables: string[] }, options: DiffOptions, secrets: readonly string[]): Promise<Sources> {
+  const { model } = options;
+  const scan = { model, signal: options.signal, secrets, onDocuments: (table: string, documents: number) => options.onProgress?.({ kind: 'documents', table, documents }) };
+  const mappers = group.tables.map((t) => tableMapper(model.tables.get(t)!, model));
+  const collection = model.collections.find((c) => c.name === group.collection);
+  if (mappers.length === 1 || !collection) {
+    const streamed = new Map(mappers.map((m) => [m.table.name, streamedSource(mongo, m, scan)]));
+    return { of: (t) => streamed.get(t)!, close: async () => undefined };
+  }
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-diff-'));
+  try {
+    const shared = await scanShared(mongo, collection, mappers, dir, scan);
+    return { of: (t) => shared.get(t)!, close: () => rm(dir, { recursive: true, force: true }) };
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
 async function diffTable(
   client: pg.Client,
-  mongo: MongoConnection,
+  source: ExpectedSource,
   table: TableModel,
   liveTables: ReadonlyMap<string, LiveTable>,
   options: DiffOptions,
   sampleSize: number,
-  secrets: readonly string[],
 ): Promise<TableDiff> {
   const live = liveTables.get(table.name) ?? null;
   const problem = comparabilityProblem(table, live);
@@ -207,7 +247,7 @@ async function diffTable(
   try {
     await runSql(client, ISO_DATES);
     await runSql(client, q.createExpected());
-    const { documents, skipped } = await streamExpected(client, mongo, mapper, q, options, secrets);
+    const { documents, skipped } = await source(client, q);
     options.onProgress?.({ kind: 'comparing', table: table.name });
     const expected = await expectedFigures(run, mapper, skipped);
     const found = problem === null ? await compareWithLive(run, expected.rejected.count, options.deep === true) : await nothingToCompare(run, live !== null, expected.rows);
@@ -230,7 +270,7 @@ async function diffTable(
   } catch (cause) {
     if (cause instanceof SourceError || options.signal?.aborted) throw cause;
     const e = cause as { message?: string; code?: string };
-    throw new LoadError('diff_failed', `comparing "${table.name}" failed: ${redactText(e.message ?? String(cause), secrets)}`, {
+    throw new LoadError('diff_failed', `comparing "${table.name}" failed: ${redactText(e.message ?? String(cause), options.secrets ?? [])}`, {
       cause,
       context: { table: table.name },
     });
@@ -371,58 +411,6 @@ async function nothingToCompare(run: DiffQueries, tableExists: boolean, rows: nu
   const postgresRows = tableExists ? await run.count(run.q.liveCount()) : null;
   const missing = { count: rows, sample: await run.sample((n) => run.q.rowsSample(n), rows, (r) => run.keyed(r)) };
   return { postgresRows, missing, refused: { count: 0, byColumn: {}, sample: [] }, extra: { count: 0, sample: [] }, different: null, rejectedInPostgres: 0 };
-}
-
-/** Streams the table's expected records from MongoDB into the temporary table. */
-async function streamExpected(
-  client: pg.Client,
-  mongo: MongoConnection,
-  mapper: TableMapper,
-  q: TableDiffSql,
-  options: DiffOptions,
-  secrets: readonly string[],
-): Promise<{ documents: number; skipped: SkipCounts }> {
-  const table = mapper.table;
-  const skipped: SkipCounts = {};
-  const collection = options.model.collections.find((c) => c.name === table.collection);
-  const projection = collection ? Object.fromEntries(collection.projection.map((f) => [f, 1])) : undefined;
-  const batchSize = options.model.settings.batchSize;
-  let documents = 0;
-  const cursor = mongo.db.collection(table.collection).find(table.filter ? { ...table.filter.mongoQuery } : {}, {
-    ...(projection ? { projection } : {}),
-    batchSize,
-    raw: true,
-  });
-  async function* records(): AsyncGenerator<(string | null)[]> {
-    let ord = 0;
-    try {
-      for await (const raw of cursor as unknown as AsyncIterable<Uint8Array>) {
-        // The same decoding and canonical form as a staged extract, so the converters see what transform sees.
-        const doc = EJSON.serialize(deserialize(raw, BSON_READ_OPTIONS), { relaxed: false }) as RawDocument;
-        documents += 1;
-        for (const r of mapper.records(doc, skipped)) {
-          ord += 1;
-          yield [String(ord), r.status, r.sourceId, r.column, r.reason, ...r.cells];
-        }
-        if (documents % batchSize === 0) options.onProgress?.({ kind: 'documents', table: table.name, documents });
-      }
-    } catch (error) {
-      if (options.signal?.aborted) throw error;
-      throw new SourceError('mongo_read_failed', `reading ${table.collection} failed: ${redactText(error instanceof Error ? error.message : String(error), secrets)}`, {
-        context: { collection: table.collection, table: table.name },
-        cause: error,
-      });
-    } finally {
-      await cursor.close().catch(() => undefined);
-    }
-  }
-  try {
-    await pipeline(Readable.from(records()), csvWriter(q.copyHeader()), client.query(copyFrom(q.copyExpected())), ...(options.signal ? [{ signal: options.signal }] : []));
-  } finally {
-    await cursor.close().catch(() => undefined);
-  }
-  options.onProgress?.({ kind: 'documents', table: table.name, documents });
-  return { documents, skipped };
 }
 
 function sortedCounts(counts: Readonly<Record<string, number>>): Record<string, number> {

@@ -5,10 +5,17 @@
 // the latest contribution wins (greatest latest_by, then greatest `_id`), so a document that moves
 // to another day, loses its user or is deleted takes its share of the rollup with it.
 import { StagingError } from '../errors/etl-error.ts';
-import { compiled, type CompiledQuery } from '../schema/sql.ts';
+import { compiled, ident, savepoint, type CompiledQuery } from '../schema/sql.ts';
 import { analyzeSql, createStageTableSql } from './batch-sql.ts';
+import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import type { CopyFigures } from './copy-in.ts';
+import { isUniqueViolation } from './merge.ts';
+import { copyStaged, type StagedFile } from './stage-files.ts';
 import { list, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
+
+const CONTRIB_SAVEPOINT = savepoint('etl_contrib');
 
 /** Which stored contributions this run replaces: by document (keys file), every one (complete), and gone ones. */
 export interface ContributionScope {
@@ -70,9 +77,32 @@ function winnersIntoBatchSql(s: TableShape): CompiledQuery {
   );
 }
 
-/** The state is empty while the table holds rows: it was loaded before contributions were kept. */
-function missingStateSql(s: TableShape): CompiledQuery {
-  return compiled(`SELECT NOT EXISTS (SELECT 1 FROM ${state(s)}) AND EXISTS (SELECT 1 FROM ${s.target}) AS missing`);
+/** Whether the state holds no contribution, and whether the table holds rows. */
+function stateOfSql(s: TableShape): CompiledQuery {
+  return compiled(`SELECT NOT EXISTS (SELECT 1 FROM ${state(s)}) AS empty, EXISTS (SELECT 1 FROM ${s.target}) AS rows`);
+}
+
+/** COPY of the contributions file straight into the (emptied) state table. */
+const copyIntoStateSql = (s: TableShape): string => `COPY ${state(s)} (${s.documentColumn.id}, ${list(s.columns)}) FROM STDIN WITH ${COPY_CSV_OPTIONS}`;
+
+/**
+ * The batch when nothing was stored before: each key's latest contribution, numbered by its record
+ * in the file. The state was emptied by TRUNCATE in this transaction, so its file is new and COPY
+ * appended the records in file order: the n-th row by ctid is record n + 1 (the header is 1).
+ */
+function stateWinnersIntoBatchSql(s: TableShape): CompiledQuery {
+  const doc = s.documentColumn.id;
+  return compiled(
+    `INSERT INTO ${s.temps.stage} (${s.line}, ${list(s.columns)}) ` +
+      `SELECT DISTINCT ON (${keyList(s, 'n.')}) n.line, ${list(s.columns, 'n.')} FROM ` +
+      `(SELECT c.*, 1 + row_number() OVER (ORDER BY c.ctid) AS line FROM ${state(s)} AS c) AS n ` +
+      `ORDER BY ${keyList(s, 'n.')}, n.${s.latestBy!.id} DESC NULLS LAST, n.${doc} COLLATE "C" DESC`,
+  );
+}
+
+/** The touched keys when nothing was stored before: the batch's, one row each. */
+function touchedFromBatchSql(s: TableShape): CompiledQuery {
+  return compiled(`CREATE TEMP TABLE ${s.temps.touched} ON COMMIT DROP AS SELECT ${keyList(s)} FROM ${s.temps.stage}`);
 }
 
 export interface ContributionOutcome {
@@ -90,12 +120,6 @@ function supersededSql(s: TableShape): CompiledQuery {
 
 /** Replaces the contributions, then fills the batch with the recomputed rows of the touched keys. */
 export async function contributionsIntoBatch(session: LoadSession, shape: TableShape, scope: ContributionScope): Promise<ContributionOutcome> {
-  if (!scope.complete && ((await session.run(missingStateSql(shape))).rows[0] as { missing: boolean }).missing) {
-    throw new StagingError('contributions_missing', `${shape.table.name} holds rows loaded before etl kept the contributions of its documents, so an incremental run cannot recompute them`, {
-      context: { table: shape.table.name },
-      hint: `read its collection in full once: etl run --full --tables ${shape.table.name}`,
-    });
-  }
   const touched = (await session.run(touchedSql(shape, scope))).rowCount ?? 0;
   await session.run(analyzeSql(shape.temps.touched));
   await session.run(removeReplacedSql(shape, scope));
@@ -105,4 +129,83 @@ export async function contributionsIntoBatch(session: LoadSession, shape: TableS
   await session.run(analyzeSql(shape.temps.stage));
   const superseded = Number(((await session.run(supersededSql(shape))).rows[0] as { n: string }).n);
   return { touched, batchRows, superseded };
+}
+
+/**
+ * Whether nothing is stored yet. Refused: an incremental run of a table holding rows whose
+ * contributions were never kept (loaded by an older etl): its rows cannot be recomputed.
+ */
+export async function nothingStored(session: LoadSession, shape: TableShape, complete: boolean): Promise<boolean> {
+  const stored = (await session.run(stateOfSql(shape))).rows[0] as { empty: boolean; rows: boolean };
+  if (!complete && stored.empty && stored.rows) {
+    throw new StagingError('contributions_missing', `${shape.table.name} holds rows loaded before etl kept the contributions of its documents, so an incremental run cannot recompute them`, {
+      context: { table: shape.table.name },
+      hint: `read its collection in full once: etl run --full --tables ${shape.table.name}`,
+    });
+  }
+  return stored.empty;
+}
+
+/**
+ * Nothing stored yet (a first load): the contributions file is COPYed straight into the state
+ * table (no temp table, no INSERT … SELECT, its indexes built once after), and the batch is each
+ * key's latest contribution (the same rows and lines as the general path). Null when the file
+ * repeats a document: the primary key cannot be re-created, the savepoint undoes it all, and the
+ * general path (which keeps a repeated document's last line) runs instead.
+ */
+export async function firstContributions(session: LoadSession, paths: RunPaths, shape: TableShape, file: StagedFile): Promise<(ContributionOutcome & { copied: CopyFigures }) | null> {
+  // Emptying and re-indexing the state table are for its owner only.
+  const owned = ((await session.run(compiled(`SELECT pg_has_role(relowner, 'USAGE') AS owned FROM pg_class WHERE oid = $1::regclass`, [state(shape)]))).rows[0] as { owned: boolean }).owned;
+  if (!owned) return null;
+  await session.run(CONTRIB_SAVEPOINT.set);
+  let copied: CopyFigures;
+  try {
+    await session.run(compiled(`TRUNCATE ${state(shape)}`));
+    copied = await withoutStateIndexes(session, shape, () => copyStaged(session, paths, file, copyIntoStateSql(shape)));
+  } catch (error) {
+    if (!isUniqueViolation(error)) throw error;
+    await session.run(CONTRIB_SAVEPOINT.rollback);
+    await session.run(CONTRIB_SAVEPOINT.release);
+    return null;
+  }
+  await session.run(CONTRIB_SAVEPOINT.release);
+  await session.run(createStageTableSql(shape));
+  const batchRows = await session.count(stateWinnersIntoBatchSql(shape));
+  await session.run(analyzeSql(shape.temps.stage));
+  await session.run(touchedFromBatchSql(shape));
+  // One batch row per staged key: the other contributions of a key lost to it.
+  return { copied, touched: batchRows, batchRows, superseded: copied.rowCount - batchRows };
+}
+
+interface StateIndex {
+  readonly name: string;
+  /** pg_get_indexdef: DDL PostgreSQL wrote, identifiers quoted. */
+  readonly def: string;
+  /** The constraint the index backs (the primary key), and its pg_get_constraintdef. */
+  readonly constraint: string | null;
+  readonly constraint_def: string | null;
+}
+
+/** The state table's indexes, when this session owns it (only an owner may drop and re-create them). */
+function stateIndexesSql(s: TableShape): CompiledQuery {
+  return compiled(
+    `SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS def, k.conname AS constraint, pg_get_constraintdef(k.oid) AS constraint_def ` +
+      `FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid ` +
+      `WHERE i.indrelid = $1::regclass AND pg_has_role((SELECT relowner FROM pg_class WHERE oid = $1::regclass), 'USAGE') ORDER BY c.relname`,
+    [state(s)],
+  );
+}
+
+/**
+ * Runs `work` (filling the empty state) with its indexes dropped, then re-creates them as they were
+ * (same names, same definitions): one sorted build per index instead of an insertion per row, three
+ * times faster for 350,000 contributions. A repeated document fails the primary key's re-creation
+ * with a unique violation, as it would have failed the insert.
+ */
+async function withoutStateIndexes<T>(session: LoadSession, shape: TableShape, work: () => Promise<T>): Promise<T> {
+  const indexes = (await session.run(stateIndexesSql(shape))).rows as StateIndex[];
+  for (const i of indexes) await session.run(compiled(i.constraint ? `ALTER TABLE ${state(shape)} DROP CONSTRAINT ${ident(i.constraint)}` : `DROP INDEX ${ident(i.name)}`));
+  const result = await work();
+  for (const i of indexes) await session.run(compiled(i.constraint ? `ALTER TABLE ${state(shape)} ADD CONSTRAINT ${ident(i.constraint)} ${i.constraint_def}` : i.def));
+  return result;
 }

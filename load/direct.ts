@@ -7,7 +7,7 @@ import { compiled, ident, savepoint, type CompiledQuery } from '../schema/sql.ts
 import type { RunPaths } from '../staging/run-folder.ts';
 import { copyStaged, type StagedFile } from './stage-files.ts';
 import type { CopyFigures } from './copy-in.ts';
-import { droppableForeignKeys, isUniqueViolation, withoutForeignKeys } from './merge.ts';
+import { droppableForeignKeys, isUniqueViolation, runDeferredChecks, withoutForeignKeys } from './merge.ts';
 import { holdRejected } from './pending.ts';
 import { createRejectsTableSql, type PlannedCheck } from './references.ts';
 import { keyObject, list, type ShapeColumn, type TableShape } from './shape.ts';
@@ -121,6 +121,10 @@ async function resolveInTarget(session: LoadSession, shape: TableShape, checks: 
   await session.run(numberRejectsByCtidSql(shape));
   await holdRejected(session, shape, 'target', runId);
   const rejected = await session.count(deleteRejectedTargetRowsSql(shape));
+  // Each deleted row queued a check for the tables referencing this one, which keeps PostgreSQL from
+  // altering it (re-adding its foreign keys). The table held no row before this COPY, so no other
+  // table can reference the rows just deleted: the checks pass now as they would at COMMIT.
+  if (rejected > 0) await runDeferredChecks(session, shape, 'referencing');
   const nullable = checks.filter((c) => c.action === 'set_null').map((c) => c.column);
   if (nullable.length > 0) await session.run(nullMissingInTargetSql(shape, nullable));
   return { rejected, nulled: found - rejected };

@@ -70,6 +70,11 @@ export function ownForeignKeysSql(s: TableShape): CompiledQuery {
   );
 }
 
+/** The foreign keys of other tables that reference this one. */
+export function referencingForeignKeysSql(s: TableShape): CompiledQuery {
+  return compiled(`SELECT c.conname AS name FROM pg_constraint c WHERE c.confrelid = $1::regclass AND c.conrelid <> c.confrelid AND c.contype = 'f' ORDER BY c.conname`, [s.target]);
+}
+
 export function dropConstraintSql(s: TableShape, constraint: string): CompiledQuery {
   return compiled(`ALTER TABLE ${s.target} DROP CONSTRAINT ${ident(constraint)}`);
 }

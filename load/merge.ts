@@ -1,13 +1,14 @@
 // Merging a clean batch into its table, set-wise: an upsert on the merge key, links updated and
 // inserted, or a plain INSERT into an empty table. What leaves the table (rows of staged documents
 // that the batch no longer holds) is load/leave.ts's business.
-import { addConstraintSql, dropConstraintSql, insertAllSql, insertNewLinksSql, ownForeignKeysSql, updateChangedLinksSql, upsertSql } from './merge-sql.ts';
+import { addConstraintSql, dropConstraintSql, insertAllSql, insertNewLinksSql, ownForeignKeysSql, referencingForeignKeysSql, updateChangedLinksSql, upsertSql } from './merge-sql.ts';
 import { dropBatchDuplicatesSql } from './batch-sql.ts';
 import type { TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
-import { savepoint } from '../schema/sql.ts';
+import { compiled, DEFER_ALL, ident, savepoint } from '../schema/sql.ts';
 
 const INSERT_SAVEPOINT = savepoint('etl_insert');
+const DROP_FKS_SAVEPOINT = savepoint('etl_drop_fks');
 
 export interface MergeFigures {
   readonly inserted: number;
@@ -46,16 +47,54 @@ export async function droppableForeignKeys(session: LoadSession, shape: TableSha
  * failure still rolls everything back. Every reference was checked set-wise just before.
  */
 export async function withoutForeignKeys<T>(session: LoadSession, shape: TableShape, fks: readonly OwnForeignKey[], work: () => Promise<T>): Promise<T> {
-  for (const f of fks) await session.run(dropConstraintSql(shape, f.name));
+  const dropped = fks.length > 0 && (await dropForeignKeys(session, shape, fks));
   const result = await work();
-  for (const f of fks) await session.run(addConstraintSql(shape, f.name, f.definition));
-  // A constraint added in the transaction starts immediate: defer it like the others (load's steps
-  // delete referenced rows before the rows referencing them are followed).
-  if (fks.length > 0) await session.client.query('SET CONSTRAINTS ALL DEFERRED');
+  if (dropped) {
+    for (const f of fks) await session.run(addConstraintSql(shape, f.name, f.definition));
+    // A constraint added in the transaction starts immediate: defer it like the others (load's steps
+    // delete referenced rows before the rows referencing them are followed).
+    await session.run(DEFER_ALL);
+  }
   return result;
 }
 
+/**
+ * Drops the foreign keys, or leaves them all in place (false) when PostgreSQL refuses: a referenced
+ * table still holding deferred checks of this transaction cannot be altered (rows deleted from it
+ * whose referencing rows a later table settles). The work then runs with per-row checks.
+ */
+async function dropForeignKeys(session: LoadSession, shape: TableShape, fks: readonly OwnForeignKey[]): Promise<boolean> {
+  await session.run(DROP_FKS_SAVEPOINT.set);
+  try {
+    for (const f of fks) await session.run(dropConstraintSql(shape, f.name));
+  } catch (error) {
+    if ((error as { code?: string }).code !== OBJECT_IN_USE) throw error;
+    await session.run(DROP_FKS_SAVEPOINT.rollback);
+    await session.run(DROP_FKS_SAVEPOINT.release);
+    return false;
+  }
+  await session.run(DROP_FKS_SAVEPOINT.release);
+  return true;
+}
+
+/**
+ * Runs the deferred checks of the table's own foreign keys now, once its step is over, and defers
+ * them again (`referencing`: those of the other tables' foreign keys to it, queued on it by rows
+ * deleted from it). Nothing later in the load changes its rows' references or the tables they point at
+ * (those come earlier in load order), so a check passes now exactly when it would at COMMIT; and a
+ * table with no checks left queued on it can have its foreign keys dropped by a later bulk step
+ * (ALTER TABLE refuses a table with pending trigger events).
+ */
+export async function runDeferredChecks(session: LoadSession, shape: TableShape, which: 'own' | 'referencing' = 'own'): Promise<void> {
+  const query = which === 'own' ? ownForeignKeysSql(shape) : referencingForeignKeysSql(shape);
+  const names = ((await session.run(query)).rows as { name: string | null }[]).flatMap((f) => (f.name === null ? [] : [ident(f.name)]));
+  if (names.length === 0) return;
+  await session.run(compiled(`SET CONSTRAINTS ${names.join(', ')} IMMEDIATE`));
+  await session.run(compiled(`SET CONSTRAINTS ${names.join(', ')} DEFERRED`));
+}
+
 const UNIQUE_VIOLATION = '23505';
+const OBJECT_IN_USE = '55006';
 
 export const isUniqueViolation = (error: unknown): boolean => (error as { code?: string }).code === UNIQUE_VIOLATION;
 

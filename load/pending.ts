@@ -88,13 +88,31 @@ export function forgetGoneSql(s: TableShape): CompiledQuery {
   return compiled(`DELETE FROM ${pending} AS p WHERE p.table_name = $1 AND ${ownerNotInSql(s.temps.live, 'k')}`, [s.table.name]);
 }
 
-/** The pending rows of the table, back into its (emptied) batch, to be checked and merged again. */
-function pendingRowsIntoBatchSql(s: TableShape, runId: string): CompiledQuery {
+/**
+ * A pending row can land only once every reference it was refused for exists: an entry whose
+ * missing value of a rejecting column is still absent from the referenced table is left alone (it
+ * would be refused again; checking its other references waits until then). A reference into the
+ * table itself is not filtered: the row it waits for may be pending too and land in the same batch.
+ */
+function mayLandCondition(checks: readonly PlannedCheck[], firstParameter: number): { sql: string; columns: string[] } {
+  const filtered = checks.filter((c) => c.action === 'reject' && !c.selfReference);
+  const sql = filtered
+    .map((c, i) => {
+      const key = `$${firstParameter + i}::text`;
+      return ` AND (NOT (p.missing ? ${key}) OR EXISTS (SELECT 1 FROM ${c.refTable} AS x WHERE x.${c.refColumn} = CAST(p.missing ->> ${key} AS ${c.column.type})))`;
+    })
+    .join('');
+  return { sql, columns: filtered.map((c) => c.column.name) };
+}
+
+/** The pending rows of the table that may land now, back into its (emptied) batch, to be checked and merged again. */
+function pendingRowsIntoBatchSql(s: TableShape, checks: readonly PlannedCheck[], runId: string): CompiledQuery {
+  const mayLand = mayLandCondition(checks, 3);
   return compiled(
     `INSERT INTO ${s.temps.stage} (${list(s.columns)}) SELECT ${list(s.columns, 'r.')} ` +
       `FROM ${pending} AS p CROSS JOIN LATERAL jsonb_populate_record(NULL::${s.target}, p.row) AS r ` +
-      `WHERE p.table_name = $1 AND p.kind = 'row' AND p.seen_run <> $2`,
-    [s.table.name, runId],
+      `WHERE p.table_name = $1 AND p.kind = 'row' AND p.seen_run <> $2${mayLand.sql}`,
+    [s.table.name, runId, ...mayLand.columns],
   );
 }
 
@@ -112,8 +130,8 @@ export interface PendingRetry {
   readonly landedSql: CompiledQuery;
 }
 
-export async function pendingIntoBatch(session: LoadSession, shape: TableShape, runId: string): Promise<PendingRetry> {
-  return { offered: await session.count(pendingRowsIntoBatchSql(shape, runId)), landedSql: landedSql(shape, runId) };
+export async function pendingIntoBatch(session: LoadSession, shape: TableShape, checks: readonly PlannedCheck[], runId: string): Promise<PendingRetry> {
+  return { offered: await session.count(pendingRowsIntoBatchSql(shape, checks, runId)), landedSql: landedSql(shape, runId) };
 }
 
 /**

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { connectPostgres } from '../connect/postgres.ts';
 import { EtlError, LoadError, StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
-import { BEGIN, COMMIT, compiled, ROLLBACK, runSql, type CompiledQuery } from '../schema/sql.ts';
+import { BEGIN, COMMIT, compiled, DEFER_ALL, ROLLBACK, runSql, type CompiledQuery } from '../schema/sql.ts';
 import { cancelQueriesOnAbort } from './cancel.ts';
 import { toLoadError, type FailurePlace } from './errors.ts';
 import { ensureSchema } from './ledger.ts';
@@ -15,7 +15,6 @@ import type { LoadOptions, LoadProgress } from './options.ts';
 // Temp tables live in per-session buffers, 8 MB by default: a batch of a million rows would go back
 // and forth to disk. Settable only before the session touches a temp table, hence at connection.
 const TEMP_BUFFERS = compiled(`SET temp_buffers = '256MB'`);
-const DEFER_FOREIGN_KEYS = compiled('SET CONSTRAINTS ALL DEFERRED');
 // Sorts and hashes of the merge work on up to millions of rows: give them memory, for this
 // transaction only.
 const MERGE_MEMORY = compiled(`SET LOCAL work_mem = '128MB'`);
@@ -63,7 +62,7 @@ export class LoadSession {
     this.#inTransaction = true;
     this.at('(schema)', 'creating the tables of pipeline.yaml');
     await ensureSchema(this.client, model);
-    await runSql(this.client, DEFER_FOREIGN_KEYS);
+    await runSql(this.client, DEFER_ALL);
     await runSql(this.client, MERGE_MEMORY);
   }
 

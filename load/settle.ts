@@ -48,7 +48,7 @@ async function landPendingRows(ctx: LoadContext, shape: TableShape, checks: read
   await session.run(createStageTableSql(shape));
   await session.run(createRejectsTableSql(shape.temps.rejects));
   await session.run(compiled(`TRUNCATE ${shape.temps.rejects}`));
-  const retry = await pendingIntoBatch(session, shape, ctx.runId);
+  const retry = await pendingIntoBatch(session, shape, checks, ctx.runId);
   if (retry.offered === 0) return 0;
   await resolveMissingReferences(session, shape, checks, () => holdRejected(session, shape, 'batch', ctx.runId));
   await mergeBatch(session, shape);

@@ -14,12 +14,12 @@ import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
 import { claimsToCheck, refuseContestedKeys } from './claims.ts';
-import { contributionsIntoBatch } from './contributions.ts';
+import { contributionsIntoBatch, firstContributions, nothingStored } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
 import { truncateCascade } from './truncate.ts';
 import { removeLeavingRows, type Scope } from './leave.ts';
-import { BULK_ROWS, insertIntoEmpty, mergeBatch } from './merge.ts';
+import { BULK_ROWS, insertIntoEmpty, mergeBatch, runDeferredChecks } from './merge.ts';
 import type { LoadContext } from './load-context.ts';
 import { holdRejected } from './pending.ts';
 import { referenceChecks, resolveMissingReferences, type PlannedCheck } from './references.ts';
@@ -85,6 +85,8 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
   const leave = await removeLeavingRows(ctx, shape, scope, !batch.wasEmpty);
   const rejects = batch.rejected + batch.nulled > 0 ? await writeRejects(ctx, shape, checks, batch) : null;
   const settle = await settleTable(ctx, shape, checks);
+  session.at(name, 'checking foreign keys');
+  await runDeferredChecks(session, shape);
   await dropTemps(ctx, shape);
   return {
     table: name,
@@ -206,10 +208,13 @@ async function fillBatch(ctx: LoadContext, shape: TableShape, staged: TransformT
       hint: `transform it again: etl transform --run ${paths.runId}`,
     });
   }
+  const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
+  const file = stagedFile(paths, staged.contrib, columns);
+  const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file) : null;
+  if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded };
   const copied = await copyContributions(session, paths, shape, staged.contrib);
   const outcome = await contributionsIntoBatch(session, shape, scope);
-  const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
-  return { file: stagedFile(paths, staged.contrib, columns), copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded };
+  return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded };
 }
 
 async function writeRejects(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[], batch: BatchFigures): Promise<TableStepResult['rejects']> {

@@ -9,6 +9,7 @@ import type { DeletePropagationReport, PendingReport, SettledTableReport, TableD
 import { nextWatermark, plannedMapping, type LoadPlan } from './plan.ts';
 import { pendingFigures } from './pending.ts';
 import { referenceChecks } from './references.ts';
+import { runDeferredChecks } from './merge.ts';
 import { settleTable, type SettleFigures } from './settle.ts';
 import { loadTableStep, type TableStepResult } from './table-step.ts';
 
@@ -71,7 +72,10 @@ async function stepTable(ctx: LoadContext, plan: LoadPlan, toLoad: readonly stri
 async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<void> {
   const shape = ctx.shapeOf(name);
   const figures = await settleTable(ctx, shape, referenceChecks(shape.table, shape));
-  if (figures.referencing + sum(figures.nulledColumns) + figures.landed + figures.resolved > 0) p.settled.push({ table: name, figures });
+  if (figures.referencing + sum(figures.nulledColumns) + figures.landed + figures.resolved === 0) return;
+  ctx.session.at(name, 'checking foreign keys');
+  await runDeferredChecks(ctx.session, shape);
+  p.settled.push({ table: name, figures });
 }
 
 /** A newer run already loaded: rows this run holds may be older than those in PostgreSQL. */

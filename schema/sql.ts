@@ -56,6 +56,8 @@ export function runSql<R extends pg.QueryResultRow = any>(client: Queryable, q: 
 export const BEGIN = compiled('BEGIN');
 export const COMMIT = compiled('COMMIT');
 export const ROLLBACK = compiled('ROLLBACK');
+/** Foreign keys checked at COMMIT (they are DEFERRABLE; one re-added in the transaction starts immediate). */
+export const DEFER_ALL = compiled('SET CONSTRAINTS ALL DEFERRED');
 
 /** The three statements of one savepoint (a name written in our source). */
 export function savepoint(name: string): { readonly set: CompiledQuery; readonly rollback: CompiledQuery; readonly release: CompiledQuery } {

@@ -10,7 +10,7 @@ import type { RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdColumn } from '../mapping/scope.ts';
 import { documentIdKey } from './rejects.ts';
 import { CsvOutput, type NdjsonOutput } from './staged-output.ts';
-import { textualColumns, type OutputOptions } from './table-work.ts';
+import { textualColumns, type KeyCell, type OutputOptions } from './table-work.ts';
 import { UpsertWork } from './upsert.ts';
 import { Rejection } from '../mapping/convert.ts';
 
@@ -61,15 +61,17 @@ export class DedupeWork extends UpsertWork {
     return [...super.outputs, this.contrib];
   }
 
-  protected override take(doc: RawDocument, cells: Cell[]): void {
+  protected override take(doc: RawDocument, cells: Cell[], scope: KeyCell | null): void {
     const { keyIndexes, latestIndex } = this.mapping;
     const strips = this.takeStrips();
-    const id = documentIdKey(doc._id);
     // A document the keys file cannot name cannot be replaced later either: its row is refused.
-    if (id instanceof Rejection) {
-      this.reject(doc, '_id', doc._id, id.reason);
+    if (scope === null) {
+      const refused = documentIdKey(doc._id);
+      this.reject(doc, '_id', doc._id, refused instanceof Rejection ? refused.reason : 'nul_character');
       return;
     }
+    // The keys file's cell: documentIdKey's text of the `_id`.
+    const id = scope.cell as string;
     this.contrib.write([id, ...cells]);
     const keyParts: string[] = new Array(keyIndexes.length);
     for (let i = 0; i < keyIndexes.length; i += 1) keyParts[i] = cells[keyIndexes[i]!]!;

@@ -1,34 +1,19 @@
 // The transform stage: a staged run's extract files → one CSV per table (+ keys and rejects files),
 // then the manifest's transform section. Reads only the staged run and the pipeline model.
-import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { StagingError } from '../errors/etl-error.ts';
 import { selectTables } from '../model/select-tables.ts';
-import type { PipelineModel, TableModel } from '../model/types.ts';
+import type { PipelineModel } from '../model/types.ts';
 import { readManifest, requireStageDone, updateManifest, type Manifest } from '../staging/manifest.ts';
-import { transformIdentityErrors, type TransformSection, type TransformTableRecord } from '../staging/manifest-transform.ts';
+import type { TransformSection, TransformTableRecord } from '../staging/manifest-transform.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
-import { tableMapping } from '../mapping/index.ts';
-import { runCollectionPass, type PassResult } from './collection-pass.ts';
-import { DedupeWork } from './dedupe.ts';
+import type { CollectionJob } from './collection-job.ts';
 import { stageLiveKeys } from './live-keys.ts';
-import { ExplodeWork } from './explode.ts';
 import type { TransformOptions, TransformProgress, TransformReport, TransformTableReport } from './options.ts';
-import type { OutputOptions, TableWork } from './table-work.ts';
-import { UpsertWork } from './upsert.ts';
+import { runJobs, threadsFor } from './parallel.ts';
 
 export type { TransformOptions, TransformProgress, TransformReport, TransformTableReport } from './options.ts';
-
-interface CollectionJob {
-  readonly collection: string;
-  readonly tables: readonly TableModel[];
-  readonly records: number;
-  readonly bytes: number;
-  readonly sha256: string;
-  /** The collection was read without a date filter: its tables' records say `complete`. */
-  readonly complete: boolean;
-}
 
 export async function runTransform(options: TransformOptions): Promise<TransformReport> {
   const { model } = options;
@@ -59,10 +44,11 @@ export async function runTransform(options: TransformOptions): Promise<Transform
     m.stages.transform = section;
   });
   await mkdir(paths.transformDir, { recursive: true });
-  const planned = new Set(jobs.flatMap((j) => j.tables.map((t) => t.name)));
+  const planned = new Set(jobs.flatMap((j) => j.tables));
   options.onProgress?.({ kind: 'started', runId: paths.runId, runDir: paths.dir, tables: model.loadOrder.filter((t) => planned.has(t)), notExtracted });
 
-  const { records, documentsRead } = await transformJobs(jobs, { model, paths, manifest, signal, onProgress: options.onProgress, section, now });
+  const threads = threadsFor(jobs, options.threads);
+  const { records, documentsRead } = await transformJobs(jobs, { model, paths, manifest, signal, onProgress: options.onProgress, section, now, threads });
   // Tables in load order, in the manifest and in the report.
   const ordered = model.loadOrder.filter((t) => records.has(t));
   const tables: Record<string, TransformTableRecord> = {};
@@ -85,6 +71,7 @@ export async function runTransform(options: TransformOptions): Promise<Transform
     tables: ordered.map((t): TransformTableReport => ({ table: t, ...tables[t]! })),
     notExtracted,
     documentsRead,
+    threads,
   };
 }
 
@@ -112,6 +99,8 @@ interface StageContext {
   /** The manifest section as it stands while running: a failure is recorded over it. */
   readonly section: TransformSection;
   readonly now: () => Date;
+  /** Threads sharing the collections (1: this one alone). */
+  readonly threads: number;
 }
 
 /** Every collection, then the live keys; on failure the manifest records the error and the tables done. */
@@ -120,9 +109,11 @@ async function transformJobs(jobs: readonly CollectionJob[], c: StageContext): P
   const records = new Map<string, TransformTableRecord>();
   let documentsRead = 0;
   try {
-    for (const job of jobs) {
-      documentsRead += await transformCollection(job, c, records);
-    }
+    const setup = { stagingDir: paths.stagingDir, runId: paths.runId };
+    await runJobs(jobs, c.threads, { model, paths, signal, onProgress: c.onProgress }, setup, (outcome) => {
+      documentsRead += outcome.documents;
+      for (const [name, record] of outcome.records) records.set(name, record);
+    });
     // Delete propagation (propagate_deletes): the keys every table may still hold, from the
     // extract's ids files; load deletes the rows whose key is not among them.
     const live = await stageLiveKeys({ model, paths, manifest: c.manifest, tables: new Set(records.keys()), signal });
@@ -158,7 +149,7 @@ function planJobs(model: PipelineModel, manifest: Manifest, paths: RunPaths, req
       continue;
     }
     const complete = record.watermark?.from === null;
-    jobs.push({ collection: collection.name, tables, records: record.records, bytes: record.bytes, sha256: record.sha256, complete });
+    jobs.push({ collection: collection.name, tables: tables.map((t) => t.name), records: record.records, bytes: record.bytes, sha256: record.sha256, complete });
   }
   if (missingAsked.length > 0) {
     throw new StagingError('not_extracted', `run ${paths.runId} holds no extract for ${missingAsked.map((t) => `${t} (${model.tables.get(t)!.collection})`).join(', ')}`, {
@@ -167,89 +158,4 @@ function planJobs(model: PipelineModel, manifest: Manifest, paths: RunPaths, req
     });
   }
   return { jobs, notExtracted: notExtracted.sort() };
-}
-
-/** The table's mapping (mapping/) inside the class that converts and writes its rows. */
-function newWork(table: TableModel, collection: string, o: OutputOptions): TableWork {
-  const mapping = tableMapping(table);
-  switch (mapping.strategy) {
-    case 'upsert':
-      return new UpsertWork(mapping, collection, o);
-    case 'explode':
-      return new ExplodeWork(mapping, collection, o);
-    case 'dedupe':
-      return new DedupeWork(mapping, collection, o);
-  }
-}
-
-async function transformCollection(job: CollectionJob, c: StageContext, records: Map<string, TransformTableRecord>): Promise<number> {
-  const { model, paths, onProgress } = c;
-  // One failing file stops the whole pass at once; the first error is the one reported.
-  const inner = new AbortController();
-  let failure: unknown = null;
-  const onFailure = (error: unknown): void => {
-    failure ??= error;
-    inner.abort(error);
-  };
-  const signal = AbortSignal.any([c.signal, inner.signal]);
-  // Each staged file's pipeline listens to it (three files a table, up to three tables a collection).
-  setMaxListeners(0, signal);
-  const o: OutputOptions = { paths, settings: model.settings, signal, onFailure };
-  const works: TableWork[] = [];
-  const names = job.tables.map((t) => t.name);
-  const file = paths.extractFile(job.collection);
-  try {
-    for (const t of job.tables) works.push(newWork(t, job.collection, o));
-    onProgress?.({ kind: 'collection_started', collection: job.collection, tables: names, total: job.records });
-    const read = await runCollectionPass(works, {
-      file,
-      signal,
-      every: Math.max(1, model.settings.batchSize),
-      onDocuments: onProgress ? (documents) => onProgress({ kind: 'collection_progress', collection: job.collection, tables: names, documents, total: job.records }) : undefined,
-    });
-    checkExtractRead(job, read, paths);
-    for (const [name, record] of await commitWorks(works)) {
-      record.complete = job.complete;
-      records.set(name, record);
-      onProgress?.({ kind: 'table_done', table: name, record });
-    }
-    return read.documents;
-  } catch (error) {
-    const reported = failure ?? (c.signal.aborted ? (c.signal.reason ?? error) : error);
-    inner.abort(reported);
-    for (const w of works) await w.discard().catch(() => undefined);
-    for (const name of names) onProgress?.({ kind: 'table_failed', table: name, error: reported });
-    if ((error as NodeJS.ErrnoException)?.code === 'ENOENT' && failure === null) {
-      throw new StagingError('missing_extract_file', `run ${paths.runId} has no ${paths.relative(file)}`, {
-        context: { file, collection: job.collection },
-        hint: 'the run is damaged: run `etl extract` again',
-        cause: error,
-      });
-    }
-    throw reported;
-  }
-}
-
-/** The extract file must be the one the manifest describes: a damaged or edited file is refused. */
-function checkExtractRead(job: CollectionJob, read: PassResult, paths: RunPaths): void {
-  if (read.documents === job.records && read.bytes === job.bytes && read.sha256 === job.sha256) return;
-  const file = paths.extractFile(job.collection);
-  throw new StagingError(
-    'extract_mismatch',
-    `${paths.relative(file)} of run ${paths.runId} is not the file the manifest describes ` +
-      `(read ${read.documents} documents, ${read.bytes} bytes, sha256 ${read.sha256}; manifest: ${job.records} documents, ${job.bytes} bytes, sha256 ${job.sha256})`,
-    { context: { file, collection: job.collection }, hint: 'the run is damaged: run `etl extract` again' },
-  );
-}
-
-/** Commits every table's files; their counts must reconcile. */
-async function commitWorks(works: readonly TableWork[]): Promise<[string, TransformTableRecord][]> {
-  const done: [string, TransformTableRecord][] = [];
-  for (const w of works) {
-    const record = await w.commit();
-    const errors = transformIdentityErrors(w.name, record);
-    if (errors.length > 0) throw new Error(`transform counts do not reconcile (a bug): ${errors.join('; ')}`);
-    done.push([w.name, record]);
-  }
-  return done;
 }

@@ -10,6 +10,11 @@ export interface TransformOptions extends StageOptions<TransformProgress> {
   readonly allowPipelineChange?: boolean;
   /** Clock, for tests. */
   readonly now?: () => Date;
+  /**
+   * Threads sharing the collections (the staged files are the same whatever the number). Default:
+   * one per core for a run of at least 32 MiB of extract files, else 1.
+   */
+  readonly threads?: number;
 }
 
 export type TransformProgress =
@@ -38,4 +43,6 @@ export interface TransformReport extends StageReport {
   readonly notExtracted: readonly string[];
   /** Documents read (each extract file once, whatever the number of tables it feeds). */
   readonly documentsRead: number;
+  /** Threads that shared the collections (TransformOptions.threads). */
+  readonly threads: number;
 }

@@ -30,6 +30,12 @@ const TEXTUAL_KINDS = new Set(['varchar', 'text', 'jsonb']);
 /** Per staged column, whether its cells may hold any character (CsvOutput quotes only those). */
 export const textualColumns = (table: TableModel): boolean[] => table.stagedColumns.map((c) => TEXTUAL_KINDS.has(c.sqlType.kind));
 
+/** A document's cell in the keys file, and whether a NUL was stripped from it. */
+export interface KeyCell {
+  readonly cell: Cell;
+  readonly stripped: boolean;
+}
+
 /** How a document's `_id` becomes its key in the keys file: the key column's converter, or (dedupe) its text. */
 type ScopeKey = (id: unknown) => { cell: Cell | Rejection; stripped: boolean };
 
@@ -81,7 +87,7 @@ export abstract class TableWork {
    * (filtered out, refused, skipped): load replaces what it owned. Returns its key cell (with whether
    * a NUL was stripped from it), or null when the key column cannot hold its `_id`.
    */
-  protected noteDocument(doc: RawDocument): { cell: Cell; stripped: boolean } | null {
+  protected noteDocument(doc: RawDocument): KeyCell | null {
     if (!this.scopeKey) return null;
     const key = this.scopeKey(doc._id);
     if (key.cell instanceof Rejection || key.cell === null) {

@@ -34,6 +34,7 @@ function runBench(args: readonly string[]): Promise<{ code: number | null; stdou
 }
 
 interface Step {
+  details?: Record<string, unknown>;
   label: string;
   seconds: number;
   process_seconds: number;
@@ -70,7 +71,7 @@ test('npm run bench -- all --scale 2000 writes a complete result document', { ti
   assert.equal(doc.scale, SCALE);
   assert.equal(doc.seed, 1);
   assert.equal(doc.complete, true);
-  assert.deepEqual(doc.benchmarks_requested, ['extract', 'transform', 'load', 'incremental']);
+  assert.deepEqual(doc.benchmarks_requested, ['extract', 'transform', 'load', 'incremental', 'diff']);
   assert.ok(doc.git.commit === null || /^[0-9a-f]{40}$/.test(doc.git.commit), `commit ${doc.git.commit}`);
   assert.ok(doc.machine.cores >= 1 && doc.machine.memory_gib > 0);
   assert.equal(doc.dataset.documents, SCALE);
@@ -85,11 +86,17 @@ test('npm run bench -- all --scale 2000 writes a complete result document', { ti
   assert.equal(extract.comparisons.live.goal, '>= 0.8');
   assert.equal(typeof extract.comparisons.live.met, 'boolean');
   assert.ok(extract.comparisons.dump.ratio > 0);
+  assert.equal(extract.comparisons.dump.goal, '<= 2');
 
   const transform = doc.benchmarks.transform;
   assert.equal(transform.status, 'done', transform.error);
   assert.equal(assertStep(transform.steps.etl, 'transform', 'documents').count, SCALE);
+  assert.equal(assertStep(transform.steps.parallel, 'transform, every core', 'documents').count, SCALE);
+  assert.ok(transform.steps.etl.cpu_seconds > 0, 'the step CPU time is reported');
+  assert.equal(transform.details.staged_files_identical, true, 'one thread and every core stage the same bytes');
+  assert.ok(transform.details.keys_bytes > 0 && transform.details.contrib_bytes > 0, 'the scope files are measured');
   assert.ok(transform.comparisons.goal.ratio > 0);
+  assert.equal(transform.comparisons.goal.goal, '>= 1');
   assert.equal(typeof transform.comparisons.goal.met, 'boolean');
 
   const load = doc.benchmarks.load;
@@ -98,7 +105,12 @@ test('npm run bench -- all --scale 2000 writes a complete result document', { ti
   const copied = assertStep(load.steps.baseline, 'psql copy', 'rows');
   assert.equal(copied.count, loaded.count, 'psql \\copy read the same staged rows as load');
   assert.ok(load.comparisons.ratio.ratio > 0);
-  assert.equal(load.comparisons.ratio.goal, '<= 1.5');
+  assert.equal(load.comparisons.ratio.goal, '<= 1.3');
+  // The whole dump path: extract + transform + load against bare BSON read + psql \copy.
+  assert.ok(load.comparisons.path.ratio > 0);
+  assert.equal(load.comparisons.path.goal, '<= 2');
+  assert.ok(load.details.whole_path.etl_seconds > 0 && load.details.whole_path.limit_seconds > 0);
+  assert.ok(load.details.state_tables.etl_pending.rows >= 0, JSON.stringify(load.details.state_tables));
 
   const incremental = doc.benchmarks.incremental;
   assert.equal(incremental.status, 'done', incremental.error);
@@ -116,6 +128,22 @@ test('npm run bench -- all --scale 2000 writes a complete result document', { ti
   assert.ok(incremental.steps.incremental_load.details.inserted > 0 && incremental.steps.incremental_load.details.updated > 0);
   assert.ok(incremental.comparisons.ratio.ratio > 0);
   assert.equal(incremental.comparisons.ratio.goal, '< 0.05');
+  // The same merge written by hand, on a copy of the database the full run left.
+  assertStep(incremental.steps.incremental_hand_merge, 'hand-written merge', 'rows');
+  assert.ok(incremental.comparisons.merge.ratio > 0);
+  assert.equal(incremental.comparisons.merge.goal, '<= 1.5');
+  for (const which of ['full', 'incremental']) {
+    const state = incremental.details[`state_tables_after_${which}`];
+    assert.ok(state.etl_pending && state.etl_contrib_users_logbook.rows > 0, JSON.stringify(state));
+  }
+
+  const diff = doc.benchmarks.diff;
+  assert.equal(diff.status, 'done', diff.error);
+  assert.equal(assertStep(diff.steps.etl, 'diff', 'documents').details?.identical, true, 'the loaded database equals its source');
+  assertStep(diff.steps.scan, 'bare scan', 'documents');
+  assertStep(diff.steps.read, 'table read', 'rows');
+  assert.equal(diff.comparisons.ratio.goal, '<= 1.2');
+  assert.ok(diff.comparisons.ratio.ratio > 0);
 
   // The dataset is cached for the next run; the bench's own staged runs are gone.
   const cacheDir = path.join(cacheRoot, `${SCALE}-1`);

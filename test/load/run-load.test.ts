@@ -9,7 +9,7 @@ import { runLoad, type LoadReport, type TableLoadReport } from '../../load/index
 import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { LoadError, StagingError } from '../../errors/etl-error.ts';
-import { stageRun } from './staged-run.ts';
+import { col, pipelineModel, stageRun, table, timestamps } from './staged-run.ts';
 import { checksums, fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
@@ -109,6 +109,9 @@ function secondRun() {
 for (const [path, bulkRows] of [
   ['temp tables', undefined],
   ['the bulk paths', 1],
+  // Small tables merged with their foreign keys in place (checks deferred, queued on them), larger
+  // ones taking the bulk paths, which drop and re-add their own foreign keys.
+  ['both paths in one load', 4],
 ] as const) {
 test(`an initial load, then an incremental one, then the same run again (${path})`, async (t) => {
   const url = await servers.postgres.createDatabase(t.name);
@@ -398,3 +401,77 @@ for (const bulkRows of [undefined, 1]) {
     assert.deepEqual(await query(url, `SELECT to_regclass('companies') AS t`), [{ t: null }], 'not even the tables stayed');
   });
 }
+
+test('the bulk path refuses rows of a table other tables reference, and still re-adds its foreign keys', async (t) => {
+  // Deleting the refused rows from the table queues checks for the tables referencing it, which
+  // kept PostgreSQL from re-adding the table's own foreign keys ("pending trigger events").
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = pipelineModel([
+    table({ name: 'plans', columns: [col('id', { pk: true }), ...timestamps()] }),
+    table({ name: 'days', columns: [col('id', { pk: true }), ...timestamps(), col('plan_id', { fk: 'plans(id)' })] }),
+    table({ name: 'meals', columns: [col('id', { pk: true }), ...timestamps(), col('day_id', { fk: 'days(id)' })] }),
+  ]);
+  const at = ts('1 10:00:00');
+  await stageRun(staging, model, {
+    plans: { rows: [['p1', at, at]] },
+    days: { rows: [['d1', at, at, 'p1'], ['d2', at, at, 'p9'], ['d3', at, at, null]] },
+    meals: { rows: [['m1', at, at, 'd1'], ['m2', at, at, 'd2']] },
+  });
+  const report = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url), bulkRows: 1 });
+  assert.deepEqual(figures(report, 'days'), f(3, { inserted: 2, rejected: 1 }));
+  assert.deepEqual(figures(report, 'meals'), f(2, { inserted: 1, rejected: 1 }));
+  assert.deepEqual(await query(url, `SELECT id FROM days ORDER BY id`), [{ id: 'd1' }, { id: 'd3' }]);
+  const fks = await query(url, `SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid IN ('days'::regclass, 'meals'::regclass) ORDER BY conname`);
+  assert.deepEqual(fks, [{ conname: 'days_plan_id_fkey' }, { conname: 'meals_day_id_fkey' }]);
+});
+
+test('a first load of a dedupe table whose contributions repeat a document keeps its last line', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  await stageRun(staging, model, {
+    users: { rows: [['u1', ts('1 10:00:00'), ts('1 10:00:00'), 'Ann', null, null]] },
+    logbook: {
+      // Document a is staged twice (a dump repeating an _id): its second line moved it to the 8th.
+      rows: [
+        ['u1', '2024-03-07', ts('7 10:00:00'), ts('7 12:00:00')],
+        ['u1', '2024-03-07', ts('7 08:00:00'), ts('7 09:00:00')],
+        ['u1', '2024-03-08', ts('8 10:00:00'), ts('8 11:00:00')],
+      ],
+      docs: ['a', 'b', 'a'],
+    },
+  });
+  await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  assert.deepEqual(await query(url, `SELECT user_id, day::text, updated_at::text FROM logbook ORDER BY day`), [
+    { user_id: 'u1', day: '2024-03-07', updated_at: '2024-03-07 09:00:00' },
+    { user_id: 'u1', day: '2024-03-08', updated_at: '2024-03-08 11:00:00' },
+  ]);
+  assert.deepEqual(await query(url, `SELECT _id, day::text FROM etl_contrib_logbook ORDER BY _id`), [
+    { _id: 'a', day: '2024-03-08' },
+    { _id: 'b', day: '2024-03-07' },
+  ]);
+});
+
+test('a first load of a dedupe table lists a refused row with its record in the contributions file', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  const runId = await stageRun(staging, model, {
+    users: { rows: [['u1', ts('1 10:00:00'), ts('1 10:00:00'), 'Ann', null, null]] },
+    logbook: {
+      rows: [
+        ['u1', '2024-03-07', ts('7 10:00:00'), ts('7 12:00:00')],
+        ['u9', '2024-03-07', ts('7 08:00:00'), ts('7 09:00:00')], // user deleted in the app
+        ['u1', '2024-03-08', ts('8 10:00:00'), ts('8 11:00:00')],
+        ['u9', '2024-03-09', ts('9 08:00:00'), ts('9 09:00:00')],
+      ],
+      docs: ['d1', 'd2', 'd3', 'd4'],
+    },
+  });
+  const report = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  assert.deepEqual(figures(report, 'logbook'), f(4, { inserted: 2, rejected: 2 }));
+  const rejects = (await readFile(runPaths(staging, runId).loadRejects('logbook'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { line: number; value: string });
+  assert.deepEqual(rejects.map((r) => [r.line, r.value]), [[3, 'u9'], [5, 'u9']]);
+  assert.equal((await query(url, `SELECT count(*)::int AS n FROM etl_contrib_logbook`))[0]!.n, 4, 'every contribution is kept');
+});

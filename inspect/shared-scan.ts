@@ -1,0 +1,150 @@
+// A collection feeding several tables (users → users, user_events, users_targets) is read once for
+// all of them: each document goes through every table's mapper and its records are written to one
+// CSV file per table (a temporary folder), which that table's comparison then COPYs in its turn. The
+// collection is read with its server filter (the OR of its tables' filters, as extract reads it) and
+// each table keeps only the documents its own filter matches, so every table sees exactly the
+// documents a scan of its own would return. Memory stays flat: files, not arrays, hold the records.
+import { once } from 'node:events';
+import { createReadStream, createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { Readable, type Transform, type Writable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { deserialize, EJSON } from 'bson';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { MongoConnection } from '../connect/mongo.ts';
+import { redactText } from '../connect/redact.ts';
+import { compileFilter, type DocumentTest } from '../mapping/filter.ts';
+import { SourceError } from '../errors/etl-error.ts';
+import type { CollectionModel, PipelineModel } from '../model/types.ts';
+import { csvWriter } from '../staging/csv.ts';
+import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
+import type { RawDocument } from '../mapping/ejson-value.ts';
+import { expectedHeader, type TableDiffSql } from './diff-sql.ts';
+import type { SkipCounts, TableMapper } from './expected-rows.ts';
+
+export interface ExpectedCounts {
+  readonly documents: number;
+  readonly skipped: SkipCounts;
+}
+
+/** Fills the expected temporary table of one comparison; returns what the table's documents gave. */
+export type ExpectedSource = (client: pg.Client, q: TableDiffSql) => Promise<ExpectedCounts>;
+
+export interface ScanOptions {
+  readonly model: PipelineModel;
+  readonly signal?: AbortSignal;
+  readonly secrets: readonly string[];
+  readonly onDocuments?: (table: string, documents: number) => void;
+}
+
+/** One expected record as a CSV row: ord, status, source id, column, reason, cells. */
+type Row = (string | null)[];
+
+/** A cursor over the collection: raw BSON, the pipeline's projection and batch size, decoded as extract stages it. */
+async function* documentsOf(
+  mongo: MongoConnection,
+  collection: CollectionModel | undefined,
+  name: string,
+  filter: Readonly<Record<string, unknown>> | null,
+  o: ScanOptions,
+  table?: string,
+): AsyncGenerator<RawDocument> {
+  const projection = collection ? Object.fromEntries(collection.projection.map((f) => [f, 1])) : undefined;
+  const cursor = mongo.db.collection(name).find(filter ? { ...filter } : {}, { ...(projection ? { projection } : {}), batchSize: o.model.settings.batchSize, raw: true });
+  try {
+    for await (const raw of cursor as unknown as AsyncIterable<Uint8Array>) {
+      // The same decoding and canonical form as a staged extract, so the converters see what transform sees.
+      yield EJSON.serialize(deserialize(raw, BSON_READ_OPTIONS), { relaxed: false }) as RawDocument;
+    }
+  } catch (error) {
+    if (o.signal?.aborted) throw error;
+    throw new SourceError('mongo_read_failed', `reading ${name} failed: ${redactText(error instanceof Error ? error.message : String(error), o.secrets)}`, {
+      context: { collection: name, ...(table ? { table } : {}) },
+      cause: error,
+    });
+  } finally {
+    await cursor.close().catch(() => undefined);
+  }
+}
+
+/** A table's documents streamed from its own scan straight into the COPY (a collection feeding one table). */
+export function streamedSource(mongo: MongoConnection, mapper: TableMapper, o: ScanOptions): ExpectedSource {
+  return async (client, q) => {
+    const table = mapper.table;
+    const skipped: SkipCounts = {};
+    const every = o.model.settings.batchSize;
+    let documents = 0;
+    const collection = o.model.collections.find((c) => c.name === table.collection);
+    async function* rows(): AsyncGenerator<Row> {
+      let ord = 0;
+      for await (const doc of documentsOf(mongo, collection, table.collection, table.filter ? table.filter.mongoQuery : null, o, table.name)) {
+        documents += 1;
+        for (const r of mapper.records(doc, skipped)) {
+          ord += 1;
+          yield [String(ord), r.status, r.sourceId, r.column, r.reason, ...r.cells];
+        }
+        if (documents % every === 0) o.onDocuments?.(table.name, documents);
+      }
+    }
+    await pipeline(Readable.from(rows()), csvWriter(q.copyHeader()), client.query(copyFrom(q.copyExpected())), ...(o.signal ? [{ signal: o.signal }] : []));
+    o.onDocuments?.(table.name, documents);
+    return { documents, skipped };
+  };
+}
+
+interface TableOutput {
+  readonly mapper: TableMapper;
+  readonly keep: DocumentTest | null;
+  readonly file: string;
+  readonly csv: Transform;
+  readonly done: Promise<void>;
+  readonly skipped: SkipCounts;
+  documents: number;
+  ord: number;
+}
+
+/**
+ * Reads `collection` once for every mapper, into one CSV file per table under `dir`; returns each
+ * table's source (its file COPYed into the expected table).
+ */
+export async function scanShared(mongo: MongoConnection, collection: CollectionModel, mappers: readonly TableMapper[], dir: string, o: ScanOptions): Promise<Map<string, ExpectedSource>> {
+  const outputs: TableOutput[] = mappers.map((mapper) => {
+    const csv = csvWriter(expectedHeader(mapper.table.stagedColumns.length));
+    const file = path.join(dir, `${mapper.table.name}.csv`);
+    const sink: Writable = createWriteStream(file);
+    return { mapper, keep: compileFilter(mapper.table.filter), file, csv, done: pipeline(csv, sink), skipped: {}, documents: 0, ord: 0 };
+  });
+  const every = o.model.settings.batchSize;
+  let read = 0;
+  try {
+    for await (const doc of documentsOf(mongo, collection, collection.name, collection.serverFilter, o)) {
+      read += 1;
+      for (const out of outputs) {
+        if (out.keep && !out.keep(doc)) continue;
+        out.documents += 1;
+        for (const r of out.mapper.records(doc, out.skipped)) {
+          out.ord += 1;
+          if (!out.csv.write([String(out.ord), r.status, r.sourceId, r.column, r.reason, ...r.cells])) await once(out.csv, 'drain', o.signal ? { signal: o.signal } : {});
+        }
+      }
+      if (read % every === 0) for (const out of outputs) o.onDocuments?.(out.mapper.table.name, out.documents);
+    }
+    for (const out of outputs) out.csv.end();
+    await Promise.all(outputs.map((out) => out.done));
+  } catch (error) {
+    for (const out of outputs) out.csv.destroy();
+    await Promise.allSettled(outputs.map((out) => finished(out.csv)));
+    throw error;
+  }
+  return new Map(
+    outputs.map((out) => [
+      out.mapper.table.name,
+      async (client, q) => {
+        await pipeline(createReadStream(out.file), client.query(copyFrom(q.copyExpected())), ...(o.signal ? [{ signal: o.signal }] : []));
+        o.onDocuments?.(out.mapper.table.name, out.documents);
+        return { documents: out.documents, skipped: out.skipped };
+      },
+    ]),
+  );
+}

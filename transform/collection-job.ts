@@ -1,0 +1,124 @@
+// One collection's part of a transform: its extract file read once, every table it feeds written
+// and committed, the file checked against the extract manifest. Runs in the stage's thread or in a
+// worker thread (parallel.ts): the files it writes are the same either way.
+import { setMaxListeners } from 'node:events';
+import { StagingError } from '../errors/etl-error.ts';
+import type { PipelineModel, TableModel } from '../model/types.ts';
+import { transformIdentityErrors, type TransformTableRecord } from '../staging/manifest-transform.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import { tableMapping } from '../mapping/index.ts';
+import { runCollectionPass, type PassResult } from './collection-pass.ts';
+import { DedupeWork } from './dedupe.ts';
+import { ExplodeWork } from './explode.ts';
+import type { TransformProgress } from './options.ts';
+import type { OutputOptions, TableWork } from './table-work.ts';
+import { UpsertWork } from './upsert.ts';
+
+export interface CollectionJob {
+  readonly collection: string;
+  /** The tables it feeds, by name (pipeline order). */
+  readonly tables: readonly string[];
+  readonly records: number;
+  readonly bytes: number;
+  readonly sha256: string;
+  /** The collection was read without a date filter: its tables' records say `complete`. */
+  readonly complete: boolean;
+}
+
+export interface JobContext {
+  readonly model: PipelineModel;
+  readonly paths: RunPaths;
+  readonly signal: AbortSignal;
+  readonly onProgress: ((e: TransformProgress) => void) | undefined;
+}
+
+export interface JobOutcome {
+  readonly documents: number;
+  /** Each table's manifest record, its files committed. */
+  readonly records: readonly (readonly [string, TransformTableRecord])[];
+}
+
+/** The table's mapping (mapping/) inside the class that converts and writes its rows. */
+function newWork(table: TableModel, collection: string, o: OutputOptions): TableWork {
+  const mapping = tableMapping(table);
+  switch (mapping.strategy) {
+    case 'upsert':
+      return new UpsertWork(mapping, collection, o);
+    case 'explode':
+      return new ExplodeWork(mapping, collection, o);
+    case 'dedupe':
+      return new DedupeWork(mapping, collection, o);
+  }
+}
+
+export async function transformCollection(job: CollectionJob, c: JobContext): Promise<JobOutcome> {
+  const { model, paths, onProgress } = c;
+  // One failing file stops the whole pass at once; the first error is the one reported.
+  const inner = new AbortController();
+  let failure: unknown = null;
+  const onFailure = (error: unknown): void => {
+    failure ??= error;
+    inner.abort(error);
+  };
+  const signal = AbortSignal.any([c.signal, inner.signal]);
+  // Each staged file's pipeline listens to it (three files a table, up to three tables a collection).
+  setMaxListeners(0, signal);
+  const o: OutputOptions = { paths, settings: model.settings, signal, onFailure };
+  const works: TableWork[] = [];
+  const names = job.tables;
+  const file = paths.extractFile(job.collection);
+  try {
+    for (const t of job.tables) works.push(newWork(model.tables.get(t)!, job.collection, o));
+    onProgress?.({ kind: 'collection_started', collection: job.collection, tables: names, total: job.records });
+    const read = await runCollectionPass(works, {
+      file,
+      signal,
+      every: Math.max(1, model.settings.batchSize),
+      onDocuments: onProgress ? (done) => onProgress({ kind: 'collection_progress', collection: job.collection, tables: names, documents: done, total: job.records }) : undefined,
+    });
+    checkExtractRead(job, read, paths);
+    const records = await commitWorks(works);
+    for (const [name, record] of records) {
+      record.complete = job.complete;
+      onProgress?.({ kind: 'table_done', table: name, record });
+    }
+    return { documents: read.documents, records };
+  } catch (error) {
+    const reported = failure ?? (c.signal.aborted ? (c.signal.reason ?? error) : error);
+    inner.abort(reported);
+    for (const w of works) await w.discard().catch(() => undefined);
+    for (const name of names) onProgress?.({ kind: 'table_failed', table: name, error: reported });
+    if ((error as NodeJS.ErrnoException)?.code === 'ENOENT' && failure === null) {
+      throw new StagingError('missing_extract_file', `run ${paths.runId} has no ${paths.relative(file)}`, {
+        context: { file, collection: job.collection },
+        hint: 'the run is damaged: run `etl extract` again',
+        cause: error,
+      });
+    }
+    throw reported;
+  }
+}
+
+/** The extract file must be the one the manifest describes: a damaged or edited file is refused. */
+function checkExtractRead(job: CollectionJob, read: PassResult, paths: RunPaths): void {
+  if (read.documents === job.records && read.bytes === job.bytes && read.sha256 === job.sha256) return;
+  const file = paths.extractFile(job.collection);
+  throw new StagingError(
+    'extract_mismatch',
+    `${paths.relative(file)} of run ${paths.runId} is not the file the manifest describes ` +
+      `(read ${read.documents} documents, ${read.bytes} bytes, sha256 ${read.sha256}; manifest: ${job.records} documents, ${job.bytes} bytes, sha256 ${job.sha256})`,
+    { context: { file, collection: job.collection }, hint: 'the run is damaged: run `etl extract` again' },
+  );
+}
+
+/** Commits every table's files; their counts must reconcile. */
+async function commitWorks(works: readonly TableWork[]): Promise<[string, TransformTableRecord][]> {
+  const done: [string, TransformTableRecord][] = [];
+  for (const w of works) {
+    const record = await w.commit();
+    const errors = transformIdentityErrors(w.name, record);
+    if (errors.length > 0) throw new Error(`transform counts do not reconcile (a bug): ${errors.join('; ')}`);
+    done.push([w.name, record]);
+  }
+  return done;
+}

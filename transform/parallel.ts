@@ -1,0 +1,132 @@
+// The collections of a transform shared between this thread and worker threads (one per further
+// core): each collection is still read and written by one thread alone, with the same code, so every
+// staged file is byte for byte what a single thread writes; only the order in which collections
+// finish changes. The biggest collections go first, so no thread is left with a big one at the end.
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { EtlError, LoadError, SourceError, StagingError, UsageError, type ErrorContext } from '../errors/etl-error.ts';
+import type { ErrorCode } from '../errors/codes.ts';
+import { transformCollection, type CollectionJob, type JobContext, type JobOutcome } from './collection-job.ts';
+import type { TransformProgress } from './options.ts';
+
+/** Below this many bytes of extract files a worker's start-up (~0.5 s) costs more than it saves. */
+export const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
+
+/** Threads to use: `asked`, else one per core when the run is big enough, never more than jobs. */
+export function threadsFor(jobs: readonly CollectionJob[], asked: number | undefined): number {
+  const wanted = asked ?? (jobs.reduce((a, j) => a + j.bytes, 0) >= PARALLEL_MIN_BYTES ? os.availableParallelism() : 1);
+  return Math.max(1, Math.min(wanted, jobs.length));
+}
+
+export interface WorkerSetup {
+  readonly stagingDir: string;
+  readonly runId: string;
+}
+
+/** Messages between the stage and a worker (collection-worker.ts). */
+export type ToWorker = { readonly type: 'job'; readonly job: CollectionJob } | { readonly type: 'abort' };
+export type FromWorker =
+  | { readonly type: 'progress'; readonly event: TransformProgress }
+  | { readonly type: 'done'; readonly outcome: JobOutcome }
+  | { readonly type: 'failed'; readonly error: WireError };
+
+/** An error as it crosses threads (structured clone keeps neither the class nor `code`). */
+export interface WireError {
+  readonly className: string;
+  readonly message: string;
+  readonly stack?: string;
+  readonly code?: string;
+  readonly context?: ErrorContext;
+  readonly hint?: string;
+}
+
+export function toWire(error: unknown): WireError {
+  if (!(error instanceof Error)) return { className: 'Error', message: String(error) };
+  const e = error as Error & { code?: unknown; context?: ErrorContext; hint?: string };
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  return { className: e instanceof EtlError ? e.name : 'Error', message: e.message, stack: e.stack, code, context: e instanceof EtlError ? e.context : undefined, hint: e instanceof EtlError ? e.hint : undefined };
+}
+
+const ETL_CLASSES: Record<string, new (code: ErrorCode, message: string, o: { context?: ErrorContext; hint?: string }) => EtlError> = {
+  EtlError,
+  UsageError,
+  SourceError,
+  StagingError,
+  LoadError,
+};
+
+export function fromWire(w: WireError): Error {
+  const Class = ETL_CLASSES[w.className];
+  const error: Error = Class && w.code ? new Class(w.code as ErrorCode, w.message, { context: w.context, hint: w.hint }) : Object.assign(new Error(w.message), w.code ? { code: w.code } : {});
+  if (w.stack) error.stack = w.stack;
+  return error;
+}
+
+/** Runs every job, `threads` at a time; `done` gets each outcome as its collection completes. */
+export async function runJobs(jobs: readonly CollectionJob[], threads: number, c: JobContext, setup: WorkerSetup, done: (o: JobOutcome) => void): Promise<void> {
+  // One thread keeps the pipeline's order (progress, and the tables a failure leaves done).
+  const queue = threads > 1 ? [...jobs].sort((a, b) => b.bytes - a.bytes) : [...jobs];
+  const stop = new AbortController();
+  let first: { error: unknown } | null = null;
+  const fail = (error: unknown): void => {
+    first ??= { error };
+    stop.abort(error);
+  };
+  const signal = AbortSignal.any([c.signal, stop.signal]);
+  const local = async (): Promise<void> => {
+    for (let job = queue.shift(); job && !signal.aborted; job = queue.shift()) done(await transformCollection(job, { ...c, signal }));
+  };
+  const lanes = [local().catch(fail)];
+  for (let i = 1; i < threads; i += 1) lanes.push(workerLane(queue, c, setup, signal, done).catch(fail));
+  await Promise.all(lanes);
+  // Interrupted: the caller's reason, not a worker's report of it.
+  c.signal.throwIfAborted();
+  if (first) throw (first as { error: unknown }).error;
+}
+
+/** One worker thread taking jobs from the queue until it is empty. */
+async function workerLane(queue: CollectionJob[], c: JobContext, setup: WorkerSetup, signal: AbortSignal, done: (o: JobOutcome) => void): Promise<void> {
+  // A JavaScript entry that registers tsx itself: a worker inherits no loader hooks from `etl`.
+  const worker = new Worker(new URL('./collection-worker.js', import.meta.url), { workerData: { model: c.model, ...setup }, execArgv: [] });
+  const onAbort = (): void => worker.postMessage({ type: 'abort' } satisfies ToWorker);
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    for (let job = queue.shift(); job && !signal.aborted; job = queue.shift()) {
+      done(await runInWorker(worker, job, c.onProgress));
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    await worker.terminate();
+  }
+}
+
+function runInWorker(worker: Worker, job: CollectionJob, onProgress: JobContext['onProgress']): Promise<JobOutcome> {
+  return new Promise<JobOutcome>((resolve, reject) => {
+    const onMessage = (m: FromWorker): void => {
+      if (m.type === 'progress') {
+        onProgress?.(m.event.kind === 'table_failed' ? { ...m.event, error: fromWire(m.event.error as WireError) } : m.event);
+        return;
+      }
+      cleanup();
+      if (m.type === 'done') resolve(m.outcome);
+      else reject(fromWire(m.error));
+    };
+    const onError = (error: Error): void => {
+      cleanup();
+      reject(error);
+    };
+    const onExit = (code: number): void => {
+      cleanup();
+      reject(new Error(`the transform worker thread stopped (exit code ${code}) while transforming ${job.collection}`));
+    };
+    const cleanup = (): void => {
+      worker.off('message', onMessage);
+      worker.off('error', onError);
+      worker.off('exit', onExit);
+    };
+    worker.on('message', onMessage);
+    worker.on('error', onError);
+    worker.on('exit', onExit);
+    worker.postMessage({ type: 'job', job } satisfies ToWorker);
+  });
+}
