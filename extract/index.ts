@@ -17,6 +17,7 @@ import { openSource, type SourceSession } from './source-session.ts';
 import { mappingRecords, mappingWarnings, needsStoredWatermarks, planCollections, type CollectionPlan } from './watermark-plan.ts';
 import { readStoredState } from './watermark-store.ts';
 import { propagationScope, type ExtractPropagationRecord, type PropagationScope } from './live-ids.ts';
+import { planRepair, writeRecomputeFiles, type RepairPlan } from './repair-plan.ts';
 
 export type { ExtractOptions, ExtractReport, ExtractProgressEvent, ExtractSource, ExtractCollectionReport } from './options.ts';
 
@@ -55,6 +56,7 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
   const since = options.since ?? null;
   if (since && Number.isNaN(since.getTime())) throw new UsageError('bad_since', 'the --since date is not a valid date');
   const tables = selectTables(model, options.tables);
+  if (options.repair) return runRepairExtract(options, planRepair(model, tables, options.repair), secrets, now);
   const collections = model.collections.filter((c) => c.tables.some((t) => tables.includes(t)));
   const scope = propagationScope(model, tables, options.propagateDeletes === true);
   signal?.throwIfAborted();
@@ -78,29 +80,42 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
 
   const session = await openSource(options.source, secrets, options.retry ?? DEFAULT_RETRY, signal);
   try {
-    return await extractAll(options, session, plans, tables, scope, secrets, now);
+    return await extractAll(options, session, { plans, tables, scope, repair: null }, secrets, now);
   } finally {
     await session.close().catch(() => undefined);
   }
 }
 
-async function extractAll(
-  options: ExtractOptions,
-  session: SourceSession,
-  plans: readonly CollectionPlan[],
-  tables: readonly string[],
-  scope: PropagationScope,
-  secrets: readonly string[],
-  now: () => Date,
-): Promise<ExtractReport> {
+/** A repair run: the documents asked for, by `_id`; no watermark read or written, no delete propagation. */
+async function runRepairExtract(options: ExtractOptions, repair: RepairPlan, secrets: readonly string[], now: () => Date): Promise<ExtractReport> {
+  options.signal?.throwIfAborted();
+  const scope = propagationScope(options.model, [], false);
+  const session = await openSource(options.source, secrets, options.retry ?? DEFAULT_RETRY, options.signal);
+  try {
+    return await extractAll(options, session, { plans: repair.plans, tables: repair.tables, scope, repair }, secrets, now);
+  } finally {
+    await session.close().catch(() => undefined);
+  }
+}
+
+interface ExtractPlan {
+  readonly plans: readonly CollectionPlan[];
+  readonly tables: readonly string[];
+  readonly scope: PropagationScope;
+  /** A repair run (the plans' `from` then means "by `_id`"). */
+  readonly repair: RepairPlan | null;
+}
+
+async function extractAll(options: ExtractOptions, session: SourceSession, work: ExtractPlan, secrets: readonly string[], now: () => Date): Promise<ExtractReport> {
   const { model, signal } = options;
+  const { plans, tables, scope, repair } = work;
   const pipelineBytes = await readFile(model.file);
   if (createHash('sha256').update(pipelineBytes).digest('hex') !== model.sha256) {
     throw new StagingError('pipeline_changed', `${model.file} changed since it was read: run the command again`, { context: { file: model.file } });
   }
   const startedAt = now();
   const run = await createRun(options.stagingDir, startedAt);
-  const allFull = plans.every((p) => p.from === null);
+  const allFull = repair === null && plans.every((p) => p.from === null);
   // propagate_deletes is recorded only when asked for, so runs without it keep the manifest they always had.
   const propagation: ExtractPropagationRecord | null = scope.record.flag || scope.record.tables.length > 0 ? scope.record : null;
   const section: ExtractSection & { propagate_deletes?: ExtractPropagationRecord } = {
@@ -111,8 +126,9 @@ async function extractAll(
     server_started_at: session.serverClock?.toISOString() ?? null,
     tables: [...tables],
     collections: {},
-    // Per table: the mapping fingerprint planned with (load stores it with the watermark).
-    mappings: mappingRecords(plans),
+    // Per table: the mapping fingerprint planned with (load stores it with the watermark). A repair
+    // moves no watermark, so stores no fingerprint either.
+    ...(repair ? {} : { mappings: mappingRecords(plans) }),
     warnings: [...session.warnings, ...mappingWarnings(plans)],
     ...(propagation ? { propagate_deletes: propagation } : {}),
   };
@@ -126,6 +142,7 @@ async function extractAll(
     stages: { extract: section },
   };
   await writeFileAtomic(run.pipelineCopy, pipelineBytes);
+  if (repair) section.repair = await writeRecomputeFiles(run, model, repair, options.repair!);
   await writeManifest(run, manifest);
   options.onProgress?.({ type: 'run-started', runId: run.runId, runDir: run.dir, collections: plans.map((p) => p.collection.name) });
   for (const message of mappingWarnings(plans)) options.onProgress?.({ type: 'warning', collection: null, message });
@@ -134,7 +151,7 @@ async function extractAll(
   try {
     for (const plan of plans) {
       signal?.throwIfAborted();
-      const report = await extractCollection({ options, session, run, scope, now }, plan);
+      const report = await extractCollection({ options, session, run, scope, now, requested: repair?.requested.get(plan.collection.name) ?? null }, plan);
       reports.push(report);
       section.collections[plan.collection.name] = recordOf(report);
       options.onProgress?.({ type: 'collection-done', collection: plan.collection.name, record: recordOf(report), seconds: report.seconds });

@@ -65,11 +65,15 @@ async function selectState(client: pg.Client, tables: readonly string[]): Promis
   }
 }
 
-/** Per table, the pipeline.yaml sha256 of the run applied last (etl_runs; absent: none recorded). */
+/**
+ * Per table, the pipeline.yaml sha256 of the run applied last (etl_runs; absent: none recorded).
+ * Repair runs do not count: they re-read a few documents, not the table.
+ */
 async function lastPipelines(client: pg.Client, tables: readonly string[]): Promise<Map<string, string>> {
   try {
     const r = await client.query<{ table_name: string; pipeline_sha256: string }>(
-      'SELECT DISTINCT ON ("table_name") "table_name", "pipeline_sha256" FROM "etl_runs" WHERE "table_name" = ANY($1::text[]) ORDER BY "table_name", "loaded_at" DESC, "run_id" DESC',
+      'SELECT DISTINCT ON ("table_name") "table_name", "pipeline_sha256" FROM "etl_runs" WHERE "table_name" = ANY($1::text[]) ' +
+        `AND NOT coalesce(("summary"->>'repair')::boolean, false) ORDER BY "table_name", "loaded_at" DESC, "run_id" DESC`,
       [tables],
     );
     return new Map(r.rows.map((row) => [row.table_name, row.pipeline_sha256]));

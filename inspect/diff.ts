@@ -39,6 +39,7 @@ import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
 import type { RawDocument } from '../transform/ejson-value.ts';
 import { tableMapper, type SkipCounts, type TableMapper } from './expected-rows.ts';
 import { CHANGED, EXPECTED, EXTRA, keyOf, MISSING, ROWS, TableDiffSql } from './diff-sql.ts';
+import type { RepairScopes } from './repair-scope.ts';
 
 export interface DiffOptions {
   readonly model: PipelineModel;
@@ -55,6 +56,11 @@ export interface DiffOptions {
   readonly describe?: { readonly mongo: string; readonly postgres: string };
   readonly signal?: AbortSignal;
   readonly onProgress?: (event: DiffProgress) => void;
+  /**
+   * `etl repair`: given each comparable table, with its comparison's temporary tables, to list the
+   * documents and keys of every differing row in full (inspect/repair-scope.ts).
+   */
+  readonly repairScopes?: RepairScopes;
 }
 
 export type DiffProgress =
@@ -224,6 +230,7 @@ async function diffTable(
     const expected = await expectedFigures(run, mapper, skipped);
     const found = problem === null ? await compareWithLive(run, expected.rejected.count, options.deep === true) : await nothingToCompare(run, live !== null, expected.rows);
     const identical = problem === null && found.missing.count === 0 && found.extra.count === 0 && (found.different?.count ?? 0) === 0;
+    if (problem === null) await options.repairScopes?.collect(client, q, { identical, deep: options.deep === true });
     return {
       table: table.name,
       collection: table.collection,

@@ -15,6 +15,9 @@ import { ExplodeWork } from './explode.ts';
 import type { TransformOptions, TransformProgress, TransformReport, TransformTableReport } from './options.ts';
 import type { OutputOptions, TableWork } from './table-work.ts';
 import { UpsertWork } from './upsert.ts';
+import { nameAbsentDocuments, passRecomputeKeys } from './repair-inputs.ts';
+import type { FileRecord } from '../staging/manifest.ts';
+import type { ExtractRecomputeRecord } from '../staging/manifest-extract.ts';
 
 export type { TransformOptions, TransformProgress, TransformReport, TransformTableReport } from './options.ts';
 
@@ -26,6 +29,10 @@ interface CollectionJob {
   readonly sha256: string;
   /** The collection was read without a date filter: its tables' records say `complete`. */
   readonly complete: boolean;
+  /** A repair run: the `_id`s it asked for (the ones not found join the keys files). */
+  readonly requested: FileRecord | null;
+  /** A repair run: per dedupe table of the job, the keys load recomputes. */
+  readonly recompute: Readonly<Record<string, ExtractRecomputeRecord>>;
 }
 
 export async function runTransform(options: TransformOptions): Promise<TransformReport> {
@@ -156,7 +163,8 @@ function planJobs(model: PipelineModel, manifest: Manifest, paths: RunPaths, req
       continue;
     }
     const complete = record.watermark?.from === null;
-    jobs.push({ collection: collection.name, tables, records: record.records, bytes: record.bytes, sha256: record.sha256, complete });
+    const recompute = Object.fromEntries(Object.entries(manifest.stages.extract?.repair?.recompute ?? {}).filter(([t]) => tables.some((x) => x.name === t)));
+    jobs.push({ collection: collection.name, tables, records: record.records, bytes: record.bytes, sha256: record.sha256, complete, requested: record.requested ?? null, recompute });
   }
   if (missingAsked.length > 0) {
     throw new StagingError('not_extracted', `run ${paths.runId} holds no extract for ${missingAsked.map((t) => `${t} (${model.tables.get(t)!.collection})`).join(', ')}`, {
@@ -206,8 +214,11 @@ async function transformCollection(job: CollectionJob, c: StageContext, records:
       onDocuments: onProgress ? (done) => onProgress({ kind: 'documents', collection: job.collection, tables: names, done, total: job.records }) : undefined,
     });
     checkExtractRead(job, read, paths);
+    if (job.requested) await nameAbsentDocuments(paths, job.requested, works, drainOf(works), signal);
     for (const [name, record] of await commitWorks(works)) {
       record.complete = job.complete;
+      const keys = job.recompute[name];
+      if (keys) record.recompute = await passRecomputeKeys(paths, model.tables.get(name)!, keys, signal);
       records.set(name, record);
       onProgress?.({ kind: 'table_done', table: name, record });
     }
@@ -226,6 +237,14 @@ async function transformCollection(job: CollectionJob, c: StageContext, records:
     }
     throw reported;
   }
+}
+
+/** Waits for every file of the tables whose buffer is full. */
+function drainOf(works: readonly TableWork[]): () => Promise<void> {
+  const outputs = works.flatMap((w) => w.outputs);
+  return async () => {
+    for (const out of outputs) if (out.needsDrain) await out.drain();
+  };
 }
 
 /** The extract file must be the one the manifest describes: a damaged or edited file is refused. */

@@ -34,7 +34,7 @@ function trackExtract(t: StageTracker, e: ExtractProgressEvent): void {
       return t.plan(`Extract into run ${e.runId}`, e.collections.map((name) => ({ name, total: null })), 'documents');
     case 'collection-started':
       t.progress(e.collection, 0, e.total);
-      return t.phase(e.collection, e.from ? `since ${e.from}` : 'full read');
+      return t.phase(e.collection, e.requested !== undefined ? `${count(e.requested)} _ids (repair)` : e.from ? `since ${e.from}` : 'full read');
     case 'collection-progress':
       return t.progress(e.collection, e.documents, e.total);
     case 'collection-retry':
@@ -56,7 +56,7 @@ export function extractLine(r: ExtractReport, where = `run ${r.run_id}`, ms = Da
 }
 
 export function renderExtract(ctx: CommandContext, r: ExtractReport): void {
-  const rows = r.collections.map((c) => [c.collection, c.documents, c.bytes, c.watermark.from ?? 'full', c.seconds.toFixed(2)]);
+  const rows = r.collections.map((c) => [c.collection, c.documents, c.bytes, c.watermark ? (c.watermark.from ?? 'full') : 'by _id (repair)', c.seconds.toFixed(2)]);
   ctx.stdout.write(formatTable(['collection', 'documents', 'bytes', 'watermark from', 'seconds'], rows));
   const p = r.propagate_deletes;
   if (p) {
