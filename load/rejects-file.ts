@@ -3,6 +3,8 @@
 // file can be as large as it needs without the list ever being held in memory. The file is written
 // as `.partial` inside the transaction and renamed only once the transaction ended as planned
 // (commit, or the rollback of a dry run): it describes what the load did, never an aborted attempt.
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
@@ -56,6 +58,8 @@ export async function writeRejectsFile(
   describe: (row: RejectRow) => RejectLine | Promise<RejectLine>,
   signal?: AbortSignal,
 ): Promise<{ sink: AtomicFileSink; figures: FileFigures }> {
+  // A run copied without its (empty) load/ folder still takes its rejects files.
+  await mkdir(dirname(path), { recursive: true });
   const sink = new AtomicFileSink(path);
   async function* lines(): AsyncGenerator<string> {
     await client.query(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR ${selectSql}`);

@@ -81,3 +81,14 @@ test('a load that committed but died before its manifest section is recovered fr
   const loadProblems = verified.mismatches.filter((m) => (m.file ?? '').startsWith('load/') || (m.field ?? '').startsWith('stages.load'));
   assert.deepEqual(loadProblems, []);
 });
+
+test('a run whose load/ folder is missing still loads and writes its rejects files', async (t) => {
+  const { url, staging } = await setup(t);
+  const run = await stageRun(staging, model, data());
+  const paths = runPaths(staging, run);
+  await rm(paths.loadDir, { recursive: true });
+  const r = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  assert.equal(r.tables.find((x) => x.table === 'messages')!.rejected, 1);
+  assert.deepEqual((await readdir(paths.loadDir)).sort(), ['messages.rejects.ndjson', 'users.rejects.ndjson']);
+  assert.deepEqual(await query(url, `SELECT id FROM messages`), []);
+});
