@@ -61,9 +61,14 @@ function repairKeysSql(q: TableDiffSql, deep: boolean, restored: string | null):
   );
 }
 
-/** The documents of the keys' expected rows (upsert, explode: one each), and their keys. */
+/** The documents of the keys' expected rows (upsert, explode: one each). */
 const expectedRowsSql = (q: TableDiffSql) =>
-  `SELECT r.${ident('_src')} AS src, ${keyCols(q, 'r')} FROM ${ROWS} r JOIN ${REPAIR_KEYS} x ON ${keyJoin(q, 'r', 'x')}`;
+  `SELECT r.${ident('_src')} AS src FROM ${ROWS} r JOIN ${REPAIR_KEYS} x ON ${keyJoin(q, 'r', 'x')}`;
+
+/** Keys of rows the repair loads that PostgreSQL lacks now (a one-column key): rows of later tables pointing at them load once they are back. */
+const restoredKeysSql = (q: TableDiffSql) =>
+  `SELECT x.${ident('k0')} AS k FROM ${REPAIR_KEYS} x JOIN ${ROWS} r ON ${keyJoin(q, 'r', 'x')} ` +
+  `EXCEPT SELECT a.${ident(q.keyNames[0]!)}::text FROM ${q.target} a`;
 
 /** upsert, explode: the keys of extra rows that name their document, with what etl_claims knows of it. */
 function extrasSql(q: TableDiffSql, claims: boolean): string | null {
@@ -97,7 +102,7 @@ async function exists(client: pg.Client, table: string): Promise<boolean> {
  */
 export class RepairScopes {
   readonly scopes: TableRepairScope[] = [];
-  /** Per table with a one-column key: the keys of rows the repair loads (their references then resolve). */
+  /** Per table with a one-column key: the keys of rows the repair brings back (references to them then resolve). */
   private readonly restoring = new Map<string, Set<string>>();
 
   /** The expected rows whose reference (any policy) points at a restored row: a condition on `r`, and its parameters. */
@@ -132,10 +137,8 @@ export class RepairScopes {
       for (const r of (await client.query<{ src: string }>(dedupeSql(q, contributions))).rows) documents.add(r.src);
       recompute = (await client.query<Record<string, string | null>>(`SELECT ${keyCols(q)} FROM ${REPAIR_KEYS}`)).rows.map((r) => q.keyIndexes.map((_, n) => r[`k${n}`] ?? null));
     } else {
-      for (const r of (await client.query<Record<string, string | null>>(expectedRowsSql(q))).rows) {
-        if (r.src) documents.add(r.src);
-        if (q.keyIndexes.length === 1 && r.k0 !== null) back.add(r.k0!);
-      }
+      for (const r of (await client.query<{ src: string | null }>(expectedRowsSql(q))).rows) if (r.src) documents.add(r.src);
+      if (q.keyIndexes.length === 1) for (const r of (await client.query<{ k: string | null }>(restoredKeysSql(q))).rows) if (r.k !== null) back.add(r.k);
       const extras = extrasSql(q, await exists(client, CLAIMS_TABLE));
       if (extras) {
         const rows = (await client.query<{ key: string; identity: string | null }>(extras, extras.includes('$1') ? [table.name] : [])).rows;
