@@ -58,7 +58,7 @@ function rejectsPath(run: RunPaths, collection: string): string {
 export async function extractCollection(outer: CollectionContext, plan: CollectionPlan): Promise<ExtractCollectionReport> {
   const requested = outer.requested ?? null;
   // A repair reads by `_id` through the same writer: only the session's documents differ.
-  const ctx = requested ? { ...outer, session: requestedSession(outer.session, requested) } : outer;
+  const ctx = requested ? { ...outer, session: requestedSession(outer.session, requested, outer.options.requestChunk) } : outer;
   const { options, session, run, now } = ctx;
   const name = plan.collection.name;
   const query: Document = requested ? { _id: { $in: run.relative(run.extractRequestedFile(name)) } } : collectionQuery(plan.collection.serverFilter, plan.from);

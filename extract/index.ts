@@ -18,6 +18,7 @@ import { mappingRecords, mappingWarnings, needsStoredWatermarks, planCollections
 import { readStoredState } from './watermark-store.ts';
 import { propagationScope, type ExtractPropagationRecord, type PropagationScope } from './live-ids.ts';
 import { planRepair, writeRecomputeFiles, type RepairPlan } from './repair-plan.ts';
+import { dumpRefused } from './requested-read.ts';
 
 export type { ExtractOptions, ExtractReport, ExtractProgressEvent, ExtractSource, ExtractCollectionReport } from './options.ts';
 
@@ -89,6 +90,7 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
 /** A repair run: the documents asked for, by `_id`; no watermark read or written, no delete propagation. */
 async function runRepairExtract(options: ExtractOptions, repair: RepairPlan, secrets: readonly string[], now: () => Date): Promise<ExtractReport> {
   options.signal?.throwIfAborted();
+  if (options.source.kind !== 'mongodb') throw dumpRefused();
   const scope = propagationScope(options.model, [], false);
   const session = await openSource(options.source, secrets, options.retry ?? DEFAULT_RETRY, options.signal);
   try {

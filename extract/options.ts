@@ -40,6 +40,8 @@ export interface ExtractOptions {
   readonly retry?: RetryPolicy;
   /** Bytes of NDJSON held in memory before a dump that is not in _id order spills to disk. */
   readonly sortChunkBytes?: number;
+  /** A repair: `_id`s one query names at once (default 1,000; tests shorten it). */
+  readonly requestChunk?: number;
   /** Least time between two collection-progress events (default 250 ms; 0: every 256 documents). */
   readonly progressEveryMs?: number;
   /** Clock of this machine (tests freeze it). */

@@ -62,17 +62,19 @@ export class RequestedIds {
  * cannot be read by `_id` without reading it whole: repair reads the live server, as diff does.
  */
 export function requestedSession(session: SourceSession, requested: RequestedIds, chunk = REQUEST_CHUNK): SourceSession {
-  if (session.clientSide) {
-    throw new SourceError('repair_needs_live_source', 'a repair reads documents by _id from the live MongoDB server, not from a dump', {
-      hint: 'point etl repair at the MongoDB server (MONGODB_URL or --mongo-url)',
-    });
-  }
+  if (session.clientSide) throw dumpRefused();
   return {
     ...session,
     documents: (request) => readRequested(session, requested, request, chunk),
     total: async () => requested.ids.length,
     count: async () => null,
   };
+}
+
+export function dumpRefused(): SourceError {
+  return new SourceError('repair_needs_live_source', 'a repair reads documents by _id from the live MongoDB server, not from a dump', {
+    hint: 'point etl repair at the MongoDB server (MONGODB_URL or --mongo-url)',
+  });
 }
 
 async function* readRequested(session: SourceSession, requested: RequestedIds, request: ReadRequest, chunk: number): AsyncGenerator<readonly SourceDocument[]> {
