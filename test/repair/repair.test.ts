@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ObjectId } from 'mongodb';
+import { Int32, ObjectId, type Document } from 'mongodb';
 import { useServers } from '../harness/index.ts';
 import { assertMirrors, contents, etl, Mirror, PIPELINE, query, type CliResult } from '../mirror/harness.ts';
 
@@ -167,12 +167,19 @@ test('etl repair with nothing to repair says so and stages nothing', async (t) =
   assert.deepEqual(await runFolders(m), runs, 'no run folder was made');
 });
 
+/** A users document whose `_id` is not an ObjectId (etl_claims keeps such documents). */
+const legacyUser = (_id: unknown, n: number) => {
+  const at = new Date('2024-01-15T10:00:00Z');
+  return { _id, firstname: 'Legacy', lastname: `User ${n}`, email: `legacy.${n}@example.org`, role: 'CUSTOMER', registered_events: [], creation_date: at, update_date: at };
+};
+
 test('etl repair removes the rows of a document deleted in MongoDB and picks up edits the watermark cannot see; --dry-run changes nothing', async (t) => {
   const m = await Mirror.open(t, servers);
   await m.sample(SCALE);
+  const db = await m.db();
+  await db.collection('users').insertMany([legacyUser('legacy-1', 1), legacyUser(new Int32(77), 2)] as unknown as Document[]);
   await m.incremental();
   const url = m.incrementalUrl;
-  const db = await m.db();
   // A user deleted in MongoDB (its links go with it; messages and coachings naming it are refused by a full run).
   const victim = (await query<{ user_id: string }>(url, `SELECT user_id FROM user_events ORDER BY user_id LIMIT 1`))[0]!.user_id;
   assert.equal((await db.collection('users').deleteOne({ _id: new ObjectId(victim) })).deletedCount, 1);
@@ -189,6 +196,9 @@ test('etl repair removes the rows of a document deleted in MongoDB and picks up 
   const quiet = await db.collection('users').findOne({ _id: { $ne: new ObjectId(victim) } }, { sort: { _id: -1 } });
   assert.ok(quiet);
   await db.collection('users').updateOne({ _id: quiet._id }, { $set: { firstname: 'Renamed Quietly' } });
+  // The same for documents whose `_id` is a string and an Int32: one deleted, one renamed.
+  await db.collection('users').deleteOne({ _id: 'legacy-1' } as unknown as Document);
+  await db.collection('users').updateOne({ _id: new Int32(77) } as unknown as Document, { $set: { firstname: 'Renamed Int' } });
 
   const tables = m.tables;
   const untouched = await contents(url, tables);
@@ -202,11 +212,33 @@ test('etl repair removes the rows of a document deleted in MongoDB and picks up 
   const text = await repair(m);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /^users_logbook /m, 'the deleted logbook document changed its (user, day) row');
-  assert.match(text.stdout, /^repair: \d+ differing rows in \d+ table\(s\) → \d+ documents read again \(2 gone\).* check: identical, in /m);
+  assert.match(text.stdout, /^repair: \d+ differing rows in \d+ table\(s\) → \d+ documents read again \(3 gone\).* check: identical, in /m);
   assert.deepEqual(await watermarks(url), marks, 'a repair moves no watermark');
   const after = await deepDiff(m);
   assert.equal(after.code, 0, `diff --deep is clean after the repair:\n${after.stdout}`);
   assert.equal((await query(url, `SELECT 1 FROM users WHERE id = $1`, [victim])).length, 0, 'the deleted user left');
   assert.equal((await query<{ firstname: string }>(url, `SELECT firstname FROM users WHERE id = $1`, [quiet._id.toHexString()]))[0]?.firstname, 'Renamed Quietly');
+  assert.equal((await query(url, `SELECT 1 FROM users WHERE id = 'legacy-1'`)).length, 0, 'the deleted string-_id user left');
+  assert.equal((await query<{ firstname: string }>(url, `SELECT firstname FROM users WHERE id = '77'`))[0]?.firstname, 'Renamed Int');
   await assertMirrors(m.model, url, await m.reference());
+});
+
+test('etl repair --tables repairs only those tables; an unknown table is a usage error', async (t) => {
+  const m = await Mirror.open(t, servers);
+  await m.sample(SCALE);
+  await m.incremental();
+  const url = m.incrementalUrl;
+  await query(url, `UPDATE users SET lastname = 'Corrupted' WHERE id = (SELECT min(id) FROM users)`);
+  await query(url, `UPDATE companies SET name = 'Corrupted' WHERE id = (SELECT min(id) FROM companies)`);
+
+  const unknown = await repair(m, ['--tables', 'users,nope']);
+  assert.equal(unknown.code, 2, unknown.stderr);
+  assert.match(unknown.stderr, /unknown table "nope"/);
+
+  const report = parseRepair(await repair(m, ['--json', '--tables', 'users']));
+  assert.deepEqual(report.repair.map((r) => [r.table, r.different, r.documents]), [['users', 1, 1]]);
+  assert.equal((await against(m, 'diff', ['--deep', '--tables', 'users'])).code, 0);
+  const all = await deepDiff(m);
+  assert.equal(all.code, 1, 'companies was left as it was');
+  assert.match(all.stdout, /^companies .* DIFF$/m);
 });
