@@ -100,7 +100,10 @@ function reconcileStrategy(
   } else {
     check(table, 'documents = rows + rejected + Σ skipped', t.documents, [[t.rows, 'rows'], [t.rejected, 'rejected'], ...sumParts(t.skipped)]);
   }
-  if (t.keys && t.unkeyed !== undefined) check(table, 'documents = data rows of the keys file + unkeyed', t.documents, [[t.keys.records, 'keys'], [t.unkeyed, 'unkeyed']]);
+  // A repair run also names the documents it asked for and did not find (absent).
+  if (t.keys && t.unkeyed !== undefined && t.absent !== undefined) {
+    check(table, 'documents + absent = data rows of the keys file + unkeyed', t.documents + t.absent, [[t.keys.records, 'keys'], [t.unkeyed, 'unkeyed']]);
+  } else if (t.keys && t.unkeyed !== undefined) check(table, 'documents = data rows of the keys file + unkeyed', t.documents, [[t.keys.records, 'keys'], [t.unkeyed, 'unkeyed']]);
   if (t.strategy === 'dedupe' && t.dedupe) {
     check(table, 'dedupe: superseded documents = skipped "superseded"', t.dedupe.superseded, [[t.skipped?.superseded ?? 0, '']]);
     if (t.contrib) check(table, 'dedupe: data rows of the contributions file = rows + superseded', t.contrib.records, [[t.rows, 'rows'], [t.dedupe.superseded, 'superseded']]);

@@ -18,6 +18,7 @@ const commands: Record<string, () => Promise<{ default: Command }>> = {
   sample: () => import('./commands/sample.ts'),
   status: () => import('./commands/status.ts'),
   diff: () => import('./commands/diff.ts'),
+  repair: () => import('./commands/repair.ts'),
   refresh: () => import('./commands/refresh.ts'),
   pack: () => import('./commands/pack.ts'),
   verify: () => import('./commands/verify.ts'),

@@ -35,6 +35,8 @@ export interface StageFlow<R> {
   render(report: R, ctx: CommandContext): void;
   /** The last line: what was done, totals and elapsed time. */
   finalLine(report: R, elapsedMs: number, ctx: CommandContext): string;
+  /** The exit code of a finished report (default 0; `etl repair` says 1 when differences remain). */
+  exitCode?(report: R): number;
 }
 
 export async function runStageFlow<R>(ctx: CommandContext, flow: StageFlow<R>): Promise<number> {
@@ -49,13 +51,14 @@ export async function runStageFlow<R>(ctx: CommandContext, flow: StageFlow<R>): 
   } finally {
     await endpoints.close();
   }
+  const code = flow.exitCode?.(report) ?? 0;
   if (flow.json) {
     writeJson(ctx.stdout, flow.toJson ? flow.toJson(report) : { ok: true, ...report });
-    return 0;
+    return code;
   }
   if (ctx.verbosity !== 'quiet') flow.render(report, ctx);
   ctx.stdout.write(`${flow.finalLine(report, Date.now() - started, ctx)}\n`);
-  return 0;
+  return code;
 }
 
 /** The flags every stage command takes. */

@@ -16,6 +16,7 @@ import { ExtractRejectsFile } from './rejects-file.ts';
 import type { ReadRequest, SourceSession } from './source-session.ts';
 import { undatedWarning } from './undated-census.ts';
 import { collectionQuery, type CollectionPlan } from './watermark-plan.ts';
+import { requestedSession, writeRequestedFile, type RequestedIds } from './requested-read.ts';
 
 export interface CollectionContext {
   readonly options: ExtractOptions;
@@ -23,6 +24,8 @@ export interface CollectionContext {
   readonly run: RunPaths;
   readonly scope: PropagationScope;
   readonly now: () => Date;
+  /** A repair run: the `_id`s to read from this collection (null: a read by date). */
+  readonly requested?: RequestedIds | null;
 }
 
 function topLevelFields(projection: readonly string[]): string[] {
@@ -52,10 +55,13 @@ function rejectsPath(run: RunPaths, collection: string): string {
   return run.extractFile(collection).replace(/\.ndjson$/, '.rejects.ndjson');
 }
 
-export async function extractCollection(ctx: CollectionContext, plan: CollectionPlan): Promise<ExtractCollectionReport> {
+export async function extractCollection(outer: CollectionContext, plan: CollectionPlan): Promise<ExtractCollectionReport> {
+  const requested = outer.requested ?? null;
+  // A repair reads by `_id` through the same writer: only the session's documents differ.
+  const ctx = requested ? { ...outer, session: requestedSession(outer.session, requested, outer.options.requestChunk) } : outer;
   const { options, session, run, now } = ctx;
   const name = plan.collection.name;
-  const query: Document = collectionQuery(plan.collection.serverFilter, plan.from);
+  const query: Document = requested ? { _id: { $in: run.relative(run.extractRequestedFile(name)) } } : collectionQuery(plan.collection.serverFilter, plan.from);
   const started = now();
   const t0 = performance.now();
   const warnings: string[] = [];
@@ -76,7 +82,7 @@ export async function extractCollection(ctx: CollectionContext, plan: Collection
     },
   };
   const exists = await session.hasCollection(name);
-  const progress = startProgress(ctx, name, request, exists, plan, t0);
+  const progress = startProgress(ctx, name, request, exists, plan, t0, requested?.ids.length);
   if (!exists) warn(`collection "${name}" does not exist in the source: 0 documents, empty file`);
 
   const read = await readDocuments(ctx, name, request, exists, progress);
@@ -96,7 +102,8 @@ export async function extractCollection(ctx: CollectionContext, plan: Collection
   const record: ExtractCollectionRecord = {
     ...documentsRecord(ctx, name, read),
     filter: EJSON.serialize(query, { relaxed: false }),
-    watermark: { from: plan.from?.toISOString() ?? null, ...nextWatermark(ctx, read.written) },
+    // A repair read gives no watermark: it says which `_id`s it asked for and found instead.
+    ...(requested ? { requested: await writeRequestedFile(run, name, requested) } : { watermark: { from: plan.from?.toISOString() ?? null, ...nextWatermark(ctx, read.written) } }),
     order: read.order,
     retries,
     warnings,
@@ -139,7 +146,7 @@ interface Progress {
   onProgress(f: { documents: number; scanned: number }): void;
 }
 
-function startProgress(ctx: CollectionContext, name: string, request: ReadRequest, exists: boolean, plan: CollectionPlan, t0: number): Progress {
+function startProgress(ctx: CollectionContext, name: string, request: ReadRequest, exists: boolean, plan: CollectionPlan, t0: number, requested?: number): Progress {
   const { options, session } = ctx;
   // The total is for the progress display only: asked in parallel, never waited for.
   let total: number | null = exists ? null : 0;
@@ -149,7 +156,7 @@ function startProgress(ctx: CollectionContext, name: string, request: ReadReques
       () => undefined,
     );
   }
-  options.onProgress?.({ kind: 'collection_started', collection: name, total, from: plan.from?.toISOString() ?? null });
+  options.onProgress?.({ kind: 'collection_started', collection: name, total, from: plan.from?.toISOString() ?? null, ...(requested !== undefined ? { requested } : {}) });
   return {
     onProgress: (f) => options.onProgress?.({ kind: 'collection_progress', collection: name, ...f, total, elapsedMs: performance.now() - t0 }),
   };
@@ -203,7 +210,7 @@ async function readDocuments(ctx: CollectionContext, name: string, request: Read
   }
 }
 
-function nextWatermark(ctx: CollectionContext, written: WrittenCollection): Pick<ExtractCollectionRecord['watermark'], 'next' | 'next_basis'> {
+function nextWatermark(ctx: CollectionContext, written: WrittenCollection): Pick<NonNullable<ExtractCollectionRecord['watermark']>, 'next' | 'next_basis'> {
   const margin = ctx.options.model.settings.watermarkMarginSeconds * 1000;
   const clock = ctx.session.serverClock;
   if (clock) return { next: new Date(clock.getTime() - margin).toISOString(), next_basis: 'server_clock' };

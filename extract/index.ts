@@ -18,6 +18,8 @@ import { openSource, type SourceSession } from './source-session.ts';
 import { mappingRecords, mappingWarnings, needsStoredWatermarks, planCollections, type CollectionPlan } from './watermark-plan.ts';
 import { readStoredState } from './watermark-store.ts';
 import { propagationScope, type ExtractPropagationRecord, type PropagationScope } from './live-ids.ts';
+import { planRepair, writeRecomputeFiles, type RepairPlan } from './repair-plan.ts';
+import { dumpRefused } from './requested-read.ts';
 
 export type { ExtractOptions, ExtractReport, ExtractProgressEvent, ExtractSource, ExtractCollectionReport } from './options.ts';
 
@@ -37,6 +39,8 @@ interface ExtractRun {
   readonly tables: readonly string[];
   readonly plans: readonly CollectionPlan[];
   readonly scope: PropagationScope;
+  /** A repair run (the plans' `from` then means "by `_id`"): no watermark read or written, no delete propagation. */
+  readonly repair: RepairPlan | null;
 }
 
 export async function runExtract(options: ExtractOptions): Promise<ExtractReport> {
@@ -44,10 +48,17 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
   const since = options.since ?? null;
   if (since && Number.isNaN(since.getTime())) throw new UsageError('bad_since', 'the --since date is not a valid date');
   const tables = selectTables(options.model, options.tables);
-  const scope = propagationScope(options.model, tables, options.propagateDeletes === true);
+  const now = options.now ?? (() => new Date());
   options.signal?.throwIfAborted();
-  const plans = await planReads(options, tables, secrets);
-  const x: ExtractRun = { options, secrets, now: options.now ?? (() => new Date()), tables, plans, scope };
+  let x: ExtractRun;
+  if (options.repair) {
+    if (options.source.kind !== 'mongodb') throw dumpRefused();
+    const repair = planRepair(options.model, tables, options.repair);
+    x = { options, secrets, now, tables: repair.tables, plans: repair.plans, scope: propagationScope(options.model, [], false), repair };
+  } else {
+    const scope = propagationScope(options.model, tables, options.propagateDeletes === true);
+    x = { options, secrets, now, tables, plans: await planReads(options, tables, secrets), scope, repair: null };
+  }
   const session = await openSource(options.source, secrets, options.retry ?? DEFAULT_RETRY, options.signal);
   try {
     return await extractAll(x, session);
@@ -108,12 +119,13 @@ async function startRun(x: ExtractRun, session: SourceSession): Promise<{ run: R
     status: 'running',
     started_at: startedAt.toISOString(),
     ended_at: null,
-    full: x.plans.every((p) => p.from === null),
+    full: x.repair === null && x.plans.every((p) => p.from === null),
     server_started_at: session.serverClock?.toISOString() ?? null,
     tables: [...x.tables],
     collections: {},
     // Per table: the mapping fingerprint planned with (load stores it with the watermark).
-    mappings: mappingRecords(x.plans),
+    // A repair moves no watermark, so stores no fingerprint either.
+    ...(x.repair ? {} : { mappings: mappingRecords(x.plans) }),
     warnings: [...session.warnings, ...mappingWarnings(x.plans)],
     ...(propagation ? { propagate_deletes: propagation } : {}),
   };
@@ -127,6 +139,7 @@ async function startRun(x: ExtractRun, session: SourceSession): Promise<{ run: R
     stages: { extract: section },
   };
   await writeFileAtomic(run.pipelineCopy, pipelineBytes);
+  if (x.repair) section.repair = await writeRecomputeFiles(run, model, x.repair, x.options.repair!);
   await writeManifest(run, manifest);
   return { run, manifest, section };
 }
@@ -139,7 +152,8 @@ function propagationRecord(scope: PropagationScope): ExtractPropagationRecord | 
 /** One collection into the run; its record goes into the manifest at once. */
 async function extractOne(x: ExtractRun, session: SourceSession, run: RunPaths, section: ExtractRunSection, plan: CollectionPlan): Promise<ExtractCollectionReport> {
   x.options.signal?.throwIfAborted();
-  const report = await extractCollection({ options: x.options, session, run, scope: x.scope, now: x.now }, plan);
+  const requested = x.repair?.requested.get(plan.collection.name) ?? null;
+  const report = await extractCollection({ options: x.options, session, run, scope: x.scope, now: x.now, requested }, plan);
   section.collections[plan.collection.name] = recordOf(report);
   x.options.onProgress?.({ kind: 'collection_done', collection: plan.collection.name, record: recordOf(report), seconds: report.seconds });
   for (const w of report.warnings ?? []) section.warnings!.push(`${plan.collection.name}: ${w}`);

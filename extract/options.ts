@@ -33,15 +33,36 @@ export interface ExtractOptions extends StageOptions<ExtractProgressEvent> {
   readonly retry?: RetryPolicy;
   /** Bytes of NDJSON held in memory before a dump that is not in _id order spills to disk. */
   readonly sortChunkBytes?: number;
+  /** A repair: `_id`s one query names at once (default 1,000; tests shorten it). */
+  readonly requestChunk?: number;
   /** Least time between two collection-progress events (default 250 ms; 0: every 256 documents). */
   readonly progressEveryMs?: number;
   /** Clock of this machine (tests freeze it). */
   readonly now?: () => Date;
+  /**
+   * A repair run (`etl repair`): read exactly these documents by `_id` from the live server, no
+   * date window, no server filter, no delete propagation; the run records no watermark (a load of
+   * it moves none) and is never complete.
+   */
+  readonly repair?: RepairRequest;
+}
+
+/** What a repair run reads and asks load to recompute (extract/repair-plan.ts). */
+export interface RepairRequest {
+  /** Per collection: the `_id`s to read, as MongoDB holds them (ObjectId, string, Int32…). */
+  readonly ids: ReadonlyMap<string, readonly unknown[]>;
+  /**
+   * Per dedupe table: keys whose row load recomputes from their contributions whatever the run
+   * stages (a key no document contributes to leaves the table), as the PostgreSQL text of the
+   * dedupe key's columns, in key order.
+   */
+  readonly recompute: ReadonlyMap<string, readonly (readonly (string | null)[])[]>;
 }
 
 export type ExtractProgressEvent =
   | (StageStarted & { readonly collections: readonly string[] })
-  | { readonly kind: 'collection_started'; readonly collection: string; readonly total: number | null; readonly from: string | null }
+  /** `requested`: a repair run reads this many `_id`s of the collection. */
+  | { readonly kind: 'collection_started'; readonly collection: string; readonly total: number | null; readonly from: string | null; readonly requested?: number }
   | {
       readonly kind: 'collection_progress';
       readonly collection: string;

@@ -31,7 +31,7 @@ export async function readStoredState(postgres: PostgresConfig, secrets: readonl
   try {
     const rows = (await readWatermarkRows(client, tables)) ?? [];
     const unrecorded = rows.filter((r) => r.fingerprint === null).map((r) => r.table);
-    const last = unrecorded.length ? await readLastRuns(client, unrecorded) : null;
+    const last = unrecorded.length ? await readLastRuns(client, unrecorded, false) : null;
     return {
       watermarks: new Map(rows.map((r) => [r.table, r.watermark])),
       fingerprints: new Map(rows.map((r) => [r.table, r.fingerprint])),

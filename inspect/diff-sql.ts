@@ -55,7 +55,7 @@ const cell = (i: number) => ident(`c${i}`);
 const keyCol = (i: number) => ident(`k${i}`);
 
 /** `CAST(e.c3 AS DATE)::text`, or `e.c3` for text types: the canonical text of an expected cell. */
-function canonical(alias: string, i: number, t: SqlType): string {
+export function canonical(alias: string, i: number, t: SqlType): string {
   const ty = castType(t);
   return ty === null ? `${alias}.${cell(i)}` : `CAST(${alias}.${cell(i)} AS ${ty})::text`;
 }

@@ -38,6 +38,7 @@ import { scanShared, streamedSource, type ExpectedSource } from './shared-scan.t
 import { selectTables } from '../model/select-tables.ts';
 import { CHANGED, EXPECTED, EXTRA, keyOf, MISSING, ROWS, TableDiffSql } from './diff-sql.ts';
 import { compiled, ROLLBACK, runSql, type CompiledQuery } from '../schema/sql.ts';
+import type { RepairScopes } from './repair-scope.ts';
 
 export interface DiffOptions {
   readonly model: PipelineModel;
@@ -54,6 +55,11 @@ export interface DiffOptions {
   readonly describe?: { readonly mongo: string; readonly postgres: string };
   readonly signal?: AbortSignal;
   readonly onProgress?: (event: DiffProgress) => void;
+  /**
+   * `etl repair`: given each comparable table, with its comparison's temporary tables, to list the
+   * documents and keys of every differing row in full (inspect/repair-scope.ts).
+   */
+  readonly repairScopes?: RepairScopes;
 }
 
 export type DiffProgress =
@@ -252,6 +258,7 @@ async function diffTable(
     const expected = await expectedFigures(run, mapper, skipped);
     const found = problem === null ? await compareWithLive(run, expected.rejected.count, options.deep === true) : await nothingToCompare(run, live !== null, expected.rows);
     const identical = problem === null && found.missing.count === 0 && found.extra.count === 0 && (found.different?.count ?? 0) === 0;
+    if (problem === null) await options.repairScopes?.collect(client, q, { identical, deep: options.deep === true });
     return {
       table: table.name,
       collection: table.collection,

@@ -64,6 +64,15 @@ export function copyLiveSql(s: TableShape, options: string): string {
   return `COPY ${s.temps.live} (k) FROM STDIN WITH ${options}`;
 }
 
+/** dedupe, repair runs: keys whose row is recomputed from the contributions whatever the run stages. */
+export function createRecomputeTableSql(s: TableShape): CompiledQuery {
+  return compiled(`CREATE TEMP TABLE ${s.temps.recompute} (${columnDefs(s.key)}) ON COMMIT DROP`);
+}
+
+export function copyRecomputeSql(s: TableShape, options: string): string {
+  return `COPY ${s.temps.recompute} (${list(s.key)}) FROM STDIN WITH ${options}`;
+}
+
 export function analyzeSql(table: SqlIdent): CompiledQuery {
   // Temp tables are never analyzed by autovacuum; without statistics the planner may pick a nested
   // loop for the anti-joins below on a million rows.

@@ -24,6 +24,8 @@ export interface ContributionScope {
   readonly keys: boolean;
   /** The live temp table holds the document ids that still exist (delete propagation). */
   readonly live: boolean;
+  /** A repair run: the recompute temp table holds keys to recompute whatever the run stages. */
+  readonly recompute?: boolean;
 }
 
 function replacedCondition(s: TableShape, scope: ContributionScope): string {
@@ -38,12 +40,13 @@ function replacedCondition(s: TableShape, scope: ContributionScope): string {
 const state = (s: TableShape) => s.contributions!;
 const keyList = (s: TableShape, alias = '') => list(s.key, alias);
 
-/** The keys whose row must be recomputed: those of the replaced contributions and of the staged ones. */
+/** The keys whose row must be recomputed: those of the replaced contributions and of the staged ones (and a repair's). */
 function touchedSql(s: TableShape, scope: ContributionScope): CompiledQuery {
+  const asked = scope.recompute ? ` UNION ALL SELECT ${keyList(s, 'r.')} FROM ${s.temps.recompute} AS r` : '';
   return compiled(
     `CREATE TEMP TABLE ${s.temps.touched} ON COMMIT DROP AS SELECT DISTINCT ${keyList(s)} FROM (` +
       `SELECT ${keyList(s, 'c.')} FROM ${state(s)} AS c WHERE ${replacedCondition(s, scope)} ` +
-      `UNION ALL SELECT ${keyList(s, 'n.')} FROM ${s.temps.contrib} AS n) AS x`,
+      `UNION ALL SELECT ${keyList(s, 'n.')} FROM ${s.temps.contrib} AS n${asked}) AS x`,
   );
 }
 

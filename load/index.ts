@@ -89,7 +89,9 @@ async function recordLedger(ctx: LoadContext, plan: LoadPlan, report: LoadReport
     const rejects = outcome.rejects.find((x) => x.table === r.table);
     const file: FileRecord | null = rejects ? { file: rejects.file, bytes: rejects.figures.bytes, sha256: rejects.figures.sha256, records: rejects.figures.lines } : null;
     const deletions = report.deletions ? { deletions: report.deletions.tables.find((d) => d.table === r.table) ?? null } : {};
-    await recordTable(ctx.session.client, plan.paths.runId, r.table, plan.model.sha256, { ...tableRecord(r, file), ...deletions });
+    // A repair re-read a few documents: it says nothing of which mapping the table's other rows follow.
+    const repair = ctx.repair ? { repair: true } : {};
+    await recordTable(ctx.session.client, plan.paths.runId, r.table, plan.model.sha256, { ...tableRecord(r, file), ...deletions, ...repair });
   }
 }
 

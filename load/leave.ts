@@ -24,6 +24,8 @@ export interface Scope {
   readonly touched: boolean;
   /** Delete propagation: the live temp table holds the keys of the rows the table may hold. */
   readonly live: boolean;
+  /** dedupe, repair runs: the recompute temp table holds keys to recompute. */
+  readonly recompute?: boolean;
   /** Documents the run read for the table (the guard against emptying a table by mistake). */
   readonly documents: number;
 }

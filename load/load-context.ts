@@ -5,7 +5,7 @@ import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { edgesOf, type Edge } from './foreign-keys.ts';
 import { GoneRows } from './gone-rows.ts';
-import type { LoadPlan } from './plan.ts';
+import { isRepair, type LoadPlan } from './plan.ts';
 import type { LoadSession } from './session.ts';
 import { tableShape, type TableShape } from './shape.ts';
 
@@ -20,6 +20,8 @@ export interface LoadContext {
   readonly allowDeleteAll: boolean;
   /** A batch of at least this many rows into an empty table takes the bulk paths. */
   readonly bulkRows: number;
+  /** A repair run (`etl repair`): no watermark moves, no table is truncated. */
+  readonly repair: boolean;
   shapeOf(table: string): TableShape;
   /** What transform recorded for a table of the run. */
   staged(table: string): TransformTableRecord;
@@ -39,6 +41,7 @@ export function loadContext(session: LoadSession, plan: LoadPlan, o: { allowDele
     edges,
     allowDeleteAll: o.allowDeleteAll,
     bulkRows: o.bulkRows,
+    repair: isRepair(plan),
     shapeOf: (table) => shapes.get(table)!,
     staged: (table) => plan.manifest.stages.transform!.tables[table]!,
   };

@@ -41,6 +41,11 @@ export function nextWatermark(plan: LoadPlan, table: string): string | null {
   return plan.manifest.stages.extract?.collections[collection]?.watermark?.next ?? null;
 }
 
+/** A repair run (`etl repair`): it read documents by `_id`, so it moves no watermark and truncates nothing. */
+export function isRepair(plan: Pick<LoadPlan, 'manifest'>): boolean {
+  return plan.manifest.stages.extract?.repair !== undefined;
+}
+
 /** The mapping fingerprint of the table now, and what the run's extract planned with (issue 16). */
 export function plannedMapping(plan: LoadPlan, table: string): { current: string; planned: PlannedMapping | null } {
   const record = plan.manifest.stages.extract?.mappings?.[table];

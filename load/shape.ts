@@ -33,6 +33,8 @@ export interface TempTables {
   readonly live: SqlIdent;
   /** Keys two source documents claim (load/claims.ts). */
   readonly contested: SqlIdent;
+  /** dedupe, repair runs: keys recomputed whatever the run stages. */
+  readonly recompute: SqlIdent;
 }
 
 export interface TableShape {
@@ -82,7 +84,7 @@ export function columnTypeSql(t: SqlType): string {
 
 function tempTables(index: number): TempTables {
   const t = (what: string) => ident(`etl_${what}_${index}`);
-  return { stage: t('stage'), keys: t('keys'), rejects: t('rejects'), contrib: t('contrib'), touched: t('touched'), gone: t('gone'), live: t('live'), contested: t('contested') };
+  return { stage: t('stage'), keys: t('keys'), rejects: t('rejects'), contrib: t('contrib'), touched: t('touched'), gone: t('gone'), live: t('live'), contested: t('contested'), recompute: t('recompute') };
 }
 
 /** Temp table name → the real table, so messages never show our internal names. */

@@ -15,10 +15,12 @@ import {
   copyContribSql,
   copyKeysSql,
   copyLiveSql,
+  copyRecomputeSql,
   copyStageSql,
   createContribTableSql,
   createKeysTableSql,
   createLiveTableSql,
+  createRecomputeTableSql,
   createStageTableSql,
   scopeColumn,
 } from './batch-sql.ts';
@@ -112,6 +114,14 @@ export async function copyContributions(session: LoadSession, paths: RunPaths, s
   const copied = await copyStaged(session, paths, stagedFile(paths, record, columns), copyContribSql(shape, COPY_CSV_OPTIONS));
   await session.run(analyzeSql(shape.temps.contrib));
   return copied;
+}
+
+/** dedupe, repair runs: the keys to recompute into their temp table. */
+export async function copyRecompute(session: LoadSession, paths: RunPaths, shape: TableShape, record: FileRecord): Promise<number> {
+  await session.run(createRecomputeTableSql(shape));
+  const copied = await copyStaged(session, paths, stagedFile(paths, record, shape.key.map((c) => c.name)), copyRecomputeSql(shape, COPY_CSV_OPTIONS));
+  await session.run(analyzeSql(shape.temps.recompute));
+  return copied.rowCount;
 }
 
 /** Delete propagation: the live keys file into its temp table. */

@@ -26,7 +26,7 @@ import { referenceChecks, resolveMissingReferences, type PlannedCheck } from './
 import { writeLoadRejects } from './rejects-file.ts';
 import { settleTable, type SettleFigures } from './settle.ts';
 import { tempNamesOf, type TableShape } from './shape.ts';
-import { copyBatch, copyContributions, copyLive, copyScope, stagedFile, type StagedFile } from './stage-files.ts';
+import { copyBatch, copyContributions, copyLive, copyRecompute, copyScope, stagedFile, type StagedFile } from './stage-files.ts';
 import type { LoadPhase } from './options.ts';
 
 export interface TableStepResult {
@@ -78,7 +78,8 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
     session.emit({ kind: 'table_phase', table: name, phase: p });
   };
   phase('copy', 'COPY');
-  const truncated = table.forceReimport && table.truncateBeforeImport ? await truncateCascade(ctx, shape, () => phase('truncate', 'TRUNCATE … CASCADE')) : [];
+  // A repair stages a few documents: emptying the table first would lose every other row.
+  const truncated = table.forceReimport && table.truncateBeforeImport && !ctx.repair ? await truncateCascade(ctx, shape, () => phase('truncate', 'TRUNCATE … CASCADE')) : [];
   const scope = await stageScope(ctx, shape, staged);
   const batch = await loadBatch(ctx, shape, staged, scope, checks, phase);
   phase('merge', 'removing the rows that left the table');
@@ -125,7 +126,10 @@ async function stageScope(ctx: LoadContext, shape: TableShape, staged: Transform
     liveCount = await copyLive(session, paths, shape, live);
     if (liveCount === 0 && !ctx.allowDeleteAll) await refuseEmptyLiveSet(ctx, shape, live);
   }
-  return { complete, keys: keysNeeded, touched: shape.kind === 'dedupe_upsert', live: live !== null, documents: staged.documents, liveCount };
+  // A repair run names dedupe keys to recompute whatever it stages (a key nobody contributes to leaves).
+  const recompute = shape.kind === 'dedupe_upsert' && staged.recompute !== undefined;
+  if (recompute) await copyRecompute(session, paths, shape, staged.recompute!);
+  return { complete, keys: keysNeeded, touched: shape.kind === 'dedupe_upsert', live: live !== null, recompute, documents: staged.documents, liveCount };
 }
 
 async function refuseEmptyLiveSet(ctx: LoadContext, shape: TableShape, live: FileRecord): Promise<void> {

@@ -54,19 +54,29 @@ async function stepTable(ctx: LoadContext, plan: LoadPlan, toLoad: readonly stri
   for (const emptied of result.truncated) {
     if (!p.truncated.includes(emptied)) p.truncated.push(emptied);
     const collection = ctx.model.tables.get(emptied)?.collection ?? '';
-    const readInFull = toLoad.includes(emptied) && plan.manifest.stages.extract?.collections[collection]?.watermark.from === null;
+    const readInFull = toLoad.includes(emptied) && plan.manifest.stages.extract?.collections[collection]?.watermark?.from === null;
     if (!readInFull && ctx.model.tables.has(emptied)) {
       await forgetWatermark(ctx.session.client, emptied);
       p.frozen.add(emptied);
       p.warnings.push(`${emptied} was emptied by TRUNCATE ${name} CASCADE and this run did not read it in full: its watermark was removed, so the next extract reads it in full`);
     }
   }
-  const next = nextWatermark(plan, name);
-  if (next && !p.frozen.has(name)) await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name));
-  else if (!next) p.warnings.push(`${name}: the run records no extract watermark for collection ${ctx.model.tables.get(name)!.collection}; the watermark was not moved`);
+  await moveWatermark(ctx, plan, name, p);
   const report = tableReport(result, await pendingOf(ctx, name, result.settle));
   p.reports.push(report);
   ctx.session.emit({ kind: 'table_done', table: name, report });
+}
+
+/**
+ * The table's watermark moves to the instant this run's extract guarantees. A repair guarantees
+ * none (it read documents by `_id`): watermark and fingerprint stay, so the next run reads what it
+ * would have read without the repair.
+ */
+async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: Progress): Promise<void> {
+  if (ctx.repair) return;
+  const next = nextWatermark(plan, name);
+  if (next && !p.frozen.has(name)) await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name));
+  else if (!next) p.warnings.push(`${name}: the run records no extract watermark for collection ${ctx.model.tables.get(name)!.collection}; the watermark was not moved`);
 }
 
 async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<void> {

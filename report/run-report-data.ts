@@ -62,13 +62,10 @@ export async function gatherRunReport(paths: RunPaths, manifest: Manifest, histo
     ];
     tables.push({ table, transform, load, rejects });
   }
-  const watermarks = Object.entries(manifest.stages.extract?.collections ?? {}).map(([collection, c]) => ({
-    collection,
-    from: c.watermark.from,
-    next: c.watermark.next,
-    basis: c.watermark.next_basis ?? null,
-    documents: c.documents,
-  }));
+  // A repair run reads documents by `_id`, not a date window: it has no watermark to show.
+  const watermarks = Object.entries(manifest.stages.extract?.collections ?? {}).flatMap(([collection, c]) =>
+    c.watermark ? [{ collection, from: c.watermark.from, next: c.watermark.next, basis: c.watermark.next_basis ?? null, documents: c.documents }] : [],
+  );
   return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), tables, identities: reconcile(manifest), watermarks, history };
 }
 

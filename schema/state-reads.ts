@@ -52,22 +52,24 @@ export async function readWatermarkRows(client: Queryable, tables: readonly stri
   return r.rows.map((w) => ({ table: w.table_name, watermark: w.watermark, runId: w.run_id, updatedAt: w.updated_at, fingerprint: w.fingerprint }));
 }
 
-function lastRunsSql(tables: readonly string[] | null): CompiledQuery {
+function lastRunsSql(tables: readonly string[] | null, withRepairs: boolean): CompiledQuery {
   const f = tableFilter(tables);
+  const repairs = withRepairs ? '' : `${f.where ? ' AND' : ' WHERE'} NOT coalesce((summary->>'repair')::boolean, false)`;
   return compiled(
     `SELECT DISTINCT ON (table_name) run_id, table_name, loaded_at, pipeline_sha256, summary, count(*) OVER (PARTITION BY table_name) AS applied ` +
-      `FROM ${runs}${f.where} ORDER BY table_name, loaded_at DESC, run_id DESC`,
+      `FROM ${runs}${f.where}${repairs} ORDER BY table_name, loaded_at DESC, run_id DESC`,
     f.parameters,
   );
 }
 
 /**
  * Per table of `tables` (null: every table), the run applied last (latest loaded_at, then greatest
- * run id) and how many were applied; null when etl_runs does not exist.
+ * run id) and how many were applied; null when etl_runs does not exist. Without `withRepairs`, repair
+ * runs do not count: they re-read a few documents, not the table (the pipeline a table was read with).
  */
-export async function readLastRuns(client: Queryable, tables: readonly string[] | null): Promise<Map<string, LastRunRow> | null> {
+export async function readLastRuns(client: Queryable, tables: readonly string[] | null, withRepairs = true): Promise<Map<string, LastRunRow> | null> {
   if (!(await existingTables(client, [RUNS_TABLE])).has(RUNS_TABLE)) return null;
-  const r = await runSql<{ run_id: string; table_name: string; loaded_at: Date; pipeline_sha256: string; summary: Record<string, unknown>; applied: string }>(client, lastRunsSql(tables));
+  const r = await runSql<{ run_id: string; table_name: string; loaded_at: Date; pipeline_sha256: string; summary: Record<string, unknown>; applied: string }>(client, lastRunsSql(tables, withRepairs));
   return new Map(
     r.rows.map((row) => [
       row.table_name,

@@ -10,8 +10,17 @@ export interface ExtractCollectionRecord extends FileRecord {
    * next_basis: how `next` was found — "server_clock" (the live server's clock at the extract's
    * start, minus the margin), "dump_dates" (latest creation/update date seen in the dump, capped at
    * this machine's clock, minus the margin) or "dump_no_dates" (no date in the dump: the epoch).
+   * Absent in a repair run (`requested`): it read chosen documents, not a date window, so a load of
+   * it moves no watermark.
    */
-  watermark: { from: string | null; next: string; next_basis?: 'server_clock' | 'dump_dates' | 'dump_no_dates' };
+  watermark?: { from: string | null; next: string; next_basis?: 'server_clock' | 'dump_dates' | 'dump_no_dates' };
+  /**
+   * A repair run (`etl repair`): the collection was read by `_id`, exactly the documents listed in
+   * this file (extract/<collection>.requested.ndjson, one `{"_id": …, "found": true|false}` a line,
+   * in `_id` order). Transform names the ones not found in each table's keys file, so load removes
+   * what they owned.
+   */
+  requested?: ExtractRequestedRecord;
   /** Documents written (equals records). */
   documents: number;
   /**
@@ -41,6 +50,32 @@ export interface ExtractCollectionRecord extends FileRecord {
   tables: string[];
   /** Delete propagation: the collection's whole `_id` set (extract/<collection>.ids.ndjson). */
   ids?: ExtractIdsRecord;
+}
+
+/** What a repair run asked of a collection (extract.collections[c].requested). */
+export interface ExtractRequestedRecord extends FileRecord {
+  /** `_id`s asked for (= records). */
+  ids: number;
+  /** Of those, found in the collection (and staged in the NDJSON file, unless extract rejected them). */
+  found: number;
+  /** Not found: deleted since the last load, or never there. */
+  absent: number;
+}
+
+/**
+ * The run is a repair (`etl repair`, extract.repair): per collection the `_id`s it read, and per
+ * dedupe table the keys load recomputes from their contributions whatever this run stages
+ * (extract/<table>.recompute.csv, the key columns as PostgreSQL text; a key no document contributes
+ * to any more leaves the table).
+ */
+export interface ExtractRepairRecord {
+  requested: Record<string, number>;
+  recompute: Record<string, ExtractRecomputeRecord>;
+}
+
+export interface ExtractRecomputeRecord extends FileRecord {
+  /** The file's header: the table's dedupe key. */
+  columns: string[];
 }
 
 /** Documents no watermark can place: how many, and per date field what it held (`missing`, or a $type alias: null, string…). */
@@ -103,6 +138,8 @@ export interface ExtractSection extends StageSectionBase {
   warnings?: string[];
   /** Present when deletes propagate for some table of this run. */
   propagate_deletes?: ExtractPropagationRecord | null;
+  /** Present in a repair run (`etl repair`): it moves no watermark and is never complete. */
+  repair?: ExtractRepairRecord;
   /**
    * Per table of this run: the fingerprint of the resolved mapping the extract planned with
    * (model/fingerprint.ts), whether the read covers every document a full run reads for the table

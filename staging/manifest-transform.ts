@@ -6,7 +6,7 @@
 //                    explode.items = rows + explode.rejected_items + Σ explode.skipped_items
 //                    rejected = explode.rejected_documents + explode.rejected_items
 //                    skipped  = explode.skipped_documents ∪ explode.skipped_items (reason names differ)
-//   every strategy:  keys.records + unkeyed = documents (older runs, explode only: keys.records = parents)
+//   every strategy:  keys.records + unkeyed = documents + absent (older runs, explode only: keys.records = parents)
 //   dedupe:          contrib.records = rows + dedupe.superseded
 //   every strategy:  csv.records = rows, rejects.records = rejected
 // transformIdentityErrors() checks them; `etl verify` and the tests call it.
@@ -62,6 +62,13 @@ export interface TransformTableRecord {
   rejects: FileRecord;
   /** Documents whose `_id` the key column cannot hold (not in the keys file: the run cannot replace what they own). */
   unkeyed?: number;
+  /**
+   * Repair runs: documents the run asked for that the collection does not hold (deleted, or never
+   * there). Not among `documents`; each is named in the keys file so load removes what it owned.
+   */
+  absent?: number;
+  /** Repair runs, dedupe tables: transform/<table>.recompute.csv, keys load recomputes whatever the run stages. */
+  recompute?: FileRecord;
   /** Dedupe tables: transform/<table>.contrib.csv, the row each staged document contributes (its `_id` first). */
   contrib?: FileRecord;
   /**
@@ -119,7 +126,10 @@ export function transformIdentityErrors(table: string, r: TransformTableRecord):
   } else {
     expect(r.documents === r.rows + r.rejected + sum(r.skipped), `documents ${r.documents} ≠ rows ${r.rows} + rejected ${r.rejected} + skipped ${sum(r.skipped)}`);
   }
-  if (r.keys && r.unkeyed !== undefined) expect(r.keys.records + r.unkeyed === r.documents, `keys records ${r.keys.records} + unkeyed ${r.unkeyed} ≠ documents ${r.documents}`);
+  const absent = r.absent ?? 0;
+  if (r.keys && r.unkeyed !== undefined) {
+    expect(r.keys.records + r.unkeyed === r.documents + absent, `keys records ${r.keys.records} + unkeyed ${r.unkeyed} ≠ documents ${r.documents} + absent ${absent}`);
+  }
   if (r.contrib && r.dedupe) expect(r.contrib.records === r.rows + r.dedupe.superseded, `contrib records ${r.contrib.records} ≠ rows ${r.rows} + superseded ${r.dedupe.superseded}`);
   return errors;
 }

@@ -31,6 +31,10 @@ export interface RunPaths {
   extractFile(collection: string): string;
   /** Ids-only file for delete propagation: every `_id` of the collection. */
   extractIdsFile(collection: string): string;
+  /** Repair runs: every `_id` asked for, and whether it was found. */
+  extractRequestedFile(collection: string): string;
+  /** Repair runs: the keys of a dedupe table that load recomputes (as the repair found them differ). */
+  extractRecomputeFile(table: string): string;
   transformCsv(table: string): string;
   transformKeys(table: string): string;
   /** Dedupe tables: the row each staged document contributes. */
@@ -38,6 +42,8 @@ export interface RunPaths {
   transformRejects(table: string): string;
   /** Delete propagation: the keys of the table's rows whose document still exists. */
   transformLive(table: string): string;
+  /** Repair runs: the dedupe keys load recomputes, checked and passed on from the extract's file. */
+  transformRecompute(table: string): string;
   loadRejects(table: string): string;
   /** The path relative to the run folder, as recorded in the manifest. */
   relative(file: string): string;
@@ -59,11 +65,14 @@ export function runPaths(stagingDir: string, runId: string): RunPaths {
     loadDir,
     extractFile: (c: string) => path.join(extractDir, `${safeName(c)}.ndjson`),
     extractIdsFile: (c: string) => path.join(extractDir, `${safeName(c)}.ids.ndjson`),
+    extractRequestedFile: (c: string) => path.join(extractDir, `${safeName(c)}.requested.ndjson`),
+    extractRecomputeFile: (t: string) => path.join(extractDir, `${safeName(t)}.recompute.csv`),
     transformCsv: (t: string) => path.join(transformDir, `${safeName(t)}.csv`),
     transformKeys: (t: string) => path.join(transformDir, `${safeName(t)}.keys.csv`),
     transformContrib: (t: string) => path.join(transformDir, `${safeName(t)}.contrib.csv`),
     transformRejects: (t: string) => path.join(transformDir, `${safeName(t)}.rejects.ndjson`),
     transformLive: (t: string) => path.join(transformDir, `${safeName(t)}.live.csv`),
+    transformRecompute: (t: string) => path.join(transformDir, `${safeName(t)}.recompute.csv`),
     loadRejects: (t: string) => path.join(loadDir, `${safeName(t)}.rejects.ndjson`),
     relative: (file: string) => path.relative(dir, file).split(path.sep).join('/'),
   });

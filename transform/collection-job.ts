@@ -7,12 +7,15 @@ import type { PipelineModel, TableModel } from '../model/types.ts';
 import { transformIdentityErrors, type TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { tableMapping } from '../mapping/index.ts';
-import { runCollectionPass, type PassResult } from './collection-pass.ts';
+import { drainOf, runCollectionPass, type PassResult } from './collection-pass.ts';
 import { DedupeWork } from './dedupe.ts';
 import { ExplodeWork } from './explode.ts';
 import type { TransformProgress } from './options.ts';
 import type { OutputOptions, TableWork } from './table-work.ts';
 import { UpsertWork } from './upsert.ts';
+import { nameAbsentDocuments, passRecomputeKeys } from './repair-inputs.ts';
+import type { FileRecord } from '../staging/manifest.ts';
+import type { ExtractRecomputeRecord } from '../staging/manifest-extract.ts';
 
 export interface CollectionJob {
   readonly collection: string;
@@ -23,6 +26,10 @@ export interface CollectionJob {
   readonly sha256: string;
   /** The collection was read without a date filter: its tables' records say `complete`. */
   readonly complete: boolean;
+  /** A repair run: the `_id`s it asked for (the ones not found join the keys files). */
+  readonly requested: FileRecord | null;
+  /** A repair run: per dedupe table of the job, the keys load recomputes. */
+  readonly recompute: Readonly<Record<string, ExtractRecomputeRecord>>;
 }
 
 export interface JobContext {
@@ -77,9 +84,12 @@ export async function transformCollection(job: CollectionJob, c: JobContext): Pr
       onDocuments: onProgress ? (done) => onProgress({ kind: 'collection_progress', collection: job.collection, tables: names, documents: done, total: job.records }) : undefined,
     });
     checkExtractRead(job, read, paths);
+    if (job.requested) await nameAbsentDocuments(paths, job.requested, works, drainOf(works), signal);
     const records = await commitWorks(works);
     for (const [name, record] of records) {
       record.complete = job.complete;
+      const keys = job.recompute[name];
+      if (keys) record.recompute = await passRecomputeKeys(paths, model.tables.get(name)!, keys, signal);
       onProgress?.({ kind: 'table_done', table: name, record });
     }
     return { documents: read.documents, records };

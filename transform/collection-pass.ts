@@ -21,12 +21,18 @@ export interface PassResult {
   readonly sha256: string;
 }
 
+/** Waits for every file of the tables whose buffer is full. */
+export function drainOf(works: readonly TableWork[]): () => Promise<void> {
+  const outputs = works.flatMap((w) => w.outputs);
+  return async () => {
+    for (const out of outputs) if (out.needsDrain) await out.drain();
+  };
+}
+
 /** Reads the file once, feeding every table. */
 export async function runCollectionPass(works: readonly TableWork[], o: PassOptions): Promise<PassResult> {
   const outputs = works.flatMap((w) => w.outputs);
-  const drain = async (): Promise<void> => {
-    for (const out of outputs) if (out.needsDrain) await out.drain();
-  };
+  const drain = drainOf(works);
   let documents = 0;
   let nextTick = o.every;
   const digest: FileDigest = { bytes: 0, sha256: null };

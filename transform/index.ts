@@ -149,7 +149,10 @@ function planJobs(model: PipelineModel, manifest: Manifest, paths: RunPaths, req
       continue;
     }
     const complete = record.watermark?.from === null;
-    jobs.push({ collection: collection.name, tables: tables.map((t) => t.name), records: record.records, bytes: record.bytes, sha256: record.sha256, complete });
+    // A repair run: per dedupe table of the job, the keys load recomputes.
+    const recompute = Object.fromEntries(Object.entries(manifest.stages.extract?.repair?.recompute ?? {}).filter(([t]) => tables.some((x) => x.name === t)));
+    const job = { records: record.records, bytes: record.bytes, sha256: record.sha256, complete, requested: record.requested ?? null, recompute };
+    jobs.push({ collection: collection.name, tables: tables.map((t) => t.name), ...job });
   }
   if (missingAsked.length > 0) {
     throw new StagingError('not_extracted', `run ${paths.runId} holds no extract for ${missingAsked.map((t) => `${t} (${model.tables.get(t)!.collection})`).join(', ')}`, {

@@ -49,6 +49,8 @@ export abstract class TableWork {
   documents = 0;
   /** Documents whose `_id` the key column cannot hold: the run cannot name them (their rows stay). */
   unkeyed = 0;
+  /** A repair run: documents asked for but not found, named in the keys file (null: not a repair). */
+  absent: number | null = null;
   rejected = 0;
   readonly skipped: Record<string, number> = {};
   /** Values changed on purpose (nul_character: strip), per column. */
@@ -99,6 +101,15 @@ export abstract class TableWork {
       this.keys!.write([key.cell, id === key.cell ? null : id]);
     } else this.keys!.write([key.cell]);
     return { cell: key.cell, stripped: key.stripped };
+  }
+
+  /**
+   * A repair run asked for this document and the collection does not hold it: it names itself in
+   * the keys file like a read document that yields nothing, so load removes what it owned.
+   */
+  noteAbsent(doc: RawDocument): void {
+    this.absent = (this.absent ?? 0) + 1;
+    this.noteDocument(doc);
   }
 
   /** One document of the collection (synchronous: outputs buffer, the reader drains). */
@@ -200,6 +211,7 @@ export abstract class TableWork {
       keys,
       rejects,
       ...(keys ? { unkeyed: this.unkeyed } : {}),
+      ...(this.absent !== null ? { absent: this.absent } : {}),
       ...(await this.extra()),
     };
   }

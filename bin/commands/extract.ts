@@ -3,7 +3,7 @@
 import type { Command } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { parseTables, runStageFlow, STAGE_FLAGS } from '../stage-flow.ts';
-import { EXTRACT_FLAGS, extractLine, extractOptions, extractStage, readExtractFlags, renderExtract } from '../stages/extract.ts';
+import { EXTRACT_FLAGS, extractLine, extractOptions, extractStage, readExtractFlags, extractJson, renderExtract } from '../stages/extract.ts';
 
 const usage = `usage: etl extract [--tables a,b] [--staging DIR] [--pipeline FILE] [--full] [--since DATE]
                    [--propagate-deletes] [--source URL|PATH] [--mongo-db NAME] [--json]
@@ -44,6 +44,7 @@ const command: Command = {
       // The watermarks are in PostgreSQL (not needed for --full); an explicit --source is used as given.
       servers: () => ({ needMongo: live && flags.source === undefined, needPostgres: flags.full !== true }),
       work: (env) => extractStage(env.view, extractOptions(flags, env, tables, env.endpoints.postgres)),
+      toJson: extractJson,
       render: (r) => renderExtract(ctx, r),
       finalLine: (r, ms) => extractLine(r, `run in ${r.runDir}`, ms),
     });

@@ -3,7 +3,7 @@
 import type { Command } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { parseTables, runStageFlow, STAGE_FLAGS } from '../stage-flow.ts';
-import { LOAD_FLAGS, loadFinalLine, loadOptions, loadStage, renderLoad } from '../stages/load.ts';
+import { LOAD_FLAGS, loadFinalLine, loadOptions, loadStage, loadJson, renderLoad } from '../stages/load.ts';
 
 const usage = `usage: etl load [--run ID] [--staging DIR] [--pipeline FILE] [--tables a,b] [--dry-run]
                 [--no-wait | --lock-timeout D] [--allow-delete-all] [--database-url URL] [--json]
@@ -44,6 +44,7 @@ const command: Command = {
       config: { pipeline: flags.pipeline, staging: flags.staging, databaseUrl: flags['database-url'] },
       servers: () => ({ needMongo: false, needPostgres: tunnel }),
       work: (env) => loadStage(env.view, loadOptions(flags, env, { runId: flags.run ?? null, tables, postgres: tunnel ? env.endpoints.postgres : env.config.postgres })),
+      toJson: loadJson,
       render: (r) => renderLoad(ctx, r),
       finalLine: (r, ms) => loadFinalLine(r, ms),
     });

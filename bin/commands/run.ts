@@ -5,8 +5,8 @@ import type { Command, CommandContext } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { count, duration } from '../progress/meter.ts';
 import { parseTables, runStageFlow, STAGE_FLAGS, writeWarnings } from '../stage-flow.ts';
-import { EXTRACT_FLAGS, extractOptions, extractStage, readExtractFlags } from '../stages/extract.ts';
-import { LOAD_FLAGS, loadNotes, loadOptions, loadStage, pendingOf } from '../stages/load.ts';
+import { EXTRACT_FLAGS, extractJson, extractOptions, extractStage, readExtractFlags } from '../stages/extract.ts';
+import { LOAD_FLAGS, loadJson, loadNotes, loadOptions, loadStage, pendingOf } from '../stages/load.ts';
 import { transformNotes, transformStage } from '../stages/transform.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 import { formatTable } from '../../report/text-table.ts';
@@ -85,7 +85,7 @@ const command: Command = {
         const load = await loadStage(env.view, loadOptions(flags, env, { runId: extract.runId, tables, postgres }));
         return { extract, transform, load };
       },
-      toJson: (r) => ({ ok: true, runId: r.extract.runId, ...r }),
+      toJson: (r) => ({ ok: true, runId: r.extract.runId, extract: extractJson(r.extract), transform: r.transform, load: loadJson(r.load) }),
       render: (r) => renderRun(ctx, r),
       finalLine: runLine,
     });

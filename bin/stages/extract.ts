@@ -77,7 +77,7 @@ function trackExtract(t: StageTracker, e: ExtractProgressEvent): void {
       return t.plan(`Extract into run ${e.runId}`, e.collections.map((name) => ({ name, total: null })), 'documents');
     case 'collection_started':
       t.progress(e.collection, 0, e.total);
-      return t.phase(e.collection, e.from ? `since ${e.from}` : 'full read');
+      return t.phase(e.collection, e.requested !== undefined ? `${count(e.requested)} _ids (repair)` : e.from ? `since ${e.from}` : 'full read');
     case 'collection_progress':
       return t.progress(e.collection, e.documents, e.total);
     case 'collection_retry':
@@ -98,8 +98,13 @@ export function extractLine(r: ExtractReport, where = `run ${r.runId}`, ms = Dat
   return `extract: ${count(r.documents)} documents from ${r.collections.length} collection(s) (${formatBytes(r.bytes)}) in ${duration(ms)}; ${where}`;
 }
 
+/** The --json document: the report, with the snake_case names scripts have read since the first release. */
+export function extractJson(r: ExtractReport) {
+  return { ok: true, ...r, run_id: r.runId, run_dir: r.runDir, started_at: r.startedAt, ended_at: r.endedAt, server_started_at: r.serverStartedAt, propagate_deletes: r.propagateDeletes };
+}
+
 export function renderExtract(ctx: CommandContext, r: ExtractReport): void {
-  const rows = r.collections.map((c) => [c.collection, c.documents, c.bytes, c.watermark.from ?? 'full', c.seconds.toFixed(2)]);
+  const rows = r.collections.map((c) => [c.collection, c.documents, c.bytes, c.watermark ? (c.watermark.from ?? 'full') : 'by _id (repair)', c.seconds.toFixed(2)]);
   ctx.stdout.write(formatTable(['collection', 'documents', 'bytes', 'watermark from', 'seconds'], rows));
   const p = r.propagateDeletes;
   if (p) {

@@ -108,6 +108,11 @@ export function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(
   return `load: ${what}, in ${duration(ms)}; ${end}`;
 }
 
+/** The --json document: the report, with the snake_case names scripts have read since the first release. */
+export function loadJson(r: LoadReport) {
+  return { ok: true, ...r, run_id: r.runId, dry_run: r.dryRun, already_applied: r.alreadyApplied };
+}
+
 export function renderLoad(ctx: CommandContext, r: LoadReport): void {
   if (!r.alreadyApplied) {
     const headers = ['table', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'duplicates', 'pending'];

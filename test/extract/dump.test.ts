@@ -131,9 +131,9 @@ test('manifest counts and sha256 match the files; pipeline.yaml copied byte for 
   assert.equal((await readFile(path.join(stagingDir, 'latest'), 'utf8')).trim(), report.runId);
   // A full read of a dump: the next watermark is the latest date in the dump minus the margin.
   const latest = Math.max(...users.flatMap((u) => [u.creation_date.getTime(), u.update_date.getTime()]));
-  assert.equal(section.collections.users!.watermark.next, new Date(latest - 300_000).toISOString());
-  assert.equal(section.collections.users!.watermark.from, null);
-  assert.equal(section.collections.users!.watermark.next_basis, 'dump_dates');
+  assert.equal(section.collections.users!.watermark!.next, new Date(latest - 300_000).toISOString());
+  assert.equal(section.collections.users!.watermark!.from, null);
+  assert.equal(section.collections.users!.watermark!.next_basis, 'dump_dates');
   assert.equal(section.server_started_at, null);
 });
 
@@ -147,7 +147,7 @@ test('--since reads documents created or updated at or after the date (inclusive
   const expected = users.filter((u) => u.creation_date.getTime() >= since.getTime() || u.update_date.getTime() >= since.getTime());
   assert.ok(expected.some((u) => u.creation_date.getTime() === since.getTime()), 'a document exactly at the date exists');
   assert.deepEqual(got.map((d) => d._id.toHexString()), expected.map((u) => u._id.toHexString()));
-  assert.equal(report.collections.find((c) => c.collection === 'users')!.watermark.from, since.toISOString());
+  assert.equal(report.collections.find((c) => c.collection === 'users')!.watermark!.from, since.toISOString());
   assert.equal(report.full, false);
 });
 

@@ -65,15 +65,15 @@ test('full, then incremental from the stored watermarks: new, updated and at-the
   assert.equal(first.full, true);
   const usersFirst = first.collections.find((c) => c.collection === 'users')!;
   assert.equal(usersFirst.documents, 30);
-  assert.equal(usersFirst.watermark.from, null);
-  assert.equal(usersFirst.watermark.next_basis, 'server_clock');
+  assert.equal(usersFirst.watermark!.from, null);
+  assert.equal(usersFirst.watermark!.next_basis, 'server_clock');
   // next = the server's clock at the start minus the 300 s margin.
   const serverStart = new Date(first.serverStartedAt!);
   assert.ok(Math.abs(serverStart.getTime() - Date.now()) < 60_000, 'the server clock is read');
-  assert.equal(usersFirst.watermark.next, new Date(serverStart.getTime() - 300_000).toISOString());
+  assert.equal(usersFirst.watermark!.next, new Date(serverStart.getTime() - 300_000).toISOString());
 
   // What load would do: store the run's next watermark for every table.
-  const w = new Date(usersFirst.watermark.next);
+  const w = new Date(usersFirst.watermark!.next);
   for (const table of ['users', 'user_events', 'events', 'menus', 'ghosts']) await s.setWatermark(table, w);
 
   // Changes after the extract: one new user, one updated, one created exactly at the watermark.
@@ -85,7 +85,7 @@ test('full, then incremental from the stored watermarks: new, updated and at-the
   const second = await s.extract();
   assert.equal(second.full, false);
   const users = second.collections.find((c) => c.collection === 'users')!;
-  assert.equal(users.watermark.from, w.toISOString());
+  assert.equal(users.watermark!.from, w.toISOString());
   assert.deepEqual(ids(await readFile(path.join(second.runDir, users.file), 'utf8')), [objectIdAt(3), objectIdAt(900), objectIdAt(901)].map((i) => i.toHexString()));
   assert.deepEqual(users.filter, EJSON.serialize(incrementalQuery(w), { relaxed: false }));
   const recipes = second.collections.find((c) => c.collection === 'recipes')!;
@@ -98,14 +98,14 @@ test('full, then incremental from the stored watermarks: new, updated and at-the
   await s.setWatermark('user_events', d20);
   const third = await s.extract({ tables: ['users', 'user_events'] });
   assert.deepEqual(third.collections.map((c) => c.collection), ['users']);
-  assert.equal(third.collections[0]!.watermark.from, d20.toISOString());
+  assert.equal(third.collections[0]!.watermark!.from, d20.toISOString());
   const all = await s.coll('users').find({}).sort({ _id: 1 }).toArray();
   const inWindow = all.filter((u) => u.creation_date >= d20 || u.update_date >= d20).map((u) => u._id.toHexString());
   assert.ok(inWindow.length > 4 && inWindow.length < all.length, `window holds ${inWindow.length} of ${all.length}`);
   assert.deepEqual(ids(await readFile(path.join(third.runDir, third.collections[0]!.file), 'utf8')), inWindow);
   await s.db.query('DELETE FROM etl_watermarks WHERE table_name = $1', ['user_events']);
   const fourth = await s.extract({ tables: ['users', 'user_events'] });
-  assert.equal(fourth.collections[0]!.watermark.from, null);
+  assert.equal(fourth.collections[0]!.watermark!.from, null);
   assert.equal(fourth.collections[0]!.documents, all.length);
   // --since overrides the stored watermarks; --full ignores them.
   const since = await s.extract({ since: w, tables: ['users'] });

@@ -1,0 +1,85 @@
+// What a repair run (`etl repair`) adds to a table's scope, besides the documents it read:
+//   - the documents it asked for and did not find (extract/<collection>.requested.ndjson, `found`
+//     false): deleted since the last load, or never there. Each names itself in the keys file of
+//     every table of its collection, as a read document would, so load removes what it owned;
+//   - for a dedupe table, the keys load must recompute whatever the run stages
+//     (extract/<table>.recompute.csv → transform/<table>.recompute.csv, header checked, rows as
+//     they are): a key no document contributes to any more leaves the table.
+// Both files are checked against the extract manifest (bytes, sha256, records) before use.
+import { pipeline } from 'node:stream/promises';
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { StagingError } from '../errors/etl-error.ts';
+import type { TableModel } from '../model/types.ts';
+import { AtomicFileSink } from '../staging/atomic-file.ts';
+import { csvReader, csvWriter, type Cell } from '../staging/csv.ts';
+import type { FileRecord } from '../staging/manifest.ts';
+import type { ExtractRecomputeRecord } from '../staging/manifest-extract.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+import { parseDocumentLine, readLineBatches, type FileDigest } from './ndjson-batches.ts';
+import type { TableWork } from './table-work.ts';
+
+function mismatch(paths: RunPaths, record: FileRecord, found: string): StagingError {
+  return new StagingError('extract_mismatch', `${record.file} of run ${paths.runId} is not the file the manifest describes (${found}; manifest: ${record.records} records, ${record.bytes} bytes, sha256 ${record.sha256})`, {
+    context: { file: path.join(paths.dir, record.file) },
+    hint: 'the run is damaged: run `etl repair` again',
+  });
+}
+
+/** Names every requested document the extract did not find in each table's keys file; returns how many. */
+export async function nameAbsentDocuments(paths: RunPaths, record: FileRecord, works: readonly TableWork[], drain: () => Promise<void>, signal: AbortSignal): Promise<number> {
+  const file = path.join(paths.dir, record.file);
+  const digest: FileDigest = { bytes: 0, sha256: null };
+  let lines = 0;
+  let absent = 0;
+  for (const w of works) w.absent = 0;
+  for await (const batch of readLineBatches(file, digest, signal)) {
+    for (let i = 0; i < batch.lines.length; i += 1) {
+      lines += 1;
+      const doc = parseDocumentLine(batch.lines[i]!, file, batch.lineNumbers[i]!);
+      if (doc.found === true) continue;
+      absent += 1;
+      for (const w of works) w.noteAbsent({ _id: doc._id });
+      await drain();
+    }
+  }
+  if (lines !== record.records || digest.bytes !== record.bytes || digest.sha256 !== record.sha256) {
+    throw mismatch(paths, record, `read ${lines} records, ${digest.bytes} bytes, sha256 ${digest.sha256}`);
+  }
+  return absent;
+}
+
+/** transform/<table>.recompute.csv from the extract's file: the dedupe key's columns, rows unchanged. */
+export async function passRecomputeKeys(paths: RunPaths, table: TableModel, record: ExtractRecomputeRecord, signal: AbortSignal): Promise<FileRecord> {
+  const key = table.dedupe?.key ?? [];
+  if (record.columns.length !== key.length || record.columns.some((c, i) => c !== key[i])) {
+    throw new StagingError('columns_mismatch', `${record.file} names the keys (${record.columns.join(', ')}) but the dedupe key of ${table.name} is (${key.join(', ')})`, {
+      context: { file: path.join(paths.dir, record.file), table: table.name },
+      hint: 'run `etl repair` again with the current pipeline.yaml',
+    });
+  }
+  const sink = new AtomicFileSink(paths.transformRecompute(table.name));
+  let rows = -1;
+  let header: Cell[] | null = null;
+  const check = async function* (records: AsyncIterable<Cell[]>): AsyncGenerator<Cell[]> {
+    for await (const r of records) {
+      rows += 1;
+      if (header === null) header = r;
+      else yield r;
+    }
+  };
+  try {
+    await pipeline(createReadStream(path.join(paths.dir, record.file), { signal }), csvReader(), check, csvWriter(key), sink, { signal });
+  } catch (error) {
+    await sink.discard();
+    throw error;
+  }
+  const written = sink.figures();
+  // Rewritten by the same writer from the same cells, the bytes are the extract's own.
+  if (written.sha256 !== record.sha256 || rows !== record.records || JSON.stringify(header) !== JSON.stringify(key)) {
+    await sink.discard();
+    throw mismatch(paths, record, `read ${rows} records, sha256 of the rewritten file ${written.sha256}`);
+  }
+  const f = await sink.commit();
+  return { file: paths.relative(paths.transformRecompute(table.name)), bytes: f.bytes, sha256: f.sha256, records: rows };
+}
