@@ -130,7 +130,7 @@ test(`an initial load, then an incremental one, then the same run again (${path}
   assert.deepEqual(figures(r1, 'tags'), f(3, { inserted: 2, duplicates: 1 }));
   assert.deepEqual(figures(r1, 'logbook'), f(2, { inserted: 2 }));
   assert.deepEqual(figures(r1, 'pairs'), f(2, { inserted: 1, duplicates: 1 }));
-  assert.ok(events.includes('plan') && events.includes('table_done') && events.includes('committing'));
+  assert.ok(events.includes('started') && events.includes('table_done') && events.includes('committing'));
 
   // Rejects: one line per refused row (the first missing column), set_null listed too.
   const paths = runPaths(staging, run1);
