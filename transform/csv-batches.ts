@@ -1,14 +1,14 @@
-// CSV text for batches of rows, with exactly the codec of staging/csv.ts.
+// CSV lines of staged rows, written directly, with exactly the codec of staging/csv.ts.
 //
-// Why: on a million documents (≈3 million staged rows) csvWriter (one row per write(), a few
-// allocations per field) cost half of the stage's time. Two changes, same bytes:
-// - rows travel in batches, and a batch's rows that need quoting go through csv-stringify in one
-//   call, with the options read from a csvWriter instance, so the codec cannot drift;
-// - a row none of whose cells needs quoting (no `,` `"` CR LF, not '' nor `\.`) is what
-//   csv-stringify writes for it anyway: the cells joined by commas, NULL as nothing. That is most
-//   rows (ids, timestamps, dates), and they take that shortcut.
-// test/transform/csv-batches.test.ts holds the output byte-equal to csvWriter's.
-import { Transform } from 'node:stream';
+// Why not csv-stringify per row: on a million documents (≈3 million staged rows) csvWriter (one row
+// per write(), a few allocations per field) cost half of the stage's time, and even batched through
+// csv-stringify/sync the rows that need quoting (texts holding a comma: descriptions, comments) cost
+// a tenth of it (normalized options and a [value, field] pair per cell, per call). So transform
+// writes each line itself, with csvWriter's rules, which are few (staging/csv.ts):
+// - cells joined by `,`, rows ended by `\n`, NULL as nothing;
+// - a cell is quoted (`"…"`, inner `"` doubled) when it holds `,` `"` LF or CR, or is '' or `\.`.
+// The header still comes from csv-stringify. test/transform/csv-batches.test.ts holds every line
+// byte-equal to csvWriter's for every kind of cell.
 import { stringify } from 'csv-stringify/sync';
 import { csvWriter, type Cell } from '../staging/csv.ts';
 
@@ -23,59 +23,34 @@ function codecOptions(columns: readonly string[]): StringifyOptions {
   return options as StringifyOptions;
 }
 
-/** Characters that make csv-stringify quote a cell (delimiter, quote, record delimiter) and CR, to be safe. */
-const NEEDS_CODEC = /[,"\n\r]/;
+/** The header line (with its `\n`), as csvWriter writes it. */
+export function csvHeader(columns: readonly string[]): string {
+  return stringify([], { ...codecOptions(columns), header: true });
+}
 
-function plain(cell: Cell): boolean {
-  return cell === null || (cell !== '' && cell !== '\\.' && !NEEDS_CODEC.test(cell));
+/** Characters that make csvWriter quote a cell: delimiter, quote, LF, and CR (its quoted_match). */
+const NEEDS_QUOTES = /[,"\n\r]/;
+const QUOTES = /"/g;
+
+/** One cell as csvWriter writes it (a non-null cell). */
+export function csvField(cell: string): string {
+  if (cell === '' || cell === '\\.') return `"${cell}"`;
+  if (!NEEDS_QUOTES.test(cell)) return cell;
+  return `"${cell.replace(QUOTES, '""')}"`;
 }
 
 /**
- * `textual[i]` false: column i only ever holds cells made by the converters from digits, signs,
- * `-` `:` `.` `E`, spaces and true/false (integers, numerics, booleans, timestamps, dates), which
- * never need quoting, so they are not inspected. Default: every column is inspected.
+ * One row's line, without its `\n`. `textual[i]` false: column i only ever holds cells made by the
+ * converters from digits, signs, `-` `:` `.` `E`, spaces and true/false (integers, numerics,
+ * booleans, timestamps, dates), which never need quoting, so they are not inspected. null: every
+ * column is inspected.
  */
-function rowIsPlain(row: readonly Cell[], textual: readonly boolean[] | null): boolean {
+export function csvLine(row: readonly Cell[], textual: readonly boolean[] | null): string {
+  let line = '';
   for (let i = 0; i < row.length; i += 1) {
-    if ((textual === null || textual[i]) && !plain(row[i]!)) return false;
+    const cell = row[i]!;
+    const text = cell === null ? '' : textual !== null && !textual[i] ? cell : csvField(cell);
+    line = i === 0 ? text : `${line},${text}`;
   }
-  return true;
-}
-
-/** A Transform from arrays of rows (cells in `columns` order) to CSV text, header first (also when no row comes). */
-export function csvBatchWriter(columns: readonly string[], textual: readonly boolean[] | null = null): Transform {
-  const first = { ...codecOptions(columns), header: true };
-  const rest = { ...first, header: false };
-  let headerDone = false;
-  return new Transform({
-    writableObjectMode: true,
-    readableHighWaterMark: 1 << 16,
-    transform(rows: readonly (readonly Cell[])[], _encoding, callback) {
-      try {
-        // Lines gathered in an array and joined once: one allocation, no rope to flatten later.
-        const lines: string[] = [];
-        if (!headerDone) lines.push(stringify([], first).slice(0, -1));
-        headerDone = true;
-        let tricky: Cell[][] = [];
-        for (const row of rows) {
-          if (rowIsPlain(row, textual)) {
-            if (tricky.length > 0) {
-              lines.push(stringify(tricky, rest).slice(0, -1));
-              tricky = [];
-            }
-            lines.push(row.join(','));
-          } else tricky.push(row as Cell[]);
-        }
-        if (tricky.length > 0) lines.push(stringify(tricky, rest).slice(0, -1));
-        lines.push('');
-        const text = lines.join('\n');
-        callback(null, text);
-      } catch (error) {
-        callback(error as Error);
-      }
-    },
-    flush(callback) {
-      callback(null, headerDone ? undefined : stringify([], first));
-    },
-  });
+  return line;
 }

@@ -1,5 +1,5 @@
-// The files a table writes while its collection streams past: rows become CSV through csv-stringify
-// (staging/csv.ts) into an AtomicFileSink, so each file is hashed as it is written and appears whole
+// The files a table writes while its collection streams past: rows become CSV lines (csv-batches.ts,
+// the codec of staging/csv.ts) into an AtomicFileSink, so each file is hashed as it is written and appears whole
 // or not at all. Writes are synchronous; the caller awaits drain() when a write reports a full
 // buffer, which is how backpressure reaches the NDJSON reader.
 import { once } from 'node:events';
@@ -7,7 +7,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
 import type { Cell } from '../staging/csv.ts';
-import { csvBatchWriter } from './csv-batches.ts';
+import { csvHeader, csvLine } from './csv-batches.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 
@@ -73,28 +73,40 @@ class StagedOutput<T> {
   }
 }
 
-/** Rows gathered per batch: one csv-stringify call and one stream write each. */
-const BATCH_ROWS = 512;
+/** Characters of CSV text gathered before one stream write: a stream write costs far more than a line. */
+const BATCH_CHARS = 1 << 16;
 
 export class CsvOutput extends StagedOutput<readonly Cell[]> {
-  private pending: (readonly Cell[])[] = [];
+  private pending: string[] = [];
+  private pendingChars = 0;
+  private readonly textual: readonly boolean[] | null;
 
-  /** `textual`: which columns may hold cells that need quoting (see csvBatchWriter); null: all. */
+  /** `textual`: which columns may hold cells that need quoting (see csvLine); null: all. */
   constructor(paths: RunPaths, file: string, columns: readonly string[], signal: AbortSignal, onFailure: (error: unknown) => void, textual: readonly boolean[] | null = null) {
-    super(paths, file, csvBatchWriter(columns, textual), signal, onFailure);
+    super(paths, file, new PassThrough({ highWaterMark: 1 << 16 }), signal, onFailure);
+    this.textual = textual;
+    this.pending.push(csvHeader(columns));
   }
 
   override write(row: readonly Cell[]): void {
+    this.writeLine(csvLine(row, this.textual));
+  }
+
+  /** A row already made into its CSV line (csvLine, no `\n`). */
+  writeLine(line: string): void {
     this.records += 1;
-    this.pending.push(row);
-    if (this.pending.length >= BATCH_ROWS) this.flushPending();
+    this.pending.push(line, '\n');
+    this.pendingChars += line.length + 1;
+    if (this.pendingChars >= BATCH_CHARS) this.flushPending();
   }
 
   protected override flushPending(): void {
     if (this.pending.length === 0) return;
-    const batch = this.pending;
+    // Pieces joined once: one flat string, no rope for the stream to flatten.
+    const text = this.pending.join('');
     this.pending = [];
-    this.push(batch);
+    this.pendingChars = 0;
+    this.push(text);
   }
 }
 
