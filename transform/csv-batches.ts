@@ -46,11 +46,16 @@ export function csvField(cell: string): string {
  * column is inspected.
  */
 export function csvLine(row: readonly Cell[], textual: readonly boolean[] | null): string {
-  let line = '';
+  let quoted: Cell[] | null = null;
   for (let i = 0; i < row.length; i += 1) {
     const cell = row[i]!;
-    const text = cell === null ? '' : textual !== null && !textual[i] ? cell : csvField(cell);
-    line = i === 0 ? text : `${line},${text}`;
+    if (cell === null || (textual !== null && !textual[i])) continue;
+    const field = csvField(cell);
+    if (field === cell) continue;
+    quoted ??= row.slice();
+    quoted[i] = field;
   }
-  return line;
+  // join() writes one flat string (NULL as nothing); building it by += made a rope per line that
+  // the stream write then had to flatten, piece by piece.
+  return (quoted ?? row).join(',');
 }
