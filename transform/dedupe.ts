@@ -9,32 +9,39 @@ import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdColumn } from '../mapping/scope.ts';
 import { documentIdKey } from './rejects.ts';
+import { csvField, csvLine } from './csv-batches.ts';
 import { CsvOutput, type NdjsonOutput } from './staged-output.ts';
 import { textualColumns, type KeyCell, type OutputOptions } from './table-work.ts';
 import { UpsertWork } from './upsert.ts';
 import { Rejection } from '../mapping/convert.ts';
 
 /**
- * What the map keeps for a key, packed in one flat string: `_id NUL cell NUL cell …`, each cell as
- * `0` (NULL) or `1` + its text. A third of a million kept rows as arrays of cells were millions of
- * live objects for the garbage collector to walk; one string each is one. NUL never occurs in a
- * cell (the converters reject or strip it), which pack() checks.
+ * What the map keeps for a key, packed in one flat string: `_id NUL latest NUL line`, latest as `0`
+ * (NULL) or `1` + its text, line the row's CSV line (csvLine: the bytes the CSV gets at the end).
+ * A third of a million kept rows as arrays of cells were millions of live objects for the garbage
+ * collector to walk; one string each is one. Keeping the line, not the cells, means the row is
+ * made into CSV once, for the contributions and the CSV alike. NUL never occurs in the `_id` text
+ * nor in a cell (the converters reject or strip it), which pack() checks for the two it must split.
  */
 type Packed = string;
 const SEP = '\u0000';
 
-function pack(id: string, cells: readonly Cell[]): Packed {
-  const parts: string[] = [id];
-  for (const c of cells) {
-    if (c !== null && c.indexOf(SEP) !== -1) throw new Error('a converted cell holds a NUL character (a bug)');
-    parts.push(c === null ? '0' : `1${c}`);
-  }
-  // join() allocates one flat string; += would keep a tree of pieces alive per kept row.
-  return parts.join(SEP);
+function pack(id: string, latest: Cell, line: string): Packed {
+  if (id.indexOf(SEP) !== -1 || (latest !== null && latest.indexOf(SEP) !== -1)) throw new Error('a converted cell holds a NUL character (a bug)');
+  return `${id}${SEP}${latest === null ? '0' : `1${latest}`}${SEP}${line}`;
 }
 
-function unpackCell(part: string): Cell {
-  return part.charCodeAt(0) === 48 /* 0 */ ? null : part.slice(1);
+function keptId(packed: Packed): string {
+  return packed.slice(0, packed.indexOf(SEP));
+}
+
+function keptLatest(packed: Packed): Cell {
+  const from = packed.indexOf(SEP) + 1;
+  return packed.charCodeAt(from) === 48 /* 0 */ ? null : packed.slice(from + 1, packed.indexOf(SEP, from));
+}
+
+function keptLine(packed: Packed): string {
+  return packed.slice(packed.indexOf(SEP, packed.indexOf(SEP) + 1) + 1);
 }
 
 export class DedupeWork extends UpsertWork {
@@ -48,13 +55,16 @@ export class DedupeWork extends UpsertWork {
   private readonly keptStrips = new Map<string, string[]>();
   private readonly mapping: DedupeMapping;
   private superseded = 0;
+  /** The CSV's quoting per column (csvLine), the same for the contributions after their `_id`. */
+  private readonly textual: readonly boolean[];
 
   constructor(mapping: DedupeMapping, collection: string, o: OutputOptions) {
     super(mapping, collection, o);
     this.mapping = mapping;
     const table = mapping.table;
     const header = [documentIdColumn(table), ...table.stagedColumns.map((c) => c.name)];
-    this.contrib = new CsvOutput(o.paths, o.paths.transformContrib(table.name), header, o.signal, o.onFailure, [true, ...textualColumns(table)]);
+    this.textual = textualColumns(table);
+    this.contrib = new CsvOutput(o.paths, o.paths.transformContrib(table.name), header, o.signal, o.onFailure, [true, ...this.textual]);
   }
 
   override get outputs(): readonly (CsvOutput | NdjsonOutput)[] {
@@ -72,7 +82,9 @@ export class DedupeWork extends UpsertWork {
     }
     // The keys file's cell: documentIdKey's text of the `_id`.
     const id = scope.cell as string;
-    this.contrib.write([id, ...cells]);
+    // The contributions' line is the `_id`'s field and the row's line: csvLine quotes cell by cell.
+    const line = csvLine(cells, this.textual);
+    this.contrib.writeLine(`${csvField(id)},${line}`);
     const keyParts: string[] = new Array(keyIndexes.length);
     for (let i = 0; i < keyIndexes.length; i += 1) keyParts[i] = cells[keyIndexes[i]!]!;
     // Joined, not concatenated: a flat string hashes and compares (in the final sort) without being rebuilt.
@@ -82,10 +94,9 @@ export class DedupeWork extends UpsertWork {
       // One of the two loses.
       this.superseded += 1;
       this.skip(SUPERSEDED);
-      const parts = old.split(SEP);
-      if (!replacesKept(this.mapping, cells[latestIndex]!, id, unpackCell(parts[1 + latestIndex]!), parts[0]!)) return;
+      if (!replacesKept(this.mapping, cells[latestIndex]!, id, keptLatest(old), keptId(old))) return;
     }
-    this.kept.set(key, pack(id, cells));
+    this.kept.set(key, pack(id, cells[latestIndex]!, line));
     if (strips) this.keptStrips.set(key, strips);
     else if (old !== undefined) this.keptStrips.delete(key);
   }
@@ -96,10 +107,9 @@ export class DedupeWork extends UpsertWork {
     const keys = [...this.kept.keys()].sort();
     for (let i = 0; i < keys.length; i += 1) {
       const key = keys[i]!;
-      const parts = this.kept.get(key)!.split(SEP);
-      const cells: Cell[] = new Array(parts.length - 1);
-      for (let j = 1; j < parts.length; j += 1) cells[j - 1] = unpackCell(parts[j]!);
-      this.writeKeptRow(cells, this.keptStrips.get(key) ?? null);
+      this.csv.writeLine(keptLine(this.kept.get(key)!));
+      const strips = this.keptStrips.get(key);
+      if (strips) this.countStrips(strips);
       if (this.csv.needsDrain) await drain();
     }
     this.kept.clear();

@@ -175,12 +175,6 @@ export abstract class TableWork {
     }
   }
 
-  /** Writes a row whose strips were taken earlier. */
-  protected writeKeptRow(cells: readonly Cell[], strips: readonly string[] | null): void {
-    this.csv.write(cells);
-    if (strips) this.countStrips(strips);
-  }
-
   /** Drops the strips of a row that was built but not written. */
   protected forgetStrips(): void {
     this.pendingStrips.length = 0;
