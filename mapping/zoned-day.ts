@@ -25,56 +25,70 @@ export function dayFormatter(timeZone: string): DayFormatter {
   return new ZonedDays(timeZone);
 }
 
-/** The zone's offset at an instant (wall-clock time minus UTC time, in ms, to the second), from Intl. */
-function offsetAt(wallClock: Intl.DateTimeFormat, instantMs: number): number {
-  let year = 0;
-  let month = 0;
-  let day = 0;
-  let hour = 0;
-  let minute = 0;
-  let second = 0;
+/** Wall-clock fields of an instant in the zone. */
+interface WallClock {
+  readonly year: number;
+  readonly month: number;
+  readonly day: number;
+  readonly hour: number;
+  readonly minute: number;
+  readonly second: number;
+}
+
+/** The fields from formatToParts (about three times slower than format(), but no text to parse). */
+function partsOf(format: Intl.DateTimeFormat, instantMs: number): WallClock {
+  const f = { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0 };
   let bc = false;
-  for (const p of wallClock.formatToParts(instantMs)) {
-    switch (p.type) {
-      case 'era':
-        bc = p.value.startsWith('B');
-        break;
-      case 'year':
-        year = Number(p.value);
-        break;
-      case 'month':
-        month = Number(p.value);
-        break;
-      case 'day':
-        day = Number(p.value);
-        break;
-      case 'hour':
-        hour = Number(p.value);
-        break;
-      case 'minute':
-        minute = Number(p.value);
-        break;
-      case 'second':
-        second = Number(p.value);
-        break;
-      default:
-        break;
-    }
+  for (const p of format.formatToParts(instantMs)) {
+    if (p.type === 'era') bc = p.value.startsWith('B');
+    else if (p.type in f) f[p.type as keyof typeof f] = Number(p.value);
   }
+  return { ...f, year: bc ? 1 - f.year : f.year };
+}
+
+/** en-GB's `format()` text, `07/03/2024 AD, 00:00:00`: what formatToParts splits, as one string. */
+const EN_GB_TEXT = /^(\d+)\/(\d+)\/(\d+) (AD|BC), (\d+):(\d+):(\d+)$/;
+
+/** The fields from format()'s text, or null when the text is not in the expected shape. */
+function textFieldsOf(format: Intl.DateTimeFormat, instantMs: number): WallClock | null {
+  const m = EN_GB_TEXT.exec(format.format(instantMs));
+  if (!m) return null;
+  const year = Number(m[3]);
+  return { year: m[4] === 'BC' ? 1 - year : year, day: Number(m[1]), month: Number(m[2]), hour: Number(m[5]), minute: Number(m[6]), second: Number(m[7]) };
+}
+
+/**
+ * The zone's wall clock at an instant. format() and a regex cost a third of formatToParts, which
+ * was most of the stage's date work (birthdays spread over decades: a cache miss per day); if this
+ * ICU writes another shape (checked on a known instant when the formatter is made), formatToParts.
+ */
+function wallClockReader(format: Intl.DateTimeFormat): (instantMs: number) => WallClock {
+  const probes = [Date.UTC(2024, 2, 6, 23, 4, 5), Date.UTC(-5, 10, 28, 1, 2, 3)];
+  const agree = probes.every((ms) => {
+    const fromText = textFieldsOf(format, ms);
+    const fromParts = partsOf(format, ms);
+    return fromText !== null && (Object.keys(fromParts) as (keyof WallClock)[]).every((k) => fromText[k] === fromParts[k]);
+  });
+  return agree ? (ms) => textFieldsOf(format, ms) ?? partsOf(format, ms) : (ms) => partsOf(format, ms);
+}
+
+/** The zone's offset at an instant (wall-clock time minus UTC time, in ms, to the second). */
+function offsetAt(wallClock: (instantMs: number) => WallClock, instantMs: number): number {
+  const w = wallClock(instantMs);
   const wall = new Date(0);
-  wall.setUTCFullYear(bc ? 1 - year : year, month - 1, day);
-  wall.setUTCHours(hour, minute, second, 0);
+  wall.setUTCFullYear(w.year, w.month - 1, w.day);
+  wall.setUTCHours(w.hour, w.minute, w.second, 0);
   return wall.getTime() - Math.floor(instantMs / 1000) * 1000;
 }
 
 class ZonedDays implements DayFormatter {
-  private readonly wallClock: Intl.DateTimeFormat;
+  private readonly wallClock: (instantMs: number) => WallClock;
   private readonly dayOffsets = new Map<number, number>();
   private readonly hourOffsets = new Map<number, number>();
   private readonly dayTexts = new Map<number, string>();
 
   constructor(timeZone: string) {
-    this.wallClock = new Intl.DateTimeFormat('en-GB', {
+    const format = new Intl.DateTimeFormat('en-GB', {
       timeZone,
       hourCycle: 'h23',
       era: 'short',
@@ -85,6 +99,7 @@ class ZonedDays implements DayFormatter {
       minute: 'numeric',
       second: 'numeric',
     });
+    this.wallClock = wallClockReader(format);
   }
 
   day(instantMs: number): string | null {
