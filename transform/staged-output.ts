@@ -77,6 +77,7 @@ class StagedOutput<T> {
 const BATCH_CHARS = 1 << 16;
 
 export class CsvOutput extends StagedOutput<readonly Cell[]> {
+  /** Lines without their `\n` (the header's included), joined by one at the flush. */
   private pending: string[] = [];
   private pendingChars = 0;
   private readonly textual: readonly boolean[] | null;
@@ -85,7 +86,7 @@ export class CsvOutput extends StagedOutput<readonly Cell[]> {
   constructor(paths: RunPaths, file: string, columns: readonly string[], signal: AbortSignal, onFailure: (error: unknown) => void, textual: readonly boolean[] | null = null) {
     super(paths, file, new PassThrough({ highWaterMark: 1 << 16 }), signal, onFailure);
     this.textual = textual;
-    this.pending.push(csvHeader(columns));
+    this.pending.push(csvHeader(columns).slice(0, -1));
   }
 
   override write(row: readonly Cell[]): void {
@@ -95,15 +96,17 @@ export class CsvOutput extends StagedOutput<readonly Cell[]> {
   /** A row already made into its CSV line (csvLine, no `\n`). */
   writeLine(line: string): void {
     this.records += 1;
-    this.pending.push(line, '\n');
+    this.pending.push(line);
     this.pendingChars += line.length + 1;
     if (this.pendingChars >= BATCH_CHARS) this.flushPending();
   }
 
   protected override flushPending(): void {
     if (this.pending.length === 0) return;
-    // Pieces joined once: one flat string, no rope for the stream to flatten.
-    const text = this.pending.join('');
+    // Lines joined once: one flat string, no rope for the stream to flatten; the last '' ends the
+    // last line.
+    this.pending.push('');
+    const text = this.pending.join('\n');
     this.pending = [];
     this.pendingChars = 0;
     this.push(text);
