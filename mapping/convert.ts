@@ -326,32 +326,30 @@ function checkedDate(ms: number): Date | Rejection {
   return checkedMillis(ms) ?? new Date(ms);
 }
 
-const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 const PAD2 = Array.from({ length: 60 }, (_, i) => String(i).padStart(2, '0'));
-/** `MM:` per minute of the hour. */
-const MINUTES = PAD2.map((m) => `${m}:`);
-/** `SS.mmm` per millisecond of the minute: 60,000 short strings (about 2 MB), made on first use. */
-let secondsMillis: string[] | null = null;
-const hourPrefixes = new Map<number, string>();
+const PAD3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+const utcDays = new Map<number, string>();
 
 /**
  * staging/csv.ts timestampCell's text (`2024-03-06 23:00:00.000`, UTC) without a Date and two
- * string replaces per cell: that was a tenth of the stage's time. Three flat pieces joined: the
- * hour's prefix (`2024-03-06 23:`, cached: timestamps of one hour share it), `MM:` and `SS.mmm`.
- * A test holds the two equal.
+ * string replaces per cell: that was a tenth of the stage's time. A test holds the two equal.
  */
 export function timestampText(ms: number): string {
-  const hour = Math.floor(ms / HOUR_MS);
-  let prefix = hourPrefixes.get(hour);
-  if (prefix === undefined) {
-    prefix = timestampCell(new Date(hour * HOUR_MS)).slice(0, 14);
-    if (hourPrefixes.size >= 200_000) hourPrefixes.clear();
-    hourPrefixes.set(hour, prefix);
+  const day = Math.floor(ms / DAY_MS);
+  let text = utcDays.get(day);
+  if (text === undefined) {
+    text = timestampCell(new Date(day * DAY_MS)).slice(0, 10);
+    if (utcDays.size >= 100_000) utcDays.clear();
+    utcDays.set(day, text);
   }
-  secondsMillis ??= Array.from({ length: 60_000 }, (_, i) => `${PAD2[Math.floor(i / 1000)]}.${String(i % 1000).padStart(3, '0')}`);
-  const rest = ms - hour * HOUR_MS;
-  const minute = Math.floor(rest / 60_000);
-  return `${prefix}${MINUTES[minute]}${secondsMillis[rest - minute * 60_000]}`;
+  let rest = ms - day * DAY_MS;
+  const h = Math.floor(rest / 3_600_000);
+  rest -= h * 3_600_000;
+  const m = Math.floor(rest / 60_000);
+  rest -= m * 60_000;
+  const s = Math.floor(rest / 1000);
+  return `${text} ${PAD2[h]}:${PAD2[m]}:${PAD2[s]}.${PAD3[rest - s * 1000]}`;
 }
 
 /** Only BSON Dates: a string is not an instant until someone says in which zone it was written. */
