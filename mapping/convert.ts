@@ -486,6 +486,8 @@ export function columnConverter(column: ColumnModel, settings: ConvertSettings, 
   const convert = typeConverter(column.sqlType, settings, tally);
   const nullable = column.nullable;
   return (value) => {
+    // Strings first: the commonest value, and neither null nor an escape wrapper.
+    if (typeof value === 'string') return convert(value);
     if (value === undefined || value === null) return nullable ? null : REJECT.null_in_not_null;
     // A string whose bytes are not UTF-8 (staged escaped): no column type can hold what it was.
     if (typeof value === 'object' && isInvalidUtf8(value)) return REJECT.invalid_unicode;

@@ -28,7 +28,9 @@ const SEP = '\u0000';
 
 function pack(id: string, latest: Cell, line: string): Packed {
   if (id.indexOf(SEP) !== -1 || (latest !== null && latest.indexOf(SEP) !== -1)) throw new Error('a converted cell holds a NUL character (a bug)');
-  return `${id}${SEP}${latest === null ? '0' : `1${latest}`}${SEP}${line}`;
+  // join() allocates one flat string: a template would keep a tree of five pieces alive per kept
+  // row, flattened again by every indexOf of keptId/keptLatest/keptLine.
+  return [id, latest === null ? '0' : `1${latest}`, line].join(SEP);
 }
 
 function keptId(packed: Packed): string {

@@ -26,8 +26,8 @@ export class ExplodeWork extends TableWork {
   private readonly parentCells: (Cell | Rejection)[];
   private readonly parentStrips: boolean[];
   private readonly parentGeneration: number[];
-  /** Merge key of the document's first row, and of every row once it has a second: repeats are skipped. */
-  private firstKey: string | null = null;
+  /** The document's first row, and the merge keys of its rows once it has a second: repeats are skipped. */
+  private firstRow: Cell[] | null = null;
   private seen: Set<string> | null = null;
   private readonly visit = this.item.bind(this);
 
@@ -64,7 +64,7 @@ export class ExplodeWork extends TableWork {
       return;
     }
     this.parents += 1;
-    this.firstKey = null;
+    this.firstRow = null;
     this.seen = null;
     forEachItem(this.mapping, doc, lists, this.visit);
   }
@@ -77,12 +77,11 @@ export class ExplodeWork extends TableWork {
     }
     const cells = this.itemRow(doc, array, itemId, itemDate);
     if (!cells) return;
-    let key = '';
-    for (const i of this.mapping.repeatIndexes) key += `${cells[i] ?? '\u0001'}\u0000`;
-    // Most parents have one link or none: a Set only from the second row on.
-    if (this.firstKey === null) this.firstKey = key;
+    // Most parents have one link or none: repeat keys and a Set only from the second row on.
+    if (this.firstRow === null) this.firstRow = cells;
     else {
-      this.seen ??= new Set([this.firstKey]);
+      this.seen ??= new Set([this.repeatKey(this.firstRow)]);
+      const key = this.repeatKey(cells);
       if (this.seen.has(key)) {
         this.skipItem(DUPLICATE_IN_ARRAY);
         this.forgetStrips();
@@ -91,6 +90,13 @@ export class ExplodeWork extends TableWork {
       this.seen.add(key);
     }
     this.writeRow(cells);
+  }
+
+  /** The row's merge key as one string (NULL apart from every text). */
+  private repeatKey(cells: readonly Cell[]): string {
+    let key = '';
+    for (const i of this.mapping.repeatIndexes) key += `${cells[i] ?? '\u0001'}\u0000`;
+    return key;
   }
 
   private itemRow(doc: RawDocument, array: ArrayMapping, itemId: unknown, itemDate: unknown): Cell[] | null {
