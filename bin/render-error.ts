@@ -4,7 +4,7 @@
 // appear only with --verbose or ETL_DEBUG=1. Every text is scrubbed of passwords. Returns the exit code.
 import type { Writable } from 'node:stream';
 import { EtlError, ConfigError, LoadError, type ErrorContext } from '../errors/etl-error.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { paint } from './output.ts';
 
 export interface RenderErrorOptions {

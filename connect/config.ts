@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors/etl-error.ts';
 import { settingsReader, type SettingsReader } from './config-source.ts';
 import { resolvePostgres, type PostgresConfig } from './postgres-config.ts';
-import { connectionStringSecrets, redactText } from './redact.ts';
+import { connectionStringSecrets, redactText } from '../errors/redact.ts';
 
 export type { PostgresConfig } from './postgres-config.ts';
 

@@ -4,7 +4,7 @@
 // neither is a ConfigError naming where it came from and what is wrong, showing it without its
 // password whatever its shape.
 import { ConfigError } from '../errors/etl-error.ts';
-import { connectionStringSecrets, redactText } from './redact.ts';
+import { connectionStringSecrets, redactText } from '../errors/redact.ts';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];

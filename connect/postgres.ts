@@ -5,7 +5,7 @@ import pg from 'pg';
 import { ConfigError, EtlError } from '../errors/etl-error.ts';
 import { describePostgres, type PostgresConfig } from './config.ts';
 import { parsePostgresConnectionString, type PostgresParts, type SslMode } from './postgres-connection.ts';
-import { connectionStringSecrets, redactText } from './redact.ts';
+import { connectionStringSecrets, redactText } from '../errors/redact.ts';
 
 /**
  * pg's settings, every one given explicitly, so the driver's own reading of process.env cannot

@@ -7,7 +7,7 @@ import path from 'node:path';
 import ssh2, { type AnyAuthMethod } from 'ssh2';
 import { ConfigError } from '../errors/etl-error.ts';
 import type { SshConfig } from './config.ts';
-import { redactText } from './redact.ts';
+import { redactText } from '../errors/redact.ts';
 
 export interface AuthPlan {
   readonly methods: AnyAuthMethod[];

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { describePostgres, type EtlConfig, type PostgresConfig } from '../connect/config.ts';
 import { pgClientConfig } from '../connect/postgres.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { openSshSession } from '../connect/ssh-session.ts';
 import { EtlError, SourceError, LoadError } from '../errors/etl-error.ts';
 import { AtomicFileSink } from '../staging/atomic-file.ts';

@@ -3,7 +3,7 @@
 // travels to auditors and must never carry a secret.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import type { Manifest, StageName } from '../staging/manifest.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import { reconcile } from '../audit/reconcile.ts';
