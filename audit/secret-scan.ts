@@ -44,13 +44,6 @@ export function secretFileName(file: string): string | null {
   return SECRET_FILE_NAMES.some((re) => re.test(base)) ? `a file named like a secret (${base}: keys, environment and credential files never go into an archive)` : null;
 }
 
-/** Scans a small text held in memory (tests, messages). */
-export function scanText(file: string, text: string, secrets: readonly string[] = []): SecretFinding[] {
-  const scanner = new LineScanner(file, secrets);
-  text.split('\n').forEach((line, i) => scanner.line(line, i + 1));
-  return scanner.result().findings;
-}
-
 /** Scans a file on disk as a stream. */
 export async function scanFile(absolute: string, file: string, secrets: readonly string[] = [], signal?: AbortSignal, onBytes?: (n: number) => void): Promise<ScanResult> {
   const scanner = new LineScanner(file, secrets);

@@ -75,7 +75,7 @@ function describe(error: unknown, scrub: (s: string) => string): ErrorView {
 }
 
 /** `file:line:col`, `table.column`, `collection _id X`: whatever the context knows, shortest first. */
-export function whereOf(c: ErrorContext): string | null {
+function whereOf(c: ErrorContext): string | null {
   if (c.file) return `${c.file}${c.line !== undefined ? `:${c.line}${c.column !== undefined ? `:${c.column}` : ''}` : ''}`;
   if (c.table) return c.sqlColumn ? `${c.table}.${c.sqlColumn}` : c.table;
   if (c.collection) return c.documentId ? `${c.collection} _id ${c.documentId}` : c.collection;

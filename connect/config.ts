@@ -182,7 +182,7 @@ function dateThreshold(r: SettingsReader): Date | null {
 }
 
 /** A MongoDB URL must start with mongodb:// or mongodb+srv://; anything else is named, without its password. */
-export function checkMongoUrl(url: string, where: string): void {
+function checkMongoUrl(url: string, where: string): void {
   if (/^mongodb(\+srv)?:\/\//i.test(url)) return;
   throw new ConfigError(`${where} is not a MongoDB connection string: it must start with mongodb:// or mongodb+srv:// (got "${redactText(url, connectionStringSecrets(url))}")`, [], {
     hint: 'write it as mongodb://<user>:<password>@<host>:27017/<database> (percent-encode special characters of the password)',

@@ -163,7 +163,7 @@ function setKeyword(parts: PostgresParts, key: string, raw: string, fail: Fail):
   fail(`a setting etl does not know (it understands ${KEYWORDS.join(', ')})`);
 }
 
-export function isPort(text: string): boolean {
+function isPort(text: string): boolean {
   if (!/^\d{1,5}$/.test(text)) return false;
   const n = Number(text);
   return n >= 1 && n <= 65535;

@@ -35,7 +35,7 @@ export function pgClientConfig(p: PostgresConfig): pg.ClientConfig {
  * libpq's sslmode in node's TLS terms. allow and prefer mean "TLS if the server offers it"; pg
  * cannot fall back from TLS to plain, so they connect without TLS (README, Configuration).
  */
-export function sslOptions(mode: SslMode | null, files: PostgresParts['sslFiles'] | undefined): false | ConnectionOptions {
+function sslOptions(mode: SslMode | null, files: PostgresParts['sslFiles'] | undefined): false | ConnectionOptions {
   if (mode === null || mode === 'disable' || mode === 'allow' || mode === 'prefer') return false;
   const read = (file: string | undefined, what: string): string | undefined => {
     if (!file) return undefined;

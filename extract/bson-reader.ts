@@ -17,7 +17,7 @@ const MIN_DOCUMENT_BYTES = 5;
 const READ_CHUNK = 1 << 16;
 
 /** True when the file starts with the gzip magic bytes (the extension is not trusted). */
-export async function isGzipFile(file: string): Promise<boolean> {
+async function isGzipFile(file: string): Promise<boolean> {
   const handle = await open(file, 'r');
   try {
     const head = Buffer.alloc(2);

@@ -33,7 +33,7 @@ const TRANSIENT_CODES = new Set([
   13436, // NotPrimaryOrSecondary
 ]);
 
-export function isTransient(error: unknown): boolean {
+function isTransient(error: unknown): boolean {
   // MongoNetworkError covers the pool-cleared error too (a subclass).
   if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
   if (error instanceof MongoServerError && typeof error.code === 'number') return TRANSIENT_CODES.has(error.code);

@@ -72,7 +72,7 @@ export interface PgRefreshReport {
   readonly tables: readonly { readonly table: string; readonly rows: number; readonly data: boolean }[];
 }
 
-export function pgDumpFilterArgs(f: PgRefreshFilters): string[] {
+function pgDumpFilterArgs(f: PgRefreshFilters): string[] {
   return [
     ...f.includeTables.map((t) => `--table=${t}`),
     ...f.excludeTables.map((t) => `--exclude-table=${t}`),
@@ -83,7 +83,7 @@ export function pgDumpFilterArgs(f: PgRefreshFilters): string[] {
 }
 
 /** libpq connection arguments and environment for a PostgresConfig, the password in PGPASSWORD only. */
-export function libpqArgs(p: PostgresConfig): { args: string[]; env: Record<string, string> } {
+function libpqArgs(p: PostgresConfig): { args: string[]; env: Record<string, string> } {
   if (p.connectionString) {
     const u = new URL(p.connectionString);
     const password = u.password ? decodeURIComponent(u.password) : null;
