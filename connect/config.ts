@@ -38,13 +38,20 @@ export interface RemoteConfig {
   readonly mongodumpCommand: string;
 }
 
-/** Defaults of `etl refresh postgres` (the original tool's POSTGRES_* filter variables). */
-export interface RefreshConfig {
+/** pg_dump's filters for `etl refresh postgres` (the original tool's POSTGRES_* filter variables). */
+export interface PgRefreshFilters {
+  /** pg_dump --table patterns: only these tables (and what they own). */
   readonly includeTables: readonly string[];
+  /** pg_dump --exclude-table patterns. */
   readonly excludeTables: readonly string[];
   readonly includeSchemas: readonly string[];
   readonly excludeSchemas: readonly string[];
+  /** pg_dump --exclude-table-data: structure only. */
   readonly excludeTableData: readonly string[];
+}
+
+/** Defaults of `etl refresh postgres`. */
+export interface RefreshConfig extends PgRefreshFilters {
   /** PG_BIN_DIR: where pg_dump/pg_restore live when the ones on PATH do not fit the server. */
   readonly pgBinDir: string | null;
 }

@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import { describePostgres, type EtlConfig, type PostgresConfig } from '../connect/config.ts';
+import { describePostgres, type EtlConfig, type PgRefreshFilters, type PostgresConfig } from '../connect/config.ts';
 import { pgClientConfig } from '../connect/postgres.ts';
 import { redactText } from '../errors/redact.ts';
 import { openSshSession } from '../connect/ssh-session.ts';
@@ -19,17 +19,6 @@ import { dumpFilePath, lastLines } from './dump-file.ts';
 import { pickPgTools, runChild, type PgTools } from './local-tools.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
-
-export interface PgRefreshFilters {
-  /** pg_dump --table patterns: only these tables (and what they own). */
-  readonly includeTables: readonly string[];
-  /** pg_dump --exclude-table patterns. */
-  readonly excludeTables: readonly string[];
-  readonly includeSchemas: readonly string[];
-  readonly excludeSchemas: readonly string[];
-  /** pg_dump --exclude-table-data: structure only. */
-  readonly excludeTableData: readonly string[];
-}
 
 export type PgRefreshProgress =
   | { readonly phase: 'connect' }
