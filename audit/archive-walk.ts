@@ -3,11 +3,11 @@
 // chunks whatever an entry's size or the compression ratio (an entry of 4 GiB of zeros fits in a
 // 4 MB .tar.gz). tar's own file readers read 16 MB at a time and inflate it all at once.
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar';
+import { isGzipFile } from '../staging/gzip-magic.ts';
 
 export type ArchiveEntry = tar.ReadEntry;
 
@@ -55,7 +55,7 @@ export async function walkArchive(file: string, onEntry: (entry: ArchiveEntry) =
   });
   const source = createReadStream(file, { highWaterMark: 1 << 16 });
   try {
-    if (await isGzip(file)) await pipeline(source, createGunzip({ chunkSize: 1 << 16 }), feed, { signal });
+    if (await isGzipFile(file)) await pipeline(source, createGunzip({ chunkSize: 1 << 16 }), feed, { signal });
     else await pipeline(source, feed, { signal });
   } catch (error) {
     if (!(failure instanceof StopWalk)) throw failure ?? error;
@@ -64,13 +64,3 @@ export async function walkArchive(file: string, onEntry: (entry: ArchiveEntry) =
   if (failure !== null && !(failure instanceof StopWalk)) throw failure;
 }
 
-async function isGzip(file: string): Promise<boolean> {
-  const fd = await open(file, 'r');
-  try {
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await fd.read(head, 0, 2, 0);
-    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
-  } finally {
-    await fd.close();
-  }
-}

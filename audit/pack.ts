@@ -159,7 +159,7 @@ async function checkRecords(paths: RunPaths, records: readonly RecordedFile[]): 
 
 /**
  * Every file that would go in is read once, as a stream, before the archive is made: a file named
- * like a secret or anything credential-shaped in any of them (connect/redact.ts) refuses the run,
+ * like a secret or anything credential-shaped in any of them (errors/redact.ts) refuses the run,
  * naming the file and the line.
  */
 async function refuseSecrets(paths: RunPaths, members: readonly string[], o: PackOptions & { bytesTotal: number }): Promise<void> {

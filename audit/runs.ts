@@ -60,7 +60,7 @@ export function isLoaded(manifest: Manifest | null): boolean {
   return load?.status === 'done' && load.dry_run !== true;
 }
 
-export function summarise(runId: string, manifest: Manifest | null, extra: { latest: boolean; bytes: number; problem: string | null }): RunSummary {
+function summarise(runId: string, manifest: Manifest | null, extra: { latest: boolean; bytes: number; problem: string | null }): RunSummary {
   const s = manifest?.stages ?? {};
   const stages = { extract: s.extract?.status ?? null, transform: s.transform?.status ?? null, load: s.load?.status ?? null };
   const total = (values: number[] | null) => (values === null ? null : values.reduce((a, b) => a + b, 0));

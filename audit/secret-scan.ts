@@ -1,11 +1,11 @@
 // What may never leave the machine inside a packed run: a file named like a secret (.env, id_rsa,
-// *.pem…), anything credential-shaped (connect/redact.ts decides what that is: connection strings
+// *.pem…), anything credential-shaped (errors/redact.ts decides what that is: connection strings
 // with a password, password=…, private keys, AWS keys…) or a configured secret value, in any file
 // that goes into the archive. Files are read as streams, line by line, with a bounded window for
 // very long lines, so a run of any size is scanned in constant memory.
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { describeCredential, findCredentials } from '../connect/redact.ts';
+import { describeCredential, findCredentials } from '../errors/redact.ts';
 
 export interface SecretFinding {
   /** Which file of the run (relative path). */
@@ -42,13 +42,6 @@ const SECRET_FILE_NAMES = [
 export function secretFileName(file: string): string | null {
   const base = path.posix.basename(file);
   return SECRET_FILE_NAMES.some((re) => re.test(base)) ? `a file named like a secret (${base}: keys, environment and credential files never go into an archive)` : null;
-}
-
-/** Scans a small text held in memory (tests, messages). */
-export function scanText(file: string, text: string, secrets: readonly string[] = []): SecretFinding[] {
-  const scanner = new LineScanner(file, secrets);
-  text.split('\n').forEach((line, i) => scanner.line(line, i + 1));
-  return scanner.result().findings;
 }
 
 /** Scans a file on disk as a stream. */

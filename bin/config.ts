@@ -8,7 +8,7 @@ import { LATEST_FILE } from '../staging/run-folder.ts';
 import type { CommandContext } from './command.ts';
 
 /** Where staged runs went before they moved out of the source tree of a checkout. */
-export const OLD_DEFAULT_STAGING = 'staging';
+const OLD_DEFAULT_STAGING = 'staging';
 
 export function commandConfig(ctx: CommandContext, flags: Omit<ConfigFlags, 'envFile'> = {}): EtlConfig {
   let envFile: string | undefined;

@@ -40,7 +40,7 @@ interface GlobalFlags {
 }
 
 /** Takes the global flags out of the arguments, wherever they are. */
-export function globalFlags(argv: readonly string[]): GlobalFlags {
+function globalFlags(argv: readonly string[]): GlobalFlags {
   const rest: string[] = [];
   let verbosity: Verbosity = 'normal';
   let dotenv: string | undefined;

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export function colorEnabled(stream: { isTTY?: boolean }, env: Env): boolean {
+function colorEnabled(stream: { isTTY?: boolean }, env: Env): boolean {
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
   if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
   return stream.isTTY === true;

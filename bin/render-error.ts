@@ -4,7 +4,7 @@
 // appear only with --verbose or ETL_DEBUG=1. Every text is scrubbed of passwords. Returns the exit code.
 import type { Writable } from 'node:stream';
 import { EtlError, ConfigError, LoadError, type ErrorContext } from '../errors/etl-error.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { paint } from './output.ts';
 
 export interface RenderErrorOptions {
@@ -75,7 +75,7 @@ function describe(error: unknown, scrub: (s: string) => string): ErrorView {
 }
 
 /** `file:line:col`, `table.column`, `collection _id X`: whatever the context knows, shortest first. */
-export function whereOf(c: ErrorContext): string | null {
+function whereOf(c: ErrorContext): string | null {
   if (c.file) return `${c.file}${c.line !== undefined ? `:${c.line}${c.column !== undefined ? `:${c.column}` : ''}` : ''}`;
   if (c.table) return c.sqlColumn ? `${c.table}.${c.sqlColumn}` : c.table;
   if (c.collection) return c.documentId ? `${c.collection} _id ${c.documentId}` : c.collection;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors/etl-error.ts';
 import { settingsReader, type SettingsReader } from './config-source.ts';
 import { resolvePostgres, type PostgresConfig } from './postgres-config.ts';
-import { connectionStringSecrets, redactText } from './redact.ts';
+import { connectionStringSecrets, redactText } from '../errors/redact.ts';
 
 export type { PostgresConfig } from './postgres-config.ts';
 
@@ -38,13 +38,20 @@ export interface RemoteConfig {
   readonly mongodumpCommand: string;
 }
 
-/** Defaults of `etl refresh postgres` (the original tool's POSTGRES_* filter variables). */
-export interface RefreshConfig {
+/** pg_dump's filters for `etl refresh postgres` (the original tool's POSTGRES_* filter variables). */
+export interface PgRefreshFilters {
+  /** pg_dump --table patterns: only these tables (and what they own). */
   readonly includeTables: readonly string[];
+  /** pg_dump --exclude-table patterns. */
   readonly excludeTables: readonly string[];
   readonly includeSchemas: readonly string[];
   readonly excludeSchemas: readonly string[];
+  /** pg_dump --exclude-table-data: structure only. */
   readonly excludeTableData: readonly string[];
+}
+
+/** Defaults of `etl refresh postgres`. */
+export interface RefreshConfig extends PgRefreshFilters {
   /** PG_BIN_DIR: where pg_dump/pg_restore live when the ones on PATH do not fit the server. */
   readonly pgBinDir: string | null;
 }
@@ -182,7 +189,7 @@ function dateThreshold(r: SettingsReader): Date | null {
 }
 
 /** A MongoDB URL must start with mongodb:// or mongodb+srv://; anything else is named, without its password. */
-export function checkMongoUrl(url: string, where: string): void {
+function checkMongoUrl(url: string, where: string): void {
   if (/^mongodb(\+srv)?:\/\//i.test(url)) return;
   throw new ConfigError(`${where} is not a MongoDB connection string: it must start with mongodb:// or mongodb+srv:// (got "${redactText(url, connectionStringSecrets(url))}")`, [], {
     hint: 'write it as mongodb://<user>:<password>@<host>:27017/<database> (percent-encode special characters of the password)',

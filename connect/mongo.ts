@@ -2,7 +2,7 @@
 import { MongoClient, type Db } from 'mongodb';
 import { SourceError } from '../errors/etl-error.ts';
 import { describeMongo, type MongoConfig } from './config.ts';
-import { redactText } from './redact.ts';
+import { redactText } from '../errors/redact.ts';
 
 export interface MongoConnection {
   readonly client: MongoClient;

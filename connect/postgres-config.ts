@@ -9,7 +9,7 @@
 import { ConfigError } from '../errors/etl-error.ts';
 import type { SettingsReader } from './config-source.ts';
 import { parsePostgresConnectionString, SSL_MODES, type PostgresParts, type SslMode } from './postgres-connection.ts';
-import { connectionStringSecrets } from './redact.ts';
+import { connectionStringSecrets } from '../errors/redact.ts';
 
 export interface PostgresConfig {
   /** The URL given (DATABASE_URL / --database-url), or null. May hold a password: print only through describePostgres(). */

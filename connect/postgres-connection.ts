@@ -4,7 +4,7 @@
 // neither is a ConfigError naming where it came from and what is wrong, showing it without its
 // password whatever its shape.
 import { ConfigError } from '../errors/etl-error.ts';
-import { connectionStringSecrets, redactText } from './redact.ts';
+import { connectionStringSecrets, redactText } from '../errors/redact.ts';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -163,7 +163,7 @@ function setKeyword(parts: PostgresParts, key: string, raw: string, fail: Fail):
   fail(`a setting etl does not know (it understands ${KEYWORDS.join(', ')})`);
 }
 
-export function isPort(text: string): boolean {
+function isPort(text: string): boolean {
   if (!/^\d{1,5}$/.test(text)) return false;
   const n = Number(text);
   return n >= 1 && n <= 65535;

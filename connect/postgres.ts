@@ -5,7 +5,7 @@ import pg from 'pg';
 import { ConfigError, EtlError } from '../errors/etl-error.ts';
 import { describePostgres, type PostgresConfig } from './config.ts';
 import { parsePostgresConnectionString, type PostgresParts, type SslMode } from './postgres-connection.ts';
-import { connectionStringSecrets, redactText } from './redact.ts';
+import { connectionStringSecrets, redactText } from '../errors/redact.ts';
 
 /**
  * pg's settings, every one given explicitly, so the driver's own reading of process.env cannot
@@ -35,7 +35,7 @@ export function pgClientConfig(p: PostgresConfig): pg.ClientConfig {
  * libpq's sslmode in node's TLS terms. allow and prefer mean "TLS if the server offers it"; pg
  * cannot fall back from TLS to plain, so they connect without TLS (README, Configuration).
  */
-export function sslOptions(mode: SslMode | null, files: PostgresParts['sslFiles'] | undefined): false | ConnectionOptions {
+function sslOptions(mode: SslMode | null, files: PostgresParts['sslFiles'] | undefined): false | ConnectionOptions {
   if (mode === null || mode === 'disable' || mode === 'allow' || mode === 'prefer') return false;
   const read = (file: string | undefined, what: string): string | undefined => {
     if (!file) return undefined;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import ssh2, { type AnyAuthMethod } from 'ssh2';
 import { ConfigError } from '../errors/etl-error.ts';
 import type { SshConfig } from './config.ts';
-import { redactText } from './redact.ts';
+import { redactText } from '../errors/redact.ts';
 
 export interface AuthPlan {
   readonly methods: AnyAuthMethod[];
@@ -71,7 +71,7 @@ const OPENSSH_MAGIC = 'openssh-key-v1\0';
  * Whether a private key file is encrypted, read from the file's own header (never from the text of
  * ssh2's error): OpenSSH's cipher name, PEM's Proc-Type, PKCS#8's ENCRYPTED label, PuTTY's Encryption.
  */
-export function isEncryptedKey(key: Buffer): boolean {
+function isEncryptedKey(key: Buffer): boolean {
   const text = key.toString('latin1');
   if (/-----BEGIN ENCRYPTED PRIVATE KEY-----/.test(text) || /^Proc-Type:\s*4,\s*ENCRYPTED/m.test(text)) return true;
   const ppk = /^Encryption:\s*(\S+)/m.exec(text);

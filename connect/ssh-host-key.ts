@@ -13,7 +13,7 @@ export interface PresentedKey {
 }
 
 /** The server's key cannot be trusted (unknown or not configured): the user must act. Exit 2. */
-export class SshHostKeyUnknownError extends EtlError {
+class SshHostKeyUnknownError extends EtlError {
   override name = 'SshHostKeyUnknownError';
   override readonly exitCode = 2 as const;
   constructor(
@@ -26,7 +26,7 @@ export class SshHostKeyUnknownError extends EtlError {
 }
 
 /** The server's key differs from the trusted one: possibly a man-in-the-middle. Exit 1. */
-export class SshHostKeyChangedError extends EtlError {
+class SshHostKeyChangedError extends EtlError {
   override name = 'SshHostKeyChangedError';
   constructor(
     message: string,
@@ -55,7 +55,7 @@ export interface HostKey {
   readonly blob: Buffer;
 }
 
-export function parseKeyBlob(blob: Buffer): HostKey {
+function parseKeyBlob(blob: Buffer): HostKey {
   if (blob.length < 4) throw new Error('host key blob too short');
   const len = blob.readUInt32BE(0);
   return { type: blob.subarray(4, 4 + len).toString('latin1'), blob };
@@ -76,7 +76,7 @@ export function knownHostsName(host: string, port: number): string {
 }
 
 /** The line a user adds to known_hosts to trust this key. */
-export function knownHostsLine(host: string, port: number, key: HostKey): string {
+function knownHostsLine(host: string, port: number, key: HostKey): string {
   return `${knownHostsName(host, port)} ${key.type} ${key.blob.toString('base64')}`;
 }
 
@@ -88,7 +88,7 @@ interface KnownHostsEntry {
 }
 
 /** Parses an OpenSSH known_hosts text; malformed lines are skipped, as OpenSSH does. */
-export function parseKnownHosts(text: string): KnownHostsEntry[] {
+function parseKnownHosts(text: string): KnownHostsEntry[] {
   const entries: KnownHostsEntry[] = [];
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {

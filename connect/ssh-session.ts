@@ -7,7 +7,7 @@ import path from 'node:path';
 import ssh2, { type AnyAuthMethod, type AuthenticationType, type ClientChannel } from 'ssh2';
 import { ConfigError, EtlError } from '../errors/etl-error.ts';
 import type { SshConfig } from './config.ts';
-import { redactText } from './redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { expandHome, planAuth, type AuthPlan } from './ssh-auth.ts';
 import { openForward, type SshForward } from './ssh-forward.ts';
 import { hostKeyError, loadHostTrust, type HostKeyVerdict, type HostTrust } from './ssh-host-key.ts';

@@ -2,7 +2,7 @@
 // can rely on the list, and a new failure needs a new entry here rather than a new string somewhere.
 // Grouped by where the failure is found; the code says what failed, the message says where.
 
-export const ERROR_CODES = [
+const ERROR_CODES = [
   // command line (exit 2)
   'bad_arguments',
   'bad_allow',

@@ -22,7 +22,7 @@ function asBuffer(bytes: Uint8Array): Buffer {
 }
 
 /** A document made of some top-level elements of `bytes`, in their order (the bytes themselves when all are kept). */
-export function projectBytes(bytes: Uint8Array, keep: ReadonlySet<string>): Buffer {
+function projectBytes(bytes: Uint8Array, keep: ReadonlySet<string>): Buffer {
   const buf = asBuffer(bytes);
   const elements = [...onDemand.parseToElements(buf, 0)] as unknown as Element[];
   const kept = elements.filter((e) => keep.has(buf.toString('utf8', e[1], e[1] + e[2])));

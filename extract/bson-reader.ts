@@ -2,11 +2,11 @@
 // without ever holding more than one document plus one read chunk in memory. Offsets are counted in
 // the decompressed byte stream, so "offset 1234" points at the same place `bsondump` would.
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { SourceError } from '../errors/etl-error.ts';
+import { isGzipFile } from '../staging/gzip-magic.ts';
 
 /** The largest document a server accepts is 16 MiB; anything far above is a corrupt length. */
 const MAX_DOCUMENT_BYTES = 48 * 1024 * 1024;
@@ -15,18 +15,6 @@ const MIN_DOCUMENT_BYTES = 5;
 // one lived long enough to be promoted, so read buffers piled up outside the heap until a full GC
 // (measured: +64 MB of arrayBuffers on a 52 MB .bson; 64 KiB chunks die young and stay flat).
 const READ_CHUNK = 1 << 16;
-
-/** True when the file starts with the gzip magic bytes (the extension is not trusted). */
-export async function isGzipFile(file: string): Promise<boolean> {
-  const handle = await open(file, 'r');
-  try {
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await handle.read(head, 0, 2, 0);
-    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
-  } finally {
-    await handle.close();
-  }
-}
 
 /** The decompressed bytes of a file, chunk by chunk, with backpressure (async iteration pulls). */
 export async function openByteStream(file: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer>> {

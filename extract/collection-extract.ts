@@ -36,7 +36,7 @@ function topLevelFields(projection: readonly string[]): string[] {
   return [...fields];
 }
 
-export async function* emptyDocuments(): AsyncGenerator<SourceDocument[]> {}
+async function* emptyDocuments(): AsyncGenerator<SourceDocument[]> {}
 
 /** The error for bytes that are not BSON: the dump file and offset (the run stops, as for a truncated file), or the live read's position. */
 export function corruption(collection: string): (doc: SourceDocument, cause: BsonDecodeError) => Error {

@@ -50,7 +50,7 @@ function matchesEq(value: unknown, wanted: unknown): boolean {
  * The `$type` alias of a value as deserialized with BSON_READ_OPTIONS (wrapper classes kept), or
  * null for a missing field. The same names the server uses, so a census and a query agree.
  */
-export function bsonTypeAlias(v: unknown): string | null {
+function bsonTypeAlias(v: unknown): string | null {
   if (v === MISSING || v === undefined) return null;
   if (v === null) return 'null';
   switch (typeof v) {

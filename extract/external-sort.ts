@@ -22,7 +22,7 @@ export interface EncodedId {
 }
 
 /** Default bytes of records (key + NDJSON line) held before a chunk is spilled. */
-export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
+const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
 
 /** Spill files are written in blocks of this size. */
 const WRITE_BLOCK = 1 << 20;

@@ -78,7 +78,7 @@ export async function extractIds(ctx: CollectionContext, name: string, tables: r
 }
 
 /** null when the listing is proved complete, else why not. Counts are null for a dump (read whole). */
-export function proveComplete(written: WrittenCollection, countBefore: number | null, countAfter: number | null): string | null {
+function proveComplete(written: WrittenCollection, countBefore: number | null, countAfter: number | null): string | null {
   if (written.rejectedWithId > 0) {
     return `${written.rejectedWithId} document(s) with an _id could not be read, so whether their rows stay cannot be decided`;
   }

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { EtlError, StagingError, UsageError } from '../errors/etl-error.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { selectTables } from '../model/select-tables.ts';
 import { writeFileAtomic } from '../staging/atomic-file.ts';
 import { TOOL_VERSION, updateManifest, writeManifest, type Manifest } from '../staging/manifest.ts';

@@ -10,7 +10,7 @@ import type { Db, Document } from 'mongodb';
 import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
 import { Decimal128, Double, Int32 } from 'bson';
 import { SourceError } from '../errors/etl-error.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { CORE_TYPE_ALIASES, rank, typeAliasesAfter } from './bson-order.ts';
 import { topLevelId } from './bson-elements.ts';
 import type { SourceDocument } from './collection-writer.ts';
@@ -33,7 +33,7 @@ const TRANSIENT_CODES = new Set([
   13436, // NotPrimaryOrSecondary
 ]);
 
-export function isTransient(error: unknown): boolean {
+function isTransient(error: unknown): boolean {
   // MongoNetworkError covers the pool-cleared error too (a subclass).
   if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
   if (error instanceof MongoServerError && typeof error.code === 'number') return TRANSIENT_CODES.has(error.code);

@@ -26,7 +26,7 @@ export interface ExtractReject {
 const VALUE_CHARS = 200;
 
 /** `_id` as the transform rejects files write it: 24 hex characters for an ObjectId, else canonical Extended JSON; null when absent. */
-export function idText(id: unknown): string | null {
+function idText(id: unknown): string | null {
   if (id === undefined) return null;
   if (id instanceof ObjectId) return id.toHexString();
   try {

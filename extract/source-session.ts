@@ -3,7 +3,7 @@
 import type { Document } from 'bson';
 import { describeMongo } from '../connect/config.ts';
 import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { SourceError } from '../errors/etl-error.ts';
 import type { ExtractSource } from './options.ts';
 import { readBsonBatches, type RawDocument } from './bson-reader.ts';

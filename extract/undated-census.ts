@@ -6,7 +6,7 @@
 import type { UndatedCensus } from '../staging/manifest-extract.ts';
 import type { FieldFacts, LineFacts } from '../staging/ndjson-writer.ts';
 
-export const DATE_FIELDS = ['creation_date', 'update_date'] as const;
+const DATE_FIELDS = ['creation_date', 'update_date'] as const;
 
 /** `$type` aliases of the BSON type bytes (what the server's `$type` and the census call them). */
 const TYPE_ALIASES: Readonly<Record<number, string>> = {

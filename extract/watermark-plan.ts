@@ -95,13 +95,13 @@ export function mappingWarnings(plans: readonly CollectionPlan[]): string[] {
 }
 
 /** The ObjectId with the time `at` (whole seconds, floored) and zeros elsewhere: every ObjectId minted at or after `at` sorts at or after it. */
-export function objectIdMintedAt(at: Date): ObjectId {
+function objectIdMintedAt(at: Date): ObjectId {
   const seconds = Math.floor(at.getTime() / 1000);
   return ObjectId.createFromTime(Math.min(0xffffffff, Math.max(0, seconds)));
 }
 
 /** Neither creation_date nor update_date is a date (or an array holding one): no watermark can see such a document change. */
-export function undatedQuery(): Record<string, unknown> {
+function undatedQuery(): Record<string, unknown> {
   return { $nor: [{ creation_date: { $type: 'date' } }, { update_date: { $type: 'date' } }] };
 }
 

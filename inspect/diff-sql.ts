@@ -13,13 +13,13 @@ import { compiled, ident, type CompiledQuery, type SqlIdent } from '../schema/sq
 
 export const EXPECTED = ident('etl_diff_expected');
 export const ROWS = ident('etl_diff_rows');
-export const KNOWN = ident('etl_diff_known');
+const KNOWN = ident('etl_diff_known');
 export const MISSING = ident('etl_diff_missing');
 export const EXTRA = ident('etl_diff_extra');
 export const CHANGED = ident('etl_diff_changed');
 
 /** Bookkeeping columns of the expected table, before the staged columns c0…cN. */
-export const META_COLUMNS = ['_ord', '_status', '_src', '_col', '_reason'] as const;
+const META_COLUMNS = ['_ord', '_status', '_src', '_col', '_reason'] as const;
 
 /** CSV header of the expected records of a table with `cells` staged columns. */
 export const expectedHeader = (cells: number): string[] => [...META_COLUMNS, ...Array.from({ length: cells }, (_, i) => `c${i}`)];

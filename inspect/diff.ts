@@ -29,7 +29,7 @@ import type pg from 'pg';
 import { describeMongo, describePostgres, type MongoConfig, type PostgresConfig } from '../connect/config.ts';
 import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
 import { connectPostgres } from '../connect/postgres.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { LoadError, SourceError } from '../errors/etl-error.ts';
 import type { PipelineModel, Strategy, TableModel } from '../model/types.ts';
 import { readTables, type LiveTable } from '../schema/catalog.ts';

@@ -19,7 +19,7 @@ import { CLAIMS_TABLE, contributionsTableName, documentIdColumn } from '../schem
 import { ident } from '../schema/sql.ts';
 import { canonical, CHANGED, EXPECTED, EXTRA, MISSING, ROWS, type TableDiffSql } from './diff-sql.ts';
 
-export const REPAIR_KEYS = ident('etl_diff_repair');
+const REPAIR_KEYS = ident('etl_diff_repair');
 
 /** The documents and keys a repair of one table takes up. */
 export interface TableRepairScope {
@@ -34,13 +34,13 @@ export interface TableRepairScope {
 const OBJECT_ID = /^[0-9a-f]{24}$/;
 
 /** An `_id` text (transform's documentIdText) back to the value MongoDB holds. */
-export function documentIdValue(text: string): unknown {
+function documentIdValue(text: string): unknown {
   if (OBJECT_ID.test(text)) return ObjectId.createFromHexString(text);
   return EJSON.deserialize({ v: JSON.parse(text) as unknown }, { relaxed: false }).v;
 }
 
 /** The `_id` text of the document an extra row's key names, when no claim says otherwise. */
-export function guessedIdText(key: string): string {
+function guessedIdText(key: string): string {
   return OBJECT_ID.test(key) ? key : JSON.stringify(key);
 }
 

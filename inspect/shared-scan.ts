@@ -13,7 +13,7 @@ import { deserialize, EJSON } from 'bson';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { MongoConnection } from '../connect/mongo.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { compileFilter, type DocumentTest } from '../mapping/filter.ts';
 import { SourceError } from '../errors/etl-error.ts';
 import type { CollectionModel, PipelineModel } from '../model/types.ts';

@@ -253,7 +253,7 @@ function wrapped(label: string, names: readonly string[]): string[] {
 }
 
 /** Why the next run reads a table the way it does, in a few words (the groups `etl status` prints). */
-export function nextReadLabel(t: Pick<TableStatus, 'mapping' | 'next'>): string {
+function nextReadLabel(t: Pick<TableStatus, 'mapping' | 'next'>): string {
   const { next } = t;
   if (next.reason === 'mapping_changed') {
     const why = t.mapping === 'unrecorded' ? 'loaded by an older etl with another pipeline.yaml' : 'mapping changed';

@@ -3,7 +3,7 @@
 import { DatabaseError } from 'pg';
 import { pgErrorCode } from '../errors/codes.ts';
 import { EtlError, LoadError } from '../errors/etl-error.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 
 export interface FailurePlace {
   /** The real table being loaded. */

@@ -5,7 +5,6 @@ import { selectTables } from '../model/select-tables.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { tableFingerprint, type PlannedMapping } from '../model/fingerprint.ts';
 import { readManifest, requireStageDone, type Manifest } from '../staging/manifest.ts';
-import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import type { LoadOptions } from './options.ts';
 
@@ -27,11 +26,6 @@ export async function planLoad(options: LoadOptions): Promise<LoadPlan> {
   requireStageDone(manifest, 'transform', paths);
   const tables = planTables(model, manifest, paths, options.tables ?? null);
   return { model, paths, manifest, tables, warnings: planWarnings(model, manifest, paths, tables), dryRun: options.dryRun === true };
-}
-
-/** What transform recorded for a table of the run. */
-export function stagedRecord(plan: LoadPlan, table: string): TransformTableRecord {
-  return plan.manifest.stages.transform!.tables[table]!;
 }
 
 /** The instant this run's extract of the table's collection guarantees (the next watermark), or null. */

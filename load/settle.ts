@@ -23,8 +23,6 @@ export interface SettleFigures {
   readonly resolved: number;
 }
 
-export const NOTHING_SETTLED: SettleFigures = Object.freeze({ referencing: 0, nulledColumns: {}, landed: 0, resolved: 0 });
-
 export async function settleTable(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[]): Promise<SettleFigures> {
   const { session } = ctx;
   const name = shape.table.name;

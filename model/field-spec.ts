@@ -117,7 +117,7 @@ export function describeNode(node: Node | null): string {
   return 'an unsupported value';
 }
 
-export function expectedText(spec: ValueSpec): string {
+function expectedText(spec: ValueSpec): string {
   switch (spec.kind) {
     case 'string':
       return spec.oneOf ? `one of ${spec.oneOf.join(', ')}` : 'a string';

@@ -7,7 +7,7 @@ import { describeNode, INVALID, type LintContext, type Path, type Position } fro
 
 type FilterValue = string | number | boolean | null;
 
-export const FILTER_OPERATORS: readonly string[] = Object.freeze(['$eq', '$ne', '$in', '$nin', '$exists']);
+const FILTER_OPERATORS: readonly string[] = Object.freeze(['$eq', '$ne', '$in', '$nin', '$exists']);
 
 function scalarValue(node: Node | null): FilterValue | typeof INVALID {
   if (!isScalar(node)) return INVALID;

@@ -18,7 +18,7 @@ import type { ColumnModel, PipelineModel, Settings, TableModel } from './types.t
  * Bump when a change to the tool itself (transform's conversions, the staged row format) changes the
  * rows an unchanged mapping yields: every table then reads its collection in full once.
  */
-export const FINGERPRINT_FORMAT = 1;
+const FINGERPRINT_FORMAT = 1;
 
 /** `sha256:<64 hex>` of the table's mapping. */
 export function tableFingerprint(table: TableModel, settings: Settings): string {
@@ -28,12 +28,6 @@ export function tableFingerprint(table: TableModel, settings: Settings): string 
 /** Every table's fingerprint, by table name. */
 export function pipelineFingerprints(model: PipelineModel): Map<string, string> {
   return new Map(model.loadOrder.map((name) => [name, tableFingerprint(model.tables.get(name)!, model.settings)]));
-}
-
-/** The short form people read (status, warnings): the first 12 hex digits. */
-export function shortFingerprint(fingerprint: string | null): string {
-  if (fingerprint === null) return '(none)';
-  return fingerprint.replace(/^sha256:/, '').slice(0, 12);
 }
 
 function columnOf(c: ColumnModel): unknown {
@@ -70,7 +64,7 @@ function mappingOf(t: TableModel, settings: Settings): unknown {
 }
 
 /** JSON with object keys sorted at every level, so the same value always gives the same text. */
-export function canonicalJson(value: unknown): string {
+function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const entries = Object.entries(value as Record<string, unknown>)

@@ -8,7 +8,7 @@ import { decodeFilter } from './filter.ts';
 const str: FieldSpec = { value: { kind: 'string' } };
 const bool: FieldSpec = { value: { kind: 'boolean' } };
 
-export const COLUMN_SPEC = {
+const COLUMN_SPEC = {
   kind: 'object',
   fields: {
     name: { value: { kind: 'string' }, required: true },
@@ -20,7 +20,7 @@ export const COLUMN_SPEC = {
   },
 } as const satisfies ValueSpec;
 
-export const ARRAY_SPEC = {
+const ARRAY_SPEC = {
   kind: 'object',
   fields: {
     field: { value: { kind: 'string' }, required: true },
@@ -34,7 +34,7 @@ export const ARRAY_SPEC = {
 const MAPPINGS: FieldSpec = { value: { kind: 'map', values: { kind: 'string' } } };
 const COLUMN_LIST: FieldSpec = { value: { kind: 'list', items: COLUMN_SPEC } };
 
-export const TABLE_SPEC = {
+const TABLE_SPEC = {
   kind: 'object',
   fields: {
     mongo_collection: str,
@@ -62,7 +62,7 @@ export const TABLE_SPEC = {
   },
 } as const satisfies ValueSpec;
 
-export const SETTINGS_SPEC = {
+const SETTINGS_SPEC = {
   kind: 'object',
   fields: {
     timezone: str,

@@ -75,7 +75,7 @@ export interface TablePlanInput {
   readonly checkMapping: boolean;
 }
 
-export function mappingState(stored: StoredState | null, fingerprint: string, pipelineSha256: string): MappingState {
+function mappingState(stored: StoredState | null, fingerprint: string, pipelineSha256: string): MappingState {
   if (stored === null) return 'new';
   if (stored.fingerprint === null) {
     const last = stored.lastPipelineSha256 ?? null;

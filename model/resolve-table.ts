@@ -22,7 +22,7 @@ import { checkFileNames } from './names.ts';
 /** Tables the tool keeps its own state in (schema/state-tables.ts): a pipeline may not define them. */
 export const RESERVED_TABLES: readonly string[] = Object.freeze(['etl_watermarks', 'etl_runs', 'etl_pending', 'etl_claims']);
 /** Names starting so are the contributions tables of dedupe tables (schema/state-tables.ts). */
-export const RESERVED_PREFIX = 'etl_contrib_';
+const RESERVED_PREFIX = 'etl_contrib_';
 
 export interface ColumnDraft {
   readonly name: string;

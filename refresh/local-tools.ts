@@ -39,7 +39,7 @@ export interface ToolVersion {
 }
 
 /** `pg_dump (PostgreSQL) 15.18 (Debian …)` → { text: '15.18', major: 15 }. */
-export async function toolVersion(file: string, env: Env): Promise<ToolVersion | null> {
+async function toolVersion(file: string, env: Env): Promise<ToolVersion | null> {
   try {
     const { stdout } = await execFileP(file, ['--version'], { env: env as NodeJS.ProcessEnv, timeout: 15_000 });
     const m = /\b(\d+)(?:\.(\d+))?(?:\.\d+)?/.exec(stdout.replace(/^[^)]*\)/, ''));

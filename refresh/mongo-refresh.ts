@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { EtlConfig } from '../connect/config.ts';
 import { describeMongo } from '../connect/config.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { openSshSession, type SshExecResult, type SshSession } from '../connect/ssh-session.ts';
 import type { ClientChannel } from 'ssh2';
 import { EtlError, SourceError } from '../errors/etl-error.ts';

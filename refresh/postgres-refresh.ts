@@ -7,9 +7,9 @@ import { rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import { describePostgres, type EtlConfig, type PostgresConfig } from '../connect/config.ts';
+import { describePostgres, type EtlConfig, type PgRefreshFilters, type PostgresConfig } from '../connect/config.ts';
 import { pgClientConfig } from '../connect/postgres.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { openSshSession } from '../connect/ssh-session.ts';
 import { EtlError, SourceError, LoadError } from '../errors/etl-error.ts';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
@@ -19,17 +19,6 @@ import { dumpFilePath, lastLines } from './dump-file.ts';
 import { pickPgTools, runChild, type PgTools } from './local-tools.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
-
-export interface PgRefreshFilters {
-  /** pg_dump --table patterns: only these tables (and what they own). */
-  readonly includeTables: readonly string[];
-  /** pg_dump --exclude-table patterns. */
-  readonly excludeTables: readonly string[];
-  readonly includeSchemas: readonly string[];
-  readonly excludeSchemas: readonly string[];
-  /** pg_dump --exclude-table-data: structure only. */
-  readonly excludeTableData: readonly string[];
-}
 
 export type PgRefreshProgress =
   | { readonly phase: 'connect' }
@@ -72,7 +61,7 @@ export interface PgRefreshReport {
   readonly tables: readonly { readonly table: string; readonly rows: number; readonly data: boolean }[];
 }
 
-export function pgDumpFilterArgs(f: PgRefreshFilters): string[] {
+function pgDumpFilterArgs(f: PgRefreshFilters): string[] {
   return [
     ...f.includeTables.map((t) => `--table=${t}`),
     ...f.excludeTables.map((t) => `--exclude-table=${t}`),
@@ -83,7 +72,7 @@ export function pgDumpFilterArgs(f: PgRefreshFilters): string[] {
 }
 
 /** libpq connection arguments and environment for a PostgresConfig, the password in PGPASSWORD only. */
-export function libpqArgs(p: PostgresConfig): { args: string[]; env: Record<string, string> } {
+function libpqArgs(p: PostgresConfig): { args: string[]; env: Record<string, string> } {
   if (p.connectionString) {
     const u = new URL(p.connectionString);
     const password = u.password ? decodeURIComponent(u.password) : null;

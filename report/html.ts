@@ -8,7 +8,7 @@ export function escapeHtml(text: string): string {
 /** A cell: text, or a number (right-aligned, thousands separators, data-value for machines). */
 export type HtmlCell = string | number | null | { readonly html: string };
 
-export function cell(c: HtmlCell, field?: string): string {
+function cell(c: HtmlCell, field?: string): string {
   const attr = field ? ` data-field="${escapeHtml(field)}"` : '';
   if (c === null) return `<td class="n"${attr}>–</td>`;
   if (typeof c === 'number') return `<td class="n"${attr} data-value="${c}">${c.toLocaleString('en-US')}</td>`;

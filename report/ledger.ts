@@ -32,7 +32,7 @@ export interface Ledger {
 const CONNECT_TIMEOUT_MS = 5_000;
 
 /** The newest runs of the ledger, newest first. */
-export async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<LedgerRun[]> {
+async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<LedgerRun[]> {
   const rows = await readLedgerRows(client, limit);
   return rows.map((row) => {
     const sum = (k: string) => row.summaries.reduce((a, s) => a + (typeof s[k] === 'number' ? (s[k] as number) : 0), 0);

@@ -3,7 +3,7 @@
 // travels to auditors and must never carry a secret.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import type { Manifest, StageName } from '../staging/manifest.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import { reconcile } from '../audit/reconcile.ts';
@@ -12,7 +12,7 @@ import type { LoadTableRecord } from '../staging/manifest-load.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import type { RunHistoryEntry } from './run-history.ts';
 
-export const EXAMPLES_PER_REASON = 3;
+const EXAMPLES_PER_REASON = 3;
 const VALUE_CHARS = 60;
 /** Column names whose values are never shown, whatever they hold. */
 const SECRET_COLUMN = /pass|secret|token|api.?key|private|credential/i;
@@ -121,6 +121,6 @@ function example(r: Record<string, unknown>, secrets: readonly string[]): Reject
   return { id: shorten(redactText(id, secrets), VALUE_CHARS), column, value };
 }
 
-export function shorten(text: string, max: number): string {
+function shorten(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

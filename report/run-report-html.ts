@@ -1,7 +1,7 @@
 // The HTML report of one run: one self-contained file (inline CSS and SVG, no script, no external
 // asset; a Content-Security-Policy forbids any network access), readable offline by an auditor.
 import { pendingCount } from '../audit/runs.ts';
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { escapeHtml, section, table, type HtmlCell } from './html.ts';
 import type { RunReportData, TableFigures } from './run-report-data.ts';
 import { barChart, timeline } from './svg-chart.ts';

@@ -2,7 +2,7 @@
 // the same seed must give the same bytes, on any machine, in any run.
 
 /** A 32-bit avalanche mix (the finaliser of murmur3): turns a counter into well-spread bits. */
-export function mix32(x: number): number {
+function mix32(x: number): number {
   x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
   x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
   return (x ^ (x >>> 16)) >>> 0;

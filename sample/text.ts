@@ -112,9 +112,3 @@ export function pictureUrl(rng: Rng, folder: string): string {
   const hex = (rng.next() * 0xffffffff).toString(16).padStart(8, '0').slice(0, 8);
   return `https://my-alfred-data.s3.eu-west-3.amazonaws.com/${folder}/${hex}.${rng.pick(['jpg', 'png', 'webp'])}`;
 }
-
-export function titleCase(words: readonly string[], rng: Rng, n: number): string {
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) out.push(rng.pick(words));
-  return capitalize(out.join(' '));
-}

@@ -7,8 +7,8 @@ import { hash, Rng } from './prng.ts';
 import { planSample, SAMPLE_COLLECTIONS, type SampleCollection, type SamplePlan } from './plan.ts';
 
 /** Creation dates spread over this window; update dates may run a little past its end. */
-export const WINDOW_START = Date.UTC(2019, 0, 7, 8, 0, 0);
-export const WINDOW_END = Date.UTC(2025, 5, 30, 18, 0, 0);
+const WINDOW_START = Date.UTC(2019, 0, 7, 8, 0, 0);
+const WINDOW_END = Date.UTC(2025, 5, 30, 18, 0, 0);
 const SPAN = WINDOW_END - WINDOW_START;
 const DAY_MS = 86_400_000;
 
@@ -16,11 +16,11 @@ const DAY_MS = 86_400_000;
 export const LEGACY_BEFORE = Date.UTC(2021, 5, 1);
 
 /** Share of references that point to a deleted document (the app never cleans them). */
-export const DANGLING_RATE = 0.005;
+const DANGLING_RATE = 0.005;
 
 export const EVENT_TYPES = ['menu', 'webinar', 'individualChallenge', 'collectiveChallenge'] as const;
 export const ROLES = ['CUSTOMER', 'RH', 'DIET', 'EXTERNAL_DIET', 'SUPER_ADMIN', 'ADMIN', 'SUPPORT'] as const;
-export const QUESTION_TYPES = [
+const QUESTION_TYPES = [
   'QUIZZ_QUESTION_TYPE_BOOLEAN',
   'QUIZZ_QUESTION_TYPE_SCALE_1_10',
   'QUIZZ_QUESTION_TYPE_TEXT',

@@ -47,7 +47,7 @@ export interface DumpReport {
   readonly collections: readonly DumpFileReport[];
 }
 
-export function dumpFileNames(collection: string, gzip: boolean): { bson: string; metadata: string } {
+function dumpFileNames(collection: string, gzip: boolean): { bson: string; metadata: string } {
   const gz = gzip ? '.gz' : '';
   return { bson: `${collection}.bson${gz}`, metadata: `${collection}.metadata.json${gz}` };
 }
@@ -116,7 +116,7 @@ function* bsonChunks(source: SampleCollectionSource, counter: { written: number 
 }
 
 /** What mongodump writes next to each .bson: the indexes to rebuild and the collection's identity. */
-export function metadataOf(collection: string, seed: number): Document {
+function metadataOf(collection: string, seed: number): Document {
   const indexes: Document[] = [{ v: 2, key: { _id: 1 }, name: '_id_' }];
   if (collection === 'users') indexes.push({ v: 2, key: { email: 1 }, name: 'email_1', unique: true, background: true });
   let uuid = '';

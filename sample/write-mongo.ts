@@ -5,7 +5,7 @@ import { EtlError } from '../errors/etl-error.ts';
 import type { SampleGeneration } from './generate.ts';
 import type { SampleProgress, WriteOptions } from './write-options.ts';
 
-export const INSERT_BATCH = 1000;
+const INSERT_BATCH = 1000;
 
 export interface MongoTargetReport {
   readonly kind: 'mongo';

@@ -20,20 +20,20 @@ export function constraintName(table: string, columns: readonly string[], suffix
   return `${head}${tail}`;
 }
 
-export const primaryKeyName = (t: TableModel) => constraintName(t.name, t.primaryKey, 'pkey');
-export const uniqueName = (t: TableModel, cols: readonly string[]) => constraintName(t.name, cols, 'key');
-export const foreignKeyName = (t: TableModel, c: ColumnModel) => constraintName(t.name, [c.name], 'fkey');
+const primaryKeyName = (t: TableModel) => constraintName(t.name, t.primaryKey, 'pkey');
+const uniqueName = (t: TableModel, cols: readonly string[]) => constraintName(t.name, cols, 'key');
+const foreignKeyName = (t: TableModel, c: ColumnModel) => constraintName(t.name, [c.name], 'fkey');
 
 /** `"phone" VARCHAR(255)`, `"name" VARCHAR(255) NOT NULL`. */
-export function columnDefinition(c: ColumnModel): string {
+function columnDefinition(c: ColumnModel): string {
   return `${ident(c.name)} ${c.sqlTypeText}${c.nullable ? '' : ' NOT NULL'}`;
 }
 
-export function primaryKeyClause(t: TableModel): string {
+function primaryKeyClause(t: TableModel): string {
   return `CONSTRAINT ${ident(primaryKeyName(t))} PRIMARY KEY (${identList(t.primaryKey)})`;
 }
 
-export function uniqueClause(t: TableModel, cols: readonly string[]): string {
+function uniqueClause(t: TableModel, cols: readonly string[]): string {
   return `CONSTRAINT ${ident(uniqueName(t, cols))} UNIQUE (${identList(cols)})`;
 }
 
@@ -42,12 +42,12 @@ export function uniqueClause(t: TableModel, cols: readonly string[]): string {
  * usual, but load may defer the checks to its commit (SET CONSTRAINTS … DEFERRED) while it replaces
  * rows in several tables of one transaction.
  */
-export function foreignKeyClause(t: TableModel, c: ColumnModel): string {
+function foreignKeyClause(t: TableModel, c: ColumnModel): string {
   const fk = c.foreignKey!;
   return `CONSTRAINT ${ident(foreignKeyName(t, c))} FOREIGN KEY (${ident(c.name)}) REFERENCES ${ident(fk.table)} (${ident(fk.column)}) ${FOREIGN_KEY_TIMING}`;
 }
 
-export const FOREIGN_KEY_TIMING = 'DEFERRABLE INITIALLY IMMEDIATE';
+const FOREIGN_KEY_TIMING = 'DEFERRABLE INITIALLY IMMEDIATE';
 
 /** The table as pipeline.yaml describes it. IF NOT EXISTS: the statement can be re-run as printed. */
 export function createTableSql(t: TableModel): string {
@@ -106,10 +106,6 @@ export function dropColumnSql(tableName: string, column: string): string {
 
 export function dropConstraintSql(tableName: string, constraint: string): string {
   return `ALTER TABLE ${ident(tableName)} DROP CONSTRAINT ${ident(constraint)}`;
-}
-
-export function renameColumnSql(tableName: string, from: string, to: string): string {
-  return `ALTER TABLE ${ident(tableName)} RENAME COLUMN ${ident(from)} TO ${ident(to)}`;
 }
 
 /** Suggested only (drift's `fix`): dropping is a person's decision, made with `etl schema --allow`. */

@@ -91,7 +91,7 @@ export async function checkDrift(client: pg.Client, model: PipelineModel): Promi
 type Add = (f: Omit<DriftFinding, 'table'>) => void;
 
 /** Differences between one table of the model and its live shape (null: the table does not exist). */
-export function compareTable(t: TableModel, live: LiveTable | null): DriftFinding[] {
+function compareTable(t: TableModel, live: LiveTable | null): DriftFinding[] {
   const out: DriftFinding[] = [];
   const add: Add = (f) => out.push({ table: t.name, ...f });
   if (live === null) {

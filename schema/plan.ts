@@ -5,7 +5,7 @@
 // unique constraint or foreign key would refuse (a problem: nothing is applied). Reads only.
 import type pg from 'pg';
 import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
-import { addColumnSql, alterColumnTypeSql, constraintName, dropColumnSql, dropConstraintSql, setNullabilitySql } from './ddl.ts';
+import { addColumnSql, constraintName, dropColumnSql, dropConstraintSql, setNullabilitySql } from './ddl.ts';
 import { checkDrift, type DriftFinding } from './drift.ts';
 import { readTables, type LiveTable } from './catalog.ts';
 import { compiled, ident, runSql } from './sql.ts';

@@ -49,7 +49,7 @@ const col = (name: string, type: string, notNull: boolean, dflt?: string): State
 
 /** Per table: the instant the next incremental extract starts from, the run that set it, and the
  *  fingerprint of the mapping (model/fingerprint.ts) the table's rows were last fully read with. */
-export const WATERMARKS: StateTable = Object.freeze({
+const WATERMARKS: StateTable = Object.freeze({
   name: WATERMARKS_TABLE,
   purpose: 'per table: where the next incremental extract starts, and the mapping its rows follow',
   columns: [
@@ -64,7 +64,7 @@ export const WATERMARKS: StateTable = Object.freeze({
 });
 
 /** Per run and table: what load did, so re-loading an applied run is recognised and audited. */
-export const RUNS: StateTable = Object.freeze({
+const RUNS: StateTable = Object.freeze({
   name: RUNS_TABLE,
   purpose: 'per run and table: what load did (re-loading an applied run changes nothing)',
   columns: [
@@ -85,7 +85,7 @@ export const RUNS: StateTable = Object.freeze({
  * (null for dedupe rows, owned by their key), `run_id`/`since` when it was first held back,
  * `seen_run` the last run that staged it again.
  */
-export const PENDING: StateTable = Object.freeze({
+const PENDING: StateTable = Object.freeze({
   name: PENDING_TABLE,
   purpose: 'rows refused for a missing reference, and references set NULL, until the referenced row exists',
   columns: [
@@ -108,7 +108,7 @@ export const PENDING: StateTable = Object.freeze({
  * that two documents claim. Two documents converting to one key are both refused, in the run that
  * sees them together and in later ones, until a complete read finds one of them gone.
  */
-export const CLAIMS: StateTable = Object.freeze({
+const CLAIMS: StateTable = Object.freeze({
   name: CLAIMS_TABLE,
   purpose: 'documents of another _id type than ObjectId, and every document of a key two documents claim',
   columns: [
@@ -169,10 +169,7 @@ function perTableStateTables(model: PipelineModel): StateTable[] {
   return model.loadOrder.map((n) => model.tables.get(n)!).filter((t) => t.strategy === 'dedupe').map(contributionsTable);
 }
 
-/** Names of the fixed state tables (a pipeline may not define a table of these names). */
-export const STATE_TABLES: readonly string[] = Object.freeze(stateTables().map((t) => t.name));
-
-export function stateColumnSql(c: StateColumn): string {
+function stateColumnSql(c: StateColumn): string {
   return `${ident(c.name)} ${c.type}${c.notNull ? ' NOT NULL' : ''}${c.default ? ` DEFAULT ${c.default}` : ''}`;
 }
 
@@ -189,11 +186,6 @@ export function addStateColumnSql(t: StateTable, c: StateColumn): string {
 export function createStateIndexSql(t: StateTable, index: StateIndex): string {
   return `CREATE INDEX IF NOT EXISTS ${ident(index.name)} ON ${ident(t.name)} (${identList(index.columns)})`;
 }
-
-/** The DDL of the fixed state tables' CREATE, by name (their current shape). */
-export const STATE_TABLES_SQL: Readonly<Record<string, string>> = Object.freeze(
-  Object.fromEntries(stateTables().map((t) => [t.name, createStateTableSql(t)])),
-);
 
 /** The DDL of every state table (and its indexes), in creation order. */
 export function stateTablesSql(model: PipelineModel | null = null): string[] {

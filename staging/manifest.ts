@@ -10,7 +10,7 @@ import type { ExtractSection } from './manifest-extract.ts';
 import type { TransformSection } from './manifest-transform.ts';
 import type { LoadSection } from './manifest-load.ts';
 
-export const MANIFEST_FORMAT = 1;
+const MANIFEST_FORMAT = 1;
 export type StageName = 'extract' | 'transform' | 'load';
 export type StageStatus = 'running' | 'done' | 'failed';
 

@@ -3,7 +3,7 @@
 // the shape of its progress events, and how a failure is recorded in the run's manifest. The
 // manifest keeps its own snake_case field names (the staging contract, audited); reports and
 // events are the in-process and `--json` view, in camelCase with snake_case event kinds.
-import { redactText } from '../connect/redact.ts';
+import { redactText } from '../errors/redact.ts';
 import { EtlError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
 import type { StageName } from './manifest.ts';

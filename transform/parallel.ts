@@ -10,7 +10,7 @@ import { transformCollection, type CollectionJob, type JobContext, type JobOutco
 import type { TransformProgress } from './options.ts';
 
 /** Below this many bytes of extract files a worker's start-up (~0.5 s) costs more than it saves. */
-export const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
+const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
 
 /** Threads to use: `asked`, else one per core when the run is big enough, never more than jobs. */
 export function threadsFor(jobs: readonly CollectionJob[], asked: number | undefined): number {

@@ -7,7 +7,7 @@ import { commandConfig } from '../config.ts';
 import { writeJson } from '../output.ts';
 import { formatTable } from '../../report/text-table.ts';
 import { connectMongo } from '../../connect/mongo.ts';
-import { redactUrl } from '../../connect/redact.ts';
+import { redactUrl } from '../../errors/redact.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 import { DEFAULT_SCALE, DEFAULT_SEED, generateSample, MIN_SCALE } from '../../sample/generate.ts';
 import { writeDump, type DumpReport } from '../../sample/write-dump.ts';

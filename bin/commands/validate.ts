@@ -4,7 +4,6 @@ import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { formatTable } from '../../report/text-table.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
-import { UsageError } from '../../errors/etl-error.ts';
 import type { PipelineModel, TableModel } from '../../model/types.ts';
 import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';

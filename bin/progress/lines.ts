@@ -9,7 +9,7 @@ import type { StageChange, StageState } from './stage-state.ts';
 
 const DEFAULT_HEARTBEAT_SECONDS = 30;
 
-export function heartbeatMs(env: Readonly<Record<string, string | undefined>>): number {
+function heartbeatMs(env: Readonly<Record<string, string | undefined>>): number {
   const s = Number(env.ETL_PROGRESS_SECONDS);
   return Number.isFinite(s) && s > 0 ? s * 1000 : DEFAULT_HEARTBEAT_SECONDS * 1000;
 }
@@ -32,7 +32,7 @@ export async function logStage<R>(ctx: CommandContext, state: StageState, work: 
 }
 
 /** `extract: 412,000 of 1,000,000 documents (41%), 3,400/s, ETA 2 min 53 s; now users` */
-export function heartbeat(state: StageState): string {
+function heartbeat(state: StageState): string {
   const now = state.current();
   const where = now ? `; now ${now.name}${now.phase ? ` (${now.phase})` : ''}` : state.stagePhase ? `; ${state.stagePhase}` : '';
   return `${state.name}: ${gaugeText(state.totals())}${where}`;

@@ -22,17 +22,17 @@ export interface Gauge {
   readonly unit: string;
 }
 
-export function percent(g: Gauge): number | null {
+function percent(g: Gauge): number | null {
   if (g.total === null || g.total <= 0) return null;
   return Math.min(100, Math.floor((g.done * 100) / g.total));
 }
 
 /** Items a second, once there is enough to measure. */
-export function rate(g: Gauge): number | null {
+function rate(g: Gauge): number | null {
   return g.elapsedMs >= 500 && g.done > 0 ? (g.done * 1000) / g.elapsedMs : null;
 }
 
-export function etaMs(g: Gauge): number | null {
+function etaMs(g: Gauge): number | null {
   const r = rate(g);
   if (r === null || g.total === null || g.done >= g.total) return null;
   return ((g.total - g.done) / r) * 1000;

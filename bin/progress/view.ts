@@ -25,7 +25,7 @@ export interface ProgressView {
 
 export type ProgressMode = 'silent' | 'live' | 'log' | 'verbose';
 
-export function progressMode(ctx: CommandContext, json: boolean): ProgressMode {
+function progressMode(ctx: CommandContext, json: boolean): ProgressMode {
   if (json || ctx.verbosity === 'quiet') return 'silent';
   if (ctx.verbosity === 'verbose') return 'verbose';
   return ctx.stderr.isTTY === true || ctx.env.LISTR_FORCE_TTY === '1' ? 'live' : 'log';

@@ -43,7 +43,7 @@ export function differenceText(d: TableDiff): string {
 export const differingRows = (r: DiffReport): number => r.totals.missing + r.totals.extra + r.totals.different;
 
 /** `diff: 9 differing rows in 3 of 31 table(s), in 2.10 s` */
-export function diffLine(name: string, r: DiffReport): string {
+function diffLine(name: string, r: DiffReport): string {
   const ms = Date.parse(r.endedAt) - Date.parse(r.startedAt);
   if (r.identical) return `${name}: ${r.totals.tables} table(s) identical, in ${duration(ms)}`;
   return `${name}: ${count(differingRows(r))} differing rows in ${r.totals.differing} of ${r.totals.tables} table(s), in ${duration(ms)}`;

@@ -14,12 +14,12 @@ import { isMongoSource } from '../../connect/config.ts';
 import { parseSince, writeWarnings, type FlowEnv } from '../stage-flow.ts';
 
 /** A --source that names a server (any mongodb… shape, malformed ones included: connect/ names the problem) rather than a dump. */
-export function isMongoUrl(text: string): boolean {
+function isMongoUrl(text: string): boolean {
   return isMongoSource(text);
 }
 
 /** --source: a live server (the flag's URL, or the configured one, tunnelled in remote mode) or a dump. */
-export function extractSource(flag: string | undefined, mongoDb: string | undefined, ctx: CommandContext, config: EtlConfig, endpoints: Endpoints): ExtractSource {
+function extractSource(flag: string | undefined, mongoDb: string | undefined, ctx: CommandContext, config: EtlConfig, endpoints: Endpoints): ExtractSource {
   if (flag !== undefined && !isMongoUrl(flag)) return { kind: 'dump', path: path.resolve(ctx.cwd, flag), database: mongoDb ?? null };
   return { kind: 'mongodb', mongo: flag === undefined ? endpoints.mongo : config.mongo, secrets: config.secrets };
 }

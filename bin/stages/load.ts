@@ -22,7 +22,7 @@ export const LOAD_FLAGS = {
 } as const;
 
 /** --no-wait fails at once, --lock-timeout D waits at most D, else the load waits for the lock. */
-export function lockPolicy(flags: { 'no-wait'?: boolean; 'lock-timeout'?: string }): LoadOptions['lock'] {
+function lockPolicy(flags: { 'no-wait'?: boolean; 'lock-timeout'?: string }): LoadOptions['lock'] {
   if (flags['no-wait']) return 'fail';
   return flags['lock-timeout'] !== undefined ? { timeoutMs: parseLockTimeout(flags['lock-timeout']) } : 'wait';
 }
@@ -85,7 +85,7 @@ function loadTracker(t: StageTracker, staged: ReadonlyMap<string, number>) {
 }
 
 /** `users: 1,600 staged, 1,590 inserted, 10 rejected` — only the figures that are not zero. */
-export function tableLine(r: TableLoadReport): string {
+function tableLine(r: TableLoadReport): string {
   const parts: string[] = [];
   for (const k of ['inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'duplicates'] as const) if (r[k] > 0) parts.push(`${count(r[k])} ${k}`);
   if (r.truncated.length) parts.push(`truncated (cascade: ${r.truncated.join(', ')})`);
@@ -100,7 +100,7 @@ export function pendingOf(t: TableLoadReport): number {
 }
 
 /** `load: 45,000 rows into 31 table(s): 44,700 inserted, 0 updated, 0 deleted, 300 rejected, in 1.10 s; run X loaded into …` */
-export function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(r.startedAt)): string {
+function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(r.startedAt)): string {
   if (r.alreadyApplied) return `load: run ${r.runId} was already loaded into ${r.destination}: nothing changed (${duration(ms)})`;
   const pending = r.tables.reduce((a, t) => a + pendingOf(t), 0);
   const what = `${count(sum(r, 'staged'))} rows into ${r.tables.length} table(s): ${count(sum(r, 'inserted'))} inserted, ${count(sum(r, 'updated'))} updated, ${count(sum(r, 'deleted'))} deleted, ${count(sum(r, 'rejected'))} rejected${pending ? `, ${count(pending)} pending` : ''}`;

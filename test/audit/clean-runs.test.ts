@@ -10,7 +10,7 @@ import { cleanRuns, parseOlderThan, type CleanReport } from '../../audit/clean.t
 import { listRuns, type RunsReport } from '../../audit/runs.ts';
 import { TOOL_VERSION, writeManifest, type Manifest, type StageStatus } from '../../staging/manifest.ts';
 import { createRun, listRunIds, setLatest } from '../../staging/run-folder.ts';
-import { etl } from './cli.ts';
+import { etlSync } from '../harness/cli.ts';
 
 type State = { extract?: StageStatus; transform?: StageStatus; load?: StageStatus; dryRun?: boolean; noManifest?: boolean };
 
@@ -162,19 +162,19 @@ describe('clean', () => {
 
   test('CLI: --dry-run prints what would go and removes nothing; then clean removes it (--json)', async () => {
     const { stagingDir, ids } = await stagingWithHistory();
-    const dry = etl(['clean', '--dry-run', '--staging', stagingDir], root);
+    const dry = etlSync(['clean', '--dry-run', '--staging', stagingDir], { cwd: root });
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, new RegExp(`would remove ${ids.midLoaded} \\([^)]+\\): loaded, superseded by loaded run ${ids.newestLoaded}`));
     assert.match(dry.stdout, /dry run: would remove 4 runs, would free .* \(\d[\d,]* bytes\); kept 6/);
     assert.equal((await readdir(stagingDir)).filter((n) => /^\d{8}T/.test(n)).length, 10);
-    const real = etl(['clean', '--staging', stagingDir, '--json'], root);
+    const real = etlSync(['clean', '--staging', stagingDir, '--json'], { cwd: root });
     assert.equal(real.code, 0, real.stderr);
     const report = JSON.parse(real.stdout) as CleanReport;
     assert.equal(report.removed.length, 4);
     assert.ok(report.freed_bytes > 3000);
     assert.equal((await readdir(stagingDir)).filter((n) => /^\d{8}T/.test(n)).length, 6);
-    assert.equal(etl(['clean', '--keep', 'x', '--staging', stagingDir], root).code, 2);
-    assert.equal(etl(['clean', '--older-than', 'soon', '--staging', stagingDir], root).code, 2);
+    assert.equal(etlSync(['clean', '--keep', 'x', '--staging', stagingDir], { cwd: root }).code, 2);
+    assert.equal(etlSync(['clean', '--older-than', 'soon', '--staging', stagingDir], { cwd: root }).code, 2);
   });
 });
 
@@ -204,14 +204,14 @@ describe('runs', () => {
   });
 
   test('CLI table and --json', () => {
-    const human = etl(['runs', '--staging', stagingDir, '--no-ledger'], root);
+    const human = etlSync(['runs', '--staging', stagingDir, '--no-ledger'], { cwd: root });
     assert.equal(human.code, 0, human.stderr);
     const lines = human.stdout.split('\n');
     assert.match(lines[0]!, /^run\s+when \(UTC\)\s+source\s+extract\s+transform\s+load\s+documents\s+rows\s+rejects\s+pending\s+loaded$/);
     assert.match(lines[2]!, new RegExp(`^\\* ${ids.latest}\\s.*\\s10\\s+8\\s+2\\s+-\\s+no$`));
     assert.ok(lines.some((l) => l.includes(ids.newestLoaded) && /\s10\s+8\s+3\s+-\s+yes$/.test(l)));
     assert.ok(lines.some((l) => l.includes(ids.oldDryRun) && /dry run/.test(l)));
-    const json = JSON.parse(etl(['runs', '--staging', stagingDir, '--json'], root).stdout) as RunsReport;
+    const json = JSON.parse(etlSync(['runs', '--staging', stagingDir, '--json'], { cwd: root }).stdout) as RunsReport;
     assert.equal(json.runs.length, 10);
     assert.equal(json.runs[0]!.run_id, ids.latest);
   });

@@ -16,7 +16,7 @@ import type { VerifyReport } from '../../audit/verify.ts';
 import type { RunsReport } from '../../audit/runs.ts';
 import type { CleanReport } from '../../audit/clean.ts';
 import { realRun } from './staged-run.ts';
-import { etl } from './cli.ts';
+import { etlSync } from '../harness/cli.ts';
 
 const servers = useServers({ mongo: false });
 
@@ -39,7 +39,7 @@ test('a loaded run: packed with its load rejects, verified without databases, li
   const linkRejects = manifest.stages.load!.tables.users_events!.rejects;
   assert.ok(linkRejects && linkRejects.records >= 1, 'users_events has load rejects');
 
-  const packed = etl(['pack', '--json'], run.cwd);
+  const packed = etlSync(['pack', '--json'], { cwd: run.cwd });
   assert.equal(packed.code, 0, packed.stderr);
   const report = JSON.parse(packed.stdout);
   assert.deepEqual(report.stages_included, ['extract', 'transform', 'load']);
@@ -50,17 +50,17 @@ test('a loaded run: packed with its load rejects, verified without databases, li
   assert.doesNotMatch(JSON.stringify(manifest), new RegExp(`:${new URL(url).password || 'no-password-in-url'}@`));
 
   // The child has neither MONGODB_URL nor DATABASE_URL; the server is not asked for anything.
-  const verified = etl(['verify', report.archive, '--json'], path.dirname(run.cwd));
+  const verified = etlSync(['verify', report.archive, '--json'], { cwd: path.dirname(run.cwd) });
   assert.equal(verified.code, 0, verified.stdout + verified.stderr);
   const v = JSON.parse(verified.stdout) as VerifyReport;
   assert.equal(v.stages.load, 'done');
   assert.ok(v.identities.some((i) => i.table === 'users_events' && i.name.startsWith('load: lines of the load rejects file = rejected + nulled') && i.ok));
   assert.ok(v.identities.some((i) => i.table === 'users' && i.name.startsWith('load: rows staged') && i.ok));
 
-  const runs = JSON.parse(etl(['runs', '--json'], run.cwd).stdout) as RunsReport;
+  const runs = JSON.parse(etlSync(['runs', '--json'], { cwd: run.cwd }).stdout) as RunsReport;
   assert.equal(runs.runs[0]!.loaded, true);
   assert.deepEqual(runs.runs[0]!.stages_done, ['extract', 'transform', 'load']);
-  const cleaned = JSON.parse(etl(['clean', '--json'], run.cwd).stdout) as CleanReport;
+  const cleaned = JSON.parse(etlSync(['clean', '--json'], { cwd: run.cwd }).stdout) as CleanReport;
   assert.deepEqual(cleaned.removed, []);
   assert.match(cleaned.kept[0]!.reasons.join(), /newest loaded run/);
 });

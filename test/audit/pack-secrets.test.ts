@@ -2,7 +2,6 @@
 // in bounded memory), and a file named like a secret or holding anything credential-shaped refuses
 // the run with the file and the line, without printing the secret.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -10,7 +9,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { packRun } from '../../audit/pack.ts';
 import { StagingError } from '../../errors/etl-error.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
@@ -18,7 +16,7 @@ import { runExtract } from '../../extract/index.ts';
 import { runTransform } from '../../transform/index.ts';
 import { runPaths, setLatest } from '../../staging/run-folder.ts';
 import { editManifest, newProject, realRun, sampleCollections, writeDump, type RealRun } from './staged-run.ts';
-import { etl } from './cli.ts';
+import { etlSync } from '../harness/cli.ts';
 
 const SECRET = 'hunter22Secret';
 const PRIVATE_KEY = `-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----\n`;
@@ -73,7 +71,7 @@ describe('files recorded in the manifest', () => {
     await plantRecorded(stagingDir, '.env', `MONGODB_URL=mongodb://localhost:27017\nPOSTGRES_PASSWORD=${SECRET}\n`);
     await assert.rejects(packRun({ stagingDir }), (e) => refused(e, /\.env file name: a file named like a secret/, /\.env line 2 column 19: a password or secret setting/));
     assert.deepEqual(await archives(stagingDir), []);
-    const cli = etl(['pack', '--staging', stagingDir], scratch);
+    const cli = etlSync(['pack', '--staging', stagingDir], { cwd: scratch });
     assert.equal(cli.code, 1);
     assert.match(cli.stderr, /was not packed: it holds what looks like a secret/);
     assert.doesNotMatch(cli.stdout + cli.stderr, new RegExp(SECRET));
@@ -143,9 +141,8 @@ describe('bounded memory', () => {
     await editManifest(runPaths(stagingDir, run.runId), (m) => {
       (m.stages.extract!.collections.users as unknown as Record<string, unknown>).huge = { file: 'extract/huge.ndjson', bytes, sha256: hash.digest('hex'), records: 220_001 };
     });
-    const etlJs = fileURLToPath(new URL('../../bin/etl.js', import.meta.url));
-    const r = spawnSync('/usr/bin/time', ['-v', process.execPath, etlJs, 'pack', '--staging', stagingDir], { cwd: scratch, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 300_000 });
-    assert.equal(r.status, 1, r.stderr);
+    const r = etlSync(['pack', '--staging', stagingDir], { cwd: scratch, wrap: ['/usr/bin/time', '-v'] });
+    assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /extract\/huge\.ndjson line 220001 column \d+: a connection string with a password/);
     assert.doesNotMatch(r.stderr, new RegExp(SECRET));
     const rssKb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1]);

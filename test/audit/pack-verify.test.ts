@@ -13,7 +13,7 @@ import { StagingError } from '../../errors/etl-error.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { runPaths, setLatest } from '../../staging/run-folder.ts';
 import { editManifest, realRun, type RealRun } from './staged-run.ts';
-import { etl } from './cli.ts';
+import { etlSync } from '../harness/cli.ts';
 
 let run: RealRun;
 let scratch: string;
@@ -129,7 +129,7 @@ describe('pack', () => {
       return true;
     });
     assert.deepEqual((await readdir(stagingDir)).filter((n) => n.includes('.tar.gz')), [], 'no archive, not even partial');
-    const cli = etl(['pack', '--staging', stagingDir, '--run', run.runId], scratch);
+    const cli = etlSync(['pack', '--staging', stagingDir, '--run', run.runId], { cwd: scratch });
     assert.equal(cli.code, 1);
     assert.match(cli.stderr, /cannot be packed: extract and transform must be done \(extract done, transform failed, load not run\)/);
   });
@@ -141,7 +141,7 @@ describe('pack', () => {
     ] as const) {
       const { stagingDir } = await copyOfRun();
       await editManifest(runPaths(stagingDir, run.runId), change);
-      const cli = etl(['pack', '--staging', stagingDir, '--json'], scratch);
+      const cli = etlSync(['pack', '--staging', stagingDir, '--json'], { cwd: scratch });
       assert.equal(cli.code, 1, cli.stderr);
       const body = JSON.parse(cli.stdout);
       assert.equal(body.error.code, 'secret_in_run');
@@ -154,7 +154,7 @@ describe('pack', () => {
     await editManifest(runPaths(stagingDir, run.runId), (m) => {
       m.source.description = 'mongodb://admin:***@mongo.internal:27017/wappizy';
     });
-    assert.equal(etl(['pack', '--staging', stagingDir], scratch).code, 0);
+    assert.equal(etlSync(['pack', '--staging', stagingDir], { cwd: scratch }).code, 0);
   });
 
   test('refuses a configured secret found in the packed text, from the environment', async () => {
@@ -166,7 +166,7 @@ describe('pack', () => {
       m.pipeline_sha256 = sha256(stored);
       m.stages.transform!.pipeline_sha256 = sha256(stored);
     });
-    const cli = etl(['pack', '--staging', stagingDir], scratch, { POSTGRES_PASSWORD: 's3cr3t-pass-value' });
+    const cli = etlSync(['pack', '--staging', stagingDir], { cwd: scratch, env: { POSTGRES_PASSWORD: 's3cr3t-pass-value' } });
     assert.equal(cli.code, 1);
     assert.match(cli.stderr, /pipeline\.yaml line \d+ column \d+: a configured password or passphrase/);
     assert.doesNotMatch(cli.stderr, /s3cr3t-pass-value/);
@@ -174,7 +174,7 @@ describe('pack', () => {
 });
 
 describe('verify names every mismatch (CLI, exit 1)', () => {
-  const verifyCli = (target: string, cwd = scratch) => etl(['verify', target], cwd);
+  const verifyCli = (target: string, cwd = scratch) => etlSync(['verify', target], { cwd });
 
   test('a byte changed in one CSV', async () => {
     const { dir } = await copyOfRun();
@@ -217,7 +217,7 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
     const { dir } = await copyOfRun();
     await rm(path.join(dir, 'transform', 'users_events.keys.csv'));
     await writeFile(path.join(dir, 'extract', 'notes.txt'), 'hello\n');
-    const r = etl(['verify', dir, '--json'], scratch);
+    const r = etlSync(['verify', dir, '--json'], { cwd: scratch });
     assert.equal(r.code, 1);
     const report = JSON.parse(r.stdout) as VerifyReport;
     assert.equal(report.ok, false);
@@ -254,7 +254,7 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
     await writeFile(path.join(stagingDir, 'README.txt'), 'beside the run\n');
     const archive = path.join(scratch, 'crafted.tar.gz');
     await tar.create({ gzip: true, cwd: stagingDir, file: archive }, [run.runId, 'README.txt']);
-    const report = JSON.parse(etl(['verify', archive, '--json'], scratch).stdout) as VerifyReport;
+    const report = JSON.parse(etlSync(['verify', archive, '--json'], { cwd: scratch }).stdout) as VerifyReport;
     assert.equal(report.ok, false);
     const extras = report.mismatches.filter((m) => m.check === 'extra').map((m) => m.file).sort();
     assert.deepEqual(extras, ['README.txt', `${run.runId}/transform/sneaky.csv`].sort());
@@ -265,19 +265,19 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
 describe('verify on a machine without databases', () => {
   test('an archive verifies through the CLI with MONGODB_URL and DATABASE_URL unset (exit 0, --json)', async () => {
     const archive = path.join(scratch, 'ship', `${run.runId}.tar.gz`);
-    const packed = etl(['pack', '--staging', run.stagingDir, '--out', archive, '--json'], scratch);
+    const packed = etlSync(['pack', '--staging', run.stagingDir, '--out', archive, '--json'], { cwd: scratch });
     assert.equal(packed.code, 0, packed.stderr);
     assert.equal(JSON.parse(packed.stdout).archive, archive);
     // An auditor's folder: no pipeline.yaml, no staging, no servers.
     const auditor = await mkdtemp(path.join(scratch, 'auditor-'));
-    const r = etl(['verify', archive, '--json'], auditor);
+    const r = etlSync(['verify', archive, '--json'], { cwd: auditor });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const report = JSON.parse(r.stdout) as VerifyReport;
     assert.equal(report.ok, true);
     assert.equal(report.run_id, run.runId);
     assert.equal(report.pipeline.current_file, null);
     assert.equal(report.retransform.ran, true);
-    const human = etl(['verify', archive], auditor);
+    const human = etlSync(['verify', archive], { cwd: auditor });
     assert.equal(human.code, 0);
     assert.match(human.stdout, new RegExp(`OK: run ${run.runId} is exactly what its manifest says`));
     // csv, rejects and keys of the 4 tables, and users_logbook's contributions.
@@ -289,20 +289,20 @@ describe('verify on a machine without databases', () => {
     const { dir } = await copyOfRun();
     // Today's mapping renames a column: a re-transform with it would differ.
     await writeFile(path.join(project, 'pipeline.yaml'), (await readFile(run.pipelineFile, 'utf8')).replace('- name: email', '- name: mail'));
-    const r = etl(['verify', dir], project);
+    const r = etlSync(['verify', dir], { cwd: project });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /note: .*pipeline\.yaml differs from the pipeline\.yaml this run was made with .*: verifying with the run's stored copy/);
     assert.match(r.stdout, /OK: run/);
-    const json = JSON.parse(etl(['verify', dir, '--json'], project).stdout) as VerifyReport;
+    const json = JSON.parse(etlSync(['verify', dir, '--json'], { cwd: project }).stdout) as VerifyReport;
     assert.equal(json.pipeline.current_differs, true);
     assert.equal(json.ok, true);
   });
 
   test('usage errors exit 2', () => {
-    assert.equal(etl(['verify'], scratch).code, 2);
-    assert.equal(etl(['verify', 'a', 'b'], scratch).code, 2);
-    assert.equal(etl(['verify', '--bogus', 'a'], scratch).code, 2);
-    const missing = etl(['verify', path.join(scratch, 'nope.tar.gz')], scratch);
+    assert.equal(etlSync(['verify'], { cwd: scratch }).code, 2);
+    assert.equal(etlSync(['verify', 'a', 'b'], { cwd: scratch }).code, 2);
+    assert.equal(etlSync(['verify', '--bogus', 'a'], { cwd: scratch }).code, 2);
+    const missing = etlSync(['verify', path.join(scratch, 'nope.tar.gz')], { cwd: scratch });
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /does not exist/);
   });

@@ -3,23 +3,21 @@
 // (never stored uncompressed, not committed). Verify must name both, stay under 200 MB of RSS, and
 // write nothing outside its own temporary folder, which it removes.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import * as tar from 'tar';
 import { recordedFiles } from '../../audit/manifest-files.ts';
 import type { VerifyReport } from '../../audit/verify.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { realRun, type RealRun } from './staged-run.ts';
+import { startEtl } from '../harness/cli.ts';
 
 const GiB = 1024 ** 3;
-const ETL = fileURLToPath(new URL('../../bin/etl.js', import.meta.url));
 
 let run: RealRun;
 let scratch: string;
@@ -79,18 +77,10 @@ test('verify of an archive with a 4 GiB entry: named, under 200 MB RSS, nothing 
   const tmp = path.join(scratch, 'tmp');
   await mkdir(tmp);
   const scratchBefore = (await readdir(scratch)).sort();
-  const child = spawn('/usr/bin/time', ['-v', process.execPath, ETL, 'verify', archive, '--json'], {
-    cwd: scratch,
-    env: { ...process.env, NO_COLOR: '1', TMPDIR: tmp, TEMP: tmp, TMP: tmp },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const child = startEtl(['verify', archive, '--json'], { cwd: scratch, env: { TMPDIR: tmp, TEMP: tmp, TMP: tmp }, wrap: ['/usr/bin/time', '-v'], timeoutMs: 600_000 });
   let peakTmp = 0;
   const poll = setInterval(() => void sizeOf(tmp).then((n) => (peakTmp = Math.max(peakTmp, n))), 100);
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const { code, stdout, stderr } = await child.done;
   clearInterval(poll);
 
   const rssKb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1]);

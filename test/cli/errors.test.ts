@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import { renderError } from '../../bin/render-error.ts';
 import { StagingError, UsageError } from '../../errors/etl-error.ts';
 import { grantTraverse } from '../harness/traverse.ts';
-import { etl, REPO, STACK_LINE } from './run-etl.ts';
+import { etl, REPO, STACK_LINE } from '../harness/cli.ts';
 
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
 

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { useServers } from '../harness/index.ts';
-import { ETL_BIN, etl, REPO, type CliResult } from './run-etl.ts';
+import { ETL_BIN, etl, REPO, type CliResult } from '../harness/cli.ts';
 
 const servers = useServers({ mongo: false });
 const PIPELINE = path.join(REPO, 'pipeline.yaml');

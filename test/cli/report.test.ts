@@ -19,7 +19,7 @@ import { runTransform } from '../../transform/index.ts';
 import { readManifest, type Manifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { writeRunReport } from '../../report/write-report.ts';
-import { etl, REPO } from './run-etl.ts';
+import { etl, REPO } from '../harness/cli.ts';
 
 const servers = useServers({ mongo: false });
 const PIPELINE = path.join(REPO, 'pipeline.yaml');

@@ -5,7 +5,7 @@ import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../harness/temp-dir.ts';
-import { etl, REPO } from './run-etl.ts';
+import { etl, REPO } from '../harness/cli.ts';
 
 async function project(t: { after(fn: () => unknown): void }): Promise<{ cwd: string; dump: string }> {
   const cwd = await tempDir('etl-cli-staging-default-', t);

@@ -2,17 +2,15 @@
 // keyword form, and malformed strings — which must exit 2, name their source, show no password and
 // no stack.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { useServers } from '../harness/index.ts';
 import { PIPELINE_YAML, realRun } from '../audit/staged-run.ts';
 import { assertNoPassword, quoteKeyword } from './secret-shapes.ts';
+import { etl as run } from '../harness/cli.ts';
 
-const ETL = fileURLToPath(new URL('../../bin/etl.js', import.meta.url));
 const servers = useServers({ mongo: false });
 
 let cwd: string;
@@ -32,19 +30,10 @@ function etl(args: readonly string[], env: Record<string, string> = {}): Promise
   return etlIn(cwd, args, env);
 }
 
-function etlIn(dir: string, args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
-  const base: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !/^(PG|POSTGRES_|DATABASE_URL|MONGODB_|ETL_|TRANSFER_|REMOTE_)/.test(k)) base[k] = v;
-  }
-  const child = spawn(process.execPath, [ETL, ...args], { cwd: dir, env: { ...base, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
-  });
+/** What a person at a terminal sees: stdout and stderr as they came. */
+async function etlIn(dir: string, args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
+  const r = await run(args, { cwd: dir, env });
+  return { code: r.code, out: r.output };
 }
 
 const PW = 'Xq7Zr4Wp9Kt2';

@@ -1,8 +1,8 @@
-// What connect/redact.ts calls credential-shaped: each kind is hidden in text shown to people
+// What errors/redact.ts calls credential-shaped: each kind is hidden in text shown to people
 // (display mode), and `etl pack`'s scan (scan mode) raises no alarm on ordinary data.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { findCredentials, redactText } from '../../connect/redact.ts';
+import { findCredentials, redactText } from '../../errors/redact.ts';
 
 describe('credential shapes', () => {
   test('redactText hides each kind, leaves ordinary text alone', () => {

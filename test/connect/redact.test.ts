@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { describeMongo, describePostgres, resolveConfig, type EtlConfig } from '../../connect/config.ts';
 import { connectPostgres } from '../../connect/postgres.ts';
-import { redactText } from '../../connect/redact.ts';
+import { redactText } from '../../errors/redact.ts';
 import { ConfigError, EtlError } from '../../errors/etl-error.ts';
 import { renderError } from '../../bin/render-error.ts';
 import { assertNoPassword, mongoShapes, postgresShapes, prng, quoteKeyword, randomPassword } from './secret-shapes.ts';

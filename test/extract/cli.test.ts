@@ -1,7 +1,6 @@
 // `etl extract` as a user runs it: spawned without a TTY, NO_COLOR=1; exit codes, --json, messages.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFile, truncate } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,26 +11,14 @@ import { useServers } from '../harness/index.ts';
 import { stateTablesSql } from '../../schema/state-tables.ts';
 import { makeEvents, makeRecipes, makeUsers, writeDumpFolder } from './dump-writer.ts';
 import { tempDir } from '../harness/temp-dir.ts';
+import { etl as run, type CliResult } from '../harness/cli.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ETL = path.resolve(HERE, '../../bin/etl.js');
 const PIPELINE = path.join(HERE, 'fixtures/pipeline.yaml');
 const servers = useServers();
 
-function etl(args: string[], env: Record<string, string> = {}, cwd = HERE): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ETL, ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NO_COLOR: '1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function etl(args: string[], env: Record<string, string> = {}, cwd = HERE): Promise<CliResult> {
+  return run(args, { cwd, env });
 }
 
 async function dump(): Promise<{ dir: string; staging: string }> {

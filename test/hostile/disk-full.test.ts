@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { StagingError } from '../../errors/etl-error.ts';
 import { readManifest, writeManifest } from '../../staging/manifest.ts';
 import { createRun, setLatest } from '../../staging/run-folder.ts';
-import { etl } from '../audit/cli.ts';
+import { etlSync } from '../harness/cli.ts';
 import { realRun, type RealRun } from '../audit/staged-run.ts';
 
 let run: RealRun;
@@ -48,7 +48,7 @@ test('the latest pointer: names the file, leaves no partial', async () => {
 test('a staged file during transform: exit 1 naming the file and a full disk, no stack', async () => {
   const csvPartial = `${run.paths.transformCsv('users')}.partial`;
   await symlink('/dev/full', csvPartial);
-  const r = etl(['transform', '--run', run.runId, '--staging', run.stagingDir, '--pipeline', run.pipelineFile], run.cwd);
+  const r = etlSync(['transform', '--run', run.runId, '--staging', run.stagingDir, '--pipeline', run.pipelineFile], { cwd: run.cwd });
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, new RegExp(`cannot write ${csvPartial.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the disk is full \\(ENOSPC: no space left on device\\)`));
   assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack');

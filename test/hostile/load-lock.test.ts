@@ -1,25 +1,19 @@
 // A load blocked by another session's advisory lock says who holds it (pid, application, since
 // when), and --lock-timeout makes it give up (exit 1) naming the holder, instead of waiting silently.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { realRun } from '../audit/staged-run.ts';
 import { LOAD_LOCK_KEY } from '../../load/lock.ts';
+import { startEtl, type EtlProcess } from '../harness/cli.ts';
 
-const ETL = fileURLToPath(new URL('../../bin/etl.js', import.meta.url));
 const servers = useServers({ mongo: false });
 
-function etl(args: readonly string[], cwd: string) {
-  const child = spawn(process.execPath, [ETL, ...args], { cwd, env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', PGHOST: '', ETL_STAGING: '', ETL_PIPELINE: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = { stdout: '', stderr: '' };
-  child.stdout.setEncoding('utf8').on('data', (s: string) => (out.stdout += s));
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (out.stderr += s));
-  const done = new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { out, done };
+function etl(args: readonly string[], cwd: string): { out: EtlProcess; done: Promise<number | null> } {
+  const out = startEtl(args, { cwd });
+  return { out, done: out.done.then((r) => r.code) };
 }
 
 async function holdLock(url: string): Promise<{ client: pg.Client; pid: number }> {

@@ -14,7 +14,7 @@ import { StagingError, UsageError } from '../../errors/etl-error.ts';
 import { runTransform } from '../../transform/index.ts';
 import { updateManifest } from '../../staging/manifest.ts';
 import { runPaths, setLatest } from '../../staging/run-folder.ts';
-import { etl } from '../audit/cli.ts';
+import { etlSync } from '../harness/cli.ts';
 import { PIPELINE_YAML, realRun, type RealRun } from '../audit/staged-run.ts';
 
 let run: RealRun;
@@ -52,7 +52,7 @@ describe('run ids have a strict shape', () => {
   test('`latest` holding ../../elsewhere/<run>: transform and load refuse; nothing is written there', async () => {
     const p = await projectWithRunElsewhere();
     await writeFile(path.join(p.stagingDir, 'latest'), `../elsewhere/${run.runId}\n`);
-    const r = etl(['transform'], p.cwd);
+    const r = etlSync(['transform'], { cwd: p.cwd });
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /\.etl\/runs\/latest does not name a run: it holds "\.\.\/elsewhere\/\d{8}T\d{9}Z", expected a run id/);
     assert.deepEqual(await readdir(path.join(p.elsewhere, run.runId, 'transform')), [], 'transform wrote nothing elsewhere');
@@ -66,7 +66,7 @@ describe('run ids have a strict shape', () => {
     const p = await projectWithRunElsewhere();
     const sneaky = `../elsewhere/${run.runId}`;
     for (const command of ['transform', 'load', 'pack']) {
-      const r = etl([command, '--run', sneaky], p.cwd, { DATABASE_URL: 'postgresql://etl@127.0.0.1:1/none' });
+      const r = etlSync([command, '--run', sneaky], { cwd: p.cwd, env: { DATABASE_URL: 'postgresql://etl@127.0.0.1:1/none' } });
       assert.equal(r.code, 2, `${command}: ${r.stderr}`);
       assert.match(r.stderr, /--run must be a run id such as 20261124T101500123Z, got "\.\.\/elsewhere\//, command);
     }
@@ -90,7 +90,7 @@ describe('table and collection names that cannot be file names', () => {
     await writeFile(path.join(cwd, 'pipeline.yaml'), yaml);
     const lines = yaml.split('\n');
     const lineOf = (text: string) => lines.findIndex((l) => l.includes(text)) + 1;
-    const r = etl(['validate'], cwd);
+    const r = etlSync(['validate'], { cwd });
     assert.equal(r.code, 2, r.stdout + r.stderr);
     const out = r.stdout + r.stderr;
     assert.match(out, new RegExp(`pipeline\\.yaml:${lineOf('mongo_collection: ../events')}:\\d+ tables\\.events\\.mongo_collection: mongo_collection "\\.\\./events" cannot be used: it starts with "\\."`));

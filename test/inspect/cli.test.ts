@@ -1,39 +1,21 @@
 // `etl diff` and `etl status` as a user runs them: a child process, no TTY, NO_COLOR=1.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
-import { ID, model, PIPELINE, repair, REPO, seedMongo, seedPostgres } from './planted.ts';
+import { ID, model, PIPELINE, repair, seedMongo, seedPostgres } from './planted.ts';
+import { etl as run, type CliResult } from '../harness/cli.ts';
 
 const servers = useServers();
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
+// Nothing from the developer's environment or .env may point elsewhere.
+function etl(args: readonly string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return run(args, { env: { TRANSFER_SOURCE: 'local', TRANSFER_DESTINATION: 'local', ETL_PIPELINE: PIPELINE, ...env } });
 }
 
-function etl(args: readonly string[], env: Record<string, string> = {}): Promise<Result> {
-  const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), ...args], {
-    cwd: REPO,
-    // Nothing from the developer's environment or .env may point elsewhere.
-    env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', MONGODB_URL: '', MONGODB_DATABASE: '', TRANSFER_SOURCE: 'local', TRANSFER_DESTINATION: 'local', ETL_PIPELINE: PIPELINE, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function assertNoSecret(r: Result, secret: string): void {
+function assertNoSecret(r: CliResult, secret: string): void {
   assert.ok(secret.length >= 3, 'the test database URL carries a password');
   assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), 'no password in the output');
 }

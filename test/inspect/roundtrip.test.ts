@@ -2,7 +2,6 @@
 // find nothing — every row a load wrote compares equal, and the rows the load refused (dangling
 // references in the sample) are reported as refused with the load's own count, never as missing.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,19 +12,15 @@ import { runExtract } from '../../extract/index.ts';
 import { runTransform } from '../../transform/index.ts';
 import { runLoad } from '../../load/index.ts';
 import { runDiff } from '../../inspect/diff.ts';
-import { PIPELINE, REPO } from './planted.ts';
+import { PIPELINE } from './planted.ts';
+import { etl } from '../harness/cli.ts';
 
 const servers = useServers();
 
-function sample(url: string, db: string, scale: number): Promise<number | null> {
-  const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), 'sample', '--scale', String(scale), '--mongo-url', url, '--db', db], {
-    env: { ...process.env, NO_COLOR: '1' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
+async function sample(url: string, db: string, scale: number): Promise<number | null> {
+  const r = await etl(['sample', '--scale', String(scale), '--mongo-url', url, '--db', db]);
+  if (r.code !== 0) process.stderr.write(r.stderr);
+  return r.code;
 }
 
 test('after a full load of the sample, diff --deep finds no difference', async (t) => {

@@ -2,7 +2,6 @@
 // SIGKILLed during its COPY and during its merge leaves PostgreSQL as it was, and a re-run then
 // gives tables identical to an uninterrupted load.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,32 +17,15 @@ import { checksums, query } from './model-fixture.ts';
 import { LOAD_LOCK_KEY } from '../../load/lock.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
+import { startEtl, type EtlProcess } from '../harness/cli.ts';
 
 const servers = useServers({ mongo: false });
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PIPELINE = path.join(REPO, 'test/load/fixtures/pipeline.yaml');
 const TABLES = ['companies', 'users', 'user_companies', 'etl_watermarks', 'etl_runs'];
 
-interface Child {
-  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
-  kill(signal: NodeJS.Signals): void;
-}
-
-function etl(args: readonly string[], env: Record<string, string> = {}): Child {
-  const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), ...args], {
-    cwd: REPO,
-    env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return { done, kill: (s) => child.kill(s) };
+function etl(args: readonly string[], env: Record<string, string> = {}): EtlProcess {
+  return startEtl(args, { env });
 }
 
 async function tempStaging(t: { after(fn: () => unknown): void }): Promise<string> {

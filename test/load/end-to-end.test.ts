@@ -3,7 +3,6 @@
 // emptied, a newer logbook document for an existing day), then an incremental `etl run`. PostgreSQL
 // must then hold exactly what a full run of the final MongoDB into an empty database gives.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,26 +12,11 @@ import { MongoClient, ObjectId, type Document } from 'mongodb';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
+import { etl } from '../harness/cli.ts';
 
 const servers = useServers();
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
-
-function etl(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), ...args], {
-      cwd: REPO,
-      env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', MONGODB_URL: '', ETL_STAGING: '', ETL_PIPELINE: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** Every table's rows as sorted text; users_logbook without its SERIAL id (PostgreSQL's own numbering). */
 async function contents(url: string, tables: readonly string[]): Promise<Record<string, string>> {

@@ -3,42 +3,19 @@
 // final MongoDB state fills), and one comparison that, when the two differ, says per table which
 // rows are missing, extra or different by the table's key.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MongoClient, type Db } from 'mongodb';
 import pg from 'pg';
+import { etl } from '../harness/cli.ts';
 import type { Servers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import type { PipelineModel } from '../../model/types.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PIPELINE = path.join(REPO, 'pipeline.yaml');
-
-export interface CliResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** `etl …` as a user runs it: a child process, no TTY, no configuration from the environment. */
-export function etl(args: readonly string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), ...args], {
-      cwd: REPO,
-      env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', MONGODB_URL: '', ETL_STAGING: '', ETL_PIPELINE: '', GLOBAL_DATE_THRESHOLD: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** What `etl run --json` prints (the parts these tests read). */
 export interface RunReport {

@@ -1,24 +1,12 @@
 // `etl validate` as a user runs it: spawned, without a TTY, NO_COLOR=1; exit codes and output.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
+import { etl } from '../harness/cli.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const ETL = path.join(ROOT, 'bin/etl.js');
 const INVALID = path.join(ROOT, 'test/fixtures/pipelines/invalid-typo.yaml');
-
-function etl(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [ETL, ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env } },
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 describe('etl validate', () => {
   test('the shipped pipeline: exit 0, the tables in load order with their source and strategy', async () => {
@@ -76,7 +64,7 @@ describe('etl validate', () => {
   });
 
   test('ETL_PIPELINE names the file; a missing file and an unknown flag exit 2', async () => {
-    const viaEnv = await etl(['validate'], { ETL_PIPELINE: INVALID });
+    const viaEnv = await etl(['validate'], { env: { ETL_PIPELINE: INVALID } });
     assert.equal(viaEnv.code, 2);
     assert.match(viaEnv.stderr, /nullabel/);
     const missing = await etl(['validate', '--pipeline', 'nope.yaml']);

@@ -10,7 +10,6 @@
 // (test/remote/debian-postgres.ts) reached only through the SSH tunnel; the local one is the
 // harness's PostgreSQL 17.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -27,6 +26,7 @@ import { pgDumpMajor, startDebianPostgres, type DebianPostgres } from './debian-
 import { startSshd, type Sshd } from './sshd.ts';
 import { DEFAULT_STAGING } from '../../connect/config.ts';
 import { grantTraverse } from '../harness/traverse.ts';
+import { etl as run, startEtl, type CliResult } from '../harness/cli.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const servers = useServers();
@@ -53,26 +53,9 @@ after(async () => {
   await restoreModes();
 });
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function etl(args: string[], env: Record<string, string>, cwd: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cwd, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** HOME is the case's folder: no ~/.ssh of the developer's is read. */
+function etl(args: string[], env: Record<string, string>, cwd: string): Promise<CliResult> {
+  return run(args, { cwd, env: { HOME: cwd, ...env } });
 }
 
 function sshEnv(): Record<string, string> {
@@ -208,24 +191,20 @@ describe('etl refresh mongo', () => {
   test('Ctrl-C while receiving: stops at once, removes the partial file, ends the remote command', async (t) => {
     const cwd = await caseDir(t.name);
     const pidFile = path.join(cwd, 'remote.pid');
-    const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), 'refresh', 'mongo'], {
+    const child = startEtl(['refresh', 'mongo'], {
       cwd,
       env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
         HOME: cwd,
         ...sshEnv(),
         // Sends a gzip header (so a .partial exists), records its pid, then hangs like a slow dump.
         REMOTE_MONGODUMP_COMMAND: `sh -c 'echo $$ > ${pidFile}; printf "\\037\\213"; exec sleep 60' mongodump`,
         REMOTE_MONGODB_DATABASE: 'x',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    const exited = child.done.then((r) => r.code);
     const deadline = Date.now() + 20_000;
     while (!existsSync(pidFile) || !existsSync(path.join(cwd, DEFAULT_STAGING, 'dumps'))) {
-      assert.ok(Date.now() < deadline, `the remote command never started: ${stderr}`);
+      assert.ok(Date.now() < deadline, `the remote command never started: ${child.stderr}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     await new Promise((r) => setTimeout(r, 300));
@@ -235,7 +214,7 @@ describe('etl refresh mongo', () => {
     const code = await exited;
     assert.ok(Date.now() - started < 5_000, 'stopped promptly');
     assert.notEqual(code, 0);
-    assert.match(stderr, /SIGINT received/);
+    assert.match(child.stderr, /SIGINT received/);
     assert.deepEqual(await readdir(path.join(cwd, DEFAULT_STAGING, 'dumps')), [], 'no partial file left');
     const alive = () => {
       try {

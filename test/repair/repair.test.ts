@@ -9,7 +9,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { Int32, ObjectId, type Document } from 'mongodb';
 import { useServers } from '../harness/index.ts';
-import { assertMirrors, contents, etl, Mirror, PIPELINE, query, type CliResult } from '../mirror/harness.ts';
+import { etl, type CliResult } from '../harness/cli.ts';
+import { assertMirrors, contents, Mirror, PIPELINE, query } from '../mirror/harness.ts';
 
 const servers = useServers();
 const SCALE = 200;

@@ -10,7 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import { deserialize, EJSON, type Document } from 'bson';
 import { generateSample, SAMPLE_COLLECTIONS } from '../../sample/generate.ts';
 import { writeDump } from '../../sample/write-dump.ts';
-import { runEtl } from './run-cli.ts';
+import { etl } from '../harness/cli.ts';
 
 const SCALE = 3000;
 
@@ -50,7 +50,7 @@ describe('etl sample --out', () => {
       ['c', '8'],
     ] as const;
     for (const [dir, seed] of runs) {
-      const r = await runEtl(['sample', '--scale', String(SCALE), '--seed', seed, '--out', path.join(tmp, dir)]);
+      const r = await etl(['sample', '--scale', String(SCALE), '--seed', seed, '--out', path.join(tmp, dir)]);
       assert.equal(r.code, 0, r.stderr);
     }
     const a = await shaOfFiles(path.join(tmp, 'a', 'wappizy'));
@@ -66,7 +66,7 @@ describe('etl sample --out', () => {
 
   test('the .bson files parse back into the planned counts; the --json report tells the truth', async () => {
     const out = path.join(tmp, 'json');
-    const r = await runEtl(['sample', '--scale', String(SCALE), '--seed', '3', '--out', out, '--db', 'prod_copy', '--json']);
+    const r = await etl(['sample', '--scale', String(SCALE), '--seed', '3', '--out', out, '--db', 'prod_copy', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout) as {
       ok: boolean;
@@ -97,8 +97,8 @@ describe('etl sample --out', () => {
   test('--gzip writes .bson.gz and .metadata.json.gz holding exactly the plain dump', async () => {
     const plain = path.join(tmp, 'plain');
     const gz = path.join(tmp, 'gz');
-    assert.equal((await runEtl(['sample', '--scale', '1000', '--seed', '4', '--out', plain])).code, 0);
-    const r = await runEtl(['sample', '--scale', '1000', '--seed', '4', '--out', gz, '--gzip']);
+    assert.equal((await etl(['sample', '--scale', '1000', '--seed', '4', '--out', plain])).code, 0);
+    const r = await etl(['sample', '--scale', '1000', '--seed', '4', '--out', gz, '--gzip']);
     assert.equal(r.code, 0, r.stderr);
     const files = (await readdir(path.join(gz, 'wappizy'))).sort();
     assert.equal(files.length, SAMPLE_COLLECTIONS.length * 2);
@@ -108,7 +108,7 @@ describe('etl sample --out', () => {
       assert.ok(unzipped.equals(await readFile(path.join(plain, 'wappizy', `${name}.bson`))), `${name}.bson.gz content`);
     }
     const again = path.join(tmp, 'gz2');
-    assert.equal((await runEtl(['sample', '--scale', '1000', '--seed', '4', '--out', again, '--gzip'])).code, 0);
+    assert.equal((await etl(['sample', '--scale', '1000', '--seed', '4', '--out', again, '--gzip'])).code, 0);
     assert.deepEqual([...(await shaOfFiles(path.join(gz, 'wappizy')))], [...(await shaOfFiles(path.join(again, 'wappizy')))]);
   });
 
@@ -116,14 +116,14 @@ describe('etl sample --out', () => {
     const out = path.join(tmp, 'existing');
     await mkdir(path.join(out, 'wappizy'), { recursive: true });
     await writeFile(path.join(out, 'wappizy', 'users.bson'), 'precious');
-    const refused = await runEtl(['sample', '--scale', '500', '--out', out]);
+    const refused = await etl(['sample', '--scale', '500', '--out', out]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /already holds 1 dump file/);
     assert.match(refused.stderr, /--drop/);
     assert.equal(await readFile(path.join(out, 'wappizy', 'users.bson'), 'utf8'), 'precious');
     assert.deepEqual(await readdir(path.join(out, 'wappizy')), ['users.bson']);
 
-    const replaced = await runEtl(['sample', '--scale', '500', '--out', out, '--drop', '--gzip']);
+    const replaced = await etl(['sample', '--scale', '500', '--out', out, '--drop', '--gzip']);
     assert.equal(replaced.code, 0, replaced.stderr);
     const files = await readdir(path.join(out, 'wappizy'));
     assert.ok(!files.includes('users.bson'), 'the plain users.bson is gone, so no collection has two files');
@@ -160,20 +160,20 @@ describe('etl sample --out', () => {
   test('usage errors exit 2: both destinations, none, bad numbers, unknown flags', async () => {
     const cwd = await mkdtemp(path.join(tmp, 'cwd-'));
     const env = { MONGODB_URL: undefined };
-    const both = await runEtl(['sample', '--out', path.join(tmp, 'x'), '--mongo-url', 'mongodb://127.0.0.1:1/'], { cwd, env });
+    const both = await etl(['sample', '--out', path.join(tmp, 'x'), '--mongo-url', 'mongodb://127.0.0.1:1/'], { cwd, env });
     assert.equal(both.code, 2);
     assert.match(both.stderr, /--out and --mongo-url/);
-    const none = await runEtl(['sample'], { cwd, env });
+    const none = await etl(['sample'], { cwd, env });
     assert.equal(none.code, 2);
     assert.match(none.stderr, /no destination/);
     for (const args of [['--scale', 'abc'], ['--scale', '10'], ['--seed', '-1'], ['--bogus'], ['--gzip', '--mongo-url', 'mongodb://h/']]) {
-      const r = await runEtl(['sample', ...args, ...(args.includes('--mongo-url') ? [] : ['--out', path.join(tmp, 'never')])], { cwd, env });
+      const r = await etl(['sample', ...args, ...(args.includes('--mongo-url') ? [] : ['--out', path.join(tmp, 'never')])], { cwd, env });
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     }
     await assert.rejects(readdir(path.join(tmp, 'never')), { code: 'ENOENT' });
     // A .env naming MONGODB_URL is a destination (the connection then fails: exit 1, not 2).
     await writeFile(path.join(cwd, '.env'), 'MONGODB_URL=mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500\n');
-    const fromEnvFile = await runEtl(['sample', '--scale', '100'], { cwd, env });
+    const fromEnvFile = await etl(['sample', '--scale', '100'], { cwd, env });
     assert.equal(fromEnvFile.code, 1, fromEnvFile.stderr);
     assert.match(fromEnvFile.stderr, /cannot connect to MongoDB/);
   });

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { MongoClient, ObjectId, type Db, type Document } from 'mongodb';
 import { useServers } from '../harness/index.ts';
 import { generateSample, SAMPLE_COLLECTIONS } from '../../sample/generate.ts';
-import { runEtl } from './run-cli.ts';
+import { etl } from '../harness/cli.ts';
 
 const SCALE = 2000;
 const SEED = 11;
@@ -23,7 +23,7 @@ describe('etl sample into FerretDB', () => {
   after(() => client?.close());
   before(async () => {
     const { name, url } = await servers.mongo.newDatabase('etl sample variations');
-    const r = await runEtl(['sample', '--scale', String(SCALE), '--seed', String(SEED), '--mongo-url', url]);
+    const r = await etl(['sample', '--scale', String(SCALE), '--seed', String(SEED), '--mongo-url', url]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`${SCALE.toLocaleString('en-US')} documents written`));
     client = new MongoClient(url);
@@ -300,14 +300,14 @@ describe('etl sample into FerretDB', () => {
   test('a non-empty target is refused without --drop (exit 1, nothing changed) and replaced with it', async () => {
     const { name, url } = await servers.mongo.newDatabase('etl sample refuse');
     await client.db(name).collection('users').insertOne({ _id: new ObjectId(), email: 'keep@example.org' });
-    const refused = await runEtl(['sample', '--scale', '200', '--mongo-url', url]);
+    const refused = await etl(['sample', '--scale', '200', '--mongo-url', url]);
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /already has documents in: users/);
     assert.match(refused.stderr, /--drop/);
     assert.equal(await client.db(name).collection('users').countDocuments({}), 1);
     assert.deepEqual(await client.db(name).listCollections({ name: 'ingredients' }).toArray(), [], 'nothing written before refusing');
 
-    const replaced = await runEtl(['sample', '--scale', '200', '--mongo-url', url, '--drop', '--json']);
+    const replaced = await etl(['sample', '--scale', '200', '--mongo-url', url, '--drop', '--json']);
     assert.equal(replaced.code, 0, replaced.stderr);
     const report = JSON.parse(replaced.stdout) as { total_documents: number; target: { dropped: string[] } };
     assert.equal(report.total_documents, 200);
@@ -323,10 +323,10 @@ describe('etl sample into FerretDB', () => {
     const target = 'etl_sample_db_flag_x';
     await client.db(target).dropDatabase();
     const withCreds = url.replace('mongodb://', 'mongodb://someone:s3cretpw@');
-    const r = await runEtl(['sample', '--scale', '100', '--mongo-url', withCreds, '--db', target]);
+    const r = await etl(['sample', '--scale', '100', '--mongo-url', withCreds, '--db', target]);
     // FerretDB without auth may accept or refuse the credentials: either way no password is printed.
     assert.ok(!r.stdout.includes('s3cretpw') && !r.stderr.includes('s3cretpw'), 'password never printed');
-    const plain = await runEtl(['sample', '--scale', '100', '--mongo-url', url, '--db', target, '--drop']);
+    const plain = await etl(['sample', '--scale', '100', '--mongo-url', url, '--db', target, '--drop']);
     assert.equal(plain.code, 0, plain.stderr);
     assert.equal(await client.db(target).collection('users').countDocuments({}) > 0, true);
     await client.db(target).dropDatabase();

@@ -4,7 +4,6 @@
 // each copy, every table must equal what a full run of that copy gives in a fresh database (ordered
 // checksums); the tables whose mapping did not change keep an incremental read.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,31 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
+import { etl } from '../harness/cli.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SHIPPED = path.join(REPO, 'pipeline.yaml');
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function etl(args: readonly string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(REPO, 'bin/etl.js'), ...args], {
-      cwd: REPO,
-      env: { ...process.env, NO_COLOR: '1', DATABASE_URL: '', MONGODB_URL: '', ETL_STAGING: '', ETL_PIPELINE: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });

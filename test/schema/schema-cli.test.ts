@@ -1,25 +1,14 @@
 // `etl schema` as a user runs it: spawned without a TTY, NO_COLOR=1, against a real PostgreSQL.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
+import { ETL_BIN, etl } from '../harness/cli.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const ETL = path.join(ROOT, 'bin/etl.js');
-
-function etl(args: readonly string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [ETL, ...args],
-      { cwd: ROOT, env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env } },
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 async function withClient(url: string, fn: (c: pg.Client) => Promise<unknown>): Promise<void> {
   const client = new pg.Client({ connectionString: url });
@@ -34,7 +23,7 @@ async function withClient(url: string, fn: (c: pg.Client) => Promise<unknown>): 
 /** Runs etl under a pseudo-terminal (util-linux `script`), typing `input`; the URL goes by environment. */
 function onTerminal(args: readonly string[], url: string, input: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve, reject) => {
-    const cmd = [process.execPath, ETL, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const cmd = [process.execPath, ETL_BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     const child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', DATABASE_URL: url, TERM: 'dumb' } });
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (output += s));

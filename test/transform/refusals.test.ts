@@ -1,7 +1,6 @@
 // What transform refuses, and how the command says it: an extract that did not finish, a pipeline
 // that changed since the extract, a damaged extract file, an unknown table; exit codes of the CLI.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import { EtlError } from '../../errors/etl-error.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { runTransform } from '../../transform/index.ts';
 import { PIPELINE_FILE, pipelineModel, stageRun, removeStagedRuns } from './staged-run.ts';
+import { etl as run, type CliResult } from '../harness/cli.ts';
 
 after(removeStagedRuns);
 
@@ -27,20 +27,8 @@ async function rejectsWith(promise: Promise<unknown>, code: string): Promise<Etl
   return error;
 }
 
-function etl(args: string[], cwd = ROOT): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bin/etl.ts'), ...args], {
-      cwd,
-      env: { ...process.env, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function etl(args: string[], cwd = ROOT): Promise<CliResult> {
+  return run(args, { cwd });
 }
 
 describe('refusals', () => {

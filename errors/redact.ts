@@ -65,13 +65,6 @@ export function redactUrl(url: string): string {
   return redactText(url);
 }
 
-/** The secret values a text holds (to scrub them elsewhere, e.g. from a driver's error text). */
-export function credentialValues(text: string): string[] {
-  return findCredentials(text, 'display')
-    .map((h) => text.slice(h.start, h.end))
-    .filter((v) => v.length > 0 && !isRedacted(v));
-}
-
 function isRedacted(value: string): boolean {
   return /^(\*+|%2A(%2A)*|<[^<>\s]*>|\$\{[^}]*\}|\$[A-Z_][A-Z0-9_]*)$/i.test(value.replace(/^['"]|['"]$/g, ''));
 }
