@@ -4,12 +4,12 @@
 // durations aside. Checked on the sample, from a dump and from a live server (FerretDB).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { useServers } from '../harness/index.ts';
-import { etl, REPO } from '../harness/cli.ts';
+import { etl, REPO, startEtl } from '../harness/cli.ts';
 
 const servers = useServers();
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
@@ -102,9 +102,22 @@ function assertSameStaging(a: Staged, b: Staged, databases: readonly string[]): 
   assert.deepEqual(withoutTimes(restA, ...databases), withoutTimes(restB, ...databases));
 }
 
+interface Sections {
+  readonly extract: { ended_at: string; collections: Record<string, unknown> };
+  readonly transform: { started_at: string; tables: Record<string, { collection: string; csv: { file: string } }> };
+}
+
 test('etl run of a dump stages the files and manifest of extract, transform and load run one after the other', async () => {
   const { run, stages, databases } = await bothWays('overlap_dump', ['--source', dump]);
   assertSameStaging(run, stages, databases);
+  // The stages overlapped: the first collection's tables were staged before the last collection was.
+  const { extract, transform } = run.manifest.stages as Sections;
+  assert.ok(transform.started_at < extract.ended_at, `transform started ${transform.started_at}, before the extract ended ${extract.ended_at}`);
+  const collections = Object.keys(extract.collections);
+  const firstCsv = Object.values(transform.tables).find((t) => t.collection === collections[0])!.csv.file;
+  const mtime = async (file: string) => (await stat(path.join(run.runDir, file))).mtimeMs;
+  const lastExtract = `extract/${collections.at(-1)}.ndjson`;
+  assert.ok((await mtime(firstCsv)) < (await mtime(lastExtract)), `${firstCsv} was complete before ${lastExtract}`);
 });
 
 test('etl run of a live server stages the files and manifest of extract, transform and load run one after the other', async (t) => {
@@ -113,4 +126,77 @@ test('etl run of a live server stages the files and manifest of extract, transfo
   assert.equal(sample.code, 0, sample.stderr);
   const { run, stages, databases } = await bothWays('overlap_live', ['--source', mongo.url, '--mongo-db', mongo.name]);
   assertSameStaging(run, stages, databases);
+});
+
+/** What an error says, wherever the run folder is. */
+const errorLines = (stderr: string, staging: string) =>
+  stderr
+    .split('\n')
+    .filter((l) => /^(error|hint):/.test(l))
+    .map((l) => l.replaceAll(staging, '<staging>').replace(/\d{8}T\d{9}Z/g, '<run>'));
+
+async function onlyRun(staging: string): Promise<Staged> {
+  const ids = (await readdir(staging)).filter((n) => /^\d{8}T\d{9}Z$/.test(n));
+  assert.equal(ids.length, 1, `one run in ${staging}`);
+  return staged(staging, ids[0]!);
+}
+
+test('an extract failing on a corrupt .bson leaves what etl extract leaves: no transform file, no transform section, the same error', async () => {
+  const damaged = path.join(work, 'damaged');
+  await cp(dump, damaged, { recursive: true });
+  // users is the 12th collection read: the transform of those before it is done by then.
+  const file = path.join(damaged, 'wappizy', 'users.bson');
+  const bytes = await readFile(file);
+  bytes.writeInt32LE(-5, bytes.readInt32LE(0) + bytes.readInt32LE(bytes.readInt32LE(0)));
+  await writeFile(file, bytes);
+  const runStaging = path.join(work, 'damaged-run');
+  const extractStaging = path.join(work, 'damaged-extract');
+  const url = await servers.postgres.createDatabase('overlap_damaged');
+  const flags = ['--source', damaged, '--full', '--pipeline', PIPELINE];
+  const run = await etl(['run', ...flags, '--staging', runStaging], { cwd: work, env: { DATABASE_URL: url } });
+  const extract = await etl(['extract', ...flags, '--staging', extractStaging], { cwd: work, env: { DATABASE_URL: url } });
+  assert.equal(extract.code, 1, extract.stderr);
+  assert.match(extract.stderr, /users\.bson/);
+  assert.equal(run.code, 1, run.stderr);
+  assert.deepEqual(errorLines(run.stderr, runStaging), errorLines(extract.stderr, extractStaging));
+
+  const [a, b] = [await onlyRun(runStaging), await onlyRun(extractStaging)];
+  assert.deepEqual(await readdir(path.join(a.runDir, 'transform')), [], 'no transform file');
+  assert.deepEqual(a.files, b.files);
+  const stages = a.manifest.stages as Record<string, { status: string }>;
+  assert.deepEqual(Object.keys(stages), ['extract']);
+  assert.equal(stages.extract!.status, 'failed');
+  assert.deepEqual(withoutTimes(a.manifest, runStaging), withoutTimes(b.manifest, extractStaging));
+  assert.equal((await readFile(path.join(runStaging, 'latest')).catch(() => null)), null, 'latest not set');
+});
+
+test('Ctrl-C while extracting leaves what an interrupted etl extract leaves: no transform file, no transform section', async (t) => {
+  const mongo = await servers.mongo.newDatabase(t.name);
+  const sample = await etl(['sample', '--scale', '3000', '--mongo-url', mongo.url, '--db', mongo.name, '--quiet'], { cwd: work });
+  assert.equal(sample.code, 0, sample.stderr);
+  const staging = path.join(work, 'interrupted');
+  const url = await servers.postgres.createDatabase('overlap_interrupted');
+  const started = startEtl(['run', '--source', mongo.url, '--mongo-db', mongo.name, '--full', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+  // Interrupted once a few collections are staged and some transformed, before the last one is.
+  const manifest = async () => {
+    const ids = await readdir(staging).catch(() => []);
+    const id = ids.find((n) => /^\d{8}T\d{9}Z$/.test(n));
+    return id ? (JSON.parse(await readFile(path.join(staging, id, 'manifest.json'), 'utf8').catch(() => '{}')) as { stages?: Sections }) : {};
+  };
+  for (;;) {
+    const m = await manifest();
+    const transformed = m.stages ? (await readdir(path.join(staging, (await readdir(staging)).find((n) => /^\d{8}T\d{9}Z$/.test(n))!, 'transform'))).length : 0;
+    if (Object.keys(m.stages?.extract?.collections ?? {}).length >= 3 && transformed > 0) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  started.kill('SIGINT');
+  const r = await started.done;
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /interrupted/);
+  const run = await onlyRun(staging);
+  const stages = run.manifest.stages as Record<string, { status: string; error: { code: string } }>;
+  assert.deepEqual(Object.keys(stages), ['extract'], 'no transform section');
+  assert.equal(stages.extract!.status, 'failed');
+  assert.equal(stages.extract!.error.code, 'interrupted');
+  assert.deepEqual(await readdir(path.join(run.runDir, 'transform')), [], 'no transform file');
 });
