@@ -118,6 +118,13 @@ test('etl run of a dump stages the files and manifest of extract, transform and 
   const mtime = async (file: string) => (await stat(path.join(run.runDir, file))).mtimeMs;
   const lastExtract = `extract/${collections.at(-1)}.ndjson`;
   assert.ok((await mtime(firstCsv)) < (await mtime(lastExtract)), `${firstCsv} was complete before ${lastExtract}`);
+  // The comparison sees one byte changed anywhere, the manifest left as it is.
+  const users = path.join(run.runDir, 'transform', 'users.csv');
+  const bytes = await readFile(users);
+  bytes[bytes.length - 2] ^= 1;
+  await writeFile(users, bytes);
+  const changed = { ...run, files: await runFiles(run.runDir) };
+  assert.throws(() => assertSameStaging(changed, stages, databases), /the same files, byte for byte/);
 });
 
 test('etl run of a live server stages the files and manifest of extract, transform and load run one after the other', async (t) => {
