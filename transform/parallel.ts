@@ -11,6 +11,11 @@ import type { TransformProgress } from './options.ts';
 
 /** Below this many bytes of extract files a worker's start-up (~0.5 s) costs more than it saves. */
 const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
+/**
+ * Fed by a running extract, a worker thread pays sooner: its start-up is hidden behind the
+ * extract, and a transform on this thread would take turns with the extract's reading.
+ */
+const FED_PARALLEL_MIN_BYTES = 4 * 1024 * 1024;
 
 /** Threads to use: `asked`, else one per core when the run is big enough, never more than jobs. */
 export function threadsFor(jobs: readonly CollectionJob[], asked: number | undefined): number {
@@ -106,7 +111,7 @@ async function workerLane(next: () => Promise<CollectionJob | null>, c: JobConte
 /**
  * Jobs that arrive while they run (a transform fed by a running extract, `etl run`). While the
  * extract goes on, this thread is the extract's: the jobs go to worker threads once the run is big
- * enough to pay for them (as threadsFor decides), else to this thread between the extract's reads;
+ * enough to pay for them (FED_PARALLEL_MIN_BYTES), else to this thread between the extract's reads;
  * once no job can come (`close`), this thread takes its share. The staged files are the same
  * whichever thread writes them.
  */
@@ -143,7 +148,7 @@ export class FedJobs {
     this.jobs.push(job);
     this.queue.push(job);
     this.bytes += job.bytes;
-    if (this.workers === 0 && this.threadsWanted > 1 && (this.asked || this.bytes >= PARALLEL_MIN_BYTES)) {
+    if (this.workers === 0 && this.threadsWanted > 1 && (this.asked || this.bytes >= FED_PARALLEL_MIN_BYTES)) {
       for (; this.workers < this.threadsWanted - 1; this.workers += 1) {
         this.lanes.push(workerLane(() => this.next(false), this.c, this.setup, this.signal, this.done).catch((e: unknown) => this.fail(e)));
       }

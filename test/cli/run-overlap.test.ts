@@ -121,7 +121,7 @@ test('etl run of a dump stages the files and manifest of extract, transform and 
   // The comparison sees one byte changed anywhere, the manifest left as it is.
   const users = path.join(run.runDir, 'transform', 'users.csv');
   const bytes = await readFile(users);
-  bytes[bytes.length - 2] ^= 1;
+  bytes.writeUInt8(bytes.readUInt8(bytes.length - 2) ^ 1, bytes.length - 2);
   await writeFile(users, bytes);
   const changed = { ...run, files: await runFiles(run.runDir) };
   assert.throws(() => assertSameStaging(changed, stages, databases), /the same files, byte for byte/);
