@@ -9,7 +9,7 @@ import { copyStageSql, createStageTableSql, dropBatchDuplicatesSql } from '../..
 import { leftCondition, type Scope } from '../../load/leave.ts';
 import { tableShape } from '../../load/shape.ts';
 import { createTableSql } from '../../schema/ddl.ts';
-import { pipelineFromYaml } from './staged-run.ts';
+import { pipelineFromYaml } from '../harness/staged-run.ts';
 
 const servers = useServers({ mongo: false });
 

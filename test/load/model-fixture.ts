@@ -5,7 +5,7 @@
 //   pair, like menu_recipes). Written as pipeline.yaml and resolved by the real resolver; tables are
 //   listed parents first, and the foreign keys then the file order give the load order.
 import pg from 'pg';
-import { pipelineFromYaml } from './staged-run.ts';
+import { pipelineFromYaml } from '../harness/staged-run.ts';
 import type { PipelineModel } from '../../model/types.ts';
 
 const TIMESTAMPS = `

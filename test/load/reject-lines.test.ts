@@ -23,7 +23,8 @@ import { runLoad } from '../../load/index.ts';
 import { ensureSchema } from '../../load/ledger.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import type { Cell } from '../../staging/csv.ts';
-import { pipelineFromYaml, stageRun } from './staged-run.ts';
+import { pipelineFromYaml } from '../harness/staged-run.ts';
+import { stageRun } from './staged-run.ts';
 import { postgresConfig, query } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });

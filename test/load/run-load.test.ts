@@ -9,7 +9,8 @@ import { runLoad, type LoadReport, type TableLoadReport } from '../../load/index
 import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { LoadError, StagingError } from '../../errors/etl-error.ts';
-import { pipelineFromYaml, stageRun } from './staged-run.ts';
+import { pipelineFromYaml } from '../harness/staged-run.ts';
+import { stageRun } from './staged-run.ts';
 import { checksums, fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });

@@ -1,28 +1,18 @@
-// Test fixtures for the load stage: models resolved from pipeline.yaml text by the real resolver (so
-// a test says exactly what it loads, and loads what the resolver builds) and staged runs written
-// with the real staging codecs (csvWriter, AtomicFileSink, manifest), as transform would leave them.
+// The staged-run builder of the load tests: runs as transform leaves them (CSV, keys, contributions,
+// live keys, manifest), written with the real staging codecs (csvWriter, AtomicFileSink, manifest)
+// for a model resolved from pipeline.yaml text (pipelineFromYaml, test/harness/staged-run.ts).
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { csvWriter, type Cell } from '../../staging/csv.ts';
 import { AtomicFileSink } from '../../staging/atomic-file.ts';
-import { writeManifest, type Manifest, TOOL_VERSION } from '../../staging/manifest.ts';
-import { createRun, setLatest, type RunPaths } from '../../staging/run-folder.ts';
-import type { FileRecord } from '../../staging/manifest.ts';
+import { createRun, type RunPaths } from '../../staging/run-folder.ts';
+import type { FileRecord, Manifest } from '../../staging/manifest.ts';
 import type { TransformTableRecord } from '../../staging/manifest-transform.ts';
 import type { PipelineModel, TableModel } from '../../model/types.ts';
-import { resolvePipeline } from '../../model/load-pipeline.ts';
+import { extractRecord, publishRun, runManifest } from '../harness/staged-run.ts';
 import { documentIdColumn } from '../../schema/state-tables.ts';
-
-/**
- * The model of a pipeline.yaml text, resolved by the real loader (model/load-pipeline.ts): a test
- * describes its tables as a user would, so it loads what the resolver really builds. `name` stands
- * for the file in the findings of a text the resolver refuses.
- */
-export function pipelineFromYaml(yaml: string, name = 'test pipeline (inline YAML)'): PipelineModel {
-  return resolvePipeline(Buffer.from(yaml), name);
-}
 
 export interface StagedTable {
   readonly rows: readonly (readonly Cell[])[] | (() => AsyncIterable<readonly Cell[]>);
@@ -61,35 +51,15 @@ export async function stageRun(stagingDir: string, model: PipelineModel, data: R
   }
   const collections: NonNullable<Manifest['stages']['extract']>['collections'] = {};
   for (const c of model.collections) {
-    const wm = o.watermarks?.[c.name] ?? { from: null, next: now };
-    collections[c.name] = {
-      file: `extract/${c.name}.ndjson`,
-      bytes: 0,
-      sha256: '',
-      records: 0,
-      documents: 0,
-      filter: {},
-      watermark: wm,
-      started_at: now,
-      ended_at: now,
-      tables: [...c.tables],
-    };
+    const watermark = o.watermarks?.[c.name] ?? { from: null, next: now };
+    collections[c.name] = extractRecord(paths, model, c.name, { file: { bytes: 0, sha256: '', records: 0 }, watermark, startedAt: now, endedAt: now });
   }
-  const manifest: Manifest = {
-    format: 1,
-    run_id: paths.runId,
-    tool_version: TOOL_VERSION,
-    pipeline_sha256: model.sha256,
-    source: { kind: 'dump', description: 'test fixture' },
-    destination: null,
-    stages: {
-      extract: { status: 'done', started_at: now, ended_at: now, full: true, server_started_at: now, collections },
-      transform: { status: 'done', started_at: now, ended_at: now, pipeline_sha256: model.sha256, tables },
-    },
-  };
+  const manifest = runManifest(paths, model.sha256, {
+    extract: { status: 'done', started_at: now, ended_at: now, full: true, server_started_at: now, collections },
+    transform: { status: 'done', started_at: now, ended_at: now, pipeline_sha256: model.sha256, tables },
+  });
   await mkdir(paths.loadDir, { recursive: true });
-  await writeManifest(paths, manifest);
-  await setLatest(stagingDir, paths.runId);
+  await publishRun(stagingDir, paths, manifest);
   return paths.runId;
 }
 
