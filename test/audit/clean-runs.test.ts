@@ -8,9 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { cleanRuns, parseOlderThan, type CleanReport } from '../../audit/clean.ts';
 import { listRuns, type RunsReport } from '../../audit/runs.ts';
-import { TOOL_VERSION, writeManifest, type Manifest, type StageStatus } from '../../staging/manifest.ts';
+import { writeManifest, type StageStatus } from '../../staging/manifest.ts';
 import { createRun, listRunIds, setLatest } from '../../staging/run-folder.ts';
 import { etlSync } from '../harness/cli.ts';
+import { runManifest } from '../harness/staged-run.ts';
 
 type State = { extract?: StageStatus; transform?: StageStatus; load?: StageStatus; dryRun?: boolean; noManifest?: boolean };
 
@@ -21,15 +22,7 @@ async function makeRun(stagingDir: string, when: string, state: State, payloadBy
   await writeFile(paths.extractFile('users'), 'x'.repeat(payloadBytes));
   if (state.noManifest) return paths.runId;
   const at = { started_at: when, ended_at: when };
-  const m: Manifest = {
-    format: 1,
-    run_id: paths.runId,
-    tool_version: TOOL_VERSION,
-    pipeline_sha256: 'a'.repeat(64),
-    source: { kind: 'dump', description: 'test' },
-    destination: null,
-    stages: {},
-  };
+  const m = runManifest(paths, 'a'.repeat(64), {});
   if (state.extract) {
     m.stages.extract = {
       status: state.extract, ...at, full: true, server_started_at: null,

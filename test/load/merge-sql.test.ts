@@ -9,23 +9,44 @@ import { copyStageSql, createStageTableSql, dropBatchDuplicatesSql } from '../..
 import { leftCondition, type Scope } from '../../load/leave.ts';
 import { tableShape } from '../../load/shape.ts';
 import { createTableSql } from '../../schema/ddl.ts';
-import { col, table, timestamps, T } from './staged-run.ts';
+import { pipelineFromYaml } from '../harness/staged-run.ts';
 
 const servers = useServers({ mongo: false });
 
-const things = table({
-  name: 'thi"ngs',
-  columns: [col('id', { pk: true }), ...timestamps(), col('name', { type: T.varchar(5), nullable: false }), col('order', { type: T.smallint() })],
-});
-
-const links = table({
-  name: 'links',
-  strategy: 'explode',
-  parent: 'thing_id',
-  merge: 'delete_and_insert',
-  unique: [['thing_id', 'other_id']],
-  columns: [col('thing_id', { nullable: false }), col('other_id', { nullable: false }), ...timestamps()],
-});
+const model = pipelineFromYaml(`tables:
+  'thi"ngs':
+    include_base: true
+    additional_columns:
+      - name: name
+        sql_type: VARCHAR(5)
+        nullable: false
+      - name: order
+        sql_type: SMALLINT
+  links:
+    strategy: explode
+    parent_column: thing_id
+    merge: delete_and_insert
+    arrays:
+      - field: others
+        item_column: other_id
+    columns:
+      - name: thing_id
+        sql_type: VARCHAR
+        nullable: false
+      - name: other_id
+        sql_type: VARCHAR
+        nullable: false
+      - name: created_at
+        sql_type: TIMESTAMP
+        nullable: false
+      - name: updated_at
+        sql_type: TIMESTAMP
+        nullable: false
+    unique_constraints:
+      - [thing_id, other_id]
+`);
+const things = model.tables.get('thi"ngs')!;
+const links = model.tables.get('links')!;
 
 test('upsert SQL: quoted names, conflict on the primary key, unchanged rows skipped', () => {
   const s = tableShape(things, 0);

@@ -2,68 +2,127 @@
 //   companies, users (company_id set_null, a column named `order`), messages (two rejecting
 //   references), user_companies (explode, delete-and-insert by user_id), tags (explode, upsert on
 //   a unique constraint), logbook (dedupe with a SERIAL id, like users_logbook), pairs (dedupe on a
-//   pair, like menu_recipes).
+//   pair, like menu_recipes). Written as pipeline.yaml and resolved by the real resolver; tables are
+//   listed parents first, and the foreign keys then the file order give the load order.
 import pg from 'pg';
-import { col, pipelineModel, table, timestamps, T } from './staged-run.ts';
+import { pipelineFromYaml } from '../harness/staged-run.ts';
 import type { PipelineModel } from '../../model/types.ts';
 
+const TIMESTAMPS = `
+      - name: created_at
+        sql_type: TIMESTAMP
+        nullable: false
+      - name: updated_at
+        sql_type: TIMESTAMP
+        nullable: false`;
+
+export function fixtureYaml(o: { truncateCompanies?: boolean } = {}): string {
+  const truncate = o.truncateCompanies ? '\n    force_reimport: true\n    truncate_before_import: true' : '';
+  return `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: name
+        sql_type: VARCHAR(5)
+        nullable: false${truncate}
+  users:
+    include_base: true
+    additional_columns:
+      - name: name
+        sql_type: VARCHAR
+        nullable: false
+      - name: company_id
+        sql_type: VARCHAR
+        foreign_key: companies(id)
+        on_missing: set_null
+      - name: order
+        sql_type: SMALLINT
+  messages:
+    include_base: true
+    additional_columns:
+      - name: sender_id
+        sql_type: VARCHAR
+        foreign_key: users(id)
+      - name: receiver_id
+        sql_type: VARCHAR
+        foreign_key: users(id)
+      - name: content
+        sql_type: TEXT
+        nullable: false
+  user_companies:
+    mongo_collection: users
+    strategy: explode
+    parent_column: user_id
+    merge: delete_and_insert
+    arrays:
+      - field: companies
+        item_column: company_id
+    columns:
+      - name: user_id
+        sql_type: VARCHAR
+        nullable: false
+        foreign_key: users(id)
+      - name: company_id
+        sql_type: VARCHAR
+        nullable: false
+        foreign_key: companies(id)${TIMESTAMPS}
+    unique_constraints:
+      - [user_id, company_id]
+  tags:
+    mongo_collection: users
+    strategy: explode
+    parent_column: user_id
+    merge: upsert
+    arrays:
+      - field: tags
+        item_column: tag
+    columns:
+      - name: user_id
+        sql_type: VARCHAR
+        nullable: false
+        foreign_key: users(id)
+      - name: tag
+        sql_type: VARCHAR
+        nullable: false${TIMESTAMPS}
+    unique_constraints:
+      - [user_id, tag]
+  logbook:
+    strategy: dedupe
+    dedupe_key: [user_id, day]
+    latest_by: updated_at
+    columns:
+      - name: id
+        sql_type: SERIAL
+        primary_key: true
+      - name: user_id
+        sql_type: VARCHAR
+        nullable: false
+        foreign_key: users(id)
+      - name: day
+        sql_type: DATE
+        nullable: false${TIMESTAMPS}
+    unique_constraints:
+      - [user_id, day]
+  pairs:
+    strategy: dedupe
+    dedupe_key: [user_id, company_id]
+    latest_by: updated_at
+    columns:
+      - name: user_id
+        sql_type: VARCHAR
+        nullable: false
+        foreign_key: users(id)
+      - name: company_id
+        sql_type: VARCHAR
+        nullable: false
+        foreign_key: companies(id)${TIMESTAMPS}
+    unique_constraints:
+      - [user_id, company_id]
+`;
+}
+
 export function fixtureModel(o: { truncateCompanies?: boolean } = {}): PipelineModel {
-  return pipelineModel([
-    table({
-      name: 'companies',
-      columns: [col('id', { pk: true }), ...timestamps(), col('name', { type: T.varchar(5), nullable: false })],
-      forceReimport: o.truncateCompanies ?? false,
-      truncateBeforeImport: o.truncateCompanies ?? false,
-    }),
-    table({
-      name: 'users',
-      columns: [
-        col('id', { pk: true }),
-        ...timestamps(),
-        col('name', { nullable: false }),
-        col('company_id', { fk: 'companies(id)', onMissing: 'set_null' }),
-        col('order', { type: T.smallint() }),
-      ],
-    }),
-    table({
-      name: 'messages',
-      columns: [col('id', { pk: true }), ...timestamps(), col('sender_id', { fk: 'users(id)' }), col('receiver_id', { fk: 'users(id)' }), col('content', { type: T.text(), nullable: false })],
-    }),
-    table({
-      name: 'user_companies',
-      collection: 'users',
-      strategy: 'explode',
-      parent: 'user_id',
-      merge: 'delete_and_insert',
-      unique: [['user_id', 'company_id']],
-      columns: [col('user_id', { nullable: false, fk: 'users(id)' }), col('company_id', { nullable: false, fk: 'companies(id)' }), ...timestamps()],
-    }),
-    table({
-      name: 'tags',
-      collection: 'users',
-      strategy: 'explode',
-      parent: 'user_id',
-      merge: 'upsert',
-      unique: [['user_id', 'tag']],
-      columns: [col('user_id', { nullable: false, fk: 'users(id)' }), col('tag', { nullable: false }), ...timestamps()],
-    }),
-    table({
-      name: 'logbook',
-      strategy: 'dedupe',
-      dedupeKey: ['user_id', 'day'],
-      latestBy: 'updated_at',
-      unique: [['user_id', 'day']],
-      columns: [col('id', { type: T.serial(), pk: true }), col('user_id', { nullable: false, fk: 'users(id)' }), col('day', { type: T.date(), nullable: false }), ...timestamps()],
-    }),
-    table({
-      name: 'pairs',
-      strategy: 'dedupe',
-      dedupeKey: ['user_id', 'company_id'],
-      latestBy: 'updated_at',
-      unique: [['user_id', 'company_id']],
-      columns: [col('user_id', { nullable: false, fk: 'users(id)' }), col('company_id', { nullable: false, fk: 'companies(id)' }), ...timestamps()],
-    }),
-  ]);
+  return pipelineFromYaml(fixtureYaml(o), 'test/load/model-fixture.ts');
 }
 
 export const ts = (s: string): string => `2024-03-0${s}.000`;

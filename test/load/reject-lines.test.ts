@@ -23,7 +23,7 @@ import { runLoad } from '../../load/index.ts';
 import { ensureSchema } from '../../load/ledger.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import type { Cell } from '../../staging/csv.ts';
-import { col, pipelineModel, table, T } from './staged-run.ts';
+import { pipelineFromYaml } from '../harness/staged-run.ts';
 import { stageRun } from './staged-run.ts';
 import { postgresConfig, query } from './model-fixture.ts';
 
@@ -32,19 +32,39 @@ const servers = useServers({ mongo: false });
 const OWNERS = 400;
 const NOTES = 60_000;
 
+// No base timestamps: an id fed by the document _id and the columns the test is about.
+const PIPELINE = `tables:
+  owners:
+    columns:
+      - name: id
+        sql_type: VARCHAR
+        primary_key: true
+      - name: name
+        sql_type: VARCHAR
+        nullable: false
+    explicit_mappings:
+      _id: id
+  notes:
+    columns:
+      - name: id
+        sql_type: VARCHAR
+        primary_key: true
+      - name: owner_id
+        sql_type: VARCHAR
+        foreign_key: owners(id) # on_missing: reject
+      - name: editor_id
+        sql_type: VARCHAR
+        foreign_key: owners(id)
+        on_missing: set_null
+      - name: body
+        sql_type: TEXT
+        nullable: false
+    explicit_mappings:
+      _id: id
+`;
+
 function model() {
-  return pipelineModel([
-    table({ name: 'owners', columns: [col('id', { pk: true }), col('name', { nullable: false })] }),
-    table({
-      name: 'notes',
-      columns: [
-        col('id', { pk: true }),
-        col('owner_id', { fk: 'owners(id)' }), // reject
-        col('editor_id', { fk: 'owners(id)', onMissing: 'set_null' }),
-        col('body', { type: T.text(), nullable: false }),
-      ],
-    }),
-  ]);
+  return pipelineFromYaml(PIPELINE);
 }
 
 /** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */

@@ -9,7 +9,8 @@ import { runLoad, type LoadReport, type TableLoadReport } from '../../load/index
 import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { LoadError, StagingError } from '../../errors/etl-error.ts';
-import { col, pipelineModel, stageRun, table, timestamps } from './staged-run.ts';
+import { pipelineFromYaml } from '../harness/staged-run.ts';
+import { stageRun } from './staged-run.ts';
 import { checksums, fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
@@ -407,11 +408,22 @@ test('the bulk path refuses rows of a table other tables reference, and still re
   // kept PostgreSQL from re-adding the table's own foreign keys ("pending trigger events").
   const url = await servers.postgres.createDatabase(t.name);
   const staging = await tempStaging(t);
-  const model = pipelineModel([
-    table({ name: 'plans', columns: [col('id', { pk: true }), ...timestamps()] }),
-    table({ name: 'days', columns: [col('id', { pk: true }), ...timestamps(), col('plan_id', { fk: 'plans(id)' })] }),
-    table({ name: 'meals', columns: [col('id', { pk: true }), ...timestamps(), col('day_id', { fk: 'days(id)' })] }),
-  ]);
+  const model = pipelineFromYaml(`tables:
+  plans:
+    include_base: true
+  days:
+    include_base: true
+    additional_columns:
+      - name: plan_id
+        sql_type: VARCHAR
+        foreign_key: plans(id)
+  meals:
+    include_base: true
+    additional_columns:
+      - name: day_id
+        sql_type: VARCHAR
+        foreign_key: days(id)
+`);
   const at = ts('1 10:00:00');
   await stageRun(staging, model, {
     plans: { rows: [['p1', at, at]] },

@@ -1,123 +1,18 @@
-// Test fixtures for the load stage: small table models built by hand (so a test says exactly what
-// it loads) and staged runs written with the real staging codecs (csvWriter, AtomicFileSink,
-// manifest), as transform would leave them.
+// The staged-run builder of the load tests: runs as transform leaves them (CSV, keys, contributions,
+// live keys, manifest), written with the real staging codecs (csvWriter, AtomicFileSink, manifest)
+// for a model resolved from pipeline.yaml text (pipelineFromYaml, test/harness/staged-run.ts).
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { csvWriter, type Cell } from '../../staging/csv.ts';
 import { AtomicFileSink } from '../../staging/atomic-file.ts';
-import { writeManifest, type Manifest, TOOL_VERSION } from '../../staging/manifest.ts';
-import { createRun, setLatest, type RunPaths } from '../../staging/run-folder.ts';
-import type { FileRecord } from '../../staging/manifest.ts';
+import { createRun, type RunPaths } from '../../staging/run-folder.ts';
+import type { FileRecord, Manifest } from '../../staging/manifest.ts';
 import type { TransformTableRecord } from '../../staging/manifest-transform.ts';
-import type { ColumnModel, PipelineModel, SqlType, TableModel } from '../../model/types.ts';
-import { columnTypeSql } from '../../load/shape.ts';
+import type { PipelineModel, TableModel } from '../../model/types.ts';
+import { extractRecord, publishRun, runManifest } from '../harness/staged-run.ts';
 import { documentIdColumn } from '../../schema/state-tables.ts';
-import { documentKeyOf, mergeKindOf } from '../../model/resolve-table.ts';
-
-export const T = {
-  varchar: (length: number | null = null): SqlType => ({ kind: 'varchar', length }),
-  text: (): SqlType => ({ kind: 'text' }),
-  smallint: (): SqlType => ({ kind: 'smallint' }),
-  integer: (): SqlType => ({ kind: 'integer' }),
-  serial: (): SqlType => ({ kind: 'serial' }),
-  boolean: (): SqlType => ({ kind: 'boolean' }),
-  timestamp: (): SqlType => ({ kind: 'timestamp' }),
-  date: (): SqlType => ({ kind: 'date' }),
-};
-
-export interface ColSpec {
-  readonly type?: SqlType;
-  readonly nullable?: boolean;
-  readonly pk?: boolean;
-  readonly fk?: string; // "users(id)"
-  readonly onMissing?: 'reject' | 'set_null';
-  readonly generated?: boolean;
-}
-
-export function col(name: string, spec: ColSpec = {}): ColumnModel {
-  const sqlType = spec.type ?? T.varchar();
-  const fk = spec.fk ? /^(.+)\((.+)\)$/.exec(spec.fk) : null;
-  return {
-    name,
-    sqlType,
-    sqlTypeText: sqlType.kind === 'serial' ? 'SERIAL' : columnTypeSql(sqlType).toUpperCase(),
-    nullable: spec.pk ? false : (spec.nullable ?? true),
-    primaryKey: spec.pk ?? false,
-    // A primary key named id is fed by the document _id, as include_base makes it.
-    source: spec.generated || sqlType.kind === 'serial' ? { kind: 'generated' } : { kind: 'field', path: spec.pk && name === 'id' ? '_id' : name },
-    foreignKey: fk ? { table: fk[1]!, column: fk[2]!, onMissing: spec.onMissing ?? 'reject' } : null,
-    line: 1,
-  };
-}
-
-/** created_at / updated_at TIMESTAMP NOT NULL. */
-export const timestamps = (): ColumnModel[] => [col('created_at', { type: T.timestamp(), nullable: false }), col('updated_at', { type: T.timestamp(), nullable: false })];
-
-export interface TableSpec {
-  readonly name: string;
-  readonly collection?: string;
-  readonly columns: readonly ColumnModel[];
-  readonly strategy?: 'upsert' | 'explode' | 'dedupe';
-  readonly unique?: readonly (readonly string[])[];
-  readonly parent?: string;
-  readonly merge?: 'delete_and_insert' | 'upsert';
-  readonly dedupeKey?: readonly string[];
-  readonly latestBy?: string;
-  readonly forceReimport?: boolean;
-  readonly truncateBeforeImport?: boolean;
-}
-
-export function table(s: TableSpec): TableModel {
-  const strategy = s.strategy ?? 'upsert';
-  const primaryKey = s.columns.filter((c) => c.primaryKey).map((c) => c.name);
-  const unique = s.unique ?? [];
-  let mergeKey: readonly string[];
-  if (strategy === 'dedupe') mergeKey = s.dedupeKey!;
-  else if (strategy === 'explode') mergeKey = unique[0] ?? [];
-  else mergeKey = primaryKey;
-  const explode = strategy === 'explode' ? { parentColumn: s.parent!, merge: s.merge ?? 'delete_and_insert', arrays: [] } : null;
-  return {
-    name: s.name,
-    collection: s.collection ?? s.name,
-    strategy,
-    columns: s.columns,
-    stagedColumns: s.columns.filter((c) => c.source.kind !== 'generated'),
-    primaryKey,
-    uniqueConstraints: unique,
-    mergeKey,
-    mergeKind: mergeKindOf(strategy, explode),
-    documentKey: documentKeyOf({ strategy, primaryKey, columns: s.columns, explode }),
-    filter: null,
-    explode,
-    dedupe: strategy === 'dedupe' ? { key: s.dedupeKey!, latestBy: s.latestBy ?? 'updated_at' } : null,
-    exportOrder: 1,
-    forceReimport: s.forceReimport ?? false,
-    truncateBeforeImport: s.truncateBeforeImport ?? false,
-    dateThreshold: null,
-    propagateDeletes: false,
-    line: 1,
-  };
-}
-
-/** A model of these tables, loaded in the order given (the caller lists parents first). */
-export function pipelineModel(tables: readonly TableModel[], sha256 = 'a'.repeat(64)): PipelineModel {
-  const collections = [...new Set(tables.map((t) => t.collection))];
-  return {
-    file: '/dev/null/pipeline.yaml',
-    sha256,
-    settings: { timezone: 'Europe/Paris', batchSize: 1000, dateThreshold: null, watermarkMarginSeconds: 300, nulCharacter: 'reject' },
-    tables: new Map(tables.map((t) => [t.name, t])),
-    loadOrder: tables.map((t) => t.name),
-    collections: collections.map((c) => ({
-      name: c,
-      tables: tables.filter((t) => t.collection === c).map((t) => t.name),
-      projection: ['_id'],
-      serverFilter: null,
-    })),
-  };
-}
 
 export interface StagedTable {
   readonly rows: readonly (readonly Cell[])[] | (() => AsyncIterable<readonly Cell[]>);
@@ -156,35 +51,15 @@ export async function stageRun(stagingDir: string, model: PipelineModel, data: R
   }
   const collections: NonNullable<Manifest['stages']['extract']>['collections'] = {};
   for (const c of model.collections) {
-    const wm = o.watermarks?.[c.name] ?? { from: null, next: now };
-    collections[c.name] = {
-      file: `extract/${c.name}.ndjson`,
-      bytes: 0,
-      sha256: '',
-      records: 0,
-      documents: 0,
-      filter: {},
-      watermark: wm,
-      started_at: now,
-      ended_at: now,
-      tables: [...c.tables],
-    };
+    const watermark = o.watermarks?.[c.name] ?? { from: null, next: now };
+    collections[c.name] = extractRecord(paths, model, c.name, { file: { bytes: 0, sha256: '', records: 0 }, watermark, startedAt: now, endedAt: now });
   }
-  const manifest: Manifest = {
-    format: 1,
-    run_id: paths.runId,
-    tool_version: TOOL_VERSION,
-    pipeline_sha256: model.sha256,
-    source: { kind: 'dump', description: 'test fixture' },
-    destination: null,
-    stages: {
-      extract: { status: 'done', started_at: now, ended_at: now, full: true, server_started_at: now, collections },
-      transform: { status: 'done', started_at: now, ended_at: now, pipeline_sha256: model.sha256, tables },
-    },
-  };
+  const manifest = runManifest(paths, model.sha256, {
+    extract: { status: 'done', started_at: now, ended_at: now, full: true, server_started_at: now, collections },
+    transform: { status: 'done', started_at: now, ended_at: now, pipeline_sha256: model.sha256, tables },
+  });
   await mkdir(paths.loadDir, { recursive: true });
-  await writeManifest(paths, manifest);
-  await setLatest(stagingDir, paths.runId);
+  await publishRun(stagingDir, paths, manifest);
   return paths.runId;
 }
 

@@ -87,274 +87,7 @@ async function expectFinding(yaml: string, expect: Expect): Promise<ConfigFindin
   return finding;
 }
 
-describe('pipeline.yaml validation errors name the key and its line', () => {
-  test('unknown key (typo) lists the expected keys', async () => {
-    const f = await expectFinding(
-      `tables:${companies}
-  users_targets:
-    include_base: true
-    columns:
-      - name: type
-        sql_type: VARCHAR(50)
-        nullabel: false # HERE
-    export_order: 2
-`,
-      { code: 'unknown_key', key: 'nullabel', says: ['unknown key "nullabel"', 'expected one of: name, sql_type, nullable', 'did you mean "nullable"'] },
-    );
-    assert.deepEqual(f.path, ['tables', 'users_targets', 'columns', 0, 'nullabel']);
-    assert.equal(f.col, 9);
-  });
-
-  test('unknown top-level key', async () => {
-    await expectFinding(`setting: {} # HERE\ntables:${companies}\n`, { code: 'unknown_key', key: 'setting', says: ['expected one of: settings, tables'] });
-  });
-
-  test('wrong kind: a string where a boolean is expected', async () => {
-    await expectFinding(
-      `tables:${companies}
-  users:
-    include_base: "yes" # HERE
-    export_order: 2
-`,
-      { code: 'wrong_kind', key: 'include_base', says: ['expected true or false', 'the string "yes"'] },
-    );
-  });
-
-  test('wrong kind: a map where a list is expected', async () => {
-    await expectFinding(
-      `tables:${companies}
-  users:
-    include_base: true
-    additional_columns: # HERE
-      name: email
-    export_order: 2
-`,
-      { code: 'wrong_kind', key: 'additional_columns', says: ['expected a list', 'got a map'] },
-    );
-  });
-
-  test('wrong kind: export_order is not a whole number', async () => {
-    await expectFinding(`tables:\n  companies:\n    include_base: true\n    export_order: first # HERE\n`, {
-      code: 'wrong_kind',
-      key: 'export_order',
-      says: ['expected a whole number'],
-    });
-  });
-
-  test('missing required key: a column without sql_type', async () => {
-    await expectFinding(
-      `tables:
-  companies:
-    include_base: true
-    additional_columns:
-      - name: name # HERE
-    export_order: 1
-`,
-      { code: 'missing_key', key: 'sql_type', says: ['missing required key "sql_type"'] },
-    );
-  });
-
-  test('unknown sql_type lists the known ones', async () => {
-    await expectFinding(
-      `tables:
-  companies:
-    include_base: true
-    additional_columns:
-      - name: name
-        sql_type: VARCHR(255) # HERE
-    export_order: 1
-`,
-      { code: 'unknown_sql_type', key: 'sql_type', says: ['unknown sql_type "VARCHR(255)"', 'VARCHAR(n)', 'TIMESTAMP', 'JSONB'] },
-    );
-  });
-
-  test('foreign key to an unknown table', async () => {
-    await expectFinding(
-      `tables:${companies}
-  users:
-    include_base: true
-    additional_columns:
-      - name: company_id
-        sql_type: VARCHAR
-        foreign_key: companys(id) # HERE
-    export_order: 2
-`,
-      { code: 'unknown_table', key: 'foreign_key', says: ['unknown table "companys"', 'did you mean "companies"'] },
-    );
-  });
-
-  test('foreign key to an unknown column', async () => {
-    await expectFinding(
-      `tables:${companies}
-  users:
-    include_base: true
-    additional_columns:
-      - name: company_id
-        sql_type: VARCHAR
-        foreign_key: companies(uid) # HERE
-    export_order: 2
-`,
-      { code: 'unknown_column', key: 'foreign_key', says: ['unknown column "uid" of table "companies"', 'its columns: id, created_at, updated_at, name'] },
-    );
-  });
-
-  test('foreign key not written table(column)', async () => {
-    await expectFinding(
-      `tables:${companies}
-  users:
-    include_base: true
-    additional_columns:
-      - name: company_id
-        sql_type: VARCHAR
-        foreign_key: companies.id # HERE
-    export_order: 2
-`,
-      { code: 'bad_foreign_key', key: 'foreign_key', says: ['expected "table(column)"'] },
-    );
-  });
-
-  test('foreign key to a column that is neither primary key nor unique', async () => {
-    await expectFinding(
-      `tables:${companies}
-  users:
-    include_base: true
-    additional_columns:
-      - name: company_name
-        sql_type: VARCHAR(255)
-        foreign_key: companies(name) # HERE
-    export_order: 2
-`,
-      { code: 'fk_target_not_unique', key: 'foreign_key', says: ['neither the primary key nor a single-column unique constraint'] },
-    );
-  });
-
-  test('foreign key between incompatible types', async () => {
-    await expectFinding(
-      `tables:${companies}
-  users:
-    include_base: true
-    additional_columns:
-      - name: company_id
-        sql_type: INTEGER
-        foreign_key: companies(id) # HERE
-    export_order: 2
-`,
-      { code: 'fk_type_mismatch', key: 'foreign_key', says: ['INTEGER', 'VARCHAR'] },
-    );
-  });
-
-  test('on_missing: set_null on a NOT NULL column', async () => {
-    await expectFinding(
-      `tables:${companies}
-  users:
-    include_base: true
-    additional_columns:
-      - name: company_id
-        sql_type: VARCHAR
-        nullable: false
-        foreign_key: companies(id)
-        on_missing: set_null # HERE
-    export_order: 2
-`,
-      { code: 'set_null_not_nullable', key: 'on_missing', says: ['set_null', 'NOT NULL', '"company_id"'] },
-    );
-  });
-
-  test('on_missing without a foreign key', async () => {
-    await expectFinding(
-      `tables:
-  users:
-    include_base: true
-    additional_columns:
-      - name: company_id
-        sql_type: VARCHAR
-        on_missing: reject # HERE
-    export_order: 2
-`,
-      { code: 'on_missing_without_fk', key: 'on_missing', says: ['foreign_key'] },
-    );
-  });
-
-  test('unique constraint on an unknown column', async () => {
-    await expectFinding(
-      `tables:${companies}
-  links:
-    columns:
-      - name: a
-        sql_type: VARCHAR
-    unique_constraints:
-      - [a, b] # HERE
-    export_order: 1
-`,
-      { code: 'unknown_column', key: 'unique_constraints', says: ['"b" is not a column of "links"', 'columns: a'] },
-    );
-  });
-
-  test('duplicate column', async () => {
-    await expectFinding(
-      `tables:
-  companies:
-    include_base: true
-    additional_columns:
-      - name: name
-        sql_type: VARCHAR(255)
-      - name: name # HERE
-        sql_type: TEXT
-    export_order: 1
-`,
-      { code: 'duplicate_column', key: 'name', says: ['duplicate column "name"', 'already defined at line 5'] },
-    );
-  });
-
-  test('duplicate of a base column', async () => {
-    await expectFinding(
-      `tables:
-  companies:
-    include_base: true
-    additional_columns:
-      - name: created_at # HERE
-        sql_type: TIMESTAMP
-    export_order: 1
-`,
-      { code: 'duplicate_column', key: 'created_at', says: ['already defined by include_base'] },
-    );
-  });
-
-  test('mapping to an unknown column', async () => {
-    await expectFinding(
-      `tables:${companies}
-  users:
-    include_base: true
-    additional_columns:
-      - name: company_id
-        sql_type: VARCHAR
-    additional_mappings:
-      company: compnay_id # HERE
-    export_order: 2
-`,
-      { code: 'unknown_column', key: 'company', says: ['"compnay_id" is not a column of "users"', 'did you mean "company_id"'] },
-    );
-  });
-
-  test('two fields mapped to one column', async () => {
-    await expectFinding(
-      `tables:
-  users:
-    include_base: true
-    additional_columns:
-      - name: company_id
-        sql_type: VARCHAR
-    additional_mappings:
-      company: company_id
-    explicit_mappings:
-      companyId: company_id # HERE
-    export_order: 2
-`,
-      { code: 'duplicate_mapping', key: 'companyId', says: ['already fed by field "company"'] },
-    );
-  });
-
-  const explodeColumns = `
+const explodeColumns = `
     columns:
       - name: user_id
         sql_type: VARCHAR
@@ -369,107 +102,7 @@ describe('pipeline.yaml validation errors name the key and its line', () => {
       - [user_id, target_id, type]
     export_order: 3`;
 
-  test('explode without parent_column', async () => {
-    await expectFinding(
-      `tables:
-  users_targets: # HERE
-    mongo_collection: users
-    strategy: explode
-    arrays:
-      - field: targets
-        item_column: target_id
-        constants: { type: basic }${explodeColumns}
-`,
-      { code: 'strategy_missing_key', key: 'parent_column', says: ['strategy: explode needs "parent_column"'] },
-    );
-  });
-
-  test('explode without arrays', async () => {
-    await expectFinding(
-      `tables:
-  users_targets: # HERE
-    mongo_collection: users
-    strategy: explode
-    parent_column: user_id${explodeColumns}
-`,
-      { code: 'strategy_missing_key', key: 'arrays', says: ['needs "arrays"'] },
-    );
-  });
-
-  test('explode array item without item_column', async () => {
-    await expectFinding(
-      `tables:
-  users_targets:
-    strategy: explode
-    parent_column: user_id
-    arrays:
-      - field: targets # HERE
-        constants: { type: basic }${explodeColumns}
-`,
-      { code: 'missing_key', key: 'item_column', says: ['missing required key "item_column"'] },
-    );
-  });
-
-  test('item_column that is not a column', async () => {
-    await expectFinding(
-      `tables:
-  users_targets:
-    strategy: explode
-    parent_column: user_id
-    arrays:
-      - field: targets
-        item_column: targetid # HERE
-        constants: { type: basic }${explodeColumns}
-`,
-      { code: 'unknown_column', key: 'item_column', says: ['"targetid" is not a column', 'did you mean "target_id"'] },
-    );
-  });
-
-  test('constant column that is not a column', async () => {
-    await expectFinding(
-      `tables:
-  users_targets:
-    strategy: explode
-    parent_column: user_id
-    arrays:
-      - field: targets
-        item_column: target_id
-        constants: { kind: basic } # HERE${explodeColumns}
-`,
-      { code: 'unknown_column', key: 'kind', says: ['constant column "kind" is not a column'] },
-    );
-  });
-
-  test('an array that leaves a NOT NULL constant column empty', async () => {
-    await expectFinding(
-      `tables:
-  users_targets:
-    strategy: explode
-    parent_column: user_id
-    arrays:
-      - field: targets
-        item_column: target_id
-        constants: { type: basic }
-      - field: health_targets # HERE
-        item_column: target_id${explodeColumns}
-`,
-      { code: 'constant_missing', key: 'health_targets', says: ['sets no constant for column "type"', 'NOT NULL'] },
-    );
-  });
-
-  test('explode keys on an upsert table', async () => {
-    await expectFinding(
-      `tables:
-  users:
-    include_base: true
-    parent_column: id # HERE
-    export_order: 1
-`,
-      { code: 'not_for_strategy', key: 'parent_column', says: ['only applies to `strategy: explode`'] },
-    );
-  });
-
-  const dedupeColumns = `
+const dedupeColumns = `
     columns:
       - name: id
         sql_type: SERIAL
@@ -487,31 +120,355 @@ describe('pipeline.yaml validation errors name the key and its line', () => {
       - [user_id, day]
     export_order: 3`;
 
-  test('dedupe without dedupe_key', async () => {
-    await expectFinding(
-      `tables:
+/**
+ * One case, one bad file: the YAML (a line marked `# HERE`), the code of the finding it must raise,
+ * the key that finding names, text its message holds, and where asked its exact path and column.
+ */
+interface Case extends Expect {
+  readonly name: string;
+  readonly yaml: string;
+  readonly path?: readonly (string | number)[];
+  readonly col?: number;
+}
+
+const cases: readonly Case[] = [
+  {
+    name: 'unknown key (typo) lists the expected keys',
+    yaml: `tables:${companies}
+  users_targets:
+    include_base: true
+    columns:
+      - name: type
+        sql_type: VARCHAR(50)
+        nullabel: false # HERE
+    export_order: 2
+`,
+    code: 'unknown_key', key: 'nullabel', says: ['unknown key "nullabel"', 'expected one of: name, sql_type, nullable', 'did you mean "nullable"'],
+    path: ['tables', 'users_targets', 'columns', 0, 'nullabel'],
+    col: 9,
+  },
+  {
+    name: 'unknown top-level key',
+    yaml: `setting: {} # HERE\ntables:${companies}\n`,
+    code: 'unknown_key', key: 'setting', says: ['expected one of: settings, tables'],
+  },
+  {
+    name: 'wrong kind: a string where a boolean is expected',
+    yaml: `tables:${companies}
+  users:
+    include_base: "yes" # HERE
+    export_order: 2
+`,
+    code: 'wrong_kind', key: 'include_base', says: ['expected true or false', 'the string "yes"'],
+  },
+  {
+    name: 'wrong kind: a map where a list is expected',
+    yaml: `tables:${companies}
+  users:
+    include_base: true
+    additional_columns: # HERE
+      name: email
+    export_order: 2
+`,
+    code: 'wrong_kind', key: 'additional_columns', says: ['expected a list', 'got a map'],
+  },
+  {
+    name: 'wrong kind: export_order is not a whole number',
+    yaml: `tables:\n  companies:\n    include_base: true\n    export_order: first # HERE\n`,
+    code: 'wrong_kind', key: 'export_order', says: ['expected a whole number'],
+  },
+  {
+    name: 'missing required key: a column without sql_type',
+    yaml: `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: name # HERE
+    export_order: 1
+`,
+    code: 'missing_key', key: 'sql_type', says: ['missing required key "sql_type"'],
+  },
+  {
+    name: 'unknown sql_type lists the known ones',
+    yaml: `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: name
+        sql_type: VARCHR(255) # HERE
+    export_order: 1
+`,
+    code: 'unknown_sql_type', key: 'sql_type', says: ['unknown sql_type "VARCHR(255)"', 'VARCHAR(n)', 'TIMESTAMP', 'JSONB'],
+  },
+  {
+    name: 'foreign key to an unknown table',
+    yaml: `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        foreign_key: companys(id) # HERE
+    export_order: 2
+`,
+    code: 'unknown_table', key: 'foreign_key', says: ['unknown table "companys"', 'did you mean "companies"'],
+  },
+  {
+    name: 'foreign key to an unknown column',
+    yaml: `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        foreign_key: companies(uid) # HERE
+    export_order: 2
+`,
+    code: 'unknown_column', key: 'foreign_key', says: ['unknown column "uid" of table "companies"', 'its columns: id, created_at, updated_at, name'],
+  },
+  {
+    name: 'foreign key not written table(column)',
+    yaml: `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        foreign_key: companies.id # HERE
+    export_order: 2
+`,
+    code: 'bad_foreign_key', key: 'foreign_key', says: ['expected "table(column)"'],
+  },
+  {
+    name: 'foreign key to a column that is neither primary key nor unique',
+    yaml: `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_name
+        sql_type: VARCHAR(255)
+        foreign_key: companies(name) # HERE
+    export_order: 2
+`,
+    code: 'fk_target_not_unique', key: 'foreign_key', says: ['neither the primary key nor a single-column unique constraint'],
+  },
+  {
+    name: 'foreign key between incompatible types',
+    yaml: `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: INTEGER
+        foreign_key: companies(id) # HERE
+    export_order: 2
+`,
+    code: 'fk_type_mismatch', key: 'foreign_key', says: ['INTEGER', 'VARCHAR'],
+  },
+  {
+    name: 'on_missing: set_null on a NOT NULL column',
+    yaml: `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        nullable: false
+        foreign_key: companies(id)
+        on_missing: set_null # HERE
+    export_order: 2
+`,
+    code: 'set_null_not_nullable', key: 'on_missing', says: ['set_null', 'NOT NULL', '"company_id"'],
+  },
+  {
+    name: 'on_missing without a foreign key',
+    yaml: `tables:
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+        on_missing: reject # HERE
+    export_order: 2
+`,
+    code: 'on_missing_without_fk', key: 'on_missing', says: ['foreign_key'],
+  },
+  {
+    name: 'unique constraint on an unknown column',
+    yaml: `tables:${companies}
+  links:
+    columns:
+      - name: a
+        sql_type: VARCHAR
+    unique_constraints:
+      - [a, b] # HERE
+    export_order: 1
+`,
+    code: 'unknown_column', key: 'unique_constraints', says: ['"b" is not a column of "links"', 'columns: a'],
+  },
+  {
+    name: 'duplicate column',
+    yaml: `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: name
+        sql_type: VARCHAR(255)
+      - name: name # HERE
+        sql_type: TEXT
+    export_order: 1
+`,
+    code: 'duplicate_column', key: 'name', says: ['duplicate column "name"', 'already defined at line 5'],
+  },
+  {
+    name: 'duplicate of a base column',
+    yaml: `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: created_at # HERE
+        sql_type: TIMESTAMP
+    export_order: 1
+`,
+    code: 'duplicate_column', key: 'created_at', says: ['already defined by include_base'],
+  },
+  {
+    name: 'mapping to an unknown column',
+    yaml: `tables:${companies}
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+    additional_mappings:
+      company: compnay_id # HERE
+    export_order: 2
+`,
+    code: 'unknown_column', key: 'company', says: ['"compnay_id" is not a column of "users"', 'did you mean "company_id"'],
+  },
+  {
+    name: 'two fields mapped to one column',
+    yaml: `tables:
+  users:
+    include_base: true
+    additional_columns:
+      - name: company_id
+        sql_type: VARCHAR
+    additional_mappings:
+      company: company_id
+    explicit_mappings:
+      companyId: company_id # HERE
+    export_order: 2
+`,
+    code: 'duplicate_mapping', key: 'companyId', says: ['already fed by field "company"'],
+  },
+  {
+    name: 'explode without parent_column',
+    yaml: `tables:
+  users_targets: # HERE
+    mongo_collection: users
+    strategy: explode
+    arrays:
+      - field: targets
+        item_column: target_id
+        constants: { type: basic }${explodeColumns}
+`,
+    code: 'strategy_missing_key', key: 'parent_column', says: ['strategy: explode needs "parent_column"'],
+  },
+  {
+    name: 'explode without arrays',
+    yaml: `tables:
+  users_targets: # HERE
+    mongo_collection: users
+    strategy: explode
+    parent_column: user_id${explodeColumns}
+`,
+    code: 'strategy_missing_key', key: 'arrays', says: ['needs "arrays"'],
+  },
+  {
+    name: 'explode array item without item_column',
+    yaml: `tables:
+  users_targets:
+    strategy: explode
+    parent_column: user_id
+    arrays:
+      - field: targets # HERE
+        constants: { type: basic }${explodeColumns}
+`,
+    code: 'missing_key', key: 'item_column', says: ['missing required key "item_column"'],
+  },
+  {
+    name: 'item_column that is not a column',
+    yaml: `tables:
+  users_targets:
+    strategy: explode
+    parent_column: user_id
+    arrays:
+      - field: targets
+        item_column: targetid # HERE
+        constants: { type: basic }${explodeColumns}
+`,
+    code: 'unknown_column', key: 'item_column', says: ['"targetid" is not a column', 'did you mean "target_id"'],
+  },
+  {
+    name: 'constant column that is not a column',
+    yaml: `tables:
+  users_targets:
+    strategy: explode
+    parent_column: user_id
+    arrays:
+      - field: targets
+        item_column: target_id
+        constants: { kind: basic } # HERE${explodeColumns}
+`,
+    code: 'unknown_column', key: 'kind', says: ['constant column "kind" is not a column'],
+  },
+  {
+    name: 'an array that leaves a NOT NULL constant column empty',
+    yaml: `tables:
+  users_targets:
+    strategy: explode
+    parent_column: user_id
+    arrays:
+      - field: targets
+        item_column: target_id
+        constants: { type: basic }
+      - field: health_targets # HERE
+        item_column: target_id${explodeColumns}
+`,
+    code: 'constant_missing', key: 'health_targets', says: ['sets no constant for column "type"', 'NOT NULL'],
+  },
+  {
+    name: 'explode keys on an upsert table',
+    yaml: `tables:
+  users:
+    include_base: true
+    parent_column: id # HERE
+    export_order: 1
+`,
+    code: 'not_for_strategy', key: 'parent_column', says: ['only applies to `strategy: explode`'],
+  },
+  {
+    name: 'dedupe without dedupe_key',
+    yaml: `tables:
   users_logbook: # HERE
     strategy: dedupe
     latest_by: updated_at${dedupeColumns}
 `,
-      { code: 'strategy_missing_key', key: 'dedupe_key', says: ['strategy: dedupe needs "dedupe_key"'] },
-    );
-  });
-
-  test('dedupe without latest_by', async () => {
-    await expectFinding(
-      `tables:
+    code: 'strategy_missing_key', key: 'dedupe_key', says: ['strategy: dedupe needs "dedupe_key"'],
+  },
+  {
+    name: 'dedupe without latest_by',
+    yaml: `tables:
   users_logbook: # HERE
     strategy: dedupe
     dedupe_key: [user_id, day]${dedupeColumns}
 `,
-      { code: 'strategy_missing_key', key: 'latest_by', says: ['needs "latest_by"'] },
-    );
-  });
-
-  test('dedupe_key column that is not a column', async () => {
-    await expectFinding(
-      `tables:
+    code: 'strategy_missing_key', key: 'latest_by', says: ['needs "latest_by"'],
+  },
+  {
+    name: 'dedupe_key column that is not a column',
+    yaml: `tables:
   users_logbook:
     strategy: dedupe
     dedupe_key:
@@ -519,25 +476,21 @@ describe('pipeline.yaml validation errors name the key and its line', () => {
       - date # HERE
     latest_by: updated_at${dedupeColumns}
 `,
-      { code: 'unknown_column', key: 'dedupe_key', says: ['"date" is not a column'] },
-    );
-  });
-
-  test('dedupe_key that is no unique constraint', async () => {
-    await expectFinding(
-      `tables:
+    code: 'unknown_column', key: 'dedupe_key', says: ['"date" is not a column'],
+  },
+  {
+    name: 'dedupe_key that is no unique constraint',
+    yaml: `tables:
   users_logbook:
     strategy: dedupe
     dedupe_key: [user_id] # HERE
     latest_by: updated_at${dedupeColumns}
 `,
-      { code: 'dedupe_key_not_unique', key: 'dedupe_key', says: ['must also be the primary key or a unique constraint'] },
-    );
-  });
-
-  test('a cycle in the foreign keys is named', async () => {
-    await expectFinding(
-      `tables:
+    code: 'dedupe_key_not_unique', key: 'dedupe_key', says: ['must also be the primary key or a unique constraint'],
+  },
+  {
+    name: 'a cycle in the foreign keys is named',
+    yaml: `tables:
   a:
     include_base: true
     additional_columns:
@@ -556,13 +509,11 @@ describe('pipeline.yaml validation errors name the key and its line', () => {
         foreign_key: a(id)
     export_order: 1
 `,
-      { code: 'fk_cycle', key: 'foreign_key', says: ['a → b → a'] },
-    );
-  });
-
-  test('export_order that contradicts the foreign keys', async () => {
-    const f = await expectFinding(
-      `tables:${companies}
+    code: 'fk_cycle', key: 'foreign_key', says: ['a → b → a'],
+  },
+  {
+    name: 'export_order that contradicts the foreign keys',
+    yaml: `tables:${companies}
   users:
     include_base: true
     additional_columns:
@@ -571,39 +522,33 @@ describe('pipeline.yaml validation errors name the key and its line', () => {
         foreign_key: companies(id)
     export_order: 0 # HERE
 `,
-      { code: 'export_order_conflict', key: 'export_order', says: ['"users" before "companies" (export_order 1)', 'foreign_key at line 14', 'at least 1'] },
-    );
-    assert.deepEqual(f.path, ['tables', 'users', 'export_order']);
-  });
-
-  test('truncate_before_import without force_reimport', async () => {
-    await expectFinding(
-      `tables:
+    code: 'export_order_conflict', key: 'export_order', says: ['"users" before "companies" (export_order 1)', 'foreign_key at line 14', 'at least 1'],
+    path: ['tables', 'users', 'export_order'],
+  },
+  {
+    name: 'truncate_before_import without force_reimport',
+    yaml: `tables:
   companies:
     include_base: true
     truncate_before_import: true # HERE
     export_order: 1
 `,
-      { code: 'truncate_without_force', key: 'truncate_before_import', says: ['force_reimport: true'] },
-    );
-  });
-
-  test('a table with neither primary key nor unique constraint', async () => {
-    await expectFinding(
-      `tables:
+    code: 'truncate_without_force', key: 'truncate_before_import', says: ['force_reimport: true'],
+  },
+  {
+    name: 'a table with neither primary key nor unique constraint',
+    yaml: `tables:
   notes: # HERE
     columns:
       - name: text
         sql_type: TEXT
     export_order: 1
 `,
-      { code: 'no_key', key: 'notes', says: ['neither a primary key nor a unique constraint'] },
-    );
-  });
-
-  test('primary_key on a table with include_base', async () => {
-    await expectFinding(
-      `tables:
+    code: 'no_key', key: 'notes', says: ['neither a primary key nor a unique constraint'],
+  },
+  {
+    name: 'primary_key on a table with include_base',
+    yaml: `tables:
   companies:
     include_base: true
     additional_columns:
@@ -612,86 +557,74 @@ describe('pipeline.yaml validation errors name the key and its line', () => {
         primary_key: true # HERE
     export_order: 1
 `,
-      { code: 'primary_key_with_base', key: 'primary_key', says: ['include_base already makes `id` the primary key'] },
-    );
-  });
-
-  test('an invalid timezone', async () => {
-    await expectFinding(`settings:\n  timezone: Europe/Pariss # HERE\ntables:${companies}\n`, {
-      code: 'bad_timezone',
-      key: 'timezone',
-      says: ['unknown time zone "Europe/Pariss"', 'did you mean "Europe/Paris"'],
-    });
-  });
-
-  test('a bad settings value', async () => {
-    await expectFinding(`settings:\n  nul_character: drop # HERE\ntables:${companies}\n`, {
-      code: 'bad_value',
-      key: 'nul_character',
-      says: ['expected one of: reject, strip'],
-    });
-  });
-
-  test('a bad date_threshold', async () => {
-    await expectFinding(`settings:\n  date_threshold: last year # HERE\ntables:${companies}\n`, {
-      code: 'bad_value',
-      key: 'date_threshold',
-      says: ['2024-01-31'],
-    });
-  });
-
-  test('an unknown strategy', async () => {
-    await expectFinding(
-      `tables:
+    code: 'primary_key_with_base', key: 'primary_key', says: ['include_base already makes `id` the primary key'],
+  },
+  {
+    name: 'an invalid timezone',
+    yaml: `settings:\n  timezone: Europe/Pariss # HERE\ntables:${companies}\n`,
+    code: 'bad_timezone', key: 'timezone', says: ['unknown time zone "Europe/Pariss"', 'did you mean "Europe/Paris"'],
+  },
+  {
+    name: 'a bad settings value',
+    yaml: `settings:\n  nul_character: drop # HERE\ntables:${companies}\n`,
+    code: 'bad_value', key: 'nul_character', says: ['expected one of: reject, strip'],
+  },
+  {
+    name: 'a bad date_threshold',
+    yaml: `settings:\n  date_threshold: last year # HERE\ntables:${companies}\n`,
+    code: 'bad_value', key: 'date_threshold', says: ['2024-01-31'],
+  },
+  {
+    name: 'an unknown strategy',
+    yaml: `tables:
   companies:
     include_base: true
     strategy: merge # HERE
     export_order: 1
 `,
-      { code: 'bad_value', key: 'strategy', says: ['expected one of: upsert, explode, dedupe'] },
-    );
-  });
-
-  test('a bad filter operator', async () => {
-    await expectFinding(
-      `tables:
+    code: 'bad_value', key: 'strategy', says: ['expected one of: upsert, explode, dedupe'],
+  },
+  {
+    name: 'a bad filter operator',
+    yaml: `tables:
   companies:
     include_base: true
     filter:
       kind: { $gt: 3 } # HERE
     export_order: 1
 `,
-      { code: 'bad_filter', key: '$gt', says: ['unknown filter operator "$gt"', '$in'] },
-    );
-  });
-
-  test('a filter operator with the wrong argument', async () => {
-    await expectFinding(
-      `tables:
+    code: 'bad_filter', key: '$gt', says: ['unknown filter operator "$gt"', '$in'],
+  },
+  {
+    name: 'a filter operator with the wrong argument',
+    yaml: `tables:
   companies:
     include_base: true
     filter: { kind: { $in: menu } } # HERE
     export_order: 1
 `,
-      { code: 'bad_filter', key: '$in', says: ['$in expects a list of values'] },
-    );
-  });
+    code: 'bad_filter', key: '$in', says: ['$in expects a list of values'],
+  },
+  {
+    name: 'a table name reserved for the state tables',
+    yaml: `tables:\n  etl_runs: # HERE\n    include_base: true\n    export_order: 1\n`,
+    code: 'reserved_table', key: 'etl_runs', says: ['reserved'],
+  },
+  {
+    name: 'YAML syntax errors (a table defined twice) carry their line',
+    yaml: `tables:${companies}\n  companies: # HERE\n    include_base: true\n    export_order: 1\n`,
+    code: 'yaml_syntax', key: 'unique', says: [/unique/i],
+  },
+];
 
-  test('a table name reserved for the state tables', async () => {
-    await expectFinding(`tables:\n  etl_runs: # HERE\n    include_base: true\n    export_order: 1\n`, {
-      code: 'reserved_table',
-      key: 'etl_runs',
-      says: ['reserved'],
+describe('pipeline.yaml validation errors name the key and its line', () => {
+  for (const c of cases) {
+    test(c.name, async () => {
+      const f = await expectFinding(c.yaml, c);
+      if (c.path) assert.deepEqual(f.path, c.path);
+      if (c.col !== undefined) assert.equal(f.col, c.col);
     });
-  });
-
-  test('YAML syntax errors (a table defined twice) carry their line', async () => {
-    await expectFinding(`tables:${companies}\n  companies: # HERE\n    include_base: true\n    export_order: 1\n`, {
-      code: 'yaml_syntax',
-      key: 'unique',
-      says: [/unique/i],
-    });
-  });
+  }
 
   test('every finding is reported at once, sorted by line', async () => {
     const { error } = await load(`settings:

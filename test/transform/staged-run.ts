@@ -1,5 +1,6 @@
-// Test fixture: a staged run built with the staging/ functions, holding crafted extract files, as
-// `etl extract` would leave it (manifest with a done extract section, `latest` pointing at it).
+// The staged-run builder of the transform tests: a run holding crafted extract files, as `etl extract`
+// would leave it (manifest with a done extract section, `latest` pointing at it), written with the
+// staging/ functions and the shared parts of test/harness/staged-run.ts.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -8,12 +9,12 @@ import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Document } from 'bson';
-import { resolvePipeline } from '../../model/load-pipeline.ts';
 import type { PipelineModel } from '../../model/types.ts';
 import { encodeDocument } from '../../staging/ndjson.ts';
-import { TOOL_VERSION, updateManifest, writeManifest, type Manifest } from '../../staging/manifest.ts';
+import { updateManifest } from '../../staging/manifest.ts';
 import type { ExtractCollectionRecord } from '../../staging/manifest-extract.ts';
-import { createRun, setLatest, type RunPaths } from '../../staging/run-folder.ts';
+import { createRun, type RunPaths } from '../../staging/run-folder.ts';
+import { extractRecord, pipelineFromYaml, publishRun, runManifest } from '../harness/staged-run.ts';
 
 /** Temp folders made by this module, removed by removeStagedRuns() (each test file's after hook). */
 const made: string[] = [];
@@ -34,15 +35,23 @@ export const PIPELINE_FILE = new URL('../../pipeline.yaml', import.meta.url).pat
 
 /** The project's pipeline.yaml, or a YAML text written to a temp file. */
 export async function pipelineModel(yamlText?: string): Promise<PipelineModel> {
-  if (yamlText === undefined) return resolvePipeline(await readFile(PIPELINE_FILE), PIPELINE_FILE);
+  if (yamlText === undefined) return pipelineFromYaml(await readFile(PIPELINE_FILE, 'utf8'), PIPELINE_FILE);
+  // Written too: transform names the model's file in its messages, as it names the user's.
   const dir = await tempDir('etl-pipeline-');
   const file = path.join(dir, 'pipeline.yaml');
   await writeFile(file, yamlText);
-  return resolvePipeline(Buffer.from(yamlText), file);
+  return pipelineFromYaml(yamlText, file);
 }
 
 /** A collection's documents: BSON values (encoded canonically) or NDJSON lines written verbatim. */
 export type Extract = Readonly<Record<string, readonly (Document | string)[]>>;
+
+/** The read window of every staged extract: a full read, one second long. */
+const EXTRACT_WINDOW = {
+  watermark: { from: null, next: '2024-01-01T00:00:00.000Z' },
+  startedAt: '2024-01-01T00:00:00.000Z',
+  endedAt: '2024-01-01T00:00:01.000Z',
+} as const;
 
 export interface StagedRun {
   readonly stagingDir: string;
@@ -55,42 +64,21 @@ export async function stageRun(model: PipelineModel, extract: Extract, o: { stag
   const collections: Record<string, ExtractCollectionRecord> = {};
   for (const [collection, docs] of Object.entries(extract)) {
     const text = docs.map((d) => (typeof d === 'string' ? `${d}\n` : encodeDocument(d))).join('');
-    const file = paths.extractFile(collection);
-    await writeFile(file, text);
-    const tables = model.collections.find((c) => c.name === collection)?.tables ?? [];
-    collections[collection] = {
-      file: paths.relative(file),
-      bytes: Buffer.byteLength(text),
-      sha256: createHash('sha256').update(text).digest('hex'),
-      records: docs.length,
-      documents: docs.length,
-      filter: {},
-      watermark: { from: null, next: '2024-01-01T00:00:00.000Z' },
-      started_at: '2024-01-01T00:00:00.000Z',
-      ended_at: '2024-01-01T00:00:01.000Z',
-      tables: [...tables],
-    };
+    await writeFile(paths.extractFile(collection), text);
+    const file = { bytes: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex'), records: docs.length };
+    collections[collection] = extractRecord(paths, model, collection, { file, ...EXTRACT_WINDOW });
   }
-  const manifest: Manifest = {
-    format: 1,
-    run_id: paths.runId,
-    tool_version: TOOL_VERSION,
-    pipeline_sha256: o.pipelineSha256 ?? model.sha256,
-    source: { kind: 'dump', description: 'test fixture' },
-    destination: null,
-    stages: {
-      extract: {
-        status: o.extractStatus ?? 'done',
-        started_at: '2024-01-01T00:00:00.000Z',
-        ended_at: o.extractStatus === 'running' ? null : '2024-01-01T00:00:01.000Z',
-        full: true,
-        server_started_at: null,
-        collections,
-      },
+  const manifest = runManifest(paths, o.pipelineSha256 ?? model.sha256, {
+    extract: {
+      status: o.extractStatus ?? 'done',
+      started_at: EXTRACT_WINDOW.startedAt,
+      ended_at: o.extractStatus === 'running' ? null : EXTRACT_WINDOW.endedAt,
+      full: true,
+      server_started_at: null,
+      collections,
     },
-  };
-  await writeManifest(paths, manifest);
-  await setLatest(stagingDir, paths.runId);
+  });
+  await publishRun(stagingDir, paths, manifest);
   return { stagingDir, paths };
 }
 
@@ -121,18 +109,7 @@ export async function stageSampleRun(model: PipelineModel, o: { scale: number; s
     })();
     await pipeline(Readable.from(lines), out);
     documents += records;
-    collections[c.name] = {
-      file: run.paths.relative(file),
-      bytes,
-      sha256: hash.digest('hex'),
-      records,
-      documents: records,
-      filter: {},
-      watermark: { from: null, next: '2024-01-01T00:00:00.000Z' },
-      started_at: '2024-01-01T00:00:00.000Z',
-      ended_at: '2024-01-01T00:00:01.000Z',
-      tables: [...(model.collections.find((m) => m.name === c.name)?.tables ?? [])],
-    };
+    collections[c.name] = extractRecord(run.paths, model, c.name, { file: { bytes, sha256: hash.digest('hex'), records }, ...EXTRACT_WINDOW });
   }
   await updateManifest(run.paths, (m) => {
     m.stages.extract!.collections = collections;
