@@ -6,6 +6,7 @@ import { dropBatchDuplicatesSql } from './batch-sql.ts';
 import type { TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 import { compiled, DEFER_ALL, ident, savepoint } from '../schema/sql.ts';
+import { withIndexesBuiltAfter } from './indexes.ts';
 
 const INSERT_SAVEPOINT = savepoint('etl_insert');
 const DROP_FKS_SAVEPOINT = savepoint('etl_drop_fks');
@@ -111,7 +112,8 @@ export async function insertIntoEmpty(session: LoadSession, shape: TableShape, r
     let duplicates = 0;
     let inserted: number;
     try {
-      inserted = await session.count(insertAllSql(shape));
+      const insert = () => session.count(insertAllSql(shape));
+      inserted = rows >= bulkRows ? await withIndexesBuiltAfter(session, shape.target, insert) : await insert();
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
       await session.run(INSERT_SAVEPOINT.rollback);

@@ -14,7 +14,7 @@ import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
 import { claimsToCheck, refuseContestedKeys } from './claims.ts';
-import { contributionsIntoBatch, firstContributions, nothingStored } from './contributions.ts';
+import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, numberFirstRejects } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
 import { truncateCascade } from './truncate.ts';
@@ -172,7 +172,11 @@ async function loadBatch(
     duplicates = await session.count(dropBatchDuplicatesSql(shape));
   }
   phase('references', 'checking references');
-  const refs = await resolveMissingReferences(session, shape, checks, () => holdRejected(session, shape, 'batch', ctx.runId));
+  const refs = await resolveMissingReferences(session, shape, checks, async () => {
+    await holdRejected(session, shape, 'batch', ctx.runId);
+    if (filled.first) await locateFirstRejects(session, shape);
+  });
+  if (filled.first && refs.rejected + refs.nulled > 0) await numberFirstRejects(session, shape);
   ctx.signal?.throwIfAborted();
   phase('merge', 'merging');
   let merged: { inserted: number; updated: number };
@@ -197,6 +201,8 @@ interface FilledBatch {
   readonly batchRows: number;
   /** dedupe: staged contributions that lost to a later one of the same run and key. */
   readonly duplicates: number;
+  /** dedupe, nothing stored before: the batch's lines are not yet the file's records (contributions.ts). */
+  readonly first: boolean;
 }
 
 /** The batch temp table: the CSV, or for a dedupe table the recomputed rows of the touched keys. */
@@ -204,7 +210,7 @@ async function fillBatch(ctx: LoadContext, shape: TableShape, staged: TransformT
   const { session, paths } = ctx;
   if (shape.kind !== 'dedupe_upsert') {
     const copied = await copyBatch(session, paths, shape, csv);
-    return { file: csv, copied, staged: copied.rowCount, batchRows: copied.rowCount, duplicates: 0 };
+    return { file: csv, copied, staged: copied.rowCount, batchRows: copied.rowCount, duplicates: 0, first: false };
   }
   if (!staged.contrib) {
     throw new StagingError('contributions_not_staged', `run ${paths.runId} staged no contributions file for ${shape.table.name}: it was transformed by an older etl`, {
@@ -214,11 +220,11 @@ async function fillBatch(ctx: LoadContext, shape: TableShape, staged: TransformT
   }
   const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
   const file = stagedFile(paths, staged.contrib, columns);
-  const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file) : null;
-  if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded };
+  const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file, scope.complete) : null;
+  if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded, first: true };
   const copied = await copyContributions(session, paths, shape, staged.contrib);
   const outcome = await contributionsIntoBatch(session, shape, scope);
-  return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded };
+  return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded, first: false };
 }
 
 async function writeRejects(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[], batch: BatchFigures): Promise<TableStepResult['rejects']> {
