@@ -10,6 +10,7 @@ import type { RunPaths } from '../staging/run-folder.ts';
 import { copyFileInto, readCsvHeader, type CopyFigures } from './copy-in.ts';
 import type { LoadSession } from './session.ts';
 import type { TableShape } from './shape.ts';
+import { compiled } from '../schema/sql.ts';
 import {
   analyzeSql,
   copyContribSql,
@@ -45,8 +46,11 @@ export function stagedFile(paths: RunPaths, record: FileRecord, columns: readonl
   return { file, record, columns, records };
 }
 
-/** COPYs one staged file with `copySql`, checking header, checksum and count. */
-export async function copyStaged(session: LoadSession, paths: RunPaths, staged: StagedFile, copySql: string): Promise<CopyFigures> {
+/**
+ * COPYs one staged file with `copySql`, checking header, checksum and count. `filtered`: the COPY
+ * has a WHERE clause, so its records are counted as they stream rather than taken from COPY.
+ */
+export async function copyStaged(session: LoadSession, paths: RunPaths, staged: StagedFile, copySql: string, filtered = false): Promise<CopyFigures> {
   const relative = paths.relative(staged.file);
   session.at(session.place.table, session.place.step, relative);
   await checkHeader(staged.file, staged.columns, paths);
@@ -57,15 +61,16 @@ export async function copyStaged(session: LoadSession, paths: RunPaths, staged: 
       hint: 'the run is damaged or was edited: run `etl transform` again',
     });
   }
-  const copied = await copyFileInto(session.client, staged.file, copySql, session.signal);
+  const copied = await copyFileInto(session.client, staged.file, copySql, session.signal, filtered);
   if (copied.sha256 !== sha256) {
     throw new StagingError('staged_file_changed', `${relative} of run ${paths.runId} changed since transform wrote it (sha256 ${copied.sha256}, manifest ${sha256})`, {
       context: { file: staged.file },
       hint: 'a staged file must not be edited; run `etl transform` again',
     });
   }
-  if (staged.records !== null && copied.rowCount !== staged.records) {
-    throw new StagingError('row_count_mismatch', `${relative}: COPY read ${copied.rowCount} rows, the manifest records ${staged.records}`, {
+  const read = copied.records ?? copied.rowCount;
+  if (staged.records !== null && read !== staged.records) {
+    throw new StagingError('row_count_mismatch', `${relative}: COPY read ${read} rows, the manifest records ${staged.records}`, {
       context: { file: staged.file },
       hint: 'the staged run is inconsistent; run `etl transform` again',
     });
@@ -94,15 +99,26 @@ export async function copyBatch(session: LoadSession, paths: RunPaths, shape: Ta
   return copyStaged(session, paths, staged, copyStageSql(shape, COPY_CSV_OPTIONS));
 }
 
-/** The scope: the keys file into the keys temp table. */
-export async function copyScope(session: LoadSession, paths: RunPaths, shape: TableShape, record: FileRecord): Promise<number> {
+/**
+ * The scope: the keys file into the keys temp table. `identitiesOnly`: only the documents whose `_id`
+ * is not their key's text are needed (a complete read with no claim kept: load/claims.ts looks at
+ * nothing else then), so only those rows are kept; when there is one, the whole file is, since a
+ * key it shares with an ObjectId document is contested. Returns the rows kept.
+ */
+export async function copyScope(session: LoadSession, paths: RunPaths, shape: TableShape, record: FileRecord, identitiesOnly = false): Promise<number> {
   await session.run(createKeysTableSql(shape));
   const key = scopeColumn(shape).name;
   const file = stagedFile(paths, record, [key]);
   // Runs staged before the keys file named each document's `_id` have the key column alone.
   const withIdentity = shape.kind !== 'dedupe_upsert' && (await readCsvHeader(file.file).catch(() => [])).length === 2;
   const columns = withIdentity ? [key, shape.documentColumn.name] : [key];
-  const copied = await copyStaged(session, paths, { ...file, columns }, copyKeysSql(shape, COPY_CSV_OPTIONS, withIdentity));
+  const copySql = copyKeysSql(shape, COPY_CSV_OPTIONS, withIdentity);
+  if (identitiesOnly && withIdentity) {
+    const kept = await copyStaged(session, paths, { ...file, columns }, `${copySql} WHERE ${shape.documentColumn.id} IS NOT NULL`, true);
+    if (kept.rowCount === 0) return 0;
+    await session.run(compiled(`TRUNCATE ${shape.temps.keys}`));
+  }
+  const copied = await copyStaged(session, paths, { ...file, columns }, copySql);
   await session.run(analyzeSql(shape.temps.keys));
   return copied.rowCount;
 }

@@ -13,7 +13,7 @@ import { LoadError, StagingError } from '../errors/etl-error.ts';
 import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
-import { claimsToCheck, refuseContestedKeys } from './claims.ts';
+import { claimsKept, claimsToCheck, refuseContestedKeys } from './claims.ts';
 import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, numberFirstRejects } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
@@ -118,7 +118,10 @@ async function stageScope(ctx: LoadContext, shape: TableShape, staged: Transform
   // Upsert and explode tables always need their keys (two documents may claim one key: claims.ts);
   // a dedupe table needs them unless every contribution is replaced anyway.
   const keysNeeded = staged.keys !== null && (shape.kind === 'dedupe_upsert' ? !complete : shape.docKey !== null);
-  if (keysNeeded) await copyScope(session, paths, shape, staged.keys!);
+  // A complete read replaces every row and every pending entry whatever the keys say: only the
+  // claims need them, and with none kept only the documents of another `_id` type matter.
+  const identitiesOnly = keysNeeded && complete && !(await claimsKept(session, shape));
+  if (keysNeeded) await copyScope(session, paths, shape, staged.keys!, identitiesOnly);
   let liveCount = 0;
   const live = staged.live && (shape.docKey !== null || shape.kind === 'dedupe_upsert') ? staged.live : null;
   if (live) {
