@@ -10,6 +10,7 @@ import type { CopyFigures } from './copy-in.ts';
 import { droppableForeignKeys, isUniqueViolation, runDeferredChecks, withoutForeignKeys } from './merge.ts';
 import { holdRejected } from './pending.ts';
 import { withIndexesBuiltAfter } from './indexes.ts';
+import { withReferencesCheckedByLoad } from './checked-references.ts';
 import { createRejectsTableSql, type PlannedCheck } from './references.ts';
 import { keyObject, list, type ShapeColumn, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
@@ -143,10 +144,12 @@ export async function loadDirect(
   // Dropping foreign keys and CLUSTER are for the table's owner only.
   const fks = await droppableForeignKeys(session, shape);
   if (fks === null || !(await prepareEmptyTable(session, shape))) return null;
-  return withoutForeignKeys(session, shape, fks, async () => {
+  const work = async (): Promise<DirectOutcome | null> => {
     const copied = await copyDirect(session, paths, shape, staged);
     if (!copied) return null;
     session.signal?.throwIfAborted();
     return { copied, ...(await resolveInTarget(session, shape, checks, runId)) };
-  });
+  };
+  const checked = await withReferencesCheckedByLoad(session, shape, checks, work);
+  return checked ? checked.result : withoutForeignKeys(session, shape, fks, work);
 }

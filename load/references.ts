@@ -23,6 +23,8 @@ export interface PlannedCheck {
   readonly action: 'reject' | 'set_null';
   /** `users(id)`, for the rejects file. */
   readonly references: string;
+  /** The referenced table and column as pipeline.yaml names them. */
+  readonly refNames: { readonly table: string; readonly column: string };
 }
 
 export function referenceChecks(table: TableModel, shape: TableShape): PlannedCheck[] {
@@ -33,7 +35,7 @@ export function referenceChecks(table: TableModel, shape: TableShape): PlannedCh
     const shaped = shape.columns.find((c) => c.name === column.name)!;
     // set_null is only possible where NULL is allowed; the model refuses it elsewhere, this is a guard.
     const action = fk.onMissing === 'set_null' && column.nullable ? 'set_null' : 'reject';
-    checks.push({ column: shaped, refTable: ident(fk.table), refColumn: ident(fk.column), selfReference: fk.table === table.name, action, references: `${fk.table}(${fk.column})` });
+    checks.push({ column: shaped, refTable: ident(fk.table), refColumn: ident(fk.column), selfReference: fk.table === table.name, action, references: `${fk.table}(${fk.column})`, refNames: { table: fk.table, column: fk.column } });
   }
   // Rejections first (see above); within each group, column order.
   return [...checks.filter((c) => c.action === 'reject'), ...checks.filter((c) => c.action === 'set_null')];

@@ -184,7 +184,7 @@ async function loadBatch(
   phase('merge', 'merging');
   let merged: { inserted: number; updated: number };
   if (empty) {
-    const r = await insertIntoEmpty(session, shape, filled.batchRows - refs.rejected, ctx.bulkRows);
+    const r = await insertIntoEmpty(session, shape, filled.batchRows - refs.rejected, checks, ctx.bulkRows);
     merged = { inserted: r.inserted, updated: 0 };
     duplicates += r.duplicates;
   } else merged = await mergeBatch(session, shape);
