@@ -46,6 +46,42 @@ export async function copyFileInto(client: pg.Client, file: string, copySql: str
   return { rowCount: copy.rowCount, bytes, sha256: hash.digest('hex'), multiline: quotes.multiline, records };
 }
 
+export interface KeysScan {
+  readonly bytes: number;
+  readonly sha256: string;
+  /** Data records, when the file is plain enough to count them by its newlines (else null). */
+  readonly records: number | null;
+  /** Every data record ends with an empty field (no quote anywhere, every line after the header ends in `,`). */
+  readonly lastFieldEmpty: boolean;
+}
+
+/**
+ * Reads a keys file without sending it anywhere: its checksum, and whether any document has an
+ * `_id` that is not its key's text (the second field) — cheaper than a COPY of a million lines
+ * when the answer is no, which is what a complete read with no claim kept needs to know.
+ */
+export async function scanKeysFile(file: string, signal?: AbortSignal): Promise<KeysScan> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let newlines = 0;
+  let emptyEnds = 0;
+  let quoted = false;
+  let previous = -1;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20, signal }) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    bytes += chunk.length;
+    if (!quoted && chunk.indexOf(0x22) !== -1) quoted = true;
+    for (let n = chunk.indexOf(0x0a); n !== -1; n = chunk.indexOf(0x0a, n + 1)) {
+      newlines += 1;
+      if ((n > 0 ? chunk[n - 1] : previous) === 0x2c) emptyEnds += 1;
+    }
+    previous = chunk[chunk.length - 1] ?? previous;
+  }
+  const plain = !quoted && (bytes === 0 || previous === 0x0a);
+  const records = plain ? Math.max(0, newlines - 1) : null;
+  return { bytes, sha256: hash.digest('hex'), records, lastFieldEmpty: plain && emptyEnds === records };
+}
+
 /** The header record of a staged CSV (the column names), read from the file's first bytes. */
 export async function readCsvHeader(file: string): Promise<string[]> {
   const handle = await open(file, 'r');
