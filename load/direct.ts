@@ -41,7 +41,9 @@ function recordMissingInTargetSql(s: TableShape, r: PlannedCheck): CompiledQuery
     `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_ctid, row_key) ` +
       `SELECT 0, $1, t.${c}::text, $2, t.ctid, ${key.sql} FROM ${s.target} AS t ` +
       `WHERE t.${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${r.refTable} AS r WHERE r.${r.refColumn} = t.${c}) ` +
-      `AND NOT EXISTS (SELECT 1 FROM ${s.temps.rejects} AS x WHERE x.row_ctid = t.ctid AND x.action = 'reject')`,
+      // NOT IN: a hashed subplan, whatever the planner guesses of the (never analyzed) rejects table;
+      // as NOT EXISTS it may become a nested loop scanning it once per missing reference.
+      `AND t.ctid NOT IN (SELECT x.row_ctid FROM ${s.temps.rejects} AS x WHERE x.action = 'reject' AND x.row_ctid IS NOT NULL)`,
     [r.column.name, r.action, ...key.names],
   );
 }

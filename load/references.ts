@@ -68,7 +68,8 @@ function recordMissingSql(s: TableShape, r: PlannedCheck): CompiledQuery {
   return compiled(
     `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_key) ` +
       `SELECT s.${s.line}, $1, s.${r.column.id}::text, $2, ${key.sql} FROM ${s.temps.stage} AS s WHERE ${missingCondition(s, r)} ` +
-      `AND NOT EXISTS (SELECT 1 FROM ${s.temps.rejects} AS x WHERE x.line = s.${s.line} AND x.action = 'reject')`,
+      // NOT IN (line is never NULL): a hashed subplan, where NOT EXISTS may become a nested loop.
+      `AND s.${s.line} NOT IN (SELECT x.line FROM ${s.temps.rejects} AS x WHERE x.action = 'reject')`,
     [r.column.name, r.action, ...key.names],
   );
 }
