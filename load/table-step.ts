@@ -17,6 +17,7 @@ import { claimsKept, claimsToCheck, refuseContestedKeys } from './claims.ts';
 import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, numberFirstRejects } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
+import { withReferencesCheckedByLoad } from './checked-references.ts';
 import { truncateCascade } from './truncate.ts';
 import { removeLeavingRows, type Scope } from './leave.ts';
 import { BULK_ROWS, insertIntoEmpty, mergeBatch, runDeferredChecks } from './merge.ts';
@@ -187,7 +188,10 @@ async function loadBatch(
     const r = await insertIntoEmpty(session, shape, filled.batchRows - refs.rejected, checks, ctx.bulkRows);
     merged = { inserted: r.inserted, updated: 0 };
     duplicates += r.duplicates;
-  } else merged = await mergeBatch(session, shape);
+  } else {
+    const checked = await withReferencesCheckedByLoad(session, shape, checks, () => mergeBatch(session, shape), shape.others);
+    merged = checked ? checked.result : await mergeBatch(session, shape);
+  }
   // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.
   const considered = shape.kind === 'dedupe_upsert' ? filled.batchRows : filled.staged - duplicates;
   const rejected = refs.rejected + contested;
