@@ -101,6 +101,7 @@ export async function resolveMissingReferences(
   checks: readonly PlannedCheck[],
   keep: () => Promise<void>,
 ): Promise<ReferenceOutcome> {
+  if (checks.length === 0) return { rejected: 0, nulled: 0 };
   await session.run(createRejectsTableSql(shape.temps.rejects));
   let found = 0;
   for (const check of checks) found += await session.count(recordMissingSql(shape, check));

@@ -104,10 +104,12 @@ async function checkHeader(file: string, expected: readonly string[], paths: Run
   }
 }
 
-/** The batch: the CSV into the stage temp table. */
+/** The batch: the CSV into the stage temp table (analyzed: the merge and the checks join it to large tables). */
 export async function copyBatch(session: LoadSession, paths: RunPaths, shape: TableShape, staged: StagedFile): Promise<CopyFigures> {
   await session.run(createStageTableSql(shape));
-  return copyStaged(session, paths, staged, copyStageSql(shape, COPY_CSV_OPTIONS));
+  const copied = await copyStaged(session, paths, staged, copyStageSql(shape, COPY_CSV_OPTIONS));
+  await session.run(analyzeSql(shape.temps.stage));
+  return copied;
 }
 
 /**

@@ -243,7 +243,7 @@ async function writeRejects(ctx: LoadContext, shape: TableShape, checks: readonl
 /** The step's temp tables go at its end (the gone rows stay: later tables follow them). */
 async function dropTemps(ctx: LoadContext, shape: TableShape): Promise<void> {
   const { gone: _kept, ...temps } = shape.temps;
-  for (const t of Object.values(temps)) await ctx.session.run(dropTempSql(t));
+  await ctx.session.run(dropTempSql(...Object.values(temps)));
 }
 
 export { BULK_ROWS };
