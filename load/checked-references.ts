@@ -17,12 +17,11 @@
 // (SHARE: no other session removes a row the check has seen), where the triggers would have locked
 // the rows one by one.
 // Setting the role needs a superuser (or, PostgreSQL 15+, a SET grant): otherwise the fallback.
-import { compiled, savepoint, type CompiledQuery } from '../schema/sql.ts';
+import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import type { PlannedCheck } from './references.ts';
 import type { ShapeColumn, TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
-const ROLE_SAVEPOINT = savepoint('etl_replica_role');
 const INSUFFICIENT_PRIVILEGE = '42501';
 const setRoleSql = (role: string): CompiledQuery => compiled(`SELECT set_config('session_replication_role', $1, true)`, [role]);
 
@@ -50,17 +49,8 @@ function eligibilitySql(s: TableShape, signatures: readonly string[], updated: r
 
 /** Turns the RI triggers off for the rest of the transaction; false when the session may not. */
 async function replicaRole(session: LoadSession): Promise<boolean> {
-  await session.run(ROLE_SAVEPOINT.set);
-  try {
-    await session.run(setRoleSql('replica'));
-  } catch (error) {
-    if ((error as { code?: string }).code !== INSUFFICIENT_PRIVILEGE) throw error;
-    await session.run(ROLE_SAVEPOINT.rollback);
-    await session.run(ROLE_SAVEPOINT.release);
-    return false;
-  }
-  await session.run(ROLE_SAVEPOINT.release);
-  return true;
+  const refused = (error: unknown) => (error as { code?: string }).code === INSUFFICIENT_PRIVILEGE;
+  return session.attempt('etl_replica_role', refused, async () => (await session.run(setRoleSql('replica')), true), false);
 }
 
 /**

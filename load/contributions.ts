@@ -5,7 +5,7 @@
 // the latest contribution wins (greatest latest_by, then greatest `_id`), so a document that moves
 // to another day, loses its user or is deleted takes its share of the rollup with it.
 import { StagingError } from '../errors/etl-error.ts';
-import { compiled, savepoint, type CompiledQuery } from '../schema/sql.ts';
+import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { withIndexesBuiltAfter } from './indexes.ts';
 import { numberRejectsByCtidSql } from './direct.ts';
 import { analyzeSql, createStageTableSql } from './batch-sql.ts';
@@ -17,7 +17,6 @@ import { copyStaged, type StagedFile } from './stage-files.ts';
 import { list, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
-const CONTRIB_SAVEPOINT = savepoint('etl_contrib');
 
 /** Which stored contributions this run replaces: by document (keys file), every one (complete), and gone ones. */
 export interface ContributionScope {
@@ -197,18 +196,11 @@ export async function firstContributions(
   // Emptying and re-indexing the state table are for its owner only.
   const owned = ((await session.run(compiled(`SELECT pg_has_role(relowner, 'USAGE') AS owned FROM pg_class WHERE oid = $1::regclass`, [state(shape)]))).rows[0] as { owned: boolean }).owned;
   if (!owned) return null;
-  await session.run(CONTRIB_SAVEPOINT.set);
-  let copied: CopyFigures;
-  try {
+  const copied = await session.attempt('etl_contrib', isUniqueViolation, async () => {
     await session.run(compiled(`TRUNCATE ${state(shape)}`));
-    copied = await withIndexesBuiltAfter(session, state(shape), () => copyStaged(session, paths, file, copyIntoStateSql(shape)));
-  } catch (error) {
-    if (!isUniqueViolation(error)) throw error;
-    await session.run(CONTRIB_SAVEPOINT.rollback);
-    await session.run(CONTRIB_SAVEPOINT.release);
-    return null;
-  }
-  await session.run(CONTRIB_SAVEPOINT.release);
+    return withIndexesBuiltAfter(session, state(shape), () => copyStaged(session, paths, file, copyIntoStateSql(shape)));
+  }, null);
+  if (copied === null) return null;
   await session.run(createStageTableSql(shape));
   const batchRows = await session.count(stateWinnersIntoBatchSql(shape));
   await session.run(analyzeSql(shape.temps.stage));

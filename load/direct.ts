@@ -3,7 +3,7 @@
 // of COPY into a temp table and INSERT … SELECT (the rows are written once, not twice). The outcome
 // is the same as the ordinary path's, rejects file and etl_pending included.
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
-import { compiled, ident, savepoint, type CompiledQuery, type SqlIdent } from '../schema/sql.ts';
+import { compiled, ident, type CompiledQuery, type SqlIdent } from '../schema/sql.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { copyStaged, type StagedFile } from './stage-files.ts';
 import type { CopyFigures } from './copy-in.ts';
@@ -16,7 +16,6 @@ import { keyObject, list, type ShapeColumn, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
 /** Bytes the table occupies: 0 means no page at all, so a COPY fills pages in file order. */
-const DIRECT_SAVEPOINT = savepoint('etl_direct');
 const relationSizeSql = (s: TableShape): CompiledQuery => compiled(`SELECT pg_relation_size($1::regclass) AS size`, [s.target]);
 
 /**
@@ -102,18 +101,8 @@ async function prepareEmptyTable(session: LoadSession, shape: TableShape): Promi
 
 /** COPY straight into the table, its indexes built after; null when the batch repeats a key (the savepoint undoes it). */
 async function copyDirect(session: LoadSession, paths: RunPaths, shape: TableShape, staged: StagedFile): Promise<CopyFigures | null> {
-  await session.run(DIRECT_SAVEPOINT.set);
-  try {
-    const copySql = `COPY ${shape.target} (${list(shape.columns)}) FROM STDIN WITH ${COPY_CSV_OPTIONS}`;
-    const copied = await withIndexesBuiltAfter(session, shape.target, () => copyStaged(session, paths, staged, copySql));
-    await session.run(DIRECT_SAVEPOINT.release);
-    return copied;
-  } catch (error) {
-    if (!isUniqueViolation(error)) throw error;
-    await session.run(DIRECT_SAVEPOINT.rollback);
-    await session.run(DIRECT_SAVEPOINT.release);
-    return null;
-  }
+  const copySql = `COPY ${shape.target} (${list(shape.columns)}) FROM STDIN WITH ${COPY_CSV_OPTIONS}`;
+  return session.attempt('etl_direct', isUniqueViolation, () => withIndexesBuiltAfter(session, shape.target, () => copyStaged(session, paths, staged, copySql)), null);
 }
 
 /** Refuses or NULLs the missing references of the copied rows, keeping them in etl_pending. */

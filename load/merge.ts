@@ -5,13 +5,11 @@ import { addConstraintSql, dropConstraintSql, insertAllSql, insertNewLinksSql, o
 import { dropBatchDuplicatesSql } from './batch-sql.ts';
 import type { TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
-import { compiled, DEFER_ALL, ident, savepoint } from '../schema/sql.ts';
+import { compiled, DEFER_ALL, ident } from '../schema/sql.ts';
 import { withIndexesBuiltAfter } from './indexes.ts';
 import { withReferencesCheckedByLoad } from './checked-references.ts';
 import type { PlannedCheck } from './references.ts';
 
-const INSERT_SAVEPOINT = savepoint('etl_insert');
-const DROP_FKS_SAVEPOINT = savepoint('etl_drop_fks');
 
 export interface MergeFigures {
   readonly inserted: number;
@@ -67,17 +65,11 @@ export async function withoutForeignKeys<T>(session: LoadSession, shape: TableSh
  * whose referencing rows a later table settles). The work then runs with per-row checks.
  */
 async function dropForeignKeys(session: LoadSession, shape: TableShape, fks: readonly OwnForeignKey[]): Promise<boolean> {
-  await session.run(DROP_FKS_SAVEPOINT.set);
-  try {
+  const inUse = (error: unknown) => (error as { code?: string }).code === OBJECT_IN_USE;
+  return session.attempt('etl_drop_fks', inUse, async () => {
     for (const f of fks) await session.run(dropConstraintSql(shape, f.name));
-  } catch (error) {
-    if ((error as { code?: string }).code !== OBJECT_IN_USE) throw error;
-    await session.run(DROP_FKS_SAVEPOINT.rollback);
-    await session.run(DROP_FKS_SAVEPOINT.release);
-    return false;
-  }
-  await session.run(DROP_FKS_SAVEPOINT.release);
-  return true;
+    return true;
+  }, false);
 }
 
 /**
@@ -117,20 +109,12 @@ export async function insertIntoEmpty(
 ): Promise<{ inserted: number; duplicates: number }> {
   const bulk = rows >= bulkRows;
   const work = async (): Promise<{ inserted: number; duplicates: number }> => {
-    await session.run(INSERT_SAVEPOINT.set);
-    let duplicates = 0;
-    let inserted: number;
-    try {
-      const insert = () => session.count(insertAllSql(shape));
-      inserted = bulk ? await withIndexesBuiltAfter(session, shape.target, insert) : await insert();
-    } catch (error) {
-      if (!isUniqueViolation(error)) throw error;
-      await session.run(INSERT_SAVEPOINT.rollback);
-      duplicates = await session.count(dropBatchDuplicatesSql(shape));
-      inserted = await session.count(insertAllSql(shape));
-    }
-    await session.run(INSERT_SAVEPOINT.release);
-    return { inserted, duplicates };
+    const insert = () => session.count(insertAllSql(shape));
+    const inserted = await session.attempt('etl_insert', isUniqueViolation, () => (bulk ? withIndexesBuiltAfter(session, shape.target, insert) : insert()), null);
+    if (inserted !== null) return { inserted, duplicates: 0 };
+    // The batch repeats a key: keep one row of each, as the general path does.
+    const duplicates = await session.count(dropBatchDuplicatesSql(shape));
+    return { inserted: await insert(), duplicates };
   };
   const checked = await withReferencesCheckedByLoad(session, shape, checks, work);
   if (checked) return checked.result;

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { connectPostgres } from '../connect/postgres.ts';
 import { EtlError, LoadError, StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
-import { BEGIN, COMMIT, compiled, DEFER_ALL, ROLLBACK, runSql, type CompiledQuery } from '../schema/sql.ts';
+import { BEGIN, COMMIT, compiled, DEFER_ALL, ROLLBACK, runSql, savepoint, type CompiledQuery } from '../schema/sql.ts';
 import { cancelQueriesOnAbort } from './cancel.ts';
 import { toLoadError, type FailurePlace } from './errors.ts';
 import { ensureSchema } from './ledger.ts';
@@ -92,6 +92,26 @@ export class LoadSession {
 
   run(q: CompiledQuery): Promise<pg.QueryResult> {
     return runSql(this.client, q);
+  }
+
+  /**
+   * Runs `work` in a savepoint. When it fails in an expected way (`expected(error)`), the savepoint
+   * undoes it and `undone` is returned; any other error goes on (and the transaction fails whole).
+   */
+  async attempt<T, U>(name: string, expected: (error: unknown) => boolean, work: () => Promise<T>, undone: U): Promise<T | U> {
+    const point = savepoint(name);
+    await this.run(point.set);
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      if (!expected(error)) throw error;
+      await this.run(point.rollback);
+      await this.run(point.release);
+      return undone;
+    }
+    await this.run(point.release);
+    return result;
   }
 
   /** rowCount of a statement. */
