@@ -19,7 +19,9 @@ import { SourceError } from '../errors/etl-error.ts';
 import type { CollectionModel, PipelineModel } from '../model/types.ts';
 import { csvWriter } from '../staging/csv.ts';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
+import { BsonDecodeError, NdjsonWriter, StagingRefusal } from '../staging/ndjson-writer.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
+import { readAhead } from './read-ahead.ts';
 import { expectedHeader, type TableDiffSql } from './diff-sql.ts';
 import type { SkipCounts, TableMapper } from './expected-rows.ts';
 
@@ -41,7 +43,28 @@ export interface ScanOptions {
 /** One expected record as a CSV row: ord, status, source id, column, reason, cells. */
 type Row = (string | null)[];
 
-/** A cursor over the collection: raw BSON, the pipeline's projection and batch size, decoded as extract stages it. */
+/**
+ * A raw document as transform reads it: the line extract would stage (staging/ndjson-writer.ts,
+ * escapes included), parsed. A document extract would refuse (too deep, invalid UTF-8 it cannot
+ * carry) or bytes that are not BSON keep bson's own decoding, as before.
+ */
+function stagedForm(): (raw: Uint8Array) => RawDocument {
+  const writer = new NdjsonWriter({ chunkBytes: 1 << 16 });
+  return (raw) => {
+    const bytes = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    try {
+      writer.writeLine(bytes);
+    } catch (error) {
+      if (!(error instanceof StagingRefusal || error instanceof BsonDecodeError)) throw error;
+      return EJSON.serialize(deserialize(raw, BSON_READ_OPTIONS), { relaxed: false }) as RawDocument;
+    }
+    const text = writer.bytesFrom(0).toString('utf8');
+    writer.rollback(0);
+    return JSON.parse(text) as RawDocument;
+  };
+}
+
+/** A cursor over the collection: raw BSON, the pipeline's projection and batch size, read ahead, decoded as extract stages it. */
 async function* documentsOf(
   mongo: MongoConnection,
   collection: CollectionModel | undefined,
@@ -53,10 +76,9 @@ async function* documentsOf(
   const projection = collection ? Object.fromEntries(collection.projection.map((f) => [f, 1])) : undefined;
   const cursor = mongo.db.collection(name).find(filter ? { ...filter } : {}, { ...(projection ? { projection } : {}), batchSize: o.model.settings.batchSize, raw: true });
   try {
-    for await (const raw of cursor as unknown as AsyncIterable<Uint8Array>) {
-      // The same decoding and canonical form as a staged extract, so the converters see what transform sees.
-      yield EJSON.serialize(deserialize(raw, BSON_READ_OPTIONS), { relaxed: false }) as RawDocument;
-    }
+    const decode = stagedForm();
+    // Two batches ahead: the server reads the next one while this one is mapped.
+    for await (const raw of readAhead(cursor as unknown as AsyncIterable<Uint8Array>, 2 * o.model.settings.batchSize)) yield decode(raw);
   } catch (error) {
     if (o.signal?.aborted) throw error;
     throw new SourceError('mongo_read_failed', `reading ${name} failed: ${redactText(error instanceof Error ? error.message : String(error), o.secrets)}`, {
