@@ -79,8 +79,8 @@ export function analyzeSql(table: SqlIdent): CompiledQuery {
   return compiled(`ANALYZE ${table}`);
 }
 
-export function dropTempSql(table: SqlIdent): CompiledQuery {
-  return compiled(`DROP TABLE IF EXISTS ${table}`);
+export function dropTempSql(...tables: SqlIdent[]): CompiledQuery {
+  return compiled(`DROP TABLE IF EXISTS ${tables.join(', ')}`);
 }
 
 /**

@@ -91,6 +91,12 @@ export interface ClaimScope {
   readonly live: boolean;
 }
 
+/** Are claims of this table kept from earlier loads? */
+export async function claimsKept(session: LoadSession, shape: TableShape): Promise<boolean> {
+  const r = await session.run(compiled(`SELECT EXISTS (SELECT 1 FROM ${claims} WHERE table_name = $1) AS any`, [shape.table.name]));
+  return (r.rows[0] as { any: boolean }).any;
+}
+
 /** Can a key of this batch be contested? (Else the direct path may load it.) */
 export async function claimsToCheck(session: LoadSession, shape: TableShape, keysLoaded: boolean): Promise<boolean> {
   if (!shape.docKey || !keysLoaded) return false;

@@ -5,7 +5,9 @@
 // the latest contribution wins (greatest latest_by, then greatest `_id`), so a document that moves
 // to another day, loses its user or is deleted takes its share of the rollup with it.
 import { StagingError } from '../errors/etl-error.ts';
-import { compiled, ident, savepoint, type CompiledQuery } from '../schema/sql.ts';
+import { compiled, savepoint, type CompiledQuery } from '../schema/sql.ts';
+import { withIndexesBuiltAfter } from './indexes.ts';
+import { numberRejectsByCtidSql } from './direct.ts';
 import { analyzeSql, createStageTableSql } from './batch-sql.ts';
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
@@ -89,18 +91,46 @@ function stateOfSql(s: TableShape): CompiledQuery {
 const copyIntoStateSql = (s: TableShape): string => `COPY ${state(s)} (${s.documentColumn.id}, ${list(s.columns)}) FROM STDIN WITH ${COPY_CSV_OPTIONS}`;
 
 /**
- * The batch when nothing was stored before: each key's latest contribution, numbered by its record
- * in the file. The state was emptied by TRUNCATE in this transaction, so its file is new and COPY
- * appended the records in file order: the n-th row by ctid is record n + 1 (the header is 1).
+ * The batch when nothing was stored before: each key's latest contribution. Its line column gets
+ * the identity's numbers, not the records of the file: numbering all of them would sort the whole
+ * state by ctid, and only the rows whose reference is missing need their record (numberFirstRejects).
  */
 function stateWinnersIntoBatchSql(s: TableShape): CompiledQuery {
-  const doc = s.documentColumn.id;
   return compiled(
-    `INSERT INTO ${s.temps.stage} (${s.line}, ${list(s.columns)}) ` +
-      `SELECT DISTINCT ON (${keyList(s, 'n.')}) n.line, ${list(s.columns, 'n.')} FROM ` +
-      `(SELECT c.*, 1 + row_number() OVER (ORDER BY c.ctid) AS line FROM ${state(s)} AS c) AS n ` +
-      `ORDER BY ${keyList(s, 'n.')}, n.${s.latestBy!.id} DESC NULLS LAST, n.${doc} COLLATE "C" DESC`,
+    `INSERT INTO ${s.temps.stage} (${list(s.columns)}) SELECT DISTINCT ON (${keyList(s, 'c.')}) ${list(s.columns, 'c.')} FROM ${state(s)} AS c ` +
+      `ORDER BY ${keyList(s, 'c.')}, ${winnerOrder(s)}`,
   );
+}
+
+/** The order in which a key's contributions compete: the first one wins (latest_by, then `_id`). */
+const winnerOrder = (s: TableShape, alias = 'c'): string => `${alias}.${s.latestBy!.id} DESC NULLS LAST, ${alias}.${s.documentColumn.id} COLLATE "C" DESC`;
+
+/**
+ * The rows found missing a reference (rejects temp table, still matching the batch by its line):
+ * the address of the contribution each comes from, the winner of its key in the state table.
+ */
+function rejectedWinnersSql(s: TableShape): CompiledQuery {
+  const key = s.key.map((c) => `c.${c.id} = st.${c.id}`).join(' AND ');
+  return compiled(
+    `UPDATE ${s.temps.rejects} AS x SET row_ctid = w.ctid FROM (` +
+      `SELECT DISTINCT ON (${keyList(s, 'c.')}) st.${s.line} AS line, c.ctid FROM ${s.temps.stage} AS st JOIN ${state(s)} AS c ON ${key} ` +
+      `WHERE st.${s.line} IN (SELECT line FROM ${s.temps.rejects}) ORDER BY ${keyList(s, 'c.')}, ${winnerOrder(s)}` +
+      `) AS w WHERE w.line = x.line`,
+  );
+}
+
+/** Call from the keep step of the reference check (the batch still holds the rows): see numberFirstRejects. */
+export async function locateFirstRejects(session: LoadSession, shape: TableShape): Promise<void> {
+  await session.run(rejectedWinnersSql(shape));
+}
+
+/**
+ * The contributions file's record of each rejected row, once the batch no longer needs its lines.
+ * The state was emptied by TRUNCATE in this transaction, so its file is new and COPY appended the
+ * records in file order: the n-th row by ctid is record n + 1 (the header is 1).
+ */
+export async function numberFirstRejects(session: LoadSession, shape: TableShape): Promise<void> {
+  await session.run(numberRejectsByCtidSql(shape.temps.rejects, state(shape)));
 }
 
 /** The touched keys when nothing was stored before: the batch's, one row each. */
@@ -152,11 +182,18 @@ export async function nothingStored(session: LoadSession, shape: TableShape, com
 /**
  * Nothing stored yet (a first load): the contributions file is COPYed straight into the state
  * table (no temp table, no INSERT … SELECT, its indexes built once after), and the batch is each
- * key's latest contribution (the same rows and lines as the general path). Null when the file
+ * key's latest contribution (the same rows as the general path; the lines of the rows found missing a
+ * reference are the same too once numberFirstRejects ran). Null when the file
  * repeats a document: the primary key cannot be re-created, the savepoint undoes it all, and the
  * general path (which keeps a repeated document's last line) runs instead.
  */
-export async function firstContributions(session: LoadSession, paths: RunPaths, shape: TableShape, file: StagedFile): Promise<(ContributionOutcome & { copied: CopyFigures }) | null> {
+export async function firstContributions(
+  session: LoadSession,
+  paths: RunPaths,
+  shape: TableShape,
+  file: StagedFile,
+  complete: boolean,
+): Promise<(ContributionOutcome & { copied: CopyFigures }) | null> {
   // Emptying and re-indexing the state table are for its owner only.
   const owned = ((await session.run(compiled(`SELECT pg_has_role(relowner, 'USAGE') AS owned FROM pg_class WHERE oid = $1::regclass`, [state(shape)]))).rows[0] as { owned: boolean }).owned;
   if (!owned) return null;
@@ -164,7 +201,7 @@ export async function firstContributions(session: LoadSession, paths: RunPaths, 
   let copied: CopyFigures;
   try {
     await session.run(compiled(`TRUNCATE ${state(shape)}`));
-    copied = await withoutStateIndexes(session, shape, () => copyStaged(session, paths, file, copyIntoStateSql(shape)));
+    copied = await withIndexesBuiltAfter(session, state(shape), () => copyStaged(session, paths, file, copyIntoStateSql(shape)));
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
     await session.run(CONTRIB_SAVEPOINT.rollback);
@@ -175,40 +212,9 @@ export async function firstContributions(session: LoadSession, paths: RunPaths, 
   await session.run(createStageTableSql(shape));
   const batchRows = await session.count(stateWinnersIntoBatchSql(shape));
   await session.run(analyzeSql(shape.temps.stage));
-  await session.run(touchedFromBatchSql(shape));
+  // Only an incremental run's pending entries are forgotten by touched key (leave.ts); a complete
+  // read forgets them all, and its target, empty or not, is compared with the batch itself.
+  if (!complete) await session.run(touchedFromBatchSql(shape));
   // One batch row per staged key: the other contributions of a key lost to it.
   return { copied, touched: batchRows, batchRows, superseded: copied.rowCount - batchRows };
-}
-
-interface StateIndex {
-  readonly name: string;
-  /** pg_get_indexdef: DDL PostgreSQL wrote, identifiers quoted. */
-  readonly def: string;
-  /** The constraint the index backs (the primary key), and its pg_get_constraintdef. */
-  readonly constraint: string | null;
-  readonly constraint_def: string | null;
-}
-
-/** The state table's indexes, when this session owns it (only an owner may drop and re-create them). */
-function stateIndexesSql(s: TableShape): CompiledQuery {
-  return compiled(
-    `SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS def, k.conname AS constraint, pg_get_constraintdef(k.oid) AS constraint_def ` +
-      `FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid ` +
-      `WHERE i.indrelid = $1::regclass AND pg_has_role((SELECT relowner FROM pg_class WHERE oid = $1::regclass), 'USAGE') ORDER BY c.relname`,
-    [state(s)],
-  );
-}
-
-/**
- * Runs `work` (filling the empty state) with its indexes dropped, then re-creates them as they were
- * (same names, same definitions): one sorted build per index instead of an insertion per row, three
- * times faster for 350,000 contributions. A repeated document fails the primary key's re-creation
- * with a unique violation, as it would have failed the insert.
- */
-async function withoutStateIndexes<T>(session: LoadSession, shape: TableShape, work: () => Promise<T>): Promise<T> {
-  const indexes = (await session.run(stateIndexesSql(shape))).rows as StateIndex[];
-  for (const i of indexes) await session.run(compiled(i.constraint ? `ALTER TABLE ${state(shape)} DROP CONSTRAINT ${ident(i.constraint)}` : `DROP INDEX ${ident(i.name)}`));
-  const result = await work();
-  for (const i of indexes) await session.run(compiled(i.constraint ? `ALTER TABLE ${state(shape)} ADD CONSTRAINT ${ident(i.constraint)} ${i.constraint_def}` : i.def));
-  return result;
 }

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { parse as parseCsvSync } from 'csv-parse/sync';
-import { QuotedNewlineDetector } from './csv-lines.ts';
+import { CsvRecordCounter, QuotedNewlineDetector } from './csv-lines.ts';
 
 export interface CopyFigures {
   /** Rows COPY reported (CommandComplete). */
@@ -21,23 +21,65 @@ export interface CopyFigures {
   readonly sha256: string;
   /** A quoted value holds a newline: CSV records and physical lines are numbered differently. */
   readonly multiline: boolean;
+  /** Data records of the file, counted as it streamed (only when asked: see copyFileInto). */
+  readonly records: number | null;
 }
 
-export async function copyFileInto(client: pg.Client, file: string, copySql: string, signal?: AbortSignal): Promise<CopyFigures> {
+/** `countRecords`: count the file's records as they stream (a COPY … WHERE reports the rows it kept). */
+export async function copyFileInto(client: pg.Client, file: string, copySql: string, signal?: AbortSignal, countRecords = false): Promise<CopyFigures> {
   const hash = createHash('sha256');
   let bytes = 0;
   const quotes = new QuotedNewlineDetector();
+  const counter = countRecords ? new CsvRecordCounter() : null;
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);
       quotes.scan(chunk);
+      counter?.scan(chunk);
       bytes += chunk.length;
       callback(null, chunk);
     },
   });
   const copy = client.query(copyFrom(copySql));
   await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), tap, copy, ...(signal ? [{ signal }] : []));
-  return { rowCount: copy.rowCount, bytes, sha256: hash.digest('hex'), multiline: quotes.multiline };
+  const records = counter ? Math.max(0, counter.records - 1) : null;
+  return { rowCount: copy.rowCount, bytes, sha256: hash.digest('hex'), multiline: quotes.multiline, records };
+}
+
+export interface KeysScan {
+  readonly bytes: number;
+  readonly sha256: string;
+  /** Data records, when the file is plain enough to count them by its newlines (else null). */
+  readonly records: number | null;
+  /** Every data record ends with an empty field (no quote anywhere, every line after the header ends in `,`). */
+  readonly lastFieldEmpty: boolean;
+}
+
+/**
+ * Reads a keys file without sending it anywhere: its checksum, and whether any document has an
+ * `_id` that is not its key's text (the second field) — cheaper than a COPY of a million lines
+ * when the answer is no, which is what a complete read with no claim kept needs to know.
+ */
+export async function scanKeysFile(file: string, signal?: AbortSignal): Promise<KeysScan> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let newlines = 0;
+  let emptyEnds = 0;
+  let quoted = false;
+  let previous = -1;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20, signal }) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    bytes += chunk.length;
+    if (!quoted && chunk.indexOf(0x22) !== -1) quoted = true;
+    for (let n = chunk.indexOf(0x0a); n !== -1; n = chunk.indexOf(0x0a, n + 1)) {
+      newlines += 1;
+      if ((n > 0 ? chunk[n - 1] : previous) === 0x2c) emptyEnds += 1;
+    }
+    previous = chunk[chunk.length - 1] ?? previous;
+  }
+  const plain = !quoted && (bytes === 0 || previous === 0x0a);
+  const records = plain ? Math.max(0, newlines - 1) : null;
+  return { bytes, sha256: hash.digest('hex'), records, lastFieldEmpty: plain && emptyEnds === records };
 }
 
 /** The header record of a staged CSV (the column names), read from the file's first bytes. */

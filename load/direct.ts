@@ -3,12 +3,14 @@
 // of COPY into a temp table and INSERT … SELECT (the rows are written once, not twice). The outcome
 // is the same as the ordinary path's, rejects file and etl_pending included.
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
-import { compiled, ident, savepoint, type CompiledQuery } from '../schema/sql.ts';
+import { compiled, ident, savepoint, type CompiledQuery, type SqlIdent } from '../schema/sql.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { copyStaged, type StagedFile } from './stage-files.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { droppableForeignKeys, isUniqueViolation, runDeferredChecks, withoutForeignKeys } from './merge.ts';
 import { holdRejected } from './pending.ts';
+import { withIndexesBuiltAfter } from './indexes.ts';
+import { withReferencesCheckedByLoad } from './checked-references.ts';
 import { createRejectsTableSql, type PlannedCheck } from './references.ts';
 import { keyObject, list, type ShapeColumn, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
@@ -39,7 +41,9 @@ function recordMissingInTargetSql(s: TableShape, r: PlannedCheck): CompiledQuery
     `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_ctid, row_key) ` +
       `SELECT 0, $1, t.${c}::text, $2, t.ctid, ${key.sql} FROM ${s.target} AS t ` +
       `WHERE t.${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${r.refTable} AS r WHERE r.${r.refColumn} = t.${c}) ` +
-      `AND NOT EXISTS (SELECT 1 FROM ${s.temps.rejects} AS x WHERE x.row_ctid = t.ctid AND x.action = 'reject')`,
+      // NOT IN: a hashed subplan, whatever the planner guesses of the (never analyzed) rejects table;
+      // as NOT EXISTS it may become a nested loop scanning it once per missing reference.
+      `AND t.ctid NOT IN (SELECT x.row_ctid FROM ${s.temps.rejects} AS x WHERE x.action = 'reject' AND x.row_ctid IS NOT NULL)`,
     [r.column.name, r.action, ...key.names],
   );
 }
@@ -50,12 +54,11 @@ function recordMissingInTargetSql(s: TableShape, r: PlannedCheck): CompiledQuery
  * (header = record 1). Only the recorded rows are numbered: each counts the rows between the previous
  * recorded row and itself (a TID range scan, no sort), and a running sum gives the record.
  */
-function numberRejectsByCtidSql(s: TableShape): CompiledQuery {
-  const x = s.temps.rejects;
+export function numberRejectsByCtidSql(x: SqlIdent, table: SqlIdent): CompiledQuery {
   return compiled(
     `UPDATE ${x} AS x SET line = n.line FROM (` +
       `SELECT d.row_ctid, 1 + sum(d.rows) OVER (ORDER BY d.row_ctid) AS line FROM (` +
-      `SELECT r.row_ctid, (SELECT count(*) FROM ${s.target} AS t WHERE t.ctid > r.previous AND t.ctid <= r.row_ctid) AS rows FROM (` +
+      `SELECT r.row_ctid, (SELECT count(*) FROM ${table} AS t WHERE t.ctid > r.previous AND t.ctid <= r.row_ctid) AS rows FROM (` +
       `SELECT row_ctid, lag(row_ctid, 1, '(0,0)'::tid) OVER (ORDER BY row_ctid) AS previous FROM (SELECT DISTINCT row_ctid FROM ${x}) AS u` +
       `) AS r) AS d) AS n WHERE n.row_ctid = x.row_ctid`,
   );
@@ -97,11 +100,12 @@ async function prepareEmptyTable(session: LoadSession, shape: TableShape): Promi
   return true;
 }
 
-/** COPY straight into the table; null when the batch repeats a key (the savepoint undoes it). */
+/** COPY straight into the table, its indexes built after; null when the batch repeats a key (the savepoint undoes it). */
 async function copyDirect(session: LoadSession, paths: RunPaths, shape: TableShape, staged: StagedFile): Promise<CopyFigures | null> {
   await session.run(DIRECT_SAVEPOINT.set);
   try {
-    const copied = await copyStaged(session, paths, staged, `COPY ${shape.target} (${list(shape.columns)}) FROM STDIN WITH ${COPY_CSV_OPTIONS}`);
+    const copySql = `COPY ${shape.target} (${list(shape.columns)}) FROM STDIN WITH ${COPY_CSV_OPTIONS}`;
+    const copied = await withIndexesBuiltAfter(session, shape.target, () => copyStaged(session, paths, staged, copySql));
     await session.run(DIRECT_SAVEPOINT.release);
     return copied;
   } catch (error) {
@@ -118,7 +122,7 @@ async function resolveInTarget(session: LoadSession, shape: TableShape, checks: 
   let found = 0;
   for (const check of checks) found += await session.count(recordMissingInTargetSql(shape, check));
   if (found === 0) return { rejected: 0, nulled: 0 };
-  await session.run(numberRejectsByCtidSql(shape));
+  await session.run(numberRejectsByCtidSql(shape.temps.rejects, shape.target));
   await holdRejected(session, shape, 'target', runId);
   const rejected = await session.count(deleteRejectedTargetRowsSql(shape));
   // Each deleted row queued a check for the tables referencing this one, which keeps PostgreSQL from
@@ -142,10 +146,12 @@ export async function loadDirect(
   // Dropping foreign keys and CLUSTER are for the table's owner only.
   const fks = await droppableForeignKeys(session, shape);
   if (fks === null || !(await prepareEmptyTable(session, shape))) return null;
-  return withoutForeignKeys(session, shape, fks, async () => {
+  const work = async (): Promise<DirectOutcome | null> => {
     const copied = await copyDirect(session, paths, shape, staged);
     if (!copied) return null;
     session.signal?.throwIfAborted();
     return { copied, ...(await resolveInTarget(session, shape, checks, runId)) };
-  });
+  };
+  const checked = await withReferencesCheckedByLoad(session, shape, checks, work);
+  return checked ? checked.result : withoutForeignKeys(session, shape, fks, work);
 }

@@ -6,6 +6,9 @@ import { dropBatchDuplicatesSql } from './batch-sql.ts';
 import type { TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 import { compiled, DEFER_ALL, ident, savepoint } from '../schema/sql.ts';
+import { withIndexesBuiltAfter } from './indexes.ts';
+import { withReferencesCheckedByLoad } from './checked-references.ts';
+import type { PlannedCheck } from './references.ts';
 
 const INSERT_SAVEPOINT = savepoint('etl_insert');
 const DROP_FKS_SAVEPOINT = savepoint('etl_drop_fks');
@@ -100,18 +103,26 @@ export const isUniqueViolation = (error: unknown): boolean => (error as { code?:
 
 /**
  * The merge into an empty table. An initial load spends most of its time in PostgreSQL's per-row
- * foreign-key triggers, so a large batch goes in with the foreign keys dropped (withoutForeignKeys).
- * Optimistic: the batch rarely repeats a key; if it does, the savepoint undoes just that INSERT, the
- * duplicates are resolved as for any load, and it runs again.
+ * foreign-key triggers, so the batch, whose references were checked (`checks`), goes in without
+ * them (checked-references.ts), else, when large, with the foreign keys dropped (withoutForeignKeys);
+ * a large batch has its indexes built after. Optimistic: the batch rarely repeats a key; if it does, the savepoint undoes
+ * just that INSERT, the duplicates are resolved as for any load, and it runs again.
  */
-export async function insertIntoEmpty(session: LoadSession, shape: TableShape, rows: number, bulkRows = BULK_ROWS): Promise<{ inserted: number; duplicates: number }> {
-  const fks = rows >= bulkRows ? ((await droppableForeignKeys(session, shape)) ?? []) : [];
-  return withoutForeignKeys(session, shape, fks, async () => {
+export async function insertIntoEmpty(
+  session: LoadSession,
+  shape: TableShape,
+  rows: number,
+  checks: readonly PlannedCheck[],
+  bulkRows = BULK_ROWS,
+): Promise<{ inserted: number; duplicates: number }> {
+  const bulk = rows >= bulkRows;
+  const work = async (): Promise<{ inserted: number; duplicates: number }> => {
     await session.run(INSERT_SAVEPOINT.set);
     let duplicates = 0;
     let inserted: number;
     try {
-      inserted = await session.count(insertAllSql(shape));
+      const insert = () => session.count(insertAllSql(shape));
+      inserted = bulk ? await withIndexesBuiltAfter(session, shape.target, insert) : await insert();
     } catch (error) {
       if (!isUniqueViolation(error)) throw error;
       await session.run(INSERT_SAVEPOINT.rollback);
@@ -120,5 +131,8 @@ export async function insertIntoEmpty(session: LoadSession, shape: TableShape, r
     }
     await session.run(INSERT_SAVEPOINT.release);
     return { inserted, duplicates };
-  });
+  };
+  const checked = await withReferencesCheckedByLoad(session, shape, checks, work);
+  if (checked) return checked.result;
+  return withoutForeignKeys(session, shape, bulk ? ((await droppableForeignKeys(session, shape)) ?? []) : [], work);
 }

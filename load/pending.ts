@@ -93,26 +93,42 @@ export function forgetGoneSql(s: TableShape): CompiledQuery {
  * missing value of a rejecting column is still absent from the referenced table is left alone (it
  * would be refused again; checking its other references waits until then). A reference into the
  * table itself is not filtered: the row it waits for may be pending too and land in the same batch.
+ * Each entry probes the referenced table's index (LATERAL … LIMIT 1): as EXISTS inside an OR, the
+ * planner may hash the whole referenced table instead, for a few hundred entries.
  */
-function mayLandCondition(checks: readonly PlannedCheck[], firstParameter: number): { sql: string; columns: string[] } {
+function mayLandCondition(checks: readonly PlannedCheck[], firstParameter: number): { joins: string; sql: string; columns: string[] } {
   const filtered = checks.filter((c) => c.action === 'reject' && !c.selfReference);
-  const sql = filtered
-    .map((c, i) => {
-      const key = `$${firstParameter + i}::text`;
-      return ` AND (NOT (p.missing ? ${key}) OR EXISTS (SELECT 1 FROM ${c.refTable} AS x WHERE x.${c.refColumn} = CAST(p.missing ->> ${key} AS ${c.column.type})))`;
-    })
+  const key = (i: number) => `$${firstParameter + i}::text`;
+  const joins = filtered
+    .map((c, i) => ` LEFT JOIN LATERAL (SELECT true AS found FROM ${c.refTable} AS x WHERE x.${c.refColumn} = CAST(p.missing ->> ${key(i)} AS ${c.column.type}) LIMIT 1) AS f${i} ON true`)
     .join('');
-  return { sql, columns: filtered.map((c) => c.column.name) };
+  const sql = filtered.map((_, i) => ` AND (NOT (p.missing ? ${key(i)}) OR f${i}.found)`).join('');
+  return { joins, sql, columns: filtered.map((c) => c.column.name) };
+}
+
+/** The table's entries that may land now ($1 table, $2 run id): `FROM ${from}${more} WHERE ${where}`. */
+function landableFrom(s: TableShape, checks: readonly PlannedCheck[], runId: string): { from: string; where: string; parameters: unknown[] } {
+  const mayLand = mayLandCondition(checks, 3);
+  return {
+    from: `${pending} AS p${mayLand.joins}`,
+    where: `p.table_name = $1 AND p.kind = 'row' AND p.seen_run <> $2${mayLand.sql}`,
+    parameters: [s.table.name, runId, ...mayLand.columns],
+  };
+}
+
+/** Whether any entry of the table may land now (before its batch is rebuilt for them). */
+export async function anyLandable(session: LoadSession, shape: TableShape, checks: readonly PlannedCheck[], runId: string): Promise<boolean> {
+  const from = landableFrom(shape, checks, runId);
+  return ((await session.run(compiled(`SELECT EXISTS (SELECT 1 FROM ${from.from} WHERE ${from.where}) AS any`, from.parameters))).rows[0] as { any: boolean }).any;
 }
 
 /** The pending rows of the table that may land now, back into its (emptied) batch, to be checked and merged again. */
 function pendingRowsIntoBatchSql(s: TableShape, checks: readonly PlannedCheck[], runId: string): CompiledQuery {
-  const mayLand = mayLandCondition(checks, 3);
+  const from = landableFrom(s, checks, runId);
   return compiled(
     `INSERT INTO ${s.temps.stage} (${list(s.columns)}) SELECT ${list(s.columns, 'r.')} ` +
-      `FROM ${pending} AS p CROSS JOIN LATERAL jsonb_populate_record(NULL::${s.target}, p.row) AS r ` +
-      `WHERE p.table_name = $1 AND p.kind = 'row' AND p.seen_run <> $2${mayLand.sql}`,
-    [s.table.name, runId, ...mayLand.columns],
+      `FROM ${from.from} CROSS JOIN LATERAL jsonb_populate_record(NULL::${s.target}, p.row) AS r WHERE ${from.where}`,
+    from.parameters,
   );
 }
 

@@ -23,6 +23,8 @@ export interface PlannedCheck {
   readonly action: 'reject' | 'set_null';
   /** `users(id)`, for the rejects file. */
   readonly references: string;
+  /** The referenced table and column as pipeline.yaml names them. */
+  readonly refNames: { readonly table: string; readonly column: string };
 }
 
 export function referenceChecks(table: TableModel, shape: TableShape): PlannedCheck[] {
@@ -33,7 +35,7 @@ export function referenceChecks(table: TableModel, shape: TableShape): PlannedCh
     const shaped = shape.columns.find((c) => c.name === column.name)!;
     // set_null is only possible where NULL is allowed; the model refuses it elsewhere, this is a guard.
     const action = fk.onMissing === 'set_null' && column.nullable ? 'set_null' : 'reject';
-    checks.push({ column: shaped, refTable: ident(fk.table), refColumn: ident(fk.column), selfReference: fk.table === table.name, action, references: `${fk.table}(${fk.column})` });
+    checks.push({ column: shaped, refTable: ident(fk.table), refColumn: ident(fk.column), selfReference: fk.table === table.name, action, references: `${fk.table}(${fk.column})`, refNames: { table: fk.table, column: fk.column } });
   }
   // Rejections first (see above); within each group, column order.
   return [...checks.filter((c) => c.action === 'reject'), ...checks.filter((c) => c.action === 'set_null')];
@@ -66,7 +68,8 @@ function recordMissingSql(s: TableShape, r: PlannedCheck): CompiledQuery {
   return compiled(
     `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_key) ` +
       `SELECT s.${s.line}, $1, s.${r.column.id}::text, $2, ${key.sql} FROM ${s.temps.stage} AS s WHERE ${missingCondition(s, r)} ` +
-      `AND NOT EXISTS (SELECT 1 FROM ${s.temps.rejects} AS x WHERE x.line = s.${s.line} AND x.action = 'reject')`,
+      // NOT IN (line is never NULL): a hashed subplan, where NOT EXISTS may become a nested loop.
+      `AND s.${s.line} NOT IN (SELECT x.line FROM ${s.temps.rejects} AS x WHERE x.action = 'reject')`,
     [r.column.name, r.action, ...key.names],
   );
 }
@@ -98,6 +101,7 @@ export async function resolveMissingReferences(
   checks: readonly PlannedCheck[],
   keep: () => Promise<void>,
 ): Promise<ReferenceOutcome> {
+  if (checks.length === 0) return { rejected: 0, nulled: 0 };
   await session.run(createRejectsTableSql(shape.temps.rejects));
   let found = 0;
   for (const check of checks) found += await session.count(recordMissingSql(shape, check));

@@ -15,9 +15,10 @@ import type { LoadOptions, LoadProgress } from './options.ts';
 // Temp tables live in per-session buffers, 8 MB by default: a batch of a million rows would go back
 // and forth to disk. Settable only before the session touches a temp table, hence at connection.
 const TEMP_BUFFERS = compiled(`SET temp_buffers = '256MB'`);
-// Sorts and hashes of the merge work on up to millions of rows: give them memory, for this
-// transaction only.
+// Sorts and hashes of the merge work on up to millions of rows, and indexes are built after bulk
+// fills (load/indexes.ts): give them memory, for this transaction only.
 const MERGE_MEMORY = compiled(`SET LOCAL work_mem = '128MB'`);
+const INDEX_MEMORY = compiled(`SET LOCAL maintenance_work_mem = '256MB'`);
 
 export class LoadSession {
   #place: FailurePlace = { table: '(setup)', step: 'preparing the load' };
@@ -64,6 +65,7 @@ export class LoadSession {
     await ensureSchema(this.client, model);
     await runSql(this.client, DEFER_ALL);
     await runSql(this.client, MERGE_MEMORY);
+    await runSql(this.client, INDEX_MEMORY);
   }
 
   /** COMMIT, or ROLLBACK for a dry run (or a run that changes nothing). */

@@ -8,7 +8,7 @@ import { compiled } from '../schema/sql.ts';
 import type { LoadContext } from './load-context.ts';
 import { mergeBatch } from './merge.ts';
 import { settleOrphans } from './orphans.ts';
-import { hasPendingSql, holdRejected, pendingIntoBatch, resolveNulls } from './pending.ts';
+import { anyLandable, hasPendingSql, holdRejected, pendingIntoBatch, resolveNulls } from './pending.ts';
 import { createRejectsTableSql, resolveMissingReferences, type PlannedCheck } from './references.ts';
 import type { TableShape } from './shape.ts';
 
@@ -42,6 +42,8 @@ export async function settleTable(ctx: LoadContext, shape: TableShape, checks: r
 /** Pending rows back into the (emptied) batch, checked again, merged; the entries of those that landed dropped. */
 async function landPendingRows(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[]): Promise<number> {
   const { session } = ctx;
+  // Most entries still wait for their reference: then the batch is not rebuilt for nothing.
+  if (!(await anyLandable(session, shape, checks, ctx.runId))) return 0;
   await session.run(compiled(`DROP TABLE IF EXISTS ${shape.temps.stage}`));
   await session.run(createStageTableSql(shape));
   await session.run(createRejectsTableSql(shape.temps.rejects));

@@ -7,9 +7,10 @@ import { StagingError } from '../errors/etl-error.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
-import { copyFileInto, readCsvHeader, type CopyFigures } from './copy-in.ts';
+import { copyFileInto, readCsvHeader, scanKeysFile, type CopyFigures } from './copy-in.ts';
 import type { LoadSession } from './session.ts';
 import type { TableShape } from './shape.ts';
+import { compiled } from '../schema/sql.ts';
 import {
   analyzeSql,
   copyContribSql,
@@ -45,8 +46,22 @@ export function stagedFile(paths: RunPaths, record: FileRecord, columns: readonl
   return { file, record, columns, records };
 }
 
-/** COPYs one staged file with `copySql`, checking header, checksum and count. */
-export async function copyStaged(session: LoadSession, paths: RunPaths, staged: StagedFile, copySql: string): Promise<CopyFigures> {
+/**
+ * COPYs one staged file with `copySql`, checking header, checksum and count. `filtered`: the COPY
+ * has a WHERE clause, so its records are counted as they stream rather than taken from COPY.
+ */
+export async function copyStaged(session: LoadSession, paths: RunPaths, staged: StagedFile, copySql: string, filtered = false): Promise<CopyFigures> {
+  const copied = await verified(session, paths, staged, () => copyFileInto(session.client, staged.file, copySql, session.signal, filtered));
+  return copied;
+}
+
+/** Runs `read` (which streams the file, hashing it) and checks header, checksum and count. */
+async function verified<F extends { readonly sha256: string; readonly records: number | null; readonly rowCount?: number }>(
+  session: LoadSession,
+  paths: RunPaths,
+  staged: StagedFile,
+  read: () => Promise<F>,
+): Promise<F> {
   const relative = paths.relative(staged.file);
   session.at(session.place.table, session.place.step, relative);
   await checkHeader(staged.file, staged.columns, paths);
@@ -57,15 +72,16 @@ export async function copyStaged(session: LoadSession, paths: RunPaths, staged: 
       hint: 'the run is damaged or was edited: run `etl transform` again',
     });
   }
-  const copied = await copyFileInto(session.client, staged.file, copySql, session.signal);
+  const copied = await read();
   if (copied.sha256 !== sha256) {
     throw new StagingError('staged_file_changed', `${relative} of run ${paths.runId} changed since transform wrote it (sha256 ${copied.sha256}, manifest ${sha256})`, {
       context: { file: staged.file },
       hint: 'a staged file must not be edited; run `etl transform` again',
     });
   }
-  if (staged.records !== null && copied.rowCount !== staged.records) {
-    throw new StagingError('row_count_mismatch', `${relative}: COPY read ${copied.rowCount} rows, the manifest records ${staged.records}`, {
+  const count = copied.records ?? copied.rowCount;
+  if (staged.records !== null && count !== staged.records) {
+    throw new StagingError('row_count_mismatch', `${relative}: COPY read ${count} rows, the manifest records ${staged.records}`, {
       context: { file: staged.file },
       hint: 'the staged run is inconsistent; run `etl transform` again',
     });
@@ -88,23 +104,51 @@ async function checkHeader(file: string, expected: readonly string[], paths: Run
   }
 }
 
-/** The batch: the CSV into the stage temp table. */
+/** The batch: the CSV into the stage temp table (analyzed: the merge and the checks join it to large tables). */
 export async function copyBatch(session: LoadSession, paths: RunPaths, shape: TableShape, staged: StagedFile): Promise<CopyFigures> {
   await session.run(createStageTableSql(shape));
-  return copyStaged(session, paths, staged, copyStageSql(shape, COPY_CSV_OPTIONS));
+  const copied = await copyStaged(session, paths, staged, copyStageSql(shape, COPY_CSV_OPTIONS));
+  await session.run(analyzeSql(shape.temps.stage));
+  return copied;
 }
 
-/** The scope: the keys file into the keys temp table. */
-export async function copyScope(session: LoadSession, paths: RunPaths, shape: TableShape, record: FileRecord): Promise<number> {
+/**
+ * The scope: the keys file into the keys temp table. `identitiesOnly`: only the documents whose `_id`
+ * is not their key's text are needed (a complete read with no claim kept: load/claims.ts looks at
+ * nothing else then). The file is then read here first (verified like a COPY) and, when it names
+ * none, nothing is copied; when that cannot be told from its bytes, a COPY keeps those rows only;
+ * when there is one, the whole file is copied, since a key it shares with an ObjectId document is
+ * contested. Returns the rows kept.
+ */
+export async function copyScope(session: LoadSession, paths: RunPaths, shape: TableShape, record: FileRecord, identitiesOnly = false): Promise<number> {
   await session.run(createKeysTableSql(shape));
   const key = scopeColumn(shape).name;
   const file = stagedFile(paths, record, [key]);
   // Runs staged before the keys file named each document's `_id` have the key column alone.
   const withIdentity = shape.kind !== 'dedupe_upsert' && (await readCsvHeader(file.file).catch(() => [])).length === 2;
   const columns = withIdentity ? [key, shape.documentColumn.name] : [key];
-  const copied = await copyStaged(session, paths, { ...file, columns }, copyKeysSql(shape, COPY_CSV_OPTIONS, withIdentity));
+  const copySql = copyKeysSql(shape, COPY_CSV_OPTIONS, withIdentity);
+  if (identitiesOnly && (await noIdentityIn(session, paths, { ...file, columns }, withIdentity))) return 0;
+  if (identitiesOnly && withIdentity) {
+    const kept = await copyStaged(session, paths, { ...file, columns }, `${copySql} WHERE ${shape.documentColumn.id} IS NOT NULL`, true);
+    if (kept.rowCount === 0) return 0;
+    await session.run(compiled(`TRUNCATE ${shape.temps.keys}`));
+  }
+  const copied = await copyStaged(session, paths, { ...file, columns }, copySql);
   await session.run(analyzeSql(shape.temps.keys));
   return copied.rowCount;
+}
+
+/**
+ * Whether the keys file names no `_id` beside a key, read (and verified) without a COPY; false when
+ * that cannot be told from the bytes alone (a quoted value), and the COPY decides.
+ */
+async function noIdentityIn(session: LoadSession, paths: RunPaths, file: StagedFile, withIdentity: boolean): Promise<boolean> {
+  await checkHeader(file.file, file.columns, paths);
+  const scan = await scanKeysFile(file.file, session.signal);
+  if (scan.records === null || (withIdentity && !scan.lastFieldEmpty)) return false;
+  await verified(session, paths, file, async () => scan);
+  return true;
 }
 
 /** dedupe: the contributions file into its temp table. */

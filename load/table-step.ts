@@ -13,10 +13,11 @@ import { LoadError, StagingError } from '../errors/etl-error.ts';
 import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
-import { claimsToCheck, refuseContestedKeys } from './claims.ts';
-import { contributionsIntoBatch, firstContributions, nothingStored } from './contributions.ts';
+import { claimsKept, claimsToCheck, refuseContestedKeys } from './claims.ts';
+import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, numberFirstRejects } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
+import { withReferencesCheckedByLoad } from './checked-references.ts';
 import { truncateCascade } from './truncate.ts';
 import { removeLeavingRows, type Scope } from './leave.ts';
 import { BULK_ROWS, insertIntoEmpty, mergeBatch, runDeferredChecks } from './merge.ts';
@@ -118,7 +119,10 @@ async function stageScope(ctx: LoadContext, shape: TableShape, staged: Transform
   // Upsert and explode tables always need their keys (two documents may claim one key: claims.ts);
   // a dedupe table needs them unless every contribution is replaced anyway.
   const keysNeeded = staged.keys !== null && (shape.kind === 'dedupe_upsert' ? !complete : shape.docKey !== null);
-  if (keysNeeded) await copyScope(session, paths, shape, staged.keys!);
+  // A complete read replaces every row and every pending entry whatever the keys say: only the
+  // claims need them, and with none kept only the documents of another `_id` type matter.
+  const identitiesOnly = keysNeeded && complete && !(await claimsKept(session, shape));
+  if (keysNeeded) await copyScope(session, paths, shape, staged.keys!, identitiesOnly);
   let liveCount = 0;
   const live = staged.live && (shape.docKey !== null || shape.kind === 'dedupe_upsert') ? staged.live : null;
   if (live) {
@@ -172,15 +176,22 @@ async function loadBatch(
     duplicates = await session.count(dropBatchDuplicatesSql(shape));
   }
   phase('references', 'checking references');
-  const refs = await resolveMissingReferences(session, shape, checks, () => holdRejected(session, shape, 'batch', ctx.runId));
+  const refs = await resolveMissingReferences(session, shape, checks, async () => {
+    await holdRejected(session, shape, 'batch', ctx.runId);
+    if (filled.first) await locateFirstRejects(session, shape);
+  });
+  if (filled.first && refs.rejected + refs.nulled > 0) await numberFirstRejects(session, shape);
   ctx.signal?.throwIfAborted();
   phase('merge', 'merging');
   let merged: { inserted: number; updated: number };
   if (empty) {
-    const r = await insertIntoEmpty(session, shape, filled.batchRows - refs.rejected, ctx.bulkRows);
+    const r = await insertIntoEmpty(session, shape, filled.batchRows - refs.rejected, checks, ctx.bulkRows);
     merged = { inserted: r.inserted, updated: 0 };
     duplicates += r.duplicates;
-  } else merged = await mergeBatch(session, shape);
+  } else {
+    const checked = await withReferencesCheckedByLoad(session, shape, checks, () => mergeBatch(session, shape), shape.others);
+    merged = checked ? checked.result : await mergeBatch(session, shape);
+  }
   // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.
   const considered = shape.kind === 'dedupe_upsert' ? filled.batchRows : filled.staged - duplicates;
   const rejected = refs.rejected + contested;
@@ -197,6 +208,8 @@ interface FilledBatch {
   readonly batchRows: number;
   /** dedupe: staged contributions that lost to a later one of the same run and key. */
   readonly duplicates: number;
+  /** dedupe, nothing stored before: the batch's lines are not yet the file's records (contributions.ts). */
+  readonly first: boolean;
 }
 
 /** The batch temp table: the CSV, or for a dedupe table the recomputed rows of the touched keys. */
@@ -204,7 +217,7 @@ async function fillBatch(ctx: LoadContext, shape: TableShape, staged: TransformT
   const { session, paths } = ctx;
   if (shape.kind !== 'dedupe_upsert') {
     const copied = await copyBatch(session, paths, shape, csv);
-    return { file: csv, copied, staged: copied.rowCount, batchRows: copied.rowCount, duplicates: 0 };
+    return { file: csv, copied, staged: copied.rowCount, batchRows: copied.rowCount, duplicates: 0, first: false };
   }
   if (!staged.contrib) {
     throw new StagingError('contributions_not_staged', `run ${paths.runId} staged no contributions file for ${shape.table.name}: it was transformed by an older etl`, {
@@ -214,11 +227,11 @@ async function fillBatch(ctx: LoadContext, shape: TableShape, staged: TransformT
   }
   const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
   const file = stagedFile(paths, staged.contrib, columns);
-  const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file) : null;
-  if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded };
+  const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file, scope.complete) : null;
+  if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded, first: true };
   const copied = await copyContributions(session, paths, shape, staged.contrib);
   const outcome = await contributionsIntoBatch(session, shape, scope);
-  return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded };
+  return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded, first: false };
 }
 
 async function writeRejects(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[], batch: BatchFigures): Promise<TableStepResult['rejects']> {
@@ -230,7 +243,7 @@ async function writeRejects(ctx: LoadContext, shape: TableShape, checks: readonl
 /** The step's temp tables go at its end (the gone rows stay: later tables follow them). */
 async function dropTemps(ctx: LoadContext, shape: TableShape): Promise<void> {
   const { gone: _kept, ...temps } = shape.temps;
-  for (const t of Object.values(temps)) await ctx.session.run(dropTempSql(t));
+  await ctx.session.run(dropTempSql(...Object.values(temps)));
 }
 
 export { BULK_ROWS };

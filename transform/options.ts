@@ -1,6 +1,7 @@
 // What runTransform takes and returns. Plain data: bin/ renders it, the manifest stores the same figures.
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { StageOptions, StageReport, StageStarted } from '../staging/stage-contract.ts';
+import type { ExtractFeed } from './feed.ts';
 
 /** `tables`: a subset of the pipeline's tables; default: every table whose collection the run holds. */
 export interface TransformOptions extends StageOptions<TransformProgress> {
@@ -15,6 +16,14 @@ export interface TransformOptions extends StageOptions<TransformProgress> {
    * one per core for a run of at least 32 MiB of extract files, else 1.
    */
   readonly threads?: number;
+  /**
+   * The run is still being extracted (`etl run`): each collection is transformed as soon as the
+   * feed says it is staged, while the extract reads the next. The staged files and the manifest
+   * are those of a transform run after the extract: its section is written only once the extract
+   * is done, and if the extract fails, every file this transform wrote is removed. `runId` names
+   * the run the extract is making.
+   */
+  readonly extractFeed?: ExtractFeed;
 }
 
 export type TransformProgress =

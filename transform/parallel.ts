@@ -11,6 +11,11 @@ import type { TransformProgress } from './options.ts';
 
 /** Below this many bytes of extract files a worker's start-up (~0.5 s) costs more than it saves. */
 const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
+/**
+ * Fed by a running extract, a worker thread pays sooner: its start-up is hidden behind the
+ * extract, and a transform on this thread would take turns with the extract's reading.
+ */
+const FED_PARALLEL_MIN_BYTES = 4 * 1024 * 1024;
 
 /** Threads to use: `asked`, else one per core when the run is big enough, never more than jobs. */
 export function threadsFor(jobs: readonly CollectionJob[], asked: number | undefined): number {
@@ -73,30 +78,116 @@ export async function runJobs(jobs: readonly CollectionJob[], threads: number, c
     stop.abort(error);
   };
   const signal = AbortSignal.any([c.signal, stop.signal]);
-  const local = async (): Promise<void> => {
-    for (let job = queue.shift(); job && !signal.aborted; job = queue.shift()) done(await transformCollection(job, { ...c, signal }));
-  };
-  const lanes = [local().catch(fail)];
-  for (let i = 1; i < threads; i += 1) lanes.push(workerLane(queue, c, setup, signal, done).catch(fail));
+  const next = (): Promise<CollectionJob | null> => Promise.resolve(signal.aborted ? null : (queue.shift() ?? null));
+  const lanes = [localLane(next, { ...c, signal }, done).catch(fail)];
+  for (let i = 1; i < threads; i += 1) lanes.push(workerLane(next, c, setup, signal, done).catch(fail));
   await Promise.all(lanes);
   // Interrupted: the caller's reason, not a worker's report of it.
   c.signal.throwIfAborted();
   if (first) throw (first as { error: unknown }).error;
 }
 
-/** One worker thread taking jobs from the queue until it is empty. */
-async function workerLane(queue: CollectionJob[], c: JobContext, setup: WorkerSetup, signal: AbortSignal, done: (o: JobOutcome) => void): Promise<void> {
+/** This thread taking jobs until `next` has none. */
+async function localLane(next: () => Promise<CollectionJob | null>, c: JobContext, done: (o: JobOutcome) => void): Promise<void> {
+  for (let job = await next(); job && !c.signal.aborted; job = await next()) done(await transformCollection(job, c));
+}
+
+/** One worker thread taking jobs until `next` has none. */
+async function workerLane(next: () => Promise<CollectionJob | null>, c: JobContext, setup: WorkerSetup, signal: AbortSignal, done: (o: JobOutcome) => void): Promise<void> {
   // A JavaScript entry that registers tsx itself: a worker inherits no loader hooks from `etl`.
   const worker = new Worker(new URL('./collection-worker.js', import.meta.url), { workerData: { model: c.model, ...setup }, execArgv: [] });
   const onAbort = (): void => worker.postMessage({ type: 'abort' } satisfies ToWorker);
   signal.addEventListener('abort', onAbort, { once: true });
   try {
-    for (let job = queue.shift(); job && !signal.aborted; job = queue.shift()) {
+    for (let job = await next(); job && !signal.aborted; job = await next()) {
       done(await runInWorker(worker, job, c.onProgress));
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
     await worker.terminate();
+  }
+}
+
+/**
+ * Jobs that arrive while they run (a transform fed by a running extract, `etl run`). While the
+ * extract goes on, this thread is the extract's: the jobs go to worker threads once the run is big
+ * enough to pay for them (FED_PARALLEL_MIN_BYTES), else to this thread between the extract's reads;
+ * once no job can come (`close`), this thread takes its share. The staged files are the same
+ * whichever thread writes them.
+ */
+export class FedJobs {
+  readonly jobs: CollectionJob[] = [];
+  private readonly queue: CollectionJob[] = [];
+  private readonly lanes: Promise<void>[] = [];
+  private readonly stop = new AbortController();
+  private readonly signal: AbortSignal;
+  private first: { readonly error: unknown } | null = null;
+  private closed = false;
+  private workers = 0;
+  private bytes = 0;
+  private waiting: (() => void)[] = [];
+
+  constructor(
+    private readonly threadsWanted: number,
+    private readonly asked: boolean,
+    private readonly c: JobContext,
+    private readonly setup: WorkerSetup,
+    private readonly done: (o: JobOutcome) => void,
+  ) {
+    this.signal = AbortSignal.any([c.signal, this.stop.signal]);
+    this.signal.addEventListener('abort', () => this.notify(), { once: true });
+    this.lanes.push(localLane(() => this.next(true), { ...c, signal: this.signal }, done).catch((e: unknown) => this.fail(e)));
+  }
+
+  /** Threads that shared the collections so far. */
+  get threads(): number {
+    return 1 + this.workers;
+  }
+
+  add(job: CollectionJob): void {
+    this.jobs.push(job);
+    this.queue.push(job);
+    this.bytes += job.bytes;
+    if (this.workers === 0 && this.threadsWanted > 1 && (this.asked || this.bytes >= FED_PARALLEL_MIN_BYTES)) {
+      for (; this.workers < this.threadsWanted - 1; this.workers += 1) {
+        this.lanes.push(workerLane(() => this.next(false), this.c, this.setup, this.signal, this.done).catch((e: unknown) => this.fail(e)));
+      }
+    }
+    this.notify();
+  }
+
+  /** No more jobs: the lanes finish the queue. Throws the first failure (an interruption as the caller's reason). */
+  async finish(): Promise<void> {
+    this.closed = true;
+    this.notify();
+    await Promise.all(this.lanes);
+    this.c.signal.throwIfAborted();
+    if (this.first) throw this.first.error;
+  }
+
+  /** Stops every job (each discards its partial files) and waits for the lanes. */
+  async abandon(reason: unknown): Promise<void> {
+    this.closed = true;
+    this.stop.abort(reason);
+    await Promise.all(this.lanes);
+  }
+
+  private fail(error: unknown): void {
+    this.first ??= { error };
+    this.stop.abort(error);
+  }
+
+  private async next(local: boolean): Promise<CollectionJob | null> {
+    for (;;) {
+      if (this.signal.aborted) return null;
+      if ((!local || this.closed || this.workers === 0) && this.queue.length > 0) return this.queue.shift()!;
+      if (this.closed && this.queue.length === 0) return null;
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  private notify(): void {
+    for (const wake of this.waiting.splice(0)) wake();
   }
 }
 

@@ -10,9 +10,10 @@ import { LOAD_FLAGS, loadJson, loadNotes, loadOptions, loadStage, pendingOf } fr
 import { transformNotes, transformStage } from '../stages/transform.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 import { formatTable } from '../../report/text-table.ts';
-import type { ExtractReport } from '../../extract/index.ts';
+import type { ExtractOptions, ExtractReport } from '../../extract/index.ts';
 import type { LoadReport } from '../../load/index.ts';
-import type { TransformReport } from '../../transform/index.ts';
+import { CollectionFeed, type TransformOptions, type TransformReport } from '../../transform/index.ts';
+import type { ProgressView } from '../progress/view.ts';
 
 const usage = `usage: etl run [--tables a,b] [--full] [--since DATE] [--source URL|PATH] [--mongo-db NAME]
                [--propagate-deletes] [--allow-delete-all] [--allow-pipeline-change] [--dry-run]
@@ -73,11 +74,9 @@ const command: Command = {
       servers: () => ({ needMongo: live && flags.source === undefined, needPostgres: tunnelPostgres }),
       async work(env) {
         const postgres = tunnelPostgres ? env.endpoints.postgres : env.config.postgres;
-        const extract = await extractStage(env.view, extractOptions(flags, env, tables, postgres));
-        const transform = await transformStage(env.view, {
+        const { extract, transform } = await extractAndTransform(env.view, extractOptions(flags, env, tables, postgres), {
           model: env.model,
           stagingDir: env.config.stagingDir,
-          runId: extract.runId,
           tables: tables ?? null,
           allowPipelineChange: flags['allow-pipeline-change'] === true,
           signal: ctx.signal,
@@ -91,6 +90,39 @@ const command: Command = {
     });
   },
 };
+
+/**
+ * Extract, with each collection transformed as soon as it is staged while the next is extracted
+ * (two cores: the extract's reading and the transform's work overlap). What is staged, and what a
+ * failure leaves, is what `etl extract && etl transform` leave: the transform writes its manifest
+ * section only once the extract is done, and if the extract fails it removes every file it wrote
+ * (and the extract's error is the one reported); a transform failure is reported once the extract
+ * is done, and stops the run before load.
+ */
+async function extractAndTransform(
+  view: ProgressView,
+  extractOptions: Omit<ExtractOptions, 'onProgress'>,
+  transformOptions: Omit<TransformOptions, 'onProgress' | 'runId' | 'extractFeed'>,
+): Promise<{ extract: ExtractReport; transform: TransformReport }> {
+  const fed: { feed?: CollectionFeed; transform?: Promise<TransformReport> } = {};
+  const extracting = extractStage(view, extractOptions, (e) => {
+    if (e.kind === 'started') {
+      fed.feed = new CollectionFeed(e.collections);
+      fed.transform = transformStage(view, { ...transformOptions, runId: e.runId, extractFeed: fed.feed });
+      fed.transform.catch(() => undefined); // awaited once the extract is over
+    } else if (e.kind === 'collection_done') fed.feed?.push({ collection: e.collection, record: e.record });
+  });
+  let extract: ExtractReport;
+  try {
+    extract = await extracting;
+  } catch (error) {
+    fed.feed?.fail(error);
+    await fed.transform?.catch(() => undefined);
+    throw error;
+  }
+  fed.feed!.end();
+  return { extract, transform: await fed.transform! };
+}
 
 /** One line per table, all three stages: what was read, staged and applied. */
 function renderRun(ctx: CommandContext, r: RunReport): void {

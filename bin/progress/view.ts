@@ -37,20 +37,22 @@ function progressMode(ctx: CommandContext, json: boolean): ProgressMode {
  */
 export function progressView(ctx: CommandContext, options: { json: boolean; multiStage?: boolean }): ProgressView {
   const mode = progressMode(ctx, options.json);
+  // Stages may run at the same time (`etl run` transforms while it extracts): the task list and the
+  // log lines show one stage after the other, each from the state it has reached when its turn
+  // comes; --verbose lines interleave, each naming its stage.
+  let shown: Promise<unknown> = Promise.resolve();
   return {
     stage<R>(spec: StageSpec<R>, work: (tracker: StageTracker) => Promise<R>): Promise<R> {
       const state = new StageState(spec.name, spec.title);
       const running = work(state);
-      switch (mode) {
-        case 'silent':
-          return running;
-        case 'verbose':
-          return verboseStage(ctx, state, running, spec.summary);
-        case 'live':
-          return liveStage(ctx, state, running, spec.summary);
-        case 'log':
-          return logStage(ctx, state, running, options.multiStage ? spec.summary : null);
-      }
+      if (mode === 'silent') return running;
+      if (mode === 'verbose') return verboseStage(ctx, state, running, spec.summary);
+      // It may fail before its turn to be shown.
+      running.catch(() => undefined);
+      const show = (): Promise<R> => (mode === 'live' ? liveStage(ctx, state, running, spec.summary) : logStage(ctx, state, running, options.multiStage ? spec.summary : null));
+      const turn = shown.then(show);
+      shown = turn.catch(() => undefined);
+      return turn;
     },
   };
 }

@@ -65,9 +65,16 @@ export function extractOptions(flags: ExtractFlags, env: FlowEnv, tables: readon
   };
 }
 
-export function extractStage(view: ProgressView, options: Omit<ExtractOptions, 'onProgress'>): Promise<ExtractReport> {
+/** `also`: another listener of the extract's events (`etl run` feeds its transform from them). */
+export function extractStage(view: ProgressView, options: Omit<ExtractOptions, 'onProgress'>, also?: (e: ExtractProgressEvent) => void): Promise<ExtractReport> {
   return view.stage({ name: 'extract', title: 'Extract: connecting and reading watermarks', summary: (r) => extractLine(r) }, (tracker) =>
-    runExtract({ ...options, onProgress: (e) => trackExtract(tracker, e) }),
+    runExtract({
+      ...options,
+      onProgress: (e) => {
+        trackExtract(tracker, e);
+        also?.(e);
+      },
+    }),
   );
 }
 
