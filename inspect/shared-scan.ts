@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import path from 'node:path';
-import { Readable, type Transform, type Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { deserialize, EJSON } from 'bson';
 import type pg from 'pg';
@@ -17,9 +17,11 @@ import { redactText } from '../errors/redact.ts';
 import { compileFilter, type DocumentTest } from '../mapping/filter.ts';
 import { SourceError } from '../errors/etl-error.ts';
 import type { CollectionModel, PipelineModel } from '../model/types.ts';
-import { csvWriter } from '../staging/csv.ts';
+import { csvHeader, csvLine } from '../transform/csv-batches.ts';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
+import { BsonDecodeError, NdjsonWriter, StagingRefusal } from '../staging/ndjson-writer.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
+import { readAhead } from './read-ahead.ts';
 import { expectedHeader, type TableDiffSql } from './diff-sql.ts';
 import type { SkipCounts, TableMapper } from './expected-rows.ts';
 
@@ -41,7 +43,59 @@ export interface ScanOptions {
 /** One expected record as a CSV row: ord, status, source id, column, reason, cells. */
 type Row = (string | null)[];
 
-/** A cursor over the collection: raw BSON, the pipeline's projection and batch size, decoded as extract stages it. */
+/**
+ * A raw document as transform reads it: the line extract would stage (staging/ndjson-writer.ts,
+ * escapes included), parsed. A document extract would refuse (too deep, invalid UTF-8 it cannot
+ * carry) or bytes that are not BSON keep bson's own decoding, as before.
+ */
+function stagedForm(): (raw: Uint8Array) => RawDocument {
+  const writer = new NdjsonWriter({ chunkBytes: 1 << 16 });
+  return (raw) => {
+    const bytes = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    try {
+      writer.writeLine(bytes);
+    } catch (error) {
+      if (!(error instanceof StagingRefusal || error instanceof BsonDecodeError)) throw error;
+      return EJSON.serialize(deserialize(raw, BSON_READ_OPTIONS), { relaxed: false }) as RawDocument;
+    }
+    const text = writer.bytesFrom(0).toString('utf8');
+    writer.rollback(0);
+    return JSON.parse(text) as RawDocument;
+  };
+}
+
+/** Rows a chunk holds: one write (a socket or file write per row cost more than making the rows). */
+const CHUNK_ROWS = 512;
+
+/**
+ * The expected records as CSV text, in chunks of CHUNK_ROWS rows, written line by line by
+ * transform's writer (transform/csv-batches.ts): byte for byte what csvWriter writes, without
+ * csv-stringify's cost per row. The first chunk starts with the header.
+ */
+class CsvChunks {
+  private head: string;
+  private lines: string[] = [];
+
+  constructor(columns: readonly string[]) {
+    this.head = csvHeader(columns);
+  }
+
+  /** Adds a row; true when a chunk is ready to take. */
+  add(row: Row): boolean {
+    this.lines.push(csvLine(row, null));
+    return this.lines.length >= CHUNK_ROWS;
+  }
+
+  /** The text of the rows added since the last take (the header first, once). */
+  take(): string {
+    const text = this.lines.length ? `${this.head}${this.lines.join('\n')}\n` : this.head;
+    this.head = '';
+    this.lines = [];
+    return text;
+  }
+}
+
+/** A cursor over the collection: raw BSON, the pipeline's projection and batch size, read ahead, decoded as extract stages it. */
 async function* documentsOf(
   mongo: MongoConnection,
   collection: CollectionModel | undefined,
@@ -53,10 +107,9 @@ async function* documentsOf(
   const projection = collection ? Object.fromEntries(collection.projection.map((f) => [f, 1])) : undefined;
   const cursor = mongo.db.collection(name).find(filter ? { ...filter } : {}, { ...(projection ? { projection } : {}), batchSize: o.model.settings.batchSize, raw: true });
   try {
-    for await (const raw of cursor as unknown as AsyncIterable<Uint8Array>) {
-      // The same decoding and canonical form as a staged extract, so the converters see what transform sees.
-      yield EJSON.serialize(deserialize(raw, BSON_READ_OPTIONS), { relaxed: false }) as RawDocument;
-    }
+    const decode = stagedForm();
+    // Two batches ahead: the server reads the next one while this one is mapped.
+    for await (const raw of readAhead(cursor as unknown as AsyncIterable<Uint8Array>, 2 * o.model.settings.batchSize)) yield decode(raw);
   } catch (error) {
     if (o.signal?.aborted) throw error;
     throw new SourceError('mongo_read_failed', `reading ${name} failed: ${redactText(error instanceof Error ? error.message : String(error), o.secrets)}`, {
@@ -76,18 +129,20 @@ export function streamedSource(mongo: MongoConnection, mapper: TableMapper, o: S
     const every = o.model.settings.batchSize;
     let documents = 0;
     const collection = o.model.collections.find((c) => c.name === table.collection);
-    async function* rows(): AsyncGenerator<Row> {
+    async function* chunks(): AsyncGenerator<string> {
+      const csv = new CsvChunks(q.copyHeader());
       let ord = 0;
       for await (const doc of documentsOf(mongo, collection, table.collection, table.filter ? table.filter.mongoQuery : null, o, table.name)) {
         documents += 1;
         for (const r of mapper.records(doc, skipped)) {
           ord += 1;
-          yield [String(ord), r.status, r.sourceId, r.column, r.reason, ...r.cells];
+          if (csv.add([String(ord), r.status, r.sourceId, r.column, r.reason, ...r.cells])) yield csv.take();
         }
         if (documents % every === 0) o.onDocuments?.(table.name, documents);
       }
+      yield csv.take();
     }
-    await pipeline(Readable.from(rows()), csvWriter(q.copyHeader()), client.query(copyFrom(q.copyExpected())), ...(o.signal ? [{ signal: o.signal }] : []));
+    await pipeline(Readable.from(chunks()), client.query(copyFrom(q.copyExpected())), ...(o.signal ? [{ signal: o.signal }] : []));
     o.onDocuments?.(table.name, documents);
     return { documents, skipped };
   };
@@ -97,7 +152,9 @@ interface TableOutput {
   readonly mapper: TableMapper;
   readonly keep: DocumentTest | null;
   readonly file: string;
-  readonly csv: Transform;
+  readonly csv: CsvChunks;
+  readonly sink: Writable;
+  /** The sink's end: listens from the start, so a write error is the scan's error, not an uncaught one. */
   readonly done: Promise<void>;
   readonly skipped: SkipCounts;
   documents: number;
@@ -110,11 +167,16 @@ interface TableOutput {
  */
 export async function scanShared(mongo: MongoConnection, collection: CollectionModel, mappers: readonly TableMapper[], dir: string, o: ScanOptions): Promise<Map<string, ExpectedSource>> {
   const outputs: TableOutput[] = mappers.map((mapper) => {
-    const csv = csvWriter(expectedHeader(mapper.table.stagedColumns.length));
     const file = path.join(dir, `${mapper.table.name}.csv`);
-    const sink: Writable = createWriteStream(file);
-    return { mapper, keep: compileFilter(mapper.table.filter), file, csv, done: pipeline(csv, sink), skipped: {}, documents: 0, ord: 0 };
+    const csv = new CsvChunks(expectedHeader(mapper.table.stagedColumns.length));
+    const sink = createWriteStream(file);
+    const done = finished(sink);
+    done.catch(() => undefined);
+    return { mapper, keep: compileFilter(mapper.table.filter), file, csv, sink, done, skipped: {}, documents: 0, ord: 0 };
   });
+  const write = async (out: TableOutput) => {
+    if (!out.sink.write(out.csv.take())) await once(out.sink, 'drain', o.signal ? { signal: o.signal } : {});
+  };
   const every = o.model.settings.batchSize;
   let read = 0;
   try {
@@ -125,16 +187,16 @@ export async function scanShared(mongo: MongoConnection, collection: CollectionM
         out.documents += 1;
         for (const r of out.mapper.records(doc, out.skipped)) {
           out.ord += 1;
-          if (!out.csv.write([String(out.ord), r.status, r.sourceId, r.column, r.reason, ...r.cells])) await once(out.csv, 'drain', o.signal ? { signal: o.signal } : {});
+          if (out.csv.add([String(out.ord), r.status, r.sourceId, r.column, r.reason, ...r.cells])) await write(out);
         }
       }
       if (read % every === 0) for (const out of outputs) o.onDocuments?.(out.mapper.table.name, out.documents);
     }
-    for (const out of outputs) out.csv.end();
+    for (const out of outputs) out.sink.end(out.csv.take());
     await Promise.all(outputs.map((out) => out.done));
   } catch (error) {
-    for (const out of outputs) out.csv.destroy();
-    await Promise.allSettled(outputs.map((out) => finished(out.csv)));
+    for (const out of outputs) out.sink.destroy();
+    await Promise.allSettled(outputs.map((out) => out.done));
     throw error;
   }
   return new Map(
