@@ -17,7 +17,7 @@ import { redactText } from '../errors/redact.ts';
 import { compileFilter, type DocumentTest } from '../mapping/filter.ts';
 import { SourceError } from '../errors/etl-error.ts';
 import type { CollectionModel, PipelineModel } from '../model/types.ts';
-import { csvHeader, csvLine } from '../transform/csv-batches.ts';
+import { csvHeader, csvLine } from '../staging/csv-lines.ts';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
 import { BsonDecodeError, NdjsonWriter, StagingRefusal } from '../staging/ndjson-writer.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
@@ -69,7 +69,7 @@ const CHUNK_ROWS = 512;
 
 /**
  * The expected records as CSV text, in chunks of CHUNK_ROWS rows, written line by line by
- * transform's writer (transform/csv-batches.ts): byte for byte what csvWriter writes, without
+ * transform's writer (staging/csv-lines.ts): byte for byte what csvWriter writes, without
  * csv-stringify's cost per row. The first chunk starts with the header.
  */
 class CsvChunks {

@@ -9,7 +9,7 @@ import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdColumn } from '../mapping/scope.ts';
 import { documentIdKey } from './rejects.ts';
-import { csvField, csvLine } from './csv-batches.ts';
+import { csvField, csvLine } from '../staging/csv-lines.ts';
 import { CsvOutput, type NdjsonOutput } from './staged-output.ts';
 import { textualColumns, type KeyCell, type OutputOptions } from './table-work.ts';
 import { UpsertWork } from './upsert.ts';

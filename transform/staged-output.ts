@@ -1,4 +1,4 @@
-// The files a table writes while its collection streams past: rows become CSV lines (csv-batches.ts,
+// The files a table writes while its collection streams past: rows become CSV lines (staging/csv-lines.ts,
 // the codec of staging/csv.ts) into an AtomicFileSink, so each file is hashed as it is written and appears whole
 // or not at all. Writes are synchronous; the caller awaits drain() when a write reports a full
 // buffer, which is how backpressure reaches the NDJSON reader.
@@ -7,7 +7,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
 import type { Cell } from '../staging/csv.ts';
-import { csvHeader, csvLine } from './csv-batches.ts';
+import { csvHeader, csvLine } from '../staging/csv-lines.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 

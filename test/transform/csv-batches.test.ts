@@ -1,4 +1,4 @@
-// transform writes its CSV lines itself (transform/csv-batches.ts), with a shortcut for columns that
+// transform writes its CSV lines itself (staging/csv-lines.ts), with a shortcut for columns that
 // never need quoting: its bytes must be the bytes staging/csv.ts csvWriter writes for the same rows,
 // whatever the cells hold.
 import assert from 'node:assert/strict';
@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { csvWriter, type Cell } from '../../staging/csv.ts';
-import { csvHeader, csvLine } from '../../transform/csv-batches.ts';
+import { csvHeader, csvLine } from '../../staging/csv-lines.ts';
 
 const TRICKY: Cell[] = [null, '', '\\.', '\\.x', 'a,b', 'x"y', 'line\nbreak', 'cr\rhere', ' ', 'é😀', 'plain', '"', ',', '\n', 'NULL', '\\N', "'"];
 

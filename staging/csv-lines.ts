@@ -1,4 +1,4 @@
-// CSV lines of staged rows, written directly, with exactly the codec of staging/csv.ts.
+// CSV lines of staged rows (transform's files, diff's expected rows), written directly, with exactly the codec of staging/csv.ts.
 //
 // Why not csv-stringify per row: on a million documents (≈3 million staged rows) csvWriter (one row
 // per write(), a few allocations per field) cost half of the stage's time, and even batched through
@@ -10,7 +10,7 @@
 // The header still comes from csv-stringify. test/transform/csv-batches.test.ts holds every line
 // byte-equal to csvWriter's for every kind of cell.
 import { stringify } from 'csv-stringify/sync';
-import { csvWriter, type Cell } from '../staging/csv.ts';
+import { csvWriter, type Cell } from './csv.ts';
 
 type StringifyOptions = NonNullable<Parameters<typeof stringify>[1]>;
 
