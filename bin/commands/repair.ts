@@ -10,7 +10,7 @@ import { parseTables, runStageFlow, STAGE_FLAGS, writeWarnings } from '../stage-
 import { diffStage, differenceText, differingRows } from '../stages/diff.ts';
 import { extractJson, extractStage } from '../stages/extract.ts';
 import { LOAD_FLAGS, loadJson, loadNotes, loadOptions, loadStage } from '../stages/load.ts';
-import { transformStage } from '../stages/transform.ts';
+import { transformJson, transformStage } from '../stages/transform.ts';
 import { paint } from '../output.ts';
 import type { DiffReport, TableDiff } from '../../inspect/diff.ts';
 import { selectTables } from '../../model/select-tables.ts';
@@ -128,7 +128,7 @@ function repairJson(r: RepairReport) {
     documents: r.request?.documents ?? 0,
     before: r.before,
     extract: r.extract ? extractJson(r.extract) : null,
-    transform: r.transform,
+    transform: r.transform ? transformJson(r.transform) : null,
     load: r.load ? loadJson(r.load) : null,
     after: r.after,
   };

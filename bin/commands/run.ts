@@ -7,7 +7,7 @@ import { count, duration } from '../progress/meter.ts';
 import { parseTables, runStageFlow, STAGE_FLAGS, writeWarnings } from '../stage-flow.ts';
 import { EXTRACT_FLAGS, extractJson, extractOptions, extractStage, readExtractFlags } from '../stages/extract.ts';
 import { LOAD_FLAGS, loadJson, loadNotes, loadOptions, loadStage, pendingOf } from '../stages/load.ts';
-import { transformNotes, transformStage } from '../stages/transform.ts';
+import { transformJson, transformNotes, transformStage } from '../stages/transform.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 import { formatTable } from '../../report/text-table.ts';
 import type { ExtractOptions, ExtractReport } from '../../extract/index.ts';
@@ -84,7 +84,7 @@ const command: Command = {
         const load = await loadStage(env.view, loadOptions(flags, env, { runId: extract.runId, tables, postgres }));
         return { extract, transform, load };
       },
-      toJson: (r) => ({ ok: true, runId: r.extract.runId, extract: extractJson(r.extract), transform: r.transform, load: loadJson(r.load) }),
+      toJson: (r) => ({ ok: true, runId: r.extract.runId, extract: extractJson(r.extract), transform: transformJson(r.transform), load: loadJson(r.load) }),
       render: (r) => renderRun(ctx, r),
       finalLine: runLine,
     });

@@ -4,7 +4,7 @@
 import type { Command } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { parseTables, runStageFlow, STAGE_FLAGS } from '../stage-flow.ts';
-import { renderTransform, transformLine, transformStage } from '../stages/transform.ts';
+import { renderTransform, transformJson, transformLine, transformStage } from '../stages/transform.ts';
 
 const usage = `usage: etl transform [--run ID] [--staging DIR] [--pipeline FILE] [--tables a,b]
                      [--allow-pipeline-change] [--json]
@@ -45,6 +45,7 @@ const command: Command = {
           allowPipelineChange: flags['allow-pipeline-change'] === true,
           signal: ctx.signal,
         }),
+      toJson: transformJson,
       render: (r) => renderTransform(ctx, r),
       finalLine: (r, ms) => transformLine(r, `run in ${r.runDir}`, ms),
     });

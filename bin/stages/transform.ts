@@ -65,6 +65,11 @@ export function transformLine(r: TransformReport, where = `run ${r.runId}`, ms =
   return `transform: ${count(r.documentsRead)} documents → ${count(rowsOf(r))} rows in ${r.tables.length} table(s), ${count(rejectedOf(r))} rejected, in ${duration(ms)}; ${where}`;
 }
 
+/** The --json document: the report, with the `durationMs` scripts have read since the first release. */
+export function transformJson(r: TransformReport) {
+  return { ok: true, ...r, durationMs: Date.parse(r.endedAt) - Date.parse(r.startedAt) };
+}
+
 export function renderTransform(ctx: CommandContext, r: TransformReport): void {
   const rows = r.tables.map((t) => [t.table, t.documents, t.rows, t.rejected, skippedText(t.skipped)]);
   ctx.stdout.write(formatTable(['table', 'documents', 'rows', 'rejected', 'skipped'], rows));

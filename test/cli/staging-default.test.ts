@@ -20,7 +20,12 @@ test('a run goes to ./.etl/runs by default; --staging and ETL_STAGING still choo
   const { cwd, dump } = await project(t);
   const r = await etl(['extract', '--source', dump, '--full', '--json'], { cwd });
   assert.equal(r.code, 0, r.stderr);
-  const runDir = (JSON.parse(r.stdout) as { runDir: string }).runDir;
+  const body = JSON.parse(r.stdout) as { runDir: string; runId: string; run_id: string; run_dir: string; started_at: string; startedAt: string };
+  const runDir = body.runDir;
+  // Scripts written against the first releases read the snake_case names: they stay.
+  assert.equal(body.run_dir, runDir);
+  assert.equal(body.run_id, body.runId);
+  assert.equal(body.started_at, body.startedAt);
   assert.equal(path.dirname(runDir), path.join(cwd, '.etl', 'runs'));
   assert.equal((await readFile(path.join(cwd, '.etl', 'runs', 'latest'), 'utf8')).trim(), path.basename(runDir));
   assert.deepEqual((await readdir(cwd)).sort(), ['.etl', 'dump', 'pipeline.yaml']);

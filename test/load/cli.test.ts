@@ -62,6 +62,9 @@ test('etl load --json prints the report; the plain summary names every figure', 
   const report = JSON.parse(r.stdout);
   assert.equal(report.ok, true);
   assert.equal(report.runId, run);
+  assert.equal(report.run_id, run, 'the snake_case names of the first releases stay');
+  assert.equal(report.dry_run, false);
+  assert.equal(report.already_applied, false);
   assert.deepEqual(
     report.tables.map((x: { table: string; inserted: number; rejected: number; nulled: number }) => [x.table, x.inserted, x.rejected, x.nulled]),
     [

@@ -99,6 +99,7 @@ describe('etl transform (CLI)', () => {
     const body = JSON.parse(json.stdout) as { ok: boolean; runId: string; tables: { table: string; rows: number }[] };
     assert.equal(body.ok, true);
     assert.equal(body.runId, run.paths.runId);
+    assert.equal(typeof (body as { durationMs?: unknown }).durationMs, 'number', 'durationMs, as the first releases printed it');
     assert.deepEqual(body.tables.map((t) => [t.table, t.rows]), [['companies', 2]]);
   });
 
