@@ -220,7 +220,7 @@ function databaseFromUrl(url: string | undefined): string | undefined {
 
 /**
  * `--source` names a live server (true) or a dump on disk (false). Text shaped like a connection
- * string that is not one (mongodb//admin:pw@host, mongodb:admin:pw@host) is refused here rather
+ * string that is not one (`mongodb//<user>:<password>@<host>`, `mongodb:<user>:<password>@<host>`) is refused here rather
  * than taken for a path, which an error would print with its password.
  */
 export function isMongoSource(text: string, where = '--source'): boolean {

@@ -1,6 +1,6 @@
 // PostgreSQL connection strings, in both forms libpq accepts: the URL
-// (postgresql://user:password@host:5432/db?sslmode=require) and the keyword form
-// (host=db.example port=5432 dbname=smartdiet user=etl password='s3 cr3t'). A string that is
+// (postgresql://<user>:<password>@<host>:5432/<db>?sslmode=require) and the keyword form
+// (host=db.example port=5432 dbname=smartdiet user=etl password='<password>'). A string that is
 // neither is a ConfigError naming where it came from and what is wrong, showing it without its
 // password whatever its shape.
 import { ConfigError } from '../errors/etl-error.ts';

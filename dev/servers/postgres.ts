@@ -196,7 +196,9 @@ class Cluster {
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
       this.#launch = flavor.launch(port);
-      const url = `postgresql://${USER}:${this.ctx.password}@127.0.0.1:${port}/postgres`;
+      // The generated password (random per cluster, never a literal) travels only inside this URL,
+      // which the harness never prints: etl and the tests print it through redactUrl.
+      const url = adminUrl(port, this.ctx.password);
       if (await this.#ready(this.#launch, url)) {
         return makeServer({ url, port, password: this.ctx.password, dir: this.ctx.dir, binDir: flavor.binDir, majorVersion: await serverMajorVersion(url), stop: (o) => this.stop(o) });
       }
@@ -459,6 +461,14 @@ function unrefChild(child: ChildProcess): void {
   for (const stream of [child.stdin, child.stdout, child.stderr]) {
     (stream as unknown as { unref?: () => void } | null)?.unref?.();
   }
+}
+
+/** The throwaway cluster's admin connection string, built with URL so the password is encoded. */
+function adminUrl(port: number, password: string): string {
+  const u = new URL(`postgresql://127.0.0.1:${port}/postgres`);
+  u.username = USER;
+  u.password = password;
+  return u.toString();
 }
 
 async function ping(url: string): Promise<void> {
