@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -14,8 +14,8 @@ import { StagingError } from '../../errors/etl-error.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runExtract } from '../../extract/index.ts';
 import { runTransform } from '../../transform/index.ts';
-import { runPaths, setLatest } from '../../staging/run-folder.ts';
-import { editManifest, newProject, realRun, sampleCollections, writeDump, type RealRun } from './staged-run.ts';
+import { runPaths } from '../../staging/run-folder.ts';
+import { copyOfRun, editManifest, newProject, realRun, sampleCollections, writeDump, type RealRun } from './staged-run.ts';
 import { etlSync } from '../harness/cli.ts';
 
 const SECRET = 'hunter22Secret';
@@ -32,14 +32,6 @@ after(async () => {
   await rm(run.cwd, { recursive: true, force: true });
   await rm(scratch, { recursive: true, force: true });
 });
-
-async function copyOfRun(): Promise<{ stagingDir: string; dir: string }> {
-  const stagingDir = await mkdtemp(path.join(scratch, 'staging-'));
-  const dir = path.join(stagingDir, run.runId);
-  await cp(run.paths.dir, dir, { recursive: true });
-  await setLatest(stagingDir, run.runId);
-  return { stagingDir, dir };
-}
 
 /** Writes `text` into the run at `file` and records it in the manifest, as a tampered run would. */
 async function plantRecorded(stagingDir: string, file: string, text: string): Promise<void> {
@@ -67,7 +59,7 @@ function refused(error: unknown, ...patterns: RegExp[]): true {
 
 describe('files recorded in the manifest', () => {
   test('a recorded .env is refused by its name and its PASSWORD= line; no archive', async () => {
-    const { stagingDir } = await copyOfRun();
+    const { stagingDir } = await copyOfRun(run, scratch);
     await plantRecorded(stagingDir, '.env', `MONGODB_URL=mongodb://localhost:27017\nPOSTGRES_PASSWORD=${SECRET}\n`);
     await assert.rejects(packRun({ stagingDir }), (e) => refused(e, /\.env file name: a file named like a secret/, /\.env line 2 column 19: a password or secret setting/));
     assert.deepEqual(await archives(stagingDir), []);
@@ -78,13 +70,13 @@ describe('files recorded in the manifest', () => {
   });
 
   test('a recorded id_rsa is refused by its name and its private key', async () => {
-    const { stagingDir } = await copyOfRun();
+    const { stagingDir } = await copyOfRun(run, scratch);
     await plantRecorded(stagingDir, 'extract/id_rsa', PRIVATE_KEY);
     await assert.rejects(packRun({ stagingDir }), (e) => refused(e, /extract\/id_rsa file name/, /extract\/id_rsa line 1 column 1: a private key/));
   });
 
   test('any recorded text file: a connection string with a password, an AWS key', async () => {
-    const { stagingDir } = await copyOfRun();
+    const { stagingDir } = await copyOfRun(run, scratch);
     await plantRecorded(stagingDir, 'load/notes.txt', `fine\nuse postgres//etl:${SECRET}@db.internal/app\nkey AKIAIOSFODNN7EXAMPLE\n`);
     await assert.rejects(packRun({ stagingDir }), (e) =>
       refused(e, /load\/notes\.txt line 2 column \d+: a connection string with a password/, /load\/notes\.txt line 3 column 5: an AWS access key id/),
@@ -120,7 +112,7 @@ describe('credentials inside the staged data', () => {
 
 describe('bounded memory', () => {
   test('a 320 MB recorded file with a 96 MB line: the secret at its end is found; pack stays under 200 MB RSS', async (t) => {
-    const { stagingDir } = await copyOfRun();
+    const { stagingDir } = await copyOfRun(run, scratch);
     const file = path.join(stagingDir, run.runId, 'extract', 'huge.ndjson');
     const out = createWriteStream(file);
     const hash = createHash('sha256');
@@ -154,12 +146,12 @@ describe('bounded memory', () => {
 });
 
 test('the scan reads the manifest too (a password field), and a clean run still packs', async () => {
-  const { stagingDir } = await copyOfRun();
+  const { stagingDir } = await copyOfRun(run, scratch);
   await editManifest(runPaths(stagingDir, run.runId), (m) => {
     m.destination = { description: 'db', password: SECRET } as unknown as typeof m.destination;
   });
   await assert.rejects(packRun({ stagingDir }), (e) => refused(e, /manifest\.json line \d+ column \d+: a password or secret setting/));
-  const clean = await copyOfRun();
+  const clean = await copyOfRun(run, scratch);
   const report = await packRun({ stagingDir: clean.stagingDir });
   assert.ok((await readFile(report.archive)).length > 0);
 });

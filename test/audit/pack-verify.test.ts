@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFile, cp, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as tar from 'tar';
@@ -11,8 +11,8 @@ import { packRun } from '../../audit/pack.ts';
 import { verifyRun, type VerifyReport } from '../../audit/verify.ts';
 import { StagingError } from '../../errors/etl-error.ts';
 import { readManifest } from '../../staging/manifest.ts';
-import { runPaths, setLatest } from '../../staging/run-folder.ts';
-import { editManifest, realRun, type RealRun } from './staged-run.ts';
+import { runPaths } from '../../staging/run-folder.ts';
+import { copyOfRun, editManifest, realRun, type RealRun } from './staged-run.ts';
 import { etlSync } from '../harness/cli.ts';
 
 let run: RealRun;
@@ -26,15 +26,6 @@ after(async () => {
   await rm(run.cwd, { recursive: true, force: true });
   await rm(scratch, { recursive: true, force: true });
 });
-
-/** A copy of the run folder, named like a run, in its own staging folder, to damage. */
-async function copyOfRun(): Promise<{ stagingDir: string; dir: string }> {
-  const stagingDir = await mkdtemp(path.join(scratch, 'staging-'));
-  const dir = path.join(stagingDir, run.runId);
-  await cp(run.paths.dir, dir, { recursive: true });
-  await setLatest(stagingDir, run.runId);
-  return { stagingDir, dir };
-}
 
 const verifyTemps = async () => (await readdir(os.tmpdir())).filter((n) => n.startsWith('etl-verify-')).sort();
 
@@ -88,7 +79,7 @@ describe('pack', () => {
   });
 
   test('--out, and load rejects files travel when the run was loaded', async () => {
-    const { stagingDir, dir } = await copyOfRun();
+    const { stagingDir, dir } = await copyOfRun(run, scratch);
     const paths = runPaths(stagingDir, run.runId);
     const rejects = '{"table":"users_events","reason":"missing_reference"}\n';
     await writeFile(paths.loadRejects('users_events'), rejects);
@@ -118,7 +109,7 @@ describe('pack', () => {
   });
 
   test('refuses a run whose transform did not finish, and says which stages are in', async () => {
-    const { stagingDir } = await copyOfRun();
+    const { stagingDir } = await copyOfRun(run, scratch);
     await editManifest(runPaths(stagingDir, run.runId), (m) => {
       m.stages.transform!.status = 'failed';
     });
@@ -139,7 +130,7 @@ describe('pack', () => {
       [(m: any) => (m.source.description = 'mongodb://admin:hunter2secret@mongo.internal:27017/wappizy'), /manifest\.json line \d+ column \d+: a connection string with a password/],
       [(m: any) => (m.destination = { description: 'db', password: 'hunter2secret' }), /manifest\.json line \d+ column \d+: a password or secret setting/],
     ] as const) {
-      const { stagingDir } = await copyOfRun();
+      const { stagingDir } = await copyOfRun(run, scratch);
       await editManifest(runPaths(stagingDir, run.runId), change);
       const cli = etlSync(['pack', '--staging', stagingDir, '--json'], { cwd: scratch });
       assert.equal(cli.code, 1, cli.stderr);
@@ -150,7 +141,7 @@ describe('pack', () => {
       assert.deepEqual((await readdir(stagingDir)).filter((n) => n.includes('.tar.gz')), []);
     }
     // A redacted URL is what manifests hold: packed.
-    const { stagingDir } = await copyOfRun();
+    const { stagingDir } = await copyOfRun(run, scratch);
     await editManifest(runPaths(stagingDir, run.runId), (m) => {
       m.source.description = 'mongodb://admin:***@mongo.internal:27017/wappizy';
     });
@@ -158,7 +149,7 @@ describe('pack', () => {
   });
 
   test('refuses a configured secret found in the packed text, from the environment', async () => {
-    const { stagingDir } = await copyOfRun();
+    const { stagingDir } = await copyOfRun(run, scratch);
     await appendFile(path.join(stagingDir, run.runId, 'pipeline.yaml'), '# s3cr3t-pass-value\n');
     // The manifest names the edited copy, so only the secret is wrong.
     const stored = await readFile(path.join(stagingDir, run.runId, 'pipeline.yaml'));
@@ -177,7 +168,7 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
   const verifyCli = (target: string, cwd = scratch) => etlSync(['verify', target], { cwd });
 
   test('a byte changed in one CSV', async () => {
-    const { dir } = await copyOfRun();
+    const { dir } = await copyOfRun(run, scratch);
     const file = path.join(dir, 'transform', 'users.csv');
     const text = await readFile(file, 'utf8');
     await writeFile(file, text.replace('Ada', 'Adb'));
@@ -189,7 +180,7 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
   });
 
   test('a line removed from an NDJSON file', async () => {
-    const { dir } = await copyOfRun();
+    const { dir } = await copyOfRun(run, scratch);
     const file = path.join(dir, 'extract', 'users.ndjson');
     const lines = (await readFile(file, 'utf8')).split('\n');
     lines.splice(1, 1);
@@ -202,7 +193,7 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
   });
 
   test('a count edited in the manifest', async () => {
-    const { stagingDir, dir } = await copyOfRun();
+    const { stagingDir, dir } = await copyOfRun(run, scratch);
     await editManifest(runPaths(stagingDir, run.runId), (m) => {
       m.stages.transform!.tables.users!.rows = 4;
     });
@@ -214,7 +205,7 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
   });
 
   test('a recorded file missing, and an unrecorded one added', async () => {
-    const { dir } = await copyOfRun();
+    const { dir } = await copyOfRun(run, scratch);
     await rm(path.join(dir, 'transform', 'users_events.keys.csv'));
     await writeFile(path.join(dir, 'extract', 'notes.txt'), 'hello\n');
     const r = etlSync(['verify', dir, '--json'], { cwd: scratch });
@@ -228,7 +219,7 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
   });
 
   test('a stored pipeline.yaml that is not the one the manifest names', async () => {
-    const { dir } = await copyOfRun();
+    const { dir } = await copyOfRun(run, scratch);
     await appendFile(path.join(dir, 'pipeline.yaml'), '# edited\n');
     const r = verifyCli(dir);
     assert.equal(r.code, 1);
@@ -237,7 +228,7 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
   });
 
   test('tampering inside an archive', async () => {
-    const { stagingDir, dir } = await copyOfRun();
+    const { stagingDir, dir } = await copyOfRun(run, scratch);
     const file = path.join(dir, 'transform', 'users_logbook.csv');
     await writeFile(file, (await readFile(file, 'utf8')).replace('2024-03-07', '2024-03-09'));
     const archive = path.join(scratch, 'tampered.tar.gz');
@@ -249,7 +240,7 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
   });
 
   test('an archive holding a link or a file beside the run folder: named, never unpacked', async () => {
-    const { stagingDir } = await copyOfRun();
+    const { stagingDir } = await copyOfRun(run, scratch);
     await symlink('/etc/hostname', path.join(stagingDir, run.runId, 'transform', 'sneaky.csv'));
     await writeFile(path.join(stagingDir, 'README.txt'), 'beside the run\n');
     const archive = path.join(scratch, 'crafted.tar.gz');
@@ -286,7 +277,7 @@ describe('verify on a machine without databases', () => {
 
   test('a changed ./pipeline.yaml after extract: verify says so and passes with the stored copy', async () => {
     const project = await mkdtemp(path.join(scratch, 'project-'));
-    const { dir } = await copyOfRun();
+    const { dir } = await copyOfRun(run, scratch);
     // Today's mapping renames a column: a re-transform with it would differ.
     await writeFile(path.join(project, 'pipeline.yaml'), (await readFile(run.pipelineFile, 'utf8')).replace('- name: email', '- name: mail'));
     const r = etlSync(['verify', dir], { cwd: project });

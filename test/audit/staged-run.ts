@@ -1,7 +1,7 @@
 // Test fixture: a real staged run, made the way users make one — a mongodump folder written with
 // `bson`, then runExtract and runTransform on it — in a temporary project folder (pipeline.yaml +
 // staging/). Small, but it has every strategy, rejects, skips, an emptied array and a dedupe.
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Int32, ObjectId, serialize, type Document } from 'bson';
@@ -9,7 +9,7 @@ import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runExtract } from '../../extract/index.ts';
 import { runTransform } from '../../transform/index.ts';
 import { readManifest, writeManifest, type Manifest } from '../../staging/manifest.ts';
-import { runPaths, type RunPaths } from '../../staging/run-folder.ts';
+import { runPaths, setLatest, type RunPaths } from '../../staging/run-folder.ts';
 import { DEFAULT_STAGING } from '../../connect/config.ts';
 
 export const PIPELINE_YAML = `# audit test pipeline: one table per strategy
@@ -153,6 +153,15 @@ export async function realRun(project?: Project): Promise<RealRun> {
   const extracted = await runExtract({ model, stagingDir: p.stagingDir, source: { kind: 'dump', path: dump }, full: true });
   await runTransform({ model, stagingDir: p.stagingDir, runId: extracted.runId });
   return { ...p, runId: extracted.runId, paths: runPaths(p.stagingDir, extracted.runId) };
+}
+
+/** A copy of the run folder, named like a run, in a staging folder of its own under `scratch`, to damage. */
+export async function copyOfRun(run: RealRun, scratch: string): Promise<{ stagingDir: string; dir: string }> {
+  const stagingDir = await mkdtemp(path.join(scratch, 'staging-'));
+  const dir = path.join(stagingDir, run.runId);
+  await cp(run.paths.dir, dir, { recursive: true });
+  await setLatest(stagingDir, run.runId);
+  return { stagingDir, dir };
 }
 
 export async function editManifest(paths: RunPaths, change: (m: Manifest) => void): Promise<void> {
