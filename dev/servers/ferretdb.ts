@@ -64,31 +64,18 @@ export async function ferretDbBinary(): Promise<string> {
 function useExistingMongo(url: string): MongoServer {
   const handedOut = new Set<string>();
   let stopping: Promise<void> | null = null;
-  const server: MongoServer = {
-    url,
-    external: true,
-    dir: null,
-    databaseName: databaseNameFor,
-    databaseUrl: (name) => withDatabase(url, name),
-    dropDatabase: (name) => dropMongoDatabase(url, name),
-    async newDatabase(testName) {
-      const name = databaseNameFor(testName);
-      await dropMongoDatabase(url, name);
-      handedOut.add(name);
-      return { name, url: withDatabase(url, name) };
-    },
-    stop(options = {}) {
-      stopping ??= (async () => {
-        if (options.keepData) {
-          process.stderr.write(`[harness] kept test databases on the MONGODB_URL server: ${[...handedOut].join(', ')}\n`);
-          return;
-        }
-        for (const name of handedOut) await dropMongoDatabase(url, name).catch(() => undefined);
-      })();
-      return stopping;
-    },
+  const stop = (options: StopOptions = {}): Promise<void> => {
+    stopping ??= (async () => {
+      if (options.keepData) {
+        process.stderr.write(`[harness] kept test databases on the MONGODB_URL server: ${[...handedOut].join(', ')}\n`);
+        return;
+      }
+      for (const name of handedOut) await dropMongoDatabase(url, name).catch(() => undefined);
+    })();
+    return stopping;
   };
-  return server;
+  // Databases handed out on a server the harness does not own are dropped when it stops.
+  return makeServer(url, null, stop, (name) => handedOut.add(name));
 }
 
 async function startLocalFerretDb(): Promise<MongoServer> {
@@ -168,10 +155,10 @@ async function startLocalFerretDb(): Promise<MongoServer> {
   }
 }
 
-function makeServer(url: string, dir: string, stop: (options?: StopOptions) => Promise<void>): MongoServer {
+function makeServer(url: string, dir: string | null, stop: (options?: StopOptions) => Promise<void>, onHandedOut?: (name: string) => void): MongoServer {
   return {
     url,
-    external: false,
+    external: dir === null,
     dir,
     databaseName: databaseNameFor,
     databaseUrl: (name) => withDatabase(url, name),
@@ -179,6 +166,7 @@ function makeServer(url: string, dir: string, stop: (options?: StopOptions) => P
     async newDatabase(testName) {
       const name = databaseNameFor(testName);
       await dropMongoDatabase(url, name);
+      onHandedOut?.(name);
       return { name, url: withDatabase(url, name) };
     },
     stop,
