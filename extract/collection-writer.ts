@@ -9,7 +9,7 @@ import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
 import { BsonDecodeError, FieldSet, NdjsonWriter, StagingRefusal, type LineFacts } from '../staging/ndjson-writer.ts';
 import type { UndatedCensus } from '../staging/manifest-extract.ts';
 import { StagingError } from '../errors/etl-error.ts';
-import { decodeFields } from './bson-elements.ts';
+import { decodeFields, idOf, topLevelId } from './bson-elements.ts';
 import { matchesQuery, queryFieldNames } from './document-match.ts';
 import type { IdSorter } from './external-sort.ts';
 import { IdTracker } from './id-tracker.ts';
@@ -152,7 +152,7 @@ export async function writeCollection(input: WriteCollectionInput): Promise<Writ
         if (order.kind === 'sort') {
           const id = staged.id;
           const value = item.bytes.subarray(id.start, id.end);
-          await order.sorter.add(id.type === 0x07 ? null : tally.ids.decode(item.bytes, id), stage.takeLine(staged.lineStart), { type: id.type, value });
+          await order.sorter.add(id.type === 0x07 ? null : idOf(item.bytes, id), stage.takeLine(staged.lineStart), { type: id.type, value });
         }
         if (stage.writer.length >= WRITE_CHUNK) yield stage.writer.take();
       }
@@ -221,7 +221,7 @@ class DocumentStager {
     } catch (error) {
       if (error instanceof BsonDecodeError) throw input.corrupt(item, error);
       if (!(error instanceof StagingRefusal)) throw error;
-      return { reject: { id: this.idAlone(item), reason: error.reason, detail: error.detail, value: null } };
+      return { reject: { id: topLevelId(item.bytes), reason: error.reason, detail: error.detail, value: null } };
     }
     if (input.trackDates && !this.queryFields) this.noteDates(item.bytes, facts);
     if (facts.id.type === 0) {
@@ -261,14 +261,6 @@ class DocumentStager {
     }
   }
 
-  /** The `_id` of a refused document, when it has a readable one. */
-  private idAlone(item: SourceDocument): unknown {
-    try {
-      return this.tally.ids.decodeTopLevel(item.bytes);
-    } catch {
-      return undefined;
-    }
-  }
 
   async recordReject(item: SourceDocument, r: Refused): Promise<void> {
     this.tally.reject(r.reason, r.id !== undefined);

@@ -3,7 +3,7 @@
 // listing is complete. ObjectIds (nearly every _id) are compared as their 12 bytes; other types are
 // decoded and compared in the server's order (bson-order.ts).
 import type { FieldFacts } from '../staging/ndjson-writer.ts';
-import { idOf, topLevelId } from './bson-elements.ts';
+import { idOf } from './bson-elements.ts';
 import { ObjectId } from 'bson';
 import { compareBson } from './bson-order.ts';
 
@@ -42,11 +42,13 @@ export class IdTracker {
   /** The next staged `_id` (its bytes in the document `bytes`). */
   follow(bytes: Buffer, id: FieldFacts, position: number): void {
     const isOid = id.type === T_OBJECT_ID;
+    // Decoded once (another type than ObjectId): compared with the previous one, then kept as it.
+    const current = isOid ? undefined : idOf(bytes, id);
     if (this.hasPrevious) {
       const c =
         isOid && this.previousIsOid
           ? compareOid(this.previousOid, bytes, id.start)
-          : compareBson(this.previousIsOid ? new ObjectId(Buffer.from(this.previousOid)) : this.previous, this.decode(bytes, id));
+          : compareBson(this.previousIsOid ? new ObjectId(Buffer.from(this.previousOid)) : this.previous, current ?? idOf(bytes, id));
       if (c > 0 && this.strict) throw new NotInIdOrder(position);
       if (c >= 0) this.ascending = false;
       if (c === 0) this.duplicates += 1;
@@ -54,20 +56,12 @@ export class IdTracker {
     this.hasPrevious = true;
     this.previousIsOid = isOid;
     if (isOid) bytes.copy(this.previousOid, 0, id.start, id.start + 12);
-    else this.previous = this.decode(bytes, id);
+    else this.previous = current;
   }
 
   /** The sorted output of the external sort: only equal neighbours matter there. */
   followDecoded(id: unknown): void {
     if (this.previousSorted !== NONE && compareBson(this.previousSorted, id) === 0) this.duplicates += 1;
     this.previousSorted = id;
-  }
-
-  decode(bytes: Buffer, id: FieldFacts): unknown {
-    return idOf(bytes, id);
-  }
-
-  decodeTopLevel(bytes: Buffer): unknown {
-    return topLevelId(bytes);
   }
 }

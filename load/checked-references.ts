@@ -65,7 +65,8 @@ export async function withReferencesCheckedByLoad<T>(
   work: () => Promise<T>,
   updated: readonly ShapeColumn[] = [],
 ): Promise<{ result: T } | null> {
-  if (checks.some((c) => c.selfReference)) return null;
+  // Nothing to skip without references of its own: the plain path costs no role switch.
+  if (checks.length === 0 || checks.some((c) => c.selfReference)) return null;
   const state = (await session.run(eligibilitySql(shape, checks.map(signature), updated.map((c) => c.name)))).rows[0] as { eligible: boolean; role: string };
   if (!state.eligible || !(await replicaRole(session))) return null;
   const referenced = [...new Set(checks.map((c) => c.refTable))];

@@ -78,7 +78,7 @@ async function lockHolder(client: pg.Client): Promise<LockHolder | null> {
 }
 
 /** ` (PostgreSQL backend pid 4242): application "etl", user postgres, from 10.0.0.5, connected since … (3 min ago)` */
-export function describeHolder(h: LockHolder | null, now: Date = new Date()): string {
+function describeHolder(h: LockHolder | null, now: Date = new Date()): string {
   if (!h) return '';
   const parts = [
     h.applicationName ? `application "${h.applicationName}"` : null,
