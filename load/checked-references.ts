@@ -55,23 +55,23 @@ async function replicaRole(session: LoadSession): Promise<boolean> {
 
 /**
  * Runs `work` (a fill or a merge of rows whose references load checked) without PostgreSQL's
- * per-row foreign-key checks, or returns null when that does not apply (the caller then takes its
- * fallback). `updated`: the columns `work` may change in rows already there.
+ * per-row foreign-key checks, or runs `fallback` when that does not apply. `updated`: the columns `work` may change in rows already there.
  */
 export async function withReferencesCheckedByLoad<T>(
   session: LoadSession,
   shape: TableShape,
   checks: readonly PlannedCheck[],
   work: () => Promise<T>,
+  fallback: () => Promise<T>,
   updated: readonly ShapeColumn[] = [],
-): Promise<{ result: T } | null> {
+): Promise<T> {
   // Nothing to skip without references of its own: the plain path costs no role switch.
-  if (checks.length === 0 || checks.some((c) => c.selfReference)) return null;
+  if (checks.length === 0 || checks.some((c) => c.selfReference)) return fallback();
   const state = (await session.run(eligibilitySql(shape, checks.map(signature), updated.map((c) => c.name)))).rows[0] as { eligible: boolean; role: string };
-  if (!state.eligible || !(await replicaRole(session))) return null;
+  if (!state.eligible || !(await replicaRole(session))) return fallback();
   const referenced = [...new Set(checks.map((c) => c.refTable))];
   if (referenced.length > 0) await session.run(compiled(`LOCK TABLE ${referenced.join(', ')} IN SHARE MODE`));
   const result = await work();
   await session.run(setRoleSql(state.role));
-  return { result };
+  return result;
 }

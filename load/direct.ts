@@ -141,6 +141,5 @@ export async function loadDirect(
     session.signal?.throwIfAborted();
     return { copied, ...(await resolveInTarget(session, shape, checks, runId)) };
   };
-  const checked = await withReferencesCheckedByLoad(session, shape, checks, work);
-  return checked ? checked.result : withoutForeignKeys(session, shape, fks, work);
+  return withReferencesCheckedByLoad(session, shape, checks, work, () => withoutForeignKeys(session, shape, fks, work));
 }

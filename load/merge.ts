@@ -116,7 +116,6 @@ export async function insertIntoEmpty(
     const duplicates = await session.count(dropBatchDuplicatesSql(shape));
     return { inserted: await insert(), duplicates };
   };
-  const checked = await withReferencesCheckedByLoad(session, shape, checks, work);
-  if (checked) return checked.result;
-  return withoutForeignKeys(session, shape, bulk ? ((await droppableForeignKeys(session, shape)) ?? []) : [], work);
+  const unchecked = async () => withoutForeignKeys(session, shape, bulk ? ((await droppableForeignKeys(session, shape)) ?? []) : [], work);
+  return withReferencesCheckedByLoad(session, shape, checks, work, unchecked);
 }

@@ -189,8 +189,8 @@ async function loadBatch(
     merged = { inserted: r.inserted, updated: 0 };
     duplicates += r.duplicates;
   } else {
-    const checked = await withReferencesCheckedByLoad(session, shape, checks, () => mergeBatch(session, shape), shape.others);
-    merged = checked ? checked.result : await mergeBatch(session, shape);
+    const merge = () => mergeBatch(session, shape);
+    merged = await withReferencesCheckedByLoad(session, shape, checks, merge, merge, shape.others);
   }
   // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.
   const considered = shape.kind === 'dedupe_upsert' ? filled.batchRows : filled.staged - duplicates;
