@@ -72,17 +72,35 @@ function pgDumpFilterArgs(f: PgRefreshFilters): string[] {
 }
 
 /** libpq connection arguments and environment for a PostgresConfig, the password in PGPASSWORD only. */
-function libpqArgs(p: PostgresConfig): { args: string[]; env: Record<string, string> } {
+export function libpqArgs(p: PostgresConfig): { args: string[]; env: Record<string, string> } {
   if (p.connectionString) {
     const u = new URL(p.connectionString);
     const password = u.password ? decodeURIComponent(u.password) : null;
     u.password = '';
-    return { args: [`--dbname=${u.toString()}`], env: password ? { PGPASSWORD: password } : {} };
+    return { args: [`--dbname=${u.toString()}`], env: { ...libpqSettings(p), ...(password ? { PGPASSWORD: password } : {}) } };
   }
   return {
     args: [`--host=${p.host}`, `--port=${p.port}`, `--username=${p.user}`, `--dbname=${p.database}`],
-    env: p.password ? { PGPASSWORD: p.password } : {},
+    env: { ...libpqSettings(p), ...(p.password ? { PGPASSWORD: p.password } : {}) },
   };
+}
+
+/**
+ * The settings besides host, port, user and database (TLS, its files, application name, timeout,
+ * options) as libpq's variables, so pg_dump and pg_restore connect as etl does whatever form
+ * DATABASE_URL took (a URL's own parameters still win over them).
+ */
+function libpqSettings(p: PostgresConfig): Record<string, string> {
+  const pairs: [string, string | number | null | undefined][] = [
+    ['PGSSLMODE', p.sslmode],
+    ['PGSSLROOTCERT', p.sslFiles?.rootcert],
+    ['PGSSLCERT', p.sslFiles?.cert],
+    ['PGSSLKEY', p.sslFiles?.key],
+    ['PGAPPNAME', p.applicationName],
+    ['PGCONNECT_TIMEOUT', p.connectTimeoutSeconds],
+    ['PGOPTIONS', p.options],
+  ];
+  return Object.fromEntries(pairs.filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => [k, String(v)]));
 }
 
 async function withClient<T>(cfg: pg.ClientConfig, fn: (c: pg.Client) => Promise<T>): Promise<T> {
