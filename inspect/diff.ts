@@ -397,7 +397,6 @@ interface LiveFigures {
 async function compareWithLive(run: DiffQueries, rejectedCount: number, deep: boolean): Promise<LiveFigures> {
   const { q } = run;
   const postgresRows = await run.count(q.liveCount());
-  await run.exec(q.createKnown());
   await run.exec(q.createMissing());
   await run.exec(q.createExtra());
   await run.exec(compiled(`ANALYZE ${MISSING}`));
