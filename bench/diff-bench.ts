@@ -32,13 +32,13 @@ export const diff: Benchmark = async (ctx, result) => {
     result.steps.scan = workerStep(`bare driver scan (find({}), batchSize ${ctx.model.settings.batchSize}, decoded)`, scan, 'documents', 'documents');
     const read = await ctx.worker('sequential read of the tables', { kind: 'scan-tables' }, { env });
     result.steps.read = workerStep('sequential read of every table (COPY … TO STDOUT)', read, 'rows', 'rows', { bytes: read.figures.bytes });
+    const baseline = result.steps.scan.seconds + result.steps.read.seconds;
+    result.details.baseline_seconds = Math.round(baseline * 100) / 100;
+    result.comparisons.ratio = compare('etl diff --deep seconds ÷ (bare scan + table read) seconds', result.steps.etl.seconds / baseline, '<= 1.2', (r) => r <= 1.2);
     await liveRun(ctx, result, live.database, env.BENCH_MONGODB_URL);
   } finally {
     await ctx.closeLive();
   }
-  const baseline = result.steps.scan!.seconds + result.steps.read!.seconds;
-  result.details.baseline_seconds = Math.round(baseline * 100) / 100;
-  result.comparisons.ratio = compare('etl diff --deep seconds ÷ (bare scan + table read) seconds', result.steps.etl!.seconds / baseline, '<= 1.2', (r) => r <= 1.2);
 };
 
 /** `etl run --full` from the live server into a fresh database, against the bare scan. */
@@ -47,7 +47,7 @@ async function liveRun(ctx: Parameters<Benchmark>[0], result: Parameters<Benchma
   const stagingDir = path.join(ctx.options.workDir, 'staging-run');
   try {
     const run = await ctx.worker('etl run (live, --full)', { kind: 'run', stagingDir, database }, { env: { BENCH_MONGODB_URL: mongoUrl, BENCH_DATABASE_URL: url } });
-    result.steps.run = workerStep('etl run --full, live server → PostgreSQL (stages overlapped)', run, 'documents', 'documents', { rows: run.figures.rows });
+    result.steps.run = workerStep('etl run --full, live server → PostgreSQL (stages overlapped)', run, 'documents', 'documents', { rows: run.figures.rows, stage_seconds: run.figures.stage_seconds });
   } finally {
     await rm(stagingDir, { recursive: true, force: true });
   }

@@ -123,9 +123,13 @@ async function etlRun(job: Extract<WorkerJob, { kind: 'run' }>): Promise<Record<
   const argv = ['--full', '--json', '--source', process.env.BENCH_MONGODB_URL!, '--mongo-db', job.database];
   argv.push('--database-url', process.env.BENCH_DATABASE_URL!, '--staging', job.stagingDir, '--pipeline', job.pipeline);
   const code = await command.run({ argv, env: {}, cwd: job.workDir, stdout, stderr: new Writable({ write: (_c, _e, done) => done() }), signal: new AbortController().signal, verbosity: 'quiet' });
-  const report = JSON.parse(Buffer.concat(out).toString('utf8')) as { extract: { documents: number }; load: { tables: { staged: number }[] } };
+  type Span = { startedAt: string; endedAt: string };
+  const report = JSON.parse(Buffer.concat(out).toString('utf8')) as { extract: Span & { documents: number }; transform: Span; load: Span & { tables: { staged: number }[] } };
   if (code !== 0) throw new Error(`etl run exited ${code}`);
-  return { documents: report.extract.documents, rows: report.load.tables.reduce((a, t) => a + t.staged, 0) };
+  // Each stage's own span (extract and transform overlap; load follows them).
+  const span = (s: Span) => (Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000;
+  const stages = { extract: span(report.extract), transform: span(report.transform), load: span(report.load) };
+  return { documents: report.extract.documents, rows: report.load.tables.reduce((a, t) => a + t.staged, 0), stage_seconds: stages };
 }
 
 /** What the scope files cost: keys files (every table) and contributions files (dedupe tables). */
