@@ -16,15 +16,9 @@ import { csvReader, csvWriter, type Cell } from '../staging/csv.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import type { ExtractRecomputeRecord } from '../staging/manifest-extract.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
+import { checkExtractRead } from './extract-check.ts';
 import { parseDocumentLine, readLineBatches, type FileDigest } from './ndjson-batches.ts';
 import type { TableWork } from './table-work.ts';
-
-function mismatch(paths: RunPaths, record: FileRecord, found: string): StagingError {
-  return new StagingError('extract_mismatch', `${record.file} of run ${paths.runId} is not the file the manifest describes (${found}; manifest: ${record.records} records, ${record.bytes} bytes, sha256 ${record.sha256})`, {
-    context: { file: path.join(paths.dir, record.file) },
-    hint: 'the run is damaged: run `etl repair` again',
-  });
-}
 
 /** Names every requested document the extract did not find in each table's keys file; returns how many. */
 export async function nameAbsentDocuments(paths: RunPaths, record: FileRecord, works: readonly TableWork[], drain: () => Promise<void>, signal: AbortSignal): Promise<number> {
@@ -43,9 +37,7 @@ export async function nameAbsentDocuments(paths: RunPaths, record: FileRecord, w
       await drain();
     }
   }
-  if (lines !== record.records || digest.bytes !== record.bytes || digest.sha256 !== record.sha256) {
-    throw mismatch(paths, record, `read ${lines} records, ${digest.bytes} bytes, sha256 ${digest.sha256}`);
-  }
+  checkExtractRead(paths, record, { ...digest, records: lines });
   return absent;
 }
 
@@ -76,9 +68,11 @@ export async function passRecomputeKeys(paths: RunPaths, table: TableModel, reco
   }
   const written = sink.figures();
   // Rewritten by the same writer from the same cells, the bytes are the extract's own.
-  if (written.sha256 !== record.sha256 || rows !== record.records || JSON.stringify(header) !== JSON.stringify(key)) {
+  try {
+    checkExtractRead(paths, record, { bytes: written.bytes, sha256: written.sha256, records: JSON.stringify(header) === JSON.stringify(key) ? rows : -1 });
+  } catch (error) {
     await sink.discard();
-    throw mismatch(paths, record, `read ${rows} records, sha256 of the rewritten file ${written.sha256}`);
+    throw error;
   }
   const f = await sink.commit();
   return { file: paths.relative(paths.transformRecompute(table.name)), bytes: f.bytes, sha256: f.sha256, records: rows };
