@@ -3,16 +3,16 @@
 //     false): deleted since the last load, or never there. Each names itself in the keys file of
 //     every table of its collection, as a read document would, so load removes what it owned;
 //   - for a dedupe table, the keys load must recompute whatever the run stages
-//     (extract/<table>.recompute.csv → transform/<table>.recompute.csv, header checked, rows as
-//     they are): a key no document contributes to any more leaves the table.
-// Both files are checked against the extract manifest (bytes, sha256, records) before use.
+//     (extract/<table>.recompute.csv → transform/<table>.recompute.csv, copied byte for byte):
+//     a key no document contributes to any more leaves the table.
+// Both files are checked against the extract manifest (bytes and sha256, records too for the
+// requested file) before use.
 import { pipeline } from 'node:stream/promises';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { StagingError } from '../errors/etl-error.ts';
 import type { TableModel } from '../model/types.ts';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
-import { csvReader, csvWriter, type Cell } from '../staging/csv.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import type { ExtractRecomputeRecord } from '../staging/manifest-extract.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
@@ -41,7 +41,11 @@ export async function nameAbsentDocuments(paths: RunPaths, record: FileRecord, w
   return absent;
 }
 
-/** transform/<table>.recompute.csv from the extract's file: the dedupe key's columns, rows unchanged. */
+/**
+ * transform/<table>.recompute.csv: the extract's file, copied as it is (the dedupe key's columns,
+ * its header written by extract from the record's columns) once its bytes prove to be the ones the
+ * extract manifest records.
+ */
 export async function passRecomputeKeys(paths: RunPaths, table: TableModel, record: ExtractRecomputeRecord, signal: AbortSignal): Promise<FileRecord> {
   const key = table.dedupe?.key ?? [];
   if (record.columns.length !== key.length || record.columns.some((c, i) => c !== key[i])) {
@@ -51,29 +55,13 @@ export async function passRecomputeKeys(paths: RunPaths, table: TableModel, reco
     });
   }
   const sink = new AtomicFileSink(paths.transformRecompute(table.name));
-  let rows = -1;
-  let header: Cell[] | null = null;
-  const check = async function* (records: AsyncIterable<Cell[]>): AsyncGenerator<Cell[]> {
-    for await (const r of records) {
-      rows += 1;
-      if (header === null) header = r;
-      else yield r;
-    }
-  };
   try {
-    await pipeline(createReadStream(path.join(paths.dir, record.file), { signal }), csvReader(), check, csvWriter(key), sink, { signal });
-  } catch (error) {
-    await sink.discard();
-    throw error;
-  }
-  const written = sink.figures();
-  // Rewritten by the same writer from the same cells, the bytes are the extract's own.
-  try {
-    checkExtractRead(paths, record, { bytes: written.bytes, sha256: written.sha256, records: JSON.stringify(header) === JSON.stringify(key) ? rows : -1 });
+    await pipeline(createReadStream(path.join(paths.dir, record.file), { signal }), sink, { signal });
+    checkExtractRead(paths, record, sink.figures());
   } catch (error) {
     await sink.discard();
     throw error;
   }
   const f = await sink.commit();
-  return { file: paths.relative(paths.transformRecompute(table.name)), bytes: f.bytes, sha256: f.sha256, records: rows };
+  return { file: paths.relative(paths.transformRecompute(table.name)), bytes: f.bytes, sha256: f.sha256, records: record.records };
 }
