@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { StagingError } from '../errors/etl-error.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
+import type { LineFields } from './line-fields.ts';
 
 export interface LineBatch {
   /** 1-based line number of lines[0]. */
@@ -67,11 +68,14 @@ export async function* readLineBatches(file: string, digest: FileDigest, signal?
   }
 }
 
-/** One staged line as a raw document (Extended JSON wrappers kept), or a StagingError naming file and line. */
-export function parseDocumentLine(text: string, file: string, line: number): RawDocument {
+/**
+ * One staged line as a raw document (Extended JSON wrappers kept), or a StagingError naming file and
+ * line. With `fields`, the document may hold only the fields it reads (line-fields.ts).
+ */
+export function parseDocumentLine(text: string, file: string, line: number, fields: LineFields | null = null): RawDocument {
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = fields === null ? JSON.parse(text) : fields.read(text);
   } catch (cause) {
     throw badLine(file, line, cause);
   }
