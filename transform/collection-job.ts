@@ -13,8 +13,6 @@ import { ExplodeWork } from './explode.ts';
 import type { TransformProgress } from './options.ts';
 import type { OutputOptions, TableWork } from './table-work.ts';
 import { UpsertWork } from './upsert.ts';
-import { LineFields } from './line-fields.ts';
-import { topLevelFieldsRead } from '../model/load-pipeline.ts';
 import { nameAbsentDocuments, passRecomputeKeys } from './repair-inputs.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import type { ExtractRecomputeRecord } from '../staging/manifest-extract.ts';
@@ -83,7 +81,6 @@ export async function transformCollection(job: CollectionJob, c: JobContext): Pr
       file,
       signal,
       every: Math.max(1, model.settings.batchSize),
-      fields: fieldsReader(model, job),
       onDocuments: onProgress ? (done) => onProgress({ kind: 'collection_progress', collection: job.collection, tables: names, documents: done, total: job.records }) : undefined,
     });
     checkExtractRead(job, read, paths);
@@ -110,18 +107,6 @@ export async function transformCollection(job: CollectionJob, c: JobContext): Pr
     }
     throw reported;
   }
-}
-
-/**
- * A reader of only the fields the job's tables read, when the extract staged fields none of them
- * reads (a run of some of the collection's tables): they are checked but not built. When the tables
- * read every staged field (a whole run), JSON.parse of the line is faster than any scan in
- * JavaScript, so it stays (measured: bench/README.md).
- */
-function fieldsReader(model: PipelineModel, job: CollectionJob): LineFields | null {
-  const read = new Set(job.tables.flatMap((t) => [...topLevelFieldsRead(model.tables.get(t)!)]));
-  const staged = model.collections.find((c) => c.name === job.collection)?.projection ?? [];
-  return staged.some((f) => !read.has(f)) ? new LineFields(read) : null;
 }
 
 /** The extract file must be the one the manifest describes: a damaged or edited file is refused. */

@@ -5,7 +5,6 @@
 import { pipeline } from 'node:stream/promises';
 import { parseDocumentLine, readLineBatches, type FileDigest, type LineBatch } from './ndjson-batches.ts';
 import type { TableWork } from './table-work.ts';
-import type { LineFields } from './line-fields.ts';
 
 export interface PassOptions {
   readonly file: string;
@@ -13,8 +12,6 @@ export interface PassOptions {
   /** Called every `every` documents with the count so far. */
   readonly onDocuments?: (done: number) => void;
   readonly every: number;
-  /** Reads only the fields the tables need, when they need fewer than the line holds (null: JSON.parse). */
-  readonly fields: LineFields | null;
 }
 
 export interface PassResult {
@@ -45,7 +42,7 @@ export async function runCollectionPass(works: readonly TableWork[], o: PassOpti
       for await (const batch of batches) {
         const { lines, lineNumbers } = batch;
         for (let i = 0; i < lines.length; i += 1) {
-          const doc = parseDocumentLine(lines[i]!, o.file, lineNumbers[i]!, o.fields);
+          const doc = parseDocumentLine(lines[i]!, o.file, lineNumbers[i]!);
           for (const w of works) w.accept(doc);
           documents += 1;
           for (const out of outputs) {

@@ -1,6 +1,12 @@
 // One staged line → the top-level fields its collection's tables read, without JSON.parse of the
 // whole line.
 //
+// NOT USED BY THE STAGE (yet): measured slower than JSON.parse end to end on the sample at 200,000
+// documents (bench/README.md, "Field-selective reading"). Extract already projects the fields the
+// tables read, so a whole run skips none, V8's JSON.parse beats any scan in JavaScript on the lines
+// holding non-ASCII text (two-byte strings), and the values it slices keep the 1 MiB text of their
+// batch alive. Kept, with its proof, for a pass that reads few of the staged fields.
+//
 // Why: JSON.parse of every line was a fifth of the stage's time, part of it building fields no table
 // reads. The staged NDJSON is our own writer's output (staging/ndjson-writer.ts): one object, no
 // whitespace, keys without escapes, and a few value shapes over and over (strings, `{"$oid":"…"}`,
