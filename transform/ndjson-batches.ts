@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { StagingError } from '../errors/etl-error.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
+import type { LineFields } from './line-fields.ts';
 
 export interface LineBatch {
   /** 1-based line number of lines[0]. */
@@ -38,7 +39,7 @@ export async function* readLineBatches(file: string, digest: FileDigest, signal?
     const first = lineNo + 1;
     for (const part of parts) {
       lineNo += 1;
-      const line = part.endsWith('\r') ? part.slice(0, -1) : part;
+      const line = part.charCodeAt(part.length - 1) === 13 /* \r */ ? part.slice(0, -1) : part;
       if (line.length === 0) continue;
       lines.push(line);
       numbers.push(lineNo);
@@ -67,11 +68,14 @@ export async function* readLineBatches(file: string, digest: FileDigest, signal?
   }
 }
 
-/** One staged line as a raw document (Extended JSON wrappers kept), or a StagingError naming file and line. */
-export function parseDocumentLine(text: string, file: string, line: number): RawDocument {
+/**
+ * One staged line as a raw document (Extended JSON wrappers kept), or a StagingError naming file and
+ * line. With `fields`, the document may hold only the fields it reads (line-fields.ts).
+ */
+export function parseDocumentLine(text: string, file: string, line: number, fields: LineFields | null = null): RawDocument {
   let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    doc = fields === null ? JSON.parse(text) : fields.read(text);
   } catch (cause) {
     throw badLine(file, line, cause);
   }
