@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { StagingError } from '../errors/etl-error.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
-import type { LineFields } from './line-fields.ts';
 
 export interface LineBatch {
   /** 1-based line number of lines[0]. */
@@ -68,14 +67,11 @@ export async function* readLineBatches(file: string, digest: FileDigest, signal?
   }
 }
 
-/**
- * One staged line as a raw document (Extended JSON wrappers kept), or a StagingError naming file and
- * line. With `fields`, the document may hold only the fields it reads (line-fields.ts).
- */
-export function parseDocumentLine(text: string, file: string, line: number, fields: LineFields | null = null): RawDocument {
+/** One staged line as a raw document (Extended JSON wrappers kept), or a StagingError naming file and line. */
+export function parseDocumentLine(text: string, file: string, line: number): RawDocument {
   let doc: unknown;
   try {
-    doc = fields === null ? JSON.parse(text) : fields.read(text);
+    doc = JSON.parse(text);
   } catch (cause) {
     throw badLine(file, line, cause);
   }
