@@ -40,11 +40,7 @@ const command: Command = {
     const flags = parseFlags(ctx.argv, { run: { type: 'string' }, staging: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } });
     const cfg = commandConfig(ctx, { staging: flags.staging });
     const show = throttled((p: PackProgress) => {
-      ctx.stderr.write(
-        p.phase === 'scan'
-          ? `scanning for secrets: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}\n`
-          : `packing: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, archive ${formatBytes(p.archiveBytes)}\n`,
-      );
+      ctx.stderr.write(`packing: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, archive ${formatBytes(p.archiveBytes)}\n`);
     });
     // The HTML report goes in first: what an auditor opens before anything else.
     await writeRunReport({ stagingDir: cfg.stagingDir, runId: flags.run ?? null, secrets: cfg.secrets });
