@@ -113,7 +113,8 @@ async function* documentsOf(
   o: ScanOptions,
   table?: string,
 ): AsyncGenerator<RawDocument> {
-  const keep = collection ? new Set(['_id', ...collection.projection.map((f) => f.split('.')[0]!)]) : null;
+  // The collection's projection is top-level names already (model/load-pipeline.ts collectionsOf).
+  const keep = collection ? new Set(['_id', ...collection.projection]) : null;
   const cursor = mongo.db.collection(name).find(filter ? { ...filter } : {}, { batchSize: o.model.settings.batchSize, raw: true });
   try {
     const decode = stagedForm(keep);
