@@ -20,13 +20,10 @@ const who = (s: TableShape, alias: string) => `coalesce(${alias}.${s.documentCol
 /** A key an ObjectId could have produced, owning a row no claim names. */
 const OBJECT_ID_TEXT = `'^[0-9a-f]{24}$'`;
 
-/** Anything to look at: a document of another `_id` type in the batch, or claims already kept. */
-function anyClaimSql(s: TableShape): CompiledQuery {
-  return compiled(
-    `SELECT EXISTS (SELECT 1 FROM ${s.temps.keys} AS k WHERE k.${s.documentColumn.id} IS NOT NULL) ` +
-      `OR EXISTS (SELECT 1 FROM ${claims} WHERE table_name = $1) AS any`,
-    [s.table.name],
-  );
+/** A document of another `_id` type in the batch; or, unless already known, claims kept. */
+function anyClaimSql(s: TableShape, claimsKnown: boolean): CompiledQuery {
+  const kept = claimsKnown ? '' : ` OR EXISTS (SELECT 1 FROM ${claims} WHERE table_name = $1)`;
+  return compiled(`SELECT EXISTS (SELECT 1 FROM ${s.temps.keys} AS k WHERE k.${s.documentColumn.id} IS NOT NULL)${kept} AS any`, claimsKnown ? [] : [s.table.name]);
 }
 
 /** The keys more than one document claims: in the batch, kept in etl_claims, or owning a row already. */
@@ -89,6 +86,8 @@ export interface ClaimScope {
   /** The keys file is in its temp table. */
   readonly keys: boolean;
   readonly live: boolean;
+  /** A key of this batch can be contested (claimsToCheck); else the direct path may load it. */
+  readonly claims: boolean;
 }
 
 /** Are claims of this table kept from earlier loads? */
@@ -97,10 +96,14 @@ export async function claimsKept(session: LoadSession, shape: TableShape): Promi
   return (r.rows[0] as { any: boolean }).any;
 }
 
-/** Can a key of this batch be contested? (Else the direct path may load it.) */
-export async function claimsToCheck(session: LoadSession, shape: TableShape, keysLoaded: boolean): Promise<boolean> {
-  if (!shape.docKey || !keysLoaded) return false;
-  return ((await session.run(anyClaimSql(shape))).rows[0] as { any: boolean }).any;
+/**
+ * Can a key of this batch be contested, once the keys file is in its temp table? `kept`: whether
+ * claims are kept, when claimsKept already asked (etl_claims is asked once a table).
+ */
+export async function claimsToCheck(session: LoadSession, shape: TableShape, kept: boolean | null): Promise<boolean> {
+  if (!shape.docKey) return false;
+  if (kept === true) return true;
+  return ((await session.run(anyClaimSql(shape, kept === false))).rows[0] as { any: boolean }).any;
 }
 
 /**
@@ -111,7 +114,7 @@ export async function refuseContestedKeys(session: LoadSession, shape: TableShap
   if (!shape.docKey || !scope.keys) return 0;
   if (scope.live) await session.run(forgetGoneSql(shape));
   if (scope.complete) await session.run(forgetUnreadSql(shape));
-  if (!(await claimsToCheck(session, shape, scope.keys))) return 0;
+  if (!scope.claims) return 0;
   const contested = (await session.run(contestedSql(shape))).rowCount ?? 0;
   await session.run(recordClaimsSql(shape, runId));
   if (contested === 0) return 0;

@@ -7,6 +7,7 @@
 import { StagingError } from '../errors/etl-error.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { withIndexesBuiltAfter } from './indexes.ts';
+import { ownsTable } from './owner.ts';
 import { numberRejectsByCtidSql } from './direct.ts';
 import { analyzeSql, createStageTableSql } from './batch-sql.ts';
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
@@ -194,8 +195,7 @@ export async function firstContributions(
   complete: boolean,
 ): Promise<(ContributionOutcome & { copied: CopyFigures }) | null> {
   // Emptying and re-indexing the state table are for its owner only.
-  const owned = ((await session.run(compiled(`SELECT pg_has_role(relowner, 'USAGE') AS owned FROM pg_class WHERE oid = $1::regclass`, [state(shape)]))).rows[0] as { owned: boolean }).owned;
-  if (!owned) return null;
+  if (!(await ownsTable(session, state(shape)))) return null;
   const copied = await session.attempt('etl_contrib', isUniqueViolation, async () => {
     await session.run(compiled(`TRUNCATE ${state(shape)}`));
     return withIndexesBuiltAfter(session, state(shape), () => copyStaged(session, paths, file, copyIntoStateSql(shape)));

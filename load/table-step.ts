@@ -13,7 +13,7 @@ import { LoadError, StagingError } from '../errors/etl-error.ts';
 import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
-import { claimsKept, claimsToCheck, refuseContestedKeys } from './claims.ts';
+import { claimsKept, claimsToCheck, refuseContestedKeys, type ClaimScope } from './claims.ts';
 import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, numberFirstRejects } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
@@ -110,7 +110,7 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
   };
 }
 
-type StepScope = Scope & { readonly liveCount: number };
+type StepScope = Scope & ClaimScope & { readonly liveCount: number };
 
 /** The keys file (unless the read was complete) and the live set, into temp tables. */
 async function stageScope(ctx: LoadContext, shape: TableShape, staged: TransformTableRecord): Promise<StepScope> {
@@ -121,8 +121,9 @@ async function stageScope(ctx: LoadContext, shape: TableShape, staged: Transform
   const keysNeeded = staged.keys !== null && (shape.kind === 'dedupe_upsert' ? !complete : shape.docKey !== null);
   // A complete read replaces every row and every pending entry whatever the keys say: only the
   // claims need them, and with none kept only the documents of another `_id` type matter.
-  const identitiesOnly = keysNeeded && complete && !(await claimsKept(session, shape));
-  if (keysNeeded) await copyScope(session, paths, shape, staged.keys!, identitiesOnly);
+  const kept = keysNeeded && complete && shape.docKey !== null ? await claimsKept(session, shape) : null;
+  if (keysNeeded) await copyScope(session, paths, shape, staged.keys!, kept === false);
+  const claims = keysNeeded && (await claimsToCheck(session, shape, kept));
   let liveCount = 0;
   const live = staged.live && (shape.docKey !== null || shape.kind === 'dedupe_upsert') ? staged.live : null;
   if (live) {
@@ -133,7 +134,7 @@ async function stageScope(ctx: LoadContext, shape: TableShape, staged: Transform
   // A repair run names dedupe keys to recompute whatever it stages (a key nobody contributes to leaves).
   const recompute = shape.kind === 'dedupe_upsert' && staged.recompute !== undefined;
   if (recompute) await copyRecompute(session, paths, shape, staged.recompute!);
-  return { complete, keys: keysNeeded, touched: shape.kind === 'dedupe_upsert', live: live !== null, recompute, documents: staged.documents, liveCount };
+  return { complete, keys: keysNeeded, claims, touched: shape.kind === 'dedupe_upsert', live: live !== null, recompute, documents: staged.documents, liveCount };
 }
 
 async function refuseEmptyLiveSet(ctx: LoadContext, shape: TableShape, live: FileRecord): Promise<void> {
@@ -154,14 +155,14 @@ async function loadBatch(
   ctx: LoadContext,
   shape: TableShape,
   staged: TransformTableRecord,
-  scope: Scope,
+  scope: StepScope,
   checks: readonly PlannedCheck[],
   phase: (p: LoadPhase, step: string) => void,
 ): Promise<BatchFigures> {
   const { session, paths } = ctx;
   const csv = stagedFile(paths, staged.csv, shape.columns.map((c) => c.name), staged.rows);
   const empty = ((await session.run(targetIsEmptySql(shape))).rows[0] as { empty: boolean }).empty;
-  if (shape.kind !== 'dedupe_upsert' && empty && staged.rows >= ctx.bulkRows && !(await claimsToCheck(session, shape, scope.keys))) {
+  if (shape.kind !== 'dedupe_upsert' && empty && staged.rows >= ctx.bulkRows && !scope.claims) {
     const direct = await loadDirect(session, paths, shape, csv, checks, ctx.runId);
     if (direct) {
       const rows = direct.copied.rowCount;
