@@ -17,6 +17,7 @@ import { markDone, markFailed, markRunning, recordAlreadyApplied, tableRecord } 
 import type { LoadOptions, LoadReport } from './options.ts';
 import { planLoad, type LoadPlan } from './plan.ts';
 import { LoadSession } from './session.ts';
+import { tablesWithPending } from './pending.ts';
 import { BULK_ROWS } from './merge.ts';
 import { loadTables, type TablesOutcome } from './tables.ts';
 
@@ -43,7 +44,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     }
     await markRunning(plan.paths, base.destination, base);
     running = true;
-    const ctx = loadContext(session, plan, { allowDeleteAll: options.allowDeleteAll === true, bulkRows: options.bulkRows ?? BULK_ROWS });
+    const pendingBefore = await tablesWithPending(session);
+    const ctx = loadContext(session, plan, { allowDeleteAll: options.allowDeleteAll === true, bulkRows: options.bulkRows ?? BULK_ROWS, pendingBefore });
     outcome.value = await loadTables(ctx, plan, toLoad);
     const report = doneReport(plan, base, skipped, outcome.value);
     await recordLedger(ctx, plan, report, outcome.value);

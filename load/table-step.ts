@@ -13,7 +13,7 @@ import { LoadError, StagingError } from '../errors/etl-error.ts';
 import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
-import { claimsKept, claimsToCheck, refuseContestedKeys, type ClaimScope } from './claims.ts';
+import { claimsKept, claimsOfBatch, refuseContestedKeys, type ClaimScope } from './claims.ts';
 import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, numberFirstRejects } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
@@ -122,8 +122,8 @@ async function stageScope(ctx: LoadContext, shape: TableShape, staged: Transform
   // A complete read replaces every row and every pending entry whatever the keys say: only the
   // claims need them, and with none kept only the documents of another `_id` type matter.
   const kept = keysNeeded && complete && shape.docKey !== null ? await claimsKept(session, shape) : null;
-  if (keysNeeded) await copyScope(session, paths, shape, staged.keys!, kept === false);
-  const claims = keysNeeded && (await claimsToCheck(session, shape, kept));
+  const keyRows = keysNeeded ? await copyScope(session, paths, shape, staged.keys!, kept === false) : 0;
+  const claims = keysNeeded ? await claimsOfBatch(session, shape, keyRows, kept) : { kept: false, contestable: false };
   let liveCount = 0;
   const live = staged.live && (shape.docKey !== null || shape.kind === 'dedupe_upsert') ? staged.live : null;
   if (live) {
@@ -162,7 +162,7 @@ async function loadBatch(
   const { session, paths } = ctx;
   const csv = stagedFile(paths, staged.csv, shape.columns.map((c) => c.name), staged.rows);
   const empty = ((await session.run(targetIsEmptySql(shape))).rows[0] as { empty: boolean }).empty;
-  if (shape.kind !== 'dedupe_upsert' && empty && staged.rows >= ctx.bulkRows && !scope.claims) {
+  if (shape.kind !== 'dedupe_upsert' && empty && staged.rows >= ctx.bulkRows && !scope.claims.contestable) {
     const direct = await loadDirect(session, paths, shape, csv, checks, ctx.runId);
     if (direct) {
       const rows = direct.copied.rowCount;
