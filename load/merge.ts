@@ -35,9 +35,30 @@ interface OwnForeignKey {
   readonly definition: string;
 }
 
+interface ForeignKeyRow {
+  readonly name: string | null;
+  readonly definition: string | null;
+  readonly owned: boolean;
+}
+
+/**
+ * The table's own foreign keys, asked once a load (the shapes are the load's): within it they are
+ * only ever dropped and re-added as they were (withoutForeignKeys), under the same names.
+ */
+const ownForeignKeys = new WeakMap<TableShape, readonly ForeignKeyRow[]>();
+
+async function foreignKeysOf(session: LoadSession, shape: TableShape): Promise<readonly ForeignKeyRow[]> {
+  let rows = ownForeignKeys.get(shape);
+  if (!rows) {
+    rows = (await session.run(ownForeignKeysSql(shape))).rows as ForeignKeyRow[];
+    ownForeignKeys.set(shape, rows);
+  }
+  return rows;
+}
+
 /** The table's foreign keys if this session may drop and re-add them, else null. */
 export async function droppableForeignKeys(session: LoadSession, shape: TableShape): Promise<OwnForeignKey[] | null> {
-  const rows = (await session.run(ownForeignKeysSql(shape))).rows as { name: string | null; definition: string | null; owned: boolean }[];
+  const rows = await foreignKeysOf(session, shape);
   if (rows.some((f) => !f.owned)) return null;
   return rows.filter((f) => f.name !== null && f.definition !== null) as OwnForeignKey[];
 }
@@ -81,8 +102,8 @@ async function dropForeignKeys(session: LoadSession, shape: TableShape, fks: rea
  * (ALTER TABLE refuses a table with pending trigger events).
  */
 export async function runDeferredChecks(session: LoadSession, shape: TableShape, which: 'own' | 'referencing' = 'own'): Promise<void> {
-  const query = which === 'own' ? ownForeignKeysSql(shape) : referencingForeignKeysSql(shape);
-  const names = ((await session.run(query)).rows as { name: string | null }[]).flatMap((f) => (f.name === null ? [] : [ident(f.name)]));
+  const rows = which === 'own' ? await foreignKeysOf(session, shape) : ((await session.run(referencingForeignKeysSql(shape))).rows as { name: string | null }[]);
+  const names = rows.flatMap((f) => (f.name === null ? [] : [ident(f.name)]));
   if (names.length === 0) return;
   await session.run(compiled(`SET CONSTRAINTS ${names.join(', ')} IMMEDIATE`));
   await session.run(compiled(`SET CONSTRAINTS ${names.join(', ')} DEFERRED`));

@@ -112,10 +112,10 @@ export async function copyBatch(session: LoadSession, paths: RunPaths, shape: Ta
  * is not their key's text are needed (a complete read with no claim kept: load/claims.ts looks at
  * nothing else then). The file is then read here first (verified like a COPY) and, when it surely
  * names none, nothing is copied; else the whole file is, since a key such a document shares with an
- * ObjectId document is contested. Returns the rows kept.
+ * ObjectId document is contested. Returns the rows kept; none copied: no temp table either, since
+ * nothing of such a load reads it (a complete read, no claim kept, no document to claim a key).
  */
 export async function copyScope(session: LoadSession, paths: RunPaths, shape: TableShape, record: FileRecord, identitiesOnly = false): Promise<number> {
-  await session.run(createKeysTableSql(shape));
   const key = scopeColumn(shape).name;
   const file = stagedFile(paths, record, [key]);
   // Runs staged before the keys file named each document's `_id` have the key column alone.
@@ -123,6 +123,7 @@ export async function copyScope(session: LoadSession, paths: RunPaths, shape: Ta
   const columns = withIdentity ? [key, shape.documentColumn.name] : [key];
   const copySql = copyKeysSql(shape, COPY_CSV_OPTIONS, withIdentity);
   if (identitiesOnly && (await noIdentityIn(session, paths, { ...file, columns }, withIdentity))) return 0;
+  await session.run(createKeysTableSql(shape));
   const copied = await copyStaged(session, paths, { ...file, columns }, copySql);
   await session.run(analyzeSql(shape.temps.keys));
   return copied.rowCount;
