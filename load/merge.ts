@@ -5,7 +5,7 @@ import { addConstraintSql, dropConstraintSql, insertAllSql, insertNewLinksSql, o
 import { dropBatchDuplicatesSql } from './batch-sql.ts';
 import type { TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
-import { compiled, DEFER_ALL, ident } from '../schema/sql.ts';
+import { compiled, DEFER_ALL, ident, type CompiledQuery } from '../schema/sql.ts';
 import { withIndexesBuiltAfter } from './indexes.ts';
 import { withReferencesCheckedByLoad } from './checked-references.ts';
 import type { PlannedCheck } from './references.ts';
@@ -119,7 +119,8 @@ export const isUniqueViolation = (error: unknown): boolean => (error as { code?:
  * foreign-key triggers, so the batch, whose references were checked (`checks`), goes in without
  * them (checked-references.ts), else, when large, with the foreign keys dropped (withoutForeignKeys);
  * a large batch has its indexes built after. Optimistic: the batch rarely repeats a key; if it does, the savepoint undoes
- * just that INSERT, the duplicates are resolved as for any load, and it runs again.
+ * just that INSERT, the duplicates are resolved as for any load, and it runs again. `insertSql`: the
+ * INSERT (default: the whole batch; dedupe: winnersIntoEmptyTargetSql, one row per key already).
  */
 export async function insertIntoEmpty(
   session: LoadSession,
@@ -127,10 +128,11 @@ export async function insertIntoEmpty(
   rows: number,
   checks: readonly PlannedCheck[],
   bulkRows = BULK_ROWS,
+  insertSql: CompiledQuery = insertAllSql(shape),
 ): Promise<{ inserted: number; duplicates: number }> {
   const bulk = rows >= bulkRows;
   const work = async (): Promise<{ inserted: number; duplicates: number }> => {
-    const insert = () => session.count(insertAllSql(shape));
+    const insert = () => session.count(insertSql);
     const inserted = await session.attempt('etl_insert', isUniqueViolation, () => (bulk ? withIndexesBuiltAfter(session, shape.target, insert) : insert()), null);
     if (inserted !== null) return { inserted, duplicates: 0 };
     // The batch repeats a key: keep one row of each, as the general path does.

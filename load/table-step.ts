@@ -14,7 +14,7 @@ import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
 import { claimsKept, claimsOfBatch, refuseContestedKeys, type ClaimScope } from './claims.ts';
-import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, numberFirstRejects } from './contributions.ts';
+import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, numberFirstRejects, winnersIntoEmptyTargetSql } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
 import { withReferencesCheckedByLoad } from './checked-references.ts';
@@ -169,7 +169,7 @@ async function loadBatch(
       return { staged: rows, unchanged: 0, inserted: rows - direct.rejected, updated: 0, duplicates: 0, rejected: direct.rejected, nulled: direct.nulled, file: csv, multiline: direct.copied.multiline, wasEmpty: true };
     }
   }
-  const filled = await fillBatch(ctx, shape, staged, scope, csv);
+  let filled = await fillBatch(ctx, shape, staged, scope, csv, { empty, checks });
   const contested = await refuseContestedKeys(session, shape, scope, ctx.runId);
   let duplicates = filled.duplicates;
   if (!empty && shape.kind !== 'dedupe_upsert') {
@@ -185,7 +185,13 @@ async function loadBatch(
   ctx.signal?.throwIfAborted();
   phase('merge', 'merging');
   let merged: { inserted: number; updated: number };
-  if (empty) {
+  if (filled.suspectsOnly) {
+    // Every winner but the refused ones goes in: the batch's size is known only now.
+    const r = await insertIntoEmpty(session, shape, filled.staged, checks, ctx.bulkRows, winnersIntoEmptyTargetSql(shape));
+    merged = { inserted: r.inserted, updated: 0 };
+    filled = { ...filled, batchRows: r.inserted + refs.rejected };
+    duplicates = filled.staged - filled.batchRows;
+  } else if (empty) {
     const r = await insertIntoEmpty(session, shape, filled.batchRows - refs.rejected, checks, ctx.bulkRows);
     merged = { inserted: r.inserted, updated: 0 };
     duplicates += r.duplicates;
@@ -211,14 +217,23 @@ interface FilledBatch {
   readonly duplicates: number;
   /** dedupe, nothing stored before: the batch's lines are not yet the file's records (contributions.ts). */
   readonly first: boolean;
+  /** dedupe, first load into an empty table: the batch holds the suspect keys' winners only (contributions.ts). */
+  readonly suspectsOnly: boolean;
 }
 
 /** The batch temp table: the CSV, or for a dedupe table the recomputed rows of the touched keys. */
-async function fillBatch(ctx: LoadContext, shape: TableShape, staged: TransformTableRecord, scope: Scope, csv: StagedFile): Promise<FilledBatch> {
+async function fillBatch(
+  ctx: LoadContext,
+  shape: TableShape,
+  staged: TransformTableRecord,
+  scope: Scope,
+  csv: StagedFile,
+  target: { readonly empty: boolean; readonly checks: readonly PlannedCheck[] },
+): Promise<FilledBatch> {
   const { session, paths } = ctx;
   if (shape.kind !== 'dedupe_upsert') {
     const copied = await copyBatch(session, paths, shape, csv);
-    return { file: csv, copied, staged: copied.rowCount, batchRows: copied.rowCount, duplicates: 0, first: false };
+    return { file: csv, copied, staged: copied.rowCount, batchRows: copied.rowCount, duplicates: 0, first: false, suspectsOnly: false };
   }
   if (!staged.contrib) {
     throw new StagingError('contributions_not_staged', `run ${paths.runId} staged no contributions file for ${shape.table.name}: it was transformed by an older etl`, {
@@ -228,11 +243,12 @@ async function fillBatch(ctx: LoadContext, shape: TableShape, staged: TransformT
   }
   const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
   const file = stagedFile(paths, staged.contrib, columns);
-  const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file, scope.complete) : null;
-  if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded, first: true };
+  const intoEmpty = target.empty && !target.checks.some((c) => c.selfReference);
+  const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file, { complete: scope.complete, intoEmpty, checks: target.checks }) : null;
+  if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded, first: true, suspectsOnly: first.suspectsOnly };
   const copied = await copyContributions(session, paths, shape, staged.contrib);
   const outcome = await contributionsIntoBatch(session, shape, scope);
-  return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded, first: false };
+  return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded, first: false, suspectsOnly: false };
 }
 
 async function writeRejects(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[], batch: BatchFigures): Promise<TableStepResult['rejects']> {
