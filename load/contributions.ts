@@ -202,19 +202,25 @@ function suspectWithNullKeySql(s: TableShape, checks: readonly PlannedCheck[]): 
 }
 
 /**
- * Every key's winner into the (empty) target, in key order as the batch would have given them: the
- * winners of the keys that were not suspect straight from the sort, the suspects' from the batch,
- * whose references were resolved (refused rows gone, set_null references NULLed). A key with a
- * NULL part is never suspect (IS NOT TRUE keeps it).
+ * Every key's winner into the (empty) target, straight from the sort and in its order (key order, as
+ * the batch gave them), but for the suspect keys whose winner was refused (the batch no longer holds
+ * it). A key with a NULL part is never suspect (IS NOT TRUE keeps it).
  */
 export function winnersIntoEmptyTargetSql(s: TableShape): CompiledQuery {
-  const cols = list(s.columns);
   return compiled(
-    `INSERT INTO ${s.target} (${cols}) SELECT ${cols} FROM (` +
-      `SELECT ${list(s.columns, 'w.')} FROM (SELECT DISTINCT ON (${keyList(s, 'c.')}) ${list(s.columns, 'c.')} FROM ${state(s)} AS c ` +
-      `ORDER BY ${keyList(s, 'c.')}, ${winnerOrder(s)}) AS w ` +
-      `WHERE ((${keyList(s, 'w.')}) IN (SELECT ${keyList(s, 'k.')} FROM ${s.temps.suspects} AS k)) IS NOT TRUE ` +
-      `UNION ALL SELECT ${list(s.columns, 'b.')} FROM ${s.temps.stage} AS b) AS x ORDER BY ${keyList(s, 'x.')}`,
+    `INSERT INTO ${s.target} (${list(s.columns)}) SELECT ${list(s.columns, 'w.')} FROM (` +
+      `SELECT DISTINCT ON (${keyList(s, 'c.')}) ${list(s.columns, 'c.')} FROM ${state(s)} AS c ORDER BY ${keyList(s, 'c.')}, ${winnerOrder(s)}) AS w ` +
+      `WHERE ((${keyList(s, 'w.')}) IN (SELECT ${keyList(s, 'k.')} FROM ${s.temps.suspects} AS k) ` +
+      `AND (${keyList(s, 'w.')}) NOT IN (SELECT ${keyList(s, 'b.')} FROM ${s.temps.stage} AS b)) IS NOT TRUE`,
+  );
+}
+
+/** The suspect keys' winners whose set_null references the batch NULLed: as the batch holds them. */
+export function nulledWinnersSql(s: TableShape): CompiledQuery {
+  const others = s.others;
+  return compiled(
+    `UPDATE ${s.target} AS t SET ${others.map((c) => `${c.id} = b.${c.id}`).join(', ')} FROM ${s.temps.stage} AS b ` +
+      `WHERE ${s.key.map((c) => `t.${c.id} = b.${c.id}`).join(' AND ')} AND (${list(others, 't.')}) IS DISTINCT FROM (${list(others, 'b.')})`,
   );
 }
 
@@ -247,7 +253,8 @@ export interface FirstContributions extends ContributionOutcome {
  * table (no temp table, no INSERT … SELECT, its indexes built once after), and the batch is each
  * key's latest contribution (the same rows as the general path; the lines of the rows found missing a
  * reference are the same too once numberFirstRejects ran); or, when `intoEmpty` (a complete read into
- * an empty table whose references are all to other tables), the suspect keys' winners only. Null when
+ * an empty table whose references are all to other tables, none set NULL in a key column), the suspect
+ * keys' winners only. Null when
  * the file repeats a document: the primary key cannot be re-created, the savepoint undoes it all, and
  * the general path (which keeps a repeated document's last line) runs instead.
  */

@@ -53,10 +53,15 @@ export function insertNewLinksSql(s: TableShape): CompiledQuery {
   );
 }
 
-/** The merge into an empty table: a plain INSERT … SELECT (no conflict arbitration, no RETURNING). */
+/**
+ * The merge into an empty table: a plain INSERT … SELECT (no conflict arbitration, no RETURNING).
+ * A dedupe table's rows go in key order, so the ids a sequence gives them follow their keys, not
+ * where the batch's NULLed rows moved to (as load/contributions.ts winnersIntoEmptyTargetSql).
+ */
 export function insertAllSql(s: TableShape): CompiledQuery {
   const cols = list(s.columns);
-  return compiled(`INSERT INTO ${s.target} (${cols}) SELECT ${cols} FROM ${s.temps.stage}`);
+  const order = s.kind === 'dedupe_upsert' ? ` ORDER BY ${list(s.key)}` : '';
+  return compiled(`INSERT INTO ${s.target} (${cols}) SELECT ${cols} FROM ${s.temps.stage}${order}`);
 }
 
 /**

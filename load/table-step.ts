@@ -14,7 +14,7 @@ import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
 import { claimsKept, claimsOfBatch, refuseContestedKeys, type ClaimScope } from './claims.ts';
-import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, numberFirstRejects, winnersIntoEmptyTargetSql } from './contributions.ts';
+import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, nulledWinnersSql, numberFirstRejects, winnersIntoEmptyTargetSql } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
 import { withReferencesCheckedByLoad } from './checked-references.ts';
@@ -188,6 +188,7 @@ async function loadBatch(
   if (filled.suspectsOnly) {
     // Every winner but the refused ones goes in: the batch's size is known only now.
     const r = await insertIntoEmpty(session, shape, filled.staged, checks, ctx.bulkRows, winnersIntoEmptyTargetSql(shape));
+    if (refs.nulled > 0) await session.run(nulledWinnersSql(shape));
     merged = { inserted: r.inserted, updated: 0 };
     filled = { ...filled, batchRows: r.inserted + refs.rejected };
     duplicates = filled.staged - filled.batchRows;
@@ -243,7 +244,8 @@ async function fillBatch(
   }
   const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
   const file = stagedFile(paths, staged.contrib, columns);
-  const intoEmpty = target.empty && !target.checks.some((c) => c.selfReference);
+  // The suspect keys' rows are matched on their key once in the table (nulledWinnersSql).
+  const intoEmpty = target.empty && !target.checks.some((c) => c.selfReference || (c.action === 'set_null' && shape.key.some((k) => k.name === c.column.name)));
   const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file, { complete: scope.complete, intoEmpty, checks: target.checks }) : null;
   if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded, first: true, suspectsOnly: first.suspectsOnly };
   const copied = await copyContributions(session, paths, shape, staged.contrib);
