@@ -78,28 +78,43 @@ export async function measureFile(
     const figures = tap.figures();
     return { bytes: figures.bytes, sha256: figures.sha256, records: kind === 'ndjson' ? ndjsonRecords(figures) : null, parseError: null };
   }
-  let parsed = 0;
+  const rows = rowCounter();
   try {
-    await pipeline(
-      source,
-      tap,
-      csvReader(),
-      new Writable({
-        objectMode: true,
-        write(_row: unknown, _enc, callback) {
-          parsed += 1;
-          callback();
-        },
-      }),
-      { signal: options.signal },
-    );
+    await pipeline(source, tap, csvReader(), rows, { signal: options.signal });
   } catch (error) {
     if (options.signal?.aborted) throw error;
     // The file is damaged beyond parsing: finish the hash anyway so the report names both.
     const rest = await hashRest(file, options.signal);
     return { bytes: rest.bytes, sha256: rest.sha256, records: null, parseError: (error as Error).message };
   }
-  return { bytes: tap.bytes, sha256: tap.figures().sha256, records: Math.max(0, parsed - 1), parseError: null };
+  return { bytes: tap.bytes, sha256: tap.figures().sha256, records: Math.max(0, rows.parsed - 1), parseError: null };
+}
+
+/** A CSV's rows without its header, by parsing alone (its bytes were hashed elsewhere), or why it does not parse. */
+export async function countCsvRows(file: string, signal?: AbortSignal): Promise<{ records: number | null; parseError: string | null }> {
+  const rows = rowCounter();
+  try {
+    await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), csvReader(), rows, { signal });
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    return { records: null, parseError: (error as Error).message };
+  }
+  return { records: Math.max(0, rows.parsed - 1), parseError: null };
+}
+
+/** Counts parsed CSV records (the header included). */
+function rowCounter(): Writable & { parsed: number } {
+  const counter = Object.assign(
+    new Writable({
+      objectMode: true,
+      write(_row: unknown, _enc, callback) {
+        counter.parsed += 1;
+        callback();
+      },
+    }),
+    { parsed: 0 },
+  );
+  return counter;
 }
 
 async function hashRest(file: string, signal?: AbortSignal): Promise<{ bytes: number; sha256: string }> {

@@ -1,24 +1,25 @@
 // `etl pack`: one .tar.gz of a finished run, for people who must trust it without our databases or
 // machines: manifest.json, the stored pipeline.yaml and every file the finished stages recorded.
-// Refuses unfinished runs, and any file named like a secret or holding anything credential-shaped
-// (every file that would go in is scanned); the archive appears whole or not at all (<out>.partial,
-// then rename).
+// Refuses unfinished runs, and any file named like a secret or holding anything credential-shaped.
+// Each file is read once: its bytes are scanned as tar packs them, into <out>.partial, which is
+// renamed to <out> only when the scan found nothing (so nothing is shipped before the scan passed).
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { createGzip, type ZlibOptions } from 'node:zlib';
 import * as tar from 'tar';
 import { StagingError } from '../errors/etl-error.ts';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
 import { readManifest, type Manifest, type StageName, type StageStatus } from '../staging/manifest.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
-import { sha256OfFile } from './file-figures.ts';
 import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, type RecordedFile } from './manifest-files.ts';
-import { scanFile, secretFileName, type SecretFinding } from './secret-scan.ts';
+import { SecretScan, secretFileName, type ScanResult, type SecretFinding } from './secret-scan.ts';
 
 export interface PackProgress {
-  /** `scan`: reading every file for secrets first; `pack`: writing the archive. */
-  phase: 'scan' | 'pack';
+  /** Writing the archive (each file scanned for secrets as it goes in). */
+  phase: 'pack';
   filesDone: number;
   filesTotal: number;
   /** Bytes of the run's files handed to tar so far, of bytesTotal. */
@@ -62,7 +63,7 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
   const manifestText = await readFile(paths.manifest, 'utf8');
   const manifest = await readManifest(paths);
   const stages = checkStages(paths, manifest);
-  const pipelineText = await readPipelineCopy(paths, manifest.pipeline_sha256, signal);
+  const pipelineBytes = await readPipelineCopy(paths, manifest.pipeline_sha256, signal);
 
   const included = doneStages(manifest);
   const records = recordedFiles(manifest, included);
@@ -75,12 +76,11 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
   const leftOut = (await filesUnder(paths.dir)).filter((f) => !memberSet.has(f));
   const sizes = new Map<string, number>([
     [MANIFEST_FILE, Buffer.byteLength(manifestText)],
-    [PIPELINE_COPY, Buffer.byteLength(pipelineText)],
+    [PIPELINE_COPY, pipelineBytes.length],
     ...(reportBytes === null ? [] : [[REPORT_FILE, reportBytes] as [string, number]]),
     ...records.map((r) => [r.record.file, r.record.bytes] as [string, number]),
   ]);
   const bytesTotal = [...sizes.values()].reduce((a, b) => a + b, 0);
-  await refuseSecrets(paths, members, { ...options, bytesTotal });
 
   const out = path.resolve(options.out ?? path.join(paths.stagingDir, `${paths.runId}.tar.gz`));
   await mkdir(path.dirname(out), { recursive: true });
@@ -121,24 +121,25 @@ function checkStages(paths: RunPaths, manifest: Manifest): Record<StageName, Sta
 }
 
 /** The mapping the run was made with travels with it; it must be the one the manifest names. */
-async function readPipelineCopy(paths: RunPaths, expectedSha: string, signal?: AbortSignal): Promise<string> {
-  let pipelineText: string;
+async function readPipelineCopy(paths: RunPaths, expectedSha: string, signal?: AbortSignal): Promise<Buffer> {
+  let bytes: Buffer;
   try {
-    pipelineText = await readFile(paths.pipelineCopy, 'utf8');
-  } catch {
+    bytes = await readFile(paths.pipelineCopy, { signal });
+  } catch (error) {
+    if (signal?.aborted) throw error;
     throw new StagingError('missing_file', `run ${paths.runId} has no ${PIPELINE_COPY}: an auditor could not re-run its transform`, {
       context: { file: paths.pipelineCopy },
       hint: 'the run was made by an older etl or damaged; make a new run with `etl extract`',
     });
   }
-  const pipelineSha = await sha256OfFile(paths.pipelineCopy, signal);
+  const pipelineSha = createHash('sha256').update(bytes).digest('hex');
   if (pipelineSha !== expectedSha) {
     throw new StagingError('pipeline_mismatch', `${PIPELINE_COPY} of run ${paths.runId} is not the one its manifest names (sha256 ${pipelineSha} ≠ ${expectedSha})`, {
       context: { file: paths.pipelineCopy },
       hint: `check the run with \`etl verify ${paths.dir}\``,
     });
   }
-  return pipelineText;
+  return bytes;
 }
 
 /** Every recorded file: inside the run folder, present, of the recorded size. */
@@ -158,34 +159,84 @@ async function checkRecords(paths: RunPaths, records: readonly RecordedFile[]): 
 }
 
 /**
- * Every file that would go in is read once, as a stream, before the archive is made: a file named
- * like a secret or anything credential-shaped in any of them (errors/redact.ts) refuses the run,
- * naming the file and the line.
+ * The secret check, made on the very bytes that go into the archive: tar's parser reads the
+ * uncompressed archive back as it passes, and each entry's bytes go through a SecretScan. A file
+ * named like a secret or anything credential-shaped (errors/redact.ts) in any of them refuses the
+ * run, naming the file and the line.
  */
-async function refuseSecrets(paths: RunPaths, members: readonly string[], o: PackOptions & { bytesTotal: number }): Promise<void> {
-  const findings: SecretFinding[] = [];
-  let total = 0;
-  let bytesDone = 0;
-  for (const [i, file] of members.entries()) {
-    const named = secretFileName(file);
-    if (named) {
-      findings.push({ file, where: 'file name', what: named });
-      total += 1;
-    }
-    const scanned = await scanFile(path.join(paths.dir, file), file, o.secrets ?? [], o.signal, (n) => {
-      bytesDone += n;
-      o.onProgress?.({ phase: 'scan', filesDone: i, filesTotal: members.length, bytesDone, bytesTotal: o.bytesTotal, archiveBytes: 0 });
-    });
-    findings.push(...scanned.findings);
-    total += scanned.total;
+class ArchiveScan {
+  private readonly findings: SecretFinding[] = [];
+  private total = 0;
+  private readonly parser = new tar.Parser({ strict: true });
+  private failure: Error | null = null;
+
+  constructor(
+    private readonly paths: RunPaths,
+    private readonly secrets: readonly string[],
+  ) {
+    this.parser.on('entry', (entry: tar.ReadEntry) => this.scanEntry(entry));
+    this.parser.on('error', (error: Error) => (this.failure ??= error));
   }
-  if (findings.length === 0) return;
-  const more = total > findings.length ? `\n  … and ${total - findings.length} more` : '';
-  throw new StagingError('secret_in_run', `run ${paths.runId} was not packed: it holds what looks like a secret:\n${findings.map((f) => `  ${f.file} ${f.where}: ${f.what}`).join('\n')}${more}`, {
-    context: { file: path.join(paths.dir, findings[0]!.file), where: findings[0]!.where },
-    hint: 'remove the secret from the run (and from wherever it came from: the source data, pipeline.yaml, the manifest) before shipping it',
-  });
+
+  /** A pipeline step: the archive's bytes passed on unchanged, scanned as they go. */
+  tap(): (chunks: AsyncIterable<Buffer>) => AsyncGenerator<Buffer> {
+    const scan = this;
+    return async function* (chunks) {
+      for await (const chunk of chunks) {
+        // Entries are consumed as they are written (listeners below), so the parser never holds back.
+        scan.parser.write(chunk);
+        if (scan.failure) throw scan.failure;
+        yield chunk;
+      }
+      scan.parser.end();
+      if (scan.failure) throw scan.failure;
+    };
+  }
+
+  /** Throws when anything was found. */
+  refuseFindings(): void {
+    const { findings, total, paths } = this;
+    if (findings.length === 0) return;
+    const more = total > findings.length ? `\n  … and ${total - findings.length} more` : '';
+    throw new StagingError('secret_in_run', `run ${paths.runId} was not packed: it holds what looks like a secret:\n${findings.map((f) => `  ${f.file} ${f.where}: ${f.what}`).join('\n')}${more}`, {
+      context: { file: path.join(paths.dir, findings[0]!.file), where: findings[0]!.where },
+      hint: 'remove the secret from the run (and from wherever it came from: the source data, pipeline.yaml, the manifest) before shipping it',
+    });
+  }
+
+  private scanEntry(entry: tar.ReadEntry): void {
+    const file = entry.path.slice(this.paths.runId.length + 1);
+    const named = secretFileName(file);
+    if (named) this.add({ findings: [{ file, where: 'file name', what: named }], total: 1 });
+    const scan = new SecretScan(file, this.secrets);
+    entry.on('data', (chunk: Buffer) => scan.write(chunk));
+    entry.on('end', () => this.add(scan.end()));
+  }
+
+  private add(found: ScanResult): void {
+    this.findings.push(...found.findings);
+    this.total += found.total;
+  }
 }
+
+/**
+ * The archive's bytes on their way to the file, counted. gzip's header names the OS that wrote it;
+ * it says "unknown" (255) as tar's own portable gzip does, so the archive does not depend on the machine.
+ */
+function portableGzipBytes(onBytes: (n: number) => void): (chunks: AsyncIterable<Buffer>) => AsyncGenerator<Buffer> {
+  const OS_BYTE = 9;
+  return async function* (chunks) {
+    let seen = 0;
+    for await (const chunk of chunks) {
+      if (seen <= OS_BYTE && OS_BYTE < seen + chunk.length) chunk[OS_BYTE - seen] = 255;
+      seen += chunk.length;
+      onBytes(chunk.length);
+      yield chunk;
+    }
+  };
+}
+
+const READ_BYTES = 1 << 20;
 
 async function writeArchive(
   paths: RunPaths,
@@ -196,6 +247,7 @@ async function writeArchive(
   manifestText: string,
 ): Promise<FileFigures> {
   const sink = new AtomicFileSink(out);
+  const scan = new ArchiveScan(paths, o.secrets ?? []);
   let filesDone = 0;
   let bytesDone = 0;
   let archiveBytes = 0;
@@ -203,12 +255,14 @@ async function writeArchive(
   const progress = () => o.onProgress?.({ phase: 'pack', filesDone, filesTotal: members.length, bytesDone, bytesTotal: o.bytesTotal, archiveBytes });
   try {
     // Entries are `<run-id>/…`, so unpacking the archive gives back a run folder of the same name.
+    // Compressed here, not by tar: the scan reads the uncompressed stream (and zlib works off this thread).
     const archive = tar.create(
       {
-        gzip: true,
         cwd: paths.stagingDir,
         portable: true,
         strict: true,
+        // tar reads 16 MiB at a time by default: each read passes through the scan and zlib whole.
+        maxReadSize: READ_BYTES,
         onWriteEntry: (entry) => {
           if (lastEntry !== null) bytesDone += sizes.get(lastEntry) ?? 0;
           lastEntry = entry.path.slice(paths.runId.length + 1);
@@ -218,20 +272,18 @@ async function writeArchive(
       },
       members.map((m) => `${paths.runId}/${m}`),
     );
-    await pipeline(
-      archive,
-      async function* (chunks: AsyncIterable<Buffer>) {
-        for await (const chunk of chunks) {
-          archiveBytes += chunk.length;
-          progress();
-          yield chunk;
-        }
-      },
-      sink,
-      { signal: o.signal },
-    );
+    const counted = portableGzipBytes((n) => {
+      archiveBytes += n;
+      progress();
+    });
+    // zlib compresses on the thread pool: room for a few reads lets it work while this thread scans
+    // the next (zlib passes the stream options on to its Transform; its types do not list them).
+    const gzip = createGzip({ chunkSize: 1 << 16, writableHighWaterMark: 4 * READ_BYTES } as ZlibOptions);
+    await pipeline(archive, scan.tap(), gzip, counted, sink, { signal: o.signal });
     bytesDone = o.bytesTotal;
     progress();
+    // Only now may the archive appear: <out>.partial is removed unless every file scanned clean.
+    scan.refuseFindings();
     // Packed bytes must be the bytes scanned: a manifest rewritten meanwhile (a stage started) is refused.
     if ((await readFile(paths.manifest, 'utf8')) !== manifestText) {
       throw new StagingError('run_changed', `run ${paths.runId} changed while it was being packed (its manifest was rewritten)`, {

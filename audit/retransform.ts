@@ -12,7 +12,6 @@ import { readManifest, writeManifest, type FileRecord, type Manifest } from '../
 import { runPaths } from '../staging/run-folder.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import { recordedFiles } from './manifest-files.ts';
-import { sha256OfFile } from './file-figures.ts';
 import type { Mismatch } from './verify-report.ts';
 
 export interface RetransformResult {
@@ -80,8 +79,8 @@ export async function retransform(
         filesCompared += 1;
         const staged = path.join(runDir, b.file);
         const fresh = path.join(paths.dir, a.file);
-        // Only the hash is needed here: the staged file's counts were checked already.
-        const freshSha = await sha256OfFile(fresh, signal);
+        // Transform hashed the file as it wrote it (its record); the staged file's hash and counts were measured already.
+        const freshSha = a.sha256;
         const stagedSha = stagedSha256.get(b.file) ?? null;
         if (stagedSha === freshSha) {
           filesIdentical += 1;

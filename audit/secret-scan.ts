@@ -1,9 +1,8 @@
 // What may never leave the machine inside a packed run: a file named like a secret (.env, id_rsa,
 // *.pem…), anything credential-shaped (errors/redact.ts decides what that is: connection strings
 // with a password, password=…, private keys, AWS keys…) or a configured secret value, in any file
-// that goes into the archive. Files are read as streams, line by line, with a bounded window for
-// very long lines, so a run of any size is scanned in constant memory.
-import { createReadStream } from 'node:fs';
+// that goes into the archive. Files are scanned as their bytes stream into the archive, line by line,
+// with a bounded window for very long lines, so a run of any size is scanned in constant memory.
 import path from 'node:path';
 import { describeCredential, findCredentials } from '../errors/redact.ts';
 
@@ -44,32 +43,55 @@ export function secretFileName(file: string): string | null {
   return SECRET_FILE_NAMES.some((re) => re.test(base)) ? `a file named like a secret (${base}: keys, environment and credential files never go into an archive)` : null;
 }
 
-/** Scans a file on disk as a stream. */
-export async function scanFile(absolute: string, file: string, secrets: readonly string[] = [], signal?: AbortSignal, onBytes?: (n: number) => void): Promise<ScanResult> {
-  const scanner = new LineScanner(file, secrets);
-  let carry: Buffer = Buffer.alloc(0);
-  let line = 1;
+/**
+ * Scans one file's bytes as they pass (the archive's entry as tar reads it): `write` each chunk in
+ * order, then `end`. Lines are cut at newlines; a line longer than WINDOW is scanned in windows.
+ */
+export class SecretScan {
+  private readonly scanner: LineScanner;
+  private carry: Buffer = Buffer.alloc(0);
+  private lineNumber = 1;
   // Bytes of the current line already scanned in earlier windows (columns count bytes there).
-  let lineOffset = 0;
-  for await (const chunk of createReadStream(absolute, { highWaterMark: WINDOW, signal }) as AsyncIterable<Buffer>) {
-    onBytes?.(chunk.length);
-    const buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-    let start = 0;
-    for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10, start)) {
-      scanner.line(buf.toString('utf8', start, nl), line, lineOffset);
-      line += 1;
-      lineOffset = 0;
-      start = nl + 1;
-    }
-    carry = buf.subarray(start);
-    if (carry.length > WINDOW) {
-      scanner.line(carry.toString('utf8'), line, lineOffset);
-      lineOffset += carry.length - OVERLAP;
-      carry = Buffer.from(carry.subarray(carry.length - OVERLAP));
+  private lineOffset = 0;
+  /** Bytes written so far. */
+  private position = 0;
+
+  constructor(file: string, secrets: readonly string[] = []) {
+    this.scanner = new LineScanner(file, secrets);
+  }
+
+  write(chunk: Buffer): void {
+    // Cut into WINDOW pieces counted from the file's start, whatever size the chunks come in.
+    for (let at = 0; at < chunk.length; ) {
+      const piece = chunk.subarray(at, at + WINDOW - (this.position % WINDOW));
+      this.piece(piece);
+      at += piece.length;
+      this.position += piece.length;
     }
   }
-  if (carry.length) scanner.line(carry.toString('utf8'), line, lineOffset);
-  return scanner.result();
+
+  private piece(chunk: Buffer): void {
+    const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
+    let start = 0;
+    for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10, start)) {
+      this.scanner.line(buf.toString('utf8', start, nl), this.lineNumber, this.lineOffset);
+      this.lineNumber += 1;
+      this.lineOffset = 0;
+      start = nl + 1;
+    }
+    this.carry = buf.subarray(start);
+    if (this.carry.length > WINDOW) {
+      this.scanner.line(this.carry.toString('utf8'), this.lineNumber, this.lineOffset);
+      this.lineOffset += this.carry.length - OVERLAP;
+      this.carry = Buffer.from(this.carry.subarray(this.carry.length - OVERLAP));
+    }
+  }
+
+  end(): ScanResult {
+    if (this.carry.length) this.scanner.line(this.carry.toString('utf8'), this.lineNumber, this.lineOffset);
+    this.carry = Buffer.alloc(0);
+    return this.scanner.result();
+  }
 }
 
 class LineScanner {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readManifest, type FileRecord, type Manifest } from '../staging/manifest.ts';
 import { runPaths } from '../staging/run-folder.ts';
-import { measureFile, ndjsonRecords, sha256OfFile, stagedFileKind, type MeasuredFile } from './file-figures.ts';
+import { countCsvRows, measureFile, ndjsonRecords, sha256OfFile, stagedFileKind, type MeasuredFile } from './file-figures.ts';
 import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, STAGES } from './manifest-files.ts';
 import { reconcile } from './reconcile.ts';
@@ -198,10 +198,9 @@ async function measureRecorded(source: RunSource, record: FileRecord, signal: Ab
     if (outcome.kind === 'size') return { unread: outcome.bytes };
     onBytes(outcome.figures.bytes);
     const base: MeasuredFile = { bytes: outcome.figures.bytes, sha256: outcome.figures.sha256, records: kind === 'ndjson' ? ndjsonRecords(outcome.figures) : null, parseError: null };
-    // CSV rows are counted by parsing the copy (quoted cells may hold newlines).
+    // CSV rows are counted by parsing the copy (quoted cells may hold newlines); its hash is the one taken from the archive.
     if (kind !== 'csv' || !outcome.onDisk) return base;
-    const parsed = await measureFile(file, 'csv', { signal });
-    return { ...base, records: parsed.records, parseError: parsed.parseError };
+    return { ...base, ...(await countCsvRows(file, signal)) };
   }
   try {
     if (!(await stat(file)).isFile()) return null;

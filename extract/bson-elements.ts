@@ -17,7 +17,8 @@ const JS_DATE_LIMIT = 8_640_000_000_000_000n;
 /** One element: [type, nameOffset, nameLength, valueOffset, valueLength] (bson's onDemand layout). */
 type Element = readonly [number, number, number, number, number];
 
-function asBuffer(bytes: Uint8Array): Buffer {
+/** The same bytes as a Buffer, not copied (the driver hands raw documents as Uint8Array views). */
+export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
@@ -61,15 +62,26 @@ function wideDateOf(bytes: Buffer, name: string): WideDate | Date {
   return new Date(Number.NaN);
 }
 
+/** Bytes of the document `{_id: <value>}` for an `_id` value of `valueBytes` bytes. */
+export function idDocumentSize(valueBytes: number): number {
+  return 4 + 1 + 4 + valueBytes + 1;
+}
+
+/** Writes the document `{_id: <value>}` at `at` of `target`: the `_id` of BSON type `type` whose value bytes are `value`. */
+export function writeIdDocument(target: Buffer, at: number, type: number, value: Buffer): void {
+  const size = idDocumentSize(value.length);
+  target.writeInt32LE(size, at);
+  target[at + 4] = type;
+  target.write('_id\0', at + 5, 'latin1');
+  value.copy(target, at + 9);
+  target[at + size - 1] = 0;
+}
+
 /** The `_id` the writer found (its value's bytes in `bytes`), decoded alone. */
 export function idOf(bytes: Buffer, id: FieldFacts): unknown {
   const value = bytes.subarray(id.start, id.end);
-  const doc = Buffer.allocUnsafe(4 + 1 + 4 + value.length + 1);
-  doc.writeInt32LE(doc.length, 0);
-  doc[4] = id.type;
-  doc.write('_id\0', 5, 'latin1');
-  value.copy(doc, 9);
-  doc[doc.length - 1] = 0;
+  const doc = Buffer.allocUnsafe(idDocumentSize(value.length));
+  writeIdDocument(doc, 0, id.type, value);
   return deserialize(doc, BSON_READ_OPTIONS)._id;
 }
 

@@ -189,13 +189,6 @@ export function matchesQuery(doc: Record<string, unknown>, query: Query): boolea
   return true;
 }
 
-/** Keeps the projected top-level fields, in the document's own order (as the server does). */
-export function projectDocument(doc: Record<string, unknown>, fields: ReadonlySet<string>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(doc)) if (fields.has(key)) out[key] = doc[key];
-  return out;
-}
-
 /** The top-level fields a query reads (so only those are decoded to match it). */
 export function queryFieldNames(query: Query): Set<string> {
   const names = new Set<string>();

@@ -125,8 +125,3 @@ export async function* readArchiveBatches(file: string, db: string, collection: 
     await reader.close();
   }
 }
-
-/** The documents of one namespace, in archive order, one by one. */
-export async function* readArchiveCollection(file: string, db: string, collection: string, signal?: AbortSignal): AsyncGenerator<RawDocument> {
-  for await (const batch of readArchiveBatches(file, db, collection, signal)) yield* batch;
-}

@@ -6,6 +6,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { calculateObjectSize, deserialize, serializeWithBufferAndIndex } from 'bson';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
+import { idDocumentSize, writeIdDocument } from './bson-elements.ts';
 import { compareBson } from './bson-order.ts';
 import { ByteReader } from './bson-reader.ts';
 
@@ -71,7 +72,7 @@ export class IdSorter {
    */
   async add(id: unknown, line: string | Buffer, encoded?: EncodedId): Promise<void> {
     const key = encoded ? null : { _id: id };
-    const keySize = encoded ? 4 + 1 + 4 + encoded.value.length + 1 : calculateObjectSize(key!);
+    const keySize = encoded ? idDocumentSize(encoded.value.length) : calculateObjectSize(key!);
     // A UTF-8 line takes at most 3 bytes a UTF-16 unit.
     const bound = keySize + 4 + (typeof line === 'string' ? line.length * 3 : line.length);
     if (this.arena !== null && this.used + bound > this.arena.length) {
@@ -82,7 +83,7 @@ export class IdSorter {
     this.arena ??= Buffer.allocUnsafe(Math.max(this.maxChunkBytes, bound));
     const arena = this.arena;
     const at = this.used;
-    if (encoded) writeKey(arena, at, encoded);
+    if (encoded) writeIdDocument(arena, at, encoded.type, encoded.value);
     else serializeWithBufferAndIndex(key!, arena, { index: at });
     const lineBytes = typeof line === 'string' ? arena.write(line, at + keySize + 4, 'utf8') : line.copy(arena, at + keySize + 4);
     arena.writeUInt32LE(lineBytes, at + keySize);
@@ -236,16 +237,6 @@ export class IdSorter {
     this.arena = null;
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
-}
-
-/** The key document `{_id: <value>}` of an encoded `_id`, written at `at`. */
-function writeKey(arena: Buffer, at: number, id: EncodedId): void {
-  const size = 4 + 1 + 4 + id.value.length + 1;
-  arena.writeInt32LE(size, at);
-  arena[at + 4] = id.type;
-  arena.write('_id\0', at + 5, 'latin1');
-  id.value.copy(arena, at + 9);
-  arena[at + size - 1] = 0;
 }
 
 async function readRecord(reader: ByteReader): Promise<SortedEntry | null> {

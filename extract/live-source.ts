@@ -12,7 +12,7 @@ import { Decimal128, Double, Int32 } from 'bson';
 import { SourceError } from '../errors/etl-error.ts';
 import { redactText } from '../errors/redact.ts';
 import { CORE_TYPE_ALIASES, rank, typeAliasesAfter } from './bson-order.ts';
-import { topLevelId } from './bson-elements.ts';
+import { asBuffer, topLevelId } from './bson-elements.ts';
 import type { SourceDocument } from './collection-writer.ts';
 
 /** Server error codes meaning "this cursor or connection is gone, try again", not "your query is wrong". */
@@ -106,10 +106,6 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-function asBuffer(raw: Uint8Array): Buffer {
-  return Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
 }
 
 function readFailure(o: LiveReadOptions, error: unknown, attempt: number): SourceError {

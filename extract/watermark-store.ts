@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { EtlError } from '../errors/etl-error.ts';
 import { connectPostgres } from '../connect/postgres.ts';
 import type { PostgresConfig } from '../connect/config.ts';
-import { readLastRuns, readWatermarkRows } from '../schema/state-reads.ts';
+import { StateReads } from '../schema/state-reads.ts';
 
 
 export interface StoredState {
@@ -29,9 +29,10 @@ export async function readStoredState(postgres: PostgresConfig, secrets: readonl
     });
   }
   try {
-    const rows = (await readWatermarkRows(client, tables)) ?? [];
+    const state = await StateReads.open(client);
+    const rows = (await state.watermarkRows(tables)) ?? [];
     const unrecorded = rows.filter((r) => r.fingerprint === null).map((r) => r.table);
-    const last = unrecorded.length ? await readLastRuns(client, unrecorded, false) : null;
+    const last = unrecorded.length ? await state.lastRuns(unrecorded, false) : null;
     return {
       watermarks: new Map(rows.map((r) => [r.table, r.watermark])),
       fingerprints: new Map(rows.map((r) => [r.table, r.fingerprint])),

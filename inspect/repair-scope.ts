@@ -15,6 +15,7 @@
 import { EJSON, ObjectId } from 'bson';
 import type pg from 'pg';
 import type { TableModel } from '../model/types.ts';
+import { existingTables } from '../schema/catalog.ts';
 import { CLAIMS_TABLE, contributionsTableName, documentIdColumn } from '../schema/state-tables.ts';
 import { ident } from '../schema/sql.ts';
 import { canonical, CHANGED, EXPECTED, EXTRA, MISSING, ROWS, type TableDiffSql } from './diff-sql.ts';
@@ -91,10 +92,6 @@ function dedupeSql(q: TableDiffSql, withContributions: boolean): string {
   return sql;
 }
 
-async function exists(client: pg.Client, table: string): Promise<boolean> {
-  return (await client.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [ident(table)])).rows[0]?.t != null;
-}
-
 /**
  * The repair scopes of a diff's tables, collected table by table in load order (diff.ts calls
  * `collect` inside each table's comparison), so that a table knows which rows of the tables before
@@ -133,13 +130,13 @@ export class RepairScopes {
     let recompute: (string | null)[][] = [];
     const back = new Set<string>();
     if (table.strategy === 'dedupe') {
-      const contributions = await exists(client, contributionsTableName(table.name));
+      const contributions = (await existingTables(client, [contributionsTableName(table.name)])).size > 0;
       for (const r of (await client.query<{ src: string }>(dedupeSql(q, contributions))).rows) documents.add(r.src);
       recompute = (await client.query<Record<string, string | null>>(`SELECT ${keyCols(q)} FROM ${REPAIR_KEYS}`)).rows.map((r) => q.keyIndexes.map((_, n) => r[`k${n}`] ?? null));
     } else {
       for (const r of (await client.query<{ src: string | null }>(expectedRowsSql(q))).rows) if (r.src) documents.add(r.src);
       if (q.keyIndexes.length === 1) for (const r of (await client.query<{ k: string | null }>(restoredKeysSql(q))).rows) if (r.k !== null) back.add(r.k);
-      const extras = extrasSql(q, await exists(client, CLAIMS_TABLE));
+      const extras = extrasSql(q, (await existingTables(client, [CLAIMS_TABLE])).size > 0);
       if (extras) {
         const rows = (await client.query<{ key: string; identity: string | null }>(extras, extras.includes('$1') ? [table.name] : [])).rows;
         for (const r of rows) documents.add(r.identity ?? guessedIdText(r.key));

@@ -10,7 +10,7 @@ import type { PipelineModel } from '../model/types.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import { collectionFrom, planTableRead, type MappingState, type TablePlan, type WatermarkReason } from '../model/read-plan.ts';
 import { checkDrift, type DriftFinding } from '../schema/drift.ts';
-import { readAppliedRuns, readLastRuns, readPendingCounts, readWatermarkRows, type LastRunRow, type WatermarkRow } from '../schema/state-reads.ts';
+import { StateReads, type LastRunRow, type WatermarkRow } from '../schema/state-reads.ts';
 import { readManifest, type Manifest, type StageStatus } from '../staging/manifest.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
 
@@ -102,14 +102,15 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
   options.signal?.throwIfAborted();
   const client = await connectPostgres(options.postgres, options.secrets ?? []);
   try {
-    const watermarkRows = await readWatermarkRows(client, null);
-    const lastRuns = await readLastRuns(client, null);
+    const state = await StateReads.open(client);
+    const watermarkRows = await state.watermarkRows(null);
+    const lastRuns = await state.lastRuns(null);
     const stateTables = watermarkRows !== null && lastRuns !== null;
     const watermarks = new Map((watermarkRows ?? []).map((w) => [w.table, w]));
     const last = lastRuns ?? new Map<string, LastRunRow>();
     const next = nextReads(model, watermarks, last);
-    const applied = (await readAppliedRuns(client)) ?? new Map<string, Set<string>>();
-    const pending = (await readPendingCounts(client)) ?? new Map<string, TableStatus['pending']>();
+    const applied = (await state.appliedRuns()) ?? new Map<string, Set<string>>();
+    const pending = (await state.pendingCounts()) ?? new Map<string, TableStatus['pending']>();
 
     const tables: TableStatus[] = model.loadOrder.map((name) => {
       const row = last.get(name);

@@ -352,13 +352,28 @@ export function timestampText(ms: number): string {
   return `${text} ${PAD2[h]}:${PAD2[m]}:${PAD2[s]}.${PAD3[rest - s * 1000]}`;
 }
 
+/**
+ * The last two `$date` values converted and their cells. A document's dates are converted once per
+ * table reading them (a collection feeding three tables, an explode row's parent date per table):
+ * the same parsed object, never changed, so the same cell.
+ */
+const NOTHING_YET = Symbol('no date converted yet');
+const recentDates: [unknown, Converted, unknown, Converted] = [NOTHING_YET, null, NOTHING_YET, null];
+
 /** Only BSON Dates: a string is not an instant until someone says in which zone it was written. */
 const timestampConverter: Converter = (value) => {
+  if (value === recentDates[0]) return recentDates[1];
+  if (value === recentDates[2]) return recentDates[3];
   // `$date` read directly (no kindOf): this runs for two columns of nearly every row.
   if (typeof value !== 'object' || value === null || (value as { $date?: unknown }).$date === undefined) return REJECT.not_a_date;
   const ms = dateMillis(value);
   const d = checkedMillis(ms);
-  return d === null ? timestampText(ms) : d;
+  const cell = d === null ? timestampText(ms) : d;
+  recentDates[2] = recentDates[0];
+  recentDates[3] = recentDates[1];
+  recentDates[0] = value;
+  recentDates[1] = cell;
+  return cell;
 };
 
 /** Day cells kept per converter, by `$numberLong` text. */

@@ -264,6 +264,19 @@ function effectiveExportOrders(drafts: ReadonlyMap<string, TableDraft>): Map<str
   return out;
 }
 
+/**
+ * The top-level fields of a document the table reads: `_id`, its columns' fields, its arrays and its
+ * filter's fields (transform reads only these from a staged line; extract projects them).
+ */
+export function topLevelFieldsRead(t: TableModel): Set<string> {
+  const fields = new Set(['_id']);
+  const top = (p: string) => fields.add(p.split('.')[0]!);
+  for (const c of t.columns) if (c.source.kind === 'field') top(c.source.path);
+  for (const a of t.explode?.arrays ?? []) top(a.field);
+  if (t.filter) fieldsOfFilter(t.filter).forEach(top);
+  return fields;
+}
+
 /** One entry per distinct collection, in the load order of the first table reading it. */
 export function collectionsOf(tablesInLoadOrder: readonly TableModel[]): CollectionModel[] {
   const groups = new Map<string, TableModel[]>();
@@ -271,12 +284,7 @@ export function collectionsOf(tablesInLoadOrder: readonly TableModel[]): Collect
   return [...groups].map(([name, tables]) => {
     // Filters are re-checked per table in transform when the server filter is wider, so their fields are projected too.
     const fields = new Set(['_id', 'creation_date', 'update_date']);
-    const top = (p: string) => fields.add(p.split('.')[0]!);
-    for (const t of tables) {
-      for (const c of t.columns) if (c.source.kind === 'field') top(c.source.path);
-      for (const a of t.explode?.arrays ?? []) top(a.field);
-      if (t.filter) fieldsOfFilter(t.filter).forEach(top);
-    }
+    for (const t of tables) for (const f of topLevelFieldsRead(t)) fields.add(f);
     let serverFilter: Record<string, unknown> | null = null;
     if (tables.every((t) => t.filter !== null)) {
       const distinct = [...new Map(tables.map((t) => [JSON.stringify(t.filter!.mongoQuery), t.filter!.mongoQuery])).values()];

@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import { connectPostgres } from '../connect/postgres.ts';
 import type { PostgresConfig } from '../connect/config.ts';
-import { readLedgerRows } from '../schema/state-reads.ts';
+import { StateReads } from '../schema/state-reads.ts';
 import { optionalTotal, pendingCount } from '../audit/runs.ts';
 
 export interface LedgerRun {
@@ -33,7 +33,7 @@ const CONNECT_TIMEOUT_MS = 5_000;
 
 /** The newest runs of the ledger, newest first. */
 async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<LedgerRun[]> {
-  const rows = await readLedgerRows(client, limit);
+  const rows = await (await StateReads.open(client)).ledgerRows(limit);
   return rows.map((row) => {
     const sum = (k: string) => row.summaries.reduce((a, s) => a + (typeof s[k] === 'number' ? (s[k] as number) : 0), 0);
     return {

@@ -37,13 +37,14 @@ export interface LiveTable {
   readonly foreignKeys: readonly LiveForeignKey[];
 }
 
-/** Ordinary tables (relkind r, p) or indexes (i, I) of the current schema, among `names`. */
-function relationsSql(kinds: 'tables' | 'indexes', names: readonly string[]): CompiledQuery {
+/** Ordinary tables (relkind r, p) or indexes (i, I) of the current schema, among `names`; with `column`, whether each has it. */
+function relationsSql(kinds: 'tables' | 'indexes', names: readonly string[], column?: string): CompiledQuery {
   const relkinds = kinds === 'tables' ? `('r', 'p')` : `('i', 'I')`;
+  const has = column === undefined ? '' : `, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = $2 AND NOT a.attisdropped) AS has_column`;
   return compiled(
-    `SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    `SELECT c.relname${has} FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = current_schema() AND c.relkind IN ${relkinds} AND c.relname = ANY($1::text[])`,
-    [names],
+    column === undefined ? [names] : [names, column],
   );
 }
 
@@ -51,6 +52,12 @@ function relationsSql(kinds: 'tables' | 'indexes', names: readonly string[]): Co
 export async function existingTables(client: Queryable, names: readonly string[]): Promise<Set<string>> {
   const { rows } = await runSql<{ relname: string }>(client, relationsSql('tables', names));
   return new Set(rows.map((r) => r.relname));
+}
+
+/** The ordinary tables in the current schema among `names`, each with whether it has a column named `column`: one catalog read. */
+export async function existingTablesWithColumn(client: Queryable, names: readonly string[], column: string): Promise<Map<string, boolean>> {
+  const { rows } = await runSql<{ relname: string; has_column: boolean }>(client, relationsSql('tables', names, column));
+  return new Map(rows.map((r) => [r.relname, r.has_column]));
 }
 
 /** Names of the indexes in the current schema, among `names`. */

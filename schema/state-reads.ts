@@ -1,7 +1,8 @@
 // Reads of etl's state tables (schema/state-tables.ts) by the commands that do not write them:
 // extract (where each table's next read starts), `etl status` and the report. Load writes them, in
-// its own transaction (load/ledger.ts). An absent state table means nothing was ever loaded.
-import { existingTables } from './catalog.ts';
+// its own transaction (load/ledger.ts). An absent state table means nothing was ever loaded. Which
+// state tables exist is asked of the catalog once (StateReads.open), whatever the command reads.
+import { existingTablesWithColumn } from './catalog.ts';
 import { compiled, ident, runSql, type CompiledQuery, type Queryable } from './sql.ts';
 import { PENDING_TABLE, RUNS_TABLE, WATERMARKS_TABLE } from './state-tables.ts';
 
@@ -31,25 +32,12 @@ const runs = ident(RUNS_TABLE);
 const tableFilter = (tables: readonly string[] | null): { where: string; parameters: unknown[] } =>
   tables ? { where: ` WHERE table_name = ANY($1::text[])`, parameters: [tables] } : { where: '', parameters: [] };
 
-/** A database `etl schema` has not migrated yet has no fingerprint column: its watermarks have none. */
-const FINGERPRINT_COLUMN = compiled(`SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'fingerprint' AND NOT attisdropped) AS ok`, [
-  watermarks,
-]);
-
 function watermarksSql(tables: readonly string[] | null, withFingerprint: boolean): CompiledQuery {
   const f = tableFilter(tables);
   return compiled(
     `SELECT table_name, watermark, run_id, updated_at, ${withFingerprint ? 'fingerprint' : 'NULL::text'} AS fingerprint FROM ${watermarks}${f.where}`,
     f.parameters,
   );
-}
-
-/** The watermarks of `tables` (null: of every table); null when etl_watermarks does not exist. */
-export async function readWatermarkRows(client: Queryable, tables: readonly string[] | null): Promise<WatermarkRow[] | null> {
-  if (!(await existingTables(client, [WATERMARKS_TABLE])).has(WATERMARKS_TABLE)) return null;
-  const withFingerprint = (await runSql<{ ok: boolean }>(client, FINGERPRINT_COLUMN)).rows[0]!.ok;
-  const r = await runSql<{ table_name: string; watermark: Date; run_id: string; updated_at: Date; fingerprint: string | null }>(client, watermarksSql(tables, withFingerprint));
-  return r.rows.map((w) => ({ table: w.table_name, watermark: w.watermark, runId: w.run_id, updatedAt: w.updated_at, fingerprint: w.fingerprint }));
 }
 
 function lastRunsSql(tables: readonly string[] | null, withRepairs: boolean): CompiledQuery {
@@ -62,35 +50,7 @@ function lastRunsSql(tables: readonly string[] | null, withRepairs: boolean): Co
   );
 }
 
-/**
- * Per table of `tables` (null: every table), the run applied last (latest loaded_at, then greatest
- * run id) and how many were applied; null when etl_runs does not exist. Without `withRepairs`, repair
- * runs do not count: they re-read a few documents, not the table (the pipeline a table was read with).
- */
-export async function readLastRuns(client: Queryable, tables: readonly string[] | null, withRepairs = true): Promise<Map<string, LastRunRow> | null> {
-  if (!(await existingTables(client, [RUNS_TABLE])).has(RUNS_TABLE)) return null;
-  const r = await runSql<{ run_id: string; table_name: string; loaded_at: Date; pipeline_sha256: string; summary: Record<string, unknown>; applied: string }>(client, lastRunsSql(tables, withRepairs));
-  return new Map(
-    r.rows.map((row) => [
-      row.table_name,
-      { table: row.table_name, runId: row.run_id, loadedAt: row.loaded_at, pipelineSha256: row.pipeline_sha256, summary: row.summary, applied: Number(row.applied) },
-    ]),
-  );
-}
-
 const APPLIED_RUNS = compiled(`SELECT run_id, table_name FROM ${runs}`);
-
-/** run id → the tables loaded from it; null when etl_runs does not exist. */
-export async function readAppliedRuns(client: Queryable): Promise<Map<string, Set<string>> | null> {
-  if (!(await existingTables(client, [RUNS_TABLE])).has(RUNS_TABLE)) return null;
-  const out = new Map<string, Set<string>>();
-  for (const row of (await runSql<{ run_id: string; table_name: string }>(client, APPLIED_RUNS)).rows) {
-    let s = out.get(row.run_id);
-    if (!s) out.set(row.run_id, (s = new Set()));
-    s.add(row.table_name);
-  }
-  return out;
-}
 
 export interface PendingCounts {
   readonly rows: number;
@@ -103,19 +63,71 @@ const PENDING_COUNTS = compiled(
     `FROM ${ident(PENDING_TABLE)} GROUP BY table_name`,
 );
 
-/** Per table: rows held back and NULLed references waiting in etl_pending, and the oldest entry's time. */
-export async function readPendingCounts(client: Queryable): Promise<Map<string, PendingCounts> | null> {
-  if (!(await existingTables(client, [PENDING_TABLE])).has(PENDING_TABLE)) return null;
-  const r = await runSql<{ table_name: string; rows: string; nulls: string; since: Date | null }>(client, PENDING_COUNTS);
-  return new Map(r.rows.map((x) => [x.table_name, { rows: Number(x.rows), nulls: Number(x.nulls), since: x.since?.toISOString() ?? null }]));
-}
+const LEDGER_ROWS = (limit: number) =>
+  compiled(`SELECT run_id, min(loaded_at) AS loaded_at, count(*)::int AS tables, jsonb_agg(summary) AS summaries FROM ${runs} GROUP BY run_id ORDER BY run_id DESC LIMIT $1`, [limit]);
 
-/** The newest runs of the ledger, newest first: per run, when, how many tables, every table's summary. */
-export async function readLedgerRows(client: Queryable, limit: number): Promise<{ run_id: string; loaded_at: Date; tables: number; summaries: Record<string, unknown>[] }[]> {
-  if (!(await existingTables(client, [RUNS_TABLE])).has(RUNS_TABLE)) return [];
-  const sql = compiled(
-    `SELECT run_id, min(loaded_at) AS loaded_at, count(*)::int AS tables, jsonb_agg(summary) AS summaries FROM ${runs} GROUP BY run_id ORDER BY run_id DESC LIMIT $1`,
-    [limit],
-  );
-  return (await runSql(client, sql)).rows;
+/**
+ * The state tables' reads on one connection. `open` asks the catalog once which state tables exist
+ * (and whether etl_watermarks has its fingerprint column: a database `etl schema` has not migrated
+ * yet has none); each read then answers null (or nothing) for an absent table without asking again.
+ */
+export class StateReads {
+  private constructor(
+    private readonly client: Queryable,
+    /** State table → it has a fingerprint column. */
+    private readonly present: ReadonlyMap<string, boolean>,
+  ) {}
+
+  static async open(client: Queryable): Promise<StateReads> {
+    return new StateReads(client, await existingTablesWithColumn(client, [WATERMARKS_TABLE, RUNS_TABLE, PENDING_TABLE], 'fingerprint'));
+  }
+
+  /** The watermarks of `tables` (null: of every table); null when etl_watermarks does not exist. */
+  async watermarkRows(tables: readonly string[] | null): Promise<WatermarkRow[] | null> {
+    const withFingerprint = this.present.get(WATERMARKS_TABLE);
+    if (withFingerprint === undefined) return null;
+    const r = await runSql<{ table_name: string; watermark: Date; run_id: string; updated_at: Date; fingerprint: string | null }>(this.client, watermarksSql(tables, withFingerprint));
+    return r.rows.map((w) => ({ table: w.table_name, watermark: w.watermark, runId: w.run_id, updatedAt: w.updated_at, fingerprint: w.fingerprint }));
+  }
+
+  /**
+   * Per table of `tables` (null: every table), the run applied last (latest loaded_at, then greatest
+   * run id) and how many were applied; null when etl_runs does not exist. Without `withRepairs`, repair
+   * runs do not count: they re-read a few documents, not the table (the pipeline a table was read with).
+   */
+  async lastRuns(tables: readonly string[] | null, withRepairs = true): Promise<Map<string, LastRunRow> | null> {
+    if (!this.present.has(RUNS_TABLE)) return null;
+    const r = await runSql<{ run_id: string; table_name: string; loaded_at: Date; pipeline_sha256: string; summary: Record<string, unknown>; applied: string }>(this.client, lastRunsSql(tables, withRepairs));
+    return new Map(
+      r.rows.map((row) => [
+        row.table_name,
+        { table: row.table_name, runId: row.run_id, loadedAt: row.loaded_at, pipelineSha256: row.pipeline_sha256, summary: row.summary, applied: Number(row.applied) },
+      ]),
+    );
+  }
+
+  /** run id → the tables loaded from it; null when etl_runs does not exist. */
+  async appliedRuns(): Promise<Map<string, Set<string>> | null> {
+    if (!this.present.has(RUNS_TABLE)) return null;
+    const out = new Map<string, Set<string>>();
+    for (const row of (await runSql<{ run_id: string; table_name: string }>(this.client, APPLIED_RUNS)).rows) {
+      let s = out.get(row.run_id);
+      if (!s) out.set(row.run_id, (s = new Set()));
+      s.add(row.table_name);
+    }
+    return out;
+  }
+
+  /** Per table: rows held back and NULLed references waiting in etl_pending, and the oldest entry's time; null when it does not exist. */
+  async pendingCounts(): Promise<Map<string, PendingCounts> | null> {
+    if (!this.present.has(PENDING_TABLE)) return null;
+    const r = await runSql<{ table_name: string; rows: string; nulls: string; since: Date | null }>(this.client, PENDING_COUNTS);
+    return new Map(r.rows.map((x) => [x.table_name, { rows: Number(x.rows), nulls: Number(x.nulls), since: x.since?.toISOString() ?? null }]));
+  }
+
+  /** The newest runs of the ledger, newest first: per run, when, how many tables, every table's summary. */
+  async ledgerRows(limit: number): Promise<{ run_id: string; loaded_at: Date; tables: number; summaries: Record<string, unknown>[] }[]> {
+    if (!this.present.has(RUNS_TABLE)) return [];
+    return (await runSql(this.client, LEDGER_ROWS(limit))).rows;
+  }
 }

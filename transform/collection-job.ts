@@ -7,7 +7,8 @@ import type { PipelineModel, TableModel } from '../model/types.ts';
 import { transformIdentityErrors, type TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { tableMapping } from '../mapping/index.ts';
-import { drainOf, runCollectionPass, type PassResult } from './collection-pass.ts';
+import { drainOf, runCollectionPass } from './collection-pass.ts';
+import { checkExtractRead } from './extract-check.ts';
 import { DedupeWork } from './dedupe.ts';
 import { ExplodeWork } from './explode.ts';
 import type { TransformProgress } from './options.ts';
@@ -83,7 +84,8 @@ export async function transformCollection(job: CollectionJob, c: JobContext): Pr
       every: Math.max(1, model.settings.batchSize),
       onDocuments: onProgress ? (done) => onProgress({ kind: 'collection_progress', collection: job.collection, tables: names, documents: done, total: job.records }) : undefined,
     });
-    checkExtractRead(job, read, paths);
+    // A damaged or edited extract file is refused.
+    checkExtractRead(paths, { file: paths.relative(file), records: job.records, bytes: job.bytes, sha256: job.sha256 }, { ...read, records: read.documents }, job.collection);
     if (job.requested) await nameAbsentDocuments(paths, job.requested, works, drainOf(works), signal);
     const records = await commitWorks(works);
     for (const [name, record] of records) {
@@ -107,18 +109,6 @@ export async function transformCollection(job: CollectionJob, c: JobContext): Pr
     }
     throw reported;
   }
-}
-
-/** The extract file must be the one the manifest describes: a damaged or edited file is refused. */
-function checkExtractRead(job: CollectionJob, read: PassResult, paths: RunPaths): void {
-  if (read.documents === job.records && read.bytes === job.bytes && read.sha256 === job.sha256) return;
-  const file = paths.extractFile(job.collection);
-  throw new StagingError(
-    'extract_mismatch',
-    `${paths.relative(file)} of run ${paths.runId} is not the file the manifest describes ` +
-      `(read ${read.documents} documents, ${read.bytes} bytes, sha256 ${read.sha256}; manifest: ${job.records} documents, ${job.bytes} bytes, sha256 ${job.sha256})`,
-    { context: { file, collection: job.collection }, hint: 'the run is damaged: run `etl extract` again' },
-  );
 }
 
 /** Commits every table's files; their counts must reconcile. */

@@ -26,6 +26,7 @@ import { columnConverter, Rejection } from '../mapping/convert.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdKey } from './rejects.ts';
 import { parseDocumentLine, readLineBatches, type FileDigest } from './ndjson-batches.ts';
+import { checkExtractRead } from './extract-check.ts';
 import { CsvOutput } from './staged-output.ts';
 
 /** What the manifest records of a table's live keys (transform.tables[t].live). */
@@ -119,13 +120,7 @@ async function writeLiveKeys(file: string, ids: IdsRecord, collection: string, p
     }
     for (const w of works) if (w.csv.needsDrain) await w.csv.drain();
   }
-  if (lines !== ids.records || digest.bytes !== ids.bytes || digest.sha256 !== ids.sha256) {
-    throw new StagingError(
-      'extract_mismatch',
-      `${ids.file} of run ${paths.runId} is not the file the manifest describes (read ${lines} ids, ${digest.bytes} bytes, sha256 ${digest.sha256}; manifest: ${ids.records} ids, ${ids.bytes} bytes, sha256 ${ids.sha256})`,
-      { context: { file, collection }, hint: 'the run is damaged: run `etl extract` again' },
-    );
-  }
+  checkExtractRead(paths, ids, { ...digest, records: lines }, collection);
   return lines;
 }
 

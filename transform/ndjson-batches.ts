@@ -38,7 +38,7 @@ export async function* readLineBatches(file: string, digest: FileDigest, signal?
     const first = lineNo + 1;
     for (const part of parts) {
       lineNo += 1;
-      const line = part.endsWith('\r') ? part.slice(0, -1) : part;
+      const line = part.charCodeAt(part.length - 1) === 13 /* \r */ ? part.slice(0, -1) : part;
       if (line.length === 0) continue;
       lines.push(line);
       numbers.push(lineNo);

@@ -70,21 +70,11 @@ export function fromWire(w: WireError): Error {
 /** Runs every job, `threads` at a time; `done` gets each outcome as its collection completes. */
 export async function runJobs(jobs: readonly CollectionJob[], threads: number, c: JobContext, setup: WorkerSetup, done: (o: JobOutcome) => void): Promise<void> {
   // One thread keeps the pipeline's order (progress, and the tables a failure leaves done).
-  const queue = threads > 1 ? [...jobs].sort((a, b) => b.bytes - a.bytes) : [...jobs];
-  const stop = new AbortController();
-  let first: { error: unknown } | null = null;
-  const fail = (error: unknown): void => {
-    first ??= { error };
-    stop.abort(error);
-  };
-  const signal = AbortSignal.any([c.signal, stop.signal]);
-  const next = (): Promise<CollectionJob | null> => Promise.resolve(signal.aborted ? null : (queue.shift() ?? null));
-  const lanes = [localLane(next, { ...c, signal }, done).catch(fail)];
-  for (let i = 1; i < threads; i += 1) lanes.push(workerLane(next, c, setup, signal, done).catch(fail));
-  await Promise.all(lanes);
-  // Interrupted: the caller's reason, not a worker's report of it.
-  c.signal.throwIfAborted();
-  if (first) throw (first as { error: unknown }).error;
+  const queue = threads > 1 ? [...jobs].sort((a, b) => b.bytes - a.bytes) : jobs;
+  // Every job is known already: the threads asked for start at the first job, whatever its size.
+  const runner = new FedJobs(threads, true, c, setup, done);
+  for (const job of queue) runner.add(job);
+  await runner.finish();
 }
 
 /** This thread taking jobs until `next` has none. */
@@ -109,11 +99,12 @@ async function workerLane(next: () => Promise<CollectionJob | null>, c: JobConte
 }
 
 /**
- * Jobs that arrive while they run (a transform fed by a running extract, `etl run`). While the
- * extract goes on, this thread is the extract's: the jobs go to worker threads once the run is big
- * enough to pay for them (FED_PARALLEL_MIN_BYTES), else to this thread between the extract's reads;
- * once no job can come (`close`), this thread takes its share. The staged files are the same
- * whichever thread writes them.
+ * The one scheduler: jobs that arrive while they run (a transform fed by a running extract, `etl
+ * run`), or all at once (runJobs). While more may come, this thread is the extract's: the jobs go
+ * to worker threads once the run is big enough to pay for them (FED_PARALLEL_MIN_BYTES, or at once
+ * when the threads were asked for), else to this thread between the extract's reads; once no job
+ * can come (`finish`), this thread takes its share. The staged files are the same whichever
+ * thread writes them.
  */
 export class FedJobs {
   readonly jobs: CollectionJob[] = [];

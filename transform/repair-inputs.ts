@@ -3,28 +3,22 @@
 //     false): deleted since the last load, or never there. Each names itself in the keys file of
 //     every table of its collection, as a read document would, so load removes what it owned;
 //   - for a dedupe table, the keys load must recompute whatever the run stages
-//     (extract/<table>.recompute.csv → transform/<table>.recompute.csv, header checked, rows as
-//     they are): a key no document contributes to any more leaves the table.
-// Both files are checked against the extract manifest (bytes, sha256, records) before use.
+//     (extract/<table>.recompute.csv → transform/<table>.recompute.csv, copied byte for byte):
+//     a key no document contributes to any more leaves the table.
+// Both files are checked against the extract manifest (bytes and sha256, records too for the
+// requested file) before use.
 import { pipeline } from 'node:stream/promises';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { StagingError } from '../errors/etl-error.ts';
 import type { TableModel } from '../model/types.ts';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
-import { csvReader, csvWriter, type Cell } from '../staging/csv.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import type { ExtractRecomputeRecord } from '../staging/manifest-extract.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
+import { checkExtractRead } from './extract-check.ts';
 import { parseDocumentLine, readLineBatches, type FileDigest } from './ndjson-batches.ts';
 import type { TableWork } from './table-work.ts';
-
-function mismatch(paths: RunPaths, record: FileRecord, found: string): StagingError {
-  return new StagingError('extract_mismatch', `${record.file} of run ${paths.runId} is not the file the manifest describes (${found}; manifest: ${record.records} records, ${record.bytes} bytes, sha256 ${record.sha256})`, {
-    context: { file: path.join(paths.dir, record.file) },
-    hint: 'the run is damaged: run `etl repair` again',
-  });
-}
 
 /** Names every requested document the extract did not find in each table's keys file; returns how many. */
 export async function nameAbsentDocuments(paths: RunPaths, record: FileRecord, works: readonly TableWork[], drain: () => Promise<void>, signal: AbortSignal): Promise<number> {
@@ -43,13 +37,15 @@ export async function nameAbsentDocuments(paths: RunPaths, record: FileRecord, w
       await drain();
     }
   }
-  if (lines !== record.records || digest.bytes !== record.bytes || digest.sha256 !== record.sha256) {
-    throw mismatch(paths, record, `read ${lines} records, ${digest.bytes} bytes, sha256 ${digest.sha256}`);
-  }
+  checkExtractRead(paths, record, { ...digest, records: lines });
   return absent;
 }
 
-/** transform/<table>.recompute.csv from the extract's file: the dedupe key's columns, rows unchanged. */
+/**
+ * transform/<table>.recompute.csv: the extract's file, copied as it is (the dedupe key's columns,
+ * its header written by extract from the record's columns) once its bytes prove to be the ones the
+ * extract manifest records.
+ */
 export async function passRecomputeKeys(paths: RunPaths, table: TableModel, record: ExtractRecomputeRecord, signal: AbortSignal): Promise<FileRecord> {
   const key = table.dedupe?.key ?? [];
   if (record.columns.length !== key.length || record.columns.some((c, i) => c !== key[i])) {
@@ -59,27 +55,13 @@ export async function passRecomputeKeys(paths: RunPaths, table: TableModel, reco
     });
   }
   const sink = new AtomicFileSink(paths.transformRecompute(table.name));
-  let rows = -1;
-  let header: Cell[] | null = null;
-  const check = async function* (records: AsyncIterable<Cell[]>): AsyncGenerator<Cell[]> {
-    for await (const r of records) {
-      rows += 1;
-      if (header === null) header = r;
-      else yield r;
-    }
-  };
   try {
-    await pipeline(createReadStream(path.join(paths.dir, record.file), { signal }), csvReader(), check, csvWriter(key), sink, { signal });
+    await pipeline(createReadStream(path.join(paths.dir, record.file), { signal }), sink, { signal });
+    checkExtractRead(paths, record, sink.figures());
   } catch (error) {
     await sink.discard();
     throw error;
   }
-  const written = sink.figures();
-  // Rewritten by the same writer from the same cells, the bytes are the extract's own.
-  if (written.sha256 !== record.sha256 || rows !== record.records || JSON.stringify(header) !== JSON.stringify(key)) {
-    await sink.discard();
-    throw mismatch(paths, record, `read ${rows} records, sha256 of the rewritten file ${written.sha256}`);
-  }
   const f = await sink.commit();
-  return { file: paths.relative(paths.transformRecompute(table.name)), bytes: f.bytes, sha256: f.sha256, records: rows };
+  return { file: paths.relative(paths.transformRecompute(table.name)), bytes: f.bytes, sha256: f.sha256, records: record.records };
 }

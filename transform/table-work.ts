@@ -11,6 +11,7 @@ import type { RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdKey, documentIdText, rejectLine, shortValue } from './rejects.ts';
 import { keysFileColumns } from '../mapping/scope.ts';
 import { CsvOutput, NdjsonOutput } from './staged-output.ts';
+import { csvField } from '../staging/csv-lines.ts';
 
 export interface ConvertedColumn {
   readonly column: ColumnModel;
@@ -96,11 +97,15 @@ export abstract class TableWork {
       this.unkeyed += 1;
       return null;
     }
+    // The line written directly (csvLine's bytes for [cell, id] or [cell]: every cell inspected, NULL
+    // as nothing): no array per document, once per table of the collection.
+    const field = csvField(key.cell);
     if (this.withIdentity) {
       const id = documentIdText(doc._id);
-      this.keys!.write([key.cell, id === key.cell ? null : id]);
-    } else this.keys!.write([key.cell]);
-    return { cell: key.cell, stripped: key.stripped };
+      this.keys!.writeLine(id === key.cell ? `${field},` : `${field},${csvField(id)}`);
+    } else this.keys!.writeLine(field);
+    // The converted key is already a KeyCell (a Rejection or NULL was refused above).
+    return key as KeyCell;
   }
 
   /**

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Double, Int32, Long, ObjectId } from 'bson';
-import { matchesQuery, projectDocument } from '../../extract/document-match.ts';
+import { matchesQuery } from '../../extract/document-match.ts';
 
 test('equality, null and missing fields, arrays, numbers across BSON types', () => {
   const doc = { a: 'x', n: new Int32(5), d: new Double(5), l: Long.fromNumber(5), tags: ['p', 'q'], nil: null, sub: { k: 'v' }, list: [{ k: 1 }, { k: 2 }] };
@@ -28,10 +28,6 @@ test('date bounds match only dates, inclusively', () => {
   assert.ok(!matchesQuery({ creation_date: new Date(w.getTime() - 1) }, q));
   assert.ok(!matchesQuery({ creation_date: '2025-01-01' }, q), 'a string is not a date');
   assert.ok(!matchesQuery({}, q));
-});
-
-test('projection keeps the document order', () => {
-  assert.deepEqual(Object.keys(projectDocument({ z: 1, _id: 2, a: 3, b: 4 }, new Set(['_id', 'a', 'z']))), ['z', '_id', 'a']);
 });
 
 test('$type and $not as the server reads them: missing fields, arrays holding a date, several aliases', () => {

@@ -10,6 +10,8 @@ import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { runStatus } from '../../inspect/status.ts';
 import { applySchema } from '../../schema/apply.ts';
+import type { Queryable } from '../../schema/sql.ts';
+import { StateReads, type WatermarkRow } from '../../schema/state-reads.ts';
 import { stagedRun } from './staged-manifest.ts';
 import { model } from './planted.ts';
 
@@ -106,4 +108,30 @@ test('status with state rows and staged runs', async (t) => {
   );
   assert.equal(r.stagedRuns, 5);
   assert.equal(r.drift.clean, true, `drift: ${r.drift.findings.map((f) => f.message).join('; ')}`);
+});
+
+test('the state reads of `etl status` ask the catalog once: which state tables exist, fingerprint column included', async (t) => {
+  const m = await model();
+  const url = await servers.postgres.createDatabase(t.name);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  t.after(() => client.end());
+  const sent: string[] = [];
+  // The real connection, its statements noted on the way.
+  const noting = { query: (text: string, values?: unknown[]) => (sent.push(text), client.query(text, values)) } as Queryable;
+  const readAll = async () => {
+    sent.length = 0;
+    const state = await StateReads.open(noting);
+    return [await state.watermarkRows(null), await state.lastRuns(null), await state.appliedRuns(), await state.pendingCounts()];
+  };
+  assert.deepEqual(await readAll(), [null, null, null, null], 'never loaded: no state table');
+  assert.equal(sent.length, 1, sent.join('\n'));
+
+  await applySchema(client, m);
+  await client.query(`INSERT INTO etl_watermarks (table_name, watermark, run_id, fingerprint) VALUES ('users', $1, 'r1', 'fp')`, [at]);
+  const [watermarks, lastRuns, applied, pending] = await readAll();
+  assert.deepEqual((watermarks as WatermarkRow[]).map((w) => [w.table, w.runId, w.fingerprint]), [['users', 'r1', 'fp']]);
+  assert.deepEqual([lastRuns, applied, pending].map((x) => (x as Map<string, unknown>).size), [0, 0, 0]);
+  assert.equal(sent.filter((s) => s.includes('pg_catalog')).length, 1, sent.join('\n'));
+  assert.equal(sent.length, 5, 'one catalog read, then one statement a read');
 });

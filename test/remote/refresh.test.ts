@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { deserialize, Double, Int32, ObjectId } from 'bson';
 import { MongoClient } from 'mongodb';
 import pg from 'pg';
-import { readArchiveCollection, readArchiveHeader } from '../../extract/dump-archive.ts';
+import { readArchiveBatches, readArchiveHeader } from '../../extract/dump-archive.ts';
 import { useServers } from '../harness/index.ts';
 import { pgDumpMajor, startDebianPostgres, type DebianPostgres } from './debian-postgres.ts';
 import { startSshd, type Sshd } from './sshd.ts';
@@ -77,6 +77,11 @@ async function caseDir(name: string): Promise<string> {
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/** The documents of one namespace of a dump archive, in archive order, one by one. */
+async function* archiveDocuments(file: string, db: string, collection: string): AsyncGenerator<{ bytes: Buffer }> {
+  for await (const batch of readArchiveBatches(file, db, collection)) yield* batch;
+}
+
 describe('etl refresh mongo', () => {
   async function seed(t: { name: string }) {
     const db = await servers.mongo.newDatabase(t.name);
@@ -122,13 +127,13 @@ describe('etl refresh mongo', () => {
     const header = await readArchiveHeader(report.file);
     assert.deepEqual(header.namespaces.map((n) => `${n.db}.${n.collection}`).sort(), [`${db.name}.orders`, `${db.name}.users`]);
     const users = [];
-    for await (const raw of readArchiveCollection(report.file, db.name, 'users')) users.push(deserialize(raw.bytes, { promoteValues: false }));
+    for await (const raw of archiveDocuments(report.file, db.name, 'users')) users.push(deserialize(raw.bytes, { promoteValues: false }));
     assert.equal(users.length, 3);
     assert.equal((users[0]!.email as { valueOf(): string }).valueOf(), 'a@example.com');
     assert.ok(users[0]!.age instanceof Int32);
     assert.ok(users[0]!.weight instanceof Double);
     let orders = 0;
-    for await (const _ of readArchiveCollection(report.file, db.name, 'orders')) orders++;
+    for await (const _ of archiveDocuments(report.file, db.name, 'orders')) orders++;
     assert.equal(orders, 2);
   });
 

@@ -62,7 +62,15 @@ describe('refusals', () => {
     const model = await pipelineModel();
     const run = await stageRun(model, { companies: [company(1), company(2)] });
     await appendFile(run.paths.extractFile('companies'), `${JSON.stringify({ _id: { $oid: '670000000000000000000009' } })}\n`);
-    await rejectsWith(runTransform({ model, stagingDir: run.stagingDir }), 'extract_mismatch');
+    const error = await rejectsWith(runTransform({ model, stagingDir: run.stagingDir }), 'extract_mismatch');
+    // The one wording every staged extract file's check uses (documents, ids, requested, recompute keys).
+    assert.match(
+      error.message,
+      /^extract\/companies\.ndjson of run \S+ is not the file the extract manifest describes: read 3 records, \d+ bytes, sha256 [0-9a-f]{64}; the manifest says 2 records, \d+ bytes, sha256 [0-9a-f]{64}$/,
+    );
+    assert.equal(error.context.file, run.paths.extractFile('companies'));
+    assert.equal(error.context.collection, 'companies');
+    assert.match(error.hint ?? '', /etl extract.*etl repair/);
     const section = (await readManifest(run.paths)).stages.transform!;
     assert.equal(section.status, 'failed');
     assert.equal(section.error?.code, 'extract_mismatch');
