@@ -35,6 +35,8 @@ export class BenchContext {
       readonly cacheDir: string;
       readonly workDir: string;
       readonly mongoUrl: string | undefined;
+      /** --keep: the staged runs stay (else each is removed once measured). */
+      readonly keep?: boolean;
       readonly log: Log;
       readonly signal: AbortSignal;
     },

@@ -46,8 +46,8 @@ export const incremental: Benchmark = async (ctx, result) => {
       result.details[`state_tables_after_${which}`] = await stateTableSizes(pgUrl);
       if (which === 'full') mergeUrl = await copyDatabase(pg, pgUrl, 'etl_bench_hand_merge');
       else await handMerge(ctx, result, mergeUrl, staging, runId);
-      // The run's staged files are not needed any more (keeps the disk use of a 1M bench down).
-      await rm(runPaths(staging, runId).dir, { recursive: true, force: true });
+      // The run's staged files are not needed any more (keeps the disk use of a 1M bench down), unless --keep.
+      if (!ctx.options.keep) await rm(runPaths(staging, runId).dir, { recursive: true, force: true });
       return round(ex.seconds + tr.seconds + ld.seconds);
     };
     const fullSeconds = await cycle('full');

@@ -123,6 +123,7 @@ async function main(): Promise<number> {
     cacheDir,
     workDir,
     mongoUrl: process.env.MONGODB_URL || undefined,
+    keep: args.keep,
     log,
     signal: controller.signal,
   });

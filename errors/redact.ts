@@ -27,8 +27,14 @@ export type FindMode = 'display' | 'scan';
 
 const REDACTED = '***';
 
+// Every rule below needs one of these in the text: an `@` (user:password@), a name ending like a
+// secret (pass, secret, token, key) or a fixed token prefix. Most data holds none, and one search
+// for them costs a small part of the dozen searches it spares (`etl pack` scans every staged byte).
+const CREDENTIAL_HINT = /@|pass|secret|token|key|AKIA|ASIA|gh[pousr]_|xox[abposr]-|k_live_|AIza/i;
+
 /** Every credential-shaped span of `text`, in order, not overlapping. */
 export function findCredentials(text: string, mode: FindMode = 'display'): CredentialHit[] {
+  if (!CREDENTIAL_HINT.test(text)) return [];
   const hits: CredentialHit[] = [...userinfoHits(text, mode), ...settingHits(text), ...patternHits(text)];
   hits.sort((a, b) => a.start - b.start || b.end - a.end);
   const merged: CredentialHit[] = [];

@@ -20,13 +20,10 @@ const who = (s: TableShape, alias: string) => `coalesce(${alias}.${s.documentCol
 /** A key an ObjectId could have produced, owning a row no claim names. */
 const OBJECT_ID_TEXT = `'^[0-9a-f]{24}$'`;
 
-/** Anything to look at: a document of another `_id` type in the batch, or claims already kept. */
-function anyClaimSql(s: TableShape): CompiledQuery {
-  return compiled(
-    `SELECT EXISTS (SELECT 1 FROM ${s.temps.keys} AS k WHERE k.${s.documentColumn.id} IS NOT NULL) ` +
-      `OR EXISTS (SELECT 1 FROM ${claims} WHERE table_name = $1) AS any`,
-    [s.table.name],
-  );
+/** Whether the batch names a document of another `_id` type, and (unless known) whether claims are kept. */
+function claimProbeSql(s: TableShape, keptKnown: boolean): CompiledQuery {
+  const kept = keptKnown ? '' : `, EXISTS (SELECT 1 FROM ${claims} WHERE table_name = $1) AS kept`;
+  return compiled(`SELECT EXISTS (SELECT 1 FROM ${s.temps.keys} AS k WHERE k.${s.documentColumn.id} IS NOT NULL) AS identities${kept}`, keptKnown ? [] : [s.table.name]);
 }
 
 /** The keys more than one document claims: in the batch, kept in etl_claims, or owning a row already. */
@@ -89,6 +86,15 @@ export interface ClaimScope {
   /** The keys file is in its temp table. */
   readonly keys: boolean;
   readonly live: boolean;
+  /** What claimsOfBatch found. */
+  readonly claims: ClaimsOfBatch;
+}
+
+export interface ClaimsOfBatch {
+  /** etl_claims holds claims of the table (from earlier loads). */
+  readonly kept: boolean;
+  /** A key of this batch can be contested: else the direct path may load it, and nothing is refused. */
+  readonly contestable: boolean;
 }
 
 /** Are claims of this table kept from earlier loads? */
@@ -97,10 +103,17 @@ export async function claimsKept(session: LoadSession, shape: TableShape): Promi
   return (r.rows[0] as { any: boolean }).any;
 }
 
-/** Can a key of this batch be contested? (Else the direct path may load it.) */
-export async function claimsToCheck(session: LoadSession, shape: TableShape, keysLoaded: boolean): Promise<boolean> {
-  if (!shape.docKey || !keysLoaded) return false;
-  return ((await session.run(anyClaimSql(shape))).rows[0] as { any: boolean }).any;
+/**
+ * The claims a batch meets, once its keys file is in the temp table (`keyRows` rows). `kept`: what
+ * claimsKept answered, when it was asked (etl_claims is asked once a table).
+ */
+export async function claimsOfBatch(session: LoadSession, shape: TableShape, keyRows: number, kept: boolean | null): Promise<ClaimsOfBatch> {
+  if (!shape.docKey) return { kept: false, contestable: false };
+  if (kept === true) return { kept, contestable: true };
+  if (kept === false && keyRows === 0) return { kept, contestable: false };
+  const row = (await session.run(claimProbeSql(shape, kept !== null))).rows[0] as { identities: boolean; kept?: boolean };
+  const isKept = kept ?? row.kept === true;
+  return { kept: isKept, contestable: row.identities || isKept };
 }
 
 /**
@@ -109,9 +122,9 @@ export async function claimsToCheck(session: LoadSession, shape: TableShape, key
  */
 export async function refuseContestedKeys(session: LoadSession, shape: TableShape, scope: ClaimScope, runId: string): Promise<number> {
   if (!shape.docKey || !scope.keys) return 0;
-  if (scope.live) await session.run(forgetGoneSql(shape));
-  if (scope.complete) await session.run(forgetUnreadSql(shape));
-  if (!(await claimsToCheck(session, shape, scope.keys))) return 0;
+  if (scope.live && scope.claims.kept) await session.run(forgetGoneSql(shape));
+  if (scope.complete && scope.claims.kept) await session.run(forgetUnreadSql(shape));
+  if (!scope.claims.contestable) return 0;
   const contested = (await session.run(contestedSql(shape))).rowCount ?? 0;
   await session.run(recordClaimsSql(shape, runId));
   if (contested === 0) return 0;

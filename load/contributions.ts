@@ -7,6 +7,7 @@
 import { StagingError } from '../errors/etl-error.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { withIndexesBuiltAfter } from './indexes.ts';
+import { ownsTable } from './owner.ts';
 import { numberRejectsByCtidSql } from './direct.ts';
 import { analyzeSql, createStageTableSql } from './batch-sql.ts';
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
@@ -15,6 +16,7 @@ import type { CopyFigures } from './copy-in.ts';
 import { isUniqueViolation } from './merge.ts';
 import { copyStaged, type StagedFile } from './stage-files.ts';
 import { list, type TableShape } from './shape.ts';
+import { missingCondition, type PlannedCheck } from './references.ts';
 import type { LoadSession } from './session.ts';
 
 
@@ -178,35 +180,107 @@ export async function nothingStored(session: LoadSession, shape: TableShape, com
   return stored.empty;
 }
 
+/** A contribution (alias m) misses one of the references `checks` (none of them into the table itself). */
+const missesReference = (s: TableShape, checks: readonly PlannedCheck[]): string => checks.map((r) => `(${missingCondition(s, r, 'm')})`).join(' OR ');
+
+/**
+ * The winners of the suspect keys (those a contribution of which misses a reference) into the
+ * batch: only their rows can miss one. Any other key's winner has every reference it names.
+ */
+function suspectWinnersIntoBatchSql(s: TableShape, checks: readonly PlannedCheck[]): CompiledQuery {
+  return compiled(
+    `INSERT INTO ${s.temps.stage} (${list(s.columns)}) SELECT DISTINCT ON (${keyList(s, 'c.')}) ${list(s.columns, 'c.')} FROM ${state(s)} AS c ` +
+      `WHERE (${keyList(s, 'c.')}) IN (SELECT ${keyList(s, 'm.')} FROM ${state(s)} AS m WHERE ${missesReference(s, checks)}) ` +
+      `ORDER BY ${keyList(s, 'c.')}, ${winnerOrder(s)}`,
+  );
+}
+
+/** A suspect key with a NULL part: equality (IN above) cannot find its contributions. */
+function suspectWithNullKeySql(s: TableShape, checks: readonly PlannedCheck[]): CompiledQuery {
+  const nullPart = s.key.map((c) => `m.${c.id} IS NULL`).join(' OR ');
+  return compiled(`SELECT EXISTS (SELECT 1 FROM ${state(s)} AS m WHERE (${nullPart}) AND (${missesReference(s, checks)})) AS any`);
+}
+
+/**
+ * Every key's winner into the (empty) target, straight from the sort and in its order (key order, as
+ * the batch gave them), but for the suspect keys whose winner was refused (the batch no longer holds
+ * it). A key with a NULL part is never suspect (IS NOT TRUE keeps it).
+ */
+export function winnersIntoEmptyTargetSql(s: TableShape): CompiledQuery {
+  return compiled(
+    `INSERT INTO ${s.target} (${list(s.columns)}) SELECT ${list(s.columns, 'w.')} FROM (` +
+      `SELECT DISTINCT ON (${keyList(s, 'c.')}) ${list(s.columns, 'c.')} FROM ${state(s)} AS c ORDER BY ${keyList(s, 'c.')}, ${winnerOrder(s)}) AS w ` +
+      `WHERE ((${keyList(s, 'w.')}) IN (SELECT ${keyList(s, 'k.')} FROM ${s.temps.suspects} AS k) ` +
+      `AND (${keyList(s, 'w.')}) NOT IN (SELECT ${keyList(s, 'b.')} FROM ${s.temps.stage} AS b)) IS NOT TRUE`,
+  );
+}
+
+/** The suspect keys' winners whose set_null references the batch NULLed: as the batch holds them. */
+export function nulledWinnersSql(s: TableShape): CompiledQuery {
+  const others = s.others;
+  return compiled(
+    `UPDATE ${s.target} AS t SET ${others.map((c) => `${c.id} = b.${c.id}`).join(', ')} FROM ${s.temps.stage} AS b ` +
+      `WHERE ${s.key.map((c) => `t.${c.id} = b.${c.id}`).join(' AND ')} AND (${list(others, 't.')}) IS DISTINCT FROM (${list(others, 'b.')})`,
+  );
+}
+
+/**
+ * The batch of a first load that reads everything into an empty table: the suspect keys' winners
+ * only (their keys kept aside for winnersIntoEmptyTargetSql), so that the other rows go from the
+ * sort straight into the target instead of through the batch. False (nothing done) when a suspect
+ * key has a NULL part: then every winner goes through the batch.
+ */
+async function suspectsIntoBatch(session: LoadSession, shape: TableShape, checks: readonly PlannedCheck[]): Promise<boolean> {
+  if (checks.length > 0 && ((await session.run(suspectWithNullKeySql(shape, checks))).rows[0] as { any: boolean }).any) return false;
+  await session.run(createStageTableSql(shape));
+  if (checks.length > 0) await session.run(suspectWinnersIntoBatchSql(shape, checks));
+  await session.run(compiled(`CREATE TEMP TABLE ${shape.temps.suspects} ON COMMIT DROP AS SELECT ${keyList(shape)} FROM ${shape.temps.stage}`));
+  return true;
+}
+
+/** How a first load's batch was filled (firstContributions). */
+export interface FirstContributions extends ContributionOutcome {
+  readonly copied: CopyFigures;
+  /**
+   * The batch holds the suspect keys' winners only (suspectsIntoBatch): merge with
+   * winnersIntoEmptyTargetSql; touched, batchRows and superseded are then known only after it.
+   */
+  readonly suspectsOnly: boolean;
+}
+
 /**
  * Nothing stored yet (a first load): the contributions file is COPYed straight into the state
  * table (no temp table, no INSERT … SELECT, its indexes built once after), and the batch is each
  * key's latest contribution (the same rows as the general path; the lines of the rows found missing a
- * reference are the same too once numberFirstRejects ran). Null when the file
- * repeats a document: the primary key cannot be re-created, the savepoint undoes it all, and the
- * general path (which keeps a repeated document's last line) runs instead.
+ * reference are the same too once numberFirstRejects ran); or, when `intoEmpty` (a complete read into
+ * an empty table whose references are all to other tables, none set NULL in a key column), the suspect
+ * keys' winners only. Null when
+ * the file repeats a document: the primary key cannot be re-created, the savepoint undoes it all, and
+ * the general path (which keeps a repeated document's last line) runs instead.
  */
 export async function firstContributions(
   session: LoadSession,
   paths: RunPaths,
   shape: TableShape,
   file: StagedFile,
-  complete: boolean,
-): Promise<(ContributionOutcome & { copied: CopyFigures }) | null> {
+  scope: { readonly complete: boolean; readonly intoEmpty: boolean; readonly checks: readonly PlannedCheck[] },
+): Promise<FirstContributions | null> {
   // Emptying and re-indexing the state table are for its owner only.
-  const owned = ((await session.run(compiled(`SELECT pg_has_role(relowner, 'USAGE') AS owned FROM pg_class WHERE oid = $1::regclass`, [state(shape)]))).rows[0] as { owned: boolean }).owned;
-  if (!owned) return null;
+  if (!(await ownsTable(session, state(shape)))) return null;
   const copied = await session.attempt('etl_contrib', isUniqueViolation, async () => {
     await session.run(compiled(`TRUNCATE ${state(shape)}`));
     return withIndexesBuiltAfter(session, state(shape), () => copyStaged(session, paths, file, copyIntoStateSql(shape)));
   }, null);
   if (copied === null) return null;
+  if (scope.intoEmpty && scope.complete && (await suspectsIntoBatch(session, shape, scope.checks))) {
+    return { copied, suspectsOnly: true, touched: 0, batchRows: 0, superseded: 0 };
+  }
   await session.run(createStageTableSql(shape));
   const batchRows = await session.count(stateWinnersIntoBatchSql(shape));
   await session.run(analyzeSql(shape.temps.stage));
   // Only an incremental run's pending entries are forgotten by touched key (leave.ts); a complete
   // read forgets them all, and its target, empty or not, is compared with the batch itself.
-  if (!complete) await session.run(touchedFromBatchSql(shape));
+  if (!scope.complete) await session.run(touchedFromBatchSql(shape));
   // One batch row per staged key: the other contributions of a key lost to it.
-  return { copied, touched: batchRows, batchRows, superseded: copied.rowCount - batchRows };
+  return { copied, suspectsOnly: false, touched: batchRows, batchRows, superseded: copied.rowCount - batchRows };
 }

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { parse as parseCsvSync } from 'csv-parse/sync';
-import { CsvRecordCounter, QuotedNewlineDetector } from './csv-lines.ts';
+import { QuotedNewlineDetector } from './csv-lines.ts';
 
 export interface CopyFigures {
   /** Rows COPY reported (CommandComplete). */
@@ -21,29 +21,23 @@ export interface CopyFigures {
   readonly sha256: string;
   /** A quoted value holds a newline: CSV records and physical lines are numbered differently. */
   readonly multiline: boolean;
-  /** Data records of the file, counted as it streamed (only when asked: see copyFileInto). */
-  readonly records: number | null;
 }
 
-/** `countRecords`: count the file's records as they stream (a COPY … WHERE reports the rows it kept). */
-export async function copyFileInto(client: pg.Client, file: string, copySql: string, signal?: AbortSignal, countRecords = false): Promise<CopyFigures> {
+export async function copyFileInto(client: pg.Client, file: string, copySql: string, signal?: AbortSignal): Promise<CopyFigures> {
   const hash = createHash('sha256');
   let bytes = 0;
   const quotes = new QuotedNewlineDetector();
-  const counter = countRecords ? new CsvRecordCounter() : null;
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       hash.update(chunk);
       quotes.scan(chunk);
-      counter?.scan(chunk);
       bytes += chunk.length;
       callback(null, chunk);
     },
   });
   const copy = client.query(copyFrom(copySql));
   await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), tap, copy, ...(signal ? [{ signal }] : []));
-  const records = counter ? Math.max(0, counter.records - 1) : null;
-  return { rowCount: copy.rowCount, bytes, sha256: hash.digest('hex'), multiline: quotes.multiline, records };
+  return { rowCount: copy.rowCount, bytes, sha256: hash.digest('hex'), multiline: quotes.multiline };
 }
 
 export interface KeysScan {

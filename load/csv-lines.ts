@@ -34,36 +34,6 @@ export class QuotedNewlineDetector {
   }
 }
 
-/**
- * Counts the records of a CSV byte stream (header included): newlines outside quotes, plus a last
- * record without its newline. For a COPY … WHERE, whose row count is the rows kept, not read.
- */
-export class CsvRecordCounter {
-  #inQuote = false;
-  #newlines = 0;
-  #last = NEWLINE;
-
-  scan(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.#last = chunk[chunk.length - 1]!;
-    let i = 0;
-    for (;;) {
-      const q = chunk.indexOf(QUOTE, i);
-      const end = q === -1 ? chunk.length : q;
-      if (!this.#inQuote) {
-        for (let n = chunk.indexOf(NEWLINE, i); n !== -1 && n < end; n = chunk.indexOf(NEWLINE, n + 1)) this.#newlines += 1;
-      }
-      if (q === -1) return;
-      this.#inQuote = !this.#inQuote;
-      i = q + 1;
-    }
-  }
-
-  get records(): number {
-    return this.#newlines + (this.#last === NEWLINE ? 0 : 1);
-  }
-}
-
 /** Physical line where each CSV record starts (record 1 = the header, on line 1). Ask in increasing order. */
 export class RecordLines {
   readonly #chunks: AsyncIterator<Buffer>;

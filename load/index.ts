@@ -11,12 +11,13 @@
 import { describePostgres } from '../connect/config.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
-import { appliedTables, recordTable } from './ledger.ts';
+import { appliedTables, recordTables, type LedgerEntry } from './ledger.ts';
 import { loadContext, type LoadContext } from './load-context.ts';
 import { markDone, markFailed, markRunning, recordAlreadyApplied, tableRecord } from './load-record.ts';
 import type { LoadOptions, LoadReport } from './options.ts';
 import { planLoad, type LoadPlan } from './plan.ts';
 import { LoadSession } from './session.ts';
+import { tablesWithPending } from './pending.ts';
 import { BULK_ROWS } from './merge.ts';
 import { loadTables, type TablesOutcome } from './tables.ts';
 
@@ -43,7 +44,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     }
     await markRunning(plan.paths, base.destination, base);
     running = true;
-    const ctx = loadContext(session, plan, { allowDeleteAll: options.allowDeleteAll === true, bulkRows: options.bulkRows ?? BULK_ROWS });
+    const pendingBefore = await tablesWithPending(session);
+    const ctx = loadContext(session, plan, { allowDeleteAll: options.allowDeleteAll === true, bulkRows: options.bulkRows ?? BULK_ROWS, pendingBefore });
     outcome.value = await loadTables(ctx, plan, toLoad);
     const report = doneReport(plan, base, skipped, outcome.value);
     await recordLedger(ctx, plan, report, outcome.value);
@@ -84,15 +86,17 @@ function doneReport(plan: LoadPlan, base: ReportBase, skipped: LoadReport['skipp
 
 /** The ledger: what each table's load did, in the load's transaction (so a re-load is recognised). */
 async function recordLedger(ctx: LoadContext, plan: LoadPlan, report: LoadReport, outcome: TablesOutcome): Promise<void> {
+  const entries: LedgerEntry[] = [];
   for (const r of report.tables) {
-    ctx.session.at(r.table, 'recording the load');
     const rejects = outcome.rejects.find((x) => x.table === r.table);
     const file: FileRecord | null = rejects ? { file: rejects.file, bytes: rejects.figures.bytes, sha256: rejects.figures.sha256, records: rejects.figures.lines } : null;
     const deletions = report.deletions ? { deletions: report.deletions.tables.find((d) => d.table === r.table) ?? null } : {};
     // A repair re-read a few documents: it says nothing of which mapping the table's other rows follow.
     const repair = ctx.repair ? { repair: true } : {};
-    await recordTable(ctx.session.client, plan.paths.runId, r.table, plan.model.sha256, { ...tableRecord(r, file), ...deletions, ...repair });
+    entries.push({ table: r.table, summary: { ...tableRecord(r, file), ...deletions, ...repair } });
   }
+  ctx.session.at('(ledger)', 'recording the load');
+  await recordTables(ctx.session.client, plan.paths.runId, plan.model.sha256, entries);
 }
 
 /** The transaction ended as planned: the rejects files now describe what happened. */

@@ -6,6 +6,7 @@
 // violation the fill would have raised, so callers keep their savepoint around fill and rebuild.
 import { compiled, ident, type CompiledQuery, type SqlIdent } from '../schema/sql.ts';
 import type { LoadSession } from './session.ts';
+import { ownsRelationSql } from './owner.ts';
 
 interface TableIndex {
   readonly name: string;
@@ -25,7 +26,7 @@ function rebuildableIndexesSql(table: SqlIdent): CompiledQuery {
   return compiled(
     `SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS def, k.conname AS constraint, pg_get_constraintdef(k.oid) AS constraint_def, i.indisclustered AS clustered ` +
       `FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x') ` +
-      `WHERE i.indrelid = $1::regclass AND pg_has_role((SELECT relowner FROM pg_class WHERE oid = $1::regclass), 'USAGE') ` +
+      `WHERE i.indrelid = $1::regclass AND ${ownsRelationSql('$1::regclass')} ` +
       `AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid IN (SELECT x.indexrelid FROM pg_index x WHERE x.indrelid = $1::regclass)) ` +
       `ORDER BY c.relname`,
     [table],

@@ -73,7 +73,8 @@ export async function removeLeavingRows(ctx: LoadContext, shape: TableShape, sco
   const where = hadRows ? leftCondition(shape, scope) : null;
   if (where && scope.complete && scope.documents === 0 && !ctx.allowDeleteAll) await refuseEmptying(session, shape, where);
   const left = where ? await gone.delete(shape, where) : 0;
-  const forget = forgetScope(shape, scope, runId);
+  // Only entries an earlier load wrote are forgotten (the scope's are this run's by now).
+  const forget = ctx.pendingBefore.has(shape.table.name) ? forgetScope(shape, scope, runId) : null;
   if (forget) await session.run(forget);
   return { left, gone: goneRows };
 }

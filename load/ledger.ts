@@ -47,11 +47,37 @@ export async function appliedTables(client: pg.Client, runId: string): Promise<M
   return new Map((r.rows as { table_name: string; loaded_at: Date; summary: unknown }[]).map((row) => [row.table_name, { loadedAt: row.loaded_at.toISOString(), summary: row.summary }]));
 }
 
-export async function recordTable(client: pg.Client, runId: string, table: string, pipelineSha256: string, summary: unknown): Promise<void> {
+/** One ledger row a table of the run. */
+export interface LedgerEntry {
+  readonly table: string;
+  readonly summary: unknown;
+}
+
+/** The ledger rows of the run's tables, in one statement. */
+export async function recordTables(client: pg.Client, runId: string, pipelineSha256: string, entries: readonly LedgerEntry[]): Promise<void> {
+  if (entries.length === 0) return;
   await runSql(
     client,
-    compiled(`INSERT INTO ${runs} (run_id, table_name, pipeline_sha256, summary) VALUES ($1, $2, $3, $4::jsonb)`, [runId, table, pipelineSha256, JSON.stringify(summary)]),
+    compiled(
+      `INSERT INTO ${runs} (run_id, table_name, pipeline_sha256, summary) SELECT $1, e.t, $2, e.s FROM unnest($3::text[], $4::jsonb[]) WITH ORDINALITY AS e(t, s, n) ORDER BY e.n`,
+      [runId, pipelineSha256, entries.map((e) => e.table), entries.map((e) => JSON.stringify(e.summary))],
+    ),
   );
+}
+
+/** A table's watermark row as the load found it when it started. */
+export interface StoredWatermark {
+  readonly watermark: Date;
+  readonly fingerprint: string | null;
+}
+
+/**
+ * The watermarks of `tables` when the load starts. Only the load itself writes them afterwards, each
+ * table's once (advanceWatermark, or forgetWatermark, after which it no longer advances).
+ */
+export async function storedWatermarks(client: pg.Client, tables: readonly string[]): Promise<Map<string, StoredWatermark>> {
+  const r = await runSql(client, compiled(`SELECT table_name, watermark, fingerprint FROM ${watermarks} WHERE table_name = ANY ($1::text[])`, [tables]));
+  return new Map((r.rows as { table_name: string; watermark: Date; fingerprint: string | null }[]).map((row) => [row.table_name, { watermark: row.watermark, fingerprint: row.fingerprint }]));
 }
 
 /**
@@ -66,9 +92,9 @@ export async function advanceWatermark(
   watermark: string,
   runId: string,
   mapping: { current: string; planned: PlannedMapping | null },
+  stored: StoredWatermark | undefined,
 ): Promise<void> {
-  const stored = await runSql(client, compiled(`SELECT fingerprint FROM ${watermarks} WHERE table_name = $1`, [table]));
-  const fingerprint = fingerprintToStore(mapping.current, (stored.rows[0] as { fingerprint: string | null } | undefined)?.fingerprint ?? null, mapping.planned);
+  const fingerprint = fingerprintToStore(mapping.current, stored?.fingerprint ?? null, mapping.planned);
   await runSql(
     client,
     compiled(
@@ -84,9 +110,4 @@ export async function advanceWatermark(
 /** Forgets a table's watermark, so the next extract reads its collection in full. */
 export async function forgetWatermark(client: pg.Client, table: string): Promise<void> {
   await runSql(client, compiled(`DELETE FROM ${watermarks} WHERE table_name = $1`, [table]));
-}
-
-export async function watermarkOf(client: pg.Client, table: string): Promise<Date | null> {
-  const r = await runSql(client, compiled(`SELECT watermark FROM ${watermarks} WHERE table_name = $1`, [table]));
-  return (r.rows[0] as { watermark: Date } | undefined)?.watermark ?? null;
 }

@@ -22,12 +22,14 @@ export interface LoadContext {
   readonly bulkRows: number;
   /** A repair run (`etl repair`): no watermark moves, no table is truncated. */
   readonly repair: boolean;
+  /** Tables holding etl_pending entries when the load started (pending.ts tablesWithPending). */
+  readonly pendingBefore: ReadonlySet<string>;
   shapeOf(table: string): TableShape;
   /** What transform recorded for a table of the run. */
   staged(table: string): TransformTableRecord;
 }
 
-export function loadContext(session: LoadSession, plan: LoadPlan, o: { allowDeleteAll: boolean; bulkRows: number }): LoadContext {
+export function loadContext(session: LoadSession, plan: LoadPlan, o: { allowDeleteAll: boolean; bulkRows: number; pendingBefore: ReadonlySet<string> }): LoadContext {
   const { model } = plan;
   const edges = edgesOf(model);
   const shapes = new Map(model.loadOrder.map((name, i) => [name, tableShape(model.tables.get(name)!, i)]));
@@ -42,6 +44,7 @@ export function loadContext(session: LoadSession, plan: LoadPlan, o: { allowDele
     allowDeleteAll: o.allowDeleteAll,
     bulkRows: o.bulkRows,
     repair: isRepair(plan),
+    pendingBefore: o.pendingBefore,
     shapeOf: (table) => shapes.get(table)!,
     staged: (table) => plan.manifest.stages.transform!.tables[table]!,
   };

@@ -4,6 +4,7 @@
 // application, user, client, since when), from pg_locks and pg_stat_activity. Waiting polls
 // pg_try_advisory_lock rather than blocking in pg_advisory_lock, so Ctrl-C stops the wait at once.
 import type pg from 'pg';
+import { roughDuration } from '../errors/durations.ts';
 import { LoadError, UsageError } from '../errors/etl-error.ts';
 import { compiled, runSql } from '../schema/sql.ts';
 
@@ -53,13 +54,13 @@ export async function acquireLoadLock(client: pg.Client, policy: LockPolicy, onW
       });
     }
     if (deadline !== null && Date.now() >= deadline) {
-      throw new LoadError('load_lock_timeout', `gave up waiting after ${formatDuration(timeoutMs!)} (--lock-timeout): another etl load still holds the lock on this database${who}`, {
+      throw new LoadError('load_lock_timeout', `gave up waiting after ${roughDuration(timeoutMs!)} (--lock-timeout): another etl load still holds the lock on this database${who}`, {
         hint: holder ? `wait for it to finish, or, if it is stuck, end that session: SELECT pg_terminate_backend(${holder.pid});` : 'wait for it to finish, then run the load again',
         context: { pid: holder?.pid },
       });
     }
     if (!announced) {
-      onWait(`waiting for another etl load to finish${who}${timeoutMs === null ? '' : `; giving up after ${formatDuration(timeoutMs)}`}…`);
+      onWait(`waiting for another etl load to finish${who}${timeoutMs === null ? '' : `; giving up after ${roughDuration(timeoutMs)}`}…`);
       announced = true;
     }
     await new Promise((resolve) => setTimeout(resolve, deadline === null ? POLL_MS : Math.max(0, Math.min(POLL_MS, deadline - Date.now()))));
@@ -84,7 +85,7 @@ function describeHolder(h: LockHolder | null, now: Date = new Date()): string {
     h.applicationName ? `application "${h.applicationName}"` : null,
     h.user ? `user ${h.user}` : null,
     h.client ? `from ${h.client}` : 'over a local socket',
-    h.backendStart ? `connected since ${h.backendStart.toISOString()} (${formatDuration(now.getTime() - h.backendStart.getTime())} ago)` : null,
+    h.backendStart ? `connected since ${h.backendStart.toISOString()} (${roughDuration(now.getTime() - h.backendStart.getTime())} ago)` : null,
   ].filter((p): p is string => p !== null);
   return ` (PostgreSQL backend pid ${h.pid}): ${parts.join(', ')}`;
 }
@@ -97,12 +98,4 @@ export function parseLockTimeout(text: string): number {
   }
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase() as 'ms' | 's' | 'm' | 'h'];
   return Math.round(Number(m[1]) * unit);
-}
-
-function formatDuration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
-  if (s < 120) return `${s} s`;
-  if (s < 7200) return `${Math.round(s / 60)} min`;
-  return `${Math.round(s / 3600)} h`;
 }

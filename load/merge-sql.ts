@@ -2,6 +2,7 @@
 // every name is a SqlIdent, so a column called `order` or a name holding `"` cannot break a statement.
 import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
 import { list, matchKey, type TableShape } from './shape.ts';
+import { ownsRelationSql } from './owner.ts';
 
 /**
  * upsert (primary key, unique constraint or dedupe key), in one statement returning { inserted,
@@ -52,10 +53,15 @@ export function insertNewLinksSql(s: TableShape): CompiledQuery {
   );
 }
 
-/** The merge into an empty table: a plain INSERT … SELECT (no conflict arbitration, no RETURNING). */
+/**
+ * The merge into an empty table: a plain INSERT … SELECT (no conflict arbitration, no RETURNING).
+ * A dedupe table's rows go in key order, so the ids a sequence gives them follow their keys, not
+ * where the batch's NULLed rows moved to (as load/contributions.ts winnersIntoEmptyTargetSql).
+ */
 export function insertAllSql(s: TableShape): CompiledQuery {
   const cols = list(s.columns);
-  return compiled(`INSERT INTO ${s.target} (${cols}) SELECT ${cols} FROM ${s.temps.stage}`);
+  const order = s.kind === 'dedupe_upsert' ? ` ORDER BY ${list(s.key)}` : '';
+  return compiled(`INSERT INTO ${s.target} (${cols}) SELECT ${cols} FROM ${s.temps.stage}${order}`);
 }
 
 /**
@@ -64,7 +70,7 @@ export function insertAllSql(s: TableShape): CompiledQuery {
  */
 export function ownForeignKeysSql(s: TableShape): CompiledQuery {
   return compiled(
-    `SELECT c.conname AS name, pg_get_constraintdef(c.oid) AS definition, pg_has_role(t.relowner, 'USAGE') AS owned ` +
+    `SELECT c.conname AS name, pg_get_constraintdef(c.oid) AS definition, ${ownsRelationSql('t.oid')} AS owned ` +
       `FROM pg_class t LEFT JOIN pg_constraint c ON c.conrelid = t.oid AND c.contype = 'f' WHERE t.oid = $1::regclass ORDER BY c.conname`,
     [s.target],
   );

@@ -5,7 +5,7 @@ import { addConstraintSql, dropConstraintSql, insertAllSql, insertNewLinksSql, o
 import { dropBatchDuplicatesSql } from './batch-sql.ts';
 import type { TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
-import { compiled, DEFER_ALL, ident } from '../schema/sql.ts';
+import { compiled, DEFER_ALL, ident, type CompiledQuery } from '../schema/sql.ts';
 import { withIndexesBuiltAfter } from './indexes.ts';
 import { withReferencesCheckedByLoad } from './checked-references.ts';
 import type { PlannedCheck } from './references.ts';
@@ -35,9 +35,30 @@ interface OwnForeignKey {
   readonly definition: string;
 }
 
+interface ForeignKeyRow {
+  readonly name: string | null;
+  readonly definition: string | null;
+  readonly owned: boolean;
+}
+
+/**
+ * The table's own foreign keys, asked once a load (the shapes are the load's): within it they are
+ * only ever dropped and re-added as they were (withoutForeignKeys), under the same names.
+ */
+const ownForeignKeys = new WeakMap<TableShape, readonly ForeignKeyRow[]>();
+
+async function foreignKeysOf(session: LoadSession, shape: TableShape): Promise<readonly ForeignKeyRow[]> {
+  let rows = ownForeignKeys.get(shape);
+  if (!rows) {
+    rows = (await session.run(ownForeignKeysSql(shape))).rows as ForeignKeyRow[];
+    ownForeignKeys.set(shape, rows);
+  }
+  return rows;
+}
+
 /** The table's foreign keys if this session may drop and re-add them, else null. */
 export async function droppableForeignKeys(session: LoadSession, shape: TableShape): Promise<OwnForeignKey[] | null> {
-  const rows = (await session.run(ownForeignKeysSql(shape))).rows as { name: string | null; definition: string | null; owned: boolean }[];
+  const rows = await foreignKeysOf(session, shape);
   if (rows.some((f) => !f.owned)) return null;
   return rows.filter((f) => f.name !== null && f.definition !== null) as OwnForeignKey[];
 }
@@ -81,8 +102,8 @@ async function dropForeignKeys(session: LoadSession, shape: TableShape, fks: rea
  * (ALTER TABLE refuses a table with pending trigger events).
  */
 export async function runDeferredChecks(session: LoadSession, shape: TableShape, which: 'own' | 'referencing' = 'own'): Promise<void> {
-  const query = which === 'own' ? ownForeignKeysSql(shape) : referencingForeignKeysSql(shape);
-  const names = ((await session.run(query)).rows as { name: string | null }[]).flatMap((f) => (f.name === null ? [] : [ident(f.name)]));
+  const rows = which === 'own' ? await foreignKeysOf(session, shape) : ((await session.run(referencingForeignKeysSql(shape))).rows as { name: string | null }[]);
+  const names = rows.flatMap((f) => (f.name === null ? [] : [ident(f.name)]));
   if (names.length === 0) return;
   await session.run(compiled(`SET CONSTRAINTS ${names.join(', ')} IMMEDIATE`));
   await session.run(compiled(`SET CONSTRAINTS ${names.join(', ')} DEFERRED`));
@@ -98,7 +119,8 @@ export const isUniqueViolation = (error: unknown): boolean => (error as { code?:
  * foreign-key triggers, so the batch, whose references were checked (`checks`), goes in without
  * them (checked-references.ts), else, when large, with the foreign keys dropped (withoutForeignKeys);
  * a large batch has its indexes built after. Optimistic: the batch rarely repeats a key; if it does, the savepoint undoes
- * just that INSERT, the duplicates are resolved as for any load, and it runs again.
+ * just that INSERT, the duplicates are resolved as for any load, and it runs again. `insertSql`: the
+ * INSERT (default: the whole batch; dedupe: winnersIntoEmptyTargetSql, one row per key already).
  */
 export async function insertIntoEmpty(
   session: LoadSession,
@@ -106,10 +128,11 @@ export async function insertIntoEmpty(
   rows: number,
   checks: readonly PlannedCheck[],
   bulkRows = BULK_ROWS,
+  insertSql: CompiledQuery = insertAllSql(shape),
 ): Promise<{ inserted: number; duplicates: number }> {
   const bulk = rows >= bulkRows;
   const work = async (): Promise<{ inserted: number; duplicates: number }> => {
-    const insert = () => session.count(insertAllSql(shape));
+    const insert = () => session.count(insertSql);
     const inserted = await session.attempt('etl_insert', isUniqueViolation, () => (bulk ? withIndexesBuiltAfter(session, shape.target, insert) : insert()), null);
     if (inserted !== null) return { inserted, duplicates: 0 };
     // The batch repeats a key: keep one row of each, as the general path does.

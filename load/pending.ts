@@ -178,6 +178,16 @@ export async function resolveNulls(session: LoadSession, shape: TableShape, chec
   return resolved;
 }
 
+/**
+ * The tables holding entries when the load starts. Every entry a load writes carries its run
+ * (seen_run), so the entries of a table that a load did not write, which the statements below
+ * retry or forget, are among those: a table not named here has none, and is not asked again.
+ */
+export async function tablesWithPending(session: LoadSession): Promise<Set<string>> {
+  const r = await session.run(compiled(`SELECT DISTINCT table_name FROM ${pending}`));
+  return new Set((r.rows as { table_name: string }[]).map((row) => row.table_name));
+}
+
 /** Does the table have entries this run did not write? (Nothing to retry otherwise.) */
 export function hasPendingSql(s: TableShape, runId: string): CompiledQuery {
   return compiled(`SELECT EXISTS (SELECT 1 FROM ${pending} WHERE table_name = $1 AND seen_run <> $2) AS any`, [s.table.name, runId]);

@@ -32,7 +32,7 @@ export async function settleTable(ctx: LoadContext, shape: TableShape, checks: r
     ? await settleOrphans({ session, shape, checks, edges, gone: ctx.gone, shapeOf: ctx.shapeOf, runId: ctx.runId })
     : { referencing: 0, nulledColumns: {} };
   session.at(name, 'landing pending rows');
-  const pending = ((await session.run(hasPendingSql(shape, ctx.runId))).rows[0] as { any: boolean }).any;
+  const pending = ctx.pendingBefore.has(name) && ((await session.run(hasPendingSql(shape, ctx.runId))).rows[0] as { any: boolean }).any;
   if (!pending) return { ...orphans, landed: 0, resolved: 0 };
   const landed = await landPendingRows(ctx, shape, checks);
   const resolved = await resolveNulls(session, shape, checks);

@@ -35,6 +35,8 @@ export interface TempTables {
   readonly contested: SqlIdent;
   /** dedupe, repair runs: keys recomputed whatever the run stages. */
   readonly recompute: SqlIdent;
+  /** dedupe, first load into an empty table: the keys a contribution of which misses a reference. */
+  readonly suspects: SqlIdent;
 }
 
 export interface TableShape {
@@ -84,7 +86,7 @@ export function columnTypeSql(t: SqlType): string {
 
 function tempTables(index: number): TempTables {
   const t = (what: string) => ident(`etl_${what}_${index}`);
-  return { stage: t('stage'), keys: t('keys'), rejects: t('rejects'), contrib: t('contrib'), touched: t('touched'), gone: t('gone'), live: t('live'), contested: t('contested'), recompute: t('recompute') };
+  return { stage: t('stage'), keys: t('keys'), rejects: t('rejects'), contrib: t('contrib'), touched: t('touched'), gone: t('gone'), live: t('live'), contested: t('contested'), recompute: t('recompute'), suspects: t('suspects') };
 }
 
 /** Temp table name → the real table, so messages never show our internal names. */

@@ -10,7 +10,6 @@ import type { RunPaths } from '../staging/run-folder.ts';
 import { copyFileInto, readCsvHeader, scanKeysFile, type CopyFigures } from './copy-in.ts';
 import type { LoadSession } from './session.ts';
 import type { TableShape } from './shape.ts';
-import { compiled } from '../schema/sql.ts';
 import {
   analyzeSql,
   copyContribSql,
@@ -46,17 +45,13 @@ export function stagedFile(paths: RunPaths, record: FileRecord, columns: readonl
   return { file, record, columns, records };
 }
 
-/**
- * COPYs one staged file with `copySql`, checking header, checksum and count. `filtered`: the COPY
- * has a WHERE clause, so its records are counted as they stream rather than taken from COPY.
- */
-export async function copyStaged(session: LoadSession, paths: RunPaths, staged: StagedFile, copySql: string, filtered = false): Promise<CopyFigures> {
-  const copied = await verified(session, paths, staged, () => copyFileInto(session.client, staged.file, copySql, session.signal, filtered));
-  return copied;
+/** COPYs one staged file with `copySql`, checking header, checksum and count. */
+export function copyStaged(session: LoadSession, paths: RunPaths, staged: StagedFile, copySql: string): Promise<CopyFigures> {
+  return verified(session, paths, staged, () => copyFileInto(session.client, staged.file, copySql, session.signal));
 }
 
 /** Runs `read` (which streams the file, hashing it) and checks header, checksum and count. */
-async function verified<F extends { readonly sha256: string; readonly records: number | null; readonly rowCount?: number }>(
+async function verified<F extends { readonly sha256: string; readonly records?: number | null; readonly rowCount?: number }>(
   session: LoadSession,
   paths: RunPaths,
   staged: StagedFile,
@@ -115,13 +110,12 @@ export async function copyBatch(session: LoadSession, paths: RunPaths, shape: Ta
 /**
  * The scope: the keys file into the keys temp table. `identitiesOnly`: only the documents whose `_id`
  * is not their key's text are needed (a complete read with no claim kept: load/claims.ts looks at
- * nothing else then). The file is then read here first (verified like a COPY) and, when it names
- * none, nothing is copied; when that cannot be told from its bytes, a COPY keeps those rows only;
- * when there is one, the whole file is copied, since a key it shares with an ObjectId document is
- * contested. Returns the rows kept.
+ * nothing else then). The file is then read here first (verified like a COPY) and, when it surely
+ * names none, nothing is copied; else the whole file is, since a key such a document shares with an
+ * ObjectId document is contested. Returns the rows kept; none copied: no temp table either, since
+ * nothing of such a load reads it (a complete read, no claim kept, no document to claim a key).
  */
 export async function copyScope(session: LoadSession, paths: RunPaths, shape: TableShape, record: FileRecord, identitiesOnly = false): Promise<number> {
-  await session.run(createKeysTableSql(shape));
   const key = scopeColumn(shape).name;
   const file = stagedFile(paths, record, [key]);
   // Runs staged before the keys file named each document's `_id` have the key column alone.
@@ -129,11 +123,7 @@ export async function copyScope(session: LoadSession, paths: RunPaths, shape: Ta
   const columns = withIdentity ? [key, shape.documentColumn.name] : [key];
   const copySql = copyKeysSql(shape, COPY_CSV_OPTIONS, withIdentity);
   if (identitiesOnly && (await noIdentityIn(session, paths, { ...file, columns }, withIdentity))) return 0;
-  if (identitiesOnly && withIdentity) {
-    const kept = await copyStaged(session, paths, { ...file, columns }, `${copySql} WHERE ${shape.documentColumn.id} IS NOT NULL`, true);
-    if (kept.rowCount === 0) return 0;
-    await session.run(compiled(`TRUNCATE ${shape.temps.keys}`));
-  }
+  await session.run(createKeysTableSql(shape));
   const copied = await copyStaged(session, paths, { ...file, columns }, copySql);
   await session.run(analyzeSql(shape.temps.keys));
   return copied.rowCount;

@@ -13,8 +13,8 @@ import { LoadError, StagingError } from '../errors/etl-error.ts';
 import { compiled } from '../schema/sql.ts';
 import type { AtomicFileSink, FileFigures } from '../staging/atomic-file.ts';
 import { dropBatchDuplicatesSql, dropTempSql, targetIsEmptySql } from './batch-sql.ts';
-import { claimsKept, claimsToCheck, refuseContestedKeys } from './claims.ts';
-import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, numberFirstRejects } from './contributions.ts';
+import { claimsKept, claimsOfBatch, refuseContestedKeys, type ClaimScope } from './claims.ts';
+import { contributionsIntoBatch, firstContributions, locateFirstRejects, nothingStored, nulledWinnersSql, numberFirstRejects, winnersIntoEmptyTargetSql } from './contributions.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
 import { withReferencesCheckedByLoad } from './checked-references.ts';
@@ -110,7 +110,7 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
   };
 }
 
-type StepScope = Scope & { readonly liveCount: number };
+type StepScope = Scope & ClaimScope & { readonly liveCount: number };
 
 /** The keys file (unless the read was complete) and the live set, into temp tables. */
 async function stageScope(ctx: LoadContext, shape: TableShape, staged: TransformTableRecord): Promise<StepScope> {
@@ -121,8 +121,9 @@ async function stageScope(ctx: LoadContext, shape: TableShape, staged: Transform
   const keysNeeded = staged.keys !== null && (shape.kind === 'dedupe_upsert' ? !complete : shape.docKey !== null);
   // A complete read replaces every row and every pending entry whatever the keys say: only the
   // claims need them, and with none kept only the documents of another `_id` type matter.
-  const identitiesOnly = keysNeeded && complete && !(await claimsKept(session, shape));
-  if (keysNeeded) await copyScope(session, paths, shape, staged.keys!, identitiesOnly);
+  const kept = keysNeeded && complete && shape.docKey !== null ? await claimsKept(session, shape) : null;
+  const keyRows = keysNeeded ? await copyScope(session, paths, shape, staged.keys!, kept === false) : 0;
+  const claims = keysNeeded ? await claimsOfBatch(session, shape, keyRows, kept) : { kept: false, contestable: false };
   let liveCount = 0;
   const live = staged.live && (shape.docKey !== null || shape.kind === 'dedupe_upsert') ? staged.live : null;
   if (live) {
@@ -133,7 +134,7 @@ async function stageScope(ctx: LoadContext, shape: TableShape, staged: Transform
   // A repair run names dedupe keys to recompute whatever it stages (a key nobody contributes to leaves).
   const recompute = shape.kind === 'dedupe_upsert' && staged.recompute !== undefined;
   if (recompute) await copyRecompute(session, paths, shape, staged.recompute!);
-  return { complete, keys: keysNeeded, touched: shape.kind === 'dedupe_upsert', live: live !== null, recompute, documents: staged.documents, liveCount };
+  return { complete, keys: keysNeeded, claims, touched: shape.kind === 'dedupe_upsert', live: live !== null, recompute, documents: staged.documents, liveCount };
 }
 
 async function refuseEmptyLiveSet(ctx: LoadContext, shape: TableShape, live: FileRecord): Promise<void> {
@@ -154,21 +155,21 @@ async function loadBatch(
   ctx: LoadContext,
   shape: TableShape,
   staged: TransformTableRecord,
-  scope: Scope,
+  scope: StepScope,
   checks: readonly PlannedCheck[],
   phase: (p: LoadPhase, step: string) => void,
 ): Promise<BatchFigures> {
   const { session, paths } = ctx;
   const csv = stagedFile(paths, staged.csv, shape.columns.map((c) => c.name), staged.rows);
   const empty = ((await session.run(targetIsEmptySql(shape))).rows[0] as { empty: boolean }).empty;
-  if (shape.kind !== 'dedupe_upsert' && empty && staged.rows >= ctx.bulkRows && !(await claimsToCheck(session, shape, scope.keys))) {
+  if (shape.kind !== 'dedupe_upsert' && empty && staged.rows >= ctx.bulkRows && !scope.claims.contestable) {
     const direct = await loadDirect(session, paths, shape, csv, checks, ctx.runId);
     if (direct) {
       const rows = direct.copied.rowCount;
       return { staged: rows, unchanged: 0, inserted: rows - direct.rejected, updated: 0, duplicates: 0, rejected: direct.rejected, nulled: direct.nulled, file: csv, multiline: direct.copied.multiline, wasEmpty: true };
     }
   }
-  const filled = await fillBatch(ctx, shape, staged, scope, csv);
+  let filled = await fillBatch(ctx, shape, staged, scope, csv, { empty, checks });
   const contested = await refuseContestedKeys(session, shape, scope, ctx.runId);
   let duplicates = filled.duplicates;
   if (!empty && shape.kind !== 'dedupe_upsert') {
@@ -184,7 +185,14 @@ async function loadBatch(
   ctx.signal?.throwIfAborted();
   phase('merge', 'merging');
   let merged: { inserted: number; updated: number };
-  if (empty) {
+  if (filled.suspectsOnly) {
+    // Every winner but the refused ones goes in: the batch's size is known only now.
+    const r = await insertIntoEmpty(session, shape, filled.staged, checks, ctx.bulkRows, winnersIntoEmptyTargetSql(shape));
+    if (refs.nulled > 0) await session.run(nulledWinnersSql(shape));
+    merged = { inserted: r.inserted, updated: 0 };
+    filled = { ...filled, batchRows: r.inserted + refs.rejected };
+    duplicates = filled.staged - filled.batchRows;
+  } else if (empty) {
     const r = await insertIntoEmpty(session, shape, filled.batchRows - refs.rejected, checks, ctx.bulkRows);
     merged = { inserted: r.inserted, updated: 0 };
     duplicates += r.duplicates;
@@ -210,14 +218,23 @@ interface FilledBatch {
   readonly duplicates: number;
   /** dedupe, nothing stored before: the batch's lines are not yet the file's records (contributions.ts). */
   readonly first: boolean;
+  /** dedupe, first load into an empty table: the batch holds the suspect keys' winners only (contributions.ts). */
+  readonly suspectsOnly: boolean;
 }
 
 /** The batch temp table: the CSV, or for a dedupe table the recomputed rows of the touched keys. */
-async function fillBatch(ctx: LoadContext, shape: TableShape, staged: TransformTableRecord, scope: Scope, csv: StagedFile): Promise<FilledBatch> {
+async function fillBatch(
+  ctx: LoadContext,
+  shape: TableShape,
+  staged: TransformTableRecord,
+  scope: Scope,
+  csv: StagedFile,
+  target: { readonly empty: boolean; readonly checks: readonly PlannedCheck[] },
+): Promise<FilledBatch> {
   const { session, paths } = ctx;
   if (shape.kind !== 'dedupe_upsert') {
     const copied = await copyBatch(session, paths, shape, csv);
-    return { file: csv, copied, staged: copied.rowCount, batchRows: copied.rowCount, duplicates: 0, first: false };
+    return { file: csv, copied, staged: copied.rowCount, batchRows: copied.rowCount, duplicates: 0, first: false, suspectsOnly: false };
   }
   if (!staged.contrib) {
     throw new StagingError('contributions_not_staged', `run ${paths.runId} staged no contributions file for ${shape.table.name}: it was transformed by an older etl`, {
@@ -227,11 +244,13 @@ async function fillBatch(ctx: LoadContext, shape: TableShape, staged: TransformT
   }
   const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
   const file = stagedFile(paths, staged.contrib, columns);
-  const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file, scope.complete) : null;
-  if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded, first: true };
+  // The suspect keys' rows are matched on their key once in the table (nulledWinnersSql).
+  const intoEmpty = target.empty && !target.checks.some((c) => c.selfReference || (c.action === 'set_null' && shape.key.some((k) => k.name === c.column.name)));
+  const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file, { complete: scope.complete, intoEmpty, checks: target.checks }) : null;
+  if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded, first: true, suspectsOnly: first.suspectsOnly };
   const copied = await copyContributions(session, paths, shape, staged.contrib);
   const outcome = await contributionsIntoBatch(session, shape, scope);
-  return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded, first: false };
+  return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded, first: false, suspectsOnly: false };
 }
 
 async function writeRejects(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[], batch: BatchFigures): Promise<TableStepResult['rejects']> {

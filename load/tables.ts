@@ -3,7 +3,7 @@
 // a table they reference lost rows or when they hold pending rows. Parents always come first, so a
 // table's references are checked against parents that are already final.
 import { rm } from 'node:fs/promises';
-import { advanceWatermark, forgetWatermark, watermarkOf } from './ledger.ts';
+import { advanceWatermark, forgetWatermark, storedWatermarks, type StoredWatermark } from './ledger.ts';
 import type { LoadContext } from './load-context.ts';
 import type { DeletePropagationReport, PendingReport, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
 import { nextWatermark, plannedMapping, type LoadPlan } from './plan.ts';
@@ -31,10 +31,13 @@ interface Progress {
   readonly warnings: string[];
   /** Tables emptied by a cascade whose run did not read them in full: their watermark stays removed. */
   readonly frozen: Set<string>;
+  /** The watermarks of the tables to load, as the load found them. */
+  readonly stored: ReadonlyMap<string, StoredWatermark>;
 }
 
 export async function loadTables(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[]): Promise<TablesOutcome> {
-  const p: Progress = { steps: [], reports: [], settled: [], truncated: [], warnings: await aheadWarnings(ctx, plan, toLoad), frozen: new Set() };
+  const stored = await storedWatermarks(ctx.session.client, toLoad);
+  const p: Progress = { steps: [], reports: [], settled: [], truncated: [], warnings: aheadWarnings(plan, toLoad, stored), frozen: new Set(), stored };
   for (const name of ctx.model.loadOrder) {
     ctx.signal?.throwIfAborted();
     if (toLoad.includes(name)) await stepTable(ctx, plan, toLoad, name, p);
@@ -75,7 +78,7 @@ async function stepTable(ctx: LoadContext, plan: LoadPlan, toLoad: readonly stri
 async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: Progress): Promise<void> {
   if (ctx.repair) return;
   const next = nextWatermark(plan, name);
-  if (next && !p.frozen.has(name)) await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name));
+  if (next && !p.frozen.has(name)) await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name), p.stored.get(name));
   else if (!next) p.warnings.push(`${name}: the run records no extract watermark for collection ${ctx.model.tables.get(name)!.collection}; the watermark was not moved`);
 }
 
@@ -89,12 +92,12 @@ async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<
 }
 
 /** A newer run already loaded: rows this run holds may be older than those in PostgreSQL. */
-async function aheadWarnings(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[]): Promise<string[]> {
+function aheadWarnings(plan: LoadPlan, toLoad: readonly string[], stored: ReadonlyMap<string, StoredWatermark>): string[] {
   const warnings: string[] = [];
   for (const table of toLoad) {
     const next = nextWatermark(plan, table);
     if (!next) continue;
-    const current = await watermarkOf(ctx.session.client, table);
+    const current = stored.get(table)?.watermark;
     if (current && current.getTime() > Date.parse(next)) {
       warnings.push(`${table}: a newer run was already loaded (watermark ${current.toISOString()} > this run's ${next}); rows this run holds may be older than those in PostgreSQL`);
     }

@@ -17,10 +17,10 @@ the extract NDJSON, the transform CSVs, keys and rejects files, and load's rejec
 run was loaded. Anyone can then check it with \`etl verify FILE\`, without MongoDB or PostgreSQL.
 
 Refuses a run whose extract or transform is not done, or whose load is still running, and a run
-any of whose files (all are scanned first) holds what looks like a secret: a connection string with
-a password, password=…, a private key, an AWS key, a configured password; or a file named like one
-(.env, id_rsa, *.pem). It names the file and the line. The archive is written as FILE.partial and
-renamed when complete.
+any of whose files holds what looks like a secret: a connection string with a password,
+password=…, a private key, an AWS key, a configured password; or a file named like one (.env,
+id_rsa, *.pem). It names the file and the line. Every file is scanned as it goes into FILE.partial,
+which is renamed to FILE only when the whole run is in and nothing was found (removed otherwise).
 
 options:
   --run ID          the run (default: the one <staging>/latest names)

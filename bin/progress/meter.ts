@@ -1,17 +1,12 @@
 // How far along a piece of work is, in words: counts, percent, rate and time left. One place for
 // the numbers every renderer shows (the live list, log heartbeats, verbose lines, final lines).
 
-export const count = (n: number): string => n.toLocaleString('en-US');
+import { duration } from '../../errors/durations.ts';
 
-/** 0.42 s, 12.3 s, 2 min 05 s, 1 h 02 min. */
-export function duration(ms: number): string {
-  const s = ms / 1000;
-  if (s < 10) return `${s.toFixed(2)} s`;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const whole = Math.round(s);
-  if (whole < 3600) return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`;
-  return `${Math.floor(whole / 3600)} h ${String(Math.floor((whole % 3600) / 60)).padStart(2, '0')} min`;
-}
+// The CLI's renderers take it from here with the other words of progress.
+export { duration };
+
+export const count = (n: number): string => n.toLocaleString('en-US');
 
 export interface Gauge {
   readonly done: number;

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CsvRecordCounter, QuotedNewlineDetector, RecordLines } from '../../load/csv-lines.ts';
+import { QuotedNewlineDetector, RecordLines } from '../../load/csv-lines.ts';
 
 const CSV = 'id,text\n1,plain\n2,"two\nlines"\n3,"quote "" and\n\nthree lines"\n4,""\n5,"a,b"\n';
 // record → line: 1 → 1 (header), 2 → 2, 3 → 3, 4 → 5, 5 → 8, 6 → 9
@@ -19,19 +19,6 @@ test('the detector sees a newline inside quotes, across any chunk split', () => 
   const plain = new QuotedNewlineDetector();
   plain.scan(Buffer.from('id,text\n1,"a ""b"" c"\n2,""\n'));
   assert.equal(plain.multiline, false);
-});
-
-test('the record counter counts records, not lines, across any chunk split', () => {
-  const bytes = Buffer.from(CSV);
-  for (let size = 1; size <= bytes.length; size++) {
-    const c = new CsvRecordCounter();
-    for (let i = 0; i < bytes.length; i += size) c.scan(bytes.subarray(i, i + size));
-    assert.equal(c.records, 6, `chunks of ${size}`);
-  }
-  const unterminated = new CsvRecordCounter();
-  unterminated.scan(Buffer.from('id\n1\n2'));
-  assert.equal(unterminated.records, 3);
-  assert.equal(new CsvRecordCounter().records, 0);
 });
 
 test('RecordLines maps records to the line they start on', async (t) => {
