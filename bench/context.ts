@@ -10,7 +10,7 @@ import { workerStep, type StepFigures } from './figures.ts';
 import { startBenchPostgres, type PgServer } from './postgres.ts';
 import type { WorkerJob } from './worker-protocol.ts';
 
-type JobBody = WorkerJob extends infer J ? (J extends WorkerJob ? Omit<J, 'pipeline' | 'workDir'> : never) : never;
+export type JobBody = WorkerJob extends infer J ? (J extends WorkerJob ? Omit<J, 'pipeline' | 'workDir'> : never) : never;
 
 export class BenchContext {
   readonly setup: Record<string, StepFigures> = {};

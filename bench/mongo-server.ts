@@ -13,13 +13,15 @@ export interface BenchMongoServer {
   readonly external: boolean;
   /** What may be printed. */
   readonly description: string;
+  /** The FerretDB process the bench started (its CPU is measured), null for an external server. */
+  readonly pid: number | null;
   stop(): Promise<void>;
 }
 
 const READY_TIMEOUT_MS = 60_000;
 
 export function externalMongo(url: string): BenchMongoServer {
-  return { url, external: true, description: 'MONGODB_URL server', stop: async () => undefined };
+  return { url, external: true, description: 'MONGODB_URL server', pid: null, stop: async () => undefined };
 }
 
 /** Starts FerretDB serving the SQLite files of `dir` (created if missing). */
@@ -63,5 +65,5 @@ export async function startFerretDbOn(dir: string): Promise<BenchMongoServer> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  return { url, external: false, description: `FerretDB (SQLite) on 127.0.0.1:${port}`, stop };
+  return { url, external: false, description: `FerretDB (SQLite) on 127.0.0.1:${port}`, pid: child.pid ?? null, stop };
 }

@@ -27,6 +27,11 @@ export type WorkerJob = JobBase &
     | { readonly kind: 'scan-dump'; readonly dumpDir: string; readonly database: string }
     /** `etl diff --deep` of the live source (BENCH_MONGODB_URL) against BENCH_DATABASE_URL. */
     | { readonly kind: 'diff'; readonly database: string }
+    /**
+     * `etl run --full` (the command itself, stages overlapped as it runs them) from the live source
+     * (BENCH_MONGODB_URL) into BENCH_DATABASE_URL, staging under stagingDir.
+     */
+    | { readonly kind: 'run'; readonly stagingDir: string; readonly database: string }
     /** Every table of the pipeline read in full, in load order (COPY … TO STDOUT), counted and dropped. */
     | { readonly kind: 'scan-tables' }
     /** in-place: update the live source; copy: write the changed source into an empty database. */

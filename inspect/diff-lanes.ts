@@ -1,9 +1,11 @@
 // Table comparisons on two PostgreSQL connections, so that reading a table's documents from MongoDB
 // (the slow part: the source's scan) overlaps the SQL comparison of the table before it. A job has
-// two phases: it fills its expected table (each job's fill starts only when the one before it is
-// filled, so MongoDB is read one cursor at a time, in table order), then, when the job before it
-// has finished, compares (so comparisons, their progress events and repair's scope lists keep
-// table order). Each job keeps its own transaction on its own connection, as one connection did.
+// two phases: it fills its expected table (a job starts only when the one before it is filled, so
+// MongoDB is read one cursor at a time, in table order; a fill from a shared scan's file reads no
+// cursor, so the next one starts at once and the next collection is read while it COPYs), then,
+// when the job before it has finished, compares (so comparisons, their progress events and repair's
+// scope lists keep table order). Each job keeps its own transaction on its own connection, as one
+// connection did.
 
 import type pg from 'pg';
 
@@ -25,9 +27,11 @@ export class DiffLanes {
 
   /**
    * Starts `job` on the next lane once that lane is free; returns when the job's fill is done (or
-   * the job ended). Throws the first failure, in start order, of the jobs started so far.
+   * the job ended), or at once for a fill that does not read MongoDB (`readsSource` false: a shared
+   * scan's file), so the next cursor is read while it COPYs. Returns `{ fill }`: settled when that fill
+   * is done or the job ended. Throws the first failure, in start order, of the jobs started so far.
    */
-  async start(job: (client: pg.Client, turn: Turn) => Promise<unknown>): Promise<void> {
+  async start(job: (client: pg.Client, turn: Turn) => Promise<unknown>, readsSource = true): Promise<{ fill: Promise<void> }> {
     const lane = this.next;
     this.next = (lane + 1) % this.clients.length;
     await this.free[lane];
@@ -43,8 +47,10 @@ export class DiffLanes {
     this.jobs.push(done);
     this.last = done;
     this.free[lane] = done.then(ignore, ignore);
-    await Promise.race([fill, this.free[lane]]);
+    const filledOrEnded = Promise.race([fill, this.free[lane]]);
+    if (readsSource) await filledOrEnded;
     if (this.failed) await this.finish();
+    return { fill: filledOrEnded };
   }
 
   /** Waits for every job; throws the first failure in start order. */

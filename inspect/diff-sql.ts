@@ -13,7 +13,6 @@ import { compiled, ident, type CompiledQuery, type SqlIdent } from '../schema/sq
 
 export const EXPECTED = ident('etl_diff_expected');
 export const ROWS = ident('etl_diff_rows');
-const KNOWN = ident('etl_diff_known');
 export const MISSING = ident('etl_diff_missing');
 export const EXTRA = ident('etl_diff_extra');
 export const CHANGED = ident('etl_diff_changed');
@@ -180,11 +179,6 @@ export class TableDiffSql {
     );
   }
 
-  /** Keys of every document that exists, loadable or not: a live row with one of them is not "extra". */
-  createKnown(): CompiledQuery {
-    return compiled(`CREATE TEMP TABLE ${KNOWN} AS SELECT DISTINCT ${this.keyTexts('e')} FROM ${EXPECTED} e WHERE ${this.keysNotNull('e')}`);
-  }
-
   /**
    * Expected keys PostgreSQL lacks, each with `absent`: the index of the first column whose
    * reference (on_missing: reject) points at a row PostgreSQL does not have — a load would refuse
@@ -215,10 +209,15 @@ export class TableDiffSql {
     return compiled(`SELECT absent AS i, count(*)::bigint AS n FROM ${MISSING} WHERE absent IS NOT NULL GROUP BY 1 ORDER BY 1`);
   }
 
+  /**
+   * Live keys of no existing document. The keys of every document that exists, loadable or not, are
+   * subtracted (a live row with one of them is not "extra"), straight from the expected table: EXCEPT
+   * makes them distinct itself.
+   */
   createExtra(): CompiledQuery {
     let sql =
       `CREATE TEMP TABLE ${EXTRA} AS SELECT * FROM (SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a ` +
-      `EXCEPT SELECT ${this.keyList()} FROM ${KNOWN}) x`;
+      `EXCEPT SELECT ${this.keyTexts('e')} FROM ${EXPECTED} e WHERE ${this.keysNotNull('e')}) x`;
     // An explode parent refused whole keeps its current links (load never sees it): they are not extra.
     const parent = this.table.explode?.parentColumn;
     const n = parent ? this.keyNames.indexOf(parent) : -1;
@@ -286,21 +285,25 @@ export class TableDiffSql {
 
   /**
    * --deep: rows on both sides whose compared columns differ, with the differing column indexes.
-   * A set_null reference whose row is absent is compared as the NULL the load would write.
+   * A set_null reference whose row is absent is compared as the NULL the load would write. The rows
+   * are first told apart as a whole (one row comparison, which stops at the first differing column);
+   * the list of differing columns is built only for them, not for every joined row.
    */
   createChanged(): CompiledQuery {
-    const checks = this.compared.map((i) => {
+    const pairs = this.compared.map((i) => {
       const c = this.columns[i]!;
       let expected = canonical('e', i, c.sqlType);
       const fk = this.foreign.find((f) => f.index === i && f.policy === 'set_null');
       if (fk) expected = `CASE WHEN ${fk.exists('e')} THEN ${expected} END`;
-      return `CASE WHEN (${expected}) IS DISTINCT FROM a.${ident(c.name)}::text THEN ${i} END`;
+      return { i, expected: `(${expected})`, live: `a.${ident(c.name)}::text` };
     });
-    const array = checks.length ? `array_remove(ARRAY[${checks.join(', ')}]::int[], NULL)` : `ARRAY[]::int[]`;
+    const checks = pairs.map((p) => `CASE WHEN ${p.expected} IS DISTINCT FROM ${p.live} THEN ${p.i} END`);
+    const array = `array_remove(ARRAY[${checks.join(', ')}]::int[], NULL)`;
+    const differs = pairs.length ? `ROW(${pairs.map((p) => p.expected).join(', ')}) IS DISTINCT FROM ROW(${pairs.map((p) => p.live).join(', ')})` : 'false';
     const join = this.keyIndexes.map((ci, n) => `a.${ident(this.columns[ci]!.name)}::text = e.${keyCol(n)}`).join(' AND ');
     return compiled(
-      `CREATE TEMP TABLE ${CHANGED} AS SELECT * FROM (SELECT ${this.keyList('e')}, e.${ident('_src')} AS src, ${array} AS cols ` +
-      `FROM ${ROWS} e JOIN ${this.target} a ON ${join}) x WHERE cardinality(x.cols) > 0`,
+      `CREATE TEMP TABLE ${CHANGED} AS SELECT ${this.keyList('e')}, e.${ident('_src')} AS src, ${pairs.length ? array : 'ARRAY[]::int[]'} AS cols ` +
+      `FROM ${ROWS} e JOIN ${this.target} a ON ${join} WHERE ${differs}`,
     );
   }
 

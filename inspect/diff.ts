@@ -152,6 +152,7 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
   let second: pg.Client | null = null;
   let mongo: MongoConnection | null = null;
   let lanes: DiffLanes | null = null;
+  const cleanups: Promise<void>[] = [];
   try {
     second = await connectPostgres(options.postgres, secrets);
     mongo = await connectMongo(options.mongo, secrets);
@@ -162,22 +163,26 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
     for (const group of collectionGroups(model, names)) {
       signal?.throwIfAborted();
       const sources = await expectedSources(mongo, group, options, secrets);
+      const fills: Promise<void>[] = [];
       try {
         for (const name of group.tables) {
           signal?.throwIfAborted();
           const table = model.tables.get(name)!;
-          await lanes.start(async (lane, turn) => {
+          const { fill } = await lanes.start(async (lane, turn) => {
             options.onProgress?.({ kind: 'table_start', table: name, collection: table.collection });
             const diff = await diffTable(lane, sources.of(name), table, live, options, sampleSize, turn);
             byName.set(name, diff);
             options.onProgress?.({ kind: 'table_done', table: name, diff });
-          });
+          }, !sources.fromFiles);
+          fills.push(fill);
         }
       } finally {
-        await sources.close();
+        // A shared scan's files go once its tables' COPYs have read them (the next collection may be read meanwhile).
+        cleanups.push(Promise.all(fills).then(() => sources.close()));
       }
     }
     await lanes.finish();
+    await Promise.all(cleanups);
     const tables = names.map((n) => byName.get(n)!);
     const sum = (f: (t: TableDiff) => number) => tables.reduce((a, t) => a + f(t), 0);
     const differing = tables.filter((t) => !t.identical).length;
@@ -202,6 +207,7 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
     };
   } finally {
     await lanes?.settle();
+    await Promise.allSettled(cleanups);
     await mongo?.close().catch(() => undefined);
     await second?.end().catch(() => undefined);
     await client.end().catch(() => undefined);
@@ -219,6 +225,8 @@ function collectionGroups(model: PipelineModel, names: readonly string[]): { col
 }
 
 interface Sources {
+  /** The tables' records come from files a shared scan wrote (their fills read no cursor). */
+  readonly fromFiles: boolean;
   of(table: string): ExpectedSource;
   close(): Promise<void>;
 }
@@ -231,12 +239,12 @@ async function expectedSources(mongo: MongoConnection, group: { collection: stri
   const collection = model.collections.find((c) => c.name === group.collection);
   if (mappers.length === 1 || !collection) {
     const streamed = new Map(mappers.map((m) => [m.table.name, streamedSource(mongo, m, scan)]));
-    return { of: (t) => streamed.get(t)!, close: async () => undefined };
+    return { fromFiles: false, of: (t) => streamed.get(t)!, close: async () => undefined };
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-diff-'));
   try {
     const shared = await scanShared(mongo, collection, mappers, dir, scan);
-    return { of: (t) => shared.get(t)!, close: () => rm(dir, { recursive: true, force: true }) };
+    return { fromFiles: true, of: (t) => shared.get(t)!, close: () => rm(dir, { recursive: true, force: true }) };
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
@@ -397,7 +405,6 @@ interface LiveFigures {
 async function compareWithLive(run: DiffQueries, rejectedCount: number, deep: boolean): Promise<LiveFigures> {
   const { q } = run;
   const postgresRows = await run.count(q.liveCount());
-  await run.exec(q.createKnown());
   await run.exec(q.createMissing());
   await run.exec(q.createExtra());
   await run.exec(compiled(`ANALYZE ${MISSING}`));

@@ -144,6 +144,9 @@ test('npm run bench -- all --scale 2000 writes a complete result document', { ti
   assertStep(diff.steps.read, 'table read', 'rows');
   assert.equal(diff.comparisons.ratio.goal, '<= 1.2');
   assert.ok(diff.comparisons.ratio.ratio > 0);
+  assert.equal(assertStep(diff.steps.run, 'etl run (live)', 'documents').count, SCALE, 'etl run reads every document');
+  assert.ok(diff.steps.run.details.rows > 0, 'etl run loads rows');
+  assert.equal(diff.comparisons.run.goal, '<= 1.2');
 
   // The dataset is cached for the next run; the bench's own staged runs are gone.
   const cacheDir = path.join(cacheRoot, `${SCALE}-1`);
