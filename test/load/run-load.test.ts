@@ -564,3 +564,54 @@ test('a first complete load of a dedupe table into an empty table gives the rows
   const general = await outcome(false);
   assert.deepEqual(general, fast);
 });
+
+test('a first complete load NULLs a set_null reference that is part of the dedupe key as the general path does', async (t) => {
+  // The key of such a row changes when its reference is NULLed: the row must still be the batch's
+  // (NULLed), never the sort's winner with the missing reference.
+  const model = pipelineFromYaml(`tables:
+  people:
+    include_base: true
+  visits:
+    strategy: dedupe
+    dedupe_key: [person_id, day]
+    latest_by: updated_at
+    columns:
+      - name: id
+        sql_type: SERIAL
+        primary_key: true
+      - name: person_id
+        sql_type: VARCHAR
+        foreign_key: people(id)
+        on_missing: set_null
+      - name: day
+        sql_type: DATE
+        nullable: false
+      - name: updated_at
+        sql_type: TIMESTAMP
+        nullable: false
+    unique_constraints:
+      - [person_id, day]
+`);
+  const at = ts('1 10:00:00');
+  const visits = {
+    rows: [
+      ['p1', '2024-03-01', ts('1 12:00:00')],
+      ['p9', '2024-03-01', ts('1 12:00:00')], // a missing person: NULLed, kept pending
+      ['p9', '2024-03-01', ts('1 11:00:00')],
+    ],
+    docs: ['a', 'b', 'c'],
+  };
+  const outcome = async (complete: boolean) => {
+    const url = await servers.postgres.createDatabase(`${t.name} ${complete}`);
+    const staging = await tempStaging(t);
+    await stageRun(staging, model, { people: { rows: [['p1', at, at]] }, visits: { ...visits, complete } });
+    await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+    return {
+      rows: await query(url, `SELECT id, person_id, day::text, updated_at::text AS u FROM visits ORDER BY id`),
+      pending: await query(url, `SELECT row_key, kind, missing FROM etl_pending ORDER BY row_key::text`),
+    };
+  };
+  const fast = await outcome(true);
+  assert.ok(fast.rows.every((r) => r.person_id !== 'p9'), `no row keeps the missing person: ${JSON.stringify(fast.rows)}`);
+  assert.deepEqual(fast, await outcome(false));
+});
