@@ -32,18 +32,26 @@ const clusterIndexSql = (s: TableShape): CompiledQuery =>
     [s.target],
   );
 
-/** Records the copied rows whose reference is missing, by physical address, skipping rows already refused. */
-function recordMissingInTargetSql(s: TableShape, r: PlannedCheck): CompiledQuery {
+/**
+ * Records the copied rows whose reference is missing, by physical address, skipping rows already
+ * refused (`refusedBefore`: an earlier check refused some; else there is nothing to skip).
+ */
+function recordMissingInTargetSql(s: TableShape, r: PlannedCheck, refusedBefore: boolean): CompiledQuery {
   const c = r.column.id;
   const key = keyObject(s.key, 't', 3);
+  const missing =
+    `SELECT t.ctid AS row_ctid, t.${c}::text AS value, ${key.sql} AS row_key FROM ${s.target} AS t ` +
+    `WHERE t.${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${r.refTable} AS r WHERE r.${r.refColumn} = t.${c})`;
+  const insert = `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_ctid, row_key) SELECT 0, $1, m.value, $2, m.row_ctid, m.row_key FROM `;
+  const parameters = [r.column.name, r.action, ...key.names];
+  if (!refusedBefore) return compiled(`${insert}(${missing}) AS m`, parameters);
+  // OFFSET 0 keeps the anti-join below the test, so only the rows it finds are looked up among the
+  // refused ones, not every row of the table. NOT IN: a hashed subplan, whatever the planner guesses
+  // of the (never analyzed) rejects table; as NOT EXISTS it may become a nested loop.
   return compiled(
-    `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_ctid, row_key) ` +
-      `SELECT 0, $1, t.${c}::text, $2, t.ctid, ${key.sql} FROM ${s.target} AS t ` +
-      `WHERE t.${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${r.refTable} AS r WHERE r.${r.refColumn} = t.${c}) ` +
-      // NOT IN: a hashed subplan, whatever the planner guesses of the (never analyzed) rejects table;
-      // as NOT EXISTS it may become a nested loop scanning it once per missing reference.
-      `AND t.ctid NOT IN (SELECT x.row_ctid FROM ${s.temps.rejects} AS x WHERE x.action = 'reject' AND x.row_ctid IS NOT NULL)`,
-    [r.column.name, r.action, ...key.names],
+    `${insert}(${missing} OFFSET 0) AS m ` +
+      `WHERE m.row_ctid NOT IN (SELECT x.row_ctid FROM ${s.temps.rejects} AS x WHERE x.action = 'reject' AND x.row_ctid IS NOT NULL)`,
+    parameters,
   );
 }
 
@@ -109,7 +117,12 @@ async function copyDirect(session: LoadSession, paths: RunPaths, shape: TableSha
 async function resolveInTarget(session: LoadSession, shape: TableShape, checks: readonly PlannedCheck[], runId: string): Promise<{ rejected: number; nulled: number }> {
   await session.run(createRejectsTableSql(shape.temps.rejects));
   let found = 0;
-  for (const check of checks) found += await session.count(recordMissingInTargetSql(shape, check));
+  let refused = 0;
+  for (const check of checks) {
+    const n = await session.count(recordMissingInTargetSql(shape, check, refused > 0));
+    found += n;
+    if (check.action === 'reject') refused += n;
+  }
   if (found === 0) return { rejected: 0, nulled: 0 };
   await session.run(numberRejectsByCtidSql(shape.temps.rejects, shape.target));
   await holdRejected(session, shape, 'target', runId);

@@ -61,17 +61,18 @@ export function missingCondition(s: TableShape, r: PlannedCheck, alias = 's', ba
 
 /**
  * Records every batch row whose reference has no row in the referenced table, skipping rows already
- * refused for an earlier column. rowCount = references found missing.
+ * refused for an earlier column (`refusedBefore`: an earlier check refused some). rowCount =
+ * references found missing.
  */
-function recordMissingSql(s: TableShape, r: PlannedCheck): CompiledQuery {
+function recordMissingSql(s: TableShape, r: PlannedCheck, refusedBefore: boolean): CompiledQuery {
   const key = keyObject(s.key, 's', 3);
-  return compiled(
-    `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_key) ` +
-      `SELECT s.${s.line}, $1, s.${r.column.id}::text, $2, ${key.sql} FROM ${s.temps.stage} AS s WHERE ${missingCondition(s, r)} ` +
-      // NOT IN (line is never NULL): a hashed subplan, where NOT EXISTS may become a nested loop.
-      `AND s.${s.line} NOT IN (SELECT x.line FROM ${s.temps.rejects} AS x WHERE x.action = 'reject')`,
-    [r.column.name, r.action, ...key.names],
-  );
+  const missing = `SELECT s.${s.line} AS line, s.${r.column.id}::text AS value, ${key.sql} AS row_key FROM ${s.temps.stage} AS s WHERE ${missingCondition(s, r)}`;
+  const insert = `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_key) SELECT m.line, $1, m.value, $2, m.row_key FROM `;
+  const parameters = [r.column.name, r.action, ...key.names];
+  if (!refusedBefore) return compiled(`${insert}(${missing}) AS m`, parameters);
+  // OFFSET 0: only the rows the anti-join finds are looked up among the refused ones. NOT IN (line
+  // is never NULL): a hashed subplan, where NOT EXISTS may become a nested loop.
+  return compiled(`${insert}(${missing} OFFSET 0) AS m WHERE m.line NOT IN (SELECT x.line FROM ${s.temps.rejects} AS x WHERE x.action = 'reject')`, parameters);
 }
 
 function deleteRejectedSql(s: TableShape): CompiledQuery {
@@ -104,7 +105,12 @@ export async function resolveMissingReferences(
   if (checks.length === 0) return { rejected: 0, nulled: 0 };
   await session.run(createRejectsTableSql(shape.temps.rejects));
   let found = 0;
-  for (const check of checks) found += await session.count(recordMissingSql(shape, check));
+  let refused = 0;
+  for (const check of checks) {
+    const n = await session.count(recordMissingSql(shape, check, refused > 0));
+    found += n;
+    if (check.action === 'reject') refused += n;
+  }
   if (found === 0) return { rejected: 0, nulled: 0 };
   await keep();
   const rejected = await session.count(deleteRejectedSql(shape));
