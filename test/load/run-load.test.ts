@@ -10,6 +10,7 @@ import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { LoadError, StagingError } from '../../errors/etl-error.ts';
 import { pipelineFromYaml } from '../harness/staged-run.ts';
+import type { PipelineModel } from '../../model/types.ts';
 import { stageRun } from './staged-run.ts';
 import { checksums, fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 
@@ -488,10 +489,12 @@ test('a first load of a dedupe table lists a refused row with its record in the 
   assert.equal((await query(url, `SELECT count(*)::int AS n FROM etl_contrib_logbook`))[0]!.n, 4, 'every contribution is kept');
 });
 
-test('a first complete load of a dedupe table into an empty table gives the rows, pending entries and rejects of the general path', async (t) => {
-  // Only the winners of keys a contribution of which misses a reference go through the batch there
-  // (contributions.ts suspectsIntoBatch); the others go from the sort straight into the table.
-  const model = pipelineFromYaml(`tables:
+/**
+ * `people` and a dedupe table `visits` of them keyed by (person_id, day): `person` is the YAML of
+ * person_id's column after its type, `more` the columns between day and updated_at.
+ */
+function visitsModel(person: string, more = ''): PipelineModel {
+  return pipelineFromYaml(`tables:
   people:
     include_base: true
   visits:
@@ -504,21 +507,30 @@ test('a first complete load of a dedupe table into an empty table gives the rows
         primary_key: true
       - name: person_id
         sql_type: VARCHAR
-        nullable: false
-        foreign_key: people(id)
+${person}
       - name: day
         sql_type: DATE
         nullable: false
-      - name: guide_id
-        sql_type: VARCHAR
-        foreign_key: people(id)
-        on_missing: set_null
-      - name: updated_at
+${more}      - name: updated_at
         sql_type: TIMESTAMP
         nullable: false
     unique_constraints:
       - [person_id, day]
 `);
+}
+
+test('a first complete load of a dedupe table into an empty table gives the rows, pending entries and rejects of the general path', async (t) => {
+  // Only the winners of keys a contribution of which misses a reference go through the batch there
+  // (contributions.ts suspectsIntoBatch); the others go from the sort straight into the table.
+  const model = visitsModel(
+    `        nullable: false
+        foreign_key: people(id)`,
+    `      - name: guide_id
+        sql_type: VARCHAR
+        foreign_key: people(id)
+        on_missing: set_null
+`,
+  );
   const at = ts('1 10:00:00');
   const visits = {
     rows: [
@@ -568,30 +580,8 @@ test('a first complete load of a dedupe table into an empty table gives the rows
 test('a first complete load NULLs a set_null reference that is part of the dedupe key as the general path does', async (t) => {
   // The key of such a row changes when its reference is NULLed: the row must still be the batch's
   // (NULLed), never the sort's winner with the missing reference.
-  const model = pipelineFromYaml(`tables:
-  people:
-    include_base: true
-  visits:
-    strategy: dedupe
-    dedupe_key: [person_id, day]
-    latest_by: updated_at
-    columns:
-      - name: id
-        sql_type: SERIAL
-        primary_key: true
-      - name: person_id
-        sql_type: VARCHAR
-        foreign_key: people(id)
-        on_missing: set_null
-      - name: day
-        sql_type: DATE
-        nullable: false
-      - name: updated_at
-        sql_type: TIMESTAMP
-        nullable: false
-    unique_constraints:
-      - [person_id, day]
-`);
+  const model = visitsModel(`        foreign_key: people(id)
+        on_missing: set_null`);
   const at = ts('1 10:00:00');
   const visits = {
     rows: [
