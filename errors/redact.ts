@@ -118,7 +118,7 @@ function passwordSpan(head: string, mode: FindMode): [number, number] | null {
   if (isRedacted(head.slice(colon + 1))) return null;
   if (mode === 'scan') {
     if (!scheme && !SERVICE_SCHEME.test(head)) return null;
-    // A `/` after the host means the `@` is in the path (https://host:443/@name): no user info.
+    // A `/` after the host means the `@` is in the path (a segment such as `/@name`): no user info.
     if (scheme && head.slice(schemeEnd).includes('/')) return null;
   }
   return [colon + 1, head.length];
@@ -188,7 +188,8 @@ export function describeCredential(kind: CredentialKind): string {
 
 /**
  * The secret values of one connection string taken whole: blanks are not token boundaries here, so
- * `postgres://u:pass word@h` yields `pass word` (redactText, cutting at blanks, could not know).
+ * a password holding a blank between the user's `:` and the `@` is one secret, blank included
+ * (redactText, cutting at blanks, could not know).
  */
 export function connectionStringSecrets(value: string): string[] {
   const masked = value.replace(/\s/g, '\u0001');
