@@ -13,6 +13,8 @@ import { keyObject, type TableShape } from './shape.ts';
 import { createRejectsTableSql } from './references.ts';
 
 const claims = ident(CLAIMS_TABLE);
+/** Whether etl_claims holds claims of the table $1 (from earlier loads). */
+const KEPT_CLAIMS = `EXISTS (SELECT 1 FROM ${claims} WHERE table_name = $1)`;
 
 /** A key's text as etl_claims stores it, and each document's `_id` (its key's text for an ObjectId). */
 const keyText = (s: TableShape, alias: string) => `${alias}.${s.docKey!.id}::text`;
@@ -22,7 +24,7 @@ const OBJECT_ID_TEXT = `'^[0-9a-f]{24}$'`;
 
 /** Whether the batch names a document of another `_id` type, and (unless known) whether claims are kept. */
 function claimProbeSql(s: TableShape, keptKnown: boolean): CompiledQuery {
-  const kept = keptKnown ? '' : `, EXISTS (SELECT 1 FROM ${claims} WHERE table_name = $1) AS kept`;
+  const kept = keptKnown ? '' : `, ${KEPT_CLAIMS} AS kept`;
   return compiled(`SELECT EXISTS (SELECT 1 FROM ${s.temps.keys} AS k WHERE k.${s.documentColumn.id} IS NOT NULL) AS identities${kept}`, keptKnown ? [] : [s.table.name]);
 }
 
@@ -99,7 +101,7 @@ export interface ClaimsOfBatch {
 
 /** Are claims of this table kept from earlier loads? */
 export async function claimsKept(session: LoadSession, shape: TableShape): Promise<boolean> {
-  const r = await session.run(compiled(`SELECT EXISTS (SELECT 1 FROM ${claims} WHERE table_name = $1) AS any`, [shape.table.name]));
+  const r = await session.run(compiled(`SELECT ${KEPT_CLAIMS} AS any`, [shape.table.name]));
   return (r.rows[0] as { any: boolean }).any;
 }
 
