@@ -239,6 +239,24 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
     assert.match(r.stdout, /\[retransform\] transform\/users_logbook\.csv/);
   });
 
+  test('a CSV that no longer parses: the same rows, parse and sha256 findings from the folder and from an archive', async () => {
+    const { stagingDir, dir } = await copyOfRun(run, scratch);
+    const file = path.join(dir, 'transform', 'users.csv');
+    // Same size, one stray quote: the bytes still hash, the rows cannot be counted.
+    await writeFile(file, (await readFile(file, 'utf8')).replace('Ada', 'A"a'));
+    const archive = path.join(scratch, 'unparsable.tar.gz');
+    await tar.create({ gzip: true, cwd: stagingDir, file: archive }, [run.runId]);
+    const findings = (target: string) => {
+      const r = etlSync(['verify', target, '--json'], { cwd: scratch });
+      assert.equal(r.code, 1, r.stderr);
+      return (JSON.parse(r.stdout) as VerifyReport).mismatches.filter((m) => m.file === 'transform/users.csv' && m.check !== 'retransform');
+    };
+    const fromFolder = findings(dir);
+    assert.deepEqual(fromFolder.map((m) => m.check).sort(), ['parse', 'sha256']);
+    assert.match(fromFolder.find((m) => m.check === 'parse')!.found, /quote/i);
+    assert.deepEqual(findings(archive), fromFolder);
+  });
+
   test('an archive holding a link or a file beside the run folder: named, never unpacked', async () => {
     const { stagingDir } = await copyOfRun(run, scratch);
     await symlink('/etc/hostname', path.join(stagingDir, run.runId, 'transform', 'sneaky.csv'));
