@@ -78,6 +78,17 @@ describe('pack', () => {
     assert.deepEqual(await verifyTemps(), tempsBefore);
   });
 
+  test("the archive's bytes are tar's own portable .tar.gz of the same files in the same order", async () => {
+    const { stagingDir, dir } = await copyOfRun(run, scratch);
+    const report = await packRun({ stagingDir });
+    const entries: string[] = [];
+    await tar.list({ file: report.archive, onReadEntry: (e) => void entries.push(e.path) });
+    const reference = path.join(scratch, 'reference.tar.gz');
+    await tar.create({ gzip: true, portable: true, cwd: stagingDir, file: reference }, entries);
+    assert.equal(report.sha256, sha256(await readFile(reference)));
+    await rm(dir, { recursive: true });
+  });
+
   test('--out, and load rejects files travel when the run was loaded', async () => {
     const { stagingDir, dir } = await copyOfRun(run, scratch);
     const paths = runPaths(stagingDir, run.runId);
