@@ -54,6 +54,7 @@ export async function openRunSource(target: string, tempRoot: string, signal?: A
     await requireManifest(target, target);
     return { dir: target, archive: null, skippedEntries: [], strayEntries: [], extraFiles: null, outcomes: null };
   }
+  refusePartial(target);
   try {
     const found = await findManifest(target, signal);
     // The folder's name comes from the archive: used only when it is a plain name.
@@ -71,6 +72,18 @@ export async function openRunSource(target: string, tempRoot: string, signal?: A
       cause: error,
     });
   }
+}
+
+/**
+ * `<file>.partial` is what `etl pack` (like every etl writer) writes before renaming: never an archive
+ * to trust, even when it happens to read as one (cut short; a secret found later in it removes it).
+ */
+function refusePartial(target: string): void {
+  if (!target.endsWith('.partial')) return;
+  throw new StagingError('bad_archive', `${target} is an unfinished archive, not one to verify: what an etl pack was writing when it stopped (killed, or still running); it may be cut short and was not fully scanned for secrets`, {
+    context: { file: target },
+    hint: `verify the archive itself (${target.slice(0, -'.partial'.length)}) once \`etl pack\` has written it; a later \`etl pack\` to it removes a stale .partial`,
+  });
 }
 
 /** An entry's name without a leading `./`. */

@@ -8,6 +8,7 @@ import { commandConfig } from '../config.ts';
 import { packRun, type PackProgress } from '../../audit/pack.ts';
 import { writeRunReport } from '../../report/write-report.ts';
 import { formatBytes, throttled } from '../../audit/byte-size.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 
 const usage = `usage: etl pack [--run ID] [--staging DIR] [--out FILE] [--json]
 
@@ -42,6 +43,10 @@ const command: Command = {
   usage,
   async run(ctx: CommandContext): Promise<number> {
     const flags = parseFlags(ctx.argv, { run: { type: 'string' }, staging: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } });
+    // FILE.partial names an unfinished file everywhere in etl: `etl verify` refuses one.
+    if (flags.out?.endsWith('.partial')) {
+      throw new UsageError('bad_arguments', `--out ${flags.out}: a name ending in .partial is what etl gives unfinished files`, { hint: 'name the archive FILE.tar.gz' });
+    }
     const cfg = commandConfig(ctx, { staging: flags.staging });
     const show = throttled((p: PackProgress) => {
       const done = `${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}`;
