@@ -80,13 +80,7 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
   const members = [...report, MANIFEST_FILE, PIPELINE_COPY, ...records.map((r) => r.record.file)];
   const memberSet = new Set(members);
   const leftOut = (await filesUnder(paths.dir)).filter((f) => !memberSet.has(f));
-  const sizes = new Map<string, number>([
-    [MANIFEST_FILE, Buffer.byteLength(manifestText)],
-    [PIPELINE_COPY, pipelineBytes.length],
-    ...(reportBytes === null ? [] : [[REPORT_FILE, reportBytes] as [string, number]]),
-    ...records.map((r) => [r.record.file, r.record.bytes] as [string, number]),
-  ]);
-  const bytesTotal = [...sizes.values()].reduce((a, b) => a + b, 0);
+  const bytesTotal = Buffer.byteLength(manifestText) + pipelineBytes.length + (reportBytes ?? 0) + records.reduce((a, r) => a + r.record.bytes, 0);
 
   const out = path.resolve(options.out ?? path.join(paths.stagingDir, `${paths.runId}.tar.gz`));
   await mkdir(path.dirname(out), { recursive: true });
@@ -175,10 +169,6 @@ class Findings {
 
   constructor(private readonly paths: RunPaths) {}
 
-  get count(): number {
-    return this.total;
-  }
-
   add(found: ScanResult): void {
     this.shown.push(...found.findings);
     this.total += found.total;
@@ -240,6 +230,8 @@ class Packing {
   private filesDone = 0;
   private bytesDone = 0;
   private archiveBytes = 0;
+  /** Something was found: nothing is written any more. */
+  private refused = false;
 
   constructor(
     private readonly paths: RunPaths,
@@ -250,18 +242,15 @@ class Packing {
   }
 
   progress(): void {
-    const phase = this.writer === null && this.findings.count > 0 ? 'scan' : 'pack';
+    const phase = this.refused ? 'scan' : 'pack';
     const { filesDone, filesTotal, bytesDone, archiveBytes } = this;
     this.o.onProgress?.({ phase, filesDone, filesTotal, bytesDone, bytesTotal: this.o.bytesTotal, archiveBytes });
   }
 
-  /** Opens the archive, unless a file named like a secret already refuses the run. */
+  /** Opens the archive, unless a file named like a secret already refuses the run (named at its turn). */
   async open(members: readonly Member[], out: string): Promise<string | null> {
-    for (const { file } of members) {
-      const named = secretFileName(file);
-      if (named) this.findings.add({ findings: [{ file, where: 'file name', what: named }], total: 1 });
-    }
-    if (this.findings.count > 0) return null;
+    this.refused = members.some(({ file }) => secretFileName(file) !== null);
+    if (this.refused) return null;
     const opened = await ArchiveWriter.open(out, this.o.signal, (n) => {
       this.archiveBytes += n;
       this.progress();
@@ -275,6 +264,8 @@ class Packing {
     const source = await readMember(path.join(this.paths.dir, file), bytes, this.o.signal);
     const scan = new SecretScan(file, this.o.secrets ?? []);
     const held = new HeldBytes();
+    const named = secretFileName(file);
+    if (named) this.findings.add({ findings: [{ file, where: 'file name', what: named }], total: 1 });
     this.filesDone += 1;
     this.writer?.startEntry(`${this.paths.runId}/${file}`, source.stat);
     let read = 0;
@@ -300,6 +291,7 @@ class Packing {
     if (found) {
       const writer = this.writer;
       this.writer = null;
+      this.refused = true;
       await writer.discard();
       return this.progress();
     }
