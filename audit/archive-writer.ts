@@ -117,8 +117,10 @@ async function claimPartial(partial: string): Promise<string | null> {
 
 /**
  * The archive's bytes on their way to the file, counted. gzip's header names the OS that wrote it;
- * node's zlib says Unix (3), tar's own portable gzip says "unknown" (255): 255 here, so the archive
- * is byte for byte the one `tar.create({ gzip: true, portable: true })` writes, on any machine.
+ * node's zlib says Unix (3) and has no option for it, tar's own portable gzip says "unknown" (255):
+ * 255 here, so the archive is byte for byte the one `tar.create({ gzip: true, portable: true })`
+ * writes (and earlier etl versions wrote), on any machine. tar's gzip would need no patch, but it
+ * compresses on this thread, in turn with the scan; node's compresses on the thread pool meanwhile.
  */
 function portableGzipBytes(onBytes: (n: number) => void): (chunks: AsyncIterable<Buffer>) => AsyncGenerator<Buffer> {
   const OS_BYTE = 9;
