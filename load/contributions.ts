@@ -204,15 +204,13 @@ function suspectWithNullKeySql(s: TableShape, checks: readonly PlannedCheck[]): 
 /**
  * Every key's winner into the (empty) target, straight from the sort and in its order (key order, as
  * the batch gave them), but for the suspect keys whose winner was refused (the batch no longer holds
- * it): a few keys, set apart once and tested as one hashed subplan, a filter that keeps the sort's
- * order (a join could hash the winners and lose it, and the ids with it). Suspect keys have no NULL
- * part; a key with one is never refused (IS NOT TRUE keeps it).
+ * it). A key with a NULL part is never suspect (IS NOT TRUE keeps it).
  */
 export function winnersIntoEmptyTargetSql(s: TableShape): CompiledQuery {
-  const refused = `SELECT ${keyList(s, 'k.')} FROM ${s.temps.suspects} AS k EXCEPT SELECT ${keyList(s, 'b.')} FROM ${s.temps.stage} AS b`;
   return compiled(
     `INSERT INTO ${s.target} (${list(s.columns)}) SELECT ${list(s.columns, 'w.')} FROM (${keyWinnersSql(s)}) AS w ` +
-      `WHERE ((${keyList(s, 'w.')}) IN (${refused})) IS NOT TRUE`,
+      `WHERE ((${keyList(s, 'w.')}) IN (SELECT ${keyList(s, 'k.')} FROM ${s.temps.suspects} AS k) ` +
+      `AND (${keyList(s, 'w.')}) NOT IN (SELECT ${keyList(s, 'b.')} FROM ${s.temps.stage} AS b)) IS NOT TRUE`,
   );
 }
 
