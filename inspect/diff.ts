@@ -138,11 +138,12 @@ export interface DiffReport {
 }
 
 /**
- * PostgreSQL connections: the tables' comparisons in flight at once (diff-lanes.ts). Two collections
- * are read at a time, a shared scan's other tables wait for it on lanes of their own (users feeds
- * three), and a table filled keeps its lane until its turn to compare.
+ * PostgreSQL connections: the tables in flight at once (diff-lanes.ts). A table filled keeps its lane
+ * until its turn to compare, and a shared scan's other tables wait for it on lanes of their own
+ * (users and days feed three each), so while the largest collection (coachinglogbooks) is read, the
+ * second reader goes through the five collections after it (nine tables) only with this many lanes.
  */
-const LANES = 4;
+const LANES = 10;
 /** Collections read at once: a second cursor nearly doubles what FerretDB delivers (diff-lanes.ts). */
 const READERS = 2;
 
