@@ -13,9 +13,13 @@
 //     when older: a stage may really be working on it;
 //  6. --keep N keeps the N newest runs; --older-than D keeps runs started on or after D.
 // What remains are loaded runs superseded by a newer loaded run, and unfinished runs older than the
-// newest loaded run.
-import { readlink, rm, stat } from 'node:fs/promises';
+// newest loaded run. Also removed: a stale `*.partial` file in the staging folder itself (an archive
+// `etl pack` was writing when it was killed), one not written for STALE_PARTIAL_MS.
+import { readdir, readlink, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { UsageError } from '../errors/etl-error.ts';
+import { roughDuration } from '../staging/durations.ts';
+import { STALE_PARTIAL_MS } from './archive-writer.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
 import { folderBytes } from './folder-walk.ts';
 import { isLoaded, readLatest, readRunManifest, runIdTime } from './runs.ts';
@@ -37,6 +41,13 @@ export interface CleanedRun {
   reason: string;
 }
 
+/** An unfinished file (`*.partial`) removed from the staging folder. */
+export interface RemovedPartial {
+  file: string;
+  bytes: number;
+  reason: string;
+}
+
 export interface KeptRun {
   run_id: string;
   reasons: string[];
@@ -50,6 +61,9 @@ export interface CleanReport {
   /** Removed runs (under --dry-run: the runs that would be removed). */
   removed: CleanedRun[];
   kept: KeptRun[];
+  /** Stale `*.partial` files of the staging folder (under --dry-run: those that would be removed). */
+  removed_partials: RemovedPartial[];
+  /** Bytes of the removed runs and partial files. */
   freed_bytes: number;
   newest_loaded: string | null;
   latest: string | null;
@@ -111,6 +125,8 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
     }
     removed.push({ run_id: run.runId, bytes, reason: why });
   }
+  const partials = await stalePartials(stagingDir, now);
+  if (!options.dryRun) for (const p of partials) await rm(p.file, { force: true });
   return {
     staging: stagingDir,
     dry_run: options.dryRun === true,
@@ -118,10 +134,26 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
     older_than: options.olderThan ? options.olderThan.toISOString() : null,
     removed,
     kept,
-    freed_bytes: removed.reduce((a, r) => a + r.bytes, 0),
+    removed_partials: partials,
+    freed_bytes: [...removed, ...partials].reduce((a, r) => a + r.bytes, 0),
     newest_loaded: newestLoaded,
     latest,
   };
+}
+
+/** `*.partial` files of the staging folder nobody wrote for STALE_PARTIAL_MS: what a killed etl pack leaves. */
+async function stalePartials(stagingDir: string, now: Date): Promise<RemovedPartial[]> {
+  const found: RemovedPartial[] = [];
+  const entries = await readdir(stagingDir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    if (!entry.isFile() || !entry.name.endsWith('.partial')) continue;
+    const file = path.join(stagingDir, entry.name);
+    const st = await stat(file).catch(() => null);
+    const age = st === null ? 0 : now.getTime() - st.mtimeMs;
+    if (st === null || age < STALE_PARTIAL_MS) continue;
+    found.push({ file, bytes: st.size, reason: `an unfinished file left by an etl command that did not end (last written ${roughDuration(age)} ago)` });
+  }
+  return found;
 }
 
 function describeStages(stages: Record<string, { status: string } | undefined>): string {

@@ -65,6 +65,7 @@ export class FigureTap extends Transform {
 /**
  * CSV rows are counted by parsing, not by counting newlines: a quoted cell may hold a newline.
  * NDJSON documents are one a line (EJSON escapes newlines inside strings), so newlines count them.
+ * One pass either way: the bytes are hashed and parsed as they are read.
  */
 export async function measureFile(
   file: string,
@@ -72,60 +73,63 @@ export async function measureFile(
   options: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
 ): Promise<MeasuredFile> {
   const tap = new FigureTap(options.onBytes);
+  const rows = kind === 'csv' ? new CsvRowTap() : null;
   const source = createReadStream(file, { highWaterMark: 1 << 20 });
-  if (kind !== 'csv') {
-    await pipeline(source, tap, discard(), { signal: options.signal });
-    const figures = tap.figures();
-    return { bytes: figures.bytes, sha256: figures.sha256, records: kind === 'ndjson' ? ndjsonRecords(figures) : null, parseError: null };
-  }
-  const rows = rowCounter();
-  try {
-    await pipeline(source, tap, csvReader(), rows, { signal: options.signal });
-  } catch (error) {
-    if (options.signal?.aborted) throw error;
-    // The file is damaged beyond parsing: finish the hash anyway so the report names both.
-    const rest = await hashRest(file, options.signal);
-    return { bytes: rest.bytes, sha256: rest.sha256, records: null, parseError: (error as Error).message };
-  }
-  return { bytes: tap.bytes, sha256: tap.figures().sha256, records: Math.max(0, rows.parsed - 1), parseError: null };
+  await pipeline([source, tap, ...(rows ? [rows] : []), discard()], { signal: options.signal });
+  const figures = tap.figures();
+  const records = rows ? rows.rows() : { records: kind === 'ndjson' ? ndjsonRecords(figures) : null, parseError: null };
+  return { bytes: figures.bytes, sha256: figures.sha256, ...records };
 }
 
-/** A CSV's rows without its header, by parsing alone (its bytes were hashed elsewhere), or why it does not parse. */
-export async function countCsvRows(file: string, signal?: AbortSignal): Promise<{ records: number | null; parseError: string | null }> {
-  const rows = rowCounter();
-  try {
-    await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), csvReader(), rows, { signal });
-  } catch (error) {
-    if (signal?.aborted) throw error;
-    return { records: null, parseError: (error as Error).message };
+/** A CSV's rows without its header, or why it does not parse (then `records` is null). */
+export interface CsvRows {
+  readonly records: number | null;
+  readonly parseError: string | null;
+}
+
+/**
+ * Passes bytes on unchanged and counts the CSV rows in them as they pass. A CSV that does not
+ * parse does not stop the bytes (they are still hashed, copied): the parse error is kept for rows().
+ */
+export class CsvRowTap extends Transform {
+  private readonly parser = csvReader();
+  private parsed = 0;
+  private error: Error | null = null;
+  private readonly done: Promise<void>;
+
+  constructor() {
+    super();
+    this.parser.on('data', () => (this.parsed += 1));
+    this.done = new Promise((resolve) => {
+      this.parser.on('end', resolve);
+      this.parser.on('error', (error: Error) => {
+        this.error ??= error;
+        resolve();
+      });
+    });
   }
-  return { records: Math.max(0, rows.parsed - 1), parseError: null };
-}
 
-/** Counts parsed CSV records (the header included). */
-function rowCounter(): Writable & { parsed: number } {
-  const counter = Object.assign(
-    new Writable({
-      objectMode: true,
-      write(_row: unknown, _enc, callback) {
-        counter.parsed += 1;
-        callback();
-      },
-    }),
-    { parsed: 0 },
-  );
-  return counter;
-}
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    if (this.error === null) this.parser.write(chunk);
+    callback(null, chunk);
+  }
 
-async function hashRest(file: string, signal?: AbortSignal): Promise<{ bytes: number; sha256: string }> {
-  const tap = new FigureTap();
-  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), tap, discard(), { signal });
-  return { bytes: tap.bytes, sha256: tap.figures().sha256 };
+  override _flush(callback: TransformCallback): void {
+    if (this.error === null) this.parser.end();
+    this.done.then(() => callback(), callback);
+  }
+
+  /** Valid once the stream has finished. */
+  rows(): CsvRows {
+    return this.error ? { records: null, parseError: this.error.message } : { records: Math.max(0, this.parsed - 1), parseError: null };
+  }
 }
 
 /** sha256 of a whole file (pipeline.yaml copies, archives). */
 export async function sha256OfFile(file: string, signal?: AbortSignal): Promise<string> {
-  return (await hashRest(file, signal)).sha256;
+  const tap = new FigureTap();
+  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), tap, discard(), { signal });
+  return tap.figures().sha256;
 }
 
 function discard(): Writable {

@@ -1,28 +1,30 @@
 // `etl pack`: one .tar.gz of a finished run, for people who must trust it without our databases or
 // machines: manifest.json, the stored pipeline.yaml and every file the finished stages recorded.
 // Refuses unfinished runs, and any file named like a secret or holding anything credential-shaped.
-// Each file is read once: its bytes are scanned as tar packs them, into <out>.partial, which is
-// renamed to <out> only when the scan found nothing (so nothing is shipped before the scan passed).
+// Each file is read once: its bytes are scanned, and only bytes scanned clean go into <out>.partial,
+// renamed to <out> when the whole run is in and nothing was found. At the first finding nothing more
+// is written and <out>.partial is removed; the rest is still scanned, to name every finding.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { createGzip, type ZlibOptions } from 'node:zlib';
-import * as tar from 'tar';
 import { StagingError } from '../errors/etl-error.ts';
-import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
+import type { FileFigures } from '../staging/atomic-file.ts';
 import { readManifest, type Manifest, type StageName, type StageStatus } from '../staging/manifest.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, type RecordedFile } from './manifest-files.ts';
 import { SecretScan, secretFileName, type ScanResult, type SecretFinding } from './secret-scan.ts';
+import { ArchiveWriter, type EntryStat } from './archive-writer.ts';
 
 export interface PackProgress {
-  /** Writing the archive (each file scanned for secrets as it goes in). */
-  phase: 'pack';
+  /**
+   * 'pack': writing the archive, each file scanned for secrets as it goes in; 'scan': something was
+   * found, nothing is written any more, the rest is scanned to name every finding.
+   */
+  phase: 'pack' | 'scan';
   filesDone: number;
   filesTotal: number;
-  /** Bytes of the run's files handed to tar so far, of bytesTotal. */
+  /** Bytes of the run's files read (and scanned) so far, of bytesTotal. */
   bytesDone: number;
   bytesTotal: number;
   /** Compressed bytes written to the archive so far. */
@@ -39,6 +41,8 @@ export interface PackOptions {
   secrets?: readonly string[];
   signal?: AbortSignal;
   onProgress?: (p: PackProgress) => void;
+  /** Told at once when a stale <archive>.partial is removed (the words of `removed_partial`). */
+  onNote?: (text: string) => void;
 }
 
 export interface PackReport {
@@ -55,6 +59,8 @@ export interface PackReport {
   stages_included: StageName[];
   /** Files of the run folder that are not in the archive (not recorded by a finished stage). */
   left_out: string[];
+  /** A stale <archive>.partial (left by a pack that was killed) removed before packing, said in words; else null. */
+  removed_partial: string | null;
 }
 
 export async function packRun(options: PackOptions): Promise<PackReport> {
@@ -74,17 +80,14 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
   const members = [...report, MANIFEST_FILE, PIPELINE_COPY, ...records.map((r) => r.record.file)];
   const memberSet = new Set(members);
   const leftOut = (await filesUnder(paths.dir)).filter((f) => !memberSet.has(f));
-  const sizes = new Map<string, number>([
-    [MANIFEST_FILE, Buffer.byteLength(manifestText)],
-    [PIPELINE_COPY, pipelineBytes.length],
-    ...(reportBytes === null ? [] : [[REPORT_FILE, reportBytes] as [string, number]]),
-    ...records.map((r) => [r.record.file, r.record.bytes] as [string, number]),
-  ]);
-  const bytesTotal = [...sizes.values()].reduce((a, b) => a + b, 0);
+  const bytesTotal = Buffer.byteLength(manifestText) + pipelineBytes.length + (reportBytes ?? 0) + records.reduce((a, r) => a + r.record.bytes, 0);
 
   const out = path.resolve(options.out ?? path.join(paths.stagingDir, `${paths.runId}.tar.gz`));
   await mkdir(path.dirname(out), { recursive: true });
-  const figures = await writeArchive(paths, members, sizes, out, { ...options, bytesTotal }, manifestText);
+  // manifest.json and pipeline.yaml go in as read and checked above (each file is read once).
+  const inMemory = new Map([[MANIFEST_FILE, Buffer.from(manifestText)], [PIPELINE_COPY, pipelineBytes]]);
+  const toPack = members.map((file) => ({ file, bytes: inMemory.get(file) }));
+  const { figures, removedPartial } = await writeArchive(paths, toPack, out, { ...options, bytesTotal }, manifestText);
   return {
     run_id: paths.runId,
     archive: out,
@@ -95,6 +98,7 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
     stages,
     stages_included: included,
     left_out: leftOut,
+    removed_partial: removedPartial,
   };
 }
 
@@ -158,132 +162,176 @@ async function checkRecords(paths: RunPaths, records: readonly RecordedFile[]): 
   }
 }
 
-/**
- * The secret check, made on the very bytes that go into the archive: tar's parser reads the
- * uncompressed archive back as it passes, and each entry's bytes go through a SecretScan. A file
- * named like a secret or anything credential-shaped (errors/redact.ts) in any of them refuses the
- * run, naming the file and the line.
- */
-class ArchiveScan {
-  private readonly findings: SecretFinding[] = [];
+/** Every finding of the run's files, and the refusal that names them. */
+class Findings {
+  private readonly shown: SecretFinding[] = [];
   private total = 0;
-  private readonly parser = new tar.Parser({ strict: true });
-  private failure: Error | null = null;
 
-  constructor(
-    private readonly paths: RunPaths,
-    private readonly secrets: readonly string[],
-  ) {
-    this.parser.on('entry', (entry: tar.ReadEntry) => this.scanEntry(entry));
-    this.parser.on('error', (error: Error) => (this.failure ??= error));
-  }
+  constructor(private readonly paths: RunPaths) {}
 
-  /** A pipeline step: the archive's bytes passed on unchanged, scanned as they go. */
-  tap(): (chunks: AsyncIterable<Buffer>) => AsyncGenerator<Buffer> {
-    const scan = this;
-    return async function* (chunks) {
-      for await (const chunk of chunks) {
-        // Entries are consumed as they are written (listeners below), so the parser never holds back.
-        scan.parser.write(chunk);
-        if (scan.failure) throw scan.failure;
-        yield chunk;
-      }
-      scan.parser.end();
-      if (scan.failure) throw scan.failure;
-    };
+  add(found: ScanResult): void {
+    this.shown.push(...found.findings);
+    this.total += found.total;
   }
 
   /** Throws when anything was found. */
-  refuseFindings(): void {
-    const { findings, total, paths } = this;
-    if (findings.length === 0) return;
-    const more = total > findings.length ? `\n  … and ${total - findings.length} more` : '';
-    throw new StagingError('secret_in_run', `run ${paths.runId} was not packed: it holds what looks like a secret:\n${findings.map((f) => `  ${f.file} ${f.where}: ${f.what}`).join('\n')}${more}`, {
-      context: { file: path.join(paths.dir, findings[0]!.file), where: findings[0]!.where },
+  refuse(): void {
+    const { shown, total, paths } = this;
+    if (shown.length === 0) return;
+    const more = total > shown.length ? `\n  … and ${total - shown.length} more` : '';
+    throw new StagingError('secret_in_run', `run ${paths.runId} was not packed: it holds what looks like a secret:\n${shown.map((f) => `  ${f.file} ${f.where}: ${f.what}`).join('\n')}${more}`, {
+      context: { file: path.join(paths.dir, shown[0]!.file), where: shown[0]!.where },
       hint: 'remove the secret from the run (and from wherever it came from: the source data, pipeline.yaml, the manifest) before shipping it',
     });
   }
-
-  private scanEntry(entry: tar.ReadEntry): void {
-    const file = entry.path.slice(this.paths.runId.length + 1);
-    const named = secretFileName(file);
-    if (named) this.add({ findings: [{ file, where: 'file name', what: named }], total: 1 });
-    const scan = new SecretScan(file, this.secrets);
-    entry.on('data', (chunk: Buffer) => scan.write(chunk));
-    entry.on('end', () => this.add(scan.end()));
-  }
-
-  private add(found: ScanResult): void {
-    this.findings.push(...found.findings);
-    this.total += found.total;
-  }
 }
 
-/**
- * The archive's bytes on their way to the file, counted. gzip's header names the OS that wrote it;
- * it says "unknown" (255) as tar's own portable gzip does, so the archive does not depend on the machine.
- */
-function portableGzipBytes(onBytes: (n: number) => void): (chunks: AsyncIterable<Buffer>) => AsyncGenerator<Buffer> {
-  const OS_BYTE = 9;
-  return async function* (chunks) {
-    let seen = 0;
-    for await (const chunk of chunks) {
-      if (seen <= OS_BYTE && OS_BYTE < seen + chunk.length) chunk[OS_BYTE - seen] = 255;
-      seen += chunk.length;
-      onBytes(chunk.length);
-      yield chunk;
+/** A file's bytes read but not yet scanned for good (the end of an unfinished line): held back from the archive. */
+class HeldBytes {
+  private readonly chunks: Buffer[] = [];
+  /** File offset of the first held byte. */
+  private start = 0;
+
+  add(chunk: Buffer): void {
+    this.chunks.push(chunk);
+  }
+
+  /** Takes the held bytes before file offset `upTo`. */
+  take(upTo: number): Buffer[] {
+    const out: Buffer[] = [];
+    while (this.chunks.length > 0 && this.start < upTo) {
+      const first = this.chunks[0]!;
+      const n = Math.min(first.length, upTo - this.start);
+      out.push(first.subarray(0, n));
+      this.start += n;
+      if (n === first.length) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
     }
-  };
+    return out;
+  }
 }
 
 const READ_BYTES = 1 << 20;
 
-async function writeArchive(
-  paths: RunPaths,
-  members: readonly string[],
-  sizes: ReadonlyMap<string, number>,
-  out: string,
-  o: PackOptions & { bytesTotal: number },
-  manifestText: string,
-): Promise<FileFigures> {
-  const sink = new AtomicFileSink(out);
-  const scan = new ArchiveScan(paths, o.secrets ?? []);
-  let filesDone = 0;
-  let bytesDone = 0;
-  let archiveBytes = 0;
-  let lastEntry: string | null = null;
-  const progress = () => o.onProgress?.({ phase: 'pack', filesDone, filesTotal: members.length, bytesDone, bytesTotal: o.bytesTotal, archiveBytes });
-  try {
-    // Entries are `<run-id>/…`, so unpacking the archive gives back a run folder of the same name.
-    // Compressed here, not by tar: the scan reads the uncompressed stream (and zlib works off this thread).
-    const archive = tar.create(
-      {
-        cwd: paths.stagingDir,
-        portable: true,
-        strict: true,
-        // tar reads 16 MiB at a time by default: each read passes through the scan and zlib whole.
-        maxReadSize: READ_BYTES,
-        onWriteEntry: (entry) => {
-          if (lastEntry !== null) bytesDone += sizes.get(lastEntry) ?? 0;
-          lastEntry = entry.path.slice(paths.runId.length + 1);
-          filesDone += 1;
-          progress();
-        },
-      },
-      members.map((m) => `${paths.runId}/${m}`),
-    );
-    const counted = portableGzipBytes((n) => {
-      archiveBytes += n;
-      progress();
+/** A member of the archive: read from the run folder, or already in memory (read and checked before). */
+interface Member {
+  readonly file: string;
+  readonly bytes?: Buffer;
+}
+
+/**
+ * Reads each member once: its bytes are scanned, and only bytes scanned clean go into the archive.
+ * At the first finding nothing more is written and <out>.partial is removed at once; the rest of the
+ * run is still scanned (read, never written), so the refusal names every finding.
+ */
+class Packing {
+  readonly findings: Findings;
+  writer: ArchiveWriter | null = null;
+  private filesDone = 0;
+  private bytesDone = 0;
+  private archiveBytes = 0;
+  /** Something was found: nothing is written any more. */
+  private refused = false;
+
+  constructor(
+    private readonly paths: RunPaths,
+    private readonly filesTotal: number,
+    private readonly o: PackOptions & { bytesTotal: number },
+  ) {
+    this.findings = new Findings(paths);
+  }
+
+  progress(): void {
+    const phase = this.refused ? 'scan' : 'pack';
+    const { filesDone, filesTotal, bytesDone, archiveBytes } = this;
+    this.o.onProgress?.({ phase, filesDone, filesTotal, bytesDone, bytesTotal: this.o.bytesTotal, archiveBytes });
+  }
+
+  /** Opens the archive, unless a file named like a secret already refuses the run (named at its turn). */
+  async open(members: readonly Member[], out: string): Promise<string | null> {
+    this.refused = members.some(({ file }) => secretFileName(file) !== null);
+    if (this.refused) return null;
+    const opened = await ArchiveWriter.open(out, this.o.signal, (n) => {
+      this.archiveBytes += n;
+      this.progress();
     });
-    // zlib compresses on the thread pool: room for a few reads lets it work while this thread scans
-    // the next (zlib passes the stream options on to its Transform; its types do not list them).
-    const gzip = createGzip({ chunkSize: 1 << 16, writableHighWaterMark: 4 * READ_BYTES } as ZlibOptions);
-    await pipeline(archive, scan.tap(), gzip, counted, sink, { signal: o.signal });
-    bytesDone = o.bytesTotal;
-    progress();
-    // Only now may the archive appear: <out>.partial is removed unless every file scanned clean.
-    scan.refuseFindings();
+    this.writer = opened.writer;
+    if (opened.removedPartial !== null) this.o.onNote?.(opened.removedPartial);
+    return opened.removedPartial;
+  }
+
+  async member({ file, bytes }: Member): Promise<void> {
+    const source = await readMember(path.join(this.paths.dir, file), bytes, this.o.signal);
+    const scan = new SecretScan(file, this.o.secrets ?? []);
+    const held = new HeldBytes();
+    const named = secretFileName(file);
+    if (named) this.findings.add({ findings: [{ file, where: 'file name', what: named }], total: 1 });
+    this.filesDone += 1;
+    this.writer?.startEntry(`${this.paths.runId}/${file}`, source.stat);
+    let read = 0;
+    for await (const chunk of source.chunks) {
+      read += chunk.length;
+      if (read > source.stat.size) throw changedWhilePacked(this.paths, file);
+      scan.write(chunk);
+      this.bytesDone += chunk.length;
+      held.add(chunk);
+      await this.send(scan.found > 0, held.take(scan.cleared));
+      this.progress();
+    }
+    if (read !== source.stat.size) throw changedWhilePacked(this.paths, file);
+    const result = scan.end();
+    this.findings.add(result);
+    await this.send(result.total > 0, held.take(read));
+    this.writer?.endEntry();
+  }
+
+  /** Writes bytes scanned clean; at the first finding, stops writing and removes the archive. */
+  private async send(found: boolean, pieces: readonly Buffer[]): Promise<void> {
+    if (this.writer === null) return;
+    if (found) {
+      const writer = this.writer;
+      this.writer = null;
+      this.refused = true;
+      await writer.discard();
+      return this.progress();
+    }
+    for (const piece of pieces) await this.writer.write(piece);
+  }
+}
+
+/** A member's bytes, read once, and what its tar header says (size, mode, mtime). */
+async function readMember(file: string, bytes: Buffer | undefined, signal?: AbortSignal): Promise<{ stat: EntryStat; chunks: AsyncIterable<Buffer> | Iterable<Buffer> }> {
+  if (bytes !== undefined) {
+    const st = await stat(file);
+    return { stat: { size: bytes.length, mode: st.mode, mtime: st.mtime }, chunks: [bytes] };
+  }
+  const handle = await open(file, 'r');
+  try {
+    const st = await handle.stat();
+    return { stat: { size: st.size, mode: st.mode, mtime: st.mtime }, chunks: handle.createReadStream({ highWaterMark: READ_BYTES, signal }) };
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+function changedWhilePacked(paths: RunPaths, file: string): StagingError {
+  return new StagingError('run_changed', `run ${paths.runId} changed while it was being packed (${file} changed size)`, {
+    context: { file: path.join(paths.dir, file) },
+    hint: 'pack it again once no stage is running on it',
+  });
+}
+
+async function writeArchive(paths: RunPaths, members: readonly Member[], out: string, o: PackOptions & { bytesTotal: number }, manifestText: string): Promise<{ figures: FileFigures; removedPartial: string | null }> {
+  const packing = new Packing(paths, members.length, o);
+  try {
+    const removedPartial = await packing.open(members, out);
+    // Entries are `<run-id>/…`, so unpacking the archive gives back a run folder of the same name.
+    for (const member of members) await packing.member(member);
+    packing.progress();
+    packing.findings.refuse();
+    const writer = packing.writer!;
+    await writer.end();
     // Packed bytes must be the bytes scanned: a manifest rewritten meanwhile (a stage started) is refused.
     if ((await readFile(paths.manifest, 'utf8')) !== manifestText) {
       throw new StagingError('run_changed', `run ${paths.runId} changed while it was being packed (its manifest was rewritten)`, {
@@ -291,9 +339,9 @@ async function writeArchive(
         hint: 'pack it again once no stage is running on it',
       });
     }
-    return await sink.commit();
+    return { figures: await writer.commit(), removedPartial };
   } catch (error) {
-    await sink.discard();
+    await packing.writer?.discard();
     throw error;
   }
 }

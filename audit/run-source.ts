@@ -12,12 +12,13 @@ import { pipeline } from 'node:stream/promises';
 import { StagingError } from '../errors/etl-error.ts';
 import type { FileRecord, Manifest } from '../staging/manifest.ts';
 import { StopWalk, walkArchive, type ArchiveEntry } from './archive-walk.ts';
-import { FigureTap, type TapFigures } from './file-figures.ts';
+import { CsvRowTap, FigureTap, stagedFileKind, type CsvRows, type TapFigures } from './file-figures.ts';
 import { isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE } from './manifest-files.ts';
 
 /** What reading one recorded file of an archive gave. */
 export type ArchiveFileOutcome =
-  | { readonly kind: 'read'; readonly figures: TapFigures; readonly onDisk: boolean }
+  /** `rows`: a CSV's rows, counted as it came out of the archive (null for other files). */
+  | { readonly kind: 'read'; readonly figures: TapFigures; readonly rows: CsvRows | null }
   /** Its size differs from the manifest's: not read at all. */
   | { readonly kind: 'size'; readonly bytes: number };
 
@@ -53,6 +54,7 @@ export async function openRunSource(target: string, tempRoot: string, signal?: A
     await requireManifest(target, target);
     return { dir: target, archive: null, skippedEntries: [], strayEntries: [], extraFiles: null, outcomes: null };
   }
+  refusePartial(target);
   try {
     const found = await findManifest(target, signal);
     // The folder's name comes from the archive: used only when it is a plain name.
@@ -70,6 +72,18 @@ export async function openRunSource(target: string, tempRoot: string, signal?: A
       cause: error,
     });
   }
+}
+
+/**
+ * `<file>.partial` is what `etl pack` (like every etl writer) writes before renaming: never an archive
+ * to trust, even when it happens to read as one (cut short; a secret found later in it removes it).
+ */
+function refusePartial(target: string): void {
+  if (!target.endsWith('.partial')) return;
+  throw new StagingError('bad_archive', `${target} is an unfinished archive, not one to verify: what an etl pack was writing when it stopped (killed, or still running); it may be cut short and was not fully scanned for secrets`, {
+    context: { file: target },
+    hint: `verify the archive itself (${target.slice(0, -'.partial'.length)}) once \`etl pack\` has written it; a later \`etl pack\` to it removes a stale .partial`,
+  });
 }
 
 /** An entry's name without a leading `./`. */
@@ -143,19 +157,21 @@ async function readEntries(archive: string, prefix: string, manifest: Manifest, 
       // Capped by the manifest: an entry of another size is never read (nor inflated into memory or disk).
       if (entry.size !== record.bytes) return void (outcomes.set(rel, { kind: 'size', bytes: entry.size }), entry.resume());
       const onDisk = /^(extract|transform)\//.test(rel);
-      outcomes.set(rel, { kind: 'read', figures: await copyEntry(entry, onDisk ? path.join(dir, rel) : null), onDisk });
+      const rows = onDisk && stagedFileKind(rel) === 'csv' ? new CsvRowTap() : null;
+      outcomes.set(rel, { kind: 'read', figures: await copyEntry(entry, onDisk ? path.join(dir, rel) : null, rows), rows: rows?.rows() ?? null });
     },
     signal,
   );
   return { skippedEntries: skipped, strayEntries: stray, extraFiles: extra, outcomes };
 }
 
-/** Streams an entry through a hash tap into `file` (or nowhere), with backpressure. */
-async function copyEntry(entry: ArchiveEntry, file: string | null): Promise<TapFigures> {
+/** Streams an entry through a hash tap (and a CSV row count) into `file` (or nowhere), with backpressure. */
+async function copyEntry(entry: ArchiveEntry, file: string | null, rows: CsvRowTap | null = null): Promise<TapFigures> {
   const tap = new FigureTap();
   if (file) await mkdir(path.dirname(file), { recursive: true });
   const sink = file ? createWriteStream(file) : new Writable({ write: (_chunk, _enc, callback) => callback() });
-  await pipeline(entry, tap, sink);
+  if (rows) await pipeline(entry, tap, rows, sink);
+  else await pipeline(entry, tap, sink);
   return tap.figures();
 }
 

@@ -44,8 +44,10 @@ export function secretFileName(file: string): string | null {
 }
 
 /**
- * Scans one file's bytes as they pass (the archive's entry as tar reads it): `write` each chunk in
- * order, then `end`. Lines are cut at newlines; a line longer than WINDOW is scanned in windows.
+ * Scans one file's bytes as they pass (as `etl pack` reads them): `write` each chunk in order, then
+ * `end`. Lines are cut at newlines; a line longer than WINDOW is scanned in windows. `cleared` says
+ * how many bytes are scanned for good (whole lines, windows before the overlap): only those may be
+ * written anywhere, so not even the first half of a credential reaches a disk before it is seen.
  */
 export class SecretScan {
   private readonly scanner: LineScanner;
@@ -58,6 +60,16 @@ export class SecretScan {
 
   constructor(file: string, secrets: readonly string[] = []) {
     this.scanner = new LineScanner(file, secrets);
+  }
+
+  /** Bytes scanned for good so far (the rest is an unfinished line, scanned once it ends). */
+  get cleared(): number {
+    return this.position - this.carry.length;
+  }
+
+  /** Findings so far (shown or not). */
+  get found(): number {
+    return this.scanner.total;
   }
 
   write(chunk: Buffer): void {
@@ -96,7 +108,7 @@ export class SecretScan {
 
 class LineScanner {
   private readonly findings: SecretFinding[] = [];
-  private total = 0;
+  total = 0;
   // A window of a long line is scanned again in part (the overlap): report each line and kind once.
   private readonly seen = new Set<string>();
 

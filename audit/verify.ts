@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readManifest, type FileRecord, type Manifest } from '../staging/manifest.ts';
 import { runPaths } from '../staging/run-folder.ts';
-import { countCsvRows, measureFile, ndjsonRecords, sha256OfFile, stagedFileKind, type MeasuredFile } from './file-figures.ts';
+import { measureFile, ndjsonRecords, sha256OfFile, stagedFileKind, type MeasuredFile } from './file-figures.ts';
 import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, STAGES } from './manifest-files.ts';
 import { reconcile } from './reconcile.ts';
@@ -197,10 +197,9 @@ async function measureRecorded(source: RunSource, record: FileRecord, signal: Ab
     if (!outcome) return null;
     if (outcome.kind === 'size') return { unread: outcome.bytes };
     onBytes(outcome.figures.bytes);
-    const base: MeasuredFile = { bytes: outcome.figures.bytes, sha256: outcome.figures.sha256, records: kind === 'ndjson' ? ndjsonRecords(outcome.figures) : null, parseError: null };
-    // CSV rows are counted by parsing the copy (quoted cells may hold newlines); its hash is the one taken from the archive.
-    if (kind !== 'csv' || !outcome.onDisk) return base;
-    return { ...base, ...(await countCsvRows(file, signal)) };
+    // CSV rows were counted by parsing as the entry came out (quoted cells may hold newlines), with its hash.
+    const rows = outcome.rows ?? { records: kind === 'ndjson' ? ndjsonRecords(outcome.figures) : null, parseError: null };
+    return { bytes: outcome.figures.bytes, sha256: outcome.figures.sha256, ...rows };
   }
   try {
     if (!(await stat(file)).isFile()) return null;

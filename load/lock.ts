@@ -4,7 +4,7 @@
 // application, user, client, since when), from pg_locks and pg_stat_activity. Waiting polls
 // pg_try_advisory_lock rather than blocking in pg_advisory_lock, so Ctrl-C stops the wait at once.
 import type pg from 'pg';
-import { roughDuration } from '../errors/durations.ts';
+import { roughDuration } from '../staging/durations.ts';
 import { LoadError, UsageError } from '../errors/etl-error.ts';
 import { compiled, runSql } from '../schema/sql.ts';
 

@@ -18,7 +18,9 @@ Never removed, whatever the options:
     or any unfinished run when no run was ever loaded; and one whose stage is marked running with
     a manifest changed within the last hour.
 So what goes: loaded runs older than the newest loaded run, and unfinished runs older than it
-(the loaded run read everything they held: the watermark only advances on load).
+(the loaded run read everything they held: the watermark only advances on load). Also removed:
+a *.partial file in the staging folder not written for a minute (an archive an etl pack was writing
+when it was killed).
 
 options:
   --keep N          also keep the N newest runs
@@ -55,9 +57,12 @@ const command: Command = {
     const verb = report.dry_run ? 'would remove' : 'removed';
     const lines: string[] = [];
     for (const r of report.removed) lines.push(`${verb} ${r.run_id} (${formatBytes(r.bytes)}): ${r.reason}`);
+    for (const p of report.removed_partials) lines.push(`${verb} ${p.file} (${formatBytes(p.bytes)}): ${p.reason}`);
     for (const k of report.kept) lines.push(`${color.dim('kept')}  ${k.run_id}: ${k.reasons.join('; ')}`);
+    const partials = report.removed_partials.length;
     lines.push(
-      `${report.dry_run ? color.yellow('dry run:') : color.green('done:')} ${verb} ${report.removed.length} run${report.removed.length === 1 ? '' : 's'}, ` +
+      `${report.dry_run ? color.yellow('dry run:') : color.green('done:')} ${verb} ${report.removed.length} run${report.removed.length === 1 ? '' : 's'}` +
+        `${partials ? ` and ${partials} unfinished .partial file${partials === 1 ? '' : 's'}` : ''}, ` +
         `${report.dry_run ? 'would free' : 'freed'} ${formatBytes(report.freed_bytes)} (${report.freed_bytes.toLocaleString('en-US')} bytes); kept ${report.kept.length}`,
     );
     ctx.stdout.write(`${lines.join('\n')}\n`);

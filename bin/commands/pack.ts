@@ -8,6 +8,7 @@ import { commandConfig } from '../config.ts';
 import { packRun, type PackProgress } from '../../audit/pack.ts';
 import { writeRunReport } from '../../report/write-report.ts';
 import { formatBytes, throttled } from '../../audit/byte-size.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 
 const usage = `usage: etl pack [--run ID] [--staging DIR] [--out FILE] [--json]
 
@@ -19,8 +20,12 @@ run was loaded. Anyone can then check it with \`etl verify FILE\`, without Mongo
 Refuses a run whose extract or transform is not done, or whose load is still running, and a run
 any of whose files holds what looks like a secret: a connection string with a password,
 password=…, a private key, an AWS key, a configured password; or a file named like one (.env,
-id_rsa, *.pem). It names the file and the line. Every file is scanned as it goes into FILE.partial,
-which is renamed to FILE only when the whole run is in and nothing was found (removed otherwise).
+id_rsa, *.pem). It names the file and the line. Every file is read once and scanned as it goes
+into FILE.partial, which is renamed to FILE only when the whole run is in and nothing was found.
+At the first finding nothing more is written and FILE.partial is removed at once; the rest of the
+run is still scanned, so the refusal names every finding. A FILE.partial left by a pack that was
+killed is removed by the next pack to FILE (and said so); one written within the last minute may be
+another pack's, still running: refused.
 
 options:
   --run ID          the run (default: the one <staging>/latest names)
@@ -38,9 +43,14 @@ const command: Command = {
   usage,
   async run(ctx: CommandContext): Promise<number> {
     const flags = parseFlags(ctx.argv, { run: { type: 'string' }, staging: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' } });
+    // FILE.partial names an unfinished file everywhere in etl: `etl verify` refuses one.
+    if (flags.out?.endsWith('.partial')) {
+      throw new UsageError('bad_arguments', `--out ${flags.out}: a name ending in .partial is what etl gives unfinished files`, { hint: 'name the archive FILE.tar.gz' });
+    }
     const cfg = commandConfig(ctx, { staging: flags.staging });
     const show = throttled((p: PackProgress) => {
-      ctx.stderr.write(`packing: ${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}, archive ${formatBytes(p.archiveBytes)}\n`);
+      const done = `${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}`;
+      ctx.stderr.write(p.phase === 'pack' ? `packing: ${done}, archive ${formatBytes(p.archiveBytes)}\n` : `not packing (a secret was found, the archive removed), scanning the rest: ${done}\n`);
     });
     // The HTML report goes in first: what an auditor opens before anything else.
     await writeRunReport({ stagingDir: cfg.stagingDir, runId: flags.run ?? null, secrets: cfg.secrets });
@@ -50,6 +60,7 @@ const command: Command = {
       out: flags.out ? path.resolve(ctx.cwd, flags.out) : null,
       secrets: cfg.secrets,
       signal: ctx.signal,
+      onNote: (text) => ctx.stderr.write(`note: ${text}\n`),
       onProgress: (p) => {
         if (p.bytesTotal >= BIG_RUN_BYTES) show(p);
       },

@@ -1,7 +1,7 @@
 // How far along a piece of work is, in words: counts, percent, rate and time left. One place for
 // the numbers every renderer shows (the live list, log heartbeats, verbose lines, final lines).
 
-import { duration } from '../../errors/durations.ts';
+import { duration } from '../../staging/durations.ts';
 
 // The CLI's renderers take it from here with the other words of progress.
 export { duration };

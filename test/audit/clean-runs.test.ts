@@ -3,7 +3,7 @@
 // clean), and the folders hold real bytes so sizes and freed space can be checked.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanRuns, parseOlderThan, type CleanReport } from '../../audit/clean.ts';
@@ -168,6 +168,34 @@ describe('clean', () => {
     assert.equal((await readdir(stagingDir)).filter((n) => /^\d{8}T/.test(n)).length, 6);
     assert.equal(etlSync(['clean', '--keep', 'x', '--staging', stagingDir], { cwd: root }).code, 2);
     assert.equal(etlSync(['clean', '--older-than', 'soon', '--staging', stagingDir], { cwd: root }).code, 2);
+  });
+});
+
+describe('clean: unfinished archives', () => {
+  test('a .partial an etl pack left (not written for a minute) goes, with --dry-run first; a fresh one stays', async () => {
+    const stagingDir = await mkdtemp(path.join(root, 'staging-'));
+    const id = await makeRun(stagingDir, '2026-01-01T10:00:00.000Z', done, 10);
+    const stale = path.join(stagingDir, `${id}.tar.gz.partial`);
+    const fresh = path.join(stagingDir, 'other.tar.gz.partial');
+    await writeFile(stale, Buffer.alloc(5000, 1));
+    await writeFile(fresh, Buffer.alloc(10, 1));
+    const twoMinutesAgo = new Date(Date.now() - 120_000);
+    await utimes(stale, twoMinutesAgo, twoMinutesAgo);
+    const partials = async () => (await readdir(stagingDir)).filter((n) => n.endsWith('.partial')).sort();
+
+    const dry = etlSync(['clean', '--dry-run', '--staging', stagingDir], { cwd: root });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, new RegExp(`would remove ${stale.replace(/[.]/g, '\\.')} \\([^)]+\\): an unfinished file left by an etl command that did not end \\(last written 2 min ago\\)`));
+    assert.match(dry.stdout, /dry run: would remove 0 runs and 1 unfinished \.partial file, would free/);
+    assert.deepEqual(await partials(), [`${id}.tar.gz.partial`, 'other.tar.gz.partial']);
+
+    const real = etlSync(['clean', '--staging', stagingDir, '--json'], { cwd: root });
+    assert.equal(real.code, 0, real.stderr);
+    const report = JSON.parse(real.stdout) as CleanReport;
+    assert.deepEqual(report.removed_partials.map((p) => [p.file, p.bytes]), [[stale, 5000]]);
+    assert.equal(report.freed_bytes, 5000);
+    assert.deepEqual(await partials(), ['other.tar.gz.partial']);
+    assert.deepEqual(await listRunIds(stagingDir), [id], 'the run stays');
   });
 });
 

@@ -2,9 +2,9 @@
 // in bounded memory), and a file named like a secret or holding anything credential-shaped refuses
 // the run with the file and the line, without printing the secret.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -16,7 +16,7 @@ import { runExtract } from '../../extract/index.ts';
 import { runTransform } from '../../transform/index.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { copyOfRun, editManifest, newProject, realRun, sampleCollections, writeDump, type RealRun } from './staged-run.ts';
-import { etlSync } from '../harness/cli.ts';
+import { etlSync, startEtl } from '../harness/cli.ts';
 
 const SECRET = 'hunter22Secret';
 const PRIVATE_KEY = `-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----\n`;
@@ -154,4 +154,51 @@ test('the scan reads the manifest too (a password field), and a clean run still 
   const clean = await copyOfRun(run, scratch);
   const report = await packRun({ stagingDir: clean.stagingDir });
   assert.ok((await readFile(report.archive)).length > 0);
+});
+
+/** Records `file` (already written: `bytes`, `hash`, `records`) in the manifest, as a tampered run would. */
+async function recordWritten(stagingDir: string, file: string, bytes: number, hash: string, records: number): Promise<void> {
+  await editManifest(runPaths(stagingDir, run.runId), (m) => {
+    (m.stages.extract!.collections.users as unknown as Record<string, unknown>)[`planted_${file}`] = { file, bytes, sha256: hash, records };
+  });
+}
+
+/** `lines` lines of random base64 (barely compressible), then `last`; returns the figures to record. */
+async function writeNoise(file: string, lines: number, last: string): Promise<{ bytes: number; sha256: string; records: number }> {
+  const out = createWriteStream(file);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const write = async (text: string) => {
+    hash.update(text);
+    bytes += Buffer.byteLength(text);
+    if (!out.write(text)) await once(out, 'drain');
+  };
+  for (let i = 0; i < lines; i += 1) await write(`{"n":${i},"noise":"${randomBytes(750).toString('base64')}"}\n`);
+  await write(last);
+  out.end();
+  await once(out, 'finish');
+  return { bytes, sha256: hash.digest('hex'), records: lines + 1 };
+}
+
+describe('a refused run is never written whole', () => {
+  test('a secret found in the manifest: the archive stops there (.partial never grows, then gone), every later finding is still named', async () => {
+    const { stagingDir } = await copyOfRun(run, scratch);
+    await editManifest(runPaths(stagingDir, run.runId), (m) => {
+      m.destination = { description: 'db', password: SECRET } as unknown as typeof m.destination;
+    });
+    // ~48 MB that compresses to ~36 MB, a connection string with a password on its last line.
+    const big = await writeNoise(path.join(stagingDir, run.runId, 'extract', 'big.ndjson'), 48_000, `{"url":"mongodb://admin:${SECRET}@mongo.internal/x"}\n`);
+    await recordWritten(stagingDir, 'extract/big.ndjson', big.bytes, big.sha256, big.records);
+    const partial = path.join(stagingDir, `${run.runId}.tar.gz.partial`);
+    let largest = 0;
+    const poll = setInterval(() => void stat(partial).then((s) => (largest = Math.max(largest, s.size)), () => undefined), 5);
+    const r = await startEtl(['pack', '--staging', stagingDir], { cwd: scratch }).done.finally(() => clearInterval(poll));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /manifest\.json line \d+ column \d+: a password or secret setting/);
+    assert.match(r.stderr, /extract\/big\.ndjson line 48001 column \d+: a connection string with a password/);
+    assert.doesNotMatch(r.stderr, new RegExp(SECRET));
+    // Today's archive of the run without big.ndjson is a few kB: nothing of big.ndjson went in.
+    assert.ok(largest < 256 << 10, `the .partial file reached ${largest} bytes`);
+    assert.deepEqual(await archives(stagingDir), []);
+  });
 });

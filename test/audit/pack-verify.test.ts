@@ -78,6 +78,17 @@ describe('pack', () => {
     assert.deepEqual(await verifyTemps(), tempsBefore);
   });
 
+  test("the archive's bytes are tar's own portable .tar.gz of the same files in the same order", async () => {
+    const { stagingDir, dir } = await copyOfRun(run, scratch);
+    const report = await packRun({ stagingDir });
+    const entries: string[] = [];
+    await tar.list({ file: report.archive, onReadEntry: (e) => void entries.push(e.path) });
+    const reference = path.join(scratch, 'reference.tar.gz');
+    await tar.create({ gzip: true, portable: true, cwd: stagingDir, file: reference }, entries);
+    assert.equal(report.sha256, sha256(await readFile(reference)));
+    await rm(dir, { recursive: true });
+  });
+
   test('--out, and load rejects files travel when the run was loaded', async () => {
     const { stagingDir, dir } = await copyOfRun(run, scratch);
     const paths = runPaths(stagingDir, run.runId);
@@ -237,6 +248,24 @@ describe('verify names every mismatch (CLI, exit 1)', () => {
     assert.equal(r.code, 1);
     assert.match(r.stdout, /\[sha256\] transform\/users_logbook\.csv/);
     assert.match(r.stdout, /\[retransform\] transform\/users_logbook\.csv/);
+  });
+
+  test('a CSV that no longer parses: the same rows, parse and sha256 findings from the folder and from an archive', async () => {
+    const { stagingDir, dir } = await copyOfRun(run, scratch);
+    const file = path.join(dir, 'transform', 'users.csv');
+    // Same size, one stray quote: the bytes still hash, the rows cannot be counted.
+    await writeFile(file, (await readFile(file, 'utf8')).replace('Ada', 'A"a'));
+    const archive = path.join(scratch, 'unparsable.tar.gz');
+    await tar.create({ gzip: true, cwd: stagingDir, file: archive }, [run.runId]);
+    const findings = (target: string) => {
+      const r = etlSync(['verify', target, '--json'], { cwd: scratch });
+      assert.equal(r.code, 1, r.stderr);
+      return (JSON.parse(r.stdout) as VerifyReport).mismatches.filter((m) => m.file === 'transform/users.csv' && m.check !== 'retransform');
+    };
+    const fromFolder = findings(dir);
+    assert.deepEqual(fromFolder.map((m) => m.check).sort(), ['parse', 'sha256']);
+    assert.match(fromFolder.find((m) => m.check === 'parse')!.found, /quote/i);
+    assert.deepEqual(findings(archive), fromFolder);
   });
 
   test('an archive holding a link or a file beside the run folder: named, never unpacked', async () => {

@@ -1,5 +1,6 @@
-// Durations in words, for messages and progress alike: one home for both granularities, shared by
-// the stages and the CLI (a stage may not import bin/).
+// Durations in words, for the stages' messages and progress lines alike: one home for both
+// granularities, next to the stage contract (stage-contract.ts), shared by the stages and the CLI
+// (a stage may import staging/ but neither bin/ nor another stage).
 
 /** 0.42 s, 12.3 s, 2 min 05 s, 1 h 02 min: a time measured (progress lines, summaries). */
 export function duration(ms: number): string {
