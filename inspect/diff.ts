@@ -2,8 +2,9 @@
 //
 // The expected side is what a full extract → transform → load of the current documents would leave:
 // each document goes through the table's mapping and transform's converters (inspect/expected-rows.ts),
-// the records stream into a temporary table by COPY, and the comparison is SQL (inspect/diff-sql.ts). Nothing is held
-// in memory but one document and one MongoDB batch; PostgreSQL does the set work on its disk.
+// the records stream into a temporary table by COPY, and the comparison is SQL (inspect/diff-sql.ts). Two collections
+// are read at once (diff-lanes.ts); nothing is held in memory but their batches read ahead and a CSV batch a
+// table; PostgreSQL does the set work on its disk.
 //
 // What the figures mean, per table (the key: id for upsert tables, the unique constraint for link
 // tables — (user_id, event_id), (user_id, target_id, type) —, the dedupe key for dedupe tables):
