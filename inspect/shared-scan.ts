@@ -133,7 +133,6 @@ export function streamedSource(mongo: MongoConnection, mapper: TableMapper, o: S
   };
 }
 
-
 /** One table's records during a shared scan: into its COPY (the first table) or its file. */
 interface TableOutput {
   readonly mapper: TableMapper;
