@@ -1,6 +1,7 @@
 // One collection's extract: the documents pass (→ extract/<collection>.ndjson, its rejects file,
 // the undated census) and, when its tables propagate deletes, the ids pass (ids-pass.ts); then the
 // collection's manifest record, with the watermark the next run may start from.
+import { rm } from 'node:fs/promises';
 import { EJSON, type Document } from 'bson';
 import type { ExtractCollectionRecord } from '../staging/manifest-extract.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
@@ -53,6 +54,12 @@ export function corruption(collection: string): (doc: SourceDocument, cause: Bso
 /** The rejects file of a collection: beside its NDJSON file, `<collection>.rejects.ndjson`. */
 function rejectsPath(run: RunPaths, collection: string): string {
   return run.extractFile(collection).replace(/\.ndjson$/, '.rejects.ndjson');
+}
+
+/** Removes every file the extract of a collection writes (a completed collection after a failed one). */
+export async function discardCollection(run: RunPaths, collection: string): Promise<void> {
+  const files = [run.extractFile(collection), rejectsPath(run, collection), run.extractIdsFile(collection), run.extractRequestedFile(collection)];
+  await Promise.all(files.map((f) => rm(f, { force: true })));
 }
 
 export async function extractCollection(outer: CollectionContext, plan: CollectionPlan): Promise<ExtractCollectionReport> {

@@ -11,7 +11,8 @@ import { TOOL_VERSION, updateManifest, writeManifest, type Manifest } from '../s
 import type { ExtractCollectionRecord, ExtractSection } from '../staging/manifest-extract.ts';
 import { createRun, setLatest, type RunPaths } from '../staging/run-folder.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
-import { extractCollection } from './collection-extract.ts';
+import { discardCollection, extractCollection } from './collection-extract.ts';
+import { runCollections } from './collection-pool.ts';
 import { DEFAULT_RETRY } from './live-source.ts';
 import type { ExtractCollectionReport, ExtractOptions, ExtractReport } from './options.ts';
 import { openSource, type SourceSession } from './source-session.ts';
@@ -88,9 +89,13 @@ async function extractAll(x: ExtractRun, session: SourceSession): Promise<Extrac
   const { run, manifest, section } = await startRun(x, session);
   options.onProgress?.({ kind: 'started', runId: run.runId, runDir: run.dir, collections: x.plans.map((p) => p.collection.name) });
   for (const message of mappingWarnings(x.plans)) options.onProgress?.({ kind: 'warning', collection: null, message });
-  const reports: ExtractCollectionReport[] = [];
+  let reports: ExtractCollectionReport[];
   try {
-    for (const plan of x.plans) reports.push(await extractOne(x, session, run, section, plan));
+    reports = await runCollections(x.plans.length, collectionsAtOnce(x, session), options.signal, {
+      run: (i, signal) => extractOne(x, session, run, x.plans[i]!, signal),
+      commit: (_i, done) => recordOne(run, section, done),
+      discard: (_i, done) => discardCollection(run, done.collection),
+    });
     options.signal?.throwIfAborted();
   } catch (raw) {
     const error = asInterruption(raw, options.signal);
@@ -149,16 +154,29 @@ function propagationRecord(scope: PropagationScope): ExtractPropagationRecord | 
   return scope.record.flag || scope.record.tables.length > 0 ? scope.record : null;
 }
 
-/** One collection into the run; its record goes into the manifest at once. */
-async function extractOne(x: ExtractRun, session: SourceSession, run: RunPaths, section: ExtractRunSection, plan: CollectionPlan): Promise<ExtractCollectionReport> {
-  x.options.signal?.throwIfAborted();
+/**
+ * Collections read at once: two from a live server (bound by the server's CPU: a second cursor
+ * uses the other core), one from a dump (bound by ours) and in a repair (reads by `_id`).
+ */
+function collectionsAtOnce(x: ExtractRun, session: SourceSession): number {
+  return x.options.collectionsAtOnce ?? (session.kind === 'mongodb' && x.repair === null ? 2 : 1);
+}
+
+/** One collection into the run (`collection_done` as soon as its files are complete). */
+async function extractOne(x: ExtractRun, session: SourceSession, run: RunPaths, plan: CollectionPlan, signal: AbortSignal | undefined): Promise<ExtractCollectionReport> {
+  signal?.throwIfAborted();
+  const options = { ...x.options, signal };
   const requested = x.repair?.requested.get(plan.collection.name) ?? null;
-  const report = await extractCollection({ options: x.options, session, run, scope: x.scope, now: x.now, requested }, plan);
-  section.collections[plan.collection.name] = recordOf(report);
+  const report = await extractCollection({ options, session, run, scope: x.scope, now: x.now, requested }, plan);
   x.options.onProgress?.({ kind: 'collection_done', collection: plan.collection.name, record: recordOf(report), seconds: report.seconds });
-  for (const w of report.warnings ?? []) section.warnings!.push(`${plan.collection.name}: ${w}`);
-  await saveSection(run, section);
   return report;
+}
+
+/** Its record into the manifest: in pipeline order, whatever order the collections ended in. */
+async function recordOne(run: RunPaths, section: ExtractRunSection, report: ExtractCollectionReport): Promise<void> {
+  section.collections[report.collection] = recordOf(report);
+  for (const w of report.warnings ?? []) section.warnings!.push(`${report.collection}: ${w}`);
+  await saveSection(run, section);
 }
 
 function saveSection(run: RunPaths, section: ExtractRunSection): Promise<unknown> {

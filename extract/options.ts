@@ -37,6 +37,11 @@ export interface ExtractOptions extends StageOptions<ExtractProgressEvent> {
   readonly requestChunk?: number;
   /** Least time between two collection-progress events (default 250 ms; 0: every 256 documents). */
   readonly progressEveryMs?: number;
+  /**
+   * Collections read at the same time (default: 2 from a live server, 1 from a dump or in a
+   * repair). Staged files, manifest and errors are those of a read one collection at a time.
+   */
+  readonly collectionsAtOnce?: number;
   /** Clock of this machine (tests freeze it). */
   readonly now?: () => Date;
   /**

@@ -16,7 +16,7 @@ import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runExtract } from '../../extract/index.ts';
 import { runTransform } from '../../transform/index.ts';
 import { Int32, type Document } from 'bson';
-import { day, makeUsers, objectIdAt } from './dump-writer.ts';
+import { day, makeEvents, makeUsers, objectIdAt } from './dump-writer.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -240,4 +240,59 @@ test('an _id listing shorter than the counts taken around it is not proved compl
   // Transform stages no live keys from it, so load deletes nothing on its account.
   const transformed = await runTransform({ model, stagingDir: staging, tables: ['users'] });
   assert.equal(transformed.tables.find((x) => x.table === 'users')!.live, undefined);
+});
+
+test('killing the server while two collections are read at once: each resumes after its own last _id, the files are those of one at a time', async (t) => {
+  const binary = await ferretDbBinary();
+  const dir = await tempDir('etl-resume-two-fdb-');
+  const port = await freePort();
+  const server: Killable = { binary, dir, port, child: await startFerret(binary, dir, port) };
+  const staging = await tempDir('etl-resume-two-');
+  t.after(async () => {
+    await stop(server.child, 'SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    await rm(staging, { recursive: true, force: true });
+  });
+  const url = `mongodb://127.0.0.1:${port}/resume_two`;
+  const client = new MongoClient(url);
+  await client.connect();
+  await client.db('resume_two').collection('events').insertMany(makeEvents(1500));
+  await client.db('resume_two').collection('users').insertMany(makeUsers(1500));
+  await client.close();
+
+  const model = await loadPipeline(PIPELINE);
+  const source = { kind: 'mongodb' as const, mongo: { url, database: 'resume_two' } };
+  const tables = ['events', 'users'];
+  const clean = await runExtract({ model, stagingDir: staging, source, full: true, tables, collectionsAtOnce: 1 });
+  const read = new Map<string, number>();
+  let killedAt: Record<string, number> | null = null;
+  let restarted: Promise<void> = Promise.resolve();
+  const report = await runExtract({
+    model,
+    stagingDir: staging,
+    source,
+    full: true,
+    tables,
+    collectionsAtOnce: 2,
+    retry: { maxRetries: 20, baseDelayMs: 100, maxDelayMs: 1_000 },
+    progressEveryMs: 0,
+    onProgress: (e) => {
+      if (e.kind === 'collection_progress') read.set(e.collection, e.documents);
+      if (!killedAt && (read.get('events') ?? 0) >= 256 && (read.get('users') ?? 0) >= 256) {
+        killedAt = Object.fromEntries(read);
+        restarted = killAndRestart(server);
+      }
+    },
+  });
+  await restarted;
+  t.diagnostic(`killed after ${JSON.stringify(killedAt)} documents`);
+  assert.ok(killedAt, 'the server was killed while both collections were read');
+  for (const name of ['events', 'users']) {
+    const got = report.collections.find((c) => c.collection === name)!;
+    const want = clean.collections.find((c) => c.collection === name)!;
+    assert.ok(got.retries! >= 1, `${name} reconnected`);
+    assert.equal(got.documents, 1500);
+    assert.ok((await readFile(path.join(report.runDir, got.file))).equals(await readFile(path.join(clean.runDir, want.file))), `${name}: the bytes of an uninterrupted extract`);
+  }
+  assert.deepEqual(report.collections.map((c) => c.collection), clean.collections.map((c) => c.collection));
 });
