@@ -148,6 +148,29 @@ const LANES = 10;
 /** Collections read at once: a second cursor nearly doubles what FerretDB delivers (diff-lanes.ts). */
 const READERS = 2;
 
+/**
+ * Up to LANES connections, opened at once. Two are needed; a server that refuses the others for
+ * want of slots (max_connections, a role's CONNECTION LIMIT: SQLSTATE 53300) gets a diff on fewer
+ * lanes, slower but the same report. Any other failure is the diff's.
+ */
+async function openLanes(postgres: PostgresConfig, secrets: readonly string[]): Promise<pg.Client[]> {
+  const needed = [await connectPostgres(postgres, secrets)];
+  const rest = await Promise.allSettled(Array.from({ length: LANES - 1 }, () => connectPostgres(postgres, secrets)));
+  const opened = rest.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const refused = rest.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  const fatal = refused.find((e) => !outOfSlots(e)) ?? (opened.length === 0 ? refused[0] : undefined);
+  if (fatal !== undefined) {
+    await Promise.allSettled([...needed, ...opened].map((c) => c.end()));
+    throw fatal;
+  }
+  return [...needed, ...opened];
+}
+
+function outOfSlots(error: unknown): boolean {
+  const cause = error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
+  return cause?.code === '53300';
+}
+
 export async function runDiff(options: DiffOptions): Promise<DiffReport> {
   const { model, signal } = options;
   const secrets = options.secrets ?? [];
@@ -161,7 +184,7 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
   let lanes: DiffLanes | null = null;
   const cleanups: Promise<void>[] = [];
   try {
-    for (let i = 0; i < LANES; i += 1) clients.push(await connectPostgres(options.postgres, secrets));
+    clients.push(...(await openLanes(options.postgres, secrets)));
     mongo = await connectMongo(options.mongo, secrets);
     lanes = new DiffLanes(clients, READERS, signal);
     // The jobs see the lanes' signal: aborted by the caller, or by the first job that fails.

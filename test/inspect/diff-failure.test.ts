@@ -165,3 +165,48 @@ test('a PostgreSQL error in one table stops the collection read beside it; conne
   assert.deepEqual(left, [], 'the shared scan removed its folder');
   assert.equal(await sessionsLeft(s.pgUrl), 0, 'every PostgreSQL connection closed');
 });
+
+test('a role allowed three connections gets the same diff on fewer lanes; one allowed none gets the refusal', async (t) => {
+  const s = await scene(t.name);
+  const role = `diff_few_${process.pid}`;
+  const admin = new pg.Client({ connectionString: s.pgUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'few-pw' CONNECTION LIMIT 3`);
+    await admin.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+  } finally {
+    await admin.end();
+  }
+  t.after(async () => {
+    const c = new pg.Client({ connectionString: s.pgUrl });
+    await c.connect();
+    await c.query(`DROP OWNED BY ${role}`);
+    await c.query(`DROP ROLE ${role}`);
+    await c.end();
+  });
+  const url = new URL(s.pgUrl);
+  url.username = role;
+  url.password = 'few-pw';
+  const diff = (pgUrl: string) =>
+    runDiff({
+      model: s.m,
+      mongo: { url: s.mongo.url, database: s.mongo.name },
+      postgres: { connectionString: pgUrl, host: '', port: 0, database: '', user: '', password: null },
+      tables: ['users', 'user_events', 'users_targets', 'messages', 'targets'],
+      deep: true,
+      describe: { mongo: 'source', postgres: 'destination' },
+    });
+  const untimed = ({ startedAt: _s, endedAt: _e, ...rest }: Record<string, unknown>) => rest;
+  const few = await diff(url.toString());
+  const all = await diff(s.pgUrl);
+  assert.equal(few.identical, false, 'the empty tables differ from the source');
+  assert.deepEqual(untimed(few as unknown as Record<string, unknown>), untimed(all as unknown as Record<string, unknown>));
+  assert.equal(await sessionsLeft(s.pgUrl), 0, 'every PostgreSQL connection closed');
+
+  const c = new pg.Client({ connectionString: s.pgUrl });
+  await c.connect();
+  await c.query(`ALTER ROLE ${role} CONNECTION LIMIT 0`);
+  await c.end();
+  await assert.rejects(diff(url.toString()), (e: { code?: string; message?: string }) => e.code === 'postgres_unreachable' && /too many connections/.test(e.message ?? ''));
+  assert.equal(await sessionsLeft(s.pgUrl), 0, 'every PostgreSQL connection closed');
+});
