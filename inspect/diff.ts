@@ -2,8 +2,9 @@
 //
 // The expected side is what a full extract → transform → load of the current documents would leave:
 // each document goes through the table's mapping and transform's converters (inspect/expected-rows.ts),
-// the records stream into a temporary table by COPY, and the comparison is SQL (inspect/diff-sql.ts). Nothing is held
-// in memory but one document and one MongoDB batch; PostgreSQL does the set work on its disk.
+// the records stream into a temporary table by COPY, and the comparison is SQL (inspect/diff-sql.ts). Two collections
+// are read at once (diff-lanes.ts); nothing is held in memory but their batches read ahead and a CSV batch a
+// table; PostgreSQL does the set work on its disk.
 //
 // What the figures mean, per table (the key: id for upsert tables, the unique constraint for link
 // tables — (user_id, event_id), (user_id, target_id, type) —, the dedupe key for dedupe tables):
@@ -22,9 +23,6 @@
 // their PostgreSQL rows (from an earlier --full run) are not extra. A table differs when missing,
 // extra or different is not zero, or when it cannot be compared (table or key column absent):
 // right after a complete load, diff finds nothing, dangling references and type rejects included.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type pg from 'pg';
 import { describeMongo, describePostgres, type MongoConfig, type PostgresConfig } from '../connect/config.ts';
 import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
@@ -34,7 +32,7 @@ import { LoadError, SourceError } from '../errors/etl-error.ts';
 import type { PipelineModel, Strategy, TableModel } from '../model/types.ts';
 import { readTables, type LiveTable } from '../schema/catalog.ts';
 import { tableMapper, type SkipCounts, type TableMapper } from './expected-rows.ts';
-import { scanShared, streamedSource, type ExpectedSource } from './shared-scan.ts';
+import { SharedScan, streamedSource, type ExpectedSource } from './shared-scan.ts';
 import { selectTables } from '../model/select-tables.ts';
 import { CHANGED, EXPECTED, EXTRA, keyOf, MISSING, ROWS, TableDiffSql } from './diff-sql.ts';
 import { compiled, ROLLBACK, runSql, type CompiledQuery } from '../schema/sql.ts';
@@ -140,6 +138,39 @@ export interface DiffReport {
   };
 }
 
+/**
+ * PostgreSQL connections: the tables in flight at once (diff-lanes.ts). A table filled keeps its lane
+ * until its turn to compare, and a shared scan's other tables wait for it on lanes of their own
+ * (users and days feed three each), so while the largest collection (coachinglogbooks) is read, the
+ * second reader goes through the five collections after it (nine tables) only with this many lanes.
+ */
+const LANES = 10;
+/** Collections read at once: a second cursor nearly doubles what FerretDB delivers (diff-lanes.ts). */
+const READERS = 2;
+
+/**
+ * Up to LANES connections, opened at once. Two are needed; a server that refuses the others for
+ * want of slots (max_connections, a role's CONNECTION LIMIT: SQLSTATE 53300) gets a diff on fewer
+ * lanes, slower but the same report. Any other failure is the diff's.
+ */
+async function openLanes(postgres: PostgresConfig, secrets: readonly string[]): Promise<pg.Client[]> {
+  const needed = [await connectPostgres(postgres, secrets)];
+  const rest = await Promise.allSettled(Array.from({ length: LANES - 1 }, () => connectPostgres(postgres, secrets)));
+  const opened = rest.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const refused = rest.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  const fatal = refused.find((e) => !outOfSlots(e)) ?? (opened.length === 0 ? refused[0] : undefined);
+  if (fatal !== undefined) {
+    await Promise.allSettled([...needed, ...opened].map((c) => c.end()));
+    throw fatal;
+  }
+  return [...needed, ...opened];
+}
+
+function outOfSlots(error: unknown): boolean {
+  const cause = error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
+  return cause?.code === '53300';
+}
+
 export async function runDiff(options: DiffOptions): Promise<DiffReport> {
   const { model, signal } = options;
   const secrets = options.secrets ?? [];
@@ -148,21 +179,21 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
   const startedAt = new Date().toISOString();
   signal?.throwIfAborted();
 
-  const client = await connectPostgres(options.postgres, secrets);
-  let second: pg.Client | null = null;
+  const clients: pg.Client[] = [];
   let mongo: MongoConnection | null = null;
   let lanes: DiffLanes | null = null;
   const cleanups: Promise<void>[] = [];
   try {
-    second = await connectPostgres(options.postgres, secrets);
+    clients.push(...(await openLanes(options.postgres, secrets)));
     mongo = await connectMongo(options.mongo, secrets);
-    lanes = new DiffLanes([client, second]);
+    lanes = new DiffLanes(clients, READERS, signal);
+    // The jobs see the lanes' signal: aborted by the caller, or by the first job that fails.
+    const inner: DiffOptions = { ...options, signal: lanes.signal };
     // Every table of the model: set_null references are looked up in tables not being compared.
-    const live = await readTables(client, [...model.loadOrder]);
+    const live = await readTables(clients[0]!, [...model.loadOrder]);
     const byName = new Map<string, TableDiff>();
     for (const group of collectionGroups(model, names)) {
-      signal?.throwIfAborted();
-      const sources = await expectedSources(mongo, group, options, secrets);
+      const sources = expectedSources(mongo, group, inner, secrets);
       const fills: Promise<void>[] = [];
       try {
         for (const name of group.tables) {
@@ -170,14 +201,14 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
           const table = model.tables.get(name)!;
           const { fill } = await lanes.start(async (lane, turn) => {
             options.onProgress?.({ kind: 'table_start', table: name, collection: table.collection });
-            const diff = await diffTable(lane, sources.of(name), table, live, options, sampleSize, turn);
+            const diff = await diffTable(lane, sources.of(name), table, live, inner, sampleSize, turn);
             byName.set(name, diff);
             options.onProgress?.({ kind: 'table_done', table: name, diff });
-          }, !sources.fromFiles);
+          }, sources.reads(name));
           fills.push(fill);
         }
       } finally {
-        // A shared scan's files go once its tables' COPYs have read them (the next collection may be read meanwhile).
+        // A shared scan's files go once its tables' COPYs have read them (other collections may be read meanwhile).
         cleanups.push(Promise.all(fills).then(() => sources.close()));
       }
     }
@@ -209,8 +240,7 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
     await lanes?.settle();
     await Promise.allSettled(cleanups);
     await mongo?.close().catch(() => undefined);
-    await second?.end().catch(() => undefined);
-    await client.end().catch(() => undefined);
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
   }
 }
 
@@ -225,30 +255,24 @@ function collectionGroups(model: PipelineModel, names: readonly string[]): { col
 }
 
 interface Sources {
-  /** The tables' records come from files a shared scan wrote (their fills read no cursor). */
-  readonly fromFiles: boolean;
+  /** Whether the table's fill reads MongoDB (a shared scan's other tables COPY its files). */
+  reads(table: string): boolean;
   of(table: string): ExpectedSource;
   close(): Promise<void>;
 }
 
 /** A lone table streams its own scan; several tables of one collection share one scan (shared-scan.ts). */
-async function expectedSources(mongo: MongoConnection, group: { collection: string; tables: string[] }, options: DiffOptions, secrets: readonly string[]): Promise<Sources> {
+function expectedSources(mongo: MongoConnection, group: { collection: string; tables: string[] }, options: DiffOptions, secrets: readonly string[]): Sources {
   const { model } = options;
   const scan = { model, signal: options.signal, secrets, onDocuments: (table: string, documents: number) => options.onProgress?.({ kind: 'documents', table, documents }) };
   const mappers = group.tables.map((t) => tableMapper(model.tables.get(t)!, model));
   const collection = model.collections.find((c) => c.name === group.collection);
   if (mappers.length === 1 || !collection) {
     const streamed = new Map(mappers.map((m) => [m.table.name, streamedSource(mongo, m, scan)]));
-    return { fromFiles: false, of: (t) => streamed.get(t)!, close: async () => undefined };
+    return { reads: () => true, of: (t) => streamed.get(t)!, close: async () => undefined };
   }
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-diff-'));
-  try {
-    const shared = await scanShared(mongo, collection, mappers, dir, scan);
-    return { fromFiles: true, of: (t) => shared.get(t)!, close: () => rm(dir, { recursive: true, force: true }) };
-  } catch (error) {
-    await rm(dir, { recursive: true, force: true });
-    throw error;
-  }
+  const shared = new SharedScan(mongo, collection, mappers, scan);
+  return { reads: (t) => t === group.tables[0], of: (t) => shared.source(t), close: () => shared.close() };
 }
 
 async function diffTable(

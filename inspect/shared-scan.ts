@@ -1,11 +1,14 @@
 // A collection feeding several tables (users → users, user_events, users_targets) is read once for
-// all of them: each document goes through every table's mapper and its records are written to one
-// CSV file per table (a temporary folder), which that table's comparison then COPYs in its turn. The
+// all of them: each document goes through every table's mapper. The first table's records stream
+// straight into its COPY while the collection is read; the others' are written to one CSV file per
+// table (a temporary folder), which that table's comparison COPYs once the scan is done. The
 // collection is read with its server filter (the OR of its tables' filters, as extract reads it) and
 // each table keeps only the documents its own filter matches, so every table sees exactly the
 // documents a scan of its own would return. Memory stays flat: files, not arrays, hold the records.
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
@@ -17,7 +20,7 @@ import { redactText } from '../errors/redact.ts';
 import { compileFilter, type DocumentTest } from '../mapping/filter.ts';
 import { SourceError } from '../errors/etl-error.ts';
 import type { CollectionModel, PipelineModel } from '../model/types.ts';
-import { csvHeader, csvLine } from '../staging/csv-lines.ts';
+import { CsvBatch } from '../staging/csv-batch.ts';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
 import { BsonDecodeError, FieldSet, NdjsonWriter, StagingRefusal } from '../staging/ndjson-writer.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
@@ -43,6 +46,8 @@ export interface ScanOptions {
 /** One expected record as a CSV row: ord, status, source id, column, reason, cells. */
 type Row = (string | null)[];
 
+const ignore = (): void => undefined;
+
 /**
  * A raw document as transform reads it: the line extract would stage (staging/ndjson-writer.ts,
  * escapes included, only the top-level fields of `keep`), parsed. A document extract would refuse
@@ -65,37 +70,6 @@ function stagedForm(keep: ReadonlySet<string> | null): (raw: Uint8Array) => RawD
     writer.rollback(0);
     return JSON.parse(text) as RawDocument;
   };
-}
-
-/** Rows a chunk holds: one write (a socket or file write per row cost more than making the rows). */
-const CHUNK_ROWS = 512;
-
-/**
- * The expected records as CSV text, in chunks of CHUNK_ROWS rows, written line by line by
- * transform's writer (staging/csv-lines.ts): byte for byte what csvWriter writes, without
- * csv-stringify's cost per row. The first chunk starts with the header.
- */
-class CsvChunks {
-  private head: string;
-  private lines: string[] = [];
-
-  constructor(columns: readonly string[]) {
-    this.head = csvHeader(columns);
-  }
-
-  /** Adds a row; true when a chunk is ready to take. */
-  add(row: Row): boolean {
-    this.lines.push(csvLine(row, null));
-    return this.lines.length >= CHUNK_ROWS;
-  }
-
-  /** The text of the rows added since the last take (the header first, once). */
-  take(): string {
-    const text = this.lines.length ? `${this.head}${this.lines.join('\n')}\n` : this.head;
-    this.head = '';
-    this.lines = [];
-    return text;
-  }
 }
 
 /**
@@ -140,7 +114,7 @@ export function streamedSource(mongo: MongoConnection, mapper: TableMapper, o: S
     let documents = 0;
     const collection = o.model.collections.find((c) => c.name === table.collection);
     async function* chunks(): AsyncGenerator<string> {
-      const csv = new CsvChunks(q.copyHeader());
+      const csv = new CsvBatch(q.copyHeader());
       let ord = 0;
       for await (const doc of documentsOf(mongo, collection, table.collection, table.filter ? table.filter.mongoQuery : null, o, table.name)) {
         documents += 1;
@@ -150,7 +124,8 @@ export function streamedSource(mongo: MongoConnection, mapper: TableMapper, o: S
         }
         if (documents % every === 0) o.onDocuments?.(table.name, documents);
       }
-      yield csv.take();
+      const last = csv.take();
+      if (last) yield last;
     }
     await pipeline(Readable.from(chunks()), client.query(copyFrom(q.copyExpected())), ...(o.signal ? [{ signal: o.signal }] : []));
     o.onDocuments?.(table.name, documents);
@@ -158,34 +133,100 @@ export function streamedSource(mongo: MongoConnection, mapper: TableMapper, o: S
   };
 }
 
+/** One table's records during a shared scan: into its COPY (the first table) or its file. */
 interface TableOutput {
   readonly mapper: TableMapper;
   readonly keep: DocumentTest | null;
-  readonly file: string;
-  readonly csv: CsvChunks;
+  readonly csv: CsvBatch;
   readonly sink: Writable;
   /** The sink's end: listens from the start, so a write error is the scan's error, not an uncaught one. */
   readonly done: Promise<void>;
-  readonly skipped: SkipCounts;
-  documents: number;
+  readonly counts: { documents: number; readonly skipped: SkipCounts };
   ord: number;
 }
 
+function outputOf(mapper: TableMapper, sink: Writable): TableOutput {
+  const done = finished(sink);
+  done.catch(ignore);
+  const csv = new CsvBatch(expectedHeader(mapper.table.stagedColumns.length));
+  return { mapper, keep: compileFilter(mapper.table.filter), csv, sink, done, counts: { documents: 0, skipped: {} }, ord: 0 };
+}
+
 /**
- * Reads `collection` once for every mapper, into one CSV file per table under `dir`; returns each
- * table's source (its file COPYed into the expected table).
+ * A collection read once for several tables (mappers in job order). The first table's source reads
+ * the collection: its own records stream straight into its COPY, as a lone table's do, and the
+ * others' into one CSV file each (a temporary folder, made then). The other tables' sources wait for
+ * that scan, then COPY their file. close() removes the folder.
  */
-export async function scanShared(mongo: MongoConnection, collection: CollectionModel, mappers: readonly TableMapper[], dir: string, o: ScanOptions): Promise<Map<string, ExpectedSource>> {
-  const outputs: TableOutput[] = mappers.map((mapper) => {
-    const file = path.join(dir, `${mapper.table.name}.csv`);
-    const csv = new CsvChunks(expectedHeader(mapper.table.stagedColumns.length));
-    const sink = createWriteStream(file);
-    const done = finished(sink);
-    done.catch(() => undefined);
-    return { mapper, keep: compileFilter(mapper.table.filter), file, csv, sink, done, skipped: {}, documents: 0, ord: 0 };
+export class SharedScan {
+  private dir: string | null = null;
+  private readonly scanned: Promise<Map<string, ExpectedCounts>>;
+  private settle!: { resolve: (counts: Map<string, ExpectedCounts>) => void; reject: (error: unknown) => void };
+
+  constructor(
+    private readonly mongo: MongoConnection,
+    private readonly collection: CollectionModel,
+    private readonly mappers: readonly TableMapper[],
+    private readonly o: ScanOptions,
+  ) {
+    this.scanned = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
+    // Nobody may wait for it (the first table failed before its scan): not an unhandled rejection.
+    this.scanned.catch(ignore);
+  }
+
+  source(table: string): ExpectedSource {
+    if (table === this.mappers[0]!.table.name) return (client, q) => this.scan(client, q);
+    return async (client, q) => {
+      const counts = (await untilSettled(this.scanned, this.o.signal)).get(table)!;
+      await pipeline(createReadStream(this.fileOf(table)), client.query(copyFrom(q.copyExpected())), ...(this.o.signal ? [{ signal: this.o.signal }] : []));
+      this.o.onDocuments?.(table, counts.documents);
+      return counts;
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private fileOf(table: string): string {
+    return path.join(this.dir!, `${table}.csv`);
+  }
+
+  private async scan(client: pg.Client, q: TableDiffSql): Promise<ExpectedCounts> {
+    try {
+      this.dir = await mkdtemp(path.join(os.tmpdir(), 'etl-diff-'));
+      const [first, ...rest] = this.mappers;
+      const outputs = [outputOf(first!, client.query(copyFrom(q.copyExpected())))];
+      for (const mapper of rest) outputs.push(outputOf(mapper, createWriteStream(this.fileOf(mapper.table.name))));
+      await scanInto(this.mongo, this.collection, outputs, this.o);
+      const counts = new Map(outputs.map((out) => [out.mapper.table.name, out.counts]));
+      this.settle.resolve(counts);
+      this.o.onDocuments?.(first!.table.name, outputs[0]!.counts.documents);
+      return outputs[0]!.counts;
+    } catch (error) {
+      this.settle.reject(error);
+      throw error;
+    }
+  }
+}
+
+/** `promise`, or the signal's reason once it is aborted. */
+function untilSettled<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/** Reads the collection once, each document through every table's filter and mapper, into the outputs. */
+async function scanInto(mongo: MongoConnection, collection: CollectionModel, outputs: readonly TableOutput[], o: ScanOptions): Promise<void> {
   const write = async (out: TableOutput) => {
-    if (!out.sink.write(out.csv.take())) await once(out.sink, 'drain', o.signal ? { signal: o.signal } : {});
+    if (out.sink.write(out.csv.take())) return;
+    // A sink that fails while full never drains: its end (rejected) settles the wait too.
+    await Promise.race([once(out.sink, 'drain', o.signal ? { signal: o.signal } : {}), out.done]);
   };
   const every = o.model.settings.batchSize;
   let read = 0;
@@ -194,13 +235,16 @@ export async function scanShared(mongo: MongoConnection, collection: CollectionM
       read += 1;
       for (const out of outputs) {
         if (out.keep && !out.keep(doc)) continue;
-        out.documents += 1;
-        for (const r of out.mapper.records(doc, out.skipped)) {
+        out.counts.documents += 1;
+        for (const r of out.mapper.records(doc, out.counts.skipped)) {
           out.ord += 1;
           if (out.csv.add([String(out.ord), r.status, r.sourceId, r.column, r.reason, ...r.cells])) await write(out);
         }
       }
-      if (read % every === 0) for (const out of outputs) o.onDocuments?.(out.mapper.table.name, out.documents);
+      if (read % every === 0) {
+        o.signal?.throwIfAborted();
+        for (const out of outputs) o.onDocuments?.(out.mapper.table.name, out.counts.documents);
+      }
     }
     for (const out of outputs) out.sink.end(out.csv.take());
     await Promise.all(outputs.map((out) => out.done));
@@ -209,14 +253,4 @@ export async function scanShared(mongo: MongoConnection, collection: CollectionM
     await Promise.allSettled(outputs.map((out) => out.done));
     throw error;
   }
-  return new Map(
-    outputs.map((out) => [
-      out.mapper.table.name,
-      async (client, q) => {
-        await pipeline(createReadStream(out.file), client.query(copyFrom(q.copyExpected())), ...(o.signal ? [{ signal: o.signal }] : []));
-        o.onDocuments?.(out.mapper.table.name, out.documents);
-        return { documents: out.documents, skipped: out.skipped };
-      },
-    ]),
-  );
 }

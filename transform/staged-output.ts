@@ -1,5 +1,5 @@
-// The files a table writes while its collection streams past: rows become CSV lines (staging/csv-lines.ts,
-// the codec of staging/csv.ts) into an AtomicFileSink, so each file is hashed as it is written and appears whole
+// The files a table writes while its collection streams past: rows become CSV lines (staging/csv-batch.ts,
+// the codec of staging/csv.ts, about 64 KiB a write) into an AtomicFileSink, so each file is hashed as it is written and appears whole
 // or not at all. Writes are synchronous; the caller awaits drain() when a write reports a full
 // buffer, which is how backpressure reaches the NDJSON reader.
 import { once } from 'node:events';
@@ -7,7 +7,7 @@ import { PassThrough, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
 import type { Cell } from '../staging/csv.ts';
-import { csvHeader, csvLine } from '../staging/csv-lines.ts';
+import { CsvBatch } from '../staging/csv-batch.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 
@@ -73,43 +73,30 @@ class StagedOutput<T> {
   }
 }
 
-/** Characters of CSV text gathered before one stream write: a stream write costs far more than a line. */
-const BATCH_CHARS = 1 << 16;
-
 export class CsvOutput extends StagedOutput<readonly Cell[]> {
-  /** Lines without their `\n` (the header's included), joined by one at the flush. */
-  private pending: string[] = [];
-  private pendingChars = 0;
-  private readonly textual: readonly boolean[] | null;
+  /** The rows not yet handed to the stream (the header first). */
+  private readonly batch: CsvBatch;
 
   /** `textual`: which columns may hold cells that need quoting (see csvLine); null: all. */
   constructor(paths: RunPaths, file: string, columns: readonly string[], signal: AbortSignal, onFailure: (error: unknown) => void, textual: readonly boolean[] | null = null) {
     super(paths, file, new PassThrough({ highWaterMark: 1 << 16 }), signal, onFailure);
-    this.textual = textual;
-    this.pending.push(csvHeader(columns).slice(0, -1));
+    this.batch = new CsvBatch(columns, textual);
   }
 
   override write(row: readonly Cell[]): void {
-    this.writeLine(csvLine(row, this.textual));
+    this.records += 1;
+    if (this.batch.add(row)) this.flushPending();
   }
 
   /** A row already made into its CSV line (csvLine, no `\n`). */
   writeLine(line: string): void {
     this.records += 1;
-    this.pending.push(line);
-    this.pendingChars += line.length + 1;
-    if (this.pendingChars >= BATCH_CHARS) this.flushPending();
+    if (this.batch.addLine(line)) this.flushPending();
   }
 
   protected override flushPending(): void {
-    if (this.pending.length === 0) return;
-    // Lines joined once: one flat string, no rope for the stream to flatten; the last '' ends the
-    // last line.
-    this.pending.push('');
-    const text = this.pending.join('\n');
-    this.pending = [];
-    this.pendingChars = 0;
-    this.push(text);
+    const text = this.batch.take();
+    if (text) this.push(text);
   }
 }
 
