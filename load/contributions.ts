@@ -8,12 +8,10 @@ import { StagingError } from '../errors/etl-error.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { withIndexesBuiltAfter } from './indexes.ts';
 import { ownsTable } from './owner.ts';
-import { numberRejectsByCtidSql } from './direct.ts';
+import { FROZEN_COPY_OPTIONS, frozenCopyUndone, numberRejectsByCtidSql } from './direct.ts';
 import { analyzeSql, createStageTableSql } from './batch-sql.ts';
-import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import type { CopyFigures } from './copy-in.ts';
-import { isUniqueViolation } from './merge.ts';
 import { copyStaged, type StagedFile } from './stage-files.ts';
 import { list, type TableShape } from './shape.ts';
 import { missingCondition, type PlannedCheck } from './references.ts';
@@ -72,14 +70,12 @@ function insertStagedSql(s: TableShape): CompiledQuery {
  */
 function winnersIntoBatchSql(s: TableShape): CompiledQuery {
   const doc = s.documentColumn.id;
-  const latest = s.latestBy!.id;
+  const touched = `(${keyList(s, 'c.')}) IN (SELECT ${keyList(s)} FROM ${s.temps.touched})`;
   return compiled(
     `INSERT INTO ${s.temps.stage} (${s.line}, ${list(s.columns)}) ` +
       `SELECT coalesce(w.line, -row_number() OVER ()), ${list(s.columns, 'w.')} FROM (` +
-      `SELECT DISTINCT ON (${keyList(s, 'c.')}) n.${s.line} AS line, ${list(s.columns, 'c.')} FROM ${state(s)} AS c ` +
-      `LEFT JOIN ${s.temps.contrib} AS n ON n.${doc} = c.${doc} ` +
-      `WHERE (${keyList(s, 'c.')}) IN (SELECT ${keyList(s)} FROM ${s.temps.touched}) ` +
-      `ORDER BY ${keyList(s, 'c.')}, c.${latest} DESC NULLS LAST, c.${doc} COLLATE "C" DESC) AS w`,
+      keyWinnersSql(s, { select: `n.${s.line} AS line, ${list(s.columns, 'c.')}`, from: `${state(s)} AS c LEFT JOIN ${s.temps.contrib} AS n ON n.${doc} = c.${doc}`, where: touched }) +
+      `) AS w`,
   );
 }
 
@@ -88,8 +84,8 @@ function stateOfSql(s: TableShape): CompiledQuery {
   return compiled(`SELECT NOT EXISTS (SELECT 1 FROM ${state(s)}) AS empty, EXISTS (SELECT 1 FROM ${s.target}) AS rows`);
 }
 
-/** COPY of the contributions file straight into the (emptied) state table. */
-const copyIntoStateSql = (s: TableShape): string => `COPY ${state(s)} (${s.documentColumn.id}, ${list(s.columns)}) FROM STDIN WITH ${COPY_CSV_OPTIONS}`;
+/** COPY of the contributions file straight into the state table, emptied by TRUNCATE in the same subtransaction (rows frozen: direct.ts). */
+const copyIntoStateSql = (s: TableShape): string => `COPY ${state(s)} (${s.documentColumn.id}, ${list(s.columns)}) FROM STDIN WITH ${FROZEN_COPY_OPTIONS}`;
 
 /**
  * The batch when nothing was stored before: each key's latest contribution. Its line column gets
@@ -97,14 +93,22 @@ const copyIntoStateSql = (s: TableShape): string => `COPY ${state(s)} (${s.docum
  * state by ctid, and only the rows whose reference is missing need their record (numberFirstRejects).
  */
 function stateWinnersIntoBatchSql(s: TableShape): CompiledQuery {
-  return compiled(
-    `INSERT INTO ${s.temps.stage} (${list(s.columns)}) SELECT DISTINCT ON (${keyList(s, 'c.')}) ${list(s.columns, 'c.')} FROM ${state(s)} AS c ` +
-      `ORDER BY ${keyList(s, 'c.')}, ${winnerOrder(s)}`,
-  );
+  return compiled(`INSERT INTO ${s.temps.stage} (${list(s.columns)}) ${keyWinnersSql(s)}`);
 }
 
 /** The order in which a key's contributions compete: the first one wins (latest_by, then `_id`). */
-const winnerOrder = (s: TableShape, alias = 'c'): string => `${alias}.${s.latestBy!.id} DESC NULLS LAST, ${alias}.${s.documentColumn.id} COLLATE "C" DESC`;
+const winnerOrder = (s: TableShape): string => `c.${s.latestBy!.id} DESC NULLS LAST, c.${s.documentColumn.id} COLLATE "C" DESC`;
+
+/**
+ * Each key's winner among the stored contributions (alias c) `where` keeps, one row a key, in key
+ * order. What it selects (`select`, default the table's columns) and the FROM (`from`, default the
+ * state table alone) vary; every statement that picks winners goes through it, so all pick the same row.
+ */
+function keyWinnersSql(s: TableShape, parts: { readonly where?: string; readonly select?: string; readonly from?: string } = {}): string {
+  const from = parts.from ?? `${state(s)} AS c`;
+  const where = parts.where ? `WHERE ${parts.where} ` : '';
+  return `SELECT DISTINCT ON (${keyList(s, 'c.')}) ${parts.select ?? list(s.columns, 'c.')} FROM ${from} ${where}ORDER BY ${keyList(s, 'c.')}, ${winnerOrder(s)}`;
+}
 
 /**
  * The rows found missing a reference (rejects temp table, still matching the batch by its line):
@@ -114,8 +118,7 @@ function rejectedWinnersSql(s: TableShape): CompiledQuery {
   const key = s.key.map((c) => `c.${c.id} = st.${c.id}`).join(' AND ');
   return compiled(
     `UPDATE ${s.temps.rejects} AS x SET row_ctid = w.ctid FROM (` +
-      `SELECT DISTINCT ON (${keyList(s, 'c.')}) st.${s.line} AS line, c.ctid FROM ${s.temps.stage} AS st JOIN ${state(s)} AS c ON ${key} ` +
-      `WHERE st.${s.line} IN (SELECT line FROM ${s.temps.rejects}) ORDER BY ${keyList(s, 'c.')}, ${winnerOrder(s)}` +
+      keyWinnersSql(s, { select: `st.${s.line} AS line, c.ctid`, from: `${s.temps.stage} AS st JOIN ${state(s)} AS c ON ${key}`, where: `st.${s.line} IN (SELECT line FROM ${s.temps.rejects})` }) +
       `) AS w WHERE w.line = x.line`,
   );
 }
@@ -188,11 +191,8 @@ const missesReference = (s: TableShape, checks: readonly PlannedCheck[]): string
  * batch: only their rows can miss one. Any other key's winner has every reference it names.
  */
 function suspectWinnersIntoBatchSql(s: TableShape, checks: readonly PlannedCheck[]): CompiledQuery {
-  return compiled(
-    `INSERT INTO ${s.temps.stage} (${list(s.columns)}) SELECT DISTINCT ON (${keyList(s, 'c.')}) ${list(s.columns, 'c.')} FROM ${state(s)} AS c ` +
-      `WHERE (${keyList(s, 'c.')}) IN (SELECT ${keyList(s, 'm.')} FROM ${state(s)} AS m WHERE ${missesReference(s, checks)}) ` +
-      `ORDER BY ${keyList(s, 'c.')}, ${winnerOrder(s)}`,
-  );
+  const suspect = `(${keyList(s, 'c.')}) IN (SELECT ${keyList(s, 'm.')} FROM ${state(s)} AS m WHERE ${missesReference(s, checks)})`;
+  return compiled(`INSERT INTO ${s.temps.stage} (${list(s.columns)}) ${keyWinnersSql(s, { where: suspect })}`);
 }
 
 /** A suspect key with a NULL part: equality (IN above) cannot find its contributions. */
@@ -208,8 +208,7 @@ function suspectWithNullKeySql(s: TableShape, checks: readonly PlannedCheck[]): 
  */
 export function winnersIntoEmptyTargetSql(s: TableShape): CompiledQuery {
   return compiled(
-    `INSERT INTO ${s.target} (${list(s.columns)}) SELECT ${list(s.columns, 'w.')} FROM (` +
-      `SELECT DISTINCT ON (${keyList(s, 'c.')}) ${list(s.columns, 'c.')} FROM ${state(s)} AS c ORDER BY ${keyList(s, 'c.')}, ${winnerOrder(s)}) AS w ` +
+    `INSERT INTO ${s.target} (${list(s.columns)}) SELECT ${list(s.columns, 'w.')} FROM (${keyWinnersSql(s)}) AS w ` +
       `WHERE ((${keyList(s, 'w.')}) IN (SELECT ${keyList(s, 'k.')} FROM ${s.temps.suspects} AS k) ` +
       `AND (${keyList(s, 'w.')}) NOT IN (SELECT ${keyList(s, 'b.')} FROM ${s.temps.stage} AS b)) IS NOT TRUE`,
   );
@@ -254,9 +253,9 @@ export interface FirstContributions extends ContributionOutcome {
  * key's latest contribution (the same rows as the general path; the lines of the rows found missing a
  * reference are the same too once numberFirstRejects ran); or, when `intoEmpty` (a complete read into
  * an empty table whose references are all to other tables, none set NULL in a key column), the suspect
- * keys' winners only. Null when
- * the file repeats a document: the primary key cannot be re-created, the savepoint undoes it all, and
- * the general path (which keeps a repeated document's last line) runs instead.
+ * keys' winners only. Null when the file repeats a document (the primary key cannot be re-created)
+ * or FREEZE was refused: the savepoint undoes it all, and the general path (which keeps a repeated
+ * document's last line) runs instead.
  */
 export async function firstContributions(
   session: LoadSession,
@@ -267,7 +266,7 @@ export async function firstContributions(
 ): Promise<FirstContributions | null> {
   // Emptying and re-indexing the state table are for its owner only.
   if (!(await ownsTable(session, state(shape)))) return null;
-  const copied = await session.attempt('etl_contrib', isUniqueViolation, async () => {
+  const copied = await session.attempt('etl_contrib', frozenCopyUndone, async () => {
     await session.run(compiled(`TRUNCATE ${state(shape)}`));
     return withIndexesBuiltAfter(session, state(shape), () => copyStaged(session, paths, file, copyIntoStateSql(shape)));
   }, null);

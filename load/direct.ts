@@ -91,26 +91,47 @@ export interface DirectOutcome {
 }
 
 /**
+ * COPY options for a table whose file the current subtransaction created (CLUSTER, TRUNCATE): the rows
+ * are written frozen and their pages marked all-visible, so every later read of them in this load
+ * (reference checks, index builds, sorts) skips the visibility test of each row this transaction
+ * wrote. Other sessions' older snapshots see the rows once committed: no more MVCC-unsafe than the
+ * CLUSTER or TRUNCATE before it, which already shows them an empty table.
+ */
+export const FROZEN_COPY_OPTIONS = COPY_CSV_OPTIONS.replace(/\)$/, ', FREEZE true)');
+
+/**
+ * Why a frozen COPY's savepoint undoes it, the ordinary path running instead: a key repeated, or
+ * FREEZE refused (object_not_in_prerequisite_state: a cursor of this session still open).
+ */
+export const frozenCopyUndone = (error: unknown): boolean => isUniqueViolation(error) || (error as { code?: string }).code === '55000';
+
+/**
  * Rows must lie in file order for ctid to give each row's CSV record. A COPY into a table whose file
  * predates the transaction may put later rows into earlier pages (the free space map: on PostgreSQL
  * 17 most rows of a large COPY end up out of order); into a file created in this transaction it
  * appends in order. CLUSTER of the empty table gives it such a file (TRUNCATE would too, but not for
- * a table other tables reference). Returns false when the direct path does not apply.
+ * a table other tables reference), in the COPY's subtransaction so that the COPY may freeze its rows.
+ * Null when the direct path does not apply.
  */
-async function prepareEmptyTable(session: LoadSession, shape: TableShape): Promise<boolean> {
+async function emptyTableCluster(session: LoadSession, shape: TableShape): Promise<ClusterIndex | null> {
   const size = Number(((await session.run(relationSizeSql(shape))).rows[0] as { size: string }).size);
-  if (size !== 0) return false;
-  const cluster = (await session.run(clusterIndexSql(shape))).rows[0] as { name: string; clustered: boolean } | undefined;
-  if (!cluster) return false;
-  await session.run(compiled(`CLUSTER ${shape.target} USING ${ident(cluster.name)}`));
-  if (!cluster.clustered) await session.run(compiled(`ALTER TABLE ${shape.target} SET WITHOUT CLUSTER`));
-  return true;
+  if (size !== 0) return null;
+  return ((await session.run(clusterIndexSql(shape))).rows[0] as ClusterIndex | undefined) ?? null;
 }
 
-/** COPY straight into the table, its indexes built after; null when the batch repeats a key (the savepoint undoes it). */
-async function copyDirect(session: LoadSession, paths: RunPaths, shape: TableShape, staged: StagedFile): Promise<CopyFigures | null> {
-  const copySql = `COPY ${shape.target} (${list(shape.columns)}) FROM STDIN WITH ${COPY_CSV_OPTIONS}`;
-  return session.attempt('etl_direct', isUniqueViolation, () => withIndexesBuiltAfter(session, shape.target, () => copyStaged(session, paths, staged, copySql)), null);
+interface ClusterIndex {
+  readonly name: string;
+  readonly clustered: boolean;
+}
+
+/** COPY straight into the table, its indexes built after; null when the savepoint undid it (frozenCopyUndone). */
+async function copyDirect(session: LoadSession, paths: RunPaths, shape: TableShape, staged: StagedFile, cluster: ClusterIndex): Promise<CopyFigures | null> {
+  const copySql = `COPY ${shape.target} (${list(shape.columns)}) FROM STDIN WITH ${FROZEN_COPY_OPTIONS}`;
+  return session.attempt('etl_direct', frozenCopyUndone, async () => {
+    await session.run(compiled(`CLUSTER ${shape.target} USING ${ident(cluster.name)}`));
+    if (!cluster.clustered) await session.run(compiled(`ALTER TABLE ${shape.target} SET WITHOUT CLUSTER`));
+    return withIndexesBuiltAfter(session, shape.target, () => copyStaged(session, paths, staged, copySql));
+  }, null);
 }
 
 /** Refuses or NULLs the missing references of the copied rows, keeping them in etl_pending. */
@@ -147,9 +168,10 @@ export async function loadDirect(
 ): Promise<DirectOutcome | null> {
   // Dropping foreign keys and CLUSTER are for the table's owner only.
   const fks = await droppableForeignKeys(session, shape);
-  if (fks === null || !(await prepareEmptyTable(session, shape))) return null;
+  const cluster = fks === null ? null : await emptyTableCluster(session, shape);
+  if (fks === null || cluster === null) return null;
   const work = async (): Promise<DirectOutcome | null> => {
-    const copied = await copyDirect(session, paths, shape, staged);
+    const copied = await copyDirect(session, paths, shape, staged, cluster);
     if (!copied) return null;
     session.signal?.throwIfAborted();
     return { copied, ...(await resolveInTarget(session, shape, checks, runId)) };
