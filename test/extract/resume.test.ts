@@ -134,18 +134,24 @@ function killAndRestart(server: Killable): Promise<void> {
   })();
 }
 
-async function mixedServer(t: { after(fn: () => Promise<void>): void }, db: string): Promise<{ server: Killable; url: string; staging: string }> {
+/** A FerretDB of its own (killed and restarted by the test) and a staging folder, both removed after the test. */
+async function killableServer(t: { after(fn: () => Promise<void>): void }, name: string): Promise<{ server: Killable; staging: string }> {
   const binary = await ferretDbBinary();
-  const dir = await tempDir('etl-resume-mixed-fdb-');
+  const dir = await tempDir(`etl-resume-${name}-fdb-`);
   const port = await freePort();
   const server: Killable = { binary, dir, port, child: await startFerret(binary, dir, port) };
-  const staging = await tempDir('etl-resume-mixed-');
+  const staging = await tempDir(`etl-resume-${name}-`);
   t.after(async () => {
     await stop(server.child, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });
     await rm(staging, { recursive: true, force: true });
   });
-  const url = `mongodb://127.0.0.1:${port}/${db}`;
+  return { server, staging };
+}
+
+async function mixedServer(t: { after(fn: () => Promise<void>): void }, db: string): Promise<{ server: Killable; url: string; staging: string }> {
+  const { server, staging } = await killableServer(t, 'mixed');
+  const url = `mongodb://127.0.0.1:${server.port}/${db}`;
   const client = new MongoClient(url);
   await client.connect();
   await client.db(db).collection('users').insertMany(mixedIds());
@@ -243,17 +249,8 @@ test('an _id listing shorter than the counts taken around it is not proved compl
 });
 
 test('killing the server while two collections are read at once: each resumes after its own last _id, the files are those of one at a time', async (t) => {
-  const binary = await ferretDbBinary();
-  const dir = await tempDir('etl-resume-two-fdb-');
-  const port = await freePort();
-  const server: Killable = { binary, dir, port, child: await startFerret(binary, dir, port) };
-  const staging = await tempDir('etl-resume-two-');
-  t.after(async () => {
-    await stop(server.child, 'SIGKILL');
-    await rm(dir, { recursive: true, force: true });
-    await rm(staging, { recursive: true, force: true });
-  });
-  const url = `mongodb://127.0.0.1:${port}/resume_two`;
+  const { server, staging } = await killableServer(t, 'two');
+  const url = `mongodb://127.0.0.1:${server.port}/resume_two`;
   const client = new MongoClient(url);
   await client.connect();
   await client.db('resume_two').collection('events').insertMany(makeEvents(1500));

@@ -106,6 +106,31 @@ async function sessionsLeft(adminUrl: string): Promise<number> {
   }
 }
 
+/** A login role that may read every table (then `more` statements), dropped after the test; its URL. */
+async function readerRole(t: { after: (fn: () => unknown) => void }, adminUrl: string, role: string, options: string, more: readonly string[] = []): Promise<string> {
+  const password = `${role}-pw`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}' ${options}`);
+    await admin.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+    for (const sql of more) await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+  t.after(async () => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    await c.query(`DROP OWNED BY ${role}`);
+    await c.query(`DROP ROLE ${role}`);
+    await c.end();
+  });
+  const url = new URL(adminUrl);
+  url.username = role;
+  url.password = password;
+  return url.toString();
+}
+
 /** The users scan stopped early: fewer documents than the collection holds, and no table of it done. */
 function assertUsersStopped(events: readonly DiffProgress[]): void {
   const read = events.filter((e) => e.kind === 'documents' && e.table === 'users').map((e) => (e as { documents: number }).documents);
@@ -135,26 +160,8 @@ test('a PostgreSQL error in one table stops the collection read beside it; conne
   const s = await scene(t.name);
   // A role that may read every table but targets: targets' comparison fails in PostgreSQL.
   const role = `diff_reader_${process.pid}`;
-  const admin = new pg.Client({ connectionString: s.pgUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'reader-pw'`);
-    await admin.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
-    await admin.query(`REVOKE SELECT ON targets FROM ${role}`);
-  } finally {
-    await admin.end();
-  }
-  t.after(async () => {
-    const c = new pg.Client({ connectionString: s.pgUrl });
-    await c.connect();
-    await c.query(`DROP OWNED BY ${role}`);
-    await c.query(`DROP ROLE ${role}`);
-    await c.end();
-  });
-  const url = new URL(s.pgUrl);
-  url.username = role;
-  url.password = 'reader-pw';
-  const { error, events, left } = await failingDiff(t, s, s.m, url.toString(), ['targets', 'users', 'user_events', 'users_targets']);
+  const url = await readerRole(t, s.pgUrl, role, '', [`REVOKE SELECT ON targets FROM ${role}`]);
+  const { error, events, left } = await failingDiff(t, s, s.m, url, ['targets', 'users', 'user_events', 'users_targets']);
   const e = error as { code?: string; exitCode?: number; context?: Record<string, unknown>; message?: string };
   assert.ok(error, 'the diff fails');
   assert.equal(e.code, 'diff_failed', String(error));
@@ -169,24 +176,7 @@ test('a PostgreSQL error in one table stops the collection read beside it; conne
 test('a role allowed three connections gets the same diff on fewer lanes; one allowed none gets the refusal', async (t) => {
   const s = await scene(t.name);
   const role = `diff_few_${process.pid}`;
-  const admin = new pg.Client({ connectionString: s.pgUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'few-pw' CONNECTION LIMIT 3`);
-    await admin.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
-  } finally {
-    await admin.end();
-  }
-  t.after(async () => {
-    const c = new pg.Client({ connectionString: s.pgUrl });
-    await c.connect();
-    await c.query(`DROP OWNED BY ${role}`);
-    await c.query(`DROP ROLE ${role}`);
-    await c.end();
-  });
-  const url = new URL(s.pgUrl);
-  url.username = role;
-  url.password = 'few-pw';
+  const url = await readerRole(t, s.pgUrl, role, 'CONNECTION LIMIT 3');
   const diff = (pgUrl: string) =>
     runDiff({
       model: s.m,
@@ -197,7 +187,7 @@ test('a role allowed three connections gets the same diff on fewer lanes; one al
       describe: { mongo: 'source', postgres: 'destination' },
     });
   const untimed = ({ startedAt: _s, endedAt: _e, ...rest }: Record<string, unknown>) => rest;
-  const few = await diff(url.toString());
+  const few = await diff(url);
   const all = await diff(s.pgUrl);
   assert.equal(few.identical, false, 'the empty tables differ from the source');
   assert.deepEqual(untimed(few as unknown as Record<string, unknown>), untimed(all as unknown as Record<string, unknown>));
@@ -207,6 +197,6 @@ test('a role allowed three connections gets the same diff on fewer lanes; one al
   await c.connect();
   await c.query(`ALTER ROLE ${role} CONNECTION LIMIT 0`);
   await c.end();
-  await assert.rejects(diff(url.toString()), (e: { code?: string; message?: string }) => e.code === 'postgres_unreachable' && /too many connections/.test(e.message ?? ''));
+  await assert.rejects(diff(url), (e: { code?: string; message?: string }) => e.code === 'postgres_unreachable' && /too many connections/.test(e.message ?? ''));
   assert.equal(await sessionsLeft(s.pgUrl), 0, 'every PostgreSQL connection closed');
 });
