@@ -33,7 +33,7 @@ const HINT = 'write it as postgresql://<user>:<password>@<host>:5432/<database> 
 /** Parses `value`, which came from `source` (e.g. `DATABASE_URL`, `--database-url`, `DATABASE_URL in /x/.env line 3`). */
 export function parsePostgresConnectionString(value: string, source: string): PostgresParts {
   // The keyword form is not shown at all: where a value ends is the very thing that may be wrong
-  // (password=a b), so no rule could be sure to hide all of a password.
+  // (an unquoted password holding a blank), so no rule could be sure to hide all of a password.
   const fail = (what: string, show = true): never => {
     const shown = show ? ` (got "${redactText(value, connectionStringSecrets(value))}")` : '';
     throw new ConfigError(`${source} is not a valid PostgreSQL connection string: ${what}${shown}`, [], {
@@ -98,7 +98,7 @@ function parseKeywordForm(value: string, fail: Fail): PostgresParts {
     const key = /^[^=\s]+/.exec(value.slice(i))?.[0] ?? '';
     i += key.length;
     blank();
-    if (value[i] !== '=') fail('expected key=value settings separated by blanks (quote a value that holds blanks or quotes: password=\'a b\')');
+    if (value[i] !== '=') fail('expected key=value settings separated by blanks (quote a value that holds blanks or quotes: password=\'<password>\')');
     i += 1;
     blank();
     let raw = '';
