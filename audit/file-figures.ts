@@ -33,8 +33,14 @@ export interface TapFigures {
 }
 
 /** NDJSON documents: one a line, the last one with or without its newline. */
-export function ndjsonRecords(f: TapFigures): number {
+function ndjsonRecords(f: TapFigures): number {
   return f.newlines + (f.bytes > 0 && f.lastByte !== 10 ? 1 : 0);
+}
+
+/** A file's records: a CSV's as a CsvRowTap counted them (`rows`), NDJSON's by its lines, none for other files. */
+export function recordsOf(kind: StagedFileKind, figures: TapFigures, rows: CsvRows | null): CsvRows {
+  if (rows) return rows;
+  return { records: kind === 'ndjson' ? ndjsonRecords(figures) : null, parseError: null };
 }
 
 /** Hashes and counts bytes and newlines as they pass. */
@@ -77,8 +83,7 @@ export async function measureFile(
   const source = createReadStream(file, { highWaterMark: 1 << 20 });
   await pipeline([source, tap, ...(rows ? [rows] : []), discard()], { signal: options.signal });
   const figures = tap.figures();
-  const records = rows ? rows.rows() : { records: kind === 'ndjson' ? ndjsonRecords(figures) : null, parseError: null };
-  return { bytes: figures.bytes, sha256: figures.sha256, ...records };
+  return { bytes: figures.bytes, sha256: figures.sha256, ...recordsOf(kind, figures, rows?.rows() ?? null) };
 }
 
 /** A CSV's rows without its header, or why it does not parse (then `records` is null). */

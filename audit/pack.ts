@@ -271,14 +271,14 @@ class Packing {
     let read = 0;
     for await (const chunk of source.chunks) {
       read += chunk.length;
-      if (read > source.stat.size) throw changedWhilePacked(this.paths, file);
+      if (read > source.stat.size) throw changedWhilePacked(this.paths, file, `${file} changed size`);
       scan.write(chunk);
       this.bytesDone += chunk.length;
       held.add(chunk);
       await this.send(scan.found > 0, held.take(scan.cleared));
       this.progress();
     }
-    if (read !== source.stat.size) throw changedWhilePacked(this.paths, file);
+    if (read !== source.stat.size) throw changedWhilePacked(this.paths, file, `${file} changed size`);
     const result = scan.end();
     this.findings.add(result);
     await this.send(result.total > 0, held.take(read));
@@ -315,8 +315,9 @@ async function readMember(file: string, bytes: Buffer | undefined, signal?: Abor
   }
 }
 
-function changedWhilePacked(paths: RunPaths, file: string): StagingError {
-  return new StagingError('run_changed', `run ${paths.runId} changed while it was being packed (${file} changed size)`, {
+/** `what`: the file that changed, said how (`users.csv changed size`, `its manifest was rewritten`). */
+function changedWhilePacked(paths: RunPaths, file: string, what: string): StagingError {
+  return new StagingError('run_changed', `run ${paths.runId} changed while it was being packed (${what})`, {
     context: { file: path.join(paths.dir, file) },
     hint: 'pack it again once no stage is running on it',
   });
@@ -333,12 +334,7 @@ async function writeArchive(paths: RunPaths, members: readonly Member[], out: st
     const writer = packing.writer!;
     await writer.end();
     // Packed bytes must be the bytes scanned: a manifest rewritten meanwhile (a stage started) is refused.
-    if ((await readFile(paths.manifest, 'utf8')) !== manifestText) {
-      throw new StagingError('run_changed', `run ${paths.runId} changed while it was being packed (its manifest was rewritten)`, {
-        context: { file: paths.manifest },
-        hint: 'pack it again once no stage is running on it',
-      });
-    }
+    if ((await readFile(paths.manifest, 'utf8')) !== manifestText) throw changedWhilePacked(paths, MANIFEST_FILE, 'its manifest was rewritten');
     return { figures: await writer.commit(), removedPartial };
   } catch (error) {
     await packing.writer?.discard();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readManifest, type FileRecord, type Manifest } from '../staging/manifest.ts';
 import { runPaths } from '../staging/run-folder.ts';
-import { measureFile, ndjsonRecords, sha256OfFile, stagedFileKind, type MeasuredFile } from './file-figures.ts';
+import { measureFile, recordsOf, sha256OfFile, stagedFileKind, type MeasuredFile } from './file-figures.ts';
 import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, STAGES } from './manifest-files.ts';
 import { reconcile } from './reconcile.ts';
@@ -198,8 +198,7 @@ async function measureRecorded(source: RunSource, record: FileRecord, signal: Ab
     if (outcome.kind === 'size') return { unread: outcome.bytes };
     onBytes(outcome.figures.bytes);
     // CSV rows were counted by parsing as the entry came out (quoted cells may hold newlines), with its hash.
-    const rows = outcome.rows ?? { records: kind === 'ndjson' ? ndjsonRecords(outcome.figures) : null, parseError: null };
-    return { bytes: outcome.figures.bytes, sha256: outcome.figures.sha256, ...rows };
+    return { bytes: outcome.figures.bytes, sha256: outcome.figures.sha256, ...recordsOf(kind, outcome.figures, outcome.rows) };
   }
   try {
     if (!(await stat(file)).isFile()) return null;
