@@ -11,8 +11,8 @@ import { droppableForeignKeys, isUniqueViolation, runDeferredChecks, withoutFore
 import { holdRejected } from './pending.ts';
 import { withIndexesBuiltAfter } from './indexes.ts';
 import { withReferencesCheckedByLoad } from './checked-references.ts';
-import { createRejectsTableSql, type PlannedCheck } from './references.ts';
-import { keyObject, list, type ShapeColumn, type TableShape } from './shape.ts';
+import { recordMissingReferences, type PlannedCheck } from './references.ts';
+import { list, type ShapeColumn, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
 /** Bytes the table occupies: 0 means no page at all, so a COPY fills pages in file order. */
@@ -31,29 +31,6 @@ const clusterIndexSql = (s: TableShape): CompiledQuery =>
       `ORDER BY i.indisclustered DESC, i.indisprimary DESC, c.relname LIMIT 1`,
     [s.target],
   );
-
-/**
- * Records the copied rows whose reference is missing, by physical address, skipping rows already
- * refused (`refusedBefore`: an earlier check refused some; else there is nothing to skip).
- */
-function recordMissingInTargetSql(s: TableShape, r: PlannedCheck, refusedBefore: boolean): CompiledQuery {
-  const c = r.column.id;
-  const key = keyObject(s.key, 't', 3);
-  const missing =
-    `SELECT t.ctid AS row_ctid, t.${c}::text AS value, ${key.sql} AS row_key FROM ${s.target} AS t ` +
-    `WHERE t.${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${r.refTable} AS r WHERE r.${r.refColumn} = t.${c})`;
-  const insert = `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_ctid, row_key) SELECT 0, $1, m.value, $2, m.row_ctid, m.row_key FROM `;
-  const parameters = [r.column.name, r.action, ...key.names];
-  if (!refusedBefore) return compiled(`${insert}(${missing}) AS m`, parameters);
-  // OFFSET 0 keeps the anti-join below the test, so only the rows it finds are looked up among the
-  // refused ones, not every row of the table. NOT IN: a hashed subplan, whatever the planner guesses
-  // of the (never analyzed) rejects table; as NOT EXISTS it may become a nested loop.
-  return compiled(
-    `${insert}(${missing} OFFSET 0) AS m ` +
-      `WHERE m.row_ctid NOT IN (SELECT x.row_ctid FROM ${s.temps.rejects} AS x WHERE x.action = 'reject' AND x.row_ctid IS NOT NULL)`,
-    parameters,
-  );
-}
 
 /**
  * The CSV record of each recorded row. The table got a new, empty file in this transaction before
@@ -136,14 +113,7 @@ async function copyDirect(session: LoadSession, paths: RunPaths, shape: TableSha
 
 /** Refuses or NULLs the missing references of the copied rows, keeping them in etl_pending. */
 async function resolveInTarget(session: LoadSession, shape: TableShape, checks: readonly PlannedCheck[], runId: string): Promise<{ rejected: number; nulled: number }> {
-  await session.run(createRejectsTableSql(shape.temps.rejects));
-  let found = 0;
-  let refused = 0;
-  for (const check of checks) {
-    const n = await session.count(recordMissingInTargetSql(shape, check, refused > 0));
-    found += n;
-    if (check.action === 'reject') refused += n;
-  }
+  const found = await recordMissingReferences(session, shape, checks, 'target');
   if (found === 0) return { rejected: 0, nulled: 0 };
   await session.run(numberRejectsByCtidSql(shape.temps.rejects, shape.target));
   await holdRejected(session, shape, 'target', runId);

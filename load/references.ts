@@ -51,28 +51,56 @@ export function createRejectsTableSql(rejects: SqlIdent): CompiledQuery {
   );
 }
 
-/** `s.c IS NOT NULL AND no row of the referenced table holds it` (a self-reference may be staged too). */
-export function missingCondition(s: TableShape, r: PlannedCheck, alias = 's', batch: SqlIdent = s.temps.stage): string {
+/**
+ * `s.c IS NOT NULL AND no row of the referenced table holds it` (a self-reference may be staged too,
+ * in `batch`; null when the rows are already in the referenced table itself: the direct path).
+ */
+export function missingCondition(s: TableShape, r: PlannedCheck, alias = 's', batch: SqlIdent | null = s.temps.stage): string {
   const c = `${alias}.${r.column.id}`;
   let sql = `${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${r.refTable} AS r WHERE r.${r.refColumn} = ${c})`;
-  if (r.selfReference) sql += ` AND NOT EXISTS (SELECT 1 FROM ${batch} AS r2 WHERE r2.${r.refColumn} = ${c})`;
+  if (r.selfReference && batch !== null) sql += ` AND NOT EXISTS (SELECT 1 FROM ${batch} AS r2 WHERE r2.${r.refColumn} = ${c})`;
   return sql;
 }
 
 /**
- * Records every batch row whose reference has no row in the referenced table, skipping rows already
- * refused for an earlier column (`refusedBefore`: an earlier check refused some). rowCount =
- * references found missing.
+ * Where the checked rows are, and how the rejects table names each: the batch (by its line), or the
+ * target itself after the direct path's COPY (by physical address, numbered into lines later).
  */
-function recordMissingSql(s: TableShape, r: PlannedCheck, refusedBefore: boolean): CompiledQuery {
+export type CheckedRows = 'batch' | 'target';
+
+/**
+ * Records every row whose reference has no row in the referenced table, skipping rows already
+ * refused for an earlier column (`refusedBefore`: an earlier check refused some; else there is
+ * nothing to skip). rowCount = references found missing.
+ */
+function recordMissingSql(s: TableShape, r: PlannedCheck, refusedBefore: boolean, rows: CheckedRows): CompiledQuery {
   const key = keyObject(s.key, 's', 3);
-  const missing = `SELECT s.${s.line} AS line, s.${r.column.id}::text AS value, ${key.sql} AS row_key FROM ${s.temps.stage} AS s WHERE ${missingCondition(s, r)}`;
-  const insert = `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_key) SELECT m.line, $1, m.value, $2, m.row_key FROM `;
+  const inBatch = rows === 'batch';
+  const [from, id] = inBatch ? [s.temps.stage, `s.${s.line}`] : [s.target, 's.ctid'];
+  const missing = `SELECT ${id} AS id, s.${r.column.id}::text AS value, ${key.sql} AS row_key FROM ${from} AS s WHERE ${missingCondition(s, r, 's', inBatch ? s.temps.stage : null)}`;
+  const insert = inBatch
+    ? `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_key) SELECT m.id, $1, m.value, $2, m.row_key FROM `
+    : `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, row_ctid, row_key) SELECT 0, $1, m.value, $2, m.id, m.row_key FROM `;
   const parameters = [r.column.name, r.action, ...key.names];
   if (!refusedBefore) return compiled(`${insert}(${missing}) AS m`, parameters);
-  // OFFSET 0: only the rows the anti-join finds are looked up among the refused ones. NOT IN (line
-  // is never NULL): a hashed subplan, where NOT EXISTS may become a nested loop.
-  return compiled(`${insert}(${missing} OFFSET 0) AS m WHERE m.line NOT IN (SELECT x.line FROM ${s.temps.rejects} AS x WHERE x.action = 'reject')`, parameters);
+  // OFFSET 0 keeps the anti-join below the test, so only the rows it finds are looked up among the
+  // refused ones. NOT IN (the id is never NULL): a hashed subplan, whatever the planner guesses of
+  // the (never analyzed) rejects table; as NOT EXISTS it may become a nested loop.
+  const refused = inBatch ? `SELECT x.line FROM ${s.temps.rejects} AS x WHERE x.action = 'reject'` : `SELECT x.row_ctid FROM ${s.temps.rejects} AS x WHERE x.action = 'reject' AND x.row_ctid IS NOT NULL`;
+  return compiled(`${insert}(${missing} OFFSET 0) AS m WHERE m.id NOT IN (${refused})`, parameters);
+}
+
+/** Creates the rejects temp table and records every check's missing references (rejections first); how many. */
+export async function recordMissingReferences(session: LoadSession, shape: TableShape, checks: readonly PlannedCheck[], rows: CheckedRows): Promise<number> {
+  await session.run(createRejectsTableSql(shape.temps.rejects));
+  let found = 0;
+  let refused = 0;
+  for (const check of checks) {
+    const n = await session.count(recordMissingSql(shape, check, refused > 0, rows));
+    found += n;
+    if (check.action === 'reject') refused += n;
+  }
+  return found;
 }
 
 function deleteRejectedSql(s: TableShape): CompiledQuery {
@@ -103,14 +131,7 @@ export async function resolveMissingReferences(
   keep: () => Promise<void>,
 ): Promise<ReferenceOutcome> {
   if (checks.length === 0) return { rejected: 0, nulled: 0 };
-  await session.run(createRejectsTableSql(shape.temps.rejects));
-  let found = 0;
-  let refused = 0;
-  for (const check of checks) {
-    const n = await session.count(recordMissingSql(shape, check, refused > 0));
-    found += n;
-    if (check.action === 'reject') refused += n;
-  }
+  const found = await recordMissingReferences(session, shape, checks, 'batch');
   if (found === 0) return { rejected: 0, nulled: 0 };
   await keep();
   const rejected = await session.count(deleteRejectedSql(shape));
