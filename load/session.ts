@@ -125,8 +125,17 @@ export class LoadSession {
     return toLoadError(error, { ...this.#place, tempNames: this.#tempNames }, this.secrets);
   }
 
+  /** Aborted when the session closes: work started ahead for its steps (read-ahead.ts) stops with it. */
+  readonly #closed = new AbortController();
+
+  /** Aborted when the caller's signal is, or when the session closes. */
+  get workSignal(): AbortSignal {
+    return this.signal ? AbortSignal.any([this.signal, this.#closed.signal]) : this.#closed.signal;
+  }
+
   /** Rolls back what is open, releases the lock, closes the connection. Never throws. */
   async close(): Promise<void> {
+    this.#closed.abort();
     if (this.#inTransaction) await runSql(this.client, ROLLBACK).catch(() => undefined);
     this.#inTransaction = false;
     this.stopCancelling();

@@ -7,7 +7,8 @@ import { StagingError } from '../errors/etl-error.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
-import { copyFileInto, readCsvHeader, scanKeysFile, type CopyFigures } from './copy-in.ts';
+import { copyFileInto, readCsvHeader, type CopyFigures } from './copy-in.ts';
+import { keysScanOf } from './read-ahead.ts';
 import type { LoadSession } from './session.ts';
 import type { TableShape } from './shape.ts';
 import {
@@ -135,7 +136,7 @@ export async function copyScope(session: LoadSession, paths: RunPaths, shape: Ta
  */
 async function noIdentityIn(session: LoadSession, paths: RunPaths, file: StagedFile, withIdentity: boolean): Promise<boolean> {
   await checkHeader(file.file, file.columns, paths);
-  const scan = await scanKeysFile(file.file, session.signal);
+  const scan = await keysScanOf(session, file.file);
   if (scan.records === null || (withIdentity && !scan.lastFieldEmpty)) return false;
   await verified(session, paths, file, async () => scan);
   return true;

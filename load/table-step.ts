@@ -24,6 +24,7 @@ import { BULK_ROWS, insertIntoEmpty, mergeBatch, runDeferredChecks } from './mer
 import type { LoadContext } from './load-context.ts';
 import { holdRejected } from './pending.ts';
 import { referenceChecks, resolveMissingReferences, type PlannedCheck } from './references.ts';
+import { readKeysAhead } from './read-ahead.ts';
 import { writeLoadRejects } from './rejects-file.ts';
 import { settleTable, type SettleFigures } from './settle.ts';
 import { tempNamesOf, type TableShape } from './shape.ts';
@@ -74,6 +75,7 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
   const staged = ctx.staged(name);
   const checks = referenceChecks(table, shape);
   session.nameTemps(tempNamesOf(shape));
+  readKeysAhead(ctx);
   const phase = (p: LoadPhase, step: string): void => {
     session.at(name, step);
     session.emit({ kind: 'table_phase', table: name, phase: p });
