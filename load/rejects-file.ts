@@ -50,7 +50,8 @@ interface RejectRow {
 }
 
 const CURSOR = ident('etl_rejects_cursor');
-const FETCH = compiled(`FETCH 2000 FROM ${CURSOR}`);
+const FETCH_ROWS = 2000;
+const FETCH = compiled(`FETCH ${FETCH_ROWS} FROM ${CURSOR}`);
 const CLOSE = compiled(`CLOSE ${CURSOR}`);
 const declareCursor = (select: CompiledQuery): CompiledQuery => compiled(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR ${select.sql}`, select.parameters);
 
@@ -66,14 +67,22 @@ export async function writeRejectsFile(
   const sink = new AtomicFileSink(path);
   async function* lines(): AsyncGenerator<string> {
     await runSql(client, declareCursor(select));
+    let batch = await runSql(client, FETCH);
     for (;;) {
-      const batch = await runSql(client, FETCH);
-      if (batch.rows.length === 0) break;
+      // The next batch is read (or, after a short batch, the last, the cursor closed) while this one
+      // is described and written: PostgreSQL does not wait for the client.
+      const last = batch.rows.length < FETCH_ROWS;
+      const next = runSql(client, last ? CLOSE : FETCH);
+      next.catch(() => undefined);
       let text = '';
       for (const row of batch.rows) text += `${JSON.stringify(await describe(row))}\n`;
-      yield text;
+      if (text) yield text;
+      if (last) {
+        await next;
+        break;
+      }
+      batch = await next;
     }
-    await runSql(client, CLOSE);
   }
   try {
     await pipeline(Readable.from(lines()), sink, ...(signal ? [{ signal }] : []));
