@@ -24,6 +24,8 @@ export interface LoadContext {
   readonly repair: boolean;
   /** Tables holding etl_pending entries when the load started (pending.ts tablesWithPending). */
   readonly pendingBefore: ReadonlySet<string>;
+  /** The tables the plan loads (asked for, or all the run staged), in load order. */
+  readonly planned: readonly string[];
   shapeOf(table: string): TableShape;
   /** What transform recorded for a table of the run. */
   staged(table: string): TransformTableRecord;
@@ -45,6 +47,7 @@ export function loadContext(session: LoadSession, plan: LoadPlan, o: { allowDele
     bulkRows: o.bulkRows,
     repair: isRepair(plan),
     pendingBefore: o.pendingBefore,
+    planned: plan.tables,
     shapeOf: (table) => shapes.get(table)!,
     staged: (table) => plan.manifest.stages.transform!.tables[table]!,
   };

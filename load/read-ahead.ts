@@ -14,10 +14,10 @@ const ahead = new WeakMap<LoadSession, Map<string, Promise<KeysScan>>>();
 /** The keys files a step will read without a COPY if no claim is kept (the common case of a full run). */
 function keysFilesToScan(ctx: LoadContext): string[] {
   const files: string[] = [];
-  for (const name of ctx.model.loadOrder) {
-    const staged = ctx.staged(name) as ReturnType<LoadContext['staged']> | undefined;
+  for (const name of ctx.planned) {
+    const staged = ctx.staged(name);
     const shape = ctx.shapeOf(name);
-    if (!staged?.keys || staged.complete !== true || shape.kind === 'dedupe_upsert' || shape.docKey === null) continue;
+    if (!staged.keys || staged.complete !== true || shape.kind === 'dedupe_upsert' || shape.docKey === null) continue;
     // Only a file in the run's transform folder (stage-files.ts stagedFile refuses any other).
     const file = path.resolve(ctx.paths.dir, staged.keys.file);
     if (path.dirname(file) === path.resolve(ctx.paths.transformDir)) files.push(file);
