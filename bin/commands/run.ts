@@ -1,6 +1,7 @@
-// `etl run`: extract → transform → load of one new staged run, stopping at the first stage that
-// fails (its error is rendered as that stage's own command would). The stages are composed here
-// from bin/stages/*; each still reads only the previous stage's files.
+// `etl run`: extract → transform → load of one new staged run, the three at once, stopping at the
+// first stage that fails (its error is rendered as that stage's own command would). The stages are
+// composed here from bin/stages/*, fed by the previous one's events (CollectionFeed, StagedTables);
+// each still reads only the previous stage's files.
 import type { Command, CommandContext } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { count, duration } from '../progress/meter.ts';
@@ -21,8 +22,10 @@ const usage = `usage: etl run [--tables a,b] [--full] [--since DATE] [--source U
                [--no-wait | --lock-timeout D] [--database-url URL] [--staging DIR] [--pipeline FILE] [--json]
 
 Extracts a new staged run (incremental from the stored watermarks unless --full), transforms it
-and loads it into PostgreSQL: \`etl extract && etl transform && etl load\` in one command. Stops at
-the first stage that fails; the staged run stays for inspection or a re-run of the failed stage.
+and loads it into PostgreSQL: \`etl extract && etl transform && etl load\` in one command, the stages
+overlapped (a collection is transformed once extracted, a table loaded once its files are complete;
+the load takes its lock when the run starts and commits once all is done). Stops at the first stage
+that fails; the staged run stays for inspection or a re-run of the failed stage.
 
 options (see etl extract / transform / load --help):
   --tables a,b          only these tables
