@@ -46,17 +46,7 @@ export async function runTransform(options: TransformOptions): Promise<Transform
     const threads = threadsFor(plan.jobs, options.threads);
     run = { ...plan, threads: () => threads, work: () => runJobs(plan.jobs, threads, jobContext, setup, outcomes.done) };
   }
-  const section: TransformSection = {
-    status: 'running',
-    started_at: startedAt,
-    ended_at: null,
-    error: null,
-    pipeline_sha256: model.sha256,
-    pipeline_changed: pipelineChanged,
-    tables_requested: options.tables ? [...options.tables] : null,
-    not_extracted: run.notExtracted,
-    tables: {},
-  };
+  const section = runningSection(model, options, startedAt, pipelineChanged, run.notExtracted);
   await updateManifest(paths, (m) => {
     m.stages.transform = section;
   });
@@ -93,6 +83,20 @@ export async function runTransform(options: TransformOptions): Promise<Transform
     notExtracted: run.notExtracted,
     documentsRead,
     threads: run.threads(),
+  };
+}
+
+function runningSection(model: PipelineModel, options: TransformOptions, startedAt: string, pipelineChanged: boolean, notExtracted: string[]): TransformSection {
+  return {
+    status: 'running',
+    started_at: startedAt,
+    ended_at: null,
+    error: null,
+    pipeline_sha256: model.sha256,
+    pipeline_changed: pipelineChanged,
+    tables_requested: options.tables ? [...options.tables] : null,
+    not_extracted: notExtracted,
+    tables: {},
   };
 }
 
