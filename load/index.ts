@@ -4,8 +4,11 @@
 //   plan (the staged run alone, or, in `etl run`, the tables the running transform will stage)
 //   → session (lock, BEGIN, foreign keys deferred, tables ensured)
 //   → already applied? (a run loaded twice changes nothing) → per table in load order: its step
-//   (table-step.ts), or, for a table the run did not stage, settling what the tables before it
-//   changed (settle.ts) → ledger, watermarks → COMMIT (ROLLBACK for --dry-run) → manifest.
+//   (table-step.ts; in `etl run`, once the transform says the table's files are final), or, for a
+//   table the run did not stage, settling what the tables before it changed (settle.ts)
+//   → watermarks, ledger → COMMIT (ROLLBACK for --dry-run) → manifest (in `etl run`, every manifest
+//   write waits for the transform's section, so the manifest is written in the order three
+//   commands write it).
 //
 // Any error rolls the whole transaction back: PostgreSQL ends exactly as it was, watermarks and
 // state tables included, and the error names the table, the step, the staged file and line.
