@@ -25,6 +25,7 @@ export class LoadSession {
   readonly #tempNames: Record<string, string> = {};
   #inTransaction = false;
   #locked = false;
+  #closed = false;
 
   private constructor(
     readonly client: pg.Client,
@@ -126,16 +127,18 @@ export class LoadSession {
   }
 
   /** Aborted when the session closes: work started ahead for its steps (read-ahead.ts) stops with it. */
-  readonly #closed = new AbortController();
+  readonly #ended = new AbortController();
 
   /** Aborted when the caller's signal is, or when the session closes. */
   get workSignal(): AbortSignal {
-    return this.signal ? AbortSignal.any([this.signal, this.#closed.signal]) : this.#closed.signal;
+    return this.signal ? AbortSignal.any([this.signal, this.#ended.signal]) : this.#ended.signal;
   }
 
   /** Rolls back what is open, releases the lock, closes the connection. Never throws. */
   async close(): Promise<void> {
-    this.#closed.abort();
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#ended.abort();
     if (this.#inTransaction) await runSql(this.client, ROLLBACK).catch(() => undefined);
     this.#inTransaction = false;
     this.stopCancelling();
