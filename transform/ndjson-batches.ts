@@ -23,28 +23,57 @@ export interface FileDigest {
 }
 
 const NEWLINE = 0x0a;
+const CR = 0x0d;
 
-/** Yields the file's lines in batches; `digest` is filled in once the file has been read to the end. */
+/** Lines of one read, decoded one by one (see readLineBatches), with their numbers. */
+class BatchBuilder {
+  lines: string[] = [];
+  numbers: number[] = [];
+  private first = 0;
+
+  constructor(private lineNo: number) {
+    this.first = lineNo + 1;
+  }
+
+  /** The line held by buf[start, end) (no newline inside): one CR before the newline is dropped, an empty line skipped. */
+  add(buf: Buffer, start: number, end: number): void {
+    this.lineNo += 1;
+    if (end > start && buf[end - 1] === CR) end -= 1;
+    if (end === start) return;
+    this.lines.push(buf.toString('utf8', start, end));
+    this.numbers.push(this.lineNo);
+  }
+
+  /** The lines of buf[start, end), newline-separated (the last one ends at `end`). */
+  addAll(buf: Buffer, start: number, end: number): void {
+    for (let from = start; ; ) {
+      const nl = buf.indexOf(NEWLINE, from);
+      if (nl === -1 || nl >= end) return this.add(buf, from, end);
+      this.add(buf, from, nl);
+      from = nl + 1;
+    }
+  }
+
+  take(): { batch: LineBatch; lineNo: number } {
+    return { batch: { firstLine: this.first, lines: this.lines, lineNumbers: this.numbers }, lineNo: this.lineNo };
+  }
+}
+
+/**
+ * Yields the file's lines in batches; `digest` is filled in once the file has been read to the end.
+ *
+ * Each line is decoded from its own bytes (a newline byte is never inside a UTF-8 character), not
+ * sliced from its chunk decoded whole: one character beyond Latin-1 made a whole 1 MiB chunk a
+ * two-byte string, and every line sliced from it too, which JSON.parse reads slower than the one-byte
+ * string of an ASCII line. Decoding per line is the same text, and cost 10–20 % less (decode, split
+ * and parse) on the bench's 200,000 documents.
+ */
 export async function* readLineBatches(file: string, digest: FileDigest, signal?: AbortSignal): AsyncGenerator<LineBatch> {
   const hash = createHash('sha256');
   const input = createReadStream(file, { highWaterMark: 1 << 20, signal });
   let carry: Buffer | null = null;
   let lineNo = 0;
   let bytes = 0;
-  const split = (text: string): LineBatch => {
-    const parts = text.split('\n');
-    const lines: string[] = [];
-    const numbers: number[] = [];
-    const first = lineNo + 1;
-    for (const part of parts) {
-      lineNo += 1;
-      const line = part.charCodeAt(part.length - 1) === 13 /* \r */ ? part.slice(0, -1) : part;
-      if (line.length === 0) continue;
-      lines.push(line);
-      numbers.push(lineNo);
-    }
-    return { firstLine: first, lines, lineNumbers: numbers };
-  };
   try {
     for await (const chunk of input as AsyncIterable<Buffer>) {
       hash.update(chunk);
@@ -54,12 +83,26 @@ export async function* readLineBatches(file: string, digest: FileDigest, signal?
         carry = carry ? Buffer.concat([carry, chunk]) : chunk;
         continue;
       }
-      // Decode up to the last newline only: a multi-byte character cut by the chunk stays whole.
-      const head = carry ? Buffer.concat([carry, chunk.subarray(0, last)]) : chunk.subarray(0, last);
+      const builder = new BatchBuilder(lineNo);
+      let from = 0;
+      if (carry) {
+        // The line cut by the previous read: its bytes joined before decoding.
+        const nl = chunk.indexOf(NEWLINE);
+        const joined = Buffer.concat([carry, chunk.subarray(0, nl)]);
+        builder.add(joined, 0, joined.length);
+        from = nl + 1;
+      }
+      if (from <= last) builder.addAll(chunk, from, last);
       carry = last + 1 < chunk.length ? Buffer.from(chunk.subarray(last + 1)) : null;
-      yield split(head.toString('utf8'));
+      const made = builder.take();
+      lineNo = made.lineNo;
+      yield made.batch;
     }
-    if (carry && carry.length > 0) yield split(carry.toString('utf8'));
+    if (carry && carry.length > 0) {
+      const builder = new BatchBuilder(lineNo);
+      builder.addAll(carry, 0, carry.length);
+      yield builder.take().batch;
+    }
     digest.bytes = bytes;
     digest.sha256 = hash.digest('hex');
   } finally {
