@@ -25,7 +25,7 @@ test('same lines, same numbers, and the file digest', async () => {
   const got: { line: number; text: string }[] = [];
   const digest: FileDigest = { bytes: 0, sha256: null };
   for await (const batch of readLineBatches(file, digest)) {
-    batch.lines.forEach((t, i) => got.push({ line: batch.lineNumbers[i]!, text: t }));
+    for (let i = 0; i < batch.length; i += 1) got.push({ line: batch.lineNumber(i), text: batch.text(i) });
   }
   assert.equal(got.length, expected.length);
   assert.deepEqual(got, expected);
