@@ -114,7 +114,8 @@ async function run(job: WorkerJob): Promise<Record<string, unknown>> {
 
 /**
  * `etl run --full --json` as the command line runs it (bin/commands/run.ts: a collection transformed
- * while the next is extracted, then load), in this process so its CPU time is measured with it.
+ * while the next is extracted, a table loaded once its files are complete), in this process so its
+ * CPU time is measured with it.
  */
 async function etlRun(job: Extract<WorkerJob, { kind: 'run' }>): Promise<Record<string, unknown>> {
   const { default: command } = await import('../bin/commands/run.ts');
@@ -126,7 +127,7 @@ async function etlRun(job: Extract<WorkerJob, { kind: 'run' }>): Promise<Record<
   type Span = { startedAt: string; endedAt: string };
   const report = JSON.parse(Buffer.concat(out).toString('utf8')) as { extract: Span & { documents: number }; transform: Span; load: Span & { tables: { staged: number }[] } };
   if (code !== 0) throw new Error(`etl run exited ${code}`);
-  // Each stage's own span (extract and transform overlap; load follows them).
+  // Each stage's own span (the three overlap: load starts with the run and commits at the end).
   const span = (s: Span) => (Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000;
   const stages = { extract: span(report.extract), transform: span(report.transform), load: span(report.load) };
   return { documents: report.extract.documents, rows: report.load.tables.reduce((a, t) => a + t.staged, 0), stage_seconds: stages };

@@ -1,21 +1,28 @@
 // The load stage: merges a staged run into PostgreSQL in one transaction, so that every table ends
 // equal to what a full run of the current documents would give.
 //
-//   plan (the staged run alone) → session (lock, BEGIN, foreign keys deferred, tables ensured)
+//   plan (the staged run alone, or, in `etl run`, the tables the running transform will stage)
+//   → session (lock, BEGIN, foreign keys deferred, tables ensured)
 //   → already applied? (a run loaded twice changes nothing) → per table in load order: its step
-//   (table-step.ts), or, for a table the run did not stage, settling what the tables before it
-//   changed (settle.ts) → ledger, watermarks → COMMIT (ROLLBACK for --dry-run) → manifest.
+//   (table-step.ts; in `etl run`, once the transform says the table's files are final), or, for a
+//   table the run did not stage, settling what the tables before it changed (settle.ts)
+//   → watermarks, ledger → COMMIT (ROLLBACK for --dry-run) → manifest (in `etl run`, every manifest
+//   write waits for the transform's section, so the manifest is written in the order three
+//   commands write it).
 //
 // Any error rolls the whole transaction back: PostgreSQL ends exactly as it was, watermarks and
 // state tables included, and the error names the table, the step, the staged file and line.
+import { rmdir } from 'node:fs/promises';
 import { describePostgres } from '../connect/config.ts';
+import type { EtlError } from '../errors/etl-error.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
 import { appliedTables, recordTables, type LedgerEntry } from './ledger.ts';
 import { loadContext, type LoadContext } from './load-context.ts';
 import { markDone, markFailed, markRunning, recordAlreadyApplied, tableRecord } from './load-record.ts';
 import type { LoadOptions, LoadReport } from './options.ts';
-import { planLoad, type LoadPlan } from './plan.ts';
+import type { LoadPlan } from './plan.ts';
+import { startLoad, type LoadStart } from './start.ts';
 import { LoadSession } from './session.ts';
 import { tablesWithPending } from './pending.ts';
 import { BULK_ROWS } from './merge.ts';
@@ -24,29 +31,33 @@ import { loadTables, type TablesOutcome } from './tables.ts';
 export type { LoadOptions, LoadProgress, LoadReport, TableLoadReport } from './options.ts';
 
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
-  const plan = await planLoad(options);
+  const start = await startLoad(options);
   const startedAt = new Date().toISOString();
-  const session = await LoadSession.open(options);
-  const base = { stage: 'load' as const, runId: plan.paths.runId, runDir: plan.paths.dir, dryRun: plan.dryRun, destination: describePostgres(options.postgres), startedAt };
-  let running = false;
+  // Fed by a running transform (`etl run`): a failed extract or transform stops the load at once.
+  const signal = start.fed ? AbortSignal.any([options.signal, options.stagedTables!.failed].filter((s) => s !== undefined)) : options.signal;
+  const session = await LoadSession.open({ ...options, signal });
+  const base = { stage: 'load' as const, runId: start.paths.runId, runDir: start.paths.dir, dryRun: start.dryRun, destination: describePostgres(options.postgres), startedAt };
+  const marked = new RunningMark(start, base);
   const outcome: { value: TablesOutcome | null } = { value: null };
   try {
-    await session.begin(plan.model);
-    const applied = await appliedTables(session.client, plan.paths.runId);
-    const toLoad = plan.tables.filter((t) => !applied.has(t));
-    const skipped = plan.tables.filter((t) => applied.has(t)).map((t) => ({ table: t, loadedAt: applied.get(t)!.loadedAt }));
-    session.emit({ kind: 'started', runId: plan.paths.runId, runDir: plan.paths.dir, tables: toLoad, alreadyApplied: skipped.map((s) => s.table) });
-    if (plan.tables.length > 0 && toLoad.length === 0) {
+    await session.begin(start.model);
+    const applied = await appliedTables(session.client, start.paths.runId);
+    const toLoad = start.tables.filter((t) => !applied.has(t));
+    const skipped = start.tables.filter((t) => applied.has(t)).map((t) => ({ table: t, loadedAt: applied.get(t)!.loadedAt }));
+    session.emit({ kind: 'started', runId: start.paths.runId, runDir: start.paths.dir, tables: toLoad, alreadyApplied: skipped.map((s) => s.table) });
+    if (start.tables.length > 0 && toLoad.length === 0) {
+      const plan = await start.final();
       await session.end(false);
       const report = emptyReport(plan, base, skipped);
       await recordAlreadyApplied(plan.paths, report, applied, plan.manifest.stages.load);
       return report;
     }
-    await markRunning(plan.paths, base.destination, base);
-    running = true;
+    await marked.begin();
     const pendingBefore = await tablesWithPending(session);
-    const ctx = loadContext(session, plan, { allowDeleteAll: options.allowDeleteAll === true, bulkRows: options.bulkRows ?? BULK_ROWS, pendingBefore });
-    outcome.value = await loadTables(ctx, plan, toLoad);
+    const ctx = loadContext(session, start, { allowDeleteAll: options.allowDeleteAll === true, bulkRows: options.bulkRows ?? BULK_ROWS, pendingBefore });
+    outcome.value = await loadTables(ctx, start, toLoad);
+    const plan = await start.final();
+    await marked.running();
     const report = doneReport(plan, base, skipped, outcome.value);
     await recordLedger(ctx, plan, report, outcome.value);
     session.emit({ kind: 'committing', dryRun: plan.dryRun });
@@ -57,10 +68,56 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   } catch (error) {
     const failure = session.failure(error);
     for (const r of outcome.value?.rejects ?? []) await r.sink.discard().catch(() => undefined);
-    if (running) await markFailed(plan.paths, base, failureRecord(failure)).catch(() => undefined);
+    await session.close();
+    await marked.failed(failure);
     throw failure;
   } finally {
     await session.close();
+  }
+}
+
+/**
+ * The manifest's `running` record: written before the transaction changes anything, or, fed by a
+ * running transform, once the transform has written its section (the manifest is written in the
+ * order three commands write it). A failure after that point is recorded, as `etl load` records
+ * it, once the transform is done; if the extract or the transform failed, the load records nothing
+ * and removes the folder it made.
+ */
+class RunningMark {
+  #began = false;
+  #written = false;
+
+  constructor(
+    private readonly start: LoadStart,
+    private readonly base: Pick<LoadReport, 'dryRun' | 'startedAt' | 'destination'>,
+  ) {}
+
+  /** Past the checks that record nothing: from here a failure is recorded. */
+  async begin(): Promise<void> {
+    this.#began = true;
+    if (!this.start.fed) await this.running();
+  }
+
+  async running(): Promise<void> {
+    if (this.#written) return;
+    await markRunning(this.start.paths, this.base.destination, this.base);
+    this.#written = true;
+  }
+
+  async failed(failure: EtlError): Promise<void> {
+    const plan = await this.start.final().catch(() => null);
+    if (!plan) {
+      // The rejects files are gone (discarded); the folder they were in was made by this load.
+      await rmdir(this.start.paths.loadDir).catch(() => undefined);
+      return;
+    }
+    if (!this.#began) return;
+    try {
+      await this.running();
+      await markFailed(plan.paths, this.base, failureRecord(failure));
+    } catch {
+      // The load's own error is the one to report.
+    }
   }
 }
 

@@ -5,7 +5,7 @@ import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { edgesOf, type Edge } from './foreign-keys.ts';
 import { GoneRows } from './gone-rows.ts';
-import { isRepair, type LoadPlan } from './plan.ts';
+import type { LoadStart } from './start.ts';
 import type { LoadSession } from './session.ts';
 import { tableShape, type TableShape } from './shape.ts';
 
@@ -29,7 +29,7 @@ export interface LoadContext {
   staged(table: string): TransformTableRecord;
 }
 
-export function loadContext(session: LoadSession, plan: LoadPlan, o: { allowDeleteAll: boolean; bulkRows: number; pendingBefore: ReadonlySet<string> }): LoadContext {
+export function loadContext(session: LoadSession, plan: LoadStart, o: { allowDeleteAll: boolean; bulkRows: number; pendingBefore: ReadonlySet<string> }): LoadContext {
   const { model } = plan;
   const edges = edgesOf(model);
   const shapes = new Map(model.loadOrder.map((name, i) => [name, tableShape(model.tables.get(name)!, i)]));
@@ -43,9 +43,9 @@ export function loadContext(session: LoadSession, plan: LoadPlan, o: { allowDele
     edges,
     allowDeleteAll: o.allowDeleteAll,
     bulkRows: o.bulkRows,
-    repair: isRepair(plan),
+    repair: plan.repair,
     pendingBefore: o.pendingBefore,
     shapeOf: (table) => shapes.get(table)!,
-    staged: (table) => plan.manifest.stages.transform!.tables[table]!,
+    staged: (table) => plan.staged(table),
   };
 }

@@ -2,6 +2,7 @@
 // and the same figures go into the manifest's load section, so printed and audited numbers agree.
 import type { PostgresConfig } from '../connect/config.ts';
 import type { StageOptions, StageReport, StageStarted } from '../staging/stage-contract.ts';
+import type { StagedTablesFeed } from '../staging/staged-tables.ts';
 import type { LockPolicy } from './lock.ts';
 
 /** `tables`: load only these (still in load order). Default: every table the run staged. */
@@ -20,6 +21,14 @@ export interface LoadOptions extends StageOptions<LoadProgress> {
   readonly bulkRows?: number;
   /** Delete propagation: go on when a table's staged _id set is empty though the table holds rows. */
   readonly allowDeleteAll?: boolean;
+  /**
+   * The run is still being extracted and transformed (`etl run`): the load starts at once (lock,
+   * BEGIN, tables ensured) and takes each table, in load order, as soon as the feed says its files
+   * are final. Nothing is written to the manifest before the transform has written its section;
+   * if the extract or the transform fails, the load rolls back and writes nothing. What the load
+   * does and records is what it does on the finished run.
+   */
+  readonly stagedTables?: StagedTablesFeed;
 }
 
 export type LoadPhase = 'copy' | 'truncate' | 'duplicates' | 'references' | 'merge' | 'ledger';

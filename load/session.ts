@@ -25,6 +25,7 @@ export class LoadSession {
   readonly #tempNames: Record<string, string> = {};
   #inTransaction = false;
   #locked = false;
+  #closed = false;
 
   private constructor(
     readonly client: pg.Client,
@@ -127,6 +128,8 @@ export class LoadSession {
 
   /** Rolls back what is open, releases the lock, closes the connection. Never throws. */
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     if (this.#inTransaction) await runSql(this.client, ROLLBACK).catch(() => undefined);
     this.#inTransaction = false;
     this.stopCancelling();

@@ -1,12 +1,16 @@
 // Every table of the model in load order, inside the load's transaction: the tables the run staged
 // take their step (table-step.ts) and move their watermark; the others are settled (settle.ts) when
 // a table they reference lost rows or when they hold pending rows. Parents always come first, so a
-// table's references are checked against parents that are already final.
+// table's references are checked against parents that are already final. A staged table's step
+// waits until its files are final (`etl run` loads while the run is still being transformed); the
+// watermarks move after the last step, once the extract's record of every collection is known (no
+// step reads them, so the transaction ends the same).
 import { rm } from 'node:fs/promises';
 import { advanceWatermark, forgetWatermark, storedWatermarks, type StoredWatermark } from './ledger.ts';
 import type { LoadContext } from './load-context.ts';
 import type { DeletePropagationReport, PendingReport, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
 import { nextWatermark, plannedMapping, type LoadPlan } from './plan.ts';
+import type { LoadStart } from './start.ts';
 import { pendingFigures } from './pending.ts';
 import { referenceChecks } from './references.ts';
 import { runDeferredChecks } from './merge.ts';
@@ -35,13 +39,22 @@ interface Progress {
   readonly stored: ReadonlyMap<string, StoredWatermark>;
 }
 
-export async function loadTables(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[]): Promise<TablesOutcome> {
+export async function loadTables(ctx: LoadContext, start: LoadStart, toLoad: readonly string[]): Promise<TablesOutcome> {
   const stored = await storedWatermarks(ctx.session.client, toLoad);
-  const p: Progress = { steps: [], reports: [], settled: [], truncated: [], warnings: aheadWarnings(plan, toLoad, stored), frozen: new Set(), stored };
-  for (const name of ctx.model.loadOrder) {
-    ctx.signal?.throwIfAborted();
-    if (toLoad.includes(name)) await stepTable(ctx, plan, toLoad, name, p);
-    else await settleOnly(ctx, name, p);
+  const p: Progress = { steps: [], reports: [], settled: [], truncated: [], warnings: [], frozen: new Set(), stored };
+  try {
+    for (const name of ctx.model.loadOrder) {
+      ctx.signal?.throwIfAborted();
+      if (toLoad.includes(name)) {
+        await start.ready(name);
+        await stepTable(ctx, name, p);
+      } else await settleOnly(ctx, name, p);
+    }
+    await moveWatermarks(ctx, await start.final(), toLoad, p);
+  } catch (error) {
+    // The transaction will not end as planned: no rejects file describes it.
+    for (const s of p.steps) await s.rejects?.sink.discard().catch(() => undefined);
+    throw error;
   }
   const tables = p.reports;
   const settled: SettledTableReport[] = [];
@@ -51,23 +64,30 @@ export async function loadTables(ctx: LoadContext, plan: LoadPlan, toLoad: reado
   return { tables, settled, truncated: p.truncated, deletions: deletionsReport(ctx, p), warnings: p.warnings, rejects };
 }
 
-async function stepTable(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[], name: string, p: Progress): Promise<void> {
+async function stepTable(ctx: LoadContext, name: string, p: Progress): Promise<void> {
   const result = await loadTableStep(ctx, name);
   p.steps.push(result);
-  for (const emptied of result.truncated) {
-    if (!p.truncated.includes(emptied)) p.truncated.push(emptied);
-    const collection = ctx.model.tables.get(emptied)?.collection ?? '';
-    const readInFull = toLoad.includes(emptied) && plan.manifest.stages.extract?.collections[collection]?.watermark?.from === null;
-    if (!readInFull && ctx.model.tables.has(emptied)) {
-      await forgetWatermark(ctx.session.client, emptied);
-      p.frozen.add(emptied);
-      p.warnings.push(`${emptied} was emptied by TRUNCATE ${name} CASCADE and this run did not read it in full: its watermark was removed, so the next extract reads it in full`);
-    }
-  }
-  await moveWatermark(ctx, plan, name, p);
   const report = tableReport(result, await pendingOf(ctx, name, result.settle));
   p.reports.push(report);
   ctx.session.emit({ kind: 'table_done', table: name, report });
+}
+
+/** Per staged table in load order, what its step's TRUNCATE … CASCADE emptied, then its watermark. */
+async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[], p: Progress): Promise<void> {
+  p.warnings.push(...aheadWarnings(plan, toLoad, p.stored));
+  for (const { table: name, truncated } of p.steps) {
+    for (const emptied of truncated) {
+      if (!p.truncated.includes(emptied)) p.truncated.push(emptied);
+      const collection = ctx.model.tables.get(emptied)?.collection ?? '';
+      const readInFull = toLoad.includes(emptied) && plan.manifest.stages.extract?.collections[collection]?.watermark?.from === null;
+      if (!readInFull && ctx.model.tables.has(emptied)) {
+        await forgetWatermark(ctx.session.client, emptied);
+        p.frozen.add(emptied);
+        p.warnings.push(`${emptied} was emptied by TRUNCATE ${name} CASCADE and this run did not read it in full: its watermark was removed, so the next extract reads it in full`);
+      }
+    }
+    await moveWatermark(ctx, plan, name, p);
+  }
 }
 
 /**

@@ -17,6 +17,7 @@ import type { CollectionJob, JobContext, JobOutcome } from './collection-job.ts'
 import type { ExtractFeed } from './feed.ts';
 import { FedJobs, type WorkerSetup } from './parallel.ts';
 import { jobOf, planJobs, tablesByCollection } from './plan.ts';
+import type { TableRelease } from './release.ts';
 
 export interface AsExtractedContext extends JobContext {
   readonly tables: readonly string[] | null;
@@ -24,6 +25,8 @@ export interface AsExtractedContext extends JobContext {
   readonly threads: number | undefined;
   readonly setup: WorkerSetup;
   readonly done: (outcome: JobOutcome) => void;
+  /** Told the tables planned (with the `started` event). */
+  readonly release: TableRelease;
 }
 
 export interface AsExtracted {
@@ -65,7 +68,9 @@ function announce(model: PipelineModel, paths: RunPaths, tablesOf: ReadonlyMap<s
   const planned = new Set([...tablesOf.values()].flat());
   const wanted = selectTables(model, c.tables);
   const notExtracted = wanted.filter((t) => !planned.has(t)).sort();
-  c.onProgress?.({ kind: 'started', runId: paths.runId, runDir: paths.dir, tables: model.loadOrder.filter((t) => planned.has(t)), notExtracted });
+  const tables = model.loadOrder.filter((t) => planned.has(t));
+  c.release.plan(tables);
+  c.onProgress?.({ kind: 'started', runId: paths.runId, runDir: paths.dir, tables, notExtracted });
 }
 
 function sameJobs(planned: readonly CollectionJob[], ran: readonly CollectionJob[]): boolean {

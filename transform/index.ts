@@ -13,6 +13,7 @@ import { stageLiveKeys } from './live-keys.ts';
 import type { TransformOptions, TransformProgress, TransformReport, TransformTableReport } from './options.ts';
 import { runJobs, threadsFor } from './parallel.ts';
 import { planJobs } from './plan.ts';
+import { TableRelease } from './release.ts';
 
 export { CollectionFeed, type ExtractFeed, type ExtractedCollection } from './feed.ts';
 export type { TransformOptions, TransformProgress, TransformReport, TransformTableReport } from './options.ts';
@@ -31,12 +32,13 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   if (pipelineChanged && !options.allowPipelineChange) throw pipelineChangedError(model, manifest, paths);
 
   const startedAt = now().toISOString();
-  const outcomes = new Outcomes();
+  const release = new TableRelease(options.stagedTables, manifest);
+  const outcomes = new Outcomes(release);
   const jobContext = { model, paths, signal, onProgress: options.onProgress };
   const setup = { stagingDir: paths.stagingDir, runId: paths.runId };
   let run: { jobs: CollectionJob[]; notExtracted: string[]; threads: () => number; work: () => Promise<void> };
   if (options.extractFeed) {
-    const fed = await transformAsExtracted(options.extractFeed, { ...jobContext, tables: options.tables ?? null, threads: options.threads, setup, done: outcomes.done });
+    const fed = await transformAsExtracted(options.extractFeed, { ...jobContext, tables: options.tables ?? null, threads: options.threads, setup, done: outcomes.done, release });
     manifest = fed.manifest;
     run = { jobs: fed.jobs, notExtracted: fed.notExtracted, threads: () => fed.runner.threads, work: () => fed.runner.finish() };
   } else {
@@ -44,24 +46,16 @@ export async function runTransform(options: TransformOptions): Promise<Transform
     const threads = threadsFor(plan.jobs, options.threads);
     run = { ...plan, threads: () => threads, work: () => runJobs(plan.jobs, threads, jobContext, setup, outcomes.done) };
   }
-  const section: TransformSection = {
-    status: 'running',
-    started_at: startedAt,
-    ended_at: null,
-    error: null,
-    pipeline_sha256: model.sha256,
-    pipeline_changed: pipelineChanged,
-    tables_requested: options.tables ? [...options.tables] : null,
-    not_extracted: run.notExtracted,
-    tables: {},
-  };
+  const section = runningSection(model, options, startedAt, pipelineChanged, run.notExtracted);
   await updateManifest(paths, (m) => {
     m.stages.transform = section;
   });
   if (!options.extractFeed) {
     await mkdir(paths.transformDir, { recursive: true });
     const planned = new Set(run.jobs.flatMap((j) => j.tables));
-    options.onProgress?.({ kind: 'started', runId: paths.runId, runDir: paths.dir, tables: model.loadOrder.filter((t) => planned.has(t)), notExtracted: run.notExtracted });
+    const tables = model.loadOrder.filter((t) => planned.has(t));
+    release.plan(tables);
+    options.onProgress?.({ kind: 'started', runId: paths.runId, runDir: paths.dir, tables, notExtracted: run.notExtracted });
   }
 
   await transformJobs(run.work, outcomes, { model, paths, manifest, signal, section, now });
@@ -89,6 +83,20 @@ export async function runTransform(options: TransformOptions): Promise<Transform
     notExtracted: run.notExtracted,
     documentsRead,
     threads: run.threads(),
+  };
+}
+
+function runningSection(model: PipelineModel, options: TransformOptions, startedAt: string, pipelineChanged: boolean, notExtracted: string[]): TransformSection {
+  return {
+    status: 'running',
+    started_at: startedAt,
+    ended_at: null,
+    error: null,
+    pipeline_sha256: model.sha256,
+    pipeline_changed: pipelineChanged,
+    tables_requested: options.tables ? [...options.tables] : null,
+    not_extracted: notExtracted,
+    tables: {},
   };
 }
 
@@ -121,9 +129,13 @@ interface StageContext {
 class Outcomes {
   readonly records = new Map<string, TransformTableRecord>();
   documentsRead = 0;
+
+  constructor(readonly release: TableRelease) {}
+
   readonly done = (outcome: JobOutcome): void => {
     this.documentsRead += outcome.documents;
     for (const [name, record] of outcome.records) this.records.set(name, record);
+    this.release.committed(outcome.records);
   };
 }
 
@@ -137,6 +149,7 @@ async function transformJobs(work: () => Promise<void>, outcomes: Outcomes, c: S
     // extract's ids files; load deletes the rows whose key is not among them.
     const live = await stageLiveKeys({ model, paths, manifest: c.manifest, tables: new Set(records.keys()), signal });
     for (const [table, record] of live) records.get(table)!.live = record;
+    outcomes.release.finished(records);
   } catch (error) {
     await updateManifest(paths, (m) => {
       m.stages.transform = {

@@ -1,6 +1,7 @@
 // What runTransform takes and returns. Plain data: bin/ renders it, the manifest stores the same figures.
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { StageOptions, StageReport, StageStarted } from '../staging/stage-contract.ts';
+import type { StagedTablesSink } from '../staging/staged-tables.ts';
 import type { ExtractFeed } from './feed.ts';
 
 /** `tables`: a subset of the pipeline's tables; default: every table whose collection the run holds. */
@@ -24,6 +25,12 @@ export interface TransformOptions extends StageOptions<TransformProgress> {
    * the run the extract is making.
    */
   readonly extractFeed?: ExtractFeed;
+  /**
+   * Told the tables this transform will stage, then each table as soon as its files are final
+   * (`etl run` loads them while the rest is extracted and transformed). The files and the manifest
+   * are the same with or without it.
+   */
+  readonly stagedTables?: StagedTablesSink;
 }
 
 export type TransformProgress =

@@ -1,6 +1,7 @@
-// `etl run`: extract → transform → load of one new staged run, stopping at the first stage that
-// fails (its error is rendered as that stage's own command would). The stages are composed here
-// from bin/stages/*; each still reads only the previous stage's files.
+// `etl run`: extract → transform → load of one new staged run, the three at once, stopping at the
+// first stage that fails (its error is rendered as that stage's own command would). The stages are
+// composed here from bin/stages/*, fed by the previous one's events (CollectionFeed, StagedTables);
+// each still reads only the previous stage's files.
 import type { Command, CommandContext } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { count, duration } from '../progress/meter.ts';
@@ -11,7 +12,8 @@ import { transformJson, transformNotes, transformStage } from '../stages/transfo
 import { UsageError } from '../../errors/etl-error.ts';
 import { formatTable } from '../../report/text-table.ts';
 import type { ExtractOptions, ExtractReport } from '../../extract/index.ts';
-import type { LoadReport } from '../../load/index.ts';
+import type { LoadOptions, LoadReport } from '../../load/index.ts';
+import { StagedTables } from '../../staging/staged-tables.ts';
 import { CollectionFeed, type TransformOptions, type TransformReport } from '../../transform/index.ts';
 import type { ProgressView } from '../progress/view.ts';
 
@@ -20,8 +22,10 @@ const usage = `usage: etl run [--tables a,b] [--full] [--since DATE] [--source U
                [--no-wait | --lock-timeout D] [--database-url URL] [--staging DIR] [--pipeline FILE] [--json]
 
 Extracts a new staged run (incremental from the stored watermarks unless --full), transforms it
-and loads it into PostgreSQL: \`etl extract && etl transform && etl load\` in one command. Stops at
-the first stage that fails; the staged run stays for inspection or a re-run of the failed stage.
+and loads it into PostgreSQL: \`etl extract && etl transform && etl load\` in one command, the stages
+overlapped (a collection is transformed once extracted, a table loaded once its files are complete;
+the load takes its lock when the run starts and commits once all is done). Stops at the first stage
+that fails; the staged run stays for inspection or a re-run of the failed stage.
 
 options (see etl extract / transform / load --help):
   --tables a,b          only these tables
@@ -74,15 +78,16 @@ const command: Command = {
       servers: () => ({ needMongo: live && flags.source === undefined, needPostgres: tunnelPostgres }),
       async work(env) {
         const postgres = tunnelPostgres ? env.endpoints.postgres : env.config.postgres;
-        const { extract, transform } = await extractAndTransform(env.view, extractOptions(flags, env, tables, postgres), {
-          model: env.model,
-          stagingDir: env.config.stagingDir,
-          tables: tables ?? null,
-          allowPipelineChange: flags['allow-pipeline-change'] === true,
-          signal: ctx.signal,
+        return overlapped(env.view, extractOptions(flags, env, tables, postgres), {
+          transform: {
+            model: env.model,
+            stagingDir: env.config.stagingDir,
+            tables: tables ?? null,
+            allowPipelineChange: flags['allow-pipeline-change'] === true,
+            signal: ctx.signal,
+          },
+          load: (runId) => loadOptions(flags, env, { runId, tables, postgres }),
         });
-        const load = await loadStage(env.view, loadOptions(flags, env, { runId: extract.runId, tables, postgres }));
-        return { extract, transform, load };
       },
       toJson: (r) => ({ ok: true, runId: r.extract.runId, extract: extractJson(r.extract), transform: transformJson(r.transform), load: loadJson(r.load) }),
       render: (r) => renderRun(ctx, r),
@@ -91,37 +96,58 @@ const command: Command = {
   },
 };
 
+interface Later {
+  readonly transform: Omit<TransformOptions, 'onProgress' | 'runId' | 'extractFeed' | 'stagedTables'>;
+  readonly load: (runId: string) => Omit<LoadOptions, 'onProgress' | 'stagedTables'>;
+}
+
+interface Running {
+  feed: CollectionFeed;
+  transform: Promise<TransformReport>;
+  load: Promise<LoadReport>;
+}
+
 /**
- * Extract, with each collection transformed as soon as it is staged while the next is extracted
- * (two cores: the extract's reading and the transform's work overlap). What is staged, and what a
- * failure leaves, is what `etl extract && etl transform` leave: the transform writes its manifest
- * section only once the extract is done, and if the extract fails it removes every file it wrote
- * (and the extract's error is the one reported); a transform failure is reported once the extract
- * is done, and stops the run before load.
+ * The three stages at once: each collection is transformed as soon as the extract has staged it
+ * (while the next is read), and the load starts with the run (lock, BEGIN, tables ensured), taking
+ * each table in load order once the transform says its files are final. What is staged, loaded and
+ * recorded, and what a failure leaves, is what `etl extract && etl transform && etl load` leave:
+ * the transform writes its manifest section only once the extract is done and removes its files if
+ * the extract fails; the load writes the manifest only once the transform is done, and rolls back
+ * and records nothing if either fails (their error is the one reported). A load that fails early
+ * holds its error until the extract and the transform have ended, as if it had run after them.
  */
-async function extractAndTransform(
-  view: ProgressView,
-  extractOptions: Omit<ExtractOptions, 'onProgress'>,
-  transformOptions: Omit<TransformOptions, 'onProgress' | 'runId' | 'extractFeed'>,
-): Promise<{ extract: ExtractReport; transform: TransformReport }> {
-  const fed: { feed?: CollectionFeed; transform?: Promise<TransformReport> } = {};
+async function overlapped(view: ProgressView, extractOptions: Omit<ExtractOptions, 'onProgress'>, later: Later): Promise<RunReport> {
+  const staged = new StagedTables();
+  const fed: { run?: Running } = {};
   const extracting = extractStage(view, extractOptions, (e) => {
     if (e.kind === 'started') {
-      fed.feed = new CollectionFeed(e.collections);
-      fed.transform = transformStage(view, { ...transformOptions, runId: e.runId, extractFeed: fed.feed });
-      fed.transform.catch(() => undefined); // awaited once the extract is over
-    } else if (e.kind === 'collection_done') fed.feed?.push({ collection: e.collection, record: e.record });
+      const feed = new CollectionFeed(e.collections);
+      const transform = transformStage(view, { ...later.transform, runId: e.runId, extractFeed: feed, stagedTables: staged });
+      transform.then(() => staged.end(), (error: unknown) => staged.fail(error));
+      const load = loadStage(view, { ...later.load(e.runId), stagedTables: staged });
+      load.catch(() => undefined); // awaited once the others are over
+      fed.run = { feed, transform, load };
+    } else if (e.kind === 'collection_done') fed.run?.feed.push({ collection: e.collection, record: e.record });
   });
   let extract: ExtractReport;
   try {
     extract = await extracting;
   } catch (error) {
-    fed.feed?.fail(error);
-    await fed.transform?.catch(() => undefined);
+    fed.run?.feed.fail(error);
+    staged.fail(error);
+    await Promise.allSettled([fed.run?.transform, fed.run?.load]);
     throw error;
   }
-  fed.feed!.end();
-  return { extract, transform: await fed.transform! };
+  const { feed, transform, load } = fed.run!;
+  feed.end();
+  try {
+    return { extract, transform: await transform, load: await load };
+  } catch (error) {
+    // A failed transform is reported, not the load it stopped.
+    await load.catch(() => undefined);
+    throw error;
+  }
 }
 
 /** One line per table, all three stages: what was read, staged and applied. */

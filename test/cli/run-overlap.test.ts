@@ -3,13 +3,13 @@
 // byte (sha256 of every file of the run folder), and the same manifest sections, timestamps and
 // durations aside. Checked on the sample, from a dump and from a live server (FerretDB).
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { useServers } from '../harness/index.ts';
 import { etl, REPO, startEtl } from '../harness/cli.ts';
+import { runFiles, withoutTimes } from './run-compare.ts';
 
 const servers = useServers();
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
@@ -23,36 +23,6 @@ before(async () => {
   assert.equal(r.code, 0, r.stderr);
 });
 after(() => (work ? rm(work, { recursive: true, force: true }) : undefined));
-
-/** sha256 of every file of a run folder but the manifest, by path relative to the folder. */
-export async function runFiles(runDir: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const entry of await readdir(runDir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const file = path.join(entry.parentPath, entry.name);
-    const name = path.relative(runDir, file);
-    if (name === 'manifest.json') continue;
-    out[name] = createHash('sha256').update(await readFile(file)).digest('hex');
-  }
-  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
-}
-
-/** When things happened and how long they took differ between two runs; nothing else may. */
-const TIMES = new Set(['started_at', 'ended_at', 'server_started_at', 'seconds', 'run_id', 'since']);
-
-/** The manifest without its timestamps and durations (a live server's clock-based watermark is one). */
-export function withoutTimes(value: unknown, ...names: string[]): unknown {
-  if (Array.isArray(value)) return value.map((v) => withoutTimes(v, ...names));
-  if (value === null || typeof value !== 'object') return typeof value === 'string' ? names.reduce((s, n) => s.replaceAll(n, '<name>'), value) : value;
-  const out: Record<string, unknown> = {};
-  const record = value as Record<string, unknown>;
-  for (const [k, v] of Object.entries(record)) {
-    if (TIMES.has(k)) continue;
-    if (k === 'next' && record.next_basis === 'server_clock') continue;
-    out[k] = withoutTimes(v, ...names);
-  }
-  return out;
-}
 
 interface Staged {
   readonly runDir: string;
