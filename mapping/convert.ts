@@ -360,15 +360,33 @@ export function timestampText(ms: number): string {
 const NOTHING_YET = Symbol('no date converted yet');
 const recentDates: [unknown, Converted, unknown, Converted] = [NOTHING_YET, null, NOTHING_YET, null];
 
+/**
+ * The last canonical `$numberLong` text converted and its cell: a document's creation and update
+ * dates are often the same instant, in two objects.
+ */
+let lastDateText: string | undefined;
+let lastDateCell: Converted = null;
+
+function timestampOf(value: unknown, date: unknown): Converted {
+  const text = canonicalDateText(date);
+  if (text !== undefined && text === lastDateText) return lastDateCell;
+  const ms = dateMillis(value);
+  const cell = checkedMillis(ms) ?? timestampText(ms);
+  if (text !== undefined) {
+    lastDateText = text;
+    lastDateCell = cell;
+  }
+  return cell;
+}
+
 /** Only BSON Dates: a string is not an instant until someone says in which zone it was written. */
 const timestampConverter: Converter = (value) => {
   if (value === recentDates[0]) return recentDates[1];
   if (value === recentDates[2]) return recentDates[3];
   // `$date` read directly (no kindOf): this runs for two columns of nearly every row.
-  if (typeof value !== 'object' || value === null || (value as { $date?: unknown }).$date === undefined) return REJECT.not_a_date;
-  const ms = dateMillis(value);
-  const d = checkedMillis(ms);
-  const cell = d === null ? timestampText(ms) : d;
+  const date = typeof value === 'object' && value !== null ? (value as { $date?: unknown }).$date : undefined;
+  if (date === undefined) return REJECT.not_a_date;
+  const cell = timestampOf(value, date);
   recentDates[2] = recentDates[0];
   recentDates[3] = recentDates[1];
   recentDates[0] = value;

@@ -7,8 +7,8 @@
 // (+00:09:21) before 1911.
 //
 // Intl is slow (several µs a call) and birthdays spread over decades, so offsets are cached per UTC
-// day: a day whose offset at its first and last millisecond agree holds no transition (zones change
-// at most twice a year, never back and forth within a day) and is cached whole. A day holding a
+// day: a day whose offset at its first millisecond and at the next day's first agree holds no
+// transition (zones change at most twice a year, never back and forth within a day) and is cached whole. A day holding a
 // transition is cached per hour the same way, and an hour holding one is computed per instant. The
 // caches are bounded.
 
@@ -84,6 +84,7 @@ function offsetAt(wallClock: (instantMs: number) => WallClock, instantMs: number
 class ZonedDays implements DayFormatter {
   private readonly wallClock: (instantMs: number) => WallClock;
   private readonly dayOffsets = new Map<number, number>();
+  private readonly startOffsets = new Map<number, number>();
   private readonly hourOffsets = new Map<number, number>();
   private readonly dayTexts = new Map<number, string>();
 
@@ -120,13 +121,27 @@ class ZonedDays implements DayFormatter {
     const dayNumber = Math.floor(instantMs / DAY_MS);
     let known = this.dayOffsets.get(dayNumber);
     if (known === undefined) {
-      const start = offsetAt(this.wallClock, dayNumber * DAY_MS);
-      const end = offsetAt(this.wallClock, dayNumber * DAY_MS + DAY_MS - 1);
+      // The next day's first millisecond, not this day's last: a day shares it with its neighbour,
+      // so days in a row (birthdays over decades) cost one zone lookup each, not two. A transition
+      // at that very instant only sends this day to the per-hour path, which finds none.
+      const start = this.startOffset(dayNumber);
+      const end = this.startOffset(dayNumber + 1);
       known = start === end ? start : Number.NaN;
       if (this.dayOffsets.size >= CACHE_LIMIT) this.dayOffsets.clear();
       this.dayOffsets.set(dayNumber, known);
     }
     return Number.isNaN(known) ? this.hourOffset(instantMs) : known;
+  }
+
+  /** The offset at a UTC day's first millisecond. */
+  private startOffset(dayNumber: number): number {
+    let offset = this.startOffsets.get(dayNumber);
+    if (offset === undefined) {
+      offset = offsetAt(this.wallClock, dayNumber * DAY_MS);
+      if (this.startOffsets.size >= CACHE_LIMIT) this.startOffsets.clear();
+      this.startOffsets.set(dayNumber, offset);
+    }
+    return offset;
   }
 
   private hourOffset(instantMs: number): number {

@@ -40,9 +40,8 @@ export async function runCollectionPass(works: readonly TableWork[], o: PassOpti
     readLineBatches(o.file, digest, o.signal),
     async (batches: AsyncIterable<LineBatch>) => {
       for await (const batch of batches) {
-        const { lines, lineNumbers } = batch;
-        for (let i = 0; i < lines.length; i += 1) {
-          const doc = parseDocumentLine(lines[i]!, o.file, lineNumbers[i]!);
+        for (let i = 0; i < batch.length; i += 1) {
+          const doc = parseDocumentLine(batch.text(i), o.file, batch.lineNumber(i));
           for (const w of works) w.accept(doc);
           documents += 1;
           for (const out of outputs) {

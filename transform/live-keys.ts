@@ -113,8 +113,8 @@ async function writeLiveKeys(file: string, ids: IdsRecord, collection: string, p
   const digest: FileDigest = { bytes: 0, sha256: null };
   let lines = 0;
   for await (const batch of readLineBatches(file, digest, signal)) {
-    for (let i = 0; i < batch.lines.length; i += 1) {
-      const doc = parseDocumentLine(batch.lines[i]!, paths.relative(file), batch.lineNumbers[i]!);
+    for (let i = 0; i < batch.length; i += 1) {
+      const doc = parseDocumentLine(batch.text(i), paths.relative(file), batch.lineNumber(i));
       lines += 1;
       for (const w of works) offer(w, doc);
     }

@@ -17,9 +17,22 @@ export interface RejectLine {
   readonly reason: string;
 }
 
+/**
+ * The last `_id` named and its text. Every table of a collection names the same document in turn
+ * (its keys file), the same parsed value, never changed: its text is made once, not once a table.
+ */
+let lastId: unknown = Symbol('no _id named yet');
+let lastIdText = '';
+
 export function documentIdText(id: unknown): string {
-  if (kindOf(id) === 'objectId') return objectIdHex(id) ?? canonicalText(id);
-  return canonicalText(id);
+  if (id === lastId) return lastIdText;
+  const text = kindOf(id) === 'objectId' ? (objectIdHex(id) ?? canonicalText(id)) : canonicalText(id);
+  // Only objects are remembered: a string or a number `_id` is compared by value, and its text is cheap.
+  if (typeof id === 'object' && id !== null) {
+    lastId = id;
+    lastIdText = text;
+  }
+  return text;
 }
 
 /**

@@ -28,9 +28,9 @@ export async function nameAbsentDocuments(paths: RunPaths, record: FileRecord, w
   let absent = 0;
   for (const w of works) w.absent = 0;
   for await (const batch of readLineBatches(file, digest, signal)) {
-    for (let i = 0; i < batch.lines.length; i += 1) {
+    for (let i = 0; i < batch.length; i += 1) {
       lines += 1;
-      const doc = parseDocumentLine(batch.lines[i]!, file, batch.lineNumbers[i]!);
+      const doc = parseDocumentLine(batch.text(i), file, batch.lineNumber(i));
       if (doc.found === true) continue;
       absent += 1;
       for (const w of works) w.noteAbsent({ _id: doc._id });

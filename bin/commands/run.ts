@@ -163,7 +163,10 @@ function renderRun(ctx: CommandContext, r: RunReport): void {
   loadNotes(ctx, r.load);
 }
 
-/** `run X: 20,000 documents → 45,123 rows (12 rejected) → 44,800 inserted, … into DEST in 3.40 s (extract …)` */
+/**
+ * `run X: 20,000 documents → 45,123 rows (12 rejected) → 44,800 inserted, … into DEST in 3.40 s (stages
+ * overlapped: extract …)`: each stage's span from its start to its end; they run at once, so they add up to more.
+ */
 function runLine(r: RunReport, ms: number): string {
   const span = (a: string, b: string) => duration(Date.parse(b) - Date.parse(a));
   const rows = r.transform.tables.reduce((a, t) => a + t.rows, 0);
@@ -173,7 +176,7 @@ function runLine(r: RunReport, ms: number): string {
   return (
     `run ${r.extract.runId}: ${count(r.extract.documents)} documents → ${count(rows)} rows (${count(rejected)} rejected) → ` +
     `${sum('inserted')} inserted, ${sum('updated')} updated, ${sum('deleted')} deleted, ${sum('rejected')} rejected at load; ${applied} ${r.load.destination} ` +
-    `in ${duration(ms)} (extract ${span(r.extract.startedAt, r.extract.endedAt)}, transform ${span(r.transform.startedAt, r.transform.endedAt)}, load ${span(r.load.startedAt, r.load.endedAt)})`
+    `in ${duration(ms)} (stages overlapped: extract ${span(r.extract.startedAt, r.extract.endedAt)}, transform ${span(r.transform.startedAt, r.transform.endedAt)}, load ${span(r.load.startedAt, r.load.endedAt)})`
   );
 }
 

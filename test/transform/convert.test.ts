@@ -241,4 +241,27 @@ describe('dayFormatter against Intl, instant by instant', () => {
       }
     }
   });
+
+  test('days in a row across transitions, one at exactly midnight UTC, read forwards and backwards', async () => {
+    const { dayFormatter } = await import('../../mapping/zoned-day.ts');
+    // Neighbouring days share the offset at the midnight between them: a transition at that very
+    // instant (Cairo 1990-10-01T00:00Z, Casablanca 2008-06-01T00:00Z) must still land on its side.
+    const windows: [string, string][] = [
+      ['Africa/Cairo', '1990-10-01T00:00:00Z'],
+      ['Africa/Casablanca', '2008-06-01T00:00:00Z'],
+      ['Europe/Paris', '2024-03-31T01:00:00Z'],
+      ['Europe/Paris', '2024-10-27T01:00:00Z'],
+      ['Europe/Paris', '1976-03-28T00:00:00Z'],
+    ];
+    for (const [zone, at] of windows) {
+      const reference = new Intl.DateTimeFormat('en-CA', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit' });
+      const transition = Date.parse(at);
+      const instants: number[] = [];
+      for (let t = transition - 3 * 86_400_000; t <= transition + 3 * 86_400_000; t += 900_000) instants.push(t - 1, t, t + 1);
+      for (const order of [instants, [...instants].reverse()]) {
+        const days = dayFormatter(zone);
+        for (const instant of order) assert.equal(days.day(instant), reference.format(instant), `${zone} ${new Date(instant).toISOString()}`);
+      }
+    }
+  });
 });

@@ -25,11 +25,41 @@ test('same lines, same numbers, and the file digest', async () => {
   const got: { line: number; text: string }[] = [];
   const digest: FileDigest = { bytes: 0, sha256: null };
   for await (const batch of readLineBatches(file, digest)) {
-    batch.lines.forEach((t, i) => got.push({ line: batch.lineNumbers[i]!, text: t }));
+    for (let i = 0; i < batch.length; i += 1) got.push({ line: batch.lineNumber(i), text: batch.text(i) });
   }
   assert.equal(got.length, expected.length);
   assert.deepEqual(got, expected);
   assert.equal(digest.bytes, Buffer.byteLength(text));
   assert.equal(digest.sha256, createHash('sha256').update(text).digest('hex'));
   await rm(dir, { recursive: true, force: true });
+});
+
+test('reads cut right between CR and LF, right after a newline, and inside an empty CRLF line', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-batches-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const MiB = 1 << 20;
+  // Byte offsets: A's CR is the last byte of the first 1 MiB read and its LF the first of the next;
+  // B's LF is the last byte of the second read; the third read ends on the CR of an empty CRLF line.
+  const a = 'a'.repeat(MiB - 1);
+  const b = 'b'.repeat(MiB - 2);
+  const c = 'c'.repeat(MiB - 2);
+  const d = '{"é":"😀"}';
+  const text = `${a}\r\n${b}\n${c}\n\r\n${d}`;
+  assert.equal(Buffer.byteLength(`${a}\r`), MiB);
+  assert.equal(Buffer.byteLength(`${a}\r\n${b}\n`), 2 * MiB);
+  assert.equal(Buffer.byteLength(`${a}\r\n${b}\n${c}\n\r`), 3 * MiB);
+  const file = path.join(dir, 'cuts.ndjson');
+  await writeFile(file, text);
+  const got: { line: number; text: string }[] = [];
+  const digest: FileDigest = { bytes: 0, sha256: null };
+  for await (const batch of readLineBatches(file, digest)) {
+    for (let i = 0; i < batch.length; i += 1) got.push({ line: batch.lineNumber(i), text: batch.text(i) });
+  }
+  assert.deepEqual(got, [
+    { line: 1, text: a },
+    { line: 2, text: b },
+    { line: 3, text: c },
+    { line: 5, text: d },
+  ]);
+  assert.equal(digest.sha256, createHash('sha256').update(text).digest('hex'));
 });
