@@ -38,11 +38,28 @@ interface Staged {
   readonly manifest: { stages: Record<string, { status: string; error?: { code: string } | null } | undefined> } & Record<string, unknown>;
 }
 
-async function onlyRun(staging: string, known: readonly string[] = []): Promise<Staged> {
+async function onlyRunDir(staging: string, known: readonly string[] = []): Promise<string> {
   const ids = (await readdir(staging)).filter((n) => /^\d{8}T\d{9}Z$/.test(n) && !known.includes(n));
   assert.equal(ids.length, 1, `one new run in ${staging}`);
-  const runDir = path.join(staging, ids[0]!);
-  return { runDir, files: await runFiles(runDir), manifest: JSON.parse(await readFile(path.join(runDir, 'manifest.json'), 'utf8')) as Staged['manifest'] };
+  return path.join(staging, ids[0]!);
+}
+
+const manifestOf = async (runDir: string): Promise<Staged['manifest']> => JSON.parse(await readFile(path.join(runDir, 'manifest.json'), 'utf8')) as Staged['manifest'];
+
+/** A finished run: its files' sha256 and its manifest. */
+async function onlyRun(staging: string, known: readonly string[] = []): Promise<Staged> {
+  const runDir = await onlyRunDir(staging, known);
+  return { runDir, files: await runFiles(runDir), manifest: await manifestOf(runDir) };
+}
+
+/**
+ * A run still being written: its files' names only (hashing them would race with the renames of
+ * files the extract and transform complete meanwhile) and its manifest (replaced whole, never torn).
+ */
+async function runInFlight(staging: string): Promise<{ names: string[]; manifest: Staged['manifest'] }> {
+  const runDir = await onlyRunDir(staging);
+  const names = (await readdir(runDir, { recursive: true })).map((n) => String(n));
+  return { names, manifest: await manifestOf(runDir) };
 }
 
 /** What an error says, wherever the run folder is. */
@@ -164,8 +181,8 @@ test('etl run loads each table once its files are final, in load order, while th
   // While days is held, the load takes every table before days' own.
   const loaded = (table: string) => new RegExp(`\\] load ${table}: [\\d,]+ staged`).test(started.stderr);
   await waitFor(`the load of ${BEFORE_DAYS.at(-1)} while days is held:\n${started.stderr}`, () => loaded(BEFORE_DAYS.at(-1)!));
-  const run = await onlyRun(w.runStaging);
-  assert.ok(!('extract/days.ndjson' in run.files), 'days is not extracted yet');
+  const run = await runInFlight(w.runStaging);
+  assert.ok(!run.names.includes(path.join('extract', 'days.ndjson')), 'days is not extracted yet');
   assert.equal(run.manifest.stages.transform, undefined, 'no transform section yet');
   assert.equal(run.manifest.stages.load, undefined, 'no load section yet');
   const locks = new pg.Client({ connectionString: w.runUrl });
@@ -262,7 +279,7 @@ test('a load failing in a step while the extract still reads holds its error: ex
   await hold.reached;
   // The load fails on ingredients and rolls back while days is held; the run waits for the extract.
   await waitFor('the load to roll back while days is held', async () => (await rollbacks()) > rolledBack);
-  assert.equal((await onlyRun(w.runStaging)).manifest.stages.load, undefined, 'nothing recorded while the extract runs');
+  assert.equal((await runInFlight(w.runStaging)).manifest.stages.load, undefined, 'nothing recorded while the extract runs');
   hold.release();
   const run = await started.done;
   const load = await threeCommands(w, ['--full']);
