@@ -27,8 +27,10 @@ export interface LoadContext {
   /** The tables the plan loads (asked for, or all the run staged), in load order. */
   readonly planned: readonly string[];
   shapeOf(table: string): TableShape;
-  /** What transform recorded for a table of the run. */
+  /** What transform recorded for a table of the run (a step asks for its own table: always there). */
   staged(table: string): TransformTableRecord;
+  /** The same, or undefined while the table's files are not final yet (`etl run`). */
+  stagedSoFar(table: string): TransformTableRecord | undefined;
 }
 
 export function loadContext(session: LoadSession, plan: LoadStart, o: { allowDeleteAll: boolean; bulkRows: number; pendingBefore: ReadonlySet<string> }): LoadContext {
@@ -49,6 +51,7 @@ export function loadContext(session: LoadSession, plan: LoadStart, o: { allowDel
     pendingBefore: o.pendingBefore,
     planned: plan.tables,
     shapeOf: (table) => shapes.get(table)!,
-    staged: (table) => plan.staged(table),
+    staged: (table) => plan.staged(table)!,
+    stagedSoFar: (table) => plan.staged(table),
   };
 }

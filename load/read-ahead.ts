@@ -2,8 +2,9 @@
 // client only (stage-files.ts noIdentityIn: its checksum and whether a document's `_id` is not its
 // key's text), and PostgreSQL waited for that read: 5–21 ms a table at 1M documents (5.2 MB for
 // users_quizzs_questions), about 0.2 s for the whole load. Read one after the other in load order
-// from the first step on, the files are read while PostgreSQL works on the tables before theirs. The step still verifies what it gets
-// (header, checksum, count) exactly as before; only the moment of the read moves.
+// from the first step on, the files are read while PostgreSQL works on the tables before theirs.
+// The step still verifies what it gets (header, checksum, count) exactly as before; only the
+// moment of the read moves.
 import path from 'node:path';
 import type { LoadContext } from './load-context.ts';
 import { scanKeysFile, type KeysScan } from './copy-in.ts';
@@ -28,7 +29,7 @@ const ahead = new WeakMap<LoadSession, ReadAhead>();
 function keysFilesToScan(ctx: LoadContext): string[] {
   const files: string[] = [];
   for (const name of ctx.planned) {
-    const staged = ctx.staged(name) as ReturnType<LoadContext['staged']> | undefined;
+    const staged = ctx.stagedSoFar(name);
     const shape = ctx.shapeOf(name);
     if (!staged?.keys || staged.complete !== true || shape.kind === 'dedupe_upsert' || shape.docKey === null) continue;
     // Only a file in the run's transform folder (stage-files.ts stagedFile refuses any other).

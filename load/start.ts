@@ -25,7 +25,8 @@ export interface LoadStart {
   readonly fed: boolean;
   /** Waits until the table's files are final; `staged(table)` then returns its record. */
   ready(table: string): Promise<void>;
-  staged(table: string): TransformTableRecord;
+  /** The table's record, once ready; undefined before (in `etl run`, a table not yet reached). */
+  staged(table: string): TransformTableRecord | undefined;
   /** The plan once the transform has written its section (the same object on every call). */
   final(): Promise<LoadPlan>;
 }
@@ -50,7 +51,7 @@ export async function startLoad(options: LoadOptions): Promise<LoadStart> {
     repair,
     fed: true,
     ready: async (table) => void records.set(table, await feed.record(table)),
-    staged: (table) => records.get(table)!,
+    staged: (table) => records.get(table),
     final: () => (final ??= finalPlan(options, feed, tables, records)),
   };
 }
