@@ -100,14 +100,17 @@ async function world(t: { name: string }, tag: string): Promise<World> {
 
 const sourceFlags = (w: World, url = w.mongo.url) => ['--source', url, '--mongo-db', w.mongo.name, '--pipeline', PIPELINE];
 
-/** `etl extract && etl transform && etl load` into the second database; the last command's result. */
-async function threeCommands(w: World, extra: readonly string[], loadExtra: readonly string[] = []): Promise<CliResult> {
+/**
+ * `etl extract && etl transform && etl load` into the second database; the last command's result.
+ * `extra` goes to extract, `loadExtra` to load, `everyStage` to all three (--tables).
+ */
+async function threeCommands(w: World, extra: readonly string[], loadExtra: readonly string[] = [], everyStage: readonly string[] = []): Promise<CliResult> {
   const env = { DATABASE_URL: w.stagesUrl };
-  const extract = await etl(['extract', ...sourceFlags(w), '--staging', w.stagesStaging, ...extra], { cwd: work, env });
+  const extract = await etl(['extract', ...sourceFlags(w), '--staging', w.stagesStaging, ...extra, ...everyStage], { cwd: work, env });
   assert.equal(extract.code, 0, extract.stderr);
-  const transform = await etl(['transform', '--staging', w.stagesStaging, '--pipeline', PIPELINE], { cwd: work, env });
+  const transform = await etl(['transform', '--staging', w.stagesStaging, '--pipeline', PIPELINE, ...everyStage], { cwd: work, env });
   assert.equal(transform.code, 0, transform.stderr);
-  return etl(['load', '--staging', w.stagesStaging, '--pipeline', PIPELINE, ...loadExtra], { cwd: work, env });
+  return etl(['load', '--staging', w.stagesStaging, '--pipeline', PIPELINE, ...loadExtra, ...everyStage], { cwd: work, env });
 }
 
 async function runIds(staging: string): Promise<string[]> {
@@ -169,6 +172,27 @@ test('etl run loads PostgreSQL as the three commands do: a full run of the sampl
   const incremental = await onlyRun(w.runStaging, [path.basename(run.runDir)]);
   const collections = (incremental.manifest.stages.extract as unknown as { collections: Record<string, { watermark: { from: string | null } }> }).collections;
   assert.ok(Object.values(collections).some((c) => c.watermark.from !== null), 'an incremental read');
+});
+
+test('etl run --tables and --dry-run load and record what the three commands do with the same flags', async (t) => {
+  const w = await world(t, 'flags');
+  // A parent, a dedupe table and a late table with its links: the load waits for each in turn.
+  const tables = ['--tables', 'users,users_logbook,days,days_contents_links'];
+  const before = [await databaseState(w.runUrl), await databaseState(w.stagesUrl)];
+  for (const extra of [['--dry-run'], []]) {
+    const known = [await runIds(w.runStaging), await runIds(w.stagesStaging)];
+    const run = await etl(['run', ...sourceFlags(w), '--full', '--staging', w.runStaging, ...tables, ...extra], { cwd: work, env: { DATABASE_URL: w.runUrl } });
+    assert.equal(run.code, 0, run.stderr);
+    const load = await threeCommands(w, ['--full'], extra, tables);
+    assert.equal(load.code, 0, load.stderr);
+    const [a, b] = [await onlyRun(w.runStaging, known[0]), await onlyRun(w.stagesStaging, known[1])];
+    const staged = (a.manifest.stages.transform as { tables?: object } | undefined)?.tables ?? {};
+    assert.deepEqual(Object.keys(staged).sort(), ['days', 'days_contents_links', 'users', 'users_logbook'], 'only the tables asked for');
+    assertSameRun(a, b, w.names);
+    if (extra.length > 0) assert.deepEqual([await databaseState(w.runUrl), await databaseState(w.stagesUrl)], before, 'a dry run changes nothing');
+    else await assertSameDatabase(w.runUrl, w.stagesUrl, `etl run ${tables.join(' ')} against the three commands`);
+  }
+  assert.ok(Number((await query(w.runUrl, 'SELECT count(*)::int AS n FROM users_logbook'))[0]!.n) > 0, 'the subset was loaded');
 });
 
 test('etl run loads each table once its files are final, in load order, while the extract still reads; the lock is taken at the start', async (t) => {
