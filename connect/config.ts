@@ -192,7 +192,7 @@ function dateThreshold(r: SettingsReader): Date | null {
 function checkMongoUrl(url: string, where: string): void {
   if (/^mongodb(\+srv)?:\/\//i.test(url)) return;
   throw new ConfigError(`${where} is not a MongoDB connection string: it must start with mongodb:// or mongodb+srv:// (got "${redactText(url, connectionStringSecrets(url))}")`, [], {
-    hint: 'write it as mongodb://<user>:<password>@<host>:27017/<database> (percent-encode special characters of the password)',
+    hint: 'write it as mongodb://<user>@<host>:27017/<database>, the password after the user and a colon (percent-encode its special characters)',
     context: { variable: where },
   });
 }

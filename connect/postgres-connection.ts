@@ -1,6 +1,7 @@
 // PostgreSQL connection strings, in both forms libpq accepts: the URL
-// (postgresql://<user>:<password>@<host>:5432/<db>?sslmode=require) and the keyword form
-// (host=db.example port=5432 dbname=smartdiet user=etl password='<password>'). A string that is
+// (postgresql://<user>@<host>:5432/<db>?sslmode=require, a password after the user and a colon) and
+// the keyword form (host=db.example port=5432 dbname=smartdiet user=etl, a password setting beside
+// them, in single quotes when it holds blanks). A string that is
 // neither is a ConfigError naming where it came from and what is wrong, showing it without its
 // password whatever its shape.
 import { ConfigError } from '../errors/etl-error.ts';
@@ -28,7 +29,7 @@ const URL_FORM = /^postgres(?:ql)?:\/\//i;
 const KEYWORD_FORM = /^\s*[A-Za-z_]+\s*=/;
 // Keyword (and URL query) names etl understands, with the part each fills.
 const KEYWORDS = ['host', 'hostaddr', 'port', 'dbname', 'user', 'password', 'sslmode', 'application_name', 'connect_timeout', 'options', 'sslrootcert', 'sslcert', 'sslkey'] as const;
-const HINT = 'write it as postgresql://<user>:<password>@<host>:5432/<database> (percent-encode special characters of the password, e.g. @ as %40) or as host=<host> port=5432 dbname=<database> user=<user> password=<password>';
+const HINT = 'write it as postgresql://<user>@<host>:5432/<database>, the password after the user and a colon (percent-encode its special characters, e.g. @ as %40), or as keywords: host=<host> port=5432 dbname=<database> user=<user> and a password setting';
 
 /** Parses `value`, which came from `source` (e.g. `DATABASE_URL`, `--database-url`, `DATABASE_URL in /x/.env line 3`). */
 export function parsePostgresConnectionString(value: string, source: string): PostgresParts {
@@ -98,7 +99,7 @@ function parseKeywordForm(value: string, fail: Fail): PostgresParts {
     const key = /^[^=\s]+/.exec(value.slice(i))?.[0] ?? '';
     i += key.length;
     blank();
-    if (value[i] !== '=') fail('expected key=value settings separated by blanks (quote a value that holds blanks or quotes: password=\'<password>\')');
+    if (value[i] !== '=') fail('expected key=value settings separated by blanks (a value that holds blanks or quotes goes in single quotes)');
     i += 1;
     blank();
     let raw = '';

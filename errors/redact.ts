@@ -5,7 +5,7 @@
 // not at whether it parses as a URL.
 
 export type CredentialKind =
-  | 'url_password' // scheme://<user>:<password>@<host>, also malformed (postgres//…, postgresql:…)
+  | 'url_password' // a URL whose user part carries a password (user, colon, password, @), also malformed (postgres//…, postgresql:…)
   | 'password_setting' // password=…, POSTGRES_PASSWORD=…, "token": "…", libpq keyword form
   | 'private_key' // -----BEGIN … PRIVATE KEY-----, PuTTY key files
   | 'aws_access_key' // AKIA… / ASIA…
