@@ -25,7 +25,8 @@ export class LoadSession {
   readonly #tempNames: Record<string, string> = {};
   #inTransaction = false;
   #locked = false;
-  #closed = false;
+  /** Aborted when the session closes: work started ahead for its steps (read-ahead.ts) stops with it. */
+  readonly #ended = new AbortController();
 
   private constructor(
     readonly client: pg.Client,
@@ -126,9 +127,6 @@ export class LoadSession {
     return toLoadError(error, { ...this.#place, tempNames: this.#tempNames }, this.secrets);
   }
 
-  /** Aborted when the session closes: work started ahead for its steps (read-ahead.ts) stops with it. */
-  readonly #ended = new AbortController();
-
   /** Aborted when the caller's signal is, or when the session closes. */
   get workSignal(): AbortSignal {
     return this.signal ? AbortSignal.any([this.signal, this.#ended.signal]) : this.#ended.signal;
@@ -136,8 +134,7 @@ export class LoadSession {
 
   /** Rolls back what is open, releases the lock, closes the connection. Never throws. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#ended.signal.aborted) return;
     this.#ended.abort();
     if (this.#inTransaction) await runSql(this.client, ROLLBACK).catch(() => undefined);
     this.#inTransaction = false;

@@ -8,9 +8,9 @@
 //
 // Intl is slow (several µs a call) and birthdays spread over decades, so offsets are cached per UTC
 // day: a day whose offset at its first millisecond and at the next day's first agree holds no
-// transition (zones change at most twice a year, never back and forth within a day) and is cached whole. A day holding a
-// transition is cached per hour the same way, and an hour holding one is computed per instant. The
-// caches are bounded.
+// transition (zones change at most twice a year, never back and forth within a day) and is cached
+// whole. A day holding a transition is cached per hour the same way, and an hour holding one is
+// computed per instant. The caches are bounded.
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;

@@ -17,7 +17,7 @@ export class TableRelease {
     // While extracting, only the run-level record is there (written at the extract's start);
     // afterwards, each collection's ids record too (older runs have only those).
     const extract = manifest.stages.extract;
-    const ids = Object.values(extract?.collections ?? {}).flatMap((c) => (c as { ids?: { tables: string[] } }).ids?.tables ?? []);
+    const ids = Object.values(extract?.collections ?? {}).flatMap((c) => c.ids?.tables ?? []);
     this.held = new Set([...(extract?.propagate_deletes?.tables ?? []), ...ids]);
   }
 
