@@ -166,8 +166,12 @@ class CsvToBinary extends Transform {
    * written) when `data` ends before it does.
    */
   private record(data: Buffer, p: number): number {
-    // `\.` opening a line may be COPY's end-of-data marker: PostgreSQL decides (transform quotes `\.`).
-    if (data[p] === BACKSLASH && data[p + 1] === DOT) throw new NotEncodable('a line opening with an unquoted \\.');
+    // `\.` alone on a line is the CSV COPY's end-of-data marker (transform quotes a `\.` cell, so
+    // only a file written otherwise holds one): PostgreSQL decides. `\.x` is data, as PostgreSQL reads it.
+    if (data[p] === BACKSLASH && data[p + 1] === DOT) {
+      if (p + 2 >= data.length) return INCOMPLETE;
+      if (data[p + 2] === LF || data[p + 2] === CR) throw new NotEncodable('an unquoted \\. alone on a line (the end-of-data marker)');
+    }
     const lf = data.indexOf(LF, p);
     if (lf === -1) return INCOMPLETE;
     if (this.nextQuote !== -1 && this.nextQuote < p) this.nextQuote = data.indexOf(QUOTE, p);
