@@ -1,0 +1,178 @@
+// load/binary-copy.ts, with PostgreSQL as the oracle: a staged CSV (written by transform's own
+// converters and csvLine) COPYed as CSV into one table and through csvToBinaryCopy as binary into
+// its twin must give the same rows, byte for byte; the encoder's output does not depend on how its
+// input is chunked; and whatever it cannot write exactly (non-canonical texts, broken records) it
+// refuses with NotEncodable, never loading a value the CSV COPY would not.
+import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import pg from 'pg';
+import { binaryColumns, NotEncodable, type BinaryColumn } from '../../load/binary-copy.ts';
+import { ident } from '../../schema/sql.ts';
+import { csvHeader } from '../../staging/csv-lines.ts';
+import { useServers } from '../harness/index.ts';
+import { tempDir } from '../harness/temp-dir.ts';
+import { ALL_KINDS, edgeRows, LONG_TEXT, randomRow, seededRandom, stagedCsv } from './binary-cells.ts';
+import {
+  assertNotEncodable, assertSameRows, chunksOf, copyBinary, copyCsv, encode, encodeError, errorText, neverDiffers, twinTables, type TwinColumn,
+} from './binary-oracle.ts';
+import { EXOTICS, REFUSALS } from './binary-refusals.ts';
+
+const KINDS: readonly BinaryColumn[] = ALL_KINDS.map((c) => c.kind);
+
+/** The seed of the randomized tests: BINARY_COPY_SEED replays a failed run. */
+const SEED = Number(process.env.BINARY_COPY_SEED ?? Math.floor(Math.random() * 2 ** 31));
+
+function withHeader(columns: readonly TwinColumn[], body: string | Buffer, header?: string): Buffer {
+  return Buffer.concat([Buffer.from(header ?? csvHeader(columns.map((c) => c.name))), Buffer.from(body)]);
+}
+
+const int16 = (n: number) => { const b = Buffer.alloc(2); b.writeInt16BE(n); return b; };
+const int32 = (n: number) => { const b = Buffer.alloc(4); b.writeInt32BE(n); return b; };
+const int64 = (n: bigint) => { const b = Buffer.alloc(8); b.writeBigInt64BE(n); return b; };
+const field = (bytes: Buffer) => Buffer.concat([int32(bytes.length), bytes]);
+const SIGNATURE = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), int32(0), int32(0)]);
+
+describe('csvToBinaryCopy, alone', () => {
+  test('binaryColumns: an encoder a kind, varchar and text as text, null when one column has none', () => {
+    assert.deepEqual(binaryColumns(ALL_KINDS.map((c) => c.type)), ['text', 'text', 'text', 'smallint', 'integer', 'bigint', 'boolean', 'timestamp', 'date', 'jsonb']);
+    assert.equal(binaryColumns([{ kind: 'integer' }, { kind: 'numeric', precision: 10, scale: 2 }]), null);
+    assert.deepEqual(binaryColumns([]), []);
+  });
+
+  test('the exact bytes of a small file: signature, one tuple a record (NULL as length -1), trailer', async () => {
+    const columns: BinaryColumn[] = ['integer', 'text', 'boolean', 'smallint', 'bigint', 'date', 'timestamp', 'jsonb'];
+    const csv = 'a,b,c,d,e,f,g,h\n1,"a,é",false,-1,-2,2000-01-02,1999-12-31 23:59:59.999,"{""a"": 1}"\n,,,,,,,\n';
+    const expected = Buffer.concat([
+      SIGNATURE,
+      int16(8), field(int32(1)), field(Buffer.from('a,é')), field(Buffer.from([0])), field(int16(-1)), field(int64(-2n)),
+      field(int32(1)), field(int64(-1000n)), field(Buffer.from('\x01{"a": 1}')),
+      int16(8), ...Array.from({ length: 8 }, () => int32(-1)),
+      int16(-1),
+    ]);
+    assert.deepEqual(await encode(columns, [Buffer.from(csv)]), expected);
+    assert.deepEqual(await encode(columns, [Buffer.from('a,b,c,d,e,f,g,h\n')]), Buffer.concat([SIGNATURE, int16(-1)]), 'a header alone: no tuple');
+  });
+
+  test('any chunking gives the same bytes: one chunk, chunks of 1, 2, 3, 7 bytes, every cut in two, random cuts', async (t) => {
+    const random = seededRandom(SEED);
+    const rows = [...edgeRows().map((r) => r.map((c) => (c !== null && c.length > 200 ? [...c].slice(0, 200).join('') : c))), ...Array.from({ length: 30 }, () => randomRow(random))];
+    const bytes = stagedCsv(ALL_KINDS, rows);
+    const whole = await encode(KINDS, [bytes]);
+    assert.ok(whole.subarray(0, SIGNATURE.length).equals(SIGNATURE) && whole.length > SIGNATURE.length + 2);
+    t.diagnostic(`seed ${SEED}, ${bytes.length} bytes in, ${whole.length} out`);
+    for (const size of [1, 2, 3, 7, 64, 4096]) assert.deepEqual(await encode(KINDS, chunksOf(bytes, size)), whole, `chunks of ${size} (seed ${SEED})`);
+    for (let cut = 1; cut < bytes.length; cut += 1) {
+      const out = await encode(KINDS, [bytes.subarray(0, cut), bytes.subarray(cut)]);
+      if (!out.equals(whole)) assert.fail(`cut at byte ${cut} of ${bytes.length}: output differs (seed ${SEED})`);
+    }
+    for (let run = 0; run < 50; run += 1) {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < bytes.length; ) {
+        const size = 1 + Math.floor(random() * (random() < 0.5 ? 5 : 300));
+        chunks.push(bytes.subarray(i, i + size));
+        i += size;
+      }
+      assert.deepEqual(await encode(KINDS, chunks), whole, `random cuts, run ${run} (seed ${SEED})`);
+    }
+  });
+
+  test('every refusal is NotEncodable in any chunking, and its canonical neighbour encodes', async () => {
+    for (const r of REFUSALS) {
+      const kinds = r.columns.map((c) => c.kind);
+      const good = withHeader(r.columns, r.good);
+      const bad = withHeader(r.columns, r.bad);
+      for (const size of [bad.length, 1, 2, 3]) {
+        assert.equal(await encodeError(kinds, chunksOf(good, size)), null, `${r.label}: the canonical records, chunks of ${size}`);
+        assertNotEncodable(await encodeError(kinds, chunksOf(bad, size)), `${r.label}, chunks of ${size}`);
+      }
+    }
+  });
+});
+
+describe('csvToBinaryCopy against PostgreSQL', () => {
+  const servers = useServers({ mongo: false });
+
+  /** A client on a fresh database, ended when the test ends (before the server stops). */
+  async function connect(t: TestContext): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: await servers.postgres.createDatabase(t.name) });
+    await client.connect();
+    t.after(() => client.end());
+    return client;
+  }
+
+  test("a staged file of edge values: the binary COPY gives the CSV COPY's rows, byte for byte", async (t) => {
+    const client = await connect(t);
+    const dir = await tempDir('binary-copy-', t);
+    const file = path.join(dir, 'all_kinds.csv');
+    const rows = edgeRows();
+    await writeFile(file, stagedCsv(ALL_KINDS, rows));
+    const { csv, bin } = await twinTables(client, ALL_KINDS);
+    assert.equal(await copyCsv(client, csv, createReadStream(file)), rows.length);
+    // Small reads, as if the file came in pieces: records, quoted LFs and UTF-8 sequences cut anywhere.
+    assert.equal(await copyBinary(client, bin, KINDS, createReadStream(file, { highWaterMark: 997 })), rows.length);
+    assert.equal(await assertSameRows(client, csv, bin, ALL_KINDS, 'edge rows'), rows.length);
+    // The oracle sees what it should: the 100,000-character text, NULL apart from '', \. as text, the extremes.
+    const seen = await client.query(
+      `SELECT max(length(${ident('say "hi"')})) AS long, count(*) FILTER (WHERE v IS NULL)::int AS nulls,
+              count(*) FILTER (WHERE v = '')::int AS empties, count(*) FILTER (WHERE v = $1)::int AS dots,
+              min("at")::text AS min_at, max("day")::text AS max_day, max(big)::text AS max_big
+       FROM ${ident(bin)}`,
+      ['\\.'],
+    );
+    assert.deepEqual(seen.rows[0], {
+      long: [...LONG_TEXT].length, nulls: 2, empties: 1, dots: 1, min_at: '0001-01-01 00:00:00', max_day: '9999-12-31', max_big: '9223372036854775807',
+    });
+  });
+
+  test('one text column: an empty line is NULL, "" is \'\', "\\." is text', async (t) => {
+    const client = await connect(t);
+    const columns: TwinColumn[] = [{ name: 'only', ddl: 'TEXT', kind: 'text' }];
+    const bytes = stagedCsv(columns, [[null], [''], ['\\.'], ['a'], [null], ['\n'], [null]]);
+    const { csv, bin } = await twinTables(client, columns);
+    await copyCsv(client, csv, bytes);
+    assert.equal(await copyBinary(client, bin, ['text'], bytes, 1), 7);
+    await assertSameRows(client, csv, bin, columns, 'one text column');
+  });
+
+  test(`seeded random rows: the binary COPY gives the CSV COPY's rows (seed ${SEED}; BINARY_COPY_SEED=${SEED} replays it)`, async (t) => {
+    const client = await connect(t);
+    const random = seededRandom(SEED);
+    for (let round = 0; round < 3; round += 1) {
+      const rows = Array.from({ length: 1000 }, () => randomRow(random));
+      const bytes = stagedCsv(ALL_KINDS, rows);
+      const { csv, bin } = await twinTables(client, ALL_KINDS);
+      await copyCsv(client, csv, bytes);
+      const chunk = 1 + Math.floor(random() * 8192);
+      await copyBinary(client, bin, KINDS, bytes, chunk);
+      await assertSameRows(client, csv, bin, ALL_KINDS, `seed ${SEED}, round ${round}, chunks of ${chunk}`);
+    }
+    t.diagnostic(`seed ${SEED}`);
+  });
+
+  test('refusals: NotEncodable and nothing loaded; the canonical neighbour loads as the CSV does; the CSV COPY accepts or rejects as documented', async (t) => {
+    const client = await connect(t);
+    for (const r of REFUSALS) {
+      const good = await neverDiffers(client, r.columns, withHeader(r.columns, r.good), `${r.label} (canonical)`);
+      assert.ok('rows' in good.bin, `${r.label}: the canonical records were not encoded: ${errorText(good.bin)}`);
+      const bad = await neverDiffers(client, r.columns, withHeader(r.columns, r.bad), r.label);
+      assertNotEncodable(bad.bin, r.label);
+      assert.equal('rows' in bad.csv ? 'accepts' : 'rejects', r.csv, `${r.label}: the CSV COPY (${errorText(bad.csv)})`);
+    }
+  });
+
+  test('inputs outside the dialect: refused, or loaded exactly as the CSV COPY loads them (never a value it would not)', async (t) => {
+    const client = await connect(t);
+    const refused: string[] = [];
+    for (const e of EXOTICS) {
+      const { csv, bin } = await neverDiffers(client, e.columns, withHeader(e.columns, e.body, e.header), e.label);
+      if (!('error' in bin)) continue;
+      // Only NotEncodable makes the caller fall back to the CSV: a server error where the CSV loads would fail the load.
+      if (!(bin.error instanceof NotEncodable)) assert.ok('error' in csv, `${e.label}: the binary COPY failed (${errorText(bin)}) where the CSV COPY loaded ${errorText(csv)}`);
+      refused.push(`${e.label}: ${errorText(bin)}; CSV: ${errorText(csv)}`);
+    }
+    t.diagnostic(`not loaded in binary:\n${refused.join('\n')}`);
+  });
+});
