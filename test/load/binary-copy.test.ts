@@ -18,7 +18,7 @@ import { ALL_KINDS, edgeRows, LONG_TEXT, randomRow, seededRandom, stagedCsv } fr
 import {
   assertNotEncodable, assertSameRows, chunksOf, copyBinary, copyCsv, encode, encodeError, errorText, neverDiffers, twinTables, type TwinColumn,
 } from './binary-oracle.ts';
-import { EXOTICS, REFUSALS } from './binary-refusals.ts';
+import { EXOTICS, REFUSALS, SPECTRUM } from './binary-refusals.ts';
 
 const KINDS: readonly BinaryColumn[] = ALL_KINDS.map((c) => c.kind);
 
@@ -160,6 +160,16 @@ describe('csvToBinaryCopy against PostgreSQL', () => {
       const bad = await neverDiffers(client, r.columns, withHeader(r.columns, r.bad), r.label);
       assertNotEncodable(bad.bin, r.label);
       assert.equal('rows' in bad.csv ? 'accepts' : 'rejects', r.csv, `${r.label}: the CSV COPY (${errorText(bad.csv)})`);
+    }
+  });
+
+  test("csv-spectrum's shapes: those transform could write load as the CSV COPY loads them, the others are refused", async (t) => {
+    const client = await connect(t);
+    for (const c of SPECTRUM) {
+      const { csv, bin } = await neverDiffers(client, c.columns, Buffer.from(c.file), c.label);
+      assert.ok('rows' in csv, `${c.label}: the CSV COPY failed (${errorText(csv)})`);
+      if (c.expect === 'encodes') assert.ok('rows' in bin, `${c.label}: ${errorText(bin)}`);
+      else assertNotEncodable(bin, c.label);
     }
   });
 

@@ -135,3 +135,35 @@ export const EXOTICS: readonly Exotic[] = [
   { label: 'VARCHAR(5) with trailing spaces beyond 5 (PostgreSQL cuts them)', columns: [ID, VARCHAR5], body: Buffer.from('1,"ab😀de   "\n') },
   exotic('a field in an integer column that is the NULL marker quoted', 'id', '""\n'),
 ];
+
+/**
+ * The shapes of csv-spectrum's fixtures (npm csv-spectrum 2.0.0, github maxogden/csv-spectrum), in
+ * this dialect's terms, written here (the package is not a dependency). `encodes`: transform could
+ * write it (records ended by `\n`); `refuses`: what the fixture does outside the dialect (CRLF
+ * record ends, no `\n` after the last record; the CSV COPY accepts both, so refusing keeps it exact).
+ */
+export interface SpectrumCase {
+  readonly label: string;
+  readonly columns: readonly TwinColumn[];
+  readonly file: string;
+  readonly expect: 'encodes' | 'refuses';
+}
+
+const texts = (...names: string[]): TwinColumn[] => names.map((name) => ({ name, ddl: 'TEXT', kind: 'text' }));
+
+export const SPECTRUM: readonly SpectrumCase[] = [
+  { label: 'simple', columns: texts('a', 'b', 'c'), file: 'a,b,c\n1,2,3\n', expect: 'encodes' },
+  { label: 'simple_crlf', columns: texts('a', 'b', 'c'), file: 'a,b,c\r\n1,2,3\r\n', expect: 'refuses' },
+  { label: 'comma_in_quotes', columns: texts('first', 'city', 'zip'), file: 'first,city,zip\nAda,"Sometown, XY",04567\n', expect: 'encodes' },
+  { label: 'comma_in_quotes, no final newline', columns: texts('first', 'city', 'zip'), file: 'first,city,zip\nAda,"Sometown, XY",04567', expect: 'refuses' },
+  { label: 'a zip code 04567 into an INTEGER', columns: [{ name: 'zip', ddl: 'INTEGER', kind: 'integer' }], file: 'zip\n04567\n', expect: 'refuses' },
+  { label: 'empty (quoted empty fields)', columns: texts('a', 'b', 'c'), file: 'a,b,c\n1,"",""\n2,3,4\n', expect: 'encodes' },
+  { label: 'empty_crlf, no final newline', columns: texts('a', 'b', 'c'), file: 'a,b,c\r\n1,"",""\r\n2,3,4', expect: 'refuses' },
+  { label: 'escaped_quotes', columns: texts('a', 'b'), file: 'a,b\n1,"ho ""ho"" ho"\n3,4\n', expect: 'encodes' },
+  { label: 'json', columns: [{ name: 'key', ddl: 'INTEGER', kind: 'integer' }, { name: 'val', ddl: 'JSONB', kind: 'jsonb' }], file: 'key,val\n1,"{""kind"": ""Line"", ""at"": [12.0, 0.25]}"\n', expect: 'encodes' },
+  { label: 'newlines', columns: texts('a', 'b', 'c'), file: 'a,b,c\n1,2,3\n"Long ago \nand far",5,6\n7,8,9\n', expect: 'encodes' },
+  { label: 'newlines_crlf', columns: texts('a', 'b', 'c'), file: 'a,b,c\r\n1,2,3\r\n"Long ago \r\nand far",5,6\r\n7,8,9\r\n', expect: 'refuses' },
+  { label: 'quotes_and_newlines', columns: texts('a', 'b'), file: 'a,b\n1,"ho \n""ho"" \nho"\n3,4\n', expect: 'encodes' },
+  { label: 'utf8', columns: texts('a', 'b', 'c'), file: 'a,b,c\n1,2,3\n4,5,ʤ\n', expect: 'encodes' },
+  { label: 'null (an open pull request): unquoted empty, "NULL", NULL', columns: texts('a', 'b', 'c'), file: 'a,b,c\n1,,2\n3,"NULL",4\n5,NULL,6\n', expect: 'encodes' },
+];
