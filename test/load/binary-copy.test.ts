@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import pg from 'pg';
-import { binaryColumns, NotEncodable, type BinaryColumn } from '../../load/binary-copy.ts';
+import { binaryColumns, csvToBinaryCopy, NotEncodable, type BinaryColumn } from '../../load/binary-copy.ts';
 import { ident } from '../../schema/sql.ts';
 import { csvHeader } from '../../staging/csv-lines.ts';
 import { useServers } from '../harness/index.ts';
@@ -77,6 +77,22 @@ describe('csvToBinaryCopy, alone', () => {
       }
       assert.deepEqual(await encode(KINDS, chunks), whole, `random cuts, run ${run} (seed ${SEED})`);
     }
+  });
+
+  test('it streams: tuples come out while the input is still open (memory does not grow with the file)', async () => {
+    const encoder = csvToBinaryCopy(['integer', 'text']);
+    let out = 0;
+    let failed: unknown = null;
+    encoder.on('data', (chunk: Buffer) => (out += chunk.length)).on('error', (err) => (failed = err));
+    encoder.write(Buffer.from('id,name\n'));
+    for (let i = 0; i < 2000 && failed === null; i += 1) encoder.write(Buffer.from(`${i},"row ${i}, quoted"\n`));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(failed, null);
+    // 2000 tuples of 2 + (4 + 4) + (4 + ~14) bytes: most of them must be out before end().
+    assert.ok(out > 2000 * 20, `${out} bytes out before the input ended`);
+    const ended = new Promise((resolve, reject) => encoder.on('end', resolve).on('error', reject));
+    encoder.end();
+    await ended;
   });
 
   test('every refusal is NotEncodable in any chunking, and its canonical neighbour encodes', async () => {
