@@ -16,7 +16,7 @@ import { useServers } from '../harness/index.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 import { ALL_KINDS, edgeRows, LONG_TEXT, randomRow, seededRandom, stagedCsv } from './binary-cells.ts';
 import {
-  assertNotEncodable, assertSameRows, chunksOf, copyBinary, copyCsv, encode, encodeError, errorText, neverDiffers, twinTables, type TwinColumn,
+  assertNotEncodable, assertSameRows, chunksOf, copyBinary, copyCsv, encode, encodeError, errorText, neverDiffers, rowsOutOfFileOrder, twinTables, type TwinColumn,
 } from './binary-oracle.ts';
 import { EXOTICS, REFUSALS, SPECTRUM } from './binary-refusals.ts';
 
@@ -58,17 +58,26 @@ describe('csvToBinaryCopy, alone', () => {
 
   test('any chunking gives the same bytes: one chunk, chunks of 1, 2, 3, 7 bytes, every cut in two, random cuts', async (t) => {
     const random = seededRandom(SEED);
+    // Every cut in two, on a small file holding each tricky byte sequence: `""` inside quotes, a
+    // quoted CRLF, 2-, 3- and 4-byte UTF-8, NULL beside '', a field ending right at a record's end.
+    const small = stagedCsv(ALL_KINDS, [
+      ['a""b', 'é😀', '\r\n,"', '-32768', '0', '-9223372036854775808', 'true', '1999-12-31 23:59:59.999', '0001-01-01', '{"k": "\\u00e9"}'],
+      [null, '', 'x', null, '-1', null, 'false', null, '9999-12-31', null],
+      ['', null, '日本', '1', null, '9223372036854775807', null, '2000-01-01 00:00:00.001', null, '[]'],
+    ]);
+    const smallWhole = await encode(KINDS, [small]);
+    for (let cut = 1; cut < small.length; cut += 1) {
+      const out = await encode(KINDS, [small.subarray(0, cut), small.subarray(cut)]);
+      if (!out.equals(smallWhole)) assert.fail(`cut at byte ${cut} of ${small.length}: output differs`);
+    }
+    // Fixed and random sizes, on every edge row (texts cut to 200 characters) and random rows.
     const rows = [...edgeRows().map((r) => r.map((c) => (c !== null && c.length > 200 ? [...c].slice(0, 200).join('') : c))), ...Array.from({ length: 30 }, () => randomRow(random))];
     const bytes = stagedCsv(ALL_KINDS, rows);
     const whole = await encode(KINDS, [bytes]);
     assert.ok(whole.subarray(0, SIGNATURE.length).equals(SIGNATURE) && whole.length > SIGNATURE.length + 2);
     t.diagnostic(`seed ${SEED}, ${bytes.length} bytes in, ${whole.length} out`);
     for (const size of [1, 2, 3, 7, 64, 4096]) assert.deepEqual(await encode(KINDS, chunksOf(bytes, size)), whole, `chunks of ${size} (seed ${SEED})`);
-    for (let cut = 1; cut < bytes.length; cut += 1) {
-      const out = await encode(KINDS, [bytes.subarray(0, cut), bytes.subarray(cut)]);
-      if (!out.equals(whole)) assert.fail(`cut at byte ${cut} of ${bytes.length}: output differs (seed ${SEED})`);
-    }
-    for (let run = 0; run < 50; run += 1) {
+    for (let run = 0; run < 30; run += 1) {
       const chunks: Buffer[] = [];
       for (let i = 0; i < bytes.length; ) {
         const size = 1 + Math.floor(random() * (random() < 0.5 ? 5 : 300));
@@ -126,9 +135,9 @@ describe('csvToBinaryCopy against PostgreSQL', () => {
     const rows = edgeRows();
     await writeFile(file, stagedCsv(ALL_KINDS, rows));
     const { csv, bin } = await twinTables(client, ALL_KINDS);
-    assert.equal(await copyCsv(client, csv, createReadStream(file)), rows.length);
+    assert.equal(await copyCsv(client, csv, ALL_KINDS, createReadStream(file)), rows.length);
     // Small reads, as if the file came in pieces: records, quoted LFs and UTF-8 sequences cut anywhere.
-    assert.equal(await copyBinary(client, bin, KINDS, createReadStream(file, { highWaterMark: 997 })), rows.length);
+    assert.equal(await copyBinary(client, bin, ALL_KINDS, createReadStream(file, { highWaterMark: 997 })), rows.length);
     assert.equal(await assertSameRows(client, csv, bin, ALL_KINDS, 'edge rows'), rows.length);
     // The oracle sees what it should: the 100,000-character text, NULL apart from '', \. as text, the extremes.
     const seen = await client.query(
@@ -148,9 +157,24 @@ describe('csvToBinaryCopy against PostgreSQL', () => {
     const columns: TwinColumn[] = [{ name: 'only', ddl: 'TEXT', kind: 'text' }];
     const bytes = stagedCsv(columns, [[null], [''], ['\\.'], ['a'], [null], ['\n'], [null]]);
     const { csv, bin } = await twinTables(client, columns);
-    await copyCsv(client, csv, bytes);
-    assert.equal(await copyBinary(client, bin, ['text'], bytes, 1), 7);
+    await copyCsv(client, csv, columns, bytes);
+    assert.equal(await copyBinary(client, bin, columns, bytes, 1), 7);
     await assertSameRows(client, csv, bin, columns, 'one text column');
+  });
+
+  test('a record opening with a text that starts with \\. (not exactly \\.) is data to the CSV COPY: encoded', async (t) => {
+    // PostgreSQL's CSV COPY takes `\.` for its end-of-data marker only when a record is `\.` and
+    // its line end (PostgreSQL 17 copyfromparse.c, "we only recognize \. alone on a line");
+    // transform quotes the cell `\.`, and any cell holding a quote, CR or LF, so these records
+    // are canonical: binary COPY may not refuse them.
+    const client = await connect(t);
+    const columns = ALL_KINDS.slice(0, 2);
+    const bytes = stagedCsv(columns, [['\\.x', '\\.'], ['\\.\\.', 'a'], ['\\. ', null], ['\\.é', '\\.😀']]);
+    assert.match(bytes.toString(), /\n\\\.x,"\\\."\n\\\.\\\.,a\n/);
+    const { csv, bin } = await twinTables(client, columns);
+    await copyCsv(client, csv, columns, bytes);
+    assert.equal(await copyBinary(client, bin, columns, bytes), 4);
+    await assertSameRows(client, csv, bin, columns, 'texts opening with \\.');
   });
 
   test(`seeded random rows: the binary COPY gives the CSV COPY's rows (seed ${SEED}; BINARY_COPY_SEED=${SEED} replays it)`, async (t) => {
@@ -160,19 +184,20 @@ describe('csvToBinaryCopy against PostgreSQL', () => {
       const rows = Array.from({ length: 1000 }, () => randomRow(random));
       const bytes = stagedCsv(ALL_KINDS, rows);
       const { csv, bin } = await twinTables(client, ALL_KINDS);
-      await copyCsv(client, csv, bytes);
+      await copyCsv(client, csv, ALL_KINDS, bytes);
       const chunk = 1 + Math.floor(random() * 8192);
-      await copyBinary(client, bin, KINDS, bytes, chunk);
+      await copyBinary(client, bin, ALL_KINDS, bytes, chunk);
       await assertSameRows(client, csv, bin, ALL_KINDS, `seed ${SEED}, round ${round}, chunks of ${chunk}`);
+      // For the lead, not asserted (the server's business): load numbers reject lines by ctid.
+      t.diagnostic(`round ${round}: rows out of file order by ctid: CSV COPY ${await rowsOutOfFileOrder(client, csv)}, binary COPY ${await rowsOutOfFileOrder(client, bin)}`);
     }
     t.diagnostic(`seed ${SEED}`);
   });
 
-  test('refusals: NotEncodable and nothing loaded; the canonical neighbour loads as the CSV does; the CSV COPY accepts or rejects as documented', async (t) => {
+  test('refusals: NotEncodable and nothing loaded; the CSV COPY accepts or rejects the same file as documented', async (t) => {
     const client = await connect(t);
+    // (Each canonical neighbour's encoding is checked by the test without a server.)
     for (const r of REFUSALS) {
-      const good = await neverDiffers(client, r.columns, withHeader(r.columns, r.good), `${r.label} (canonical)`);
-      assert.ok('rows' in good.bin, `${r.label}: the canonical records were not encoded: ${errorText(good.bin)}`);
       const bad = await neverDiffers(client, r.columns, withHeader(r.columns, r.bad), r.label);
       assertNotEncodable(bad.bin, r.label);
       assert.equal('rows' in bad.csv ? 'accepts' : 'rejects', r.csv, `${r.label}: the CSV COPY (${errorText(bad.csv)})`);

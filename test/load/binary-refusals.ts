@@ -30,15 +30,15 @@ const COLUMN: Record<string, TwinColumn> = {
   jsonb: { name: 'x', ddl: 'JSONB', kind: 'jsonb' },
 };
 
-/** Field cases: `1,<good>` encodes; `1,<good>` then `2,<bad>` is refused. */
+/**
+ * Field cases, the value in the last column and in the first: `1,<good>` (`<good>,1`) encodes;
+ * the same record then `2,<bad>` (`<bad>,2`) is refused. The CSV COPY's verdict is the same both ways.
+ */
 function fields(kind: string, good: string, cases: Readonly<Record<string, 'accepts' | 'rejects'>>): Refusal[] {
-  return Object.entries(cases).map(([bad, csv]) => ({
-    label: `${kind} ${JSON.stringify(bad)}`,
-    columns: [ID, COLUMN[kind]!],
-    good: `1,${good}\n`,
-    bad: `1,${good}\n2,${bad}\n`,
-    csv,
-  }));
+  return Object.entries(cases).flatMap(([bad, csv]) => [
+    { label: `${kind} ${JSON.stringify(bad)}, last column`, columns: [ID, COLUMN[kind]!], good: `1,${good}\n`, bad: `1,${good}\n2,${bad}\n`, csv },
+    { label: `${kind} ${JSON.stringify(bad)}, first column`, columns: [COLUMN[kind]!, ID], good: `${good},1\n`, bad: `${good},1\n${bad},2\n`, csv },
+  ]);
 }
 
 const A = 'accepts';
@@ -81,6 +81,13 @@ export const REFUSALS: readonly Refusal[] = [
     '"ab"c': A, // text after a closing quote
     '"ab': R, // a quoted field not closed before the end of the file
   }),
+  // A timestamp or date followed by a byte other than `,` or `\n`: one field to the CSV COPY, not a
+  // timestamp and the start of the next field (the CSV COPY is missing a field and rejects the file).
+  { label: 'a timestamp with a 24th byte, then a field', columns: [COLUMN.timestamp!, ID], good: '2024-01-02 03:04:05.006,1\n', bad: '2024-01-02 03:04:05.006,1\n2024-01-02 03:04:05.006X2\n', csv: R },
+  { label: 'a timestamp with a 24th digit, last field missing', columns: [COLUMN.timestamp!, ID], good: '2024-01-02 03:04:05.006,1\n', bad: '2024-01-02 03:04:05.006,1\n2024-01-02 03:04:05.0062\n', csv: R },
+  { label: 'a timestamp of five decimals, then two integers', columns: [COLUMN.timestamp!, ID, { ...ID, name: 'n' }], good: '2024-01-02 03:04:05.006,1,2\n', bad: '2024-01-02 03:04:05.006,1,2\n2024-01-02 03:04:05.00612,3\n', csv: R },
+  { label: 'a date with an 11th byte, then a field', columns: [COLUMN.date!, ID], good: '2024-01-02,1\n', bad: '2024-01-02,1\n2024-01-02X2\n', csv: R },
+  { label: 'a date and a time in a date column, then a field', columns: [COLUMN.date!, ID], good: '2024-01-02,1\n', bad: '2024-01-02,1\n2024-01-02 2\n', csv: R },
   // Records with the wrong number of fields, or not ended by `\n`.
   { label: 'a record with too few fields', columns: [ID, COLUMN.text!], good: '1,ok\n', bad: '1,ok\n2\n', csv: R },
   { label: 'a record with too many fields', columns: [ID, COLUMN.text!], good: '1,ok\n', bad: '1,ok\n2,a,b\n', csv: R },
