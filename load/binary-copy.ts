@@ -200,17 +200,21 @@ class CsvToBinary extends Transform {
         for (let c = data[end]!; c !== COMMA && c !== LF; c = data[++end]!) out[o++] = c;
         if (end === p) o = at;
         else putInt32(end - p, out, at);
-      } else {
-        while (data[end] !== COMMA && data[end] !== LF) end += 1;
-        if (end !== p) o = writeValue(kind, data, p, end, out, o);
+      } else if (data[p] !== COMMA && data[p] !== LF) {
+        // A timestamp or a date has one width: its end is looked at, not searched for.
+        const width = kind === 'timestamp' ? 23 : kind === 'date' ? 10 : 0;
+        if (width !== 0 && p + width <= lf) end = p + width;
+        else while (data[end] !== COMMA && data[end] !== LF) end += 1;
+        o = writeValue(kind, data, p, end, out, o);
       }
       if (end === p) {
         // An unquoted empty field: NULL.
         putInt32(-1, out, o);
         o += 4;
       }
+      // A comma after each field but the last, which ends at the newline.
       const last = i === columns.length - 1;
-      if (end !== (last ? lf : end) || (!last && end === lf)) throw new NotEncodable(`a record has ${last ? 'more' : 'fewer'} fields than the ${columns.length} columns`);
+      if (last ? end !== lf : data[end] !== COMMA) throw new NotEncodable(`a record whose fields are not the ${columns.length} columns (a value of the wrong width, or a field too many or too few)`);
       p = end + 1;
     }
     this.o = o;
