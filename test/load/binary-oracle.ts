@@ -139,7 +139,8 @@ export async function twinTables(client: pg.Client, columns: readonly TwinColumn
 
 /**
  * The property every input must hold, canonical or not: if the binary COPY succeeds, the CSV COPY
- * of the same bytes succeeds too and gives the same rows. Returns both outcomes for further checks.
+ * of the same bytes succeeds too and gives the same rows; if the server refuses the binary stream,
+ * it refuses the CSV too. Returns both outcomes for further checks.
  */
 export async function neverDiffers(client: pg.Client, columns: readonly TwinColumn[], bytes: Buffer, label: string): Promise<{ csv: Outcome; bin: Outcome }> {
   const { csv, bin } = await twinTables(client, columns);
@@ -152,6 +153,10 @@ export async function neverDiffers(client: pg.Client, columns: readonly TwinColu
   } else {
     // A refused or failed binary COPY leaves nothing behind (CopyFail): the caller then COPYs the CSV.
     assert.deepEqual(await rowTexts(client, bin, columns), [], `${label}: rows left by a failed binary COPY`);
+    // Only NotEncodable sends the load to the CSV: a server error where the CSV loads would fail the load.
+    if (!(binOutcome.error instanceof NotEncodable)) {
+      assert.ok('error' in csvOutcome, `${label}: the binary COPY failed (${errorText(binOutcome)}) where the CSV COPY loaded ${errorText(csvOutcome)}`);
+    }
   }
   return { csv: csvOutcome, bin: binOutcome };
 }
