@@ -1,8 +1,10 @@
 // load/binary-copy.ts, with PostgreSQL as the oracle: a staged CSV (written by transform's own
 // converters and csvLine) COPYed as CSV into one table and through csvToBinaryCopy as binary into
-// its twin must give the same rows, byte for byte; the encoder's output does not depend on how its
-// input is chunked; and whatever it cannot write exactly (non-canonical texts, broken records) it
-// refuses with NotEncodable, never loading a value the CSV COPY would not.
+// its twin must give the same rows, byte for byte and in file order (edge values, seeded random
+// rows); the encoder's output does not depend on how its input is chunked; whatever it cannot write
+// exactly (non-canonical texts, broken records) it refuses with NotEncodable, and no input at all
+// (exotic files, seeded byte mutations) loads in binary a row the CSV COPY would not load.
+// BINARY_COPY_SEED=<n> replays the randomized tests of a failed run (each prints its seed).
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -16,7 +18,7 @@ import { useServers } from '../harness/index.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 import { ALL_KINDS, edgeRows, LONG_TEXT, randomRow, seededRandom, stagedCsv } from './binary-cells.ts';
 import {
-  assertNotEncodable, assertSameRows, chunksOf, copyBinary, copyCsv, encode, encodeError, errorText, neverDiffers, twinTables, type TwinColumn,
+  assertFileOrderByCtid, assertNotEncodable, assertSameRows, chunksOf, copyBinary, copyCsv, encode, encodeError, errorText, neverDiffers, twinTables, type TwinColumn,
 } from './binary-oracle.ts';
 import { EXOTICS, REFUSALS, SPECTRUM } from './binary-refusals.ts';
 
@@ -151,11 +153,14 @@ describe('csvToBinaryCopy against PostgreSQL', () => {
     const file = path.join(dir, 'all_kinds.csv');
     const rows = edgeRows();
     await writeFile(file, stagedCsv(ALL_KINDS, rows));
+    await client.query('BEGIN'); // as load: COPY into a file made in the transaction (ctid order = file order)
     const { csv, bin } = await twinTables(client, ALL_KINDS);
     assert.equal(await copyCsv(client, csv, ALL_KINDS, createReadStream(file)), rows.length);
     // Small reads, as if the file came in pieces: records, quoted LFs and UTF-8 sequences cut anywhere.
     assert.equal(await copyBinary(client, bin, ALL_KINDS, createReadStream(file, { highWaterMark: 997 })), rows.length);
+    await client.query('COMMIT');
     assert.equal(await assertSameRows(client, csv, bin, ALL_KINDS, 'edge rows'), rows.length);
+    await assertFileOrderByCtid(client, bin, 'edge rows');
     // The oracle sees what it should: the 100,000-character text, NULL apart from '', \. as text, the extremes.
     const seen = await client.query(
       `SELECT max(length(${ident('say "hi"')})) AS long, count(*) FILTER (WHERE v IS NULL)::int AS nulls,
@@ -200,11 +205,18 @@ describe('csvToBinaryCopy against PostgreSQL', () => {
     for (let round = 0; round < 3; round += 1) {
       const rows = Array.from({ length: 1000 }, () => randomRow(random));
       const bytes = stagedCsv(ALL_KINDS, rows);
+      const chunk = 1 + Math.floor(random() * 8192);
+      const label = `seed ${SEED}, round ${round}, chunks of ${chunk}`;
+      // Tables and COPYs in one transaction, as load COPYs into a file made in its transaction:
+      // then both formats append in file order, and ctid order is compared too.
+      await client.query('BEGIN');
       const { csv, bin } = await twinTables(client, ALL_KINDS);
       await copyCsv(client, csv, ALL_KINDS, bytes);
-      const chunk = 1 + Math.floor(random() * 8192);
       await copyBinary(client, bin, ALL_KINDS, bytes, chunk);
-      await assertSameRows(client, csv, bin, ALL_KINDS, `seed ${SEED}, round ${round}, chunks of ${chunk}`);
+      await client.query('COMMIT');
+      await assertSameRows(client, csv, bin, ALL_KINDS, label);
+      await assertFileOrderByCtid(client, csv, label);
+      await assertFileOrderByCtid(client, bin, label);
     }
     t.diagnostic(`seed ${SEED}`);
   });

@@ -124,6 +124,17 @@ export async function assertSameRows(client: pg.Client, a: string, b: string, co
   return left.length;
 }
 
+/**
+ * The table's ctid order is its file order (ROW_NUMBER order): what load's reject numbering relies
+ * on for a COPY into a file created in its transaction (direct.ts numberRejectsByCtidSql).
+ */
+export async function assertFileOrderByCtid(client: pg.Client, table: string, label: string): Promise<void> {
+  const r = await client.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT ${ident(ROW_NUMBER)} AS k, row_number() OVER (ORDER BY ctid) AS place FROM ${ident(table)}) AS o WHERE k <> place`,
+  );
+  assert.equal(r.rows[0]!.n, 0, `${label}: rows of ${table} whose ctid order is not their file order`);
+}
+
 let twins = 0;
 
 /** A fresh pair of twin tables: `<base>_csv` and `<base>_bin`. */
