@@ -58,6 +58,7 @@ describe('csvToBinaryCopy, alone', () => {
   test('binaryColumns: an encoder a kind, varchar and text as text, null when one column has none', () => {
     assert.deepEqual(binaryColumns(ALL_KINDS.map((c) => c.type)), ['text', 'text', 'text', 'smallint', 'integer', 'bigint', 'boolean', 'timestamp', 'date', 'jsonb']);
     assert.equal(binaryColumns([{ kind: 'integer' }, { kind: 'numeric', precision: 10, scale: 2 }]), null);
+    assert.equal(binaryColumns([{ kind: 'serial' }]), null);
     assert.deepEqual(binaryColumns([]), []);
   });
 
