@@ -225,7 +225,7 @@ describe('csvToBinaryCopy against PostgreSQL', () => {
   test('refusals: NotEncodable and nothing loaded; the CSV COPY accepts or rejects the same file as documented', async (t) => {
     const client = await connect(t);
     // (Each canonical neighbour's encoding is checked by the test without a server.)
-    for (const r of REFUSALS) {
+    for (const r of REFUSALS.filter((x) => x.onServer !== false)) {
       const bad = await neverDiffers(client, r.columns, withHeader(r.columns, r.bad), r.label);
       assertNotEncodable(bad.bin, r.label);
       assert.equal('rows' in bad.csv ? 'accepts' : 'rejects', r.csv, `${r.label}: the CSV COPY (${errorText(bad.csv)})`);
@@ -257,7 +257,7 @@ describe('csvToBinaryCopy against PostgreSQL', () => {
     const client = await connect(t);
     const random = seededRandom(SEED ^ 0x5eed);
     const outcomes = { encoded: 0, refused: 0, bothFailed: 0 };
-    for (let n = 0; n < 120; n += 1) {
+    for (let n = 0; n < 100; n += 1) {
       // One to three columns of ALL_KINDS (fewer bytes, so more mutants that still parse), two records.
       const picked = ALL_KINDS.map((_, i) => i).filter(() => random() < 0.25).slice(0, 3);
       const at = picked.length > 0 ? picked : [Math.floor(random() * ALL_KINDS.length)];

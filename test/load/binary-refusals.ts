@@ -16,6 +16,8 @@ export interface Refusal {
   /** The same records and one more the encoder must refuse. */
   readonly bad: string;
   readonly csv: 'accepts' | 'rejects';
+  /** False for a field case's first-column twin: the encoder alone is checked (its CSV verdict is the last column's). */
+  readonly onServer?: boolean;
 }
 
 const ID: TwinColumn = { name: 'id', ddl: 'INTEGER', kind: 'integer' };
@@ -37,7 +39,7 @@ const COLUMN: Record<string, TwinColumn> = {
 function fields(kind: string, good: string, cases: Readonly<Record<string, 'accepts' | 'rejects'>>): Refusal[] {
   return Object.entries(cases).flatMap(([bad, csv]) => [
     { label: `${kind} ${JSON.stringify(bad)}, last column`, columns: [ID, COLUMN[kind]!], good: `1,${good}\n`, bad: `1,${good}\n2,${bad}\n`, csv },
-    { label: `${kind} ${JSON.stringify(bad)}, first column`, columns: [COLUMN[kind]!, ID], good: `${good},1\n`, bad: `${good},1\n${bad},2\n`, csv },
+    { label: `${kind} ${JSON.stringify(bad)}, first column`, columns: [COLUMN[kind]!, ID], good: `${good},1\n`, bad: `${good},1\n${bad},2\n`, csv, onServer: false },
   ]);
 }
 
