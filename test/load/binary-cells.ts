@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { Rejection, timestampText, typeConverter, type Converter } from '../../mapping/convert.ts';
 import type { SqlType } from '../../model/types.ts';
+import { Rng } from '../../sample/prng.ts';
 import type { Cell } from '../../staging/csv.ts';
 import { csvHeader, csvLine } from '../../staging/csv-lines.ts';
 import type { TwinColumn } from './binary-oracle.ts';
@@ -129,16 +130,10 @@ export function edgeRows(): Cell[][] {
 
 // ── random rows ─────────────────────────────────────────────────────────────────────────────────
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed from its seed. */
+/** Floats in [0, 1) from sample/prng.ts's seeded Rng, so a failing run can be replayed from its seed. */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 const POOLS = [
