@@ -71,7 +71,13 @@ export async function attemptCopy<T>(
   return session.attempt(name, undone, () => work({ binary: null }), null);
 }
 
-/** COPY options of the staged CSV into a table emptied in the same subtransaction: its rows written frozen. */
+/**
+ * COPY options (of the CSV) for a table whose file the current subtransaction created (CLUSTER, TRUNCATE): the rows
+ * are written frozen and their pages marked all-visible, so every later read of them in this load
+ * (reference checks, index builds, sorts) skips the visibility test of each row this transaction
+ * wrote. Other sessions' older snapshots see the rows once committed: no more MVCC-unsafe than the
+ * CLUSTER or TRUNCATE before it, which already shows them an empty table.
+ */
 const FROZEN_COPY_OPTIONS = COPY_CSV_OPTIONS.replace(/\)$/, ', FREEZE true)');
 
 /** The frozen COPY's options in `format`. */

@@ -68,13 +68,6 @@ export interface DirectOutcome {
 }
 
 /**
- * COPY options for a table whose file the current subtransaction created (CLUSTER, TRUNCATE): the rows
- * are written frozen and their pages marked all-visible, so every later read of them in this load
- * (reference checks, index builds, sorts) skips the visibility test of each row this transaction
- * wrote. Other sessions' older snapshots see the rows once committed: no more MVCC-unsafe than the
- * CLUSTER or TRUNCATE before it, which already shows them an empty table.
- */
-/**
  * Why a frozen COPY's savepoint undoes it, the ordinary path running instead: a key repeated, or
  * FREEZE refused (object_not_in_prerequisite_state: a cursor of this session still open).
  */
