@@ -72,8 +72,8 @@ export async function attemptCopy<T>(
 }
 
 /**
- * COPY options (of the CSV) for a table whose file the current subtransaction created (CLUSTER, TRUNCATE): the rows
- * are written frozen and their pages marked all-visible, so every later read of them in this load
+ * The CSV's COPY options for a table whose file the current subtransaction created (CLUSTER,
+ * TRUNCATE): the rows are written frozen and their pages marked all-visible, so every later read of them in this load
  * (reference checks, index builds, sorts) skips the visibility test of each row this transaction
  * wrote. Other sessions' older snapshots see the rows once committed: no more MVCC-unsafe than the
  * CLUSTER or TRUNCATE before it, which already shows them an empty table.
