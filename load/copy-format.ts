@@ -73,10 +73,10 @@ export async function attemptCopy<T>(
 
 /**
  * The CSV's COPY options for a table whose file the current subtransaction created (CLUSTER,
- * TRUNCATE): the rows are written frozen and their pages marked all-visible, so every later read of them in this load
- * (reference checks, index builds, sorts) skips the visibility test of each row this transaction
- * wrote. Other sessions' older snapshots see the rows once committed: no more MVCC-unsafe than the
- * CLUSTER or TRUNCATE before it, which already shows them an empty table.
+ * TRUNCATE): the rows are written frozen and their pages marked all-visible, so every later read of
+ * them in this load (reference checks, index builds, sorts) skips the visibility test of each row
+ * this transaction wrote. Other sessions' older snapshots see the rows once committed: no more
+ * MVCC-unsafe than the CLUSTER or TRUNCATE before it, which already shows them an empty table.
  */
 const FROZEN_COPY_OPTIONS = COPY_CSV_OPTIONS.replace(/\)$/, ', FREEZE true)');
 
