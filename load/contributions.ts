@@ -8,7 +8,8 @@ import { StagingError } from '../errors/etl-error.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { withIndexesBuiltAfter } from './indexes.ts';
 import { ownsTable } from './owner.ts';
-import { FROZEN_COPY_OPTIONS, frozenCopyUndone, numberRejectsByCtidSql } from './direct.ts';
+import { frozenCopyUndone, numberRejectsByCtidSql } from './direct.ts';
+import { attemptCopy, binaryEncoders, frozenCopyOptions, type CopyFormat } from './copy-format.ts';
 import { analyzeSql, createStageTableSql } from './batch-sql.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import type { CopyFigures } from './copy-in.ts';
@@ -85,7 +86,10 @@ function stateOfSql(s: TableShape): CompiledQuery {
 }
 
 /** COPY of the contributions file straight into the state table, emptied by TRUNCATE in the same subtransaction (rows frozen: direct.ts). */
-const copyIntoStateSql = (s: TableShape): string => `COPY ${state(s)} (${s.documentColumn.id}, ${list(s.columns)}) FROM STDIN WITH ${FROZEN_COPY_OPTIONS}`;
+const copyIntoStateSql = (s: TableShape, format: CopyFormat): string => `COPY ${state(s)} (${s.documentColumn.id}, ${list(s.columns)}) FROM STDIN WITH ${frozenCopyOptions(format)}`;
+
+/** The contributions file's columns: the document's `_id` (text), then the table's. */
+const contributionColumns = (s: TableShape) => [{ name: s.documentColumn.name, sqlType: { kind: 'text' } as const }, ...s.table.stagedColumns];
 
 /**
  * The batch when nothing was stored before: each key's latest contribution. Its line column gets
@@ -266,10 +270,11 @@ export async function firstContributions(
 ): Promise<FirstContributions | null> {
   // Emptying and re-indexing the state table are for its owner only.
   if (!(await ownsTable(session, state(shape)))) return null;
-  const copied = await session.attempt('etl_contrib', frozenCopyUndone, async () => {
+  const binary = await binaryEncoders(session, state(shape), contributionColumns(shape));
+  const copied = await attemptCopy(session, 'etl_contrib', frozenCopyUndone, binary, async (format) => {
     await session.run(compiled(`TRUNCATE ${state(shape)}`));
-    return withIndexesBuiltAfter(session, state(shape), () => copyStaged(session, paths, file, copyIntoStateSql(shape)));
-  }, null);
+    return withIndexesBuiltAfter(session, state(shape), () => copyStaged(session, paths, file, copyIntoStateSql(shape, format), format.binary));
+  });
   if (copied === null) return null;
   if (scope.intoEmpty && scope.complete && (await suspectsIntoBatch(session, shape, scope.checks))) {
     return { copied, suspectsOnly: true, touched: 0, batchRows: 0, superseded: 0 };

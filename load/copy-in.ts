@@ -12,6 +12,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { parse as parseCsvSync } from 'csv-parse/sync';
 import { QuotedNewlineDetector } from './csv-lines.ts';
+import { csvToBinaryCopy, type BinaryColumn } from './binary-copy.ts';
 
 export interface CopyFigures {
   /** Rows COPY reported (CommandComplete). */
@@ -23,7 +24,11 @@ export interface CopyFigures {
   readonly multiline: boolean;
 }
 
-export async function copyFileInto(client: pg.Client, file: string, copySql: string, signal?: AbortSignal): Promise<CopyFigures> {
+/**
+ * COPYs `file` with `copySql`, its bytes hashed as they stream; with `binary`, each record goes as
+ * PostgreSQL's binary tuple (load/binary-copy.ts), the hash still of the file's own bytes.
+ */
+export async function copyFileInto(client: pg.Client, file: string, copySql: string, signal?: AbortSignal, binary: readonly BinaryColumn[] | null = null): Promise<CopyFigures> {
   const hash = createHash('sha256');
   let bytes = 0;
   const quotes = new QuotedNewlineDetector();
@@ -36,7 +41,8 @@ export async function copyFileInto(client: pg.Client, file: string, copySql: str
     },
   });
   const copy = client.query(copyFrom(copySql));
-  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), tap, copy, ...(signal ? [{ signal }] : []));
+  const encode = binary === null ? [] : [csvToBinaryCopy(binary)];
+  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), tap, ...encode, copy, ...(signal ? [{ signal }] : []));
   return { rowCount: copy.rowCount, bytes, sha256: hash.digest('hex'), multiline: quotes.multiline };
 }
 

@@ -2,10 +2,10 @@
 // COPYed straight into the table, and the missing references are refused or NULLed there, instead
 // of COPY into a temp table and INSERT … SELECT (the rows are written once, not twice). The outcome
 // is the same as the ordinary path's, rejects file and etl_pending included.
-import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
 import { compiled, ident, type CompiledQuery, type SqlIdent } from '../schema/sql.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { copyStaged, type StagedFile } from './stage-files.ts';
+import { attemptCopy, binaryEncoders, frozenCopyOptions } from './copy-format.ts';
 import type { CopyFigures } from './copy-in.ts';
 import { droppableForeignKeys, isUniqueViolation, runDeferredChecks, withoutForeignKeys } from './merge.ts';
 import { holdRejected } from './pending.ts';
@@ -68,15 +68,6 @@ export interface DirectOutcome {
 }
 
 /**
- * COPY options for a table whose file the current subtransaction created (CLUSTER, TRUNCATE): the rows
- * are written frozen and their pages marked all-visible, so every later read of them in this load
- * (reference checks, index builds, sorts) skips the visibility test of each row this transaction
- * wrote. Other sessions' older snapshots see the rows once committed: no more MVCC-unsafe than the
- * CLUSTER or TRUNCATE before it, which already shows them an empty table.
- */
-export const FROZEN_COPY_OPTIONS = COPY_CSV_OPTIONS.replace(/\)$/, ', FREEZE true)');
-
-/**
  * Why a frozen COPY's savepoint undoes it, the ordinary path running instead: a key repeated, or
  * FREEZE refused (object_not_in_prerequisite_state: a cursor of this session still open).
  */
@@ -101,14 +92,18 @@ interface ClusterIndex {
   readonly clustered: boolean;
 }
 
-/** COPY straight into the table, its indexes built after; null when the savepoint undid it (frozenCopyUndone). */
+/**
+ * COPY straight into the table, its indexes built after (in binary when it can: copy-format.ts);
+ * null when the savepoint undid it (frozenCopyUndone).
+ */
 async function copyDirect(session: LoadSession, paths: RunPaths, shape: TableShape, staged: StagedFile, cluster: ClusterIndex): Promise<CopyFigures | null> {
-  const copySql = `COPY ${shape.target} (${list(shape.columns)}) FROM STDIN WITH ${FROZEN_COPY_OPTIONS}`;
-  return session.attempt('etl_direct', frozenCopyUndone, async () => {
+  const binary = await binaryEncoders(session, shape.target, shape.table.stagedColumns);
+  return attemptCopy(session, 'etl_direct', frozenCopyUndone, binary, async (format) => {
     await session.run(compiled(`CLUSTER ${shape.target} USING ${ident(cluster.name)}`));
     if (!cluster.clustered) await session.run(compiled(`ALTER TABLE ${shape.target} SET WITHOUT CLUSTER`));
-    return withIndexesBuiltAfter(session, shape.target, () => copyStaged(session, paths, staged, copySql));
-  }, null);
+    const copySql = `COPY ${shape.target} (${list(shape.columns)}) FROM STDIN WITH ${frozenCopyOptions(format)}`;
+    return withIndexesBuiltAfter(session, shape.target, () => copyStaged(session, paths, staged, copySql, format.binary));
+  });
 }
 
 /** Refuses or NULLs the missing references of the copied rows, keeping them in etl_pending. */

@@ -8,6 +8,7 @@ import type { FileRecord } from '../staging/manifest.ts';
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { copyFileInto, readCsvHeader, type CopyFigures } from './copy-in.ts';
+import type { BinaryColumn } from './binary-copy.ts';
 import { keysScanOf } from './read-ahead.ts';
 import type { LoadSession } from './session.ts';
 import type { TableShape } from './shape.ts';
@@ -46,9 +47,9 @@ export function stagedFile(paths: RunPaths, record: FileRecord, columns: readonl
   return { file, record, columns, records };
 }
 
-/** COPYs one staged file with `copySql`, checking header, checksum and count. */
-export function copyStaged(session: LoadSession, paths: RunPaths, staged: StagedFile, copySql: string): Promise<CopyFigures> {
-  return verified(session, paths, staged, () => copyFileInto(session.client, staged.file, copySql, session.signal));
+/** COPYs one staged file with `copySql` (in binary with `binary`: copy-format.ts), checking header, checksum and count. */
+export function copyStaged(session: LoadSession, paths: RunPaths, staged: StagedFile, copySql: string, binary: readonly BinaryColumn[] | null = null): Promise<CopyFigures> {
+  return verified(session, paths, staged, () => copyFileInto(session.client, staged.file, copySql, session.signal, binary));
 }
 
 /** Runs `read` (which streams the file, hashing it) and checks header, checksum and count. */

@@ -1,17 +1,12 @@
 // Random passwords and the many shapes a person may (mis)write a connection string in, for the
 // property tests of connect/: whatever the shape, the password must never be shown.
 import assert from 'node:assert/strict';
+import { Rng } from '../../sample/prng.ts';
 
-/** A small deterministic PRNG (mulberry32): the same seed gives the same cases. */
+/** A small deterministic PRNG (sample/prng.ts, mulberry32): the same seed gives the same cases. */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 const ALNUM = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';

@@ -26,6 +26,7 @@ import type { Cell } from '../../staging/csv.ts';
 import { pipelineFromYaml } from '../harness/staged-run.ts';
 import { stageRun } from './staged-run.ts';
 import { postgresConfig, query } from './model-fixture.ts';
+import { Rng } from '../../sample/prng.ts';
 
 const servers = useServers({ mongo: false });
 
@@ -69,14 +70,8 @@ function model() {
 
 /** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 const ownerId = (i: number): string => `o${String(i).padStart(4, '0')}`;
