@@ -158,8 +158,8 @@ function reviveKeepingEscapes(v: unknown): unknown {
   const kind = kindOf(v);
   if (kind === 'document') {
     const fields = documentFields(v);
-    const out: RawDocument = {};
-    for (const key of Object.keys(fields)) out[key] = reviveKeepingEscapes(fields[key]);
+    // fromEntries, not out[key] = …: a `__proto__` key stays a key.
+    const out = Object.fromEntries(Object.keys(fields).map((key) => [key, reviveKeepingEscapes(fields[key])]));
     return fields === v ? out : { [ESCAPED_DOCUMENT_KEY]: out };
   }
   return (EJSON.deserialize({ v } as never, { relaxed: false }) as { v: unknown }).v;

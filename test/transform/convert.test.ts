@@ -242,6 +242,12 @@ describe('JSONB', () => {
     // What bson refuses stays refused.
     assert.equal(convert(J, { n: long('abc') }), 'REJECT:invalid_bson');
   });
+  test('a `__proto__` key is a key like any other, kept (an assignment would take it for the prototype and drop it)', () => {
+    const J: SqlType = { kind: 'jsonb' };
+    assert.equal(convert(J, JSON.parse('{"__proto__":{"a":{"$numberInt":"1"}},"b":{"__proto__":"x"}}')), '{"__proto__":{"a":1},"b":{"__proto__":"x"}}');
+    assert.equal(convert(J, JSON.parse('{"$etlDocument":{"$a":{"$numberInt":"1"},"__proto__":{"c":"d"}}}')), '{"$etlDocument":{"$a":1,"__proto__":{"c":"d"}}}');
+    assert.equal(convert(J, JSON.parse('{"__proto__":{"n":{"$numberLong":"9007199254740993"}}}')), '{"__proto__":{"n":9007199254740993}}');
+  });
 });
 
 describe('dayFormatter against Intl, instant by instant', () => {
