@@ -451,15 +451,16 @@ function cleanJson(value: unknown, nul: 'reject' | 'strip', tally: NulTally, dep
     }
     return out;
   }
-  const out: Record<string, unknown> = {};
+  const out: [string, unknown][] = [];
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     const key = cleanText(k, nul, tally);
     if (key instanceof Rejection) return key;
     const c = cleanJson(v, nul, tally, depth + 1);
     if (c instanceof Rejection) return c;
-    out[key] = c;
+    out.push([key, c]);
   }
-  return out;
+  // fromEntries, not out[key] = …: that would take a `__proto__` field (a plain key to MongoDB) for the prototype and drop it.
+  return Object.fromEntries(out);
 }
 
 function jsonbConverter(nul: 'reject' | 'strip', tally: NulTally): Converter {

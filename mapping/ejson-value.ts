@@ -11,7 +11,7 @@
 // an embedded document whose keys start with `$` (a real subdocument {"$numberInt": "7"} is a
 // document, never the Int32 7), and `{"$etlInvalidUtf8": "<base64>"}` a string whose bytes are not
 // UTF-8, which every column rejects (invalid_unicode).
-import { EJSON } from 'bson';
+import { EJSON, type Long } from 'bson';
 import { ESCAPED_DOCUMENT_KEY, INVALID_UTF8_KEY } from '../staging/ndjson-escape.ts';
 
 export type ValueKind =
@@ -158,21 +158,65 @@ function reviveKeepingEscapes(v: unknown): unknown {
   const kind = kindOf(v);
   if (kind === 'document') {
     const fields = documentFields(v);
-    const out: RawDocument = {};
-    for (const key of Object.keys(fields)) out[key] = reviveKeepingEscapes(fields[key]);
+    // fromEntries, not out[key] = …: a `__proto__` key stays a key.
+    const out = Object.fromEntries(Object.keys(fields).map((key) => [key, reviveKeepingEscapes(fields[key])]));
     return fields === v ? out : { [ESCAPED_DOCUMENT_KEY]: out };
   }
   return (EJSON.deserialize({ v } as never, { relaxed: false }) as { v: unknown }).v;
 }
 
+// Exact Int64s. bson's relaxed EJSON writes a Long as a JavaScript number (Long.toExtendedJSON →
+// toNumber), which rounds every Int64 beyond ±2^53 (9007199254740993 → 9007199254740992); the relaxed
+// EJSON spec's Int64 is the integer itself, and JSONB keeps a JSON number exactly. So each Int64 is
+// swapped, before bson sees the value, for a marker string: NUL then its digits (bson's own reading
+// of the wrapper, so what bson refuses stays refused). bson passes strings through untouched, and
+// jsonText writes a marker as its bare digits. No other string may hold a NUL: markInt64s refuses one
+// (unreachable from the JSONB converter, which strips or rejects NUL first: jsonb cannot hold U+0000).
+const INT64_MARK = '\u0000';
+
+/** A raw value with each Int64 wrapper replaced by its marker (dates' milliseconds are not Int64s), counted in `found`. */
+function markInt64s(v: unknown, found: { int64s: number }): unknown {
+  if (typeof v === 'string') {
+    if (v.includes(INT64_MARK)) throw new Error('a JSON value holds U+0000, which would read as an Int64 marker');
+    return v;
+  }
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) return v.map((item) => markInt64s(item, found));
+  const kind = kindOf(v);
+  if (kind === 'int64') {
+    found.int64s += 1;
+    return INT64_MARK + (EJSON.deserialize({ v } as never, { relaxed: false }) as { v: Long }).v.toString();
+  }
+  if (kind === 'date') return v;
+  // A document (escaped or not, a DBRef), or a wrapper holding values ($code's $scope): walk its fields.
+  const fields = kind === 'document' ? documentFields(v) : (v as RawDocument);
+  // fromEntries, not out[key] = …: a `__proto__` key stays a key.
+  const out = Object.fromEntries(Object.keys(fields).map((key) => [key, markInt64s(fields[key], found)]));
+  return fields === v ? out : { [ESCAPED_DOCUMENT_KEY]: out };
+}
+
+/** JSON text of a JSON.parse result, byte for byte as JSON.stringify writes it, except a marker: its digits. */
+function jsonText(v: unknown): string {
+  if (typeof v === 'string') return v.startsWith(INT64_MARK) ? v.slice(1) : JSON.stringify(v);
+  if (typeof v !== 'object' || v === null) return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(jsonText).join(',')}]`;
+  const fields = v as RawDocument;
+  return `{${Object.keys(fields).map((key) => `${JSON.stringify(key)}:${jsonText(fields[key])}`).join(',')}}`;
+}
+
 /**
- * Relaxed EJSON text of a raw value (JSONB columns): `{"$date": "…"}`, plain numbers, `{"$oid": …}`.
- * An escaped document stays escaped, so JSONB cannot confuse it with the value it looks like.
+ * Relaxed EJSON text of a raw value (JSONB columns): `{"$date": "…"}`, plain numbers, `{"$oid": …}`,
+ * an Int64 as its exact integer. An escaped document stays escaped, so JSONB cannot confuse it with
+ * the value it looks like.
  */
 export function relaxedText(v: unknown): string {
   // Rare path (JSONB columns): revive through the official codec so the relaxed form is bson's own.
-  const revived = holdsEscape(v) ? reviveKeepingEscapes(v) : (EJSON.deserialize({ v } as never, { relaxed: false }) as { v: unknown }).v;
-  return EJSON.stringify(revived as never, { relaxed: true });
+  const found = { int64s: 0 };
+  const marked = markInt64s(v, found);
+  const revived = holdsEscape(marked) ? reviveKeepingEscapes(marked) : (EJSON.deserialize({ v: marked } as never, { relaxed: false }) as { v: unknown }).v;
+  // No Int64: bson's text as it is (the marker path costs a parse and a second writer).
+  if (found.int64s === 0) return EJSON.stringify(revived as never, { relaxed: true });
+  return jsonText((EJSON.serialize({ v: revived } as never, { relaxed: true }) as { v: unknown }).v);
 }
 
 /** A field by dotted path: `a.b` reads `{a: {b: …}}`; an array or BSON value on the way → absent. */

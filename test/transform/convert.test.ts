@@ -221,6 +221,33 @@ describe('JSONB', () => {
     assert.equal(convert(J, 'text'), '"text"');
     assert.equal(convert(J, [int32(1), null]), '[1,null]');
   });
+  test('an Int64 is written as its exact integer, beyond 2^53 too, at any depth (bson relaxed EJSON would round it)', () => {
+    const J: SqlType = { kind: 'jsonb' };
+    assert.equal(convert(J, long('9007199254740993')), '9007199254740993');
+    assert.equal(convert(J, { n: long('9007199254740993'), m: long('-9007199254740993') }), '{"n":9007199254740993,"m":-9007199254740993}');
+    assert.equal(convert(J, [long('9223372036854775807'), long('-9223372036854775808')]), '[9223372036854775807,-9223372036854775808]');
+    assert.equal(
+      convert(J, { a: [long('1'), { b: [long('9007199254740995')] }], c: { d: { e: long('-9223372036854775807') } } }),
+      '{"a":[1,{"b":[9007199254740995]}],"c":{"d":{"e":-9223372036854775807}}}',
+    );
+    // Beside a double and an Int32, which stay what they were.
+    assert.equal(convert(J, { d: double('1.5'), i: int32(7), l: long('9007199254740993'), x: double('1.0E+21') }), '{"d":1.5,"i":7,"l":9007199254740993,"x":1e+21}');
+    // Within ±2^53: the same text as before.
+    assert.equal(convert(J, [long('0'), long('42'), long('-42'), long('9007199254740992'), long('-9007199254740992')]), '[0,42,-42,9007199254740992,-9007199254740992]');
+    // Inside an escaped document, a DBRef and a code's scope; a date's milliseconds are not an Int64.
+    assert.equal(convert(J, { $etlDocument: { $n: long('9007199254740993'), $numberLong: '5' } }), '{"$etlDocument":{"$n":9007199254740993,"$numberLong":"5"}}');
+    assert.equal(convert(J, { $ref: 'c', $id: long('9007199254740993') }), '{"$ref":"c","$id":9007199254740993}');
+    assert.equal(convert(J, { $code: 'f', $scope: { n: long('-9007199254740993') } }), '{"$code":"f","$scope":{"n":-9007199254740993}}');
+    assert.equal(convert(J, { d: { $date: { $numberLong: '-1' } } }), '{"d":{"$date":{"$numberLong":"-1"}}}');
+    // What bson refuses stays refused.
+    assert.equal(convert(J, { n: long('abc') }), 'REJECT:invalid_bson');
+  });
+  test('a `__proto__` key is a key like any other, kept (an assignment would take it for the prototype and drop it)', () => {
+    const J: SqlType = { kind: 'jsonb' };
+    assert.equal(convert(J, JSON.parse('{"__proto__":{"a":{"$numberInt":"1"}},"b":{"__proto__":"x"}}')), '{"__proto__":{"a":1},"b":{"__proto__":"x"}}');
+    assert.equal(convert(J, JSON.parse('{"$etlDocument":{"$a":{"$numberInt":"1"},"__proto__":{"c":"d"}}}')), '{"$etlDocument":{"$a":1,"__proto__":{"c":"d"}}}');
+    assert.equal(convert(J, JSON.parse('{"__proto__":{"n":{"$numberLong":"9007199254740993"}}}')), '{"__proto__":{"n":9007199254740993}}');
+  });
 });
 
 describe('dayFormatter against Intl, instant by instant', () => {

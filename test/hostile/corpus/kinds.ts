@@ -181,6 +181,18 @@ export const KINDS: readonly Kind[] = [
     plant: plantThing({ extra: { $foo: new Int32(1) } }),
     outcome: converted('things', 'extra', '{"$etlDocument": {"$foo": 1}}'),
   },
+  {
+    // bson's relaxed EJSON writes a Long as a JavaScript number, which rounds 2^53 + 1 to 2^53.
+    name: 'JSONB: Int64 beyond 2^53 stays exact, at any depth, beside a double and an Int32',
+    plant: plantThing({ extra: { n: Long.fromString('9007199254740993'), a: [Long.fromString('-9007199254740993'), { max: Long.MAX_VALUE, min: Long.MIN_VALUE }], d: new Double(1.5), i: new Int32(7), s: Long.fromNumber(42) } }),
+    outcome: converted('things', 'extra', '{"a": [-9007199254740993, {"max": 9223372036854775807, "min": -9223372036854775808}], "d": 1.5, "i": 7, "n": 9007199254740993, "s": 42}'),
+  },
+  {
+    // A computed key: `{ __proto__: … }` would set the prototype. MongoDB stores the field like any other.
+    name: 'JSONB: a `__proto__` key is kept',
+    plant: plantThing({ extra: { ['__proto__']: { a: new Int32(1) }, b: 'x' } }),
+    outcome: converted('things', 'extra', '{"b": "x", "__proto__": {"a": 1}}'),
+  },
   { name: 'JSONB: NUL character in a string inside', plant: plantThing({ extra: { a: 'x\u0000y' } }), outcome: rejected('things', 'nul_character', 'extra') },
   {
     name: 'a mapped field nested 100,000 levels',
