@@ -11,7 +11,10 @@
 // timestamp `YYYY-MM-DD HH:MM:SS.mmm`, a date `YYYY-MM-DD`, `true`/`false`, a plain integer …);
 // anything else throws NotEncodable and the caller COPYs the CSV instead, so PostgreSQL's own input
 // function decides (and reports) exactly as before. Text is sent as its bytes: the server checks
-// the encoding and a VARCHAR(n)'s length on receipt as it does on input.
+// the encoding and a VARCHAR(n)'s length on receipt as it does on input. A timestamp is sent as
+// int64 microseconds and a date as int32 days since 2000-01-01, the only forms since PostgreSQL 10
+// (which removed float timestamps; the load needs 10 or later anyway: its temp tables use identity
+// columns).
 import { Transform, type TransformCallback } from 'node:stream';
 import type { SqlType } from '../model/types.ts';
 
