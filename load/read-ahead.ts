@@ -5,7 +5,7 @@
 // from the first step on, the files are read while PostgreSQL works on the tables before theirs.
 // The step still verifies what it gets (header, checksum, count) exactly as before; only the
 // moment of the read moves.
-import path from 'node:path';
+import { transformFileOf } from '../staging/run-folder.ts';
 import type { LoadContext } from './load-context.ts';
 import { scanKeysFile, type KeysScan } from './copy-in.ts';
 import type { LoadSession } from './session.ts';
@@ -33,8 +33,8 @@ function keysFilesToScan(ctx: LoadContext): string[] {
     const shape = ctx.shapeOf(name);
     if (!staged?.keys || staged.complete !== true || shape.kind === 'dedupe_upsert' || shape.docKey === null) continue;
     // Only a file in the run's transform folder (stage-files.ts stagedFile refuses any other).
-    const file = path.resolve(ctx.paths.dir, staged.keys.file);
-    if (path.dirname(file) === path.resolve(ctx.paths.transformDir)) files.push(file);
+    const file = transformFileOf(ctx.paths, staged.keys.file);
+    if (file !== null) files.push(file);
   }
   return files;
 }

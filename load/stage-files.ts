@@ -6,7 +6,7 @@ import path from 'node:path';
 import { StagingError } from '../errors/etl-error.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
-import type { RunPaths } from '../staging/run-folder.ts';
+import { transformFileOf, type RunPaths } from '../staging/run-folder.ts';
 import { copyFileInto, readCsvHeader, type CopyFigures } from './copy-in.ts';
 import type { BinaryColumn } from './binary-copy.ts';
 import { keysScanOf } from './read-ahead.ts';
@@ -40,8 +40,8 @@ export interface StagedFile {
 
 /** The staged file a manifest record names, which must lie in the run's transform folder. */
 export function stagedFile(paths: RunPaths, record: FileRecord, columns: readonly string[], records: number | null = record.records): StagedFile {
-  const file = path.resolve(paths.dir, record.file);
-  if (path.dirname(file) !== path.resolve(paths.transformDir)) {
+  const file = transformFileOf(paths, record.file);
+  if (file === null) {
     throw new StagingError('bad_manifest', `the manifest names ${record.file}, outside ${paths.relative(paths.transformDir)}/`, { context: { file: paths.manifest } });
   }
   return { file, record, columns, records };

@@ -18,6 +18,15 @@ export function isRunId(name: string): boolean {
   return RUN_ID.test(name);
 }
 
+/**
+ * The absolute path of a file a manifest records (relative to the run folder) when it lies directly
+ * in the run's transform folder, else null: a manifest naming any other file is not followed.
+ */
+export function transformFileOf(paths: RunPaths, recorded: string): string | null {
+  const file = path.resolve(paths.dir, recorded);
+  return path.dirname(file) === path.resolve(paths.transformDir) ? file : null;
+}
+
 /** Every path of one run. */
 export interface RunPaths {
   readonly stagingDir: string;
