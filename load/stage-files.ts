@@ -2,7 +2,6 @@
 // names: its header the columns pipeline.yaml stages, the bytes COPY reads hashed while they stream
 // and equal to the manifest's sha256 (a missing checksum is refused: nothing unverified is loaded),
 // its records the manifest's count. A mismatch fails the load, whose transaction then rolls back.
-import path from 'node:path';
 import { StagingError } from '../errors/etl-error.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
