@@ -3,7 +3,7 @@
 // their own files; when any file's buffer is full the pass waits for it, so the reader never runs
 // ahead of the slowest file and memory stays flat.
 import { pipeline } from 'node:stream/promises';
-import { parseDocumentLine, readLineBatches, type FileDigest, type LineBatch } from './ndjson-batches.ts';
+import { readLineBatches, type FileDigest, type LineBatch } from './ndjson-batches.ts';
 import type { TableWork } from './table-work.ts';
 
 export interface PassOptions {
@@ -41,7 +41,7 @@ export async function runCollectionPass(works: readonly TableWork[], o: PassOpti
     async (batches: AsyncIterable<LineBatch>) => {
       for await (const batch of batches) {
         for (let i = 0; i < batch.length; i += 1) {
-          const doc = parseDocumentLine(batch.text(i), o.file, batch.lineNumber(i));
+          const doc = batch.document(i, o.file);
           for (const w of works) w.accept(doc);
           documents += 1;
           for (const out of outputs) {

@@ -25,7 +25,7 @@ import { filterSkip, type SkipTest } from '../mapping/upsert.ts';
 import { columnConverter, Rejection } from '../mapping/convert.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdKey } from './rejects.ts';
-import { parseDocumentLine, readLineBatches, type FileDigest } from './ndjson-batches.ts';
+import { readLineBatches, type FileDigest } from './ndjson-batches.ts';
 import { checkExtractRead } from './extract-check.ts';
 import { CsvOutput } from './staged-output.ts';
 
@@ -114,7 +114,7 @@ async function writeLiveKeys(file: string, ids: IdsRecord, collection: string, p
   let lines = 0;
   for await (const batch of readLineBatches(file, digest, signal)) {
     for (let i = 0; i < batch.length; i += 1) {
-      const doc = parseDocumentLine(batch.text(i), paths.relative(file), batch.lineNumber(i));
+      const doc = batch.document(i, paths.relative(file));
       lines += 1;
       for (const w of works) offer(w, doc);
     }

@@ -41,6 +41,11 @@ export class LineBatch {
   lineNumber(i: number): number {
     return this.numbers[i]!;
   }
+
+  /** Line i as a raw document, or a StagingError naming `file` (as messages show it) and the line. */
+  document(i: number, file: string): RawDocument {
+    return parseDocumentLine(this.text(i), file, this.lineNumber(i));
+  }
 }
 
 export interface FileDigest {
@@ -137,7 +142,7 @@ export async function* readLineBatches(file: string, digest: FileDigest, signal?
 }
 
 /** One staged line as a raw document (Extended JSON wrappers kept), or a StagingError naming file and line. */
-export function parseDocumentLine(text: string, file: string, line: number): RawDocument {
+function parseDocumentLine(text: string, file: string, line: number): RawDocument {
   let doc: unknown;
   try {
     doc = JSON.parse(text);

@@ -17,7 +17,7 @@ import type { FileRecord } from '../staging/manifest.ts';
 import type { ExtractRecomputeRecord } from '../staging/manifest-extract.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { checkExtractRead } from './extract-check.ts';
-import { parseDocumentLine, readLineBatches, type FileDigest } from './ndjson-batches.ts';
+import { readLineBatches, type FileDigest } from './ndjson-batches.ts';
 import type { TableWork } from './table-work.ts';
 
 /** Names every requested document the extract did not find in each table's keys file; returns how many. */
@@ -30,7 +30,7 @@ export async function nameAbsentDocuments(paths: RunPaths, record: FileRecord, w
   for await (const batch of readLineBatches(file, digest, signal)) {
     for (let i = 0; i < batch.length; i += 1) {
       lines += 1;
-      const doc = parseDocumentLine(batch.text(i), file, batch.lineNumber(i));
+      const doc = batch.document(i, file);
       if (doc.found === true) continue;
       absent += 1;
       for (const w of works) w.noteAbsent({ _id: doc._id });
