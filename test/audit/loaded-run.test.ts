@@ -5,10 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { rm } from 'node:fs/promises';
-import pg from 'pg';
 import * as tar from 'tar';
 import { useServers } from '../harness/index.ts';
-import { applySchema } from '../../schema/apply.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runLoad } from '../../load/index.ts';
 import { readManifest } from '../../staging/manifest.ts';
@@ -17,6 +15,7 @@ import type { RunsReport } from '../../audit/runs.ts';
 import type { CleanReport } from '../../audit/clean.ts';
 import { realRun } from './staged-run.ts';
 import { etlSync } from '../harness/cli.ts';
+import { createTables } from '../harness/schema.ts';
 
 const servers = useServers({ mongo: false });
 
@@ -25,13 +24,7 @@ test('a loaded run: packed with its load rejects, verified without databases, li
   const run = await realRun();
   t.after(() => rm(run.cwd, { recursive: true, force: true }));
   const model = await loadPipeline(run.pipelineFile);
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await applySchema(client, model);
-  } finally {
-    await client.end();
-  }
+  await createTables(url, model);
   await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres: { connectionString: url, host: '', port: 0, database: '', user: '', password: null } });
   const manifest = await readManifest(run.paths);
   assert.equal(manifest.stages.load?.status, 'done');

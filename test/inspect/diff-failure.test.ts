@@ -12,9 +12,9 @@ import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 import { runDiff, type DiffProgress } from '../../inspect/diff.ts';
-import { applySchema } from '../../schema/apply.ts';
 import type { PipelineModel, TableModel } from '../../model/types.ts';
 import { model } from './planted.ts';
+import { createTables } from '../harness/schema.ts';
 
 const servers = useServers();
 const USERS = 20_000;
@@ -55,13 +55,7 @@ async function scene(name: string): Promise<Scene> {
   const pgUrl = await servers.postgres.createDatabase(name);
   const mongo = await servers.mongo.newDatabase(name);
   await seedUsers(mongo.url, mongo.name);
-  const client = new pg.Client({ connectionString: pgUrl });
-  await client.connect();
-  try {
-    await applySchema(client, m);
-  } finally {
-    await client.end();
-  }
+  await createTables(pgUrl, m);
   return { m, pgUrl, mongo };
 }
 

@@ -10,14 +10,14 @@ import path from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
+import { createTables } from '../harness/schema.ts';
 import { runLoad } from '../../load/index.ts';
-import { applySchema } from '../../schema/apply.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { timestampText } from '../../mapping/convert.ts';
 import type { Cell } from '../../staging/csv.ts';
 import { pipelineFromYaml } from '../harness/staged-run.ts';
 import { stageRun, type StagedTable } from './staged-run.ts';
-import { postgresConfig, query } from './model-fixture.ts';
+import { postgresConfig, query, TIMESTAMPS } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
 
@@ -65,13 +65,7 @@ const model = pipelineFromYaml(`tables:
         foreign_key: kinds(id)
       - name: day
         sql_type: DATE
-        nullable: false
-      - name: created_at
-        sql_type: TIMESTAMP
-        nullable: false
-      - name: updated_at
-        sql_type: TIMESTAMP
-        nullable: false
+        nullable: false${TIMESTAMPS}
     unique_constraints:
       - [kind_id, day]
 `);
@@ -130,14 +124,8 @@ function formats(statements: readonly string[], tables: readonly string[]): Reco
 }
 
 async function schemaOnly(url: string, alter?: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await applySchema(client, model);
-    if (alter) await client.query(alter);
-  } finally {
-    await client.end();
-  }
+  await createTables(url, model);
+  if (alter) await query(url, alter);
 }
 
 /** Everything a load leaves: every row as text (in key order), the pending entries, the rejects files. */

@@ -8,37 +8,16 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import pg from 'pg';
 import { useServers } from '../harness/index.ts';
+import { createTables } from '../harness/schema.ts';
 import { runLoad } from '../../load/index.ts';
-import { applySchema } from '../../schema/apply.ts';
 import { runPaths } from '../../staging/run-folder.ts';
-import { pipelineFromYaml } from '../harness/staged-run.ts';
 import { stageRun } from './staged-run.ts';
-import { postgresConfig, query, ts } from './model-fixture.ts';
+import { chainModel, postgresConfig, query, ts } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
 
-const model = pipelineFromYaml(`tables:
-  plans:
-    include_base: true
-  days:
-    include_base: true
-    additional_columns:
-      - name: plan_id
-        sql_type: VARCHAR
-        foreign_key: plans(id)
-  meals:
-    include_base: true
-    additional_columns:
-      - name: day_id
-        sql_type: VARCHAR
-        foreign_key: days(id)
-      - name: plan_id
-        sql_type: VARCHAR
-        foreign_key: plans(id)
-        on_missing: set_null
-`);
+const model = chainModel({ meals: true, mealsPlan: true });
 
 const at = ts('1 10:00:00');
 const data = {
@@ -47,15 +26,7 @@ const data = {
   meals: { rows: [['m1', at, at, 'd1', 'p1'], ['m2', at, at, 'd2', 'p2'], ['m3', at, at, 'd3', 'p8'], ['m4', at, at, 'd4', null]] },
 };
 
-async function schemaOnly(url: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await applySchema(client, model);
-  } finally {
-    await client.end();
-  }
-}
+const schemaOnly = (url: string): Promise<void> => createTables(url, model);
 
 /** The index oids of a table: a rebuilt index gets a new one. */
 const indexOids = (url: string, table: string) => query(url, `SELECT indexrelid::int AS oid FROM pg_index WHERE indrelid = $1::regclass ORDER BY 1`, [table]);

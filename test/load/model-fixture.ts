@@ -8,7 +8,8 @@ import pg from 'pg';
 import { pipelineFromYaml } from '../harness/staged-run.ts';
 import type { PipelineModel } from '../../model/types.ts';
 
-const TIMESTAMPS = `
+/** created_at and updated_at, NOT NULL, as additional YAML columns. */
+export const TIMESTAMPS = `
       - name: created_at
         sql_type: TIMESTAMP
         nullable: false
@@ -123,6 +124,25 @@ export function fixtureYaml(o: { truncateCompanies?: boolean } = {}): string {
 
 export function fixtureModel(o: { truncateCompanies?: boolean } = {}): PipelineModel {
   return pipelineFromYaml(fixtureYaml(o), 'test/load/model-fixture.ts');
+}
+
+/**
+ * A parent chain as pipeline.yaml writes it: plans ← days (plan_id) ← meals (day_id; with
+ * `mealsPlan`, also plan_id, set NULL when missing). `meals: false` stops at days.
+ */
+export function chainModel(o: { meals: boolean; mealsPlan?: boolean }): PipelineModel {
+  const plan = o.mealsPlan ? '\n      - name: plan_id\n        sql_type: VARCHAR\n        foreign_key: plans(id)\n        on_missing: set_null' : '';
+  const meals = o.meals ? `\n  meals:\n    include_base: true\n    additional_columns:\n      - name: day_id\n        sql_type: VARCHAR\n        foreign_key: days(id)${plan}` : '';
+  return pipelineFromYaml(`tables:
+  plans:
+    include_base: true
+  days:
+    include_base: true
+    additional_columns:
+      - name: plan_id
+        sql_type: VARCHAR
+        foreign_key: plans(id)${meals}
+`);
 }
 
 export const ts = (s: string): string => `2024-03-0${s}.000`;

@@ -11,22 +11,12 @@ import { useServers } from '../harness/index.ts';
 import { runLoad } from '../../load/index.ts';
 import { StagingError } from '../../errors/etl-error.ts';
 import { runPaths } from '../../staging/run-folder.ts';
-import { pipelineFromYaml } from '../harness/staged-run.ts';
 import { stageRun } from './staged-run.ts';
-import { postgresConfig, query, ts } from './model-fixture.ts';
+import { chainModel, postgresConfig, query, ts } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
 
-const model = pipelineFromYaml(`tables:
-  plans:
-    include_base: true
-  days:
-    include_base: true
-    additional_columns:
-      - name: plan_id
-        sql_type: VARCHAR
-        foreign_key: plans(id)
-`);
+const model = chainModel({ meals: false });
 
 const at = ts('1 10:00:00');
 

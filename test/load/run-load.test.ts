@@ -12,7 +12,7 @@ import { LoadError, StagingError } from '../../errors/etl-error.ts';
 import { pipelineFromYaml } from '../harness/staged-run.ts';
 import type { PipelineModel } from '../../model/types.ts';
 import { stageRun } from './staged-run.ts';
-import { checksums, fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
+import { chainModel, checksums, fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
 const ALL = ['companies', 'users', 'messages', 'user_companies', 'tags', 'logbook', 'pairs', 'etl_watermarks', 'etl_runs'];
@@ -409,22 +409,7 @@ test('the bulk path refuses rows of a table other tables reference, and still re
   // kept PostgreSQL from re-adding the table's own foreign keys ("pending trigger events").
   const url = await servers.postgres.createDatabase(t.name);
   const staging = await tempStaging(t);
-  const model = pipelineFromYaml(`tables:
-  plans:
-    include_base: true
-  days:
-    include_base: true
-    additional_columns:
-      - name: plan_id
-        sql_type: VARCHAR
-        foreign_key: plans(id)
-  meals:
-    include_base: true
-    additional_columns:
-      - name: day_id
-        sql_type: VARCHAR
-        foreign_key: days(id)
-`);
+  const model = chainModel({ meals: true });
   const at = ts('1 10:00:00');
   await stageRun(staging, model, {
     plans: { rows: [['p1', at, at]] },
