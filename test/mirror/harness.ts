@@ -86,6 +86,27 @@ export class Mirror {
     return this.run('incremental', this.incrementalUrl, extra);
   }
 
+  /** The staging folder of the incremental database's runs. */
+  get incrementalStaging(): string {
+    return path.join(this.work, 'incremental');
+  }
+
+  /**
+   * The arguments of `etl <command>` against this test's MongoDB (extract, run), the incremental
+   * staging folder and database (`--database-url` where the command takes it; run every command
+   * with `incrementalEnv` too: extract reads the watermarks through DATABASE_URL), without `--json`.
+   */
+  incrementalArgs(command: 'run' | 'extract' | 'transform' | 'load' | 'status', extra: readonly string[] = []): string[] {
+    const source = command === 'run' || command === 'extract' ? ['--source', this.mongo.url, '--mongo-db', this.mongo.name] : [];
+    const database = command === 'run' || command === 'load' || command === 'status' ? ['--database-url', this.incrementalUrl] : [];
+    return [command, ...source, '--staging', this.incrementalStaging, '--pipeline', PIPELINE, ...database, ...extra];
+  }
+
+  /** The environment of the commands `incrementalArgs` spells. */
+  get incrementalEnv(): Record<string, string> {
+    return { DATABASE_URL: this.incrementalUrl };
+  }
+
   /** A fresh database filled by `etl run --full` of MongoDB as it is now; returns its URL. */
   async reference(): Promise<string> {
     this.references += 1;
