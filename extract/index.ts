@@ -10,6 +10,7 @@ import { writeFileAtomic } from '../staging/atomic-file.ts';
 import { TOOL_VERSION, updateManifest, writeManifest, type Manifest } from '../staging/manifest.ts';
 import type { ExtractCollectionRecord, ExtractSection } from '../staging/manifest-extract.ts';
 import { createRun, setLatest, type RunPaths } from '../staging/run-folder.ts';
+import { currentWriter, removeAbandonedPartials, withoutWriter } from '../staging/run-writer.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
 import { discardCollection, extractCollection } from './collection-extract.ts';
 import { runCollections } from './collection-pool.ts';
@@ -51,6 +52,8 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
   const tables = selectTables(options.model, options.tables);
   const now = options.now ?? (() => new Date());
   options.signal?.throwIfAborted();
+  // The unfinished files of runs whose process was killed (the next run is the user's recovery).
+  await removeAbandonedPartials(options.stagingDir);
   let x: ExtractRun;
   if (options.repair) {
     if (options.source.kind !== 'mongodb') throw dumpRefused();
@@ -99,10 +102,10 @@ async function extractAll(x: ExtractRun, session: SourceSession): Promise<Extrac
     options.signal?.throwIfAborted();
   } catch (raw) {
     const error = asInterruption(raw, options.signal);
-    await saveSection(run, { ...section, status: 'failed', ended_at: x.now().toISOString(), error: failureRecord(error, x.secrets) }).catch(() => undefined);
+    await saveSection(run, { ...withoutWriter(section), status: 'failed', ended_at: x.now().toISOString(), error: failureRecord(error, x.secrets) }).catch(() => undefined);
     throw error;
   }
-  const done: ExtractRunSection = { ...section, status: 'done', ended_at: x.now().toISOString() };
+  const done: ExtractRunSection = { ...withoutWriter(section), status: 'done', ended_at: x.now().toISOString() };
   await saveSection(run, done);
   await setLatest(options.stagingDir, run.runId);
   return report(run, manifest, done, reports);
@@ -124,6 +127,7 @@ async function startRun(x: ExtractRun, session: SourceSession): Promise<{ run: R
     status: 'running',
     started_at: startedAt.toISOString(),
     ended_at: null,
+    writer: currentWriter(),
     full: x.repair === null && x.plans.every((p) => p.from === null),
     server_started_at: session.serverClock?.toISOString() ?? null,
     tables: [...x.tables],

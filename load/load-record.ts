@@ -12,6 +12,7 @@ import type { FileRecord } from '../staging/manifest.ts';
 import { updateManifest } from '../staging/manifest.ts';
 import type { LoadSection, LoadTableRecord } from '../staging/manifest-load.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
+import { currentWriter } from '../staging/run-writer.ts';
 import type { LoadReport, TableLoadReport } from './options.ts';
 
 export function section(status: LoadSection['status'], report: Pick<LoadReport, 'dryRun' | 'startedAt'>, tables: Record<string, LoadTableRecord> = {}): LoadSection {
@@ -38,7 +39,7 @@ export function tableRecord(r: TableLoadReport, rejects: FileRecord | null): Loa
 export async function markRunning(paths: RunPaths, destination: string, report: Pick<LoadReport, 'dryRun' | 'startedAt'>): Promise<void> {
   await updateManifest(paths, (m) => {
     m.destination = { description: destination };
-    m.stages.load = section('running', report);
+    m.stages.load = { ...section('running', report), writer: currentWriter() };
   });
 }
 
@@ -78,7 +79,7 @@ interface AppliedTable {
  * A re-load of an applied run keeps the manifest's record of the load that applied it. If that load
  * committed without writing its record (a crash in between), the record is rebuilt from the ledger.
  */
-export async function recordAlreadyApplied(paths: RunPaths, report: LoadReport, applied: ReadonlyMap<string, AppliedTable>, previous: LoadSection | undefined): Promise<void> {
+export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadReport, 'startedAt' | 'dryRun' | 'destination' | 'endedAt' | 'skipped' | 'warnings'>, applied: ReadonlyMap<string, AppliedTable>, previous: LoadSection | undefined): Promise<void> {
   if (previous && previous.status === 'done' && !previous.dry_run) return;
   const tables: Record<string, LoadTableRecord> = {};
   for (const [table, a] of applied) tables[table] = await recoveredRecord(paths, table, a.summary as LoadTableRecord, report.warnings as string[]);

@@ -9,6 +9,7 @@ import type { RunPaths } from './run-folder.ts';
 import type { ExtractSection } from './manifest-extract.ts';
 import type { TransformSection } from './manifest-transform.ts';
 import type { LoadSection } from './manifest-load.ts';
+import type { StageWriter } from './run-writer.ts';
 
 const MANIFEST_FORMAT = 1;
 export type StageName = 'extract' | 'transform' | 'load';
@@ -21,6 +22,8 @@ export interface StageSectionBase {
   ended_at: string | null;
   /** Why the stage failed (no secrets). */
   error?: { code: string; message: string } | null;
+  /** While `running`: the process writing it (staging/run-writer.ts); dropped when the stage ends. */
+  writer?: StageWriter;
 }
 
 /** A staged file as the manifest records it. */

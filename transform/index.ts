@@ -7,6 +7,7 @@ import { readManifest, requireStageDone, updateManifest, type Manifest } from '.
 import type { TransformSection, TransformTableRecord } from '../staging/manifest-transform.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
+import { currentWriter, removeAbandonedPartials, withoutWriter } from '../staging/run-writer.ts';
 import type { CollectionJob, JobOutcome } from './collection-job.ts';
 import { transformAsExtracted } from './as-extracted.ts';
 import { stageLiveKeys } from './live-keys.ts';
@@ -23,6 +24,8 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   const now = options.now ?? (() => new Date());
   const signal = options.signal ?? new AbortController().signal;
   signal.throwIfAborted();
+  // The unfinished files of runs whose process was killed (a re-run of this stage among them).
+  await removeAbandonedPartials(options.stagingDir);
 
   const paths = await resolveRun(options.stagingDir, options.runId ?? null);
   let manifest = await readManifest(paths);
@@ -66,7 +69,7 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   for (const t of ordered) tables[t] = records.get(t)!;
   const endedAt = now().toISOString();
   await updateManifest(paths, (m) => {
-    m.stages.transform = { ...section, status: 'done', ended_at: endedAt, tables };
+    m.stages.transform = { ...withoutWriter(section), status: 'done', ended_at: endedAt, tables };
   });
 
   return {
@@ -92,6 +95,7 @@ function runningSection(model: PipelineModel, options: TransformOptions, started
     started_at: startedAt,
     ended_at: null,
     error: null,
+    writer: currentWriter(),
     pipeline_sha256: model.sha256,
     pipeline_changed: pipelineChanged,
     tables_requested: options.tables ? [...options.tables] : null,
@@ -153,7 +157,7 @@ async function transformJobs(work: () => Promise<void>, outcomes: Outcomes, c: S
   } catch (error) {
     await updateManifest(paths, (m) => {
       m.stages.transform = {
-        ...c.section,
+        ...withoutWriter(c.section),
         status: 'failed',
         ended_at: c.now().toISOString(),
         error: failureRecord(error),

@@ -1,0 +1,91 @@
+// Which process is writing a stage of a run, and what a run whose process died leaves behind.
+//
+// While a stage runs, its manifest section names its writer (`writer`: pid and host); the section
+// drops it when the stage ends, done or failed. A stage still `running` whose writer is gone was
+// killed (SIGKILL, the OOM killer, a power cut): the `*.partial` files of its run are bytes nobody
+// will finish or rename. Every stage command removes them when it starts (the next run is how a
+// user recovers from a crash), from runs in which no stage's writer may still be at work: a writer
+// on another host, or a section written by an etl that recorded none, keeps its run untouched.
+import { readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { readManifest, type Manifest, type StageName } from './manifest.ts';
+import { listRunIds, runPaths, type RunPaths } from './run-folder.ts';
+
+export interface StageWriter {
+  readonly pid: number;
+  readonly host: string;
+}
+
+/** This process, as a running section records it. */
+export function currentWriter(): StageWriter {
+  return { pid: process.pid, host: os.hostname() };
+}
+
+/** True only when certain: the writer ran on this host and no process has its pid. */
+export function writerGone(writer: StageWriter | undefined): boolean {
+  if (!writer || writer.host !== os.hostname() || writer.pid === process.pid) return false;
+  try {
+    process.kill(writer.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/** A section as it is recorded once its stage has ended: without its writer. */
+export function withoutWriter<T extends { writer?: StageWriter }>(section: T): Omit<T, 'writer'> {
+  const { writer: _writer, ...rest } = section;
+  return rest;
+}
+
+export interface AbandonedRun {
+  readonly paths: RunPaths;
+  readonly manifest: Manifest;
+}
+
+const STAGES: readonly StageName[] = ['extract', 'transform', 'load'];
+
+/** The folders of a run that hold staged files (the run folder itself: the manifest, pipeline.yaml). */
+const stagedDirs = (paths: RunPaths): string[] => [paths.dir, paths.extractDir, paths.transformDir, paths.loadDir];
+
+async function partialsIn(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names.filter((n) => n.endsWith('.partial')).map((n) => path.join(dir, n));
+}
+
+/**
+ * Runs of the staging folder that hold `*.partial` files, with a stage `running` whose writer is
+ * gone and no stage that may still be at work (only runs with such files have their manifest read).
+ */
+export async function abandonedRuns(stagingDir: string): Promise<AbandonedRun[]> {
+  const found: AbandonedRun[] = [];
+  for (const runId of await listRunIds(stagingDir)) {
+    const paths = runPaths(stagingDir, runId);
+    const partials = (await Promise.all(stagedDirs(paths).map(partialsIn))).flat();
+    if (partials.length === 0) continue;
+    const manifest = await readManifest(paths).catch(() => null);
+    if (!manifest) continue;
+    const running = STAGES.map((s) => manifest.stages[s]).filter((s) => s?.status === 'running');
+    if (running.length > 0 && running.every((s) => writerGone(s!.writer))) found.push({ paths, manifest });
+  }
+  return found;
+}
+
+/** Removes the `*.partial` files directly in `dir`. */
+export async function removePartials(dir: string): Promise<void> {
+  for (const file of await partialsIn(dir)) await rm(file, { force: true });
+}
+
+/**
+ * Removes the unfinished files of the runs whose process died mid-stage. A load's unfinished rejects
+ * files stay while its section says `running`: if its transaction committed before the process died
+ * they are the run's rejects files, which the next load into that database recovers from the ledger
+ * (load/abandoned-loads.ts).
+ */
+export async function removeAbandonedPartials(stagingDir: string): Promise<void> {
+  for (const { paths, manifest } of await abandonedRuns(stagingDir)) {
+    const dirs = stagedDirs(paths);
+    for (const dir of manifest.stages.load?.status === 'running' ? dirs.filter((d) => d !== paths.loadDir) : dirs) await removePartials(dir);
+  }
+}
