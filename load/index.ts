@@ -25,6 +25,7 @@ import type { LoadPlan } from './plan.ts';
 import { startLoad, type LoadStart } from './start.ts';
 import { LoadSession } from './session.ts';
 import { tablesWithPending } from './pending.ts';
+import { settleAbandonedLoads } from './abandoned-loads.ts';
 import { BULK_ROWS } from './merge.ts';
 import { loadTables, type TablesOutcome } from './tables.ts';
 
@@ -41,6 +42,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const outcome: { value: TablesOutcome | null } = { value: null };
   try {
     await session.begin(start.model);
+    await settleAbandonedLoads(session.client, start.paths.stagingDir, base.destination, start.paths.runId);
     const applied = await appliedTables(session.client, start.paths.runId);
     const toLoad = start.tables.filter((t) => !applied.has(t));
     const skipped = start.tables.filter((t) => applied.has(t)).map((t) => ({ table: t, loadedAt: applied.get(t)!.loadedAt }));

@@ -1,0 +1,90 @@
+// A load whose process died (SIGKILL between its first rejects line and its manifest's `done`) leaves
+// its rejects files as `*.partial`. The next load into the same database settles that run from the
+// ledger, whichever run it loads itself: rolled back → the unfinished files go; committed → they
+// become the run's rejects files and its manifest section is rebuilt (recovered_from_ledger). A run
+// whose writer is still alive is left alone. Found by test/mirror/crash-randomized.test.ts.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { useServers } from '../harness/index.ts';
+import { runLoad } from '../../load/index.ts';
+import { readManifest, updateManifest } from '../../staging/manifest.ts';
+import { runPaths, type RunPaths } from '../../staging/run-folder.ts';
+import { stageRun } from './staged-run.ts';
+import { fixtureModel, postgresConfig, ts } from './model-fixture.ts';
+
+const servers = useServers({ mongo: false });
+const model = fixtureModel();
+
+async function setup(t: { name: string; after(fn: () => unknown): void }) {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-abandoned-loads-'));
+  t.after(() => rm(staging, { recursive: true, force: true }));
+  return { url, staging };
+}
+
+/** Rows whose references are missing: users.rejects.ndjson (NULLed company) and messages.rejects.ndjson. */
+const data = () => ({
+  companies: { rows: [['c1', ts('1 10:00:00'), ts('1 10:00:00'), 'Acme']] },
+  users: { rows: [['u1', ts('1 10:00:00'), ts('1 10:00:00'), 'Ann', 'c1', '1'], ['u3', ts('1 10:00:00'), ts('1 10:00:00'), 'Cy', 'c9', null]] },
+  messages: { rows: [['m2', ts('1 10:00:00'), ts('1 10:00:00'), 'u1', 'u9', 'to a deleted user']] },
+});
+
+/** The pid of a process that has ended. */
+const deadPid = (): number => spawnSync(process.execPath, ['-e', '']).pid!;
+
+/** What the disk holds when the load's process died after its rejects files were written, before its manifest said done. */
+async function dieMidLoad(paths: RunPaths, pid: number, rejectFiles: readonly string[]): Promise<void> {
+  await updateManifest(paths, (m) => {
+    const load = m.stages.load!;
+    m.stages.load = { status: 'running', started_at: load.started_at, ended_at: null, error: null, dry_run: false, already_applied: false, tables: {}, skipped: [], writer: { pid, host: os.hostname() } };
+  });
+  for (const f of rejectFiles) await rename(path.join(paths.loadDir, f), path.join(paths.loadDir, `${f}.partial`));
+}
+
+const loadDir = async (paths: RunPaths) => (await readdir(paths.loadDir)).sort();
+
+test('a load that died before COMMIT: the next load of another run removes its unfinished rejects files', async (t) => {
+  const { url, staging } = await setup(t);
+  const postgres = postgresConfig(url);
+  const dead = runPaths(staging, await stageRun(staging, model, data()));
+  // A dry run writes what a load writes on disk and leaves the ledger without the run (rolled back).
+  await runLoad({ model, stagingDir: staging, postgres, runId: dead.runId, dryRun: true });
+  const rejectFiles = await loadDir(dead);
+  assert.deepEqual(rejectFiles, ['messages.rejects.ndjson', 'users.rejects.ndjson']);
+  await dieMidLoad(dead, deadPid(), rejectFiles);
+  const alive = runPaths(staging, await stageRun(staging, model, data()));
+  await runLoad({ model, stagingDir: staging, postgres, runId: alive.runId, dryRun: true });
+  await dieMidLoad(alive, process.pid, rejectFiles);
+
+  const next = await stageRun(staging, model, data());
+  await runLoad({ model, stagingDir: staging, postgres, runId: next });
+  assert.deepEqual(await loadDir(dead), [], 'rolled back: its unfinished rejects files are gone');
+  assert.equal((await readManifest(dead)).stages.load!.status, 'running', 'nothing else changed: the run is loadable again');
+  assert.deepEqual(await loadDir(alive), rejectFiles.map((f) => `${f}.partial`), 'a load whose process is alive is left alone');
+});
+
+test('a load that died after COMMIT: the next load of another run recovers its rejects files and manifest from the ledger', async (t) => {
+  const { url, staging } = await setup(t);
+  const postgres = postgresConfig(url);
+  const dead = runPaths(staging, await stageRun(staging, model, data()));
+  await runLoad({ model, stagingDir: staging, postgres, runId: dead.runId });
+  const committed = (await readManifest(dead)).stages.load!;
+  const rejectFiles = await loadDir(dead);
+  assert.deepEqual(rejectFiles, ['messages.rejects.ndjson', 'users.rejects.ndjson']);
+  await dieMidLoad(dead, deadPid(), rejectFiles);
+  // A partial file the ledger does not vouch for (bytes the process was still writing) goes.
+  await writeFile(path.join(dead.loadDir, 'companies.rejects.ndjson.partial'), '{"half":');
+
+  const next = await stageRun(staging, model, data());
+  await runLoad({ model, stagingDir: staging, postgres, runId: next });
+  assert.deepEqual(await loadDir(dead), rejectFiles, 'the .partial files became the rejects files');
+  const recovered = (await readManifest(dead)).stages.load!;
+  assert.equal(recovered.status, 'done');
+  assert.equal(recovered.recovered_from_ledger, true);
+  assert.deepEqual(recovered.tables, committed.tables);
+  assert.equal(recovered.writer, undefined);
+});
