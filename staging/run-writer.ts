@@ -6,7 +6,7 @@
 // will finish or rename. Every stage command removes them when it starts (the next run is how a
 // user recovers from a crash), from runs in which no stage's writer may still be at work: a writer
 // on another host, or a section written by an etl that recorded none, keeps its run untouched.
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readManifest, type Manifest, type StageName } from './manifest.ts';
@@ -64,12 +64,23 @@ export async function abandonedRuns(stagingDir: string): Promise<AbandonedRun[]>
     const paths = runPaths(stagingDir, runId);
     const partials = (await Promise.all(stagedDirs(paths).map(partialsIn))).flat();
     if (partials.length === 0) continue;
-    const manifest = await readManifest(paths).catch(() => null);
-    if (!manifest) continue;
-    const running = STAGES.map((s) => manifest.stages[s]).filter((s) => s?.status === 'running');
-    if (running.length > 0 && running.every((s) => writerGone(s!.writer))) found.push({ paths, manifest });
+    const versions = await manifestVersions(paths);
+    const running = versions.flatMap((m) => STAGES.map((s) => m.stages[s])).filter((s) => s?.status === 'running');
+    if (running.length > 0 && running.every((s) => writerGone(s!.writer))) found.push({ paths, manifest: versions[versions.length - 1]! });
   }
   return found;
+}
+
+/**
+ * The run's manifest, then the version a process was writing over it when it died, if whole: a
+ * stage killed while it wrote its `running` section is known by the writer that section names.
+ */
+async function manifestVersions(paths: RunPaths): Promise<Manifest[]> {
+  const current = await readManifest(paths).catch(() => null);
+  const next = await readFile(`${paths.manifest}.partial`, 'utf8')
+    .then((text) => JSON.parse(text) as Manifest)
+    .catch(() => null);
+  return [current, next && typeof next.stages === 'object' && next.stages !== null ? next : null].filter((m): m is Manifest => m !== null);
 }
 
 /** Removes the `*.partial` files directly in `dir`. */
