@@ -38,7 +38,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const signal = start.fed ? AbortSignal.any([options.signal, options.stagedTables!.failed].filter((s) => s !== undefined)) : options.signal;
   const session = await LoadSession.open({ ...options, signal });
   const base = { stage: 'load' as const, runId: start.paths.runId, runDir: start.paths.dir, dryRun: start.dryRun, destination: describePostgres(options.postgres), startedAt };
-  const marked = new RunningMark(start, base);
+  const marked = new RunningMark(start, base, options.stagedTables?.finished);
   const outcome: { value: TablesOutcome | null } = { value: null };
   try {
     await session.begin(start.model);
@@ -87,23 +87,27 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
  */
 class RunningMark {
   #began = false;
-  #written = false;
+  #written: Promise<void> | null = null;
 
   constructor(
     private readonly start: LoadStart,
     private readonly base: Pick<LoadReport, 'dryRun' | 'startedAt' | 'destination'>,
+    /** Fed by a running transform: settles once its section is written. */
+    private readonly transformDone: Promise<void> | undefined,
   ) {}
 
   /** Past the checks that record nothing: from here a failure is recorded. */
   async begin(): Promise<void> {
     this.#began = true;
     if (!this.start.fed) await this.running();
+    // Fed: written as soon as the transform's section is, not once every table is loaded, so that a
+    // process killed while it loads the last tables is known by its writer (staging/run-writer.ts).
+    else void this.transformDone?.then(() => this.running()).catch(() => undefined);
   }
 
-  async running(): Promise<void> {
-    if (this.#written) return;
-    await markRunning(this.start.paths, this.base.destination, this.base);
-    this.#written = true;
+  running(): Promise<void> {
+    this.#written ??= markRunning(this.start.paths, this.base.destination, this.base);
+    return this.#written;
   }
 
   async failed(failure: EtlError): Promise<void> {

@@ -7,10 +7,12 @@ import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { useServers } from '../harness/index.ts';
 import { etl, REPO, startEtl } from '../harness/cli.ts';
-import { updateManifest } from '../../staging/manifest.ts';
+import { readManifest, updateManifest } from '../../staging/manifest.ts';
 import { listRunIds, runPaths } from '../../staging/run-folder.ts';
 
+const servers = useServers({ mongo: false });
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
 
 let work = '';
@@ -29,29 +31,59 @@ async function partials(dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile() && e.name.endsWith('.partial')).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
 }
 
+/**
+ * Starts `etl args…`, SIGKILLs it once `ready()`, and returns the run it left with unfinished files;
+ * tries again (a new run each time) when the kill came after the files it saw were finished.
+ */
+async function killWhileWriting(staging: string, args: readonly string[], env: Record<string, string>, ready: () => Promise<boolean>): Promise<string> {
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const victim = startEtl(args, { cwd: work, env });
+    const deadline = Date.now() + 120_000;
+    let exited = false;
+    void victim.done.then(() => (exited = true));
+    while (!(await ready()) && !exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    victim.kill('SIGKILL');
+    const killed = await victim.done;
+    const [run] = await listRunIds(staging);
+    if (killed.signal === 'SIGKILL' && run !== undefined && (await partials(path.join(staging, run))).length > 0) return run;
+  }
+  assert.fail('no kill landed while files were being written (else this test proves nothing)');
+}
+
 test('an etl extract SIGKILLed mid-write: the next etl extract removes its *.partial files, not those of a live run', async () => {
   const staging = path.join(work, 'staging');
   const args = ['extract', '--source', dump, '--full', '--staging', staging, '--pipeline', PIPELINE];
-  const victim = startEtl(args, { cwd: work });
-  const deadline = Date.now() + 120_000;
-  let exited = false;
-  void victim.done.then(() => (exited = true));
-  while ((await partials(staging)).length === 0 && !exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  victim.kill('SIGKILL');
-  assert.equal((await victim.done).signal, 'SIGKILL', 'killed while writing');
-  const [killed] = await listRunIds(staging);
-  const left = await partials(path.join(staging, killed!));
-  assert.ok(left.length > 0, 'the kill left unfinished files (else this test proves nothing)');
+  const killed = await killWhileWriting(staging, args, {}, async () => {
+    const [run] = await listRunIds(staging);
+    return run !== undefined && (await partials(path.join(staging, run))).some((f) => f.startsWith(`extract${path.sep}`));
+  });
+  const left = await partials(path.join(staging, killed));
 
   // The same leftovers in a run whose writer is this (live) process: another etl still at work.
   const alive = runPaths(staging, '20200101T000000000Z');
-  await cp(path.join(staging, killed!), alive.dir, { recursive: true });
+  await cp(path.join(staging, killed), alive.dir, { recursive: true });
   await updateManifest(alive, (m) => {
     m.stages.extract!.writer = { pid: process.pid, host: os.hostname() };
   });
 
   const again = await etl(args, { cwd: work });
   assert.equal(again.code, 0, again.stderr);
-  assert.deepEqual(await partials(path.join(staging, killed!)), [], 'the killed run keeps no unfinished file');
+  assert.deepEqual(await partials(path.join(staging, killed)), [], 'the killed run keeps no unfinished file');
   assert.deepEqual(await partials(alive.dir), left, "a live run's files are left alone");
+});
+
+test('an etl run SIGKILLed while it loads the last tables, once its transform is done: the next etl run removes its *.partial files', async (t) => {
+  const staging = path.join(work, 'staging-run');
+  const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
+  const args = ['run', '--source', dump, '--staging', staging, '--pipeline', PIPELINE];
+  // Transformed, and loading: the rejects files of the tables loaded so far are still unfinished.
+  await killWhileWriting(staging, args, env, async () => {
+    const [run] = await listRunIds(staging);
+    if (run === undefined || !(await partials(path.join(staging, run))).some((f) => f.startsWith(`load${path.sep}`))) return false;
+    return (await readManifest(runPaths(staging, run)).catch(() => null))?.stages.transform?.status === 'done';
+  });
+
+  const again = await etl(args, { cwd: work, env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(await partials(staging), [], 'no unfinished file is left');
 });
