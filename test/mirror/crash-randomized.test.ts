@@ -5,8 +5,9 @@
 // (SIGKILL, sometimes SIGINT: Ctrl-C) after a random delay between 0 and the duration of an
 // uninterrupted run of the same kind, so kills land in extract, transform, load's COPY, merge and
 // commit. Sometimes the source moves while etl is down (more edits right after the kill), sometimes
-// the run is killed twice in a row. Then the user's recovery: run again until a run exits 0 (for the
-// three commands: from the start, or from the stage that was killed, as `etl run --help` says).
+// the run is killed twice in a row. Then the user's recovery, as README says it: run again (for the
+// three commands: from the start, or from the stage that was killed, as `etl run --help` says); that
+// first run must exit 0.
 // After each round: a full run of the current MongoDB into a fresh reference database, every table
 // equal; no `*.partial` file left in the staging folder; `etl status` exits 0; no stack trace in any
 // output; the recovering run never waits forever on a lock.
@@ -22,17 +23,9 @@ import { useServers } from '../harness/index.ts';
 import { startEtl, STACK_LINE, type CliResult } from '../harness/cli.ts';
 import { hash, Rng } from '../../sample/prng.ts';
 import { EditGenerator, formatEdit, type Edit } from './edits.ts';
-import { assertMirrors, Mirror } from './harness.ts';
+import { assertMirrors, integers, Mirror } from './harness.ts';
 
 const servers = useServers();
-
-function integers(name: string, fallback: readonly number[]): number[] {
-  const raw = process.env[name];
-  if (!raw) return [...fallback];
-  const values = raw.split(',').map((s) => Number(s.trim()));
-  if (values.some((v) => !Number.isInteger(v) || v < 0)) throw new Error(`${name}: expected non-negative integers separated by commas, got "${raw}"`);
-  return values;
-}
 
 const SEEDS = integers('CRASH_SEEDS', [1, 2]);
 const [ROUNDS] = integers('CRASH_ROUNDS', [4]) as [number];

@@ -132,6 +132,15 @@ export class Mirror {
   }
 }
 
+/** A list of non-negative integers from an environment variable (`7` or `1,2,3`; the tests' seeds and sizes), else `fallback`. */
+export function integers(name: string, fallback: readonly number[]): number[] {
+  const raw = process.env[name];
+  if (!raw) return [...fallback];
+  const values = raw.split(',').map((s) => Number(s.trim()));
+  if (values.some((v) => !Number.isInteger(v) || v < 0)) throw new Error(`${name}: expected non-negative integers separated by commas, got "${raw}"`);
+  return values;
+}
+
 /** Rows of one query, on a short-lived connection. */
 export async function query<R extends pg.QueryResultRow = Record<string, unknown>>(url: string, sql: string, params: readonly unknown[] = []): Promise<R[]> {
   const client = new pg.Client({ connectionString: url });

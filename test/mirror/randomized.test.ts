@@ -12,17 +12,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
 import { EditGenerator, formatEdit, type Edit } from './edits.ts';
-import { assertMirrors, contents, Mirror, type RunReport } from './harness.ts';
+import { assertMirrors, contents, integers, Mirror, type RunReport } from './harness.ts';
 
 const servers = useServers();
-
-function integers(name: string, fallback: readonly number[]): number[] {
-  const raw = process.env[name];
-  if (!raw) return [...fallback];
-  const values = raw.split(',').map((s) => Number(s.trim()));
-  if (values.some((v) => !Number.isInteger(v) || v < 0)) throw new Error(`${name}: expected non-negative integers separated by commas, got "${raw}"`);
-  return values;
-}
 
 const SEEDS = integers('MIRROR_SEEDS', [1, 2, 3]);
 const [ROUNDS] = integers('MIRROR_ROUNDS', [3]) as [number];
