@@ -81,16 +81,19 @@ export class Mirror {
     return this.client.db(this.mongo.name);
   }
 
-  /** `etl run` into the incremental database (the first one is a full run: no watermark yet). */
-  incremental(extra: readonly string[] = []): Promise<RunReport> {
-    return this.run('incremental', this.incrementalUrl, extra);
+  /**
+   * `etl run` into the incremental database (the first one is a full run: no watermark yet), with
+   * `pipeline` (default: the shipped pipeline.yaml).
+   */
+  incremental(extra: readonly string[] = [], pipeline = PIPELINE): Promise<RunReport> {
+    return this.run('incremental', this.incrementalUrl, extra, pipeline);
   }
 
-  /** A fresh database filled by `etl run --full` of MongoDB as it is now; returns its URL. */
-  async reference(): Promise<string> {
+  /** A fresh database filled by `etl run --full` of MongoDB as it is now, with `pipeline`; returns its URL. */
+  async reference(pipeline = PIPELINE): Promise<string> {
     this.references += 1;
     const url = await this.servers.postgres.createDatabase(`${this.t.name} full ${this.references}`);
-    await this.run(`full-${this.references}`, url, ['--full']);
+    await this.run(`full-${this.references}`, url, ['--full'], pipeline);
     return url;
   }
 
@@ -103,10 +106,10 @@ export class Mirror {
     });
   }
 
-  private async run(staging: string, databaseUrl: string, extra: readonly string[]): Promise<RunReport> {
+  private async run(staging: string, databaseUrl: string, extra: readonly string[], pipeline: string): Promise<RunReport> {
     const args = ['run', '--json', '--source', this.mongo.url, '--mongo-db', this.mongo.name, '--staging', path.join(this.work, staging)];
-    const r = await etl([...args, '--pipeline', PIPELINE, '--database-url', databaseUrl, ...extra]);
-    assert.equal(r.code, 0, `etl run ${extra.join(' ')} into ${staging} failed:\n${r.stderr}`);
+    const r = await etl([...args, '--pipeline', pipeline, '--database-url', databaseUrl, ...extra]);
+    assert.equal(r.code, 0, `etl run ${extra.join(' ')} into ${staging} failed:\n${r.output}`);
     return JSON.parse(r.stdout) as RunReport;
   }
 }
@@ -125,10 +128,13 @@ export async function query<R extends pg.QueryResultRow = Record<string, unknown
 /** A TIMESTAMP column as the ISO text of the JavaScript Date it came from (`Date.toISOString()`). */
 export const iso = (column: string): string => `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
-/** A table's columns, in order; users_logbook without its SERIAL id (PostgreSQL's own numbering). */
+/**
+ * A table's columns by name (a column `etl schema` adds comes last in the table, a fresh run puts it
+ * where pipeline.yaml does); users_logbook without its SERIAL id (PostgreSQL's own numbering).
+ */
 async function comparedColumns(client: pg.Client, table: string): Promise<string[]> {
   const rows = await client.query<{ attname: string }>(
-    'SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum',
+    'SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attname COLLATE "C"',
     [pg.escapeIdentifier(table)],
   );
   return rows.rows.map((r) => r.attname).filter((c) => !(table === 'users_logbook' && c === 'id'));
@@ -136,16 +142,17 @@ async function comparedColumns(client: pg.Client, table: string): Promise<string
 
 const rowText = (cols: readonly string[]): string => `ROW(${cols.map((c) => `x.${pg.escapeIdentifier(c)}`).join(', ')})::text`;
 
-/** Every table as `<count> rows <md5 of the rows sorted>`. */
+/** Every table as `(<columns>): <count> rows <md5 of the rows sorted>`. */
 export async function contents(url: string, tables: readonly string[]): Promise<Record<string, string>> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     const out: Record<string, string> = {};
     for (const t of tables) {
-      const row = rowText(await comparedColumns(client, t));
+      const cols = await comparedColumns(client, t);
+      const row = rowText(cols);
       const r = await client.query(`SELECT count(*)::int AS n, coalesce(md5(string_agg(${row}, '|' ORDER BY ${row})), '') AS h FROM ${pg.escapeIdentifier(t)} AS x`);
-      out[t] = `${r.rows[0].n} rows ${r.rows[0].h}`;
+      out[t] = `(${cols.join(', ')}): ${r.rows[0].n} rows ${r.rows[0].h}`;
     }
     return out;
   } finally {
@@ -224,6 +231,9 @@ export function describeDiffs(diffs: readonly TableDiff[], report: DiffReport = 
   return lines.join('\n');
 }
 
+/** The `(<columns>)` part of a `contents()` value. */
+const columnsOf = (content: string): string => content.slice(0, content.indexOf(': '));
+
 /**
  * Asserts that every table of the incremental database equals the reference (ordered checksums).
  * When they differ, the message lists per table the rows missing, extra and different by key.
@@ -234,6 +244,9 @@ export async function assertMirrors(model: PipelineModel, incrementalUrl: string
   const differing = tables.filter((t) => mine[t] !== theirs[t]);
   if (differing.length === 0) return;
   const diffs = await Promise.all(differing.map((t) => diffTable(model, incrementalUrl, referenceUrl, t)));
+  const columns = differing
+    .filter((t) => columnsOf(mine[t]!) !== columnsOf(theirs[t]!))
+    .map((t) => `${t}: columns ${columnsOf(mine[t]!)} ≠ ${columnsOf(theirs[t]!)} in the reference\n`);
   const context = report.context ? `\n${report.context}` : '';
-  assert.fail(`the incremental database differs from a full run of the final MongoDB state in ${differing.length} table(s):\n${describeDiffs(diffs, report)}${context}`);
+  assert.fail(`the incremental database differs from a full run of the final MongoDB state in ${differing.length} table(s):\n${columns.join('')}${describeDiffs(diffs, report)}${context}`);
 }
