@@ -11,7 +11,7 @@ import { readTables, type LiveTable } from './catalog.ts';
 import { compiled, ident, runSql } from './sql.ts';
 import { createStateIndexSql, stateTables } from './state-tables.ts';
 import { APPLY_ORDER, isWidening, type DataProblem, type SchemaChange, type SchemaPlan } from './changes.ts';
-import { duplicates, hasRows, notConvertibleCondition, notConvertibleCount, nullCount, orphans } from './probes.ts';
+import { duplicates, hasRows, notConvertibleCondition, notConvertibleCount, nullCount, orphans, referencingRows } from './probes.ts';
 
 type Queryable = pg.Client;
 
@@ -171,17 +171,36 @@ async function changeType(ctx: Context, t: TableModel, c: ColumnModel, f: DriftF
     return lossless({ ...base, message: `${f.message}: widened (every value fits); the next run reads ${t.collection} in full` });
   }
   const bad = await notConvertibleCount(ctx.client, t.name, c.name, c.sqlTypeText);
-  const sql = bad > 0 ? [`DELETE FROM ${ident(t.name)} WHERE ${notConvertibleCondition(c.name, c.sqlTypeText)}`, ...f.fix] : f.fix;
+  const condition = notConvertibleCondition(c.name, c.sqlTypeText);
+  const sql = bad > 0 ? [`DELETE FROM ${ident(t.name)} WHERE ${condition}`, ...f.fix] : f.fix;
+  const allow = `type:${t.name}.${c.name}`;
   return {
     ...base,
     sql,
     message: `${f.message}: not a widening`,
-    allow: `type:${t.name}.${c.name}`,
+    allow,
     risk:
       `${c.sqlTypeText} may not hold what ${f.actual} holds: ` +
       (bad > 0 ? `${bad} row(s) hold a value it cannot take and are deleted (a full run rejects them)` : 'every value there fits today, later values may be rejected'),
     deletesRows: bad,
     neededByLoad: false,
+    ...(bad > 0 ? await referencedRowsBlock(ctx, t, condition, allow) : {}),
+  };
+}
+
+/**
+ * Rows `etl schema` would delete that rows of other tables reference: deleting them here would
+ * leave those rows dangling (or delete them with no trace in etl_pending), where a run deletes them
+ * and follows their references as pipeline.yaml says. So the change waits for a run.
+ */
+async function referencedRowsBlock(ctx: Context, t: TableModel, condition: string, allow: string): Promise<{ blocked?: string }> {
+  const referencing = Object.entries(await referencingRows(ctx.client, t.name, condition));
+  if (referencing.length === 0) return {};
+  const which = referencing.map(([table, n]) => `${n} row(s) of "${table}"`).join(', ');
+  return {
+    blocked:
+      `${which} reference the rows it would delete: run \`etl run\` with this pipeline.yaml first (it reads ${t.collection} in full, ` +
+      `rejects those rows and follows the rows that reference them as pipeline.yaml says), then \`etl schema --allow ${allow}\` again`,
   };
 }
 
@@ -190,14 +209,17 @@ async function nullability(ctx: Context, t: TableModel, c: ColumnModel, f: Drift
   if (c.nullable) return lossless({ ...base, message: `${f.message}: NOT NULL dropped`, sql: f.fix });
   const nulls = await nullCount(ctx.client, t.name, c.name);
   if (nulls === 0) return lossless({ ...base, message: `${f.message}: no row holds NULL, NOT NULL set`, sql: f.fix });
+  const condition = `${ident(c.name)} IS NULL`;
+  const allow = `not-null:${t.name}.${c.name}`;
   return {
     ...base,
     message: `${f.message}, and ${nulls} row(s) hold NULL`,
-    sql: [`DELETE FROM ${ident(t.name)} WHERE ${ident(c.name)} IS NULL`, setNullabilitySql(t, c)],
-    allow: `not-null:${t.name}.${c.name}`,
+    sql: [`DELETE FROM ${ident(t.name)} WHERE ${condition}`, setNullabilitySql(t, c)],
+    allow,
     risk: `the ${nulls} row(s) holding NULL are deleted (a full run rejects them)`,
     deletesRows: nulls,
     neededByLoad: false,
+    ...(await referencedRowsBlock(ctx, t, condition, allow)),
   };
 }
 
@@ -238,16 +260,18 @@ function dropExtraConstraint(ctx: Context, t: TableModel, f: DriftFinding): Sche
   };
 }
 
+async function foreignKeyViolations(ctx: Context, t: TableModel, f: DriftFinding): Promise<{ count: number; examples: string[] }> {
+  const c = t.columns.find((x) => x.name === f.column)!;
+  const fk = { table: t.name, column: c.name, refTable: c.foreignKey!.table, refColumn: c.foreignKey!.column };
+  if (!ctx.live.has(fk.refTable) || ctx.fresh.has(`${fk.refTable}.${fk.refColumn}`)) return orphansOfMissing(ctx, fk);
+  return orphans(ctx.client, fk, t.primaryKey);
+}
+
 /** Checks the rows against a key pipeline.yaml adds; records a problem (with examples) when they break it. */
 async function validated(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<boolean> {
   const columns = f.kind === 'missing_foreign_key' ? [f.column!] : keyColumns(t, f);
   if (columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) return true;
-  if (f.kind === 'missing_foreign_key') {
-    const c = t.columns.find((x) => x.name === f.column)!;
-    const fk = { table: t.name, column: c.name, refTable: c.foreignKey!.table, refColumn: c.foreignKey!.column };
-    if (!ctx.live.has(fk.refTable) || ctx.fresh.has(`${fk.refTable}.${fk.refColumn}`)) return noteProblem(problems, t, f, await orphansOfMissing(ctx, fk));
-    return noteProblem(problems, t, f, await orphans(ctx.client, fk, t.primaryKey));
-  }
+  if (f.kind === 'missing_foreign_key') return noteProblem(problems, t, f, await foreignKeyViolations(ctx, t, f));
   const dupes = await duplicates(ctx.client, t.name, columns);
   if (f.kind === 'primary_key') {
     const nulls = await Promise.all(columns.map((c) => nullCount(ctx.client, t.name, c)));

@@ -142,7 +142,7 @@ async function update(s: Session): Promise<number> {
     }
   }
   const report = await applySchema(s.client, s.model, { alter: true, allow: s.allow, approved: decision.apply.flatMap((c) => c.sql) });
-  const blocked = report.refused.filter((c) => c.neededByLoad);
+  const blocked = [...report.refused.filter((c) => c.neededByLoad), ...report.blocked];
   if (s.json) {
     writeJson(s.ctx.stdout, { ok: blocked.length === 0, destination: s.destination, ...reportJson(report) });
   } else {
@@ -171,7 +171,8 @@ function renderChange(c: SchemaChange, refused: boolean, color: Color): string[]
   const out = [`  ${refused ? color.yellow('refused') : color.green('apply  ')}  ${c.table}: ${c.message}`];
   if (refused && c.risk) out.push(`           ${c.risk}`);
   for (const sql of c.sql) out.push(`           ${sql.replace(/\n/g, '\n           ')};`);
-  if (refused && c.allow) out.push(`           ${color.bold(`apply with: --allow ${c.allow}`)}`);
+  if (refused && c.blocked) out.push(`           ${color.bold(`not applied yet: ${c.blocked}`)}`);
+  else if (refused && c.allow) out.push(`           ${color.bold(`apply with: --allow ${c.allow}`)}`);
   return out;
 }
 
@@ -203,7 +204,7 @@ function renderReport(destination: string, r: SchemaReport, color: Color): strin
 function renderOutcome(plan: SchemaPlan, d: Decision, color: Color): string {
   const out = [`etl schema would apply ${d.apply.length} change(s) and refuse ${d.refused.length}:`];
   for (const c of d.apply) out.push(`  ${color.green('apply  ')}  ${c.table}: ${c.message}`);
-  for (const c of d.refused) out.push(`  ${color.yellow('refused')}  ${c.table}: ${c.risk ?? c.message}  (--allow ${c.allow})`);
+  for (const c of d.refused) out.push(`  ${color.yellow('refused')}  ${c.table}: ${c.risk ?? c.message}  (${c.blocked && d.blocked.includes(c) ? c.blocked : `--allow ${c.allow}`})`);
   for (const p of plan.problems) {
     out.push(`  ${color.red('blocked')}  ${p.table}: ${p.message}`);
     for (const e of p.examples) out.push(`           e.g. ${e}`);
@@ -231,6 +232,7 @@ const changeJson = (c: SchemaChange) => ({
   allow: c.allow,
   risk: c.risk,
   deletesRows: c.deletesRows,
+  ...(c.blocked ? { blocked: c.blocked } : {}),
 });
 
 function planJson(plan: SchemaPlan, d: Decision) {

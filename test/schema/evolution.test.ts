@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
+import { parseDocument } from 'yaml';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { etl } from '../harness/cli.ts';
@@ -168,5 +169,68 @@ describe('a mapping change is applied and backfilled: the next run equals a full
     ]);
     await evolve(p6);
     await assertEqualsFullRun(p6, 'upsert');
+  });
+});
+
+// Found by test/mirror/evolution-randomized.test.ts: a narrowed type whose deleted rows other
+// tables reference, and a table removed from pipeline.yaml whose foreign keys stayed.
+describe('lossy changes and removed tables, applied by etl schema and a run, equal a full run', () => {
+  const servers = useServers();
+  let work: string;
+  let mongo: { url: string; name: string };
+  let incremental: string;
+
+  before(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
+    mongo = await servers.mongo.newDatabase('evolution lossy');
+    incremental = await servers.postgres.createDatabase('evolution lossy incremental');
+    const sample = await etl(['sample', '--scale', '300', '--mongo-url', mongo.url, '--db', mongo.name]);
+    assert.equal(sample.code, 0, sample.stderr);
+    const first = await run(SHIPPED, incremental, 'incremental');
+    assert.equal(first.code, 0, first.stderr);
+  });
+  after(() => rm(work, { recursive: true, force: true }));
+
+  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) =>
+    etl(['run', '--json', '--source', mongo.url, '--mongo-db', mongo.name, '--staging', path.join(work, staging), '--pipeline', pipeline, '--database-url', db, ...extra]);
+  const schema = (pipeline: string, extra: string[] = []) => etl(['schema', '--yes', '--pipeline', pipeline, '--database-url', incremental, ...extra]);
+
+  /** The shipped pipeline with the users.sso_id narrowed to VARCHAR(12) (UUIDs no longer fit), without `drop` tables. */
+  async function pipeline(name: string, drop: readonly string[] = []): Promise<string> {
+    const doc = parseDocument(edited(await readFile(SHIPPED, 'utf8'), [['      - name: sso_id\n        sql_type: VARCHAR(255)\n', '      - name: sso_id\n        sql_type: VARCHAR(12)\n']]));
+    for (const table of drop) assert.ok(doc.deleteIn(['tables', table]), `pipeline.yaml has ${table}`);
+    const file = path.join(work, `${name}.yaml`);
+    await writeFile(file, doc.toString());
+    return file;
+  }
+
+  async function assertEqualsFullRun(file: string, label: string) {
+    const fresh = await servers.postgres.createDatabase(`evolution lossy full ${label}`);
+    const full = await run(file, fresh, `full-${label}`);
+    assert.equal(full.code, 0, full.stderr);
+    const names = [...(await loadPipeline(file)).loadOrder];
+    assert.deepEqual(await contents(incremental, names), await contents(fresh, names));
+  }
+
+  test('a narrowed type whose rows to delete are referenced waits for a run, then applies; the result equals a full run', async () => {
+    const p = await pipeline('narrow');
+    const [referenced] = await query<{ n: number }>(incremental, `SELECT count(*)::int AS n FROM user_events WHERE user_id IN (SELECT id FROM users WHERE length(sso_id) > 12)`);
+    assert.ok(referenced!.n > 0, 'rows of user_events reference users whose sso_id VARCHAR(12) cannot hold');
+
+    const refused = await schema(p, ['--allow', 'type:users.sso_id']);
+    assert.equal(refused.code, 1, refused.output);
+    assert.match(refused.stdout, /refused {2}users: column "users"\."sso_id" is character varying\(255\), pipeline\.yaml says VARCHAR\(12\): not a widening/);
+    assert.match(refused.stdout, /not applied yet: (\d+ row\(s\) of "\w+", )*\d+ row\(s\) of "user_events"(, \d+ row\(s\) of "\w+")* reference the rows it would delete: run `etl run` with this pipeline\.yaml first .*then `etl schema --allow type:users\.sso_id` again/);
+    assert.doesNotMatch(refused.output, /\n\s+at /, 'no stack trace');
+    const [before] = await query<{ type: string }>(incremental, `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'sso_id'`);
+    assert.equal(before!.type, 'character varying(255)', 'nothing applied');
+
+    const r = await run(p, incremental, 'incremental');
+    assert.equal(r.code, 0, r.stderr);
+    const applied = await schema(p, ['--allow', 'type:users.sso_id']);
+    assert.equal(applied.code, 0, applied.output);
+    const [after] = await query<{ type: string }>(incremental, `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'sso_id'`);
+    assert.equal(after!.type, 'character varying(12)');
+    await assertEqualsFullRun(p, 'narrow');
   });
 });
