@@ -20,6 +20,7 @@ export type ChangeKind =
   | 'create_state_table'
   | 'add_state_column'
   | 'drop_constraint'
+  | 'retire_table'
   | 'rename_column'
   | 'add_column'
   | 'change_type'
@@ -36,6 +37,7 @@ export const APPLY_ORDER: readonly ChangeKind[] = [
   'create_state_table',
   'add_state_column',
   'drop_constraint',
+  'retire_table',
   'rename_column',
   'add_column',
   'change_type',
@@ -68,7 +70,7 @@ export interface SchemaChange {
   readonly replaces?: { readonly add: string; readonly drop: string };
   /** Without it the database lacks something load needs (a column). */
   readonly neededByLoad: boolean;
-  /** Why it is not applied even when --allow names it, and what to do first. */
+  /** Why it is not applied yet (even when --allow names it), and what to do first. */
   readonly blocked?: string;
 }
 
@@ -142,7 +144,8 @@ export function decide(plan: SchemaPlan, allow: readonly string[]): Decision {
     const key = c.kind === 'add_column' ? `add:${columnKey(c.table, c.column!)}` : c.kind === 'drop_column' ? `drop:${columnKey(c.table, c.column!)}` : null;
     if (key && skipped.has(key)) continue;
     const allowed = ok(c);
-    if (allowed && c.blocked) blocked.push(c);
+    // A change that waits (for a run) is not applied; only one an --allow asked for counts as blocked.
+    if (allowed && c.blocked && c.allow !== null) blocked.push(c);
     (allowed && !c.blocked ? apply : refused).push(c);
   }
   return { apply, refused, unused: allow.filter((t) => !used.has(t)), blocked };

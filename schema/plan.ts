@@ -7,6 +7,7 @@ import type pg from 'pg';
 import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
 import { addColumnSql, constraintName, dropColumnSql, dropConstraintSql, setNullabilitySql } from './ddl.ts';
 import { checkDrift, type DriftFinding } from './drift.ts';
+import { loadedTables, retiredTableChanges } from './retired.ts';
 import { readTables, type LiveTable } from './catalog.ts';
 import { compiled, ident, runSql } from './sql.ts';
 import { createStateIndexSql, stateTables } from './state-tables.ts';
@@ -22,6 +23,8 @@ interface Context {
   readonly allow: ReadonlySet<string>;
   /** Columns that do not exist yet (added or renamed to by this plan): nothing to validate in them. */
   readonly fresh: Set<string>;
+  /** Tables etl has loaded (a watermark in etl_watermarks). */
+  readonly loaded: ReadonlySet<string>;
 }
 
 const lossless = (c: Omit<SchemaChange, 'allow' | 'risk' | 'deletesRows' | 'neededByLoad'> & Partial<SchemaChange>): SchemaChange => ({
@@ -35,7 +38,7 @@ const lossless = (c: Omit<SchemaChange, 'allow' | 'risk' | 'deletesRows' | 'need
 export async function planSchema(client: Queryable, model: PipelineModel, allow: readonly string[] = []): Promise<SchemaPlan> {
   const drift = await checkDrift(client, model);
   const live = await readTables(client, [...model.loadOrder]);
-  const ctx: Context = { client, model, live, allow: new Set(allow), fresh: new Set() };
+  const ctx: Context = { client, model, live, allow: new Set(allow), fresh: new Set(), loaded: await loadedTables(client) };
   const changes: SchemaChange[] = [];
   const problems: DataProblem[] = [];
   const renames = renameCandidates(model, drift.findings);
@@ -49,6 +52,7 @@ export async function planSchema(client: Queryable, model: PipelineModel, allow:
     const out = t ? await dataTableChange(ctx, t, f, renames, problems) : stateTableChange(model, f);
     changes.push(...out);
   }
+  changes.push(...(await retiredTableChanges(client, model)));
   changes.sort((a, b) => APPLY_ORDER.indexOf(a.kind) - APPLY_ORDER.indexOf(b.kind) || orderOf(model, a.table) - orderOf(model, b.table));
   return { changes, problems };
 }
@@ -120,9 +124,10 @@ async function dataTableChange(ctx: Context, t: TableModel, f: DriftFinding, ren
       return [await nullability(ctx, t, t.columns.find((c) => c.name === f.column)!, f)];
     case 'primary_key':
       return primaryKey(ctx, t, f, problems);
-    case 'missing_unique':
     case 'missing_foreign_key':
-      return (await validated(ctx, t, f, problems)) ? [lossless({ ...base, kind: f.kind === 'missing_unique' ? 'add_unique' : 'add_foreign_key', sql: f.fix })] : [];
+      return foreignKey(ctx, t, f, problems);
+    case 'missing_unique':
+      return (await validated(ctx, t, f, problems)) ? [lossless({ ...base, kind: 'add_unique', sql: f.fix })] : [];
     case 'extra_unique':
     case 'extra_foreign_key':
       return [dropExtraConstraint(ctx, t, f)];
@@ -258,6 +263,27 @@ function dropExtraConstraint(ctx: Context, t: TableModel, f: DriftFinding): Sche
     deletesRows: 0,
     neededByLoad: false,
   };
+}
+
+/**
+ * A foreign key pipeline.yaml adds, checked against the rows. In a table etl has not loaded (new in
+ * pipeline.yaml over a table already there, or back after it was removed: no watermark), rows that
+ * break it wait for the table's first run, a full read that replaces them: the key is added by the
+ * `etl schema` after that run. Elsewhere they are a problem: nothing is applied.
+ */
+async function foreignKey(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<SchemaChange[]> {
+  const change = lossless({ kind: 'add_foreign_key', table: t.name, column: f.column, message: f.message, sql: f.fix });
+  if (ctx.loaded.has(t.name)) return (await validated(ctx, t, f, problems)) ? [change] : [];
+  const v = await foreignKeyViolations(ctx, t, f);
+  if (v.count === 0) return [change];
+  return [
+    {
+      ...change,
+      blocked:
+        `${v.count} row(s) reference no existing row (e.g. ${v.examples[0] ?? '?'}), and etl has not loaded "${t.name}" yet (new in pipeline.yaml, or back in it): ` +
+        `its first run reads ${t.collection} in full and replaces them; run \`etl schema\` again after that run to add the key`,
+    },
+  ];
 }
 
 async function foreignKeyViolations(ctx: Context, t: TableModel, f: DriftFinding): Promise<{ count: number; examples: string[] }> {

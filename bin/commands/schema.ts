@@ -176,9 +176,15 @@ function renderChange(c: SchemaChange, refused: boolean, color: Color): string[]
   return out;
 }
 
-function renderRefused(refused: readonly SchemaChange[], color: Color): string[] {
-  if (refused.length === 0) return [];
-  return ['', color.yellow(`${refused.length} change(s) not applied: they lose or may reject data (name each with --allow to apply it):`), ...refused.flatMap((c) => renderChange(c, true, color))];
+function renderRefused(all: readonly SchemaChange[], color: Color): string[] {
+  const waiting = all.filter((c) => c.blocked && c.allow === null);
+  const refused = all.filter((c) => !waiting.includes(c));
+  const out: string[] = [];
+  if (refused.length > 0) {
+    out.push('', color.yellow(`${refused.length} change(s) not applied: they lose or may reject data (name each with --allow to apply it):`), ...refused.flatMap((c) => renderChange(c, true, color)));
+  }
+  if (waiting.length > 0) out.push('', color.yellow(`${waiting.length} change(s) wait for a run:`), ...waiting.flatMap((c) => renderChange(c, true, color)));
+  return out;
 }
 
 function renderPlan(destination: string, decision: Decision, color: Color): string {

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { MongoClient, ObjectId } from 'mongodb';
 import pg from 'pg';
 import { parseDocument } from 'yaml';
 import { useServers } from '../harness/index.ts';
@@ -232,5 +233,43 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     const [after] = await query<{ type: string }>(incremental, `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'sso_id'`);
     assert.equal(after!.type, 'character varying(12)');
     await assertEqualsFullRun(p, 'narrow');
+  });
+
+  test('a table removed from pipeline.yaml no longer stops loads that delete rows it referenced; back again, it is read in full', async () => {
+    const p = await pipeline('no-messages', ['messages']);
+    const s = await schema(p);
+    assert.equal(s.code, 0, s.output);
+    assert.match(s.stdout, /applied {2}messages: table "messages" is no longer in pipeline\.yaml: etl stops loading it/);
+    const fks = await query<{ n: number }>(incremental, `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'messages'::regclass AND contype = 'f'`);
+    assert.equal(fks[0]!.n, 0, 'its foreign keys are dropped');
+    const kept = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM messages');
+    assert.ok(kept[0]!.n > 0, 'its rows stay');
+
+    // A user a message names is deleted in MongoDB: the load deletes the users row.
+    const [sender] = await query<{ id: string }>(incremental, 'SELECT sender_id AS id FROM messages WHERE sender_id IS NOT NULL ORDER BY id LIMIT 1');
+    const client = new MongoClient(mongo.url);
+    try {
+      await client.db(mongo.name).collection('users').deleteOne({ _id: new ObjectId(sender!.id) });
+    } finally {
+      await client.close();
+    }
+    const r = await run(p, incremental, 'incremental', ['--propagate-deletes']);
+    assert.equal(r.code, 0, r.output);
+    await assertEqualsFullRun(p, 'no-messages');
+
+    // Back in pipeline.yaml: read in full as a new table, so it equals a full run again.
+    const back = await pipeline('messages-back');
+    const again = await schema(back);
+    assert.equal(again.code, 0, again.output);
+    const r2 = await run(back, incremental, 'incremental', ['--propagate-deletes']);
+    assert.equal(r2.code, 0, r2.output);
+    const report = JSON.parse(r2.stdout) as { extract: { collections: { collection: string; watermark: { from: string | null } }[] } };
+    assert.equal(report.extract.collections.find((c) => c.collection === 'messages')?.watermark.from, null, 'messages read in full');
+    await assertEqualsFullRun(back, 'messages-back');
+    // Its foreign keys waited for that run; etl schema adds them now.
+    const keys = await schema(back);
+    assert.equal(keys.code, 0, keys.output);
+    const restored = await query<{ n: number }>(incremental, `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'messages'::regclass AND contype = 'f'`);
+    assert.equal(restored[0]!.n, 2, 'sender_id and receiver_id reference users again');
   });
 });

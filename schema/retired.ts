@@ -1,0 +1,61 @@
+// Tables etl loaded that pipeline.yaml no longer has ("retired"): their rows stay as they are (a
+// person decides whether to drop them), but etl stops maintaining them. Two things would otherwise go
+// wrong: their foreign keys, still in PostgreSQL, make every later load that deletes a row they
+// reference fail at its commit (a deleted user, a menu that left its filter); and their state
+// (watermark and fingerprint, pending rows, claims) would make the table, if it comes back, resume
+// incrementally from a watermark its rows were never kept up to. So `etl schema` drops the foreign
+// keys etl named (lossless: no row is lost) and forgets the state: a table that comes back is read
+// in full, as a new one.
+import type { PipelineModel } from '../model/types.ts';
+import { existingTables, readTables } from './catalog.ts';
+import { constraintName, dropConstraintSql } from './ddl.ts';
+import { compiled, ident, literal, runSql, type Queryable } from './sql.ts';
+import { CLAIMS_TABLE, PENDING_TABLE, WATERMARKS_TABLE } from './state-tables.ts';
+import type { SchemaChange } from './changes.ts';
+
+const lossless = { allow: null, risk: null, deletesRows: 0, neededByLoad: false } as const;
+
+/** Tables with a watermark: etl loaded them (and has not forgotten them), sorted. */
+export async function loadedTables(client: Queryable): Promise<Set<string>> {
+  if (!(await existingTables(client, [WATERMARKS_TABLE])).has(WATERMARKS_TABLE)) return new Set();
+  const r = await runSql<{ name: string }>(client, compiled(`SELECT table_name AS name FROM ${ident(WATERMARKS_TABLE)} ORDER BY 1`));
+  return new Set(r.rows.map((row) => row.name));
+}
+
+/** Tables etl loaded that pipeline.yaml does not declare, sorted. */
+async function retiredTables(client: Queryable, model: PipelineModel): Promise<string[]> {
+  const declared = new Set(model.loadOrder);
+  return [...(await loadedTables(client))].filter((name) => !declared.has(name));
+}
+
+/** The changes that retire each table pipeline.yaml dropped: its own foreign keys dropped, its state forgotten. */
+export async function retiredTableChanges(client: Queryable, model: PipelineModel): Promise<SchemaChange[]> {
+  const names = await retiredTables(client, model);
+  if (names.length === 0) return [];
+  const live = await readTables(client, names);
+  const state = await existingTables(client, [WATERMARKS_TABLE, PENDING_TABLE, CLAIMS_TABLE]);
+  const changes: SchemaChange[] = [];
+  for (const name of names) {
+    for (const fk of live.get(name)?.foreignKeys ?? []) {
+      if (fk.name !== constraintName(name, fk.columns, 'fkey')) continue;
+      changes.push({
+        ...lossless,
+        kind: 'drop_constraint',
+        table: name,
+        column: fk.columns.length === 1 ? fk.columns[0]! : null,
+        message: `table "${name}" is no longer in pipeline.yaml; its foreign key "${fk.name}" (${fk.columns.join(', ')}) → ${fk.refTable} would stop every load that deletes a row it references: dropped (no row is lost)`,
+        sql: [dropConstraintSql(name, fk.name)],
+      });
+    }
+    const forget = [...state].sort().map((s) => `DELETE FROM ${ident(s)} WHERE table_name = ${literal(name)}`);
+    changes.push({
+      ...lossless,
+      kind: 'retire_table',
+      table: name,
+      column: null,
+      message: `table "${name}" is no longer in pipeline.yaml: etl stops loading it (its rows stay as they are); its watermark and pending rows are forgotten, so if it comes back its first run reads it in full`,
+      sql: forget,
+    });
+  }
+  return changes;
+}
