@@ -196,18 +196,22 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     etl(['run', '--json', '--source', mongo.url, '--mongo-db', mongo.name, '--staging', path.join(work, staging), '--pipeline', pipeline, '--database-url', db, ...extra]);
   const schema = (pipeline: string, extra: string[] = []) => etl(['schema', '--yes', '--pipeline', pipeline, '--database-url', incremental, ...extra]);
 
-  /** The shipped pipeline with the users.sso_id narrowed to VARCHAR(12) (UUIDs no longer fit), without `drop` tables. */
-  async function pipeline(name: string, drop: readonly string[] = []): Promise<string> {
-    const doc = parseDocument(edited(await readFile(SHIPPED, 'utf8'), [['      - name: sso_id\n        sql_type: VARCHAR(255)\n', '      - name: sso_id\n        sql_type: VARCHAR(12)\n']]));
+  /**
+   * The shipped pipeline with the users.sso_id narrowed to VARCHAR(12) (UUIDs no longer fit), without
+   * `drop` tables, with more `edits` and settings.
+   */
+  async function pipeline(name: string, drop: readonly string[] = [], edits: readonly [string, string][] = [], settings: Record<string, unknown> = {}): Promise<string> {
+    const doc = parseDocument(edited(await readFile(SHIPPED, 'utf8'), [['      - name: sso_id\n        sql_type: VARCHAR(255)\n', '      - name: sso_id\n        sql_type: VARCHAR(12)\n'], ...edits]));
     for (const table of drop) assert.ok(doc.deleteIn(['tables', table]), `pipeline.yaml has ${table}`);
+    for (const [key, value] of Object.entries(settings)) doc.setIn(['settings', key], value);
     const file = path.join(work, `${name}.yaml`);
     await writeFile(file, doc.toString());
     return file;
   }
 
-  async function assertEqualsFullRun(file: string, label: string) {
+  async function assertEqualsFullRun(file: string, label: string, extra: string[] = []) {
     const fresh = await servers.postgres.createDatabase(`evolution lossy full ${label}`);
-    const full = await run(file, fresh, `full-${label}`);
+    const full = await run(file, fresh, `full-${label}`, extra);
     assert.equal(full.code, 0, full.stderr);
     const names = [...(await loadPipeline(file)).loadOrder];
     assert.deepEqual(await contents(incremental, names), await contents(fresh, names));
@@ -271,5 +275,21 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     assert.equal(keys.code, 0, keys.output);
     const restored = await query<{ n: number }>(incremental, `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'messages'::regclass AND contype = 'f'`);
     assert.equal(restored[0]!.n, 2, 'sender_id and receiver_id reference users again');
+  });
+
+  test('a new mapped column under a date_threshold set after the first load fills every row, older documents too', async () => {
+    const p = await pipeline('threshold', [], PHONE_COPY, { date_threshold: '2022-01-01' });
+    const s = await schema(p);
+    assert.equal(s.code, 0, s.output);
+    const r = await run(p, incremental, 'incremental', ['--propagate-deletes']);
+    assert.equal(r.code, 0, r.output);
+    const [counts] = await query<{ phone: number; copy: number; old: number }>(
+      incremental,
+      `SELECT count(phone)::int AS phone, count(phone_copy)::int AS copy, count(*) FILTER (WHERE updated_at < '2022-01-01')::int AS old FROM users`,
+    );
+    assert.ok(counts!.old > 0, 'users holds rows of documents older than the threshold');
+    assert.equal(counts!.copy, counts!.phone, 'phone_copy filled for every row');
+    // The rows it holds are every document's (loaded before the threshold was set): a --full run's.
+    await assertEqualsFullRun(p, 'threshold', ['--full']);
   });
 });
