@@ -415,7 +415,14 @@ export class PipelineEditor {
     return { detail: `settings.${key}: ${before} → ${after}`, allow: [] };
   }
 
+  /**
+   * Only while no date_threshold is in force: a table's first run reads from the threshold alone
+   * (README, incremental runs: "never read documents created and updated before this date"), so it
+   * would rightly hold fewer rows than the `--full` reference. Every other table was loaded in full
+   * before any threshold was set, and a threshold only ever widens their reads.
+   */
   private addTable(doc: Document): { detail: string; allow: string[] } | null {
+    if (this.model.settings.dateThreshold !== null) return null;
     const fits = Object.keys(NEW_TABLES).filter((n) => !this.model.tables.has(n));
     if (fits.length === 0) return null;
     const name = this.rng.pick(fits);
