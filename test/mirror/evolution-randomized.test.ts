@@ -19,7 +19,7 @@ import { test } from 'node:test';
 import { etl, type CliResult } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
 import { EditGenerator, formatEdit } from './edits.ts';
-import { assertMirrors, Mirror, PIPELINE, query } from './harness.ts';
+import { assertMirrors, Mirror, PIPELINE, query, STACK_FRAME } from './harness.ts';
 import { formatPipelineEdit, PipelineEditor, type PipelineEdit } from './pipeline-edits.ts';
 
 const servers = useServers();
@@ -38,11 +38,8 @@ const [PIPELINE_EDITS] = integers('EVOLVE_PIPELINE_EDITS', [3]) as [number];
 const [EDITS] = integers('EVOLVE_EDITS', [40]) as [number];
 const [SCALE] = integers('EVOLVE_SCALE', [300]) as [number];
 
-/** A Node stack frame in the output: the error boundary prints none without --verbose. */
-const STACK = /\n\s+at .+:\d+:\d+\)?\n/;
-
 function assertNoStack(r: CliResult, what: string): void {
-  assert.doesNotMatch(r.output, STACK, `${what} printed a stack trace:\n${r.output}`);
+  assert.doesNotMatch(r.output, STACK_FRAME, `${what} printed a stack trace:\n${r.output}`);
 }
 
 interface World {
@@ -51,6 +48,33 @@ interface World {
   readonly editor: PipelineEditor;
   readonly data: EditGenerator;
   readonly file: string;
+  /** The NUL characters written (settings.nul_character decides their rows), as `r<round> <collection> <_id> <field>`. */
+  readonly nuls: string[];
+}
+
+/** Text fields pipeline.yaml maps, where a NUL character goes (README: NUL characters). */
+const NUL_FIELDS: readonly (readonly [string, string])[] = [
+  ['messages', 'content'],
+  ['users', 'lastname'],
+  ['users', 'phone'],
+];
+
+/**
+ * A U+0000 in a few mapped text fields each round (update_date now, as the app saves): rejected or
+ * stripped as settings.nul_character says, so a change of that setting changes rows.
+ */
+async function writeNuls(w: World, round: number, count: number): Promise<void> {
+  const db = await w.m.db();
+  for (let i = 0; i < count; i++) {
+    const [collection, field] = w.data.rng.pick(NUL_FIELDS);
+    const id = w.data.someId(collection);
+    if (!id) continue;
+    const doc = await db.collection(collection).findOne({ _id: id });
+    if (!doc) continue;
+    const text = typeof doc[field] === 'string' ? (doc[field] as string) : 'x';
+    await db.collection(collection).updateOne({ _id: id }, { $set: { [field]: `${text.slice(0, 3)}\u0000${text.slice(3)}`, update_date: new Date() } });
+    w.nuls.push(`r${round} ${collection} ${id.toHexString()} ${field}`);
+  }
 }
 
 function replayContext(w: World): string {
@@ -63,6 +87,7 @@ function replayContext(w: World): string {
     ...(w.editor.invalid.length > 0 ? ['pipeline edits the generator drew and the pipeline refused (not applied):', ...w.editor.invalid.map((s) => `  ${s}`)] : []),
     'every data edit applied:',
     ...w.data.applied.map((e) => `  ${formatEdit(e)}`),
+    `NUL characters written: ${w.nuls.join(', ')}`,
   ].join('\n');
 }
 
@@ -130,13 +155,14 @@ for (const seed of SEEDS) {
     await m.incremental(['--propagate-deletes']);
     const file = path.join(m.work, 'pipeline.yaml');
     const editor = await PipelineEditor.open(await readFile(PIPELINE, 'utf8'), file, seed);
-    const w: World = { seed, m, editor, file, data: await EditGenerator.open(await m.db(), seed) };
+    const w: World = { seed, m, editor, file, data: await EditGenerator.open(await m.db(), seed), nuls: [] };
     for (let round = 1; round <= ROUNDS; round++) {
       try {
         const edits = await editor.applyRound(PIPELINE_EDITS);
         assert.equal(edits.length, PIPELINE_EDITS, `round ${round}: every pipeline edit applied`);
         for (const e of edits) t.diagnostic(formatPipelineEdit(e));
         assert.equal((await w.data.applyRound(EDITS)).length, EDITS, `round ${round}: every data edit applied`);
+        await writeNuls(w, round, 2);
         await evolve(w, edits);
       } catch (e) {
         throw new Error(`round ${round}: ${(e as Error).message}\n${replayContext(w)}`, { cause: e });

@@ -17,6 +17,9 @@ import type { PipelineModel } from '../../model/types.ts';
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PIPELINE = path.join(REPO, 'pipeline.yaml');
 
+/** A Node stack frame: the error boundary prints none without --verbose (README, the operator's day). */
+export const STACK_FRAME = /\n\s+at .+:\d+:\d+\)?\n/;
+
 /** What `etl run --json` prints (the parts these tests read). */
 export interface RunReport {
   readonly runId: string;
@@ -110,6 +113,7 @@ export class Mirror {
     const args = ['run', '--json', '--source', this.mongo.url, '--mongo-db', this.mongo.name, '--staging', path.join(this.work, staging)];
     const r = await etl([...args, '--pipeline', pipeline, '--database-url', databaseUrl, ...extra]);
     assert.equal(r.code, 0, `etl run ${extra.join(' ')} into ${staging} failed:\n${r.output}`);
+    assert.doesNotMatch(r.stderr, STACK_FRAME, `etl run ${extra.join(' ')} into ${staging} printed a stack trace:\n${r.stderr}`);
     return JSON.parse(r.stdout) as RunReport;
   }
 }

@@ -23,6 +23,7 @@ export type PipelineEditKind =
   | 'explode_constant'
   | 'explode_merge'
   | 'latest_by'
+  | 'dedupe_key'
   | 'timezone'
   | 'date_threshold'
   | 'nul_character'
@@ -39,6 +40,7 @@ export const PIPELINE_EDIT_WEIGHTS: readonly (readonly [PipelineEditKind, number
   ['explode_constant', 2],
   ['explode_merge', 2],
   ['latest_by', 2],
+  ['dedupe_key', 2],
   ['timezone', 2],
   ['date_threshold', 2],
   ['nul_character', 1],
@@ -262,6 +264,8 @@ export class PipelineEditor {
         return this.explodeMerge(doc);
       case 'latest_by':
         return this.latestBy(doc);
+      case 'dedupe_key':
+        return this.dedupeKey(doc);
       case 'timezone':
         return this.setting(doc, 'timezone', TIMEZONES);
       case 'date_threshold':
@@ -406,6 +410,21 @@ export class PipelineEditor {
     const after = t.dedupe!.latestBy === 'updated_at' ? 'created_at' : 'updated_at';
     this.tableNode(doc, t.name).set('latest_by', after);
     return { detail: `${t.name} latest_by: ${t.dedupe!.latestBy} → ${after}`, allow: [] };
+  }
+
+  /** A dedupe table's key (and the unique constraint it merges on) gains or loses created_at. */
+  private dedupeKey(doc: Document): { detail: string; allow: string[] } | null {
+    const tables = [...this.model.tables.values()].filter((t) => t.dedupe !== null && t.columns.some((c) => c.name === 'created_at'));
+    if (tables.length === 0) return null;
+    const t = this.rng.pick(tables);
+    const before = [...t.dedupe!.key];
+    const after = before.includes('created_at') ? before.filter((c) => c !== 'created_at') : [...before, 'created_at'];
+    const node = this.tableNode(doc, t.name);
+    node.set('dedupe_key', doc.createNode(after, { flow: true }));
+    const uniques = (node.toJSON() as { unique_constraints?: string[][] }).unique_constraints ?? [];
+    const rest = uniques.filter((u) => !(u.length === before.length && u.every((c) => before.includes(c))));
+    node.set('unique_constraints', doc.createNode([after, ...rest].map((u) => doc.createNode(u, { flow: true }))));
+    return { detail: `${t.name} dedupe_key: [${before.join(', ')}] → [${after.join(', ')}]`, allow: [] };
   }
 
   private setting(doc: Document, key: string, values: readonly (string | null)[]): { detail: string; allow: string[] } | null {
