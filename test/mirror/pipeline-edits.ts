@@ -355,7 +355,8 @@ export class PipelineEditor {
       if (type === 'INTEGER' || type === 'BIGINT') return ['SMALLINT'];
       return [];
     };
-    const to = how === 'widen' ? widen : narrow;
+    // Another type than the column's (a narrowing of VARCHAR(24) may draw VARCHAR(24) itself).
+    const to = (type: string): string[] => (how === 'widen' ? widen : narrow)(type).filter((t) => t !== type);
     const c = this.pickColumn(doc, (type) => to(type).length > 0);
     if (!c) return null;
     const type = this.rng.pick(to(c.type));
