@@ -194,6 +194,8 @@ export class PipelineEditor {
   model: PipelineModel;
   private round = 0;
   private n = 0;
+  /** Tables added this round: not loaded yet, so no date_threshold may be set before their first run. */
+  private added = new Set<string>();
 
   private constructor(
     text: string,
@@ -221,6 +223,7 @@ export class PipelineEditor {
   async applyRound(count: number): Promise<PipelineEdit[]> {
     this.round += 1;
     this.n = 0;
+    this.added.clear();
     const edits: PipelineEdit[] = [];
     for (let attempts = 0; edits.length < count && attempts < count * 30; attempts++) {
       const kind = this.rng.weighted(PIPELINE_EDIT_WEIGHTS);
@@ -237,6 +240,7 @@ export class PipelineEditor {
       }
       this.doc = draft;
       this.model = model;
+      if (kind === 'add_table') this.added.add(made.detail);
       this.n += 1;
       const edit: PipelineEdit = { round: this.round, n: this.n, kind, ...made };
       edits.push(edit);
@@ -269,7 +273,8 @@ export class PipelineEditor {
       case 'timezone':
         return this.setting(doc, 'timezone', TIMEZONES);
       case 'date_threshold':
-        return this.setting(doc, 'date_threshold', THRESHOLDS);
+        // See addTable: a table's first run must not be under a threshold.
+        return this.added.size > 0 ? null : this.setting(doc, 'date_threshold', THRESHOLDS);
       case 'nul_character':
         return this.setting(doc, 'nul_character', ['reject', 'strip']);
       case 'add_table':
