@@ -123,9 +123,13 @@ interface Session {
 async function check(s: Session): Promise<number> {
   const drift = await checkDrift(s.client, s.model);
   const { plan, decision } = await previewSchema(s.client, s.model, s.allow);
-  if (s.json) writeJson(s.ctx.stdout, { ok: drift.clean, destination: s.destination, ...drift, plan: planJson(plan, decision) });
-  else s.ctx.stdout.write(`${renderDrift(drift, s.destination, s.color)}${drift.clean ? '' : renderOutcome(plan, decision, s.color)}`);
-  return drift.clean ? 0 : 1;
+  // Tables pipeline.yaml no longer has but etl loaded (schema/retired.ts) differ too.
+  const retired = plan.changes.filter((c) => c.kind === 'retire_table').map((c) => c.table);
+  const clean = drift.clean && retired.length === 0;
+  if (s.json) writeJson(s.ctx.stdout, { ok: clean, destination: s.destination, ...drift, clean, retired, plan: planJson(plan, decision) });
+  else if (drift.clean && !clean) s.ctx.stdout.write(`${s.color.yellow(`${retired.length} table(s) etl loaded are no longer in pipeline.yaml:`)} ${retired.join(', ')}\n${renderOutcome(plan, decision, s.color)}`);
+  else s.ctx.stdout.write(`${renderDrift(drift, s.destination, s.color)}${clean ? '' : renderOutcome(plan, decision, s.color)}`);
+  return clean ? 0 : 1;
 }
 
 async function update(s: Session): Promise<number> {

@@ -241,6 +241,9 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
 
   test('a table removed from pipeline.yaml no longer stops loads that delete rows it referenced; back again, it is read in full', async () => {
     const p = await pipeline('no-messages', ['messages']);
+    const check = await etl(['schema', '--check', '--pipeline', p, '--database-url', incremental]);
+    assert.equal(check.code, 1, `etl schema --check: the database differs (a table etl loaded is gone from pipeline.yaml)\n${check.output}`);
+    assert.match(check.stdout, /messages: table "messages" is no longer in pipeline\.yaml/);
     const s = await schema(p);
     assert.equal(s.code, 0, s.output);
 
