@@ -8,6 +8,8 @@ import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
 import { addColumnSql, constraintName, dropColumnSql, dropConstraintSql, setNullabilitySql } from './ddl.ts';
 import { checkDrift, type DriftFinding } from './drift.ts';
 import { loadedTables, retiredTableChanges } from './retired.ts';
+import { rekeyedChange } from './rekeyed.ts';
+import { tableFingerprint } from '../model/fingerprint.ts';
 import { readTables, type LiveTable } from './catalog.ts';
 import { compiled, ident, runSql } from './sql.ts';
 import { createStateIndexSql, stateTables } from './state-tables.ts';
@@ -23,8 +25,8 @@ interface Context {
   readonly allow: ReadonlySet<string>;
   /** Columns that do not exist yet (added or renamed to by this plan): nothing to validate in them. */
   readonly fresh: Set<string>;
-  /** Tables etl has loaded (a watermark in etl_watermarks). */
-  readonly loaded: ReadonlySet<string>;
+  /** Tables etl has loaded (a watermark in etl_watermarks), with the fingerprint stored. */
+  readonly loaded: ReadonlyMap<string, string | null>;
 }
 
 const lossless = (c: Omit<SchemaChange, 'allow' | 'risk' | 'deletesRows' | 'neededByLoad'> & Partial<SchemaChange>): SchemaChange => ({
@@ -127,7 +129,7 @@ async function dataTableChange(ctx: Context, t: TableModel, f: DriftFinding, ren
     case 'missing_foreign_key':
       return foreignKey(ctx, t, f, problems);
     case 'missing_unique':
-      return (await validated(ctx, t, f, problems)) ? [lossless({ ...base, kind: 'add_unique', sql: f.fix })] : [];
+      return unique(ctx, t, f, problems);
     case 'extra_unique':
     case 'extra_foreign_key':
       return [dropExtraConstraint(ctx, t, f)];
@@ -263,6 +265,24 @@ function dropExtraConstraint(ctx: Context, t: TableModel, f: DriftFinding): Sche
     deletesRows: 0,
     neededByLoad: false,
   };
+}
+
+/**
+ * A unique constraint pipeline.yaml adds, checked against the rows. A dedupe table's new key (its
+ * merge key: load's ON CONFLICT needs it) over rows the old key made is the exception: the next run
+ * reads the table in full (its mapping changed) and recomputes every row by the new key, so keys
+ * holding several rows keep one until then (schema/rekeyed.ts) rather than stop everything.
+ */
+async function unique(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<SchemaChange[]> {
+  const change = lossless({ kind: 'add_unique', table: t.name, column: f.column, message: f.message, sql: f.fix });
+  const columns = keyColumns(t, f);
+  const stored = ctx.loaded.get(t.name);
+  const rebuilt = stored === undefined || stored !== tableFingerprint(t, ctx.model.settings);
+  if (t.dedupe && rebuilt && !columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) {
+    const rekeyed = await rekeyedChange(ctx.client, t, columns, change);
+    if (rekeyed) return [rekeyed];
+  }
+  return (await validated(ctx, t, f, problems)) ? [change] : [];
 }
 
 /**

@@ -7,7 +7,7 @@
 // keys etl named (lossless: no row is lost) and forgets the state: a table that comes back is read
 // in full, as a new one.
 import type { PipelineModel } from '../model/types.ts';
-import { existingTables, readTables } from './catalog.ts';
+import { existingTables, existingTablesWithColumn, readTables } from './catalog.ts';
 import { constraintName, dropConstraintSql } from './ddl.ts';
 import { compiled, ident, literal, runSql, type Queryable } from './sql.ts';
 import { CLAIMS_TABLE, PENDING_TABLE, WATERMARKS_TABLE } from './state-tables.ts';
@@ -15,17 +15,24 @@ import type { SchemaChange } from './changes.ts';
 
 const lossless = { allow: null, risk: null, deletesRows: 0, neededByLoad: false } as const;
 
-/** Tables with a watermark: etl loaded them (and has not forgotten them), sorted. */
-export async function loadedTables(client: Queryable): Promise<Set<string>> {
-  if (!(await existingTables(client, [WATERMARKS_TABLE])).has(WATERMARKS_TABLE)) return new Set();
-  const r = await runSql<{ name: string }>(client, compiled(`SELECT table_name AS name FROM ${ident(WATERMARKS_TABLE)} ORDER BY 1`));
-  return new Set(r.rows.map((row) => row.name));
+/**
+ * Tables with a watermark (etl loaded them and has not forgotten them), sorted, each with the mapping
+ * fingerprint stored with it (null: none, or a database whose etl_watermarks has no such column yet).
+ */
+export async function loadedTables(client: Queryable): Promise<Map<string, string | null>> {
+  const has = (await existingTablesWithColumn(client, [WATERMARKS_TABLE], 'fingerprint')).get(WATERMARKS_TABLE);
+  if (has === undefined) return new Map();
+  const r = await runSql<{ name: string; fingerprint: string | null }>(
+    client,
+    compiled(`SELECT table_name AS name, ${has ? 'fingerprint' : 'NULL::text'} AS fingerprint FROM ${ident(WATERMARKS_TABLE)} ORDER BY 1`),
+  );
+  return new Map(r.rows.map((row) => [row.name, row.fingerprint]));
 }
 
 /** Tables etl loaded that pipeline.yaml does not declare, sorted. */
 async function retiredTables(client: Queryable, model: PipelineModel): Promise<string[]> {
   const declared = new Set(model.loadOrder);
-  return [...(await loadedTables(client))].filter((name) => !declared.has(name));
+  return [...(await loadedTables(client)).keys()].filter((name) => !declared.has(name));
 }
 
 /** The changes that retire each table pipeline.yaml dropped: its own foreign keys dropped, its state forgotten. */

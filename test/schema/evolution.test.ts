@@ -295,4 +295,34 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     // The rows it holds are every document's (loaded before the threshold was set): a --full run's.
     await assertEqualsFullRun(p, 'threshold', ['--full']);
   });
+
+  test('a dedupe key narrowed back over rows the wider key made: etl schema applies it, the next run recomputes every row', async () => {
+    const wider = await pipeline('wider-key', [], [
+      ...PHONE_COPY,
+      ['    dedupe_key: [menu_id, recipe_id]\n', '    dedupe_key: [menu_id, recipe_id, created_at]\n'],
+      ['      - [menu_id, recipe_id]\n', '      - [menu_id, recipe_id, created_at]\n'],
+    ]);
+    assert.equal((await schema(wider)).code, 0);
+    // A second document for a (menu, recipe) pair, created later: under the wider key, a row of its own.
+    const client = new MongoClient(mongo.url);
+    try {
+      const menurecipes = client.db(mongo.name).collection('menurecipes');
+      const doc = await menurecipes.findOne({ menu: { $type: 'objectId' }, recipe: { $type: 'objectId' } }, { sort: { _id: 1 } });
+      await menurecipes.insertOne({ ...doc, _id: new ObjectId(), creation_date: new Date(), update_date: new Date() });
+    } finally {
+      await client.close();
+    }
+    const r = await run(wider, incremental, 'incremental', ['--propagate-deletes']);
+    assert.equal(r.code, 0, r.output);
+    const [pairs] = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM (SELECT 1 FROM menu_recipes GROUP BY menu_id, recipe_id HAVING count(*) > 1) AS x');
+    assert.ok(pairs!.n > 0, 'a (menu, recipe) pair holds two rows under the wider key');
+
+    const narrower = await pipeline('narrower-key', [], PHONE_COPY);
+    const s = await schema(narrower);
+    assert.equal(s.code, 0, s.output);
+    assert.match(s.stdout, /applied {2}menu_recipes: unique constraint \(menu_id, recipe_id\) of "menu_recipes" is missing; \d+ key\(s\) of it hold several rows the old dedupe key made/);
+    const r2 = await run(narrower, incremental, 'incremental', ['--propagate-deletes']);
+    assert.equal(r2.code, 0, r2.output);
+    await assertEqualsFullRun(narrower, 'narrower-key');
+  });
 });
