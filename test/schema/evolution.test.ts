@@ -244,9 +244,6 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     const check = await etl(['schema', '--check', '--pipeline', p, '--database-url', incremental]);
     assert.equal(check.code, 1, `etl schema --check: the database differs (a table etl loaded is gone from pipeline.yaml)\n${check.output}`);
     assert.match(check.stdout, /messages: table "messages" is no longer in pipeline\.yaml/);
-    const s = await schema(p);
-    assert.equal(s.code, 0, s.output);
-
     // A user a message names is deleted in MongoDB: the load deletes the users row.
     const [sender] = await query<{ id: string }>(incremental, 'SELECT sender_id AS id FROM messages WHERE sender_id IS NOT NULL ORDER BY id LIMIT 1');
     const client = new MongoClient(mongo.url);
@@ -255,6 +252,15 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     } finally {
       await client.close();
     }
+    // Before etl schema, the load cannot commit: its error says what to do.
+    const before = await run(p, incremental, 'incremental', ['--propagate-deletes']);
+    assert.equal(before.code, 1, before.output);
+    const failure = JSON.parse(before.stdout) as { error: { code: string; hint: string } };
+    assert.equal(failure.error.code, 'pg_23503');
+    assert.match(failure.error.hint, /"messages" still references a row this load deletes: if "messages" is no longer in pipeline\.yaml, run `etl schema`/);
+
+    const s = await schema(p);
+    assert.equal(s.code, 0, s.output);
     const r = await run(p, incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(r.code, 0, r.output);
     await assertEqualsFullRun(p, 'no-messages');
