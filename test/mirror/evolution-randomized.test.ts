@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
+import pg from 'pg';
 import { etl, type CliResult } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
 import { EditGenerator, formatEdit } from './edits.ts';
@@ -101,16 +102,24 @@ async function databaseColumns(url: string): Promise<Set<string>> {
 
 /**
  * The --allow tokens a round needs whose change exists in the database: a dropped column still
- * there, a narrowed column that exists (not one the round adds, nor one of a table it removes).
+ * there, a narrowed column that exists (not one the round adds, nor one of a table it removes), a
+ * NOT NULL over a column holding NULLs (without NULLs it loses nothing: applied).
  */
 async function pendingAllows(w: World, edits: readonly PipelineEdit[]): Promise<string[]> {
   const columns = await databaseColumns(w.m.incrementalUrl);
-  const tokens = edits.flatMap((e) => e.allow);
-  return [...new Set(tokens)].filter((token) => {
-    const [, target] = token.split(':') as [string, string];
-    const [table] = target.split('.') as [string];
-    return columns.has(target) && w.editor.model.tables.has(table);
-  });
+  const tokens = [...new Set(edits.flatMap((e) => e.allow))];
+  const out: string[] = [];
+  for (const token of tokens) {
+    const [kind, target] = token.split(':') as [string, string];
+    const [table, column] = target.split('.') as [string, string];
+    if (!columns.has(target) || !w.editor.model.tables.has(table)) continue;
+    if (kind === 'not-null') {
+      const [nulls] = await query<{ n: number }>(w.m.incrementalUrl, `SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(table)} WHERE ${pg.escapeIdentifier(column)} IS NULL`);
+      if (nulls!.n === 0) continue;
+    }
+    out.push(token);
+  }
+  return out;
 }
 
 /** Without its --allow, a lossy change is refused: named with its table, column and flag; exit 0 or 1, never applied. */

@@ -19,6 +19,8 @@ export type PipelineEditKind =
   | 'drop_column'
   | 'widen_type'
   | 'narrow_type'
+  | 'nullability'
+  | 'on_missing'
   | 'filter'
   | 'explode_constant'
   | 'explode_merge'
@@ -36,6 +38,8 @@ export const PIPELINE_EDIT_WEIGHTS: readonly (readonly [PipelineEditKind, number
   ['drop_column', 4],
   ['widen_type', 3],
   ['narrow_type', 3],
+  ['nullability', 3],
+  ['on_missing', 2],
   ['filter', 4],
   ['explode_constant', 2],
   ['explode_merge', 2],
@@ -260,6 +264,10 @@ export class PipelineEditor {
         return this.changeType(doc, 'widen');
       case 'narrow_type':
         return this.changeType(doc, 'narrow');
+      case 'nullability':
+        return this.nullability(doc);
+      case 'on_missing':
+        return this.onMissing(doc);
       case 'filter':
         return this.filter(doc);
       case 'explode_constant':
@@ -367,6 +375,29 @@ export class PipelineEditor {
     const type = this.rng.pick(to(c.type));
     c.node.set('sql_type', type);
     return { detail: `${c.table}.${c.name} ${c.type} → ${type}`, allow: how === 'narrow' ? [`type:${c.table}.${c.name}`] : [] };
+  }
+
+  /** NOT NULL set (refused without `not-null:` when rows hold NULL) or dropped. */
+  private nullability(doc: Document): { detail: string; allow: string[] } | null {
+    const c = this.pickColumn(doc, () => true);
+    if (!c) return null;
+    const notNull = c.node.get('nullable') === false;
+    // set_null is for nullable columns only (pipeline.yaml's header).
+    if (!notNull && c.node.get('on_missing') === 'set_null') return null;
+    if (notNull) c.node.delete('nullable');
+    else c.node.set('nullable', false);
+    return { detail: `${c.table}.${c.name} ${notNull ? 'NOT NULL → nullable' : 'nullable → NOT NULL'}`, allow: notNull ? [] : [`not-null:${c.table}.${c.name}`] };
+  }
+
+  /** A foreign key's on_missing: reject ↔ set_null (set_null only on a nullable column). */
+  private onMissing(doc: Document): { detail: string; allow: string[] } | null {
+    const c = this.pickColumn(doc, () => true);
+    if (!c || !c.node.has('foreign_key')) return null;
+    const before = String(c.node.get('on_missing') ?? 'reject');
+    const after = before === 'set_null' ? 'reject' : 'set_null';
+    if (after === 'set_null' && c.node.get('nullable') === false) return null;
+    c.node.set('on_missing', after);
+    return { detail: `${c.table}.${c.name} on_missing: ${before} → ${after}`, allow: [] };
   }
 
   private filter(doc: Document): { detail: string; allow: string[] } | null {
