@@ -34,7 +34,7 @@ function integers(name: string, fallback: readonly number[]): number[] {
 }
 
 const SEEDS = integers('EVOLVE_SEEDS', [1, 2]);
-const [ROUNDS] = integers('EVOLVE_ROUNDS', [3]) as [number];
+const [ROUNDS] = integers('EVOLVE_ROUNDS', [4]) as [number];
 const [PIPELINE_EDITS] = integers('EVOLVE_PIPELINE_EDITS', [3]) as [number];
 const [EDITS] = integers('EVOLVE_EDITS', [40]) as [number];
 const [SCALE] = integers('EVOLVE_SCALE', [300]) as [number];
