@@ -276,9 +276,7 @@ function dropExtraConstraint(ctx: Context, t: TableModel, f: DriftFinding): Sche
 async function unique(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<SchemaChange[]> {
   const change = lossless({ kind: 'add_unique', table: t.name, column: f.column, message: f.message, sql: f.fix });
   const columns = keyColumns(t, f);
-  const stored = ctx.loaded.get(t.name);
-  const rebuilt = stored === undefined || stored !== tableFingerprint(t, ctx.model.settings);
-  if (t.dedupe && rebuilt && !columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) {
+  if (t.dedupe && rereadInFull(ctx, t) && !columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) {
     const rekeyed = await rekeyedChange(ctx.client, t, columns, change);
     if (rekeyed) return [rekeyed];
   }
@@ -286,22 +284,31 @@ async function unique(ctx: Context, t: TableModel, f: DriftFinding, problems: Da
 }
 
 /**
- * A foreign key pipeline.yaml adds, checked against the rows. In a table etl has not loaded (new in
- * pipeline.yaml over a table already there, or back after it was removed: no watermark), rows that
- * break it wait for the table's first run, a full read that replaces them: the key is added by the
+ * The table's stored mapping fingerprint differs from the current one (a changed mapping, or a table
+ * back in pipeline.yaml after it was retired): the next run reads it in full and replaces every row.
+ */
+function rereadInFull(ctx: Context, t: TableModel): boolean {
+  const stored = ctx.loaded.get(t.name);
+  return typeof stored === 'string' && stored !== tableFingerprint(t, ctx.model.settings);
+}
+
+/**
+ * A foreign key pipeline.yaml adds, checked against the rows. In a table the next run reads in full
+ * (its mapping changed, or it is back in pipeline.yaml), rows that break it wait for that run, which
+ * replaces them (a missing reference rejected or NULLed as on_missing says): the key is added by the
  * `etl schema` after that run. Elsewhere they are a problem: nothing is applied.
  */
 async function foreignKey(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<SchemaChange[]> {
   const change = lossless({ kind: 'add_foreign_key', table: t.name, column: f.column, message: f.message, sql: f.fix });
-  if (ctx.loaded.has(t.name)) return (await validated(ctx, t, f, problems)) ? [change] : [];
+  if (!rereadInFull(ctx, t) || ctx.fresh.has(`${t.name}.${f.column}`)) return (await validated(ctx, t, f, problems)) ? [change] : [];
   const v = await foreignKeyViolations(ctx, t, f);
   if (v.count === 0) return [change];
   return [
     {
       ...change,
       blocked:
-        `${v.count} row(s) reference no existing row (e.g. ${v.examples[0] ?? '?'}), and etl has not loaded "${t.name}" yet (new in pipeline.yaml, or back in it): ` +
-        `its first run reads ${t.collection} in full and replaces them; run \`etl schema\` again after that run to add the key`,
+        `${v.count} row(s) reference no existing row (e.g. ${v.examples[0] ?? '?'}), and the mapping of "${t.name}" changed since its last load: ` +
+        `the next run reads ${t.collection} in full and replaces them; run \`etl schema\` again after that run to add the key`,
     },
   ];
 }

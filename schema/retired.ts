@@ -4,8 +4,9 @@
 // reference fail at its commit (a deleted user, a menu that left its filter); and their state
 // (watermark and fingerprint, pending rows, claims) would make the table, if it comes back, resume
 // incrementally from a watermark its rows were never kept up to. So `etl schema` drops the foreign
-// keys etl named (lossless: no row is lost) and forgets the state: a table that comes back is read
-// in full, as a new one.
+// keys etl named (lossless: no row is lost), forgets its pending rows and claims, and marks its
+// stored mapping fingerprint `retired`: a table that comes back has a changed mapping, so its first
+// run reads it in full and replaces its rows (and keys its old rows break wait for that run).
 import type { PipelineModel } from '../model/types.ts';
 import { existingTables, existingTablesWithColumn, readTables } from './catalog.ts';
 import { constraintName, dropConstraintSql } from './ddl.ts';
@@ -29,10 +30,13 @@ export async function loadedTables(client: Queryable): Promise<Map<string, strin
   return new Map(r.rows.map((row) => [row.name, row.fingerprint]));
 }
 
-/** Tables etl loaded that pipeline.yaml does not declare, sorted. */
+/** The fingerprint a retired table's watermark holds: no mapping gives it. */
+export const RETIRED = 'retired';
+
+/** Tables etl loaded that pipeline.yaml does not declare and that are not retired yet, sorted. */
 async function retiredTables(client: Queryable, model: PipelineModel): Promise<string[]> {
   const declared = new Set(model.loadOrder);
-  return [...(await loadedTables(client)).keys()].filter((name) => !declared.has(name));
+  return [...(await loadedTables(client))].filter(([name, fingerprint]) => !declared.has(name) && fingerprint !== RETIRED).map(([name]) => name);
 }
 
 /** The changes that retire each table pipeline.yaml dropped: its own foreign keys dropped, its state forgotten. */
@@ -40,7 +44,7 @@ export async function retiredTableChanges(client: Queryable, model: PipelineMode
   const names = await retiredTables(client, model);
   if (names.length === 0) return [];
   const live = await readTables(client, names);
-  const state = await existingTables(client, [WATERMARKS_TABLE, PENDING_TABLE, CLAIMS_TABLE]);
+  const state = await existingTables(client, [PENDING_TABLE, CLAIMS_TABLE]);
   const changes: SchemaChange[] = [];
   for (const name of names) {
     for (const fk of live.get(name)?.foreignKeys ?? []) {
@@ -54,14 +58,15 @@ export async function retiredTableChanges(client: Queryable, model: PipelineMode
         sql: [dropConstraintSql(name, fk.name)],
       });
     }
-    const forget = [...state].sort().map((s) => `DELETE FROM ${ident(s)} WHERE table_name = ${literal(name)}`);
+    const forget = [PENDING_TABLE, CLAIMS_TABLE].filter((s) => state.has(s)).map((s) => `DELETE FROM ${ident(s)} WHERE table_name = ${literal(name)}`);
+    const mark = `UPDATE ${ident(WATERMARKS_TABLE)} SET fingerprint = ${literal(RETIRED)} WHERE table_name = ${literal(name)}`;
     changes.push({
       ...lossless,
       kind: 'retire_table',
       table: name,
       column: null,
-      message: `table "${name}" is no longer in pipeline.yaml: etl stops loading it (its rows stay as they are); its watermark and pending rows are forgotten, so if it comes back its first run reads it in full`,
-      sql: forget,
+      message: `table "${name}" is no longer in pipeline.yaml: etl stops loading it (its rows stay as they are); its pending rows are forgotten and its mapping marked retired, so if it comes back its first run reads it in full`,
+      sql: [...forget, mark],
     });
   }
   return changes;

@@ -269,6 +269,8 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     assert.equal(fks[0]!.n, 0, 'its foreign keys are dropped');
     const kept = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM messages');
     assert.ok(kept[0]!.n > 0, 'its rows stay');
+    const marked = await query<{ fingerprint: string }>(incremental, `SELECT fingerprint FROM etl_watermarks WHERE table_name = 'messages'`);
+    assert.deepEqual(marked, [{ fingerprint: 'retired' }], 'its mapping is marked retired');
 
     // Back in pipeline.yaml: read in full as a new table, so it equals a full run again.
     const back = await pipeline('messages-back');
