@@ -326,14 +326,14 @@ export class PipelineEditor {
   }
 
   /** A column no strategy or key needs, that no other table references. */
-  private pickColumn(doc: Document, accept: (type: string) => boolean): { table: string; node: YAMLMap; name: string; type: string } | null {
+  private pickColumn(doc: Document, accept: (type: string, node: YAMLMap) => boolean): { table: string; node: YAMLMap; name: string; type: string } | null {
     const choices: { table: string; node: YAMLMap; name: string; type: string }[] = [];
     for (const t of this.model.tables.values()) {
       const needed = structural(t);
       for (const node of this.columnNodes(doc, t.name)) {
         const name = String(node.get('name'));
         const type = String(node.get('sql_type'));
-        if (!needed.has(name) && accept(type)) choices.push({ table: t.name, node, name, type });
+        if (!needed.has(name) && accept(type, node)) choices.push({ table: t.name, node, name, type });
       }
     }
     return choices.length === 0 ? null : this.rng.pick(choices);
@@ -391,8 +391,8 @@ export class PipelineEditor {
 
   /** A foreign key's on_missing: reject ↔ set_null (set_null only on a nullable column). */
   private onMissing(doc: Document): { detail: string; allow: string[] } | null {
-    const c = this.pickColumn(doc, () => true);
-    if (!c || !c.node.has('foreign_key')) return null;
+    const c = this.pickColumn(doc, (_type, node) => node.has('foreign_key'));
+    if (!c) return null;
     const before = String(c.node.get('on_missing') ?? 'reject');
     const after = before === 'set_null' ? 'reject' : 'set_null';
     if (after === 'set_null' && c.node.get('nullable') === false) return null;
