@@ -1,0 +1,616 @@
+// A seeded, randomized property test of extract from a mongodump (issue 13: "no document aborts a
+// run; no two documents silently become one"). A small valid dump of three collections is damaged
+// case by case (bytes flipped, type bytes, string and document lengths, terminators, keys, deep
+// nesting, truncation, garbage, duplicates; through a .bson, a .bson.gz and an --archive file), then
+// extracted. Each case must end in exactly one of:
+//   - the run goes on: every document the file's framing still delimits is staged, rejected (its
+//     offset and a listed reason in the rejects file) or left out by the query, the manifest's counts
+//     reconcile, every staged line is JSON, untouched documents stage their unmutated line byte for
+//     byte, and a damaged document bson reads stages what `EJSON.stringify` writes for it; transform
+//     (and for some cases load into PostgreSQL) then finish on what was staged;
+//   - the run stops, only where the framing itself is broken (no later document can be found), with
+//     an EtlError naming the file and that byte offset, no stack, no "undefined" / "NaN".
+//
+//   DUMP_FUZZ_SEED=<n>   the seed (default: random, printed with every failure)
+//   DUMP_FUZZ_CASES=<n>  how many cases (default 120: well under a minute on a shared 2-core machine)
+//   DUMP_FUZZ_ONLY=<i>   replay case i of the seed alone
+//   DUMP_FUZZ_LOADS=<n>  how many of the cases that extract also load into PostgreSQL (default 4)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { deserialize, EJSON, type Document } from 'bson';
+import { EtlError } from '../../errors/etl-error.ts';
+import { matchesQuery } from '../../extract/document-match.ts';
+import { runExtract, type ExtractReport } from '../../extract/index.ts';
+import { runLoad } from '../../load/index.ts';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import type { PipelineModel } from '../../model/types.ts';
+import { hash, Rng } from '../../sample/prng.ts';
+import { readManifest } from '../../staging/manifest.ts';
+import { BSON_READ_OPTIONS } from '../../staging/ndjson.ts';
+import { runPaths } from '../../staging/run-folder.ts';
+import { runTransform } from '../../transform/index.ts';
+import { STACK_LINE } from '../harness/cli.ts';
+import { startServers, type Servers } from '../harness/index.ts';
+import { tempDir } from '../harness/temp-dir.ts';
+import { archiveBytes, bsonBytes, documentOf, elementBytes, makeEvents, makeRecipes, makeUsers, nestedElement, objectIdAt, rawDateElement, rawStringElement } from '../extract/dump-writer.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const PIPELINE = path.join(HERE, '../extract/fixtures/pipeline.yaml');
+const SEED = process.env.DUMP_FUZZ_SEED ? Number(process.env.DUMP_FUZZ_SEED) >>> 0 : Math.floor(Math.random() * 0x100000000);
+const CASES = Number(process.env.DUMP_FUZZ_CASES ?? 120);
+const ONLY = process.env.DUMP_FUZZ_ONLY === undefined ? null : Number(process.env.DUMP_FUZZ_ONLY);
+const LOADS = Number(process.env.DUMP_FUZZ_LOADS ?? 4);
+/** A case taking longer than this is a hang. */
+const CASE_TIMEOUT_MS = 30_000;
+/** The extract rejects reasons the README lists. */
+const REASONS = new Set(['missing_id', 'too_deep', 'invalid_utf8', 'invalid_id', 'invalid_bson']);
+const MAX_DOCUMENT_BYTES = 48 * 1024 * 1024;
+const DB = 'appdb';
+
+const replay = (i: number) => `DUMP_FUZZ_SEED=${SEED} DUMP_FUZZ_ONLY=${i} node --import tsx --test --test-timeout=600000 test/hostile/dump-fuzz.test.ts`;
+
+// ── The clean dump ──────────────────────────────────────────────────────────────────────────────
+
+type Collection = 'users' | 'events' | 'recipes';
+const COLLECTIONS: readonly Collection[] = ['users', 'events', 'recipes'];
+
+function cleanDocuments(): Record<Collection, Buffer[]> {
+  const docs = { users: makeUsers(24), events: makeEvents(12), recipes: makeRecipes(12) };
+  return {
+    users: docs.users.map((d) => bsonBytes([d])),
+    events: docs.events.map((d) => bsonBytes([d])),
+    recipes: docs.recipes.map((d) => bsonBytes([d])),
+  };
+}
+
+// ── A walk of valid BSON (the clean documents), to aim mutations at elements ──────────────────────
+
+interface Element {
+  readonly typeAt: number;
+  readonly type: number;
+  readonly nameEnd: number;
+  readonly valueAt: number;
+  readonly valueEnd: number;
+}
+
+function valueEnd(doc: Buffer, type: number, at: number): number {
+  switch (type) {
+    case 0x01: case 0x09: case 0x11: case 0x12: return at + 8;
+    case 0x02: case 0x0d: case 0x0e: return at + 4 + doc.readInt32LE(at);
+    case 0x03: case 0x04: case 0x0f: return at + doc.readInt32LE(at);
+    case 0x05: return at + 5 + doc.readInt32LE(at);
+    case 0x07: return at + 12;
+    case 0x08: return at + 1;
+    case 0x10: return at + 4;
+    case 0x13: return at + 16;
+    case 0x0b: return doc.indexOf(0, doc.indexOf(0, at) + 1) + 1;
+    default: return at;
+  }
+}
+
+/** Every element of a valid document, nested ones too, in byte order. */
+function elementsOf(doc: Buffer, at = 0, out: Element[] = []): Element[] {
+  let i = at + 4;
+  while (doc[i] !== 0) {
+    const type = doc[i]!;
+    const nameEnd = doc.indexOf(0, i + 1);
+    const end = valueEnd(doc, type, nameEnd + 1);
+    out.push({ typeAt: i, type, nameEnd, valueAt: nameEnd + 1, valueEnd: end });
+    if (type === 0x03 || type === 0x04) elementsOf(doc, nameEnd + 1, out);
+    i = end;
+  }
+  return out;
+}
+
+// ── Mutations ───────────────────────────────────────────────────────────────────────────────────
+
+/** The pieces of a collection's file: each a document's bytes and, when untouched, its clean index. */
+interface Piece {
+  bytes: Buffer;
+  clean: number | null;
+}
+
+type DocMutation = (doc: Buffer, rng: Rng) => Buffer | null;
+
+const interesting = (rng: Rng, around: number): number =>
+  rng.pick([0, 1, -1, 4, 5, around - 1, around + 1, around + rng.int(2, 64), -around, 0x7fffffff, -0x80000000, rng.int(-1000, 1000), rng.int(0, 0xffffff)]);
+
+function pickElement(doc: Buffer, rng: Rng, types?: readonly number[]): Element | null {
+  const all = elementsOf(doc).filter((e) => !types || types.includes(e.type));
+  return all.length ? rng.pick(all) : null;
+}
+
+const DOC_MUTATIONS: Record<string, DocMutation> = {
+  flipBytes(doc, rng) {
+    const out = Buffer.from(doc);
+    for (let k = rng.int(1, 4); k > 0; k -= 1) out[rng.int(4, out.length - 2)] = rng.chance(0.5) ? out[rng.int(4, out.length - 2)]! ^ (1 << rng.below(8)) : rng.below(256);
+    return out;
+  },
+  typeByte(doc, rng) {
+    const e = pickElement(doc, rng);
+    if (!e) return null;
+    const out = Buffer.from(doc);
+    out[e.typeAt] = rng.chance(0.7) ? rng.pick([0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x7f, 0xff]) : rng.below(256);
+    return out;
+  },
+  stringLength(doc, rng) {
+    const e = pickElement(doc, rng, [0x02]);
+    if (!e) return null;
+    const out = Buffer.from(doc);
+    out.writeInt32LE(interesting(rng, doc.readInt32LE(e.valueAt)) | 0, e.valueAt);
+    return out;
+  },
+  stringTerminator(doc, rng) {
+    const e = pickElement(doc, rng, [0x02]);
+    if (!e) return null;
+    const out = Buffer.from(doc);
+    out[e.valueEnd - 1] = rng.pick([0x41, 0xff, 0x22, 0x0a]);
+    return out;
+  },
+  nestedLength(doc, rng) {
+    const e = pickElement(doc, rng, [0x03, 0x04, 0x05]);
+    if (!e) return null;
+    const out = Buffer.from(doc);
+    out.writeInt32LE(interesting(rng, doc.readInt32LE(e.valueAt)) | 0, e.valueAt);
+    return out;
+  },
+  nestedTerminator(doc, rng) {
+    const e = pickElement(doc, rng, [0x03, 0x04]);
+    if (!e) return null;
+    const out = Buffer.from(doc);
+    out[e.valueEnd - 1] = rng.pick([0x01, 0x02, 0x10, 0x41]);
+    return out;
+  },
+  documentLength(doc, rng) {
+    const out = Buffer.from(doc);
+    out.writeInt32LE(interesting(rng, doc.length) | 0, 0);
+    return out;
+  },
+  documentTerminator(doc, rng) {
+    const out = Buffer.from(doc);
+    out[out.length - 1] = rng.pick([0x01, 0x41, 0xff]);
+    return out;
+  },
+  keyWithoutNul(doc, rng) {
+    const e = pickElement(doc, rng);
+    if (!e) return null;
+    const out = Buffer.from(doc);
+    out[e.nameEnd] = rng.pick([0x41, 0x7a, 0xff]);
+    return out;
+  },
+  keyInvalidUtf8(doc, rng) {
+    const e = pickElement(doc, rng);
+    if (!e || e.nameEnd === e.typeAt + 1) return null;
+    const out = Buffer.from(doc);
+    out[rng.int(e.typeAt + 1, e.nameEnd - 1)] = rng.pick([0xff, 0xc3, 0xed, 0x80]);
+    return out;
+  },
+  keyDollar(doc, rng) {
+    const e = pickElement(doc, rng);
+    if (!e || e.nameEnd === e.typeAt + 1) return null;
+    const out = Buffer.from(doc);
+    out[e.typeAt + 1] = rng.pick([0x24, 0x2e, 0x30]);
+    return out;
+  },
+  stringInvalidUtf8(doc, rng) {
+    const e = pickElement(doc, rng, [0x02]);
+    if (!e || e.valueEnd - 1 === e.valueAt + 4) return null;
+    const out = Buffer.from(doc);
+    out[rng.int(e.valueAt + 4, e.valueEnd - 2)] = rng.pick([0xff, 0xc3, 0xed, 0x80, 0x00]);
+    return out;
+  },
+};
+
+/** Whole documents made by hand: what a damaged or odd dump may hold in place of one. */
+function handMade(rng: Rng, n: number): Buffer {
+  const dates = [elementBytes('creation_date', new Date(Date.UTC(2024, 2, 1))), elementBytes('update_date', new Date(Date.UTC(2024, 2, 2)))];
+  const id = elementBytes('_id', objectIdAt(n));
+  const kind = rng.int(0, 7);
+  switch (kind) {
+    case 0: return documentOf([...dates, elementBytes('email', 'no id')]);
+    case 1: return documentOf([]);
+    case 2: return documentOf([id, nestedElement(rng.pick(['email', 'nested', 'junk']), rng.pick([99, 100, 101, 150, 5000, 100_000])), ...dates]);
+    case 3: return documentOf([rawStringElement('_id', Buffer.from([0x61, 0xed, 0xa0, 0x80])), ...dates]);
+    case 4: return documentOf([rawDateElement('_id', rng.pick([9_000_000_000_000_000_000n, -9_223_372_036_854_775_808n, 1n])), ...dates]);
+    case 5: return documentOf([elementBytes('_id', rng.pick<unknown>([null, [1, 2], { a: 1 }, 'x', 7, true, /re/])), ...dates]);
+    case 6: return documentOf([id, ...dates, rawDateElement('creation_date', 9_000_000_000_000_000_000n)]);
+    default: return documentOf([id, id, ...dates]);
+  }
+}
+
+interface Mutated {
+  /** The collection's (decompressed) file bytes. */
+  readonly bytes: Buffer;
+  readonly kinds: string[];
+}
+
+function mutate(clean: readonly Buffer[], rng: Rng): Mutated {
+  const pieces: Piece[] = clean.map((bytes, i) => ({ bytes, clean: i }));
+  const kinds: string[] = [];
+  const rounds = rng.chance(0.25) ? 2 : 1;
+  let tail: ((bytes: Buffer) => Buffer) | null = null;
+  for (let r = 0; r < rounds; r += 1) {
+    const kind = rng.weighted<string>([...Object.keys(DOC_MUTATIONS).map((k) => [k, 3] as const), ['handMade', 3], ['duplicate', 2], ['truncateFile', 2], ['appendGarbage', 2]]);
+    const at = rng.below(pieces.length);
+    if (kind === 'duplicate') {
+      pieces.splice(rng.below(pieces.length + 1), 0, { ...pieces[at]! });
+    } else if (kind === 'handMade') {
+      const doc = handMade(rng, 900 + r);
+      if (rng.chance(0.5)) pieces.splice(at, 0, { bytes: doc, clean: null });
+      else pieces[at] = { bytes: doc, clean: null };
+    } else if (kind === 'truncateFile') {
+      tail = (bytes) => bytes.subarray(0, rng.below(bytes.length));
+    } else if (kind === 'appendGarbage') {
+      const garbage = rng.chance(0.5) ? Buffer.from(Array.from({ length: rng.int(1, 40) }, () => rng.below(256))) : pieces[at]!.bytes.subarray(0, rng.int(1, pieces[at]!.bytes.length - 1));
+      tail = (bytes) => Buffer.concat([bytes, garbage]);
+    } else {
+      const out = DOC_MUTATIONS[kind]!(pieces[at]!.bytes, rng);
+      if (out === null) continue;
+      pieces[at] = { bytes: out, clean: out.equals(clean[pieces[at]!.clean ?? -1] ?? Buffer.alloc(0)) ? pieces[at]!.clean : null };
+    }
+    kinds.push(kind);
+  }
+  const bytes = Buffer.concat(pieces.map((p) => p.bytes));
+  return { bytes: tail ? tail(bytes) : bytes, kinds };
+}
+
+// ── The framing: which documents a reader can still delimit, and where it cannot go on ───────────
+
+interface Framed {
+  readonly offset: number;
+  readonly bytes: Buffer;
+}
+
+interface Framing {
+  /** The target collection's documents, in file order. */
+  readonly docs: Framed[];
+  /** Where a reader can find no further document (null: the file is framed to its end). */
+  readonly broken: number | null;
+}
+
+/** One document at `at` as bson-reader frames it; null when its framing is broken. */
+function frameAt(bytes: Buffer, at: number): Framed | null {
+  if (bytes.length - at < 4) return null;
+  const length = bytes.readInt32LE(at);
+  if (length < 5 || length > MAX_DOCUMENT_BYTES || at + length > bytes.length || bytes[at + length - 1] !== 0) return null;
+  return { offset: at, bytes: bytes.subarray(at, at + length) };
+}
+
+function frameFile(bytes: Buffer): Framing {
+  const docs: Framed[] = [];
+  for (let at = 0; at < bytes.length; ) {
+    const doc = frameAt(bytes, at);
+    if (doc === null) return { docs, broken: at };
+    docs.push(doc);
+    at += doc.bytes.length;
+  }
+  return { docs, broken: null };
+}
+
+/** An archive's documents of one collection, as dump-archive.ts walks it (magic, prelude, segments). */
+function frameArchive(bytes: Buffer, collection: string): Framing {
+  const docs: Framed[] = [];
+  let at = 4;
+  const next = (): Framed | 'end' | null => {
+    if (bytes.length - at >= 4 && bytes.readInt32LE(at) === -1) {
+      at += 4;
+      return 'end';
+    }
+    const doc = frameAt(bytes, at);
+    if (doc) at += doc.bytes.length;
+    return doc;
+  };
+  if (!next()) return { docs, broken: at };
+  for (let r = next(); r !== 'end'; r = next()) if (r === null) return { docs, broken: at };
+  while (at < bytes.length) {
+    const headerAt = at;
+    const header = next();
+    if (header === null || header === 'end') return { docs, broken: headerAt };
+    let ns: Document;
+    try {
+      ns = deserialize(header.bytes);
+    } catch {
+      return { docs, broken: headerAt };
+    }
+    if (typeof ns.db !== 'string' || typeof ns.collection !== 'string') return { docs, broken: headerAt };
+    for (;;) {
+      const docAt = at;
+      const r = next();
+      if (r === null) return { docs, broken: docAt };
+      if (r === 'end') break;
+      if (ns.collection === collection) docs.push(r);
+    }
+  }
+  return { docs, broken: null };
+}
+
+// ── One case ────────────────────────────────────────────────────────────────────────────────────
+
+type Container = 'bson' | 'gzip' | 'archive' | 'gzip-cut';
+
+interface Case {
+  readonly index: number;
+  readonly container: Container;
+  readonly target: Collection;
+  readonly kinds: string[];
+}
+
+interface Baseline {
+  /** Per collection, the staged line of each clean document (null: left out by the query). */
+  readonly lines: Record<Collection, (string | null)[]>;
+  readonly files: Record<Collection, string>;
+}
+
+class CaseFailure extends Error {}
+
+function check(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new CaseFailure(message);
+}
+
+async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CaseFailure(`${what} did not finish in ${CASE_TIMEOUT_MS} ms (a hang)`)), CASE_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function writeDump(dir: string, c: Case, files: Record<Collection, Buffer>, rng: Rng): Promise<{ source: string; file: string }> {
+  await mkdir(dir, { recursive: true });
+  if (c.container === 'archive') {
+    const source = path.join(dir, 'dump.archive');
+    // The damaged collection's bytes go in as they are, in one segment: its framing is the archive's.
+    await writeFile(source, archiveBytes(DB, Object.fromEntries(COLLECTIONS.map((n) => [n, n === c.target ? [files[n]] : cleanBytes[n]]))));
+    return { source, file: source };
+  }
+  const folder = path.join(dir, DB);
+  await mkdir(folder, { recursive: true });
+  for (const name of COLLECTIONS) {
+    const gz = c.container !== 'bson';
+    let bytes = gz ? gzipSync(files[name]) : files[name];
+    if (c.container === 'gzip-cut' && name === c.target) bytes = bytes.subarray(0, rng.int(1, bytes.length - 1));
+    await writeFile(path.join(folder, `${name}.bson${gz ? '.gz' : ''}`), bytes);
+  }
+  return { source: folder, file: path.join(folder, `${c.target}.bson${c.container === 'bson' ? '' : '.gz'}`) };
+}
+
+/** The message of an EtlError stopping the run: names the file and a byte offset (the expected one when known). */
+function checkStop(error: unknown, file: string, offset: number | null): void {
+  check(error instanceof EtlError, `not an EtlError: ${(error as Error)?.stack ?? String(error)}`);
+  check(error.exitCode === 1, `exit code ${error.exitCode}: ${error.message}`);
+  check(/^[a-z_]+$/.test(error.code), `code ${error.code}`);
+  const m = error.message;
+  check(m.includes(file), `the message names ${file}: ${m}`);
+  check(!/undefined|NaN|\[object Object\]|TypeError|RangeError/.test(m) && !STACK_LINE.test(m), `a clean message: ${m}`);
+  const at = /byte offset (\d+)/.exec(m);
+  check(at, `the message names a byte offset: ${m}`);
+  if (offset !== null) check(Number(at[1]) === offset, `the message names offset ${offset}: ${m}`);
+}
+
+async function readLines(file: string): Promise<string[]> {
+  return (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '');
+}
+
+/** What bson's EJSON writes for a document as extract would stage it (projected, and only when the query takes it); undefined when bson refuses the bytes. */
+function oracleLine(bytes: Buffer, keep: ReadonlySet<string>, query: Document): string | null | undefined {
+  let doc: Document;
+  try {
+    doc = deserialize(bytes, BSON_READ_OPTIONS);
+  } catch {
+    return undefined;
+  }
+  if (!matchesQuery(deserialize(bytes, { ...BSON_READ_OPTIONS, validation: { utf8: false } }), query)) return null;
+  const projected: Document = {};
+  for (const [k, v] of Object.entries(doc)) if (keep.has(k)) projected[k] = v;
+  return EJSON.stringify(projected, { relaxed: false });
+}
+
+/** Key order as JSON.parse gives it, so an integer-like or repeated key compares the same on both sides. */
+const normal = (line: string): string => JSON.stringify(JSON.parse(line));
+
+interface Extracted {
+  readonly report: ExtractReport;
+  readonly stagingDir: string;
+}
+
+async function checkCollection(c: Case, name: Collection, report: ExtractReport, framing: Framing, file: string, base: Baseline, keep: ReadonlySet<string>): Promise<void> {
+  const paths = runPaths(path.dirname(report.runDir), report.runId);
+  const record = (await readManifest(paths)).stages.extract!.collections[name]!;
+  const staged = await readLines(paths.extractFile(name));
+  if (name !== c.target) {
+    check((await readFile(paths.extractFile(name), 'utf8')) === base.files[name], `${name} (untouched) is staged as in the clean run`);
+    return;
+  }
+  const docs = framing.docs;
+  check(record.scanned === docs.length, `${name}: scanned ${record.scanned}, the framing delimits ${docs.length}`);
+  check(record.documents === staged.length && record.records === staged.length, `${name}: ${staged.length} lines, manifest says ${record.documents}`);
+  check(record.documents + (record.rejected ?? 0) + (record.unmatched ?? 0) === record.scanned, `${name}: staged + rejected + unmatched = read`);
+  for (const line of staged) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      throw new CaseFailure(`${name}: a staged line is not JSON: ${line.slice(0, 200)}`);
+    }
+    check(typeof parsed === 'object' && parsed !== null && '_id' in parsed, `${name}: a staged line without _id: ${line.slice(0, 200)}`);
+  }
+  const rejects = record.rejects ? (await readLines(path.join(report.runDir, record.rejects.file))).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+  check(rejects.length === (record.rejected ?? 0), `${name}: ${rejects.length} reject lines, manifest says ${record.rejected}`);
+  const rejectedAt = new Set<number>();
+  for (const r of rejects) {
+    const index = docs.findIndex((d) => d.offset === r.offset);
+    check(r.collection === name && r.file === file, `${name}: reject names ${String(r.collection)} / ${String(r.file)}`);
+    check(index >= 0 && !rejectedAt.has(index), `${name}: reject at offset ${String(r.offset)} is not one document the framing delimits`);
+    check(r.position === index + 1, `${name}: reject at offset ${String(r.offset)} says position ${String(r.position)}, it is ${index + 1}`);
+    check(REASONS.has(String(r.reason)) && typeof r.detail === 'string' && !/undefined|\[object Object\]/.test(r.detail), `${name}: reject reason ${String(r.reason)} / ${String(r.detail)}`);
+    rejectedAt.add(index);
+  }
+  // Each document not rejected: staged as bson reads it (when bson does), untouched ones byte for byte.
+  const pool = new Map<string, number>();
+  for (const l of staged) pool.set(normal(l), (pool.get(normal(l)) ?? 0) + 1);
+  const take = (line: string, what: string) => {
+    const n = pool.get(normal(line)) ?? 0;
+    check(n > 0, `${name}: ${what} is not staged as expected: ${line.slice(0, 300)}\n  staged: ${staged.filter((s) => !base.lines[name].includes(s)).map((s) => s.slice(0, 300)).join('\n          ') || '(nothing new)'}`);
+    pool.set(normal(line), n - 1);
+  };
+  const query = EJSON.deserialize(record.filter as Document, { relaxed: false });
+  let unmatched = 0;
+  for (const [i, d] of docs.entries()) {
+    const clean = base.lines[name].findIndex((_, k) => cleanBytes[name][k]!.equals(d.bytes));
+    if (clean >= 0) {
+      check(!rejectedAt.has(i), `${name}: an untouched document (offset ${d.offset}) is rejected`);
+      const line = base.lines[name][clean];
+      if (line === null || line === undefined) unmatched += 1;
+      else {
+        check(staged.includes(line), `${name}: untouched document at offset ${d.offset} not staged byte for byte as before: ${line}`);
+        take(line, `untouched document at offset ${d.offset}`);
+      }
+      continue;
+    }
+    const expected = oracleLine(d.bytes, keep, query);
+    if (expected === null) unmatched += 1;
+    if (expected === undefined || expected === null || rejectedAt.has(i)) continue;
+    if (expected.includes('"$date":{"$numberLong":"NaN"}') || /"\$(etl|ref|db|id)|\$code|\$symbol/.test(expected)) continue;
+    if (expected.includes('"$')) {
+      // A subdocument with a `$` key is staged in the escape; bson writes it bare.
+      const parsed = JSON.stringify(JSON.parse(expected), (_k, v: unknown) => v);
+      if (/\{"\$(?!oid|date|number|binary|regularExpression|timestamp|minKey|maxKey)/.test(parsed)) continue;
+    }
+    take(expected, `the damaged document at offset ${d.offset} (bson reads it)`);
+  }
+  if (name === 'users' || name === 'events') check(record.unmatched === 0 && unmatched === 0, `${name}: no query, yet ${record.unmatched} unmatched`);
+}
+
+const cleanBytes = cleanDocuments();
+
+async function runCase(c: Case, rng: Rng, dir: string, model: PipelineModel, base: Baseline, keepOf: Record<Collection, ReadonlySet<string>>): Promise<Extracted | null> {
+  const files = Object.fromEntries(COLLECTIONS.map((n) => [n, bsonBytes(cleanBytes[n])])) as Record<Collection, Buffer>;
+  const mutated = mutate(cleanBytes[c.target], rng);
+  c.kinds.push(...mutated.kinds);
+  files[c.target] = mutated.bytes;
+  const { source, file } = await writeDump(dir, c, files, rng);
+  let framing: Framing;
+  if (c.container === 'archive') {
+    const archive = await readFile(source);
+    framing = frameArchive(archive, c.target);
+  } else framing = frameFile(files[c.target]);
+  const stagingDir = path.join(dir, 'staging');
+  let report: ExtractReport;
+  try {
+    report = await withTimeout(runExtract({ model, stagingDir, source: { kind: 'dump', path: source }, full: true }), 'extract');
+  } catch (error) {
+    if (error instanceof CaseFailure) throw error;
+    if (c.container === 'gzip-cut') {
+      checkStop(error, file, null);
+      return null;
+    }
+    check(framing.broken !== null, `the run stopped though the framing is whole: ${(error as Error).message}`);
+    checkStop(error, file, framing.broken);
+    const runs = (await readdir(stagingDir)).filter((n) => n !== 'latest');
+    for (const run of runs) {
+      const left = await readdir(path.join(stagingDir, run, 'extract')).catch(() => []);
+      check(!left.some((f) => f.endsWith('.partial')), `no .partial file left: ${left.join(', ')}`);
+    }
+    return null;
+  }
+  check(c.container !== 'gzip-cut', 'a gzipped file cut short was read to its end without a word');
+  check(framing.broken === null, `the framing is broken at offset ${framing.broken}, yet the run went on`);
+  for (const name of COLLECTIONS) await checkCollection(c, name, report, framing, file, base, keepOf[name]);
+  const ids = (await readLines(runPaths(stagingDir, report.runId).extractFile(c.target))).map((l) => JSON.stringify((JSON.parse(l) as { _id: unknown })._id));
+  if (new Set(ids).size < ids.length) check(report.warnings.some((w) => /repeat the _id/.test(w)) || report.collections.some((x) => (x.warnings ?? []).some((w) => /repeat the _id/.test(w))), `${c.target}: two staged documents share an _id, and no warning says so`);
+  const transformed = await withTimeout(runTransform({ model, stagingDir, runId: report.runId }), 'transform');
+  for (const t of transformed.tables) {
+    const read = report.collections.find((x) => x.collection === t.collection)?.documents ?? 0;
+    check(t.documents === read, `transform ${t.table}: read ${t.documents} documents, extract staged ${read}`);
+    if (t.strategy === 'upsert') {
+      const skipped = Object.values(t.skipped).reduce((a, b) => a + b, 0);
+      check(t.rows + t.rejected + skipped === t.documents, `transform ${t.table}: rows ${t.rows} + rejected ${t.rejected} + skipped ${skipped} ≠ ${t.documents}`);
+    }
+  }
+  return { report, stagingDir };
+}
+
+// ── The property ────────────────────────────────────────────────────────────────────────────────
+
+interface Failure {
+  readonly c: Case;
+  readonly message: string;
+}
+
+async function baseline(dir: string, model: PipelineModel): Promise<Baseline> {
+  const folder = path.join(dir, 'clean', DB);
+  await mkdir(folder, { recursive: true });
+  for (const n of COLLECTIONS) await writeFile(path.join(folder, `${n}.bson`), bsonBytes(cleanBytes[n]));
+  const report = await runExtract({ model, stagingDir: path.join(dir, 'clean-staging'), source: { kind: 'dump', path: folder }, full: true });
+  const paths = runPaths(path.dirname(report.runDir), report.runId);
+  const lines = {} as Baseline['lines'];
+  const files = {} as Baseline['files'];
+  for (const n of COLLECTIONS) {
+    files[n] = await readFile(paths.extractFile(n), 'utf8');
+    const staged = files[n].split('\n').filter(Boolean);
+    // The clean documents are in _id order: each stages its own line, or is left out by the query.
+    lines[n] = cleanBytes[n].map((b) => {
+      const id = EJSON.stringify({ _id: deserialize(b, BSON_READ_OPTIONS)._id }, { relaxed: false }).slice(1, -1);
+      return staged.find((l) => l.startsWith(`{${id},`)) ?? null;
+    });
+  }
+  assert.equal(lines.users.filter(Boolean).length, 24);
+  assert.equal(lines.recipes.filter(Boolean).length, 6, 'the menus filter leaves out half the recipes');
+  return { lines, files };
+}
+
+function describeFailures(failures: readonly Failure[]): string {
+  const groups = new Map<string, Failure[]>();
+  for (const f of failures) {
+    const key = `${f.c.kinds.join('+')} [${f.c.container}]: ${f.message.split('\n')[0]!.replace(/\d+/g, 'N').replace(/\/tmp\/\S+/g, 'FILE').slice(0, 160)}`;
+    groups.set(key, [...(groups.get(key) ?? []), f]);
+  }
+  const text = [...groups.entries()].map(([key, fs]) => `- ${fs.length}× ${key}\n    e.g. case ${fs[0]!.c.index}: ${fs[0]!.message.slice(0, 800)}\n    replay: ${replay(fs[0]!.c.index)}`);
+  return `${failures.length} of the cases failed (seed ${SEED}):\n${text.join('\n')}`;
+}
+
+test(`a damaged mongodump never crashes extract, and every document is accounted for (seed ${SEED})`, async (t) => {
+  const dir = await tempDir('etl-dump-fuzz-', t);
+  const model = await loadPipeline(PIPELINE);
+  const base = await baseline(dir, model);
+  const keepOf = Object.fromEntries(
+    COLLECTIONS.map((n) => [n, new Set(['_id', ...model.collections.find((x) => x.name === n)!.projection.map((p) => p.split('.')[0]!)])]),
+  ) as unknown as Record<Collection, ReadonlySet<string>>;
+  let servers: Servers | null = null;
+  const failures: Failure[] = [];
+  const counts = { extracted: 0, stopped: 0, loaded: 0 };
+  const indexes = ONLY !== null ? [ONLY] : Array.from({ length: CASES }, (_, i) => i);
+  for (const index of indexes) {
+    const rng = new Rng(hash(SEED, index));
+    const container = rng.weighted<Container>([['bson', 10], ['gzip', 2], ['archive', 3], ['gzip-cut', 1]]);
+    const c: Case = { index, container, target: rng.weighted<Collection>([['users', 6], ['events', 1], ['recipes', 2]]), kinds: [] };
+    const caseDir = path.join(dir, `case-${index}`);
+    try {
+      const extracted = await runCase(c, rng, caseDir, model, base, keepOf);
+      if (extracted === null) counts.stopped += 1;
+      else counts.extracted += 1;
+      if (extracted && (counts.loaded < LOADS || ONLY !== null) && (rng.chance(0.2) || ONLY !== null)) {
+        servers ??= await startServers(t, { mongo: false });
+        const url = await servers.postgres.createDatabase(`fuzz_${SEED}_${index}`);
+        const postgres = { connectionString: url, host: '', port: 0, database: '', user: '', password: null };
+        const loaded = await withTimeout(runLoad({ model, stagingDir: extracted.stagingDir, runId: extracted.report.runId, postgres }), 'load');
+        check(loaded.tables.length > 0, 'load loaded the staged tables');
+        counts.loaded += 1;
+      }
+    } catch (error) {
+      failures.push({ c, message: error instanceof CaseFailure ? error.message : `crash: ${(error as Error)?.stack ?? String(error)}` });
+    } finally {
+      await rm(caseDir, { recursive: true, force: true });
+    }
+  }
+  t.diagnostic(`seed ${SEED}: ${indexes.length} cases, ${counts.extracted} extracted, ${counts.stopped} stopped on broken framing, ${counts.loaded} loaded`);
+  if (failures.length) assert.fail(describeFailures(failures));
+});
