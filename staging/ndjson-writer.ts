@@ -22,6 +22,8 @@ import { ESCAPED_DOCUMENT_KEY, INVALID_UTF8_KEY, MAX_NESTING_DEPTH } from './ndj
 /** Bytes that are not a BSON document. `offset`: where in the document the problem was found. */
 export class BsonDecodeError extends Error {
   override name = 'BsonDecodeError';
+  /** The top-level `_id` element, when writeLine had framed it before the problem (so a reject can name it). */
+  id: FieldFacts | null = null;
   constructor(
     message: string,
     readonly offset: number,
@@ -209,6 +211,7 @@ export class NdjsonWriter {
       return this.facts;
     } catch (error) {
       this.pos = start;
+      if (error instanceof BsonDecodeError && this.facts.id.type !== 0) error.id = { ...this.facts.id };
       throw error;
     }
   }

@@ -233,3 +233,67 @@ test('an escaped value read through a dotted path is a document: its fields are 
   assert.deepEqual(compilePath('a.$x')(doc), { $numberInt: '3' });
   assert.equal(kindOf({ $etlInvalidUtf8: 'YQ==' }), 'invalidUtf8');
 });
+
+/** `element` with the byte at `at` (counted from the element's type byte) replaced, or an int32 written there. */
+function damaged(element: Buffer, at: number, value: number, int32 = false): Buffer {
+  const out = Buffer.from(element);
+  if (int32) out.writeInt32LE(value, at);
+  else out[at] = value;
+  return out;
+}
+
+test('a document whose length frames it but whose inside is not BSON is rejected alone (invalid_bson) with its _id and offset; the run goes on', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-hostile-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const label = elementBytes('label', 'hello');
+  const docs = [
+    documentOf([...base(21), elementBytes('label', 'fine')]),
+    // An unknown type byte (0x42) where the label's 0x02 was.
+    documentOf([...base(22), damaged(label, 0, 0x42)]),
+    // A string announcing 1000 bytes inside a 30-byte document.
+    documentOf([...base(23), damaged(label, 'xlabel\0'.length, 1000, true)]),
+    // A subdocument announcing 3 bytes (less than any document).
+    documentOf([...base(24), damaged(elementBytes('details', { a: new Int32(1) }), 'xdetails\0'.length, 3, true)]),
+    documentOf([...base(25), elementBytes('label', 'also fine')]),
+  ];
+  await mkdir(path.join(dir, 'appdb'), { recursive: true });
+  const file = path.join(dir, 'appdb/offers.bson');
+  await writeFile(file, Buffer.concat(docs));
+  const offsets = docs.map((_, i) => docs.slice(0, i).reduce((n, d) => n + d.length, 0));
+  const model = await loadPipeline(PIPELINE);
+  const report = await runExtract({ model, stagingDir: path.join(dir, 'staging'), source: { kind: 'dump', path: path.join(dir, 'appdb') } });
+  const offers = report.collections.find((c) => c.collection === 'offers')!;
+  assert.deepEqual([offers.scanned, offers.documents, offers.rejected, offers.rejected_reasons], [5, 2, 3, { invalid_bson: 3 }]);
+  const rejects = await ndjson(path.join(report.runDir, 'extract/offers.rejects.ndjson'));
+  assert.deepEqual(rejects.map((r) => [r.collection, r._id, r.reason, r.file, r.offset, r.position]), [
+    ['offers', hex(22), 'invalid_bson', file, offsets[1], 2],
+    ['offers', hex(23), 'invalid_bson', file, offsets[2], 3],
+    ['offers', hex(24), 'invalid_bson', file, offsets[3], 4],
+  ]);
+  assert.match(rejects[0]!.detail!, /not BSON: unknown BSON type 0x42/);
+  assert.match(rejects[1]!.detail!, /not BSON: a string has an invalid length 1000/);
+  assert.match(rejects[2]!.detail!, /not BSON: a subdocument has an invalid length 3/);
+  assert.match(report.warnings.join('\n'), /3 document\(s\) could not be staged \(invalid_bson 3\)/);
+  const staged = (await readFile(path.join(report.runDir, 'extract/offers.ndjson'), 'utf8')).split('\n').filter(Boolean);
+  assert.deepEqual(staged.map((l) => (JSON.parse(l) as { label: string }).label), ['fine', 'also fine']);
+  const transformed = await runTransform({ model, stagingDir: path.join(dir, 'staging') });
+  assert.equal(transformed.tables.find((x) => x.table === 'offers')!.rows, 2);
+});
+
+test('a damaged document in a dump read with a query (the fields the query reads are not BSON) is rejected (invalid_bson), not the run', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-hostile-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const kind = elementBytes('__t', 'menu');
+  const recipe = (n: number, t: Buffer) => documentOf([elementBytes('_id', objectIdAt(n)), t, elementBytes('name', `dish ${n}`), elementBytes('creation_date', day(1)), elementBytes('update_date', day(1))]);
+  const docs = [recipe(31, kind), recipe(32, damaged(kind, 'x__t\0'.length, -9, true)), recipe(33, elementBytes('__t', 'recipe')), recipe(34, kind)];
+  await mkdir(path.join(dir, 'appdb'), { recursive: true });
+  const file = path.join(dir, 'appdb/recipes.bson');
+  await writeFile(file, Buffer.concat(docs));
+  // The extract tests' pipeline: menus reads recipes with the filter {__t: menu}.
+  const model = await loadPipeline(path.join(HERE, 'fixtures/pipeline.yaml'));
+  const report = await runExtract({ model, stagingDir: path.join(dir, 'staging'), source: { kind: 'dump', path: path.join(dir, 'appdb') }, tables: ['menus'], full: true });
+  const recipes = report.collections.find((c) => c.collection === 'recipes')!;
+  assert.deepEqual([recipes.scanned, recipes.documents, recipes.rejected, recipes.unmatched], [4, 2, 1, 1]);
+  const rejects = await ndjson(path.join(report.runDir, 'extract/recipes.rejects.ndjson'));
+  assert.deepEqual(rejects.map((r) => [r._id, r.reason, r.offset, r.position]), [[hex(32), 'invalid_bson', docs[0]!.length, 2]]);
+});
