@@ -7,6 +7,9 @@ import type { ExtractCollectionRecord } from '../staging/manifest-extract.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { NotInIdOrder, writeCollection, type SourceDocument, type WriteCollectionInput, type WrittenCollection } from './collection-writer.ts';
 import { IdSorter } from './external-sort.ts';
+import { corrupt } from './bson-reader.ts';
+import { SourceError } from '../errors/etl-error.ts';
+import type { BsonDecodeError } from '../staging/ndjson-writer.ts';
 import { extractIds } from './ids-pass.ts';
 import type { PropagationScope } from './live-ids.ts';
 import type { ExtractCollectionReport, ExtractOptions } from './options.ts';
@@ -35,6 +38,18 @@ function topLevelFields(projection: readonly string[]): string[] {
 }
 
 async function* emptyDocuments(): AsyncGenerator<SourceDocument[]> {}
+
+/** The error for a document whose framing is broken: the dump file and offset (the run stops, as for a truncated file), or the live read's position. */
+export function corruption(collection: string): (doc: SourceDocument, cause: BsonDecodeError) => Error {
+  return (doc, cause) => {
+    const error =
+      doc.file !== null && doc.offset !== null
+        ? corrupt(doc.file, doc.offset, `invalid BSON document (${cause.message})`)
+        : new SourceError('mongo_bad_document', `${collection}: document ${doc.position} of the read is not valid BSON (${cause.message})`, { context: { collection } });
+    (error as { cause?: unknown }).cause = cause;
+    return error;
+  };
+}
 
 /** The rejects file of a collection: beside its NDJSON file, `<collection>.rejects.ndjson`. */
 function rejectsPath(run: RunPaths, collection: string): string {
@@ -167,6 +182,7 @@ async function readDocuments(ctx: CollectionContext, name: string, request: Read
     file: run.extractFile(name),
     clientQuery: session.clientSide ? request.query : null,
     projection: session.clientSide ? new Set(request.fields) : null,
+    corrupt: corruption(name),
     trackDates: session.clientSide,
     census: true,
     signal: options.signal,

@@ -3,7 +3,8 @@
 // written as canonical Extended JSON lines with the staging escapes (staging/ndjson-writer.ts) →
 // AtomicFileSink, which hashes and counts while writing `<file>.partial`. A document that cannot
 // be staged goes to the rejects file instead, also one whose bytes are not BSON inside a length
-// that frames it (the next document is still found); a broken framing stops the read (bson-reader.ts).
+// whose top-level fields fill it (the next document is still found); a broken framing stops the read
+// (bson-reader.ts, and NdjsonWriter's `framing` for a length its top-level fields do not fill).
 import { pipeline } from 'node:stream/promises';
 import type { Document } from 'bson';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
@@ -59,6 +60,8 @@ export interface WriteCollectionInput {
   readonly rejects: ExtractRejectsFile | null;
   /** Count the staged documents no date can place (the documents pass). */
   readonly census: boolean;
+  /** Builds the error for bytes whose framing is broken (the read cannot go on), naming where they were read. */
+  readonly corrupt: (doc: SourceDocument, cause: BsonDecodeError) => Error;
   readonly signal?: AbortSignal;
   readonly progressEveryMs: number;
   onProgress?(figures: { documents: number; scanned: number }): void;
@@ -195,6 +198,8 @@ type Staged = { readonly lineStart: number; readonly id: LineFacts['id']; readon
 
 /** Only the `_id`: what a reject of bytes that are not BSON can still name. */
 const ID_ONLY = new FieldSet(['_id']);
+/** No field: the top-level fields walked, none written (does the document's length hold them exactly?). */
+const NO_FIELDS = new FieldSet([]);
 
 /** Per document: the query (dumps), then the line written, or why not. */
 class DocumentStager {
@@ -254,26 +259,38 @@ class DocumentStager {
     return matchesQuery(fields, this.input.clientQuery!);
   }
 
-  /** A document whose length frames it but whose inside is not BSON: rejected alone, the read goes on to the next. */
+  /**
+   * Bytes that are not BSON. Inside a value (a subdocument, an array) the document is rejected
+   * alone and the read goes on; where its top-level fields do not fill its length, the length is in
+   * doubt (it may run over the next documents) and the read stops, naming file and offset.
+   */
   private notBson(item: SourceDocument, cause: BsonDecodeError): Staged {
-    return { reject: { id: this.damagedId(item.bytes), reason: 'invalid_bson', detail: `the document is not BSON: ${cause.message}`, value: null } };
+    const probe = this.probe(item.bytes);
+    const framing = cause.framing ? cause : probe.framing;
+    if (framing) throw this.input.corrupt(item, framing);
+    return { reject: { id: probe.id, reason: 'invalid_bson', detail: `the document is not BSON: ${cause.message}`, value: null } };
   }
 
-  /** The `_id` of bytes that are not BSON, when the elements up to it are framed (undefined otherwise). */
-  private damagedId(bytes: Buffer): unknown {
-    let id: FieldFacts | null;
+  /** The top-level fields of damaged bytes, walked by the writer: whether they fill its length, and the `_id` when the fields before the damage hold it. */
+  private probe(bytes: Buffer): { framing: BsonDecodeError | null; id: unknown } {
     const at = this.writer.length;
-    try {
-      id = this.writer.writeLine(bytes, ID_ONLY).id;
-      this.writer.rollback(at);
-    } catch (error) {
-      id = error instanceof BsonDecodeError ? error.id : null;
+    let id: FieldFacts | null = null;
+    // Walked without writing a field first: damage in a value must not hide fields that run over.
+    for (const keep of [NO_FIELDS, ID_ONLY]) {
+      try {
+        const facts = this.writer.writeLine(bytes, keep);
+        this.writer.rollback(at);
+        if (keep === ID_ONLY) id = facts.id;
+      } catch (error) {
+        if (error instanceof BsonDecodeError && error.framing) return { framing: error, id: undefined };
+        if (error instanceof BsonDecodeError) id = error.id;
+      }
     }
-    if (id === null || id.type === 0) return undefined;
+    if (id === null || id.type === 0) return { framing: null, id: topLevelId(bytes) };
     try {
-      return idOf(bytes, id);
+      return { framing: null, id: idOf(bytes, id) };
     } catch {
-      return undefined;
+      return { framing: null, id: undefined };
     }
   }
 

@@ -17,7 +17,7 @@
 import { EJSON } from 'bson';
 import type { TableModel } from '../model/types.ts';
 import type { ExtractIdsRecord } from '../staging/manifest-extract.ts';
-import type { CollectionContext } from './collection-extract.ts';
+import { corruption, type CollectionContext } from './collection-extract.ts';
 import { writeCollection, type SourceDocument, type WrittenCollection } from './collection-writer.ts';
 import { idsQuery } from './live-ids.ts';
 import type { ReadRequest } from './source-session.ts';
@@ -45,6 +45,7 @@ export async function extractIds(ctx: CollectionContext, name: string, tables: r
     documents: exists ? session.documents(request) : noDocuments(),
     clientQuery: session.clientSide ? query : null,
     projection: session.clientSide ? new Set(fields) : null,
+    corrupt: corruption(name),
     // A set needs no order: a dump is read once, as it lies. Live, the server's order is checked.
     order: session.clientSide ? { kind: 'any' } : { kind: 'trusted' },
     trackDates: false,

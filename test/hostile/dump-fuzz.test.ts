@@ -292,9 +292,11 @@ function frameFile(bytes: Buffer): Framing {
   return { docs, broken: null };
 }
 
-/** An archive's documents of one collection, as dump-archive.ts walks it (magic, prelude, segments). */
-function frameArchive(bytes: Buffer, collection: string): Framing {
+/** An archive's documents of one collection, as dump-archive.ts walks it (magic, prelude, segments), and its segments' headers. */
+function frameArchive(bytes: Buffer, collection: string): Framing & { headers: { offset: number; collection: string }[] } {
   const docs: Framed[] = [];
+  const headers: { offset: number; collection: string }[] = [];
+  const declared = new Set<string>();
   let at = 4;
   const next = (): Framed | 'end' | null => {
     if (bytes.length - at >= 4 && bytes.readInt32LE(at) === -1) {
@@ -305,28 +307,107 @@ function frameArchive(bytes: Buffer, collection: string): Framing {
     if (doc) at += doc.bytes.length;
     return doc;
   };
-  if (!next()) return { docs, broken: at };
-  for (let r = next(); r !== 'end'; r = next()) if (r === null) return { docs, broken: at };
+  const broken = (offset: number) => ({ docs, headers, broken: offset });
+  if (!next()) return broken(at);
+  for (let r = next(); r !== 'end'; r = next()) {
+    if (r === null) return broken(at);
+    const meta = deserialize(r.bytes);
+    declared.add(`${String(meta.db)}.${String(meta.collection)}`);
+  }
   while (at < bytes.length) {
     const headerAt = at;
     const header = next();
-    if (header === null || header === 'end') return { docs, broken: headerAt };
+    if (header === null || header === 'end') return broken(headerAt);
     let ns: Document;
     try {
       ns = deserialize(header.bytes);
     } catch {
-      return { docs, broken: headerAt };
+      return broken(headerAt);
     }
-    if (typeof ns.db !== 'string' || typeof ns.collection !== 'string') return { docs, broken: headerAt };
+    // A segment of a namespace the prelude does not declare is a damaged header: its documents belong nowhere.
+    if (typeof ns.db !== 'string' || typeof ns.collection !== 'string' || !declared.has(`${ns.db}.${ns.collection}`)) return broken(headerAt);
+    headers.push({ offset: headerAt, collection: ns.collection });
     for (;;) {
       const docAt = at;
       const r = next();
-      if (r === null) return { docs, broken: docAt };
+      if (r === null) return broken(docAt);
       if (r === 'end') break;
       if (ns.collection === collection) docs.push(r);
     }
   }
-  return { docs, broken: null };
+  return { docs, headers, broken: null };
+}
+
+/** The archive with one segment header of `collection` renamed (its first letter an X): a namespace the archive does not declare; null when no header of it is framed. */
+function renameSegment(archive: Buffer, collection: string, rng: Rng): Buffer | null {
+  const mine = frameArchive(archive, collection).headers.filter((h) => h.collection === collection);
+  if (mine.length === 0) return null;
+  const header = rng.pick(mine);
+  const out = Buffer.from(archive);
+  const key = out.indexOf(Buffer.from('collection\0'), header.offset);
+  out[key + 'collection\0'.length + 4] = 0x58;
+  return out;
+}
+
+/** Where a value starting at `at` ends, its lengths checked against `limit` as extract checks them; null when they do not fit. */
+function checkedValueEnd(doc: Buffer, type: number, at: number, limit: number): number | null {
+  const fixed = (n: number) => (at + n > limit ? null : at + n);
+  const lengthAt = (a: number) => (a + 4 > limit ? null : doc.readInt32LE(a));
+  const string = (a: number) => {
+    const n = lengthAt(a);
+    return n === null || n < 1 || a + 4 + n > limit || doc[a + 4 + n - 1] !== 0 ? null : a + 4 + n;
+  };
+  const cstring = (a: number) => {
+    const e = doc.indexOf(0, a);
+    return e === -1 || e >= limit ? null : e;
+  };
+  switch (type) {
+    case 0x01: case 0x09: case 0x11: case 0x12: return fixed(8);
+    case 0x10: return fixed(4);
+    case 0x07: return fixed(12);
+    case 0x13: return fixed(16);
+    case 0x08: return fixed(1);
+    case 0x06: case 0x0a: case 0x7f: case 0xff: return fixed(0);
+    case 0x02: case 0x0d: case 0x0e: return string(at);
+    case 0x03: case 0x04: case 0x0f: {
+      const n = lengthAt(at);
+      return n === null || n < 5 || at + n > limit ? null : at + n;
+    }
+    case 0x05: {
+      const n = at + 5 > limit ? null : doc.readInt32LE(at);
+      return n === null || n < 0 || at + 5 + n > limit ? null : at + 5 + n;
+    }
+    case 0x0b: {
+      const first = cstring(at);
+      const second = first === null ? null : cstring(first + 1);
+      return second === null ? null : second + 1;
+    }
+    case 0x0c: {
+      const e = string(at);
+      return e === null || e + 12 > limit ? null : e + 12;
+    }
+    default: return null;
+  }
+}
+
+/** The top-level fields of a framed document fill its length exactly (else extract cannot trust the length, and stops). */
+function fieldsFill(doc: Buffer): boolean {
+  const limit = doc.length - 1;
+  for (let i = 4; ; ) {
+    const type = doc[i]!;
+    if (type === 0) return i === limit;
+    const nameEnd = doc.indexOf(0, i + 1);
+    if (nameEnd === -1 || nameEnd >= limit) return false;
+    const end = checkedValueEnd(doc, type, nameEnd + 1, limit);
+    if (end === null) return false;
+    i = end;
+  }
+}
+
+/** The offsets where a read may stop: the documents whose fields do not fill them, then the broken framing; in file order. */
+function stopOffsets(framing: Framing): number[] {
+  const offsets = framing.docs.filter((d) => !fieldsFill(d.bytes)).map((d) => d.offset);
+  return framing.broken === null ? offsets : [...offsets, framing.broken];
 }
 
 // ── One case ────────────────────────────────────────────────────────────────────────────────────
@@ -374,7 +455,13 @@ async function writeDump(dir: string, c: Case, files: Record<Collection, Buffer>
   if (c.container === 'archive') {
     const source = path.join(dir, 'dump.archive');
     // The damaged collection's bytes go in as they are, in one segment: its framing is the archive's.
-    await writeFile(source, archiveBytes(DB, Object.fromEntries(COLLECTIONS.map((n) => [n, n === c.target ? [files[n]] : cleanBytes[n]]))));
+    let archive = archiveBytes(DB, Object.fromEntries(COLLECTIONS.map((n) => [n, n === c.target ? [files[n]] : cleanBytes[n]])));
+    const renamed = rng.chance(0.2) ? renameSegment(archive, c.target, rng) : null;
+    if (renamed) {
+      archive = renamed;
+      c.kinds.push('renameSegment');
+    }
+    await writeFile(source, archive);
     return { source, file: source };
   }
   const folder = path.join(dir, DB);
@@ -565,8 +652,12 @@ async function runCase(c: Case, rng: Rng, dir: string, model: PipelineModel, bas
       checkStop(error, file, null);
       return null;
     }
-    check(framing.broken !== null, `the run stopped though the framing is whole: ${(error as Error).message}`);
-    checkStop(error, file, framing.broken);
+    const stops = stopOffsets(framing);
+    check(stops.length > 0, `the run stopped though the framing is whole: ${(error as Error).message}`);
+    // Any of them: the reader may meet a broken framing while it gathers the batch holding an earlier damaged document.
+    checkStop(error, file, null);
+    const at = Number(/byte offset (\d+)/.exec((error as Error).message)?.[1]);
+    check(stops.includes(at), `the run stopped at offset ${at}, where nothing is broken (broken: ${stops.join(', ')})`);
     const runs = (await readdir(stagingDir)).filter((n) => n !== 'latest');
     for (const run of runs) {
       const left = await readdir(path.join(stagingDir, run, 'extract')).catch(() => []);
@@ -576,6 +667,7 @@ async function runCase(c: Case, rng: Rng, dir: string, model: PipelineModel, bas
   }
   check(c.container !== 'gzip-cut', 'a gzipped file cut short was read to its end without a word');
   check(framing.broken === null, `the framing is broken at offset ${framing.broken}, yet the run went on`);
+  if (c.target !== 'recipes') check(stopOffsets(framing).length === 0, `the fields of the document at offset ${stopOffsets(framing)[0]} do not fill its length, yet the run went on`);
   for (const name of COLLECTIONS) await checkCollection(c, name, report, framing, file, base, keepOf[name]);
   const ids = (await readLines(runPaths(stagingDir, report.runId).extractFile(c.target))).map((l) => JSON.stringify((JSON.parse(l) as { _id: unknown })._id));
   if (new Set(ids).size < ids.length) check(report.warnings.some((w) => /repeat the _id/.test(w)) || report.collections.some((x) => (x.warnings ?? []).some((w) => /repeat the _id/.test(w))), `${c.target}: two staged documents share an _id, and no warning says so`);
