@@ -235,6 +235,9 @@ class DocumentStager {
     } catch (error) {
       if (error instanceof BsonDecodeError) return this.notBson(item, error);
       if (!(error instanceof StagingRefusal)) throw error;
+      // Refused before its last field was read: its length is trusted only if its fields fill it.
+      const framing = this.probe(item.bytes).framing;
+      if (framing) throw input.corrupt(item, framing);
       return { reject: { id: topLevelId(item.bytes), reason: error.reason, detail: error.detail, value: null } };
     }
     if (input.trackDates && !this.queryFields) this.noteDates(item.bytes, facts);

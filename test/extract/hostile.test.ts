@@ -327,3 +327,17 @@ test('a document whose length runs over the documents after it stops the run at 
   const v = await extractOffers(t, [docs[0]!, afterBool, docs[2]!, docs[3]!]);
   await assert.rejects(v.extract(), new RegExp(`unknown BSON type 0x42 .*at byte offset ${v.offsets[1]}$`));
 });
+
+test('a document refused (invalid_utf8, too_deep) before its last field is read, whose length runs over the next document, stops the run: the next one is never swallowed into its reject', async (t) => {
+  const third = documentOf([...base(53), elementBytes('label', 'three')]);
+  for (const value of [damaged(elementBytes('details', { ab: new Int32(1) }), 'xdetails\0'.length + 5, 0xff), nestedElement('deep', 150)]) {
+    const refused = documentOf([...base(52), value, elementBytes('label', 'two')]);
+    const over = damaged(refused, 0, refused.length + third.length, true);
+    const s = await extractOffers(t, [documentOf([...base(51), elementBytes('label', 'one')]), over, third]);
+    await assert.rejects(s.extract(), (e: unknown) => {
+      assert.ok(e instanceof SourceError, String(e));
+      assert.equal(e.message, `${s.file}: invalid BSON document (a document ends before its length (at byte ${refused.length - 1} of the document)) at byte offset ${s.offsets[1]}`);
+      return true;
+    });
+  }
+});
