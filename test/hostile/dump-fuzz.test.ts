@@ -12,7 +12,7 @@
 //     an EtlError naming the file and that byte offset, no stack, no "undefined" / "NaN".
 //
 //   DUMP_FUZZ_SEED=<n>   the seed (default: random, printed with every failure)
-//   DUMP_FUZZ_CASES=<n>  how many cases (default 120: well under a minute on a shared 2-core machine)
+//   DUMP_FUZZ_CASES=<n>  how many cases (default 200: about 25 s on a shared 2-core machine)
 //   DUMP_FUZZ_ONLY=<i>   replay case i of the seed alone
 //   DUMP_FUZZ_LOADS=<n>  how many of the cases that extract also load into PostgreSQL (default 4)
 import { test } from 'node:test';
@@ -42,7 +42,7 @@ import { archiveBytes, bsonBytes, documentOf, elementBytes, makeEvents, makeReci
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(HERE, '../extract/fixtures/pipeline.yaml');
 const SEED = process.env.DUMP_FUZZ_SEED ? Number(process.env.DUMP_FUZZ_SEED) >>> 0 : Math.floor(Math.random() * 0x100000000);
-const CASES = Number(process.env.DUMP_FUZZ_CASES ?? 120);
+const CASES = Number(process.env.DUMP_FUZZ_CASES ?? 200);
 const ONLY = process.env.DUMP_FUZZ_ONLY === undefined ? null : Number(process.env.DUMP_FUZZ_ONLY);
 const LOADS = Number(process.env.DUMP_FUZZ_LOADS ?? 4);
 /** A case taking longer than this is a hang. */
@@ -71,6 +71,8 @@ function cleanDocuments(): Record<Collection, Buffer[]> {
 // ── A walk of valid BSON (the clean documents), to aim mutations at elements ──────────────────────
 
 interface Element {
+  /** 0: a field of the document itself. */
+  readonly depth: number;
   readonly typeAt: number;
   readonly type: number;
   readonly nameEnd: number;
@@ -94,14 +96,14 @@ function valueEnd(doc: Buffer, type: number, at: number): number {
 }
 
 /** Every element of a valid document, nested ones too, in byte order. */
-function elementsOf(doc: Buffer, at = 0, out: Element[] = []): Element[] {
+function elementsOf(doc: Buffer, at = 0, out: Element[] = [], depth = 0): Element[] {
   let i = at + 4;
   while (doc[i] !== 0) {
     const type = doc[i]!;
     const nameEnd = doc.indexOf(0, i + 1);
     const end = valueEnd(doc, type, nameEnd + 1);
-    out.push({ typeAt: i, type, nameEnd, valueAt: nameEnd + 1, valueEnd: end });
-    if (type === 0x03 || type === 0x04) elementsOf(doc, nameEnd + 1, out);
+    out.push({ depth, typeAt: i, type, nameEnd, valueAt: nameEnd + 1, valueEnd: end });
+    if (type === 0x03 || type === 0x04) elementsOf(doc, nameEnd + 1, out, depth + 1);
     i = end;
   }
   return out;
@@ -122,6 +124,9 @@ const interesting = (rng: Rng, around: number): number =>
 
 function pickElement(doc: Buffer, rng: Rng, types?: readonly number[]): Element | null {
   const all = elementsOf(doc).filter((e) => !types || types.includes(e.type));
+  // Half the time inside a value: damage there is a reject, damage to the document's own fields a stop.
+  const nested = all.filter((e) => e.depth > 0);
+  if (nested.length && rng.chance(0.5)) return rng.pick(nested);
   return all.length ? rng.pick(all) : null;
 }
 
