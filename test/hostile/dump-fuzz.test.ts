@@ -34,7 +34,7 @@ import type { ExtractCollectionRecord } from '../../staging/manifest-extract.ts'
 import { BSON_READ_OPTIONS } from '../../staging/ndjson.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { runTransform } from '../../transform/index.ts';
-import { STACK_LINE } from '../harness/cli.ts';
+import { etl, STACK_LINE } from '../harness/cli.ts';
 import { startServers, type Servers } from '../harness/index.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 import { archiveBytes, bsonBytes, documentOf, elementBytes, makeEvents, makeRecipes, makeUsers, nestedElement, objectIdAt, rawDateElement, rawStringElement } from '../extract/dump-writer.ts';
@@ -636,6 +636,19 @@ async function checkIds(name: Collection, record: ExtractCollectionRecord, runDi
 
 const cleanBytes = cleanDocuments();
 
+/** The first cases that stop and that extract are run once more through the real command. */
+const CLI_CASES = 2;
+const cli = { stopped: 0, extracted: 0 };
+
+/** `etl extract` on the same dump: the exit code of the in-process run, and on stderr a clean message (no stack). */
+async function checkCli(c: Case, source: string, file: string, dir: string, code: 0 | 1): Promise<void> {
+  const args = ['extract', '--pipeline', PIPELINE, '--staging', path.join(dir, 'cli-staging'), '--source', source, '--full', ...(c.propagate ? ['--propagate-deletes'] : [])];
+  const r = await etl(args, { cwd: dir, timeoutMs: CASE_TIMEOUT_MS });
+  check(r.code === code, `etl extract exits ${r.code}, the in-process run said ${code}:\n${r.stderr}`);
+  check(!STACK_LINE.test(r.stderr) && !/undefined|NaN|\[object Object\]|TypeError|RangeError/.test(r.stderr), `etl extract's stderr is clean:\n${r.stderr}`);
+  if (code === 1) check(r.stderr.includes(file) && /byte offset \d+/.test(r.stderr), `etl extract names ${file} and a byte offset:\n${r.stderr}`);
+}
+
 async function runCase(c: Case, rng: Rng, dir: string, model: PipelineModel, base: Baseline, keepOf: Record<Collection, ReadonlySet<string>>): Promise<Extracted | null> {
   const files = Object.fromEntries(COLLECTIONS.map((n) => [n, bsonBytes(cleanBytes[n])])) as Record<Collection, Buffer>;
   const mutated = mutate(cleanBytes[c.target], rng);
@@ -653,6 +666,10 @@ async function runCase(c: Case, rng: Rng, dir: string, model: PipelineModel, bas
     report = await withTimeout(runExtract({ model, stagingDir, source: { kind: 'dump', path: source }, full: true, propagateDeletes: c.propagate }), 'extract');
   } catch (error) {
     if (error instanceof CaseFailure) throw error;
+    if (cli.stopped < CLI_CASES) {
+      cli.stopped += 1;
+      await checkCli(c, source, file, dir, 1);
+    }
     if (c.container === 'gzip-cut') {
       checkStop(error, file, null);
       return null;
@@ -671,6 +688,10 @@ async function runCase(c: Case, rng: Rng, dir: string, model: PipelineModel, bas
     return null;
   }
   check(c.container !== 'gzip-cut', 'a gzipped file cut short was read to its end without a word');
+  if (cli.extracted < CLI_CASES) {
+    cli.extracted += 1;
+    await checkCli(c, source, file, dir, 0);
+  }
   check(framing.broken === null, `the framing is broken at offset ${framing.broken}, yet the run went on`);
   if (c.target !== 'recipes') check(stopOffsets(framing).length === 0, `the fields of the document at offset ${stopOffsets(framing)[0]} do not fill its length, yet the run went on`);
   for (const name of COLLECTIONS) await checkCollection(c, name, report, framing, file, base, keepOf[name]);
