@@ -15,6 +15,7 @@
 //   DUMP_FUZZ_CASES=<n>  how many cases (default 200: about 25 s on a shared 2-core machine)
 //   DUMP_FUZZ_ONLY=<i>   replay case i of the seed alone
 //   DUMP_FUZZ_LOADS=<n>  how many of the cases that extract also load into PostgreSQL (default 4)
+//   DUMP_FUZZ_TRACE=1    each case's number on stderr as it starts (a case that never ends)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -80,28 +81,16 @@ interface Element {
   readonly valueEnd: number;
 }
 
-function valueEnd(doc: Buffer, type: number, at: number): number {
-  switch (type) {
-    case 0x01: case 0x09: case 0x11: case 0x12: return at + 8;
-    case 0x02: case 0x0d: case 0x0e: return at + 4 + doc.readInt32LE(at);
-    case 0x03: case 0x04: case 0x0f: return at + doc.readInt32LE(at);
-    case 0x05: return at + 5 + doc.readInt32LE(at);
-    case 0x07: return at + 12;
-    case 0x08: return at + 1;
-    case 0x10: return at + 4;
-    case 0x13: return at + 16;
-    case 0x0b: return doc.indexOf(0, doc.indexOf(0, at) + 1) + 1;
-    default: return at;
-  }
-}
-
-/** Every element of a valid document, nested ones too, in byte order. */
+/** Every element of a document, nested ones too, in byte order; on damaged bytes (a second mutation), those before the damage. */
 function elementsOf(doc: Buffer, at = 0, out: Element[] = [], depth = 0): Element[] {
+  if (at + 4 > doc.length) return out;
+  const limit = Math.min(at + doc.readInt32LE(at), doc.length) - 1;
   let i = at + 4;
-  while (doc[i] !== 0) {
+  while (i < limit && doc[i] !== 0) {
     const type = doc[i]!;
     const nameEnd = doc.indexOf(0, i + 1);
-    const end = valueEnd(doc, type, nameEnd + 1);
+    const end = nameEnd === -1 || nameEnd >= limit ? null : checkedValueEnd(doc, type, nameEnd + 1, limit);
+    if (end === null) break;
     out.push({ depth, typeAt: i, type, nameEnd, valueAt: nameEnd + 1, valueEnd: end });
     if (type === 0x03 || type === 0x04) elementsOf(doc, nameEnd + 1, out, depth + 1);
     i = end;
@@ -417,7 +406,8 @@ function stopOffsets(framing: Framing): number[] {
 
 // ── One case ────────────────────────────────────────────────────────────────────────────────────
 
-type Container = 'bson' | 'gzip' | 'archive' | 'gzip-cut';
+/** gzip-cut: the target's .bson.gz cut short; gzip-tail: bytes after its gzip stream (a clear stop, or read as they decompress). */
+type Container = 'bson' | 'gzip' | 'archive' | 'gzip-cut' | 'gzip-tail';
 
 interface Case {
   readonly index: number;
@@ -475,6 +465,7 @@ async function writeDump(dir: string, c: Case, files: Record<Collection, Buffer>
     const gz = c.container !== 'bson';
     let bytes = gz ? gzipSync(files[name]) : files[name];
     if (c.container === 'gzip-cut' && name === c.target) bytes = bytes.subarray(0, rng.int(1, bytes.length - 1));
+    if (c.container === 'gzip-tail' && name === c.target) bytes = Buffer.concat([bytes, rng.chance(0.5) ? Buffer.alloc(rng.int(1, 30)) : Buffer.from(Array.from({ length: rng.int(1, 30) }, () => rng.below(256)))]);
     await writeFile(path.join(folder, `${name}.bson${gz ? '.gz' : ''}`), bytes);
   }
   return { source: folder, file: path.join(folder, `${c.target}.bson${c.container === 'bson' ? '' : '.gz'}`) };
@@ -636,6 +627,11 @@ async function checkIds(name: Collection, record: ExtractCollectionRecord, runDi
 
 const cleanBytes = cleanDocuments();
 
+/** With DUMP_FUZZ_TRACE, where the fuzz is, on stderr (a case that never ends, or takes all memory). */
+function trace(what: string): void {
+  if (process.env.DUMP_FUZZ_TRACE) process.stderr.write(`${what}\n`);
+}
+
 /** The first cases that stop and that extract are run once more through the real command. */
 const CLI_CASES = 2;
 const cli = { stopped: 0, extracted: 0 };
@@ -661,6 +657,7 @@ async function runCase(c: Case, rng: Rng, dir: string, model: PipelineModel, bas
     framing = frameArchive(archive, c.target);
   } else framing = frameFile(files[c.target]);
   const stagingDir = path.join(dir, 'staging');
+  trace(`  ${c.kinds.join('+')} in ${c.target} (${c.container}): extract`);
   let report: ExtractReport;
   try {
     report = await withTimeout(runExtract({ model, stagingDir, source: { kind: 'dump', path: source }, full: true, propagateDeletes: c.propagate }), 'extract');
@@ -670,7 +667,7 @@ async function runCase(c: Case, rng: Rng, dir: string, model: PipelineModel, bas
       cli.stopped += 1;
       await checkCli(c, source, file, dir, 1);
     }
-    if (c.container === 'gzip-cut') {
+    if (c.container === 'gzip-cut' || c.container === 'gzip-tail') {
       checkStop(error, file, null);
       return null;
     }
@@ -694,9 +691,11 @@ async function runCase(c: Case, rng: Rng, dir: string, model: PipelineModel, bas
   }
   check(framing.broken === null, `the framing is broken at offset ${framing.broken}, yet the run went on`);
   if (c.target !== 'recipes') check(stopOffsets(framing).length === 0, `the fields of the document at offset ${stopOffsets(framing)[0]} do not fill its length, yet the run went on`);
+  trace('  check');
   for (const name of COLLECTIONS) await checkCollection(c, name, report, framing, file, base, keepOf[name]);
   const ids = (await readLines(runPaths(stagingDir, report.runId).extractFile(c.target))).map((l) => JSON.stringify((JSON.parse(l) as { _id: unknown })._id));
   if (new Set(ids).size < ids.length) check(report.warnings.some((w) => /repeat the _id/.test(w)) || report.collections.some((x) => (x.warnings ?? []).some((w) => /repeat the _id/.test(w))), `${c.target}: two staged documents share an _id, and no warning says so`);
+  trace('  transform');
   const transformed = await withTimeout(runTransform({ model, stagingDir, runId: report.runId }), 'transform');
   for (const t of transformed.tables) {
     const read = report.collections.find((x) => x.collection === t.collection)?.documents ?? 0;
@@ -761,9 +760,10 @@ test(`a damaged mongodump never crashes extract, and every document is accounted
   const indexes = ONLY !== null ? [ONLY] : Array.from({ length: CASES }, (_, i) => i);
   for (const index of indexes) {
     const rng = new Rng(hash(SEED, index));
-    const container = rng.weighted<Container>([['bson', 10], ['gzip', 2], ['archive', 3], ['gzip-cut', 1]]);
+    const container = rng.weighted<Container>([['bson', 10], ['gzip', 2], ['archive', 3], ['gzip-cut', 1], ['gzip-tail', 1]]);
     const c: Case = { index, container, target: rng.weighted<Collection>([['users', 6], ['events', 1], ['recipes', 2]]), kinds: [], propagate: rng.chance(0.3) };
     const caseDir = path.join(dir, `case-${index}`);
+    trace(`case ${index}`);
     try {
       const extracted = await runCase(c, rng, caseDir, model, base, keepOf);
       if (extracted === null) counts.stopped += 1;
