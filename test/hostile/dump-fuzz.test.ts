@@ -1,21 +1,28 @@
 // A seeded, randomized property test of extract from a mongodump (issue 13: "no document aborts a
 // run; no two documents silently become one"). A small valid dump of three collections is damaged
 // case by case (bytes flipped, type bytes, string and document lengths, terminators, keys, deep
-// nesting, truncation, garbage, duplicates; through a .bson, a .bson.gz and an --archive file), then
-// extracted. Each case must end in exactly one of:
+// nesting, hand-made odd documents, truncation, garbage, duplicates, a renamed archive segment;
+// through a .bson, a .bson.gz, a gzip stream cut short or followed by bytes, and an --archive file),
+// then extracted (in-process; the first cases of each outcome through `etl extract` too, some with
+// --propagate-deletes). Each case must end in exactly one of:
 //   - the run goes on: every document the file's framing still delimits is staged, rejected (its
-//     offset and a listed reason in the rejects file) or left out by the query, the manifest's counts
-//     reconcile, every staged line is JSON, untouched documents stage their unmutated line byte for
-//     byte, and a damaged document bson reads stages what `EJSON.stringify` writes for it; transform
-//     (and for some cases load into PostgreSQL) then finish on what was staged;
-//   - the run stops, only where the framing itself is broken (no later document can be found), with
-//     an EtlError naming the file and that byte offset, no stack, no "undefined" / "NaN".
+//     offset, position and a listed reason in the rejects file) or left out by the query; the
+//     manifest's counts reconcile; every staged line is JSON with an _id; untouched documents stage
+//     their unmutated line byte for byte; a damaged document bson reads stages what `EJSON.stringify`
+//     writes for it, and none bson reads is rejected as invalid_bson; the ids pass lists a rejected
+//     document's _id or does not call its listing complete; transform (and for a few cases load into
+//     PostgreSQL) then finish on what was staged, their counts reconciling;
+//   - the run stops, only where the framing is broken: a document length that does not frame, or a
+//     document whose top-level fields do not fill its length (its length may then cover the next
+//     documents), or an undeclared archive namespace; with an EtlError naming the file and that byte
+//     offset, no stack, no "undefined" / "NaN" / "[object Object]"; no .partial file left.
+// Never an unhandled exception, a TypeError/RangeError, or a hang (30 s a case).
 //
-//   DUMP_FUZZ_SEED=<n>   the seed (default: random, printed with every failure)
+//   DUMP_FUZZ_SEED=<n>   the seed (default: random, printed with every failure and its replay command)
 //   DUMP_FUZZ_CASES=<n>  how many cases (default 200: about 25 s on a shared 2-core machine)
 //   DUMP_FUZZ_ONLY=<i>   replay case i of the seed alone
 //   DUMP_FUZZ_LOADS=<n>  how many of the cases that extract also load into PostgreSQL (default 4)
-//   DUMP_FUZZ_TRACE=1    each case's number on stderr as it starts (a case that never ends)
+//   DUMP_FUZZ_TRACE=1    where the fuzz is, on stderr (a case that never ends, or takes all memory)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
