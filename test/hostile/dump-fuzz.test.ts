@@ -19,7 +19,7 @@
 // Never an unhandled exception, a TypeError/RangeError, or a hang (30 s a case).
 //
 //   DUMP_FUZZ_SEED=<n>   the seed (default: random, printed with every failure and its replay command)
-//   DUMP_FUZZ_CASES=<n>  how many cases (default 200: about 25 s on a shared 2-core machine)
+//   DUMP_FUZZ_CASES=<n>  how many cases (default 150: 15 to 30 s on a shared 2-core machine)
 //   DUMP_FUZZ_ONLY=<i>   replay case i of the seed alone
 //   DUMP_FUZZ_LOADS=<n>  how many of the cases that extract also load into PostgreSQL (default 4)
 //   DUMP_FUZZ_TRACE=1    where the fuzz is, on stderr (a case that never ends, or takes all memory)
@@ -50,7 +50,7 @@ import { archiveBytes, bsonBytes, documentOf, elementBytes, makeEvents, makeReci
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const PIPELINE = path.join(HERE, '../extract/fixtures/pipeline.yaml');
 const SEED = process.env.DUMP_FUZZ_SEED ? Number(process.env.DUMP_FUZZ_SEED) >>> 0 : Math.floor(Math.random() * 0x100000000);
-const CASES = Number(process.env.DUMP_FUZZ_CASES ?? 200);
+const CASES = Number(process.env.DUMP_FUZZ_CASES ?? 150);
 const ONLY = process.env.DUMP_FUZZ_ONLY === undefined ? null : Number(process.env.DUMP_FUZZ_ONLY);
 const LOADS = Number(process.env.DUMP_FUZZ_LOADS ?? 4);
 /** A case taking longer than this is a hang. */
