@@ -8,11 +8,11 @@ import { Binary, Decimal128, Double, Int32, Long, ObjectId, serialize as bsonSer
 /** A document's BSON bytes; a Buffer is taken as the bytes of a document already (hand-made or damaged BSON). */
 const serialize = (d: Document | Buffer): Buffer => (Buffer.isBuffer(d) ? d : Buffer.from(bsonSerialize(d)));
 
-export function bsonBytes(docs: readonly Document[]): Buffer {
+export function bsonBytes(docs: readonly (Document | Buffer)[]): Buffer {
   return Buffer.concat(docs.map((d) => serialize(d)));
 }
 
-export async function writeDumpFolder(dir: string, collections: Record<string, readonly Document[]>, options: { gzip?: boolean } = {}): Promise<void> {
+export async function writeDumpFolder(dir: string, collections: Record<string, readonly (Document | Buffer)[]>, options: { gzip?: boolean } = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const [name, docs] of Object.entries(collections)) {
     const bytes = bsonBytes(docs);

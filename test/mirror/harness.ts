@@ -3,7 +3,7 @@
 // final MongoDB state fills), and one comparison that, when the two differ, says per table which
 // rows are missing, extra or different by the table's key.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import pg from 'pg';
 import { etl } from '../harness/cli.ts';
 import type { Servers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
+import { archiveBytes, writeDumpFolder } from '../extract/dump-writer.ts';
 import type { PipelineModel } from '../../model/types.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -86,10 +87,36 @@ export class Mirror {
 
   /**
    * `etl run` into the incremental database (the first one is a full run: no watermark yet), with
-   * `pipeline` (default: the shipped pipeline.yaml).
+   * `pipeline` (default: the shipped pipeline.yaml), from the live server or from `source`: a dump
+   * (see dump()).
    */
-  incremental(extra: readonly string[] = [], pipeline = PIPELINE): Promise<RunReport> {
-    return this.run('incremental', this.incrementalUrl, extra, pipeline);
+  incremental(extra: readonly string[] = [], pipeline = PIPELINE, source?: string): Promise<RunReport> {
+    return this.run('incremental', this.incrementalUrl, extra, pipeline, source);
+  }
+
+  /**
+   * The MongoDB database as mongodump writes it, in `<work>/dumps/`: each collection's documents as
+   * the server sent their BSON bytes (`raw`). `folder`: `<label>/<c>.bson` beside its
+   * `<c>.metadata.json`; `archive`: `<label>.archive.gz`, what `etl refresh mongo` brings (`mongodump
+   * --archive --gzip`: collections interleaved in segments). Returns the path, for `etl run --source`.
+   */
+  async dump(label: string, format: 'folder' | 'archive' = 'folder'): Promise<string> {
+    const db = await this.db();
+    const collections: Record<string, Buffer[]> = {};
+    for (const { name } of await db.listCollections({}, { nameOnly: true }).toArray()) {
+      const docs: Buffer[] = (collections[name] = []);
+      for await (const raw of db.collection(name).find({}, { raw: true })) docs.push(Buffer.from(raw as unknown as Uint8Array));
+    }
+    const dumps = path.join(this.work, 'dumps');
+    await mkdir(dumps, { recursive: true });
+    if (format === 'archive') {
+      const file = path.join(dumps, `${label}.archive.gz`);
+      await writeFile(file, archiveBytes(this.mongo.name, collections, { segment: 50, gzip: true }));
+      return file;
+    }
+    const dir = path.join(dumps, label);
+    await writeDumpFolder(dir, collections);
+    return dir;
   }
 
   /** A fresh database filled by `etl run --full` of MongoDB as it is now, with `pipeline`; returns its URL. */
@@ -109,8 +136,9 @@ export class Mirror {
     });
   }
 
-  private async run(staging: string, databaseUrl: string, extra: readonly string[], pipeline: string): Promise<RunReport> {
-    const args = ['run', '--json', '--source', this.mongo.url, '--mongo-db', this.mongo.name, '--staging', path.join(this.work, staging)];
+  private async run(staging: string, databaseUrl: string, extra: readonly string[], pipeline: string, source?: string): Promise<RunReport> {
+    const from = source === undefined ? ['--source', this.mongo.url, '--mongo-db', this.mongo.name] : ['--source', source];
+    const args = ['run', '--json', ...from, '--staging', path.join(this.work, staging)];
     const r = await etl([...args, '--pipeline', pipeline, '--database-url', databaseUrl, ...extra]);
     assert.equal(r.code, 0, `etl run ${extra.join(' ')} into ${staging} failed:\n${r.output}`);
     assert.doesNotMatch(r.stderr, STACK_FRAME, `etl run ${extra.join(' ')} into ${staging} printed a stack trace:\n${r.stderr}`);
