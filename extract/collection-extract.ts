@@ -39,7 +39,7 @@ function topLevelFields(projection: readonly string[]): string[] {
 
 async function* emptyDocuments(): AsyncGenerator<SourceDocument[]> {}
 
-/** The error for bytes that are not BSON: the dump file and offset (the run stops, as for a truncated file), or the live read's position. */
+/** The error for a document whose framing is broken: the dump file and offset (the run stops, as for a truncated file), or the live read's position. */
 export function corruption(collection: string): (doc: SourceDocument, cause: BsonDecodeError) => Error {
   return (doc, cause) => {
     const error =

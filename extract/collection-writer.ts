@@ -2,11 +2,13 @@
 // (dumps only: query matched and projection applied here, order checked or sorted) → the BSON bytes
 // written as canonical Extended JSON lines with the staging escapes (staging/ndjson-writer.ts) →
 // AtomicFileSink, which hashes and counts while writing `<file>.partial`. A document that cannot
-// be staged goes to the rejects file instead; bytes that are not BSON stop the read.
+// be staged goes to the rejects file instead, also one whose bytes are not BSON inside a length
+// whose top-level fields fill it (the next document is still found); a broken framing stops the read
+// (bson-reader.ts, and NdjsonWriter's `framing` for a length its top-level fields do not fill).
 import { pipeline } from 'node:stream/promises';
 import type { Document } from 'bson';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
-import { BsonDecodeError, FieldSet, NdjsonWriter, StagingRefusal, type LineFacts } from '../staging/ndjson-writer.ts';
+import { BsonDecodeError, FieldSet, NdjsonWriter, StagingRefusal, type FieldFacts, type LineFacts } from '../staging/ndjson-writer.ts';
 import type { UndatedCensus } from '../staging/manifest-extract.ts';
 import { StagingError } from '../errors/etl-error.ts';
 import { decodeFields, idOf, topLevelId } from './bson-elements.ts';
@@ -58,7 +60,7 @@ export interface WriteCollectionInput {
   readonly rejects: ExtractRejectsFile | null;
   /** Count the staged documents no date can place (the documents pass). */
   readonly census: boolean;
-  /** Builds the error for bytes that are not BSON, naming where they were read. */
+  /** Builds the error for bytes whose framing is broken (the read cannot go on), naming where they were read. */
   readonly corrupt: (doc: SourceDocument, cause: BsonDecodeError) => Error;
   readonly signal?: AbortSignal;
   readonly progressEveryMs: number;
@@ -69,7 +71,10 @@ export interface WrittenCollection {
   readonly figures: FileFigures;
   readonly documents: number;
   readonly scanned: number;
-  /** Documents refused, in total and per reason; `rejectedWithId`: those whose `_id` is known. */
+  /**
+   * Documents refused, in total and per reason; `rejectedWithId`: those that have an `_id`, known or
+   * not (a document whose bytes are not BSON may have one that cannot be read).
+   */
   readonly rejected: number;
   readonly rejectedReasons: Readonly<Record<string, number>>;
   readonly rejectedWithId: number;
@@ -191,6 +196,11 @@ interface Refused {
 
 type Staged = { readonly lineStart: number; readonly id: LineFacts['id']; readonly reject?: undefined } | { readonly reject: Refused };
 
+/** Only the `_id`: what a reject of bytes that are not BSON can still name. */
+const ID_ONLY = new FieldSet(['_id']);
+/** No field: the top-level fields walked, none written (does the document's length hold them exactly?). */
+const NO_FIELDS = new FieldSet([]);
+
 /** Per document: the query (dumps), then the line written, or why not. */
 class DocumentStager {
   readonly writer = new NdjsonWriter({ chunkBytes: WRITE_CHUNK + (1 << 16) });
@@ -210,17 +220,24 @@ class DocumentStager {
   /** The staged line's start and the document's `_id` facts, a reject to record, or null (left out by the query). */
   document(item: SourceDocument): Staged | null {
     const { input, tally } = this;
-    if (this.queryFields && !this.matches(item)) {
-      tally.unmatched += 1;
-      return null;
+    if (this.queryFields) {
+      const matched = this.matches(item);
+      if (typeof matched !== 'boolean') return matched;
+      if (!matched) {
+        tally.unmatched += 1;
+        return null;
+      }
     }
     const lineStart = this.writer.length;
     let facts: LineFacts;
     try {
       facts = this.writer.writeLine(item.bytes, this.keep);
     } catch (error) {
-      if (error instanceof BsonDecodeError) throw input.corrupt(item, error);
+      if (error instanceof BsonDecodeError) return this.notBson(item, error);
       if (!(error instanceof StagingRefusal)) throw error;
+      // Refused before its last field was read: its length is trusted only if its fields fill it.
+      const framing = this.probe(item.bytes).framing;
+      if (framing) throw input.corrupt(item, framing);
       return { reject: { id: topLevelId(item.bytes), reason: error.reason, detail: error.detail, value: null } };
     }
     if (input.trackDates && !this.queryFields) this.noteDates(item.bytes, facts);
@@ -233,16 +250,51 @@ class DocumentStager {
     return { lineStart, id: facts.id };
   }
 
-  /** A dump's query, on the fields it reads (and the dates, which a dump's watermark needs anyway). */
-  private matches(item: SourceDocument): boolean {
+  /** A dump's query, on the fields it reads (and the dates, which a dump's watermark needs anyway); a reject when they are not BSON. */
+  private matches(item: SourceDocument): boolean | Staged {
     let fields: Document;
     try {
       fields = decodeFields(item.bytes, this.queryFields!);
     } catch (cause) {
-      throw this.input.corrupt(item, cause instanceof BsonDecodeError ? cause : new BsonDecodeError((cause as Error).message, 0));
+      return this.notBson(item, cause instanceof BsonDecodeError ? cause : new BsonDecodeError((cause as Error).message, 0));
     }
     if (this.input.trackDates) for (const v of [fields.creation_date, fields.update_date]) if (v instanceof Date) this.tally.noteDate(v.getTime());
     return matchesQuery(fields, this.input.clientQuery!);
+  }
+
+  /**
+   * Bytes that are not BSON. Inside a value (a subdocument, an array) the document is rejected
+   * alone and the read goes on; where its top-level fields do not fill its length, the length is in
+   * doubt (it may run over the next documents) and the read stops, naming file and offset.
+   */
+  private notBson(item: SourceDocument, cause: BsonDecodeError): Staged {
+    const probe = this.probe(item.bytes);
+    const framing = cause.framing ? cause : probe.framing;
+    if (framing) throw this.input.corrupt(item, framing);
+    return { reject: { id: probe.id, reason: 'invalid_bson', detail: `the document is not BSON: ${cause.message}`, value: null } };
+  }
+
+  /** The top-level fields of damaged bytes, walked by the writer: whether they fill its length, and the `_id` when the fields before the damage hold it. */
+  private probe(bytes: Buffer): { framing: BsonDecodeError | null; id: unknown } {
+    const at = this.writer.length;
+    let id: FieldFacts | null = null;
+    // Walked without writing a field first: damage in a value must not hide fields that run over.
+    for (const keep of [NO_FIELDS, ID_ONLY]) {
+      try {
+        const facts = this.writer.writeLine(bytes, keep);
+        this.writer.rollback(at);
+        if (keep === ID_ONLY) id = facts.id;
+      } catch (error) {
+        if (error instanceof BsonDecodeError && error.framing) return { framing: error, id: undefined };
+        if (error instanceof BsonDecodeError) id = error.id;
+      }
+    }
+    if (id === null || id.type === 0) return { framing: null, id: topLevelId(bytes) };
+    try {
+      return { framing: null, id: idOf(bytes, id) };
+    } catch {
+      return { framing: null, id: undefined };
+    }
   }
 
   /** The line written from `lineStart` (a view, valid until the next write), taken out of the output: the sorter holds it instead. */
@@ -263,7 +315,9 @@ class DocumentStager {
 
 
   async recordReject(item: SourceDocument, r: Refused): Promise<void> {
-    this.tally.reject(r.reason, r.id !== undefined);
+    // Bytes that are not BSON may hold an `_id` that cannot be read: counted as having one, so the
+    // ids pass never calls a listing complete that may lack it.
+    this.tally.reject(r.reason, r.id !== undefined || r.reason === 'invalid_bson');
     await this.input.rejects?.write({ collection: this.input.collection, id: r.id, file: item.file, offset: item.offset, position: item.position, reason: r.reason, detail: r.detail, value: r.value });
   }
 }

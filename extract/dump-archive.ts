@@ -98,7 +98,7 @@ export async function readArchiveHeader(file: string, signal?: AbortSignal): Pro
 export async function* readArchiveBatches(file: string, db: string, collection: string, signal?: AbortSignal): AsyncGenerator<RawDocument[]> {
   const reader = await openArchive(file, signal);
   try {
-    await readPrelude(reader);
+    const declared = new Set((await readPrelude(reader)).namespaces.map((n) => `${n.db}.${n.collection}`));
     for (;;) {
       const offset = reader.offset;
       if (await reader.atEnd()) return;
@@ -107,6 +107,10 @@ export async function* readArchiveBatches(file: string, db: string, collection: 
       const header = decodeControl(reader, headerRaw);
       if (typeof header.db !== 'string' || typeof header.collection !== 'string') {
         throw corrupt(file, offset, 'expected a namespace header {db, collection}');
+      }
+      // A damaged header would hand its documents to no collection, silently (mongorestore refuses it too).
+      if (!declared.has(`${header.db}.${header.collection}`)) {
+        throw corrupt(file, offset, `a segment of ${header.db}.${header.collection}, a namespace the archive's header does not declare`);
       }
       const mine = header.db === db && header.collection === collection;
       for (;;) {

@@ -87,8 +87,7 @@ export function mappingWarnings(plans: readonly CollectionPlan[]): string[] {
         t.mapping === 'unrecorded'
           ? 'was loaded by a version of etl that recorded no mapping fingerprint, with another pipeline.yaml'
           : 'has a changed mapping in pipeline.yaml since its last load';
-      const extent = t.from ? `from its date threshold ${t.from.toISOString()}` : 'in full';
-      out.push(`${t.table} ${what}: collection ${plan.collection.name} is read ${extent} (mapping_changed), so the table ends as a full run would make it`);
+      out.push(`${t.table} ${what}: collection ${plan.collection.name} is read in full (mapping_changed), so the table ends as a full run would make it`);
     }
   }
   return out;

@@ -258,7 +258,7 @@ function nextReadLabel(t: Pick<TableStatus, 'mapping' | 'next'>): string {
   const { next } = t;
   if (next.reason === 'mapping_changed') {
     const why = t.mapping === 'unrecorded' ? 'loaded by an older etl with another pipeline.yaml' : 'mapping changed';
-    return next.from === null ? `full read, ${why}` : `from the date threshold, ${why}`;
+    return `full read, ${why}`;
   }
   if (next.reason === 'never_loaded') return 'full read, never loaded';
   if (next.reason === 'force_reimport') return 'full read, force_reimport';

@@ -49,7 +49,7 @@ export function toLoadError(error: unknown, place: FailurePlace, secrets: readon
         constraint: error.constraint,
         where: error.where === undefined ? undefined : plain(error.where),
       },
-      hint: hintFor(error.code, line !== undefined),
+      hint: hintFor(error.code, line !== undefined, error.table === undefined ? undefined : plain(error.table)),
       cause: error,
     });
   }
@@ -60,8 +60,13 @@ export function toLoadError(error: unknown, place: FailurePlace, secrets: readon
   });
 }
 
-function hintFor(code: string | undefined, hasLine: boolean): string {
+function hintFor(code: string | undefined, hasLine: boolean, table: string | undefined): string {
   const base = 'nothing was changed in PostgreSQL (the load was rolled back)';
+  // Load follows the references of pipeline.yaml's tables itself: a row it deleted is still referenced
+  // from a table pipeline.yaml no longer has, whose foreign keys `etl schema` retires.
+  if (code === '23503' && table) {
+    return `${base}; "${table}" still references a row this load deletes: if "${table}" is no longer in pipeline.yaml, run \`etl schema\` (it drops the foreign keys etl created on it), then load again`;
+  }
   if (code === '22001') return `${base}; the value is longer than the column allows: widen sql_type in pipeline.yaml or fix the source`;
   if (code === '23502') return `${base}; a NOT NULL column has no value: make it nullable in pipeline.yaml or fix the source`;
   if (code === '23505') return `${base}; a unique constraint of the table does not hold for the staged rows`;

@@ -6,9 +6,11 @@
 //   --full                      → full
 //   force_reimport: true        → full (a truncate_before_import table must never get a partial read)
 //   --since D                   → D (explicit: the mapping is not checked; see below)
-//   mapping changed             → full (or from the threshold, the table's full extent), when the
-//                                 fingerprint stored with the watermark differs from the current one,
-//                                 or the watermark was stored by a version that recorded none
+//   mapping changed             → full, when the fingerprint stored with the watermark differs
+//                                 from the current one, or the watermark was stored by a version that
+//                                 recorded none. Not from the date threshold: the table may hold rows
+//                                 of older documents (loaded before the threshold was set, or by
+//                                 --full), and only a full read replaces them with the new mapping.
 //   otherwise, as the original tool (runner.py): threshold = the table's date_threshold, else the
 //   global one (GLOBAL_DATE_THRESHOLD, else settings.date_threshold); with a stored watermark the
 //   earlier of watermark and threshold wins (a threshold only ever widens the window backwards);
@@ -96,7 +98,7 @@ export function planTableRead(table: TableModel, input: TablePlanInput): TablePl
   if (input.full) return { ...base, from: null, reason: 'full_flag' };
   if (table.forceReimport) return { ...base, from: null, reason: 'force_reimport' };
   if (input.since) return { ...base, from: input.since, reason: 'since' };
-  if (mapping === 'changed' || mapping === 'unrecorded') return { ...base, from: threshold, reason: 'mapping_changed' };
+  if (mapping === 'changed' || mapping === 'unrecorded') return { ...base, from: null, reason: 'mapping_changed' };
   if (stored && threshold) return { ...base, from: minDate(stored, threshold), reason: 'watermark_and_threshold' };
   if (stored) return { ...base, from: stored, reason: 'watermark' };
   if (threshold) return { ...base, from: threshold, reason: 'threshold' };

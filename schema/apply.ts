@@ -27,6 +27,8 @@ export interface SchemaReport {
   readonly applied: readonly SchemaChange[];
   readonly refused: readonly SchemaChange[];
   readonly unusedAllows: readonly string[];
+  /** Changes an --allow names that cannot be applied yet (each says why): among `refused`. */
+  readonly blocked: readonly SchemaChange[];
   /** Rows deleted by allowed changes (values a new type or NOT NULL cannot hold), by table. */
   readonly deletedRows: Readonly<Record<string, number>>;
 }
@@ -121,7 +123,7 @@ export async function applySchema(client: pg.Client, model: PipelineModel, optio
   }
 }
 
-const NOTHING_ALTERED = { applied: [], refused: [], unusedAllows: [], deletedRows: {} } as const;
+const NOTHING_ALTERED = { applied: [], refused: [], unusedAllows: [], blocked: [], deletedRows: {} } as const;
 
 async function alterSchema(client: pg.Client, model: PipelineModel, options: ApplyOptions): Promise<SchemaReport> {
   const allow = options.allow ?? [];
@@ -151,6 +153,7 @@ async function alterSchema(client: pg.Client, model: PipelineModel, options: App
     applied: decision.apply,
     refused: decision.refused,
     unusedAllows: decision.unused,
+    blocked: decision.blocked,
     deletedRows,
   };
 }

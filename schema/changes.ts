@@ -20,6 +20,7 @@ export type ChangeKind =
   | 'create_state_table'
   | 'add_state_column'
   | 'drop_constraint'
+  | 'retire_table'
   | 'rename_column'
   | 'add_column'
   | 'change_type'
@@ -36,6 +37,7 @@ export const APPLY_ORDER: readonly ChangeKind[] = [
   'create_state_table',
   'add_state_column',
   'drop_constraint',
+  'retire_table',
   'rename_column',
   'add_column',
   'change_type',
@@ -68,6 +70,8 @@ export interface SchemaChange {
   readonly replaces?: { readonly add: string; readonly drop: string };
   /** Without it the database lacks something load needs (a column). */
   readonly neededByLoad: boolean;
+  /** Why it is not applied yet (even when --allow names it), and what to do first. */
+  readonly blocked?: string;
 }
 
 /** A constraint pipeline.yaml adds that the rows in the database break: nothing is applied. */
@@ -92,6 +96,8 @@ export interface Decision {
   readonly refused: readonly SchemaChange[];
   /** --allow tokens that matched no change (already applied, or a typo): reported, not fatal. */
   readonly unused: readonly string[];
+  /** Changes an --allow names that cannot be applied yet (`blocked` says why): among `refused`. */
+  readonly blocked: readonly SchemaChange[];
 }
 
 const TOKEN_KINDS = ['drop-column', 'type', 'not-null', 'rename-column', 'add-column', 'primary-key', 'drop-constraint'] as const;
@@ -133,12 +139,16 @@ export function decide(plan: SchemaPlan, allow: readonly string[]): Decision {
   }
   const apply: SchemaChange[] = [];
   const refused: SchemaChange[] = [];
+  const blocked: SchemaChange[] = [];
   for (const c of plan.changes) {
     const key = c.kind === 'add_column' ? `add:${columnKey(c.table, c.column!)}` : c.kind === 'drop_column' ? `drop:${columnKey(c.table, c.column!)}` : null;
     if (key && skipped.has(key)) continue;
-    (ok(c) ? apply : refused).push(c);
+    const allowed = ok(c);
+    // A change that waits (for a run) is not applied; only one an --allow asked for counts as blocked.
+    if (allowed && c.blocked && c.allow !== null) blocked.push(c);
+    (allowed && !c.blocked ? apply : refused).push(c);
   }
-  return { apply, refused, unused: allow.filter((t) => !used.has(t)) };
+  return { apply, refused, unused: allow.filter((t) => !used.has(t)), blocked };
 }
 
 /**

@@ -7,11 +7,14 @@ import type pg from 'pg';
 import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
 import { addColumnSql, constraintName, dropColumnSql, dropConstraintSql, setNullabilitySql } from './ddl.ts';
 import { checkDrift, type DriftFinding } from './drift.ts';
+import { loadedTables, retiredTableChanges } from './retired.ts';
+import { rekeyedChange } from './rekeyed.ts';
+import { tableFingerprint } from '../model/fingerprint.ts';
 import { readTables, type LiveTable } from './catalog.ts';
 import { compiled, ident, runSql } from './sql.ts';
 import { createStateIndexSql, stateTables } from './state-tables.ts';
 import { APPLY_ORDER, isWidening, type DataProblem, type SchemaChange, type SchemaPlan } from './changes.ts';
-import { duplicates, hasRows, notConvertibleCondition, notConvertibleCount, nullCount, orphans } from './probes.ts';
+import { duplicates, hasRows, notConvertibleCondition, notConvertibleCount, nullCount, orphans, referencingRows } from './probes.ts';
 
 type Queryable = pg.Client;
 
@@ -22,6 +25,8 @@ interface Context {
   readonly allow: ReadonlySet<string>;
   /** Columns that do not exist yet (added or renamed to by this plan): nothing to validate in them. */
   readonly fresh: Set<string>;
+  /** Tables etl has loaded (a watermark in etl_watermarks), with the fingerprint stored. */
+  readonly loaded: ReadonlyMap<string, string | null>;
 }
 
 const lossless = (c: Omit<SchemaChange, 'allow' | 'risk' | 'deletesRows' | 'neededByLoad'> & Partial<SchemaChange>): SchemaChange => ({
@@ -35,7 +40,7 @@ const lossless = (c: Omit<SchemaChange, 'allow' | 'risk' | 'deletesRows' | 'need
 export async function planSchema(client: Queryable, model: PipelineModel, allow: readonly string[] = []): Promise<SchemaPlan> {
   const drift = await checkDrift(client, model);
   const live = await readTables(client, [...model.loadOrder]);
-  const ctx: Context = { client, model, live, allow: new Set(allow), fresh: new Set() };
+  const ctx: Context = { client, model, live, allow: new Set(allow), fresh: new Set(), loaded: await loadedTables(client) };
   const changes: SchemaChange[] = [];
   const problems: DataProblem[] = [];
   const renames = renameCandidates(model, drift.findings);
@@ -49,6 +54,7 @@ export async function planSchema(client: Queryable, model: PipelineModel, allow:
     const out = t ? await dataTableChange(ctx, t, f, renames, problems) : stateTableChange(model, f);
     changes.push(...out);
   }
+  changes.push(...(await retiredTableChanges(client, model)));
   changes.sort((a, b) => APPLY_ORDER.indexOf(a.kind) - APPLY_ORDER.indexOf(b.kind) || orderOf(model, a.table) - orderOf(model, b.table));
   return { changes, problems };
 }
@@ -120,9 +126,10 @@ async function dataTableChange(ctx: Context, t: TableModel, f: DriftFinding, ren
       return [await nullability(ctx, t, t.columns.find((c) => c.name === f.column)!, f)];
     case 'primary_key':
       return primaryKey(ctx, t, f, problems);
-    case 'missing_unique':
     case 'missing_foreign_key':
-      return (await validated(ctx, t, f, problems)) ? [lossless({ ...base, kind: f.kind === 'missing_unique' ? 'add_unique' : 'add_foreign_key', sql: f.fix })] : [];
+      return foreignKey(ctx, t, f, problems);
+    case 'missing_unique':
+      return unique(ctx, t, f, problems);
     case 'extra_unique':
     case 'extra_foreign_key':
       return [dropExtraConstraint(ctx, t, f)];
@@ -171,17 +178,36 @@ async function changeType(ctx: Context, t: TableModel, c: ColumnModel, f: DriftF
     return lossless({ ...base, message: `${f.message}: widened (every value fits); the next run reads ${t.collection} in full` });
   }
   const bad = await notConvertibleCount(ctx.client, t.name, c.name, c.sqlTypeText);
-  const sql = bad > 0 ? [`DELETE FROM ${ident(t.name)} WHERE ${notConvertibleCondition(c.name, c.sqlTypeText)}`, ...f.fix] : f.fix;
+  const condition = notConvertibleCondition(c.name, c.sqlTypeText);
+  const sql = bad > 0 ? [`DELETE FROM ${ident(t.name)} WHERE ${condition}`, ...f.fix] : f.fix;
+  const allow = `type:${t.name}.${c.name}`;
   return {
     ...base,
     sql,
     message: `${f.message}: not a widening`,
-    allow: `type:${t.name}.${c.name}`,
+    allow,
     risk:
       `${c.sqlTypeText} may not hold what ${f.actual} holds: ` +
       (bad > 0 ? `${bad} row(s) hold a value it cannot take and are deleted (a full run rejects them)` : 'every value there fits today, later values may be rejected'),
     deletesRows: bad,
     neededByLoad: false,
+    ...(bad > 0 ? await referencedRowsBlock(ctx, t, condition, allow) : {}),
+  };
+}
+
+/**
+ * Rows `etl schema` would delete that rows of other tables reference: deleting them here would
+ * leave those rows dangling (or delete them with no trace in etl_pending), where a run deletes them
+ * and follows their references as pipeline.yaml says. So the change waits for a run.
+ */
+async function referencedRowsBlock(ctx: Context, t: TableModel, condition: string, allow: string): Promise<{ blocked?: string }> {
+  const referencing = Object.entries(await referencingRows(ctx.client, t.name, condition));
+  if (referencing.length === 0) return {};
+  const which = referencing.map(([table, n]) => `${n} row(s) of "${table}"`).join(', ');
+  return {
+    blocked:
+      `${which} reference the rows it would delete: run \`etl run\` with this pipeline.yaml first (it reads ${t.collection} in full, ` +
+      `rejects those rows and follows the rows that reference them as pipeline.yaml says), then \`etl schema --allow ${allow}\` again`,
   };
 }
 
@@ -190,14 +216,17 @@ async function nullability(ctx: Context, t: TableModel, c: ColumnModel, f: Drift
   if (c.nullable) return lossless({ ...base, message: `${f.message}: NOT NULL dropped`, sql: f.fix });
   const nulls = await nullCount(ctx.client, t.name, c.name);
   if (nulls === 0) return lossless({ ...base, message: `${f.message}: no row holds NULL, NOT NULL set`, sql: f.fix });
+  const condition = `${ident(c.name)} IS NULL`;
+  const allow = `not-null:${t.name}.${c.name}`;
   return {
     ...base,
     message: `${f.message}, and ${nulls} row(s) hold NULL`,
-    sql: [`DELETE FROM ${ident(t.name)} WHERE ${ident(c.name)} IS NULL`, setNullabilitySql(t, c)],
-    allow: `not-null:${t.name}.${c.name}`,
+    sql: [`DELETE FROM ${ident(t.name)} WHERE ${condition}`, setNullabilitySql(t, c)],
+    allow,
     risk: `the ${nulls} row(s) holding NULL are deleted (a full run rejects them)`,
     deletesRows: nulls,
     neededByLoad: false,
+    ...(await referencedRowsBlock(ctx, t, condition, allow)),
   };
 }
 
@@ -238,16 +267,64 @@ function dropExtraConstraint(ctx: Context, t: TableModel, f: DriftFinding): Sche
   };
 }
 
+/**
+ * A unique constraint pipeline.yaml adds, checked against the rows. A dedupe table's new key (its
+ * merge key: load's ON CONFLICT needs it) over rows the old key made is the exception: the next run
+ * reads the table in full (its mapping changed) and recomputes every row by the new key, so keys
+ * holding several rows keep one until then (schema/rekeyed.ts) rather than stop everything.
+ */
+async function unique(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<SchemaChange[]> {
+  const change = lossless({ kind: 'add_unique', table: t.name, column: f.column, message: f.message, sql: f.fix });
+  const columns = keyColumns(t, f);
+  if (t.dedupe && rereadInFull(ctx, t) && !columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) {
+    const rekeyed = await rekeyedChange(ctx.client, t, columns, change);
+    if (rekeyed) return [rekeyed];
+  }
+  return (await validated(ctx, t, f, problems)) ? [change] : [];
+}
+
+/**
+ * The table's stored mapping fingerprint differs from the current one (a changed mapping, or a table
+ * back in pipeline.yaml after it was retired): the next run reads it in full and replaces every row.
+ */
+function rereadInFull(ctx: Context, t: TableModel): boolean {
+  const stored = ctx.loaded.get(t.name);
+  return typeof stored === 'string' && stored !== tableFingerprint(t, ctx.model.settings);
+}
+
+/**
+ * A foreign key pipeline.yaml adds, checked against the rows. In a table the next run reads in full
+ * (its mapping changed, or it is back in pipeline.yaml), rows that break it wait for that run, which
+ * replaces them (a missing reference rejected or NULLed as on_missing says): the key is added by the
+ * `etl schema` after that run. Elsewhere they are a problem: nothing is applied.
+ */
+async function foreignKey(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<SchemaChange[]> {
+  const change = lossless({ kind: 'add_foreign_key', table: t.name, column: f.column, message: f.message, sql: f.fix });
+  if (!rereadInFull(ctx, t) || ctx.fresh.has(`${t.name}.${f.column}`)) return (await validated(ctx, t, f, problems)) ? [change] : [];
+  const v = await foreignKeyViolations(ctx, t, f);
+  if (v.count === 0) return [change];
+  return [
+    {
+      ...change,
+      blocked:
+        `${v.count} row(s) reference no existing row (e.g. ${v.examples[0] ?? '?'}), and the mapping of "${t.name}" changed since its last load: ` +
+        `the next run reads ${t.collection} in full and replaces them; run \`etl schema\` again after that run to add the key`,
+    },
+  ];
+}
+
+async function foreignKeyViolations(ctx: Context, t: TableModel, f: DriftFinding): Promise<{ count: number; examples: string[] }> {
+  const c = t.columns.find((x) => x.name === f.column)!;
+  const fk = { table: t.name, column: c.name, refTable: c.foreignKey!.table, refColumn: c.foreignKey!.column };
+  if (!ctx.live.has(fk.refTable) || ctx.fresh.has(`${fk.refTable}.${fk.refColumn}`)) return orphansOfMissing(ctx, fk);
+  return orphans(ctx.client, fk, t.primaryKey);
+}
+
 /** Checks the rows against a key pipeline.yaml adds; records a problem (with examples) when they break it. */
 async function validated(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<boolean> {
   const columns = f.kind === 'missing_foreign_key' ? [f.column!] : keyColumns(t, f);
   if (columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) return true;
-  if (f.kind === 'missing_foreign_key') {
-    const c = t.columns.find((x) => x.name === f.column)!;
-    const fk = { table: t.name, column: c.name, refTable: c.foreignKey!.table, refColumn: c.foreignKey!.column };
-    if (!ctx.live.has(fk.refTable) || ctx.fresh.has(`${fk.refTable}.${fk.refColumn}`)) return noteProblem(problems, t, f, await orphansOfMissing(ctx, fk));
-    return noteProblem(problems, t, f, await orphans(ctx.client, fk, t.primaryKey));
-  }
+  if (f.kind === 'missing_foreign_key') return noteProblem(problems, t, f, await foreignKeyViolations(ctx, t, f));
   const dupes = await duplicates(ctx.client, t.name, columns);
   if (f.kind === 'primary_key') {
     const nulls = await Promise.all(columns.map((c) => nullCount(ctx.client, t.name, c)));

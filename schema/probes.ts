@@ -68,3 +68,33 @@ export async function orphans(
     examples: rows.rows.map((row) => `(${shown.join(', ')}) = ${row.who}: ${fk.column} = ${JSON.stringify(row.value)}`),
   };
 }
+
+/**
+ * Rows of other tables whose foreign key names a row of `table` matching `condition` (rows a
+ * DELETE with that condition would leave dangling), per referencing table: `{ users_targets: 3 }`.
+ */
+export async function referencingRows(client: Queryable, table: string, condition: string): Promise<Record<string, number>> {
+  const keys = await runSql<{ child: string; column: string; parent_column: string }>(
+    client,
+    compiled(
+      `SELECT c.relname AS child, a.attname AS column, af.attname AS parent_column
+         FROM pg_constraint con
+         JOIN pg_class c ON c.oid = con.conrelid
+         JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = con.conkey[1]
+         JOIN pg_attribute af ON af.attrelid = con.confrelid AND af.attnum = con.confkey[1]
+        WHERE con.contype = 'f' AND con.confrelid = to_regclass($1) AND cardinality(con.conkey) = 1
+        ORDER BY 1, 2`,
+      [ident(table)],
+    ),
+  );
+  const out: Record<string, number> = {};
+  for (const k of keys.rows) {
+    const r = await runSql<{ n: string }>(
+      client,
+      compiled(`SELECT count(*) AS n FROM ${ident(k.child)} x WHERE x.${ident(k.column)} IN (SELECT p.${ident(k.parent_column)} FROM ${ident(table)} p WHERE ${condition})`),
+    );
+    const n = Number(r.rows[0]!.n);
+    if (n > 0) out[k.child] = (out[k.child] ?? 0) + n;
+  }
+  return out;
+}

@@ -102,7 +102,11 @@ export class AtomicFileSink extends Writable {
 
   /** Removes the partial file (after a failure). */
   async discard(): Promise<void> {
+    // The file stream opens `<path>.partial` on the thread pool: removed before that open ran, the
+    // file would appear after the removal. Its close comes after its open, so wait for it.
+    const closed = this.file.closed ? Promise.resolve() : new Promise<void>((resolve) => this.file.once('close', () => resolve()));
     this.destroy();
+    await closed;
     await rm(this.partialPath, { force: true });
   }
 }

@@ -22,6 +22,15 @@ import { ESCAPED_DOCUMENT_KEY, INVALID_UTF8_KEY, MAX_NESTING_DEPTH } from './ndj
 /** Bytes that are not a BSON document. `offset`: where in the document the problem was found. */
 export class BsonDecodeError extends Error {
   override name = 'BsonDecodeError';
+  /** The top-level `_id` element, when writeLine had framed it before the problem (so a reject can name it). */
+  id: FieldFacts | null = null;
+  /**
+   * The top-level fields do not fill the document's length exactly (an unknown type byte, a field
+   * name or a value running over, an early end): the length itself is in doubt, so whatever follows
+   * it cannot be trusted to be the next document. Damage inside a value (a subdocument, an array, a
+   * boolean) leaves this false.
+   */
+  framing = false;
   constructor(
     message: string,
     readonly offset: number,
@@ -209,6 +218,7 @@ export class NdjsonWriter {
       return this.facts;
     } catch (error) {
       this.pos = start;
+      if (error instanceof BsonDecodeError && this.facts.id.type !== 0) error.id = { ...this.facts.id };
       throw error;
     }
   }
@@ -407,16 +417,22 @@ export class NdjsonWriter {
     let first = true;
     let i = at + 4;
     for (;;) {
-      if (i >= end) throw new BsonDecodeError('a document runs past its length', i);
+      if (i >= end) throw framing(depth, new BsonDecodeError('a document runs past its length', i));
       const type = src[i]!;
       if (type === 0) {
-        if (i !== end - 1) throw new BsonDecodeError('a document ends before its length', i);
+        if (i !== end - 1) throw framing(depth, new BsonDecodeError('a document ends before its length', i));
         break;
       }
       const nameStart = i + 1;
-      const nameEnd = this.cstringEnd(nameStart, end - 1, 'a field name');
+      let nameEnd: number;
+      let valueEnd: number;
+      try {
+        nameEnd = this.cstringEnd(nameStart, end - 1, 'a field name');
+        valueEnd = this.valueEnd(type, nameEnd + 1, end - 1);
+      } catch (error) {
+        throw framing(depth, error);
+      }
       const valueAt = nameEnd + 1;
-      const valueEnd = this.valueEnd(type, valueAt, end - 1);
       i = valueEnd;
       if (keep !== null && !keep.has(src, nameStart, nameEnd)) continue;
       if (!first) this.byte(0x2c);
@@ -659,6 +675,12 @@ export class NdjsonWriter {
     this.writeDocument(codeEnd, scopeEnd, depth + 1, false, null);
     this.byte(0x7d);
   }
+}
+
+/** An error of the top-level document's own fields (depth 0) marked as a framing error. */
+function framing(depth: number, error: unknown): unknown {
+  if (depth === 0 && error instanceof BsonDecodeError) error.framing = true;
+  return error;
 }
 
 const ESC_QUOTE = ascii('\\"');

@@ -123,9 +123,13 @@ interface Session {
 async function check(s: Session): Promise<number> {
   const drift = await checkDrift(s.client, s.model);
   const { plan, decision } = await previewSchema(s.client, s.model, s.allow);
-  if (s.json) writeJson(s.ctx.stdout, { ok: drift.clean, destination: s.destination, ...drift, plan: planJson(plan, decision) });
-  else s.ctx.stdout.write(`${renderDrift(drift, s.destination, s.color)}${drift.clean ? '' : renderOutcome(plan, decision, s.color)}`);
-  return drift.clean ? 0 : 1;
+  // Tables pipeline.yaml no longer has but etl loaded (schema/retired.ts) differ too.
+  const retired = plan.changes.filter((c) => c.kind === 'retire_table').map((c) => c.table);
+  const clean = drift.clean && retired.length === 0;
+  if (s.json) writeJson(s.ctx.stdout, { ok: clean, destination: s.destination, ...drift, clean, retired, plan: planJson(plan, decision) });
+  else if (drift.clean && !clean) s.ctx.stdout.write(`${s.color.yellow(`${retired.length} table(s) etl loaded are no longer in pipeline.yaml:`)} ${retired.join(', ')}\n${renderOutcome(plan, decision, s.color)}`);
+  else s.ctx.stdout.write(`${renderDrift(drift, s.destination, s.color)}${clean ? '' : renderOutcome(plan, decision, s.color)}`);
+  return clean ? 0 : 1;
 }
 
 async function update(s: Session): Promise<number> {
@@ -142,7 +146,7 @@ async function update(s: Session): Promise<number> {
     }
   }
   const report = await applySchema(s.client, s.model, { alter: true, allow: s.allow, approved: decision.apply.flatMap((c) => c.sql) });
-  const blocked = report.refused.filter((c) => c.neededByLoad);
+  const blocked = [...report.refused.filter((c) => c.neededByLoad), ...report.blocked];
   if (s.json) {
     writeJson(s.ctx.stdout, { ok: blocked.length === 0, destination: s.destination, ...reportJson(report) });
   } else {
@@ -171,13 +175,20 @@ function renderChange(c: SchemaChange, refused: boolean, color: Color): string[]
   const out = [`  ${refused ? color.yellow('refused') : color.green('apply  ')}  ${c.table}: ${c.message}`];
   if (refused && c.risk) out.push(`           ${c.risk}`);
   for (const sql of c.sql) out.push(`           ${sql.replace(/\n/g, '\n           ')};`);
-  if (refused && c.allow) out.push(`           ${color.bold(`apply with: --allow ${c.allow}`)}`);
+  if (refused && c.blocked) out.push(`           ${color.bold(`not applied yet: ${c.blocked}`)}`);
+  else if (refused && c.allow) out.push(`           ${color.bold(`apply with: --allow ${c.allow}`)}`);
   return out;
 }
 
-function renderRefused(refused: readonly SchemaChange[], color: Color): string[] {
-  if (refused.length === 0) return [];
-  return ['', color.yellow(`${refused.length} change(s) not applied: they lose or may reject data (name each with --allow to apply it):`), ...refused.flatMap((c) => renderChange(c, true, color))];
+function renderRefused(all: readonly SchemaChange[], color: Color): string[] {
+  const waiting = all.filter((c) => c.blocked && c.allow === null);
+  const refused = all.filter((c) => !waiting.includes(c));
+  const out: string[] = [];
+  if (refused.length > 0) {
+    out.push('', color.yellow(`${refused.length} change(s) not applied: they lose or may reject data (name each with --allow to apply it):`), ...refused.flatMap((c) => renderChange(c, true, color)));
+  }
+  if (waiting.length > 0) out.push('', color.yellow(`${waiting.length} change(s) wait for a run:`), ...waiting.flatMap((c) => renderChange(c, true, color)));
+  return out;
 }
 
 function renderPlan(destination: string, decision: Decision, color: Color): string {
@@ -203,7 +214,7 @@ function renderReport(destination: string, r: SchemaReport, color: Color): strin
 function renderOutcome(plan: SchemaPlan, d: Decision, color: Color): string {
   const out = [`etl schema would apply ${d.apply.length} change(s) and refuse ${d.refused.length}:`];
   for (const c of d.apply) out.push(`  ${color.green('apply  ')}  ${c.table}: ${c.message}`);
-  for (const c of d.refused) out.push(`  ${color.yellow('refused')}  ${c.table}: ${c.risk ?? c.message}  (--allow ${c.allow})`);
+  for (const c of d.refused) out.push(`  ${color.yellow('refused')}  ${c.table}: ${c.risk ?? c.message}  (${c.blocked && d.blocked.includes(c) ? c.blocked : `--allow ${c.allow}`})`);
   for (const p of plan.problems) {
     out.push(`  ${color.red('blocked')}  ${p.table}: ${p.message}`);
     for (const e of p.examples) out.push(`           e.g. ${e}`);
@@ -231,6 +242,7 @@ const changeJson = (c: SchemaChange) => ({
   allow: c.allow,
   risk: c.risk,
   deletesRows: c.deletesRows,
+  ...(c.blocked ? { blocked: c.blocked } : {}),
 });
 
 function planJson(plan: SchemaPlan, d: Decision) {

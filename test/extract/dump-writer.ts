@@ -5,13 +5,14 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Binary, Decimal128, Double, Int32, Long, ObjectId, serialize as bsonSerialize, type Document } from 'bson';
 
-const serialize = (d: Document): Buffer => Buffer.from(bsonSerialize(d));
+/** A document's BSON bytes; a Buffer is taken as the bytes of a document already (hand-made or damaged BSON). */
+const serialize = (d: Document | Buffer): Buffer => (Buffer.isBuffer(d) ? d : Buffer.from(bsonSerialize(d)));
 
-export function bsonBytes(docs: readonly Document[]): Buffer {
+export function bsonBytes(docs: readonly (Document | Buffer)[]): Buffer {
   return Buffer.concat(docs.map((d) => serialize(d)));
 }
 
-export async function writeDumpFolder(dir: string, collections: Record<string, readonly Document[]>, options: { gzip?: boolean } = {}): Promise<void> {
+export async function writeDumpFolder(dir: string, collections: Record<string, readonly (Document | Buffer)[]>, options: { gzip?: boolean } = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const [name, docs] of Object.entries(collections)) {
     const bytes = bsonBytes(docs);
@@ -22,8 +23,8 @@ export async function writeDumpFolder(dir: string, collections: Record<string, r
 
 const TERMINATOR = Buffer.from([0xff, 0xff, 0xff, 0xff]);
 
-/** An archive whose collections are interleaved in segments of `segment` documents. */
-export function archiveBytes(db: string, collections: Record<string, readonly Document[]>, options: { segment?: number; gzip?: boolean } = {}): Buffer {
+/** An archive whose collections are interleaved in segments of `segment` documents (a Buffer: a document's bytes as they are). */
+export function archiveBytes(db: string, collections: Record<string, readonly (Document | Buffer)[]>, options: { segment?: number; gzip?: boolean } = {}): Buffer {
   const segment = options.segment ?? 3;
   const parts: Buffer[] = [];
   const magic = Buffer.alloc(4);

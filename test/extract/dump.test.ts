@@ -237,6 +237,25 @@ test('a corrupt archive and a gzipped file cut short name the file and offset', 
   });
 });
 
+test('an archive segment of a namespace its header does not declare (a damaged segment header) stops the read at its offset: its documents are never dropped unread', async () => {
+  const model = await loadPipeline(PIPELINE);
+  const dir = await tmp('archive-namespace');
+  const bytes = archiveBytes('appdb', data);
+  // The first segment header of users after the prelude's terminator: damaged, it names "Xsers".
+  const name = bytes.indexOf(Buffer.from('collection\0\x06\0\0\0users\0', 'latin1'), bytes.indexOf(Buffer.from([0xff, 0xff, 0xff, 0xff])));
+  assert.ok(name > 0);
+  const start = bytes.lastIndexOf(Buffer.from('\x02db\0', 'latin1'), name) - 4;
+  bytes['collection\0\x06\0\0\0'.length + name] = 0x58;
+  const file = path.join(dir, 'damaged.archive');
+  await writeFile(file, bytes);
+  await assert.rejects(runExtract({ model, stagingDir: path.join(dir, 's'), source: { kind: 'dump', path: file } }), (e: unknown) => {
+    assert.ok(e instanceof SourceError, String(e));
+    assert.equal(e.code, 'dump_corrupt');
+    assert.equal(e.message, `${file}: a segment of appdb.Xsers, a namespace the archive's header does not declare at byte offset ${start}`);
+    return true;
+  });
+});
+
 test('an aborted extract leaves the manifest failed, no partial file, latest unmoved', async () => {
   const model = await loadPipeline(PIPELINE);
   const dir = await tmp('abort');

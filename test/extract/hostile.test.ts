@@ -15,6 +15,7 @@ import { runExtract } from '../../extract/index.ts';
 import { runTransform } from '../../transform/index.ts';
 import { verifyRun } from '../../audit/verify.ts';
 import { packRun } from '../../audit/pack.ts';
+import { SourceError } from '../../errors/etl-error.ts';
 import { day, documentOf, elementBytes, nestedElement, objectIdAt, rawDateElement, rawStringElement } from './dump-writer.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -232,4 +233,111 @@ test('an escaped value read through a dotted path is a document: its fields are 
   assert.equal(compilePath('a.b')(doc), 'inside');
   assert.deepEqual(compilePath('a.$x')(doc), { $numberInt: '3' });
   assert.equal(kindOf({ $etlInvalidUtf8: 'YQ==' }), 'invalidUtf8');
+});
+
+/** `bytes` with the byte at `at` replaced, or an int32 written there. */
+function damaged(bytes: Buffer, at: number, value: number, int32 = false): Buffer {
+  const out = Buffer.from(bytes);
+  if (int32) out.writeInt32LE(value, at);
+  else out[at] = value;
+  return out;
+}
+
+/** A dump folder holding `offers.bson` made of `docs`; the extract of it, and each document's offset. */
+async function extractOffers(t: { after(fn: () => Promise<void>): void }, docs: readonly Buffer[], pipeline = PIPELINE, collection = 'offers') {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-hostile-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(path.join(dir, 'appdb'), { recursive: true });
+  const file = path.join(dir, `appdb/${collection}.bson`);
+  await writeFile(file, Buffer.concat(docs));
+  const offsets = docs.map((_, i) => docs.slice(0, i).reduce((n, d) => n + d.length, 0));
+  const model = await loadPipeline(pipeline);
+  const stagingDir = path.join(dir, 'staging');
+  const extract = () => runExtract({ model, stagingDir, source: { kind: 'dump', path: path.join(dir, 'appdb') }, full: true });
+  return { dir, file, offsets, model, stagingDir, extract };
+}
+
+test('a document whose fields fill its length but whose inside is not BSON is rejected alone (invalid_bson) with its _id and offset; the run goes on', async (t) => {
+  // The damage is inside a value: a subdocument, an array, a subdocument in a subdocument.
+  const details = elementBytes('details', { a: new Int32(1), b: 'x' });
+  const aType = details.indexOf(Buffer.from('a\0')) - 1;
+  const tags = elementBytes('deep', ['hello']);
+  const helloLength = tags.indexOf(Buffer.from('0\0')) + 2;
+  const nestedDoc = elementBytes('details', { inner: { a: new Int32(1) } });
+  const innerLength = nestedDoc.indexOf(Buffer.from('inner\0')) + 'inner\0'.length;
+  const docs = [
+    documentOf([...base(21), elementBytes('label', 'fine')]),
+    documentOf([...base(22), damaged(details, aType, 0x42), elementBytes('label', 'two')]),
+    documentOf([...base(23), damaged(tags, helloLength, 1000, true), elementBytes('label', 'three')]),
+    documentOf([...base(24), damaged(nestedDoc, innerLength, 3, true), elementBytes('label', 'four')]),
+    documentOf([...base(25), elementBytes('label', 'also fine')]),
+  ];
+  const s = await extractOffers(t, docs);
+  const report = await s.extract();
+  const offers = report.collections.find((c) => c.collection === 'offers')!;
+  assert.deepEqual([offers.scanned, offers.documents, offers.rejected, offers.rejected_reasons], [5, 2, 3, { invalid_bson: 3 }]);
+  const rejects = await ndjson(path.join(report.runDir, 'extract/offers.rejects.ndjson'));
+  assert.deepEqual(rejects.map((r) => [r.collection, r._id, r.reason, r.file, r.offset, r.position]), [
+    ['offers', hex(22), 'invalid_bson', s.file, s.offsets[1], 2],
+    ['offers', hex(23), 'invalid_bson', s.file, s.offsets[2], 3],
+    ['offers', hex(24), 'invalid_bson', s.file, s.offsets[3], 4],
+  ]);
+  assert.match(rejects[0]!.detail!, /not BSON: unknown BSON type 0x42/);
+  assert.match(rejects[1]!.detail!, /not BSON: a string has an invalid length 1000/);
+  assert.match(rejects[2]!.detail!, /not BSON: a subdocument has an invalid length 3/);
+  assert.match(report.warnings.join('\n'), /3 document\(s\) could not be staged \(invalid_bson 3\)/);
+  const staged = (await readFile(path.join(report.runDir, 'extract/offers.ndjson'), 'utf8')).split('\n').filter(Boolean);
+  assert.deepEqual(staged.map((l) => (JSON.parse(l) as { label: string }).label), ['fine', 'also fine']);
+  const transformed = await runTransform({ model: s.model, stagingDir: s.stagingDir });
+  assert.equal(transformed.tables.find((x) => x.table === 'offers')!.rows, 2);
+});
+
+test('a damaged field the query of a dump reads (the menus filter on __t) rejects its document (invalid_bson), not the run', async (t) => {
+  const recipe = (n: number, kind: Buffer) => documentOf([elementBytes('_id', objectIdAt(n)), kind, elementBytes('name', `dish ${n}`), elementBytes('creation_date', day(1)), elementBytes('update_date', day(1))]);
+  const menu = elementBytes('__t', 'menu');
+  const odd = elementBytes('__t', { x: 'menu' });
+  const docs = [recipe(31, menu), recipe(32, damaged(odd, odd.indexOf(Buffer.from('x\0')) + 2, -9, true)), recipe(33, elementBytes('__t', 'recipe')), recipe(34, menu)];
+  // The extract tests' pipeline: menus reads recipes with the filter {__t: menu}.
+  const s = await extractOffers(t, docs, path.join(HERE, 'fixtures/pipeline.yaml'), 'recipes');
+  const report = await s.extract();
+  const recipes = report.collections.find((c) => c.collection === 'recipes')!;
+  assert.deepEqual([recipes.scanned, recipes.documents, recipes.rejected, recipes.unmatched], [4, 2, 1, 1]);
+  const rejects = await ndjson(path.join(report.runDir, 'extract/recipes.rejects.ndjson'));
+  assert.deepEqual(rejects.map((r) => [r._id, r.reason, r.offset, r.position]), [[hex(32), 'invalid_bson', s.offsets[1], 2]]);
+});
+
+test('a document whose length runs over the documents after it stops the run at its offset: they are never swallowed into one reject', async (t) => {
+  const docs = [1, 2, 3, 4].map((n) => documentOf([...base(40 + n), elementBytes('label', `doc ${n}`)]));
+  // The second document's length covers the third too: its own fields end 1 byte before the third starts.
+  const swallowing = damaged(docs[1]!, 0, docs[1]!.length + docs[2]!.length, true);
+  const s = await extractOffers(t, [docs[0]!, swallowing, docs[2]!, docs[3]!]);
+  await assert.rejects(s.extract(), (e: unknown) => {
+    assert.ok(e instanceof SourceError, String(e));
+    assert.equal(e.code, 'dump_corrupt');
+    assert.equal(e.message, `${s.file}: invalid BSON document (a document ends before its length (at byte ${docs[1]!.length - 1} of the document)) at byte offset ${s.offsets[1]}`);
+    return true;
+  });
+  // Damage among the top-level fields (an unknown type byte) leaves the length in doubt too.
+  const typeByte = damaged(docs[1]!, docs[1]!.indexOf(Buffer.from('label\0')) - 1, 0x42);
+  const u = await extractOffers(t, [docs[0]!, typeByte, docs[2]!, docs[3]!]);
+  await assert.rejects(u.extract(), new RegExp(`unknown BSON type 0x42 .*at byte offset ${u.offsets[1]}$`));
+  // So does a field running over after a damaged value (a boolean holding 7, then an unknown type byte).
+  const flag = elementBytes('flag', true);
+  const afterBool = documentOf([...base(42), damaged(flag, flag.length - 1, 7), damaged(elementBytes('label', 'x'), 0, 0x42)]);
+  const v = await extractOffers(t, [docs[0]!, afterBool, docs[2]!, docs[3]!]);
+  await assert.rejects(v.extract(), new RegExp(`unknown BSON type 0x42 .*at byte offset ${v.offsets[1]}$`));
+});
+
+test('a document refused (invalid_utf8, too_deep) before its last field is read, whose length runs over the next document, stops the run: the next one is never swallowed into its reject', async (t) => {
+  const third = documentOf([...base(53), elementBytes('label', 'three')]);
+  for (const value of [damaged(elementBytes('details', { ab: new Int32(1) }), 'xdetails\0'.length + 5, 0xff), nestedElement('deep', 150)]) {
+    const refused = documentOf([...base(52), value, elementBytes('label', 'two')]);
+    const over = damaged(refused, 0, refused.length + third.length, true);
+    const s = await extractOffers(t, [documentOf([...base(51), elementBytes('label', 'one')]), over, third]);
+    await assert.rejects(s.extract(), (e: unknown) => {
+      assert.ok(e instanceof SourceError, String(e));
+      assert.equal(e.message, `${s.file}: invalid BSON document (a document ends before its length (at byte ${refused.length - 1} of the document)) at byte offset ${s.offsets[1]}`);
+      return true;
+    });
+  }
 });

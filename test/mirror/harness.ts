@@ -3,7 +3,7 @@
 // final MongoDB state fills), and one comparison that, when the two differ, says per table which
 // rows are missing, extra or different by the table's key.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,10 +12,14 @@ import pg from 'pg';
 import { etl } from '../harness/cli.ts';
 import type { Servers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
+import { archiveBytes, writeDumpFolder } from '../extract/dump-writer.ts';
 import type { PipelineModel } from '../../model/types.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PIPELINE = path.join(REPO, 'pipeline.yaml');
+
+/** A Node stack frame: the error boundary prints none without --verbose (README, the operator's day). */
+export const STACK_FRAME = /\n\s+at .+:\d+:\d+\)?\n/;
 
 /** What `etl run --json` prints (the parts these tests read). */
 export interface RunReport {
@@ -81,9 +85,13 @@ export class Mirror {
     return this.client.db(this.mongo.name);
   }
 
-  /** `etl run` into the incremental database (the first one is a full run: no watermark yet). */
-  incremental(extra: readonly string[] = []): Promise<RunReport> {
-    return this.run('incremental', this.incrementalUrl, extra);
+  /**
+   * `etl run` into the incremental database (the first one is a full run: no watermark yet), with
+   * `pipeline` (default: the shipped pipeline.yaml), from the live server or from `source`: a dump
+   * (see dump()).
+   */
+  incremental(extra: readonly string[] = [], pipeline = PIPELINE, source?: string): Promise<RunReport> {
+    return this.run('incremental', this.incrementalUrl, extra, pipeline, source);
   }
 
   /** The staging folder of the incremental database's runs. */
@@ -107,11 +115,36 @@ export class Mirror {
     return { DATABASE_URL: this.incrementalUrl };
   }
 
-  /** A fresh database filled by `etl run --full` of MongoDB as it is now; returns its URL. */
-  async reference(): Promise<string> {
+  /**
+   * The MongoDB database as mongodump writes it, in `<work>/dumps/`: each collection's documents as
+   * the server sent their BSON bytes (`raw`). `folder`: `<label>/<c>.bson` beside its
+   * `<c>.metadata.json`; `archive`: `<label>.archive.gz`, what `etl refresh mongo` brings (`mongodump
+   * --archive --gzip`: collections interleaved in segments). Returns the path, for `etl run --source`.
+   */
+  async dump(label: string, format: 'folder' | 'archive' = 'folder'): Promise<string> {
+    const db = await this.db();
+    const collections: Record<string, Buffer[]> = {};
+    for (const { name } of await db.listCollections({}, { nameOnly: true }).toArray()) {
+      const docs: Buffer[] = (collections[name] = []);
+      for await (const raw of db.collection(name).find({}, { raw: true })) docs.push(Buffer.from(raw as unknown as Uint8Array));
+    }
+    const dumps = path.join(this.work, 'dumps');
+    await mkdir(dumps, { recursive: true });
+    if (format === 'archive') {
+      const file = path.join(dumps, `${label}.archive.gz`);
+      await writeFile(file, archiveBytes(this.mongo.name, collections, { segment: 50, gzip: true }));
+      return file;
+    }
+    const dir = path.join(dumps, label);
+    await writeDumpFolder(dir, collections);
+    return dir;
+  }
+
+  /** A fresh database filled by `etl run --full` of MongoDB as it is now, with `pipeline`; returns its URL. */
+  async reference(pipeline = PIPELINE): Promise<string> {
     this.references += 1;
     const url = await this.servers.postgres.createDatabase(`${this.t.name} full ${this.references}`);
-    await this.run(`full-${this.references}`, url, ['--full']);
+    await this.run(`full-${this.references}`, url, ['--full'], pipeline);
     return url;
   }
 
@@ -124,18 +157,22 @@ export class Mirror {
     });
   }
 
-  private async run(staging: string, databaseUrl: string, extra: readonly string[]): Promise<RunReport> {
-    const args = ['run', '--json', '--source', this.mongo.url, '--mongo-db', this.mongo.name, '--staging', path.join(this.work, staging)];
-    const r = await etl([...args, '--pipeline', PIPELINE, '--database-url', databaseUrl, ...extra]);
-    assert.equal(r.code, 0, `etl run ${extra.join(' ')} into ${staging} failed:\n${r.stderr}`);
+  private async run(staging: string, databaseUrl: string, extra: readonly string[], pipeline: string, source?: string): Promise<RunReport> {
+    const from = source === undefined ? ['--source', this.mongo.url, '--mongo-db', this.mongo.name] : ['--source', source];
+    const args = ['run', '--json', ...from, '--staging', path.join(this.work, staging)];
+    const r = await etl([...args, '--pipeline', pipeline, '--database-url', databaseUrl, ...extra]);
+    assert.equal(r.code, 0, `etl run ${extra.join(' ')} into ${staging} failed:\n${r.output}`);
+    assert.doesNotMatch(r.stderr, STACK_FRAME, `etl run ${extra.join(' ')} into ${staging} printed a stack trace:\n${r.stderr}`);
     return JSON.parse(r.stdout) as RunReport;
   }
 }
 
-/** A list of non-negative integers from an environment variable (`7` or `1,2,3`; the tests' seeds and sizes), else `fallback`. */
+/** A list of non-negative integers from an environment variable (`7` or `1,2,3`; the tests' seeds and sizes; set but empty: none), else `fallback`. */
 export function integers(name: string, fallback: readonly number[]): number[] {
   const raw = process.env[name];
-  if (!raw) return [...fallback];
+  if (raw === undefined) return [...fallback];
+  // Set but empty: none (MIRROR_DUMP_SEEDS= runs the live seeds alone).
+  if (raw.trim() === '') return [];
   const values = raw.split(',').map((s) => Number(s.trim()));
   if (values.some((v) => !Number.isInteger(v) || v < 0)) throw new Error(`${name}: expected non-negative integers separated by commas, got "${raw}"`);
   return values;
@@ -155,10 +192,13 @@ export async function query<R extends pg.QueryResultRow = Record<string, unknown
 /** A TIMESTAMP column as the ISO text of the JavaScript Date it came from (`Date.toISOString()`). */
 export const iso = (column: string): string => `to_char(${column}, 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
-/** A table's columns, in order; users_logbook without its SERIAL id (PostgreSQL's own numbering). */
+/**
+ * A table's columns by name (a column `etl schema` adds comes last in the table, a fresh run puts it
+ * where pipeline.yaml does); users_logbook without its SERIAL id (PostgreSQL's own numbering).
+ */
 async function comparedColumns(client: pg.Client, table: string): Promise<string[]> {
   const rows = await client.query<{ attname: string }>(
-    'SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum',
+    'SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attname COLLATE "C"',
     [pg.escapeIdentifier(table)],
   );
   return rows.rows.map((r) => r.attname).filter((c) => !(table === 'users_logbook' && c === 'id'));
@@ -166,16 +206,17 @@ async function comparedColumns(client: pg.Client, table: string): Promise<string
 
 const rowText = (cols: readonly string[]): string => `ROW(${cols.map((c) => `x.${pg.escapeIdentifier(c)}`).join(', ')})::text`;
 
-/** Every table as `<count> rows <md5 of the rows sorted>`. */
+/** Every table as `(<columns>): <count> rows <md5 of the rows sorted>`. */
 export async function contents(url: string, tables: readonly string[]): Promise<Record<string, string>> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     const out: Record<string, string> = {};
     for (const t of tables) {
-      const row = rowText(await comparedColumns(client, t));
+      const cols = await comparedColumns(client, t);
+      const row = rowText(cols);
       const r = await client.query(`SELECT count(*)::int AS n, coalesce(md5(string_agg(${row}, '|' ORDER BY ${row})), '') AS h FROM ${pg.escapeIdentifier(t)} AS x`);
-      out[t] = `${r.rows[0].n} rows ${r.rows[0].h}`;
+      out[t] = `(${cols.join(', ')}): ${r.rows[0].n} rows ${r.rows[0].h}`;
     }
     return out;
   } finally {
@@ -254,6 +295,9 @@ export function describeDiffs(diffs: readonly TableDiff[], report: DiffReport = 
   return lines.join('\n');
 }
 
+/** The `(<columns>)` part of a `contents()` value. */
+const columnsOf = (content: string): string => content.slice(0, content.indexOf(': '));
+
 /**
  * Asserts that every table of the incremental database equals the reference (ordered checksums).
  * When they differ, the message lists per table the rows missing, extra and different by key.
@@ -264,6 +308,9 @@ export async function assertMirrors(model: PipelineModel, incrementalUrl: string
   const differing = tables.filter((t) => mine[t] !== theirs[t]);
   if (differing.length === 0) return;
   const diffs = await Promise.all(differing.map((t) => diffTable(model, incrementalUrl, referenceUrl, t)));
+  const columns = differing
+    .filter((t) => columnsOf(mine[t]!) !== columnsOf(theirs[t]!))
+    .map((t) => `${t}: columns ${columnsOf(mine[t]!)} ≠ ${columnsOf(theirs[t]!)} in the reference\n`);
   const context = report.context ? `\n${report.context}` : '';
-  assert.fail(`the incremental database differs from a full run of the final MongoDB state in ${differing.length} table(s):\n${describeDiffs(diffs, report)}${context}`);
+  assert.fail(`the incremental database differs from a full run of the final MongoDB state in ${differing.length} table(s):\n${columns.join('')}${describeDiffs(diffs, report)}${context}`);
 }

@@ -1,7 +1,10 @@
 // Issue 12 item 7, the randomized proof: a generated sample in FerretDB, a full load, then rounds of
 // a few hundred random edits of every kind (test/mirror/edits.ts) each followed by an incremental
 // `etl run --propagate-deletes`; at the end a full run of the final MongoDB into a second database,
-// and every table must be equal (ordered checksums; users_logbook's SERIAL id aside).
+// and every table must be equal (ordered checksums; users_logbook's SERIAL id aside). The seeds of
+// MIRROR_DUMP_SEEDS do the same with every incremental run reading a dump taken just before it
+// (the operator's `etl refresh mongo` then `etl run --source <dump>`; a folder of .bson files and a
+// gzipped archive in turn), the reference still live.
 //
 // Replay or extend a seed locally:
 //   MIRROR_SEEDS=7 MIRROR_ROUNDS=5 MIRROR_EDITS=300 MIRROR_SCALE=3000 \
@@ -12,7 +15,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
 import { EditGenerator, formatEdit, type Edit } from './edits.ts';
-import { assertMirrors, contents, integers, Mirror, type RunReport } from './harness.ts';
+import { assertMirrors, contents, integers, Mirror, PIPELINE, type RunReport } from './harness.ts';
 
 const servers = useServers();
 
@@ -49,12 +52,13 @@ function editKinds(edits: readonly Edit[], row: string): string {
   return indirect.size > 0 ? [...indirect].sort().join('+') : 'cascade';
 }
 
-function replayContext(seed: number, edits: readonly Edit[]): string {
+function replayContext(seed: number, source: 'live' | 'dump', edits: readonly Edit[]): string {
   const byKind = new Map<string, number>();
   for (const e of edits) byKind.set(e.kind, (byKind.get(e.kind) ?? 0) + 1);
+  const seeds = source === 'dump' ? `MIRROR_SEEDS= MIRROR_DUMP_SEEDS=${seed}` : `MIRROR_SEEDS=${seed} MIRROR_DUMP_SEEDS=`;
   return [
-    `seed ${seed}, scale ${SCALE}, ${ROUNDS} round(s) of ${EDITS} edits; replay with`,
-    `  MIRROR_SEEDS=${seed} MIRROR_ROUNDS=${ROUNDS} MIRROR_EDITS=${EDITS} MIRROR_SCALE=${SCALE} node --import tsx --test test/mirror/randomized.test.ts`,
+    `seed ${seed} (${source}), scale ${SCALE}, ${ROUNDS} round(s) of ${EDITS} edits; replay with`,
+    `  ${seeds} MIRROR_ROUNDS=${ROUNDS} MIRROR_EDITS=${EDITS} MIRROR_SCALE=${SCALE} node --import tsx --test test/mirror/randomized.test.ts`,
     `edits by kind: ${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ')}`,
     'every edit applied:',
     ...edits.map((e) => `  ${formatEdit(e)}`),
@@ -67,21 +71,36 @@ function assertIncremental(report: RunReport, round: number): void {
   assert.deepEqual(full, [], `round ${round}: the run was incremental for every collection`);
 }
 
-for (const seed of SEEDS) {
-  test(`seed ${seed}: ${ROUNDS} rounds of ${EDITS} random edits, each loaded incrementally, end equal to a full run`, async (t) => {
+/**
+ * Where each run reads MongoDB: the live server, or a dump of it taken just before the run (what an
+ * operator's `etl refresh mongo` then `etl run --source <dump>` does), whose watermark comes from the
+ * dates it holds and whose `_id` listing is complete.
+ */
+type Source = 'live' | 'dump';
+
+const runs: readonly (readonly [number, Source])[] = [
+  ...SEEDS.map((seed) => [seed, 'live'] as const),
+  ...integers('MIRROR_DUMP_SEEDS', [4]).map((seed) => [seed, 'dump'] as const),
+];
+
+for (const [seed, source] of runs) {
+  test(`seed ${seed}${source === 'dump' ? ', from dumps' : ''}: ${ROUNDS} rounds of ${EDITS} random edits, each loaded incrementally, end equal to a full run`, async (t) => {
     const m = await Mirror.open(t, servers);
     await m.sample(SCALE, seed);
-    await m.incremental(['--propagate-deletes']);
+    // Dumps alternate between a folder of .bson files and a gzipped archive.
+    let dumps = 0;
+    const from = async (label: string) => (source === 'dump' ? m.dump(label, dumps++ % 2 === 0 ? 'folder' : 'archive') : undefined);
+    await m.incremental(['--propagate-deletes'], PIPELINE, await from('full'));
     const loaded = await contents(m.incrementalUrl, m.tables);
     const generator = await EditGenerator.open(await m.db(), seed);
     try {
       for (let round = 1; round <= ROUNDS; round++) {
         assert.equal((await generator.applyRound(EDITS)).length, EDITS, `round ${round}: every edit applied`);
-        assertIncremental(await m.incremental(['--propagate-deletes']), round);
+        assertIncremental(await m.incremental(['--propagate-deletes'], PIPELINE, await from(`round-${round}`)), round);
       }
     } catch (e) {
       // A run that failed outright: the edits that led there, to replay it.
-      throw new Error(`${(e as Error).message}\n${replayContext(seed, generator.applied)}`, { cause: e });
+      throw new Error(`${(e as Error).message}\n${replayContext(seed, source, generator.applied)}`, { cause: e });
     }
     const reference = await m.reference();
     // The proof is not vacuous: the edits changed most tables.
@@ -92,7 +111,7 @@ for (const seed of SEEDS) {
       examples: 5,
       annotate: (row) => editsTouching(generator.applied, row),
       classify: (row) => editKinds(generator.applied, row),
-      context: replayContext(seed, generator.applied),
+      context: replayContext(seed, source, generator.applied),
     });
   });
 }

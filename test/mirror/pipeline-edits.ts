@@ -1,0 +1,498 @@
+// Random edits of pipeline.yaml, made as a user would make them between two runs, for the
+// schema-evolution proof (test/mirror/evolution-randomized.test.ts): columns added, dropped, widened
+// and narrowed; filters widened and narrowed; an explode constant or merge changed; a dedupe table's
+// latest_by; the settings that change values (timezone, date_threshold, nul_character); tables added
+// and removed.
+//
+// Edited through the yaml package's Document API, so the header comment and every other comment
+// survive; each candidate edit is checked by resolving the edited text with model/load-pipeline.ts
+// and kept only if it is a valid pipeline. Seeded (sample/prng.ts): the same seed gives the same
+// edits. Each edit says which `--allow` tokens `etl schema` needs for it (README, "Schema evolution").
+import { writeFile } from 'node:fs/promises';
+import { isMap, isSeq, parseDocument, type Document, type YAMLMap, type YAMLSeq } from 'yaml';
+import { hash, Rng } from '../../sample/prng.ts';
+import { resolvePipeline } from '../../model/load-pipeline.ts';
+import type { PipelineModel, TableModel } from '../../model/types.ts';
+
+export type PipelineEditKind =
+  | 'add_column'
+  | 'drop_column'
+  | 'widen_type'
+  | 'narrow_type'
+  | 'nullability'
+  | 'on_missing'
+  | 'filter'
+  | 'explode_constant'
+  | 'explode_merge'
+  | 'latest_by'
+  | 'dedupe_key'
+  | 'timezone'
+  | 'date_threshold'
+  | 'nul_character'
+  | 'add_table'
+  | 'remove_table';
+
+/** How often each kind is drawn (relative weights). */
+export const PIPELINE_EDIT_WEIGHTS: readonly (readonly [PipelineEditKind, number])[] = [
+  ['add_column', 6],
+  ['drop_column', 4],
+  ['widen_type', 3],
+  ['narrow_type', 3],
+  ['nullability', 3],
+  ['on_missing', 2],
+  ['filter', 4],
+  ['explode_constant', 2],
+  ['explode_merge', 2],
+  ['latest_by', 2],
+  ['dedupe_key', 2],
+  ['timezone', 2],
+  ['date_threshold', 2],
+  ['nul_character', 1],
+  ['add_table', 3],
+  ['remove_table', 2],
+];
+
+export interface PipelineEdit {
+  readonly round: number;
+  readonly n: number;
+  readonly kind: PipelineEditKind;
+  readonly detail: string;
+  /** `--allow` tokens `etl schema` needs to apply it (README: refused unless named). */
+  readonly allow: readonly string[];
+}
+
+export const formatPipelineEdit = (e: PipelineEdit): string =>
+  `r${e.round}#p${e.n} ${e.kind} ${e.detail}${e.allow.length > 0 ? ` (--allow ${e.allow.join(',')})` : ''}`;
+
+/** A column a table may gain: an unmapped field of its collection (sample/documents.ts). */
+interface ColumnCandidate {
+  readonly table: string;
+  readonly name: string;
+  readonly field: string;
+  readonly sqlType: string;
+  /** Every document has the field, so the column may be NOT NULL. */
+  readonly always?: boolean;
+  readonly foreignKey?: string;
+}
+
+const COLUMN_CANDIDATES: readonly ColumnCandidate[] = [
+  { table: 'users', name: 'gender', field: 'gender', sqlType: 'VARCHAR(10)', always: true },
+  { table: 'users', name: 'picture', field: 'picture', sqlType: 'VARCHAR' },
+  { table: 'offers', name: 'price', field: 'price', sqlType: 'NUMERIC(10,2)', always: true },
+  { table: 'offers', name: 'description', field: 'description', sqlType: 'TEXT' },
+  { table: 'recipes', name: 'duration', field: 'duration', sqlType: 'SMALLINT', always: true },
+  { table: 'recipes', name: 'description', field: 'description', sqlType: 'TEXT' },
+  { table: 'contents', name: 'is_default', field: 'default', sqlType: 'BOOLEAN' },
+  { table: 'contents', name: 'categories', field: 'categories', sqlType: 'JSONB' },
+  { table: 'quizzs', name: 'description', field: 'description', sqlType: 'TEXT' },
+  { table: 'items', name: 'order', field: 'order', sqlType: 'SMALLINT' },
+  { table: 'menus', name: 'start_date', field: 'start_date', sqlType: 'TIMESTAMP', always: true },
+  { table: 'menus', name: 'description', field: 'description', sqlType: 'TEXT' },
+  { table: 'events', name: 'points', field: 'points', sqlType: 'INTEGER' },
+  { table: 'menu_recipes', name: 'menu_day', field: 'day', sqlType: 'VARCHAR(10)' },
+  { table: 'menu_recipes', name: 'period', field: 'period', sqlType: 'VARCHAR(10)' },
+  { table: 'users_logbook', name: 'logbook_id', field: 'logbook', sqlType: 'VARCHAR', foreignKey: 'users_quizzs(id)' },
+  { table: 'users_logbook', name: 'coaching_id', field: 'coaching', sqlType: 'VARCHAR' },
+  { table: 'user_events', name: 'user_email', field: 'email', sqlType: 'VARCHAR(255)' },
+  { table: 'users_targets', name: 'role', field: 'role', sqlType: 'VARCHAR(100)' },
+];
+
+/** The filters a table may have (null: none); menus' is the shipped one. */
+const FILTERS: Readonly<Record<string, readonly (Record<string, unknown> | null)[]>> = {
+  menus: [{ __t: 'menu' }, { __t: { $in: ['menu', 'webinar'] } }, { __t: { $ne: 'individualChallenge' } }],
+  coachings: [null, { status: { $ne: 'COACHING_STATUS_DROPPED' } }, { status: { $in: ['COACHING_STATUS_STARTED', 'COACHING_STATUS_FINISHED'] } }],
+  users_targets: [null, { role: 'CUSTOMER' }],
+  messages: [null, { receiver: { $exists: true } }],
+};
+
+const CONSTANTS = ['basic', 'specificity', 'health', 'specific', 'reason', 'health_reason', 'other'];
+const TIMEZONES = ['Europe/Paris', 'UTC', 'America/New_York', 'Asia/Tokyo', 'Pacific/Kiritimati'];
+const THRESHOLDS = [null, '2020-06-01', '2022-01-01', '2023-09-15'];
+
+/** Whole tables a pipeline may gain, each reading fields pipeline.yaml does not map today. */
+const NEW_TABLES: Readonly<Record<string, Record<string, unknown>>> = {
+  recipe_details: {
+    mongo_collection: 'recipes',
+    include_base: true,
+    additional_columns: [
+      { name: 'description', sql_type: 'TEXT' },
+      { name: 'minutes', sql_type: 'SMALLINT', nullable: false },
+    ],
+    additional_mappings: { duration: 'minutes' },
+  },
+  recipe_ingredients: {
+    mongo_collection: 'recipes',
+    strategy: 'explode',
+    parent_column: 'recipe_id',
+    merge: 'delete_and_insert',
+    arrays: [{ field: 'ingredients', item_column: 'ingredient_id', item_id_key: 'ingredient' }],
+    columns: [
+      { name: 'recipe_id', sql_type: 'VARCHAR', nullable: false, foreign_key: 'recipes(id)' },
+      { name: 'ingredient_id', sql_type: 'VARCHAR', nullable: false, foreign_key: 'ingredients(id)' },
+      { name: 'created_at', sql_type: 'TIMESTAMP', nullable: false },
+      { name: 'updated_at', sql_type: 'TIMESTAMP', nullable: false },
+    ],
+    explicit_mappings: { creation_date: 'created_at', update_date: 'updated_at' },
+    unique_constraints: [['recipe_id', 'ingredient_id']],
+  },
+  events_companies: {
+    mongo_collection: 'events',
+    strategy: 'explode',
+    parent_column: 'event_id',
+    merge: 'upsert',
+    arrays: [{ field: 'companies', item_column: 'company_id', constants: { kind: 'guest' } }],
+    columns: [
+      { name: 'event_id', sql_type: 'VARCHAR', nullable: false, foreign_key: 'events(id)' },
+      { name: 'company_id', sql_type: 'VARCHAR', nullable: false, foreign_key: 'companies(id)' },
+      { name: 'kind', sql_type: 'VARCHAR(20)', nullable: false },
+      { name: 'created_at', sql_type: 'TIMESTAMP', nullable: false },
+      { name: 'updated_at', sql_type: 'TIMESTAMP', nullable: false },
+    ],
+    explicit_mappings: { creation_date: 'created_at', update_date: 'updated_at' },
+    unique_constraints: [['event_id', 'company_id']],
+  },
+  menu_days: {
+    mongo_collection: 'menurecipes',
+    strategy: 'dedupe',
+    dedupe_key: ['menu_id', 'menu_day'],
+    latest_by: 'updated_at',
+    columns: [
+      { name: 'menu_id', sql_type: 'VARCHAR', nullable: false, foreign_key: 'menus(id)' },
+      { name: 'menu_day', sql_type: 'VARCHAR(10)', nullable: false },
+      { name: 'recipe_id', sql_type: 'VARCHAR', foreign_key: 'recipes(id)', on_missing: 'set_null' },
+      { name: 'created_at', sql_type: 'TIMESTAMP', nullable: false },
+      { name: 'updated_at', sql_type: 'TIMESTAMP', nullable: false },
+    ],
+    explicit_mappings: { menu: 'menu_id', day: 'menu_day', recipe: 'recipe_id', creation_date: 'created_at', update_date: 'updated_at' },
+    unique_constraints: [['menu_id', 'menu_day']],
+  },
+};
+
+/** A table's column list: `additional_columns` with include_base, `columns` otherwise. */
+const columnsKey = (table: YAMLMap): string => (table.get('include_base') === true ? 'additional_columns' : 'columns');
+/** A table's field → column map: `additional_mappings` with include_base, `explicit_mappings` otherwise. */
+const mappingsKey = (table: YAMLMap): string => (table.get('include_base') === true ? 'additional_mappings' : 'explicit_mappings');
+
+/** The columns a table's strategy or keys need: never dropped or retyped by a random edit. */
+function structural(t: TableModel): Set<string> {
+  const out = new Set<string>([...t.primaryKey, ...t.uniqueConstraints.flat(), ...t.mergeKey]);
+  if (t.explode) {
+    out.add(t.explode.parentColumn);
+    for (const a of t.explode.arrays) {
+      out.add(a.itemColumn);
+      for (const c of Object.keys(a.constants ?? {})) out.add(c);
+    }
+  }
+  if (t.dedupe) out.add(t.dedupe.latestBy);
+  for (const c of t.columns) if (c.source.kind === 'generated' || c.name === 'created_at' || c.name === 'updated_at') out.add(c.name);
+  return out;
+}
+
+export class PipelineEditor {
+  readonly rng: Rng;
+  /** Every edit kept, all rounds. */
+  readonly applied: PipelineEdit[] = [];
+  /** Candidate edits the pipeline refused (a mistake of this generator), with the reason. */
+  readonly invalid: string[] = [];
+  private doc: Document;
+  model: PipelineModel;
+  private round = 0;
+  private n = 0;
+  /** Tables added this round: not loaded yet, so no date_threshold may be set before their first run. */
+  private added = new Set<string>();
+
+  private constructor(
+    text: string,
+    private readonly file: string,
+    seed: number,
+  ) {
+    this.rng = new Rng(hash(seed >>> 0, 0x9a7e));
+    this.doc = parseDocument(text);
+    this.model = resolvePipeline(Buffer.from(text), file);
+  }
+
+  /** Starts from `text` (the shipped pipeline.yaml); every round writes the current pipeline to `file`. */
+  static async open(text: string, file: string, seed: number): Promise<PipelineEditor> {
+    const editor = new PipelineEditor(text, file, seed);
+    await writeFile(file, text);
+    return editor;
+  }
+
+  /** The current pipeline's text. */
+  get text(): string {
+    return this.doc.toString();
+  }
+
+  /** Applies `count` random valid edits, writes the pipeline file; returns the edits. */
+  async applyRound(count: number): Promise<PipelineEdit[]> {
+    this.round += 1;
+    this.n = 0;
+    this.added.clear();
+    const edits: PipelineEdit[] = [];
+    for (let attempts = 0; edits.length < count && attempts < count * 30; attempts++) {
+      const kind = this.rng.weighted(PIPELINE_EDIT_WEIGHTS);
+      const draft = this.doc.clone();
+      const made = this.make(kind, draft);
+      if (!made) continue;
+      const text = draft.toString();
+      let model: PipelineModel;
+      try {
+        model = resolvePipeline(Buffer.from(text), this.file);
+      } catch (e) {
+        this.invalid.push(`${kind} ${made.detail}: ${(e as Error).message} ${JSON.stringify((e as { findings?: unknown }).findings ?? '')}`);
+        continue;
+      }
+      this.doc = draft;
+      this.model = model;
+      if (kind === 'add_table') this.added.add(made.detail);
+      this.n += 1;
+      const edit: PipelineEdit = { round: this.round, n: this.n, kind, ...made };
+      edits.push(edit);
+      this.applied.push(edit);
+    }
+    await writeFile(this.file, this.text);
+    return edits;
+  }
+
+  private make(kind: PipelineEditKind, doc: Document): { detail: string; allow: string[] } | null {
+    switch (kind) {
+      case 'add_column':
+        return this.addColumn(doc);
+      case 'drop_column':
+        return this.dropColumn(doc);
+      case 'widen_type':
+        return this.changeType(doc, 'widen');
+      case 'narrow_type':
+        return this.changeType(doc, 'narrow');
+      case 'nullability':
+        return this.nullability(doc);
+      case 'on_missing':
+        return this.onMissing(doc);
+      case 'filter':
+        return this.filter(doc);
+      case 'explode_constant':
+        return this.explodeConstant(doc);
+      case 'explode_merge':
+        return this.explodeMerge(doc);
+      case 'latest_by':
+        return this.latestBy(doc);
+      case 'dedupe_key':
+        return this.dedupeKey(doc);
+      case 'timezone':
+        return this.setting(doc, 'timezone', TIMEZONES);
+      case 'date_threshold':
+        // See addTable: a table's first run must not be under a threshold.
+        return this.added.size > 0 ? null : this.setting(doc, 'date_threshold', THRESHOLDS);
+      case 'nul_character':
+        return this.setting(doc, 'nul_character', ['reject', 'strip']);
+      case 'add_table':
+        return this.addTable(doc);
+      case 'remove_table':
+        return this.removeTable(doc);
+    }
+  }
+
+  private tableNode(doc: Document, name: string): YAMLMap {
+    const node = doc.getIn(['tables', name]);
+    if (!isMap(node)) throw new Error(`pipeline edit: no table ${name}`);
+    return node;
+  }
+
+  private columnNodes(doc: Document, name: string): YAMLMap[] {
+    const seq = this.tableNode(doc, name).get(columnsKey(this.tableNode(doc, name)));
+    return isSeq(seq) ? (seq.items as YAMLMap[]) : [];
+  }
+
+  private addColumn(doc: Document): { detail: string; allow: string[] } | null {
+    const fits = COLUMN_CANDIDATES.filter((c) => {
+      const t = this.model.tables.get(c.table);
+      return t && !t.columns.some((col) => col.name === c.name) && !t.columns.some((col) => col.source.kind === 'field' && col.source.path === c.field);
+    });
+    if (fits.length === 0) return null;
+    const c = this.rng.pick(fits);
+    const table = this.tableNode(doc, c.table);
+    const notNull = c.always === true && this.rng.chance(0.4);
+    const column: Record<string, unknown> = { name: c.name, sql_type: c.sqlType, ...(notNull ? { nullable: false } : {}) };
+    if (c.foreignKey) Object.assign(column, { foreign_key: c.foreignKey, on_missing: 'set_null' });
+    const key = columnsKey(table);
+    const list = table.get(key) as YAMLSeq;
+    list.add(doc.createNode(column));
+    if (c.field !== c.name) {
+      const mk = mappingsKey(table);
+      if (!isMap(table.get(mk))) table.set(mk, doc.createNode({}));
+      (table.get(mk) as YAMLMap).set(c.field, c.name);
+    }
+    return { detail: `${c.table}.${c.name} ${c.sqlType}${notNull ? ' NOT NULL' : ''} ← ${c.field}`, allow: [] };
+  }
+
+  /** A column no strategy or key needs, that no other table references. */
+  private pickColumn(doc: Document, accept: (type: string, node: YAMLMap) => boolean): { table: string; node: YAMLMap; name: string; type: string } | null {
+    const choices: { table: string; node: YAMLMap; name: string; type: string }[] = [];
+    for (const t of this.model.tables.values()) {
+      const needed = structural(t);
+      for (const node of this.columnNodes(doc, t.name)) {
+        const name = String(node.get('name'));
+        const type = String(node.get('sql_type'));
+        if (!needed.has(name) && accept(type, node)) choices.push({ table: t.name, node, name, type });
+      }
+    }
+    return choices.length === 0 ? null : this.rng.pick(choices);
+  }
+
+  private dropColumn(doc: Document): { detail: string; allow: string[] } | null {
+    const c = this.pickColumn(doc, () => true);
+    if (!c) return null;
+    const table = this.tableNode(doc, c.table);
+    const list = table.get(columnsKey(table)) as YAMLSeq;
+    list.items.splice(list.items.indexOf(c.node), 1);
+    const mappings = table.get(mappingsKey(table));
+    if (isMap(mappings)) {
+      for (const pair of [...mappings.items]) if (String((pair.value as { value?: unknown })?.value ?? pair.value) === c.name) mappings.delete(pair.key);
+      if (mappings.items.length === 0) table.delete(mappingsKey(table));
+    }
+    return { detail: `${c.table}.${c.name} ${c.type}`, allow: [`drop-column:${c.table}.${c.name}`] };
+  }
+
+  private changeType(doc: Document, how: 'widen' | 'narrow'): { detail: string; allow: string[] } | null {
+    const widen = (type: string): string[] => {
+      const m = /^VARCHAR\((\d+)\)$/.exec(type);
+      if (m) return [`VARCHAR(${Number(m[1]) * 2})`, 'VARCHAR', 'TEXT'];
+      if (type === 'SMALLINT') return ['INTEGER', 'BIGINT'];
+      if (type === 'INTEGER') return ['BIGINT'];
+      return [];
+    };
+    const narrow = (type: string): string[] => {
+      const m = /^VARCHAR\((\d+)\)$/.exec(type);
+      if (m && Number(m[1]) > 12) return ['VARCHAR(12)', 'VARCHAR(24)'];
+      if (type === 'VARCHAR' || type === 'TEXT') return ['VARCHAR(24)', 'VARCHAR(40)'];
+      if (type === 'INTEGER' || type === 'BIGINT') return ['SMALLINT'];
+      return [];
+    };
+    // Another type than the column's (a narrowing of VARCHAR(24) may draw VARCHAR(24) itself).
+    const to = (type: string): string[] => (how === 'widen' ? widen : narrow)(type).filter((t) => t !== type);
+    const c = this.pickColumn(doc, (type) => to(type).length > 0);
+    if (!c) return null;
+    const type = this.rng.pick(to(c.type));
+    c.node.set('sql_type', type);
+    return { detail: `${c.table}.${c.name} ${c.type} → ${type}`, allow: how === 'narrow' ? [`type:${c.table}.${c.name}`] : [] };
+  }
+
+  /** NOT NULL set (refused without `not-null:` when rows hold NULL) or dropped. */
+  private nullability(doc: Document): { detail: string; allow: string[] } | null {
+    const c = this.pickColumn(doc, () => true);
+    if (!c) return null;
+    const notNull = c.node.get('nullable') === false;
+    // set_null is for nullable columns only (pipeline.yaml's header).
+    if (!notNull && c.node.get('on_missing') === 'set_null') return null;
+    if (notNull) c.node.delete('nullable');
+    else c.node.set('nullable', false);
+    return { detail: `${c.table}.${c.name} ${notNull ? 'NOT NULL → nullable' : 'nullable → NOT NULL'}`, allow: notNull ? [] : [`not-null:${c.table}.${c.name}`] };
+  }
+
+  /** A foreign key's on_missing: reject ↔ set_null (set_null only on a nullable column). */
+  private onMissing(doc: Document): { detail: string; allow: string[] } | null {
+    const c = this.pickColumn(doc, (_type, node) => node.has('foreign_key'));
+    if (!c) return null;
+    const before = String(c.node.get('on_missing') ?? 'reject');
+    const after = before === 'set_null' ? 'reject' : 'set_null';
+    if (after === 'set_null' && c.node.get('nullable') === false) return null;
+    c.node.set('on_missing', after);
+    return { detail: `${c.table}.${c.name} on_missing: ${before} → ${after}`, allow: [] };
+  }
+
+  private filter(doc: Document): { detail: string; allow: string[] } | null {
+    const tables = Object.keys(FILTERS).filter((t) => this.model.tables.has(t));
+    if (tables.length === 0) return null;
+    const name = this.rng.pick(tables);
+    const table = this.tableNode(doc, name);
+    const now = table.has('filter') ? JSON.stringify(table.toJSON().filter) : 'null';
+    const others = FILTERS[name]!.filter((f) => JSON.stringify(f) !== now);
+    const next = this.rng.pick(others);
+    if (next === null) table.delete('filter');
+    else table.set('filter', doc.createNode(next, { flow: true }));
+    return { detail: `${name}: ${now} → ${JSON.stringify(next)}`, allow: [] };
+  }
+
+  private explodeTables(): TableModel[] {
+    return [...this.model.tables.values()].filter((t) => t.explode !== null);
+  }
+
+  private explodeConstant(doc: Document): { detail: string; allow: string[] } | null {
+    const choices = this.explodeTables().flatMap((t) => t.explode!.arrays.map((a, i) => ({ t, a, i }))).filter(({ a }) => Object.keys(a.constants ?? {}).length > 0);
+    if (choices.length === 0) return null;
+    const { t, i } = this.rng.pick(choices);
+    const constants = doc.getIn(['tables', t.name, 'arrays', i, 'constants']) as YAMLMap;
+    const column = String((constants.items[0]!.key as { value?: unknown })?.value ?? constants.items[0]!.key);
+    const before = String(constants.get(column));
+    const after = this.rng.pick(CONSTANTS.filter((c) => c !== before));
+    constants.set(column, after);
+    return { detail: `${t.name} arrays[${i}] ${column}: ${before} → ${after}`, allow: [] };
+  }
+
+  private explodeMerge(doc: Document): { detail: string; allow: string[] } | null {
+    const tables = this.explodeTables();
+    if (tables.length === 0) return null;
+    const t = this.rng.pick(tables);
+    const node = this.tableNode(doc, t.name);
+    const before = String(node.get('merge') ?? 'delete_and_insert');
+    const after = before === 'upsert' ? 'delete_and_insert' : 'upsert';
+    node.set('merge', after);
+    return { detail: `${t.name} merge: ${before} → ${after}`, allow: [] };
+  }
+
+  private latestBy(doc: Document): { detail: string; allow: string[] } | null {
+    const tables = [...this.model.tables.values()].filter((t) => t.dedupe !== null);
+    if (tables.length === 0) return null;
+    const t = this.rng.pick(tables);
+    const after = t.dedupe!.latestBy === 'updated_at' ? 'created_at' : 'updated_at';
+    this.tableNode(doc, t.name).set('latest_by', after);
+    return { detail: `${t.name} latest_by: ${t.dedupe!.latestBy} → ${after}`, allow: [] };
+  }
+
+  /** A dedupe table's key (and the unique constraint it merges on) gains or loses created_at. */
+  private dedupeKey(doc: Document): { detail: string; allow: string[] } | null {
+    const tables = [...this.model.tables.values()].filter((t) => t.dedupe !== null && t.columns.some((c) => c.name === 'created_at'));
+    if (tables.length === 0) return null;
+    const t = this.rng.pick(tables);
+    const before = [...t.dedupe!.key];
+    const after = before.includes('created_at') ? before.filter((c) => c !== 'created_at') : [...before, 'created_at'];
+    const node = this.tableNode(doc, t.name);
+    node.set('dedupe_key', doc.createNode(after, { flow: true }));
+    const uniques = (node.toJSON() as { unique_constraints?: string[][] }).unique_constraints ?? [];
+    const rest = uniques.filter((u) => !(u.length === before.length && u.every((c) => before.includes(c))));
+    node.set('unique_constraints', doc.createNode([after, ...rest].map((u) => doc.createNode(u, { flow: true }))));
+    return { detail: `${t.name} dedupe_key: [${before.join(', ')}] → [${after.join(', ')}]`, allow: [] };
+  }
+
+  private setting(doc: Document, key: string, values: readonly (string | null)[]): { detail: string; allow: string[] } | null {
+    const before = (doc.getIn(['settings', key]) ?? null) as string | null;
+    const after = this.rng.pick(values.filter((v) => v !== before));
+    doc.setIn(['settings', key], after);
+    return { detail: `settings.${key}: ${before} → ${after}`, allow: [] };
+  }
+
+  /**
+   * Only while no date_threshold is in force: a table's first run reads from the threshold alone
+   * (README, incremental runs: "never read documents created and updated before this date"), so it
+   * would rightly hold fewer rows than the `--full` reference. Every other table was loaded in full
+   * before any threshold was set, and a threshold only ever widens their reads.
+   */
+  private addTable(doc: Document): { detail: string; allow: string[] } | null {
+    if (this.model.settings.dateThreshold !== null) return null;
+    const fits = Object.keys(NEW_TABLES).filter((n) => !this.model.tables.has(n));
+    if (fits.length === 0) return null;
+    const name = this.rng.pick(fits);
+    (doc.get('tables') as YAMLMap).set(name, doc.createNode(NEW_TABLES[name]));
+    return { detail: name, allow: [] };
+  }
+
+  /** A table no other table references. */
+  private removeTable(doc: Document): { detail: string; allow: string[] } | null {
+    const referenced = new Set([...this.model.tables.values()].flatMap((t) => t.columns.flatMap((c) => (c.foreignKey && c.foreignKey.table !== t.name ? [c.foreignKey.table] : []))));
+    const leaves = [...this.model.tables.keys()].filter((n) => !referenced.has(n));
+    if (leaves.length <= 1) return null;
+    const name = this.rng.pick(leaves);
+    (doc.get('tables') as YAMLMap).delete(name);
+    return { detail: name, allow: [] };
+  }
+}
