@@ -5,7 +5,7 @@
 // whose writer is still alive is left alone. Found by test/mirror/crash-randomized.test.ts.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -13,25 +13,15 @@ import { useServers } from '../harness/index.ts';
 import { runLoad } from '../../load/index.ts';
 import { readManifest, updateManifest } from '../../staging/manifest.ts';
 import { runPaths, type RunPaths } from '../../staging/run-folder.ts';
-import { stageRun } from './staged-run.ts';
-import { fixtureModel, postgresConfig, ts } from './model-fixture.ts';
+import { freshDatabaseAndStaging, stageRun } from './staged-run.ts';
+import { danglingReferences, fixtureModel, postgresConfig } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
 const model = fixtureModel();
 
-async function setup(t: { name: string; after(fn: () => unknown): void }) {
-  const url = await servers.postgres.createDatabase(t.name);
-  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-abandoned-loads-'));
-  t.after(() => rm(staging, { recursive: true, force: true }));
-  return { url, staging };
-}
+const setup = (t: { name: string; after(fn: () => unknown): void }) => freshDatabaseAndStaging(servers, t, 'abandoned-loads');
 
-/** Rows whose references are missing: users.rejects.ndjson (NULLed company) and messages.rejects.ndjson. */
-const data = () => ({
-  companies: { rows: [['c1', ts('1 10:00:00'), ts('1 10:00:00'), 'Acme']] },
-  users: { rows: [['u1', ts('1 10:00:00'), ts('1 10:00:00'), 'Ann', 'c1', '1'], ['u3', ts('1 10:00:00'), ts('1 10:00:00'), 'Cy', 'c9', null]] },
-  messages: { rows: [['m2', ts('1 10:00:00'), ts('1 10:00:00'), 'u1', 'u9', 'to a deleted user']] },
-});
+const data = danglingReferences;
 
 /** The pid of a process that has ended. */
 const deadPid = (): number => spawnSync(process.execPath, ['-e', '']).pid!;

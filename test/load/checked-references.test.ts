@@ -5,16 +5,14 @@
 // Either way the refused and NULLed references are those of a full check, and the foreign keys end
 // present and validated.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
 import { runLoad } from '../../load/index.ts';
 import { applySchema } from '../../schema/apply.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import pg from 'pg';
-import { stageRun } from './staged-run.ts';
+import { freshDatabaseAndStaging, stageRun } from './staged-run.ts';
 import { fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
@@ -37,9 +35,7 @@ const data = () => ({
 });
 
 async function setup(t: { name: string; after(fn: () => unknown): void }) {
-  const url = await servers.postgres.createDatabase(t.name);
-  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-checked-refs-'));
-  t.after(() => rm(staging, { recursive: true, force: true }));
+  const { url, staging } = await freshDatabaseAndStaging(servers, t, 'checked-refs');
   const run = await stageRun(staging, model, data());
   return { url, staging, run };
 }

@@ -3,23 +3,20 @@
 // longer yield them, complete reads, and rows held back for a missing reference (etl_pending) that
 // land as soon as the referenced row exists — each checked as rows in PostgreSQL and as figures.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
 import { runLoad, type LoadReport } from '../../load/index.ts';
 import { renderPending, runStatus } from '../../inspect/status.ts';
-import { stageRun, type StagedTable } from './staged-run.ts';
+import { freshDatabaseAndStaging, stageRun, type StagedTable } from './staged-run.ts';
 import { fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
 const model = fixtureModel();
 
 async function setup(t: { name: string; after(fn: () => unknown): void }) {
-  const url = await servers.postgres.createDatabase(t.name);
-  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-mirror-'));
-  t.after(() => rm(staging, { recursive: true, force: true }));
+  const { url, staging } = await freshDatabaseAndStaging(servers, t, 'mirror');
   const load = async (data: Record<string, StagedTable>): Promise<LoadReport> => {
     await stageRun(staging, model, data);
     return runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });

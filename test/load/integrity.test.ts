@@ -3,8 +3,7 @@
 // its manifest section is recovered by the next attempt from the ledger, rejects files included, so
 // the run verifies.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
@@ -13,24 +12,15 @@ import { readManifest, updateManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { StagingError } from '../../errors/etl-error.ts';
 import { verifyRun } from '../../audit/verify.ts';
-import { stageRun } from './staged-run.ts';
-import { fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
+import { freshDatabaseAndStaging, stageRun } from './staged-run.ts';
+import { danglingReferences, fixtureModel, postgresConfig, query } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
 const model = fixtureModel();
 
-async function setup(t: { name: string; after(fn: () => unknown): void }) {
-  const url = await servers.postgres.createDatabase(t.name);
-  const staging = await mkdtemp(path.join(os.tmpdir(), 'etl-integrity-'));
-  t.after(() => rm(staging, { recursive: true, force: true }));
-  return { url, staging };
-}
+const setup = (t: { name: string; after(fn: () => unknown): void }) => freshDatabaseAndStaging(servers, t, 'integrity');
 
-const data = () => ({
-  companies: { rows: [['c1', ts('1 10:00:00'), ts('1 10:00:00'), 'Acme']] },
-  users: { rows: [['u1', ts('1 10:00:00'), ts('1 10:00:00'), 'Ann', 'c1', '1'], ['u3', ts('1 10:00:00'), ts('1 10:00:00'), 'Cy', 'c9', null]] },
-  messages: { rows: [['m2', ts('1 10:00:00'), ts('1 10:00:00'), 'u1', 'u9', 'to a deleted user']] },
-});
+const data = danglingReferences;
 
 for (const how of ['deleted', 'empty'] as const) {
   test(`a staged CSV whose checksum is ${how} in the manifest is refused, edited or not`, async (t) => {

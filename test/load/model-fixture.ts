@@ -147,6 +147,13 @@ export function chainModel(o: { meals: boolean; mealsPlan?: boolean }): Pipeline
 
 export const ts = (s: string): string => `2024-03-0${s}.000`;
 
+/** Rows of the fixture whose references are missing: user u3's company c9 (set NULL, users.rejects.ndjson) and message m2's recipient u9 (rejected, messages.rejects.ndjson). */
+export const danglingReferences = () => ({
+  companies: { rows: [['c1', ts('1 10:00:00'), ts('1 10:00:00'), 'Acme']] },
+  users: { rows: [['u1', ts('1 10:00:00'), ts('1 10:00:00'), 'Ann', 'c1', '1'], ['u3', ts('1 10:00:00'), ts('1 10:00:00'), 'Cy', 'c9', null]] },
+  messages: { rows: [['m2', ts('1 10:00:00'), ts('1 10:00:00'), 'u1', 'u9', 'to a deleted user']] },
+});
+
 /** md5 of every row of every table (and the state tables' data that must not move on failure). */
 export async function checksums(url: string, tables: readonly string[]): Promise<Record<string, string>> {
   const client = new pg.Client({ connectionString: url });

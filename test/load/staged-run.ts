@@ -2,7 +2,9 @@
 // live keys, manifest), written with the real staging codecs (csvWriter, AtomicFileSink, manifest)
 // for a model resolved from pipeline.yaml text (pipelineFromYaml, test/harness/staged-run.ts).
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { csvWriter, type Cell } from '../../staging/csv.ts';
@@ -13,6 +15,7 @@ import type { TransformTableRecord } from '../../staging/manifest-transform.ts';
 import type { PipelineModel, TableModel } from '../../model/types.ts';
 import { extractRecord, publishRun, runManifest } from '../harness/staged-run.ts';
 import { documentIdColumn } from '../../schema/state-tables.ts';
+import type { Servers } from '../harness/index.ts';
 
 export interface StagedTable {
   readonly rows: readonly (readonly Cell[])[] | (() => AsyncIterable<readonly Cell[]>);
@@ -119,4 +122,16 @@ async function writeCsv(path: string, columns: readonly string[], rows: StagedTa
   await pipeline(source, count, csvWriter(columns), sink);
   const f = await sink.commit();
   return { file: relative, bytes: f.bytes, sha256: f.sha256, records };
+}
+
+/** What a load test starts from: a fresh database and a staging folder, removed when the test ends. */
+export async function freshDatabaseAndStaging(
+  servers: Servers,
+  t: { readonly name: string; after(fn: () => unknown): void },
+  prefix: string,
+): Promise<{ url: string; staging: string }> {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await mkdtemp(path.join(os.tmpdir(), `etl-${prefix}-`));
+  t.after(() => rm(staging, { recursive: true, force: true }));
+  return { url, staging };
 }

@@ -17,21 +17,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
-import { etl, type CliResult } from '../harness/cli.ts';
+import { etl, STACK_LINE, type CliResult } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
 import { EditGenerator, formatEdit } from './edits.ts';
-import { assertMirrors, Mirror, PIPELINE, query, STACK_FRAME } from './harness.ts';
+import { assertMirrors, integers, Mirror, PIPELINE, query } from './harness.ts';
 import { formatPipelineEdit, PipelineEditor, type PipelineEdit } from './pipeline-edits.ts';
 
 const servers = useServers();
-
-function integers(name: string, fallback: readonly number[]): number[] {
-  const raw = process.env[name];
-  if (!raw) return [...fallback];
-  const values = raw.split(',').map((s) => Number(s.trim()));
-  if (values.some((v) => !Number.isInteger(v) || v < 0)) throw new Error(`${name}: expected non-negative integers separated by commas, got "${raw}"`);
-  return values;
-}
 
 const SEEDS = integers('EVOLVE_SEEDS', [1, 2]);
 const [ROUNDS] = integers('EVOLVE_ROUNDS', [4]) as [number];
@@ -40,7 +32,7 @@ const [EDITS] = integers('EVOLVE_EDITS', [40]) as [number];
 const [SCALE] = integers('EVOLVE_SCALE', [300]) as [number];
 
 function assertNoStack(r: CliResult, what: string): void {
-  assert.doesNotMatch(r.output, STACK_FRAME, `${what} printed a stack trace:\n${r.output}`);
+  assert.doesNotMatch(r.output, STACK_LINE, `${what} printed a stack trace:\n${r.output}`);
 }
 
 interface World {
