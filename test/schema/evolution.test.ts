@@ -7,43 +7,29 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { MongoClient, ObjectId } from 'mongodb';
-import pg from 'pg';
 import { parseDocument } from 'yaml';
-import { useServers } from '../harness/index.ts';
+import { useServers, type Servers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { etl } from '../harness/cli.ts';
+// The shipped pipeline.yaml, which each test copies and edits.
+import { contents, PIPELINE as SHIPPED, query } from '../mirror/harness.ts';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const SHIPPED = path.join(REPO, 'pipeline.yaml');
-
-async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql)).rows;
-  } finally {
-    await client.end();
-  }
+/** `etl run` of `mongo` into `db` with `pipeline`, staged in `<work>/<staging>`. */
+function runWith(work: string, mongo: { url: string; name: string }, pipeline: string, db: string, staging: string, extra: string[] = []) {
+  return etl(['run', '--json', '--source', mongo.url, '--mongo-db', mongo.name, '--staging', path.join(work, staging), '--pipeline', pipeline, '--database-url', db, ...extra]);
 }
 
-/**
- * Every table's columns and rows as an ordered checksum; users_logbook without its SERIAL id
- * (PostgreSQL's numbering). Columns by name: a column `etl schema` adds comes last in the table.
- */
-async function contents(url: string, tables: readonly string[]): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const t of tables) {
-    const cols = (await query<{ attname: string }>(url, `SELECT attname FROM pg_attribute WHERE attrelid = ${pg.escapeLiteral(pg.escapeIdentifier(t))}::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attname`))
-      .map((r) => r.attname)
-      .filter((c) => !(t === 'users_logbook' && c === 'id'));
-    const row = `ROW(${cols.map((c) => `x.${pg.escapeIdentifier(c)}`).join(', ')})::text`;
-    const [r] = await query<{ n: number; h: string }>(url, `SELECT count(*)::int AS n, coalesce(md5(string_agg(${row}, '|' ORDER BY ${row})), '') AS h FROM ${pg.escapeIdentifier(t)} AS x`);
-    out[t] = `(${cols.join(', ')}): ${r!.n} rows ${r!.h}`;
-  }
-  return out;
+/** What each block starts from: a generated sample in FerretDB, loaded by a full run with the shipped pipeline.yaml. */
+async function sampledAndLoaded(servers: Servers, work: string, label: string, scale: number): Promise<{ mongo: { url: string; name: string }; incremental: string }> {
+  const mongo = await servers.mongo.newDatabase(label);
+  const incremental = await servers.postgres.createDatabase(`${label} incremental`);
+  const sample = await etl(['sample', '--scale', String(scale), '--mongo-url', mongo.url, '--db', mongo.name]);
+  assert.equal(sample.code, 0, sample.stderr);
+  const first = await runWith(work, mongo, SHIPPED, incremental, 'incremental');
+  assert.equal(first.code, 0, first.stderr);
+  return { mongo, incremental };
 }
 
 function edited(text: string, edits: readonly [string, string][]): string {
@@ -70,17 +56,11 @@ describe('a mapping change is applied and backfilled: the next run equals a full
 
   before(async () => {
     work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
-    mongo = await servers.mongo.newDatabase('evolution');
-    incremental = await servers.postgres.createDatabase('evolution incremental');
-    const sample = await etl(['sample', '--scale', '1500', '--mongo-url', mongo.url, '--db', mongo.name]);
-    assert.equal(sample.code, 0, sample.stderr);
-    const first = await run(SHIPPED, incremental, 'incremental');
-    assert.equal(first.code, 0, first.stderr);
+    ({ mongo, incremental } = await sampledAndLoaded(servers, work, 'evolution', 1500));
   });
   after(() => rm(work, { recursive: true, force: true }));
 
-  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) =>
-    etl(['run', '--json', '--source', mongo.url, '--mongo-db', mongo.name, '--staging', path.join(work, staging), '--pipeline', pipeline, '--database-url', db, ...extra]);
+  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) => runWith(work, mongo, pipeline, db, staging, extra);
 
   /** Writes the shipped pipeline with `edits` as a new file. */
   async function pipeline(edits: readonly [string, string][]): Promise<string> {
@@ -183,17 +163,11 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
 
   before(async () => {
     work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
-    mongo = await servers.mongo.newDatabase('evolution lossy');
-    incremental = await servers.postgres.createDatabase('evolution lossy incremental');
-    const sample = await etl(['sample', '--scale', '300', '--mongo-url', mongo.url, '--db', mongo.name]);
-    assert.equal(sample.code, 0, sample.stderr);
-    const first = await run(SHIPPED, incremental, 'incremental');
-    assert.equal(first.code, 0, first.stderr);
+    ({ mongo, incremental } = await sampledAndLoaded(servers, work, 'evolution lossy', 300));
   });
   after(() => rm(work, { recursive: true, force: true }));
 
-  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) =>
-    etl(['run', '--json', '--source', mongo.url, '--mongo-db', mongo.name, '--staging', path.join(work, staging), '--pipeline', pipeline, '--database-url', db, ...extra]);
+  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) => runWith(work, mongo, pipeline, db, staging, extra);
   const schema = (pipeline: string, extra: string[] = []) => etl(['schema', '--yes', '--pipeline', pipeline, '--database-url', incremental, ...extra]);
 
   /**
