@@ -28,6 +28,28 @@ export async function openByteStream(file: string, signal?: AbortSignal): Promis
 }
 
 /**
+ * Why a file's bytes could not be read. A gzipped file starts with gzip's magic bytes (openByteStream
+ * checks), so a gzip header that gunzip refuses is not the first: bytes follow the end of the gzip
+ * stream and start no other. That case has no offset to give: gunzip drops what the write that met
+ * them decompressed (the stream's last documents), so "byte offset 0" would point at nothing.
+ */
+function unreadable(file: string, offset: number, cause: unknown): SourceError {
+  const { code, message } = cause as { code?: unknown; message?: unknown };
+  if (code === 'Z_DATA_ERROR' && message === 'incorrect header check') {
+    return new SourceError('dump_unreadable', `cannot read ${file}: its gzip stream is followed by bytes that are not gzip`, {
+      context: { file },
+      hint: `\`gzip -t\` calls them trailing garbage: check where the file came from, take the dump again, or keep the stream alone with \`gzip -dc\` into a .bson file`,
+      cause,
+    });
+  }
+  return new SourceError('dump_unreadable', `cannot read ${file} at byte offset ${offset}: ${String(message ?? cause)}`, {
+    context: { file, offset },
+    hint: 'the file is damaged or not a (gzipped) BSON file',
+    cause,
+  });
+}
+
+/**
  * A pull reader over a byte stream: `ensure(n)` makes n bytes available (false at a clean end),
  * `take(n)` hands them out. Chunks are queued as they come; a document inside one chunk is a view of
  * it (no copy), and only a document spanning chunks is copied, once, into a buffer of its own size.
@@ -62,11 +84,7 @@ export class ByteReader {
       try {
         next = await this.iterator.next();
       } catch (cause) {
-        throw new SourceError('dump_unreadable', `cannot read ${this.file} at byte offset ${this.consumed + this.buffered}: ${(cause as Error).message}`, {
-          context: { file: this.file, offset: this.consumed + this.buffered },
-          hint: 'the file is damaged or not a (gzipped) BSON file',
-          cause,
-        });
+        throw unreadable(this.file, this.consumed + this.buffered, cause);
       }
       if (next.done) {
         this.ended = true;

@@ -237,6 +237,21 @@ test('a corrupt archive and a gzipped file cut short name the file and offset', 
   });
 });
 
+test('a .bson.gz followed by bytes that are not gzip says so, not "byte offset 0"', async () => {
+  const model = await loadPipeline(PIPELINE);
+  const dir = await tmp('gzip-tail');
+  const gz = path.join(dir, 'gz/appdb');
+  await writeDumpFolder(gz, data, { gzip: true });
+  const gzFile = path.join(gz, 'users.bson.gz');
+  await writeFile(gzFile, Buffer.concat([await readFile(gzFile), Buffer.from('JUNK after the stream')]));
+  await assert.rejects(runExtract({ model, stagingDir: path.join(dir, 's'), source: { kind: 'dump', path: gz } }), (e: unknown) => {
+    assert.ok(e instanceof SourceError, String(e));
+    assert.equal(e.message, `cannot read ${gzFile}: its gzip stream is followed by bytes that are not gzip`);
+    assert.match(e.hint ?? '', /gzip -t/);
+    return true;
+  });
+});
+
 test('an archive segment of a namespace its header does not declare (a damaged segment header) stops the read at its offset: its documents are never dropped unread', async () => {
   const model = await loadPipeline(PIPELINE);
   const dir = await tmp('archive-namespace');

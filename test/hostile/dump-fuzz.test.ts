@@ -478,14 +478,19 @@ async function writeDump(dir: string, c: Case, files: Record<Collection, Buffer>
   return { source: folder, file: path.join(folder, `${c.target}.bson${c.container === 'bson' ? '' : '.gz'}`) };
 }
 
-/** The message of an EtlError stopping the run: names the file and a byte offset (the expected one when known). */
-function checkStop(error: unknown, file: string, offset: number | null): void {
+/**
+ * The message of an EtlError stopping the run: names the file and a byte offset (the expected one
+ * when known). Bytes after a gzip stream have no offset to name (gunzip drops the last write's
+ * output): that message says what they are instead.
+ */
+function checkStop(error: unknown, file: string, offset: number | null, trailing = false): void {
   check(error instanceof EtlError, `not an EtlError: ${(error as Error)?.stack ?? String(error)}`);
   check(error.exitCode === 1, `exit code ${error.exitCode}: ${error.message}`);
   check(/^[a-z_]+$/.test(error.code), `code ${error.code}`);
   const m = error.message;
   check(m.includes(file), `the message names ${file}: ${m}`);
   check(!/undefined|NaN|\[object Object\]|TypeError|RangeError/.test(m) && !STACK_LINE.test(m), `a clean message: ${m}`);
+  if (trailing && m.endsWith('its gzip stream is followed by bytes that are not gzip')) return;
   const at = /byte offset (\d+)/.exec(m);
   check(at, `the message names a byte offset: ${m}`);
   if (offset !== null) check(Number(at[1]) === offset, `the message names offset ${offset}: ${m}`);
@@ -675,7 +680,7 @@ async function runCase(c: Case, rng: Rng, dir: string, model: PipelineModel, bas
       await checkCli(c, source, file, dir, 1);
     }
     if (c.container === 'gzip-cut' || c.container === 'gzip-tail') {
-      checkStop(error, file, null);
+      checkStop(error, file, null, c.container === 'gzip-tail');
       return null;
     }
     const stops = stopOffsets(framing);
