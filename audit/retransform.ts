@@ -9,7 +9,7 @@ import path from 'node:path';
 import { loadPipeline } from '../model/load-pipeline.ts';
 import { runTransform } from '../transform/index.ts';
 import { readManifest, writeManifest, type FileRecord, type Manifest } from '../staging/manifest.ts';
-import { runPaths } from '../staging/run-folder.ts';
+import { runPaths, type RunPaths } from '../staging/run-folder.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import { recordedFiles } from './manifest-files.ts';
 import type { Mismatch } from './verify-report.ts';
@@ -40,67 +40,78 @@ export async function retransform(
   const tables = Object.keys(original.tables);
   await mkdir(root, { recursive: true });
   try {
-    const paths = runPaths(root, manifest.run_id);
-    await mkdir(paths.extractDir, { recursive: true });
-    await mkdir(paths.transformDir, { recursive: true });
-    await mkdir(paths.loadDir, { recursive: true });
-    // The run as it stood after extract: transform and load sections dropped, extract files linked.
-    const copy: Manifest = structuredClone(manifest);
-    copy.stages = { extract: copy.stages.extract! };
-    await writeManifest(paths, copy);
-    await linkOrCopy(pipelineFile, paths.pipelineCopy);
-    for (const { record } of recordedFiles(manifest, ['extract'])) {
-      const target = path.join(paths.dir, record.file);
-      await mkdir(path.dirname(target), { recursive: true });
-      await linkOrCopy(path.join(runDir, record.file), target);
-    }
-
+    const paths = await stageAsExtracted(runDir, manifest, pipelineFile, root);
     const model = await loadPipeline(paths.pipelineCopy);
     await runTransform({ model, stagingDir: root, runId: manifest.run_id, tables, signal });
     const redone = (await readManifest(paths)).stages.transform;
-
-    const mismatches: Mismatch[] = [];
-    let filesCompared = 0;
-    let filesIdentical = 0;
-    for (const table of tables) {
-      const before = original.tables[table]!;
-      const after = redone?.tables?.[table];
-      if (!after) {
-        mismatches.push({ check: 'retransform', table, expected: 'table transformed', found: 'transform produced no such table' });
-        continue;
-      }
-      mismatches.push(...compareFigures(table, before, after));
-      for (const [role, rec] of fileSlots(before, after)) {
-        const [b, a] = rec;
-        if (!b || !a) {
-          mismatches.push({ check: 'retransform', table, file: (b ?? a)!.file, expected: b ? `a ${role} file` : `no ${role} file`, found: a ? `a ${role} file` : `no ${role} file` });
-          continue;
-        }
-        filesCompared += 1;
-        const staged = path.join(runDir, b.file);
-        const fresh = path.join(paths.dir, a.file);
-        // Transform hashed the file as it wrote it (its record); the staged file's hash and counts were measured already.
-        const freshSha = a.sha256;
-        const stagedSha = stagedSha256.get(b.file) ?? null;
-        if (stagedSha === freshSha) {
-          filesIdentical += 1;
-          continue;
-        }
-        const diff = stagedSha !== null ? await firstDifference(fresh, staged, signal) : null;
-        mismatches.push({
-          check: 'retransform',
-          table,
-          file: b.file,
-          expected: `sha256 ${freshSha} (what transform makes of the staged NDJSON)`,
-          found: stagedSha !== null ? `sha256 ${stagedSha} (the staged file)` : 'no staged file to compare',
-          detail: diff ? `first difference at line ${diff.line}: re-transformed ${JSON.stringify(clip(diff.fresh))}, staged ${JSON.stringify(clip(diff.staged))}` : undefined,
-        });
-      }
-    }
-    return { tables: tables.length, filesCompared, filesIdentical, mismatches };
+    const result: RetransformResult = { tables: tables.length, filesCompared: 0, filesIdentical: 0, mismatches: [] };
+    const sides: Sides = { runDir, freshDir: paths.dir, stagedSha256, signal };
+    for (const table of tables) await compareTable(table, original.tables[table]!, redone?.tables?.[table], sides, result);
+    return result;
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+}
+
+/** The run as it stood after extract, under `root`: transform and load sections dropped, extract files linked. */
+async function stageAsExtracted(runDir: string, manifest: Manifest, pipelineFile: string, root: string): Promise<RunPaths> {
+  const paths = runPaths(root, manifest.run_id);
+  await mkdir(paths.extractDir, { recursive: true });
+  await mkdir(paths.transformDir, { recursive: true });
+  await mkdir(paths.loadDir, { recursive: true });
+  const copy: Manifest = structuredClone(manifest);
+  copy.stages = { extract: copy.stages.extract! };
+  await writeManifest(paths, copy);
+  await linkOrCopy(pipelineFile, paths.pipelineCopy);
+  for (const { record } of recordedFiles(manifest, ['extract'])) {
+    const target = path.join(paths.dir, record.file);
+    await mkdir(path.dirname(target), { recursive: true });
+    await linkOrCopy(path.join(runDir, record.file), target);
+  }
+  return paths;
+}
+
+/** Where the two versions of a run's files are, and what verify already measured of the staged ones. */
+interface Sides {
+  readonly runDir: string;
+  readonly freshDir: string;
+  readonly stagedSha256: ReadonlyMap<string, string>;
+  readonly signal: AbortSignal | undefined;
+}
+
+/** A table's figures and files, staged against re-transformed, added to `result`. */
+async function compareTable(table: string, before: TransformTableRecord, after: TransformTableRecord | undefined, sides: Sides, result: RetransformResult): Promise<void> {
+  if (!after) {
+    result.mismatches.push({ check: 'retransform', table, expected: 'table transformed', found: 'transform produced no such table' });
+    return;
+  }
+  result.mismatches.push(...compareFigures(table, before, after));
+  for (const [role, [b, a]] of fileSlots(before, after)) {
+    if (!b || !a) {
+      result.mismatches.push({ check: 'retransform', table, file: (b ?? a)!.file, expected: b ? `a ${role} file` : `no ${role} file`, found: a ? `a ${role} file` : `no ${role} file` });
+      continue;
+    }
+    result.filesCompared += 1;
+    const mismatch = await compareFile(table, b, a, sides);
+    if (mismatch) result.mismatches.push(mismatch);
+    else result.filesIdentical += 1;
+  }
+}
+
+/** null when the staged file is the re-transformed one, else the mismatch with its first differing line. */
+async function compareFile(table: string, staged: FileRecord, fresh: FileRecord, sides: Sides): Promise<Mismatch | null> {
+  // Transform hashed the file as it wrote it (its record); the staged file's hash and counts were measured already.
+  const stagedSha = sides.stagedSha256.get(staged.file) ?? null;
+  if (stagedSha === fresh.sha256) return null;
+  const diff = stagedSha !== null ? await firstDifference(path.join(sides.freshDir, fresh.file), path.join(sides.runDir, staged.file), sides.signal) : null;
+  return {
+    check: 'retransform',
+    table,
+    file: staged.file,
+    expected: `sha256 ${fresh.sha256} (what transform makes of the staged NDJSON)`,
+    found: stagedSha !== null ? `sha256 ${stagedSha} (the staged file)` : 'no staged file to compare',
+    detail: diff ? `first difference at line ${diff.line}: re-transformed ${JSON.stringify(clip(diff.fresh))}, staged ${JSON.stringify(clip(diff.staged))}` : undefined,
+  };
 }
 
 /** csv / keys / rejects of the staged and the re-transformed table, paired by role. */
