@@ -192,56 +192,81 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
     // Every table of the model: set_null references are looked up in tables not being compared.
     const live = await readTables(clients[0]!, [...model.loadOrder]);
     const byName = new Map<string, TableDiff>();
-    for (const group of collectionGroups(model, names)) {
-      const sources = expectedSources(mongo, group, inner, secrets);
-      const fills: Promise<void>[] = [];
-      try {
-        for (const name of group.tables) {
-          signal?.throwIfAborted();
-          const table = model.tables.get(name)!;
-          const { fill } = await lanes.start(async (lane, turn) => {
-            options.onProgress?.({ kind: 'table_start', table: name, collection: table.collection });
-            const diff = await diffTable(lane, sources.of(name), table, live, inner, sampleSize, turn);
-            byName.set(name, diff);
-            options.onProgress?.({ kind: 'table_done', table: name, diff });
-          }, sources.reads(name));
-          fills.push(fill);
-        }
-      } finally {
-        // A shared scan's files go once its tables' COPYs have read them (other collections may be read meanwhile).
-        cleanups.push(Promise.all(fills).then(() => sources.close()));
-      }
-    }
+    const run: GroupRun = { mongo, lanes, options: inner, live, secrets, sampleSize, byName, cleanups, signal };
+    for (const group of collectionGroups(model, names)) await startGroup(group, run);
     await lanes.finish();
     await Promise.all(cleanups);
-    const tables = names.map((n) => byName.get(n)!);
-    const sum = (f: (t: TableDiff) => number) => tables.reduce((a, t) => a + f(t), 0);
-    const differing = tables.filter((t) => !t.identical).length;
-    return {
-      identical: differing === 0,
-      deep: options.deep === true,
-      source: options.describe?.mongo ?? describeMongo(options.mongo),
-      destination: options.describe?.postgres ?? describePostgres(options.postgres),
-      sampleSize,
-      startedAt,
-      endedAt: new Date().toISOString(),
-      tables,
-      totals: {
-        tables: tables.length,
-        differing,
-        missing: sum((t) => t.missing.count),
-        extra: sum((t) => t.extra.count),
-        different: sum((t) => t.different?.count ?? 0),
-        rejected: sum((t) => t.rejected.count),
-        refused: sum((t) => t.refused.count),
-      },
-    };
+    return diffReport(options, names.map((n) => byName.get(n)!), sampleSize, startedAt);
   } finally {
     await lanes?.settle();
     await Promise.allSettled(cleanups);
     await mongo?.close().catch(() => undefined);
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
   }
+}
+
+/** What the tables of every collection share while a diff runs. */
+interface GroupRun {
+  readonly mongo: MongoConnection;
+  readonly lanes: DiffLanes;
+  /** The caller's options with the lanes' signal. */
+  readonly options: DiffOptions;
+  readonly live: Awaited<ReturnType<typeof readTables>>;
+  readonly secrets: readonly string[];
+  readonly sampleSize: number;
+  readonly byName: Map<string, TableDiff>;
+  /** Closing each collection's shared scan once its tables' COPYs have read it. */
+  readonly cleanups: Promise<void>[];
+  /** The caller's signal (the lanes' own aborts reach the jobs through `options`). */
+  readonly signal: AbortSignal | undefined;
+}
+
+/** Starts the comparison of a collection's tables on the lanes (each table's result lands in `byName`). */
+async function startGroup(group: { collection: string; tables: string[] }, run: GroupRun): Promise<void> {
+  const { options, lanes } = run;
+  const sources = expectedSources(run.mongo, group, options, run.secrets);
+  const fills: Promise<void>[] = [];
+  try {
+    for (const name of group.tables) {
+      run.signal?.throwIfAborted();
+      const table = options.model.tables.get(name)!;
+      const { fill } = await lanes.start(async (lane, turn) => {
+        options.onProgress?.({ kind: 'table_start', table: name, collection: table.collection });
+        const diff = await diffTable(lane, sources.of(name), table, run.live, options, run.sampleSize, turn);
+        run.byName.set(name, diff);
+        options.onProgress?.({ kind: 'table_done', table: name, diff });
+      }, sources.reads(name));
+      fills.push(fill);
+    }
+  } finally {
+    // A shared scan's files go once its tables' COPYs have read them (other collections may be read meanwhile).
+    run.cleanups.push(Promise.all(fills).then(() => sources.close()));
+  }
+}
+
+/** The report of the compared tables, totals summed. */
+function diffReport(options: DiffOptions, tables: TableDiff[], sampleSize: number, startedAt: string): DiffReport {
+  const sum = (f: (t: TableDiff) => number) => tables.reduce((a, t) => a + f(t), 0);
+  const differing = tables.filter((t) => !t.identical).length;
+  return {
+    identical: differing === 0,
+    deep: options.deep === true,
+    source: options.describe?.mongo ?? describeMongo(options.mongo),
+    destination: options.describe?.postgres ?? describePostgres(options.postgres),
+    sampleSize,
+    startedAt,
+    endedAt: new Date().toISOString(),
+    tables,
+    totals: {
+      tables: tables.length,
+      differing,
+      missing: sum((t) => t.missing.count),
+      extra: sum((t) => t.extra.count),
+      different: sum((t) => t.different?.count ?? 0),
+      rejected: sum((t) => t.rejected.count),
+      refused: sum((t) => t.refused.count),
+    },
+  };
 }
 
 /** The compared tables of each collection, collections in the order of their first table. */
