@@ -106,41 +106,10 @@ async function startLocalFerretDb(): Promise<MongoServer> {
 
   try {
     for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
-      child = spawn(
-        binary,
-        ferretDbArgs(dir, port),
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      child.stdout?.on('data', remember);
-      child.stderr?.on('data', remember);
-      const spawnError = new Promise<Error>((resolve) => child?.once('error', resolve));
-      let failed: Error | null = null;
-      void spawnError.then((err) => {
-        failed = err;
-      });
-      untrack = trackChild(child, 'SIGKILL', dir);
-      // A forgotten stop() must not hang the test process: the exit hook kills the server instead.
-      child.unref();
-      for (const stream of [child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
-
-      const url = `mongodb://127.0.0.1:${port}/`;
-      const deadline = Date.now() + READY_TIMEOUT_MS;
-      let lastError: unknown = null;
-      for (;;) {
-        if (failed) throw new Error(`cannot run ${binary}: ${(failed as Error).message}`);
-        if (!isRunning(child)) break;
-        try {
-          await ping(url, port);
-          return makeServer(url, dir, stop);
-        } catch (err) {
-          lastError = err;
-        }
-        if (Date.now() > deadline) {
-          throw new Error(`FerretDB did not answer ping within ${READY_TIMEOUT_MS} ms (${String((lastError as Error)?.message ?? lastError)})\n${log.join('\n')}`);
-        }
-        await sleep(50);
-      }
+      const started = await spawnFerretDb(binary, dir, remember);
+      child = started.child;
+      untrack = started.untrack;
+      if (await answersPing(started, binary, log)) return makeServer(started.url, dir, stop);
       // FerretDB died before answering: most likely someone took the port in between.
       untrack();
       untrack = undefined;
@@ -152,6 +121,52 @@ async function startLocalFerretDb(): Promise<MongoServer> {
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;
+  }
+}
+
+interface StartedFerretDb {
+  readonly child: ChildProcess;
+  readonly untrack: () => void;
+  readonly url: string;
+  readonly port: number;
+  /** Set when the binary could not be run at all. */
+  readonly failed: { error: Error | null };
+}
+
+/** Starts FerretDB on a free port, its output kept by `remember`, tracked by the exit hook. */
+async function spawnFerretDb(binary: string, dir: string, remember: (chunk: Buffer) => void): Promise<StartedFerretDb> {
+  const port = await freePort();
+  const child = spawn(binary, ferretDbArgs(dir, port), { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', remember);
+  child.stderr?.on('data', remember);
+  const failed: { error: Error | null } = { error: null };
+  child.once('error', (error) => {
+    failed.error = error;
+  });
+  const untrack = trackChild(child, 'SIGKILL', dir);
+  // A forgotten stop() must not hang the test process: the exit hook kills the server instead.
+  child.unref();
+  for (const stream of [child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
+  return { child, untrack, url: `mongodb://127.0.0.1:${port}/`, port, failed };
+}
+
+/** True once the server answers ping; false if it exits first; throws when it cannot run or stays silent. */
+async function answersPing(started: StartedFerretDb, binary: string, log: readonly string[]): Promise<boolean> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let lastError: unknown = null;
+  for (;;) {
+    if (started.failed.error) throw new Error(`cannot run ${binary}: ${started.failed.error.message}`);
+    if (!isRunning(started.child)) return false;
+    try {
+      await ping(started.url, started.port);
+      return true;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`FerretDB did not answer ping within ${READY_TIMEOUT_MS} ms (${String((lastError as Error)?.message ?? lastError)})\n${log.join('\n')}`);
+    }
+    await sleep(50);
   }
 }
 
