@@ -6,10 +6,12 @@
 // will finish or rename. Every stage command removes them when it starts (the next run is how a
 // user recovers from a crash), from runs in which no stage's writer may still be at work: a writer
 // on another host, or a section written by an etl that recorded none, keeps its run untouched.
+// Until then, what etl shows of such a stage (status, runs, report, clean) is `killed`, derived each
+// time it is read (shownStatus): a read-only command never rewrites the manifest.
 import { readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { readManifest, type Manifest, type StageName } from './manifest.ts';
+import { readManifest, type Manifest, type StageName, type StageSectionBase, type StageStatus } from './manifest.ts';
 import { listRunIds, runPaths, type RunPaths } from './run-folder.ts';
 
 export interface StageWriter {
@@ -39,12 +41,43 @@ export function withoutWriter<T extends { writer?: StageWriter }>(section: T): O
   return rest;
 }
 
+const STAGES: readonly StageName[] = ['extract', 'transform', 'load'];
+
+/**
+ * A stage's status as etl shows it: `killed` when its section says `running` but its writer is
+ * certainly gone (writerGone). Derived when read, never written: the manifest keeps `running` until
+ * a stage command recovers the run. A writer alive, on another host or not recorded stays `running`.
+ */
+export type ShownStageStatus = StageStatus | 'killed';
+
+export function shownStatus(section: Pick<StageSectionBase, 'status' | 'writer'> | undefined): ShownStageStatus | null {
+  if (!section) return null;
+  return section.status === 'running' && writerGone(section.writer) ? 'killed' : (section.status ?? null);
+}
+
+/** Every stage of a run as shown (null: never ran, or no readable manifest). */
+export function shownStages(manifest: Manifest | null | undefined): Record<StageName, ShownStageStatus | null> {
+  const s = manifest?.stages;
+  return { extract: shownStatus(s?.extract), transform: shownStatus(s?.transform), load: shownStatus(s?.load) };
+}
+
+/** The stage a run's process died in, when certain; null otherwise. */
+export function killedStage(stages: Readonly<Record<StageName, ShownStageStatus | null>>): StageName | null {
+  return STAGES.find((s) => stages[s] === 'killed') ?? null;
+}
+
+/** What recovers a run killed in `stage`, and what `etl clean` does with it (status, runs, report). */
+export function killedHint(stage: StageName, runId: string): string {
+  const gone = `its ${stage} was killed (its process is gone)`;
+  if (stage === 'extract') return `${gone}: the next \`etl run\`/\`etl extract\` reads its documents again and removes its unfinished files; \`etl clean\` removes it once a newer run is loaded`;
+  if (stage === 'transform') return `${gone}: \`etl transform --run ${runId}\` redoes it (or the next \`etl run\` reads its documents again); \`etl clean\` removes it once a newer run is loaded`;
+  return `${gone}: \`etl load --run ${runId}\` loads it (the next load into its database settles what it committed, from the ledger); \`etl clean\` keeps it until then`;
+}
+
 export interface AbandonedRun {
   readonly paths: RunPaths;
   readonly manifest: Manifest;
 }
-
-const STAGES: readonly StageName[] = ['extract', 'transform', 'load'];
 
 /** The folders of a run that hold staged files (the run folder itself: the manifest, pipeline.yaml). */
 const stagedDirs = (paths: RunPaths): string[] => [paths.dir, paths.extractDir, paths.transformDir, paths.loadDir];

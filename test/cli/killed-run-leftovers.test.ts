@@ -2,14 +2,19 @@
 // the next stage command removes them (running again is how a user recovers from a crash), and
 // leaves alone those of a run whose process is still alive. Found by
 // test/mirror/crash-randomized.test.ts (the load's side: test/load/abandoned-loads.test.ts).
+// Such a run shows as `killed` (not `running`, forever) in etl status, etl runs and etl report, with
+// what recovers it.
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { useServers } from '../harness/index.ts';
 import { etl, REPO, startEtl } from '../harness/cli.ts';
-import { readManifest, updateManifest } from '../../staging/manifest.ts';
+import { readManifest, updateManifest, type StageName } from '../../staging/manifest.ts';
+import type { RunHistory } from '../../report/run-history.ts';
+import type { StatusReport } from '../../inspect/status.ts';
 import { listRunIds, runPaths } from '../../staging/run-folder.ts';
 
 const servers = useServers({ mongo: false });
@@ -86,4 +91,63 @@ test('an etl run SIGKILLed while it loads the last tables, once its transform is
   const again = await etl(args, { cwd: work, env });
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(await partials(staging), [], 'no unfinished file is left');
+});
+
+/** A copy of `run` whose running `stage` names another writer: one alive, or one on another host. */
+async function copyWithWriter(staging: string, run: string, copy: string, stage: StageName, writer: { pid: number; host: string }): Promise<string> {
+  const paths = runPaths(staging, copy);
+  await cp(path.join(staging, run), paths.dir, { recursive: true });
+  await updateManifest(paths, (m) => {
+    m.stages[stage]!.writer = writer;
+  });
+  return copy;
+}
+
+test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl runs and etl report', async (t) => {
+  const staging = path.join(work, 'staging-view');
+  const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
+  const args = ['run', '--source', dump, '--staging', staging, '--pipeline', PIPELINE];
+  const killed = await killWhileWriting(staging, args, env, async () => {
+    const [run] = await listRunIds(staging);
+    return run !== undefined && (await partials(path.join(staging, run))).some((f) => f.startsWith(`extract${path.sep}`));
+  });
+  assert.equal((await readManifest(runPaths(staging, killed))).stages.extract!.status, 'running', 'the manifest is left as the process left it');
+  // Not certain: a writer alive (this process), or one on another host whose pid is free here.
+  const alive = await copyWithWriter(staging, killed, '20200101T000000000Z', 'extract', { pid: process.pid, host: os.hostname() });
+  const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+  const elsewhere = await copyWithWriter(staging, killed, '20200102T000000000Z', 'extract', { pid: deadPid, host: `not-${os.hostname()}` });
+  const hint = new RegExp(`its extract was killed \\(its process is gone\\): the next \`etl run\`/\`etl extract\` reads its documents again`);
+
+  const runs = await etl(['runs', '--json', '--no-ledger', '--staging', staging], { cwd: work });
+  assert.equal(runs.code, 0, runs.stderr);
+  const listed = new Map((JSON.parse(runs.stdout) as RunHistory).runs.map((r) => [r.run_id, r]));
+  assert.deepEqual(listed.get(killed)!.stages, { extract: 'killed', transform: null, load: null });
+  assert.match(listed.get(killed)!.hint ?? '', hint);
+  for (const id of [alive, elsewhere]) assert.deepEqual([listed.get(id)!.stages.extract, listed.get(id)!.hint], ['running', null], id);
+  const runsText = await etl(['runs', '--no-ledger', '--staging', staging], { cwd: work });
+  assert.match(runsText.stdout, new RegExp(`${killed}\\s.*\\skilled\\s`));
+  assert.match(runsText.stdout, new RegExp(`^${killed}: ${hint.source}`, 'm'));
+  assert.doesNotMatch(runsText.stdout, new RegExp(`^${alive}:`, 'm'));
+
+  const status = await etl(['status', '--json', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env });
+  assert.equal(status.code, 0, status.stderr);
+  const unloaded = new Map((JSON.parse(status.stdout) as StatusReport).unloadedRuns.map((r) => [r.runId, r]));
+  assert.equal(unloaded.get(killed)!.stages.extract, 'killed');
+  assert.match(unloaded.get(killed)!.hint ?? '', hint);
+  for (const id of [alive, elsewhere]) assert.deepEqual([unloaded.get(id)!.stages.extract, unloaded.get(id)!.hint], ['running', null], id);
+  const statusText = await etl(['status', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env });
+  assert.equal(statusText.code, 0, statusText.stderr);
+  assert.match(statusText.stdout, new RegExp(`^  ${killed}  extract killed  transform -  load -`, 'm'));
+  assert.match(statusText.stdout, /^ {4}its extract was killed \(its process is gone\): the next `etl run`\/`etl extract`/m);
+  assert.match(statusText.stdout, new RegExp(`^  ${alive}  extract running`, 'm'));
+  const runLines = statusText.stdout.slice(statusText.stdout.indexOf('staged runs not loaded')).split('\n\n')[0]!.split('\n');
+  assert.ok(runLines.every((l) => l.length <= 100), `the staged runs keep to 100 columns:\n${runLines.join('\n')}`);
+
+  const html = path.join(work, 'killed-report.html');
+  const report = await etl(['report', '--run', killed, '--out', html, '--no-ledger', '--staging', staging], { cwd: work });
+  assert.equal(report.code, 0, report.stderr);
+  const page = await readFile(html, 'utf8');
+  assert.match(page, /<td[^>]*>extract<\/td><td[^>]*>killed<\/td>/);
+  assert.match(page, /its extract was killed \(its process is gone\)/);
+  assert.doesNotMatch(page, />running</);
 });
