@@ -3,7 +3,7 @@
 // leaves alone those of a run whose process is still alive. Found by
 // test/mirror/crash-randomized.test.ts (the load's side: test/load/abandoned-loads.test.ts).
 // Such a run shows as `killed` (not `running`, forever) in etl status, etl runs and etl report, with
-// what recovers it.
+// what recovers it, and etl clean removes it by the rules of a failed run.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { after, before, test } from 'node:test';
 import { useServers } from '../harness/index.ts';
 import { etl, REPO, startEtl } from '../harness/cli.ts';
 import { readManifest, updateManifest, type StageName } from '../../staging/manifest.ts';
+import type { CleanReport } from '../../audit/clean.ts';
 import type { RunHistory } from '../../report/run-history.ts';
 import type { StatusReport } from '../../inspect/status.ts';
 import { listRunIds, runPaths } from '../../staging/run-folder.ts';
@@ -103,7 +104,7 @@ async function copyWithWriter(staging: string, run: string, copy: string, stage:
   return copy;
 }
 
-test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl runs and etl report', async (t) => {
+test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl runs and etl report; once a newer run is loaded etl clean removes it', async (t) => {
   const staging = path.join(work, 'staging-view');
   const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
   const args = ['run', '--source', dump, '--staging', staging, '--pipeline', PIPELINE];
@@ -150,4 +151,15 @@ test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl 
   assert.match(page, /<td[^>]*>extract<\/td><td[^>]*>killed<\/td>/);
   assert.match(page, /its extract was killed \(its process is gone\)/);
   assert.doesNotMatch(page, />running</);
+
+  // The next run recovers (its leftovers go) and is loaded: the killed run is superseded.
+  const next = await etl(args, { cwd: work, env });
+  assert.equal(next.code, 0, next.stderr);
+  const cleaned = await etl(['clean', '--json', '--staging', staging], { cwd: work });
+  assert.equal(cleaned.code, 0, cleaned.stderr);
+  const clean = JSON.parse(cleaned.stdout) as CleanReport;
+  assert.deepEqual(clean.removed.map((r) => r.run_id), [killed]);
+  assert.match(clean.removed[0]!.reason, new RegExp(`^killed \\(extract killed, transform not run, load not run\\), older than loaded run ${clean.newest_loaded}$`));
+  for (const id of [alive, elsewhere]) assert.match(clean.kept.find((k) => k.run_id === id)!.reasons.join('; '), /a stage is marked running and the manifest changed within the hour/, id);
+  assert.deepEqual((await listRunIds(staging)).sort(), [alive, elsewhere, clean.newest_loaded!].sort());
 });
