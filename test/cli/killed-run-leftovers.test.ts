@@ -83,11 +83,16 @@ test('an etl run SIGKILLed while it loads the last tables, once its transform is
   const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
   const args = ['run', '--source', dump, '--staging', staging, '--pipeline', PIPELINE];
   // Transformed, and loading: the rejects files of the tables loaded so far are still unfinished.
-  await killWhileWriting(staging, args, env, async () => {
+  const killed = await killWhileWriting(staging, args, env, async () => {
     const [run] = await listRunIds(staging);
     if (run === undefined || !(await partials(path.join(staging, run))).some((f) => f.startsWith(`load${path.sep}`))) return false;
     return (await readManifest(runPaths(staging, run)).catch(() => null))?.stages.transform?.status === 'done';
   });
+
+  const runs = await etl(['runs', '--json', '--no-ledger', '--staging', staging], { cwd: work });
+  const shown = (JSON.parse(runs.stdout) as RunHistory).runs.find((r) => r.run_id === killed)!;
+  assert.deepEqual(shown.stages, { extract: 'done', transform: 'done', load: 'killed' });
+  assert.match(shown.hint ?? '', new RegExp(`its load was killed \\(its process is gone\\): \`etl load --run ${killed}\` loads it`));
 
   const again = await etl(args, { cwd: work, env });
   assert.equal(again.code, 0, again.stderr);
