@@ -94,14 +94,19 @@ async function partialsIn(dir: string): Promise<string[]> {
 export async function abandonedRuns(stagingDir: string): Promise<AbandonedRun[]> {
   const found: AbandonedRun[] = [];
   for (const runId of await listRunIds(stagingDir)) {
-    const paths = runPaths(stagingDir, runId);
-    const partials = (await Promise.all(stagedDirs(paths).map(partialsIn))).flat();
-    if (partials.length === 0) continue;
-    const versions = await manifestVersions(paths);
-    const running = versions.flatMap((m) => STAGES.map((s) => m.stages[s])).filter((s) => s?.status === 'running');
-    if (running.length > 0 && running.every((s) => writerGone(s!.writer))) found.push({ paths, manifest: versions[versions.length - 1]! });
+    const run = await abandonedRun(runPaths(stagingDir, runId));
+    if (run) found.push(run);
   }
   return found;
+}
+
+/** The run, when it holds `*.partial` files and its process died mid-stage (as abandonedRuns finds runs). */
+export async function abandonedRun(paths: RunPaths): Promise<AbandonedRun | null> {
+  const partials = (await Promise.all(stagedDirs(paths).map(partialsIn))).flat();
+  if (partials.length === 0) return null;
+  const versions = await manifestVersions(paths);
+  const running = versions.flatMap((m) => STAGES.map((s) => m.stages[s])).filter((s) => s?.status === 'running');
+  return running.length > 0 && running.every((s) => writerGone(s!.writer)) ? { paths, manifest: versions[versions.length - 1]! } : null;
 }
 
 /**
@@ -127,9 +132,27 @@ export async function removePartials(dir: string): Promise<void> {
  * they are the run's rejects files, which the next load into that database recovers from the ledger
  * (load/abandoned-loads.ts).
  */
-export async function removeAbandonedPartials(stagingDir: string): Promise<void> {
-  for (const { paths, manifest } of await abandonedRuns(stagingDir)) {
+export async function removeAbandonedPartials(stagingDir: string): Promise<AbandonedSweep> {
+  const runs = await abandonedRuns(stagingDir);
+  for (const { paths, manifest } of runs) {
     const dirs = stagedDirs(paths);
     for (const dir of manifest.stages.load?.status === 'running' ? dirs.filter((d) => d !== paths.loadDir) : dirs) await removePartials(dir);
   }
+  return { stagingDir: path.resolve(stagingDir), runs };
+}
+
+/**
+ * One scan of a staging folder for killed runs, their unfinished files removed: what a command that
+ * runs several stages (`etl run`, `etl repair`) makes once and hands to each, so that a 200-run
+ * folder is not walked once per stage. The runs are as they were then: whoever acts on one later
+ * checks it again (abandonedRun).
+ */
+export interface AbandonedSweep {
+  readonly stagingDir: string;
+  readonly runs: readonly AbandonedRun[];
+}
+
+/** The sweep a stage starts with: its command's of the same staging folder, else one of its own. */
+export async function sweepAbandoned(stagingDir: string, swept: AbandonedSweep | undefined): Promise<AbandonedSweep> {
+  return swept !== undefined && swept.stagingDir === path.resolve(stagingDir) ? swept : removeAbandonedPartials(stagingDir);
 }

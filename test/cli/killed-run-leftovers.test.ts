@@ -10,6 +10,7 @@ import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { useServers } from '../harness/index.ts';
 import { etl, REPO, startEtl } from '../harness/cli.ts';
 import { readManifest, updateManifest, type StageName } from '../../staging/manifest.ts';
@@ -167,4 +168,34 @@ test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl 
   assert.match(clean.removed[0]!.reason, new RegExp(`^killed \\(extract killed, transform not run, load not run\\), older than loaded run ${clean.newest_loaded}$`));
   for (const id of [alive, elsewhere]) assert.match(clean.kept.find((k) => k.run_id === id)!.reasons.join('; '), /a stage is marked running and the manifest changed within the hour/, id);
   assert.deepEqual((await listRunIds(staging)).sort(), [alive, elsewhere, clean.newest_loaded!].sort());
+});
+
+/** Notes each listing of a folder by an etl process (test/harness/readdir-notes.preload.mjs). */
+const READDIR_NOTES = fileURLToPath(new URL('../harness/readdir-notes.preload.mjs', import.meta.url));
+
+test('etl run scans the staging folder for killed runs once for its three stages; a stage command alone scans it once', async (t) => {
+  const staging = path.join(work, 'staging-scans');
+  const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
+  const common = ['--staging', staging, '--pipeline', PIPELINE];
+  const first = await etl(['run', '--source', dump, ...common], { cwd: work, env });
+  assert.equal(first.code, 0, first.stderr);
+  // A scan lists the load folder of every run; only a scan lists that of a run no stage works on.
+  const [older] = await listRunIds(staging);
+  const notes = path.join(work, 'readdir-notes');
+  const noting = {
+    ...env,
+    READDIR_WATCH: runPaths(staging, older!).loadDir,
+    READDIR_NOTES: notes,
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(READDIR_NOTES).href}`.trim(),
+  };
+  const scans = async (args: readonly string[]): Promise<number> => {
+    await rm(notes, { force: true });
+    const r = await etl([...args, ...common], { cwd: work, env: noting });
+    assert.equal(r.code, 0, r.stderr);
+    return (await readFile(notes, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
+  };
+  assert.equal(await scans(['run', '--source', dump]), 1, 'etl run');
+  assert.equal(await scans(['extract', '--source', dump]), 1, 'etl extract');
+  assert.equal(await scans(['transform']), 1, 'etl transform');
+  assert.equal(await scans(['load']), 1, 'etl load');
 });
