@@ -12,7 +12,7 @@
 //     advances on load);
 //  5. a run with a stage marked "running" whose manifest changed within the last hour is kept, even
 //     when older: a stage may really be working on it. Not one whose stage was killed (its writer
-//     is certainly gone: staging/run-writer.ts): nothing works on it, so rule 4 alone decides, as
+//     is certainly gone: staging/stage-writer.ts): nothing works on it, so rule 4 alone decides, as
 //     for a failed run. A killed load is a load not done (rule 3): it may have committed, which
 //     only its database's ledger knows (the next load into it settles the run);
 //  6. --keep N keeps the N newest runs; --older-than D keeps runs started on or after D.
@@ -25,7 +25,7 @@ import { UsageError } from '../errors/etl-error.ts';
 import { roughDuration } from '../staging/durations.ts';
 import { STALE_PARTIAL_MS } from './archive-writer.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
-import { killedStage, shownStages, type ShownStageStatus } from '../staging/run-writer.ts';
+import { killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
 import type { StageName } from '../staging/manifest.ts';
 import { folderBytes } from './folder-walk.ts';
 import { isLoaded, readLatest, readRunManifest, runIdTime } from './runs.ts';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { StagingError } from '../errors/etl-error.ts';
 import type { FileFigures } from '../staging/atomic-file.ts';
 import { readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
-import { killedHint, shownStages, type ShownStageStatus } from '../staging/run-writer.ts';
+import { killedHint, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, type RecordedFile } from './manifest-files.ts';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { EtlError } from '../errors/etl-error.ts';
 import { readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
 import { LATEST_FILE, listRunIds, runPaths } from '../staging/run-folder.ts';
-import { killedHint, killedStage, shownStages, type ShownStageStatus } from '../staging/run-writer.ts';
+import { killedHint, killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
 import { folderBytes } from './folder-walk.ts';
 import { STAGES } from './manifest-files.ts';
 

@@ -1,5 +1,5 @@
 // The plain-data result of `etl verify`: what was checked and every mismatch found.
-import type { ShownStageStatus } from '../staging/run-writer.ts';
+import type { ShownStageStatus } from '../staging/stage-writer.ts';
 
 export type CheckKind =
   | 'stage' // a stage section is not "done"

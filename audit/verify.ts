@@ -14,7 +14,7 @@ import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedF
 import { reconcile } from './reconcile.ts';
 import { openRunSource, type RunSource } from './run-source.ts';
 import type { Mismatch, VerifyReport } from './verify-report.ts';
-import { shownStages } from '../staging/run-writer.ts';
+import { shownStages } from '../staging/stage-writer.ts';
 
 export type { Mismatch, VerifyReport, Identity } from './verify-report.ts';
 

@@ -13,7 +13,7 @@ import { checkDrift, type DriftFinding } from '../schema/drift.ts';
 import { StateReads, type LastRunRow, type WatermarkRow } from '../schema/state-reads.ts';
 import { readManifest, type Manifest } from '../staging/manifest.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
-import { killedHint, killedStage, shownStages, type ShownStageStatus } from '../staging/run-writer.ts';
+import { killedHint, killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
 
 export interface StatusOptions {
   readonly model: PipelineModel;
@@ -66,7 +66,7 @@ export interface NextRead {
 
 export interface StagedRunStatus {
   readonly runId: string;
-  /** Per stage: done, failed, running, killed (running, its process gone: staging/run-writer.ts), or null. */
+  /** Per stage: done, failed, running, killed (running, its process gone: staging/stage-writer.ts), or null. */
   readonly stages: { readonly extract: ShownStageStatus | null; readonly transform: ShownStageStatus | null; readonly load: ShownStageStatus | null };
   /** What the manifest says load did: `done`, `dry_run`, `failed`, `running`, `killed` or null (never ran). */
   readonly manifestLoad: 'done' | 'dry_run' | ShownStageStatus | null;

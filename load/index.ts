@@ -102,7 +102,7 @@ class RunningMark {
     this.#began = true;
     if (!this.start.fed) await this.running();
     // Fed: written as soon as the transform's section is, not once every table is loaded, so that a
-    // process killed while it loads the last tables is known by its writer (staging/run-writer.ts).
+    // process killed while it loads the last tables is known by its writer (staging/stage-writer.ts).
     else void this.transformDone?.then(() => this.running()).catch(() => undefined);
   }
 

@@ -10,7 +10,7 @@ import { reconcile } from '../audit/reconcile.ts';
 import type { Identity } from '../audit/verify-report.ts';
 import type { LoadTableRecord } from '../staging/manifest-load.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
-import { killedHint, killedStage, shownStages } from '../staging/run-writer.ts';
+import { killedHint, killedStage, shownStages } from '../staging/stage-writer.ts';
 import type { RunHistoryEntry } from './run-history.ts';
 
 const EXAMPLES_PER_REASON = 3;
@@ -41,7 +41,7 @@ export interface TableFigures {
 export interface RunReportData {
   readonly manifest: Manifest;
   readonly generatedAt: string;
-  /** Per stage: its status as shown (staging/run-writer.ts: `killed` when its process died while it ran). */
+  /** Per stage: its status as shown (staging/stage-writer.ts: `killed` when its process died while it ran). */
   readonly stages: readonly { readonly stage: StageName; readonly status: string; readonly startedAt: string | null; readonly endedAt: string | null; readonly seconds: number | null }[];
   /** When a stage was killed: what recovers the run and what `etl clean` does with it. */
   readonly hint: string | null;

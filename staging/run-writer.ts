@@ -1,78 +1,15 @@
-// Which process is writing a stage of a run, and what a run whose process died leaves behind.
+// What a run whose process died mid-stage leaves behind, and its removal.
 //
-// While a stage runs, its manifest section names its writer (`writer`: pid and host); the section
-// drops it when the stage ends, done or failed. A stage still `running` whose writer is gone was
-// killed (SIGKILL, the OOM killer, a power cut): the `*.partial` files of its run are bytes nobody
-// will finish or rename. Every stage command removes them when it starts (the next run is how a
-// user recovers from a crash), from runs in which no stage's writer may still be at work: a writer
-// on another host, or a section written by an etl that recorded none, keeps its run untouched.
-// Until then, what etl shows of such a stage (status, runs, report, clean) is `killed`, derived each
-// time it is read (shownStatus): a read-only command never rewrites the manifest.
+// A stage still `running` whose writer is gone (staging/stage-writer.ts) was killed: the `*.partial`
+// files of its run are bytes nobody will finish or rename. Every stage command removes them when it
+// starts (the next run is how a user recovers from a crash), from runs in which no stage's writer
+// may still be at work: a writer on another host, or a section written by an etl that recorded
+// none, keeps its run untouched.
 import { readdir, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { readManifest, type Manifest, type StageName, type StageSectionBase, type StageStatus } from './manifest.ts';
+import { readManifest, STAGES, type Manifest } from './manifest.ts';
 import { listRunIds, runPaths, type RunPaths } from './run-folder.ts';
-
-export interface StageWriter {
-  readonly pid: number;
-  readonly host: string;
-}
-
-/** This process, as a running section records it. */
-export function currentWriter(): StageWriter {
-  return { pid: process.pid, host: os.hostname() };
-}
-
-/** True only when certain: the writer ran on this host and no process has its pid. */
-export function writerGone(writer: StageWriter | undefined): boolean {
-  if (!writer || writer.host !== os.hostname() || writer.pid === process.pid) return false;
-  try {
-    process.kill(writer.pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
-/** A section as it is recorded once its stage has ended: without its writer. */
-export function withoutWriter<T extends { writer?: StageWriter }>(section: T): Omit<T, 'writer'> {
-  const { writer: _writer, ...rest } = section;
-  return rest;
-}
-
-const STAGES: readonly StageName[] = ['extract', 'transform', 'load'];
-
-/**
- * A stage's status as etl shows it: `killed` when its section says `running` but its writer is
- * certainly gone (writerGone). Derived when read, never written: the manifest keeps `running` until
- * a stage command recovers the run. A writer alive, on another host or not recorded stays `running`.
- */
-export type ShownStageStatus = StageStatus | 'killed';
-
-export function shownStatus(section: Pick<StageSectionBase, 'status' | 'writer'> | undefined): ShownStageStatus | null {
-  if (!section) return null;
-  return section.status === 'running' && writerGone(section.writer) ? 'killed' : (section.status ?? null);
-}
-
-/** Every stage of a run as shown (null: never ran, or no readable manifest). */
-export function shownStages(manifest: Manifest | null | undefined): Record<StageName, ShownStageStatus | null> {
-  const s = manifest?.stages;
-  return { extract: shownStatus(s?.extract), transform: shownStatus(s?.transform), load: shownStatus(s?.load) };
-}
-
-/** The stage a run's process died in, when certain; null otherwise. */
-export function killedStage(stages: Readonly<Record<StageName, ShownStageStatus | null>>): StageName | null {
-  return STAGES.find((s) => stages[s] === 'killed') ?? null;
-}
-
-/** What recovers a run killed in `stage`, and what `etl clean` does with it (status, runs, report). */
-export function killedHint(stage: StageName, runId: string): string {
-  const gone = `its ${stage} was killed (its process is gone)`;
-  if (stage === 'extract') return `${gone}: the next \`etl run\`/\`etl extract\` reads its documents again and removes its unfinished files; \`etl clean\` removes it once a newer run is loaded`;
-  if (stage === 'transform') return `${gone}: \`etl transform --run ${runId}\` redoes it (or the next \`etl run\` reads its documents again); \`etl clean\` removes it once a newer run is loaded`;
-  return `${gone}: \`etl load --run ${runId}\` loads it (the next load into its database settles what it committed, from the ledger); \`etl clean\` keeps it until then`;
-}
+import { writerGone } from './stage-writer.ts';
 
 export interface AbandonedRun {
   readonly paths: RunPaths;

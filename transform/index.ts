@@ -7,7 +7,8 @@ import { readManifest, requireStageDone, updateManifest, type Manifest } from '.
 import type { TransformSection, TransformTableRecord } from '../staging/manifest-transform.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
-import { currentWriter, sweepAbandoned, withoutWriter } from '../staging/run-writer.ts';
+import { sweepAbandoned } from '../staging/run-writer.ts';
+import { currentWriter, withoutWriter } from '../staging/stage-writer.ts';
 import type { CollectionJob, JobOutcome } from './collection-job.ts';
 import { transformAsExtracted } from './as-extracted.ts';
 import { stageLiveKeys } from './live-keys.ts';

@@ -14,7 +14,7 @@ import { createRun, listRunIds, setLatest } from '../../staging/run-folder.ts';
 import { etlSync } from '../harness/cli.ts';
 import { runManifest } from '../harness/staged-run.ts';
 
-/** `writer`: the process a `running` section names (staging/run-writer.ts). */
+/** `writer`: the process a `running` section names (staging/stage-writer.ts). */
 type State = { extract?: StageStatus; transform?: StageStatus; load?: StageStatus; dryRun?: boolean; noManifest?: boolean; writer?: { pid: number; host: string } };
 
 const record = (file: string, records: number) => ({ file, bytes: records * 10, sha256: '0'.repeat(64), records });
