@@ -5,12 +5,16 @@
 //  2. the newest loaded run is kept (the last state PostgreSQL was brought to, for audit);
 //  3. a run not yet loaded is kept: extract and transform done, load not done (never run, failed,
 //     or a dry run) — its changes are not in PostgreSQL yet;
-//  4. an unfinished run (extract or transform failed, still running, or no readable manifest) is
-//     kept when it is newer than the newest loaded run, or when nothing was ever loaded: it may be
-//     in progress or about to be retried. Older ones are superseded: the loaded run after them read
-//     from a watermark that had not moved past them (the watermark only advances on load);
+//  4. an unfinished run (extract or transform failed, killed, still running, or no readable
+//     manifest) is kept when it is newer than the newest loaded run, or when nothing was ever
+//     loaded: it may be in progress or about to be retried. Older ones are superseded: the loaded
+//     run after them read from a watermark that had not moved past them (the watermark only
+//     advances on load);
 //  5. a run with a stage marked "running" whose manifest changed within the last hour is kept, even
-//     when older: a stage may really be working on it;
+//     when older: a stage may really be working on it. Not one whose stage was killed (its writer
+//     is certainly gone: staging/stage-writer.ts): nothing works on it, so rule 4 alone decides, as
+//     for a failed run. A killed load is a load not done (rule 3): it may have committed, which
+//     only its database's ledger knows (the next load into it settles the run);
 //  6. --keep N keeps the N newest runs; --older-than D keeps runs started on or after D.
 // What remains are loaded runs superseded by a newer loaded run, and unfinished runs older than the
 // newest loaded run. Also removed: a stale `*.partial` file in the staging folder itself (an archive
@@ -21,6 +25,8 @@ import { UsageError } from '../errors/etl-error.ts';
 import { roughDuration } from '../staging/durations.ts';
 import { STALE_PARTIAL_MS } from './archive-writer.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
+import { killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
+import type { StageName } from '../staging/manifest.ts';
 import { folderBytes } from './folder-walk.ts';
 import { isLoaded, readLatest, readRunManifest, runIdTime } from './runs.ts';
 
@@ -84,16 +90,19 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
   const kept: KeptRun[] = [];
   for (const [index, run] of runs.entries()) {
     const reasons: string[] = [];
-    const stages = run.manifest?.stages ?? {};
-    const finished = stages.extract?.status === 'done' && stages.transform?.status === 'done';
+    const stages = shownStages(run.manifest);
+    const killed = killedStage(stages);
+    const unfinished = killed === null ? 'unfinished' : `killed during its ${killed} (its process is gone)`;
+    const finished = stages.extract === 'done' && stages.transform === 'done';
     const loaded = isLoaded(run.manifest);
     if (run.runId === latest) reasons.push('`latest` points at it');
     if (run.runId === newestLoaded) reasons.push('newest loaded run');
-    if (finished && !loaded) reasons.push(`not yet loaded (load ${stages.load ? stages.load.status + (stages.load.dry_run ? ', dry run' : '') : 'never ran'})`);
+    if (finished && !loaded) reasons.push(`not yet loaded (load ${stages.load ? stages.load + (run.manifest?.stages.load?.dry_run ? ', dry run' : '') : 'never ran'})`);
     if (!finished) {
-      if (newestLoaded === null) reasons.push('unfinished, and no run was loaded yet');
-      else if (run.runId > newestLoaded) reasons.push('unfinished, newer than the newest loaded run');
-      const running = Object.values(stages).some((s) => s?.status === 'running');
+      if (newestLoaded === null) reasons.push(`${unfinished}, and no run was loaded yet`);
+      else if (run.runId > newestLoaded) reasons.push(`${unfinished}, newer than the newest loaded run`);
+      // A killed stage is certainly not at work: only a stage that may be running keeps an old run.
+      const running = Object.values(stages).some((s) => s === 'running');
       if (running) {
         const mtime = await stat(runPaths(stagingDir, run.runId).manifest).then((s) => s.mtimeMs, () => 0);
         if (now.getTime() - mtime < RECENT_MS) reasons.push('a stage is marked running and the manifest changed within the hour');
@@ -109,7 +118,7 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
     }
     const reason = loaded
       ? `loaded, superseded by loaded run ${newestLoaded}`
-      : `unfinished (${run.problem ?? describeStages(stages)}), older than loaded run ${newestLoaded}`;
+      : `${killed === null ? 'unfinished' : 'killed'} (${run.problem ?? describeStages(stages)}), older than loaded run ${newestLoaded}`;
     const dir = runPaths(stagingDir, run.runId).dir;
     // A run that is a link to a folder elsewhere: removing it removes the link only, which frees nothing.
     const link = await readlink(dir).catch(() => null);
@@ -156,9 +165,9 @@ async function stalePartials(stagingDir: string, now: Date): Promise<RemovedPart
   return found;
 }
 
-function describeStages(stages: Record<string, { status: string } | undefined>): string {
-  return ['extract', 'transform', 'load']
-    .map((s) => `${s} ${stages[s]?.status ?? 'not run'}`)
+function describeStages(stages: Record<StageName, ShownStageStatus | null>): string {
+  return (['extract', 'transform', 'load'] as const)
+    .map((s) => `${s} ${stages[s] ?? 'not run'}`)
     .join(', ');
 }
 

@@ -1,8 +1,8 @@
 // Which files a manifest vouches for. The walk is generic (any object shaped like a FileRecord,
 // wherever a stage put it), so a stage that records a new kind of file is audited without a change here.
-import type { FileRecord, Manifest, StageName } from '../staging/manifest.ts';
+import { STAGES, type FileRecord, type Manifest, type StageName } from '../staging/manifest.ts';
 
-export const STAGES: readonly StageName[] = ['extract', 'transform', 'load'];
+export { STAGES };
 
 /** Files every finished run holds besides the stages' own files. */
 export const MANIFEST_FILE = 'manifest.json';

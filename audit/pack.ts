@@ -9,7 +9,8 @@ import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StagingError } from '../errors/etl-error.ts';
 import type { FileFigures } from '../staging/atomic-file.ts';
-import { readManifest, type Manifest, type StageName, type StageStatus } from '../staging/manifest.ts';
+import { readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
+import { killedHint, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, type RecordedFile } from './manifest-files.ts';
@@ -54,7 +55,7 @@ export interface PackReport {
   files: number;
   /** Bytes of the run's files before compression. */
   content_bytes: number;
-  stages: Record<StageName, StageStatus | null>;
+  stages: Record<StageName, ShownStageStatus | null>;
   /** Stages whose files are in the archive (extract and transform always; load when done). */
   stages_included: StageName[];
   /** Files of the run folder that are not in the archive (not recorded by a finished stage). */
@@ -102,17 +103,19 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
   };
 }
 
-function checkStages(paths: RunPaths, manifest: Manifest): Record<StageName, StageStatus | null> {
-  const stages = {
-    extract: manifest.stages?.extract?.status ?? null,
-    transform: manifest.stages?.transform?.status ?? null,
-    load: manifest.stages?.load?.status ?? null,
-  };
+function checkStages(paths: RunPaths, manifest: Manifest): Record<StageName, ShownStageStatus | null> {
+  const stages = shownStages(manifest);
   const describe = (Object.keys(stages) as StageName[]).map((s) => `${s} ${stages[s] ?? 'not run'}`).join(', ');
   if (stages.extract !== 'done' || stages.transform !== 'done') {
     throw new StagingError('stage_not_done', `run ${paths.runId} cannot be packed: extract and transform must be done (${describe})`, {
       context: { file: paths.manifest },
       hint: stages.extract !== 'done' ? 'run `etl extract` to make a complete run' : `run \`etl transform --run ${paths.runId}\` first`,
+    });
+  }
+  if (stages.load === 'killed') {
+    throw new StagingError('stage_running', `run ${paths.runId} cannot be packed: its load was killed (${describe})`, {
+      context: { file: paths.manifest },
+      hint: killedHint('load', paths.runId),
     });
   }
   if (stages.load === 'running') {

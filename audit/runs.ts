@@ -3,8 +3,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EtlError } from '../errors/etl-error.ts';
-import { readManifest, type Manifest, type StageName, type StageStatus } from '../staging/manifest.ts';
+import { readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
 import { LATEST_FILE, listRunIds, runPaths } from '../staging/run-folder.ts';
+import { killedHint, killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
 import { folderBytes } from './folder-walk.ts';
 import { STAGES } from './manifest-files.ts';
 
@@ -12,8 +13,11 @@ export interface RunSummary {
   run_id: string;
   /** When the run started (from its id), ISO 8601. */
   started_at: string;
-  stages: Record<StageName, StageStatus | null>;
+  /** Per stage: done, failed, running, killed (running, its process gone), or null (never ran). */
+  stages: Record<StageName, ShownStageStatus | null>;
   stages_done: StageName[];
+  /** When a stage was killed: what recovers the run and what `etl clean` does with it. */
+  hint: string | null;
   /** Documents extracted (all collections); null when extract never recorded any. */
   documents: number | null;
   /** CSV rows written by transform (all tables). */
@@ -62,7 +66,8 @@ export function isLoaded(manifest: Manifest | null): boolean {
 
 function summarise(runId: string, manifest: Manifest | null, extra: { latest: boolean; bytes: number; problem: string | null }): RunSummary {
   const s = manifest?.stages ?? {};
-  const stages = { extract: s.extract?.status ?? null, transform: s.transform?.status ?? null, load: s.load?.status ?? null };
+  const stages = shownStages(manifest);
+  const killed = killedStage(stages);
   const total = (values: number[] | null) => (values === null ? null : values.reduce((a, b) => a + b, 0));
   const transformTables = s.transform ? Object.values(s.transform.tables ?? {}) : null;
   const loadTables = s.load?.status === 'done' ? Object.values(s.load.tables ?? {}) : [];
@@ -71,6 +76,7 @@ function summarise(runId: string, manifest: Manifest | null, extra: { latest: bo
     started_at: runIdTime(runId).toISOString(),
     stages,
     stages_done: STAGES.filter((st) => stages[st] === 'done'),
+    hint: killed ? killedHint(killed, runId) : null,
     documents: total(s.extract ? Object.values(s.extract.collections ?? {}).map((c) => c.records ?? 0) : null),
     rows: total(transformTables ? transformTables.map((t) => t.rows ?? 0) : null),
     rejects: transformTables === null ? null : total([...transformTables.map((t) => t.rejected ?? 0), ...loadTables.map((t) => t.rejected ?? 0)]),

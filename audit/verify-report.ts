@@ -1,5 +1,5 @@
 // The plain-data result of `etl verify`: what was checked and every mismatch found.
-import type { StageStatus } from '../staging/manifest.ts';
+import type { ShownStageStatus } from '../staging/stage-writer.ts';
 
 export type CheckKind =
   | 'stage' // a stage section is not "done"
@@ -40,7 +40,8 @@ export interface VerifyReport {
   /** The archive verified, or null for a run folder. */
   archive: string | null;
   run_id: string;
-  stages: Record<'extract' | 'transform' | 'load', StageStatus | null>;
+  /** Per stage: its status as shown (`killed`: running, its process gone from this host). */
+  stages: Record<'extract' | 'transform' | 'load', ShownStageStatus | null>;
   pipeline: {
     manifest_sha256: string;
     stored_sha256: string | null;

@@ -14,6 +14,7 @@ import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedF
 import { reconcile } from './reconcile.ts';
 import { openRunSource, type RunSource } from './run-source.ts';
 import type { Mismatch, VerifyReport } from './verify-report.ts';
+import { shownStages } from '../staging/stage-writer.ts';
 
 export type { Mismatch, VerifyReport, Identity } from './verify-report.ts';
 
@@ -91,11 +92,7 @@ async function verifySource(source: RunSource, temp: string, options: VerifyOpti
 type Stages = VerifyReport['stages'];
 
 function stageStatuses(manifest: Manifest, mismatches: Mismatch[], notes: string[]): Stages {
-  const stages = {
-    extract: manifest.stages?.extract?.status ?? null,
-    transform: manifest.stages?.transform?.status ?? null,
-    load: manifest.stages?.load?.status ?? null,
-  };
+  const stages = shownStages(manifest);
   for (const stage of ['extract', 'transform'] as const) {
     if (stages[stage] !== 'done') mismatches.push({ check: 'stage', field: `stages.${stage}.status`, expected: 'done', found: stages[stage] ?? 'absent' });
   }

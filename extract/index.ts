@@ -10,7 +10,8 @@ import { writeFileAtomic } from '../staging/atomic-file.ts';
 import { TOOL_VERSION, updateManifest, writeManifest, type Manifest } from '../staging/manifest.ts';
 import type { ExtractCollectionRecord, ExtractSection } from '../staging/manifest-extract.ts';
 import { createRun, setLatest, type RunPaths } from '../staging/run-folder.ts';
-import { currentWriter, removeAbandonedPartials, withoutWriter } from '../staging/run-writer.ts';
+import { sweepAbandoned } from '../staging/run-writer.ts';
+import { currentWriter, withoutWriter } from '../staging/stage-writer.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
 import { discardCollection, extractCollection } from './collection-extract.ts';
 import { runCollections } from './collection-pool.ts';
@@ -53,7 +54,7 @@ export async function runExtract(options: ExtractOptions): Promise<ExtractReport
   const now = options.now ?? (() => new Date());
   options.signal?.throwIfAborted();
   // The unfinished files of runs whose process was killed (the next run is the user's recovery).
-  await removeAbandonedPartials(options.stagingDir);
+  await sweepAbandoned(options.stagingDir, options.abandoned);
   let x: ExtractRun;
   if (options.repair) {
     if (options.source.kind !== 'mongodb') throw dumpRefused();

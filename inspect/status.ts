@@ -11,8 +11,9 @@ import { tableFingerprint } from '../model/fingerprint.ts';
 import { collectionFrom, planTableRead, type MappingState, type TablePlan, type WatermarkReason } from '../model/read-plan.ts';
 import { checkDrift, type DriftFinding } from '../schema/drift.ts';
 import { StateReads, type LastRunRow, type WatermarkRow } from '../schema/state-reads.ts';
-import { readManifest, type Manifest, type StageStatus } from '../staging/manifest.ts';
+import { readManifest, type Manifest } from '../staging/manifest.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
+import { killedHint, killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
 
 export interface StatusOptions {
   readonly model: PipelineModel;
@@ -65,9 +66,12 @@ export interface NextRead {
 
 export interface StagedRunStatus {
   readonly runId: string;
-  readonly stages: { readonly extract: StageStatus | null; readonly transform: StageStatus | null; readonly load: StageStatus | null };
-  /** What the manifest says load did: `done`, `dry_run`, `failed`, `running` or null (never ran). */
-  readonly manifestLoad: 'done' | 'dry_run' | 'failed' | 'running' | null;
+  /** Per stage: done, failed, running, killed (running, its process gone: staging/stage-writer.ts), or null. */
+  readonly stages: { readonly extract: ShownStageStatus | null; readonly transform: ShownStageStatus | null; readonly load: ShownStageStatus | null };
+  /** What the manifest says load did: `done`, `dry_run`, `failed`, `running`, `killed` or null (never ran). */
+  readonly manifestLoad: 'done' | 'dry_run' | ShownStageStatus | null;
+  /** When a stage was killed: what recovers the run and what `etl clean` does with it. */
+  readonly hint: string | null;
   /** Tables the run holds (transformed ones, else extracted ones). */
   readonly tables: readonly string[];
   /** Of those, tables etl_runs records as loaded from this run. */
@@ -217,18 +221,19 @@ async function unloadedRuns(
       problem = e instanceof Error ? e.message : String(e);
     }
     const s = manifest?.stages ?? {};
-    const stages = { extract: s.extract?.status ?? null, transform: s.transform?.status ?? null, load: s.load?.status ?? null };
+    const stages = shownStages(manifest);
     const tables = s.transform?.status === 'done' ? Object.keys(s.transform.tables ?? {}) : s.extract?.tables ?? Object.values(s.extract?.collections ?? {}).flatMap((c) => c.tables ?? []);
     const loadedTables = applied ? [...(applied.get(runId) ?? [])].sort() : [];
     const complete = tables.length > 0 && tables.every((t) => loadedTables.includes(t));
     if (applied && (complete || (tables.length === 0 && loadedTables.length > 0))) continue;
-    const manifestLoad = s.load ? (s.load.status === 'done' ? (s.load.dry_run ? 'dry_run' : 'done') : s.load.status) : null;
+    const manifestLoad = s.load?.status === 'done' ? (s.load.dry_run ? 'dry_run' : 'done') : stages.load;
+    const killed = killedStage(stages);
     const next = stages.extract !== 'done' ? null : stages.transform === 'done' ? 'load' : 'transform';
     const olderThanLoaded = tables.some((t) => {
       const newest = newestLoaded.get(t);
       return newest !== undefined && newest > runId;
     });
-    runs.push({ runId, stages, manifestLoad, tables, loadedTables, next, olderThanLoaded, problem });
+    runs.push({ runId, stages, manifestLoad, hint: killed ? killedHint(killed, runId) : null, tables, loadedTables, next, olderThanLoaded, problem });
   }
   return { runs, total: ids.length };
 }

@@ -5,14 +5,21 @@
 // (load-record.ts); a run it does not list was rolled back by PostgreSQL, so its unfinished rejects
 // files go.
 import type pg from 'pg';
-import { abandonedRuns, removeAbandonedPartials, removePartials } from '../staging/run-writer.ts';
+import { abandonedRun, removePartials, type AbandonedSweep } from '../staging/run-writer.ts';
 import { appliedTables } from './ledger.ts';
 import { recordAlreadyApplied } from './load-record.ts';
 
-/** `current`: the run this load loads, whose own recovery (already applied) is the load's. */
-export async function settleAbandonedLoads(client: pg.Client, stagingDir: string, destination: string, current: string): Promise<void> {
-  await removeAbandonedPartials(stagingDir);
-  for (const { paths, manifest } of await abandonedRuns(stagingDir)) {
+/**
+ * `swept`: the killed runs found when the command started, their other unfinished files removed;
+ * each is checked again here, under the load lock (another load may have settled or loaded it
+ * since). `current`: the run this load loads, whose own recovery (already applied) is the load's.
+ */
+export async function settleAbandonedLoads(client: pg.Client, swept: AbandonedSweep, destination: string, current: string): Promise<void> {
+  for (const found of swept.runs) {
+    if (found.manifest.stages.load?.status !== 'running') continue;
+    const run = await abandonedRun(found.paths);
+    if (run === null) continue;
+    const { paths, manifest } = run;
     const load = manifest.stages.load;
     if (load?.status !== 'running' || manifest.destination?.description !== destination) continue;
     const applied = await appliedTables(client, paths.runId);

@@ -26,6 +26,7 @@ import { startLoad, type LoadStart } from './start.ts';
 import { LoadSession } from './session.ts';
 import { tablesWithPending } from './pending.ts';
 import { settleAbandonedLoads } from './abandoned-loads.ts';
+import { sweepAbandoned } from '../staging/run-writer.ts';
 import { BULK_ROWS } from './merge.ts';
 import { loadTables, type TablesOutcome } from './tables.ts';
 
@@ -42,7 +43,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const outcome: { value: TablesOutcome | null } = { value: null };
   try {
     await session.begin(start.model);
-    await settleAbandonedLoads(session.client, start.paths.stagingDir, base.destination, start.paths.runId);
+    await settleAbandonedLoads(session.client, await sweepAbandoned(start.paths.stagingDir, options.abandoned), base.destination, start.paths.runId);
     const applied = await appliedTables(session.client, start.paths.runId);
     const toLoad = start.tables.filter((t) => !applied.has(t));
     const skipped = start.tables.filter((t) => applied.has(t)).map((t) => ({ table: t, loadedAt: applied.get(t)!.loadedAt }));
@@ -101,7 +102,7 @@ class RunningMark {
     this.#began = true;
     if (!this.start.fed) await this.running();
     // Fed: written as soon as the transform's section is, not once every table is loaded, so that a
-    // process killed while it loads the last tables is known by its writer (staging/run-writer.ts).
+    // process killed while it loads the last tables is known by its writer (staging/stage-writer.ts).
     else void this.transformDone?.then(() => this.running()).catch(() => undefined);
   }
 

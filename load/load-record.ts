@@ -12,7 +12,7 @@ import type { FileRecord } from '../staging/manifest.ts';
 import { updateManifest } from '../staging/manifest.ts';
 import type { LoadSection, LoadTableRecord } from '../staging/manifest-load.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
-import { currentWriter } from '../staging/run-writer.ts';
+import { currentWriter } from '../staging/stage-writer.ts';
 import type { LoadReport, TableLoadReport } from './options.ts';
 
 export function section(status: LoadSection['status'], report: Pick<LoadReport, 'dryRun' | 'startedAt'>, tables: Record<string, LoadTableRecord> = {}): LoadSection {

@@ -9,9 +9,11 @@ export interface RunHistoryEntry {
   /** When the run was extracted (its id), ISO 8601. */
   readonly started_at: string;
   readonly source: string | null;
-  /** Per stage: done, failed, running, or null (never ran / unknown). */
+  /** Per stage: done, failed, running, killed (running, its process gone), or null (never ran / unknown). */
   readonly stages: Record<StageName, string | null>;
   readonly stages_done: readonly StageName[];
+  /** When a stage was killed: what recovers the run and what `etl clean` does with it. */
+  readonly hint: string | null;
   /** Per stage: seconds from start to end, when known. */
   readonly seconds: Record<StageName, number | null>;
   readonly documents: number | null;
@@ -59,6 +61,7 @@ function fromManifest(s: RunSummary, l: LedgerRun | null): RunHistoryEntry {
     source: s.source,
     stages: s.stages,
     stages_done: s.stages_done,
+    hint: s.hint,
     seconds: s.seconds,
     documents: s.documents,
     rows: s.rows,
@@ -82,6 +85,7 @@ function fromLedger(l: LedgerRun): RunHistoryEntry {
     source: null,
     stages: { extract: null, transform: null, load: 'done' },
     stages_done: ['load'],
+    hint: null,
     seconds: { extract: null, transform: null, load: null },
     documents: null,
     rows: l.staged,

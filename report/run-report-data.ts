@@ -10,6 +10,7 @@ import { reconcile } from '../audit/reconcile.ts';
 import type { Identity } from '../audit/verify-report.ts';
 import type { LoadTableRecord } from '../staging/manifest-load.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
+import { killedHint, killedStage, shownStages } from '../staging/stage-writer.ts';
 import type { RunHistoryEntry } from './run-history.ts';
 
 const EXAMPLES_PER_REASON = 3;
@@ -40,7 +41,10 @@ export interface TableFigures {
 export interface RunReportData {
   readonly manifest: Manifest;
   readonly generatedAt: string;
+  /** Per stage: its status as shown (staging/stage-writer.ts: `killed` when its process died while it ran). */
   readonly stages: readonly { readonly stage: StageName; readonly status: string; readonly startedAt: string | null; readonly endedAt: string | null; readonly seconds: number | null }[];
+  /** When a stage was killed: what recovers the run and what `etl clean` does with it. */
+  readonly hint: string | null;
   readonly tables: readonly TableFigures[];
   /** The count identities of the run (audit/reconcile.ts, what `etl verify` checks), each with its figures. */
   readonly identities: readonly Identity[];
@@ -66,7 +70,9 @@ export async function gatherRunReport(paths: RunPaths, manifest: Manifest, histo
   const watermarks = Object.entries(manifest.stages.extract?.collections ?? {}).flatMap(([collection, c]) =>
     c.watermark ? [{ collection, from: c.watermark.from, next: c.watermark.next, basis: c.watermark.next_basis ?? null, documents: c.documents }] : [],
   );
-  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), tables, identities: reconcile(manifest), watermarks, history };
+  const killed = killedStage(shownStages(manifest));
+  const hint = killed ? killedHint(killed, paths.runId) : null;
+  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), hint, tables, identities: reconcile(manifest), watermarks, history };
 }
 
 function unique<T>(xs: readonly T[]): T[] {
@@ -74,10 +80,11 @@ function unique<T>(xs: readonly T[]): T[] {
 }
 
 function stageTimings(m: Manifest): RunReportData['stages'] {
+  const shown = shownStages(m);
   return (['extract', 'transform', 'load'] as const).map((stage) => {
     const s = m.stages[stage];
     const ms = s?.started_at && s.ended_at ? Date.parse(s.ended_at) - Date.parse(s.started_at) : NaN;
-    return { stage, status: s ? (stage === 'load' && m.stages.load?.dry_run ? `${s.status} (dry run)` : s.status) : 'not run', startedAt: s?.started_at ?? null, endedAt: s?.ended_at ?? null, seconds: Number.isFinite(ms) ? ms / 1000 : null };
+    return { stage, status: s ? (stage === 'load' && m.stages.load?.dry_run ? `${shown[stage]} (dry run)` : shown[stage]!) : 'not run', startedAt: s?.started_at ?? null, endedAt: s?.ended_at ?? null, seconds: Number.isFinite(ms) ? ms / 1000 : null };
   });
 }
 

@@ -50,11 +50,13 @@ function header(d: RunReportData): string {
   const rejected = sum(t.map((x) => (x.transform?.rejected ?? 0) + (x.load?.rejected ?? 0)));
   const ok = d.identities.every((i) => i.ok);
   const load = m.stages.load;
-  const loaded = load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : `not loaded (${load?.status ?? 'load never ran'})`;
+  const loadStatus = d.stages.find((s) => s.stage === 'load')?.status;
+  const loaded = load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : `not loaded (${load ? loadStatus : 'load never ran'})`;
   // The manifest holds no credentials; a URL with one is scrubbed all the same.
   const facts: [string, string][] = [
     ['source', redactText(m.source.description)],
     ['result', redactText(loaded)],
+    ...(d.hint ? ([['killed', d.hint]] as [string, string][]) : []),
     ['pipeline.yaml', `sha256 ${m.pipeline_sha256}`],
     ['tool', `etl ${m.tool_version}`],
   ];

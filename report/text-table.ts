@@ -42,6 +42,21 @@ export function cutText(text: string, width: number): string {
   return width <= 1 ? text.slice(0, width) : `${text.slice(0, width - 1)}…`;
 }
 
+/** Text as lines of at most `width` characters, broken between words, each starting with `indent`. */
+export function wrapText(text: string, width: number, indent: string): string[] {
+  const lines: string[] = [];
+  let line = indent;
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line.length > indent.length && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = indent;
+    }
+    line += line.length > indent.length ? ` ${word}` : word;
+  }
+  if (line.length > indent.length) lines.push(line);
+  return lines;
+}
+
 /** Shrinks the shrinkable columns, widest excess first, until the line fits (or none can shrink). */
 function fitWidths(natural: number[], options: TableOptions): number[] {
   const widths = [...natural];

@@ -9,10 +9,12 @@ import type { RunPaths } from './run-folder.ts';
 import type { ExtractSection } from './manifest-extract.ts';
 import type { TransformSection } from './manifest-transform.ts';
 import type { LoadSection } from './manifest-load.ts';
-import type { StageWriter } from './run-writer.ts';
+import { killedHint, shownStatus, type StageWriter } from './stage-writer.ts';
 
 const MANIFEST_FORMAT = 1;
 export type StageName = 'extract' | 'transform' | 'load';
+/** The stages in the order they run. */
+export const STAGES: readonly StageName[] = ['extract', 'transform', 'load'];
 export type StageStatus = 'running' | 'done' | 'failed';
 
 /** Fields every stage section has. */
@@ -22,7 +24,7 @@ export interface StageSectionBase {
   ended_at: string | null;
   /** Why the stage failed (no secrets). */
   error?: { code: string; message: string } | null;
-  /** While `running`: the process writing it (staging/run-writer.ts); dropped when the stage ends. */
+  /** While `running`: the process writing it (staging/stage-writer.ts); dropped when the stage ends. */
   writer?: StageWriter;
 }
 
@@ -93,6 +95,12 @@ export async function updateManifest(paths: RunPaths, change: (m: Manifest) => v
 export function requireStageDone(manifest: Manifest, stage: StageName, paths: RunPaths): void {
   const section = manifest.stages[stage];
   if (section?.status === 'done') return;
+  if (shownStatus(section) === 'killed') {
+    throw new StagingError('stage_not_done', `${stage} of run ${paths.runId} was killed (its process is gone): its files are not complete`, {
+      context: { file: paths.manifest },
+      hint: killedHint(stage, paths.runId),
+    });
+  }
   const state = section ? `is "${section.status}"${section.error ? ` (${section.error.message})` : ''}` : 'never ran';
   throw new StagingError('stage_not_done', `${stage} of run ${paths.runId} ${state}: its files are not complete`, {
     context: { file: paths.manifest },

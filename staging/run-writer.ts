@@ -1,50 +1,20 @@
-// Which process is writing a stage of a run, and what a run whose process died leaves behind.
+// What a run whose process died mid-stage leaves behind, and its removal.
 //
-// While a stage runs, its manifest section names its writer (`writer`: pid and host); the section
-// drops it when the stage ends, done or failed. A stage still `running` whose writer is gone was
-// killed (SIGKILL, the OOM killer, a power cut): the `*.partial` files of its run are bytes nobody
-// will finish or rename. Every stage command removes them when it starts (the next run is how a
-// user recovers from a crash), from runs in which no stage's writer may still be at work: a writer
-// on another host, or a section written by an etl that recorded none, keeps its run untouched.
+// A stage still `running` whose writer is gone (staging/stage-writer.ts) was killed: the `*.partial`
+// files of its run are bytes nobody will finish or rename. Every stage command removes them when it
+// starts (the next run is how a user recovers from a crash), from runs in which no stage's writer
+// may still be at work: a writer on another host, or a section written by an etl that recorded
+// none, keeps its run untouched.
 import { readdir, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { readManifest, type Manifest, type StageName } from './manifest.ts';
+import { readManifest, STAGES, type Manifest } from './manifest.ts';
 import { listRunIds, runPaths, type RunPaths } from './run-folder.ts';
-
-export interface StageWriter {
-  readonly pid: number;
-  readonly host: string;
-}
-
-/** This process, as a running section records it. */
-export function currentWriter(): StageWriter {
-  return { pid: process.pid, host: os.hostname() };
-}
-
-/** True only when certain: the writer ran on this host and no process has its pid. */
-export function writerGone(writer: StageWriter | undefined): boolean {
-  if (!writer || writer.host !== os.hostname() || writer.pid === process.pid) return false;
-  try {
-    process.kill(writer.pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
-/** A section as it is recorded once its stage has ended: without its writer. */
-export function withoutWriter<T extends { writer?: StageWriter }>(section: T): Omit<T, 'writer'> {
-  const { writer: _writer, ...rest } = section;
-  return rest;
-}
+import { writerGone } from './stage-writer.ts';
 
 export interface AbandonedRun {
   readonly paths: RunPaths;
   readonly manifest: Manifest;
 }
-
-const STAGES: readonly StageName[] = ['extract', 'transform', 'load'];
 
 /** The folders of a run that hold staged files (the run folder itself: the manifest, pipeline.yaml). */
 const stagedDirs = (paths: RunPaths): string[] => [paths.dir, paths.extractDir, paths.transformDir, paths.loadDir];
@@ -61,14 +31,19 @@ async function partialsIn(dir: string): Promise<string[]> {
 export async function abandonedRuns(stagingDir: string): Promise<AbandonedRun[]> {
   const found: AbandonedRun[] = [];
   for (const runId of await listRunIds(stagingDir)) {
-    const paths = runPaths(stagingDir, runId);
-    const partials = (await Promise.all(stagedDirs(paths).map(partialsIn))).flat();
-    if (partials.length === 0) continue;
-    const versions = await manifestVersions(paths);
-    const running = versions.flatMap((m) => STAGES.map((s) => m.stages[s])).filter((s) => s?.status === 'running');
-    if (running.length > 0 && running.every((s) => writerGone(s!.writer))) found.push({ paths, manifest: versions[versions.length - 1]! });
+    const run = await abandonedRun(runPaths(stagingDir, runId));
+    if (run) found.push(run);
   }
   return found;
+}
+
+/** The run, when it holds `*.partial` files and its process died mid-stage (as abandonedRuns finds runs). */
+export async function abandonedRun(paths: RunPaths): Promise<AbandonedRun | null> {
+  const partials = (await Promise.all(stagedDirs(paths).map(partialsIn))).flat();
+  if (partials.length === 0) return null;
+  const versions = await manifestVersions(paths);
+  const running = versions.flatMap((m) => STAGES.map((s) => m.stages[s])).filter((s) => s?.status === 'running');
+  return running.length > 0 && running.every((s) => writerGone(s!.writer)) ? { paths, manifest: versions[versions.length - 1]! } : null;
 }
 
 /**
@@ -94,9 +69,27 @@ export async function removePartials(dir: string): Promise<void> {
  * they are the run's rejects files, which the next load into that database recovers from the ledger
  * (load/abandoned-loads.ts).
  */
-export async function removeAbandonedPartials(stagingDir: string): Promise<void> {
-  for (const { paths, manifest } of await abandonedRuns(stagingDir)) {
+export async function removeAbandonedPartials(stagingDir: string): Promise<AbandonedSweep> {
+  const runs = await abandonedRuns(stagingDir);
+  for (const { paths, manifest } of runs) {
     const dirs = stagedDirs(paths);
     for (const dir of manifest.stages.load?.status === 'running' ? dirs.filter((d) => d !== paths.loadDir) : dirs) await removePartials(dir);
   }
+  return { stagingDir: path.resolve(stagingDir), runs };
+}
+
+/**
+ * One scan of a staging folder for killed runs, their unfinished files removed: what a command that
+ * runs several stages (`etl run`, `etl repair`) makes once and hands to each, so that a 200-run
+ * folder is not walked once per stage. The runs are as they were then: whoever acts on one later
+ * checks it again (abandonedRun).
+ */
+export interface AbandonedSweep {
+  readonly stagingDir: string;
+  readonly runs: readonly AbandonedRun[];
+}
+
+/** The sweep a stage starts with: its command's of the same staging folder, else one of its own. */
+export async function sweepAbandoned(stagingDir: string, swept: AbandonedSweep | undefined): Promise<AbandonedSweep> {
+  return swept !== undefined && swept.stagingDir === path.resolve(stagingDir) ? swept : removeAbandonedPartials(stagingDir);
 }

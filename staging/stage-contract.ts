@@ -7,6 +7,7 @@ import { redactText } from '../errors/redact.ts';
 import { EtlError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
 import type { StageName } from './manifest.ts';
+import type { AbandonedSweep } from './run-writer.ts';
 
 /** Progress events: a snake_case `kind`; every stage's first event is `started`. */
 export interface StageEvent {
@@ -29,6 +30,12 @@ export interface StageOptions<E extends StageEvent> {
   readonly secrets?: readonly string[];
   readonly signal?: AbortSignal;
   readonly onProgress?: (event: E) => void;
+  /**
+   * The sweep of killed runs' leftovers (staging/run-writer.ts) the command already made of this
+   * staging folder, when it runs several stages (`etl run`, `etl repair`): the stage uses it instead
+   * of scanning the folder again. Absent: the stage sweeps at its start, as a stage command does.
+   */
+  readonly abandoned?: AbandonedSweep;
 }
 
 /** What every stage's report holds. */

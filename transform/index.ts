@@ -7,7 +7,8 @@ import { readManifest, requireStageDone, updateManifest, type Manifest } from '.
 import type { TransformSection, TransformTableRecord } from '../staging/manifest-transform.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
-import { currentWriter, removeAbandonedPartials, withoutWriter } from '../staging/run-writer.ts';
+import { sweepAbandoned } from '../staging/run-writer.ts';
+import { currentWriter, withoutWriter } from '../staging/stage-writer.ts';
 import type { CollectionJob, JobOutcome } from './collection-job.ts';
 import { transformAsExtracted } from './as-extracted.ts';
 import { stageLiveKeys } from './live-keys.ts';
@@ -25,7 +26,7 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   const signal = options.signal ?? new AbortController().signal;
   signal.throwIfAborted();
   // The unfinished files of runs whose process was killed (a re-run of this stage among them).
-  await removeAbandonedPartials(options.stagingDir);
+  await sweepAbandoned(options.stagingDir, options.abandoned);
 
   const paths = await resolveRun(options.stagingDir, options.runId ?? null);
   let manifest = await readManifest(paths);

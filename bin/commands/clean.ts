@@ -16,9 +16,13 @@ Never removed, whatever the options:
   - any run not yet loaded (extract and transform done, load not done, failed or a dry run);
   - an unfinished run (extract or transform failed or not done) newer than the newest loaded run,
     or any unfinished run when no run was ever loaded; and one whose stage is marked running with
-    a manifest changed within the last hour.
+    a manifest changed within the last hour, unless that stage was killed.
 So what goes: loaded runs older than the newest loaded run, and unfinished runs older than it
-(the loaded run read everything they held: the watermark only advances on load). Also removed:
+(the loaded run read everything they held: the watermark only advances on load). A run whose
+stage was killed (marked running, its process gone from this host: "killed" in etl status and
+etl runs) is unfinished like a failed one, and goes at once when older than the newest loaded run;
+a killed load is a load not done (it may have committed: the next load into its database settles
+it), so its run is kept. Each removed run is printed with why it could go. Also removed:
 a *.partial file in the staging folder not written for a minute (an archive an etl pack was writing
 when it was killed).
 

@@ -19,6 +19,7 @@ import { formatTable } from '../../report/text-table.ts';
 import type { ExtractReport } from '../../extract/index.ts';
 import type { LoadReport } from '../../load/index.ts';
 import type { TransformReport } from '../../transform/index.ts';
+import { removeAbandonedPartials } from '../../staging/run-writer.ts';
 
 const usage = `usage: etl repair [--tables a,b] [--dry-run] [--no-wait | --lock-timeout D] [--json]
                   [--mongo-url URL] [--mongo-db NAME] [--database-url URL] [--staging DIR] [--pipeline FILE]
@@ -87,11 +88,12 @@ const command: Command = {
         const scopes = collector.scopes;
         const request = scopes.length > 0 ? repairRequest(scopes) : null;
         if (!request) return { before, scopes, request, extract: null, transform: null, load: null, after: null };
-        const common = { model, stagingDir: config.stagingDir, signal: ctx.signal };
+        // One sweep of the staging folder for killed runs' leftovers, for the three stages.
+        const common = { model, stagingDir: config.stagingDir, signal: ctx.signal, abandoned: await removeAbandonedPartials(config.stagingDir) };
         const extract = await extractStage(view, { ...common, source: { kind: 'mongodb', mongo: endpoints.mongo, secrets: config.secrets }, secrets: config.secrets, tables: wanted, repair: request });
         const transform = await transformStage(view, { ...common, runId: extract.runId, tables: wanted ?? null });
         const dryRun = flags['dry-run'] === true;
-        const load = await loadStage(view, loadOptions(flags, env, { runId: extract.runId, tables: wanted, postgres: endpoints.postgres }));
+        const load = await loadStage(view, { ...loadOptions(flags, env, { runId: extract.runId, tables: wanted, postgres: endpoints.postgres }), abandoned: common.abandoned });
         // The tables that differed, and those whose refused rows load once a row of another comes back.
         const repaired = before.tables.filter((t) => !t.identical || scopes.some((s) => s.table === t.table)).map((t) => t.table);
         const after = dryRun ? null : await diffStage(view, 'check', { ...compare, tables: repaired });

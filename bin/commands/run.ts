@@ -16,6 +16,7 @@ import type { LoadOptions, LoadReport } from '../../load/index.ts';
 import { StagedTables } from '../../staging/staged-tables.ts';
 import { CollectionFeed, type TransformOptions, type TransformReport } from '../../transform/index.ts';
 import type { ProgressView } from '../progress/view.ts';
+import { removeAbandonedPartials } from '../../staging/run-writer.ts';
 
 const usage = `usage: etl run [--tables a,b] [--full] [--since DATE] [--source URL|PATH] [--mongo-db NAME]
                [--propagate-deletes] [--allow-delete-all] [--allow-pipeline-change] [--dry-run]
@@ -78,15 +79,19 @@ const command: Command = {
       servers: () => ({ needMongo: live && flags.source === undefined, needPostgres: tunnelPostgres }),
       async work(env) {
         const postgres = tunnelPostgres ? env.endpoints.postgres : env.config.postgres;
-        return overlapped(env.view, extractOptions(flags, env, tables, postgres), {
+        const extract = extractOptions(flags, env, tables, postgres);
+        // One sweep of the staging folder for killed runs' leftovers, for the three stages.
+        const abandoned = await removeAbandonedPartials(env.config.stagingDir);
+        return overlapped(env.view, { ...extract, abandoned }, {
           transform: {
             model: env.model,
             stagingDir: env.config.stagingDir,
             tables: tables ?? null,
             allowPipelineChange: flags['allow-pipeline-change'] === true,
             signal: ctx.signal,
+            abandoned,
           },
-          load: (runId) => loadOptions(flags, env, { runId, tables, postgres }),
+          load: (runId) => ({ ...loadOptions(flags, env, { runId, tables, postgres }), abandoned }),
         });
       },
       toJson: (r) => ({ ok: true, runId: r.extract.runId, extract: extractJson(r.extract), transform: transformJson(r.transform), load: loadJson(r.load) }),

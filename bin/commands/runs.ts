@@ -15,7 +15,8 @@ The history of runs, newest first: when each was extracted, from where, how long
 documents extracted, rows transformed, rows rejected (transform and load), rows pending, and
 whether it was loaded. Staged runs come from the staging folder's manifests; runs loaded into the
 database (etl_runs, the ledger) are listed too, also those whose files were cleaned.
-The run <staging>/latest points at is marked with *.
+The run <staging>/latest points at is marked with *. A stage whose process died while it ran
+(SIGKILL, out of memory, a power cut) shows as "killed", with what recovers the run.
 
 options:
   --staging DIR       staging folder (default: ETL_STAGING, else ./.etl/runs)
@@ -75,6 +76,7 @@ export function renderHistory(h: RunHistory): string {
   const headers = ['run', 'when (UTC)', 'source', 'extract', 'transform', 'load', 'documents', 'rows', 'rejects', 'pending', 'loaded'];
   const out = [formatTable(headers, rows, { maxWidth: 132, minWidths: [undefined, undefined, 12] }).trimEnd()];
   for (const r of h.runs.filter((x) => x.problem)) out.push(`${r.run_id}: ${r.problem}`);
+  for (const r of h.runs.filter((x) => x.hint)) out.push(`${r.run_id}: ${r.hint}`);
   out.push(`${h.runs.length} run${h.runs.length === 1 ? '' : 's'} (${h.staging}${h.latest ? `; * = latest` : ''})`);
   return `${out.join('\n')}\n${ledgerNote(h)}`;
 }

@@ -2,7 +2,7 @@
 // and the drift between pipeline.yaml and the database. The work is inspect/status.ts.
 import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
-import { cutText, formatTable } from '../../report/text-table.ts';
+import { cutText, formatTable, wrapText } from '../../report/text-table.ts';
 import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
@@ -17,7 +17,8 @@ Where the destination stands:
     nulled), or "never loaded"; whether its mapping changed since (fingerprint) and what the
     next run reads: incremental, or in full (mapping changed, never loaded, force_reimport);
   - the staged runs this database has not loaded (from the staging folder's manifests and etl_runs),
-    with the stage to run next;
+    with the stage to run next; a stage whose process died while it ran shows as "killed", with
+    what recovers the run;
   - the drift between pipeline.yaml and the live tables (details: etl schema --check).
 Works on a database where \`etl schema\` never ran. Reads only.
 
@@ -82,6 +83,8 @@ function unloadedRunLines(run: StagedRunStatus, color: ReturnType<typeof paint>)
   if (run.olderThanLoaded) notes.push('older than a run already loaded');
   const lines = [cutText(`  ${run.runId}  ${stages}  ${next}`, WIDTH)];
   if (notes.length) lines.push(color.dim(cutText(`    (${notes.join('; ')})`, WIDTH)));
+  // Said whole: what to do about a killed run is the line a user needs.
+  if (run.hint) lines.push(...wrapText(run.hint, WIDTH, '    ').map((l) => color.yellow(l)));
   return lines;
 }
 

@@ -4,6 +4,7 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanRuns, parseOlderThan, type CleanReport } from '../../audit/clean.ts';
@@ -13,7 +14,8 @@ import { createRun, listRunIds, setLatest } from '../../staging/run-folder.ts';
 import { etlSync } from '../harness/cli.ts';
 import { runManifest } from '../harness/staged-run.ts';
 
-type State = { extract?: StageStatus; transform?: StageStatus; load?: StageStatus; dryRun?: boolean; noManifest?: boolean };
+/** `writer`: the process a `running` section names (staging/stage-writer.ts). */
+type State = { extract?: StageStatus; transform?: StageStatus; load?: StageStatus; dryRun?: boolean; noManifest?: boolean; writer?: { pid: number; host: string } };
 
 const record = (file: string, records: number) => ({ file, bytes: records * 10, sha256: '0'.repeat(64), records });
 
@@ -46,6 +48,7 @@ async function makeRun(stagingDir: string, when: string, state: State, payloadBy
       tables: { users: { staged: 8, inserted: 7, updated: 0, unchanged: 0, deleted: 0, rejected: 1, nulled: 0, duplicates: 0, truncated: [], rejects: null } },
     };
   }
+  for (const section of Object.values(m.stages)) if (section.status === 'running' && state.writer) section.writer = state.writer;
   await writeManifest(paths, m);
   return paths.runId;
 }
@@ -142,6 +145,32 @@ describe('clean', () => {
     assert.match(now.kept.find((k) => k.run_id === running)!.reasons.join(), /marked running/);
     const later = await cleanRuns({ stagingDir, dryRun: true, now: new Date(Date.now() + 2 * 3600_000) });
     assert.deepEqual(removedIds(later), [running]);
+  });
+
+  test('a killed run (a stage running, its process gone) goes by the rules of a failed run, at once; one whose process may be at work stays', async () => {
+    const stagingDir = await mkdtemp(path.join(root, 'staging-'));
+    const gone = { pid: spawnSync(process.execPath, ['-e', '']).pid!, host: os.hostname() };
+    const ids = {
+      killedExtract: await makeRun(stagingDir, '2026-01-01T10:00:00.000Z', { extract: 'running', writer: gone }, 100),
+      killedTransform: await makeRun(stagingDir, '2026-01-01T11:00:00.000Z', { extract: 'done', transform: 'running', writer: gone }, 200),
+      // Its load may have committed: only its database's ledger knows, as for any load not done.
+      killedLoad: await makeRun(stagingDir, '2026-01-01T12:00:00.000Z', { ...done, load: 'running', writer: gone }, 300),
+      alive: await makeRun(stagingDir, '2026-01-01T13:00:00.000Z', { extract: 'running', writer: { pid: process.pid, host: os.hostname() } }, 10),
+      elsewhere: await makeRun(stagingDir, '2026-01-01T14:00:00.000Z', { extract: 'running', writer: { ...gone, host: `not-${os.hostname()}` } }, 10),
+      unrecorded: await makeRun(stagingDir, '2026-01-01T15:00:00.000Z', { extract: 'running' }, 10),
+      loaded: await makeRun(stagingDir, '2026-01-02T10:00:00.000Z', loaded, 10),
+      killedNewer: await makeRun(stagingDir, '2026-01-03T10:00:00.000Z', { extract: 'running', writer: gone }, 10),
+    };
+    await setLatest(stagingDir, ids.loaded);
+    const r = await cleanRuns({ stagingDir });
+    assert.deepEqual(r.removed.map((x) => [x.run_id, x.reason]).sort(), [
+      [ids.killedExtract, `killed (extract killed, transform not run, load not run), older than loaded run ${ids.loaded}`],
+      [ids.killedTransform, `killed (extract done, transform killed, load not run), older than loaded run ${ids.loaded}`],
+    ]);
+    const why = (id: string) => r.kept.find((k) => k.run_id === id)!.reasons.join('; ');
+    assert.equal(why(ids.killedLoad), 'not yet loaded (load killed)');
+    for (const id of [ids.alive, ids.elsewhere, ids.unrecorded]) assert.equal(why(id), 'a stage is marked running and the manifest changed within the hour', id);
+    assert.equal(why(ids.killedNewer), 'killed during its extract (its process is gone), newer than the newest loaded run');
   });
 
   test('parseOlderThan', () => {

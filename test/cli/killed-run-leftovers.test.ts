@@ -2,14 +2,21 @@
 // the next stage command removes them (running again is how a user recovers from a crash), and
 // leaves alone those of a run whose process is still alive. Found by
 // test/mirror/crash-randomized.test.ts (the load's side: test/load/abandoned-loads.test.ts).
+// Such a run shows as `killed` (not `running`, forever) in etl status, etl runs and etl report, with
+// what recovers it, and etl clean removes it by the rules of a failed run.
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { useServers } from '../harness/index.ts';
 import { etl, REPO, startEtl } from '../harness/cli.ts';
-import { readManifest, updateManifest } from '../../staging/manifest.ts';
+import { readManifest, updateManifest, type StageName } from '../../staging/manifest.ts';
+import type { CleanReport } from '../../audit/clean.ts';
+import type { RunHistory } from '../../report/run-history.ts';
+import type { StatusReport } from '../../inspect/status.ts';
 import { listRunIds, runPaths } from '../../staging/run-folder.ts';
 
 const servers = useServers({ mongo: false });
@@ -77,13 +84,118 @@ test('an etl run SIGKILLed while it loads the last tables, once its transform is
   const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
   const args = ['run', '--source', dump, '--staging', staging, '--pipeline', PIPELINE];
   // Transformed, and loading: the rejects files of the tables loaded so far are still unfinished.
-  await killWhileWriting(staging, args, env, async () => {
+  const killed = await killWhileWriting(staging, args, env, async () => {
     const [run] = await listRunIds(staging);
     if (run === undefined || !(await partials(path.join(staging, run))).some((f) => f.startsWith(`load${path.sep}`))) return false;
     return (await readManifest(runPaths(staging, run)).catch(() => null))?.stages.transform?.status === 'done';
   });
 
+  const runs = await etl(['runs', '--json', '--no-ledger', '--staging', staging], { cwd: work });
+  const shown = (JSON.parse(runs.stdout) as RunHistory).runs.find((r) => r.run_id === killed)!;
+  assert.deepEqual(shown.stages, { extract: 'done', transform: 'done', load: 'killed' });
+  assert.match(shown.hint ?? '', new RegExp(`its load was killed \\(its process is gone\\): \`etl load --run ${killed}\` loads it`));
+
   const again = await etl(args, { cwd: work, env });
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(await partials(staging), [], 'no unfinished file is left');
+});
+
+/** A copy of `run` whose running `stage` names another writer: one alive, or one on another host. */
+async function copyWithWriter(staging: string, run: string, copy: string, stage: StageName, writer: { pid: number; host: string }): Promise<string> {
+  const paths = runPaths(staging, copy);
+  await cp(path.join(staging, run), paths.dir, { recursive: true });
+  await updateManifest(paths, (m) => {
+    m.stages[stage]!.writer = writer;
+  });
+  return copy;
+}
+
+test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl runs and etl report; once a newer run is loaded etl clean removes it', async (t) => {
+  const staging = path.join(work, 'staging-view');
+  const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
+  const args = ['run', '--source', dump, '--staging', staging, '--pipeline', PIPELINE];
+  const killed = await killWhileWriting(staging, args, env, async () => {
+    const [run] = await listRunIds(staging);
+    return run !== undefined && (await partials(path.join(staging, run))).some((f) => f.startsWith(`extract${path.sep}`));
+  });
+  assert.equal((await readManifest(runPaths(staging, killed))).stages.extract!.status, 'running', 'the manifest is left as the process left it');
+  // Not certain: a writer alive (this process), or one on another host whose pid is free here.
+  const alive = await copyWithWriter(staging, killed, '20200101T000000000Z', 'extract', { pid: process.pid, host: os.hostname() });
+  const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+  const elsewhere = await copyWithWriter(staging, killed, '20200102T000000000Z', 'extract', { pid: deadPid, host: `not-${os.hostname()}` });
+  const hint = new RegExp(`its extract was killed \\(its process is gone\\): the next \`etl run\`/\`etl extract\` reads its documents again`);
+
+  const runs = await etl(['runs', '--json', '--no-ledger', '--staging', staging], { cwd: work });
+  assert.equal(runs.code, 0, runs.stderr);
+  const listed = new Map((JSON.parse(runs.stdout) as RunHistory).runs.map((r) => [r.run_id, r]));
+  assert.deepEqual(listed.get(killed)!.stages, { extract: 'killed', transform: null, load: null });
+  assert.match(listed.get(killed)!.hint ?? '', hint);
+  for (const id of [alive, elsewhere]) assert.deepEqual([listed.get(id)!.stages.extract, listed.get(id)!.hint], ['running', null], id);
+  const runsText = await etl(['runs', '--no-ledger', '--staging', staging], { cwd: work });
+  assert.match(runsText.stdout, new RegExp(`${killed}\\s.*\\skilled\\s`));
+  assert.match(runsText.stdout, new RegExp(`^${killed}: ${hint.source}`, 'm'));
+  assert.doesNotMatch(runsText.stdout, new RegExp(`^${alive}:`, 'm'));
+
+  const status = await etl(['status', '--json', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env });
+  assert.equal(status.code, 0, status.stderr);
+  const unloaded = new Map((JSON.parse(status.stdout) as StatusReport).unloadedRuns.map((r) => [r.runId, r]));
+  assert.equal(unloaded.get(killed)!.stages.extract, 'killed');
+  assert.match(unloaded.get(killed)!.hint ?? '', hint);
+  for (const id of [alive, elsewhere]) assert.deepEqual([unloaded.get(id)!.stages.extract, unloaded.get(id)!.hint], ['running', null], id);
+  const statusText = await etl(['status', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env });
+  assert.equal(statusText.code, 0, statusText.stderr);
+  assert.match(statusText.stdout, new RegExp(`^  ${killed}  extract killed  transform -  load -`, 'm'));
+  assert.match(statusText.stdout, /^ {4}its extract was killed \(its process is gone\): the next `etl run`\/`etl extract`/m);
+  assert.match(statusText.stdout, new RegExp(`^  ${alive}  extract running`, 'm'));
+  const runLines = statusText.stdout.slice(statusText.stdout.indexOf('staged runs not loaded')).split('\n\n')[0]!.split('\n');
+  assert.ok(runLines.every((l) => l.length <= 100), `the staged runs keep to 100 columns:\n${runLines.join('\n')}`);
+
+  const html = path.join(work, 'killed-report.html');
+  const report = await etl(['report', '--run', killed, '--out', html, '--no-ledger', '--staging', staging], { cwd: work });
+  assert.equal(report.code, 0, report.stderr);
+  const page = await readFile(html, 'utf8');
+  assert.match(page, /<td[^>]*>extract<\/td><td[^>]*>killed<\/td>/);
+  assert.match(page, /its extract was killed \(its process is gone\)/);
+  assert.doesNotMatch(page, />running</);
+
+  // The next run recovers (its leftovers go) and is loaded: the killed run is superseded.
+  const next = await etl(args, { cwd: work, env });
+  assert.equal(next.code, 0, next.stderr);
+  const cleaned = await etl(['clean', '--json', '--staging', staging], { cwd: work });
+  assert.equal(cleaned.code, 0, cleaned.stderr);
+  const clean = JSON.parse(cleaned.stdout) as CleanReport;
+  assert.deepEqual(clean.removed.map((r) => r.run_id), [killed]);
+  assert.match(clean.removed[0]!.reason, new RegExp(`^killed \\(extract killed, transform not run, load not run\\), older than loaded run ${clean.newest_loaded}$`));
+  for (const id of [alive, elsewhere]) assert.match(clean.kept.find((k) => k.run_id === id)!.reasons.join('; '), /a stage is marked running and the manifest changed within the hour/, id);
+  assert.deepEqual((await listRunIds(staging)).sort(), [alive, elsewhere, clean.newest_loaded!].sort());
+});
+
+/** Notes each listing of a folder by an etl process (test/harness/readdir-notes.preload.mjs). */
+const READDIR_NOTES = fileURLToPath(new URL('../harness/readdir-notes.preload.mjs', import.meta.url));
+
+test('etl run scans the staging folder for killed runs once for its three stages; a stage command alone scans it once', async (t) => {
+  const staging = path.join(work, 'staging-scans');
+  const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
+  const common = ['--staging', staging, '--pipeline', PIPELINE];
+  const first = await etl(['run', '--source', dump, ...common], { cwd: work, env });
+  assert.equal(first.code, 0, first.stderr);
+  // A scan lists the load folder of every run; only a scan lists that of a run no stage works on.
+  const [older] = await listRunIds(staging);
+  const notes = path.join(work, 'readdir-notes');
+  const noting = {
+    ...env,
+    READDIR_WATCH: runPaths(staging, older!).loadDir,
+    READDIR_NOTES: notes,
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${pathToFileURL(READDIR_NOTES).href}`.trim(),
+  };
+  const scans = async (args: readonly string[]): Promise<number> => {
+    await rm(notes, { force: true });
+    const r = await etl([...args, ...common], { cwd: work, env: noting });
+    assert.equal(r.code, 0, r.stderr);
+    return (await readFile(notes, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
+  };
+  assert.equal(await scans(['run', '--source', dump]), 1, 'etl run');
+  assert.equal(await scans(['extract', '--source', dump]), 1, 'etl extract');
+  assert.equal(await scans(['transform']), 1, 'etl transform');
+  assert.equal(await scans(['load']), 1, 'etl load');
 });

@@ -2,7 +2,8 @@
 // its rejects files as `*.partial`. The next load into the same database settles that run from the
 // ledger, whichever run it loads itself: rolled back → the unfinished files go; committed → they
 // become the run's rejects files and its manifest section is rebuilt (recovered_from_ledger). A run
-// whose writer is still alive is left alone. Found by test/mirror/crash-randomized.test.ts.
+// whose writer is still alive is left alone. Found by test/mirror/crash-randomized.test.ts. A load
+// handed its command's sweep (etl run) checks each run it lists again before it touches it.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdir, rename, writeFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { useServers } from '../harness/index.ts';
 import { runLoad } from '../../load/index.ts';
 import { readManifest, updateManifest } from '../../staging/manifest.ts';
 import { runPaths, type RunPaths } from '../../staging/run-folder.ts';
+import { removeAbandonedPartials } from '../../staging/run-writer.ts';
 import { freshDatabaseAndStaging, stageRun } from './staged-run.ts';
 import { danglingReferences, fixtureModel, postgresConfig } from './model-fixture.ts';
 
@@ -77,4 +79,29 @@ test('a load that died after COMMIT: the next load of another run recovers its r
   assert.equal(recovered.recovered_from_ledger, true);
   assert.deepEqual(recovered.tables, committed.tables);
   assert.equal(recovered.writer, undefined);
+});
+
+test("a load handed its command's sweep settles a dead load it lists, and leaves one that another load took up since", async (t) => {
+  const { url, staging } = await setup(t);
+  const postgres = postgresConfig(url);
+  const runs: RunPaths[] = [];
+  for (let i = 0; i < 2; i++) {
+    const paths = runPaths(staging, await stageRun(staging, model, data()));
+    await runLoad({ model, stagingDir: staging, postgres, runId: paths.runId, dryRun: true });
+    runs.push(paths);
+  }
+  for (const paths of runs) await dieMidLoad(paths, deadPid(), await loadDir(paths));
+  const [dead, takenUp] = runs as [RunPaths, RunPaths];
+  const rejectFiles = ['messages.rejects.ndjson.partial', 'users.rejects.ndjson.partial'];
+  const swept = await removeAbandonedPartials(staging);
+  assert.deepEqual(swept.runs.map((r) => r.paths.runId).sort(), [dead.runId, takenUp.runId].sort());
+  // Since the sweep, another etl load (alive: this process) took the second run up.
+  await updateManifest(takenUp, (m) => {
+    m.stages.load!.writer = { pid: process.pid, host: os.hostname() };
+  });
+
+  const next = await stageRun(staging, model, data());
+  await runLoad({ model, stagingDir: staging, postgres, runId: next, abandoned: swept });
+  assert.deepEqual(await loadDir(dead), [], 'rolled back: its unfinished rejects files are gone');
+  assert.deepEqual(await loadDir(takenUp), rejectFiles, 'a load at work on it now: left alone');
 });

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ObjectId } from 'bson';
 import { EtlError } from '../../errors/etl-error.ts';
-import { readManifest } from '../../staging/manifest.ts';
+import { spawnSync } from 'node:child_process';
+import { readManifest, updateManifest } from '../../staging/manifest.ts';
 import { runTransform } from '../../transform/index.ts';
 import { PIPELINE_FILE, pipelineModel, stageRun, removeStagedRuns } from './staged-run.ts';
 import { etl as run, type CliResult } from '../harness/cli.ts';
@@ -39,6 +40,19 @@ describe('refusals', () => {
     assert.match(error.message, new RegExp(run.paths.runId));
     assert.match(error.hint ?? '', /etl extract/);
     assert.equal((await readManifest(run.paths)).stages.transform, undefined);
+  });
+
+  test('an extract whose process was killed: refused saying so, and what recovers the run', async () => {
+    const model = await pipelineModel();
+    const run = await stageRun(model, { companies: [company(1)] }, { extractStatus: 'running' });
+    const gone = spawnSync(process.execPath, ['-e', '']).pid!;
+    await updateManifest(run.paths, (m) => {
+      m.stages.extract!.writer = { pid: gone, host: os.hostname() };
+    });
+    const error = await rejectsWith(runTransform({ model, stagingDir: run.stagingDir }), 'stage_not_done');
+    assert.equal(error.message, `extract of run ${run.paths.runId} was killed (its process is gone): its files are not complete`);
+    assert.match(error.hint ?? '', /the next `etl run`\/`etl extract` reads its documents again/);
+    assert.equal((await readManifest(run.paths)).stages.extract!.status, 'running', 'the manifest is left as it was');
   });
 
   test('a pipeline.yaml changed since the extract: refused naming both hashes, unless allowed', async () => {

@@ -1,0 +1,67 @@
+// Which process is writing a stage of a run, and how a stage is shown once that process is gone.
+//
+// While a stage runs, its manifest section names its writer (`writer`: pid and host); the section
+// drops it when the stage ends, done or failed. A stage still `running` whose writer is certainly
+// gone was killed (SIGKILL, the OOM killer, a power cut): etl shows it as `killed` (status, runs,
+// report, verify, pack, clean, a stage refusing the run), derived each time it is read: a read-only
+// command never rewrites the manifest. What the killed run left is swept by staging/run-writer.ts.
+import os from 'node:os';
+import type { Manifest, StageName, StageSectionBase, StageStatus } from './manifest.ts';
+
+export interface StageWriter {
+  readonly pid: number;
+  readonly host: string;
+}
+
+/** This process, as a running section records it. */
+export function currentWriter(): StageWriter {
+  return { pid: process.pid, host: os.hostname() };
+}
+
+/** True only when certain: the writer ran on this host and no process has its pid. */
+export function writerGone(writer: StageWriter | undefined): boolean {
+  if (!writer || writer.host !== os.hostname() || writer.pid === process.pid) return false;
+  try {
+    process.kill(writer.pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/** A section as it is recorded once its stage has ended: without its writer. */
+export function withoutWriter<T extends { writer?: StageWriter }>(section: T): Omit<T, 'writer'> {
+  const { writer: _writer, ...rest } = section;
+  return rest;
+}
+
+/**
+ * A stage's status as etl shows it: `killed` when its section says `running` but its writer is
+ * certainly gone (writerGone). Derived when read, never written: the manifest keeps `running` until
+ * a stage command recovers the run. A writer alive, on another host or not recorded stays `running`.
+ */
+export type ShownStageStatus = StageStatus | 'killed';
+
+export function shownStatus(section: Pick<StageSectionBase, 'status' | 'writer'> | undefined): ShownStageStatus | null {
+  if (!section) return null;
+  return section.status === 'running' && writerGone(section.writer) ? 'killed' : (section.status ?? null);
+}
+
+/** Every stage of a run as shown (null: never ran, or no readable manifest). */
+export function shownStages(manifest: Manifest | null | undefined): Record<StageName, ShownStageStatus | null> {
+  const s = manifest?.stages;
+  return { extract: shownStatus(s?.extract), transform: shownStatus(s?.transform), load: shownStatus(s?.load) };
+}
+
+/** The stage a run's process died in, when certain; null otherwise. */
+export function killedStage(stages: Readonly<Record<StageName, ShownStageStatus | null>>): StageName | null {
+  return (Object.keys(stages) as StageName[]).find((s) => stages[s] === 'killed') ?? null;
+}
+
+/** What recovers a run killed in `stage`, and what `etl clean` does with it (status, runs, report). */
+export function killedHint(stage: StageName, runId: string): string {
+  const gone = `its ${stage} was killed (its process is gone)`;
+  if (stage === 'extract') return `${gone}: the next \`etl run\`/\`etl extract\` reads its documents again and removes its unfinished files; \`etl clean\` removes it once a newer run is loaded`;
+  if (stage === 'transform') return `${gone}: \`etl transform --run ${runId}\` redoes it (or the next \`etl run\` reads its documents again); \`etl clean\` removes it once a newer run is loaded`;
+  return `${gone}: \`etl load --run ${runId}\` loads it (the next load into its database settles what it committed, from the ledger); \`etl clean\` keeps it until then`;
+}
