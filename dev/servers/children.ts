@@ -5,22 +5,47 @@ import { rmSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 
 interface Tracked {
-  readonly child: ChildProcess;
-  /** The signal that ends the server at once without waiting for clients (PostgreSQL: SIGQUIT). */
-  readonly killSignal: NodeJS.Signals;
+  /** The process working in `dir` now (initdb, then the server); null before one starts. */
+  child: ChildProcess | null;
+  /** The signal that ends it at once (PostgreSQL: SIGQUIT; initdb: SIGTERM, which removes what it wrote). */
+  killSignal: NodeJS.Signals;
   /** Removed after the kill unless the data is being kept. */
   readonly dir: string | null;
 }
 
 const tracked = new Set<Tracked>();
 
+/** A server's temp dir, registered from the moment it exists, and the process working in it. */
+export interface TrackedDir {
+  /** Names the process now working in the dir: the exit hook ends it with `killSignal` before removing the dir. */
+  runs(child: ChildProcess, killSignal: NodeJS.Signals): void;
+  /** Unregisters the dir (call once its server has stopped). */
+  untrack(): void;
+}
+
+/**
+ * Registers a server's temp dir as soon as it is made, so a process that ends while the server is
+ * still starting (PostgreSQL spends most of its start in initdb) removes it too.
+ */
+export function trackDir(dir: string | null): TrackedDir {
+  const entry: Tracked = { child: null, killSignal: 'SIGKILL', dir };
+  tracked.add(entry);
+  return {
+    runs(child, killSignal) {
+      entry.child = child;
+      entry.killSignal = killSignal;
+    },
+    untrack() {
+      tracked.delete(entry);
+    },
+  };
+}
+
 /** Registers a started server; returns the function that unregisters it (call it once it has stopped). */
 export function trackChild(child: ChildProcess, killSignal: NodeJS.Signals, dir: string | null): () => void {
-  const entry: Tracked = { child, killSignal, dir };
-  tracked.add(entry);
-  return () => {
-    tracked.delete(entry);
-  };
+  const entry = trackDir(dir);
+  entry.runs(child, killSignal);
+  return entry.untrack;
 }
 
 /** True while the process has neither exited nor been reaped. */
@@ -31,8 +56,8 @@ export function isRunning(child: ChildProcess): boolean {
 function killAll(): void {
   const keep = process.env.KEEP_TEST_DATA === '1';
   for (const { child, killSignal, dir } of tracked) {
-    const pid = child.pid;
-    if (isRunning(child) && pid !== undefined) {
+    const pid = child?.pid;
+    if (child && isRunning(child) && pid !== undefined) {
       try {
         child.kill(killSignal);
       } catch {

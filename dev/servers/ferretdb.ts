@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MongoClient } from 'mongodb';
-import { isRunning, trackChild } from './children.ts';
+import { isRunning, trackDir, type TrackedDir } from './children.ts';
 import { freePort } from './free-port.ts';
 import { databaseNameFor } from './names.ts';
 import type { StopOptions } from './postgres.ts';
@@ -81,7 +81,8 @@ function useExistingMongo(url: string): MongoServer {
 async function startLocalFerretDb(): Promise<MongoServer> {
   const binary = await ferretDbBinary();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-ferretdb-'));
-  await chmod(dir, 0o700);
+  // From now on: a process that ends during the start still removes the dir.
+  const tracked = trackDir(dir);
   const log: string[] = [];
   const remember = (chunk: Buffer): void => {
     log.push(...chunk.toString('utf8').trimEnd().split('\n'));
@@ -89,12 +90,11 @@ async function startLocalFerretDb(): Promise<MongoServer> {
   };
 
   let child: ChildProcess | undefined;
-  let untrack: (() => void) | undefined;
   let stopping: Promise<void> | null = null;
   const stop = (options: StopOptions = {}): Promise<void> => {
     stopping ??= (async () => {
       if (child) await stopChild(child, 'SIGTERM', 5_000);
-      untrack?.();
+      tracked.untrack();
       if (options.keepData) {
         process.stderr.write(`[harness] kept FerretDB data: ${dir}\n`);
         return;
@@ -105,14 +105,12 @@ async function startLocalFerretDb(): Promise<MongoServer> {
   };
 
   try {
+    await chmod(dir, 0o700);
     for (let attempt = 1; ; attempt++) {
-      const started = await spawnFerretDb(binary, dir, remember);
+      const started = await spawnFerretDb(binary, dir, remember, tracked);
       child = started.child;
-      untrack = started.untrack;
       if (await answersPing(started, binary, log)) return makeServer(started.url, dir, stop);
       // FerretDB died before answering: most likely someone took the port in between.
-      untrack();
-      untrack = undefined;
       child = undefined;
       if (attempt >= START_ATTEMPTS) {
         throw new Error(`FerretDB exited during start (${START_ATTEMPTS} attempts)\n${log.join('\n')}`);
@@ -126,7 +124,6 @@ async function startLocalFerretDb(): Promise<MongoServer> {
 
 interface StartedFerretDb {
   readonly child: ChildProcess;
-  readonly untrack: () => void;
   readonly url: string;
   readonly port: number;
   /** Set when the binary could not be run at all. */
@@ -134,7 +131,7 @@ interface StartedFerretDb {
 }
 
 /** Starts FerretDB on a free port, its output kept by `remember`, tracked by the exit hook. */
-async function spawnFerretDb(binary: string, dir: string, remember: (chunk: Buffer) => void): Promise<StartedFerretDb> {
+async function spawnFerretDb(binary: string, dir: string, remember: (chunk: Buffer) => void, tracked: TrackedDir): Promise<StartedFerretDb> {
   const port = await freePort();
   const child = spawn(binary, ferretDbArgs(dir, port), { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.on('data', remember);
@@ -143,11 +140,11 @@ async function spawnFerretDb(binary: string, dir: string, remember: (chunk: Buff
   child.once('error', (error) => {
     failed.error = error;
   });
-  const untrack = trackChild(child, 'SIGKILL', dir);
+  tracked.runs(child, 'SIGKILL');
   // A forgotten stop() must not hang the test process: the exit hook kills the server instead.
   child.unref();
   for (const stream of [child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
-  return { child, untrack, url: `mongodb://127.0.0.1:${port}/`, port, failed };
+  return { child, url: `mongodb://127.0.0.1:${port}/`, port, failed };
 }
 
 /** True once the server answers ping; false if it exits first; throws when it cannot run or stays silent. */

@@ -14,7 +14,7 @@ import { chmod, chown, cp, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { isRunning, trackChild } from './children.ts';
+import { isRunning, trackDir, type TrackedDir } from './children.ts';
 import EmbeddedPostgres from './embedded-postgres.ts';
 import { freePort } from './free-port.ts';
 import { databaseNameFor } from './names.ts';
@@ -139,6 +139,8 @@ interface ClusterContext {
   readonly postgresFlags: readonly string[];
   readonly initdbFlags: readonly string[];
   readonly remember: (line: unknown) => void;
+  /** The exit hook's entry for `dir`: initdb, then postgres, are named to it as they start. */
+  readonly tracked: TrackedDir;
 }
 
 /** A throwaway cluster, whatever DATABASE_URL says (the demo must never write into a real database). */
@@ -149,10 +151,10 @@ export function startLocalPostgres(binaries: PgBinaries = 'embedded'): Promise<P
 async function startCluster(binaries: PgBinaries): Promise<PgServer> {
   if (binaries === 'system') await ensureSystem(DEBIAN_POSTGRES);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-pg-'));
-  // We run as root; initdb and postgres run as user `postgres` and must be able to write here.
-  await chmod(dir, 0o777);
   const cluster = new Cluster(clusterContext(dir));
   try {
+    // We run as root; initdb and postgres run as user `postgres` and must be able to write here.
+    await chmod(dir, 0o777);
     return await cluster.start(binaries === 'system' ? binDirFlavor(cluster.ctx, newestDebianBinDir()) : await embeddedOrCopyFlavor(cluster.ctx));
   } catch (err) {
     await cluster.stop().catch(() => undefined);
@@ -176,6 +178,8 @@ function clusterContext(dir: string): ClusterContext & { readonly log: string[] 
       '-c', 'full_page_writes=off',
     ],
     log,
+    // From now on: a process that ends during the start (initdb is most of it) still removes the dir.
+    tracked: trackDir(dir),
     remember: (line) => {
       log.push(String(line instanceof Error ? line.message : line).trimEnd());
       if (log.length > 60) log.splice(0, log.length - 60);
@@ -186,7 +190,8 @@ function clusterContext(dir: string): ClusterContext & { readonly log: string[] 
 /** One throwaway cluster: initdb, then postgres on a free port (again on another if it lost the port). */
 class Cluster {
   #launch: Launch | undefined;
-  #untrack: (() => void) | undefined;
+  /** The postgres process last named to the exit hook. */
+  #tracking: ChildProcess | undefined;
   #stopping: Promise<void> | null = null;
 
   constructor(readonly ctx: ClusterContext & { readonly log: string[] }) {}
@@ -204,8 +209,6 @@ class Cluster {
       }
       // postgres died before accepting connections: most likely someone took the port in between.
       this.#launch.forget();
-      this.#untrack?.();
-      this.#untrack = undefined;
       if (attempt >= START_ATTEMPTS) {
         throw new Error(`PostgreSQL exited during start (${START_ATTEMPTS} attempts; ${describe(this.#launch.failure())})\n${this.ctx.log.join('\n')}`);
       }
@@ -218,8 +221,9 @@ class Cluster {
     let lastError: unknown = null;
     for (;;) {
       const child = launch.child();
-      if (child && !this.#untrack) {
-        this.#untrack = trackChild(child, 'SIGQUIT', this.ctx.dir);
+      if (child && child !== this.#tracking) {
+        this.#tracking = child;
+        this.ctx.tracked.runs(child, 'SIGQUIT');
         unrefChild(child);
       }
       if (launch.failure() !== null || (child && !isRunning(child))) return false;
@@ -244,7 +248,7 @@ class Cluster {
       // SIGINT = "fast shutdown": open sessions are ended, no waiting for clients to disconnect.
       if (child) await stopChild(child, 'SIGINT', 10_000);
       this.#launch?.forget();
-      this.#untrack?.();
+      this.ctx.tracked.untrack();
       if (options.keepData) {
         process.stderr.write(`[harness] kept PostgreSQL data: ${this.ctx.dataDir}\n`);
         return;
@@ -255,7 +259,7 @@ class Cluster {
   }
 }
 
-function embeddedFlavor(ctx: ClusterContext): Flavor {
+function embeddedFlavor(ctx: ClusterContext, binDir: string): Flavor {
   const make = (port: number): EmbeddedPostgres =>
     new EmbeddedPostgres({
       databaseDir: ctx.dataDir,
@@ -273,10 +277,9 @@ function embeddedFlavor(ctx: ClusterContext): Flavor {
     });
   return {
     binDir: null,
-    async init() {
-      await mkdir(ctx.dataDir, { mode: 0o700 });
-      await make(0).initialise();
-    },
+    // Not embedded-postgres's initialise(): it hides initdb's process (which then outlives a process
+    // that exits during it) and leaves its password file in the system's temporary folder.
+    init: () => initCluster(ctx, binDir),
     launch(port) {
       const ep = make(port);
       let failure: unknown = null;
@@ -309,12 +312,12 @@ const EMBEDDED_COPY_ROOT = process.env.ETL_TEST_CACHE ?? '/var/cache/etl-tests';
  * (/var/cache/etl-tests, or ETL_TEST_CACHE), and run from there.
  */
 async function embeddedOrCopyFlavor(ctx: ClusterContext): Promise<Flavor> {
-  if (process.getuid?.() !== 0) return embeddedFlavor(ctx);
   const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
   const { initdb } = (await import(pkg)) as { initdb: string };
+  if (process.getuid?.() !== 0) return embeddedFlavor(ctx, path.dirname(initdb));
   ensurePostgresUser();
   const ids = postgresUserIds();
-  if (!spawnSync(initdb, ['--version'], { ...ids, stdio: 'ignore' }).error) return embeddedFlavor(ctx);
+  if (!spawnSync(initdb, ['--version'], { ...ids, stdio: 'ignore' }).error) return embeddedFlavor(ctx, path.dirname(initdb));
   const nativeDir = path.dirname(path.dirname(initdb));
   const version = spawnSync(initdb, ['--version'], { encoding: 'utf8' }).stdout.trim().split(' ').pop() ?? 'unknown';
   // A cache, not a temporary folder: made once per version and kept (root only gets here).
@@ -343,25 +346,10 @@ function ensurePostgresUser(): void {
 
 /** A cluster run from a folder of PostgreSQL binaries (Debian's, or a reachable copy of the embedded ones). */
 function binDirFlavor(ctx: ClusterContext, binDir: string): Flavor {
-  const ids: { uid?: number; gid?: number } = process.getuid?.() === 0 ? postgresUserIds() : {};
+  const ids = runAsIds();
   return {
     binDir,
-    async init() {
-      await mkdir(ctx.dataDir, { mode: 0o700 });
-      if (ids.uid !== undefined && ids.gid !== undefined) await chown(ctx.dataDir, ids.uid, ids.gid);
-      const pwfile = path.join(ctx.dir, 'pwfile');
-      await writeFile(pwfile, `${ctx.password}\n`, { mode: 0o644 });
-      try {
-        await runToEnd(
-          path.join(binDir, 'initdb'),
-          ['-D', ctx.dataDir, '-U', USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', ...ctx.initdbFlags],
-          ids,
-          ctx.remember,
-        );
-      } finally {
-        await rm(pwfile, { force: true });
-      }
-    },
+    init: () => initCluster(ctx, binDir),
     launch(port) {
       let failure: unknown = null;
       let child: ChildProcess | undefined = spawn(path.join(binDir, 'postgres'), ['-D', ctx.dataDir, '-p', String(port), ...ctx.postgresFlags], {
@@ -385,6 +373,32 @@ function binDirFlavor(ctx: ClusterContext, binDir: string): Flavor {
   };
 }
 
+/** initdb of binDir into ctx.dataDir, with the cluster's password, named to the exit hook while it runs. */
+async function initCluster(ctx: ClusterContext, binDir: string): Promise<void> {
+  const ids = runAsIds();
+  await mkdir(ctx.dataDir, { mode: 0o700 });
+  if (ids.uid !== undefined && ids.gid !== undefined) await chown(ctx.dataDir, ids.uid, ids.gid);
+  const pwfile = path.join(ctx.dir, 'pwfile');
+  await writeFile(pwfile, `${ctx.password}\n`, { mode: 0o644 });
+  try {
+    await runToEnd(
+      path.join(binDir, 'initdb'),
+      ['-D', ctx.dataDir, '-U', USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', ...ctx.initdbFlags],
+      ids,
+      ctx.remember,
+      // SIGTERM: initdb stops after its current step and removes what it wrote.
+      (child) => ctx.tracked.runs(child, 'SIGTERM'),
+    );
+  } finally {
+    await rm(pwfile, { force: true });
+  }
+}
+
+/** As root, initdb and postgres run as user `postgres`; otherwise as ourselves. */
+function runAsIds(): { uid?: number; gid?: number } {
+  return process.getuid?.() === 0 ? postgresUserIds() : {};
+}
+
 function newestDebianBinDir(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root)
@@ -406,9 +420,10 @@ function postgresUserIds(): { uid: number; gid: number } {
   }
 }
 
-function runToEnd(cmd: string, args: string[], ids: { uid?: number; gid?: number }, remember: (line: unknown) => void): Promise<void> {
+function runToEnd(cmd: string, args: string[], ids: { uid?: number; gid?: number }, remember: (line: unknown) => void, onSpawn: (child: ChildProcess) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    onSpawn(child);
     let output = '';
     const keep = (chunk: Buffer): void => {
       output += chunk.toString('utf8');

@@ -1,5 +1,6 @@
 // Run by smoke.test.ts as a separate process: starts both servers, prints where they are, then dies
-// without stopping them, so the test can check that the exit hook (children.ts) cleaned up.
+// without stopping them, so the test can check that the exit hook (children.ts) cleaned up. With
+// FERRETDB_BIN=/bin/false it dies while PostgreSQL is still starting (Promise.all rejects at once).
 //   node --import tsx test/harness/abandon-servers.fixture.ts exit|throw|sigterm
 import { startFerretDb } from '../../dev/servers/ferretdb.ts';
 import { startPostgres } from '../../dev/servers/postgres.ts';

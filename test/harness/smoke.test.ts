@@ -2,7 +2,8 @@
 // gets a fresh database, and every started server is gone afterwards (also when its owner crashes).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmod, readdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -10,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Int32, Long, MongoClient, ObjectId } from 'mongodb';
 import pg from 'pg';
 import { databaseNameFor, mongoUrlWithDatabase, startServers, useServers } from './index.ts';
+import { tempDir } from './temp-dir.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const external = Boolean(process.env.DATABASE_URL || process.env.MONGODB_URL);
@@ -171,7 +173,36 @@ describe('lifecycle', { skip: external ? 'DATABASE_URL/MONGODB_URL given: nothin
       });
     });
   }
+
+  test('a process that dies while PostgreSQL is still starting (FerretDB fails at once) leaves no cluster behind', async (t) => {
+    // The fixture's own TMPDIR: only what this run creates is looked at, and it goes away either way.
+    const tmp = await tempDir('etl-abandon-', t);
+    await chmod(tmp, 0o755); // as root, initdb runs as user postgres, which must reach the cluster folder
+    const env = { FERRETDB_BIN: '/bin/false', TMPDIR: tmp };
+    const { code, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(HERE, 'abandon-servers.fixture.ts'), 'exit'], env);
+    assert.equal(code, 1, stderr.slice(-500));
+    assert.match(stderr, /FerretDB exited during start/);
+    await eventually(async () => {
+      assert.deepEqual(processesMentioning(tmp), [], 'no initdb or postgres still runs in it');
+      // Only tsx's compile cache may stay.
+      assert.deepEqual((await readdir(tmp)).filter((name) => !name.startsWith('tsx-')), [], 'no cluster folder, no password file');
+    });
+  });
 });
+
+/** Command lines of the processes that name `text` in theirs (a test's own folder: nothing else does). */
+function processesMentioning(text: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmdline.includes(text)) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // Gone in between.
+    }
+  }
+  return found;
+}
 
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -195,9 +226,9 @@ async function eventually(check: () => Promise<void>, timeoutMs = 15_000): Promi
   }
 }
 
-function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: path.resolve(HERE, '../..'), timeout: 120_000 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd: path.resolve(HERE, '../..'), env: { ...process.env, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
       resolve({ code, stdout, stderr });
     });
