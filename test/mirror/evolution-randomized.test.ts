@@ -3,11 +3,14 @@
 // random pipeline.yaml edits (test/mirror/pipeline-edits.ts) and a batch of random data edits
 // (test/mirror/edits.ts), each round followed by `etl schema --yes [--allow …]` and an incremental
 // `etl run --propagate-deletes` with the edited pipeline. After every round, a full run of MongoDB as
-// it is with the current pipeline into a fresh database, and every table must be equal (ordered
-// checksums by column name; users_logbook's SERIAL id aside).
+// it is with the current pipeline and environment (GLOBAL_DATE_THRESHOLD, which an edit may set)
+// into a fresh database, and every table must be equal (ordered checksums by column name;
+// users_logbook's SERIAL id aside). A full run reads every document whatever the date thresholds;
+// the generator sets none while a table is new (its first run would read from the threshold alone).
 //
-// A lossy edit (a dropped column, a narrowed type) is first tried without its --allow: `etl schema`
-// must refuse it, naming the table, the column and the flag, and apply nothing of it.
+// A lossy edit (a dropped column, a narrowed type, a replaced primary key) is first tried without its
+// --allow: `etl schema` must refuse it, naming the table, the column and the flag, and apply nothing
+// of it.
 //
 // Replay or extend a seed locally:
 //   EVOLVE_SEEDS=7 EVOLVE_ROUNDS=6 EVOLVE_PIPELINE_EDITS=3 EVOLVE_EDITS=60 EVOLVE_SCALE=500 \
