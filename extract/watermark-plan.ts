@@ -71,7 +71,7 @@ export function mappingRecords(plans: readonly CollectionPlan[]): Record<string,
   const out: Record<string, ExtractMappingRecord> = {};
   for (const plan of plans) {
     for (const t of plan.tables) {
-      out[t.table] = { fingerprint: t.fingerprint, full_read: coversFullExtent(plan.from, t.threshold), mapping: t.mapping, stored_fingerprint: t.storedFingerprint };
+      out[t.table] = { fingerprint: t.fingerprint, full_read: coversFullExtent(plan.from, t), mapping: t.mapping, stored_fingerprint: t.storedFingerprint };
     }
   }
   return out;

@@ -77,7 +77,7 @@ function canonicalJson(value: unknown): string {
 export interface PlannedMapping {
   /** The fingerprint the extract planned with. */
   readonly fingerprint: string;
-  /** The read covers every document a full run reads for this table (no date filter, or one at or before the table's threshold). */
+  /** The read replaces every row the table can hold (no date filter, or a never-loaded table's read from at or before its threshold: model/read-plan.ts coversFullExtent). */
   readonly fullRead: boolean;
   /**
    * How the extract found the mapping (model/read-plan.ts). `unchanged` with no fingerprint stored:

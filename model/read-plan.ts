@@ -115,7 +115,13 @@ export function collectionFrom(plans: readonly Pick<TablePlan, 'from'>[]): Date 
   return from;
 }
 
-/** The read from `from` covers every document a full run reads for a table with this threshold. */
-export function coversFullExtent(from: Date | null, threshold: Date | null): boolean {
-  return from === null || (threshold !== null && from.getTime() <= threshold.getTime());
+/**
+ * The read from `from` replaces every row the table can hold, so its mapping can be recorded: a read
+ * without date filter; or, for a table never loaded (it holds no row yet), one from at or before its
+ * threshold, all its first run reads. A loaded table may hold rows of documents older than its
+ * threshold (loaded before it was set, or by --full) that only a read without date filter replaces
+ * (see "mapping changed" above): `--since` a date before the threshold is not a full read.
+ */
+export function coversFullExtent(from: Date | null, table: Pick<TablePlan, 'threshold' | 'mapping'>): boolean {
+  return from === null || (table.mapping === 'new' && table.threshold !== null && from.getTime() <= table.threshold.getTime());
 }

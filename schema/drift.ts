@@ -188,9 +188,11 @@ function comparePrimaryKey(t: TableModel, live: LiveTable, add: Add): void {
 }
 
 function compareUniques(t: TableModel, live: LiveTable, add: Add): void {
-  const livePk = live.primaryKey;
+  // The live primary key stands for a unique constraint only while pipeline.yaml keeps it: a primary
+  // key dropped or moved elsewhere takes the uniqueness of its columns with it.
+  const keptPk = live.primaryKey && sameSet(live.primaryKey.columns, t.primaryKey) ? live.primaryKey : null;
   for (const u of t.uniqueConstraints) {
-    if (live.uniques.some((l) => sameSet(l.columns, u)) || (livePk && sameSet(livePk.columns, u))) continue;
+    if (live.uniques.some((l) => sameSet(l.columns, u)) || (keptPk && sameSet(keptPk.columns, u))) continue;
     add({
       column: null,
       kind: 'missing_unique',

@@ -232,19 +232,24 @@ async function nullability(ctx: Context, t: TableModel, c: ColumnModel, f: Drift
 
 async function primaryKey(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<SchemaChange[]> {
   const add = f.fix.filter((s) => !s.startsWith('--'));
-  if (!f.constraint) return (await validated(ctx, t, f, problems)) ? [lossless({ kind: 'primary_key', table: t.name, column: null, message: f.message, sql: add })] : [];
-  const change: SchemaChange = {
-    kind: 'primary_key',
-    table: t.name,
-    column: null,
-    message: f.message,
-    sql: [dropConstraintSql(t.name, f.constraint), ...add],
-    allow: `primary-key:${t.name}`,
-    risk: 'rows are then identified by other columns; foreign keys that reference the old key stop the change',
-    deletesRows: 0,
-    neededByLoad: false,
-  };
-  if (!ctx.allow.has(change.allow!) || add.length === 0) return [change];
+  const change: SchemaChange = !f.constraint
+    ? lossless({ kind: 'primary_key', table: t.name, column: null, message: f.message, sql: add })
+    : {
+        kind: 'primary_key',
+        table: t.name,
+        column: null,
+        message: f.message,
+        sql: [dropConstraintSql(t.name, f.constraint), ...add],
+        allow: `primary-key:${t.name}`,
+        risk: 'rows are then identified by other columns; foreign keys that reference the old key stop the change',
+        deletesRows: 0,
+        neededByLoad: false,
+      };
+  if ((change.allow !== null && !ctx.allow.has(change.allow)) || add.length === 0) return [change];
+  const columns = keyColumns(t, f);
+  const nulls = await Promise.all(columns.map((c) => (ctx.fresh.has(`${t.name}.${c}`) ? 0 : nullCount(ctx.client, t.name, c))));
+  const rekeyed = nulls.every((n) => n === 0) ? await rekeyedDedupeKey(ctx, t, columns, change) : null;
+  if (rekeyed) return [rekeyed];
   return (await validated(ctx, t, f, problems)) ? [change] : [];
 }
 
@@ -269,18 +274,26 @@ function dropExtraConstraint(ctx: Context, t: TableModel, f: DriftFinding): Sche
 
 /**
  * A unique constraint pipeline.yaml adds, checked against the rows. A dedupe table's new key (its
- * merge key: load's ON CONFLICT needs it) over rows the old key made is the exception: the next run
- * reads the table in full (its mapping changed) and recomputes every row by the new key, so keys
- * holding several rows keep one until then (schema/rekeyed.ts) rather than stop everything.
+ * merge key: load's ON CONFLICT needs it; or a primary key over it) over rows the old key made is the
+ * exception: the next run reads the table in full (its mapping changed) and recomputes every row by
+ * the new key, so keys holding several rows keep one until then (schema/rekeyed.ts) rather than stop
+ * everything.
  */
 async function unique(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<SchemaChange[]> {
   const change = lossless({ kind: 'add_unique', table: t.name, column: f.column, message: f.message, sql: f.fix });
-  const columns = keyColumns(t, f);
-  if (t.dedupe && rereadInFull(ctx, t) && !columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) {
-    const rekeyed = await rekeyedChange(ctx.client, t, columns, change);
-    if (rekeyed) return [rekeyed];
-  }
+  const rekeyed = await rekeyedDedupeKey(ctx, t, keyColumns(t, f), change);
+  if (rekeyed) return [rekeyed];
   return (await validated(ctx, t, f, problems)) ? [change] : [];
+}
+
+/**
+ * A key (unique constraint or primary key) of a dedupe table the next run reads in full, over rows
+ * the old dedupe key made: the change with the DELETE that keeps one row per new key first
+ * (schema/rekeyed.ts); null when that does not apply, and the rows are checked as usual.
+ */
+async function rekeyedDedupeKey(ctx: Context, t: TableModel, columns: readonly string[], change: SchemaChange): Promise<SchemaChange | null> {
+  if (!t.dedupe || !rereadInFull(ctx, t) || columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) return null;
+  return rekeyedChange(ctx.client, t, columns, change);
 }
 
 /**

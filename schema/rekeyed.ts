@@ -1,6 +1,6 @@
 // A dedupe table whose key changed in pipeline.yaml (`dedupe_key`, and the unique constraint load
-// merges on): its rows were made by the old key, so a narrower key may find several of them under
-// one new key, and the constraint cannot be added. Without it no run can merge (ON CONFLICT needs
+// merges on, or a primary key over it): its rows were made by the old key, so a narrower key may find
+// several of them under one new key, and the constraint cannot be added. Without it no run can merge (ON CONFLICT needs
 // it), and without a run the rows stay as the old key made them. The rows are derived: the next run
 // reads the table's collection in full (its mapping changed) and recomputes every row from the
 // documents by the new key. So `etl schema` keeps one row per new key until then (the last

@@ -142,8 +142,8 @@ export interface ExtractSection extends StageSectionBase {
   repair?: ExtractRepairRecord;
   /**
    * Per table of this run: the fingerprint of the resolved mapping the extract planned with
-   * (model/fingerprint.ts), whether the read covers every document a full run reads for the table
-   * (full_read), how the mapping compared with the stored one (unchanged, changed, unrecorded, new,
+   * (model/fingerprint.ts), whether the read replaces every row the table can hold (full_read: no
+   * date filter, or a never-loaded table's read from its threshold; model/read-plan.ts), how the mapping compared with the stored one (unchanged, changed, unrecorded, new,
    * unknown when not read) and the stored fingerprint. Load stores `fingerprint` with the watermark
    * (model/fingerprint.ts fingerprintToStore). Absent in runs made before fingerprints.
    */

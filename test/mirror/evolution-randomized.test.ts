@@ -3,11 +3,14 @@
 // random pipeline.yaml edits (test/mirror/pipeline-edits.ts) and a batch of random data edits
 // (test/mirror/edits.ts), each round followed by `etl schema --yes [--allow …]` and an incremental
 // `etl run --propagate-deletes` with the edited pipeline. After every round, a full run of MongoDB as
-// it is with the current pipeline into a fresh database, and every table must be equal (ordered
-// checksums by column name; users_logbook's SERIAL id aside).
+// it is with the current pipeline and environment (GLOBAL_DATE_THRESHOLD, which an edit may set)
+// into a fresh database, and every table must be equal (ordered checksums by column name;
+// users_logbook's SERIAL id aside). A full run reads every document whatever the date thresholds;
+// the generator sets none while a table is new (its first run would read from the threshold alone).
 //
-// A lossy edit (a dropped column, a narrowed type) is first tried without its --allow: `etl schema`
-// must refuse it, naming the table, the column and the flag, and apply nothing of it.
+// A lossy edit (a dropped column, a narrowed type, a replaced primary key) is first tried without its
+// --allow: `etl schema` must refuse it, naming the table, the column and the flag, and apply nothing
+// of it.
 //
 // Replay or extend a seed locally:
 //   EVOLVE_SEEDS=7 EVOLVE_ROUNDS=6 EVOLVE_PIPELINE_EDITS=3 EVOLVE_EDITS=60 EVOLVE_SCALE=500 \
@@ -92,10 +95,22 @@ async function databaseColumns(url: string): Promise<Set<string>> {
   return new Set(rows.map((r) => r.c));
 }
 
+/** The columns of a table's primary key in the database, sorted (none: empty). */
+async function livePrimaryKey(url: string, table: string): Promise<string[]> {
+  const rows = await query<{ c: string }>(
+    url,
+    `SELECT a.attname AS c FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+     WHERE i.indisprimary AND i.indrelid = to_regclass($1) ORDER BY a.attname COLLATE "C"`,
+    [pg.escapeIdentifier(table)],
+  );
+  return rows.map((r) => r.c);
+}
+
 /**
  * The --allow tokens a round needs whose change exists in the database: a dropped column still
  * there, a narrowed column that exists (not one the round adds, nor one of a table it removes), a
- * NOT NULL over a column holding NULLs (without NULLs it loses nothing: applied).
+ * NOT NULL over a column holding NULLs (without NULLs it loses nothing: applied), a primary key in
+ * the database other than pipeline.yaml's (adding one where there is none loses nothing: applied).
  */
 async function pendingAllows(w: World, edits: readonly PipelineEdit[]): Promise<string[]> {
   const columns = await databaseColumns(w.m.incrementalUrl);
@@ -103,6 +118,12 @@ async function pendingAllows(w: World, edits: readonly PipelineEdit[]): Promise<
   const out: string[] = [];
   for (const token of tokens) {
     const [kind, target] = token.split(':') as [string, string];
+    if (kind === 'primary-key') {
+      const model = w.editor.model.tables.get(target);
+      const live = await livePrimaryKey(w.m.incrementalUrl, target);
+      if (model && live.length > 0 && live.join() !== [...model.primaryKey].sort().join()) out.push(token);
+      continue;
+    }
     const [table, column] = target.split('.') as [string, string];
     if (!columns.has(target) || !w.editor.model.tables.has(table)) continue;
     if (kind === 'not-null') {
@@ -116,7 +137,9 @@ async function pendingAllows(w: World, edits: readonly PipelineEdit[]): Promise<
 
 /** Without its --allow, a lossy change is refused: named with its table, column and flag; exit 0 or 1, never applied. */
 async function assertRefusedWithoutAllow(w: World, tokens: readonly string[]): Promise<void> {
-  const r = await etl(schemaArgs(w, ['--yes']));
+  const keys = tokens.filter((t) => t.startsWith('primary-key:')).map((t) => t.slice('primary-key:'.length));
+  const keysBefore = await Promise.all(keys.map((t) => livePrimaryKey(w.m.incrementalUrl, t)));
+  const r = await etl(schemaArgs(w, ['--yes']), { env: w.editor.env });
   assertNoStack(r, 'etl schema');
   assert.ok(r.code === 0 || r.code === 1, `etl schema --yes without --allow exits 0 or 1, got ${r.code}:\n${r.output}`);
   for (const token of tokens) {
@@ -126,6 +149,9 @@ async function assertRefusedWithoutAllow(w: World, tokens: readonly string[]): P
   const columns = await databaseColumns(w.m.incrementalUrl);
   for (const token of tokens.filter((t) => t.startsWith('drop-column:'))) {
     assert.ok(columns.has(token.slice('drop-column:'.length)), `${token}: refused, so the column is still there`);
+  }
+  for (const [i, table] of keys.entries()) {
+    assert.deepEqual(await livePrimaryKey(w.m.incrementalUrl, table), keysBefore[i], `primary-key:${table}: refused, so the primary key is as it was`);
   }
 }
 
@@ -137,13 +163,13 @@ async function evolve(w: World, edits: readonly PipelineEdit[]): Promise<void> {
   if (allows.length > 0) await assertRefusedWithoutAllow(w, allows);
   const tokens = [...new Set(edits.flatMap((e) => e.allow))];
   const args = schemaArgs(w, ['--yes', ...(tokens.length > 0 ? ['--allow', tokens.join(',')] : [])]);
-  let schema = await etl(args);
+  let schema = await etl(args, { env: w.editor.env });
   assertNoStack(schema, 'etl schema');
   if (schema.code === 1 && WAITS_FOR_A_RUN.test(schema.stdout)) {
     // Rows the change would delete are referenced: a run deletes them and follows their references
     // first (README, schema evolution), then the change applies.
     await w.m.incremental(['--propagate-deletes'], w.file);
-    schema = await etl(args);
+    schema = await etl(args, { env: w.editor.env });
   }
   assert.equal(schema.code, 0, `etl schema --yes${tokens.length > 0 ? ` --allow ${tokens.join(',')}` : ''} exits 0:\n${schema.output}`);
   await w.m.incremental(['--propagate-deletes'], w.file);
@@ -160,6 +186,8 @@ for (const seed of SEEDS) {
     for (let round = 1; round <= ROUNDS; round++) {
       try {
         const edits = await editor.applyRound(PIPELINE_EDITS);
+        // GLOBAL_DATE_THRESHOLD as the round set it, for its runs and its reference alike.
+        m.env = editor.env;
         assert.equal(edits.length, PIPELINE_EDITS, `round ${round}: every pipeline edit applied`);
         for (const e of edits) t.diagnostic(formatPipelineEdit(e));
         assert.equal((await w.data.applyRound(EDITS)).length, EDITS, `round ${round}: every data edit applied`);

@@ -37,6 +37,11 @@ interface HasAfter {
 export class Mirror {
   private client: MongoClient | null = null;
   private references = 0;
+  /**
+   * Variables every `etl run` of this test gets, the incremental ones and the reference alike (e.g.
+   * GLOBAL_DATE_THRESHOLD): a reference is a full run in the same environment.
+   */
+  env: Record<string, string> = {};
 
   private constructor(
     private readonly t: HasAfter,
@@ -157,7 +162,7 @@ export class Mirror {
   private async run(staging: string, databaseUrl: string, extra: readonly string[], pipeline: string, source?: string): Promise<RunReport> {
     const from = source === undefined ? ['--source', this.mongo.url, '--mongo-db', this.mongo.name] : ['--source', source];
     const args = ['run', '--json', ...from, '--staging', path.join(this.work, staging)];
-    const r = await etl([...args, '--pipeline', pipeline, '--database-url', databaseUrl, ...extra]);
+    const r = await etl([...args, '--pipeline', pipeline, '--database-url', databaseUrl, ...extra], { env: this.env });
     assert.equal(r.code, 0, `etl run ${extra.join(' ')} into ${staging} failed:\n${r.output}`);
     // The error boundary prints no stack trace without --verbose (README, the operator's day).
     assert.doesNotMatch(r.stderr, STACK_LINE, `etl run ${extra.join(' ')} into ${staging} printed a stack trace:\n${r.stderr}`);

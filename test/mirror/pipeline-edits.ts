@@ -1,8 +1,10 @@
 // Random edits of pipeline.yaml, made as a user would make them between two runs, for the
 // schema-evolution proof (test/mirror/evolution-randomized.test.ts): columns added, dropped, widened
 // and narrowed; filters widened and narrowed; an explode constant or merge changed; a dedupe table's
-// latest_by; the settings that change values (timezone, date_threshold, nul_character); tables added
-// and removed.
+// latest_by and key; a table's primary key; the settings that change values (timezone, date_threshold,
+// nul_character); a table's own date_threshold; the GLOBAL_DATE_THRESHOLD environment variable (not
+// in the file: `env` holds it for every command of the round and for the reference run); tables
+// added and removed.
 //
 // Edited through the yaml package's Document API, so the header comment and every other comment
 // survive; each candidate edit is checked by resolving the edited text with model/load-pipeline.ts
@@ -26,8 +28,11 @@ export type PipelineEditKind =
   | 'explode_merge'
   | 'latest_by'
   | 'dedupe_key'
+  | 'primary_key'
   | 'timezone'
   | 'date_threshold'
+  | 'table_date_threshold'
+  | 'global_date_threshold'
   | 'nul_character'
   | 'add_table'
   | 'remove_table';
@@ -45,8 +50,11 @@ export const PIPELINE_EDIT_WEIGHTS: readonly (readonly [PipelineEditKind, number
   ['explode_merge', 2],
   ['latest_by', 2],
   ['dedupe_key', 2],
+  ['primary_key', 3],
   ['timezone', 2],
   ['date_threshold', 2],
+  ['table_date_threshold', 2],
+  ['global_date_threshold', 2],
   ['nul_character', 1],
   ['add_table', 3],
   ['remove_table', 2],
@@ -188,6 +196,26 @@ function structural(t: TableModel): Set<string> {
   return out;
 }
 
+/** What one edit made: its words, its --allow tokens, and the GLOBAL_DATE_THRESHOLD it sets (undefined: unchanged). */
+interface Made {
+  readonly detail: string;
+  readonly allow: string[];
+  readonly globalThreshold?: string | null;
+}
+
+const sameSet = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((c) => b.includes(c));
+
+/** Tables a foreign key of another table points at. */
+function referencedTables(model: PipelineModel): Set<string> {
+  return new Set([...model.tables.values()].flatMap((t) => t.columns.flatMap((c) => (c.foreignKey && c.foreignKey.table !== t.name ? [c.foreignKey.table] : []))));
+}
+
+/** The table's primary key holds every row a merge on `key` makes: none, a SERIAL in it, or all of `key`'s columns. */
+function holdsRowsOf(t: TableModel, key: readonly string[]): boolean {
+  const serial = t.primaryKey.some((n) => t.columns.some((c) => c.name === n && c.sqlType.kind === 'serial'));
+  return t.primaryKey.length === 0 || serial || key.every((c) => t.primaryKey.includes(c));
+}
+
 export class PipelineEditor {
   readonly rng: Rng;
   /** Every edit kept, all rounds. */
@@ -200,6 +228,8 @@ export class PipelineEditor {
   private n = 0;
   /** Tables added this round: not loaded yet, so no date_threshold may be set before their first run. */
   private added = new Set<string>();
+  /** GLOBAL_DATE_THRESHOLD of every command from this round on (null: unset). */
+  private globalThreshold: string | null = null;
 
   private constructor(
     text: string,
@@ -223,6 +253,16 @@ export class PipelineEditor {
     return this.doc.toString();
   }
 
+  /** The environment every command of the round runs with, the reference included (GLOBAL_DATE_THRESHOLD overrides settings.date_threshold). */
+  get env(): Record<string, string> {
+    return this.globalThreshold === null ? {} : { GLOBAL_DATE_THRESHOLD: this.globalThreshold };
+  }
+
+  /** A date threshold is in force for every table: a new table's first run would read from it alone (see addTable). */
+  private globalThresholdInForce(): boolean {
+    return this.model.settings.dateThreshold !== null || this.globalThreshold !== null;
+  }
+
   /** Applies `count` random valid edits, writes the pipeline file; returns the edits. */
   async applyRound(count: number): Promise<PipelineEdit[]> {
     this.round += 1;
@@ -244,9 +284,10 @@ export class PipelineEditor {
       }
       this.doc = draft;
       this.model = model;
+      if (made.globalThreshold !== undefined) this.globalThreshold = made.globalThreshold;
       if (kind === 'add_table') this.added.add(made.detail);
       this.n += 1;
-      const edit: PipelineEdit = { round: this.round, n: this.n, kind, ...made };
+      const edit: PipelineEdit = { round: this.round, n: this.n, kind, detail: made.detail, allow: made.allow };
       edits.push(edit);
       this.applied.push(edit);
     }
@@ -254,7 +295,7 @@ export class PipelineEditor {
     return edits;
   }
 
-  private make(kind: PipelineEditKind, doc: Document): { detail: string; allow: string[] } | null {
+  private make(kind: PipelineEditKind, doc: Document): Made | null {
     switch (kind) {
       case 'add_column':
         return this.addColumn(doc);
@@ -278,11 +319,17 @@ export class PipelineEditor {
         return this.latestBy(doc);
       case 'dedupe_key':
         return this.dedupeKey(doc);
+      case 'primary_key':
+        return this.primaryKey(doc);
       case 'timezone':
         return this.setting(doc, 'timezone', TIMEZONES);
       case 'date_threshold':
         // See addTable: a table's first run must not be under a threshold.
         return this.added.size > 0 ? null : this.setting(doc, 'date_threshold', THRESHOLDS);
+      case 'table_date_threshold':
+        return this.tableDateThreshold(doc);
+      case 'global_date_threshold':
+        return this.added.size > 0 ? null : this.globalDateThreshold();
       case 'nul_character':
         return this.setting(doc, 'nul_character', ['reject', 'strip']);
       case 'add_table':
@@ -451,17 +498,77 @@ export class PipelineEditor {
 
   /** A dedupe table's key (and the unique constraint it merges on) gains or loses created_at. */
   private dedupeKey(doc: Document): { detail: string; allow: string[] } | null {
-    const tables = [...this.model.tables.values()].filter((t) => t.dedupe !== null && t.columns.some((c) => c.name === 'created_at'));
+    const newKey = (t: TableModel): string[] => (t.dedupe!.key.includes('created_at') ? t.dedupe!.key.filter((c) => c !== 'created_at') : [...t.dedupe!.key, 'created_at']);
+    // A primary key narrower than the new key would refuse the rows it makes (see primaryKey).
+    const tables = [...this.model.tables.values()].filter((t) => t.dedupe !== null && t.columns.some((c) => c.name === 'created_at') && holdsRowsOf(t, newKey(t)));
     if (tables.length === 0) return null;
     const t = this.rng.pick(tables);
     const before = [...t.dedupe!.key];
-    const after = before.includes('created_at') ? before.filter((c) => c !== 'created_at') : [...before, 'created_at'];
+    const after = newKey(t);
     const node = this.tableNode(doc, t.name);
     node.set('dedupe_key', doc.createNode(after, { flow: true }));
     const uniques = (node.toJSON() as { unique_constraints?: string[][] }).unique_constraints ?? [];
     const rest = uniques.filter((u) => !(u.length === before.length && u.every((c) => before.includes(c))));
     node.set('unique_constraints', doc.createNode([after, ...rest].map((u) => doc.createNode(u, { flow: true }))));
     return { detail: `${t.name} dedupe_key: [${before.join(', ')}] → [${after.join(', ')}]`, allow: [] };
+  }
+
+  /**
+   * A table without include_base gets another primary key (moved, widened, narrowed, dropped), only
+   * one its rows always satisfy: the merge key (one row per merge key), the merge key and one more
+   * NOT NULL column, or a SERIAL; none while the merge key is a unique constraint. A table another
+   * references keeps its key. Replacing or dropping a key needs --allow primary-key:<table>.
+   */
+  private primaryKey(doc: Document): { detail: string; allow: string[] } | null {
+    const referenced = referencedTables(this.model);
+    const choices: { t: TableModel; key: string[] }[] = [];
+    for (const t of this.model.tables.values()) {
+      if (referenced.has(t.name) || this.tableNode(doc, t.name).get('include_base') === true) continue;
+      for (const key of this.keyCandidates(doc, t)) if (!sameSet(key, t.primaryKey)) choices.push({ t, key });
+    }
+    if (choices.length === 0) return null;
+    const { t, key } = this.rng.pick(choices);
+    for (const node of this.columnNodes(doc, t.name)) {
+      if (key.includes(String(node.get('name')))) node.set('primary_key', true);
+      else node.delete('primary_key');
+    }
+    return { detail: `${t.name}: (${t.primaryKey.join(', ')}) → (${key.join(', ')})`, allow: t.primaryKey.length > 0 ? [`primary-key:${t.name}`] : [] };
+  }
+
+  /** The primary keys a table's rows always satisfy (see primaryKey). */
+  private keyCandidates(doc: Document, t: TableModel): string[][] {
+    const nodes = new Map(this.columnNodes(doc, t.name).map((n) => [String(n.get('name')), n]));
+    const serial = (name: string): boolean => t.columns.some((c) => c.name === name && c.sqlType.kind === 'serial');
+    // Declared NOT NULL: it stays NOT NULL when the key moves away from it.
+    const notNull = (name: string): boolean => nodes.get(name)?.get('nullable') === false || serial(name);
+    const out: string[][] = [];
+    if (t.uniqueConstraints.some((u) => sameSet(u, t.mergeKey))) out.push([]);
+    if (t.mergeKey.length > 0 && t.mergeKey.every(notNull)) {
+      out.push([...t.mergeKey]);
+      for (const c of t.columns) if (!t.mergeKey.includes(c.name) && !serial(c.name) && notNull(c.name)) out.push([...t.mergeKey, c.name]);
+    }
+    for (const c of t.columns) if (serial(c.name)) out.push([c.name]);
+    return out;
+  }
+
+  /** A table's own date_threshold (it overrides the global one) set, moved or removed; not on a table added this round (see addTable). */
+  private tableDateThreshold(doc: Document): { detail: string; allow: string[] } | null {
+    const tables = [...this.model.tables.keys()].filter((n) => !this.added.has(n));
+    if (tables.length === 0) return null;
+    const name = this.rng.pick(tables);
+    const node = this.tableNode(doc, name);
+    const before = (node.toJSON() as { date_threshold?: unknown }).date_threshold;
+    const beforeText = before instanceof Date ? before.toISOString().slice(0, 10) : before === undefined || before === null ? null : String(before);
+    const after = this.rng.pick(THRESHOLDS.filter((v) => v !== beforeText));
+    if (after === null) node.delete('date_threshold');
+    else node.set('date_threshold', after);
+    return { detail: `${name}.date_threshold: ${beforeText} → ${after}`, allow: [] };
+  }
+
+  /** GLOBAL_DATE_THRESHOLD set, changed or unset for the commands from this round on (pipeline.yaml unchanged). */
+  private globalDateThreshold(): Made {
+    const after = this.rng.pick(THRESHOLDS.filter((v) => v !== this.globalThreshold));
+    return { detail: `GLOBAL_DATE_THRESHOLD: ${this.globalThreshold} → ${after}`, allow: [], globalThreshold: after };
   }
 
   private setting(doc: Document, key: string, values: readonly (string | null)[]): { detail: string; allow: string[] } | null {
@@ -478,7 +585,7 @@ export class PipelineEditor {
    * before any threshold was set, and a threshold only ever widens their reads.
    */
   private addTable(doc: Document): { detail: string; allow: string[] } | null {
-    if (this.model.settings.dateThreshold !== null) return null;
+    if (this.globalThresholdInForce()) return null;
     const fits = Object.keys(NEW_TABLES).filter((n) => !this.model.tables.has(n));
     if (fits.length === 0) return null;
     const name = this.rng.pick(fits);
@@ -488,7 +595,7 @@ export class PipelineEditor {
 
   /** A table no other table references. */
   private removeTable(doc: Document): { detail: string; allow: string[] } | null {
-    const referenced = new Set([...this.model.tables.values()].flatMap((t) => t.columns.flatMap((c) => (c.foreignKey && c.foreignKey.table !== t.name ? [c.foreignKey.table] : []))));
+    const referenced = referencedTables(this.model);
     const leaves = [...this.model.tables.keys()].filter((n) => !referenced.has(n));
     if (leaves.length <= 1) return null;
     const name = this.rng.pick(leaves);

@@ -247,6 +247,54 @@ describe('etl schema applies what loses nothing and refuses the rest', () => {
     assert.deepEqual(await columnOf(client, 'users', 'nickname'), { type: 'character varying(255)', notnull: true });
   });
 
+  test('a primary key dropped or moved off the columns of a unique constraint pipeline.yaml keeps: one etl schema leaves the unique constraint in place', async (t) => {
+    const client = await database(t);
+    const LOGBOOK_ID = "      - name: id # PostgreSQL's own sequence, not the MongoDB _id\n        sql_type: SERIAL\n        primary_key: true\n";
+    const LOGBOOK_KEY = col('user_id', 'VARCHAR', NOT_NULL + '        foreign_key: users(id)\n') + col('day', 'DATE', NOT_NULL) + col('created_at', 'TIMESTAMP', NOT_NULL);
+    const keyed = (c: string) => c.replace(NOT_NULL, `${NOT_NULL}        primary_key: true\n`);
+    const byDay: [string, string][] = [
+      ['    dedupe_key: [user_id, day]\n', '    dedupe_key: [user_id, day, created_at]\n'],
+      ['      - [user_id, day]\n    export_order: 3', '      - [user_id, day, created_at]\n    export_order: 3'],
+    ];
+    const pkOnKey: [string, string] = [LOGBOOK_ID + LOGBOOK_KEY, LOGBOOK_ID.replace('        primary_key: true\n', '') + LOGBOOK_KEY.split(/(?=      - name: )/).map(keyed).join('')];
+    // users_logbook's primary key moves to (user_id, day, created_at), then its dedupe key (and
+    // unique constraint) becomes those columns: the primary key already covers them.
+    await applySchema(client, await variant(t, [pkOnKey]), { alter: true, allow: ['primary-key:users_logbook'] });
+    const both = await variant(t, [pkOnKey, ...byDay]);
+    await applySchema(client, both, { alter: true });
+    assert.deepEqual((await checkDrift(client, both)).findings, []);
+    // The key goes back to the SERIAL id: (user_id, day, created_at) must stay unique (load merges on it).
+    const back = await variant(t, byDay);
+    const report = await applySchema(client, back, { alter: true, allow: ['primary-key:users_logbook'] });
+    assert.deepEqual(report.refused, []);
+    assert.deepEqual((await checkDrift(client, back)).findings, [], 'one etl schema makes the database match pipeline.yaml');
+  });
+
+  test('a dedupe key narrowed back together with a primary key on it, over rows the wider key made: one row per key stays, the key is added', async (t) => {
+    const client = await database(t);
+    const wider = await variant(t, [
+      ['    dedupe_key: [menu_id, recipe_id]\n', '    dedupe_key: [menu_id, recipe_id, created_at]\n'],
+      ['      - [menu_id, recipe_id]\n', '      - [menu_id, recipe_id, created_at]\n'],
+    ]);
+    await applySchema(client, wider, { alter: true });
+    // Two documents of one (menu, recipe): two rows under the wider key. A run loaded the table.
+    await client.query(`
+      INSERT INTO recipes VALUES ('r1', now(), now(), 'Soup');
+      INSERT INTO menus VALUES ('m1', now(), now(), 'Winter');
+      INSERT INTO menu_recipes VALUES ('m1', 'r1', '2024-01-01', '2024-01-01'), ('m1', 'r1', '2024-02-01', '2024-02-01');
+      INSERT INTO etl_watermarks (table_name, watermark, run_id, fingerprint) VALUES ('menu_recipes', now(), 'r1', 'sha256:${'0'.repeat(64)}');
+    `);
+    const keyed = await variant(t, [
+      [col('menu_id', 'VARCHAR', NOT_NULL), col('menu_id', 'VARCHAR', `${NOT_NULL}        primary_key: true\n`)],
+      [col('recipe_id', 'VARCHAR', NOT_NULL + '        foreign_key: recipes(id)\n'), col('recipe_id', 'VARCHAR', `${NOT_NULL}        primary_key: true\n        foreign_key: recipes(id)\n`)],
+    ]);
+    const report = await applySchema(client, keyed, { alter: true });
+    assert.deepEqual(report.refused, []);
+    assert.deepEqual((await checkDrift(client, keyed)).findings, []);
+    const { rows } = await client.query('SELECT menu_id, recipe_id FROM menu_recipes');
+    assert.deepEqual(rows, [{ menu_id: 'm1', recipe_id: 'r1' }], 'one row per new key until the next run recomputes it');
+  });
+
   test('state tables: a column a newer etl declares is added by etl schema and by load\'s ensureSchema', async (t) => {
     const client = await database(t, ['ALTER TABLE etl_watermarks DROP COLUMN fingerprint', `INSERT INTO etl_watermarks (table_name, watermark, run_id) VALUES ('users', now(), 'r1')`]);
     const drift = await checkDrift(client, shipped);

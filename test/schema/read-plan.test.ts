@@ -64,7 +64,7 @@ test('a changed mapping reads its collection in full; the other tables of that c
   assert.equal(records.user_events!.full_read, true, 'read in full with its collection');
   assert.equal(records.user_events!.mapping, 'unchanged');
   assert.equal(records.menus!.full_read, false);
-  assert.equal(records.events!.full_read, true, 'read from its date threshold: everything a full run reads');
+  assert.equal(records.events!.full_read, false, 'read from its date threshold: it may hold rows of older documents, loaded before');
   const warnings = mappingWarnings(p);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /^users has a changed mapping in pipeline\.yaml since its last load: collection users is read in full \(mapping_changed\)/);
@@ -115,6 +115,15 @@ test('--full, --since and unread fingerprints: the mapping is not checked', asyn
   assert.equal(mappingRecords(unread).users!.mapping, 'unknown');
 });
 
+test('--since a date before the threshold of a table whose mapping changed: not a full read, the fingerprint is not stored', async (t) => {
+  const m = await model(t);
+  const state = loadedState(m, (f) => f.set('events', 'sha256:old'));
+  // etl run --since reads no stored fingerprint (mapping unknown); events' threshold is 2024-02-01.
+  const since = plans(m, { stored: state.stored, since: D('2024-01-01') });
+  assert.equal(reasons(since).events, 'since');
+  assert.equal(mappingRecords(since).events!.full_read, false, 'rows of documents before 2024-01-01 keep the old mapping: the next run reads in full');
+});
+
 test('a table never loaded is read in full (its mapping is new)', async (t) => {
   const m = await model(t);
   const state = loadedState(m);
@@ -124,4 +133,15 @@ test('a table never loaded is read in full (its mapping is new)', async (t) => {
   assert.equal(reasons(p).menus, 'never_loaded');
   assert.equal(froms(p).recipes, 'full');
   assert.equal(mappingRecords(p).menus!.mapping, 'new');
+});
+
+test('a table never loaded under a date threshold: its first read, from the threshold, is a full read (it holds no row yet)', async (t) => {
+  const m = await model(t);
+  const state = loadedState(m);
+  state.stored.delete('events');
+  state.fingerprints.delete('events');
+  const p = plans(m, state);
+  assert.equal(reasons(p).events, 'threshold');
+  assert.equal(froms(p).events, '2024-02-01');
+  assert.equal(mappingRecords(p).events!.full_read, true);
 });
