@@ -25,8 +25,8 @@ import { UsageError } from '../errors/etl-error.ts';
 import { roughDuration } from '../staging/durations.ts';
 import { STALE_PARTIAL_MS } from './archive-writer.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
-import { killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
-import type { StageName } from '../staging/manifest.ts';
+import { killedStage, shownStages } from '../staging/stage-writer.ts';
+import { describeStages } from '../staging/manifest.ts';
 import { folderBytes } from './folder-walk.ts';
 import { isLoaded, readLatest, readRunManifest, runIdTime } from './runs.ts';
 
@@ -163,12 +163,6 @@ async function stalePartials(stagingDir: string, now: Date): Promise<RemovedPart
     found.push({ file, bytes: st.size, reason: `an unfinished file left by an etl command that did not end (last written ${roughDuration(age)} ago)` });
   }
   return found;
-}
-
-function describeStages(stages: Record<StageName, ShownStageStatus | null>): string {
-  return (['extract', 'transform', 'load'] as const)
-    .map((s) => `${s} ${stages[s] ?? 'not run'}`)
-    .join(', ');
 }
 
 /** `7d`, `12h`, `30m`, `2w`, `45s` (before now), or a date/instant such as `2026-01-01`. */

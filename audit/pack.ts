@@ -9,7 +9,7 @@ import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StagingError } from '../errors/etl-error.ts';
 import type { FileFigures } from '../staging/atomic-file.ts';
-import { readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
+import { describeStages, readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
 import { killedHint, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { filesUnder } from './folder-walk.ts';
@@ -105,7 +105,7 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
 
 function checkStages(paths: RunPaths, manifest: Manifest): Record<StageName, ShownStageStatus | null> {
   const stages = shownStages(manifest);
-  const describe = (Object.keys(stages) as StageName[]).map((s) => `${s} ${stages[s] ?? 'not run'}`).join(', ');
+  const describe = describeStages(stages);
   if (stages.extract !== 'done' || stages.transform !== 'done') {
     throw new StagingError('stage_not_done', `run ${paths.runId} cannot be packed: extract and transform must be done (${describe})`, {
       context: { file: paths.manifest },

@@ -15,6 +15,11 @@ const MANIFEST_FORMAT = 1;
 export type StageName = 'extract' | 'transform' | 'load';
 /** The stages in the order they run. */
 export const STAGES: readonly StageName[] = ['extract', 'transform', 'load'];
+
+/** `extract done, transform killed, load not run`: a run's stages in one line (messages, summaries). */
+export function describeStages(stages: Readonly<Partial<Record<StageName, string | null>>>): string {
+  return STAGES.map((s) => `${s} ${stages[s] ?? 'not run'}`).join(', ');
+}
 export type StageStatus = 'running' | 'done' | 'failed';
 
 /** Fields every stage section has. */

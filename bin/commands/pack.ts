@@ -6,6 +6,7 @@ import { paint, writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { packRun, type PackProgress } from '../../audit/pack.ts';
+import { describeStages } from '../../staging/manifest.ts';
 import { writeRunReport } from '../../report/write-report.ts';
 import { formatBytes, throttled } from '../../audit/byte-size.ts';
 import { UsageError } from '../../errors/etl-error.ts';
@@ -70,7 +71,7 @@ const command: Command = {
       return 0;
     }
     const color = paint(ctx.stdout, ctx.env);
-    const stages = (['extract', 'transform', 'load'] as const).map((s) => `${s} ${report.stages[s] ?? 'not run'}`).join(', ');
+    const stages = describeStages(report.stages);
     ctx.stdout.write(
       [
         `${color.green('packed')} run ${report.run_id} (${stages}; in the archive: ${report.stages_included.join(', ')})`,

@@ -8,6 +8,7 @@ import { commandConfig } from '../config.ts';
 import { paint, writeJson } from '../output.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 import { isRunId, runPaths } from '../../staging/run-folder.ts';
+import { describeStages } from '../../staging/manifest.ts';
 import { verifyRun, type Mismatch, type VerifyProgress, type VerifyReport } from '../../audit/verify.ts';
 import { formatBytes, throttled } from '../../audit/byte-size.ts';
 
@@ -75,7 +76,7 @@ const command: Command = {
 
 function render(r: VerifyReport, color: ReturnType<typeof paint>): string {
   const lines: string[] = [];
-  const stages = (['extract', 'transform', 'load'] as const).map((s) => `${s} ${r.stages[s] ?? 'not run'}`).join(', ');
+  const stages = describeStages(r.stages);
   lines.push(`run ${r.run_id}${r.archive ? ` (archive ${r.archive})` : ` (${r.target})`}: ${stages}`);
   const stored = r.pipeline.stored_sha256;
   lines.push(
