@@ -82,57 +82,20 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
   const now = options.now ?? new Date();
   const latest = await readLatest(stagingDir);
   const ids = await listRunIds(stagingDir); // newest first
-  const runs = [];
+  const runs: ListedRun[] = [];
   for (const runId of ids) runs.push({ runId, ...(await readRunManifest(stagingDir, runId)) });
   const newestLoaded = runs.find((r) => isLoaded(r.manifest))?.runId ?? null;
 
   const removed: CleanedRun[] = [];
   const kept: KeptRun[] = [];
   for (const [index, run] of runs.entries()) {
-    const reasons: string[] = [];
-    const stages = shownStages(run.manifest);
-    const killed = killedStage(stages);
-    const unfinished = killed === null ? 'unfinished' : `killed during its ${killed} (its process is gone)`;
-    const finished = stages.extract === 'done' && stages.transform === 'done';
-    const loaded = isLoaded(run.manifest);
-    if (run.runId === latest) reasons.push('`latest` points at it');
-    if (run.runId === newestLoaded) reasons.push('newest loaded run');
-    if (finished && !loaded) reasons.push(`not yet loaded (load ${stages.load ? stages.load + (run.manifest?.stages.load?.dry_run ? ', dry run' : '') : 'never ran'})`);
-    if (!finished) {
-      if (newestLoaded === null) reasons.push(`${unfinished}, and no run was loaded yet`);
-      else if (run.runId > newestLoaded) reasons.push(`${unfinished}, newer than the newest loaded run`);
-      // A killed stage is certainly not at work: only a stage that may be running keeps an old run.
-      const running = Object.values(stages).some((s) => s === 'running');
-      if (running) {
-        const mtime = await stat(runPaths(stagingDir, run.runId).manifest).then((s) => s.mtimeMs, () => 0);
-        if (now.getTime() - mtime < RECENT_MS) reasons.push('a stage is marked running and the manifest changed within the hour');
-      }
+    const reasons = await keepReasons(run, index, { options, now, latest, newestLoaded });
+    if (reasons.length > 0) kept.push({ run_id: run.runId, reasons });
+    else {
+      const gone = await removeRun(run, stagingDir, newestLoaded, options.dryRun === true);
+      if (gone) removed.push(gone);
+      else kept.push({ run_id: run.runId, reasons: ['`latest` points at it'] });
     }
-    if (options.keep != null && index < options.keep) reasons.push(`among the ${options.keep} newest (--keep)`);
-    if (options.olderThan && !(runIdTime(run.runId).getTime() < options.olderThan.getTime())) {
-      reasons.push(`not older than ${options.olderThan.toISOString()} (--older-than)`);
-    }
-    if (reasons.length > 0) {
-      kept.push({ run_id: run.runId, reasons });
-      continue;
-    }
-    const reason = loaded
-      ? `loaded, superseded by loaded run ${newestLoaded}`
-      : `${killed === null ? 'unfinished' : 'killed'} (${run.problem ?? describeStages(stages)}), older than loaded run ${newestLoaded}`;
-    const dir = runPaths(stagingDir, run.runId).dir;
-    // A run that is a link to a folder elsewhere: removing it removes the link only, which frees nothing.
-    const link = await readlink(dir).catch(() => null);
-    const bytes = link === null ? await folderBytes(dir) : 0;
-    const why = link === null ? reason : `${reason}; it is a link to ${link}: only the link is removed, the folder it points to is left (nothing freed)`;
-    if (!options.dryRun) {
-      // `latest` may have moved since the listing (a new extract): never remove what it points at.
-      if ((await readLatest(stagingDir)) === run.runId) {
-        kept.push({ run_id: run.runId, reasons: ['`latest` points at it'] });
-        continue;
-      }
-      await rm(dir, { recursive: true, force: true });
-    }
-    removed.push({ run_id: run.runId, bytes, reason: why });
   }
   const partials = await stalePartials(stagingDir, now);
   if (!options.dryRun) for (const p of partials) await rm(p.file, { force: true });
@@ -148,6 +111,62 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
     newest_loaded: newestLoaded,
     latest,
   };
+}
+
+type ListedRun = { runId: string } & Awaited<ReturnType<typeof readRunManifest>>;
+
+interface Listing {
+  readonly options: CleanOptions;
+  readonly now: Date;
+  readonly latest: string | null;
+  readonly newestLoaded: string | null;
+}
+
+/** Why a run stays (rules 1–6 above); none: it may go. `index`: its place, newest first. */
+async function keepReasons(run: ListedRun, index: number, l: Listing): Promise<string[]> {
+  const { options, newestLoaded } = l;
+  const reasons: string[] = [];
+  const stages = shownStages(run.manifest);
+  const killed = killedStage(stages);
+  const unfinished = killed === null ? 'unfinished' : `killed during its ${killed} (its process is gone)`;
+  const finished = stages.extract === 'done' && stages.transform === 'done';
+  if (run.runId === l.latest) reasons.push('`latest` points at it');
+  if (run.runId === newestLoaded) reasons.push('newest loaded run');
+  if (finished && !isLoaded(run.manifest)) reasons.push(`not yet loaded (load ${stages.load ? stages.load + (run.manifest?.stages.load?.dry_run ? ', dry run' : '') : 'never ran'})`);
+  if (!finished) {
+    if (newestLoaded === null) reasons.push(`${unfinished}, and no run was loaded yet`);
+    else if (run.runId > newestLoaded) reasons.push(`${unfinished}, newer than the newest loaded run`);
+    // A killed stage is certainly not at work: only a stage that may be running keeps an old run.
+    const running = Object.values(stages).some((s) => s === 'running');
+    if (running) {
+      const mtime = await stat(runPaths(options.stagingDir, run.runId).manifest).then((s) => s.mtimeMs, () => 0);
+      if (l.now.getTime() - mtime < RECENT_MS) reasons.push('a stage is marked running and the manifest changed within the hour');
+    }
+  }
+  if (options.keep != null && index < options.keep) reasons.push(`among the ${options.keep} newest (--keep)`);
+  if (options.olderThan && !(runIdTime(run.runId).getTime() < options.olderThan.getTime())) {
+    reasons.push(`not older than ${options.olderThan.toISOString()} (--older-than)`);
+  }
+  return reasons;
+}
+
+/** Removes a run no rule keeps (under --dry-run: says it would); null when `latest` moved onto it meanwhile. */
+async function removeRun(run: ListedRun, stagingDir: string, newestLoaded: string | null, dryRun: boolean): Promise<CleanedRun | null> {
+  const stages = shownStages(run.manifest);
+  const reason = isLoaded(run.manifest)
+    ? `loaded, superseded by loaded run ${newestLoaded}`
+    : `${killedStage(stages) === null ? 'unfinished' : 'killed'} (${run.problem ?? describeStages(stages)}), older than loaded run ${newestLoaded}`;
+  const dir = runPaths(stagingDir, run.runId).dir;
+  // A run that is a link to a folder elsewhere: removing it removes the link only, which frees nothing.
+  const link = await readlink(dir).catch(() => null);
+  const bytes = link === null ? await folderBytes(dir) : 0;
+  const why = link === null ? reason : `${reason}; it is a link to ${link}: only the link is removed, the folder it points to is left (nothing freed)`;
+  if (!dryRun) {
+    // `latest` may have moved since the listing (a new extract): never remove what it points at.
+    if ((await readLatest(stagingDir)) === run.runId) return null;
+    await rm(dir, { recursive: true, force: true });
+  }
+  return { run_id: run.runId, bytes, reason: why };
 }
 
 /** `*.partial` files of the staging folder nobody wrote for STALE_PARTIAL_MS: what a killed etl pack leaves. */
