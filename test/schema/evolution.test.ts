@@ -308,3 +308,42 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     await assertEqualsFullRun(narrower, 'narrower-key');
   });
 });
+
+describe('etl run --since leaves a changed mapping to the next plain run, which reads it in full', () => {
+  const servers = useServers();
+  let work: string;
+  let mongo: { url: string; name: string };
+  let incremental: string;
+
+  before(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
+    ({ mongo, incremental } = await sampledAndLoaded(servers, work, 'evolution since', 300));
+  });
+  after(() => rm(work, { recursive: true, force: true }));
+
+  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) => runWith(work, mongo, pipeline, db, staging, extra);
+
+  test('a table added to pipeline.yaml and first loaded by etl run --since gets every document on the next plain run', async () => {
+    const doc = parseDocument(await readFile(SHIPPED, 'utf8'));
+    doc.setIn(['tables', 'recipe_details'], doc.createNode({ mongo_collection: 'recipes', include_base: true, additional_columns: [{ name: 'title', sql_type: 'VARCHAR(255)' }], additional_mappings: { name: 'title' } }));
+    const file = path.join(work, 'recipe-details.yaml');
+    await writeFile(file, doc.toString());
+    const schema = await etl(['schema', '--yes', '--pipeline', file, '--database-url', incremental]);
+    assert.equal(schema.code, 0, schema.output);
+
+    // No recipe changed since: the --since run reads none, and recipe_details stays empty.
+    const since = await run(file, incremental, 'incremental', ['--since', new Date().toISOString()]);
+    assert.equal(since.code, 0, since.output);
+    const [during] = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM recipe_details');
+    assert.equal(during!.n, 0, 'recipe_details holds the documents read since the date: none');
+
+    const plain = await run(file, incremental, 'incremental');
+    assert.equal(plain.code, 0, plain.output);
+    const report = JSON.parse(plain.stdout) as { extract: { warnings: string[]; collections: { collection: string; watermark: { from: string | null } }[] } };
+    assert.equal(report.extract.collections.find((c) => c.collection === 'recipes')?.watermark.from, null, 'recipes read in full: recipe_details never had its mapping read in full');
+    assert.match(report.extract.warnings.join('\n'), /recipe_details was loaded only by reads from a date \(--since\), never read in full with its mapping: collection recipes is read in full/);
+    const [counts] = await query<{ details: number; recipes: number }>(incremental, 'SELECT (SELECT count(*)::int FROM recipe_details) AS details, (SELECT count(*)::int FROM recipes) AS recipes');
+    assert.ok(counts!.recipes > 0);
+    assert.equal(counts!.details, counts!.recipes, 'one row of recipe_details per recipe');
+  });
+});
