@@ -170,6 +170,12 @@ async function livePrimaryKey(url: string, table: string): Promise<string[]> {
   return rows.map((r) => r.c);
 }
 
+/** How many rows of the table hold NULL in the column. */
+async function nullRows(url: string, table: string, column: string): Promise<number> {
+  const [r] = await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(table)} WHERE ${pg.escapeIdentifier(column)} IS NULL`);
+  return r!.n;
+}
+
 /**
  * The --allow tokens a round needs whose change exists in the database: a dropped column still
  * there, a narrowed column that exists (not one the round adds, nor one of a table it removes), a
@@ -190,10 +196,7 @@ async function pendingAllows(w: World, edits: readonly PipelineEdit[]): Promise<
     }
     const [table, column] = target.split('.') as [string, string];
     if (!columns.has(target) || !w.editor.model.tables.has(table)) continue;
-    if (kind === 'not-null') {
-      const [nulls] = await query<{ n: number }>(w.m.incrementalUrl, `SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(table)} WHERE ${pg.escapeIdentifier(column)} IS NULL`);
-      if (nulls!.n === 0) continue;
-    }
+    if (kind === 'not-null' && (await nullRows(w.m.incrementalUrl, table, column)) === 0) continue;
     out.push(token);
   }
   return out;
@@ -203,6 +206,8 @@ async function pendingAllows(w: World, edits: readonly PipelineEdit[]): Promise<
 async function assertRefusedWithoutAllow(w: World, tokens: readonly string[]): Promise<void> {
   const keys = tokens.filter((t) => t.startsWith('primary-key:')).map((t) => t.slice('primary-key:'.length));
   const keysBefore = await Promise.all(keys.map((t) => livePrimaryKey(w.m.incrementalUrl, t)));
+  const notNull = tokens.filter((t) => t.startsWith('not-null:')).map((t) => t.slice('not-null:'.length).split('.') as [string, string]);
+  const nullsBefore = await Promise.all(notNull.map(([table, column]) => nullRows(w.m.incrementalUrl, table, column)));
   const r = await etl(schemaArgs(w, ['--yes']), { env: w.editor.env });
   assertNoStack(r, 'etl schema');
   assert.ok(r.code === 0 || r.code === 1, `etl schema --yes without --allow exits 0 or 1, got ${r.code}:\n${r.output}`);
@@ -216,6 +221,9 @@ async function assertRefusedWithoutAllow(w: World, tokens: readonly string[]): P
   }
   for (const [i, table] of keys.entries()) {
     assert.deepEqual(await livePrimaryKey(w.m.incrementalUrl, table), keysBefore[i], `primary-key:${table}: refused, so the primary key is as it was`);
+  }
+  for (const [i, [table, column]] of notNull.entries()) {
+    assert.equal(await nullRows(w.m.incrementalUrl, table, column), nullsBefore[i], `not-null:${table}.${column}: refused, so its rows holding NULL stay`);
   }
 }
 
