@@ -266,7 +266,10 @@ for (const seed of SEEDS) {
         assert.equal(edits.length, PIPELINE_EDITS, `round ${round}: every pipeline edit applied`);
         for (const e of edits) t.diagnostic(formatPipelineEdit(e));
         since = drawSince(w, new Date());
-        if (since) w.sinceRuns.push(`r${round} --since ${since.toISOString()}`);
+        if (since) {
+          w.sinceRuns.push(`r${round} --since ${since.toISOString()}`);
+          t.diagnostic(`r${round} etl run --since ${since.toISOString()}, then a plain run`);
+        }
         assert.equal((await w.data.applyRound(EDITS)).length, EDITS, `round ${round}: every data edit applied`);
         await writeNuls(w, round, 2);
         const report = await evolve(w, edits, since);
@@ -280,7 +283,9 @@ for (const seed of SEEDS) {
         const context = `after round ${round}'s etl run --since ${since.toISOString()}, in the tables whose mapping it kept (${settled.join(', ')})\n${replayContext(w)}`;
         await assertMirrors(editor.model, m.incrementalUrl, reference, { examples: 5, tables: settled, context });
         // MongoDB is as the reference read it: the plain run reads the changed mappings in full.
-        await m.incremental(['--propagate-deletes'], file);
+        const plain = await m.incremental(['--propagate-deletes'], file);
+        const full = plain.extract.collections.filter((c) => c.watermark.from === null).map((c) => c.collection);
+        t.diagnostic(`r${round} the plain run after --since read in full: ${full.join(', ') || 'nothing'}`);
       }
       await assertMirrors(editor.model, m.incrementalUrl, reference, { examples: 5, context: `after round ${round}\n${replayContext(w)}` });
     }
