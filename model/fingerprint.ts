@@ -87,6 +87,15 @@ export interface PlannedMapping {
 }
 
 /**
+ * The fingerprint a table's watermark holds after a read that did not cover the table (`--since`)
+ * when none was stored (never loaded, or loaded by an etl before fingerprints): no mapping gives it,
+ * so the next run reads the table in full. Not null: a watermark without fingerprint means "loaded
+ * by an etl before fingerprints", and the next run would take the table for unchanged, since the
+ * last run applied to it used the current pipeline.yaml (model/read-plan.ts mappingState).
+ */
+export const PARTIAL = 'partial';
+
+/**
  * The fingerprint load stores with a table's watermark, given the current model's (`current`), the
  * one stored (`stored`, null: none) and what the run's extract planned (`planned`, null: an extract
  * that recorded none). Pure: the lead's load calls it in its transaction.
@@ -98,11 +107,11 @@ export interface PlannedMapping {
  * - None stored, and the extract found the table last loaded with the same pipeline.yaml by an etl
  *   before fingerprints → the rows follow the current mapping: store it.
  * - Differs from the stored one (or none stored) → store it only if the run read the table's
- *   documents in full; otherwise keep the old one, so the next run still reads in full.
+ *   documents in full; otherwise keep the old one (none: PARTIAL), so the next run still reads in full.
  */
 export function fingerprintToStore(current: string, stored: string | null, planned: PlannedMapping | null): string | null {
   if (!planned || planned.fingerprint !== current) return stored;
   if (stored === current) return current;
   if (stored === null && planned.mapping === 'unchanged') return current;
-  return planned.fullRead ? current : stored;
+  return planned.fullRead ? current : (stored ?? PARTIAL);
 }

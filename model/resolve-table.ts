@@ -89,7 +89,12 @@ export function mergeKindOf(strategy: Strategy, explode: ExplodeSpec | null): Me
   return 'upsert';
 }
 
-/** The column holding the document `_id` for the rows a document owns (TableModel.documentKey). */
+/**
+ * The column holding the document `_id` for the rows a document owns (TableModel.documentKey): an
+ * explode table's parent column; an upsert table's primary-key column fed by `_id`, alone or with
+ * other columns (a key (id, text) still gives one row per document, and the row whose text changed
+ * must leave with its document's old row).
+ */
 export function documentKeyOf(t: {
   readonly strategy: Strategy;
   readonly primaryKey: readonly string[];
@@ -97,9 +102,12 @@ export function documentKeyOf(t: {
   readonly explode: ExplodeSpec | null;
 }): string | null {
   if (t.strategy === 'explode') return t.explode?.parentColumn ?? null;
-  if (t.strategy !== 'upsert' || t.primaryKey.length !== 1) return null;
-  const source = t.columns.find((c) => c.name === t.primaryKey[0])?.source;
-  return source?.kind === 'field' && source.path === '_id' ? t.primaryKey[0]! : null;
+  if (t.strategy !== 'upsert') return null;
+  const fedById = (name: string): boolean => {
+    const source = t.columns.find((c) => c.name === name)?.source;
+    return source?.kind === 'field' && source.path === '_id';
+  };
+  return t.primaryKey.find(fedById) ?? null;
 }
 
 class TableResolver {

@@ -55,8 +55,18 @@ export async function planSchema(client: Queryable, model: PipelineModel, allow:
     changes.push(...out);
   }
   changes.push(...(await retiredTableChanges(client, model)));
-  changes.sort((a, b) => APPLY_ORDER.indexOf(a.kind) - APPLY_ORDER.indexOf(b.kind) || orderOf(model, a.table) - orderOf(model, b.table));
+  changes.sort((a, b) => applyRank(model, a) - applyRank(model, b) || orderOf(model, a.table) - orderOf(model, b.table));
   return { changes, problems };
+}
+
+/**
+ * A change's place in APPLY_ORDER; a NOT NULL dropped goes right after the primary keys: a column
+ * leaving the key keeps NOT NULL until the old key is dropped ("column is in a primary key"), where
+ * a NOT NULL set stays before them (its NULL rows deleted before a key over the column is added).
+ */
+function applyRank(model: PipelineModel, c: SchemaChange): number {
+  const relaxed = c.kind === 'nullability' && model.tables.get(c.table)?.columns.find((x) => x.name === c.column)?.nullable === true;
+  return relaxed ? APPLY_ORDER.indexOf('primary_key') + 0.5 : APPLY_ORDER.indexOf(c.kind);
 }
 
 const orderOf = (model: PipelineModel, table: string) => {
@@ -247,10 +257,25 @@ async function primaryKey(ctx: Context, t: TableModel, f: DriftFinding, problems
       };
   if ((change.allow !== null && !ctx.allow.has(change.allow)) || add.length === 0) return [change];
   const columns = keyColumns(t, f);
-  const nulls = await Promise.all(columns.map((c) => (ctx.fresh.has(`${t.name}.${c}`) ? 0 : nullCount(ctx.client, t.name, c))));
+  const cleared = await clearedOfNulls(ctx, t, columns);
+  const nulls = await Promise.all(columns.map((c) => (ctx.fresh.has(`${t.name}.${c}`) || cleared.has(c) ? 0 : nullCount(ctx.client, t.name, c))));
   const rekeyed = nulls.every((n) => n === 0) ? await rekeyedDedupeKey(ctx, t, columns, change) : null;
   if (rekeyed) return [rekeyed];
-  return (await validated(ctx, t, f, problems)) ? [change] : [];
+  return (await validated(ctx, t, f, problems, cleared)) ? [change] : [];
+}
+
+/**
+ * Key columns whose rows holding NULL the NOT NULL change --allow not-null: names deletes before the
+ * key is added (APPLY_ORDER: nullability first): a primary key makes its columns NOT NULL, and a full
+ * run rejects those rows. Not when other rows reference them: that change then waits for a run.
+ */
+async function clearedOfNulls(ctx: Context, t: TableModel, columns: readonly string[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const c of columns) {
+    if (!ctx.allow.has(`not-null:${t.name}.${c}`) || t.columns.find((x) => x.name === c)?.nullable !== false) continue;
+    if (Object.keys(await referencingRows(ctx.client, t.name, `${ident(c)} IS NULL`)).length === 0) out.add(c);
+  }
+  return out;
 }
 
 /** A unique or foreign key the tool named (its pattern) is the tool's to drop; another is a person's. */
@@ -333,16 +358,22 @@ async function foreignKeyViolations(ctx: Context, t: TableModel, f: DriftFinding
   return orphans(ctx.client, fk, t.primaryKey);
 }
 
-/** Checks the rows against a key pipeline.yaml adds; records a problem (with examples) when they break it. */
-async function validated(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[]): Promise<boolean> {
+/**
+ * Checks the rows against a key pipeline.yaml adds; records a problem (with examples) when they break
+ * it. NULLs of `cleared` columns do not count: an allowed NOT NULL change deletes their rows first.
+ */
+async function validated(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[], cleared: ReadonlySet<string> = new Set()): Promise<boolean> {
   const columns = f.kind === 'missing_foreign_key' ? [f.column!] : keyColumns(t, f);
   if (columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) return true;
   if (f.kind === 'missing_foreign_key') return noteProblem(problems, t, f, await foreignKeyViolations(ctx, t, f));
   const dupes = await duplicates(ctx.client, t.name, columns);
   if (f.kind === 'primary_key') {
-    const nulls = await Promise.all(columns.map((c) => nullCount(ctx.client, t.name, c)));
+    const held = columns.filter((c) => !cleared.has(c));
+    const nulls = await Promise.all(held.map((c) => nullCount(ctx.client, t.name, c)));
     const n = nulls.reduce((a, b) => a + b, 0);
-    if (n > 0) dupes.examples.unshift(`${n} NULL value(s) in (${columns.join(', ')})`);
+    held.forEach((c, i) => {
+      if (nulls[i]! > 0) dupes.examples.unshift(`${nulls[i]} row(s) hold NULL in "${c}", which a primary key never holds: --allow not-null:${t.name}.${c} deletes them (a full run rejects them)`);
+    });
     return noteProblem(problems, t, f, { count: dupes.count + n, examples: dupes.examples });
   }
   return noteProblem(problems, t, f, dupes);

@@ -12,6 +12,22 @@
 // --allow: `etl schema` must refuse it, naming the table, the column and the flag, and apply nothing
 // of it.
 //
+// Some rounds run `etl run --since D` instead of the plain incremental run (drawn per round from the
+// seed). README ("How a mapping change is backfilled"): `--since` reads the documents created,
+// updated or minted at or after D, whatever the watermark and the date thresholds, and does not check
+// mappings; a table's new fingerprint is stored only when the read replaced every row the table can
+// hold, so the next plain run still reads a changed mapping in full. What that promises, and so what
+// is compared, with D not later than the round's first data edit (every document changed since the
+// previous run is then read, as a plain run would read it):
+// - after the --since run: every table whose mapping (model/fingerprint.ts) is the one its rows were
+//   loaded with, and whose referenced tables are such tables too, equals the full run (a changed
+//   table may lack the new mapping on documents older than D, and a table referencing it may then
+//   hold rows pending on rows it lacks);
+// - after the plain run that follows (no edit in between): every table equals it.
+// D is either the second before the round's first data edit, or an old date (before or after the
+// thresholds the edits set): a read from before a changed table's threshold is no full read of a
+// loaded table (model/read-plan.ts coversFullExtent), which only this end-to-end run can show.
+//
 // Replay or extend a seed locally:
 //   EVOLVE_SEEDS=7 EVOLVE_ROUNDS=6 EVOLVE_PIPELINE_EDITS=3 EVOLVE_EDITS=60 EVOLVE_SCALE=500 \
 //     node --import tsx --test --test-timeout=1800000 test/mirror/evolution-randomized.test.ts
@@ -22,8 +38,11 @@ import { test } from 'node:test';
 import pg from 'pg';
 import { etl, STACK_LINE, type CliResult } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
+import { tableFingerprint } from '../../model/fingerprint.ts';
+import type { PipelineModel } from '../../model/types.ts';
+import { hash, Rng } from '../../sample/prng.ts';
 import { EditGenerator, formatEdit } from './edits.ts';
-import { assertMirrors, integers, Mirror, PIPELINE, query } from './harness.ts';
+import { assertMirrors, integers, Mirror, PIPELINE, query, type RunReport } from './harness.ts';
 import { formatPipelineEdit, PipelineEditor, type PipelineEdit } from './pipeline-edits.ts';
 
 const servers = useServers();
@@ -46,6 +65,50 @@ interface World {
   readonly file: string;
   /** The NUL characters written (settings.nul_character decides their rows), as `r<round> <collection> <_id> <field>`. */
   readonly nuls: string[];
+  /** Draws each round's run: plain, or --since a date (its own stream: the edits replay whatever it draws). */
+  readonly runs: Rng;
+  /** The rounds run with --since, as `r<round> --since <D>`. */
+  readonly sinceRuns: string[];
+}
+
+/** Old --since dates: before, between and after the date thresholds the pipeline edits set (2020-06-01, 2022-01-01, 2023-09-15). */
+const OLD_SINCE = ['2020-01-01', '2021-06-01', '2022-06-01', '2024-01-01'];
+
+/**
+ * The round's run: null for a plain incremental run (half the rounds), else the --since date: the
+ * second before `firstEdit` (ObjectIds hold whole seconds), or an old date.
+ */
+function drawSince(w: World, firstEdit: Date): Date | null {
+  const draw = w.runs.next();
+  if (draw < 0.5) return null;
+  if (draw < 0.75) return new Date(Math.floor(firstEdit.getTime() / 1000) * 1000 - 1000);
+  return new Date(`${w.runs.pick(OLD_SINCE)}T00:00:00Z`);
+}
+
+/**
+ * Tables whose mapping is the one their rows were loaded with (the fingerprint of the previous
+ * round's pipeline, which the previous round's plain run stored), and whose referenced tables are
+ * such tables too: a --since run must leave them equal to a full run (see the header).
+ */
+function settledTables(before: PipelineModel, after: PipelineModel): string[] {
+  const unchanged = (name: string): boolean => {
+    const old = before.tables.get(name);
+    return old !== undefined && tableFingerprint(old, before.settings) === tableFingerprint(after.tables.get(name)!, after.settings);
+  };
+  const settled = new Set(after.loadOrder.filter(unchanged));
+  // Load order puts referenced tables first: one pass settles the references transitively.
+  for (const name of after.loadOrder) {
+    const refs = after.tables.get(name)!.columns.flatMap((c) => (c.foreignKey && c.foreignKey.table !== name ? [c.foreignKey.table] : []));
+    if (refs.some((r) => !settled.has(r))) settled.delete(name);
+  }
+  return after.loadOrder.filter((t) => settled.has(t));
+}
+
+/** Every collection of a --since run was read from D: --since wins over watermarks, thresholds and changed mappings (model/read-plan.ts). */
+function assertReadSince(report: RunReport, since: Date): void {
+  for (const c of report.extract.collections) {
+    assert.equal(c.watermark.from, since.toISOString(), `etl run --since ${since.toISOString()} reads ${c.collection} from that date`);
+  }
 }
 
 /** Text fields pipeline.yaml maps, where a NUL character goes (README: NUL characters). */
@@ -84,6 +147,7 @@ function replayContext(w: World): string {
     'every data edit applied:',
     ...w.data.applied.map((e) => `  ${formatEdit(e)}`),
     `NUL characters written: ${w.nuls.join(', ')}`,
+    `rounds run with --since (each followed by a plain run): ${w.sinceRuns.join(', ') || 'none'}`,
   ].join('\n');
 }
 
@@ -106,6 +170,12 @@ async function livePrimaryKey(url: string, table: string): Promise<string[]> {
   return rows.map((r) => r.c);
 }
 
+/** How many rows of the table hold NULL in the column. */
+async function nullRows(url: string, table: string, column: string): Promise<number> {
+  const [r] = await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(table)} WHERE ${pg.escapeIdentifier(column)} IS NULL`);
+  return r!.n;
+}
+
 /**
  * The --allow tokens a round needs whose change exists in the database: a dropped column still
  * there, a narrowed column that exists (not one the round adds, nor one of a table it removes), a
@@ -126,10 +196,7 @@ async function pendingAllows(w: World, edits: readonly PipelineEdit[]): Promise<
     }
     const [table, column] = target.split('.') as [string, string];
     if (!columns.has(target) || !w.editor.model.tables.has(table)) continue;
-    if (kind === 'not-null') {
-      const [nulls] = await query<{ n: number }>(w.m.incrementalUrl, `SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(table)} WHERE ${pg.escapeIdentifier(column)} IS NULL`);
-      if (nulls!.n === 0) continue;
-    }
+    if (kind === 'not-null' && (await nullRows(w.m.incrementalUrl, table, column)) === 0) continue;
     out.push(token);
   }
   return out;
@@ -139,6 +206,8 @@ async function pendingAllows(w: World, edits: readonly PipelineEdit[]): Promise<
 async function assertRefusedWithoutAllow(w: World, tokens: readonly string[]): Promise<void> {
   const keys = tokens.filter((t) => t.startsWith('primary-key:')).map((t) => t.slice('primary-key:'.length));
   const keysBefore = await Promise.all(keys.map((t) => livePrimaryKey(w.m.incrementalUrl, t)));
+  const notNull = tokens.filter((t) => t.startsWith('not-null:')).map((t) => t.slice('not-null:'.length).split('.') as [string, string]);
+  const nullsBefore = await Promise.all(notNull.map(([table, column]) => nullRows(w.m.incrementalUrl, table, column)));
   const r = await etl(schemaArgs(w, ['--yes']), { env: w.editor.env });
   assertNoStack(r, 'etl schema');
   assert.ok(r.code === 0 || r.code === 1, `etl schema --yes without --allow exits 0 or 1, got ${r.code}:\n${r.output}`);
@@ -153,12 +222,16 @@ async function assertRefusedWithoutAllow(w: World, tokens: readonly string[]): P
   for (const [i, table] of keys.entries()) {
     assert.deepEqual(await livePrimaryKey(w.m.incrementalUrl, table), keysBefore[i], `primary-key:${table}: refused, so the primary key is as it was`);
   }
+  for (const [i, [table, column]] of notNull.entries()) {
+    assert.equal(await nullRows(w.m.incrementalUrl, table, column), nullsBefore[i], `not-null:${table}.${column}: refused, so its rows holding NULL stay`);
+  }
 }
 
 /** A change --allow names that waits for a run (rows it would delete are referenced). */
 const WAITS_FOR_A_RUN = /not applied yet: .+ reference the rows it would delete: run `etl run` with this pipeline\.yaml first/;
 
-async function evolve(w: World, edits: readonly PipelineEdit[]): Promise<void> {
+/** `etl schema` for the round's edits, then its incremental run (--since `since` when set); returns that run's report. */
+async function evolve(w: World, edits: readonly PipelineEdit[], since: Date | null): Promise<RunReport> {
   const allows = await pendingAllows(w, edits);
   if (allows.length > 0) await assertRefusedWithoutAllow(w, allows);
   const tokens = [...new Set(edits.flatMap((e) => e.allow))];
@@ -172,7 +245,7 @@ async function evolve(w: World, edits: readonly PipelineEdit[]): Promise<void> {
     schema = await etl(args, { env: w.editor.env });
   }
   assert.equal(schema.code, 0, `etl schema --yes${tokens.length > 0 ? ` --allow ${tokens.join(',')}` : ''} exits 0:\n${schema.output}`);
-  await w.m.incremental(['--propagate-deletes'], w.file);
+  return w.m.incremental(['--propagate-deletes', ...(since ? ['--since', since.toISOString()] : [])], w.file);
 }
 
 for (const seed of SEEDS) {
@@ -182,21 +255,38 @@ for (const seed of SEEDS) {
     await m.incremental(['--propagate-deletes']);
     const file = path.join(m.work, 'pipeline.yaml');
     const editor = await PipelineEditor.open(await readFile(PIPELINE, 'utf8'), file, seed);
-    const w: World = { seed, m, editor, file, data: await EditGenerator.open(await m.db(), seed), nuls: [] };
+    const w: World = { seed, m, editor, file, data: await EditGenerator.open(await m.db(), seed), nuls: [], runs: new Rng(hash(seed >>> 0, 0x51ce)), sinceRuns: [] };
     for (let round = 1; round <= ROUNDS; round++) {
+      const before = editor.model;
+      let since: Date | null = null;
       try {
         const edits = await editor.applyRound(PIPELINE_EDITS);
         // GLOBAL_DATE_THRESHOLD as the round set it, for its runs and its reference alike.
         m.env = editor.env;
         assert.equal(edits.length, PIPELINE_EDITS, `round ${round}: every pipeline edit applied`);
         for (const e of edits) t.diagnostic(formatPipelineEdit(e));
+        since = drawSince(w, new Date());
+        if (since) {
+          w.sinceRuns.push(`r${round} --since ${since.toISOString()}`);
+          t.diagnostic(`r${round} etl run --since ${since.toISOString()}, then a plain run`);
+        }
         assert.equal((await w.data.applyRound(EDITS)).length, EDITS, `round ${round}: every data edit applied`);
         await writeNuls(w, round, 2);
-        await evolve(w, edits);
+        const report = await evolve(w, edits, since);
+        if (since) assertReadSince(report, since);
       } catch (e) {
         throw new Error(`round ${round}: ${(e as Error).message}\n${replayContext(w)}`, { cause: e });
       }
       const reference = await m.reference(file);
+      if (since) {
+        const settled = settledTables(before, editor.model);
+        const context = `after round ${round}'s etl run --since ${since.toISOString()}, in the tables whose mapping it kept (${settled.join(', ')})\n${replayContext(w)}`;
+        await assertMirrors(editor.model, m.incrementalUrl, reference, { examples: 5, tables: settled, context });
+        // MongoDB is as the reference read it: the plain run reads the changed mappings in full.
+        const plain = await m.incremental(['--propagate-deletes'], file);
+        const full = plain.extract.collections.filter((c) => c.watermark.from === null).map((c) => c.collection);
+        t.diagnostic(`r${round} the plain run after --since read in full: ${full.join(', ') || 'nothing'}`);
+      }
       await assertMirrors(editor.model, m.incrementalUrl, reference, { examples: 5, context: `after round ${round}\n${replayContext(w)}` });
     }
     assert.deepEqual(editor.invalid, [], 'every pipeline edit the generator drew was a valid pipeline');

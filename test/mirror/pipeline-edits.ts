@@ -50,7 +50,7 @@ export const PIPELINE_EDIT_WEIGHTS: readonly (readonly [PipelineEditKind, number
   ['explode_merge', 2],
   ['latest_by', 2],
   ['dedupe_key', 2],
-  ['primary_key', 3],
+  ['primary_key', 6],
   ['timezone', 2],
   ['date_threshold', 2],
   ['table_date_threshold', 2],
@@ -194,6 +194,33 @@ function structural(t: TableModel): Set<string> {
   if (t.dedupe) out.add(t.dedupe.latestBy);
   for (const c of t.columns) if (c.source.kind === 'generated' || c.name === 'created_at' || c.name === 'updated_at') out.add(c.name);
   return out;
+}
+
+/** The columns include_base adds (model/resolve-table.ts): name, sql_type, the field it reads. */
+const BASE_COLUMNS: readonly { readonly name: string; readonly sqlType: string; readonly field: string }[] = [
+  { name: 'id', sqlType: 'VARCHAR', field: '_id' },
+  { name: 'created_at', sqlType: 'TIMESTAMP', field: 'creation_date' },
+  { name: 'updated_at', sqlType: 'TIMESTAMP', field: 'update_date' },
+];
+
+/**
+ * `include_base: true` written out: its three columns (NOT NULL, `id` the primary key) before
+ * `additional_columns` as `columns`, and their fields before `additional_mappings` as `explicit_mappings`.
+ */
+export function spellOutBase(doc: Document, table: YAMLMap): void {
+  const extra = table.get('additional_columns');
+  const mappings = table.get('additional_mappings');
+  const columns = [
+    ...BASE_COLUMNS.map((b) => doc.createNode({ name: b.name, sql_type: b.sqlType, nullable: false, ...(b.name === 'id' ? { primary_key: true } : {}) })),
+    ...(isSeq(extra) ? extra.items : []),
+  ];
+  const fields = doc.createNode(Object.fromEntries(BASE_COLUMNS.map((b) => [b.field, b.name]))) as YAMLMap;
+  if (isMap(mappings)) for (const pair of mappings.items) fields.items.push(pair);
+  table.delete('include_base');
+  table.delete('additional_columns');
+  table.delete('additional_mappings');
+  table.set('columns', doc.createNode(columns));
+  table.set('explicit_mappings', fields);
 }
 
 /** What one edit made: its words, its --allow tokens, and the GLOBAL_DATE_THRESHOLD it sets (undefined: unchanged). */
@@ -514,33 +541,47 @@ export class PipelineEditor {
   }
 
   /**
-   * A table without include_base gets another primary key (moved, widened, narrowed, dropped), only
-   * one its rows always satisfy: the merge key (one row per merge key), the merge key and one more
-   * NOT NULL column, or a SERIAL; none while the merge key is a unique constraint. A table another
-   * references keeps its key. Replacing or dropping a key needs --allow primary-key:<table>.
+   * A table gets another primary key (moved, widened, narrowed, dropped), only one its rows always
+   * satisfy: the merge key (one row per merge key), the merge key and one more NOT NULL column, or a
+   * SERIAL; none while the merge key is a unique constraint; for a table of one row per document, its
+   * `_id` column alone or with any one other column. A column a key takes becomes NOT NULL (a primary
+   * key is never NULL): one that may hold NULLs today needs --allow not-null:<table>.<column> too (its
+   * NULL rows go; a full run rejects them). A table with include_base (whose `id` is the key, and which
+   * takes no primary_key of its own) is first spelled out without it: the same columns, mappings and
+   * key, which changes nothing by itself. A table another references keeps its key. Replacing or
+   * dropping a key needs --allow primary-key:<table>.
    */
   private primaryKey(doc: Document): { detail: string; allow: string[] } | null {
     const referenced = referencedTables(this.model);
     const choices: { t: TableModel; key: string[] }[] = [];
     for (const t of this.model.tables.values()) {
-      if (referenced.has(t.name) || this.tableNode(doc, t.name).get('include_base') === true) continue;
+      if (referenced.has(t.name)) continue;
       for (const key of this.keyCandidates(doc, t)) if (!sameSet(key, t.primaryKey)) choices.push({ t, key });
     }
     if (choices.length === 0) return null;
     const { t, key } = this.rng.pick(choices);
+    const based = this.tableNode(doc, t.name).get('include_base') === true;
+    if (based) spellOutBase(doc, this.tableNode(doc, t.name));
+    const nowNullable: string[] = [];
     for (const node of this.columnNodes(doc, t.name)) {
-      if (key.includes(String(node.get('name')))) node.set('primary_key', true);
-      else node.delete('primary_key');
+      const name = String(node.get('name'));
+      if (!key.includes(name)) node.delete('primary_key');
+      else {
+        if (!t.primaryKey.includes(name) && t.columns.find((c) => c.name === name)?.nullable === true) nowNullable.push(name);
+        node.set('primary_key', true);
+      }
     }
-    return { detail: `${t.name}: (${t.primaryKey.join(', ')}) → (${key.join(', ')})`, allow: t.primaryKey.length > 0 ? [`primary-key:${t.name}`] : [] };
+    const allow = [...(t.primaryKey.length > 0 ? [`primary-key:${t.name}`] : []), ...nowNullable.map((c) => `not-null:${t.name}.${c}`)];
+    return { detail: `${t.name}${based ? ' (include_base spelled out)' : ''}: (${t.primaryKey.join(', ')}) → (${key.join(', ')})`, allow };
   }
 
   /** The primary keys a table's rows always satisfy (see primaryKey). */
   private keyCandidates(doc: Document, t: TableModel): string[][] {
+    const based = this.tableNode(doc, t.name).get('include_base') === true;
     const nodes = new Map(this.columnNodes(doc, t.name).map((n) => [String(n.get('name')), n]));
     const serial = (name: string): boolean => t.columns.some((c) => c.name === name && c.sqlType.kind === 'serial');
-    // Declared NOT NULL: it stays NOT NULL when the key moves away from it.
-    const notNull = (name: string): boolean => nodes.get(name)?.get('nullable') === false || serial(name);
+    // Declared NOT NULL (include_base's columns are): it stays NOT NULL when the key moves away from it.
+    const notNull = (name: string): boolean => (based && BASE_COLUMNS.some((b) => b.name === name)) || nodes.get(name)?.get('nullable') === false || serial(name);
     const out: string[][] = [];
     if (t.uniqueConstraints.some((u) => sameSet(u, t.mergeKey))) out.push([]);
     if (t.mergeKey.length > 0 && t.mergeKey.every(notNull)) {
@@ -548,6 +589,12 @@ export class PipelineEditor {
       for (const c of t.columns) if (!t.mergeKey.includes(c.name) && !serial(c.name) && notNull(c.name)) out.push([...t.mergeKey, c.name]);
     }
     for (const c of t.columns) if (serial(c.name)) out.push([c.name]);
+    const documentId = t.strategy === 'upsert' ? t.columns.find((c) => c.source.kind === 'field' && c.source.path === '_id') : undefined;
+    if (documentId) {
+      out.push([documentId.name]);
+      // Any other column, NULLs or not; not one whose missing reference is set NULL (a key is never NULL).
+      for (const c of t.columns) if (c !== documentId && !serial(c.name) && c.foreignKey?.onMissing !== 'set_null') out.push([documentId.name, c.name]);
+    }
     return out;
   }
 

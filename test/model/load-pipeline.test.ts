@@ -343,7 +343,7 @@ tables:
     assert.equal(m.tables.get('codes')!.documentKey, null);
     assert.equal(m.tables.get('codes')!.mergeKind, 'upsert');
     assert.equal(m.tables.get('mapped')!.documentKey, 'key', 'a primary key fed by _id under another name');
-    assert.equal(m.tables.get('pair')!.documentKey, null, 'a composite primary key names no single document');
+    assert.equal(m.tables.get('pair')!.documentKey, 'a', 'a composite primary key with the _id column: one row per document, named by it');
   });
 
   test('a table keyed by its own primary key (no include_base), the "order" column and a quote in a name', async () => {

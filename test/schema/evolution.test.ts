@@ -9,12 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { MongoClient, ObjectId } from 'mongodb';
-import { parseDocument } from 'yaml';
+import { parseDocument, type YAMLMap, type YAMLSeq } from 'yaml';
 import { useServers, type Servers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { etl } from '../harness/cli.ts';
 // The shipped pipeline.yaml, which each test copies and edits.
 import { contents, PIPELINE as SHIPPED, query } from '../mirror/harness.ts';
+import { spellOutBase } from '../mirror/pipeline-edits.ts';
 
 /** `etl run` of `mongo` into `db` with `pipeline`, staged in `<work>/<staging>`. */
 function runWith(work: string, mongo: { url: string; name: string }, pipeline: string, db: string, staging: string, extra: string[] = []) {
@@ -306,5 +307,129 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     const r2 = await run(narrower, incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(r2.code, 0, r2.output);
     await assertEqualsFullRun(narrower, 'narrower-key');
+  });
+});
+
+describe('etl run --since leaves a changed mapping to the next plain run, which reads it in full', () => {
+  const servers = useServers();
+  let work: string;
+  let mongo: { url: string; name: string };
+  let incremental: string;
+
+  before(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
+    ({ mongo, incremental } = await sampledAndLoaded(servers, work, 'evolution since', 300));
+  });
+  after(() => rm(work, { recursive: true, force: true }));
+
+  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) => runWith(work, mongo, pipeline, db, staging, extra);
+
+  test('a table added to pipeline.yaml and first loaded by etl run --since gets every document on the next plain run', async () => {
+    const doc = parseDocument(await readFile(SHIPPED, 'utf8'));
+    doc.setIn(['tables', 'recipe_details'], doc.createNode({ mongo_collection: 'recipes', include_base: true, additional_columns: [{ name: 'title', sql_type: 'VARCHAR(255)' }], additional_mappings: { name: 'title' } }));
+    const file = path.join(work, 'recipe-details.yaml');
+    await writeFile(file, doc.toString());
+    const schema = await etl(['schema', '--yes', '--pipeline', file, '--database-url', incremental]);
+    assert.equal(schema.code, 0, schema.output);
+
+    // No recipe changed since: the --since run reads none, and recipe_details stays empty.
+    const since = await run(file, incremental, 'incremental', ['--since', new Date().toISOString()]);
+    assert.equal(since.code, 0, since.output);
+    const [during] = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM recipe_details');
+    assert.equal(during!.n, 0, 'recipe_details holds the documents read since the date: none');
+
+    const plain = await run(file, incremental, 'incremental');
+    assert.equal(plain.code, 0, plain.output);
+    const report = JSON.parse(plain.stdout) as { extract: { warnings: string[]; collections: { collection: string; watermark: { from: string | null } }[] } };
+    assert.equal(report.extract.collections.find((c) => c.collection === 'recipes')?.watermark.from, null, 'recipes read in full: recipe_details never had its mapping read in full');
+    assert.match(report.extract.warnings.join('\n'), /recipe_details was loaded only by reads from a date \(--since\), never read in full with its mapping: collection recipes is read in full/);
+    const [counts] = await query<{ details: number; recipes: number }>(incremental, 'SELECT (SELECT count(*)::int FROM recipe_details) AS details, (SELECT count(*)::int FROM recipes) AS recipes');
+    assert.ok(counts!.recipes > 0);
+    assert.equal(counts!.details, counts!.recipes, 'one row of recipe_details per recipe');
+  });
+});
+
+describe('a primary key moved on a table spelled out without include_base, by etl schema and a run, equals a full run', () => {
+  const servers = useServers();
+  let work: string;
+  let mongo: { url: string; name: string };
+  let incremental: string;
+
+  before(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
+    ({ mongo, incremental } = await sampledAndLoaded(servers, work, 'evolution key', 300));
+  });
+  after(() => rm(work, { recursive: true, force: true }));
+
+  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) => runWith(work, mongo, pipeline, db, staging, extra);
+  const schema = (pipeline: string, allow: string) => etl(['schema', '--yes', '--allow', allow, '--pipeline', pipeline, '--database-url', incremental]);
+
+  /** The shipped pipeline with items' include_base written out and its primary key (id, `column`). */
+  async function itemsKeyedBy(column: string): Promise<string> {
+    const doc = parseDocument(await readFile(SHIPPED, 'utf8'));
+    spellOutBase(doc, doc.getIn(['tables', 'items']) as YAMLMap);
+    const node = (doc.getIn(['tables', 'items', 'columns']) as YAMLSeq<YAMLMap>).items.find((c) => c.get('name') === column)!;
+    node.set('primary_key', true);
+    const file = path.join(work, `items-${column}.yaml`);
+    await writeFile(file, doc.toString());
+    return file;
+  }
+
+  async function assertEqualsFullRun(file: string, label: string) {
+    const fresh = await servers.postgres.createDatabase(`evolution key full ${label}`);
+    const full = await run(file, fresh, `full-${label}`);
+    assert.equal(full.code, 0, full.stderr);
+    const names = [...(await loadPipeline(file)).loadOrder];
+    assert.deepEqual(await contents(incremental, names), await contents(fresh, names));
+  }
+
+  const itemsKey = async () =>
+    (await query<{ c: string }>(incremental, `SELECT a.attname AS c FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indisprimary AND i.indrelid = 'items'::regclass ORDER BY 1`)).map((r) => r.c);
+  const itemsCounts = async () => (await query<{ rows: number; nulls: number }>(incremental, 'SELECT count(*)::int AS rows, count(*) FILTER (WHERE updated_by IS NULL)::int AS nulls FROM items'))[0]!;
+
+  test('a key over a column holding NULLs: refused, naming the table, the column and --allow not-null:, with nothing applied; applied with it', async () => {
+    const file = await itemsKeyedBy('updated_by');
+    const before = await itemsCounts();
+    assert.ok(before.nulls > 0, 'rows of items hold NULL in updated_by');
+
+    const refused = await schema(file, 'primary-key:items');
+    assert.equal(refused.code, 1, refused.output);
+    assert.match(refused.stderr, /items: primary key of "items" is \(id\), pipeline\.yaml says \(id, updated_by\)/);
+    assert.match(refused.stderr, new RegExp(`${before.nulls} row\\(s\\) hold NULL in "updated_by", which a primary key never holds: --allow not-null:items\\.updated_by deletes them`));
+    assert.deepEqual(await itemsKey(), ['id'], 'nothing applied: the key is as it was');
+    assert.deepEqual(await itemsCounts(), before, 'nothing applied: every row is there');
+
+    // With the NOT NULL change allowed, its DELETE comes first and the key goes on.
+    const applied = await schema(file, 'primary-key:items,not-null:items.updated_by');
+    assert.equal(applied.code, 0, applied.output);
+    assert.deepEqual(await itemsKey(), ['id', 'updated_by']);
+    assert.deepEqual(await itemsCounts(), { rows: before.rows - before.nulls, nulls: 0 });
+    const r = await run(file, incremental, 'incremental', ['--propagate-deletes']);
+    assert.equal(r.code, 0, r.output);
+    await assertEqualsFullRun(file, 'updated-by');
+  });
+
+  test('a key (id, text): a document whose text changes keeps one row, the new one; a deleted one takes its row', async () => {
+    const file = await itemsKeyedBy('text');
+    const s = await schema(file, 'primary-key:items');
+    assert.equal(s.code, 0, s.output);
+    const first = await run(file, incremental, 'incremental', ['--propagate-deletes']);
+    assert.equal(first.code, 0, first.output);
+    const client = new MongoClient(mongo.url);
+    let edited: ObjectId;
+    try {
+      const items = client.db(mongo.name).collection('items');
+      const [a, b] = await items.find({ text: { $type: 'string' } }, { sort: { _id: 1 }, limit: 2 }).toArray();
+      edited = a!._id as ObjectId;
+      await items.updateOne({ _id: edited }, { $set: { text: 'a text that changed', update_date: new Date() } });
+      await items.deleteOne({ _id: b!._id });
+    } finally {
+      await client.close();
+    }
+    const r = await run(file, incremental, 'incremental', ['--propagate-deletes']);
+    assert.equal(r.code, 0, r.output);
+    const rows = await query<{ text: string }>(incremental, 'SELECT text FROM items WHERE id = $1', [edited.toHexString()]);
+    assert.deepEqual(rows, [{ text: 'a text that changed' }], 'one row for the document: its text now');
+    await assertEqualsFullRun(file, 'text');
   });
 });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { loadPipeline } from '../../model/load-pipeline.ts';
-import { fingerprintToStore, pipelineFingerprints, tableFingerprint } from '../../model/fingerprint.ts';
+import { fingerprintToStore, PARTIAL, pipelineFingerprints, tableFingerprint } from '../../model/fingerprint.ts';
 
 const SHIPPED = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../pipeline.yaml');
 
@@ -91,7 +91,15 @@ describe('fingerprintToStore', () => {
     assert.equal(fingerprintToStore(B, A, { fingerprint: B, fullRead: true }), B);
     assert.equal(fingerprintToStore(B, A, { fingerprint: B, fullRead: false }), A, 'an incremental read keeps the old one: the next run reads in full');
     assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: true }), B, 'first load or older version: stored after a full read');
-    assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: false }), null);
+  });
+  test('none stored and a read that does not cover the table (--since): partial, never taken for an etl before fingerprints', () => {
+    // Null would read as "loaded by an etl before fingerprints"; the last run applied used this
+    // pipeline.yaml, so the next run would take the table for unchanged and never read it in full.
+    assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: false, mapping: 'new' }), PARTIAL);
+    assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: false, mapping: 'unrecorded' }), PARTIAL);
+    assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: false }), PARTIAL);
+    assert.equal(fingerprintToStore(B, PARTIAL, { fingerprint: B, fullRead: false, mapping: 'changed' }), PARTIAL, 'kept until a full read');
+    assert.equal(fingerprintToStore(B, PARTIAL, { fingerprint: B, fullRead: true, mapping: 'changed' }), B);
   });
   test('none stored by an older etl that loaded the same pipeline.yaml (the extract found it unchanged): stored', () => {
     assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: false, mapping: 'unchanged' }), B);
