@@ -8,7 +8,7 @@
 // table of that collection is then read in full (recorded per table as `full_read`).
 import { ObjectId } from 'bson';
 import type { CollectionModel, PipelineModel, TableModel } from '../model/types.ts';
-import { PARTIAL, tableFingerprint } from '../model/fingerprint.ts';
+import { tableFingerprint } from '../model/fingerprint.ts';
 import type { ExtractMappingRecord } from '../staging/manifest-extract.ts';
 import { collectionFrom, coversFullExtent, planTableRead, type TablePlan } from '../model/read-plan.ts';
 
@@ -86,8 +86,8 @@ export function mappingWarnings(plans: readonly CollectionPlan[]): string[] {
       const what =
         t.mapping === 'unrecorded'
           ? 'was loaded by a version of etl that recorded no mapping fingerprint, with another pipeline.yaml'
-          : t.storedFingerprint === PARTIAL
-            ? 'was loaded only by reads from a date (--since), never read in full with its mapping'
+          : t.mapping === 'partial'
+            ? 'was never read in full with its mapping (loaded only from part of its collection: by reads from a date, --since, or from a run extracted with another pipeline.yaml)'
             : 'has a changed mapping in pipeline.yaml since its last load';
       out.push(`${t.table} ${what}: collection ${plan.collection.name} is read in full (mapping_changed), so the table ends as a full run would make it`);
     }

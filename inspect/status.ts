@@ -280,7 +280,7 @@ function wrapped(label: string, names: readonly string[]): string[] {
 function nextReadLabel(t: Pick<TableStatus, 'mapping' | 'next'>): string {
   const { next } = t;
   if (next.reason === 'mapping_changed') {
-    const why = t.mapping === 'unrecorded' ? 'loaded by an older etl with another pipeline.yaml' : 'mapping changed';
+    const why = t.mapping === 'unrecorded' ? 'loaded by an older etl with another pipeline.yaml' : t.mapping === 'partial' ? 'never read in full' : 'mapping changed';
     return `full read, ${why}`;
   }
   if (next.reason === 'never_loaded') return 'full read, never loaded';

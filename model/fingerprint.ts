@@ -87,11 +87,14 @@ export interface PlannedMapping {
 }
 
 /**
- * The fingerprint a table's watermark holds after a read that did not cover the table (`--since`)
- * when none was stored (never loaded, or loaded by an etl before fingerprints): no mapping gives it,
- * so the next run reads the table in full. Not null: a watermark without fingerprint means "loaded
- * by an etl before fingerprints", and the next run would take the table for unchanged, since the
- * last run applied to it used the current pipeline.yaml (model/read-plan.ts mappingState).
+ * The fingerprint a table's watermark holds after a load that proves nothing about its mapping when
+ * none was stored (never loaded, or loaded by an etl before fingerprints): a read that did not cover
+ * the table (`--since`), or a run extracted with another pipeline.yaml (a table added after the
+ * extract, transformed with --allow-pipeline-change, got the rows of the documents that run read).
+ * No mapping gives it, so the next run reads the table in full. Not null: a watermark without
+ * fingerprint means "loaded by an etl before fingerprints", and the next run would take the table
+ * for unchanged, since the last run applied to it used the current pipeline.yaml (model/read-plan.ts
+ * mappingState).
  */
 export const PARTIAL = 'partial';
 
@@ -101,16 +104,16 @@ export const PARTIAL = 'partial';
  * that recorded none). Pure: the lead's load calls it in its transaction.
  *
  * - The run was planned with another mapping than the current one (pipeline.yaml changed between
- *   extract and load), or recorded none → keep the stored one: this run proves nothing about the
- *   current mapping.
+ *   extract and load), or recorded none → keep the stored one (none: PARTIAL): this run proves
+ *   nothing about the current mapping.
  * - Same as stored → unchanged.
  * - None stored, and the extract found the table last loaded with the same pipeline.yaml by an etl
  *   before fingerprints → the rows follow the current mapping: store it.
  * - Differs from the stored one (or none stored) → store it only if the run read the table's
  *   documents in full; otherwise keep the old one (none: PARTIAL), so the next run still reads in full.
  */
-export function fingerprintToStore(current: string, stored: string | null, planned: PlannedMapping | null): string | null {
-  if (!planned || planned.fingerprint !== current) return stored;
+export function fingerprintToStore(current: string, stored: string | null, planned: PlannedMapping | null): string {
+  if (!planned || planned.fingerprint !== current) return stored ?? PARTIAL;
   if (stored === current) return current;
   if (stored === null && planned.mapping === 'unchanged') return current;
   return planned.fullRead ? current : (stored ?? PARTIAL);

@@ -21,6 +21,7 @@
 // the same bytes as now → the same mapping (unchanged: no surprise full read after an upgrade, and
 // load records the fingerprint); other bytes → unknown whether this table's mapping changed, so it is
 // treated as changed (`unrecorded`: read in full once) rather than risk a column never backfilled.
+import { PARTIAL } from './fingerprint.ts';
 import type { TableModel } from './types.ts';
 
 export type WatermarkReason =
@@ -36,10 +37,11 @@ export type WatermarkReason =
 /**
  * How the table's current mapping compares with the one its rows were loaded with:
  * unchanged, changed (another fingerprint is stored), unrecorded (a watermark without fingerprint,
- * loaded by an older version with another pipeline.yaml), new (never loaded), unknown (the stored
- * state was not read).
+ * loaded by an older version with another pipeline.yaml), partial (loaded only from part of its
+ * collection, never read in full: model/fingerprint.ts PARTIAL), new (never loaded), unknown (the
+ * stored state was not read).
  */
-export type MappingState = 'unchanged' | 'changed' | 'unrecorded' | 'new' | 'unknown';
+export type MappingState = 'unchanged' | 'changed' | 'unrecorded' | 'partial' | 'new' | 'unknown';
 
 export interface StoredState {
   readonly watermark: Date;
@@ -83,6 +85,7 @@ function mappingState(stored: StoredState | null, fingerprint: string, pipelineS
     const last = stored.lastPipelineSha256 ?? null;
     return last !== null && last !== pipelineSha256 ? 'unrecorded' : 'unchanged';
   }
+  if (stored.fingerprint === PARTIAL) return 'partial';
   return stored.fingerprint === fingerprint ? 'unchanged' : 'changed';
 }
 
@@ -98,7 +101,7 @@ export function planTableRead(table: TableModel, input: TablePlanInput): TablePl
   if (input.full) return { ...base, from: null, reason: 'full_flag' };
   if (table.forceReimport) return { ...base, from: null, reason: 'force_reimport' };
   if (input.since) return { ...base, from: input.since, reason: 'since' };
-  if (mapping === 'changed' || mapping === 'unrecorded') return { ...base, from: null, reason: 'mapping_changed' };
+  if (mapping === 'changed' || mapping === 'unrecorded' || mapping === 'partial') return { ...base, from: null, reason: 'mapping_changed' };
   if (stored && threshold) return { ...base, from: minDate(stored, threshold), reason: 'watermark_and_threshold' };
   if (stored) return { ...base, from: stored, reason: 'watermark' };
   if (threshold) return { ...base, from: threshold, reason: 'threshold' };

@@ -153,6 +153,6 @@ export interface ExtractSection extends StageSectionBase {
 export interface ExtractMappingRecord {
   fingerprint: string;
   full_read: boolean;
-  mapping: 'unchanged' | 'changed' | 'unrecorded' | 'new' | 'unknown';
+  mapping: 'unchanged' | 'changed' | 'unrecorded' | 'partial' | 'new' | 'unknown';
   stored_fingerprint: string | null;
 }

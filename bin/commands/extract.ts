@@ -20,8 +20,9 @@ options:
   --propagate-deletes
                     also stage each collection's full _id set (<collection>.ids.ndjson, a second
                     pass, ids only), so load deletes the rows whose document is gone, and the rows
-                    referencing them; every upsert and explode table (without the flag: the tables
-                    with propagate_deletes: true). Dedupe tables are not covered
+                    referencing them; every table whose rows name their document (a dedupe
+                    table through what each document contributed, its keys recomputed; without
+                    the flag: the tables with propagate_deletes: true)
   --source URL|PATH a mongodb:// or mongodb+srv:// URL (live server), or a mongodump output:
                     a dump folder, a database folder of .bson/.bson.gz files, or an --archive file
   --mongo-db NAME   the database to read (default: MONGODB_DATABASE, or the one the dump holds)

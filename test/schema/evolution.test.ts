@@ -342,7 +342,7 @@ describe('etl run --since leaves a changed mapping to the next plain run, which 
     assert.equal(plain.code, 0, plain.output);
     const report = JSON.parse(plain.stdout) as { extract: { warnings: string[]; collections: { collection: string; watermark: { from: string | null } }[] } };
     assert.equal(report.extract.collections.find((c) => c.collection === 'recipes')?.watermark.from, null, 'recipes read in full: recipe_details never had its mapping read in full');
-    assert.match(report.extract.warnings.join('\n'), /recipe_details was loaded only by reads from a date \(--since\), never read in full with its mapping: collection recipes is read in full/);
+    assert.match(report.extract.warnings.join('\n'), /recipe_details was never read in full with its mapping \(loaded only from part of its collection: by reads from a date, --since, or from a run extracted with another pipeline\.yaml\): collection recipes is read in full/);
     const [counts] = await query<{ details: number; recipes: number }>(incremental, 'SELECT (SELECT count(*)::int FROM recipe_details) AS details, (SELECT count(*)::int FROM recipes) AS recipes');
     assert.ok(counts!.recipes > 0);
     assert.equal(counts!.details, counts!.recipes, 'one row of recipe_details per recipe');
@@ -431,5 +431,57 @@ describe('a primary key moved on a table spelled out without include_base, by et
     const rows = await query<{ text: string }>(incremental, 'SELECT text FROM items WHERE id = $1', [edited.toHexString()]);
     assert.deepEqual(rows, [{ text: 'a text that changed' }], 'one row for the document: its text now');
     await assertEqualsFullRun(file, 'text');
+  });
+});
+
+describe('a table added to pipeline.yaml after the extract and first loaded from that run is read in full by the next run', () => {
+  const servers = useServers();
+  let work: string;
+  let mongo: { url: string; name: string };
+  let incremental: string;
+
+  before(async () => {
+    work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
+    // 3000: about ten recipes, so the one the incremental extract reads is not all of them.
+    ({ mongo, incremental } = await sampledAndLoaded(servers, work, 'evolution late table', 3000));
+  });
+  after(() => rm(work, { recursive: true, force: true }));
+
+  test('extract with the old pipeline.yaml, transform --allow-pipeline-change and load with the new one: the next plain run fills the new table', async () => {
+    // One recipe changes, so the incremental extract reads it (and only it).
+    const client = new MongoClient(mongo.url);
+    try {
+      await client.connect();
+      const changed = await client.db(mongo.name).collection('recipes').updateOne({}, { $set: { name: 'Tarte fine', update_date: new Date() } });
+      assert.equal(changed.modifiedCount, 1);
+    } finally {
+      await client.close();
+    }
+    const staging = path.join(work, 'incremental');
+    const extract = await etl(['extract', '--source', mongo.url, '--mongo-db', mongo.name, '--staging', staging, '--pipeline', SHIPPED], { env: { DATABASE_URL: incremental } });
+    assert.equal(extract.code, 0, extract.output);
+
+    const doc = parseDocument(await readFile(SHIPPED, 'utf8'));
+    doc.setIn(['tables', 'recipe_titles'], doc.createNode({ mongo_collection: 'recipes', include_base: true, additional_columns: [{ name: 'title', sql_type: 'VARCHAR(255)' }], additional_mappings: { name: 'title' } }));
+    const file = path.join(work, 'recipe-titles.yaml');
+    await writeFile(file, doc.toString());
+    for (const args of [
+      ['schema', '--yes', '--pipeline', file, '--database-url', incremental],
+      ['transform', '--allow-pipeline-change', '--staging', staging, '--pipeline', file],
+      ['load', '--staging', staging, '--pipeline', file, '--database-url', incremental],
+    ]) {
+      const r = await etl(args);
+      assert.equal(r.code, 0, `etl ${args[0]}: ${r.output}`);
+    }
+    const [during] = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM recipe_titles');
+    assert.equal(during!.n, 1, 'recipe_titles holds the one recipe the incremental extract read');
+
+    const plain = await runWith(work, mongo, file, incremental, 'incremental');
+    assert.equal(plain.code, 0, plain.output);
+    const report = JSON.parse(plain.stdout) as { extract: { collections: { collection: string; watermark: { from: string | null } }[] } };
+    assert.equal(report.extract.collections.find((c) => c.collection === 'recipes')?.watermark.from, null, 'recipes read in full: recipe_titles was never read in full');
+    const [counts] = await query<{ titles: number; recipes: number }>(incremental, 'SELECT (SELECT count(*)::int FROM recipe_titles) AS titles, (SELECT count(*)::int FROM recipes) AS recipes');
+    assert.ok(counts!.recipes > 1);
+    assert.equal(counts!.titles, counts!.recipes, 'one row of recipe_titles per recipe');
   });
 });

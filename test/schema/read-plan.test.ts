@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { loadPipeline } from '../../model/load-pipeline.ts';
-import { pipelineFingerprints } from '../../model/fingerprint.ts';
+import { PARTIAL, pipelineFingerprints } from '../../model/fingerprint.ts';
 import { mappingRecords, mappingWarnings, planCollections, type PlanInput } from '../../extract/watermark-plan.ts';
 import type { PipelineModel } from '../../model/types.ts';
 
@@ -68,6 +68,17 @@ test('a changed mapping reads its collection in full; the other tables of that c
   const warnings = mappingWarnings(p);
   assert.equal(warnings.length, 1);
   assert.match(warnings[0]!, /^users has a changed mapping in pipeline\.yaml since its last load: collection users is read in full \(mapping_changed\)/);
+});
+
+test('a table loaded only from part of its collection (fingerprint PARTIAL) reads its collection in full, and says why', async (t) => {
+  const m = await model(t);
+  const p = plans(m, loadedState(m, (f) => f.set('users', PARTIAL)));
+  assert.equal(froms(p).users, 'full');
+  assert.equal(reasons(p).users, 'mapping_changed');
+  assert.equal(mappingRecords(p).users!.mapping, 'partial');
+  assert.deepEqual(mappingWarnings(p), [
+    'users was never read in full with its mapping (loaded only from part of its collection: by reads from a date, --since, or from a run extracted with another pipeline.yaml): collection users is read in full (mapping_changed), so the table ends as a full run would make it',
+  ]);
 });
 
 test('a watermark stored without fingerprint (an older etl): changed when its last run used another pipeline.yaml', async (t) => {
