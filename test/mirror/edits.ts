@@ -130,12 +130,19 @@ export class EditGenerator implements ValueSource {
 
   /** Applies `count` random edits; returns them. */
   async applyRound(count: number): Promise<Edit[]> {
+    let attempts = 0;
+    return this.applyWhile((edits) => edits.length < count && attempts++ < count * 20);
+  }
+
+  /**
+   * A round of random edits, one at a time for as long as `more` (asked before each, with the
+   * round's edits so far) says so; `more` may wait first: edits paced while something else runs.
+   */
+  async applyWhile(more: (edits: readonly Edit[]) => boolean | Promise<boolean>): Promise<Edit[]> {
     this.round += 1;
     this.n = 0;
     const edits: Edit[] = [];
-    let attempts = 0;
-    while (edits.length < count && attempts < count * 20) {
-      attempts += 1;
+    while (await more(edits)) {
       const edit = await this.applyOne(this.rng.weighted(EDIT_WEIGHTS));
       if (!edit) continue;
       edits.push(edit);
