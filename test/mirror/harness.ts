@@ -109,12 +109,13 @@ export class Mirror {
   /**
    * The arguments of `etl <command>` against this test's MongoDB (extract, run), the incremental
    * staging folder and database (`--database-url` where the command takes it; run every command
-   * with `incrementalEnv` too: extract reads the watermarks through DATABASE_URL), without `--json`.
+   * with `incrementalEnv` too: extract reads the watermarks through DATABASE_URL), without `--json`,
+   * with `pipeline` (default: the shipped pipeline.yaml).
    */
-  incrementalArgs(command: IncrementalCommand | 'status', extra: readonly string[] = []): string[] {
+  incrementalArgs(command: IncrementalCommand | 'status', extra: readonly string[] = [], pipeline = PIPELINE): string[] {
     const source = command === 'run' || command === 'extract' ? ['--source', this.mongo.url, '--mongo-db', this.mongo.name] : [];
     const database = command === 'run' || command === 'load' || command === 'status' ? ['--database-url', this.incrementalUrl] : [];
-    return [command, ...source, '--staging', this.incrementalStaging, '--pipeline', PIPELINE, ...database, ...extra];
+    return [command, ...source, '--staging', this.incrementalStaging, '--pipeline', pipeline, ...database, ...extra];
   }
 
   /** The environment of the commands `incrementalArgs` spells. */
@@ -123,11 +124,11 @@ export class Mirror {
   }
 
   /**
-   * Starts `etl <command>` against the incremental database (`incrementalArgs`, `incrementalEnv`
-   * and `env`) as a child process, killed after `timeoutMs`: a test acts while it runs.
+   * Starts `etl <command>` against the incremental database (`incrementalArgs` with `pipeline`,
+   * `incrementalEnv` and `env`) as a child process, killed after `timeoutMs`: a test acts while it runs.
    */
-  startIncremental(command: IncrementalCommand | 'status', extra: readonly string[], options: { env?: Record<string, string>; timeoutMs: number }): EtlProcess {
-    return startEtl(this.incrementalArgs(command, extra), { env: { ...this.incrementalEnv, ...options.env }, timeoutMs: options.timeoutMs });
+  startIncremental(command: IncrementalCommand | 'status', extra: readonly string[], options: { env?: Record<string, string>; timeoutMs: number; pipeline?: string }): EtlProcess {
+    return startEtl(this.incrementalArgs(command, extra, options.pipeline), { env: { ...this.incrementalEnv, ...options.env }, timeoutMs: options.timeoutMs });
   }
 
   /**
