@@ -85,9 +85,10 @@ const within = (t: number, from: string | null | undefined, to: string | null | 
 
 /**
  * Where a run was when an edit of `collection` was acknowledged at `t`, from the run's manifest: in
- * the extract (of its own collection's documents or ids pass, or before or after that collection was
- * read), in transform, load or both (`etl run` loads tables while others are transformed), between
- * two commands, before the extract began (startup) or after the load ended (the process exiting).
+ * the extract (before its own collection's read began; in its documents pass, up to the start of its
+ * ids pass; in its ids pass; after its collection was done), in transform, load or both (`etl run`
+ * loads tables while others are transformed), between two commands, before the extract began
+ * (startup: connecting, reading the server's clock) or after the load ended (the process exiting).
  */
 function stageAt(manifest: Manifest, collection: string, t: number): string {
   const { extract, transform, load } = manifest.stages;
@@ -174,11 +175,14 @@ class MovingWorld {
     const commands = this.runCommands(plan).finally(() => (running = false));
     const timed = await this.editWhile(() => running);
     const ran = await commands;
-    for (const { command, result } of ran) {
-      this.say(`  etl ${command}: exit ${result.code ?? result.signal}`);
-      assert.equal(result.code, 0, `round ${round}: etl ${command} exits 0 while the source moves:\n${result.output}`);
-      assert.doesNotMatch(result.output, STACK_LINE, `round ${round}: etl ${command} printed a stack trace:\n${result.output}`);
+    for (const { command, result } of ran) this.say(`  etl ${command}: exit ${result.code ?? result.signal}`);
+    const failed = ran.find((r) => r.result.code !== 0);
+    if (failed) {
+      // No manifest to place the edits by: they are listed as they came.
+      for (const { edit } of timed) this.log.push(`    ${this.format(edit)}`);
+      assert.fail(`round ${round}: etl ${failed.command} exits 0 while the source moves, not ${failed.result.code ?? failed.result.signal}:\n${failed.result.output}`);
     }
+    for (const { command, result } of ran) assert.doesNotMatch(result.output, STACK_LINE, `round ${round}: etl ${command} printed a stack trace:\n${result.output}`);
     await this.placeEdits(round, timed);
   }
 
@@ -200,7 +204,8 @@ class MovingWorld {
     assert.ok(inExtract > 0, `round ${round}: no edit landed while the run extracted (${timed.length} edits in all): the round proves nothing`);
   }
 
-  format = (e: Edit): string => `${formatEdit(e)} [${this.stages.get(e) ?? 'between runs'}]`;
+  /** An edit and the stage it landed in (every edit of this test lands while a run runs). */
+  format = (e: Edit): string => `${formatEdit(e)} [${this.stages.get(e) ?? 'stage unknown'}]`;
 
   replay(): string {
     return [
