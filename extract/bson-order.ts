@@ -116,49 +116,62 @@ export function compareBson(a: unknown, b: unknown): number {
       return Buffer.compare(stringBytes(a), stringBytes(b));
     case 5:
       return compareDocuments(a as Record<string, unknown>, b as Record<string, unknown>);
-    case 6: {
-      const x = a as unknown[];
-      const y = b as unknown[];
-      for (let i = 0; i < Math.min(x.length, y.length); i += 1) {
-        const c = compareBson(x[i], y[i]);
-        if (c !== 0) return c;
-      }
-      return x.length - y.length;
-    }
-    case 7: {
-      const x = bytesOf(a);
-      const y = bytesOf(b);
-      if (x.length !== y.length) return x.length - y.length;
-      const sx = a instanceof Binary ? a.sub_type : 0;
-      const sy = b instanceof Binary ? b.sub_type : 0;
-      if (sx !== sy) return sx - sy;
-      return Buffer.compare(x, y);
-    }
+    case 6:
+      return compareArrays(a as unknown[], b as unknown[]);
+    case 7:
+      return compareBinaries(a, b);
     case 8:
       // `.id` builds a fresh 12-byte array each call: compare those, no further copy (every dump
       // document is checked against the previous _id).
       return Buffer.compare((a as ObjectId).id, (b as ObjectId).id);
     case 9:
       return Number(a) - Number(b);
-    case 10: {
-      if (a instanceof Date && b instanceof Date) return Math.sign(a.getTime() - b.getTime());
-      const x = dateMillis(a);
-      const y = dateMillis(b);
-      return x < y ? -1 : x > y ? 1 : 0;
-    }
-    case 11: {
-      const x = (a as Timestamp).toBigInt?.() ?? BigInt((a as Timestamp).toString());
-      const y = (b as Timestamp).toBigInt?.() ?? BigInt((b as Timestamp).toString());
-      return x < y ? -1 : x > y ? 1 : 0;
-    }
-    case 12: {
-      const x = a as BSONRegExp;
-      const y = b as BSONRegExp;
-      return Buffer.compare(Buffer.from(`${x.pattern}\u0000${x.options}`), Buffer.from(`${y.pattern}\u0000${y.options}`));
-    }
+    case 10:
+      return compareDates(a, b);
+    case 11:
+      return compareTimestamps(a as Timestamp, b as Timestamp);
+    case 12:
+      return compareRegExps(a as BSONRegExp, b as BSONRegExp);
     default:
       return 0;
   }
+}
+
+function compareArrays(x: unknown[], y: unknown[]): number {
+  for (let i = 0; i < Math.min(x.length, y.length); i += 1) {
+    const c = compareBson(x[i], y[i]);
+    if (c !== 0) return c;
+  }
+  return x.length - y.length;
+}
+
+/** Binary data: by length, then subtype, then bytes. */
+function compareBinaries(a: unknown, b: unknown): number {
+  const x = bytesOf(a);
+  const y = bytesOf(b);
+  if (x.length !== y.length) return x.length - y.length;
+  const sx = a instanceof Binary ? a.sub_type : 0;
+  const sy = b instanceof Binary ? b.sub_type : 0;
+  if (sx !== sy) return sx - sy;
+  return Buffer.compare(x, y);
+}
+
+function compareDates(a: unknown, b: unknown): number {
+  if (a instanceof Date && b instanceof Date) return Math.sign(a.getTime() - b.getTime());
+  const x = dateMillis(a);
+  const y = dateMillis(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function compareTimestamps(a: Timestamp, b: Timestamp): number {
+  const x = a.toBigInt?.() ?? BigInt(a.toString());
+  const y = b.toBigInt?.() ?? BigInt(b.toString());
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** Regular expressions: by pattern, then options (the NUL between them puts a pattern before its longer extensions). */
+function compareRegExps(x: BSONRegExp, y: BSONRegExp): number {
+  return Buffer.compare(Buffer.from(`${x.pattern}\u0000${x.options}`), Buffer.from(`${y.pattern}\u0000${y.options}`));
 }
 
 function compareDocuments(a: Record<string, unknown>, b: Record<string, unknown>): number {

@@ -3,7 +3,7 @@
 // collection's manifest record, with the watermark the next run may start from.
 import { rm } from 'node:fs/promises';
 import { EJSON, type Document } from 'bson';
-import type { ExtractCollectionRecord } from '../staging/manifest-extract.ts';
+import type { ExtractCollectionRecord, ExtractIdsRecord } from '../staging/manifest-extract.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { NotInIdOrder, writeCollection, type SourceDocument, type WriteCollectionInput, type WrittenCollection } from './collection-writer.ts';
 import { IdSorter } from './external-sort.ts';
@@ -66,16 +66,48 @@ export async function extractCollection(outer: CollectionContext, plan: Collecti
   const requested = outer.requested ?? null;
   // A repair reads by `_id` through the same writer: only the session's documents differ.
   const ctx = requested ? { ...outer, session: requestedSession(outer.session, requested, outer.options.requestChunk) } : outer;
-  const { options, session, run, now } = ctx;
+  const { session, run, now } = ctx;
   const name = plan.collection.name;
   const query: Document = requested ? { _id: { $in: run.relative(run.extractRequestedFile(name)) } } : collectionQuery(plan.collection.serverFilter, plan.from);
   const started = now();
   const t0 = performance.now();
+  const { warnings, warn } = collectionWarnings(ctx.options, name);
+  const { request, retries } = readRequest(ctx.options, name, query, plan);
+  const exists = await session.hasCollection(name);
+  const progress = startProgress(ctx, name, request, exists, plan, t0, requested?.ids.length);
+  if (!exists) warn(`collection "${name}" does not exist in the source: 0 documents, empty file`);
+
+  const read = await readDocuments(ctx, name, request, exists, progress);
+  warnAbout(read.written, ctx, name, warn);
+  const ids = await propagationIds(ctx, name, exists, warn);
+  const record: ExtractCollectionRecord = {
+    ...documentsRecord(ctx, name, read),
+    filter: EJSON.serialize(query, { relaxed: false }),
+    // A repair read gives no watermark: it says which `_id`s it asked for and found instead.
+    ...(requested ? { requested: await writeRequestedFile(run, name, requested) } : { watermark: { from: plan.from?.toISOString() ?? null, ...nextWatermark(ctx, read.written) } }),
+    order: read.order,
+    retries: retries(),
+    warnings,
+    started_at: started.toISOString(),
+    ended_at: now().toISOString(),
+    tables: plan.tables.map((t) => t.table),
+    ...(ids ? { ids } : {}),
+  };
+  return { collection: name, ...record, seconds: Math.round((performance.now() - t0) / 10) / 100 };
+}
+
+/** The collection's warnings: kept for its record, each shown as progress when it comes. */
+function collectionWarnings(options: ExtractOptions, name: string): { warnings: string[]; warn: (message: string) => void } {
   const warnings: string[] = [];
   const warn = (message: string) => {
     warnings.push(message);
     options.onProgress?.({ kind: 'warning', collection: name, message });
   };
+  return { warnings, warn };
+}
+
+/** The documents pass's read; `retries()`: how many times the source retried it so far. */
+function readRequest(options: ExtractOptions, name: string, query: Document, plan: CollectionPlan): { request: ReadRequest; retries: () => number } {
   let retries = 0;
   const request: ReadRequest = {
     collection: name,
@@ -88,16 +120,16 @@ export async function extractCollection(outer: CollectionContext, plan: Collecti
       options.onProgress?.({ kind: 'collection_retry', collection: name, ...e });
     },
   };
-  const exists = await session.hasCollection(name);
-  const progress = startProgress(ctx, name, request, exists, plan, t0, requested?.ids.length);
-  if (!exists) warn(`collection "${name}" does not exist in the source: 0 documents, empty file`);
+  return { request, retries: () => retries };
+}
 
-  const read = await readDocuments(ctx, name, request, exists, progress);
-  warnAbout(read.written, ctx, name, warn);
-
-  // The ids pass comes after the documents pass: a document deleted in between is staged but not
-  // live, so load (which deletes after merging) removes it again; one created in between is live
-  // but not staged, and the next run's watermark reads it.
+/**
+ * The ids pass when the collection's tables propagate deletes (null otherwise), with its warnings.
+ * It comes after the documents pass: a document deleted in between is staged but not live, so load
+ * (which deletes after merging) removes it again; one created in between is live but not staged,
+ * and the next run's watermark reads it.
+ */
+async function propagationIds(ctx: CollectionContext, name: string, exists: boolean, warn: (message: string) => void): Promise<ExtractIdsRecord | null> {
   const propagating = ctx.scope.byCollection.get(name) ?? [];
   const ids = propagating.length > 0 ? await extractIds(ctx, name, propagating, exists) : null;
   if (ids && !exists) {
@@ -106,20 +138,7 @@ export async function extractCollection(outer: CollectionContext, plan: Collecti
   if (ids && ids.complete === false) {
     warn(`delete propagation: the _id listing of "${name}" is not proved complete (${ids.incomplete_reason}); this run deletes no row of ${ids.withheld_tables!.join(', ')}`);
   }
-  const record: ExtractCollectionRecord = {
-    ...documentsRecord(ctx, name, read),
-    filter: EJSON.serialize(query, { relaxed: false }),
-    // A repair read gives no watermark: it says which `_id`s it asked for and found instead.
-    ...(requested ? { requested: await writeRequestedFile(run, name, requested) } : { watermark: { from: plan.from?.toISOString() ?? null, ...nextWatermark(ctx, read.written) } }),
-    order: read.order,
-    retries,
-    warnings,
-    started_at: started.toISOString(),
-    ended_at: now().toISOString(),
-    tables: plan.tables.map((t) => t.table),
-    ...(ids ? { ids } : {}),
-  };
-  return { collection: name, ...record, seconds: Math.round((performance.now() - t0) / 10) / 100 };
+  return ids;
 }
 
 function warnAbout(written: WrittenCollection, ctx: CollectionContext, name: string, warn: (message: string) => void): void {

@@ -132,17 +132,41 @@ export async function writeCollection(input: WriteCollectionInput): Promise<Writ
   const sink = new AtomicFileSink(input.file);
   const tally = new CollectionTally(input);
   const stage = new DocumentStager(input, tally);
+  const toChunks = stagedChunks(input.order, stage, tally, progressTicker(input, tally));
+  try {
+    await pipeline(input.documents, toChunks, sink, { signal: input.signal });
+  } catch (error) {
+    await sink.discard();
+    throw error;
+  }
+  const figures = await sink.commit();
+  if (figures.lines !== tally.documents) {
+    // Canonical EJSON escapes newlines inside strings, so this would be a bug, not bad data.
+    throw new StagingError('ndjson_line_count', `${input.file}: ${tally.documents} documents but ${figures.lines} lines written`, { context: { file: input.file } });
+  }
+  input.onProgress?.({ documents: tally.documents, scanned: tally.scanned });
+  return tally.result(figures);
+}
+
+/** Called after each batch: reports the figures when `progressEveryMs` went by since the last report. */
+function progressTicker(input: WriteCollectionInput, tally: CollectionTally): () => void {
   let lastReport = Date.now();
-  const tick = () => {
+  return () => {
     const now = Date.now();
     if (now - lastReport >= input.progressEveryMs) {
       lastReport = now;
       input.onProgress?.({ documents: tally.documents, scanned: tally.scanned });
     }
   };
-  const order = input.order;
+}
 
-  async function* toChunks(source: AsyncIterable<readonly SourceDocument[]>): AsyncGenerator<Buffer> {
+/**
+ * The pipeline step from batches of documents to the file's bytes, in chunks of about WRITE_CHUNK:
+ * each document staged (or rejected) in source order, or, for `sort`, handed to the sorter and
+ * written in _id order after the last batch.
+ */
+function stagedChunks(order: OrderMode, stage: DocumentStager, tally: CollectionTally, tick: () => void) {
+  return async function* toChunks(source: AsyncIterable<readonly SourceDocument[]>): AsyncGenerator<Buffer> {
     for await (const batch of source) {
       for (const item of batch) {
         tally.scanned += 1;
@@ -170,21 +194,7 @@ export async function writeCollection(input: WriteCollectionInput): Promise<Writ
       }
     }
     if (stage.writer.length > 0) yield stage.writer.take();
-  }
-
-  try {
-    await pipeline(input.documents, toChunks, sink, { signal: input.signal });
-  } catch (error) {
-    await sink.discard();
-    throw error;
-  }
-  const figures = await sink.commit();
-  if (figures.lines !== tally.documents) {
-    // Canonical EJSON escapes newlines inside strings, so this would be a bug, not bad data.
-    throw new StagingError('ndjson_line_count', `${input.file}: ${tally.documents} documents but ${figures.lines} lines written`, { context: { file: input.file } });
-  }
-  input.onProgress?.({ documents: tally.documents, scanned: tally.scanned });
-  return tally.result(figures);
+  };
 }
 
 interface Refused {

@@ -167,75 +167,114 @@ export class IdSorter {
   /** The entries in _id order. Call once, after the last add(). */
   async *sorted(): AsyncGenerator<SortedEntry> {
     if (this.spills.length === 0) {
-      if (this.starts.length === 0) return;
-      const arena = this.arena!;
-      for (const i of this.sortedIndexes()) {
-        const at = this.starts[i]!;
-        const keyEnd = at + arena.readInt32LE(at);
-        const lineAt = keyEnd + 4;
-        yield { id: this.idOf(i), line: Buffer.from(arena.subarray(lineAt, lineAt + arena.readUInt32LE(keyEnd))) };
-      }
-      this.clearChunk();
-      this.arena = null;
+      yield* this.sortedChunk();
       return;
     }
     if (this.starts.length) await this.spill();
     this.arena = null;
     const readers = this.spills.map((f) => new ByteReader(f, createReadStream(f, { highWaterMark: MERGE_READ_CHUNK, signal: this.signal })));
     try {
-      const heads: (SortedEntry | null)[] = await Promise.all(readers.map(readRecord));
-      // A binary heap of reader indexes, ordered by their current record's _id (ties: lower index,
-      // i.e. earlier chunk, which keeps the dump order of equal _ids).
-      const heap: number[] = [];
-      const less = (i: number, j: number) => {
-        const c = compareBson(heads[i]!.id, heads[j]!.id);
-        return c < 0 || (c === 0 && i < j);
-      };
-      const up = (k: number) => {
-        while (k > 0) {
-          const p = (k - 1) >> 1;
-          if (!less(heap[k]!, heap[p]!)) break;
-          [heap[k], heap[p]] = [heap[p]!, heap[k]!];
-          k = p;
-        }
-      };
-      const down = (k: number) => {
-        for (;;) {
-          const l = 2 * k + 1;
-          const r = l + 1;
-          let m = k;
-          if (l < heap.length && less(heap[l]!, heap[m]!)) m = l;
-          if (r < heap.length && less(heap[r]!, heap[m]!)) m = r;
-          if (m === k) return;
-          [heap[k], heap[m]] = [heap[m]!, heap[k]!];
-          k = m;
-        }
-      };
-      heads.forEach((h, i) => {
-        if (h) {
-          heap.push(i);
-          up(heap.length - 1);
-        }
-      });
-      while (heap.length) {
-        const i = heap[0]!;
-        yield heads[i]!;
-        heads[i] = await readRecord(readers[i]!);
-        if (heads[i] === null) {
-          heap[0] = heap[heap.length - 1]!;
-          heap.pop();
-        }
-        if (heap.length) down(0);
-      }
+      yield* mergeInIdOrder(readers);
     } finally {
       await Promise.all(readers.map((r) => r.close()));
     }
+  }
+
+  /** Everything fitted in one chunk: its records in _id order, straight from the arena. */
+  private async *sortedChunk(): AsyncGenerator<SortedEntry> {
+    if (this.starts.length === 0) return;
+    const arena = this.arena!;
+    for (const i of this.sortedIndexes()) {
+      const at = this.starts[i]!;
+      const keyEnd = at + arena.readInt32LE(at);
+      const lineAt = keyEnd + 4;
+      yield { id: this.idOf(i), line: Buffer.from(arena.subarray(lineAt, lineAt + arena.readUInt32LE(keyEnd))) };
+    }
+    this.clearChunk();
+    this.arena = null;
   }
 
   async cleanup(): Promise<void> {
     this.clearChunk();
     this.arena = null;
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The k-way merge of the spill files (each in _id order) into one _id order. */
+async function* mergeInIdOrder(readers: ByteReader[]): AsyncGenerator<SortedEntry> {
+  const heads: (SortedEntry | null)[] = await Promise.all(readers.map(readRecord));
+  const heap = new HeadHeap(heads);
+  heads.forEach((h, i) => {
+    if (h) heap.push(i);
+  });
+  while (heap.size) {
+    const i = heap.top;
+    yield heads[i]!;
+    heads[i] = await readRecord(readers[i]!);
+    heap.topChanged();
+  }
+}
+
+/**
+ * A binary heap of reader indexes, ordered by their current record's _id (ties: lower index,
+ * i.e. earlier chunk, which keeps the dump order of equal _ids).
+ */
+class HeadHeap {
+  private readonly heap: number[] = [];
+
+  constructor(private readonly heads: readonly (SortedEntry | null)[]) {}
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  get top(): number {
+    return this.heap[0]!;
+  }
+
+  push(i: number): void {
+    this.heap.push(i);
+    this.up(this.heap.length - 1);
+  }
+
+  /** The top reader has its next record in `heads` (null: it is done and leaves the heap). */
+  topChanged(): void {
+    const heap = this.heap;
+    if (this.heads[heap[0]!] === null) {
+      heap[0] = heap[heap.length - 1]!;
+      heap.pop();
+    }
+    if (heap.length) this.down(0);
+  }
+
+  private less(i: number, j: number): boolean {
+    const c = compareBson(this.heads[i]!.id, this.heads[j]!.id);
+    return c < 0 || (c === 0 && i < j);
+  }
+
+  private up(k: number): void {
+    const heap = this.heap;
+    while (k > 0) {
+      const p = (k - 1) >> 1;
+      if (!this.less(heap[k]!, heap[p]!)) break;
+      [heap[k], heap[p]] = [heap[p]!, heap[k]!];
+      k = p;
+    }
+  }
+
+  private down(k: number): void {
+    const heap = this.heap;
+    for (;;) {
+      const l = 2 * k + 1;
+      const r = l + 1;
+      let m = k;
+      if (l < heap.length && this.less(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && this.less(heap[r]!, heap[m]!)) m = r;
+      if (m === k) return;
+      [heap[k], heap[m]] = [heap[m]!, heap[k]!];
+      k = m;
+    }
   }
 }
 

@@ -77,20 +77,7 @@ async function openLive(mongo: { url: string; database: string }, secrets: reado
   const conn = await connectMongo(mongo, secrets);
   const description = describeMongo(mongo);
   try {
-    // MongoDB creates databases on first write, so a typo in the name reads as an empty database:
-    // refuse it when the server can tell us which databases exist.
-    let names: string[] | null = null;
-    try {
-      const reply = await conn.client.db('admin').admin().listDatabases({ nameOnly: true, authorizedDatabases: true });
-      names = reply.databases.map((d) => d.name);
-    } catch {
-      names = null; // not allowed to list: skip the check
-    }
-    if (names !== null && !names.includes(mongo.database)) {
-      throw new SourceError('mongo_unknown_database', `database "${mongo.database}" does not exist on ${redactText(description, secrets)}`, {
-        hint: `set MONGODB_DATABASE (or --mongo-db) to one of: ${names.filter((n) => !['admin', 'config', 'local'].includes(n)).join(', ') || '(none)'}`,
-      });
-    }
+    await requireDatabase(conn, mongo.database, description, secrets);
     const clock = await serverClock(conn);
     const cheapEstimate = await estimatesAreCheap(conn);
     const warnings = clock ? [] : ['the server did not report its clock (hello.localTime): the next watermark uses this machine\'s clock'];
@@ -105,38 +92,66 @@ async function openLive(mongo: { url: string; database: string }, secrets: reado
         return found.length > 0;
       },
       documents(request) {
-        const projection: Record<string, 1> = {};
-        for (const f of request.fields) projection[f] = 1;
-        return readLiveCollection({
-          db: conn.db,
-          collection: request.collection,
-          query: request.query,
-          projection,
-          batchSize: request.batchSize,
-          retry,
-          secrets,
-          signal: request.signal,
-          onRetry: request.onRetry,
-        });
+        return liveDocuments(conn, request, retry, secrets);
       },
       async count(request) {
         return conn.db.collection(request.collection).countDocuments(request.query);
       },
       async total(request) {
-        // Only the metadata estimate, and only for unfiltered reads: a filtered countDocuments is a
-        // second scan of the collection (measured on FerretDB: as long as a third of the extract).
-        if (!cheapEstimate || Object.keys(request.query).length > 0) return null;
-        try {
-          return await conn.db.collection(request.collection).estimatedDocumentCount({ maxTimeMS: 2_000 });
-        } catch {
-          return null;
-        }
+        return cheapEstimate ? estimatedTotal(conn, request) : null;
       },
       close: () => conn.close(),
     };
   } catch (error) {
     await conn.close().catch(() => undefined);
     throw error;
+  }
+}
+
+/**
+ * MongoDB creates databases on first write, so a typo in the name reads as an empty database:
+ * refuse it when the server can tell us which databases exist.
+ */
+async function requireDatabase(conn: MongoConnection, database: string, description: string, secrets: readonly string[]): Promise<void> {
+  let names: string[] | null = null;
+  try {
+    const reply = await conn.client.db('admin').admin().listDatabases({ nameOnly: true, authorizedDatabases: true });
+    names = reply.databases.map((d) => d.name);
+  } catch {
+    names = null; // not allowed to list: skip the check
+  }
+  if (names !== null && !names.includes(database)) {
+    throw new SourceError('mongo_unknown_database', `database "${database}" does not exist on ${redactText(description, secrets)}`, {
+      hint: `set MONGODB_DATABASE (or --mongo-db) to one of: ${names.filter((n) => !['admin', 'config', 'local'].includes(n)).join(', ') || '(none)'}`,
+    });
+  }
+}
+
+function liveDocuments(conn: MongoConnection, request: ReadRequest, retry: RetryPolicy, secrets: readonly string[]): AsyncIterable<readonly SourceDocument[]> {
+  const projection: Record<string, 1> = {};
+  for (const f of request.fields) projection[f] = 1;
+  return readLiveCollection({
+    db: conn.db,
+    collection: request.collection,
+    query: request.query,
+    projection,
+    batchSize: request.batchSize,
+    retry,
+    secrets,
+    signal: request.signal,
+    onRetry: request.onRetry,
+  });
+}
+
+/** The server's metadata estimate of an unfiltered read (asked only where it is cheap); null otherwise. */
+async function estimatedTotal(conn: MongoConnection, request: ReadRequest): Promise<number | null> {
+  // Only unfiltered reads: a filtered countDocuments is a second scan of the collection
+  // (measured on FerretDB: as long as a third of the extract).
+  if (Object.keys(request.query).length > 0) return null;
+  try {
+    return await conn.db.collection(request.collection).estimatedDocumentCount({ maxTimeMS: 2_000 });
+  } catch {
+    return null;
   }
 }
 

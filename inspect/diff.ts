@@ -329,32 +329,47 @@ async function diffTable(
     const found = problem === null ? await compareWithLive(run, expected.rejected.count, options.deep === true) : await nothingToCompare(run, live !== null, expected.rows);
     const identical = problem === null && found.missing.count === 0 && found.extra.count === 0 && (found.different?.count ?? 0) === 0;
     if (problem === null) await options.repairScopes?.collect(client, q, { identical, deep: options.deep === true });
-    return {
-      table: table.name,
-      collection: table.collection,
-      strategy: table.strategy,
-      key: q.keyNames,
-      identical,
-      problem,
-      mongo: { documents, rows: expected.rows, skipped: sortedCounts(expected.skipped) },
-      postgres: { rows: found.postgresRows },
-      missing: found.missing,
-      refused: found.refused,
-      extra: found.extra,
-      different: found.different,
-      rejected: { count: expected.rejected.count, byReason: expected.rejected.byReason, inPostgres: found.rejectedInPostgres, sample: expected.rejected.sample },
-    };
+    return tableDiff(table, q.keyNames, { identical, problem, documents, expected, found });
   } catch (cause) {
-    if (cause instanceof SourceError || options.signal?.aborted) throw cause;
-    const e = cause as { message?: string; code?: string };
-    throw new LoadError('diff_failed', `comparing "${table.name}" failed: ${redactText(e.message ?? String(cause), options.secrets ?? [])}`, {
-      cause,
-      context: { table: table.name },
-    });
+    throw diffFailure(cause, table, options);
   } finally {
     // The temporary tables go with the transaction; nothing else was written.
     await runSql(client, ROLLBACK).catch(() => undefined);
   }
+}
+
+/** A table's comparison as reported, from what the model expects and what PostgreSQL holds. */
+function tableDiff(
+  table: TableModel,
+  key: TableDiff['key'],
+  c: { identical: boolean; problem: TableDiff['problem']; documents: number; expected: ExpectedFigures; found: LiveFigures },
+): TableDiff {
+  const { expected, found } = c;
+  return {
+    table: table.name,
+    collection: table.collection,
+    strategy: table.strategy,
+    key,
+    identical: c.identical,
+    problem: c.problem,
+    mongo: { documents: c.documents, rows: expected.rows, skipped: sortedCounts(expected.skipped) },
+    postgres: { rows: found.postgresRows },
+    missing: found.missing,
+    refused: found.refused,
+    extra: found.extra,
+    different: found.different,
+    rejected: { count: expected.rejected.count, byReason: expected.rejected.byReason, inPostgres: found.rejectedInPostgres, sample: expected.rejected.sample },
+  };
+}
+
+/** What a failed comparison throws: a source error or an abort as it came, anything else as a LoadError naming the table. */
+function diffFailure(cause: unknown, table: TableModel, options: DiffOptions): unknown {
+  if (cause instanceof SourceError || options.signal?.aborted) return cause;
+  const e = cause as { message?: string; code?: string };
+  return new LoadError('diff_failed', `comparing "${table.name}" failed: ${redactText(e.message ?? String(cause), options.secrets ?? [])}`, {
+    cause,
+    context: { table: table.name },
+  });
 }
 
 /** Why the table cannot be compared (absent, or a key column absent), or null. */

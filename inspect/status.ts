@@ -106,57 +106,22 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
   options.signal?.throwIfAborted();
   const client = await connectPostgres(options.postgres, options.secrets ?? []);
   try {
-    const state = await StateReads.open(client);
-    const watermarkRows = await state.watermarkRows(null);
-    const lastRuns = await state.lastRuns(null);
-    const stateTables = watermarkRows !== null && lastRuns !== null;
-    const watermarks = new Map((watermarkRows ?? []).map((w) => [w.table, w]));
-    const last = lastRuns ?? new Map<string, LastRunRow>();
-    const next = nextReads(model, watermarks, last);
-    const applied = (await state.appliedRuns()) ?? new Map<string, Set<string>>();
-    const pending = (await state.pendingCounts()) ?? new Map<string, TableStatus['pending']>();
-
-    const tables: TableStatus[] = model.loadOrder.map((name) => {
-      const row = last.get(name);
-      return {
-        table: name,
-        collection: model.tables.get(name)!.collection,
-        loaded: row !== undefined,
-        watermark: watermarkOf(watermarks.get(name)),
-        lastRun: row
-          ? {
-              runId: row.runId,
-              loadedAt: row.loadedAt.toISOString(),
-              pipelineSha256: row.pipelineSha256,
-              pipelineChanged: row.pipelineSha256 !== model.sha256,
-              figures: row.summary,
-            }
-          : null,
-        runsApplied: row ? row.applied : 0,
-        ...next.get(name)!,
-        pending: pending.get(name) ?? { rows: 0, nulls: 0, since: null },
-      };
-    });
+    const state = await readStoredState(await StateReads.open(client));
+    const tables = tableStatuses(model, state);
     const known = new Set(model.loadOrder);
-    const unknownTables = [...new Set([...watermarks.keys(), ...last.keys()])].filter((t) => !known.has(t)).sort();
+    const unknownTables = [...new Set([...state.watermarks.keys(), ...state.last.keys()])].filter((t) => !known.has(t)).sort();
 
     const newestLoaded = new Map(tables.filter((t) => t.lastRun).map((t) => [t.table, t.lastRun!.runId]));
-    const { runs, total } = await unloadedRuns(options.stagingDir, stateTables ? applied : null, newestLoaded);
+    const { runs, total } = await unloadedRuns(options.stagingDir, state.stateTables ? state.applied : null, newestLoaded);
 
     options.signal?.throwIfAborted();
     const drift = await checkDrift(client, model);
-    const anyLoaded = tables.some((t) => t.loaded);
-    const notice = !stateTables
-      ? 'never loaded: the state tables (etl_watermarks, etl_runs) do not exist; run `etl schema` (or `etl load`, which creates them)'
-      : anyLoaded
-        ? null
-        : 'never loaded: no run was applied to this database yet';
     return {
       destination: options.describePostgres ?? describePostgres(options.postgres),
       staging: options.stagingDir,
       pipeline: { file: model.file, sha256: model.sha256 },
-      stateTables,
-      notice,
+      stateTables: state.stateTables,
+      notice: neverLoadedNotice(state.stateTables, tables),
       tables,
       unknownTables,
       unloadedRuns: runs,
@@ -166,6 +131,59 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** What the state tables hold; empty where they do not exist (`stateTables` false: etl_watermarks or etl_runs missing). */
+interface StoredState {
+  readonly stateTables: boolean;
+  readonly watermarks: ReadonlyMap<string, WatermarkRow>;
+  readonly last: ReadonlyMap<string, LastRunRow>;
+  readonly applied: ReadonlyMap<string, ReadonlySet<string>>;
+  readonly pending: ReadonlyMap<string, TableStatus['pending']>;
+}
+
+async function readStoredState(state: StateReads): Promise<StoredState> {
+  const watermarkRows = await state.watermarkRows(null);
+  const lastRuns = await state.lastRuns(null);
+  return {
+    stateTables: watermarkRows !== null && lastRuns !== null,
+    watermarks: new Map((watermarkRows ?? []).map((w) => [w.table, w])),
+    last: lastRuns ?? new Map<string, LastRunRow>(),
+    applied: (await state.appliedRuns()) ?? new Map<string, Set<string>>(),
+    pending: (await state.pendingCounts()) ?? new Map<string, TableStatus['pending']>(),
+  };
+}
+
+/** Each table of pipeline.yaml in load order: its watermark, last run, next read and what waits. */
+function tableStatuses(model: PipelineModel, state: StoredState): TableStatus[] {
+  const { watermarks, last, pending } = state;
+  const next = nextReads(model, watermarks, last);
+  return model.loadOrder.map((name) => {
+    const row = last.get(name);
+    return {
+      table: name,
+      collection: model.tables.get(name)!.collection,
+      loaded: row !== undefined,
+      watermark: watermarkOf(watermarks.get(name)),
+      lastRun: row
+        ? {
+            runId: row.runId,
+            loadedAt: row.loadedAt.toISOString(),
+            pipelineSha256: row.pipelineSha256,
+            pipelineChanged: row.pipelineSha256 !== model.sha256,
+            figures: row.summary,
+          }
+        : null,
+      runsApplied: row ? row.applied : 0,
+      ...next.get(name)!,
+      pending: pending.get(name) ?? { rows: 0, nulls: 0, since: null },
+    };
+  });
+}
+
+function neverLoadedNotice(stateTables: boolean, tables: readonly TableStatus[]): string | null {
+  if (!stateTables) return 'never loaded: the state tables (etl_watermarks, etl_runs) do not exist; run `etl schema` (or `etl load`, which creates them)';
+  return tables.some((t) => t.loaded) ? null : 'never loaded: no run was applied to this database yet';
 }
 
 const watermarkOf = (w: WatermarkRow | undefined) => (w ? { at: w.watermark.toISOString(), runId: w.runId, updatedAt: w.updatedAt.toISOString() } : null);

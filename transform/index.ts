@@ -25,53 +25,20 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   const now = options.now ?? (() => new Date());
   const signal = options.signal ?? new AbortController().signal;
   signal.throwIfAborted();
-  // The unfinished files of runs whose process was killed (a re-run of this stage among them).
-  await sweepAbandoned(options.stagingDir, options.abandoned);
-
-  const paths = await resolveRun(options.stagingDir, options.runId ?? null);
-  let manifest = await readManifest(paths);
-  // Fed by a running extract (`etl run`): its section says done once the feed ends, checked then.
-  if (!options.extractFeed) requireStageDone(manifest, 'extract', paths);
-  const pipelineChanged = manifest.pipeline_sha256 !== model.sha256;
-  if (pipelineChanged && !options.allowPipelineChange) throw pipelineChangedError(model, manifest, paths);
+  const { paths, manifest: extracted, pipelineChanged } = await openExtractedRun(options);
 
   const startedAt = now().toISOString();
-  const release = new TableRelease(options.stagedTables, manifest);
-  const outcomes = new Outcomes(release);
-  const jobContext = { model, paths, signal, onProgress: options.onProgress };
-  const setup = { stagingDir: paths.stagingDir, runId: paths.runId };
-  let run: { jobs: CollectionJob[]; notExtracted: string[]; threads: () => number; work: () => Promise<void> };
-  if (options.extractFeed) {
-    const fed = await transformAsExtracted(options.extractFeed, { ...jobContext, tables: options.tables ?? null, threads: options.threads, setup, done: outcomes.done, release });
-    manifest = fed.manifest;
-    run = { jobs: fed.jobs, notExtracted: fed.notExtracted, threads: () => fed.runner.threads, work: () => fed.runner.finish() };
-  } else {
-    const plan = planJobs(model, manifest, paths, options.tables ?? null);
-    const threads = threadsFor(plan.jobs, options.threads);
-    run = { ...plan, threads: () => threads, work: () => runJobs(plan.jobs, threads, jobContext, setup, outcomes.done) };
-  }
+  const outcomes = new Outcomes(new TableRelease(options.stagedTables, extracted));
+  const { run, manifest } = await collectionsToTransform(options, paths, extracted, signal, outcomes);
   const section = runningSection(model, options, startedAt, pipelineChanged, run.notExtracted);
   await updateManifest(paths, (m) => {
     m.stages.transform = section;
   });
-  if (!options.extractFeed) {
-    await mkdir(paths.transformDir, { recursive: true });
-    const planned = new Set(run.jobs.flatMap((j) => j.tables));
-    const tables = model.loadOrder.filter((t) => planned.has(t));
-    release.plan(tables);
-    options.onProgress?.({ kind: 'started', runId: paths.runId, runDir: paths.dir, tables, notExtracted: run.notExtracted });
-  }
+  if (!options.extractFeed) await announcePlannedTables(options, paths, run, outcomes.release);
 
   await transformJobs(run.work, outcomes, { model, paths, manifest, signal, section, now });
-  const { records, documentsRead } = outcomes;
-  // Tables in load order, in the manifest and in the report.
-  const ordered = model.loadOrder.filter((t) => records.has(t));
-  const tables: Record<string, TransformTableRecord> = {};
-  for (const t of ordered) tables[t] = records.get(t)!;
-  const endedAt = now().toISOString();
-  await updateManifest(paths, (m) => {
-    m.stages.transform = { ...withoutWriter(section), status: 'done', ended_at: endedAt, tables };
-  });
+  const { documentsRead } = outcomes;
+  const { ordered, tables, endedAt } = await recordDone(model, paths, section, outcomes.records, now);
 
   return {
     stage: 'transform',
@@ -88,6 +55,78 @@ export async function runTransform(options: TransformOptions): Promise<Transform
     documentsRead,
     threads: run.threads(),
   };
+}
+
+/** The run to transform and its manifest, after sweeping killed runs; refuses one whose pipeline.yaml changed unless allowed. */
+async function openExtractedRun(options: TransformOptions): Promise<{ paths: RunPaths; manifest: Manifest; pipelineChanged: boolean }> {
+  const { model } = options;
+  // The unfinished files of runs whose process was killed (a re-run of this stage among them).
+  await sweepAbandoned(options.stagingDir, options.abandoned);
+
+  const paths = await resolveRun(options.stagingDir, options.runId ?? null);
+  const manifest = await readManifest(paths);
+  // Fed by a running extract (`etl run`): its section says done once the feed ends, checked then.
+  if (!options.extractFeed) requireStageDone(manifest, 'extract', paths);
+  const pipelineChanged = manifest.pipeline_sha256 !== model.sha256;
+  if (pipelineChanged && !options.allowPipelineChange) throw pipelineChangedError(model, manifest, paths);
+  return { paths, manifest, pipelineChanged };
+}
+
+/** The collections' jobs and how to run them. */
+interface TransformRun {
+  readonly jobs: CollectionJob[];
+  readonly notExtracted: string[];
+  readonly threads: () => number;
+  readonly work: () => Promise<void>;
+}
+
+/** Jobs fed by a running extract (its manifest then is the one to go on with), or planned from a finished one. */
+async function collectionsToTransform(
+  options: TransformOptions,
+  paths: RunPaths,
+  manifest: Manifest,
+  signal: AbortSignal,
+  outcomes: Outcomes,
+): Promise<{ run: TransformRun; manifest: Manifest }> {
+  const { model } = options;
+  const jobContext = { model, paths, signal, onProgress: options.onProgress };
+  const setup = { stagingDir: paths.stagingDir, runId: paths.runId };
+  if (options.extractFeed) {
+    const fed = await transformAsExtracted(options.extractFeed, { ...jobContext, tables: options.tables ?? null, threads: options.threads, setup, done: outcomes.done, release: outcomes.release });
+    const run = { jobs: fed.jobs, notExtracted: fed.notExtracted, threads: () => fed.runner.threads, work: () => fed.runner.finish() };
+    return { run, manifest: fed.manifest };
+  }
+  const plan = planJobs(model, manifest, paths, options.tables ?? null);
+  const threads = threadsFor(plan.jobs, options.threads);
+  return { run: { ...plan, threads: () => threads, work: () => runJobs(plan.jobs, threads, jobContext, setup, outcomes.done) }, manifest };
+}
+
+/** A planned run: the transform folder, the tables to release, and the `started` progress event. */
+async function announcePlannedTables(options: TransformOptions, paths: RunPaths, run: TransformRun, release: TableRelease): Promise<void> {
+  await mkdir(paths.transformDir, { recursive: true });
+  const planned = new Set(run.jobs.flatMap((j) => j.tables));
+  const tables = options.model.loadOrder.filter((t) => planned.has(t));
+  release.plan(tables);
+  options.onProgress?.({ kind: 'started', runId: paths.runId, runDir: paths.dir, tables, notExtracted: run.notExtracted });
+}
+
+/** The manifest's transform section marked done with each table's record. */
+async function recordDone(
+  model: PipelineModel,
+  paths: RunPaths,
+  section: TransformSection,
+  records: ReadonlyMap<string, TransformTableRecord>,
+  now: () => Date,
+): Promise<{ ordered: string[]; tables: Record<string, TransformTableRecord>; endedAt: string }> {
+  // Tables in load order, in the manifest and in the report.
+  const ordered = model.loadOrder.filter((t) => records.has(t));
+  const tables: Record<string, TransformTableRecord> = {};
+  for (const t of ordered) tables[t] = records.get(t)!;
+  const endedAt = now().toISOString();
+  await updateManifest(paths, (m) => {
+    m.stages.transform = { ...withoutWriter(section), status: 'done', ended_at: endedAt, tables };
+  });
+  return { ordered, tables, endedAt };
 }
 
 function runningSection(model: PipelineModel, options: TransformOptions, startedAt: string, pipelineChanged: boolean, notExtracted: string[]): TransformSection {

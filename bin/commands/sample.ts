@@ -6,10 +6,11 @@ import type { Command, CommandContext } from '../command.ts';
 import { commandConfig } from '../config.ts';
 import { writeJson } from '../output.ts';
 import { formatTable } from '../../report/text-table.ts';
+import type { EtlConfig } from '../../connect/config.ts';
 import { connectMongo } from '../../connect/mongo.ts';
 import { redactUrl } from '../../errors/redact.ts';
 import { UsageError } from '../../errors/etl-error.ts';
-import { DEFAULT_SCALE, DEFAULT_SEED, generateSample, MIN_SCALE } from '../../sample/generate.ts';
+import { DEFAULT_SCALE, DEFAULT_SEED, generateSample, MIN_SCALE, type SampleGeneration } from '../../sample/generate.ts';
 import { writeDump, type DumpReport } from '../../sample/write-dump.ts';
 import type { SampleProgress } from '../../sample/write-options.ts';
 import { writeMongo, type MongoTargetReport } from '../../sample/write-mongo.ts';
@@ -105,49 +106,17 @@ function integerFlag(name: string, raw: string | undefined, fallback: number, mi
   return n;
 }
 
-/**
- * Whether a MongoDB URL was configured at all (environment or .env): resolveConfig fills in a
- * localhost default, and a sample must never land in a database nobody named.
- */
-
 const command: Command = {
   summary: 'write a deterministic Wappizy-shaped sample database (MongoDB or mongodump directory)',
   usage,
   async run(ctx) {
     const flags = parseFlags(ctx.argv);
-    const toMongo = flags.out === undefined;
-    const cfg = commandConfig(ctx, { mongoUrl: flags.mongoUrl, mongoDatabase: flags.db });
-    if (toMongo && !cfg.mongoUrlConfigured) {
-      throw new UsageError('sample_no_destination', 'no destination: give --out DIR or --mongo-url URL (or set MONGODB_URL)', {
-        hint: 'run `etl sample --help`',
-      });
-    }
-    // resolveConfig answers 'default' when no database was named anywhere.
-    const database = flags.db ?? (toMongo && cfg.mongo.database !== 'default' ? cfg.mongo.database : DEFAULT_DB);
-
+    const target = sampleTarget(ctx, flags);
     const sample = generateSample({ scale: flags.scale, seed: flags.seed });
     const progress = progressPrinter(ctx, flags.json || ctx.verbosity === 'quiet');
     const started = Date.now();
-    let report: DumpReport | MongoTargetReport;
-    let where: string;
-    if (toMongo) {
-      where = `${redactUrl(cfg.mongo.url)} (database ${database})`;
-      progress.start(`writing ${flags.scale.toLocaleString('en-US')} documents (seed ${flags.seed}) into ${where}`);
-      const conn = await connectMongo({ url: cfg.mongo.url, database }, cfg.secrets);
-      try {
-        report = await writeMongo(sample, { db: conn.db, drop: flags.drop }, { signal: ctx.signal, onProgress: progress.update });
-      } finally {
-        await conn.close();
-      }
-    } else {
-      where = path.join(path.resolve(ctx.cwd, flags.out!), database);
-      progress.start(`writing ${flags.scale.toLocaleString('en-US')} documents (seed ${flags.seed}) to ${where}${flags.gzip ? ' (gzip)' : ''}`);
-      report = await writeDump(
-        sample,
-        { dir: path.resolve(ctx.cwd, flags.out!), database, gzip: flags.gzip, replace: flags.drop },
-        { signal: ctx.signal, onProgress: progress.update },
-      );
-    }
+    const write = target.toMongo ? writeToMongo : writeToFolder;
+    const { report, where } = await write(ctx, flags, target, sample, progress);
     const durationMs = Date.now() - started;
     progress.end();
 
@@ -157,26 +126,79 @@ const command: Command = {
         ok: true,
         scale: flags.scale,
         seed: flags.seed,
-        database,
-        target: report.kind === 'dump' ? { kind: 'dump', dir: report.dir, gzip: report.gzip } : { kind: 'mongo', url: redactUrl(cfg.mongo.url), dropped: report.dropped },
+        database: target.database,
+        target: report.kind === 'dump' ? { kind: 'dump', dir: report.dir, gzip: report.gzip } : { kind: 'mongo', url: redactUrl(target.cfg.mongo.url), dropped: report.dropped },
         total_documents: total,
         duration_ms: durationMs,
         collections: report.collections,
       });
       return 0;
     }
-    const table =
-      report.kind === 'dump'
-        ? formatTable(
-            ['collection', 'documents', 'bytes', 'file'],
-            report.collections.map((c) => [c.name, c.documents, c.bytes, path.basename(c.file)]),
-          )
-        : formatTable(['collection', 'documents'], report.collections.map((c) => [c.name, c.documents]));
-    if (ctx.verbosity !== 'quiet') ctx.stdout.write(table);
+    if (ctx.verbosity !== 'quiet') ctx.stdout.write(collectionsTable(report));
     ctx.stdout.write(`${total.toLocaleString('en-US')} documents written to ${where} in ${(durationMs / 1000).toFixed(1)} s (seed ${flags.seed})\n`);
     return 0;
   },
 };
+
+interface SampleTarget {
+  /** Into MongoDB (else a mongodump folder under --out). */
+  readonly toMongo: boolean;
+  readonly cfg: EtlConfig;
+  readonly database: string;
+}
+
+type Progress = ReturnType<typeof progressPrinter>;
+
+/**
+ * Where the sample goes and under which database name. Refuses MongoDB when no URL was configured
+ * at all (environment or .env): resolveConfig fills in a localhost default, and a sample must never
+ * land in a database nobody named.
+ */
+function sampleTarget(ctx: CommandContext, flags: Flags): SampleTarget {
+  const toMongo = flags.out === undefined;
+  const cfg = commandConfig(ctx, { mongoUrl: flags.mongoUrl, mongoDatabase: flags.db });
+  if (toMongo && !cfg.mongoUrlConfigured) {
+    throw new UsageError('sample_no_destination', 'no destination: give --out DIR or --mongo-url URL (or set MONGODB_URL)', {
+      hint: 'run `etl sample --help`',
+    });
+  }
+  // resolveConfig answers 'default' when no database was named anywhere.
+  const database = flags.db ?? (toMongo && cfg.mongo.database !== 'default' ? cfg.mongo.database : DEFAULT_DB);
+  return { toMongo, cfg, database };
+}
+
+async function writeToMongo(ctx: CommandContext, flags: Flags, target: SampleTarget, sample: SampleGeneration, progress: Progress): Promise<{ report: MongoTargetReport; where: string }> {
+  const { cfg, database } = target;
+  const where = `${redactUrl(cfg.mongo.url)} (database ${database})`;
+  progress.start(`writing ${flags.scale.toLocaleString('en-US')} documents (seed ${flags.seed}) into ${where}`);
+  const conn = await connectMongo({ url: cfg.mongo.url, database }, cfg.secrets);
+  try {
+    return { report: await writeMongo(sample, { db: conn.db, drop: flags.drop }, { signal: ctx.signal, onProgress: progress.update }), where };
+  } finally {
+    await conn.close();
+  }
+}
+
+async function writeToFolder(ctx: CommandContext, flags: Flags, target: SampleTarget, sample: SampleGeneration, progress: Progress): Promise<{ report: DumpReport; where: string }> {
+  const { database } = target;
+  const where = path.join(path.resolve(ctx.cwd, flags.out!), database);
+  progress.start(`writing ${flags.scale.toLocaleString('en-US')} documents (seed ${flags.seed}) to ${where}${flags.gzip ? ' (gzip)' : ''}`);
+  const report = await writeDump(
+    sample,
+    { dir: path.resolve(ctx.cwd, flags.out!), database, gzip: flags.gzip, replace: flags.drop },
+    { signal: ctx.signal, onProgress: progress.update },
+  );
+  return { report, where };
+}
+
+function collectionsTable(report: DumpReport | MongoTargetReport): string {
+  return report.kind === 'dump'
+    ? formatTable(
+        ['collection', 'documents', 'bytes', 'file'],
+        report.collections.map((c) => [c.name, c.documents, c.bytes, path.basename(c.file)]),
+      )
+    : formatTable(['collection', 'documents'], report.collections.map((c) => [c.name, c.documents]));
+}
 
 export default command;
 
