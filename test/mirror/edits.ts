@@ -384,8 +384,14 @@ export class EditGenerator implements ValueSource {
     const c = this.rng.weighted(DELETE_WEIGHTS);
     const list = this.ids.get(c) ?? [];
     if (list.length <= KEEP_AT_LEAST) return null;
-    const [id] = list.splice(this.rng.below(list.length), 1);
+    const at = this.rng.below(list.length);
+    const [id] = list.splice(at, 1);
     const doc = await this.load(c, id!);
+    // Nor the menus among the events (the one table with a filter): a small sample may hold one.
+    if (c === 'events' && doc?.__t === 'menu' && (await this.menus()) <= KEEP_AT_LEAST) {
+      list.splice(at, 0, id!);
+      return null;
+    }
     await this.db.collection(c).deleteOne({ _id: id });
     return this.record('delete', c, id!, 'hard delete', doc ? this.refsOf(c, doc) : [], doc ? [doc] : []);
   }
@@ -523,11 +529,16 @@ export class EditGenerator implements ValueSource {
     const id = this.someId('events');
     const doc = id && (await this.load('events', id));
     if (!id || !doc) return null;
-    const menus = await this.db.collection('events').countDocuments({ __t: 'menu' });
+    const menus = await this.menus();
     const to = doc.__t === 'menu' ? this.rng.pick(['webinar', 'individualChallenge', 'collectiveChallenge']) : 'menu';
     if (doc.__t === 'menu' && menus <= KEEP_AT_LEAST) return null;
     await this.save('events', id, { __t: to });
     return this.record('type_change', 'events', id, `__t ${this.describe(doc.__t)} → ${to}`);
+  }
+
+  /** How many events are menus (the rows of menus, which no edit may empty: KEEP_AT_LEAST). */
+  private menus(): Promise<number> {
+    return this.db.collection('events').countDocuments({ __t: 'menu' });
   }
 
   /** A menurecipes document gets another recipe (or, less often, another menu). */
