@@ -20,10 +20,10 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
-import { startEtl, STACK_LINE, type CliResult } from '../harness/cli.ts';
+import { STACK_LINE, type CliResult } from '../harness/cli.ts';
 import { hash, Rng } from '../../sample/prng.ts';
 import { EditGenerator, formatEdit, type Edit } from './edits.ts';
-import { assertMirrors, integers, Mirror } from './harness.ts';
+import { assertMirrors, INCREMENTAL_STAGES, integers, Mirror, type IncrementalCommand } from './harness.ts';
 
 const servers = useServers();
 
@@ -38,12 +38,10 @@ const COMMAND_TIMEOUT_MS = 180_000;
 const ENV = { ETL_PROGRESS_SECONDS: '0.2' };
 
 type Kind = 'run' | 'stages';
-type StageCommand = 'run' | 'extract' | 'transform' | 'load';
-const STAGES: readonly StageCommand[] = ['extract', 'transform', 'load'];
 
 /** One etl command that ran: its words, its result, and, when it was killed, the moment it was. */
 interface Ran {
-  readonly command: StageCommand;
+  readonly command: IncrementalCommand;
   readonly result: CliResult;
   readonly killed: { readonly signal: NodeJS.Signals; readonly moment: string; readonly afterMs: number } | null;
 }
@@ -59,7 +57,7 @@ const LOAD_PHASE = /^\S+: (copy|truncate|duplicates|references|merge|ledger)$/;
  * manifest being written), else `transform`, else `extract`, else `startup` (nothing printed yet: node
  * starting, configuration, connections, the plan).
  */
-function momentOf(command: StageCommand, stderr: string): string {
+function momentOf(command: IncrementalCommand, stderr: string): string {
   const seen = new Map<string, string>();
   for (const line of stderr.split('\n')) {
     const verbose = /^\[[^\]]+\] (extract|transform|load) (.*)$/.exec(line);
@@ -110,13 +108,13 @@ class CrashWorld {
   }
 
   /** Runs the commands one after the other; with `kill`, sends its signal `afterMs` after the first started. */
-  async sequence(commands: readonly StageCommand[], kill: { signal: NodeJS.Signals; afterMs: number } | null): Promise<Ran[]> {
+  async sequence(commands: readonly IncrementalCommand[], kill: { signal: NodeJS.Signals; afterMs: number } | null): Promise<Ran[]> {
     const ran: Ran[] = [];
     const t0 = Date.now();
     for (const command of commands) {
       const verbose = kill?.signal === 'SIGKILL' ? ['--verbose'] : [];
-      const args = this.m.incrementalArgs(command, [...(command === 'run' || command === 'extract' ? ['--propagate-deletes'] : []), ...verbose]);
-      const child = startEtl(args, { env: { ...this.m.incrementalEnv, ...ENV }, timeoutMs: COMMAND_TIMEOUT_MS });
+      const extra = [...(command === 'run' || command === 'extract' ? ['--propagate-deletes'] : []), ...verbose];
+      const child = this.m.startIncremental(command, extra, { env: ENV, timeoutMs: COMMAND_TIMEOUT_MS });
       let killed: Ran['killed'] = null;
       const timer =
         kill === null
@@ -141,7 +139,7 @@ class CrashWorld {
   /** An uninterrupted run of this kind, timed (the range kill delays are drawn from). */
   async measure(kind: Kind): Promise<void> {
     const t0 = Date.now();
-    const ran = await this.sequence(kind === 'run' ? ['run'] : STAGES, null);
+    const ran = await this.sequence(kind === 'run' ? ['run'] : INCREMENTAL_STAGES, null);
     const failed = ran.find((r) => r.result.code !== 0);
     assert.equal(failed, undefined, `an uninterrupted ${kind} failed:\n${failed?.result.output}`);
     this.durations.set(kind, Date.now() - t0);
@@ -149,7 +147,7 @@ class CrashWorld {
   }
 
   /** One interrupted attempt; returns the commands a recovery runs (all of them again, or from the one killed). */
-  async interrupted(kind: Kind, commands: readonly StageCommand[], label: string): Promise<StageCommand[]> {
+  async interrupted(kind: Kind, commands: readonly IncrementalCommand[], label: string): Promise<IncrementalCommand[]> {
     const signal: NodeJS.Signals = this.rng.chance(0.25) ? 'SIGINT' : 'SIGKILL';
     const afterMs = Math.round(this.rng.next() * this.durations.get(kind)!);
     this.say(`${label}: ${commands.join(' → ')}, ${signal} after ${afterMs} ms`);
@@ -159,17 +157,17 @@ class CrashWorld {
     this.moments.set(moment, (this.moments.get(moment) ?? 0) + 1);
     if (!last.killed && last.result.code !== 0) assert.fail(`etl ${last.command} failed though nobody killed it:\n${last.result.output}`);
     // A run the kill came too late for: the next attempt is a new run of the same kind.
-    if (kind === 'run' || !last.killed || last.result.code === 0) return kind === 'run' ? ['run'] : [...STAGES];
+    if (kind === 'run' || !last.killed || last.result.code === 0) return kind === 'run' ? ['run'] : [...INCREMENTAL_STAGES];
     // Resuming from transform or load re-uses the staged extract (`latest`); from extract it is a new run anyway.
-    const from = STAGES.indexOf(last.command);
-    return from > 0 && this.rng.chance(0.5) ? STAGES.slice(from) : [...STAGES];
+    const from = INCREMENTAL_STAGES.indexOf(last.command);
+    return from > 0 && this.rng.chance(0.5) ? INCREMENTAL_STAGES.slice(from) : [...INCREMENTAL_STAGES];
   }
 
   /**
    * The user's recovery: run again. Nothing else stopped it, so it must exit 0 at once (a run that
    * fails here, waits forever on a lock or asks for something first is a finding).
    */
-  async recover(commands: readonly StageCommand[], why: string): Promise<void> {
+  async recover(commands: readonly IncrementalCommand[], why: string): Promise<void> {
     this.say(`${why}: ${commands.join(' → ')}`);
     const ran = await this.sequence(commands, null);
     const failed = ran.find((r) => r.result.code !== 0);
@@ -180,7 +178,7 @@ class CrashWorld {
   async round(round: number): Promise<void> {
     await this.edit(EDITS, `round ${round}`);
     const kind: Kind = this.rng.chance(0.35) ? 'stages' : 'run';
-    let commands: StageCommand[] = kind === 'run' ? ['run'] : [...STAGES];
+    let commands: IncrementalCommand[] = kind === 'run' ? ['run'] : [...INCREMENTAL_STAGES];
     let moved = false;
     const kills = this.rng.chance(0.25) ? 2 : 1;
     for (let k = 1; k <= kills; k++) {
@@ -193,13 +191,13 @@ class CrashWorld {
     await this.recover(commands, 'recovery');
     // A resumed transform or load brings the database to its staged extract's moment; edits made
     // after that extract are for the next run, which the user runs as always.
-    if (moved && commands[0] !== 'extract' && commands[0] !== 'run') await this.recover(STAGES, 'the next run, for the edits made after the resumed extract');
+    if (moved && commands[0] !== 'extract' && commands[0] !== 'run') await this.recover(INCREMENTAL_STAGES, 'the next run, for the edits made after the resumed extract');
   }
 
   /** What every round must leave. */
   async check(round: number): Promise<void> {
     assert.deepEqual(await partialFiles(this.m.incrementalStaging), [], `round ${round}: the interrupted runs left no *.partial file after the recovering run`);
-    const status = startEtl(this.m.incrementalArgs('status'), { env: this.m.incrementalEnv, timeoutMs: COMMAND_TIMEOUT_MS });
+    const status = this.m.startIncremental('status', [], { timeoutMs: COMMAND_TIMEOUT_MS });
     const s = await status.done;
     this.outputs.push({ label: 'etl status', output: s.output });
     assert.equal(s.code, 0, `round ${round}: etl status exits 0:\n${s.output}`);

@@ -165,5 +165,5 @@ export const INSERT_WEIGHTS: readonly (readonly [string, number])[] = [
 export const DELETE_WEIGHTS = INSERT_WEIGHTS;
 export const LATE_SYNC_WEIGHTS: readonly (readonly [string, number])[] = [['coachinglogbooks', 60], ['messages', 15], ['appointments', 15], ['menurecipes', 10]];
 export const COLLECTIONS = [...new Set([...INSERT_WEIGHTS.map(([c]) => c), ...Object.keys(FIELDS), ...Object.keys(REFS), ...Object.keys(ARRAYS), 'quizzquestions', 'offers', 'appointmenttypes', 'targets', 'quizzs'])];
-/** Deletes never empty a collection (load refuses an empty live set for a table holding rows). */
+/** Deletes and type changes never empty a collection, nor menus (load refuses an empty live set for a table holding rows). */
 export const KEEP_AT_LEAST = 3;

@@ -130,12 +130,19 @@ export class EditGenerator implements ValueSource {
 
   /** Applies `count` random edits; returns them. */
   async applyRound(count: number): Promise<Edit[]> {
+    let attempts = 0;
+    return this.applyWhile((edits) => edits.length < count && attempts++ < count * 20);
+  }
+
+  /**
+   * A round of random edits, one at a time for as long as `more` (asked before each, with the
+   * round's edits so far) says so; `more` may wait first: edits paced while something else runs.
+   */
+  async applyWhile(more: (edits: readonly Edit[]) => boolean | Promise<boolean>): Promise<Edit[]> {
     this.round += 1;
     this.n = 0;
     const edits: Edit[] = [];
-    let attempts = 0;
-    while (edits.length < count && attempts < count * 20) {
-      attempts += 1;
+    while (await more(edits)) {
       const edit = await this.applyOne(this.rng.weighted(EDIT_WEIGHTS));
       if (!edit) continue;
       edits.push(edit);
@@ -377,8 +384,14 @@ export class EditGenerator implements ValueSource {
     const c = this.rng.weighted(DELETE_WEIGHTS);
     const list = this.ids.get(c) ?? [];
     if (list.length <= KEEP_AT_LEAST) return null;
-    const [id] = list.splice(this.rng.below(list.length), 1);
+    const at = this.rng.below(list.length);
+    const [id] = list.splice(at, 1);
     const doc = await this.load(c, id!);
+    // Nor the menus among the events (the one table with a filter): a small sample may hold one.
+    if (c === 'events' && doc?.__t === 'menu' && (await this.menus()) <= KEEP_AT_LEAST) {
+      list.splice(at, 0, id!);
+      return null;
+    }
     await this.db.collection(c).deleteOne({ _id: id });
     return this.record('delete', c, id!, 'hard delete', doc ? this.refsOf(c, doc) : [], doc ? [doc] : []);
   }
@@ -516,11 +529,16 @@ export class EditGenerator implements ValueSource {
     const id = this.someId('events');
     const doc = id && (await this.load('events', id));
     if (!id || !doc) return null;
-    const menus = await this.db.collection('events').countDocuments({ __t: 'menu' });
+    const menus = await this.menus();
     const to = doc.__t === 'menu' ? this.rng.pick(['webinar', 'individualChallenge', 'collectiveChallenge']) : 'menu';
     if (doc.__t === 'menu' && menus <= KEEP_AT_LEAST) return null;
     await this.save('events', id, { __t: to });
     return this.record('type_change', 'events', id, `__t ${this.describe(doc.__t)} → ${to}`);
+  }
+
+  /** How many events are menus (the rows of menus, which no edit may empty: KEEP_AT_LEAST). */
+  private menus(): Promise<number> {
+    return this.db.collection('events').countDocuments({ __t: 'menu' });
   }
 
   /** A menurecipes document gets another recipe (or, less often, another menu). */

@@ -9,14 +9,19 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MongoClient, type Db } from 'mongodb';
 import pg from 'pg';
-import { etl, STACK_LINE } from '../harness/cli.ts';
+import { etl, startEtl, STACK_LINE, type EtlProcess } from '../harness/cli.ts';
 import type { Servers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { archiveBytes, writeDumpFolder } from '../extract/dump-writer.ts';
 import type { PipelineModel } from '../../model/types.ts';
+import { formatEdit, type Edit } from './edits.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PIPELINE = path.join(REPO, 'pipeline.yaml');
+
+/** An incremental run is `etl run`, or its three stages one after the other (`INCREMENTAL_STAGES`). */
+export type IncrementalCommand = 'run' | 'extract' | 'transform' | 'load';
+export const INCREMENTAL_STAGES: readonly IncrementalCommand[] = ['extract', 'transform', 'load'];
 
 /** What `etl run --json` prints (the parts these tests read). */
 export interface RunReport {
@@ -104,17 +109,26 @@ export class Mirror {
   /**
    * The arguments of `etl <command>` against this test's MongoDB (extract, run), the incremental
    * staging folder and database (`--database-url` where the command takes it; run every command
-   * with `incrementalEnv` too: extract reads the watermarks through DATABASE_URL), without `--json`.
+   * with `incrementalEnv` too: extract reads the watermarks through DATABASE_URL), without `--json`,
+   * with `pipeline` (default: the shipped pipeline.yaml).
    */
-  incrementalArgs(command: 'run' | 'extract' | 'transform' | 'load' | 'status', extra: readonly string[] = []): string[] {
+  incrementalArgs(command: IncrementalCommand | 'status', extra: readonly string[] = [], pipeline = PIPELINE): string[] {
     const source = command === 'run' || command === 'extract' ? ['--source', this.mongo.url, '--mongo-db', this.mongo.name] : [];
     const database = command === 'run' || command === 'load' || command === 'status' ? ['--database-url', this.incrementalUrl] : [];
-    return [command, ...source, '--staging', this.incrementalStaging, '--pipeline', PIPELINE, ...database, ...extra];
+    return [command, ...source, '--staging', this.incrementalStaging, '--pipeline', pipeline, ...database, ...extra];
   }
 
   /** The environment of the commands `incrementalArgs` spells. */
   get incrementalEnv(): Record<string, string> {
     return { DATABASE_URL: this.incrementalUrl };
+  }
+
+  /**
+   * Starts `etl <command>` against the incremental database (`incrementalArgs` with `pipeline`,
+   * `incrementalEnv` and `env`) as a child process, killed after `timeoutMs`: a test acts while it runs.
+   */
+  startIncremental(command: IncrementalCommand | 'status', extra: readonly string[], options: { env?: Record<string, string>; timeoutMs: number; pipeline?: string }): EtlProcess {
+    return startEtl(this.incrementalArgs(command, extra, options.pipeline), { env: { ...this.incrementalEnv, ...options.env }, timeoutMs: options.timeoutMs });
   }
 
   /**
@@ -318,4 +332,33 @@ export async function assertMirrors(model: PipelineModel, incrementalUrl: string
     .map((t) => `${t}: columns ${columnsOf(mine[t]!)} ≠ ${columnsOf(theirs[t]!)} in the reference\n`);
   const context = report.context ? `\n${report.context}` : '';
   assert.fail(`the incremental database differs from a full run of the final MongoDB state in ${differing.length} table(s):\n${columns.join('')}${describeDiffs(diffs, report)}${context}`);
+}
+
+/** The edit changed the document behind the row: its _id is in the row, or a dedupe key it had or has. */
+const names = (e: Edit, row: string): boolean => row.includes(e.id) || e.keys.some((k) => row.includes(k));
+
+/**
+ * The edits that may explain a row (its key and values as text): first those that edited a document
+ * the row names, then those that named it otherwise (a logbook's user, a reference, an added link);
+ * each as `format` writes it.
+ */
+export function editsTouching(edits: readonly Edit[], row: string, format: (e: Edit) => string = formatEdit): string {
+  const direct = edits.filter((e) => names(e, row));
+  const indirect = edits.filter((e) => !names(e, row) && e.touches.some((id) => row.includes(id)));
+  const shown = [...direct.slice(-8), ...indirect.slice(-3)];
+  if (shown.length === 0) return '(no edit names these ids: a cascade, or a row no edit touched)';
+  const hidden = direct.length + indirect.length - shown.length;
+  return [...shown.map((e) => `${direct.includes(e) ? '←' : '⋯'} ${format(e)}`), ...(hidden > 0 ? [`(${hidden} more)`] : [])].join('\n        ');
+}
+
+/**
+ * The kinds of the edits made to a document the row names; else (`~`) of the edits that named one
+ * of its ids otherwise (a logbook edit names its user, whose id is in the (user, day) row); else
+ * 'cascade' (a row further down moved).
+ */
+export function editKinds(edits: readonly Edit[], row: string): string {
+  const direct = new Set(edits.filter((e) => names(e, row)).map((e) => e.kind));
+  if (direct.size > 0) return [...direct].sort().join('+');
+  const indirect = new Set(edits.filter((e) => e.touches.some((id) => row.includes(id))).map((e) => `~${e.kind}`));
+  return indirect.size > 0 ? [...indirect].sort().join('+') : 'cascade';
 }

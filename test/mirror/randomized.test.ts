@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
 import { EditGenerator, formatEdit, type Edit } from './edits.ts';
-import { assertMirrors, contents, integers, Mirror, PIPELINE, type RunReport } from './harness.ts';
+import { assertMirrors, contents, editKinds, editsTouching, integers, Mirror, PIPELINE, type RunReport } from './harness.ts';
 
 const servers = useServers();
 
@@ -23,34 +23,6 @@ const SEEDS = integers('MIRROR_SEEDS', [1, 2, 3]);
 const [ROUNDS] = integers('MIRROR_ROUNDS', [3]) as [number];
 const [EDITS] = integers('MIRROR_EDITS', [150]) as [number];
 const [SCALE] = integers('MIRROR_SCALE', [1000]) as [number];
-
-/** The edit changed the document behind the row: its _id is in the row, or a dedupe key it had or has. */
-const names = (e: Edit, row: string): boolean => row.includes(e.id) || e.keys.some((k) => row.includes(k));
-
-/**
- * The edits that may explain a row (its key and values as text): first those that edited a document
- * the row names, then those that named it otherwise (a logbook's user, a reference, an added link).
- */
-function editsTouching(edits: readonly Edit[], row: string): string {
-  const direct = edits.filter((e) => names(e, row));
-  const indirect = edits.filter((e) => !names(e, row) && e.touches.some((id) => row.includes(id)));
-  const shown = [...direct.slice(-8), ...indirect.slice(-3)];
-  if (shown.length === 0) return '(no edit names these ids: a cascade, or a row no edit touched)';
-  const hidden = direct.length + indirect.length - shown.length;
-  return [...shown.map((e) => `${direct.includes(e) ? '←' : '⋯'} ${formatEdit(e)}`), ...(hidden > 0 ? [`(${hidden} more)`] : [])].join('\n        ');
-}
-
-/**
- * The kinds of the edits made to a document the row names; else (`~`) of the edits that named one
- * of its ids otherwise (a logbook edit names its user, whose id is in the (user, day) row); else
- * 'cascade' (a row further down moved).
- */
-function editKinds(edits: readonly Edit[], row: string): string {
-  const direct = new Set(edits.filter((e) => names(e, row)).map((e) => e.kind));
-  if (direct.size > 0) return [...direct].sort().join('+');
-  const indirect = new Set(edits.filter((e) => e.touches.some((id) => row.includes(id))).map((e) => `~${e.kind}`));
-  return indirect.size > 0 ? [...indirect].sort().join('+') : 'cascade';
-}
 
 function replayContext(seed: number, source: 'live' | 'dump', edits: readonly Edit[]): string {
   const byKind = new Map<string, number>();
