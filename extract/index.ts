@@ -107,7 +107,10 @@ async function extractAll(x: ExtractRun, session: SourceSession): Promise<Extrac
     throw error;
   }
   const done: ExtractRunSection = { ...withoutWriter(section), status: 'done', ended_at: x.now().toISOString() };
-  await saveSection(run, done);
+  await updateManifest(run, (m) => {
+    m.stages.extract = done;
+    options.withDone?.(m);
+  });
   await setLatest(options.stagingDir, run.runId);
   return report(run, manifest, done, reports);
 }

@@ -2,6 +2,7 @@
 // the manifest's extract section (the CLI prints it as a table or as --json).
 import type { MongoConfig, PostgresConfig } from '../connect/config.ts';
 import type { ExtractCollectionRecord } from '../staging/manifest-extract.ts';
+import type { Manifest } from '../staging/manifest.ts';
 import type { StageOptions, StageReport, StageStarted } from '../staging/stage-contract.ts';
 import type { RetryPolicy } from './live-source.ts';
 import type { ExtractIdsRecord, ExtractPropagationRecord } from './live-ids.ts';
@@ -50,6 +51,13 @@ export interface ExtractOptions extends StageOptions<ExtractProgressEvent> {
    * it moves none) and is never complete.
    */
   readonly repair?: RepairRequest;
+  /**
+   * Applied to the manifest in the very write that marks the extract done. `etl run` puts the
+   * transform's `running` section there: its files are already being written, and a process killed
+   * between two writes would leave them beside a finished extract with no running stage that owns
+   * them, so no later run would sweep them (staging/run-writer.ts).
+   */
+  readonly withDone?: (manifest: Manifest) => void;
 }
 
 /** What a repair run reads and asks load to recompute (extract/repair-plan.ts). */

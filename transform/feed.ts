@@ -3,6 +3,7 @@
 // feed from the extract's `collection_done` events; transform reads only the staged files and the
 // manifest, as always (a stage never imports another stage).
 import type { ExtractCollectionRecord } from '../staging/manifest-extract.ts';
+import type { Manifest } from '../staging/manifest.ts';
 
 export interface ExtractedCollection {
   readonly collection: string;
@@ -18,6 +19,11 @@ export interface ExtractFeed {
    * the extract's error when it failed: the transform then leaves nothing behind.
    */
   readonly extracted: AsyncIterable<ExtractedCollection>;
+  /**
+   * The transform's `running` section, to be written in the extract's own `done` write (bin/ hands
+   * `withDone` to the extract): the transform writes files before its section can be written.
+   */
+  stampWhenDone?(stamp: (manifest: Manifest) => void): void;
 }
 
 /** A feed bin/ pushes into: `push` per collection, then `end()` or `fail(error)`. */
@@ -26,7 +32,18 @@ export class CollectionFeed implements ExtractFeed {
   private outcome: { readonly error: unknown } | 'ended' | null = null;
   private wake: (() => void) | null = null;
 
+  private stamp: ((manifest: Manifest) => void) | null = null;
+
   constructor(readonly collections: readonly string[]) {}
+
+  stampWhenDone(stamp: (manifest: Manifest) => void): void {
+    this.stamp = stamp;
+  }
+
+  /** The extract's `withDone`: the manifest it is about to write with its section done. */
+  readonly withDone = (manifest: Manifest): void => {
+    this.stamp?.(manifest);
+  };
 
   push(item: ExtractedCollection): void {
     if (this.outcome !== null) return;

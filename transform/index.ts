@@ -28,6 +28,12 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   const { paths, manifest: extracted, pipelineChanged } = await openExtractedRun(options);
 
   const startedAt = now().toISOString();
+  // `etl run`: this stage's files are written before the extract is done, so its running section goes
+  // into the extract's own done write; a kill between two writes then never leaves them unowned.
+  options.extractFeed?.stampWhenDone?.((m) => {
+    const notExtracted = notExtractedIn(model, m, paths, options.tables ?? null);
+    if (notExtracted) m.stages.transform = runningSection(model, options, startedAt, pipelineChanged, notExtracted);
+  });
   const outcomes = new Outcomes(new TableRelease(options.stagedTables, extracted));
   const { run, manifest } = await collectionsToTransform(options, paths, extracted, signal, outcomes);
   const section = runningSection(model, options, startedAt, pipelineChanged, run.notExtracted);
@@ -127,6 +133,15 @@ async function recordDone(
     m.stages.transform = { ...withoutWriter(section), status: 'done', ended_at: endedAt, tables };
   });
   return { ordered, tables, endedAt };
+}
+
+/** The tables the finished extract does not hold (planJobs), or null when it would refuse the run: the transform then says why. */
+function notExtractedIn(model: PipelineModel, manifest: Manifest, paths: RunPaths, tables: readonly string[] | null): string[] | null {
+  try {
+    return planJobs(model, manifest, paths, tables).notExtracted;
+  } catch {
+    return null;
+  }
 }
 
 function runningSection(model: PipelineModel, options: TransformOptions, startedAt: string, pipelineChanged: boolean, notExtracted: string[]): TransformSection {

@@ -125,7 +125,7 @@ interface Running {
 async function overlapped(view: ProgressView, extractOptions: Omit<ExtractOptions, 'onProgress'>, later: Later): Promise<RunReport> {
   const staged = new StagedTables();
   const fed: { run?: Running } = {};
-  const extracting = extractStage(view, extractOptions, (e) => {
+  const extracting = extractStage(view, { ...extractOptions, withDone: (m) => fed.run?.feed.withDone(m) }, (e) => {
     if (e.kind === 'started') {
       const feed = new CollectionFeed(e.collections);
       const transform = transformStage(view, { ...later.transform, runId: e.runId, extractFeed: feed, stagedTables: staged });

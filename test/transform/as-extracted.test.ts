@@ -44,7 +44,7 @@ interface Fed {
 }
 
 /** Extract `source` with a transform fed as each collection is staged; `staged` runs before the transform hears of it. */
-function extractFed(source: string, stagingDir: string, threads: number, staged?: (collection: string, runId: string) => void): Fed {
+function extractFed(source: string, stagingDir: string, threads: number, staged?: (collection: string, runId: string) => void, extracted?: (runId: string) => Promise<void>): Fed {
   const fed: { feed?: CollectionFeed; transform?: Promise<TransformReport>; runId?: string } = {};
   const settled: Fed['settled'] = {};
   let resolveTransform!: (t: Promise<TransformReport>) => void;
@@ -54,6 +54,7 @@ function extractFed(source: string, stagingDir: string, threads: number, staged?
     stagingDir,
     source: { kind: 'dump', path: source },
     full: true,
+    withDone: (m) => fed.feed?.withDone(m),
     onProgress: (e) => {
       if (e.kind === 'started') {
         fed.runId = e.runId;
@@ -65,8 +66,9 @@ function extractFed(source: string, stagingDir: string, threads: number, staged?
       }
     },
   }).then(
-    (report) => {
+    async (report) => {
       settled.extract = performance.now();
+      await extracted?.(report.runId);
       fed.feed!.end();
       return report;
     },
@@ -143,4 +145,27 @@ test('an extract failing after some collections were transformed by a worker thr
   assert.deepEqual(Object.keys(m.stages), ['extract']);
   assert.equal(m.stages.extract!.status, 'failed');
   assert.ok(Object.keys(m.stages.extract!.collections).length >= 10, 'the collections before users were staged (and transformed)');
+});
+
+test("the extract's done write already holds the transform's running section: no moment leaves the transform's files without a running stage", async () => {
+  const stagingDir = await tempDir('etl-as-extracted-gap-');
+  let between: { extract?: string; transform?: string; writer?: number; partials: string[] } | null = null;
+  const fed = extractFed(dump, stagingDir, 1, undefined, async (runId) => {
+    // What a process killed right after the extract's last write leaves (the transform has not
+    // heard that the extract ended, so it has written nothing since).
+    const paths = runPaths(stagingDir, runId);
+    const m = await readManifest(paths);
+    const partials = (await readdir(paths.transformDir)).filter((n) => n.endsWith('.partial'));
+    between = { extract: m.stages.extract?.status, transform: m.stages.transform?.status, writer: m.stages.transform?.writer?.pid, partials };
+  });
+  await fed.extract;
+  const t = await fed.transform;
+  assert.ok(between, 'the extract ended');
+  const seen = between as { extract?: string; transform?: string; writer?: number; partials: string[] };
+  assert.equal(seen.extract, 'done');
+  assert.equal(seen.transform, 'running', `the transform's files (${seen.partials.length} unfinished) are owned by a running section`);
+  assert.equal(seen.writer, process.pid);
+  const m = await readManifest(runPaths(stagingDir, t.runId));
+  assert.equal(m.stages.transform?.status, 'done');
+  assert.equal(m.stages.transform?.writer, undefined, 'the done section names no writer');
 });
