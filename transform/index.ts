@@ -28,14 +28,9 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   const { paths, manifest: extracted, pipelineChanged } = await openExtractedRun(options);
 
   const startedAt = now().toISOString();
-  // `etl run`: this stage's files are written before the extract is done, so its running section goes
-  // into the extract's own done write; a kill between two writes then never leaves them unowned.
-  options.extractFeed?.stampWhenDone?.((m) => {
-    const notExtracted = notExtractedIn(model, m, paths, options.tables ?? null);
-    if (notExtracted) m.stages.transform = runningSection(model, options, startedAt, pipelineChanged, notExtracted);
-  });
+  const withdraw = stampWhenExtracted(options, paths, (notExtracted) => runningSection(model, options, startedAt, pipelineChanged, notExtracted));
   const outcomes = new Outcomes(new TableRelease(options.stagedTables, extracted));
-  const { run, manifest } = await collectionsToTransform(options, paths, extracted, signal, outcomes);
+  const { run, manifest } = await collectionsToTransform(options, paths, extracted, signal, outcomes).finally(withdraw);
   const section = runningSection(model, options, startedAt, pipelineChanged, run.notExtracted);
   await updateManifest(paths, (m) => {
     m.stages.transform = section;
@@ -133,6 +128,22 @@ async function recordDone(
     m.stages.transform = { ...withoutWriter(section), status: 'done', ended_at: endedAt, tables };
   });
   return { ordered, tables, endedAt };
+}
+
+/**
+ * `etl run`: this stage writes files before the extract is done, so its running section goes into the
+ * extract's own done write (a kill between two writes would leave them owned by no running stage).
+ * Returns the withdrawal, for once the extract is done or this stage stopped before it.
+ */
+function stampWhenExtracted(options: TransformOptions, paths: RunPaths, section: (notExtracted: string[]) => TransformSection): () => void {
+  let active = true;
+  options.extractFeed?.stampWhenDone?.((m) => {
+    const notExtracted = active ? notExtractedIn(options.model, m, paths, options.tables ?? null) : null;
+    if (notExtracted) m.stages.transform = section(notExtracted);
+  });
+  return () => {
+    active = false;
+  };
 }
 
 /** The tables the finished extract does not hold (planJobs), or null when it would refuse the run: the transform then says why. */
