@@ -129,66 +129,72 @@ class Operator {
     return this.m.tables.filter((t) => tables.has(t));
   }
 
+  /** One action; `mirrored` says afterwards whether it was an `etl run --propagate-deletes` of every table. */
   async act(action: Action): Promise<void> {
     this.mirrored = false;
-    switch (action) {
-      case 'run': {
-        const propagate = this.propagate();
-        this.say(`action: etl run ${propagate.join(' ')}`);
-        await this.etl('run', propagate);
-        this.mirrored = propagate.length > 0;
-        return;
-      }
-      case 'stages':
-        return this.stages();
-      case 'subset_run': {
-        const tables = this.subset();
-        const propagate = this.propagate();
-        this.say(`action: etl run --tables ${tables.join(',')} ${propagate.join(' ')}`);
-        await this.etl('run', ['--tables', tables.join(','), ...propagate]);
-        return;
-      }
-      case 'subset_stages': {
-        const tables = this.subset();
-        const propagate = this.propagate();
-        this.say(`action: etl extract --tables ${tables.join(',')} ${propagate.join(' ')} → transform → load`);
-        await this.etl('extract', ['--tables', tables.join(','), ...propagate]);
-        await this.etl('transform', []);
-        await this.etl('load', []);
-        return;
-      }
-      case 'full_subset': {
-        const tables = this.subset();
-        this.say(`action: etl run --full --tables ${tables.join(',')}`);
-        await this.etl('run', ['--full', '--tables', tables.join(',')]);
-        return;
-      }
-      case 'dump_run': {
-        const format = this.dumps % 2 === 0 ? 'folder' : 'archive';
-        const dump = await this.m.dump(`dump-${++this.dumps}`, format);
-        const propagate = this.propagate();
-        this.say(`action: a dump (${format}), then etl run --source <dump> ${propagate.join(' ')}`);
-        await this.etl('run', propagate, { dump });
-        this.mirrored = propagate.length > 0;
-        return;
-      }
-      case 'older_load':
-        return this.olderLoad();
-      case 'dry_run':
-        return this.dryRun();
-      case 'abandoned': {
-        const tables = this.rng.chance(0.5) ? ['--tables', this.subset().join(',')] : [];
-        const propagate = this.propagate();
-        const transformed = this.rng.chance(0.5);
-        this.say(`action: etl extract ${[...tables, ...propagate].join(' ')}${transformed ? ' → transform' : ''} left unloaded, then etl run`);
-        await this.etl('extract', [...tables, ...propagate]);
-        if (transformed) await this.etl('transform', []);
-        const next = this.propagate();
-        await this.etl('run', next);
-        this.mirrored = next.length > 0;
-        return;
-      }
-    }
+    const actions: Record<Action, () => Promise<void>> = {
+      run: () => this.run(),
+      stages: () => this.stages(),
+      subset_run: () => this.subsetRun(),
+      subset_stages: () => this.subsetStages(),
+      full_subset: () => this.fullSubset(),
+      dump_run: () => this.dumpRun(),
+      older_load: () => this.olderLoad(),
+      dry_run: () => this.dryRun(),
+      abandoned: () => this.abandoned(),
+    };
+    await actions[action]();
+  }
+
+  async run(): Promise<void> {
+    const propagate = this.propagate();
+    this.say(`action: etl run ${propagate.join(' ')}`);
+    await this.etl('run', propagate);
+    this.mirrored = propagate.length > 0;
+  }
+
+  async subsetRun(): Promise<void> {
+    const tables = this.subset();
+    const propagate = this.propagate();
+    this.say(`action: etl run --tables ${tables.join(',')} ${propagate.join(' ')}`);
+    await this.etl('run', ['--tables', tables.join(','), ...propagate]);
+  }
+
+  async subsetStages(): Promise<void> {
+    const tables = this.subset();
+    const propagate = this.propagate();
+    this.say(`action: etl extract --tables ${tables.join(',')} ${propagate.join(' ')} → transform → load`);
+    await this.etl('extract', ['--tables', tables.join(','), ...propagate]);
+    await this.etl('transform', []);
+    await this.etl('load', []);
+  }
+
+  /** A reload of some tables: their collections read in full, the rows they no longer hold leave. */
+  async fullSubset(): Promise<void> {
+    const tables = this.subset();
+    this.say(`action: etl run --full --tables ${tables.join(',')}`);
+    await this.etl('run', ['--full', '--tables', tables.join(',')]);
+  }
+
+  /** `etl run --source <dump>` of a dump taken just before (a folder of .bson files and an archive in turn). */
+  async dumpRun(): Promise<void> {
+    const format = this.dumps % 2 === 0 ? 'folder' : 'archive';
+    const dump = await this.m.dump(`dump-${++this.dumps}`, format);
+    const propagate = this.propagate();
+    this.say(`action: a dump (${format}), then etl run --source <dump> ${propagate.join(' ')}`);
+    await this.etl('run', propagate, { dump });
+    this.mirrored = propagate.length > 0;
+  }
+
+  /** An extract (of every table or a subset; sometimes transformed too) never loaded, then `etl run`. */
+  async abandoned(): Promise<void> {
+    const tables = this.rng.chance(0.5) ? ['--tables', this.subset().join(',')] : [];
+    const propagate = this.propagate();
+    const transformed = this.rng.chance(0.5);
+    this.say(`action: etl extract ${[...tables, ...propagate].join(' ')}${transformed ? ' → transform' : ''} left unloaded, then etl run`);
+    await this.etl('extract', [...tables, ...propagate]);
+    if (transformed) await this.etl('transform', []);
+    await this.run();
   }
 
   /** extract, transform (sometimes again, twice, from the staged files: the same bytes), load. */
