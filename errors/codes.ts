@@ -86,6 +86,7 @@ const ERROR_CODES = [
   'load_lock_timeout',
   'load_locked',
   'row_count_mismatch',
+  'run_older_than_loaded',
   'schema_changed_meanwhile',
   'schema_create_failed',
   'schema_data_conflict',

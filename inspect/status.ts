@@ -78,7 +78,7 @@ export interface StagedRunStatus {
   readonly loadedTables: readonly string[];
   /** The stage to run next on it: `transform`, `load`, or null when its extract is not complete. */
   readonly next: 'transform' | 'load' | null;
-  /** A newer run was already loaded into one of its tables: loading it would go backwards. */
+  /** A newer run was already loaded into one of its tables: etl load refuses it (load/older-run.ts). */
   readonly olderThanLoaded: boolean;
   /** Why its manifest could not be read. */
   readonly problem: string | null;

@@ -29,6 +29,7 @@ import { settleAbandonedLoads } from './abandoned-loads.ts';
 import { sweepAbandoned } from '../staging/run-writer.ts';
 import { BULK_ROWS } from './merge.ts';
 import { loadTables, type TablesOutcome } from './tables.ts';
+import { refuseOlderRun } from './older-run.ts';
 
 export type { LoadOptions, LoadProgress, LoadReport, TableLoadReport } from './options.ts';
 
@@ -55,6 +56,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       await recordAlreadyApplied(plan.paths, report, applied, plan.manifest.stages.load);
       return report;
     }
+    // Before anything is recorded: a refused run keeps the manifest it had.
+    await refuseOlderRun(session.client, start.paths.runId, toLoad);
     await marked.begin();
     const pendingBefore = await tablesWithPending(session);
     const ctx = loadContext(session, start, { allowDeleteAll: options.allowDeleteAll === true, bulkRows: options.bulkRows ?? BULK_ROWS, pendingBefore });

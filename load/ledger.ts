@@ -107,6 +107,16 @@ export async function advanceWatermark(
   );
 }
 
+/**
+ * The tables of `tables` whose watermark a run newer than `runId` set, with that run, in load order
+ * of `tables` (run ids sort as the instants their extracts started).
+ */
+export async function newerRunsLoaded(client: pg.Client, runId: string, tables: readonly string[]): Promise<{ table: string; runId: string }[]> {
+  const r = await runSql(client, compiled(`SELECT table_name, run_id FROM ${watermarks} WHERE table_name = ANY ($1::text[]) AND run_id > $2`, [tables, runId]));
+  const newer = new Map((r.rows as { table_name: string; run_id: string }[]).map((row) => [row.table_name, row.run_id]));
+  return tables.filter((t) => newer.has(t)).map((t) => ({ table: t, runId: newer.get(t)! }));
+}
+
 /** Forgets a table's watermark, so the next extract reads its collection in full. */
 export async function forgetWatermark(client: pg.Client, table: string): Promise<void> {
   await runSql(client, compiled(`DELETE FROM ${watermarks} WHERE table_name = $1`, [table]));

@@ -13,6 +13,8 @@ temporary table, then merged (upsert, delete-and-insert of link tables, dedupe u
 order; rows referencing a missing row are rejected or set NULL as pipeline.yaml says, and listed in
 <run>/load/<table>.rejects.ndjson; the watermarks advance in the same transaction. It all commits or
 nothing changes. A run already loaded changes nothing. Missing tables are created first.
+A run older than one already loaded into a table is refused (exit 1, nothing changed): its rows
+predate what that run loaded, and no later run would read them again.
 A run extracted with --propagate-deletes also deletes the rows whose document is gone (and the rows
 referencing them, or sets those references NULL, as pipeline.yaml says).
 

@@ -80,7 +80,7 @@ function unloadedRunLines(run: StagedRunStatus, color: ReturnType<typeof paint>)
   if (run.manifestLoad === 'done') notes.push('its manifest says loaded (into another database?)');
   if (run.manifestLoad === 'dry_run') notes.push('dry run only');
   if (run.loadedTables.length) notes.push(`partly loaded: ${run.loadedTables.join(', ')}`);
-  if (run.olderThanLoaded) notes.push('older than a run already loaded');
+  if (run.olderThanLoaded) notes.push('older than a run already loaded: etl load refuses it');
   const lines = [cutText(`  ${run.runId}  ${stages}  ${next}`, WIDTH)];
   if (notes.length) lines.push(color.dim(cutText(`    (${notes.join('; ')})`, WIDTH)));
   // Said whole: what to do about a killed run is the line a user needs.

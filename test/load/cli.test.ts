@@ -84,6 +84,42 @@ test('etl load --json prints the report; the plain summary names every figure', 
   assert.deepEqual(againJson.tables, []);
 });
 
+test('etl load of a run older than one already loaded is refused, naming both runs and what to do; its other tables load with --tables', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = await loadPipeline(PIPELINE);
+  const args = ['--staging', staging, '--pipeline', PIPELINE, '--database-url', url];
+  // Run A was extracted first and left unloaded; run B, extracted after a company was renamed, loads.
+  const older = await stageRun(
+    staging,
+    model,
+    {
+      companies: { rows: [['c1', stamp, stamp, 'Acme']] },
+      users: { rows: [['u1', stamp, stamp, 'Ann', 'c1', '3']] },
+      user_companies: { keys: ['u1'], rows: [['u1', 'c1', stamp, stamp]] },
+    },
+    { now: new Date('2026-01-01T00:00:00.000Z') },
+  );
+  const renamed = '2026-01-02 10:00:00.000';
+  const newer = await stageRun(staging, model, { companies: { rows: [['c1', stamp, renamed, 'Acme Renamed']] } });
+  const b = await etl(['load', '--run', newer, ...args]).done;
+  assert.equal(b.code, 0, b.stderr);
+  const before = await checksums(url, TABLES);
+
+  // Loading A would put back the old name, and the watermark (B's) would never read the company again.
+  const a = await etl(['load', '--run', older, ...args]).done;
+  assert.equal(a.code, 1, a.output);
+  assert.match(a.stderr, new RegExp(`run ${older} is older than run ${newer}, already loaded into companies: .*refused`));
+  assert.match(a.stderr, new RegExp(`etl run .*; etl load --run ${older} --tables users,user_companies loads only the tables no newer run has loaded\\. Nothing was changed`));
+  assert.deepEqual(await checksums(url, TABLES), before, 'the refused load changed nothing');
+  assert.equal((await readManifest(runPaths(staging, older))).stages.load, undefined, 'the refused run records no load');
+
+  const rest = await etl(['load', '--run', older, '--tables', 'users,user_companies', ...args]).done;
+  assert.equal(rest.code, 0, rest.stderr);
+  assert.deepEqual(await query(url, 'SELECT id, name FROM companies'), [{ id: 'c1', name: 'Acme Renamed' }]);
+  assert.deepEqual(await query(url, 'SELECT id, company_id FROM users'), [{ id: 'u1', company_id: 'c1' }]);
+});
+
 test('etl load: a bad flag exits 2; --no-wait while another load runs exits 1', async (t) => {
   const url = await servers.postgres.createDatabase(t.name);
   const staging = await tempStaging(t);

@@ -110,10 +110,12 @@ export class Mirror {
    * The arguments of `etl <command>` against this test's MongoDB (extract, run), the incremental
    * staging folder and database (`--database-url` where the command takes it; run every command
    * with `incrementalEnv` too: extract reads the watermarks through DATABASE_URL), without `--json`,
-   * with `pipeline` (default: the shipped pipeline.yaml).
+   * with `pipeline` (default: the shipped pipeline.yaml); extract and run read `dump` (see dump())
+   * instead of the live server when it is given.
    */
-  incrementalArgs(command: IncrementalCommand | 'status', extra: readonly string[] = [], pipeline = PIPELINE): string[] {
-    const source = command === 'run' || command === 'extract' ? ['--source', this.mongo.url, '--mongo-db', this.mongo.name] : [];
+  incrementalArgs(command: IncrementalCommand | 'status', extra: readonly string[] = [], pipeline = PIPELINE, dump?: string): string[] {
+    const live = dump === undefined ? ['--source', this.mongo.url, '--mongo-db', this.mongo.name] : ['--source', dump];
+    const source = command === 'run' || command === 'extract' ? live : [];
     const database = command === 'run' || command === 'load' || command === 'status' ? ['--database-url', this.incrementalUrl] : [];
     return [command, ...source, '--staging', this.incrementalStaging, '--pipeline', pipeline, ...database, ...extra];
   }
@@ -182,6 +184,20 @@ export class Mirror {
     assert.doesNotMatch(r.stderr, STACK_LINE, `etl run ${extra.join(' ')} into ${staging} printed a stack trace:\n${r.stderr}`);
     return JSON.parse(r.stdout) as RunReport;
   }
+}
+
+/**
+ * The shipped pipeline.yaml with another `settings.watermark_margin_seconds`, written into `dir`;
+ * returns its path. With the shipped 300 s every run re-reads whatever changed in the last five
+ * minutes, which is every edit of a test: a run that missed an edit would pass unseen.
+ */
+export async function pipelineWithMargin(dir: string, seconds: number): Promise<string> {
+  const shipped = await readFile(PIPELINE, 'utf8');
+  const setting = /^(  watermark_margin_seconds:) \d+$/m;
+  assert.match(shipped, setting, 'pipeline.yaml sets settings.watermark_margin_seconds');
+  const file = path.join(dir, 'pipeline.yaml');
+  await writeFile(file, shipped.replace(setting, `$1 ${seconds}`));
+  return file;
 }
 
 /** A list of non-negative integers from an environment variable (`7` or `1,2,3`; the tests' seeds and sizes; set but empty: none), else `fallback`. */

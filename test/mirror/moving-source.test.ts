@@ -26,8 +26,6 @@
 //   MOVING_SEEDS=7 MOVING_ROUNDS=4 MOVING_SCALE=1000 MOVING_PAUSE_MS=30 MOVING_MARGIN_SECONDS=2 \
 //     node --import tsx --test --test-timeout=1800000 test/mirror/moving-source.test.ts
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { STACK_LINE, type CliResult } from '../harness/cli.ts';
@@ -36,7 +34,7 @@ import { hash, Rng } from '../../sample/prng.ts';
 import { readManifest, type Manifest } from '../../staging/manifest.ts';
 import { resolveRun } from '../../staging/run-folder.ts';
 import { EditGenerator, formatEdit, type Edit } from './edits.ts';
-import { assertMirrors, editKinds, editsTouching, INCREMENTAL_STAGES, integers, Mirror, PIPELINE, type IncrementalCommand } from './harness.ts';
+import { assertMirrors, editKinds, editsTouching, INCREMENTAL_STAGES, integers, Mirror, pipelineWithMargin, type IncrementalCommand } from './harness.ts';
 
 const servers = useServers();
 
@@ -67,17 +65,6 @@ interface Timed {
   readonly edit: Edit;
   readonly drawn: number;
   readonly at: number;
-}
-
-/** The shipped pipeline.yaml with another watermark margin, written into `dir`; returns its path. */
-async function pipelineWithMargin(dir: string, seconds: number): Promise<string> {
-  const shipped = await readFile(PIPELINE, 'utf8');
-  const setting = /^(  watermark_margin_seconds:) \d+$/m;
-  assert.match(shipped, setting, 'pipeline.yaml sets settings.watermark_margin_seconds');
-  const text = shipped.replace(setting, `$1 ${seconds}`);
-  const file = path.join(dir, 'pipeline.yaml');
-  await writeFile(file, text);
-  return file;
 }
 
 const ms = (iso: string | null | undefined): number => (iso ? Date.parse(iso) : Number.NaN);
