@@ -83,7 +83,12 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
   const latest = await readLatest(stagingDir);
   const ids = await listRunIds(stagingDir); // newest first
   const runs: ListedRun[] = [];
-  for (const runId of ids) runs.push({ runId, ...(await readRunManifest(stagingDir, runId)) });
+  for (const runId of ids) {
+    const read = await readRunManifest(stagingDir, runId);
+    // Worked out once: whether a stage's writer is alive is asked of the system, and the reasons to
+    // keep a run and the reason it went must rest on the same answer.
+    runs.push({ runId, ...read, stages: shownStages(read.manifest) });
+  }
   const newestLoaded = runs.find((r) => isLoaded(r.manifest))?.runId ?? null;
 
   const removed: CleanedRun[] = [];
@@ -113,7 +118,7 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
   };
 }
 
-type ListedRun = { runId: string } & Awaited<ReturnType<typeof readRunManifest>>;
+type ListedRun = { runId: string; stages: ReturnType<typeof shownStages> } & Awaited<ReturnType<typeof readRunManifest>>;
 
 interface Listing {
   readonly options: CleanOptions;
@@ -126,7 +131,7 @@ interface Listing {
 async function keepReasons(run: ListedRun, index: number, l: Listing): Promise<string[]> {
   const { options, newestLoaded } = l;
   const reasons: string[] = [];
-  const stages = shownStages(run.manifest);
+  const { stages } = run;
   const killed = killedStage(stages);
   const unfinished = killed === null ? 'unfinished' : `killed during its ${killed} (its process is gone)`;
   const finished = stages.extract === 'done' && stages.transform === 'done';
@@ -152,7 +157,7 @@ async function keepReasons(run: ListedRun, index: number, l: Listing): Promise<s
 
 /** Removes a run no rule keeps (under --dry-run: says it would); null when `latest` moved onto it meanwhile. */
 async function removeRun(run: ListedRun, stagingDir: string, newestLoaded: string | null, dryRun: boolean): Promise<CleanedRun | null> {
-  const stages = shownStages(run.manifest);
+  const { stages } = run;
   const reason = isLoaded(run.manifest)
     ? `loaded, superseded by loaded run ${newestLoaded}`
     : `${killedStage(stages) === null ? 'unfinished' : 'killed'} (${run.problem ?? describeStages(stages)}), older than loaded run ${newestLoaded}`;

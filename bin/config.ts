@@ -2,7 +2,7 @@
 // Also says once when staged runs sit in ./staging, where etl wrote them before ./.etl/runs.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { resolveConfig, type ConfigFlags, type EtlConfig } from '../connect/config.ts';
+import { DEFAULT_STAGING, resolveConfig, type ConfigFlags, type EtlConfig } from '../connect/config.ts';
 import { ConfigError } from '../errors/etl-error.ts';
 import { LATEST_FILE } from '../staging/run-folder.ts';
 import type { CommandContext } from './command.ts';
@@ -22,7 +22,8 @@ export function commandConfig(ctx: CommandContext, flags: Omit<ConfigFlags, 'env
     }
   }
   const config = resolveConfig({ flags: { ...flags, envFile }, env: ctx.env, cwd: ctx.cwd });
-  if (flags.staging === undefined) noticeOldStaging(ctx, config);
+  // Only when the default is in use: --staging, ETL_STAGING or .env chose the folder on purpose.
+  if (config.stagingDir === path.resolve(ctx.cwd, DEFAULT_STAGING)) noticeOldStaging(ctx, config);
   return config;
 }
 

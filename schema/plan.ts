@@ -261,7 +261,7 @@ async function primaryKey(ctx: Context, t: TableModel, f: DriftFinding, problems
   const nulls = await Promise.all(columns.map((c) => (ctx.fresh.has(`${t.name}.${c}`) || cleared.has(c) ? 0 : nullCount(ctx.client, t.name, c))));
   const rekeyed = nulls.every((n) => n === 0) ? await rekeyedDedupeKey(ctx, t, columns, change) : null;
   if (rekeyed) return [rekeyed];
-  return (await validated(ctx, t, f, problems, cleared)) ? [change] : [];
+  return (await validated(ctx, t, f, problems, nulls)) ? [change] : [];
 }
 
 /**
@@ -360,19 +360,19 @@ async function foreignKeyViolations(ctx: Context, t: TableModel, f: DriftFinding
 
 /**
  * Checks the rows against a key pipeline.yaml adds; records a problem (with examples) when they break
- * it. NULLs of `cleared` columns do not count: an allowed NOT NULL change deletes their rows first.
+ * it. A primary key's `keyNulls` are its columns' NULL counts as primaryKey() counted them (0 for a
+ * column an allowed NOT NULL change clears first).
  */
-async function validated(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[], cleared: ReadonlySet<string> = new Set()): Promise<boolean> {
+async function validated(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[], keyNulls: readonly number[] = []): Promise<boolean> {
   const columns = f.kind === 'missing_foreign_key' ? [f.column!] : keyColumns(t, f);
   if (columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) return true;
   if (f.kind === 'missing_foreign_key') return noteProblem(problems, t, f, await foreignKeyViolations(ctx, t, f));
   const dupes = await duplicates(ctx.client, t.name, columns);
   if (f.kind === 'primary_key') {
-    const held = columns.filter((c) => !cleared.has(c));
-    const nulls = await Promise.all(held.map((c) => nullCount(ctx.client, t.name, c)));
-    const n = nulls.reduce((a, b) => a + b, 0);
-    held.forEach((c, i) => {
-      if (nulls[i]! > 0) dupes.examples.unshift(`${nulls[i]} row(s) hold NULL in "${c}", which a primary key never holds: --allow not-null:${t.name}.${c} deletes them (a full run rejects them)`);
+    const n = keyNulls.reduce((a, b) => a + b, 0);
+    columns.forEach((c, i) => {
+      const nulls = keyNulls[i] ?? 0;
+      if (nulls > 0) dupes.examples.unshift(`${nulls} row(s) hold NULL in "${c}", which a primary key never holds: --allow not-null:${t.name}.${c} deletes them (a full run rejects them)`);
     });
     return noteProblem(problems, t, f, { count: dupes.count + n, examples: dupes.examples });
   }

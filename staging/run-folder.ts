@@ -119,6 +119,7 @@ const MKDIR_REASONS: Readonly<Record<string, string>> = {
   EPERM: 'permission denied',
   EROFS: 'the file system is read-only',
   ENOTDIR: 'a part of the path is a file',
+  EEXIST: 'a file of that name is in the way',
   ENOSPC: 'no space left on the device',
   EDQUOT: 'disk quota exceeded',
 };

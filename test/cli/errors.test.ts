@@ -135,6 +135,10 @@ describe('etl command line', () => {
     assert.ok(r.stderr.startsWith(`error: cannot create the staging folder ${staging}: a part of the path is a file`), r.stderr);
     assert.match(r.stderr, /^hint: .*--staging/m);
     assert.doesNotMatch(r.stderr, STACK_LINE);
+    // The staging folder itself a file: said in words, not as the system's code.
+    const itself = await etl(['extract', '--source', dump, '--full', '--staging', path.join(dir, 'file'), '--pipeline', PIPELINE], { cwd: dir });
+    assert.equal(itself.code, 1, itself.stderr);
+    assert.ok(itself.stderr.startsWith(`error: cannot create the staging folder ${path.join(dir, 'file')}: a file of that name is in the way`), itself.stderr);
   });
 
   test('a staging folder without write permission: "permission denied" (run as an unprivileged user)', async (t) => {

@@ -1,7 +1,7 @@
 // Staged runs go to ./.etl/runs by default (outside the source tree of a checkout, ignored by git);
 // --staging / ETL_STAGING still choose; runs left in ./staging by earlier versions get a clear note.
 import assert from 'node:assert/strict';
-import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../harness/temp-dir.ts';
@@ -52,6 +52,14 @@ test('runs left in ./staging by an earlier version: a note says how to use or mo
   assert.equal(transformed.code, 0, transformed.stderr);
   assert.equal(transformed.stderr, '', 'no note when the folder is chosen');
   assert.match(transformed.stdout, new RegExp(`run in ${cwd.replace(/[/.]/g, '\\$&')}/staging/${runId}`));
+  // ETL_STAGING chooses the folder as --staging does: no note either.
+  const fromEnv = await etl(['runs', '--no-ledger'], { cwd, env: { ETL_STAGING: 'chosen' } });
+  assert.equal(fromEnv.code, 0, fromEnv.stderr);
+  assert.equal(fromEnv.stderr, '', 'no note when ETL_STAGING chooses the folder');
+  await writeFile(path.join(cwd, '.env'), 'ETL_STAGING=chosen-in-dotenv\n');
+  const fromDotenv = await etl(['runs', '--no-ledger'], { cwd });
+  assert.equal(fromDotenv.stderr, '', 'no note when .env chooses the folder');
+  await rm(path.join(cwd, '.env'));
   // Under --json the note never reaches stdout (or stderr: scripts read them).
   const json = await etl(['runs', '--no-ledger', '--json'], { cwd });
   assert.equal(json.stderr, '');

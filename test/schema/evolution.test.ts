@@ -23,14 +23,37 @@ function runWith(work: string, mongo: { url: string; name: string }, pipeline: s
 }
 
 /** What each block starts from: a generated sample in FerretDB, loaded by a full run with the shipped pipeline.yaml. */
-async function sampledAndLoaded(servers: Servers, work: string, label: string, scale: number): Promise<{ mongo: { url: string; name: string }; incremental: string }> {
-  const mongo = await servers.mongo.newDatabase(label);
-  const incremental = await servers.postgres.createDatabase(`${label} incremental`);
-  const sample = await etl(['sample', '--scale', String(scale), '--mongo-url', mongo.url, '--db', mongo.name]);
-  assert.equal(sample.code, 0, sample.stderr);
-  const first = await runWith(work, mongo, SHIPPED, incremental, 'incremental');
-  assert.equal(first.code, 0, first.stderr);
-  return { mongo, incremental };
+interface LoadedSample {
+  readonly servers: Servers;
+  /** The block's temporary folder (staging folders, edited pipeline files). */
+  work: string;
+  mongo: { url: string; name: string };
+  /** The database the sample was loaded into, which the block's runs change. */
+  incremental: string;
+  /** `etl run` of the sample into `db` with `pipeline`, staged in `<work>/<staging>`. */
+  run(pipeline: string, db: string, staging: string, extra?: string[]): ReturnType<typeof etl>;
+}
+
+/** Registers the describe block's before/after: the sample is made and loaded before its tests, its folder removed after. */
+function loadedSample(label: string, scale: number): LoadedSample {
+  const world: LoadedSample = {
+    servers: useServers(),
+    work: '',
+    mongo: { url: '', name: '' },
+    incremental: '',
+    run: (pipeline, db, staging, extra = []) => runWith(world.work, world.mongo, pipeline, db, staging, extra),
+  };
+  before(async () => {
+    world.work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
+    world.mongo = await world.servers.mongo.newDatabase(label);
+    world.incremental = await world.servers.postgres.createDatabase(`${label} incremental`);
+    const sample = await etl(['sample', '--scale', String(scale), '--mongo-url', world.mongo.url, '--db', world.mongo.name]);
+    assert.equal(sample.code, 0, sample.stderr);
+    const first = await runWith(world.work, world.mongo, SHIPPED, world.incremental, 'incremental');
+    assert.equal(first.code, 0, first.stderr);
+  });
+  after(() => rm(world.work, { recursive: true, force: true }));
+  return world;
 }
 
 function edited(text: string, edits: readonly [string, string][]): string {
@@ -49,43 +72,34 @@ const MENUS_AND_WEBINARS: [string, string][] = [['    filter: { __t: menu }', ' 
 const SPECIFIC: [string, string][] = [['        constants: { type: specificity }', '        constants: { type: specific }']];
 
 describe('a mapping change is applied and backfilled: the next run equals a full run', () => {
-  const servers = useServers();
-  let work: string;
-  let mongo: { url: string; name: string };
-  let incremental: string;
   let step = 0;
 
-  before(async () => {
-    work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
-    ({ mongo, incremental } = await sampledAndLoaded(servers, work, 'evolution', 1500));
-  });
-  after(() => rm(work, { recursive: true, force: true }));
-
-  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) => runWith(work, mongo, pipeline, db, staging, extra);
+  const world = loadedSample('evolution', 1500);
+  const { run } = world;
 
   /** Writes the shipped pipeline with `edits` as a new file. */
   async function pipeline(edits: readonly [string, string][]): Promise<string> {
-    const file = path.join(work, `pipeline-${++step}.yaml`);
+    const file = path.join(world.work, `pipeline-${++step}.yaml`);
     await writeFile(file, edited(await readFile(SHIPPED, 'utf8'), edits));
     return file;
   }
 
   /** `etl schema --yes && etl run` with the pipeline; returns the run's report. */
   async function evolve(file: string) {
-    const schema = await etl(['schema', '--yes', '--pipeline', file, '--database-url', incremental]);
+    const schema = await etl(['schema', '--yes', '--pipeline', file, '--database-url', world.incremental]);
     assert.equal(schema.code, 0, `${schema.stdout}\n${schema.stderr}`);
-    const r = await run(file, incremental, 'incremental');
+    const r = await run(file, world.incremental, 'incremental');
     assert.equal(r.code, 0, r.stderr);
     return { schema, report: JSON.parse(r.stdout) };
   }
 
   /** Every table of the incremental database equals a full run of the pipeline into a fresh one. */
   async function assertEqualsFullRun(file: string, label: string) {
-    const fresh = await servers.postgres.createDatabase(`evolution full ${label}`);
+    const fresh = await world.servers.postgres.createDatabase(`evolution full ${label}`);
     const full = await run(file, fresh, `full-${label}`);
     assert.equal(full.code, 0, full.stderr);
     const names = [...(await loadPipeline(file)).loadOrder];
-    assert.deepEqual(await contents(incremental, names), await contents(fresh, names));
+    assert.deepEqual(await contents(world.incremental, names), await contents(fresh, names));
   }
 
   const fromOf = (report: { extract: { collections: { collection: string; watermark: { from: string | null } }[] } }) =>
@@ -99,13 +113,13 @@ describe('a mapping change is applied and backfilled: the next run equals a full
     assert.equal(from.users, null, 'users read in full: its mapping changed');
     for (const [collection, f] of Object.entries(from)) if (collection !== 'users') assert.notEqual(f, null, `${collection} stays incremental`);
     assert.match(report.extract.warnings.join('\n'), /users has a changed mapping in pipeline\.yaml since its last load: collection users is read in full \(mapping_changed\)/);
-    const [counts] = await query<{ phone: number; copy: number }>(incremental, 'SELECT count(phone)::int AS phone, count(phone_copy)::int AS copy FROM users');
+    const [counts] = await query<{ phone: number; copy: number }>(world.incremental, 'SELECT count(phone)::int AS phone, count(phone_copy)::int AS copy FROM users');
     assert.ok(counts!.phone > 0);
     assert.equal(counts!.copy, counts!.phone);
     await assertEqualsFullRun(p2, 'phone');
 
     // The fingerprint is stored: the run after is incremental everywhere.
-    const again = await run(p2, incremental, 'incremental');
+    const again = await run(p2, world.incremental, 'incremental');
     assert.equal(again.code, 0, again.stderr);
     for (const [collection, f] of Object.entries(fromOf(JSON.parse(again.stdout)))) assert.notEqual(f, null, `${collection} incremental`);
   });
@@ -123,18 +137,18 @@ describe('a mapping change is applied and backfilled: the next run equals a full
     const p4 = await pipeline([...PHONE_COPY, ...MENUS_AND_WEBINARS, ...SPECIFIC]);
     const { report } = await evolve(p4);
     assert.equal(fromOf(report).users, null);
-    const [r] = await query<{ n: number }>(incremental, `SELECT count(*)::int AS n FROM users_targets WHERE type = 'specific'`);
+    const [r] = await query<{ n: number }>(world.incremental, `SELECT count(*)::int AS n FROM users_targets WHERE type = 'specific'`);
     assert.ok(r!.n > 0);
     await assertEqualsFullRun(p4, 'targets');
   });
 
   test('after an upgrade from an etl without fingerprints, the same pipeline.yaml stays incremental and the fingerprints get recorded', async () => {
-    const p4 = path.join(work, `pipeline-${step}.yaml`);
-    await query(incremental, 'UPDATE etl_watermarks SET fingerprint = NULL');
-    const r = await run(p4, incremental, 'incremental');
+    const p4 = path.join(world.work, `pipeline-${step}.yaml`);
+    await query(world.incremental, 'UPDATE etl_watermarks SET fingerprint = NULL');
+    const r = await run(p4, world.incremental, 'incremental');
     assert.equal(r.code, 0, r.stderr);
     for (const [collection, f] of Object.entries(fromOf(JSON.parse(r.stdout)))) assert.notEqual(f, null, `${collection} incremental`);
-    const [left] = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM etl_watermarks WHERE fingerprint IS NULL');
+    const [left] = await query<{ n: number }>(world.incremental, 'SELECT count(*)::int AS n FROM etl_watermarks WHERE fingerprint IS NULL');
     assert.equal(left!.n, 0);
   });
 
@@ -157,19 +171,10 @@ describe('a mapping change is applied and backfilled: the next run equals a full
 // Found by test/mirror/evolution-randomized.test.ts: a narrowed type whose deleted rows other
 // tables reference, and a table removed from pipeline.yaml whose foreign keys stayed.
 describe('lossy changes and removed tables, applied by etl schema and a run, equal a full run', () => {
-  const servers = useServers();
-  let work: string;
-  let mongo: { url: string; name: string };
-  let incremental: string;
+  const world = loadedSample('evolution lossy', 300);
+  const { run } = world;
 
-  before(async () => {
-    work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
-    ({ mongo, incremental } = await sampledAndLoaded(servers, work, 'evolution lossy', 300));
-  });
-  after(() => rm(work, { recursive: true, force: true }));
-
-  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) => runWith(work, mongo, pipeline, db, staging, extra);
-  const schema = (pipeline: string, extra: string[] = []) => etl(['schema', '--yes', '--pipeline', pipeline, '--database-url', incremental, ...extra]);
+  const schema = (pipeline: string, extra: string[] = []) => etl(['schema', '--yes', '--pipeline', pipeline, '--database-url', world.incremental, ...extra]);
 
   /**
    * The shipped pipeline with the users.sso_id narrowed to VARCHAR(12) (UUIDs no longer fit), without
@@ -179,22 +184,22 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     const doc = parseDocument(edited(await readFile(SHIPPED, 'utf8'), [['      - name: sso_id\n        sql_type: VARCHAR(255)\n', '      - name: sso_id\n        sql_type: VARCHAR(12)\n'], ...edits]));
     for (const table of drop) assert.ok(doc.deleteIn(['tables', table]), `pipeline.yaml has ${table}`);
     for (const [key, value] of Object.entries(settings)) doc.setIn(['settings', key], value);
-    const file = path.join(work, `${name}.yaml`);
+    const file = path.join(world.work, `${name}.yaml`);
     await writeFile(file, doc.toString());
     return file;
   }
 
   async function assertEqualsFullRun(file: string, label: string, extra: string[] = []) {
-    const fresh = await servers.postgres.createDatabase(`evolution lossy full ${label}`);
+    const fresh = await world.servers.postgres.createDatabase(`evolution lossy full ${label}`);
     const full = await run(file, fresh, `full-${label}`, extra);
     assert.equal(full.code, 0, full.stderr);
     const names = [...(await loadPipeline(file)).loadOrder];
-    assert.deepEqual(await contents(incremental, names), await contents(fresh, names));
+    assert.deepEqual(await contents(world.incremental, names), await contents(fresh, names));
   }
 
   test('a narrowed type whose rows to delete are referenced waits for a run, then applies; the result equals a full run', async () => {
     const p = await pipeline('narrow');
-    const [referenced] = await query<{ n: number }>(incremental, `SELECT count(*)::int AS n FROM user_events WHERE user_id IN (SELECT id FROM users WHERE length(sso_id) > 12)`);
+    const [referenced] = await query<{ n: number }>(world.incremental, `SELECT count(*)::int AS n FROM user_events WHERE user_id IN (SELECT id FROM users WHERE length(sso_id) > 12)`);
     assert.ok(referenced!.n > 0, 'rows of user_events reference users whose sso_id VARCHAR(12) cannot hold');
 
     const refused = await schema(p, ['--allow', 'type:users.sso_id']);
@@ -202,33 +207,33 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     assert.match(refused.stdout, /refused {2}users: column "users"\."sso_id" is character varying\(255\), pipeline\.yaml says VARCHAR\(12\): not a widening/);
     assert.match(refused.stdout, /not applied yet: (\d+ row\(s\) of "\w+", )*\d+ row\(s\) of "user_events"(, \d+ row\(s\) of "\w+")* reference the rows it would delete: run `etl run` with this pipeline\.yaml first .*then `etl schema --allow type:users\.sso_id` again/);
     assert.doesNotMatch(refused.output, /\n\s+at /, 'no stack trace');
-    const [before] = await query<{ type: string }>(incremental, `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'sso_id'`);
+    const [before] = await query<{ type: string }>(world.incremental, `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'sso_id'`);
     assert.equal(before!.type, 'character varying(255)', 'nothing applied');
 
-    const r = await run(p, incremental, 'incremental');
+    const r = await run(p, world.incremental, 'incremental');
     assert.equal(r.code, 0, r.stderr);
     const applied = await schema(p, ['--allow', 'type:users.sso_id']);
     assert.equal(applied.code, 0, applied.output);
-    const [after] = await query<{ type: string }>(incremental, `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'sso_id'`);
+    const [after] = await query<{ type: string }>(world.incremental, `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'sso_id'`);
     assert.equal(after!.type, 'character varying(12)');
     await assertEqualsFullRun(p, 'narrow');
   });
 
   test('a table removed from pipeline.yaml no longer stops loads that delete rows it referenced; back again, it is read in full', async () => {
     const p = await pipeline('no-messages', ['messages']);
-    const check = await etl(['schema', '--check', '--pipeline', p, '--database-url', incremental]);
+    const check = await etl(['schema', '--check', '--pipeline', p, '--database-url', world.incremental]);
     assert.equal(check.code, 1, `etl schema --check: the database differs (a table etl loaded is gone from pipeline.yaml)\n${check.output}`);
     assert.match(check.stdout, /messages: table "messages" is no longer in pipeline\.yaml/);
     // A user a message names is deleted in MongoDB: the load deletes the users row.
-    const [sender] = await query<{ id: string }>(incremental, 'SELECT sender_id AS id FROM messages WHERE sender_id IS NOT NULL ORDER BY id LIMIT 1');
-    const client = new MongoClient(mongo.url);
+    const [sender] = await query<{ id: string }>(world.incremental, 'SELECT sender_id AS id FROM messages WHERE sender_id IS NOT NULL ORDER BY id LIMIT 1');
+    const client = new MongoClient(world.mongo.url);
     try {
-      await client.db(mongo.name).collection('users').deleteOne({ _id: new ObjectId(sender!.id) });
+      await client.db(world.mongo.name).collection('users').deleteOne({ _id: new ObjectId(sender!.id) });
     } finally {
       await client.close();
     }
     // Before etl schema, the load cannot commit: its error says what to do.
-    const before = await run(p, incremental, 'incremental', ['--propagate-deletes']);
+    const before = await run(p, world.incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(before.code, 1, before.output);
     const failure = JSON.parse(before.stdout) as { error: { code: string; hint: string } };
     assert.equal(failure.error.code, 'pg_23503');
@@ -236,22 +241,22 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
 
     const s = await schema(p);
     assert.equal(s.code, 0, s.output);
-    const r = await run(p, incremental, 'incremental', ['--propagate-deletes']);
+    const r = await run(p, world.incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(r.code, 0, r.output);
     await assertEqualsFullRun(p, 'no-messages');
     assert.match(s.stdout, /applied {2}messages: table "messages" is no longer in pipeline\.yaml: etl stops loading it/);
-    const fks = await query<{ n: number }>(incremental, `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'messages'::regclass AND contype = 'f'`);
+    const fks = await query<{ n: number }>(world.incremental, `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'messages'::regclass AND contype = 'f'`);
     assert.equal(fks[0]!.n, 0, 'its foreign keys are dropped');
-    const kept = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM messages');
+    const kept = await query<{ n: number }>(world.incremental, 'SELECT count(*)::int AS n FROM messages');
     assert.ok(kept[0]!.n > 0, 'its rows stay');
-    const marked = await query<{ fingerprint: string }>(incremental, `SELECT fingerprint FROM etl_watermarks WHERE table_name = 'messages'`);
+    const marked = await query<{ fingerprint: string }>(world.incremental, `SELECT fingerprint FROM etl_watermarks WHERE table_name = 'messages'`);
     assert.deepEqual(marked, [{ fingerprint: 'retired' }], 'its mapping is marked retired');
 
     // Back in pipeline.yaml: read in full as a new table, so it equals a full run again.
     const back = await pipeline('messages-back');
     const again = await schema(back);
     assert.equal(again.code, 0, again.output);
-    const r2 = await run(back, incremental, 'incremental', ['--propagate-deletes']);
+    const r2 = await run(back, world.incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(r2.code, 0, r2.output);
     const report = JSON.parse(r2.stdout) as { extract: { collections: { collection: string; watermark: { from: string | null } }[] } };
     assert.equal(report.extract.collections.find((c) => c.collection === 'messages')?.watermark.from, null, 'messages read in full');
@@ -259,7 +264,7 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     // Its foreign keys waited for that run; etl schema adds them now.
     const keys = await schema(back);
     assert.equal(keys.code, 0, keys.output);
-    const restored = await query<{ n: number }>(incremental, `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'messages'::regclass AND contype = 'f'`);
+    const restored = await query<{ n: number }>(world.incremental, `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'messages'::regclass AND contype = 'f'`);
     assert.equal(restored[0]!.n, 2, 'sender_id and receiver_id reference users again');
   });
 
@@ -267,10 +272,10 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     const p = await pipeline('threshold', [], PHONE_COPY, { date_threshold: '2022-01-01' });
     const s = await schema(p);
     assert.equal(s.code, 0, s.output);
-    const r = await run(p, incremental, 'incremental', ['--propagate-deletes']);
+    const r = await run(p, world.incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(r.code, 0, r.output);
     const [counts] = await query<{ phone: number; copy: number; old: number }>(
-      incremental,
+      world.incremental,
       `SELECT count(phone)::int AS phone, count(phone_copy)::int AS copy, count(*) FILTER (WHERE updated_at < '2022-01-01')::int AS old FROM users`,
     );
     assert.ok(counts!.old > 0, 'users holds rows of documents older than the threshold');
@@ -287,82 +292,63 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     ]);
     assert.equal((await schema(wider)).code, 0);
     // A second document for a (menu, recipe) pair, created later: under the wider key, a row of its own.
-    const client = new MongoClient(mongo.url);
+    const client = new MongoClient(world.mongo.url);
     try {
-      const menurecipes = client.db(mongo.name).collection('menurecipes');
+      const menurecipes = client.db(world.mongo.name).collection('menurecipes');
       const doc = await menurecipes.findOne({ menu: { $type: 'objectId' }, recipe: { $type: 'objectId' } }, { sort: { _id: 1 } });
       await menurecipes.insertOne({ ...doc, _id: new ObjectId(), creation_date: new Date(), update_date: new Date() });
     } finally {
       await client.close();
     }
-    const r = await run(wider, incremental, 'incremental', ['--propagate-deletes']);
+    const r = await run(wider, world.incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(r.code, 0, r.output);
-    const [pairs] = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM (SELECT 1 FROM menu_recipes GROUP BY menu_id, recipe_id HAVING count(*) > 1) AS x');
+    const [pairs] = await query<{ n: number }>(world.incremental, 'SELECT count(*)::int AS n FROM (SELECT 1 FROM menu_recipes GROUP BY menu_id, recipe_id HAVING count(*) > 1) AS x');
     assert.ok(pairs!.n > 0, 'a (menu, recipe) pair holds two rows under the wider key');
 
     const narrower = await pipeline('narrower-key', [], PHONE_COPY);
     const s = await schema(narrower);
     assert.equal(s.code, 0, s.output);
     assert.match(s.stdout, /applied {2}menu_recipes: unique constraint \(menu_id, recipe_id\) of "menu_recipes" is missing; \d+ key\(s\) of it hold several rows the old dedupe key made/);
-    const r2 = await run(narrower, incremental, 'incremental', ['--propagate-deletes']);
+    const r2 = await run(narrower, world.incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(r2.code, 0, r2.output);
     await assertEqualsFullRun(narrower, 'narrower-key');
   });
 });
 
 describe('etl run --since leaves a changed mapping to the next plain run, which reads it in full', () => {
-  const servers = useServers();
-  let work: string;
-  let mongo: { url: string; name: string };
-  let incremental: string;
-
-  before(async () => {
-    work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
-    ({ mongo, incremental } = await sampledAndLoaded(servers, work, 'evolution since', 300));
-  });
-  after(() => rm(work, { recursive: true, force: true }));
-
-  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) => runWith(work, mongo, pipeline, db, staging, extra);
+  const world = loadedSample('evolution since', 300);
+  const { run } = world;
 
   test('a table added to pipeline.yaml and first loaded by etl run --since gets every document on the next plain run', async () => {
     const doc = parseDocument(await readFile(SHIPPED, 'utf8'));
     doc.setIn(['tables', 'recipe_details'], doc.createNode({ mongo_collection: 'recipes', include_base: true, additional_columns: [{ name: 'title', sql_type: 'VARCHAR(255)' }], additional_mappings: { name: 'title' } }));
-    const file = path.join(work, 'recipe-details.yaml');
+    const file = path.join(world.work, 'recipe-details.yaml');
     await writeFile(file, doc.toString());
-    const schema = await etl(['schema', '--yes', '--pipeline', file, '--database-url', incremental]);
+    const schema = await etl(['schema', '--yes', '--pipeline', file, '--database-url', world.incremental]);
     assert.equal(schema.code, 0, schema.output);
 
     // No recipe changed since: the --since run reads none, and recipe_details stays empty.
-    const since = await run(file, incremental, 'incremental', ['--since', new Date().toISOString()]);
+    const since = await run(file, world.incremental, 'incremental', ['--since', new Date().toISOString()]);
     assert.equal(since.code, 0, since.output);
-    const [during] = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM recipe_details');
+    const [during] = await query<{ n: number }>(world.incremental, 'SELECT count(*)::int AS n FROM recipe_details');
     assert.equal(during!.n, 0, 'recipe_details holds the documents read since the date: none');
 
-    const plain = await run(file, incremental, 'incremental');
+    const plain = await run(file, world.incremental, 'incremental');
     assert.equal(plain.code, 0, plain.output);
     const report = JSON.parse(plain.stdout) as { extract: { warnings: string[]; collections: { collection: string; watermark: { from: string | null } }[] } };
     assert.equal(report.extract.collections.find((c) => c.collection === 'recipes')?.watermark.from, null, 'recipes read in full: recipe_details never had its mapping read in full');
     assert.match(report.extract.warnings.join('\n'), /recipe_details was never read in full with its mapping \(loaded only from part of its collection: by reads from a date, --since, or from a run extracted with another pipeline\.yaml\): collection recipes is read in full/);
-    const [counts] = await query<{ details: number; recipes: number }>(incremental, 'SELECT (SELECT count(*)::int FROM recipe_details) AS details, (SELECT count(*)::int FROM recipes) AS recipes');
+    const [counts] = await query<{ details: number; recipes: number }>(world.incremental, 'SELECT (SELECT count(*)::int FROM recipe_details) AS details, (SELECT count(*)::int FROM recipes) AS recipes');
     assert.ok(counts!.recipes > 0);
     assert.equal(counts!.details, counts!.recipes, 'one row of recipe_details per recipe');
   });
 });
 
 describe('a primary key moved on a table spelled out without include_base, by etl schema and a run, equals a full run', () => {
-  const servers = useServers();
-  let work: string;
-  let mongo: { url: string; name: string };
-  let incremental: string;
+  const world = loadedSample('evolution key', 300);
+  const { run } = world;
 
-  before(async () => {
-    work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
-    ({ mongo, incremental } = await sampledAndLoaded(servers, work, 'evolution key', 300));
-  });
-  after(() => rm(work, { recursive: true, force: true }));
-
-  const run = (pipeline: string, db: string, staging: string, extra: string[] = []) => runWith(work, mongo, pipeline, db, staging, extra);
-  const schema = (pipeline: string, allow: string) => etl(['schema', '--yes', '--allow', allow, '--pipeline', pipeline, '--database-url', incremental]);
+  const schema = (pipeline: string, allow: string) => etl(['schema', '--yes', '--allow', allow, '--pipeline', pipeline, '--database-url', world.incremental]);
 
   /** The shipped pipeline with items' include_base written out and its primary key (id, `column`). */
   async function itemsKeyedBy(column: string): Promise<string> {
@@ -370,22 +356,22 @@ describe('a primary key moved on a table spelled out without include_base, by et
     spellOutBase(doc, doc.getIn(['tables', 'items']) as YAMLMap);
     const node = (doc.getIn(['tables', 'items', 'columns']) as YAMLSeq<YAMLMap>).items.find((c) => c.get('name') === column)!;
     node.set('primary_key', true);
-    const file = path.join(work, `items-${column}.yaml`);
+    const file = path.join(world.work, `items-${column}.yaml`);
     await writeFile(file, doc.toString());
     return file;
   }
 
   async function assertEqualsFullRun(file: string, label: string) {
-    const fresh = await servers.postgres.createDatabase(`evolution key full ${label}`);
+    const fresh = await world.servers.postgres.createDatabase(`evolution key full ${label}`);
     const full = await run(file, fresh, `full-${label}`);
     assert.equal(full.code, 0, full.stderr);
     const names = [...(await loadPipeline(file)).loadOrder];
-    assert.deepEqual(await contents(incremental, names), await contents(fresh, names));
+    assert.deepEqual(await contents(world.incremental, names), await contents(fresh, names));
   }
 
   const itemsKey = async () =>
-    (await query<{ c: string }>(incremental, `SELECT a.attname AS c FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indisprimary AND i.indrelid = 'items'::regclass ORDER BY 1`)).map((r) => r.c);
-  const itemsCounts = async () => (await query<{ rows: number; nulls: number }>(incremental, 'SELECT count(*)::int AS rows, count(*) FILTER (WHERE updated_by IS NULL)::int AS nulls FROM items'))[0]!;
+    (await query<{ c: string }>(world.incremental, `SELECT a.attname AS c FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) WHERE i.indisprimary AND i.indrelid = 'items'::regclass ORDER BY 1`)).map((r) => r.c);
+  const itemsCounts = async () => (await query<{ rows: number; nulls: number }>(world.incremental, 'SELECT count(*)::int AS rows, count(*) FILTER (WHERE updated_by IS NULL)::int AS nulls FROM items'))[0]!;
 
   test('a key over a column holding NULLs: refused, naming the table, the column and --allow not-null:, with nothing applied; applied with it', async () => {
     const file = await itemsKeyedBy('updated_by');
@@ -404,7 +390,7 @@ describe('a primary key moved on a table spelled out without include_base, by et
     assert.equal(applied.code, 0, applied.output);
     assert.deepEqual(await itemsKey(), ['id', 'updated_by']);
     assert.deepEqual(await itemsCounts(), { rows: before.rows - before.nulls, nulls: 0 });
-    const r = await run(file, incremental, 'incremental', ['--propagate-deletes']);
+    const r = await run(file, world.incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(r.code, 0, r.output);
     await assertEqualsFullRun(file, 'updated-by');
   });
@@ -413,12 +399,12 @@ describe('a primary key moved on a table spelled out without include_base, by et
     const file = await itemsKeyedBy('text');
     const s = await schema(file, 'primary-key:items');
     assert.equal(s.code, 0, s.output);
-    const first = await run(file, incremental, 'incremental', ['--propagate-deletes']);
+    const first = await run(file, world.incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(first.code, 0, first.output);
-    const client = new MongoClient(mongo.url);
+    const client = new MongoClient(world.mongo.url);
     let edited: ObjectId;
     try {
-      const items = client.db(mongo.name).collection('items');
+      const items = client.db(world.mongo.name).collection('items');
       const [a, b] = await items.find({ text: { $type: 'string' } }, { sort: { _id: 1 }, limit: 2 }).toArray();
       edited = a!._id as ObjectId;
       await items.updateOne({ _id: edited }, { $set: { text: 'a text that changed', update_date: new Date() } });
@@ -426,61 +412,53 @@ describe('a primary key moved on a table spelled out without include_base, by et
     } finally {
       await client.close();
     }
-    const r = await run(file, incremental, 'incremental', ['--propagate-deletes']);
+    const r = await run(file, world.incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(r.code, 0, r.output);
-    const rows = await query<{ text: string }>(incremental, 'SELECT text FROM items WHERE id = $1', [edited.toHexString()]);
+    const rows = await query<{ text: string }>(world.incremental, 'SELECT text FROM items WHERE id = $1', [edited.toHexString()]);
     assert.deepEqual(rows, [{ text: 'a text that changed' }], 'one row for the document: its text now');
     await assertEqualsFullRun(file, 'text');
   });
 });
 
 describe('a table added to pipeline.yaml after the extract and first loaded from that run is read in full by the next run', () => {
-  const servers = useServers();
-  let work: string;
-  let mongo: { url: string; name: string };
-  let incremental: string;
-
-  before(async () => {
-    work = await mkdtemp(path.join(os.tmpdir(), 'etl-evolution-'));
-    // 3000: about ten recipes, so the one the incremental extract reads is not all of them.
-    ({ mongo, incremental } = await sampledAndLoaded(servers, work, 'evolution late table', 3000));
-  });
-  after(() => rm(work, { recursive: true, force: true }));
+  // 3000: about ten recipes, so the one the incremental extract reads is not all of them.
+  const world = loadedSample('evolution late table', 3000);
+  const { run } = world;
 
   test('extract with the old pipeline.yaml, transform --allow-pipeline-change and load with the new one: the next plain run fills the new table', async () => {
     // One recipe changes, so the incremental extract reads it (and only it).
-    const client = new MongoClient(mongo.url);
+    const client = new MongoClient(world.mongo.url);
     try {
       await client.connect();
-      const changed = await client.db(mongo.name).collection('recipes').updateOne({}, { $set: { name: 'Tarte fine', update_date: new Date() } });
+      const changed = await client.db(world.mongo.name).collection('recipes').updateOne({}, { $set: { name: 'Tarte fine', update_date: new Date() } });
       assert.equal(changed.modifiedCount, 1);
     } finally {
       await client.close();
     }
-    const staging = path.join(work, 'incremental');
-    const extract = await etl(['extract', '--source', mongo.url, '--mongo-db', mongo.name, '--staging', staging, '--pipeline', SHIPPED], { env: { DATABASE_URL: incremental } });
+    const staging = path.join(world.work, 'incremental');
+    const extract = await etl(['extract', '--source', world.mongo.url, '--mongo-db', world.mongo.name, '--staging', staging, '--pipeline', SHIPPED], { env: { DATABASE_URL: world.incremental } });
     assert.equal(extract.code, 0, extract.output);
 
     const doc = parseDocument(await readFile(SHIPPED, 'utf8'));
     doc.setIn(['tables', 'recipe_titles'], doc.createNode({ mongo_collection: 'recipes', include_base: true, additional_columns: [{ name: 'title', sql_type: 'VARCHAR(255)' }], additional_mappings: { name: 'title' } }));
-    const file = path.join(work, 'recipe-titles.yaml');
+    const file = path.join(world.work, 'recipe-titles.yaml');
     await writeFile(file, doc.toString());
     for (const args of [
-      ['schema', '--yes', '--pipeline', file, '--database-url', incremental],
+      ['schema', '--yes', '--pipeline', file, '--database-url', world.incremental],
       ['transform', '--allow-pipeline-change', '--staging', staging, '--pipeline', file],
-      ['load', '--staging', staging, '--pipeline', file, '--database-url', incremental],
+      ['load', '--staging', staging, '--pipeline', file, '--database-url', world.incremental],
     ]) {
       const r = await etl(args);
       assert.equal(r.code, 0, `etl ${args[0]}: ${r.output}`);
     }
-    const [during] = await query<{ n: number }>(incremental, 'SELECT count(*)::int AS n FROM recipe_titles');
+    const [during] = await query<{ n: number }>(world.incremental, 'SELECT count(*)::int AS n FROM recipe_titles');
     assert.equal(during!.n, 1, 'recipe_titles holds the one recipe the incremental extract read');
 
-    const plain = await runWith(work, mongo, file, incremental, 'incremental');
+    const plain = await run(file, world.incremental, 'incremental');
     assert.equal(plain.code, 0, plain.output);
     const report = JSON.parse(plain.stdout) as { extract: { collections: { collection: string; watermark: { from: string | null } }[] } };
     assert.equal(report.extract.collections.find((c) => c.collection === 'recipes')?.watermark.from, null, 'recipes read in full: recipe_titles was never read in full');
-    const [counts] = await query<{ titles: number; recipes: number }>(incremental, 'SELECT (SELECT count(*)::int FROM recipe_titles) AS titles, (SELECT count(*)::int FROM recipes) AS recipes');
+    const [counts] = await query<{ titles: number; recipes: number }>(world.incremental, 'SELECT (SELECT count(*)::int FROM recipe_titles) AS titles, (SELECT count(*)::int FROM recipes) AS recipes');
     assert.ok(counts!.recipes > 1);
     assert.equal(counts!.titles, counts!.recipes, 'one row of recipe_titles per recipe');
   });
