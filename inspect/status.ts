@@ -80,6 +80,8 @@ export interface StagedRunStatus {
   readonly next: 'transform' | 'load' | null;
   /** A newer run was already loaded into one of its tables: etl load refuses it (load/older-run.ts). */
   readonly olderThanLoaded: boolean;
+  /** Its tables a newer run was loaded into: the ones etl load refuses; `--tables` may load the rest. */
+  readonly refusedTables: readonly string[];
   /** Why its manifest could not be read. */
   readonly problem: string | null;
 }
@@ -247,11 +249,12 @@ async function unloadedRuns(
     const manifestLoad = s.load?.status === 'done' ? (s.load.dry_run ? 'dry_run' : 'done') : stages.load;
     const killed = killedStage(stages);
     const next = stages.extract !== 'done' ? null : stages.transform === 'done' ? 'load' : 'transform';
-    const olderThanLoaded = tables.some((t) => {
+    const refusedTables = tables.filter((t) => {
       const newest = newestLoaded.get(t);
       return newest !== undefined && newest > runId;
     });
-    runs.push({ runId, stages, manifestLoad, hint: killed ? killedHint(killed, runId) : null, tables, loadedTables, next, olderThanLoaded, problem });
+    const olderThanLoaded = refusedTables.length > 0;
+    runs.push({ runId, stages, manifestLoad, hint: killed ? killedHint(killed, runId) : null, tables, loadedTables, next, olderThanLoaded, refusedTables, problem });
   }
   return { runs, total: ids.length };
 }

@@ -72,7 +72,7 @@ function unloadedRunLines(run: StagedRunStatus, color: ReturnType<typeof paint>)
   const next = run.problem
     ? `damaged: ${run.problem}`
     : run.next === 'load'
-      ? `next: etl load --run ${run.runId}`
+      ? nextLoad(run)
       : run.next === 'transform'
         ? `next: etl transform --run ${run.runId}`
         : 'extract not complete';
@@ -80,12 +80,22 @@ function unloadedRunLines(run: StagedRunStatus, color: ReturnType<typeof paint>)
   if (run.manifestLoad === 'done') notes.push('its manifest says loaded (into another database?)');
   if (run.manifestLoad === 'dry_run') notes.push('dry run only');
   if (run.loadedTables.length) notes.push(`partly loaded: ${run.loadedTables.join(', ')}`);
-  if (run.olderThanLoaded) notes.push('older than a run already loaded: etl load refuses it');
-  const lines = [cutText(`  ${run.runId}  ${stages}  ${next}`, WIDTH)];
+  if (run.olderThanLoaded) notes.push(`older than a run already loaded into ${run.refusedTables.join(', ')}: etl load refuses ${run.refusedTables.length > 1 ? 'them' : 'it'}`);
+  // The next step is the line's point: said whole, on a line of its own when it does not fit.
+  const head = `  ${run.runId}  ${stages}`;
+  const lines = head.length + 2 + next.length <= WIDTH ? [`${head}  ${next}`] : [head, ...wrapText(next, WIDTH, '    ')];
   if (notes.length) lines.push(color.dim(cutText(`    (${notes.join('; ')})`, WIDTH)));
   // Said whole: what to do about a killed run is the line a user needs.
   if (run.hint) lines.push(...wrapText(run.hint, WIDTH, '    ').map((l) => color.yellow(l)));
   return lines;
+}
+
+/** The load a staged run can still have: never one etl load refuses (a newer run loaded those tables). */
+function nextLoad(run: StagedRunStatus): string {
+  if (run.refusedTables.length === 0) return `next: etl load --run ${run.runId}`;
+  const rest = run.tables.filter((t) => !run.refusedTables.includes(t) && !run.loadedTables.includes(t));
+  if (rest.length > 0) return `next: etl load --run ${run.runId} --tables ${rest.join(',')}`;
+  return 'next: etl run (a newer run is loaded: etl load refuses this one)';
 }
 
 export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): string {

@@ -9,6 +9,8 @@ import { stateTables } from '../../schema/state-tables.ts';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { runStatus } from '../../inspect/status.ts';
+import { renderStatus } from '../../bin/commands/status.ts';
+import { paint } from '../../bin/output.ts';
 import { applySchema } from '../../schema/apply.ts';
 import type { Queryable } from '../../schema/sql.ts';
 import { StateReads, type WatermarkRow } from '../../schema/state-reads.ts';
@@ -80,6 +82,8 @@ test('status with state rows and staged runs', async (t) => {
   await stagedRun(staging, '20240302T100000000Z', { extract: extracted(['users', 'companies']), transform: transformed(['users', 'companies']), load: { ...done, dry_run: true, already_applied: false, tables: {} } });
   await stagedRun(staging, '20240303T100000000Z', { extract: extracted(['users']) });
   await stagedRun(staging, '20240101T100000000Z', { extract: extracted(['users']), transform: transformed(['users']) });
+  // Older than users' loaded run, with a table no run loaded: --tables may still load companies.
+  await stagedRun(staging, '20240201T120000000Z', { extract: extracted(['users', 'companies']), transform: transformed(['users', 'companies']) });
   await mkdir(path.join(staging, '20240304T100000000Z')); // no manifest
 
   const r = await runStatus({ model: m, postgres: postgresOf(url), stagingDir: staging });
@@ -103,10 +107,17 @@ test('status with state rows and staged runs', async (t) => {
       { id: '20240304T100000000Z', next: null, load: null, older: false, problem: true },
       { id: '20240303T100000000Z', next: 'transform', load: null, older: false, problem: false },
       { id: '20240302T100000000Z', next: 'load', load: 'dry_run', older: false, problem: false },
+      { id: '20240201T120000000Z', next: 'load', load: null, older: true, problem: false },
       { id: '20240101T100000000Z', next: 'load', load: null, older: true, problem: false },
     ],
   );
-  assert.equal(r.stagedRuns, 5);
+  assert.equal(r.stagedRuns, 6);
+  // What etl status prints next for each: never a load that etl load refuses.
+  const text = renderStatus(r, paint({ isTTY: false }, {}));
+  assert.match(text, /20240302T100000000Z .* next: etl load --run 20240302T100000000Z$/m);
+  assert.match(text, /20240201T120000000Z .*\n {4}next: etl load --run 20240201T120000000Z --tables companies\n/);
+  assert.match(text, /20240101T100000000Z .*\n {4}next: etl run \(a newer run is loaded: etl load refuses this one\)\n/);
+  assert.match(text, /older than a run already loaded into users: etl load refuses it/);
   assert.equal(r.drift.clean, true, `drift: ${r.drift.findings.map((f) => f.message).join('; ')}`);
 });
 
