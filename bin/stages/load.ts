@@ -87,7 +87,7 @@ function loadTracker(t: StageTracker, staged: ReadonlyMap<string, number>) {
 /** `users: 1,600 staged, 1,590 inserted, 10 rejected` — only the figures that are not zero. */
 function tableLine(r: TableLoadReport): string {
   const parts: string[] = [];
-  for (const k of ['inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'duplicates'] as const) if (r[k] > 0) parts.push(`${count(r[k])} ${k}`);
+  for (const k of ['inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'orphaned', 'duplicates'] as const) if (r[k] > 0) parts.push(`${count(r[k])} ${k}`);
   if (r.truncated.length) parts.push(`truncated (cascade: ${r.truncated.join(', ')})`);
   return `${r.table}: ${count(r.staged)} staged${parts.length ? `, ${parts.join(', ')}` : ''}`;
 }

@@ -150,6 +150,20 @@ test('a complete read removes every row it did not stage; references to them are
   assert.deepEqual(await query(url, `SELECT id, company_id FROM users`), [{ id: 'u1', company_id: 'c2' }]);
 });
 
+test('references NULLed because the row they point at left are counted (orphaned), also in a table the run staged and without delete propagation', async (t) => {
+  const { url, load } = await setup(t);
+  await load({ companies: { rows: [company('c1'), company('c2')] }, users: { rows: [user('u1', 'c1'), user('u2', 'c2')] } });
+  // c1 was read again but yields no row; users is staged too (u2 edited), so its figures are the
+  // staged table's: u2 updated, u1's company_id NULLed after c1 left (its row changed: it counts;
+  // not in the rejects file, which lists the staged rows).
+  const r = await load({ companies: { rows: [], keys: ['c1'] }, users: { rows: [user('u2', 'c2', '2')] } });
+  assert.deepEqual(await query(url, `SELECT id, company_id FROM users ORDER BY 1`), [{ id: 'u1', company_id: null }, { id: 'u2', company_id: 'c2' }]);
+  assert.equal(r.deletions, null, 'no delete propagation');
+  const users = r.tables.find((x) => x.table === 'users')!;
+  assert.deepEqual({ updated: users.updated, nulled: users.nulled, orphaned: users.orphaned, pending: users.pending.nulls }, { updated: 1, nulled: 0, orphaned: 1, pending: 1 });
+  assert.equal(r.tables.find((x) => x.table === 'companies')!.deleted, 1);
+});
+
 test('two documents whose _ids convert to one key are both refused, in one run or across runs; a complete read settles it', async (t) => {
   const { url, load, staging } = await setup(t);
   const hex = '65f0000000000000000000aa';
