@@ -10,7 +10,7 @@ import { useServers } from '../harness/index.ts';
 import { runLoad, type LoadReport } from '../../load/index.ts';
 import { renderPending, runStatus } from '../../inspect/status.ts';
 import { freshDatabaseAndStaging, stageRun, type StagedTable } from './staged-run.ts';
-import { fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
+import { chainModel, fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
 const model = fixtureModel();
@@ -162,6 +162,24 @@ test('references NULLed because the row they point at left are counted (orphaned
   const users = r.tables.find((x) => x.table === 'users')!;
   assert.deepEqual({ updated: users.updated, nulled: users.nulled, orphaned: users.orphaned, pending: users.pending.nulls }, { updated: 1, nulled: 0, orphaned: 1, pending: 1 });
   assert.equal(r.tables.find((x) => x.table === 'companies')!.deleted, 1);
+});
+
+test('a pending row that lands with a reference set NULL (its row is still missing) counts as landed', async (t) => {
+  const { url, staging } = await freshDatabaseAndStaging(servers, t, 'landed');
+  const chain = chainModel({ meals: true, mealsPlan: true });
+  const load = async (data: Record<string, StagedTable>): Promise<LoadReport> => {
+    await stageRun(staging, chain, data);
+    return runLoad({ model: chain, stagingDir: staging, postgres: postgresConfig(url) });
+  };
+  const at = ts('1 10:00:00');
+  // m1's day d1 is missing (reject: held back) and so is its plan p9 (set_null).
+  await load({ plans: { rows: [['p1', at, at]] }, meals: { rows: [['m1', at, at, 'd1', 'p9']] } });
+  assert.deepEqual(await query(url, `SELECT id FROM meals`), []);
+  // d1 arrives: m1 lands, its plan_id NULL and kept pending for p9.
+  const r = await load({ days: { rows: [['d1', at, at, 'p1']] } });
+  assert.deepEqual(await query(url, `SELECT id, day_id, plan_id FROM meals`), [{ id: 'm1', day_id: 'd1', plan_id: null }]);
+  const meals = r.settled.find((x) => x.table === 'meals');
+  assert.deepEqual(meals && { landed: meals.pending.landed, rows: meals.pending.rows, nulls: meals.pending.nulls }, { landed: 1, rows: 0, nulls: 1 });
 });
 
 test('two documents whose _ids convert to one key are both refused, in one run or across runs; a complete read settles it', async (t) => {

@@ -8,9 +8,12 @@
 //               batch keys whose row stayed the same; deleted = keys gone. The batch: the staged
 //               CSV's keys, or for a dedupe table the keys the run touched (its staged
 //               contributions' keys, old and new);
-//   rows changed outside the batch = orphaned (references NULLed after a deleted row) + pending
-//               NULLs resolved;
-//   rejected / nulled = the rows load/<table>.rejects.ndjson lists as refused / set NULL;
+//   rows changed outside the batch: each by a set_null reference, NULLed after the row it points at
+//               was deleted (orphaned) or set back (pending.resolved), counted per reference;
+//   deletions (--propagate-deletes): gone = deleted rows whose document is not in the table's live
+//               set, referencing = deleted rows whose document is live and was not read;
+//   rejected = the rows load/<table>.rejects.ndjson refuses; nulled = the references it sets NULL in
+//               the rows not refused (one line per row and column);
 //   pending rows / nulls = etl_pending after the run;
 //   the transform counts reconcile (README "Counts reconcile"), the --json report, the manifest,
 //   `etl status --json` and `etl runs --json` say the same figures, and the final line's totals are
@@ -28,7 +31,7 @@ import { etl, type CliResult } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
 import { csvReader } from '../../staging/csv.ts';
 import { EditGenerator, formatEdit, type Edit } from './edits.ts';
-import { contributions, integers, Mirror, query, snapshot, stagedKeys, type Contribution } from './harness.ts';
+import { columnByKey, contributions, integers, Mirror, query, snapshot, stagedKeys, type Contribution } from './harness.ts';
 
 const servers = useServers();
 
@@ -112,6 +115,8 @@ interface TransformTable {
   readonly keys: FileRecord | null;
   readonly rejects: FileRecord;
   readonly contrib?: FileRecord;
+  /** Delete propagation: the keys of every row the table may hold. */
+  readonly live?: FileRecord;
   readonly unkeyed: number;
   readonly absent?: number;
   readonly dedupe?: { readonly superseded: number };
@@ -232,21 +237,21 @@ function observe(before: Map<string, string>, after: Map<string, string>, batch:
   return o;
 }
 
-/** Rows the load rejects file lists, by action: distinct rows (file line, else key) refused and set NULL. */
-async function loadRejects(runDir: string, table: string): Promise<{ reject: Set<string>; setNull: Set<string>; lines: number }> {
+/**
+ * What the load rejects file lists (one line per row and column): the rows refused (any `reject`
+ * line), and the references set NULL in the rows that were not refused (their `set_null` lines).
+ */
+async function loadRejects(runDir: string, table: string): Promise<{ reject: string[]; setNull: string[] }> {
   const text = await readFile(path.join(runDir, 'load', `${table}.rejects.ndjson`), 'utf8').catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return '';
     throw e;
   });
-  const reject = new Set<string>();
-  const setNull = new Set<string>();
-  const lines = text.split('\n').filter((l) => l !== '');
-  for (const line of lines) {
-    const r = JSON.parse(line) as { key: unknown; line: number | null; action: string };
-    const row = JSON.stringify(r.key);
-    (r.action === 'reject' ? reject : setNull).add(row);
-  }
-  return { reject, setNull, lines: lines.length };
+  const lines = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { key: unknown; line: number | null; column: string; action: string });
+  // A row: its staged line, or its key for a dedupe row recomputed from earlier contributions (no line).
+  const rowOf = (r: { key: unknown; line: number | null }) => `${r.line ?? ''} ${JSON.stringify(r.key)}`;
+  const reject = new Set(lines.filter((r) => r.action === 'reject').map(rowOf));
+  const setNull = lines.filter((r) => r.action === 'set_null' && !reject.has(rowOf(r))).map((r) => `${rowOf(r)} ${r.column}`);
+  return { reject: sorted(reject), setNull: setNull.sort() };
 }
 
 const lineCount = async (file: string): Promise<number> => (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '').length;
@@ -280,6 +285,10 @@ async function transformMismatches(runDir: string, tables: Readonly<Record<strin
 interface Snapshots {
   readonly tables: Map<string, Map<string, string>>;
   readonly contributions: Map<string, Map<string, Contribution>>;
+  /** Per upsert and explode table, each row's document (the column holding its `_id`) by key. */
+  readonly owners: Map<string, Map<string, string | null>>;
+  /** Per table and set_null reference column (`table.column`), its value by key. */
+  readonly references: Map<string, Map<string, string | null>>;
 }
 
 async function takeSnapshots(m: Mirror): Promise<Snapshots> {
@@ -289,7 +298,60 @@ async function takeSnapshots(m: Mirror): Promise<Snapshots> {
     const model = m.model.tables.get(t)!;
     if (model.strategy === 'dedupe') contrib.set(t, await contributions(m.incrementalUrl, model));
   }
-  return { tables, contributions: contrib };
+  const owners = new Map<string, Map<string, string | null>>();
+  const references = new Map<string, Map<string, string | null>>();
+  for (const t of m.model.loadOrder) {
+    const model = m.model.tables.get(t)!;
+    if (tables.get(t)!.size === 0) continue;
+    if (model.strategy !== 'dedupe' && model.documentKey !== null) owners.set(t, await columnByKey(m.incrementalUrl, t, model.mergeKey, model.documentKey));
+    for (const c of setNullColumns(m, t)) references.set(`${t}.${c}`, await columnByKey(m.incrementalUrl, t, model.mergeKey, c));
+  }
+  return { tables, contributions: contrib, owners, references };
+}
+
+/** A table's reference columns whose missing row is set NULL (on_missing: set_null). */
+const setNullColumns = (m: Mirror, table: string): string[] =>
+  m.model.tables.get(table)!.columns.filter((c) => c.foreignKey?.onMissing === 'set_null').map((c) => c.name);
+
+/**
+ * Of the rows changed outside the run's batch, per set_null reference: the references NULLed (the
+ * row they pointed at was deleted: `orphaned`) and those set back (`pending.resolved`); and the rows
+ * whose change no reference explains.
+ */
+function referenceChanges(m: Mirror, table: string, changed: readonly string[], before: Snapshots, after: Snapshots): { nulled: number; resolved: number; unexplained: string[] } {
+  const out = { nulled: 0, resolved: 0, unexplained: [] as string[] };
+  const columns = setNullColumns(m, table);
+  for (const k of changed) {
+    let explained = false;
+    for (const c of columns) {
+      const was = before.references.get(`${table}.${c}`)?.get(k) ?? null;
+      const now = after.references.get(`${table}.${c}`)?.get(k) ?? null;
+      if (was !== null && now === null) out.nulled += 1;
+      if (was === null && now !== null) out.resolved += 1;
+      explained ||= was !== now;
+    }
+    if (!explained) out.unexplained.push(k);
+  }
+  return out;
+}
+
+/**
+ * The rows a load deleted because their document is gone: not in the table's live set, which holds
+ * the documents of the collection the table's filter keeps (README "Deleted documents"; a document
+ * that left the filter is gone for the table, read by the run or not); and because they referenced
+ * a deleted row (their document is live and the run did not read it). The rows of documents the run
+ * read that no longer yield them (`deleted` counts them too) are neither.
+ */
+async function goneSplit(runDir: string, record: TransformTable, deleted: readonly string[], owners: Map<string, string | null>): Promise<{ gone: string[]; referencing: string[] }> {
+  const scope = new Set(record.keys ? await firstCells(path.join(runDir, record.keys.file)) : []);
+  const live = new Set(record.live ? await firstCells(path.join(runDir, record.live.file)) : []);
+  const split = { gone: [] as string[], referencing: [] as string[] };
+  for (const k of deleted) {
+    const doc = owners.get(k) ?? null;
+    if (doc !== null && !live.has(doc)) split.gone.push(k);
+    else if (doc === null || !scope.has(doc)) split.referencing.push(k);
+  }
+  return split;
 }
 
 /** etl_pending after the run, per table and kind. */
@@ -328,7 +390,10 @@ async function loadMismatches(m: Mirror, outcome: RunOutcome, before: Snapshots,
       const o = observe(b, a, new Set());
       check(table, 'deleted (a table the run did not stage)', o.deleted, settled?.deleted ?? 0);
       check(table, 'landed (a table the run did not stage)', o.landed, settled?.pending.landed ?? 0);
-      check(table, 'nulled + resolved (a table the run did not stage)', o.changedOutside, (settled?.nulled ?? 0) + (settled?.pending.resolved ?? 0));
+      const refs = referenceChanges(m, table, o.changedOutside, before, after);
+      check(table, 'nulled (references NULLed, a table the run did not stage)', refs.nulled, settled?.nulled ?? 0);
+      check(table, 'pending.resolved (references set back, a table the run did not stage)', refs.resolved, settled?.pending.resolved ?? 0);
+      check(table, 'rows changed that no figure counts (a table the run did not stage)', refs.unexplained, 0);
       continue;
     }
     const record = transform.tables[table]!;
@@ -344,18 +409,27 @@ async function loadMismatches(m: Mirror, outcome: RunOutcome, before: Snapshots,
     check(table, 'updated (batch keys whose row changed)', o.updated, f.updated);
     check(table, 'unchanged (batch keys whose row stayed)', o.unchanged, f.unchanged);
     check(table, 'deleted (keys gone)', o.deleted, f.deleted);
-    check(table, 'orphaned + pending.resolved (rows changed outside the batch)', o.changedOutside, (f.orphaned ?? 0) + f.pending.resolved);
+    const refs = referenceChanges(m, table, o.changedOutside, before, after);
+    check(table, 'orphaned (references NULLed outside the batch)', refs.nulled, f.orphaned ?? 0);
+    check(table, 'pending.resolved (references set back outside the batch)', refs.resolved, f.pending.resolved);
+    check(table, 'rows changed outside the batch that no figure counts', refs.unexplained, 0);
     const rejects = await loadRejects(runDir, table);
-    add('rejected', rejects.reject.size);
-    add('nulled', rejects.setNull.size);
-    check(table, 'rejected (rows the load rejects file refuses)', sorted(rejects.reject), f.rejected);
-    check(table, 'nulled (rows the load rejects file sets NULL)', sorted(rejects.setNull), f.nulled);
+    add('rejected', rejects.reject.length);
+    add('nulled', rejects.setNull.length);
+    check(table, 'rejected (rows the load rejects file refuses)', rejects.reject, f.rejected);
+    check(table, 'nulled (references the load rejects file sets NULL in rows not refused)', rejects.setNull, f.nulled);
     check(table, 'pending.rows (etl_pending rows)', pending.get(table)?.row ?? 0, f.pending.rows);
     check(table, 'pending.nulls (etl_pending nulls)', pending.get(table)?.null ?? 0, f.pending.nulls);
     check(table, 'staged (the staged CSV, or contributions, records)', model.strategy === 'dedupe' ? record.contrib!.records : record.csv.records, f.staged);
     if (model.strategy !== 'dedupe') check(table, 'staged = inserted + updated + unchanged + rejected + duplicates', f.inserted + f.updated + f.unchanged + f.rejected + f.duplicates, f.staged);
     if (d) {
       check(table, 'deletions gone + referencing ≤ deleted', Math.min(f.deleted, d.gone + d.referencing), d.gone + d.referencing);
+      const owners = before.owners.get(table);
+      if (d.live !== null && model.strategy !== 'dedupe' && owners) {
+        const split = await goneSplit(runDir, record, o.deleted, owners);
+        check(table, 'deletions gone (deleted rows whose document is not in the live set)', split.gone, d.gone);
+        check(table, 'deletions referencing (deleted rows whose document is live and was not read)', split.referencing, d.referencing);
+      }
       if (d.live === null) check(table, 'deletions gone (no live set)', 0, d.gone);
       check(table, 'deletions nulled = orphaned', f.orphaned ?? 0, d.nulled);
     }

@@ -412,6 +412,12 @@ export async function stagedKeys(url: string, table: string, key: readonly strin
   }
 }
 
+/** One column of a table's rows, as text, by the rows' key (as `rowsByKey` writes it): e.g. each row's document. */
+export async function columnByKey(url: string, table: string, key: readonly string[], column: string): Promise<Map<string, string | null>> {
+  const rows = await query<{ k: string; v: string | null }>(url, `SELECT ${rowText(key)} AS k, x.${pg.escapeIdentifier(column)}::text AS v FROM ${pg.escapeIdentifier(table)} AS x`);
+  return new Map(rows.map((r) => [r.k, r.v]));
+}
+
 /** One contribution of a dedupe table's state table: the key it feeds and the whole row, as text. */
 export interface Contribution {
   readonly key: string;
