@@ -17,7 +17,7 @@
 //   pending rows / nulls = etl_pending after the run;
 //   the transform counts reconcile (README "Counts reconcile"), the --json report, the manifest,
 //   `etl status --json` and `etl runs --json` say the same figures, and the final line's totals are
-//   the sums of the per-table figures.
+//   the sums of the per-table figures (its note names the tables with orphaned references).
 //
 // Replay or extend a seed:
 //   FIGURES_SEEDS=7 FIGURES_ROUNDS=5 FIGURES_EDITS=300 FIGURES_SCALE=3000 \
@@ -497,8 +497,14 @@ function finalLineMismatches(outcome: RunOutcome, mode: Mode): Mismatch[] {
   const line = outcome.output.split('\n').find((l) => l.startsWith(`run ${outcome.runId}:`)) ?? '';
   const match = /→ ([\d,]+) rows \(([\d,]+) rejected\) → ([\d,]+) inserted, ([\d,]+) updated, ([\d,]+) deleted, ([\d,]+) rejected at load;/.exec(line);
   const reported = match ? { rows: n(match[1]!), transformRejected: n(match[2]!), inserted: n(match[3]!), updated: n(match[4]!), deleted: n(match[5]!), rejected: n(match[6]!) } : null;
-  if (JSON.stringify(reported) === JSON.stringify(expected)) return [];
-  return [{ table: '(all)', figure: 'the final line = Σ per-table figures', expected: JSON.stringify(expected), reported: line || '(no final line)', examples: [] }];
+  const out: Mismatch[] = [];
+  if (JSON.stringify(reported) !== JSON.stringify(expected)) out.push({ table: '(all)', figure: 'the final line = Σ per-table figures', expected: JSON.stringify(expected), reported: line || '(no final line)', examples: [] });
+  // The text says which tables' references were NULLed after a deleted row (no column of the table does).
+  const note = outcome.output.split('\n').find((l) => l.startsWith('references set NULL because this load deleted')) ?? '';
+  const orphaned = Object.entries(load.tables).filter(([, t]) => (t.orphaned ?? 0) > 0).map(([table, t]) => `${table} ${t.orphaned!.toLocaleString('en-US')}`);
+  const named = note.replace(/^.*?: /, '');
+  if (named !== orphaned.join(', ')) out.push({ table: '(all)', figure: 'the text note of orphaned references', expected: orphaned.join(', '), reported: named, examples: [] });
+  return out;
 }
 
 function describe(mismatches: readonly Mismatch[]): string {

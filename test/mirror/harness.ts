@@ -372,8 +372,9 @@ export function editKinds(edits: readonly Edit[], row: string): string {
  */
 export async function snapshot(model: PipelineModel, url: string): Promise<Map<string, Map<string, string>>> {
   const out = new Map<string, Map<string, string>>();
-  const exists = await query<{ t: string }>(url, 'SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(quote_ident(t)) IS NOT NULL', [model.loadOrder]);
-  const created = new Set(exists.map((r) => r.t));
+  const quoted = model.loadOrder.map((t) => pg.escapeIdentifier(t));
+  const exists = await query<{ t: string }>(url, 'SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL', [quoted]);
+  const created = new Set(exists.map((r) => model.loadOrder[quoted.indexOf(r.t)]));
   for (const table of model.loadOrder) out.set(table, created.has(table) ? await rowsByKey(url, table, model.tables.get(table)?.mergeKey ?? []) : new Map());
   return out;
 }
@@ -384,6 +385,7 @@ export async function snapshot(model: PipelineModel, url: string): Promise<Map<s
  * each cell cast to the type of the table's column of that name.
  */
 export async function stagedKeys(url: string, table: string, key: readonly string[], csvFile: string): Promise<Set<string>> {
+  assert.ok(key.length > 0, `${table}: a key to read the staged rows by`);
   const cells: (string | null)[][] = key.map(() => []);
   let positions: number[] | null = null;
   for await (const record of createReadStream(csvFile).pipe(csvReader()) as AsyncIterable<(string | null)[]>) {
