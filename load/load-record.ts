@@ -29,6 +29,7 @@ export function tableRecord(r: TableLoadReport, rejects: FileRecord | null): Loa
     deleted: r.deleted,
     rejected: r.rejected,
     nulled: r.nulled,
+    orphaned: r.orphaned,
     duplicates: r.duplicates,
     truncated: [...r.truncated],
     rejects,

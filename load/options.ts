@@ -51,7 +51,11 @@ export interface TableLoadReport {
   readonly staged: number;
   readonly inserted: number;
   readonly updated: number;
-  /** Staged rows identical to the row already there (or older than it, for dedupe tables). */
+  /**
+   * Rows of the batch identical to the row already there: staged rows, or for a dedupe table the rows
+   * recomputed for the keys the run touched (so a dedupe table's `staged`, its contributions, is not
+   * inserted + updated + unchanged + rejected + duplicates).
+   */
   readonly unchanged: number;
   /**
    * Rows removed: those the run's documents no longer yield (a link gone from its array, a document
@@ -63,6 +67,12 @@ export interface TableLoadReport {
   readonly rejected: number;
   /** References set to NULL (on_missing: set_null); listed in the rejects file too. */
   readonly nulled: number;
+  /**
+   * References of rows already in the table set to NULL (on_missing: set_null) because the row they
+   * point at was deleted by this load; kept in etl_pending, not in the rejects file (the rows such a
+   * reference deletes, on_missing: reject, count in `deleted`).
+   */
+  readonly orphaned: number;
   /** Staged rows dropped because a later (or, for dedupe, a newer) row of the batch had the same key. */
   readonly duplicates: number;
   /** Tables emptied by this table's TRUNCATE … CASCADE (itself first), or [] when not truncated. */

@@ -132,7 +132,7 @@ function pendingRowsIntoBatchSql(s: TableShape, checks: readonly PlannedCheck[],
   );
 }
 
-/** The entries whose rows were merged from the batch (the refused ones were re-held with this run). */
+/** The `row` entries whose rows were merged from the batch (the refused ones, and those landed with a reference set NULL, were held again by this run). */
 function landedSql(s: TableShape, runId: string): CompiledQuery {
   return compiled(
     `DELETE FROM ${pending} AS p USING ${s.temps.stage} AS s WHERE p.table_name = $1 AND p.kind = 'row' AND p.seen_run <> $2 AND p.row_key = ${keyJson(s.key, 's')}`,

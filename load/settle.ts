@@ -51,6 +51,9 @@ async function landPendingRows(ctx: LoadContext, shape: TableShape, checks: read
   const retry = await pendingIntoBatch(session, shape, checks, ctx.runId);
   if (retry.offered === 0) return 0;
   await resolveMissingReferences(session, shape, checks, () => holdRejected(session, shape, 'batch', ctx.runId));
-  await mergeBatch(session, shape);
-  return session.count(retry.landedSql);
+  const merged = await mergeBatch(session, shape);
+  await session.run(retry.landedSql);
+  // The rows merged: an entry that landed with a reference still missing (set NULL) is held again as
+  // a `null` entry of this run, so the `row` entries dropped do not count it.
+  return merged.inserted + merged.updated;
 }

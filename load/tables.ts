@@ -139,6 +139,7 @@ function tableReport(s: TableStepResult, pending: PendingReport): TableLoadRepor
     deleted: s.left + s.gone + s.settle.referencing,
     rejected: s.rejected,
     nulled: s.nulled,
+    orphaned: sum(s.settle.nulledColumns),
     duplicates: s.duplicates,
     truncated: s.truncated,
     rejectsFile: s.rejects?.file ?? null,

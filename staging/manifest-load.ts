@@ -11,6 +11,8 @@ export interface LoadTableRecord {
   rejected: number;
   /** Values set to NULL because the referenced row does not exist (on_missing: set_null). */
   nulled: number;
+  /** References of rows already there set NULL because this load deleted the row they point at (absent before it was counted). */
+  orphaned?: number;
   /** Staged rows dropped because another row of the batch had the same key. */
   duplicates: number;
   /** Tables this table's TRUNCATE … CASCADE emptied (itself first); [] when not truncated. */

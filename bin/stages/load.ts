@@ -87,7 +87,7 @@ function loadTracker(t: StageTracker, staged: ReadonlyMap<string, number>) {
 /** `users: 1,600 staged, 1,590 inserted, 10 rejected` — only the figures that are not zero. */
 function tableLine(r: TableLoadReport): string {
   const parts: string[] = [];
-  for (const k of ['inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'duplicates'] as const) if (r[k] > 0) parts.push(`${count(r[k])} ${k}`);
+  for (const k of ['inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'orphaned', 'duplicates'] as const) if (r[k] > 0) parts.push(`${count(r[k])} ${k}`);
   if (r.truncated.length) parts.push(`truncated (cascade: ${r.truncated.join(', ')})`);
   return `${r.table}: ${count(r.staged)} staged${parts.length ? `, ${parts.join(', ')}` : ''}`;
 }
@@ -132,6 +132,8 @@ export function loadNotes(ctx: CommandContext, r: LoadReport): void {
     if (r.skipped.length) ctx.stdout.write(`already loaded from this run, skipped: ${r.skipped.map((s) => s.table).join(', ')}\n`);
     const settled = r.settled.filter((x) => x.deleted + x.nulled + x.pending.landed + x.pending.resolved > 0);
     if (settled.length) ctx.stdout.write(`also changed (tables this run did not stage): ${settled.map((x) => `${x.table} ${count(x.deleted)} deleted, ${count(x.nulled)} nulled, ${count(x.pending.landed)} landed`).join('; ')}\n`);
+    const orphaned = r.tables.filter((t) => t.orphaned > 0);
+    if (orphaned.length) ctx.stdout.write(`references set NULL because this load deleted the row they point at (orphaned): ${orphaned.map((t) => `${t.table} ${count(t.orphaned)}`).join(', ')}\n`);
     const waiting = r.tables.filter((t) => pendingOf(t) > 0);
     if (waiting.length) ctx.stdout.write(`pending (held back or loaded with a NULL reference until the referenced row arrives): ${waiting.map((t) => `${t.table} ${count(pendingOf(t))}`).join(', ')}; see etl status\n`);
   }

@@ -10,7 +10,7 @@ import { useServers } from '../harness/index.ts';
 import { runLoad, type LoadReport } from '../../load/index.ts';
 import { renderPending, runStatus } from '../../inspect/status.ts';
 import { freshDatabaseAndStaging, stageRun, type StagedTable } from './staged-run.ts';
-import { fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
+import { chainModel, fixtureModel, postgresConfig, query, ts } from './model-fixture.ts';
 
 const servers = useServers({ mongo: false });
 const model = fixtureModel();
@@ -148,6 +148,38 @@ test('a complete read removes every row it did not stage; references to them are
   assert.equal(table(r, 'users')!.pending.nulls, 1);
   await load({ companies: { rows: [company('c2', '3')] } });
   assert.deepEqual(await query(url, `SELECT id, company_id FROM users`), [{ id: 'u1', company_id: 'c2' }]);
+});
+
+test('references NULLed because the row they point at left are counted (orphaned), also in a table the run staged and without delete propagation', async (t) => {
+  const { url, load } = await setup(t);
+  await load({ companies: { rows: [company('c1'), company('c2')] }, users: { rows: [user('u1', 'c1'), user('u2', 'c2')] } });
+  // c1 was read again but yields no row; users is staged too (u2 edited), so its figures are the
+  // staged table's: u2 updated, u1's company_id NULLed after c1 left (its row changed: it counts;
+  // not in the rejects file, which lists the staged rows).
+  const r = await load({ companies: { rows: [], keys: ['c1'] }, users: { rows: [user('u2', 'c2', '2')] } });
+  assert.deepEqual(await query(url, `SELECT id, company_id FROM users ORDER BY 1`), [{ id: 'u1', company_id: null }, { id: 'u2', company_id: 'c2' }]);
+  assert.equal(r.deletions, null, 'no delete propagation');
+  const users = r.tables.find((x) => x.table === 'users')!;
+  assert.deepEqual({ updated: users.updated, nulled: users.nulled, orphaned: users.orphaned, pending: users.pending.nulls }, { updated: 1, nulled: 0, orphaned: 1, pending: 1 });
+  assert.equal(r.tables.find((x) => x.table === 'companies')!.deleted, 1);
+});
+
+test('a pending row that lands with a reference set NULL (its row is still missing) counts as landed', async (t) => {
+  const { url, staging } = await freshDatabaseAndStaging(servers, t, 'landed');
+  const chain = chainModel({ meals: true, mealsPlan: true });
+  const load = async (data: Record<string, StagedTable>): Promise<LoadReport> => {
+    await stageRun(staging, chain, data);
+    return runLoad({ model: chain, stagingDir: staging, postgres: postgresConfig(url) });
+  };
+  const at = ts('1 10:00:00');
+  // m1's day d1 is missing (reject: held back) and so is its plan p9 (set_null).
+  await load({ plans: { rows: [['p1', at, at]] }, meals: { rows: [['m1', at, at, 'd1', 'p9']] } });
+  assert.deepEqual(await query(url, `SELECT id FROM meals`), []);
+  // d1 arrives: m1 lands, its plan_id NULL and kept pending for p9.
+  const r = await load({ days: { rows: [['d1', at, at, 'p1']] } });
+  assert.deepEqual(await query(url, `SELECT id, day_id, plan_id FROM meals`), [{ id: 'm1', day_id: 'd1', plan_id: null }]);
+  const meals = r.settled.find((x) => x.table === 'meals');
+  assert.deepEqual(meals && { landed: meals.pending.landed, rows: meals.pending.rows, nulls: meals.pending.nulls }, { landed: 1, rows: 0, nulls: 1 });
 });
 
 test('two documents whose _ids convert to one key are both refused, in one run or across runs; a complete read settles it', async (t) => {

@@ -26,11 +26,11 @@ async function tempStaging(t: { after(fn: () => unknown): void }): Promise<strin
 function figures(report: LoadReport, table: string): Omit<TableLoadReport, 'table' | 'strategy' | 'merge' | 'rejectsFile' | 'truncated' | 'pending'> {
   const r = report.tables.find((x) => x.table === table);
   assert.ok(r, `no report for ${table}`);
-  const { inserted, updated, unchanged, deleted, rejected, nulled, duplicates, staged } = r;
-  return { staged, inserted, updated, unchanged, deleted, rejected, nulled, duplicates };
+  const { inserted, updated, unchanged, deleted, rejected, nulled, orphaned, duplicates, staged } = r;
+  return { staged, inserted, updated, unchanged, deleted, rejected, nulled, orphaned, duplicates };
 }
 
-const f = (staged: number, o: Partial<Record<'inserted' | 'updated' | 'unchanged' | 'deleted' | 'rejected' | 'nulled' | 'duplicates', number>>) => ({
+const f = (staged: number, o: Partial<Record<'inserted' | 'updated' | 'unchanged' | 'deleted' | 'rejected' | 'nulled' | 'orphaned' | 'duplicates', number>>) => ({
   staged,
   inserted: 0,
   updated: 0,
@@ -38,6 +38,7 @@ const f = (staged: number, o: Partial<Record<'inserted' | 'updated' | 'unchanged
   deleted: 0,
   rejected: 0,
   nulled: 0,
+  orphaned: 0,
   duplicates: 0,
   ...o,
 });

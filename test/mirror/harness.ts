@@ -3,6 +3,7 @@
 // final MongoDB state fills), and one comparison that, when the two differ, says per table which
 // rows are missing, extra or different by the table's key.
 import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +14,9 @@ import { etl, startEtl, STACK_LINE, type EtlProcess } from '../harness/cli.ts';
 import type { Servers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { archiveBytes, writeDumpFolder } from '../extract/dump-writer.ts';
-import type { PipelineModel } from '../../model/types.ts';
+import { csvReader } from '../../staging/csv.ts';
+import type { PipelineModel, TableModel } from '../../model/types.ts';
+import { contributionsTableName } from '../../schema/state-tables.ts';
 import { formatEdit, type Edit } from './edits.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -270,7 +273,7 @@ export interface TableDiff {
 }
 
 /** Rows of a table keyed by its merge key (primary key, unique constraint or dedupe key) as text. */
-async function rowsByKey(url: string, table: string, key: readonly string[]): Promise<Map<string, string>> {
+export async function rowsByKey(url: string, table: string, key: readonly string[]): Promise<Map<string, string>> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
@@ -377,4 +380,81 @@ export function editKinds(edits: readonly Edit[], row: string): string {
   if (direct.size > 0) return [...direct].sort().join('+');
   const indirect = new Set(edits.filter((e) => e.touches.some((id) => row.includes(id))).map((e) => `~${e.kind}`));
   return indirect.size > 0 ? [...indirect].sort().join('+') : 'cascade';
+}
+
+/**
+ * Every table's rows by its merge key (`rowsByKey`): what a test compares before and after a run. A
+ * table not created yet (before the first load) has none.
+ */
+export async function snapshot(model: PipelineModel, url: string): Promise<Map<string, Map<string, string>>> {
+  const out = new Map<string, Map<string, string>>();
+  const quoted = model.loadOrder.map((t) => pg.escapeIdentifier(t));
+  const exists = await query<{ t: string }>(url, 'SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL', [quoted]);
+  const created = new Set(exists.map((r) => model.loadOrder[quoted.indexOf(r.t)]));
+  for (const table of model.loadOrder) out.set(table, created.has(table) ? await rowsByKey(url, table, model.tables.get(table)?.mergeKey ?? []) : new Map());
+  return out;
+}
+
+/**
+ * The key (as `rowsByKey` writes it: `ROW(<key columns>)::text`) of every record of a staged CSV
+ * (`transform/<table>.csv`, or a dedupe table's `contrib.csv`), read as PostgreSQL reads the cells:
+ * each cell cast to the type of the table's column of that name.
+ */
+export async function stagedKeys(url: string, table: string, key: readonly string[], csvFile: string): Promise<Set<string>> {
+  assert.ok(key.length > 0, `${table}: a key to read the staged rows by`);
+  const cells: (string | null)[][] = key.map(() => []);
+  let positions: number[] | null = null;
+  for await (const record of createReadStream(csvFile).pipe(csvReader()) as AsyncIterable<(string | null)[]>) {
+    if (positions === null) {
+      positions = key.map((k) => record.indexOf(k));
+      assert.ok(positions.every((p) => p >= 0), `${csvFile}: key columns ${key.join(', ')} in the header ${record.join(',')}`);
+      continue;
+    }
+    positions.forEach((p, i) => cells[i]!.push(record[p]!));
+  }
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const types = await client.query<{ attname: string; type: string }>(
+      'SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped',
+      [pg.escapeIdentifier(table)],
+    );
+    const typeOf = new Map(types.rows.map((r) => [r.attname, r.type]));
+    const casts = key.map((k, i) => `u.c${i}::${typeOf.get(k)}`);
+    const params = key.map((_, i) => `$${i + 1}::text[]`);
+    const names = key.map((_, i) => `c${i}`);
+    const r = await client.query<{ k: string }>(`SELECT ROW(${casts.join(', ')})::text AS k FROM unnest(${params.join(', ')}) AS u(${names.join(', ')})`, cells);
+    return new Set(r.rows.map((x) => x.k));
+  } finally {
+    await client.end();
+  }
+}
+
+/** One column of a table's rows, as text, by the rows' key (as `rowsByKey` writes it): e.g. each row's document. */
+export async function columnByKey(url: string, table: string, key: readonly string[], column: string): Promise<Map<string, string | null>> {
+  const rows = await query<{ k: string; v: string | null }>(url, `SELECT ${rowText(key)} AS k, x.${pg.escapeIdentifier(column)}::text AS v FROM ${pg.escapeIdentifier(table)} AS x`);
+  return new Map(rows.map((r) => [r.k, r.v]));
+}
+
+/** One contribution of a dedupe table's state table: the key it feeds and the whole row, as text. */
+export interface Contribution {
+  readonly key: string;
+  readonly row: string;
+}
+
+/** `etl_contrib_<table>` by source document `_id` (its first column): what each document contributes now. */
+export async function contributions(url: string, table: TableModel): Promise<Map<string, Contribution>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const state = pg.escapeIdentifier(contributionsTableName(table.name));
+    const exists = await client.query<{ r: string | null }>('SELECT to_regclass($1) AS r', [state]);
+    if (exists.rows[0]!.r === null) return new Map();
+    const cols = (await client.query<{ attname: string }>('SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum', [state])).rows.map((r) => r.attname);
+    const doc = pg.escapeIdentifier(cols[0]!);
+    const r = await client.query<{ d: string; k: string; r: string }>(`SELECT x.${doc} AS d, ${rowText(table.mergeKey)} AS k, ${rowText(cols)} AS r FROM ${state} AS x`);
+    return new Map(r.rows.map((x) => [x.d, { key: x.k, row: x.r }]));
+  } finally {
+    await client.end();
+  }
 }
