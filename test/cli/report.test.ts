@@ -88,7 +88,11 @@ function assertFigures(shown: Figures, m: Manifest): void {
   for (const [table, t] of Object.entries(m.stages.transform!.tables)) {
     const l = m.stages.load!.tables[table]!;
     const s = shown.tables[table] ?? {};
-    assert.deepEqual([s.documents, s.rows, s.rejected, s.inserted, s.updated, s.load_rejected], [t.documents, t.rows, t.rejected, l.inserted, l.updated, l.rejected], table);
+    assert.deepEqual(
+      [s.documents, s.rows, s.rejected, s.inserted, s.updated, s.load_rejected, s.nulled, s.orphaned],
+      [t.documents, t.rows, t.rejected, l.inserted, l.updated, l.rejected, l.nulled, l.orphaned],
+      table,
+    );
     const loadRejects = Object.entries(shown.rejects).filter(([k]) => k.startsWith(`${table}/load/`)).reduce((a, [, n]) => a + n, 0);
     assert.equal(loadRejects, l.rejected + l.nulled, `${table}: rejects by reason add up`);
   }
