@@ -243,3 +243,37 @@ test('etl repair --tables repairs only those tables; an unknown table is a usage
   assert.equal(all.code, 1, 'companies was left as it was');
   assert.match(all.stdout, /^companies .* DIFF$/m);
 });
+
+test('etl repair brings back the links of another collection that point at a row deleted by hand (a user\'s content reads, compared before users)', async (t) => {
+  const m = await Mirror.open(t, servers);
+  await m.sample(SCALE);
+  await m.incremental();
+  const url = m.incrementalUrl;
+  // users_contents_reads rows belong to contents documents (their parent) and point at the user by
+  // their item: diff compares them with the contents collection, before the users table, yet the
+  // repair that brings the user back must land them too (drift-randomized seed 1 found them missing).
+  const rows = await query<{ id: string }>(
+    url,
+    `SELECT u.id FROM users u
+      WHERE NOT EXISTS (SELECT 1 FROM coachings c WHERE c.user_id = u.id OR c.diet_id = u.id)
+        AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.user_id = u.id)
+      ORDER BY u.id LIMIT 1`,
+  );
+  assert.ok(rows[0], 'the sample has a user with no coaching or appointment');
+  const gone = rows[0].id;
+  // The user reads two contents (the sample's readers all have coachings), loaded by a run.
+  const contents = (await m.db()).collection('contents');
+  const read = await contents.find({}, { projection: { _id: 1 } }).sort({ _id: 1 }).limit(2).toArray();
+  await contents.updateMany({ _id: { $in: read.map((d) => d._id) } }, { $push: { viewed_by: new ObjectId(gone) } as Document, $set: { update_date: new Date() } });
+  await m.incremental();
+  const reads = await query(url, `DELETE FROM users_contents_reads WHERE user_id = $1 RETURNING content_id`, [gone]);
+  assert.ok(reads.length > 0);
+  for (const table of ['user_events', 'users_targets', 'users_logbook']) await query(url, `DELETE FROM ${table} WHERE user_id = $1`, [gone]);
+  await query(url, `DELETE FROM messages WHERE sender_id = $1 OR receiver_id = $1`, [gone]);
+  await query(url, `DELETE FROM users WHERE id = $1`, [gone]);
+
+  const r = await repair(m);
+  assert.equal(r.code, 0, `etl repair leaves nothing differing:\n${r.stdout}\n${r.stderr}`);
+  assert.equal((await query(url, `SELECT 1 FROM users_contents_reads WHERE user_id = $1`, [gone])).length, reads.length, "the user's content reads are back");
+  await assertMirrors(m.model, url, await m.reference());
+});
