@@ -276,11 +276,33 @@ export class TableDiffSql {
 
   /** Rejected records whose key PostgreSQL holds: a row from an older, loadable version of the document. */
   rejectedInPostgres(): CompiledQuery {
-    return compiled(
-      `SELECT count(*)::bigint AS n FROM (SELECT ${this.keyTexts('e')} FROM ${EXPECTED} e ` +
-      `WHERE e.${ident('_status')} = 'rejected' AND ${this.keysNotNull('e')} ` +
-      `INTERSECT SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a) x`,
+    return compiled(`SELECT count(*)::bigint AS n FROM (${this.rejectedHeld()}) x`);
+  }
+
+  /** The keys (k0…) of rejected records that PostgreSQL holds. */
+  private rejectedHeld(): string {
+    return (
+      `SELECT ${this.keyTexts('e')} FROM ${EXPECTED} e WHERE e.${ident('_status')} = 'rejected' AND ${this.keysNotNull('e')} ` +
+      `INTERSECT SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a`
     );
+  }
+
+  /**
+   * etl repair: the keys (k0…) of PostgreSQL rows left by an older version of a document transform
+   * rejects today, which a full run does not have: rows of a rejected record's key that no loadable
+   * record gives, and the links of an explode parent refused whole.
+   */
+  staleRejected(): string {
+    let sql = `SELECT * FROM (${this.rejectedHeld()}) h EXCEPT SELECT ${this.keyList()} FROM ${ROWS}`;
+    const parent = this.table.explode?.parentColumn;
+    const n = parent ? this.keyNames.indexOf(parent) : -1;
+    if (n >= 0) {
+      const pi = this.keyIndexes[n]!;
+      sql +=
+        ` UNION SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a WHERE EXISTS (SELECT 1 FROM ${EXPECTED} d ` +
+        `WHERE d.${ident('_status')} = 'rejected_document' AND ${canonical('d', pi, this.columns[pi]!.sqlType)} = a.${ident(parent!)}::text)`;
+    }
+    return sql;
   }
 
   /**
