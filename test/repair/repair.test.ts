@@ -317,3 +317,50 @@ test('etl repair removes the rows an older version of a document now rejected le
   // Nothing is left to repair: a second repair stages nothing.
   assert.equal(parseRepair(await repair(m, ['--json'])).nothing_to_repair, true);
 });
+
+test('a reference NULLed by hand whose referenced row a repair of its own table removed gets its etl_pending entry, and lands when the document is fixed (seed 7)', async (t) => {
+  const m = await Mirror.open(t, servers);
+  await m.sample(SCALE);
+  await m.incremental();
+  const url = m.incrementalUrl;
+  const db = await m.db();
+  const user = (await query<{ id: string; company_id: string }>(url, `SELECT id, company_id FROM users WHERE company_id IS NOT NULL ORDER BY id LIMIT 1`))[0]!;
+  const company = new ObjectId(user.company_id);
+  const name = (await db.collection('companies').findOne({ _id: company }))!.name as string;
+  await db.collection('companies').updateOne({ _id: company }, { $set: { name: 'x'.repeat(300), update_date: new Date() } });
+  // The user's reference NULLed by hand, and set again in MongoDB behind the watermark's back: the
+  // repair reads the user in the run that removes the company.
+  await query(url, `UPDATE users SET company_id = NULL WHERE id = $1`, [user.id]);
+  // companies repaired alone first: the rejected company goes, the users row NULLed by hand stays
+  // NULL and is no difference any more (its company is absent), yet a full run keeps it pending.
+  assert.equal((await repair(m, ['--tables', 'companies'])).code, 0);
+  const repaired = await repair(m);
+  assert.equal(repaired.code, 0, repaired.stderr);
+  assert.deepEqual(await query(url, `SELECT company_id FROM users WHERE id = $1`, [user.id]), [{ company_id: null }]);
+  await db.collection('companies').updateOne({ _id: company }, { $set: { name, update_date: new Date() } });
+  await m.incremental();
+  assert.deepEqual(await query(url, `SELECT company_id FROM users WHERE id = $1`, [user.id]), [{ company_id: user.company_id }], 'the user gets its company back');
+  await assertMirrors(m.model, url, await m.reference());
+});
+
+test('etl repair refreshes the etl_pending entries of documents no watermark sees: a refused appointment deleted from MongoDB does not land when its coaching comes back (seed 12)', async (t) => {
+  const m = await Mirror.open(t, servers);
+  await m.sample(SCALE);
+  await m.incremental();
+  const url = m.incrementalUrl;
+  const db = await m.db();
+  const row = (await query<{ id: string; coaching_id: string }>(url, `SELECT id, coaching_id FROM appointments WHERE coaching_id IS NOT NULL ORDER BY id LIMIT 1`))[0]!;
+  const coaching = new ObjectId(row.coaching_id);
+  const status = (await db.collection('coachings').findOne({ _id: coaching }))!.status as string;
+  // The coaching rejected: the repair removes it, and its appointments follow into etl_pending.
+  await db.collection('coachings').updateOne({ _id: coaching }, { $set: { status: null, update_date: new Date() } });
+  assert.equal((await repair(m)).code, 0);
+  assert.deepEqual(await query(url, `SELECT id FROM appointments WHERE id = $1`, [row.id]), []);
+  // The appointment deleted from MongoDB (no run propagates it), then the coaching fixed.
+  await db.collection('appointments').deleteOne({ _id: new ObjectId(row.id) });
+  await db.collection('coachings').updateOne({ _id: coaching }, { $set: { status, update_date: new Date() } });
+  const r = await repair(m);
+  assert.equal(r.code, 0, `the repair that brings the coaching back leaves nothing differing:\n${r.stdout}\n${r.stderr}`);
+  assert.deepEqual(await query(url, `SELECT id FROM appointments WHERE id = $1`, [row.id]), [], 'the deleted appointment does not land');
+  await assertMirrors(m.model, url, await m.reference());
+});
