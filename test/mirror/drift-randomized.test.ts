@@ -28,8 +28,8 @@ import { assertMirrors, editKinds, editsTouching, HandEditor, integers, keyedRow
 
 const servers = useServers();
 
-const SEEDS = integers('DRIFT_SEEDS', [1, 2]);
-const [ROUNDS] = integers('DRIFT_ROUNDS', [2]) as [number];
+const SEEDS = integers('DRIFT_SEEDS', [1]);
+const [ROUNDS] = integers('DRIFT_ROUNDS', [3]) as [number];
 const [EDITS] = integers('DRIFT_EDITS', [60]) as [number];
 const [SCALE] = integers('DRIFT_SCALE', [1000]) as [number];
 
