@@ -111,7 +111,13 @@ function dedupeSql(q: TableDiffSql, withContributions: boolean): string {
   if (withContributions) {
     const contribKeys = q.keyIndexes.map((i, n) => `c.${ident(q.columns[i]!.name)}::text = r.${ident(`k${n}`)}`).join(' AND ');
     const doc = ident(documentIdColumn(q.table));
-    sql += ` UNION SELECT c.${doc} FROM ${ident(contributionsTableName(q.table.name))} c JOIN ${REPAIR_KEYS} r ON ${contribKeys}`;
+    const contrib = ident(contributionsTableName(q.table.name));
+    sql += ` UNION SELECT c.${doc} FROM ${contrib} c JOIN ${REPAIR_KEYS} r ON ${contribKeys}`;
+    // A document read again leaves the key it contributed to, which load recomputes from the
+    // contributions left: those of documents deleted from MongoDB with no run propagating it would
+    // bring the key back. The other contributors of those keys are read again too.
+    const sameKey = q.keyIndexes.map((i) => `o.${ident(q.columns[i]!.name)} = c.${ident(q.columns[i]!.name)}`).join(' AND ');
+    sql = `WITH d AS (${sql}) SELECT src FROM d UNION SELECT o.${doc}::text FROM d JOIN ${contrib} c ON c.${doc}::text = d.src JOIN ${contrib} o ON ${sameKey}`;
   }
   return sql;
 }

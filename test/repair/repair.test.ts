@@ -364,3 +364,32 @@ test('etl repair refreshes the etl_pending entries of documents no watermark see
   assert.deepEqual(await query(url, `SELECT id FROM appointments WHERE id = $1`, [row.id]), [], 'the deleted appointment does not land');
   await assertMirrors(m.model, url, await m.reference());
 });
+
+test('etl repair reads again the other contributors of the dedupe key a document read again leaves: a contributor deleted from MongoDB does not bring back a menu_recipes row deleted by hand (seed 7)', async (t) => {
+  const m = await Mirror.open(t, servers);
+  await m.sample(SCALE);
+  const db = await m.db();
+  const recipes = db.collection('menurecipes');
+  // Y: made the one document of its (menu, recipe) pair.
+  const y = (await recipes.find({}).sort({ _id: 1 }).limit(1).toArray())[0]!;
+  await recipes.deleteMany({ menu: y.menu, recipe: y.recipe, _id: { $ne: y._id } });
+  // X: a second document of Y's (menu, recipe) pair, loaded with it.
+  const x = { ...y, _id: new ObjectId() };
+  await recipes.insertOne(x);
+  await m.incremental();
+  const url = m.incrementalUrl;
+  const key = [(y.menu as ObjectId).toHexString(), (y.recipe as ObjectId).toHexString()];
+  assert.equal((await query(url, `SELECT 1 FROM menu_recipes WHERE menu_id = $1 AND recipe_id = $2`, key)).length, 1);
+  // The pair's row deleted by hand, X deleted from MongoDB (no run propagates it), Y moved to another recipe.
+  await query(url, `DELETE FROM menu_recipes WHERE menu_id = $1 AND recipe_id = $2`, key);
+  await recipes.deleteOne({ _id: x._id });
+  // Another recipe (a small sample may hold one): a copy of Y's, which the repair loads too.
+  const recipe = (await db.collection('recipes').findOne({ _id: y.recipe }))!;
+  const other = new ObjectId();
+  await db.collection('recipes').insertOne({ ...recipe, _id: other, update_date: new Date() });
+  await recipes.updateOne({ _id: y._id }, { $set: { recipe: other, update_date: new Date() } });
+  const r = await repair(m);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  assert.deepEqual(await query(url, `SELECT 1 FROM menu_recipes WHERE menu_id = $1 AND recipe_id = $2`, key), [], 'no document gives the pair any more');
+  await assertMirrors(m.model, url, await m.reference());
+});
