@@ -9,7 +9,7 @@
 import type { ColumnModel, PipelineModel, SqlType, TableModel } from '../model/types.ts';
 import { latestOrder } from '../mapping/dedupe.ts';
 import type { LiveTable } from '../schema/catalog.ts';
-import { compiled, ident, type CompiledQuery, type SqlIdent } from '../schema/sql.ts';
+import { compiled, ident, literal, type CompiledQuery, type SqlIdent } from '../schema/sql.ts';
 
 export const EXPECTED = ident('etl_diff_expected');
 export const ROWS = ident('etl_diff_rows');
@@ -276,11 +276,33 @@ export class TableDiffSql {
 
   /** Rejected records whose key PostgreSQL holds: a row from an older, loadable version of the document. */
   rejectedInPostgres(): CompiledQuery {
-    return compiled(
-      `SELECT count(*)::bigint AS n FROM (SELECT ${this.keyTexts('e')} FROM ${EXPECTED} e ` +
-      `WHERE e.${ident('_status')} = 'rejected' AND ${this.keysNotNull('e')} ` +
-      `INTERSECT SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a) x`,
+    return compiled(`SELECT count(*)::bigint AS n FROM (${this.rejectedHeld()}) x`);
+  }
+
+  /** The keys (k0…) of rejected records that PostgreSQL holds. */
+  private rejectedHeld(): string {
+    return (
+      `SELECT ${this.keyTexts('e')} FROM ${EXPECTED} e WHERE e.${ident('_status')} = 'rejected' AND ${this.keysNotNull('e')} ` +
+      `INTERSECT SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a`
     );
+  }
+
+  /**
+   * etl repair: the keys (k0…) of PostgreSQL rows left by an older version of a document transform
+   * rejects today, which a full run does not have: rows of a rejected record's key that no loadable
+   * record gives, and the links of an explode parent refused whole.
+   */
+  staleRejected(): string {
+    let sql = `SELECT * FROM (${this.rejectedHeld()}) h EXCEPT SELECT ${this.keyList()} FROM ${ROWS}`;
+    const parent = this.table.explode?.parentColumn;
+    const n = parent ? this.keyNames.indexOf(parent) : -1;
+    if (n >= 0) {
+      const pi = this.keyIndexes[n]!;
+      sql +=
+        ` UNION SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a WHERE EXISTS (SELECT 1 FROM ${EXPECTED} d ` +
+        `WHERE d.${ident('_status')} = 'rejected_document' AND ${canonical('d', pi, this.columns[pi]!.sqlType)} = a.${ident(parent!)}::text)`;
+    }
+    return sql;
   }
 
   /**
@@ -313,6 +335,39 @@ export class TableDiffSql {
 
   changedSample(limit: number): CompiledQuery {
     return compiled(`SELECT ${this.keyList()}, src, cols FROM ${CHANGED} ORDER BY ${this.orderByKeys()} LIMIT $1`, [limit]);
+  }
+
+  /**
+   * etl repair: the keys (k0…) whose etl_pending entries (`pending`: that table's identifier; `$n`:
+   * the parameter holding this table's name) disagree with what a full run of the documents as
+   * they are now would keep pending: an entry no refused or NULLed row gives any more, or whose
+   * missing references are not the row's now (its document was deleted or changed where no
+   * watermark sees it: it would land stale once the referenced row is back), and a row refused or
+   * NULLed by set_null today with no entry (it would never land).
+   */
+  pendingDrift(pending: SqlIdent, n: number): string {
+    const refs = this.foreign.map((f) => ({ f, cell: `r.${cell(f.index)}` }));
+    const cellOf = refs.length ? `CASE mm.key ${refs.map(({ f, cell: c }) => `WHEN ${literal(f.column)} THEN ${c}`).join(' ')} END` : 'NULL::text';
+    const entryKey = (alias: string) => this.keyIndexes.map((_, i) => `p.row_key->>${i} = ${alias}.${keyCol(i)}`).join(' AND ');
+    const held = `SELECT ${this.keyList('r')} FROM ${ROWS} r WHERE ${this.heldNow('r')}`;
+    const agrees = `SELECT 1 FROM (${held}) h JOIN ${ROWS} r ON ${this.keyIndexes.map((_, i) => `r.${keyCol(i)} = h.${keyCol(i)}`).join(' AND ')} ` +
+      `WHERE ${entryKey('r')} AND NOT EXISTS (SELECT 1 FROM jsonb_each_text(p.missing) mm WHERE mm.value IS DISTINCT FROM ${cellOf})`;
+    const stale = `SELECT ${this.keyIndexes.map((_, i) => `p.row_key->>${i} AS ${keyCol(i)}`).join(', ')} FROM ${pending} p WHERE p.table_name = $${n} AND NOT EXISTS (${agrees})`;
+    const lacking = `SELECT * FROM (${held}) h WHERE NOT EXISTS (SELECT 1 FROM ${pending} p WHERE p.table_name = $${n} AND ${entryKey('h')})`;
+    return `${stale} UNION ${lacking}`;
+  }
+
+  /**
+   * The condition on an expected row (alias) that a full run keeps it pending: a reference it holds
+   * points at a row PostgreSQL lacks (reject: refused; set_null: loaded NULL), and for set_null the
+   * row is there to hold NULL (a refused row has its own entry).
+   */
+  private heldNow(alias: string): string {
+    const refused = this.foreign.filter((f) => f.policy === 'reject').map((f) => `(${alias}.${cell(f.index)} IS NOT NULL AND NOT ${f.exists(alias)})`);
+    const nulled = this.foreign.filter((f) => f.policy === 'set_null').map((f) => `(${alias}.${cell(f.index)} IS NOT NULL AND NOT ${f.exists(alias)})`);
+    const missingRow = `NOT EXISTS (SELECT 1 FROM ${this.target} a WHERE ${this.keyIndexes.map((ci, i) => `a.${ident(this.columns[ci]!.name)}::text = ${alias}.${keyCol(i)}`).join(' AND ')})`;
+    const parts = [...(refused.length ? [`(${missingRow} AND (${refused.join(' OR ')}))`] : []), ...nulled];
+    return parts.length ? parts.join(' OR ') : 'false';
   }
 
   /** Row of a sample query → key object. */

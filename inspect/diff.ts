@@ -193,7 +193,7 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
     const live = await readTables(clients[0]!, [...model.loadOrder]);
     const byName = new Map<string, TableDiff>();
     const run: GroupRun = { mongo, lanes, options: inner, live, secrets, sampleSize, byName, cleanups, signal };
-    for (const group of collectionGroups(model, names)) await startGroup(group, run);
+    await startTables(collectionGroups(model, names), names, run);
     await lanes.finish();
     await Promise.all(cleanups);
     return diffReport(options, names.map((n) => byName.get(n)!), sampleSize, startedAt);
@@ -221,26 +221,44 @@ interface GroupRun {
   readonly signal: AbortSignal | undefined;
 }
 
-/** Starts the comparison of a collection's tables on the lanes (each table's result lands in `byName`). */
-async function startGroup(group: { collection: string; tables: string[] }, run: GroupRun): Promise<void> {
+/**
+ * Starts the comparison of every table on the lanes, in load order (each table's result lands in
+ * `byName`). The comparisons keep that order (diff-lanes.ts), which repair's scopes rely on: a table
+ * learns which rows of the tables it references the repair brings back (repair-scope.ts), and a table
+ * read with a collection that comes first (users_contents_reads with contents) references tables of
+ * later collections (users). A collection's tables still share one scan, opened at its first table.
+ */
+async function startTables(groups: readonly { collection: string; tables: string[] }[], names: readonly string[], run: GroupRun): Promise<void> {
   const { options, lanes } = run;
-  const sources = expectedSources(run.mongo, group, options, run.secrets);
-  const fills: Promise<void>[] = [];
+  const open = new Map<string, { sources: Sources; fills: Promise<void>[]; left: number }>();
+  const close = (g: { sources: Sources; fills: Promise<void>[] }) => run.cleanups.push(Promise.all(g.fills).then(() => g.sources.close()));
   try {
-    for (const name of group.tables) {
+    for (const name of names) {
       run.signal?.throwIfAborted();
       const table = options.model.tables.get(name)!;
+      let g = open.get(table.collection);
+      if (!g) {
+        const group = groups.find((x) => x.collection === table.collection)!;
+        g = { sources: expectedSources(run.mongo, group, options, run.secrets), fills: [], left: group.tables.length };
+        open.set(table.collection, g);
+      }
+      const sources = g.sources;
       const { fill } = await lanes.start(async (lane, turn) => {
         options.onProgress?.({ kind: 'table_start', table: name, collection: table.collection });
         const diff = await diffTable(lane, sources.of(name), table, run.live, options, run.sampleSize, turn);
         run.byName.set(name, diff);
         options.onProgress?.({ kind: 'table_done', table: name, diff });
       }, sources.reads(name));
-      fills.push(fill);
+      g.fills.push(fill);
+      // A shared scan's files go once its tables' COPYs have read them (other collections may be read meanwhile).
+      if (--g.left === 0) {
+        close(g);
+        open.delete(table.collection);
+      }
     }
   } finally {
-    // A shared scan's files go once its tables' COPYs have read them (other collections may be read meanwhile).
-    run.cleanups.push(Promise.all(fills).then(() => sources.close()));
+    // Stopped half-way: the scans opened are closed all the same once their started tables are done.
+    for (const g of open.values()) close(g);
   }
 }
 

@@ -1,6 +1,8 @@
 // What `etl repair` re-reads for one table, from what `etl diff --deep` found: every differing row
-// (missing, extra, different; never a refused or rejected one) traced back to the source documents
-// that own it, listed in full (not a sample), inside the diff's own transaction and temporary tables.
+// (missing, extra, different; never a refused one) traced back to the source documents that own it,
+// listed in full (not a sample), inside the diff's own transaction and temporary tables. A row left
+// by an older version of a document rejected today is no difference either, but a full run has none:
+// its document is read again too, and the load removes the row.
 //
 //   upsert, explode   a row belongs to the document named by its document key (the id, the parent):
 //                     missing and different rows carry their document's `_id` (the expected side);
@@ -16,7 +18,7 @@ import { EJSON, ObjectId } from 'bson';
 import type pg from 'pg';
 import type { TableModel } from '../model/types.ts';
 import { existingTables } from '../schema/catalog.ts';
-import { CLAIMS_TABLE, contributionsTableName, documentIdColumn } from '../schema/state-tables.ts';
+import { CLAIMS_TABLE, contributionsTableName, documentIdColumn, PENDING_TABLE } from '../schema/state-tables.ts';
 import { ident } from '../schema/sql.ts';
 import { canonical, CHANGED, EXPECTED, EXTRA, MISSING, ROWS, type TableDiffSql } from './diff-sql.ts';
 
@@ -53,18 +55,40 @@ const keyJoin = (q: TableDiffSql, a: string, b: string) => q.keyIndexes.map((_, 
  * points at a row this repair brings back in a table before it (`restored`: the condition on the
  * expected row `r`, null when none): refused now, or NULL by set_null, they load once it is back.
  */
-function repairKeysSql(q: TableDiffSql, deep: boolean, restored: string | null): string {
+function repairKeysSql(q: TableDiffSql, deep: boolean, restored: string | null, pendingParam: number | null): string {
   const k = keyCols(q);
   return (
     `CREATE TEMP TABLE ${REPAIR_KEYS} AS SELECT ${k} FROM ${MISSING} WHERE absent IS NULL ` +
     `UNION SELECT ${k} FROM ${EXTRA}${deep ? ` UNION SELECT ${k} FROM ${CHANGED}` : ''}` +
-    `${restored ? ` UNION SELECT ${keyCols(q, 'r')} FROM ${ROWS} r WHERE ${restored}` : ''}`
+    `${restored ? ` UNION SELECT ${keyCols(q, 'r')} FROM ${ROWS} r WHERE ${restored}` : ''}` +
+    ` UNION SELECT * FROM (${q.staleRejected()}) stale` +
+    `${pendingParam !== null ? ` UNION SELECT * FROM (${q.pendingDrift(PENDING, pendingParam)}) pending` : ''}`
   );
 }
 
-/** The documents of the keys' expected rows (upsert, explode: one each). */
-const expectedRowsSql = (q: TableDiffSql) =>
-  `SELECT r.${ident('_src')} AS src FROM ${ROWS} r JOIN ${REPAIR_KEYS} x ON ${keyJoin(q, 'r', 'x')}`;
+const PENDING = ident(PENDING_TABLE);
+
+/** upsert, explode: the owners of the etl_pending entries among the keys (a document deleted from MongoDB has no expected row to name it). */
+const pendingOwnersSql = (q: TableDiffSql) =>
+  `SELECT p.owner AS src FROM ${PENDING} p JOIN ${REPAIR_KEYS} x ON ${q.keyIndexes.map((_, n) => `p.row_key->>${n} = x.${ident(`k${n}`)}`).join(' AND ')} WHERE p.table_name = $1 AND p.owner IS NOT NULL`;
+
+/**
+ * The documents of the keys' expected rows (upsert, explode: one each), and of the rows an older
+ * version of a document now rejected left (named by the row's document key: the id, the parent).
+ */
+function expectedRowsSql(q: TableDiffSql): string {
+  const rows = `SELECT r.${ident('_src')} AS src FROM ${ROWS} r JOIN ${REPAIR_KEYS} x ON ${keyJoin(q, 'r', 'x')}`;
+  const n = q.keyNames.indexOf(q.table.documentKey ?? '');
+  if (n < 0) return rows;
+  const i = q.keyIndexes[n]!;
+  return (
+    `${rows} UNION SELECT e.${ident('_src')} FROM ${EXPECTED} e WHERE e.${ident('_status')} IN ('rejected', 'rejected_document') ` +
+    `AND ${canonical('e', i, q.columns[i]!.sqlType)} IN (SELECT x.${ident(`k${n}`)} FROM ${REPAIR_KEYS} x)`
+  );
+}
+
+/** Whether PostgreSQL holds rows of documents transform rejects today that a full run does not have. */
+const holdsStaleRejectedSql = (q: TableDiffSql) => `SELECT EXISTS (${q.staleRejected()}) AS held`;
 
 /** Keys of rows the repair loads that PostgreSQL lacks now (a one-column key): rows of later tables pointing at them load once they are back. */
 const restoredKeysSql = (q: TableDiffSql) =>
@@ -87,7 +111,13 @@ function dedupeSql(q: TableDiffSql, withContributions: boolean): string {
   if (withContributions) {
     const contribKeys = q.keyIndexes.map((i, n) => `c.${ident(q.columns[i]!.name)}::text = r.${ident(`k${n}`)}`).join(' AND ');
     const doc = ident(documentIdColumn(q.table));
-    sql += ` UNION SELECT c.${doc} FROM ${ident(contributionsTableName(q.table.name))} c JOIN ${REPAIR_KEYS} r ON ${contribKeys}`;
+    const contrib = ident(contributionsTableName(q.table.name));
+    sql += ` UNION SELECT c.${doc} FROM ${contrib} c JOIN ${REPAIR_KEYS} r ON ${contribKeys}`;
+    // A document read again leaves the key it contributed to, which load recomputes from the
+    // contributions left: those of documents deleted from MongoDB with no run propagating it would
+    // bring the key back. The other contributors of those keys are read again too.
+    const sameKey = q.keyIndexes.map((i) => `o.${ident(q.columns[i]!.name)} = c.${ident(q.columns[i]!.name)}`).join(' AND ');
+    sql = `WITH d AS (${sql}) SELECT src FROM d UNION SELECT o.${doc}::text FROM d JOIN ${contrib} c ON c.${doc}::text = d.src JOIN ${contrib} o ON ${sameKey}`;
   }
   return sql;
 }
@@ -117,14 +147,27 @@ export class RepairScopes {
 
   async collect(client: pg.Client, q: TableDiffSql, o: { readonly identical: boolean; readonly deep: boolean }): Promise<void> {
     const restored = this.restoredReferences(q);
-    if (o.identical && restored === null) return;
-    await client.query(repairKeysSql(q, o.deep, restored?.sql ?? null), restored?.params ?? []);
-    const scope = await this.scopeOf(client, q);
+    const pending = (await existingTables(client, [PENDING_TABLE])).size > 0;
+    const params: unknown[] = [...(restored?.params ?? [])];
+    if (pending) params.push(q.table.name);
+    // Rows left by an older version of a document rejected today, and etl_pending entries a full run
+    // would not keep (or would, and are not there), do not make diff differ (README), but they part
+    // PostgreSQL from a full run: the repair takes them up too.
+    if (o.identical && restored === null && !(await this.drifts(client, q, pending))) return;
+    await client.query(repairKeysSql(q, o.deep, restored?.sql ?? null, pending ? params.length : null), params);
+    const scope = await this.scopeOf(client, q, pending);
     await client.query(`DROP TABLE ${REPAIR_KEYS}`);
     if (scope.documents.length > 0 || scope.recompute.length > 0) this.scopes.push(scope);
   }
 
-  private async scopeOf(client: pg.Client, q: TableDiffSql): Promise<TableRepairScope> {
+  /** Rows of rejected documents PostgreSQL still holds, or etl_pending entries apart from a full run's. */
+  private async drifts(client: pg.Client, q: TableDiffSql, pending: boolean): Promise<boolean> {
+    if ((await client.query<{ held: boolean }>(holdsStaleRejectedSql(q))).rows[0]!.held) return true;
+    if (!pending) return false;
+    return (await client.query<{ drift: boolean }>(`SELECT EXISTS (${q.pendingDrift(PENDING, 1)}) AS drift`, [q.table.name])).rows[0]!.drift;
+  }
+
+  private async scopeOf(client: pg.Client, q: TableDiffSql, pending: boolean): Promise<TableRepairScope> {
     const table: TableModel = q.table;
     const documents = new Set<string>();
     let recompute: (string | null)[][] = [];
@@ -135,6 +178,7 @@ export class RepairScopes {
       recompute = (await client.query<Record<string, string | null>>(`SELECT ${keyCols(q)} FROM ${REPAIR_KEYS}`)).rows.map((r) => q.keyIndexes.map((_, n) => r[`k${n}`] ?? null));
     } else {
       for (const r of (await client.query<{ src: string | null }>(expectedRowsSql(q))).rows) if (r.src) documents.add(r.src);
+      if (pending) for (const r of (await client.query<{ src: string }>(pendingOwnersSql(q), [table.name])).rows) documents.add(guessedIdText(r.src));
       if (q.keyIndexes.length === 1) for (const r of (await client.query<{ k: string | null }>(restoredKeysSql(q))).rows) if (r.k !== null) back.add(r.k);
       const extras = extrasSql(q, (await existingTables(client, [CLAIMS_TABLE])).size > 0);
       if (extras) {

@@ -26,7 +26,10 @@ as rejected, not as missing; a PostgreSQL row with their key is not extra (the d
 Documents before the date threshold are never extracted: skipped, and neither missing nor extra.
 Rows whose reference (on_missing: reject) points at a row PostgreSQL lacks (a dangling id in
 MongoDB) are listed as refused, not as missing: a load refuses them too. Rejected and refused rows do
-not make the databases differ. Memory stays bounded: the expected rows go to a temporary table.
+not make the databases differ. References are judged against the rows PostgreSQL holds, as a load
+judges them: a row pointing at a row that is itself extra (its document deleted from MongoDB) or
+missing (deleted by hand) counts in that row's table only; etl repair settles both.
+Memory stays bounded: the expected rows go to a temporary table.
 
 options:
   --tables a,b        only these tables

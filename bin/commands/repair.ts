@@ -14,6 +14,7 @@ import { transformJson, transformStage } from '../stages/transform.ts';
 import { paint } from '../output.ts';
 import type { DiffReport, TableDiff } from '../../inspect/diff.ts';
 import { selectTables } from '../../model/select-tables.ts';
+import type { PipelineModel } from '../../model/types.ts';
 import { RepairScopes, repairRequest, type RepairRequestOf, type TableRepairScope } from '../../inspect/repair-scope.ts';
 import { formatTable } from '../../report/text-table.ts';
 import type { ExtractReport } from '../../extract/index.ts';
@@ -91,9 +92,10 @@ const command: Command = {
         // One sweep of the staging folder for killed runs' leftovers, for the three stages.
         const common = { model, stagingDir: config.stagingDir, signal: ctx.signal, abandoned: await removeAbandonedPartials(config.stagingDir) };
         const extract = await extractStage(view, { ...common, source: { kind: 'mongodb', mongo: endpoints.mongo, secrets: config.secrets }, secrets: config.secrets, tables: wanted, repair: request });
-        const transform = await transformStage(view, { ...common, runId: extract.runId, tables: wanted ?? null });
+        const staged = stagedTables(model, wanted, extract);
+        const transform = await transformStage(view, { ...common, runId: extract.runId, tables: staged ?? null });
         const dryRun = flags['dry-run'] === true;
-        const load = await loadStage(view, { ...loadOptions(flags, env, { runId: extract.runId, tables: wanted, postgres: endpoints.postgres }), abandoned: common.abandoned });
+        const load = await loadStage(view, { ...loadOptions(flags, env, { runId: extract.runId, tables: staged, postgres: endpoints.postgres }), abandoned: common.abandoned });
         // The tables that differed, and those whose refused rows load once a row of another comes back.
         const repaired = before.tables.filter((t) => !t.identical || scopes.some((s) => s.table === t.table)).map((t) => t.table);
         const after = dryRun ? null : await diffStage(view, 'check', { ...compare, tables: repaired });
@@ -106,6 +108,17 @@ const command: Command = {
     });
   },
 };
+
+/**
+ * The tables transform and load take of a repair run: every table of the collections it read (undefined),
+ * or with --tables those of them whose collection it read. A table asked for with nothing to repair
+ * has no extract (its collection was not read): transform would refuse it as not extracted.
+ */
+function stagedTables(model: PipelineModel, wanted: readonly string[] | undefined, extract: ExtractReport): string[] | undefined {
+  if (!wanted) return undefined;
+  const read = new Set(extract.collections.map((c) => c.collection));
+  return selectTables(model, wanted).filter((t) => read.has(model.tables.get(t)!.collection));
+}
 
 /** The tables the repair took up: those that differed, and those with rows that load once another table's row is back. */
 function repairedTables(r: RepairReport): TableDiff[] {

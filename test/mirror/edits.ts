@@ -41,7 +41,17 @@ export type EditKind =
   | 'recipe_change'
   | 'late_sync'
   | 'no_dates'
-  | 'restore_dates';
+  | 'restore_dates'
+  // Behind the watermark's back (applyBehind): seen by no incremental run, only by etl diff and etl repair.
+  | 'quiet_update'
+  | 'backdated_update'
+  | 'quiet_delete'
+  // In PostgreSQL, by hand (HandEditor, harness.ts): the drift etl repair exists for.
+  | 'pg_delete'
+  | 'pg_update'
+  | 'pg_null_ref'
+  | 'pg_insert'
+  | 'pg_delete_link';
 
 /** How often each kind is drawn (relative weights). */
 export const EDIT_WEIGHTS: readonly (readonly [EditKind, number])[] = [
@@ -64,7 +74,17 @@ export const EDIT_WEIGHTS: readonly (readonly [EditKind, number])[] = [
   ['restore_dates', 2],
 ];
 
-/** One edit applied to MongoDB. */
+/**
+ * Edits no watermark sees: a mapped field changed with the dates kept (an import that kept them) or
+ * set into the past, a document deleted with no --propagate-deletes run after it.
+ */
+export const BEHIND_WEIGHTS: readonly (readonly [EditKind, number])[] = [
+  ['quiet_update', 5],
+  ['backdated_update', 3],
+  ['quiet_delete', 3],
+];
+
+/** One edit applied to MongoDB (or, for the pg_* kinds, to PostgreSQL by hand). */
 export interface Edit {
   readonly round: number;
   /** Position in the round, from 1. */
@@ -96,7 +116,7 @@ const DAY_MS = 86_400_000;
 const hexOf = (v: unknown): string[] => (v instanceof ObjectId ? [v.toHexString()] : []);
 
 /** The dedupe key a document feeds, as the key's ROW text shows it; none when a part is missing or bad. */
-function dedupeKeys(c: string, doc: Document): string[] {
+export function dedupeKeys(c: string, doc: Document): string[] {
   if (c === 'coachinglogbooks' && doc.user instanceof ObjectId && doc.day instanceof Date) {
     return [`${doc.user.toHexString()},${formatDayNumber(parisDayNumber(doc.day.getTime()))}`];
   }
@@ -134,16 +154,22 @@ export class EditGenerator implements ValueSource {
     return this.applyWhile((edits) => edits.length < count && attempts++ < count * 20);
   }
 
+  /** Applies `count` random edits behind the watermark's back (BEHIND_WEIGHTS); returns them. */
+  async applyBehind(count: number): Promise<Edit[]> {
+    let attempts = 0;
+    return this.applyWhile((edits) => edits.length < count && attempts++ < count * 20, BEHIND_WEIGHTS);
+  }
+
   /**
    * A round of random edits, one at a time for as long as `more` (asked before each, with the
    * round's edits so far) says so; `more` may wait first: edits paced while something else runs.
    */
-  async applyWhile(more: (edits: readonly Edit[]) => boolean | Promise<boolean>): Promise<Edit[]> {
+  async applyWhile(more: (edits: readonly Edit[]) => boolean | Promise<boolean>, weights = EDIT_WEIGHTS): Promise<Edit[]> {
     this.round += 1;
     this.n = 0;
     const edits: Edit[] = [];
     while (await more(edits)) {
-      const edit = await this.applyOne(this.rng.weighted(EDIT_WEIGHTS));
+      const edit = await this.applyOne(this.rng.weighted(weights));
       if (!edit) continue;
       edits.push(edit);
       this.applied.push(edit);
@@ -200,6 +226,14 @@ export class EditGenerator implements ValueSource {
         return this.noDates();
       case 'restore_dates':
         return this.fix('dates');
+      case 'quiet_update':
+        return this.updateField('kept');
+      case 'backdated_update':
+        return this.updateField('past');
+      case 'quiet_delete':
+        return this.delete('quiet_delete');
+      default:
+        throw new Error(`${kind} is not a MongoDB edit`);
     }
   }
 
@@ -246,7 +280,11 @@ export class EditGenerator implements ValueSource {
 
   // ── ordinary edits ───────────────────────────────────────────────────────────────────────────
 
-  private async updateField(): Promise<Edit | null> {
+  /**
+   * `dates`: `now` as the app saves; `kept` (an import that kept them) or `past` (update_date, and
+   * creation_date when later, set days ago): edits no watermark sees.
+   */
+  private async updateField(dates: 'now' | 'kept' | 'past' = 'now'): Promise<Edit | null> {
     const c = this.pickCollection({ ...FIELDS, ...REFS });
     const id = this.someId(c)!;
     const doc = await this.load(c, id);
@@ -255,8 +293,18 @@ export class EditGenerator implements ValueSource {
     const spec = this.rng.pick(specs);
     const value = 'valid' in spec ? spec.valid(this) : await this.someRef(spec);
     if (value === null) return null;
-    await this.save(c, id, { [spec.field]: value });
-    return this.record('update_field', c, id, `${spec.field}: ${this.describe(doc[spec.field])} → ${this.describe(value)}`, [doc[spec.field], value, ...this.refsOf(c, doc)], [doc, { ...doc, [spec.field]: value }]);
+    const set: Document = { [spec.field]: value, ...(dates === 'past' ? this.pastDates(doc) : {}) };
+    await this.save(c, id, set, [], dates === 'now');
+    const kind: EditKind = dates === 'now' ? 'update_field' : dates === 'kept' ? 'quiet_update' : 'backdated_update';
+    const when = dates === 'now' ? '' : dates === 'kept' ? ' (dates kept)' : ` (update_date ${this.describe(set.update_date)})`;
+    return this.record(kind, c, id, `${spec.field}: ${this.describe(doc[spec.field])} → ${this.describe(value)}${when}`, [doc[spec.field], value, ...this.refsOf(c, doc)], [doc, { ...doc, [spec.field]: value }]);
+  }
+
+  /** update_date days ago, and creation_date no later than it. */
+  private pastDates(doc: Document): Document {
+    const updated = this.pastDate(30, 900);
+    const created = doc.creation_date instanceof Date && doc.creation_date <= updated ? doc.creation_date : updated;
+    return { update_date: updated, creation_date: created };
   }
 
   private async someRef(spec: RefSpec): Promise<ObjectId | null> {
@@ -380,7 +428,7 @@ export class EditGenerator implements ValueSource {
     this.ids.get(c)?.push(doc._id as ObjectId);
   }
 
-  private async delete(): Promise<Edit | null> {
+  private async delete(kind: EditKind = 'delete'): Promise<Edit | null> {
     const c = this.rng.weighted(DELETE_WEIGHTS);
     const list = this.ids.get(c) ?? [];
     if (list.length <= KEEP_AT_LEAST) return null;
@@ -393,7 +441,7 @@ export class EditGenerator implements ValueSource {
       return null;
     }
     await this.db.collection(c).deleteOne({ _id: id });
-    return this.record('delete', c, id!, 'hard delete', doc ? this.refsOf(c, doc) : [], doc ? [doc] : []);
+    return this.record(kind, c, id!, kind === 'delete' ? 'hard delete' : 'hard delete, no run propagates it', doc ? this.refsOf(c, doc) : [], doc ? [doc] : []);
   }
 
   // ── things broken, and fixed later ───────────────────────────────────────────────────────────

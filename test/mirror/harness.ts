@@ -6,16 +6,20 @@ import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, ObjectId, type Db } from 'mongodb';
 import pg from 'pg';
 import { etl, startEtl, STACK_LINE, type EtlProcess } from '../harness/cli.ts';
 import type { Servers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { archiveBytes, writeDumpFolder } from '../extract/dump-writer.ts';
 import { csvReader } from '../../staging/csv.ts';
-import type { PipelineModel, TableModel } from '../../model/types.ts';
+import type { ColumnModel, PipelineModel, TableModel } from '../../model/types.ts';
+import type { Rng } from '../../sample/prng.ts';
 import { contributionsTableName } from '../../schema/state-tables.ts';
 import { formatEdit, type Edit } from './edits.ts';
 
@@ -163,10 +167,16 @@ export class Mirror {
 
   /** A fresh database filled by `etl run --full` of MongoDB as it is now, with `pipeline`; returns its URL. */
   async reference(pipeline = PIPELINE): Promise<string> {
+    return (await this.referenceRun(pipeline)).url;
+  }
+
+  /** reference(), with the folder of the full run that filled it (its rejects files say what a full run refuses). */
+  async referenceRun(pipeline = PIPELINE): Promise<{ url: string; folder: string }> {
     this.references += 1;
     const url = await this.servers.postgres.createDatabase(`${this.t.name} full ${this.references}`);
-    await this.run(`full-${this.references}`, url, ['--full'], pipeline);
-    return url;
+    const staging = `full-${this.references}`;
+    const report = await this.run(staging, url, ['--full'], pipeline);
+    return { url, folder: path.join(this.work, staging, report.runId) };
   }
 
   /** The staged file `relative` (e.g. `transform/messages.rejects.ndjson`) of a run, or '' when absent. */
@@ -272,18 +282,55 @@ export interface TableDiff {
   readonly different: readonly string[];
 }
 
-/** Rows of a table keyed by its merge key (primary key, unique constraint or dedupe key) as text. */
-export async function rowsByKey(url: string, table: string, key: readonly string[]): Promise<Map<string, string>> {
+/** A row as keyedRows() reads it: its compared columns as one text, and each column's text (NULL: null). */
+export interface KeyedRow {
+  readonly text: string;
+  readonly values: Readonly<Record<string, string | null>>;
+}
+
+/** Rows of a table keyed by its merge key (primary key, unique constraint or dedupe key) as text, e.g. `(<user>,2024-03-07)`. */
+export async function keyedRows(url: string, table: string, key: readonly string[]): Promise<Map<string, KeyedRow>> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
     const cols = await comparedColumns(client, table);
     const keyCols = key.length > 0 ? key : cols;
-    const r = await client.query<{ k: string; r: string }>(`SELECT ${rowText(keyCols)} AS k, ${rowText(cols)} AS r FROM ${pg.escapeIdentifier(table)} AS x`);
-    return new Map(r.rows.map((x) => [x.k, x.r]));
+    const values = `json_build_object(${cols.map((c) => `${pg.escapeLiteral(c)}, x.${pg.escapeIdentifier(c)}::text`).join(', ')})`;
+    const r = await client.query<{ k: string; r: string; v: Record<string, string | null> }>(
+      `SELECT ${rowText(keyCols)} AS k, ${rowText(cols)} AS r, ${values} AS v FROM ${pg.escapeIdentifier(table)} AS x`,
+    );
+    return new Map(r.rows.map((x) => [x.k, { text: x.r, values: x.v }]));
   } finally {
     await client.end();
   }
+}
+
+/**
+ * The rows a run staged for a table (`<run folder>/transform/<table>.csv`: what its load was offered,
+ * before any reference was checked), keyed as keyedRows() keys a table's rows, their values in
+ * PostgreSQL's text forms: COPYed into a scratch table shaped like `table` in the database at `url`,
+ * dropped after.
+ */
+export async function stagedRows(url: string, folder: string, table: string, key: readonly string[]): Promise<Map<string, KeyedRow>> {
+  const csv = await readFile(path.join(folder, 'transform', `${table}.csv`));
+  const header = csv.subarray(0, csv.indexOf(0x0a)).toString('utf8').split(',').map((c) => c.replace(/^"|"$/g, ''));
+  const scratch = `etl_test_staged_${table}`;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const columns = header.map((c) => pg.escapeIdentifier(c)).join(', ');
+    await client.query(`CREATE TABLE ${pg.escapeIdentifier(scratch)} AS SELECT ${columns} FROM ${pg.escapeIdentifier(table)} WITH NO DATA`);
+    await pipeline(Readable.from([csv]), client.query(copyFrom(`COPY ${pg.escapeIdentifier(scratch)} (${columns}) FROM STDIN WITH (FORMAT csv, HEADER true)`)));
+    return await keyedRows(url, scratch, key);
+  } finally {
+    await client.query(`DROP TABLE IF EXISTS ${pg.escapeIdentifier(scratch)}`).catch(() => undefined);
+    await client.end();
+  }
+}
+
+/** Rows of a table keyed by its merge key, each as one text (keyedRows without the column values). */
+export async function rowsByKey(url: string, table: string, key: readonly string[]): Promise<Map<string, string>> {
+  return new Map([...(await keyedRows(url, table, key))].map(([k, row]) => [k, row.text]));
 }
 
 export async function diffTable(model: PipelineModel, incrementalUrl: string, referenceUrl: string, table: string): Promise<TableDiff> {
@@ -457,4 +504,249 @@ export async function contributions(url: string, table: TableModel): Promise<Map
   } finally {
     await client.end();
   }
+}
+
+// ── drift made by hand in PostgreSQL ─────────────────────────────────────────────────────────────
+
+type HandKind = 'pg_delete' | 'pg_update' | 'pg_null_ref' | 'pg_insert' | 'pg_delete_link';
+
+/** How often each hand edit is drawn (relative weights). */
+const HAND_WEIGHTS: readonly (readonly [HandKind, number])[] = [
+  ['pg_delete', 4],
+  ['pg_update', 4],
+  ['pg_null_ref', 2],
+  ['pg_insert', 2],
+  ['pg_delete_link', 2],
+];
+
+/** A row as to_jsonb gives it (values as text). */
+type RowValues = Record<string, string | null>;
+
+const HEX = /^[0-9a-f]{24}$/;
+
+/**
+ * Edits an operator makes in PostgreSQL by hand, seeded (the caller's Rng): a row deleted (and,
+ * as the foreign keys demand, the rows referencing it deleted or their set_null references NULLed,
+ * as a load follows a deleted row), a column's value changed, a nullable reference set NULL, a row
+ * inserted under a fresh key, link rows deleted. Each is recorded as an Edit (collection: the table;
+ * id: the row's first key value), for editsTouching().
+ */
+export class HandEditor {
+  /** Every hand edit applied, all rounds. */
+  readonly applied: Edit[] = [];
+
+  constructor(
+    private readonly model: PipelineModel,
+    private readonly url: string,
+    private readonly rng: Rng,
+  ) {}
+
+  /** Applies `count` hand edits, numbered as round `round`; returns them. */
+  async applyRound(round: number, count: number): Promise<Edit[]> {
+    const client = new pg.Client({ connectionString: this.url });
+    await client.connect();
+    const edits: Edit[] = [];
+    try {
+      for (let attempts = 0; edits.length < count && attempts < count * 20; attempts++) {
+        const kind = this.rng.weighted(HAND_WEIGHTS);
+        const made = await this.applyOne(client, kind);
+        if (!made) continue;
+        const edit: Edit = { round, n: edits.length + 1, kind, ...made };
+        edits.push(edit);
+        this.applied.push(edit);
+      }
+    } finally {
+      await client.end();
+    }
+    return edits;
+  }
+
+  private applyOne(client: pg.Client, kind: HandKind): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
+    switch (kind) {
+      case 'pg_delete':
+        return this.deleteRow(client, this.rng.pick(this.model.loadOrder));
+      case 'pg_update':
+        return this.updateColumn(client);
+      case 'pg_null_ref':
+        return this.nullReference(client);
+      case 'pg_insert':
+        return this.insertRow(client);
+      case 'pg_delete_link':
+        return this.deleteLinks(client);
+    }
+  }
+
+  private table(name: string): TableModel {
+    return this.model.tables.get(name)!;
+  }
+
+  private keyText(table: TableModel, row: RowValues): string {
+    return table.mergeKey.map((c) => row[c] ?? '').join(',');
+  }
+
+  /** The edit's record: its table, the row's first key value, and every 24-hex id the row holds. */
+  private made(table: TableModel, row: RowValues, detail: string, others: readonly RowValues[] = []): Omit<Edit, 'round' | 'n' | 'kind'> {
+    const ids = [row, ...others].flatMap((r) => Object.values(r).filter((v): v is string => v !== null && HEX.test(v)));
+    const key = this.keyText(table, row);
+    return { collection: table.name, id: row[table.mergeKey[0]!] ?? key, detail: `(${key}) ${detail}`, touches: [...new Set(ids)], keys: table.mergeKey.length > 1 ? [key] : [] };
+  }
+
+  /** A random row (`where`: a condition on x), in key order so a seed replays; null when none. */
+  private async someRow(client: pg.Client, table: TableModel, where = 'true'): Promise<RowValues | null> {
+    const from = `FROM ${pg.escapeIdentifier(table.name)} AS x WHERE ${where}`;
+    const n = Number((await client.query<{ n: string }>(`SELECT count(*) AS n ${from}`)).rows[0]!.n);
+    if (n === 0) return null;
+    const order = table.mergeKey.map((c) => `x.${pg.escapeIdentifier(c)}::text COLLATE "C"`).join(', ');
+    const r = await client.query<{ j: RowValues }>(`SELECT ${textValues('x')} AS j ${from} ORDER BY ${order} OFFSET $1 LIMIT 1`, [this.rng.below(n)]);
+    return r.rows[0]!.j;
+  }
+
+  private keyMatch(table: TableModel, offset: number): string {
+    return table.mergeKey.map((c, i) => `${pg.escapeIdentifier(c)}::text = $${offset + i}`).join(' AND ');
+  }
+
+  /** A row deleted, and every row that references it followed as a load follows a deleted row. */
+  private async deleteRow(client: pg.Client, name: string): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
+    const table = this.table(name);
+    const row = await this.someRow(client, table);
+    if (!row) return null;
+    await client.query('BEGIN');
+    try {
+      await client.query('SET CONSTRAINTS ALL DEFERRED');
+      await client.query(`DELETE FROM ${pg.escapeIdentifier(name)} WHERE ${this.keyMatch(table, 1)}`, table.mergeKey.map((c) => row[c]));
+      const followed = await this.follow(client, name, [row]);
+      await client.query('COMMIT');
+      const note = followed.deleted.length + followed.nulled > 0 ? `, ${followed.deleted.length} referencing row(s) deleted, ${followed.nulled} reference(s) NULLed` : '';
+      return this.made(table, row, `deleted by hand${note}`, followed.deleted);
+    } catch (e) {
+      await client.query('ROLLBACK');
+      throw e;
+    }
+  }
+
+  /** The rows referencing `rows` of `name`: set_null references NULLed, the others deleted (and followed in turn). */
+  private async follow(client: pg.Client, name: string, rows: readonly RowValues[]): Promise<{ deleted: RowValues[]; nulled: number }> {
+    const out = { deleted: [] as RowValues[], nulled: 0 };
+    for (const child of this.model.loadOrder.map((t) => this.table(t))) {
+      for (const column of child.columns.filter((c) => c.foreignKey?.table === name)) {
+        const values = rows.map((r) => r[column.foreignKey!.column]).filter((v) => v !== null);
+        if (values.length === 0) continue;
+        const col = pg.escapeIdentifier(column.name);
+        const target = `${pg.escapeIdentifier(child.name)} AS x WHERE x.${col}::text = ANY($1::text[])`;
+        if (column.foreignKey!.onMissing === 'set_null' && column.nullable) {
+          out.nulled += (await client.query(`UPDATE ${pg.escapeIdentifier(child.name)} SET ${col} = NULL WHERE ${col}::text = ANY($1::text[])`, [values])).rowCount ?? 0;
+          continue;
+        }
+        const gone = (await client.query<{ j: RowValues }>(`DELETE FROM ${target} RETURNING ${textValues('x')} AS j`, [values])).rows.map((r) => r.j);
+        out.deleted.push(...gone);
+        const deeper = await this.follow(client, child.name, gone);
+        out.deleted.push(...deeper.deleted);
+        out.nulled += deeper.nulled;
+      }
+    }
+    return out;
+  }
+
+  /** Columns a hand edit may change: not in the key, not a reference, not PostgreSQL's own numbering. */
+  private plainColumns(table: TableModel): ColumnModel[] {
+    return table.columns.filter((c) => !table.mergeKey.includes(c.name) && !c.foreignKey && c.sqlType.kind !== 'serial' && newValue(c) !== null);
+  }
+
+  /** One column of a random row set to another value of its type. */
+  private async updateColumn(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
+    const table = this.table(this.rng.pick(this.model.loadOrder.filter((t) => this.plainColumns(this.table(t)).length > 0)));
+    const column = this.rng.pick(this.plainColumns(table));
+    const row = await this.someRow(client, table);
+    if (!row) return null;
+    const col = pg.escapeIdentifier(column.name);
+    const r = await client.query<{ v: string | null }>(
+      `UPDATE ${pg.escapeIdentifier(table.name)} SET ${col} = ${newValue(column)} WHERE ${this.keyMatch(table, 1)} RETURNING ${col}::text AS v`,
+      table.mergeKey.map((c) => row[c]),
+    );
+    return this.made(table, row, `${column.name}: ${row[column.name]} → ${r.rows[0]?.v ?? null}`);
+  }
+
+  /** A nullable reference of a random row set NULL (the referenced row stays). */
+  private async nullReference(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
+    const nullable = (t: TableModel) => t.columns.filter((c) => c.foreignKey && c.nullable && !t.mergeKey.includes(c.name));
+    const table = this.table(this.rng.pick(this.model.loadOrder.filter((t) => nullable(this.table(t)).length > 0)));
+    const column = this.rng.pick(nullable(table));
+    const col = pg.escapeIdentifier(column.name);
+    const row = await this.someRow(client, table, `x.${col} IS NOT NULL`);
+    if (!row) return null;
+    await client.query(`UPDATE ${pg.escapeIdentifier(table.name)} SET ${col} = NULL WHERE ${this.keyMatch(table, 1)}`, table.mergeKey.map((c) => row[c]));
+    return this.made(table, row, `${column.name}: ${row[column.name]} → NULL`);
+  }
+
+  /**
+   * A copy of a random row under a key no document gives: a fresh ObjectId for an upsert table's id;
+   * for a link or dedupe table another existing referenced row in one key column (or a day years
+   * away), so the row's references hold. Null when the new key is taken.
+   */
+  private async insertRow(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
+    const table = this.table(this.rng.pick(this.model.loadOrder));
+    const row = await this.someRow(client, table);
+    if (!row) return null;
+    const changeable = table.mergeKey.map((c) => table.columns.find((x) => x.name === c)!).filter((c) => c.name !== table.explode?.parentColumn && (c.foreignKey || c.sqlType.kind === 'date' || c.name === 'id'));
+    if (changeable.length === 0) return null;
+    const column = this.rng.pick(changeable);
+    let value: string;
+    if (column.foreignKey) {
+      const ref = await this.someRow(client, this.table(column.foreignKey.table));
+      if (!ref) return null;
+      value = ref[column.foreignKey.column]!;
+    } else if (column.sqlType.kind === 'date') {
+      value = (await client.query<{ d: string }>(`SELECT ($1::date + $2::int)::text AS d`, [row[column.name], this.rng.int(3000, 6000)])).rows[0]!.d;
+    } else value = new ObjectId().toHexString();
+    const columns = table.columns.filter((c) => c.sqlType.kind !== 'serial').map((c) => c.name);
+    const names = columns.map((c) => pg.escapeIdentifier(c)).join(', ');
+    const values = columns.map((c) => (c === column.name ? `$1::${column.sqlTypeText}` : `x.${pg.escapeIdentifier(c)}`)).join(', ');
+    const r = await client.query(
+      `INSERT INTO ${pg.escapeIdentifier(table.name)} (${names}) SELECT ${values} FROM ${pg.escapeIdentifier(table.name)} AS x WHERE ${this.keyMatch(table, 2)} ON CONFLICT DO NOTHING`,
+      [value, ...table.mergeKey.map((c) => row[c])],
+    );
+    if (r.rowCount === 0) return null;
+    const inserted = { ...row, [column.name]: value };
+    return this.made(table, inserted, `inserted by hand (a copy of (${this.keyText(table, row)}))`, [row]);
+  }
+
+  /** Some or all of the link rows of one parent deleted. */
+  private async deleteLinks(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
+    const table = this.table(this.rng.pick(this.model.loadOrder.filter((t) => this.table(t).explode)));
+    const row = await this.someRow(client, table);
+    if (!row) return null;
+    const parent = pg.escapeIdentifier(table.explode!.parentColumn);
+    const all = this.rng.chance(0.3);
+    const where = all ? `${parent}::text = $1` : this.keyMatch(table, 1);
+    const r = await client.query(`DELETE FROM ${pg.escapeIdentifier(table.name)} WHERE ${where}`, all ? [row[table.explode!.parentColumn]] : table.mergeKey.map((c) => row[c]));
+    return this.made(table, row, all ? `every link of the parent deleted by hand (${r.rowCount})` : 'link deleted by hand');
+  }
+}
+
+/** SQL giving a column another value of its type than the one it holds (null: a type not handled). */
+function newValue(column: ColumnModel): string | null {
+  const col = pg.escapeIdentifier(column.name);
+  switch (column.sqlType.kind) {
+    case 'varchar':
+    case 'text':
+      return `CASE WHEN ${col} = 'edited by hand' THEN 'edited again' ELSE 'edited by hand' END`;
+    case 'smallint':
+    case 'integer':
+    case 'bigint':
+    case 'numeric':
+      return `CASE WHEN ${col} = 1 THEN 2 ELSE 1 END`;
+    case 'boolean':
+      return `NOT coalesce(${col}, false)`;
+    case 'timestamp':
+      return `coalesce(${col}, TIMESTAMP '2020-01-01') + INTERVAL '1 hour'`;
+    case 'date':
+      return `coalesce(${col}, DATE '2020-01-01') + 1`;
+    default:
+      return null;
+  }
+}
+
+/** The row `alias` as a JSON object of its columns' values as text (to_jsonb's: timestamps with a T). */
+function textValues(alias: string): string {
+  return `(SELECT jsonb_object_agg(key, value) FROM jsonb_each_text(to_jsonb(${alias})))`;
 }
