@@ -131,6 +131,8 @@ export class RepairScopes {
   readonly scopes: TableRepairScope[] = [];
   /** Per table with a one-column key: the keys of rows the repair brings back (references to them then resolve). */
   private readonly restoring = new Map<string, Set<string>>();
+  /** Which of the state tables a scope reads exist (etl_pending, etl_claims): one catalog read a repair, not one a table. */
+  private stateTables: Promise<Set<string>> | null = null;
 
   /** The expected rows whose reference (any policy) points at a restored row: a condition on `r`, and its parameters. */
   private restoredReferences(q: TableDiffSql): { sql: string; params: string[][] } | null {
@@ -147,7 +149,8 @@ export class RepairScopes {
 
   async collect(client: pg.Client, q: TableDiffSql, o: { readonly identical: boolean; readonly deep: boolean }): Promise<void> {
     const restored = this.restoredReferences(q);
-    const pending = (await existingTables(client, [PENDING_TABLE])).size > 0;
+    const state = await (this.stateTables ??= existingTables(client, [PENDING_TABLE, CLAIMS_TABLE]));
+    const pending = state.has(PENDING_TABLE);
     const params: unknown[] = [...(restored?.params ?? [])];
     if (pending) params.push(q.table.name);
     // Rows left by an older version of a document rejected today, and etl_pending entries a full run
@@ -155,7 +158,7 @@ export class RepairScopes {
     // PostgreSQL from a full run: the repair takes them up too.
     if (o.identical && restored === null && !(await this.drifts(client, q, pending))) return;
     await client.query(repairKeysSql(q, o.deep, restored?.sql ?? null, pending ? params.length : null), params);
-    const scope = await this.scopeOf(client, q, pending);
+    const scope = await this.scopeOf(client, q, state);
     await client.query(`DROP TABLE ${REPAIR_KEYS}`);
     if (scope.documents.length > 0 || scope.recompute.length > 0) this.scopes.push(scope);
   }
@@ -167,7 +170,7 @@ export class RepairScopes {
     return (await client.query<{ drift: boolean }>(`SELECT EXISTS (${q.pendingDrift(PENDING, 1)}) AS drift`, [q.table.name])).rows[0]!.drift;
   }
 
-  private async scopeOf(client: pg.Client, q: TableDiffSql, pending: boolean): Promise<TableRepairScope> {
+  private async scopeOf(client: pg.Client, q: TableDiffSql, state: ReadonlySet<string>): Promise<TableRepairScope> {
     const table: TableModel = q.table;
     const documents = new Set<string>();
     let recompute: (string | null)[][] = [];
@@ -178,9 +181,9 @@ export class RepairScopes {
       recompute = (await client.query<Record<string, string | null>>(`SELECT ${keyCols(q)} FROM ${REPAIR_KEYS}`)).rows.map((r) => q.keyIndexes.map((_, n) => r[`k${n}`] ?? null));
     } else {
       for (const r of (await client.query<{ src: string | null }>(expectedRowsSql(q))).rows) if (r.src) documents.add(r.src);
-      if (pending) for (const r of (await client.query<{ src: string }>(pendingOwnersSql(q), [table.name])).rows) documents.add(guessedIdText(r.src));
+      if (state.has(PENDING_TABLE)) for (const r of (await client.query<{ src: string }>(pendingOwnersSql(q), [table.name])).rows) documents.add(guessedIdText(r.src));
       if (q.keyIndexes.length === 1) for (const r of (await client.query<{ k: string | null }>(restoredKeysSql(q))).rows) if (r.k !== null) back.add(r.k);
-      const extras = extrasSql(q, (await existingTables(client, [CLAIMS_TABLE])).size > 0);
+      const extras = extrasSql(q, state.has(CLAIMS_TABLE));
       if (extras) {
         const rows = (await client.query<{ key: string; identity: string | null }>(extras, extras.includes('$1') ? [table.name] : [])).rows;
         for (const r of rows) documents.add(r.identity ?? guessedIdText(r.key));

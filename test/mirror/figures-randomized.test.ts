@@ -32,6 +32,7 @@ import { useServers } from '../harness/index.ts';
 import { csvReader } from '../../staging/csv.ts';
 import { EditGenerator, formatEdit, type Edit } from './edits.ts';
 import { columnByKey, contributions, integers, Mirror, query, snapshot, stagedKeys, type Contribution } from './harness.ts';
+import type { LoadTableRecord } from '../../staging/manifest-load.ts';
 
 const servers = useServers();
 
@@ -63,27 +64,9 @@ function modeOf(seed: number, round: number): Mode {
 
 // ── the figures as the manifest records them (the report's, per README "Staging format") ─────────
 
-interface PendingFigures {
-  readonly rows: number;
-  readonly nulls: number;
-  readonly since: string | null;
-  readonly landed: number;
-  readonly resolved: number;
-}
-
-interface LoadTableFigures {
-  readonly staged: number;
-  readonly inserted: number;
-  readonly updated: number;
-  readonly unchanged: number;
-  readonly deleted: number;
-  readonly rejected: number;
-  readonly nulled: number;
-  /** References NULLed in rows already there after the row they point at was deleted (optional: older records lack it). */
-  readonly orphaned?: number;
-  readonly duplicates: number;
-  readonly pending: PendingFigures;
-}
+/** The manifest's load figures (staging/manifest-load.ts), pending always there in records this etl writes. */
+type PendingFigures = NonNullable<LoadTableRecord['pending']>;
+type LoadTableFigures = LoadTableRecord & { readonly pending: PendingFigures };
 
 interface Deletions {
   readonly table: string;
