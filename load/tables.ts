@@ -111,16 +111,25 @@ async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<
   p.settled.push({ table: name, figures });
 }
 
-/** A newer run already loaded: rows this run holds may be older than those in PostgreSQL. */
+/**
+ * The table's watermark is later than the instant this run guarantees, so it stays (it never goes
+ * back). From a live server that is harmless (a larger margin, or --since); a dump's guarantee is its
+ * newest date, which cannot tell a quiet dump from one taken before the run that set the watermark.
+ */
 function aheadWarnings(plan: LoadPlan, toLoad: readonly string[], stored: ReadonlyMap<string, StoredWatermark>): string[] {
   const warnings: string[] = [];
   for (const table of toLoad) {
     const next = nextWatermark(plan, table);
-    if (!next) continue;
-    const current = stored.get(table)?.watermark;
-    if (current && current.getTime() > Date.parse(next)) {
-      warnings.push(`${table}: a newer run was already loaded (watermark ${current.toISOString()} > this run's ${next}); rows this run holds may be older than those in PostgreSQL`);
-    }
+    const current = stored.get(table);
+    if (!next || !current || current.watermark.getTime() <= Date.parse(next)) continue;
+    const stays = `the watermark stays at ${current.watermark.toISOString()} (set by run ${current.runId})`;
+    const basis = plan.manifest.stages.extract?.collections[plan.model.tables.get(table)!.collection]?.watermark?.next_basis;
+    const live = basis === 'server_clock' ? ': a larger watermark_margin_seconds, or --since' : '';
+    warnings.push(
+      basis?.startsWith('dump')
+        ? `${table}: this dump's newest date (${next}) is before the watermark; ${stays}. If the dump was taken before that run, its rows are older than those in PostgreSQL: run etl extract --full against the live server`
+        : `${table}: this run guarantees an earlier instant (${next}${live}); ${stays}`,
+    );
   }
   return warnings;
 }
