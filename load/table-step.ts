@@ -31,17 +31,22 @@ import { tempNamesOf, type TableShape } from './shape.ts';
 import { copyBatch, copyContributions, copyLive, copyRecompute, copyScope, stagedFile, type StagedFile } from './stage-files.ts';
 import type { LoadPhase } from './options.ts';
 
-export interface TableStepResult {
-  readonly table: string;
-  readonly strategy: TableModel['strategy'];
-  readonly merge: TableShape['kind'];
+/** What the merge of the staged batch did, row by row. */
+interface MergeFigures {
   readonly staged: number;
+  /** Rows identical to the row already there. */
   readonly unchanged: number;
   readonly inserted: number;
   readonly updated: number;
   readonly duplicates: number;
   readonly rejected: number;
   readonly nulled: number;
+}
+
+export interface TableStepResult extends MergeFigures {
+  readonly table: string;
+  readonly strategy: TableModel['strategy'];
+  readonly merge: TableShape['kind'];
   /** Rows deleted: left the scope, gone (propagation), or referencing a deleted row. */
   readonly left: number;
   readonly gone: number;
@@ -52,15 +57,7 @@ export interface TableStepResult {
   readonly rejects: { readonly file: string; readonly sink: AtomicFileSink; readonly figures: FileFigures } | null;
 }
 
-interface BatchFigures {
-  readonly staged: number;
-  /** Rows identical to the row already there. */
-  readonly unchanged: number;
-  readonly inserted: number;
-  readonly updated: number;
-  readonly duplicates: number;
-  readonly rejected: number;
-  readonly nulled: number;
+interface BatchFigures extends MergeFigures {
   /** The staged file the rejects file counts lines in, and whether a value spans lines in it. */
   readonly file: StagedFile;
   /** The table was empty: nothing of it can leave (the direct path has no batch table to compare with). */
