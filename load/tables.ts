@@ -10,6 +10,7 @@ import { advanceWatermark, forgetWatermark, storedWatermarks, type StoredWaterma
 import type { LoadContext } from './load-context.ts';
 import type { DeletePropagationReport, PendingReport, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
 import { nextWatermark, plannedMapping, type LoadPlan } from './plan.ts';
+import { tableList } from './older-run.ts';
 import type { LoadStart } from './start.ts';
 import { pendingFigures } from './pending.ts';
 import { referenceChecks } from './references.ts';
@@ -74,7 +75,7 @@ async function stepTable(ctx: LoadContext, name: string, p: Progress): Promise<v
 
 /** Per staged table in load order, what its step's TRUNCATE … CASCADE emptied, then its watermark. */
 async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[], p: Progress): Promise<void> {
-  p.warnings.push(...aheadWarnings(plan, toLoad, p.stored));
+  p.warnings.push(...dumpBehindWarnings(plan, toLoad, p));
   for (const { table: name, truncated } of p.steps) {
     for (const emptied of truncated) {
       if (!p.truncated.includes(emptied)) p.truncated.push(emptied);
@@ -112,26 +113,31 @@ async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<
 }
 
 /**
- * The table's watermark is later than the instant this run guarantees, so it stays (it never goes
- * back). From a live server that is harmless (a larger margin, or --since); a dump's guarantee is its
- * newest date, which cannot tell a quiet dump from one taken before the run that set the watermark.
+ * Tables whose watermark stays ahead of what this run guarantees (it never goes back). From a live
+ * server that is harmless (a larger margin, or --since) and goes unsaid. A dump's guarantee is its
+ * newest date, which cannot tell a quiet dump from one taken before the run that set the watermark:
+ * load says so once, naming the tables.
  */
-function aheadWarnings(plan: LoadPlan, toLoad: readonly string[], stored: ReadonlyMap<string, StoredWatermark>): string[] {
-  const warnings: string[] = [];
+function dumpBehindWarnings(plan: LoadPlan, toLoad: readonly string[], p: Progress): string[] {
+  const behind: string[] = [];
+  let setBy = '';
+  let gone = 0;
   for (const table of toLoad) {
     const next = nextWatermark(plan, table);
-    const current = stored.get(table);
+    const current = p.stored.get(table);
     if (!next || !current || current.watermark.getTime() <= Date.parse(next)) continue;
-    const stays = `the watermark stays at ${current.watermark.toISOString()} (set by run ${current.runId})`;
     const basis = plan.manifest.stages.extract?.collections[plan.model.tables.get(table)!.collection]?.watermark?.next_basis;
-    const live = basis === 'server_clock' ? ': a larger watermark_margin_seconds, or --since' : '';
-    warnings.push(
-      basis?.startsWith('dump')
-        ? `${table}: this dump's newest date (${next}) is before the watermark; ${stays}. If the dump was taken before that run, its rows are older than those in PostgreSQL: run etl extract --full against the live server`
-        : `${table}: this run guarantees an earlier instant (${next}${live}); ${stays}`,
-    );
+    if (!basis?.startsWith('dump')) continue;
+    behind.push(table);
+    if (current.runId > setBy) setBy = current.runId;
+    gone += p.steps.find((s) => s.table === table)?.gone ?? 0;
   }
-  return warnings;
+  if (behind.length === 0) return [];
+  const deletes = gone > 0 ? `, and some of the ${gone.toLocaleString('en-US')} row(s) its delete propagation removed may be documents created since` : '';
+  return [
+    `this dump's newest dates are before the watermark of ${tableList(behind)}, which stays where run ${setBy} set it. ` +
+      `If the dump was taken before that run, its rows are older than PostgreSQL's${deletes}: run etl run --full against the live server`,
+  ];
 }
 
 const sum = (counts: Readonly<Record<string, number>>): number => Object.values(counts).reduce((a, b) => a + b, 0);
