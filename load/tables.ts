@@ -121,7 +121,6 @@ async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<
 function dumpBehindWarnings(plan: LoadPlan, toLoad: readonly string[], p: Progress): string[] {
   const behind: string[] = [];
   let setBy = '';
-  let gone = 0;
   for (const table of toLoad) {
     const next = nextWatermark(plan, table);
     const current = p.stored.get(table);
@@ -130,10 +129,11 @@ function dumpBehindWarnings(plan: LoadPlan, toLoad: readonly string[], p: Progre
     if (!basis?.startsWith('dump')) continue;
     behind.push(table);
     if (current.runId > setBy) setBy = current.runId;
-    gone += p.steps.find((s) => s.table === table)?.gone ?? 0;
   }
   if (behind.length === 0) return [];
-  const deletes = gone > 0 ? `, and some of the ${gone.toLocaleString('en-US')} row(s) its delete propagation removed may be documents created since` : '';
+  const propagated = p.steps.some((s) => s.live !== null);
+  const gone = propagated ? p.steps.reduce((n, s) => n + s.left + s.gone + s.settle.referencing, 0) : 0;
+  const deletes = gone > 0 ? `, and some of the ${gone.toLocaleString('en-US')} row(s) this load deleted may belong to documents created since` : '';
   return [
     `this dump's newest dates are before the watermark of ${tableList(behind)}, which stays where run ${setBy} set it. ` +
       `If the dump was taken before that run, its rows are older than PostgreSQL's${deletes}: run etl run --full against the live server`,
