@@ -134,7 +134,7 @@ class RunningMark {
 type ReportBase = Pick<LoadReport, 'stage' | 'runId' | 'runDir' | 'dryRun' | 'destination' | 'startedAt'>;
 
 function emptyReport(plan: LoadPlan, base: ReportBase, skipped: LoadReport['skipped']): LoadReport {
-  return { ...base, alreadyApplied: true, skipped, endedAt: new Date().toISOString(), tables: [], settled: [], truncated: [], deletions: null, warnings: plan.warnings };
+  return { ...base, alreadyApplied: true, skipped, endedAt: new Date().toISOString(), tables: [], settled: [], pending: null, truncated: [], deletions: null, warnings: plan.warnings };
 }
 
 function doneReport(plan: LoadPlan, base: ReportBase, skipped: LoadReport['skipped'], o: TablesOutcome): LoadReport {
@@ -145,6 +145,7 @@ function doneReport(plan: LoadPlan, base: ReportBase, skipped: LoadReport['skipp
     endedAt: new Date().toISOString(),
     tables: o.tables,
     settled: o.settled,
+    pending: o.pending,
     truncated: o.truncated,
     deletions: o.deletions,
     warnings: [...plan.warnings, ...o.warnings],

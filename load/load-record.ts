@@ -66,6 +66,7 @@ export async function markDone(paths: RunPaths, report: LoadReport, rejects: Rea
       truncated: [...report.truncated],
       deletions: report.deletions ? (structuredClone(report.deletions) as LoadSection['deletions']) : null,
       settled: report.settled.map((s) => ({ ...s, pending: { ...s.pending } })),
+      pending: report.pending ? { ...report.pending } : null,
       warnings: [...report.warnings],
     };
   });
