@@ -71,7 +71,8 @@ function summarise(runId: string, manifest: Manifest | null, extra: { latest: bo
   const killed = killedStage(stages);
   const total = (values: number[] | null) => (values === null ? null : values.reduce((a, b) => a + b, 0));
   const transformTables = s.transform ? Object.values(s.transform.tables ?? {}) : null;
-  const loadTables = s.load?.status === 'done' ? Object.values(s.load.tables ?? {}) : [];
+  // A failed load keeps the tables an earlier load of the run committed (load/load-record.ts).
+  const loadTables = Object.values(s.load?.tables ?? {});
   return {
     run_id: runId,
     started_at: runIdTime(runId).toISOString(),
@@ -99,11 +100,12 @@ function stageSeconds(section: { started_at?: string; ended_at?: string | null }
 
 /**
  * Rows waiting in etl_pending after the run's load, every table (a --tables run's unstaged tables
- * too); a manifest older than that figure has its tables' figures only. Null when no load ended.
+ * too); a manifest older than that figure has its tables' figures only. Null when no load of it
+ * ended, or none committed (a failed load keeps the figure of one that committed before it).
  */
 function runPending(load: LoadSection | undefined): number | null {
+  if (load?.pending) return load.pending.rows + load.pending.nulls;
   if (load?.status !== 'done') return null;
-  if (load.pending) return load.pending.rows + load.pending.nulls;
   return optionalTotal(Object.values(load.tables ?? {}).map((t) => pendingCount(t.pending)));
 }
 

@@ -124,7 +124,7 @@ class RunningMark {
     if (!this.#began) return;
     try {
       await this.running();
-      await markFailed(plan.paths, this.base, failureRecord(failure));
+      await markFailed(plan.paths, this.base, failureRecord(failure), plan.manifest.stages.load);
     } catch {
       // The load's own error is the one to report.
     }

@@ -44,9 +44,14 @@ export async function markRunning(paths: RunPaths, destination: string, report: 
   });
 }
 
-export async function markFailed(paths: RunPaths, report: Pick<LoadReport, 'dryRun' | 'startedAt'>, error: { code: string; message: string }): Promise<void> {
+/**
+ * The failed load; tables an earlier load of this run committed (--tables) keep their record, and
+ * what etl_pending held after it: they landed, etl_runs says so (`previous` as in markDone).
+ */
+export async function markFailed(paths: RunPaths, report: Pick<LoadReport, 'dryRun' | 'startedAt'>, error: { code: string; message: string }, previous: LoadSection | undefined): Promise<void> {
+  const committed = previous && previous.status === 'done' && !previous.dry_run ? previous : null;
   await updateManifest(paths, (m) => {
-    m.stages.load = { ...section('failed', report), ended_at: new Date().toISOString(), error };
+    m.stages.load = { ...section('failed', report, { ...committed?.tables }), ...(committed?.pending ? { pending: { ...committed.pending } } : {}), ended_at: new Date().toISOString(), error };
   });
 }
 
@@ -56,7 +61,8 @@ export async function markFailed(paths: RunPaths, report: Pick<LoadReport, 'dryR
  */
 export async function markDone(paths: RunPaths, report: LoadReport, rejects: ReadonlyMap<string, FileRecord>, previous: LoadSection | undefined): Promise<void> {
   await updateManifest(paths, (m) => {
-    const kept = previous && previous.status === 'done' && !previous.dry_run && !report.dryRun ? previous.tables : {};
+    // A failed section holds the tables an earlier load committed (markFailed), as a done one does.
+    const kept = previous && (previous.status === 'done' || previous.status === 'failed') && !previous.dry_run && !report.dryRun ? previous.tables : {};
     const tables: Record<string, LoadTableRecord> = { ...kept };
     for (const r of report.tables) tables[r.table] = tableRecord(r, rejects.get(r.table) ?? null);
     m.stages.load = {
