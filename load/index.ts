@@ -161,7 +161,9 @@ async function recordLedger(ctx: LoadContext, plan: LoadPlan, report: LoadReport
     const deletions = report.deletions ? { deletions: report.deletions.tables.find((d) => d.table === r.table) ?? null } : {};
     // A repair re-read a few documents: it says nothing of which mapping the table's other rows follow.
     const repair = ctx.repair ? { repair: true } : {};
-    entries.push({ table: r.table, summary: { ...tableRecord(r, file), ...deletions, ...repair } });
+    // What etl_pending holds after the load, every table: the run's pending once its files are cleaned (report/ledger.ts).
+    const runPending = report.pending ? { run_pending: { ...report.pending } } : {};
+    entries.push({ table: r.table, summary: { ...tableRecord(r, file), ...deletions, ...repair, ...runPending } });
   }
   ctx.session.at('(ledger)', 'recording the load');
   await recordTables(ctx.session.client, plan.paths.runId, plan.model.sha256, entries);

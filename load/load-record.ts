@@ -92,6 +92,9 @@ export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadRep
   const tables: Record<string, LoadTableRecord> = {};
   for (const [table, a] of applied) tables[table] = await recoveredRecord(paths, table, a.summary as LoadTableRecord, report.warnings as string[]);
   const recovered = Object.keys(tables).length > 0;
+  // etl_pending after the run's last load, as its ledger entries recorded it (load/index.ts recordLedger).
+  const last = [...applied.values()].sort((a, b) => (a.loadedAt < b.loadedAt ? -1 : a.loadedAt > b.loadedAt ? 1 : 0)).at(-1);
+  const pending = (last?.summary as { run_pending?: LoadSection['pending'] } | undefined)?.run_pending;
   await updateManifest(paths, (m) => {
     m.destination = { description: report.destination };
     m.stages.load = {
@@ -99,6 +102,7 @@ export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadRep
       ended_at: report.endedAt,
       already_applied: !recovered,
       ...(recovered ? { recovered_from_ledger: true } : {}),
+      ...(pending ? { pending: { ...pending } } : {}),
       skipped: report.skipped.map((s) => ({ table: s.table, loaded_at: s.loadedAt })),
       warnings: [...report.warnings],
     };
@@ -106,7 +110,7 @@ export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadRep
 }
 
 async function recoveredRecord(paths: RunPaths, table: string, summary: LoadTableRecord, warnings: string[]): Promise<LoadTableRecord> {
-  const { deletions: _d, ...record } = summary as LoadTableRecord & { deletions?: unknown };
+  const { deletions: _d, run_pending: _p, ...record } = summary as LoadTableRecord & { deletions?: unknown; run_pending?: unknown };
   const rejects = record.rejects;
   if (!rejects) return record;
   const final = path.resolve(paths.dir, rejects.file);
