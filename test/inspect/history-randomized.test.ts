@@ -486,7 +486,7 @@ async function tablesOf(h: History, runId: string): Promise<string[]> {
  * The next step `etl status` prints per staged run not loaded: `next: etl …` on the run's line or,
  * when it does not fit, on the lines under it (indented).
  */
-export function nextSteps(text: string): Map<string, string> {
+function nextSteps(text: string): Map<string, string> {
   const lines = text.split('\n');
   const out = new Map<string, string>();
   for (const [i, line] of lines.entries()) {
