@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EtlError } from '../errors/etl-error.ts';
 import { readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
+import type { LoadSection } from '../staging/manifest-load.ts';
 import { LATEST_FILE, listRunIds, runPaths } from '../staging/run-folder.ts';
 import { killedHint, killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
 import { folderBytes } from './folder-walk.ts';
@@ -28,7 +29,7 @@ export interface RunSummary {
   source: string | null;
   /** Per stage: seconds from start to end (null: the stage never ended). */
   seconds: Record<StageName, number | null>;
-  /** Rows load kept aside for later (the load section's `pending` figures), when load records any. */
+  /** Rows waiting in etl_pending after the run's load, every table (the load section's `pending`), when load records any. */
   pending: number | null;
   /** Load finished and was not a dry run. */
   loaded: boolean;
@@ -70,7 +71,8 @@ function summarise(runId: string, manifest: Manifest | null, extra: { latest: bo
   const killed = killedStage(stages);
   const total = (values: number[] | null) => (values === null ? null : values.reduce((a, b) => a + b, 0));
   const transformTables = s.transform ? Object.values(s.transform.tables ?? {}) : null;
-  const loadTables = s.load?.status === 'done' ? Object.values(s.load.tables ?? {}) : [];
+  // A failed load keeps the tables an earlier load of the run committed (load/load-record.ts).
+  const loadTables = Object.values(s.load?.tables ?? {});
   return {
     run_id: runId,
     started_at: runIdTime(runId).toISOString(),
@@ -82,7 +84,7 @@ function summarise(runId: string, manifest: Manifest | null, extra: { latest: bo
     rejects: transformTables === null ? null : total([...transformTables.map((t) => t.rejected ?? 0), ...loadTables.map((t) => t.rejected ?? 0)]),
     source: manifest?.source?.description ?? null,
     seconds: { extract: stageSeconds(s.extract), transform: stageSeconds(s.transform), load: stageSeconds(s.load) },
-    pending: optionalTotal(loadTables.map((t) => pendingCount(t.pending))),
+    pending: runPending(s.load),
     loaded: isLoaded(manifest),
     latest: extra.latest,
     bytes: extra.bytes,
@@ -94,6 +96,17 @@ function stageSeconds(section: { started_at?: string; ended_at?: string | null }
   if (!section?.started_at || !section.ended_at) return null;
   const ms = Date.parse(section.ended_at) - Date.parse(section.started_at);
   return Number.isFinite(ms) ? ms / 1000 : null;
+}
+
+/**
+ * Rows waiting in etl_pending after the run's load, every table (a --tables run's unstaged tables
+ * too); a manifest older than that figure has its tables' figures only. Null when no load of it
+ * ended, or none committed (a failed load keeps the figure of one that committed before it).
+ */
+function runPending(load: LoadSection | undefined): number | null {
+  if (load?.pending) return load.pending.rows + load.pending.nulls;
+  if (load?.status !== 'done') return null;
+  return optionalTotal(Object.values(load.tables ?? {}).map((t) => pendingCount(t.pending)));
 }
 
 /**

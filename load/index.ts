@@ -124,7 +124,7 @@ class RunningMark {
     if (!this.#began) return;
     try {
       await this.running();
-      await markFailed(plan.paths, this.base, failureRecord(failure));
+      await markFailed(plan.paths, this.base, failureRecord(failure), plan.manifest.stages.load);
     } catch {
       // The load's own error is the one to report.
     }
@@ -134,7 +134,7 @@ class RunningMark {
 type ReportBase = Pick<LoadReport, 'stage' | 'runId' | 'runDir' | 'dryRun' | 'destination' | 'startedAt'>;
 
 function emptyReport(plan: LoadPlan, base: ReportBase, skipped: LoadReport['skipped']): LoadReport {
-  return { ...base, alreadyApplied: true, skipped, endedAt: new Date().toISOString(), tables: [], settled: [], truncated: [], deletions: null, warnings: plan.warnings };
+  return { ...base, alreadyApplied: true, skipped, endedAt: new Date().toISOString(), tables: [], settled: [], pending: null, truncated: [], deletions: null, warnings: plan.warnings };
 }
 
 function doneReport(plan: LoadPlan, base: ReportBase, skipped: LoadReport['skipped'], o: TablesOutcome): LoadReport {
@@ -145,6 +145,7 @@ function doneReport(plan: LoadPlan, base: ReportBase, skipped: LoadReport['skipp
     endedAt: new Date().toISOString(),
     tables: o.tables,
     settled: o.settled,
+    pending: o.pending,
     truncated: o.truncated,
     deletions: o.deletions,
     warnings: [...plan.warnings, ...o.warnings],
@@ -160,7 +161,9 @@ async function recordLedger(ctx: LoadContext, plan: LoadPlan, report: LoadReport
     const deletions = report.deletions ? { deletions: report.deletions.tables.find((d) => d.table === r.table) ?? null } : {};
     // A repair re-read a few documents: it says nothing of which mapping the table's other rows follow.
     const repair = ctx.repair ? { repair: true } : {};
-    entries.push({ table: r.table, summary: { ...tableRecord(r, file), ...deletions, ...repair } });
+    // What etl_pending holds after the load, every table: the run's pending once its files are cleaned (report/ledger.ts).
+    const runPending = report.pending ? { run_pending: { ...report.pending } } : {};
+    entries.push({ table: r.table, summary: { ...tableRecord(r, file), ...deletions, ...repair, ...runPending } });
   }
   ctx.session.at('(ledger)', 'recording the load');
   await recordTables(ctx.session.client, plan.paths.runId, plan.model.sha256, entries);

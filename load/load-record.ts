@@ -44,9 +44,14 @@ export async function markRunning(paths: RunPaths, destination: string, report: 
   });
 }
 
-export async function markFailed(paths: RunPaths, report: Pick<LoadReport, 'dryRun' | 'startedAt'>, error: { code: string; message: string }): Promise<void> {
+/**
+ * The failed load; tables an earlier load of this run committed (--tables) keep their record, and
+ * what etl_pending held after it: they landed, etl_runs says so (`previous` as in markDone).
+ */
+export async function markFailed(paths: RunPaths, report: Pick<LoadReport, 'dryRun' | 'startedAt'>, error: { code: string; message: string }, previous: LoadSection | undefined): Promise<void> {
+  const committed = previous && previous.status === 'done' && !previous.dry_run ? previous : null;
   await updateManifest(paths, (m) => {
-    m.stages.load = { ...section('failed', report), ended_at: new Date().toISOString(), error };
+    m.stages.load = { ...section('failed', report, { ...committed?.tables }), ...(committed?.pending ? { pending: { ...committed.pending } } : {}), ended_at: new Date().toISOString(), error };
   });
 }
 
@@ -56,7 +61,8 @@ export async function markFailed(paths: RunPaths, report: Pick<LoadReport, 'dryR
  */
 export async function markDone(paths: RunPaths, report: LoadReport, rejects: ReadonlyMap<string, FileRecord>, previous: LoadSection | undefined): Promise<void> {
   await updateManifest(paths, (m) => {
-    const kept = previous && previous.status === 'done' && !previous.dry_run && !report.dryRun ? previous.tables : {};
+    // A failed section holds the tables an earlier load committed (markFailed), as a done one does.
+    const kept = previous && (previous.status === 'done' || previous.status === 'failed') && !previous.dry_run && !report.dryRun ? previous.tables : {};
     const tables: Record<string, LoadTableRecord> = { ...kept };
     for (const r of report.tables) tables[r.table] = tableRecord(r, rejects.get(r.table) ?? null);
     m.stages.load = {
@@ -66,6 +72,7 @@ export async function markDone(paths: RunPaths, report: LoadReport, rejects: Rea
       truncated: [...report.truncated],
       deletions: report.deletions ? (structuredClone(report.deletions) as LoadSection['deletions']) : null,
       settled: report.settled.map((s) => ({ ...s, pending: { ...s.pending } })),
+      pending: report.pending ? { ...report.pending } : null,
       warnings: [...report.warnings],
     };
   });
@@ -85,6 +92,9 @@ export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadRep
   const tables: Record<string, LoadTableRecord> = {};
   for (const [table, a] of applied) tables[table] = await recoveredRecord(paths, table, a.summary as LoadTableRecord, report.warnings as string[]);
   const recovered = Object.keys(tables).length > 0;
+  // etl_pending after the run's last load, as its ledger entries recorded it (load/index.ts recordLedger).
+  const last = [...applied.values()].sort((a, b) => (a.loadedAt < b.loadedAt ? -1 : a.loadedAt > b.loadedAt ? 1 : 0)).at(-1);
+  const pending = (last?.summary as { run_pending?: LoadSection['pending'] } | undefined)?.run_pending;
   await updateManifest(paths, (m) => {
     m.destination = { description: report.destination };
     m.stages.load = {
@@ -92,6 +102,7 @@ export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadRep
       ended_at: report.endedAt,
       already_applied: !recovered,
       ...(recovered ? { recovered_from_ledger: true } : {}),
+      ...(pending ? { pending: { ...pending } } : {}),
       skipped: report.skipped.map((s) => ({ table: s.table, loaded_at: s.loadedAt })),
       warnings: [...report.warnings],
     };
@@ -99,7 +110,7 @@ export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadRep
 }
 
 async function recoveredRecord(paths: RunPaths, table: string, summary: LoadTableRecord, warnings: string[]): Promise<LoadTableRecord> {
-  const { deletions: _d, ...record } = summary as LoadTableRecord & { deletions?: unknown };
+  const { deletions: _d, run_pending: _p, ...record } = summary as LoadTableRecord & { deletions?: unknown; run_pending?: unknown };
   const rejects = record.rejects;
   if (!rejects) return record;
   const final = path.resolve(paths.dir, rejects.file);

@@ -126,6 +126,12 @@ export interface DeletePropagationReport {
   readonly deleted: number;
 }
 
+/** etl_pending entries of every table: rows held back, references set NULL. */
+export interface PendingTotals {
+  readonly rows: number;
+  readonly nulls: number;
+}
+
 export interface LoadReport extends StageReport {
   readonly stage: 'load';
   readonly dryRun: boolean;
@@ -139,6 +145,11 @@ export interface LoadReport extends StageReport {
   readonly tables: readonly TableLoadReport[];
   /** Tables the run did not stage that changed because tables they reference did. */
   readonly settled: readonly SettledTableReport[];
+  /**
+   * etl_pending after the load, every table (the ones a --tables run did not stage too): what the
+   * run leaves waiting; null when nothing was loaded (already applied).
+   */
+  readonly pending: PendingTotals | null;
   /** Every table a TRUNCATE … CASCADE emptied, in the order found. */
   readonly truncated: readonly string[];
   /**

@@ -9,7 +9,7 @@ import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
 import { keyJson, list, matchKey, type TableShape } from './shape.ts';
 import type { PlannedCheck } from './references.ts';
 import type { LoadSession } from './session.ts';
-import type { PendingReport } from './options.ts';
+import type { PendingReport, PendingTotals } from './options.ts';
 
 const pending = ident(PENDING_TABLE);
 
@@ -191,6 +191,16 @@ export async function tablesWithPending(session: LoadSession): Promise<Set<strin
 /** Does the table have entries this run did not write? (Nothing to retry otherwise.) */
 export function hasPendingSql(s: TableShape, runId: string): CompiledQuery {
   return compiled(`SELECT EXISTS (SELECT 1 FROM ${pending} WHERE table_name = $1 AND seen_run <> $2) AS any`, [s.table.name, runId]);
+}
+
+/**
+ * Every table's entries now (rows held back, references set NULL): what waits after the load, the
+ * tables a --tables run did not stage included.
+ */
+export async function pendingTotals(session: LoadSession): Promise<PendingTotals> {
+  const r = await session.run(compiled(`SELECT count(*) FILTER (WHERE kind = 'row')::bigint AS rows, count(*) FILTER (WHERE kind = 'null')::bigint AS nulls FROM ${pending}`));
+  const row = r.rows[0] as { rows: string; nulls: string };
+  return { rows: Number(row.rows), nulls: Number(row.nulls) };
 }
 
 /** A table's entries now, and what this load landed of them. */

@@ -8,11 +8,11 @@
 import { rm } from 'node:fs/promises';
 import { advanceWatermark, forgetWatermark, storedWatermarks, type StoredWatermark } from './ledger.ts';
 import type { LoadContext } from './load-context.ts';
-import type { DeletePropagationReport, PendingReport, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
+import type { DeletePropagationReport, PendingReport, PendingTotals, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
 import { nextWatermark, plannedMapping, type LoadPlan } from './plan.ts';
 import { tableList } from './older-run.ts';
 import type { LoadStart } from './start.ts';
-import { pendingFigures } from './pending.ts';
+import { pendingFigures, pendingTotals } from './pending.ts';
 import { referenceChecks } from './references.ts';
 import { runDeferredChecks } from './merge.ts';
 import { settleTable, type SettleFigures } from './settle.ts';
@@ -21,6 +21,7 @@ import { loadTableStep, type TableStepResult } from './table-step.ts';
 export interface TablesOutcome {
   readonly tables: TableLoadReport[];
   readonly settled: SettledTableReport[];
+  readonly pending: PendingTotals;
   readonly truncated: string[];
   readonly deletions: DeletePropagationReport | null;
   readonly warnings: string[];
@@ -62,7 +63,7 @@ export async function loadTables(ctx: LoadContext, start: LoadStart, toLoad: rea
   for (const s of p.settled) settled.push({ table: s.table, deleted: s.figures.referencing, nulled: sum(s.figures.nulledColumns), pending: await pendingOf(ctx, s.table, s.figures) });
   for (const r of tables) if (!r.rejectsFile) await rm(ctx.paths.loadRejects(r.table), { force: true });
   const rejects = p.steps.flatMap((s) => (s.rejects ? [{ ...s.rejects, table: s.table }] : []));
-  return { tables, settled, truncated: p.truncated, deletions: deletionsReport(ctx, p), warnings: p.warnings, rejects };
+  return { tables, settled, pending: await pendingTotals(ctx.session), truncated: p.truncated, deletions: deletionsReport(ctx, p), warnings: p.warnings, rejects };
 }
 
 async function stepTable(ctx: LoadContext, name: string, p: Progress): Promise<void> {

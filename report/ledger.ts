@@ -45,9 +45,18 @@ async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<Ledg
       updated: sum('updated'),
       deleted: sum('deleted'),
       rejected: sum('rejected'),
-      pending: optionalTotal(row.summaries.map((s) => pendingCount(s.pending))),
+      pending: runPending(row.summaries),
     };
   });
+}
+
+/**
+ * etl_pending after the run's last load, every table (`run_pending`, in each table's summary, the
+ * summaries in load order); a ledger older than that figure has its tables' figures only.
+ */
+function runPending(summaries: readonly Record<string, unknown>[]): number | null {
+  const recorded = summaries.map((s) => s.run_pending).filter((p) => p !== undefined && p !== null);
+  return recorded.length > 0 ? pendingCount(recorded.at(-1)) : optionalTotal(summaries.map((s) => pendingCount(s.pending)));
 }
 
 /** Connects (giving up after a few seconds), reads the ledger, closes; never throws. */

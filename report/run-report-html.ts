@@ -51,7 +51,7 @@ function header(d: RunReportData): string {
   const ok = d.identities.every((i) => i.ok);
   const load = m.stages.load;
   const loadStatus = d.stages.find((s) => s.stage === 'load')?.status;
-  const loaded = load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : `not loaded (${load ? loadStatus : 'load never ran'})`;
+  const loaded = load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : partlyLoaded(m) ?? `not loaded (${load ? loadStatus : 'load never ran'})`;
   // The manifest holds no credentials; a URL with one is scrubbed all the same.
   const facts: [string, string][] = [
     ['source', redactText(m.source.description)],
@@ -65,6 +65,13 @@ function header(d: RunReportData): string {
 <strong data-field="rows" data-value="${rows}">${rows.toLocaleString('en-US')}</strong> rows staged, <strong data-field="rejected" data-value="${rejected}">${rejected.toLocaleString('en-US')}</strong> rejected;
 counts <span class="${ok ? 'ok' : 'bad'}">${ok ? 'reconcile' : 'DO NOT reconcile'}</span>.</p>
 <dl>${facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>`;
+}
+
+/** A failed load of a run an earlier load committed some tables of (they keep their record): what landed, and that the rest failed. */
+function partlyLoaded(m: RunReportData['manifest']): string | null {
+  const tables = Object.keys(m.stages.load?.tables ?? {});
+  if (m.stages.load?.status !== 'failed' || tables.length === 0) return null;
+  return `partly loaded into ${m.destination?.description ?? '?'} (${tables.length} table(s): ${tables.join(', ')}); the load of the rest failed`;
 }
 
 function stagesSection(d: RunReportData): string {

@@ -64,7 +64,7 @@ const PENDING_COUNTS = compiled(
 );
 
 const LEDGER_ROWS = (limit: number) =>
-  compiled(`SELECT run_id, min(loaded_at) AS loaded_at, count(*)::int AS tables, jsonb_agg(summary) AS summaries FROM ${runs} GROUP BY run_id ORDER BY run_id DESC LIMIT $1`, [limit]);
+  compiled(`SELECT run_id, min(loaded_at) AS loaded_at, count(*)::int AS tables, jsonb_agg(summary ORDER BY loaded_at, table_name) AS summaries FROM ${runs} GROUP BY run_id ORDER BY run_id DESC LIMIT $1`, [limit]);
 
 /**
  * The state tables' reads on one connection. `open` asks the catalog once which state tables exist

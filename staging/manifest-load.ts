@@ -39,6 +39,11 @@ export interface LoadSection extends StageSectionBase {
   } | null;
   /** Tables the run did not stage that changed because tables they reference did. */
   settled?: { table: string; deleted: number; nulled: number; pending: { rows: number; nulls: number; since: string | null; landed: number; resolved: number } }[];
+  /**
+   * etl_pending after the load, every table (also those a --tables run did not stage): what the run
+   * left waiting. Absent in manifests older than this field (their tables' pending figures are all).
+   */
+  pending?: { rows: number; nulls: number } | null;
   /** The load committed but its process ended before this section was written: rebuilt from the ledger. */
   recovered_from_ledger?: boolean;
   warnings?: string[];

@@ -77,7 +77,8 @@ function unloadedRunLines(run: StagedRunStatus, color: ReturnType<typeof paint>)
         ? `next: etl transform --run ${run.runId}`
         : 'extract not complete';
   const notes: string[] = [];
-  if (run.manifestLoad === 'done') notes.push('its manifest says loaded (into another database?)');
+  // Loaded here in part (etl load --tables): the partly loaded note says so; else it went elsewhere.
+  if (run.manifestLoad === 'done' && run.loadedTables.length === 0) notes.push('its manifest says loaded (into another database?)');
   if (run.manifestLoad === 'dry_run') notes.push('dry run only');
   if (run.loadedTables.length) notes.push(`partly loaded: ${run.loadedTables.join(', ')}`);
   if (run.olderThanLoaded) notes.push(`older than a run already loaded into ${run.refusedTables.join(', ')}: etl load refuses ${run.refusedTables.length > 1 ? 'them' : 'it'}`);

@@ -102,7 +102,7 @@ export function pendingOf(t: TableLoadReport): number {
 /** `load: 45,000 rows into 31 table(s): 44,700 inserted, 0 updated, 0 deleted, 300 rejected, in 1.10 s; run X loaded into …` */
 function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(r.startedAt)): string {
   if (r.alreadyApplied) return `load: run ${r.runId} was already loaded into ${r.destination}: nothing changed (${duration(ms)})`;
-  const pending = r.tables.reduce((a, t) => a + pendingOf(t), 0);
+  const pending = r.pending ? r.pending.rows + r.pending.nulls : 0;
   const what = `${count(sum(r, 'staged'))} rows into ${r.tables.length} table(s): ${count(sum(r, 'inserted'))} inserted, ${count(sum(r, 'updated'))} updated, ${count(sum(r, 'deleted'))} deleted, ${count(sum(r, 'rejected'))} rejected${pending ? `, ${count(pending)} pending` : ''}`;
   const end = r.dryRun ? `dry run: run ${r.runId} rolled back, nothing changed in ${r.destination}` : `run ${r.runId} loaded into ${r.destination}`;
   return `load: ${what}, in ${duration(ms)}; ${end}`;

@@ -142,6 +142,42 @@ describe('etl runs', () => {
     assert.match(r.stdout, /^ {2}20200101T000000000Z\s+2020-01-01 00:00\s+-\s+-\s+-\s+done\s+-\s+7\s+1\s+4\s+yes \(cleaned\)$/m);
   });
 
+  test('pending of a --tables run is what etl_pending holds after its load, the tables it did not stage too', async () => {
+    const db = await servers.postgres.createDatabase('report_pending_tables');
+    const runs = path.join(work, 'runs-pending');
+    const run = async (extra: string[]) => {
+      const r = await etl(['run', '--source', path.join(work, 'dump'), '--quiet', '--json', '--staging', runs, '--pipeline', PIPELINE, ...extra], { cwd: work, env: { DATABASE_URL: db } });
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { runId: string }).runId;
+    };
+    await run(['--full']);
+    const waiting = async () => {
+      const client = new pg.Client({ connectionString: db });
+      await client.connect();
+      try {
+        return (await client.query<{ t: string; n: number }>('SELECT table_name AS t, count(*)::int AS n FROM etl_pending GROUP BY 1')).rows;
+      } finally {
+        await client.end();
+      }
+    };
+    const before = await waiting();
+    assert.ok(before.length > 0, 'the sample leaves rows pending');
+    // A table that has nothing pending: the run's own tables say nothing of the others'.
+    const table = (await loadPipeline(PIPELINE)).loadOrder.find((t) => !before.some((p) => p.t === t))!;
+    const subset = await run(['--tables', table]);
+    const after = await waiting();
+    const json = await etl(['runs', '--json', '--staging', runs], { cwd: work, env: { DATABASE_URL: db } });
+    assert.equal(json.code, 0, json.stderr);
+    const entry = (JSON.parse(json.stdout) as { runs: { run_id: string; pending: number }[] }).runs.find((r) => r.run_id === subset);
+    const total = after.reduce((a, p) => a + p.n, 0);
+    assert.equal(entry?.pending, total, `etl runs: the pending rows after run ${subset} (--tables ${table}), every table's`);
+    // Its files cleaned, the ledger alone says the same.
+    await rm(path.join(runs, subset), { recursive: true });
+    const cleaned = await etl(['runs', '--json', '--staging', runs], { cwd: work, env: { DATABASE_URL: db } });
+    const fromLedger = (JSON.parse(cleaned.stdout) as { runs: { run_id: string; pending: number; staged: boolean }[] }).runs.find((r) => r.run_id === subset);
+    assert.deepEqual(fromLedger && { staged: fromLedger.staged, pending: fromLedger.pending }, { staged: false, pending: total }, 'etl runs from the ledger: every table\'s pending rows');
+  });
+
   test('an unreachable ledger is a note, not a failure: the staged runs are listed', async () => {
     const r = await etl(['runs', '--staging', staging], { cwd: work, env: { DATABASE_URL: 'postgresql://u:pw-x7@127.0.0.1:1/x' } });
     assert.equal(r.code, 0, r.stderr);

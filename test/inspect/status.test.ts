@@ -146,3 +146,25 @@ test('the state reads of `etl status` ask the catalog once: which state tables e
   assert.equal(sent.filter((s) => s.includes('pg_catalog')).length, 1, sent.join('\n'));
   assert.equal(sent.length, 5, 'one catalog read, then one statement a read');
 });
+
+test('a run partly loaded here is not said to be loaded into another database; one etl_runs does not know is', async (t) => {
+  const m = await model();
+  const url = await servers.postgres.createDatabase(t.name);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await applySchema(client, m);
+    await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, summary) VALUES ('20240301T100000000Z', 'users', $1, '{}')`, [m.sha256]);
+  } finally {
+    await client.end();
+  }
+  const staging = await tempDir(t);
+  const loadDone = { ...done, dry_run: false, already_applied: false, tables: {} };
+  // etl load --tables users: its manifest's load is done, etl_runs has users only.
+  await stagedRun(staging, '20240301T100000000Z', { extract: extracted(['users', 'companies']), transform: transformed(['users', 'companies']), load: loadDone });
+  await stagedRun(staging, '20240302T100000000Z', { extract: extracted(['users']), transform: transformed(['users']), load: loadDone });
+  const text = renderStatus(await runStatus({ model: m, postgres: postgresOf(url), stagingDir: staging }), paint({ isTTY: false }, {}));
+  assert.match(text, /^ {4}\(partly loaded: users\)$/m);
+  assert.match(text, /20240302T100000000Z .*\n {4}\(its manifest says loaded \(into another database\?\)\)$/m);
+  assert.equal(text.match(/another database/g)?.length, 1, text);
+});

@@ -278,6 +278,34 @@ test('a failure in a later table rolls everything back, watermarks included, and
   assert.equal(m.stages.load?.error?.code, 'pg_22008');
 });
 
+test('a failed load of the rest of a partly loaded run keeps the record of the tables loaded before it', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  await stageRun(staging, model, firstRun(), { watermarks: { users: { from: null, next: '2024-03-10T00:00:00.000Z' } } });
+  await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  const run = await stageRun(staging, model, secondRun(), { watermarks: { users: { from: null, next: '2024-04-01T00:00:00.000Z' } } });
+  const first = await runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url), tables: ['companies', 'users'] });
+  const loaded = (await readManifest(runPaths(staging, run))).stages.load!;
+  // The rest fails in the middle: every statement on logbook raises.
+  await query(url, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused'; END$$`);
+  await query(url, 'CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON logbook FOR EACH STATEMENT EXECUTE FUNCTION refuse()');
+  await assert.rejects(runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url) }), /refused/);
+  const failed = (await readManifest(runPaths(staging, run))).stages.load!;
+  assert.equal(failed.status, 'failed');
+  // companies and users landed (etl_runs says so): the failure after them does not erase their figures.
+  assert.deepEqual(Object.keys(failed.tables).sort(), first.tables.map((x) => x.table).sort());
+  assert.deepEqual(failed.tables, loaded.tables);
+  assert.deepEqual(failed.pending, loaded.pending, 'what etl_pending held after the load that committed');
+  // The rest loads once the trigger is gone, and the record holds every table of the run.
+  await query(url, 'DROP TRIGGER refuse ON logbook');
+  await runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url) });
+  const done = (await readManifest(runPaths(staging, run))).stages.load!;
+  assert.equal(done.status, 'done');
+  assert.deepEqual(Object.keys(done.tables).sort(), ['companies', 'logbook', 'pairs', 'user_companies', 'users']);
+  assert.deepEqual(done.tables.users, loaded.tables.users);
+});
+
 test('--dry-run: the same figures and rejects file, then nothing changed', async (t) => {
   const url = await servers.postgres.createDatabase(t.name);
   const staging = await tempStaging(t);

@@ -23,15 +23,13 @@
 //   FIGURES_SEEDS=7 FIGURES_ROUNDS=5 FIGURES_EDITS=300 FIGURES_SCALE=3000 \
 //     node --import tsx --test --test-timeout=1800000 test/mirror/figures-randomized.test.ts
 import assert from 'node:assert/strict';
-import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { etl, type CliResult } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
-import { csvReader } from '../../staging/csv.ts';
 import { EditGenerator, formatEdit, type Edit } from './edits.ts';
-import { columnByKey, contributions, integers, Mirror, query, snapshot, stagedKeys, type Contribution } from './harness.ts';
+import { columnByKey, contributions, firstCells, integers, lineCount, loadRejects, Mirror, query, snapshot, stagedKeys, type Contribution } from './harness.ts';
 import type { LoadTableRecord } from '../../staging/manifest-load.ts';
 
 const servers = useServers();
@@ -199,13 +197,6 @@ async function dedupeBatch(m: Mirror, table: string, runDir: string, record: Tra
   return keys;
 }
 
-/** The first cell of every record of a CSV (a contributions file: the document's `_id`), header aside. */
-async function firstCells(file: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const record of createReadStream(file).pipe(csvReader()) as AsyncIterable<(string | null)[]>) out.push(record[0] ?? '');
-  return out.slice(1);
-}
-
 /** What happened to one table between the snapshots, split by the run's batch. */
 function observe(before: Map<string, string>, after: Map<string, string>, batch: ReadonlySet<string>): Observed {
   const o: Observed = { inserted: [], landed: [], updated: [], changedOutside: [], unchanged: [], deleted: [] };
@@ -219,25 +210,6 @@ function observe(before: Map<string, string>, after: Map<string, string>, batch:
   for (const list of Object.values(o)) list.sort();
   return o;
 }
-
-/**
- * What the load rejects file lists (one line per row and column): the rows refused (any `reject`
- * line), and the references set NULL in the rows that were not refused (their `set_null` lines).
- */
-async function loadRejects(runDir: string, table: string): Promise<{ reject: string[]; setNull: string[] }> {
-  const text = await readFile(path.join(runDir, 'load', `${table}.rejects.ndjson`), 'utf8').catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') return '';
-    throw e;
-  });
-  const lines = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { key: unknown; line: number | null; column: string; action: string });
-  // A row: its staged line, or its key for a dedupe row recomputed from earlier contributions (no line).
-  const rowOf = (r: { key: unknown; line: number | null }) => `${r.line ?? ''} ${JSON.stringify(r.key)}`;
-  const reject = new Set(lines.filter((r) => r.action === 'reject').map(rowOf));
-  const setNull = lines.filter((r) => r.action === 'set_null' && !reject.has(rowOf(r))).map((r) => `${rowOf(r)} ${r.column}`);
-  return { reject: sorted(reject), setNull: setNull.sort() };
-}
-
-const lineCount = async (file: string): Promise<number> => (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '').length;
 
 const sum = (xs: Readonly<Record<string, number>> | undefined): number => Object.values(xs ?? {}).reduce((a, b) => a + b, 0);
 

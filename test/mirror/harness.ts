@@ -477,6 +477,33 @@ export async function stagedKeys(url: string, table: string, key: readonly strin
   }
 }
 
+/** The first cell of every record of a CSV (a contributions file: the document's `_id`), header aside. */
+export async function firstCells(file: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const record of createReadStream(file).pipe(csvReader()) as AsyncIterable<(string | null)[]>) out.push(record[0] ?? '');
+  return out.slice(1);
+}
+
+/** The lines of a text file that are not empty (an NDJSON file's records). */
+export const lineCount = async (file: string): Promise<number> => (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '').length;
+
+/**
+ * What the load rejects file lists (one line per row and column): the rows refused (any `reject`
+ * line), and the references set NULL in the rows that were not refused (their `set_null` lines).
+ */
+export async function loadRejects(runDir: string, table: string): Promise<{ reject: string[]; setNull: string[] }> {
+  const text = await readFile(path.join(runDir, 'load', `${table}.rejects.ndjson`), 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return '';
+    throw e;
+  });
+  const lines = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { key: unknown; line: number | null; column: string; action: string });
+  // A row: its staged line, or its key for a dedupe row recomputed from earlier contributions (no line).
+  const rowOf = (r: { key: unknown; line: number | null }) => `${r.line ?? ''} ${JSON.stringify(r.key)}`;
+  const reject = new Set(lines.filter((r) => r.action === 'reject').map(rowOf));
+  const setNull = lines.filter((r) => r.action === 'set_null' && !reject.has(rowOf(r))).map((r) => `${rowOf(r)} ${r.column}`);
+  return { reject: [...reject].sort(), setNull: setNull.sort() };
+}
+
 /** One column of a table's rows, as text, by the rows' key (as `rowsByKey` writes it): e.g. each row's document. */
 export async function columnByKey(url: string, table: string, key: readonly string[], column: string): Promise<Map<string, string | null>> {
   const rows = await query<{ k: string; v: string | null }>(url, `SELECT ${rowText(key)} AS k, x.${pg.escapeIdentifier(column)}::text AS v FROM ${pg.escapeIdentifier(table)} AS x`);
