@@ -6,7 +6,8 @@
 // dates outside the calendar; documents inserted under `_id`s of every BSON type, some the twins of
 // others in a text column (`5` and `"5"`, an ObjectId and its hex); such documents deleted; broken
 // fields set back. After each round's `etl run --propagate-deletes`:
-//   1. every command exits 0 and prints no stack (Mirror's runs; etl status, etl verify);
+//   1. every command exits 0 and prints no stack (Mirror's runs; etl status, etl verify, and etl diff
+//      --deep, which finds no difference in an exact mirror);
 //   2. every table equals a fresh full run of MongoDB as it is (assertMirrors);
 //   3. the transform's counts reconcile per table, in the incremental run and the full one, and every
 //      reject line names collection, _id, table, column and reason (load: table, key, column, reason);
@@ -23,7 +24,7 @@ import { test } from 'node:test';
 import { etl, STACK_LINE } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
 import { EditGenerator, formatEdit, type Edit } from '../mirror/edits.ts';
-import { assertMirrors, editsTouching, integers, Mirror, transformMismatches, type TransformTable } from '../mirror/harness.ts';
+import { assertMirrors, editsTouching, integers, Mirror, PIPELINE, transformMismatches, type TransformTable } from '../mirror/harness.ts';
 import { HostileEditor } from './values/editor.ts';
 import { mergedDocuments, unnamedRejects } from './values/identities.ts';
 
@@ -95,6 +96,8 @@ for (const seed of SEEDS) {
       const runDir = path.join(m.incrementalStaging, report.runId);
       await quietly(m, m.incrementalArgs('status', ['--json']), 'etl status --json');
       await quietly(m, ['verify', runDir], `etl verify ${runDir}`);
+      // An exact mirror: etl diff --deep, which reads MongoDB through pipeline.yaml itself, finds nothing.
+      await quietly(m, ['diff', '--deep', '--mongo-url', m.mongo.url, '--mongo-db', m.mongo.name, '--database-url', m.incrementalUrl, '--pipeline', PIPELINE], 'etl diff --deep');
       const reference = await m.referenceRun();
       const context = `seed ${seed}, round ${round}; replay: ${replay(seed)}`;
       await assertMirrors(m.model, m.incrementalUrl, reference.url, { context, annotate: (row) => editsTouching(applied(), row) });
