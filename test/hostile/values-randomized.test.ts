@@ -5,7 +5,8 @@
 // their column, NaN and infinities, NUL and control characters, strings CSV and COPY must escape,
 // dates outside the calendar; documents inserted under `_id`s of every BSON type, some the twins of
 // others in a text column (`5` and `"5"`, an ObjectId and its hex); such documents deleted; broken
-// fields set back. After each round's `etl run --propagate-deletes`:
+// fields set back. After each round's `etl run --propagate-deletes` (every other round its three
+// stages one after the other):
 //   1. every command exits 0 and prints no stack (Mirror's runs; etl status, etl verify, and etl diff
 //      --deep, which finds no difference in an exact mirror);
 //   2. every table equals a fresh full run of MongoDB as it is (assertMirrors);
@@ -47,7 +48,7 @@ function replay(seed: number): string {
   return `HOSTILE_SEEDS=${seed} HOSTILE_ROUNDS=${ROUNDS} HOSTILE_EDITS=${EDITS} HOSTILE_SCALE=${SCALE} node --import tsx --test --test-timeout=1800000 test/hostile/values-randomized.test.ts`;
 }
 
-/** A read-only command on the incremental staging and database: exit 0, no stack. */
+/** A command on the incremental staging and database: exit 0, no stack. */
 async function quietly(m: Mirror, args: readonly string[], what: string): Promise<void> {
   const r = await etl([...args], { env: m.incrementalEnv });
   assert.equal(r.code, 0, `${what} failed:\n${r.output}`);
@@ -60,6 +61,18 @@ interface Tally {
   /** By the `_id`s' BSON types. */
   readonly shared: Map<string, number>;
   unkeyed: number;
+}
+
+/**
+ * Round r's incremental run with --propagate-deletes: `etl run` (odd rounds), or `etl extract`,
+ * `etl transform` and `etl load` one after the other (even rounds); returns the run's folder.
+ */
+async function incrementalRun(m: Mirror, round: number): Promise<string> {
+  if (round % 2 === 1) return path.join(m.incrementalStaging, (await m.incremental(['--propagate-deletes'])).runId);
+  await quietly(m, m.incrementalArgs('extract', ['--propagate-deletes']), 'etl extract --propagate-deletes');
+  await quietly(m, m.incrementalArgs('transform'), 'etl transform');
+  await quietly(m, m.incrementalArgs('load'), 'etl load');
+  return path.join(m.incrementalStaging, (await readFile(path.join(m.incrementalStaging, 'latest'), 'utf8')).trim());
 }
 
 /** The properties 3 and 4 on one run folder (and, for the full run, its database); failures as text. */
@@ -92,8 +105,7 @@ for (const seed of SEEDS) {
       const plain = Math.round(EDITS * ORDINARY_SHARE);
       await ordinary.applyRound(plain);
       await hostile.applyRound(EDITS - plain);
-      const report = await m.incremental(['--propagate-deletes']);
-      const runDir = path.join(m.incrementalStaging, report.runId);
+      const runDir = await incrementalRun(m, round);
       await quietly(m, m.incrementalArgs('status', ['--json']), 'etl status --json');
       await quietly(m, ['verify', runDir], `etl verify ${runDir}`);
       // An exact mirror: etl diff --deep, which reads MongoDB through pipeline.yaml itself, finds nothing.
