@@ -131,17 +131,13 @@ export class HostileEditor implements Draw {
     return this.db.collection(c).findOne({ _id: id as never }, EXACT);
   }
 
-  private pickDocument(c: string): unknown {
-    return this.someId(c);
-  }
-
   /** A field set to a hostile value (a reference field when `reference`), update_date now as the app saves. */
   private async setField(reference: boolean): Promise<Edit | null> {
     const candidates = [...this.fields].filter(([c, fs]) => (this.ids.get(c)?.length ?? 0) > 0 && fs.some((f) => (f.refCollection !== null) === reference));
     if (candidates.length === 0) return null;
     const [c, targets] = this.rng.pick(candidates);
     const target = this.rng.pick(targets.filter((f) => (f.refCollection !== null) === reference));
-    const id = this.pickDocument(c);
+    const id = this.someId(c);
     const doc = await this.load(c, id);
     if (!doc) return this.forget(c, id);
     const value = reference ? referenceValue(target.refCollection!, target.column.sqlType, this) : valueFor(target.column.sqlType, this);
@@ -157,7 +153,7 @@ export class HostileEditor implements Draw {
     if (candidates.length === 0) return null;
     const [c, targets] = this.rng.pick(candidates);
     const target = this.rng.pick(targets);
-    const id = this.pickDocument(c);
+    const id = this.someId(c);
     const doc = await this.load(c, id);
     if (!doc) return this.forget(c, id);
     const value = arrayValue(target.refCollection, target.idKey, target.dateKey, this);
@@ -197,7 +193,7 @@ export class HostileEditor implements Draw {
    */
   private async insert(): Promise<Edit | null> {
     const c = this.rng.pick([...this.fields.keys()].filter((x) => (this.ids.get(x)?.length ?? 0) > 0));
-    const sourceId = this.pickDocument(c);
+    const sourceId = this.someId(c);
     const source = await this.load(c, sourceId);
     if (!source) return this.forget(c, sourceId);
     const ids = this.rng.chance(0.35) ? this.twins(c) : [idValue(this, this.someObjectId(c))];
