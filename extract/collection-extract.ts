@@ -68,7 +68,7 @@ export async function extractCollection(outer: CollectionContext, plan: Collecti
   const ctx = requested ? { ...outer, session: requestedSession(outer.session, requested, outer.options.requestChunk) } : outer;
   const { session, run, now } = ctx;
   const name = plan.collection.name;
-  const query: Document = requested ? { _id: { $in: run.relative(run.extractRequestedFile(name)) } } : collectionQuery(plan.collection.serverFilter, plan.from);
+  const query: Document = requested ? { _id: { $in: run.relative(run.extractRequestedFile(name)) } } : collectionQuery(plan.collection.serverFilter, plan.from, plan.claimants);
   const started = now();
   const t0 = performance.now();
   const { warnings, warn } = collectionWarnings(ctx.options, name);
@@ -92,6 +92,7 @@ export async function extractCollection(outer: CollectionContext, plan: Collecti
     ended_at: now().toISOString(),
     tables: plan.tables.map((t) => t.table),
     ...(ids ? { ids } : {}),
+    ...(!requested && plan.claimants.length > 0 ? { claimants: [...plan.claimants] } : {}),
   };
   return { collection: name, ...record, seconds: Math.round((performance.now() - t0) / 10) / 100 };
 }

@@ -78,11 +78,11 @@ async function planReads(options: ExtractOptions, tables: readonly string[], sec
   const full = options.full === true;
   const since = options.since ?? null;
   let stored = new Map<string, Date>();
-  let mapping: { fingerprints: Map<string, string | null>; lastPipelines: Map<string, string> } | undefined;
+  let mapping: { fingerprints: Map<string, string | null>; lastPipelines: Map<string, string>; contested: Map<string, string[]> } | undefined;
   if (needsStoredWatermarks(model, tables, full, since) && options.postgres) {
     const state = await readStoredState(options.postgres, secrets, tables);
     stored = state.watermarks;
-    mapping = { fingerprints: state.fingerprints, lastPipelines: state.lastPipelines };
+    mapping = { fingerprints: state.fingerprints, lastPipelines: state.lastPipelines, contested: state.contested };
   }
   const collections = model.collections.filter((c) => c.tables.some((t) => tables.includes(t)));
   return planCollections(collections, { model, tables, full, since, globalDateThreshold: options.globalDateThreshold ?? null, stored, ...mapping });

@@ -37,6 +37,7 @@ export function planRepair(model: PipelineModel, tables: readonly string[], requ
     collection,
     tables: collection.tables.filter((t) => wanted.has(t)).map((t) => planTable(model.tables.get(t)!, input)),
     from: null,
+    claimants: [],
   }));
   return { plans, requested, tables: plans.flatMap((p) => p.tables.map((t) => t.table)) };
 }

@@ -6,7 +6,7 @@
 // and thresholds). Per collection: the earliest W of the tables it feeds; full as soon as one of them
 // is full — so a table whose mapping changed makes its whole collection read in full, and every
 // table of that collection is then read in full (recorded per table as `full_read`).
-import { ObjectId } from 'bson';
+import { EJSON, ObjectId } from 'bson';
 import type { CollectionModel, PipelineModel, TableModel } from '../model/types.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import type { ExtractMappingRecord } from '../staging/manifest-extract.ts';
@@ -20,6 +20,13 @@ export interface CollectionPlan {
   readonly tables: readonly TablePlan[];
   /** null = read in full. */
   readonly from: Date | null;
+  /**
+   * An incremental read: the identities (etl_claims, load/claims.ts) of the documents claiming a key
+   * another document claims too, in the tables it feeds. They are read whatever their dates say, until
+   * the contest ends: the day one of them is gone, the other's row must land, and only a read of it
+   * can bring it (and a claimant asked for and not found is known gone).
+   */
+  readonly claimants: readonly string[];
 }
 
 export interface PlanInput {
@@ -37,6 +44,8 @@ export interface PlanInput {
   readonly fingerprints?: ReadonlyMap<string, string | null>;
   /** By table: the pipeline.yaml sha256 of the last run applied to it (etl_runs), for watermarks without fingerprint. */
   readonly lastPipelines?: ReadonlyMap<string, string>;
+  /** By table: the identities of the documents claiming a contested key (etl_claims). */
+  readonly contested?: ReadonlyMap<string, readonly string[]>;
 }
 
 export function planTable(table: TableModel, input: PlanInput): TablePlan {
@@ -62,7 +71,10 @@ export function planCollections(collections: readonly CollectionModel[], input: 
   const wanted = new Set(input.tables);
   return collections.map((collection) => {
     const tables = collection.tables.filter((t) => wanted.has(t)).map((t) => planTable(input.model.tables.get(t)!, input));
-    return { collection, tables, from: collectionFrom(tables) };
+    const from = collectionFrom(tables);
+    // A full read reads every claimant anyway.
+    const claimants = from === null ? [] : [...new Set(tables.flatMap((t) => input.contested?.get(t.table) ?? []))].sort();
+    return { collection, tables, from, claimants };
   });
 }
 
@@ -112,10 +124,21 @@ function undatedQuery(): Record<string, unknown> {
  * later, an import keeping original dates); or a document without a date to compare (read on
  * every run, counted in the manifest's `undated` census).
  */
-export function incrementalQuery(from: Date): Record<string, unknown> {
+export function incrementalQuery(from: Date, claimants: readonly string[] = []): Record<string, unknown> {
+  const contested = claimants.length > 0 ? [{ _id: { $in: claimants.map(identityValue) } }] : [];
   return {
-    $or: [{ creation_date: { $gte: from } }, { update_date: { $gte: from } }, { _id: { $gte: objectIdMintedAt(from) } }, undatedQuery()],
+    $or: [{ creation_date: { $gte: from } }, { update_date: { $gte: from } }, { _id: { $gte: objectIdMintedAt(from) } }, undatedQuery(), ...contested],
   };
+}
+
+const OBJECT_ID_HEX = /^[0-9a-f]{24}$/;
+
+/**
+ * A claim's identity back as the `_id` it names: 24 hex is an ObjectId (its key's text), anything
+ * else the canonical Extended JSON of the `_id` (transform/rejects.ts documentIdText).
+ */
+export function identityValue(identity: string): unknown {
+  return OBJECT_ID_HEX.test(identity) ? ObjectId.createFromHexString(identity) : EJSON.parse(identity, { relaxed: false });
 }
 
 /**
@@ -124,8 +147,8 @@ export function incrementalQuery(from: Date): Record<string, unknown> {
  * table's filter (an event whose `__t` left `menu`) must reach transform, which decides membership
  * and stages the ids that left the table.
  */
-export function collectionQuery(serverFilter: Readonly<Record<string, unknown>> | null, from: Date | null): Record<string, unknown> {
-  if (from) return incrementalQuery(from);
+export function collectionQuery(serverFilter: Readonly<Record<string, unknown>> | null, from: Date | null, claimants: readonly string[] = []): Record<string, unknown> {
+  if (from) return incrementalQuery(from, claimants);
   if (serverFilter && Object.keys(serverFilter).length > 0) return { ...serverFilter };
   return {};
 }

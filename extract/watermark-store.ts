@@ -15,6 +15,8 @@ export interface StoredState {
   readonly fingerprints: Map<string, string | null>;
   /** By table with a watermark but no fingerprint: the pipeline.yaml sha256 of its last applied run. */
   readonly lastPipelines: Map<string, string>;
+  /** By table: the identities of the documents claiming a key another document claims too (etl_claims). */
+  readonly contested: Map<string, string[]>;
 }
 
 export async function readStoredState(postgres: PostgresConfig, secrets: readonly string[], tables: readonly string[]): Promise<StoredState> {
@@ -37,6 +39,7 @@ export async function readStoredState(postgres: PostgresConfig, secrets: readonl
       watermarks: new Map(rows.map((r) => [r.table, r.watermark])),
       fingerprints: new Map(rows.map((r) => [r.table, r.fingerprint])),
       lastPipelines: new Map([...(last?.values() ?? [])].map((r) => [r.table, r.pipelineSha256])),
+      contested: await state.contestedClaims(tables),
     };
   } catch (cause) {
     throw new EtlError('watermarks_unavailable', `cannot read etl_watermarks: ${(cause as Error).message}`, {

@@ -16,6 +16,10 @@ export const ROWS = ident('etl_diff_rows');
 export const MISSING = ident('etl_diff_missing');
 export const EXTRA = ident('etl_diff_extra');
 export const CHANGED = ident('etl_diff_changed');
+/** Document keys two documents or more claim: a load refuses every row of them (duplicate_key). */
+export const CONTESTED = ident('etl_diff_contested');
+/** `absent` of a missing row a load refuses because two documents claim its key. */
+const CONTESTED_ROW = -1;
 
 /** Bookkeeping columns of the expected table, before the staged columns c0…cN. */
 const META_COLUMNS = ['_ord', '_status', '_src', '_col', '_reason'] as const;
@@ -78,6 +82,8 @@ export class TableDiffSql {
   readonly notCompared: readonly string[];
   readonly foreign: readonly ForeignCheck[];
   readonly target: SqlIdent;
+  /** Index of the column holding the document `_id` (upsert: id; explode: the parent), -1 for a dedupe table. */
+  readonly documentKey: number;
 
   constructor(table: TableModel, live: LiveTable, model: PipelineModel, liveTables: ReadonlyMap<string, LiveTable>) {
     this.table = table;
@@ -85,6 +91,7 @@ export class TableDiffSql {
     this.target = ident(table.name);
     const key = keyOf(table);
     this.keyIndexes = key.map((name) => this.columns.findIndex((c) => c.name === name));
+    this.documentKey = table.strategy === 'dedupe' || table.documentKey === null ? -1 : this.columns.findIndex((c) => c.name === table.documentKey);
     const liveNames = new Set(live.columns.map((c) => c.name));
     const compared: number[] = [];
     const notCompared: string[] = [];
@@ -159,8 +166,32 @@ export class TableDiffSql {
   }
 
   /**
+   * The document keys two documents or more claim (load/claims.ts): every document the run would
+   * read names itself under its key, whatever it yields (rows, rejects, a claim record).
+   */
+  createContested(): CompiledQuery {
+    if (this.documentKey < 0) return compiled(`CREATE TEMP TABLE ${CONTESTED} (k TEXT)`);
+    const k = `e.${cell(this.documentKey)}`;
+    return compiled(
+      `CREATE TEMP TABLE ${CONTESTED} AS SELECT ${k} AS k FROM ${EXPECTED} e WHERE e.${ident('_status')} <> 'outside_threshold' AND ${k} IS NOT NULL ` +
+        `GROUP BY 1 HAVING count(DISTINCT e.${ident('_src')}) > 1`,
+    );
+  }
+
+  /** Not a row of a contested key (alias e: an expected record). */
+  private uncontested(alias: string): string {
+    return this.documentKey < 0 ? 'true' : `NOT EXISTS (SELECT 1 FROM ${CONTESTED} x WHERE x.k = ${alias}.${cell(this.documentKey)})`;
+  }
+
+  /** Row records of contested keys: a load refuses them (duplicate_key), so no row holds them. */
+  contestedRecords(): CompiledQuery {
+    return compiled(`SELECT count(*)::bigint AS n FROM ${EXPECTED} e WHERE e.${ident('_status')} = 'row' AND NOT (${this.uncontested('e')})`);
+  }
+
+  /**
    * One row per key, as the load would leave it: explode keeps the first item of a repeated key (in
-   * document order); dedupe keeps the latest document (greatest latest_by, then greatest _id).
+   * document order); dedupe keeps the latest document (greatest latest_by, then greatest _id); a key
+   * two documents claim has none.
    */
   createRows(): CompiledQuery {
     let tieBreak = `e.${ident('_ord')}`;
@@ -175,14 +206,15 @@ export class TableDiffSql {
     const cells = this.columns.map((_, i) => `e.${cell(i)}`).join(', ');
     return compiled(
       `CREATE TEMP TABLE ${ROWS} AS SELECT DISTINCT ON (${this.keyList()}) ${this.keyTexts('e')}, e.${ident('_src')}, ${cells} ` +
-      `FROM ${EXPECTED} e WHERE e.${ident('_status')} = 'row' ORDER BY ${this.keyList()}, ${tieBreak}`,
+      `FROM ${EXPECTED} e WHERE e.${ident('_status')} = 'row' AND ${this.uncontested('e')} ORDER BY ${this.keyList()}, ${tieBreak}`,
     );
   }
 
   /**
    * Expected keys PostgreSQL lacks, each with `absent`: the index of the first column whose
    * reference (on_missing: reject) points at a row PostgreSQL does not have — a load would refuse
-   * that row too — or NULL for a row that is simply missing.
+   * that row too —, CONTESTED_ROW for a row of a key two documents claim (refused too), or NULL for
+   * a row that is simply missing.
    */
   createMissing(): CompiledQuery {
     const absent = this.foreign
@@ -192,8 +224,24 @@ export class TableDiffSql {
     return compiled(
       `CREATE TEMP TABLE ${MISSING} AS SELECT ${this.keyList('m')}, r.${ident('_src')} AS src, ${absentExpr} AS absent ` +
       `FROM (SELECT ${this.keyList()} FROM ${ROWS} EXCEPT SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a) m ` +
-      `LEFT JOIN ${ROWS} r ON ${this.keyIndexes.map((_, n) => `r.${keyCol(n)} = m.${keyCol(n)}`).join(' AND ')}`,
+      `LEFT JOIN ${ROWS} r ON ${this.keyIndexes.map((_, n) => `r.${keyCol(n)} = m.${keyCol(n)}`).join(' AND ')}` +
+      (this.documentKey < 0 ? '' : ` UNION ALL ${this.contestedMissing()}`),
     );
+  }
+
+  /** The rows of contested keys PostgreSQL lacks (one per key, its first record), as MISSING rows. */
+  private contestedMissing(): string {
+    const inLive = this.keyIndexes.map((ci, n) => `a.${ident(this.columns[ci]!.name)}::text = c.${keyCol(n)}`).join(' AND ');
+    return (
+      `SELECT ${this.keyList('c')}, c.${ident('_src')}, ${CONTESTED_ROW} FROM (SELECT DISTINCT ON (${this.keyList()}) ${this.keyTexts('e')}, e.${ident('_src')} ` +
+      `FROM ${EXPECTED} e WHERE e.${ident('_status')} = 'row' AND NOT (${this.uncontested('e')}) ORDER BY ${this.keyList()}, e.${ident('_ord')}) c ` +
+      `WHERE NOT EXISTS (SELECT 1 FROM ${this.target} a WHERE ${inLive})`
+    );
+  }
+
+  /** Missing rows a load refuses because two documents claim their key. */
+  contestedCount(): CompiledQuery {
+    return compiled(`SELECT count(*)::bigint AS n FROM ${MISSING} WHERE absent = ${CONTESTED_ROW}`);
   }
 
   /** Missing rows: plain ones (`refused` false) or those a load would refuse (true). */
@@ -206,18 +254,18 @@ export class TableDiffSql {
   }
 
   refusedByColumn(): CompiledQuery {
-    return compiled(`SELECT absent AS i, count(*)::bigint AS n FROM ${MISSING} WHERE absent IS NOT NULL GROUP BY 1 ORDER BY 1`);
+    return compiled(`SELECT absent AS i, count(*)::bigint AS n FROM ${MISSING} WHERE absent >= 0 GROUP BY 1 ORDER BY 1`);
   }
 
   /**
    * Live keys of no existing document. The keys of every document that exists, loadable or not, are
    * subtracted (a live row with one of them is not "extra"), straight from the expected table: EXCEPT
-   * makes them distinct itself.
+   * makes them distinct itself. A claim is not one: its document is outside the table (filtered out).
    */
   createExtra(): CompiledQuery {
     let sql =
       `CREATE TEMP TABLE ${EXTRA} AS SELECT * FROM (SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a ` +
-      `EXCEPT SELECT ${this.keyTexts('e')} FROM ${EXPECTED} e WHERE ${this.keysNotNull('e')}) x`;
+      `EXCEPT SELECT ${this.keyTexts('e')} FROM ${EXPECTED} e WHERE ${this.keysNotNull('e')} AND e.${ident('_status')} <> 'claim') x`;
     // An explode parent refused whole keeps its current links (load never sees it): they are not extra.
     const parent = this.table.explode?.parentColumn;
     const n = parent ? this.keyNames.indexOf(parent) : -1;

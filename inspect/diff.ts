@@ -12,7 +12,8 @@
 //   postgres.rows   rows in the table
 //   missing         keys expected but absent from PostgreSQL
 //   refused         absent too, but a load would refuse them as well: a reference (on_missing:
-//                   reject) points at a row PostgreSQL lacks (a dangling id in MongoDB); reported
+//                   reject) points at a row PostgreSQL lacks (a dangling id in MongoDB), or two
+//                   documents claim the row's key (`77` and `"77"`: duplicate_key); reported
 //                   apart, like the load reports them, and not a difference
 //   extra           PostgreSQL keys of no existing document: the document (or array item) is gone
 //   different       --deep: keys on both sides whose mapped columns differ (columns listed)
@@ -97,8 +98,11 @@ export interface TableDiff {
    */
   readonly refused: {
     readonly count: number;
+    /** The refused for a missing reference, by the reference column. */
     readonly byColumn: Readonly<Record<string, number>>;
-    readonly sample: readonly { readonly key: KeyValues; readonly sourceId: string | null; readonly column: string }[];
+    /** The refused because two documents claim their key (duplicate_key: `77` and `"77"`, load/claims.ts). */
+    readonly contested: number;
+    readonly sample: readonly { readonly key: KeyValues; readonly sourceId: string | null; readonly column: string; readonly reason: 'missing_reference' | 'duplicate_key' }[];
   };
   readonly extra: { readonly count: number; readonly sample: readonly { readonly key: KeyValues }[] };
   /** null unless --deep. */
@@ -457,13 +461,15 @@ interface ExpectedFigures {
 /** One row per key, and what the MongoDB side yields that is not a row. */
 async function expectedFigures(run: DiffQueries, mapper: TableMapper, skipped: SkipCounts): Promise<ExpectedFigures> {
   const { q } = run;
+  await run.exec(q.createContested());
   await run.exec(q.createRows());
   await run.exec(compiled(`ANALYZE ${EXPECTED}`));
   await run.exec(compiled(`ANALYZE ${ROWS}`));
   const statuses = await run.rows<{ status: string; n: string; documents: string }>(q.statusCounts());
   const byStatus = new Map(statuses.map((r) => [r.status, { n: Number(r.n), documents: Number(r.documents) }]));
   const rows = await run.count(q.count(ROWS));
-  const folded = (byStatus.get('row')?.n ?? 0) - rows;
+  // Rows of keys two documents claim are refused, not folded into another row.
+  const folded = (byStatus.get('row')?.n ?? 0) - (await run.count(q.contestedRecords())) - rows;
   const skippedAll: Record<string, number> = { ...skipped };
   if (folded > 0) skippedAll[mapper.foldedAs] = folded;
   const outside = byStatus.get('outside_threshold')?.documents ?? 0;
@@ -497,14 +503,21 @@ async function compareWithLive(run: DiffQueries, rejectedCount: number, deep: bo
     ? {
         count: refusedCount,
         byColumn: await run.byColumn(q.refusedByColumn()),
-        sample: await run.sample((n) => q.missingSample(true, n), refusedCount, (r) => ({ ...run.keyed(r), column: q.columns[Number(r.absent)]!.name })),
+        contested: await run.count(q.contestedCount()),
+        sample: await run.sample((n) => q.missingSample(true, n), refusedCount, (r) => refusedSample(q, r, run.keyed(r))),
       }
-    : { count: 0, byColumn: {}, sample: [] };
+    : { count: 0, byColumn: {}, contested: 0, sample: [] };
   const extraCount = await run.count(q.count(EXTRA));
   const extra = { count: extraCount, sample: await run.sample((n) => q.extraSample(n), extraCount, (r) => ({ key: q.keyOf(r) })) };
   const rejectedInPostgres = rejectedCount ? await run.count(q.rejectedInPostgres()) : 0;
   const different = deep ? await differentRows(run) : null;
   return { postgresRows, missing, refused, extra, different, rejectedInPostgres };
+}
+
+/** A refused row's sample: the reference that points at nothing, or the key two documents claim. */
+function refusedSample(q: TableDiffSql, r: Record<string, unknown>, keyed: { key: KeyValues; sourceId: string | null }): TableDiff['refused']['sample'][number] {
+  const at = Number(r.absent);
+  return at >= 0 ? { ...keyed, column: q.columns[at]!.name, reason: 'missing_reference' } : { ...keyed, column: q.columns[q.documentKey]!.name, reason: 'duplicate_key' };
 }
 
 /** --deep: keys on both sides whose mapped columns differ. */
@@ -525,7 +538,7 @@ async function differentRows(run: DiffQueries): Promise<NonNullable<TableDiff['d
 async function nothingToCompare(run: DiffQueries, tableExists: boolean, rows: number): Promise<LiveFigures> {
   const postgresRows = tableExists ? await run.count(run.q.liveCount()) : null;
   const missing = { count: rows, sample: await run.sample((n) => run.q.rowsSample(n), rows, (r) => run.keyed(r)) };
-  return { postgresRows, missing, refused: { count: 0, byColumn: {}, sample: [] }, extra: { count: 0, sample: [] }, different: null, rejectedInPostgres: 0 };
+  return { postgresRows, missing, refused: { count: 0, byColumn: {}, contested: 0, sample: [] }, extra: { count: 0, sample: [] }, different: null, rejectedInPostgres: 0 };
 }
 
 function sortedCounts(counts: Readonly<Record<string, number>>): Record<string, number> {

@@ -21,8 +21,10 @@ import { documentIdText } from '../transform/rejects.ts';
  * - `rejected`: transform would refuse it (rejects file); `column`/`reason` say why.
  * - `rejected_document`: an explode parent refused whole; load leaves its current links untouched.
  * - `outside_threshold`: created and updated before the date threshold, so never extracted.
+ * - `claim`: a document that yields no other record (skipped by the filter, an explode parent with
+ *   no item) still claims its key in the keys file (load/claims.ts): only its document key cell.
  */
-export type RecordStatus = 'row' | 'rejected' | 'rejected_document' | 'outside_threshold';
+export type RecordStatus = 'row' | 'rejected' | 'rejected_document' | 'outside_threshold' | 'claim';
 
 export interface ExpectedRecord {
   readonly status: RecordStatus;
@@ -41,8 +43,13 @@ export interface TableMapper {
   readonly table: TableModel;
   /** The skip reason of rows folded into another of the same key (see RowMapping.foldedAs). */
   readonly foldedAs: string;
-  /** Records of one document; skipped documents bump `skipped` and yield nothing. */
+  /** Records of one document; skipped documents bump `skipped` and yield nothing but their claim. */
   records(doc: RawDocument, skipped: SkipCounts): ExpectedRecord[];
+  /**
+   * The claim of a document the collection's read takes and the table's own filter leaves out (the
+   * collection is read for another table too): the keys file names it all the same.
+   */
+  claim(doc: RawDocument): ExpectedRecord[];
 }
 
 /** Documents created and updated before `threshold` are never extracted (extract/watermark-plan.ts). */
@@ -89,17 +96,39 @@ export function tableMapper(table: TableModel, model: PipelineModel): TableMappe
   const statusOf = (doc: RawDocument, rejected: boolean): RecordStatus => (beforeThreshold?.(doc) ? 'outside_threshold' : rejected ? 'rejected' : 'row');
   const mapping = tableMapping(table);
   const records = mapping.strategy === 'explode' ? explodeRecords(mapping, converters, statusOf) : rowRecords(mapping, converters, statusOf);
+  const claim = claimOf(table, converters, beforeThreshold);
   return {
     table,
     foldedAs: mapping.foldedAs,
+    claim,
     records(doc, skipped) {
       const reason = mapping.skip(doc);
       if (reason !== null) {
         skipped[reason] = (skipped[reason] ?? 0) + 1;
-        return [];
+        return claim(doc);
       }
-      return records(doc);
+      const out = records(doc);
+      return out.length > 0 ? out : claim(doc);
     },
+  };
+}
+
+/**
+ * The `claim` record of a document that yields no other: every document read names itself in the
+ * keys file under its document key, so two documents of one key contest it even when one yields no
+ * row (load/claims.ts). None for a dedupe table (its keys are not the documents'), a document never
+ * extracted (before the threshold), or an `_id` the key column cannot hold.
+ */
+function claimOf(table: TableModel, converters: readonly Converter[], beforeThreshold: ((doc: RawDocument) => boolean) | null): (doc: RawDocument) => ExpectedRecord[] {
+  const index = table.strategy === 'dedupe' || table.documentKey === null ? -1 : table.stagedColumns.findIndex((c) => c.name === table.documentKey);
+  if (index < 0) return () => [];
+  return (doc) => {
+    if (beforeThreshold?.(doc)) return [];
+    const key = converters[index]!(doc._id);
+    if (key instanceof Rejection || key === null) return [];
+    const cells: Cell[] = new Array(table.stagedColumns.length).fill(null);
+    cells[index] = key;
+    return [{ status: 'claim', sourceId: documentIdText(doc._id), cells, column: null, reason: null }];
   };
 }
 

@@ -234,9 +234,9 @@ async function scanInto(mongo: MongoConnection, collection: CollectionModel, out
     for await (const doc of documentsOf(mongo, collection, collection.name, collection.serverFilter, o)) {
       read += 1;
       for (const out of outputs) {
-        if (out.keep && !out.keep(doc)) continue;
-        out.counts.documents += 1;
-        for (const r of out.mapper.records(doc, out.counts.skipped)) {
+        const kept = !out.keep || out.keep(doc);
+        if (kept) out.counts.documents += 1;
+        for (const r of kept ? out.mapper.records(doc, out.counts.skipped) : out.mapper.claim(doc)) {
           out.ord += 1;
           if (out.csv.add([String(out.ord), r.status, r.sourceId, r.column, r.reason, ...r.cells])) await write(out);
         }

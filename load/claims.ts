@@ -5,7 +5,9 @@
 // in this run's keys file, or one of them staged now and the other loaded before — is contested:
 // every row of it is refused (load/<table>.rejects.ndjson, reason `duplicate_key`, naming every
 // document), and the row already there leaves with it (leave.ts: its key is in the scope, and the
-// batch no longer holds it). Claims of documents a complete read no longer finds are dropped.
+// batch no longer holds it). Claims of documents a complete read no longer finds are dropped, and
+// so are those of the claimants an incremental read asked for (extract reads every document of a
+// contested key, whatever its dates) and did not find: the contest ends, the other document's row lands.
 import { CLAIMS_TABLE } from '../schema/state-tables.ts';
 import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
 import type { LoadSession } from './session.ts';
@@ -83,8 +85,22 @@ function forgetGoneSql(s: TableShape): CompiledQuery {
   return compiled(`DELETE FROM ${claims} AS c WHERE c.table_name = $1 AND c.key NOT IN (SELECT l.k::text FROM ${s.temps.live} AS l WHERE l.k IS NOT NULL)`, [s.table.name]);
 }
 
+/**
+ * The claimants of contested keys the extract asked for ($2) that the keys file does not name: not
+ * found, they are gone, and so are their claims (the contest ends; the other document, read too, lands).
+ */
+function forgetMissingClaimantsSql(s: TableShape, claimants: readonly string[]): CompiledQuery {
+  return compiled(
+    `DELETE FROM ${claims} AS c WHERE c.table_name = $1 AND c.identity = ANY($2::text[]) ` +
+      `AND (c.key, c.identity) NOT IN (SELECT ${keyText(s, 'k')}, ${who(s, 'k')} FROM ${s.temps.keys} AS k)`,
+    [s.table.name, claimants],
+  );
+}
+
 export interface ClaimScope {
   readonly complete: boolean;
+  /** The claimants of contested keys the extract asked for (the table's transform record). */
+  readonly claimants: readonly string[];
   /** The keys file is in its temp table. */
   readonly keys: boolean;
   readonly live: boolean;
@@ -126,6 +142,7 @@ export async function refuseContestedKeys(session: LoadSession, shape: TableShap
   if (!shape.docKey || !scope.keys) return 0;
   if (scope.live && scope.claims.kept) await session.run(forgetGoneSql(shape));
   if (scope.complete && scope.claims.kept) await session.run(forgetUnreadSql(shape));
+  if (scope.claimants.length > 0 && scope.claims.kept) await session.run(forgetMissingClaimantsSql(shape, scope.claimants));
   if (!scope.claims.contestable) return 0;
   const contested = (await session.run(contestedSql(shape))).rowCount ?? 0;
   await session.run(recordClaimsSql(shape, runId));

@@ -133,7 +133,7 @@ async function stageScope(ctx: LoadContext, shape: TableShape, staged: Transform
   // A repair run names dedupe keys to recompute whatever it stages (a key nobody contributes to leaves).
   const recompute = shape.kind === 'dedupe_upsert' && staged.recompute !== undefined;
   if (recompute) await copyRecompute(session, paths, shape, staged.recompute!);
-  return { complete, keys: keysNeeded, claims, touched: shape.kind === 'dedupe_upsert', live: live !== null, recompute, documents: staged.documents, liveCount };
+  return { complete, claimants: staged.claimants ?? [], keys: keysNeeded, claims, touched: shape.kind === 'dedupe_upsert', live: live !== null, recompute, documents: staged.documents, liveCount };
 }
 
 async function refuseEmptyLiveSet(ctx: LoadContext, shape: TableShape, live: FileRecord): Promise<void> {

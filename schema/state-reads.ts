@@ -4,7 +4,7 @@
 // state tables exist is asked of the catalog once (StateReads.open), whatever the command reads.
 import { existingTablesWithColumn } from './catalog.ts';
 import { compiled, ident, runSql, type CompiledQuery, type Queryable } from './sql.ts';
-import { PENDING_TABLE, RUNS_TABLE, WATERMARKS_TABLE } from './state-tables.ts';
+import { CLAIMS_TABLE, PENDING_TABLE, RUNS_TABLE, WATERMARKS_TABLE } from './state-tables.ts';
 
 export interface WatermarkRow {
   readonly table: string;
@@ -63,6 +63,14 @@ const PENDING_COUNTS = compiled(
     `FROM ${ident(PENDING_TABLE)} GROUP BY table_name`,
 );
 
+/** The documents (identities) that claim a key another document claims too, per table of $1. */
+const CONTESTED_CLAIMS = (tables: readonly string[]) =>
+  compiled(
+    `SELECT c.table_name, c.identity FROM ${ident(CLAIMS_TABLE)} AS c WHERE c.table_name = ANY($1::text[]) AND (c.table_name, c.key) IN ` +
+      `(SELECT x.table_name, x.key FROM ${ident(CLAIMS_TABLE)} AS x WHERE x.table_name = ANY($1::text[]) GROUP BY x.table_name, x.key HAVING count(*) > 1) ORDER BY 1, 2`,
+    [tables],
+  );
+
 const LEDGER_ROWS = (limit: number) =>
   compiled(`SELECT run_id, min(loaded_at) AS loaded_at, count(*)::int AS tables, jsonb_agg(summary ORDER BY loaded_at, table_name) AS summaries FROM ${runs} GROUP BY run_id ORDER BY run_id DESC LIMIT $1`, [limit]);
 
@@ -79,7 +87,7 @@ export class StateReads {
   ) {}
 
   static async open(client: Queryable): Promise<StateReads> {
-    return new StateReads(client, await existingTablesWithColumn(client, [WATERMARKS_TABLE, RUNS_TABLE, PENDING_TABLE], 'fingerprint'));
+    return new StateReads(client, await existingTablesWithColumn(client, [WATERMARKS_TABLE, RUNS_TABLE, PENDING_TABLE, CLAIMS_TABLE], 'fingerprint'));
   }
 
   /** The watermarks of `tables` (null: of every table); null when etl_watermarks does not exist. */
@@ -123,6 +131,19 @@ export class StateReads {
     if (!this.present.has(PENDING_TABLE)) return null;
     const r = await runSql<{ table_name: string; rows: string; nulls: string; since: Date | null }>(this.client, PENDING_COUNTS);
     return new Map(r.rows.map((x) => [x.table_name, { rows: Number(x.rows), nulls: Number(x.nulls), since: x.since?.toISOString() ?? null }]));
+  }
+
+  /**
+   * Per table of `tables`: the identities (etl_claims) of the documents that claim a key another
+   * document claims too (load/claims.ts); empty when etl_claims does not exist.
+   */
+  async contestedClaims(tables: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (!this.present.has(CLAIMS_TABLE) || tables.length === 0) return out;
+    for (const row of (await runSql<{ table_name: string; identity: string }>(this.client, CONTESTED_CLAIMS(tables))).rows) {
+      out.set(row.table_name, [...(out.get(row.table_name) ?? []), row.identity]);
+    }
+    return out;
   }
 
   /** The newest runs of the ledger, newest first: per run, when, how many tables, every table's summary. */

@@ -106,7 +106,8 @@ const PENDING: StateTable = Object.freeze({
  * Which source documents claim a key (load/claims.ts): every document whose `_id` is not the text of
  * its key (not an ObjectId: `"77"` and Int32 77 both convert to `77`), and every document of a key
  * that two documents claim. Two documents converting to one key are both refused, in the run that
- * sees them together and in later ones, until a complete read finds one of them gone.
+ * sees them together and in later ones, until a complete read, or an incremental one that asked for
+ * every claimant of the key (extract reads them whatever their dates), finds one of them gone.
  */
 const CLAIMS: StateTable = Object.freeze({
   name: CLAIMS_TABLE,

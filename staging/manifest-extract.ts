@@ -50,6 +50,12 @@ export interface ExtractCollectionRecord extends FileRecord {
   tables: string[];
   /** Delete propagation: the collection's whole `_id` set (extract/<collection>.ids.ndjson). */
   ids?: ExtractIdsRecord;
+  /**
+   * An incremental read that also asked for these documents (etl_claims identities: 24 hex for an
+   * ObjectId, else the `_id`'s canonical Extended JSON), because each claims a key another document
+   * claims too; one that no table's keys file names was not found: it is gone (load/claims.ts).
+   */
+  claimants?: string[];
 }
 
 /** What a repair run asked of a collection (extract.collections[c].requested). */

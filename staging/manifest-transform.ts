@@ -76,6 +76,12 @@ export interface TransformTableRecord {
    * so load removes the rows it does not stage (a full read is a delete propagation of its own).
    */
   complete?: boolean;
+  /**
+   * The documents the extract asked for because each claims a key another document claims too
+   * (etl_claims identities, the extract record's `claimants`): load forgets the claims of those the
+   * keys file does not name, which are gone, so the contest ends and the other document's row lands.
+   */
+  claimants?: string[];
   /** Explode tables only. */
   explode?: ExplodeFigures;
   /**

@@ -31,6 +31,8 @@ export interface CollectionJob {
   readonly requested: FileRecord | null;
   /** A repair run: per dedupe table of the job, the keys load recomputes. */
   readonly recompute: Readonly<Record<string, ExtractRecomputeRecord>>;
+  /** The claimants of contested keys the extract asked for (its record's `claimants`): its tables' records carry them to load. */
+  readonly claimants: readonly string[];
 }
 
 export interface JobContext {
@@ -90,6 +92,7 @@ export async function transformCollection(job: CollectionJob, c: JobContext): Pr
     const records = await commitWorks(works);
     for (const [name, record] of records) {
       record.complete = job.complete;
+      if (job.claimants.length > 0) record.claimants = [...job.claimants];
       const keys = job.recompute[name];
       if (keys) record.recompute = await passRecomputeKeys(paths, model.tables.get(name)!, keys, signal);
       onProgress?.({ kind: 'table_done', table: name, record });

@@ -25,7 +25,8 @@ Documents that transform would reject (an over-long name, a value of the wrong t
 as rejected, not as missing; a PostgreSQL row with their key is not extra (the document exists).
 Documents before the date threshold are never extracted: skipped, and neither missing nor extra.
 Rows whose reference (on_missing: reject) points at a row PostgreSQL lacks (a dangling id in
-MongoDB) are listed as refused, not as missing: a load refuses them too. Rejected and refused rows do
+MongoDB), and rows of a key two documents claim (_ids 77 and "77": duplicate_key), are listed as
+refused, not as missing: a load refuses them too. Rejected and refused rows do
 not make the databases differ. References are judged against the rows PostgreSQL holds, as a load
 judges them: a row pointing at a row that is itself extra (its document deleted from MongoDB) or
 missing (deleted by hand) counts in that row's table only; etl repair settles both.
@@ -142,7 +143,7 @@ export function renderDiff(r: DiffReport, color: ReturnType<typeof paint>): stri
   if (r.identical) {
     const apart = [
       tot.rejected ? `${tot.rejected.toLocaleString('en-US')} rejected by the type contract` : '',
-      tot.refused ? `${tot.refused.toLocaleString('en-US')} refused for a missing reference` : '',
+      tot.refused ? `${tot.refused.toLocaleString('en-US')} refused for a missing reference or a contested key` : '',
     ].filter(Boolean);
     out.push(`${color.green('identical:')} ${tot.tables} table${tot.tables === 1 ? '' : 's'} match${apart.length ? ` (${apart.join(', ')}: listed above)` : ''}`);
   } else {
@@ -181,10 +182,12 @@ function tableDetails(t: TableDiff, limit: number): string[] {
   }
   if (t.refused.count) {
     const by = Object.keys(t.refused.byColumn).join(', ');
-    lines.push(
-      `${t.refused.count.toLocaleString('en-US')} refused, not counted as missing: a load refuses them too, their ${by} points at a row PostgreSQL lacks (${counts(t.refused.byColumn)})${limit ? ':' : ''}`,
-    );
-    if (limit) lines.push(`  ${list(t.refused.sample.map((x) => `${keyText(x.key)} [${x.column}]`), t.refused.count)}`);
+    const why = [
+      ...(by ? [`their ${by} points at a row PostgreSQL lacks (${counts(t.refused.byColumn)})`] : []),
+      ...(t.refused.contested ? [`two documents claim their key (${t.refused.contested.toLocaleString('en-US')} duplicate_key)`] : []),
+    ];
+    lines.push(`${t.refused.count.toLocaleString('en-US')} refused, not counted as missing: a load refuses them too, ${why.join('; ')}${limit ? ':' : ''}`);
+    if (limit) lines.push(`  ${list(t.refused.sample.map((x) => `${keyText(x.key)} [${x.reason === 'duplicate_key' ? 'duplicate_key' : x.column}]`), t.refused.count)}`);
   }
   return lines;
 }

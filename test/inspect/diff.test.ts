@@ -173,10 +173,46 @@ test('references: a set_null reference to a missing row compares as NULL; a reje
   assert.equal(ue.missing.count, 0, 'a row the load refuses too is not missing');
   assert.equal(ue.refused.count, 1);
   assert.deepEqual(ue.refused.byColumn, { event_id: 1 });
-  assert.deepEqual(ue.refused.sample, [{ key: { user_id: ID.U1, event_id: gone }, sourceId: ID.U1, column: 'event_id' }]);
+  assert.deepEqual(ue.refused.sample, [{ key: { user_id: ID.U1, event_id: gone }, sourceId: ID.U1, column: 'event_id', reason: 'missing_reference' }]);
   assert.equal(ue.identical, true);
   assert.equal(r.identical, true);
   assert.equal(r.totals.refused, 1);
+});
+
+test('two documents whose _ids are one key (77 and "77") are refused as a load refuses them, not missing, also when one of them the filter leaves out', async (t) => {
+  const m = await model();
+  const pgUrl = await servers.postgres.createDatabase(t.name);
+  const mongo = await servers.mongo.newDatabase(t.name);
+  const { MongoClient, Int32 } = await import('mongodb');
+  const pg = (await import('pg')).default;
+  const when = new Date('2024-01-01T10:00:00Z');
+  const mc = new MongoClient(mongo.url);
+  await mc.connect();
+  const user = (email: string) => ({ creation_date: when, update_date: when, firstname: 'Ann', lastname: 'Lee', email, role: 'CUSTOMER' });
+  await mc.db(mongo.name).collection('users').insertMany([{ _id: new Int32(77) as never, ...user('a@example.fr') }, { _id: '77' as never, ...user('b@example.fr') }]);
+  // A menu and a webinar: the webinar yields no menus row, but names its key in menus' keys file too.
+  const event = (t: string) => ({ creation_date: when, update_date: when, __t: t, name: t, start_date: when, end_date: when });
+  await mc.db(mongo.name).collection('events').insertMany([{ _id: new Int32(5) as never, ...event('menu') }, { _id: '5' as never, ...event('webinar') }]);
+  await mc.close();
+  const client = new pg.Client({ connectionString: pgUrl });
+  await client.connect();
+  const { applySchema } = await import('../../schema/apply.ts');
+  await applySchema(client, m);
+  await client.end();
+
+  const r = await diffOf(m, pgUrl, mongo, { deep: true, tables: ['users', 'events', 'menus'] });
+  for (const name of ['users', 'events', 'menus']) {
+    const x = table(r, name);
+    assert.equal(x.missing.count, 0, `${name}: a row a load refuses is not missing: ${JSON.stringify(x.missing.sample)}`);
+    assert.equal(x.identical, true);
+  }
+  const users = table(r, 'users');
+  assert.equal(users.mongo.rows, 0, 'a load writes no row of a contested key');
+  assert.deepEqual({ count: users.refused.count, contested: users.refused.contested, byColumn: users.refused.byColumn }, { count: 1, contested: 1, byColumn: {} });
+  assert.deepEqual(users.refused.sample.map((s) => [s.key, s.column, s.reason]), [[{ id: '77' }, 'id', 'duplicate_key']]);
+  assert.equal(users.mongo.skipped.superseded, undefined, 'refused, not folded into another row');
+  assert.equal(table(r, 'menus').refused.contested, 1, 'the webinar "5" contests the menu 5');
+  assert.equal(r.identical, true);
 });
 
 test('documents before the date threshold are skipped, and their rows are not extra', async (t) => {

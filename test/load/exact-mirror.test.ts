@@ -213,3 +213,21 @@ test('two documents whose _ids convert to one key are both refused, in one run o
   await load({ users: { rows: [user(hex, 'c1', '4')], keys: [hex], identities: [null], complete: true } });
   assert.deepEqual(await query(url, `SELECT id FROM users ORDER BY 1`), [{ id: hex }]);
 });
+
+test('an incremental read that asked for both claimants of a contested key and found one ends the contest: its row lands, the other claim goes', async (t) => {
+  const { url, load } = await setup(t);
+  await load({
+    companies: { rows: [company('c1')] },
+    users: { rows: [user('77', 'c1'), user('77', 'c1', '2')], keys: ['77', '77'], identities: ['{"$numberInt":"77"}', '"77"'] },
+  });
+  assert.deepEqual(await query(url, `SELECT id FROM users`), [], 'neither 77 wins');
+  // The string "77" was deleted: the extract asked for both claimants and found the Int32 alone
+  // (not edited, it is read only because it claims a contested key).
+  const r = await load({ users: { rows: [user('77', 'c1', '3')], keys: ['77'], identities: ['{"$numberInt":"77"}'], claimants: ['"77"', '{"$numberInt":"77"}'] } });
+  assert.deepEqual(await query(url, `SELECT id, updated_at::text AS u FROM users`), [{ id: '77', u: '2024-03-03 10:00:00' }], 'the Int32 77 lands');
+  assert.equal(table(r, 'users').rejected, 0);
+  assert.deepEqual(await query(url, `SELECT key, identity FROM etl_claims WHERE table_name = 'users' ORDER BY 2`), [{ key: '77', identity: '{"$numberInt":"77"}' }], 'the claim of the gone "77" is forgotten');
+  // A claimant asked for and found keeps its claim: a new twin contests the key again.
+  await load({ users: { rows: [user('77', 'c1', '4')], keys: ['77'], identities: ['"77"'] } });
+  assert.deepEqual(await query(url, `SELECT id FROM users`), [], 'a new "77" contests it again');
+});

@@ -32,6 +32,8 @@ export interface StagedTable {
   readonly complete?: boolean;
   /** Delete propagation: the keys of the rows the table may hold (transform/<table>.live.csv). */
   readonly live?: readonly string[];
+  /** The claimants of contested keys the extract asked for (etl_claims identities): the record's `claimants`. */
+  readonly claimants?: readonly string[];
   /** Override the manifest's row count (to test the check). */
   readonly recordRows?: number;
 }
@@ -103,6 +105,7 @@ async function stageTable(paths: RunPaths, t: TableModel, staged: StagedTable): 
     rejects: { file: paths.relative(rejectsPath), bytes: 0, sha256: createHash('sha256').digest('hex'), records: 0 },
     ...(contrib ? { contrib } : {}),
     ...(staged.complete ? { complete: true } : {}),
+    ...(staged.claimants ? { claimants: [...staged.claimants] } : {}),
     ...(live ? { live: { ...live, column: keyColumn!, source: `extract/${t.collection}.ids.ndjson`, ids: live.records, filtered: 0, refused: 0 } } : {}),
   };
 }

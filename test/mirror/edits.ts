@@ -51,7 +51,14 @@ export type EditKind =
   | 'pg_update'
   | 'pg_null_ref'
   | 'pg_insert'
-  | 'pg_delete_link';
+  | 'pg_delete_link'
+  // Hostile values through a live server (test/hostile/values/editor.ts).
+  | 'hostile_value'
+  | 'hostile_reference'
+  | 'hostile_array'
+  | 'hostile_insert'
+  | 'hostile_delete'
+  | 'hostile_restore';
 
 /** How often each kind is drawn (relative weights). */
 export const EDIT_WEIGHTS: readonly (readonly [EditKind, number])[] = [
@@ -310,7 +317,8 @@ export class EditGenerator implements ValueSource {
   private async someRef(spec: RefSpec): Promise<ObjectId | null> {
     if (!spec.refFilter) return this.someId(spec.ref);
     const docs = await this.db.collection(spec.ref).find(spec.refFilter, { projection: { _id: 1 } }).toArray();
-    const ids = docs.map((d) => d._id as ObjectId).sort((a, b) => a.toHexString().localeCompare(b.toHexString()));
+    // Documents inserted by other editors may have _ids of other types (test/hostile/values): ObjectIds only.
+    const ids = docs.map((d) => d._id).filter((id): id is ObjectId => id instanceof ObjectId).sort((a, b) => a.toHexString().localeCompare(b.toHexString()));
     return ids.length === 0 ? null : this.rng.pick(ids);
   }
 

@@ -533,6 +533,75 @@ export async function contributions(url: string, table: TableModel): Promise<Map
   }
 }
 
+// ── the transform's figures ──────────────────────────────────────────────────────────────────────
+
+/** A staged file as the manifest records it. */
+export interface FileRecord {
+  readonly file: string;
+  readonly records: number;
+}
+
+/** A table's transform figures as the manifest records them (README "Counts reconcile"). */
+export interface TransformTable {
+  readonly strategy: 'upsert' | 'explode' | 'dedupe';
+  readonly documents: number;
+  readonly rows: number;
+  readonly rejected: number;
+  readonly skipped: Readonly<Record<string, number>>;
+  readonly csv: FileRecord;
+  readonly keys: FileRecord | null;
+  readonly rejects: FileRecord;
+  readonly contrib?: FileRecord;
+  /** Delete propagation: the keys of every row the table may hold. */
+  readonly live?: FileRecord;
+  readonly unkeyed: number;
+  readonly absent?: number;
+  readonly dedupe?: { readonly superseded: number };
+  readonly explode?: {
+    readonly parents: number;
+    readonly items: number;
+    readonly rejected_documents: number;
+    readonly rejected_items: number;
+    readonly skipped_documents: Readonly<Record<string, number>>;
+    readonly skipped_items: Readonly<Record<string, number>>;
+  };
+}
+
+/** One figure that is not what happened. */
+export interface Mismatch {
+  readonly table: string;
+  readonly figure: string;
+  readonly expected: number | string;
+  readonly reported: number | string;
+  readonly examples: readonly string[];
+}
+
+const sum = (xs: Readonly<Record<string, number>> | undefined): number => Object.values(xs ?? {}).reduce((a, b) => a + b, 0);
+
+/** The transform's counts reconcile per table (README "Counts reconcile"), and its files hold what it says. */
+export async function transformMismatches(runDir: string, tables: Readonly<Record<string, TransformTable>>): Promise<Mismatch[]> {
+  const out: Mismatch[] = [];
+  const check = (table: string, figure: string, expected: number, reported: number) => {
+    if (expected !== reported) out.push({ table, figure, expected, reported, examples: [] });
+  };
+  for (const [table, t] of Object.entries(tables)) {
+    if (t.explode) {
+      const e = t.explode;
+      check(table, 'transform documents = parents + rejected documents + skipped documents', e.parents + e.rejected_documents + sum(e.skipped_documents), t.documents);
+      check(table, 'transform items = rows + rejected items + skipped items', t.rows + e.rejected_items + sum(e.skipped_items), e.items);
+    } else {
+      check(table, 'transform documents = rows + rejected + skipped', t.rows + t.rejected + sum(t.skipped), t.documents);
+    }
+    if (t.keys) check(table, 'transform keys records + unkeyed = documents (+ absent)', t.documents + (t.absent ?? 0), t.keys.records + t.unkeyed);
+    if (t.dedupe && t.contrib) check(table, 'transform contrib records = rows + superseded', t.rows + t.dedupe.superseded, t.contrib.records);
+    check(table, 'transform csv records = rows', t.rows, t.csv.records);
+    check(table, 'transform rejects records = rejected', t.rejected, t.rejects.records);
+    check(table, 'transform rejects file lines = its records', t.rejects.records, await lineCount(path.join(runDir, t.rejects.file)));
+    check(table, 'transform csv records = the records the file holds', t.csv.records, (await firstCells(path.join(runDir, t.csv.file))).length);
+  }
+  return out;
+}
+
 // ── drift made by hand in PostgreSQL ─────────────────────────────────────────────────────────────
 
 type HandKind = 'pg_delete' | 'pg_update' | 'pg_null_ref' | 'pg_insert' | 'pg_delete_link';
