@@ -6,7 +6,8 @@
 // and thresholds). Per collection: the earliest W of the tables it feeds; full as soon as one of them
 // is full — so a table whose mapping changed makes its whole collection read in full, and every
 // table of that collection is then read in full (recorded per table as `full_read`).
-import { EJSON, ObjectId } from 'bson';
+import { ObjectId } from 'bson';
+import { documentIdValue } from '../staging/document-identity.ts';
 import type { CollectionModel, PipelineModel, TableModel } from '../model/types.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import type { ExtractMappingRecord } from '../staging/manifest-extract.ts';
@@ -125,20 +126,10 @@ function undatedQuery(): Record<string, unknown> {
  * every run, counted in the manifest's `undated` census).
  */
 export function incrementalQuery(from: Date, claimants: readonly string[] = []): Record<string, unknown> {
-  const contested = claimants.length > 0 ? [{ _id: { $in: claimants.map(identityValue) } }] : [];
+  const contested = claimants.length > 0 ? [{ _id: { $in: claimants.map(documentIdValue) } }] : [];
   return {
     $or: [{ creation_date: { $gte: from } }, { update_date: { $gte: from } }, { _id: { $gte: objectIdMintedAt(from) } }, undatedQuery(), ...contested],
   };
-}
-
-const OBJECT_ID_HEX = /^[0-9a-f]{24}$/;
-
-/**
- * A claim's identity back as the `_id` it names: 24 hex is an ObjectId (its key's text), anything
- * else the canonical Extended JSON of the `_id` (transform/rejects.ts documentIdText).
- */
-export function identityValue(identity: string): unknown {
-  return OBJECT_ID_HEX.test(identity) ? ObjectId.createFromHexString(identity) : EJSON.parse(identity, { relaxed: false });
 }
 
 /**

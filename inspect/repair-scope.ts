@@ -14,7 +14,7 @@
 //                     (the expected side) and those etl_contrib_<table> holds for it (they may have
 //                     moved away or be gone). The key itself is also asked to be recomputed, so a
 //                     key no document contributes to (a row inserted by hand) leaves too.
-import { EJSON, ObjectId } from 'bson';
+import { documentIdValue } from '../staging/document-identity.ts';
 import type pg from 'pg';
 import type { TableModel } from '../model/types.ts';
 import { existingTables } from '../schema/catalog.ts';
@@ -35,12 +35,6 @@ export interface TableRepairScope {
 }
 
 const OBJECT_ID = /^[0-9a-f]{24}$/;
-
-/** An `_id` text (transform's documentIdText) back to the value MongoDB holds. */
-function documentIdValue(text: string): unknown {
-  if (OBJECT_ID.test(text)) return ObjectId.createFromHexString(text);
-  return EJSON.deserialize({ v: JSON.parse(text) as unknown }, { relaxed: false }).v;
-}
 
 /** The `_id` text of the document an extra row's key names, when no claim says otherwise. */
 function guessedIdText(key: string): string {
