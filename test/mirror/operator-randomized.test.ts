@@ -31,11 +31,12 @@
 // that touched its documents, then every action and command of the seed and every edit applied.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import pg from 'pg';
 import { etl, STACK_LINE, type CliResult } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
 import { hash, Rng } from '../../sample/prng.ts';
@@ -590,7 +591,7 @@ async function newerLoadedRuns(url: string, runId: string): Promise<Map<string, 
 /** Rows per table. */
 async function tableCounts(url: string, tables: readonly string[]): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const t of tables) out.set(t, (await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM "${t.replace(/"/g, '""')}"`))[0]!.n);
+  for (const t of tables) out.set(t, (await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(t)}`))[0]!.n);
   return out;
 }
 
