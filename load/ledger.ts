@@ -81,8 +81,7 @@ export async function storedWatermarks(client: pg.Client, tables: readonly strin
 }
 
 /**
- * Advances the table's watermark (never backwards), records the run as the newest loaded into it
- * (even when its watermark is earlier: a dump's, from the dates it holds), and stores the mapping fingerprint the rows now
+ * Advances the table's watermark (never backwards) and stores the mapping fingerprint the rows now
  * follow: `current` (the model's) when the run was planned with it and read the table in full or
  * found it unchanged; otherwise the stored one stays, so the next extract still reads in full
  * (model/fingerprint.ts fingerprintToStore).
@@ -101,7 +100,7 @@ export async function advanceWatermark(
     compiled(
       `INSERT INTO ${watermarks} AS w (table_name, watermark, run_id, updated_at, fingerprint) VALUES ($1, $2::timestamptz, $3, now(), $4) ` +
         `ON CONFLICT (table_name) DO UPDATE SET ` +
-        `run_id = GREATEST(w.run_id, EXCLUDED.run_id), ` +
+        `run_id = CASE WHEN EXCLUDED.watermark >= w.watermark THEN EXCLUDED.run_id ELSE w.run_id END, ` +
         `watermark = GREATEST(w.watermark, EXCLUDED.watermark), updated_at = now(), fingerprint = EXCLUDED.fingerprint`,
       [table, watermark, runId, fingerprint],
     ),
@@ -109,16 +108,7 @@ export async function advanceWatermark(
 }
 
 /**
- * Records `runId` as the table's newest loaded run without moving its watermark (a run that read from
- * after it: tables.ts), so a run staged before it is refused as older (newerRunsLoaded), as `etl
- * status` already tells.
- */
-export async function holdWatermark(client: pg.Client, table: string, runId: string): Promise<void> {
-  await runSql(client, compiled(`UPDATE ${watermarks} SET run_id = $2, updated_at = now() WHERE table_name = $1 AND run_id < $2`, [table, runId]));
-}
-
-/**
- * The tables of `tables` a run newer than `runId` was loaded into, with the newest, in load order
+ * The tables of `tables` whose watermark a run newer than `runId` set, with that run, in load order
  * of `tables` (run ids sort as the instants their extracts started).
  */
 export async function newerRunsLoaded(client: pg.Client, runId: string, tables: readonly string[]): Promise<{ table: string; runId: string }[]> {

@@ -6,7 +6,7 @@
 // watermarks move after the last step, once the extract's record of every collection is known (no
 // step reads them, so the transaction ends the same).
 import { rm } from 'node:fs/promises';
-import { advanceWatermark, forgetWatermark, holdWatermark, storedWatermarks, type StoredWatermark } from './ledger.ts';
+import { advanceWatermark, forgetWatermark, storedWatermarks, type StoredWatermark } from './ledger.ts';
 import type { LoadContext } from './load-context.ts';
 import type { DeletePropagationReport, PendingReport, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
 import { nextWatermark, plannedMapping, readFrom, type LoadPlan } from './plan.ts';
@@ -98,12 +98,7 @@ async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly
 async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: Progress): Promise<void> {
   if (ctx.repair) return;
   const gap = unreadSinceWatermark(ctx, plan, name, p.stored.get(name));
-  if (gap) {
-    p.warnings.push(gap);
-    // Its rows are newer than those of the runs staged before it: those stay refused.
-    if (!p.frozen.has(name)) await holdWatermark(ctx.session.client, name, ctx.runId);
-    return;
-  }
+  if (gap) return void p.warnings.push(gap);
   const next = nextWatermark(plan, name);
   if (next && !p.frozen.has(name)) await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name), p.stored.get(name));
   else if (!next) p.warnings.push(`${name}: the run records no extract watermark for collection ${ctx.model.tables.get(name)!.collection}; the watermark was not moved`);
@@ -113,7 +108,7 @@ async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: 
  * A run that read the table's collection from an instant later than the table's watermark (`--since`
  * a date after it) did not read the documents changed in between: moving the watermark past them
  * would leave them unread for good (only a full run would mend them). It stays, so the next run reads
- * from it; the warning says so. The run is still the table's newest loaded run (holdWatermark).
+ * from it; the warning says so.
  */
 function unreadSinceWatermark(ctx: LoadContext, plan: LoadPlan, name: string, stored: StoredWatermark | undefined): string | null {
   const from = readFrom(plan, name);

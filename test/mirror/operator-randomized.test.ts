@@ -518,7 +518,7 @@ class Operator {
   /**
    * A run whose load was refused or never done (else one extracted now, before a newer `etl run`),
    * transformed again and loaded after newer runs: `etl transform --run X` writes the same files,
-   * then `etl load --run X` is refused for the tables a newer run was loaded into (exit 1, naming
+   * then `etl load --run X` is refused for the tables a newer run set the watermark of (exit 1, naming
    * the newest, nothing changed), and its other tables load with the --tables the hint names.
    */
   async staleLoad(): Promise<void> {
@@ -542,12 +542,11 @@ class Operator {
     if (transformed) assert.deepEqual(await transformDigest(this.m.incrementalStaging, runId), transformed, `etl transform --run ${runId} again writes the same files`);
     const staged = (await readManifest(runPaths(this.m.incrementalStaging, runId))).stages.transform!.tables;
     const tables = this.m.tables.filter((t) => t in staged);
-    // README: a run older than one already loaded into a table (the ledger's) is refused for it.
-    const loadedAfter = await newerLoadedRuns(this.m.incrementalUrl, runId);
-    const newer = tables.filter((t) => loadedAfter.has(t));
+    const marks = await this.watermarks();
+    const newer = tables.filter((t) => (marks.get(t)?.runId ?? '') > runId);
     const before = await this.everything();
     if (newer.length === 0) return void (await this.etl('load', ['--run', runId]));
-    const newestRun = newer.map((t) => loadedAfter.get(t)!).sort().at(-1)!;
+    const newestRun = newer.map((t) => marks.get(t)!.runId).sort().at(-1)!;
     const r = await this.etl('load', ['--run', runId], { code: 1 });
     assert.match(r.stderr, new RegExp(`run ${runId} is older than run ${newestRun}, already loaded into ${newer.length <= 4 ? newer.join(', ') : `${newer.slice(0, 3).join(', ')} and ${newer.length - 3} more tables`}: .*refused`));
     assert.deepEqual(await this.everything(), before, 'a refused load changes nothing');
@@ -577,16 +576,6 @@ const figures = (r: LoadJson, started: number) => ({
 });
 
 const ownSince = <P extends { since: string | null }>(p: P, started: number): P => (p.since !== null && Date.parse(p.since) >= started - 1000 ? { ...p, since: 'this load' } : p);
-
-/** By table, the newest run newer than `runId` the ledger (etl_runs) says was loaded into it, repairs aside. */
-async function newerLoadedRuns(url: string, runId: string): Promise<Map<string, string>> {
-  const rows = await query<{ t: string; r: string }>(
-    url,
-    `SELECT table_name AS t, max(run_id) AS r FROM etl_runs WHERE run_id > $1 AND NOT coalesce((summary->>'repair')::boolean, false) GROUP BY table_name`,
-    [runId],
-  );
-  return new Map(rows.map((x) => [x.t, x.r]));
-}
 
 /** Rows per table. */
 async function tableCounts(url: string, tables: readonly string[]): Promise<Map<string, number>> {
