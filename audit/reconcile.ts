@@ -11,68 +11,81 @@ type Counts = Readonly<Record<string, number>> | undefined | null;
 const sum = (counts: Counts): number => Object.values(counts ?? {}).reduce((a, b) => a + (typeof b === 'number' ? b : 0), 0);
 
 
-export function reconcile(manifest: Manifest): Identity[] {
-  const out: Identity[] = [];
-  /** left = right, where right is the sum of `parts`, each a number with a label. */
-  const check = (table: string, name: string, left: number | undefined, parts: [number | undefined, string][]) => {
+/** Records `left = right`, where right is the sum of `parts`, each a number with a label. */
+type Check = (table: string, name: string, left: number | undefined, parts: [number | undefined, string][]) => void;
+
+function checker(out: Identity[]): Check {
+  return (table, name, left, parts) => {
     const right = parts.reduce((a, [n]) => a + (typeof n === 'number' ? n : NaN), 0);
     const rhs = parts.map(([n, label]) => (label ? `${n ?? '?'} ${label}` : String(n ?? '?'))).join(' + ');
     out.push({ table, name, figures: `${left ?? '?'} = ${rhs}${parts.length > 1 ? ` (= ${right})` : ''}`, ok: left === right });
   };
-  const sumParts = (counts: Counts): [number, string][] => {
-    const entries = Object.entries(counts ?? {});
-    return entries.length ? entries.map(([reason, n]) => [n, reason]) : [[0, 'skipped']];
-  };
+}
 
-  const extract = manifest.stages?.extract;
-  if (extract?.status === 'done') {
-    for (const [collection, c] of Object.entries(extract.collections ?? {})) {
-      if (typeof c.documents === 'number') check(collection, 'extract: documents = lines of the NDJSON file', c.documents, [[c.records, '']]);
-      // Runs since extract rejects documents it cannot stage: every document read is accounted for.
-      if (typeof c.rejected === 'number') {
-        check(collection, 'extract: documents read = staged + rejected + left out by the query', c.scanned, [
-          [c.documents, 'staged'],
-          [c.rejected, 'rejected'],
-          [c.unmatched ?? 0, 'left out by the query'],
-        ]);
-        check(collection, 'extract: rejected = lines of the extract rejects file', c.rejected, [[c.rejects?.records ?? 0, '']]);
-      }
-    }
-  }
-  const transform = manifest.stages?.transform;
-  if (transform?.status === 'done') {
-    for (const [table, t] of Object.entries(transform.tables ?? {})) {
-      check(table, 'rows = data rows of the CSV', t.rows, [[t.csv?.records, '']]);
-      check(table, 'rejected = lines of the rejects file', t.rejected, [[t.rejects?.records, '']]);
-      reconcileStrategy(table, t, check, sumParts);
-      // Transform reads every line of the collection's extract file for each of its tables.
-      const c = extract?.collections?.[t.collection];
-      if (!c) out.push({ table, name: `documents = documents extracted from ${t.collection}`, figures: `${t.collection} is absent from the extract section`, ok: false });
-      else check(table, `documents = documents extracted from ${t.collection}`, t.documents, [[c.records, '']]);
-    }
-  }
-  const load = manifest.stages?.load;
-  if (load?.status === 'done') {
-    for (const [table, l] of Object.entries(load.tables ?? {})) {
-      const staged = transform?.tables?.[table];
-      // A dedupe table is loaded from its contributions (one row per document that yields one).
-      if (typeof l.staged === 'number' && staged?.contrib) check(table, 'load: rows staged (COPY) = rows of the contributions file', l.staged, [[staged.contrib.records, '']]);
-      else if (typeof l.staged === 'number') check(table, 'load: rows staged (COPY) = rows of the transform CSV', l.staged, [[staged?.rows, '']]);
-      // The load rejects file lists every refused row and every value set NULL (on_missing: set_null).
-      const nulled = typeof l.nulled === 'number' ? l.nulled : 0;
-      if (l.rejects) check(table, 'load: lines of the load rejects file = rejected + nulled', l.rejects.records, [[l.rejected, 'rejected'], [nulled, 'nulled']]);
-      else check(table, 'load: rejected + nulled = 0 (no load rejects file)', l.rejected + nulled, [[0, '']]);
-    }
-  }
+/** Counts per reason as parts of a sum; none is one part, 0 skipped. */
+function sumParts(counts: Counts): [number, string][] {
+  const entries = Object.entries(counts ?? {});
+  return entries.length ? entries.map(([reason, n]) => [n, reason]) : [[0, 'skipped']];
+}
+
+export function reconcile(manifest: Manifest): Identity[] {
+  const out: Identity[] = [];
+  const check = checker(out);
+  reconcileExtract(manifest, check);
+  reconcileTransform(manifest, check, out);
+  reconcileLoad(manifest, check);
   return out;
 }
 
-function reconcileStrategy(
-  table: string,
-  t: TransformTableRecord,
-  check: (table: string, name: string, left: number | undefined, parts: [number | undefined, string][]) => void,
-  sumParts: (c: Counts) => [number, string][],
-): void {
+function reconcileExtract(manifest: Manifest, check: Check): void {
+  const extract = manifest.stages?.extract;
+  if (extract?.status !== 'done') return;
+  for (const [collection, c] of Object.entries(extract.collections ?? {})) {
+    if (typeof c.documents === 'number') check(collection, 'extract: documents = lines of the NDJSON file', c.documents, [[c.records, '']]);
+    // Runs since extract rejects documents it cannot stage: every document read is accounted for.
+    if (typeof c.rejected === 'number') {
+      check(collection, 'extract: documents read = staged + rejected + left out by the query', c.scanned, [
+        [c.documents, 'staged'],
+        [c.rejected, 'rejected'],
+        [c.unmatched ?? 0, 'left out by the query'],
+      ]);
+      check(collection, 'extract: rejected = lines of the extract rejects file', c.rejected, [[c.rejects?.records ?? 0, '']]);
+    }
+  }
+}
+
+function reconcileTransform(manifest: Manifest, check: Check, out: Identity[]): void {
+  const transform = manifest.stages?.transform;
+  if (transform?.status !== 'done') return;
+  const extract = manifest.stages?.extract;
+  for (const [table, t] of Object.entries(transform.tables ?? {})) {
+    check(table, 'rows = data rows of the CSV', t.rows, [[t.csv?.records, '']]);
+    check(table, 'rejected = lines of the rejects file', t.rejected, [[t.rejects?.records, '']]);
+    reconcileStrategy(table, t, check);
+    // Transform reads every line of the collection's extract file for each of its tables.
+    const c = extract?.collections?.[t.collection];
+    if (!c) out.push({ table, name: `documents = documents extracted from ${t.collection}`, figures: `${t.collection} is absent from the extract section`, ok: false });
+    else check(table, `documents = documents extracted from ${t.collection}`, t.documents, [[c.records, '']]);
+  }
+}
+
+function reconcileLoad(manifest: Manifest, check: Check): void {
+  const load = manifest.stages?.load;
+  if (load?.status !== 'done') return;
+  const transform = manifest.stages?.transform;
+  for (const [table, l] of Object.entries(load.tables ?? {})) {
+    const staged = transform?.tables?.[table];
+    // A dedupe table is loaded from its contributions (one row per document that yields one).
+    if (typeof l.staged === 'number' && staged?.contrib) check(table, 'load: rows staged (COPY) = rows of the contributions file', l.staged, [[staged.contrib.records, '']]);
+    else if (typeof l.staged === 'number') check(table, 'load: rows staged (COPY) = rows of the transform CSV', l.staged, [[staged?.rows, '']]);
+    // The load rejects file lists every refused row and every value set NULL (on_missing: set_null).
+    const nulled = typeof l.nulled === 'number' ? l.nulled : 0;
+    if (l.rejects) check(table, 'load: lines of the load rejects file = rejected + nulled', l.rejects.records, [[l.rejected, 'rejected'], [nulled, 'nulled']]);
+    else check(table, 'load: rejected + nulled = 0 (no load rejects file)', l.rejected + nulled, [[0, '']]);
+  }
+}
+
+function reconcileStrategy(table: string, t: TransformTableRecord, check: Check): void {
   if (t.strategy === 'explode') {
     const e = t.explode;
     if (!e) {

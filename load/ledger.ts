@@ -69,6 +69,8 @@ export async function recordTables(client: pg.Client, runId: string, pipelineSha
 export interface StoredWatermark {
   readonly watermark: Date;
   readonly fingerprint: string | null;
+  /** The run that set the watermark. */
+  readonly runId: string;
 }
 
 /**
@@ -76,8 +78,9 @@ export interface StoredWatermark {
  * table's once (advanceWatermark, or forgetWatermark, after which it no longer advances).
  */
 export async function storedWatermarks(client: pg.Client, tables: readonly string[]): Promise<Map<string, StoredWatermark>> {
-  const r = await runSql(client, compiled(`SELECT table_name, watermark, fingerprint FROM ${watermarks} WHERE table_name = ANY ($1::text[])`, [tables]));
-  return new Map((r.rows as { table_name: string; watermark: Date; fingerprint: string | null }[]).map((row) => [row.table_name, { watermark: row.watermark, fingerprint: row.fingerprint }]));
+  const r = await runSql(client, compiled(`SELECT table_name, watermark, fingerprint, run_id FROM ${watermarks} WHERE table_name = ANY ($1::text[])`, [tables]));
+  type Row = { table_name: string; watermark: Date; fingerprint: string | null; run_id: string };
+  return new Map((r.rows as Row[]).map((row) => [row.table_name, { watermark: row.watermark, fingerprint: row.fingerprint, runId: row.run_id }]));
 }
 
 /**

@@ -16,7 +16,7 @@ export async function refuseOlderRun(client: pg.Client, runId: string, tables: r
   const others = tables.filter((t) => !names.includes(t));
   throw new LoadError(
     'run_older_than_loaded',
-    `run ${runId} is older than run ${newest}, already loaded into ${list(names)}: its rows are the documents as they were before that run read them, so loading it would undo what it loaded; refused`,
+    `run ${runId} is older than run ${newest}, already loaded into ${tableList(names)}: its rows are the documents as they were before that run read them, so loading it would undo what it loaded; refused`,
     {
       context: { table: names[0] },
       hint:
@@ -28,6 +28,6 @@ export async function refuseOlderRun(client: pg.Client, runId: string, tables: r
 }
 
 /** `a, b and 3 more` for a long list of tables. */
-function list(tables: readonly string[]): string {
+export function tableList(tables: readonly string[]): string {
   return tables.length <= 4 ? tables.join(', ') : `${tables.slice(0, 3).join(', ')} and ${tables.length - 3} more tables`;
 }

@@ -31,17 +31,22 @@ import { tempNamesOf, type TableShape } from './shape.ts';
 import { copyBatch, copyContributions, copyLive, copyRecompute, copyScope, stagedFile, type StagedFile } from './stage-files.ts';
 import type { LoadPhase } from './options.ts';
 
-export interface TableStepResult {
-  readonly table: string;
-  readonly strategy: TableModel['strategy'];
-  readonly merge: TableShape['kind'];
+/** What the merge of the staged batch did, row by row. */
+interface MergeFigures {
   readonly staged: number;
+  /** Rows identical to the row already there. */
   readonly unchanged: number;
   readonly inserted: number;
   readonly updated: number;
   readonly duplicates: number;
   readonly rejected: number;
   readonly nulled: number;
+}
+
+export interface TableStepResult extends MergeFigures {
+  readonly table: string;
+  readonly strategy: TableModel['strategy'];
+  readonly merge: TableShape['kind'];
   /** Rows deleted: left the scope, gone (propagation), or referencing a deleted row. */
   readonly left: number;
   readonly gone: number;
@@ -52,15 +57,7 @@ export interface TableStepResult {
   readonly rejects: { readonly file: string; readonly sink: AtomicFileSink; readonly figures: FileFigures } | null;
 }
 
-interface BatchFigures {
-  readonly staged: number;
-  /** Rows identical to the row already there. */
-  readonly unchanged: number;
-  readonly inserted: number;
-  readonly updated: number;
-  readonly duplicates: number;
-  readonly rejected: number;
-  readonly nulled: number;
+interface BatchFigures extends MergeFigures {
   /** The staged file the rejects file counts lines in, and whether a value spans lines in it. */
   readonly file: StagedFile;
   /** The table was empty: nothing of it can leave (the direct path has no batch table to compare with). */
@@ -171,7 +168,7 @@ async function loadBatch(
       return { staged: rows, unchanged: 0, inserted: rows - direct.rejected, updated: 0, duplicates: 0, rejected: direct.rejected, nulled: direct.nulled, file: csv, multiline: direct.copied.multiline, wasEmpty: true };
     }
   }
-  let filled = await fillBatch(ctx, shape, staged, scope, csv, { empty, checks });
+  const filled = await fillBatch(ctx, shape, staged, scope, csv, { empty, checks });
   const contested = await refuseContestedKeys(session, shape, scope, ctx.runId);
   let duplicates = filled.duplicates;
   if (!empty && shape.kind !== 'dedupe_upsert') {
@@ -186,27 +183,39 @@ async function loadBatch(
   if (filled.first && refs.rejected + refs.nulled > 0) await numberFirstRejects(session, shape);
   ctx.signal?.throwIfAborted();
   phase('merge', 'merging');
-  let merged: { inserted: number; updated: number };
+  const m = await mergeFilled(ctx, shape, checks, { filled, duplicates, empty, refs });
+  // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.
+  const considered = shape.kind === 'dedupe_upsert' ? m.batchRows : filled.staged - m.duplicates;
+  const rejected = refs.rejected + contested;
+  const unchanged = considered - rejected - m.inserted - m.updated;
+  return { staged: filled.staged, unchanged, inserted: m.inserted, updated: m.updated, duplicates: m.duplicates, rejected, nulled: refs.nulled, file: filled.file, multiline: filled.copied.multiline, wasEmpty: empty };
+}
+
+/**
+ * The batch into the table: into an empty one by insert (a batch of suspects only: every winner but
+ * the refused ones, whose size is known only now), else merged. Returns the batch's size and its
+ * duplicates as the insert leaves them.
+ */
+async function mergeFilled(
+  ctx: LoadContext,
+  shape: TableShape,
+  checks: readonly PlannedCheck[],
+  b: { readonly filled: FilledBatch; readonly duplicates: number; readonly empty: boolean; readonly refs: { readonly rejected: number; readonly nulled: number } },
+): Promise<{ inserted: number; updated: number; batchRows: number; duplicates: number }> {
+  const { session } = ctx;
+  const { filled, refs } = b;
   if (filled.suspectsOnly) {
-    // Every winner but the refused ones goes in: the batch's size is known only now.
     const r = await insertIntoEmpty(session, shape, filled.staged, checks, ctx.bulkRows, winnersIntoEmptyTargetSql(shape));
     if (refs.nulled > 0) await session.run(nulledWinnersSql(shape));
-    merged = { inserted: r.inserted, updated: 0 };
-    filled = { ...filled, batchRows: r.inserted + refs.rejected };
-    duplicates = filled.staged - filled.batchRows;
-  } else if (empty) {
-    const r = await insertIntoEmpty(session, shape, filled.batchRows - refs.rejected, checks, ctx.bulkRows);
-    merged = { inserted: r.inserted, updated: 0 };
-    duplicates += r.duplicates;
-  } else {
-    const merge = () => mergeBatch(session, shape);
-    merged = await withReferencesCheckedByLoad(session, shape, checks, merge, merge, shape.others);
+    const batchRows = r.inserted + refs.rejected;
+    return { inserted: r.inserted, updated: 0, batchRows, duplicates: filled.staged - batchRows };
   }
-  // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.
-  const considered = shape.kind === 'dedupe_upsert' ? filled.batchRows : filled.staged - duplicates;
-  const rejected = refs.rejected + contested;
-  const unchanged = considered - rejected - merged.inserted - merged.updated;
-  return { staged: filled.staged, unchanged, ...merged, duplicates, rejected, nulled: refs.nulled, file: filled.file, multiline: filled.copied.multiline, wasEmpty: empty };
+  if (b.empty) {
+    const r = await insertIntoEmpty(session, shape, filled.batchRows - refs.rejected, checks, ctx.bulkRows);
+    return { inserted: r.inserted, updated: 0, batchRows: filled.batchRows, duplicates: b.duplicates + r.duplicates };
+  }
+  const merge = () => mergeBatch(session, shape);
+  return { ...(await withReferencesCheckedByLoad(session, shape, checks, merge, merge, shape.others)), batchRows: filled.batchRows, duplicates: b.duplicates };
 }
 
 interface FilledBatch {

@@ -10,6 +10,7 @@ import { advanceWatermark, forgetWatermark, storedWatermarks, type StoredWaterma
 import type { LoadContext } from './load-context.ts';
 import type { DeletePropagationReport, PendingReport, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
 import { nextWatermark, plannedMapping, readFrom, type LoadPlan } from './plan.ts';
+import { tableList } from './older-run.ts';
 import type { LoadStart } from './start.ts';
 import { pendingFigures } from './pending.ts';
 import { referenceChecks } from './references.ts';
@@ -74,7 +75,7 @@ async function stepTable(ctx: LoadContext, name: string, p: Progress): Promise<v
 
 /** Per staged table in load order, what its step's TRUNCATE … CASCADE emptied, then its watermark. */
 async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[], p: Progress): Promise<void> {
-  p.warnings.push(...aheadWarnings(plan, toLoad, p.stored));
+  p.warnings.push(...dumpBehindWarnings(plan, toLoad, p));
   for (const { table: name, truncated } of p.steps) {
     for (const emptied of truncated) {
       if (!p.truncated.includes(emptied)) p.truncated.push(emptied);
@@ -126,18 +127,32 @@ async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<
   p.settled.push({ table: name, figures });
 }
 
-/** A newer run already loaded: rows this run holds may be older than those in PostgreSQL. */
-function aheadWarnings(plan: LoadPlan, toLoad: readonly string[], stored: ReadonlyMap<string, StoredWatermark>): string[] {
-  const warnings: string[] = [];
+/**
+ * Tables whose watermark stays ahead of what this run guarantees (it never goes back). From a live
+ * server that is harmless (a larger margin, or --since) and goes unsaid. A dump's guarantee is its
+ * newest date, which cannot tell a quiet dump from one taken before the run that set the watermark:
+ * load says so once, naming the tables.
+ */
+function dumpBehindWarnings(plan: LoadPlan, toLoad: readonly string[], p: Progress): string[] {
+  const behind: string[] = [];
+  let setBy = '';
   for (const table of toLoad) {
     const next = nextWatermark(plan, table);
-    if (!next) continue;
-    const current = stored.get(table)?.watermark;
-    if (current && current.getTime() > Date.parse(next)) {
-      warnings.push(`${table}: a newer run was already loaded (watermark ${current.toISOString()} > this run's ${next}); rows this run holds may be older than those in PostgreSQL`);
-    }
+    const current = p.stored.get(table);
+    if (!next || !current || current.watermark.getTime() <= Date.parse(next)) continue;
+    const basis = plan.manifest.stages.extract?.collections[plan.model.tables.get(table)!.collection]?.watermark?.next_basis;
+    if (!basis?.startsWith('dump')) continue;
+    behind.push(table);
+    if (current.runId > setBy) setBy = current.runId;
   }
-  return warnings;
+  if (behind.length === 0) return [];
+  const propagated = p.steps.some((s) => s.live !== null);
+  const gone = propagated ? p.steps.reduce((n, s) => n + s.left + s.gone + s.settle.referencing, 0) : 0;
+  const deletes = gone > 0 ? `, and some of the ${gone.toLocaleString('en-US')} row(s) this load deleted may belong to documents created since` : '';
+  return [
+    `this dump's newest dates are before the watermark of ${tableList(behind)}, which stays where run ${setBy} set it. ` +
+      `If the dump was taken before that run, its rows are older than PostgreSQL's${deletes}: run etl run --full against the live server`,
+  ];
 }
 
 const sum = (counts: Readonly<Record<string, number>>): number => Object.values(counts).reduce((a, b) => a + b, 0);

@@ -38,7 +38,7 @@ export interface StagedTable {
 
 export interface StageRunOptions {
   /** Per collection: the extract's watermark (`from` null = read in full). Default: next = now, from null. */
-  readonly watermarks?: Readonly<Record<string, { from: string | null; next: string }>>;
+  readonly watermarks?: Readonly<Record<string, { from: string | null; next: string; next_basis?: 'server_clock' | 'dump_dates' }>>;
   readonly now?: Date;
 }
 
