@@ -35,6 +35,16 @@ export function nextWatermark(plan: LoadPlan, table: string): string | null {
   return plan.manifest.stages.extract?.collections[collection]?.watermark?.next ?? null;
 }
 
+/**
+ * The instant this run's extract of the table's collection read from (`--since`, the watermark, a
+ * threshold), or null: read in full, or not recorded.
+ */
+export function readFrom(plan: LoadPlan, table: string): string | null {
+  const collection = plan.model.tables.get(table)?.collection;
+  if (!collection) return null;
+  return plan.manifest.stages.extract?.collections[collection]?.watermark?.from ?? null;
+}
+
 /** A repair run (`etl repair`): it read documents by `_id`, so it moves no watermark and truncates nothing. */
 export function isRepair(plan: Pick<LoadPlan, 'manifest'>): boolean {
   return plan.manifest.stages.extract?.repair !== undefined;

@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { advanceWatermark, forgetWatermark, storedWatermarks, type StoredWatermark } from './ledger.ts';
 import type { LoadContext } from './load-context.ts';
 import type { DeletePropagationReport, PendingReport, PendingTotals, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
-import { nextWatermark, plannedMapping, type LoadPlan } from './plan.ts';
+import { nextWatermark, plannedMapping, readFrom, type LoadPlan } from './plan.ts';
 import { tableList } from './older-run.ts';
 import type { LoadStart } from './start.ts';
 import { pendingFigures, pendingTotals } from './pending.ts';
@@ -99,9 +99,24 @@ async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly
  */
 async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: Progress): Promise<void> {
   if (ctx.repair) return;
+  const gap = unreadSinceWatermark(ctx, plan, name, p.stored.get(name));
+  if (gap) return void p.warnings.push(gap);
   const next = nextWatermark(plan, name);
   if (next && !p.frozen.has(name)) await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name), p.stored.get(name));
   else if (!next) p.warnings.push(`${name}: the run records no extract watermark for collection ${ctx.model.tables.get(name)!.collection}; the watermark was not moved`);
+}
+
+/**
+ * A run that read the table's collection from an instant later than the table's watermark (`--since`
+ * a date after it) did not read the documents changed in between: moving the watermark past them
+ * would leave them unread for good (only a full run would mend them). It stays, so the next run reads
+ * from it; the warning says so.
+ */
+function unreadSinceWatermark(ctx: LoadContext, plan: LoadPlan, name: string, stored: StoredWatermark | undefined): string | null {
+  const from = readFrom(plan, name);
+  if (!from || !stored || Date.parse(from) <= stored.watermark.getTime()) return null;
+  const collection = ctx.model.tables.get(name)!.collection;
+  return `${name}: this run read collection ${collection} from ${from}, after the table's watermark ${stored.watermark.toISOString()}: the watermark stays there, so the next run reads the documents changed in between`;
 }
 
 async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<void> {

@@ -16,7 +16,8 @@ Incremental by default: documents created or updated at or after each table's wa
 options:
   --tables a,b      only the collections feeding these tables
   --full            read everything (ignore watermarks and date thresholds; PostgreSQL not needed)
-  --since DATE      read documents created or updated at or after DATE (e.g. 2024-03-01 or an ISO instant)
+  --since DATE      read documents created or updated at or after DATE (2024-03-01, an ISO instant);
+                    after a table's watermark, the watermark stays: the next run reads what was skipped
   --propagate-deletes
                     also stage each collection's full _id set (<collection>.ids.ndjson, a second
                     pass, ids only), so load deletes the rows whose document is gone, and the rows

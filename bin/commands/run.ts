@@ -31,7 +31,8 @@ that fails; the staged run stays for inspection or a re-run of the failed stage.
 options (see etl extract / transform / load --help):
   --tables a,b          only these tables
   --full                read every document (ignore watermarks and date thresholds)
-  --since DATE          read documents created or updated at or after DATE
+  --since DATE          read documents created or updated at or after DATE (after a table's
+                        watermark, the watermark stays: the next run reads what was skipped)
   --source URL|PATH     a mongodb:// URL, or a mongodump output (folder or --archive file)
   --mongo-db NAME       the MongoDB database to read
   --propagate-deletes   also stage each collection's _id set, so load deletes the rows whose

@@ -433,6 +433,28 @@ test('--tables loads a subset; an unknown table is a usage error', async (t) => 
   assert.deepEqual(Object.keys(m.stages.load!.tables).sort(), ['companies', 'logbook', 'messages', 'pairs', 'tags', 'user_companies', 'users']);
 });
 
+test('a run read from after the watermark (--since a later date) leaves the watermark where it was, and says so; a run read from before it moves it', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  const watermark = async () => ((await query<{ w: Date; r: string }>(url, `SELECT watermark AS w, run_id AS r FROM etl_watermarks WHERE table_name = 'companies'`))[0]!);
+  const first = await stageRun(staging, model, { companies: firstRun().companies }, { watermarks: { companies: { from: null, next: '2024-03-10T00:00:00.000Z' } } });
+  await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  // Read from 2024-03-12 only: a company changed on 2024-03-11 was not read, and the next run must read it.
+  await stageRun(staging, model, { companies: secondRun().companies }, { watermarks: { companies: { from: '2024-03-12T00:00:00.000Z', next: '2024-03-20T00:00:00.000Z' } } });
+  const r = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  assert.deepEqual(await watermark(), { w: new Date('2024-03-10T00:00:00.000Z'), r: first });
+  assert.ok(
+    r.warnings.includes("companies: this run read collection companies from 2024-03-12T00:00:00.000Z, after the table's watermark 2024-03-10T00:00:00.000Z: the watermark stays there, so the next run reads the documents changed in between"),
+    r.warnings.join('\n'),
+  );
+  assert.deepEqual(await query(url, `SELECT name FROM companies WHERE id = 'c1'`), [{ name: 'Acme2' }]);
+  // From the watermark (or before it): the watermark moves to what the run guarantees.
+  const third = await stageRun(staging, model, { companies: secondRun().companies }, { watermarks: { companies: { from: '2024-03-10T00:00:00.000Z', next: '2024-03-21T00:00:00.000Z' } } });
+  await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  assert.deepEqual(await watermark(), { w: new Date('2024-03-21T00:00:00.000Z'), r: third });
+});
+
 for (const bulkRows of [undefined, 1]) {
   test(`a value the column cannot hold names the table, file, line and column (${bulkRows ? 'COPY into the table' : 'COPY into a temp table'})`, async (t) => {
     const url = await servers.postgres.createDatabase(t.name);

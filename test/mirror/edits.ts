@@ -42,6 +42,9 @@ export type EditKind =
   | 'late_sync'
   | 'no_dates'
   | 'restore_dates'
+  // A whole collection deleted, and its documents inserted again later (emptyCollection, refill).
+  | 'empty_collection'
+  | 'refill_collection'
   // Behind the watermark's back (applyBehind): seen by no incremental run, only by etl diff and etl repair.
   | 'quiet_update'
   | 'backdated_update'
@@ -137,6 +140,8 @@ export class EditGenerator implements ValueSource {
   readonly applied: Edit[] = [];
   private readonly ids = new Map<string, ObjectId[]>();
   private broken: Broken[] = [];
+  /** The documents of the collections emptyCollection() deleted, until refill() inserts them again. */
+  private readonly emptied = new Map<string, Document[]>();
   private round = 0;
   private n = 0;
   private emails = 0;
@@ -182,6 +187,48 @@ export class EditGenerator implements ValueSource {
       this.applied.push(edit);
     }
     return edits;
+  }
+
+  /**
+   * Deletes every document of collection `c` (as an operator purging it, or an app that stopped
+   * using it), recorded as one edit of its own round; refill() inserts them again.
+   */
+  async emptyCollection(c: string): Promise<Edit> {
+    this.round += 1;
+    this.n = 0;
+    const docs = await this.db.collection(c).find({}).sort({ _id: 1 }).toArray();
+    await this.db.collection(c).deleteMany({});
+    this.emptied.set(c, [...(this.emptied.get(c) ?? []), ...docs]);
+    this.ids.set(c, []);
+    const ids = docs.map((d) => d._id as ObjectId);
+    const edit = this.record('empty_collection', c, ids[0] ?? new ObjectId(), `every document deleted (${docs.length})`, ids, docs);
+    this.applied.push(edit);
+    return edit;
+  }
+
+  /** The collections emptyCollection() emptied and refill() has not filled again. */
+  get emptiedCollections(): string[] {
+    return [...this.emptied.keys()];
+  }
+
+  /**
+   * The documents emptyCollection() deleted from `c` inserted again under their own _id, dated now
+   * (a restore the app saves again: a restore that kept the old dates would be an edit no watermark
+   * sees), recorded as one edit of its own round.
+   */
+  async refill(c: string): Promise<Edit> {
+    this.round += 1;
+    this.n = 0;
+    const docs = this.emptied.get(c) ?? [];
+    this.emptied.delete(c);
+    const now = new Date();
+    const restored: Document[] = docs.map((d) => ({ ...d, update_date: now }));
+    if (restored.length > 0) await this.db.collection(c).insertMany(restored);
+    const ids = restored.map((d) => d._id as ObjectId);
+    this.ids.set(c, [...(this.ids.get(c) ?? []), ...ids].sort((a, b) => a.toHexString().localeCompare(b.toHexString())));
+    const edit = this.record('refill_collection', c, ids[0] ?? new ObjectId(), `${restored.length} documents inserted again, update_date now`, ids, restored);
+    this.applied.push(edit);
+    return edit;
   }
 
   // ── helpers the field specs use ──────────────────────────────────────────────────────────────
