@@ -77,6 +77,7 @@ async function stepTable(ctx: LoadContext, name: string, p: Progress): Promise<v
 /** Per staged table in load order, what its step's TRUNCATE … CASCADE emptied, then its watermark. */
 async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[], p: Progress): Promise<void> {
   p.warnings.push(...dumpBehindWarnings(plan, toLoad, p));
+  const held: { table: string; from: string }[] = [];
   for (const { table: name, truncated } of p.steps) {
     for (const emptied of truncated) {
       if (!p.truncated.includes(emptied)) p.truncated.push(emptied);
@@ -88,7 +89,13 @@ async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly
         p.warnings.push(`${emptied} was emptied by TRUNCATE ${name} CASCADE and this run did not read it in full: its watermark was removed, so the next extract reads it in full`);
       }
     }
-    await moveWatermark(ctx, plan, name, p);
+    await moveWatermark(ctx, plan, name, p, held);
+  }
+  if (held.length > 0) {
+    p.warnings.push(
+      `this run read ${tableList(held.map((h) => h.table))} from ${held[0]!.from}, after their watermark: ` +
+        'the watermark stays where it was, so the next run reads the documents changed in between',
+    );
   }
 }
 
@@ -97,26 +104,24 @@ async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly
  * none (it read documents by `_id`): watermark and fingerprint stay, so the next run reads what it
  * would have read without the repair.
  */
-async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: Progress): Promise<void> {
+async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: Progress, held: { table: string; from: string }[]): Promise<void> {
   if (ctx.repair) return;
-  const gap = unreadSinceWatermark(ctx, plan, name, p.stored.get(name));
-  if (gap) return void p.warnings.push(gap);
+  const from = readAfterWatermark(plan, name, p.stored.get(name));
+  if (from) return void held.push({ table: name, from });
   const next = nextWatermark(plan, name);
   if (next && !p.frozen.has(name)) await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name), p.stored.get(name));
   else if (!next) p.warnings.push(`${name}: the run records no extract watermark for collection ${ctx.model.tables.get(name)!.collection}; the watermark was not moved`);
 }
 
 /**
- * A run that read the table's collection from an instant later than the table's watermark (`--since`
- * a date after it) did not read the documents changed in between: moving the watermark past them
- * would leave them unread for good (only a full run would mend them). It stays, so the next run reads
- * from it; the warning says so.
+ * When the run read the table's collection from an instant later than the table's watermark
+ * (`--since` a date after it), that instant: it did not read the documents changed in between, and
+ * moving the watermark past them would leave them unread for good (only a full run would mend them).
+ * The watermark stays, so the next run reads from it; load says so once for every such table.
  */
-function unreadSinceWatermark(ctx: LoadContext, plan: LoadPlan, name: string, stored: StoredWatermark | undefined): string | null {
+function readAfterWatermark(plan: LoadPlan, name: string, stored: StoredWatermark | undefined): string | null {
   const from = readFrom(plan, name);
-  if (!from || !stored || Date.parse(from) <= stored.watermark.getTime()) return null;
-  const collection = ctx.model.tables.get(name)!.collection;
-  return `${name}: this run read collection ${collection} from ${from}, after the table's watermark ${stored.watermark.toISOString()}: the watermark stays there, so the next run reads the documents changed in between`;
+  return from && stored && Date.parse(from) > stored.watermark.getTime() ? from : null;
 }
 
 async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<void> {

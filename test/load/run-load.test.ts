@@ -445,7 +445,7 @@ test('a run read from after the watermark (--since a later date) leaves the wate
   const r = await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
   assert.deepEqual(await watermark(), { w: new Date('2024-03-10T00:00:00.000Z'), r: first });
   assert.ok(
-    r.warnings.includes("companies: this run read collection companies from 2024-03-12T00:00:00.000Z, after the table's watermark 2024-03-10T00:00:00.000Z: the watermark stays there, so the next run reads the documents changed in between"),
+    r.warnings.includes('this run read companies from 2024-03-12T00:00:00.000Z, after their watermark: the watermark stays where it was, so the next run reads the documents changed in between'),
     r.warnings.join('\n'),
   );
   assert.deepEqual(await query(url, `SELECT name FROM companies WHERE id = 'c1'`), [{ name: 'Acme2' }]);
