@@ -78,9 +78,9 @@ export interface StagedRunStatus {
   readonly loadedTables: readonly string[];
   /** The stage to run next on it: `transform`, `load`, or null when its extract is not complete. */
   readonly next: 'transform' | 'load' | null;
-  /** A newer run was already loaded into one of its tables: etl load refuses it (load/older-run.ts). */
+  /** A newer run set one of its tables' watermark: etl load refuses it (load/older-run.ts). */
   readonly olderThanLoaded: boolean;
-  /** Its tables a newer run was loaded into: the ones etl load refuses; `--tables` may load the rest. */
+  /** Its tables whose watermark a newer run set: the ones etl load refuses; `--tables` may load the rest. */
   readonly refusedTables: readonly string[];
   /** Why its manifest could not be read. */
   readonly problem: string | null;
@@ -113,8 +113,10 @@ export async function runStatus(options: StatusOptions): Promise<StatusReport> {
     const known = new Set(model.loadOrder);
     const unknownTables = [...new Set([...state.watermarks.keys(), ...state.last.keys()])].filter((t) => !known.has(t)).sort();
 
-    const newestLoaded = new Map(tables.filter((t) => t.lastRun).map((t) => [t.table, t.lastRun!.runId]));
-    const { runs, total } = await unloadedRuns(options.stagingDir, state.stateTables ? state.applied : null, newestLoaded);
+    // etl load refuses a run older than the run that set a table's watermark (load/older-run.ts): a
+    // later run that moved no watermark (--since after it) does not make older runs stale.
+    const watermarkRuns = new Map(tables.filter((t) => t.watermark).map((t) => [t.table, t.watermark!.runId]));
+    const { runs, total } = await unloadedRuns(options.stagingDir, state.stateTables ? state.applied : null, watermarkRuns);
 
     options.signal?.throwIfAborted();
     const drift = await checkDrift(client, model);
@@ -228,7 +230,7 @@ function nextReads(model: PipelineModel, stored: ReadonlyMap<string, WatermarkRo
 async function unloadedRuns(
   stagingDir: string,
   applied: ReadonlyMap<string, ReadonlySet<string>> | null,
-  newestLoaded: ReadonlyMap<string, string>,
+  watermarkRuns: ReadonlyMap<string, string>,
 ): Promise<{ runs: StagedRunStatus[]; total: number }> {
   const ids = await listRunIds(stagingDir);
   const runs: StagedRunStatus[] = [];
@@ -250,8 +252,8 @@ async function unloadedRuns(
     const killed = killedStage(stages);
     const next = stages.extract !== 'done' ? null : stages.transform === 'done' ? 'load' : 'transform';
     const refusedTables = tables.filter((t) => {
-      const newest = newestLoaded.get(t);
-      return newest !== undefined && newest > runId;
+      const setBy = watermarkRuns.get(t);
+      return setBy !== undefined && setBy > runId;
     });
     const olderThanLoaded = refusedTables.length > 0;
     runs.push({ runId, stages, manifestLoad, hint: killed ? killedHint(killed, runId) : null, tables, loadedTables, next, olderThanLoaded, refusedTables, problem });

@@ -168,3 +168,29 @@ test('a run partly loaded here is not said to be loaded into another database; o
   assert.match(text, /20240302T100000000Z .*\n {4}\(its manifest says loaded \(into another database\?\)\)$/m);
   assert.equal(text.match(/another database/g)?.length, 1, text);
 });
+
+test('a run newer than the watermark\'s run is not said to be refused, though a later run (--since after the watermark) was loaded: etl load refuses by the watermark\'s run', async (t) => {
+  const m = await model();
+  const url = await servers.postgres.createDatabase(t.name);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await applySchema(client, m);
+    const summary = { staged: 1, inserted: 1, updated: 0, unchanged: 0, deleted: 0, rejected: 0, nulled: 0, duplicates: 0, truncated: [], rejects: null };
+    for (const runId of ['20240301T100000000Z', '20240305T100000000Z']) {
+      await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, summary) VALUES ($1, 'users', $2, $3)`, [runId, m.sha256, JSON.stringify(summary)]);
+    }
+    // The later run read from after the watermark: the watermark, and the run that set it, stayed.
+    await client.query(`INSERT INTO etl_watermarks (table_name, watermark, run_id) VALUES ('users', $1, $2)`, ['2024-03-01T09:55:00Z', '20240301T100000000Z']);
+  } finally {
+    await client.end();
+  }
+  const staging = await tempDir(t);
+  await stagedRun(staging, '20240303T100000000Z', { extract: extracted(['users']), transform: transformed(['users']) });
+  const r = await runStatus({ model: m, postgres: postgresOf(url), stagingDir: staging });
+  assert.deepEqual(
+    r.unloadedRuns.map((x) => ({ id: x.runId, older: x.olderThanLoaded, refused: x.refusedTables })),
+    [{ id: '20240303T100000000Z', older: false, refused: [] }],
+  );
+  assert.match(renderStatus(r, paint({ isTTY: false }, {})), /20240303T100000000Z .* next: etl load --run 20240303T100000000Z$/m);
+});
