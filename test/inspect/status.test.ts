@@ -27,6 +27,20 @@ async function tempDir(t: { after(fn: () => unknown): void }): Promise<string> {
   return dir;
 }
 
+/** A database with the pipeline's schema and state tables, filled by `fill`; its URL. */
+async function stateDatabase(t: { name: string }, m: Awaited<ReturnType<typeof model>>, fill: (client: pg.Client) => Promise<void>): Promise<string> {
+  const url = await servers.postgres.createDatabase(t.name);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await applySchema(client, m);
+    await fill(client);
+  } finally {
+    await client.end();
+  }
+  return url;
+}
+
 const at = '2024-03-01T10:00:00.000Z';
 const done = { status: 'done', started_at: at, ended_at: at };
 const extracted = (tables: string[]) => ({ ...done, full: true, server_started_at: at, tables, collections: {} });
@@ -53,11 +67,7 @@ test('status before any load: never loaded, run etl schema, every table missing'
 
 test('status with state rows and staged runs', async (t) => {
   const m = await model();
-  const url = await servers.postgres.createDatabase(t.name);
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await applySchema(client, m);
+  const url = await stateDatabase(t, m, async (client) => {
     const summary = { staged: 12, inserted: 10, updated: 1, unchanged: 1, deleted: 0, rejected: 2, nulled: 1, duplicates: 0, truncated: [], rejects: null };
     await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, loaded_at, summary) VALUES ($1, 'users', $2, $3, $4)`, [
       '20240201T100000000Z',
@@ -73,9 +83,7 @@ test('status with state rows and staged runs', async (t) => {
     ]);
     await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, summary) VALUES ($1, 'retired_table', $2, '{}')`, ['20240301T100000000Z', m.sha256]);
     await client.query(`INSERT INTO etl_watermarks (table_name, watermark, run_id) VALUES ('users', $1, $2)`, ['2024-03-01T09:55:00Z', '20240301T100000000Z']);
-  } finally {
-    await client.end();
-  }
+  });
   const staging = await tempDir(t);
   // Loaded (etl_runs has it): not listed. Transformed, not loaded: next load. Extract only: next transform.
   await stagedRun(staging, '20240301T100000000Z', { extract: extracted(['users']), transform: transformed(['users']), load: { ...done, dry_run: false, already_applied: false, tables: {} } });
@@ -149,15 +157,9 @@ test('the state reads of `etl status` ask the catalog once: which state tables e
 
 test('a run partly loaded here is not said to be loaded into another database; one etl_runs does not know is', async (t) => {
   const m = await model();
-  const url = await servers.postgres.createDatabase(t.name);
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await applySchema(client, m);
+  const url = await stateDatabase(t, m, async (client) => {
     await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, summary) VALUES ('20240301T100000000Z', 'users', $1, '{}')`, [m.sha256]);
-  } finally {
-    await client.end();
-  }
+  });
   const staging = await tempDir(t);
   const loadDone = { ...done, dry_run: false, already_applied: false, tables: {} };
   // etl load --tables users: its manifest's load is done, etl_runs has users only.
@@ -171,20 +173,14 @@ test('a run partly loaded here is not said to be loaded into another database; o
 
 test('a run newer than the watermark\'s run is not said to be refused, though a later run (--since after the watermark) was loaded: etl load refuses by the watermark\'s run', async (t) => {
   const m = await model();
-  const url = await servers.postgres.createDatabase(t.name);
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await applySchema(client, m);
+  const url = await stateDatabase(t, m, async (client) => {
     const summary = { staged: 1, inserted: 1, updated: 0, unchanged: 0, deleted: 0, rejected: 0, nulled: 0, duplicates: 0, truncated: [], rejects: null };
     for (const runId of ['20240301T100000000Z', '20240305T100000000Z']) {
       await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, summary) VALUES ($1, 'users', $2, $3)`, [runId, m.sha256, JSON.stringify(summary)]);
     }
     // The later run read from after the watermark: the watermark, and the run that set it, stayed.
     await client.query(`INSERT INTO etl_watermarks (table_name, watermark, run_id) VALUES ('users', $1, $2)`, ['2024-03-01T09:55:00Z', '20240301T100000000Z']);
-  } finally {
-    await client.end();
-  }
+  });
   const staging = await tempDir(t);
   await stagedRun(staging, '20240303T100000000Z', { extract: extracted(['users']), transform: transformed(['users']) });
   const r = await runStatus({ model: m, postgres: postgresOf(url), stagingDir: staging });
