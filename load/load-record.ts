@@ -45,11 +45,20 @@ export async function markRunning(paths: RunPaths, destination: string, report: 
 }
 
 /**
- * The failed load; tables an earlier load of this run committed (--tables) keep their record, and
- * what etl_pending held after it: they landed, etl_runs says so (`previous` as in markDone).
+ * The part of the run an earlier load committed (--tables): its section when it is a real load's, done
+ * or failed after committing some tables (markFailed keeps them), else null. Those tables landed and
+ * etl_runs says so: a later load's record keeps them.
+ */
+function committedPart(previous: LoadSection | undefined): LoadSection | null {
+  return previous && (previous.status === 'done' || previous.status === 'failed') && !previous.dry_run ? previous : null;
+}
+
+/**
+ * The failed load; tables an earlier load of this run committed keep their record, and what
+ * etl_pending held after it (committedPart).
  */
 export async function markFailed(paths: RunPaths, report: Pick<LoadReport, 'dryRun' | 'startedAt'>, error: { code: string; message: string }, previous: LoadSection | undefined): Promise<void> {
-  const committed = previous && previous.status === 'done' && !previous.dry_run ? previous : null;
+  const committed = committedPart(previous);
   await updateManifest(paths, (m) => {
     m.stages.load = { ...section('failed', report, { ...committed?.tables }), ...(committed?.pending ? { pending: { ...committed.pending } } : {}), ended_at: new Date().toISOString(), error };
   });
@@ -61,8 +70,7 @@ export async function markFailed(paths: RunPaths, report: Pick<LoadReport, 'dryR
  */
 export async function markDone(paths: RunPaths, report: LoadReport, rejects: ReadonlyMap<string, FileRecord>, previous: LoadSection | undefined): Promise<void> {
   await updateManifest(paths, (m) => {
-    // A failed section holds the tables an earlier load committed (markFailed), as a done one does.
-    const kept = previous && (previous.status === 'done' || previous.status === 'failed') && !previous.dry_run && !report.dryRun ? previous.tables : {};
+    const kept = report.dryRun ? {} : (committedPart(previous)?.tables ?? {});
     const tables: Record<string, LoadTableRecord> = { ...kept };
     for (const r of report.tables) tables[r.table] = tableRecord(r, rejects.get(r.table) ?? null);
     m.stages.load = {

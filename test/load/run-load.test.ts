@@ -297,6 +297,12 @@ test('a failed load of the rest of a partly loaded run keeps the record of the t
   assert.deepEqual(Object.keys(failed.tables).sort(), first.tables.map((x) => x.table).sort());
   assert.deepEqual(failed.tables, loaded.tables);
   assert.deepEqual(failed.pending, loaded.pending, 'what etl_pending held after the load that committed');
+  // A second failure of the rest keeps them too.
+  await assert.rejects(runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url) }), /refused/);
+  const again = (await readManifest(runPaths(staging, run))).stages.load!;
+  assert.equal(again.status, 'failed');
+  assert.deepEqual(again.tables, loaded.tables);
+  assert.deepEqual(again.pending, loaded.pending);
   // The rest loads once the trigger is gone, and the record holds every table of the run.
   await query(url, 'DROP TRIGGER refuse ON logbook');
   await runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url) });
