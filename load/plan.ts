@@ -5,6 +5,7 @@ import { selectTables } from '../model/select-tables.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { tableFingerprint, type PlannedMapping } from '../model/fingerprint.ts';
 import { readManifest, requireStageDone, type Manifest } from '../staging/manifest.ts';
+import type { ExtractCollectionRecord } from '../staging/manifest-extract.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import type { LoadOptions } from './options.ts';
 
@@ -28,21 +29,15 @@ export async function planLoad(options: LoadOptions): Promise<LoadPlan> {
   return { model, paths, manifest, tables, warnings: planWarnings(model, manifest, paths, tables), dryRun: options.dryRun === true };
 }
 
-/** The instant this run's extract of the table's collection guarantees (the next watermark), or null. */
-export function nextWatermark(plan: LoadPlan, table: string): string | null {
+/** The extract's watermark record of the table's collection: where it read from, what it guarantees, on what basis. */
+export function extractWatermark(plan: LoadPlan, table: string): ExtractCollectionRecord['watermark'] {
   const collection = plan.model.tables.get(table)?.collection;
-  if (!collection) return null;
-  return plan.manifest.stages.extract?.collections[collection]?.watermark?.next ?? null;
+  return collection === undefined ? undefined : plan.manifest.stages.extract?.collections[collection]?.watermark;
 }
 
-/**
- * The instant this run's extract of the table's collection read from (`--since`, the watermark, a
- * threshold), or null: read in full, or not recorded.
- */
-export function readFrom(plan: LoadPlan, table: string): string | null {
-  const collection = plan.model.tables.get(table)?.collection;
-  if (!collection) return null;
-  return plan.manifest.stages.extract?.collections[collection]?.watermark?.from ?? null;
+/** The instant this run's extract of the table's collection guarantees (the next watermark), or null. */
+export function nextWatermark(plan: LoadPlan, table: string): string | null {
+  return extractWatermark(plan, table)?.next ?? null;
 }
 
 /** A repair run (`etl repair`): it read documents by `_id`, so it moves no watermark and truncates nothing. */

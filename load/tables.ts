@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { advanceWatermark, forgetWatermark, storedWatermarks, type StoredWatermark } from './ledger.ts';
 import type { LoadContext } from './load-context.ts';
 import type { DeletePropagationReport, PendingReport, PendingTotals, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
-import { nextWatermark, plannedMapping, readFrom, type LoadPlan } from './plan.ts';
+import { extractWatermark, nextWatermark, plannedMapping, type LoadPlan } from './plan.ts';
 import { tableList } from './older-run.ts';
 import type { LoadStart } from './start.ts';
 import { pendingFigures, pendingTotals } from './pending.ts';
@@ -81,8 +81,7 @@ async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly
   for (const { table: name, truncated } of p.steps) {
     for (const emptied of truncated) {
       if (!p.truncated.includes(emptied)) p.truncated.push(emptied);
-      const collection = ctx.model.tables.get(emptied)?.collection ?? '';
-      const readInFull = toLoad.includes(emptied) && plan.manifest.stages.extract?.collections[collection]?.watermark?.from === null;
+      const readInFull = toLoad.includes(emptied) && extractWatermark(plan, emptied)?.from === null;
       if (!readInFull && ctx.model.tables.has(emptied)) {
         await forgetWatermark(ctx.session.client, emptied);
         p.frozen.add(emptied);
@@ -120,7 +119,7 @@ async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: 
  * The watermark stays, so the next run reads from it; load says so once for every such table.
  */
 function readAfterWatermark(plan: LoadPlan, name: string, stored: StoredWatermark | undefined): string | null {
-  const from = readFrom(plan, name);
+  const from = extractWatermark(plan, name)?.from ?? null;
   return from && stored && Date.parse(from) > stored.watermark.getTime() ? from : null;
 }
 
@@ -143,11 +142,9 @@ function dumpBehindWarnings(plan: LoadPlan, toLoad: readonly string[], p: Progre
   const behind: string[] = [];
   let setBy = '';
   for (const table of toLoad) {
-    const next = nextWatermark(plan, table);
+    const read = extractWatermark(plan, table);
     const current = p.stored.get(table);
-    if (!next || !current || current.watermark.getTime() <= Date.parse(next)) continue;
-    const basis = plan.manifest.stages.extract?.collections[plan.model.tables.get(table)!.collection]?.watermark?.next_basis;
-    if (!basis?.startsWith('dump')) continue;
+    if (!read || !current || current.watermark.getTime() <= Date.parse(read.next) || !read.next_basis?.startsWith('dump')) continue;
     behind.push(table);
     if (current.runId > setBy) setBy = current.runId;
   }
