@@ -46,6 +46,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     await session.begin(start.model);
     await settleAbandonedLoads(session.client, await sweepAbandoned(start.paths.stagingDir, options.abandoned), base.destination, start.paths.runId);
     const applied = await appliedTables(session.client, start.paths.runId);
+    // A dry run of a run a load committed tables of: the manifest keeps the record of what PostgreSQL holds.
+    const recorded = !start.dryRun || applied.size === 0;
     const toLoad = start.tables.filter((t) => !applied.has(t));
     const skipped = start.tables.filter((t) => applied.has(t)).map((t) => ({ table: t, loadedAt: applied.get(t)!.loadedAt }));
     session.emit({ kind: 'started', runId: start.paths.runId, runDir: start.paths.dir, tables: toLoad, alreadyApplied: skipped.map((s) => s.table) });
@@ -53,12 +55,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       const plan = await start.final();
       await session.end(false);
       const report = emptyReport(plan, base, skipped);
-      await recordAlreadyApplied(plan.paths, report, applied, plan.manifest.stages.load);
+      if (recorded) await recordAlreadyApplied(plan.paths, report, applied, plan.manifest.stages.load);
       return report;
     }
     // Before anything is recorded: a refused run keeps the manifest it had.
     await refuseOlderRun(session.client, start.paths.runId, toLoad);
-    await marked.begin();
+    await marked.begin(recorded);
     const pendingBefore = await tablesWithPending(session);
     const ctx = loadContext(session, start, { allowDeleteAll: options.allowDeleteAll === true, bulkRows: options.bulkRows ?? BULK_ROWS, pendingBefore });
     outcome.value = await loadTables(ctx, start, toLoad);
@@ -68,6 +70,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     await recordLedger(ctx, plan, report, outcome.value);
     session.emit({ kind: 'committing', dryRun: plan.dryRun });
     await session.end(!plan.dryRun);
+    if (!recorded) return await unrecordedDryRun(report, outcome.value, applied);
     const rejects = await commitRejectsFiles(outcome.value);
     await markDone(plan.paths, report, rejects, plan.manifest.stages.load);
     return report;
@@ -91,6 +94,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
  */
 class RunningMark {
   #began = false;
+  #recorded = true;
   #written: Promise<void> | null = null;
 
   constructor(
@@ -100,9 +104,10 @@ class RunningMark {
     private readonly transformDone: Promise<void> | undefined,
   ) {}
 
-  /** Past the checks that record nothing: from here a failure is recorded. */
-  async begin(): Promise<void> {
+  /** Past the checks that record nothing: from here a failure is recorded (unless `recorded` is false: nothing is). */
+  async begin(recorded: boolean): Promise<void> {
     this.#began = true;
+    this.#recorded = recorded;
     if (!this.start.fed) await this.running();
     // Fed: written as soon as the transform's section is, not once every table is loaded, so that a
     // process killed while it loads the last tables is known by its writer (staging/stage-writer.ts).
@@ -110,6 +115,7 @@ class RunningMark {
   }
 
   running(): Promise<void> {
+    if (!this.#recorded) return Promise.resolve();
     this.#written ??= markRunning(this.start.paths, this.base.destination, this.base);
     return this.#written;
   }
@@ -121,7 +127,7 @@ class RunningMark {
       await rmdir(this.start.paths.loadDir).catch(() => undefined);
       return;
     }
-    if (!this.#began) return;
+    if (!this.#began || !this.#recorded) return;
     try {
       await this.running();
       await markFailed(plan.paths, this.base, failureRecord(failure), plan.manifest.stages.load);
@@ -167,6 +173,17 @@ async function recordLedger(ctx: LoadContext, plan: LoadPlan, report: LoadReport
   }
   ctx.session.at('(ledger)', 'recording the load');
   await recordTables(ctx.session.client, plan.paths.runId, plan.model.sha256, entries);
+}
+
+/**
+ * A dry run of a run whose other tables a load committed: its figures are reported, not recorded
+ * (the manifest describes what PostgreSQL holds, and lists every file of the run), so its rejects
+ * files go too.
+ */
+async function unrecordedDryRun(report: LoadReport, outcome: TablesOutcome, applied: ReadonlyMap<string, unknown>): Promise<LoadReport> {
+  for (const r of outcome.rejects) await r.sink.discard();
+  const note = `dry run: its figures are not recorded in the manifest, which keeps the record of the load that committed ${[...applied.keys()].join(', ')} from this run; its rejects files are not kept`;
+  return { ...report, tables: report.tables.map((t) => ({ ...t, rejectsFile: null })), warnings: [...report.warnings, note] };
 }
 
 /** The transaction ended as planned: the rejects files now describe what happened. */

@@ -312,6 +312,43 @@ test('a failed load of the rest of a partly loaded run keeps the record of the t
   assert.deepEqual(done.tables.users, loaded.tables.users);
 });
 
+test('a dry run of a partly loaded run leaves the record of the load that committed; the real load after it keeps every table', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = fixtureModel();
+  await stageRun(staging, model, firstRun(), { watermarks: { users: { from: null, next: '2024-03-10T00:00:00.000Z' } } });
+  await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
+  const run = await stageRun(staging, model, secondRun(), { watermarks: { users: { from: null, next: '2024-04-01T00:00:00.000Z' } } });
+  await runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url), tables: ['companies', 'users'] });
+  const loaded = (await readManifest(runPaths(staging, run))).stages.load!;
+  const before = await checksums(url, ALL);
+
+  const dry = await runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url), dryRun: true });
+  assert.ok(dry.tables.length > 0, 'the dry run reports the rest of the run');
+  assert.deepEqual(await checksums(url, ALL), before);
+  assert.deepEqual((await readManifest(runPaths(staging, run))).stages.load, loaded, 'the record of what PostgreSQL holds, as the load that committed left it');
+  assert.ok(dry.warnings.some((w) => /dry run.*not recorded/.test(w) && w.includes('companies') && w.includes('users')), dry.warnings.join('\n'));
+
+  // A dry run that fails leaves it too.
+  await query(url, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused'; END$$`);
+  await query(url, 'CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON logbook FOR EACH STATEMENT EXECUTE FUNCTION refuse()');
+  await assert.rejects(runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url), dryRun: true }), /refused/);
+  assert.deepEqual((await readManifest(runPaths(staging, run))).stages.load, loaded);
+  await query(url, 'DROP TRIGGER refuse ON logbook');
+
+  await runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url) });
+  const done = (await readManifest(runPaths(staging, run))).stages.load!;
+  assert.equal(done.status, 'done');
+  assert.equal(done.dry_run, false);
+  assert.deepEqual(Object.keys(done.tables).sort(), ['companies', 'logbook', 'pairs', 'user_companies', 'users']);
+  assert.deepEqual(done.tables.users, loaded.tables.users);
+
+  // Every table applied: a dry run says so and rewrites nothing either.
+  const again = await runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url), dryRun: true });
+  assert.equal(again.alreadyApplied, true);
+  assert.deepEqual((await readManifest(runPaths(staging, run))).stages.load, done);
+});
+
 test('--dry-run: the same figures and rejects file, then nothing changed', async (t) => {
   const url = await servers.postgres.createDatabase(t.name);
   const staging = await tempStaging(t);
