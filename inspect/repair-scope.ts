@@ -14,7 +14,7 @@
 //                     (the expected side) and those etl_contrib_<table> holds for it (they may have
 //                     moved away or be gone). The key itself is also asked to be recomputed, so a
 //                     key no document contributes to (a row inserted by hand) leaves too.
-import { documentIdValue } from '../staging/document-identity.ts';
+import { documentIdValue, guessedIdentity } from '../staging/document-identity.ts';
 import type pg from 'pg';
 import type { TableModel } from '../model/types.ts';
 import { existingTables } from '../schema/catalog.ts';
@@ -32,13 +32,6 @@ export interface TableRepairScope {
   readonly documents: readonly string[];
   /** dedupe tables: the differing keys, as the PostgreSQL text of the key columns. */
   readonly recompute: readonly (readonly (string | null)[])[];
-}
-
-const OBJECT_ID = /^[0-9a-f]{24}$/;
-
-/** The `_id` text of the document an extra row's key names, when no claim says otherwise. */
-function guessedIdText(key: string): string {
-  return OBJECT_ID.test(key) ? key : JSON.stringify(key);
 }
 
 const keyCols = (q: TableDiffSql, alias?: string) => q.keyIndexes.map((_, n) => `${alias ? `${alias}.` : ''}${ident(`k${n}`)}`).join(', ');
@@ -175,12 +168,12 @@ export class RepairScopes {
       recompute = (await client.query<Record<string, string | null>>(`SELECT ${keyCols(q)} FROM ${REPAIR_KEYS}`)).rows.map((r) => q.keyIndexes.map((_, n) => r[`k${n}`] ?? null));
     } else {
       for (const r of (await client.query<{ src: string | null }>(expectedRowsSql(q))).rows) if (r.src) documents.add(r.src);
-      if (state.has(PENDING_TABLE)) for (const r of (await client.query<{ src: string }>(pendingOwnersSql(q), [table.name])).rows) documents.add(guessedIdText(r.src));
+      if (state.has(PENDING_TABLE)) for (const r of (await client.query<{ src: string }>(pendingOwnersSql(q), [table.name])).rows) documents.add(guessedIdentity(r.src));
       if (q.keyIndexes.length === 1) for (const r of (await client.query<{ k: string | null }>(restoredKeysSql(q))).rows) if (r.k !== null) back.add(r.k);
       const extras = extrasSql(q, state.has(CLAIMS_TABLE));
       if (extras) {
         const rows = (await client.query<{ key: string; identity: string | null }>(extras, extras.includes('$1') ? [table.name] : [])).rows;
-        for (const r of rows) documents.add(r.identity ?? guessedIdText(r.key));
+        for (const r of rows) documents.add(r.identity ?? guessedIdentity(r.key));
       }
     }
     if (back.size > 0) this.restoring.set(table.name, back);

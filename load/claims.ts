@@ -13,6 +13,7 @@ import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
 import type { LoadSession } from './session.ts';
 import { keyObject, type TableShape } from './shape.ts';
 import { createRejectsTableSql } from './references.ts';
+import { OBJECT_ID_IDENTITY_PATTERN } from '../staging/document-identity.ts';
 
 const claims = ident(CLAIMS_TABLE);
 /** Whether etl_claims holds claims of the table $1 (from earlier loads). */
@@ -22,7 +23,7 @@ const KEPT_CLAIMS = `EXISTS (SELECT 1 FROM ${claims} WHERE table_name = $1)`;
 const keyText = (s: TableShape, alias: string) => `${alias}.${s.docKey!.id}::text`;
 const who = (s: TableShape, alias: string) => `coalesce(${alias}.${s.documentColumn.id}, ${keyText(s, alias)})`;
 /** A key an ObjectId could have produced, owning a row no claim names. */
-const OBJECT_ID_TEXT = `'^[0-9a-f]{24}$'`;
+const OBJECT_ID_TEXT = `'${OBJECT_ID_IDENTITY_PATTERN}'`;
 
 /** Whether the batch names a document of another `_id` type, and (unless known) whether claims are kept. */
 function claimProbeSql(s: TableShape, keptKnown: boolean): CompiledQuery {

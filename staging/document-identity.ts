@@ -3,9 +3,19 @@
 // it, so `"77"` and Int32 77 stay apart). Read back, it is the `_id` MongoDB holds, to ask for by `_id`.
 import { EJSON, ObjectId } from 'bson';
 
-const OBJECT_ID_HEX = /^[0-9a-f]{24}$/;
+/** The identity of an ObjectId `_id` (also as a PostgreSQL regular expression: load/claims.ts). */
+export const OBJECT_ID_IDENTITY_PATTERN = '^[0-9a-f]{24}$';
+const OBJECT_ID_HEX = new RegExp(OBJECT_ID_IDENTITY_PATTERN);
 
 /** An identity back as the `_id` value it names. */
 export function documentIdValue(identity: string): unknown {
   return OBJECT_ID_HEX.test(identity) ? ObjectId.createFromHexString(identity) : EJSON.parse(identity, { relaxed: false });
+}
+
+/**
+ * The identity of the document a key's text most likely came from when nothing recorded it (no
+ * claim): an ObjectId's for 24 hex digits, else a string `_id`'s (its canonical Extended JSON).
+ */
+export function guessedIdentity(keyText: string): string {
+  return OBJECT_ID_HEX.test(keyText) ? keyText : JSON.stringify(keyText);
 }
