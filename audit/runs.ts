@@ -33,6 +33,9 @@ export interface RunSummary {
   pending: number | null;
   /** Load finished and was not a dry run. */
   loaded: boolean;
+  /** Tables transform staged (null: it never recorded any), and how many of them a load committed (committedTables). */
+  tables: number | null;
+  loaded_tables: number;
   /** `latest` points at this run. */
   latest: boolean;
   bytes: number;
@@ -58,6 +61,16 @@ export async function readLatest(stagingDir: string): Promise<string | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * The tables a real load of the run committed: a `--tables` load's, a failed load's kept from an
+ * earlier one (load/load-record.ts), and those a load found already applied.
+ */
+export function committedTables(manifest: Manifest | null): string[] {
+  const load = manifest?.stages?.load;
+  if (!load || load.dry_run || (load.status !== 'done' && load.status !== 'failed')) return [];
+  return [...new Set([...Object.keys(load.tables ?? {}), ...(load.skipped ?? []).map((x) => x.table)])].sort();
 }
 
 export function isLoaded(manifest: Manifest | null): boolean {
@@ -86,6 +99,8 @@ function summarise(runId: string, manifest: Manifest | null, extra: { latest: bo
     seconds: { extract: stageSeconds(s.extract), transform: stageSeconds(s.transform), load: stageSeconds(s.load) },
     pending: runPending(s.load),
     loaded: isLoaded(manifest),
+    tables: transformTables === null ? null : transformTables.length,
+    loaded_tables: committedTables(manifest).length,
     latest: extra.latest,
     bytes: extra.bytes,
     problem: extra.problem,

@@ -182,7 +182,8 @@ async function recordLedger(ctx: LoadContext, plan: LoadPlan, report: LoadReport
  */
 async function unrecordedDryRun(report: LoadReport, outcome: TablesOutcome, applied: ReadonlyMap<string, unknown>): Promise<LoadReport> {
   for (const r of outcome.rejects) await r.sink.discard();
-  const note = `dry run: its figures are not recorded in the manifest, which keeps the record of the load that committed ${[...applied.keys()].join(', ')} from this run; its rejects files are not kept`;
+  const files = outcome.rejects.length > 0 ? '; its rejects files are not kept' : '';
+  const note = `dry run: its figures are not recorded in the manifest, which keeps the record of the load that committed ${[...applied.keys()].join(', ')} from this run${files}`;
   return { ...report, tables: report.tables.map((t) => ({ ...t, rejectsFile: null })), warnings: [...report.warnings, note] };
 }
 

@@ -21,8 +21,12 @@ export interface RunHistoryEntry {
   readonly rejects: number | null;
   /** Rows load kept pending, when load records that figure. */
   readonly pending: number | null;
-  /** Loaded (not a dry run), by its manifest or by the ledger. */
+  /** Loaded, wholly or in part (not a dry run), by its manifest or by the ledger. */
   readonly loaded: boolean;
+  /** Tables transform staged, when its manifest says. */
+  readonly tables: number | null;
+  /** How many tables a load of it committed (its manifest, or the ledger's rows of it when more). */
+  readonly loaded_tables: number | null;
   /** When the ledger says it was loaded; null when the ledger was not read or does not have it. */
   readonly loaded_at: string | null;
   /** The staged folder still exists. */
@@ -67,13 +71,27 @@ function fromManifest(s: RunSummary, l: LedgerRun | null): RunHistoryEntry {
     rows: s.rows,
     rejects: s.rejects,
     pending: s.pending ?? l?.pending ?? null,
-    loaded: s.loaded || l !== null,
+    loaded: s.loaded || s.loaded_tables > 0 || l !== null,
+    tables: s.tables,
+    loaded_tables: Math.max(s.loaded_tables, l?.tables ?? 0),
     loaded_at: l?.loaded_at ?? null,
     staged: true,
     latest: s.latest,
     bytes: s.bytes,
     problem: s.problem,
   };
+}
+
+/**
+ * The `loaded` column in words: yes, partly (n of m tables: a `--tables` load, or the rest's failed),
+ * dry run, no, or damaged (the manifest unreadable); "(cleaned)" once the staged folder is gone.
+ */
+export function loadedText(r: RunHistoryEntry): string {
+  if (r.problem) return 'damaged';
+  if (!r.loaded) return r.stages.load === 'done' ? 'dry run' : 'no';
+  const partly = r.tables !== null && r.loaded_tables !== null && r.loaded_tables < r.tables;
+  const loaded = partly ? `partly (${r.loaded_tables} of ${r.tables} tables)` : 'yes';
+  return r.staged ? loaded : `${loaded} (cleaned)`;
 }
 
 /** A run only the ledger remembers: its staged folder was cleaned (or made on another machine). */
@@ -92,6 +110,8 @@ function fromLedger(l: LedgerRun): RunHistoryEntry {
     rejects: l.rejected,
     pending: l.pending,
     loaded: true,
+    tables: null,
+    loaded_tables: l.tables,
     loaded_at: l.loaded_at,
     staged: false,
     latest: false,

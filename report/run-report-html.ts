@@ -1,10 +1,11 @@
 // The HTML report of one run: one self-contained file (inline CSS and SVG, no script, no external
 // asset; a Content-Security-Policy forbids any network access), readable offline by an auditor.
-import { pendingCount } from '../audit/runs.ts';
+import { committedTables, pendingCount } from '../audit/runs.ts';
 import { redactText } from '../errors/redact.ts';
 import { escapeHtml, section, table, type HtmlCell } from './html.ts';
 import type { RunReportData, TableFigures } from './run-report-data.ts';
 import { barChart, timeline } from './svg-chart.ts';
+import { loadedText } from './run-history.ts';
 
 const COLORS = { extract: '#4e79a7', transform: '#f28e2b', load: '#59a14f' } as const;
 const HISTORY_RUNS = 20;
@@ -51,7 +52,7 @@ function header(d: RunReportData): string {
   const ok = d.identities.every((i) => i.ok);
   const load = m.stages.load;
   const loadStatus = d.stages.find((s) => s.stage === 'load')?.status;
-  const loaded = load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : partlyLoaded(m) ?? `not loaded (${load ? loadStatus : 'load never ran'})`;
+  const loaded = partlyLoaded(m) ?? (load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : `not loaded (${load ? loadStatus : 'load never ran'})`);
   // The manifest holds no credentials; a URL with one is scrubbed all the same.
   const facts: [string, string][] = [
     ['source', redactText(m.source.description)],
@@ -67,11 +68,17 @@ counts <span class="${ok ? 'ok' : 'bad'}">${ok ? 'reconcile' : 'DO NOT reconcile
 <dl>${facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>`;
 }
 
-/** A failed load of a run an earlier load committed some tables of (they keep their record): what landed, and that the rest failed. */
+/**
+ * A run a load committed some tables of, not all it staged (`--tables`, or a failed load after one
+ * that committed: they keep their record): what landed, and what became of the rest.
+ */
 function partlyLoaded(m: RunReportData['manifest']): string | null {
-  const tables = Object.keys(m.stages.load?.tables ?? {});
-  if (m.stages.load?.status !== 'failed' || tables.length === 0) return null;
-  return `partly loaded into ${m.destination?.description ?? '?'} (${tables.length} table(s): ${tables.join(', ')}); the load of the rest failed`;
+  const tables = committedTables(m);
+  const staged = Object.keys(m.stages.transform?.tables ?? {});
+  const failed = m.stages.load?.status === 'failed';
+  if (tables.length === 0 || (!failed && tables.length >= staged.length)) return null;
+  const rest = failed ? 'the load of the rest failed' : `${staged.length - tables.length} table(s) not loaded yet`;
+  return `partly loaded into ${m.destination?.description ?? '?'} (${tables.length} table(s): ${tables.join(', ')}); ${rest}`;
 }
 
 function stagesSection(d: RunReportData): string {
@@ -136,7 +143,7 @@ function historySection(d: RunReportData): string {
   const rows = runs.map((r) => ({ label: label(r.run_id), parts: [{ value: r.rows ?? 0, color: '#76b7b2', name: 'rows' }] }));
   const list = table(
     ['run', 'extract s', 'transform s', 'load s', 'rows', 'loaded'],
-    runs.map((r) => [r.run_id, seconds(r.seconds.extract), seconds(r.seconds.transform), seconds(r.seconds.load), r.rows, r.loaded ? 'yes' : 'no']),
+    runs.map((r) => [r.run_id, seconds(r.seconds.extract), seconds(r.seconds.transform), seconds(r.seconds.load), r.rows, loadedText(r)]),
     { fields: ['run', 'extract', 'transform', 'load', 'rows', 'loaded'], rowKeys: runs.map((r) => r.run_id), id: 'history' },
   );
   const legend = (['extract', 'transform', 'load'] as const).map((s) => `<span style="color:${COLORS[s]}">■</span> ${s}`).join(' ');

@@ -6,7 +6,7 @@ import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { duration } from '../progress/meter.ts';
 import { ledgerOf } from '../ledger.ts';
-import { runHistory, type RunHistory, type RunHistoryEntry } from '../../report/run-history.ts';
+import { loadedText, runHistory, type RunHistory, type RunHistoryEntry } from '../../report/run-history.ts';
 import { formatTable } from '../../report/text-table.ts';
 
 const usage = `usage: etl runs [--staging DIR] [--database-url URL] [--no-ledger] [--json]
@@ -53,11 +53,6 @@ function stageCell(r: RunHistoryEntry, stage: 'extract' | 'transform' | 'load'):
   return status ?? '-';
 }
 
-function loadedCell(r: RunHistoryEntry): string {
-  if (r.problem) return 'damaged';
-  if (r.loaded) return r.staged ? 'yes' : 'yes (cleaned)';
-  return r.stages.load === 'done' ? 'dry run' : 'no';
-}
 
 export function renderHistory(h: RunHistory): string {
   if (h.runs.length === 0) return `no runs in ${h.staging}${h.ledger.read ? ' nor in the ledger' : ''}\n${ledgerNote(h)}`;
@@ -72,7 +67,7 @@ export function renderHistory(h: RunHistory): string {
     n(r.rows),
     n(r.rejects),
     n(r.pending),
-    loadedCell(r),
+    loadedText(r),
   ]);
   const headers = ['run', 'when (UTC)', 'source', 'extract', 'transform', 'load', 'documents', 'rows', 'rejects', 'pending', 'loaded'];
   const out = [formatTable(headers, rows, { maxWidth: 132, minWidths: [undefined, undefined, 12] }).trimEnd()];

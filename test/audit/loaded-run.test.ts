@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import * as tar from 'tar';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
@@ -56,4 +56,36 @@ test('a loaded run: packed with its load rejects, verified without databases, li
   const cleaned = JSON.parse(etlSync(['clean', '--json'], { cwd: run.cwd }).stdout) as CleanReport;
   assert.deepEqual(cleaned.removed, []);
   assert.match(cleaned.kept[0]!.reasons.join(), /newest loaded run/);
+});
+
+test('a run loaded with --tables is listed partly loaded (with and without the ledger), and so is its report, until the rest is loaded', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const model = await loadPipeline(run.pipelineFile);
+  await createTables(url, model);
+  const postgres = { connectionString: url, host: '', port: 0, database: '', user: '', password: null };
+  await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres, tables: ['users', 'events'] });
+
+  const listed = (env: Record<string, string>) => {
+    const text = etlSync(['runs'], { cwd: run.cwd, env });
+    assert.equal(text.code, 0, text.stderr);
+    const json = etlSync(['runs', '--json'], { cwd: run.cwd, env });
+    return { line: text.stdout.split('\n').find((l) => l.includes(run.runId))!, entry: JSON.parse(json.stdout).runs[0] };
+  };
+  for (const env of [{}, { DATABASE_URL: url }] as Record<string, string>[]) {
+    const { line, entry } = listed(env);
+    assert.match(line, /partly \(2 of 4 tables\)\s*$/, `${JSON.stringify(Object.keys(env))}: ${line}`);
+    assert.equal(entry.loaded, true);
+    assert.equal(entry.loaded_tables, 2);
+    assert.equal(entry.tables, 4);
+  }
+  const reported = etlSync(['report', '--out', path.join(run.cwd, 'r.html')], { cwd: run.cwd });
+  assert.equal(reported.code, 0, reported.stderr);
+  assert.match(await readFile(path.join(run.cwd, 'r.html'), 'utf8'), /partly loaded into [^<]*\(2 table\(s\): events, users\)/);
+
+  await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres });
+  const { line, entry } = listed({ DATABASE_URL: url });
+  assert.match(line, /\byes\s*$/, line);
+  assert.equal(entry.loaded_tables, 4);
 });

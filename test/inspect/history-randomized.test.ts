@@ -173,6 +173,8 @@ interface HistoryEntry {
   rejects: number | null;
   pending: number | null;
   loaded: boolean;
+  tables: number | null;
+  loaded_tables: number | null;
   staged: boolean;
   latest: boolean;
 }
@@ -521,6 +523,7 @@ const RESULT: Readonly<Record<string, RegExp>> = {
   'dry-run': /^dry run \(rolled back\)$/,
   failed: /^not loaded \(failed\)$/,
   'partly loaded, then failed': /^partly loaded into .* \(\d+ table\(s\): [a-z_, ]+\); the load of the rest failed$/,
+  'partly loaded': /^partly loaded into .* \(\d+ table\(s\): [a-z_, ]+\); \d+ table\(s\) not loaded yet$/,
   never: /^not loaded \(load never ran\)$/,
 };
 
@@ -549,12 +552,20 @@ async function checkRuns(h: History, truth: Truth, c: Checker): Promise<void> {
     const counts = await stagedCounts(path.join(m.incrementalStaging, entry.run_id), manifest);
     c.same(`${where}: documents, rows, rejects = the staged files`, counts, { documents: entry.documents, rows: entry.rows, rejects: entry.rejects });
     if (record && !record.dryRun) c.same(`${where}: pending = etl_pending after its last committed load (none when none committed)`, record.pendingAfter, entry.pending);
-    checkRunsLine(text, entry, c);
+    c.same(`${where}: tables staged, and loaded (etl_runs)`, [Object.keys(manifest.stages.transform?.tables ?? {}).length || null, truth.ledger.get(entry.run_id)?.size ?? 0], [entry.tables, entry.loaded_tables]);
+    checkRunsLine(text, entry, expectedLoadedCell(truth, entry, Object.keys(manifest.stages.transform?.tables ?? {}).length || null), c);
   }
 }
 
+/** The loaded column in words, from the truth: etl_runs' tables of the run against those transform staged. */
+function expectedLoadedCell(truth: Truth, entry: Pick<HistoryEntry, 'run_id'> & { stages: { load: string | null } }, staged: number | null): string {
+  const tables = truth.ledger.get(entry.run_id);
+  if (!tables) return entry.stages.load === 'done' ? 'dry run' : 'no';
+  return staged !== null && tables.size < staged ? `partly (${tables.size} of ${staged} tables)` : 'yes';
+}
+
 /** The text `etl runs` prints for one run: its stage cells, counts and loaded column say what --json says. */
-function checkRunsLine(text: string, entry: HistoryEntry, c: Checker): void {
+function checkRunsLine(text: string, entry: HistoryEntry, loadedCell: string, c: Checker): void {
   const line = text.split('\n').find((l) => l.slice(2).startsWith(entry.run_id));
   const where = `etl runs (text) ${entry.run_id}`;
   if (!line) return c.same(`${where}: a line`, 'a line', null);
@@ -564,7 +575,6 @@ function checkRunsLine(text: string, entry: HistoryEntry, c: Checker): void {
   const num = (v: number | null) => (v === null ? '-' : v.toLocaleString('en-US'));
   const stageCell = (st: StageName) => (entry.stages[st] === 'done' ? 'a duration' : (entry.stages[st] ?? '-'));
   const shown = (cell: string) => (/^\d/.test(cell) && !/^\d[\d,]*$/.test(cell) ? 'a duration' : cell);
-  const loadedCell = entry.loaded ? 'yes' : entry.stages.load === 'done' ? 'dry run' : 'no';
   c.same(`${where}: extract, transform, load, documents, rows, rejects, pending, loaded`, [stageCell('extract'), stageCell('transform'), stageCell('load'), num(entry.documents), num(entry.rows), num(entry.rejects), num(entry.pending), loadedCell], [shown(cells[0]!), shown(cells[1]!), shown(cells[2]!), ...cells.slice(3)]);
 }
 
@@ -634,7 +644,9 @@ async function checkReport(h: History, truth: Truth, runId: string, c: Checker):
   c.same(`${where}: documents, rows, rejected`, { documents: counts.documents ?? 0, rows: counts.rows ?? 0, rejected: counts.rejects ?? 0 }, { documents: total('documents'), rows: total('rows'), rejected: total('rejected') });
   const result = /<dt>result<\/dt><dd>([^<]*)<\/dd>/.exec(html)?.[1] ?? '';
   const partly = Object.keys(s.load?.tables ?? {}).length > 0;
-  const state = s.load?.status === 'done' ? (s.load.dry_run ? 'dry-run' : 'loaded') : s.load?.status === 'failed' ? (partly ? 'partly loaded, then failed' : 'failed') : 'never';
+  // etl_runs' tables of the run against those transform staged: fewer after a --tables load.
+  const some = (truth.ledger.get(runId)?.size ?? 0) < Object.keys(s.transform?.tables ?? {}).length;
+  const state = s.load?.status === 'done' ? (s.load.dry_run ? 'dry-run' : some ? 'partly loaded' : 'loaded') : s.load?.status === 'failed' ? (partly ? 'partly loaded, then failed' : 'failed') : 'never';
   c.same(`${where}: the result says ${state}`, true, RESULT[state]!.test(result) || result);
   const rows = tableRows(html, 'table-figures');
   const fields = ['staged', 'inserted', 'updated', 'unchanged', 'deleted', 'load_rejected', 'nulled', 'orphaned', 'pending'] as const;
@@ -650,7 +662,12 @@ async function checkReport(h: History, truth: Truth, runId: string, c: Checker):
     c.same(`${where}: ${table}'s load figures (the manifest's; none without a load that ended)`, expected, fields.map((f) => cells.get(f) ?? null));
   }
   c.same(`${where}: a row per table transformed or loaded`, [...new Set([...Object.keys(s.transform?.tables ?? {}), ...Object.keys(committed)])].sort(), [...rows.keys()].sort());
-  for (const [run, cells] of tableRows(html, 'history')) c.same(`${where}: history, ${run} loaded`, truth.ledger.has(run) ? 'yes' : 'no', cells.get('loaded'));
+  for (const [run, cells] of tableRows(html, 'history')) {
+    const its = await readManifest(runPaths(m.incrementalStaging, run)).catch(() => null);
+    const staged = Object.keys(its?.stages.transform?.tables ?? {}).length || null;
+    const cell = its === null ? 'yes (cleaned)' : expectedLoadedCell(truth, { run_id: run, stages: { load: its.stages.load?.status ?? null } }, staged);
+    c.same(`${where}: history, ${run} loaded`, cell, cells.get('loaded'));
+  }
 }
 
 /** The rows of an HTML table of the report by data-key: each cell's data-value (a number), else its text, by data-field. */
