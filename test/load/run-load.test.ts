@@ -278,7 +278,8 @@ test('a failure in a later table rolls everything back, watermarks included, and
   assert.equal(m.stages.load?.error?.code, 'pg_22008');
 });
 
-test('a failed load of the rest of a partly loaded run keeps the record of the tables loaded before it', async (t) => {
+/** The first run loaded, then the second run's companies and users only (`--tables`), and the load section that left. */
+async function partlyLoadedRun(t: { name: string; after(fn: () => unknown): void }) {
   const url = await servers.postgres.createDatabase(t.name);
   const staging = await tempStaging(t);
   const model = fixtureModel();
@@ -287,6 +288,11 @@ test('a failed load of the rest of a partly loaded run keeps the record of the t
   const run = await stageRun(staging, model, secondRun(), { watermarks: { users: { from: null, next: '2024-04-01T00:00:00.000Z' } } });
   const first = await runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url), tables: ['companies', 'users'] });
   const loaded = (await readManifest(runPaths(staging, run))).stages.load!;
+  return { url, staging, model, run, first, loaded };
+}
+
+test('a failed load of the rest of a partly loaded run keeps the record of the tables loaded before it', async (t) => {
+  const { url, staging, model, run, first, loaded } = await partlyLoadedRun(t);
   // The rest fails in the middle: every statement on logbook raises.
   await query(url, `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused'; END$$`);
   await query(url, 'CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON logbook FOR EACH STATEMENT EXECUTE FUNCTION refuse()');
@@ -313,14 +319,7 @@ test('a failed load of the rest of a partly loaded run keeps the record of the t
 });
 
 test('a dry run of a partly loaded run leaves the record of the load that committed; the real load after it keeps every table', async (t) => {
-  const url = await servers.postgres.createDatabase(t.name);
-  const staging = await tempStaging(t);
-  const model = fixtureModel();
-  await stageRun(staging, model, firstRun(), { watermarks: { users: { from: null, next: '2024-03-10T00:00:00.000Z' } } });
-  await runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) });
-  const run = await stageRun(staging, model, secondRun(), { watermarks: { users: { from: null, next: '2024-04-01T00:00:00.000Z' } } });
-  await runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url), tables: ['companies', 'users'] });
-  const loaded = (await readManifest(runPaths(staging, run))).stages.load!;
+  const { url, staging, model, run, loaded } = await partlyLoadedRun(t);
   const before = await checksums(url, ALL);
 
   const dry = await runLoad({ model, stagingDir: staging, runId: run, postgres: postgresConfig(url), dryRun: true });
