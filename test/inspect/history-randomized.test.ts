@@ -5,7 +5,8 @@
 //               --propagate-deletes;
 //   stages      `etl extract [--tables]`, `etl transform`, `etl load`;
 //   partial     extract, transform, `etl load --tables` of some of the run's tables;
-//   dry-run     extract, transform, `etl load --dry-run` (PostgreSQL unchanged);
+//   dry-run     extract, transform, `etl load --dry-run` (PostgreSQL unchanged); or a dry run of the
+//               rest of a partly loaded run (PostgreSQL and the run's manifest unchanged);
 //   extracted   an extract never transformed; transformed: a transform never loaded;
 //   older       an older staged run loaded after a newer one (refused: run_older_than_loaded, exit 1);
 //   reload      a loaded run loaded again (already loaded, nothing changes);
@@ -315,14 +316,28 @@ class History {
 
   /** A run of every table, loaded into some of them only (`etl load --tables`). */
   async partial(): Promise<string> {
-    const runId = await this.extract(this.propagate(), true);
-    await this.stage('load', ['--tables', this.subset().join(',')]);
-    await this.committed(runId);
+    const runId = await this.partlyLoad();
     this.count('partial');
     return runId;
   }
 
+  async partlyLoad(): Promise<string> {
+    const runId = await this.extract(this.propagate(), true);
+    await this.stage('load', ['--tables', this.subset().join(',')]);
+    await this.committed(runId);
+    return runId;
+  }
+
   async dryRun(): Promise<string> {
+    // Of the rest of a partly loaded run: PostgreSQL and the record of the load that committed stay as they are.
+    if (this.rng.chance(0.5)) {
+      // None yet: make one (a run of every table, loaded into some of them).
+      const rests = (await this.partlyLoaded()).map((r) => r.runId);
+      const runId = rests.length > 0 ? this.rng.pick(rests) : await this.partlyLoad();
+      await this.unchanged('etl load --dry-run of the rest', runId, true, () => this.stage('load', ['--run', runId, '--dry-run']));
+      this.count('dry-run of the rest');
+      return runId;
+    }
     const runId = await this.extract(this.propagate(), true);
     await this.unchanged('etl load --dry-run', runId, false, () => this.stage('load', ['--dry-run']));
     const r = this.record(runId);
