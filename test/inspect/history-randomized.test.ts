@@ -13,7 +13,9 @@
 //   failed      a load that fails in the middle: a statement trigger on a staged table raises, the
 //               transaction rolls back (exit 1); of a new run, or of the rest of a partly loaded one;
 //   locked      a load that gives up waiting for the load lock (--lock-timeout, exit 1);
-//   next        the next step `etl status` suggests for a staged run not loaded, run: it must succeed.
+//   next        the next step `etl status` suggests for a staged run not loaded, run: it must succeed;
+//   clean       `etl clean --keep K`: it removes only runs its rules let go (loaded or unfinished, older
+//               than the newest loaded run, not latest); `etl runs` then lists them from etl_runs alone.
 // After each, against the truth (the staged folders and files on disk, etl_runs, etl_watermarks,
 // etl_pending, the rows of PostgreSQL before and after):
 //   `etl runs --json` and its text: one entry per run (staged folders ∪ etl_runs), its stages as the
@@ -53,7 +55,7 @@ const [ENDINGS] = integers('HISTORY_ENDINGS', [5]) as [number];
 const [EDITS] = integers('HISTORY_EDITS', [40]) as [number];
 const [SCALE] = integers('HISTORY_SCALE', [200]) as [number];
 
-type Ending = 'run' | 'stages' | 'partial' | 'dry-run' | 'extracted' | 'transformed' | 'older' | 'reload' | 'failed' | 'locked' | 'next';
+type Ending = 'run' | 'stages' | 'partial' | 'dry-run' | 'extracted' | 'transformed' | 'older' | 'reload' | 'failed' | 'locked' | 'next' | 'clean';
 
 const ENDING_WEIGHTS: readonly (readonly [Ending, number])[] = [
   ['run', 3],
@@ -67,6 +69,7 @@ const ENDING_WEIGHTS: readonly (readonly [Ending, number])[] = [
   ['failed', 2],
   ['locked', 1],
   ['next', 2],
+  ['clean', 1],
 ];
 
 type Status = 'done' | 'failed' | null;
@@ -77,6 +80,8 @@ interface RunRecord {
   dryRun: boolean;
   /** etl_pending rows (all tables) right after its last committed load; null: never committed. */
   pendingAfter: number | null;
+  /** etl clean removed its folder. */
+  cleaned?: boolean;
 }
 
 /** What PostgreSQL and the staging folder hold: the truth every figure is checked against. */
@@ -290,6 +295,8 @@ class History {
         return this.locked();
       case 'next':
         return this.next();
+      case 'clean':
+        return this.clean();
     }
   }
 
@@ -367,6 +374,7 @@ class History {
     const truth = await readTruth(this.m);
     let candidates: string[] = [];
     for (const [id, r] of this.runs) {
+      if (r.cleaned) continue;
       const refused = (await tablesOf(this, id)).some((t) => (truth.last.get(t)?.runId ?? '') > id);
       if (r.stages.transform === 'done' && !truth.ledger.has(id) && refused) candidates.push(id);
     }
@@ -470,6 +478,33 @@ class History {
     return runId;
   }
 
+  /**
+   * `etl clean --keep K`: the runs it removes are loaded ones older than the newest loaded run (or
+   * unfinished ones older than it), never one a load could still take; their folders go, and the
+   * ledger alone remembers them (`etl runs`: "yes (cleaned)"). Null when it removes nothing.
+   */
+  async clean(): Promise<string | null> {
+    const before = await readTruth(this.m);
+    const manifests = new Map<string, Manifest>();
+    for (const id of before.staged) manifests.set(id, await readManifest(runPaths(this.m.incrementalStaging, id)));
+    const loaded = (m: Manifest) => m.stages.load?.status === 'done' && !m.stages.load.dry_run;
+    const newestLoaded = [...manifests].filter(([, m]) => loaded(m)).map(([id]) => id).sort().at(-1) ?? '';
+    const r = await this.etl(['clean', '--staging', this.m.incrementalStaging, '--keep', String(this.rng.int(1, 3)), '--json']);
+    const removed = (JSON.parse(r.stdout) as { removed: { run_id: string }[] }).removed.map((x) => x.run_id);
+    if (removed.length === 0) return null;
+    const after = await readTruth(this.m);
+    assert.deepEqual(after.staged, before.staged.filter((id) => !removed.includes(id)), 'etl clean removed exactly the folders it names');
+    const latest = await this.latest();
+    for (const id of removed) {
+      const m = manifests.get(id)!;
+      const goes = id !== latest && id < newestLoaded && (loaded(m) || m.stages.transform?.status !== 'done');
+      assert.ok(goes, `etl clean removed run ${id} (load ${m.stages.load?.status ?? 'never ran'}), which it must keep\n${this.log.join('\n')}`);
+      this.record(id).cleaned = true;
+    }
+    this.count('clean');
+    return latest;
+  }
+
   /** The next step `etl status` suggests for a staged run not loaded, run as printed: it succeeds. */
   async next(): Promise<string | null> {
     const status = await this.etl(this.m.incrementalArgs('status'));
@@ -553,6 +588,10 @@ async function checkRuns(h: History, truth: Truth, c: Checker): Promise<void> {
   const latest = await h.latest();
   for (const entry of json.runs) {
     const where = `etl runs --json ${entry.run_id}`;
+    if (!entry.staged) {
+      await checkCleaned(h, entry, text, c);
+      continue;
+    }
     const manifest = await readManifest(runPaths(m.incrementalStaging, entry.run_id));
     const record = h.runs.get(entry.run_id);
     const loaded = truth.ledger.has(entry.run_id);
@@ -570,6 +609,23 @@ async function checkRuns(h: History, truth: Truth, c: Checker): Promise<void> {
     c.same(`${where}: tables staged, and loaded (etl_runs)`, [Object.keys(manifest.stages.transform?.tables ?? {}).length || null, truth.ledger.get(entry.run_id)?.size ?? 0], [entry.tables, entry.loaded_tables]);
     checkRunsLine(text, entry, expectedLoadedCell(truth, entry, Object.keys(manifest.stages.transform?.tables ?? {}).length || null), c);
   }
+}
+
+/** A run etl clean removed: etl_runs alone remembers it, and `etl runs` says what etl_runs holds. */
+async function checkCleaned(h: History, entry: HistoryEntry, text: string, c: Checker): Promise<void> {
+  const where = `etl runs --json ${entry.run_id} (cleaned)`;
+  c.same(`${where}: its folder was removed by etl clean`, true, h.runs.get(entry.run_id)?.cleaned === true);
+  const rows = await query<{ summary: LoadTableRecord }>(h.m.incrementalUrl, 'SELECT summary FROM etl_runs WHERE run_id = $1', [entry.run_id]);
+  const sum = (k: 'staged' | 'rejected') => rows.reduce((a, r) => a + r.summary[k], 0);
+  c.same(`${where}: loaded, its tables, rows and rejects as etl_runs holds them`, { loaded: true, loaded_tables: rows.length, rows: sum('staged'), rejects: sum('rejected') }, {
+    loaded: entry.loaded,
+    loaded_tables: entry.loaded_tables,
+    rows: entry.rows,
+    rejects: entry.rejects,
+  });
+  c.same(`${where}: pending = etl_pending after its last committed load`, h.runs.get(entry.run_id)?.pendingAfter ?? null, entry.pending);
+  const line = text.split('\n').find((l) => l.slice(2).startsWith(entry.run_id)) ?? '';
+  c.same(`etl runs (text) ${entry.run_id}: loaded`, 'yes (cleaned)', line.trim().split(/\s{2,}/).at(-1));
 }
 
 /** The loaded column in words, from the truth: etl_runs' tables of the run against those transform staged. */
