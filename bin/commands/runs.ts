@@ -53,7 +53,6 @@ function stageCell(r: RunHistoryEntry, stage: 'extract' | 'transform' | 'load'):
   return status ?? '-';
 }
 
-
 export function renderHistory(h: RunHistory): string {
   if (h.runs.length === 0) return `no runs in ${h.staging}${h.ledger.read ? ' nor in the ledger' : ''}\n${ledgerNote(h)}`;
   const rows = h.runs.map((r) => [
