@@ -375,7 +375,7 @@ class History {
     let candidates: string[] = [];
     for (const [id, r] of this.runs) {
       if (r.cleaned) continue;
-      const refused = (await tablesOf(this, id)).some((t) => (truth.last.get(t)?.runId ?? '') > id);
+      const refused = (await tablesOf(this, id)).some((t) => setByNewer(truth, t, id));
       if (r.stages.transform === 'done' && !truth.ledger.has(id) && refused) candidates.push(id);
     }
     if (candidates.length === 0) {
@@ -455,7 +455,7 @@ class History {
     for (const [runId, loaded] of truth.ledger) {
       if (!truth.staged.includes(runId)) continue;
       const rest = (await tablesOf(this, runId)).filter((t) => !loaded.has(t));
-      if (rest.length > 0 && rest.every((t) => (truth.last.get(t)?.runId ?? '') < runId)) out.push({ runId, tables: rest });
+      if (rest.length > 0 && rest.every((t) => !setByNewer(truth, t, runId))) out.push({ runId, tables: rest });
     }
     return out.sort((a, b) => a.runId.localeCompare(b.runId));
   }
@@ -577,6 +577,16 @@ const RESULT: Readonly<Record<string, RegExp>> = {
   never: /^not loaded \(load never ran\)$/,
 };
 
+/**
+ * Whether a run newer than `runId` set the table's watermark: etl load refuses `runId` for it (README,
+ * Exact mirror). A newer run loaded into a table without moving its watermark (it read the table's
+ * collection from a later instant, for another table of it) does not: the next run reads from the
+ * watermark again and mends what an older run's rows undo.
+ */
+function setByNewer(truth: Truth, table: string, runId: string): boolean {
+  return (truth.watermarks.get(table) ?? '') > runId;
+}
+
 /** `etl runs --json` and its text against the truth and what the endings did. */
 async function checkRuns(h: History, truth: Truth, c: Checker): Promise<void> {
   const m = h.m;
@@ -686,8 +696,8 @@ async function checkStatus(h: History, truth: Truth, c: Checker): Promise<void> 
   for (const r of json.unloadedRuns) {
     const where = `etl status --json ${r.runId}`;
     c.same(`${where}: loadedTables (etl_runs)`, [...(truth.ledger.get(r.runId) ?? [])].sort(), r.loadedTables);
-    const refused = (await tablesOf(h, r.runId)).filter((t) => (truth.last.get(t)?.runId ?? '') > r.runId);
-    c.same(`${where}: refusedTables (a newer run loaded)`, refused.sort(), [...r.refusedTables].sort());
+    const refused = (await tablesOf(h, r.runId)).filter((t) => setByNewer(truth, t, r.runId));
+    c.same(`${where}: refusedTables (a newer run set the watermark)`, refused.sort(), [...r.refusedTables].sort());
     const notes = runNotes(text, r.runId);
     const manifest = await readManifest(runPaths(m.incrementalStaging, r.runId));
     const loadedHere = truth.ledger.has(r.runId);
