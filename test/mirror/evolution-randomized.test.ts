@@ -38,10 +38,11 @@
 //   value changed, a reference NULLed, a stray row inserted, links deleted), then `etl diff --deep`
 //   must print exactly the difference they made per table, `etl repair` (sometimes first on a subset
 //   of tables) must leave every table equal to the reference and diff clean, and a plain incremental
-//   run after it must still end exact. Not in a round where a date threshold is in force (GLOBAL_DATE_
-//   THRESHOLD, settings.date_threshold or a table's): diff skips the documents created and updated
-//   before it, "neither missing nor extra" (etl diff --help), so repair leaves their rows as they are,
-//   while the reference, a full run, holds them all.
+//   run after it must still end exact. Under a date threshold (GLOBAL_DATE_THRESHOLD,
+//   settings.date_threshold or a table's), diff skips the documents created and updated before it,
+//   "neither missing nor extra" (etl diff --help), so repair leaves their rows as they are, while the
+//   reference, a full run, holds them all: in such a round the hand edits touch only rows diff
+//   compares (handScope).
 //
 // Replay or extend a seed locally:
 //   EVOLVE_SEEDS=7 EVOLVE_ROUNDS=6 EVOLVE_PIPELINE_EDITS=3 EVOLVE_EDITS=60 EVOLVE_HAND_EDITS=8 EVOLVE_SCALE=500 \
@@ -54,10 +55,10 @@ import pg from 'pg';
 import { etl, STACK_LINE, type CliResult } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
 import { tableFingerprint } from '../../model/fingerprint.ts';
-import type { PipelineModel } from '../../model/types.ts';
+import type { PipelineModel, TableModel } from '../../model/types.ts';
 import { hash, Rng } from '../../sample/prng.ts';
 import { EditGenerator, formatEdit, type Edit } from './edits.ts';
-import { assertDiffTrue, assertMirrors, describeTally, editKinds, editsTouching, HandEditor, integers, Mirror, PIPELINE, query, repairAll, type Mapping, type RunReport } from './harness.ts';
+import { assertDiffTrue, assertMirrors, describeTally, editKinds, editsTouching, HandEditor, integers, Mirror, PIPELINE, query, repairAll, type HandScope, type Mapping, type RunReport } from './harness.ts';
 import { formatPipelineEdit, PipelineEditor, type PipelineEdit } from './pipeline-edits.ts';
 
 const servers = useServers();
@@ -275,13 +276,41 @@ async function evolve(w: World, edits: readonly PipelineEdit[], since: Date | nu
 /** The round's pipeline.yaml, as `etl diff` and `etl repair` read it. */
 const mapping = (w: World): Mapping => ({ file: w.file, model: w.editor.model });
 
-/** A date threshold some table's reads follow (GLOBAL_DATE_THRESHOLD, settings.date_threshold or its own), or null. */
-function thresholdInForce(w: World): string | null {
-  if (w.editor.env.GLOBAL_DATE_THRESHOLD !== undefined) return `GLOBAL_DATE_THRESHOLD ${w.editor.env.GLOBAL_DATE_THRESHOLD}`;
-  const model = w.editor.model;
-  if (model.settings.dateThreshold) return `settings.date_threshold ${model.settings.dateThreshold.toISOString()}`;
-  const table = [...model.tables.values()].find((t) => t.dateThreshold !== null);
-  return table ? `${table.name}.date_threshold ${table.dateThreshold!.toISOString()}` : null;
+/** The date threshold diff applies to a table (inspect/expected-rows.ts): its own, else GLOBAL_DATE_THRESHOLD, else settings.date_threshold; none under force_reimport. */
+function thresholdOf(w: World, table: TableModel): Date | null {
+  if (table.forceReimport) return null;
+  const global = w.editor.env.GLOBAL_DATE_THRESHOLD;
+  return table.dateThreshold ?? (global !== undefined ? new Date(global) : w.editor.model.settings.dateThreshold);
+}
+
+/** Hand edits that make no row of another document move: no delete (a deleted row takes the rows referencing it along). */
+const IN_PLACE = ['pg_update', 'pg_null_ref', 'pg_insert'] as const;
+
+/**
+ * The hand edits `etl diff --deep` sees under the round's date thresholds. Diff skips a document
+ * created and updated before its table's threshold, "neither missing nor extra" (etl diff --help),
+ * and repair with it, while the reference, a full run, holds its row. With no threshold: any edit.
+ * Else edits in place only, on every row of a table without a threshold, and on an upsert table's
+ * rows whose creation_date or update_date column (include_base's created_at, updated_at) is at or
+ * after its threshold (a document dated otherwise is left alone); no row of any other table.
+ */
+function handScope(w: World): { scope: HandScope; note: string } {
+  const thresholds = [...w.editor.model.tables.values()].flatMap((t) => {
+    const d = thresholdOf(w, t);
+    return d ? [`${t.name} ${d.toISOString().slice(0, 10)}`] : [];
+  });
+  if (thresholds.length === 0) return { scope: {}, note: '' };
+  const rows = (table: TableModel): string | null => {
+    const threshold = thresholdOf(w, table);
+    if (!threshold) return 'true';
+    if (table.strategy !== 'upsert') return null;
+    const dated = table.columns.filter((c) => c.sqlType.kind === 'timestamp' && c.source.kind === 'field' && (c.source.path === 'creation_date' || c.source.path === 'update_date'));
+    if (dated.length === 0) return null;
+    const at = pg.escapeLiteral(threshold.toISOString().replace('T', ' ').replace('Z', ''));
+    return `(${dated.map((c) => `x.${pg.escapeIdentifier(c.name)} >= ${at}::timestamp`).join(' OR ')})`;
+  };
+  const distinct = [...new Set(thresholds.map((t) => t.slice(t.indexOf(' ') + 1)))];
+  return { scope: { kinds: IN_PLACE, rows }, note: ` (under date threshold ${distinct.join(', ')}: in place, on rows diff compares)` };
 }
 
 /** `etl diff --deep` with the round's pipeline.yaml, on a mirror equal to the reference: exit 0, nothing found, every figure true. */
@@ -297,15 +326,11 @@ async function assertDiffClean(w: World, round: number, reference: { url: string
  */
 async function driftAndRepair(w: World, round: number, reference: { url: string; folder: string }): Promise<string | null> {
   if (!w.drift.chance(0.5)) return null;
-  const threshold = thresholdInForce(w);
-  if (threshold) {
-    w.driftRounds.push(`r${round} skipped (${threshold})`);
-    return `no hand edits: ${threshold} in force (etl diff skips the documents before it)`;
-  }
-  const hand = new HandEditor(w.editor.model, w.m.incrementalUrl, w.drift);
+  const { scope, note } = handScope(w);
+  const hand = new HandEditor(w.editor.model, w.m.incrementalUrl, w.drift, scope);
   const edits = await hand.applyRound(round, HAND_EDITS);
   w.hand.push(...edits);
-  w.driftRounds.push(`r${round} ${edits.length} hand edit(s)`);
+  w.driftRounds.push(`r${round} ${edits.length} hand edit(s)${note}`);
   const found = await assertDiffTrue(w.m, mapping(w), round, reference, w.hand, replayContext(w));
   // Not vacuous: every hand edit changes a row diff compares.
   assert.ok(edits.length === 0 || found.tables > 0, `round ${round}: the hand edits made some table differ\n${replayContext(w)}`);
@@ -318,7 +343,7 @@ async function driftAndRepair(w: World, round: number, reference: { url: string;
     classify: (row) => editKinds(w.hand, row),
     context: `round ${round}: the plain incremental run after ${steps}\n${replayContext(w)}`,
   });
-  return `${edits.length} hand edit(s); diff: ${describeTally(found)} (${Object.entries(found.byTable).map(([t, f]) => `${t} ${f}`).join(', ')}); ${steps}; a plain run after it exact`;
+  return `${edits.length} hand edit(s)${note}; diff: ${describeTally(found)} (${Object.entries(found.byTable).map(([t, f]) => `${t} ${f}`).join(', ')}); ${steps}; a plain run after it exact`;
 }
 
 for (const seed of SEEDS) {

@@ -605,7 +605,7 @@ export async function transformMismatches(runDir: string, tables: Readonly<Recor
 
 // ── drift made by hand in PostgreSQL ─────────────────────────────────────────────────────────────
 
-type HandKind = 'pg_delete' | 'pg_update' | 'pg_null_ref' | 'pg_insert' | 'pg_delete_link';
+export type HandKind = 'pg_delete' | 'pg_update' | 'pg_null_ref' | 'pg_insert' | 'pg_delete_link';
 
 /** How often each hand edit is drawn (relative weights). */
 const HAND_WEIGHTS: readonly (readonly [HandKind, number])[] = [
@@ -615,6 +615,15 @@ const HAND_WEIGHTS: readonly (readonly [HandKind, number])[] = [
   ['pg_insert', 2],
   ['pg_delete_link', 2],
 ];
+
+/**
+ * Which hand edits a HandEditor makes: only these kinds (default: all), only on the rows of a table
+ * `rows` gives a condition for, on the table's row `x` (SQL; null: none of the table's rows).
+ */
+export interface HandScope {
+  readonly kinds?: readonly HandKind[];
+  readonly rows?: (table: TableModel) => string | null;
+}
 
 /** A row as to_jsonb gives it (values as text). */
 type RowValues = Record<string, string | null>;
@@ -636,6 +645,7 @@ export class HandEditor {
     private readonly model: PipelineModel,
     private readonly url: string,
     private readonly rng: Rng,
+    private readonly scope: HandScope = {},
   ) {}
 
   /** Applies `count` hand edits, numbered as round `round`; returns them. */
@@ -645,7 +655,7 @@ export class HandEditor {
     const edits: Edit[] = [];
     try {
       for (let attempts = 0; edits.length < count && attempts < count * 20; attempts++) {
-        const kind = this.rng.weighted(HAND_WEIGHTS);
+        const kind = this.rng.weighted(this.scope.kinds ? HAND_WEIGHTS.filter(([k]) => this.scope.kinds!.includes(k)) : HAND_WEIGHTS);
         const made = await this.applyOne(client, kind);
         if (!made) continue;
         const edit: Edit = { round, n: edits.length + 1, kind, ...made };
@@ -661,7 +671,7 @@ export class HandEditor {
   private applyOne(client: pg.Client, kind: HandKind): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
     switch (kind) {
       case 'pg_delete':
-        return this.deleteRow(client, this.rng.pick(this.model.loadOrder));
+        return this.deleteRow(client, this.pickTable(() => true));
       case 'pg_update':
         return this.updateColumn(client);
       case 'pg_null_ref':
@@ -677,6 +687,17 @@ export class HandEditor {
     return this.model.tables.get(name)!;
   }
 
+  /** A random table `accept` takes whose rows the scope lets hand edits touch; null when none. */
+  private pickTable(accept: (t: TableModel) => boolean): TableModel | null {
+    const names = this.model.loadOrder.filter((t) => accept(this.table(t)) && this.rowScope(this.table(t)) !== null);
+    return names.length === 0 ? null : this.table(this.rng.pick(names));
+  }
+
+  /** The scope's condition on a row `x` of the table (default: every row), or null: none of its rows. */
+  private rowScope(table: TableModel): string | null {
+    return this.scope.rows ? this.scope.rows(table) : 'true';
+  }
+
   private keyText(table: TableModel, row: RowValues): string {
     return table.mergeKey.map((c) => row[c] ?? '').join(',');
   }
@@ -688,9 +709,14 @@ export class HandEditor {
     return { collection: table.name, id: row[table.mergeKey[0]!] ?? key, detail: `(${key}) ${detail}`, touches: [...new Set(ids)], keys: table.mergeKey.length > 1 ? [key] : [] };
   }
 
-  /** A random row (`where`: a condition on x), in key order so a seed replays; null when none. */
-  private async someRow(client: pg.Client, table: TableModel, where = 'true'): Promise<RowValues | null> {
-    const from = `FROM ${pg.escapeIdentifier(table.name)} AS x WHERE ${where}`;
+  /**
+   * A random row (`where`: a condition on x) the scope lets hand edits touch (`scoped`; a row a
+   * reference may point at need not be), in key order so a seed replays; null when none.
+   */
+  private async someRow(client: pg.Client, table: TableModel, where = 'true', scoped = true): Promise<RowValues | null> {
+    const scope = scoped ? this.rowScope(table) : 'true';
+    if (scope === null) return null;
+    const from = `FROM ${pg.escapeIdentifier(table.name)} AS x WHERE ${where} AND ${scope}`;
     const n = Number((await client.query<{ n: string }>(`SELECT count(*) AS n ${from}`)).rows[0]!.n);
     if (n === 0) return null;
     const order = table.mergeKey.map((c) => `x.${pg.escapeIdentifier(c)}::text COLLATE "C"`).join(', ');
@@ -703,8 +729,9 @@ export class HandEditor {
   }
 
   /** A row deleted, and every row that references it followed as a load follows a deleted row. */
-  private async deleteRow(client: pg.Client, name: string): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
-    const table = this.table(name);
+  private async deleteRow(client: pg.Client, table: TableModel | null): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
+    if (!table) return null;
+    const name = table.name;
     const row = await this.someRow(client, table);
     if (!row) return null;
     await client.query('BEGIN');
@@ -751,7 +778,8 @@ export class HandEditor {
 
   /** One column of a random row set to another value of its type. */
   private async updateColumn(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
-    const table = this.table(this.rng.pick(this.model.loadOrder.filter((t) => this.plainColumns(this.table(t)).length > 0)));
+    const table = this.pickTable((t) => this.plainColumns(t).length > 0);
+    if (!table) return null;
     const column = this.rng.pick(this.plainColumns(table));
     const row = await this.someRow(client, table);
     if (!row) return null;
@@ -766,7 +794,8 @@ export class HandEditor {
   /** A nullable reference of a random row set NULL (the referenced row stays). */
   private async nullReference(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
     const nullable = (t: TableModel) => t.columns.filter((c) => c.foreignKey && c.nullable && !t.mergeKey.includes(c.name));
-    const table = this.table(this.rng.pick(this.model.loadOrder.filter((t) => nullable(this.table(t)).length > 0)));
+    const table = this.pickTable((t) => nullable(t).length > 0);
+    if (!table) return null;
     const column = this.rng.pick(nullable(table));
     const col = pg.escapeIdentifier(column.name);
     const row = await this.someRow(client, table, `x.${col} IS NOT NULL`);
@@ -781,7 +810,8 @@ export class HandEditor {
    * away), so the row's references hold. Null when the new key is taken.
    */
   private async insertRow(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
-    const table = this.table(this.rng.pick(this.model.loadOrder));
+    const table = this.pickTable(() => true);
+    if (!table) return null;
     const row = await this.someRow(client, table);
     if (!row) return null;
     const changeable = table.mergeKey.map((c) => table.columns.find((x) => x.name === c)!).filter((c) => c.name !== table.explode?.parentColumn && (c.foreignKey || c.sqlType.kind === 'date' || c.name === 'id'));
@@ -789,7 +819,7 @@ export class HandEditor {
     const column = this.rng.pick(changeable);
     let value: string;
     if (column.foreignKey) {
-      const ref = await this.someRow(client, this.table(column.foreignKey.table));
+      const ref = await this.someRow(client, this.table(column.foreignKey.table), 'true', false);
       if (!ref) return null;
       value = ref[column.foreignKey.column]!;
     } else if (column.sqlType.kind === 'date') {
@@ -809,7 +839,8 @@ export class HandEditor {
 
   /** Some or all of the link rows of one parent deleted. */
   private async deleteLinks(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
-    const table = this.table(this.rng.pick(this.model.loadOrder.filter((t) => this.table(t).explode)));
+    const table = this.pickTable((t) => t.explode !== null);
+    if (!table) return null;
     const row = await this.someRow(client, table);
     if (!row) return null;
     const parent = pg.escapeIdentifier(table.explode!.parentColumn);
