@@ -28,8 +28,24 @@
 // thresholds the edits set): a read from before a changed table's threshold is no full read of a
 // loaded table (model/read-plan.ts coversFullExtent), which only this end-to-end run can show.
 //
+// Then, with every table equal to the reference, `etl diff --deep` and `etl repair` with the edited
+// pipeline.yaml (and the round's GLOBAL_DATE_THRESHOLD), against the same MongoDB, staging and
+// database:
+// - `etl diff --deep --json` exits 0 and finds nothing, each of its figures true (the drift proof's
+//   derivation, harness.ts assertDiffTrue);
+// - in some rounds (drawn from the seed, a stream of its own), EVOLVE_HAND_EDITS random edits of
+//   PostgreSQL rows by hand (the drift proof's HandEditor: a row deleted with what references it, a
+//   value changed, a reference NULLed, a stray row inserted, links deleted), then `etl diff --deep`
+//   must print exactly the difference they made per table, `etl repair` (sometimes first on a subset
+//   of tables) must leave every table equal to the reference and diff clean, and a plain incremental
+//   run after it must still end exact. Under a date threshold (GLOBAL_DATE_THRESHOLD,
+//   settings.date_threshold or a table's), diff skips the documents created and updated before it,
+//   "neither missing nor extra" (etl diff --help), so repair leaves their rows as they are, while the
+//   reference, a full run, holds them all: in such a round the hand edits touch only rows diff
+//   compares (handScope).
+//
 // Replay or extend a seed locally:
-//   EVOLVE_SEEDS=7 EVOLVE_ROUNDS=6 EVOLVE_PIPELINE_EDITS=3 EVOLVE_EDITS=60 EVOLVE_SCALE=500 \
+//   EVOLVE_SEEDS=7 EVOLVE_ROUNDS=6 EVOLVE_PIPELINE_EDITS=3 EVOLVE_EDITS=60 EVOLVE_HAND_EDITS=8 EVOLVE_SCALE=500 \
 //     node --import tsx --test --test-timeout=1800000 test/mirror/evolution-randomized.test.ts
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -39,10 +55,10 @@ import pg from 'pg';
 import { etl, STACK_LINE, type CliResult } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
 import { tableFingerprint } from '../../model/fingerprint.ts';
-import type { PipelineModel } from '../../model/types.ts';
+import type { PipelineModel, TableModel } from '../../model/types.ts';
 import { hash, Rng } from '../../sample/prng.ts';
-import { EditGenerator, formatEdit } from './edits.ts';
-import { assertMirrors, integers, Mirror, PIPELINE, query, type RunReport } from './harness.ts';
+import { EditGenerator, formatEdit, type Edit } from './edits.ts';
+import { assertDiffTrue, assertMirrors, describeTally, editKinds, editsTouching, HandEditor, integers, Mirror, PIPELINE, query, repairAll, type HandScope, type Mapping, type RunReport } from './harness.ts';
 import { formatPipelineEdit, PipelineEditor, type PipelineEdit } from './pipeline-edits.ts';
 
 const servers = useServers();
@@ -51,6 +67,7 @@ const SEEDS = integers('EVOLVE_SEEDS', [1, 2]);
 const [ROUNDS] = integers('EVOLVE_ROUNDS', [4]) as [number];
 const [PIPELINE_EDITS] = integers('EVOLVE_PIPELINE_EDITS', [3]) as [number];
 const [EDITS] = integers('EVOLVE_EDITS', [40]) as [number];
+const [HAND_EDITS] = integers('EVOLVE_HAND_EDITS', [6]) as [number];
 const [SCALE] = integers('EVOLVE_SCALE', [300]) as [number];
 
 function assertNoStack(r: CliResult, what: string): void {
@@ -69,6 +86,12 @@ interface World {
   readonly runs: Rng;
   /** The rounds run with --since, as `r<round> --since <D>`. */
   readonly sinceRuns: string[];
+  /** Draws the rounds whose PostgreSQL rows are edited by hand, and those edits (its own stream: the other edits replay whatever it draws). */
+  readonly drift: Rng;
+  /** Every edit made by hand in PostgreSQL, all rounds. */
+  readonly hand: Edit[];
+  /** The rounds drawn for hand edits and what became of them, as `r<round> <what>`. */
+  readonly driftRounds: string[];
 }
 
 /** Old --since dates: before, between and after the date thresholds the pipeline edits set (2020-06-01, 2022-01-01, 2023-09-15). */
@@ -137,7 +160,7 @@ async function writeNuls(w: World, round: number, count: number): Promise<void> 
 }
 
 function replayContext(w: World): string {
-  const env = `EVOLVE_SEEDS=${w.seed} EVOLVE_ROUNDS=${ROUNDS} EVOLVE_PIPELINE_EDITS=${PIPELINE_EDITS} EVOLVE_EDITS=${EDITS} EVOLVE_SCALE=${SCALE}`;
+  const env = `EVOLVE_SEEDS=${w.seed} EVOLVE_ROUNDS=${ROUNDS} EVOLVE_PIPELINE_EDITS=${PIPELINE_EDITS} EVOLVE_EDITS=${EDITS} EVOLVE_HAND_EDITS=${HAND_EDITS} EVOLVE_SCALE=${SCALE}`;
   return [
     `seed ${w.seed}, scale ${SCALE}, ${ROUNDS} round(s) of ${PIPELINE_EDITS} pipeline edit(s) and ${EDITS} data edit(s); replay with`,
     `  ${env} node --import tsx --test --test-timeout=1800000 test/mirror/evolution-randomized.test.ts`,
@@ -148,6 +171,8 @@ function replayContext(w: World): string {
     ...w.data.applied.map((e) => `  ${formatEdit(e)}`),
     `NUL characters written: ${w.nuls.join(', ')}`,
     `rounds run with --since (each followed by a plain run): ${w.sinceRuns.join(', ') || 'none'}`,
+    `rounds drawn for hand edits in PostgreSQL: ${w.driftRounds.join(', ') || 'none'}`,
+    ...w.hand.map((e) => `  ${formatEdit(e)}`),
   ].join('\n');
 }
 
@@ -248,14 +273,87 @@ async function evolve(w: World, edits: readonly PipelineEdit[], since: Date | nu
   return w.m.incremental(['--propagate-deletes', ...(since ? ['--since', since.toISOString()] : [])], w.file);
 }
 
+/** The round's pipeline.yaml, as `etl diff` and `etl repair` read it. */
+const mapping = (w: World): Mapping => ({ file: w.file, model: w.editor.model });
+
+/** The date threshold diff applies to a table (inspect/expected-rows.ts): its own, else GLOBAL_DATE_THRESHOLD, else settings.date_threshold; none under force_reimport. */
+function thresholdOf(w: World, table: TableModel): Date | null {
+  if (table.forceReimport) return null;
+  const global = w.editor.env.GLOBAL_DATE_THRESHOLD;
+  return table.dateThreshold ?? (global !== undefined ? new Date(global) : w.editor.model.settings.dateThreshold);
+}
+
+/** Hand edits that make no row of another document move: no delete (a deleted row takes the rows referencing it along). */
+const IN_PLACE = ['pg_update', 'pg_null_ref', 'pg_insert'] as const;
+
+/**
+ * The hand edits `etl diff --deep` sees under the round's date thresholds. Diff skips a document
+ * created and updated before its table's threshold, "neither missing nor extra" (etl diff --help),
+ * and repair with it, while the reference, a full run, holds its row. With no threshold: any edit.
+ * Else edits in place only, on every row of a table without a threshold, and on an upsert table's
+ * rows whose creation_date or update_date column (include_base's created_at, updated_at) is at or
+ * after its threshold (a document dated otherwise is left alone); no row of any other table.
+ */
+function handScope(w: World): { scope: HandScope; note: string } {
+  const thresholds = [...w.editor.model.tables.values()].flatMap((t) => {
+    const d = thresholdOf(w, t);
+    return d ? [`${t.name} ${d.toISOString().slice(0, 10)}`] : [];
+  });
+  if (thresholds.length === 0) return { scope: {}, note: '' };
+  const rows = (table: TableModel): string | null => {
+    const threshold = thresholdOf(w, table);
+    if (!threshold) return 'true';
+    if (table.strategy !== 'upsert') return null;
+    const dated = table.columns.filter((c) => c.sqlType.kind === 'timestamp' && c.source.kind === 'field' && (c.source.path === 'creation_date' || c.source.path === 'update_date'));
+    if (dated.length === 0) return null;
+    const at = pg.escapeLiteral(threshold.toISOString().replace('T', ' ').replace('Z', ''));
+    return `(${dated.map((c) => `x.${pg.escapeIdentifier(c.name)} >= ${at}::timestamp`).join(' OR ')})`;
+  };
+  const distinct = [...new Set(thresholds.map((t) => t.slice(t.indexOf(' ') + 1)))];
+  return { scope: { kinds: IN_PLACE, rows }, note: ` (under date threshold ${distinct.join(', ')}: in place, on rows diff compares)` };
+}
+
+/** `etl diff --deep` with the round's pipeline.yaml, on a mirror equal to the reference: exit 0, nothing found, every figure true. */
+async function assertDiffClean(w: World, round: number, reference: { url: string; folder: string }): Promise<void> {
+  const found = await assertDiffTrue(w.m, mapping(w), round, reference, w.hand, replayContext(w));
+  assert.deepEqual(found.byTable, {}, `round ${round}: etl diff --deep finds no difference (missing/extra/different) in a mirror equal to a full run\n${replayContext(w)}`);
+}
+
+/**
+ * Some rounds: hand edits in PostgreSQL, `etl diff --deep` prints exactly what they changed, `etl
+ * repair` restores the reference, and a plain incremental run after it still ends exact. Returns
+ * what the round did, for the diagnostics.
+ */
+async function driftAndRepair(w: World, round: number, reference: { url: string; folder: string }): Promise<string | null> {
+  if (!w.drift.chance(0.5)) return null;
+  const { scope, note } = handScope(w);
+  const hand = new HandEditor(w.editor.model, w.m.incrementalUrl, w.drift, scope);
+  const edits = await hand.applyRound(round, HAND_EDITS);
+  w.hand.push(...edits);
+  w.driftRounds.push(`r${round} ${edits.length} hand edit(s)${note}`);
+  const found = await assertDiffTrue(w.m, mapping(w), round, reference, w.hand, replayContext(w));
+  // Not vacuous: every hand edit changes a row diff compares.
+  assert.ok(edits.length === 0 || found.tables > 0, `round ${round}: the hand edits made some table differ\n${replayContext(w)}`);
+  const steps = await repairAll(w.m, mapping(w), w.drift, round, reference.url, w.hand, replayContext(w));
+  // Repair moved no watermark and stored no fingerprint: the next plain run reads as it would have, and the mirror stays exact.
+  await w.m.incremental(['--propagate-deletes'], w.file);
+  await assertMirrors(w.editor.model, w.m.incrementalUrl, reference.url, {
+    examples: 5,
+    annotate: (row) => editsTouching(w.hand, row),
+    classify: (row) => editKinds(w.hand, row),
+    context: `round ${round}: the plain incremental run after ${steps}\n${replayContext(w)}`,
+  });
+  return `${edits.length} hand edit(s)${note}; diff: ${describeTally(found)} (${Object.entries(found.byTable).map(([t, f]) => `${t} ${f}`).join(', ')}); ${steps}; a plain run after it exact`;
+}
+
 for (const seed of SEEDS) {
-  test(`seed ${seed}: ${ROUNDS} rounds of pipeline.yaml and data edits, each applied by etl schema and an incremental run, equal a full run`, async (t) => {
+  test(`seed ${seed}: ${ROUNDS} rounds of pipeline.yaml and data edits, each applied by etl schema and an incremental run, equal a full run; etl diff --deep and etl repair agree`, async (t) => {
     const m = await Mirror.open(t, servers);
     await m.sample(SCALE, seed);
     await m.incremental(['--propagate-deletes']);
     const file = path.join(m.work, 'pipeline.yaml');
     const editor = await PipelineEditor.open(await readFile(PIPELINE, 'utf8'), file, seed);
-    const w: World = { seed, m, editor, file, data: await EditGenerator.open(await m.db(), seed), nuls: [], runs: new Rng(hash(seed >>> 0, 0x51ce)), sinceRuns: [] };
+    const w: World = { seed, m, editor, file, data: await EditGenerator.open(await m.db(), seed), nuls: [], runs: new Rng(hash(seed >>> 0, 0x51ce)), sinceRuns: [], drift: new Rng(hash(seed >>> 0, 0x4a4d)), hand: [], driftRounds: [] };
     for (let round = 1; round <= ROUNDS; round++) {
       const before = editor.model;
       let since: Date | null = null;
@@ -277,17 +375,25 @@ for (const seed of SEEDS) {
       } catch (e) {
         throw new Error(`round ${round}: ${(e as Error).message}\n${replayContext(w)}`, { cause: e });
       }
-      const reference = await m.reference(file);
+      const reference = await m.referenceRun(file);
       if (since) {
         const settled = settledTables(before, editor.model);
         const context = `after round ${round}'s etl run --since ${since.toISOString()}, in the tables whose mapping it kept (${settled.join(', ')})\n${replayContext(w)}`;
-        await assertMirrors(editor.model, m.incrementalUrl, reference, { examples: 5, tables: settled, context });
+        await assertMirrors(editor.model, m.incrementalUrl, reference.url, { examples: 5, tables: settled, context });
         // MongoDB is as the reference read it: the plain run reads the changed mappings in full.
         const plain = await m.incremental(['--propagate-deletes'], file);
         const full = plain.extract.collections.filter((c) => c.watermark.from === null).map((c) => c.collection);
         t.diagnostic(`r${round} the plain run after --since read in full: ${full.join(', ') || 'nothing'}`);
       }
-      await assertMirrors(editor.model, m.incrementalUrl, reference, { examples: 5, context: `after round ${round}\n${replayContext(w)}` });
+      await assertMirrors(editor.model, m.incrementalUrl, reference.url, { examples: 5, context: `after round ${round}\n${replayContext(w)}` });
+      try {
+        await assertDiffClean(w, round, reference);
+        const drifted = await driftAndRepair(w, round, reference);
+        if (drifted) t.diagnostic(`r${round} ${drifted}`);
+      } catch (e) {
+        if (e instanceof assert.AssertionError) throw e;
+        throw new Error(`round ${round}: ${(e as Error).message}\n${replayContext(w)}`, { cause: e });
+      }
     }
     assert.deepEqual(editor.invalid, [], 'every pipeline edit the generator drew was a valid pipeline');
   });

@@ -11,9 +11,9 @@ import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MongoClient, ObjectId, type Db } from 'mongodb';
+import { MongoClient, ObjectId, type Db, type Document } from 'mongodb';
 import pg from 'pg';
-import { etl, startEtl, STACK_LINE, type EtlProcess } from '../harness/cli.ts';
+import { etl, startEtl, STACK_LINE, type CliResult, type EtlProcess } from '../harness/cli.ts';
 import type { Servers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { archiveBytes, writeDumpFolder } from '../extract/dump-writer.ts';
@@ -21,7 +21,8 @@ import { csvReader } from '../../staging/csv.ts';
 import type { ColumnModel, PipelineModel, TableModel } from '../../model/types.ts';
 import type { Rng } from '../../sample/prng.ts';
 import { contributionsTableName } from '../../schema/state-tables.ts';
-import { formatEdit, type Edit } from './edits.ts';
+import type { TableDiff as DiffFigures } from '../../inspect/diff.ts';
+import { dedupeKeys, formatEdit, type Edit } from './edits.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PIPELINE = path.join(REPO, 'pipeline.yaml');
@@ -604,7 +605,7 @@ export async function transformMismatches(runDir: string, tables: Readonly<Recor
 
 // ── drift made by hand in PostgreSQL ─────────────────────────────────────────────────────────────
 
-type HandKind = 'pg_delete' | 'pg_update' | 'pg_null_ref' | 'pg_insert' | 'pg_delete_link';
+export type HandKind = 'pg_delete' | 'pg_update' | 'pg_null_ref' | 'pg_insert' | 'pg_delete_link';
 
 /** How often each hand edit is drawn (relative weights). */
 const HAND_WEIGHTS: readonly (readonly [HandKind, number])[] = [
@@ -614,6 +615,15 @@ const HAND_WEIGHTS: readonly (readonly [HandKind, number])[] = [
   ['pg_insert', 2],
   ['pg_delete_link', 2],
 ];
+
+/**
+ * Which hand edits a HandEditor makes: only these kinds (default: all), only on the rows of a table
+ * `rows` gives a condition for, on the table's row `x` (SQL; null: none of the table's rows).
+ */
+export interface HandScope {
+  readonly kinds?: readonly HandKind[];
+  readonly rows?: (table: TableModel) => string | null;
+}
 
 /** A row as to_jsonb gives it (values as text). */
 type RowValues = Record<string, string | null>;
@@ -635,6 +645,7 @@ export class HandEditor {
     private readonly model: PipelineModel,
     private readonly url: string,
     private readonly rng: Rng,
+    private readonly scope: HandScope = {},
   ) {}
 
   /** Applies `count` hand edits, numbered as round `round`; returns them. */
@@ -644,7 +655,7 @@ export class HandEditor {
     const edits: Edit[] = [];
     try {
       for (let attempts = 0; edits.length < count && attempts < count * 20; attempts++) {
-        const kind = this.rng.weighted(HAND_WEIGHTS);
+        const kind = this.rng.weighted(this.scope.kinds ? HAND_WEIGHTS.filter(([k]) => this.scope.kinds!.includes(k)) : HAND_WEIGHTS);
         const made = await this.applyOne(client, kind);
         if (!made) continue;
         const edit: Edit = { round, n: edits.length + 1, kind, ...made };
@@ -660,7 +671,7 @@ export class HandEditor {
   private applyOne(client: pg.Client, kind: HandKind): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
     switch (kind) {
       case 'pg_delete':
-        return this.deleteRow(client, this.rng.pick(this.model.loadOrder));
+        return this.deleteRow(client, this.pickTable(() => true));
       case 'pg_update':
         return this.updateColumn(client);
       case 'pg_null_ref':
@@ -676,6 +687,17 @@ export class HandEditor {
     return this.model.tables.get(name)!;
   }
 
+  /** A random table `accept` takes whose rows the scope lets hand edits touch; null when none. */
+  private pickTable(accept: (t: TableModel) => boolean): TableModel | null {
+    const names = this.model.loadOrder.filter((t) => accept(this.table(t)) && this.rowScope(this.table(t)) !== null);
+    return names.length === 0 ? null : this.table(this.rng.pick(names));
+  }
+
+  /** The scope's condition on a row `x` of the table (default: every row), or null: none of its rows. */
+  private rowScope(table: TableModel): string | null {
+    return this.scope.rows ? this.scope.rows(table) : 'true';
+  }
+
   private keyText(table: TableModel, row: RowValues): string {
     return table.mergeKey.map((c) => row[c] ?? '').join(',');
   }
@@ -687,9 +709,14 @@ export class HandEditor {
     return { collection: table.name, id: row[table.mergeKey[0]!] ?? key, detail: `(${key}) ${detail}`, touches: [...new Set(ids)], keys: table.mergeKey.length > 1 ? [key] : [] };
   }
 
-  /** A random row (`where`: a condition on x), in key order so a seed replays; null when none. */
-  private async someRow(client: pg.Client, table: TableModel, where = 'true'): Promise<RowValues | null> {
-    const from = `FROM ${pg.escapeIdentifier(table.name)} AS x WHERE ${where}`;
+  /**
+   * A random row (`where`: a condition on x) the scope lets hand edits touch (`scoped`; a row a
+   * reference may point at need not be), in key order so a seed replays; null when none.
+   */
+  private async someRow(client: pg.Client, table: TableModel, where = 'true', scoped = true): Promise<RowValues | null> {
+    const scope = scoped ? this.rowScope(table) : 'true';
+    if (scope === null) return null;
+    const from = `FROM ${pg.escapeIdentifier(table.name)} AS x WHERE ${where} AND ${scope}`;
     const n = Number((await client.query<{ n: string }>(`SELECT count(*) AS n ${from}`)).rows[0]!.n);
     if (n === 0) return null;
     const order = table.mergeKey.map((c) => `x.${pg.escapeIdentifier(c)}::text COLLATE "C"`).join(', ');
@@ -702,8 +729,9 @@ export class HandEditor {
   }
 
   /** A row deleted, and every row that references it followed as a load follows a deleted row. */
-  private async deleteRow(client: pg.Client, name: string): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
-    const table = this.table(name);
+  private async deleteRow(client: pg.Client, table: TableModel | null): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
+    if (!table) return null;
+    const name = table.name;
     const row = await this.someRow(client, table);
     if (!row) return null;
     await client.query('BEGIN');
@@ -750,7 +778,8 @@ export class HandEditor {
 
   /** One column of a random row set to another value of its type. */
   private async updateColumn(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
-    const table = this.table(this.rng.pick(this.model.loadOrder.filter((t) => this.plainColumns(this.table(t)).length > 0)));
+    const table = this.pickTable((t) => this.plainColumns(t).length > 0);
+    if (!table) return null;
     const column = this.rng.pick(this.plainColumns(table));
     const row = await this.someRow(client, table);
     if (!row) return null;
@@ -765,7 +794,8 @@ export class HandEditor {
   /** A nullable reference of a random row set NULL (the referenced row stays). */
   private async nullReference(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
     const nullable = (t: TableModel) => t.columns.filter((c) => c.foreignKey && c.nullable && !t.mergeKey.includes(c.name));
-    const table = this.table(this.rng.pick(this.model.loadOrder.filter((t) => nullable(this.table(t)).length > 0)));
+    const table = this.pickTable((t) => nullable(t).length > 0);
+    if (!table) return null;
     const column = this.rng.pick(nullable(table));
     const col = pg.escapeIdentifier(column.name);
     const row = await this.someRow(client, table, `x.${col} IS NOT NULL`);
@@ -780,7 +810,8 @@ export class HandEditor {
    * away), so the row's references hold. Null when the new key is taken.
    */
   private async insertRow(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
-    const table = this.table(this.rng.pick(this.model.loadOrder));
+    const table = this.pickTable(() => true);
+    if (!table) return null;
     const row = await this.someRow(client, table);
     if (!row) return null;
     const changeable = table.mergeKey.map((c) => table.columns.find((x) => x.name === c)!).filter((c) => c.name !== table.explode?.parentColumn && (c.foreignKey || c.sqlType.kind === 'date' || c.name === 'id'));
@@ -788,7 +819,7 @@ export class HandEditor {
     const column = this.rng.pick(changeable);
     let value: string;
     if (column.foreignKey) {
-      const ref = await this.someRow(client, this.table(column.foreignKey.table));
+      const ref = await this.someRow(client, this.table(column.foreignKey.table), 'true', false);
       if (!ref) return null;
       value = ref[column.foreignKey.column]!;
     } else if (column.sqlType.kind === 'date') {
@@ -808,7 +839,8 @@ export class HandEditor {
 
   /** Some or all of the link rows of one parent deleted. */
   private async deleteLinks(client: pg.Client): Promise<Omit<Edit, 'round' | 'n' | 'kind'> | null> {
-    const table = this.table(this.rng.pick(this.model.loadOrder.filter((t) => this.table(t).explode)));
+    const table = this.pickTable((t) => t.explode !== null);
+    if (!table) return null;
     const row = await this.someRow(client, table);
     if (!row) return null;
     const parent = pg.escapeIdentifier(table.explode!.parentColumn);
@@ -824,8 +856,12 @@ function newValue(column: ColumnModel): string | null {
   const col = pg.escapeIdentifier(column.name);
   switch (column.sqlType.kind) {
     case 'varchar':
-    case 'text':
-      return `CASE WHEN ${col} = 'edited by hand' THEN 'edited again' ELSE 'edited by hand' END`;
+    case 'text': {
+      // A column narrower than the words (a VARCHAR(10) the evolution proof adds or narrows to) gets shorter ones.
+      const short = column.sqlType.kind === 'varchar' && column.sqlType.length !== null && column.sqlType.length < 'edited by hand'.length;
+      const [a, b] = short ? ['hand', 'again'] : ['edited by hand', 'edited again'];
+      return `CASE WHEN ${col} = '${a}' THEN '${b}' ELSE '${a}' END`;
+    }
     case 'smallint':
     case 'integer':
     case 'bigint':
@@ -845,4 +881,278 @@ function newValue(column: ColumnModel): string | null {
 /** The row `alias` as a JSON object of its columns' values as text (to_jsonb's: timestamps with a T). */
 function textValues(alias: string): string {
   return `(SELECT jsonb_object_agg(key, value) FROM jsonb_each_text(to_jsonb(${alias})))`;
+}
+
+// ── what etl diff --deep must print, and etl repair ──────────────────────────────────────────────
+
+/** The pipeline.yaml a test's commands read (the shipped one, or one a test edits) and its model. */
+export interface Mapping {
+  readonly file: string;
+  readonly model: PipelineModel;
+}
+
+/** The shipped pipeline.yaml, as `Mirror.open` resolved it. */
+export const shipped = (m: Mirror): Mapping => ({ file: PIPELINE, model: m.model });
+
+/** `etl diff` or `etl repair` against the test's MongoDB and the incremental database (and staging), with `mapping` and the test's environment. */
+export function inspectIncremental(m: Mirror, command: 'diff' | 'repair', mapping: Mapping, extra: readonly string[]): Promise<CliResult> {
+  const staging = command === 'repair' ? ['--staging', m.incrementalStaging] : [];
+  return etl([command, '--mongo-url', m.mongo.url, '--mongo-db', m.mongo.name, '--database-url', m.incrementalUrl, '--pipeline', mapping.file, ...staging, ...extra], { env: m.env });
+}
+
+/** What `etl diff --deep --json` prints (the parts these tests read). */
+export interface DiffJson {
+  readonly identical: boolean;
+  readonly tables: readonly DiffFigures[];
+  readonly totals: { readonly tables: number; readonly differing: number; readonly missing: number; readonly extra: number; readonly different: number };
+}
+
+export async function deepDiff(m: Mirror, mapping: Mapping): Promise<{ code: number | null; report: DiffJson; stderr: string }> {
+  const r = await inspectIncremental(m, 'diff', mapping, ['--deep', '--json', '--limit', '20']);
+  assert.ok(r.code === 0 || r.code === 1, `etl diff --deep failed (${r.code}):\n${r.stderr}`);
+  assert.doesNotMatch(r.stderr, STACK_LINE, `etl diff --deep printed a stack trace:\n${r.stderr}`);
+  return { code: r.code, report: JSON.parse(r.stdout) as DiffJson, stderr: r.stderr };
+}
+
+/** What diff must print for one table, with the keys behind each figure (for the failure message). */
+interface Expected {
+  readonly missing: string[];
+  readonly extra: string[];
+  readonly different: string[];
+  /** Keys the truth counts but diff, by the README, does not: `<key> (<why>)`. */
+  readonly notDifferences: string[];
+}
+
+/** The values of the set of a referenced column in the incremental database, cached per round. */
+type Present = (table: string, column: string) => Promise<Set<string>>;
+
+function presentIn(url: string, model: PipelineModel): Present {
+  const cache = new Map<string, Promise<Set<string>>>();
+  return (table, column) => {
+    const k = `${table}.${column}`;
+    if (!cache.has(k)) {
+      const key = model.tables.get(table)!.mergeKey;
+      cache.set(k, keyedRows(url, table, key).then((rows) => new Set([...rows.values()].map((r) => r.values[column]!).filter((v) => v !== null))));
+    }
+    return cache.get(k)!;
+  };
+}
+
+/**
+ * The keys of PostgreSQL rows that belong to a document transform rejects today (the reference
+ * run's transform/<table>.rejects.ndjson, its documents read from MongoDB): diff lists those as
+ * rejected, never as extra (README: "a PostgreSQL row with their key is not extra (the document
+ * exists)"). An upsert table's row is keyed by the _id; a dedupe table's by the key the document
+ * names; a link table's by each current item of the parent, or, for a parent refused whole
+ * (not_an_array), every link of the parent (`parents`).
+ */
+async function rejectedKeys(table: TableModel, folder: string, db: Db): Promise<{ keys: Set<string>; parents: Set<string> }> {
+  const text = await readFile(path.join(folder, 'transform', `${table.name}.rejects.ndjson`), 'utf8').catch(() => '');
+  const keys = new Set<string>();
+  const parents = new Set<string>();
+  for (const line of text.split('\n').filter(Boolean)) {
+    const reject = JSON.parse(line) as { collection: string; _id: string; reason: string };
+    if (table.strategy === 'upsert') keys.add(`(${reject._id})`);
+    else if (table.strategy === 'explode' && reject.reason === 'not_an_array') parents.add(reject._id);
+    else {
+      const doc = await db.collection(reject.collection).findOne({ _id: ObjectId.isValid(reject._id) ? new ObjectId(reject._id) : (reject._id as never) });
+      if (!doc) continue;
+      for (const k of table.strategy === 'dedupe' ? dedupeKeys(reject.collection, doc) : linkKeys(table, doc)) keys.add(`(${k})`);
+    }
+  }
+  return { keys, parents };
+}
+
+/** The (parent, item[, constant]) keys of a document's current array items, as the key's ROW text. */
+function linkKeys(table: TableModel, doc: Document): string[] {
+  const spec = table.explode!;
+  const idText = (v: unknown) => (v instanceof ObjectId ? v.toHexString() : typeof v === 'string' ? v : null);
+  const out: string[] = [];
+  for (const array of spec.arrays) {
+    const items = doc[array.field];
+    if (!Array.isArray(items)) continue;
+    for (const item of items) {
+      const id = idText(array.itemIdKey && item && typeof item === 'object' && !(item instanceof ObjectId) ? (item as Document)[array.itemIdKey] : item);
+      if (id === null) continue;
+      const values: Record<string, string> = { ...array.constants, [spec.parentColumn]: idText(doc._id)!, [array.itemColumn]: id };
+      out.push(table.mergeKey.map((c) => values[c]).join(','));
+    }
+  }
+  return out;
+}
+
+/**
+ * What `etl diff --deep` must print for one table, derived from the rows a full run of MongoDB as it
+ * is now stages for the table (`staged`: the reference run's transform CSV, before its load checked
+ * any reference) against the incremental database, by the README's rules:
+ * - a staged row whose reference (on_missing: reject) points at a row PostgreSQL lacks is refused,
+ *   not missing: a load refuses it too (diff --help); its key in PostgreSQL is compared as any row;
+ * - a set_null reference whose row PostgreSQL lacks is compared as the NULL a load would write;
+ * - a PostgreSQL row of a document transform rejects today is not extra (the document exists);
+ * - references are judged against the rows PostgreSQL holds, not against a full run's: a link to an
+ *   event deleted from MongoDB (still in PostgreSQL) is no difference of the link table until the
+ *   event's row goes, as a load judges it; etl repair removes both (checked after it, against the
+ *   reference database itself).
+ */
+async function expectedFigures(table: TableModel, incremental: Map<string, KeyedRow>, staged: Map<string, KeyedRow>, present: Present, rejected: { keys: Set<string>; parents: Set<string> }): Promise<Expected> {
+  const out: Expected = { missing: [], extra: [], different: [], notDifferences: [] };
+  const references = table.stagedColumns.filter((c) => c.foreignKey);
+  const absent = async (column: string, value: string | null | undefined): Promise<boolean> => {
+    const fk = table.stagedColumns.find((c) => c.name === column)!.foreignKey!;
+    return value !== null && value !== undefined && !(await present(fk.table, fk.column)).has(value);
+  };
+  for (const [key, row] of staged) {
+    const mine = incremental.get(key);
+    if (!mine) {
+      let refused: string | null = null;
+      for (const c of references.filter((x) => x.foreignKey!.onMissing === 'reject')) if (!refused && (await absent(c.name, row.values[c.name]))) refused = c.name;
+      if (refused) out.notDifferences.push(`${key} (refused: ${refused} ${row.values[refused]})`);
+      else out.missing.push(key);
+      continue;
+    }
+    const columns: string[] = [];
+    const nulled: string[] = [];
+    for (const c of table.stagedColumns.filter((x) => !table.mergeKey.includes(x.name))) {
+      let want = row.values[c.name] ?? null;
+      if (c.foreignKey?.onMissing === 'set_null' && (await absent(c.name, want))) {
+        nulled.push(c.name);
+        want = null;
+      }
+      if (want !== (mine.values[c.name] ?? null)) columns.push(c.name);
+    }
+    if (columns.length > 0) out.different.push(`${key} [${columns.join(', ')}]`);
+    else if (nulled.length > 0 && nulled.some((c) => row.values[c] !== mine.values[c])) out.notDifferences.push(`${key} (set_null: ${nulled.join(', ')})`);
+  }
+  for (const [key, row] of incremental) {
+    if (staged.has(key)) continue;
+    const parent = table.explode ? row.values[table.explode.parentColumn]! : null;
+    if (rejected.keys.has(key) || (parent !== null && rejected.parents.has(parent))) out.notDifferences.push(`${key} (rejected)`);
+    else out.extra.push(key);
+  }
+  return out;
+}
+
+/**
+ * `etl diff --deep` with `mapping`: per table its figures must be the ones derived against the
+ * reference run (`expectedFigures`), its exit code and "identical" must agree; a failure names the
+ * rows and the edits behind them. Returns what the truth holds, for the test's diagnostics.
+ */
+export async function assertDiffTrue(m: Mirror, mapping: Mapping, round: number, reference: { url: string; folder: string }, edits: readonly Edit[], context: string): Promise<Tally> {
+  const { code, report, stderr } = await deepDiff(m, mapping);
+  const present = presentIn(m.incrementalUrl, mapping.model);
+  const db = await m.db();
+  const wrong: string[] = [];
+  let differs = false;
+  const tally: Tally = { tables: 0, missing: 0, extra: 0, different: 0, notDifferences: {}, byTable: {} };
+  for (const name of mapping.model.loadOrder) {
+    const table = mapping.model.tables.get(name)!;
+    const mine = await keyedRows(m.incrementalUrl, name, table.mergeKey);
+    const staged = await stagedRows(reference.url, reference.folder, name, table.mergeKey);
+    const expected = await expectedFigures(table, mine, staged, present, await rejectedKeys(table, reference.folder, db));
+    const printed = report.tables.find((t) => t.table === name);
+    assert.ok(printed, `round ${round}: diff reports ${name}`);
+    const got = { missing: printed.missing.count, extra: printed.extra.count, different: printed.different?.count ?? 0 };
+    const want = { missing: expected.missing.length, extra: expected.extra.length, different: expected.different.length };
+    differs ||= want.missing + want.extra + want.different > 0;
+    count(tally, name, want, expected.notDifferences);
+    if (got.missing === want.missing && got.extra === want.extra && got.different === want.different) continue;
+    const rows = (label: string, keys: readonly string[]) => keys.slice(0, 8).map((k) => `    ${label} ${k}\n        ${editsTouching(edits, k)}`);
+    wrong.push(
+      [
+        `${name}: diff printed missing ${got.missing}, extra ${got.extra}, different ${got.different}; the truth is missing ${want.missing}, extra ${want.extra}, different ${want.different}`,
+        `  diff's samples: ${JSON.stringify({ missing: printed.missing.sample.map((s) => s.key), extra: printed.extra.sample.map((s) => s.key), different: printed.different?.sample.map((s) => [s.key, s.columns]), refused: printed.refused.count, rejected: printed.rejected.count, rejectedInPostgres: printed.rejected.inPostgres })}`,
+        ...rows('missing', expected.missing),
+        ...rows('extra', expected.extra),
+        ...rows('different', expected.different),
+        ...rows('not a difference', expected.notDifferences),
+      ].join('\n'),
+    );
+  }
+  assert.ok(wrong.length === 0, `round ${round}: etl diff --deep printed figures that are not true in ${wrong.length} table(s):\n${wrong.join('\n')}\n${context}`);
+  // diff --help: exit 1 when they differ, 0 when identical.
+  assert.equal(code, differs ? 1 : 0, `round ${round}: etl diff --deep exits ${differs ? 1 : 0}:\n${stderr}\n${context}`);
+  assert.equal(report.identical, !differs, `round ${round}: diff's "identical"\n${context}`);
+  const totals = { tables: mapping.model.loadOrder.length, differing: tally.tables, missing: tally.missing, extra: tally.extra, different: tally.different };
+  assert.deepEqual(report.totals && { tables: report.totals.tables, differing: report.totals.differing, missing: report.totals.missing, extra: report.totals.extra, different: report.totals.different }, totals, `round ${round}: diff's totals\n${context}`);
+  return tally;
+}
+
+/** What a round's diff found, for the test's diagnostics (and to show the proof is not vacuous). */
+export interface Tally {
+  tables: number;
+  missing: number;
+  extra: number;
+  different: number;
+  /** By reason: refused, rejected, set_null. */
+  notDifferences: Record<string, number>;
+  /** The tables that differ: `missing/extra/different`. */
+  byTable: Record<string, string>;
+}
+
+function count(tally: Tally, table: string, figures: { missing: number; extra: number; different: number }, notDifferences: readonly string[]): void {
+  if (figures.missing + figures.extra + figures.different > 0) {
+    tally.tables += 1;
+    tally.byTable[table] = `${figures.missing}/${figures.extra}/${figures.different}`;
+  }
+  tally.missing += figures.missing;
+  tally.extra += figures.extra;
+  tally.different += figures.different;
+  for (const n of notDifferences) {
+    const reason = /\((\w+)/.exec(n.slice(n.lastIndexOf(' (')))?.[1] ?? 'other';
+    tally.notDifferences[reason] = (tally.notDifferences[reason] ?? 0) + 1;
+  }
+}
+
+export const describeTally = (t: Tally): string =>
+  `${t.tables} table(s) differ: ${t.missing} missing, ${t.extra} extra, ${t.different} different; not differences: ${JSON.stringify(t.notDifferences)}`;
+
+/** What etl diff --deep still finds, per table, each row with the edits that touched it. */
+async function stillDiffering(m: Mirror, mapping: Mapping, edits: readonly Edit[]): Promise<string> {
+  const { report } = await deepDiff(m, mapping);
+  const lines: string[] = ['etl diff --deep now:'];
+  for (const t of report.tables.filter((x) => !x.identical)) {
+    lines.push(`  ${t.table}: missing ${t.missing.count}, extra ${t.extra.count}, different ${t.different?.count ?? 0}`);
+    const samples = [
+      ...t.missing.sample.map((s) => ['missing', s.key] as const),
+      ...t.extra.sample.map((s) => ['extra', s.key] as const),
+      ...(t.different?.sample ?? []).map((s) => ['different', s.key] as const),
+    ];
+    for (const [label, key] of samples) {
+      const text = `(${Object.values(key).join(',')})`;
+      lines.push(`    ${label} ${text}\n        ${editsTouching(edits, text)}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/**
+ * `etl repair` with `mapping`, sometimes first on a random subset of tables; then every table must
+ * equal the reference and `etl diff --deep` find nothing. Returns the steps taken, e.g.
+ * `etl repair --tables a,b (exit 0), then etl repair`.
+ */
+export async function repairAll(m: Mirror, mapping: Mapping, rng: Rng, round: number, reference: string, edits: readonly Edit[], context: string): Promise<string> {
+  let steps = '';
+  if (rng.chance(0.4)) {
+    const subset = mapping.model.loadOrder.filter(() => rng.chance(0.3));
+    if (subset.length > 0) {
+      const partial = await inspectIncremental(m, 'repair', mapping, ['--tables', subset.join(',')]);
+      steps = `etl repair --tables ${subset.join(',')} (exit ${partial.code}), then `;
+      assert.equal(partial.code, 0, `round ${round}: etl repair --tables ${subset.join(',')} exits 0:\n${partial.stderr}\n${partial.stdout.slice(-3000)}\n${context}`);
+    }
+  }
+  const full = await inspectIncremental(m, 'repair', mapping, []);
+  steps += 'etl repair';
+  assert.doesNotMatch(full.stderr, STACK_LINE, `round ${round}: ${steps} printed a stack trace:\n${full.stderr}`);
+  if (full.code !== 0) assert.fail(`round ${round}: ${steps} exits 0:\n${full.stderr}\n${full.stdout.slice(-3000)}\n${await stillDiffering(m, mapping, edits)}\n${context}`);
+  await assertMirrors(mapping.model, m.incrementalUrl, reference, {
+    examples: 5,
+    annotate: (row) => editsTouching(edits, row),
+    classify: (row) => editKinds(edits, row),
+    context: `round ${round}: after ${steps}\n${context}`,
+  });
+  const after = await deepDiff(m, mapping);
+  const nonZero = after.report.tables.filter((t) => t.missing.count + t.extra.count + (t.different?.count ?? 0) > 0).map((t) => `${t.table} ${t.missing.count}/${t.extra.count}/${t.different?.count}`);
+  assert.deepEqual(nonZero, [], `round ${round}: etl diff --deep after ${steps} finds nothing (missing/extra/different)\n${context}`);
+  assert.equal(after.code, 0, `round ${round}: etl diff --deep exits 0 after ${steps}\n${context}`);
+  return steps;
 }
