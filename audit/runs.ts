@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EtlError } from '../errors/etl-error.ts';
 import { readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
-import type { LoadSection } from '../staging/manifest-load.ts';
+import { committedLoad, type LoadSection } from '../staging/manifest-load.ts';
 import { LATEST_FILE, listRunIds, runPaths } from '../staging/run-folder.ts';
 import { killedHint, killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
 import { folderBytes } from './folder-walk.ts';
@@ -68,8 +68,8 @@ export async function readLatest(stagingDir: string): Promise<string | null> {
  * earlier one (load/load-record.ts), and those a load found already applied.
  */
 export function committedTables(manifest: Manifest | null): string[] {
-  const load = manifest?.stages?.load;
-  if (!load || load.dry_run || (load.status !== 'done' && load.status !== 'failed')) return [];
+  const load = committedLoad(manifest?.stages?.load);
+  if (!load) return [];
   return [...new Set([...Object.keys(load.tables ?? {}), ...(load.skipped ?? []).map((x) => x.table)])].sort();
 }
 
@@ -119,9 +119,16 @@ function stageSeconds(section: { started_at?: string; ended_at?: string | null }
  * ended, or none committed (a failed load keeps the figure of one that committed before it).
  */
 function runPending(load: LoadSection | undefined): number | null {
-  if (load?.pending) return load.pending.rows + load.pending.nulls;
-  if (load?.status !== 'done') return null;
-  return optionalTotal(Object.values(load.tables ?? {}).map((t) => pendingCount(t.pending)));
+  if (!load?.pending && load?.status !== 'done') return null;
+  return runPendingCount(load.pending, Object.values(load.tables ?? {}).map((t) => t.pending));
+}
+
+/**
+ * What etl_pending held after a run's last load: its run-level figure (`pending` in the manifest,
+ * `run_pending` in etl_runs), else, recorded before that figure was, the total of its tables' figures.
+ */
+export function runPendingCount(runLevel: unknown, perTable: readonly unknown[]): number | null {
+  return runLevel !== undefined && runLevel !== null ? pendingCount(runLevel) : optionalTotal(perTable.map(pendingCount));
 }
 
 /**

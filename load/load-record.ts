@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FileRecord } from '../staging/manifest.ts';
 import { updateManifest } from '../staging/manifest.ts';
-import type { LoadSection, LoadTableRecord } from '../staging/manifest-load.ts';
+import { committedLoad, type LoadSection, type LoadTableRecord } from '../staging/manifest-load.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { currentWriter } from '../staging/stage-writer.ts';
 import type { LoadReport, TableLoadReport } from './options.ts';
@@ -45,20 +45,11 @@ export async function markRunning(paths: RunPaths, destination: string, report: 
 }
 
 /**
- * The part of the run an earlier load committed (--tables): its section when it is a real load's, done
- * or failed after committing some tables (markFailed keeps them), else null. Those tables landed and
- * etl_runs says so: a later load's record keeps them.
- */
-function committedPart(previous: LoadSection | undefined): LoadSection | null {
-  return previous && (previous.status === 'done' || previous.status === 'failed') && !previous.dry_run ? previous : null;
-}
-
-/**
  * The failed load; tables an earlier load of this run committed keep their record, and what
- * etl_pending held after it (committedPart).
+ * etl_pending held after it (committedLoad: those tables landed, etl_runs says so).
  */
 export async function markFailed(paths: RunPaths, report: Pick<LoadReport, 'dryRun' | 'startedAt'>, error: { code: string; message: string }, previous: LoadSection | undefined): Promise<void> {
-  const committed = committedPart(previous);
+  const committed = committedLoad(previous);
   await updateManifest(paths, (m) => {
     m.stages.load = { ...section('failed', report, { ...committed?.tables }), ...(committed?.pending ? { pending: { ...committed.pending } } : {}), ended_at: new Date().toISOString(), error };
   });
@@ -70,7 +61,7 @@ export async function markFailed(paths: RunPaths, report: Pick<LoadReport, 'dryR
  */
 export async function markDone(paths: RunPaths, report: LoadReport, rejects: ReadonlyMap<string, FileRecord>, previous: LoadSection | undefined): Promise<void> {
   await updateManifest(paths, (m) => {
-    const kept = report.dryRun ? {} : (committedPart(previous)?.tables ?? {});
+    const kept = report.dryRun ? {} : (committedLoad(previous)?.tables ?? {});
     const tables: Record<string, LoadTableRecord> = { ...kept };
     for (const r of report.tables) tables[r.table] = tableRecord(r, rejects.get(r.table) ?? null);
     m.stages.load = {

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { connectPostgres } from '../connect/postgres.ts';
 import type { PostgresConfig } from '../connect/config.ts';
 import { StateReads } from '../schema/state-reads.ts';
-import { optionalTotal, pendingCount } from '../audit/runs.ts';
+import { runPendingCount } from '../audit/runs.ts';
 
 export interface LedgerRun {
   readonly run_id: string;
@@ -56,7 +56,7 @@ async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<Ledg
  */
 function runPending(summaries: readonly Record<string, unknown>[]): number | null {
   const recorded = summaries.map((s) => s.run_pending).filter((p) => p !== undefined && p !== null);
-  return recorded.length > 0 ? pendingCount(recorded.at(-1)) : optionalTotal(summaries.map((s) => pendingCount(s.pending)));
+  return runPendingCount(recorded.at(-1), summaries.map((s) => s.pending));
 }
 
 /** Connects (giving up after a few seconds), reads the ledger, closes; never throws. */

@@ -48,3 +48,11 @@ export interface LoadSection extends StageSectionBase {
   recovered_from_ledger?: boolean;
   warnings?: string[];
 }
+
+/**
+ * The section when a real load of the run committed tables it records: done, or failed after an
+ * earlier load committed some (load/load-record.ts keeps them); null for a dry run or none.
+ */
+export function committedLoad(section: LoadSection | undefined): LoadSection | null {
+  return section && (section.status === 'done' || section.status === 'failed') && !section.dry_run ? section : null;
+}
