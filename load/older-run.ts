@@ -5,6 +5,7 @@
 // mirror).
 import { LoadError } from '../errors/etl-error.ts';
 import { newerRunsLoaded } from './ledger.ts';
+import { tableList } from './table-list.ts';
 import type pg from 'pg';
 
 /** Throws when a run newer than `runId` set the watermark of one of `tables`; names them and what to do. */
@@ -25,9 +26,4 @@ export async function refuseOlderRun(client: pg.Client, runId: string, tables: r
         '. Nothing was changed',
     },
   );
-}
-
-/** `a, b and 3 more` for a long list of tables. */
-export function tableList(tables: readonly string[]): string {
-  return tables.length <= 4 ? tables.join(', ') : `${tables.slice(0, 3).join(', ')} and ${tables.length - 3} more tables`;
 }

@@ -10,7 +10,7 @@ import { advanceWatermark, forgetWatermark, storedWatermarks, type StoredWaterma
 import type { LoadContext } from './load-context.ts';
 import type { DeletePropagationReport, PendingReport, PendingTotals, SettledTableReport, TableDeletions, TableLoadReport } from './options.ts';
 import { extractWatermark, nextWatermark, plannedMapping, type LoadPlan } from './plan.ts';
-import { tableList } from './older-run.ts';
+import { tableList } from './table-list.ts';
 import type { LoadStart } from './start.ts';
 import { pendingFigures, pendingTotals } from './pending.ts';
 import { referenceChecks } from './references.ts';
