@@ -1,12 +1,13 @@
 // Each rejection reason end to end: the document's row goes to the rejects file with its column,
 // value and reason; the other documents' rows are written; the counts reconcile.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, test } from 'node:test';
 import { Double, Int32, ObjectId } from 'bson';
 import { readManifest } from '../../staging/manifest.ts';
 import { transformIdentityErrors } from '../../staging/manifest-transform.ts';
 import { runTransform } from '../../transform/index.ts';
-import { pipelineModel, readText, stageRun, removeStagedRuns } from './staged-run.ts';
+import { PIPELINE_FILE, pipelineModel, readText, stageRun, removeStagedRuns } from './staged-run.ts';
 
 after(removeStagedRuns);
 
@@ -105,4 +106,35 @@ test('NUL stripped under nul_character: strip, counted per column, and VARCHAR(n
   // The rejected row's strip is not counted: only values actually written are.
   assert.deepEqual(record.altered, { code: { nul_stripped: 1 }, label: { nul_stripped: 1 } });
   assert.equal(record.rejected, 1);
+});
+
+test('dedupe under nul_character: strip: a kept row counts its strips, a superseded one does not, rows sorted by key', async () => {
+  const yaml = await readFile(PIPELINE_FILE, 'utf8');
+  const model = await pipelineModel(yaml.replace('  nul_character: reject\n', '  nul_character: strip\n'));
+  const day = new Date('2024-03-06T23:00:00Z');
+  const at = (minute: number): Date => new Date(Date.UTC(2024, 2, 7, 8, minute));
+  const log = (n: number, user: string, minute: number) => ({ _id: new ObjectId(`69000000000000000000000${n}`), day, user, creation_date: at(0), update_date: at(minute) });
+  const run = await stageRun(model, {
+    coachinglogbooks: [
+      log(1, 'u\u0000b', 1), // superseded by 2: its strip is not counted
+      log(2, 'ub', 2),
+      log(3, 'u\u0000a', 1), // alone: counted
+      log(4, 'uc', 1),
+      log(5, 'u\u0000c', 2), // supersedes 4: counted
+    ],
+  });
+  await runTransform({ model, stagingDir: run.stagingDir, tables: ['users_logbook'] });
+  assert.equal(
+    await readText(run.paths.transformCsv('users_logbook')),
+    [
+      'user_id,day,created_at,updated_at',
+      'ua,2024-03-07,2024-03-07 08:00:00.000,2024-03-07 08:01:00.000',
+      'ub,2024-03-07,2024-03-07 08:00:00.000,2024-03-07 08:02:00.000',
+      'uc,2024-03-07,2024-03-07 08:00:00.000,2024-03-07 08:02:00.000',
+      '',
+    ].join('\n'),
+  );
+  const record = (await readManifest(run.paths)).stages.transform!.tables.users_logbook!;
+  assert.deepEqual(record.altered, { user_id: { nul_stripped: 2 } });
+  assert.deepEqual([record.documents, record.rows, record.dedupe?.superseded], [5, 3, 2]);
 });
