@@ -140,7 +140,8 @@ function settingHits(text: string): CredentialHit[] {
   const add = (m: RegExpMatchArray, value: string) => {
     const start = m.index! + m[0].length - value.length;
     const bare = value.replace(/^(['"])([\s\S]*)\1$/, '$2');
-    if (bare === '' || isRedacted(bare)) return;
+    // A value hidden already, with the punctuation of the sentence it ends (`password=***: connect …`).
+    if (bare === '' || isRedacted(bare.replace(/[:,;.)]+$/, ''))) return;
     hits.push({ kind: 'password_setting', start, end: start + value.length });
   };
   for (const m of text.matchAll(ASSIGNMENT)) add(m, m[3]!);

@@ -123,4 +123,13 @@ describe('a password in any shape of connection string is never shown', () => {
       }
     }
   });
+
+  test('a password hidden once stays readable when the message is rendered: the text around it is kept', async () => {
+    const cfg = resolveWith({ DATABASE_URL: 'postgresql://etl@127.0.0.1:1/x?password=S3cretPW' });
+    assert.ok(!(cfg instanceof ConfigError));
+    const error = await connectPostgres(cfg.postgres).then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof EtlError, 'connection refused');
+    assert.match(rendered(error), /at postgresql:\/\/etl@127\.0\.0\.1:1\/x\?password=\*\*\*: connect ECONNREFUSED/);
+    assert.equal(redactText('password=***, then token=***; and pass=***.', []), 'password=***, then token=***; and pass=***.');
+  });
 });
