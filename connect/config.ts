@@ -15,6 +15,8 @@ export interface MongoConfig {
   /** May hold credentials: print only through describeMongo(). */
   readonly url: string;
   readonly database: string;
+  /** Where the URL was given (a flag, or a variable and its .env line), for messages; absent: the default. */
+  readonly origin?: string;
 }
 
 export interface SshConfig {
@@ -79,6 +81,8 @@ export interface ConfigFlags {
   readonly pipeline?: string;
   readonly staging?: string;
   readonly mongoUrl?: string;
+  /** The flag `mongoUrl` came from, for messages (default `--mongo-url`; extract and run: `--source`). */
+  readonly mongoUrlFlag?: string;
   readonly mongoDatabase?: string;
   readonly databaseUrl?: string;
   readonly envFile?: string;
@@ -96,10 +100,11 @@ export const DEFAULT_STAGING = '.etl/runs';
 export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): EtlConfig {
   const r = settingsReader(env, cwd, flags.envFile);
   const pg = resolvePostgres(r, flags.databaseUrl);
-  const mongoUrl = r.flagOr('--mongo-url', flags.mongoUrl, 'MONGODB_URL');
+  const mongoUrl = r.flagOr(flags.mongoUrlFlag ?? '--mongo-url', flags.mongoUrl, 'MONGODB_URL');
   if (mongoUrl) checkMongoUrl(mongoUrl.value, mongoUrl.where);
   const mongo: MongoConfig = {
     url: mongoUrl?.value ?? 'mongodb://localhost:27017',
+    ...(mongoUrl ? { origin: mongoUrl.where } : {}),
     database: flags.mongoDatabase ?? r.get('MONGODB_DATABASE') ?? databaseFromUrl(mongoUrl?.value) ?? 'default',
   };
   const remote = resolveRemote(r, mongo, pg.postgres);
@@ -150,6 +155,7 @@ function resolveRemote(r: SettingsReader, mongo: MongoConfig, postgres: Postgres
     },
     mongo: {
       url: r.get('REMOTE_MONGODB_URL') ?? 'mongodb://localhost:27017',
+      ...(r.read('REMOTE_MONGODB_URL') ? { origin: r.read('REMOTE_MONGODB_URL')!.where } : {}),
       database: r.get('REMOTE_MONGODB_DATABASE') ?? mongo.database,
     },
     postgres: {

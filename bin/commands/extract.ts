@@ -42,7 +42,7 @@ const command: Command = {
     const tables = parseTables(flags.tables);
     return runStageFlow(ctx, {
       json: flags.json === true,
-      config: { pipeline: flags.pipeline, staging: flags.staging, mongoUrl: live ? flags.source : undefined, mongoDatabase: flags['mongo-db'] },
+      config: { pipeline: flags.pipeline, staging: flags.staging, mongoUrl: live ? flags.source : undefined, mongoUrlFlag: '--source', mongoDatabase: flags['mongo-db'] },
       // The watermarks are in PostgreSQL (not needed for --full); an explicit --source is used as given.
       servers: () => ({ needMongo: live && flags.source === undefined, needPostgres: flags.full !== true }),
       work: (env) => extractStage(env.view, extractOptions(flags, env, tables, env.endpoints.postgres)),

@@ -75,7 +75,7 @@ const command: Command = {
     return runStageFlow<RunReport>(ctx, {
       json: flags.json === true,
       multiStage: true,
-      config: { pipeline: flags.pipeline, staging: flags.staging, databaseUrl: flags['database-url'], mongoUrl: live ? flags.source : undefined, mongoDatabase: flags['mongo-db'] },
+      config: { pipeline: flags.pipeline, staging: flags.staging, databaseUrl: flags['database-url'], mongoUrl: live ? flags.source : undefined, mongoUrlFlag: '--source', mongoDatabase: flags['mongo-db'] },
       // TRANSFER_SOURCE / TRANSFER_DESTINATION=remote: SSH tunnels (explicit --source / --database-url are used as given).
       servers: () => ({ needMongo: live && flags.source === undefined, needPostgres: tunnelPostgres }),
       async work(env) {

@@ -9,6 +9,8 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { describeMongo, describePostgres, resolveConfig, type EtlConfig } from '../../connect/config.ts';
 import { connectPostgres } from '../../connect/postgres.ts';
+import { connectMongo } from '../../connect/mongo.ts';
+import { etlSync } from '../harness/cli.ts';
 import { redactText } from '../../errors/redact.ts';
 import { ConfigError, EtlError } from '../../errors/etl-error.ts';
 import { renderError } from '../../bin/render-error.ts';
@@ -92,6 +94,25 @@ describe('a password in any shape of connection string is never shown', () => {
       assert.ok(!(ok instanceof ConfigError));
       assertNoPassword(describeMongo(ok.mongo), encodeURIComponent(pw), 'describeMongo');
     }
+  });
+
+  test('a MongoDB URL the driver refuses (an unescaped @ or : in the password) is a configuration error naming where it was given, without its password', async () => {
+    for (const pw of ['S3c:ret@PW', 'p@ss', 'a/b:c']) {
+      const url = `mongodb://admin:${pw}@127.0.0.1:1/x?serverSelectionTimeoutMS=200`;
+      const cfg = resolveWith({ MONGODB_URL: url });
+      assert.ok(!(cfg instanceof ConfigError), 'accepted until the driver reads it');
+      const error = await connectMongo(cfg.mongo, cfg.secrets).then(() => null, (e: unknown) => e);
+      assert.ok(error instanceof ConfigError, `${pw}: a ConfigError, not ${String(error)}`);
+      assert.equal(error.exitCode, 2);
+      assert.match(error.message, /^MONGODB_URL is not a valid MongoDB connection string: /);
+      assert.match(error.hint ?? '', /percent-encode/);
+      assertNoPassword(rendered(error), pw, url);
+    }
+    const pipeline = new URL('../../pipeline.yaml', import.meta.url).pathname;
+    const cli = etlSync(['extract', '--full', '--pipeline', pipeline, '--source', 'mongodb://admin:S3c:ret@PW@127.0.0.1:1/x'], { cwd });
+    assert.equal(cli.code, 2, cli.stderr);
+    assert.match(cli.stderr, /^error: --source is not a valid MongoDB connection string: /);
+    assert.doesNotMatch(cli.stderr, /S3c|bug in etl/);
   });
 
   test('a password with blanks, in the keyword form, is hidden whole', () => {
