@@ -169,7 +169,9 @@ async function recordLedger(ctx: LoadContext, plan: LoadPlan, report: LoadReport
     const repair = ctx.repair ? { repair: true } : {};
     // What etl_pending holds after the load, every table: the run's pending once its files are cleaned (report/ledger.ts).
     const runPending = report.pending ? { run_pending: { ...report.pending } } : {};
-    entries.push({ table: r.table, summary: { ...tableRecord(r, file), ...deletions, ...repair, ...runPending } });
+    // The tables the run staged: `etl runs` says "partly" of a run loaded into fewer, once its files are cleaned.
+    const runTables = { run_tables: Object.keys(plan.manifest.stages.transform?.tables ?? {}).length };
+    entries.push({ table: r.table, summary: { ...tableRecord(r, file), ...deletions, ...repair, ...runPending, ...runTables } });
   }
   ctx.session.at('(ledger)', 'recording the load');
   await recordTables(ctx.session.client, plan.paths.runId, plan.model.sha256, entries);

@@ -109,7 +109,7 @@ export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadRep
 }
 
 async function recoveredRecord(paths: RunPaths, table: string, summary: LoadTableRecord, warnings: string[]): Promise<LoadTableRecord> {
-  const { deletions: _d, run_pending: _p, ...record } = summary as LoadTableRecord & { deletions?: unknown; run_pending?: unknown };
+  const { deletions: _d, run_pending: _p, run_tables: _t, ...record } = summary as LoadTableRecord & { deletions?: unknown; run_pending?: unknown; run_tables?: unknown };
   const rejects = record.rejects;
   if (!rejects) return record;
   const final = path.resolve(paths.dir, rejects.file);

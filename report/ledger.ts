@@ -19,6 +19,8 @@ export interface LedgerRun {
   readonly rejected: number;
   /** Rows kept pending for a later run, when load records them; null otherwise. */
   readonly pending: number | null;
+  /** Tables the run staged, when load records them (`run_tables`); null otherwise. */
+  readonly staged_tables: number | null;
 }
 
 export interface Ledger {
@@ -46,6 +48,7 @@ async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<Ledg
       deleted: sum('deleted'),
       rejected: sum('rejected'),
       pending: runPending(row.summaries),
+      staged_tables: runTables(row.summaries),
     };
   });
 }
@@ -57,6 +60,12 @@ async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<Ledg
 function runPending(summaries: readonly Record<string, unknown>[]): number | null {
   const recorded = summaries.map((s) => s.run_pending).filter((p) => p !== undefined && p !== null);
   return runPendingCount(recorded.at(-1), summaries.map((s) => s.pending));
+}
+
+/** The tables the run staged, as its last load recorded them (`run_tables`); null in a ledger older than that figure. */
+function runTables(summaries: readonly Record<string, unknown>[]): number | null {
+  const recorded = summaries.map((s) => s.run_tables).filter((t): t is number => typeof t === 'number');
+  return recorded.at(-1) ?? null;
 }
 
 /** Connects (giving up after a few seconds), reads the ledger, closes; never throws. */

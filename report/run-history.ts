@@ -84,13 +84,16 @@ function fromManifest(s: RunSummary, l: LedgerRun | null): RunHistoryEntry {
 
 /**
  * The `loaded` column in words: yes, partly (n of m tables: a `--tables` load, or the rest's failed),
- * dry run, no, or damaged (the manifest unreadable); "(cleaned)" once the staged folder is gone.
+ * dry run, no, or damaged (the manifest unreadable); "(cleaned)" once the staged folder is gone. A
+ * cleaned run whose ledger entries do not say how many tables it staged (recorded before load
+ * wrote `run_tables`) says into how many it was loaded, not "yes": that may be some of them.
  */
 export function loadedText(r: RunHistoryEntry): string {
   if (r.problem) return 'damaged';
   if (!r.loaded) return r.stages.load === 'done' ? 'dry run' : 'no';
   const partly = r.tables !== null && r.loaded_tables !== null && r.loaded_tables < r.tables;
-  const loaded = partly ? `partly (${r.loaded_tables} of ${r.tables} tables)` : 'yes';
+  const unknown = r.tables === null && r.loaded_tables !== null;
+  const loaded = partly ? `partly (${r.loaded_tables} of ${r.tables} tables)` : unknown ? `into ${r.loaded_tables} table${r.loaded_tables === 1 ? '' : 's'}` : 'yes';
   return r.staged ? loaded : `${loaded} (cleaned)`;
 }
 
@@ -110,7 +113,7 @@ function fromLedger(l: LedgerRun): RunHistoryEntry {
     rejects: l.rejected,
     pending: l.pending,
     loaded: true,
-    tables: null,
+    tables: l.staged_tables,
     loaded_tables: l.tables,
     loaded_at: l.loaded_at,
     staged: false,

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readFile, rm } from 'node:fs/promises';
 import * as tar from 'tar';
+import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runLoad } from '../../load/index.ts';
@@ -88,4 +89,34 @@ test('a run loaded with --tables is listed partly loaded (with and without the l
   const { line, entry } = listed({ DATABASE_URL: url });
   assert.match(line, /\byes\s*$/, line);
   assert.equal(entry.loaded_tables, 4);
+});
+
+test('a partly loaded run whose files are gone is listed from etl_runs as partly loaded, cleaned; one loaded before etl_runs said how many tables a run staged is listed by the tables it was loaded into', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const model = await loadPipeline(run.pipelineFile);
+  await createTables(url, model);
+  const postgres = { connectionString: url, host: '', port: 0, database: '', user: '', password: null };
+  await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres, tables: ['users', 'events'] });
+  // As `etl clean` or another machine leaves it: the ledger alone remembers the run.
+  await rm(run.paths.dir, { recursive: true });
+  await rm(path.join(run.stagingDir, 'latest'), { force: true });
+
+  const listed = () => {
+    const text = etlSync(['runs'], { cwd: run.cwd, env: { DATABASE_URL: url } });
+    assert.equal(text.code, 0, text.stderr);
+    const json = etlSync(['runs', '--json'], { cwd: run.cwd, env: { DATABASE_URL: url } });
+    return { line: text.stdout.split('\n').find((l) => l.includes(run.runId))!, entry: JSON.parse(json.stdout).runs[0] };
+  };
+  const { line, entry } = listed();
+  assert.match(line, /partly \(2 of 4 tables\) \(cleaned\)\s*$/, line);
+  assert.deepEqual([entry.loaded, entry.tables, entry.loaded_tables, entry.staged], [true, 4, 2, false]);
+
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`UPDATE etl_runs SET summary = summary - 'run_tables'`).finally(() => client.end());
+  const older = listed();
+  assert.match(older.line, /into 2 tables \(cleaned\)\s*$/, older.line);
+  assert.deepEqual([older.entry.tables, older.entry.loaded_tables], [null, 2]);
 });

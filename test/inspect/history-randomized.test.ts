@@ -82,6 +82,8 @@ interface RunRecord {
   pendingAfter: number | null;
   /** etl clean removed its folder. */
   cleaned?: boolean;
+  /** The tables it staged, as its manifest said when etl clean removed it (null: none). */
+  stagedTables?: number | null;
 }
 
 /** What PostgreSQL and the staging folder hold: the truth every figure is checked against. */
@@ -481,7 +483,7 @@ class History {
   /**
    * `etl clean --keep K`: the runs it removes are loaded ones older than the newest loaded run (or
    * unfinished ones older than it), never one a load could still take; their folders go, and the
-   * ledger alone remembers them (`etl runs`: "yes (cleaned)"). Null when it removes nothing.
+   * ledger alone remembers them (`etl runs`: "yes (cleaned)", or "partly (…) (cleaned)"). Null when it removes nothing.
    */
   async clean(): Promise<string | null> {
     const before = await readTruth(this.m);
@@ -500,6 +502,7 @@ class History {
       const goes = id !== latest && id < newestLoaded && (loaded(m) || m.stages.transform?.status !== 'done');
       assert.ok(goes, `etl clean removed run ${id} (load ${m.stages.load?.status ?? 'never ran'}), which it must keep\n${this.log.join('\n')}`);
       this.record(id).cleaned = true;
+      this.record(id).stagedTables = stagedCount(m);
     }
     this.count('clean');
     return latest;
@@ -599,7 +602,7 @@ async function checkRuns(h: History, truth: Truth, c: Checker): Promise<void> {
   for (const entry of json.runs) {
     const where = `etl runs --json ${entry.run_id}`;
     if (!entry.staged) {
-      await checkCleaned(h, entry, text, c);
+      await checkCleaned(h, truth, entry, text, c);
       continue;
     }
     const manifest = await readManifest(runPaths(m.incrementalStaging, entry.run_id));
@@ -622,20 +625,32 @@ async function checkRuns(h: History, truth: Truth, c: Checker): Promise<void> {
 }
 
 /** A run etl clean removed: etl_runs alone remembers it, and `etl runs` says what etl_runs holds. */
-async function checkCleaned(h: History, entry: HistoryEntry, text: string, c: Checker): Promise<void> {
+async function checkCleaned(h: History, truth: Truth, entry: HistoryEntry, text: string, c: Checker): Promise<void> {
   const where = `etl runs --json ${entry.run_id} (cleaned)`;
   c.same(`${where}: its folder was removed by etl clean`, true, h.runs.get(entry.run_id)?.cleaned === true);
   const rows = await query<{ summary: LoadTableRecord }>(h.m.incrementalUrl, 'SELECT summary FROM etl_runs WHERE run_id = $1', [entry.run_id]);
   const sum = (k: 'staged' | 'rejected') => rows.reduce((a, r) => a + r.summary[k], 0);
-  c.same(`${where}: loaded, its tables, rows and rejects as etl_runs holds them`, { loaded: true, loaded_tables: rows.length, rows: sum('staged'), rejects: sum('rejected') }, {
+  const staged = h.runs.get(entry.run_id)?.stagedTables ?? null;
+  c.same(`${where}: loaded, its tables (staged, as its loads recorded), rows and rejects as etl_runs holds them`, { loaded: true, tables: staged, loaded_tables: rows.length, rows: sum('staged'), rejects: sum('rejected') }, {
     loaded: entry.loaded,
+    tables: entry.tables,
     loaded_tables: entry.loaded_tables,
     rows: entry.rows,
     rejects: entry.rejects,
   });
   c.same(`${where}: pending = etl_pending after its last committed load`, h.runs.get(entry.run_id)?.pendingAfter ?? null, entry.pending);
   const line = text.split('\n').find((l) => l.slice(2).startsWith(entry.run_id)) ?? '';
-  c.same(`etl runs (text) ${entry.run_id}: loaded`, 'yes (cleaned)', line.trim().split(/\s{2,}/).at(-1));
+  c.same(`etl runs (text) ${entry.run_id}: loaded`, cleanedCell(h, truth, entry.run_id), line.trim().split(/\s{2,}/).at(-1));
+}
+
+/** The loaded column of a run etl clean removed: as expectedLoadedCell says with the tables it staged, then "(cleaned)". */
+function cleanedCell(h: History, truth: Truth, runId: string): string {
+  return `${expectedLoadedCell(truth, { run_id: runId, stages: { load: 'done' } }, h.runs.get(runId)?.stagedTables ?? null)} (cleaned)`;
+}
+
+/** The tables a manifest's transform staged (null: none). */
+function stagedCount(m: Manifest): number | null {
+  return Object.keys(m.stages.transform?.tables ?? {}).length || null;
 }
 
 /** The loaded column in words, from the truth: etl_runs' tables of the run against those transform staged. */
@@ -745,8 +760,7 @@ async function checkReport(h: History, truth: Truth, runId: string, c: Checker):
   c.same(`${where}: a row per table transformed or loaded`, [...new Set([...Object.keys(s.transform?.tables ?? {}), ...Object.keys(committed)])].sort(), [...rows.keys()].sort());
   for (const [run, cells] of tableRows(html, 'history')) {
     const its = await readManifest(runPaths(m.incrementalStaging, run)).catch(() => null);
-    const staged = Object.keys(its?.stages.transform?.tables ?? {}).length || null;
-    const cell = its === null ? 'yes (cleaned)' : expectedLoadedCell(truth, { run_id: run, stages: { load: its.stages.load?.status ?? null } }, staged);
+    const cell = its === null ? cleanedCell(h, truth, run) : expectedLoadedCell(truth, { run_id: run, stages: { load: its.stages.load?.status ?? null } }, its ? stagedCount(its) : null);
     c.same(`${where}: history, ${run} loaded`, cell, cells.get('loaded'));
   }
 }
