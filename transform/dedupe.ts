@@ -16,57 +16,34 @@ import { UpsertWork } from './upsert.ts';
 import { Rejection } from '../mapping/convert.ts';
 
 /**
- * What the map keeps for a key, packed in one flat string: `key NUL _id NUL latest NUL line`, the
- * key being its parts joined by NUL, latest as `0` (NULL) or `1` + its text, line the row's CSV
- * line (csvLine: the bytes the CSV gets at the end). A third of a million kept rows as arrays of
- * cells were millions of live objects for the garbage collector to walk; one string each is one.
- * Keeping the line, not the cells, means the row is made into CSV once, for the contributions and
- * the CSV alike. NUL never occurs in the `_id` text nor in a cell (the converters reject or strip
- * it), which pack() checks for the two it must split.
- *
- * The key comes first so that the packed strings sort as their keys do, and the CSV is written from
- * them without a lookup per row: two keys differ inside both, or one is the other's prefix, where
- * the shorter's NUL sorts first, as the shorter key does (keys have the same number of parts, so the
- * longer goes on with a character of its last part, never a NUL).
+ * What the map keeps for a key, packed in one flat string: `_id NUL latest NUL line`, latest as `0`
+ * (NULL) or `1` + its text, line the row's CSV line (csvLine: the bytes the CSV gets at the end).
+ * A third of a million kept rows as arrays of cells were millions of live objects for the garbage
+ * collector to walk; one string each is one. Keeping the line, not the cells, means the row is
+ * made into CSV once, for the contributions and the CSV alike. NUL never occurs in the `_id` text
+ * nor in a cell (the converters reject or strip it), which pack() checks for the two it must split.
  */
 type Packed = string;
 const SEP = '\u0000';
 
-/** The keys' parts: where a packed string's fields start. */
-class Packing {
-  constructor(private readonly parts: number) {}
+function pack(id: string, latest: Cell, line: string): Packed {
+  if (id.indexOf(SEP) !== -1 || (latest !== null && latest.indexOf(SEP) !== -1)) throw new Error('a converted cell holds a NUL character (a bug)');
+  // join() allocates one flat string: a template would keep a tree of five pieces alive per kept
+  // row, flattened again by every indexOf of keptId/keptLatest/keptLine.
+  return [id, latest === null ? '0' : `1${latest}`, line].join(SEP);
+}
 
-  pack(key: string, id: string, latest: Cell, line: string): Packed {
-    if (id.indexOf(SEP) !== -1 || (latest !== null && latest.indexOf(SEP) !== -1)) throw new Error('a converted cell holds a NUL character (a bug)');
-    // join() allocates one flat string: a template would keep a tree of pieces alive per kept row,
-    // flattened again by every indexOf of the readers below.
-    return [key, id, latest === null ? '0' : `1${latest}`, line].join(SEP);
-  }
+function keptId(packed: Packed): string {
+  return packed.slice(0, packed.indexOf(SEP));
+}
 
-  /** Index of the NUL ending field n of the packed string (the key's parts are fields 0 … parts - 1). */
-  private end(packed: Packed, n: number): number {
-    let at = -1;
-    for (let i = 0; i <= n; i += 1) at = packed.indexOf(SEP, at + 1);
-    return at;
-  }
+function keptLatest(packed: Packed): Cell {
+  const from = packed.indexOf(SEP) + 1;
+  return packed.charCodeAt(from) === 48 /* 0 */ ? null : packed.slice(from + 1, packed.indexOf(SEP, from));
+}
 
-  key(packed: Packed): string {
-    return packed.slice(0, this.end(packed, this.parts - 1));
-  }
-
-  id(packed: Packed): string {
-    const from = this.end(packed, this.parts - 1) + 1;
-    return packed.slice(from, packed.indexOf(SEP, from));
-  }
-
-  latest(packed: Packed): Cell {
-    const from = this.end(packed, this.parts) + 1;
-    return packed.charCodeAt(from) === 48 /* 0 */ ? null : packed.slice(from + 1, packed.indexOf(SEP, from));
-  }
-
-  line(packed: Packed): string {
-    return packed.slice(this.end(packed, this.parts + 1) + 1);
-  }
+function keptLine(packed: Packed): string {
+  return packed.slice(packed.indexOf(SEP, packed.indexOf(SEP) + 1) + 1);
 }
 
 export class DedupeWork extends UpsertWork {
@@ -79,7 +56,6 @@ export class DedupeWork extends UpsertWork {
   /** NUL strips of kept rows (nul_character: strip only; rare). */
   private readonly keptStrips = new Map<string, string[]>();
   private readonly mapping: DedupeMapping;
-  private readonly packing: Packing;
   private superseded = 0;
   /** The CSV's quoting per column (csvLine), the same for the contributions after their `_id`. */
   private readonly textual: readonly boolean[];
@@ -87,7 +63,6 @@ export class DedupeWork extends UpsertWork {
   constructor(mapping: DedupeMapping, collection: string, o: OutputOptions) {
     super(mapping, collection, o);
     this.mapping = mapping;
-    this.packing = new Packing(mapping.keyIndexes.length);
     const table = mapping.table;
     const header = [documentIdColumn(table), ...table.stagedColumns.map((c) => c.name)];
     this.textual = textualColumns(table);
@@ -121,26 +96,25 @@ export class DedupeWork extends UpsertWork {
       // One of the two loses.
       this.superseded += 1;
       this.skip(SUPERSEDED);
-      if (!replacesKept(this.mapping, cells[latestIndex]!, id, this.packing.latest(old), this.packing.id(old))) return;
+      if (!replacesKept(this.mapping, cells[latestIndex]!, id, keptLatest(old), keptId(old))) return;
     }
-    this.kept.set(key, this.packing.pack(key, id, cells[latestIndex]!, line));
+    this.kept.set(key, pack(id, cells[latestIndex]!, line));
     if (strips) this.keptStrips.set(key, strips);
     else if (old !== undefined) this.keptStrips.delete(key);
   }
 
   override async finish(drain: () => Promise<void>): Promise<void> {
     // Code-unit order of the key text: deterministic, and NUL (never in a cell) separates key parts.
-    // The default sort compares strings natively (no comparator call per comparison); the packed
-    // strings sort as their keys (Packing).
-    const rows = [...this.kept.values()].sort();
-    this.kept.clear();
-    for (let i = 0; i < rows.length; i += 1) {
-      const packed = rows[i]!;
-      this.csv.writeLine(this.packing.line(packed));
-      const strips = this.keptStrips.size === 0 ? undefined : this.keptStrips.get(this.packing.key(packed));
+    // The default sort compares strings natively (no comparator call per comparison).
+    const keys = [...this.kept.keys()].sort();
+    for (let i = 0; i < keys.length; i += 1) {
+      const key = keys[i]!;
+      this.csv.writeLine(keptLine(this.kept.get(key)!));
+      const strips = this.keptStrips.get(key);
       if (strips) this.countStrips(strips);
       if (this.csv.needsDrain) await drain();
     }
+    this.kept.clear();
     this.keptStrips.clear();
   }
 
