@@ -660,6 +660,23 @@ const BSON_EXTRAS: readonly (() => unknown)[] = [
   () => '\ud800 lone',
 ];
 
+const isObjectId = (v: unknown): v is ObjectId => typeof v === 'object' && v !== null && (v as { _bsontype?: unknown })._bsontype === 'ObjectId';
+
+/**
+ * A grammar value made replayable: the grammar draws fresh ObjectIds (dangling references) and dates
+ * a few days before now, which would change the lines from run to run; each becomes a seeded one.
+ */
+function replayable(v: unknown, rng: Rng, known: ReadonlySet<string>, now: number): unknown {
+  // By its BSON type, not instanceof: the grammar's ObjectId is the one of `mongodb` (bson's CommonJS build).
+  if (isObjectId(v)) return known.has(v.toHexString()) ? v : new ObjectId(hexOf(rng, 24));
+  if (v instanceof Date) return Math.abs(now - v.getTime()) < 400 * DAY ? new Date(Date.UTC(2024, 5, 1) - Math.round((now - v.getTime()) / DAY) * DAY) : v;
+  if (Array.isArray(v)) return v.map((x) => replayable(x, rng, known, now));
+  if (typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype) {
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, replayable(x, rng, known, now)]));
+  }
+  return v;
+}
+
 function setPath(doc: Document, path: string, value: unknown): Document {
   const [top, ...rest] = path.split('.');
   if (rest.length === 0) {
@@ -669,19 +686,21 @@ function setPath(doc: Document, path: string, value: unknown): Document {
     return out;
   }
   const inner = doc[top!];
-  const base = typeof inner === 'object' && inner !== null && !Array.isArray(inner) && !(inner instanceof ObjectId) && !(inner instanceof Date) ? (inner as Document) : {};
+  const base = typeof inner === 'object' && inner !== null && !Array.isArray(inner) && !isObjectId(inner) && !(inner instanceof Date) ? (inner as Document) : {};
   return { ...doc, [top!]: setPath(base, rest.join('.'), value) };
 }
 
-function bsonLine(rng: Rng, draw: Draw, doc: Document, reads: CollectionReads): string | null {
+function bsonLine(rng: Rng, draw: Draw & { known: ReadonlySet<string> }, doc: Document, reads: CollectionReads): string | null {
+  const now = Date.now();
+  const seeded = (v: unknown): unknown => replayable(v, rng, draw.known, now);
   let out: Document = doc;
   for (const f of reads.fields) {
     if (!rng.chance(hostileRate(reads))) continue;
     const value = rng.chance(0.2) ? rng.pick(BSON_EXTRAS)() : f.ref !== null ? referenceValue(f.ref, f.type, draw).value : valueFor(f.type, draw).value;
-    out = setPath(out, f.path, value);
+    out = setPath(out, f.path, seeded(value));
   }
-  for (const a of reads.arrays) if (rng.chance(0.4)) out = setPath(out, a.field, arrayValue(a.ref, a.idKey, a.dateKey, draw).value);
-  if (rng.chance(0.1)) out = { ...out, _id: idValue(draw, doc._id instanceof ObjectId ? doc._id : null).value };
+  for (const a of reads.arrays) if (rng.chance(0.4)) out = setPath(out, a.field, seeded(arrayValue(a.ref, a.idKey, a.dateKey, draw).value));
+  if (rng.chance(0.1)) out = { ...out, _id: seeded(idValue(draw, isObjectId(doc._id) ? doc._id : null).value) };
   if (out._id === MISSING) out = { ...out, _id: doc._id };
   // Raw BSON extract meets and `bson` will not write: invalid UTF-8 in a string, a date beyond JavaScript's range.
   const strings = reads.fields.filter((f) => (f.type.kind === 'varchar' || f.type.kind === 'text') && !f.path.includes('.'));
@@ -736,12 +755,13 @@ export function generateExtract(model: PipelineModel, o: ExtractOptions): { file
     bases.set(c.name, docs);
   }
   const ids = new Map<string, string[]>();
-  for (const [c, docs] of bases) ids.set(c, docs.map((d) => (d._id instanceof ObjectId ? d._id.toHexString() : hexOf(rng, 24))));
-  const draw: Draw = {
+  for (const [c, docs] of bases) ids.set(c, docs.map((d) => (isObjectId(d._id) ? d._id.toHexString() : hexOf(rng, 24))));
+  const draw: Draw & { known: ReadonlySet<string> } = {
     rng,
+    known: new Set([...ids.values()].flat()),
     someId: (c) => (bases.get(c)?.length ? rng.pick(bases.get(c)!)._id : null),
     someObjectId: (c) => {
-      const list = (bases.get(c) ?? []).map((d) => d._id).filter((id): id is ObjectId => id instanceof ObjectId);
+      const list = (bases.get(c) ?? []).map((d) => d._id).filter((id): id is ObjectId => isObjectId(id));
       return list.length === 0 ? null : rng.pick(list);
     },
   };

@@ -244,6 +244,17 @@ for (const seed of SEEDS) {
   });
 }
 
+test('a seed replays: the generator writes the same bytes for the same seed and model, and other bytes for another seed', async () => {
+  const model = await pipelineModel();
+  const seed = SEEDS[0] ?? 1;
+  const once = generateExtract(model, { seed, docs: 40 }).files;
+  const again = generateExtract(model, { seed, docs: 40 }).files;
+  assert.deepEqual(Object.keys(again), Object.keys(once));
+  for (const c of Object.keys(once)) assert.ok(again[c]!.equals(once[c]!), `${c}: seed ${seed} wrote other bytes the second time`);
+  const other = generateExtract(model, { seed: seed + 1, docs: 40 }).files;
+  assert.ok(Object.keys(once).some((c) => !other[c]!.equals(once[c]!)), 'another seed writes other lines');
+});
+
 /** The error's class, code, message, hint and context, with the two runs' folders made alike. */
 function errorShape(e: unknown, run: StagedRun): unknown {
   assert.ok(e instanceof EtlError, `an EtlError, got ${String(e)}`);
