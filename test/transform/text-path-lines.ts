@@ -616,7 +616,7 @@ function textLine(g: Gen, src: DocSource, reads: CollectionReads, pools: Readonl
       [entries[i], entries[j]] = [entries[j]!, entries[i]!];
     }
   }
-  // `_id` must be there (else JSON.parse's document is refused): the shuffles and drops above kept it.
+  // A line without `_id` fails the whole transform (BAD_LINES): drop() never takes it, this keeps it so.
   if (!entries.some(([k]) => k === '_id')) entries.unshift(['_id', g.wrap('$oid', w.str(src.hex))]);
   let line = w.obj(entries);
   if (w.quirky && rng.chance(0.1)) line = `${w.ws() || ' '}${line}${w.ws() || '\t'}`;
