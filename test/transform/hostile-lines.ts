@@ -1,4 +1,4 @@
-// The extract files of the text-path oracle test (text-path.test.ts): for every collection a
+// The extract files of the hostile-lines test (hostile-lines.test.ts): for every collection a
 // pipeline reads, seeded lines of three kinds, shuffled together:
 //   - realistic: the sample generator's documents as extract writes them (canonical Extended JSON);
 //   - BSON-hostile: those documents with the fields the pipeline reads set to hostile BSON values
@@ -508,7 +508,7 @@ function nestedFrag(g: Gen, rest: readonly string[], leaf: Frag): Frag {
   ]);
 }
 
-/** Unread fields whose text looks like what the text path looks for. */
+/** Unread fields whose text looks like a field the pipeline reads (a reader of the text would have to tell them apart). */
 const DECOY_FIELDS: readonly ((g: Gen, read: readonly string[]) => readonly [string, Frag])[] = [
   (g, read) => [`${g.rng.pick(read)}2`, g.w.str('decoy')],
   (g, read) => [g.rng.pick(read).slice(0, -1) || 'n', '1'],
