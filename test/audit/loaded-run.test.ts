@@ -1,7 +1,7 @@
 // A run taken all the way: extract (bson dump) → transform → load into a real PostgreSQL. Its load
 // rejects travel in the archive, verify passes on it with no database reachable, `etl runs` shows it
 // loaded, and `etl clean` keeps it as the newest loaded run.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readFile, rm } from 'node:fs/promises';
@@ -14,7 +14,7 @@ import { readManifest } from '../../staging/manifest.ts';
 import type { VerifyReport } from '../../audit/verify.ts';
 import type { RunsReport } from '../../audit/runs.ts';
 import type { CleanReport } from '../../audit/clean.ts';
-import { realRun } from './staged-run.ts';
+import { realRun, type RealRun } from './staged-run.ts';
 import { etlSync } from '../harness/cli.ts';
 import { createTables } from '../harness/schema.ts';
 
@@ -59,7 +59,8 @@ test('a loaded run: packed with its load rejects, verified without databases, li
   assert.match(cleaned.kept[0]!.reasons.join(), /newest loaded run/);
 });
 
-test('a run loaded with --tables is listed partly loaded (with and without the ledger), and so is its report, until the rest is loaded', async (t) => {
+/** A real run loaded with `--tables users,events` (2 of its 4 tables) into a fresh database. */
+async function partlyLoadedRun(t: TestContext) {
   const url = await servers.postgres.createDatabase(t.name);
   const run = await realRun();
   t.after(() => rm(run.cwd, { recursive: true, force: true }));
@@ -67,15 +68,21 @@ test('a run loaded with --tables is listed partly loaded (with and without the l
   await createTables(url, model);
   const postgres = { connectionString: url, host: '', port: 0, database: '', user: '', password: null };
   await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres, tables: ['users', 'events'] });
+  return { url, run, model, postgres };
+}
 
-  const listed = (env: Record<string, string>) => {
-    const text = etlSync(['runs'], { cwd: run.cwd, env });
-    assert.equal(text.code, 0, text.stderr);
-    const json = etlSync(['runs', '--json'], { cwd: run.cwd, env });
-    return { line: text.stdout.split('\n').find((l) => l.includes(run.runId))!, entry: JSON.parse(json.stdout).runs[0] };
-  };
+/** The run's line in `etl runs` and its entry in `etl runs --json`. */
+function listed(run: RealRun, env: Record<string, string>) {
+  const text = etlSync(['runs'], { cwd: run.cwd, env });
+  assert.equal(text.code, 0, text.stderr);
+  const json = etlSync(['runs', '--json'], { cwd: run.cwd, env });
+  return { line: text.stdout.split('\n').find((l) => l.includes(run.runId))!, entry: JSON.parse(json.stdout).runs[0] };
+}
+
+test('a run loaded with --tables is listed partly loaded (with and without the ledger), and so is its report, until the rest is loaded', async (t) => {
+  const { url, run, model, postgres } = await partlyLoadedRun(t);
   for (const env of [{}, { DATABASE_URL: url }] as Record<string, string>[]) {
-    const { line, entry } = listed(env);
+    const { line, entry } = listed(run, env);
     assert.match(line, /partly \(2 of 4 tables\)\s*$/, `${JSON.stringify(Object.keys(env))}: ${line}`);
     assert.equal(entry.loaded, true);
     assert.equal(entry.loaded_tables, 2);
@@ -86,37 +93,25 @@ test('a run loaded with --tables is listed partly loaded (with and without the l
   assert.match(await readFile(path.join(run.cwd, 'r.html'), 'utf8'), /partly loaded into [^<]*\(2 table\(s\): events, users\)/);
 
   await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres });
-  const { line, entry } = listed({ DATABASE_URL: url });
+  const { line, entry } = listed(run, { DATABASE_URL: url });
   assert.match(line, /\byes\s*$/, line);
   assert.equal(entry.loaded_tables, 4);
 });
 
 test('a partly loaded run whose files are gone is listed from etl_runs as partly loaded, cleaned; one loaded before etl_runs said how many tables a run staged is listed by the tables it was loaded into', async (t) => {
-  const url = await servers.postgres.createDatabase(t.name);
-  const run = await realRun();
-  t.after(() => rm(run.cwd, { recursive: true, force: true }));
-  const model = await loadPipeline(run.pipelineFile);
-  await createTables(url, model);
-  const postgres = { connectionString: url, host: '', port: 0, database: '', user: '', password: null };
-  await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres, tables: ['users', 'events'] });
+  const { url, run } = await partlyLoadedRun(t);
   // As `etl clean` or another machine leaves it: the ledger alone remembers the run.
   await rm(run.paths.dir, { recursive: true });
   await rm(path.join(run.stagingDir, 'latest'), { force: true });
 
-  const listed = () => {
-    const text = etlSync(['runs'], { cwd: run.cwd, env: { DATABASE_URL: url } });
-    assert.equal(text.code, 0, text.stderr);
-    const json = etlSync(['runs', '--json'], { cwd: run.cwd, env: { DATABASE_URL: url } });
-    return { line: text.stdout.split('\n').find((l) => l.includes(run.runId))!, entry: JSON.parse(json.stdout).runs[0] };
-  };
-  const { line, entry } = listed();
+  const { line, entry } = listed(run, { DATABASE_URL: url });
   assert.match(line, /partly \(2 of 4 tables\) \(cleaned\)\s*$/, line);
   assert.deepEqual([entry.loaded, entry.tables, entry.loaded_tables, entry.staged], [true, 4, 2, false]);
 
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query(`UPDATE etl_runs SET summary = summary - 'run_tables'`).finally(() => client.end());
-  const older = listed();
+  const older = listed(run, { DATABASE_URL: url });
   assert.match(older.line, /into 2 tables \(cleaned\)\s*$/, older.line);
   assert.deepEqual([older.entry.tables, older.entry.loaded_tables], [null, 2]);
 });
