@@ -141,6 +141,7 @@ function side(r: SettingsReader, name: string): Side {
 }
 
 function resolveRemote(r: SettingsReader, mongo: MongoConfig, postgres: PostgresConfig): RemoteConfig {
+  const remoteUrl = r.read('REMOTE_MONGODB_URL');
   return {
     ssh: {
       host: r.get('REMOTE_SERVER_URL') ?? null,
@@ -154,8 +155,8 @@ function resolveRemote(r: SettingsReader, mongo: MongoConfig, postgres: Postgres
       agentSocket: r.get('SSH_AUTH_SOCK') ?? null,
     },
     mongo: {
-      url: r.get('REMOTE_MONGODB_URL') ?? 'mongodb://localhost:27017',
-      ...(r.read('REMOTE_MONGODB_URL') ? { origin: r.read('REMOTE_MONGODB_URL')!.where } : {}),
+      url: remoteUrl?.value ?? 'mongodb://localhost:27017',
+      ...(remoteUrl ? { origin: remoteUrl.where } : {}),
       database: r.get('REMOTE_MONGODB_DATABASE') ?? mongo.database,
     },
     postgres: {

@@ -91,10 +91,15 @@ function fromManifest(s: RunSummary, l: LedgerRun | null): RunHistoryEntry {
 export function loadedText(r: RunHistoryEntry): string {
   if (r.problem) return 'damaged';
   if (!r.loaded) return r.stages.load === 'done' ? 'dry run' : 'no';
-  const partly = r.tables !== null && r.loaded_tables !== null && r.loaded_tables < r.tables;
-  const unknown = r.tables === null && r.loaded_tables !== null;
-  const loaded = partly ? `partly (${r.loaded_tables} of ${r.tables} tables)` : unknown ? `into ${r.loaded_tables} table${r.loaded_tables === 1 ? '' : 's'}` : 'yes';
+  const loaded = loadedTables(r.loaded_tables, r.tables);
   return r.staged ? loaded : `${loaded} (cleaned)`;
+}
+
+/** A loaded run: yes, partly (n of m tables), or into n tables when m is not known. */
+function loadedTables(loaded: number | null, staged: number | null): string {
+  if (loaded === null) return 'yes';
+  if (staged === null) return `into ${loaded} table${loaded === 1 ? '' : 's'}`;
+  return loaded < staged ? `partly (${loaded} of ${staged} tables)` : 'yes';
 }
 
 /** A run only the ledger remembers: its staged folder was cleaned (or made on another machine). */
