@@ -760,7 +760,7 @@ async function checkReport(h: History, truth: Truth, runId: string, c: Checker):
   c.same(`${where}: a row per table transformed or loaded`, [...new Set([...Object.keys(s.transform?.tables ?? {}), ...Object.keys(committed)])].sort(), [...rows.keys()].sort());
   for (const [run, cells] of tableRows(html, 'history')) {
     const its = await readManifest(runPaths(m.incrementalStaging, run)).catch(() => null);
-    const cell = its === null ? cleanedCell(h, truth, run) : expectedLoadedCell(truth, { run_id: run, stages: { load: its.stages.load?.status ?? null } }, its ? stagedCount(its) : null);
+    const cell = its === null ? cleanedCell(h, truth, run) : expectedLoadedCell(truth, { run_id: run, stages: { load: its.stages.load?.status ?? null } }, stagedCount(its));
     c.same(`${where}: history, ${run} loaded`, cell, cells.get('loaded'));
   }
 }
