@@ -3,13 +3,41 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors/etl-error.ts';
 
-export function parseFlags<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>>(
-  argv: readonly string[],
-  options: T,
-) {
+type Options = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string; default?: string | boolean }>;
+
+/** A command's flags (no positional argument). */
+export function parseFlags<T extends Options>(argv: readonly string[], options: T) {
+  return parseCommandLine(argv, options, { positionals: false }).values;
+}
+
+/** A command's flags and, when it takes any, positional arguments; `hint` says where to read its usage. */
+export function parseCommandLine<T extends Options>(argv: readonly string[], options: T, o: { readonly positionals: boolean; readonly hint?: string }) {
+  const hint = o.hint ?? 'see --help';
+  let parsed;
   try {
-    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: o.positionals, tokens: true });
   } catch (cause) {
-    throw new UsageError('bad_arguments', (cause as Error).message, { cause, hint: 'see --help' });
+    throw new UsageError('bad_arguments', (cause as Error).message, { cause, hint });
+  }
+  refuseRepeated(parsed.tokens, options, hint);
+  return { values: parsed.values, positionals: parsed.positionals };
+}
+
+/**
+ * A flag that takes one value given twice with different values: parseArgs keeps the last and drops
+ * the first without a word (`--tables users --tables events` would load events only). The values
+ * are not repeated in the message: one may be a connection string with its password.
+ */
+function refuseRepeated(tokens: readonly { kind: string; name?: string; value?: string | undefined }[], options: Options, hint: string): void {
+  const seen = new Map<string, string>();
+  for (const t of tokens) {
+    if (t.kind !== 'option' || t.name === undefined || t.value === undefined || options[t.name]?.multiple) continue;
+    const before = seen.get(t.name);
+    if (before !== undefined && before !== t.value) {
+      throw new UsageError('bad_arguments', `--${t.name} is given twice, with different values: only one would be used`, {
+        hint: t.name === 'tables' ? 'give the tables in one comma-separated list: --tables a,b' : `give --${t.name} once (${hint})`,
+      });
+    }
+    seen.set(t.name, t.value);
   }
 }

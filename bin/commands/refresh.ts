@@ -2,7 +2,7 @@
 // stderr, the report on stdout (text or --json). Replacing a local database asks first on a terminal;
 // elsewhere it needs --yes.
 import readline from 'node:readline/promises';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../flags.ts';
 import type { Readable } from 'node:stream';
 import type { Command, CommandContext } from '../command.ts';
 import { commandConfig } from '../config.ts';
@@ -135,17 +135,11 @@ const REFRESH_FLAGS = {
   json: { type: 'boolean' },
 } as const;
 
-type RefreshValues = ReturnType<typeof parseArgs<{ options: typeof REFRESH_FLAGS; allowPositionals: true; strict: true }>>['values'];
+type RefreshValues = ReturnType<typeof parseCommandLine<typeof REFRESH_FLAGS>>['values'];
 
 /** The flags, and the target (mongo or postgres) with the flags that apply to it. */
 function parseRefreshFlags(argv: readonly string[]): { target: 'mongo' | 'postgres'; values: RefreshValues } {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: REFRESH_FLAGS });
-  } catch (cause) {
-    throw new UsageError('bad_arguments', (cause as Error).message, { hint: 'see `etl refresh --help`', cause });
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandLine(argv, REFRESH_FLAGS, { positionals: true, hint: 'see `etl refresh --help`' });
   const target = positionals[0];
   if (positionals.length !== 1 || (target !== 'mongo' && target !== 'postgres')) {
     throw new UsageError('bad_arguments', positionals.length === 0 ? 'say what to refresh: `etl refresh mongo` or `etl refresh postgres`' : `unknown refresh target "${positionals.join(' ')}" (expected mongo or postgres)`, {

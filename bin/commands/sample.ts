@@ -1,7 +1,7 @@
 // `etl sample`: writes a deterministic, Wappizy-shaped sample database into MongoDB or as a
 // mongodump directory. Exactly one destination: --out DIR, or --mongo-url URL (or MONGODB_URL).
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../flags.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { commandConfig } from '../config.ts';
 import { writeJson } from '../output.ts';
@@ -51,27 +51,19 @@ interface Flags {
   readonly json: boolean;
 }
 
+const SAMPLE_FLAGS = {
+  scale: { type: 'string' },
+  seed: { type: 'string' },
+  db: { type: 'string' },
+  out: { type: 'string' },
+  'mongo-url': { type: 'string' },
+  gzip: { type: 'boolean', default: false },
+  drop: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+} as const;
+
 function parseFlags(argv: readonly string[]): Flags {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        scale: { type: 'string' },
-        seed: { type: 'string' },
-        db: { type: 'string' },
-        out: { type: 'string' },
-        'mongo-url': { type: 'string' },
-        gzip: { type: 'boolean', default: false },
-        drop: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-      },
-    }));
-  } catch (cause) {
-    throw new UsageError('bad_arguments', (cause as Error).message, { hint: 'run `etl sample --help`', cause });
-  }
+  const { values } = parseCommandLine(argv, SAMPLE_FLAGS, { positionals: false, hint: 'run `etl sample --help`' });
   const scale = integerFlag('--scale', values.scale, DEFAULT_SCALE, MIN_SCALE, Number.MAX_SAFE_INTEGER);
   const seed = integerFlag('--seed', values.seed, DEFAULT_SEED, 0, 0xffffffff);
   if (values.out !== undefined && values['mongo-url'] !== undefined) {

@@ -2,7 +2,7 @@
 // its CSVs are what transform makes of its NDJSON with its own pipeline.yaml. Needs no server.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../flags.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { commandConfig } from '../config.ts';
 import { paint, writeJson } from '../output.ts';
@@ -37,13 +37,7 @@ const command: Command = {
   summary: 'check a run folder or archive against its manifest, re-running transform',
   usage,
   async run(ctx: CommandContext): Promise<number> {
-    let parsed;
-    try {
-      parsed = parseArgs({ args: [...ctx.argv], options: { pipeline: { type: 'string' }, staging: { type: 'string' }, json: { type: 'boolean' } }, strict: true, allowPositionals: true });
-    } catch (cause) {
-      throw new UsageError('bad_arguments', (cause as Error).message, { cause, hint: 'see --help' });
-    }
-    const { values: flags, positionals } = parsed;
+    const { values: flags, positionals } = parseCommandLine(ctx.argv, { pipeline: { type: 'string' }, staging: { type: 'string' }, json: { type: 'boolean' } }, { positionals: true });
     if (positionals.length !== 1) {
       throw new UsageError('bad_arguments', positionals.length === 0 ? 'verify needs a run folder or an archive' : `verify takes one run folder or archive, got ${positionals.length}`, {
         hint: 'etl verify staging/<run-id>   or   etl verify <run-id>.tar.gz',

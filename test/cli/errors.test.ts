@@ -111,6 +111,27 @@ describe('etl command line', () => {
     }
   });
 
+  test('a flag given twice with different values is a usage error (exit 2), never the last one silently; values not shown', async (t) => {
+    const dir = await tempDir(t, 'etl-cli-twice-');
+    const tables = await etl(['load', '--tables', 'users', '--tables', 'events'], { cwd: dir });
+    assert.equal(tables.code, 2, tables.stderr);
+    assert.match(tables.stderr, /^error: --tables is given twice, with different values: only one would be used/m);
+    assert.match(tables.stderr, /^hint: give the tables in one comma-separated list: --tables a,b/m);
+    const urls = await etl(['status', '--database-url', 'postgresql://u:S3cretPW1@127.0.0.1:1/a', '--database-url', 'postgresql://u:S3cretPW2@127.0.0.1:1/b'], { cwd: dir });
+    assert.equal(urls.code, 2, urls.stderr);
+    assert.match(urls.stderr, /^error: --database-url is given twice/m);
+    assert.doesNotMatch(urls.stderr, /S3cret/);
+    // In every command's own parser too: verify and refresh take positional arguments, sample has its own flags.
+    for (const args of [['verify', 'x', '--staging', 'a', '--staging', 'b'], ['refresh', 'mongo', '--out', 'a', '--out', 'b'], ['sample', '--scale', '100', '--scale', '200']]) {
+      const r = await etl(args, { cwd: dir });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /is given twice, with different values/, args.join(' '));
+    }
+    // The same value twice is what the user meant: taken.
+    const same = await etl(['sample', '--scale', '100', '--scale', '100', '--out', path.join(dir, 'dump')], { cwd: dir });
+    assert.equal(same.code, 0, same.stderr);
+  });
+
   test('etl help <command> prints that command\'s usage; an unknown one is a usage error', async () => {
     const r = await etl(['help', 'extract']);
     assert.equal(r.code, 0, r.stderr);
