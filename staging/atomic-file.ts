@@ -10,7 +10,8 @@ import { StagingError } from '../errors/etl-error.ts';
 
 /**
  * A write that failed, as a StagingError naming the file: `disk_full` (ENOSPC, EDQUOT) says the disk
- * is full and which one; anything else (EACCES, EROFS, EIO…) says the system's reason.
+ * is full and which one; a missing folder (ENOENT, ENOTDIR) is said in words; anything else (EACCES,
+ * EROFS, EIO…) says the system's reason.
  */
 export function writeFailure(file: string, cause: unknown): StagingError {
   if (cause instanceof StagingError) return cause;
@@ -22,6 +23,11 @@ export function writeFailure(file: string, cause: unknown): StagingError {
       hint: `free space on the disk that holds ${dir} (see \`df -h ${dir}\`), or give the staging folder another disk (--staging / ETL_STAGING), then run the stage again`,
       cause,
     });
+  }
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    // In words, and naming the file asked for: the system's message names our `.partial` file.
+    const words = code === 'ENOENT' ? `the folder ${dir} does not exist` : `a part of ${dir} is a file, not a folder`;
+    return new StagingError('write_failed', `cannot write ${file}: ${words}`, { context: { file }, hint: 'create the folder, or give another path', cause });
   }
   const reason = cause instanceof Error ? cause.message : String(cause);
   return new StagingError('write_failed', `cannot write ${file}: ${reason}`, {
