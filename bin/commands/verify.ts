@@ -6,7 +6,7 @@ import { parseCommandLine } from '../flags.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { commandConfig } from '../config.ts';
 import { paint, writeJson } from '../output.ts';
-import { UsageError } from '../../errors/etl-error.ts';
+import { ConfigError, UsageError } from '../../errors/etl-error.ts';
 import { isRunId, runPaths } from '../../staging/run-folder.ts';
 import { describeStages } from '../../staging/manifest.ts';
 import { verifyRun, type Mismatch, type VerifyProgress, type VerifyReport } from '../../audit/verify.ts';
@@ -44,6 +44,13 @@ const command: Command = {
       });
     }
     const cfg = commandConfig(ctx, { pipeline: flags.pipeline, staging: flags.staging });
+    // Without --pipeline, a missing ./pipeline.yaml only means nothing to compare (an auditor's machine).
+    if (flags.pipeline !== undefined && !existsSync(cfg.pipelineFile)) {
+      throw new ConfigError(`--pipeline ${cfg.pipelineFile}: no such file, so the run's pipeline.yaml cannot be compared with it`, [], {
+        context: { flag: '--pipeline' },
+        hint: 'give the pipeline file to compare the run with, or leave --pipeline out to verify the run with its own copy alone',
+      });
+    }
     // A bare run id that is not a path names a run of the staging folder.
     let target = path.resolve(ctx.cwd, positionals[0]!);
     if (isRunId(positionals[0]!) && !existsSync(target)) target = runPaths(cfg.stagingDir, positionals[0]!).dir;

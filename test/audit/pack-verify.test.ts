@@ -326,4 +326,13 @@ describe('verify on a machine without databases', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /does not exist/);
   });
+
+  test('a --pipeline that does not exist is a configuration error (exit 2), not a comparison silently left out', async () => {
+    const { dir } = await copyOfRun(run, scratch);
+    const nope = path.join(scratch, 'no-such-pipeline.yaml');
+    const r = etlSync(['verify', dir, '--pipeline', nope], { cwd: scratch });
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`^error: --pipeline ${nope.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: no such file`, 'm'));
+    assert.equal(r.stdout, '');
+  });
 });
