@@ -75,6 +75,7 @@ const ERROR_CODES = [
   'staged_file_changed',
   'staged_file_missing',
   'staging_not_writable',
+  'staging_unreadable',
   'table_not_staged',
   'write_failed',
   // load and schema (PostgreSQL)

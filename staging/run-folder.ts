@@ -113,8 +113,8 @@ export async function createRun(stagingDir: string, now: Date = new Date()): Pro
   }
 }
 
-/** Why a folder could not be made, in words, by the system's error code. */
-const MKDIR_REASONS: Readonly<Record<string, string>> = {
+/** Why a folder could not be made or read, in words, by the system's error code. */
+const FOLDER_REASONS: Readonly<Record<string, string>> = {
   EACCES: 'permission denied',
   EPERM: 'permission denied',
   EROFS: 'the file system is read-only',
@@ -128,7 +128,7 @@ function cannotCreate(stagingDir: string, error: unknown): never {
   const e = error as NodeJS.ErrnoException;
   // A full disk says so (and names the folder) as every write of the staging does.
   if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw writeFailure(stagingDir, error);
-  const reason = (e.code && MKDIR_REASONS[e.code]) ?? `${e.code ?? 'error'}`;
+  const reason = (e.code && FOLDER_REASONS[e.code]) ?? `${e.code ?? 'error'}`;
   throw new StagingError('staging_not_writable', `cannot create the staging folder ${stagingDir}: ${reason}`, {
     context: { path: e.path ?? stagingDir, errno: e.code },
     hint: 'choose a folder you can write with --staging DIR or ETL_STAGING, or fix the permissions of this one',
@@ -190,13 +190,20 @@ async function readLatestId(stagingDir: string): Promise<string> {
 
 const clip = (s: string) => (s.length > 80 ? `${s.slice(0, 80)}…` : s);
 
-/** Run ids in the staging folder, newest first. */
+/** Run ids in the staging folder, newest first (none when the folder is not made yet). */
 export async function listRunIds(stagingDir: string): Promise<string[]> {
   let names: string[];
   try {
     names = await readdir(stagingDir);
-  } catch {
-    return [];
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    // A file in its place, or no permission: "no runs" would not be true.
+    const e = error as NodeJS.ErrnoException;
+    throw new StagingError('staging_unreadable', `cannot read the staging folder ${stagingDir}: ${(e.code && FOLDER_REASONS[e.code]) ?? e.code ?? 'error'}`, {
+      context: { path: stagingDir, errno: e.code },
+      hint: 'choose the staging folder with --staging DIR or ETL_STAGING, or fix the permissions of this one',
+      cause: error,
+    });
   }
   return names.filter(isRunId).sort().reverse();
 }

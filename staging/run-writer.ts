@@ -30,7 +30,13 @@ async function partialsIn(dir: string): Promise<string[]> {
  */
 export async function abandonedRuns(stagingDir: string): Promise<AbandonedRun[]> {
   const found: AbandonedRun[] = [];
-  for (const runId of await listRunIds(stagingDir)) {
+  // A staging folder that cannot be read holds nothing this process could sweep: the stage that
+  // sweeps first then says why it cannot use it (cannot create it, a file in its place).
+  const ids = await listRunIds(stagingDir).catch((e: unknown) => {
+    if ((e as { code?: string }).code === 'staging_unreadable') return [];
+    throw e;
+  });
+  for (const runId of ids) {
     const run = await abandonedRun(runPaths(stagingDir, runId));
     if (run) found.push(run);
   }

@@ -65,3 +65,20 @@ test('runs left in ./staging by an earlier version: a note says how to use or mo
   assert.equal(json.stderr, '');
   assert.doesNotThrow(() => JSON.parse(json.stdout));
 });
+
+test('a staging folder that is a file is named as such by etl runs and clean, not reported as holding no runs', async (t) => {
+  const { cwd } = await project(t);
+  const file = path.join(cwd, 'not-a-folder');
+  await writeFile(file, 'x');
+  for (const args of [['runs', '--no-ledger'], ['clean', '--dry-run']]) {
+    const r = await etl([...args, '--staging', file], { cwd });
+    assert.equal(r.code, 1, `${args[0]}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^error: cannot read the staging folder ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: a part of the path is a file`, 'm'), args[0]);
+    assert.match(r.stderr, /^hint: .*--staging/m, args[0]);
+    assert.doesNotMatch(r.stdout, /no runs/, args[0]);
+  }
+  // A staging folder not made yet holds no runs: said as before.
+  const none = await etl(['runs', '--no-ledger', '--staging', path.join(cwd, 'not-yet')], { cwd });
+  assert.equal(none.code, 0, none.stderr);
+  assert.match(none.stdout, /^no runs in /);
+});
