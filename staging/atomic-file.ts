@@ -2,7 +2,7 @@
 // into place only when the stage says it is complete. The sha256, byte and line counts are taken
 // as the bytes stream through, so nobody re-reads a file to checksum it.
 import { createHash, type Hash } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import nodePath from 'node:path';
 import { Writable } from 'node:stream';
@@ -24,8 +24,9 @@ export function writeFailure(file: string, cause: unknown): StagingError {
       cause,
     });
   }
-  if (code === 'ENOENT' || code === 'ENOTDIR') {
-    // In words, and naming the file asked for: the system's message names our `.partial` file.
+  // A missing folder in words, naming the file asked for (the system's message names our `.partial`
+  // file); an ENOENT while the folder is there (the partial file removed under us) keeps the system's.
+  if (code === 'ENOTDIR' || (code === 'ENOENT' && !existsSync(dir))) {
     const words = code === 'ENOENT' ? `the folder ${dir} does not exist` : `a part of ${dir} is a file, not a folder`;
     return new StagingError('write_failed', `cannot write ${file}: ${words}`, { context: { file }, hint: 'create the folder, or give another path', cause });
   }
