@@ -161,17 +161,17 @@ function doneReport(plan: LoadPlan, base: ReportBase, skipped: LoadReport['skipp
 /** The ledger: what each table's load did, in the load's transaction (so a re-load is recognised). */
 async function recordLedger(ctx: LoadContext, plan: LoadPlan, report: LoadReport, outcome: TablesOutcome): Promise<void> {
   const entries: LedgerEntry[] = [];
+  // A repair re-read a few documents: it says nothing of which mapping the table's other rows follow.
+  const repair = ctx.repair ? { repair: true } : {};
+  // The run's own figures, in every table's summary (etl_runs has a row per table): what etl_pending
+  // holds after the load, every table, and the tables the run staged. `etl runs` reads them once its
+  // files are cleaned (report/ledger.ts): its pending, and "partly" of a run loaded into fewer.
+  const run = { ...(report.pending ? { run_pending: { ...report.pending } } : {}), run_tables: Object.keys(plan.manifest.stages.transform?.tables ?? {}).length };
   for (const r of report.tables) {
     const rejects = outcome.rejects.find((x) => x.table === r.table);
     const file: FileRecord | null = rejects ? { file: rejects.file, bytes: rejects.figures.bytes, sha256: rejects.figures.sha256, records: rejects.figures.lines } : null;
     const deletions = report.deletions ? { deletions: report.deletions.tables.find((d) => d.table === r.table) ?? null } : {};
-    // A repair re-read a few documents: it says nothing of which mapping the table's other rows follow.
-    const repair = ctx.repair ? { repair: true } : {};
-    // What etl_pending holds after the load, every table: the run's pending once its files are cleaned (report/ledger.ts).
-    const runPending = report.pending ? { run_pending: { ...report.pending } } : {};
-    // The tables the run staged: `etl runs` says "partly" of a run loaded into fewer, once its files are cleaned.
-    const runTables = { run_tables: Object.keys(plan.manifest.stages.transform?.tables ?? {}).length };
-    entries.push({ table: r.table, summary: { ...tableRecord(r, file), ...deletions, ...repair, ...runPending, ...runTables } });
+    entries.push({ table: r.table, summary: { ...tableRecord(r, file), ...deletions, ...repair, ...run } });
   }
   ctx.session.at('(ledger)', 'recording the load');
   await recordTables(ctx.session.client, plan.paths.runId, plan.model.sha256, entries);

@@ -58,14 +58,18 @@ async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<Ledg
  * summaries in load order); a ledger older than that figure has its tables' figures only.
  */
 function runPending(summaries: readonly Record<string, unknown>[]): number | null {
-  const recorded = summaries.map((s) => s.run_pending).filter((p) => p !== undefined && p !== null);
-  return runPendingCount(recorded.at(-1), summaries.map((s) => s.pending));
+  return runPendingCount(lastRecorded(summaries, 'run_pending'), summaries.map((s) => s.pending));
 }
 
 /** The tables the run staged, as its last load recorded them (`run_tables`); null in a ledger older than that figure. */
 function runTables(summaries: readonly Record<string, unknown>[]): number | null {
-  const recorded = summaries.map((s) => s.run_tables).filter((t): t is number => typeof t === 'number');
-  return recorded.at(-1) ?? null;
+  const tables = lastRecorded(summaries, 'run_tables');
+  return typeof tables === 'number' ? tables : null;
+}
+
+/** A run-level figure as the run's last load recorded it in its tables' summaries (load order); undefined when none did. */
+function lastRecorded(summaries: readonly Record<string, unknown>[], key: string): unknown {
+  return summaries.map((s) => s[key]).filter((v) => v !== undefined && v !== null).at(-1);
 }
 
 /** Connects (giving up after a few seconds), reads the ledger, closes; never throws. */
