@@ -65,7 +65,9 @@ function settledStart(plan: LoadPlan): LoadStart {
 /** The plan of the finished transform; it must hold what the load was fed. */
 async function finalPlan(options: LoadOptions, feed: StagedTablesFeed, tables: readonly string[], used: ReadonlyMap<string, TransformTableRecord>): Promise<LoadPlan> {
   await feed.finished;
-  const plan = await planLoad(options);
+  // Not interrupted by the signal: an interrupted load reads this plan to record its failure, as an
+  // interrupted `etl load` does (its plan was read before), and reading it changes nothing.
+  const plan = await planLoad({ ...options, signal: undefined });
   // As JSON: the manifest holds what JSON keeps of a record.
   const json = (r: unknown): unknown => JSON.parse(JSON.stringify(r ?? null));
   const differs = [...used].filter(([t, r]) => !isDeepStrictEqual(json(plan.manifest.stages.transform!.tables[t]), json(r)));

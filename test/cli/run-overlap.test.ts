@@ -7,6 +7,7 @@ import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/pro
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { etl, REPO, startEtl } from '../harness/cli.ts';
 import { runFiles, withoutTimes } from './run-compare.ts';
@@ -176,4 +177,51 @@ test('Ctrl-C while extracting leaves what an interrupted etl extract leaves: no 
   assert.equal(stages.extract!.status, 'failed');
   assert.equal(stages.extract!.error.code, 'interrupted');
   assert.deepEqual(await readdir(path.join(run.runDir, 'transform')), [], 'no transform file');
+});
+
+test('Ctrl-C while loading leaves what an interrupted etl load leaves: the load recorded failed (interrupted), nothing applied, not "killed"', async () => {
+  const staging = path.join(work, 'interrupted-load');
+  const url = await servers.postgres.createDatabase('overlap_interrupted_load');
+  const schema = await etl(['schema', '--yes', '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+  assert.equal(schema.code, 0, schema.stderr);
+  // Another session holds a table the load writes, so the load is surely under way when Ctrl-C comes.
+  const blocker = new pg.Client({ connectionString: url });
+  await blocker.connect();
+  try {
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE users_logbook IN ACCESS EXCLUSIVE MODE');
+    const started = startEtl(['run', '--source', dump, '--full', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+    let ended = false;
+    void started.done.then(() => (ended = true));
+    for (;;) {
+      // pg_stat_activity is read once per transaction: the blocker's, open, would see it frozen.
+      await blocker.query('SELECT pg_stat_clear_snapshot()');
+      const waiting = await blocker.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()`);
+      if (waiting.rowCount! > 0) break;
+      assert.equal(ended, false, `etl run ended before it waited for the lock:\n${started.output}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    started.kill('SIGINT');
+    const r = await started.done;
+    assert.equal(r.code, 1, r.output);
+    assert.match(r.stderr, /interrupted by SIGINT/);
+  } finally {
+    await blocker.query('ROLLBACK').catch(() => undefined);
+    await blocker.end();
+  }
+  const run = await onlyRun(staging);
+  const stages = run.manifest.stages as Record<string, { status: string; error: { code: string } | null }>;
+  assert.equal(stages.transform!.status, 'done');
+  assert.equal(stages.load!.status, 'failed', 'the load is recorded failed, as etl load records an interrupted load');
+  assert.equal(stages.load!.error!.code, 'interrupted');
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+  try {
+    assert.equal((await db.query('SELECT count(*)::int AS n FROM users')).rows[0].n, 0, 'nothing applied');
+  } finally {
+    await db.end();
+  }
+  const status = await etl(['status', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+  assert.doesNotMatch(status.stdout, /killed/, status.stdout);
+  assert.match(status.stdout, /load failed/, status.stdout);
 });
