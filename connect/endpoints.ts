@@ -47,7 +47,8 @@ export async function openEndpoints(config: EtlConfig, o: OpenEndpointsOptions):
   try {
     if (mongoTarget) {
       const fwd = await session.forward(mongoTarget.host, mongoTarget.port);
-      mongo = { url: mongoUrlThroughTunnel(config.remote.mongo.url, fwd.localPort), database: config.remote.mongo.database };
+      // Unset, REMOTE_MONGODB_URL is still where to look (its default, localhost on the SSH server, failed).
+      mongo = { url: mongoUrlThroughTunnel(config.remote.mongo.url, fwd.localPort), database: config.remote.mongo.database, origin: config.remote.mongo.origin ?? 'REMOTE_MONGODB_URL' };
       mongoText = `${describeMongo(config.remote.mongo)} via SSH ${session.target}`;
     }
     if (remotePostgres) {

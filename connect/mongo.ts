@@ -11,17 +11,40 @@ import { connectionStringSecrets, redactText } from '../errors/redact.ts';
  */
 function newClient(m: MongoConfig, secrets: readonly string[]): MongoClient {
   try {
-    return new MongoClient(m.url, { serverSelectionTimeoutMS: 10_000, appName: 'etl' });
+    return new MongoClient(m.url, { ...selectionTimeout(m.url), appName: 'etl' });
   } catch (cause) {
     const known = [...secrets, ...connectionStringSecrets(m.url)];
     const reason = redactText(cause instanceof Error ? cause.message : String(cause), known);
     const where = m.origin ?? 'the MongoDB URL';
     throw new ConfigError(`${where} is not a valid MongoDB connection string: ${reason} (got ${describeMongo(m)})`, [], {
-      hint: 'percent-encode the special characters of the user name and the password: @ as %40, : as %3A, / as %2F, ? as %3F, # as %23, % as %25',
+      hint: refusalHint(reason),
       context: { variable: where },
       cause,
     });
   }
+}
+
+// The driver's words for a user name or password it cannot read (mongodb-connection-string-url).
+const AUTHORITY_REFUSAL = /unescaped|invalid connection string|URI malformed|percent|username|password contains/i;
+
+/** Percent-encoding when the driver could not read the user name or password; else the option it named. */
+function refusalHint(reason: string): string {
+  if (AUTHORITY_REFUSAL.test(reason) && !/option \S+ is not supported/i.test(reason)) {
+    return 'percent-encode the special characters of the user name and the password: @ as %40, : as %3A, / as %2F, ? as %3F, # as %23, % as %25';
+  }
+  return 'fix or remove the option named above (the MongoDB manual lists the connection string options)';
+}
+
+/** Where to look: the flag or variable (and .env line) that gave the URL, or that none did. */
+function unreachableHint(m: MongoConfig): string {
+  const running = 'and that the server is running and reachable from here';
+  if (m.origin) return `check ${m.origin}, ${running}`;
+  return `no MongoDB URL is configured, so etl tried the default mongodb://localhost:27017: set MONGODB_URL (environment or .env) or pass the URL as a flag, ${running}`;
+}
+
+/** 10 s to find the server, unless the URL says otherwise: the driver lets this object override the URL's options. */
+function selectionTimeout(url: string): { serverSelectionTimeoutMS?: number } {
+  return /[?&]serverSelectionTimeoutMS=/i.test(url) ? {} : { serverSelectionTimeoutMS: 10_000 };
 }
 
 export interface MongoConnection {
@@ -39,7 +62,7 @@ export async function connectMongo(m: MongoConfig, secrets: readonly string[] = 
     await client.close().catch(() => {});
     const reason = redactText(cause instanceof Error ? cause.message : String(cause), secrets);
     throw new SourceError('mongo_unreachable', `cannot connect to MongoDB at ${describeMongo(m)}: ${reason}`, {
-      hint: 'check MONGODB_URL and MONGODB_DATABASE, and that the server is running',
+      hint: unreachableHint(m),
       cause,
     });
   }

@@ -10,6 +10,8 @@ import { useServers } from '../harness/index.ts';
 import { PIPELINE_YAML, realRun } from '../audit/staged-run.ts';
 import { assertNoPassword, quoteKeyword } from './secret-shapes.ts';
 import { etl as run } from '../harness/cli.ts';
+import { connectMongo } from '../../connect/mongo.ts';
+import { SourceError } from '../../errors/etl-error.ts';
 
 const servers = useServers({ mongo: false });
 
@@ -63,6 +65,50 @@ describe('malformed connection strings: exit 2, the source named, no password, n
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /cannot connect to PostgreSQL at postgresql:\/\/postgres@127\.0\.0\.1:1\/x/);
     assertNoPassword(r.out, PW, 'keyword form');
+  });
+});
+
+describe('a MongoDB that cannot be reached or a URL the driver refuses: the hint names where the URL was given', () => {
+  const down = `mongodb://admin:${PW}@127.0.0.1:1/x?serverSelectionTimeoutMS=200`;
+
+  test('--source: the hint says to check --source, not MONGODB_URL', async () => {
+    const started = Date.now();
+    const r = await etl(['extract', '--full', '--source', down]);
+    assert.equal(r.code, 1, r.out);
+    // The URL's serverSelectionTimeoutMS=200 is the one used, not etl's 10 s default.
+    assert.ok(Date.now() - started < 8_000, `gave up after ${Date.now() - started} ms`);
+    assert.match(r.out, /^error: cannot connect to MongoDB at mongodb:\/\/admin:\*\*\*@127\.0\.0\.1:1\//m);
+    assert.match(r.out, /^hint: check --source,/m);
+    assert.doesNotMatch(r.out, /hint: .*MONGODB_URL/);
+    assertNoPassword(r.out, PW, '--source');
+  });
+
+  test('MONGODB_URL from .env: the hint names the variable and its line', async (t) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-connect-env-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(path.join(dir, 'pipeline.yaml'), PIPELINE_YAML);
+    await writeFile(path.join(dir, '.env'), `# local\nMONGODB_URL=${down}\n`);
+    const r = await etlIn(dir, ['extract', '--full']);
+    assert.equal(r.code, 1, r.out);
+    assert.match(r.out, /^hint: check MONGODB_URL \(.*\.env line 2\)/m);
+    assertNoPassword(r.out, PW, '.env');
+  });
+
+  test('no URL configured at all: the hint says the default was tried and where to set one', async () => {
+    // The default (localhost:27017) may be served on a developer's machine: the same MongoConfig, at port 1.
+    const error = await connectMongo({ url: 'mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200', database: 'x' }).then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof SourceError, String(error));
+    assert.equal(error.code, 'mongo_unreachable');
+    assert.match(error.hint ?? '', /no MongoDB URL is configured, so etl tried the default mongodb:\/\/localhost:27017: set MONGODB_URL/);
+  });
+
+  test('an option the driver refuses: the hint is about the option, not percent-encoding', async () => {
+    const r = await etl(['extract', '--full', '--source', `mongodb://admin:${PW}@127.0.0.1:1/x?authMechanism=BOGUS`]);
+    assert.equal(r.code, 2, r.out);
+    assert.match(r.out, /^error: --source is not a valid MongoDB connection string: .*BOGUS/m);
+    assert.match(r.out, /^hint: .*option/m);
+    assert.doesNotMatch(r.out, /percent-encode/);
+    assertNoPassword(r.out, PW, 'authMechanism');
   });
 });
 
