@@ -1,5 +1,7 @@
 // Flag parsing shared by every command: node:util parseArgs in strict mode, so an unknown or
 // malformed flag is a usage error (exit 2) that says which flag.
+import { statSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors/etl-error.ts';
 
@@ -40,4 +42,20 @@ function refuseRepeated(tokens: readonly { kind: string; name?: string; value?: 
     }
     seen.set(t.name, t.value);
   }
+}
+
+/**
+ * `--out FILE` as an absolute path, or null when not given. An existing folder is refused now: the
+ * file would otherwise be written in full beside it (FILE.partial) and fail at its rename.
+ */
+export function outputFile(cwd: string, out: string | undefined, example: string): string | null {
+  if (out === undefined) return null;
+  const file = path.resolve(cwd, out);
+  if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new UsageError('bad_arguments', `--out ${out} is a folder: --out names the file to write`, {
+      hint: `name the file, e.g. --out ${path.join(out, example)}`,
+      context: { flag: '--out' },
+    });
+  }
+  return file;
 }

@@ -148,10 +148,11 @@ export async function setLatest(stagingDir: string, runId: string): Promise<void
  * stage read and write outside the staging folder, so it is refused before any path is built.
  */
 export async function resolveRun(stagingDir: string, runId?: string | null): Promise<RunPaths> {
-  let id = runId ?? null;
+  // `--run latest` says what no --run says.
+  let id = runId === LATEST_FILE ? null : (runId ?? null);
   if (id) {
     if (!isRunId(id)) {
-      throw new UsageError('bad_run_id', `--run must be a run id such as 20261124T101500123Z, got ${JSON.stringify(clip(id))}`, {
+      throw new UsageError('bad_run_id', `--run must be a run id such as 20261124T101500123Z (or latest), got ${JSON.stringify(clip(id))}`, {
         hint: 'list the staged runs with `etl runs`',
         context: { flag: '--run' },
       });

@@ -19,7 +19,7 @@ A run extracted with --propagate-deletes also deletes the rows whose document is
 referencing them, or sets those references NULL, as pipeline.yaml says).
 
 options:
-  --run ID            the staged run (default: the one <staging>/latest names)
+  --run ID            the staged run (default, or latest: the one <staging>/latest names)
   --tables a,b        only these tables (in load order)
   --dry-run           do all the work and report the figures, then roll back
   --no-wait           fail at once when another etl load is running (default: wait for it)

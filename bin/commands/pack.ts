@@ -1,9 +1,8 @@
 // `etl pack`: one .tar.gz of a finished run (manifest, pipeline.yaml, NDJSON, CSVs, keys, rejects)
 // for auditors who have neither our databases nor our machines.
-import path from 'node:path';
 import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
-import { parseFlags } from '../flags.ts';
+import { outputFile, parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { packRun, type PackProgress } from '../../audit/pack.ts';
 import { describeStages } from '../../staging/manifest.ts';
@@ -29,7 +28,7 @@ killed is removed by the next pack to FILE (and said so); one written within the
 another pack's, still running: refused.
 
 options:
-  --run ID          the run (default: the one <staging>/latest names)
+  --run ID          the run (default, or latest: the one <staging>/latest names)
   --staging DIR     staging folder (default: ETL_STAGING, else ./.etl/runs)
   --out FILE        the archive (default: <staging>/<run-id>.tar.gz)
   --json            print the report as JSON on stdout
@@ -48,6 +47,7 @@ const command: Command = {
     if (flags.out?.endsWith('.partial')) {
       throw new UsageError('bad_arguments', `--out ${flags.out}: a name ending in .partial is what etl gives unfinished files`, { hint: 'name the archive FILE.tar.gz' });
     }
+    const out = outputFile(ctx.cwd, flags.out, 'run.tar.gz');
     const cfg = commandConfig(ctx, { staging: flags.staging });
     const show = throttled((p: PackProgress) => {
       const done = `${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}`;
@@ -58,7 +58,7 @@ const command: Command = {
     const report = await packRun({
       stagingDir: cfg.stagingDir,
       runId: flags.run ?? null,
-      out: flags.out ? path.resolve(ctx.cwd, flags.out) : null,
+      out,
       secrets: cfg.secrets,
       signal: ctx.signal,
       onNote: (text) => ctx.stderr.write(`note: ${text}\n`),

@@ -1,9 +1,8 @@
 // `etl report`: one self-contained HTML file about a run (stage timings, rows per table, rejects by
 // reason with examples, watermarks, count reconciliation, the last runs' durations and rows).
-import path from 'node:path';
 import type { Command, CommandContext } from '../command.ts';
 import { writeJson } from '../output.ts';
-import { parseFlags } from '../flags.ts';
+import { outputFile, parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { formatBytes } from '../../audit/byte-size.ts';
 import { REPORT_FILE, writeRunReport } from '../../report/write-report.ts';
@@ -18,7 +17,7 @@ row counts. It needs no network to open: no script, no external file. \`etl pack
 the archive.
 
 options:
-  --run ID            the run (default: the one <staging>/latest names)
+  --run ID            the run (default, or latest: the one <staging>/latest names)
   --out FILE          where to write it (default: <staging>/<run>/${REPORT_FILE})
   --staging DIR       staging folder (default: ETL_STAGING, else ./.etl/runs)
   --database-url URL  the database whose ledger adds loaded runs whose files were cleaned to the charts
@@ -40,12 +39,13 @@ const command: Command = {
       'no-ledger': { type: 'boolean' },
       json: { type: 'boolean' },
     });
+    const out = outputFile(ctx.cwd, flags.out, 'report.html');
     const cfg = commandConfig(ctx, { staging: flags.staging, databaseUrl: flags['database-url'] });
     const ledger = flags['no-ledger'] ? null : await ledgerOf(cfg, flags['database-url'] !== undefined, ctx.signal);
     const r = await writeRunReport({
       stagingDir: cfg.stagingDir,
       runId: flags.run ?? null,
-      out: flags.out ? path.resolve(ctx.cwd, flags.out) : null,
+      out,
       ledger: ledger?.problem ? null : ledger,
       secrets: cfg.secrets,
     });

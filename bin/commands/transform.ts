@@ -16,7 +16,7 @@ parent whose links are replaced). The counts reconcile in the run's manifest:
 documents = rows + rejected + skipped, per table.
 
 options:
-  --run ID                  the run to transform (default: the one <staging>/latest names)
+  --run ID                  the run to transform (default, or latest: the one <staging>/latest names)
   --staging DIR             the staging folder (default: ETL_STAGING, else ./.etl/runs)
   --pipeline FILE           the pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)
   --tables a,b              only these tables (default: every table whose collection the run holds)

@@ -2,7 +2,7 @@
 // file per run), on real runs loaded into a real PostgreSQL; the report is opened in a real headless
 // Chromium from Debian's packages, and `etl pack` puts it first in the archive.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, beforeEach, describe, test } from 'node:test';
@@ -246,6 +246,29 @@ describe('etl report', () => {
     assert.equal(members[0], `${runIds[1]}/report.html`);
     const verified = await etl(['verify', out, '--json'], { cwd: work });
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  });
+});
+
+describe('--out naming a folder, and --run latest', () => {
+  test('etl pack and etl report --out FOLDER: a usage error before any work, nothing written beside it', async (t) => {
+    await twoLoadedRuns();
+    const folder = await tempDir('etl-cli-out-', t);
+    for (const [command, example] of [['pack', 'tar.gz'], ['report', 'html']] as const) {
+      const r = await etl([command, '--staging', staging, '--out', folder], { cwd: work });
+      assert.equal(r.code, 2, `${command}: ${r.output}`);
+      assert.match(r.stderr, new RegExp(`^error: --out ${folder.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is a folder`, 'm'));
+      assert.match(r.stderr, new RegExp(`^hint: .*--out .*\\.${example.replace('.', '\\.')}`, 'm'));
+      assert.doesNotMatch(r.output, /EISDIR|^\s+at /m);
+    }
+    assert.deepEqual(await readdir(folder), []);
+    assert.deepEqual((await readdir(path.dirname(folder))).filter((n) => n.endsWith('.partial')), [], 'no FOLDER.partial beside it');
+  });
+
+  test('--run latest is the run <staging>/latest names', async () => {
+    await twoLoadedRuns();
+    const r = await etl(['report', '--staging', staging, '--run', 'latest', '--no-ledger', '--json'], { cwd: work });
+    assert.equal(r.code, 0, r.output);
+    assert.equal((JSON.parse(r.stdout) as { run_id: string }).run_id, runIds[1]);
   });
 });
 

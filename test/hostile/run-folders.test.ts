@@ -68,7 +68,7 @@ describe('run ids have a strict shape', () => {
     for (const command of ['transform', 'load', 'pack']) {
       const r = etlSync([command, '--run', sneaky], { cwd: p.cwd, env: { DATABASE_URL: 'postgresql://etl@127.0.0.1:1/none' } });
       assert.equal(r.code, 2, `${command}: ${r.stderr}`);
-      assert.match(r.stderr, /--run must be a run id such as 20261124T101500123Z, got "\.\.\/elsewhere\//, command);
+      assert.match(r.stderr, /--run must be a run id such as 20261124T101500123Z \(or latest\), got "\.\.\/elsewhere\//, command);
     }
     assert.deepEqual(await readdir(path.join(p.elsewhere, run.runId, 'transform')), []);
     const model = await loadPipeline(path.join(p.cwd, 'pipeline.yaml'));
