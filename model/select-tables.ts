@@ -1,6 +1,7 @@
 // The tables a command works on: every table of the pipeline, or the subset `--tables` names. One
 // check for every command (extract, transform, load, diff), so an unknown name always reads the same.
 import { UsageError } from '../errors/etl-error.ts';
+import { closest } from './field-spec.ts';
 import type { PipelineModel } from './types.ts';
 
 /** The `--tables` subset in load order, or every table when none is given; an unknown name is a usage error. */
@@ -8,7 +9,11 @@ export function selectTables(model: PipelineModel, subset: readonly string[] | n
   if (!subset || subset.length === 0) return [...model.loadOrder];
   const unknown = subset.filter((t) => !model.tables.has(t));
   if (unknown.length > 0) {
-    throw new UsageError('unknown_table', `unknown table${unknown.length > 1 ? 's' : ''} ${unknown.map((t) => `"${t}"`).join(', ')} in --tables (not in ${model.file})`, {
+    const named = unknown.map((t) => {
+      const guess = closest(t, model.loadOrder);
+      return `"${t}"${guess ? ` (did you mean "${guess}"?)` : ''}`;
+    });
+    throw new UsageError('unknown_table', `unknown table${unknown.length > 1 ? 's' : ''} ${named.join(', ')} in --tables (not in ${model.file})`, {
       context: { flag: '--tables' },
       hint: `tables of ${model.file}: ${model.loadOrder.join(', ')}`,
     });

@@ -64,6 +64,9 @@ test('exit 2 for bad flags and unknown tables; exit 1 for a damaged dump (file a
   const tables = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--source', path.join(dir, 'dump'), '--tables', 'users,nope', '--json']);
   assert.equal(tables.code, 2);
   assert.equal(JSON.parse(tables.stdout).error.code, 'unknown_table');
+  const typo = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--source', path.join(dir, 'dump'), '--tables', 'user,user_event']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /^error: unknown tables "user" \(did you mean "users"\?\), "user_event" \(did you mean "user_events"\?\) in --tables/m);
   const file = path.join(dir, 'dump/appdb/users.bson');
   await truncate(file, 1000);
   const damaged = await etl(['extract', '--pipeline', PIPELINE, '--staging', staging, '--source', path.join(dir, 'dump'), '--full']);
