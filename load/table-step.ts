@@ -85,10 +85,17 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
   phase('merge', 'removing the rows that left the table');
   const leave = await removeLeavingRows(ctx, shape, scope, !batch.wasEmpty);
   const rejects = batch.rejected + batch.nulled > 0 ? await writeRejects(ctx, shape, checks, batch) : null;
-  const settle = await settleTable(ctx, shape, checks);
-  session.at(name, 'checking foreign keys');
-  await runDeferredChecks(session, shape);
-  await dropTemps(ctx, shape);
+  let settle: SettleFigures;
+  try {
+    settle = await settleTable(ctx, shape, checks);
+    session.at(name, 'checking foreign keys');
+    await runDeferredChecks(session, shape);
+    await dropTemps(ctx, shape);
+  } catch (error) {
+    // Not yet in the load's list of steps, whose rejects files it discards when the transaction fails.
+    await rejects?.sink.discard().catch(() => undefined);
+    throw error;
+  }
   return {
     table: name,
     strategy: table.strategy,

@@ -214,6 +214,7 @@ test('Ctrl-C while loading leaves what an interrupted etl load leaves: the load 
   assert.equal(stages.transform!.status, 'done');
   assert.equal(stages.load!.status, 'failed', 'the load is recorded failed, as etl load records an interrupted load');
   assert.equal(stages.load!.error!.code, 'interrupted');
+  assert.deepEqual(await readdir(path.join(run.runDir, 'load')).catch(() => []), [], 'no rejects file of the rolled-back load');
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   try {

@@ -2,7 +2,7 @@
 // SIGKILLed during its COPY and during its merge leaves PostgreSQL as it was, and a re-run then
 // gives tables identical to an uninterrupted load.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -259,4 +259,41 @@ test('Ctrl-C during the merge cancels the statement, rolls back and exits non-ze
   await waitForNoEtlBackend(url);
   assert.deepEqual(await checksums(url, TABLES), before);
   assert.equal((await readManifest(runPaths(staging, run))).stages.load?.status, 'failed');
+});
+
+test('Ctrl-C after a table wrote its rejects file, at the end of its step: no rejects file (.partial or not) stays', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = await loadPipeline(PIPELINE);
+  const first = await baseRun(staging, model);
+  assert.equal((await etl(['load', '--run', first, '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]).done).code, 0);
+  // u2 names company c404, which is missing: NULLed, so the users step writes a rejects file.
+  const run = await stageRun(staging, model, {
+    companies: { rows: [] },
+    users: { rows: [['u1', stamp, stamp, 'Ann', 'c0', '3'], ['u2', stamp, stamp, 'Bob', 'c404', null]] },
+    user_companies: { keys: [], rows: [] },
+  });
+  // The step ends by dropping its temp tables: there it sleeps, its rejects file written (.partial).
+  await query(url, `CREATE FUNCTION slow_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(60); END $$`);
+  await query(url, 'CREATE EVENT TRIGGER slow_drop ON sql_drop EXECUTE FUNCTION slow_drop()');
+  try {
+    const started = etl(['load', '--run', run, '--tables', 'users', '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]);
+    let ended = false;
+    void started.done.then(() => (ended = true));
+    for (;;) {
+      assert.equal(ended, false, `etl load ended before it dropped its temp tables:\n${started.output}`);
+      const sleeping = await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'etl' AND wait_event = 'PgSleep'`);
+      if (sleeping[0]!.n > 0) break;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    assert.deepEqual(await readdir(runPaths(staging, run).loadDir), ['users.rejects.ndjson.partial'], 'the moment: its rejects file written');
+    started.kill('SIGINT');
+    const r = await started.done;
+    assert.equal(r.code, 1, r.output);
+    assert.match(r.stderr, /interrupted/);
+  } finally {
+    await query(url, 'DROP EVENT TRIGGER slow_drop');
+  }
+  assert.equal((await readManifest(runPaths(staging, run))).stages.load?.status, 'failed');
+  assert.deepEqual(await readdir(runPaths(staging, run).loadDir).catch(() => []), [], 'nothing left in load/');
 });
