@@ -4,6 +4,7 @@
 // appear only with --verbose or ETL_DEBUG=1. Every text is scrubbed of passwords. Returns the exit code.
 import type { Writable } from 'node:stream';
 import { EtlError, ConfigError, LoadError, type ErrorContext } from '../errors/etl-error.ts';
+import { printableLine, printableText } from '../errors/printable.ts';
 import { redactText } from '../errors/redact.ts';
 import { paint } from './output.ts';
 
@@ -41,7 +42,7 @@ export function renderError(error: unknown, o: RenderErrorOptions): number {
         where: view.where,
         hint: view.hint,
         context: view.context,
-        findings: error instanceof ConfigError ? error.findings : undefined,
+        findings: error instanceof ConfigError ? error.findings.map((f) => ({ ...f, message: printableLine(scrub(f.message)) })) : undefined,
         pg: error instanceof LoadError && error.pg ? error.pg : undefined,
         stack: verbose ? scrub(stackText(error)) : undefined,
       },
@@ -63,15 +64,15 @@ function describe(error: unknown, scrub: (s: string) => string): ErrorView {
   if (error instanceof EtlError) {
     return {
       code: error.code,
-      message: scrub(error.message),
+      message: printableText(scrub(error.message)),
       where: whereOf(error.context),
-      hint: error.hint ? scrub(error.hint) : null,
+      hint: error.hint ? printableText(scrub(error.hint)) : null,
       context: error.context,
       exitCode: error.exitCode,
     };
   }
   const message = error instanceof Error ? error.message : String(error);
-  return { code: 'internal', message: `internal error: ${scrub(message)}`, where: null, hint: INTERNAL_HINT, context: {}, exitCode: 1 };
+  return { code: 'internal', message: `internal error: ${printableText(scrub(message))}`, where: null, hint: INTERNAL_HINT, context: {}, exitCode: 1 };
 }
 
 /** `file:line:col`, `table.column`, `collection _id X`: whatever the context knows, shortest first. */

@@ -132,6 +132,28 @@ describe('etl command line', () => {
     assert.equal(same.code, 0, same.stderr);
   });
 
+  test('a pipeline file that is no YAML (megabytes in one token, terminal controls): each error line bounded, no control character printed', async (t) => {
+    const dir = await tempDir(t, 'etl-errors-binary-');
+    const file = path.join(dir, 'pipeline.yaml');
+    // A scalar the YAML parser quotes whole in its message, holding an escape sequence and a DEL.
+    const token = `\x1b]0;pwned\x07\x1b[2J${'A'.repeat(2_000_000)}\x7f\x9b31m`;
+    await writeFile(file, `tables:\n  users: {}\n]"${token}"\n}{\n]${token}\n`);
+    for (const json of [false, true]) {
+      const r = await etl(['validate', '--pipeline', file, ...(json ? ['--json'] : [])]);
+      assert.equal(r.code, 2, r.output.slice(0, 2000));
+      assert.ok(r.output.length < 50_000, `${r.output.length} characters printed`);
+      assert.doesNotMatch(r.output, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/, 'a control character printed raw');
+      if (json) {
+        const error = (JSON.parse(r.stdout) as { error: { message: string; findings: { message: string }[] } }).error;
+        assert.ok(error.findings.length > 0);
+        for (const f of error.findings) assert.ok(f.message.length <= 1_100, `a finding of ${f.message.length} characters`);
+      } else {
+        assert.match(r.stderr, /^error: .*pipeline\.yaml is not a valid pipeline/m);
+        for (const line of r.stderr.split('\n')) assert.ok(line.length <= 1_100, `a line of ${line.length} characters`);
+      }
+    }
+  });
+
   test('etl help <command> prints that command\'s usage; an unknown one is a usage error', async () => {
     const r = await etl(['help', 'extract']);
     assert.equal(r.code, 0, r.stderr);

@@ -1,0 +1,27 @@
+// Text that came from input (a YAML token, a key, a value, a file name) may be megabytes long or
+// hold terminal controls (an escape sequence rewrites the operator's screen). An error shows it cut
+// to a length, its controls escaped as \uXXXX. Applied after redaction: a cut never halves a secret
+// before it is recognised.
+
+/** C0 controls but tab and newline, DEL and C1. */
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+export const MAX_LINE = 1_000;
+export const MAX_LINES = 200;
+
+/** One line as a terminal may show it: controls escaped, at most `max` characters and a count of the rest. */
+export function printableLine(line: string, max = MAX_LINE): string {
+  const shown = line.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (shown.length <= max) return shown;
+  // Never half a surrogate pair.
+  const cut = /[\ud800-\udbff]/.test(shown[max - 1]!) ? max - 1 : max;
+  return `${shown.slice(0, cut)}… (${(shown.length - cut).toLocaleString('en-US')} more characters)`;
+}
+
+/** Every line printable, and at most `maxLines` of them. */
+export function printableText(text: string, maxLines = MAX_LINES): string {
+  const lines = text.split('\n');
+  const kept = lines.slice(0, maxLines).map((l) => printableLine(l));
+  if (lines.length > maxLines) kept.push(`… and ${(lines.length - maxLines).toLocaleString('en-US')} more lines`);
+  return kept.join('\n');
+}
