@@ -3,6 +3,7 @@
 //   --json     the report as JSON on stdout, nothing else
 //   --quiet    the final line only (errors still on stderr)
 //   otherwise  the per-table summary, then the final line: totals and elapsed time
+import { printableText } from '../errors/printable.ts';
 import type { ConfigFlags, EtlConfig } from '../connect/config.ts';
 import { openEndpoints, type Endpoints } from '../connect/endpoints.ts';
 import { UsageError } from '../errors/etl-error.ts';
@@ -72,7 +73,8 @@ export const STAGE_FLAGS = {
 /** What a stage wants the user to know that did not stop it, one line each on stderr. */
 export function writeWarnings(ctx: CommandContext, warnings: readonly string[]): void {
   const color = paint(ctx.stderr, ctx.env);
-  for (const w of warnings) ctx.stderr.write(`${color.yellow('warning:')} ${w}\n`);
+  // A warning may quote a document (an _id, a value): bounded and without terminal controls, as errors are.
+  for (const w of warnings) ctx.stderr.write(`${color.yellow('warning:')} ${printableText(w)}\n`);
 }
 
 /** `--tables a,b` → ['a', 'b']; absent → undefined. */

@@ -8,6 +8,7 @@ import { commandConfig } from '../config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../errors/etl-error.ts';
+import { printableLine } from '../../errors/printable.ts';
 import { selectTables } from '../../model/select-tables.ts';
 import { runDiff, type DiffReport, type KeyValues, type TableDiff } from '../../inspect/diff.ts';
 
@@ -103,8 +104,11 @@ const command: Command = {
   },
 };
 
+/** A value of a document as the list shows it: an `_id` may be any string, long or holding terminal controls. */
+const valueText = (v: string): string => printableLine(v, 100);
+
 const keyText = (k: KeyValues): string => {
-  const values = Object.values(k).map((v) => (v === null ? 'NULL' : v));
+  const values = Object.values(k).map((v) => (v === null ? 'NULL' : valueText(v)));
   return values.length === 1 ? values[0]! : `(${values.join(', ')})`;
 };
 
@@ -177,7 +181,7 @@ function tableDetails(t: TableDiff, limit: number): string[] {
     const stale = t.rejected.inPostgres ? `; PostgreSQL holds an older row for ${t.rejected.inPostgres.toLocaleString('en-US')} of them` : '';
     lines.push(`${t.rejected.count.toLocaleString('en-US')} rejected by the type contract, not counted as missing (${counts(t.rejected.byReason)})${stale}${limit ? ':' : ''}`);
     if (limit) {
-      lines.push(`  ${list(t.rejected.sample.map((x) => `${x.sourceId}${x.column ? ` ${x.column}` : ''}: ${x.reason}`), t.rejected.count)}`);
+      lines.push(`  ${list(t.rejected.sample.map((x) => `${valueText(x.sourceId)}${x.column ? ` ${x.column}` : ''}: ${x.reason}`), t.rejected.count)}`);
     }
   }
   if (t.refused.count) {

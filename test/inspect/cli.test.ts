@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { MongoClient } from 'mongodb';
 import { useServers } from '../harness/index.ts';
 import { ID, model, PIPELINE, repair, seedMongo, seedPostgres } from './planted.ts';
 import { etl as run, type CliResult } from '../harness/cli.ts';
@@ -54,6 +55,28 @@ test('etl diff: exit 1 with the planted keys, --json, then exit 0 once repaired'
   assert.equal(same.code, 0, same.stdout + same.stderr);
   assert.match(same.stdout, new RegExp(`identical: ${m.loadOrder.length} tables match`));
   assertNoSecret(same, password);
+});
+
+test('etl diff lists a key as a terminal may show it: an _id of 3,000 characters holding escape sequences is cut and escaped', async (t) => {
+  const m = await model();
+  const pgUrl = await servers.postgres.createDatabase(t.name);
+  const mongo = await servers.mongo.newDatabase(t.name);
+  await seedMongo(mongo.url, mongo.name);
+  await seedPostgres(pgUrl, m);
+  const hostile = `\u001b]0;pwned\u0007\u001b[2J${'Z'.repeat(3000)}\u009b31m`;
+  const client = new MongoClient(mongo.url);
+  await client.connect();
+  try {
+    // Missing in PostgreSQL: diff lists its key.
+    await client.db(mongo.name).collection<{ _id: string; [field: string]: unknown }>('users').insertOne({ _id: hostile, creation_date: new Date('2024-01-01T00:00:00Z'), update_date: new Date('2024-01-01T00:00:00Z'), firstname: 'Eve', lastname: 'Vil', email: 'eve@example.fr', role: 'CUSTOMER' });
+  } finally {
+    await client.close();
+  }
+  const r = await etl(['diff', '--tables', 'users', '--database-url', pgUrl, '--mongo-url', mongo.url, '--mongo-db', mongo.name]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.doesNotMatch(r.output, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/, 'a control character printed raw');
+  assert.match(r.stdout, /^ +\\u001b\]0;pwned\\u0007\\u001b\[2JZ+… \(\d[\d,]* more characters\)/m, r.stdout.slice(0, 3000));
+  for (const line of r.stdout.split('\n')) assert.ok(line.length < 600, `a line of ${line.length} characters`);
 });
 
 test('etl diff: usage and configuration errors exit 2', async (t) => {
