@@ -167,6 +167,7 @@ function resolveRemote(r: SettingsReader, mongo: MongoConfig, postgres: Postgres
       database: r.get('REMOTE_POSTGRES_DATABASE') ?? postgres.database,
       user: r.get('REMOTE_POSTGRES_USER') ?? postgres.user,
       password: r.get('REMOTE_POSTGRES_PASSWORD') ?? null,
+      origin: 'REMOTE_POSTGRES_HOST, REMOTE_POSTGRES_PORT, REMOTE_POSTGRES_DATABASE, REMOTE_POSTGRES_USER and REMOTE_POSTGRES_PASSWORD (as seen from the SSH server)',
     },
     mongodumpCommand: r.get('REMOTE_MONGODUMP_COMMAND') ?? 'mongodump',
   };

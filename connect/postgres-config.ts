@@ -26,6 +26,8 @@ export interface PostgresConfig {
   readonly connectTimeoutSeconds?: number | null;
   readonly options?: string | null;
   readonly sslFiles?: PostgresParts['sslFiles'] | null;
+  /** Where the settings were given (the flag or variable, and its .env line), for messages; absent: nowhere, all defaults. */
+  readonly origin?: string;
 }
 
 export interface ResolvedPostgres {
@@ -54,6 +56,7 @@ export function resolvePostgres(r: SettingsReader, databaseUrlFlag: string | und
       connectTimeoutSeconds: parts.connectTimeoutSeconds ?? null,
       options: parts.options ?? null,
       sslFiles: parts.sslFiles ?? null,
+      origin: given.where,
     };
     return { postgres, secrets: [...connectionStringSecrets(given.value), ...(password ? [password] : [])] };
   }
@@ -67,8 +70,17 @@ export function resolvePostgres(r: SettingsReader, databaseUrlFlag: string | und
     user: r.get('POSTGRES_USER') ?? r.get('PGUSER') ?? 'postgres',
     password,
     sslmode: sslFromEnv,
+    ...partsOrigin(r),
   };
   return { postgres, secrets: password ? [password] : [] };
+}
+
+const PART_VARIABLES = ['POSTGRES_HOST', 'PGHOST', 'POSTGRES_PORT', 'PGPORT', 'POSTGRES_DATABASE', 'POSTGRES_DB', 'PGDATABASE', 'POSTGRES_USER', 'PGUSER', 'POSTGRES_PASSWORD', 'PGPASSWORD'];
+
+/** The POSTGRES_* and PG* variables that were set, where: what to check when the server is not reached. */
+function partsOrigin(r: SettingsReader): { origin?: string } {
+  const set = PART_VARIABLES.flatMap((name) => r.read(name)?.where ?? []);
+  return set.length > 0 ? { origin: `the POSTGRES_* and PG* variables (set: ${set.join(', ')}; the rest default)` } : {};
 }
 
 function sslModeOf(r: SettingsReader): SslMode | null {

@@ -11,7 +11,8 @@ import { PIPELINE_YAML, realRun } from '../audit/staged-run.ts';
 import { assertNoPassword, quoteKeyword } from './secret-shapes.ts';
 import { etl as run } from '../harness/cli.ts';
 import { connectMongo } from '../../connect/mongo.ts';
-import { SourceError } from '../../errors/etl-error.ts';
+import { EtlError, SourceError } from '../../errors/etl-error.ts';
+import { connectPostgres } from '../../connect/postgres.ts';
 
 const servers = useServers({ mongo: false });
 
@@ -109,6 +110,33 @@ describe('a MongoDB that cannot be reached or a URL the driver refuses: the hint
     assert.match(r.out, /^hint: .*option/m);
     assert.doesNotMatch(r.out, /percent-encode/);
     assertNoPassword(r.out, PW, 'authMechanism');
+  });
+});
+
+describe('a PostgreSQL that cannot be reached: the hint names where its settings were given', () => {
+  test('--database-url, DATABASE_URL from .env, the PG* variables, nothing at all', async (t) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-connect-pg-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await writeFile(path.join(dir, 'pipeline.yaml'), PIPELINE_YAML);
+    const down = `postgresql://etl:${PW}@127.0.0.1:1/x`;
+    const flag = await etlIn(dir, ['status', '--database-url', down]);
+    assert.equal(flag.code, 1, flag.out);
+    assert.match(flag.out, /^hint: check --database-url, and that the server is running/m);
+    await writeFile(path.join(dir, '.env'), `\n\nDATABASE_URL=${down}\n`);
+    const env = await etlIn(dir, ['status']);
+    assert.match(env.out, /^hint: check DATABASE_URL \(.*\.env line 3\), and that/m);
+    await rm(path.join(dir, '.env'));
+    const parts = await etlIn(dir, ['status'], { PGHOST: '127.0.0.1', PGPORT: '1', PGPASSWORD: PW });
+    assert.match(parts.out, /^hint: check the POSTGRES_\* and PG\* variables \(set: PGHOST, PGPORT, PGPASSWORD; the rest default\), and that/m);
+    for (const r of [flag, env, parts]) assertNoPassword(r.out, PW, 'hint');
+  });
+
+  test('no setting at all: the hint says which default was tried and where to configure one', async () => {
+    // The default (localhost:5432) may be served on a developer's machine: the same PostgresConfig, at port 1.
+    const error = await connectPostgres({ connectionString: null, host: '127.0.0.1', port: 1, database: 'postgres', user: 'postgres', password: null }).then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof EtlError, String(error));
+    assert.equal(error.code, 'postgres_unreachable');
+    assert.match(error.hint ?? '', /^no PostgreSQL is configured, so etl tried postgresql:\/\/postgres@127\.0\.0\.1:1\/postgres: set DATABASE_URL/);
   });
 });
 
