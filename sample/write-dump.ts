@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { EJSON, serialize, type Document } from 'bson';
 import { EtlError } from '../errors/etl-error.ts';
+import { writeFailure } from '../staging/atomic-file.ts';
 import type { SampleCollectionSource, SampleGeneration } from './generate.ts';
 import { hash } from './prng.ts';
 import type { SampleProgress, WriteOptions } from './write-options.ts';
@@ -55,14 +56,18 @@ function dumpFileNames(collection: string, gzip: boolean): { bson: string; metad
 export async function writeDump(sample: SampleGeneration, target: DumpTarget, options: WriteOptions = {}): Promise<DumpReport> {
   const dbDir = path.resolve(target.dir, target.database);
   await refuseOrClearExisting(sample, dbDir, target.replace);
-  await mkdir(dbDir, { recursive: true });
+  await mkdir(dbDir, { recursive: true }).catch((cause: unknown) => {
+    throw writeFailure((cause as NodeJS.ErrnoException).path ?? dbDir, cause);
+  });
   const reports: DumpFileReport[] = [];
   try {
     await writeCollections(sample, target, dbDir, reports, options);
   } catch (error) {
     // pipeline() reports an abort as a bare AbortError: surface the reason the caller aborted with.
     if (options.signal?.aborted && options.signal.reason !== undefined) throw options.signal.reason;
-    throw error;
+    // A system error (a full disk, a file where a folder should be, no permission): said in words.
+    const system = error as NodeJS.ErrnoException;
+    throw system.syscall ? writeFailure(system.path ?? dbDir, error) : error;
   }
   return { kind: 'dump', dir: path.resolve(target.dir), database: target.database, gzip: target.gzip, collections: reports };
 }

@@ -131,6 +131,16 @@ describe('etl sample --out', () => {
     assert.ok(!files.some((f) => f.endsWith('.partial')));
   });
 
+  test('--out naming a file, or a folder it cannot write: exit 1, the path and the reason in words, no internal error', async () => {
+    const file = path.join(tmp, 'a-file');
+    await writeFile(file, 'not a folder');
+    const r = await etl(['sample', '--scale', '500', '--out', file]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^error: cannot write ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/wappizy: a part of .* is a file, not a folder \\[write_failed\\]`, 'm'));
+    assert.doesNotMatch(r.stderr, /internal error|bug in etl/);
+    assert.equal(await readFile(file, 'utf8'), 'not a folder');
+  });
+
   test('an abort stops the dump between documents: the reason is thrown, no .partial file is left', async () => {
     const out = path.join(tmp, 'aborted');
     const controller = new AbortController();
