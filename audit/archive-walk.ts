@@ -38,18 +38,36 @@ export async function walkArchive(file: string, onEntry: (entry: ArchiveEntry) =
   });
   const parsed = new Promise<void>((resolve, reject) => {
     parser.on('end', resolve);
-    parser.on('error', reject);
+    parser.on('error', (error: Error) => {
+      // A damaged header (strict mode): the next write fails with it.
+      failure ??= error;
+      reject(error);
+    });
   });
+  // Awaited at the end of the input; an error before then must not count as unhandled (it ended
+  // the process with a stack).
+  parsed.catch(() => undefined);
   const feed = new Writable({
     highWaterMark: 1 << 16,
     write(chunk: Buffer, _enc, callback) {
       if (failure !== null) return callback(failure instanceof Error ? failure : new Error(String(failure)));
+      // Whatever the parser throws fails the pipeline, not the process.
+      let more: boolean;
+      try {
+        more = parser.write(chunk);
+      } catch (error) {
+        return callback(error as Error);
+      }
       // The parser says false while the current entry's consumer has not caught up.
-      if (parser.write(chunk)) callback();
+      if (more) callback();
       else parser.once('drain', () => callback());
     },
     final(callback) {
-      parser.end();
+      try {
+        parser.end();
+      } catch (error) {
+        return callback(error as Error);
+      }
       parsed.then(() => callback(), callback);
     },
   });

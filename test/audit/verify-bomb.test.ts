@@ -4,12 +4,12 @@
 // write nothing outside its own temporary folder, which it removes.
 import assert from 'node:assert/strict';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { after, before, test } from 'node:test';
-import { createGzip } from 'node:zlib';
+import { createGzip, gzipSync } from 'node:zlib';
 import * as tar from 'tar';
 import { recordedFiles } from '../../audit/manifest-files.ts';
 import type { VerifyReport } from '../../audit/verify.ts';
@@ -96,4 +96,20 @@ test('verify of an archive with a 4 GiB entry: named, under 200 MB RSS, nothing 
   assert.ok(peakTmp < 1 << 20, `at most ${peakTmp} bytes in the temp folder`);
   assert.deepEqual(await ownEntries(tmp), [], 'the temp folder is removed');
   assert.deepEqual((await readdir(scratch)).sort(), scratchBefore, 'nothing written beside the archive');
+});
+
+test('verify of a file whose tar header holds a number tar cannot decode (plain and gzipped): bad_archive, exit 1, no stack', async () => {
+  // A header whose size field starts with 0x81: neither octal nor base-256 (0x80 or 0xff). tar's
+  // parser reports it as an error event, which once ended the process with a stack.
+  const header = Buffer.alloc(2048);
+  header.write('run/manifest.json', 0);
+  header[124] = 0x81;
+  for (const [name, bytes] of [['bad-header.tar', header], ['bad-header.tar.gz', gzipSync(header)]] as const) {
+    const file = path.join(scratch, name);
+    await writeFile(file, bytes);
+    const r = await startEtl(['verify', file]).done;
+    assert.equal(r.code, 1, r.output);
+    assert.match(r.stderr, new RegExp(`^error: .*${name.replace('.', '\\.')} is not a readable run archive: .*\\[bad_archive\\]`, 'm'));
+    assert.doesNotMatch(r.output, /^\s+at /m, 'no stack');
+  }
 });
