@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StagingError } from '../errors/etl-error.ts';
-import type { FileRecord, Manifest } from '../staging/manifest.ts';
+import { checkedManifest, type FileRecord, type Manifest } from '../staging/manifest.ts';
 import { StopWalk, walkArchive, type ArchiveEntry } from './archive-walk.ts';
 import { CsvRowTap, FigureTap, stagedFileKind, type CsvRows, type TapFigures } from './file-figures.ts';
 import { isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE } from './manifest-files.ts';
@@ -118,11 +118,13 @@ async function findManifest(archive: string, signal?: AbortSignal): Promise<{ pr
 }
 
 function parseManifest(text: string, archive: string): Manifest {
+  let parsed: unknown;
   try {
-    return JSON.parse(text) as Manifest;
+    parsed = JSON.parse(text);
   } catch (cause) {
     throw new StagingError('bad_manifest', `the manifest.json in ${archive} is not valid JSON`, { context: { file: archive }, cause });
   }
+  return checkedManifest(parsed, `the manifest.json in ${archive}`, archive);
 }
 
 type EntryLists = Pick<RunSource, 'skippedEntries' | 'strayEntries' | 'extraFiles' | 'outcomes'>;

@@ -70,18 +70,53 @@ export async function readManifest(paths: RunPaths): Promise<Manifest> {
       hint: 'the run was never started or its folder is damaged; run `etl extract` again',
     });
   }
-  let manifest: Manifest;
+  let parsed: unknown;
   try {
-    manifest = JSON.parse(text) as Manifest;
+    parsed = JSON.parse(text);
   } catch (cause) {
     throw new StagingError('bad_manifest', `manifest of run ${paths.runId} is not valid JSON`, { context: { file: paths.manifest }, cause });
   }
-  if (manifest.format !== MANIFEST_FORMAT) {
-    throw new StagingError('bad_manifest', `manifest of run ${paths.runId} has format ${manifest.format}; this etl reads format ${MANIFEST_FORMAT}`, {
-      context: { file: paths.manifest },
+  return checkedManifest(parsed, `manifest of run ${paths.runId}`, paths.manifest);
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Each stage section's tables or collections: what every reader walks. */
+const SECTION_MAPS: Readonly<Record<StageName, string>> = { extract: 'collections', transform: 'tables', load: 'tables' };
+
+/**
+ * Parsed JSON as a manifest, once its frame is what every reader relies on: an object of this
+ * format, its run id, tool version, pipeline hash and source, and each stage section an object with a
+ * known status and its map of collections or tables, each an object. A manifest edited by hand or damaged otherwise is refused here, naming what
+ * is wrong, rather than failing in a reader as a bug of etl.
+ */
+export function checkedManifest(parsed: unknown, what: string, file: string): Manifest {
+  const refuse = (problem: string): never => {
+    throw new StagingError('bad_manifest', `${what} is not a manifest etl wrote: ${problem}`, {
+      context: { file },
+      hint: 'restore the run folder from a copy, or extract a new run',
     });
+  };
+  if (!isObject(parsed)) return refuse(`it holds ${Array.isArray(parsed) ? 'an array' : String(parsed === null ? 'null' : typeof parsed)}, not an object`);
+  if (parsed.format !== MANIFEST_FORMAT) {
+    throw new StagingError('bad_manifest', `${what} has format ${JSON.stringify(parsed.format)}; this etl reads format ${MANIFEST_FORMAT}`, { context: { file } });
   }
-  return manifest;
+  for (const key of ['run_id', 'tool_version', 'pipeline_sha256'] as const) if (typeof parsed[key] !== 'string') refuse(`${key} is not a string`);
+  if (!isObject(parsed.source) || typeof parsed.source.description !== 'string') refuse('source.description is not a string');
+  if (!isObject(parsed.stages)) refuse('stages is not an object');
+  const stages = parsed.stages as Record<string, unknown>;
+  for (const stage of STAGES) {
+    const section = stages[stage];
+    if (section === undefined) continue;
+    if (!isObject(section)) refuse(`stages.${stage} is not an object`);
+    const { status } = section as Record<string, unknown>;
+    if (status !== 'running' && status !== 'done' && status !== 'failed') refuse(`stages.${stage}.status is ${JSON.stringify(status)}, not running, done or failed`);
+    const map = (section as Record<string, unknown>)[SECTION_MAPS[stage]];
+    if (map === undefined) continue;
+    if (!isObject(map)) return refuse(`stages.${stage}.${SECTION_MAPS[stage]} is not an object`);
+    for (const [name, record] of Object.entries(map)) if (!isObject(record)) refuse(`stages.${stage}.${SECTION_MAPS[stage]}.${name} is not an object`);
+  }
+  return parsed as unknown as Manifest;
 }
 
 export async function writeManifest(paths: RunPaths, manifest: Manifest): Promise<void> {
