@@ -27,7 +27,7 @@ export function settingsReader(env: Readonly<Record<string, string | undefined>>
   if (envFileFlag && !existsSync(envFile)) {
     throw new ConfigError(`env file not found: ${envFile}`, [], { hint: 'give an existing file, or leave the option out to read ./.env when there is one' });
   }
-  const text = existsSync(envFile) ? readFileSync(envFile, 'utf8') : '';
+  const text = existsSync(envFile) ? readEnvFile(envFile, envFileFlag !== undefined) : '';
   const dotenv = text ? parseDotenv(text) : {};
   const nonEmpty = (v: string | undefined) => (v === undefined || v === '' ? undefined : v);
 
@@ -61,4 +61,18 @@ function lineOf(text: string, name: string): number | null {
   const re = new RegExp(`^\\s*(?:export\\s+)?${name.replace(/[^A-Za-z0-9_]/g, '')}\\s*[=:]`);
   for (let i = lines.length - 1; i >= 0; i -= 1) if (re.test(lines[i]!)) return i + 1;
   return null;
+}
+
+/** The env file's text; one that cannot be read (a folder, no permission) is a configuration error naming it. */
+function readEnvFile(file: string, flagged: boolean): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const why = code === 'EISDIR' ? 'it is a folder' : (cause as Error).message;
+    throw new ConfigError(`cannot read the env file ${file}${flagged ? ' (--dotenv)' : ''}: ${why}`, [], {
+      hint: flagged ? 'give --dotenv a readable file' : 'make ./.env a readable file, or pass --dotenv FILE',
+      cause,
+    });
+  }
 }

@@ -97,6 +97,15 @@ export interface ResolveConfigInput {
 /** Staged runs go here by default: out of the source tree of a checkout (git ignores .etl/). */
 export const DEFAULT_STAGING = '.etl/runs';
 
+/**
+ * The hint of a server not reached: the flag or variables (and .env lines) its settings came from,
+ * or, when none was given, `unconfigured` (which default was tried, where to set one).
+ */
+export function unreachableHint(origin: string | undefined, unconfigured: string): string {
+  const reachable = 'that the server is running and reachable from here';
+  return origin ? `check ${origin}, and ${reachable}` : `${unconfigured} (and check ${reachable})`;
+}
+
 export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): EtlConfig {
   const r = settingsReader(env, cwd, flags.envFile);
   const pg = resolvePostgres(r, flags.databaseUrl);

@@ -1,7 +1,7 @@
 // MongoDB connections through the official driver.
 import { MongoClient, type Db } from 'mongodb';
 import { ConfigError, SourceError } from '../errors/etl-error.ts';
-import { describeMongo, type MongoConfig } from './config.ts';
+import { describeMongo, unreachableHint, type MongoConfig } from './config.ts';
 import { connectionStringSecrets, redactText } from '../errors/redact.ts';
 
 /**
@@ -35,13 +35,6 @@ function refusalHint(reason: string): string {
   return 'fix or remove the option named above (the MongoDB manual lists the connection string options)';
 }
 
-/** Where to look: the flag or variable (and .env line) that gave the URL, or that none did. */
-function unreachableHint(m: MongoConfig): string {
-  const running = 'and that the server is running and reachable from here';
-  if (m.origin) return `check ${m.origin}, ${running}`;
-  return `no MongoDB URL is configured, so etl tried the default mongodb://localhost:27017: set MONGODB_URL (environment or .env) or pass the URL as a flag, ${running}`;
-}
-
 /** 10 s to find the server, unless the URL says otherwise: the driver lets this object override the URL's options. */
 function selectionTimeout(url: string): { serverSelectionTimeoutMS?: number } {
   return /[?&]serverSelectionTimeoutMS=/i.test(url) ? {} : { serverSelectionTimeoutMS: 10_000 };
@@ -62,7 +55,7 @@ export async function connectMongo(m: MongoConfig, secrets: readonly string[] = 
     await client.close().catch(() => {});
     const reason = redactText(cause instanceof Error ? cause.message : String(cause), secrets);
     throw new SourceError('mongo_unreachable', `cannot connect to MongoDB at ${describeMongo(m)}: ${reason}`, {
-      hint: unreachableHint(m),
+      hint: unreachableHint(m.origin, 'no MongoDB URL is configured, so etl tried the default mongodb://localhost:27017: set MONGODB_URL (environment or .env) or pass the URL as a flag'),
       cause,
     });
   }

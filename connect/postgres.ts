@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { ConfigError, EtlError } from '../errors/etl-error.ts';
-import { describePostgres, type PostgresConfig } from './config.ts';
+import { describePostgres, unreachableHint, type PostgresConfig } from './config.ts';
 import { parsePostgresConnectionString, type PostgresParts, type SslMode } from './postgres-connection.ts';
 import { connectionStringSecrets, redactText } from '../errors/redact.ts';
 
@@ -54,13 +54,6 @@ function sslOptions(mode: SslMode | null, files: PostgresParts['sslFiles'] | und
   return tls;
 }
 
-/** Where to look: the flag or variables (and .env lines) that gave the settings, or that none did. */
-function unreachableHint(p: PostgresConfig): string {
-  const running = 'and that the server is running and reachable from here';
-  if (p.origin) return `check ${p.origin}, ${running}`;
-  return `no PostgreSQL is configured, so etl tried ${describePostgres(p)}: set DATABASE_URL (environment or .env) or pass --database-url, ${running}`;
-}
-
 /** Connects one client, or throws an EtlError that names the server without its password. */
 export async function connectPostgres(p: PostgresConfig, secrets: readonly string[] = []): Promise<pg.Client> {
   const client = new pg.Client(pgClientConfig(p));
@@ -70,7 +63,7 @@ export async function connectPostgres(p: PostgresConfig, secrets: readonly strin
     const known = [...secrets, ...(p.password ? [p.password] : []), ...(p.connectionString ? connectionStringSecrets(p.connectionString) : [])];
     const reason = redactText(cause instanceof Error ? cause.message : String(cause), known);
     throw new EtlError('postgres_unreachable', `cannot connect to PostgreSQL at ${describePostgres(p)}: ${reason}`, {
-      hint: unreachableHint(p),
+      hint: unreachableHint(p.origin, `no PostgreSQL is configured, so etl tried ${describePostgres(p)}: set DATABASE_URL (environment or .env) or pass --database-url`),
       cause,
     });
   }

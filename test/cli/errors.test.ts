@@ -100,6 +100,15 @@ describe('etl command line', () => {
     const read = await etl(['sample', '--dotenv', path.join(dir, 'other.env'), '--scale', '100'], { cwd: dir });
     assert.equal(read.code, 1, read.stderr);
     assert.match(read.stderr, /cannot connect to MongoDB/);
+    // A folder given as the file, and ./.env a folder: named, exit 2, no internal error.
+    const folder = await etl(['status', '--dotenv', dir], { cwd: dir });
+    assert.equal(folder.code, 2, folder.stderr);
+    assert.match(folder.stderr, new RegExp(`^error: cannot read the env file ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(--dotenv\\): it is a folder`, 'm'));
+    await mkdir(path.join(dir, '.env'));
+    const dotFolder = await etl(['status'], { cwd: dir });
+    assert.equal(dotFolder.code, 2, dotFolder.stderr);
+    assert.match(dotFolder.stderr, /^error: cannot read the env file .*\.env: it is a folder/m);
+    assert.doesNotMatch(folder.stderr + dotFolder.stderr, /internal error/);
   });
 
   test('no command documents --env-file (Node itself takes that flag, wherever it is)', async () => {
