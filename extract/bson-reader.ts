@@ -19,7 +19,14 @@ const READ_CHUNK = 1 << 16;
 /** The decompressed bytes of a file, chunk by chunk, with backpressure (async iteration pulls). */
 export async function openByteStream(file: string, signal?: AbortSignal): Promise<AsyncIterable<Buffer>> {
   const raw = createReadStream(file, { highWaterMark: READ_CHUNK, signal });
-  if (!(await isGzipFile(file))) return raw;
+  let gzipped: boolean;
+  try {
+    gzipped = await isGzipFile(file);
+  } catch (cause) {
+    raw.destroy();
+    throw unreadable(file, 0, cause);
+  }
+  if (!gzipped) return raw;
   const out = new PassThrough({ highWaterMark: READ_CHUNK });
   // The reader iterates `out`; pipeline destroys it with any error of the file or of gunzip (so the
   // iteration throws), and destroying `out` (a reader that stops early) tears down the other two.
@@ -42,11 +49,23 @@ function unreadable(file: string, offset: number, cause: unknown): SourceError {
       cause,
     });
   }
+  if ((cause as NodeJS.ErrnoException).syscall) return systemUnreadable(file, cause as NodeJS.ErrnoException);
   return new SourceError('dump_unreadable', `cannot read ${file} at byte offset ${offset}: ${String(message ?? cause)}`, {
     context: { file, offset },
     hint: 'the file is damaged or not a (gzipped) BSON file',
     cause,
   });
+}
+
+/** The system refused the read (no permission, an I/O error): the file is not damaged, the hint says so. */
+function systemUnreadable(file: string, cause: NodeJS.ErrnoException): SourceError {
+  const hint =
+    cause.code === 'EACCES' || cause.code === 'EPERM'
+      ? 'this user may not read it: mongodump may have written it as another user; fix its permissions (chmod, chown) or run etl as a user who may read it'
+      : cause.code === 'EISDIR'
+        ? 'a folder stands where a dump file was expected: point --source at the dump folder or the --archive file'
+        : 'the system could not read it: check the disk (dmesg) and the file, or take the dump again';
+  return new SourceError('dump_unreadable', `cannot read ${file}: ${cause.message}`, { context: { file }, hint, cause });
 }
 
 /**

@@ -221,6 +221,35 @@ describe('etl command line', () => {
     assert.doesNotMatch(r.stderr, STACK_LINE);
   });
 
+  test('a dump file this user may not read: dump_unreadable, the file and what to do (exit 1), not an internal error', async (t) => {
+    const dir = await tempDir(t, 'etl-cli-dump-eacces-');
+    await chmod(dir, 0o755);
+    const dump = await emptyDump(dir);
+    const file = path.join(dump, 'wappizy', 'users.bson');
+    const asUser: { uid?: number; gid?: number } = {};
+    const env: Record<string, string> = {};
+    const staging = path.join(dir, 'runs');
+    if (process.getuid?.() === 0) {
+      // root reads anything: run the command as nobody, with folders it owns, from a checkout it may enter.
+      t.after(await grantTraverse(REPO));
+      const tmp = path.join(dir, 'tmp');
+      for (const owned of [tmp, staging]) {
+        await mkdir(owned);
+        await chown(owned, 65534, 65534);
+      }
+      Object.assign(asUser, { uid: 65534, gid: 65534 });
+      env.TMPDIR = tmp;
+      env.HOME = tmp;
+    }
+    await chmod(file, 0o000);
+    const r = await etl(['extract', '--source', dump, '--full', '--staging', staging, '--pipeline', PIPELINE], { cwd: dir, env, ...asUser });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^error: cannot read ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: EACCES: permission denied.*\\[dump_unreadable\\]`, 'm'));
+    assert.match(r.stderr, /^hint: this user may not read it/m);
+    assert.doesNotMatch(r.stderr, /internal error/);
+    assert.doesNotMatch(r.stderr, STACK_LINE);
+  });
+
   test('a malformed DATABASE_URL: no stack and no password, whatever the layer that refuses it', async () => {
     const r = await etl(['status'], { env: { DATABASE_URL: 'postgres://u:hunter2pw@127.0.0.1:notaport/db' } });
     assert.notEqual(r.code, 0);
