@@ -103,15 +103,25 @@ export async function transformCollection(job: CollectionJob, c: JobContext): Pr
     inner.abort(reported);
     for (const w of works) await w.discard().catch(() => undefined);
     for (const name of names) onProgress?.({ kind: 'table_failed', table: name, error: reported });
-    if ((error as NodeJS.ErrnoException)?.code === 'ENOENT' && failure === null) {
-      throw new StagingError('missing_extract_file', `run ${paths.runId} has no ${paths.relative(file)}`, {
-        context: { file, collection: job.collection },
-        hint: 'the run is damaged: run `etl extract` again',
-        cause: error,
-      });
-    }
-    throw reported;
+    throw unreadableExtract(reported, file, job.collection, paths) ?? reported;
   }
+}
+
+/** The extract file could not be read (gone, a folder, no permission): said as such, not as a bug. */
+function unreadableExtract(error: unknown, file: string, collection: string, paths: RunPaths): StagingError | null {
+  const sys = error as NodeJS.ErrnoException | null;
+  // A read on the open file names no path (EISDIR, EIO); the outputs fail as StagingErrors, not here.
+  if (!sys?.syscall || (sys.path !== undefined && sys.path !== file)) return null;
+  const context = { file, collection };
+  if (sys.code === 'ENOENT' || sys.code === 'EISDIR') {
+    const what = sys.code === 'ENOENT' ? `has no ${paths.relative(file)}` : `has a folder, not a file, at ${paths.relative(file)}`;
+    return new StagingError('missing_extract_file', `run ${paths.runId} ${what}`, { context, hint: 'the run is damaged: run `etl extract` again', cause: error });
+  }
+  return new StagingError('staging_unreadable', `cannot read ${file}: ${sys.message}`, {
+    context,
+    hint: sys.code === 'EACCES' || sys.code === 'EPERM' ? 'this user may not read it: fix the permissions of the run folder, or run etl as its owner' : 'check the disk and the file, or run `etl extract` again',
+    cause: error,
+  });
 }
 
 /** Commits every table's files; their counts must reconcile. */

@@ -1,7 +1,7 @@
 // What transform refuses, and how the command says it: an extract that did not finish, a pipeline
 // that changed since the extract, a damaged extract file, an unknown table; exit codes of the CLI.
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -91,6 +91,23 @@ describe('refusals', () => {
     // No half-written file is left behind, under its final name or as a .partial.
     await assert.rejects(readFile(run.paths.transformCsv('companies')));
     await assert.rejects(readFile(`${run.paths.transformCsv('companies')}.partial`));
+  });
+
+  test('an extract file removed from the run, or a folder in its place: missing_extract_file naming it, the section marked failed', async () => {
+    const model = await pipelineModel();
+    for (const replace of [false, true]) {
+      const run = await stageRun(model, { companies: [company(1), company(2)] });
+      const file = run.paths.extractFile('companies');
+      await rm(file);
+      if (replace) await mkdir(file);
+      const error = await rejectsWith(runTransform({ model, stagingDir: run.stagingDir }), 'missing_extract_file');
+      assert.equal(error.message, `run ${run.paths.runId} ${replace ? 'has a folder, not a file, at' : 'has no'} extract/companies.ndjson`);
+      assert.equal(error.context.file, file);
+      assert.match(error.hint ?? '', /etl extract/);
+      const section = (await readManifest(run.paths)).stages.transform!;
+      assert.equal(section.status, 'failed');
+      assert.equal(section.error?.code, 'missing_extract_file');
+    }
   });
 
   test('--tables: a subset; an unknown table is a usage error; a table whose collection was not extracted is refused', async () => {
