@@ -23,62 +23,62 @@ export class StopWalk extends Error {
  */
 export async function walkArchive(file: string, onEntry: (entry: ArchiveEntry) => Promise<void>, signal?: AbortSignal): Promise<void> {
   const parser = new tar.Parser({ strict: true });
-  let failure: unknown = null;
-  let chain: Promise<void> = Promise.resolve();
+  const walk: Walk = { failure: null, chain: Promise.resolve() };
   parser.on('entry', (entry: ArchiveEntry) => {
-    chain = chain.then(async () => {
-      if (failure !== null) return void entry.resume();
-      try {
-        await onEntry(entry);
-      } catch (error) {
-        failure ??= error;
-        entry.resume();
-      }
-    });
+    walk.chain = walk.chain.then(() => consume(entry, onEntry, walk));
   });
-  const parsed = new Promise<void>((resolve, reject) => {
-    parser.on('end', resolve);
-    parser.on('error', (error: Error) => {
-      // A damaged header (strict mode): the next write fails with it.
-      failure ??= error;
-      reject(error);
-    });
-  });
-  // Awaited at the end of the input; an error before then must not count as unhandled (it ended
-  // the process with a stack).
-  parsed.catch(() => undefined);
-  const feed = new Writable({
-    highWaterMark: 1 << 16,
-    write(chunk: Buffer, _enc, callback) {
-      if (failure !== null) return callback(failure instanceof Error ? failure : new Error(String(failure)));
-      // Whatever the parser throws fails the pipeline, not the process.
-      let more: boolean;
-      try {
-        more = parser.write(chunk);
-      } catch (error) {
-        return callback(error as Error);
-      }
-      // The parser says false while the current entry's consumer has not caught up.
-      if (more) callback();
-      else parser.once('drain', () => callback());
-    },
-    final(callback) {
-      try {
-        parser.end();
-      } catch (error) {
-        return callback(error as Error);
-      }
-      parsed.then(() => callback(), callback);
-    },
-  });
+  const feed = parserFeed(parser, walk);
   const source = createReadStream(file, { highWaterMark: 1 << 16 });
   try {
     if (await isGzipFile(file)) await pipeline(source, createGunzip({ chunkSize: 1 << 16 }), feed, { signal });
     else await pipeline(source, feed, { signal });
   } catch (error) {
-    if (!(failure instanceof StopWalk)) throw failure ?? error;
+    if (!(walk.failure instanceof StopWalk)) throw walk.failure ?? error;
   }
-  await chain;
-  if (failure !== null && !(failure instanceof StopWalk)) throw failure;
+  await walk.chain;
+  if (walk.failure !== null && !(walk.failure instanceof StopWalk)) throw walk.failure;
 }
 
+interface Walk {
+  /** The first error (or StopWalk): of an entry's consumer, or of the parser. */
+  failure: unknown;
+  /** The entries' consumers, one after the other. */
+  chain: Promise<void>;
+}
+
+async function consume(entry: ArchiveEntry, onEntry: (entry: ArchiveEntry) => Promise<void>, walk: Walk): Promise<void> {
+  if (walk.failure !== null) return void entry.resume();
+  try {
+    await onEntry(entry);
+  } catch (error) {
+    walk.failure ??= error;
+    entry.resume();
+  }
+}
+
+/** The archive's bytes into the parser, with its backpressure; a parser error (a damaged header) fails the write after it. */
+function parserFeed(parser: tar.Parser, walk: Walk): Writable {
+  const parsed = new Promise<void>((resolve, reject) => {
+    parser.on('end', resolve);
+    parser.on('error', (error: Error) => {
+      walk.failure ??= error;
+      reject(error);
+    });
+  });
+  // Awaited once the input ends; an error before then must not count as unhandled (that ended the
+  // process with a stack).
+  parsed.catch(() => undefined);
+  return new Writable({
+    highWaterMark: 1 << 16,
+    write(chunk: Buffer, _enc, callback) {
+      if (walk.failure !== null) return callback(walk.failure instanceof Error ? walk.failure : new Error(String(walk.failure)));
+      // The parser says false while the current entry's consumer has not caught up.
+      if (parser.write(chunk)) callback();
+      else parser.once('drain', () => callback());
+    },
+    final(callback) {
+      parser.end();
+      parsed.then(() => callback(), callback);
+    },
+  });
+}
