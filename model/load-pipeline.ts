@@ -68,7 +68,9 @@ export function resolvePipeline(bytes: Uint8Array, file: string, options: LoadPi
     fail(
       doc.errors.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
-        return { file, line: pos.line, col: pos.col, path: [], code: 'yaml_syntax', message: e.message.split('\n')[0]! };
+        // The parser's own words name its API for this one: said for a person instead.
+        const message = e.code === 'MULTIPLE_DOCS' ? 'a second YAML document starts here (---): a pipeline file holds one' : e.message.split('\n')[0]!;
+        return { file, line: pos.line, col: pos.col, path: [], code: 'yaml_syntax', message };
       }),
     );
   }

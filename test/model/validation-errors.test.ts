@@ -615,6 +615,14 @@ const cases: readonly Case[] = [
     yaml: `tables:${companies}\n  companies: # HERE\n    include_base: true\n    export_order: 1\n`,
     code: 'yaml_syntax', key: 'unique', says: [/unique/i],
   },
+  {
+    name: 'a second YAML document in the file: said in words, not in the parser\'s (no API name)',
+    yaml: `tables:${companies}
+--- # HERE
+tables: {}
+`,
+    code: 'yaml_syntax', key: '---', says: ['a second YAML document starts here (---): a pipeline file holds one'],
+  },
 ];
 
 describe('pipeline.yaml validation errors name the key and its line', () => {
