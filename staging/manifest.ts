@@ -3,13 +3,14 @@
 // so a reader sees the previous or the next version, never a torn one. A stage whose section is not
 // "done" did not finish, and the next stage refuses it.
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { StagingError } from '../errors/etl-error.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import type { RunPaths } from './run-folder.ts';
 import type { ExtractSection } from './manifest-extract.ts';
 import type { TransformSection } from './manifest-transform.ts';
 import type { LoadSection } from './manifest-load.ts';
-import { killedHint, shownStatus, type StageWriter } from './stage-writer.ts';
+import { killedHint, shownStatus, writerGone, type StageWriter } from './stage-writer.ts';
 
 const MANIFEST_FORMAT = 1;
 export type StageName = 'extract' | 'transform' | 'load';
@@ -123,7 +124,7 @@ export async function writeManifest(paths: RunPaths, manifest: Manifest): Promis
   await writeFileAtomic(paths.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
-/** Read-modify-write of the manifest. Stages run one at a time on a run, so this does not race. */
+/** Read-modify-write of the manifest. Stages run one at a time on a run (refuseBusyRun), so this does not race. */
 export async function updateManifest(paths: RunPaths, change: (m: Manifest) => void): Promise<Manifest> {
   const manifest = await readManifest(paths);
   change(manifest);
@@ -146,6 +147,24 @@ export function requireStageDone(manifest: Manifest, stage: StageName, paths: Ru
     context: { file: paths.manifest },
     hint: `run \`etl ${stage}\` again to produce a complete run`,
   });
+}
+
+/**
+ * Throws when another process of this host is at work on the run in one of `stages` (its section
+ * `running`, its writer alive): a transform started beside it would write the same `.partial` files
+ * (their bytes interleave) or rewrite the files a load is reading. A writer on another host cannot be
+ * checked and is not refused; this process (`etl run`: every stage at once) never is.
+ */
+export function refuseBusyRun(manifest: Manifest, paths: RunPaths, starting: StageName, stages: readonly StageName[]): void {
+  for (const stage of stages) {
+    const section = manifest.stages[stage];
+    const writer = section?.writer;
+    if (section?.status !== 'running' || !writer || writer.host !== hostname() || writer.pid === process.pid || writerGone(writer)) continue;
+    throw new StagingError('stage_running', `${starting} of run ${paths.runId} cannot start: its ${stage} is running in another etl process (pid ${writer.pid}, since ${section.started_at})`, {
+      context: { file: paths.manifest },
+      hint: `wait for it to end (\`etl status\` shows the run), or stop that process; then run \`etl ${starting} --run ${paths.runId}\` again`,
+    });
+  }
 }
 
 // Kept in step with package.json by a test.

@@ -3,7 +3,7 @@
 import { mkdir } from 'node:fs/promises';
 import { StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
-import { readManifest, requireStageDone, updateManifest, type Manifest } from '../staging/manifest.ts';
+import { readManifest, refuseBusyRun, requireStageDone, updateManifest, type Manifest } from '../staging/manifest.ts';
 import type { TransformSection, TransformTableRecord } from '../staging/manifest-transform.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
@@ -68,6 +68,7 @@ async function openExtractedRun(options: TransformOptions): Promise<{ paths: Run
   const manifest = await readManifest(paths);
   // Fed by a running extract (`etl run`): its section says done once the feed ends, checked then.
   if (!options.extractFeed) requireStageDone(manifest, 'extract', paths);
+  refuseBusyRun(manifest, paths, 'transform', ['transform', 'load']);
   const pipelineChanged = manifest.pipeline_sha256 !== model.sha256;
   if (pipelineChanged && !options.allowPipelineChange) throw pipelineChangedError(model, manifest, paths);
   return { paths, manifest, pipelineChanged };

@@ -110,6 +110,28 @@ describe('refusals', () => {
     }
   });
 
+  test('etl transform of a run another live etl process is transforming or loading: refused (stage_running), its files untouched; a dead writer does not hold it', async () => {
+    const model = await pipelineModel();
+    const run = await stageRun(model, { companies: [company(1), company(2)] });
+    const section = (pid: number) => ({ status: 'running' as const, started_at: '2026-12-06T10:00:00.000Z', ended_at: null, writer: { pid, host: os.hostname() } });
+    for (const stage of ['transform', 'load'] as const) {
+      // This test's process is alive and is not the etl child: the other writer.
+      await updateManifest(run.paths, (m) => void Object.assign(m.stages, { [stage]: section(process.pid) }));
+      const r = await etl(['transform', '--run', run.paths.runId, '--staging', run.stagingDir, '--pipeline', PIPELINE_FILE]);
+      assert.equal(r.code, 1, r.output);
+      assert.match(r.stderr, new RegExp(`^error: transform of run ${run.paths.runId} cannot start: its ${stage} is running in another etl process \\(pid ${process.pid}, since 2026-12-06T10:00:00.000Z\\)`, 'm'));
+      assert.match(r.stderr, /\[stage_running\]/);
+      const m = await readManifest(run.paths);
+      assert.equal(m.stages[stage]!.status, 'running', 'its section untouched');
+      await updateManifest(run.paths, (x) => void delete x.stages[stage]);
+    }
+    // A writer whose process is gone was killed: the transform goes ahead.
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    await updateManifest(run.paths, (m) => void Object.assign(m.stages, { transform: section(gone) }));
+    const ok = await etl(['transform', '--run', run.paths.runId, '--staging', run.stagingDir, '--pipeline', PIPELINE_FILE]);
+    assert.equal(ok.code, 0, ok.output);
+  });
+
   test('--tables: a subset; an unknown table is a usage error; a table whose collection was not extracted is refused', async () => {
     const model = await pipelineModel();
     const run = await stageRun(model, { companies: [company(1)], targets: [] });
