@@ -206,8 +206,9 @@ function renderReport(destination: string, r: SchemaReport, color: Color): strin
   for (const [table, n] of Object.entries(r.deletedRows)) out.push(`  ${color.yellow('deleted')}  ${table}: ${n} row(s) the new definition cannot hold`);
   out.push(...renderRefused(r.refused, color));
   for (const token of r.unusedAllows) out.push(color.dim(`--allow ${token}: no such change (already applied?)`));
-  const blocked = r.refused.filter((c) => c.neededByLoad);
-  if (blocked.length > 0) out.push('', color.yellow(`load needs ${blocked.map((c) => `"${c.table}"."${c.column}"`).join(', ')}: decide with --allow (see above)`));
+  // A column two refused changes could give (its rename, or adding it) is named once.
+  const blocked = [...new Set(r.refused.filter((c) => c.neededByLoad).map((c) => `"${c.table}"."${c.column}"`))];
+  if (blocked.length > 0) out.push('', color.yellow(`load needs ${blocked.join(', ')}: decide with --allow (see above)`));
   return `${out.join('\n')}\n`;
 }
 

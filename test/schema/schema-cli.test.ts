@@ -128,6 +128,17 @@ describe('etl schema', () => {
     assert.equal((await etl(['schema', '--allow', 'drop-everything', '--database-url', url])).code, 2);
   });
 
+  test('a column that looks renamed: the rename, the add and the drop are offered, and the column load needs is named once', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    assert.equal((await etl(['schema', '--database-url', url])).code, 0);
+    await withClient(url, (c) => c.query('ALTER TABLE users RENAME COLUMN phone TO phone_old'));
+    const r = await etl(['schema', '--yes', '--database-url', url]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /apply with: --allow rename-column:users\.phone_old=phone\n/);
+    assert.match(r.stdout, /apply with: --allow add-column:users\.phone\n/);
+    assert.match(r.stdout, /\nload needs "users"\."phone": decide with --allow \(see above\)\n/);
+  });
+
   test('on a terminal it asks "Apply these schema updates? (yes/no)": no leaves the database as it was (exit 1), yes applies', async (t) => {
     const url = await servers.postgres.createDatabase(t.name);
     assert.equal((await etl(['schema', '--database-url', url])).code, 0);
