@@ -65,7 +65,7 @@ function describe(error: unknown, scrub: (s: string) => string): ErrorView {
     return {
       code: error.code,
       message: printableText(scrub(error.message)),
-      where: whereOf(error.context),
+      where: printableOrNull(whereOf(error.context)),
       hint: error.hint ? printableText(scrub(error.hint)) : null,
       context: error.context,
       exitCode: error.exitCode,
@@ -74,6 +74,8 @@ function describe(error: unknown, scrub: (s: string) => string): ErrorView {
   const message = error instanceof Error ? error.message : String(error);
   return { code: 'internal', message: `internal error: ${printableText(scrub(message))}`, where: null, hint: INTERNAL_HINT, context: {}, exitCode: 1 };
 }
+
+const printableOrNull = (text: string | null): string | null => (text === null ? null : printableLine(text));
 
 /** `file:line:col`, `table.column`, `collection _id X`: whatever the context knows, shortest first. */
 function whereOf(c: ErrorContext): string | null {
