@@ -297,3 +297,27 @@ test('Ctrl-C after a table wrote its rejects file, at the end of its step: no re
   assert.equal((await readManifest(runPaths(staging, run))).stages.load?.status, 'failed');
   assert.deepEqual(await readdir(runPaths(staging, run).loadDir).catch(() => []), [], 'nothing left in load/');
 });
+
+test('a PostgreSQL user that may read but not write the tables: exit 1, the table and a hint about privileges, nothing changed', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = await loadPipeline(PIPELINE);
+  const first = await smallRun(staging, model);
+  assert.equal((await etl(['load', '--run', first, '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]).done).code, 0);
+  const role = `reader_${process.pid}`;
+  const database = new URL(url).pathname.slice(1);
+  await query(url, `CREATE ROLE ${role} LOGIN PASSWORD 'reader-pw'`);
+  t.after(() => query(url, `DROP OWNED BY ${role}; DROP ROLE ${role}`));
+  await query(url, `GRANT CONNECT ON DATABASE "${database}" TO ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+  const reader = new URL(url);
+  reader.username = role;
+  reader.password = 'reader-pw';
+  const before = await checksums(url, TABLES);
+  const run = await smallRun(staging, model);
+  const r = await etl(['load', '--run', run, '--staging', staging, '--pipeline', PIPELINE, '--database-url', reader.toString()]).done;
+  assert.equal(r.code, 1, r.output);
+  assert.match(r.stderr, /^error: \w+: .*permission denied for table \w+ \[pg_42501\]/m);
+  assert.match(r.stderr, /^hint: nothing was changed in PostgreSQL \(the load was rolled back\); the PostgreSQL user lacks a privilege the load needs/m);
+  assert.doesNotMatch(r.output, /reader-pw/);
+  assert.deepEqual(await checksums(url, TABLES), before);
+});
