@@ -123,3 +123,7 @@ export type ErrorCode = (typeof ERROR_CODES)[number] | PgErrorCode;
 export function pgErrorCode(sqlState: string | undefined): PgErrorCode {
   return `pg_${sqlState ?? 'error'}`;
 }
+
+/** What to do when PostgreSQL refused for want of a privilege (SQLSTATE 42501), whatever the command. */
+export const PRIVILEGE_HINT =
+  'the PostgreSQL user lacks a privilege etl needs: it must own the tables or hold SELECT, INSERT, UPDATE, DELETE and TRUNCATE on them and CREATE on the schema (GRANT … TO that user), or connect as the user that ran `etl schema`';

@@ -1,7 +1,7 @@
 // Turns what PostgreSQL refused into a LoadError that names the table, the CSV file and line, the
 // column and the constraint, so a user can open users.csv at line 8123 and see the value.
 import { DatabaseError } from 'pg';
-import { pgErrorCode } from '../errors/codes.ts';
+import { pgErrorCode, PRIVILEGE_HINT } from '../errors/codes.ts';
 import { EtlError, LoadError } from '../errors/etl-error.ts';
 import { redactText } from '../errors/redact.ts';
 
@@ -71,7 +71,7 @@ function hintFor(code: string | undefined, hasLine: boolean, table: string | und
   if (code === '23502') return `${base}; a NOT NULL column has no value: make it nullable in pipeline.yaml or fix the source`;
   if (code === '23505') return `${base}; a unique constraint of the table does not hold for the staged rows`;
   // The user etl connects as may read but not write (a reporting role, a read replica's user).
-  if (code === '42501') return `${base}; the PostgreSQL user lacks a privilege the load needs: it must own the tables or hold SELECT, INSERT, UPDATE, DELETE and TRUNCATE on them (GRANT … TO that user), or connect as the user that ran \`etl schema\``;
+  if (code === '42501') return `${base}; ${PRIVILEGE_HINT}`;
   if (code?.startsWith('22') && hasLine) return `${base}; the staged value cannot be read as the column's type`;
   return base;
 }

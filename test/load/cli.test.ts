@@ -317,7 +317,7 @@ test('a PostgreSQL user that may read but not write the tables: exit 1, the tabl
   const r = await etl(['load', '--run', run, '--staging', staging, '--pipeline', PIPELINE, '--database-url', reader.toString()]).done;
   assert.equal(r.code, 1, r.output);
   assert.match(r.stderr, /^error: \w+: .*permission denied for table \w+ \[pg_42501\]/m);
-  assert.match(r.stderr, /^hint: nothing was changed in PostgreSQL \(the load was rolled back\); the PostgreSQL user lacks a privilege the load needs/m);
+  assert.match(r.stderr, /^hint: nothing was changed in PostgreSQL \(the load was rolled back\); the PostgreSQL user lacks a privilege etl needs/m);
   assert.doesNotMatch(r.output, /reader-pw/);
   assert.deepEqual(await checksums(url, TABLES), before);
 });

@@ -139,6 +139,22 @@ describe('etl schema', () => {
     assert.match(r.stdout, /\nload needs "users"\."phone": decide with --allow \(see above\)\n/);
   });
 
+  test('a PostgreSQL user without the privileges: exit 1, PostgreSQL\'s refusal with its SQLSTATE and what to grant, not an internal error', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    assert.equal((await etl(['schema', '--database-url', url])).code, 0);
+    const role = `nopriv_${process.pid}`;
+    await withClient(url, (c) => c.query(`CREATE ROLE ${role} LOGIN PASSWORD 'nopriv-pw'`));
+    t.after(() => withClient(url, (c) => c.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`)));
+    const other = new URL(url);
+    other.username = role;
+    other.password = 'nopriv-pw';
+    const r = await etl(['schema', '--yes', '--database-url', other.toString()]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /^error: PostgreSQL refused: permission denied for table \w+ .*\[pg_42501\]/m);
+    assert.match(r.stderr, /^hint: the PostgreSQL user lacks a privilege etl needs/m);
+    assert.doesNotMatch(r.stderr, /internal error|bug in etl|nopriv-pw/);
+  });
+
   test('on a terminal it asks "Apply these schema updates? (yes/no)": no leaves the database as it was (exit 1), yes applies', async (t) => {
     const url = await servers.postgres.createDatabase(t.name);
     assert.equal((await etl(['schema', '--database-url', url])).code, 0);
