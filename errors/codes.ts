@@ -127,3 +127,8 @@ export function pgErrorCode(sqlState: string | undefined): PgErrorCode {
 /** What to do when PostgreSQL refused for want of a privilege (SQLSTATE 42501), whatever the command. */
 export const PRIVILEGE_HINT =
   'the PostgreSQL user lacks a privilege etl needs: it must own the tables or hold SELECT, INSERT, UPDATE, DELETE and TRUNCATE on them and CREATE on the schema (GRANT … TO that user), or connect as the user that ran `etl schema`';
+
+/** PRIVILEGE_HINT when `cause` is PostgreSQL's refusal for want of a privilege, else null. */
+export function privilegeHint(cause: unknown): string | null {
+  return (cause as { code?: unknown } | null)?.code === '42501' ? PRIVILEGE_HINT : null;
+}

@@ -1,6 +1,8 @@
 // `etl schema` as a user runs it: spawned without a TTY, NO_COLOR=1, against a real PostgreSQL.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
@@ -153,6 +155,13 @@ describe('etl schema', () => {
     assert.match(r.stderr, /^error: PostgreSQL refused: permission denied for table \w+ .*\[pg_42501\]/m);
     assert.match(r.stderr, /^hint: the PostgreSQL user lacks a privilege etl needs/m);
     assert.doesNotMatch(r.stderr, /internal error|bug in etl|nopriv-pw/);
+    // An incremental run reads the watermarks first: refused there, with the same hint.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-schema-nopriv-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    assert.equal((await etl(['sample', '--scale', '100', '--out', dir, '--quiet'])).code, 0);
+    const run = await etl(['run', '--source', dir, '--staging', path.join(dir, 'runs'), '--database-url', other.toString()]);
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    assert.match(run.stderr, /^error: cannot read etl_watermarks: permission denied .*\[watermarks_unavailable\]\nhint: the PostgreSQL user lacks a privilege etl needs/m);
   });
 
   test('on a terminal it asks "Apply these schema updates? (yes/no)": no leaves the database as it was (exit 1), yes applies', async (t) => {
