@@ -5,6 +5,9 @@ import { pgErrorCode, PRIVILEGE_HINT } from '../errors/codes.ts';
 import { EtlError, LoadError } from '../errors/etl-error.ts';
 import { redactText } from '../errors/redact.ts';
 
+/** The place of a failure during COMMIT (or the ROLLBACK of a dry run). */
+export const COMMIT_PLACE = '(commit)';
+
 export interface FailurePlace {
   /** The real table being loaded. */
   readonly table: string;
@@ -49,19 +52,34 @@ export function toLoadError(error: unknown, place: FailurePlace, secrets: readon
         constraint: error.constraint,
         where: error.where === undefined ? undefined : plain(error.where),
       },
-      hint: hintFor(error.code, line !== undefined, error.table === undefined ? undefined : plain(error.table)),
+      hint: error.code?.startsWith('57P') || error.code?.startsWith('08') ? connectionEndedHint(place) : hintFor(error.code, line !== undefined, error.table === undefined ? undefined : plain(error.table)),
       cause: error,
     });
   }
   const message = redactText(error instanceof Error ? error.message : String(error), secrets);
   return new LoadError('load_failed', `${place.table}: ${place.step} failed: ${message}`, {
     context: { table: place.table, ...(place.file ? { file: place.file } : {}) },
+    ...(CONNECTION_LOST.test(message) ? { hint: connectionEndedHint(place) } : {}),
     cause: error,
   });
 }
 
+// pg's words when the socket went away under a query (the server ended it, a restart, the network).
+const CONNECTION_LOST = /connection error|Connection terminated|not queryable|ECONNRESET|EPIPE/i;
+const ROLLED_BACK = 'nothing was changed in PostgreSQL (the load was rolled back)';
+const CONNECTION_ENDED = 'the server ended the connection (an administrator, a restart or the network): run the load again once PostgreSQL is back';
+
+/**
+ * Lost during COMMIT, the transaction may have committed: the next load of the run settles that from
+ * the ledger (load/abandoned-loads.ts). Lost before, nothing was changed.
+ */
+function connectionEndedHint(place: FailurePlace): string {
+  if (place.table === COMMIT_PLACE) return 'the connection ended while the load committed: it may have committed or not; run `etl load` of this run again, which settles that from the ledger';
+  return `${ROLLED_BACK}; ${CONNECTION_ENDED}`;
+}
+
 function hintFor(code: string | undefined, hasLine: boolean, table: string | undefined): string {
-  const base = 'nothing was changed in PostgreSQL (the load was rolled back)';
+  const base = ROLLED_BACK;
   // Load follows the references of pipeline.yaml's tables itself: a row it deleted is still referenced
   // from a table pipeline.yaml no longer has, whose foreign keys `etl schema` retires.
   if (code === '23503' && table) {
@@ -72,6 +90,7 @@ function hintFor(code: string | undefined, hasLine: boolean, table: string | und
   if (code === '23505') return `${base}; a unique constraint of the table does not hold for the staged rows`;
   // The user etl connects as may read but not write (a reporting role, a read replica's user).
   if (code === '42501') return `${base}; ${PRIVILEGE_HINT}`;
+
   if (code?.startsWith('22') && hasLine) return `${base}; the staged value cannot be read as the column's type`;
   return base;
 }

@@ -7,7 +7,7 @@ import { EtlError, LoadError, StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { BEGIN, COMMIT, compiled, DEFER_ALL, ROLLBACK, runSql, savepoint, type CompiledQuery } from '../schema/sql.ts';
 import { cancelQueriesOnAbort } from './cancel.ts';
-import { toLoadError, type FailurePlace } from './errors.ts';
+import { COMMIT_PLACE, toLoadError, type FailurePlace } from './errors.ts';
 import { ensureSchema } from './ledger.ts';
 import { acquireLoadLock, releaseLoadLock } from './lock.ts';
 import type { LoadOptions, LoadProgress } from './options.ts';
@@ -72,7 +72,7 @@ export class LoadSession {
 
   /** COMMIT, or ROLLBACK for a dry run (or a run that changes nothing). */
   async end(commit: boolean): Promise<void> {
-    this.at('(commit)', commit ? 'committing' : 'rolling back');
+    this.at(COMMIT_PLACE, commit ? 'committing' : 'rolling back');
     this.signal?.throwIfAborted();
     await runSql(this.client, commit ? COMMIT : ROLLBACK);
     this.#inTransaction = false;

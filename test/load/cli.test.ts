@@ -321,3 +321,19 @@ test('a PostgreSQL user that may read but not write the tables: exit 1, the tabl
   assert.doesNotMatch(r.output, /reader-pw/);
   assert.deepEqual(await checksums(url, TABLES), before);
 });
+
+test('a load whose connection an administrator ends (pg_terminate_backend): exit 1, pg_57P01, a hint that the server ended it and to load again', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = await loadPipeline(PIPELINE);
+  const run = await bigRun(staging, model);
+  const started = etl(['load', '--run', run, '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]);
+  await waitForStatement(url, 'COPY "users"%');
+  await query(url, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'etl' AND query LIKE 'COPY "users"%'`);
+  const r = await started.done;
+  assert.equal(r.code, 1, r.output);
+  // PostgreSQL's notice (pg_57P01) or, when the socket closed first, the client's (load_failed).
+  assert.match(r.stderr, /^error: users: .*(terminating connection due to administrator command \[pg_57P01\]|connection error.*\[load_failed\])/m);
+  assert.match(r.stderr, /^hint: nothing was changed in PostgreSQL \(the load was rolled back\); the server ended the connection .*: run the load again/m);
+  assert.equal((await readManifest(runPaths(staging, run))).stages.load?.status, 'failed');
+});
