@@ -18,7 +18,7 @@ import { runCollections } from './collection-pool.ts';
 import { DEFAULT_RETRY } from './live-source.ts';
 import type { ExtractCollectionReport, ExtractOptions, ExtractReport } from './options.ts';
 import { openSource, type SourceSession } from './source-session.ts';
-import { mappingRecords, mappingWarnings, needsStoredWatermarks, planCollections, type CollectionPlan } from './watermark-plan.ts';
+import { mappingRecords, needsStoredWatermarks, planCollections, planWarnings, type CollectionPlan } from './watermark-plan.ts';
 import { readStoredState } from './watermark-store.ts';
 import { propagationScope, type ExtractPropagationRecord, type PropagationScope } from './live-ids.ts';
 import { planRepair, writeRecomputeFiles, type RepairPlan } from './repair-plan.ts';
@@ -92,7 +92,7 @@ async function extractAll(x: ExtractRun, session: SourceSession): Promise<Extrac
   const { options } = x;
   const { run, manifest, section } = await startRun(x, session);
   options.onProgress?.({ kind: 'started', runId: run.runId, runDir: run.dir, collections: x.plans.map((p) => p.collection.name) });
-  for (const message of mappingWarnings(x.plans)) options.onProgress?.({ kind: 'warning', collection: null, message });
+  for (const message of planWarnings(x.plans)) options.onProgress?.({ kind: 'warning', collection: null, message });
   let reports: ExtractCollectionReport[];
   try {
     reports = await runCollections(x.plans.length, collectionsAtOnce(x, session), options.signal, {
@@ -139,7 +139,7 @@ async function startRun(x: ExtractRun, session: SourceSession): Promise<{ run: R
     // Per table: the mapping fingerprint planned with (load stores it with the watermark).
     // A repair moves no watermark, so stores no fingerprint either.
     ...(x.repair ? {} : { mappings: mappingRecords(x.plans) }),
-    warnings: [...session.warnings, ...mappingWarnings(x.plans)],
+    warnings: [...session.warnings, ...planWarnings(x.plans)],
     ...(propagation ? { propagate_deletes: propagation } : {}),
   };
   const manifest: Manifest = {

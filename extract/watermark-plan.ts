@@ -108,6 +108,25 @@ export function mappingWarnings(plans: readonly CollectionPlan[]): string[] {
   return out;
 }
 
+/**
+ * A date threshold in the future (2099 for 2019?): the tables that read from it alone (no watermark
+ * yet) read nothing until then. Said once per threshold, naming the tables.
+ */
+export function thresholdWarnings(plans: readonly CollectionPlan[], now: Date): string[] {
+  const byThreshold = new Map<string, string[]>();
+  for (const t of plans.flatMap((p) => p.tables)) {
+    if (t.reason !== 'threshold' || !t.threshold || t.threshold.getTime() <= now.getTime()) continue;
+    const at = t.threshold.toISOString();
+    byThreshold.set(at, [...(byThreshold.get(at) ?? []), t.table]);
+  }
+  return [...byThreshold].map(([at, tables]) => `date threshold ${at} is in the future: ${tables.join(', ')} read${tables.length === 1 ? 's' : ''} no document until then (GLOBAL_DATE_THRESHOLD, settings.date_threshold or the table's date_threshold: is the year right?)`);
+}
+
+/** What the plan tells the user: mapping changes read in full, thresholds in the future. */
+export function planWarnings(plans: readonly CollectionPlan[], now = new Date()): string[] {
+  return [...mappingWarnings(plans), ...thresholdWarnings(plans, now)];
+}
+
 /** The ObjectId with the time `at` (whole seconds, floored) and zeros elsewhere: every ObjectId minted at or after `at` sorts at or after it. */
 function objectIdMintedAt(at: Date): ObjectId {
   const seconds = Math.floor(at.getTime() / 1000);

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { PARTIAL, pipelineFingerprints } from '../../model/fingerprint.ts';
-import { mappingRecords, mappingWarnings, planCollections, type PlanInput } from '../../extract/watermark-plan.ts';
+import { mappingRecords, mappingWarnings, planCollections, planWarnings, type PlanInput } from '../../extract/watermark-plan.ts';
 import type { PipelineModel } from '../../model/types.ts';
 
 const FIXTURE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../extract/fixtures/pipeline.yaml');
@@ -155,4 +155,16 @@ test('a table never loaded under a date threshold: its first read, from the thre
   assert.equal(reasons(p).events, 'threshold');
   assert.equal(froms(p).events, '2024-02-01');
   assert.equal(mappingRecords(p).events!.full_read, true);
+});
+
+test('a date threshold in the future: the tables that read from it alone are named, once per threshold; a past one, or one behind a watermark, says nothing', async (t) => {
+  const m = await model(t);
+  const now = new Date('2026-12-06T00:00:00Z');
+  const future = plans(m, { globalDateThreshold: new Date('2099-01-01T00:00:00Z') });
+  const warnings = planWarnings(future, now);
+  assert.equal(warnings.length, 1, warnings.join('\n'));
+  assert.match(warnings[0]!, /^date threshold 2099-01-01T00:00:00\.000Z is in the future: (\w+, )*users(, \w+)* read no document until then \(GLOBAL_DATE_THRESHOLD, settings\.date_threshold or the table's date_threshold: is the year right\?\)$/);
+  assert.deepEqual(planWarnings(plans(m, { globalDateThreshold: new Date('2024-01-01T00:00:00Z') }), now), []);
+  // Behind a stored watermark the threshold only widens the window backwards: it is not what is read from.
+  assert.deepEqual(planWarnings(plans(m, { ...loadedState(m), globalDateThreshold: new Date('2099-01-01T00:00:00Z') }), now), []);
 });
