@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { ConfigError } from '../errors/etl-error.ts';
+import { systemWords } from '../errors/system-words.ts';
 
 export interface SettingValue {
   readonly value: string;
@@ -68,9 +69,7 @@ function readEnvFile(file: string, flagged: boolean): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const why = code === 'EISDIR' ? 'it is a folder' : (cause as Error).message;
-    throw new ConfigError(`cannot read the env file ${file}${flagged ? ' (--dotenv)' : ''}: ${why}`, [], {
+    throw new ConfigError(`cannot read the env file ${file}${flagged ? ' (--dotenv)' : ''}: ${systemWords(cause)}`, [], {
       hint: flagged ? 'give --dotenv a readable file' : 'make ./.env a readable file, or pass --dotenv FILE',
       cause,
     });

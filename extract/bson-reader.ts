@@ -6,6 +6,7 @@ import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { SourceError } from '../errors/etl-error.ts';
+import { isPermissionDenied, systemCode, systemWords } from '../errors/system-words.ts';
 import { isGzipFile } from '../staging/gzip-magic.ts';
 
 /** The largest document a server accepts is 16 MiB; anything far above is a corrupt length. */
@@ -49,7 +50,7 @@ function unreadable(file: string, offset: number, cause: unknown): SourceError {
       cause,
     });
   }
-  if ((cause as NodeJS.ErrnoException).syscall) return systemUnreadable(file, cause as NodeJS.ErrnoException);
+  if (systemCode(cause)) return systemUnreadable(file, cause);
   return new SourceError('dump_unreadable', `cannot read ${file} at byte offset ${offset}: ${String(message ?? cause)}`, {
     context: { file, offset },
     hint: 'the file is damaged or not a (gzipped) BSON file',
@@ -58,14 +59,13 @@ function unreadable(file: string, offset: number, cause: unknown): SourceError {
 }
 
 /** The system refused the read (no permission, an I/O error): the file is not damaged, the hint says so. */
-function systemUnreadable(file: string, cause: NodeJS.ErrnoException): SourceError {
-  const hint =
-    cause.code === 'EACCES' || cause.code === 'EPERM'
-      ? 'this user may not read it: mongodump may have written it as another user; fix its permissions (chmod, chown) or run etl as a user who may read it'
-      : cause.code === 'EISDIR'
-        ? 'a folder stands where a dump file was expected: point --source at the dump folder or the --archive file'
-        : 'the system could not read it: check the disk (dmesg) and the file, or take the dump again';
-  return new SourceError('dump_unreadable', `cannot read ${file}: ${cause.message}`, { context: { file }, hint, cause });
+function systemUnreadable(file: string, cause: unknown): SourceError {
+  const hint = isPermissionDenied(cause)
+    ? 'this user may not read it: mongodump may have written it as another user; fix its permissions (chmod, chown) or run etl as a user who may read it'
+    : systemCode(cause) === 'EISDIR'
+      ? 'a folder stands where a dump file was expected: point --source at the dump folder or the --archive file'
+      : 'the system could not read it: check the disk (dmesg) and the file, or take the dump again';
+  return new SourceError('dump_unreadable', `cannot read ${file}: ${systemWords(cause)}`, { context: { file }, hint, cause });
 }
 
 /**

@@ -3,9 +3,10 @@
 // and equal to the manifest's sha256 (a missing checksum is refused: nothing unverified is loaded),
 // its records the manifest's count. A mismatch fails the load, whose transaction then rolls back.
 import { StagingError } from '../errors/etl-error.ts';
+import { isPermissionDenied, systemWords } from '../errors/system-words.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import { COPY_CSV_OPTIONS } from '../staging/csv.ts';
-import { transformFileOf, type RunPaths } from '../staging/run-folder.ts';
+import { RUN_FOLDER_DENIED, transformFileOf, type RunPaths } from '../staging/run-folder.ts';
 import { copyFileInto, readCsvHeader, type CopyFigures } from './copy-in.ts';
 import type { BinaryColumn } from './binary-copy.ts';
 import { keysScanOf } from './read-ahead.ts';
@@ -90,7 +91,11 @@ async function checkHeader(file: string, expected: readonly string[], paths: Run
   try {
     header = await readCsvHeader(file);
   } catch (cause) {
-    throw new StagingError('staged_file_missing', `cannot read ${paths.relative(file)} of run ${paths.runId}`, { context: { file }, cause });
+    throw new StagingError('staged_file_missing', `cannot read ${paths.relative(file)} of run ${paths.runId}: ${systemWords(cause)}`, {
+      context: { file },
+      hint: isPermissionDenied(cause) ? RUN_FOLDER_DENIED : 'the run is damaged: run `etl transform` again',
+      cause,
+    });
   }
   if (header.length !== expected.length || header.some((h, i) => h !== expected[i])) {
     throw new StagingError('columns_mismatch', `${paths.relative(file)} has columns (${header.join(', ')}) but pipeline.yaml stages (${expected.join(', ')})`, {

@@ -7,6 +7,7 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import nodePath from 'node:path';
 import { Writable } from 'node:stream';
 import { StagingError } from '../errors/etl-error.ts';
+import { isPermissionDenied, systemWords } from '../errors/system-words.ts';
 
 /**
  * A write that failed, as a StagingError naming the file: `disk_full` (ENOSPC, EDQUOT) says the disk
@@ -30,10 +31,9 @@ export function writeFailure(file: string, cause: unknown): StagingError {
     const words = code === 'ENOENT' ? `the folder ${dir} does not exist` : `a part of ${dir} is a file, not a folder`;
     return new StagingError('write_failed', `cannot write ${file}: ${words}`, { context: { file }, hint: 'create the folder, or give another path', cause });
   }
-  const reason = cause instanceof Error ? cause.message : String(cause);
-  return new StagingError('write_failed', `cannot write ${file}: ${reason}`, {
+  return new StagingError('write_failed', `cannot write ${file}: ${systemWords(cause)}`, {
     context: { file },
-    hint: code === 'EACCES' || code === 'EPERM' ? `check that ${dir} is writable by this user` : undefined,
+    hint: isPermissionDenied(cause) ? `check that ${dir} is writable by this user` : undefined,
     cause,
   });
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { StagingError, UsageError } from '../errors/etl-error.ts';
 import { fileNameProblem } from '../model/names.ts';
 import { writeFailure, writeFileAtomic } from './atomic-file.ts';
+import { systemWords } from '../errors/system-words.ts';
 
 export const LATEST_FILE = 'latest';
 const RUN_ID = /^\d{8}T\d{9}Z$/;
@@ -113,23 +114,14 @@ export async function createRun(stagingDir: string, now: Date = new Date()): Pro
   }
 }
 
-/** Why a folder could not be made or read, in words, by the system's error code. */
-const FOLDER_REASONS: Readonly<Record<string, string>> = {
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EROFS: 'the file system is read-only',
-  ENOTDIR: 'a part of the path is a file',
-  EEXIST: 'a file of that name is in the way',
-  ENOSPC: 'no space left on the device',
-  EDQUOT: 'disk quota exceeded',
-};
+/** The hint for a staged file this user may not read: every stage reading a run says the same. */
+export const RUN_FOLDER_DENIED = 'this user may not read it: fix the permissions of the run folder, or run etl as its owner';
 
 function cannotCreate(stagingDir: string, error: unknown): never {
   const e = error as NodeJS.ErrnoException;
   // A full disk says so (and names the folder) as every write of the staging does.
   if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw writeFailure(stagingDir, error);
-  const reason = (e.code && FOLDER_REASONS[e.code]) ?? `${e.code ?? 'error'}`;
-  throw new StagingError('staging_not_writable', `cannot create the staging folder ${stagingDir}: ${reason}`, {
+  throw new StagingError('staging_not_writable', `cannot create the staging folder ${stagingDir}: ${systemWords(error)}`, {
     context: { path: e.path ?? stagingDir, errno: e.code },
     hint: 'choose a folder you can write with --staging DIR or ETL_STAGING, or fix the permissions of this one',
     cause: error,
@@ -200,7 +192,7 @@ export async function listRunIds(stagingDir: string): Promise<string[]> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     // A file in its place, or no permission: "no runs" would not be true.
     const e = error as NodeJS.ErrnoException;
-    throw new StagingError('staging_unreadable', `cannot read the staging folder ${stagingDir}: ${(e.code && FOLDER_REASONS[e.code]) ?? e.code ?? 'error'}`, {
+    throw new StagingError('staging_unreadable', `cannot read the staging folder ${stagingDir}: ${systemWords(error)}`, {
       context: { path: stagingDir, errno: e.code },
       hint: 'choose the staging folder with --staging DIR or ETL_STAGING, or fix the permissions of this one',
       cause: error,

@@ -2,13 +2,12 @@
 // and committed, the file checked against the extract manifest. Runs in the stage's thread or in a
 // worker thread (parallel.ts): the files it writes are the same either way.
 import { setMaxListeners } from 'node:events';
-import { StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel, TableModel } from '../model/types.ts';
 import { transformIdentityErrors, type TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import { tableMapping } from '../mapping/index.ts';
 import { drainOf, runCollectionPass } from './collection-pass.ts';
-import { checkExtractRead } from './extract-check.ts';
+import { checkExtractRead, unreadableExtract } from './extract-check.ts';
 import { DedupeWork } from './dedupe.ts';
 import { ExplodeWork } from './explode.ts';
 import type { TransformProgress } from './options.ts';
@@ -105,23 +104,6 @@ export async function transformCollection(job: CollectionJob, c: JobContext): Pr
     for (const name of names) onProgress?.({ kind: 'table_failed', table: name, error: reported });
     throw unreadableExtract(reported, file, job.collection, paths) ?? reported;
   }
-}
-
-/** The extract file could not be read (gone, a folder, no permission): said as such, not as a bug. */
-function unreadableExtract(error: unknown, file: string, collection: string, paths: RunPaths): StagingError | null {
-  const sys = error as NodeJS.ErrnoException | null;
-  // A read on the open file names no path (EISDIR, EIO); the outputs fail as StagingErrors, not here.
-  if (!sys?.syscall || (sys.path !== undefined && sys.path !== file)) return null;
-  const context = { file, collection };
-  if (sys.code === 'ENOENT' || sys.code === 'EISDIR') {
-    const what = sys.code === 'ENOENT' ? `has no ${paths.relative(file)}` : `has a folder, not a file, at ${paths.relative(file)}`;
-    return new StagingError('missing_extract_file', `run ${paths.runId} ${what}`, { context, hint: 'the run is damaged: run `etl extract` again', cause: error });
-  }
-  return new StagingError('staging_unreadable', `cannot read ${file}: ${sys.message}`, {
-    context,
-    hint: sys.code === 'EACCES' || sys.code === 'EPERM' ? 'this user may not read it: fix the permissions of the run folder, or run etl as its owner' : 'check the disk and the file, or run `etl extract` again',
-    cause: error,
-  });
 }
 
 /** Commits every table's files; their counts must reconcile. */

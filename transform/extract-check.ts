@@ -3,8 +3,9 @@
 // whichever file it is.
 import path from 'node:path';
 import { StagingError } from '../errors/etl-error.ts';
+import { isPermissionDenied, systemCode, systemWords } from '../errors/system-words.ts';
 import type { FileRecord } from '../staging/manifest.ts';
-import type { RunPaths } from '../staging/run-folder.ts';
+import { RUN_FOLDER_DENIED, type RunPaths } from '../staging/run-folder.ts';
 
 /** What reading the file gave; `records` left out when the reader does not count them. */
 export interface ReadFigures {
@@ -26,4 +27,25 @@ export function checkExtractRead(paths: RunPaths, record: FileRecord, read: Read
       hint: 'the run is damaged: make it again (`etl extract`, or `etl repair` for a repair run)',
     },
   );
+}
+
+/**
+ * The extract file could not be read (gone, a folder, no permission): said as such, not as a bug.
+ * Null when `error` is not the system refusing this file (the outputs fail as StagingErrors).
+ */
+export function unreadableExtract(error: unknown, file: string, collection: string, paths: RunPaths): StagingError | null {
+  const code = systemCode(error);
+  // A read on the open file names no path (EISDIR, EIO); an error naming another path is not ours.
+  const path = (error as NodeJS.ErrnoException | null)?.path;
+  if (code === undefined || (path !== undefined && path !== file)) return null;
+  const context = { file, collection };
+  if (code === 'ENOENT' || code === 'EISDIR') {
+    const what = code === 'ENOENT' ? `has no ${paths.relative(file)}` : `has a folder, not a file, at ${paths.relative(file)}`;
+    return new StagingError('missing_extract_file', `run ${paths.runId} ${what}`, { context, hint: 'the run is damaged: run `etl extract` again', cause: error });
+  }
+  return new StagingError('staging_unreadable', `cannot read ${file}: ${systemWords(error)}`, {
+    context,
+    hint: isPermissionDenied(error) ? RUN_FOLDER_DENIED : 'check the disk and the file, or run `etl extract` again',
+    cause: error,
+  });
 }

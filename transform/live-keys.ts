@@ -26,7 +26,7 @@ import { columnConverter, Rejection } from '../mapping/convert.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdKey } from './rejects.ts';
 import { readLineBatches, type FileDigest } from './ndjson-batches.ts';
-import { checkExtractRead } from './extract-check.ts';
+import { checkExtractRead, unreadableExtract } from './extract-check.ts';
 import { CsvOutput } from './staged-output.ts';
 
 /** What the manifest records of a table's live keys (transform.tables[t].live). */
@@ -97,14 +97,7 @@ async function stageCollection(input: LiveKeysInput, collection: string, ids: Id
   } catch (error) {
     inner.abort(error);
     for (const w of works) await w.csv.discard().catch(() => undefined);
-    if ((error as NodeJS.ErrnoException)?.code === 'ENOENT' && failure === null) {
-      throw new StagingError('missing_extract_file', `run ${paths.runId} has no ${ids.file}`, {
-        context: { file, collection },
-        hint: 'the run is damaged: run `etl extract` again',
-        cause: error,
-      });
-    }
-    throw failure ?? error;
+    throw failure ?? unreadableExtract(error, file, collection, paths) ?? error;
   }
 }
 

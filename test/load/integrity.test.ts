@@ -42,6 +42,21 @@ for (const how of ['deleted', 'empty'] as const) {
   });
 }
 
+test('a staged CSV removed from the run: staged_file_missing says it does not exist and to transform again', async (t) => {
+  const { url, staging } = await setup(t);
+  const run = await stageRun(staging, model, data());
+  const paths = runPaths(staging, run);
+  await rm(paths.transformCsv('users'));
+  await assert.rejects(runLoad({ model, stagingDir: staging, postgres: postgresConfig(url) }), (e: unknown) => {
+    assert.ok(e instanceof StagingError, String(e));
+    assert.equal(e.code, 'staged_file_missing');
+    assert.equal(e.message, `cannot read transform/users.csv of run ${run}: it does not exist`);
+    assert.match(e.hint ?? '', /run `etl transform` again/);
+    return true;
+  });
+  assert.deepEqual(await query(url, `SELECT to_regclass('users') IS NULL AS gone`), [{ gone: true }], 'nothing was loaded');
+});
+
 test('a load that committed but died before its manifest section is recovered from the ledger; the run verifies', async (t) => {
   const { url, staging } = await setup(t);
   const run = await stageRun(staging, model, data());
