@@ -90,9 +90,10 @@ async function planReads(options: ExtractOptions, tables: readonly string[], sec
 
 async function extractAll(x: ExtractRun, session: SourceSession): Promise<ExtractReport> {
   const { options } = x;
-  const { run, manifest, section } = await startRun(x, session);
+  const warnings = planWarnings(x.plans);
+  const { run, manifest, section } = await startRun(x, session, warnings);
   options.onProgress?.({ kind: 'started', runId: run.runId, runDir: run.dir, collections: x.plans.map((p) => p.collection.name) });
-  for (const message of planWarnings(x.plans)) options.onProgress?.({ kind: 'warning', collection: null, message });
+  for (const message of warnings) options.onProgress?.({ kind: 'warning', collection: null, message });
   let reports: ExtractCollectionReport[];
   try {
     reports = await runCollections(x.plans.length, collectionsAtOnce(x, session), options.signal, {
@@ -118,7 +119,7 @@ async function extractAll(x: ExtractRun, session: SourceSession): Promise<Extrac
 type ExtractRunSection = ExtractSection & { propagate_deletes?: ExtractPropagationRecord };
 
 /** The run folder, the copy of pipeline.yaml it is extracted with, and its manifest (extract running). */
-async function startRun(x: ExtractRun, session: SourceSession): Promise<{ run: RunPaths; manifest: Manifest; section: ExtractRunSection }> {
+async function startRun(x: ExtractRun, session: SourceSession, planned: readonly string[]): Promise<{ run: RunPaths; manifest: Manifest; section: ExtractRunSection }> {
   const { model } = x.options;
   const pipelineBytes = await readFile(model.file);
   if (createHash('sha256').update(pipelineBytes).digest('hex') !== model.sha256) {
@@ -139,7 +140,7 @@ async function startRun(x: ExtractRun, session: SourceSession): Promise<{ run: R
     // Per table: the mapping fingerprint planned with (load stores it with the watermark).
     // A repair moves no watermark, so stores no fingerprint either.
     ...(x.repair ? {} : { mappings: mappingRecords(x.plans) }),
-    warnings: [...session.warnings, ...planWarnings(x.plans)],
+    warnings: [...session.warnings, ...planned],
     ...(propagation ? { propagate_deletes: propagation } : {}),
   };
   const manifest: Manifest = {

@@ -21,12 +21,18 @@ function assertNoSecret(r: CliResult, secret: string): void {
   assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), 'no password in the output');
 }
 
-test('etl diff: exit 1 with the planted keys, --json, then exit 0 once repaired', async (t) => {
+/** A MongoDB and a PostgreSQL holding the planted differences (./planted.ts). */
+async function plantedPair(name: string) {
   const m = await model();
-  const pgUrl = await servers.postgres.createDatabase(t.name);
-  const mongo = await servers.mongo.newDatabase(t.name);
+  const pgUrl = await servers.postgres.createDatabase(name);
+  const mongo = await servers.mongo.newDatabase(name);
   await seedMongo(mongo.url, mongo.name);
   await seedPostgres(pgUrl, m);
+  return { m, pgUrl, mongo };
+}
+
+test('etl diff: exit 1 with the planted keys, --json, then exit 0 once repaired', async (t) => {
+  const { m, pgUrl, mongo } = await plantedPair(t.name);
   const password = decodeURIComponent(new URL(pgUrl).password);
   const flags = ['--database-url', pgUrl, '--mongo-url', mongo.url, '--mongo-db', mongo.name];
 
@@ -58,11 +64,7 @@ test('etl diff: exit 1 with the planted keys, --json, then exit 0 once repaired'
 });
 
 test('etl diff lists a key as a terminal may show it: an _id of 3,000 characters holding escape sequences is cut and escaped', async (t) => {
-  const m = await model();
-  const pgUrl = await servers.postgres.createDatabase(t.name);
-  const mongo = await servers.mongo.newDatabase(t.name);
-  await seedMongo(mongo.url, mongo.name);
-  await seedPostgres(pgUrl, m);
+  const { pgUrl, mongo } = await plantedPair(t.name);
   const hostile = `\u001b]0;pwned\u0007\u001b[2J${'Z'.repeat(3000)}\u009b31m`;
   const client = new MongoClient(mongo.url);
   await client.connect();

@@ -240,12 +240,18 @@ for (const [moment, pattern, base] of [
   });
 }
 
-test('Ctrl-C during the merge cancels the statement, rolls back and exits non-zero', async (t) => {
+/** A database, a staging folder and a first run loaded into it by `etl load`. */
+async function loadedBase(t: { name: string; after(fn: () => unknown): void }) {
   const url = await servers.postgres.createDatabase(t.name);
   const staging = await tempStaging(t);
   const model = await loadPipeline(PIPELINE);
   const first = await baseRun(staging, model);
   assert.equal((await etl(['load', '--run', first, '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]).done).code, 0);
+  return { url, staging, model };
+}
+
+test('Ctrl-C during the merge cancels the statement, rolls back and exits non-zero', async (t) => {
+  const { url, staging, model } = await loadedBase(t);
   const run = await bigRun(staging, model);
   const before = await checksums(url, TABLES);
   const started = etl(['load', '--run', run, '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]);
@@ -262,11 +268,7 @@ test('Ctrl-C during the merge cancels the statement, rolls back and exits non-ze
 });
 
 test('Ctrl-C after a table wrote its rejects file, at the end of its step: no rejects file (.partial or not) stays', async (t) => {
-  const url = await servers.postgres.createDatabase(t.name);
-  const staging = await tempStaging(t);
-  const model = await loadPipeline(PIPELINE);
-  const first = await baseRun(staging, model);
-  assert.equal((await etl(['load', '--run', first, '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]).done).code, 0);
+  const { url, staging, model } = await loadedBase(t);
   // u2 names company c404, which is missing: NULLed, so the users step writes a rejects file.
   const run = await stageRun(staging, model, {
     companies: { rows: [] },
