@@ -78,6 +78,7 @@ function reconcileLoad(manifest: Manifest, check: Check): void {
     // A dedupe table is loaded from its contributions (one row per document that yields one).
     if (typeof l.staged === 'number' && staged?.contrib) check(table, 'load: rows staged (COPY) = rows of the contributions file', l.staged, [[staged.contrib.records, '']]);
     else if (typeof l.staged === 'number') check(table, 'load: rows staged (COPY) = rows of the transform CSV', l.staged, [[staged?.rows, '']]);
+    if (typeof l.rows === 'number') check(table, 'load: rows = rows of the transform CSV', l.rows, [[staged?.rows, '']]);
     // The load rejects file lists every refused row and every value set NULL (on_missing: set_null).
     const nulled = typeof l.nulled === 'number' ? l.nulled : 0;
     if (l.rejects) check(table, 'load: lines of the load rejects file = rejected + nulled', l.rejects.records, [[l.rejected, 'rejected'], [nulled, 'nulled']]);

@@ -23,6 +23,7 @@ export function section(status: LoadSection['status'], report: Pick<LoadReport, 
 export function tableRecord(r: TableLoadReport, rejects: FileRecord | null): LoadTableRecord {
   return {
     staged: r.staged,
+    rows: r.rows,
     inserted: r.inserted,
     updated: r.updated,
     unchanged: r.unchanged,

@@ -47,8 +47,13 @@ export interface TableLoadReport {
   readonly strategy: 'upsert' | 'explode' | 'dedupe';
   /** How the rows were merged. */
   readonly merge: 'upsert' | 'delete_and_insert' | 'dedupe_upsert';
-  /** Data rows in the staged CSV (= COPY's row count, checked against the manifest). */
+  /**
+   * Data rows of the staged file COPY read (its count, checked against the manifest): the table's
+   * CSV, or for a dedupe table its contributions (a row per document that yields one).
+   */
   readonly staged: number;
+  /** Rows of the table the run staged (transform/<table>.csv): `staged` but for a dedupe table. */
+  readonly rows: number;
   readonly inserted: number;
   readonly updated: number;
   /**

@@ -45,6 +45,8 @@ interface MergeFigures {
 
 export interface TableStepResult extends MergeFigures {
   readonly table: string;
+  /** Rows of the table the run staged (a dedupe table's `staged` counts its contributions). */
+  readonly rows: number;
   readonly strategy: TableModel['strategy'];
   readonly merge: TableShape['kind'];
   /** Rows deleted: left the scope, gone (propagation), or referencing a deleted row. */
@@ -100,6 +102,7 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
     table: name,
     strategy: table.strategy,
     merge: shape.kind,
+    rows: staged.rows,
     staged: batch.staged,
     unchanged: batch.unchanged,
     inserted: batch.inserted,

@@ -166,6 +166,7 @@ function tableReport(s: TableStepResult, pending: PendingReport): TableLoadRepor
     strategy: s.strategy,
     merge: s.merge,
     staged: s.staged,
+    rows: s.rows,
     inserted: s.inserted,
     updated: s.updated,
     unchanged: s.unchanged,

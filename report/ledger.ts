@@ -12,7 +12,8 @@ export interface LedgerRun {
   /** When its first table was loaded. */
   readonly loaded_at: string;
   readonly tables: number;
-  readonly staged: number;
+  /** Rows of the tables the run staged (a dedupe table's rows, not its contributions). */
+  readonly rows: number;
   readonly inserted: number;
   readonly updated: number;
   readonly deleted: number;
@@ -42,7 +43,7 @@ async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<Ledg
       run_id: row.run_id,
       loaded_at: row.loaded_at.toISOString(),
       tables: row.tables,
-      staged: sum('staged'),
+      rows: row.summaries.reduce((a, s) => a + summaryRows(s), 0),
       inserted: sum('inserted'),
       updated: sum('updated'),
       deleted: sum('deleted'),
@@ -51,6 +52,12 @@ async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<Ledg
       staged_tables: runTables(row.summaries),
     };
   });
+}
+
+/** A table's rows in its summary; one recorded before `rows` has only `staged` (a dedupe table's contributions). */
+function summaryRows(s: Record<string, unknown>): number {
+  const rows = typeof s.rows === 'number' ? s.rows : s.staged;
+  return typeof rows === 'number' ? rows : 0;
 }
 
 /**

@@ -114,7 +114,7 @@ function fromLedger(l: LedgerRun): RunHistoryEntry {
     hint: null,
     seconds: { extract: null, transform: null, load: null },
     documents: null,
-    rows: l.staged,
+    rows: l.rows,
     rejects: l.rejected,
     pending: l.pending,
     loaded: true,

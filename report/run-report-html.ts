@@ -95,7 +95,7 @@ function tablesSection(tables: readonly TableFigures[]): string {
   const rows = tables.map((x) => {
     const t = x.transform;
     const l = x.load;
-    return [x.table, t?.collection ?? null, t?.strategy ?? null, t?.documents ?? null, t?.rows ?? null, t?.rejected ?? null, t ? sum(Object.values(t.skipped)) : null, l?.staged ?? null, l?.inserted ?? null, l?.updated ?? null, l?.unchanged ?? null, l?.deleted ?? null, l?.rejected ?? null, l?.nulled ?? null, l?.orphaned ?? null, l ? pendingCount(l.pending) : null] as HtmlCell[];
+    return [x.table, t?.collection ?? null, t?.strategy ?? null, t?.documents ?? null, t?.rows ?? null, t?.rejected ?? null, t ? sum(Object.values(t.skipped)) : null, l?.rows ?? l?.staged ?? null, l?.inserted ?? null, l?.updated ?? null, l?.unchanged ?? null, l?.deleted ?? null, l?.rejected ?? null, l?.nulled ?? null, l?.orphaned ?? null, l ? pendingCount(l.pending) : null] as HtmlCell[];
   });
   return `<div class="wide">${table(headers, rows, { fields, rowKeys: tables.map((t) => t.table), id: 'table-figures' })}</div>`;
 }

@@ -2,8 +2,10 @@
 import type { FileRecord, StageSectionBase } from './manifest.ts';
 
 export interface LoadTableRecord {
-  /** Data rows of the staged CSV (COPY's count, checked against transform's). */
+  /** Data rows of the staged file COPY read (checked against transform's): a dedupe table's contributions. */
   staged: number;
+  /** Rows of the table the run staged (its transform CSV's); absent in runs loaded before etl recorded it. */
+  rows?: number;
   inserted: number;
   updated: number;
   unchanged: number;

@@ -76,7 +76,7 @@ function loadTracker(t: StageTracker, staged: ReadonlyMap<string, number>) {
       case 'table_phase':
         return t.phase(e.table, e.phase);
       case 'table_done':
-        t.progress(e.table, e.report.staged, e.report.staged);
+        t.progress(e.table, e.report.rows, e.report.rows);
         return t.finish(e.table, tableLine(e.report));
       case 'committing':
         return t.phase(null, e.dryRun ? 'rolling back (dry run)' : 'committing');
@@ -86,13 +86,14 @@ function loadTracker(t: StageTracker, staged: ReadonlyMap<string, number>) {
 
 /** `users: 1,600 staged, 1,590 inserted, 10 rejected` — only the figures that are not zero. */
 function tableLine(r: TableLoadReport): string {
+  const staged = r.merge === 'dedupe_upsert' ? `${count(r.rows)} staged (from ${count(r.staged)} contributions)` : `${count(r.rows)} staged`;
   const parts: string[] = [];
   for (const k of ['inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'orphaned', 'duplicates'] as const) if (r[k] > 0) parts.push(`${count(r[k])} ${k}`);
   if (r.truncated.length) parts.push(`truncated (cascade: ${r.truncated.join(', ')})`);
-  return `${r.table}: ${count(r.staged)} staged${parts.length ? `, ${parts.join(', ')}` : ''}`;
+  return `${r.table}: ${staged}${parts.length ? `, ${parts.join(', ')}` : ''}`;
 }
 
-const sum = (r: LoadReport, k: 'staged' | 'inserted' | 'updated' | 'deleted' | 'rejected' | 'nulled') => r.tables.reduce((a, t) => a + t[k], 0);
+const sum = (r: LoadReport, k: 'rows' | 'inserted' | 'updated' | 'deleted' | 'rejected' | 'nulled') => r.tables.reduce((a, t) => a + t[k], 0);
 
 /** Rows of a table waiting in etl_pending after the load: held back, or loaded with a NULL reference. */
 export function pendingOf(t: TableLoadReport): number {
@@ -103,7 +104,7 @@ export function pendingOf(t: TableLoadReport): number {
 function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(r.startedAt)): string {
   if (r.alreadyApplied) return `load: run ${r.runId} was already loaded into ${r.destination}: nothing changed (${duration(ms)})`;
   const pending = r.pending ? r.pending.rows + r.pending.nulls : 0;
-  const what = `${count(sum(r, 'staged'))} rows into ${r.tables.length} table(s): ${count(sum(r, 'inserted'))} inserted, ${count(sum(r, 'updated'))} updated, ${count(sum(r, 'deleted'))} deleted, ${count(sum(r, 'rejected'))} rejected${pending ? `, ${count(pending)} pending` : ''}`;
+  const what = `${count(sum(r, 'rows'))} rows into ${r.tables.length} table(s): ${count(sum(r, 'inserted'))} inserted, ${count(sum(r, 'updated'))} updated, ${count(sum(r, 'deleted'))} deleted, ${count(sum(r, 'rejected'))} rejected${pending ? `, ${count(pending)} pending` : ''}`;
   const end = r.dryRun ? `dry run: run ${r.runId} rolled back, nothing changed in ${r.destination}` : `run ${r.runId} loaded into ${r.destination}`;
   return `load: ${what}, in ${duration(ms)}; ${end}`;
 }
@@ -116,7 +117,7 @@ export function loadJson(r: LoadReport) {
 export function renderLoad(ctx: CommandContext, r: LoadReport): void {
   if (!r.alreadyApplied) {
     const headers = ['table', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected', 'nulled', 'duplicates', 'pending'];
-    ctx.stdout.write(formatTable(headers, r.tables.map((t) => [t.table, t.staged, t.inserted, t.updated, t.unchanged, t.deleted, t.rejected, t.nulled, t.duplicates, pendingOf(t)])));
+    ctx.stdout.write(formatTable(headers, r.tables.map((t) => [t.table, t.rows, t.inserted, t.updated, t.unchanged, t.deleted, t.rejected, t.nulled, t.duplicates, pendingOf(t)])));
   }
   loadNotes(ctx, r);
 }

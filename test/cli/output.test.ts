@@ -76,6 +76,9 @@ describe('in logs (stderr and stdout not a terminal)', () => {
     const load = await etl(['load', ...flags], { cwd: work, env });
     assert.equal(load.code, 0, load.stderr);
     assert.match(lastLine(load.stdout), /^load: [\d,]+ rows into 31 table\(s\): [\d,]+ inserted, .* in .*; run \d{8}T\d{9}Z loaded into postgresql:\/\//);
+    // The rows load took are the rows transform staged: a dedupe table counts its rows, not the contributions they come from.
+    const staged = /→ ([\d,]+) rows in/.exec(lastLine(transform.stdout))![1];
+    assert.equal(/^load: ([\d,]+) rows into/.exec(lastLine(load.stdout))![1], staged, `${lastLine(transform.stdout)}\n${lastLine(load.stdout)}`);
     for (const r of [extract, transform, load]) {
       assert.match(lastLine(r.stdout), ELAPSED);
       assert.equal(r.stderr, '', 'nothing on stderr but warnings and errors');

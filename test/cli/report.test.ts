@@ -127,6 +127,22 @@ describe('etl runs', () => {
     assert.match(text.stdout, /^ledger: postgresql:\/\/.*:\*\*\*@/m);
   });
 
+  test('a run listed from the ledger alone has the rows it had with its files: a dedupe table counts its rows, not its contributions', async () => {
+    const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'etl-cli-report-empty-'));
+    try {
+      const r = await etl(['runs', '--json', '--staging', elsewhere], { cwd: work, env: { DATABASE_URL: dbUrl } });
+      assert.equal(r.code, 0, r.stderr);
+      const h = JSON.parse(r.stdout) as { runs: { run_id: string; rows: number; staged: boolean }[] };
+      for (const id of runIds) {
+        const entry = h.runs.find((x) => x.run_id === id);
+        assert.equal(entry?.staged, false, `${id} is listed from the ledger`);
+        assert.equal(entry?.rows, sum((await manifestOf(id)).stages.transform?.tables, (t) => t.rows), id);
+      }
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
+
   test('a run the ledger knows but whose files were cleaned is listed, with the pending rows load recorded', async () => {
     const client = new pg.Client({ connectionString: dbUrl });
     await client.connect();

@@ -23,7 +23,7 @@ async function tempStaging(t: { after(fn: () => unknown): void }): Promise<strin
   return dir;
 }
 
-function figures(report: LoadReport, table: string): Omit<TableLoadReport, 'table' | 'strategy' | 'merge' | 'rejectsFile' | 'truncated' | 'pending'> {
+function figures(report: LoadReport, table: string): Omit<TableLoadReport, 'table' | 'strategy' | 'merge' | 'rows' | 'rejectsFile' | 'truncated' | 'pending'> {
   const r = report.tables.find((x) => x.table === table);
   assert.ok(r, `no report for ${table}`);
   const { inserted, updated, unchanged, deleted, rejected, nulled, orphaned, duplicates, staged } = r;
