@@ -90,12 +90,12 @@ function stagesSection(d: RunReportData): string {
 }
 
 function tablesSection(tables: readonly TableFigures[]): string {
-  const headers = ['table', 'collection', 'strategy', 'documents in', 'rows out', 'rejected', 'skipped', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected at load', 'set NULL', 'set NULL after a delete', 'pending'];
+  const headers = ['table', 'collection', 'strategy', 'documents in', 'rows out', 'rejected', 'skipped', 'read by COPY (dedupe: contributions)', 'inserted', 'updated', 'unchanged', 'deleted', 'rejected at load', 'set NULL', 'set NULL after a delete', 'pending'];
   const fields = ['table', 'collection', 'strategy', 'documents', 'rows', 'rejected', 'skipped', 'staged', 'inserted', 'updated', 'unchanged', 'deleted', 'load_rejected', 'nulled', 'orphaned', 'pending'];
   const rows = tables.map((x) => {
     const t = x.transform;
     const l = x.load;
-    return [x.table, t?.collection ?? null, t?.strategy ?? null, t?.documents ?? null, t?.rows ?? null, t?.rejected ?? null, t ? sum(Object.values(t.skipped)) : null, l?.rows ?? l?.staged ?? null, l?.inserted ?? null, l?.updated ?? null, l?.unchanged ?? null, l?.deleted ?? null, l?.rejected ?? null, l?.nulled ?? null, l?.orphaned ?? null, l ? pendingCount(l.pending) : null] as HtmlCell[];
+    return [x.table, t?.collection ?? null, t?.strategy ?? null, t?.documents ?? null, t?.rows ?? null, t?.rejected ?? null, t ? sum(Object.values(t.skipped)) : null, l?.staged ?? null, l?.inserted ?? null, l?.updated ?? null, l?.unchanged ?? null, l?.deleted ?? null, l?.rejected ?? null, l?.nulled ?? null, l?.orphaned ?? null, l ? pendingCount(l.pending) : null] as HtmlCell[];
   });
   return `<div class="wide">${table(headers, rows, { fields, rowKeys: tables.map((t) => t.table), id: 'table-figures' })}</div>`;
 }
