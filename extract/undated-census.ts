@@ -1,5 +1,5 @@
-// The census of the documents no watermark can place: neither creation_date nor update_date is a
-// date (missing, null, a string…). The incremental query reads them on every run (its `$nor` clause,
+// The census of the documents no watermark can place: update_date is not a date (missing, null, a
+// string…), so no edit moves it. The incremental query reads them on every run (its `$nor` clause,
 // see watermark-plan.ts), and the manifest counts them per collection with what the two fields
 // held, so someone can fix the data. The test here is the query's: a field "is a date" when
 // `{$type: "date"}` would match it (a Date, or an array holding one).
@@ -40,9 +40,9 @@ function isDateLike(f: FieldFacts): boolean {
 export class UndatedCounter {
   private readonly census: UndatedCensus = { documents: 0, fields: { creation_date: {}, update_date: {} } };
 
-  /** Counts the document when neither date field is a date; true when it was counted. */
+  /** Counts the document when its update_date is not a date; true when it was counted. */
   note(facts: LineFacts): boolean {
-    if (isDateLike(facts.creationDate) || isDateLike(facts.updateDate)) return false;
+    if (isDateLike(facts.updateDate)) return false;
     this.census.documents += 1;
     for (const field of DATE_FIELDS) {
       const type = (field === 'creation_date' ? facts.creationDate : facts.updateDate).type;
@@ -62,7 +62,7 @@ export class UndatedCounter {
 export function undatedWarning(collection: string, census: UndatedCensus): string {
   const held = DATE_FIELDS.map((f) => `${f}: ${Object.entries(census.fields[f]).map(([kind, n]) => `${kind} ${n}`).join(', ')}`).join('; ');
   return (
-    `collection "${collection}": ${census.documents} document(s) have neither a creation_date nor an update_date that is a date (${held}); ` +
+    `collection "${collection}": ${census.documents} document(s) have no update_date that is a date (${held}); ` +
     'no watermark can tell whether they changed, so every incremental run reads them again'
   );
 }

@@ -133,16 +133,20 @@ function objectIdMintedAt(at: Date): ObjectId {
   return ObjectId.createFromTime(Math.min(0xffffffff, Math.max(0, seconds)));
 }
 
-/** Neither creation_date nor update_date is a date (or an array holding one): no watermark can see such a document change. */
+/**
+ * update_date is not a date (nor an array holding one): no watermark can see such a document change,
+ * whatever its creation_date (which an edit never moves). The edit that wrote a string there is itself
+ * seen only so.
+ */
 function undatedQuery(): Record<string, unknown> {
-  return { $nor: [{ creation_date: { $type: 'date' } }, { update_date: { $type: 'date' } }] };
+  return { $nor: [{ update_date: { $type: 'date' } }] };
 }
 
 /**
  * The incremental query: created or updated at or after `from` (seed, inclusive); or an ObjectId
  * `_id` minted at or after `from`, whatever the dates say (a document captured offline and synced
- * later, an import keeping original dates); or a document without a date to compare (read on
- * every run, counted in the manifest's `undated` census).
+ * later, an import keeping original dates); or a document without an update_date to compare (read
+ * on every run, counted in the manifest's `undated` census).
  */
 export function incrementalQuery(from: Date, claimants: readonly string[] = []): Record<string, unknown> {
   const contested = claimants.length > 0 ? [{ _id: { $in: claimants.map(documentIdValue) } }] : [];

@@ -17,6 +17,8 @@ export function incrementalData(): Record<string, Document[]> {
     { _id: objectIdAt(700), email: 'no dates at all' },
     { _id: objectIdAt(701), creation_date: '2024-03-30', update_date: null, email: 'string date' },
     { _id: objectIdAt(702), email: 'no dates either' },
+    // An old creation date, and an update_date the app wrote as a string: an edit cannot move it.
+    { _id: objectIdAt(703), creation_date: day(1), update_date: '2024-03-30', email: 'update_date a string' },
   ];
   const recipes = [
     { _id: objectIdAt(5000), __t: 'menu', name: 'still a menu', creation_date: day(1), update_date: day(25) },
