@@ -75,10 +75,13 @@ export async function readManifest(paths: RunPaths): Promise<Manifest> {
   try {
     parsed = JSON.parse(text);
   } catch (cause) {
-    throw new StagingError('bad_manifest', `manifest of run ${paths.runId} is not valid JSON`, { context: { file: paths.manifest }, cause });
+    throw new StagingError('bad_manifest', `manifest of run ${paths.runId} is not valid JSON`, { context: { file: paths.manifest }, hint: DAMAGED_MANIFEST, cause });
   }
   return checkedManifest(parsed, `manifest of run ${paths.runId}`, paths.manifest);
 }
+
+/** What to do about a manifest etl cannot trust: it is the run's record, so the run goes with it. */
+const DAMAGED_MANIFEST = 'restore the run folder from a copy (or its `etl pack` archive), or extract a new run';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -95,12 +98,15 @@ export function checkedManifest(parsed: unknown, what: string, file: string): Ma
   const refuse = (problem: string): never => {
     throw new StagingError('bad_manifest', `${what} is not a manifest etl wrote: ${problem}`, {
       context: { file },
-      hint: 'restore the run folder from a copy, or extract a new run',
+      hint: DAMAGED_MANIFEST,
     });
   };
   if (!isObject(parsed)) return refuse(`it holds ${Array.isArray(parsed) ? 'an array' : String(parsed === null ? 'null' : typeof parsed)}, not an object`);
   if (parsed.format !== MANIFEST_FORMAT) {
-    throw new StagingError('bad_manifest', `${what} has format ${JSON.stringify(parsed.format)}; this etl reads format ${MANIFEST_FORMAT}`, { context: { file } });
+    throw new StagingError('bad_manifest', `${what} has format ${JSON.stringify(parsed.format)}; this etl reads format ${MANIFEST_FORMAT}`, {
+      context: { file },
+      hint: 'read it with the etl that wrote it (its tool_version), or extract a new run',
+    });
   }
   for (const key of ['run_id', 'tool_version', 'pipeline_sha256'] as const) if (typeof parsed[key] !== 'string') refuse(`${key} is not a string`);
   if (!isObject(parsed.source) || typeof parsed.source.description !== 'string') refuse('source.description is not a string');

@@ -1,4 +1,4 @@
-// A run folder whose manifest.json was edited by hand or damaged, yet is still JSON: every command
+// A run folder whose manifest.json was edited by hand or damaged (JSON or not): every command
 // that reads it names the manifest and what is wrong with it (bad_manifest), never an internal error
 // of etl; `etl runs` lists it as damaged, saying why, and `etl clean` goes on.
 import assert from 'node:assert/strict';
@@ -31,6 +31,8 @@ const DAMAGES: readonly (readonly [string, () => string, RegExp])[] = [
   ['an unknown status', () => edited((m) => (m.stages.transform.status = 'finished')), /stages\.transform\.status is "finished"/],
   ['a collection record a number', () => edited((m) => (m.stages.extract.collections.users = 5)), /stages\.extract\.collections\.users is not an object/],
   ['tables an array', () => edited((m) => (m.stages.transform.tables = [])), /stages\.transform\.tables is not an object/],
+  ['its end cut off', () => manifest.slice(0, 40), /is not valid JSON/],
+  ['another format', () => edited((m) => (m.format = 99)), /has format 99; this etl reads format 1/],
 ];
 
 for (const [name, body, problem] of DAMAGES) {
@@ -48,6 +50,7 @@ for (const [name, body, problem] of DAMAGES) {
       assert.notEqual(r.code, 0, `${args[0]}: ${r.output}`);
       assert.match(r.stderr, /\[bad_manifest\]/, `${args[0]}: ${r.output}`);
       assert.match(r.stderr, problem, `${args[0]}: ${r.output}`);
+      assert.match(r.stderr, /^hint: /m, `${args[0]}: what to do is said: ${r.output}`);
       assert.doesNotMatch(r.output, /internal error|bug in etl/, args[0]);
     }
     const runs = await etl(['runs', '--no-ledger'], opts);
