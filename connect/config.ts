@@ -5,7 +5,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors/etl-error.ts';
 import { settingsReader, type SettingsReader } from './config-source.ts';
 import { resolvePostgres, type PostgresConfig } from './postgres-config.ts';
-import { connectionStringSecrets, redactText } from '../errors/redact.ts';
+import { connectionStringSecrets, quotedConnectionString, redactText } from '../errors/redact.ts';
 
 export type { PostgresConfig } from './postgres-config.ts';
 
@@ -208,7 +208,7 @@ function dateThreshold(r: SettingsReader): Date | null {
 /** A MongoDB URL must start with mongodb:// or mongodb+srv://; anything else is named, without its password. */
 function checkMongoUrl(url: string, where: string): void {
   if (/^mongodb(\+srv)?:\/\//i.test(url)) return;
-  throw new ConfigError(`${where} is not a MongoDB connection string: it must start with mongodb:// or mongodb+srv:// (got "${redactText(url, connectionStringSecrets(url))}")`, [], {
+  throw new ConfigError(`${where} is not a MongoDB connection string: it must start with mongodb:// or mongodb+srv:// (got ${quotedConnectionString(url)})`, [], {
     hint: 'write it as mongodb://<user>@<host>:27017/<database>, the password after the user and a colon (percent-encode its special characters)',
     context: { variable: where },
   });

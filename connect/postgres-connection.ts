@@ -5,7 +5,7 @@
 // neither is a ConfigError naming where it came from and what is wrong, showing it without its
 // password whatever its shape.
 import { ConfigError } from '../errors/etl-error.ts';
-import { connectionStringSecrets, redactText } from '../errors/redact.ts';
+import { connectionStringSecrets, quotedConnectionString } from '../errors/redact.ts';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -36,7 +36,7 @@ export function parsePostgresConnectionString(value: string, source: string): Po
   // The keyword form is not shown at all: where a value ends is the very thing that may be wrong
   // (an unquoted password holding a blank), so no rule could be sure to hide all of a password.
   const fail = (what: string, show = true): never => {
-    const shown = show ? ` (got "${redactText(value, connectionStringSecrets(value))}")` : '';
+    const shown = show ? ` (got ${quotedConnectionString(value)})` : '';
     throw new ConfigError(`${source} is not a valid PostgreSQL connection string: ${what}${shown}`, [], {
       hint: HINT,
       context: { variable: source },

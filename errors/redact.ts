@@ -188,6 +188,16 @@ export function describeCredential(kind: CredentialKind): string {
 }
 
 /**
+ * A connection string as an error quotes it: without its secrets, or not at all when it has no form
+ * of one (no `://`, `@` or `=`). A lone word there may be the password itself, pasted into the wrong
+ * variable, and no rule could tell it from a host name.
+ */
+export function quotedConnectionString(value: string): string {
+  if (!/:\/\/|@|=/.test(value)) return `${value.length} characters of no known form, not shown: it may be a password`;
+  return `"${redactText(value, connectionStringSecrets(value))}"`;
+}
+
+/**
  * The secret values of one connection string taken whole: blanks are not token boundaries here, so
  * a password holding a blank between the user's `:` and the `@` is one secret, blank included
  * (redactText, cutting at blanks, could not know).

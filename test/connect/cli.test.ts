@@ -50,6 +50,10 @@ describe('malformed connection strings: exit 2, the source named, no password, n
     ['status, --database-url', ['status', '--database-url', `postgres://u:${PW}@127.0.0.1:notaport/db`], {}, /^error: --database-url is not a valid/m],
     ['extract --source mongodb//', ['extract', '--full', '--source', `mongodb//admin:${PW}@127.0.0.1:1/x`], {}, /^error: --source is not a MongoDB connection string/m],
     ['extract, MONGODB_URL mongodb:', ['extract', '--full'], { MONGODB_URL: `mongodb:admin:${PW}@127.0.0.1:1/x` }, /^error: MONGODB_URL is not a MongoDB connection string/m],
+    // The password itself pasted into the URL's variable: a lone word is not shown, it may be the secret.
+    ['status, DATABASE_URL the password alone', ['status'], { DATABASE_URL: PW }, /^error: DATABASE_URL is not a valid PostgreSQL connection string: .*12 characters of no known form, not shown/m],
+    ['status --json, --database-url the password alone', ['status', '--json', '--database-url', PW], {}, /"code": ?"config_invalid"/],
+    ['extract, MONGODB_URL the password alone', ['extract', '--full'], { MONGODB_URL: PW }, /^error: MONGODB_URL is not a MongoDB connection string: .*12 characters of no known form, not shown/m],
   ];
   for (const [name, args, env, message] of cases) {
     test(name, async () => {
