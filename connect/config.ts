@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors/etl-error.ts';
 import { settingsReader, type SettingsReader } from './config-source.ts';
 import { resolvePostgres, type PostgresConfig } from './postgres-config.ts';
+import { ConnectionString } from 'mongodb-connection-string-url';
 import { connectionStringSecrets, quotedConnectionString, redactText } from '../errors/redact.ts';
 
 export type { PostgresConfig } from './postgres-config.ts';
@@ -228,7 +229,8 @@ export function describePostgres(p: PostgresConfig): string {
 function databaseFromUrl(url: string | undefined): string | undefined {
   if (!url) return undefined;
   try {
-    const name = new URL(url).pathname.replace(/^\//, '');
+    // The driver's own parser: a WHATWG URL refuses several hosts (a replica set's h1,h2,h3).
+    const name = new ConnectionString(url).pathname.replace(/^\//, '');
     return name ? decodeURIComponent(name) : undefined;
   } catch {
     return undefined;

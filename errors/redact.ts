@@ -126,8 +126,9 @@ function passwordSpan(head: string, mode: FindMode): [number, number] | null {
 
 // ── password=…, "password": "…" ──────────────────────────────────────────────────────────────────
 
-// A setting whose name ends like a secret: password, POSTGRES_PASSWORD, passphrase, api_key, token…
-const SECRET_NAME = String.raw`(?:[A-Za-z0-9_.-]*?(?:password|passwd|passphrase|secret|secret_?key|secret_access_key|access_?token|auth_?token|refresh_?token|api_?key|private_?key|client_?secret|token)|(?:[A-Za-z0-9_.-]*?[_.-])?pass)`;
+// A setting whose name ends like a secret: password, POSTGRES_PASSWORD, passphrase, api_key, token…;
+// and a MongoDB URL's authMechanismProperties, whose pairs may hold AWS_SESSION_TOKEN:<token>.
+const SECRET_NAME = String.raw`(?:[A-Za-z0-9_.-]*?(?:password|passwd|passphrase|secret|secret_?key|secret_access_key|access_?token|auth_?token|refresh_?token|api_?key|private_?key|client_?secret|token)|(?:[A-Za-z0-9_.-]*?[_.-])?pass|authMechanismProperties)`;
 const QUOTED = String.raw`'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"`;
 // name=value (libpq keyword form, .env files, query strings): the value is quoted or runs to a blank.
 const ASSIGNMENT = new RegExp(String.raw`(?<![A-Za-z0-9_.-])(["']?)(${SECRET_NAME})\1[ \t]*=[ \t]*(${QUOTED}|\S+)`, 'gi');

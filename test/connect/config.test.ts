@@ -126,6 +126,15 @@ describe('configuration errors name their source, exit 2, and hide the password'
     }
   });
 
+  test('the MongoDB database is the path of MONGODB_URL, a replica set of several hosts (h1,h2,h3) and mongodb+srv too', () => {
+    const database = (url: string) => resolveConfig({ env: { MONGODB_URL: url }, cwd }).mongo.database;
+    assert.equal(database('mongodb://u:p@h1:27017,h2:27017,h3:27017/wappizy?replicaSet=rs0&authSource=admin'), 'wappizy');
+    assert.equal(database('mongodb://[::1]:27017,h2/wappizy'), 'wappizy');
+    assert.equal(database('mongodb+srv://u:p@cluster0.example.net/wappizy?retryWrites=true'), 'wappizy');
+    assert.equal(database('mongodb://h1,h2/my%20db'), 'my db');
+    assert.equal(database('mongodb://h1,h2/?replicaSet=rs0'), 'default');
+  });
+
   test('malformed schemes, unknown keywords, bad ports in PG* and POSTGRES_PORT', () => {
     assert.match(refused({ DATABASE_URL: 'postgres//postgres:s3cr3tpw@h/x' }).message, /the scheme must be followed by "\:\/\/"/);
     assert.match(refused({ DATABASE_URL: 'host=h service=prod' }).message, /"service" is not supported/);

@@ -115,6 +115,19 @@ describe('a password in any shape of connection string is never shown', () => {
     assert.doesNotMatch(cli.stderr, /S3c|bug in etl/);
   });
 
+  test('secrets in the options of a MongoDB URL (an AWS session token, a key file password) are hidden, also when the driver refuses the URL', async () => {
+    const pw = 'Tk9Zq3Lm7Rp2';
+    for (const option of [`authMechanismProperties=AWS_SESSION_TOKEN:${pw}`, `authMechanismProperties=SERVICE_NAME:mongodb,AWS_SESSION_TOKEN:${pw}`, `tlsCertificateKeyFilePassword=${pw}`]) {
+      const url = `mongodb://127.0.0.1:1/x?authMechanism=MONGODB-AWS&${option}&serverSelectionTimeoutMS=200`;
+      const cfg = resolveWith({ MONGODB_URL: url });
+      assert.ok(!(cfg instanceof ConfigError), option);
+      assertNoPassword(describeMongo(cfg.mongo), pw, `describeMongo ${option}`);
+      const error = await connectMongo(cfg.mongo, cfg.secrets).then(() => null, (e: unknown) => e);
+      assert.ok(error instanceof EtlError, `${option}: ${String(error)}`);
+      assertNoPassword(rendered(error), pw, option);
+    }
+  });
+
   test('a password with blanks, in the keyword form, is hidden whole', () => {
     const r = prng(7);
     for (let i = 0; i < 100; i += 1) {
