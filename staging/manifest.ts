@@ -151,8 +151,17 @@ export function requireStageDone(manifest: Manifest, stage: StageName, paths: Ru
   const state = section ? `is "${section.status}"${section.error ? ` (${section.error.message})` : ''}` : 'never ran';
   throw new StagingError('stage_not_done', `${stage} of run ${paths.runId} ${state}: its files are not complete`, {
     context: { file: paths.manifest },
-    hint: `run \`etl ${stage}\` again to produce a complete run`,
+    hint: unfinishedHint(stage, section?.status, paths.runId),
   });
+}
+
+/** What makes the run whole: the stage's command (extract makes a new run), or waiting for the one at work. */
+function unfinishedHint(stage: StageName, status: string | undefined, runId: string): string {
+  const command = stage === 'extract' ? 'etl extract' : `etl ${stage} --run ${runId}`;
+  const next = stage === 'extract' ? 'transform' : 'load';
+  if (status === undefined) return `run \`${command}\` first, then ${next} it`;
+  if (status === 'running') return `the \`${command}\` at work on it has not ended: wait for it (etl status shows it), then run this again`;
+  return `run \`${command}\` again to produce a complete run`;
 }
 
 /**

@@ -173,6 +173,15 @@ describe('etl transform (CLI)', () => {
     assert.match(r.stderr, /hint: .*etl extract/);
   });
 
+  test('etl load of a run never transformed: the hint gives the command that makes it whole, not "again"', async () => {
+    const model = await pipelineModel();
+    const run = await stageRun(model, { companies: [company(1)] });
+    const r = await etl(['load', '--staging', run.stagingDir, '--pipeline', PIPELINE_FILE, '--database-url', 'postgresql://etl@127.0.0.1:1/x']);
+    assert.equal(r.code, 1, r.output);
+    assert.match(r.stderr, new RegExp(`^error: transform of run ${run.paths.runId} never ran: .*\\[stage_not_done\\]$`, 'm'));
+    assert.match(r.stderr, new RegExp(`^hint: run \`etl transform --run ${run.paths.runId}\` first, then load it$`, 'm'));
+  });
+
   test('exit 1 for a changed pipeline; exit 2 for a bad flag or an unknown table', async () => {
     const model = await pipelineModel();
     const run = await stageRun(model, { companies: [company(1)] });
