@@ -8,6 +8,7 @@ import type { ConfigFlags, EtlConfig } from '../connect/config.ts';
 import { openEndpoints, type Endpoints } from '../connect/endpoints.ts';
 import { UsageError } from '../errors/etl-error.ts';
 import { loadPipeline } from '../model/load-pipeline.ts';
+import { parseInstant } from '../model/instant.ts';
 import type { PipelineModel } from '../model/types.ts';
 import type { CommandContext } from './command.ts';
 import { commandConfig } from './config.ts';
@@ -88,10 +89,10 @@ export function parseTables(text: string | undefined): string[] | undefined {
   return tables;
 }
 
-/** `2024-03-01` (midnight UTC) or an ISO instant. */
+/** `2024-03-01` (midnight UTC) or an ISO instant (model/instant.ts). */
 export function parseSince(text: string): Date {
-  const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text);
-  if (Number.isNaN(d.getTime())) {
+  const d = parseInstant(text);
+  if (d === null) {
     throw new UsageError('bad_since', `--since: "${text}" is not a date`, { context: { flag: '--since' }, hint: 'use 2024-03-01 (midnight UTC) or an ISO instant like 2024-03-01T10:00:00Z' });
   }
   return d;

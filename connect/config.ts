@@ -7,6 +7,7 @@ import { settingsReader, type SettingsReader } from './config-source.ts';
 import { resolvePostgres, type PostgresConfig } from './postgres-config.ts';
 import { ConnectionString } from 'mongodb-connection-string-url';
 import { connectionStringSecrets, quotedConnectionString, redactText } from '../errors/redact.ts';
+import { parseInstant } from '../model/instant.ts';
 
 export type { PostgresConfig } from './postgres-config.ts';
 
@@ -199,8 +200,8 @@ function refreshConfig(r: SettingsReader): RefreshConfig {
 function dateThreshold(r: SettingsReader): Date | null {
   const s = r.read('GLOBAL_DATE_THRESHOLD');
   if (s === undefined) return null;
-  const d = new Date(s.value);
-  if (Number.isNaN(d.getTime())) {
+  const d = parseInstant(s.value);
+  if (d === null) {
     throw new ConfigError(`${s.where} is not a date: "${s.value}" (expected e.g. 2024-01-31 or 2024-01-31T00:00:00Z)`, [], { context: { variable: 'GLOBAL_DATE_THRESHOLD' } });
   }
   return d;

@@ -3,6 +3,7 @@
 // every finding points at the offending key or value. The walker also decodes what is valid into
 // plain values and records every node's position, so later cross-checks can point at lines too.
 import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type Scalar, type YAMLMap, type YAMLSeq } from 'yaml';
+import { parseInstant } from './instant.ts';
 
 export type Path = readonly (string | number)[];
 
@@ -167,8 +168,6 @@ export function closest(word: string, candidates: readonly string[]): string | n
   return best !== null && bestScore <= Math.max(2, Math.floor(word.length / 3)) ? best : null;
 }
 
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
-
 type SpecOf<K extends ValueSpec['kind']> = Extract<ValueSpec, { kind: K }>;
 
 /** Checks `node` against `spec` at `path`; returns the decoded value or INVALID. */
@@ -230,8 +229,8 @@ function lintDate(node: Scalar, spec: SpecOf<'date'>, path: Path, ctx: LintConte
   const v = node.value;
   const text = v instanceof Date ? v.toISOString() : typeof v === 'string' ? v.trim() : null;
   if (text === null) return wrongKind();
-  const date = ISO_DATE.test(text) || v instanceof Date ? new Date(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text) : null;
-  if (date === null || Number.isNaN(date.getTime())) {
+  const date = v instanceof Date ? v : parseInstant(text);
+  if (date === null) {
     ctx.add(path, 'bad_value', `expected ${expectedText(spec)}, got ${describeNode(node)}`);
     return INVALID;
   }
