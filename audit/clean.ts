@@ -21,6 +21,7 @@
 // `etl pack` was writing when it was killed), one not written for STALE_PARTIAL_MS.
 import { readdir, readlink, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { parseInstant } from '../model/instant.ts';
 import { UsageError } from '../errors/etl-error.ts';
 import { roughDuration } from '../staging/durations.ts';
 import { STALE_PARTIAL_MS } from './archive-writer.ts';
@@ -194,11 +195,11 @@ export function parseOlderThan(text: string, now: Date = new Date()): Date {
   const m = /^(\d+)\s*([smhdw])$/i.exec(text.trim());
   if (m) {
     const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 }[m[2]!.toLowerCase() as 's' | 'm' | 'h' | 'd' | 'w'];
-    return new Date(now.getTime() - Number(m[1]) * unit);
+    const before = new Date(now.getTime() - Number(m[1]) * unit);
+    // An age past what a date can hold (99999999999d) is no age a run can have.
+    if (!Number.isNaN(before.getTime())) return before;
   }
-  if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text.trim())) {
-    const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(text.trim()) ? `${text.trim()}T00:00:00Z` : text.trim());
-    if (!Number.isNaN(d.getTime())) return d;
-  }
+  const date = m ? null : parseInstant(text);
+  if (date) return date;
   throw new UsageError('bad_older_than', `--older-than must be an age such as 7d, 12h, 2w or a date such as 2026-01-01, got "${text}"`);
 }

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanRuns, parseOlderThan, type CleanReport } from '../../audit/clean.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 import { listRuns, type RunsReport } from '../../audit/runs.ts';
 import { writeManifest, type StageStatus } from '../../staging/manifest.ts';
 import { createRun, listRunIds, setLatest } from '../../staging/run-folder.ts';
@@ -180,6 +181,8 @@ describe('clean', () => {
     assert.equal(parseOlderThan('2w', now).toISOString(), '2026-01-18T00:00:00.000Z');
     assert.equal(parseOlderThan('2026-01-01', now).toISOString(), '2026-01-01T00:00:00.000Z');
     assert.throws(() => parseOlderThan('yesterday', now), /--older-than must be/);
+    // An age past what a date can hold, a day the calendar lacks: refused as usage, not an internal error or March 1st.
+    for (const text of ['99999999999d', '2026-02-30']) assert.throws(() => parseOlderThan(text, now), (e: unknown) => e instanceof UsageError && e.code === 'bad_older_than', text);
   });
 
   test('CLI: --dry-run prints what would go and removes nothing; then clean removes it (--json)', async () => {
