@@ -2,10 +2,10 @@
 // same documents, hence the same bytes), streamed one document at a time per collection.
 import type { Document } from 'bson';
 import { documentsOf } from './documents.ts';
-import { MIN_SCALE, SAMPLE_COLLECTIONS, type SampleCollection, type SamplePlan } from './plan.ts';
+import { MAX_SCALE, MIN_SCALE, SAMPLE_COLLECTIONS, type SampleCollection, type SamplePlan } from './plan.ts';
 import { World } from './world.ts';
 
-export { SAMPLE_COLLECTIONS, MIN_SCALE, type SampleCollection, type SamplePlan };
+export { SAMPLE_COLLECTIONS, MIN_SCALE, MAX_SCALE, type SampleCollection, type SamplePlan };
 
 export const DEFAULT_SCALE = 20_000;
 export const DEFAULT_SEED = 1;

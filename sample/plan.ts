@@ -60,6 +60,12 @@ const SHARES: Readonly<Record<Exclude<SampleCollection, 'coachinglogbooks'>, rea
 /** Below this the floors do not fit: every collection then gets at least one document. */
 const FLOORS_FROM = 500;
 export const MIN_SCALE = SAMPLE_COLLECTIONS.length;
+
+/**
+ * A billion documents (some 300 GB of BSON). The world of a sample is built before its first byte is
+ * written, in time and memory that grow with the scale (ten seconds here), deaf to Ctrl-C meanwhile.
+ */
+export const MAX_SCALE = 1_000_000_000;
 /** A menu has 7 days × 2 periods, one menurecipe each at most. */
 export const MENU_SLOTS = 14;
 
@@ -68,8 +74,8 @@ export const MENU_SLOTS = 14;
  * menurecipes to what the menus can hold and gives the rest to coachinglogbooks (the remainder).
  */
 export function planSample(scale: number, menusOf: (events: number) => number): SamplePlan {
-  if (!Number.isInteger(scale) || scale < MIN_SCALE) {
-    throw new RangeError(`scale must be an integer ≥ ${MIN_SCALE} (one document per collection), got ${scale}`);
+  if (!Number.isInteger(scale) || scale < MIN_SCALE || scale > MAX_SCALE) {
+    throw new RangeError(`scale must be an integer from ${MIN_SCALE} (one document per collection) to ${MAX_SCALE}, got ${scale}`);
   }
   const counts = {} as Record<SampleCollection, number>;
   let used = 0;

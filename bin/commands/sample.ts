@@ -10,7 +10,7 @@ import type { EtlConfig } from '../../connect/config.ts';
 import { connectMongo } from '../../connect/mongo.ts';
 import { redactUrl } from '../../errors/redact.ts';
 import { UsageError } from '../../errors/etl-error.ts';
-import { DEFAULT_SCALE, DEFAULT_SEED, generateSample, MIN_SCALE, type SampleGeneration } from '../../sample/generate.ts';
+import { DEFAULT_SCALE, DEFAULT_SEED, generateSample, MAX_SCALE, MIN_SCALE, type SampleGeneration } from '../../sample/generate.ts';
 import { writeDump, type DumpReport } from '../../sample/write-dump.ts';
 import type { SampleProgress } from '../../sample/write-options.ts';
 import { writeMongo, type MongoTargetReport } from '../../sample/write-mongo.ts';
@@ -28,7 +28,7 @@ destination (exactly one):
   --mongo-url URL    insert into this MongoDB (default: MONGODB_URL from the environment or .env)
 
 options:
-  --scale N          documents in all collections together (default ${DEFAULT_SCALE.toLocaleString('en-US')}, at least ${MIN_SCALE})
+  --scale N          documents in all collections together (default ${DEFAULT_SCALE.toLocaleString('en-US')}, from ${MIN_SCALE} to ${MAX_SCALE.toLocaleString('en-US')})
   --seed S           integer seed, 0 to 4294967295 (default ${DEFAULT_SEED})
   --db NAME          database name (default: MONGODB_DATABASE or the URL's database, else ${DEFAULT_DB})
   --gzip             with --out: gzip the files (.bson.gz, .metadata.json.gz), as mongodump --gzip
@@ -64,7 +64,7 @@ const SAMPLE_FLAGS = {
 
 function parseFlags(argv: readonly string[]): Flags {
   const { values } = parseCommandLine(argv, SAMPLE_FLAGS, { positionals: false, hint: 'run `etl sample --help`' });
-  const scale = integerFlag('--scale', values.scale, DEFAULT_SCALE, MIN_SCALE, Number.MAX_SAFE_INTEGER);
+  const scale = integerFlag('--scale', values.scale, DEFAULT_SCALE, MIN_SCALE, MAX_SCALE);
   const seed = integerFlag('--seed', values.seed, DEFAULT_SEED, 0, 0xffffffff);
   if (values.out !== undefined && values['mongo-url'] !== undefined) {
     throw new UsageError('sample_two_destinations', '--out and --mongo-url are both given: choose one destination', {
