@@ -68,7 +68,9 @@ const SETTINGS_SPEC = {
     timezone: str,
     batch_size: { value: { kind: 'integer', min: 1, max: 1_000_000 } },
     date_threshold: { value: { kind: 'date' }, nullable: true },
-    watermark_margin_seconds: { value: { kind: 'integer', min: 0 } },
+    // A year at most: a margin is minutes (writes in flight, clock skew); far past a year the next
+    // watermark is no date at all.
+    watermark_margin_seconds: { value: { kind: 'integer', min: 0, max: 31_536_000 } },
     nul_character: { value: { kind: 'string', oneOf: ['reject', 'strip'] } },
   },
 } as const satisfies ValueSpec;

@@ -178,6 +178,12 @@ const cases: readonly Case[] = [
     code: 'wrong_kind', key: 'export_order', says: ['expected a whole number'],
   },
   {
+    // Far past a year the next watermark was no date: an internal error at extract.
+    name: 'out of range: a watermark margin of more than a year',
+    yaml: `settings:\n  watermark_margin_seconds: 99999999999999 # HERE\ntables:\n  companies:\n    include_base: true\n    export_order: 1\n`,
+    code: 'bad_value', key: 'watermark_margin_seconds', says: ['between 0 and 31536000'],
+  },
+  {
     name: 'missing required key: a column without sql_type',
     yaml: `tables:
   companies:
