@@ -23,7 +23,7 @@ export function systemCode(cause: unknown): string | undefined {
 
 /** What the system refused, in words (its own message for a code the table does not know). */
 export function systemWords(cause: unknown): string {
-  const code = systemCode(cause) ?? (cause as NodeJS.ErrnoException | null)?.code;
+  const code = (cause as NodeJS.ErrnoException | null)?.code;
   return (code && WORDS[code]) ?? (cause instanceof Error ? cause.message : String(cause));
 }
 

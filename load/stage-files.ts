@@ -93,7 +93,7 @@ async function checkHeader(file: string, expected: readonly string[], paths: Run
   } catch (cause) {
     throw new StagingError('staged_file_missing', `cannot read ${paths.relative(file)} of run ${paths.runId}: ${systemWords(cause)}`, {
       context: { file },
-      hint: isPermissionDenied(cause) ? RUN_FOLDER_DENIED : 'the run is damaged: run `etl transform` again',
+      hint: isPermissionDenied(cause) ? RUN_FOLDER_DENIED : `the run is damaged: run \`etl transform --run ${paths.runId}\` again`,
       cause,
     });
   }
