@@ -4,7 +4,8 @@ import { StagingError } from '../errors/etl-error.ts';
 import { selectTables } from '../model/select-tables.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { tableFingerprint, type PlannedMapping } from '../model/fingerprint.ts';
-import { readManifest, requireStageDone, type Manifest } from '../staging/manifest.ts';
+import { readManifest, refuseBusyRun, requireStageDone, type Manifest } from '../staging/manifest.ts';
+import { describePostgres } from '../connect/config.ts';
 import type { ExtractCollectionRecord } from '../staging/manifest-extract.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import type { LoadOptions } from './options.ts';
@@ -25,8 +26,19 @@ export async function planLoad(options: LoadOptions): Promise<LoadPlan> {
   const paths = await resolveRun(options.stagingDir, options.runId ?? null);
   const manifest = await readManifest(paths);
   requireStageDone(manifest, 'transform', paths);
+  refuseLoadElsewhere(manifest, paths, describePostgres(options.postgres));
   const tables = planTables(model, manifest, paths, options.tables ?? null);
   return { model, paths, manifest, tables, warnings: planWarnings(model, manifest, paths, tables), dryRun: options.dryRun === true };
+}
+
+/**
+ * A load of this run into another database, at work in another process of this host: both would
+ * write the run's rejects files and its one load section. A load into the same database is left to
+ * wait for the load lock, which orders the two (the second then finds the run applied).
+ */
+function refuseLoadElsewhere(manifest: Manifest, paths: RunPaths, destination: string): void {
+  if (manifest.stages.load?.status === 'running' && manifest.destination?.description === destination) return;
+  refuseBusyRun(manifest, paths, 'load', ['load']);
 }
 
 /** The extract's watermark record of the table's collection: where it read from, what it guarantees, on what basis. */

@@ -275,19 +275,10 @@ test('Ctrl-C after a table wrote its rejects file, at the end of its step: no re
     users: { rows: [['u1', stamp, stamp, 'Ann', 'c0', '3'], ['u2', stamp, stamp, 'Bob', 'c404', null]] },
     user_companies: { keys: [], rows: [] },
   });
-  // The step ends by dropping its temp tables: there it sleeps, its rejects file written (.partial).
-  await query(url, `CREATE FUNCTION slow_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(60); END $$`);
-  await query(url, 'CREATE EVENT TRIGGER slow_drop ON sql_drop EXECUTE FUNCTION slow_drop()');
+  await holdStepsAtTheirEnd(url);
   try {
     const started = etl(['load', '--run', run, '--tables', 'users', '--staging', staging, '--pipeline', PIPELINE, '--database-url', url]);
-    let ended = false;
-    void started.done.then(() => (ended = true));
-    for (;;) {
-      assert.equal(ended, false, `etl load ended before it dropped its temp tables:\n${started.output}`);
-      const sleeping = await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'etl' AND wait_event = 'PgSleep'`);
-      if (sleeping[0]!.n > 0) break;
-      await new Promise((res) => setTimeout(res, 20));
-    }
+    await heldAtAStepsEnd(url, started);
     assert.deepEqual(await readdir(runPaths(staging, run).loadDir), ['users.rejects.ndjson.partial'], 'the moment: its rejects file written');
     started.kill('SIGINT');
     const r = await started.done;
@@ -299,6 +290,51 @@ test('Ctrl-C after a table wrote its rejects file, at the end of its step: no re
   assert.equal((await readManifest(runPaths(staging, run))).stages.load?.status, 'failed');
   assert.deepEqual(await readdir(runPaths(staging, run).loadDir).catch(() => []), [], 'nothing left in load/');
 });
+
+test('a load of a run while another process loads it into another database: refused (stage_running), nothing written by the second', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const elsewhere = await servers.postgres.createDatabase(`${t.name} elsewhere`);
+  const staging = await tempStaging(t);
+  const run = await smallRun(staging, await loadPipeline(PIPELINE));
+  const args = ['load', '--run', run, '--staging', staging, '--pipeline', PIPELINE, '--database-url'];
+  await holdStepsAtTheirEnd(url);
+  try {
+    const first = etl([...args, url]);
+    await heldAtAStepsEnd(url, first);
+    const files = await readdir(runPaths(staging, run).loadDir);
+    // Both would write load/<table>.rejects.ndjson.partial, and the manifest's one load section.
+    const second = await etl([...args, elsewhere]).done;
+    assert.equal(second.code, 1, second.output);
+    assert.match(second.stderr, new RegExp(`^error: load of run ${run} cannot start: its load is running in another etl process \\(pid \\d+, since .*\\[stage_running\\]$`, 'm'));
+    assert.deepEqual(await readdir(runPaths(staging, run).loadDir), files, 'the first load\'s files untouched');
+    assert.deepEqual(await query(elsewhere, `SELECT to_regclass('users') IS NULL AS empty`), [{ empty: true }]);
+    first.kill('SIGINT');
+    await first.done;
+  } finally {
+    await query(url, 'DROP EVENT TRIGGER slow_drop');
+  }
+  // Once it ended, the run loads there.
+  const after = await etl([...args, elsewhere]).done;
+  assert.equal(after.code, 0, after.output);
+});
+
+/** Every load step ends by dropping its temp tables: an event trigger makes it sleep there, its files written. */
+async function holdStepsAtTheirEnd(url: string): Promise<void> {
+  await query(url, `CREATE FUNCTION slow_drop() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(60); END $$`);
+  await query(url, 'CREATE EVENT TRIGGER slow_drop ON sql_drop EXECUTE FUNCTION slow_drop()');
+}
+
+/** Waits until `started` sleeps at the end of a step (holdStepsAtTheirEnd); fails if it ended first. */
+async function heldAtAStepsEnd(url: string, started: EtlProcess): Promise<void> {
+  let ended = false;
+  void started.done.then(() => (ended = true));
+  for (;;) {
+    assert.equal(ended, false, `etl load ended before it dropped its temp tables:\n${started.output}`);
+    const sleeping = await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'etl' AND wait_event = 'PgSleep'`);
+    if (sleeping[0]!.n > 0) return;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
 
 test('a PostgreSQL user that may read but not write the tables: exit 1, the table and a hint about privileges, nothing changed', async (t) => {
   const url = await servers.postgres.createDatabase(t.name);
