@@ -7,7 +7,7 @@ import path from 'node:path';
 import ssh2, { type AnyAuthMethod, type AuthenticationType, type ClientChannel } from 'ssh2';
 import { ConfigError, EtlError } from '../errors/etl-error.ts';
 import type { SshConfig } from './config.ts';
-import { redactText } from '../errors/redact.ts';
+import { connectionStringSecrets, redactText } from '../errors/redact.ts';
 import { expandHome, planAuth, type AuthPlan } from './ssh-auth.ts';
 import { openForward, type SshForward } from './ssh-forward.ts';
 import { hostKeyError, loadHostTrust, type HostKeyVerdict, type HostTrust } from './ssh-host-key.ts';
@@ -51,8 +51,15 @@ export function sshTarget(ssh: SshConfig): { host: string; port: number; user: s
   let port = ssh.port;
   let user = ssh.user ?? null;
   if (!host) throw new ConfigError('REMOTE_SERVER_URL is not set: the SSH server to tunnel through', [], { hint: 'set REMOTE_SERVER_URL, REMOTE_SERVER_USER and REMOTE_SERVER_PASSWORD (or REMOTE_SERVER_KEY_FILE) in the environment or .env' });
+  const secrets = connectionStringSecrets(host);
+  if (secrets.length > 0) {
+    // It would become the user name, and be shown as the target of every line.
+    throw new ConfigError('REMOTE_SERVER_URL holds a password (user:password@host): it is not shown, and not taken from there', [], {
+      hint: 'give the host alone (or ssh://user@host:port), the password in REMOTE_SERVER_PASSWORD',
+    });
+  }
   const m = /^(?:ssh:\/\/)?(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(host);
-  if (!m) throw new ConfigError(`REMOTE_SERVER_URL "${host}" is not a host name, host:port or ssh://user@host:port`);
+  if (!m) throw new ConfigError(`REMOTE_SERVER_URL "${redactText(host)}" is not a host name, host:port or ssh://user@host:port`);
   if (m[1] && !user) user = decodeURIComponent(m[1]);
   host = m[2]!.replace(/^\[|\]$/g, '');
   if (m[3]) port = Number(m[3]);

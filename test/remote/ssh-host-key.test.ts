@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { mongoTunnelTarget, mongoUrlThroughTunnel } from '../../connect/endpoints.ts';
 import { hostMatches, knownHostsName, loadHostTrust, parsePinnedKey, sha256Fingerprint } from '../../connect/ssh-host-key.ts';
 import { sshTarget } from '../../connect/ssh-session.ts';
+import { ConfigError } from '../../errors/etl-error.ts';
 import { mongodumpCommand, mongodumpUri } from '../../refresh/mongo-refresh.ts';
 import { shellQuote } from '../../refresh/shell-quote.ts';
 
@@ -95,6 +96,10 @@ test('REMOTE_SERVER_URL forms', () => {
   assert.deepEqual(sshTarget({ ...base, host: '[::1]:2200' }), { host: '::1', port: 2200, user: 'u' });
   assert.throws(() => sshTarget({ ...base, host: null }), /REMOTE_SERVER_URL is not set/);
   assert.throws(() => sshTarget({ ...base, host: 'srv', user: null }), /REMOTE_SERVER_USER is not set/);
+  // A password written into the URL is refused without being shown: it would have become the user name, printed as the target.
+  for (const host of ['bob:Hk4Wq9Zr@srv.example', 'ssh://bob:Hk4Wq9Zr@srv.example:2200', 'ssh://bob:Hk4Wq9Zr@srv.example/x']) {
+    assert.throws(() => sshTarget({ ...base, host, user: null }), (e: unknown) => e instanceof ConfigError && /^REMOTE_SERVER_URL /.test(e.message) && !`${e.message} ${e.hint}`.includes('Hk4Wq9Zr'), host);
+  }
 });
 
 test('the Mongo URL through a tunnel keeps credentials, database and options', () => {
