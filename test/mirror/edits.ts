@@ -4,7 +4,8 @@
 // Seeded (sample/prng.ts, never Math.random): the same seed over the same sample picks the same
 // documents and makes the same changes, so a failure replays. Every edit sets update_date to now,
 // as the app does, except `late_sync` (a new document carrying old dates: an entry captured offline
-// and synced days later) and `no_dates` (an import that wrote or rewrote a document without dates).
+// and synced days later) and `no_dates` (an import that wrote or rewrote a document without dates, or
+// the app writing update_date as a string).
 // Things broken (bad values, dangling references, removed dates) are remembered and fixed later.
 import { ObjectId, type Db, type Document } from 'mongodb';
 import { hash, Rng } from '../../sample/prng.ts';
@@ -539,7 +540,7 @@ export class EditGenerator implements ValueSource {
     return this.record('break_ref', c, id, `${spec.field}: ${this.describe(doc[spec.field])} → missing ${dangling.toHexString()}`, [doc[spec.field], dangling, ...this.refsOf(c, doc)], [doc, { ...doc, [spec.field]: dangling }]);
   }
 
-  /** A document whose dates are removed (import script), or a new one inserted without dates. */
+  /** A document whose dates are removed (import script) or whose update_date became a string, or a new one inserted without dates. */
   private async noDates(): Promise<Edit | null> {
     const c = this.pickCollection(FIELDS);
     const source = this.someId(c)!;
@@ -553,6 +554,13 @@ export class EditGenerator implements ValueSource {
     }
     const spec = this.rng.pick(FIELDS[c]!);
     const value = spec.valid(this);
+    if (this.rng.chance(0.4)) {
+      // The app writing update_date as a string: creation_date stays an old date, so only the read of
+      // documents without a dated update_date sees this edit (and every later one).
+      await this.save(c, source, { [spec.field]: value, update_date: '2024-03-30' }, [], false);
+      this.broken.push({ kind: 'dates', collection: c, id: source, field: 'creation_date', original: doc.creation_date });
+      return this.record('no_dates', c, source, `update_date → "2024-03-30" (a string), ${spec.field} → ${this.describe(value)}`, this.refsOf(c, doc), [doc, { ...doc, [spec.field]: value }]);
+    }
     await this.save(c, source, { [spec.field]: value }, ['creation_date', 'update_date'], false);
     this.broken.push({ kind: 'dates', collection: c, id: source, field: 'creation_date', original: doc.creation_date });
     return this.record('no_dates', c, source, `dates removed, ${spec.field} → ${this.describe(value)}`, this.refsOf(c, doc), [doc, { ...doc, [spec.field]: value }]);
