@@ -199,7 +199,7 @@ export function parseOlderThan(text: string, now: Date = new Date()): Date {
     // An age past what a date can hold (99999999999d) is no age a run can have.
     if (!Number.isNaN(before.getTime())) return before;
   }
-  const date = m ? null : parseInstant(text);
+  const date = parseInstant(text);
   if (date) return date;
   throw new UsageError('bad_older_than', `--older-than must be an age such as 7d, 12h, 2w or a date such as 2026-01-01, got "${text}"`);
 }

@@ -36,8 +36,8 @@ export function checkExtractRead(paths: RunPaths, record: FileRecord, read: Read
 export function unreadableExtract(error: unknown, file: string, collection: string, paths: RunPaths): StagingError | null {
   const code = systemCode(error);
   // A read on the open file names no path (EISDIR, EIO); an error naming another path is not ours.
-  const path = (error as NodeJS.ErrnoException | null)?.path;
-  if (code === undefined || (path !== undefined && path !== file)) return null;
+  const failedPath = (error as NodeJS.ErrnoException | null)?.path;
+  if (code === undefined || (failedPath !== undefined && failedPath !== file)) return null;
   const context = { file, collection };
   if (code === 'ENOENT' || code === 'EISDIR') {
     const what = code === 'ENOENT' ? `has no ${paths.relative(file)}` : `has a folder, not a file, at ${paths.relative(file)}`;
