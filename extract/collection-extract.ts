@@ -68,7 +68,7 @@ export async function extractCollection(outer: CollectionContext, plan: Collecti
   const ctx = requested ? { ...outer, session: requestedSession(outer.session, requested, outer.options.requestChunk) } : outer;
   const { session, run, now } = ctx;
   const name = plan.collection.name;
-  const query: Document = requested ? { _id: { $in: run.relative(run.extractRequestedFile(name)) } } : collectionQuery(plan.collection.serverFilter, plan.from, plan.claimants);
+  const query: Document = requested ? { _id: { $in: run.relative(run.extractRequestedFile(name)) } } : collectionQuery(plan.collection.serverFilter, plan.from, plan);
   const started = now();
   const t0 = performance.now();
   const { warnings, warn } = collectionWarnings(ctx.options, name);
@@ -93,6 +93,7 @@ export async function extractCollection(outer: CollectionContext, plan: Collecti
     tables: plan.tables.map((t) => t.table),
     ...(ids ? { ids } : {}),
     ...(!requested && plan.claimants.length > 0 ? { claimants: [...plan.claimants] } : {}),
+    ...(!requested && plan.gone.length > 0 ? { gone_asked: plan.gone.length } : {}),
   };
   return { collection: name, ...record, seconds: Math.round((performance.now() - t0) / 10) / 100 };
 }

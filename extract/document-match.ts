@@ -46,6 +46,48 @@ function matchesEq(value: unknown, wanted: unknown): boolean {
   return equalsScalar(value, wanted);
 }
 
+/** A string's or an ObjectId's identity for a set lookup; null for any other value (matched one by one). */
+function setKey(v: unknown): string | null {
+  if (typeof v === 'string') return `s${v}`;
+  if (v instanceof ObjectId) return `o${v.toHexString()}`;
+  return null;
+}
+
+interface InSet {
+  readonly keys: ReadonlySet<string>;
+  readonly others: readonly unknown[];
+}
+
+// A dump's read asks every document the same $in list (the documents asked for again can be thousands):
+// its strings and ObjectIds are looked up in a set built once per list.
+const inSets = new WeakMap<readonly unknown[], InSet>();
+
+function inSetOf(list: readonly unknown[]): InSet {
+  let set = inSets.get(list);
+  if (!set) {
+    const keys = new Set<string>();
+    const others: unknown[] = [];
+    for (const w of list) {
+      const k = setKey(w);
+      if (k === null) others.push(w);
+      else keys.add(k);
+    }
+    inSets.set(list, (set = { keys, others }));
+  }
+  return set;
+}
+
+/** `$in`: the value (or, for an array, the array itself or any element) equals one of the list's. */
+function matchesIn(value: unknown, list: readonly unknown[]): boolean {
+  const { keys, others } = inSetOf(list);
+  const hit = (v: unknown) => {
+    const k = setKey(v);
+    return k !== null && keys.has(k);
+  };
+  if (hit(value) || (Array.isArray(value) && value.some(hit))) return true;
+  return others.some((w) => matchesEq(value, w));
+}
+
 /**
  * The `$type` alias of a value as deserialized with BSON_READ_OPTIONS (wrapper classes kept), or
  * null for a missing field. The same names the server uses, so a census and a query agree.
@@ -134,7 +176,7 @@ function matchesOperators(values: unknown[], ops: Record<string, unknown>): bool
         ok = !values.some((v) => matchesEq(v, arg));
         break;
       case '$in':
-        ok = (arg as unknown[]).some((w) => values.some((v) => matchesEq(v, w)));
+        ok = values.some((v) => matchesIn(v, arg as unknown[]));
         break;
       case '$nin':
         ok = !(arg as unknown[]).some((w) => values.some((v) => matchesEq(v, w)));

@@ -19,7 +19,7 @@ import { DEFAULT_RETRY } from './live-source.ts';
 import type { ExtractCollectionReport, ExtractOptions, ExtractReport } from './options.ts';
 import { openSource, type SourceSession } from './source-session.ts';
 import { mappingRecords, needsStoredWatermarks, planCollections, planWarnings, type CollectionPlan } from './watermark-plan.ts';
-import { readStoredState } from './watermark-store.ts';
+import { readStoredState, type StoredState } from './watermark-store.ts';
 import { propagationScope, type ExtractPropagationRecord, type PropagationScope } from './live-ids.ts';
 import { planRepair, writeRecomputeFiles, type RepairPlan } from './repair-plan.ts';
 import { dumpRefused } from './requested-read.ts';
@@ -78,11 +78,11 @@ async function planReads(options: ExtractOptions, tables: readonly string[], sec
   const full = options.full === true;
   const since = options.since ?? null;
   let stored = new Map<string, Date>();
-  let mapping: { fingerprints: Map<string, string | null>; lastPipelines: Map<string, string>; contested: Map<string, string[]> } | undefined;
+  let mapping: Omit<StoredState, 'watermarks'> | undefined;
   if (needsStoredWatermarks(model, tables, full, since) && options.postgres) {
-    const state = await readStoredState(options.postgres, secrets, tables);
-    stored = state.watermarks;
-    mapping = { fingerprints: state.fingerprints, lastPipelines: state.lastPipelines, contested: state.contested };
+    const { watermarks, ...rest } = await readStoredState(options.postgres, secrets, tables);
+    stored = watermarks;
+    mapping = rest;
   }
   const collections = model.collections.filter((c) => c.tables.some((t) => tables.includes(t)));
   return planCollections(collections, { model, tables, full, since, globalDateThreshold: options.globalDateThreshold ?? null, stored, ...mapping });

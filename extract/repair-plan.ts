@@ -38,6 +38,7 @@ export function planRepair(model: PipelineModel, tables: readonly string[], requ
     tables: collection.tables.filter((t) => wanted.has(t)).map((t) => planTable(model.tables.get(t)!, input)),
     from: null,
     claimants: [],
+    gone: [],
   }));
   return { plans, requested, tables: plans.flatMap((p) => p.tables.map((t) => t.table)) };
 }

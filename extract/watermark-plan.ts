@@ -7,7 +7,7 @@
 // is full — so a table whose mapping changed makes its whole collection read in full, and every
 // table of that collection is then read in full (recorded per table as `full_read`).
 import { ObjectId } from 'bson';
-import { documentIdValue } from '../staging/document-identity.ts';
+import { documentIdValue, keyIdValues } from '../staging/document-identity.ts';
 import type { CollectionModel, PipelineModel, TableModel } from '../model/types.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import type { ExtractMappingRecord } from '../staging/manifest-extract.ts';
@@ -28,7 +28,21 @@ export interface CollectionPlan {
    * can bring it (and a claimant asked for and not found is known gone).
    */
   readonly claimants: readonly string[];
+  /**
+   * An incremental read: the documents a load found gone (etl_gone, load/gone-documents.ts) from the
+   * tables it feeds, as their rows' key text. They are read whatever their dates: one restored from a
+   * backup keeps its old `_id` and dates, and only this read can bring its rows back.
+   */
+  readonly gone: readonly string[];
 }
+
+/** What an incremental read asks for whatever the dates: contested claimants, documents found gone. */
+export interface AskedAgain {
+  readonly claimants: readonly string[];
+  readonly gone: readonly string[];
+}
+
+const NONE_ASKED: AskedAgain = { claimants: [], gone: [] };
 
 export interface PlanInput {
   readonly model: PipelineModel;
@@ -47,6 +61,8 @@ export interface PlanInput {
   readonly lastPipelines?: ReadonlyMap<string, string>;
   /** By table: the identities of the documents claiming a contested key (etl_claims). */
   readonly contested?: ReadonlyMap<string, readonly string[]>;
+  /** By table: the documents a load found gone (etl_gone). */
+  readonly gone?: ReadonlyMap<string, readonly string[]>;
 }
 
 export function planTable(table: TableModel, input: PlanInput): TablePlan {
@@ -73,9 +89,9 @@ export function planCollections(collections: readonly CollectionModel[], input: 
   return collections.map((collection) => {
     const tables = collection.tables.filter((t) => wanted.has(t)).map((t) => planTable(input.model.tables.get(t)!, input));
     const from = collectionFrom(tables);
-    // A full read reads every claimant anyway.
-    const claimants = from === null ? [] : [...new Set(tables.flatMap((t) => input.contested?.get(t.table) ?? []))].sort();
-    return { collection, tables, from, claimants };
+    // A full read reads every claimant, and every document there is, anyway.
+    const ofTables = (byTable: ReadonlyMap<string, readonly string[]> | undefined) => (from === null ? [] : [...new Set(tables.flatMap((t) => byTable?.get(t.table) ?? []))].sort());
+    return { collection, tables, from, claimants: ofTables(input.contested), gone: ofTables(input.gone) };
   });
 }
 
@@ -142,16 +158,22 @@ function undatedQuery(): Record<string, unknown> {
   return { $nor: [{ update_date: { $type: 'date' } }] };
 }
 
+/** The `_id`s asked for whatever the dates: each claimant's, and every value a gone key's text may be. */
+function askedIds(asked: AskedAgain): unknown[] {
+  return [...asked.claimants.map(documentIdValue), ...asked.gone.flatMap(keyIdValues)];
+}
+
 /**
  * The incremental query: created or updated at or after `from` (seed, inclusive); or an ObjectId
  * `_id` minted at or after `from`, whatever the dates say (a document captured offline and synced
  * later, an import keeping original dates); or a document without an update_date to compare (read
- * on every run, counted in the manifest's `undated` census).
+ * on every run, counted in the manifest's `undated` census); or one asked for again (`asked`).
  */
-export function incrementalQuery(from: Date, claimants: readonly string[] = []): Record<string, unknown> {
-  const contested = claimants.length > 0 ? [{ _id: { $in: claimants.map(documentIdValue) } }] : [];
+export function incrementalQuery(from: Date, asked: AskedAgain = NONE_ASKED): Record<string, unknown> {
+  const ids = askedIds(asked);
+  const again = ids.length > 0 ? [{ _id: { $in: ids } }] : [];
   return {
-    $or: [{ creation_date: { $gte: from } }, { update_date: { $gte: from } }, { _id: { $gte: objectIdMintedAt(from) } }, undatedQuery(), ...contested],
+    $or: [{ creation_date: { $gte: from } }, { update_date: { $gte: from } }, { _id: { $gte: objectIdMintedAt(from) } }, undatedQuery(), ...again],
   };
 }
 
@@ -161,8 +183,8 @@ export function incrementalQuery(from: Date, claimants: readonly string[] = []):
  * table's filter (an event whose `__t` left `menu`) must reach transform, which decides membership
  * and stages the ids that left the table.
  */
-export function collectionQuery(serverFilter: Readonly<Record<string, unknown>> | null, from: Date | null, claimants: readonly string[] = []): Record<string, unknown> {
-  if (from) return incrementalQuery(from, claimants);
+export function collectionQuery(serverFilter: Readonly<Record<string, unknown>> | null, from: Date | null, asked: AskedAgain = NONE_ASKED): Record<string, unknown> {
+  if (from) return incrementalQuery(from, asked);
   if (serverFilter && Object.keys(serverFilter).length > 0) return { ...serverFilter };
   return {};
 }

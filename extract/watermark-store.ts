@@ -18,6 +18,8 @@ export interface StoredState {
   readonly lastPipelines: Map<string, string>;
   /** By table: the identities of the documents claiming a key another document claims too (etl_claims). */
   readonly contested: Map<string, string[]>;
+  /** By table: the documents a load found gone (etl_gone), as their rows' key text. */
+  readonly gone: Map<string, string[]>;
 }
 
 export async function readStoredState(postgres: PostgresConfig, secrets: readonly string[], tables: readonly string[]): Promise<StoredState> {
@@ -41,6 +43,7 @@ export async function readStoredState(postgres: PostgresConfig, secrets: readonl
       fingerprints: new Map(rows.map((r) => [r.table, r.fingerprint])),
       lastPipelines: new Map([...(last?.values() ?? [])].map((r) => [r.table, r.pipelineSha256])),
       contested: await state.contestedClaims(tables),
+      gone: await state.goneKeys(tables),
     };
   } catch (cause) {
     throw new EtlError('watermarks_unavailable', `cannot read etl_watermarks: ${(cause as Error).message}`, {

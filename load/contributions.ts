@@ -17,6 +17,7 @@ import { copyStaged, type StagedFile } from './stage-files.ts';
 import { list, type TableShape } from './shape.ts';
 import { missingCondition, type PlannedCheck } from './references.ts';
 import type { LoadSession } from './session.ts';
+import { forgetReadSql, recordGoneSql, type GoneNote } from './gone-documents.ts';
 
 
 /** Which stored contributions this run replaces: by document (keys file), every one (complete), and gone ones. */
@@ -52,8 +53,22 @@ function touchedSql(s: TableShape, scope: ContributionScope): CompiledQuery {
   );
 }
 
-function removeReplacedSql(s: TableShape, scope: ContributionScope): CompiledQuery {
-  return compiled(`DELETE FROM ${state(s)} AS c WHERE ${replacedCondition(s, scope)}`);
+/** Replaced contributions (alias d) whose document is gone: not in the live set, or not read by a complete read. */
+function goneCondition(s: TableShape, scope: ContributionScope): string | null {
+  const doc = s.documentColumn.id;
+  const parts: string[] = [];
+  if (scope.complete) parts.push(`NOT EXISTS (SELECT 1 FROM ${s.temps.contrib} AS n WHERE n.${doc} = d.${doc})`);
+  if (scope.live) parts.push(`d.${doc} NOT IN (SELECT l.k FROM ${s.temps.live} AS l WHERE l.k IS NOT NULL)`);
+  return parts.length ? parts.join(' OR ') : null;
+}
+
+/** Removes the replaced contributions, recording the documents found gone (gone-documents.ts). */
+function removeReplacedSql(s: TableShape, scope: ContributionScope, runId: string): CompiledQuery {
+  const remove = `DELETE FROM ${state(s)} AS c WHERE ${replacedCondition(s, scope)}`;
+  const gone = goneCondition(s, scope);
+  if (!gone) return compiled(remove);
+  const doc = s.documentColumn.id;
+  return compiled(`WITH d AS (${remove} RETURNING c.${doc}) ${recordGoneSql('d', `d.${doc}`, gone)}`, [s.table.name, runId]);
 }
 
 /** A dump may repeat an `_id`: the last line wins, as it would in MongoDB's own order. */
@@ -160,10 +175,12 @@ function supersededSql(s: TableShape): CompiledQuery {
 }
 
 /** Replaces the contributions, then fills the batch with the recomputed rows of the touched keys. */
-export async function contributionsIntoBatch(session: LoadSession, shape: TableShape, scope: ContributionScope): Promise<ContributionOutcome> {
+export async function contributionsIntoBatch(session: LoadSession, shape: TableShape, scope: ContributionScope, gone: GoneNote): Promise<ContributionOutcome> {
   const touched = (await session.run(touchedSql(shape, scope))).rowCount ?? 0;
   await session.run(analyzeSql(shape.temps.touched));
-  await session.run(removeReplacedSql(shape, scope));
+  const forgetRead = gone.known ? forgetReadSql(shape, scope, { from: shape.temps.contrib, column: shape.documentColumn.id }) : null;
+  if (forgetRead) await session.run(forgetRead);
+  await session.run(removeReplacedSql(shape, scope, gone.runId));
   await session.run(insertStagedSql(shape));
   await session.run(createStageTableSql(shape));
   const batchRows = await session.count(winnersIntoBatchSql(shape));

@@ -5,6 +5,10 @@ import { compiled, ident, type SqlIdent } from '../schema/sql.ts';
 import { columnTypeSql, type TableShape } from './shape.ts';
 import { referencedColumns, type Edge } from './foreign-keys.ts';
 import type { LoadSession } from './session.ts';
+import { recordGoneSql } from './gone-documents.ts';
+
+/** The deleted rows' document, as the delete returns it (a name of the tool's own). */
+const GONE_DOC = ident('etl_gone_document');
 
 export class GoneRows {
   readonly #counts = new Map<string, number>();
@@ -15,16 +19,23 @@ export class GoneRows {
     private readonly edges: readonly Edge[],
   ) {}
 
-  /** Deletes the target rows matching `where` (alias t), keeping their referenced columns. */
-  async delete(shape: TableShape, where: string): Promise<number> {
+  /**
+   * Deletes the target rows matching `where` (alias t), keeping their referenced columns; with
+   * `goneIn` (the run's id), their documents are recorded as gone too (gone-documents.ts).
+   */
+  async delete(shape: TableShape, where: string, goneIn: string | null = null): Promise<number> {
     const cols = referencedColumns(this.edges, shape.table.name).map(ident);
-    if (cols.length === 0) return this.session.count(compiled(`DELETE FROM ${shape.target} AS t WHERE ${where}`));
-    await this.ensureTable(shape);
+    const doc = goneIn !== null ? shape.docKey : null;
+    if (cols.length === 0 && !doc) return this.session.count(compiled(`DELETE FROM ${shape.target} AS t WHERE ${where}`));
+    if (cols.length > 0) await this.ensureTable(shape);
     const list = cols.join(', ');
-    const n = await this.session.count(
-      compiled(`WITH d AS (DELETE FROM ${shape.target} AS t WHERE ${where} RETURNING ${cols.map((c) => `t.${c}`).join(', ')}) INSERT INTO ${shape.temps.gone} (${list}) SELECT ${list} FROM d`),
-    );
-    this.#counts.set(shape.table.name, (this.#counts.get(shape.table.name) ?? 0) + n);
+    const returning = [...cols.map((c) => `t.${c}`), ...(doc ? [`t.${doc.id} AS ${GONE_DOC}`] : [])];
+    const steps = [`d AS (DELETE FROM ${shape.target} AS t WHERE ${where} RETURNING ${returning.join(', ')})`];
+    if (doc) steps.push(`r AS (${recordGoneSql('d', `d.${GONE_DOC}`, 'true')})`);
+    if (cols.length > 0) steps.push(`k AS (INSERT INTO ${shape.temps.gone} (${list}) SELECT ${list} FROM d)`);
+    const sql = `WITH ${steps.join(', ')} SELECT count(*)::bigint AS n FROM d`;
+    const n = Number(((await this.session.run(compiled(sql, doc ? [shape.table.name, goneIn] : []))).rows[0] as { n: string }).n);
+    if (cols.length > 0) this.#counts.set(shape.table.name, (this.#counts.get(shape.table.name) ?? 0) + n);
     return n;
   }
 

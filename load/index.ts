@@ -25,6 +25,7 @@ import type { LoadPlan } from './plan.ts';
 import { startLoad, type LoadStart } from './start.ts';
 import { LoadSession } from './session.ts';
 import { tablesWithPending } from './pending.ts';
+import { tablesWithGone } from './gone-documents.ts';
 import { settleAbandonedLoads } from './abandoned-loads.ts';
 import { sweepAbandoned } from '../staging/run-writer.ts';
 import { BULK_ROWS } from './merge.ts';
@@ -62,7 +63,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     await refuseOlderRun(session.client, start.paths.runId, toLoad);
     await marked.begin(recorded);
     const pendingBefore = await tablesWithPending(session);
-    const ctx = loadContext(session, start, { allowDeleteAll: options.allowDeleteAll === true, bulkRows: options.bulkRows ?? BULK_ROWS, pendingBefore });
+    const goneBefore = await tablesWithGone(session);
+    const ctx = loadContext(session, start, { allowDeleteAll: options.allowDeleteAll === true, bulkRows: options.bulkRows ?? BULK_ROWS, pendingBefore, goneBefore });
     outcome.value = await loadTables(ctx, start, toLoad);
     const plan = await start.final();
     await marked.running();

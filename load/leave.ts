@@ -11,6 +11,7 @@ import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { scopeColumn } from './batch-sql.ts';
 import type { LoadContext } from './load-context.ts';
 import { forgetGoneSql, forgetSql, ownerInSql, rowKeyInSql } from './pending.ts';
+import { forgetReadSql } from './gone-documents.ts';
 import { list, matchKey, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
@@ -65,14 +66,17 @@ export interface LeaveFigures {
  */
 export async function removeLeavingRows(ctx: LoadContext, shape: TableShape, scope: Scope, hadRows: boolean): Promise<LeaveFigures> {
   const { session, gone, runId } = ctx;
+  const forgetRead = ctx.goneBefore.has(shape.table.name) && shape.docKey ? forgetReadSql(shape, scope, { from: shape.target, column: shape.docKey.id }) : null;
+  if (forgetRead) await session.run(forgetRead);
   let goneRows = 0;
   if (scope.live && shape.docKey) {
-    goneRows = await gone.delete(shape, goneCondition(shape));
+    goneRows = await gone.delete(shape, goneCondition(shape), runId);
     await session.run(forgetGoneSql(shape));
   }
   const where = hadRows ? leftCondition(shape, scope) : null;
   if (where && scope.complete && scope.documents === 0 && !ctx.allowDeleteAll) await refuseEmptying(session, shape, where);
-  const left = where ? await gone.delete(shape, where) : 0;
+  // A complete read did not find the documents of the rows it leaves: gone, or out of the filter.
+  const left = where ? await gone.delete(shape, where, scope.complete ? runId : null) : 0;
   // Only entries an earlier load wrote are forgotten (the scope's are this run's by now).
   const forget = ctx.pendingBefore.has(shape.table.name) ? forgetScope(shape, scope, runId) : null;
   if (forget) await session.run(forget);

@@ -24,6 +24,8 @@ export interface LoadContext {
   readonly repair: boolean;
   /** Tables holding etl_pending entries when the load started (pending.ts tablesWithPending). */
   readonly pendingBefore: ReadonlySet<string>;
+  /** Tables holding etl_gone entries when the load started (gone-documents.ts). */
+  readonly goneBefore: ReadonlySet<string>;
   /** The tables the plan loads (asked for, or all the run staged), in load order. */
   readonly planned: readonly string[];
   shapeOf(table: string): TableShape;
@@ -33,7 +35,7 @@ export interface LoadContext {
   stagedSoFar(table: string): TransformTableRecord | undefined;
 }
 
-export function loadContext(session: LoadSession, plan: LoadStart, o: { allowDeleteAll: boolean; bulkRows: number; pendingBefore: ReadonlySet<string> }): LoadContext {
+export function loadContext(session: LoadSession, plan: LoadStart, o: { allowDeleteAll: boolean; bulkRows: number; pendingBefore: ReadonlySet<string>; goneBefore: ReadonlySet<string> }): LoadContext {
   const { model } = plan;
   const edges = edgesOf(model);
   const shapes = new Map(model.loadOrder.map((name, i) => [name, tableShape(model.tables.get(name)!, i)]));
@@ -49,6 +51,7 @@ export function loadContext(session: LoadSession, plan: LoadStart, o: { allowDel
     bulkRows: o.bulkRows,
     repair: plan.repair,
     pendingBefore: o.pendingBefore,
+    goneBefore: o.goneBefore,
     planned: plan.tables,
     shapeOf: (table) => shapes.get(table)!,
     staged: (table) => plan.staged(table)!,

@@ -183,9 +183,8 @@ export async function resolveNulls(session: LoadSession, shape: TableShape, chec
  * (seen_run), so the entries of a table that a load did not write, which the statements below
  * retry or forget, are among those: a table not named here has none, and is not asked again.
  */
-export async function tablesWithPending(session: LoadSession): Promise<Set<string>> {
-  const r = await session.run(compiled(`SELECT DISTINCT table_name FROM ${pending}`));
-  return new Set((r.rows as { table_name: string }[]).map((row) => row.table_name));
+export function tablesWithPending(session: LoadSession): Promise<Set<string>> {
+  return session.tablesListedIn(PENDING_TABLE);
 }
 
 /** Does the table have entries this run did not write? (Nothing to retry otherwise.) */

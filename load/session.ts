@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { connectPostgres } from '../connect/postgres.ts';
 import { EtlError, LoadError, StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
-import { BEGIN, COMMIT, compiled, DEFER_ALL, ROLLBACK, runSql, savepoint, type CompiledQuery } from '../schema/sql.ts';
+import { BEGIN, COMMIT, compiled, DEFER_ALL, ident, ROLLBACK, runSql, savepoint, type CompiledQuery } from '../schema/sql.ts';
 import { cancelQueriesOnAbort } from './cancel.ts';
 import { COMMIT_PLACE, toLoadError, type FailurePlace } from './errors.ts';
 import { ensureSchema } from './ledger.ts';
@@ -119,6 +119,12 @@ export class LoadSession {
   /** rowCount of a statement. */
   async count(q: CompiledQuery): Promise<number> {
     return (await this.run(q)).rowCount ?? 0;
+  }
+
+  /** The tables a state table keyed by table (etl_pending, etl_gone) holds entries of. */
+  async tablesListedIn(stateTable: string): Promise<Set<string>> {
+    const r = await this.run(compiled(`SELECT DISTINCT table_name FROM ${ident(stateTable)}`));
+    return new Set((r.rows as { table_name: string }[]).map((row) => row.table_name));
   }
 
   /** The error to report: what failed, where (the current place), secrets scrubbed. */

@@ -11,7 +11,7 @@ import type { PipelineModel } from '../model/types.ts';
 import { existingTables, existingTablesWithColumn, readTables } from './catalog.ts';
 import { constraintName, dropConstraintSql } from './ddl.ts';
 import { compiled, ident, literal, runSql, type Queryable } from './sql.ts';
-import { CLAIMS_TABLE, PENDING_TABLE, WATERMARKS_TABLE } from './state-tables.ts';
+import { CLAIMS_TABLE, GONE_TABLE, PENDING_TABLE, WATERMARKS_TABLE } from './state-tables.ts';
 import type { SchemaChange } from './changes.ts';
 
 const lossless = { allow: null, risk: null, deletesRows: 0, neededByLoad: false } as const;
@@ -39,12 +39,15 @@ async function retiredTables(client: Queryable, model: PipelineModel): Promise<s
   return [...(await loadedTables(client))].filter(([name, fingerprint]) => !declared.has(name) && fingerprint !== RETIRED).map(([name]) => name);
 }
 
+/** The state tables keeping entries per table, forgotten with a retired table. */
+const FORGOTTEN_STATE = [PENDING_TABLE, CLAIMS_TABLE, GONE_TABLE];
+
 /** The changes that retire each table pipeline.yaml dropped: its own foreign keys dropped, its state forgotten. */
 export async function retiredTableChanges(client: Queryable, model: PipelineModel): Promise<SchemaChange[]> {
   const names = await retiredTables(client, model);
   if (names.length === 0) return [];
   const live = await readTables(client, names);
-  const state = await existingTables(client, [PENDING_TABLE, CLAIMS_TABLE]);
+  const state = await existingTables(client, FORGOTTEN_STATE);
   const changes: SchemaChange[] = [];
   for (const name of names) {
     for (const fk of live.get(name)?.foreignKeys ?? []) {
@@ -58,7 +61,7 @@ export async function retiredTableChanges(client: Queryable, model: PipelineMode
         sql: [dropConstraintSql(name, fk.name)],
       });
     }
-    const forget = [PENDING_TABLE, CLAIMS_TABLE].filter((s) => state.has(s)).map((s) => `DELETE FROM ${ident(s)} WHERE table_name = ${literal(name)}`);
+    const forget = FORGOTTEN_STATE.filter((s) => state.has(s)).map((s) => `DELETE FROM ${ident(s)} WHERE table_name = ${literal(name)}`);
     const mark = `UPDATE ${ident(WATERMARKS_TABLE)} SET fingerprint = ${literal(RETIRED)} WHERE table_name = ${literal(name)}`;
     changes.push({
       ...lossless,

@@ -4,7 +4,7 @@
 // state tables exist is asked of the catalog once (StateReads.open), whatever the command reads.
 import { existingTablesWithColumn } from './catalog.ts';
 import { compiled, ident, runSql, type CompiledQuery, type Queryable } from './sql.ts';
-import { CLAIMS_TABLE, PENDING_TABLE, RUNS_TABLE, WATERMARKS_TABLE } from './state-tables.ts';
+import { CLAIMS_TABLE, GONE_TABLE, PENDING_TABLE, RUNS_TABLE, WATERMARKS_TABLE } from './state-tables.ts';
 
 export interface WatermarkRow {
   readonly table: string;
@@ -66,13 +66,27 @@ const PENDING_COUNTS = compiled(
 /** The documents (identities) that claim a key another document claims too, per table of $1. */
 const CONTESTED_CLAIMS = (tables: readonly string[]) =>
   compiled(
-    `SELECT c.table_name, c.identity FROM ${ident(CLAIMS_TABLE)} AS c WHERE c.table_name = ANY($1::text[]) AND (c.table_name, c.key) IN ` +
+    `SELECT c.table_name, c.identity AS value FROM ${ident(CLAIMS_TABLE)} AS c WHERE c.table_name = ANY($1::text[]) AND (c.table_name, c.key) IN ` +
       `(SELECT x.table_name, x.key FROM ${ident(CLAIMS_TABLE)} AS x WHERE x.table_name = ANY($1::text[]) GROUP BY x.table_name, x.key HAVING count(*) > 1) ORDER BY 1, 2`,
     [tables],
   );
 
+/** The documents (their `_id` as rows' text) a load found gone, per table of $1. */
+const GONE_KEYS = (tables: readonly string[]) => compiled(`SELECT g.table_name, g.key AS value FROM ${ident(GONE_TABLE)} AS g WHERE g.table_name = ANY($1::text[]) ORDER BY 1, 2`, [tables]);
+
 const LEDGER_ROWS = (limit: number) =>
   compiled(`SELECT run_id, min(loaded_at) AS loaded_at, count(*)::int AS tables, jsonb_agg(summary ORDER BY loaded_at, table_name) AS summaries FROM ${runs} GROUP BY run_id ORDER BY run_id DESC LIMIT $1`, [limit]);
+
+/** (table, value) rows → table → its values, in the rows' order. */
+function byTable(rows: readonly { table_name: string; value: string }[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const row of rows) {
+    const values = out.get(row.table_name);
+    if (values) values.push(row.value);
+    else out.set(row.table_name, [row.value]);
+  }
+  return out;
+}
 
 /**
  * The state tables' reads on one connection. `open` asks the catalog once which state tables exist
@@ -87,7 +101,7 @@ export class StateReads {
   ) {}
 
   static async open(client: Queryable): Promise<StateReads> {
-    return new StateReads(client, await existingTablesWithColumn(client, [WATERMARKS_TABLE, RUNS_TABLE, PENDING_TABLE, CLAIMS_TABLE], 'fingerprint'));
+    return new StateReads(client, await existingTablesWithColumn(client, [WATERMARKS_TABLE, RUNS_TABLE, PENDING_TABLE, CLAIMS_TABLE, GONE_TABLE], 'fingerprint'));
   }
 
   /** The watermarks of `tables` (null: of every table); null when etl_watermarks does not exist. */
@@ -138,12 +152,14 @@ export class StateReads {
    * document claims too (load/claims.ts); empty when etl_claims does not exist.
    */
   async contestedClaims(tables: readonly string[]): Promise<Map<string, string[]>> {
-    const out = new Map<string, string[]>();
-    if (!this.present.has(CLAIMS_TABLE) || tables.length === 0) return out;
-    for (const row of (await runSql<{ table_name: string; identity: string }>(this.client, CONTESTED_CLAIMS(tables))).rows) {
-      out.set(row.table_name, [...(out.get(row.table_name) ?? []), row.identity]);
-    }
-    return out;
+    if (!this.present.has(CLAIMS_TABLE) || tables.length === 0) return new Map();
+    return byTable((await runSql<{ table_name: string; value: string }>(this.client, CONTESTED_CLAIMS(tables))).rows);
+  }
+
+  /** Per table of `tables`: the documents a load found gone (etl_gone, load/gone-documents.ts); empty when etl_gone does not exist. */
+  async goneKeys(tables: readonly string[]): Promise<Map<string, string[]>> {
+    if (!this.present.has(GONE_TABLE) || tables.length === 0) return new Map();
+    return byTable((await runSql<{ table_name: string; value: string }>(this.client, GONE_KEYS(tables))).rows);
   }
 
   /** The newest runs of the ledger, newest first: per run, when, how many tables, every table's summary. */

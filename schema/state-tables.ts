@@ -20,6 +20,7 @@ export const WATERMARKS_TABLE = 'etl_watermarks';
 export const RUNS_TABLE = 'etl_runs';
 export const PENDING_TABLE = 'etl_pending';
 export const CLAIMS_TABLE = 'etl_claims';
+export const GONE_TABLE = 'etl_gone';
 
 export interface StateColumn {
   readonly name: string;
@@ -123,6 +124,20 @@ const CLAIMS: StateTable = Object.freeze({
   primaryKey: ['table_name', 'key', 'identity'],
 });
 
+/**
+ * Documents a load found gone (load/gone-documents.ts): per table, the `_id` (as its rows' text) of
+ * each document whose rows or contributions left because it was not in the collection's live set
+ * (delete propagation) or not read by a complete read. An incremental extract asks for them again
+ * whatever their dates: a document restored from a backup keeps its old `_id` and dates, and no
+ * watermark would see it come back. An entry goes when a run reads its document for the table.
+ */
+const GONE: StateTable = Object.freeze({
+  name: GONE_TABLE,
+  purpose: 'documents whose rows left because they were gone: read again by every incremental extract until one comes back',
+  columns: [col('table_name', 'TEXT', true), col('key', 'TEXT', true), col('run_id', 'TEXT', true), col('since', 'TIMESTAMPTZ', true, 'now()')],
+  primaryKey: ['table_name', 'key'],
+});
+
 // PostgreSQL truncates longer names silently; two long names could then collide.
 const MAX_NAME_BYTES = 63;
 
@@ -160,7 +175,7 @@ function contributionsTable(t: TableModel): StateTable {
  * the model (one per table of some kind). Add a state table here and `etl schema` and load create it.
  */
 export function stateTables(model: PipelineModel | null = null): StateTable[] {
-  const fixed = [WATERMARKS, RUNS, PENDING, CLAIMS];
+  const fixed = [WATERMARKS, RUNS, PENDING, CLAIMS, GONE];
   if (!model) return fixed;
   return [...fixed, ...perTableStateTables(model)];
 }

@@ -56,6 +56,12 @@ export interface ExtractCollectionRecord extends FileRecord {
    * claims too; one that no table's keys file names was not found: it is gone (load/claims.ts).
    */
   claimants?: string[];
+  /**
+   * An incremental read that also asked for this many documents whose rows a load removed because
+   * they were gone (etl_gone): each is read again whatever its dates, until it comes back (restored
+   * from a backup with its old `_id` and dates). The `_id`s are in `filter`.
+   */
+  gone_asked?: number;
 }
 
 /** What a repair run asked of a collection (extract.collections[c].requested). */

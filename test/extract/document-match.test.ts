@@ -56,3 +56,19 @@ test('ObjectId bounds match only ObjectIds, by their bytes (so by their time fir
   assert.ok(!matchesQuery({ _id: new ObjectId('6553f0ffffffffffffffffff') }, q), 'one second earlier');
   assert.ok(!matchesQuery({ _id: 'zzzz' }, q) && !matchesQuery({ _id: new Int32(5) }, q), 'other types never match');
 });
+
+test('$in over thousands of _ids (the documents asked for again): a set lookup keeping types apart, as the server does', () => {
+  const ids = Array.from({ length: 20_000 }, (_, i) => ObjectId.createFromTime(1_600_000_000 + i));
+  const wanted = ids[12_345]!;
+  const list = [...ids.filter((_, i) => i % 2 === 1), 'abc', 77, Long.fromNumber(2 ** 60), null];
+  const q = { _id: { $in: list } };
+  assert.ok(matchesQuery({ _id: ObjectId.createFromHexString(wanted.toHexString()) }, q), 'an ObjectId in the list (another instance)');
+  assert.ok(!matchesQuery({ _id: ids[12_344]! }, q), 'an ObjectId not in the list');
+  assert.ok(!matchesQuery({ _id: wanted.toHexString() }, q), 'a string of the same hex is not the ObjectId');
+  assert.ok(!matchesQuery({ _id: ObjectId.createFromHexString('6162630000000000000000ab') }, q));
+  assert.ok(matchesQuery({ _id: 'abc' }, q) && !matchesQuery({ _id: 'abd' }, q), 'strings');
+  assert.ok(matchesQuery({ _id: new Int32(77) }, q) && matchesQuery({ _id: new Double(77) }, q) && !matchesQuery({ _id: '77' }, q), 'numbers across BSON types, not their text');
+  assert.ok(matchesQuery({ _id: Long.fromNumber(2 ** 60) }, q), 'an Int64');
+  assert.ok(matchesQuery({ other: 1 }, { missing: { $in: list } }), 'null matches a missing field');
+  assert.ok(matchesQuery({ tags: ['x', 'abc'] }, { tags: { $in: list } }) && !matchesQuery({ tags: ['x'] }, { tags: { $in: list } }), 'an array matches by any element');
+});

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPipeline } from '../../model/load-pipeline.ts';
-import { ObjectId } from 'bson';
+import { Long, ObjectId } from 'bson';
 import { collectionQuery, needsStoredWatermarks, planCollections, type PlanInput } from '../../extract/watermark-plan.ts';
 import type { PipelineModel } from '../../model/types.ts';
 import { tempDir } from '../harness/temp-dir.ts';
@@ -99,4 +99,22 @@ test('a full read keeps the server filter; an incremental read drops it and also
   assert.equal((incremental.$or[2]!._id!.$gte as ObjectId).toHexString(), '65e11a9e0000000000000000');
   // Before 1970 every ObjectId is minted after: the smallest one.
   assert.equal(((collectionQuery(null, new Date(-5)).$or as { _id?: { $gte: ObjectId } }[])[2]!._id!.$gte).toHexString(), '000000000000000000000000');
+});
+
+test('an incremental read asks again for the documents a load found gone (etl_gone), as every _id their key text may be', () => {
+  const w = new Date('2024-03-01T00:00:00Z');
+  const hexId = '65e11a9e0123456789abcdef';
+  const query = collectionQuery(null, w, { claimants: ['"77"'], gone: [hexId, 'abc', '77', '9223372036854775807', '1e400'] });
+  const asked = (query.$or as Record<string, unknown>[])[4] as { _id: { $in: unknown[] } };
+  assert.deepEqual(asked._id.$in, ['77', ObjectId.createFromHexString(hexId), hexId, 'abc', 77, '77', Long.fromString('9223372036854775807'), '9223372036854775807', '1e400']);
+  assert.deepEqual(collectionQuery(null, null, { claimants: [], gone: [hexId] }), {}, 'a full read asks for nothing more: it reads every document');
+});
+
+test('the documents found gone of a collection are those of every table it feeds, unless it is read in full', async () => {
+  const m = await model();
+  const w = D('2024-05-10');
+  const gone = new Map([['user_events', ['65e11a9e0123456789abcdef', 'b']], ['users', ['a', '65e11a9e0123456789abcdef']]]);
+  const plans = (over: Partial<PlanInput>) => planCollections(m.collections, { model: m, tables: ['users', 'user_events'], full: false, since: null, globalDateThreshold: null, stored: new Map([['users', w], ['user_events', w]]), gone, ...over });
+  assert.deepEqual(plans({}).find((p) => p.collection.name === 'users')!.gone, ['65e11a9e0123456789abcdef', 'a', 'b']);
+  assert.deepEqual(plans({ full: true }).find((p) => p.collection.name === 'users')!.gone, []);
 });

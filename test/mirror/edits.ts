@@ -43,6 +43,8 @@ export type EditKind =
   | 'late_sync'
   | 'no_dates'
   | 'restore_dates'
+  // A document deleted earlier inserted again as it was (old _id, old dates): restored from a backup.
+  | 'undelete'
   // A whole collection deleted, and its documents inserted again later (emptyCollection, refill).
   | 'empty_collection'
   | 'refill_collection'
@@ -83,6 +85,7 @@ export const EDIT_WEIGHTS: readonly (readonly [EditKind, number])[] = [
   ['late_sync', 6],
   ['no_dates', 2],
   ['restore_dates', 2],
+  ['undelete', 3],
 ];
 
 /**
@@ -141,6 +144,8 @@ export class EditGenerator implements ValueSource {
   readonly applied: Edit[] = [];
   private readonly ids = new Map<string, ObjectId[]>();
   private broken: Broken[] = [];
+  /** The documents delete() deleted, as they were, until undelete() restores one. */
+  private readonly deleted: { readonly c: string; readonly doc: Document }[] = [];
   /** The documents of the collections emptyCollection() deleted, until refill() inserts them again. */
   private readonly emptied = new Map<string, Document[]>();
   private round = 0;
@@ -281,6 +286,8 @@ export class EditGenerator implements ValueSource {
         return this.noDates();
       case 'restore_dates':
         return this.fix('dates');
+      case 'undelete':
+        return this.undelete();
       case 'quiet_update':
         return this.updateField('kept');
       case 'backdated_update':
@@ -497,7 +504,16 @@ export class EditGenerator implements ValueSource {
       return null;
     }
     await this.db.collection(c).deleteOne({ _id: id });
+    if (doc && kind === 'delete') this.deleted.push({ c, doc });
     return this.record(kind, c, id!, kind === 'delete' ? 'hard delete' : 'hard delete, no run propagates it', doc ? this.refsOf(c, doc) : [], doc ? [doc] : []);
+  }
+
+  /** A deleted document inserted again exactly as it was: a restore from a backup keeps its `_id` and dates. */
+  private async undelete(): Promise<Edit | null> {
+    if (this.deleted.length === 0) return null;
+    const { c, doc } = this.deleted.splice(this.rng.below(this.deleted.length), 1)[0]!;
+    await this.insertDoc(c, doc);
+    return this.record('undelete', c, doc._id as ObjectId, `restored from a backup, old _id and dates (updated ${String((doc.update_date as Date | undefined)?.toISOString?.() ?? doc.update_date)})`, this.refsOf(c, doc), [doc]);
   }
 
   // ── things broken, and fixed later ───────────────────────────────────────────────────────────

@@ -32,7 +32,7 @@ const stamp = (created: Date, updated: Date) => ({ created_at: created.toISOStri
 
 let emails = 0;
 async function insertUser(db: Db, extra: Document = {}): Promise<ObjectId> {
-  const _id = new ObjectId();
+  const _id = (extra._id as ObjectId | undefined) ?? new ObjectId();
   emails += 1;
   const created = ago(60);
   await db.collection('users').insertOne({
@@ -383,6 +383,80 @@ test('--propagate-deletes: a deleted logbook document leaves no stale (user, day
     assert.deepEqual(await logbookRow(url, user, pair), stamp(kept.created, kept.updated), `${which}: (user, ${pair.text}) takes the remaining document's timestamps`);
     const stale = await query(url, `SELECT 1 FROM users_logbook WHERE updated_at = $1::timestamp`, [gone.updated.toISOString().replace('T', ' ').replace('Z', '')]);
     assert.equal(stale.length, 0, `${which}: no row carries the deleted document's timestamps`);
+  });
+  await assertMirrors(m.model, m.incrementalUrl, reference);
+});
+
+/** An ObjectId minted at `at` (a backup restores documents minted long before the watermark). */
+function mintedAt(at: Date): ObjectId {
+  const time = Math.floor(at.getTime() / 1000).toString(16).padStart(8, '0');
+  return new ObjectId(time + new ObjectId().toHexString().slice(8));
+}
+
+/** Deletes the documents, returning them as they were: what a backup restores. */
+async function deleteKeeping(db: Db, collection: string, ids: readonly ObjectId[]): Promise<Document[]> {
+  const kept = await db.collection(collection).find({ _id: { $in: [...ids] } }).toArray();
+  assert.equal(kept.length, ids.length, `${collection}: every document to delete exists`);
+  await db.collection(collection).deleteMany({ _id: { $in: [...ids] } });
+  return kept;
+}
+
+test('--propagate-deletes: documents deleted, then restored from a backup with their old _id and dates, come back', async (t) => {
+  const m = await Mirror.open(t, servers);
+  await m.sample(SCALE);
+  const db = await m.db();
+  const event = mintedAt(ago(50));
+  await db.collection('events').insertOne({ _id: event, name: 'Atelier', __t: 'webinar', start_date: ago(30), end_date: ago(30), creation_date: ago(50), update_date: ago(50) });
+  const user = await insertUser(db, { _id: mintedAt(ago(60)), registered_events: [{ _id: mintedAt(ago(30)), event, date: ago(30) }] });
+  const day = parisDay(20);
+  const logbook = await insertLogbook(db, user, day, ago(20, 1), ago(20, 2), mintedAt(ago(20, 1)));
+  await m.incremental(['--propagate-deletes']);
+  assert.ok(await exists(m.incrementalUrl, 'user_events', 'user_id = $1', [hex(user)]), 'before: the user has its event link');
+
+  // Deleted by mistake in the app; the next run propagates it.
+  const users = await deleteKeeping(db, 'users', [user]);
+  const logbooks = await deleteKeeping(db, 'coachinglogbooks', [logbook]);
+  await m.incremental(['--propagate-deletes']);
+  assert.equal(await exists(m.incrementalUrl, 'users', 'id = $1', [hex(user)]), false, 'deleted: the user left PostgreSQL');
+  const goneKeys = async () => (await query<{ entry: string }>(m.incrementalUrl, `SELECT table_name || ' ' || key AS entry FROM etl_gone WHERE key = ANY($1) ORDER BY 1`, [[hex(user), hex(logbook)]])).map((r) => r.entry);
+  assert.deepEqual(await goneKeys(), [`user_events ${hex(user)}`, `users ${hex(user)}`, `users_logbook ${hex(logbook)}`, `users_targets ${hex(user)}`], 'deleted: load keeps the gone documents');
+
+  // Restored from last night's backup (mongorestore keeps _id and dates, all older than the watermark).
+  await db.collection('users').insertMany(users);
+  await db.collection('coachinglogbooks').insertMany(logbooks);
+  const restored = await m.incremental(['--propagate-deletes']);
+  const extracted = JSON.parse(await m.stagedFile(restored, 'manifest.json')).stages.extract.collections;
+  assert.ok(extracted.users.gone_asked >= 1 && extracted.coachinglogbooks.gone_asked >= 1, 'restored: the extract asked for the gone documents again');
+  assert.deepEqual(await goneKeys(), [], 'restored: read again, they are gone no more');
+
+  const reference = await m.reference();
+  await inBoth(m, reference, async (url, which) => {
+    assert.ok(await exists(url, 'users', 'id = $1', [hex(user)]), `${which}: the restored user is loaded`);
+    assert.ok(await exists(url, 'user_events', 'user_id = $1 AND event_id = $2', [hex(user), hex(event)]), `${which}: its event link is back`);
+    assert.ok(await logbookRow(url, user, day), `${which}: its logbook day is back`);
+  });
+  await assertMirrors(m.model, m.incrementalUrl, reference);
+});
+
+test('a document a --full run found gone, restored from a backup with its old _id and dates, comes back', async (t) => {
+  const m = await Mirror.open(t, servers);
+  await m.sample(SCALE);
+  const db = await m.db();
+  const user = await insertUser(db, { _id: mintedAt(ago(60)) });
+  const message = mintedAt(ago(40));
+  await db.collection('messages').insertOne({ _id: message, sender: user, receiver: user, content: 'Bonjour', creation_date: ago(40), update_date: ago(40) });
+  await m.incremental();
+
+  const messages = await deleteKeeping(db, 'messages', [message]);
+  await m.incremental(['--full']);
+  assert.equal(await exists(m.incrementalUrl, 'messages', 'id = $1', [hex(message)]), false, 'deleted: the full run removed the message');
+
+  await db.collection('messages').insertMany(messages);
+  await m.incremental();
+
+  const reference = await m.reference();
+  await inBoth(m, reference, async (url, which) => {
+    assert.ok(await exists(url, 'messages', 'id = $1', [hex(message)]), `${which}: the restored message is loaded`);
   });
   await assertMirrors(m.model, m.incrementalUrl, reference);
 });

@@ -186,7 +186,7 @@ describe('etl schema', () => {
     assert.match(r.stdout, /^CREATE TABLE IF NOT EXISTS "ingredients" \(/);
     assert.match(r.stdout, /CONSTRAINT "users_company_id_fkey" FOREIGN KEY \("company_id"\) REFERENCES "companies" \("id"\)/);
     assert.match(r.stdout, /CREATE TABLE IF NOT EXISTS "etl_runs"/);
-    assert.equal((r.stdout.match(/^CREATE TABLE/gm) ?? []).length, 37, "31 tables, etl_watermarks, etl_runs, etl_pending, etl_claims and the contributions of the 2 dedupe tables");
+    assert.equal((r.stdout.match(/^CREATE TABLE/gm) ?? []).length, 38, "31 tables, etl_watermarks, etl_runs, etl_pending, etl_claims, etl_gone and the contributions of the 2 dedupe tables");
   });
 
   test('an unreachable server: exit 1, the password redacted; bad flags: exit 2', async () => {

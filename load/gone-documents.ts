@@ -1,0 +1,44 @@
+// Documents a load found gone (etl_gone): per table, the `_id` (as its rows' key text) of each
+// document whose rows or contributions this load deleted because the document was not in the
+// collection's live set (delete propagation) or not read by a complete read. Every incremental
+// extract asks for them again whatever their dates (extract/watermark-plan.ts): a document restored
+// from a backup keeps its old `_id` and dates, so neither a watermark nor the `_id`'s minting time
+// would ever read it again, and a full run would hold its rows. An entry goes when a run reads its
+// document for the table; a document that stays gone is asked for by every run (a few dozen bytes of
+// query each).
+import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
+import { GONE_TABLE } from '../schema/state-tables.ts';
+import { scopeColumn } from './batch-sql.ts';
+import type { TableShape } from './shape.ts';
+import type { LoadSession } from './session.ts';
+
+const goneTable = ident(GONE_TABLE);
+
+/** What a table step needs to keep etl_gone: its run, and whether the table had entries before the load. */
+export interface GoneNote {
+  readonly runId: string;
+  readonly known: boolean;
+}
+
+/** The tables holding etl_gone entries (asked once, when the load starts). */
+export function tablesWithGone(session: LoadSession): Promise<Set<string>> {
+  return session.tablesListedIn(GONE_TABLE);
+}
+
+/** `INSERT … SELECT DISTINCT $1, <doc>::text, $2 FROM <from> WHERE …`: records documents as gone, keeping the first run that found each. */
+export function recordGoneSql(from: string, doc: string, where: string): string {
+  return `INSERT INTO ${goneTable} (table_name, key, run_id) SELECT DISTINCT $1, ${doc}::text, $2 FROM ${from} WHERE ${doc} IS NOT NULL AND (${where}) ON CONFLICT (table_name, key) DO NOTHING`;
+}
+
+/**
+ * Forgets the entries of the documents this run read for the table: those its keys file names, or,
+ * for a complete read, those owning a row (`owner`, alias o: the target, or a dedupe's staged
+ * contributions). Run before anything is recorded: a document read, then deleted before the listing,
+ * is gone.
+ */
+export function forgetReadSql(s: TableShape, scope: { readonly keys: boolean; readonly complete: boolean }, owner: { readonly from: string; readonly column: string }): CompiledQuery | null {
+  const base = `DELETE FROM ${goneTable} AS g WHERE g.table_name = $1 AND `;
+  if (scope.keys) return compiled(`${base}g.key IN (SELECT k.${scopeColumn(s).id}::text FROM ${s.temps.keys} AS k)`, [s.table.name]);
+  if (scope.complete) return compiled(`${base}EXISTS (SELECT 1 FROM ${owner.from} AS o WHERE o.${owner.column}::text = g.key)`, [s.table.name]);
+  return null;
+}
