@@ -17,6 +17,7 @@ import { ExtractRejectsFile } from './rejects-file.ts';
 import type { ReadRequest, SourceSession } from './source-session.ts';
 import { undatedWarning } from './undated-census.ts';
 import { collectionQuery, type CollectionPlan } from './watermark-plan.ts';
+import { goneToAsk } from './gone-read.ts';
 import { requestedSession, writeRequestedFile, type RequestedIds } from './requested-read.ts';
 
 export interface CollectionContext {
@@ -68,12 +69,13 @@ export async function extractCollection(outer: CollectionContext, plan: Collecti
   const ctx = requested ? { ...outer, session: requestedSession(outer.session, requested, outer.options.requestChunk) } : outer;
   const { session, run, now } = ctx;
   const name = plan.collection.name;
-  const query: Document = requested ? { _id: { $in: run.relative(run.extractRequestedFile(name)) } } : collectionQuery(plan.collection.serverFilter, plan.from, plan);
   const started = now();
   const t0 = performance.now();
+  const exists = await session.hasCollection(name);
+  const gone = requested || !exists || plan.from === null ? [] : await goneToAsk(session, name, plan.gone, ctx.options.signal);
+  const query: Document = requested ? { _id: { $in: run.relative(run.extractRequestedFile(name)) } } : collectionQuery(plan.collection.serverFilter, plan.from, { claimants: plan.claimants, gone });
   const { warnings, warn } = collectionWarnings(ctx.options, name);
   const { request, retries } = readRequest(ctx.options, name, query, plan);
-  const exists = await session.hasCollection(name);
   const progress = startProgress(ctx, name, request, exists, plan, t0, requested?.ids.length);
   if (!exists) warn(`collection "${name}" does not exist in the source: 0 documents, empty file`);
 

@@ -7,7 +7,7 @@
 // is full — so a table whose mapping changed makes its whole collection read in full, and every
 // table of that collection is then read in full (recorded per table as `full_read`).
 import { ObjectId } from 'bson';
-import { documentIdValue, keyIdValues } from '../staging/document-identity.ts';
+import { documentIdValue } from '../staging/document-identity.ts';
 import type { CollectionModel, PipelineModel, TableModel } from '../model/types.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import type { ExtractMappingRecord } from '../staging/manifest-extract.ts';
@@ -36,10 +36,13 @@ export interface CollectionPlan {
   readonly gone: readonly string[];
 }
 
-/** What an incremental read asks for whatever the dates: contested claimants, documents found gone. */
+/**
+ * What an incremental read asks for whatever the dates: the contested claimants (identities), and
+ * the `_id`s of documents found gone to ask for again (extract/gone-read.ts).
+ */
 export interface AskedAgain {
   readonly claimants: readonly string[];
-  readonly gone: readonly string[];
+  readonly gone: readonly unknown[];
 }
 
 const NONE_ASKED: AskedAgain = { claimants: [], gone: [] };
@@ -158,11 +161,6 @@ function undatedQuery(): Record<string, unknown> {
   return { $nor: [{ update_date: { $type: 'date' } }] };
 }
 
-/** The `_id`s asked for whatever the dates: each claimant's, and every value a gone key's text may be. */
-function askedIds(asked: AskedAgain): unknown[] {
-  return [...asked.claimants.map(documentIdValue), ...asked.gone.flatMap(keyIdValues)];
-}
-
 /**
  * The incremental query: created or updated at or after `from` (seed, inclusive); or an ObjectId
  * `_id` minted at or after `from`, whatever the dates say (a document captured offline and synced
@@ -170,7 +168,7 @@ function askedIds(asked: AskedAgain): unknown[] {
  * on every run, counted in the manifest's `undated` census); or one asked for again (`asked`).
  */
 export function incrementalQuery(from: Date, asked: AskedAgain = NONE_ASKED): Record<string, unknown> {
-  const ids = askedIds(asked);
+  const ids = [...asked.claimants.map(documentIdValue), ...asked.gone];
   const again = ids.length > 0 ? [{ _id: { $in: ids } }] : [];
   return {
     $or: [{ creation_date: { $gte: from } }, { update_date: { $gte: from } }, { _id: { $gte: objectIdMintedAt(from) } }, undatedQuery(), ...again],

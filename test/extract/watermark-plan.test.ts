@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { Long, ObjectId } from 'bson';
 import { collectionQuery, needsStoredWatermarks, planCollections, type PlanInput } from '../../extract/watermark-plan.ts';
+import { keyIdValues } from '../../staging/document-identity.ts';
 import type { PipelineModel } from '../../model/types.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 
@@ -104,10 +105,20 @@ test('a full read keeps the server filter; an incremental read drops it and also
 test('an incremental read asks again for the documents a load found gone (etl_gone), as every _id their key text may be', () => {
   const w = new Date('2024-03-01T00:00:00Z');
   const hexId = '65e11a9e0123456789abcdef';
-  const query = collectionQuery(null, w, { claimants: ['"77"'], gone: [hexId, 'abc', '77', '9223372036854775807', '1e400'] });
-  const asked = (query.$or as Record<string, unknown>[])[4] as { _id: { $in: unknown[] } };
-  assert.deepEqual(asked._id.$in, ['77', ObjectId.createFromHexString(hexId), hexId, 'abc', 77, '77', Long.fromString('9223372036854775807'), '9223372036854775807', '1e400']);
-  assert.deepEqual(collectionQuery(null, null, { claimants: [], gone: [hexId] }), {}, 'a full read asks for nothing more: it reads every document');
+  const values = ['"77"', hexId, 'abc', '77', '9223372036854775807', '99999999999999999999', '1e400', '007'].map(keyIdValues);
+  assert.deepEqual(values, [
+    ['"77"'],
+    [ObjectId.createFromHexString(hexId), hexId],
+    ['abc'],
+    [77, '77'],
+    [Long.fromString('9223372036854775807'), '9223372036854775807'],
+    ['99999999999999999999'],
+    ['1e400'],
+    ['007'],
+  ]);
+  const query = collectionQuery(null, w, { claimants: ['"77"'], gone: values[1]! });
+  assert.deepEqual((query.$or as Record<string, unknown>[])[4], { _id: { $in: ['77', ObjectId.createFromHexString(hexId), hexId] } }, 'the claimant, then the gone _ids');
+  assert.deepEqual(collectionQuery(null, null, { claimants: [], gone: values[1]! }), {}, 'a full read asks for nothing more: it reads every document');
 });
 
 test('the documents found gone of a collection are those of every table it feeds, unless it is read in full', async () => {

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { ObjectId, type Db, type Document } from 'mongodb';
 import { useServers } from '../harness/index.ts';
 import { parisDayNumber, parisMidnight, formatDayNumber } from '../../sample/paris-day.ts';
-import { assertMirrors, iso, Mirror, query } from './harness.ts';
+import { assertMirrors, iso, Mirror, query, type RunReport } from './harness.ts';
 
 const servers = useServers();
 const SCALE = 300;
@@ -419,7 +419,10 @@ test('--propagate-deletes: documents deleted, then restored from a backup with t
   await m.incremental(['--propagate-deletes']);
   assert.equal(await exists(m.incrementalUrl, 'users', 'id = $1', [hex(user)]), false, 'deleted: the user left PostgreSQL');
   const goneKeys = async () => (await query<{ entry: string }>(m.incrementalUrl, `SELECT table_name || ' ' || key AS entry FROM etl_gone WHERE key = ANY($1) ORDER BY 1`, [[hex(user), hex(logbook)]])).map((r) => r.entry);
-  assert.deepEqual(await goneKeys(), [`user_events ${hex(user)}`, `users ${hex(user)}`, `users_logbook ${hex(logbook)}`, `users_targets ${hex(user)}`], 'deleted: load keeps the gone documents');
+  assert.deepEqual(await goneKeys(), [`user_events ${hex(user)}`, `users ${hex(user)}`, `users_logbook ${hex(logbook)}`], 'deleted: load keeps the gone documents');
+  const usersRead = async (run: RunReport) => JSON.parse(await m.stagedFile(run, 'manifest.json')).stages.extract.collections.users as { gone_asked?: number; filter: unknown };
+  const still = await usersRead(await m.incremental(['--propagate-deletes']));
+  assert.ok(still.gone_asked! >= 1 && !JSON.stringify(still.filter).includes(hex(user)), 'still deleted: asked about, but the query names only the documents the server holds');
 
   // Restored from last night's backup (mongorestore keeps _id and dates, all older than the watermark).
   await db.collection('users').insertMany(users);
@@ -427,6 +430,7 @@ test('--propagate-deletes: documents deleted, then restored from a backup with t
   const restored = await m.incremental(['--propagate-deletes']);
   const extracted = JSON.parse(await m.stagedFile(restored, 'manifest.json')).stages.extract.collections;
   assert.ok(extracted.users.gone_asked >= 1 && extracted.coachinglogbooks.gone_asked >= 1, 'restored: the extract asked for the gone documents again');
+  assert.ok(JSON.stringify(extracted.users.filter).includes(hex(user)), 'restored: the query names the user found again');
   assert.deepEqual(await goneKeys(), [], 'restored: read again, they are gone no more');
 
   const reference = await m.reference();
