@@ -4,8 +4,8 @@
 // extract asks for them again whatever their dates (extract/watermark-plan.ts): a document restored
 // from a backup keeps its old `_id` and dates, so neither a watermark nor the `_id`'s minting time
 // would ever read it again, and a full run would hold its rows. An entry goes when a run reads its
-// document for the table; a document that stays gone is asked for by every run (a few dozen bytes of
-// query each).
+// document for the table; a document that stays gone is asked about by every run (extract/gone-read.ts:
+// an index lookup on a live server).
 import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
 import { GONE_TABLE } from '../schema/state-tables.ts';
 import { scopeColumn } from './batch-sql.ts';
