@@ -53,6 +53,8 @@ export interface TableStatus {
   readonly next: NextRead;
   /** etl_pending: rows held back for a missing reference, NULLed references waiting, since when. */
   readonly pending: { readonly rows: number; readonly nulls: number; readonly since: string | null };
+  /** etl_gone: documents whose rows left because they were gone, asked about by every incremental read until one comes back. */
+  readonly gone: number;
 }
 
 export interface NextRead {
@@ -144,6 +146,7 @@ interface StoredState {
   readonly last: ReadonlyMap<string, LastRunRow>;
   readonly applied: ReadonlyMap<string, ReadonlySet<string>>;
   readonly pending: ReadonlyMap<string, TableStatus['pending']>;
+  readonly gone: ReadonlyMap<string, number>;
 }
 
 async function readStoredState(state: StateReads): Promise<StoredState> {
@@ -155,12 +158,13 @@ async function readStoredState(state: StateReads): Promise<StoredState> {
     last: lastRuns ?? new Map<string, LastRunRow>(),
     applied: (await state.appliedRuns()) ?? new Map<string, Set<string>>(),
     pending: (await state.pendingCounts()) ?? new Map<string, TableStatus['pending']>(),
+    gone: (await state.goneCounts()) ?? new Map<string, number>(),
   };
 }
 
 /** Each table of pipeline.yaml in load order: its watermark, last run, next read and what waits. */
 function tableStatuses(model: PipelineModel, state: StoredState): TableStatus[] {
-  const { watermarks, last, pending } = state;
+  const { watermarks, last, pending, gone } = state;
   const next = nextReads(model, watermarks, last);
   return model.loadOrder.map((name) => {
     const row = last.get(name);
@@ -181,6 +185,7 @@ function tableStatuses(model: PipelineModel, state: StoredState): TableStatus[] 
       runsApplied: row ? row.applied : 0,
       ...next.get(name)!,
       pending: pending.get(name) ?? { rows: 0, nulls: 0, since: null },
+      gone: gone.get(name) ?? 0,
     };
   });
 }
@@ -311,6 +316,8 @@ export function renderNextReads(tables: readonly TableStatus[]): string[] {
   }
   const incremental = groups.get('incremental')?.length ?? 0;
   if (incremental > 0) out.push(`  incremental from the watermark: ${incremental} table(s)`);
+  const gone = tables.filter((t) => t.gone > 0 && t.next.from !== null);
+  if (gone.length > 0) out.push(...wrapped('documents found gone, asked about whatever their dates', gone.map((t) => `${t.table} ${t.gone}`)));
   return out;
 }
 

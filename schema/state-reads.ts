@@ -71,6 +71,8 @@ const CONTESTED_CLAIMS = (tables: readonly string[]) =>
     [tables],
   );
 
+const GONE_COUNTS = compiled(`SELECT table_name, count(*)::bigint AS n FROM ${ident(GONE_TABLE)} GROUP BY table_name`);
+
 /** The documents (their `_id` as rows' text) a load found gone, per table of $1. */
 const GONE_KEYS = (tables: readonly string[]) => compiled(`SELECT g.table_name, g.key AS value FROM ${ident(GONE_TABLE)} AS g WHERE g.table_name = ANY($1::text[]) ORDER BY 1, 2`, [tables]);
 
@@ -154,6 +156,12 @@ export class StateReads {
   async contestedClaims(tables: readonly string[]): Promise<Map<string, string[]>> {
     if (!this.present.has(CLAIMS_TABLE) || tables.length === 0) return new Map();
     return byTable((await runSql<{ table_name: string; value: string }>(this.client, CONTESTED_CLAIMS(tables))).rows);
+  }
+
+  /** Per table: how many documents a load found gone (etl_gone); null when it does not exist. */
+  async goneCounts(): Promise<Map<string, number> | null> {
+    if (!this.present.has(GONE_TABLE)) return null;
+    return new Map((await runSql<{ table_name: string; n: string }>(this.client, GONE_COUNTS)).rows.map((r) => [r.table_name, Number(r.n)]));
   }
 
   /** Per table of `tables`: the documents a load found gone (etl_gone, load/gone-documents.ts); empty when etl_gone does not exist. */

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ObjectId, type Db, type Document } from 'mongodb';
 import { useServers } from '../harness/index.ts';
+import { etl } from '../harness/cli.ts';
 import { parisDayNumber, parisMidnight, formatDayNumber } from '../../sample/paris-day.ts';
 import { assertMirrors, iso, Mirror, query, type RunReport } from './harness.ts';
 
@@ -423,6 +424,8 @@ test('--propagate-deletes: documents deleted, then restored from a backup with t
   const usersRead = async (run: RunReport) => JSON.parse(await m.stagedFile(run, 'manifest.json')).stages.extract.collections.users as { gone_asked?: number; filter: unknown };
   const still = await usersRead(await m.incremental(['--propagate-deletes']));
   assert.ok(still.gone_asked! >= 1 && !JSON.stringify(still.filter).includes(hex(user)), 'still deleted: asked about, but the query names only the documents the server holds');
+  const status = await etl(m.incrementalArgs('status'), { env: m.incrementalEnv });
+  assert.match(status.stdout, /documents found gone, asked about whatever their dates: .*\busers 1\b.*\busers_logbook 1\b/s, 'etl status says what the next run asks about');
 
   // Restored from last night's backup (mongorestore keeps _id and dates, all older than the watermark).
   await db.collection('users').insertMany(users);
