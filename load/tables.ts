@@ -151,10 +151,11 @@ function dumpBehindWarnings(plan: LoadPlan, toLoad: readonly string[], p: Progre
   if (behind.length === 0) return [];
   const propagated = p.steps.some((s) => s.live !== null);
   const gone = propagated ? p.steps.reduce((n, s) => n + s.left + s.gone + s.settle.referencing, 0) : 0;
-  const deletes = gone > 0 ? `, and some of the ${gone.toLocaleString('en-US')} row(s) this load deleted may belong to documents created since` : '';
+  // Rows deleted for documents the dump lacks come back with the next live run (load/gone-documents.ts).
+  const deletes = gone > 0 ? ` (of the ${gone.toLocaleString('en-US')} row(s) this load deleted, those of documents created since come back with the next live run)` : '';
   return [
     `this dump's newest dates are before the watermark of ${tableList(behind)}, which stays where run ${setBy} set it. ` +
-      `If the dump was taken before that run, its rows are older than PostgreSQL's${deletes}: run etl run --full against the live server`,
+      `If the dump was taken before that run, its rows are older than PostgreSQL's: run etl run --full against the live server${deletes}`,
   ];
 }
 
