@@ -18,8 +18,8 @@ import { runCollections } from './collection-pool.ts';
 import { DEFAULT_RETRY } from './live-source.ts';
 import type { ExtractCollectionReport, ExtractOptions, ExtractReport } from './options.ts';
 import { openSource, type SourceSession } from './source-session.ts';
-import { mappingRecords, needsStoredWatermarks, planCollections, planWarnings, type CollectionPlan } from './watermark-plan.ts';
-import { readStoredState, type StoredState } from './watermark-store.ts';
+import { mappingRecords, needsStoredWatermarks, planCollections, planWarnings, type CollectionPlan, type PlanInput } from './watermark-plan.ts';
+import { readStoredState } from './watermark-store.ts';
 import { propagationScope, type ExtractPropagationRecord, type PropagationScope } from './live-ids.ts';
 import { planRepair, writeRecomputeFiles, type RepairPlan } from './repair-plan.ts';
 import { dumpRefused } from './requested-read.ts';
@@ -77,15 +77,15 @@ async function planReads(options: ExtractOptions, tables: readonly string[], sec
   const { model } = options;
   const full = options.full === true;
   const since = options.since ?? null;
-  let stored = new Map<string, Date>();
-  let mapping: Omit<StoredState, 'watermarks'> | undefined;
-  if (needsStoredWatermarks(model, tables, full, since) && options.postgres) {
-    const { watermarks, ...rest } = await readStoredState(options.postgres, secrets, tables);
-    stored = watermarks;
-    mapping = rest;
-  }
   const collections = model.collections.filter((c) => c.tables.some((t) => tables.includes(t)));
-  return planCollections(collections, { model, tables, full, since, globalDateThreshold: options.globalDateThreshold ?? null, stored, ...mapping });
+  const input: PlanInput = { model, tables, full, since, globalDateThreshold: options.globalDateThreshold ?? null, stored: new Map() };
+  // A read from --since asks for the contested claimants and the documents found gone too (a plain
+  // read from that date would), but neither plans from the watermarks nor checks the mappings.
+  const wanted = needsStoredWatermarks(model, tables, full, since) || (since !== null && !full);
+  if (!wanted || !options.postgres) return planCollections(collections, input);
+  const { watermarks, fingerprints, lastPipelines, contested, gone } = await readStoredState(options.postgres, secrets, tables);
+  const asked = { contested, gone };
+  return planCollections(collections, since !== null ? { ...input, ...asked } : { ...input, stored: watermarks, fingerprints, lastPipelines, ...asked });
 }
 
 async function extractAll(x: ExtractRun, session: SourceSession): Promise<ExtractReport> {

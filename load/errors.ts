@@ -23,17 +23,22 @@ export interface FailurePlace {
 // record-level errors such as a missing column).
 const COPY_WHERE = /COPY [^,]+, line (\d+)(?:, column ([^:]+))?/;
 
+/** Temp table names (`etl_keys_17`) → what they stand for (`messages keys`), each name whole: `etl_keys_1` is not the start of `etl_keys_17`. */
+function realNames(text: string, names: Readonly<Record<string, string>>): string {
+  const temps = Object.keys(names);
+  if (temps.length === 0) return text;
+  // Our names (shape.ts tempTables: etl_<role>_<n>) hold no character a pattern would read.
+  const pattern = new RegExp(`(${temps.join('|')})(?!\\d)`, 'g');
+  return text.replace(pattern, (temp) => names[temp] ?? temp);
+}
+
 export function toLoadError(error: unknown, place: FailurePlace, secrets: readonly string[] = []): EtlError {
   if (error instanceof EtlError) return error;
   if (error instanceof DatabaseError) {
     const where = COPY_WHERE.exec(error.where ?? '');
     const line = where ? Number(where[1]) : undefined;
     const column = error.column ?? (where?.[2] ? where[2].trim() : undefined);
-    const plain = (text: string): string => {
-      let t = text;
-      for (const [temp, real] of Object.entries(place.tempNames ?? {})) t = t.split(`"${temp}"`).join(`"${real}"`).split(temp).join(real);
-      return redactText(t, secrets);
-    };
+    const plain = (text: string): string => redactText(realNames(text, place.tempNames ?? {}), secrets);
     const at = line !== undefined && place.file ? `${place.file} line ${line}${column ? `, column ${column}` : ''}: ` : column ? `column ${column}: ` : '';
     const detail = error.detail ? ` (${plain(error.detail)})` : '';
     return new LoadError(pgErrorCode(error.code), `${place.table}: ${place.step} failed: ${at}${plain(error.message)}${detail}`, {

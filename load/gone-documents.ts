@@ -31,14 +31,14 @@ export function recordGoneSql(from: string, doc: string, where: string): string 
 }
 
 /**
- * Forgets the entries of the documents this run read for the table: those its keys file names, or,
- * for a complete read, those owning a row (`owner`, alias o: the target, or a dedupe's staged
- * contributions). Run before anything is recorded: a document read, then deleted before the listing,
- * is gone.
+ * Forgets the entries of the documents this run read for the table: for a complete read, those
+ * owning a row (`owner`, alias o: the target, or a dedupe's staged contributions; a complete read
+ * copies its keys file only when claims need it); else those its keys file names. Run before anything
+ * is recorded: a document read, then deleted before the listing, is gone.
  */
 export function forgetReadSql(s: TableShape, scope: { readonly keys: boolean; readonly complete: boolean }, owner: { readonly from: string; readonly column: string }): CompiledQuery | null {
   const base = `DELETE FROM ${goneTable} AS g WHERE g.table_name = $1 AND `;
-  if (scope.keys) return compiled(`${base}g.key IN (SELECT k.${scopeColumn(s).id}::text FROM ${s.temps.keys} AS k)`, [s.table.name]);
   if (scope.complete) return compiled(`${base}EXISTS (SELECT 1 FROM ${owner.from} AS o WHERE o.${owner.column}::text = g.key)`, [s.table.name]);
+  if (scope.keys) return compiled(`${base}g.key IN (SELECT k.${scopeColumn(s).id}::text FROM ${s.temps.keys} AS k)`, [s.table.name]);
   return null;
 }

@@ -457,9 +457,34 @@ test('a document a --full run found gone, restored from a backup with its old _i
   const messages = await deleteKeeping(db, 'messages', [message]);
   await m.incremental(['--full']);
   assert.equal(await exists(m.incrementalUrl, 'messages', 'id = $1', [hex(message)]), false, 'deleted: the full run removed the message');
+  await m.incremental(['--full']);
+  const kept = await query(m.incrementalUrl, `SELECT 1 FROM etl_gone WHERE table_name = 'messages' AND key = $1`, [hex(message)]);
+  assert.equal(kept.length, 1, 'another full run while it is gone keeps it asked about');
 
   await db.collection('messages').insertMany(messages);
   await m.incremental();
+
+  const reference = await m.reference();
+  await inBoth(m, reference, async (url, which) => {
+    assert.ok(await exists(url, 'messages', 'id = $1', [hex(message)]), `${which}: the restored message is loaded`);
+  });
+  await assertMirrors(m.model, m.incrementalUrl, reference);
+});
+
+test('etl run --since asks for the documents found gone too, as the plain run it stands for would', async (t) => {
+  const m = await Mirror.open(t, servers);
+  await m.sample(SCALE);
+  const db = await m.db();
+  const user = await insertUser(db, { _id: mintedAt(ago(60)) });
+  const message = mintedAt(ago(40));
+  await db.collection('messages').insertOne({ _id: message, sender: user, receiver: user, content: 'Bonjour', creation_date: ago(40), update_date: ago(40) });
+  await m.incremental(['--propagate-deletes']);
+
+  const messages = await deleteKeeping(db, 'messages', [message]);
+  await m.incremental(['--propagate-deletes']);
+  await db.collection('messages').insertMany(messages);
+  // From a date after the message's own, before this round's edit: only the gone list can find it.
+  await m.incremental(['--since', ago(1).toISOString()]);
 
   const reference = await m.reference();
   await inBoth(m, reference, async (url, which) => {
