@@ -53,22 +53,25 @@ function touchedSql(s: TableShape, scope: ContributionScope): CompiledQuery {
   );
 }
 
-/** Replaced contributions (alias d) whose document is gone: not in the live set, or not read by a complete read. */
-function goneCondition(s: TableShape, scope: ContributionScope): string | null {
+/**
+ * Replaced contributions (alias d) whose document is gone: not in the live set, or not staged again
+ * by a complete read or a repair (which names the documents it did not find as if read).
+ */
+function goneCondition(s: TableShape, scope: ContributionScope, repair: boolean): string | null {
   const doc = s.documentColumn.id;
   const parts: string[] = [];
-  if (scope.complete) parts.push(`NOT EXISTS (SELECT 1 FROM ${s.temps.contrib} AS n WHERE n.${doc} = d.${doc})`);
+  if (scope.complete || repair) parts.push(`NOT EXISTS (SELECT 1 FROM ${s.temps.contrib} AS n WHERE n.${doc} = d.${doc})`);
   if (scope.live) parts.push(`d.${doc} NOT IN (SELECT l.k FROM ${s.temps.live} AS l WHERE l.k IS NOT NULL)`);
   return parts.length ? parts.join(' OR ') : null;
 }
 
 /** Removes the replaced contributions, recording the documents found gone (gone-documents.ts). */
-function removeReplacedSql(s: TableShape, scope: ContributionScope, runId: string): CompiledQuery {
+function removeReplacedSql(s: TableShape, scope: ContributionScope, note: GoneNote): CompiledQuery {
   const remove = `DELETE FROM ${state(s)} AS c WHERE ${replacedCondition(s, scope)}`;
-  const gone = goneCondition(s, scope);
+  const gone = goneCondition(s, scope, note.repair);
   if (!gone) return compiled(remove);
   const doc = s.documentColumn.id;
-  return compiled(`WITH d AS (${remove} RETURNING c.${doc}) ${recordGoneSql('d', `d.${doc}`, gone)}`, [s.table.name, runId]);
+  return compiled(`WITH d AS (${remove} RETURNING c.${doc}) ${recordGoneSql('d', `d.${doc}`, gone)}`, [s.table.name, note.runId]);
 }
 
 /** A dump may repeat an `_id`: the last line wins, as it would in MongoDB's own order. */
@@ -178,9 +181,9 @@ function supersededSql(s: TableShape): CompiledQuery {
 export async function contributionsIntoBatch(session: LoadSession, shape: TableShape, scope: ContributionScope, gone: GoneNote): Promise<ContributionOutcome> {
   const touched = (await session.run(touchedSql(shape, scope))).rowCount ?? 0;
   await session.run(analyzeSql(shape.temps.touched));
-  const forgetRead = gone.known ? forgetReadSql(shape, scope, { from: shape.temps.contrib, column: shape.documentColumn.id }) : null;
+  const forgetRead = gone.known && !gone.repair ? forgetReadSql(shape, scope, { from: shape.temps.contrib, column: shape.documentColumn.id }) : null;
   if (forgetRead) await session.run(forgetRead);
-  await session.run(removeReplacedSql(shape, scope, gone.runId));
+  await session.run(removeReplacedSql(shape, scope, gone));
   await session.run(insertStagedSql(shape));
   await session.run(createStageTableSql(shape));
   const batchRows = await session.count(winnersIntoBatchSql(shape));

@@ -1,6 +1,8 @@
 // Documents a load found gone (etl_gone): per table, the `_id` (as its rows' key text) of each
 // document whose rows or contributions this load deleted because the document was not in the
-// collection's live set (delete propagation) or not read by a complete read. Every incremental
+// collection's live set (delete propagation), not read by a complete read, or asked for by a repair
+// and not found (a repair's keys file names those as if read: it records every document it named
+// that now stages nothing, and forgets no entry). Every incremental
 // extract asks for them again whatever their dates (extract/watermark-plan.ts): a document restored
 // from a backup keeps its old `_id` and dates, so neither a watermark nor the `_id`'s minting time
 // would ever read it again, and a full run would hold its rows. An entry goes when a run reads its
@@ -14,10 +16,11 @@ import type { LoadSession } from './session.ts';
 
 const goneTable = ident(GONE_TABLE);
 
-/** What a table step needs to keep etl_gone: its run, and whether the table had entries before the load. */
+/** What a table step needs to keep etl_gone: its run, whether the table had entries before the load, whether the run is a repair. */
 export interface GoneNote {
   readonly runId: string;
   readonly known: boolean;
+  readonly repair: boolean;
 }
 
 /** The tables holding etl_gone entries (asked once, when the load starts). */

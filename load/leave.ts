@@ -66,7 +66,7 @@ export interface LeaveFigures {
  */
 export async function removeLeavingRows(ctx: LoadContext, shape: TableShape, scope: Scope, hadRows: boolean): Promise<LeaveFigures> {
   const { session, gone, runId } = ctx;
-  const forgetRead = ctx.goneBefore.has(shape.table.name) && shape.docKey ? forgetReadSql(shape, scope, { from: shape.target, column: shape.docKey.id }) : null;
+  const forgetRead = ctx.goneBefore.has(shape.table.name) && shape.docKey && !ctx.repair ? forgetReadSql(shape, scope, { from: shape.target, column: shape.docKey.id }) : null;
   if (forgetRead) await session.run(forgetRead);
   let goneRows = 0;
   if (scope.live && shape.docKey) {
@@ -75,8 +75,9 @@ export async function removeLeavingRows(ctx: LoadContext, shape: TableShape, sco
   }
   const where = hadRows ? leftCondition(shape, scope) : null;
   if (where && scope.complete && scope.documents === 0 && !ctx.allowDeleteAll) await refuseEmptying(session, shape, where);
-  // A complete read did not find the documents of the rows it leaves: gone, or out of the filter.
-  const left = where ? await gone.delete(shape, where, scope.complete ? runId : null) : 0;
+  // A complete read did not find the documents of the rows it leaves (gone, or out of the filter); a
+  // repair's keys file names the documents it asked for and did not find as if read.
+  const left = where ? await gone.delete(shape, where, scope.complete || ctx.repair ? runId : null) : 0;
   // Only entries an earlier load wrote are forgotten (the scope's are this run's by now).
   const forget = ctx.pendingBefore.has(shape.table.name) ? forgetScope(shape, scope, runId) : null;
   if (forget) await session.run(forget);

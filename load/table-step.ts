@@ -270,7 +270,7 @@ async function fillBatch(
   const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file, { complete: scope.complete, intoEmpty, checks: target.checks }) : null;
   if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded, first: true, suspectsOnly: first.suspectsOnly };
   const copied = await copyContributions(session, paths, shape, staged.contrib);
-  const outcome = await contributionsIntoBatch(session, shape, scope, { runId: ctx.runId, known: ctx.goneBefore.has(shape.table.name) });
+  const outcome = await contributionsIntoBatch(session, shape, scope, { runId: ctx.runId, known: ctx.goneBefore.has(shape.table.name), repair: ctx.repair });
   return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded, first: false, suspectsOnly: false };
 }
 

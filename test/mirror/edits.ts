@@ -85,8 +85,15 @@ export const EDIT_WEIGHTS: readonly (readonly [EditKind, number])[] = [
   ['late_sync', 6],
   ['no_dates', 2],
   ['restore_dates', 2],
-  ['undelete', 3],
 ];
+
+/**
+ * EDIT_WEIGHTS and the restore of a document deleted in an earlier round (`undelete`): for the proofs
+ * that end every round with an `etl run --propagate-deletes` at rest, so that a load saw each
+ * deletion. A restore writes old dates: one whose deletion no load saw (no run propagated it, or it
+ * was deleted and restored between two runs' reads) is a write behind the watermark's back.
+ */
+export const RESTORE_WEIGHTS: readonly (readonly [EditKind, number])[] = [...EDIT_WEIGHTS, ['undelete', 3]];
 
 /**
  * Edits no watermark sees: a mapped field changed with the dates kept (an import that kept them) or
@@ -144,21 +151,26 @@ export class EditGenerator implements ValueSource {
   readonly applied: Edit[] = [];
   private readonly ids = new Map<string, ObjectId[]>();
   private broken: Broken[] = [];
-  /** The documents delete() deleted, as they were, until undelete() restores one. */
-  private readonly deleted: { readonly c: string; readonly doc: Document }[] = [];
+  /** The documents delete() deleted, as they were and in which round, until undelete() restores one. */
+  private readonly deleted: { readonly c: string; readonly doc: Document; readonly round: number }[] = [];
   /** The documents of the collections emptyCollection() deleted, until refill() inserts them again. */
   private readonly emptied = new Map<string, Document[]>();
   private round = 0;
   private n = 0;
   private emails = 0;
 
-  private constructor(private readonly db: Db, seed: number) {
+  private constructor(
+    private readonly db: Db,
+    seed: number,
+    /** The weights of applyRound: EDIT_WEIGHTS, or RESTORE_WEIGHTS for a proof whose every round ends propagating deletes. */
+    private readonly weights: readonly (readonly [EditKind, number])[],
+  ) {
     this.rng = new Rng(hash(seed >>> 0, 0xed17));
   }
 
   /** Reads the _id of every document of the collections edits touch (sorted, so picks replay). */
-  static async open(db: Db, seed: number): Promise<EditGenerator> {
-    const g = new EditGenerator(db, seed);
+  static async open(db: Db, seed: number, weights = EDIT_WEIGHTS): Promise<EditGenerator> {
+    const g = new EditGenerator(db, seed, weights);
     for (const c of COLLECTIONS) {
       const docs = await db.collection(c).find({}, { projection: { _id: 1 } }).toArray();
       g.ids.set(c, docs.map((d) => d._id as ObjectId).sort((a, b) => a.toHexString().localeCompare(b.toHexString())));
@@ -169,7 +181,7 @@ export class EditGenerator implements ValueSource {
   /** Applies `count` random edits; returns them. */
   async applyRound(count: number): Promise<Edit[]> {
     let attempts = 0;
-    return this.applyWhile((edits) => edits.length < count && attempts++ < count * 20);
+    return this.applyWhile((edits) => edits.length < count && attempts++ < count * 20, this.weights);
   }
 
   /** Applies `count` random edits behind the watermark's back (BEHIND_WEIGHTS); returns them. */
@@ -504,14 +516,20 @@ export class EditGenerator implements ValueSource {
       return null;
     }
     await this.db.collection(c).deleteOne({ _id: id });
-    if (doc && kind === 'delete') this.deleted.push({ c, doc });
+    if (doc && kind === 'delete') this.deleted.push({ c, doc, round: this.round });
     return this.record(kind, c, id!, kind === 'delete' ? 'hard delete' : 'hard delete, no run propagates it', doc ? this.refsOf(c, doc) : [], doc ? [doc] : []);
   }
 
-  /** A deleted document inserted again exactly as it was: a restore from a backup keeps its `_id` and dates. */
+  /**
+   * A document deleted in an earlier round inserted again exactly as it was: a restore from a backup
+   * keeps its `_id` and dates.
+   */
   private async undelete(): Promise<Edit | null> {
-    if (this.deleted.length === 0) return null;
-    const { c, doc } = this.deleted.splice(this.rng.below(this.deleted.length), 1)[0]!;
+    const earlier = this.deleted.filter((d) => d.round < this.round);
+    if (earlier.length === 0) return null;
+    const chosen = earlier[this.rng.below(earlier.length)]!;
+    this.deleted.splice(this.deleted.indexOf(chosen), 1);
+    const { c, doc } = chosen;
     await this.insertDoc(c, doc);
     return this.record('undelete', c, doc._id as ObjectId, `restored from a backup, old _id and dates (updated ${String((doc.update_date as Date | undefined)?.toISOString?.() ?? doc.update_date)})`, this.refsOf(c, doc), [doc]);
   }

@@ -57,7 +57,7 @@ import { useServers } from '../harness/index.ts';
 import { tableFingerprint } from '../../model/fingerprint.ts';
 import type { PipelineModel, TableModel } from '../../model/types.ts';
 import { hash, Rng } from '../../sample/prng.ts';
-import { EditGenerator, formatEdit, type Edit } from './edits.ts';
+import { EditGenerator, formatEdit, RESTORE_WEIGHTS, type Edit } from './edits.ts';
 import { assertDiffTrue, assertMirrors, describeTally, editKinds, editsTouching, HandEditor, integers, Mirror, PIPELINE, query, repairAll, type HandScope, type Mapping, type RunReport } from './harness.ts';
 import { formatPipelineEdit, PipelineEditor, type PipelineEdit } from './pipeline-edits.ts';
 
@@ -353,7 +353,7 @@ for (const seed of SEEDS) {
     await m.incremental(['--propagate-deletes']);
     const file = path.join(m.work, 'pipeline.yaml');
     const editor = await PipelineEditor.open(await readFile(PIPELINE, 'utf8'), file, seed);
-    const w: World = { seed, m, editor, file, data: await EditGenerator.open(await m.db(), seed), nuls: [], runs: new Rng(hash(seed >>> 0, 0x51ce)), sinceRuns: [], drift: new Rng(hash(seed >>> 0, 0x4a4d)), hand: [], driftRounds: [] };
+    const w: World = { seed, m, editor, file, data: await EditGenerator.open(await m.db(), seed, RESTORE_WEIGHTS), nuls: [], runs: new Rng(hash(seed >>> 0, 0x51ce)), sinceRuns: [], drift: new Rng(hash(seed >>> 0, 0x4a4d)), hand: [], driftRounds: [] };
     for (let round = 1; round <= ROUNDS; round++) {
       const before = editor.model;
       let since: Date | null = null;

@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
-import { EditGenerator, formatEdit, type Edit } from './edits.ts';
+import { EditGenerator, formatEdit, RESTORE_WEIGHTS, type Edit } from './edits.ts';
 import { assertMirrors, contents, editKinds, editsTouching, integers, Mirror, PIPELINE, type RunReport } from './harness.ts';
 
 const servers = useServers();
@@ -64,7 +64,7 @@ for (const [seed, source] of runs) {
     const from = async (label: string) => (source === 'dump' ? m.dump(label, dumps++ % 2 === 0 ? 'folder' : 'archive') : undefined);
     await m.incremental(['--propagate-deletes'], PIPELINE, await from('full'));
     const loaded = await contents(m.incrementalUrl, m.tables);
-    const generator = await EditGenerator.open(await m.db(), seed);
+    const generator = await EditGenerator.open(await m.db(), seed, RESTORE_WEIGHTS);
     try {
       for (let round = 1; round <= ROUNDS; round++) {
         assert.equal((await generator.applyRound(EDITS)).length, EDITS, `round ${round}: every edit applied`);

@@ -492,3 +492,29 @@ test('etl run --since asks for the documents found gone too, as the plain run it
   });
   await assertMirrors(m.model, m.incrementalUrl, reference);
 });
+
+test('a document deleted with no run propagating it, whose rows etl repair removed, restored from a backup, comes back', async (t) => {
+  const m = await Mirror.open(t, servers);
+  await m.sample(SCALE);
+  const db = await m.db();
+  const user = await insertUser(db, { _id: mintedAt(ago(60)) });
+  const message = mintedAt(ago(40));
+  await db.collection('messages').insertOne({ _id: message, sender: user, receiver: user, content: 'Bonjour', creation_date: ago(40), update_date: ago(40) });
+  await m.incremental();
+
+  // Deleted, and no run propagates it: etl diff --deep sees the extra row, etl repair removes it.
+  const messages = await deleteKeeping(db, 'messages', [message]);
+  await m.incremental();
+  const repair = await etl(['repair', '--mongo-url', m.mongo.url, '--mongo-db', m.mongo.name, '--database-url', m.incrementalUrl, '--staging', m.incrementalStaging], { env: m.env });
+  assert.equal(repair.code, 0, repair.stderr);
+  assert.equal(await exists(m.incrementalUrl, 'messages', 'id = $1', [hex(message)]), false, 'repaired: the message left PostgreSQL');
+
+  await db.collection('messages').insertMany(messages);
+  await m.incremental();
+
+  const reference = await m.reference();
+  await inBoth(m, reference, async (url, which) => {
+    assert.ok(await exists(url, 'messages', 'id = $1', [hex(message)]), `${which}: the restored message is loaded`);
+  });
+  await assertMirrors(m.model, m.incrementalUrl, reference);
+});
