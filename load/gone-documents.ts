@@ -2,12 +2,13 @@
 // document whose rows or contributions this load deleted because the document was not in the
 // collection's live set (delete propagation), not read by a complete read, or asked for by a repair
 // and not found (a repair's keys file names those as if read: it records every document it named
-// that now stages nothing, and forgets no entry). Every incremental
-// extract asks for them again whatever their dates (extract/watermark-plan.ts): a document restored
-// from a backup keeps its old `_id` and dates, so neither a watermark nor the `_id`'s minting time
-// would ever read it again, and a full run would hold its rows. An entry goes when a run reads its
-// document for the table; a document that stays gone is asked about by every run (extract/gone-read.ts:
-// an index lookup on a live server).
+// that now stages nothing, and forgets no entry).
+//
+// Every incremental extract asks for them again whatever their dates (extract/gone-read.ts): a
+// document restored from a backup keeps its old `_id` and dates, so neither a watermark nor the
+// `_id`'s minting time would ever read it again, and a full run would hold its rows. An entry goes
+// when a run reads its document for the table; a document that stays gone is asked about by every
+// run (an index lookup on a live server).
 import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
 import { GONE_TABLE } from '../schema/state-tables.ts';
 import { scopeColumn } from './batch-sql.ts';

@@ -231,8 +231,9 @@ export class EditGenerator implements ValueSource {
 
   /**
    * The documents emptyCollection() deleted from `c` inserted again under their own _id, dated now
-   * (a restore the app saves again: a restore that kept the old dates would be an edit no watermark
-   * sees), recorded as one edit of its own round.
+   * (a restore the app saves again; one that kept the old dates is seen only when a load saw the
+   * deletion, which the operator proof's refused loads may not: undelete() is that edit), recorded
+   * as one edit of its own round.
    */
   async refill(c: string): Promise<Edit> {
     this.round += 1;
