@@ -394,6 +394,23 @@ function mintedAt(at: Date): ObjectId {
   return new ObjectId(time + new ObjectId().toHexString().slice(8));
 }
 
+/** A user's message, it and its user minted and dated weeks ago: what a backup restores as it was. */
+async function insertOldMessage(db: Db): Promise<ObjectId> {
+  const user = await insertUser(db, { _id: mintedAt(ago(60)) });
+  const message = mintedAt(ago(40));
+  await db.collection('messages').insertOne({ _id: message, sender: user, receiver: user, content: 'Bonjour', creation_date: ago(40), update_date: ago(40) });
+  return message;
+}
+
+/** The restored message is loaded, by a full run and by the incremental ones, and every table is equal. */
+async function assertMessageBack(m: Mirror, message: ObjectId): Promise<void> {
+  const reference = await m.reference();
+  await inBoth(m, reference, async (url, which) => {
+    assert.ok(await exists(url, 'messages', 'id = $1', [hex(message)]), `${which}: the restored message is loaded`);
+  });
+  await assertMirrors(m.model, m.incrementalUrl, reference);
+}
+
 /** Deletes the documents, returning them as they were: what a backup restores. */
 async function deleteKeeping(db: Db, collection: string, ids: readonly ObjectId[]): Promise<Document[]> {
   const kept = await db.collection(collection).find({ _id: { $in: [...ids] } }).toArray();
@@ -449,9 +466,7 @@ test('a document a --full run found gone, restored from a backup with its old _i
   const m = await Mirror.open(t, servers);
   await m.sample(SCALE);
   const db = await m.db();
-  const user = await insertUser(db, { _id: mintedAt(ago(60)) });
-  const message = mintedAt(ago(40));
-  await db.collection('messages').insertOne({ _id: message, sender: user, receiver: user, content: 'Bonjour', creation_date: ago(40), update_date: ago(40) });
+  const message = await insertOldMessage(db);
   await m.incremental();
 
   const messages = await deleteKeeping(db, 'messages', [message]);
@@ -464,20 +479,14 @@ test('a document a --full run found gone, restored from a backup with its old _i
   await db.collection('messages').insertMany(messages);
   await m.incremental();
 
-  const reference = await m.reference();
-  await inBoth(m, reference, async (url, which) => {
-    assert.ok(await exists(url, 'messages', 'id = $1', [hex(message)]), `${which}: the restored message is loaded`);
-  });
-  await assertMirrors(m.model, m.incrementalUrl, reference);
+  await assertMessageBack(m, message);
 });
 
 test('etl run --since asks for the documents found gone too, as the plain run it stands for would', async (t) => {
   const m = await Mirror.open(t, servers);
   await m.sample(SCALE);
   const db = await m.db();
-  const user = await insertUser(db, { _id: mintedAt(ago(60)) });
-  const message = mintedAt(ago(40));
-  await db.collection('messages').insertOne({ _id: message, sender: user, receiver: user, content: 'Bonjour', creation_date: ago(40), update_date: ago(40) });
+  const message = await insertOldMessage(db);
   await m.incremental(['--propagate-deletes']);
 
   const messages = await deleteKeeping(db, 'messages', [message]);
@@ -486,20 +495,14 @@ test('etl run --since asks for the documents found gone too, as the plain run it
   // From a date after the message's own, before this round's edit: only the gone list can find it.
   await m.incremental(['--since', ago(1).toISOString()]);
 
-  const reference = await m.reference();
-  await inBoth(m, reference, async (url, which) => {
-    assert.ok(await exists(url, 'messages', 'id = $1', [hex(message)]), `${which}: the restored message is loaded`);
-  });
-  await assertMirrors(m.model, m.incrementalUrl, reference);
+  await assertMessageBack(m, message);
 });
 
 test('a document deleted with no run propagating it, whose rows etl repair removed, restored from a backup, comes back', async (t) => {
   const m = await Mirror.open(t, servers);
   await m.sample(SCALE);
   const db = await m.db();
-  const user = await insertUser(db, { _id: mintedAt(ago(60)) });
-  const message = mintedAt(ago(40));
-  await db.collection('messages').insertOne({ _id: message, sender: user, receiver: user, content: 'Bonjour', creation_date: ago(40), update_date: ago(40) });
+  const message = await insertOldMessage(db);
   await m.incremental();
 
   // Deleted, and no run propagates it: etl diff --deep sees the extra row, etl repair removes it.
@@ -512,9 +515,5 @@ test('a document deleted with no run propagating it, whose rows etl repair remov
   await db.collection('messages').insertMany(messages);
   await m.incremental();
 
-  const reference = await m.reference();
-  await inBoth(m, reference, async (url, which) => {
-    assert.ok(await exists(url, 'messages', 'id = $1', [hex(message)]), `${which}: the restored message is loaded`);
-  });
-  await assertMirrors(m.model, m.incrementalUrl, reference);
+  await assertMessageBack(m, message);
 });
