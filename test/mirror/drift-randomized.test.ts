@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { useServers } from '../harness/index.ts';
 import { hash, Rng } from '../../sample/prng.ts';
-import { EditGenerator, formatEdit, RESTORE_WEIGHTS, type Edit } from './edits.ts';
+import { EditGenerator, formatEdit, type Edit } from './edits.ts';
 import { assertDiffTrue, assertMirrors, describeTally, editKinds, editsTouching, HandEditor, integers, Mirror, repairAll, shipped } from './harness.ts';
 
 const servers = useServers();
@@ -68,7 +68,7 @@ for (const seed of SEEDS) {
     await m.sample(SCALE, seed);
     await m.incremental(['--propagate-deletes']);
     const rng = new Rng(hash(seed >>> 0, 0xd21f7));
-    const generator = await EditGenerator.open(await m.db(), seed, RESTORE_WEIGHTS);
+    const generator = await EditGenerator.open(await m.db(), seed);
     const hand = new HandEditor(m.model, m.incrementalUrl, rng);
     const edits: Edit[] = [];
     const starts: number[] = [];

@@ -90,8 +90,11 @@ export const EDIT_WEIGHTS: readonly (readonly [EditKind, number])[] = [
 /**
  * EDIT_WEIGHTS and the restore of a document deleted in an earlier round (`undelete`): for the proofs
  * that end every round with an `etl run --propagate-deletes` at rest, so that a load saw each
- * deletion. A restore writes old dates: one whose deletion no load saw (no run propagated it, or it
- * was deleted and restored between two runs' reads) is a write behind the watermark's back.
+ * deletion (randomized, evolution). A restore writes old dates: one whose deletion no load saw (no run
+ * propagated it, or it was deleted and restored between two runs' reads) is a write behind the
+ * watermark's back, for etl diff --deep and etl repair. The drift proof's rounds end with a repair,
+ * which sees a deletion only where rows differ (its seed 5: a document deleted while a hand edit had
+ * already removed its row, then restored), so it draws none.
  */
 export const RESTORE_WEIGHTS: readonly (readonly [EditKind, number])[] = [...EDIT_WEIGHTS, ['undelete', 3]];
 
