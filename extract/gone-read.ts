@@ -5,20 +5,18 @@
 // gone grows with time and would outgrow a query (16 MB) and the manifest that records it. A dump is
 // matched on our side, by a set (document-match.ts): its query names them all.
 import { keyIdValues } from '../staging/document-identity.ts';
-import { topLevelId } from './bson-elements.ts';
-import { REQUEST_CHUNK } from './requested-read.ts';
+import { RequestedIds, requestedSession } from './requested-read.ts';
 import type { SourceSession } from './source-session.ts';
 
 /** The `_id`s to ask for again: every value the gone keys' text may be (dump), or those the server holds (live). */
 export async function goneToAsk(session: SourceSession, collection: string, keys: readonly string[], signal?: AbortSignal): Promise<unknown[]> {
   const values = keys.flatMap(keyIdValues);
   if (session.clientSide || values.length === 0) return values;
-  const found: unknown[] = [];
-  for (let start = 0; start < values.length; start += REQUEST_CHUNK) {
-    const query = { _id: { $in: values.slice(start, start + REQUEST_CHUNK) } };
-    for await (const batch of session.documents({ collection, query, fields: ['_id'], batchSize: REQUEST_CHUNK, signal })) {
-      for (const doc of batch) found.push(topLevelId(doc.bytes));
-    }
+  // The repair's read by `_id` (chunks of 1,000, each `_id` marked found), of `_id`s alone.
+  const requested = new RequestedIds(values);
+  const batches = requestedSession(session, requested).documents({ collection, query: {}, fields: ['_id'], batchSize: 1000, signal });
+  for await (const _batch of batches) {
+    // Reading marks them found.
   }
-  return found;
+  return requested.ids.filter((_, i) => requested.isFound(i));
 }

@@ -19,7 +19,7 @@ import type { SourceDocument } from './collection-writer.ts';
 import type { ReadRequest, SourceSession } from './source-session.ts';
 
 /** `_id`s a query names at once: small enough for any server's query size, large enough to be cheap. */
-export const REQUEST_CHUNK = 1000;
+const REQUEST_CHUNK = 1000;
 
 /** The `_id`s asked of one collection, sorted and without repeats, and which of them were found. */
 export class RequestedIds {

@@ -181,7 +181,7 @@ function supersededSql(s: TableShape): CompiledQuery {
 export async function contributionsIntoBatch(session: LoadSession, shape: TableShape, scope: ContributionScope, gone: GoneNote): Promise<ContributionOutcome> {
   const touched = (await session.run(touchedSql(shape, scope))).rowCount ?? 0;
   await session.run(analyzeSql(shape.temps.touched));
-  const forgetRead = gone.known && !gone.repair ? forgetReadSql(shape, scope, { from: shape.temps.contrib, column: shape.documentColumn.id }) : null;
+  const forgetRead = forgetReadSql(shape, scope, { from: shape.temps.contrib, column: shape.documentColumn.id }, gone);
   if (forgetRead) await session.run(forgetRead);
   await session.run(removeReplacedSql(shape, scope, gone));
   await session.run(insertStagedSql(shape));

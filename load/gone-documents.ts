@@ -14,6 +14,7 @@ import { GONE_TABLE } from '../schema/state-tables.ts';
 import { scopeColumn } from './batch-sql.ts';
 import type { TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
+import type { LoadContext } from './load-context.ts';
 
 const goneTable = ident(GONE_TABLE);
 
@@ -22,6 +23,11 @@ export interface GoneNote {
   readonly runId: string;
   readonly known: boolean;
   readonly repair: boolean;
+}
+
+/** The note of `table`'s step in this load. */
+export function goneNoteOf(ctx: LoadContext, table: string): GoneNote {
+  return { runId: ctx.runId, known: ctx.goneBefore.has(table), repair: ctx.repair };
 }
 
 /** The tables holding etl_gone entries (asked once, when the load starts). */
@@ -40,7 +46,9 @@ export function recordGoneSql(from: string, doc: string, where: string): string 
  * copies its keys file only when claims need it); else those its keys file names. Run before anything
  * is recorded: a document read, then deleted before the listing, is gone.
  */
-export function forgetReadSql(s: TableShape, scope: { readonly keys: boolean; readonly complete: boolean }, owner: { readonly from: string; readonly column: string }): CompiledQuery | null {
+export function forgetReadSql(s: TableShape, scope: { readonly keys: boolean; readonly complete: boolean }, owner: { readonly from: string; readonly column: string }, note: GoneNote): CompiledQuery | null {
+  // Nothing to forget; a repair names the documents it did not find as if read.
+  if (!note.known || note.repair) return null;
   const base = `DELETE FROM ${goneTable} AS g WHERE g.table_name = $1 AND `;
   if (scope.complete) return compiled(`${base}EXISTS (SELECT 1 FROM ${owner.from} AS o WHERE o.${owner.column}::text = g.key)`, [s.table.name]);
   if (scope.keys) return compiled(`${base}g.key IN (SELECT k.${scopeColumn(s).id}::text FROM ${s.temps.keys} AS k)`, [s.table.name]);

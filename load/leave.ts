@@ -11,7 +11,7 @@ import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { scopeColumn } from './batch-sql.ts';
 import type { LoadContext } from './load-context.ts';
 import { forgetGoneSql, forgetSql, ownerInSql, rowKeyInSql } from './pending.ts';
-import { forgetReadSql } from './gone-documents.ts';
+import { forgetReadSql, goneNoteOf } from './gone-documents.ts';
 import { list, matchKey, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
 
@@ -66,7 +66,7 @@ export interface LeaveFigures {
  */
 export async function removeLeavingRows(ctx: LoadContext, shape: TableShape, scope: Scope, hadRows: boolean): Promise<LeaveFigures> {
   const { session, gone, runId } = ctx;
-  const forgetRead = ctx.goneBefore.has(shape.table.name) && shape.docKey && !ctx.repair ? forgetReadSql(shape, scope, { from: shape.target, column: shape.docKey.id }) : null;
+  const forgetRead = shape.docKey ? forgetReadSql(shape, scope, { from: shape.target, column: shape.docKey.id }, goneNoteOf(ctx, shape.table.name)) : null;
   if (forgetRead) await session.run(forgetRead);
   let goneRows = 0;
   if (scope.live && shape.docKey) {

@@ -20,6 +20,7 @@ import { loadDirect } from './direct.ts';
 import { withReferencesCheckedByLoad } from './checked-references.ts';
 import { truncateCascade } from './truncate.ts';
 import { removeLeavingRows, type Scope } from './leave.ts';
+import { goneNoteOf } from './gone-documents.ts';
 import { BULK_ROWS, insertIntoEmpty, mergeBatch, runDeferredChecks } from './merge.ts';
 import type { LoadContext } from './load-context.ts';
 import { holdRejected } from './pending.ts';
@@ -270,7 +271,7 @@ async function fillBatch(
   const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file, { complete: scope.complete, intoEmpty, checks: target.checks }) : null;
   if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded, first: true, suspectsOnly: first.suspectsOnly };
   const copied = await copyContributions(session, paths, shape, staged.contrib);
-  const outcome = await contributionsIntoBatch(session, shape, scope, { runId: ctx.runId, known: ctx.goneBefore.has(shape.table.name), repair: ctx.repair });
+  const outcome = await contributionsIntoBatch(session, shape, scope, goneNoteOf(ctx, shape.table.name));
   return { file, copied, staged: copied.rowCount, batchRows: outcome.batchRows, duplicates: outcome.superseded, first: false, suspectsOnly: false };
 }
 
