@@ -77,7 +77,7 @@ async function stepTable(ctx: LoadContext, name: string, p: Progress): Promise<v
 /** Per staged table in load order, what its step's TRUNCATE … CASCADE emptied, then its watermark. */
 async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly string[], p: Progress): Promise<void> {
   p.warnings.push(...dumpBehindWarnings(plan, toLoad, p));
-  const held: { table: string; from: string }[] = [];
+  const notes: WatermarkNotes = { held: [], partial: [] };
   for (const { table: name, truncated } of p.steps) {
     for (const emptied of truncated) {
       if (!p.truncated.includes(emptied)) p.truncated.push(emptied);
@@ -88,14 +88,28 @@ async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly
         p.warnings.push(`${emptied} was emptied by TRUNCATE ${name} CASCADE and this run did not read it in full: its watermark was removed, so the next extract reads it in full`);
       }
     }
-    await moveWatermark(ctx, plan, name, p, held);
+    await moveWatermark(ctx, plan, name, p, notes);
   }
+  const { held, partial } = notes;
   if (held.length > 0) {
     p.warnings.push(
       `this run read ${tableList(held.map((h) => h.table))} from ${held[0]!.from}, after their watermark: ` +
         'the watermark stays where it was, so the next run reads the documents changed in between',
     );
   }
+  if (partial.length > 0) {
+    p.warnings.push(
+      `${tableList(partial)} never loaded into this database, and this run did not read them in full (its extract ` +
+        'read the watermarks of another database, or --since): they hold the rows of the documents the run read, ' +
+        'and the next run reads them in full',
+    );
+  }
+}
+
+/** What moveWatermark has to say once for all tables: watermarks held back, tables never read in full here. */
+interface WatermarkNotes {
+  readonly held: { table: string; from: string }[];
+  readonly partial: string[];
 }
 
 /**
@@ -103,13 +117,28 @@ async function moveWatermarks(ctx: LoadContext, plan: LoadPlan, toLoad: readonly
  * none (it read documents by `_id`): watermark and fingerprint stay, so the next run reads what it
  * would have read without the repair.
  */
-async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: Progress, held: { table: string; from: string }[]): Promise<void> {
+async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: Progress, notes: WatermarkNotes): Promise<void> {
   if (ctx.repair) return;
-  const from = readAfterWatermark(plan, name, p.stored.get(name));
-  if (from) return void held.push({ table: name, from });
+  const stored = p.stored.get(name);
+  const from = readAfterWatermark(plan, name, stored);
+  if (from) return void notes.held.push({ table: name, from });
   const next = nextWatermark(plan, name);
-  if (next && !p.frozen.has(name)) await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name), p.stored.get(name));
-  else if (!next) p.warnings.push(`${name}: the run records no extract watermark for collection ${ctx.model.tables.get(name)!.collection}; the watermark was not moved`);
+  if (next && !p.frozen.has(name)) {
+    await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name), stored);
+    if (readInPartFirst(plan, name, stored)) notes.partial.push(name);
+  } else if (!next) p.warnings.push(`${name}: the run records no extract watermark for collection ${ctx.model.tables.get(name)!.collection}; the watermark was not moved`);
+}
+
+/**
+ * A table this database never loaded that the run read only in part, with the current mapping: its
+ * extract read the watermarks of another database (DATABASE_URL changed between extract and load),
+ * or --since. Its rows are those of the documents the run read; the fingerprint stored (PARTIAL)
+ * makes the next run read it in full.
+ */
+function readInPartFirst(plan: LoadPlan, name: string, stored: StoredWatermark | undefined): boolean {
+  if (stored) return false;
+  const { current, planned } = plannedMapping(plan, name);
+  return planned !== null && planned.fingerprint === current && !planned.fullRead;
 }
 
 /**

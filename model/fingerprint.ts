@@ -100,21 +100,26 @@ export const PARTIAL = 'partial';
 
 /**
  * The fingerprint load stores with a table's watermark, given the current model's (`current`), the
- * one stored (`stored`, null: none) and what the run's extract planned (`planned`, null: an extract
- * that recorded none). Pure: the lead's load calls it in its transaction.
+ * watermark row the load's database holds (`stored`: undefined when it has none, a null fingerprint
+ * when an etl before fingerprints wrote it) and what the run's extract planned (`planned`, null: an
+ * extract that recorded none). Pure: the lead's load calls it in its transaction.
  *
  * - The run was planned with another mapping than the current one (pipeline.yaml changed between
  *   extract and load), or recorded none → keep the stored one (none: PARTIAL): this run proves
  *   nothing about the current mapping.
  * - Same as stored → unchanged.
- * - None stored, and the extract found the table last loaded with the same pipeline.yaml by an etl
- *   before fingerprints → the rows follow the current mapping: store it.
+ * - A row without fingerprint, and the extract found the table last loaded with the same
+ *   pipeline.yaml by an etl before fingerprints → the rows follow the current mapping: store it.
+ *   Not when the database holds no row at all: the extract planned against another database's
+ *   watermarks (DATABASE_URL changed between extract and load), and this one holds only the rows
+ *   of the documents the run read.
  * - Differs from the stored one (or none stored) → store it only if the run read the table's
  *   documents in full; otherwise keep the old one (none: PARTIAL), so the next run still reads in full.
  */
-export function fingerprintToStore(current: string, stored: string | null, planned: PlannedMapping | null): string {
-  if (!planned || planned.fingerprint !== current) return stored ?? PARTIAL;
-  if (stored === current) return current;
-  if (stored === null && planned.mapping === 'unchanged') return current;
-  return planned.fullRead ? current : (stored ?? PARTIAL);
+export function fingerprintToStore(current: string, stored: { readonly fingerprint: string | null } | undefined, planned: PlannedMapping | null): string {
+  const kept = stored?.fingerprint ?? PARTIAL;
+  if (!planned || planned.fingerprint !== current) return kept;
+  if (stored?.fingerprint === current) return current;
+  if (stored && stored.fingerprint === null && planned.mapping === 'unchanged') return current;
+  return planned.fullRead ? current : kept;
 }

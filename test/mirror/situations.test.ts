@@ -12,7 +12,7 @@ import { ObjectId, type Db, type Document } from 'mongodb';
 import { useServers } from '../harness/index.ts';
 import { etl } from '../harness/cli.ts';
 import { parisDayNumber, parisMidnight, formatDayNumber } from '../../sample/paris-day.ts';
-import { assertMirrors, iso, Mirror, query, type RunReport } from './harness.ts';
+import { assertMirrors, iso, Mirror, PIPELINE, query, type RunReport } from './harness.ts';
 
 const servers = useServers();
 const SCALE = 300;
@@ -516,4 +516,27 @@ test('a document deleted with no run propagating it, whose rows etl repair remov
   await m.incremental();
 
   await assertMessageBack(m, message);
+});
+
+test('a run extracted against one database and loaded into another that never loaded its tables: the next run there reads them in full, and that database ends exact', async (t) => {
+  const m = await Mirror.open(t, servers);
+  await m.sample(SCALE);
+  const db = await m.db();
+  await m.incremental();
+  // A second database, its tables made by etl schema, never loaded; DATABASE_URL still names the first.
+  const other = await servers.postgres.createDatabase(`${t.name} other`);
+  const schema = await etl(['schema', '--yes', '--pipeline', PIPELINE, '--database-url', other]);
+  assert.equal(schema.code, 0, schema.stderr);
+  await insertUser(db, { update_date: new Date() });
+  for (const stage of ['extract', 'transform'] as const) {
+    const r = await etl(m.incrementalArgs(stage), { env: m.incrementalEnv });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const load = await etl(['load', '--staging', m.incrementalStaging, '--pipeline', PIPELINE, '--database-url', other], { env: m.incrementalEnv });
+  assert.equal(load.code, 0, load.stderr);
+  assert.match(load.stderr, /never loaded into this database, and this run did not read them in full.*the next run reads them in full/s);
+
+  const next = await etl(['run', '--source', m.mongo.url, '--mongo-db', m.mongo.name, '--staging', m.incrementalStaging, '--pipeline', PIPELINE, '--database-url', other], { env: { DATABASE_URL: other } });
+  assert.equal(next.code, 0, next.stderr);
+  await assertMirrors(m.model, other, await m.reference());
 });

@@ -85,33 +85,38 @@ describe('tableFingerprint', () => {
 describe('fingerprintToStore', () => {
   const [A, B] = ['sha256:a', 'sha256:b'];
   test('unchanged mapping: stored as is, whatever the read', () => {
-    assert.equal(fingerprintToStore(A, A, { fingerprint: A, fullRead: false }), A);
+    assert.equal(fingerprintToStore(A, { fingerprint: A }, { fingerprint: A, fullRead: false }), A);
   });
   test('changed mapping: the new one only after a full read of the table', () => {
-    assert.equal(fingerprintToStore(B, A, { fingerprint: B, fullRead: true }), B);
-    assert.equal(fingerprintToStore(B, A, { fingerprint: B, fullRead: false }), A, 'an incremental read keeps the old one: the next run reads in full');
-    assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: true }), B, 'first load or older version: stored after a full read');
+    assert.equal(fingerprintToStore(B, { fingerprint: A }, { fingerprint: B, fullRead: true }), B);
+    assert.equal(fingerprintToStore(B, { fingerprint: A }, { fingerprint: B, fullRead: false }), A, 'an incremental read keeps the old one: the next run reads in full');
+    assert.equal(fingerprintToStore(B, undefined, { fingerprint: B, fullRead: true }), B, 'first load or older version: stored after a full read');
   });
   test('none stored and a read that does not cover the table (--since): partial, never taken for an etl before fingerprints', () => {
     // Null would read as "loaded by an etl before fingerprints"; the last run applied used this
     // pipeline.yaml, so the next run would take the table for unchanged and never read it in full.
-    assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: false, mapping: 'new' }), PARTIAL);
-    assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: false, mapping: 'unrecorded' }), PARTIAL);
-    assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: false }), PARTIAL);
-    assert.equal(fingerprintToStore(B, PARTIAL, { fingerprint: B, fullRead: false, mapping: 'partial' }), PARTIAL, 'kept until a full read');
-    assert.equal(fingerprintToStore(B, PARTIAL, { fingerprint: B, fullRead: true, mapping: 'partial' }), B);
+    assert.equal(fingerprintToStore(B, undefined, { fingerprint: B, fullRead: false, mapping: 'new' }), PARTIAL);
+    assert.equal(fingerprintToStore(B, undefined, { fingerprint: B, fullRead: false, mapping: 'unrecorded' }), PARTIAL);
+    assert.equal(fingerprintToStore(B, undefined, { fingerprint: B, fullRead: false }), PARTIAL);
+    assert.equal(fingerprintToStore(B, { fingerprint: PARTIAL }, { fingerprint: B, fullRead: false, mapping: 'partial' }), PARTIAL, 'kept until a full read');
+    assert.equal(fingerprintToStore(B, { fingerprint: PARTIAL }, { fingerprint: B, fullRead: true, mapping: 'partial' }), B);
   });
   test('none stored by an older etl that loaded the same pipeline.yaml (the extract found it unchanged): stored', () => {
-    assert.equal(fingerprintToStore(B, null, { fingerprint: B, fullRead: false, mapping: 'unchanged' }), B);
-    assert.equal(fingerprintToStore(B, A, { fingerprint: B, fullRead: false, mapping: 'unchanged' }), A, 'another stored since: kept');
+    assert.equal(fingerprintToStore(B, { fingerprint: null }, { fingerprint: B, fullRead: false, mapping: 'unchanged' }), B);
+    assert.equal(fingerprintToStore(B, { fingerprint: A }, { fingerprint: B, fullRead: false, mapping: 'unchanged' }), A, 'another stored since: kept');
+  });
+  test('no watermark row, and an extract that found the table unchanged in another database: partial, so the next run reads it in full', () => {
+    // DATABASE_URL changed between extract and load: this database holds only the rows of the documents the run read.
+    assert.equal(fingerprintToStore(B, undefined, { fingerprint: B, fullRead: false, mapping: 'unchanged' }), PARTIAL);
+    assert.equal(fingerprintToStore(B, undefined, { fingerprint: B, fullRead: true, mapping: 'unchanged' }), B, 'read in full: whatever the other database held');
   });
   test('a run planned with another mapping, or with none recorded, changes nothing: none stored becomes PARTIAL', () => {
-    assert.equal(fingerprintToStore(B, A, { fingerprint: A, fullRead: true }), A);
-    assert.equal(fingerprintToStore(B, A, null), A);
+    assert.equal(fingerprintToStore(B, { fingerprint: A }, { fingerprint: A, fullRead: true }), A);
+    assert.equal(fingerprintToStore(B, { fingerprint: A }, null), A);
     // A table added after the extract (transform --allow-pipeline-change) holds the rows of the
     // documents that run read: null would read as "an etl before fingerprints, same pipeline.yaml".
-    assert.equal(fingerprintToStore(B, null, null), PARTIAL);
-    assert.equal(fingerprintToStore(B, null, { fingerprint: A, fullRead: true }), PARTIAL);
-    assert.equal(fingerprintToStore(B, PARTIAL, { fingerprint: A, fullRead: true }), PARTIAL);
+    assert.equal(fingerprintToStore(B, undefined, null), PARTIAL);
+    assert.equal(fingerprintToStore(B, undefined, { fingerprint: A, fullRead: true }), PARTIAL);
+    assert.equal(fingerprintToStore(B, { fingerprint: PARTIAL }, { fingerprint: A, fullRead: true }), PARTIAL);
   });
 });
