@@ -54,18 +54,38 @@ function sslOptions(mode: SslMode | null, files: PostgresParts['sslFiles'] | und
   return tls;
 }
 
-/** Connects one client, or throws an EtlError that names the server without its password. */
+/**
+ * The session etl assumes, whatever the database's or the role's defaults (ALTER DATABASE … SET), as
+ * pg_dump sets its own: pg reads timestamps only in the ISO DateStyle (in another, the watermarks came
+ * back null and the load failed), etl compares the dates PostgreSQL writes as text with those
+ * transform staged, and no instant may depend on the server's zone. A load is one transaction of long
+ * statements that waits, idle, for transform's next table (etl run): a timeout meant for the
+ * application's queries would kill it on every large run.
+ */
+const SESSION_SETTINGS = `SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0`;
+
+/** Connects one client with etl's session settings, or throws an EtlError that names the server without its password. */
 export async function connectPostgres(p: PostgresConfig, secrets: readonly string[] = []): Promise<pg.Client> {
   const client = new pg.Client(pgClientConfig(p));
   try {
     await client.connect();
   } catch (cause) {
-    const known = [...secrets, ...(p.password ? [p.password] : []), ...(p.connectionString ? connectionStringSecrets(p.connectionString) : [])];
-    const reason = redactText(cause instanceof Error ? cause.message : String(cause), known);
-    throw new EtlError('postgres_unreachable', `cannot connect to PostgreSQL at ${describePostgres(p)}: ${reason}`, {
-      hint: unreachableHint(p.origin, `no PostgreSQL is configured, so etl tried ${describePostgres(p)}: set DATABASE_URL (environment or .env) or pass --database-url`),
-      cause,
-    });
+    throw unreachable(p, secrets, cause);
+  }
+  try {
+    await client.query(SESSION_SETTINGS);
+  } catch (cause) {
+    await client.end().catch(() => undefined);
+    throw unreachable(p, secrets, cause);
   }
   return client;
+}
+
+function unreachable(p: PostgresConfig, secrets: readonly string[], cause: unknown): EtlError {
+  const known = [...secrets, ...(p.password ? [p.password] : []), ...(p.connectionString ? connectionStringSecrets(p.connectionString) : [])];
+  const reason = redactText(cause instanceof Error ? cause.message : String(cause), known);
+  return new EtlError('postgres_unreachable', `cannot connect to PostgreSQL at ${describePostgres(p)}: ${reason}`, {
+    hint: unreachableHint(p.origin, `no PostgreSQL is configured, so etl tried ${describePostgres(p)}: set DATABASE_URL (environment or .env) or pass --database-url`),
+    cause,
+  });
 }
