@@ -164,6 +164,26 @@ describe('etl schema', () => {
     assert.match(run.stderr, /^error: cannot read etl_watermarks: permission denied .*\[watermarks_unavailable\]\nhint: the PostgreSQL user lacks a privilege etl needs/m);
   });
 
+  test('a PostgreSQL user that may not create in the schema (PostgreSQL 15+: public is no longer open to all), on a new database: what to grant, nothing created', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const role = `nocreate_${process.pid}`;
+    await withClient(url, (c) => c.query(`CREATE ROLE ${role} LOGIN PASSWORD 'nocreate-pw'`));
+    t.after(() => withClient(url, (c) => c.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`)));
+    const other = new URL(url);
+    other.username = role;
+    other.password = 'nocreate-pw';
+    const r = await etl(['schema', '--yes', '--database-url', other.toString()]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /^error: .*permission denied for schema public \[schema_create_failed\]/m);
+    assert.match(r.stderr, /^hint: the PostgreSQL user lacks a privilege etl needs: .*CREATE on the schema/m);
+    assert.doesNotMatch(r.stderr, /nocreate-pw/);
+    let created = -1;
+    await withClient(url, async (c) => {
+      created = (await c.query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public'`)).rows[0].n;
+    });
+    assert.equal(created, 0, 'nothing created');
+  });
+
   test('on a terminal it asks "Apply these schema updates? (yes/no)": no leaves the database as it was (exit 1), yes applies', async (t) => {
     const url = await servers.postgres.createDatabase(t.name);
     assert.equal((await etl(['schema', '--database-url', url])).code, 0);
