@@ -87,7 +87,7 @@ export async function storedWatermarks(client: pg.Client, tables: readonly strin
  * Advances the table's watermark (never backwards) and stores the mapping fingerprint the rows now
  * follow: `current` (the model's) when the run was planned with it and read the table in full or
  * found it unchanged; otherwise the stored one stays, so the next extract still reads in full
- * (model/fingerprint.ts fingerprintToStore). Returns the fingerprint stored.
+ * (model/fingerprint.ts fingerprintToStore).
  */
 export async function advanceWatermark(
   client: pg.Client,
@@ -96,7 +96,7 @@ export async function advanceWatermark(
   runId: string,
   mapping: { current: string; planned: PlannedMapping | null },
   stored: StoredWatermark | undefined,
-): Promise<string> {
+): Promise<void> {
   const fingerprint = fingerprintToStore(mapping.current, stored, mapping.planned);
   await runSql(
     client,
@@ -108,7 +108,6 @@ export async function advanceWatermark(
       [table, watermark, runId, fingerprint],
     ),
   );
-  return fingerprint;
 }
 
 /**
