@@ -162,9 +162,10 @@ function renderRun(ctx: CommandContext, r: RunReport): void {
   const loaded = new Map(r.load.tables.map((t) => [t.table, t]));
   const rows = r.transform.tables.map((t) => {
     const l = loaded.get(t.table);
-    return [t.table, t.documents, t.rows, t.rejected, l ? l.inserted : '-', l ? l.updated : '-', l ? l.unchanged : '-', l ? l.deleted : '-', l ? l.rejected : '-', l ? pendingOf(l) : '-'];
+    return [t.table, t.documents, t.rows, t.rejected, l ? l.inserted : '-', l ? l.updated : '-', l ? l.deleted : '-', l ? l.rejected : '-', l ? pendingOf(l) : '-', l ? l.unchanged : '-'];
   });
-  ctx.stdout.write(formatTable(['table', 'documents', 'rows', 'rejected', 'inserted', 'updated', 'unchanged', 'deleted', 'load rejected', 'pending'], rows));
+  // unchanged last: the columns scripts have read keep their places.
+  ctx.stdout.write(formatTable(['table', 'documents', 'rows', 'rejected', 'inserted', 'updated', 'deleted', 'load rejected', 'pending', 'unchanged'], rows));
   transformNotes(ctx, r.transform);
   loadNotes(ctx, r.load);
 }
@@ -180,7 +181,7 @@ function runLine(r: RunReport, ms: number): string {
   const applied = r.load.dryRun ? 'rolled back (dry run) in' : r.load.alreadyApplied ? 'already loaded in' : 'loaded into';
   return (
     `run ${r.extract.runId}: ${count(r.extract.documents)} documents → ${count(rows)} rows (${count(rejected)} rejected) → ` +
-    `${appliedFigures(r.load)} at load; ${applied} ${r.load.destination} ` +
+    `${appliedFigures(r.load, ' at load')}; ${applied} ${r.load.destination} ` +
     `in ${duration(ms)} (stages overlapped: extract ${span(r.extract.startedAt, r.extract.endedAt)}, transform ${span(r.transform.startedAt, r.transform.endedAt)}, load ${span(r.load.startedAt, r.load.endedAt)})`
   );
 }

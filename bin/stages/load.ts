@@ -96,12 +96,14 @@ function tableLine(r: TableLoadReport): string {
 const sum = (r: LoadReport, k: 'rows' | 'inserted' | 'updated' | 'unchanged' | 'deleted' | 'rejected' | 'nulled') => r.tables.reduce((a, t) => a + t[k], 0);
 
 /**
- * `44,700 inserted, 0 updated, 12 unchanged, 0 deleted, 300 rejected`: what the load did with the
- * rows, for the load's line and etl run's. Unchanged is there so the figures add up to the rows
- * (an incremental run re-reads documents whose rows did not change).
+ * `44,700 inserted, 0 updated, 0 deleted, 300 rejected`, then `, 12 unchanged` when `unchanged`
+ * (etl run puts `at load` before it): what the load did with the rows, for the load's line and etl
+ * run's. Unchanged makes the figures add up to the rows (an incremental run re-reads documents whose
+ * rows did not change); it comes last so the four figures scripts have read keep their order.
  */
-export function appliedFigures(r: LoadReport): string {
-  return (['inserted', 'updated', 'unchanged', 'deleted', 'rejected'] as const).map((k) => `${count(sum(r, k))} ${k}`).join(', ');
+export function appliedFigures(r: LoadReport, beforeUnchanged = ''): string {
+  const figures = (['inserted', 'updated', 'deleted', 'rejected'] as const).map((k) => `${count(sum(r, k))} ${k}`).join(', ');
+  return `${figures}${beforeUnchanged}, ${count(sum(r, 'unchanged'))} unchanged`;
 }
 
 /** Rows of a table waiting in etl_pending after the load: held back, or loaded with a NULL reference. */
@@ -109,7 +111,7 @@ export function pendingOf(t: TableLoadReport): number {
   return t.pending ? t.pending.rows + t.pending.nulls : 0;
 }
 
-/** `load: 45,000 rows into 31 table(s): 44,700 inserted, 0 updated, 0 unchanged, 0 deleted, 300 rejected, in 1.10 s; run X loaded into …` */
+/** `load: 45,000 rows into 31 table(s): 44,700 inserted, 0 updated, 0 deleted, 300 rejected, 0 unchanged, in 1.10 s; run X loaded into …` */
 function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(r.startedAt)): string {
   if (r.alreadyApplied) return `load: run ${r.runId} was already loaded into ${r.destination}: nothing changed (${duration(ms)})`;
   const pending = r.pending ? r.pending.rows + r.pending.nulls : 0;
