@@ -93,29 +93,18 @@ function tableLine(r: TableLoadReport): string {
   return `${r.table}: ${staged}${parts.length ? `, ${parts.join(', ')}` : ''}`;
 }
 
-const sum = (r: LoadReport, k: 'rows' | 'inserted' | 'updated' | 'unchanged' | 'deleted' | 'rejected' | 'nulled') => r.tables.reduce((a, t) => a + t[k], 0);
-
-/**
- * `44,700 inserted, 0 updated, 0 deleted, 300 rejected`, then `, 12 unchanged` when `unchanged`
- * (etl run puts `at load` before it): what the load did with the rows, for the load's line and etl
- * run's. Unchanged makes the figures add up to the rows (an incremental run re-reads documents whose
- * rows did not change); it comes last so the four figures scripts have read keep their order.
- */
-export function appliedFigures(r: LoadReport, beforeUnchanged = ''): string {
-  const figures = (['inserted', 'updated', 'deleted', 'rejected'] as const).map((k) => `${count(sum(r, k))} ${k}`).join(', ');
-  return `${figures}${beforeUnchanged}, ${count(sum(r, 'unchanged'))} unchanged`;
-}
+const sum = (r: LoadReport, k: 'rows' | 'inserted' | 'updated' | 'deleted' | 'rejected' | 'nulled') => r.tables.reduce((a, t) => a + t[k], 0);
 
 /** Rows of a table waiting in etl_pending after the load: held back, or loaded with a NULL reference. */
 export function pendingOf(t: TableLoadReport): number {
   return t.pending ? t.pending.rows + t.pending.nulls : 0;
 }
 
-/** `load: 45,000 rows into 31 table(s): 44,700 inserted, 0 updated, 0 deleted, 300 rejected, 0 unchanged, in 1.10 s; run X loaded into …` */
+/** `load: 45,000 rows into 31 table(s): 44,700 inserted, 0 updated, 0 deleted, 300 rejected, in 1.10 s; run X loaded into …` */
 function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(r.startedAt)): string {
   if (r.alreadyApplied) return `load: run ${r.runId} was already loaded into ${r.destination}: nothing changed (${duration(ms)})`;
   const pending = r.pending ? r.pending.rows + r.pending.nulls : 0;
-  const what = `${count(sum(r, 'rows'))} rows into ${r.tables.length} table(s): ${appliedFigures(r)}${pending ? `, ${count(pending)} pending` : ''}`;
+  const what = `${count(sum(r, 'rows'))} rows into ${r.tables.length} table(s): ${count(sum(r, 'inserted'))} inserted, ${count(sum(r, 'updated'))} updated, ${count(sum(r, 'deleted'))} deleted, ${count(sum(r, 'rejected'))} rejected${pending ? `, ${count(pending)} pending` : ''}`;
   const end = r.dryRun ? `dry run: run ${r.runId} rolled back, nothing changed in ${r.destination}` : `run ${r.runId} loaded into ${r.destination}`;
   return `load: ${what}, in ${duration(ms)}; ${end}`;
 }
