@@ -124,8 +124,9 @@ async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: 
   if (from) return void notes.held.push({ table: name, from });
   const next = nextWatermark(plan, name);
   if (next && !p.frozen.has(name)) {
-    await advanceWatermark(ctx.session.client, name, next, ctx.runId, plannedMapping(plan, name), stored);
-    if (readInPartFirst(plan, name, stored)) notes.partial.push(name);
+    const mapping = plannedMapping(plan, name);
+    await advanceWatermark(ctx.session.client, name, next, ctx.runId, mapping, stored);
+    if (readInPartFirst(mapping, stored)) notes.partial.push(name);
   } else if (!next) p.warnings.push(`${name}: the run records no extract watermark for collection ${ctx.model.tables.get(name)!.collection}; the watermark was not moved`);
 }
 
@@ -135,9 +136,8 @@ async function moveWatermark(ctx: LoadContext, plan: LoadPlan, name: string, p: 
  * or --since. Its rows are those of the documents the run read; the fingerprint stored (PARTIAL)
  * makes the next run read it in full.
  */
-function readInPartFirst(plan: LoadPlan, name: string, stored: StoredWatermark | undefined): boolean {
+function readInPartFirst({ current, planned }: ReturnType<typeof plannedMapping>, stored: StoredWatermark | undefined): boolean {
   if (stored) return false;
-  const { current, planned } = plannedMapping(plan, name);
   return planned !== null && planned.fingerprint === current && !planned.fullRead;
 }
 

@@ -9,10 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { useServers } from '../harness/index.ts';
-import { etl, REPO, startEtl } from '../harness/cli.ts';
+import { etl, REPO, startEtl, useSampleDump } from '../harness/cli.ts';
 import { readManifest, updateManifest, type StageName } from '../../staging/manifest.ts';
 import type { CleanReport } from '../../audit/clean.ts';
 import type { RunHistory } from '../../report/run-history.ts';
@@ -22,15 +22,7 @@ import { listRunIds, runPaths } from '../../staging/run-folder.ts';
 const servers = useServers({ mongo: false });
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
 
-let work = '';
-let dump = '';
-before(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), 'etl-killed-run-'));
-  dump = path.join(work, 'dump');
-  const r = await etl(['sample', '--scale', '3000', '--out', dump, '--quiet'], { cwd: work });
-  assert.equal(r.code, 0, r.stderr);
-});
-after(() => (work ? rm(work, { recursive: true, force: true }) : undefined));
+const sample = useSampleDump('etl-killed-run-', 3000);
 
 /** Every `*.partial` file under a folder, relative to it. */
 async function partials(dir: string): Promise<string[]> {
@@ -44,7 +36,7 @@ async function partials(dir: string): Promise<string[]> {
  */
 async function killWhileWriting(staging: string, args: readonly string[], env: Record<string, string>, ready: () => Promise<boolean>): Promise<string> {
   for (let attempt = 1; attempt <= 5; attempt++) {
-    const victim = startEtl(args, { cwd: work, env });
+    const victim = startEtl(args, { cwd: sample.work, env });
     const deadline = Date.now() + 120_000;
     let exited = false;
     void victim.done.then(() => (exited = true));
@@ -58,31 +50,31 @@ async function killWhileWriting(staging: string, args: readonly string[], env: R
 }
 
 test('an etl extract SIGKILLed mid-write: the next etl extract removes its *.partial files, not those of a live run', async () => {
-  const staging = path.join(work, 'staging');
-  const args = ['extract', '--source', dump, '--full', '--staging', staging, '--pipeline', PIPELINE];
+  const staging = path.join(sample.work, 'staging');
+  const args = ['extract', '--source', sample.dump, '--full', '--staging', staging, '--pipeline', PIPELINE];
   const killed = await killWhileWriting(staging, args, {}, async () => {
     const [run] = await listRunIds(staging);
     return run !== undefined && (await partials(path.join(staging, run))).some((f) => f.startsWith(`extract${path.sep}`));
   });
   const left = await partials(path.join(staging, killed));
 
-  // The same leftovers in a run whose writer is this (live) process: another etl still at work.
+  // The same leftovers in a run whose writer is this (live) process: another etl still at sample.work.
   const alive = runPaths(staging, '20200101T000000000Z');
   await cp(path.join(staging, killed), alive.dir, { recursive: true });
   await updateManifest(alive, (m) => {
     m.stages.extract!.writer = { pid: process.pid, host: os.hostname() };
   });
 
-  const again = await etl(args, { cwd: work });
+  const again = await etl(args, { cwd: sample.work });
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(await partials(path.join(staging, killed)), [], 'the killed run keeps no unfinished file');
   assert.deepEqual(await partials(alive.dir), left, "a live run's files are left alone");
 });
 
 test('an etl run SIGKILLed while it loads the last tables, once its transform is done: the next etl run removes its *.partial files', async (t) => {
-  const staging = path.join(work, 'staging-run');
+  const staging = path.join(sample.work, 'staging-run');
   const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
-  const args = ['run', '--source', dump, '--staging', staging, '--pipeline', PIPELINE];
+  const args = ['run', '--source', sample.dump, '--staging', staging, '--pipeline', PIPELINE];
   // Transformed, and loading: the rejects files of the tables loaded so far are still unfinished.
   const killed = await killWhileWriting(staging, args, env, async () => {
     const [run] = await listRunIds(staging);
@@ -90,12 +82,12 @@ test('an etl run SIGKILLed while it loads the last tables, once its transform is
     return (await readManifest(runPaths(staging, run)).catch(() => null))?.stages.transform?.status === 'done';
   });
 
-  const runs = await etl(['runs', '--json', '--no-ledger', '--staging', staging], { cwd: work });
+  const runs = await etl(['runs', '--json', '--no-ledger', '--staging', staging], { cwd: sample.work });
   const shown = (JSON.parse(runs.stdout) as RunHistory).runs.find((r) => r.run_id === killed)!;
   assert.deepEqual(shown.stages, { extract: 'done', transform: 'done', load: 'killed' });
   assert.match(shown.hint ?? '', new RegExp(`its load was killed \\(its process is gone\\): \`etl load --run ${killed}\` loads it`));
 
-  const again = await etl(args, { cwd: work, env });
+  const again = await etl(args, { cwd: sample.work, env });
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(await partials(staging), [], 'no unfinished file is left');
 });
@@ -111,9 +103,9 @@ async function copyWithWriter(staging: string, run: string, copy: string, stage:
 }
 
 test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl runs and etl report; once a newer run is loaded etl clean removes it', async (t) => {
-  const staging = path.join(work, 'staging-view');
+  const staging = path.join(sample.work, 'staging-view');
   const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
-  const args = ['run', '--source', dump, '--staging', staging, '--pipeline', PIPELINE];
+  const args = ['run', '--source', sample.dump, '--staging', staging, '--pipeline', PIPELINE];
   const killed = await killWhileWriting(staging, args, env, async () => {
     const [run] = await listRunIds(staging);
     return run !== undefined && (await partials(path.join(staging, run))).some((f) => f.startsWith(`extract${path.sep}`));
@@ -125,24 +117,24 @@ test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl 
   const elsewhere = await copyWithWriter(staging, killed, '20200102T000000000Z', 'extract', { pid: deadPid, host: `not-${os.hostname()}` });
   const hint = new RegExp(`its extract was killed \\(its process is gone\\): the next \`etl run\`/\`etl extract\` reads its documents again`);
 
-  const runs = await etl(['runs', '--json', '--no-ledger', '--staging', staging], { cwd: work });
+  const runs = await etl(['runs', '--json', '--no-ledger', '--staging', staging], { cwd: sample.work });
   assert.equal(runs.code, 0, runs.stderr);
   const listed = new Map((JSON.parse(runs.stdout) as RunHistory).runs.map((r) => [r.run_id, r]));
   assert.deepEqual(listed.get(killed)!.stages, { extract: 'killed', transform: null, load: null });
   assert.match(listed.get(killed)!.hint ?? '', hint);
   for (const id of [alive, elsewhere]) assert.deepEqual([listed.get(id)!.stages.extract, listed.get(id)!.hint], ['running', null], id);
-  const runsText = await etl(['runs', '--no-ledger', '--staging', staging], { cwd: work });
+  const runsText = await etl(['runs', '--no-ledger', '--staging', staging], { cwd: sample.work });
   assert.match(runsText.stdout, new RegExp(`${killed}\\s.*\\skilled\\s`));
   assert.match(runsText.stdout, new RegExp(`^${killed}: ${hint.source}`, 'm'));
   assert.doesNotMatch(runsText.stdout, new RegExp(`^${alive}:`, 'm'));
 
-  const status = await etl(['status', '--json', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env });
+  const status = await etl(['status', '--json', '--staging', staging, '--pipeline', PIPELINE], { cwd: sample.work, env });
   assert.equal(status.code, 0, status.stderr);
   const unloaded = new Map((JSON.parse(status.stdout) as StatusReport).unloadedRuns.map((r) => [r.runId, r]));
   assert.equal(unloaded.get(killed)!.stages.extract, 'killed');
   assert.match(unloaded.get(killed)!.hint ?? '', hint);
   for (const id of [alive, elsewhere]) assert.deepEqual([unloaded.get(id)!.stages.extract, unloaded.get(id)!.hint], ['running', null], id);
-  const statusText = await etl(['status', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env });
+  const statusText = await etl(['status', '--staging', staging, '--pipeline', PIPELINE], { cwd: sample.work, env });
   assert.equal(statusText.code, 0, statusText.stderr);
   assert.match(statusText.stdout, new RegExp(`^  ${killed}  extract killed  transform -  load -`, 'm'));
   assert.match(statusText.stdout, /^ {4}its extract was killed \(its process is gone\): the next `etl run`\/`etl extract`/m);
@@ -150,8 +142,8 @@ test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl 
   const runLines = statusText.stdout.slice(statusText.stdout.indexOf('staged runs not loaded')).split('\n\n')[0]!.split('\n');
   assert.ok(runLines.every((l) => l.length <= 100), `the staged runs keep to 100 columns:\n${runLines.join('\n')}`);
 
-  const html = path.join(work, 'killed-report.html');
-  const report = await etl(['report', '--run', killed, '--out', html, '--no-ledger', '--staging', staging], { cwd: work });
+  const html = path.join(sample.work, 'killed-report.html');
+  const report = await etl(['report', '--run', killed, '--out', html, '--no-ledger', '--staging', staging], { cwd: sample.work });
   assert.equal(report.code, 0, report.stderr);
   const page = await readFile(html, 'utf8');
   assert.match(page, /<td[^>]*>extract<\/td><td[^>]*>killed<\/td>/);
@@ -159,9 +151,9 @@ test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl 
   assert.doesNotMatch(page, />running</);
 
   // The next run recovers (its leftovers go) and is loaded: the killed run is superseded.
-  const next = await etl(args, { cwd: work, env });
+  const next = await etl(args, { cwd: sample.work, env });
   assert.equal(next.code, 0, next.stderr);
-  const cleaned = await etl(['clean', '--json', '--staging', staging], { cwd: work });
+  const cleaned = await etl(['clean', '--json', '--staging', staging], { cwd: sample.work });
   assert.equal(cleaned.code, 0, cleaned.stderr);
   const clean = JSON.parse(cleaned.stdout) as CleanReport;
   assert.deepEqual(clean.removed.map((r) => r.run_id), [killed]);
@@ -174,14 +166,14 @@ test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl 
 const READDIR_NOTES = fileURLToPath(new URL('../harness/readdir-notes.preload.mjs', import.meta.url));
 
 test('etl run scans the staging folder for killed runs once for its three stages; a stage command alone scans it once', async (t) => {
-  const staging = path.join(work, 'staging-scans');
+  const staging = path.join(sample.work, 'staging-scans');
   const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
   const common = ['--staging', staging, '--pipeline', PIPELINE];
-  const first = await etl(['run', '--source', dump, ...common], { cwd: work, env });
+  const first = await etl(['run', '--source', sample.dump, ...common], { cwd: sample.work, env });
   assert.equal(first.code, 0, first.stderr);
   // A scan lists the load folder of every run; only a scan lists that of a run no stage works on.
   const [older] = await listRunIds(staging);
-  const notes = path.join(work, 'readdir-notes');
+  const notes = path.join(sample.work, 'readdir-notes');
   const noting = {
     ...env,
     READDIR_WATCH: runPaths(staging, older!).loadDir,
@@ -190,12 +182,12 @@ test('etl run scans the staging folder for killed runs once for its three stages
   };
   const scans = async (args: readonly string[]): Promise<number> => {
     await rm(notes, { force: true });
-    const r = await etl([...args, ...common], { cwd: work, env: noting });
+    const r = await etl([...args, ...common], { cwd: sample.work, env: noting });
     assert.equal(r.code, 0, r.stderr);
     return (await readFile(notes, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
   };
-  assert.equal(await scans(['run', '--source', dump]), 1, 'etl run');
-  assert.equal(await scans(['extract', '--source', dump]), 1, 'etl extract');
+  assert.equal(await scans(['run', '--source', sample.dump]), 1, 'etl run');
+  assert.equal(await scans(['extract', '--source', sample.dump]), 1, 'etl extract');
   assert.equal(await scans(['transform']), 1, 'etl transform');
   assert.equal(await scans(['load']), 1, 'etl load');
 });

@@ -4,12 +4,11 @@
 // task list follows stderr's terminal even when stdout is redirected; the demo's log is short.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { useServers } from '../harness/index.ts';
-import { ETL_BIN, etl, REPO, type CliResult } from '../harness/cli.ts';
+import { ETL_BIN, etl, REPO, useSampleDump, type CliResult } from '../harness/cli.ts';
 
 const servers = useServers({ mongo: false });
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
@@ -17,26 +16,17 @@ const TABLES = 31;
 /** A final line: totals, then the elapsed time. */
 const ELAPSED = /in \d+(\.\d+)? s|in \d+ min \d+ s/;
 
-let work = '';
-let dump = '';
-
-before(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), 'etl-cli-output-'));
-  dump = path.join(work, 'dump');
-  const r = await etl(['sample', '--scale', '2000', '--out', dump, '--quiet'], { cwd: work });
-  assert.equal(r.code, 0, r.stderr);
-});
-after(() => rm(work, { recursive: true, force: true }));
+const sample = useSampleDump('etl-cli-output-', 2000);
 
 const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '');
 const lastLine = (text: string) => lines(text).at(-1) ?? '';
 
 async function staging(name: string): Promise<string> {
-  return path.join(await mkdtemp(path.join(work, `${name}-`)), 'runs');
+  return path.join(await mkdtemp(path.join(sample.work, `${name}-`)), 'runs');
 }
 
 function cli(args: string[], dbName: string, stagingDir: string, env: Record<string, string> = {}): Promise<CliResult> {
-  return servers.postgres.createDatabase(dbName).then((url) => etl([...args, '--staging', stagingDir, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url, ...env } }));
+  return servers.postgres.createDatabase(dbName).then((url) => etl([...args, '--staging', stagingDir, '--pipeline', PIPELINE], { cwd: sample.work, env: { DATABASE_URL: url, ...env } }));
 }
 
 function assertNoRepeats(text: string): void {
@@ -50,7 +40,7 @@ function assertNoRepeats(text: string): void {
 describe('in logs (stderr and stdout not a terminal)', () => {
   test('etl run: a line per stage, a line per table, the totals and elapsed time last; nothing repeated', async () => {
     const s = await staging('run');
-    const r = await cli(['run', '--source', dump, '--full'], 'output_run', s);
+    const r = await cli(['run', '--source', sample.dump, '--full'], 'output_run', s);
     assert.equal(r.code, 0, r.stderr);
     const all = `${r.stderr}${r.stdout}`;
     assert.ok(lines(all).length <= TABLES + 10, `${lines(all).length} lines:\n${all}`);
@@ -67,13 +57,13 @@ describe('in logs (stderr and stdout not a terminal)', () => {
     const url = await servers.postgres.createDatabase('output_stages');
     const env = { DATABASE_URL: url };
     const flags = ['--staging', s, '--pipeline', PIPELINE];
-    const extract = await etl(['extract', '--source', dump, '--full', ...flags], { cwd: work, env });
+    const extract = await etl(['extract', '--source', sample.dump, '--full', ...flags], { cwd: sample.work, env });
     assert.equal(extract.code, 0, extract.stderr);
     assert.match(lastLine(extract.stdout), /^extract: 2,000 documents from 22 collection\(s\) .* in /);
-    const transform = await etl(['transform', ...flags], { cwd: work, env });
+    const transform = await etl(['transform', ...flags], { cwd: sample.work, env });
     assert.equal(transform.code, 0, transform.stderr);
     assert.match(lastLine(transform.stdout), /^transform: 2,000 documents → [\d,]+ rows in 31 table\(s\), [\d,]+ rejected, .* in /);
-    const load = await etl(['load', ...flags], { cwd: work, env });
+    const load = await etl(['load', ...flags], { cwd: sample.work, env });
     assert.equal(load.code, 0, load.stderr);
     assert.match(lastLine(load.stdout), /^load: [\d,]+ rows into 31 table\(s\): [\d,]+ inserted, .* in .*; run \d{8}T\d{9}Z loaded into postgresql:\/\//);
     // The rows load took are the rows transform staged: a dedupe table counts its rows, not the contributions they come from.
@@ -91,14 +81,14 @@ describe('in logs (stderr and stdout not a terminal)', () => {
     const url = await servers.postgres.createDatabase('output_quiet');
     const env = { DATABASE_URL: url };
     const flags = ['--staging', s, '--pipeline', PIPELINE];
-    for (const args of [['extract', '--source', dump, '--full'], ['transform'], ['load']]) {
-      const r = await etl([...args, ...flags, '--quiet'], { cwd: work, env });
+    for (const args of [['extract', '--source', sample.dump, '--full'], ['transform'], ['load']]) {
+      const r = await etl([...args, ...flags, '--quiet'], { cwd: sample.work, env });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stderr, '');
       assert.equal(lines(r.stdout).length, 1, r.stdout);
       assert.match(r.stdout, ELAPSED);
     }
-    const verbose = await etl(['transform', ...flags, '--verbose'], { cwd: work, env });
+    const verbose = await etl(['transform', ...flags, '--verbose'], { cwd: sample.work, env });
     assert.equal(verbose.code, 0, verbose.stderr);
     assert.match(verbose.stderr, /^\[ *[\d.]+ s\] transform Transform run \d{8}T\d{9}Z: 31 table\(s\)/m);
     assert.match(verbose.stderr, /^\[ *[\d.]+ s\] transform users: \d[\d,]* of 1,?\d+ documents/m);
@@ -109,9 +99,9 @@ describe('in logs (stderr and stdout not a terminal)', () => {
   test('etl status fits 100 columns', async () => {
     const s = await staging('status');
     const url = await servers.postgres.createDatabase('output_status');
-    const loaded = await etl(['run', '--source', dump, '--full', '--quiet', '--staging', s, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+    const loaded = await etl(['run', '--source', sample.dump, '--full', '--quiet', '--staging', s, '--pipeline', PIPELINE], { cwd: sample.work, env: { DATABASE_URL: url } });
     assert.equal(loaded.code, 0, loaded.stderr);
-    const r = await etl(['status', '--staging', s, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+    const r = await etl(['status', '--staging', s, '--pipeline', PIPELINE], { cwd: sample.work, env: { DATABASE_URL: url } });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^users\s/m);
     for (const l of r.stdout.split('\n')) assert.ok(l.length <= 100, `${l.length} columns: ${l}`);
@@ -121,14 +111,14 @@ describe('in logs (stderr and stdout not a terminal)', () => {
 describe('on a terminal', () => {
   test('the live task list follows stderr: with stdout redirected to a file it still runs, and the file holds the summary only', async () => {
     const s = await staging('tty');
-    const first = await cli(['extract', '--source', dump, '--full', '--quiet'], 'output_tty', s);
+    const first = await cli(['extract', '--source', sample.dump, '--full', '--quiet'], 'output_tty', s);
     assert.equal(first.code, 0, first.stderr);
-    const out = path.join(work, 'summary.txt');
-    const typescript = path.join(work, 'typescript');
+    const out = path.join(sample.work, 'summary.txt');
+    const typescript = path.join(sample.work, 'typescript');
     // script(1) gives the command a terminal (sized: a 0×0 one cannot show a list); stdout goes to a file.
     const inner = `stty cols 100 rows 40; NO_COLOR=1 ${process.execPath} ${ETL_BIN} transform --staging ${s} --pipeline ${PIPELINE} > ${out}`;
     await new Promise<void>((resolve, reject) =>
-      execFile('script', ['-qfec', inner, typescript], { cwd: work, timeout: 120_000 }, (e) => (e ? reject(e) : resolve())),
+      execFile('script', ['-qfec', inner, typescript], { cwd: sample.work, timeout: 120_000 }, (e) => (e ? reject(e) : resolve())),
     );
     const screen = await readFile(typescript, 'utf8');
     assert.match(screen, /\u001b\[2K/, 'the list is redrawn in place');

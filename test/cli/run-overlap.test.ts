@@ -3,27 +3,18 @@
 // byte (sha256 of every file of the run folder), and the same manifest sections, timestamps and
 // durations aside. Checked on the sample, from a dump and from a live server (FerretDB).
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { cp, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
-import { etl, REPO, startEtl } from '../harness/cli.ts';
+import { etl, REPO, startEtl, useSampleDump } from '../harness/cli.ts';
 import { runFiles, withoutTimes } from './run-compare.ts';
 
 const servers = useServers();
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
 
-let work = '';
-let dump = '';
-before(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), 'etl-run-overlap-'));
-  dump = path.join(work, 'dump');
-  const r = await etl(['sample', '--scale', '2000', '--out', dump, '--quiet'], { cwd: work });
-  assert.equal(r.code, 0, r.stderr);
-});
-after(() => (work ? rm(work, { recursive: true, force: true }) : undefined));
+const dumped = useSampleDump('etl-run-overlap-', 2000);
 
 interface Staged {
   readonly runDir: string;
@@ -41,20 +32,20 @@ async function bothWays(name: string, source: readonly string[]): Promise<{ run:
   const runDb = `${name}_run`;
   const stagesDb = `${name}_stages`;
   const [runUrl, stagesUrl] = [await servers.postgres.createDatabase(runDb), await servers.postgres.createDatabase(stagesDb)];
-  const runStaging = path.join(work, `${name}-run`);
-  const stagesStaging = path.join(work, `${name}-stages`);
+  const runStaging = path.join(dumped.work, `${name}-run`);
+  const stagesStaging = path.join(dumped.work, `${name}-stages`);
   const common = ['--pipeline', PIPELINE, '--json'];
 
-  const run = await etl(['run', ...source, '--full', '--staging', runStaging, ...common], { cwd: work, env: { DATABASE_URL: runUrl } });
+  const run = await etl(['run', ...source, '--full', '--staging', runStaging, ...common], { cwd: dumped.work, env: { DATABASE_URL: runUrl } });
   assert.equal(run.code, 0, run.stderr);
   const runId = (JSON.parse(run.stdout) as { runId: string }).runId;
 
   const env = { DATABASE_URL: stagesUrl };
-  const extract = await etl(['extract', ...source, '--full', '--staging', stagesStaging, ...common], { cwd: work, env });
+  const extract = await etl(['extract', ...source, '--full', '--staging', stagesStaging, ...common], { cwd: dumped.work, env });
   assert.equal(extract.code, 0, extract.stderr);
   const stagesId = (JSON.parse(extract.stdout) as { runId: string }).runId;
   for (const stage of ['transform', 'load']) {
-    const r = await etl([stage, '--staging', stagesStaging, ...common], { cwd: work, env });
+    const r = await etl([stage, '--staging', stagesStaging, ...common], { cwd: dumped.work, env });
     assert.equal(r.code, 0, `${stage}: ${r.stderr}`);
   }
   return { run: await staged(runStaging, runId), stages: await staged(stagesStaging, stagesId), databases: [runDb, stagesDb] };
@@ -79,7 +70,7 @@ interface Sections {
 }
 
 test('etl run of a dump stages the files and manifest of extract, transform and load run one after the other', async () => {
-  const { run, stages, databases } = await bothWays('overlap_dump', ['--source', dump]);
+  const { run, stages, databases } = await bothWays('overlap_dump', ['--source', dumped.dump]);
   assertSameStaging(run, stages, databases);
   // The stages overlapped: the first collection's tables were staged before the last collection was.
   const { extract, transform } = run.manifest.stages as Sections;
@@ -100,7 +91,7 @@ test('etl run of a dump stages the files and manifest of extract, transform and 
 
 test('etl run of a live server stages the files and manifest of extract, transform and load run one after the other', async (t) => {
   const mongo = await servers.mongo.newDatabase(t.name);
-  const sample = await etl(['sample', '--scale', '1000', '--mongo-url', mongo.url, '--db', mongo.name, '--quiet'], { cwd: work });
+  const sample = await etl(['sample', '--scale', '1000', '--mongo-url', mongo.url, '--db', mongo.name, '--quiet'], { cwd: dumped.work });
   assert.equal(sample.code, 0, sample.stderr);
   const { run, stages, databases } = await bothWays('overlap_live', ['--source', mongo.url, '--mongo-db', mongo.name]);
   assertSameStaging(run, stages, databases);
@@ -120,19 +111,19 @@ async function onlyRun(staging: string): Promise<Staged> {
 }
 
 test('an extract failing on a corrupt .bson leaves what etl extract leaves: no transform file, no transform section, the same error', async () => {
-  const damaged = path.join(work, 'damaged');
-  await cp(dump, damaged, { recursive: true });
+  const damaged = path.join(dumped.work, 'damaged');
+  await cp(dumped.dump, damaged, { recursive: true });
   // users is the 12th collection read: the transform of those before it is done by then.
   const file = path.join(damaged, 'wappizy', 'users.bson');
   const bytes = await readFile(file);
   bytes.writeInt32LE(-5, bytes.readInt32LE(0) + bytes.readInt32LE(bytes.readInt32LE(0)));
   await writeFile(file, bytes);
-  const runStaging = path.join(work, 'damaged-run');
-  const extractStaging = path.join(work, 'damaged-extract');
+  const runStaging = path.join(dumped.work, 'damaged-run');
+  const extractStaging = path.join(dumped.work, 'damaged-extract');
   const url = await servers.postgres.createDatabase('overlap_damaged');
   const flags = ['--source', damaged, '--full', '--pipeline', PIPELINE];
-  const run = await etl(['run', ...flags, '--staging', runStaging], { cwd: work, env: { DATABASE_URL: url } });
-  const extract = await etl(['extract', ...flags, '--staging', extractStaging], { cwd: work, env: { DATABASE_URL: url } });
+  const run = await etl(['run', ...flags, '--staging', runStaging], { cwd: dumped.work, env: { DATABASE_URL: url } });
+  const extract = await etl(['extract', ...flags, '--staging', extractStaging], { cwd: dumped.work, env: { DATABASE_URL: url } });
   assert.equal(extract.code, 1, extract.stderr);
   assert.match(extract.stderr, /users\.bson/);
   assert.equal(run.code, 1, run.stderr);
@@ -150,11 +141,11 @@ test('an extract failing on a corrupt .bson leaves what etl extract leaves: no t
 
 test('Ctrl-C while extracting leaves what an interrupted etl extract leaves: no transform file, no transform section', async (t) => {
   const mongo = await servers.mongo.newDatabase(t.name);
-  const sample = await etl(['sample', '--scale', '3000', '--mongo-url', mongo.url, '--db', mongo.name, '--quiet'], { cwd: work });
+  const sample = await etl(['sample', '--scale', '3000', '--mongo-url', mongo.url, '--db', mongo.name, '--quiet'], { cwd: dumped.work });
   assert.equal(sample.code, 0, sample.stderr);
-  const staging = path.join(work, 'interrupted');
+  const staging = path.join(dumped.work, 'interrupted');
   const url = await servers.postgres.createDatabase('overlap_interrupted');
-  const started = startEtl(['run', '--source', mongo.url, '--mongo-db', mongo.name, '--full', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+  const started = startEtl(['run', '--source', mongo.url, '--mongo-db', mongo.name, '--full', '--staging', staging, '--pipeline', PIPELINE], { cwd: dumped.work, env: { DATABASE_URL: url } });
   // Interrupted once a few collections are staged and some transformed, before the last one is.
   const manifest = async () => {
     const ids = await readdir(staging).catch(() => []);
@@ -180,9 +171,9 @@ test('Ctrl-C while extracting leaves what an interrupted etl extract leaves: no 
 });
 
 test('Ctrl-C while loading leaves what an interrupted etl load leaves: the load recorded failed (interrupted), nothing applied, not "killed"', async () => {
-  const staging = path.join(work, 'interrupted-load');
+  const staging = path.join(dumped.work, 'interrupted-load');
   const url = await servers.postgres.createDatabase('overlap_interrupted_load');
-  const schema = await etl(['schema', '--yes', '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+  const schema = await etl(['schema', '--yes', '--pipeline', PIPELINE], { cwd: dumped.work, env: { DATABASE_URL: url } });
   assert.equal(schema.code, 0, schema.stderr);
   // Another session holds a table the load writes, so the load is surely under way when Ctrl-C comes.
   const blocker = new pg.Client({ connectionString: url });
@@ -190,7 +181,7 @@ test('Ctrl-C while loading leaves what an interrupted etl load leaves: the load 
   try {
     await blocker.query('BEGIN');
     await blocker.query('LOCK TABLE users_logbook IN ACCESS EXCLUSIVE MODE');
-    const started = startEtl(['run', '--source', dump, '--full', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+    const started = startEtl(['run', '--source', dumped.dump, '--full', '--staging', staging, '--pipeline', PIPELINE], { cwd: dumped.work, env: { DATABASE_URL: url } });
     let ended = false;
     void started.done.then(() => (ended = true));
     for (;;) {
@@ -222,7 +213,7 @@ test('Ctrl-C while loading leaves what an interrupted etl load leaves: the load 
   } finally {
     await db.end();
   }
-  const status = await etl(['status', '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: url } });
+  const status = await etl(['status', '--staging', staging, '--pipeline', PIPELINE], { cwd: dumped.work, env: { DATABASE_URL: url } });
   assert.doesNotMatch(status.stdout, /killed/, status.stdout);
   assert.match(status.stdout, /load failed/, status.stdout);
 });

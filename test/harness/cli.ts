@@ -5,7 +5,12 @@
 //   const r = await etl(['validate'], { cwd: dir, env: { DATABASE_URL: url } });   // { code, stdout, stderr, output }
 //   const run = startEtl(['load', ...]); …; run.kill('SIGINT'); const r = await run.done;
 //   const r = etlSync(['pack'], { cwd: dir });                                     // blocking, same environment
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -105,6 +110,22 @@ export function startEtl(args: readonly string[], options: CliOptions = {}): Etl
 /** Runs `etl args…` to the end. */
 export function etl(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
   return startEtl(args, options).done;
+}
+
+/**
+ * A temp folder for the test file, holding `etl sample --scale <scale> --out <folder>/dump`: made
+ * before the file's tests, removed after them. `work` and `dump` are set once `before` has run.
+ */
+export function useSampleDump(prefix: string, scale: number): { readonly work: string; readonly dump: string } {
+  const made = { work: '', dump: '' };
+  before(async () => {
+    made.work = await mkdtemp(path.join(os.tmpdir(), prefix));
+    made.dump = path.join(made.work, 'dump');
+    const r = await etl(['sample', '--scale', String(scale), '--out', made.dump, '--quiet'], { cwd: made.work });
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(() => (made.work ? rm(made.work, { recursive: true, force: true }) : undefined));
+  return made;
 }
 
 /** Runs `etl args…` to the end, blocking (for tests written as plain sequences of commands). */

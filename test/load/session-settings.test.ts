@@ -5,28 +5,17 @@
 // null: the second run's load and etl status failed with an internal error ("Cannot read properties
 // of null"); and the timeouts killed the load.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
-import { etl, REPO } from '../harness/cli.ts';
+import { etl, REPO, useSampleDump } from '../harness/cli.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 
 const servers = useServers({ mongo: false });
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
 
-let work = '';
-let dump = '';
-
-before(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), 'etl-session-settings-'));
-  dump = path.join(work, 'dump');
-  const r = await etl(['sample', '--scale', '400', '--out', dump, '--quiet'], { cwd: work });
-  assert.equal(r.code, 0, r.stderr);
-});
-after(() => rm(work, { recursive: true, force: true }));
+const sample = useSampleDump('etl-session-settings-', 400);
 
 /** Runs `fn` on a client of `url` whose session shows dates as ISO in UTC, whatever the database's defaults. */
 async function withIsoSession<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -55,10 +44,10 @@ function tableSums(url: string, tables: readonly string[]): Promise<Record<strin
 async function runTwice(url: string, staging: string): Promise<void> {
   const env = { DATABASE_URL: url };
   const args = ['--staging', staging, '--pipeline', PIPELINE];
-  const schema = await etl(['schema', '--yes', '--pipeline', PIPELINE], { cwd: work, env });
+  const schema = await etl(['schema', '--yes', '--pipeline', PIPELINE], { cwd: sample.work, env });
   assert.equal(schema.code, 0, schema.stderr);
   for (const mode of [['--full'], []]) {
-    const r = await etl(['run', '--source', dump, ...mode, ...args], { cwd: work, env });
+    const r = await etl(['run', '--source', sample.dump, ...mode, ...args], { cwd: sample.work, env });
     assert.equal(r.code, 0, `etl run ${mode.join(' ')}: ${r.stderr}`);
   }
 }
@@ -71,10 +60,10 @@ test("a database whose DateStyle, TimeZone and timeouts are not the defaults: tw
     const settings = [`DateStyle = 'SQL, DMY'`, `TimeZone = 'Asia/Tokyo'`, `statement_timeout = '1ms'`, `idle_in_transaction_session_timeout = '1ms'`];
     for (const setting of settings) await c.query(`ALTER DATABASE ${pg.escapeIdentifier(name)} SET ${setting}`);
   });
-  await runTwice(odd, path.join(work, 'odd'));
-  await runTwice(plain, path.join(work, 'plain'));
+  await runTwice(odd, path.join(sample.work, 'odd'));
+  await runTwice(plain, path.join(sample.work, 'plain'));
 
-  const status = await etl(['status', '--staging', path.join(work, 'odd'), '--pipeline', PIPELINE], { cwd: work, env: { DATABASE_URL: odd } });
+  const status = await etl(['status', '--staging', path.join(sample.work, 'odd'), '--pipeline', PIPELINE], { cwd: sample.work, env: { DATABASE_URL: odd } });
   assert.equal(status.code, 0, status.stderr);
   assert.match(status.stdout, /^users +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d /m, 'watermarks shown as ISO instants');
 
