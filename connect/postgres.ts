@@ -6,6 +6,7 @@ import { ConfigError, EtlError } from '../errors/etl-error.ts';
 import { describePostgres, unreachableHint, type PostgresConfig } from './config.ts';
 import { parsePostgresConnectionString, type PostgresParts, type SslMode } from './postgres-connection.ts';
 import { connectionStringSecrets, redactText } from '../errors/redact.ts';
+import { COMMIT, compiled, ROLLBACK, runSql, type CompiledQuery } from '../schema/sql.ts';
 
 /**
  * pg's settings, every one given explicitly, so the driver's own reading of process.env cannot
@@ -58,11 +59,37 @@ function sslOptions(mode: SslMode | null, files: PostgresParts['sslFiles'] | und
  * The session etl assumes, whatever the database's or the role's defaults (ALTER DATABASE … SET), as
  * pg_dump sets its own: pg reads timestamps only in the ISO DateStyle (in another, the watermarks came
  * back null and the load failed), etl compares the dates PostgreSQL writes as text with those
- * transform staged, and no instant may depend on the server's zone. A load is one transaction of long
- * statements that waits, idle, for transform's next table (etl run): a timeout meant for the
- * application's queries would kill it on every large run.
+ * transform staged, and no instant may depend on the server's zone. For the session: a pooler in
+ * transaction pooling (PgBouncer) keeps these two per client, so they never reach another client's
+ * transactions on the same server connection.
  */
-const SESSION_SETTINGS = `SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0`;
+const SESSION_SETTINGS = `SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'`;
+
+/**
+ * What etl's transactions run with, whatever the database's defaults: a load is one transaction of
+ * long statements that waits, idle, for transform's next table (etl run), and a timeout meant for the
+ * application's queries would kill it on every large run. For the transaction only (SET LOCAL): set
+ * for the session, through a pooler in transaction pooling they stayed on the server connection and
+ * lifted the database's timeouts for the application's next transactions there. Sent with the BEGIN,
+ * in one message: the database's idle_in_transaction_session_timeout cannot strike between the two.
+ */
+export function beginTransaction(isolation: 'REPEATABLE READ' | null = null): CompiledQuery {
+  const begin = isolation ? `BEGIN ISOLATION LEVEL ${isolation}` : 'BEGIN';
+  return compiled(`${begin}; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0`);
+}
+
+/** Runs `work` in a transaction of its own with etl's transaction settings: committed when it returns, rolled back when it throws. */
+export async function inTransaction<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
+  await runSql(client, beginTransaction());
+  try {
+    const result = await work();
+    await runSql(client, COMMIT);
+    return result;
+  } catch (error) {
+    await runSql(client, ROLLBACK).catch(() => undefined);
+    throw error;
+  }
+}
 
 /** Connects one client with etl's session settings, or throws an EtlError that names the server without its password. */
 export async function connectPostgres(p: PostgresConfig, secrets: readonly string[] = []): Promise<pg.Client> {

@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { EtlError } from '../errors/etl-error.ts';
 import { privilegeHint } from '../errors/codes.ts';
-import { connectPostgres } from '../connect/postgres.ts';
+import { connectPostgres, inTransaction } from '../connect/postgres.ts';
 import type { PostgresConfig } from '../connect/config.ts';
 import { StateReads } from '../schema/state-reads.ts';
 
@@ -34,17 +34,7 @@ export async function readStoredState(postgres: PostgresConfig, secrets: readonl
     });
   }
   try {
-    const state = await StateReads.open(client);
-    const rows = (await state.watermarkRows(tables)) ?? [];
-    const unrecorded = rows.filter((r) => r.fingerprint === null).map((r) => r.table);
-    const last = unrecorded.length ? await state.lastRuns(unrecorded, false) : null;
-    return {
-      watermarks: new Map(rows.map((r) => [r.table, r.watermark])),
-      fingerprints: new Map(rows.map((r) => [r.table, r.fingerprint])),
-      lastPipelines: new Map([...(last?.values() ?? [])].map((r) => [r.table, r.pipelineSha256])),
-      contested: await state.contestedClaims(tables),
-      gone: await state.goneKeys(tables),
-    };
+    return await inTransaction(client, () => readState(client, tables));
   } catch (cause) {
     throw new EtlError('watermarks_unavailable', `cannot read etl_watermarks: ${(cause as Error).message}`, {
       hint: privilegeHint(cause) ?? 'pass --full to extract everything without reading watermarks',
@@ -53,4 +43,18 @@ export async function readStoredState(postgres: PostgresConfig, secrets: readonl
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+async function readState(client: pg.Client, tables: readonly string[]): Promise<StoredState> {
+  const state = await StateReads.open(client);
+  const rows = (await state.watermarkRows(tables)) ?? [];
+  const unrecorded = rows.filter((r) => r.fingerprint === null).map((r) => r.table);
+  const last = unrecorded.length ? await state.lastRuns(unrecorded, false) : null;
+  return {
+    watermarks: new Map(rows.map((r) => [r.table, r.watermark])),
+    fingerprints: new Map(rows.map((r) => [r.table, r.fingerprint])),
+    lastPipelines: new Map([...(last?.values() ?? [])].map((r) => [r.table, r.pipelineSha256])),
+    contested: await state.contestedClaims(tables),
+    gone: await state.goneKeys(tables),
+  };
 }

@@ -27,7 +27,7 @@
 import type pg from 'pg';
 import { describeMongo, describePostgres, type MongoConfig, type PostgresConfig } from '../connect/config.ts';
 import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
-import { connectPostgres } from '../connect/postgres.ts';
+import { beginTransaction, connectPostgres, inTransaction } from '../connect/postgres.ts';
 import { redactText } from '../errors/redact.ts';
 import { LoadError, SourceError } from '../errors/etl-error.ts';
 import { privilegeHint } from '../errors/codes.ts';
@@ -195,7 +195,8 @@ export async function runDiff(options: DiffOptions): Promise<DiffReport> {
     // The jobs see the lanes' signal: aborted by the caller, or by the first job that fails.
     const inner: DiffOptions = { ...options, signal: lanes.signal };
     // Every table of the model: set_null references are looked up in tables not being compared.
-    const live = await readTables(clients[0]!, [...model.loadOrder]);
+    const first = clients[0]!;
+    const live = await inTransaction(first, () => readTables(first, [...model.loadOrder]));
     const byName = new Map<string, TableDiff>();
     const run: GroupRun = { mongo, lanes, options: inner, live, secrets, sampleSize, byName, cleanups, signal };
     await startTables(collectionGroups(model, names), names, run);
@@ -340,7 +341,7 @@ async function diffTable(
   const run = new DiffQueries(client, q, sampleSize);
   const mapper = tableMapper(table, options.model);
 
-  await runSql(client, BEGIN_SNAPSHOT);
+  await runSql(client, beginTransaction('REPEATABLE READ'));
   try {
     await runSql(client, ISO_DATES);
     await runSql(client, SMALL_STATISTICS);
@@ -408,8 +409,7 @@ function comparabilityProblem(table: TableModel, live: LiveTable | null): TableD
   };
 }
 
-/** One snapshot for the whole comparison of a table; the text forms compared and shown use ISO dates whatever the server's defaults. */
-const BEGIN_SNAPSHOT = compiled('BEGIN ISOLATION LEVEL REPEATABLE READ');
+/** The text forms compared and shown use ISO dates whatever the server's defaults (a table's comparison is one REPEATABLE READ snapshot). */
 const ISO_DATES = compiled(`SET LOCAL DateStyle = 'ISO, YMD'`);
 /**
  * The temporary tables' ANALYZE (the planner's row counts and distinct values for the joins) from a

@@ -4,8 +4,9 @@
 // (etl_runs); the staged runs that this database has not loaded; and the drift between
 // pipeline.yaml and the live tables. Reads only: a database where `etl schema` never ran is a valid
 // answer ("never loaded"), not an error.
+import type pg from 'pg';
 import { describePostgres, type PostgresConfig } from '../connect/config.ts';
-import { connectPostgres } from '../connect/postgres.ts';
+import { connectPostgres, inTransaction } from '../connect/postgres.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import { collectionFrom, planTableRead, type MappingState, type TablePlan, type WatermarkReason } from '../model/read-plan.ts';
@@ -106,37 +107,41 @@ export interface StatusReport {
 }
 
 export async function runStatus(options: StatusOptions): Promise<StatusReport> {
-  const { model } = options;
   options.signal?.throwIfAborted();
   const client = await connectPostgres(options.postgres, options.secrets ?? []);
   try {
-    const state = await readStoredState(await StateReads.open(client));
-    const tables = tableStatuses(model, state);
-    const known = new Set(model.loadOrder);
-    const unknownTables = [...new Set([...state.watermarks.keys(), ...state.last.keys()])].filter((t) => !known.has(t)).sort();
-
-    // etl load refuses a run older than the run that set a table's watermark (load/older-run.ts): a
-    // later run that moved no watermark (--since after it) does not make older runs stale.
-    const watermarkRuns = new Map(tables.filter((t) => t.watermark).map((t) => [t.table, t.watermark!.runId]));
-    const { runs, total } = await unloadedRuns(options.stagingDir, state.stateTables ? state.applied : null, watermarkRuns);
-
-    options.signal?.throwIfAborted();
-    const drift = await checkDrift(client, model);
-    return {
-      destination: options.describePostgres ?? describePostgres(options.postgres),
-      staging: options.stagingDir,
-      pipeline: { file: model.file, sha256: model.sha256 },
-      stateTables: state.stateTables,
-      notice: neverLoadedNotice(state.stateTables, tables),
-      tables,
-      unknownTables,
-      unloadedRuns: runs,
-      stagedRuns: total,
-      drift: { clean: drift.clean, findings: drift.findings },
-    };
+    return await inTransaction(client, () => statusOf(client, options));
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+async function statusOf(client: pg.Client, options: StatusOptions): Promise<StatusReport> {
+  const { model } = options;
+  const state = await readStoredState(await StateReads.open(client));
+  const tables = tableStatuses(model, state);
+  const known = new Set(model.loadOrder);
+  const unknownTables = [...new Set([...state.watermarks.keys(), ...state.last.keys()])].filter((t) => !known.has(t)).sort();
+
+  // etl load refuses a run older than the run that set a table's watermark (load/older-run.ts): a
+  // later run that moved no watermark (--since after it) does not make older runs stale.
+  const watermarkRuns = new Map(tables.filter((t) => t.watermark).map((t) => [t.table, t.watermark!.runId]));
+  const { runs, total } = await unloadedRuns(options.stagingDir, state.stateTables ? state.applied : null, watermarkRuns);
+
+  options.signal?.throwIfAborted();
+  const drift = await checkDrift(client, model);
+  return {
+    destination: options.describePostgres ?? describePostgres(options.postgres),
+    staging: options.stagingDir,
+    pipeline: { file: model.file, sha256: model.sha256 },
+    stateTables: state.stateTables,
+    notice: neverLoadedNotice(state.stateTables, tables),
+    tables,
+    unknownTables,
+    unloadedRuns: runs,
+    stagedRuns: total,
+    drift: { clean: drift.clean, findings: drift.findings },
+  };
 }
 
 /** What the state tables hold; empty where they do not exist (`stateTables` false: etl_watermarks or etl_runs missing). */

@@ -1,8 +1,12 @@
-// One etl load at a time per database: a session-level advisory lock on a fixed key. A second
-// load waits for the first to end (default), refuses at once (--no-wait), or waits at most a given
-// time (--lock-timeout 30s); whoever waits or gives up is told which session holds the lock (pid,
+// One etl load at a time per database: an advisory lock on a fixed key, taken first thing in the
+// load's transaction and released by its end (COMMIT, ROLLBACK, or the connection lost). Not a
+// session-level lock: through a pooler in transaction pooling (PgBouncer), the statement taking it and
+// the one releasing it ran on different server connections, and the lock stayed held by a connection
+// the application was using: every later load waited for a load that had ended. A second load waits
+// for the first to end (default), refuses at once (--no-wait), or waits at most a given time
+// (--lock-timeout 30s); whoever waits or gives up is told which session holds the lock (pid,
 // application, user, client, since when), from pg_locks and pg_stat_activity. Waiting polls
-// pg_try_advisory_lock rather than blocking in pg_advisory_lock, so Ctrl-C stops the wait at once.
+// pg_try_advisory_xact_lock rather than blocking, so Ctrl-C stops the wait at once.
 import type pg from 'pg';
 import { roughDuration } from '../staging/durations.ts';
 import { LoadError, UsageError } from '../errors/etl-error.ts';
@@ -12,8 +16,7 @@ import { compiled, runSql } from '../schema/sql.ts';
 export const LOAD_LOCK_KEY = '7310587252226089316';
 const POLL_MS = 200;
 
-const TRY_LOCK = compiled('SELECT pg_try_advisory_lock($1::bigint) AS ok', [LOAD_LOCK_KEY]);
-const UNLOCK = compiled('SELECT pg_advisory_unlock($1::bigint)', [LOAD_LOCK_KEY]);
+const TRY_LOCK = compiled('SELECT pg_try_advisory_xact_lock($1::bigint) AS ok', [LOAD_LOCK_KEY]);
 /** The session holding the lock (a bigint key is classid = high 32 bits, objid = low 32 bits, objsubid 1). */
 const LOCK_HOLDER = compiled(
   `SELECT l.pid, a.application_name, a.usename, host(a.client_addr) AS client, a.backend_start
@@ -37,6 +40,7 @@ export interface LockHolder {
   readonly backendStart: Date | null;
 }
 
+/** In the load's transaction: the lock is the transaction's until it ends. */
 export async function acquireLoadLock(client: pg.Client, policy: LockPolicy, onWait: (message: string) => void, signal?: AbortSignal): Promise<void> {
   const timeoutMs = typeof policy === 'object' ? policy.timeoutMs : null;
   const deadline = timeoutMs === null ? null : Date.now() + timeoutMs;
@@ -65,10 +69,6 @@ export async function acquireLoadLock(client: pg.Client, policy: LockPolicy, onW
     }
     await new Promise((resolve) => setTimeout(resolve, deadline === null ? POLL_MS : Math.max(0, Math.min(POLL_MS, deadline - Date.now()))));
   }
-}
-
-export async function releaseLoadLock(client: pg.Client): Promise<void> {
-  await runSql(client, UNLOCK);
 }
 
 async function lockHolder(client: pg.Client): Promise<LockHolder | null> {

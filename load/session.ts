@@ -1,20 +1,23 @@
-// One load's connection to PostgreSQL: connected, locked (one load at a time), in one transaction
+// One load's connection to PostgreSQL: connected, in one transaction locked (one load at a time)
 // with the foreign keys deferred to its end, and always knowing where it is, so any failure names
 // the table, the step and the staged file. Every statement of the load goes through it.
 import type pg from 'pg';
-import { connectPostgres } from '../connect/postgres.ts';
+import { beginTransaction, connectPostgres } from '../connect/postgres.ts';
 import { EtlError, LoadError, StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
-import { BEGIN, COMMIT, compiled, DEFER_ALL, ident, ROLLBACK, runSql, savepoint, type CompiledQuery } from '../schema/sql.ts';
+import { COMMIT, compiled, DEFER_ALL, ident, ROLLBACK, runSql, savepoint, type CompiledQuery } from '../schema/sql.ts';
 import { cancelQueriesOnAbort } from './cancel.ts';
 import { COMMIT_PLACE, toLoadError, type FailurePlace } from './errors.ts';
 import { ensureSchema } from './ledger.ts';
-import { acquireLoadLock, releaseLoadLock } from './lock.ts';
+import { acquireLoadLock, type LockPolicy } from './lock.ts';
 import type { LoadOptions, LoadProgress } from './options.ts';
 
 // Temp tables live in per-session buffers, 8 MB by default: a batch of a million rows would go back
-// and forth to disk. Settable only before the session touches a temp table, hence at connection.
-const TEMP_BUFFERS = compiled(`SET temp_buffers = '256MB'`);
+// and forth to disk. For the transaction only (a session setting would stay, through a pooler, on a
+// server connection the application uses next); settable only before the session touched a temp
+// table, which a server connection a pooler hands over may have done: then the buffers stay as they are.
+const TEMP_BUFFERS = compiled(`SET LOCAL temp_buffers = '256MB'`);
+const INVALID_PARAMETER_VALUE = '22023';
 // Sorts and hashes of the merge work on up to millions of rows, and indexes are built after bulk
 // fills (load/indexes.ts): give them memory, for this transaction only.
 const MERGE_MEMORY = compiled(`SET LOCAL work_mem = '128MB'`);
@@ -24,7 +27,6 @@ export class LoadSession {
   #place: FailurePlace = { table: '(setup)', step: 'preparing the load' };
   readonly #tempNames: Record<string, string> = {};
   #inTransaction = false;
-  #locked = false;
   /** Aborted when the session closes: work started ahead for its steps (read-ahead.ts) stops with it. */
   readonly #ended = new AbortController();
 
@@ -34,9 +36,10 @@ export class LoadSession {
     readonly emit: (e: LoadProgress) => void,
     private readonly secrets: readonly string[],
     private readonly stopCancelling: () => void,
+    private readonly lockPolicy: LockPolicy,
   ) {}
 
-  /** Connects and takes the load lock (waiting for another load, or failing at once). */
+  /** Connects; begin() takes the load lock. */
   static async open(options: LoadOptions): Promise<LoadSession> {
     const secrets = options.secrets ?? [];
     const client = await connectPostgres(options.postgres, secrets);
@@ -44,25 +47,19 @@ export class LoadSession {
     // surfacing as an uncaught 'error' event.
     client.on('error', () => undefined);
     const emit = (e: LoadProgress): void => options.onProgress?.(e);
-    const session = new LoadSession(client, options.signal, emit, secrets, cancelQueriesOnAbort(client, options.postgres, options.signal));
-    try {
-      await runSql(client, TEMP_BUFFERS);
-      await acquireLoadLock(client, options.lock ?? 'wait', (message) => emit({ kind: 'waiting', message }), options.signal);
-      session.#locked = true;
-    } catch (error) {
-      await session.close();
-      throw session.failure(error);
-    }
-    return session;
+    return new LoadSession(client, options.signal, emit, secrets, cancelQueriesOnAbort(client, options.postgres, options.signal), options.lock ?? 'wait');
   }
 
   /**
-   * BEGIN; foreign keys deferred to COMMIT (a row deleted from a parent is followed by its children
-   * later in load order, within the same transaction); the model's tables created when missing.
+   * BEGIN, etl's settings for it, the load lock (waiting for another load, or failing at once); foreign
+   * keys deferred to COMMIT (a row deleted from a parent is followed by its children later in load
+   * order, within the same transaction); the model's tables created when missing.
    */
   async begin(model: PipelineModel): Promise<void> {
-    await runSql(this.client, BEGIN);
+    await runSql(this.client, beginTransaction());
     this.#inTransaction = true;
+    await this.attempt('etl_temp_buffers', (e) => (e as { code?: string }).code === INVALID_PARAMETER_VALUE, () => runSql(this.client, TEMP_BUFFERS), undefined);
+    await acquireLoadLock(this.client, this.lockPolicy, (message) => this.emit({ kind: 'waiting', message }), this.signal);
     this.at('(schema)', 'creating the tables of pipeline.yaml');
     await ensureSchema(this.client, model);
     await runSql(this.client, DEFER_ALL);
@@ -145,7 +142,6 @@ export class LoadSession {
     if (this.#inTransaction) await runSql(this.client, ROLLBACK).catch(() => undefined);
     this.#inTransaction = false;
     this.stopCancelling();
-    if (this.#locked) await releaseLoadLock(this.client).catch(() => undefined);
     await this.client.end().catch(() => undefined);
   }
 }

@@ -2,7 +2,7 @@
 // runs: one row per run and table with load's figures. Read-only; a database where `etl schema`
 // never ran has no ledger, which is an answer (no runs), not an error.
 import type pg from 'pg';
-import { connectPostgres } from '../connect/postgres.ts';
+import { connectPostgres, inTransaction } from '../connect/postgres.ts';
 import type { PostgresConfig } from '../connect/config.ts';
 import { StateReads } from '../schema/state-reads.ts';
 import { runPendingCount } from '../audit/runs.ts';
@@ -94,7 +94,8 @@ export async function readLedger(postgres: PostgresConfig, describe: string, sec
       }, CONNECT_TIMEOUT_MS).unref(),
     );
     client = await Promise.race([connecting, timer]);
-    return { destination: describe, runs: await readLedgerRuns(client), problem: null };
+    const ready = client;
+    return { destination: describe, runs: await inTransaction(ready, () => readLedgerRuns(ready)), problem: null };
   } catch (error) {
     return { destination: null, runs: [], problem: error instanceof Error ? error.message : String(error) };
   } finally {

@@ -12,7 +12,8 @@ import { existingIndexes, existingTables, readTables } from './catalog.ts';
 import { addStateColumnSql, createStateIndexSql, createStateTableSql, stateTables } from './state-tables.ts';
 import { decide, type DataProblem, type Decision, type SchemaChange, type SchemaPlan } from './changes.ts';
 import { planSchema } from './plan.ts';
-import { BEGIN, COMMIT, compiled, ROLLBACK, runSql } from './sql.ts';
+import { beginTransaction } from '../connect/postgres.ts';
+import { COMMIT, compiled, ROLLBACK, runSql } from './sql.ts';
 
 /** The key `etl schema` and load's ensureSchema share (a transaction-level advisory lock). */
 const LOCK_SCHEMA = compiled(`SELECT pg_advisory_xact_lock(hashtext('etl schema'))`);
@@ -112,7 +113,7 @@ export async function lockSchema(client: pg.Client): Promise<void> {
 }
 
 export async function applySchema(client: pg.Client, model: PipelineModel, options: ApplyOptions = {}): Promise<SchemaReport> {
-  await runSql(client, BEGIN);
+  await runSql(client, beginTransaction());
   try {
     await lockSchema(client);
     const report = options.alter ? await alterSchema(client, model, options) : { ...(await createMissing(client, model)), ...NOTHING_ALTERED };

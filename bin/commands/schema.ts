@@ -12,7 +12,7 @@ import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { describePostgres } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
-import { connectPostgres } from '../../connect/postgres.ts';
+import { connectPostgres, inTransaction } from '../../connect/postgres.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import type { PipelineModel } from '../../model/types.ts';
 import { UsageError } from '../../errors/etl-error.ts';
@@ -121,8 +121,10 @@ interface Session {
 }
 
 async function check(s: Session): Promise<number> {
-  const drift = await checkDrift(s.client, s.model);
-  const { plan, decision } = await previewSchema(s.client, s.model, s.allow);
+  const { drift, plan, decision } = await inTransaction(s.client, async () => {
+    const found = await checkDrift(s.client, s.model);
+    return { drift: found, ...(await previewSchema(s.client, s.model, s.allow)) };
+  });
   // Tables pipeline.yaml no longer has but etl loaded (schema/retired.ts) differ too.
   const retired = plan.changes.filter((c) => c.kind === 'retire_table').map((c) => c.table);
   const clean = drift.clean && retired.length === 0;
@@ -133,7 +135,7 @@ async function check(s: Session): Promise<number> {
 }
 
 async function update(s: Session): Promise<number> {
-  const { plan, decision } = await previewSchema(s.client, s.model, s.allow);
+  const { plan, decision } = await inTransaction(s.client, () => previewSchema(s.client, s.model, s.allow));
   if (plan.problems.length > 0) throw dataProblems(plan.problems);
   const alterations = decision.apply.filter((c) => !CREATION.has(c.kind));
   if (alterations.length > 0 && !s.yes) {

@@ -1,4 +1,4 @@
-// Debian packages some tests need besides Node: OpenSSH's server (tunnel and refresh tests),
+// Debian packages some tests need besides Node: OpenSSH's server (tunnel and refresh tests), PgBouncer,
 // PostgreSQL's own binaries (pg_dump/pg_restore matching a server), Chromium (the HTML report),
 // Go (to build FerretDB, see build-ferretdb.sh). On a fresh Debian machine run as root (CI, a
 // container) they are installed on first use, as `bash .ci/run` does; otherwise the test fails
@@ -16,6 +16,8 @@ export interface SystemNeed {
 }
 
 export const SSHD: SystemNeed = { why: 'the SSH tunnel and refresh tests run an OpenSSH server', packages: ['openssh-server', 'openssh-client'], present: () => existsSync('/usr/sbin/sshd') };
+
+export const PGBOUNCER: SystemNeed = { why: 'the connection pooler tests run etl through a real PgBouncer', packages: ['pgbouncer'], present: () => existsSync('/usr/sbin/pgbouncer') };
 
 export const CHROMIUM: SystemNeed = { why: 'the HTML report is checked in a real headless Chromium', packages: ['chromium'], present: () => existsSync('/usr/bin/chromium') };
 
