@@ -4,7 +4,7 @@
 // appear only with --verbose or ETL_DEBUG=1. Every text is scrubbed of passwords. Returns the exit code.
 import type { Writable } from 'node:stream';
 import { DatabaseError } from 'pg';
-import { pgErrorCode, privilegeHint } from '../errors/codes.ts';
+import { pgErrorCode, accessHint } from '../errors/codes.ts';
 import { EtlError, ConfigError, LoadError, type ErrorContext } from '../errors/etl-error.ts';
 import { printableLine, printableText } from '../errors/printable.ts';
 import { redactText } from '../errors/redact.ts';
@@ -77,7 +77,7 @@ function describe(error: unknown, scrub: (s: string) => string): ErrorView {
   // words with its SQLSTATE, not a bug of etl.
   if (error instanceof DatabaseError) {
     const table = error.table ? ` (table ${error.table})` : '';
-    const hint = privilegeHint(error) ?? 'see PostgreSQL\'s message above; the server log may say more';
+    const hint = accessHint(error) ?? 'see PostgreSQL\'s message above; the server log may say more';
     return { code: pgErrorCode(error.code), message: `PostgreSQL refused: ${printableText(scrub(error.message))}${table}`, where: null, hint, context: {}, exitCode: 1 };
   }
   const message = error instanceof Error ? error.message : String(error);

@@ -82,6 +82,7 @@ const ERROR_CODES = [
   'columns_mismatch',
   'contributions_missing',
   'contributions_not_staged',
+  'database_read_only',
   'delete_all_refused',
   'load_failed',
   'load_lock_timeout',
@@ -128,7 +129,17 @@ export function pgErrorCode(sqlState: string | undefined): PgErrorCode {
 export const PRIVILEGE_HINT =
   'the PostgreSQL user lacks a privilege etl needs: it must own the tables or hold SELECT, INSERT, UPDATE, DELETE and TRUNCATE on them and CREATE on the schema (GRANT … TO that user), or connect as the user that ran `etl schema`';
 
-/** PRIVILEGE_HINT when `cause` is PostgreSQL's refusal for want of a privilege, else null. */
-export function privilegeHint(cause: unknown): string | null {
-  return (cause as { code?: unknown } | null)?.code === '42501' ? PRIVILEGE_HINT : null;
+/** What to do when PostgreSQL refused a write because the transaction is read-only (SQLSTATE 25006). */
+const READ_ONLY_HINT =
+  'the database accepts no writes: point DATABASE_URL (or --database-url) at the primary if it names a standby (a read replica); if the database or the role makes transactions read-only by default, turn that off for the user etl connects as: ALTER ROLE … SET default_transaction_read_only = off';
+
+/**
+ * What to do when PostgreSQL refused for want of access: a privilege (PRIVILEGE_HINT), or any write
+ * at all (the database accepts no writes: READ_ONLY_HINT); else null.
+ */
+export function accessHint(cause: unknown): string | null {
+  const code = (cause as { code?: unknown } | null)?.code;
+  if (code === '42501') return PRIVILEGE_HINT;
+  if (code === '25006') return READ_ONLY_HINT;
+  return null;
 }

@@ -4,7 +4,7 @@
 // `etl schema` has not migrated yet) means every watermark was stored without one.
 import type pg from 'pg';
 import { EtlError } from '../errors/etl-error.ts';
-import { privilegeHint } from '../errors/codes.ts';
+import { accessHint } from '../errors/codes.ts';
 import { connectPostgres, inTransaction } from '../connect/postgres.ts';
 import type { PostgresConfig } from '../connect/config.ts';
 import { StateReads } from '../schema/state-reads.ts';
@@ -37,7 +37,7 @@ export async function readStoredState(postgres: PostgresConfig, secrets: readonl
     return await inTransaction(client, () => readState(client, tables));
   } catch (cause) {
     throw new EtlError('watermarks_unavailable', `cannot read etl_watermarks: ${(cause as Error).message}`, {
-      hint: privilegeHint(cause) ?? 'pass --full to extract everything without reading watermarks',
+      hint: accessHint(cause) ?? 'pass --full to extract everything without reading watermarks',
       cause,
     });
   } finally {

@@ -30,7 +30,7 @@ import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
 import { beginTransaction, connectPostgres, inTransaction } from '../connect/postgres.ts';
 import { redactText } from '../errors/redact.ts';
 import { LoadError, SourceError } from '../errors/etl-error.ts';
-import { privilegeHint } from '../errors/codes.ts';
+import { accessHint } from '../errors/codes.ts';
 import type { PipelineModel, Strategy, TableModel } from '../model/types.ts';
 import { readTables, type LiveTable } from '../schema/catalog.ts';
 import { tableMapper, type SkipCounts, type TableMapper } from './expected-rows.ts';
@@ -390,7 +390,7 @@ function tableDiff(
 function diffFailure(cause: unknown, table: TableModel, options: DiffOptions): unknown {
   if (cause instanceof SourceError || options.signal?.aborted) return cause;
   const e = cause as { message?: string; code?: string };
-  const hint = privilegeHint(cause);
+  const hint = accessHint(cause);
   return new LoadError('diff_failed', `comparing "${table.name}" failed: ${redactText(e.message ?? String(cause), options.secrets ?? [])}`, {
     ...(hint ? { hint } : {}),
     cause,

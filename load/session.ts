@@ -2,6 +2,7 @@
 // with the foreign keys deferred to its end, and always knowing where it is, so any failure names
 // the table, the step and the staged file. Every statement of the load goes through it.
 import type pg from 'pg';
+import { describePostgres } from '../connect/config.ts';
 import { beginTransaction, connectPostgres } from '../connect/postgres.ts';
 import { EtlError, LoadError, StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
@@ -37,6 +38,8 @@ export class LoadSession {
     private readonly secrets: readonly string[],
     private readonly stopCancelling: () => void,
     private readonly lockPolicy: LockPolicy,
+    /** The database, as messages name it (no password). */
+    private readonly destination: string,
   ) {}
 
   /** Connects; begin() takes the load lock. */
@@ -47,7 +50,7 @@ export class LoadSession {
     // surfacing as an uncaught 'error' event.
     client.on('error', () => undefined);
     const emit = (e: LoadProgress): void => options.onProgress?.(e);
-    return new LoadSession(client, options.signal, emit, secrets, cancelQueriesOnAbort(client, options.postgres, options.signal), options.lock ?? 'wait');
+    return new LoadSession(client, options.signal, emit, secrets, cancelQueriesOnAbort(client, options.postgres, options.signal), options.lock ?? 'wait', describePostgres(options.postgres));
   }
 
   /**
@@ -58,6 +61,7 @@ export class LoadSession {
   async begin(model: PipelineModel): Promise<void> {
     await runSql(this.client, beginTransaction());
     this.#inTransaction = true;
+    await refuseReadOnly(this.client, this.destination);
     await this.attempt('etl_temp_buffers', (e) => (e as { code?: string }).code === INVALID_PARAMETER_VALUE, () => runSql(this.client, TEMP_BUFFERS), undefined);
     await acquireLoadLock(this.client, this.lockPolicy, (message) => this.emit({ kind: 'waiting', message }), this.signal);
     this.at('(schema)', 'creating the tables of pipeline.yaml');
@@ -149,4 +153,20 @@ export class LoadSession {
 function interrupted(reason: unknown): EtlError {
   if (reason instanceof EtlError) return reason;
   return new LoadError('interrupted', 'load interrupted; PostgreSQL was rolled back and is as it was', { cause: reason });
+}
+
+const READ_ONLY = compiled(`SELECT current_setting('transaction_read_only') = 'on' AS read_only, pg_is_in_recovery() AS standby`);
+
+/** A database that accepts no writes is said so before the load reads its run, not at its first temp table. */
+async function refuseReadOnly(client: pg.Client, destination: string): Promise<void> {
+  const { read_only: readOnly, standby } = (await runSql<{ read_only: boolean; standby: boolean }>(client, READ_ONLY)).rows[0]!;
+  if (!readOnly) return;
+  if (standby) {
+    throw new LoadError('database_read_only', `PostgreSQL at ${destination} accepts no writes: it is a standby (a read replica, in recovery)`, {
+      hint: 'nothing was changed; point DATABASE_URL (or --database-url) at the primary',
+    });
+  }
+  throw new LoadError('database_read_only', `PostgreSQL at ${destination} accepts no writes: its transactions are read-only by default (default_transaction_read_only)`, {
+    hint: 'nothing was changed; turn it off for the user etl connects as (ALTER ROLE … SET default_transaction_read_only = off), or for the database',
+  });
 }

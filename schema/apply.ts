@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import type { PipelineModel } from '../model/types.ts';
 import { LoadError } from '../errors/etl-error.ts';
-import { privilegeHint } from '../errors/codes.ts';
+import { accessHint } from '../errors/codes.ts';
 import { createTableSql } from './ddl.ts';
 import { existingIndexes, existingTables, readTables } from './catalog.ts';
 import { addStateColumnSql, createStateIndexSql, createStateTableSql, stateTables } from './state-tables.ts';
@@ -102,7 +102,7 @@ async function run(client: pg.Client, sql: string, what: string, table: string |
     throw new LoadError('schema_create_failed', `${what}: ${e.message ?? String(cause)}`, {
       cause,
       context: table ? { table } : {},
-      hint: privilegeHint(cause) ?? 'run `etl schema --check` to compare the database with pipeline.yaml',
+      hint: accessHint(cause) ?? 'run `etl schema --check` to compare the database with pipeline.yaml',
     });
   }
 }
