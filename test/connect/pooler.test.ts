@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
+import { withClient } from '../harness/schema.ts';
 import { etl, REPO, useSampleDump } from '../harness/cli.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { startPgBouncer, type PgBouncer } from './pgbouncer.ts';
@@ -22,16 +23,6 @@ const POOL = 3;
 
 let bouncer: PgBouncer | undefined;
 after(() => bouncer?.stop());
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** Opens every server connection of the pool: POOL clients in a transaction at once. */
 async function fillPool(url: string): Promise<void> {

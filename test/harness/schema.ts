@@ -1,15 +1,20 @@
-// The pipeline's tables in a test database, created as `etl schema` creates them (schema/apply.ts),
-// on a connection of their own.
+// A test database on a connection of its own: `fn` run on it, or the pipeline's tables created as
+// `etl schema` creates them (schema/apply.ts).
 import pg from 'pg';
 import type { PipelineModel } from '../../model/types.ts';
 import { applySchema } from '../../schema/apply.ts';
 
-export async function createTables(url: string, model: PipelineModel): Promise<void> {
+/** Runs `fn` on a new connection to `url`, closed after. */
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    await applySchema(client, model);
+    return await fn(client);
   } finally {
     await client.end();
   }
+}
+
+export async function createTables(url: string, model: PipelineModel): Promise<void> {
+  await withClient(url, (client) => applySchema(client, model));
 }

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { startPostgres } from '../harness/index.ts';
+import { withClient } from '../harness/schema.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { applySchema } from '../../schema/apply.ts';
 import { ident, identList } from '../../schema/sql.ts';
@@ -39,16 +40,6 @@ async function psqlCopy(url: string): Promise<number> {
     execFile(PSQL, ['-X', '-q', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '-f', script, url], { maxBuffer: 1 << 26 }, (e, _o, stderr) => (e ? reject(new Error(stderr)) : resolve())),
   );
   return (performance.now() - t0) / 1000;
-}
-
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
 }
 
 try {

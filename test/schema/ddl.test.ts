@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
+import { withClient } from '../harness/schema.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { applySchema, schemaSql } from '../../schema/apply.ts';
 import { checkDrift } from '../../schema/drift.ts';
@@ -146,16 +147,6 @@ function expected(t: TableModel) {
       .map((c) => `${c.name}->${c.foreignKey!.table}(${c.foreignKey!.column})`)
       .sort(),
   };
-}
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }
 
 describe('applySchema on a real PostgreSQL', () => {

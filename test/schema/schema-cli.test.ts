@@ -8,19 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
+import { withClient } from '../harness/schema.ts';
 import { ETL_BIN, etl } from '../harness/cli.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-async function withClient(url: string, fn: (c: pg.Client) => Promise<unknown>): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** A login role of this test (dropped after it) and the URL of `url`'s database as that role. */
 async function roleUrl(t: { after(fn: () => unknown): void }, url: string, prefix: string): Promise<{ url: string; password: string }> {
