@@ -7,7 +7,7 @@ import { beginTransaction, connectPostgres } from '../connect/postgres.ts';
 import { EtlError, LoadError, StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { COMMIT, compiled, DEFER_ALL, ident, ROLLBACK, runSql, savepoint, type CompiledQuery } from '../schema/sql.ts';
-import { cancelQueriesOnAbort } from './cancel.ts';
+import { StatementCanceller } from './cancel.ts';
 import { COMMIT_PLACE, toLoadError, type FailurePlace } from './errors.ts';
 import { ensureSchema } from './ledger.ts';
 import { acquireLoadLock, type LockPolicy } from './lock.ts';
@@ -36,7 +36,7 @@ export class LoadSession {
     readonly signal: AbortSignal | undefined,
     readonly emit: (e: LoadProgress) => void,
     private readonly secrets: readonly string[],
-    private readonly stopCancelling: () => void,
+    private readonly canceller: StatementCanceller,
     private readonly lockPolicy: LockPolicy,
     /** The database, as messages name it (no password). */
     private readonly destination: string,
@@ -50,7 +50,7 @@ export class LoadSession {
     // surfacing as an uncaught 'error' event.
     client.on('error', () => undefined);
     const emit = (e: LoadProgress): void => options.onProgress?.(e);
-    return new LoadSession(client, options.signal, emit, secrets, cancelQueriesOnAbort(client, options.postgres, options.signal), options.lock ?? 'wait', describePostgres(options.postgres));
+    return new LoadSession(client, options.signal, emit, secrets, new StatementCanceller(options.postgres, options.signal), options.lock ?? 'wait', describePostgres(options.postgres));
   }
 
   /**
@@ -61,7 +61,9 @@ export class LoadSession {
   async begin(model: PipelineModel): Promise<void> {
     await runSql(this.client, beginTransaction());
     this.#inTransaction = true;
-    await refuseReadOnly(this.client, this.destination);
+    const server = await serverState(this.client);
+    this.canceller.servedBy(server.pid);
+    refuseReadOnly(server, this.destination);
     await this.attempt('etl_temp_buffers', (e) => (e as { code?: string }).code === INVALID_PARAMETER_VALUE, () => runSql(this.client, TEMP_BUFFERS), undefined);
     await acquireLoadLock(this.client, this.lockPolicy, (message) => this.emit({ kind: 'waiting', message }), this.signal);
     this.at('(schema)', 'creating the tables of pipeline.yaml');
@@ -145,7 +147,7 @@ export class LoadSession {
     this.#ended.abort();
     if (this.#inTransaction) await runSql(this.client, ROLLBACK).catch(() => undefined);
     this.#inTransaction = false;
-    this.stopCancelling();
+    this.canceller.stop();
     await this.client.end().catch(() => undefined);
   }
 }
@@ -155,11 +157,16 @@ function interrupted(reason: unknown): EtlError {
   return new LoadError('interrupted', 'load interrupted; PostgreSQL was rolled back and is as it was', { cause: reason });
 }
 
-const READ_ONLY = compiled(`SELECT current_setting('transaction_read_only') = 'on' AS read_only, pg_is_in_recovery() AS standby`);
+const SERVER_STATE = compiled(`SELECT pg_backend_pid() AS pid, current_setting('transaction_read_only') = 'on' AS read_only, pg_is_in_recovery() AS standby`);
+
+/** The server process the transaction runs on (through a pooler, not the one pg was given), and whether it may write. */
+async function serverState(client: pg.Client): Promise<{ pid: number; readOnly: boolean; standby: boolean }> {
+  const row = (await runSql<{ pid: number; read_only: boolean; standby: boolean }>(client, SERVER_STATE)).rows[0]!;
+  return { pid: row.pid, readOnly: row.read_only, standby: row.standby };
+}
 
 /** A database that accepts no writes is said so before the load reads its run, not at its first temp table. */
-async function refuseReadOnly(client: pg.Client, destination: string): Promise<void> {
-  const { read_only: readOnly, standby } = (await runSql<{ read_only: boolean; standby: boolean }>(client, READ_ONLY)).rows[0]!;
+function refuseReadOnly({ readOnly, standby }: { readOnly: boolean; standby: boolean }, destination: string): void {
   if (!readOnly) return;
   if (standby) {
     throw new LoadError('database_read_only', `PostgreSQL at ${destination} accepts no writes: it is a standby (a read replica, in recovery)`, {

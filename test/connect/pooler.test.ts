@@ -5,14 +5,16 @@
 // ran the SETs and reached the application's transactions, silently lifting the database's timeouts;
 // and the load lock, a session-level advisory lock, was taken on one server connection and released
 // on another: it stayed held by a connection the application was using, and every later load waited
-// for a load that had ended (or, with --no-wait, refused).
+// for a load that had ended (or, with --no-wait, refused). And Ctrl-C cancelled the running statement
+// by the pid pg was given at connection, which through the pooler is PgBouncer's own: the load went
+// on until the statement ended.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { withClient } from '../harness/schema.ts';
-import { etl, REPO, useSampleDump } from '../harness/cli.ts';
+import { etl, REPO, startEtl, useSampleDump } from '../harness/cli.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { startPgBouncer, type PgBouncer } from './pgbouncer.ts';
 
@@ -106,4 +108,43 @@ test("etl through PgBouncer in transaction pooling: the application's transactio
   await etlRun(plain, path.join(sample.work, 'direct'), ['--full']);
   const tables = [...(await loadPipeline(PIPELINE)).loadOrder];
   assert.deepEqual(await tableSums(direct, tables), await tableSums(plain, tables));
+});
+
+/** Waits until a statement of etl on `table` has run for a second (seen on a direct connection). */
+async function etlBusyOn(direct: string, table: string): Promise<void> {
+  await withClient(direct, async (c) => {
+    for (let i = 0; i < 3000; i++) {
+      const r = await c.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = 'etl' AND state = 'active' AND query LIKE $1 AND now() - query_start > interval '1 second'`, [`%${pg.escapeIdentifier(table)}%`]);
+      if (r.rows.length > 0) return;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    throw new Error(`etl ran no statement on ${table}`);
+  });
+}
+
+test('Ctrl-C through PgBouncer in transaction pooling cancels the running statement: the load stops at once and rolls back', async () => {
+  const direct = await servers.postgres.createDatabase('pooler cancel');
+  const work = path.join(sample.work, 'cancel');
+  const env = { DATABASE_URL: direct };
+  assert.equal((await etl(['schema', '--yes', '--pipeline', PIPELINE], { cwd: sample.work, env })).code, 0);
+  const staged = ['--staging', work, '--pipeline', PIPELINE];
+  assert.equal((await etl(['extract', '--full', '--source', sample.dump, ...staged], { cwd: sample.work, env })).code, 0);
+  assert.equal((await etl(['transform', ...staged], { cwd: sample.work, env })).code, 0);
+  // Every row written to users takes a second: the load's statement on it runs for minutes unless cancelled.
+  await withClient(direct, async (c) => {
+    await c.query(`CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM pg_sleep(1); RETURN NEW; END$$`);
+    await c.query(`CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION slow_row()`);
+  });
+  bouncer ??= await startPgBouncer(direct, POOL);
+  const load = startEtl(['load', ...staged], { cwd: sample.work, env: { DATABASE_URL: bouncer.urlOf(direct) } });
+  await etlBusyOn(direct, 'users');
+  const signalled = Date.now();
+  load.kill('SIGINT');
+  const r = await load.done;
+  const seconds = (Date.now() - signalled) / 1000;
+  assert.notEqual(r.code, 0, r.output);
+  assert.match(r.stderr, /interrupted/);
+  assert.ok(seconds < 10, `the running statement was cancelled, not waited for: the load ended ${seconds} s after Ctrl-C`);
+  const users = await withClient(direct, async (c) => (await c.query('SELECT count(*)::int AS n FROM users')).rows[0].n as number);
+  assert.equal(users, 0, 'rolled back');
 });
