@@ -12,8 +12,8 @@ import { existingIndexes, existingTables, readTables } from './catalog.ts';
 import { addStateColumnSql, createStateIndexSql, createStateTableSql, stateTables } from './state-tables.ts';
 import { decide, type DataProblem, type Decision, type SchemaChange, type SchemaPlan } from './changes.ts';
 import { planSchema } from './plan.ts';
-import { beginTransaction } from '../connect/postgres.ts';
-import { COMMIT, compiled, ROLLBACK, runSql } from './sql.ts';
+import { inTransaction } from '../connect/postgres.ts';
+import { compiled, runSql } from './sql.ts';
 
 /** The key `etl schema` and load's ensureSchema share (a transaction-level advisory lock). */
 const LOCK_SCHEMA = compiled(`SELECT pg_advisory_xact_lock(hashtext('etl schema'))`);
@@ -113,16 +113,10 @@ export async function lockSchema(client: pg.Client): Promise<void> {
 }
 
 export async function applySchema(client: pg.Client, model: PipelineModel, options: ApplyOptions = {}): Promise<SchemaReport> {
-  await runSql(client, beginTransaction());
-  try {
+  return inTransaction(client, async () => {
     await lockSchema(client);
-    const report = options.alter ? await alterSchema(client, model, options) : { ...(await createMissing(client, model)), ...NOTHING_ALTERED };
-    await runSql(client, COMMIT);
-    return report;
-  } catch (error) {
-    await runSql(client, ROLLBACK).catch(() => undefined);
-    throw error;
-  }
+    return options.alter ? await alterSchema(client, model, options) : { ...(await createMissing(client, model)), ...NOTHING_ALTERED };
+  });
 }
 
 const NOTHING_ALTERED = { applied: [], refused: [], unusedAllows: [], blocked: [], deletedRows: {} } as const;

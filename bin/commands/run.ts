@@ -7,7 +7,7 @@ import { parseFlags } from '../flags.ts';
 import { count, duration } from '../progress/meter.ts';
 import { parseTables, runStageFlow, STAGE_FLAGS, writeWarnings } from '../stage-flow.ts';
 import { EXTRACT_FLAGS, extractJson, extractOptions, extractStage, readExtractFlags } from '../stages/extract.ts';
-import { LOAD_FLAGS, loadJson, loadNotes, loadOptions, loadStage, pendingOf } from '../stages/load.ts';
+import { LOAD_FLAGS, appliedFigures, loadJson, loadNotes, loadOptions, loadStage, pendingOf } from '../stages/load.ts';
 import { transformJson, transformNotes, transformStage } from '../stages/transform.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 import { formatTable } from '../../report/text-table.ts';
@@ -177,11 +177,10 @@ function runLine(r: RunReport, ms: number): string {
   const span = (a: string, b: string) => duration(Date.parse(b) - Date.parse(a));
   const rows = r.transform.tables.reduce((a, t) => a + t.rows, 0);
   const rejected = r.transform.tables.reduce((a, t) => a + t.rejected, 0);
-  const sum = (k: 'inserted' | 'updated' | 'deleted' | 'rejected') => count(r.load.tables.reduce((a, t) => a + t[k], 0));
   const applied = r.load.dryRun ? 'rolled back (dry run) in' : r.load.alreadyApplied ? 'already loaded in' : 'loaded into';
   return (
     `run ${r.extract.runId}: ${count(r.extract.documents)} documents → ${count(rows)} rows (${count(rejected)} rejected) → ` +
-    `${sum('inserted')} inserted, ${sum('updated')} updated, ${sum('deleted')} deleted, ${sum('rejected')} rejected at load; ${applied} ${r.load.destination} ` +
+    `${appliedFigures(r.load)} at load; ${applied} ${r.load.destination} ` +
     `in ${duration(ms)} (stages overlapped: extract ${span(r.extract.startedAt, r.extract.endedAt)}, transform ${span(r.transform.startedAt, r.transform.endedAt)}, load ${span(r.load.startedAt, r.load.endedAt)})`
   );
 }

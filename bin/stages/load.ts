@@ -95,6 +95,11 @@ function tableLine(r: TableLoadReport): string {
 
 const sum = (r: LoadReport, k: 'rows' | 'inserted' | 'updated' | 'deleted' | 'rejected' | 'nulled') => r.tables.reduce((a, t) => a + t[k], 0);
 
+/** `44,700 inserted, 0 updated, 0 deleted, 300 rejected`: what the load did with the rows, for the load's line and etl run's. */
+export function appliedFigures(r: LoadReport): string {
+  return (['inserted', 'updated', 'deleted', 'rejected'] as const).map((k) => `${count(sum(r, k))} ${k}`).join(', ');
+}
+
 /** Rows of a table waiting in etl_pending after the load: held back, or loaded with a NULL reference. */
 export function pendingOf(t: TableLoadReport): number {
   return t.pending ? t.pending.rows + t.pending.nulls : 0;
@@ -104,7 +109,7 @@ export function pendingOf(t: TableLoadReport): number {
 function loadLine(r: LoadReport, ms = Date.parse(r.endedAt) - Date.parse(r.startedAt)): string {
   if (r.alreadyApplied) return `load: run ${r.runId} was already loaded into ${r.destination}: nothing changed (${duration(ms)})`;
   const pending = r.pending ? r.pending.rows + r.pending.nulls : 0;
-  const what = `${count(sum(r, 'rows'))} rows into ${r.tables.length} table(s): ${count(sum(r, 'inserted'))} inserted, ${count(sum(r, 'updated'))} updated, ${count(sum(r, 'deleted'))} deleted, ${count(sum(r, 'rejected'))} rejected${pending ? `, ${count(pending)} pending` : ''}`;
+  const what = `${count(sum(r, 'rows'))} rows into ${r.tables.length} table(s): ${appliedFigures(r)}${pending ? `, ${count(pending)} pending` : ''}`;
   const end = r.dryRun ? `dry run: run ${r.runId} rolled back, nothing changed in ${r.destination}` : `run ${r.runId} loaded into ${r.destination}`;
   return `load: ${what}, in ${duration(ms)}; ${end}`;
 }
