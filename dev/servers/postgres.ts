@@ -394,8 +394,8 @@ async function initCluster(ctx: ClusterContext, binDir: string): Promise<void> {
   }
 }
 
-/** As root, initdb and postgres run as user `postgres`; otherwise as ourselves. */
-function runAsIds(): { uid?: number; gid?: number } {
+/** As root, initdb and postgres (and the tests' PgBouncer) run as user `postgres`; otherwise as ourselves. */
+export function runAsIds(): { uid?: number; gid?: number } {
   return process.getuid?.() === 0 ? postgresUserIds() : {};
 }
 

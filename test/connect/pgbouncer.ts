@@ -4,13 +4,14 @@
 // one transaction only: what a client sets or locks for its session stays on a server connection the
 // next client (the application) may get. Round robin over a pool kept open at its full size makes
 // consecutive transactions of one client land on different server connections, every time.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { trackChild } from '../../dev/servers/children.ts';
 import { freePort } from '../../dev/servers/free-port.ts';
+import { runAsIds } from '../../dev/servers/postgres.ts';
 import { stopChild } from '../../dev/servers/stop-child.ts';
 import { ensureSystem, PGBOUNCER as PGBOUNCER_PACKAGES } from '../../dev/servers/system-packages.ts';
 
@@ -37,7 +38,7 @@ export async function startPgBouncer(serverUrl: string, poolSize = 3): Promise<P
   };
   try {
     // PgBouncer refuses to run as root: as root it runs as the postgres user the server runs as.
-    const ids = process.getuid?.() === 0 ? { uid: idOf('-u'), gid: idOf('-g') } : {};
+    const ids = runAsIds();
     if (ids.uid !== undefined) await chown(dir, ids.uid, ids.gid!);
     await chmod(dir, 0o700);
     const users = path.join(dir, 'users.txt');
@@ -91,10 +92,6 @@ function config(server: URL, port: number, users: string, poolSize: number, dir:
     `pidfile = ${path.join(dir, 'pgbouncer.pid')}`,
     '',
   ].join('\n');
-}
-
-function idOf(flag: '-u' | '-g'): number {
-  return Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
 }
 
 async function answers(url: string): Promise<boolean> {
