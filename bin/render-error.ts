@@ -5,6 +5,7 @@
 import type { Writable } from 'node:stream';
 import { DatabaseError } from 'pg';
 import { pgErrorCode, accessHint } from '../errors/codes.ts';
+import { postgresSaysEnded, RUN_AGAIN_HINT } from '../errors/connection-ended.ts';
 import { EtlError, ConfigError, LoadError, type ErrorContext } from '../errors/etl-error.ts';
 import { printableLine, printableText } from '../errors/printable.ts';
 import { redactText } from '../errors/redact.ts';
@@ -75,6 +76,11 @@ function describe(error: unknown, scrub: (s: string) => string): ErrorView {
   }
   // PostgreSQL's own refusal, met where no stage named its table (schema, status, diff): the server's
   // words with its SQLSTATE, not a bug of etl.
+  if (postgresSaysEnded(error)) {
+    const code = error instanceof DatabaseError ? pgErrorCode(error.code) : 'postgres_connection_lost';
+    const message = printableText(scrub(error instanceof Error ? error.message : String(error)));
+    return { code, message: `the connection to PostgreSQL ended: ${message}`, where: null, hint: RUN_AGAIN_HINT, context: {}, exitCode: 1 };
+  }
   if (error instanceof DatabaseError) {
     const table = error.table ? ` (table ${error.table})` : '';
     const hint = accessHint(error) ?? 'see PostgreSQL\'s message above; the server log may say more';

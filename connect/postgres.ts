@@ -6,6 +6,7 @@ import { ConfigError, EtlError } from '../errors/etl-error.ts';
 import { describePostgres, unreachableHint, type PostgresConfig } from './config.ts';
 import { parsePostgresConnectionString, type PostgresParts, type SslMode } from './postgres-connection.ts';
 import { connectionStringSecrets, redactText } from '../errors/redact.ts';
+import { watchForEnd } from '../errors/connection-ended.ts';
 import { COMMIT, compiled, ROLLBACK, runSql, type CompiledQuery } from '../schema/sql.ts';
 
 /**
@@ -75,7 +76,9 @@ const SESSION_SETTINGS = `SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'`;
  */
 export function beginTransaction(isolation: 'REPEATABLE READ' | null = null): CompiledQuery {
   const begin = isolation ? `BEGIN ISOLATION LEVEL ${isolation}` : 'BEGIN';
-  return compiled(`${begin}; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0`);
+  // transaction_timeout is PostgreSQL 17's (an older server has no such setting and would refuse SET).
+  const transaction = `SELECT set_config('transaction_timeout', '0', true) WHERE current_setting('transaction_timeout', true) IS NOT NULL`;
+  return compiled(`${begin}; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0; ${transaction}`);
 }
 
 /** Runs `work` in a transaction of its own with etl's transaction settings: committed when it returns, rolled back when it throws. */
@@ -91,9 +94,34 @@ export async function inTransaction<T>(client: pg.Client, work: () => Promise<T>
   }
 }
 
+/**
+ * etl mirrors MongoDB's text exactly, and that text is Unicode: a database of another encoding
+ * cannot hold every string (LATIN1 has no "’", no "Nguyễn"), or, SQL_ASCII, stores unchecked bytes
+ * and counts a VARCHAR's length in bytes where transform counts characters. Refused before anything
+ * is written, not at the first such value of a load (which then failed whole).
+ */
+export function requireUtf8(encoding: string, destination: string): void {
+  if (encoding === 'UTF8') return;
+  const what = encoding === 'SQL_ASCII' ? ' (unchecked bytes, lengths counted in bytes)' : '';
+  throw new EtlError('database_not_utf8', `PostgreSQL at ${destination} stores text as ${encoding}${what}, not UTF8: it cannot mirror MongoDB's text exactly`, {
+    hint: "nothing was changed; etl needs a UTF8 database: create one (CREATE DATABASE … ENCODING 'UTF8' TEMPLATE template0), point DATABASE_URL (or --database-url) at it and run `etl schema`",
+  });
+}
+
+const SERVER_ENCODING = compiled(`SELECT current_setting('server_encoding') AS encoding`);
+
+/** requireUtf8 for the database `client` is connected to (read in a transaction, as every read: etl's timeouts, not the database's). */
+export async function requireUtf8Database(client: pg.Client, destination: string): Promise<void> {
+  const { rows } = await inTransaction(client, () => runSql<{ encoding: string }>(client, SERVER_ENCODING));
+  requireUtf8(rows[0]!.encoding, destination);
+}
+
 /** Connects one client with etl's session settings, or throws an EtlError that names the server without its password. */
 export async function connectPostgres(p: PostgresConfig, secrets: readonly string[] = []): Promise<pg.Client> {
   const client = new pg.Client(pgClientConfig(p));
+  // Before connect: a server that ends the connection while etl is between two queries is then
+  // named by the next one, instead of crashing etl (errors/connection-ended.ts).
+  watchForEnd(client);
   try {
     await client.connect();
   } catch (cause) {

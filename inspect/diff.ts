@@ -31,6 +31,7 @@ import { beginTransaction, connectPostgres, inTransaction } from '../connect/pos
 import { redactText } from '../errors/redact.ts';
 import { LoadError, SourceError } from '../errors/etl-error.ts';
 import { accessHint } from '../errors/codes.ts';
+import { isConnectionEnd, RUN_AGAIN_HINT, withEndReason } from '../errors/connection-ended.ts';
 import type { PipelineModel, Strategy, TableModel } from '../model/types.ts';
 import { readTables, type LiveTable } from '../schema/catalog.ts';
 import { tableMapper, type SkipCounts, type TableMapper } from './expected-rows.ts';
@@ -355,7 +356,7 @@ async function diffTable(
     if (problem === null) await options.repairScopes?.collect(client, q, { identical, deep: options.deep === true });
     return tableDiff(table, q.keyNames, { identical, problem, documents, expected, found });
   } catch (cause) {
-    throw diffFailure(cause, table, options);
+    throw diffFailure(withEndReason(client, cause), table, options);
   } finally {
     // The temporary tables go with the transaction; nothing else was written.
     await runSql(client, ROLLBACK).catch(() => undefined);
@@ -390,7 +391,7 @@ function tableDiff(
 function diffFailure(cause: unknown, table: TableModel, options: DiffOptions): unknown {
   if (cause instanceof SourceError || options.signal?.aborted) return cause;
   const e = cause as { message?: string; code?: string };
-  const hint = accessHint(cause);
+  const hint = accessHint(cause) ?? (isConnectionEnd(cause) ? RUN_AGAIN_HINT : null);
   return new LoadError('diff_failed', `comparing "${table.name}" failed: ${redactText(e.message ?? String(cause), options.secrets ?? [])}`, {
     ...(hint ? { hint } : {}),
     cause,

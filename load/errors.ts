@@ -4,6 +4,7 @@ import { DatabaseError } from 'pg';
 import { pgErrorCode, PRIVILEGE_HINT } from '../errors/codes.ts';
 import { EtlError, LoadError } from '../errors/etl-error.ts';
 import { redactText } from '../errors/redact.ts';
+import { isConnectionEnd, SERVER_ENDED } from '../errors/connection-ended.ts';
 
 /** The place of a failure during COMMIT (or the ROLLBACK of a dry run). */
 export const COMMIT_PLACE = '(commit)';
@@ -57,22 +58,19 @@ export function toLoadError(error: unknown, place: FailurePlace, secrets: readon
         constraint: error.constraint,
         where: error.where === undefined ? undefined : plain(error.where),
       },
-      hint: error.code?.startsWith('57P') || error.code?.startsWith('08') ? connectionEndedHint(place) : hintFor(error.code, line !== undefined, error.table === undefined ? undefined : plain(error.table)),
+      hint: isConnectionEnd(error) ? connectionEndedHint(place) : hintFor(error.code, line !== undefined, error.table === undefined ? undefined : plain(error.table)),
       cause: error,
     });
   }
   const message = redactText(error instanceof Error ? error.message : String(error), secrets);
   return new LoadError('load_failed', `${place.table}: ${place.step} failed: ${message}`, {
     context: { table: place.table, ...(place.file ? { file: place.file } : {}) },
-    ...(CONNECTION_LOST.test(message) ? { hint: connectionEndedHint(place) } : {}),
+    ...(isConnectionEnd(error) ? { hint: connectionEndedHint(place) } : {}),
     cause: error,
   });
 }
 
-// pg's words when the socket went away under a query (the server ended it, a restart, the network).
-const CONNECTION_LOST = /connection error|Connection terminated|not queryable|ECONNRESET|EPIPE/i;
 const ROLLED_BACK = 'nothing was changed in PostgreSQL (the load was rolled back)';
-const CONNECTION_ENDED = 'the server ended the connection (an administrator, a restart or the network): run the load again once PostgreSQL is back';
 
 /**
  * Lost during COMMIT, the transaction may have committed: the next load of the run settles that from
@@ -80,7 +78,7 @@ const CONNECTION_ENDED = 'the server ended the connection (an administrator, a r
  */
 function connectionEndedHint(place: FailurePlace): string {
   if (place.table === COMMIT_PLACE) return 'the connection ended while the load committed: it may have committed or not; run `etl load` of this run again, which settles that from the ledger';
-  return `${ROLLED_BACK}; ${CONNECTION_ENDED}`;
+  return `${ROLLED_BACK}; ${SERVER_ENDED}: run the load again once PostgreSQL is back`;
 }
 
 function hintFor(code: string | undefined, hasLine: boolean, table: string | undefined): string {

@@ -3,7 +3,8 @@
 // the table, the step and the staged file. Every statement of the load goes through it.
 import type pg from 'pg';
 import { describePostgres } from '../connect/config.ts';
-import { beginTransaction, connectPostgres } from '../connect/postgres.ts';
+import { beginTransaction, connectPostgres, requireUtf8 } from '../connect/postgres.ts';
+import { withEndReason } from '../errors/connection-ended.ts';
 import { EtlError, LoadError, StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { COMMIT, compiled, DEFER_ALL, ident, ROLLBACK, runSql, savepoint, type CompiledQuery } from '../schema/sql.ts';
@@ -46,9 +47,6 @@ export class LoadSession {
   static async open(options: LoadOptions): Promise<LoadSession> {
     const secrets = options.secrets ?? [];
     const client = await connectPostgres(options.postgres, secrets);
-    // A dropped connection is reported by the query that was running; this keeps it from also
-    // surfacing as an uncaught 'error' event.
-    client.on('error', () => undefined);
     const emit = (e: LoadProgress): void => options.onProgress?.(e);
     return new LoadSession(client, options.signal, emit, secrets, new StatementCanceller(options.postgres, options.signal), options.lock ?? 'wait', describePostgres(options.postgres));
   }
@@ -64,6 +62,7 @@ export class LoadSession {
     const server = await serverState(this.client);
     this.canceller.servedBy(server.pid);
     refuseReadOnly(server, this.destination);
+    requireUtf8(server.encoding, this.destination);
     await this.attempt('etl_temp_buffers', (e) => (e as { code?: string }).code === INVALID_PARAMETER_VALUE, () => runSql(this.client, TEMP_BUFFERS), undefined);
     await acquireLoadLock(this.client, this.lockPolicy, (message) => this.emit({ kind: 'waiting', message }), this.signal);
     this.at('(schema)', 'creating the tables of pipeline.yaml');
@@ -133,7 +132,7 @@ export class LoadSession {
   /** The error to report: what failed, where (the current place), secrets scrubbed. */
   failure(error: unknown): EtlError {
     if (this.signal?.aborted && !(error instanceof StagingError)) return interrupted(this.signal.reason);
-    return toLoadError(error, { ...this.#place, tempNames: this.#tempNames }, this.secrets);
+    return toLoadError(withEndReason(this.client, error), { ...this.#place, tempNames: this.#tempNames }, this.secrets);
   }
 
   /** Aborted when the caller's signal is, or when the session closes. */
@@ -157,16 +156,25 @@ function interrupted(reason: unknown): EtlError {
   return new LoadError('interrupted', 'load interrupted; PostgreSQL was rolled back and is as it was', { cause: reason });
 }
 
-const SERVER_STATE = compiled(`SELECT pg_backend_pid() AS pid, current_setting('transaction_read_only') = 'on' AS read_only, pg_is_in_recovery() AS standby`);
+const SERVER_STATE = compiled(
+  `SELECT pg_backend_pid() AS pid, current_setting('transaction_read_only') = 'on' AS read_only, pg_is_in_recovery() AS standby, current_setting('server_encoding') AS encoding`,
+);
 
-/** The server process the transaction runs on (through a pooler, not the one pg was given), and whether it may write. */
-async function serverState(client: pg.Client): Promise<{ pid: number; readOnly: boolean; standby: boolean }> {
-  const row = (await runSql<{ pid: number; read_only: boolean; standby: boolean }>(client, SERVER_STATE)).rows[0]!;
-  return { pid: row.pid, readOnly: row.read_only, standby: row.standby };
+interface ServerState {
+  readonly pid: number;
+  readonly readOnly: boolean;
+  readonly standby: boolean;
+  readonly encoding: string;
+}
+
+/** The server process the transaction runs on (through a pooler, not the one pg was given), whether it may write, and its encoding. */
+async function serverState(client: pg.Client): Promise<ServerState> {
+  const row = (await runSql<{ pid: number; read_only: boolean; standby: boolean; encoding: string }>(client, SERVER_STATE)).rows[0]!;
+  return { pid: row.pid, readOnly: row.read_only, standby: row.standby, encoding: row.encoding };
 }
 
 /** A database that accepts no writes is said so before the load reads its run, not at its first temp table. */
-function refuseReadOnly({ readOnly, standby }: { readOnly: boolean; standby: boolean }, destination: string): void {
+function refuseReadOnly({ readOnly, standby }: ServerState, destination: string): void {
   if (!readOnly) return;
   if (standby) {
     throw new LoadError('database_read_only', `PostgreSQL at ${destination} accepts no writes: it is a standby (a read replica, in recovery)`, {

@@ -4,6 +4,7 @@
 // as $1, $2, …: every statement is a CompiledQuery built by compiled(sql, parameters), and runSql is
 // the one way to run it, so no caller passes values by position to SQL it did not write.
 import pg from 'pg';
+import { withEndReason } from '../errors/connection-ended.ts';
 
 declare const sqlIdentBrand: unique symbol;
 /** A quoted identifier (or a comma-separated list of them): safe to splice into SQL text. */
@@ -49,7 +50,8 @@ export interface Queryable {
 
 /** Runs a compiled statement with its own parameters. `R`: the row shape the statement selects. */
 export function runSql<R extends pg.QueryResultRow = any>(client: Queryable, q: CompiledQuery): Promise<pg.QueryResult<R>> {
-  return client.query<R>(q.sql, [...q.parameters]);
+  // A connection the server ended between two statements fails the next with the server's reason.
+  return client.query<R>(q.sql, [...q.parameters]).catch((error: unknown) => Promise.reject(withEndReason(client, error)));
 }
 
 /** The transaction statements, run like any other statement. */

@@ -12,7 +12,7 @@ import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { describePostgres } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
-import { connectPostgres, inTransaction } from '../../connect/postgres.ts';
+import { connectPostgres, inTransaction, requireUtf8Database } from '../../connect/postgres.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import type { PipelineModel } from '../../model/types.ts';
 import { UsageError } from '../../errors/etl-error.ts';
@@ -100,6 +100,7 @@ const command: Command = {
       throw error;
     }
     try {
+      await requireUtf8Database(client, destination);
       const session = { ctx, client, model, destination, color, allow, json: flags.json === true, yes: flags.yes === true };
       return flags.check ? await check(session) : await update(session);
     } finally {

@@ -59,6 +59,26 @@ test('waiting: the message names the holder; the load proceeds once the lock is 
   assert.equal(await done, 0, out.stderr);
 });
 
+test('a waiting load whose connection an administrator ends (idle in its transaction between two tries): exit 1 with the server\'s words, nothing changed', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const holder = await holdLock(url);
+  t.after(() => holder.client.end());
+
+  const { out, done } = etl(['load', '--database-url', url], run.cwd);
+  const deadline = Date.now() + 60_000;
+  while (!out.stderr.includes('waiting for another etl load') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await holder.client.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'etl' AND datname = current_database()`);
+  assert.equal(await done, 1, out.stderr);
+  // Before, the next try found the client closed: "Client has encountered a connection error and is not queryable".
+  assert.match(out.stderr, /^error: .*terminating connection due to administrator command .*\[pg_57P01\]$/m);
+  assert.match(out.stderr, /^hint: nothing was changed in PostgreSQL \(the load was rolled back\); the server ended the connection \(an administrator, a restart, a timeout or the network\): run the load again/m);
+  assert.doesNotMatch(out.stderr, /^\s+at /m, 'no stack');
+  const rows = await holder.client.query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'etl_runs'`);
+  assert.equal(rows.rows[0].n, 0, 'nothing loaded');
+});
+
 test('--lock-timeout that is not a duration: exit 2', async () => {
   const run = await realRun();
   try {

@@ -13,7 +13,8 @@ import { useServers } from '../harness/index.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 import { runDiff, type DiffProgress } from '../../inspect/diff.ts';
 import type { PipelineModel, TableModel } from '../../model/types.ts';
-import { model } from './planted.ts';
+import { model, PIPELINE } from './planted.ts';
+import { startEtl, STACK_LINE } from '../harness/cli.ts';
 import { createTables } from '../harness/schema.ts';
 
 const servers = useServers();
@@ -193,4 +194,32 @@ test('a role allowed three connections gets the same diff on fewer lanes; one al
   await c.end();
   await assert.rejects(diff(url), (e: { code?: string; message?: string }) => e.code === 'postgres_unreachable' && /too many connections/.test(e.message ?? ''));
   assert.equal(await sessionsLeft(s.pgUrl), 0, 'every PostgreSQL connection closed');
+});
+
+test('etl diff whose connections an administrator ends (pg_terminate_backend), some of them idle: exit 1, the server\'s words and what to do, no stack', async (t) => {
+  const s = await scene(t.name);
+  const database = decodeURIComponent(new URL(s.pgUrl).pathname.slice(1));
+  const started = startEtl(['diff', '--deep', '--tables', 'users,user_events,users_targets,messages,targets', '--pipeline', PIPELINE, '--database-url', s.pgUrl, '--mongo-url', s.mongo.url, '--mongo-db', s.mongo.name]);
+  let ended = false;
+  void started.done.then(() => (ended = true));
+  const admin = new pg.Client({ connectionString: s.pgUrl });
+  await admin.connect();
+  try {
+    // Once the diff has its lanes (most of them idle, waiting for a table), every one is ended.
+    for (;;) {
+      assert.equal(ended, false, `the diff ended before its connections were ended:\n${started.output}`);
+      const { rows } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'etl' AND state = 'idle'`, [database]);
+      if (rows[0]!.n >= 3) break;
+      await sleep(20);
+    }
+    await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'etl'`, [database]);
+  } finally {
+    await admin.end();
+  }
+  const r = await started.done;
+  assert.equal(r.code, 1, r.output);
+  assert.doesNotMatch(r.stderr, STACK_LINE, 'no stack');
+  assert.doesNotMatch(r.stderr, /Unhandled 'error' event|internal error/);
+  assert.match(r.stderr, /^error: .*terminating connection due to administrator command.*\[(pg_57P01|diff_failed)\]$/m);
+  assert.match(r.stderr, /^hint: .*the server ended the connection \(an administrator, a restart, a timeout or the network\): run the command again once PostgreSQL is back$/m);
 });
