@@ -1,5 +1,5 @@
 // MongoDB connections through the official driver.
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError, type Db } from 'mongodb';
 import { ConfigError, SourceError } from '../errors/etl-error.ts';
 import { describeMongo, unreachableHint, type MongoConfig } from './config.ts';
 import { connectionStringSecrets, redactText } from '../errors/redact.ts';
@@ -38,6 +38,32 @@ function refusalHint(reason: string): string {
 /** 10 s to find the server, unless the URL says otherwise: the driver lets this object override the URL's options. */
 function selectionTimeout(url: string): { serverSelectionTimeoutMS?: number } {
   return /[?&]serverSelectionTimeoutMS=/i.test(url) ? {} : { serverSelectionTimeoutMS: 10_000 };
+}
+
+/** Server error codes meaning "this cursor or connection is gone, try again", not "your query is wrong". */
+const TRANSIENT_CODES = new Set([
+  6, // HostUnreachable
+  7, // HostNotFound
+  43, // CursorNotFound (killed, or timed out while we waited)
+  89, // NetworkTimeout
+  91, // ShutdownInProgress
+  175, // QueryPlanKilled
+  189, // PrimarySteppedDown
+  237, // CursorKilled
+  9001, // SocketException
+  10107, // NotWritablePrimary
+  11600, // InterruptedAtShutdown
+  11602, // InterruptedDueToReplStateChange
+  13435, // NotPrimaryNoSecondaryOk
+  13436, // NotPrimaryOrSecondary
+]);
+
+/** The server, the connection or the cursor went away (a network drop, a restart, a step-down): trying again may work. */
+export function mongoWentAway(error: unknown): boolean {
+  // MongoNetworkError covers the pool-cleared error too (a subclass).
+  if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
+  if (error instanceof MongoServerError && typeof error.code === 'number') return TRANSIENT_CODES.has(error.code);
+  return false;
 }
 
 export interface MongoConnection {

@@ -7,38 +7,14 @@
 // ObjectIds, booleans, dates…) and by value within a type. `{_id: {$gt: last}}` only matches values
 // of last's own type, so the resume condition also takes every type sorted after it (`$type`).
 import type { Db, Document } from 'mongodb';
-import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from 'mongodb';
 import { Decimal128, Double, Int32 } from 'bson';
+import { MongoServerError } from 'mongodb';
+import { mongoWentAway } from '../connect/mongo.ts';
 import { SourceError } from '../errors/etl-error.ts';
 import { redactText } from '../errors/redact.ts';
 import { CORE_TYPE_ALIASES, rank, typeAliasesAfter } from './bson-order.ts';
 import { asBuffer, topLevelId } from './bson-elements.ts';
 import type { SourceDocument } from './collection-writer.ts';
-
-/** Server error codes meaning "this cursor or connection is gone, try again", not "your query is wrong". */
-const TRANSIENT_CODES = new Set([
-  6, // HostUnreachable
-  7, // HostNotFound
-  43, // CursorNotFound (killed, or timed out while we waited)
-  89, // NetworkTimeout
-  91, // ShutdownInProgress
-  175, // QueryPlanKilled
-  189, // PrimarySteppedDown
-  237, // CursorKilled
-  9001, // SocketException
-  10107, // NotWritablePrimary
-  11600, // InterruptedAtShutdown
-  11602, // InterruptedDueToReplStateChange
-  13435, // NotPrimaryNoSecondaryOk
-  13436, // NotPrimaryOrSecondary
-]);
-
-function isTransient(error: unknown): boolean {
-  // MongoNetworkError covers the pool-cleared error too (a subclass).
-  if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
-  if (error instanceof MongoServerError && typeof error.code === 'number') return TRANSIENT_CODES.has(error.code);
-  return false;
-}
 
 export interface RetryPolicy {
   /** Attempts after a failure before giving up (the count restarts once documents flow again). */
@@ -111,9 +87,9 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 function readFailure(o: LiveReadOptions, error: unknown, attempt: number): SourceError {
   const reason = redactText(error instanceof Error ? error.message : String(error), o.secrets);
   return new SourceError(
-    isTransient(error) ? 'mongo_connection_lost' : 'mongo_read_failed',
+    mongoWentAway(error) ? 'mongo_connection_lost' : 'mongo_read_failed',
     `reading ${o.collection} failed${attempt ? ` after ${attempt} reconnection attempts` : ''}: ${reason}`,
-    { context: { collection: o.collection }, hint: isTransient(error) ? 'the server went away; run `etl extract` again once it is back' : undefined, cause: error },
+    { context: { collection: o.collection }, hint: mongoWentAway(error) ? 'the server went away; run `etl extract` again once it is back' : undefined, cause: error },
   );
 }
 
@@ -162,7 +138,7 @@ export async function* readLiveCollection(o: LiveReadOptions): AsyncGenerator<So
         known = CORE_TYPE_ALIASES;
         continue;
       }
-      if (!isTransient(error) || attempt >= o.retry.maxRetries) throw readFailure(o, error, attempt);
+      if (!mongoWentAway(error) || attempt >= o.retry.maxRetries) throw readFailure(o, error, attempt);
       attempt += 1;
       const delayMs = Math.min(o.retry.maxDelayMs, o.retry.baseDelayMs * 2 ** (attempt - 1));
       o.onRetry?.({ attempt, delayMs, error: redactText(error instanceof Error ? error.message : String(error), o.secrets), resumeAfter: lastId });

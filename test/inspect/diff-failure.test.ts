@@ -16,6 +16,7 @@ import type { PipelineModel, TableModel } from '../../model/types.ts';
 import { model, PIPELINE } from './planted.ts';
 import { startEtl, STACK_LINE } from '../harness/cli.ts';
 import { createTables } from '../harness/schema.ts';
+import { holdFind } from '../harness/mongo-hold.ts';
 
 const servers = useServers();
 const USERS = 20_000;
@@ -151,6 +152,27 @@ test('a cursor error in one table stops the collection read beside it; connectio
   assert.equal(await sessionsLeft(s.pgUrl), 0, 'every PostgreSQL connection closed');
 });
 
+test('MongoDB going away under a diff: mongo_connection_lost, with what to do; connections and temporary files go', async (t) => {
+  const s = await scene(t.name);
+  // users' read is held once it starts, then the proxy in front of MongoDB goes away.
+  const proxy = await holdFind(s.mongo.url, 'users');
+  t.after(() => proxy.close());
+  const url = new URL(proxy.url);
+  url.searchParams.set('serverSelectionTimeoutMS', '1000');
+  const cut = proxy.reached.then(() => proxy.close());
+  const { error, left } = await failingDiff(t, { ...s, mongo: { ...s.mongo, url: url.toString() } }, s.m, s.pgUrl, ['users', 'user_events', 'users_targets']);
+  await cut;
+  const e = error as { code?: string; exitCode?: number; context?: Record<string, unknown>; hint?: string };
+  assert.ok(error, 'the diff fails');
+  // Before: mongo_read_failed, and no hint.
+  assert.equal(e.code, 'mongo_connection_lost', String(error));
+  assert.equal(e.exitCode, 1);
+  assert.equal(e.context?.collection, 'users');
+  assert.equal(e.hint, 'the server went away; run `etl diff` again once it is back');
+  assert.deepEqual(left, [], 'the shared scan removed its folder');
+  assert.equal(await sessionsLeft(s.pgUrl), 0, 'every PostgreSQL connection closed');
+});
+
 test('a PostgreSQL error in one table stops the collection read beside it; connections and temporary files go', async (t) => {
   const s = await scene(t.name);
   // A role that may read every table but targets: targets' comparison fails in PostgreSQL.
@@ -208,8 +230,12 @@ test('etl diff whose connections an administrator ends (pg_terminate_backend), s
     // Once the diff has its lanes (most of them idle, waiting for a table), every one is ended.
     for (;;) {
       assert.equal(ended, false, `the diff ended before its connections were ended:\n${started.output}`);
-      const { rows } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'etl' AND state = 'idle'`, [database]);
-      if (rows[0]!.n >= 3) break;
+      // Connected (each ran its session settings: a session still connecting fails as "cannot connect"), three of them idle.
+      const { rows } = await admin.query<{ idle: number; connecting: number }>(
+        `SELECT count(*) FILTER (WHERE state = 'idle' AND query <> '')::int AS idle, count(*) FILTER (WHERE query = '')::int AS connecting FROM pg_stat_activity WHERE datname = $1 AND application_name = 'etl'`,
+        [database],
+      );
+      if (rows[0]!.idle >= 3 && rows[0]!.connecting === 0) break;
       await sleep(20);
     }
     await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'etl'`, [database]);
