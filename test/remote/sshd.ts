@@ -1,7 +1,7 @@
 // A real OpenSSH server for the tunnel tests: /usr/sbin/sshd (installed from Debian's
 // openssh-server when missing) on a free loopback port, with a fresh host key, a fresh user key and a
 // throwaway local user with a known password, all in a temp dir. stop() ends sshd and deletes the user.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -9,9 +9,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { trackChild } from '../../dev/servers/children.ts';
+import { spawnOwned, type OwnedChild } from '../../dev/servers/owned-child.ts';
 import { freePort } from '../../dev/servers/free-port.ts';
-import { stopChild } from '../../dev/servers/stop-child.ts';
 import { ensureSystem, SSHD as SSHD_PACKAGES } from '../../dev/servers/system-packages.ts';
 
 const run = promisify(execFile);
@@ -53,12 +52,10 @@ export async function startSshd(): Promise<Sshd> {
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const user = `etlssh${process.pid}`.slice(0, 30);
   const password = randomBytes(12).toString('hex');
-  let child: ChildProcess | undefined;
-  let untrack: (() => void) | undefined;
+  let child: OwnedChild | undefined;
   let userCreated = false;
   const stop = async (): Promise<void> => {
-    if (child) await stopChild(child, 'SIGTERM', 5_000);
-    untrack?.();
+    await child?.stop('SIGTERM', 5_000);
     if (userCreated) {
       // -f: a session of the user may still be closing, and plain userdel refuses then.
       await run('userdel', ['-f', user]).catch(() => undefined);
@@ -108,17 +105,10 @@ export async function startSshd(): Promise<Sshd> {
           '',
         ].join('\n'),
       );
-      const log: string[] = [];
-      child = spawn(SSHD, ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-      child.stderr?.on('data', (b: Buffer) => {
-        log.push(...b.toString().trimEnd().split('\n'));
-        if (log.length > 100) log.splice(0, log.length - 100);
-        if (process.env.SSHD_LOG === '1') process.stderr.write(`[sshd] ${b}`);
-      });
-      untrack = trackChild(child, 'SIGKILL', null);
-      child.unref();
-      (child.stderr as unknown as { unref?: () => void })?.unref?.();
-      if (await waitForBanner(port, child)) {
+      const echo = process.env.SSHD_LOG === '1' ? (text: string) => process.stderr.write(`[sshd] ${text}`) : undefined;
+      const server = spawnOwned(SSHD, ['-D', '-e', '-f', cfg], {}, { signal: 'SIGKILL', dir: null }, echo);
+      child = server;
+      if (await waitForBanner(port, server.process)) {
         const knownHostsFile = path.join(dir, 'known_hosts');
         await writeFile(knownHostsFile, `[127.0.0.1]:${port} ${hostPublicKey}\n`);
         return {
@@ -139,8 +129,8 @@ export async function startSshd(): Promise<Sshd> {
           stop,
         };
       }
-      untrack();
-      if (attempt >= 3) throw new Error(`sshd did not start:\n${log.join('\n')}`);
+      await server.stop('SIGKILL', 1_000);
+      if (attempt >= 3) throw new Error(`sshd did not start:\n${server.stderr()}`);
     }
   } catch (err) {
     await stop().catch(() => undefined);
