@@ -74,13 +74,14 @@ function describe(error: unknown, scrub: (s: string) => string): ErrorView {
       exitCode: error.exitCode,
     };
   }
-  // PostgreSQL's own refusal, met where no stage named its table (schema, status, diff): the server's
-  // words with its SQLSTATE, not a bug of etl.
+  // The server ended the connection (an administrator, a restart, a timeout): not a bug of etl either.
   if (postgresSaysEnded(error)) {
     const code = error instanceof DatabaseError ? pgErrorCode(error.code) : 'postgres_connection_lost';
     const message = printableText(scrub(error instanceof Error ? error.message : String(error)));
     return { code, message: `the connection to PostgreSQL ended: ${message}`, where: null, hint: RUN_AGAIN_HINT, context: {}, exitCode: 1 };
   }
+  // PostgreSQL's own refusal, met where no stage named its table (schema, status, diff): the server's
+  // words with its SQLSTATE, not a bug of etl.
   if (error instanceof DatabaseError) {
     const table = error.table ? ` (table ${error.table})` : '';
     const hint = accessHint(error) ?? 'see PostgreSQL\'s message above; the server log may say more';
