@@ -15,6 +15,7 @@ import type { Cell } from '../staging/csv.ts';
 import { columnConverter, Rejection, type Converter, type NulTally } from '../mapping/convert.ts';
 import { dateMillis, kindOf, type RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdText } from '../transform/rejects.ts';
+import { keyOverflow, keyTextTooLong } from '../mapping/key-size.ts';
 
 /**
  * - `row`: a row the load would write (before duplicates of one key are folded, which SQL does).
@@ -125,7 +126,7 @@ function claimOf(table: TableModel, converters: readonly Converter[], beforeThre
   return (doc) => {
     if (beforeThreshold?.(doc)) return [];
     const key = converters[index]!(doc._id);
-    if (key instanceof Rejection || key === null) return [];
+    if (key instanceof Rejection || key === null || keyTextTooLong(key)) return [];
     const cells: Cell[] = new Array(table.stagedColumns.length).fill(null);
     cells[index] = key;
     return [{ status: 'claim', sourceId: documentIdText(doc._id), cells, column: null, reason: null }];
@@ -136,10 +137,18 @@ type StatusOf = (doc: RawDocument, rejected: boolean) => RecordStatus;
 
 /** upsert and dedupe: a document's one row (folding a dedupe key's rows is SQL's, see diff-sql.ts). */
 function rowRecords(mapping: UpsertMapping | DedupeMapping, converters: readonly Converter[], statusOf: StatusOf): (doc: RawDocument) => ExpectedRecord[] {
+  const overflow = keyOverflow(mapping.table);
   return (doc) => {
-    const c = convertAll(mapping.columns, converters, rowValues(mapping, doc));
+    const c = refuseLongKey(convertAll(mapping.columns, converters, rowValues(mapping, doc)), mapping.columns, overflow);
     return [{ status: statusOf(doc, c.column !== null), sourceId: documentIdText(doc._id), ...c }];
   };
+}
+
+/** A converted row whose key is too long to index (mapping/key-size.ts) is refused, as transform refuses it. */
+function refuseLongKey(c: Converted, columns: readonly ColumnModel[], overflow: (cells: readonly Cell[]) => number): Converted {
+  if (c.column !== null) return c;
+  const long = overflow(c.cells);
+  return long < 0 ? c : { cells: c.cells, column: columns[long]!.name, reason: 'key_too_long' };
 }
 
 /** explode: a record per item, or one `rejected_document` for a parent refused whole. */
@@ -150,17 +159,19 @@ function explodeRecords(mapping: ExplodeMapping, converters: readonly Converter[
     cells[mapping.keyIndex] = parent;
     return [{ status: 'rejected_document', sourceId, cells, column, reason }];
   };
+  const overflow = keyOverflow(mapping.table);
   return (doc) => {
     const sourceId = documentIdText(doc._id);
     const parent = converters[mapping.keyIndex]!(doc._id);
     if (parent instanceof Rejection || parent === null) {
       return parentOnly(sourceId, null, mapping.spec.parentColumn, parent instanceof Rejection ? parent.reason : 'null_in_not_null');
     }
+    if (keyTextTooLong(parent)) return parentOnly(sourceId, null, mapping.spec.parentColumn, 'key_too_long');
     const lists = arrayLists(mapping, doc);
     if (lists instanceof NotAnArray) return parentOnly(sourceId, parent, lists.array.spec.itemColumn, 'not_an_array');
     const out: ExpectedRecord[] = [];
     forEachItem(mapping, doc, lists, (_doc, array, itemId, itemDate) => {
-      const c = convertAll(columns, converters, itemValues(array, doc, itemId, itemDate));
+      const c = refuseLongKey(convertAll(columns, converters, itemValues(array, doc, itemId, itemDate)), columns, overflow);
       if (lacksItemId(itemId)) out.push({ status: statusOf(doc, true), sourceId, ...c, column: array.spec.itemColumn, reason: 'missing_item_id' });
       else out.push({ status: statusOf(doc, c.column !== null), sourceId, ...c });
     });

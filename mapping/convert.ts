@@ -27,7 +27,8 @@ export type RejectReason =
   | 'nul_character'
   | 'invalid_unicode'
   | 'too_deep'
-  | 'invalid_bson';
+  | 'invalid_bson'
+  | 'key_too_long';
 
 /** A rejection: compared by identity, allocated once per reason. */
 export class Rejection {
@@ -54,6 +55,7 @@ const REJECT: Readonly<Record<RejectReason, Rejection>> = Object.freeze(
         'invalid_unicode',
         'too_deep',
         'invalid_bson',
+        'key_too_long',
       ] as const
     ).map((r) => [r, new Rejection(r)]),
   ) as Record<RejectReason, Rejection>,

@@ -52,9 +52,8 @@ export class ExplodeWork extends TableWork {
       return;
     }
     if (parent === null) {
-      const keyColumn = this.columns[this.mapping.keyIndex]!;
-      const { cell } = this.convertKept(keyColumn, doc._id);
-      this.rejectDocument(doc, keyColumn.column.name, doc._id, cell instanceof Rejection ? cell.reason : 'null_in_not_null');
+      const cell = this.documentKeyCell(doc);
+      this.rejectDocument(doc, this.columns[this.mapping.keyIndex]!.column.name, doc._id, cell instanceof Rejection ? cell.reason : 'null_in_not_null');
       return;
     }
     // Every array is read before anything is written, so a rejected document leaves no rows behind.
@@ -110,6 +109,11 @@ export class ExplodeWork extends TableWork {
         return null;
       }
       cells[i] = cell;
+    }
+    const long = this.keyOverflowAt(cells);
+    if (long >= 0) {
+      this.rejectItem(doc, this.columns[long]!.column.name, cells[long], 'key_too_long');
+      return null;
     }
     return cells;
   }

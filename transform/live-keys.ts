@@ -25,6 +25,7 @@ import { filterSkip, type SkipTest } from '../mapping/upsert.ts';
 import { columnConverter, Rejection } from '../mapping/convert.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdKey } from './rejects.ts';
+import { keyTextTooLong } from '../mapping/key-size.ts';
 import { readLineBatches, type FileDigest } from './ndjson-batches.ts';
 import { checkExtractRead, unreadableExtract } from './extract-check.ts';
 import { CsvOutput } from './staged-output.ts';
@@ -124,7 +125,8 @@ function offer(w: TableLive, doc: RawDocument): void {
     return;
   }
   const key = w.convert(doc._id);
-  if (key instanceof Rejection || key === null) {
+  // A key no index can hold names no row (transform refuses it: mapping/key-size.ts).
+  if (key instanceof Rejection || key === null || keyTextTooLong(key)) {
     w.refused += 1;
     return;
   }

@@ -1,7 +1,8 @@
 // One line of `<table>.rejects.ndjson`: the source document, the column, the offending value and why.
 // The value is its canonical Extended JSON text, shortened in this file only (the full value is in
 // the extract, under the same _id).
-import { Rejection } from '../mapping/convert.ts';
+import { rejection, type Rejection } from '../mapping/convert.ts';
+import { keyTextTooLong } from '../mapping/key-size.ts';
 import { canonicalText, kindOf, objectIdHex } from '../mapping/ejson-value.ts';
 
 const VALUE_LIMIT = 200;
@@ -38,11 +39,12 @@ export function documentIdText(id: unknown): string {
 /**
  * A document's `_id` as a dedupe table's keys and contributions name it (documentIdText, whose
  * canonical Extended JSON keeps `"77"` and Int32 77 apart); refused when PostgreSQL could not store
- * it (a NUL character).
+ * it (a NUL character) or index it (mapping/key-size.ts).
  */
 export function documentIdKey(id: unknown): string | Rejection {
   const text = documentIdText(id);
-  return text.includes('\u0000') ? new Rejection('nul_character') : text;
+  if (text.includes('\u0000')) return rejection('nul_character');
+  return keyTextTooLong(text) ? rejection('key_too_long') : text;
 }
 
 export function shortValue(value: unknown): string | null {

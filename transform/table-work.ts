@@ -6,10 +6,11 @@ import type { ColumnModel, TableModel } from '../model/types.ts';
 import type { Cell } from '../staging/csv.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
-import { columnConverter, Rejection, type ConvertSettings, type Converter, type NulTally, type RejectReason } from '../mapping/convert.ts';
+import { columnConverter, Rejection, rejection, type ConvertSettings, type Converter, type NulTally, type RejectReason } from '../mapping/convert.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
 import { documentIdKey, documentIdText, rejectLine, shortValue } from './rejects.ts';
 import { keysFileColumns } from '../mapping/scope.ts';
+import { keyOverflow, keyTextTooLong } from '../mapping/key-size.ts';
 import { CsvOutput, NdjsonOutput } from './staged-output.ts';
 import { csvField } from '../staging/csv-lines.ts';
 
@@ -61,6 +62,7 @@ export abstract class TableWork {
   /** Columns whose NULs were stripped in the row being built; counted when the row is written. */
   private pendingStrips: string[] = [];
   private readonly scopeKey: ScopeKey | null;
+  private readonly keyOverflow: (cells: readonly Cell[]) => number;
   /** The keys file names each document's `_id` beside its key when they differ. */
   private readonly withIdentity: boolean;
 
@@ -77,12 +79,28 @@ export abstract class TableWork {
     this.keys = keysColumns === null ? null : new CsvOutput(o.paths, o.paths.transformKeys(table.name), keysColumns, o.signal, o.onFailure);
     this.withIdentity = keysColumns !== null && keysColumns.length === 2;
     this.scopeKey = this.scopeKeyOf(table);
+    this.keyOverflow = keyOverflow(table);
   }
 
   private scopeKeyOf(table: TableModel): ScopeKey | null {
     if (table.strategy === 'dedupe') return (id) => ({ cell: documentIdKey(id), stripped: false });
     const i = table.stagedColumns.findIndex((c) => c.name === table.documentKey);
-    return i < 0 ? null : (id) => this.convertKept(this.columns[i]!, id);
+    if (i < 0) return null;
+    return (id) => {
+      const kept = this.convertKept(this.columns[i]!, id);
+      // A key no index can hold names nothing: its rows are refused (keyOverflowAt).
+      return typeof kept.cell === 'string' && keyTextTooLong(kept.cell) ? { cell: rejection('key_too_long'), stripped: false } : kept;
+    };
+  }
+
+  /** The document's key cell as the keys file has it, or why it has none (a Rejection; null: a NULL key). */
+  protected documentKeyCell(doc: RawDocument): Cell | Rejection {
+    return this.scopeKey ? this.scopeKey(doc._id).cell : null;
+  }
+
+  /** Index of the key column to name when a converted row's key is too long to index (mapping/key-size.ts), else -1. */
+  protected keyOverflowAt(cells: readonly Cell[]): number {
+    return this.keyOverflow(cells);
   }
 
   /**

@@ -33,7 +33,8 @@ export class UpsertWork extends TableWork {
   }
 
   /**
-   * The row's cells, or null after writing the reject line of the first column that fails. The
+   * The row's cells, or null after writing the reject line of the first column that fails (or of the
+   * key, too long to index: mapping/key-size.ts). The
    * document key column's cell is the keys file's, converted once (the same converter, the same value).
    */
   private buildRow(doc: RawDocument, key: KeyCell | null): Cell[] | null {
@@ -53,6 +54,11 @@ export class UpsertWork extends TableWork {
         return null;
       }
       cells[i] = cell;
+    }
+    const long = this.keyOverflowAt(cells);
+    if (long >= 0) {
+      this.reject(doc, this.columns[long]!.column.name, cells[long], 'key_too_long');
+      return null;
     }
     return cells;
   }

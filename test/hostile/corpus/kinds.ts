@@ -6,6 +6,7 @@ import { converted, counted, rejected, rejectedByLoad, skipped, type FinishedRun
 import { at, BAD_ID, goodThing, oid, type Sample } from './sample.ts';
 import { dateValue, nestedValue, withElement, withRawString } from './raw-bson.ts';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 
 export interface Kind {
   readonly name: string;
@@ -51,6 +52,17 @@ function bothReported(table: string, ids: readonly string[], key: string): Outco
     },
   };
 }
+
+/** `length` characters no compression shortens (hex of a SHA-256 chain): PostgreSQL's indexes get them whole. */
+function incompressible(length: number, seed: string): string {
+  let text = '';
+  for (let block = seed; text.length < length; ) text += block = createHash('sha256').update(block).digest('hex');
+  return text.slice(0, length);
+}
+/** Longer than any index row of PostgreSQL holds (2,704 bytes), as MongoDB 4.2+ allows in an `_id` or any field. */
+const TOO_LONG_KEY = incompressible(3_000, 'too long');
+/** The longest key etl accepts: 1,024 bytes (MongoDB's own index key limit before 4.2). */
+const LONGEST_KEY = incompressible(1_024, 'longest');
 
 const nested = (depth: number): string => `${'{"a": '.repeat(depth)}{}${'}'.repeat(depth)}`;
 
@@ -214,6 +226,13 @@ export const KINDS: readonly Kind[] = [
   { name: '_id a subdocument', plant: (s) => void s.things!.push({ ...thing({}), _id: { a: new Int32(1) } }), outcome: rejected('things', 'not_a_string', 'id', { id: '{"a":{"$numberInt":"1"}}' }) },
   { name: '_id null', plant: (s) => void s.things!.push({ ...thing({}), _id: null }), outcome: rejected('things', 'null_in_not_null', 'id', { id: 'null' }) },
   { name: 'no _id at all', plant: plantRaw('things', () => Buffer.from(serialize(without(thing({}), '_id')))), outcome: rejectedByExtract('things', 'missing_id') },
+  // A key PostgreSQL cannot index: before, the whole load failed ("index row size 5368 exceeds btree version 4 maximum 2704").
+  { name: '_id a string of 3,000 characters', plant: (s) => void s.things!.push({ ...thing({}), _id: TOO_LONG_KEY }), outcome: rejected('things', 'key_too_long', 'id', { id: JSON.stringify(TOO_LONG_KEY) }) },
+  { name: '_id a string of 1,024 bytes (the longest key)', plant: (s) => void s.things!.push({ ...thing({}), _id: LONGEST_KEY }), outcome: converted('things', 'code', `T-${BAD_ID.toHexString().slice(-4)}`, { id: LONGEST_KEY }) },
+  { name: '_id a string of 513 × é (1,026 bytes)', plant: (s) => void s.things!.push({ ...thing({}), _id: 'é'.repeat(513) }), outcome: rejected('things', 'key_too_long', 'id', { id: JSON.stringify('é'.repeat(513)) }) },
+  { name: 'explode: an item id of 3,000 characters', plant: plantThing({ tags: [TOO_LONG_KEY] }), outcome: rejected('things_tags', 'key_too_long', 'owner_id', { key: 'thing_id', adds: { things: 1 } }) },
+  { name: 'dedupe: a key of 3,000 characters', plant: (s) => void s.visits!.push({ _id: BAD_ID, owner: TOO_LONG_KEY, day: at(8, 23), creation_date: at(9), update_date: at(9) }), outcome: rejected('daily', 'key_too_long', 'owner_id', { key: 'owner_id' }) },
+  { name: 'a reference of 3,000 characters (a missing row)', plant: plantThing({ owner: TOO_LONG_KEY }), outcome: rejectedByLoad('things', 'id', 'owner_id', TOO_LONG_KEY) },
   {
     name: 'the same _id twice in the dump',
     plant: (s) => void s.things!.push(goodThing(BAD_ID, { tags: [] }), goodThing(BAD_ID, { tags: [], note: 'second' })),
