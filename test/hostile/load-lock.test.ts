@@ -2,7 +2,7 @@
 // when), and --lock-timeout makes it give up (exit 1) naming the holder, instead of waiting silently.
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { realRun } from '../audit/staged-run.ts';
@@ -22,6 +22,19 @@ async function holdLock(url: string): Promise<{ client: pg.Client; pid: number }
   await client.query('SELECT pg_advisory_lock($1::bigint)', [LOAD_LOCK_KEY]);
   const pid = Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
   return { client, pid };
+}
+
+/** `etl load` of a real run into a fresh database whose lock another session holds, once it says it waits. */
+async function waitingLoad(t: TestContext): Promise<{ holder: { client: pg.Client; pid: number }; out: EtlProcess; done: Promise<number | null> }> {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const holder = await holdLock(url);
+  t.after(() => holder.client.end());
+  const { out, done } = etl(['load', '--database-url', url], run.cwd);
+  const deadline = Date.now() + 60_000;
+  while (!out.stderr.includes('waiting for another etl load') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  return { holder, out, done };
 }
 
 test('--lock-timeout: gives up after the time, exit 1, naming the session that holds the lock', async (t) => {
@@ -45,30 +58,14 @@ test('--lock-timeout: gives up after the time, exit 1, naming the session that h
 });
 
 test('waiting: the message names the holder; the load proceeds once the lock is free', async (t) => {
-  const url = await servers.postgres.createDatabase(t.name);
-  const run = await realRun();
-  t.after(() => rm(run.cwd, { recursive: true, force: true }));
-  const holder = await holdLock(url);
-  t.after(() => holder.client.end());
-
-  const { out, done } = etl(['load', '--database-url', url], run.cwd);
-  const deadline = Date.now() + 60_000;
-  while (!out.stderr.includes('waiting for another etl load') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const { holder, out, done } = await waitingLoad(t);
   assert.match(out.stderr, new RegExp(`waiting for another etl load to finish \\(PostgreSQL backend pid ${holder.pid}\\): application "nightly-etl"`));
   await holder.client.query('SELECT pg_advisory_unlock($1::bigint)', [LOAD_LOCK_KEY]);
   assert.equal(await done, 0, out.stderr);
 });
 
 test('a waiting load whose connection an administrator ends (idle in its transaction between two tries): exit 1 with the server\'s words, nothing changed', async (t) => {
-  const url = await servers.postgres.createDatabase(t.name);
-  const run = await realRun();
-  t.after(() => rm(run.cwd, { recursive: true, force: true }));
-  const holder = await holdLock(url);
-  t.after(() => holder.client.end());
-
-  const { out, done } = etl(['load', '--database-url', url], run.cwd);
-  const deadline = Date.now() + 60_000;
-  while (!out.stderr.includes('waiting for another etl load') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const { holder, out, done } = await waitingLoad(t);
   await holder.client.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'etl' AND datname = current_database()`);
   assert.equal(await done, 1, out.stderr);
   // Before, the next try found the client closed: "Client has encountered a connection error and is not queryable".
