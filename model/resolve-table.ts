@@ -15,7 +15,7 @@ import type {
 } from './types.ts';
 import { closest, type LintContext, type Path, type Position } from './field-spec.ts';
 import type { RawArray, RawColumn, RawTable } from './pipeline-spec.ts';
-import { KNOWN_SQL_TYPES, parseSqlType } from './sql-types.ts';
+import { KNOWN_SQL_TYPES, parseSqlType, sqlTypeRangeProblem } from './sql-types.ts';
 import { isRecord, list, MAX_IDENTIFIER_BYTES, quote as q, sameSet } from './resolve-util.ts';
 import { checkFileNames } from './names.ts';
 
@@ -265,7 +265,9 @@ class TableResolver {
     if (rc.sql_type === undefined) return null;
     const sqlType = parseSqlType(rc.sql_type);
     if (sqlType === null) {
-      this.add([...cPath, 'sql_type'], 'unknown_sql_type', `unknown sql_type ${q(rc.sql_type)} (expected one of: ${list(KNOWN_SQL_TYPES)})`);
+      const range = sqlTypeRangeProblem(rc.sql_type);
+      if (range) this.add([...cPath, 'sql_type'], 'sql_type_out_of_range', `sql_type ${q(rc.sql_type)}: ${range}`);
+      else this.add([...cPath, 'sql_type'], 'unknown_sql_type', `unknown sql_type ${q(rc.sql_type)} (expected one of: ${list(KNOWN_SQL_TYPES)})`);
     }
     return sqlType;
   }

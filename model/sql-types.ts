@@ -41,12 +41,17 @@ const SIMPLE: Readonly<Record<string, SqlType>> = {
   JSONB: { kind: 'jsonb' },
 };
 
+/** `varchar ( 10 )` → `VARCHAR(10)`: case and spaces as written do not matter. */
+function normalized(text: string): string {
+  return text.trim().replace(/\s+/g, ' ').replace(/\s*([(),])\s*/g, '$1').toUpperCase();
+}
+
 /**
  * Parses a `sql_type:` value (case and spacing are free). Returns null for an unknown type or
- * an out-of-range length, so the caller can say which types exist.
+ * an out-of-range length, so the caller can say which types exist (or, sqlTypeRangeProblem, the range).
  */
 export function parseSqlType(text: string): SqlType | null {
-  const t = text.trim().replace(/\s+/g, ' ').replace(/\s*([(),])\s*/g, '$1').toUpperCase();
+  const t = normalized(text);
   const simple = SIMPLE[t];
   if (simple) return simple;
   const varchar = /^(?:VARCHAR|CHARACTER VARYING)(?:\((\d+)\))?$/.exec(t);
@@ -63,6 +68,17 @@ export function parseSqlType(text: string): SqlType | null {
     if (precision < 1 || precision > MAX_NUMERIC_PRECISION || scale > precision) return null;
     return { kind: 'numeric', precision, scale };
   }
+  return null;
+}
+
+/**
+ * Why a type written in a form etl knows (VARCHAR(n), NUMERIC(p,s)) is refused anyway: its numbers
+ * are beyond what PostgreSQL takes. Null for any other text (parseSqlType says whether it is known).
+ */
+export function sqlTypeRangeProblem(text: string): string | null {
+  const t = normalized(text);
+  if (/^(?:VARCHAR|CHARACTER VARYING)\(\d+\)$/.test(t)) return `VARCHAR(n) takes n from 1 to ${MAX_VARCHAR} (PostgreSQL's limit)`;
+  if (/^(?:NUMERIC|DECIMAL)\(\d+(?:,\d+)?\)$/.test(t)) return `NUMERIC(p,s) takes p from 1 to ${MAX_NUMERIC_PRECISION} and s from 0 to p`;
   return null;
 }
 

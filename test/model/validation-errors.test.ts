@@ -207,6 +207,30 @@ const cases: readonly Case[] = [
     code: 'unknown_sql_type', key: 'sql_type', says: ['unknown sql_type "VARCHR(255)"', 'VARCHAR(n)', 'TIMESTAMP', 'JSONB'],
   },
   {
+    name: 'VARCHAR(n) beyond PostgreSQL\'s limit says the limit, not "unknown"',
+    yaml: `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: name
+        sql_type: VARCHAR(20000000) # HERE
+    export_order: 1
+`,
+    code: 'sql_type_out_of_range', key: 'sql_type', says: ['sql_type "VARCHAR(20000000)": VARCHAR(n) takes n from 1 to 10485760 (PostgreSQL\'s limit)'],
+  },
+  {
+    name: 'NUMERIC(p,s) out of range says the ranges',
+    yaml: `tables:
+  companies:
+    include_base: true
+    additional_columns:
+      - name: name
+        sql_type: NUMERIC(5,7) # HERE
+    export_order: 1
+`,
+    code: 'sql_type_out_of_range', key: 'sql_type', says: ['sql_type "NUMERIC(5,7)": NUMERIC(p,s) takes p from 1 to 1000 and s from 0 to p'],
+  },
+  {
     name: 'foreign key to an unknown table',
     yaml: `tables:${companies}
   users:
