@@ -10,7 +10,9 @@
 //     loaded: it may be in progress or about to be retried. Older ones are superseded: the loaded
 //     run after them read from a watermark that had not moved past them (the watermark only
 //     advances on load);
-//  5. a run with a stage marked "running" whose manifest changed within the last hour is kept, even
+//  5. a run with a stage marked "running" whose writer is a live process of this host is kept, however
+//     old its manifest (one collection may take hours to read); one whose writer cannot be checked (on
+//     another host, or not recorded) is kept while its manifest changed within the last hour, even
 //     when older: a stage may really be working on it. Not one whose stage was killed (its writer
 //     is certainly gone: staging/stage-writer.ts): nothing works on it, so rule 4 alone decides, as
 //     for a failed run. A killed load is a load not done (rule 3): it may have committed, which
@@ -26,8 +28,8 @@ import { UsageError } from '../errors/etl-error.ts';
 import { roughDuration } from '../staging/durations.ts';
 import { STALE_PARTIAL_MS } from './archive-writer.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
-import { killedStage, shownStages } from '../staging/stage-writer.ts';
-import { describeStages } from '../staging/manifest.ts';
+import { killedStage, shownStages, writerAtWork } from '../staging/stage-writer.ts';
+import { describeStages, STAGES } from '../staging/manifest.ts';
 import { folderBytes } from './folder-walk.ts';
 import { isLoaded, readLatest, readRunManifest, runIdTime } from './runs.ts';
 
@@ -139,6 +141,10 @@ async function keepReasons(run: ListedRun, index: number, l: Listing): Promise<s
   if (run.runId === l.latest) reasons.push('`latest` points at it');
   if (run.runId === newestLoaded) reasons.push('newest loaded run');
   if (finished && !isLoaded(run.manifest)) reasons.push(`not yet loaded (load ${stages.load ? stages.load + (run.manifest?.stages.load?.dry_run ? ', dry run' : '') : 'never ran'})`);
+  for (const stage of STAGES) {
+    const section = run.manifest?.stages[stage];
+    if (section?.status === 'running' && writerAtWork(section.writer)) reasons.push(`its ${stage} is at work in etl process ${section.writer.pid}`);
+  }
   if (!finished) {
     if (newestLoaded === null) reasons.push(`${unfinished}, and no run was loaded yet`);
     else if (run.runId > newestLoaded) reasons.push(`${unfinished}, newer than the newest loaded run`);

@@ -29,6 +29,21 @@ export function writerGone(writer: StageWriter | undefined): boolean {
   }
 }
 
+/**
+ * True only when certain: the writer is another process of this host, and it is alive. A stage whose
+ * writer is at work is in use, however long ago its manifest was written (one collection may take hours).
+ */
+export function writerAtWork(writer: StageWriter | undefined): writer is StageWriter {
+  if (!writer || writer.host !== os.hostname() || writer.pid === process.pid) return false;
+  try {
+    process.kill(writer.pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: a process of another user has the pid, alive.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** A section as it is recorded once its stage has ended: without its writer. */
 export function withoutWriter<T extends { writer?: StageWriter }>(section: T): Omit<T, 'writer'> {
   const { writer: _writer, ...rest } = section;

@@ -15,8 +15,9 @@ Never removed, whatever the options:
   - the newest loaded run;
   - any run not yet loaded (extract and transform done, load not done, failed or a dry run);
   - an unfinished run (extract or transform failed or not done) newer than the newest loaded run,
-    or any unfinished run when no run was ever loaded; and one whose stage is marked running with
-    a manifest changed within the last hour, unless that stage was killed.
+    or any unfinished run when no run was ever loaded; one whose stage is at work in a live etl
+    process of this host; and one whose stage is marked running with a manifest changed within
+    the last hour, unless that stage was killed.
 So what goes: loaded runs older than the newest loaded run, and unfinished runs older than it
 (the loaded run read everything they held: the watermark only advances on load). A run whose
 stage was killed (marked running, its process gone from this host: "killed" in etl status and

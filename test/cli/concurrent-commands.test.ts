@@ -1,0 +1,76 @@
+// etl commands started at the same time on one staging folder, as an operator does: a cron job's
+// stage still at work when someone else runs etl clean, etl run, etl extract. A proxy in front of
+// FerretDB holds the read of `days`, so the other command provably runs while the stage is at work.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat, utimes } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { useServers } from '../harness/index.ts';
+import { etl, REPO, startEtl } from '../harness/cli.ts';
+import { holdFind } from '../harness/mongo-hold.ts';
+import type { CleanReport } from '../../audit/clean.ts';
+import { listRunIds } from '../../staging/run-folder.ts';
+
+const servers = useServers();
+const PIPELINE = path.join(REPO, 'pipeline.yaml');
+const HOUR_MS = 3600_000;
+
+let work = '';
+before(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'etl-concurrent-'));
+});
+after(() => (work ? rm(work, { recursive: true, force: true }) : undefined));
+
+/** A MongoDB database holding the sample, and a proxy holding its `days` read. */
+async function heldSource(t: { name: string; after: (fn: () => Promise<void>) => void }) {
+  const mongo = await servers.mongo.newDatabase(t.name);
+  const sample = await etl(['sample', '--scale', '2000', '--mongo-url', mongo.url, '--db', mongo.name, '--quiet'], { cwd: work });
+  assert.equal(sample.code, 0, sample.stderr);
+  const hold = await holdFind(mongo.url, 'days');
+  t.after(() => hold.close());
+  return { mongo, hold };
+}
+
+test('etl clean never removes a run whose extract is at work in a live process, however long ago its manifest was written', async (t) => {
+  const { mongo, hold } = await heldSource(t);
+  const staging = path.join(work, 'clean-live-extract');
+  const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
+  const from = (url: string) => ['--source', url, '--mongo-db', mongo.name, '--staging', staging, '--pipeline', PIPELINE];
+
+  // The cron job's extract: its read of `days` goes on (held here: a collection that takes hours).
+  const cron = startEtl(['extract', '--full', ...from(hold.url)], { cwd: work, env });
+  // Whatever the test finds, the held extract does not outlive it.
+  t.after(async () => {
+    cron.kill('SIGKILL');
+    await cron.done;
+  });
+  await hold.reached;
+  const [busy] = await listRunIds(staging);
+  assert.ok(busy, 'the held extract has its run folder');
+
+  // Meanwhile an operator's etl run: a newer run, loaded.
+  const operator = await etl(['run', ...from(mongo.url)], { cwd: work, env });
+  assert.equal(operator.code, 0, operator.stderr);
+  const [newest] = await listRunIds(staging);
+  assert.ok(newest! > busy);
+
+  // The held extract last wrote its manifest two hours ago (the collection it reads is that long).
+  const manifest = path.join(staging, busy, 'manifest.json');
+  const twoHoursAgo = new Date(Date.now() - 2 * HOUR_MS);
+  await utimes(manifest, twoHoursAgo, twoHoursAgo);
+
+  const clean = await etl(['clean', '--staging', staging, '--json'], { cwd: work });
+  assert.equal(clean.code, 0, clean.stderr);
+  const report = JSON.parse(clean.stdout) as CleanReport;
+  assert.deepEqual(report.removed.map((r) => r.run_id), [], 'nothing removed: the older run is being extracted');
+  assert.match(report.kept.find((k) => k.run_id === busy)?.reasons.join('; ') ?? '', new RegExp(`extract is at work in etl process ${cron.pid}`));
+  assert.ok((await stat(manifest)).isFile(), 'the run folder is still there');
+
+  hold.release();
+  const ended = await cron.done;
+  assert.equal(ended.code, 0, ended.stderr);
+  const done = JSON.parse(await readFile(manifest, 'utf8')) as { stages: { extract: { status: string } } };
+  assert.equal(done.stages.extract.status, 'done', 'the extract finished its run');
+});
+
