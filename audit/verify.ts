@@ -14,7 +14,8 @@ import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedF
 import { reconcile } from './reconcile.ts';
 import { openRunSource, type RunSource } from './run-source.ts';
 import type { Mismatch, VerifyReport } from './verify-report.ts';
-import { shownStages } from '../staging/stage-writer.ts';
+import { shownStages, writerAtWork } from '../staging/stage-writer.ts';
+import { StagingError } from '../errors/etl-error.ts';
 
 export type { Mismatch, VerifyReport, Identity } from './verify-report.ts';
 
@@ -52,6 +53,7 @@ export async function verifyRun(options: VerifyOptions): Promise<VerifyReport> {
 async function verifySource(source: RunSource, temp: string, options: VerifyOptions): Promise<VerifyReport> {
   const { signal } = options;
   const manifest = await readManifest(runPaths(path.dirname(source.dir), path.basename(source.dir)));
+  if (source.archive === null) refuseRunAtWork(manifest);
   const mismatches: Mismatch[] = [];
   const notes: string[] = [];
   if (manifest.run_id !== path.basename(source.dir) && source.archive === null) {
@@ -90,6 +92,21 @@ async function verifySource(source: RunSource, temp: string, options: VerifyOpti
 }
 
 type Stages = VerifyReport['stages'];
+
+/**
+ * A run folder a live etl process of this host is writing (a stage `running`, its writer alive):
+ * its files and manifest are still changing, so a check of them now would call a sound run damaged
+ * (the `*.partial` files being written, as extra files). Verified once the stage has ended.
+ */
+function refuseRunAtWork(manifest: Manifest): void {
+  for (const stage of STAGES) {
+    const section = manifest.stages[stage];
+    if (section?.status !== 'running' || !writerAtWork(section.writer)) continue;
+    throw new StagingError('stage_running', `run ${manifest.run_id} cannot be verified while its ${stage} is at work in etl process ${section.writer.pid} (since ${section.started_at}): its files are still being written`, {
+      hint: 'run `etl verify` again once it has ended (`etl status` shows the run)',
+    });
+  }
+}
 
 function stageStatuses(manifest: Manifest, mismatches: Mismatch[], notes: string[]): Stages {
   const stages = shownStages(manifest);

@@ -2,10 +2,11 @@
 // stage still at work when someone else runs etl clean, etl run, etl extract. A proxy in front of
 // FerretDB holds the read of `days`, so the other command provably runs while the stage is at work.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { etl, REPO, startEtl } from '../harness/cli.ts';
 import { holdFind } from '../harness/mongo-hold.ts';
@@ -74,3 +75,57 @@ test('etl clean never removes a run whose extract is at work in a live process, 
   assert.equal(done.stages.extract.status, 'done', 'the extract finished its run');
 });
 
+/** Waits until `ready()` (polling), or fails naming what it waited for. */
+async function until(what: string, ready: () => Promise<boolean>, ms = 120_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ready())) {
+    if (Date.now() > deadline) assert.fail(`gave up waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test('etl verify of a run another process is loading says the load is at work, not that the run is damaged', async (t) => {
+  const staging = path.join(work, 'verify-while-loading');
+  const dbUrl = await servers.postgres.createDatabase(t.name);
+  const env = { DATABASE_URL: dbUrl };
+  const flags = ['--staging', staging, '--pipeline', PIPELINE];
+  const mongo = await servers.mongo.newDatabase(t.name);
+  const sample = await etl(['sample', '--scale', '2000', '--mongo-url', mongo.url, '--db', mongo.name, '--quiet'], { cwd: work });
+  assert.equal(sample.code, 0, sample.stderr);
+  for (const args of [['schema', '--yes', '--pipeline', PIPELINE], ['extract', '--source', mongo.url, '--mongo-db', mongo.name, ...flags], ['transform', ...flags]]) {
+    const r = await etl(args, { cwd: work, env });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const [run] = await listRunIds(staging);
+  const runDir = path.join(staging, run!);
+
+  // Another session holds the last table: the load stops there, half-way, its rejects files open.
+  const blocker = new pg.Client({ connectionString: dbUrl });
+  await blocker.connect();
+  t.after(() => blocker.end());
+  await blocker.query('BEGIN');
+  await blocker.query('LOCK TABLE "days_logbooks_links" IN ACCESS EXCLUSIVE MODE');
+  const load = startEtl(['load', ...flags], { cwd: work, env });
+  t.after(async () => {
+    load.kill('SIGKILL');
+    await load.done;
+  });
+  await until('the load is half-way, its rejects files being written', async () => {
+    const manifest = JSON.parse(await readFile(path.join(runDir, 'manifest.json'), 'utf8')) as { stages: { load?: { status: string } } };
+    const files = await readdir(path.join(runDir, 'load')).catch(() => []);
+    return manifest.stages.load?.status === 'running' && files.some((f) => f.endsWith('.partial'));
+  });
+
+  const verify = await etl(['verify', runDir, '--pipeline', PIPELINE], { cwd: work });
+  assert.equal(verify.code, 1, verify.output);
+  assert.doesNotMatch(verify.stdout, /MISMATCH/, 'a run being loaded is not reported as damaged');
+  assert.match(verify.stderr, new RegExp(`^error: run ${run} cannot be verified while its load is at work in etl process ${load.pid} .*\\[stage_running\\]$`, 'm'));
+  assert.match(verify.stderr, /^hint: run `etl verify` again once it has ended/m);
+
+  // Once the load ends, the same run verifies.
+  await blocker.query('ROLLBACK');
+  const loaded = await load.done;
+  assert.equal(loaded.code, 0, loaded.stderr);
+  const again = await etl(['verify', runDir, '--pipeline', PIPELINE], { cwd: work });
+  assert.equal(again.code, 0, again.output);
+});
