@@ -9,7 +9,7 @@ import { selectTables } from '../model/select-tables.ts';
 import { writeFileAtomic } from '../staging/atomic-file.ts';
 import { TOOL_VERSION, updateManifest, writeManifest, type Manifest } from '../staging/manifest.ts';
 import type { ExtractCollectionRecord, ExtractSection } from '../staging/manifest-extract.ts';
-import { createRun, setLatest, type RunPaths } from '../staging/run-folder.ts';
+import { advanceLatest, createRun, type RunPaths } from '../staging/run-folder.ts';
 import { sweepAbandoned } from '../staging/run-writer.ts';
 import { currentWriter, withoutWriter } from '../staging/stage-writer.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
@@ -112,7 +112,7 @@ async function extractAll(x: ExtractRun, session: SourceSession): Promise<Extrac
     m.stages.extract = done;
     options.withDone?.(m);
   });
-  await setLatest(options.stagingDir, run.runId);
+  await advanceLatest(options.stagingDir, run.runId);
   return report(run, manifest, done, reports);
 }
 

@@ -135,6 +135,19 @@ export async function setLatest(stagingDir: string, runId: string): Promise<void
 }
 
 /**
+ * Points `latest` at a run that just finished its extract, unless it already names a newer run that
+ * is still there: two extracts at once end in any order, and the newer run read from the same
+ * watermark later, so the older one ending last must not take `latest` back (the next stage, pack
+ * and report would use the older run). False when `latest` was left on the newer run.
+ */
+export async function advanceLatest(stagingDir: string, runId: string): Promise<boolean> {
+  const current = await readLatestId(stagingDir).catch(() => null);
+  if (current !== null && current > runId && (await stat(runPaths(stagingDir, current).dir).then((s) => s.isDirectory(), () => false))) return false;
+  await setLatest(stagingDir, runId);
+  return true;
+}
+
+/**
  * The run to use: the one named (--run), or the one `latest` points at. Either must be a run id
  * (20261124T101500123Z): anything else — `../../elsewhere/<run>`, an absolute path — would make a
  * stage read and write outside the staging folder, so it is refused before any path is built.

@@ -129,3 +129,27 @@ test('etl verify of a run another process is loading says the load is at work, n
   const again = await etl(['verify', runDir, '--pipeline', PIPELINE], { cwd: work });
   assert.equal(again.code, 0, again.output);
 });
+
+test('two etl extract at once: `latest` ends on the newer run, whichever finishes last', async (t) => {
+  const { mongo, hold } = await heldSource(t);
+  const staging = path.join(work, 'two-extracts');
+  const from = (url: string) => ['extract', '--full', '--source', url, '--mongo-db', mongo.name, '--staging', staging, '--pipeline', PIPELINE];
+
+  // The older extract reads `days` slowly (held); a newer one starts and ends meanwhile.
+  const older = startEtl(from(hold.url), { cwd: work });
+  t.after(async () => {
+    older.kill('SIGKILL');
+    await older.done;
+  });
+  await hold.reached;
+  const newer = await etl(from(mongo.url), { cwd: work });
+  assert.equal(newer.code, 0, newer.stderr);
+  const [newest, oldest] = await listRunIds(staging);
+  assert.equal((await readFile(path.join(staging, 'latest'), 'utf8')).trim(), newest);
+
+  hold.release();
+  const ended = await older.done;
+  assert.equal(ended.code, 0, ended.stderr);
+  assert.match(ended.output, new RegExp(`run in ${staging}/${oldest}$`, 'm'));
+  assert.equal((await readFile(path.join(staging, 'latest'), 'utf8')).trim(), newest, '`latest` still names the newer run: the older one ending last does not take it back');
+});
