@@ -21,7 +21,7 @@ import { appliedTables, recordTables, type LedgerEntry } from './ledger.ts';
 import { loadContext, type LoadContext } from './load-context.ts';
 import { markDone, markFailed, markRunning, recordAlreadyApplied, tableRecord } from './load-record.ts';
 import type { LoadOptions, LoadReport } from './options.ts';
-import type { LoadPlan } from './plan.ts';
+import { refuseTransformedSince, type LoadPlan } from './plan.ts';
 import { startLoad, type LoadStart } from './start.ts';
 import { LoadSession } from './session.ts';
 import { tablesWithPending } from './pending.ts';
@@ -60,6 +60,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       return report;
     }
     // Before anything is recorded: a refused run keeps the manifest it had.
+    if (!start.fed) await refuseTransformedSince(await start.final());
     await refuseOlderRun(session.client, start.paths.runId, toLoad);
     await marked.begin(recorded);
     const pendingBefore = await tablesWithPending(session);

@@ -1,5 +1,6 @@
 // What a load will do, decided from the staged run alone (no database yet): the run, the tables in
 // load order, what each staged, and the warnings a user should read before anything changes.
+import { isDeepStrictEqual } from 'node:util';
 import { StagingError } from '../errors/etl-error.ts';
 import { selectTables } from '../model/select-tables.ts';
 import type { PipelineModel } from '../model/types.ts';
@@ -39,6 +40,23 @@ export async function planLoad(options: LoadOptions): Promise<LoadPlan> {
 function refuseLoadElsewhere(manifest: Manifest, paths: RunPaths, destination: string): void {
   if (manifest.stages.load?.status === 'running' && manifest.destination?.description === destination) return;
   refuseBusyRun(manifest, paths, 'load', ['load']);
+}
+
+/**
+ * Throws when the run's transform section is no longer the one the plan was made from: a load waits
+ * for the load lock after planning, and meanwhile `etl transform --run` of the same run may have
+ * rewritten its files and section (other tables, another pipeline.yaml). Loading the old plan would
+ * then record, over the new transform, tables the run no longer holds. Checked once the lock is held,
+ * before anything is recorded or changed.
+ */
+export async function refuseTransformedSince(plan: LoadPlan): Promise<void> {
+  const now = (await readManifest(plan.paths)).stages.transform;
+  if (isDeepStrictEqual(now, plan.manifest.stages.transform)) return;
+  const state = now?.status === 'running' ? `its transform is running since ${now.started_at}` : `its transform is now ${now?.status ?? 'gone'}${now?.ended_at ? ` (ended ${now.ended_at})` : ''}`;
+  throw new StagingError('run_changed', `run ${plan.paths.runId} was transformed again while this load waited (${state}): nothing was loaded`, {
+    context: { file: plan.paths.manifest },
+    hint: `run \`etl load --run ${plan.paths.runId}\` again${now?.status === 'running' ? ' once that transform has ended' : ''}: it loads what the run holds now`,
+  });
 }
 
 /** The extract's watermark record of the table's collection: where it read from, what it guarantees, on what basis. */

@@ -12,6 +12,7 @@ import { etl, REPO, startEtl } from '../harness/cli.ts';
 import { holdFind } from '../harness/mongo-hold.ts';
 import type { CleanReport } from '../../audit/clean.ts';
 import { listRunIds } from '../../staging/run-folder.ts';
+import { LOAD_LOCK_KEY } from '../../load/lock.ts';
 
 const servers = useServers();
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
@@ -152,4 +153,52 @@ test('two etl extract at once: `latest` ends on the newer run, whichever finishe
   assert.equal(ended.code, 0, ended.stderr);
   assert.match(ended.output, new RegExp(`run in ${staging}/${oldest}$`, 'm'));
   assert.equal((await readFile(path.join(staging, 'latest'), 'utf8')).trim(), newest, '`latest` still names the newer run: the older one ending last does not take it back');
+});
+
+test('etl load waiting for the lock, while the same run is transformed again: it refuses once it has the lock, and loads nothing the manifest no longer holds', async (t) => {
+  const staging = path.join(work, 'load-retransformed');
+  const dbUrl = await servers.postgres.createDatabase(t.name);
+  const env = { DATABASE_URL: dbUrl };
+  const flags = ['--staging', staging, '--pipeline', PIPELINE];
+  const mongo = await servers.mongo.newDatabase(t.name);
+  const sample = await etl(['sample', '--scale', '2000', '--mongo-url', mongo.url, '--db', mongo.name, '--quiet'], { cwd: work });
+  assert.equal(sample.code, 0, sample.stderr);
+  for (const args of [['extract', '--source', mongo.url, '--mongo-db', mongo.name, ...flags], ['transform', ...flags]]) {
+    const r = await etl(args, { cwd: work, env });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const [run] = await listRunIds(staging);
+  const manifestOf = async () => JSON.parse(await readFile(path.join(staging, run!, 'manifest.json'), 'utf8')) as { stages: Record<string, { status: string; tables?: Record<string, unknown> } | undefined> };
+
+  // Another load holds the lock: this one waits, its plan made from the run as it was transformed.
+  const holder = new pg.Client({ connectionString: dbUrl, application_name: 'nightly-etl' });
+  await holder.connect();
+  t.after(() => holder.end());
+  await holder.query('SELECT pg_advisory_lock($1::bigint)', [LOAD_LOCK_KEY]);
+  const load = startEtl(['load', '--run', run!, ...flags], { cwd: work, env });
+  t.after(async () => {
+    load.kill('SIGKILL');
+    await load.done;
+  });
+  await until('the load waits for the lock', async () => /waiting for another etl load to finish/.test(load.stderr));
+
+  // Meanwhile someone transforms the run again, for one table.
+  const again = await etl(['transform', '--run', run!, '--tables', 'users', ...flags], { cwd: work, env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(Object.keys((await manifestOf()).stages.transform!.tables!), ['users']);
+
+  await holder.query('SELECT pg_advisory_unlock($1::bigint)', [LOAD_LOCK_KEY]);
+  const refused = await load.done;
+  assert.equal(refused.code, 1, refused.output);
+  assert.match(refused.stderr, new RegExp(`^error: run ${run} was transformed again while this load waited .*\\[run_changed\\]$`, 'm'));
+  assert.match(refused.stderr, new RegExp(`^hint: run \`etl load --run ${run}\` again`, 'm'));
+  const afterRefusal = await manifestOf();
+  assert.equal(afterRefusal.stages.load, undefined, 'the refused load recorded nothing');
+  const rows = await holder.query('SELECT count(*)::int AS n FROM "users"').catch(() => ({ rows: [{ n: 0 }] }));
+  assert.equal(rows.rows[0].n, 0, 'nothing was loaded');
+
+  // Loaded again, it loads what the run now holds.
+  const loaded = await etl(['load', '--run', run!, ...flags], { cwd: work, env });
+  assert.equal(loaded.code, 0, loaded.stderr);
+  assert.deepEqual(Object.keys((await manifestOf()).stages.load!.tables!), ['users']);
 });
