@@ -10,7 +10,7 @@ import path from 'node:path';
 import { StagingError } from '../errors/etl-error.ts';
 import type { FileFigures } from '../staging/atomic-file.ts';
 import { describeStages, readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
-import { killedHint, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
+import { killedHint, shownStages, writerAtWork, type ShownStageStatus } from '../staging/stage-writer.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, type RecordedFile } from './manifest-files.ts';
@@ -109,7 +109,7 @@ function checkStages(paths: RunPaths, manifest: Manifest): Record<StageName, Sho
   if (stages.extract !== 'done' || stages.transform !== 'done') {
     throw new StagingError('stage_not_done', `run ${paths.runId} cannot be packed: extract and transform must be done (${describe})`, {
       context: { file: paths.manifest },
-      hint: stages.extract !== 'done' ? 'run `etl extract` to make a complete run' : `run \`etl transform --run ${paths.runId}\` first`,
+      hint: atWorkHint(manifest) ?? (stages.extract !== 'done' ? 'run `etl extract` to make a complete run' : `run \`etl transform --run ${paths.runId}\` first`),
     });
   }
   if (stages.load === 'killed') {
@@ -125,6 +125,16 @@ function checkStages(paths: RunPaths, manifest: Manifest): Record<StageName, Sho
     });
   }
   return stages;
+}
+
+/** When another live etl process is still extracting or transforming the run: to wait for it, not to run that stage again. */
+function atWorkHint(manifest: Manifest): string | null {
+  for (const stage of ['extract', 'transform'] as const) {
+    const section = manifest.stages[stage];
+    if (section?.status !== 'running' || !writerAtWork(section.writer)) continue;
+    return `its ${stage} is at work in etl process ${section.writer.pid}: wait for it to end (\`etl status\` shows the run), then ${stage === 'extract' ? 'transform the run and pack it' : 'pack it'}`;
+  }
+  return null;
 }
 
 /** The mapping the run was made with travels with it; it must be the one the manifest names. */
@@ -264,7 +274,9 @@ class Packing {
   }
 
   async member({ file, bytes }: Member): Promise<void> {
-    const source = await readMember(path.join(this.paths.dir, file), bytes, this.o.signal);
+    const source = await readMember(path.join(this.paths.dir, file), bytes, this.o.signal).catch((e: unknown) => {
+      throw isGone(e) ? removedWhilePacked(this.paths, file) : e;
+    });
     const scan = new SecretScan(file, this.o.secrets ?? []);
     const held = new HeldBytes();
     const named = secretFileName(file);
@@ -326,6 +338,19 @@ function changedWhilePacked(paths: RunPaths, file: string, what: string): Stagin
   });
 }
 
+const isGone = (error: unknown): boolean => (error as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+
+/**
+ * A file of the run gone while the run was packed: another etl command (`etl clean`, which does not
+ * know a pack is reading a run) removed the run. Said as such, not as an internal ENOENT.
+ */
+function removedWhilePacked(paths: RunPaths, file: string): StagingError {
+  return new StagingError('run_changed', `run ${paths.runId} was removed while it was being packed (${file} is gone): nothing was written`, {
+    context: { file: path.join(paths.dir, file) },
+    hint: 'another etl command removed it, such as `etl clean` (which removes superseded runs: `--keep N` keeps the newest N); pack a run before cleaning it',
+  });
+}
+
 async function writeArchive(paths: RunPaths, members: readonly Member[], out: string, o: PackOptions & { bytesTotal: number }, manifestText: string): Promise<{ figures: FileFigures; removedPartial: string | null }> {
   const packing = new Packing(paths, members.length, o);
   try {
@@ -337,7 +362,10 @@ async function writeArchive(paths: RunPaths, members: readonly Member[], out: st
     const writer = packing.writer!;
     await writer.end();
     // Packed bytes must be the bytes scanned: a manifest rewritten meanwhile (a stage started) is refused.
-    if ((await readFile(paths.manifest, 'utf8')) !== manifestText) throw changedWhilePacked(paths, MANIFEST_FILE, 'its manifest was rewritten');
+    const manifestNow = await readFile(paths.manifest, 'utf8').catch((e: unknown) => {
+      throw isGone(e) ? removedWhilePacked(paths, MANIFEST_FILE) : e;
+    });
+    if (manifestNow !== manifestText) throw changedWhilePacked(paths, MANIFEST_FILE, 'its manifest was rewritten');
     return { figures: await writer.commit(), removedPartial };
   } catch (error) {
     await packing.writer?.discard();

@@ -202,3 +202,56 @@ test('etl load waiting for the lock, while the same run is transformed again: it
   assert.equal(loaded.code, 0, loaded.stderr);
   assert.deepEqual(Object.keys((await manifestOf()).stages.load!.tables!), ['users']);
 });
+
+test('etl clean removing the run etl pack is reading: pack says the run was removed, writes no archive, no internal error', async (t) => {
+  const staging = path.join(work, 'pack-cleaned');
+  const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
+  const dump = path.join(work, 'pack-cleaned-dump');
+  const sample = await etl(['sample', '--scale', '200000', '--out', dump, '--quiet'], { cwd: work });
+  assert.equal(sample.code, 0, sample.stderr);
+  // Two loaded runs: the older is superseded, which etl clean removes.
+  for (let i = 0; i < 2; i++) {
+    const r = await etl(['run', '--source', dump, '--staging', staging, '--pipeline', PIPELINE], { cwd: work, env });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const [, older] = await listRunIds(staging);
+  const out = path.join(work, 'older.tar.gz');
+  const pack = startEtl(['pack', '--run', older!, '--out', out, '--staging', staging], { cwd: work });
+  t.after(async () => {
+    pack.kill('SIGKILL');
+    await pack.done;
+  });
+  await until('the pack writes its archive', async () => stat(`${out}.partial`).then(() => true, () => false));
+  const clean = await etl(['clean', '--staging', staging, '--json'], { cwd: work });
+  assert.equal(clean.code, 0, clean.stderr);
+  assert.deepEqual((JSON.parse(clean.stdout) as CleanReport).removed.map((r) => r.run_id), [older]);
+  let packEnded = false;
+  void pack.done.then(() => (packEnded = true));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(packEnded, false, 'the pack was still reading the run when clean removed it (else this test proves nothing)');
+
+  const packed = await pack.done;
+  assert.equal(packed.code, 1, packed.output);
+  assert.match(packed.stderr, new RegExp(`^error: run ${older} was removed while it was being packed \\(.+ is gone\\): nothing was written .*\\[run_changed\\]$`, 'm'));
+  assert.doesNotMatch(packed.stderr, /internal error|ENOENT/);
+  for (const file of [out, `${out}.partial`]) assert.equal(await stat(file).then(() => true, () => false), false, `${file} is not left`);
+});
+
+test('etl pack of a run whose extract is at work in another process says to wait for it, not to extract again', async (t) => {
+  const { mongo, hold } = await heldSource(t);
+  const staging = path.join(work, 'pack-while-extracting');
+  const extract = startEtl(['extract', '--full', '--source', hold.url, '--mongo-db', mongo.name, '--staging', staging, '--pipeline', PIPELINE], { cwd: work });
+  t.after(async () => {
+    extract.kill('SIGKILL');
+    await extract.done;
+  });
+  await hold.reached;
+  const [busy] = await listRunIds(staging);
+
+  const pack = await etl(['pack', '--run', busy!, '--staging', staging], { cwd: work });
+  assert.equal(pack.code, 1, pack.output);
+  assert.match(pack.stderr, new RegExp(`^error: run ${busy} cannot be packed: extract and transform must be done \\(extract running, transform not run, load not run\\)`, 'm'));
+  assert.match(pack.stderr, new RegExp(`^hint: its extract is at work in etl process ${extract.pid}: wait for it to end \\(\`etl status\` shows the run\\), then transform the run and pack it$`, 'm'));
+  hold.release();
+  assert.equal((await extract.done).code, 0);
+});
