@@ -18,15 +18,25 @@ export function currentWriter(): StageWriter {
   return { pid: process.pid, host: os.hostname() };
 }
 
-/** True only when certain: the writer ran on this host and no process has its pid. */
-export function writerGone(writer: StageWriter | undefined): boolean {
-  if (!writer || writer.host !== os.hostname() || writer.pid === process.pid) return false;
+/**
+ * The writer as this host sees it: another process of this host alive (`alive`: EPERM is a process
+ * of another user holding the pid), certainly gone (`gone`: no process has its pid), or `unknown`
+ * (another host, no writer recorded, or this very process).
+ */
+function writerState(writer: StageWriter | undefined): 'alive' | 'gone' | 'unknown' {
+  if (!writer || writer.host !== os.hostname() || writer.pid === process.pid) return 'unknown';
   try {
     process.kill(writer.pid, 0);
-    return false;
+    return 'alive';
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ESRCH' ? 'gone' : code === 'EPERM' ? 'alive' : 'unknown';
   }
+}
+
+/** True only when certain: the writer ran on this host and no process has its pid. */
+export function writerGone(writer: StageWriter | undefined): boolean {
+  return writerState(writer) === 'gone';
 }
 
 /**
@@ -34,14 +44,7 @@ export function writerGone(writer: StageWriter | undefined): boolean {
  * writer is at work is in use, however long ago its manifest was written (one collection may take hours).
  */
 export function writerAtWork(writer: StageWriter | undefined): writer is StageWriter {
-  if (!writer || writer.host !== os.hostname() || writer.pid === process.pid) return false;
-  try {
-    process.kill(writer.pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: a process of another user has the pid, alive.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return writerState(writer) === 'alive';
 }
 
 /** A section as it is recorded once its stage has ended: without its writer. */
