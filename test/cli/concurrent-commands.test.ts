@@ -85,8 +85,9 @@ async function until(what: string, ready: () => Promise<boolean>, ms = 120_000):
   }
 }
 
-test('etl verify of a run another process is loading says the load is at work, not that the run is damaged', async (t) => {
-  const staging = path.join(work, 'verify-while-loading');
+/** The sample's tables made (`etl schema`) in a fresh database, and a run of the sample extracted from FerretDB and transformed into `<work>/<folder>`. */
+async function transformedRun(t: { name: string }, folder: string) {
+  const staging = path.join(work, folder);
   const dbUrl = await servers.postgres.createDatabase(t.name);
   const env = { DATABASE_URL: dbUrl };
   const flags = ['--staging', staging, '--pipeline', PIPELINE];
@@ -98,7 +99,12 @@ test('etl verify of a run another process is loading says the load is at work, n
     assert.equal(r.code, 0, r.stderr);
   }
   const [run] = await listRunIds(staging);
-  const runDir = path.join(staging, run!);
+  return { staging, dbUrl, env, flags, run: run! };
+}
+
+test('etl verify of a run another process is loading says the load is at work, not that the run is damaged', async (t) => {
+  const { staging, dbUrl, env, flags, run } = await transformedRun(t, 'verify-while-loading');
+  const runDir = path.join(staging, run);
 
   // Another session holds the last table: the load stops there, half-way, its rejects files open.
   const blocker = new pg.Client({ connectionString: dbUrl });
@@ -156,26 +162,15 @@ test('two etl extract at once: `latest` ends on the newer run, whichever finishe
 });
 
 test('etl load waiting for the lock, while the same run is transformed again: it refuses once it has the lock, and loads nothing the manifest no longer holds', async (t) => {
-  const staging = path.join(work, 'load-retransformed');
-  const dbUrl = await servers.postgres.createDatabase(t.name);
-  const env = { DATABASE_URL: dbUrl };
-  const flags = ['--staging', staging, '--pipeline', PIPELINE];
-  const mongo = await servers.mongo.newDatabase(t.name);
-  const sample = await etl(['sample', '--scale', '2000', '--mongo-url', mongo.url, '--db', mongo.name, '--quiet'], { cwd: work });
-  assert.equal(sample.code, 0, sample.stderr);
-  for (const args of [['extract', '--source', mongo.url, '--mongo-db', mongo.name, ...flags], ['transform', ...flags]]) {
-    const r = await etl(args, { cwd: work, env });
-    assert.equal(r.code, 0, r.stderr);
-  }
-  const [run] = await listRunIds(staging);
-  const manifestOf = async () => JSON.parse(await readFile(path.join(staging, run!, 'manifest.json'), 'utf8')) as { stages: Record<string, { status: string; tables?: Record<string, unknown> } | undefined> };
+  const { staging, dbUrl, env, flags, run } = await transformedRun(t, 'load-retransformed');
+  const manifestOf = async () => JSON.parse(await readFile(path.join(staging, run, 'manifest.json'), 'utf8')) as { stages: Record<string, { status: string; tables?: Record<string, unknown> } | undefined> };
 
   // Another load holds the lock: this one waits, its plan made from the run as it was transformed.
   const holder = new pg.Client({ connectionString: dbUrl, application_name: 'nightly-etl' });
   await holder.connect();
   t.after(() => holder.end());
   await holder.query('SELECT pg_advisory_lock($1::bigint)', [LOAD_LOCK_KEY]);
-  const load = startEtl(['load', '--run', run!, ...flags], { cwd: work, env });
+  const load = startEtl(['load', '--run', run, ...flags], { cwd: work, env });
   t.after(async () => {
     load.kill('SIGKILL');
     await load.done;
@@ -183,7 +178,7 @@ test('etl load waiting for the lock, while the same run is transformed again: it
   await until('the load waits for the lock', async () => /waiting for another etl load to finish/.test(load.stderr));
 
   // Meanwhile someone transforms the run again, for one table.
-  const again = await etl(['transform', '--run', run!, '--tables', 'users', ...flags], { cwd: work, env });
+  const again = await etl(['transform', '--run', run, '--tables', 'users', ...flags], { cwd: work, env });
   assert.equal(again.code, 0, again.stderr);
   assert.deepEqual(Object.keys((await manifestOf()).stages.transform!.tables!), ['users']);
 
@@ -198,7 +193,7 @@ test('etl load waiting for the lock, while the same run is transformed again: it
   assert.equal(rows.rows[0].n, 0, 'nothing was loaded');
 
   // Loaded again, it loads what the run now holds.
-  const loaded = await etl(['load', '--run', run!, ...flags], { cwd: work, env });
+  const loaded = await etl(['load', '--run', run, ...flags], { cwd: work, env });
   assert.equal(loaded.code, 0, loaded.stderr);
   assert.deepEqual(Object.keys((await manifestOf()).stages.load!.tables!), ['users']);
 });
