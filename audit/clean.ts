@@ -28,8 +28,8 @@ import { UsageError } from '../errors/etl-error.ts';
 import { roughDuration } from '../staging/durations.ts';
 import { STALE_PARTIAL_MS } from './archive-writer.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
-import { killedStage, shownStages, writerAtWork } from '../staging/stage-writer.ts';
-import { describeStages, STAGES } from '../staging/manifest.ts';
+import { killedStage, shownStages, stageAtWork } from '../staging/stage-writer.ts';
+import { describeStages } from '../staging/manifest.ts';
 import { folderBytes } from './folder-walk.ts';
 import { isLoaded, readLatest, readRunManifest, runIdTime } from './runs.ts';
 
@@ -141,10 +141,8 @@ async function keepReasons(run: ListedRun, index: number, l: Listing): Promise<s
   if (run.runId === l.latest) reasons.push('`latest` points at it');
   if (run.runId === newestLoaded) reasons.push('newest loaded run');
   if (finished && !isLoaded(run.manifest)) reasons.push(`not yet loaded (load ${stages.load ? stages.load + (run.manifest?.stages.load?.dry_run ? ', dry run' : '') : 'never ran'})`);
-  for (const stage of STAGES) {
-    const section = run.manifest?.stages[stage];
-    if (section?.status === 'running' && writerAtWork(section.writer)) reasons.push(`its ${stage} is at work in etl process ${section.writer.pid}`);
-  }
+  const atWork = stageAtWork(run.manifest);
+  if (atWork) reasons.push(`its ${atWork.stage} is at work in etl process ${atWork.pid}`);
   if (!finished) {
     if (newestLoaded === null) reasons.push(`${unfinished}, and no run was loaded yet`);
     else if (run.runId > newestLoaded) reasons.push(`${unfinished}, newer than the newest loaded run`);

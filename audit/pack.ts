@@ -10,7 +10,7 @@ import path from 'node:path';
 import { StagingError } from '../errors/etl-error.ts';
 import type { FileFigures } from '../staging/atomic-file.ts';
 import { describeStages, readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
-import { killedHint, shownStages, writerAtWork, type ShownStageStatus } from '../staging/stage-writer.ts';
+import { killedHint, shownStages, stageAtWork, type ShownStageStatus } from '../staging/stage-writer.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, type RecordedFile } from './manifest-files.ts';
@@ -129,12 +129,9 @@ function checkStages(paths: RunPaths, manifest: Manifest): Record<StageName, Sho
 
 /** When another live etl process is still extracting or transforming the run: to wait for it, not to run that stage again. */
 function atWorkHint(manifest: Manifest): string | null {
-  for (const stage of ['extract', 'transform'] as const) {
-    const section = manifest.stages[stage];
-    if (section?.status !== 'running' || !writerAtWork(section.writer)) continue;
-    return `its ${stage} is at work in etl process ${section.writer.pid}: wait for it to end (\`etl status\` shows the run), then ${stage === 'extract' ? 'transform the run and pack it' : 'pack it'}`;
-  }
-  return null;
+  const atWork = stageAtWork(manifest, ['extract', 'transform']);
+  if (!atWork) return null;
+  return `its ${atWork.stage} is at work in etl process ${atWork.pid}: wait for it to end (\`etl status\` shows the run), then ${atWork.stage === 'extract' ? 'transform the run and pack it' : 'pack it'}`;
 }
 
 /** The mapping the run was made with travels with it; it must be the one the manifest names. */

@@ -14,7 +14,7 @@ import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedF
 import { reconcile } from './reconcile.ts';
 import { openRunSource, type RunSource } from './run-source.ts';
 import type { Mismatch, VerifyReport } from './verify-report.ts';
-import { shownStages, writerAtWork } from '../staging/stage-writer.ts';
+import { shownStages, stageAtWork } from '../staging/stage-writer.ts';
 import { StagingError } from '../errors/etl-error.ts';
 
 export type { Mismatch, VerifyReport, Identity } from './verify-report.ts';
@@ -99,13 +99,11 @@ type Stages = VerifyReport['stages'];
  * (the `*.partial` files being written, as extra files). Verified once the stage has ended.
  */
 function refuseRunAtWork(manifest: Manifest): void {
-  for (const stage of STAGES) {
-    const section = manifest.stages[stage];
-    if (section?.status !== 'running' || !writerAtWork(section.writer)) continue;
-    throw new StagingError('stage_running', `run ${manifest.run_id} cannot be verified while its ${stage} is at work in etl process ${section.writer.pid} (since ${section.started_at}): its files are still being written`, {
-      hint: 'run `etl verify` again once it has ended (`etl status` shows the run)',
-    });
-  }
+  const atWork = stageAtWork(manifest);
+  if (!atWork) return;
+  throw new StagingError('stage_running', `run ${manifest.run_id} cannot be verified while its ${atWork.stage} is at work in etl process ${atWork.pid} (since ${atWork.startedAt}): its files are still being written`, {
+    hint: 'run `etl verify` again once it has ended (`etl status` shows the run)',
+  });
 }
 
 function stageStatuses(manifest: Manifest, mismatches: Mismatch[], notes: string[]): Stages {

@@ -66,6 +66,11 @@ export function mongoWentAway(error: unknown): boolean {
   return false;
 }
 
+/** What to do when MongoDB went away under `command` (mongoWentAway). */
+export function mongoGoneHint(command: string): string {
+  return `the server went away; run \`etl ${command}\` again once it is back`;
+}
+
 export interface MongoConnection {
   readonly client: MongoClient;
   readonly db: Db;

@@ -9,7 +9,7 @@
 import type { Db, Document } from 'mongodb';
 import { Decimal128, Double, Int32 } from 'bson';
 import { MongoServerError } from 'mongodb';
-import { mongoWentAway } from '../connect/mongo.ts';
+import { mongoGoneHint, mongoWentAway } from '../connect/mongo.ts';
 import { SourceError } from '../errors/etl-error.ts';
 import { redactText } from '../errors/redact.ts';
 import { CORE_TYPE_ALIASES, rank, typeAliasesAfter } from './bson-order.ts';
@@ -89,7 +89,7 @@ function readFailure(o: LiveReadOptions, error: unknown, attempt: number): Sourc
   return new SourceError(
     mongoWentAway(error) ? 'mongo_connection_lost' : 'mongo_read_failed',
     `reading ${o.collection} failed${attempt ? ` after ${attempt} reconnection attempts` : ''}: ${reason}`,
-    { context: { collection: o.collection }, hint: mongoWentAway(error) ? 'the server went away; run `etl extract` again once it is back' : undefined, cause: error },
+    { context: { collection: o.collection }, hint: mongoWentAway(error) ? mongoGoneHint('extract') : undefined, cause: error },
   );
 }
 

@@ -15,7 +15,7 @@ import { finished, pipeline } from 'node:stream/promises';
 import { deserialize, EJSON } from 'bson';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { mongoWentAway, type MongoConnection } from '../connect/mongo.ts';
+import { mongoGoneHint, mongoWentAway, type MongoConnection } from '../connect/mongo.ts';
 import { redactText } from '../errors/redact.ts';
 import { compileFilter, type DocumentTest } from '../mapping/filter.ts';
 import { SourceError } from '../errors/etl-error.ts';
@@ -99,7 +99,7 @@ async function* documentsOf(
     const gone = mongoWentAway(error);
     throw new SourceError(gone ? 'mongo_connection_lost' : 'mongo_read_failed', `reading ${name} failed: ${redactText(error instanceof Error ? error.message : String(error), o.secrets)}`, {
       context: { collection: name, ...(table ? { table } : {}) },
-      ...(gone ? { hint: 'the server went away; run `etl diff` again once it is back' } : {}),
+      ...(gone ? { hint: mongoGoneHint('diff') } : {}),
       cause: error,
     });
   } finally {

@@ -6,7 +6,7 @@
 // report, verify, pack, clean, a stage refusing the run), derived each time it is read: a read-only
 // command never rewrites the manifest. What the killed run left is swept by staging/run-writer.ts.
 import os from 'node:os';
-import type { Manifest, StageName, StageSectionBase, StageStatus } from './manifest.ts';
+import { STAGES, type Manifest, type StageName, type StageSectionBase, type StageStatus } from './manifest.ts';
 
 export interface StageWriter {
   readonly pid: number;
@@ -45,6 +45,15 @@ export function writerGone(writer: StageWriter | undefined): boolean {
  */
 export function writerAtWork(writer: StageWriter | undefined): writer is StageWriter {
   return writerState(writer) === 'alive';
+}
+
+/** The first of `stages` marked running whose writer is a live process of this host (writerAtWork): it is in use. */
+export function stageAtWork(manifest: Manifest | null | undefined, stages: readonly StageName[] = STAGES): { stage: StageName; pid: number; startedAt: string } | null {
+  for (const stage of stages) {
+    const section = manifest?.stages[stage];
+    if (section?.status === 'running' && writerAtWork(section.writer)) return { stage, pid: section.writer.pid, startedAt: section.started_at };
+  }
+  return null;
 }
 
 /** A section as it is recorded once its stage has ended: without its writer. */

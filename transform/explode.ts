@@ -110,7 +110,7 @@ export class ExplodeWork extends TableWork {
       }
       cells[i] = cell;
     }
-    const long = this.keyOverflowAt(cells);
+    const long = this.keyOverflow(cells);
     if (long >= 0) {
       this.rejectItem(doc, this.columns[long]!.column.name, cells[long], 'key_too_long');
       return null;

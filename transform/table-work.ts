@@ -62,7 +62,8 @@ export abstract class TableWork {
   /** Columns whose NULs were stripped in the row being built; counted when the row is written. */
   private pendingStrips: string[] = [];
   private readonly scopeKey: ScopeKey | null;
-  private readonly keyOverflow: (cells: readonly Cell[]) => number;
+  /** Index of the key column to name when a converted row's key is too long to index (mapping/key-size.ts), else -1. */
+  protected readonly keyOverflow: (cells: readonly Cell[]) => number;
   /** The keys file names each document's `_id` beside its key when they differ. */
   private readonly withIdentity: boolean;
 
@@ -88,7 +89,7 @@ export abstract class TableWork {
     if (i < 0) return null;
     return (id) => {
       const kept = this.convertKept(this.columns[i]!, id);
-      // A key no index can hold names nothing: its rows are refused (keyOverflowAt).
+      // A key no index can hold names nothing: its rows are refused (keyOverflow).
       return typeof kept.cell === 'string' && keyTextTooLong(kept.cell) ? { cell: rejection('key_too_long'), stripped: false } : kept;
     };
   }
@@ -98,10 +99,6 @@ export abstract class TableWork {
     return this.scopeKey ? this.scopeKey(doc._id).cell : null;
   }
 
-  /** Index of the key column to name when a converted row's key is too long to index (mapping/key-size.ts), else -1. */
-  protected keyOverflowAt(cells: readonly Cell[]): number {
-    return this.keyOverflow(cells);
-  }
 
   /**
    * Every document offered to the table names itself in the keys file, whether it yields rows or not

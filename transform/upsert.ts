@@ -55,7 +55,7 @@ export class UpsertWork extends TableWork {
       }
       cells[i] = cell;
     }
-    const long = this.keyOverflowAt(cells);
+    const long = this.keyOverflow(cells);
     if (long >= 0) {
       this.reject(doc, this.columns[long]!.column.name, cells[long], 'key_too_long');
       return null;
