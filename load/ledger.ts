@@ -4,7 +4,7 @@
 // here, beside the code that owns that state.
 import type pg from 'pg';
 import type { PipelineModel } from '../model/types.ts';
-import { createMissing, lockSchema } from '../schema/apply.ts';
+import { createMissing, lockSchema, type SchemaLockWait } from '../schema/apply.ts';
 import { RUNS_TABLE, WATERMARKS_TABLE } from '../schema/state-tables.ts';
 import { compiled, ident, runSql, type CompiledQuery } from '../schema/sql.ts';
 import { fingerprintToStore, type PlannedMapping } from '../model/fingerprint.ts';
@@ -17,9 +17,9 @@ const watermarks = ident(WATERMARKS_TABLE);
  * columns this version declares), and makes the model's foreign keys deferrable (load defers them to
  * its COMMIT). Call inside the transaction.
  */
-export async function ensureSchema(client: pg.Client, model: PipelineModel): Promise<string[]> {
+export async function ensureSchema(client: pg.Client, model: PipelineModel, wait: SchemaLockWait = {}): Promise<string[]> {
   // The same key `etl schema` takes, so the two never race between the check and the CREATE.
-  await lockSchema(client);
+  await lockSchema(client, wait);
   const created = (await createMissing(client, model)).created;
   await makeForeignKeysDeferrable(client, model);
   return created;

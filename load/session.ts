@@ -64,9 +64,10 @@ export class LoadSession {
     refuseReadOnly(server, this.destination);
     requireUtf8(server.encoding, this.destination);
     await this.attempt('etl_temp_buffers', (e) => (e as { code?: string }).code === INVALID_PARAMETER_VALUE, () => runSql(this.client, TEMP_BUFFERS), undefined);
-    await acquireLoadLock(this.client, this.lockPolicy, (message) => this.emit({ kind: 'waiting', message }), this.signal);
+    const onWait = (message: string): void => this.emit({ kind: 'waiting', message });
+    await acquireLoadLock(this.client, this.lockPolicy, onWait, this.signal);
     this.at('(schema)', 'creating the tables of pipeline.yaml');
-    await ensureSchema(this.client, model);
+    await ensureSchema(this.client, model, { onWait, signal: this.signal });
     await runSql(this.client, DEFER_ALL);
     await runSql(this.client, MERGE_MEMORY);
     await runSql(this.client, INDEX_MEMORY);

@@ -14,9 +14,13 @@ import { decide, type DataProblem, type Decision, type SchemaChange, type Schema
 import { planSchema } from './plan.ts';
 import { inTransaction } from '../connect/postgres.ts';
 import { compiled, runSql } from './sql.ts';
+import { takeXactLock } from './advisory-lock.ts';
 
-/** The key `etl schema` and load's ensureSchema share (a transaction-level advisory lock). */
-const LOCK_SCHEMA = compiled(`SELECT pg_advisory_xact_lock(hashtext('etl schema'))`);
+/**
+ * The lock `etl schema` and load's ensureSchema share (a transaction-level advisory lock; its key is
+ * the server's hashtext of 'etl schema', as every earlier version of etl took it).
+ */
+const TRY_SCHEMA_LOCK = compiled(`SELECT pg_try_advisory_xact_lock(k) AS ok, k::text AS key FROM (SELECT hashtext('etl schema')::bigint AS k) AS lock`);
 
 export interface SchemaReport {
   /** Tables created by this call, in creation order (data tables in load order, then state tables). */
@@ -35,7 +39,7 @@ export interface SchemaReport {
   readonly deletedRows: Readonly<Record<string, number>>;
 }
 
-export interface ApplyOptions {
+export interface ApplyOptions extends SchemaLockWait {
   /** Also change existing tables (the plan's lossless changes and the allowed ones). Default: only create. */
   readonly alter?: boolean;
   /** `--allow` tokens. */
@@ -107,14 +111,26 @@ async function run(client: pg.Client, sql: string, what: string, table: string |
   }
 }
 
-/** Takes the lock `etl schema` and load's ensureSchema share, so two never race between check and change. */
-export async function lockSchema(client: pg.Client): Promise<void> {
-  await runSql(client, LOCK_SCHEMA);
+/** How a command waits for the schema lock: it says so once (`onWait`), and stops at `signal`. */
+export interface SchemaLockWait {
+  readonly onWait?: (message: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Takes the lock `etl schema` and load's ensureSchema share, so two never race between check and
+ * change; while another holds it (a load holds it to its end), says whom it waits for.
+ */
+export async function lockSchema(client: pg.Client, wait: SchemaLockWait = {}): Promise<void> {
+  await takeXactLock(client, TRY_SCHEMA_LOCK, {
+    signal: wait.signal,
+    onWait: (who) => wait.onWait?.(`waiting for the etl load or etl schema changing this database to finish${who}…`),
+  });
 }
 
 export async function applySchema(client: pg.Client, model: PipelineModel, options: ApplyOptions = {}): Promise<SchemaReport> {
   return inTransaction(client, async () => {
-    await lockSchema(client);
+    await lockSchema(client, options);
     return options.alter ? await alterSchema(client, model, options) : { ...(await createMissing(client, model)), ...NOTHING_ALTERED };
   });
 }

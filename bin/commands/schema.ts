@@ -148,7 +148,13 @@ async function update(s: Session): Promise<number> {
       return 1;
     }
   }
-  const report = await applySchema(s.client, s.model, { alter: true, allow: s.allow, approved: decision.apply.flatMap((c) => c.sql) });
+  const report = await applySchema(s.client, s.model, {
+    alter: true,
+    allow: s.allow,
+    approved: decision.apply.flatMap((c) => c.sql),
+    onWait: (message) => s.ctx.stderr.write(`${message}\n`),
+    signal: s.ctx.signal,
+  });
   const blocked = [...report.refused.filter((c) => c.neededByLoad), ...report.blocked];
   if (s.json) {
     writeJson(s.ctx.stdout, { ok: blocked.length === 0, destination: s.destination, ...reportJson(report) });

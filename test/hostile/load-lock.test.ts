@@ -1,5 +1,6 @@
 // A load blocked by another session's advisory lock says who holds it (pid, application, since
 // when), and --lock-timeout makes it give up (exit 1) naming the holder, instead of waiting silently.
+// So do `etl schema` and a load waiting for the lock the two take while they change tables.
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { test, type TestContext } from 'node:test';
@@ -22,6 +23,22 @@ async function holdLock(url: string): Promise<{ client: pg.Client; pid: number }
   await client.query('SELECT pg_advisory_lock($1::bigint)', [LOAD_LOCK_KEY]);
   const pid = Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
   return { client, pid };
+}
+
+/** A session holding, in its transaction, the lock `etl schema` and every load take while they change tables (a load holds it to its end). */
+async function holdSchemaLock(url: string): Promise<{ client: pg.Client; pid: number }> {
+  const client = new pg.Client({ connectionString: url, application_name: 'nightly-etl' });
+  await client.connect();
+  await client.query('BEGIN');
+  await client.query(`SELECT pg_advisory_xact_lock(hashtext('etl schema'))`);
+  const pid = Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+  return { client, pid };
+}
+
+/** Waits until the process's stderr matches `what`, for at most a minute. */
+async function saysOnStderr(out: EtlProcess, what: RegExp): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!what.test(out.stderr) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
 }
 
 /** `etl load` of a real run into a fresh database whose lock another session holds, once it says it waits. */
@@ -74,6 +91,40 @@ test('a waiting load whose connection an administrator ends (idle in its transac
   assert.doesNotMatch(out.stderr, /^\s+at /m, 'no stack');
   const rows = await holder.client.query(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'etl_runs'`);
   assert.equal(rows.rows[0].n, 0, 'nothing loaded');
+});
+
+test('etl schema while a load changes the tables: it says whom it waits for, then applies once the load ends', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const holder = await holdSchemaLock(url);
+  t.after(() => holder.client.end());
+
+  const { out, done } = etl(['schema', '--yes', '--database-url', url], run.cwd);
+  await saysOnStderr(out, /waiting for/);
+  // Before, it waited without a word: an operator saw a command hang.
+  assert.match(out.stderr, new RegExp(`^waiting for the etl load or etl schema changing this database to finish \\(PostgreSQL backend pid ${holder.pid}\\): application "nightly-etl", user postgres`, 'm'));
+  const tables = async () => Number((await holder.client.query(`SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'etl_runs'`)).rows[0].n);
+  assert.equal(await tables(), 0, 'nothing created while it waits');
+  await holder.client.query('COMMIT');
+  assert.equal(await done, 0, out.stderr);
+  assert.equal(await tables(), 1, 'the tables created once the lock was free');
+});
+
+test('a load while etl schema changes the tables: it says whom it waits for, then loads', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const holder = await holdSchemaLock(url);
+  t.after(() => holder.client.end());
+
+  const { out, done } = etl(['load', '--database-url', url], run.cwd);
+  await saysOnStderr(out, /waiting for/);
+  assert.match(out.stderr, new RegExp(`waiting for the etl load or etl schema changing this database to finish \\(PostgreSQL backend pid ${holder.pid}\\): application "nightly-etl"`));
+  await holder.client.query('COMMIT');
+  assert.equal(await done, 0, out.stderr);
+  const loaded = await holder.client.query(`SELECT count(DISTINCT run_id)::int AS n FROM etl_runs`);
+  assert.equal(loaded.rows[0].n, 1, 'the run loaded once the lock was free');
 });
 
 test('--lock-timeout that is not a duration: exit 2', async () => {
