@@ -21,7 +21,7 @@ const TRY_LOCK = compiled('SELECT pg_try_advisory_xact_lock($1::bigint) AS ok, $
 export type LockPolicy = 'wait' | 'fail' | { readonly timeoutMs: number };
 
 /** In the load's transaction: the lock is the transaction's until it ends. */
-export async function acquireLoadLock(client: pg.Client, policy: LockPolicy, onWait: (message: string) => void, signal?: AbortSignal): Promise<void> {
+export async function acquireLoadLock(client: pg.Client, policy: LockPolicy, onWait: (message: string | null) => void, signal?: AbortSignal): Promise<void> {
   const timeoutMs = typeof policy === 'object' ? policy.timeoutMs : null;
   const deadline = timeoutMs === null ? null : Date.now() + timeoutMs;
   await takeXactLock(client, TRY_LOCK, {
@@ -41,7 +41,7 @@ export async function acquireLoadLock(client: pg.Client, policy: LockPolicy, onW
         });
       }
     },
-    onWait: (who) => onWait(`waiting for another etl load to finish${who}${timeoutMs === null ? '' : `; giving up after ${roughDuration(timeoutMs)}`}…`),
+    onWait: (who) => onWait(who === null ? null : `waiting for another etl load to finish${who}${timeoutMs === null ? '' : `; giving up after ${roughDuration(timeoutMs)}`}…`),
   });
 }
 

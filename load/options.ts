@@ -35,7 +35,8 @@ export type LoadPhase = 'copy' | 'truncate' | 'duplicates' | 'references' | 'mer
 
 export type LoadProgress =
   /** Another etl load holds the advisory lock; this one waits. */
-  | { readonly kind: 'waiting'; readonly message: string }
+  /** Waiting for another session (message: whom), or (null) no longer. */
+  | { readonly kind: 'waiting'; readonly message: string | null }
   /** Connected, locked, schema ensured: these tables will be loaded (empty when already applied). */
   | (StageStarted & { readonly tables: readonly string[]; readonly alreadyApplied: readonly string[] })
   | { readonly kind: 'table_phase'; readonly table: string; readonly phase: LoadPhase }

@@ -2,7 +2,8 @@
 // with the foreign keys deferred to its end, and always knowing where it is, so any failure names
 // the table, the step and the staged file. Every statement of the load goes through it.
 import type pg from 'pg';
-import { describePostgres } from '../connect/config.ts';
+import { describePostgres, type PostgresConfig } from '../connect/config.ts';
+import { watchLockWaits, type LockWatch } from '../connect/lock-waits.ts';
 import { beginTransaction, connectPostgres, requireUtf8 } from '../connect/postgres.ts';
 import { withEndReason } from '../errors/connection-ended.ts';
 import { EtlError, LoadError, StagingError } from '../errors/etl-error.ts';
@@ -29,6 +30,8 @@ export class LoadSession {
   #place: FailurePlace = { table: '(setup)', step: 'preparing the load' };
   readonly #tempNames: Record<string, string> = {};
   #inTransaction = false;
+  /** Says whom a statement waits for (connect/lock-waits.ts), from BEGIN to the end. */
+  #lockWatch: LockWatch | null = null;
   /** Aborted when the session closes: work started ahead for its steps (read-ahead.ts) stops with it. */
   readonly #ended = new AbortController();
 
@@ -41,6 +44,8 @@ export class LoadSession {
     private readonly lockPolicy: LockPolicy,
     /** The database, as messages name it (no password). */
     private readonly destination: string,
+    /** Where a second connection asks whom the load waits for (connect/lock-waits.ts). */
+    private readonly postgres: PostgresConfig,
   ) {}
 
   /** Connects; begin() takes the load lock. */
@@ -48,7 +53,7 @@ export class LoadSession {
     const secrets = options.secrets ?? [];
     const client = await connectPostgres(options.postgres, secrets);
     const emit = (e: LoadProgress): void => options.onProgress?.(e);
-    return new LoadSession(client, options.signal, emit, secrets, new StatementCanceller(options.postgres, options.signal), options.lock ?? 'wait', describePostgres(options.postgres));
+    return new LoadSession(client, options.signal, emit, secrets, new StatementCanceller(options.postgres, options.signal), options.lock ?? 'wait', describePostgres(options.postgres), options.postgres);
   }
 
   /**
@@ -64,7 +69,8 @@ export class LoadSession {
     refuseReadOnly(server, this.destination);
     requireUtf8(server.encoding, this.destination);
     await this.attempt('etl_temp_buffers', (e) => (e as { code?: string }).code === INVALID_PARAMETER_VALUE, () => runSql(this.client, TEMP_BUFFERS), undefined);
-    const onWait = (message: string): void => this.emit({ kind: 'waiting', message });
+    const onWait = (message: string | null): void => this.emit({ kind: 'waiting', message });
+    this.#lockWatch = watchLockWaits(this.postgres, server.pid, onWait);
     await acquireLoadLock(this.client, this.lockPolicy, onWait, this.signal);
     this.at('(schema)', 'creating the tables of pipeline.yaml');
     await ensureSchema(this.client, model, { onWait, signal: this.signal });
@@ -148,6 +154,7 @@ export class LoadSession {
     if (this.#inTransaction) await runSql(this.client, ROLLBACK).catch(() => undefined);
     this.#inTransaction = false;
     this.canceller.stop();
+    await this.#lockWatch?.stop();
     await this.client.end().catch(() => undefined);
   }
 }

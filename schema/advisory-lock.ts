@@ -4,7 +4,7 @@
 // pg_stat_activity) and polls: a command waiting without a word looks hung, and a poll, unlike a
 // blocking pg_advisory_xact_lock, lets Ctrl-C stop the wait at once.
 import type pg from 'pg';
-import { roughDuration } from '../staging/durations.ts';
+import { describeSession, serverSession, SESSION_COLUMNS, type ServerSession, type SessionRow } from '../connect/lock-waits.ts';
 import { compiled, runSql, type CompiledQuery } from './sql.ts';
 
 const POLL_MS = 200;
@@ -15,7 +15,7 @@ const POLL_MS = 200;
  */
 const holderSql = (key: string): CompiledQuery =>
   compiled(
-    `SELECT l.pid, a.application_name, a.usename, host(a.client_addr) AS client, a.backend_start
+    `SELECT ${SESSION_COLUMNS}
        FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
         AND l.classid = (($1::bigint >> 32) & 4294967295)::oid AND l.objid = ($1::bigint & 4294967295)::oid
@@ -24,20 +24,11 @@ const holderSql = (key: string): CompiledQuery =>
     [key],
   );
 
-/** The session holding a lock, as far as this session may see it (other users' details may be hidden). */
-export interface LockHolder {
-  readonly pid: number;
-  readonly applicationName: string | null;
-  readonly user: string | null;
-  readonly client: string | null;
-  readonly backendStart: Date | null;
-}
-
 export interface LockWait {
   /** Before each wait, with the holder and its description: throws to stop waiting (load's --no-wait, --lock-timeout). */
-  readonly check?: (holder: LockHolder | null, who: string) => void;
-  /** Said once, when the lock is first found taken: `who` describes the holder (or is empty). */
-  readonly onWait: (who: string) => void;
+  readonly check?: (holder: ServerSession | null, who: string) => void;
+  /** Said once when the lock is first found taken (`who` describes the holder, or is empty), and (null) once it is taken after that. */
+  readonly onWait: (who: string | null) => void;
   /** A time (ms since the epoch) no sleep runs past, so `check` sees it come. */
   readonly deadline?: number | null;
   readonly signal?: AbortSignal;
@@ -52,7 +43,10 @@ export async function takeXactLock(client: pg.Client, tryLock: CompiledQuery, wa
   for (;;) {
     wait.signal?.throwIfAborted();
     const tried = (await runSql(client, tryLock)).rows[0] as { ok: boolean; key: string };
-    if (tried.ok) return;
+    if (tried.ok) {
+      if (announced) wait.onWait(null);
+      return;
+    }
     const holder = await lockHolder(client, tried.key);
     const who = describeHolder(holder);
     wait.check?.(holder, who);
@@ -65,21 +59,12 @@ export async function takeXactLock(client: pg.Client, tryLock: CompiledQuery, wa
   }
 }
 
-async function lockHolder(client: pg.Client, key: string): Promise<LockHolder | null> {
-  const r = await runSql(client, holderSql(key));
-  const row = r.rows[0] as { pid: number; application_name: string | null; usename: string | null; client: string | null; backend_start: Date | null } | undefined;
-  if (!row) return null;
-  return { pid: Number(row.pid), applicationName: row.application_name || null, user: row.usename, client: row.client, backendStart: row.backend_start };
+async function lockHolder(client: pg.Client, key: string): Promise<ServerSession | null> {
+  const row = (await runSql(client, holderSql(key))).rows[0] as SessionRow | undefined;
+  return row ? serverSession(row) : null;
 }
 
-/** ` (PostgreSQL backend pid 4242): application "etl", user postgres, from 10.0.0.5, connected since … (3 min ago)` */
-function describeHolder(h: LockHolder | null, now: Date = new Date()): string {
-  if (!h) return '';
-  const parts = [
-    h.applicationName ? `application "${h.applicationName}"` : null,
-    h.user ? `user ${h.user}` : null,
-    h.client ? `from ${h.client}` : 'over a local socket',
-    h.backendStart ? `connected since ${h.backendStart.toISOString()} (${roughDuration(now.getTime() - h.backendStart.getTime())} ago)` : null,
-  ].filter((p): p is string => p !== null);
-  return ` (PostgreSQL backend pid ${h.pid}): ${parts.join(', ')}`;
+/** ` (PostgreSQL backend pid 4242): application "etl", user postgres, …` (connect/lock-waits.ts), or nothing when hidden. */
+function describeHolder(h: ServerSession | null): string {
+  return h ? ` (PostgreSQL backend pid ${h.pid}): ${describeSession(h)}` : '';
 }

@@ -15,6 +15,8 @@ import { planSchema } from './plan.ts';
 import { inTransaction } from '../connect/postgres.ts';
 import { compiled, runSql } from './sql.ts';
 import { takeXactLock } from './advisory-lock.ts';
+import type { PostgresConfig } from '../connect/config.ts';
+import { watchTransaction } from '../connect/lock-waits.ts';
 
 /**
  * The lock `etl schema` and load's ensureSchema share (a transaction-level advisory lock; its key is
@@ -40,6 +42,8 @@ export interface SchemaReport {
 }
 
 export interface ApplyOptions extends SchemaLockWait {
+  /** The database's configuration: while applying, a second connection tells `onWait` which sessions hold a lock a statement waits for. */
+  readonly watchFrom?: PostgresConfig;
   /** Also change existing tables (the plan's lossless changes and the allowed ones). Default: only create. */
   readonly alter?: boolean;
   /** `--allow` tokens. */
@@ -113,7 +117,8 @@ async function run(client: pg.Client, sql: string, what: string, table: string |
 
 /** How a command waits for the schema lock: it says so once (`onWait`), and stops at `signal`. */
 export interface SchemaLockWait {
-  readonly onWait?: (message: string) => void;
+  /** Whom the command waits for; null once it no longer waits. */
+  readonly onWait?: (message: string | null) => void;
   readonly signal?: AbortSignal;
 }
 
@@ -124,14 +129,19 @@ export interface SchemaLockWait {
 export async function lockSchema(client: pg.Client, wait: SchemaLockWait = {}): Promise<void> {
   await takeXactLock(client, TRY_SCHEMA_LOCK, {
     signal: wait.signal,
-    onWait: (who) => wait.onWait?.(`waiting for the etl load or etl schema changing this database to finish${who}…`),
+    onWait: (who) => wait.onWait?.(who === null ? null : `waiting for the etl load or etl schema changing this database to finish${who}…`),
   });
 }
 
 export async function applySchema(client: pg.Client, model: PipelineModel, options: ApplyOptions = {}): Promise<SchemaReport> {
   return inTransaction(client, async () => {
-    await lockSchema(client, options);
-    return options.alter ? await alterSchema(client, model, options) : { ...(await createMissing(client, model)), ...NOTHING_ALTERED };
+    const watch = options.watchFrom && options.onWait ? await watchTransaction(client, options.watchFrom, options.onWait) : null;
+    try {
+      await lockSchema(client, options);
+      return options.alter ? await alterSchema(client, model, options) : { ...(await createMissing(client, model)), ...NOTHING_ALTERED };
+    } finally {
+      await watch?.stop();
+    }
   });
 }
 

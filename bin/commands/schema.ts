@@ -10,7 +10,7 @@ import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
-import { describePostgres } from '../../connect/config.ts';
+import { describePostgres, type PostgresConfig } from '../../connect/config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
 import { connectPostgres, inTransaction, requireUtf8Database } from '../../connect/postgres.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
@@ -101,7 +101,7 @@ const command: Command = {
     }
     try {
       await requireUtf8Database(client, destination);
-      const session = { ctx, client, model, destination, color, allow, json: flags.json === true, yes: flags.yes === true };
+      const session = { ctx, client, model, destination, postgres, color, allow, json: flags.json === true, yes: flags.yes === true };
       return flags.check ? await check(session) : await update(session);
     } finally {
       await client.end().catch(() => undefined);
@@ -115,6 +115,8 @@ interface Session {
   readonly client: pg.Client;
   readonly model: PipelineModel;
   readonly destination: string;
+  /** The database's configuration (a second connection says whom a statement waits for). */
+  readonly postgres: PostgresConfig;
   readonly color: Color;
   readonly allow: readonly string[];
   readonly json: boolean;
@@ -152,8 +154,9 @@ async function update(s: Session): Promise<number> {
     alter: true,
     allow: s.allow,
     approved: decision.apply.flatMap((c) => c.sql),
-    onWait: (message) => s.ctx.stderr.write(`${message}\n`),
+    onWait: (message) => message !== null && s.ctx.stderr.write(`${message}\n`),
     signal: s.ctx.signal,
+    watchFrom: s.postgres,
   });
   const blocked = [...report.refused.filter((c) => c.neededByLoad), ...report.blocked];
   if (s.json) {

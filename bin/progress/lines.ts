@@ -22,12 +22,15 @@ export async function logStage<R>(ctx: CommandContext, state: StageState, work: 
     lastLine = Date.now();
     ctx.stderr.write(`${heartbeat(state)}\n`);
   }, Math.min(every, 1000));
+  // A notice cannot wait for the next heartbeat: the operator watching the log needs it now.
+  const off = state.onChange((c) => c.kind === 'notice' && ctx.stderr.write(`${state.name}: ${c.text}\n`));
   try {
     const r = await work;
     if (endLine) ctx.stderr.write(`${endLine(r)}\n`);
     return r;
   } finally {
     clearInterval(timer);
+    off();
   }
 }
 
@@ -56,6 +59,7 @@ export async function verboseStage<R>(ctx: CommandContext, state: StageState, wo
 function verboseText(state: StageState, c: StageChange): string | null {
   if (c.kind === 'plan') return `${state.title}: ${count(state.items.size)} item(s) [${[...state.items.keys()].join(', ')}]`;
   if (c.kind === 'detail') return `${c.item ?? ''}${c.item ? ': ' : ''}${c.text}`;
+  if (c.kind === 'notice') return c.text;
   if (c.item === null) return c.kind === 'phase' ? state.stagePhase : null;
   const s = state.items.get(c.item)!;
   switch (c.kind) {

@@ -81,7 +81,7 @@ function itemTask(state: StageState, name: string, failure: Promise<never>) {
             view.output = [gauge, s.phase ?? ''].filter(Boolean).join(' · ');
           };
           state.onChange((c) => {
-            if (c.kind !== 'plan' && c.kind !== 'detail' && c.item === name) apply(c.kind === 'finish' || c.kind === 'fail' || c.kind === 'phase');
+            if (c.kind !== 'plan' && c.kind !== 'detail' && c.kind !== 'notice' && c.item === name) apply(c.kind === 'finish' || c.kind === 'fail' || c.kind === 'phase');
           });
           apply(true);
         }),

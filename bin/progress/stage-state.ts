@@ -12,6 +12,11 @@ export interface StageTracker {
   phase(item: string | null, text: string): void;
   /** Per-batch detail: shown under --verbose only. */
   detail(item: string | null, text: string): void;
+  /**
+   * What the operator must know at once, while it lasts (the stage waits for another session): a
+   * line in logs when it starts, the stage's state on a terminal; null when it is over.
+   */
+  notice(text: string | null): void;
   finish(item: string, summary: string): void;
   fail(item: string): void;
 }
@@ -30,7 +35,8 @@ export interface ItemState {
 export type StageChange =
   | { readonly kind: 'plan' }
   | { readonly kind: 'progress' | 'phase' | 'finish' | 'fail'; readonly item: string | null }
-  | { readonly kind: 'detail'; readonly item: string | null; readonly text: string };
+  | { readonly kind: 'detail'; readonly item: string | null; readonly text: string }
+  | { readonly kind: 'notice'; readonly text: string };
 
 export class StageState implements StageTracker {
   readonly startedAt = Date.now();
@@ -85,6 +91,11 @@ export class StageState implements StageTracker {
 
   detail(item: string | null, text: string): void {
     this.emit({ kind: 'detail', item, text });
+  }
+
+  notice(text: string | null): void {
+    this.stagePhase = text;
+    if (text !== null) this.emit({ kind: 'notice', text });
   }
 
   finish(item: string, summary: string): void {

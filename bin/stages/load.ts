@@ -66,7 +66,7 @@ function loadTracker(t: StageTracker, staged: ReadonlyMap<string, number>) {
   return (e: LoadProgress): void => {
     switch (e.kind) {
       case 'waiting':
-        return t.phase(null, e.message);
+        return t.notice(e.message);
       case 'started':
         return t.plan(
           e.tables.length ? `Load run ${e.runId}: ${e.tables.length} table(s)${e.alreadyApplied.length ? ` (${e.alreadyApplied.length} already loaded, skipped)` : ''}` : `Load run ${e.runId}: nothing to load`,

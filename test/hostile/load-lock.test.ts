@@ -1,6 +1,8 @@
 // A load blocked by another session's advisory lock says who holds it (pid, application, since
 // when), and --lock-timeout makes it give up (exit 1) naming the holder, instead of waiting silently.
-// So do `etl schema` and a load waiting for the lock the two take while they change tables.
+// So do `etl schema` and a load waiting for the lock the two take while they change tables, and
+// either one whose statement waits for a table or row lock another session holds (an analyst's
+// transaction left open).
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { test, type TestContext } from 'node:test';
@@ -125,6 +127,59 @@ test('a load while etl schema changes the tables: it says whom it waits for, the
   assert.equal(await done, 0, out.stderr);
   const loaded = await holder.client.query(`SELECT count(DISTINCT run_id)::int AS n FROM etl_runs`);
   assert.equal(loaded.rows[0].n, 1, 'the run loaded once the lock was free');
+});
+
+/** An analyst's session that read `table` and left its transaction open (psql, a BI tool in manual commit). */
+async function openReader(url: string, table: string): Promise<{ client: pg.Client; pid: number }> {
+  const client = new pg.Client({ connectionString: url, application_name: 'analyst' });
+  await client.connect();
+  await client.query('BEGIN');
+  await client.query(`SELECT count(*) FROM ${table}`);
+  const pid = Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+  return { client, pid };
+}
+
+test('etl schema whose ALTER TABLE waits for an analyst\'s open transaction says whom it waits for, then applies once it ends', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const made = etl(['schema', '--database-url', url], run.cwd);
+  assert.equal(await made.done, 0, made.out.stderr);
+  // A column of pipeline.yaml missing: etl schema --yes adds it (ALTER TABLE: an exclusive lock on users).
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query('ALTER TABLE users DROP COLUMN age').finally(() => admin.end());
+  const reader = await openReader(url, 'users');
+  t.after(() => reader.client.end());
+  const { out, done } = etl(['schema', '--yes', '--database-url', url], run.cwd);
+  await saysOnStderr(out, /waiting for a lock/);
+  assert.match(out.stderr, new RegExp(`^waiting for a lock on table users held by PostgreSQL backend pid ${reader.pid} \\(application "analyst", user postgres, .*, transaction begun \\d{4}-.*, now idle in transaction\\); it goes on once that transaction ends \\(to end it: SELECT pg_terminate_backend\\(${reader.pid}\\);\\)…$`, 'm'));
+  await reader.client.query('COMMIT');
+  assert.equal(await done, 0, out.stderr);
+  assert.match(out.stdout, /applied {2}users: column "users"\."age" is missing: added/);
+  assert.equal(out.stderr.match(/waiting for a lock/g)?.length, 1, 'said once');
+});
+
+test('a load whose writes wait for a DBA\'s open transaction (CREATE INDEX, not committed yet) says whom it waits for, then loads once it ends', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const made = etl(['schema', '--database-url', url], run.cwd);
+  assert.equal(await made.done, 0, made.out.stderr);
+  // CREATE INDEX holds a SHARE lock on users to its transaction's end: no row may be written meanwhile.
+  const dba = new pg.Client({ connectionString: url, application_name: 'dba' });
+  await dba.connect();
+  t.after(() => dba.end());
+  await dba.query('BEGIN');
+  await dba.query('CREATE INDEX users_by_name ON users (name)');
+  const dbaPid = Number((await dba.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+  const { out, done } = etl(['load', '--database-url', url], run.cwd);
+  await saysOnStderr(out, /waiting for a lock/);
+  assert.match(out.stderr, new RegExp(`waiting for a lock on table users held by PostgreSQL backend pid ${dbaPid} \\(application "dba", .*now idle in transaction\\)`));
+  await dba.query('COMMIT');
+  assert.equal(await done, 0, out.stderr);
+  const loaded = await dba.query(`SELECT count(*)::int AS n FROM users`);
+  assert.equal(loaded.rows[0].n, 3, 'the run loaded once the transaction ended');
 });
 
 test('--lock-timeout that is not a duration: exit 2', async () => {

@@ -415,7 +415,7 @@ test('two loads at once: the second waits for the lock, or refuses with --no-wai
     return true;
   });
 
-  const waiting: string[] = [];
+  const waiting: (string | null)[] = [];
   let done = false;
   const loading = runLoad({
     model,
@@ -434,6 +434,7 @@ test('two loads at once: the second waits for the lock, or refuses with --no-wai
   await holder.query(`SELECT pg_advisory_unlock(7310587252226089316)`);
   const report = await loading;
   assert.equal(report.tables.length, 7);
+  assert.deepEqual(waiting.slice(1), [null], 'then says it no longer waits');
 });
 
 test('a staged file that does not match its manifest is refused before anything changes', async (t) => {
