@@ -127,8 +127,10 @@ export function watchLockWaits(config: PostgresConfig, pid: number, onWait: (mes
     async stop() {
       stopped = true;
       clearTimeout(timer);
-      await looking;
+      // Ended first: a look waiting for a server connection (a pooler whose pool the command's own
+      // transaction fills) must not hold the command's end.
       await (side as pg.Client | null)?.end().catch(() => undefined);
+      await looking;
     },
   };
 }

@@ -22,8 +22,11 @@ export async function logStage<R>(ctx: CommandContext, state: StageState, work: 
     lastLine = Date.now();
     ctx.stderr.write(`${heartbeat(state)}\n`);
   }, Math.min(every, 1000));
-  // A notice cannot wait for the next heartbeat: the operator watching the log needs it now.
-  const off = state.onChange((c) => c.kind === 'notice' && ctx.stderr.write(`${state.name}: ${c.text}\n`));
+  // A notice cannot wait for the next heartbeat: the operator watching the log needs it now (one
+  // given before this stage's turn to be shown, `etl run`'s load waiting while extract reads, too).
+  const notice = (text: string): boolean => ctx.stderr.write(`${state.name}: ${text}\n`);
+  if (state.noticeInForce !== null) notice(state.noticeInForce);
+  const off = state.onChange((c) => c.kind === 'notice' && notice(c.text));
   try {
     const r = await work;
     if (endLine) ctx.stderr.write(`${endLine(r)}\n`);

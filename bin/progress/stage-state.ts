@@ -44,6 +44,8 @@ export class StageState implements StageTracker {
   title: string;
   unit = 'documents';
   stagePhase: string | null = null;
+  /** The notice in force (notice()), or null. */
+  noticeInForce: string | null = null;
   private planKnown = false;
   private readonly listeners = new Set<(change: StageChange) => void>();
 
@@ -95,6 +97,7 @@ export class StageState implements StageTracker {
 
   notice(text: string | null): void {
     this.stagePhase = text;
+    this.noticeInForce = text;
     if (text !== null) this.emit({ kind: 'notice', text });
   }
 

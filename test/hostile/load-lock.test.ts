@@ -95,6 +95,22 @@ test('a waiting load whose connection an administrator ends (idle in its transac
   assert.equal(rows.rows[0].n, 0, 'nothing loaded');
 });
 
+test('etl run whose load waits for the lock says so at once in its log, while extract and transform still work', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const holder = await holdLock(url);
+  t.after(() => holder.client.end());
+  const { out, done } = etl(['run', '--full', '--source', 'dump/wappizy', '--database-url', url], run.cwd);
+  // Not the heartbeat's `load: 0 of … rows; waiting for …` 30 s later: the notice's own line.
+  const line = new RegExp(`^load: waiting for another etl load to finish \\(PostgreSQL backend pid ${holder.pid}\\): application "nightly-etl"`, 'm');
+  await saysOnStderr(out, line);
+  assert.match(out.stderr, line);
+  await holder.client.query('SELECT pg_advisory_unlock($1::bigint)', [LOAD_LOCK_KEY]);
+  assert.equal(await done, 0, out.stderr);
+  assert.equal(out.stderr.match(/waiting for another etl load/g)?.length, 1, 'said once');
+});
+
 test('etl schema while a load changes the tables: it says whom it waits for, then applies once the load ends', async (t) => {
   const url = await servers.postgres.createDatabase(t.name);
   const run = await realRun();

@@ -59,9 +59,11 @@ test("a database whose DateStyle, TimeZone and timeouts (statement, idle in tran
   const plain = await servers.postgres.createDatabase('session settings plain');
   const name = decodeURIComponent(new URL(odd).pathname.slice(1));
   await withIsoSession(plain, async (c) => {
-    const settings = [`DateStyle = 'SQL, DMY'`, `TimeZone = 'Asia/Tokyo'`, `statement_timeout = '1ms'`, `idle_in_transaction_session_timeout = '1ms'`];
+    // 20 ms: far longer than one of etl's setup statements (at 1 ms, a SET at connection time on a
+    // busy machine was killed now and then), far shorter than a load's transaction and its waits.
+    const settings = [`DateStyle = 'SQL, DMY'`, `TimeZone = 'Asia/Tokyo'`, `statement_timeout = '20ms'`, `idle_in_transaction_session_timeout = '20ms'`];
     // PostgreSQL 17 ends a session whose transaction lasts longer (before, the load's: "Client has encountered a connection error").
-    if (Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v) >= 170000) settings.push(`transaction_timeout = '1ms'`);
+    if (Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v) >= 170000) settings.push(`transaction_timeout = '20ms'`);
     for (const setting of settings) await c.query(`ALTER DATABASE ${pg.escapeIdentifier(name)} SET ${setting}`);
   });
   await runTwice(odd, path.join(sample.work, 'odd'));
