@@ -100,6 +100,11 @@ export interface TransformSection extends StageSectionBase {
   pipeline_changed?: boolean;
   /** Tables asked for with --tables (null: the whole pipeline). */
   tables_requested?: string[] | null;
+  /**
+   * `--tables` re-transforming a subset of a run transformed before with the same pipeline.yaml: the
+   * tables whose records (and files) are the earlier transform's, kept (transform/earlier-transform.ts).
+   */
+  tables_kept?: string[];
   /** Tables of the pipeline whose collection the run does not hold (not transformed). */
   not_extracted?: string[];
   tables: Record<string, TransformTableRecord>;

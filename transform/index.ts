@@ -11,6 +11,7 @@ import { sweepAbandoned } from '../staging/run-writer.ts';
 import { currentWriter, withoutWriter } from '../staging/stage-writer.ts';
 import type { CollectionJob, JobOutcome } from './collection-job.ts';
 import { transformAsExtracted } from './as-extracted.ts';
+import { earlierTransform, inLoadOrder, NO_EARLIER_TRANSFORM, removeStale, type EarlierTransform } from './earlier-transform.ts';
 import { stageLiveKeys } from './live-keys.ts';
 import type { TransformOptions, TransformProgress, TransformReport, TransformTableReport } from './options.ts';
 import { runJobs, threadsFor } from './parallel.ts';
@@ -28,18 +29,22 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   const { paths, manifest: extracted, pipelineChanged } = await openExtractedRun(options);
 
   const startedAt = now().toISOString();
-  const withdraw = stampWhenExtracted(options, paths, (notExtracted) => runningSection(model, options, startedAt, pipelineChanged, notExtracted));
+  const withdraw = stampWhenExtracted(options, paths, (notExtracted) => runningSection(model, options, startedAt, pipelineChanged, notExtracted, NO_EARLIER_TRANSFORM));
   const outcomes = new Outcomes(new TableRelease(options.stagedTables, extracted));
   const { run, manifest } = await collectionsToTransform(options, paths, extracted, signal, outcomes).finally(withdraw);
-  const section = runningSection(model, options, startedAt, pipelineChanged, run.notExtracted);
+  // A run transformed before (`--tables` redoing a subset, a pipeline.yaml that dropped a table):
+  // the section below vouches for the kept tables' files, so the others can go.
+  const earlier = options.extractFeed ? NO_EARLIER_TRANSFORM : earlierTransform(model, extracted, new Set(run.jobs.flatMap((j) => j.tables)), options.tables != null);
+  const section = runningSection(model, options, startedAt, pipelineChanged, run.notExtracted, earlier);
   await updateManifest(paths, (m) => {
     m.stages.transform = section;
   });
+  await removeStale(paths, earlier.stale);
   if (!options.extractFeed) await announcePlannedTables(options, paths, run, outcomes.release);
 
-  await transformJobs(run.work, outcomes, { model, paths, manifest, signal, section, now });
+  await transformJobs(run.work, outcomes, { model, paths, manifest, signal, section, now, kept: earlier.kept });
   const { documentsRead } = outcomes;
-  const { ordered, tables, endedAt } = await recordDone(model, paths, section, outcomes.records, now);
+  const { ordered, tables, endedAt } = await recordDone(model, paths, section, outcomes.records, earlier.kept, now);
 
   return {
     stage: 'transform',
@@ -53,6 +58,9 @@ export async function runTransform(options: TransformOptions): Promise<Transform
     pipelineChanged,
     tables: ordered.map((t): TransformTableReport => ({ table: t, ...tables[t]! })),
     notExtracted: run.notExtracted,
+    kept: [...earlier.kept.keys()],
+    dropped: earlier.dropped,
+    droppedBecause: earlier.droppedBecause,
     documentsRead,
     threads: run.threads(),
   };
@@ -118,17 +126,25 @@ async function recordDone(
   paths: RunPaths,
   section: TransformSection,
   records: ReadonlyMap<string, TransformTableRecord>,
+  kept: ReadonlyMap<string, TransformTableRecord>,
   now: () => Date,
 ): Promise<{ ordered: string[]; tables: Record<string, TransformTableRecord>; endedAt: string }> {
-  // Tables in load order, in the manifest and in the report.
+  // Tables in load order, in the manifest and in the report (which names this transform's only).
   const ordered = model.loadOrder.filter((t) => records.has(t));
   const tables: Record<string, TransformTableRecord> = {};
   for (const t of ordered) tables[t] = records.get(t)!;
   const endedAt = now().toISOString();
   await updateManifest(paths, (m) => {
-    m.stages.transform = { ...withoutWriter(section), status: 'done', ended_at: endedAt, tables };
+    m.stages.transform = { ...withoutWriter(section), status: 'done', ended_at: endedAt, tables: sectionTables(model, kept, records) };
   });
   return { ordered, tables, endedAt };
+}
+
+/** The section's tables: those kept from the earlier transform and this one's, in load order. */
+function sectionTables(model: PipelineModel, kept: ReadonlyMap<string, TransformTableRecord>, records: ReadonlyMap<string, TransformTableRecord>): Record<string, TransformTableRecord> {
+  const tables: Record<string, TransformTableRecord> = {};
+  for (const t of inLoadOrder(model, [...kept.keys(), ...records.keys()])) tables[t] = records.get(t) ?? kept.get(t)!;
+  return tables;
 }
 
 /**
@@ -156,7 +172,8 @@ function notExtractedIn(model: PipelineModel, manifest: Manifest, paths: RunPath
   }
 }
 
-function runningSection(model: PipelineModel, options: TransformOptions, startedAt: string, pipelineChanged: boolean, notExtracted: string[]): TransformSection {
+function runningSection(model: PipelineModel, options: TransformOptions, startedAt: string, pipelineChanged: boolean, notExtracted: string[], earlier: EarlierTransform): TransformSection {
+  const kept = [...earlier.kept.keys()];
   return {
     status: 'running',
     started_at: startedAt,
@@ -167,7 +184,8 @@ function runningSection(model: PipelineModel, options: TransformOptions, started
     pipeline_changed: pipelineChanged,
     tables_requested: options.tables ? [...options.tables] : null,
     not_extracted: notExtracted,
-    tables: {},
+    ...(kept.length > 0 ? { tables_kept: kept } : {}),
+    tables: Object.fromEntries(earlier.kept),
   };
 }
 
@@ -194,6 +212,8 @@ interface StageContext {
   /** The manifest section as it stands while running: a failure is recorded over it. */
   readonly section: TransformSection;
   readonly now: () => Date;
+  /** Tables kept from the earlier transform: still the run's, whatever becomes of this one. */
+  readonly kept: ReadonlyMap<string, TransformTableRecord>;
 }
 
 /** Each table's record as its collection completes (whichever thread ran it). */
@@ -228,7 +248,7 @@ async function transformJobs(work: () => Promise<void>, outcomes: Outcomes, c: S
         status: 'failed',
         ended_at: c.now().toISOString(),
         error: failureRecord(error),
-        tables: Object.fromEntries(records),
+        tables: sectionTables(model, c.kept, records),
       };
     }).catch(() => undefined);
     throw error;

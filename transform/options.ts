@@ -57,6 +57,11 @@ export interface TransformReport extends StageReport {
   readonly tables: readonly TransformTableReport[];
   /** Tables of the pipeline whose collection the run does not hold. */
   readonly notExtracted: readonly string[];
+  /** Tables `--tables` left out whose earlier transform of the run stays (its records and files). */
+  readonly kept: readonly string[];
+  /** Tables of an earlier transform of the run whose files were removed, and why (null when none). */
+  readonly dropped: readonly string[];
+  readonly droppedBecause: string | null;
   /** Documents read (each extract file once, whatever the number of tables it feeds). */
   readonly documentsRead: number;
   /** Threads that shared the collections (TransformOptions.threads). */

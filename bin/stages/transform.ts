@@ -80,6 +80,10 @@ export function renderTransform(ctx: CommandContext, r: TransformReport): void {
 export function transformNotes(ctx: CommandContext, r: TransformReport): void {
   writeWarnings(ctx, r.warnings);
   if (r.notExtracted.length > 0) ctx.stdout.write(`not in this run (collection not extracted): ${r.notExtracted.join(', ')}\n`);
+  if (r.kept.length > 0) ctx.stdout.write(`kept from the run's earlier transform (etl load loads them too): ${r.kept.join(', ')}\n`);
+  if (r.dropped.length > 0) {
+    ctx.stdout.write(`removed the files of the run's earlier transform of ${r.dropped.join(', ')}: ${r.droppedBecause}\n`);
+  }
   const live = r.tables.filter((t) => t.live);
   if (live.length > 0) ctx.stdout.write(`live keys for delete propagation: ${live.map((t) => `${t.table} ${count(t.live!.records)}`).join(', ')} (transform/<table>.live.csv)\n`);
   if (rejectedOf(r) > 0) ctx.stdout.write(`rejected rows are listed in ${r.runDir}/transform/<table>.rejects.ndjson\n`);

@@ -1,0 +1,89 @@
+// `etl transform --tables users` on a run already transformed in full (an operator redoing one
+// table): the run's transform section, the files of its transform folder and what `etl load` loads
+// must agree, so `etl verify` (folder and archive) passes, load loads every table and `etl runs` says
+// so. When the earlier transform cannot be kept (made with another pipeline.yaml), its other
+// tables' files go with their records, and the command says so.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFile, readdir, rm } from 'node:fs/promises';
+import { useServers } from '../harness/index.ts';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import { readManifest } from '../../staging/manifest.ts';
+import type { VerifyReport } from '../../audit/verify.ts';
+import type { RunsReport } from '../../audit/runs.ts';
+import { realRun, type RealRun } from './staged-run.ts';
+import { etlSync } from '../harness/cli.ts';
+import { createTables, withClient } from '../harness/schema.ts';
+
+const servers = useServers({ mongo: false });
+
+const ALL = ['users', 'events', 'users_events', 'users_logbook'];
+
+function etlOk(run: RealRun, args: string[], env: Record<string, string> = {}) {
+  const r = etlSync(args, { cwd: run.cwd, env });
+  assert.equal(r.code, 0, `etl ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  return r;
+}
+
+function verifies(run: RealRun, target: string): VerifyReport {
+  const r = etlSync(['verify', target, '--json'], { cwd: run.cwd });
+  const report = JSON.parse(r.stdout) as VerifyReport;
+  assert.deepEqual(report.mismatches, [], `etl verify ${target}`);
+  assert.equal(r.code, 0, r.stderr);
+  return report;
+}
+
+test('a subset re-transform keeps the other tables: verify passes on the folder and the archive, load loads every table, runs says so', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const before = await readManifest(run.paths);
+
+  const redone = etlOk(run, ['transform', '--tables', 'users']);
+  const v = verifies(run, run.paths.dir);
+  assert.equal(v.retransform.tables, 4);
+  const packed = JSON.parse(etlOk(run, ['pack', '--json']).stdout);
+  verifies(run, packed.archive);
+
+  const model = await loadPipeline(run.pipelineFile);
+  await createTables(url, model);
+  etlOk(run, ['load'], { DATABASE_URL: url });
+  const counts = await withClient(url, async (c) => {
+    const out: Record<string, number> = {};
+    for (const table of ALL) out[table] = Number((await c.query(`SELECT count(*) AS n FROM "${table}"`)).rows[0].n);
+    return out;
+  });
+  // Every table of the run is in PostgreSQL (users_events loses the links of user 3, rejected by transform).
+  assert.deepEqual(counts, { users: 3, events: 3, users_events: 3, users_logbook: 2 });
+  const runs = JSON.parse(etlOk(run, ['runs', '--json'], { DATABASE_URL: url }).stdout) as RunsReport;
+  const entry = runs.runs[0]!;
+  assert.equal(entry.loaded, true);
+  assert.equal(entry.tables, 4);
+  assert.equal(entry.loaded_tables, 4);
+  const section = (await readManifest(run.paths)).stages.transform!;
+  assert.equal(entry.rows, ALL.reduce((a, table) => a + section.tables[table]!.rows, 0));
+
+  // The section is the earlier one with users' record redone (the same bytes: same documents, same mapping).
+  assert.equal(section.status, 'done');
+  assert.deepEqual(Object.keys(section.tables), ALL);
+  assert.deepEqual(section.tables_kept, ['events', 'users_events', 'users_logbook']);
+  for (const table of ALL) assert.deepEqual(section.tables[table]!.csv, before.stages.transform!.tables[table]!.csv, `${table}: the same file`);
+  assert.match(redone.stdout, /^kept from the run's earlier transform \(etl load loads them too\): events, users_events, users_logbook$/m);
+  const json = JSON.parse(etlOk(run, ['transform', '--tables', 'users', '--json']).stdout);
+  assert.deepEqual(json.tables.map((r: { table: string }) => r.table), ['users']);
+  assert.deepEqual(json.kept, ['events', 'users_events', 'users_logbook']);
+  verifies(run, run.paths.dir);
+});
+
+test('a subset re-transform with another pipeline.yaml removes the other tables\' files with their records, and says so', async (t) => {
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  await appendFile(run.pipelineFile, '# edited after the run was transformed\n');
+
+  const redone = etlOk(run, ['transform', '--tables', 'users', '--allow-pipeline-change']);
+  const m = await readManifest(run.paths);
+  assert.deepEqual(Object.keys(m.stages.transform!.tables), ['users']);
+  assert.equal(m.stages.transform!.tables_kept, undefined);
+  assert.deepEqual((await readdir(run.paths.transformDir)).sort(), ['users.csv', 'users.keys.csv', 'users.rejects.ndjson']);
+  assert.match(redone.stdout, /^removed the files of the run's earlier transform of events, users_events, users_logbook: the earlier transform used another pipeline\.yaml \(sha256 [0-9a-f]{64}\); transform them again \(--tables\) for etl load to load them from this run$/m);
+});

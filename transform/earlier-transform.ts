@@ -1,0 +1,80 @@
+// A transform of a run that was transformed before: what becomes of the earlier transform's files.
+//
+// The run's transform section, the files of its transform folder and what `etl load` loads must
+// agree (`etl verify` and `etl pack` check the first two, load reads the section). So:
+// - `--tables` re-transforming a subset of a run whose earlier transform finished with this same
+//   pipeline.yaml keeps the other tables' records and files: the run stays whole, as an operator
+//   redoing one table expects, and load loads every table of it (the kept files are what this
+//   pipeline.yaml makes of the same staged documents);
+// - any other earlier file goes before this transform writes (an earlier transform that failed or
+//   was killed, or made with another pipeline.yaml, cannot be mixed with this one; a table this
+//   transform writes is written again): no file stays that the section does not record.
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { PipelineModel } from '../model/types.ts';
+import type { TransformTableRecord } from '../staging/manifest-transform.ts';
+import type { FileRecord, Manifest } from '../staging/manifest.ts';
+import type { RunPaths } from '../staging/run-folder.ts';
+
+export interface EarlierTransform {
+  /** Tables whose record (and files) stay from the earlier transform, in load order. */
+  readonly kept: ReadonlyMap<string, TransformTableRecord>;
+  /** Tables of the earlier transform this one neither keeps nor writes: their files are removed. */
+  readonly dropped: readonly string[];
+  /** Why `dropped` are not kept and what to do (for the operator), or null when none is dropped. */
+  readonly droppedBecause: string | null;
+  /** Run-relative files the earlier transform recorded that are not kept. */
+  readonly stale: readonly string[];
+}
+
+export const NO_EARLIER_TRANSFORM: EarlierTransform = { kept: new Map(), dropped: [], droppedBecause: null, stale: [] };
+
+/** What stays of the run's earlier transform section when this transform writes the tables `writing`. */
+export function earlierTransform(model: PipelineModel, manifest: Manifest, writing: ReadonlySet<string>, subset: boolean): EarlierTransform {
+  const earlier = manifest.stages.transform;
+  if (!earlier) return NO_EARLIER_TRANSFORM;
+  const reusable = subset && earlier.status === 'done' && earlier.pipeline_sha256 === model.sha256;
+  const kept = new Map<string, TransformTableRecord>();
+  const dropped: string[] = [];
+  const stale: string[] = [];
+  for (const t of inLoadOrder(model, Object.keys(earlier.tables ?? {}))) {
+    const record = earlier.tables[t]!;
+    if (reusable && !writing.has(t) && model.tables.has(t)) kept.set(t, record);
+    else {
+      if (!writing.has(t)) dropped.push(t);
+      stale.push(...filesOf(record));
+    }
+  }
+  return { kept, dropped, droppedBecause: dropped.length > 0 ? whyDropped(model, earlier, subset) : null, stale };
+}
+
+/** The stale files, before this transform writes (a table written again is written whole). */
+export async function removeStale(paths: RunPaths, stale: readonly string[]): Promise<void> {
+  for (const file of stale) {
+    // A manifest is input: only a file directly in the run's transform folder is ever removed.
+    if (!/^transform\/[^/\\]+$/.test(file) || file === 'transform/..' || file === 'transform/.') continue;
+    await rm(path.join(paths.dir, file), { force: true });
+  }
+}
+
+/** `names` in the pipeline's load order; names the pipeline no longer holds last, sorted. */
+export function inLoadOrder(model: PipelineModel, names: Iterable<string>): string[] {
+  const set = new Set(names);
+  const known = model.loadOrder.filter((t) => set.has(t));
+  const unknown = [...set].filter((t) => !model.tables.has(t)).sort();
+  return [...known, ...unknown];
+}
+
+function whyDropped(model: PipelineModel, earlier: NonNullable<Manifest['stages']['transform']>, subset: boolean): string {
+  if (!subset) return `not transformed this time (not in ${path.basename(model.file)}, or their collection is not in the run)`;
+  const again = 'transform them again (--tables) for etl load to load them from this run';
+  if (earlier.status !== 'done') return `the earlier transform of the run did not finish (${earlier.status}); ${again}`;
+  return `the earlier transform used another pipeline.yaml (sha256 ${earlier.pipeline_sha256}); ${again}`;
+}
+
+/** Every file a table record names (csv, keys, rejects, contrib, live, recompute…), whatever its role. */
+function filesOf(record: TransformTableRecord): string[] {
+  return Object.values(record as unknown as Record<string, unknown>)
+    .filter((v): v is FileRecord => v !== null && typeof v === 'object' && typeof (v as FileRecord).file === 'string')
+    .map((r) => r.file);
+}
