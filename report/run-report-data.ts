@@ -45,12 +45,21 @@ export interface RunReportData {
   readonly stages: readonly { readonly stage: StageName; readonly status: string; readonly startedAt: string | null; readonly endedAt: string | null; readonly seconds: number | null }[];
   /** When a stage was killed: what recovers the run and what `etl clean` does with it. */
   readonly hint: string | null;
+  /** Each failed stage: the error its section recorded (scrubbed of credentials) and what to do. */
+  readonly failures: readonly StageFailure[];
   readonly tables: readonly TableFigures[];
   /** The count identities of the run (audit/reconcile.ts, what `etl verify` checks), each with its figures. */
   readonly identities: readonly Identity[];
   readonly watermarks: readonly { readonly collection: string; readonly from: string | null; readonly next: string; readonly basis: string | null; readonly documents: number }[];
   /** The latest runs, oldest first (for the charts), this one included. */
   readonly history: readonly RunHistoryEntry[];
+}
+
+export interface StageFailure {
+  readonly stage: StageName;
+  readonly code: string;
+  readonly message: string;
+  readonly hint: string;
 }
 
 export async function gatherRunReport(paths: RunPaths, manifest: Manifest, history: readonly RunHistoryEntry[], secrets: readonly string[]): Promise<RunReportData> {
@@ -72,7 +81,17 @@ export async function gatherRunReport(paths: RunPaths, manifest: Manifest, histo
   );
   const killed = killedStage(shownStages(manifest));
   const hint = killed ? killedHint(killed, paths.runId) : null;
-  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), hint, tables, identities: reconcile(manifest), watermarks, history };
+  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), hint, failures: stageFailures(manifest, paths.runId, secrets), tables, identities: reconcile(manifest), watermarks, history };
+}
+
+/** The stages whose section says `failed`, with the error it recorded: a report that says "failed" says why. */
+function stageFailures(m: Manifest, runId: string, secrets: readonly string[]): StageFailure[] {
+  return (['extract', 'transform', 'load'] as const).flatMap((stage) => {
+    const s = m.stages[stage];
+    if (s?.status !== 'failed') return [];
+    const again = stage === 'extract' ? 'make a new run with `etl extract`' : `run \`etl ${stage} --run ${runId}\` again`;
+    return [{ stage, code: s.error?.code ?? 'unknown', message: redactText(s.error?.message ?? 'no error recorded', secrets), hint: `fix what the error names, then ${again}` }];
+  });
 }
 
 function unique<T>(xs: readonly T[]): T[] {

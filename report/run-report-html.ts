@@ -58,6 +58,7 @@ function header(d: RunReportData): string {
     ['source', redactText(m.source.description)],
     ['result', redactText(loaded)],
     ...(d.hint ? ([['killed', d.hint]] as [string, string][]) : []),
+    ...d.failures.map((f): [string, string] => [`${f.stage} failed`, `${f.message} [${f.code}]; ${f.hint}`]),
     ['pipeline.yaml', `sha256 ${m.pipeline_sha256}`],
     ['tool', `etl ${m.tool_version}`],
   ];

@@ -12,7 +12,8 @@ import { useServers } from '../harness/index.ts';
 import { CHROMIUM, ensureSystem } from '../../dev/servers/system-packages.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 import { ObjectId } from 'bson';
-import { newProject, sampleCollections, writeDump } from '../audit/staged-run.ts';
+import { newProject, realRun, sampleCollections, writeDump } from '../audit/staged-run.ts';
+import { createTables, withClient } from '../harness/schema.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runExtract } from '../../extract/index.ts';
 import { runTransform } from '../../transform/index.ts';
@@ -313,5 +314,25 @@ describe('report of a run with rejected rows', () => {
     const value = /name = <span class="mono">([^<]*)<\/span>/.exec(tooLong)![1]!.replaceAll('&quot;', '"');
     assert.equal(value.length, 60, `a value cut to 60 characters: ${value}`);
     assert.ok(value.endsWith('…') && value.startsWith('"***x'), value);
+  });
+});
+
+describe('report of a run whose stage failed', () => {
+  test('says which stage failed, the error it recorded and what to do (it said "not loaded (failed)" and no more)', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const run = await realRun();
+    t.after(() => rm(run.cwd, { recursive: true, force: true }));
+    await createTables(url, await loadPipeline(run.pipelineFile));
+    await withClient(url, (c) =>
+      c.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'users are read-only today'; END$$;
+               CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON users FOR EACH STATEMENT EXECUTE FUNCTION refuse()`),
+    );
+    const loaded = await etl(['load'], { cwd: run.cwd, env: { DATABASE_URL: url } });
+    assert.equal(loaded.code, 1, loaded.output);
+    const reported = await etl(['report', '--no-ledger'], { cwd: run.cwd });
+    assert.equal(reported.code, 0, reported.output);
+    const html = await readFile(path.join(run.paths.dir, 'report.html'), 'utf8');
+    assert.match(html, /<dt>result<\/dt><dd>not loaded \(failed\)<\/dd>/);
+    assert.match(html, new RegExp(`<dt>load failed</dt><dd>users: [^<]*users are read-only today \\[pg_P0001\\]; fix what the error names, then run \`etl load --run ${run.runId}\` again</dd>`));
   });
 });
