@@ -25,9 +25,11 @@ export interface EarlierTransform {
   readonly droppedBecause: string | null;
   /** Run-relative files the earlier transform recorded that are not kept. */
   readonly stale: readonly string[];
+  /** When tables are kept: the earlier section's tables whose collection the run does not hold (a subset names none). */
+  readonly notExtracted: readonly string[];
 }
 
-export const NO_EARLIER_TRANSFORM: EarlierTransform = { kept: new Map(), dropped: [], droppedBecause: null, stale: [] };
+export const NO_EARLIER_TRANSFORM: EarlierTransform = { kept: new Map(), dropped: [], droppedBecause: null, stale: [], notExtracted: [] };
 
 /** What stays of the run's earlier transform section when this transform writes the tables `writing`. */
 export function earlierTransform(model: PipelineModel, manifest: Manifest, writing: ReadonlySet<string>, subset: boolean): EarlierTransform {
@@ -45,7 +47,8 @@ export function earlierTransform(model: PipelineModel, manifest: Manifest, writi
       stale.push(...filesOf(record));
     }
   }
-  return { kept, dropped, droppedBecause: dropped.length > 0 ? whyDropped(model, earlier, subset) : null, stale };
+  const notExtracted = kept.size > 0 ? (earlier.not_extracted ?? []) : [];
+  return { kept, dropped, droppedBecause: dropped.length > 0 ? whyDropped(model, earlier, subset) : null, stale, notExtracted };
 }
 
 /** The stale files, before this transform writes (a table written again is written whole). */

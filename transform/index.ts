@@ -183,7 +183,7 @@ function runningSection(model: PipelineModel, options: TransformOptions, started
     pipeline_sha256: model.sha256,
     pipeline_changed: pipelineChanged,
     tables_requested: options.tables ? [...options.tables] : null,
-    not_extracted: notExtracted,
+    not_extracted: [...new Set([...notExtracted, ...earlier.notExtracted])].sort(),
     ...(kept.length > 0 ? { tables_kept: kept } : {}),
     tables: Object.fromEntries(earlier.kept),
   };

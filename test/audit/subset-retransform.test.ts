@@ -5,7 +5,8 @@
 // tables' files go with their records, and the command says so.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, readdir, rm } from 'node:fs/promises';
+import { appendFile, readdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { readManifest } from '../../staging/manifest.ts';
@@ -86,4 +87,18 @@ test('a subset re-transform with another pipeline.yaml removes the other tables\
   assert.equal(m.stages.transform!.tables_kept, undefined);
   assert.deepEqual((await readdir(run.paths.transformDir)).sort(), ['users.csv', 'users.keys.csv', 'users.rejects.ndjson']);
   assert.match(redone.stdout, /^removed the files of the run's earlier transform of events, users_events, users_logbook: the earlier transform used another pipeline\.yaml \(sha256 [0-9a-f]{64}\); transform them again \(--tables\) for etl load to load them from this run$/m);
+});
+
+test('a subset re-transform of a run extracted with --tables keeps what the section said of the tables the run does not hold', async (t) => {
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  etlOk(run, ['extract', '--full', '--tables', 'users', '--source', path.join(run.cwd, 'dump', 'wappizy')]);
+  etlOk(run, ['transform']);
+  const runDir = path.join(run.stagingDir, (await readFile(path.join(run.stagingDir, 'latest'), 'utf8')).trim());
+  etlOk(run, ['transform', '--tables', 'users_events']);
+  verifies(run, runDir);
+  const section = JSON.parse(await readFile(path.join(runDir, 'manifest.json'), 'utf8')).stages.transform;
+  assert.deepEqual(Object.keys(section.tables), ['users', 'users_events']);
+  assert.deepEqual(section.tables_kept, ['users']);
+  assert.deepEqual(section.not_extracted, ['events', 'users_logbook']);
 });
