@@ -6,13 +6,14 @@
 //   pipeline.yaml keeps the other tables' records and files: the run stays whole, as an operator
 //   redoing one table expects, and load loads every table of it (the kept files are what this
 //   pipeline.yaml makes of the same staged documents);
-// - any other earlier file goes before this transform writes (an earlier transform that failed or
-//   was killed, or made with another pipeline.yaml, cannot be mixed with this one; a table this
-//   transform writes is written again): no file stays that the section does not record.
+//   a subset redone after a subset that failed or was killed keeps what that one had kept;
+// - any other earlier file goes before this transform writes (the tables an earlier transform wrote
+//   before it failed or was killed, or made with another pipeline.yaml, cannot be mixed with this
+//   one; a table this transform writes is written again): no file stays that the section does not record.
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { PipelineModel } from '../model/types.ts';
-import type { TransformTableRecord } from '../staging/manifest-transform.ts';
+import type { TransformSection, TransformTableRecord } from '../staging/manifest-transform.ts';
 import type { FileRecord, Manifest } from '../staging/manifest.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
 
@@ -35,13 +36,13 @@ export const NO_EARLIER_TRANSFORM: EarlierTransform = { kept: new Map(), dropped
 export function earlierTransform(model: PipelineModel, manifest: Manifest, writing: ReadonlySet<string>, subset: boolean): EarlierTransform {
   const earlier = manifest.stages.transform;
   if (!earlier) return NO_EARLIER_TRANSFORM;
-  const reusable = subset && earlier.status === 'done' && earlier.pipeline_sha256 === model.sha256;
+  const reusable = reusableTables(model, earlier, subset);
   const kept = new Map<string, TransformTableRecord>();
   const dropped: string[] = [];
   const stale: string[] = [];
   for (const t of inLoadOrder(model, Object.keys(earlier.tables ?? {}))) {
     const record = earlier.tables[t]!;
-    if (reusable && !writing.has(t) && model.tables.has(t)) kept.set(t, record);
+    if (reusable.has(t) && !writing.has(t) && model.tables.has(t)) kept.set(t, record);
     else {
       if (!writing.has(t)) dropped.push(t);
       stale.push(...filesOf(record));
@@ -49,6 +50,17 @@ export function earlierTransform(model: PipelineModel, manifest: Manifest, writi
   }
   const notExtracted = kept.size > 0 ? (earlier.not_extracted ?? []) : [];
   return { kept, dropped, droppedBecause: dropped.length > 0 ? whyDropped(model, earlier, subset) : null, stale, notExtracted };
+}
+
+/**
+ * The earlier tables a subset may keep: every table of a finished transform made with this
+ * pipeline.yaml; of one that failed or was killed, only those it had kept itself from a finished
+ * one (`tables_kept`: a subset redone after a failed subset keeps the rest of the run), never the
+ * tables it wrote before it stopped (the tables it did not reach would be missing from the run).
+ */
+function reusableTables(model: PipelineModel, earlier: TransformSection, subset: boolean): Set<string> {
+  if (!subset || earlier.pipeline_sha256 !== model.sha256) return new Set();
+  return new Set(earlier.status === 'done' ? Object.keys(earlier.tables ?? {}) : (earlier.tables_kept ?? []));
 }
 
 /** The stale files, before this transform writes (a table written again is written whole). */
@@ -68,10 +80,11 @@ export function inLoadOrder(model: PipelineModel, names: Iterable<string>): stri
   return [...known, ...unknown];
 }
 
-function whyDropped(model: PipelineModel, earlier: NonNullable<Manifest['stages']['transform']>, subset: boolean): string {
+function whyDropped(model: PipelineModel, earlier: TransformSection, subset: boolean): string {
   if (!subset) return `not transformed this time (not in ${path.basename(model.file)}, or their collection is not in the run)`;
   const again = 'transform them again (--tables) for etl load to load them from this run';
-  if (earlier.status !== 'done') return `the earlier transform of the run did not finish (${earlier.status}); ${again}`;
+  // A `running` section here is a killed one: transform refuses a run whose transform is at work.
+  if (earlier.status !== 'done') return `the earlier transform of the run did not finish (${earlier.status === 'running' ? 'killed' : earlier.status}); ${again}`;
   return `the earlier transform used another pipeline.yaml (sha256 ${earlier.pipeline_sha256}); ${again}`;
 }
 

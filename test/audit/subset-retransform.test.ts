@@ -5,7 +5,7 @@
 // tables' files go with their records, and the command says so.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, readdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
@@ -101,4 +101,22 @@ test('a subset re-transform of a run extracted with --tables keeps what the sect
   assert.deepEqual(Object.keys(section.tables), ['users', 'users_events']);
   assert.deepEqual(section.tables_kept, ['users']);
   assert.deepEqual(section.not_extracted, ['events', 'users_logbook']);
+});
+
+test('a subset re-transform that failed, done again, still keeps the tables it had kept (not the ones a failed transform wrote)', async (t) => {
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const users = path.join(run.paths.dir, 'extract', 'users.ndjson');
+  const staged = await readFile(users);
+  await appendFile(users, '{"_id":"damage"}\n');
+  const failed = etlSync(['transform', '--tables', 'users'], { cwd: run.cwd });
+  assert.equal(failed.code, 1, failed.output);
+  const section = (await readManifest(run.paths)).stages.transform!;
+  assert.deepEqual([section.status, section.tables_kept], ['failed', ['events', 'users_events', 'users_logbook']]);
+
+  await writeFile(users, staged);
+  const redone = etlOk(run, ['transform', '--tables', 'users']);
+  assert.match(redone.stdout, /^kept from the run's earlier transform \(etl load loads them too\): events, users_events, users_logbook$/m);
+  assert.deepEqual(Object.keys((await readManifest(run.paths)).stages.transform!.tables), ALL);
+  verifies(run, run.paths.dir);
 });
