@@ -103,8 +103,17 @@ function stageTimings(m: Manifest): RunReportData['stages'] {
   return (['extract', 'transform', 'load'] as const).map((stage) => {
     const s = m.stages[stage];
     const ms = s?.started_at && s.ended_at ? Date.parse(s.ended_at) - Date.parse(s.started_at) : NaN;
-    return { stage, status: s ? (stage === 'load' && m.stages.load?.dry_run ? `${shown[stage]} (dry run)` : shown[stage]!) : 'not run', startedAt: s?.started_at ?? null, endedAt: s?.ended_at ?? null, seconds: Number.isFinite(ms) ? ms / 1000 : null };
+    return { stage, status: s ? `${shown[stage]!}${stageNote(m, stage)}` : 'not run', startedAt: s?.started_at ?? null, endedAt: s?.ended_at ?? null, seconds: Number.isFinite(ms) ? ms / 1000 : null };
   });
+}
+
+/** What the status alone would hide: a dry run, or a transform that redid some tables and kept the others' (its times are the redo's). */
+function stageNote(m: Manifest, stage: StageName): string {
+  if (stage === 'load' && m.stages.load?.dry_run) return ' (dry run)';
+  const kept = stage === 'transform' ? (m.stages.transform?.tables_kept ?? []) : [];
+  if (kept.length === 0) return '';
+  const all = Object.keys(m.stages.transform?.tables ?? {}).length;
+  return ` (--tables: ${all - kept.length} of ${all} table(s) redone; ${kept.length} kept from an earlier transform of the run)`;
 }
 
 /** Counts the lines of a rejects file by reason, keeping the first few of each as examples. */

@@ -74,6 +74,10 @@ test('a subset re-transform keeps the other tables: verify passes on the folder 
   assert.deepEqual(json.tables.map((r: { table: string }) => r.table), ['users']);
   assert.deepEqual(json.kept, ['events', 'users_events', 'users_logbook']);
   verifies(run, run.paths.dir);
+  // The report's transform times are the redo's: it says so.
+  etlOk(run, ['report', '--no-ledger']);
+  const html = await readFile(path.join(run.paths.dir, 'report.html'), 'utf8');
+  assert.match(html, /<tr data-key="transform"><td data-field="stage">transform<\/td><td data-field="status">done \(--tables: 1 of 4 table\(s\) redone; 3 kept from an earlier transform of the run\)<\/td>/);
 });
 
 test('a subset re-transform with another pipeline.yaml removes the other tables\' files with their records, and says so', async (t) => {
