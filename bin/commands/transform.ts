@@ -19,7 +19,9 @@ options:
   --run ID                  the run to transform (default, or latest: the one <staging>/latest names)
   --staging DIR             the staging folder (default: ETL_STAGING, else ./.etl/runs)
   --pipeline FILE           the pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)
-  --tables a,b              only these tables (default: every table whose collection the run holds)
+  --tables a,b              only these tables (default: every table whose collection the run holds);
+                            on a run transformed before with this pipeline.yaml, the other tables'
+                            files stay and etl load loads them too
   --allow-pipeline-change   transform even if pipeline.yaml changed since the run was extracted
                             (both sha256 are recorded in the manifest)
   --json                    print the report as JSON on stdout (progress off)
