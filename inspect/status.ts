@@ -85,6 +85,11 @@ export interface StagedRunStatus {
   readonly olderThanLoaded: boolean;
   /** Its tables whose watermark a newer run set: the ones etl load refuses; `--tables` may load the rest. */
   readonly refusedTables: readonly string[];
+  /**
+   * The command to run next (what `etl status` prints): `etl transform --run X`, `etl load --run X`
+   * (with `--tables` when load refuses some of its tables), `etl run` when it refuses them all, or null.
+   */
+  readonly nextCommand: string | null;
   /** Why its manifest could not be read. */
   readonly problem: string | null;
 }
@@ -266,9 +271,19 @@ async function unloadedRuns(
       return setBy !== undefined && setBy > runId;
     });
     const olderThanLoaded = refusedTables.length > 0;
-    runs.push({ runId, stages, manifestLoad, hint: killed ? killedHint(killed, runId) : null, tables, loadedTables, next, olderThanLoaded, refusedTables, problem });
+    const nextCommand = problem ? null : nextCommandOf(runId, next, tables, loadedTables, refusedTables);
+    runs.push({ runId, stages, manifestLoad, hint: killed ? killedHint(killed, runId) : null, tables, loadedTables, next, olderThanLoaded, refusedTables, nextCommand, problem });
   }
   return { runs, total: ids.length };
+}
+
+/** The load a staged run can still have: never one etl load refuses (a newer run loaded those tables). */
+function nextCommandOf(runId: string, next: StagedRunStatus['next'], tables: readonly string[], loaded: readonly string[], refused: readonly string[]): string | null {
+  if (next === 'transform') return `etl transform --run ${runId}`;
+  if (next !== 'load') return null;
+  if (refused.length === 0) return `etl load --run ${runId}`;
+  const rest = tables.filter((t) => !refused.includes(t) && !loaded.includes(t));
+  return rest.length > 0 ? `etl load --run ${runId} --tables ${rest.join(',')}` : 'etl run';
 }
 
 /** The width `etl status` keeps to. */

@@ -69,13 +69,7 @@ function shortInstant(iso: string): string {
 function unloadedRunLines(run: StagedRunStatus, color: ReturnType<typeof paint>): string[] {
   const mark = (st: string | null) => (st === 'done' ? '✓' : st === null ? '-' : st);
   const stages = `extract ${mark(run.stages.extract)}  transform ${mark(run.stages.transform)}  load ${mark(run.stages.load)}`;
-  const next = run.problem
-    ? `damaged: ${run.problem}`
-    : run.next === 'load'
-      ? nextLoad(run)
-      : run.next === 'transform'
-        ? `next: etl transform --run ${run.runId}`
-        : 'extract not complete';
+  const next = run.problem ? `damaged: ${run.problem}` : nextText(run.nextCommand);
   const notes: string[] = [];
   // Loaded here in part (etl load --tables): the partly loaded note says so; else it went elsewhere.
   if (run.manifestLoad === 'done' && run.loadedTables.length === 0) notes.push('its manifest says loaded (into another database?)');
@@ -91,12 +85,10 @@ function unloadedRunLines(run: StagedRunStatus, color: ReturnType<typeof paint>)
   return lines;
 }
 
-/** The load a staged run can still have: never one etl load refuses (a newer run loaded those tables). */
-function nextLoad(run: StagedRunStatus): string {
-  if (run.refusedTables.length === 0) return `next: etl load --run ${run.runId}`;
-  const rest = run.tables.filter((t) => !run.refusedTables.includes(t) && !run.loadedTables.includes(t));
-  if (rest.length > 0) return `next: etl load --run ${run.runId} --tables ${rest.join(',')}`;
-  return 'next: etl run (a newer run is loaded: etl load refuses this one)';
+/** The command to run next on a staged run (inspect/status.ts, the same in --json), said with why when it is not the run's own stage. */
+function nextText(command: string | null): string {
+  if (command === null) return 'extract not complete';
+  return command === 'etl run' ? 'next: etl run (a newer run is loaded: etl load refuses this one)' : `next: ${command}`;
 }
 
 export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): string {

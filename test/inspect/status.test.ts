@@ -120,6 +120,11 @@ test('status with state rows and staged runs', async (t) => {
     ],
   );
   assert.equal(r.stagedRuns, 6);
+  // --json says the command to run next as the text does (`next` is the stage, which etl load may refuse).
+  assert.deepEqual(
+    r.unloadedRuns.map((x) => x.nextCommand),
+    [null, 'etl transform --run 20240303T100000000Z', 'etl load --run 20240302T100000000Z', 'etl load --run 20240201T120000000Z --tables companies', 'etl run'],
+  );
   // What etl status prints next for each: never a load that etl load refuses.
   const text = renderStatus(r, paint({ isTTY: false }, {}));
   assert.match(text, /20240302T100000000Z .* next: etl load --run 20240302T100000000Z$/m);
