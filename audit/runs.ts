@@ -6,7 +6,7 @@ import { EtlError } from '../errors/etl-error.ts';
 import { readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
 import { committedLoad, type LoadSection } from '../staging/manifest-load.ts';
 import { LATEST_FILE, listRunIds, runPaths } from '../staging/run-folder.ts';
-import { killedHint, killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
+import { failedStages, killedHint, killedStage, shownStages, type ShownStageStatus, type StageFailure } from '../staging/stage-writer.ts';
 import { folderBytes } from './folder-walk.ts';
 import { STAGES } from './manifest-files.ts';
 
@@ -19,6 +19,8 @@ export interface RunSummary {
   stages_done: StageName[];
   /** When a stage was killed: what recovers the run and what `etl clean` does with it. */
   hint: string | null;
+  /** The stages that failed: the error each recorded, and what to do. */
+  failures: StageFailure[];
   /** Documents extracted (all collections); null when extract never recorded any. */
   documents: number | null;
   /** CSV rows written by transform (all tables). */
@@ -92,6 +94,7 @@ function summarise(runId: string, manifest: Manifest | null, extra: { latest: bo
     stages,
     stages_done: STAGES.filter((st) => stages[st] === 'done'),
     hint: killed ? killedHint(killed, runId) : null,
+    failures: failedStages(manifest, runId),
     documents: total(s.extract ? Object.values(s.extract.collections ?? {}).map((c) => c.records ?? 0) : null),
     rows: total(transformTables ? transformTables.map((t) => t.rows ?? 0) : null),
     rejects: transformTables === null ? null : total([...transformTables.map((t) => t.rejected ?? 0), ...loadTables.map((t) => t.rejected ?? 0)]),

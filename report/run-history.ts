@@ -2,6 +2,7 @@
 // loaded (also those whose staged files were cleaned), newest first, one entry per run.
 import { listRuns, runIdTime, type RunSummary } from '../audit/runs.ts';
 import type { StageName } from '../staging/manifest.ts';
+import type { StageFailure } from '../staging/stage-writer.ts';
 import type { Ledger, LedgerRun } from './ledger.ts';
 
 export interface RunHistoryEntry {
@@ -14,6 +15,8 @@ export interface RunHistoryEntry {
   readonly stages_done: readonly StageName[];
   /** When a stage was killed: what recovers the run and what `etl clean` does with it. */
   readonly hint: string | null;
+  /** The stages that failed: the error each recorded, and what to do. */
+  readonly failures: readonly StageFailure[];
   /** Per stage: seconds from start to end, when known. */
   readonly seconds: Record<StageName, number | null>;
   readonly documents: number | null;
@@ -66,6 +69,7 @@ function fromManifest(s: RunSummary, l: LedgerRun | null): RunHistoryEntry {
     stages: s.stages,
     stages_done: s.stages_done,
     hint: s.hint,
+    failures: s.failures,
     seconds: s.seconds,
     documents: s.documents,
     rows: s.rows,
@@ -112,6 +116,7 @@ function fromLedger(l: LedgerRun): RunHistoryEntry {
     stages: { extract: null, transform: null, load: 'done' },
     stages_done: ['load'],
     hint: null,
+    failures: [],
     seconds: { extract: null, transform: null, load: null },
     documents: null,
     rows: l.rows,

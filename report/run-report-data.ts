@@ -10,7 +10,7 @@ import { reconcile } from '../audit/reconcile.ts';
 import type { Identity } from '../audit/verify-report.ts';
 import type { LoadTableRecord } from '../staging/manifest-load.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
-import { killedHint, killedStage, shownStages } from '../staging/stage-writer.ts';
+import { failedStages, killedHint, killedStage, shownStages, type StageFailure } from '../staging/stage-writer.ts';
 import type { RunHistoryEntry } from './run-history.ts';
 
 const EXAMPLES_PER_REASON = 3;
@@ -55,12 +55,6 @@ export interface RunReportData {
   readonly history: readonly RunHistoryEntry[];
 }
 
-export interface StageFailure {
-  readonly stage: StageName;
-  readonly code: string;
-  readonly message: string;
-  readonly hint: string;
-}
 
 export async function gatherRunReport(paths: RunPaths, manifest: Manifest, history: readonly RunHistoryEntry[], secrets: readonly string[]): Promise<RunReportData> {
   const tables: TableFigures[] = [];
@@ -81,17 +75,9 @@ export async function gatherRunReport(paths: RunPaths, manifest: Manifest, histo
   );
   const killed = killedStage(shownStages(manifest));
   const hint = killed ? killedHint(killed, paths.runId) : null;
-  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), hint, failures: stageFailures(manifest, paths.runId, secrets), tables, identities: reconcile(manifest), watermarks, history };
-}
-
-/** The stages whose section says `failed`, with the error it recorded: a report that says "failed" says why. */
-function stageFailures(m: Manifest, runId: string, secrets: readonly string[]): StageFailure[] {
-  return (['extract', 'transform', 'load'] as const).flatMap((stage) => {
-    const s = m.stages[stage];
-    if (s?.status !== 'failed') return [];
-    const again = stage === 'extract' ? 'make a new run with `etl extract`' : `run \`etl ${stage} --run ${runId}\` again`;
-    return [{ stage, code: s.error?.code ?? 'unknown', message: redactText(s.error?.message ?? 'no error recorded', secrets), hint: `fix what the error names, then ${again}` }];
-  });
+  // A report that says "failed" says why; the configured secrets scrubbed again (a manifest from elsewhere).
+  const failures = failedStages(manifest, paths.runId).map((f) => ({ ...f, message: redactText(f.message, secrets) }));
+  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), hint, failures, tables, identities: reconcile(manifest), watermarks, history };
 }
 
 function unique<T>(xs: readonly T[]): T[] {

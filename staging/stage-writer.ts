@@ -85,6 +85,25 @@ export function killedStage(stages: Readonly<Record<StageName, ShownStageStatus 
   return (Object.keys(stages) as StageName[]).find((s) => stages[s] === 'killed') ?? null;
 }
 
+/** A stage whose section says `failed`: the error it recorded (redacted when recorded: failureRecord). */
+export interface StageFailure {
+  readonly stage: StageName;
+  readonly code: string;
+  readonly message: string;
+  /** What to do: fix what the error names, then run the stage again (or, for extract, make a new run). */
+  readonly hint: string;
+}
+
+/** The stages of a run that failed, with the error each recorded and what to do (runs, report). */
+export function failedStages(m: Manifest | null, runId: string): StageFailure[] {
+  return STAGES.flatMap((stage) => {
+    const s = m?.stages?.[stage];
+    if (s?.status !== 'failed') return [];
+    const again = stage === 'extract' ? 'make a new run with `etl extract`' : `run \`etl ${stage} --run ${runId}\` again`;
+    return [{ stage, code: s.error?.code ?? 'unknown', message: s.error?.message ?? 'no error recorded', hint: `fix what the error names, then ${again}` }];
+  });
+}
+
 /** What recovers a run killed in `stage`, and what `etl clean` does with it (status, runs, report). */
 export function killedHint(stage: StageName, runId: string): string {
   const gone = `its ${stage} was killed (its process is gone)`;

@@ -2,6 +2,7 @@
 // runs the ledger in PostgreSQL recorded as loaded (when it can be reached).
 import type { Command, CommandContext } from '../command.ts';
 import { writeJson } from '../output.ts';
+import { printableLine } from '../../errors/printable.ts';
 import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { duration } from '../progress/meter.ts';
@@ -72,6 +73,8 @@ export function renderHistory(h: RunHistory): string {
   const out = [formatTable(headers, rows, { maxWidth: 132, minWidths: [undefined, undefined, 12] }).trimEnd()];
   for (const r of h.runs.filter((x) => x.problem)) out.push(`${r.run_id}: ${r.problem}`);
   for (const r of h.runs.filter((x) => x.hint)) out.push(`${r.run_id}: ${r.hint}`);
+  // A run that says "failed" says why (the error is the one its stage printed, recorded redacted).
+  for (const r of h.runs) for (const f of r.failures) out.push(`${r.run_id}: its ${f.stage} failed: ${printableLine(f.message.replace(/\s*\n\s*/g, ' '), 300)} [${f.code}]; ${f.hint}`);
   out.push(`${h.runs.length} run${h.runs.length === 1 ? '' : 's'} (${h.staging}${h.latest ? `; * = latest` : ''})`);
   return `${out.join('\n')}\n${ledgerNote(h)}`;
 }

@@ -334,5 +334,12 @@ describe('report of a run whose stage failed', () => {
     const html = await readFile(path.join(run.paths.dir, 'report.html'), 'utf8');
     assert.match(html, /<dt>result<\/dt><dd>not loaded \(failed\)<\/dd>/);
     assert.match(html, new RegExp(`<dt>load failed</dt><dd>users: [^<]*users are read-only today \\[pg_P0001\\]; fix what the error names, then run \`etl load --run ${run.runId}\` again</dd>`));
+
+    // etl runs says why as well (it said `failed` in the load column, and no more).
+    const runs = await etl(['runs', '--no-ledger'], { cwd: run.cwd });
+    assert.equal(runs.code, 0, runs.output);
+    assert.match(runs.stdout, new RegExp(`^${run.runId}: its load failed: users: .*users are read-only today \\[pg_P0001\\]; fix what the error names, then run \`etl load --run ${run.runId}\` again$`, 'm'));
+    const json = JSON.parse((await etl(['runs', '--no-ledger', '--json'], { cwd: run.cwd })).stdout) as { runs: { run_id: string; failures: { stage: string; code: string }[] }[] };
+    assert.deepEqual(json.runs.find((r) => r.run_id === run.runId)?.failures.map((f) => [f.stage, f.code]), [['load', 'pg_P0001']]);
   });
 });
