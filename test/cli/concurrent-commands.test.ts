@@ -163,7 +163,9 @@ test('two etl extract at once: `latest` ends on the newer run, whichever finishe
 
 test('etl load waiting for the lock, while the same run is transformed again: it refuses once it has the lock, and loads nothing the manifest no longer holds', async (t) => {
   const { staging, dbUrl, env, flags, run } = await transformedRun(t, 'load-retransformed');
-  const manifestOf = async () => JSON.parse(await readFile(path.join(staging, run, 'manifest.json'), 'utf8')) as { stages: Record<string, { status: string; tables?: Record<string, unknown> } | undefined> };
+  const manifestOf = async () =>
+    JSON.parse(await readFile(path.join(staging, run, 'manifest.json'), 'utf8')) as { stages: Record<string, { status: string; tables?: Record<string, unknown>; tables_kept?: string[] } | undefined> };
+  const transformedTables = Object.keys((await manifestOf()).stages.transform!.tables!);
 
   // Another load holds the lock: this one waits, its plan made from the run as it was transformed.
   const holder = new pg.Client({ connectionString: dbUrl, application_name: 'nightly-etl' });
@@ -177,10 +179,10 @@ test('etl load waiting for the lock, while the same run is transformed again: it
   });
   await until('the load waits for the lock', async () => /waiting for another etl load to finish/.test(load.stderr));
 
-  // Meanwhile someone transforms the run again, for one table.
+  // Meanwhile someone transforms the run again, for one table (the other tables' files are kept).
   const again = await etl(['transform', '--run', run, '--tables', 'users', ...flags], { cwd: work, env });
   assert.equal(again.code, 0, again.stderr);
-  assert.deepEqual(Object.keys((await manifestOf()).stages.transform!.tables!), ['users']);
+  assert.deepEqual((await manifestOf()).stages.transform!.tables_kept, transformedTables.filter((x) => x !== 'users'));
 
   await holder.query('SELECT pg_advisory_unlock($1::bigint)', [LOAD_LOCK_KEY]);
   const refused = await load.done;
@@ -192,10 +194,10 @@ test('etl load waiting for the lock, while the same run is transformed again: it
   const rows = await holder.query('SELECT count(*)::int AS n FROM "users"').catch(() => ({ rows: [{ n: 0 }] }));
   assert.equal(rows.rows[0].n, 0, 'nothing was loaded');
 
-  // Loaded again, it loads what the run now holds.
+  // Loaded again, it loads what the run now holds: users as transformed again, the rest as kept.
   const loaded = await etl(['load', '--run', run, ...flags], { cwd: work, env });
   assert.equal(loaded.code, 0, loaded.stderr);
-  assert.deepEqual(Object.keys((await manifestOf()).stages.load!.tables!), ['users']);
+  assert.deepEqual(Object.keys((await manifestOf()).stages.load!.tables!).sort(), [...transformedTables].sort());
 });
 
 test('etl clean removing the run etl pack is reading: pack says the run was removed, writes no archive, no internal error', async (t) => {
