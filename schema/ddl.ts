@@ -2,23 +2,21 @@
 // identifier goes through ident(). Constraints carry deterministic names (PostgreSQL's own pattern:
 // users_pkey, users_targets_user_id_target_id_type_key, events_company_id_fkey) so a person reading
 // the catalogs, and drift, find them under the name the YAML implies.
-import { createHash } from 'node:crypto';
 import type { ColumnModel, TableModel } from '../model/types.ts';
-import { ident, identList, literal, type SqlIdent } from './sql.ts';
-
-// PostgreSQL truncates longer names silently; two long names could then collide.
-const MAX_NAME_BYTES = 63;
+import { fittedName, ident, identList, literal, type SqlIdent } from './sql.ts';
 
 /** `<table>_<columns>_<suffix>`, shortened with a hash when over 63 bytes so it stays unique. */
 export function constraintName(table: string, columns: readonly string[], suffix: 'pkey' | 'key' | 'fkey'): string {
-  const full = suffix === 'pkey' ? `${table}_pkey` : `${table}_${columns.join('_')}_${suffix}`;
-  if (Buffer.byteLength(full) <= MAX_NAME_BYTES) return full;
-  const hash = createHash('sha256').update(full).digest('hex').slice(0, 8);
-  const tail = `_${hash}_${suffix}`;
-  let head = full;
-  while (Buffer.byteLength(head) + Buffer.byteLength(tail) > MAX_NAME_BYTES) head = head.slice(0, -1);
-  return `${head}${tail}`;
+  return fittedName(suffix === 'pkey' ? `${table}_pkey` : `${table}_${columns.join('_')}_${suffix}`, `_${suffix}`);
 }
+
+/**
+ * The sequence of a column changed to SERIAL: `<table>_<column>_seq`, as PostgreSQL names the one
+ * CREATE TABLE makes, shortened with a hash when over 63 bytes: PostgreSQL's truncation of two such
+ * names could otherwise make them one, and CREATE SEQUENCE IF NOT EXISTS would hand both columns the
+ * same sequence.
+ */
+export const sequenceName = (t: TableModel, c: ColumnModel): string => fittedName(`${t.name}_${c.name}_seq`, '_seq');
 
 const primaryKeyName = (t: TableModel) => constraintName(t.name, t.primaryKey, 'pkey');
 const uniqueName = (t: TableModel, cols: readonly string[]) => constraintName(t.name, cols, 'key');
@@ -67,7 +65,7 @@ export function addColumnSql(t: TableModel, c: ColumnModel): string {
 /** Changes a column's type; a SERIAL becomes an INTEGER fed by its own sequence, as CREATE would make it. */
 export function alterColumnTypeSql(t: TableModel, c: ColumnModel): string[] {
   if (c.sqlType.kind === 'serial') {
-    const seq = `${t.name}_${c.name}_seq`;
+    const seq = sequenceName(t, c);
     return [
       `CREATE SEQUENCE IF NOT EXISTS ${ident(seq)} OWNED BY ${table(t)}.${ident(c.name)}`,
       `ALTER TABLE ${table(t)} ALTER COLUMN ${ident(c.name)} TYPE INTEGER USING ${ident(c.name)}::INTEGER`,

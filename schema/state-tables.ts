@@ -8,11 +8,10 @@
 //
 // Watermarks live here, not in MAX(updated_at) of the data: a document written while an extract
 // ran must still be read by the next run, and only the extract's start time (minus a margin) says so.
-import { createHash } from 'node:crypto';
 import type { PipelineModel, TableModel } from '../model/types.ts';
 import { sqlTypeText } from '../model/sql-types.ts';
 import { documentIdColumn } from '../mapping/scope.ts';
-import { ident, identList } from './sql.ts';
+import { fittedName, ident, identList } from './sql.ts';
 
 export { documentIdColumn } from '../mapping/scope.ts';
 
@@ -138,20 +137,8 @@ const GONE: StateTable = Object.freeze({
   primaryKey: ['table_name', 'key'],
 });
 
-// PostgreSQL truncates longer names silently; two long names could then collide.
-const MAX_NAME_BYTES = 63;
-
-/** `<prefix><name>`, shortened with a hash when over 63 bytes so it stays unique. */
-function fitName(full: string): string {
-  if (Buffer.byteLength(full) <= MAX_NAME_BYTES) return full;
-  const tail = `_${createHash('sha256').update(full).digest('hex').slice(0, 8)}`;
-  let head = full;
-  while (Buffer.byteLength(head) + tail.length > MAX_NAME_BYTES) head = head.slice(0, -1);
-  return `${head}${tail}`;
-}
-
 /** `etl_contrib_<table>`: the contributions state table of a dedupe table. */
-export const contributionsTableName = (table: string): string => fitName(`etl_contrib_${table}`);
+export const contributionsTableName = (table: string): string => fittedName(`etl_contrib_${table}`);
 
 /**
  * A dedupe table's contributions (load/contributions.ts): one row per contributing source document
@@ -166,7 +153,7 @@ function contributionsTable(t: TableModel): StateTable {
     purpose: `the row each source document contributes to ${t.name} (dedupe), by document _id`,
     columns: [col(documentIdColumn(t), 'TEXT', true), ...columns],
     primaryKey: [documentIdColumn(t)],
-    indexes: [{ name: fitName(`${name}_key`), columns: [...(t.dedupe?.key ?? [])] }],
+    indexes: [{ name: fittedName(`${name}_key`), columns: [...(t.dedupe?.key ?? [])] }],
   });
 }
 
