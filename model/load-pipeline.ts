@@ -4,7 +4,7 @@
 // whole file can tell (columns named by mappings, strategies and constraints, foreign keys, cycles,
 // export_order) and points each finding at the node that names the offending thing.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError } from '../errors/etl-error.ts';
@@ -35,12 +35,28 @@ export const DEFAULT_SETTINGS: Settings = Object.freeze({
   nulCharacter: 'reject',
 });
 
+/**
+ * The largest pipeline file etl reads: the whole Wappizy mapping (31 tables) is 25 kB. A file of tens
+ * of MB is a mistake, and would take minutes and gigabytes to parse (the YAML parser checks each key
+ * of a mapping against the others), so it is refused before it is read.
+ */
+export const MAX_PIPELINE_BYTES = 1024 * 1024;
+
+/** The finding of a file over MAX_PIPELINE_BYTES. */
+function tooLarge(file: string, size: number): ConfigFinding {
+  const mib = (size / 1024 / 1024).toFixed(1);
+  return { file, line: 1, col: 1, path: [], code: 'file_too_large', message: `the file is ${mib} MiB (${size} bytes): a pipeline file holds at most 1 MiB` };
+}
+
 export async function loadPipeline(file: string, options: LoadPipelineOptions = {}): Promise<PipelineModel> {
   const abs = path.resolve(file);
   let bytes: Buffer;
   try {
+    const { size } = await stat(abs);
+    if (size > MAX_PIPELINE_BYTES) throw invalidPipeline(abs, [tooLarge(abs, size)]);
     bytes = await readFile(abs);
   } catch (cause) {
+    if (cause instanceof ConfigError) throw cause;
     const code = (cause as NodeJS.ErrnoException).code;
     throw new ConfigError(`cannot read the pipeline file ${abs}${code === 'ENOENT' ? ': no such file' : `: ${(cause as Error).message}`}`, [], {
       cause,
@@ -53,17 +69,14 @@ export async function loadPipeline(file: string, options: LoadPipelineOptions = 
 
 /** The same as loadPipeline, from bytes already read (`file` names them in findings). */
 export function resolvePipeline(bytes: Uint8Array, file: string, options: LoadPipelineOptions = {}): PipelineModel {
+  const fail = (findings: readonly ConfigFinding[]): never => {
+    throw invalidPipeline(file, findings);
+  };
+  if (bytes.length > MAX_PIPELINE_BYTES) fail([tooLarge(file, bytes.length)]);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const text = Buffer.from(bytes).toString('utf8');
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const fail = (findings: readonly ConfigFinding[]): never => {
-    const errors = findings.length === 1 ? '1 error' : `${findings.length} errors`;
-    throw new ConfigError(`${file} is not a valid pipeline: ${errors}`, findings, {
-      context: { file, line: findings[0]?.line, path: findings[0] ? findings[0].path.join('.') : undefined },
-      hint: 'fix the lines above, then run `etl validate`',
-    });
-  };
   if (doc.errors.length > 0) {
     fail(
       doc.errors.map((e) => {
@@ -82,6 +95,15 @@ export function resolvePipeline(bytes: Uint8Array, file: string, options: LoadPi
     fail(sorted.map((l) => ({ file, ...l })));
   }
   return deepFreeze(model!);
+}
+
+/** The one error of a pipeline file with findings, each naming its line. */
+function invalidPipeline(file: string, findings: readonly ConfigFinding[]): ConfigError {
+  const errors = findings.length === 1 ? '1 error' : `${findings.length} errors`;
+  return new ConfigError(`${file} is not a valid pipeline: ${errors}`, findings, {
+    context: { file, line: findings[0]?.line, path: findings[0] ? findings[0].path.join('.') : undefined },
+    hint: 'fix the lines above, then run `etl validate`',
+  });
 }
 
 class Resolver {
