@@ -5,7 +5,7 @@
 // not at whether it parses as a URL.
 
 export type CredentialKind =
-  | 'url_password' // a URL whose user part carries a password (user, colon, password, @), also malformed (postgres//…, postgresql:…)
+  | 'url_password' // a URL whose user part carries a password (user, colon, password, @), also malformed (postgres//…, postgresql:…), or lost its @ (scheme://user:password)
   | 'password_setting' // password=…, POSTGRES_PASSWORD=…, "token": "…", libpq keyword form
   | 'private_key' // -----BEGIN … PRIVATE KEY-----, PuTTY key files
   | 'aws_access_key' // AKIA… / ASIA…
@@ -34,8 +34,9 @@ const CREDENTIAL_HINT = /@|pass|secret|token|key|AKIA|ASIA|gh[pousr]_|xox[abposr
 
 /** Every credential-shaped span of `text`, in order, not overlapping. */
 export function findCredentials(text: string, mode: FindMode = 'display'): CredentialHit[] {
-  if (!CREDENTIAL_HINT.test(text)) return [];
-  const hits: CredentialHit[] = [...userinfoHits(text, mode), ...settingHits(text), ...patternHits(text)];
+  const bare = mode === 'display' ? bareUserinfoHits(text) : [];
+  if (!CREDENTIAL_HINT.test(text)) return bare;
+  const hits: CredentialHit[] = [...bare, ...userinfoHits(text, mode), ...settingHits(text), ...patternHits(text)];
   hits.sort((a, b) => a.start - b.start || b.end - a.end);
   const merged: CredentialHit[] = [];
   for (const h of hits) {
@@ -124,6 +125,35 @@ function passwordSpan(head: string, mode: FindMode): [number, number] | null {
   return [colon + 1, head.length];
 }
 
+/**
+ * `scheme://user:rest` with no `@`: `rest` is a port (or a MongoDB host list) or a password whose
+ * `@host` was lost, e.g. to a `#` that .env reads as the start of a comment
+ * (`DATABASE_URL=postgresql://etl:Pa55word#1@db/app` is `postgresql://etl:Pa55word` there). Display
+ * mode only, and to the end of the token: over-redacting a message is harmless, a password is not.
+ */
+function bareUserinfoHits(text: string): CredentialHit[] {
+  const hits: CredentialHit[] = [];
+  for (let at = text.indexOf('://'); at !== -1; at = text.indexOf('://', at + 3)) {
+    const start = at + 3;
+    let end = start;
+    while (end < text.length && !/\s/.test(text[end]!)) end += 1;
+    const token = text.slice(start, end);
+    if (token.includes('@')) continue; // user:password@host: userinfoHits
+    const authority = token.split(/[/?#]/, 1)[0]!;
+    const colon = authority.indexOf(':');
+    if (colon <= 0 || authority.startsWith('[')) continue;
+    const port = authority.slice(colon + 1);
+    // The quote or bracket a message closes the string with stays.
+    const rest = token.slice(colon + 1).replace(/["'`)\]]+$/, '');
+    if (PORTS.test(port) || isRedacted(port) || rest === '') continue;
+    hits.push({ kind: 'url_password', start: start + colon + 1, end: start + colon + 1 + rest.length });
+  }
+  return hits;
+}
+
+/** A port, or MongoDB's `27017,host2:27017,…`: what may follow `host:` in a URL. */
+const PORTS = /^\d{1,5}(?:,[^,:]+(?::\d{1,5})?)*$/;
+
 // ── password=…, "password": "…" ──────────────────────────────────────────────────────────────────
 
 // A setting whose name ends like a secret: password, POSTGRES_PASSWORD, passphrase, api_key, token…;
@@ -206,10 +236,12 @@ export function quotedConnectionString(value: string): string {
 export function connectionStringSecrets(value: string): string[] {
   const masked = value.replace(/\s/g, '\u0001');
   const out = new Set<string>();
-  for (const h of [...userinfoHits(masked, 'display'), ...settingHits(value)]) {
+  for (const h of [...userinfoHits(masked, 'display'), ...bareUserinfoHits(masked), ...settingHits(value)]) {
     const raw = value.slice(h.start, h.end);
     if (raw.length === 0 || isRedacted(raw)) continue;
     out.add(raw);
+    // A password whose @host was lost: a URL parser quotes only its part before a / ? or #.
+    if (h.kind === 'url_password' && !value.includes('@')) out.add(raw.split(/[/?#]/, 1)[0]!);
     // A quoted keyword value: its text as the driver sees it is a secret too.
     const m = /^'((?:\\.|[^'\\])*)'$/.exec(raw) ?? /^"((?:\\.|[^"\\])*)"$/.exec(raw);
     if (m) out.add(m[1]!.replace(/\\(.)/g, '$1'));
