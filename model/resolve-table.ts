@@ -20,9 +20,14 @@ import { isRecord, list, MAX_IDENTIFIER_BYTES, quote as q, sameSet } from './res
 import { checkFileNames } from './names.ts';
 
 /** Tables the tool keeps its own state in (schema/state-tables.ts): a pipeline may not define them. */
-export const RESERVED_TABLES: readonly string[] = Object.freeze(['etl_watermarks', 'etl_runs', 'etl_pending', 'etl_claims']);
-/** Names starting so are the contributions tables of dedupe tables (schema/state-tables.ts). */
-const RESERVED_PREFIX = 'etl_contrib_';
+export const RESERVED_TABLES: readonly string[] = Object.freeze(['etl_watermarks', 'etl_runs', 'etl_pending', 'etl_claims', 'etl_gone']);
+/**
+ * Every name starting so is the tool's: its state tables (those above, the contributions table
+ * etl_contrib_<table> of each dedupe table, any added later) and their keys and indexes. A table of
+ * the pipeline under such a name would be one with them: `CREATE TABLE IF NOT EXISTS` skips a name
+ * taken, and `etl schema` then adds the pipeline's columns and key to the tool's table.
+ */
+const RESERVED_PREFIX = 'etl_';
 
 export interface ColumnDraft {
   readonly name: string;
@@ -170,7 +175,7 @@ class TableResolver {
       this.add(this.path, 'name_too_long', `table name ${q(this.name)} is longer than ${MAX_IDENTIFIER_BYTES} bytes (PostgreSQL would truncate it)`, null, 'key');
     }
     if (RESERVED_TABLES.includes(this.name) || this.name.startsWith(RESERVED_PREFIX)) {
-      this.add(this.path, 'reserved_table', `table name ${q(this.name)} is reserved for the tool's own state (reserved: ${list(RESERVED_TABLES)}, ${RESERVED_PREFIX}…)`, null, 'key');
+      this.add(this.path, 'reserved_table', `table name ${q(this.name)} is reserved for the tool's own state (every name starting with ${RESERVED_PREFIX}: ${list(RESERVED_TABLES)}, etl_contrib_<table>, their keys and indexes)`, null, 'key');
     }
     checkFileNames(this.ctx, this.name, this.raw.mongo_collection, this.path);
   }

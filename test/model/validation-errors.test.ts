@@ -641,6 +641,17 @@ const cases: readonly Case[] = [
     code: 'reserved_table', key: 'etl_runs', says: ['reserved'],
   },
   {
+    // etl schema made the two one: the pipeline's columns and primary key added to the state table.
+    name: 'the state table of gone documents is reserved too',
+    yaml: `tables:\n  etl_gone: # HERE\n    include_base: true\n    export_order: 1\n`,
+    code: 'reserved_table', key: 'etl_gone', says: ['reserved'],
+  },
+  {
+    name: 'so is every etl_ name: the keys and indexes of the state tables, and state tables to come',
+    yaml: `tables:\n  etl_pending_pkey: # HERE\n    include_base: true\n    export_order: 1\n`,
+    code: 'reserved_table', key: 'etl_pending_pkey', says: ['reserved', 'etl_'],
+  },
+  {
     name: 'YAML syntax errors (a table defined twice) carry their line',
     yaml: `tables:${companies}\n  companies: # HERE\n    include_base: true\n    export_order: 1\n`,
     code: 'yaml_syntax', key: 'unique', says: [/unique/i],
