@@ -17,6 +17,7 @@ import { findCycles, loadOrder } from './load-order.ts';
 import { fieldsOfFilter } from './filter.ts';
 import { documentKeyOf, mergeKindOf, resolveTable, type TableDraft } from './resolve-table.ts';
 import { isRecord, list, quote as q, sameSet } from './resolve-util.ts';
+import { constraintName, contributionsIndexName, contributionsTableName } from './derived-names.ts';
 
 export { sqlTypeText } from './sql-types.ts';
 
@@ -106,6 +107,18 @@ function invalidPipeline(file: string, findings: readonly ConfigFinding[]): Conf
   });
 }
 
+/** The relations etl creates for a table (the table, the indexes of its keys, its state table), each with words for it. */
+function relationsOf(t: TableModel): [name: string, what: string, isTable?: boolean][] {
+  const out: [string, string, boolean?][] = [[t.name, `table ${q(t.name)}`, true]];
+  if (t.primaryKey.length > 0) out.push([constraintName(t.name, t.primaryKey, 'pkey'), `the primary key of table ${q(t.name)}`]);
+  for (const u of t.uniqueConstraints) out.push([constraintName(t.name, u, 'key'), `the unique constraint (${list(u)}) of table ${q(t.name)}`]);
+  if (t.strategy === 'dedupe') {
+    out.push([contributionsTableName(t.name), `the contributions table of ${q(t.name)}`]);
+    out.push([contributionsIndexName(t.name), `the index of the contributions table of ${q(t.name)}`]);
+  }
+  return out;
+}
+
 class Resolver {
   constructor(
     private readonly ctx: LintContext,
@@ -136,6 +149,7 @@ class Resolver {
     );
     if (order === null) return null; // a cycle, already reported
     const tables = new Map<string, TableModel>(order.map((name) => [name, this.tableModel(drafts.get(name)!, exportOrder.get(name)!)]));
+    this.relationNames([...drafts.values()].map((d) => tables.get(d.name)!));
     return {
       file: this.file,
       sha256: this.sha256,
@@ -144,6 +158,32 @@ class Resolver {
       loadOrder: order,
       collections: collectionsOf(order.map((n) => tables.get(n)!)),
     };
+  }
+
+  /**
+   * PostgreSQL keeps tables and the indexes behind keys under one name space: two of them etl would
+   * name alike (table "a_b" with UNIQUE (c) and table "a" with UNIQUE (b_c), both "a_b_c_key"; a table
+   * "users_pkey" beside "users"; the contributions of dedupe tables "a" and "a_key") would make
+   * `etl schema` fail half-way, or skip one (IF NOT EXISTS). Refused here, both named.
+   */
+  private relationNames(tables: readonly TableModel[]): void {
+    const taken = new Map<string, string>();
+    for (const t of tables) {
+      for (const [name, what, isTable] of relationsOf(t)) {
+        const first = taken.get(name);
+        if (first === undefined) {
+          taken.set(name, what);
+          continue;
+        }
+        this.ctx.add(
+          ['tables', t.name],
+          'name_collision',
+          `${isTable ? `${what} has the name of ${first}` : `${what} would be named ${q(name)}, as is ${first}`}: PostgreSQL cannot hold both under one name (rename a table or a column)`,
+          null,
+          'key',
+        );
+      }
+    }
   }
 
   private settings(raw: RawSettings): Settings {

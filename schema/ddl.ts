@@ -3,12 +3,10 @@
 // users_pkey, users_targets_user_id_target_id_type_key, events_company_id_fkey) so a person reading
 // the catalogs, and drift, find them under the name the YAML implies.
 import type { ColumnModel, TableModel } from '../model/types.ts';
-import { fittedName, ident, identList, literal, type SqlIdent } from './sql.ts';
+import { constraintName, fittedName } from '../model/derived-names.ts';
+import { ident, identList, literal, type SqlIdent } from './sql.ts';
 
-/** `<table>_<columns>_<suffix>`, shortened with a hash when over 63 bytes so it stays unique. */
-export function constraintName(table: string, columns: readonly string[], suffix: 'pkey' | 'key' | 'fkey'): string {
-  return fittedName(suffix === 'pkey' ? `${table}_pkey` : `${table}_${columns.join('_')}_${suffix}`, `_${suffix}`);
-}
+export { constraintName } from '../model/derived-names.ts';
 
 /**
  * The sequence of a column changed to SERIAL: `<table>_<column>_seq`, as PostgreSQL names the one

@@ -3,9 +3,7 @@
 // string, so an unquoted name does not compile. Values go into the statement's own parameters array
 // as $1, $2, …: every statement is a CompiledQuery built by compiled(sql, parameters), and runSql is
 // the one way to run it, so no caller passes values by position to SQL it did not write.
-import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { MAX_IDENTIFIER_BYTES } from '../model/resolve-util.ts';
 import { withEndReason } from '../errors/connection-ended.ts';
 
 declare const sqlIdentBrand: unique symbol;
@@ -17,20 +15,6 @@ export function ident(name: string): SqlIdent {
   if (name.length === 0) throw new TypeError('an SQL identifier cannot be empty');
   if (name.includes('\u0000')) throw new TypeError('an SQL identifier cannot hold a NUL character');
   return pg.escapeIdentifier(name) as SqlIdent;
-}
-
-/**
- * A name etl derives (`<table>_pkey`, `etl_contrib_<table>`, `<table>_<column>_seq`): `full` when it
- * fits PostgreSQL's 63 bytes (longer ones it truncates silently, so two could become one), else as
- * much of it as fits, a hash of the whole, then `suffix`. The cut is between characters, never inside
- * a UTF-16 pair: half of one reaches PostgreSQL as U+FFFD, a name etl would never find again.
- */
-export function fittedName(full: string, suffix = ''): string {
-  if (Buffer.byteLength(full) <= MAX_IDENTIFIER_BYTES) return full;
-  const tail = `_${createHash('sha256').update(full).digest('hex').slice(0, 8)}${suffix}`;
-  const head = Array.from(full);
-  while (Buffer.byteLength(head.join('')) + Buffer.byteLength(tail) > MAX_IDENTIFIER_BYTES) head.pop();
-  return `${head.join('')}${tail}`;
 }
 
 /** `"schema"."name"`. */

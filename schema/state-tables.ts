@@ -11,7 +11,8 @@
 import type { PipelineModel, TableModel } from '../model/types.ts';
 import { sqlTypeText } from '../model/sql-types.ts';
 import { documentIdColumn } from '../mapping/scope.ts';
-import { fittedName, ident, identList } from './sql.ts';
+import { contributionsIndexName, contributionsTableName } from '../model/derived-names.ts';
+import { ident, identList } from './sql.ts';
 
 export { documentIdColumn } from '../mapping/scope.ts';
 
@@ -137,8 +138,7 @@ const GONE: StateTable = Object.freeze({
   primaryKey: ['table_name', 'key'],
 });
 
-/** `etl_contrib_<table>`: the contributions state table of a dedupe table. */
-export const contributionsTableName = (table: string): string => fittedName(`etl_contrib_${table}`);
+export { contributionsTableName } from '../model/derived-names.ts';
 
 /**
  * A dedupe table's contributions (load/contributions.ts): one row per contributing source document
@@ -153,7 +153,7 @@ function contributionsTable(t: TableModel): StateTable {
     purpose: `the row each source document contributes to ${t.name} (dedupe), by document _id`,
     columns: [col(documentIdColumn(t), 'TEXT', true), ...columns],
     primaryKey: [documentIdColumn(t)],
-    indexes: [{ name: fittedName(`${name}_key`), columns: [...(t.dedupe?.key ?? [])] }],
+    indexes: [{ name: contributionsIndexName(t.name), columns: [...(t.dedupe?.key ?? [])] }],
   });
 }
 

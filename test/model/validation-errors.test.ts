@@ -652,6 +652,63 @@ const cases: readonly Case[] = [
     code: 'reserved_table', key: 'etl_pending_pkey', says: ['reserved', 'etl_'],
   },
   {
+    // etl schema failed half-way: relation "a_b_c_key" already exists.
+    name: 'two unique constraints etl would name alike (a_b UNIQUE (c), a UNIQUE (b_c)): both named',
+    yaml: `tables:
+  a_b:
+    include_base: true
+    additional_columns:
+      - name: c
+        sql_type: VARCHAR
+    unique_constraints:
+      - [c]
+  a: # HERE
+    include_base: true
+    additional_columns:
+      - name: b_c
+        sql_type: VARCHAR
+    unique_constraints:
+      - [b_c]
+`,
+    code: 'name_collision', key: 'a', says: ['the unique constraint (b_c) of table "a" would be named "a_b_c_key", as is the unique constraint (c) of table "a_b"'],
+  },
+  {
+    name: 'a table with the name of another table\'s primary key',
+    yaml: `tables:\n  users:\n    include_base: true\n  users_pkey: # HERE\n    include_base: true\n`,
+    code: 'name_collision', key: 'users_pkey', says: ['table "users_pkey" has the name of the primary key of table "users"'],
+  },
+  {
+    // etl schema failed: cannot open relation "etl_contrib_a_key" (an index, not a table).
+    name: 'two dedupe tables whose contributions table and index etl would name alike',
+    yaml: `tables:
+  a:
+    mongo_collection: logs
+    strategy: dedupe
+    dedupe_key: [user_id]
+    latest_by: updated_at
+    columns:
+      - name: user_id
+        sql_type: VARCHAR
+        primary_key: true
+      - name: updated_at
+        sql_type: TIMESTAMP
+        nullable: false
+  a_key: # HERE
+    mongo_collection: logs
+    strategy: dedupe
+    dedupe_key: [user_id]
+    latest_by: updated_at
+    columns:
+      - name: user_id
+        sql_type: VARCHAR
+        primary_key: true
+      - name: updated_at
+        sql_type: TIMESTAMP
+        nullable: false
+`,
+    code: 'name_collision', key: 'a_key', says: ['the contributions table of "a_key" would be named "etl_contrib_a_key", as is the index of the contributions table of "a"'],
+  },
+  {
     name: 'YAML syntax errors (a table defined twice) carry their line',
     yaml: `tables:${companies}\n  companies: # HERE\n    include_base: true\n    export_order: 1\n`,
     code: 'yaml_syntax', key: 'unique', says: [/unique/i],
