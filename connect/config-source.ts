@@ -39,7 +39,15 @@ export function settingsReader(env: Readonly<Record<string, string | undefined>>
     const fromFile = nonEmpty(dotenv[name]);
     if (fromFile === undefined) return undefined;
     const line = lineOf(text, name);
-    return { value: fromFile, where: `${name} (${envFile}${line ? ` line ${line}` : ''})` };
+    const where = `${name} (${envFile}${line ? ` line ${line}` : ''})`;
+    if (line !== null && cutByComment(text.split(/\r?\n/)[line - 1]!)) {
+      // Not shown: the value is often a password, and what follows the # is the rest of it.
+      throw new ConfigError(`${where}: its value holds a # right after other characters, which .env reads as the start of a comment: etl would read only what comes before it`, [], {
+        context: { variable: name },
+        hint: 'put the value in double quotes in the .env file, or a blank before a comment',
+      });
+    }
+    return { value: fromFile, where };
   };
   return {
     get: (name) => read(name)?.value,
@@ -54,6 +62,16 @@ export function settingsReader(env: Readonly<Record<string, string | undefined>>
       return Number(s.value);
     },
   };
+}
+
+/**
+ * An unquoted .env value with a `#` right after other characters (`PASSWORD=ab#cd`): dotenv ends the
+ * value there, a shell would not, and a person rarely means it (a password or a URL holding `#`).
+ */
+function cutByComment(line: string): boolean {
+  const m = /^\s*(?:export\s+)?[\w.-]+\s*[=:]\s*(.*)$/.exec(line);
+  if (!m || /^['"`]/.test(m[1]!)) return false;
+  return /[^\s#]#/.test(m[1]!);
 }
 
 /** The line of the last definition of `name` in a .env text (dotenv keeps the last one). */

@@ -1,7 +1,8 @@
 // A password holding `#`, written unquoted in .env: dotenv reads `#` as the start of a comment, so
-// `postgresql://etl:<password>#…@db/app` arrives as `postgresql://etl:<head of the password>`, a URL
-// with no `@` whose "port" or "user info" is the password's head. No command may print it, in its
-// text or its --json output (etl validate --json, the one reading no connection, aside).
+// `postgresql://etl:<password>#…@db/app` arrived as `postgresql://etl:<head of the password>`, a URL
+// with no `@` whose "port" or "user info" is the password's head, and etl printed it. Now such a
+// value is refused, naming its variable and line (never its value); and a connection string that
+// lost its @host anyway (given so in the environment) shows no password, in text and --json.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -49,6 +50,41 @@ describe('a password cut by # in .env is never shown', () => {
       }
     });
   }
+
+  test('a # right after other characters in an unquoted .env value is refused, naming the variable and line, never the value (exit 2)', async (t) => {
+    const dir = await tempDir('etl-env-hash-', t);
+    const pg = await servers.postgres.createDatabase(t.name);
+    const { hostname, port } = new URL(pg);
+    await writeFile(path.join(dir, 'pipeline.yaml'), PIPELINE);
+    const secret = `${HEAD}#Rest0fIt99`;
+    await writeFile(path.join(dir, '.env'), `\ufeffPOSTGRES_HOST=${hostname}\r\nPOSTGRES_PORT=${port} # the test's server\r\nexport POSTGRES_PASSWORD=${secret}\r\n`);
+    for (const args of [['status'], ['status', '--json'], ['schema', '--check'], ['extract'], ['load'], ['diff', '--json']]) {
+      const r = await etl(args, { cwd: dir, timeoutMs: 60_000 });
+      assert.equal(r.code, 2, `etl ${args.join(' ')}\n${r.output}`);
+      assert.ok(r.output.includes(`POSTGRES_PASSWORD (${path.join(dir, '.env')} line 3): its value holds a # right after other characters`), r.output);
+      assertNoPassword(r.output, secret, `etl ${args.join(' ')}`);
+      assertNoPassword(r.output, 'Rest0fIt99', `etl ${args.join(' ')}`);
+    }
+    // Quoted, the whole value is the password: a wrong one, refused by the server, still not shown.
+    await writeFile(path.join(dir, '.env'), `POSTGRES_HOST=${hostname}\nPOSTGRES_PORT=${port}\nPOSTGRES_PASSWORD="${secret}"\n`);
+    const r = await etl(['status'], { cwd: dir, timeoutMs: 60_000 });
+    assert.equal(r.code, 1, r.output);
+    assert.match(r.output, /password authentication failed/);
+    assertNoPassword(r.output, secret, 'etl status');
+  });
+
+  test('a connection string that lost its @host, given in the environment, shows no password (exit 2)', async (t) => {
+    const dir = await tempDir('etl-env-hash-', t);
+    await writeFile(path.join(dir, 'pipeline.yaml'), PIPELINE);
+    for (const [name, url] of [['DATABASE_URL', `postgresql://etl:${HEAD}`], ['DATABASE_URL', `postgresql://etl:${HEAD}/app`], ['MONGODB_URL', `mongodb://admin:${HEAD}/app`]] as const) {
+      const env = name === 'MONGODB_URL' ? { MONGODB_URL: url, DATABASE_URL: await servers.postgres.createDatabase(`${t.name} mongo`) } : { DATABASE_URL: url };
+      for (const args of [['extract'], ['extract', '--json']]) {
+        const r = await etl(args, { cwd: dir, env, timeoutMs: 60_000 });
+        assert.equal(r.code, 2, r.output);
+        assertNoPassword(r.output, HEAD, `${name}=${url}: etl ${args.join(' ')}`);
+      }
+    }
+  });
 
   test('a port or a MongoDB host list after host: is still shown', () => {
     for (const url of ['postgresql://db:5432/app', 'mongodb://h1:27017,h2:27018/app?replicaSet=rs0', 'http://[::1]:80/', 'see http://localhost:<port>/x']) {
