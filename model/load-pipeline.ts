@@ -83,7 +83,7 @@ export function resolvePipeline(bytes: Uint8Array, file: string, options: LoadPi
       doc.errors.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
         // The parser's own words name its API for this one: said for a person instead.
-        const message = e.code === 'MULTIPLE_DOCS' ? 'a second YAML document starts here (---): a pipeline file holds one' : e.message.split('\n')[0]!;
+        const message = e.code === 'MULTIPLE_DOCS' ? 'a second YAML document starts here (---): a pipeline file holds one' : parserWords(e.message);
         return { file, line: pos.line, col: pos.col, path: [], code: 'yaml_syntax', message };
       }),
     );
@@ -96,6 +96,12 @@ export function resolvePipeline(bytes: Uint8Array, file: string, options: LoadPi
     fail(sorted.map((l) => ({ file, ...l })));
   }
   return deepFreeze(model!);
+}
+
+/** The parser's message, first line; its JavaScript words for nesting it could not follow said for a person. */
+function parserWords(message: string): string {
+  if (/Maximum call stack size exceeded/i.test(message)) return 'the YAML is nested too deeply here (thousands of levels): a pipeline file nests a few';
+  return message.split('\n')[0]!;
 }
 
 /** The one error of a pipeline file with findings, each naming its line. */

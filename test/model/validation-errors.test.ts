@@ -709,6 +709,11 @@ const cases: readonly Case[] = [
     code: 'name_collision', key: 'a_key', says: ['the contributions table of "a_key" would be named "etl_contrib_a_key", as is the index of the contributions table of "a"'],
   },
   {
+    name: 'YAML nested a hundred thousand levels deep: said in words, not in the JavaScript engine\'s',
+    yaml: `tables:\n  t:\n    include_base: true\n    filter: ${'['.repeat(100_000)}${']'.repeat(100_000)} # HERE\n`,
+    code: 'yaml_syntax', key: 'nested', says: ['the YAML is nested too deeply here (thousands of levels): a pipeline file nests a few'],
+  },
+  {
     name: 'YAML syntax errors (a table defined twice) carry their line',
     yaml: `tables:${companies}\n  companies: # HERE\n    include_base: true\n    export_order: 1\n`,
     code: 'yaml_syntax', key: 'unique', says: [/unique/i],
