@@ -10,7 +10,7 @@
 // - any other earlier file goes before this transform writes (the tables an earlier transform wrote
 //   before it failed or was killed, or made with another pipeline.yaml, cannot be mixed with this
 //   one; a table this transform writes is written again): no file stays that the section does not record.
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { PipelineModel } from '../model/types.ts';
 import type { TransformSection, TransformTableRecord } from '../staging/manifest-transform.ts';
@@ -24,13 +24,11 @@ export interface EarlierTransform {
   readonly dropped: readonly string[];
   /** Why `dropped` are not kept and what to do (for the operator), or null when none is dropped. */
   readonly droppedBecause: string | null;
-  /** Run-relative files the earlier transform recorded that are not kept. */
-  readonly stale: readonly string[];
   /** When tables are kept: the earlier section's tables whose collection the run does not hold (a subset names none). */
   readonly notExtracted: readonly string[];
 }
 
-export const NO_EARLIER_TRANSFORM: EarlierTransform = { kept: new Map(), dropped: [], droppedBecause: null, stale: [], notExtracted: [] };
+export const NO_EARLIER_TRANSFORM: EarlierTransform = { kept: new Map(), dropped: [], droppedBecause: null, notExtracted: [] };
 
 /** What stays of the run's earlier transform section when this transform writes the tables `writing`. */
 export function earlierTransform(model: PipelineModel, manifest: Manifest, writing: ReadonlySet<string>, subset: boolean): EarlierTransform {
@@ -39,17 +37,13 @@ export function earlierTransform(model: PipelineModel, manifest: Manifest, writi
   const reusable = reusableTables(model, earlier, subset);
   const kept = new Map<string, TransformTableRecord>();
   const dropped: string[] = [];
-  const stale: string[] = [];
   for (const t of inLoadOrder(model, Object.keys(earlier.tables ?? {}))) {
     const record = earlier.tables[t]!;
     if (reusable.has(t) && !writing.has(t) && model.tables.has(t)) kept.set(t, record);
-    else {
-      if (!writing.has(t)) dropped.push(t);
-      stale.push(...filesOf(record));
-    }
+    else if (!writing.has(t)) dropped.push(t);
   }
   const notExtracted = kept.size > 0 ? (earlier.not_extracted ?? []) : [];
-  return { kept, dropped, droppedBecause: dropped.length > 0 ? whyDropped(model, earlier, subset) : null, stale, notExtracted };
+  return { kept, dropped, droppedBecause: dropped.length > 0 ? whyDropped(model, earlier, subset) : null, notExtracted };
 }
 
 /**
@@ -63,12 +57,18 @@ function reusableTables(model: PipelineModel, earlier: TransformSection, subset:
   return new Set(earlier.status === 'done' ? Object.keys(earlier.tables ?? {}) : (earlier.tables_kept ?? []));
 }
 
-/** The stale files, before this transform writes (a table written again is written whole). */
-export async function removeStale(paths: RunPaths, stale: readonly string[]): Promise<void> {
-  for (const file of stale) {
-    // A manifest is input: only a file directly in the run's transform folder is ever removed.
-    if (!/^transform\/[^/\\]+$/.test(file) || file === 'transform/..' || file === 'transform/.') continue;
-    await rm(path.join(paths.dir, file), { force: true });
+/**
+ * Before this transform writes (a table written again is written whole): every file of the
+ * transform folder no kept record names goes, those the earlier section recorded and any other. A
+ * transform killed while at work recorded none of the tables it had written (records are written
+ * when it ends): a subset redone after it left their files beside its own section, files `etl
+ * verify` and `etl pack` found extra. Only files directly in the run's transform folder are removed.
+ */
+export async function removeStale(paths: RunPaths, earlier: EarlierTransform): Promise<void> {
+  const keptFiles = new Set([...earlier.kept.values()].flatMap(filesOf));
+  const present = await readdir(paths.transformDir, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? [] : Promise.reject(e)));
+  for (const entry of present) {
+    if (entry.isFile() && !keptFiles.has(`transform/${entry.name}`)) await rm(path.join(paths.transformDir, entry.name), { force: true });
   }
 }
 

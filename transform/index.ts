@@ -39,7 +39,7 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   await updateManifest(paths, (m) => {
     m.stages.transform = section;
   });
-  await removeStale(paths, earlier.stale);
+  if (!options.extractFeed) await removeStale(paths, earlier);
   if (!options.extractFeed) await announcePlannedTables(options, paths, run, outcomes.release);
 
   await transformJobs(run.work, outcomes, { model, paths, manifest, signal, section, now, kept: earlier.kept });

@@ -5,15 +5,18 @@
 // tables' files go with their records, and the command says so.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { appendFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { readManifest } from '../../staging/manifest.ts';
+import { runPaths } from '../../staging/run-folder.ts';
 import type { VerifyReport } from '../../audit/verify.ts';
 import type { RunsReport } from '../../audit/runs.ts';
 import { realRun, type RealRun } from './staged-run.ts';
-import { etlSync } from '../harness/cli.ts';
+import { etlSync, startEtl } from '../harness/cli.ts';
 import { createTables, withClient } from '../harness/schema.ts';
 
 const servers = useServers({ mongo: false });
@@ -123,4 +126,31 @@ test('a subset re-transform that failed, done again, still keeps the tables it h
   assert.match(redone.stdout, /^kept from the run's earlier transform \(etl load loads them too\): events, users_events, users_logbook$/m);
   assert.deepEqual(Object.keys((await readManifest(run.paths)).stages.transform!.tables), ALL);
   verifies(run, run.paths.dir);
+});
+
+test('a subset transformed after a full transform that was killed leaves no file of that one beside its own: verify passes', async (t) => {
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  etlOk(run, ['extract', '--full', '--source', path.join(run.cwd, 'dump', 'wappizy')]);
+  const runDir = path.join(run.stagingDir, (await readFile(path.join(run.stagingDir, 'latest'), 'utf8')).trim());
+  const transformDir = path.join(runDir, 'transform');
+  // events.ndjson a named pipe nobody writes: the transform blocks there, having written the other collections' tables.
+  const events = path.join(runDir, 'extract', 'events.ndjson');
+  const staged = await readFile(events);
+  await rm(events);
+  execFileSync('mkfifo', [events]);
+  const transform = startEtl(['transform'], { cwd: run.cwd, timeoutMs: 60_000 });
+  const users = path.join(transformDir, 'users.csv');
+  while (!(await stat(users).then(() => true, () => false))) await sleep(20);
+  await sleep(200);
+  transform.kill('SIGKILL');
+  assert.equal((await transform.done).signal, 'SIGKILL');
+  const written = (await readdir(transformDir)).sort();
+  await rm(events);
+  await writeFile(events, staged);
+
+  etlOk(run, ['transform', '--tables', 'users_events']);
+  assert.deepEqual(Object.keys((await readManifest(runPaths(run.stagingDir, path.basename(runDir)))).stages.transform!.tables), ['users_events']);
+  assert.deepEqual((await readdir(transformDir)).sort(), ['users_events.csv', 'users_events.keys.csv', 'users_events.rejects.ndjson'], `the killed transform had written ${written.join(', ')}`);
+  verifies(run, runDir);
 });
