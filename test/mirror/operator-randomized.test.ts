@@ -9,7 +9,9 @@
 // empties the tables; the documents come back the next round); runs `etl clean` with its flags
 // (nothing a later command needs goes; status, runs and report still work); packs a run and verifies
 // the archive (and a copy with a byte flipped, which fails naming the file); transforms and loads
-// again a run never loaded after newer runs (refused for the tables they loaded, nothing changed).
+// again a run never loaded after newer runs (refused for the tables they loaded, nothing changed);
+// re-transforms one to three tables of a staged run before loading it (sometimes after a transform
+// of it failed or was killed): its folder still verifies, and the load loads what the run holds.
 //
 // Per seed: a generated sample in FerretDB, a full `etl run`; then rounds of random edits
 // (test/mirror/edits.ts), each followed by one to three operator actions drawn at random, every
@@ -69,7 +71,8 @@ type Action =
   | 'delete_all'
   | 'clean'
   | 'pack_verify'
-  | 'stale_load';
+  | 'stale_load'
+  | 'subset_retransform';
 
 const ALL_ACTION_WEIGHTS: readonly (readonly [Action, number])[] = [
   ['run', 3],
@@ -87,6 +90,7 @@ const ALL_ACTION_WEIGHTS: readonly (readonly [Action, number])[] = [
   ['clean', 2],
   ['pack_verify', 2],
   ['stale_load', 2],
+  ['subset_retransform', 2],
 ];
 
 /** OPS_ACTIONS=since_after,clean draws only those actions (a seed then draws otherwise: name them to replay). */
@@ -228,6 +232,7 @@ class Operator {
       clean: () => this.clean(),
       pack_verify: () => this.packVerify(),
       stale_load: () => this.staleLoad(),
+      subset_retransform: () => this.subsetRetransform(),
     };
     await actions[action]();
   }
@@ -554,6 +559,100 @@ class Operator {
     if (others.length === 0) return void assert.match(r.stderr, /hint: run etl run .*\. Nothing was changed/);
     assert.match(r.stderr, new RegExp(`etl load --run ${runId} --tables ${others.join(',')} loads only the tables no newer run has loaded`));
     await this.etl('load', ['--run', runId, '--tables', others.join(',')]);
+  }
+
+  /**
+   * One to three tables a subset re-transform redoes: a table with its link tables (every table of
+   * its collection), a split of them (the parent without its link tables, or some link tables
+   * without the parent), or tables drawn from all.
+   */
+  retransformSubset(): string[] {
+    const byCollection = new Map<string, string[]>();
+    for (const t of this.m.tables) {
+      const c = this.m.model.tables.get(t)!.collection;
+      byCollection.set(c, [...(byCollection.get(c) ?? []), t]);
+    }
+    const linked = [...byCollection.values()].filter((ts) => ts.length > 1);
+    const draw = this.rng.next();
+    if (draw < 0.4) return this.rng.pick(linked);
+    if (draw < 0.7) {
+      const family = this.rng.pick(linked);
+      return this.rng.chance(0.5) ? [family[0]!] : family.slice(1, 1 + this.rng.int(1, family.length - 1));
+    }
+    const tables = new Set<string>();
+    for (const n = this.rng.int(1, 3); tables.size < n; ) tables.add(this.rng.pick(this.m.tables));
+    return this.m.tables.filter((t) => tables.has(t));
+  }
+
+  /**
+   * A staged run (X) transformed, then `etl transform --run X --tables <one to three tables>` before
+   * it is loaded (README, Commands: the other tables' files and records stay when the earlier
+   * transform finished with the same pipeline.yaml, else they go with their records). Sometimes a
+   * transform of X failed (a staged file damaged, then restored) or was killed first: a subset
+   * redone after a failed or killed subset still keeps the run whole; after a killed full transform
+   * it holds the subset alone. Each time `etl verify <run folder>` passes (the folder holds exactly
+   * what the manifest records), then `etl load` (or `etl load --tables` some of them) loads it.
+   */
+  async subsetRetransform(): Promise<void> {
+    const propagate = this.propagate();
+    const before = this.rng.pick(['none', 'none', 'none', 'failed_subset', 'killed_subset', 'killed_full'] as const);
+    const tables = this.retransformSubset();
+    this.say(`action: etl extract ${propagate.join(' ')} (run X) → transform${before === 'none' ? '' : ` (then ${before.replace('_', ' ')} transform)`} → transform --run X --tables ${tables.join(',')} → verify <X> → load`);
+    await this.etl('extract', propagate);
+    const runId = await this.latestRun();
+    const dir = runPaths(this.m.incrementalStaging, runId).dir;
+    if (before === 'killed_full') await this.killedTransform(runId, []);
+    else await this.etl('transform', []);
+    const whole = Object.keys((await readManifest(runPaths(this.m.incrementalStaging, runId))).stages.transform?.tables ?? {});
+    if (before === 'failed_subset') await this.failedTransform(runId, dir, tables);
+    if (before === 'killed_subset') await this.killedTransform(runId, tables);
+    await this.etl('transform', ['--run', runId, '--tables', tables.join(',')]);
+    await this.command(['verify', dir, '--pipeline', this.pipeline], `verify <run ${runId} folder>`);
+    const section = (await readManifest(runPaths(this.m.incrementalStaging, runId))).stages.transform!;
+    const staged = this.m.tables.filter((t) => t in section.tables);
+    this.say(`  run X (${runId}) holds ${staged.length} table(s) after the subset re-transform, ${section.tables_kept?.length ?? 0} kept from the earlier one`);
+    assert.equal(section.status, 'done', `etl transform --run ${runId} --tables ${tables.join(',')} finishes`);
+    for (const t of tables) assert.ok(staged.includes(t), `run ${runId} holds ${t}, re-transformed`);
+    // A finished earlier transform (or a failed or killed subset after it) is kept whole.
+    if (before !== 'killed_full') assert.deepEqual(staged, this.m.tables.filter((t) => whole.includes(t) || tables.includes(t)), `run ${runId} keeps every table of its earlier transform`);
+    const some = this.rng.chance(0.3) ? staged.filter(() => this.rng.chance(0.5)) : [];
+    if (some.length > 0) return void (await this.etl('load', ['--run', runId, '--tables', some.join(',')]));
+    await this.etl('load', ['--run', runId]);
+    this.mirrored = propagate.length > 0 && staged.length === this.m.tables.length;
+  }
+
+  /**
+   * `etl transform --run X --tables <tables>` failing: the first table's collection file gets a
+   * line that is no document (exit 1), then its bytes come back.
+   */
+  private async failedTransform(runId: string, dir: string, tables: readonly string[]): Promise<void> {
+    const file = path.join(dir, 'extract', `${this.m.model.tables.get(tables[0]!)!.collection}.ndjson`);
+    const bytes = await readFile(file);
+    await writeFile(file, Buffer.concat([bytes, Buffer.from('{"_id":"damage"}\n')]));
+    try {
+      await this.etl('transform', ['--run', runId, '--tables', tables.join(',')], { code: 1 });
+    } finally {
+      await writeFile(file, bytes);
+    }
+  }
+
+  /**
+   * `etl transform --run X [--tables <tables>]` killed (SIGKILL) while at work: once its manifest
+   * section says it runs, after up to 50 ms more (it may have finished first).
+   */
+  private async killedTransform(runId: string, tables: readonly string[]): Promise<void> {
+    const extra = ['--run', runId, ...(tables.length > 0 ? ['--tables', tables.join(',')] : [])];
+    const child = this.m.startIncremental('transform', extra, { pipeline: this.pipeline, timeoutMs: 300_000 });
+    let ended = false;
+    void child.done.then(() => (ended = true));
+    const paths = runPaths(this.m.incrementalStaging, runId);
+    const running = async () => (await readManifest(paths).catch(() => null))?.stages.transform?.status === 'running';
+    while (!ended && !(await running())) await sleep(10);
+    await sleep(this.rng.int(0, 50));
+    child.kill('SIGKILL');
+    const r = await child.done;
+    this.say(`  etl transform ${extra.join(' ')} killed: ${r.signal ?? `it had ended, exit ${r.code}`}`);
+    if (r.signal === null) assert.equal(r.code, 0, `etl transform ${extra.join(' ')}:\n${r.output}`);
   }
 }
 
