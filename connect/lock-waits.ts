@@ -4,7 +4,8 @@
 // looks hung. While a load or `etl schema` runs, a second connection, opened only once the command
 // has run a few seconds, asks the server every few seconds whether etl's backend waits for a lock
 // (pg_blocking_pids); the command then says which sessions it waits for, once per set of them, and
-// when it no longer waits. It never cancels nor ends a session: that is the operator's decision, and the message says how.
+// when it no longer waits. It never cancels nor ends a session: that is the operator's decision, and
+// the message says how.
 import pg from 'pg';
 import { roughDuration } from '../staging/durations.ts';
 import { printableLine } from '../errors/printable.ts';
