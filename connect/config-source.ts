@@ -30,6 +30,7 @@ export function settingsReader(env: Readonly<Record<string, string | undefined>>
   }
   const text = existsSync(envFile) ? readEnvFile(envFile, envFileFlag !== undefined) : '';
   const dotenv = text ? parseDotenv(text) : {};
+  const lines = text.split(/\r?\n/);
   const nonEmpty = (v: string | undefined) => (v === undefined || v === '' ? undefined : v);
 
   const read = (name: string): SettingValue | undefined => {
@@ -38,9 +39,9 @@ export function settingsReader(env: Readonly<Record<string, string | undefined>>
     if (fromEnv !== undefined) return { value: fromEnv, where: name };
     const fromFile = nonEmpty(dotenv[name]);
     if (fromFile === undefined) return undefined;
-    const line = lineOf(text, name);
+    const line = lineOf(lines, name);
     const where = `${name} (${envFile}${line ? ` line ${line}` : ''})`;
-    if (line !== null && cutByComment(text.split(/\r?\n/)[line - 1]!)) {
+    if (line !== null && cutByComment(lines[line - 1]!)) {
       // Not shown: the value is often a password, and what follows the # is the rest of it.
       throw new ConfigError(`${where}: its value holds a # right after other characters, which .env reads as the start of a comment: etl would read only what comes before it`, [], {
         context: { variable: name },
@@ -74,9 +75,8 @@ function cutByComment(line: string): boolean {
   return /[^\s#]#/.test(m[1]!);
 }
 
-/** The line of the last definition of `name` in a .env text (dotenv keeps the last one). */
-function lineOf(text: string, name: string): number | null {
-  const lines = text.split(/\r?\n/);
+/** The line of the last definition of `name` in a .env file's lines (dotenv keeps the last one). */
+function lineOf(lines: readonly string[], name: string): number | null {
   const re = new RegExp(`^\\s*(?:export\\s+)?${name.replace(/[^A-Za-z0-9_]/g, '')}\\s*[=:]`);
   for (let i = lines.length - 1; i >= 0; i -= 1) if (re.test(lines[i]!)) return i + 1;
   return null;

@@ -128,7 +128,7 @@ function passwordSpan(head: string, mode: FindMode): [number, number] | null {
 /**
  * `scheme://user:rest` with no `@`: `rest` is a port (or a MongoDB host list) or a password whose
  * `@host` was lost, e.g. to a `#` that .env reads as the start of a comment
- * (`DATABASE_URL=postgresql://etl:Pa55word#1@db/app` is `postgresql://etl:Pa55word` there). Display
+ * (`DATABASE_URL=postgresql://USER:PASS#WORD@HOST/DB` is `postgresql://USER:PASS` there). Display
  * mode only, and to the end of the token: over-redacting a message is harmless, a password is not.
  */
 function bareUserinfoHits(text: string): CredentialHit[] {

@@ -19,23 +19,19 @@ function etl(args: readonly string[], cwd: string): { out: EtlProcess; done: Pro
   return { out, done: out.done.then((r) => r.code) };
 }
 
-async function holdLock(url: string): Promise<{ client: pg.Client; pid: number }> {
-  const client = new pg.Client({ connectionString: url, application_name: 'nightly-etl' });
+/** Another application's session that has run `statements` (and stays as they left it), with its backend pid. */
+async function session(url: string, application: string, statements: readonly string[]): Promise<{ client: pg.Client; pid: number }> {
+  const client = new pg.Client({ connectionString: url, application_name: application });
   await client.connect();
-  await client.query('SELECT pg_advisory_lock($1::bigint)', [LOAD_LOCK_KEY]);
+  for (const sql of statements) await client.query(sql);
   const pid = Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
   return { client, pid };
 }
 
+const holdLock = (url: string) => session(url, 'nightly-etl', [`SELECT pg_advisory_lock(${LOAD_LOCK_KEY}::bigint)`]);
+
 /** A session holding, in its transaction, the lock `etl schema` and every load take while they change tables (a load holds it to its end). */
-async function holdSchemaLock(url: string): Promise<{ client: pg.Client; pid: number }> {
-  const client = new pg.Client({ connectionString: url, application_name: 'nightly-etl' });
-  await client.connect();
-  await client.query('BEGIN');
-  await client.query(`SELECT pg_advisory_xact_lock(hashtext('etl schema'))`);
-  const pid = Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
-  return { client, pid };
-}
+const holdSchemaLock = (url: string) => session(url, 'nightly-etl', ['BEGIN', `SELECT pg_advisory_xact_lock(hashtext('etl schema'))`]);
 
 /** Waits until the process's stderr matches `what`, for at most a minute. */
 async function saysOnStderr(out: EtlProcess, what: RegExp): Promise<void> {
@@ -146,14 +142,7 @@ test('a load while etl schema changes the tables: it says whom it waits for, the
 });
 
 /** An analyst's session that read `table` and left its transaction open (psql, a BI tool in manual commit). */
-async function openReader(url: string, table: string): Promise<{ client: pg.Client; pid: number }> {
-  const client = new pg.Client({ connectionString: url, application_name: 'analyst' });
-  await client.connect();
-  await client.query('BEGIN');
-  await client.query(`SELECT count(*) FROM ${table}`);
-  const pid = Number((await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
-  return { client, pid };
-}
+const openReader = (url: string, table: string) => session(url, 'analyst', ['BEGIN', `SELECT count(*) FROM ${table}`]);
 
 test('etl schema whose ALTER TABLE waits for an analyst\'s open transaction says whom it waits for, then applies once it ends', async (t) => {
   const url = await servers.postgres.createDatabase(t.name);
@@ -183,12 +172,8 @@ test('a load whose writes wait for a DBA\'s open transaction (CREATE INDEX, not 
   const made = etl(['schema', '--database-url', url], run.cwd);
   assert.equal(await made.done, 0, made.out.stderr);
   // CREATE INDEX holds a SHARE lock on users to its transaction's end: no row may be written meanwhile.
-  const dba = new pg.Client({ connectionString: url, application_name: 'dba' });
-  await dba.connect();
+  const { client: dba, pid: dbaPid } = await session(url, 'dba', ['BEGIN', 'CREATE INDEX users_by_name ON users (name)']);
   t.after(() => dba.end());
-  await dba.query('BEGIN');
-  await dba.query('CREATE INDEX users_by_name ON users (name)');
-  const dbaPid = Number((await dba.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
   const { out, done } = etl(['load', '--database-url', url], run.cwd);
   await saysOnStderr(out, /waiting for a lock/);
   assert.match(out.stderr, new RegExp(`waiting for a lock on table users held by PostgreSQL backend pid ${dbaPid} \\(application "dba", .*now idle in transaction\\)`));
