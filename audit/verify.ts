@@ -3,8 +3,7 @@
 // no file missing or added, the count identities of reconcile.ts, and transform re-run from the
 // staged NDJSON with the stored pipeline.yaml giving byte-identical files. Everything it writes
 // (an archive's files, the re-transform) goes into one temporary folder of its own, removed at the end.
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readManifest, type FileRecord, type Manifest } from '../staging/manifest.ts';
 import { runPaths } from '../staging/run-folder.ts';
@@ -15,6 +14,7 @@ import { reconcile } from './reconcile.ts';
 import { openRunSource, type RunSource } from './run-source.ts';
 import type { Mismatch, VerifyReport } from './verify-report.ts';
 import { shownStages, stageAtWork } from '../staging/stage-writer.ts';
+import { makeScratchDir } from '../staging/scratch-dir.ts';
 import { StagingError } from '../errors/etl-error.ts';
 
 export type { Mismatch, VerifyReport, Identity } from './verify-report.ts';
@@ -41,7 +41,7 @@ export interface VerifyOptions {
 }
 
 export async function verifyRun(options: VerifyOptions): Promise<VerifyReport> {
-  const temp = await mkdtemp(path.join(tmpdir(), 'etl-verify-'));
+  const temp = await makeScratchDir('etl-verify-');
   try {
     const source = await openRunSource(options.target, temp, options.signal);
     return await verifySource(source, temp, options);

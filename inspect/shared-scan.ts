@@ -7,8 +7,7 @@
 // documents a scan of its own would return. Memory stays flat: files, not arrays, hold the records.
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
@@ -21,6 +20,7 @@ import { compileFilter, type DocumentTest } from '../mapping/filter.ts';
 import { SourceError } from '../errors/etl-error.ts';
 import type { CollectionModel, PipelineModel } from '../model/types.ts';
 import { CsvBatch } from '../staging/csv-batch.ts';
+import { makeScratchDir } from '../staging/scratch-dir.ts';
 import { BSON_READ_OPTIONS } from '../staging/ndjson.ts';
 import { BsonDecodeError, FieldSet, NdjsonWriter, StagingRefusal } from '../staging/ndjson-writer.ts';
 import type { RawDocument } from '../mapping/ejson-value.ts';
@@ -196,7 +196,7 @@ export class SharedScan {
 
   private async scan(client: pg.Client, q: TableDiffSql): Promise<ExpectedCounts> {
     try {
-      this.dir = await mkdtemp(path.join(os.tmpdir(), 'etl-diff-'));
+      this.dir = await makeScratchDir('etl-diff-');
       const [first, ...rest] = this.mappers;
       const outputs = [outputOf(first!, client.query(copyFrom(q.copyExpected())))];
       for (const mapper of rest) outputs.push(outputOf(mapper, createWriteStream(this.fileOf(mapper.table.name))));

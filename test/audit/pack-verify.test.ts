@@ -13,7 +13,9 @@ import { StagingError } from '../../errors/etl-error.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
 import { copyOfRun, editManifest, realRun, type RealRun } from './staged-run.ts';
-import { etlSync } from '../harness/cli.ts';
+import { etlSync, startEtl } from '../harness/cli.ts';
+import { plantScratch } from '../harness/scratch.ts';
+import { spawnSync } from 'node:child_process';
 
 let run: RealRun;
 let scratch: string;
@@ -334,5 +336,34 @@ describe('verify on a machine without databases', () => {
     assert.equal(r.code, 2, r.stdout + r.stderr);
     assert.match(r.stderr, new RegExp(`^error: --pipeline ${nope.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: no such file`, 'm'));
     assert.equal(r.stdout, '');
+  });
+});
+
+describe('verify after a verify that was killed', () => {
+  test('the next etl verify removes the unpacked copy a killed verify left, and nothing of a live one', async (t) => {
+    const archive = (await packRun({ stagingDir: run.stagingDir })).archive;
+    t.after(() => rm(archive, { force: true }));
+    // A verify that will never finish reading its archive: it waits on a FIFO no one writes.
+    const fifo = path.join(scratch, 'never.tar.gz');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    t.after(() => rm(fifo, { force: true }));
+    const before = await verifyTemps();
+    const stuck = startEtl(['verify', fifo], { cwd: scratch });
+    let left: string[] = [];
+    for (let i = 0; i < 600 && left.length === 0; i += 1) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = (await verifyTemps()).filter((n) => !before.includes(n));
+    }
+    assert.equal(left.length, 1, `the stuck verify made its folder (${stuck.stderr})`);
+    stuck.kill('SIGKILL');
+    assert.equal((await stuck.done).signal, 'SIGKILL');
+    assert.deepEqual((await verifyTemps()).filter((n) => !before.includes(n)), left, 'a killed verify leaves its folder');
+    // One of a verify still at work (this test process) is left alone.
+    const alive = await plantScratch('etl-verify-Alive1', { pid: process.pid, host: os.hostname() });
+    t.after(() => rm(alive, { recursive: true, force: true }));
+
+    const r = etlSync(['verify', archive], { cwd: scratch });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual((await verifyTemps()).filter((n) => !before.includes(n)), ['etl-verify-Alive1'], 'the killed verify’s folder is gone, the live one kept');
   });
 });

@@ -1,6 +1,6 @@
 // `etl diff` and `etl status` as a user runs them: a child process, no TTY, NO_COLOR=1.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -8,6 +8,7 @@ import { MongoClient } from 'mongodb';
 import { useServers } from '../harness/index.ts';
 import { ID, model, PIPELINE, repair, seedMongo, seedPostgres } from './planted.ts';
 import { etl as run, type CliResult } from '../harness/cli.ts';
+import { deadPid, plantScratch } from '../harness/scratch.ts';
 
 const servers = useServers();
 
@@ -35,9 +36,13 @@ test('etl diff: exit 1 with the planted keys, --json, then exit 0 once repaired'
   const { m, pgUrl, mongo } = await plantedPair(t.name);
   const password = decodeURIComponent(new URL(pgUrl).password);
   const flags = ['--database-url', pgUrl, '--mongo-url', mongo.url, '--mongo-db', mongo.name];
+  // What a diff killed outright left (its expected rows of users_targets): the next diff removes it.
+  const killed = await plantScratch('etl-diff-Killed', { pid: deadPid(), host: os.hostname() });
+  t.after(() => rm(killed, { recursive: true, force: true }));
 
   const text = await etl(['diff', '--tables', 'users,users_targets,users_logbook', '--deep', ...flags]);
   assert.equal(text.code, 1, text.stderr);
+  assert.deepEqual((await readdir(os.tmpdir())).filter((n) => n.startsWith('etl-diff-')), [], 'the killed diff’s folder and this one’s are gone');
   assertNoSecret(text, password);
   assert.match(text.stdout, /^users +2 +3 +1 +1 +1 +1 +0 +DIFF$/m, text.stdout);
   assert.match(text.stdout, new RegExp(`1 missing in PostgreSQL:\\n +${ID.U2}\\n`));
