@@ -148,7 +148,17 @@ export function decide(plan: SchemaPlan, allow: readonly string[]): Decision {
     if (allowed && c.blocked && c.allow !== null) blocked.push(c);
     (allowed && !c.blocked ? apply : refused).push(c);
   }
-  return { apply, refused, unused: allow.filter((t) => !used.has(t)), blocked };
+  return { apply, refused: refused.filter((c) => !renameDecidedOtherwise(c, apply)), unused: allow.filter((t) => !used.has(t)), blocked };
+}
+
+/**
+ * A rename whose add or drop is applied instead (add-column, drop-column): once the new column
+ * exists or the old one is gone there is nothing left to rename, and load lacks nothing.
+ */
+function renameDecidedOtherwise(c: SchemaChange, apply: readonly SchemaChange[]): boolean {
+  if (c.kind !== 'rename_column' || !c.replaces) return false;
+  const { add, drop } = c.replaces;
+  return apply.some((a) => a.table === c.table && ((a.kind === 'add_column' && a.column === add) || (a.kind === 'drop_column' && a.column === drop)));
 }
 
 /**

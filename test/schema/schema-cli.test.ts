@@ -144,6 +144,32 @@ describe('etl schema', () => {
     assert.match(r.stdout, /\nload needs "users"\."phone": decide with --allow \(see above\)\n/);
   });
 
+  test('a column that looks renamed, decided by adding the new one or dropping the old one: the rename is no longer offered, exit 0', async (t) => {
+    const columns = (url: string) =>
+      withClient(url, async (c) => (await c.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'users' AND column_name LIKE 'phone%' ORDER BY 1`)).rows.map((r) => r.column_name));
+    const kinds = (changes: { kind: string; column: string }[]) => changes.map((c) => [c.kind, c.column]);
+    // add-column: the new column is added, the old one stays (its drop still offered, load needs nothing).
+    const added = await servers.postgres.createDatabase(`${t.name} add`);
+    assert.equal((await etl(['schema', '--database-url', added])).code, 0);
+    await withClient(added, (c) => c.query('ALTER TABLE users RENAME COLUMN phone TO phone_old'));
+    const add = await etl(['schema', '--yes', '--allow', 'add-column:users.phone', '--json', '--database-url', added]);
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    const addDoc = JSON.parse(add.stdout);
+    assert.equal(addDoc.ok, true);
+    assert.deepEqual(kinds(addDoc.applied), [['add_column', 'phone']]);
+    assert.deepEqual(kinds(addDoc.refused), [['drop_column', 'phone_old']], 'the rename is gone: "phone" exists now');
+    assert.deepEqual(await columns(added), ['phone', 'phone_old']);
+    // drop-column: the old column goes and the new one is added with it.
+    const dropped = await servers.postgres.createDatabase(`${t.name} drop`);
+    assert.equal((await etl(['schema', '--database-url', dropped])).code, 0);
+    await withClient(dropped, (c) => c.query('ALTER TABLE users RENAME COLUMN phone TO phone_old'));
+    const drop = await etl(['schema', '--yes', '--allow', 'drop-column:users.phone_old', '--database-url', dropped]);
+    assert.equal(drop.code, 0, drop.stdout + drop.stderr);
+    assert.doesNotMatch(drop.stdout, /rename-column|load needs|not applied/);
+    assert.deepEqual(await columns(dropped), ['phone']);
+    assert.equal((await etl(['schema', '--check', '--database-url', dropped])).code, 0);
+  });
+
   test('a PostgreSQL user without the privileges: exit 1, PostgreSQL\'s refusal with its SQLSTATE and what to grant, not an internal error', async (t) => {
     const url = await servers.postgres.createDatabase(t.name);
     assert.equal((await etl(['schema', '--database-url', url])).code, 0);
