@@ -13,7 +13,7 @@ import { addStateColumnSql, createStateIndexSql, createStateTableSql, stateTable
 import { decide, type DataProblem, type Decision, type SchemaChange, type SchemaPlan } from './changes.ts';
 import { planSchema } from './plan.ts';
 import { inTransaction } from '../connect/postgres.ts';
-import { compiled, runSql } from './sql.ts';
+import { compiled, ident, runSql } from './sql.ts';
 import { takeXactLock } from './advisory-lock.ts';
 import type { PostgresConfig } from '../connect/config.ts';
 import { watchTransaction } from '../connect/lock-waits.ts';
@@ -163,7 +163,7 @@ async function alterSchema(client: pg.Client, model: PipelineModel, options: App
   for (const change of decision.apply) {
     for (const sql of change.sql) {
       const r = await run(client, sql, `cannot apply "${change.message}"`, change.table);
-      if (sql.startsWith('DELETE ')) deletedRows[change.table] = (deletedRows[change.table] ?? 0) + (r.rowCount ?? 0);
+      if (deletesOwnRows(sql, change.table)) deletedRows[change.table] = (deletedRows[change.table] ?? 0) + (r.rowCount ?? 0);
     }
   }
   const created = decision.apply.filter((c) => c.kind === 'create_table' || c.kind === 'create_state_table').map((c) => c.table);
@@ -179,6 +179,12 @@ async function alterSchema(client: pg.Client, model: PipelineModel, options: App
     deletedRows,
   };
 }
+
+/**
+ * A DELETE of the change's table's own rows (a type or NOT NULL its rows cannot meet), as opposed to
+ * one forgetting a retired table's entries in etl's state tables, which deletes none of its rows.
+ */
+const deletesOwnRows = (sql: string, table: string): boolean => sql.startsWith(`DELETE FROM ${ident(table)} `);
 
 const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 

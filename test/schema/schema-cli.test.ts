@@ -1,15 +1,17 @@
 // `etl schema` as a user runs it: spawned without a TTY, NO_COLOR=1, against a real PostgreSQL.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import pg from 'pg';
+import { parseDocument } from 'yaml';
 import { useServers } from '../harness/index.ts';
 import { withClient } from '../harness/schema.ts';
 import { ETL_BIN, etl } from '../harness/cli.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -168,6 +170,28 @@ describe('etl schema', () => {
     assert.doesNotMatch(drop.stdout, /rename-column|load needs|not applied/);
     assert.deepEqual(await columns(dropped), ['phone']);
     assert.equal((await etl(['schema', '--check', '--database-url', dropped])).code, 0);
+  });
+
+  test('a table removed from pipeline.yaml: its pending entries are forgotten, and no row of it is reported deleted', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    assert.equal((await etl(['schema', '--database-url', url])).code, 0);
+    const doc = parseDocument(await readFile(path.join(ROOT, 'pipeline.yaml'), 'utf8'));
+    assert.ok(doc.deleteIn(['tables', 'messages']));
+    const file = path.join(await tempDir('etl-schema-retired-', t), 'pipeline.yaml');
+    await writeFile(file, doc.toString());
+    // etl loaded messages once, and two of its rows wait for a user.
+    await withClient(url, (c) =>
+      c.query(`INSERT INTO etl_watermarks (table_name, watermark, run_id, updated_at, fingerprint) VALUES ('messages', now(), '20260101T000000000Z', now(), 'sha256:0');
+        INSERT INTO etl_pending (table_name, row_key, kind, row, missing, run_id, since, seen_run)
+          SELECT 'messages', jsonb_build_array(k), 'row', '{}', '{}', '20260101T000000000Z', now(), '20260101T000000000Z' FROM unnest(ARRAY['m1', 'm2']) AS k`),
+    );
+    const r = await etl(['schema', '--yes', '--json', '--pipeline', file, '--database-url', url]);
+    assert.equal(r.code, 0, r.output);
+    const report = JSON.parse(r.stdout);
+    assert.ok(report.applied.some((c: { kind: string; table: string }) => c.kind === 'retire_table' && c.table === 'messages'));
+    assert.deepEqual(report.deletedRows, {}, 'its rows stay: only its etl_pending entries go');
+    const pending = await withClient(url, (c) => c.query(`SELECT count(*)::int AS n FROM etl_pending WHERE table_name = 'messages'`));
+    assert.equal(pending.rows[0].n, 0);
   });
 
   test('a PostgreSQL user without the privileges: exit 1, PostgreSQL\'s refusal with its SQLSTATE and what to grant, not an internal error', async (t) => {
