@@ -3,7 +3,7 @@
 import type { Command } from '../command.ts';
 import { parseFlags } from '../flags.ts';
 import { parseTables, runStageFlow, STAGE_FLAGS } from '../stage-flow.ts';
-import { LOAD_FLAGS, loadFinalLine, loadOptions, loadStage, loadJson, renderLoad } from '../stages/load.ts';
+import { LOAD_FLAGS, checkLockFlags, loadFinalLine, loadOptions, loadStage, loadJson, renderLoad } from '../stages/load.ts';
 
 const usage = `usage: etl load [--run ID] [--staging DIR] [--pipeline FILE] [--tables a,b] [--dry-run]
                 [--no-wait | --lock-timeout D] [--allow-delete-all] [--database-url URL] [--json]
@@ -38,6 +38,7 @@ const command: Command = {
   usage,
   async run(ctx) {
     const flags = parseFlags(ctx.argv, { ...STAGE_FLAGS, ...LOAD_FLAGS, run: { type: 'string' } });
+    checkLockFlags(flags);
     const tables = parseTables(flags.tables);
     // TRANSFER_DESTINATION=remote: PostgreSQL through an SSH tunnel (an explicit --database-url is used as given).
     const tunnel = flags['database-url'] === undefined;

@@ -9,7 +9,7 @@ import { count, duration } from '../progress/meter.ts';
 import { parseTables, runStageFlow, STAGE_FLAGS, writeWarnings } from '../stage-flow.ts';
 import { diffStage, differenceText, differingRows } from '../stages/diff.ts';
 import { extractJson, extractStage } from '../stages/extract.ts';
-import { LOAD_FLAGS, loadJson, loadNotes, loadOptions, loadStage } from '../stages/load.ts';
+import { LOAD_FLAGS, checkLockFlags, loadJson, loadNotes, loadOptions, loadStage } from '../stages/load.ts';
 import { transformJson, transformStage } from '../stages/transform.ts';
 import { paint } from '../output.ts';
 import type { DiffReport, TableDiff } from '../../inspect/diff.ts';
@@ -74,6 +74,7 @@ const command: Command = {
       'mongo-url': { type: 'string' },
       'mongo-db': { type: 'string' },
     });
+    checkLockFlags(flags);
     const wanted = parseTables(flags.tables);
     return runStageFlow<RepairReport>(ctx, {
       json: flags.json === true,

@@ -7,7 +7,7 @@ import { parseFlags } from '../flags.ts';
 import { count, duration } from '../progress/meter.ts';
 import { parseTables, runStageFlow, STAGE_FLAGS, writeWarnings } from '../stage-flow.ts';
 import { EXTRACT_FLAGS, extractJson, extractOptions, extractStage, readExtractFlags } from '../stages/extract.ts';
-import { LOAD_FLAGS, appliedFigures, loadJson, loadNotes, loadOptions, loadStage, pendingOf } from '../stages/load.ts';
+import { LOAD_FLAGS, appliedFigures, checkLockFlags, loadJson, loadNotes, loadOptions, loadStage, pendingOf } from '../stages/load.ts';
 import { transformJson, transformNotes, transformStage } from '../stages/transform.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 import { formatTable } from '../../report/text-table.ts';
@@ -68,6 +68,7 @@ const command: Command = {
   usage,
   async run(ctx) {
     const flags = parseFlags(ctx.argv, RUN_FLAGS);
+    checkLockFlags(flags);
     if (flags.run !== undefined) throw new UsageError('bad_arguments', '--run does not apply to etl run (it makes a new run)', { context: { flag: '--run' }, hint: 'use etl transform / etl load --run ID to re-run a stage' });
     const { live } = readExtractFlags(flags);
     const tables = parseTables(flags.tables);

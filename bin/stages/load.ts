@@ -9,6 +9,7 @@ import type { CommandContext } from '../command.ts';
 import { paint } from '../output.ts';
 import { count, duration } from '../progress/meter.ts';
 import { parseLockTimeout } from '../../load/lock.ts';
+import { UsageError } from '../../errors/etl-error.ts';
 import type { ProgressView, StageTracker } from '../progress/view.ts';
 import type { PostgresConfig } from '../../connect/config.ts';
 import { writeWarnings, type FlowEnv } from '../stage-flow.ts';
@@ -25,6 +26,19 @@ export const LOAD_FLAGS = {
 function lockPolicy(flags: { 'no-wait'?: boolean; 'lock-timeout'?: string }): LoadOptions['lock'] {
   if (flags['no-wait']) return 'fail';
   return flags['lock-timeout'] !== undefined ? { timeoutMs: parseLockTimeout(flags['lock-timeout']) } : 'wait';
+}
+
+/**
+ * The lock flags checked as soon as they are parsed, before anything connects: both together would
+ * leave one of them unused, silently (a script asking for a bounded wait would fail at once instead).
+ */
+export function checkLockFlags(flags: { 'no-wait'?: boolean; 'lock-timeout'?: string }): void {
+  if (flags['no-wait'] && flags['lock-timeout'] !== undefined) {
+    throw new UsageError('bad_arguments', '--no-wait and --lock-timeout cannot be combined', {
+      hint: '--no-wait fails at once when another etl load holds the lock; --lock-timeout D waits at most D: give one',
+    });
+  }
+  lockPolicy(flags);
 }
 
 type LoadFlags = { readonly 'dry-run'?: boolean; readonly 'no-wait'?: boolean; readonly 'lock-timeout'?: string; readonly 'allow-delete-all'?: boolean };

@@ -141,6 +141,17 @@ describe('etl command line', () => {
     assert.equal(same.code, 0, same.stderr);
   });
 
+  test('--no-wait and --lock-timeout together are a usage error (exit 2) for load, run and repair, never one of them silently', async (t) => {
+    const dir = await tempDir(t, 'etl-cli-lock-flags-');
+    // No server answers on port 1: a command that got past its flags would fail to connect (exit 1).
+    const env = { DATABASE_URL: 'postgresql://u@127.0.0.1:1/db', MONGODB_URL: 'mongodb://127.0.0.1:1/db?serverSelectionTimeoutMS=300' };
+    for (const command of ['load', 'run', 'repair']) {
+      const r = await etl([command, '--no-wait', '--lock-timeout', '30s', '--pipeline', PIPELINE], { cwd: dir, env });
+      assert.equal(r.code, 2, `${command}: ${r.stderr}`);
+      assert.match(r.stderr, /^error: --no-wait and --lock-timeout cannot be combined/m, command);
+    }
+  });
+
   test('a pipeline file that is no YAML (megabytes in one token, terminal controls): each error line bounded, no control character printed', async (t) => {
     const dir = await tempDir(t, 'etl-errors-binary-');
     const file = path.join(dir, 'pipeline.yaml');
