@@ -89,7 +89,8 @@ const command: Command = {
         sampleSize: limit,
         describe: { mongo: ep.describe.mongo, postgres: ep.describe.postgres },
         signal: ctx.signal,
-        onProgress: flags.json
+        // --quiet keeps the final line only: no line per table.
+        onProgress: flags.json || ctx.verbosity === 'quiet'
           ? undefined
           : (e) => {
               if (e.kind === 'table_start') ctx.stderr.write(`comparing ${e.table} (${e.collection})…\n`);

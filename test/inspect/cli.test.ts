@@ -68,6 +68,14 @@ test('etl diff: exit 1 with the planted keys, --json, then exit 0 once repaired'
   assertNoSecret(same, password);
 });
 
+test('etl diff --quiet: the final line only, no progress line per table', async (t) => {
+  const { pgUrl, mongo } = await plantedPair(t.name);
+  const r = await etl(['diff', '--quiet', '--deep', '--tables', 'users,menus', '--database-url', pgUrl, '--mongo-url', mongo.url, '--mongo-db', mongo.name]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stderr, '', 'no "comparing <table>…" lines');
+  assert.match(r.stdout, /^differences: 2 of 2 tables differ .*\n$/);
+});
+
 test('etl diff lists a key as a terminal may show it: an _id of 1,000 characters holding escape sequences is cut and escaped', async (t) => {
   const { pgUrl, mongo } = await plantedPair(t.name);
   // Under the 1,024 bytes of a key (mapping/key-size.ts): a longer one is refused (key_too_long), not missing.
