@@ -129,7 +129,7 @@ async function dataTableChange(ctx: Context, t: TableModel, f: DriftFinding, ren
     case 'missing_column':
       return [await addColumn(ctx, t, t.columns.find((c) => c.name === f.column)!, renames.get(`add:${t.name}.${f.column}`) ?? null)];
     case 'extra_column':
-      return [dropColumn(t, f.column!, f.message)];
+      return [dropColumn(t, f.column!, droppedColumnMessage(ctx, t, f.column!))];
     case 'type':
       return [await changeType(ctx, t, t.columns.find((c) => c.name === f.column)!, f)];
     case 'nullability':
@@ -166,6 +166,15 @@ async function addColumn(ctx: Context, t: TableModel, c: ColumnModel, rename: Re
     alsoAllowedBy: [`drop-column:${t.name}.${rename.drop}`],
     risk: `it may be the rename of "${rename.drop}" (rename-column:${t.name}.${rename.drop}=${c.name} keeps its values); added as a new column, it starts empty`,
   };
+}
+
+/**
+ * What the drop does, as every change's message says what it does (the drift finding's own message
+ * says the column is kept, which is true only until the drop is applied).
+ */
+function droppedColumnMessage(ctx: Context, t: TableModel, column: string): string {
+  const rawType = ctx.live.get(t.name)?.columns.find((c) => c.name === column)?.rawType;
+  return `column "${t.name}"."${column}"${rawType ? ` (${rawType})` : ''} is not in pipeline.yaml: dropped`;
 }
 
 function dropColumn(t: TableModel, column: string, message: string): SchemaChange {

@@ -168,6 +168,8 @@ describe('etl schema', () => {
     const drop = await etl(['schema', '--yes', '--allow', 'drop-column:users.phone_old', '--database-url', dropped]);
     assert.equal(drop.code, 0, drop.stdout + drop.stderr);
     assert.doesNotMatch(drop.stdout, /rename-column|load needs|not applied/);
+    assert.match(drop.stdout, /\n {2}applied {2}users: column "users"\."phone_old" \(character varying\(255\)\) is not in pipeline\.yaml: dropped\n/);
+    assert.doesNotMatch(drop.stdout, /kept/, 'a dropped column is not said to be kept');
     assert.deepEqual(await columns(dropped), ['phone']);
     assert.equal((await etl(['schema', '--check', '--database-url', dropped])).code, 0);
   });
