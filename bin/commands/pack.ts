@@ -35,7 +35,7 @@ options:
 exit codes: 0 packed, 1 refused or failed, 2 usage error
 `;
 
-/** Runs above this size get progress lines on stderr. */
+/** Runs above this size get progress lines on stderr (not with --quiet: the final line only). */
 const BIG_RUN_BYTES = 64 * 1024 * 1024;
 
 const command: Command = {
@@ -63,7 +63,7 @@ const command: Command = {
       signal: ctx.signal,
       onNote: (text) => ctx.stderr.write(`note: ${text}\n`),
       onProgress: (p) => {
-        if (p.bytesTotal >= BIG_RUN_BYTES) show(p);
+        if (p.bytesTotal >= BIG_RUN_BYTES && ctx.verbosity !== 'quiet') show(p);
       },
     });
     if (flags.json) {

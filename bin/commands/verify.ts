@@ -66,7 +66,7 @@ const command: Command = {
       currentPipelineFile: cfg.pipelineFile,
       signal: ctx.signal,
       onProgress: (p) => {
-        if (p.bytesTotal >= BIG_BYTES) show(p, p.phase === 'retransform');
+        if (p.bytesTotal >= BIG_BYTES && ctx.verbosity !== 'quiet') show(p, p.phase === 'retransform');
       },
     });
     if (flags.json) writeJson(ctx.stdout, report);

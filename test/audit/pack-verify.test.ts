@@ -12,7 +12,11 @@ import { verifyRun, type VerifyReport } from '../../audit/verify.ts';
 import { StagingError } from '../../errors/etl-error.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { runPaths } from '../../staging/run-folder.ts';
-import { copyOfRun, editManifest, realRun, type RealRun } from './staged-run.ts';
+import { ObjectId } from 'bson';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import { runExtract } from '../../extract/index.ts';
+import { runTransform } from '../../transform/index.ts';
+import { copyOfRun, editManifest, newProject, realRun, writeDump, type RealRun } from './staged-run.ts';
 import { etlSync, startEtl } from '../harness/cli.ts';
 import { plantScratch } from '../harness/scratch.ts';
 import { spawnSync } from 'node:child_process';
@@ -365,5 +369,35 @@ describe('verify after a verify that was killed', () => {
     const r = etlSync(['verify', archive], { cwd: scratch });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.deepEqual((await verifyTemps()).filter((n) => !before.includes(n)), ['etl-verify-Alive1'], 'the killed verify’s folder is gone, the live one kept');
+  });
+});
+
+describe('progress lines (runs of 64 MiB or more)', () => {
+  let big: RealRun;
+  before(async () => {
+    // 48 events of 1.5 MiB each: 72 MiB of extract NDJSON (and as much CSV), enough for progress lines.
+    const project = await newProject();
+    const events = Array.from({ length: 48 }, (_, i) => ({ _id: new ObjectId(), title: String(i % 10).repeat(1_500_000), creation_date: new Date(0), update_date: new Date(0) }));
+    const dump = path.join(project.cwd, 'dump', 'wappizy');
+    await writeDump(dump, { events });
+    const model = await loadPipeline(project.pipelineFile);
+    const extracted = await runExtract({ model, stagingDir: project.stagingDir, source: { kind: 'dump', path: dump }, full: true });
+    await runTransform({ model, stagingDir: project.stagingDir, runId: extracted.runId });
+    big = { ...project, runId: extracted.runId, paths: runPaths(project.stagingDir, extracted.runId) };
+  });
+  after(() => rm(big.cwd, { recursive: true, force: true }));
+
+  test('verify and pack write them on stderr, and --quiet keeps the final line only', () => {
+    const verbose = etlSync(['verify', big.paths.dir], { cwd: big.cwd });
+    assert.equal(verbose.code, 0, verbose.output);
+    assert.match(verbose.stderr, /^verifying: /m, 'a run this size shows its progress');
+    const quiet = etlSync(['verify', big.paths.dir, '--quiet'], { cwd: big.cwd });
+    assert.equal(quiet.code, 0, quiet.output);
+    assert.equal(quiet.stderr, '');
+    assert.match(quiet.stdout, /^OK: run \S+ is exactly what its manifest says\n$/);
+    const packed = etlSync(['pack', '--quiet', '--out', path.join(big.cwd, 'a.tar.gz')], { cwd: big.cwd });
+    assert.equal(packed.code, 0, packed.output);
+    assert.equal(packed.stderr, '');
+    assert.equal(packed.stdout.split('\n').filter(Boolean).length, 1, packed.stdout);
   });
 });
