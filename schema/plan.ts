@@ -169,12 +169,12 @@ async function addColumn(ctx: Context, t: TableModel, c: ColumnModel, rename: Re
 }
 
 /**
- * What the drop does, as every change's message says what it does (the drift finding's own message
- * says the column is kept, which is true only until the drop is applied).
+ * The column and the change, true whichever way it is decided: `apply`, `applied` and `refused` precede
+ * it (the drift finding's own message says the column is kept, false once the drop is applied).
  */
 function droppedColumnMessage(ctx: Context, t: TableModel, column: string): string {
   const rawType = ctx.live.get(t.name)?.columns.find((c) => c.name === column)?.rawType;
-  return `column "${t.name}"."${column}"${rawType ? ` (${rawType})` : ''} is not in pipeline.yaml: dropped`;
+  return `column "${t.name}"."${column}"${rawType ? ` (${rawType})` : ''} is not in pipeline.yaml (drop column)`;
 }
 
 function dropColumn(t: TableModel, column: string, message: string): SchemaChange {

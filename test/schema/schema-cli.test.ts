@@ -124,7 +124,7 @@ describe('etl schema', () => {
     assert.match(yes.stdout, /applied {2}users: column "users"\."phone" is missing: added; the next run reads users in full to fill it \(mapping changed\)/);
     assert.match(yes.stdout, /applied {2}users: column "users"\."role" is character varying\(50\), pipeline\.yaml says VARCHAR\(100\): widened/);
     assert.match(yes.stdout, /1 change\(s\) not applied: they lose or may reject data/);
-    assert.match(yes.stdout, /refused {2}users: column "users"\."nickname" \(text\) is not in pipeline\.yaml.*\n {11}its values are lost.*\n {11}ALTER TABLE "users" DROP COLUMN "nickname";\n {11}apply with: --allow drop-column:users\.nickname/);
+    assert.match(yes.stdout, /refused {2}users: column "users"\."nickname" \(text\) is not in pipeline\.yaml \(drop column\)\n {11}its values are lost.*\n {11}ALTER TABLE "users" DROP COLUMN "nickname";\n {11}apply with: --allow drop-column:users\.nickname/);
     const allowed = await etl(['schema', '--yes', '--allow', 'drop-column:users.nickname', '--json', '--database-url', url]);
     assert.equal(allowed.code, 0, allowed.stderr);
     const doc = JSON.parse(allowed.stdout);
@@ -168,7 +168,7 @@ describe('etl schema', () => {
     const drop = await etl(['schema', '--yes', '--allow', 'drop-column:users.phone_old', '--database-url', dropped]);
     assert.equal(drop.code, 0, drop.stdout + drop.stderr);
     assert.doesNotMatch(drop.stdout, /rename-column|load needs|not applied/);
-    assert.match(drop.stdout, /\n {2}applied {2}users: column "users"\."phone_old" \(character varying\(255\)\) is not in pipeline\.yaml: dropped\n/);
+    assert.match(drop.stdout, /\n {2}applied {2}users: column "users"\."phone_old" \(character varying\(255\)\) is not in pipeline\.yaml \(drop column\)\n/);
     assert.doesNotMatch(drop.stdout, /kept/, 'a dropped column is not said to be kept');
     assert.deepEqual(await columns(dropped), ['phone']);
     assert.equal((await etl(['schema', '--check', '--database-url', dropped])).code, 0);
