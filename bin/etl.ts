@@ -3,6 +3,7 @@
 import process from 'node:process';
 import type { Command, CommandContext, Verbosity } from './command.ts';
 import { LastLineOnly } from './output.ts';
+import { heartbeatMs } from './progress/lines.ts';
 import { renderError } from './render-error.ts';
 import { resolveConfig } from '../connect/config.ts';
 import { EtlError, UsageError } from '../errors/etl-error.ts';
@@ -82,6 +83,7 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${command.usage.trimEnd()}\n`);
     return 0;
   }
+  heartbeatMs(process.env);
   // --quiet: the final line only, whatever the command prints (--json output is kept whole).
   const quiet = verbosity === 'quiet' && !rest.includes('--json') ? new LastLineOnly(process.stdout) : null;
   const code = await withSignals((signal) => {

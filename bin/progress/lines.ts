@@ -4,14 +4,26 @@
 //            rate and time left; in a multi-stage command, one line per stage when it ends.
 //   verbose: a timestamped line per event: the plan, every batch, every phase, every item done.
 import type { CommandContext } from '../command.ts';
+import { ConfigError } from '../../errors/etl-error.ts';
 import { count, duration, gaugeText } from './meter.ts';
 import type { StageChange, StageState } from './stage-state.ts';
 
 const DEFAULT_HEARTBEAT_SECONDS = 30;
 
-function heartbeatMs(env: Readonly<Record<string, string | undefined>>): number {
-  const s = Number(env.ETL_PROGRESS_SECONDS);
-  return Number.isFinite(s) && s > 0 ? s * 1000 : DEFAULT_HEARTBEAT_SECONDS * 1000;
+/**
+ * ETL_PROGRESS_SECONDS in milliseconds (unset or empty: the default). bin/etl.ts reads it before a
+ * command starts, so a value that is no positive number stops it then (exit 2), not once a stage
+ * has been working for a while, and never as a default taken silently.
+ */
+export function heartbeatMs(env: Readonly<Record<string, string | undefined>>): number {
+  const raw = env.ETL_PROGRESS_SECONDS;
+  if (raw === undefined || raw.trim() === '') return DEFAULT_HEARTBEAT_SECONDS * 1000;
+  const s = Number(raw);
+  if (Number.isFinite(s) && s > 0) return s * 1000;
+  throw new ConfigError(`environment variable ETL_PROGRESS_SECONDS is not a positive number of seconds: "${raw}"`, [], {
+    context: { variable: 'ETL_PROGRESS_SECONDS' },
+    hint: `a number of seconds between two progress lines in logs, e.g. ETL_PROGRESS_SECONDS=${DEFAULT_HEARTBEAT_SECONDS} (the default when unset)`,
+  });
 }
 
 export async function logStage<R>(ctx: CommandContext, state: StageState, work: Promise<R>, endLine: ((r: R) => string) | null): Promise<R> {

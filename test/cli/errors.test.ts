@@ -152,6 +152,21 @@ describe('etl command line', () => {
     }
   });
 
+  test('ETL_PROGRESS_SECONDS that is not a positive number is a configuration error naming the variable (exit 2), before the command starts', async (t) => {
+    const dir = await tempDir(t, 'etl-cli-progress-env-');
+    for (const value of ['abc', '0', '-5', '30s']) {
+      const r = await etl(['validate', '--pipeline', PIPELINE], { cwd: dir, env: { ETL_PROGRESS_SECONDS: value } });
+      assert.equal(r.code, 2, `${value}: ${r.output}`);
+      assert.match(r.stderr, new RegExp(`^error: environment variable ETL_PROGRESS_SECONDS is not a positive number of seconds: "${value}"`, 'm'));
+      assert.doesNotMatch(r.stderr, STACK_LINE);
+      assert.equal(r.stdout, '');
+    }
+    for (const value of ['', '0.5', '120']) {
+      const r = await etl(['validate', '--pipeline', PIPELINE], { cwd: dir, env: { ETL_PROGRESS_SECONDS: value } });
+      assert.equal(r.code, 0, `${value}: ${r.output}`);
+    }
+  });
+
   test('a pipeline file that is no YAML (megabytes in one token, terminal controls): each error line bounded, no control character printed', async (t) => {
     const dir = await tempDir(t, 'etl-errors-binary-');
     const file = path.join(dir, 'pipeline.yaml');
