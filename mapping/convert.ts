@@ -250,26 +250,39 @@ function integerConverter(kind: 'smallint' | 'integer' | 'bigint'): Converter {
 
 // ── numeric ───────────────────────────────────────────────────────────────────────────────────
 
-/** Digits before and after the point of a plain or exponent decimal text, trailing fraction zeros ignored. */
-function decimalShape(text: string): { intDigits: number; fracDigits: number } | null {
+/**
+ * Digits before and after the point of a plain or exponent decimal text, trailing fraction zeros
+ * ignored, and `scale`: the digits after the point as written, trailing zeros included (what
+ * PostgreSQL keeps as the value's display scale).
+ */
+function decimalShape(text: string): { intDigits: number; fracDigits: number; scale: number } | null {
   const m = DECIMAL.exec(text);
   if (!m || (m[2] === '' && (m[3] === undefined || m[3] === ''))) return null;
   const all = `${m[2]}${m[3] ?? ''}`;
   const exp = (m[4] === undefined ? 0 : Number(m[4])) - (m[3]?.length ?? 0);
+  const scale = Math.max(0, -exp);
   const sig = all.replace(/^0+/, '');
-  if (sig === '') return { intDigits: 0, fracDigits: 0 };
+  if (sig === '') return { intDigits: 0, fracDigits: 0, scale };
   const trimmed = sig.replace(/0+$/, '');
   const e = exp + (sig.length - trimmed.length);
   // value = trimmed × 10^e
   const intDigits = Math.max(0, trimmed.length + e);
   const fracDigits = Math.max(0, -e);
-  return { intDigits, fracDigits };
+  return { intDigits, fracDigits, scale };
 }
+
+// What any NUMERIC holds, whatever its precision: beyond either, PostgreSQL fails the whole COPY
+// ("value overflows numeric format"). Only a decimal string gets there: a Decimal128 has at most
+// 6,145 integer and 6,176 fraction digits, a Double 309 and 1,074.
+const NUMERIC_MAX_INT_DIGITS = 131_072;
+const NUMERIC_MAX_SCALE = 16_383;
 
 function numericConverter(precision: number | null, scale: number | null): Converter {
   const check = (text: string): Converted => {
     const shape = decimalShape(text);
     if (!shape) return REJECT.not_a_number;
+    if (shape.intDigits > NUMERIC_MAX_INT_DIGITS) return REJECT.out_of_range;
+    if (shape.scale > NUMERIC_MAX_SCALE) return REJECT.too_many_digits;
     if (precision !== null) {
       const s = scale ?? 0;
       // PostgreSQL rounds extra decimals silently and fails the whole COPY on too many integer digits.

@@ -204,3 +204,46 @@ describe('a carriage return without a newline', () => {
     }
   });
 });
+
+describe('a decimal string beyond what NUMERIC holds', () => {
+  // PostgreSQL's NUMERIC holds 131,072 digits before the point and 16,383 after (its display scale,
+  // trailing zeros included); a string beyond either fails the whole COPY ("value overflows numeric
+  // format"), so transform rejects that row alone. Decimal128 and Double never reach these limits.
+  test('is rejected alone; the values at the limits load as they are', async (t) => {
+    const model = await pipelineModel(TYPES_PIPELINE('reject'));
+    const at = new Date('2024-03-06T23:00:00Z');
+    const oid = (n: number) => new ObjectId(`66000000000000000000${n.toString(16).padStart(4, '0')}`);
+    const exact = ['1e131071', `9${'0'.repeat(131_071)}.5`, '1.0e-16382', `1.${'0'.repeat(16_383)}`, `${'0'.repeat(200_000)}7`, '-0.0001e-16379'];
+    const beyond: [string, string][] = [
+      ['1e131072', 'out_of_range'],
+      [`1${'0'.repeat(131_072)}`, 'out_of_range'],
+      ['1e2147483648', 'out_of_range'],
+      ['0.0001e-16380', 'too_many_digits'],
+      [`1.${'0'.repeat(16_384)}`, 'too_many_digits'],
+      ['1e-20000', 'too_many_digits'],
+    ];
+    const docs = [...exact, ...beyond.map(([s]) => s)].map((s, i) => ({ _id: oid(i + 1), creation_date: at, update_date: at, exact: s }));
+    const run = await stageRun(model, { things: docs });
+    await runTransform({ model, stagingDir: run.stagingDir });
+    const rejects = (await readText(run.paths.transformRejects('things'))).trim().split('\n').map((l) => JSON.parse(l) as { _id: string; reason: string });
+    assert.deepEqual(
+      rejects.map((r) => [r._id, r.reason]),
+      beyond.map(([, reason], i) => [oid(exact.length + i + 1).toHexString(), reason]),
+    );
+
+    const client = new pg.Client({ connectionString: await servers.postgres.createDatabase(t.name) });
+    await client.connect();
+    try {
+      const table = model.tables.get('things')!;
+      await client.query(createTableSql(table));
+      assert.equal(await copyTable(client, run.paths, table), exact.length);
+      const { rows } = await client.query('SELECT exact::text AS v FROM things ORDER BY id');
+      for (const [i, s] of exact.entries()) {
+        const same = (await client.query('SELECT $1::numeric = $2::numeric AS same', [rows[i].v, s])).rows[0].same;
+        assert.equal(same, true, `value ${i + 1} loads as it is`);
+      }
+    } finally {
+      await client.end();
+    }
+  });
+});
