@@ -165,39 +165,72 @@ function reviveKeepingEscapes(v: unknown): unknown {
   return (EJSON.deserialize({ v } as never, { relaxed: false }) as { v: unknown }).v;
 }
 
-// Exact Int64s. bson's relaxed EJSON writes a Long as a JavaScript number (Long.toExtendedJSON →
-// toNumber), which rounds every Int64 beyond ±2^53 (9007199254740993 → 9007199254740992); the relaxed
-// EJSON spec's Int64 is the integer itself, and JSONB keeps a JSON number exactly. So each Int64 is
-// swapped, before bson sees the value, for a marker string: NUL then its digits (bson's own reading
-// of the wrapper, so what bson refuses stays refused). bson passes strings through untouched, and
-// jsonText writes a marker as its bare digits. No other string may hold a NUL: markInt64s refuses one
-// (unreachable from the JSONB converter, which strips or rejects NUL first: jsonb cannot hold U+0000).
-const INT64_MARK = '\u0000';
+// Values bson's relaxed EJSON would change, written by etl itself instead:
+// - an Int64: bson writes a Long as a JavaScript number (Long.toExtendedJSON → toNumber), which rounds
+//   every Int64 beyond ±2^53 (9007199254740993 → 9007199254740992); the relaxed EJSON spec's Int64 is
+//   the integer itself, and JSONB keeps a JSON number exactly;
+// - a Date beyond what a JavaScript Date holds (|ms| > 8.64e15, staged with its milliseconds): bson
+//   reads it into a Date that holds none of them and writes "NaN"; the relaxed spec's form for a date
+//   outside 1970–9999 is the canonical one, `{"$date": {"$numberLong": "<ms>"}}`;
+// - a DBRef (a document, as staged: `$ref`, `$id`, `$db`, other fields): bson's DBRef reads a dotted
+//   `$ref` ("fs.files", a collection name) as a database and a collection, drops an empty `$db` and
+//   reorders the keys; written here key by key, as stored, each value by these same rules.
+// Each is swapped, before bson sees the value, for a marker string: NUL then its JSON text. bson passes
+// strings through untouched, and jsonText writes a marker as that text. No other string may hold a
+// NUL: markExact refuses one (unreachable from the JSONB converter, which strips or rejects NUL first:
+// jsonb cannot hold U+0000).
+const MARK = '\u0000';
 
-/** A raw value with each Int64 wrapper replaced by its marker (dates' milliseconds are not Int64s), counted in `found`. */
-function markInt64s(v: unknown, found: { int64s: number }): unknown {
+/** JavaScript Date's limit in milliseconds either side of the epoch. */
+const JS_DATE_LIMIT = 8.64e15;
+
+/** The canonical `$numberLong` text of a date beyond JavaScript's range, else null. */
+function dateBeyondJavaScript(v: unknown): string | null {
+  const inner = (v as { $date?: unknown }).$date;
+  const text = typeof inner === 'object' && inner !== null ? (inner as { $numberLong?: unknown }).$numberLong : undefined;
+  if (typeof text !== 'string' || !/^-?\d+$/.test(text)) return null;
+  const ms = BigInt(text);
+  return ms > BigInt(JS_DATE_LIMIT) || ms < -BigInt(JS_DATE_LIMIT) ? text : null;
+}
+
+/** A document bson would revive into its DBRef class ($ref a string beside $id), staged unescaped. */
+function isDbRef(v: RawDocument): boolean {
+  return typeof v.$ref === 'string' && v.$id !== undefined && v.$id !== null;
+}
+
+/** A raw value with each value bson would change replaced by its marker, counted in `found`. */
+function markExact(v: unknown, found: { marks: number }): unknown {
   if (typeof v === 'string') {
-    if (v.includes(INT64_MARK)) throw new Error('a JSON value holds U+0000, which would read as an Int64 marker');
+    if (v.includes(MARK)) throw new Error('a JSON value holds U+0000, which would read as a marker');
     return v;
   }
   if (typeof v !== 'object' || v === null) return v;
-  if (Array.isArray(v)) return v.map((item) => markInt64s(item, found));
+  if (Array.isArray(v)) return v.map((item) => markExact(item, found));
   const kind = kindOf(v);
   if (kind === 'int64') {
-    found.int64s += 1;
-    return INT64_MARK + (EJSON.deserialize({ v } as never, { relaxed: false }) as { v: Long }).v.toString();
+    found.marks += 1;
+    return MARK + (EJSON.deserialize({ v } as never, { relaxed: false }) as { v: Long }).v.toString();
   }
-  if (kind === 'date') return v;
+  if (kind === 'date') {
+    const ms = dateBeyondJavaScript(v);
+    if (ms === null) return v;
+    found.marks += 1;
+    return `${MARK}{"$date":{"$numberLong":${JSON.stringify(ms)}}}`;
+  }
   // A document (escaped or not, a DBRef), or a wrapper holding values ($code's $scope): walk its fields.
   const fields = kind === 'document' ? documentFields(v) : (v as RawDocument);
+  if (kind === 'document' && fields === v && isDbRef(fields)) {
+    found.marks += 1;
+    return `${MARK}{${Object.keys(fields).map((key) => `${JSON.stringify(key)}:${relaxedText(fields[key])}`).join(',')}}`;
+  }
   // fromEntries, not out[key] = …: a `__proto__` key stays a key.
-  const out = Object.fromEntries(Object.keys(fields).map((key) => [key, markInt64s(fields[key], found)]));
+  const out = Object.fromEntries(Object.keys(fields).map((key) => [key, markExact(fields[key], found)]));
   return fields === v ? out : { [ESCAPED_DOCUMENT_KEY]: out };
 }
 
-/** JSON text of a JSON.parse result, byte for byte as JSON.stringify writes it, except a marker: its digits. */
+/** JSON text of a JSON.parse result, byte for byte as JSON.stringify writes it, except a marker: its text. */
 function jsonText(v: unknown): string {
-  if (typeof v === 'string') return v.startsWith(INT64_MARK) ? v.slice(1) : JSON.stringify(v);
+  if (typeof v === 'string') return v.startsWith(MARK) ? v.slice(1) : JSON.stringify(v);
   if (typeof v !== 'object' || v === null) return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(jsonText).join(',')}]`;
   const fields = v as RawDocument;
@@ -206,16 +239,17 @@ function jsonText(v: unknown): string {
 
 /**
  * Relaxed EJSON text of a raw value (JSONB columns): `{"$date": "…"}`, plain numbers, `{"$oid": …}`,
- * an Int64 as its exact integer. An escaped document stays escaped, so JSONB cannot confuse it with
- * the value it looks like.
+ * an Int64 as its exact integer, a Date beyond JavaScript and a DBRef as stored. An escaped document
+ * stays escaped, so JSONB cannot confuse it with the value it looks like.
  */
 export function relaxedText(v: unknown): string {
   // Rare path (JSONB columns): revive through the official codec so the relaxed form is bson's own.
-  const found = { int64s: 0 };
-  const marked = markInt64s(v, found);
+  const found = { marks: 0 };
+  const marked = markExact(v, found);
+  if (typeof marked === 'string' && marked.startsWith(MARK)) return marked.slice(1);
   const revived = holdsEscape(marked) ? reviveKeepingEscapes(marked) : (EJSON.deserialize({ v: marked } as never, { relaxed: false }) as { v: unknown }).v;
-  // No Int64: bson's text as it is (the marker path costs a parse and a second writer).
-  if (found.int64s === 0) return EJSON.stringify(revived as never, { relaxed: true });
+  // No marker: bson's text as it is (the marker path costs a parse and a second writer).
+  if (found.marks === 0) return EJSON.stringify(revived as never, { relaxed: true });
   return jsonText((EJSON.serialize({ v: revived } as never, { relaxed: true }) as { v: unknown }).v);
 }
 

@@ -242,6 +242,22 @@ describe('JSONB', () => {
     // What bson refuses stays refused.
     assert.equal(convert(J, { n: long('abc') }), 'REJECT:invalid_bson');
   });
+  test('a Date beyond JavaScript keeps its milliseconds (bson would write "NaN")', () => {
+    const J: SqlType = { kind: 'jsonb' };
+    assert.equal(convert(J, { $date: { $numberLong: '9000000000000000000' } }), '{"$date":{"$numberLong":"9000000000000000000"}}');
+    assert.equal(convert(J, [{ d: { $date: { $numberLong: '-9223372036854775808' } } }]), '[{"d":{"$date":{"$numberLong":"-9223372036854775808"}}}]');
+    // At JavaScript's limit and within: bson's relaxed form, as before.
+    assert.equal(convert(J, { $date: { $numberLong: '8640000000000000' } }), '{"$date":{"$numberLong":"8640000000000000"}}');
+    assert.equal(convert(J, { $date: { $numberLong: '0' } }), '{"$date":"1970-01-01T00:00:00Z"}');
+  });
+  test('a DBRef stays as stored: a dotted $ref is a collection name, $db and the key order are kept', () => {
+    const J: SqlType = { kind: 'jsonb' };
+    // bson's DBRef reads "fs.files" as the database fs and the collection files, drops an empty $db and moves $db first.
+    assert.equal(convert(J, { $ref: 'fs.files', $id: oid('65f0c0ffee0000000000abcd') }), '{"$ref":"fs.files","$id":{"$oid":"65f0c0ffee0000000000abcd"}}');
+    assert.equal(convert(J, { r: { $ref: 'a.b', $id: int32(1), $db: 'x' } }), '{"r":{"$ref":"a.b","$id":1,"$db":"x"}}');
+    assert.equal(convert(J, { $ref: 'c', $id: int32(1), $db: '' }), '{"$ref":"c","$id":1,"$db":""}');
+    assert.equal(convert(J, { $ref: 'c', $id: long('9007199254740993'), n: { $date: { $numberLong: '9000000000000000000' } }, $db: 'd' }), '{"$ref":"c","$id":9007199254740993,"n":{"$date":{"$numberLong":"9000000000000000000"}},"$db":"d"}');
+  });
   test('a `__proto__` key is a key like any other, kept (an assignment would take it for the prototype and drop it)', () => {
     const J: SqlType = { kind: 'jsonb' };
     assert.equal(convert(J, JSON.parse('{"__proto__":{"a":{"$numberInt":"1"}},"b":{"__proto__":"x"}}')), '{"__proto__":{"a":1},"b":{"__proto__":"x"}}');

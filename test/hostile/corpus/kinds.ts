@@ -4,7 +4,7 @@
 import { Binary, BSONRegExp, Code, Decimal128, Double, Int32, Long, MaxKey, MinKey, serialize, Timestamp, type Document } from 'bson';
 import { converted, counted, rejected, rejectedByLoad, skipped, type FinishedRun, type Outcome } from './outcomes.ts';
 import { at, BAD_ID, goodThing, oid, type Sample } from './sample.ts';
-import { dateValue, nestedValue, withElement, withRawString } from './raw-bson.ts';
+import { dateValue, documentBytes, nestedValue, withElement, withRawString } from './raw-bson.ts';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 
@@ -206,6 +206,18 @@ export const KINDS: readonly Kind[] = [
     outcome: converted('things', 'extra', '{"b": "x", "__proto__": {"a": 1}}'),
   },
   { name: 'JSONB: NUL character in a string inside', plant: plantThing({ extra: { a: 'x\u0000y' } }), outcome: rejected('things', 'nul_character', 'extra') },
+  {
+    // bson would read the staged milliseconds into a JavaScript Date, which holds none of them, and write "NaN".
+    name: 'JSONB: a Date beyond JavaScript keeps its milliseconds',
+    plant: plantRaw('things', () => withElement(without(thing({}), 'extra'), 0x03, 'extra', documentBytes(0x09, 'd', dateValue(9_000_000_000_000_000_000n)))),
+    outcome: converted('things', 'extra', '{"d": {"$date": {"$numberLong": "9000000000000000000"}}}'),
+  },
+  {
+    // A DBRef to GridFS's fs.files: bson's DBRef takes "fs.files" for a database "fs" and a collection "files".
+    name: 'JSONB: a DBRef to a collection whose name holds a dot, and its $db, stay as stored',
+    plant: plantThing({ extra: { f: { $ref: 'fs.files', $id: new Int32(5) }, g: { $ref: 'app.logs', $id: new Int32(6), $db: 'archive' }, h: { $ref: 'users', $id: new Int32(7), $db: '' } } }),
+    outcome: converted('things', 'extra', '{"f": {"$id": 5, "$ref": "fs.files"}, "g": {"$db": "archive", "$id": 6, "$ref": "app.logs"}, "h": {"$db": "", "$id": 7, "$ref": "users"}}'),
+  },
   {
     name: 'a mapped field nested 100,000 levels',
     plant: plantRaw('things', () => withElement(without(thing({}), 'address'), 0x03, 'address', nestedValue(100_000))),

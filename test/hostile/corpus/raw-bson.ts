@@ -56,3 +56,11 @@ export function stringValue(text: string): Buffer {
   len.writeInt32LE(bytes.length + 1);
   return Buffer.concat([len, bytes, Buffer.from([0])]);
 }
+
+/** An embedded document value (type 0x03) of one element: `type` byte, `name`, then `value` (already encoded). */
+export function documentBytes(type: number, name: string, value: Buffer): Buffer {
+  const element = Buffer.concat([Buffer.from([type]), Buffer.from(`${name}\0`, 'utf8'), value]);
+  const out = Buffer.concat([Buffer.alloc(4), element, Buffer.from([0])]);
+  out.writeInt32LE(out.length, 0);
+  return out;
+}
