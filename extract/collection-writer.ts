@@ -15,7 +15,7 @@ import { decodeFields, idOf, topLevelId } from './bson-elements.ts';
 import { matchesQuery, queryFieldNames } from './document-match.ts';
 import type { IdSorter } from './external-sort.ts';
 import { IdTracker } from './id-tracker.ts';
-import { shortValue, type ExtractRejectReason, type ExtractRejectsFile } from './rejects-file.ts';
+import { IdText, shortValue, type ExtractRejectReason, type ExtractRejectsFile } from './rejects-file.ts';
 import { UndatedCounter } from './undated-census.ts';
 
 /** Output is handed to the file in pieces of about this size. */
@@ -248,7 +248,7 @@ class DocumentStager {
       // Refused before its last field was read: its length is trusted only if its fields fill it.
       const framing = this.probe(item.bytes).framing;
       if (framing) throw input.corrupt(item, framing);
-      return { reject: { id: topLevelId(item.bytes), reason: error.reason, detail: error.detail, value: null } };
+      return { reject: { id: error.idText === undefined ? topLevelId(item.bytes) : new IdText(error.idText), reason: error.reason, detail: error.detail, value: null } };
     }
     if (input.trackDates && !this.queryFields) this.noteDates(item.bytes, facts);
     if (facts.id.type === 0) {

@@ -25,9 +25,15 @@ export interface ExtractReject {
 
 const VALUE_CHARS = 200;
 
+/** An `_id` already written as canonical Extended JSON (one bson would decode unfaithfully: a Date beyond JavaScript). */
+export class IdText {
+  constructor(readonly text: string) {}
+}
+
 /** `_id` as the transform rejects files write it: 24 hex characters for an ObjectId, else canonical Extended JSON; null when absent. */
 function idText(id: unknown): string | null {
   if (id === undefined) return null;
+  if (id instanceof IdText) return id.text;
   if (id instanceof ObjectId) return id.toHexString();
   try {
     return EJSON.stringify({ v: id } as Document, { relaxed: false }).slice(5, -1);

@@ -47,6 +47,8 @@ export class StagingRefusal extends Error {
   constructor(
     readonly reason: RefusalReason,
     readonly detail: string,
+    /** The `_id`'s canonical Extended JSON, when the refusal is about an `_id` bson cannot decode faithfully (a Date beyond JavaScript: "NaN"). */
+    readonly idText?: string,
   ) {
     super(detail);
   }
@@ -496,7 +498,7 @@ export class NdjsonWriter {
     }
     if (id.type === T_DATE) {
       const ms = this.src.readBigInt64LE(id.start);
-      if (ms > JS_DATE_LIMIT || ms < -JS_DATE_LIMIT) throw new StagingRefusal('invalid_id', `the _id is a date of ${ms} ms, beyond any calendar`);
+      if (ms > JS_DATE_LIMIT || ms < -JS_DATE_LIMIT) throw new StagingRefusal('invalid_id', `the _id is a date of ${ms} ms, beyond any calendar`, `{"$date":{"$numberLong":"${ms}"}}`);
     }
   }
 

@@ -134,6 +134,27 @@ test('item 12: a Date beyond JavaScript keeps its milliseconds in the staged fil
   assert.deepEqual(await rejectsOf('offers'), { [hex(14)]: ['start_day', 'invalid_date'], [hex(15)]: ['created_at', 'invalid_date'] });
 });
 
+test('an _id Date beyond any calendar is rejected (invalid_id) naming its milliseconds, never "NaN"', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-hostile-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const dates = [elementBytes('creation_date', day(1)), elementBytes('update_date', day(2)), elementBytes('label', 'dated')];
+  await mkdir(path.join(dir, 'appdb'), { recursive: true });
+  await writeFile(
+    path.join(dir, 'appdb/offers.bson'),
+    Buffer.concat([documentOf([rawDateElement('_id', 9_000_000_000_000_000_000n), ...dates]), documentOf([rawDateElement('_id', -9_223_372_036_854_775_808n), ...dates]), documentOf([...base(1), elementBytes('label', 'fine')])]),
+  );
+  const report = await runExtract({ model: await loadPipeline(PIPELINE), stagingDir: path.join(dir, 'staging'), source: { kind: 'dump', path: path.join(dir, 'appdb') } });
+  const rejects = await ndjson(path.join(report.runDir, 'extract/offers.rejects.ndjson'));
+  assert.deepEqual(
+    rejects.map((r) => [r._id, r.reason]),
+    [
+      ['{"$date":{"$numberLong":"9000000000000000000"}}', 'invalid_id'],
+      ['{"$date":{"$numberLong":"-9223372036854775808"}}', 'invalid_id'],
+    ],
+  );
+  assert.equal(report.collections[0]!.documents, 1);
+});
+
 interface RejectLine {
   _id: string | null;
   column?: string;
