@@ -4,7 +4,12 @@
 //  1. the run `latest` points at is kept (the next stage's default input);
 //  2. the newest loaded run is kept (the last state PostgreSQL was brought to, for audit);
 //  3. a run not yet loaded is kept: extract and transform done, load not done (never run, failed,
-//     or a dry run) — its changes are not in PostgreSQL yet;
+//     or a dry run) — its changes are not in PostgreSQL yet. Unless it is superseded: a newer run
+//     was loaded into the destination its load recorded, and that run's extract provably read every
+//     change it carried (every collection it read, from a bound at or before its own; a repair's
+//     chosen documents only by a full read; its `_id` sets; every table it transformed committed:
+//     audit/superseded.ts). A run whose load never recorded a destination, or anything the
+//     manifests do not record, keeps it; so does a killed load, which may have committed (rule 5);
 //  4. an unfinished run (extract or transform failed, killed, still running, or no readable
 //     manifest) is kept when it is newer than the newest loaded run, or when nothing was ever
 //     loaded: it may be in progress or about to be retried. Older ones are superseded: the loaded
@@ -18,9 +23,10 @@
 //     for a failed run. A killed load is a load not done (rule 3): it may have committed, which
 //     only its database's ledger knows (the next load into it settles the run);
 //  6. --keep N keeps the N newest runs; --older-than D keeps runs started on or after D.
-// What remains are loaded runs superseded by a newer loaded run, and unfinished runs older than the
-// newest loaded run. Also removed: a stale `*.partial` file in the staging folder itself (an archive
-// `etl pack` was writing when it was killed), one not written for STALE_PARTIAL_MS.
+// What remains are loaded runs superseded by a newer loaded run, not-loaded runs superseded by one
+// (rule 3), and unfinished runs older than the newest loaded run. Also removed: a stale `*.partial`
+// file in the staging folder itself (an archive `etl pack` was writing when it was killed), one not
+// written for STALE_PARTIAL_MS.
 import { readdir, readlink, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseInstant } from '../model/instant.ts';
@@ -32,6 +38,7 @@ import { killedStage, shownStages, stageAtWork } from '../staging/stage-writer.t
 import { describeStages } from '../staging/manifest.ts';
 import { folderBytes } from './folder-walk.ts';
 import { isLoaded, readLatest, readRunManifest, runIdTime } from './runs.ts';
+import { supersedingRun } from './superseded.ts';
 
 export interface CleanOptions {
   stagingDir: string;
@@ -90,8 +97,9 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
     const read = await readRunManifest(stagingDir, runId);
     // Worked out once: whether a stage's writer is alive is asked of the system, and the reasons to
     // keep a run and the reason it went must rest on the same answer.
-    runs.push({ runId, ...read, stages: shownStages(read.manifest) });
+    runs.push({ runId, ...read, stages: shownStages(read.manifest), supersededBy: null });
   }
+  for (const run of runs) run.supersededBy = supersedingRun(run, runs);
   const newestLoaded = runs.find((r) => isLoaded(r.manifest))?.runId ?? null;
 
   const removed: CleanedRun[] = [];
@@ -121,7 +129,12 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
   };
 }
 
-type ListedRun = { runId: string; stages: ReturnType<typeof shownStages> } & Awaited<ReturnType<typeof readRunManifest>>;
+type ListedRun = {
+  runId: string;
+  stages: ReturnType<typeof shownStages>;
+  /** Not loaded, and this newer loaded run's extract covered its changes (rule 3, audit/superseded.ts). */
+  supersededBy: string | null;
+} & Awaited<ReturnType<typeof readRunManifest>>;
 
 interface Listing {
   readonly options: CleanOptions;
@@ -140,7 +153,7 @@ async function keepReasons(run: ListedRun, index: number, l: Listing): Promise<s
   const finished = stages.extract === 'done' && stages.transform === 'done';
   if (run.runId === l.latest) reasons.push('`latest` points at it');
   if (run.runId === newestLoaded) reasons.push('newest loaded run');
-  if (finished && !isLoaded(run.manifest)) reasons.push(`not yet loaded (load ${stages.load ? stages.load + (run.manifest?.stages.load?.dry_run ? ', dry run' : '') : 'never ran'})`);
+  if (finished && !isLoaded(run.manifest) && run.supersededBy === null) reasons.push(`not yet loaded (${loadState(run)})`);
   const atWork = stageAtWork(run.manifest);
   if (atWork) reasons.push(`its ${atWork.stage} is at work in etl process ${atWork.pid}`);
   if (!finished) {
@@ -160,12 +173,20 @@ async function keepReasons(run: ListedRun, index: number, l: Listing): Promise<s
   return reasons;
 }
 
+/** `load failed`, `load done, dry run`, `load never ran`: where a run that is not loaded stands. */
+function loadState(run: ListedRun): string {
+  const { load } = run.stages;
+  return `load ${load ? load + (run.manifest?.stages.load?.dry_run ? ', dry run' : '') : 'never ran'}`;
+}
+
 /** Removes a run no rule keeps (under --dry-run: says it would); null when `latest` moved onto it meanwhile. */
 async function removeRun(run: ListedRun, stagingDir: string, newestLoaded: string | null, dryRun: boolean): Promise<CleanedRun | null> {
   const { stages } = run;
   const reason = isLoaded(run.manifest)
     ? `loaded, superseded by loaded run ${newestLoaded}`
-    : `${killedStage(stages) === null ? 'unfinished' : 'killed'} (${run.problem ?? describeStages(stages)}), older than loaded run ${newestLoaded}`;
+    : run.supersededBy !== null
+      ? `not loaded (${loadState(run)}), superseded by loaded run ${run.supersededBy}, whose extract covered its changes`
+      : `${killedStage(stages) === null ? 'unfinished' : 'killed'} (${run.problem ?? describeStages(stages)}), older than loaded run ${newestLoaded}`;
   const dir = runPaths(stagingDir, run.runId).dir;
   // A run that is a link to a folder elsewhere: removing it removes the link only, which frees nothing.
   const link = await readlink(dir).catch(() => null);

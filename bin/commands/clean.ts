@@ -13,19 +13,23 @@ Removes old run folders from the staging folder and says how much space that fre
 Never removed, whatever the options:
   - the run <staging>/latest points at;
   - the newest loaded run;
-  - any run not yet loaded (extract and transform done, load not done, failed or a dry run);
+  - any run not yet loaded (extract and transform done, load not done, failed or a dry run),
+    unless a newer run was loaded into the database its load recorded (a failed or dry-run load)
+    and that run's extract read every change it carried: each collection it read, from the same
+    watermark or an earlier one (a repair's documents: only by a full read), and its load
+    committed every table it transformed;
   - an unfinished run (extract or transform failed or not done) newer than the newest loaded run,
     or any unfinished run when no run was ever loaded; one whose stage is at work in a live etl
     process of this host; and one whose stage is marked running with a manifest changed within
     the last hour, unless that stage was killed.
-So what goes: loaded runs older than the newest loaded run, and unfinished runs older than it
-(the loaded run read everything they held: the watermark only advances on load). A run whose
-stage was killed (marked running, its process gone from this host: "killed" in etl status and
-etl runs) is unfinished like a failed one, and goes at once when older than the newest loaded run;
-a killed load is a load not done (it may have committed: the next load into its database settles
-it), so its run is kept. Each removed run is printed with why it could go. Also removed:
-a *.partial file in the staging folder not written for a minute (an archive an etl pack was writing
-when it was killed).
+So what goes: loaded runs older than the newest loaded run, not-loaded runs such a loaded run
+superseded, and unfinished runs older than the newest loaded run (the loaded run read everything
+they held: the watermark only advances on load). A run whose stage was killed (marked running,
+its process gone from this host: "killed" in etl status and etl runs) is unfinished like a failed
+one, and goes at once when older than the newest loaded run; a killed load is a load not done (it
+may have committed: the next load into its database settles it), so its run is kept. Each removed
+run is printed with why it could go. Also removed: a *.partial file in the staging folder not
+written for a minute (an archive an etl pack was writing when it was killed).
 
 options:
   --keep N          also keep the N newest runs
@@ -36,7 +40,7 @@ options:
 `;
 
 const command: Command = {
-  summary: 'remove old staged runs (never unloaded ones, the newest loaded, or latest)',
+  summary: 'remove old staged runs (never the newest loaded, latest, or an unloaded one no loaded run superseded)',
   usage,
   async run(ctx: CommandContext): Promise<number> {
     const flags = parseFlags(ctx.argv, {

@@ -15,8 +15,17 @@ import { createRun, listRunIds, setLatest } from '../../staging/run-folder.ts';
 import { etlSync } from '../harness/cli.ts';
 import { runManifest } from '../harness/staged-run.ts';
 
-/** `writer`: the process a `running` section names (staging/stage-writer.ts). */
-type State = { extract?: StageStatus; transform?: StageStatus; load?: StageStatus; dryRun?: boolean; noManifest?: boolean; writer?: { pid: number; host: string } };
+/**
+ * `writer`: the process a `running` section names (staging/stage-writer.ts). What a run read, as its
+ * manifest records it: `from`, each collection's watermark lower bound (null, the default: in full);
+ * `repair`: the collections were read by `_id` (`etl repair`); `collections` and `tables`: what it
+ * extracted and transformed (default: users); `loadedTables`: what its load committed (default: its
+ * tables); `destination`: where its load went (default: none recorded).
+ */
+type State = {
+  extract?: StageStatus; transform?: StageStatus; load?: StageStatus; dryRun?: boolean; noManifest?: boolean; writer?: { pid: number; host: string };
+  from?: string | null; repair?: boolean; collections?: string[]; tables?: string[]; loadedTables?: string[]; destination?: string;
+};
 
 const record = (file: string, records: number) => ({ file, bytes: records * 10, sha256: '0'.repeat(64), records });
 
@@ -26,29 +35,35 @@ async function makeRun(stagingDir: string, when: string, state: State, payloadBy
   if (state.noManifest) return paths.runId;
   const at = { started_at: when, ended_at: when };
   const m = runManifest(paths, 'a'.repeat(64), {});
+  const tables = state.tables ?? ['users'];
   if (state.extract) {
+    const from = state.from ?? null;
+    const read = state.repair
+      ? { requested: { ...record('extract/users.requested.ndjson', 2), ids: 2, found: 2, absent: 0 } }
+      : { watermark: { from, next: when } };
     m.stages.extract = {
-      status: state.extract, ...at, full: true, server_started_at: null,
-      collections: { users: { ...record('extract/users.ndjson', 10), documents: 10, filter: {}, watermark: { from: null, next: when }, ...at, tables: ['users'] } },
+      status: state.extract, ...at, full: from === null && !state.repair, server_started_at: null,
+      collections: Object.fromEntries((state.collections ?? ['users']).map((c) => [c, { ...record(`extract/${c}.ndjson`, 10), documents: 10, filter: {}, ...read, ...at, tables: [c] }])),
     };
   }
   if (state.transform) {
     m.stages.transform = {
       status: state.transform, ...at, pipeline_sha256: 'a'.repeat(64),
-      tables: {
-        users: {
-          collection: 'users', strategy: 'upsert', documents: 10, rows: 8, rejected: 2, skipped: {}, altered: {},
-          csv: record('transform/users.csv', 8), keys: null, rejects: record('transform/users.rejects.ndjson', 2),
-        },
-      },
+      tables: Object.fromEntries(tables.map((t) => [t, {
+        collection: t, strategy: 'upsert' as const, documents: 10, rows: 8, rejected: 2, skipped: {}, altered: {},
+        csv: record(`transform/${t}.csv`, 8), keys: null, rejects: record(`transform/${t}.rejects.ndjson`, 2),
+      }])),
     };
   }
   if (state.load) {
+    // A failed load records no table (none committed), as load/load-record.ts markFailed writes it.
+    const committed = state.load === 'failed' ? [] : (state.loadedTables ?? tables);
     m.stages.load = {
       status: state.load, ...at, dry_run: state.dryRun === true, already_applied: false,
-      tables: { users: { staged: 8, inserted: 7, updated: 0, unchanged: 0, deleted: 0, rejected: 1, nulled: 0, duplicates: 0, truncated: [], rejects: null } },
+      tables: Object.fromEntries(committed.map((t) => [t, { staged: 8, inserted: 7, updated: 0, unchanged: 0, deleted: 0, rejected: 1, nulled: 0, duplicates: 0, truncated: [], rejects: null }])),
     };
   }
+  if (state.destination) m.destination = { description: state.destination };
   for (const section of Object.values(m.stages)) if (section.status === 'running' && state.writer) section.writer = state.writer;
   await writeManifest(paths, m);
   return paths.runId;
@@ -200,6 +215,86 @@ describe('clean', () => {
     assert.equal((await readdir(stagingDir)).filter((n) => /^\d{8}T/.test(n)).length, 6);
     assert.equal(etlSync(['clean', '--keep', 'x', '--staging', stagingDir], { cwd: root }).code, 2);
     assert.equal(etlSync(['clean', '--older-than', 'soon', '--staging', stagingDir], { cwd: root }).code, 2);
+  });
+});
+
+describe('clean: runs not loaded, superseded by a loaded run that read all they carried', () => {
+  const shop = 'postgresql://etl@db.example:5432/shop';
+  const watermark = '2026-01-01T00:00:00.000Z';
+  const incremental: State = { ...done, from: watermark, destination: shop };
+  const reasonOf = (r: CleanReport, id: string) => r.removed.find((x) => x.run_id === id)?.reason ?? `kept: ${r.kept.find((k) => k.run_id === id)?.reasons.join('; ')}`;
+
+  test('nightly runs whose load failed go once a later incremental run was loaded into the same database; --dry-run lists them, --json says why', async () => {
+    const stagingDir = await mkdtemp(path.join(root, 'staging-'));
+    const ids = {
+      firstLoaded: await makeRun(stagingDir, '2026-01-01T02:00:00.000Z', { ...loaded, destination: shop }, 100),
+      // The watermark only moves on load: the nights after a failed load read from the same bound.
+      loadFailed: await makeRun(stagingDir, '2026-01-02T02:00:00.000Z', { ...incremental, load: 'failed' }, 200),
+      dryRun: await makeRun(stagingDir, '2026-01-03T02:00:00.000Z', { ...incremental, load: 'done', dryRun: true }, 300),
+      loaded: await makeRun(stagingDir, '2026-01-04T02:00:00.000Z', { ...incremental, load: 'done' }, 400),
+      // Newer than every loaded run: its changes are not in PostgreSQL.
+      newerFailed: await makeRun(stagingDir, '2026-01-05T02:00:00.000Z', { ...incremental, from: '2026-01-04T01:00:00.000Z', load: 'failed' }, 500),
+    };
+    await setLatest(stagingDir, ids.newerFailed);
+    const superseded = (id: string) => `not loaded (load ${id === ids.dryRun ? 'done, dry run' : 'failed'}), superseded by loaded run ${ids.loaded}, whose extract covered its changes`;
+
+    const dry = etlSync(['clean', '--dry-run', '--staging', stagingDir], { cwd: root });
+    assert.equal(dry.code, 0, dry.stderr);
+    for (const id of [ids.loadFailed, ids.dryRun]) assert.match(dry.stdout, new RegExp(`would remove ${id} \\([^)]+\\): ${superseded(id).replace(/[()]/g, '\\$&')}\n`));
+    assert.match(dry.stdout, /dry run: would remove 3 runs, would free .*; kept 2/);
+    assert.equal((await listRunIds(stagingDir)).length, 5, '--dry-run removes nothing');
+
+    const real = etlSync(['clean', '--staging', stagingDir, '--json'], { cwd: root });
+    assert.equal(real.code, 0, real.stderr);
+    const report = JSON.parse(real.stdout) as CleanReport;
+    assert.deepEqual(report.removed.map((r) => [r.run_id, r.reason]).sort(), [
+      [ids.firstLoaded, `loaded, superseded by loaded run ${ids.loaded}`],
+      [ids.loadFailed, superseded(ids.loadFailed)],
+      [ids.dryRun, superseded(ids.dryRun)],
+    ]);
+    assert.equal(reasonOf(report, ids.newerFailed), 'kept: `latest` points at it; not yet loaded (load failed)');
+    assert.deepEqual([...(await listRunIds(stagingDir))].sort(), [ids.loaded, ids.newerFailed]);
+  });
+
+  test('kept: a failed load followed by a run loaded into another database, or a run whose load recorded no destination', async () => {
+    const stagingDir = await mkdtemp(path.join(root, 'staging-'));
+    const ids = {
+      otherDatabase: await makeRun(stagingDir, '2026-01-02T02:00:00.000Z', { ...incremental, destination: 'postgresql://etl@db.example:5432/staging_copy', load: 'failed' }, 10),
+      // A load refused before it began (a lock held, a server down) records nothing: where it was going is not known.
+      noDestination: await makeRun(stagingDir, '2026-01-02T03:00:00.000Z', { ...incremental, destination: undefined }, 10),
+      sameDatabase: await makeRun(stagingDir, '2026-01-02T04:00:00.000Z', { ...incremental, load: 'failed' }, 10),
+      loaded: await makeRun(stagingDir, '2026-01-04T02:00:00.000Z', { ...incremental, load: 'done' }, 10),
+    };
+    const r = await cleanRuns({ stagingDir });
+    assert.deepEqual(removedIds(r), [ids.sameDatabase]);
+    assert.equal(reasonOf(r, ids.otherDatabase), 'kept: not yet loaded (load failed)');
+    assert.equal(reasonOf(r, ids.noDestination), 'kept: not yet loaded (load never ran)');
+  });
+
+  test('kept: a repair run, a --since run, a run of a collection or table the loaded run did not read or load, and a killed load', async () => {
+    const stagingDir = await mkdtemp(path.join(root, 'staging-'));
+    const gone = { pid: spawnSync(process.execPath, ['-e', '']).pid!, host: os.hostname() };
+    const ids = {
+      // `etl repair`: documents chosen by _id, whatever their dates; only a full read covers them.
+      repair: await makeRun(stagingDir, '2026-01-02T02:00:00.000Z', { ...incremental, repair: true, load: 'failed' }, 10),
+      // --since a day before the watermark: it read documents the loaded run's bound left out.
+      since: await makeRun(stagingDir, '2026-01-02T03:00:00.000Z', { ...incremental, from: '2025-12-31T00:00:00.000Z', load: 'failed' }, 10),
+      otherCollection: await makeRun(stagingDir, '2026-01-02T04:00:00.000Z', { ...incremental, collections: ['users', 'events'], tables: ['users', 'events'], load: 'failed' }, 10),
+      killedLoad: await makeRun(stagingDir, '2026-01-02T05:00:00.000Z', { ...incremental, load: 'running', writer: gone }, 10),
+      // Read users, and events (by a --tables events run), loaded users only.
+      loaded: await makeRun(stagingDir, '2026-01-04T02:00:00.000Z', { ...incremental, collections: ['users', 'events'], tables: ['users', 'events'], loadedTables: ['users'], load: 'done' }, 10),
+    };
+    const r = await cleanRuns({ stagingDir });
+    assert.deepEqual(r.removed, []);
+    for (const id of [ids.repair, ids.since, ids.otherCollection]) assert.equal(reasonOf(r, id), 'kept: not yet loaded (load failed)', id);
+    assert.equal(reasonOf(r, ids.killedLoad), 'kept: not yet loaded (load killed)');
+
+    // A full read covers the repair and the --since run, and loading events covers the other.
+    const full = await makeRun(stagingDir, '2026-01-05T02:00:00.000Z', { ...loaded, from: null, collections: ['users', 'events'], tables: ['users', 'events'], destination: shop }, 10);
+    const after = await cleanRuns({ stagingDir, dryRun: true });
+    const covered = `superseded by loaded run ${full}, whose extract covered its changes`;
+    for (const id of [ids.repair, ids.since, ids.otherCollection]) assert.equal(reasonOf(after, id), `not loaded (load failed), ${covered}`, id);
+    assert.equal(reasonOf(after, ids.killedLoad), 'kept: not yet loaded (load killed)');
   });
 });
 

@@ -10,13 +10,16 @@ import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { runLoad } from '../../load/index.ts';
+import { runExtract } from '../../extract/index.ts';
+import { runTransform } from '../../transform/index.ts';
+import { runPaths } from '../../staging/run-folder.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import type { VerifyReport } from '../../audit/verify.ts';
 import type { RunsReport } from '../../audit/runs.ts';
 import type { CleanReport } from '../../audit/clean.ts';
 import { realRun, type RealRun } from './staged-run.ts';
 import { etlSync } from '../harness/cli.ts';
-import { createTables } from '../harness/schema.ts';
+import { createTables, withClient } from '../harness/schema.ts';
 
 const servers = useServers({ mongo: false });
 
@@ -114,4 +117,46 @@ test('a partly loaded run whose files are gone is listed from etl_runs as partly
   const older = listed(run, { DATABASE_URL: url });
   assert.match(older.line, /into 2 tables \(cleaned\)\s*$/, older.line);
   assert.deepEqual([older.entry.tables, older.entry.loaded_tables], [null, 2]);
+});
+
+test('etl clean: a nightly run whose load failed goes once the next night\'s incremental run is loaded into the same database', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const first = await realRun();
+  t.after(() => rm(first.cwd, { recursive: true, force: true }));
+  const model = await loadPipeline(first.pipelineFile);
+  await createTables(url, model);
+  const postgres = { connectionString: url, host: '', port: 0, database: '', user: '', password: null };
+  await runLoad({ model, stagingDir: first.stagingDir, runId: first.runId, postgres });
+  // What `etl run` does each night: extract from the stored watermarks, transform, load.
+  const nightly = async () => {
+    const { runId } = await runExtract({ model, stagingDir: first.stagingDir, source: { kind: 'dump', path: path.join(first.cwd, 'dump', 'wappizy') }, postgres });
+    await runTransform({ model, stagingDir: first.stagingDir, runId });
+    return runId;
+  };
+
+  const failed = await nightly();
+  // The server refuses the load's ledger entry: the load fails after it began, rolled back.
+  const refuse = `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$;
+    CREATE TRIGGER refuse BEFORE INSERT ON etl_runs FOR EACH STATEMENT EXECUTE FUNCTION refuse()`;
+  await withClient(url, (c) => c.query(refuse));
+  await assert.rejects(runLoad({ model, stagingDir: first.stagingDir, runId: failed, postgres }), /refused by test/);
+  await withClient(url, (c) => c.query('DROP TRIGGER refuse ON etl_runs'));
+  const a = await readManifest(runPaths(first.stagingDir, failed));
+  assert.equal(a.stages.load?.status, 'failed');
+  assert.ok(a.destination?.description, 'the failed load recorded its destination');
+  assert.ok(Object.values(a.stages.extract!.collections).every((c) => typeof c.watermark?.from === 'string'), 'an incremental read');
+
+  const kept = JSON.parse(etlSync(['clean', '--json'], { cwd: first.cwd }).stdout) as CleanReport;
+  assert.match(kept.kept.find((k) => k.run_id === failed)!.reasons.join(), /not yet loaded \(load failed\)/);
+
+  const next = await nightly();
+  await runLoad({ model, stagingDir: first.stagingDir, runId: next, postgres });
+  const cleaned = etlSync(['clean', '--json'], { cwd: first.cwd });
+  assert.equal(cleaned.code, 0, cleaned.stderr);
+  const report = JSON.parse(cleaned.stdout) as CleanReport;
+  assert.deepEqual(report.removed.map((r) => [r.run_id, r.reason]).sort(), [
+    [first.runId, `loaded, superseded by loaded run ${next}`],
+    [failed, `not loaded (load failed), superseded by loaded run ${next}, whose extract covered its changes`],
+  ]);
+  assert.deepEqual(report.kept.map((k) => k.run_id), [next]);
 });
