@@ -46,6 +46,7 @@ import { readManifest, type Manifest, type StageName } from '../../staging/manif
 import type { LoadTableRecord } from '../../staging/manifest-load.ts';
 import { isRunId, runPaths } from '../../staging/run-folder.ts';
 import { LOAD_LOCK_KEY } from '../../load/lock.ts';
+import { covers } from '../mirror/clean-oracle.ts';
 
 const servers = useServers();
 
@@ -482,8 +483,11 @@ class History {
 
   /**
    * `etl clean --keep K`: the runs it removes are loaded ones older than the newest loaded run (or
-   * unfinished ones older than it), never one a load could still take; their folders go, and the
-   * ledger alone remembers them (`etl runs`: "yes (cleaned)", or "partly (…) (cleaned)"). Null when it removes nothing.
+   * unfinished ones older than it), and not-loaded ones a newer loaded run superseded (it went into
+   * the same database, etl_runs has it in every table they transformed, and it read each collection
+   * they read from the same watermark or an earlier one), never one a load could still take; their
+   * folders go, and the ledger alone remembers them (`etl runs`: "yes (cleaned)", or "partly (…)
+   * (cleaned)"). Null when it removes nothing.
    */
   async clean(): Promise<string | null> {
     const before = await readTruth(this.m);
@@ -499,7 +503,8 @@ class History {
     const latest = await this.latest();
     for (const id of removed) {
       const m = manifests.get(id)!;
-      const goes = id !== latest && id < newestLoaded && (loaded(m) || m.stages.transform?.status !== 'done');
+      const superseded = m.stages.transform?.status === 'done' && !loaded(m) && m.stages.load?.status !== 'running' && [...manifests].some(([b, mb]) => b > id && loaded(mb) && covers(m, mb, before.ledger.get(b)));
+      const goes = id !== latest && ((id < newestLoaded && (loaded(m) || m.stages.transform?.status !== 'done')) || superseded);
       assert.ok(goes, `etl clean removed run ${id} (load ${m.stages.load?.status ?? 'never ran'}), which it must keep\n${this.log.join('\n')}`);
       this.record(id).cleaned = true;
       this.record(id).stagedTables = stagedCount(m);

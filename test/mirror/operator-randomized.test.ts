@@ -45,6 +45,7 @@ import { hash, Rng } from '../../sample/prng.ts';
 import { listRunIds, resolveRun, runPaths } from '../../staging/run-folder.ts';
 import { readManifest, type Manifest } from '../../staging/manifest.ts';
 import { EditGenerator, formatEdit } from './edits.ts';
+import { covers } from './clean-oracle.ts';
 import { assertMirrors, contents, editKinds, editsTouching, integers, Mirror, pipelineWithMargin, query, type IncrementalCommand } from './harness.ts';
 
 const servers = useServers();
@@ -456,8 +457,9 @@ class Operator {
   /**
    * `etl clean` (sometimes with --keep, --older-than, --dry-run; sometimes with a run left staged
    * and not loaded): it removes only what no command needs. Kept: `latest`, the newest loaded run,
-   * every run extracted and transformed but not loaded, every unfinished run newer than the newest
-   * loaded one; --dry-run removes nothing. Then `etl status`, `etl runs` (every run of the ledger
+   * every run extracted and transformed but not loaded that no newer loaded run superseded (one that
+   * went into the same database and read all it carried: clean-oracle.ts), every unfinished run
+   * newer than the newest loaded one; --dry-run removes nothing. Then `etl status`, `etl runs` (every run of the ledger
    * listed, cleaned or not) and `etl report` work, and the run left staged loads.
    */
   async clean(): Promise<void> {
@@ -478,7 +480,12 @@ class Operator {
     const finished = (m: Manifest | null) => m?.stages.extract?.status === 'done' && m.stages.transform?.status === 'done';
     const newestLoaded = runs.find((r) => loaded(r.manifest))?.runId ?? null;
     const latest = await this.latestRun();
-    const mustStay = new Set(runs.filter((r) => r.runId === latest || r.runId === newestLoaded || (finished(r.manifest) && !loaded(r.manifest)) || (!finished(r.manifest) && (newestLoaded === null || r.runId > newestLoaded))).map((r) => r.runId));
+    // The tables a loaded run's load committed (or found already applied), as its manifest says.
+    const committed = (m: Manifest) => new Set([...Object.keys(m.stages.load?.tables ?? {}), ...(m.stages.load?.skipped ?? []).map((x) => x.table)]);
+    const superseded = (r: { runId: string; manifest: Manifest | null }) =>
+      r.manifest?.stages.load?.status !== 'running' && runs.some((b) => b.runId > r.runId && loaded(b.manifest) && covers(r.manifest!, b.manifest!, committed(b.manifest!)));
+    const notLoaded = (r: { runId: string; manifest: Manifest | null }) => finished(r.manifest) && !loaded(r.manifest) && !superseded(r);
+    const mustStay = new Set(runs.filter((r) => r.runId === latest || r.runId === newestLoaded || notLoaded(r) || (!finished(r.manifest) && (newestLoaded === null || r.runId > newestLoaded))).map((r) => r.runId));
     const r = await this.command(['clean', '--staging', this.m.incrementalStaging, '--json', ...flags], `clean ${flags.join(' ')}`);
     const report = JSON.parse(r.stdout) as { removed: { run_id: string }[] };
     const after = new Set(await listRunIds(this.m.incrementalStaging));
