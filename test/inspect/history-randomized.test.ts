@@ -634,9 +634,10 @@ async function checkCleaned(h: History, truth: Truth, entry: HistoryEntry, text:
   const where = `etl runs --json ${entry.run_id} (cleaned)`;
   c.same(`${where}: its folder was removed by etl clean`, true, h.runs.get(entry.run_id)?.cleaned === true);
   const rows = await query<{ summary: LoadTableRecord }>(h.m.incrementalUrl, 'SELECT summary FROM etl_runs WHERE run_id = $1', [entry.run_id]);
-  const sum = (k: 'staged' | 'rejected') => rows.reduce((a, r) => a + r.summary[k], 0);
+  const sum = (k: 'rows' | 'rejected') => rows.reduce((a, r) => a + (r.summary[k] ?? r.summary.staged), 0);
   const staged = h.runs.get(entry.run_id)?.stagedTables ?? null;
-  c.same(`${where}: loaded, its tables (staged, as its loads recorded), rows and rejects as etl_runs holds them`, { loaded: true, tables: staged, loaded_tables: rows.length, rows: sum('staged'), rejects: sum('rejected') }, {
+  // rows: the tables' rows (a dedupe table's, not its contributions: `staged`), as the staged run's entry counts them.
+  c.same(`${where}: loaded, its tables (staged, as its loads recorded), rows and rejects as etl_runs holds them`, { loaded: true, tables: staged, loaded_tables: rows.length, rows: sum('rows'), rejects: sum('rejected') }, {
     loaded: entry.loaded,
     tables: entry.tables,
     loaded_tables: entry.loaded_tables,
@@ -694,7 +695,8 @@ async function checkStatus(h: History, truth: Truth, c: Checker): Promise<void> 
     c.same(`${where}: the watermark's run (etl_watermarks)`, truth.watermarks.get(t.table) ?? null, t.watermark?.runId ?? null);
     c.same(`${where}: etl_pending`, truth.pending.get(t.table) ?? { rows: 0, nulls: 0 }, { rows: t.pending.rows, nulls: t.pending.nulls });
     const manifest = last && truth.staged.includes(last.runId) ? await readManifest(runPaths(m.incrementalStaging, last.runId)) : null;
-    const recorded = manifest?.stages.load?.status === 'done' ? manifest.stages.load.tables[t.table] : undefined;
+    // A failed load keeps the record of the tables an earlier load of the run committed (load/load-record.ts markFailed).
+    const recorded = manifest?.stages.load?.status === 'done' || manifest?.stages.load?.status === 'failed' ? manifest.stages.load.tables[t.table] : undefined;
     if (t.lastRun && manifest) c.same(`${where}: the last run's figures = its manifest's`, recorded ? figures(recorded) : 'a load record in the manifest', figures(t.lastRun.figures));
     const row = text.split('\n').find((l) => l.startsWith(`${t.table} `));
     const cells = row?.trim().split(/\s{2,}/) ?? [];
