@@ -2,6 +2,7 @@
 // adds what the ledger in PostgreSQL knows).
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { parse } from 'yaml';
 import { EtlError } from '../errors/etl-error.ts';
 import { readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
 import { committedLoad, type LoadSection } from '../staging/manifest-load.ts';
@@ -38,6 +39,12 @@ export interface RunSummary {
   /** Tables transform staged (null: it never recorded any), and how many of them a load committed (committedTables). */
   tables: number | null;
   loaded_tables: number;
+  /**
+   * Tables of the pipeline.yaml the run was extracted and transformed with (its copy in the run
+   * folder): more than `tables` when a `--tables` extract or transform staged some of them. Null when
+   * the copy cannot be read, or the transform used another pipeline.yaml (--allow-pipeline-change).
+   */
+  pipeline_tables: number | null;
   /** `latest` points at this run. */
   latest: boolean;
   bytes: number;
@@ -80,7 +87,7 @@ export function isLoaded(manifest: Manifest | null): boolean {
   return load?.status === 'done' && load.dry_run !== true;
 }
 
-function summarise(runId: string, manifest: Manifest | null, extra: { latest: boolean; bytes: number; problem: string | null }): RunSummary {
+function summarise(runId: string, manifest: Manifest | null, extra: { latest: boolean; bytes: number; problem: string | null; pipelineTables: number | null }): RunSummary {
   const s = manifest?.stages ?? {};
   const stages = shownStages(manifest);
   const killed = killedStage(stages);
@@ -104,6 +111,7 @@ function summarise(runId: string, manifest: Manifest | null, extra: { latest: bo
     loaded: isLoaded(manifest),
     tables: transformTables === null ? null : transformTables.length,
     loaded_tables: committedTables(manifest).length,
+    pipeline_tables: s.transform?.pipeline_changed ? null : extra.pipelineTables,
     latest: extra.latest,
     bytes: extra.bytes,
     problem: extra.problem,
@@ -151,6 +159,19 @@ export function optionalTotal(values: readonly unknown[]): number | null {
   return numbers.length === 0 ? null : numbers.reduce((a, b) => a + b, 0);
 }
 
+/**
+ * How many tables a pipeline.yaml names (the keys of its `tables` map); null when it cannot be read.
+ * Counted, not resolved: a run's copy is listed as it is, whatever this etl would say of it.
+ */
+async function pipelineTableCount(file: string): Promise<number | null> {
+  try {
+    const tables = (parse(await readFile(file, 'utf8')) as { tables?: unknown } | null)?.tables;
+    return tables !== null && typeof tables === 'object' && !Array.isArray(tables) ? Object.keys(tables).length : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Reads one run's manifest, or says why it cannot. */
 export async function readRunManifest(stagingDir: string, runId: string): Promise<{ manifest: Manifest | null; problem: string | null }> {
   try {
@@ -167,7 +188,8 @@ export async function listRuns(options: { stagingDir: string }): Promise<RunsRep
   const runs: RunSummary[] = [];
   for (const runId of await listRunIds(stagingDir)) {
     const { manifest, problem } = await readRunManifest(stagingDir, runId);
-    runs.push(summarise(runId, manifest, { latest: runId === latest, bytes: await folderBytes(runPaths(stagingDir, runId).dir), problem }));
+    const paths = runPaths(stagingDir, runId);
+    runs.push(summarise(runId, manifest, { latest: runId === latest, bytes: await folderBytes(paths.dir), problem, pipelineTables: await pipelineTableCount(paths.pipelineCopy) }));
   }
   return { staging: stagingDir, latest, runs };
 }

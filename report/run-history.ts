@@ -30,6 +30,8 @@ export interface RunHistoryEntry {
   readonly tables: number | null;
   /** How many tables a load of it committed (its manifest, or the ledger's rows of it when more). */
   readonly loaded_tables: number | null;
+  /** Tables of the pipeline.yaml the run was staged with, when its folder says (audit/runs.ts). */
+  readonly pipeline_tables: number | null;
   /** When the ledger says it was loaded; null when the ledger was not read or does not have it. */
   readonly loaded_at: string | null;
   /** The staged folder still exists. */
@@ -78,6 +80,7 @@ function fromManifest(s: RunSummary, l: LedgerRun | null): RunHistoryEntry {
     loaded: s.loaded || s.loaded_tables > 0 || l !== null,
     tables: s.tables,
     loaded_tables: Math.max(s.loaded_tables, l?.tables ?? 0),
+    pipeline_tables: s.pipeline_tables,
     loaded_at: l?.loaded_at ?? null,
     staged: true,
     latest: s.latest,
@@ -95,15 +98,19 @@ function fromManifest(s: RunSummary, l: LedgerRun | null): RunHistoryEntry {
 export function loadedText(r: RunHistoryEntry): string {
   if (r.problem) return 'damaged';
   if (!r.loaded) return r.stages.load === 'done' ? 'dry run' : 'no';
-  const loaded = loadedTables(r.loaded_tables, r.tables);
+  const loaded = loadedTables(r.loaded_tables, r.tables, r.pipeline_tables);
   return r.staged ? loaded : `${loaded} (cleaned)`;
 }
 
-/** A loaded run: yes, partly (n of m tables), or into n tables when m is not known. */
-function loadedTables(loaded: number | null, staged: number | null): string {
+/**
+ * A loaded run: yes, partly (n of m tables), or into n tables when m is not known; every table it
+ * staged but only some of the pipeline's (a `--tables` extract or transform): yes (n of p pipeline tables).
+ */
+function loadedTables(loaded: number | null, staged: number | null, pipeline: number | null): string {
   if (loaded === null) return 'yes';
   if (staged === null) return `into ${loaded} table${loaded === 1 ? '' : 's'}`;
-  return loaded < staged ? `partly (${loaded} of ${staged} tables)` : 'yes';
+  if (loaded < staged) return `partly (${loaded} of ${staged} tables)`;
+  return pipeline !== null && loaded < pipeline ? `yes (${loaded} of ${pipeline} pipeline tables)` : 'yes';
 }
 
 /** A run only the ledger remembers: its staged folder was cleaned (or made on another machine). */
@@ -125,6 +132,8 @@ function fromLedger(l: LedgerRun): RunHistoryEntry {
     loaded: true,
     tables: l.staged_tables,
     loaded_tables: l.tables,
+    // The ledger records the tables a run staged, not its pipeline's.
+    pipeline_tables: null,
     loaded_at: l.loaded_at,
     staged: false,
     latest: false,

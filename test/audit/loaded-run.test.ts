@@ -17,7 +17,7 @@ import { readManifest } from '../../staging/manifest.ts';
 import type { VerifyReport } from '../../audit/verify.ts';
 import type { RunsReport } from '../../audit/runs.ts';
 import type { CleanReport } from '../../audit/clean.ts';
-import { realRun, type RealRun } from './staged-run.ts';
+import { newProject, realRun, sampleCollections, writeDump, type RealRun } from './staged-run.ts';
 import { etlSync } from '../harness/cli.ts';
 import { createTables, withClient } from '../harness/schema.ts';
 
@@ -159,4 +159,23 @@ test('etl clean: a nightly run whose load failed goes once the next night\'s inc
     [failed, `not loaded (load failed), superseded by loaded run ${next}, whose extract covered its changes`],
   ]);
   assert.deepEqual(report.kept.map((k) => k.run_id), [next]);
+});
+
+test('etl runs: a run transformed with --tables users, then loaded, is listed loaded with 1 of the pipeline\'s 4 tables', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const project = await newProject();
+  t.after(() => rm(project.cwd, { recursive: true, force: true }));
+  const dump = path.join(project.cwd, 'dump', 'wappizy');
+  await writeDump(dump, sampleCollections());
+  const model = await loadPipeline(project.pipelineFile);
+  await createTables(url, model);
+  const { runId } = await runExtract({ model, stagingDir: project.stagingDir, source: { kind: 'dump', path: dump }, full: true });
+  await runTransform({ model, stagingDir: project.stagingDir, runId, tables: ['users'] });
+  await runLoad({ model, stagingDir: project.stagingDir, runId, postgres: { connectionString: url, host: '', port: 0, database: '', user: '', password: null } });
+  const run = { ...project, runId, paths: runPaths(project.stagingDir, runId) };
+  for (const env of [{}, { DATABASE_URL: url }] as Record<string, string>[]) {
+    const { line, entry } = listed(run, env);
+    assert.match(line, /\byes \(1 of 4 pipeline tables\)\s*$/, `${JSON.stringify(Object.keys(env))}: ${line}`);
+    assert.deepEqual([entry.loaded, entry.tables, entry.loaded_tables, entry.pipeline_tables], [true, 1, 1, 4]);
+  }
 });

@@ -625,7 +625,7 @@ async function checkRuns(h: History, truth: Truth, c: Checker): Promise<void> {
     c.same(`${where}: documents, rows, rejects = the staged files`, counts, { documents: entry.documents, rows: entry.rows, rejects: entry.rejects });
     if (record && !record.dryRun) c.same(`${where}: pending = etl_pending after its last committed load (none when none committed)`, record.pendingAfter, entry.pending);
     c.same(`${where}: tables staged, and loaded (etl_runs)`, [Object.keys(manifest.stages.transform?.tables ?? {}).length || null, truth.ledger.get(entry.run_id)?.size ?? 0], [entry.tables, entry.loaded_tables]);
-    checkRunsLine(text, entry, expectedLoadedCell(truth, entry, Object.keys(manifest.stages.transform?.tables ?? {}).length || null), c);
+    checkRunsLine(text, entry, expectedLoadedCell(truth, entry, Object.keys(manifest.stages.transform?.tables ?? {}).length || null, m.tables.length), c);
   }
 }
 
@@ -651,7 +651,7 @@ async function checkCleaned(h: History, truth: Truth, entry: HistoryEntry, text:
 
 /** The loaded column of a run etl clean removed: as expectedLoadedCell says with the tables it staged, then "(cleaned)". */
 function cleanedCell(h: History, truth: Truth, runId: string): string {
-  return `${expectedLoadedCell(truth, { run_id: runId, stages: { load: 'done' } }, h.runs.get(runId)?.stagedTables ?? null)} (cleaned)`;
+  return `${expectedLoadedCell(truth, { run_id: runId, stages: { load: 'done' } }, h.runs.get(runId)?.stagedTables ?? null, null)} (cleaned)`;
 }
 
 /** The tables a manifest's transform staged (null: none). */
@@ -659,11 +659,15 @@ function stagedCount(m: Manifest): number | null {
   return Object.keys(m.stages.transform?.tables ?? {}).length || null;
 }
 
-/** The loaded column in words, from the truth: etl_runs' tables of the run against those transform staged. */
-function expectedLoadedCell(truth: Truth, entry: Pick<HistoryEntry, 'run_id'> & { stages: { load: string | null } }, staged: number | null): string {
+/**
+ * The loaded column in words, from the truth: etl_runs' tables of the run against those transform
+ * staged, and against the pipeline's (`pipeline`; null: a cleaned run, its pipeline.yaml gone).
+ */
+function expectedLoadedCell(truth: Truth, entry: Pick<HistoryEntry, 'run_id'> & { stages: { load: string | null } }, staged: number | null, pipeline: number | null): string {
   const tables = truth.ledger.get(entry.run_id);
   if (!tables) return entry.stages.load === 'done' ? 'dry run' : 'no';
-  return staged !== null && tables.size < staged ? `partly (${tables.size} of ${staged} tables)` : 'yes';
+  if (staged !== null && tables.size < staged) return `partly (${tables.size} of ${staged} tables)`;
+  return pipeline !== null && tables.size < pipeline ? `yes (${tables.size} of ${pipeline} pipeline tables)` : 'yes';
 }
 
 /** The text `etl runs` prints for one run: its stage cells, counts and loaded column say what --json says. */
@@ -767,7 +771,7 @@ async function checkReport(h: History, truth: Truth, runId: string, c: Checker):
   c.same(`${where}: a row per table transformed or loaded`, [...new Set([...Object.keys(s.transform?.tables ?? {}), ...Object.keys(committed)])].sort(), [...rows.keys()].sort());
   for (const [run, cells] of tableRows(html, 'history')) {
     const its = await readManifest(runPaths(m.incrementalStaging, run)).catch(() => null);
-    const cell = its === null ? cleanedCell(h, truth, run) : expectedLoadedCell(truth, { run_id: run, stages: { load: its.stages.load?.status ?? null } }, stagedCount(its));
+    const cell = its === null ? cleanedCell(h, truth, run) : expectedLoadedCell(truth, { run_id: run, stages: { load: its.stages.load?.status ?? null } }, stagedCount(its), m.tables.length);
     c.same(`${where}: history, ${run} loaded`, cell, cells.get('loaded'));
   }
 }
