@@ -32,7 +32,8 @@ const GLOBAL_HELP = `global options (any command):
   -q, --quiet       errors and the final line only (no progress, no tables)
   -v, --verbose     per-batch progress lines, and the stack of any error (also: ETL_DEBUG=1)
   --dotenv FILE     read the configuration from FILE instead of ./.env
-  -h, --help        the command's usage (also: etl help <command>)`;
+  -h, --help        the command's usage (also: etl help <command>)
+  -V, --version     the version of etl`;
 
 interface GlobalFlags {
   readonly rest: string[];
@@ -40,21 +41,32 @@ interface GlobalFlags {
   readonly dotenv: string | undefined;
 }
 
-/** Takes the global flags out of the arguments, wherever they are. */
+/**
+ * Takes the global flags out of the arguments, wherever they are. As a command's own flags: two
+ * --dotenv files, or --quiet with --verbose, are refused rather than the last one kept silently.
+ */
 function globalFlags(argv: readonly string[]): GlobalFlags {
   const rest: string[] = [];
-  let verbosity: Verbosity = 'normal';
+  const levels = new Set<Verbosity>();
   let dotenv: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--quiet' || a === '-q') verbosity = 'quiet';
-    else if (a === '--verbose' || a === '-v') verbosity = 'verbose';
+    if (a === '--quiet' || a === '-q') levels.add('quiet');
+    else if (a === '--verbose' || a === '-v') levels.add('verbose');
     else if (a === '--dotenv' || a.startsWith('--dotenv=')) {
-      dotenv = a === '--dotenv' ? argv[++i] : a.slice('--dotenv='.length);
-      if (dotenv === undefined || dotenv === '') throw new UsageError('bad_arguments', '--dotenv needs a file', { context: { flag: '--dotenv' }, hint: 'e.g. --dotenv ./prod.env' });
+      const file = a === '--dotenv' ? argv[++i] : a.slice('--dotenv='.length);
+      if (file === undefined || file === '') throw new UsageError('bad_arguments', '--dotenv needs a file', { context: { flag: '--dotenv' }, hint: 'e.g. --dotenv ./prod.env' });
+      if (dotenv !== undefined && dotenv !== file) {
+        // The files are not named: a path may say more than a user wants in a CI log.
+        throw new UsageError('bad_arguments', '--dotenv is given twice, with different values: only one would be used', { context: { flag: '--dotenv' }, hint: 'give --dotenv once' });
+      }
+      dotenv = file;
     } else rest.push(a);
   }
-  return { rest, verbosity, dotenv };
+  if (levels.size > 1) {
+    throw new UsageError('bad_arguments', '--quiet and --verbose cannot be combined', { hint: '--quiet prints errors and the final line only; --verbose adds per-batch progress and stacks: give one' });
+  }
+  return { rest, verbosity: [...levels][0] ?? 'normal', dotenv };
 }
 
 async function loadCommand(name: string): Promise<Command> {

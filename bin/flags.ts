@@ -21,8 +21,20 @@ export function parseCommandLine<T extends Options>(argv: readonly string[], opt
   } catch (cause) {
     throw new UsageError('bad_arguments', (cause as Error).message, { cause, hint });
   }
+  refuseEmpty(parsed.tokens, options, hint);
   refuseRepeated(parsed.tokens, options, hint);
   return { values: parsed.values, positionals: parsed.positionals };
+}
+
+/**
+ * A flag given an empty value: no flag means "" (no run, folder, file, URL or name is empty), and
+ * taken as given it would quietly become the default (`--run "$RUN"` with RUN unset loads latest,
+ * `--staging ''` stages into the current folder). Refused, naming the flag.
+ */
+function refuseEmpty(tokens: readonly { kind: string; name?: string; value?: string | undefined }[], options: Options, hint: string): void {
+  const empty = tokens.find((t) => t.kind === 'option' && t.name !== undefined && options[t.name]?.type === 'string' && t.value === '');
+  if (empty === undefined) return;
+  throw new UsageError('bad_arguments', `--${empty.name} is empty: give it a value, or leave it out for its default`, { context: { flag: `--${empty.name}` }, hint });
 }
 
 /**

@@ -37,6 +37,7 @@ options:
   --dry-run         show what would be removed, remove nothing
   --staging DIR     staging folder (default: ETL_STAGING, else ./.etl/runs)
   --json            print the report as JSON on stdout
+exit codes: 0 done (also when nothing could go), 1 failed, 2 usage or configuration error
 `;
 
 const command: Command = {

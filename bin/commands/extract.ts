@@ -26,7 +26,8 @@ options:
                     the flag: the tables with propagate_deletes: true)
   --source URL|PATH a mongodb:// or mongodb+srv:// URL (live server), or a mongodump output:
                     a dump folder, a database folder of .bson/.bson.gz files, or an --archive file
-  --mongo-db NAME   the database to read (default: MONGODB_DATABASE, or the one the dump holds)
+  --mongo-db NAME   the database to read (default: MONGODB_DATABASE, else the URL's path; from a
+                    dump: the one it holds, to be named when it holds several)
   --staging DIR     staging folder (default: ETL_STAGING, else ./.etl/runs)
   --pipeline FILE   pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)
   --json            print the report as JSON on stdout (progress off)

@@ -23,7 +23,8 @@ options:
   --tables a,b        only these tables (in load order)
   --dry-run           do all the work and report the figures, then roll back
   --no-wait           fail at once when another etl load is running (default: wait for it)
-  --lock-timeout D    wait at most D (30s, 2m) for another etl load, then fail naming it
+  --lock-timeout D    wait at most D (30s, 2m, 1h; a bare number is seconds) for another
+                      etl load, then fail naming it
   --allow-delete-all  delete propagation: accept an empty _id set for a table holding rows
                       (by default refused: it more likely means a wrong source than an empty one)
   --database-url URL  the PostgreSQL database (default: DATABASE_URL, else POSTGRES_*)

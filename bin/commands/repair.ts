@@ -42,7 +42,8 @@ options:
   --tables a,b        compare and repair only these tables
   --dry-run           stage the repair run and load it in a transaction that is rolled back
   --no-wait           fail at once when another etl load is running (default: wait for it)
-  --lock-timeout D    wait at most D (30s, 2m) for another etl load, then fail naming it
+  --lock-timeout D    wait at most D (30s, 2m, 1h; a bare number is seconds) for another
+                      etl load, then fail naming it
   --mongo-url URL     MongoDB (default: MONGODB_URL)
   --mongo-db NAME     MongoDB database (default: MONGODB_DATABASE, else the URL's path)
   --database-url URL  PostgreSQL (default: DATABASE_URL, else POSTGRES_*)
@@ -69,7 +70,11 @@ const command: Command = {
   usage,
   async run(ctx) {
     const flags = parseFlags(ctx.argv, {
-      ...LOAD_FLAGS,
+      // Not --allow-delete-all: a repair run stages no _id set, so nothing it loads could empty a table.
+      'dry-run': LOAD_FLAGS['dry-run'],
+      'no-wait': LOAD_FLAGS['no-wait'],
+      'lock-timeout': LOAD_FLAGS['lock-timeout'],
+      'database-url': LOAD_FLAGS['database-url'],
       ...STAGE_FLAGS,
       'mongo-url': { type: 'string' },
       'mongo-db': { type: 'string' },

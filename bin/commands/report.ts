@@ -6,9 +6,9 @@ import { outputFile, parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { formatBytes } from '../../audit/byte-size.ts';
 import { REPORT_FILE, writeRunReport } from '../../report/write-report.ts';
-import { ledgerOf } from '../ledger.ts';
+import { checkLedgerFlags, ledgerOf } from '../ledger.ts';
 
-const usage = `usage: etl report [--run ID] [--out FILE] [--staging DIR] [--database-url URL] [--no-ledger] [--json]
+const usage = `usage: etl report [--run ID] [--out FILE] [--staging DIR] [--database-url URL | --no-ledger] [--json]
 
 Writes one self-contained HTML file about a run, for people: stage timings, rows in and out per
 table, rejected rows by reason with a few examples (values cut short, secrets never shown), the
@@ -39,6 +39,7 @@ const command: Command = {
       'no-ledger': { type: 'boolean' },
       json: { type: 'boolean' },
     });
+    checkLedgerFlags(flags);
     const out = outputFile(ctx.cwd, flags.out, 'report.html');
     const cfg = commandConfig(ctx, { staging: flags.staging, databaseUrl: flags['database-url'] });
     const ledger = flags['no-ledger'] ? null : await ledgerOf(cfg, flags['database-url'] !== undefined, ctx.signal);

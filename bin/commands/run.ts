@@ -41,7 +41,8 @@ options (see etl extract / transform / load --help):
   --allow-pipeline-change  (transform) accepted for symmetry; a new run always uses one pipeline.yaml
   --dry-run             load: do all the work and report the figures, then roll back
   --no-wait             load: fail at once when another etl load is running
-  --lock-timeout D      load: wait at most D (30s, 2m) for another etl load, then fail naming it
+  --lock-timeout D      load: wait at most D (30s, 2m, 1h; a bare number is seconds) for another
+                        etl load, then fail naming it
   --database-url URL    the PostgreSQL database (default: DATABASE_URL, else POSTGRES_*)
   --staging DIR         staging folder (default: ETL_STAGING, else ./.etl/runs)
   --pipeline FILE       pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)

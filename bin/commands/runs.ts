@@ -6,11 +6,11 @@ import { printableLine } from '../../errors/printable.ts';
 import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { duration } from '../progress/meter.ts';
-import { ledgerOf } from '../ledger.ts';
+import { checkLedgerFlags, ledgerOf } from '../ledger.ts';
 import { loadedText, runHistory, type RunHistory, type RunHistoryEntry } from '../../report/run-history.ts';
 import { formatTable } from '../../report/text-table.ts';
 
-const usage = `usage: etl runs [--staging DIR] [--database-url URL] [--no-ledger] [--json]
+const usage = `usage: etl runs [--staging DIR] [--database-url URL | --no-ledger] [--json]
 
 The history of runs, newest first: when each was extracted, from where, how long each stage took,
 documents extracted, rows transformed, rows rejected (transform and load), the rows its load
@@ -33,6 +33,7 @@ const command: Command = {
   usage,
   async run(ctx: CommandContext): Promise<number> {
     const flags = parseFlags(ctx.argv, { staging: { type: 'string' }, 'database-url': { type: 'string' }, 'no-ledger': { type: 'boolean' }, json: { type: 'boolean' } });
+    checkLedgerFlags(flags);
     const cfg = commandConfig(ctx, { staging: flags.staging, databaseUrl: flags['database-url'] });
     const ledger = flags['no-ledger'] ? null : await ledgerOf(cfg, flags['database-url'] !== undefined, ctx.signal);
     const history = await runHistory({ stagingDir: cfg.stagingDir, ledger });

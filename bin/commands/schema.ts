@@ -20,8 +20,9 @@ import { applySchema, dataProblems, previewSchema, schemaSql, type SchemaReport 
 import { parseAllow, type Decision, type SchemaChange, type SchemaPlan } from '../../schema/changes.ts';
 import { checkDrift, type DriftReport } from '../../schema/drift.ts';
 
-const usage = `usage: etl schema [--yes] [--allow CHANGE]... [--check] [--dry-run] [--json]
-                  [--database-url URL] [--pipeline FILE]
+const usage = `usage: etl schema [--yes] [--allow CHANGE]... [--json] [--database-url URL] [--pipeline FILE]
+       etl schema --check [--allow CHANGE]... [--json] [--database-url URL] [--pipeline FILE]
+       etl schema --dry-run [--json] [--pipeline FILE]
 
 Makes the database match pipeline.yaml, in one transaction:
   - created without asking: missing tables (load order, keys, foreign keys DEFERRABLE INITIALLY
@@ -75,7 +76,7 @@ const command: Command = {
       'database-url': { type: 'string' },
       pipeline: { type: 'string' },
     });
-    if (flags.check && flags['dry-run']) throw new UsageError('bad_arguments', '--check and --dry-run cannot be combined', { hint: 'see etl schema --help' });
+    refuseIgnoredFlags(flags);
     const allow = parseAllow(flags.allow ?? []);
     const cfg = commandConfig(ctx, { pipeline: flags.pipeline, databaseUrl: flags['database-url'] });
     const model = await loadPipeline(cfg.pipelineFile, { globalDateThreshold: cfg.globalDateThreshold });
@@ -109,6 +110,22 @@ const command: Command = {
     }
   },
 };
+
+/**
+ * Combinations where a flag would do nothing: --check and --dry-run apply nothing, so --yes (apply
+ * without asking) has no effect there, nor has --allow on the offline CREATE statements of --dry-run
+ * (with --check it does: the report says what etl schema would do with those changes allowed).
+ */
+function refuseIgnoredFlags(flags: { readonly check?: boolean; readonly 'dry-run'?: boolean; readonly yes?: boolean; readonly allow?: readonly string[] }): void {
+  const pairs: [string, boolean | undefined][] = [
+    ['--check and --dry-run', flags.check && flags['dry-run']],
+    ['--dry-run and --allow', flags['dry-run'] && flags.allow !== undefined],
+    ['--dry-run and --yes', flags['dry-run'] && flags.yes],
+    ['--check and --yes', flags.check && flags.yes],
+  ];
+  const both = pairs.find(([, given]) => given === true);
+  if (both) throw new UsageError('bad_arguments', `${both[0]} cannot be combined`, { hint: 'see etl schema --help' });
+}
 
 interface Session {
   readonly ctx: CommandContext;
