@@ -233,7 +233,8 @@ const command: Command = {
   async run(ctx) {
     const { target, values } = parseRefreshFlags(ctx.argv);
     const config = commandConfig(ctx, { staging: values.staging });
-    const progress = progressPrinter(ctx, values.json !== true);
+    // --json and --quiet (errors and the final line only) print no progress.
+    const progress = progressPrinter(ctx, values.json !== true && ctx.verbosity !== 'quiet');
     // Configuration mistakes (no SSH server or user) stop before any question or connection.
     const ssh = sshTarget(config.remote.ssh);
     const run: RefreshRun = { ctx, values, config, progress, server: `${ssh.user}@${ssh.host}:${ssh.port}` };

@@ -155,6 +155,20 @@ describe('etl refresh mongo', () => {
     assert.match(r.stdout, new RegExp(`sha256 ${sha256(await readFile(path.join(out, files[0]!)))}`));
   });
 
+  test('--quiet: no progress on stderr, the last line of the summary only (as every command)', async (t) => {
+    const db = await seed(t);
+    const cwd = await caseDir(t.name);
+    const r = await etl(['refresh', 'mongo', '--quiet'], {
+      ...sshEnv(),
+      REMOTE_MONGODUMP_COMMAND: fakeMongodump,
+      REMOTE_MONGODB_URL: `mongodb://127.0.0.1:${new URL(servers.mongo.url).port}/`,
+      REMOTE_MONGODB_DATABASE: db.name,
+    }, cwd);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.match(r.stdout, /^read it with: etl extract --source \S+\.archive\.gz\n$/);
+  });
+
   test('a failing remote mongodump: exit 1 with its exit code and stderr, no file, no password shown', async (t) => {
     const cwd = await caseDir(t.name);
     const r = await etl(['refresh', 'mongo'], {
