@@ -32,7 +32,7 @@ options:
   --staging DIR     staging folder (default: ETL_STAGING, else ./.etl/runs)
   --out FILE        the archive (default: <staging>/<run-id>.tar.gz)
   --json            print the report as JSON on stdout
-exit codes: 0 packed, 1 refused or failed, 2 usage error
+exit codes: 0 packed, 1 refused or failed, 2 usage or configuration error
 `;
 
 /** Runs above this size get progress lines on stderr (not with --quiet: the final line only). */

@@ -30,14 +30,15 @@ destination (exactly one):
 options:
   --scale N          documents in all collections together (default ${DEFAULT_SCALE.toLocaleString('en-US')}, from ${MIN_SCALE} to ${MAX_SCALE.toLocaleString('en-US')})
   --seed S           integer seed, 0 to 4294967295 (default ${DEFAULT_SEED})
-  --db NAME          database name (default: MONGODB_DATABASE or the URL's database, else ${DEFAULT_DB})
+  --db NAME          database name (default: ${DEFAULT_DB}; into MongoDB: MONGODB_DATABASE or the URL's
+                     database first)
   --gzip             with --out: gzip the files (.bson.gz, .metadata.json.gz), as mongodump --gzip
   --drop             replace what is there: drop the sample's collections first (MongoDB) or
                      replace their files (--out); without it a non-empty target is refused
   --dotenv FILE      read the configuration from FILE instead of ./.env
   --json             print the report as JSON on stdout
 
-exit codes: 0 written, 1 failed (target not empty, connection…), 2 usage error
+exit codes: 0 written, 1 failed (target not empty, connection…), 2 usage or configuration error
 `;
 
 interface Flags {

@@ -27,7 +27,7 @@ options:
   --staging DIR     where a run named by its id is looked for (default: ETL_STAGING, else ./.etl/runs)
   --pipeline FILE   the current pipeline file, compared with the run's (default: ETL_PIPELINE, else ./pipeline.yaml)
   --json            print the report as JSON on stdout
-exit codes: 0 everything matches, 1 a mismatch (the first ones are named), 2 usage error
+exit codes: 0 everything matches, 1 a mismatch (the first ones are named), 2 usage or configuration error
 `;
 
 const SHOWN = 20;
