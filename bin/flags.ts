@@ -34,7 +34,7 @@ export function parseCommandLine<T extends Options>(argv: readonly string[], opt
 function refuseEmpty(tokens: readonly { kind: string; name?: string; value?: string | undefined }[], options: Options, hint: string): void {
   const empty = tokens.find((t) => t.kind === 'option' && t.name !== undefined && options[t.name]?.type === 'string' && t.value === '');
   if (empty === undefined) return;
-  throw new UsageError('bad_arguments', `--${empty.name} is empty: give it a value, or leave it out for its default`, { context: { flag: `--${empty.name}` }, hint });
+  throw new UsageError('bad_arguments', `--${empty.name} is empty: give it a value (or leave the flag out)`, { context: { flag: `--${empty.name}` }, hint });
 }
 
 /**

@@ -72,7 +72,6 @@ function parseFlags(argv: readonly string[]): Flags {
       hint: '--out DIR writes a mongodump directory; --mongo-url URL inserts into MongoDB',
     });
   }
-  if (values.out === '') throw new UsageError('bad_arguments', '--out needs a directory');
   if (values.gzip && values.out === undefined) throw new UsageError('bad_arguments', '--gzip applies to --out only');
   if (values.db !== undefined && !/^[^/\\. "$*<>:|?]{1,63}$/.test(values.db)) {
     throw new UsageError('bad_arguments', `--db "${values.db}" is not a valid MongoDB database name`);
