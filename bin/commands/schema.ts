@@ -19,6 +19,7 @@ import { UsageError } from '../../errors/etl-error.ts';
 import { applySchema, dataProblems, previewSchema, schemaSql, type SchemaReport } from '../../schema/apply.ts';
 import { parseAllow, type Decision, type SchemaChange, type SchemaPlan } from '../../schema/changes.ts';
 import { checkDrift, type DriftReport } from '../../schema/drift.ts';
+import { setNullabilitySql } from '../../schema/ddl.ts';
 
 const usage = `usage: etl schema [--yes] [--allow CHANGE]... [--json] [--database-url URL] [--pipeline FILE]
        etl schema --check [--allow CHANGE]... [--json] [--database-url URL] [--pipeline FILE]
@@ -143,7 +144,8 @@ interface Session {
 async function check(s: Session): Promise<number> {
   const { drift, plan, decision } = await inTransaction(s.client, async () => {
     const found = await checkDrift(s.client, s.model);
-    return { drift: found, ...(await previewSchema(s.client, s.model, s.allow)) };
+    const preview = await previewSchema(s.client, s.model, s.allow);
+    return { drift: asPlanned(found, preview.plan, s.model), ...preview };
   });
   // Tables pipeline.yaml no longer has but etl loaded (schema/retired.ts) differ too.
   const retired = plan.changes.filter((c) => c.kind === 'retire_table').map((c) => c.table);
@@ -250,6 +252,22 @@ function renderOutcome(plan: SchemaPlan, d: Decision, color: Color): string {
     for (const e of p.examples) out.push(`           e.g. ${e}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * The DDL --check shows for a missing column is the statement etl schema runs: a NOT NULL column is
+ * added nullable to a table with rows (they have no value yet) and made NOT NULL by etl schema once
+ * a run has filled it. The finding's own `ADD COLUMN … NOT NULL` would fail on those rows.
+ */
+function asPlanned(drift: DriftReport, plan: SchemaPlan, model: PipelineModel): DriftReport {
+  const findings = drift.findings.map((f) => {
+    const add = f.kind === 'missing_column' ? plan.changes.find((c) => c.kind === 'add_column' && c.table === f.table && c.column === f.column) : undefined;
+    const table = model.tables.get(f.table);
+    const column = table?.columns.find((c) => c.name === f.column);
+    if (!add || !table || !column || column.nullable || add.sql.join('\n') === f.fix.join('\n')) return f;
+    return { ...f, fix: [...add.sql, `-- once a run has filled it: ${setNullabilitySql(table, column)}`] };
+  });
+  return { ...drift, findings };
 }
 
 function renderDrift(drift: DriftReport, destination: string, color: Color): string {

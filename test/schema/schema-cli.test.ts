@@ -114,6 +114,26 @@ describe('etl schema', () => {
     assert.match(still.stdout, /2 difference\(s\)/, 'nothing applied');
   });
 
+  test('--check: a NOT NULL column missing from a table with rows shows the DDL etl schema runs (added nullable, NOT NULL once filled), which applies', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    assert.equal((await etl(['schema', '--database-url', url])).code, 0);
+    await withClient(url, (c) => c.query(`ALTER TABLE companies DROP COLUMN name; INSERT INTO companies (id, created_at, updated_at) VALUES ('c1', now(), now())`));
+    const r = await etl(['schema', '--check', '--database-url', url]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /companies: column "companies"\."name" is missing\n {2}ALTER TABLE "companies" ADD COLUMN "name" VARCHAR\(255\);\n {2}-- once a run has filled it: ALTER TABLE "companies" ALTER COLUMN "name" SET NOT NULL\n/);
+    assert.doesNotMatch(r.stdout, /NOT NULL;/, 'no statement that fails on the rows there');
+    const json = JSON.parse((await etl(['schema', '--check', '--json', '--database-url', url])).stdout);
+    assert.deepEqual(json.findings.find((f: { column: string }) => f.column === 'name').fix, ['ALTER TABLE "companies" ADD COLUMN "name" VARCHAR(255)', '-- once a run has filled it: ALTER TABLE "companies" ALTER COLUMN "name" SET NOT NULL']);
+    // What --check shows is what runs: the statement succeeds on the rows there.
+    await withClient(url, (c) => c.query(json.findings.find((f: { column: string }) => f.column === 'name').fix[0]));
+    // On an empty table the column is added NOT NULL at once, as the finding always said.
+    const empty = await servers.postgres.createDatabase(`${t.name} empty`);
+    assert.equal((await etl(['schema', '--database-url', empty])).code, 0);
+    await withClient(empty, (c) => c.query('ALTER TABLE companies DROP COLUMN name'));
+    const e = await etl(['schema', '--check', '--database-url', empty]);
+    assert.match(e.stdout, /\n {2}ALTER TABLE "companies" ADD COLUMN "name" VARCHAR\(255\) NOT NULL;\n/);
+  });
+
   test('--yes applies the lossless changes and lists the refused ones with their flag; --allow applies those', async (t) => {
     const url = await servers.postgres.createDatabase(t.name);
     assert.equal((await etl(['schema', '--database-url', url])).code, 0);
