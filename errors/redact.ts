@@ -127,8 +127,8 @@ function passwordSpan(head: string, mode: FindMode): [number, number] | null {
 
 /**
  * `scheme://user:rest` with no `@`: `rest` is a port (or a MongoDB host list) or a password whose
- * `@host` was lost, e.g. to a `#` that .env reads as the start of a comment
- * (`DATABASE_URL=postgresql://USER:PASS#WORD@HOST/DB` is `postgresql://USER:PASS` there). Display
+ * `@host` was lost, e.g. to a `#` that .env reads as the start of a comment (a password holding
+ * `#`, unquoted, cuts the URL there: user, colon, the password's first part, nothing after). Display
  * mode only, and to the end of the token: over-redacting a message is harmless, a password is not.
  */
 function bareUserinfoHits(text: string): CredentialHit[] {

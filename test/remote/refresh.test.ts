@@ -68,6 +68,16 @@ function sshEnv(): Record<string, string> {
   };
 }
 
+/** The environment of `etl refresh mongo` against the fake remote mongodump, dumping database `db`. */
+function dumpEnv(db: string, command = fakeMongodump): Record<string, string> {
+  return {
+    ...sshEnv(),
+    REMOTE_MONGODUMP_COMMAND: command,
+    REMOTE_MONGODB_URL: `mongodb://127.0.0.1:${new URL(servers.mongo.url).port}/`,
+    REMOTE_MONGODB_DATABASE: db,
+  };
+}
+
 async function caseDir(name: string): Promise<string> {
   const dir = path.join(work, name.replace(/[^a-z0-9]+/gi, '_').slice(0, 60));
   await mkdir(dir, { recursive: true, mode: 0o777 });
@@ -103,12 +113,7 @@ describe('etl refresh mongo', () => {
     const db = await seed(t);
     const cwd = await caseDir(t.name);
     const tee = path.join(cwd, 'remote-side-copy.gz');
-    const r = await etl(['refresh', 'mongo', '--json'], {
-      ...sshEnv(),
-      REMOTE_MONGODUMP_COMMAND: `${fakeMongodump} --tee=${tee}`,
-      REMOTE_MONGODB_URL: `mongodb://127.0.0.1:${new URL(servers.mongo.url).port}/`,
-      REMOTE_MONGODB_DATABASE: db.name,
-    }, cwd);
+    const r = await etl(['refresh', 'mongo', '--json'], dumpEnv(db.name, `${fakeMongodump} --tee=${tee}`), cwd);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout) as { ok: boolean; file: string; bytes: number; sha256: string; database: string; hostKeyFingerprint: string; restored: null };
     assert.equal(report.ok, true);
@@ -141,12 +146,7 @@ describe('etl refresh mongo', () => {
     const db = await seed(t);
     const cwd = await caseDir(t.name);
     const out = path.join(cwd, 'elsewhere');
-    const r = await etl(['refresh', 'mongo', '--out', out], {
-      ...sshEnv(),
-      REMOTE_MONGODUMP_COMMAND: fakeMongodump,
-      REMOTE_MONGODB_URL: `mongodb://127.0.0.1:${new URL(servers.mongo.url).port}/`,
-      REMOTE_MONGODB_DATABASE: db.name,
-    }, cwd);
+    const r = await etl(['refresh', 'mongo', '--out', out], dumpEnv(db.name), cwd);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /receiving archive: [\d.]+ (B|KiB|MiB) \([\d.]+ (B|KiB|MiB)\/s\)/);
     const files = await readdir(out);
@@ -158,12 +158,7 @@ describe('etl refresh mongo', () => {
   test('--quiet: no progress on stderr, the last line of the summary only (as every command)', async (t) => {
     const db = await seed(t);
     const cwd = await caseDir(t.name);
-    const r = await etl(['refresh', 'mongo', '--quiet'], {
-      ...sshEnv(),
-      REMOTE_MONGODUMP_COMMAND: fakeMongodump,
-      REMOTE_MONGODB_URL: `mongodb://127.0.0.1:${new URL(servers.mongo.url).port}/`,
-      REMOTE_MONGODB_DATABASE: db.name,
-    }, cwd);
+    const r = await etl(['refresh', 'mongo', '--quiet'], dumpEnv(db.name), cwd);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, '');
     assert.match(r.stdout, /^read it with: etl extract --source \S+\.archive\.gz\n$/);
