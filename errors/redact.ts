@@ -142,7 +142,8 @@ function bareUserinfoHits(text: string): CredentialHit[] {
     const authority = token.split(/[/?#]/, 1)[0]!;
     const colon = authority.indexOf(':');
     if (colon <= 0 || authority.startsWith('[')) continue;
-    const port = authority.slice(colon + 1);
+    // The punctuation of the sentence a port ends ("tried mongodb://localhost:27017: set …") is not part of it.
+    const port = authority.slice(colon + 1).replace(/[.,:;]+$/, '');
     // The quote or bracket a message closes the string with stays.
     const rest = token.slice(colon + 1).replace(/["'`)\]]+$/, '');
     if (PORTS.test(port) || isRedacted(port) || rest === '') continue;

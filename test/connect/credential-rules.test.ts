@@ -3,7 +3,7 @@
 // prefix), so a hint missing from that pre-check would hide a whole rule. Values below are made up.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { findCredentials, type CredentialKind } from '../../errors/redact.ts';
+import { findCredentials, redactText, type CredentialKind } from '../../errors/redact.ts';
 
 const filler = 'Poulet rôti, 320 kcal, 2024-03-01T08:00:00Z';
 const LONE: readonly (readonly [CredentialKind, string])[] = [
@@ -35,4 +35,17 @@ test('every credential rule finds its credential alone in a line of data, in bot
 test('a line of data without any credential gives no finding', () => {
   assert.deepEqual(findCredentials(`${filler},"jean.dupont@example.org",${filler}`, 'scan'), []);
   assert.deepEqual(findCredentials(filler, 'display'), []);
+});
+
+test('a host and port that end a sentence are shown: the punctuation after the port is not a password', () => {
+  for (const text of [
+    'etl tried the default mongodb://localhost:27017: set MONGODB_URL',
+    'cannot reach mongodb://db.example.org:27017. Check the server',
+    'tried mongodb://a:27017, then mongodb://b:27018; both refused',
+  ]) {
+    assert.equal(redactText(text), text);
+  }
+  // A password whose `@host` was lost (a `#` in .env cut it) is still hidden, punctuation or not.
+  assert.equal(redactText('MONGODB_URL=mongodb://etl:Zq9xWv7u: refused'), 'MONGODB_URL=mongodb://etl:*** refused');
+  assert.equal(redactText('mongodb://etl:Zq9xWv7u.'), 'mongodb://etl:***');
 });
