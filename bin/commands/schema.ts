@@ -86,7 +86,7 @@ const command: Command = {
     if (flags['dry-run']) {
       const statements = schemaSql(model);
       if (flags.json) writeJson(ctx.stdout, { ok: true, dryRun: true, statements });
-      else ctx.stdout.write(statements.map((s) => `${s.sql};\n`).join('\n'));
+      else ctx.stdout.write(`${statements.map((s) => `${s.sql};\n`).join('\n')}\n${dryRunSummary(statements.length, model.loadOrder.length)}\n`);
       return 0;
     }
 
@@ -181,9 +181,15 @@ async function update(s: Session): Promise<number> {
   if (s.json) {
     writeJson(s.ctx.stdout, { ok: blocked.length === 0, destination: s.destination, ...reportJson(report) });
   } else {
-    s.ctx.stdout.write(renderReport(s.destination, report, s.color));
+    // --quiet: the totals, and what load still needs when anything (the line LastLineOnly keeps).
+    s.ctx.stdout.write(s.ctx.verbosity === 'quiet' ? `${reportTotals(s.destination, report)}\n${blockedLine(report, s.color, 'etl schema --check lists them')}` : renderReport(s.destination, report, s.color));
   }
   return blocked.length === 0 ? 0 : 1;
+}
+
+/** The last line of --dry-run's SQL (a comment: the output still runs in psql), the one --quiet keeps. */
+function dryRunSummary(statements: number, pipelineTables: number): string {
+  return `-- ${statements} CREATE TABLE statements: ${pipelineTables} table(s) of pipeline.yaml, ${statements - pipelineTables} of etl's state (--dry-run: nothing applied)`;
 }
 
 /** Asks on a terminal; without one, says what to do instead of waiting for an answer that cannot come. */
@@ -229,18 +235,28 @@ function renderPlan(destination: string, decision: Decision, color: Color): stri
 }
 
 function renderReport(destination: string, r: SchemaReport, color: Color): string {
-  const altered = r.applied.filter((c) => !CREATION.has(c.kind));
-  const out = [`${destination}: ${r.created.length} table(s) created, ${r.existing.length} already there; ${altered.length} change(s) applied to existing tables`];
+  const out = [reportTotals(destination, r)];
   for (const t of r.created) out.push(`  ${color.green('created')}  ${t}`);
   for (const t of r.existing) out.push(`  ${color.dim('exists ')}  ${t}`);
   for (const c of r.applied.filter((x) => !CREATION.has(x.kind))) out.push(`  ${color.green('applied')}  ${c.table}: ${c.message}`);
   for (const [table, n] of Object.entries(r.deletedRows)) out.push(`  ${color.yellow('deleted')}  ${table}: ${n} row(s) the new definition cannot hold`);
   out.push(...renderRefused(r.refused, color));
   for (const token of r.unusedAllows) out.push(color.dim(`--allow ${token}: no such change (already applied?)`));
+  const blocked = blockedLine(r, color, 'see above');
+  if (blocked !== '') out.push('', blocked.trimEnd());
+  return `${out.join('\n')}\n`;
+}
+
+function reportTotals(destination: string, r: SchemaReport): string {
+  const altered = r.applied.filter((c) => !CREATION.has(c.kind));
+  return `${destination}: ${r.created.length} table(s) created, ${r.existing.length} already there; ${altered.length} change(s) applied to existing tables`;
+}
+
+/** The columns load needs that a refused change would give, as a line (empty when none). */
+function blockedLine(r: SchemaReport, color: Color, where: string): string {
   // A column two refused changes could give (its rename, or adding it) is named once.
   const blocked = [...new Set(r.refused.filter((c) => c.neededByLoad).map((c) => `"${c.table}"."${c.column}"`))];
-  if (blocked.length > 0) out.push('', color.yellow(`load needs ${blocked.join(', ')}: decide with --allow (see above)`));
-  return `${out.join('\n')}\n`;
+  return blocked.length > 0 ? `${color.yellow(`load needs ${blocked.join(', ')}: decide with --allow (${where})`)}\n` : '';
 }
 
 function renderOutcome(plan: SchemaPlan, d: Decision, color: Color): string {

@@ -81,6 +81,15 @@ describe('in logs (stderr and stdout not a terminal)', () => {
     const url = await servers.postgres.createDatabase('output_quiet');
     const env = { DATABASE_URL: url };
     const flags = ['--staging', s, '--pipeline', PIPELINE];
+    // The final line of the commands that are not stages says what they did too, never a line of their listing.
+    const finalLine = async (args: readonly string[], expected: RegExp): Promise<void> => {
+      const r = await etl([...args, '--quiet'], { cwd: sample.work, env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(lines(r.stdout).length, 1, r.stdout);
+      assert.match(r.stdout, expected);
+    };
+    await finalLine(['schema', '--dry-run', '--pipeline', PIPELINE], /^-- 38 CREATE TABLE statements: 31 table\(s\) of pipeline.yaml, 7 of etl's state \(--dry-run: nothing applied\)$/m);
+    await finalLine(['schema', '--yes', '--pipeline', PIPELINE], /^postgresql:\/\/.*: 38 table\(s\) created, 0 already there; 0 change\(s\) applied to existing tables$/m);
     for (const args of [['extract', '--source', sample.dump, '--full'], ['transform'], ['load']]) {
       const r = await etl([...args, ...flags, '--quiet'], { cwd: sample.work, env });
       assert.equal(r.code, 0, r.stderr);
@@ -88,6 +97,7 @@ describe('in logs (stderr and stdout not a terminal)', () => {
       assert.equal(lines(r.stdout).length, 1, r.stdout);
       assert.match(r.stdout, ELAPSED);
     }
+    await finalLine(['runs', '--staging', s], /^1 run \(.*; \* = latest\)$/m);
     const verbose = await etl(['transform', ...flags, '--verbose'], { cwd: sample.work, env });
     assert.equal(verbose.code, 0, verbose.stderr);
     assert.match(verbose.stderr, /^\[ *[\d.]+ s\] transform Transform run \d{8}T\d{9}Z: 31 table\(s\)/m);
