@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { EtlError } from '../errors/etl-error.ts';
-import { readManifest, type Manifest, type StageName } from '../staging/manifest.ts';
+import { readManifest, rejectedBeforeLoad, type Manifest, type StageName } from '../staging/manifest.ts';
 import { committedLoad, type LoadSection } from '../staging/manifest-load.ts';
 import { LATEST_FILE, listRunIds, runPaths } from '../staging/run-folder.ts';
 import { failedStages, killedHint, killedStage, shownStages, type ShownStageStatus, type StageFailure } from '../staging/stage-writer.ts';
@@ -26,7 +26,7 @@ export interface RunSummary {
   documents: number | null;
   /** CSV rows written by transform (all tables). */
   rows: number | null;
-  /** Rows rejected by transform and by load. */
+  /** Documents extract could not stage, rows rejected by transform and by load. */
   rejects: number | null;
   /** Where the documents came from (no credentials), as the manifest says. */
   source: string | null;
@@ -104,7 +104,7 @@ function summarise(runId: string, manifest: Manifest | null, extra: { latest: bo
     failures: failedStages(manifest, runId),
     documents: total(s.extract ? Object.values(s.extract.collections ?? {}).map((c) => c.records ?? 0) : null),
     rows: total(transformTables ? transformTables.map((t) => t.rows ?? 0) : null),
-    rejects: transformTables === null ? null : total([...transformTables.map((t) => t.rejected ?? 0), ...loadTables.map((t) => t.rejected ?? 0)]),
+    rejects: transformTables === null || !manifest ? null : rejectedBeforeLoad(manifest) + total(loadTables.map((t) => t.rejected ?? 0))!,
     source: manifest?.source?.description ?? null,
     seconds: { extract: stageSeconds(s.extract), transform: stageSeconds(s.transform), load: stageSeconds(s.load) },
     pending: runPending(s.load),

@@ -52,14 +52,9 @@ export function corruption(collection: string): (doc: SourceDocument, cause: Bso
   };
 }
 
-/** The rejects file of a collection: beside its NDJSON file, `<collection>.rejects.ndjson`. */
-function rejectsPath(run: RunPaths, collection: string): string {
-  return run.extractFile(collection).replace(/\.ndjson$/, '.rejects.ndjson');
-}
-
 /** Removes every file the extract of a collection writes (a completed collection after a failed one). */
 export async function discardCollection(run: RunPaths, collection: string): Promise<void> {
-  const files = [run.extractFile(collection), rejectsPath(run, collection), run.extractIdsFile(collection), run.extractRequestedFile(collection)];
+  const files = [run.extractFile(collection), run.extractRejects(collection), run.extractIdsFile(collection), run.extractRequestedFile(collection)];
   await Promise.all(files.map((f) => rm(f, { force: true })));
 }
 
@@ -149,7 +144,7 @@ function warnAbout(written: WrittenCollection, ctx: CollectionContext, name: str
   if (written.duplicateIds > 0 && ctx.session.clientSide) warn(`${written.duplicateIds} document(s) repeat the _id of the previous one in the dump (all kept)`);
   if (written.rejected > 0) {
     const reasons = Object.entries(written.rejectedReasons).map(([r, n]) => `${r} ${n}`).join(', ');
-    warn(`${written.rejected} document(s) could not be staged (${reasons}): listed in ${ctx.run.relative(rejectsPath(ctx.run, name))}, the run goes on`);
+    warn(`${written.rejected} document(s) could not be staged (${reasons}): listed in ${ctx.run.relative(ctx.run.extractRejects(name))}, the run goes on`);
   }
   if (written.undated && written.undated.documents > 0) warn(undatedWarning(name, written.undated));
 }
@@ -213,7 +208,7 @@ async function readDocuments(ctx: CollectionContext, name: string, request: Read
     onProgress: progress.onProgress,
   };
   const attempt = async (order: WriteCollectionInput['order']) => {
-    const rejects = new ExtractRejectsFile(rejectsPath(run, name));
+    const rejects = new ExtractRejectsFile(run.extractRejects(name));
     try {
       const written = await writeCollection({ ...base, rejects, order, documents: exists ? session.documents(request) : emptyDocuments() });
       const figures = await rejects.commit();

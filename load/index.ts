@@ -15,7 +15,7 @@
 import { rmdir } from 'node:fs/promises';
 import { describePostgres } from '../connect/config.ts';
 import type { EtlError } from '../errors/etl-error.ts';
-import type { FileRecord } from '../staging/manifest.ts';
+import { rejectedBeforeLoad, type FileRecord } from '../staging/manifest.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
 import { appliedTables, recordTables, type LedgerEntry } from './ledger.ts';
 import { loadContext, type LoadContext } from './load-context.ts';
@@ -167,9 +167,14 @@ async function recordLedger(ctx: LoadContext, plan: LoadPlan, report: LoadReport
   // A repair re-read a few documents: it says nothing of which mapping the table's other rows follow.
   const repair = ctx.repair ? { repair: true } : {};
   // The run's own figures, in every table's summary (etl_runs has a row per table): what etl_pending
-  // holds after the load, every table, and the tables the run staged. `etl runs` reads them once its
-  // files are cleaned (report/ledger.ts): its pending, and "partly" of a run loaded into fewer.
-  const run = { ...(report.pending ? { run_pending: { ...report.pending } } : {}), run_tables: Object.keys(plan.manifest.stages.transform?.tables ?? {}).length };
+  // holds after the load, every table, the tables the run staged, and what its extract and transform
+  // refused. `etl runs` reads them once its files are cleaned (report/ledger.ts): its pending,
+  // "partly" of a run loaded into fewer, and its rejects (those, plus each table's load figure).
+  const run = {
+    ...(report.pending ? { run_pending: { ...report.pending } } : {}),
+    run_tables: Object.keys(plan.manifest.stages.transform?.tables ?? {}).length,
+    run_rejected_before_load: rejectedBeforeLoad(plan.manifest),
+  };
   for (const r of report.tables) {
     const rejects = outcome.rejects.find((x) => x.table === r.table);
     const file: FileRecord | null = rejects ? { file: rejects.file, bytes: rejects.figures.bytes, sha256: rejects.figures.sha256, records: rejects.figures.lines } : null;

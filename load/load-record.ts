@@ -110,7 +110,12 @@ export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadRep
 }
 
 async function recoveredRecord(paths: RunPaths, table: string, summary: LoadTableRecord, warnings: string[]): Promise<LoadTableRecord> {
-  const { deletions: _d, run_pending: _p, run_tables: _t, ...record } = summary as LoadTableRecord & { deletions?: unknown; run_pending?: unknown; run_tables?: unknown };
+  const { deletions: _d, run_pending: _p, run_tables: _t, run_rejected_before_load: _r, ...record } = summary as LoadTableRecord & {
+    deletions?: unknown;
+    run_pending?: unknown;
+    run_tables?: unknown;
+    run_rejected_before_load?: unknown;
+  };
   const rejects = record.rejects;
   if (!rejects) return record;
   const final = path.resolve(paths.dir, rejects.file);

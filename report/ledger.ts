@@ -17,7 +17,10 @@ export interface LedgerRun {
   readonly inserted: number;
   readonly updated: number;
   readonly deleted: number;
+  /** Rows load rejected (its tables' `rejected`). */
   readonly rejected: number;
+  /** What the run's extract and transform refused (`run_rejected_before_load`); null in a ledger older than that figure. */
+  readonly rejected_before_load: number | null;
   /** Rows kept pending for a later run, when load records them; null otherwise. */
   readonly pending: number | null;
   /** Tables the run staged, when load records them (`run_tables`); null otherwise. */
@@ -48,6 +51,7 @@ async function readLedgerRuns(client: pg.ClientBase, limit = 1000): Promise<Ledg
       updated: sum('updated'),
       deleted: sum('deleted'),
       rejected: sum('rejected'),
+      rejected_before_load: runRejectedBeforeLoad(row.summaries),
       pending: runPending(row.summaries),
       staged_tables: runTables(row.summaries),
     };
@@ -72,6 +76,12 @@ function runPending(summaries: readonly Record<string, unknown>[]): number | nul
 function runTables(summaries: readonly Record<string, unknown>[]): number | null {
   const tables = lastRecorded(summaries, 'run_tables');
   return typeof tables === 'number' ? tables : null;
+}
+
+/** What the run's extract and transform refused, as its last load recorded it; null in a ledger older than that figure. */
+function runRejectedBeforeLoad(summaries: readonly Record<string, unknown>[]): number | null {
+  const rejected = lastRecorded(summaries, 'run_rejected_before_load');
+  return typeof rejected === 'number' ? rejected : null;
 }
 
 /** A run-level figure as the run's last load recorded it in its tables' summaries (load order); undefined when none did. */

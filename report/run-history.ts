@@ -127,7 +127,8 @@ function fromLedger(l: LedgerRun): RunHistoryEntry {
     seconds: { extract: null, transform: null, load: null },
     documents: null,
     rows: l.rows,
-    rejects: l.rejected,
+    // Extract's and transform's rejects with load's; a ledger older than that figure has load's only: not said.
+    rejects: l.rejected_before_load === null ? null : l.rejected_before_load + l.rejected,
     pending: l.pending,
     loaded: true,
     tables: l.staged_tables,

@@ -25,7 +25,7 @@ export interface RejectExample {
 }
 
 export interface RejectReason {
-  readonly stage: 'transform' | 'load';
+  readonly stage: 'extract' | 'transform' | 'load';
   readonly reason: string;
   readonly count: number;
   readonly examples: readonly RejectExample[];
@@ -48,6 +48,8 @@ export interface RunReportData {
   /** Each failed stage: the error its section recorded (scrubbed of credentials) and what to do. */
   readonly failures: readonly StageFailure[];
   readonly tables: readonly TableFigures[];
+  /** Per collection, the documents extract could not stage (extract/<collection>.rejects.ndjson), by reason. */
+  readonly extractRejects: readonly { readonly collection: string; readonly rejected: number; readonly rejects: readonly RejectReason[] }[];
   /** The count identities of the run (audit/reconcile.ts, what `etl verify` checks), each with its figures. */
   readonly identities: readonly Identity[];
   readonly watermarks: readonly { readonly collection: string; readonly from: string | null; readonly next: string; readonly basis: string | null; readonly documents: number }[];
@@ -69,6 +71,10 @@ export async function gatherRunReport(paths: RunPaths, manifest: Manifest, histo
     ];
     tables.push({ table, transform, load, rejects });
   }
+  const extractRejects = [];
+  for (const [collection, c] of Object.entries(manifest.stages.extract?.collections ?? {})) {
+    if ((c.rejected ?? 0) > 0) extractRejects.push({ collection, rejected: c.rejected!, rejects: await rejectReasons(paths.extractRejects(collection), 'extract', secrets) });
+  }
   // A repair run reads documents by `_id`, not a date window: it has no watermark to show.
   const watermarks = Object.entries(manifest.stages.extract?.collections ?? {}).flatMap(([collection, c]) =>
     c.watermark ? [{ collection, from: c.watermark.from, next: c.watermark.next, basis: c.watermark.next_basis ?? null, documents: c.documents }] : [],
@@ -77,7 +83,7 @@ export async function gatherRunReport(paths: RunPaths, manifest: Manifest, histo
   const hint = killed ? killedHint(killed, paths.runId) : null;
   // A report that says "failed" says why; the configured secrets scrubbed again (a manifest from elsewhere).
   const failures = failedStages(manifest, paths.runId).map((f) => ({ ...f, message: redactText(f.message, secrets) }));
-  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), hint, failures, tables, identities: reconcile(manifest), watermarks, history };
+  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), hint, failures, tables, extractRejects, identities: reconcile(manifest), watermarks, history };
 }
 
 function unique<T>(xs: readonly T[]): T[] {
@@ -103,7 +109,7 @@ function stageNote(m: Manifest, stage: StageName): string {
 }
 
 /** Counts the lines of a rejects file by reason, keeping the first few of each as examples. */
-async function rejectReasons(file: string, stage: 'transform' | 'load', secrets: readonly string[]): Promise<RejectReason[]> {
+async function rejectReasons(file: string, stage: RejectReason['stage'], secrets: readonly string[]): Promise<RejectReason[]> {
   const by = new Map<string, { count: number; examples: RejectExample[] }>();
   let lines;
   try {

@@ -24,7 +24,7 @@ export function renderRunReport(d: RunReportData): string {
     header(d),
     section('stages', 'Stage timings', stagesSection(d)),
     section('tables', 'Rows per table', tablesSection(d.tables)),
-    section('rejects', 'Rejected rows by reason', rejectsSection(d.tables)),
+    section('rejects', 'Rejected rows by reason', rejectsSection(d)),
     section('watermarks', 'Watermarks', watermarksSection(d)),
     section('reconciliation', 'Count reconciliation', reconciliationSection(d)),
     section('history', historyTitle(Math.min(HISTORY_RUNS, d.history.length)), historySection(d)),
@@ -48,7 +48,8 @@ function header(d: RunReportData): string {
   const t = d.tables;
   const documents = sum(Object.values(m.stages.extract?.collections ?? {}).map((c) => c.documents));
   const rows = sum(t.map((x) => x.transform?.rows ?? 0));
-  const rejected = sum(t.map((x) => (x.transform?.rejected ?? 0) + (x.load?.rejected ?? 0)));
+  // Every stage's: the documents extract could not stage too (they yield no row to reject later).
+  const rejected = sum([...d.extractRejects.map((c) => c.rejected), ...t.map((x) => (x.transform?.rejected ?? 0) + (x.load?.rejected ?? 0))]);
   const ok = d.identities.every((i) => i.ok);
   const load = m.stages.load;
   const loadStatus = d.stages.find((s) => s.stage === 'load')?.status;
@@ -101,18 +102,20 @@ function tablesSection(tables: readonly TableFigures[]): string {
   return `<div class="wide">${table(headers, rows, { fields, rowKeys: tables.map((t) => t.table), id: 'table-figures' })}</div>`;
 }
 
-function rejectsSection(tables: readonly TableFigures[]): string {
+function rejectsSection(d: RunReportData): string {
   const rows: HtmlCell[][] = [];
   const keys: string[] = [];
-  for (const t of tables) {
-    for (const r of t.rejects) {
+  // A document extract could not stage (no _id, too deep, not BSON) first: under its collection.
+  const groups = [...d.extractRejects.map((c) => ({ name: c.collection, rejects: c.rejects })), ...d.tables.map((t) => ({ name: t.table, rejects: t.rejects }))];
+  for (const g of groups) {
+    for (const r of g.rejects) {
       const examples = r.examples.map((e) => `<li><span class="mono">${escapeHtml(e.id)}</span> ${escapeHtml(e.column)} = <span class="mono">${escapeHtml(e.value)}</span></li>`).join('');
-      rows.push([t.table, r.stage, r.reason, r.count, { html: `<ul class="ex">${examples}</ul>` }]);
-      keys.push(`${t.table}/${r.stage}/${r.reason}`);
+      rows.push([g.name, r.stage, r.reason, r.count, { html: `<ul class="ex">${examples}</ul>` }]);
+      keys.push(`${g.name}/${r.stage}/${r.reason}`);
     }
   }
   if (rows.length === 0) return '<p class="ok">No row was rejected.</p>';
-  return `<p class="muted">A few examples per reason, values cut to 60 characters; every rejected row is in transform/&lt;table&gt;.rejects.ndjson or load/&lt;table&gt;.rejects.ndjson.</p>${table(['table', 'stage', 'reason', 'rows', 'examples'], rows, { fields: ['table', 'stage', 'reason', 'count', 'examples'], rowKeys: keys, id: 'reject-reasons' })}`;
+  return `<p class="muted">A few examples per reason, values cut to 60 characters; every rejected row is in transform/&lt;table&gt;.rejects.ndjson or load/&lt;table&gt;.rejects.ndjson, every document extract could not stage in extract/&lt;collection&gt;.rejects.ndjson.</p>${table(['table (extract: collection)', 'stage', 'reason', 'rows (extract: documents)', 'examples'], rows, { fields: ['table', 'stage', 'reason', 'count', 'examples'], rowKeys: keys, id: 'reject-reasons' })}`;
 }
 
 function watermarksSection(d: RunReportData): string {

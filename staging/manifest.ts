@@ -21,6 +21,17 @@ export const STAGES: readonly StageName[] = ['extract', 'transform', 'load'];
 export function describeStages(stages: Readonly<Partial<Record<StageName, string | null>>>): string {
   return STAGES.map((s) => `${s} ${stages[s] ?? 'not run'}`).join(', ');
 }
+/**
+ * What a run refused before load: the documents extract could not stage and the rows transform
+ * rejected, every collection and table of the run. `etl runs` and `etl report` add load's; load
+ * records it in the ledger (`run_rejected_before_load`), so a run whose files were cleaned says it too.
+ */
+export function rejectedBeforeLoad(manifest: Manifest): number {
+  const extract = Object.values(manifest.stages.extract?.collections ?? {}).map((c) => c.rejected ?? 0);
+  const transform = Object.values(manifest.stages.transform?.tables ?? {}).map((t) => t.rejected ?? 0);
+  return [...extract, ...transform].reduce((a, b) => a + b, 0);
+}
+
 export type StageStatus = 'running' | 'done' | 'failed';
 
 /** Fields every stage section has. */

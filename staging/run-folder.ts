@@ -39,6 +39,8 @@ export interface RunPaths {
   readonly transformDir: string;
   readonly loadDir: string;
   extractFile(collection: string): string;
+  /** The documents extract could not stage, beside the collection's NDJSON file. */
+  extractRejects(collection: string): string;
   /** Ids-only file for delete propagation: every `_id` of the collection. */
   extractIdsFile(collection: string): string;
   /** Repair runs: every `_id` asked for, and whether it was found. */
@@ -74,6 +76,7 @@ export function runPaths(stagingDir: string, runId: string): RunPaths {
     transformDir,
     loadDir,
     extractFile: (c: string) => path.join(extractDir, `${safeName(c)}.ndjson`),
+    extractRejects: (c: string) => path.join(extractDir, `${safeName(c)}.rejects.ndjson`),
     extractIdsFile: (c: string) => path.join(extractDir, `${safeName(c)}.ids.ndjson`),
     extractRequestedFile: (c: string) => path.join(extractDir, `${safeName(c)}.requested.ndjson`),
     extractRecomputeFile: (t: string) => path.join(extractDir, `${safeName(t)}.recompute.csv`),

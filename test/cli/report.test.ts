@@ -157,8 +157,10 @@ describe('etl runs', () => {
     const r = await etl(['runs', '--staging', staging], { cwd: work, env: { DATABASE_URL: dbUrl } });
     assert.equal(r.code, 0, r.stderr);
     // Recorded without `run_tables` (as load did before it wrote that figure): the tables it staged
-    // are not known, so it is listed by the tables it was loaded into, not as loaded whole.
-    assert.match(r.stdout, /^ {2}20200101T000000000Z\s+2020-01-01 00:00\s+-\s+-\s+-\s+done\s+-\s+7\s+1\s+4\s+into 1 table \(cleaned\)$/m);
+    // are not known, so it is listed by the tables it was loaded into, not as loaded whole; nor
+    // without `run_rejected_before_load` what its extract and transform refused: its rejects are not
+    // said (load's 1 alone would be fewer than it had).
+    assert.match(r.stdout, /^ {2}20200101T000000000Z\s+2020-01-01 00:00\s+-\s+-\s+-\s+done\s+-\s+7\s+-\s+4\s+into 1 table \(cleaned\)$/m);
   });
 
   test('pending of a --tables run is what etl_pending holds after its load, the tables it did not stage too', async () => {
@@ -341,5 +343,60 @@ describe('report of a run whose stage failed', () => {
     assert.match(runs.stdout, new RegExp(`^${run.runId}: its load failed: users: .*users are read-only today \\[pg_P0001\\]; fix what the error names, then run \`etl load --run ${run.runId}\` again$`, 'm'));
     const json = JSON.parse((await etl(['runs', '--no-ledger', '--json'], { cwd: run.cwd })).stdout) as { runs: { run_id: string; failures: { stage: string; code: string }[] }[] };
     assert.deepEqual(json.runs.find((r) => r.run_id === run.runId)?.failures.map((f) => [f.stage, f.code]), [['load', 'pg_P0001']]);
+  });
+});
+
+describe('rejects of every stage, staged or cleaned', () => {
+  /**
+   * A loaded run that refused something at each stage: a users document without `_id` (extract:
+   * missing_id), one without a name (transform: null_in_not_null), a link to a user transform
+   * refused (load: missing_reference).
+   */
+  async function loadedRunWithRejects(t: { name: string; after: (fn: () => unknown) => void }) {
+    const url = await servers.postgres.createDatabase(t.name);
+    const project = await newProject();
+    t.after(() => rm(project.cwd, { recursive: true, force: true }));
+    const collections = sampleCollections();
+    const { _id: _drop, ...noId } = collections.users![0]!;
+    collections.users!.push({ ...noId, name: 'No id' });
+    const dump = path.join(project.cwd, 'dump', 'wappizy');
+    await writeDump(dump, collections);
+    const r = await etl(['run', '--source', dump, '--quiet', '--json'], { cwd: project.cwd, env: { DATABASE_URL: url } });
+    assert.equal(r.code, 0, r.output);
+    const runId = (JSON.parse(r.stdout) as { runId: string }).runId;
+    const m = await readManifest(runPaths(project.stagingDir, runId));
+    const stage = {
+      extract: sum(m.stages.extract?.collections, (c) => c.rejected ?? 0),
+      transform: sum(m.stages.transform?.tables, (x) => x.rejected),
+      load: sum(m.stages.load?.tables, (x) => x.rejected),
+    };
+    assert.deepEqual(Object.values(stage).map((n) => n > 0), [true, true, true], `a reject at every stage: ${JSON.stringify(stage)}`);
+    return { url, project, runId, stage, total: stage.extract + stage.transform + stage.load };
+  }
+
+  test('etl runs counts the rejects of every stage, and the same once the run\'s files are cleaned (the ledger said only load\'s)', async (t) => {
+    const { url, project, runId, total } = await loadedRunWithRejects(t);
+    const rejectsOf = async () => {
+      const r = await etl(['runs', '--json'], { cwd: project.cwd, env: { DATABASE_URL: url } });
+      assert.equal(r.code, 0, r.output);
+      const entry = (JSON.parse(r.stdout) as { runs: { run_id: string; rejects: number | null; staged: boolean }[] }).runs.find((x) => x.run_id === runId);
+      return entry && { staged: entry.staged, rejects: entry.rejects };
+    };
+    assert.deepEqual(await rejectsOf(), { staged: true, rejects: total }, 'staged: extract + transform + load rejects');
+    await rm(runPaths(project.stagingDir, runId).dir, { recursive: true });
+    assert.deepEqual(await rejectsOf(), { staged: false, rejects: total }, 'cleaned: the same figure, from the ledger');
+    const text = await etl(['runs'], { cwd: project.cwd, env: { DATABASE_URL: url } });
+    assert.match(text.stdout, new RegExp(`^ {2}${runId}\\s.*\\s${total}\\s+\\d+\\s+yes \\(cleaned\\)$`, 'm'));
+  });
+
+  test('etl report lists the documents extract refused by reason, and counts them in its total', async (t) => {
+    const { project, runId, stage, total } = await loadedRunWithRejects(t);
+    const r = await etl(['report', '--no-ledger'], { cwd: project.cwd });
+    assert.equal(r.code, 0, r.output);
+    const html = await readFile(path.join(runPaths(project.stagingDir, runId).dir, 'report.html'), 'utf8');
+    const row = /<tr data-key="users\/extract\/missing_id">.*?<\/tr>/s.exec(html)?.[0] ?? '';
+    assert.match(row, new RegExp(`data-field="count" data-value="${stage.extract}"`), 'the extract reject, by reason');
+    assert.match(row, /No id/, 'with the document as an example');
+    assert.match(html, new RegExp(`<strong data-field="rejected" data-value="${total}">`), 'the total: every stage\'s rejects');
   });
 });

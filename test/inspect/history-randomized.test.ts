@@ -160,7 +160,7 @@ const figures = (f: LoadTableRecord) => ({ staged: f.staged, inserted: f.inserte
 
 const total = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 
-/** What a run's staged files hold: documents extracted, rows transformed, rows rejected (transform and committed load). */
+/** What a run's staged files hold: documents extracted, rows transformed, rejects (documents extract refused, rows transform and a committed load refused). */
 async function stagedCounts(dir: string, manifest: Manifest): Promise<{ documents: number | null; rows: number | null; rejects: number | null }> {
   const s = manifest.stages;
   const documents = s.extract ? total(await Promise.all(Object.values(s.extract.collections).map((c) => lineCount(path.join(dir, c.file))))) : null;
@@ -168,9 +168,11 @@ async function stagedCounts(dir: string, manifest: Manifest): Promise<{ document
   const tables = Object.values(s.transform.tables);
   const rows = total(await Promise.all(tables.map(async (t) => (await firstCells(path.join(dir, t.csv.file))).length)));
   const transformRejects = total(await Promise.all(tables.map((t) => lineCount(path.join(dir, t.rejects.file)))));
+  // The documents extract could not stage count too: they are refused before any row exists.
+  const extractRejects = total(await Promise.all(Object.values(s.extract?.collections ?? {}).map((c) => (c.rejects ? lineCount(path.join(dir, c.rejects.file)) : 0))));
   // A load rejects file has a line per row and column, a set_null line for a reference set NULL: the rows it refuses count.
   const loadRejected = s.load ? total(await Promise.all(Object.keys(s.load.tables).map(async (t) => (await loadRejects(dir, t)).reject.length))) : 0;
-  return { documents, rows, rejects: transformRejects + loadRejected };
+  return { documents, rows, rejects: extractRejects + transformRejects + loadRejected };
 }
 
 interface HistoryEntry {
@@ -635,9 +637,11 @@ async function checkCleaned(h: History, truth: Truth, entry: HistoryEntry, text:
   c.same(`${where}: its folder was removed by etl clean`, true, h.runs.get(entry.run_id)?.cleaned === true);
   const rows = await query<{ summary: LoadTableRecord }>(h.m.incrementalUrl, 'SELECT summary FROM etl_runs WHERE run_id = $1', [entry.run_id]);
   const sum = (k: 'rows' | 'rejected') => rows.reduce((a, r) => a + (r.summary[k] ?? r.summary.staged), 0);
+  // What its extract and transform refused, as its last load recorded it in every table's summary.
+  const beforeLoad = rows.map((r) => (r.summary as { run_rejected_before_load?: number }).run_rejected_before_load).filter((n) => n !== undefined).at(-1) ?? null;
   const staged = h.runs.get(entry.run_id)?.stagedTables ?? null;
   // rows: the tables' rows (a dedupe table's, not its contributions: `staged`), as the staged run's entry counts them.
-  c.same(`${where}: loaded, its tables (staged, as its loads recorded), rows and rejects as etl_runs holds them`, { loaded: true, tables: staged, loaded_tables: rows.length, rows: sum('rows'), rejects: sum('rejected') }, {
+  c.same(`${where}: loaded, its tables (staged, as its loads recorded), rows and rejects as etl_runs holds them`, { loaded: true, tables: staged, loaded_tables: rows.length, rows: sum('rows'), rejects: beforeLoad === null ? null : beforeLoad + sum('rejected') }, {
     loaded: entry.loaded,
     tables: entry.tables,
     loaded_tables: entry.loaded_tables,

@@ -83,7 +83,7 @@ interface LoadSection {
 
 interface Manifest {
   readonly stages: {
-    readonly extract: { readonly collections: Readonly<Record<string, { readonly records: number }>> };
+    readonly extract: { readonly collections: Readonly<Record<string, { readonly records: number; readonly rejected?: number }>> };
     readonly transform: { readonly tables: Readonly<Record<string, TransformTable>> };
     readonly load: LoadSection;
   };
@@ -361,7 +361,7 @@ async function reportMismatches(m: Mirror, outcome: RunOutcome): Promise<Mismatc
   same('(all)', 'etl runs --json: documents, rows, rejects, pending, loaded', {
     documents: Object.values(extract.collections).reduce((n, c) => n + c.records, 0),
     rows: transformTables.reduce((n, t) => n + t.rows, 0),
-    rejects: transformTables.reduce((n, t) => n + t.rejected, 0) + loadTables.reduce((n, t) => n + t.rejected, 0),
+    rejects: Object.values(extract.collections).reduce((n, c) => n + (c.rejected ?? 0), 0) + transformTables.reduce((n, t) => n + t.rejected, 0) + loadTables.reduce((n, t) => n + t.rejected, 0),
     pending: loadTables.reduce((n, t) => n + t.pending.rows + t.pending.nulls, 0),
     loaded: true,
   }, run && { documents: run.documents, rows: run.rows, rejects: run.rejects, pending: run.pending, loaded: run.loaded });
