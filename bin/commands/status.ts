@@ -113,7 +113,7 @@ export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): 
   // Generic: a column added later shrinks the watermark (then the run) before the line overflows.
   const headers = ['table', 'watermark (UTC)', 'last run', 'ins', 'upd', 'del', 'rej'];
   out.push(formatTable(headers, rows, { maxWidth: WIDTH, minWidths: [undefined, 10, 12] }).trimEnd());
-  out.push(color.dim('ins, upd, del, rej: rows the last run inserted, updated, deleted, rejected (all figures: --json)'));
+  out.push(color.dim("ins, upd, del, rej: rows the last run's load inserted, updated, deleted, rejected (all: --json)"));
   const loaded = r.tables.filter((t) => t.loaded).length;
   out.push(`${loaded} of ${r.tables.length} tables loaded${r.tables.some((t) => t.lastRun?.pipelineChanged) ? '; * = loaded with another pipeline.yaml than the current one' : ''}`);
   if (r.unknownTables.length) out.push(color.yellow(`state rows for tables pipeline.yaml does not have: ${r.unknownTables.join(', ')}`));

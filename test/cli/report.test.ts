@@ -389,6 +389,16 @@ describe('rejects of every stage, staged or cleaned', () => {
     assert.match(text.stdout, new RegExp(`^ {2}${runId}\\s.*\\s${total}\\s+\\d+\\s+yes \\(cleaned\\)$`, 'm'));
   });
 
+  test('etl status says its rej column is what the last run\'s load rejected (users said 0 after a run that rejected users at transform)', async (t) => {
+    const { url, project, runId } = await loadedRunWithRejects(t);
+    const r = await etl(['status'], { cwd: project.cwd, env: { DATABASE_URL: url } });
+    assert.equal(r.code, 0, r.output);
+    const m = await readManifest(runPaths(project.stagingDir, runId));
+    assert.ok(m.stages.transform!.tables.users!.rejected > 0 && m.stages.load!.tables.users!.rejected === 0, 'users: rejected at transform, none at load');
+    assert.match(r.stdout, new RegExp(`^users\\s+\\S+ \\S+\\s+${runId}\\s+\\d+\\s+\\d+\\s+\\d+\\s+0$`, 'm'), 'users: rej 0, the load figure');
+    assert.match(r.stdout, /^ins, upd, del, rej: rows the last run's load inserted, updated, deleted, rejected \(/m, 'the legend says whose figures they are');
+  });
+
   test('etl report lists the documents extract refused by reason, and counts them in its total', async (t) => {
     const { project, runId, stage, total } = await loadedRunWithRejects(t);
     const r = await etl(['report', '--no-ledger'], { cwd: project.cwd });
