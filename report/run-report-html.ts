@@ -60,6 +60,8 @@ function header(d: RunReportData): string {
     ['result', redactText(loaded)],
     ...(d.hint ? ([['killed', d.hint]] as [string, string][]) : []),
     ...d.failures.map((f): [string, string] => [`${f.stage} failed`, `${f.message} [${f.code}]; ${f.hint}`]),
+    // What load said of the run (a watermark it kept, tables it did not move…): the report says it too.
+    ...(load?.warnings ?? []).map((w): [string, string] => ['load warning', redactText(w)]),
     ['pipeline.yaml', `sha256 ${m.pipeline_sha256}`],
     ['tool', `etl ${m.tool_version}`],
   ];
@@ -119,8 +121,14 @@ function rejectsSection(d: RunReportData): string {
 }
 
 function watermarksSection(d: RunReportData): string {
+  if (d.manifest.stages.extract?.repair) return '<p class="muted">A repair run reads chosen documents by <code>_id</code>, not a date window: its load moves no watermark.</p>';
   const rows: HtmlCell[][] = d.watermarks.map((w) => [w.collection, w.documents, w.from ?? 'full read', w.next, w.basis]);
-  return `<p class="muted">Documents created or updated at or after “before” were read; a load of this run stores “after” for the collection's tables, where the next extract starts.</p>${table(['collection', 'documents', 'before (from)', 'after (next)', 'basis'], rows, { fields: ['collection', 'documents', 'from', 'next', 'basis'], rowKeys: d.watermarks.map((w) => w.collection) })}`;
+  // "After" is what the run guarantees; the watermark PostgreSQL keeps is the later of it and the one stored (never back).
+  const said =
+    'Documents created or updated at or after “before” were read. “After” is what this run guarantees: its load stores it for the collection’s tables, ' +
+    'except where a table’s watermark is already later (a watermark never goes back) or the run read from an instant after it (<code>--since</code>), ' +
+    'which the load’s warnings name; <code>etl status</code> shows the watermarks stored.';
+  return `<p class="muted">${said}</p>${table(['collection', 'documents', 'before (from)', 'after (next)', 'basis'], rows, { fields: ['collection', 'documents', 'from', 'next', 'basis'], rowKeys: d.watermarks.map((w) => w.collection) })}`;
 }
 
 function reconciliationSection(d: RunReportData): string {

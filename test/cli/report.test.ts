@@ -410,3 +410,32 @@ describe('rejects of every stage, staged or cleaned', () => {
     assert.match(html, new RegExp(`<strong data-field="rejected" data-value="${total}">`), 'the total: every stage\'s rejects');
   });
 });
+
+describe('the watermarks of a report', () => {
+  test('a dump older than the watermark: the report does not say its load stored the run\'s "after", and shows the load\'s warning', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const project = await newProject();
+    t.after(() => rm(project.cwd, { recursive: true, force: true }));
+    const run = async (collections: ReturnType<typeof sampleCollections>, name: string) => {
+      const dump = path.join(project.cwd, name, 'wappizy');
+      await writeDump(dump, collections);
+      const r = await etl(['run', '--source', dump, '--quiet', '--json'], { cwd: project.cwd, env: { DATABASE_URL: url } });
+      assert.equal(r.code, 0, r.output);
+      return (JSON.parse(r.stdout) as { runId: string }).runId;
+    };
+    // First a dump whose events were edited today, then the sample's (dated 2024): its events' "after" is behind.
+    const today = sampleCollections();
+    for (const e of today.events!) e.update_date = new Date();
+    const first = await run(today, 'dump-today');
+    const older = await run(sampleCollections(), 'dump-2024');
+    const stored = await withClient(url, (c) => c.query<{ run_id: string; w: Date }>(`SELECT run_id, watermark AS w FROM etl_watermarks WHERE table_name = 'events'`));
+    assert.equal(stored.rows[0]?.run_id, first, 'events keeps the watermark the first run set');
+    const r = await etl(['report', '--no-ledger'], { cwd: project.cwd });
+    assert.equal(r.code, 0, r.output);
+    const html = await readFile(path.join(runPaths(project.stagingDir, older).dir, 'report.html'), 'utf8');
+    const next = /<tr data-key="events">.*?data-field="next">([^<]*)</s.exec(html)?.[1];
+    assert.ok(next !== undefined && Date.parse(next) < stored.rows[0]!.w.getTime(), `events: the run's "after" (${next}) is behind the watermark PostgreSQL keeps`);
+    assert.doesNotMatch(html, /a load of this run stores “after” for the collection's tables/, 'not said of every collection');
+    assert.match(html, /<dt>load warning<\/dt><dd>this dump&#39;s newest dates are before the watermark of [^<]*events/, 'the load\'s warning, naming the table');
+  });
+});

@@ -148,6 +148,11 @@ test('etl repair fixes rows deleted, changed and inserted by hand; diff --deep i
   assert.ok(manifest.stages.transform.tables.users_logbook.recompute, 'users_logbook keys to recompute are staged');
   const verify = await etl(['verify', dir]);
   assert.equal(verify.code, 0, `etl verify passes on the repair run:\n${verify.stdout}\n${verify.stderr}`);
+  // Its report says it moves no watermark (it showed an empty table under "a load of this run stores “after”").
+  const reported = await etl(['report', '--run', report.run_id!, '--staging', stagingOf(m), '--no-ledger']);
+  assert.equal(reported.code, 0, reported.output);
+  const html = await readFile(path.join(dir, 'report.html'), 'utf8');
+  assert.match(html, /<section id="watermarks">.*A repair run reads chosen documents by <code>_id<\/code>, not a date window: its load moves no watermark\./s);
 
   assert.deepEqual(await watermarks(url), marks, 'a repair moves no watermark');
   const after = await deepDiff(m);
