@@ -4,6 +4,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { EtlError } from '../errors/etl-error.ts';
+import { printableLine } from '../errors/printable.ts';
+import { redactText } from '../errors/redact.ts';
 import { readManifest, rejectedBeforeLoad, type Manifest, type StageName } from '../staging/manifest.ts';
 import { committedLoad, type LoadSection } from '../staging/manifest-load.ts';
 import { LATEST_FILE, listRunIds, runPaths } from '../staging/run-folder.ts';
@@ -172,12 +174,18 @@ async function pipelineTableCount(file: string): Promise<number | null> {
   }
 }
 
-/** Reads one run's manifest, or says why it cannot. */
+/** A damaged manifest's problem is printed as a line of a listing (etl runs, status, clean): it may quote the file's keys. */
+const PROBLEM_CHARS = 300;
+
+/**
+ * Reads one run's manifest, or says why it cannot: scrubbed of credentials, its controls escaped and
+ * cut short, since the refusal quotes what the damaged file holds.
+ */
 export async function readRunManifest(stagingDir: string, runId: string): Promise<{ manifest: Manifest | null; problem: string | null }> {
   try {
     return { manifest: await readManifest(runPaths(stagingDir, runId)), problem: null };
   } catch (error) {
-    if (error instanceof EtlError) return { manifest: null, problem: error.message };
+    if (error instanceof EtlError) return { manifest: null, problem: printableLine(redactText(error.message), PROBLEM_CHARS) };
     throw error;
   }
 }

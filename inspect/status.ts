@@ -12,8 +12,8 @@ import { tableFingerprint } from '../model/fingerprint.ts';
 import { collectionFrom, planTableRead, type MappingState, type TablePlan, type WatermarkReason } from '../model/read-plan.ts';
 import { checkDrift, type DriftFinding } from '../schema/drift.ts';
 import { StateReads, type LastRunRow, type WatermarkRow } from '../schema/state-reads.ts';
-import { readManifest, type Manifest } from '../staging/manifest.ts';
-import { listRunIds, runPaths } from '../staging/run-folder.ts';
+import { listRunIds } from '../staging/run-folder.ts';
+import { readRunManifest } from '../audit/runs.ts';
 import { killedHint, killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
 
 export interface StatusOptions {
@@ -250,13 +250,7 @@ async function unloadedRuns(
   const ids = await listRunIds(stagingDir);
   const runs: StagedRunStatus[] = [];
   for (const runId of ids) {
-    let manifest: Manifest | null = null;
-    let problem: string | null = null;
-    try {
-      manifest = await readManifest(runPaths(stagingDir, runId));
-    } catch (e) {
-      problem = e instanceof Error ? e.message : String(e);
-    }
+    const { manifest, problem } = await readRunManifest(stagingDir, runId);
     const s = manifest?.stages ?? {};
     const stages = shownStages(manifest);
     const tables = s.transform?.status === 'done' ? Object.keys(s.transform.tables ?? {}) : s.extract?.tables ?? Object.values(s.extract?.collections ?? {}).flatMap((c) => c.tables ?? []);

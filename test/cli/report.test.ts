@@ -2,7 +2,7 @@
 // file per run), on real runs loaded into a real PostgreSQL; the report is opened in a real headless
 // Chromium from Debian's packages, and `etl pack` puts it first in the archive.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, beforeEach, describe, test } from 'node:test';
@@ -437,5 +437,27 @@ describe('the watermarks of a report', () => {
     assert.ok(next !== undefined && Date.parse(next) < stored.rows[0]!.w.getTime(), `events: the run's "after" (${next}) is behind the watermark PostgreSQL keeps`);
     assert.doesNotMatch(html, /a load of this run stores “after” for the collection's tables/, 'not said of every collection');
     assert.match(html, /<dt>load warning<\/dt><dd>this dump&#39;s newest dates are before the watermark of [^<]*events/, 'the load\'s warning, naming the table');
+  });
+});
+
+describe('a damaged manifest said by etl runs and etl status', () => {
+  test('the problem is shown bounded, its controls escaped, a credential in it scrubbed (a hostile key went out raw, 5,000 characters long)', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const staging = await tempDir('etl-damaged-manifest-', t);
+    const runId = '20240301T100000000Z';
+    await mkdir(path.join(staging, runId));
+    // A name the manifest check quotes in its refusal: terminal controls, a great length, a URL with a password.
+    const key = `\u001b[2J\u001b[31m\u009bEVIL${'x'.repeat(5000)} postgres://u:pw-hostile@h/db`;
+    const manifest = { format: 1, run_id: runId, tool_version: '0.1.0', pipeline_sha256: 'x', source: { description: 'd' }, stages: { extract: { status: 'done', collections: { [key]: 1 } } } };
+    await writeFile(path.join(staging, runId, 'manifest.json'), JSON.stringify(manifest));
+    for (const args of [['runs', '--no-ledger'], ['status', '--pipeline', PIPELINE]]) {
+      const r = await etl([...args, '--staging', staging], { env: { DATABASE_URL: url } });
+      assert.equal(r.code, 0, r.output);
+      assert.match(r.stdout, /is not a manifest etl wrote/, `etl ${args[0]} says the manifest is damaged`);
+      assert.doesNotMatch(r.stdout, /[\u001b\u009b]/, `etl ${args[0]}: no terminal control`);
+      assert.doesNotMatch(r.stdout, /pw-hostile/, `etl ${args[0]}: no password`);
+      const longest = Math.max(...r.stdout.split('\n').map((l) => l.length));
+      assert.ok(longest <= 1_100, `etl ${args[0]}: lines bounded (${longest})`);
+    }
   });
 });
