@@ -461,3 +461,17 @@ describe('a damaged manifest said by etl runs and etl status', () => {
     }
   });
 });
+
+describe('a manifest\'s source said by etl runs', () => {
+  test('its controls are escaped (a run folder from elsewhere rewrote the terminal)', async (t) => {
+    const staging = await tempDir('etl-source-controls-', t);
+    const runId = '20240301T100000000Z';
+    await mkdir(path.join(staging, runId));
+    const manifest = { format: 1, run_id: runId, tool_version: '0.1.0', pipeline_sha256: 'x', source: { description: '\u001b[2J\u009b31mdump' }, stages: {} };
+    await writeFile(path.join(staging, runId, 'manifest.json'), JSON.stringify(manifest));
+    const r = await etl(['runs', '--no-ledger', '--staging', staging]);
+    assert.equal(r.code, 0, r.output);
+    assert.doesNotMatch(r.stdout, /[\u001b\u009b]/, 'no terminal control');
+    assert.match(r.stdout, /\\u001b\[2J/, 'the control, escaped');
+  });
+});
