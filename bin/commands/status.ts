@@ -3,6 +3,7 @@
 import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { cutText, formatTable, wrapText } from '../../report/text-table.ts';
+import { printableLine } from '../../errors/printable.ts';
 import { parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { openEndpoints } from '../../connect/endpoints.ts';
@@ -69,7 +70,8 @@ function shortInstant(iso: string): string {
 function unloadedRunLines(run: StagedRunStatus, color: ReturnType<typeof paint>): string[] {
   const mark = (st: string | null) => (st === 'done' ? '✓' : st === null ? '-' : st);
   const stages = `extract ${mark(run.stages.extract)}  transform ${mark(run.stages.transform)}  load ${mark(run.stages.load)}`;
-  const next = run.problem ? `damaged: ${run.problem}` : nextText(run.nextCommand);
+  // Table names come from the run's manifest and etl_runs: their controls escaped, like any input.
+  const next = printableLine(run.problem ? `damaged: ${run.problem}` : nextText(run.nextCommand));
   const notes: string[] = [];
   // Loaded here in part (etl load --tables): the partly loaded note says so; else it went elsewhere.
   if (run.manifestLoad === 'done' && run.loadedTables.length === 0) notes.push('its manifest says loaded (into another database?)');
@@ -79,7 +81,7 @@ function unloadedRunLines(run: StagedRunStatus, color: ReturnType<typeof paint>)
   // The next step is the line's point: said whole, on a line of its own when it does not fit.
   const head = `  ${run.runId}  ${stages}`;
   const lines = head.length + 2 + next.length <= WIDTH ? [`${head}  ${next}`] : [head, ...wrapText(next, WIDTH, '    ')];
-  if (notes.length) lines.push(color.dim(cutText(`    (${notes.join('; ')})`, WIDTH)));
+  if (notes.length) lines.push(color.dim(cutText(printableLine(`    (${notes.join('; ')})`), WIDTH)));
   // Said whole: what to do about a killed run is the line a user needs.
   if (run.hint) lines.push(...wrapText(run.hint, WIDTH, '    ').map((l) => color.yellow(l)));
   return lines;
@@ -116,7 +118,7 @@ export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): 
   out.push(color.dim("ins, upd, del, rej: rows the last run's load inserted, updated, deleted, rejected (all: --json)"));
   const loaded = r.tables.filter((t) => t.loaded).length;
   out.push(`${loaded} of ${r.tables.length} tables loaded${r.tables.some((t) => t.lastRun?.pipelineChanged) ? '; * = loaded with another pipeline.yaml than the current one' : ''}`);
-  if (r.unknownTables.length) out.push(color.yellow(`state rows for tables pipeline.yaml does not have: ${r.unknownTables.join(', ')}`));
+  if (r.unknownTables.length) out.push(color.yellow(printableLine(`state rows for tables pipeline.yaml does not have: ${r.unknownTables.join(', ')}`)));
   out.push(...renderNextReads(r.tables));
   out.push(...renderPending(r.tables));
 
@@ -133,7 +135,7 @@ export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): 
   else {
     out.push(`${color.yellow(`drift: ${r.drift.findings.length} difference(s)`)} between the database and pipeline.yaml (etl schema --check prints the fixing DDL):`);
     const shown = r.drift.findings.slice(0, 10);
-    for (const f of shown) out.push(cutText(`  ${f.message}`, WIDTH));
+    for (const f of shown) out.push(cutText(printableLine(`  ${f.message}`), WIDTH));
     if (r.drift.findings.length > shown.length) out.push(`  … and ${r.drift.findings.length - shown.length} more`);
   }
   return `${out.join('\n')}\n`;

@@ -195,3 +195,21 @@ test('a run newer than the watermark\'s run is not said to be refused, though a 
   );
   assert.match(renderStatus(r, paint({ isTTY: false }, {})), /20240303T100000000Z .* next: etl load --run 20240303T100000000Z$/m);
 });
+
+test('names from a run folder or the state tables are shown with their controls escaped (a table name in a manifest or in etl_runs reached the terminal raw)', async (t) => {
+  const m = await model();
+  const hostile = '\u001b[2J\u009b31mevil';
+  const url = await stateDatabase(t, m, async (client) => {
+    await client.query(`INSERT INTO etl_runs (run_id, table_name, pipeline_sha256, summary) VALUES ('20240305T100000000Z', 'users', $1, '{}'), ('20240305T100000000Z', $2, $1, '{}')`, [m.sha256, hostile]);
+    await client.query(`INSERT INTO etl_watermarks (table_name, watermark, run_id) VALUES ('users', $1, '20240305T100000000Z')`, ['2024-03-05T09:55:00Z']);
+  });
+  const staging = await tempDir(t);
+  // Older than the run that set users' watermark: etl load --tables may load the rest, named in the next step.
+  await stagedRun(staging, '20240303T100000000Z', { extract: extracted(['users', hostile]), transform: transformed(['users', hostile]) });
+  const r = await runStatus({ model: m, postgres: postgresOf(url), stagingDir: staging });
+  assert.deepEqual(r.unloadedRuns.map((x) => x.refusedTables), [['users']]);
+  const text = renderStatus(r, paint({ isTTY: false }, {}));
+  assert.match(text, /--tables \\u001b\[2J\\u009b31mevil/, 'the next step names the table, escaped');
+  assert.match(text, /state rows for tables pipeline\.yaml does not have: .*\\u001b\[2J/, 'the unknown table, escaped');
+  assert.doesNotMatch(text, /[\u001b\u009b]/, 'no terminal control');
+});
