@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { readManifest, refuseBusyRun, requireStageDone, updateManifest, type Manifest } from '../staging/manifest.ts';
+import { committedLoad } from '../staging/manifest-load.ts';
 import type { TransformSection, TransformTableRecord } from '../staging/manifest-transform.ts';
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
@@ -79,7 +80,27 @@ async function openExtractedRun(options: TransformOptions): Promise<{ paths: Run
   refuseBusyRun(manifest, paths, 'transform', ['transform', 'load']);
   const pipelineChanged = manifest.pipeline_sha256 !== model.sha256;
   if (pipelineChanged && !options.allowPipelineChange) throw pipelineChangedError(model, manifest, paths);
+  refuseOtherMappingOfLoaded(model, manifest, paths);
   return { paths, manifest, pipelineChanged };
+}
+
+/**
+ * A run a load committed tables of holds the files PostgreSQL's rows came from: its load record, its
+ * report, `etl verify` and `etl pack` describe them. Transformed again with another pipeline.yaml than
+ * its transform used, its files would change under that record (the report then said the counts do
+ * not reconcile). The same pipeline.yaml writes the same bytes, so that re-run stays allowed.
+ */
+function refuseOtherMappingOfLoaded(model: PipelineModel, manifest: Manifest, paths: RunPaths): void {
+  const load = committedLoad(manifest.stages.load);
+  const transformedWith = manifest.stages.transform?.pipeline_sha256;
+  if (!load || transformedWith === undefined || transformedWith === model.sha256) return;
+  const tables = [...new Set([...Object.keys(load.tables ?? {}), ...(load.skipped ?? []).map((s) => s.table)])].sort();
+  if (tables.length === 0) return;
+  throw new StagingError(
+    'pipeline_changed',
+    `run ${paths.runId} was loaded (${tables.join(', ')}) from files transformed with another pipeline.yaml (sha256 ${transformedWith}): transforming it with ${model.file} (sha256 ${model.sha256}) would replace the files its load record and PostgreSQL's rows come from`,
+    { context: { file: paths.manifest }, hint: 'run etl run (or etl extract, etl transform, etl load) to stage a new run with the current pipeline.yaml: a table whose mapping changed is read in full' },
+  );
 }
 
 /** The collections' jobs and how to run them. */

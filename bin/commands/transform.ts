@@ -23,7 +23,9 @@ options:
                             on a run transformed before with this pipeline.yaml, the other tables'
                             files stay and etl load loads them too
   --allow-pipeline-change   transform even if pipeline.yaml changed since the run was extracted
-                            (both sha256 are recorded in the manifest)
+                            (both sha256 are recorded in the manifest); never a run a load
+                            committed tables of, transformed with another one: its files are
+                            what PostgreSQL's rows came from
   --json                    print the report as JSON on stdout (progress off)
 exit codes: 0 done, 1 failed (run not extracted, damaged or changed pipeline…), 2 usage or configuration error
 `;

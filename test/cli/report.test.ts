@@ -475,3 +475,27 @@ describe('a manifest\'s source said by etl runs', () => {
     assert.match(r.stdout, /\\u001b\[2J/, 'the control, escaped');
   });
 });
+
+describe('a loaded run transformed again with another pipeline.yaml', () => {
+  test('is refused: its files stay those its load record and PostgreSQL\'s rows came from (the report said the counts do not reconcile)', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const project = await newProject();
+    t.after(() => rm(project.cwd, { recursive: true, force: true }));
+    const dump = path.join(project.cwd, 'dump', 'wappizy');
+    await writeDump(dump, sampleCollections());
+    const r = await etl(['run', '--source', dump, '--quiet', '--json'], { cwd: project.cwd, env: { DATABASE_URL: url } });
+    assert.equal(r.code, 0, r.output);
+    const runId = (JSON.parse(r.stdout) as { runId: string }).runId;
+    const paths = runPaths(project.stagingDir, runId);
+    const before = await readFile(paths.manifest, 'utf8');
+    await writeFile(project.pipelineFile, (await readFile(project.pipelineFile, 'utf8')).replace(/name: age\n {8}sql_type: INTEGER/, 'name: age\n        sql_type: SMALLINT'));
+    const again = await etl(['transform', '--run', runId, '--tables', 'users', '--allow-pipeline-change'], { cwd: project.cwd });
+    assert.equal(again.code, 1, again.output);
+    assert.match(again.stderr, new RegExp(`^error: run ${runId} was loaded \\(events, users, users_events, users_logbook\\) from files transformed with another pipeline\\.yaml`, 'm'));
+    assert.match(again.stderr, /^hint: .*etl run/m);
+    assert.equal(await readFile(paths.manifest, 'utf8'), before, 'the manifest is as the load left it');
+    const reported = await etl(['report', '--no-ledger', '--run', runId], { cwd: project.cwd });
+    assert.equal(reported.code, 0, reported.output);
+    assert.match(await readFile(path.join(paths.dir, 'report.html'), 'utf8'), /counts <span class="ok">reconcile<\/span>/);
+  });
+});
