@@ -1,6 +1,6 @@
 // The transform stage: a staged run's extract files → one CSV per table (+ keys and rejects files),
 // then the manifest's transform section. Reads only the staged run and the pipeline model.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { readManifest, refuseBusyRun, requireStageDone, updateManifest, type Manifest } from '../staging/manifest.ts';
@@ -37,9 +37,12 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   // the section below vouches for the kept tables' files, so the others can go.
   const earlier = options.extractFeed ? NO_EARLIER_TRANSFORM : earlierTransform(model, extracted, new Set(run.jobs.flatMap((j) => j.tables)), options.tables != null);
   const section = runningSection(model, options, startedAt, pipelineChanged, run.notExtracted, earlier);
+  const staleDryRun = !options.extractFeed && dryRunOfOtherFiles(model, extracted);
   await updateManifest(paths, (m) => {
     m.stages.transform = section;
+    if (staleDryRun) delete m.stages.load;
   });
+  if (staleDryRun) await rm(paths.loadDir, { recursive: true, force: true });
   if (!options.extractFeed) await removeStale(paths, earlier);
   if (!options.extractFeed) await announcePlannedTables(options, paths, run, outcomes.release);
 
@@ -53,7 +56,7 @@ export async function runTransform(options: TransformOptions): Promise<Transform
     runDir: paths.dir,
     startedAt,
     endedAt,
-    warnings: pipelineChanged ? [pipelineChangedWarning(model, manifest, paths)] : [],
+    warnings: [...(pipelineChanged ? [pipelineChangedWarning(model, manifest, paths)] : []), ...(staleDryRun ? [DRY_RUN_DROPPED] : [])],
     pipelineSha256: model.sha256,
     extractPipelineSha256: manifest.pipeline_sha256,
     pipelineChanged,
@@ -83,6 +86,20 @@ async function openExtractedRun(options: TransformOptions): Promise<{ paths: Run
   refuseOtherMappingOfLoaded(model, manifest, paths);
   return { paths, manifest, pipelineChanged };
 }
+
+/**
+ * The dry run of a load (it committed nothing) recorded its figures of the files the run's earlier
+ * transform wrote. Transformed with another pipeline.yaml, those files change: the record (and its
+ * rejects files) would describe files the run no longer holds, so it goes; the same pipeline.yaml
+ * writes the same bytes and keeps it.
+ */
+function dryRunOfOtherFiles(model: PipelineModel, manifest: Manifest): boolean {
+  const load = manifest.stages.load;
+  const transformedWith = manifest.stages.transform?.pipeline_sha256;
+  return load?.status === 'done' && load.dry_run === true && transformedWith !== undefined && transformedWith !== model.sha256;
+}
+
+const DRY_RUN_DROPPED = "the record of the run's dry-run load went with the files it was made of (another pipeline.yaml transformed them): run etl load --dry-run again to see this transform's figures";
 
 /**
  * A run a load committed tables of holds the files PostgreSQL's rows came from: its load record, its

@@ -499,3 +499,35 @@ describe('a loaded run transformed again with another pipeline.yaml', () => {
     assert.match(await readFile(path.join(paths.dir, 'report.html'), 'utf8'), /counts <span class="ok">reconcile<\/span>/);
   });
 });
+
+describe('a dry-run loaded run transformed again with another pipeline.yaml', () => {
+  test('drops the dry run\'s record of the earlier files: the run is not loaded and its counts reconcile (its dry run described files it no longer held)', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const project = await newProject();
+    t.after(() => rm(project.cwd, { recursive: true, force: true }));
+    const dump = path.join(project.cwd, 'dump', 'wappizy');
+    await writeDump(dump, sampleCollections());
+    for (const args of [['extract', '--source', dump, '--full'], ['transform'], ['load', '--dry-run']]) {
+      const r = await etl([...args, '--quiet'], { cwd: project.cwd, env: { DATABASE_URL: url } });
+      assert.equal(r.code, 0, `${args[0]}: ${r.output}`);
+    }
+    const runId = (await readFile(path.join(project.stagingDir, 'latest'), 'utf8')).trim();
+    const paths = runPaths(project.stagingDir, runId);
+    assert.equal((await readManifest(paths)).stages.load?.dry_run, true);
+    await writeFile(project.pipelineFile, (await readFile(project.pipelineFile, 'utf8')).replace(/name: age\n {8}sql_type: INTEGER/, 'name: age\n        sql_type: SMALLINT'));
+    const again = await etl(['transform', '--run', runId, '--tables', 'users', '--allow-pipeline-change'], { cwd: project.cwd });
+    assert.equal(again.code, 0, again.output);
+    assert.match(again.stderr, /^warning: the record of the run's dry-run load went/m, 'it says the dry run\'s record went');
+    const m = await readManifest(paths);
+    assert.equal(m.stages.load, undefined, 'no load record of files the run no longer holds');
+    assert.deepEqual(await readdir(paths.loadDir).catch(() => []), [], 'nor its rejects files');
+    const runs = JSON.parse((await etl(['runs', '--json', '--no-ledger'], { cwd: project.cwd })).stdout) as { runs: { run_id: string; stages: { load: string | null }; pending: number | null }[] };
+    assert.deepEqual(runs.runs.find((x) => x.run_id === runId) && { load: runs.runs.find((x) => x.run_id === runId)!.stages.load, pending: runs.runs.find((x) => x.run_id === runId)!.pending }, { load: null, pending: null });
+    // etl verify refuses to re-derive CSVs made with another pipeline.yaml than the stored one, by design: its counts hold.
+    const verified = await etl(['verify', paths.dir], { cwd: project.cwd });
+    assert.match(verified.stdout, /^counts: (\d+) of \1 identities hold$/m, verified.output);
+    const reported = await etl(['report', '--no-ledger', '--run', runId], { cwd: project.cwd });
+    assert.equal(reported.code, 0, reported.output);
+    assert.match(await readFile(path.join(paths.dir, 'report.html'), 'utf8'), /counts <span class="ok">reconcile<\/span>/);
+  });
+});
