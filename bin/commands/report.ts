@@ -13,8 +13,8 @@ const usage = `usage: etl report [--run ID] [--out FILE] [--staging DIR] [--data
 Writes one self-contained HTML file about a run, for people: stage timings, rows in and out per
 table, rejected rows (and documents extract could not stage) by reason with a few examples
 (values cut short, secrets never shown), the watermark before and after, the count
-reconciliation, and charts of the last runs' durations and row counts. It needs no network to open: no script, no external file. \`etl pack\` puts it first in
-the archive.
+reconciliation, and charts of the last runs' durations and row counts. It needs no network to
+open: no script, no external file. \`etl pack\` puts it first in the archive.
 
 options:
   --run ID            the run (default, or latest: the one <staging>/latest names)

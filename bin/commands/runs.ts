@@ -15,8 +15,9 @@ const usage = `usage: etl runs [--staging DIR] [--database-url URL | --no-ledger
 The history of runs, newest first: when each was extracted, from where, how long each stage took,
 documents extracted, rows transformed, rejects (documents extract could not stage, rows
 transform and load rejected), the rows its load left pending (etl_pending, every table: also
-those a --tables run did not stage), and whether it was loaded. Staged runs come from the staging folder's manifests; runs loaded into the
-database (etl_runs, the ledger) are listed too, also those whose files were cleaned.
+those a --tables run did not stage), and whether it was loaded. Staged runs come from the
+staging folder's manifests; runs loaded into the database (etl_runs, the ledger) are listed too,
+also those whose files were cleaned.
 The run <staging>/latest points at is marked with *. A stage whose process died while it ran
 (SIGKILL, out of memory, a power cut) shows as "killed", with what recovers the run.
 
