@@ -30,6 +30,8 @@ export interface RunSummary {
   rows: number | null;
   /** Documents extract could not stage, rows rejected by transform and by load. */
   rejects: number | null;
+  /** Of those, the rows rejected by the load this manifest records (its committed tables). */
+  load_rejected: number;
   /** Where the documents came from (no credentials), as the manifest says. */
   source: string | null;
   /** Per stage: seconds from start to end (null: the stage never ended). */
@@ -97,6 +99,7 @@ function summarise(runId: string, manifest: Manifest | null, extra: { latest: bo
   const transformTables = s.transform ? Object.values(s.transform.tables ?? {}) : null;
   // A failed load keeps the tables an earlier load of the run committed (load/load-record.ts).
   const loadTables = Object.values(s.load?.tables ?? {});
+  const loadRejected = loadTables.reduce((a, t) => a + (t.rejected ?? 0), 0);
   return {
     run_id: runId,
     started_at: runIdTime(runId).toISOString(),
@@ -106,7 +109,8 @@ function summarise(runId: string, manifest: Manifest | null, extra: { latest: bo
     failures: failedStages(manifest, runId),
     documents: total(s.extract ? Object.values(s.extract.collections ?? {}).map((c) => c.records ?? 0) : null),
     rows: total(transformTables ? transformTables.map((t) => t.rows ?? 0) : null),
-    rejects: transformTables === null || !manifest ? null : rejectedBeforeLoad(manifest) + total(loadTables.map((t) => t.rejected ?? 0))!,
+    rejects: transformTables === null || !manifest ? null : rejectedBeforeLoad(manifest) + loadRejected,
+    load_rejected: loadRejected,
     source: manifest?.source?.description ?? null,
     seconds: { extract: stageSeconds(s.extract), transform: stageSeconds(s.transform), load: stageSeconds(s.load) },
     pending: runPending(s.load),

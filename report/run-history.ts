@@ -64,6 +64,8 @@ export async function runHistory(options: { stagingDir: string; ledger: Ledger |
 }
 
 function fromManifest(s: RunSummary, l: LedgerRun | null): RunHistoryEntry {
+  // A load killed after its COMMIT, before its manifest's record: the ledger's tables and their rejects are what happened.
+  const ledgerKnowsMore = l !== null && l.tables > s.loaded_tables;
   return {
     run_id: s.run_id,
     started_at: s.started_at,
@@ -75,7 +77,7 @@ function fromManifest(s: RunSummary, l: LedgerRun | null): RunHistoryEntry {
     seconds: s.seconds,
     documents: s.documents,
     rows: s.rows,
-    rejects: s.rejects,
+    rejects: s.rejects === null || !ledgerKnowsMore ? s.rejects : s.rejects - s.load_rejected + l.rejected,
     pending: s.pending ?? l?.pending ?? null,
     loaded: s.loaded || s.loaded_tables > 0 || l !== null,
     tables: s.tables,

@@ -53,7 +53,7 @@ function header(d: RunReportData): string {
   const ok = d.identities.every((i) => i.ok);
   const load = m.stages.load;
   const loadStatus = d.stages.find((s) => s.stage === 'load')?.status;
-  const loaded = partlyLoaded(m) ?? (load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : `not loaded (${load ? loadStatus : 'load never ran'})`);
+  const loaded = killedAfterCommit(d) ?? partlyLoaded(m) ?? (load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : `not loaded (${load ? loadStatus : 'load never ran'})`);
   // The manifest holds no credentials; a URL with one is scrubbed all the same.
   const facts: [string, string][] = [
     ['source', redactText(m.source.description)],
@@ -70,6 +70,20 @@ function header(d: RunReportData): string {
 <strong data-field="rows" data-value="${rows}">${rows.toLocaleString('en-US')}</strong> rows staged, <strong data-field="rejected" data-value="${rejected}">${rejected.toLocaleString('en-US')}</strong> rejected;
 counts <span class="${ok ? 'ok' : 'bad'}">${ok ? 'reconcile' : 'DO NOT reconcile'}</span>.</p>
 <dl>${facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>`;
+}
+
+/**
+ * A load killed between its COMMIT and its manifest's record: the manifest says killed (or failed),
+ * the ledger read for the history says which tables it committed. Null when the ledger knows no more
+ * than the manifest (or was not read).
+ */
+function killedAfterCommit(d: RunReportData): string | null {
+  const m = d.manifest;
+  const ledger = d.history.find((r) => r.run_id === m.run_id);
+  const recorded = committedTables(m).length;
+  if (!ledger?.loaded_at || (ledger.loaded_tables ?? 0) <= recorded) return null;
+  const stage = d.stages.find((s) => s.stage === 'load')?.status ?? 'not recorded';
+  return `loaded: the ledger (etl_runs) of ${m.destination?.description ?? 'its database'} records its load of ${ledger.loaded_tables} table(s), which the run's manifest does not (its load: ${stage}); \`etl load --run ${m.run_id}\` records it there`;
 }
 
 /**

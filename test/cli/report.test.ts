@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, beforeEach, describe, test } from 'node:test';
 import pg from 'pg';
@@ -529,5 +530,39 @@ describe('a dry-run loaded run transformed again with another pipeline.yaml', ()
     const reported = await etl(['report', '--no-ledger', '--run', runId], { cwd: project.cwd });
     assert.equal(reported.code, 0, reported.output);
     assert.match(await readFile(path.join(paths.dir, 'report.html'), 'utf8'), /counts <span class="ok">reconcile<\/span>/);
+  });
+});
+
+describe('a run whose load was killed after it committed', () => {
+  test('etl runs counts its load\'s rejects from the ledger, and its report says the ledger records it loaded (it said fewer rejects, and "not loaded")', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const project = await newProject();
+    t.after(() => rm(project.cwd, { recursive: true, force: true }));
+    const dump = path.join(project.cwd, 'dump', 'wappizy');
+    await writeDump(dump, sampleCollections());
+    const r = await etl(['run', '--source', dump, '--quiet', '--json'], { cwd: project.cwd, env: { DATABASE_URL: url } });
+    assert.equal(r.code, 0, r.output);
+    const runId = (JSON.parse(r.stdout) as { runId: string }).runId;
+    const paths = runPaths(project.stagingDir, runId);
+    const m = await readManifest(paths);
+    const loadRejected = sum(m.stages.load?.tables, (x) => x.rejected);
+    const total = sum(m.stages.extract?.collections, (c) => c.rejected ?? 0) + sum(m.stages.transform?.tables, (x) => x.rejected) + loadRejected;
+    assert.ok(loadRejected > 0, 'the load rejected rows');
+    // As a load killed between its COMMIT and its manifest's record leaves the run: running, its process gone.
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+    const load = m.stages.load!;
+    m.stages.load = { status: 'running', started_at: load.started_at, ended_at: null, error: null, dry_run: false, already_applied: false, tables: {}, skipped: [], writer: { pid: deadPid, host: os.hostname() } } as typeof load;
+    await writeFile(paths.manifest, `${JSON.stringify(m, null, 2)}\n`);
+
+    const runs = await etl(['runs', '--json'], { cwd: project.cwd, env: { DATABASE_URL: url } });
+    assert.equal(runs.code, 0, runs.output);
+    const entry = (JSON.parse(runs.stdout) as { runs: { run_id: string; stages: { load: string }; loaded: boolean; rejects: number }[] }).runs.find((x) => x.run_id === runId);
+    assert.deepEqual(entry && { load: entry.stages.load, loaded: entry.loaded, rejects: entry.rejects }, { load: 'killed', loaded: true, rejects: total });
+
+    const reported = await etl(['report', '--run', runId], { cwd: project.cwd, env: { DATABASE_URL: url } });
+    assert.equal(reported.code, 0, reported.output);
+    const result = /<dt>result<\/dt><dd>([^<]*)<\/dd>/.exec(await readFile(path.join(paths.dir, 'report.html'), 'utf8'))?.[1] ?? '';
+    assert.doesNotMatch(result, /^not loaded/, result);
+    assert.match(result, /the ledger .* records its load of 4 table\(s\)/, result);
   });
 });
