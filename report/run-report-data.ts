@@ -102,10 +102,21 @@ function stageTimings(m: Manifest): RunReportData['stages'] {
 /** What the status alone would hide: a dry run, or a transform that redid some tables and kept the others' (its times are the redo's). */
 function stageNote(m: Manifest, stage: StageName): string {
   if (stage === 'load' && m.stages.load?.dry_run) return ' (dry run)';
+  if (stage === 'load') return earlierLoadNote(m.stages.load?.skipped ?? []);
   const kept = stage === 'transform' ? (m.stages.transform?.tables_kept ?? []) : [];
   if (kept.length === 0) return '';
   const all = Object.keys(m.stages.transform?.tables ?? {}).length;
   return ` (--tables: ${all - kept.length} of ${all} table(s) redone; ${kept.length} kept from an earlier transform of the run)`;
+}
+
+/**
+ * A run loaded in parts (`etl load --tables`, then the rest): the section, and so its times, are the
+ * last load's; the tables an earlier one loaded are named with when.
+ */
+function earlierLoadNote(skipped: readonly { table: string; loaded_at: string }[]): string {
+  if (skipped.length === 0) return '';
+  const at = skipped.map((x) => x.loaded_at).sort()[0];
+  return ` (the last load of the run: ${skipped.map((x) => x.table).sort().join(', ')} loaded by an earlier one at ${at})`;
 }
 
 /** Counts the lines of a rejects file by reason, keeping the first few of each as examples. */

@@ -566,3 +566,25 @@ describe('a run whose load was killed after it committed', () => {
     assert.match(result, /the ledger .* records its load of 4 table\(s\)/, result);
   });
 });
+
+describe('the stage timings of a run loaded in two parts', () => {
+  test('the load row says its times are the last load\'s, and when the earlier one loaded its tables (it showed the last load alone)', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const project = await newProject();
+    t.after(() => rm(project.cwd, { recursive: true, force: true }));
+    const dump = path.join(project.cwd, 'dump', 'wappizy');
+    await writeDump(dump, sampleCollections());
+    for (const args of [['extract', '--source', dump, '--full'], ['transform'], ['load', '--tables', 'users,events'], ['load']]) {
+      const r = await etl([...args, '--quiet'], { cwd: project.cwd, env: { DATABASE_URL: url } });
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.output}`);
+    }
+    const runId = (await readFile(path.join(project.stagingDir, 'latest'), 'utf8')).trim();
+    const m = await readManifest(runPaths(project.stagingDir, runId));
+    const earlier = (m.stages.load?.skipped ?? []).map((x) => x.loaded_at).sort()[0];
+    assert.ok(earlier && earlier < m.stages.load!.started_at, 'the first load came before the one the section times');
+    const reported = await etl(['report', '--no-ledger'], { cwd: project.cwd });
+    assert.equal(reported.code, 0, reported.output);
+    const row = /<tr data-key="load">.*?<\/tr>/s.exec(await readFile(path.join(runPaths(project.stagingDir, runId).dir, 'report.html'), 'utf8'))?.[0] ?? '';
+    assert.match(row, new RegExp(`data-field="status">done \\(the last load of the run: events, users loaded by an earlier one at ${earlier}\\)<`), row);
+  });
+});
