@@ -2,6 +2,7 @@
 // and the run history. Values from the data pass through redaction and are cut short: the report
 // travels to auditors and must never carry a secret.
 import { createReadStream } from 'node:fs';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { redactText } from '../errors/redact.ts';
 import type { Manifest, StageName } from '../staging/manifest.ts';
@@ -152,11 +153,18 @@ function parseLine(line: string): Record<string, unknown> {
 
 /** The document (or CSV line) and column of a reject, and its value: cut short, scrubbed, secret columns masked. */
 function example(r: Record<string, unknown>, secrets: readonly string[]): RejectExample {
-  const id = typeof r._id === 'string' ? r._id : typeof r.line === 'number' ? `${String(r.file ?? 'csv')} line ${r.line}` : '-';
+  const id = typeof r._id === 'string' ? r._id : typeof r.line === 'number' ? `${String(r.file ?? 'csv')} line ${r.line}` : (readPlace(r) ?? '-');
   const column = typeof r.column === 'string' ? r.column : '-';
   const raw = r.value === undefined || r.value === null ? 'null' : typeof r.value === 'string' ? r.value : JSON.stringify(r.value);
   const value = SECRET_COLUMN.test(column) ? '***' : shorten(redactText(raw, secrets), VALUE_CHARS);
   return { id: shorten(redactText(id, secrets), VALUE_CHARS), column, value };
+}
+
+/** Where extract read a document it could not stage (it may have no _id): its rank in the read, and its byte in a dump file. */
+function readPlace(r: Record<string, unknown>): string | null {
+  if (typeof r.position !== 'number') return null;
+  const file = typeof r.file === 'string' ? ` of ${path.basename(r.file)}` : ' of the read';
+  return `document ${r.position}${file}${typeof r.offset === 'number' ? ` at byte ${r.offset}` : ''}`;
 }
 
 function shorten(text: string, max: number): string {

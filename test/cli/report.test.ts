@@ -408,6 +408,8 @@ describe('rejects of every stage, staged or cleaned', () => {
     const row = /<tr data-key="users\/extract\/missing_id">.*?<\/tr>/s.exec(html)?.[0] ?? '';
     assert.match(row, new RegExp(`data-field="count" data-value="${stage.extract}"`), 'the extract reject, by reason');
     assert.match(row, /No id/, 'with the document as an example');
+    // Named by where it was read (it has no _id): its rank in the read and its byte in the dump file.
+    assert.match(row, /<li><span class="mono">document \d+ of [^<]*users\.bson at byte \d+<\/span> - = /, 'the example says which document it is');
     assert.match(html, new RegExp(`<strong data-field="rejected" data-value="${total}">`), 'the total: every stage\'s rejects');
   });
 });
