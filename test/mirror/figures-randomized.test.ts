@@ -34,7 +34,8 @@ import type { LoadTableRecord } from '../../staging/manifest-load.ts';
 
 const servers = useServers();
 
-const SEEDS = integers('FIGURES_SEEDS', [1, 2]);
+const DEFAULT_SEEDS = [1, 2];
+const SEEDS = integers('FIGURES_SEEDS', DEFAULT_SEEDS);
 const [ROUNDS] = integers('FIGURES_ROUNDS', [2]) as [number];
 const [EDITS] = integers('FIGURES_EDITS', [150]) as [number];
 const [SCALE] = integers('FIGURES_SCALE', [1000]) as [number];
@@ -413,6 +414,8 @@ function editsOf(edits: readonly Edit[], round: number): string {
   return [...byKind].map(([k, c]) => `${k} ${c}`).join(', ');
 }
 
+const FIGURES = ['upsert inserted', 'upsert updated', 'upsert unchanged', 'upsert deleted', 'explode inserted', 'explode unchanged', 'explode deleted', 'dedupe inserted', 'dedupe updated', 'dedupe deleted', 'rejected', 'nulled'];
+
 for (const seed of SEEDS) {
   test(`seed ${seed}: the load's figures of a full run and ${ROUNDS} incremental rounds of ${EDITS} random edits are what happened to PostgreSQL`, async (t) => {
     const m = await Mirror.open(t, servers);
@@ -439,11 +442,15 @@ for (const seed of SEEDS) {
         exercised.set(table, (exercised.get(table) ?? 0) + (round > 0 ? f.inserted + f.updated + f.deleted : 0));
       }
     }
-    // Not vacuous: the rounds moved rows of the link and dedupe tables, where figures are easiest to get wrong.
-    for (const table of ['users_logbook', 'menu_recipes', 'users_targets']) assert.ok((exercised.get(table) ?? 0) > 0, `the rounds changed rows of ${table}`);
     t.diagnostic(`rows the incremental rounds moved, by strategy and figure: ${[...tally].map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    for (const figure of ['upsert inserted', 'upsert updated', 'upsert unchanged', 'upsert deleted', 'explode inserted', 'explode unchanged', 'explode deleted', 'dedupe inserted', 'dedupe updated', 'dedupe deleted', 'rejected', 'nulled']) {
-      assert.ok((tally.get(figure) ?? 0) > 0, `the rounds exercised ${figure}`);
-    }
+    // Not vacuous: the rounds moved rows of the link and dedupe tables, where figures are easiest to
+    // get wrong, and drew every figure. Asserted for the default seeds, which do; another seed (a soak)
+    // may draw no row of one figure, which is said, not failed: its figures were all checked above.
+    const idle = [
+      ...['users_logbook', 'menu_recipes', 'users_targets'].filter((table) => (exercised.get(table) ?? 0) === 0).map((table) => `rows of ${table}`),
+      ...FIGURES.filter((figure) => (tally.get(figure) ?? 0) === 0),
+    ];
+    if (DEFAULT_SEEDS.includes(seed)) assert.deepEqual(idle, [], 'the rounds exercised every table and figure');
+    else if (idle.length > 0) t.diagnostic(`seed ${seed} did not exercise: ${idle.join(', ')}`);
   });
 }
