@@ -167,6 +167,7 @@ async function alterSchema(client: pg.Client, model: PipelineModel, options: App
     }
   }
   const created = decision.apply.filter((c) => c.kind === 'create_table' || c.kind === 'create_state_table').map((c) => c.table);
+  for (const sql of plan.cleanup) await run(client, sql, 'cannot drop the temporary function etl schema checked values with', null);
   const more = await migrateStateTables(client, model, await existingTables(client, stateTables(model).map((t) => t.name)));
   return {
     created,
@@ -200,5 +201,6 @@ export function dataProblems(problems: readonly DataProblem[]): LoadError {
 /** The plan and what `etl schema` would do with it (for --check, the prompt and --json). */
 export async function previewSchema(client: pg.Client, model: PipelineModel, allow: readonly string[]): Promise<{ plan: SchemaPlan; decision: Decision }> {
   const plan = await planSchema(client, model, allow);
+  for (const sql of plan.cleanup) await run(client, sql, 'cannot drop the temporary function etl schema checked values with', null);
   return { plan, decision: decide(plan, allow) };
 }

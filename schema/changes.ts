@@ -89,6 +89,11 @@ export interface SchemaPlan {
   /** Every difference as a change, in apply order. */
   readonly changes: readonly SchemaChange[];
   readonly problems: readonly DataProblem[];
+  /**
+   * Statements that remove what planning created in the transaction for its own checks (and the
+   * changes' DELETEs use): run after the changes, before the transaction ends.
+   */
+  readonly cleanup: readonly string[];
 }
 
 export interface Decision {

@@ -14,7 +14,7 @@ import { readTables, type LiveTable } from './catalog.ts';
 import { compiled, ident, runSql } from './sql.ts';
 import { createStateIndexSql, stateTables } from './state-tables.ts';
 import { APPLY_ORDER, isWidening, type DataProblem, type SchemaChange, type SchemaPlan } from './changes.ts';
-import { duplicates, hasRows, notConvertibleCondition, notConvertibleCount, nullCount, orphans, referencingRows } from './probes.ts';
+import { duplicates, hasRows, inputCheck, notConvertibleCondition, notConvertibleCount, nullCount, orphans, referencingRows, type InputCheck } from './probes.ts';
 
 type Queryable = pg.Client;
 
@@ -27,6 +27,8 @@ interface Context {
   readonly fresh: Set<string>;
   /** Tables etl has loaded (a watermark in etl_watermarks), with the fingerprint stored. */
   readonly loaded: ReadonlyMap<string, string | null>;
+  /** How values are checked against a new type, made ready on first use (schema/probes.ts). */
+  readonly inputCheck: () => Promise<InputCheck>;
 }
 
 const lossless = (c: Omit<SchemaChange, 'allow' | 'risk' | 'deletesRows' | 'neededByLoad'> & Partial<SchemaChange>): SchemaChange => ({
@@ -40,7 +42,8 @@ const lossless = (c: Omit<SchemaChange, 'allow' | 'risk' | 'deletesRows' | 'need
 export async function planSchema(client: Queryable, model: PipelineModel, allow: readonly string[] = []): Promise<SchemaPlan> {
   const drift = await checkDrift(client, model);
   const live = await readTables(client, [...model.loadOrder]);
-  const ctx: Context = { client, model, live, allow: new Set(allow), fresh: new Set(), loaded: await loadedTables(client) };
+  const cleanup: string[] = [];
+  const ctx: Context = { client, model, live, allow: new Set(allow), fresh: new Set(), loaded: await loadedTables(client), inputCheck: once(() => readyInputCheck(client, cleanup)) };
   const changes: SchemaChange[] = [];
   const problems: DataProblem[] = [];
   const renames = renameCandidates(model, drift.findings);
@@ -56,7 +59,20 @@ export async function planSchema(client: Queryable, model: PipelineModel, allow:
   }
   changes.push(...(await retiredTableChanges(client, model)));
   changes.sort((a, b) => applyRank(model, a) - applyRank(model, b) || orderOf(model, a.table) - orderOf(model, b.table));
-  return { changes, problems };
+  return { changes, problems, cleanup };
+}
+
+/** The server's input check, its function created when it needs one (dropped by `cleanup`). */
+async function readyInputCheck(client: Queryable, cleanup: string[]): Promise<InputCheck> {
+  const check = await inputCheck(client);
+  for (const sql of check.create) await runSql(client, compiled(sql));
+  cleanup.push(...check.drop);
+  return check;
+}
+
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | null = null;
+  return () => (made ??= make());
 }
 
 /**
@@ -196,8 +212,9 @@ async function changeType(ctx: Context, t: TableModel, c: ColumnModel, f: DriftF
   if (isWidening(f.actual ?? '', c.sqlType)) {
     return lossless({ ...base, message: `${f.message}: widened (every value fits); the next run reads ${t.collection} in full` });
   }
-  const bad = await notConvertibleCount(ctx.client, t.name, c.name, c.sqlTypeText);
-  const condition = notConvertibleCondition(c.name, c.sqlTypeText);
+  const check = await ctx.inputCheck();
+  const bad = await notConvertibleCount(ctx.client, t.name, c.name, c.sqlTypeText, check);
+  const condition = notConvertibleCondition(c.name, c.sqlTypeText, check);
   const sql = bad > 0 ? [`DELETE FROM ${ident(t.name)} WHERE ${condition}`, ...f.fix] : f.fix;
   const allow = `type:${t.name}.${c.name}`;
   return {

@@ -1,6 +1,7 @@
 // Questions `etl schema` asks the data before it changes a table: does it hold rows, how many NULLs
 // or values a new type cannot hold, which rows a new unique constraint or foreign key would refuse.
 // Reads only; every name through ident(), every value a parameter or literal().
+import { parseSqlType } from '../model/sql-types.ts';
 import { compiled, ident, identList, literal, runSql, type Queryable } from './sql.ts';
 
 const EXAMPLES = 3;
@@ -15,14 +16,50 @@ export async function nullCount(client: Queryable, table: string, column: string
   return Number(r.rows[0]!.n);
 }
 
-/** The condition of rows whose value the type `typeText` (canonical spelling) cannot hold. */
-export function notConvertibleCondition(column: string, typeText: string): string {
-  const target = typeText === 'SERIAL' ? 'INTEGER' : typeText;
-  return `${ident(column)} IS NOT NULL AND NOT pg_input_is_valid(${ident(column)}::text, ${literal(target)})`;
+/**
+ * How the server tells whether a text is valid input for a type: PostgreSQL 16's pg_input_is_valid,
+ * or, before 16 (Debian 12's 15), a PL/pgSQL function of the session's temporary schema doing the
+ * same (created by `create`, dropped by `drop` before the transaction ends, so nothing stays on a
+ * connection a pooler hands to another client).
+ */
+export interface InputCheck {
+  readonly builtin: boolean;
+  /** Statements that create the function (none with the builtin). */
+  readonly create: readonly string[];
+  /** Statements that drop it again. */
+  readonly drop: readonly string[];
 }
 
-export async function notConvertibleCount(client: Queryable, table: string, column: string, typeText: string): Promise<number> {
-  const r = await runSql<{ n: string }>(client, compiled(`SELECT count(*) AS n FROM ${ident(table)} WHERE ${notConvertibleCondition(column, typeText)}`));
+const INPUT_CHECK_FUNCTION = 'pg_temp.etl_input_is_valid';
+
+/**
+ * A cast from text is the type's input function; its errors are data exceptions (SQLSTATE class
+ * 22: invalid text, out of range, bad datetime…). Any other error (a wrong type name) is raised.
+ */
+const CREATE_INPUT_CHECK =
+  `CREATE FUNCTION ${INPUT_CHECK_FUNCTION}(value text, type_text text) RETURNS boolean LANGUAGE plpgsql AS $etl$\n` +
+  `BEGIN\n  EXECUTE format('SELECT %L::%s', value, type_text);\n  RETURN true;\nEXCEPTION WHEN data_exception THEN\n  RETURN false;\nEND\n$etl$`;
+
+export async function inputCheck(client: Queryable): Promise<InputCheck> {
+  const r = await runSql<{ v: string }>(client, compiled(`SELECT current_setting('server_version_num') AS v`));
+  if (Number(r.rows[0]!.v) >= 160000) return { builtin: true, create: [], drop: [] };
+  return { builtin: false, create: [CREATE_INPUT_CHECK], drop: [`DROP FUNCTION ${INPUT_CHECK_FUNCTION}(text, text)`] };
+}
+
+/** The condition of rows whose value the type `typeText` (canonical spelling) cannot hold. */
+export function notConvertibleCondition(column: string, typeText: string, check: InputCheck): string {
+  const target = typeText === 'SERIAL' ? 'INTEGER' : typeText;
+  const value = `${ident(column)}::text`;
+  if (check.builtin) return `${ident(column)} IS NOT NULL AND NOT pg_input_is_valid(${value}, ${literal(target)})`;
+  // A cast to VARCHAR(n) cuts the text where input to it fails: its input rule said in SQL (only
+  // trailing spaces may go beyond n).
+  const varchar = parseSqlType(target);
+  if (varchar?.kind === 'varchar' && varchar.length !== null) return `${ident(column)} IS NOT NULL AND char_length(rtrim(${value}, ' ')) > ${varchar.length}`;
+  return `${ident(column)} IS NOT NULL AND NOT ${INPUT_CHECK_FUNCTION}(${value}, ${literal(target)})`;
+}
+
+export async function notConvertibleCount(client: Queryable, table: string, column: string, typeText: string, check: InputCheck): Promise<number> {
+  const r = await runSql<{ n: string }>(client, compiled(`SELECT count(*) AS n FROM ${ident(table)} WHERE ${notConvertibleCondition(column, typeText, check)}`));
   return Number(r.rows[0]!.n);
 }
 
