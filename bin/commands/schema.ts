@@ -262,12 +262,21 @@ function blockedLine(r: SchemaReport, color: Color, where: string): string {
 function renderOutcome(plan: SchemaPlan, d: Decision, color: Color): string {
   const out = [`etl schema would apply ${d.apply.length} change(s) and refuse ${d.refused.length}:`];
   for (const c of d.apply) out.push(`  ${color.green('apply  ')}  ${c.table}: ${c.message}`);
-  for (const c of d.refused) out.push(`  ${color.yellow('refused')}  ${c.table}: ${c.risk ?? c.message}  (${c.blocked && d.blocked.includes(c) ? c.blocked : `--allow ${c.allow}`})`);
+  for (const c of d.refused) out.push(`  ${color.yellow('refused')}  ${c.table}: ${c.risk ?? c.message}  (${whatToDo(c, d)})`);
   for (const p of plan.problems) {
     out.push(`  ${color.red('blocked')}  ${p.table}: ${p.message}`);
     for (const e of p.examples) out.push(`           e.g. ${e}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * What makes a refused change apply: its --allow, or, when it waits for a run (one that needs no
+ * --allow, or whose --allow is given), what to run first.
+ */
+function whatToDo(c: SchemaChange, d: Decision): string {
+  if (c.blocked && (c.allow === null || d.blocked.includes(c))) return c.blocked;
+  return `--allow ${c.allow}`;
 }
 
 /**

@@ -463,3 +463,43 @@ describe('a table added to pipeline.yaml after the extract and first loaded from
     assert.equal(counts!.titles, counts!.recipes, 'one row of recipe_titles per recipe');
   });
 });
+
+// A table renamed in pipeline.yaml (the same collection under a new name): the new table is created
+// and read in full, the old one is retired with its rows, and a foreign key that followed the rename
+// waits for the run that fills the new table.
+describe('a renamed table: etl schema, a run and etl schema again equal a full run', () => {
+  const world = loadedSample('evolution rename', 300);
+  const { run } = world;
+
+  test('menus renamed menu_events: --check says the foreign key of menu_recipes waits for a run (no --allow to give); after the run etl schema adds it', async () => {
+    const file = path.join(world.work, 'menu-events.yaml');
+    await writeFile(file, edited(await readFile(SHIPPED, 'utf8'), [['  menus:\n', '  menu_events:\n'], ['foreign_key: menus(id)', 'foreign_key: menu_events(id)']]));
+    const schema = (...extra: string[]) => etl(['schema', '--pipeline', file, '--database-url', world.incremental, ...extra]);
+
+    const check = await schema('--check');
+    assert.equal(check.code, 1, check.output);
+    assert.doesNotMatch(check.stdout, /--allow null/, `a change that waits for a run names no --allow:\n${check.output}`);
+    assert.match(check.stdout, /refused {2}menu_recipes: foreign key "menu_recipes"\."menu_id" → menu_events\(id\) is missing .*run `etl schema` again after that run to add the key/, check.output);
+
+    const first = await schema('--yes');
+    assert.equal(first.code, 0, first.output);
+    assert.match(first.stdout, /created {2}menu_events/);
+    assert.match(first.stdout, /applied {2}menus: table "menus" is no longer in pipeline\.yaml/);
+    assert.match(first.stdout, /1 change\(s\) wait for a run:/);
+    const r = await run(file, world.incremental, 'incremental');
+    assert.equal(r.code, 0, r.output);
+    const second = await schema('--yes');
+    assert.equal(second.code, 0, second.output);
+    assert.match(second.stdout, /applied {2}menu_recipes: foreign key "menu_recipes"\."menu_id" → menu_events\(id\) is missing/);
+    const clean = await schema('--check');
+    assert.equal(clean.code, 0, clean.output);
+
+    const fresh = await world.servers.postgres.createDatabase('evolution rename full');
+    const full = await run(file, fresh, 'full');
+    assert.equal(full.code, 0, full.output);
+    const names = [...(await loadPipeline(file)).loadOrder];
+    assert.deepEqual(await contents(world.incremental, names), await contents(fresh, names));
+    const [kept] = await query<{ n: number }>(world.incremental, 'SELECT count(*)::int AS n FROM menus');
+    assert.ok(kept!.n > 0, 'the retired menus keeps its rows');
+  });
+});
