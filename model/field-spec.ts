@@ -112,7 +112,8 @@ export function describeNode(node: Node | null): string {
     const v = node.value;
     if (v === null || v === undefined) return 'nothing (null)';
     if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
-    if (typeof v === 'number' || typeof v === 'bigint') return `the number ${String(v)}`;
+    // As written: 1e400 reads as Infinity, 9007199254740993 as 9007199254740992.
+    if (typeof v === 'number' || typeof v === 'bigint') return `the number ${node.source ?? String(v)}`;
     if (typeof v === 'boolean') return `the boolean ${String(v)}`;
   }
   return 'an unsupported value';

@@ -13,8 +13,23 @@ function scalarValue(node: Node | null): FilterValue | typeof INVALID {
   if (!isScalar(node)) return INVALID;
   const v = node.value;
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return v;
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'number' && Number.isFinite(v) && (!Number.isInteger(v) || Number.isSafeInteger(v))) return v;
   return INVALID;
+}
+
+/**
+ * What a refused filter value is, in words. A number YAML cannot read as the number written is said
+ * as written: 9007199254740993 reads as the double 9007199254740992 (a filter would match another
+ * number), 1e400 as Infinity.
+ */
+function describeFilterValue(node: Node | null): string {
+  if (!isScalar(node) || typeof node.value !== 'number') return describeNode(node);
+  const written = node.source ?? String(node.value);
+  if (!Number.isFinite(node.value)) return `the number ${written}, beyond what a number holds`;
+  if (Number.isInteger(node.value) && !Number.isSafeInteger(node.value)) {
+    return `the number ${written}, which cannot be matched exactly (YAML reads it as ${node.value}; a filter's integers are exact up to ±9007199254740991; quote it if the field holds it as text)`;
+  }
+  return describeNode(node);
 }
 
 /** Decodes a `filter:` node into a DocumentFilter, or records findings and returns INVALID. */
@@ -60,7 +75,7 @@ function decodeCondition(node: Node | null, path: Path, ctx: LintContext): Filte
   if (isScalar(node)) {
     const value = scalarValue(node);
     if (value === INVALID) {
-      ctx.add(path, 'bad_filter', `expected a string, number, boolean or null, got ${describeNode(node)}`);
+      ctx.add(path, 'bad_filter', `expected a string, number, boolean or null, got ${describeFilterValue(node)}`);
       return INVALID;
     }
     return { op: 'eq', value };
@@ -91,7 +106,7 @@ function decodeOperator(op: string, valueNode: Node | null, opPath: Path, opPos:
     case '$ne': {
       const value = scalarValue(valueNode);
       if (value === INVALID) {
-        ctx.add(opPath, 'bad_filter', `${op} expects a string, number, boolean or null, got ${describeNode(valueNode)}`);
+        ctx.add(opPath, 'bad_filter', `${op} expects a string, number, boolean or null, got ${describeFilterValue(valueNode)}`);
         return INVALID;
       }
       return { op: op === '$eq' ? 'eq' : 'ne', value };
@@ -106,7 +121,7 @@ function decodeOperator(op: string, valueNode: Node | null, opPath: Path, opPos:
       for (const [i, item] of valueNode.items.entries()) {
         const v = scalarValue(ctx.resolve(item as Node));
         if (v === INVALID) {
-          ctx.add([...opPath, i], 'bad_filter', `${op} items must be strings, numbers, booleans or null, got ${describeNode(ctx.resolve(item as Node))}`, ctx.positionOf(item as Node));
+          ctx.add([...opPath, i], 'bad_filter', `${op} items must be strings, numbers, booleans or null, got ${describeFilterValue(ctx.resolve(item as Node))}`, ctx.positionOf(item as Node));
           return INVALID;
         }
         values.push(v);

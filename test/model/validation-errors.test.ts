@@ -600,6 +600,11 @@ const cases: readonly Case[] = [
     code: 'bad_value', key: 'nul_character', says: ['expected one of: reject, strip'],
   },
   {
+    name: 'a number too large for any number is said as written, not as Infinity (settings)',
+    yaml: `settings:\n  batch_size: 1${'0'.repeat(400)} # HERE\ntables:${companies}\n`,
+    code: 'wrong_kind', key: 'batch_size', says: [`got the number 1${'0'.repeat(400)}`],
+  },
+  {
     name: 'a bad date_threshold',
     yaml: `settings:\n  date_threshold: last year # HERE\ntables:${companies}\n`,
     code: 'bad_value', key: 'date_threshold', says: ['2024-01-31'],
@@ -634,6 +639,28 @@ const cases: readonly Case[] = [
     export_order: 1
 `,
     code: 'bad_filter', key: '$in', says: ['$in expects a list of values'],
+  },
+  {
+    // YAML reads 9007199254740993 as the double 9007199254740992: the filter would match another number.
+    name: 'a filter number beyond 2^53 − 1 is refused, not rounded to a number it was not',
+    yaml: `tables:
+  companies:
+    include_base: true
+    filter: { code: 9007199254740993 } # HERE
+    export_order: 1
+`,
+    code: 'bad_filter', key: 'code', says: ['9007199254740993', 'cannot be matched exactly', '9007199254740991', 'quote it'],
+  },
+  {
+    name: 'a filter number too large for any number is said as written, not as Infinity',
+    yaml: `tables:
+  companies:
+    include_base: true
+    filter:
+      code: { $in: [1, 1e400] } # HERE
+    export_order: 1
+`,
+    code: 'bad_filter', key: '$in', says: ['1e400'],
   },
   {
     name: 'a table name reserved for the state tables',
