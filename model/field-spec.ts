@@ -192,7 +192,8 @@ export function lintValue(rawNode: Node | null, spec: ValueSpec, path: Path, ctx
       return isScalar(node) ? lintDate(node, spec, path, ctx, wrongKind) : wrongKind();
     case 'scalar': {
       const v = isScalar(node) ? node.value : undefined;
-      return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : wrongKind();
+      if (typeof v === 'number') return lintScalarNumber(node as Scalar, v, path, ctx);
+      return typeof v === 'string' || typeof v === 'boolean' ? String(v) : wrongKind();
     }
     case 'list':
       return isSeq(node) ? lintList(node, spec, path, ctx) : wrongKind();
@@ -215,6 +216,17 @@ function lintString(value: string, spec: SpecOf<'string'>, path: Path, ctx: Lint
     return INVALID;
   }
   return value;
+}
+
+/**
+ * A number where text is kept (a constant): its text must be the one written, or the rows would hold
+ * another (YAML reads 007 as 7, 1e3 as 1000, 9007199254740993 as 9007199254740992).
+ */
+function lintScalarNumber(node: Scalar, value: number, path: Path, ctx: LintContext): unknown {
+  const written = node.source ?? String(value);
+  if (written === String(value)) return written;
+  ctx.add(path, 'bad_value', `the number ${written}: YAML reads it as ${String(value)}, which is the text the rows would hold; quote it ('${written}') to keep it as written, or write ${String(value)}`);
+  return INVALID;
 }
 
 function lintInteger(value: number, spec: SpecOf<'integer'>, path: Path, ctx: LintContext): unknown {

@@ -454,6 +454,33 @@ const cases: readonly Case[] = [
     code: 'unknown_column', key: 'kind', says: ['constant column "kind" is not a column'],
   },
   {
+    // YAML reads 9007199254740993 as 9007199254740992 and 007 as 7: the rows would hold another text.
+    name: 'a constant number YAML does not read as written is refused, not stored as another text',
+    yaml: `tables:
+  users_targets:
+    strategy: explode
+    parent_column: user_id
+    arrays:
+      - field: targets
+        item_column: target_id
+        constants: { type: 9007199254740993 } # HERE${explodeColumns}
+`,
+    code: 'bad_value', key: 'type', says: ['9007199254740993', '9007199254740992', "quote it"],
+  },
+  {
+    name: 'a constant with leading zeros is refused too',
+    yaml: `tables:
+  users_targets:
+    strategy: explode
+    parent_column: user_id
+    arrays:
+      - field: targets
+        item_column: target_id
+        constants: { type: 007 } # HERE${explodeColumns}
+`,
+    code: 'bad_value', key: 'type', says: ['007', 'reads it as 7'],
+  },
+  {
     name: 'an array that leaves a NOT NULL constant column empty',
     yaml: `tables:
   users_targets:
