@@ -261,7 +261,8 @@ function blockedLine(r: SchemaReport, color: Color, where: string): string {
 
 function renderOutcome(plan: SchemaPlan, d: Decision, color: Color): string {
   const out = [`etl schema would apply ${d.apply.length} change(s) and refuse ${d.refused.length}:`];
-  for (const c of d.apply) out.push(`  ${color.green('apply  ')}  ${c.table}: ${c.message}`);
+  // A change applied because --allow names it says what it loses, as its refusal would.
+  for (const c of d.apply) out.push(`  ${color.green('apply  ')}  ${c.table}: ${c.message}${c.allow !== null && c.risk ? `: ${c.risk}` : ''}`);
   for (const c of d.refused) out.push(`  ${color.yellow('refused')}  ${c.table}: ${c.risk ?? c.message}  (${whatToDo(c, d)})`);
   for (const p of plan.problems) {
     out.push(`  ${color.red('blocked')}  ${p.table}: ${p.message}`);
@@ -280,12 +281,16 @@ function whatToDo(c: SchemaChange, d: Decision): string {
 }
 
 /**
- * The DDL --check shows for a missing column is the statement etl schema runs: a NOT NULL column is
+ * The DDL --check shows is the statements etl schema runs. For a missing column: a NOT NULL column is
  * added nullable to a table with rows (they have no value yet) and made NOT NULL by etl schema once
- * a run has filled it. The finding's own `ADD COLUMN … NOT NULL` would fail on those rows.
+ * a run has filled it (the finding's own `ADD COLUMN … NOT NULL` would fail on those rows). For a
+ * type or NOT NULL the rows cannot meet: the DELETE of those rows, then the ALTER.
  */
 function asPlanned(drift: DriftReport, plan: SchemaPlan, model: PipelineModel): DriftReport {
   const findings = drift.findings.map((f) => {
+    // A type or NOT NULL its rows cannot meet: the DELETE of those rows comes first.
+    const lossy = f.kind === 'type' || f.kind === 'nullability' ? plan.changes.find((c) => (c.kind === 'change_type' || c.kind === 'nullability') && c.table === f.table && c.column === f.column && c.deletesRows > 0) : undefined;
+    if (lossy) return { ...f, fix: [...lossy.sql] };
     const add = f.kind === 'missing_column' ? plan.changes.find((c) => c.kind === 'add_column' && c.table === f.table && c.column === f.column) : undefined;
     const table = model.tables.get(f.table);
     const column = table?.columns.find((c) => c.name === f.column);

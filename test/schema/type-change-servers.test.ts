@@ -59,6 +59,14 @@ function suite(label: string, servers: Servers): void {
     assert.match(check.stdout, /VARCHAR\(12\) may not hold what VARCHAR\(255\) holds: 1 row\(s\) hold a value it cannot take/, check.output);
     assert.match(check.stdout, /JSONB may not hold what TEXT holds: 1 row\(s\) hold a value it cannot take/, check.output);
 
+    // With the --allow given, --check says what etl schema would do: the DELETE runs before the ALTER.
+    const preview = await etl(['schema', '--check', '--pipeline', file, '--database-url', url, ...allow]);
+    assert.equal(preview.code, 1, preview.output);
+    assert.match(preview.stdout, /DELETE FROM "users" WHERE "population" IS NOT NULL AND .*;\n\s+ALTER TABLE "users" ALTER COLUMN "population" TYPE SMALLINT/, preview.output);
+    assert.match(preview.stdout, /apply {4}users: .*SMALLINT may not hold what VARCHAR\(255\) holds: 2 row\(s\) hold a value it cannot take and are deleted/, preview.output);
+    assert.match(preview.stdout, /apply {4}messages: .*JSONB may not hold what TEXT holds: 1 row\(s\) hold a value it cannot take and are deleted/, preview.output);
+    assert.equal((await client.query('SELECT count(*)::int AS n FROM users')).rows[0].n, 4, '--check deletes nothing');
+
     const r = await etl(['schema', '--yes', '--pipeline', file, '--database-url', url, ...allow]);
     assert.doesNotMatch(r.output, STACK_LINE);
     assert.equal(r.code, 0, r.output);
