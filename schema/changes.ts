@@ -5,7 +5,8 @@
 //
 //   drop-column:<table>.<column>        DROP COLUMN (its data is lost)
 //   type:<table>.<column>               a type change that is not a widening: rows whose value does
-//                                       not convert are deleted first (a full run would reject them)
+//                                       not convert are deleted first (the next run reads the table in
+//                                       full: those transform can write as the new type come back)
 //   not-null:<table>.<column>           SET NOT NULL over NULLs: rows holding NULL are deleted first
 //   rename-column:<table>.<old>=<new>   RENAME instead of drop + add (keeps the data)
 //   add-column:<table>.<column>         add a column that looks like a rename, as a new column

@@ -224,12 +224,20 @@ async function changeType(ctx: Context, t: TableModel, c: ColumnModel, f: DriftF
     allow,
     risk:
       `${c.sqlTypeText} may not hold what ${f.actual} holds: ` +
-      (bad > 0 ? `${bad} row(s) hold a value it cannot take and are deleted (a full run rejects them)` : 'every value there fits today, later values may be rejected'),
+      (bad > 0 ? `${bad} row(s) hold a value it cannot take and are deleted; ${backAfterFullRead(t, `whose document's value transform writes as ${c.sqlTypeText} (a string as JSONB)`)}` : 'every value there fits today, later values may be rejected'),
     deletesRows: bad,
     neededByLoad: false,
     ...(bad > 0 ? await referencedRowsBlock(ctx, t, condition, allow) : {}),
   };
 }
+
+/**
+ * What becomes of rows a type or NOT NULL change deletes: PostgreSQL's check is not transform's (it
+ * cannot convert the text `hello` to JSONB, where transform writes the string as `"hello"`), and the
+ * change alters the table's mapping, so the next run reads it in full and stages every row anew.
+ */
+const backAfterFullRead = (t: TableModel, which: string): string =>
+  `the next run reads ${t.collection} in full: a row ${which} comes back, a full run rejects the others`;
 
 /**
  * Rows `etl schema` would delete that rows of other tables reference: deleting them here would
@@ -243,7 +251,7 @@ async function referencedRowsBlock(ctx: Context, t: TableModel, condition: strin
   return {
     blocked:
       `${which} reference the rows it would delete: run \`etl run\` with this pipeline.yaml first (it reads ${t.collection} in full, ` +
-      `rejects those rows and follows the rows that reference them as pipeline.yaml says), then \`etl schema --allow ${allow}\` again`,
+      `rejects the rows the new definition cannot hold and follows the rows that reference them as pipeline.yaml says), then \`etl schema --allow ${allow}\` again`,
   };
 }
 
@@ -259,7 +267,7 @@ async function nullability(ctx: Context, t: TableModel, c: ColumnModel, f: Drift
     message: `${f.message}, and ${nulls} row(s) hold NULL`,
     sql: [`DELETE FROM ${ident(t.name)} WHERE ${condition}`, setNullabilitySql(t, c)],
     allow,
-    risk: `the ${nulls} row(s) holding NULL are deleted (a full run rejects them)`,
+    risk: `the ${nulls} row(s) holding NULL are deleted; ${backAfterFullRead(t, 'whose document now gives the column a value (its field changed)')}`,
     deletesRows: nulls,
     neededByLoad: false,
     ...(await referencedRowsBlock(ctx, t, condition, allow)),

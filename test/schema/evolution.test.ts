@@ -503,3 +503,44 @@ describe('a renamed table: etl schema, a run and etl schema again equal a full r
     assert.ok(kept!.n > 0, 'the retired menus keeps its rows');
   });
 });
+
+// TEXT → JSONB: PostgreSQL cannot convert the text `hello` to JSONB, so `etl schema --allow type:`
+// deletes those rows before the ALTER; but transform writes the string "hello" as the JSONB string
+// `"hello"`, so a full run keeps them, and the next run, which reads the table in full, brings them back.
+describe('a type change whose rows PostgreSQL cannot convert and transform can write: etl schema and a run equal a full run', () => {
+  const world = loadedSample('evolution jsonb', 300);
+  const { run } = world;
+
+  test('messages.content TEXT → JSONB: etl schema says the rows it deletes come back with the next run, which brings them back', async () => {
+    const file = path.join(world.work, 'content-jsonb.yaml');
+    await writeFile(file, edited(await readFile(SHIPPED, 'utf8'), [['      - name: content\n        sql_type: TEXT', '      - name: content\n        sql_type: JSONB']]));
+    const [before] = await query<{ n: number }>(world.incremental, 'SELECT count(*)::int AS n FROM messages');
+    assert.ok(before!.n > 0);
+
+    const schema = await etl(['schema', '--yes', '--allow', 'type:messages.content', '--pipeline', file, '--database-url', world.incremental]);
+    assert.equal(schema.code, 0, schema.output);
+    assert.match(schema.stdout, new RegExp(`deleted {2}messages: ${before!.n} row\\(s\\)`), schema.output);
+    const refusal = await etl(['schema', '--check', '--pipeline', file, '--database-url', world.incremental]);
+    assert.equal(refusal.code, 0, `applied: nothing differs\n${refusal.output}`);
+
+    const r = await run(file, world.incremental, 'incremental');
+    assert.equal(r.code, 0, r.output);
+    const [after] = await query<{ n: number }>(world.incremental, 'SELECT count(*)::int AS n FROM messages');
+    assert.equal(after!.n, before!.n, 'every message is back, its content as a JSONB string');
+    const fresh = await world.servers.postgres.createDatabase('evolution jsonb full');
+    const full = await run(file, fresh, 'full');
+    assert.equal(full.code, 0, full.output);
+    const names = [...(await loadPipeline(file)).loadOrder];
+    assert.deepEqual(await contents(world.incremental, names), await contents(fresh, names));
+  });
+
+  test('VARCHAR → JSONB: what etl schema says of the rows it would delete is true, not "a full run rejects them"', async () => {
+    const file = path.join(world.work, 'name-jsonb.yaml');
+    await writeFile(file, edited(await readFile(SHIPPED, 'utf8'), [['      - name: content\n        sql_type: TEXT', '      - name: content\n        sql_type: JSONB'], ['  companies:\n    include_base: true\n    additional_columns:\n      - name: name\n        sql_type: VARCHAR(255)', '  companies:\n    include_base: true\n    additional_columns:\n      - name: name\n        sql_type: JSONB']]));
+    const check = await etl(['schema', '--check', '--pipeline', file, '--database-url', world.incremental]);
+    assert.equal(check.code, 1, check.output);
+    assert.match(check.stdout, /refused {2}companies: JSONB may not hold what VARCHAR\(255\) holds: \d+ row\(s\) hold a value it cannot take and are deleted/, check.output);
+    assert.doesNotMatch(check.stdout, /a full run rejects them/, check.output);
+    assert.match(check.stdout, /the next run reads companies in full/, check.output);
+  });
+});
