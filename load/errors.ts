@@ -58,7 +58,7 @@ export function toLoadError(error: unknown, place: FailurePlace, secrets: readon
         constraint: error.constraint,
         where: error.where === undefined ? undefined : plain(error.where),
       },
-      hint: isConnectionEnd(error) ? connectionEndedHint(place) : hintFor(error.code, line !== undefined, error.table === undefined ? undefined : plain(error.table)),
+      hint: isConnectionEnd(error) ? connectionEndedHint(place) : hintFor(error.code, line !== undefined, error.table === undefined ? undefined : plain(error.table), error.column),
       cause: error,
     });
   }
@@ -81,7 +81,7 @@ function connectionEndedHint(place: FailurePlace): string {
   return `${ROLLED_BACK}; ${SERVER_ENDED}: run the load again once PostgreSQL is back`;
 }
 
-function hintFor(code: string | undefined, hasLine: boolean, table: string | undefined): string {
+function hintFor(code: string | undefined, hasLine: boolean, table: string | undefined, column: string | undefined): string {
   const base = ROLLED_BACK;
   // Load follows the references of pipeline.yaml's tables itself: a row it deleted is still referenced
   // from a table pipeline.yaml no longer has, whose foreign keys `etl schema` retires.
@@ -89,7 +89,11 @@ function hintFor(code: string | undefined, hasLine: boolean, table: string | und
     return `${base}; "${table}" still references a row this load deletes: if "${table}" is no longer in pipeline.yaml, run \`etl schema\` (it drops the foreign keys etl created on it), then load again`;
   }
   if (code === '22001') return `${base}; the value is longer than the column allows: widen sql_type in pipeline.yaml or fix the source`;
-  if (code === '23502') return `${base}; a NOT NULL column has no value: make it nullable in pipeline.yaml or fix the source`;
+  if (code === '23502') {
+    // A column pipeline.yaml no longer has stays, NOT NULL, until `etl schema` drops its NOT NULL.
+    const gone = table && column ? `; if "${table}"."${column}" is no longer in pipeline.yaml, run \`etl schema\` (it drops that NOT NULL; --allow drop-column:${table}.${column} drops the column), then load again` : '';
+    return `${base}; a NOT NULL column has no value: make it nullable in pipeline.yaml or fix the source${gone}`;
+  }
   if (code === '23505') return `${base}; a unique constraint of the table does not hold for the staged rows`;
   // The user etl connects as may read but not write (a reporting role, a read replica's user).
   if (code === '42501') return `${base}; ${PRIVILEGE_HINT}`;

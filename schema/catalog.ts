@@ -10,6 +10,8 @@ export interface LiveColumn {
   /** PostgreSQL's own spelling, for messages. */
   readonly rawType: string;
   readonly nullable: boolean;
+  /** It has a default (a SERIAL's sequence): an insert that leaves it out still gives it a value. */
+  readonly hasDefault: boolean;
 }
 
 export interface LiveKey {
@@ -139,7 +141,7 @@ export async function readTables(client: Queryable, names: readonly string[]): P
     return t;
   };
   for (const r of columns.rows) {
-    get(r.table_name).columns.push({ name: r.name, type: canonicalCatalogType(r.type, r.default), rawType: r.type, nullable: !r.notnull });
+    get(r.table_name).columns.push({ name: r.name, type: canonicalCatalogType(r.type, r.default), rawType: r.type, nullable: !r.notnull, hasDefault: r.default !== null });
   }
   for (const r of indexes.rows) {
     const key = { name: r.name, columns: r.columns, isConstraint: r.is_constraint };

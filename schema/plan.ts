@@ -145,7 +145,7 @@ async function dataTableChange(ctx: Context, t: TableModel, f: DriftFinding, ren
     case 'missing_column':
       return [await addColumn(ctx, t, t.columns.find((c) => c.name === f.column)!, renames.get(`add:${t.name}.${f.column}`) ?? null)];
     case 'extra_column':
-      return [dropColumn(t, f.column!, droppedColumnMessage(ctx, t, f.column!))];
+      return [dropColumn(t, f.column!, droppedColumnMessage(ctx, t, f.column!)), ...keptColumnNullable(ctx, t, f.column!, renames)];
     case 'type':
       return [await changeType(ctx, t, t.columns.find((c) => c.name === f.column)!, f)];
     case 'nullability':
@@ -191,6 +191,29 @@ async function addColumn(ctx: Context, t: TableModel, c: ColumnModel, rename: Re
 function droppedColumnMessage(ctx: Context, t: TableModel, column: string): string {
   const rawType = ctx.live.get(t.name)?.columns.find((c) => c.name === column)?.rawType;
   return `column "${t.name}"."${column}"${rawType ? ` (${rawType})` : ''} is not in pipeline.yaml (drop column)`;
+}
+
+/**
+ * A column pipeline.yaml no longer has stays until --allow drops it (or renames it), with its values;
+ * but load writes rows without it, which its NOT NULL would refuse (every row of the table, as a
+ * changed mapping reads it in full): so its NOT NULL goes, which loses nothing. Not for a column with
+ * a default (an insert still gives it a value), one of the primary key, or one --allow drops or renames.
+ */
+function keptColumnNullable(ctx: Context, t: TableModel, column: string, renames: ReadonlyMap<string, Rename>): SchemaChange[] {
+  const live = ctx.live.get(t.name);
+  const c = live?.columns.find((x) => x.name === column);
+  if (!c || c.nullable || c.hasDefault || live!.primaryKey?.columns.includes(column)) return [];
+  const decided = [`drop-column:${t.name}.${column}`, ...[...renames.values()].filter((r) => r.table === t.name && r.drop === column).map((r) => `rename-column:${t.name}.${r.drop}=${r.add}`)];
+  if (decided.some((token) => ctx.allow.has(token))) return [];
+  return [
+    lossless({
+      kind: 'nullability',
+      table: t.name,
+      column,
+      message: `column "${t.name}"."${column}" is not in pipeline.yaml and NOT NULL: NOT NULL dropped, so loads can write rows without it (it keeps its values until --allow drop-column:${t.name}.${column} drops it)`,
+      sql: [`ALTER TABLE ${ident(t.name)} ALTER COLUMN ${ident(column)} DROP NOT NULL`],
+    }),
+  ];
 }
 
 function dropColumn(t: TableModel, column: string, message: string): SchemaChange {

@@ -544,3 +544,42 @@ describe('a type change whose rows PostgreSQL cannot convert and transform can w
     assert.match(check.stdout, /the next run reads companies in full/, check.output);
   });
 });
+
+// A NOT NULL column removed from pipeline.yaml: its DROP COLUMN waits for --allow, and meanwhile the
+// column stays with its values; load writes rows without it, which its NOT NULL would refuse.
+describe('a NOT NULL column removed from pipeline.yaml, its drop not allowed: the run still loads', () => {
+  const world = loadedSample('evolution kept column', 300);
+  const { run } = world;
+
+  test('users.role removed: etl schema keeps the column (values and all) without its NOT NULL, the run loads; dropped with --allow, the tables equal a full run', async () => {
+    const file = path.join(world.work, 'no-role.yaml');
+    await writeFile(file, edited(await readFile(SHIPPED, 'utf8'), [['      - name: role\n        sql_type: VARCHAR(100)\n        nullable: false\n', '']]));
+    const [before] = await query<{ n: number }>(world.incremental, 'SELECT count(role)::int AS n FROM users');
+    assert.ok(before!.n > 0);
+
+    // Before etl schema, the load cannot write users without role: its hint says what to run.
+    const early = await run(file, world.incremental, 'incremental');
+    assert.equal(early.code, 1, early.output);
+    const failure = JSON.parse(early.stdout) as { error: { code: string; hint: string } };
+    assert.equal(failure.error.code, 'pg_23502');
+    assert.match(failure.error.hint, /if "users"\."role" is no longer in pipeline\.yaml, run `etl schema`/, failure.error.hint);
+
+    const schema = await etl(['schema', '--yes', '--pipeline', file, '--database-url', world.incremental]);
+    assert.equal(schema.code, 0, schema.output);
+    assert.match(schema.stdout, /applied {2}users: column "users"\."role" is not in pipeline\.yaml and NOT NULL: NOT NULL dropped/, schema.output);
+    assert.match(schema.stdout, /refused {2}users: column "users"\."role" \(character varying\(100\)\) is not in pipeline\.yaml/, schema.output);
+    assert.match(schema.stdout, /apply with: --allow drop-column:users\.role/, schema.output);
+    const r = await run(file, world.incremental, 'incremental');
+    assert.equal(r.code, 0, `the run loads users without role:\n${r.output}`);
+    const [kept] = await query<{ n: number }>(world.incremental, 'SELECT count(role)::int AS n FROM users');
+    assert.equal(kept!.n, before!.n, 'role keeps its values');
+
+    const drop = await etl(['schema', '--yes', '--allow', 'drop-column:users.role', '--pipeline', file, '--database-url', world.incremental]);
+    assert.equal(drop.code, 0, drop.output);
+    const fresh = await world.servers.postgres.createDatabase('evolution kept column full');
+    const full = await run(file, fresh, 'full');
+    assert.equal(full.code, 0, full.output);
+    const names = [...(await loadPipeline(file)).loadOrder];
+    assert.deepEqual(await contents(world.incremental, names), await contents(fresh, names));
+  });
+});
