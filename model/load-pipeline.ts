@@ -82,9 +82,7 @@ export function resolvePipeline(bytes: Uint8Array, file: string, options: LoadPi
     fail(
       doc.errors.map((e) => {
         const pos = lineCounter.linePos(e.pos[0]);
-        // The parser's own words name its API for this one: said for a person instead.
-        const message = e.code === 'MULTIPLE_DOCS' ? 'a second YAML document starts here (---): a pipeline file holds one' : parserWords(e.message);
-        return { file, line: pos.line, col: pos.col, path: [], code: 'yaml_syntax', message };
+        return { file, line: pos.line, col: pos.col, path: [], code: 'yaml_syntax', message: yamlErrorWords(e, text) };
       }),
     );
   }
@@ -96,6 +94,21 @@ export function resolvePipeline(bytes: Uint8Array, file: string, options: LoadPi
     fail(sorted.map((l) => ({ file, ...l })));
   }
   return deepFreeze(model!);
+}
+
+/**
+ * What the parser found, in words that say what to do: its own name its API (a second document), or
+ * do not say which key or what to type instead (a key given twice, a tab); otherwise its message.
+ */
+function yamlErrorWords(e: { code: string; message: string; pos: [number, number] }, text: string): string {
+  if (e.code === 'MULTIPLE_DOCS') return 'a second YAML document starts here (---): a pipeline file holds one';
+  if (e.code === 'DUPLICATE_KEY') {
+    const key = /^(?:"((?:[^"\\\n]|\\.)*)"|'([^'\n]*)'|([^:#\n]*?))\s*:/.exec(text.slice(e.pos[0], e.pos[0] + 1000));
+    const name = key ? (key[1] ?? key[2] ?? key[3] ?? '') : '';
+    return `${name ? `the key ${JSON.stringify(name)} is` : 'a key is'} given twice in this map: keep one (YAML does not say which one counts)`;
+  }
+  if (e.code === 'TAB_AS_INDENT') return 'a tab indents this line: YAML allows no tab in indentation; indent with spaces';
+  return parserWords(e.message);
 }
 
 /** The parser's message, first line; its JavaScript words for nesting it could not follow said for a person. */

@@ -770,7 +770,25 @@ const cases: readonly Case[] = [
   {
     name: 'YAML syntax errors (a table defined twice) carry their line',
     yaml: `tables:${companies}\n  companies: # HERE\n    include_base: true\n    export_order: 1\n`,
-    code: 'yaml_syntax', key: 'unique', says: [/unique/i],
+    code: 'yaml_syntax', key: 'companies', says: ['the key "companies" is given twice in this map'],
+  },
+  {
+    name: 'a key given twice in one map is named, with what to do',
+    yaml: `tables:
+  companies:
+    include_base: true
+    export_order: 1
+    export_order: 2 # HERE
+`,
+    code: 'yaml_syntax', key: 'export_order', says: ['"export_order" is given twice in this map', 'keep one'],
+  },
+  {
+    name: 'a tab that indents a line: said with what to do',
+    yaml: `tables:
+  companies:
+\tinclude_base: true # HERE
+`,
+    code: 'yaml_syntax', key: 'tab', says: ['indent with spaces'],
   },
   {
     name: 'a second YAML document in the file: said in words, not in the parser\'s (no API name)',
