@@ -247,7 +247,7 @@ async function changeType(ctx: Context, t: TableModel, c: ColumnModel, f: DriftF
     allow,
     risk:
       `${c.sqlTypeText} may not hold what ${f.actual} holds: ` +
-      (bad > 0 ? `${bad} row(s) hold a value it cannot take and are deleted; ${backAfterFullRead(t, `whose document's value transform writes as ${c.sqlTypeText} (a string as JSONB)`)}` : 'every value there fits today, later values may be rejected'),
+      (bad > 0 ? `${bad} row(s) hold a value it cannot take and are deleted; ${backAfterFullRead(t, `whose document's value transform writes as ${c.sqlTypeText}${c.sqlType.kind === 'jsonb' ? ' (a string, as a JSON string)' : ''}`)}` : 'every value there fits today, later values may be rejected'),
     deletesRows: bad,
     neededByLoad: false,
     ...(bad > 0 ? await referencedRowsBlock(ctx, t, condition, allow) : {}),
