@@ -12,7 +12,7 @@ import { rekeyedChange } from './rekeyed.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import { readTables, type LiveTable } from './catalog.ts';
 import { compiled, ident, runSql } from './sql.ts';
-import { createStateIndexSql, stateTables } from './state-tables.ts';
+import { contributionsTableName, createStateIndexSql, stateTables } from './state-tables.ts';
 import { APPLY_ORDER, isWidening, type DataProblem, type SchemaChange, type SchemaPlan } from './changes.ts';
 import { duplicates, hasRows, inputCheck, notConvertibleCondition, notConvertibleCount, nullCount, orphans, referencingRows, type InputCheck } from './probes.ts';
 
@@ -230,15 +230,29 @@ function dropColumn(t: TableModel, column: string, message: string): SchemaChang
   };
 }
 
+/**
+ * A dedupe table's contributions (etl_contrib_<table>) hold its staged columns with the table's types:
+ * a column's new type is theirs too, or load would store each contribution as the old type (a
+ * TIMESTAMP cut to its DATE) and recompute the keys from those values. A contribution the new type
+ * cannot hold goes (the next run reads the table in full and stages its document again).
+ */
+function contributionsTypeSql(t: TableModel, c: ColumnModel, widening: boolean, check: InputCheck | null): string[] {
+  if (t.strategy !== 'dedupe' || !t.stagedColumns.some((s) => s.name === c.name)) return [];
+  const contrib = ident(contributionsTableName(t.name));
+  const type = c.sqlType.kind === 'serial' ? 'INTEGER' : c.sqlTypeText;
+  const alter = `ALTER TABLE ${contrib} ALTER COLUMN ${ident(c.name)} TYPE ${type} USING ${ident(c.name)}::${type}`;
+  return widening || !check ? [alter] : [`DELETE FROM ${contrib} WHERE ${notConvertibleCondition(c.name, type, check)}`, alter];
+}
+
 async function changeType(ctx: Context, t: TableModel, c: ColumnModel, f: DriftFinding): Promise<SchemaChange> {
   const base = { kind: 'change_type' as const, table: t.name, column: c.name, sql: f.fix };
   if (isWidening(f.actual ?? '', c.sqlType)) {
-    return lossless({ ...base, message: `${f.message}: widened (every value fits); the next run reads ${t.collection} in full` });
+    return lossless({ ...base, sql: [...f.fix, ...contributionsTypeSql(t, c, true, null)], message: `${f.message}: widened (every value fits); the next run reads ${t.collection} in full` });
   }
   const check = await ctx.inputCheck();
   const bad = await notConvertibleCount(ctx.client, t.name, c.name, c.sqlTypeText, check);
   const condition = notConvertibleCondition(c.name, c.sqlTypeText, check);
-  const sql = bad > 0 ? [`DELETE FROM ${ident(t.name)} WHERE ${condition}`, ...f.fix] : f.fix;
+  const sql = [...(bad > 0 ? [`DELETE FROM ${ident(t.name)} WHERE ${condition}`, ...f.fix] : f.fix), ...contributionsTypeSql(t, c, false, check)];
   const allow = `type:${t.name}.${c.name}`;
   return {
     ...base,

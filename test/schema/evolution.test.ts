@@ -534,6 +534,23 @@ describe('a type change whose rows PostgreSQL cannot convert and transform can w
     assert.deepEqual(await contents(world.incremental, names), await contents(fresh, names));
   });
 
+  test('a dedupe table\'s dedupe-key column DATE → TIMESTAMP: its contributions follow the new type, so the run keeps every row', async () => {
+    const file = path.join(world.work, 'day-timestamp.yaml');
+    const day = '      - name: day\n        sql_type: DATE\n';
+    await writeFile(file, edited(await readFile(SHIPPED, 'utf8'), [['      - name: content\n        sql_type: TEXT', '      - name: content\n        sql_type: JSONB'], [day, day.replace('DATE', 'TIMESTAMP')]]));
+    const schema = await etl(['schema', '--yes', '--allow', 'type:messages.content,type:users_logbook.day', '--pipeline', file, '--database-url', world.incremental]);
+    assert.equal(schema.code, 0, schema.output);
+    const [contrib] = await query<{ type: string }>(world.incremental, `SELECT format_type(atttypid, atttypmod) AS type FROM pg_attribute WHERE attrelid = 'etl_contrib_users_logbook'::regclass AND attname = 'day'`);
+    assert.equal(contrib!.type, 'timestamp without time zone', 'the contributions table has the new type too');
+    const r = await run(file, world.incremental, 'incremental');
+    assert.equal(r.code, 0, r.output);
+    const fresh = await world.servers.postgres.createDatabase('evolution jsonb day full');
+    const full = await run(file, fresh, 'full-day');
+    assert.equal(full.code, 0, full.output);
+    const names = [...(await loadPipeline(file)).loadOrder];
+    assert.deepEqual(await contents(world.incremental, names), await contents(fresh, names));
+  });
+
   test('VARCHAR → JSONB: what etl schema says of the rows it would delete is true, not "a full run rejects them"', async () => {
     const file = path.join(world.work, 'name-jsonb.yaml');
     await writeFile(file, edited(await readFile(SHIPPED, 'utf8'), [['      - name: content\n        sql_type: TEXT', '      - name: content\n        sql_type: JSONB'], ['  companies:\n    include_base: true\n    additional_columns:\n      - name: name\n        sql_type: VARCHAR(255)', '  companies:\n    include_base: true\n    additional_columns:\n      - name: name\n        sql_type: JSONB']]));
