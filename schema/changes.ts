@@ -20,6 +20,7 @@ import { UsageError } from '../errors/etl-error.ts';
 export type ChangeKind =
   | 'create_state_table'
   | 'add_state_column'
+  | 'state_column_type'
   | 'drop_constraint'
   | 'retire_table'
   | 'rename_column'
@@ -42,6 +43,7 @@ export const APPLY_ORDER: readonly ChangeKind[] = [
   'rename_column',
   'add_column',
   'change_type',
+  'state_column_type',
   'nullability',
   'primary_key',
   'add_unique',

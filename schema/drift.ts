@@ -18,7 +18,7 @@ import {
 } from './ddl.ts';
 import { ident } from './sql.ts';
 import { readTables, type LiveTable } from './catalog.ts';
-import { addStateColumnSql, createStateTableSql, stateTables } from './state-tables.ts';
+import { addStateColumnSql, contributionsTableName, createStateTableSql, stateTables } from './state-tables.ts';
 
 export type DriftKind =
   | 'missing_table'
@@ -32,7 +32,8 @@ export type DriftKind =
   | 'missing_foreign_key'
   | 'extra_foreign_key'
   | 'foreign_key_not_deferrable'
-  | 'missing_state_column';
+  | 'missing_state_column'
+  | 'state_column_type';
 
 export interface DriftFinding {
   readonly table: string;
@@ -85,7 +86,38 @@ export async function checkDrift(client: pg.Client, model: PipelineModel): Promi
       });
     }
   }
+  findings.push(...contributionTypes(model, live));
   return { clean: findings.length === 0, tablesChecked: names.length, findings };
+}
+
+/**
+ * A dedupe table's contributions hold its staged columns with the types the table has: one whose
+ * type differs (the table's column retyped by an etl that left them as they were) would store every
+ * contribution as its own type (a TIMESTAMP cut to a DATE) and recompute the keys from those values.
+ * Compared with the table as it is, not with pipeline.yaml: a type change of the table that is not
+ * applied yet (no --allow) keeps its contributions' type too.
+ */
+function contributionTypes(model: PipelineModel, live: ReadonlyMap<string, LiveTable>): DriftFinding[] {
+  const out: DriftFinding[] = [];
+  for (const t of model.loadOrder.map((n) => model.tables.get(n)!).filter((x) => x.strategy === 'dedupe')) {
+    const contrib = contributionsTableName(t.name);
+    for (const c of t.stagedColumns) {
+      const table = live.get(t.name)?.columns.find((x) => x.name === c.name);
+      const state = live.get(contrib)?.columns.find((x) => x.name === c.name);
+      const type = table?.type === 'SERIAL' ? 'INTEGER' : table?.type;
+      if (!table || !state || type === undefined || state.type === type) continue;
+      out.push({
+        table: contrib,
+        column: c.name,
+        kind: 'state_column_type',
+        expected: type,
+        actual: state.type,
+        message: `state table "${contrib}" holds "${c.name}" as ${state.rawType}, "${t.name}" as ${table.rawType}: its contributions take the table's type`,
+        fix: [`ALTER TABLE ${ident(contrib)} ALTER COLUMN ${ident(c.name)} TYPE ${type} USING ${ident(c.name)}::${type}`],
+      });
+    }
+  }
+  return out;
 }
 
 type Add = (f: Omit<DriftFinding, 'table'>) => void;

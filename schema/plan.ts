@@ -54,7 +54,7 @@ export async function planSchema(client: Queryable, model: PipelineModel, allow:
   for (const f of drift.findings) if (f.kind === 'missing_column') ctx.fresh.add(`${f.table}.${f.column}`);
   for (const f of drift.findings) {
     const t = model.tables.get(f.table);
-    const out = t ? await dataTableChange(ctx, t, f, renames, problems) : stateTableChange(model, f);
+    const out = t ? await dataTableChange(ctx, t, f, renames, problems) : await stateTableChange(ctx, f);
     changes.push(...out);
   }
   changes.push(...(await retiredTableChanges(client, model)));
@@ -90,8 +90,14 @@ const orderOf = (model: PipelineModel, table: string) => {
   return i === -1 ? model.loadOrder.length : i;
 };
 
-function stateTableChange(model: PipelineModel, f: DriftFinding): SchemaChange[] {
-  const t = stateTables(model).find((s) => s.name === f.table)!;
+async function stateTableChange(ctx: Context, f: DriftFinding): Promise<SchemaChange[]> {
+  if (f.kind === 'state_column_type') {
+    // A contribution the type cannot hold goes (the table's row stays; the next full read stages the document again).
+    const check = await ctx.inputCheck();
+    const sql = [`DELETE FROM ${ident(f.table)} WHERE ${notConvertibleCondition(f.column!, f.expected!, check)}`, ...f.fix];
+    return [lossless({ kind: 'state_column_type', table: f.table, column: f.column, message: `${f.message}: altered`, sql, neededByLoad: true })];
+  }
+  const t = stateTables(ctx.model).find((s) => s.name === f.table)!;
   if (f.kind === 'missing_table') {
     const sql = [...f.fix, ...(t.indexes ?? []).map((i) => createStateIndexSql(t, i))];
     return [lossless({ kind: 'create_state_table', table: f.table, column: null, message: `${f.message}: created (${t.purpose})`, sql, neededByLoad: true })];

@@ -296,6 +296,25 @@ describe('etl schema applies what loses nothing and refuses the rest', () => {
     assert.deepEqual(rows, [{ menu_id: 'm1', recipe_id: 'r1' }], 'one row per new key until the next run recomputes it');
   });
 
+  test('a dedupe table whose column an older etl retyped without its contributions: etl schema gives the contributions the table\'s type', async (t) => {
+    // users_logbook.day became TIMESTAMP (pipeline.yaml and table), etl_contrib_users_logbook.day stayed DATE:
+    // every run would store the contributions cut to a DATE and recompute the keys from them.
+    const client = await database(t, [
+      'ALTER TABLE users_logbook ALTER COLUMN day TYPE TIMESTAMP',
+      `INSERT INTO etl_contrib_users_logbook (_id, user_id, day, created_at, updated_at) VALUES ('d1', 'u1', '2024-03-06', now(), now())`,
+    ]);
+    const day = '      - name: day\n        sql_type: DATE\n';
+    const model = await variant(t, [[day, day.replace('DATE', 'TIMESTAMP')]]);
+    const drift = await checkDrift(client, model);
+    assert.deepEqual(drift.findings.map((f) => [f.table, f.column, f.kind]), [['etl_contrib_users_logbook', 'day', 'state_column_type']]);
+    const report = await applySchema(client, model, { alter: true });
+    assert.deepEqual(report.refused, []);
+    assert.deepEqual(await columnOf(client, 'etl_contrib_users_logbook', 'day'), { type: 'timestamp without time zone', notnull: false });
+    const { rows } = await client.query(`SELECT _id, to_char(day, 'YYYY-MM-DD HH24:MI') AS day FROM etl_contrib_users_logbook`);
+    assert.deepEqual(rows, [{ _id: 'd1', day: '2024-03-06 00:00' }], 'the contribution is kept, converted');
+    assert.equal((await checkDrift(client, model)).clean, true);
+  });
+
   test('state tables: a column a newer etl declares is added by etl schema and by load\'s ensureSchema', async (t) => {
     const client = await database(t, ['ALTER TABLE etl_watermarks DROP COLUMN fingerprint', `INSERT INTO etl_watermarks (table_name, watermark, run_id) VALUES ('users', now(), 'r1')`]);
     const drift = await checkDrift(client, shipped);
