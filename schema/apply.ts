@@ -96,7 +96,12 @@ async function migrateStateTables(client: pg.Client, model: PipelineModel, prese
   for (const t of tables) {
     const l = live.get(t.name);
     for (const c of l ? t.columns.filter((c) => !l.columns.some((x) => x.name === c.name)) : []) statements.push(addStateColumnSql(t, c));
-    for (const i of t.indexes ?? []) if (!indexes.has(i.name)) statements.push(createStateIndexSql(t, i));
+    for (const i of t.indexes ?? []) {
+      const columns = indexes.get(i.name);
+      if (columns === undefined) statements.push(createStateIndexSql(t, i));
+      // A dedupe key changed: the contributions' index follows it, or every lookup by key reads the whole table.
+      else if (columns.join('\u0000') !== i.columns.join('\u0000')) statements.push(`DROP INDEX ${ident(i.name)}`, createStateIndexSql(t, i));
+    }
   }
   for (const sql of statements) await run(client, sql, 'cannot update a state table of etl', null);
   return statements;

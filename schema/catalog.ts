@@ -39,34 +39,42 @@ export interface LiveTable {
   readonly foreignKeys: readonly LiveForeignKey[];
 }
 
-/** Ordinary tables (relkind r, p) or indexes (i, I) of the current schema, among `names`; with `column`, whether each has it. */
-function relationsSql(kinds: 'tables' | 'indexes', names: readonly string[], column?: string): CompiledQuery {
-  const relkinds = kinds === 'tables' ? `('r', 'p')` : `('i', 'I')`;
+/** Ordinary tables (relkind r, p) of the current schema, among `names`; with `column`, whether each has it. */
+function tablesSql(names: readonly string[], column?: string): CompiledQuery {
   const has = column === undefined ? '' : `, EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = $2 AND NOT a.attisdropped) AS has_column`;
   return compiled(
     `SELECT c.relname${has} FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = current_schema() AND c.relkind IN ${relkinds} AND c.relname = ANY($1::text[])`,
+      WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.relname = ANY($1::text[])`,
     column === undefined ? [names] : [names, column],
   );
 }
 
 /** Names of the ordinary tables in the current schema, among `names`. */
 export async function existingTables(client: Queryable, names: readonly string[]): Promise<Set<string>> {
-  const { rows } = await runSql<{ relname: string }>(client, relationsSql('tables', names));
+  const { rows } = await runSql<{ relname: string }>(client, tablesSql(names));
   return new Set(rows.map((r) => r.relname));
 }
 
 /** The ordinary tables in the current schema among `names`, each with whether it has a column named `column`: one catalog read. */
 export async function existingTablesWithColumn(client: Queryable, names: readonly string[], column: string): Promise<Map<string, boolean>> {
-  const { rows } = await runSql<{ relname: string; has_column: boolean }>(client, relationsSql('tables', names, column));
+  const { rows } = await runSql<{ relname: string; has_column: boolean }>(client, tablesSql(names, column));
   return new Map(rows.map((r) => [r.relname, r.has_column]));
 }
 
-/** Names of the indexes in the current schema, among `names`. */
-export async function existingIndexes(client: Queryable, names: readonly string[]): Promise<Set<string>> {
-  if (names.length === 0) return new Set();
-  const { rows } = await runSql<{ relname: string }>(client, relationsSql('indexes', names));
-  return new Set(rows.map((r) => r.relname));
+/** The indexes in the current schema among `names`, each with its key columns in order. */
+export async function existingIndexes(client: Queryable, names: readonly string[]): Promise<Map<string, string[]>> {
+  if (names.length === 0) return new Map();
+  const { rows } = await runSql<{ relname: string; columns: string[] }>(
+    client,
+    compiled(
+      `SELECT c.relname, array(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+                               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n) AS columns
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+        WHERE n.nspname = current_schema() AND c.relkind IN ('i', 'I') AND c.relname = ANY($1::text[])`,
+      [names],
+    ),
+  );
+  return new Map(rows.map((r) => [r.relname, r.columns]));
 }
 
 type ColumnRow = { table_name: string; name: string; type: string; notnull: boolean; default: string | null };

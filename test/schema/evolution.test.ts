@@ -285,12 +285,23 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
   });
 
   test('a dedupe key narrowed back over rows the wider key made: etl schema applies it, the next run recomputes every row', async () => {
+    // The key columns of the index load finds a key's contributions by.
+    const contributionsIndex = async (): Promise<string[]> => {
+      const [row] = await query<{ columns: string[] }>(
+        world.incremental,
+        `SELECT array_agg(a.attname::text ORDER BY k.n) AS columns FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+           CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+          WHERE c.relname = 'etl_contrib_menu_recipes_key'`,
+      );
+      return row?.columns ?? [];
+    };
     const wider = await pipeline('wider-key', [], [
       ...PHONE_COPY,
       ['    dedupe_key: [menu_id, recipe_id]\n', '    dedupe_key: [menu_id, recipe_id, created_at]\n'],
       ['      - [menu_id, recipe_id]\n', '      - [menu_id, recipe_id, created_at]\n'],
     ]);
     assert.equal((await schema(wider)).code, 0);
+    assert.deepEqual(await contributionsIndex(), ['menu_id', 'recipe_id', 'created_at'], 'the contributions are indexed by the new key');
     // A second document for a (menu, recipe) pair, created later: under the wider key, a row of its own.
     const client = new MongoClient(world.mongo.url);
     try {
@@ -309,6 +320,7 @@ describe('lossy changes and removed tables, applied by etl schema and a run, equ
     const s = await schema(narrower);
     assert.equal(s.code, 0, s.output);
     assert.match(s.stdout, /applied {2}menu_recipes: unique constraint \(menu_id, recipe_id\) of "menu_recipes" is missing; \d+ key\(s\) of it hold several rows the old dedupe key made/);
+    assert.deepEqual(await contributionsIndex(), ['menu_id', 'recipe_id'], 'and by the narrower key once it is back');
     const r2 = await run(narrower, world.incremental, 'incremental', ['--propagate-deletes']);
     assert.equal(r2.code, 0, r2.output);
     await assertEqualsFullRun(narrower, 'narrower-key');
