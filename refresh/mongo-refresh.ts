@@ -9,7 +9,7 @@ import { describeMongo } from '../connect/config.ts';
 import { redactText } from '../errors/redact.ts';
 import { openSshSession, type SshExecResult, type SshSession } from '../connect/ssh-session.ts';
 import type { ClientChannel } from 'ssh2';
-import { EtlError, SourceError } from '../errors/etl-error.ts';
+import { ConfigError, EtlError, SourceError } from '../errors/etl-error.ts';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
 import { ByteMeter, collectTail, type ByteProgress } from './byte-meter.ts';
 import { dumpFilePath, lastLines } from './dump-file.ts';
@@ -67,6 +67,32 @@ export function mongodumpUri(url: string, database: string): string {
   return `${scheme}${auth ? `${auth}@` : ''}${hosts}/${q ? `?${q}` : ''}`;
 }
 
+/**
+ * The URI without its password, and the password (decoded). A command line is public on the server
+ * (`ps`, /proc/<pid>/cmdline, process accounting): mongodump gets the password on its stdin instead,
+ * where it reads it itself when the URI names a user but no password (mongo-tools' password prompt,
+ * up to the first newline).
+ */
+export function withoutPassword(uri: string): { uri: string; password: string | null } {
+  const m = /^(mongodb(?:\+srv)?:\/\/)([^@/]*)@(.*)$/.exec(uri);
+  const colon = m ? m[2]!.indexOf(':') : -1;
+  if (!m || colon < 0) return { uri, password: null };
+  const encoded = m[2]!.slice(colon + 1);
+  let password: string;
+  try {
+    password = decodeURIComponent(encoded);
+  } catch {
+    password = encoded;
+  }
+  // mongodump's prompt ends the password at these bytes, drops NUL and takes backspaces as edits.
+  if (/[\n\r\x00\x03\x04\x08\x7f]/.test(password)) {
+    throw new ConfigError('the password in REMOTE_MONGODB_URL holds a control character (newline, backspace…) that mongodump cannot read from its prompt', [], {
+      context: { variable: 'REMOTE_MONGODB_URL' },
+    });
+  }
+  return { uri: `${m[1]}${m[2]!.slice(0, colon)}@${m[3]}`, password };
+}
+
 export function mongodumpCommand(command: string, database: string, uri: string): string {
   return `${command} --archive --gzip --db=${shellQuote(database)} --uri=${shellQuote(uri)}`;
 }
@@ -118,7 +144,11 @@ async function requireMongorestore(o: MongoRefreshOptions): Promise<string | nul
 async function downloadArchive(o: MongoRefreshOptions, session: SshSession, file: string): Promise<{ bytes: number; sha256: string }> {
   const { config, signal } = o;
   const database = config.remote.mongo.database;
-  const { channel, exit } = await session.exec(mongodumpCommand(config.remote.mongodumpCommand, database, mongodumpUri(config.remote.mongo.url, database)));
+  const { uri, password } = withoutPassword(mongodumpUri(config.remote.mongo.url, database));
+  const { channel, exit } = await session.exec(mongodumpCommand(config.remote.mongodumpCommand, database, uri));
+  // The password goes where mongodump's prompt reads it. Stdin stays open: a channel past its EOF
+  // no longer carries the signal request that stops the remote mongodump on Ctrl-C.
+  if (password !== null) channel.write(`${password}\n`);
   const sink = new AtomicFileSink(file);
   try {
     const stderr = collectTail(channel.stderr).catch(() => '');
@@ -166,7 +196,7 @@ function mongodumpFailed(config: EtlConfig, target: string, result: SshExecResul
   return new SourceError('mongodump_failed', `mongodump on ${target} ${how}${tail ? `:\n${lastLines(tail, 12)}` : ''}`, {
     hint:
       result.code === 127
-        ? 'mongodump is not installed on the server (or not on its PATH): install mongodb-database-tools there, or set REMOTE_MONGODUMP_COMMAND (e.g. "docker exec mongo mongodump")'
+        ? 'mongodump is not installed on the server (or not on its PATH): install mongodb-database-tools there, or set REMOTE_MONGODUMP_COMMAND (e.g. "docker exec -i mongo mongodump": -i, mongodump reads the password on its stdin)'
         : `check REMOTE_MONGODB_URL (as seen from the server) and REMOTE_MONGODB_DATABASE; ${describeMongo(config.remote.mongo)}`,
   });
 }

@@ -5,7 +5,12 @@
 // document, one metadata document per collection, terminator, then per collection a namespace
 // header {db, collection, EOF:false, CRC:0}, its documents and a terminator, and an EOF header
 // {EOF:true, CRC: CRC-64/ECMA of the documents} and a terminator. --tee also saves the gzipped bytes.
+// Like mongodump (mongo-tools common/password), a URI with a user and no password makes it print
+// "Enter password for mongo user:" on stderr and read the password from stdin up to a newline;
+// --expect-password-sha256=<hex> then stands for the server's check (FerretDB accepts any password).
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { ConnectionString } from 'mongodb-connection-string-url';
 import zlib from 'node:zlib';
 import { Int32, Long, serialize } from 'bson';
 import { MongoClient } from 'mongodb';
@@ -37,13 +42,42 @@ function arg(name: string): string | undefined {
   return hit?.slice(name.length + 3);
 }
 
+/** mongo-tools' readPassNonInteractively: bytes up to CR, LF, ETX, EOT or the end of stdin. */
+async function readPasswordFromStdin(): Promise<string> {
+  process.stderr.write('Enter password for mongo user:');
+  const bytes: number[] = [];
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    for (const b of chunk) {
+      if (b === 10 || b === 13 || b === 3 || b === 4) return Buffer.from(bytes).toString('utf8');
+      if (b !== 0) bytes.push(b);
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/** The URI with the password mongodump would prompt for, checked against --expect-password-sha256. */
+async function withPromptedPassword(uri: string): Promise<string> {
+  const cs = new ConnectionString(uri);
+  if (!cs.username || cs.password) return uri;
+  const password = await readPasswordFromStdin();
+  process.stderr.write('\n');
+  const expected = arg('expect-password-sha256');
+  if (expected && createHash('sha256').update(password).digest('hex') !== expected) {
+    process.stderr.write(`Failed: can't create session: could not connect to server: auth error: sasl conversation error: unable to authenticate using mechanism "PLAIN": Authentication failed.\n`);
+    process.exit(1);
+  }
+  cs.password = encodeURIComponent(password);
+  return cs.toString();
+}
+
 async function main(): Promise<void> {
   const db = arg('db');
-  const uri = arg('uri');
-  if (!process.argv.includes('--archive') || !process.argv.includes('--gzip') || !db || !uri) {
+  const given = arg('uri');
+  if (!process.argv.includes('--archive') || !process.argv.includes('--gzip') || !db || !given) {
     process.stderr.write('fake-mongodump: expected --archive --gzip --db=<db> --uri=<uri>\n');
     process.exit(2);
   }
+  const uri = await withPromptedPassword(given!);
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 10_000 });
   await client.connect();
   try {

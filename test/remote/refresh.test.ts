@@ -181,6 +181,33 @@ describe('etl refresh mongo', () => {
     assert.deepEqual(existsSync(path.join(cwd, DEFAULT_STAGING, 'dumps')) ? await readdir(path.join(cwd, DEFAULT_STAGING, 'dumps')) : [], []);
   });
 
+  test('a password in REMOTE_MONGODB_URL is never on a command line on the server (ps): mongodump reads it on stdin', async (t) => {
+    const db = await seed(t);
+    const cwd = await caseDir(t.name);
+    const psFile = path.join(cwd, 'remote-ps.txt');
+    const password = "p@ss:w/rd#%' x";
+    const port = new URL(servers.mongo.url).port;
+    const expect = createHash('sha256').update(password).digest('hex');
+    const r = await etl(['refresh', 'mongo', '--json'], {
+      ...sshEnv(),
+      // Takes the server's process list while it runs, then runs the fake mongodump.
+      REMOTE_MONGODUMP_COMMAND: `sh -c 'ps -eo args > ${psFile}; exec ${fakeMongodump} "$@" --expect-password-sha256=${expect}' mongodump`,
+      REMOTE_MONGODB_URL: `mongodb://appuser:${encodeURIComponent(password)}@127.0.0.1:${port}/?authMechanism=PLAIN`,
+      REMOTE_MONGODB_DATABASE: db.name,
+    }, cwd);
+    assert.equal(r.code, 0, r.stderr);
+    const ps = await readFile(psFile, 'utf8');
+    assert.match(ps, /--archive --gzip/, 'the process list was taken while the dump ran');
+    for (const shown of [password, encodeURIComponent(password), 'p%40ss']) {
+      assert.ok(!ps.includes(shown), `the server's process list shows the password:\n${ps.split('\n').filter((l) => l.includes('mongodump')).join('\n')}`);
+      assert.ok(!r.stdout.includes(shown) && !r.stderr.includes(shown), 'no password printed');
+    }
+    const report = JSON.parse(r.stdout) as { file: string };
+    const users = [];
+    for await (const raw of archiveDocuments(report.file, db.name, 'users')) users.push(raw);
+    assert.equal(users.length, 3, 'mongodump logged in with the password it read');
+  });
+
   test('mongodump missing on the server (exit 127): says so and how to point at it', async (t) => {
     const cwd = await caseDir(t.name);
     const r = await etl(['refresh', 'mongo'], { ...sshEnv(), REMOTE_MONGODUMP_COMMAND: 'etl-no-such-mongodump', REMOTE_MONGODB_DATABASE: 'x' }, cwd);

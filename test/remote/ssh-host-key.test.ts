@@ -11,7 +11,7 @@ import { mongoTunnelTarget, mongoUrlThroughTunnel } from '../../connect/endpoint
 import { hostMatches, knownHostsName, loadHostTrust, parsePinnedKey, sha256Fingerprint } from '../../connect/ssh-host-key.ts';
 import { sshTarget } from '../../connect/ssh-session.ts';
 import { ConfigError } from '../../errors/etl-error.ts';
-import { mongodumpCommand, mongodumpUri } from '../../refresh/mongo-refresh.ts';
+import { mongodumpCommand, mongodumpUri, withoutPassword } from '../../refresh/mongo-refresh.ts';
 import { shellQuote } from '../../refresh/shell-quote.ts';
 
 const run = promisify(execFile);
@@ -117,6 +117,9 @@ test('mongodump gets a URI that agrees with --db, quoted for the remote shell', 
   assert.equal(mongodumpUri('mongodb://localhost:27017/wappizy', 'wappizy'), 'mongodb://localhost:27017/wappizy');
   assert.equal(mongodumpUri('mongodb://u:p@localhost:27017/admin?tls=false', 'wappizy'), 'mongodb://u:p@localhost:27017/?tls=false&authSource=admin');
   assert.equal(shellQuote("it's; rm -rf /"), `'it'\\''s; rm -rf /'`);
+  assert.deepEqual(withoutPassword('mongodb://u:p%40ss%3Aw@h:27017/?authSource=admin'), { uri: 'mongodb://u@h:27017/?authSource=admin', password: 'p@ss:w' });
+  assert.deepEqual(withoutPassword('mongodb://u@h/'), { uri: 'mongodb://u@h/', password: null });
+  assert.deepEqual(withoutPassword('mongodb://h/'), { uri: 'mongodb://h/', password: null });
   assert.equal(
     mongodumpCommand('mongodump', 'my db', 'mongodb://u:p@h/?a=1&b=2'),
     `mongodump --archive --gzip --db='my db' --uri='mongodb://u:p@h/?a=1&b=2'`,
