@@ -74,10 +74,13 @@ function pgDumpFilterArgs(f: PgRefreshFilters): string[] {
 /** libpq connection arguments and environment for a PostgresConfig, the password in PGPASSWORD only. */
 export function libpqArgs(p: PostgresConfig): { args: string[]; env: Record<string, string> } {
   if (p.connectionString) {
+    // The password may sit after the user or in a `password` parameter: neither goes on the command
+    // line (`ps` shows it to every user); p.password holds it, whichever it was.
     const u = new URL(p.connectionString);
-    const password = u.password ? decodeURIComponent(u.password) : null;
     u.password = '';
-    return { args: [`--dbname=${u.toString()}`], env: { ...libpqSettings(p), ...(password ? { PGPASSWORD: password } : {}) } };
+    // Pair by pair, the others as written: URLSearchParams would re-encode them (a %20 as +, which libpq reads as +).
+    u.search = u.search.slice(1).split('&').filter((pair) => pair.split('=')[0] !== 'password').join('&');
+    return { args: [`--dbname=${u.toString()}`], env: { ...libpqSettings(p), ...(p.password ? { PGPASSWORD: p.password } : {}) } };
   }
   return {
     args: [`--host=${p.host}`, `--port=${p.port}`, `--username=${p.user}`, `--dbname=${p.database}`],

@@ -24,3 +24,16 @@ test('the URL form: the URL without its password, the password in PGPASSWORD, ss
   assert.equal(env.PGPASSWORD, 'p@ss');
   assert.ok(args[0]!.includes('sslmode=require') || env.PGSSLMODE === 'require', 'sslmode reaches libpq');
 });
+
+test('a password given as the URL parameter ?password= stays off the command line too', () => {
+  const { args, env } = libpqArgs(resolve("postgresql://etl@db.example:6543/smartdiet?password=s3cr%40t'x&sslmode=require"));
+  assert.equal(args.length, 1);
+  assert.ok(!/password|s3cr/.test(args[0]!), args[0]);
+  assert.ok(args[0]!.includes('sslmode=require'), args[0]);
+  assert.equal(env.PGPASSWORD, "s3cr@t'x");
+});
+
+test('the other URL parameters reach libpq as written', () => {
+  const { args } = libpqArgs(resolve('postgresql://etl:pw@db.example/smartdiet?application_name=a%20b&password=x'));
+  assert.equal(args[0], '--dbname=postgresql://etl@db.example/smartdiet?application_name=a%20b');
+});
