@@ -119,15 +119,20 @@ export interface ChildResult {
 
 /**
  * Runs a local program to completion. Its stdout goes through `stdoutTo` (with backpressure) when
- * given, else is discarded; an abort of `signal` kills it. Passwords go in `env`, never in args.
+ * given, else is discarded; an abort of `signal` kills it. Passwords go in `env` or `input` (its
+ * stdin), never in args: a command line is shown by `ps` to every user.
  */
 export async function runChild(
   file: string,
   args: readonly string[],
-  o: { env: Env; signal?: AbortSignal; stdoutTo?: (stdout: Readable) => Promise<void>; secrets?: readonly string[] },
+  o: { env: Env; signal?: AbortSignal; stdoutTo?: (stdout: Readable) => Promise<void>; secrets?: readonly string[]; input?: string },
 ): Promise<ChildResult> {
   o.signal?.throwIfAborted();
-  const child = spawn(file, args, { env: o.env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'], signal: o.signal, killSignal: 'SIGTERM' });
+  const stdin = o.input === undefined ? 'ignore' : 'pipe';
+  const child = spawn(file, args, { env: o.env as NodeJS.ProcessEnv, stdio: [stdin, 'pipe', 'pipe'], signal: o.signal, killSignal: 'SIGTERM' });
+  // A tool that exits without reading all of it must not fail us with EPIPE.
+  child.stdin?.on('error', () => undefined);
+  child.stdin?.end(o.input);
   const spawned = new Promise<void>((resolve, reject) => {
     child.once('spawn', () => resolve());
     child.once('error', reject);

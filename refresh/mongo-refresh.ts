@@ -73,7 +73,7 @@ export function mongodumpUri(url: string, database: string): string {
  * where it reads it itself when the URI names a user but no password (mongo-tools' password prompt,
  * up to the first newline).
  */
-export function withoutPassword(uri: string): { uri: string; password: string | null } {
+export function withoutPassword(uri: string, variable = 'REMOTE_MONGODB_URL'): { uri: string; password: string | null } {
   const m = /^(mongodb(?:\+srv)?:\/\/)([^@/]*)@(.*)$/.exec(uri);
   const colon = m ? m[2]!.indexOf(':') : -1;
   if (!m || colon < 0) return { uri, password: null };
@@ -86,8 +86,8 @@ export function withoutPassword(uri: string): { uri: string; password: string | 
   }
   // mongodump's prompt ends the password at these bytes, drops NUL and takes backspaces as edits.
   if (/[\n\r\x00\x03\x04\x08\x7f]/.test(password)) {
-    throw new ConfigError('the password in REMOTE_MONGODB_URL holds a control character (newline, backspace…) that mongodump cannot read from its prompt', [], {
-      context: { variable: 'REMOTE_MONGODB_URL' },
+    throw new ConfigError(`the password in ${variable} holds a control character (newline, backspace…) that mongodump and mongorestore cannot read from their prompt`, [], {
+      context: { variable },
     });
   }
   return { uri: `${m[1]}${m[2]!.slice(0, colon)}@${m[3]}`, password };
@@ -134,6 +134,7 @@ export async function runMongoRefresh(o: MongoRefreshOptions): Promise<MongoRefr
 async function requireMongorestore(o: MongoRefreshOptions): Promise<string | null> {
   if (!o.restore) return null;
   const mongorestore = await findOnPath('mongorestore', o.env);
+  withoutPassword(o.config.mongo.url, 'MONGODB_URL'); // a password mongorestore cannot read stops us now
   if (mongorestore) return mongorestore;
   throw new EtlError('mongorestore_missing', '--restore needs mongorestore, which is not installed here (not found on PATH)', {
     hint: 'install the MongoDB Database Tools (mongodb-database-tools), or drop --restore: `etl extract --source <archive>` reads the archive without a local MongoDB',
@@ -223,8 +224,10 @@ async function restoreArchive(o: {
   signal?: AbortSignal;
 }): Promise<{ into: string; database: string }> {
   const local = o.config.mongo;
+  // Like the remote mongodump: the URI without its password, which mongorestore reads on its stdin.
+  const { uri, password } = withoutPassword(local.url, 'MONGODB_URL');
   const args = [
-    `--uri=${local.url}`,
+    `--uri=${uri}`,
     `--archive=${o.file}`,
     '--gzip',
     '--drop',
@@ -232,7 +235,7 @@ async function restoreArchive(o: {
     `--nsFrom=${o.fromDb}.*`,
     `--nsTo=${local.database}.*`,
   ];
-  const result = await runChild(o.mongorestore, args, { env: o.env, signal: o.signal, secrets: o.config.secrets });
+  const result = await runChild(o.mongorestore, args, { env: o.env, signal: o.signal, secrets: o.config.secrets, ...(password === null ? {} : { input: `${password}\n` }) });
   if (result.code !== 0) {
     throw new EtlError('mongorestore_failed', `mongorestore into ${describeMongo(local)} failed (exit ${result.code ?? result.signal}):\n${lastLines(redactText(result.stderr, o.config.secrets), 12)}`, {
       hint: `the archive is kept: ${o.file}`,

@@ -229,6 +229,32 @@ describe('etl refresh mongo', () => {
     assert.ok(!existsSync(path.join(cwd, DEFAULT_STAGING, 'dumps')) || (await readdir(path.join(cwd, DEFAULT_STAGING, 'dumps'))).length === 0);
   });
 
+  test('--restore: the local MONGODB_URL password reaches mongorestore on its stdin, never its command line (ps)', async (t) => {
+    const db = await seed(t);
+    const cwd = await caseDir(t.name);
+    const bin = path.join(cwd, 'bin');
+    await mkdir(bin);
+    const psFile = path.join(cwd, 'local-ps.txt');
+    const received = path.join(cwd, 'received-password');
+    // Stands in for mongorestore (not in Debian): takes this machine's process list, then reads the
+    // password from stdin as mongo-tools' prompt does for a URI with a user and no password.
+    await writeFile(path.join(bin, 'mongorestore'), `#!/bin/sh\nps -eo args > ${psFile}\ncase "$*" in *--uri=mongodb://*:*@*) exit 0;; esac\nIFS= read -r pw\nprintf '%s' "$pw" > ${received}\n`, { mode: 0o755 });
+    const password = "l0cal p@ss:w/rd#%'";
+    const r = await etl(['refresh', 'mongo', '--restore', '--yes'], {
+      ...dumpEnv(db.name),
+      PATH: `${bin}:${process.env.PATH}`,
+      MONGODB_URL: `mongodb://etl:${encodeURIComponent(password)}@127.0.0.1:27017/local_copy?authSource=admin`,
+    }, cwd);
+    assert.equal(r.code, 0, r.stderr);
+    const ps = await readFile(psFile, 'utf8');
+    assert.match(ps, /mongorestore --uri=/, 'the process list was taken while mongorestore ran');
+    for (const shown of [password, encodeURIComponent(password), 'p%40ss']) {
+      assert.ok(!ps.includes(shown), `this machine's process list shows the password:\n${ps.split('\n').filter((l) => l.includes('mongorestore')).join('\n')}`);
+      assert.ok(!r.stdout.includes(shown) && !r.stderr.includes(shown), 'no password printed');
+    }
+    assert.equal(await readFile(received, 'utf8'), password, 'mongorestore read the password on its stdin');
+  });
+
   test('Ctrl-C while receiving: stops at once, removes the partial file, ends the remote command', async (t) => {
     const cwd = await caseDir(t.name);
     const pidFile = path.join(cwd, 'remote.pid');
