@@ -153,6 +153,8 @@ function side(r: SettingsReader, name: string): Side {
 
 function resolveRemote(r: SettingsReader, mongo: MongoConfig, postgres: PostgresConfig): RemoteConfig {
   const remoteUrl = r.read('REMOTE_MONGODB_URL');
+  // As MONGODB_URL: refused here, not sent as is to the server (refresh runs mongodump with it).
+  if (remoteUrl) checkMongoUrl(remoteUrl.value, remoteUrl.where);
   return {
     ssh: {
       host: r.get('REMOTE_SERVER_URL') ?? null,

@@ -296,6 +296,16 @@ describe('etl refresh mongo', () => {
     assert.equal(alive(), false, 'the remote command was ended');
   });
 
+  test('a REMOTE_MONGODB_URL that is not a mongodb:// URL: exit 2 naming it, before any connection, password not shown', async (t) => {
+    const cwd = await caseDir(t.name);
+    for (const url of ['mongodb//appuser:Sup3rSecretPw@localhost/app', 'mongo:appuser:Sup3rSecretPw@localhost', 'localhost:27017']) {
+      const r = await etl(['refresh', 'mongo'], { ...sshEnv(), REMOTE_SERVER_PORT: '1', REMOTE_MONGODB_URL: url }, cwd);
+      assert.equal(r.code, 2, `${url}: ${r.stderr}`);
+      assert.match(r.stderr, /REMOTE_MONGODB_URL is not a MongoDB connection string/);
+      assert.ok(!r.stderr.includes('Sup3rSecretPw'), r.stderr);
+    }
+  });
+
   test('usage errors exit 2', async (t) => {
     const cwd = await caseDir(t.name);
     assert.equal((await etl(['refresh'], {}, cwd)).code, 2);
