@@ -306,6 +306,39 @@ describe('etl refresh mongo', () => {
     }
   });
 
+  test('the SSH connection killed while receiving: exit 1 saying so, no file left for extract to read', async (t) => {
+    const cwd = await caseDir(t.name);
+    const pidFile = path.join(cwd, 'remote.pid');
+    const child = startEtl(['refresh', 'mongo'], {
+      cwd,
+      env: {
+        HOME: cwd,
+        ...sshEnv(),
+        // Records its pid, sends the start of a gzip stream, then hangs like a slow dump.
+        REMOTE_MONGODUMP_COMMAND: `sh -c 'echo $$ > ${pidFile}; printf "\\037\\213\\010\\000"; exec sleep 60' mongodump`,
+        REMOTE_MONGODB_DATABASE: 'x',
+      },
+    });
+    const deadline = Date.now() + 20_000;
+    while (!existsSync(pidFile) || !existsSync(path.join(cwd, DEFAULT_STAGING, 'dumps'))) {
+      assert.ok(Date.now() < deadline, `the remote command never started: ${child.stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    // The server's side of this SSH connection (the session's sshd, parent of the remote shell) dies.
+    const remotePid = Number((await readFile(pidFile, 'utf8')).trim());
+    const parentOf = async (pid: number) => Number((await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[1]);
+    let sessionSshd = await parentOf(remotePid);
+    while (!/^sshd/.test(await readFile(`/proc/${sessionSshd}/cmdline`, 'utf8'))) sessionSshd = await parentOf(sessionSshd);
+    process.kill(sessionSshd, 'SIGKILL');
+    const r = await child.done;
+    process.kill(remotePid, 'SIGKILL');
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /mongodump on .* (ended without an exit status|was killed)|receiving the archive .* failed|connection/i);
+    assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+    assert.deepEqual(await readdir(path.join(cwd, DEFAULT_STAGING, 'dumps')), [], 'no file, partial or whole, left');
+  });
+
   test('usage errors exit 2', async (t) => {
     const cwd = await caseDir(t.name);
     assert.equal((await etl(['refresh'], {}, cwd)).code, 2);
