@@ -4,7 +4,7 @@
 // trust it; a key that differs from the trusted one stops loudly. Nothing is ever accepted silently.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { EtlError, type EtlErrorOptions } from '../errors/etl-error.ts';
+import { ConfigError, EtlError, type EtlErrorOptions } from '../errors/etl-error.ts';
 
 /** The key a refused server presented. */
 export interface PresentedKey {
@@ -184,7 +184,9 @@ export function parsePinnedKey(value: string): PinnedKey {
       // fall through to the error below
     }
   }
-  throw new EtlError('config_invalid', 'REMOTE_SERVER_HOST_KEY must be a fingerprint like SHA256:abc… (as `ssh-keygen -lf` prints it) or a public key line "<type> <base64>"');
+  throw new ConfigError('REMOTE_SERVER_HOST_KEY must be a fingerprint like SHA256:abc… (as `ssh-keygen -lf` prints it) or a public key line "<type> <base64>"', [], {
+    context: { variable: 'REMOTE_SERVER_HOST_KEY' },
+  });
 }
 
 function algorithmsFor(types: Iterable<string>): HostKeyAlgorithm[] {

@@ -339,6 +339,23 @@ describe('etl refresh mongo', () => {
     assert.deepEqual(await readdir(path.join(cwd, DEFAULT_STAGING, 'dumps')), [], 'no file, partial or whole, left');
   });
 
+  test('invalid remote settings: exit 2 naming the variable, before any connection', async (t) => {
+    const cwd = await caseDir(t.name);
+    const cases: [Record<string, string>, string[], RegExp][] = [
+      [{ REMOTE_SERVER_HOST_KEY: 'SHA256-not-a-fingerprint' }, ['refresh', 'mongo'], /REMOTE_SERVER_HOST_KEY must be a fingerprint/],
+      [{ REMOTE_SERVER_PORT: 'abc' }, ['refresh', 'mongo'], /REMOTE_SERVER_PORT must be a port number/],
+      [{ REMOTE_POSTGRES_PORT: '70000' }, ['refresh', 'postgres', '--yes'], /REMOTE_POSTGRES_PORT must be a port number/],
+      [{ TRANSFER_SOURCE: 'remot' }, ['extract'], /TRANSFER_SOURCE must be "local" or "remote", got "remot"/],
+      [{ TRANSFER_DESTINATION: 'remot' }, ['status'], /TRANSFER_DESTINATION must be "local" or "remote"/],
+    ];
+    for (const [env, args, message] of cases) {
+      const r = await etl(args, { ...sshEnv(), REMOTE_SERVER_PORT: '1', ...env }, cwd);
+      assert.equal(r.code, 2, `${JSON.stringify(env)}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack');
+    }
+  });
+
   test('usage errors exit 2', async (t) => {
     const cwd = await caseDir(t.name);
     assert.equal((await etl(['refresh'], {}, cwd)).code, 2);
