@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { EtlError } from '../errors/etl-error.ts';
+import { ConfigError, EtlError } from '../errors/etl-error.ts';
 import { collectTail } from './byte-meter.ts';
 
 const execFileP = promisify(execFile);
@@ -72,6 +72,18 @@ async function versionDirs(): Promise<string[]> {
     }
   }
   return found;
+}
+
+/** PG_BIN_DIR, when set, must hold both programs: said before any connection, as a wrong setting. */
+export async function checkPgBinDir(pgBinDir: string | null): Promise<void> {
+  if (!pgBinDir) return;
+  const missing: string[] = [];
+  for (const name of ['pg_dump', 'pg_restore']) if (!(await isExecutable(path.join(pgBinDir, name)))) missing.push(name);
+  if (missing.length === 0) return;
+  throw new ConfigError(`PG_BIN_DIR=${pgBinDir} holds no executable ${missing.join(' nor ')}`, [], {
+    hint: 'set PG_BIN_DIR to the bin folder of a PostgreSQL client installation (e.g. /usr/lib/postgresql/17/bin), or unset it to search PATH and the usual folders',
+    context: { variable: 'PG_BIN_DIR' },
+  });
 }
 
 /**

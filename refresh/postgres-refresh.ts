@@ -16,7 +16,7 @@ import { AtomicFileSink } from '../staging/atomic-file.ts';
 import { ByteMeter, type ByteProgress } from './byte-meter.ts';
 import { compiled, ident, qualified, runSql } from '../schema/sql.ts';
 import { dumpFilePath, lastLines } from './dump-file.ts';
-import { pickPgTools, runChild, type PgTools } from './local-tools.ts';
+import { checkPgBinDir, pickPgTools, runChild, type PgTools } from './local-tools.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -164,6 +164,7 @@ export async function runPostgresRefresh(o: PgRefreshOptions): Promise<PgRefresh
   const { config, signal } = o;
   const remote = config.remote.postgres;
   const remoteText = `postgresql://${remote.user}@${remote.host}:${remote.port}/${remote.database}`;
+  await checkPgBinDir(config.refresh.pgBinDir);
   o.onProgress?.({ phase: 'connect' });
   const local = await localServer(config.postgres, config.secrets);
   const file = await dumpFilePath(config, o.outDir, o.now, remote.database, '.pgdump');

@@ -537,6 +537,15 @@ describe('etl refresh postgres', () => {
     assert.deepEqual(await query(localUrl, "SELECT to_regclass('public.orders') AS t"), [{ t: null }]);
   });
 
+  test('a PG_BIN_DIR without pg_dump and pg_restore: exit 2 naming it, before anything is touched', async (t) => {
+    const localUrl = await seedLocal(t);
+    const cwd = await caseDir(t.name);
+    const r = await etl(['refresh', 'postgres', '--yes'], { ...pgEnv(localUrl, 'refresh_nothing'), REMOTE_SERVER_PORT: '1', PG_BIN_DIR: path.join(cwd, 'no-such-bin') }, cwd);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /PG_BIN_DIR=.*no-such-bin.*pg_dump/);
+    assert.ok(!existsSync(path.join(cwd, DEFAULT_STAGING, 'dumps')) || (await readdir(path.join(cwd, DEFAULT_STAGING, 'dumps'))).length === 0);
+  });
+
   test('a remote server newer than every pg_dump here: a clear refusal naming both versions', async (t) => {
     const newest = await pgDumpMajor();
     const harnessMajor = Number((await query<{ v: string }>(servers.postgres.url, "SELECT current_setting('server_version_num') AS v"))[0]!.v.slice(0, 2));
