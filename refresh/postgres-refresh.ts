@@ -124,11 +124,15 @@ async function serverVersion(c: pg.Client): Promise<{ text: string; major: numbe
   return { text: row.v.split(' ')[0]!, major: Math.floor(Number(row.n) / 10000) };
 }
 
-/** The local database must exist for pg_restore; create it when it does not (nothing to lose then). */
-async function localServer(p: PostgresConfig, secrets: readonly string[]): Promise<{ text: string; major: number; created: boolean }> {
+/**
+ * The local server's version, and whether the database is missing (pg_restore needs it: it is
+ * created just before the restore, once the dump is whole, so a refresh that fails earlier leaves
+ * nothing behind).
+ */
+async function localServer(p: PostgresConfig, secrets: readonly string[]): Promise<{ text: string; major: number; missing: boolean }> {
   const cfg = pgClientConfig(p);
   try {
-    return { ...(await withClient(cfg, serverVersion)), created: false };
+    return { ...(await withClient(cfg, serverVersion)), missing: false };
   } catch (err) {
     if ((err as { code?: string }).code !== '3D000') {
       throw new LoadError('postgres_unreachable', `cannot connect to the local PostgreSQL ${describePostgres(p)}: ${redactText((err as Error).message, secrets)}`, {
@@ -137,12 +141,18 @@ async function localServer(p: PostgresConfig, secrets: readonly string[]): Promi
       });
     }
   }
+  return { ...(await withClient(adminConfig(p), serverVersion)), missing: true };
+}
+
+/** The same server, its `postgres` database: where CREATE DATABASE runs. */
+function adminConfig(p: PostgresConfig): pg.ClientConfig {
+  const cfg = pgClientConfig(p);
+  return p.connectionString ? { ...cfg, connectionString: withDatabase(p.connectionString, 'postgres') } : { ...cfg, database: 'postgres' };
+}
+
+async function createLocalDatabase(p: PostgresConfig): Promise<void> {
   const database = p.connectionString ? decodeURIComponent(new URL(p.connectionString).pathname.slice(1)) : p.database;
-  const admin = p.connectionString ? { ...cfg, connectionString: withDatabase(p.connectionString, 'postgres') } : { ...cfg, database: 'postgres' };
-  return withClient(admin, async (c) => {
-    await runSql(c, compiled(`CREATE DATABASE ${ident(database)}`));
-    return { ...(await serverVersion(c)), created: true };
-  });
+  await withClient(adminConfig(p), (c) => runSql(c, compiled(`CREATE DATABASE ${ident(database)}`)));
 }
 
 function withDatabase(url: string, db: string): string {
@@ -178,6 +188,7 @@ export async function runPostgresRefresh(o: PgRefreshOptions): Promise<PgRefresh
     const dumped = await dumpRemote(ctx);
     // The tunnel is no longer needed: close it before the (possibly long) restore.
     await session.close();
+    if (local.missing) await createLocalDatabase(config.postgres);
     const restoreSeconds = await restoreLocal(ctx);
     const tables = await countRestored(ctx);
     const keep = o.keepDump ?? true;
@@ -188,7 +199,7 @@ export async function runPostgresRefresh(o: PgRefreshOptions): Promise<PgRefresh
       hostKeyFingerprint: session.hostKey.fingerprint,
       remote: `${remoteText} via SSH ${session.target}`,
       remoteServerVersion: remoteVersion.text,
-      local: describePostgres(config.postgres) + (local.created ? ' (created)' : ''),
+      local: describePostgres(config.postgres) + (local.missing ? ' (created)' : ''),
       localServerVersion: local.text,
       pgDump: tools.pgDump,
       pgDumpVersion: tools.version.text,

@@ -546,6 +546,21 @@ describe('etl refresh postgres', () => {
     assert.ok(!existsSync(path.join(cwd, DEFAULT_STAGING, 'dumps')) || (await readdir(path.join(cwd, DEFAULT_STAGING, 'dumps'))).length === 0);
   });
 
+  test('a missing local database is created only once the dump is whole: a failed refresh leaves none behind', async (t) => {
+    const cwd = await caseDir(t.name);
+    const name = 'refresh_created_late';
+    await query(servers.postgres.url, `DROP DATABASE IF EXISTS ${name}`);
+    const r = await etl(['refresh', 'postgres', '--yes'], { ...pgEnv(servers.postgres.databaseUrl(name), 'refresh_nothing'), REMOTE_SERVER_PORT: '1' }, cwd);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /cannot reach the SSH server/);
+    assert.deepEqual(await query(servers.postgres.url, `SELECT datname FROM pg_database WHERE datname = '${name}'`), [], 'no database created by a refresh that failed');
+    const remoteDb = await seedRemote('refresh_into_missing');
+    const ok = await etl(['refresh', 'postgres', '--yes', '--json', '--include-table', 'users'], pgEnv(servers.postgres.databaseUrl(name), remoteDb), cwd);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match((JSON.parse(ok.stdout) as { local: string }).local, /\(created\)$/);
+    assert.deepEqual(await query(servers.postgres.databaseUrl(name), 'SELECT count(*)::int AS n FROM users'), [{ n: 3 }]);
+  });
+
   test('a remote server newer than every pg_dump here: a clear refusal naming both versions', async (t) => {
     const newest = await pgDumpMajor();
     const harnessMajor = Number((await query<{ v: string }>(servers.postgres.url, "SELECT current_setting('server_version_num') AS v"))[0]!.v.slice(0, 2));
