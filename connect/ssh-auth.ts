@@ -2,6 +2,7 @@
 // password), each read and checked before connecting so a missing or wrong passphrase is named as
 // such rather than reported as a refused login.
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import ssh2, { type AnyAuthMethod } from 'ssh2';
@@ -27,7 +28,10 @@ export async function planAuth(ssh: SshConfig, user: string): Promise<AuthPlan> 
     methods.push({ type: 'publickey', username: user, key: await readPrivateKey(file, ssh.passphrase), passphrase: ssh.passphrase ?? undefined });
     describe.push(`public key ${file}`);
   }
-  if (ssh.agentSocket) {
+  // A stale SSH_AUTH_SOCK (the agent of a closed session, common under tmux or sudo) makes ssh2 fail
+  // the whole login: an agent that does not answer is left out, as OpenSSH does.
+  const agentAnswering = ssh.agentSocket ? await agentAnswers(ssh.agentSocket) : false;
+  if (ssh.agentSocket && agentAnswering) {
     methods.push({ type: 'agent', username: user, agent: ssh.agentSocket });
     describe.push('ssh-agent (SSH_AUTH_SOCK)');
   }
@@ -36,9 +40,24 @@ export async function planAuth(ssh: SshConfig, user: string): Promise<AuthPlan> 
     describe.push('password');
   }
   if (methods.length === 0) {
-    throw new ConfigError('no SSH credentials configured: set REMOTE_SERVER_PASSWORD, REMOTE_SERVER_KEY_FILE, or run an ssh-agent (SSH_AUTH_SOCK)');
+    const stale = ssh.agentSocket && !agentAnswering ? ` (SSH_AUTH_SOCK=${ssh.agentSocket} is set, but no ssh-agent answers there)` : '';
+    throw new ConfigError(`no SSH credentials configured: set REMOTE_SERVER_PASSWORD, REMOTE_SERVER_KEY_FILE, or run an ssh-agent (SSH_AUTH_SOCK)${stale}`);
   }
   return { methods, describe };
+}
+
+/** Whether something accepts connections on the agent's socket (within 2 s). */
+function agentAnswers(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const conn = net.connect(socket);
+    const done = (answers: boolean): void => {
+      conn.destroy();
+      resolve(answers);
+    };
+    conn.setTimeout(2_000, () => done(false));
+    conn.once('connect', () => done(true));
+    conn.once('error', () => done(false));
+  });
 }
 
 function passwordMethods(user: string, password: string): AnyAuthMethod[] {

@@ -246,6 +246,17 @@ describe('password authentication and openEndpoints', () => {
     }
   });
 
+  test('a stale SSH_AUTH_SOCK (no agent behind it) does not stop a password or key login', async () => {
+    const stale = path.join(sshd.dir, 'no-agent.sock');
+    const withPassword = await openTunnel({ ssh: sshConfig({ privateKeyFile: null, agentSocket: stale, password: sshd.password }), remoteHost: '127.0.0.1', remotePort: servers.postgres.port });
+    await withPassword.close();
+    const withKey = await openTunnel({ ssh: sshConfig({ agentSocket: stale }), remoteHost: '127.0.0.1', remotePort: servers.postgres.port });
+    await withKey.close();
+    const alone = await rejection(openTunnel({ ssh: sshConfig({ privateKeyFile: null, agentSocket: stale }), remoteHost: '127.0.0.1', remotePort: servers.postgres.port }));
+    assert.equal(alone.exitCode, 2);
+    assert.match(alone.message, /no ssh-agent answers there/);
+  });
+
   test('a private key the server does not know: refused too', async () => {
     const other = await sshd.newKeyPair('stranger_ed25519');
     const err = await rejection(openTunnel({ ssh: sshConfig({ privateKeyFile: other.privateFile }), remoteHost: '127.0.0.1', remotePort: servers.postgres.port }));
