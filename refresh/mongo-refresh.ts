@@ -157,7 +157,7 @@ async function downloadArchive(o: MongoRefreshOptions, session: SshSession, file
     const streamError = await receive(channel, meter, sink, signal);
     signal?.throwIfAborted();
     const [result, errText] = await Promise.all([exit, stderr]);
-    if (result.code !== 0) throw mongodumpFailed(o.config, session.target, result, redactText(errText, config.secrets));
+    if (result.code !== 0) throw mongodumpFailed(o.config, session.target, result, redactText(errText, [...config.secrets, ...(password ? [password] : [])]), password !== null);
     if (streamError) throw new SourceError('mongodump_stream_failed', `receiving the archive from ${session.target} failed: ${(streamError as Error).message}`, { cause: streamError });
     checkArchiveHead(meter.head());
     return await sink.commit();
@@ -192,13 +192,14 @@ async function receive(channel: ClientChannel, meter: ByteMeter, sink: AtomicFil
   }
 }
 
-function mongodumpFailed(config: EtlConfig, target: string, result: SshExecResult, tail: string): SourceError {
+function mongodumpFailed(config: EtlConfig, target: string, result: SshExecResult, tail: string, passwordOnStdin: boolean): SourceError {
   const how = result.code === null ? (result.signal ? `was killed by ${result.signal}` : 'ended without an exit status (connection lost?)') : `exited with code ${result.code}`;
   return new SourceError('mongodump_failed', `mongodump on ${target} ${how}${tail ? `:\n${lastLines(tail, 12)}` : ''}`, {
     hint:
       result.code === 127
         ? 'mongodump is not installed on the server (or not on its PATH): install mongodb-database-tools there, or set REMOTE_MONGODUMP_COMMAND (e.g. "docker exec -i mongo mongodump": -i, mongodump reads the password on its stdin)'
-        : `check REMOTE_MONGODB_URL (as seen from the server) and REMOTE_MONGODB_DATABASE; ${describeMongo(config.remote.mongo)}`,
+        : `check REMOTE_MONGODB_URL (as seen from the server) and REMOTE_MONGODB_DATABASE; ${describeMongo(config.remote.mongo)}` +
+          (passwordOnStdin ? '. mongodump reads the password on its stdin: a REMOTE_MONGODUMP_COMMAND wrapper must pass stdin on (docker exec -i)' : ''),
   });
 }
 

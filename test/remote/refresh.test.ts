@@ -178,6 +178,7 @@ describe('etl refresh mongo', () => {
     assert.match(r.stderr, /Failed: connection refused/);
     assert.ok(!r.stderr.includes('Sup3rSecretPw') && !r.stdout.includes('Sup3rSecretPw'), r.stderr);
     assert.match(r.stderr, /authSource=admin/, 'the URI database moved to authSource so --db may differ');
+    assert.match(r.stderr, /reads the password on its stdin: a REMOTE_MONGODUMP_COMMAND wrapper must pass stdin on \(docker exec -i\)/);
     assert.deepEqual(existsSync(path.join(cwd, DEFAULT_STAGING, 'dumps')) ? await readdir(path.join(cwd, DEFAULT_STAGING, 'dumps')) : [], []);
   });
 
