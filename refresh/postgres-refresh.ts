@@ -279,17 +279,37 @@ async function restoreLocal({ o, file, tools }: RefreshContext): Promise<number>
 async function countRestored({ o, file, tools }: RefreshContext): Promise<{ table: string; rows: number; data: boolean }[]> {
   const list = await listTables(tools.pgRestore, file, o.env, o.signal);
   return withClient(pgClientConfig(o.config.postgres), async (c) => {
+    const local = (await runSql<{ schema: string; table: string }>(c, LOCAL_TABLES)).rows;
     const out: { table: string; rows: number; data: boolean }[] = [];
-    for (const t of list) {
+    for (const entry of list) {
+      const t = tableOfEntry(entry.rest, local);
+      if (!t) continue;
       const r = await runSql<{ n: string }>(c, compiled(`SELECT count(*) AS n FROM ${qualified(t.schema, t.table)}`));
-      out.push({ table: `${t.schema}.${t.table}`, rows: Number(r.rows[0]!.n), data: t.data });
+      out.push({ table: `${t.schema}.${t.table}`, rows: Number(r.rows[0]!.n), data: entry.data });
     }
     return out;
   });
 }
 
-/** `pg_restore --list`: the TABLE entries, and whether a TABLE DATA entry carries their rows. */
-async function listTables(pgRestore: string, file: string, env: Env, signal?: AbortSignal): Promise<{ schema: string; table: string; data: boolean }[]> {
+const LOCAL_TABLES = compiled(
+  "SELECT n.nspname AS schema, c.relname AS \"table\" FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')",
+);
+
+/**
+ * The table a `--list` entry names. Its text is `<schema> <table> <owner>`, unquoted, so a blank in a
+ * name makes it ambiguous: it is the restored table whose `<schema> <table> ` begins it (the longest).
+ */
+function tableOfEntry(rest: string, local: readonly { schema: string; table: string }[]): { schema: string; table: string } | null {
+  let best: { schema: string; table: string } | null = null;
+  for (const t of local) {
+    const prefix = `${t.schema} ${t.table} `;
+    if (`${rest} `.startsWith(prefix) && (!best || prefix.length > best.schema.length + best.table.length + 2)) best = t;
+  }
+  return best;
+}
+
+/** `pg_restore --list`: the TABLE entries (`<schema> <table> <owner>`), and whether a TABLE DATA entry carries their rows. */
+async function listTables(pgRestore: string, file: string, env: Env, signal?: AbortSignal): Promise<{ rest: string; data: boolean }[]> {
   const chunks: Buffer[] = [];
   const r = await runChild(pgRestore, ['--list', file], {
     env,
@@ -306,15 +326,14 @@ async function listTables(pgRestore: string, file: string, env: Env, signal?: Ab
       ),
   });
   if (r.code !== 0) throw new EtlError('pg_restore_failed', `pg_restore --list ${file} failed: ${r.stderr}`);
-  const tables = new Map<string, { schema: string; table: string; data: boolean }>();
+  const tables = new Map<string, { rest: string; data: boolean }>();
   // e.g. `215; 1259 16386 TABLE public users postgres` and `3345; 0 16390 TABLE DATA public users postgres`
   for (const line of Buffer.concat(chunks).toString('utf8').split('\n')) {
-    const m = /^\d+; \d+ \d+ TABLE (DATA )?(\S+) (\S+) /.exec(line);
+    const m = /^\d+; \d+ \d+ TABLE (DATA )?(.+)$/.exec(line);
     if (!m) continue;
-    const key = `${m[2]}.${m[3]}`;
-    const entry = tables.get(key) ?? { schema: m[2]!, table: m[3]!, data: false };
+    const entry = tables.get(m[2]!) ?? { rest: m[2]!, data: false };
     if (m[1]) entry.data = true;
-    tables.set(key, entry);
+    tables.set(m[2]!, entry);
   }
   return [...tables.values()];
 }

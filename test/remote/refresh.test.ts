@@ -562,6 +562,22 @@ describe('etl refresh postgres', () => {
     assert.deepEqual(await query(servers.postgres.databaseUrl(name), 'SELECT count(*)::int AS n FROM users'), [{ n: 3 }]);
   });
 
+  test('tables whose names hold blanks, capitals or quotes are counted in the report', async (t) => {
+    const remoteDb = await seedRemote('refresh_odd_names');
+    const c = new pg.Client({ connectionString: remotePg.url(remoteDb) });
+    await c.connect();
+    await c.query(`CREATE TABLE "Daily Log" (id int); INSERT INTO "Daily Log" VALUES (1), (2); CREATE TABLE "it's" (id int); INSERT INTO "it's" VALUES (1);`);
+    await c.end();
+    const localUrl = await seedLocal(t);
+    const cwd = await caseDir(t.name);
+    const r = await etl(['refresh', 'postgres', '--yes', '--json', '--exclude-table', 'logs'], pgEnv(localUrl, remoteDb), cwd);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const tables = (JSON.parse(r.stdout) as { tables: { table: string; rows: number }[] }).tables;
+    assert.deepEqual(tables.find((x) => x.table === 'public.Daily Log')?.rows, 2, JSON.stringify(tables));
+    assert.deepEqual(tables.find((x) => x.table === "public.it's")?.rows, 1, JSON.stringify(tables));
+    assert.deepEqual(await query(localUrl, 'SELECT count(*)::int AS n FROM "Daily Log"'), [{ n: 2 }]);
+  });
+
   test('a remote server newer than every pg_dump here: a clear refusal naming both versions', async (t) => {
     const newest = await pgDumpMajor();
     const harnessMajor = Number((await query<{ v: string }>(servers.postgres.url, "SELECT current_setting('server_version_num') AS v"))[0]!.v.slice(0, 2));
