@@ -578,6 +578,31 @@ describe('etl refresh postgres', () => {
     assert.deepEqual(await query(localUrl, 'SELECT count(*)::int AS n FROM "Daily Log"'), [{ n: 2 }]);
   });
 
+  test('wrong credentials: exit 1, a line naming what failed and the variable to check, no password, no stack', async (t) => {
+    const localUrl = await seedLocal(t);
+    const cwd = await caseDir(t.name);
+    const secret = "wr0ng p@ss:w/rd#%'";
+    const cases: [Record<string, string>, RegExp, RegExp][] = [
+      [{ REMOTE_SERVER_KEY_FILE: '', REMOTE_SERVER_PASSWORD: secret }, /SSH authentication failed for .* \(tried: password/, /REMOTE_SERVER_PASSWORD/],
+      [{ REMOTE_POSTGRES_PASSWORD: secret }, /cannot connect to the remote PostgreSQL .* through SSH .*password authentication failed/, /REMOTE_POSTGRES_PASSWORD/],
+    ];
+    for (const [env, message, variable] of cases) {
+      const base = pgEnv(localUrl, 'postgres');
+      const merged: Record<string, string> = { ...base, ...env };
+      if (merged.REMOTE_SERVER_KEY_FILE === '') delete merged.REMOTE_SERVER_KEY_FILE;
+      for (const args of [['refresh', 'postgres', '--yes'], ['refresh', 'postgres', '--yes', '--json']]) {
+        const r = await etl(args, merged, cwd);
+        assert.equal(r.code, 1, r.stderr);
+        const out = r.stdout + r.stderr;
+        assert.match(out, message);
+        assert.match(out, variable);
+        for (const shown of [secret, encodeURIComponent(secret)]) assert.ok(!out.includes(shown), out);
+        assert.doesNotMatch(out, /\n\s+at |internal error/);
+      }
+    }
+    assert.deepEqual(await query(localUrl, 'SELECT id FROM users'), [{ id: 100 }]);
+  });
+
   test('a remote server newer than every pg_dump here: a clear refusal naming both versions', async (t) => {
     const newest = await pgDumpMajor();
     const harnessMajor = Number((await query<{ v: string }>(servers.postgres.url, "SELECT current_setting('server_version_num') AS v"))[0]!.v.slice(0, 2));
