@@ -98,12 +98,20 @@ export async function readArchiveHeader(file: string, signal?: AbortSignal): Pro
 export async function* readArchiveBatches(file: string, db: string, collection: string, signal?: AbortSignal): AsyncGenerator<RawDocument[]> {
   const reader = await openArchive(file, signal);
   try {
-    const declared = new Set((await readPrelude(reader)).namespaces.map((n) => `${n.db}.${n.collection}`));
+    const namespaces = (await readPrelude(reader)).namespaces;
+    const declared = new Set(namespaces.map((n) => `${n.db}.${n.collection}`));
+    // mongodump ends each collection's data with a segment whose header says EOF (a view has no data):
+    // an archive cut between two segments ends cleanly, and only that missing segment tells that the
+    // collection is not whole.
+    const own = namespaces.find((n) => n.db === db && n.collection === collection);
+    let ended = own === undefined || own.type === 'view';
     for (;;) {
       const offset = reader.offset;
-      if (await reader.atEnd()) return;
-      const headerRaw = await readRawDocument(reader);
-      if (headerRaw === null) return;
+      const headerRaw = (await reader.atEnd()) ? null : await readRawDocument(reader);
+      if (headerRaw === null) {
+        if (!ended) throw corrupt(file, offset, `archive truncated: ${db}.${collection} has no end-of-collection segment`);
+        return;
+      }
       const header = decodeControl(reader, headerRaw);
       if (typeof header.db !== 'string' || typeof header.collection !== 'string') {
         throw corrupt(file, offset, 'expected a namespace header {db, collection}');
@@ -113,6 +121,7 @@ export async function* readArchiveBatches(file: string, db: string, collection: 
         throw corrupt(file, offset, `a segment of ${header.db}.${header.collection}, a namespace the archive's header does not declare`);
       }
       const mine = header.db === db && header.collection === collection;
+      if (mine && header.EOF === true) ended = true;
       for (;;) {
         const next = await readDocumentOrTerminator(reader, `a segment of ${header.db}.${header.collection}`);
         if (next === 'terminator') break;

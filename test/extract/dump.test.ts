@@ -237,6 +237,24 @@ test('a corrupt archive and a gzipped file cut short name the file and offset', 
   });
 });
 
+test('an archive cut at a segment boundary, before a collection\'s end-of-collection segment, is refused: it is not read as that collection whole', async () => {
+  const model = await loadPipeline(PIPELINE);
+  const dir = await tmp('archive-boundary');
+  const full = archiveBytes('appdb', data);
+  // The last segment is a collection's end ({db, collection, EOF: true, CRC}, then a terminator): cut just before it.
+  const eof = full.lastIndexOf(Buffer.from('\x08EOF\0\x01', 'latin1'));
+  const cut = full.lastIndexOf(Buffer.from('\x02db\0', 'latin1'), eof) - 4;
+  assert.ok(cut > 0 && full.readInt32LE(cut - 4) === -1, 'the cut follows a terminator');
+  const file = path.join(dir, 'cut.archive');
+  await writeFile(file, full.subarray(0, cut));
+  await assert.rejects(runExtract({ model, stagingDir: path.join(dir, 's'), source: { kind: 'dump', path: file } }), (e: unknown) => {
+    assert.ok(e instanceof SourceError, String(e));
+    assert.equal(e.code, 'dump_corrupt');
+    assert.match(e.message, /cut\.archive: archive truncated: appdb\.\w+ has no end-of-collection segment at byte offset \d+/);
+    return true;
+  });
+});
+
 test('a .bson.gz followed by bytes that are not gzip says so, not "byte offset 0"', async () => {
   const model = await loadPipeline(PIPELINE);
   const dir = await tmp('gzip-tail');
