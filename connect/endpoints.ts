@@ -8,6 +8,10 @@ import { ConfigError } from '../errors/etl-error.ts';
 import { describeMongo, describePostgres, type EtlConfig, type MongoConfig, type PostgresConfig } from './config.ts';
 import { openSshSession, type SshSession } from './ssh-session.ts';
 
+/** The variables that say where each tunnel goes, as seen from the SSH server. */
+export const MONGO_TUNNEL_SETTINGS = 'REMOTE_MONGODB_URL';
+export const POSTGRES_TUNNEL_SETTINGS = 'REMOTE_POSTGRES_HOST, REMOTE_POSTGRES_PORT';
+
 export interface OpenEndpointsOptions {
   readonly needMongo: boolean;
   readonly needPostgres: boolean;
@@ -46,14 +50,14 @@ export async function openEndpoints(config: EtlConfig, o: OpenEndpointsOptions):
   const session: SshSession = await openSshSession({ ssh: config.remote.ssh, signal: o.signal });
   try {
     if (mongoTarget) {
-      const fwd = await session.forward(mongoTarget.host, mongoTarget.port);
+      const fwd = await session.forward(mongoTarget.host, mongoTarget.port, MONGO_TUNNEL_SETTINGS);
       // Unset, REMOTE_MONGODB_URL is still where to look (its default, localhost on the SSH server, failed).
       mongo = { url: mongoUrlThroughTunnel(config.remote.mongo.url, fwd.localPort), database: config.remote.mongo.database, origin: config.remote.mongo.origin ?? 'REMOTE_MONGODB_URL' };
       mongoText = `${describeMongo(config.remote.mongo)} via SSH ${session.target}`;
     }
     if (remotePostgres) {
       const r = config.remote.postgres;
-      const fwd = await session.forward(r.host, r.port);
+      const fwd = await session.forward(r.host, r.port, POSTGRES_TUNNEL_SETTINGS);
       postgres = { ...r, connectionString: null, host: '127.0.0.1', port: fwd.localPort };
       postgresText = `postgresql://${r.user}@${r.host}:${r.port}/${r.database} via SSH ${session.target}`;
     }

@@ -22,14 +22,16 @@ function openChannel(client: ssh2.Client, remoteHost: string, remotePort: number
 
 /**
  * One probe first, so "nothing listens there" is reported now, naming the far end, rather than as
- * a vague driver error on the first query.
+ * a vague driver error on the first query. `settings`: the variables that named the far end (only
+ * those of this tunnel: the user has one of them to fix), or null when no setting did.
  */
-async function probe(client: ssh2.Client, target: string, remoteHost: string, remotePort: number): Promise<void> {
+async function probe(client: ssh2.Client, target: string, remoteHost: string, remotePort: number, settings: string | null): Promise<void> {
   try {
     (await openChannel(client, remoteHost, remotePort, 0)).destroy();
   } catch (err) {
+    const where = settings ? ` (${settings})` : '';
     throw new EtlError('ssh_forward_failed', `the SSH server ${target} cannot connect to ${remoteHost}:${remotePort}: ${(err as Error).message}`, {
-      hint: 'check that the database runs on the server and listens on that address and port (REMOTE_MONGODB_URL, REMOTE_POSTGRES_PORT), and that the server allows TCP forwarding (AllowTcpForwarding)',
+      hint: `check that the database runs on the server and listens on that address and port${where}, and that the server allows TCP forwarding (AllowTcpForwarding)`,
       cause: err,
     });
   }
@@ -65,9 +67,9 @@ function listenLocally(server: net.Server): Promise<number> {
   });
 }
 
-/** Listens on 127.0.0.1:<free port>; `onClose` runs when the forward is closed. */
-export async function openForward(client: ssh2.Client, target: string, remoteHost: string, remotePort: number, onClose: (f: SshForward) => void): Promise<SshForward> {
-  await probe(client, target, remoteHost, remotePort);
+/** Listens on 127.0.0.1:<free port>; `onClose` runs when the forward is closed. `settings`: as probe()'s. */
+export async function openForward(client: ssh2.Client, target: string, remoteHost: string, remotePort: number, settings: string | null, onClose: (f: SshForward) => void): Promise<SshForward> {
+  await probe(client, target, remoteHost, remotePort, settings);
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);

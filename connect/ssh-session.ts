@@ -31,8 +31,11 @@ export interface SshSession {
   readonly target: string;
   /** The verified host key: type, SHA256 fingerprint and which trust entry matched. */
   readonly hostKey: { readonly type: string; readonly fingerprint: string; readonly via: string };
-  /** Listens on 127.0.0.1:<free port> and forwards each connection to remoteHost:remotePort from the server. */
-  forward(remoteHost: string, remotePort: number): Promise<SshForward>;
+  /**
+   * Listens on 127.0.0.1:<free port> and forwards each connection to remoteHost:remotePort from the
+   * server. `settings`: the variables naming that far end, for the hint when it cannot be reached.
+   */
+  forward(remoteHost: string, remotePort: number, settings: string | null): Promise<SshForward>;
   /** Runs a command on the server (through the user's login shell, as `ssh host cmd` does). */
   exec(command: string): Promise<SshExec>;
   close(): Promise<void>;
@@ -210,9 +213,9 @@ class OpenSession implements SshSession {
     signal?.addEventListener('abort', this.#onAbort, { once: true });
   }
 
-  async forward(remoteHost: string, remotePort: number): Promise<SshForward> {
+  async forward(remoteHost: string, remotePort: number, settings: string | null): Promise<SshForward> {
     this.#refuseWhenClosed();
-    const forward = await openForward(this.#client, this.target, remoteHost, remotePort, (f) => this.#forwards.delete(f));
+    const forward = await openForward(this.#client, this.target, remoteHost, remotePort, settings, (f) => this.#forwards.delete(f));
     this.#forwards.add(forward);
     return forward;
   }

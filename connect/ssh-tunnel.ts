@@ -9,6 +9,8 @@ export interface OpenTunnelOptions {
   /** As seen from the SSH server (usually `localhost`). */
   readonly remoteHost: string;
   readonly remotePort: number;
+  /** The variables naming the far end, for the hint when it cannot be reached (default: none). */
+  readonly settings?: string;
   /** Aborting it closes the tunnel and the SSH connection. */
   readonly signal?: AbortSignal;
 }
@@ -24,7 +26,7 @@ export interface Tunnel {
 export async function openTunnel(o: OpenTunnelOptions): Promise<Tunnel> {
   const session = await openSshSession({ ssh: o.ssh, signal: o.signal });
   try {
-    const fwd = await session.forward(o.remoteHost, o.remotePort);
+    const fwd = await session.forward(o.remoteHost, o.remotePort, o.settings ?? null);
     return { localPort: fwd.localPort, via: session.target, session, close: () => session.close() };
   } catch (err) {
     await session.close();

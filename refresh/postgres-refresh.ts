@@ -11,6 +11,7 @@ import { describePostgres, type EtlConfig, type PgRefreshFilters, type PostgresC
 import { pgClientConfig } from '../connect/postgres.ts';
 import { redactText } from '../errors/redact.ts';
 import { openSshSession } from '../connect/ssh-session.ts';
+import { POSTGRES_TUNNEL_SETTINGS } from '../connect/endpoints.ts';
 import { EtlError, SourceError, LoadError } from '../errors/etl-error.ts';
 import { AtomicFileSink } from '../staging/atomic-file.ts';
 import { ByteMeter, type ByteProgress } from './byte-meter.ts';
@@ -180,7 +181,7 @@ export async function runPostgresRefresh(o: PgRefreshOptions): Promise<PgRefresh
   const file = await dumpFilePath(config, o.outDir, o.now, remote.database, '.pgdump');
   const session = await openSshSession({ ssh: config.remote.ssh, signal });
   try {
-    const fwd = await session.forward(remote.host, remote.port);
+    const fwd = await session.forward(remote.host, remote.port, POSTGRES_TUNNEL_SETTINGS);
     const tunnelled: PostgresConfig = { ...remote, connectionString: null, host: '127.0.0.1', port: fwd.localPort };
     const remoteVersion = await remoteServer(tunnelled, remoteText, session.target, config.secrets);
     const tools = await pickPgTools({ serverMajor: remoteVersion.major, serverVersion: remoteVersion.text, pgBinDir: config.refresh.pgBinDir, env: o.env });

@@ -65,6 +65,16 @@ async function tcpServers(): Promise<number> {
   return process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
 }
 
+/** A loopback port nothing listens on (it was free a moment ago). */
+function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
 async function rejection(p: Promise<unknown>): Promise<EtlError> {
   try {
     await p;
@@ -123,12 +133,7 @@ describe('tunnels (key authentication)', () => {
   });
 
   test('a port nothing listens on at the far end is reported when the tunnel opens', async () => {
-    const free = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
+    const free = await freePort();
     const before = await tcpServers();
     const err = await rejection(openTunnel({ ssh: sshConfig(), remoteHost: '127.0.0.1', remotePort: free }));
     assert.equal(err.code, 'ssh_forward_failed');
@@ -191,6 +196,22 @@ describe('password authentication and openEndpoints', () => {
       await ep.close();
     }
     assert.equal(await tcpServers(), before, 'both listeners closed');
+  });
+
+  test('a far end nothing listens on: the hint names the settings of that tunnel only', async () => {
+    const free = await freePort();
+    const ssh = { REMOTE_SERVER_URL: '127.0.0.1', REMOTE_SERVER_PORT: String(sshd.port), REMOTE_SERVER_USER: sshd.user, REMOTE_SERVER_PASSWORD: sshd.password, REMOTE_SERVER_KNOWN_HOSTS: sshd.knownHostsFile };
+    const toPostgres = resolveConfig({ cwd: sshd.dir, env: { ...ssh, TRANSFER_DESTINATION: 'remote', REMOTE_POSTGRES_HOST: '127.0.0.1', REMOTE_POSTGRES_PORT: String(free) } });
+    const pgErr = await rejection(openEndpoints(toPostgres, { needMongo: false, needPostgres: true }));
+    assert.equal(pgErr.code, 'ssh_forward_failed');
+    assert.match(pgErr.hint ?? '', /\(REMOTE_POSTGRES_HOST, REMOTE_POSTGRES_PORT\)/);
+    assert.doesNotMatch(pgErr.hint ?? '', /MONGODB/);
+
+    const toMongo = resolveConfig({ cwd: sshd.dir, env: { ...ssh, TRANSFER_SOURCE: 'remote', REMOTE_MONGODB_URL: `mongodb://127.0.0.1:${free}/` } });
+    const mongoErr = await rejection(openEndpoints(toMongo, { needMongo: true, needPostgres: false }));
+    assert.equal(mongoErr.code, 'ssh_forward_failed');
+    assert.match(mongoErr.hint ?? '', /\(REMOTE_MONGODB_URL\)/);
+    assert.doesNotMatch(mongoErr.hint ?? '', /POSTGRES/);
   });
 
   test('local source and destination: the local configs, no SSH at all', async () => {
