@@ -19,6 +19,11 @@ export interface MongoConfig {
   readonly database: string;
   /** Where the URL was given (a flag, or a variable and its .env line), for messages; absent: the default. */
   readonly origin?: string;
+  /**
+   * What describeMongo() says instead of the URL: set when the URL is a tunnel's local end
+   * (127.0.0.1:<a port that changes each run>), to name the server as configured and the SSH hop.
+   */
+  readonly shownAs?: string;
 }
 
 export interface SshConfig {
@@ -220,11 +225,13 @@ function checkMongoUrl(url: string, where: string): void {
 
 /** What may be printed about the MongoDB source. */
 export function describeMongo(m: MongoConfig): string {
+  if (m.shownAs !== undefined) return m.shownAs;
   return `${redactText(m.url, connectionStringSecrets(m.url))} (database ${m.database})`;
 }
 
 /** What may be printed about the PostgreSQL destination. */
 export function describePostgres(p: PostgresConfig): string {
+  if (p.shownAs !== undefined) return p.shownAs;
   if (p.connectionString) return redactText(p.connectionString, connectionStringSecrets(p.connectionString));
   return `postgresql://${p.user}@${p.host}:${p.port}/${p.database}`;
 }

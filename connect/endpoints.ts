@@ -23,7 +23,7 @@ export interface Endpoints {
   readonly mongo: MongoConfig;
   /** Where to write PostgreSQL: the local config, or the tunnelled remote one (when needPostgres). */
   readonly postgres: PostgresConfig;
-  /** What may be printed (no passwords), e.g. for the manifest's source/destination. */
+  /** What may be printed (no passwords): describeMongo/describePostgres of the two, the configured server and the SSH hop when tunnelled. */
   readonly describe: {
     readonly mongo: string;
     readonly postgres: string;
@@ -39,10 +39,8 @@ export async function openEndpoints(config: EtlConfig, o: OpenEndpointsOptions):
   const remotePostgres = o.needPostgres && config.transferDestination === 'remote';
   let mongo: MongoConfig = config.transferSource === 'remote' ? config.remote.mongo : config.mongo;
   let postgres: PostgresConfig = config.transferDestination === 'remote' ? config.remote.postgres : config.postgres;
-  let mongoText = describeMongo(mongo);
-  let postgresText = describePostgres(postgres);
   if (!remoteMongo && !remotePostgres) {
-    return { mongo, postgres, describe: { mongo: mongoText, postgres: postgresText, ssh: null }, close: async () => {} };
+    return { mongo, postgres, describe: { mongo: describeMongo(mongo), postgres: describePostgres(postgres), ssh: null }, close: async () => {} };
   }
 
   // Checked before connecting: a URL we could not rewrite must not cost a login.
@@ -52,14 +50,17 @@ export async function openEndpoints(config: EtlConfig, o: OpenEndpointsOptions):
     if (mongoTarget) {
       const fwd = await session.forward(mongoTarget.host, mongoTarget.port, MONGO_TUNNEL_SETTINGS);
       // Unset, REMOTE_MONGODB_URL is still where to look (its default, localhost on the SSH server, failed).
-      mongo = { url: mongoUrlThroughTunnel(config.remote.mongo.url, fwd.localPort), database: config.remote.mongo.database, origin: config.remote.mongo.origin ?? 'REMOTE_MONGODB_URL' };
-      mongoText = `${describeMongo(config.remote.mongo)} via SSH ${session.target}`;
+      mongo = {
+        url: mongoUrlThroughTunnel(config.remote.mongo.url, fwd.localPort),
+        database: config.remote.mongo.database,
+        origin: config.remote.mongo.origin ?? 'REMOTE_MONGODB_URL',
+        shownAs: `${describeMongo(config.remote.mongo)} via SSH ${session.target}`,
+      };
     }
     if (remotePostgres) {
       const r = config.remote.postgres;
       const fwd = await session.forward(r.host, r.port, POSTGRES_TUNNEL_SETTINGS);
-      postgres = { ...r, connectionString: null, host: '127.0.0.1', port: fwd.localPort };
-      postgresText = `postgresql://${r.user}@${r.host}:${r.port}/${r.database} via SSH ${session.target}`;
+      postgres = { ...r, connectionString: null, host: '127.0.0.1', port: fwd.localPort, shownAs: `${describePostgres(r)} via SSH ${session.target}` };
     }
   } catch (err) {
     await session.close();
@@ -68,7 +69,7 @@ export async function openEndpoints(config: EtlConfig, o: OpenEndpointsOptions):
   return {
     mongo: Object.freeze(mongo),
     postgres: Object.freeze(postgres),
-    describe: { mongo: mongoText, postgres: postgresText, ssh: session.target },
+    describe: { mongo: describeMongo(mongo), postgres: describePostgres(postgres), ssh: session.target },
     close: () => session.close(),
   };
 }

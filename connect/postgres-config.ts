@@ -28,6 +28,11 @@ export interface PostgresConfig {
   readonly sslFiles?: PostgresParts['sslFiles'] | null;
   /** Where the settings were given (the flag or variable, and its .env line), for messages; absent: nowhere, all defaults. */
   readonly origin?: string;
+  /**
+   * What describePostgres() says instead of host and port: set when they are a tunnel's local end
+   * (127.0.0.1:<a port that changes each run>), to name the server as configured and the SSH hop.
+   */
+  readonly shownAs?: string;
 }
 
 export interface ResolvedPostgres {

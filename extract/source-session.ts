@@ -1,7 +1,7 @@
 // The two kinds of source behind one interface: the live server (filter, projection and order done
 // by the server) and a mongodump output (done here, in collection-writer).
 import type { Document } from 'bson';
-import { describeMongo } from '../connect/config.ts';
+import { describeMongo, type MongoConfig } from '../connect/config.ts';
 import { connectMongo, type MongoConnection } from '../connect/mongo.ts';
 import { redactText } from '../errors/redact.ts';
 import { SourceError } from '../errors/etl-error.ts';
@@ -73,7 +73,7 @@ async function estimatesAreCheap(conn: MongoConnection): Promise<boolean> {
   }
 }
 
-async function openLive(mongo: { url: string; database: string }, secrets: readonly string[], retry: RetryPolicy): Promise<SourceSession> {
+async function openLive(mongo: MongoConfig, secrets: readonly string[], retry: RetryPolicy): Promise<SourceSession> {
   const conn = await connectMongo(mongo, secrets);
   const description = describeMongo(mongo);
   try {
