@@ -1,6 +1,6 @@
 // The ledger (etl_runs) of the configured database, for `etl runs` and `etl report`: read through
 // the SSH tunnel in remote mode; an unreachable database is an answer (the problem), not an error.
-import type { EtlConfig } from '../connect/config.ts';
+import { describePostgres, type EtlConfig } from '../connect/config.ts';
 import { openEndpoints } from '../connect/endpoints.ts';
 import { UsageError } from '../errors/etl-error.ts';
 import { readLedger, type Ledger } from '../report/ledger.ts';
@@ -20,7 +20,9 @@ export async function ledgerOf(cfg: EtlConfig, explicitUrl: boolean, signal: Abo
   try {
     const ep = await openEndpoints(cfg, { needMongo: false, needPostgres: !explicitUrl, signal });
     try {
-      return await readLedger(explicitUrl ? cfg.postgres : ep.postgres, ep.describe.postgres, cfg.secrets);
+      // --database-url: that database, read directly (no tunnel), and named as such.
+      const postgres = explicitUrl ? cfg.postgres : ep.postgres;
+      return await readLedger(postgres, describePostgres(postgres), cfg.secrets);
     } finally {
       await ep.close();
     }

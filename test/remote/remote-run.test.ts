@@ -75,6 +75,11 @@ test('remote source and destination: the manifest, the final line, etl runs and 
   const json = await etl(['runs', '--json'], env, cwd);
   assert.equal(JSON.parse(json.stdout).runs[0].source, source);
   noTunnelEnd(runs.output, 'etl runs');
+  // --database-url: that database's ledger is read, directly, and named, not the remote one.
+  const direct = await etl(['runs', '--database-url', pgUrl.href], env, cwd);
+  assert.equal(direct.code, 0, direct.output);
+  assert.match(direct.stdout, new RegExp(`^ledger: postgresql://${servers.postgres.user}:\\*+@${escape(pgUrl.host)}/${pgDatabase}$`, 'm'), direct.stdout);
+
   const report = await etl(['report'], env, cwd);
   assert.equal(report.code, 0, report.output);
   const html = await readFile(path.join(cwd, 'staging', runId, 'report.html'), 'utf8');
