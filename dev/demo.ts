@@ -42,8 +42,19 @@ async function totals(): Promise<string> {
   return `${n(documents)} documents → ${n(rows)} rows (${n(rejected)} rejected) → ${n(inserted)} inserted, ${n(updated)} updated (${n(refused)} refused at load)`;
 }
 
+/**
+ * The caller's shell may hold libpq's variables for a real server (PGSSLMODE=require, PGOPTIONS with
+ * a search_path, PGHOST…): the driver, and etl for what DATABASE_URL leaves out, would apply them to
+ * the throwaway server, which then refuses the connection or has no schema to create in. Removed
+ * from this process, so neither the server's readiness check nor the etl children see them.
+ */
+function forgetShellPostgresSettings(): void {
+  for (const name of Object.keys(process.env)) if (/^(PG|POSTGRES_)/.test(name)) delete process.env[name];
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
+  forgetShellPostgresSettings();
   const work = await mkdtemp(path.join(os.tmpdir(), 'etl-demo-'));
   const dump = path.join(work, 'dump');
   process.stderr.write(`etl demo: ${scale.toLocaleString('en-US')} sample documents → staged run → throwaway PostgreSQL\n`);

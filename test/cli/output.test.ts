@@ -153,4 +153,16 @@ describe('npm run demo', () => {
     assert.match(lastLine(r.out), /^etl demo: done: 2,000 documents → [\d,]+ rows .* → [\d,]+ inserted, .* in [\d.]+ s$/);
     assertNoRepeats(r.out.replace(/^\$ etl .*$/gm, ''));
   });
+
+  test("libpq variables in the caller's shell (PGSSLMODE, PGOPTIONS, PGHOST…) do not reach the throwaway server's connections", async () => {
+    const s = await staging('demo-pg-env');
+    const shell = { PGSSLMODE: 'require', PGOPTIONS: '-c search_path=nowhere', PGHOST: '/nonexistent', PGPORT: '1', PGUSER: 'nobody', PGPASSWORD: 'x', PGDATABASE: 'nope' };
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      execFile('npm', ['run', '--silent', 'demo'], { cwd: REPO, env: { ...process.env, ...shell, ETL_STAGING: s, DEMO_SCALE: '2000', DATABASE_URL: '' }, timeout: 120_000, maxBuffer: 1 << 24 }, (e, stdout, stderr) =>
+        resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      );
+    });
+    assert.equal(r.code, 0, r.out);
+    assert.match(lastLine(r.out), /^etl demo: done: 2,000 documents → /);
+  });
 });
