@@ -33,7 +33,8 @@ written for a minute (an archive an etl pack was writing when it was killed).
 
 options:
   --keep N          also keep the N newest runs
-  --older-than D    only remove runs started before D: an age (7d, 12h, 2w, 30m) or a date (2026-01-01)
+  --older-than D    only remove runs started before D: an age (7d, 12h, 2w, 30m) or a date
+                    (2026-01-01)
   --dry-run         show what would be removed, remove nothing
   --staging DIR     staging folder (default: ETL_STAGING, else ./.etl/runs)
   --json            print the report as JSON on stdout
@@ -41,7 +42,7 @@ exit codes: 0 done (also when nothing could go), 1 failed, 2 usage or configurat
 `;
 
 const command: Command = {
-  summary: 'remove old staged runs (never the newest loaded, latest, or an unloaded one no loaded run superseded)',
+  summary: 'remove old staged runs (never latest, the newest loaded run, or one still to load)',
   usage,
   async run(ctx: CommandContext): Promise<number> {
     const flags = parseFlags(ctx.argv, {

@@ -11,13 +11,15 @@ const usage = `usage: etl extract [--tables a,b] [--staging DIR] [--pipeline FIL
 Reads every collection the pipeline needs, once each, into a new staged run
 (<staging>/<run>/extract/<collection>.ndjson) and points <staging>/latest at it.
 Incremental by default: documents created or updated at or after each table's watermark
-(stored in PostgreSQL by the previous load, minus a safety margin); tables never loaded are read in full.
+(stored in PostgreSQL by the previous load, minus a safety margin); tables never loaded are read
+in full.
 
 options:
   --tables a,b      only the collections feeding these tables
   --full            read everything (ignore watermarks and date thresholds; PostgreSQL not needed)
   --since DATE      read documents created or updated at or after DATE (2024-03-01, an ISO instant);
-                    after a table's watermark, the watermark stays: the next run reads what was skipped
+                    after a table's watermark, the watermark stays: the next run reads what was
+                    skipped
   --propagate-deletes
                     also stage each collection's full _id set (<collection>.ids.ndjson, a second
                     pass, ids only), so load deletes the rows whose document is gone, and the rows

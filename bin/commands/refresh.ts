@@ -15,8 +15,8 @@ import { runMongoRefresh, runPostgresRefresh, type PgRefreshFilters } from '../.
 
 const usage = `usage: etl refresh mongo [--restore] [--yes] [--out DIR] [--json]
        etl refresh postgres [--yes] [--include-table T]... [--exclude-table T]...
-                            [--include-schema S]... [--exclude-schema S]... [--exclude-table-data T]...
-                            [--out DIR] [--no-keep-dump] [--json]
+                            [--include-schema S]... [--exclude-schema S]...
+                            [--exclude-table-data T]... [--out DIR] [--no-keep-dump] [--json]
 
 mongo     runs mongodump (REMOTE_MONGODUMP_COMMAND, default "mongodump") ON the SSH server
           (REMOTE_SERVER_URL) against REMOTE_MONGODB_URL / REMOTE_MONGODB_DATABASE, and streams the
@@ -27,7 +27,8 @@ postgres  dumps the remote database (REMOTE_POSTGRES_*) through an SSH tunnel wi
           pg_dump (-Fc) into <out>/<timestamp>-<db>.pgdump, then replaces the local database's
           objects (POSTGRES_* / DATABASE_URL) with pg_restore --clean --if-exists --no-owner,
           in one transaction. Filters default to POSTGRES_INCLUDE_TABLES, POSTGRES_EXCLUDE_TABLES,
-          POSTGRES_INCLUDE_SCHEMAS, POSTGRES_EXCLUDE_SCHEMAS, POSTGRES_EXCLUDE_DATA_TABLES (comma lists).
+          POSTGRES_INCLUDE_SCHEMAS, POSTGRES_EXCLUDE_SCHEMAS, POSTGRES_EXCLUDE_DATA_TABLES
+          (comma lists).
           PG_BIN_DIR picks pg_dump/pg_restore when the ones found are older than the remote server.
 
 options:
@@ -45,7 +46,8 @@ options:
   --json                 print the report as JSON on stdout
 SSH: REMOTE_SERVER_URL, REMOTE_SERVER_PORT (22), REMOTE_SERVER_USER, REMOTE_SERVER_PASSWORD or
      REMOTE_SERVER_KEY_FILE (+ REMOTE_SERVER_KEY_PASSPHRASE) or ssh-agent; the host key must be in
-     REMOTE_SERVER_KNOWN_HOSTS (default ~/.ssh/known_hosts) or equal REMOTE_SERVER_HOST_KEY (SHA256:…).
+     REMOTE_SERVER_KNOWN_HOSTS (default ~/.ssh/known_hosts) or equal REMOTE_SERVER_HOST_KEY
+     (SHA256:…).
 exit codes: 0 done, 1 failed, 2 usage or configuration error
 `;
 
@@ -228,7 +230,7 @@ async function refreshPostgres({ ctx, values, config, progress, server }: Refres
 }
 
 const command: Command = {
-  summary: 'refresh a local copy of the remote MongoDB (mongodump archive) or PostgreSQL, through SSH',
+  summary: 'refresh a local copy of the remote MongoDB (mongodump archive) or PostgreSQL over SSH',
   usage,
   async run(ctx) {
     const { target, values } = parseRefreshFlags(ctx.argv);

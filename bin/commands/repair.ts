@@ -23,7 +23,8 @@ import type { TransformReport } from '../../transform/index.ts';
 import { removeAbandonedPartials } from '../../staging/run-writer.ts';
 
 const usage = `usage: etl repair [--tables a,b] [--dry-run] [--no-wait | --lock-timeout D] [--json]
-                  [--mongo-url URL] [--mongo-db NAME] [--database-url URL] [--staging DIR] [--pipeline FILE]
+                  [--mongo-url URL] [--mongo-db NAME] [--database-url URL] [--staging DIR]
+                  [--pipeline FILE]
 
 Makes PostgreSQL equal to MongoDB again where \`etl diff --deep\` finds them apart, without a full
 reload: compares every table (as etl diff --deep does), traces every missing, extra or different

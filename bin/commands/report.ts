@@ -8,7 +8,8 @@ import { formatBytes } from '../../audit/byte-size.ts';
 import { REPORT_FILE, writeRunReport } from '../../report/write-report.ts';
 import { checkLedgerFlags, ledgerOf } from '../ledger.ts';
 
-const usage = `usage: etl report [--run ID] [--out FILE] [--staging DIR] [--database-url URL | --no-ledger] [--json]
+const usage = `usage: etl report [--run ID] [--out FILE] [--staging DIR] [--database-url URL | --no-ledger]
+                  [--json]
 
 Writes one self-contained HTML file about a run, for people: stage timings, rows in and out per
 table, rejected rows (and documents extract could not stage) by reason with a few examples
@@ -20,8 +21,8 @@ options:
   --run ID            the run (default, or latest: the one <staging>/latest names)
   --out FILE          where to write it (default: <staging>/<run>/${REPORT_FILE})
   --staging DIR       staging folder (default: ETL_STAGING, else ./.etl/runs)
-  --database-url URL  the database whose ledger adds loaded runs whose files were cleaned to the charts
-                      (default: DATABASE_URL, else POSTGRES_*; unreachable: staged runs only)
+  --database-url URL  the ledger's database: it adds loaded runs whose files were cleaned to the
+                      charts (default: DATABASE_URL, else POSTGRES_*; unreachable: staged runs only)
   --no-ledger         do not read the ledger
   --json              print {run_id, file, bytes} as JSON on stdout
 exit codes: 0 written, 1 failed (no such run…), 2 usage or configuration error

@@ -20,7 +20,8 @@ import { removeAbandonedPartials } from '../../staging/run-writer.ts';
 
 const usage = `usage: etl run [--tables a,b] [--full] [--since DATE] [--source URL|PATH] [--mongo-db NAME]
                [--propagate-deletes] [--allow-delete-all] [--allow-pipeline-change] [--dry-run]
-               [--no-wait | --lock-timeout D] [--database-url URL] [--staging DIR] [--pipeline FILE] [--json]
+               [--no-wait | --lock-timeout D] [--database-url URL] [--staging DIR] [--pipeline FILE]
+               [--json]
 
 Extracts a new staged run (incremental from the stored watermarks unless --full), transforms it
 and loads it into PostgreSQL: \`etl extract && etl transform && etl load\` in one command, the stages
@@ -38,7 +39,7 @@ options (see etl extract / transform / load --help):
   --propagate-deletes   also stage each collection's _id set, so load deletes the rows whose
                         document is gone (see etl extract --help)
   --allow-delete-all    load: accept an empty _id set for a table holding rows
-  --allow-pipeline-change  (transform) accepted for symmetry; a new run always uses one pipeline.yaml
+  --allow-pipeline-change  (transform) accepted for symmetry: a new run uses one pipeline.yaml
   --dry-run             load: do all the work and report the figures, then roll back
   --no-wait             load: fail at once when another etl load is running
   --lock-timeout D      load: wait at most D (30s, 2m, 1h; a bare number is seconds) for another

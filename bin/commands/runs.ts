@@ -26,7 +26,8 @@ options:
   --database-url URL  the database whose ledger to read (default: DATABASE_URL, else POSTGRES_*)
   --no-ledger         do not read the ledger (staged runs only)
   --json              print the history as JSON on stdout
-exit codes: 0 listed (an unreachable ledger is a note, not a failure), 2 usage or configuration error
+exit codes: 0 listed (an unreachable ledger is a note, not a failure), 2 usage or configuration
+error
 `;
 
 const command: Command = {

@@ -17,7 +17,8 @@ import { writeMongo, type MongoTargetReport } from '../../sample/write-mongo.ts'
 
 const DEFAULT_DB = 'wappizy';
 
-const usage = `usage: etl sample [--scale N] [--seed S] [--db NAME] (--out DIR [--gzip] | --mongo-url URL) [--drop] [--json]
+const usage = `usage: etl sample [--scale N] [--seed S] [--db NAME] (--out DIR [--gzip] | --mongo-url URL)
+                  [--drop] [--json]
 
 Writes a deterministic sample of the Wappizy database: every collection the pipeline reads, in
 production proportions, with the shapes and quirks real documents have. The same seed and scale
@@ -28,7 +29,8 @@ destination (exactly one):
   --mongo-url URL    insert into this MongoDB (default: MONGODB_URL from the environment or .env)
 
 options:
-  --scale N          documents in all collections together (default ${DEFAULT_SCALE.toLocaleString('en-US')}, from ${MIN_SCALE} to ${MAX_SCALE.toLocaleString('en-US')})
+  --scale N          documents in all collections together (default ${DEFAULT_SCALE.toLocaleString('en-US')},
+                     from ${MIN_SCALE} to ${MAX_SCALE.toLocaleString('en-US')})
   --seed S           integer seed, 0 to 4294967295 (default ${DEFAULT_SEED})
   --db NAME          database name (default: ${DEFAULT_DB}; into MongoDB: MONGODB_DATABASE or the URL's
                      database first)

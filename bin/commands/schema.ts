@@ -40,14 +40,14 @@ options:
   --yes               apply without asking (scripts, CI); without a terminal and without --yes,
                       nothing is applied when an existing table would change (exit 2)
   --allow CHANGE      also apply this change (repeatable, or comma-separated):
-                        drop-column:TABLE.COLUMN          drop a column pipeline.yaml no longer has
-                        type:TABLE.COLUMN                 a type change that is not a widening (rows
-                                                          whose value does not convert are deleted)
-                        not-null:TABLE.COLUMN             NOT NULL over NULLs (those rows are deleted)
-                        rename-column:TABLE.OLD=NEW       rename instead of drop + add (keeps values)
-                        add-column:TABLE.COLUMN           add a column that looks like a rename
-                        primary-key:TABLE                 replace the primary key
-                        drop-constraint:TABLE.NAME        drop a unique or foreign key etl did not make
+                        drop-column:TABLE.COLUMN     drop a column pipeline.yaml no longer has
+                        type:TABLE.COLUMN            a type change that is not a widening (rows
+                                                     whose value does not convert are deleted)
+                        not-null:TABLE.COLUMN        NOT NULL over NULLs (those rows are deleted)
+                        rename-column:TABLE.OLD=NEW  rename instead of drop + add (keeps values)
+                        add-column:TABLE.COLUMN      add a column that looks like a rename
+                        primary-key:TABLE            replace the primary key
+                        drop-constraint:TABLE.NAME   drop a unique or foreign key etl did not make
   --check             report each difference, its DDL and what etl schema would do; exit 1 when
                       the database differs from pipeline.yaml
   --dry-run           print the CREATE statements without connecting
@@ -65,7 +65,7 @@ const CREATION = new Set(['create_table', 'create_state_table', 'add_state_colum
 type Color = ReturnType<typeof paint>;
 
 const command: Command = {
-  summary: 'make the database match pipeline.yaml (lossless changes; --allow for the rest); --check reports',
+  summary: 'make the database match pipeline.yaml (--allow for lossy changes; --check compares)',
   usage,
   async run(ctx: CommandContext): Promise<number> {
     const flags = parseFlags(ctx.argv, {

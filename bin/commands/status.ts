@@ -15,8 +15,8 @@ const usage = `usage: etl status [--json] [--staging DIR] [--database-url URL] [
 Where the destination stands:
   - per table: the watermark the next incremental extract starts from (etl_watermarks), the last
     run applied to it and its figures (etl_runs: inserted, updated, unchanged, deleted, rejected,
-    nulled, orphaned), or "never loaded"; whether its mapping changed since (fingerprint) and what the
-    next run reads: incremental, or in full (mapping changed, never loaded, force_reimport);
+    nulled, orphaned), or "never loaded"; whether its mapping changed since (fingerprint) and what
+    the next run reads: incremental, or in full (mapping changed, never loaded, force_reimport);
   - the staged runs this database has not loaded (from the staging folder's manifests and etl_runs),
     with the stage to run next; a stage whose process died while it ran shows as "killed", with
     what recovers the run;

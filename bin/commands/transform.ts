@@ -16,7 +16,8 @@ parent whose links are replaced). The counts reconcile in the run's manifest:
 documents = rows + rejected + skipped, per table.
 
 options:
-  --run ID                  the run to transform (default, or latest: the one <staging>/latest names)
+  --run ID                  the run to transform (default, or latest: the one <staging>/latest
+                            names)
   --staging DIR             the staging folder (default: ETL_STAGING, else ./.etl/runs)
   --pipeline FILE           the pipeline file (default: ETL_PIPELINE, else ./pipeline.yaml)
   --tables a,b              only these tables (default: every table whose collection the run holds);
@@ -27,7 +28,8 @@ options:
                             committed tables of, transformed with another one: its files are
                             what PostgreSQL's rows came from
   --json                    print the report as JSON on stdout (progress off)
-exit codes: 0 done, 1 failed (run not extracted, damaged or changed pipeline…), 2 usage or configuration error
+exit codes: 0 done, 1 failed (run not extracted, damaged or changed pipeline…), 2 usage or
+configuration error
 `;
 
 const command: Command = {

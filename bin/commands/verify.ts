@@ -18,16 +18,20 @@ Checks a staged run, or an archive made by \`etl pack\` (unpacked into a tempora
 afterwards), without MongoDB or PostgreSQL:
   - every file the manifest records: sha256, bytes, lines (NDJSON) or rows (CSV), recomputed;
   - no file missing, no file the manifest does not record;
-  - the counts reconcile per table (documents = rows + rejected + skipped, explode parents and items…);
+  - the counts reconcile per table (documents = rows + rejected + skipped, explode parents and
+    items…);
   - the stored pipeline.yaml is the one the manifest names, and transform re-run from the staged
     NDJSON with it gives byte-identical CSV, keys and rejects files.
 If the current pipeline.yaml differs from the run's, verify says so and uses the run's copy.
 
 options:
-  --staging DIR     where a run named by its id is looked for (default: ETL_STAGING, else ./.etl/runs)
-  --pipeline FILE   the current pipeline file, compared with the run's (default: ETL_PIPELINE, else ./pipeline.yaml)
+  --staging DIR     where a run named by its id is looked for (default: ETL_STAGING, else
+                    ./.etl/runs)
+  --pipeline FILE   the current pipeline file, compared with the run's (default: ETL_PIPELINE,
+                    else ./pipeline.yaml)
   --json            print the report as JSON on stdout
-exit codes: 0 everything matches, 1 a mismatch (the first ones are named), 2 usage or configuration error
+exit codes: 0 everything matches, 1 a mismatch (the first ones are named), 2 usage or
+configuration error
 `;
 
 const SHOWN = 20;

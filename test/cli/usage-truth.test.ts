@@ -115,4 +115,13 @@ describe('etl usage texts tell the truth', () => {
     const global = await etl(['--help']);
     assert.match(global.stdout, /^ {2}-V, --version /m);
   });
+
+  test('`etl --help` and every `etl help <command>` fit 100 columns, and exit 0', async () => {
+    for (const args of [['--help'], ...COMMANDS.map((name) => ['help', name])]) {
+      const r = await etl(args);
+      assert.equal(r.code, 0, `etl ${args.join(' ')}: ${r.output}`);
+      const wide = r.stdout.split('\n').filter((line) => [...line].length > 100);
+      assert.deepEqual(wide, [], `etl ${args.join(' ')}: lines wider than 100 columns`);
+    }
+  });
 });
