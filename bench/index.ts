@@ -22,13 +22,15 @@ const DEFAULT_SEED = 1;
 const usage = `usage: npm run bench -- [extract|transform|load|incremental|diff|all]… [--scale N] [--seed S]
                        [--json FILE] [--cache-dir DIR] [--keep]
 
-  names         benchmarks to run (default: all), in the order extract, transform, load, incremental, diff
-  --scale N     documents in the generated dataset (default ${DEFAULT_SCALE.toLocaleString('en-US')})
-  --seed S      generator seed (default ${DEFAULT_SEED})
-  --json FILE   where the result document goes (default bench/results/<timestamp>.json)
-  --cache-dir D where datasets are kept (default bench/.cache)
-  --keep        keep the staged runs of this bench (default: removed at the end)
+  names            benchmarks to run (default: all), always in the order extract, transform, load,
+                   incremental, diff
+  --scale N        documents in the generated dataset (default ${DEFAULT_SCALE.toLocaleString('en-US')})
+  --seed S         generator seed (default ${DEFAULT_SEED})
+  --json FILE      where the result document goes (default bench/results/<timestamp>.json)
+  --cache-dir DIR  where datasets are kept (default bench/.cache)
+  --keep           keep the staged runs of this bench (default: removed at the end)
 environment: DATABASE_URL (else a throwaway embedded PostgreSQL), MONGODB_URL (else FerretDB)
+exit codes: 0 every benchmark ran (goals met or not), 1 one failed, 2 a bad argument
 `;
 
 class UsageProblem extends Error {}

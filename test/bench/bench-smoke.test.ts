@@ -154,3 +154,20 @@ test('npm run bench -- all --scale 2000 writes a complete result document', { ti
   assert.ok(existsSync(path.join(cacheDir, 'ferretdb.json')));
   assert.deepEqual((await readdir(cacheDir)).filter((n) => n.startsWith('work-')), []);
 });
+
+test('npm run bench -- --help fits 100 columns and exits 0; a bad --scale or an unknown benchmark exits 2 saying so', async () => {
+  const help = await runBench(['--help']);
+  assert.equal(help.code, 0, help.stderr);
+  assert.deepEqual(help.stdout.split('\n').filter((line) => [...line].length > 100), [], 'lines wider than 100 columns');
+  assert.match(help.stdout, /^exit codes: 0 /m);
+  const cases: [string[], RegExp][] = [
+    [['transform', '--scale', 'abc'], /^bench: --scale must be a whole number, got "abc"$/m],
+    [['nosuch'], /^bench: unknown benchmark "nosuch" \(known: extract, transform, load, incremental, diff, all\)$/m],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runBench(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stdout, '');
+  }
+});
