@@ -67,7 +67,9 @@ async function main(): Promise<number> {
   try {
     pg = await startThrowawayPostgres();
     // The demo's environment: only the throwaway server, never a DATABASE_URL from the caller's shell.
-    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: pg.url, ETL_STAGING: stagingDir };
+    // PGSSLMODE, the one PostgreSQL setting etl takes from the checkout's .env beside a full URL, is set
+    // here (the environment wins over .env): a .env for a real server must not ask this one for TLS.
+    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: pg.url, PGSSLMODE: 'disable', ETL_STAGING: stagingDir };
     delete env.MONGODB_URL;
     const steps: string[][] = [
       ['sample', '--scale', String(scale), '--out', dump, '--quiet'],

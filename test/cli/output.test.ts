@@ -4,7 +4,8 @@
 // task list follows stderr's terminal even when stdout is redirected; the demo's log is short.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { useServers } from '../harness/index.ts';
@@ -159,6 +160,22 @@ describe('npm run demo', () => {
     const shell = { PGSSLMODE: 'require', PGOPTIONS: '-c search_path=nowhere', PGHOST: '/nonexistent', PGPORT: '1', PGUSER: 'nobody', PGPASSWORD: 'x', PGDATABASE: 'nope' };
     const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
       execFile('npm', ['run', '--silent', 'demo'], { cwd: REPO, env: { ...process.env, ...shell, ETL_STAGING: s, DEMO_SCALE: '2000', DATABASE_URL: '' }, timeout: 120_000, maxBuffer: 1 << 24 }, (e, stdout, stderr) =>
+        resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      );
+    });
+    assert.equal(r.code, 0, r.out);
+    assert.match(lastLine(r.out), /^etl demo: done: 2,000 documents → /);
+  });
+
+  test("a .env in the checkout, for the user's real servers, does not reach the demo's connections", async (t) => {
+    // The demo's etl runs in the checkout, where the README has users put their .env.
+    const dotenv = path.join(REPO, '.env');
+    if (existsSync(dotenv)) return t.skip('this checkout has a .env of its own, left alone');
+    await writeFile(dotenv, 'DATABASE_URL=postgresql://u:p@127.0.0.1:1/x\nPGSSLMODE=require\nPGPASSWORD=x\nMONGODB_URL=mongodb://127.0.0.1:1/x\n');
+    t.after(() => rm(dotenv, { force: true }));
+    const s = await staging('demo-dotenv');
+    const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      execFile('npm', ['run', '--silent', 'demo'], { cwd: REPO, env: { ...process.env, ETL_STAGING: s, DEMO_SCALE: '2000', DATABASE_URL: '' }, timeout: 120_000, maxBuffer: 1 << 24 }, (e, stdout, stderr) =>
         resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
       );
     });
