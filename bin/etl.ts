@@ -77,10 +77,17 @@ async function loadCommand(name: string): Promise<Command> {
 
 async function main(argv: readonly string[]): Promise<number> {
   const { rest: args, verbosity, dotenv } = globalFlags(argv);
-  const [name, ...rest] = args;
-  if (name === undefined || name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
+  const [first, ...afterFirst] = args;
+  // `etl --help extract` is `etl help extract`: --help is the command's usage wherever it stands.
+  const [name, ...rest] = (first === '--help' || first === '-h') && afterFirst.length > 0 ? ['help', ...afterFirst] : args;
+  if (name === undefined) {
+    // No command is a usage error: the list goes to stderr, as every error does, and exits 2.
+    process.stderr.write(await helpText());
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
     process.stdout.write(await helpText());
-    return name === undefined ? 2 : 0;
+    return 0;
   }
   if (name === '--version' || name === '-V') {
     process.stdout.write(`${await version()}\n`);

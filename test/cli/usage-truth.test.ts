@@ -116,6 +116,24 @@ describe('etl usage texts tell the truth', () => {
     assert.match(global.stdout, /^ {2}-V, --version /m);
   });
 
+  test('`etl --help <command>` and `etl -h <command>` print that command\'s usage, as `etl help <command>` does', async () => {
+    const help = await etl(['help', 'extract']);
+    for (const flag of ['--help', '-h']) {
+      const r = await etl([flag, 'extract']);
+      assert.equal(r.code, 0, r.output);
+      assert.equal(r.stdout, help.stdout);
+      assert.match(r.stdout, /^usage: etl extract /);
+    }
+  });
+
+  test('`etl` with no command: the usage on stderr (an error, exit 2), nothing on stdout', async () => {
+    const r = await etl([]);
+    assert.equal(r.code, 2, r.output);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^usage: etl <command> \[options\]/);
+    assert.match(r.stderr, /^exit codes: /m);
+  });
+
   test('`etl --help` and every `etl help <command>` fit 100 columns, and exit 0', async () => {
     for (const args of [['--help'], ...COMMANDS.map((name) => ['help', name])]) {
       const r = await etl(args);
