@@ -9,6 +9,7 @@ import path from 'node:path';
 import process from 'node:process';
 import { parseArgs } from 'node:util';
 import { loadPipeline } from '../model/load-pipeline.ts';
+import { MAX_SCALE } from '../sample/generate.ts';
 import { BENCH_NAMES, BENCHMARKS, type BenchmarkResult, type BenchName } from './benchmarks.ts';
 import { hasGnuTime, REPO_ROOT } from './child.ts';
 import { BenchContext } from './context.ts';
@@ -24,8 +25,8 @@ const usage = `usage: npm run bench -- [extract|transform|load|incremental|diff|
 
   names            benchmarks to run (default: all), always in the order extract, transform, load,
                    incremental, diff
-  --scale N        documents in the generated dataset (default ${DEFAULT_SCALE.toLocaleString('en-US')})
-  --seed S         generator seed (default ${DEFAULT_SEED})
+  --scale N        documents in the generated dataset (default ${DEFAULT_SCALE.toLocaleString('en-US')}; 500 to 1,000,000,000)
+  --seed S         generator seed (default ${DEFAULT_SEED}; 0 to 4,294,967,295)
   --json FILE      where the result document goes (default bench/results/<timestamp>.json)
   --cache-dir DIR  where datasets are kept (default bench/.cache)
   --keep           keep the staged runs of this bench (default: removed at the end)
@@ -34,6 +35,16 @@ exit codes: 0 every benchmark ran (goals met or not), 1 one failed, 2 a bad argu
 `;
 
 class UsageProblem extends Error {}
+
+const MIN_BENCH_SCALE = 500;
+/** The generator's seed is a 32-bit integer (sample/generate.ts). */
+const MAX_SEED = 0xffffffff;
+
+/** A value the generator would refuse, refused here: before a dataset folder is made, exit 2. */
+function within(flag: string, value: number, min: number, max: number): void {
+  const n = (x: number) => x.toLocaleString('en-US');
+  if (value < min || value > max) throw new UsageProblem(`${flag} must be from ${n(min)} to ${n(max)}, got ${n(value)}`);
+}
 
 function parseCount(flag: string, text: string): number {
   const clean = text.replace(/[_,]/g, '');
@@ -68,12 +79,15 @@ function parse(argv: readonly string[]) {
     else throw new UsageProblem(`unknown benchmark "${name}" (known: ${BENCH_NAMES.join(', ')}, all)`);
   }
   const scale = values.scale !== undefined ? parseCount('--scale', values.scale) : DEFAULT_SCALE;
-  if (scale < 500) throw new UsageProblem('--scale must be at least 500 (every collection gets its floor of documents)');
+  if (scale < MIN_BENCH_SCALE) throw new UsageProblem(`--scale must be at least ${MIN_BENCH_SCALE} (every collection gets its floor of documents)`);
+  within('--scale', scale, MIN_BENCH_SCALE, MAX_SCALE);
+  const seed = values.seed !== undefined ? parseCount('--seed', values.seed) : DEFAULT_SEED;
+  within('--seed', seed, 0, MAX_SEED);
   return {
     help: values.help === true,
     names: BENCH_NAMES.filter((n) => wanted.has(n)),
     scale,
-    seed: values.seed !== undefined ? parseCount('--seed', values.seed) : DEFAULT_SEED,
+    seed,
     json: values.json,
     cacheRoot: path.resolve(values['cache-dir'] ?? path.join(REPO_ROOT, 'bench', '.cache')),
     keep: values.keep === true,

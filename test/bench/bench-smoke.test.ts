@@ -155,7 +155,9 @@ test('npm run bench -- all --scale 2000 writes a complete result document', { ti
   assert.deepEqual((await readdir(cacheDir)).filter((n) => n.startsWith('work-')), []);
 });
 
-test('npm run bench -- --help fits 100 columns and exits 0; a bad --scale or an unknown benchmark exits 2 saying so', async () => {
+test('npm run bench -- --help fits 100 columns and exits 0; a bad --scale or --seed or an unknown benchmark exits 2 saying so', async (t) => {
+  const cacheRoot = await mkdtemp(path.join(os.tmpdir(), 'etl-bench-usage-'));
+  t.after(() => rm(cacheRoot, { recursive: true, force: true }));
   const help = await runBench(['--help']);
   assert.equal(help.code, 0, help.stderr);
   assert.deepEqual(help.stdout.split('\n').filter((line) => [...line].length > 100), [], 'lines wider than 100 columns');
@@ -163,11 +165,15 @@ test('npm run bench -- --help fits 100 columns and exits 0; a bad --scale or an 
   const cases: [string[], RegExp][] = [
     [['transform', '--scale', 'abc'], /^bench: --scale must be a whole number, got "abc"$/m],
     [['nosuch'], /^bench: unknown benchmark "nosuch" \(known: extract, transform, load, incremental, diff, all\)$/m],
+    // Beyond what the generator makes: refused before anything is generated or made in the cache.
+    [['transform', '--scale', '2000000000'], /^bench: --scale must be from 500 to 1,000,000,000, got 2,000,000,000$/m],
+    [['transform', '--seed', '4294967296'], /^bench: --seed must be from 0 to 4,294,967,295, got 4,294,967,296$/m],
   ];
   for (const [args, message] of cases) {
-    const r = await runBench(args);
+    const r = await runBench([...args, '--cache-dir', cacheRoot]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message);
     assert.equal(r.stdout, '');
   }
+  assert.deepEqual(await readdir(cacheRoot), []);
 });
