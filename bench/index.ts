@@ -36,6 +36,18 @@ exit codes: 0 every benchmark ran (goals met or not), 1 one failed, 2 a bad argu
 
 class UsageProblem extends Error {}
 
+/**
+ * `npm run bench` runs in the package root whatever folder it is typed in, and names that folder in
+ * INIT_CWD: relative paths the user gives are meant from there.
+ */
+const typedIn = process.env.INIT_CWD ?? process.cwd();
+const fromWhereTyped = (file: string) => path.resolve(typedIn, file);
+/** A path as the user can use it where they typed: relative below that folder, else absolute. */
+function shownFromWhereTyped(file: string): string {
+  const relative = path.relative(typedIn, file);
+  return relative === '' || relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
+}
+
 const MIN_BENCH_SCALE = 500;
 /** The generator's seed is a 32-bit integer (sample/generate.ts). */
 const MAX_SEED = 0xffffffff;
@@ -89,7 +101,7 @@ function parse(argv: readonly string[]) {
     scale,
     seed,
     json: values.json,
-    cacheRoot: path.resolve(values['cache-dir'] ?? path.join(REPO_ROOT, 'bench', '.cache')),
+    cacheRoot: values['cache-dir'] !== undefined ? fromWhereTyped(values['cache-dir']) : path.join(REPO_ROOT, 'bench', '.cache'),
     keep: values.keep === true,
   };
 }
@@ -113,7 +125,7 @@ async function main(): Promise<number> {
   const startedAt = new Date();
   const cacheDir = cacheDirFor(args.cacheRoot, args.scale, args.seed);
   const workDir = path.join(cacheDir, `work-${stamp(startedAt)}-${process.pid}`);
-  const jsonFile = path.resolve(args.json ?? path.join(REPO_ROOT, 'bench', 'results', `${stamp(startedAt)}.json`));
+  const jsonFile = args.json !== undefined ? fromWhereTyped(args.json) : path.join(REPO_ROOT, 'bench', 'results', `${stamp(startedAt)}.json`);
   // Ctrl-C: the test harness's hooks stop the embedded PostgreSQL and exit at once, so the staged
   // runs (gigabytes at 1M) are removed from an exit hook; each finished benchmark is already in the
   // result file.
@@ -207,7 +219,7 @@ async function main(): Promise<number> {
 
   process.stdout.write(`\netl bench — scale ${args.scale.toLocaleString('en-US')}, seed ${args.seed}, commit ${git.commit?.slice(0, 12) ?? 'unknown'}${git.dirty ? ' (dirty)' : ''}, ${machine.cores} cores, ${machine.memory_gib} GiB\n`);
   process.stdout.write(formatResults(results));
-  process.stdout.write(`\nresults: ${path.relative(process.cwd(), jsonFile) || jsonFile}\n`);
+  process.stdout.write(`\nresults: ${shownFromWhereTyped(jsonFile)}\n`);
   return results.some((r) => r.status === 'failed') ? 1 : 0;
 }
 

@@ -177,3 +177,25 @@ test('npm run bench -- --help fits 100 columns and exits 0; a bad --scale or --s
   }
   assert.deepEqual(await readdir(cacheRoot), []);
 });
+
+test('npm run bench from another folder: a relative --json and --cache-dir are taken from where it was typed', { timeout: 300_000 }, async (t) => {
+  // npm runs the script in the package root, and says where it was typed in INIT_CWD.
+  const typedIn = await mkdtemp(path.join(os.tmpdir(), 'etl-bench-cwd-'));
+  const strayJson = path.join(ROOT, 'etl-bench-cwd-test.json');
+  const strayCache = path.join(ROOT, 'etl-bench-cwd-cache');
+  t.after(() => Promise.all([typedIn, strayJson, strayCache].map((p) => rm(p, { recursive: true, force: true }))));
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const args = ['--prefix', ROOT, 'run', '--silent', 'bench', '--', 'transform', '--scale', '500', '--json', 'etl-bench-cwd-test.json', '--cache-dir', 'etl-bench-cwd-cache'];
+    const child = spawn('npm', args, { cwd: typedIn, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  assert.equal(r.code, 0, r.stderr.slice(-4000));
+  assert.ok(existsSync(path.join(typedIn, 'etl-bench-cwd-test.json')), `the result is where it was typed:\n${r.stdout}`);
+  assert.ok(existsSync(path.join(typedIn, 'etl-bench-cwd-cache', '500-1', 'dump.json')));
+  assert.ok(!existsSync(strayJson) && !existsSync(strayCache), 'nothing written into the checkout');
+  assert.match(r.stdout, /^results: etl-bench-cwd-test\.json$/m);
+});
