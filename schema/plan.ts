@@ -12,7 +12,7 @@ import { rekeyedChange } from './rekeyed.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import { readTables, type LiveTable } from './catalog.ts';
 import { compiled, ident, runSql } from './sql.ts';
-import { contributionsTableName, createStateIndexSql, stateTables } from './state-tables.ts';
+import { contributionsTableName, contributionTypeText, createStateIndexSql, stateTables } from './state-tables.ts';
 import { APPLY_ORDER, isWidening, type DataProblem, type SchemaChange, type SchemaPlan } from './changes.ts';
 import { duplicates, hasRows, inputCheck, notConvertibleCondition, notConvertibleCount, nullCount, orphans, referencingRows, type InputCheck } from './probes.ts';
 
@@ -245,7 +245,7 @@ function dropColumn(t: TableModel, column: string, message: string): SchemaChang
 function contributionsTypeSql(t: TableModel, c: ColumnModel, widening: boolean, check: InputCheck | null): string[] {
   if (t.strategy !== 'dedupe' || !t.stagedColumns.some((s) => s.name === c.name)) return [];
   const contrib = ident(contributionsTableName(t.name));
-  const type = c.sqlType.kind === 'serial' ? 'INTEGER' : c.sqlTypeText;
+  const type = contributionTypeText(c);
   const alter = `ALTER TABLE ${contrib} ALTER COLUMN ${ident(c.name)} TYPE ${type} USING ${ident(c.name)}::${type}`;
   return widening || !check ? [alter] : [`DELETE FROM ${contrib} WHERE ${notConvertibleCondition(c.name, type, check)}`, alter];
 }
