@@ -2,7 +2,8 @@
 // the transaction, so each table referencing them (later in load order) can find the rows that now
 // point at nothing (orphans.ts). Only the columns some foreign key references are kept.
 import { compiled, ident, type SqlIdent } from '../schema/sql.ts';
-import { columnTypeSql, type TableShape } from './shape.ts';
+import type { TableShape } from './shape.ts';
+import { valueTypeText } from '../model/sql-types.ts';
 import { referencedColumns, type Edge } from './foreign-keys.ts';
 import type { LoadSession } from './session.ts';
 import { recordGoneSql } from './gone-documents.ts';
@@ -52,7 +53,7 @@ export class GoneRows {
     if (this.#created.has(shape.table.name)) return;
     const defs = referencedColumns(this.edges, shape.table.name).map((name) => {
       const c = shape.table.columns.find((x) => x.name === name)!;
-      return `${ident(name)} ${columnTypeSql(c.sqlType)}`;
+      return `${ident(name)} ${valueTypeText(c.sqlType)}`;
     });
     await this.session.run(compiled(`CREATE TEMP TABLE ${shape.temps.gone} (${defs.join(', ')}) ON COMMIT DROP`));
     this.#created.add(shape.table.name);

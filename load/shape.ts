@@ -2,8 +2,8 @@
 // the target, the staged columns and their types, the merge key, the column holding the document
 // `_id`, and the names of the temp tables of the step. Nothing here is written per table.
 import { ident, type SqlIdent } from '../schema/sql.ts';
-import { sqlTypeText } from '../model/sql-types.ts';
-import type { ColumnModel, SqlType, TableModel } from '../model/types.ts';
+import { valueTypeText } from '../model/sql-types.ts';
+import type { ColumnModel, TableModel } from '../model/types.ts';
 import { documentIdColumn, contributionsTableName } from '../schema/state-tables.ts';
 
 
@@ -79,11 +79,6 @@ export function freeColumnName(table: TableModel, base: string): string {
 /** The temp line column's name: `etl_line`, or more underscores if a staged column already has it. */
 export const lineColumnName = (table: TableModel): string => freeColumnName(table, 'etl_line');
 
-/** The PostgreSQL type of a staged column: its DDL spelling, a SERIAL stored as the INTEGER it is. */
-export function columnTypeSql(t: SqlType): string {
-  return t.kind === 'serial' ? 'INTEGER' : sqlTypeText(t);
-}
-
 function tempTables(index: number): TempTables {
   const t = (what: string) => ident(`etl_${what}_${index}`);
   return { stage: t('stage'), keys: t('keys'), rejects: t('rejects'), contrib: t('contrib'), touched: t('touched'), gone: t('gone'), live: t('live'), contested: t('contested'), recompute: t('recompute'), suspects: t('suspects') };
@@ -96,7 +91,7 @@ export function tempNamesOf(shape: TableShape): Record<string, string> {
   return out;
 }
 
-const shapeColumn = (c: ColumnModel): ShapeColumn => ({ name: c.name, id: ident(c.name), nullable: c.nullable && !c.primaryKey, type: columnTypeSql(c.sqlType) });
+const shapeColumn = (c: ColumnModel): ShapeColumn => ({ name: c.name, id: ident(c.name), nullable: c.nullable && !c.primaryKey, type: valueTypeText(c.sqlType) });
 
 export function tableShape(table: TableModel, index: number): TableShape {
   const kind = table.mergeKind;

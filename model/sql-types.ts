@@ -103,6 +103,16 @@ export function sqlTypeText(type: SqlType): string {
   }
 }
 
+/** The type a column's values have: its DDL spelling, a SERIAL's as the INTEGER it is (its sequence is only a default). */
+export function valueTypeText(type: SqlType): string {
+  return type.kind === 'serial' ? 'INTEGER' : sqlTypeText(type);
+}
+
+/** valueTypeText of a type given by its canonical spelling (sqlTypeText's, or a live column's as canonicalCatalogType reads it). */
+export function valueTypeOfText(typeText: string): string {
+  return typeText === 'SERIAL' ? 'INTEGER' : typeText;
+}
+
 /**
  * The type a referencing column must be compatible with. PostgreSQL accepts a foreign key between
  * varchar(n) and text, or between integer widths; a SERIAL is referenced by an INTEGER column.

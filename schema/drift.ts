@@ -4,6 +4,7 @@
 // dropping data is a person's decision.
 import type pg from 'pg';
 import type { PipelineModel, TableModel } from '../model/types.ts';
+import { valueTypeOfText } from '../model/sql-types.ts';
 import {
   addColumnSql,
   addForeignKeySql,
@@ -104,7 +105,7 @@ function contributionTypes(model: PipelineModel, live: ReadonlyMap<string, LiveT
     for (const c of t.stagedColumns) {
       const table = live.get(t.name)?.columns.find((x) => x.name === c.name);
       const state = live.get(contrib)?.columns.find((x) => x.name === c.name);
-      const type = table?.type === 'SERIAL' ? 'INTEGER' : table?.type;
+      const type = table === undefined ? undefined : valueTypeOfText(table.type);
       if (!table || !state || type === undefined || state.type === type) continue;
       out.push({
         table: contrib,

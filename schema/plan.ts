@@ -5,6 +5,7 @@
 // unique constraint or foreign key would refuse (a problem: nothing is applied). Reads only.
 import type pg from 'pg';
 import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
+import { valueTypeText } from '../model/sql-types.ts';
 import { addColumnSql, constraintName, dropColumnSql, dropConstraintSql, setNullabilitySql } from './ddl.ts';
 import { checkDrift, type DriftFinding } from './drift.ts';
 import { loadedTables, retiredTableChanges } from './retired.ts';
@@ -12,7 +13,7 @@ import { rekeyedChange } from './rekeyed.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import { readTables, type LiveTable } from './catalog.ts';
 import { compiled, ident, runSql } from './sql.ts';
-import { contributionsTableName, contributionTypeText, createStateIndexSql, stateTables } from './state-tables.ts';
+import { contributionsTableName, createStateIndexSql, stateTables } from './state-tables.ts';
 import { APPLY_ORDER, isWidening, type DataProblem, type SchemaChange, type SchemaPlan } from './changes.ts';
 import { duplicates, hasRows, inputCheck, notConvertibleCondition, notConvertibleCount, nullCount, orphans, referencingRows, type InputCheck } from './probes.ts';
 
@@ -245,7 +246,7 @@ function dropColumn(t: TableModel, column: string, message: string): SchemaChang
 function contributionsTypeSql(t: TableModel, c: ColumnModel, widening: boolean, check: InputCheck | null): string[] {
   if (t.strategy !== 'dedupe' || !t.stagedColumns.some((s) => s.name === c.name)) return [];
   const contrib = ident(contributionsTableName(t.name));
-  const type = contributionTypeText(c);
+  const type = valueTypeText(c.sqlType);
   const alter = `ALTER TABLE ${contrib} ALTER COLUMN ${ident(c.name)} TYPE ${type} USING ${ident(c.name)}::${type}`;
   return widening || !check ? [alter] : [`DELETE FROM ${contrib} WHERE ${notConvertibleCondition(c.name, type, check)}`, alter];
 }

@@ -1,7 +1,7 @@
 // Questions `etl schema` asks the data before it changes a table: does it hold rows, how many NULLs
 // or values a new type cannot hold, which rows a new unique constraint or foreign key would refuse.
 // Reads only; every name through ident(), every value a parameter or literal().
-import { parseSqlType } from '../model/sql-types.ts';
+import { parseSqlType, valueTypeOfText } from '../model/sql-types.ts';
 import { compiled, ident, identList, literal, runSql, type Queryable } from './sql.ts';
 
 const EXAMPLES = 3;
@@ -48,7 +48,7 @@ export async function inputCheck(client: Queryable): Promise<InputCheck> {
 
 /** The condition of rows whose value the type `typeText` (canonical spelling) cannot hold. */
 export function notConvertibleCondition(column: string, typeText: string, check: InputCheck): string {
-  const target = typeText === 'SERIAL' ? 'INTEGER' : typeText;
+  const target = valueTypeOfText(typeText);
   const value = `${ident(column)}::text`;
   if (check.builtin) return `${ident(column)} IS NOT NULL AND NOT pg_input_is_valid(${value}, ${literal(target)})`;
   // A cast to VARCHAR(n) cuts the text where input to it fails: its input rule said in SQL (only

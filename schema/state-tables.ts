@@ -8,8 +8,8 @@
 //
 // Watermarks live here, not in MAX(updated_at) of the data: a document written while an extract
 // ran must still be read by the next run, and only the extract's start time (minus a margin) says so.
-import type { ColumnModel, PipelineModel, TableModel } from '../model/types.ts';
-import { sqlTypeText } from '../model/sql-types.ts';
+import type { PipelineModel, TableModel } from '../model/types.ts';
+import { valueTypeText } from '../model/sql-types.ts';
 import { documentIdColumn } from '../mapping/scope.ts';
 import { contributionsIndexName, contributionsTableName } from '../model/derived-names.ts';
 import { ident, identList } from './sql.ts';
@@ -140,11 +140,6 @@ const GONE: StateTable = Object.freeze({
 
 export { contributionsTableName } from '../model/derived-names.ts';
 
-/** The type a dedupe table's contributions hold a staged column as: the table's (a SERIAL's values as INTEGER). */
-export function contributionTypeText(c: ColumnModel): string {
-  return c.sqlType.kind === 'serial' ? 'INTEGER' : sqlTypeText(c.sqlType);
-}
-
 /**
  * A dedupe table's contributions (load/contributions.ts): one row per contributing source document
  * (its `_id`, then the staged columns with their types, nullable: a contribution is what transform
@@ -152,7 +147,7 @@ export function contributionTypeText(c: ColumnModel): string {
  */
 function contributionsTable(t: TableModel): StateTable {
   const name = contributionsTableName(t.name);
-  const columns = t.stagedColumns.map((c) => col(c.name, contributionTypeText(c), false));
+  const columns = t.stagedColumns.map((c) => col(c.name, valueTypeText(c.sqlType), false));
   return Object.freeze({
     name,
     purpose: `the row each source document contributes to ${t.name} (dedupe), by document _id`,
