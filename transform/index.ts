@@ -95,8 +95,13 @@ async function openExtractedRun(options: TransformOptions): Promise<{ paths: Run
  */
 function dryRunOfOtherFiles(model: PipelineModel, manifest: Manifest): boolean {
   const load = manifest.stages.load;
+  return load?.status === 'done' && load.dry_run === true && transformedWithOther(model, manifest) !== null;
+}
+
+/** The sha256 of the other pipeline.yaml the run's files were transformed with; null: none yet, or this one (same bytes). */
+function transformedWithOther(model: PipelineModel, manifest: Manifest): string | null {
   const transformedWith = manifest.stages.transform?.pipeline_sha256;
-  return load?.status === 'done' && load.dry_run === true && transformedWith !== undefined && transformedWith !== model.sha256;
+  return transformedWith === undefined || transformedWith === model.sha256 ? null : transformedWith;
 }
 
 const DRY_RUN_DROPPED = "the record of the run's dry-run load went with the files it was made of (another pipeline.yaml transformed them): run etl load --dry-run again to see this transform's figures";
@@ -109,8 +114,8 @@ const DRY_RUN_DROPPED = "the record of the run's dry-run load went with the file
  */
 function refuseOtherMappingOfLoaded(model: PipelineModel, manifest: Manifest, paths: RunPaths): void {
   const load = committedLoad(manifest.stages.load);
-  const transformedWith = manifest.stages.transform?.pipeline_sha256;
-  if (!load || transformedWith === undefined || transformedWith === model.sha256) return;
+  const transformedWith = transformedWithOther(model, manifest);
+  if (!load || transformedWith === null) return;
   const tables = [...new Set([...Object.keys(load.tables ?? {}), ...(load.skipped ?? []).map((s) => s.table)])].sort();
   if (tables.length === 0) return;
   throw new StagingError(
