@@ -53,9 +53,9 @@ const MIN_BENCH_SCALE = 500;
 const MAX_SEED = 0xffffffff;
 
 /** A value the generator would refuse, refused here: before a dataset folder is made, exit 2. */
-function within(flag: string, value: number, min: number, max: number): void {
+function within(flag: string, value: number, min: number, max: number, why = ''): void {
   const n = (x: number) => x.toLocaleString('en-US');
-  if (value < min || value > max) throw new UsageProblem(`${flag} must be from ${n(min)} to ${n(max)}, got ${n(value)}`);
+  if (value < min || value > max) throw new UsageProblem(`${flag} must be from ${n(min)} to ${n(max)}${why}, got ${n(value)}`);
 }
 
 function parseCount(flag: string, text: string): number {
@@ -91,8 +91,7 @@ function parse(argv: readonly string[]) {
     else throw new UsageProblem(`unknown benchmark "${name}" (known: ${BENCH_NAMES.join(', ')}, all)`);
   }
   const scale = values.scale !== undefined ? parseCount('--scale', values.scale) : DEFAULT_SCALE;
-  if (scale < MIN_BENCH_SCALE) throw new UsageProblem(`--scale must be at least ${MIN_BENCH_SCALE} (every collection gets its floor of documents)`);
-  within('--scale', scale, MIN_BENCH_SCALE, MAX_SCALE);
+  within('--scale', scale, MIN_BENCH_SCALE, MAX_SCALE, ' (every collection gets its floor of documents)');
   const seed = values.seed !== undefined ? parseCount('--seed', values.seed) : DEFAULT_SEED;
   within('--seed', seed, 0, MAX_SEED);
   return {

@@ -174,7 +174,7 @@ interface RefreshContext {
 export async function runPostgresRefresh(o: PgRefreshOptions): Promise<PgRefreshReport> {
   const { config, signal } = o;
   const remote = config.remote.postgres;
-  const remoteText = `postgresql://${remote.user}@${remote.host}:${remote.port}/${remote.database}`;
+  const remoteText = describePostgres(remote);
   await checkPgBinDir(config.refresh.pgBinDir);
   o.onProgress?.({ phase: 'connect' });
   const local = await localServer(config.postgres, config.secrets);
