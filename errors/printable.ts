@@ -9,9 +9,14 @@ const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 export const MAX_LINE = 1_000;
 export const MAX_LINES = 200;
 
+/** Text with its controls shown as \uXXXX (tab and newline kept), nothing cut. */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** One line as a terminal may show it: controls escaped, at most `max` characters and a count of the rest. */
 export function printableLine(line: string, max = MAX_LINE): string {
-  const shown = line.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const shown = escapeControls(line);
   if (shown.length <= max) return shown;
   // Never half a surrogate pair.
   const cut = /[\ud800-\udbff]/.test(shown[max - 1]!) ? max - 1 : max;

@@ -1,6 +1,8 @@
 // Plain-text tables for terminals and logs: the per-table summaries the commands print, and the
 // benchmark tables. Numbers are right-aligned with thousands separators; text is left-aligned.
 // With a width limit, the text columns that may shrink are cut (with …) until the table fits.
+// A cell's text may come from input (a table name, a dump's path): its controls are shown escaped.
+import { escapeControls } from '../errors/printable.ts';
 
 export type Cell = string | number;
 
@@ -15,7 +17,7 @@ const GAP = 2;
 
 export function formatTable(headers: readonly string[], rows: readonly (readonly Cell[])[], options: TableOptions = {}): string {
   const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number' || r[i] === '-' || r[i] === undefined));
-  const text = [headers.map(String), ...rows.map((r) => headers.map((_, i) => cellText(r[i])))];
+  const text = [headers.map(escapeControls), ...rows.map((r) => headers.map((_, i) => cellText(r[i])))];
   const widths = fitWidths(
     headers.map((_, i) => Math.max(...text.map((r) => r[i]!.length))),
     options,
@@ -33,7 +35,7 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
 
 function cellText(c: Cell | undefined): string {
   if (c === undefined) return '';
-  return typeof c === 'number' ? c.toLocaleString('en-US') : c;
+  return typeof c === 'number' ? c.toLocaleString('en-US') : escapeControls(c);
 }
 
 /** Cuts text to `width` characters, ending in … when something was cut. */

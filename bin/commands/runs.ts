@@ -63,8 +63,8 @@ export function renderHistory(h: RunHistory): string {
   const rows = h.runs.map((r) => [
     `${r.latest ? '*' : ' '} ${r.run_id}`,
     r.started_at.slice(0, 16).replace('T', ' '),
-    // The manifest's words (a dump's path and database name): a run folder from elsewhere may hold controls.
-    r.source === null ? '-' : printableLine(r.source),
+    // The manifest's words (a dump's path and database name): formatTable escapes their controls.
+    r.source ?? '-',
     stageCell(r, 'extract'),
     stageCell(r, 'transform'),
     stageCell(r, 'load'),
