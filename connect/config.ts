@@ -116,12 +116,14 @@ export function unreachableHint(origin: string | undefined, unconfigured: string
 export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): EtlConfig {
   const r = settingsReader(env, cwd, flags.envFile);
   const pg = resolvePostgres(r, flags.databaseUrl);
-  const mongoUrl = r.flagOr(flags.mongoUrlFlag ?? '--mongo-url', flags.mongoUrl, 'MONGODB_URL');
+  const mongoUrlFlag = flags.mongoUrlFlag ?? '--mongo-url';
+  const mongoUrl = r.flagOr(mongoUrlFlag, flags.mongoUrl, 'MONGODB_URL');
   if (mongoUrl) checkMongoUrl(mongoUrl.value, mongoUrl.where);
   const mongo: MongoConfig = {
     url: mongoUrl?.value ?? 'mongodb://localhost:27017',
     ...(mongoUrl ? { origin: mongoUrl.where } : {}),
-    database: flags.mongoDatabase ?? r.get('MONGODB_DATABASE') ?? databaseFromUrl(mongoUrl?.value) ?? 'default',
+    // Flags win over the environment: a --mongo-url (--source) naming a database wins over MONGODB_DATABASE.
+    database: flags.mongoDatabase ?? (mongoUrl?.where === mongoUrlFlag ? databaseFromUrl(mongoUrl.value) : undefined) ?? r.get('MONGODB_DATABASE') ?? databaseFromUrl(mongoUrl?.value) ?? 'default',
   };
   const remote = resolveRemote(r, mongo, pg.postgres);
   const secrets = [

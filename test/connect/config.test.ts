@@ -56,6 +56,17 @@ describe('precedence', () => {
     assert.equal(target({ DATABASE_URL: 'postgresql://env-host/x' }, { databaseUrl: 'postgresql://flag-host/x' }).host, 'flag-host');
   });
 
+  test('the MongoDB database: --mongo-db, else a --mongo-url naming one (a flag wins over MONGODB_DATABASE), else MONGODB_DATABASE, else the URL\'s', () => {
+    const database = (env: Record<string, string>, flags: { mongoUrl?: string; mongoDatabase?: string } = {}) => resolveConfig({ env, cwd, flags }).mongo.database;
+    const env = { MONGODB_DATABASE: 'from_env', MONGODB_URL: 'mongodb://env-host/env_url_db' };
+    assert.equal(database(env, { mongoUrl: 'mongodb://flag-host/flag_db' }), 'flag_db');
+    assert.equal(database(env, { mongoUrl: 'mongodb://flag-host/flag_db', mongoDatabase: 'flag_mongo_db' }), 'flag_mongo_db');
+    // A flag URL that names no database leaves the choice to MONGODB_DATABASE.
+    assert.equal(database(env, { mongoUrl: 'mongodb://flag-host/' }), 'from_env');
+    assert.equal(database(env), 'from_env');
+    assert.equal(database({ MONGODB_URL: 'mongodb://env-host/env_url_db' }), 'env_url_db');
+  });
+
   test('the environment wins over .env', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-connect-dotenv-'));
     try {
