@@ -6,7 +6,7 @@ import { EJSON, ObjectId, type Document } from 'bson';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
 
 /** Why extract could not stage a document (the `reason` of extract/<collection>.rejects.ndjson). */
-export type ExtractRejectReason = 'missing_id' | 'too_deep' | 'invalid_utf8' | 'invalid_id' | 'invalid_bson';
+export type ExtractRejectReason = 'missing_id' | 'too_deep' | 'invalid_utf8' | 'invalid_id' | 'invalid_bson' | 'duplicate_field';
 
 export interface ExtractReject {
   readonly collection: string;

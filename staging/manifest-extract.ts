@@ -28,7 +28,7 @@ export interface ExtractCollectionRecord extends FileRecord {
    * query on this side; a live server applies it itself, so unmatched is 0 there).
    */
   scanned?: number;
-  /** Documents extract could not stage, each a line of `rejects` (missing_id, too_deep, invalid_utf8, invalid_id, invalid_bson). */
+  /** Documents extract could not stage, each a line of `rejects` (missing_id, too_deep, invalid_utf8, invalid_id, invalid_bson, duplicate_field). */
   rejected?: number;
   /** rejected, per reason. */
   rejected_reasons?: Record<string, number>;

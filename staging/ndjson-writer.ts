@@ -13,8 +13,8 @@
 // undefined is `null`, a DBPointer the DBRef document `{"$ref": ns, "$id": {"$oid": …}}`.
 //
 // Bytes that are not BSON throw BsonDecodeError (what and where); BSON that cannot be staged throws
-// StagingRefusal (too deep, invalid UTF-8 where no escape can carry it). Either way the line is
-// not written. Recursion is bounded by the nesting limit (checked before descending).
+// StagingRefusal (too deep, invalid UTF-8 where no escape can carry it, a field name given twice).
+// Either way the line is not written. Recursion is bounded by the nesting limit (checked before descending).
 import { isUtf8 } from 'node:buffer';
 import { Decimal128 } from 'bson';
 import { ESCAPED_DOCUMENT_KEY, INVALID_UTF8_KEY, MAX_NESTING_DEPTH } from './ndjson-escape.ts';
@@ -39,7 +39,7 @@ export class BsonDecodeError extends Error {
   }
 }
 
-export type RefusalReason = 'too_deep' | 'invalid_utf8' | 'invalid_id';
+export type RefusalReason = 'too_deep' | 'invalid_utf8' | 'invalid_id' | 'duplicate_field';
 
 /** A valid BSON document that cannot be staged. */
 export class StagingRefusal extends Error {
@@ -220,6 +220,7 @@ export class NdjsonWriter {
       return this.facts;
     } catch (error) {
       this.pos = start;
+      if (error instanceof DuplicateField) throw this.duplicateRefusal(doc.length, keep);
       if (error instanceof BsonDecodeError && this.facts.id.type !== 0) error.id = { ...this.facts.id };
       throw error;
     }
@@ -416,6 +417,13 @@ export class NdjsonWriter {
     this.byte(isArray ? 0x5b : 0x7b);
     const watchDollars = depth > 0 && !isArray && this.escapes;
     let dollars: DollarKeys | null = null;
+    // Names given twice are refused: a 64-bit filter of each name's length and end bytes tells most
+    // new names apart at once (no allocation); a name whose bit is set is compared with the earlier
+    // names, and a wide document (more than 64 fields) keeps a Set of them instead.
+    let seenLow = 0;
+    let seenHigh = 0;
+    let fields = 0;
+    let wide: Set<string> | null = null;
     let first = true;
     let i = at + 4;
     for (;;) {
@@ -441,6 +449,19 @@ export class NdjsonWriter {
       first = false;
       if (!isArray) {
         this.requiredString(nameStart, nameEnd, () => `a field name (${src.toString('utf8', nameStart, nameEnd)})`);
+        if (fields < WIDE_DOCUMENT) {
+          const bit = ((nameEnd - nameStart) * 7 + src[nameStart]! * 31 + src[nameEnd - 1]!) & 63;
+          const mask = 1 << (bit & 31);
+          if ((bit < 32 ? seenLow : seenHigh) & mask && this.nameBefore(at, nameStart, nameEnd)) throw new DuplicateField();
+          if (bit < 32) seenLow |= mask;
+          else seenHigh |= mask;
+        } else {
+          wide ??= this.namesBefore(at, nameStart);
+          const name = src.toString('latin1', nameStart, nameEnd);
+          if (wide.has(name)) throw new DuplicateField();
+          wide.add(name);
+        }
+        fields += 1;
         this.byte(0x3a);
         // A `$` key is rare: its bookkeeping is made only then.
         if (watchDollars && src[nameStart] === 0x24) (dollars ??= new DollarKeys()).note(src, nameStart, nameEnd, type);
@@ -500,6 +521,62 @@ export class NdjsonWriter {
       const ms = this.src.readBigInt64LE(id.start);
       if (ms > JS_DATE_LIMIT || ms < -JS_DATE_LIMIT) throw new StagingRefusal('invalid_id', `the _id is a date of ${ms} ms, beyond any calendar`, `{"$date":{"$numberLong":"${ms}"}}`);
     }
+  }
+
+  /** Whether a field before the one named [s, e) of the document at `at` has that name. */
+  private nameBefore(at: number, s: number, e: number): boolean {
+    const src = this.src;
+    const length = e - s;
+    for (let i = at + 4; i < s - 1; ) {
+      const nameEnd = this.cstringEnd(i + 1, s, 'a field name');
+      if (nameEnd - i - 1 === length && src.compare(src, i + 1, nameEnd, s, e) === 0) return true;
+      i = this.valueEnd(src[i]!, nameEnd + 1, s);
+    }
+    return false;
+  }
+
+  /** The names of the fields before the one starting at `s` (its name) of the document at `at`. */
+  private namesBefore(at: number, s: number): Set<string> {
+    const src = this.src;
+    const names = new Set<string>();
+    for (let i = at + 4; i < s - 1; ) {
+      const nameEnd = this.cstringEnd(i + 1, s, 'a field name');
+      names.add(src.toString('latin1', i + 1, nameEnd));
+      i = this.valueEnd(src[i]!, nameEnd + 1, s);
+    }
+    return names;
+  }
+
+  /** The refusal of a document naming a field twice, with the path of the first such field (walked again: rare). */
+  private duplicateRefusal(size: number, keep: FieldSet | null): StagingRefusal {
+    const path = this.duplicatePath(0, size, false, keep) ?? ['?'];
+    return new StagingRefusal('duplicate_field', `the field "${path.join('.')}" is given twice in one document`);
+  }
+
+  /** The first repeated name, in the order writeDocument meets it, as a path (`address.city`); null when none. */
+  private duplicatePath(at: number, end: number, isArray: boolean, keep: FieldSet | null): string[] | null {
+    const src = this.src;
+    const seen = new Set<string>();
+    let i = at + 4;
+    while (i < end - 1) {
+      const type = src[i]!;
+      const nameStart = i + 1;
+      const nameEnd = this.cstringEnd(nameStart, end - 1, 'a field name');
+      const valueAt = nameEnd + 1;
+      const valueEnd = this.valueEnd(type, valueAt, end - 1);
+      i = valueEnd;
+      if (keep !== null && !keep.has(src, nameStart, nameEnd)) continue;
+      const name = src.toString('utf8', nameStart, nameEnd);
+      if (!isArray) {
+        if (seen.has(name)) return [name];
+        seen.add(name);
+      }
+      let inner: string[] | null = null;
+      if (type === T_DOCUMENT || type === T_ARRAY) inner = this.duplicatePath(valueAt, valueEnd, type === T_ARRAY, null);
+      else if (type === T_CODE_W_SCOPE) inner = this.duplicatePath(this.stringEnd(valueAt + 4, valueEnd, 'code'), valueEnd, false, null);
+      if (inner) return [name, ...inner];
+    }
+    return null;
   }
 
   // ── values ────────────────────────────────────────────────────────────────────────────────
@@ -679,6 +756,18 @@ export class NdjsonWriter {
   }
 }
 
+/**
+ * A field name given twice in one document. BSON allows it and MongoDB may hold it, but its staged
+ * line would be ambiguous: a JSON reader keeps one of the two values (transform and PostgreSQL's
+ * JSONB the last), so one document would silently become another. Thrown without its path, which
+ * writeLine finds by walking the document again (duplicatePath): no bookkeeping on the way down.
+ */
+class DuplicateField extends Error {
+  constructor() {
+    super('a field name given twice');
+  }
+}
+
 /** An error of the top-level document's own fields (depth 0) marked as a framing error. */
 function framing(depth: number, error: unknown): unknown {
   if (depth === 0 && error instanceof BsonDecodeError) error.framing = true;
@@ -693,6 +782,9 @@ const ESC_BACKSLASH = ascii('\\\\');
 const CLOSE_STRING = ascii('"}');
 const CLOSE_STRING_2 = ascii('"}}');
 const CLOSE_2 = ascii('}}');
+
+/** Fields of one document beyond which its names are kept in a Set rather than a 64-bit filter. */
+const WIDE_DOCUMENT = 64;
 
 const CREATION_DATE = ascii('creation_date');
 const UPDATE_DATE = ascii('update_date');

@@ -107,6 +107,33 @@ test('the staging escapes: $-keyed subdocuments (DBRefs excepted), strings that 
   assert.throws(() => written(badKey), (e: unknown) => e instanceof StagingRefusal && e.reason === 'invalid_utf8' && /field name/.test(e.message));
 });
 
+test('a field name given twice in one document (at the top, in a subdocument, in an array\'s) is refused: no reader could tell which value is the document\'s', () => {
+  const element = (name: string, value: unknown) => elementBytes(name, value);
+  const subdocument = (elements: Buffer[]) => Buffer.concat([Buffer.from([3]), Buffer.from('sub\0'), documentOf(elements)]);
+  const arrayOf = (doc: Buffer) => Buffer.concat([Buffer.from([4]), Buffer.from('list\0'), documentOf([Buffer.concat([Buffer.from([3]), Buffer.from('0\0'), doc])])]);
+  const cases: [string, Buffer, string][] = [
+    ['_id twice', documentOf([element('_id', 1), element('a', 'x'), element('_id', 2)]), '_id'],
+    ['a top-level field twice', documentOf([element('_id', 1), element('code', 'first'), element('code', 'second')]), 'code'],
+    ['a key twice in a subdocument', documentOf([element('_id', 1), subdocument([element('a', 'one'), element('a', 'two')])]), 'sub.a'],
+    ['a key twice in a document inside an array', documentOf([element('_id', 1), arrayOf(documentOf([element('k', 1), element('k', 1)]))]), 'list.0.k'],
+  ];
+  for (const [what, bytes, field] of cases) {
+    assert.throws(
+      () => written(bytes),
+      (e: unknown) => e instanceof StagingRefusal && e.reason === 'duplicate_field' && e.message.includes(`"${field}"`),
+      what,
+    );
+  }
+  // A wide document (its names kept otherwise beyond 64): 200 distinct names pass, the 200th repeating the 3rd does not.
+  const wide = (last: string) => documentOf([element('_id', 1), ...Array.from({ length: 199 }, (_, i) => element(`f${i}`, i)), element(last, 0)]);
+  assert.equal(JSON.parse(written(wide('f199'))).f199.$numberInt, '0');
+  assert.throws(() => written(wide('f2')), (e: unknown) => e instanceof StagingRefusal && e.reason === 'duplicate_field' && e.message.includes('"f2"'));
+  // Only what is staged counts: a field the projection drops may repeat; an array's indexes are not names.
+  assert.equal(written(documentOf([element('_id', 1), element('x', 1), element('x', 2)]), new FieldSet(['_id'])), '{"_id":{"$numberInt":"1"}}\n');
+  const sameNames = documentOf([element('_id', 1), subdocument([element('a', 1)]), Buffer.concat([Buffer.from([3]), Buffer.from('other\0'), documentOf([element('a', 2)])])]);
+  assert.equal(written(sameNames), '{"_id":{"$numberInt":"1"},"sub":{"a":{"$numberInt":"1"}},"other":{"a":{"$numberInt":"2"}}}\n');
+});
+
 /** A seeded generator of documents nesting every type bson writes faithfully, at random. */
 function randomDocuments(count: number, seed: number): Document[] {
   let state = seed >>> 0;

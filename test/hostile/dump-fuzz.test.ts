@@ -56,7 +56,7 @@ const LOADS = Number(process.env.DUMP_FUZZ_LOADS ?? 4);
 /** A case taking longer than this is a hang. */
 const CASE_TIMEOUT_MS = 30_000;
 /** The extract rejects reasons the README lists. */
-const REASONS = new Set(['missing_id', 'too_deep', 'invalid_utf8', 'invalid_id', 'invalid_bson']);
+const REASONS = new Set(['missing_id', 'too_deep', 'invalid_utf8', 'invalid_id', 'invalid_bson', 'duplicate_field']);
 const MAX_DOCUMENT_BYTES = 48 * 1024 * 1024;
 const DB = 'appdb';
 

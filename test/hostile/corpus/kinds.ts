@@ -4,7 +4,7 @@
 import { Binary, BSONRegExp, Code, Decimal128, Double, Int32, Long, MaxKey, MinKey, serialize, Timestamp, type Document } from 'bson';
 import { converted, counted, rejected, rejectedByLoad, skipped, type FinishedRun, type Outcome } from './outcomes.ts';
 import { at, BAD_ID, goodThing, oid, type Sample } from './sample.ts';
-import { dateValue, documentBytes, nestedValue, withElement, withRawString } from './raw-bson.ts';
+import { dateValue, documentBytes, nestedValue, stringValue, withElement, withRawString } from './raw-bson.ts';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 
@@ -222,6 +222,15 @@ export const KINDS: readonly Kind[] = [
     name: 'a mapped field nested 100,000 levels',
     plant: plantRaw('things', () => withElement(without(thing({}), 'address'), 0x03, 'address', nestedValue(100_000))),
     outcome: rejectedByExtract('things', 'too_deep'),
+  },
+
+  // A name given twice: a JSON reader keeps one value (transform the last, the query the first).
+  { name: 'a mapped field given twice in one document', plant: plantRaw('things', () => withElement(thing({ code: 'first' }), 0x02, 'code', stringValue('second'))), outcome: rejectedByExtract('things', 'duplicate_field') },
+  { name: 'the _id given twice in one document', plant: plantRaw('things', () => withElement(thing({}), 0x07, '_id', Buffer.from(oid(99).id))), outcome: rejectedByExtract('things', 'duplicate_field') },
+  {
+    name: 'a key given twice inside a JSONB subdocument',
+    plant: plantRaw('things', () => withElement(without(thing({}), 'extra'), 0x03, 'extra', withElement({ a: 'one' }, 0x02, 'a', stringValue('two')))),
+    outcome: rejectedByExtract('things', 'duplicate_field'),
   },
 
   // ── references, base columns ─────────────────────────────────────────────────────────────────
