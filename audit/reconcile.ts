@@ -50,6 +50,8 @@ function reconcileExtract(manifest: Manifest, check: Check): void {
         [c.unmatched ?? 0, 'left out by the query'],
       ]);
       check(collection, 'extract: rejected = lines of the extract rejects file', c.rejected, [[c.rejects?.records ?? 0, '']]);
+      const reasons = Object.entries(c.rejected_reasons ?? {}).map(([reason, n]): [number, string] => [n, reason]);
+      if (c.rejected_reasons !== undefined) check(collection, 'extract: rejected = Σ rejected_reasons', c.rejected, reasons.length ? reasons : [[0, '']]);
     }
   }
 }

@@ -11,6 +11,7 @@ import { measureFile, recordsOf, sha256OfFile, stagedFileKind, type MeasuredFile
 import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, STAGES } from './manifest-files.ts';
 import { reconcile } from './reconcile.ts';
+import { checkRejectReasons } from './reject-reasons.ts';
 import { openRunSource, type RunSource } from './run-source.ts';
 import type { Mismatch, VerifyReport } from './verify-report.ts';
 import { shownStages, stageAtWork } from '../staging/stage-writer.ts';
@@ -68,6 +69,7 @@ async function verifySource(source: RunSource, temp: string, options: VerifyOpti
 
   const identities = reconcile(manifest);
   for (const id of identities.filter((i) => !i.ok)) mismatches.push({ check: 'count', table: id.table, expected: id.name, found: id.figures });
+  await checkRejectReasons(source.dir, manifest, files.measuredSha, mismatches, signal);
 
   const retransformState = await maybeRetransform(source, manifest, { stages, pipeline, files, temp }, options, mismatches, signal);
   return {

@@ -173,6 +173,31 @@ async function ndjson(file: string): Promise<RejectLine[]> {
     .map((l) => JSON.parse(l) as RejectLine);
 }
 
+test('verify names extract reject reasons the manifest miscounts: a reason moved to another, or one more than the rejects file holds', async (t) => {
+  const s = await setup(t, ['plain', 'no _id', 'deep mapped', 'plain too']);
+  await s.transformAndVerify();
+  const manifestFile = path.join(s.report.runDir, 'manifest.json');
+  const original = await readFile(manifestFile, 'utf8');
+  const withReasons = async (reasons: Record<string, number>) => {
+    const manifest = JSON.parse(original);
+    assert.deepEqual(manifest.stages.extract.collections.offers.rejected_reasons, { missing_id: 1, too_deep: 1 });
+    manifest.stages.extract.collections.offers.rejected_reasons = reasons;
+    await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
+    return (await verifyRun({ target: s.report.runDir })).mismatches;
+  };
+  // The same total, one reason moved: only the rejects file's lines can tell.
+  const moved = await withReasons({ missing_id: 2 });
+  assert.equal(moved.length, 1, JSON.stringify(moved));
+  assert.equal(moved[0]!.file, 'extract/offers.rejects.ndjson');
+  assert.equal(moved[0]!.field, 'stages.extract.collections.offers.rejected_reasons');
+  assert.match(moved[0]!.expected, /missing_id 2/);
+  assert.match(moved[0]!.found, /missing_id 1, too_deep 1/);
+  // One more than rejected: the manifest contradicts itself too.
+  const more = await withReasons({ missing_id: 1, too_deep: 2 });
+  assert.ok(more.some((m) => m.check === 'count' && /rejected = Σ rejected_reasons/.test(m.expected)), JSON.stringify(more));
+  assert.ok(more.some((m) => m.file === 'extract/offers.rejects.ndjson'), JSON.stringify(more));
+});
+
 test('all together: extract stages every hostile document it can, unambiguously, and rejects the others alone with where and why', async (t) => {
   const s = await setup(t);
   const offers = s.report.collections.find((c) => c.collection === 'offers')!;
