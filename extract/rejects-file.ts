@@ -4,6 +4,7 @@
 import { once } from 'node:events';
 import { EJSON, ObjectId, type Document } from 'bson';
 import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
+import { shortText } from '../staging/short-text.ts';
 
 /** Why extract could not stage a document (the `reason` of extract/<collection>.rejects.ndjson). */
 export type ExtractRejectReason = 'missing_id' | 'too_deep' | 'invalid_utf8' | 'invalid_id' | 'invalid_bson' | 'duplicate_field';
@@ -43,7 +44,7 @@ function idText(id: unknown): string | null {
 }
 
 export function shortValue(text: string): string {
-  return text.length > VALUE_CHARS ? `${text.slice(0, VALUE_CHARS)}…` : text;
+  return shortText(text, VALUE_CHARS);
 }
 
 export class ExtractRejectsFile {

@@ -4,6 +4,7 @@
 import { rejection, type Rejection } from '../mapping/convert.ts';
 import { keyTextTooLong } from '../mapping/key-size.ts';
 import { canonicalText, kindOf, objectIdHex } from '../mapping/ejson-value.ts';
+import { shortText } from '../staging/short-text.ts';
 
 const VALUE_LIMIT = 200;
 
@@ -49,13 +50,7 @@ export function documentIdKey(id: unknown): string | Rejection {
 
 export function shortValue(value: unknown): string | null {
   if (value === undefined) return null;
-  const text = canonicalText(value);
-  if (text.length <= VALUE_LIMIT) return text;
-  let cut = text.slice(0, VALUE_LIMIT);
-  // Never leave half a surrogate pair at the cut.
-  const last = cut.charCodeAt(cut.length - 1);
-  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
-  return `${cut}…`;
+  return shortText(canonicalText(value), VALUE_LIMIT);
 }
 
 /** The NDJSON line, keys in a fixed order so the file's bytes are stable. */

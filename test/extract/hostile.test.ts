@@ -173,6 +173,19 @@ async function ndjson(file: string): Promise<RejectLine[]> {
     .map((l) => JSON.parse(l) as RejectLine);
 }
 
+test("an extract reject's value cut at 200 characters never ends in half a surrogate pair (an emoji at the cut)", async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'etl-hostile-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  // Staged as {"label":"xxx…😀…: 10 characters before the label's, so the emoji's pair spans characters 199 and 200.
+  const label = `${'x'.repeat(189)}😀 and more`;
+  await mkdir(path.join(dir, 'appdb'), { recursive: true });
+  await writeFile(path.join(dir, 'appdb/offers.bson'), Buffer.concat([bytesOf({ label, creation_date: day(1), update_date: day(2) }), documentOf([...base(1), elementBytes('label', 'fine')])]));
+  const report = await runExtract({ model: await loadPipeline(PIPELINE), stagingDir: path.join(dir, 'staging'), source: { kind: 'dump', path: path.join(dir, 'appdb') } });
+  const [reject] = await ndjson(path.join(report.runDir, 'extract/offers.rejects.ndjson'));
+  const value = (reject as RejectLine & { value: string }).value;
+  assert.equal(value, `{"label":"${'x'.repeat(189)}…`);
+});
+
 test('verify names extract reject reasons the manifest miscounts: a reason moved to another, or one more than the rejects file holds', async (t) => {
   const s = await setup(t, ['plain', 'no _id', 'deep mapped', 'plain too']);
   await s.transformAndVerify();
