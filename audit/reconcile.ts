@@ -81,6 +81,17 @@ function reconcileLoad(manifest: Manifest, check: Check): void {
     if (typeof l.staged === 'number' && staged?.contrib) check(table, 'load: rows staged (COPY) = rows of the contributions file', l.staged, [[staged.contrib.records, '']]);
     else if (typeof l.staged === 'number') check(table, 'load: rows staged (COPY) = rows of the transform CSV', l.staged, [[staged?.rows, '']]);
     if (typeof l.rows === 'number') check(table, 'load: rows = rows of the transform CSV', l.rows, [[staged?.rows, '']]);
+    // Every staged row ends one way (load/table-step.ts counts `unchanged` as what is left); not a
+    // dedupe table's, whose merged rows are the keys recomputed, not its contributions.
+    if (!staged?.contrib && typeof l.unchanged === 'number') {
+      check(table, 'load: staged = inserted + updated + unchanged + rejected + duplicates', l.staged, [
+        [l.inserted, 'inserted'],
+        [l.updated, 'updated'],
+        [l.unchanged, 'unchanged'],
+        [l.rejected, 'rejected'],
+        [l.duplicates, 'duplicates'],
+      ]);
+    }
     // The load rejects file lists every refused row and every value set NULL (on_missing: set_null).
     const nulled = typeof l.nulled === 'number' ? l.nulled : 0;
     if (l.rejects) check(table, 'load: lines of the load rejects file = rejected + nulled', l.rejects.records, [[l.rejected, 'rejected'], [nulled, 'nulled']]);

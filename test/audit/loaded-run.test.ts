@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import * as tar from 'tar';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
@@ -178,4 +178,25 @@ test('etl runs: a run transformed with --tables users, then loaded, is listed lo
     assert.match(line, /\byes \(1 of 4 pipeline tables\)\s*$/, `${JSON.stringify(Object.keys(env))}: ${line}`);
     assert.deepEqual([entry.loaded, entry.tables, entry.loaded_tables, entry.pipeline_tables], [true, 1, 1, 4]);
   }
+});
+
+test('verify: load figures edited in the manifest (one more row inserted than staged) are named, table and identity', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  const model = await loadPipeline(run.pipelineFile);
+  await createTables(url, model);
+  await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres: { connectionString: url, host: '', port: 0, database: '', user: '', password: null } });
+  const before = etlSync(['verify', run.paths.dir, '--json'], { cwd: run.cwd });
+  assert.equal(before.code, 0, before.stdout + before.stderr);
+  const holds = (JSON.parse(before.stdout) as VerifyReport).identities.filter((i) => i.name.startsWith('load: staged = inserted'));
+  assert.ok(holds.length >= 3 && holds.every((i) => i.ok), JSON.stringify(holds));
+
+  const manifestFile = path.join(run.paths.dir, 'manifest.json');
+  const manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
+  manifest.stages.load.tables.users.inserted += 1;
+  await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
+  const after = etlSync(['verify', run.paths.dir], { cwd: run.cwd });
+  assert.equal(after.code, 1, after.stdout + after.stderr);
+  assert.match(after.stdout, /\[count\] table users: expected load: staged = inserted \+ updated \+ unchanged \+ rejected \+ duplicates/);
 });

@@ -102,11 +102,14 @@ describe('pack', () => {
     await writeFile(paths.loadRejects('users_events'), rejects);
     await editManifest(paths, (m) => {
       m.destination = { description: 'postgresql://etl:***@db.example.org:5432/smartdiet' };
-      const table = (rejected: number, file: string | null) => ({
-        staged: m.stages.transform!.tables[file ? 'users_events' : 'users']!.rows,
-        inserted: 1, updated: 0, unchanged: 0, deleted: 0, rejected, nulled: 0, duplicates: 0, truncated: [],
-        rejects: file ? { file, bytes: Buffer.byteLength(rejects), sha256: sha256(rejects), records: 1 } : null,
-      });
+      // Figures a load could give: every staged row inserted or rejected.
+      const table = (rejected: number, file: string | null) => {
+        const staged = m.stages.transform!.tables[file ? 'users_events' : 'users']!.rows;
+        return {
+          staged, inserted: staged - rejected, updated: 0, unchanged: 0, deleted: 0, rejected, nulled: 0, duplicates: 0, truncated: [],
+          rejects: file ? { file, bytes: Buffer.byteLength(rejects), sha256: sha256(rejects), records: 1 } : null,
+        };
+      };
       m.stages.load = {
         status: 'done', started_at: '2026-01-01T00:00:00.000Z', ended_at: '2026-01-01T00:00:01.000Z', dry_run: false, already_applied: false,
         tables: { users: table(0, null), users_events: table(1, 'load/users_events.rejects.ndjson') },
