@@ -127,8 +127,11 @@ function reconcileStrategy(table: string, t: TransformTableRecord, check: Check)
   } else {
     check(table, 'documents = rows + rejected + Σ skipped', t.documents, [[t.rows, 'rows'], [t.rejected, 'rejected'], ...sumParts(t.skipped)]);
   }
-  // A repair run also names the documents it asked for and did not find (absent).
-  if (t.keys && t.unkeyed !== undefined && t.absent !== undefined) {
+  // A repair run also names the documents it asked for and did not find (absent), any run those extract refused.
+  if (t.keys && t.unkeyed !== undefined && t.extract_rejected !== undefined) {
+    const left = t.documents + (t.absent ?? 0) + t.extract_rejected;
+    check(table, `documents${t.absent === undefined ? '' : ' + absent'} + rejected by extract = data rows of the keys file + unkeyed`, left, [[t.keys.records, 'keys'], [t.unkeyed, 'unkeyed']]);
+  } else if (t.keys && t.unkeyed !== undefined && t.absent !== undefined) {
     check(table, 'documents + absent = data rows of the keys file + unkeyed', t.documents + t.absent, [[t.keys.records, 'keys'], [t.unkeyed, 'unkeyed']]);
   } else if (t.keys && t.unkeyed !== undefined) check(table, 'documents = data rows of the keys file + unkeyed', t.documents, [[t.keys.records, 'keys'], [t.unkeyed, 'unkeyed']]);
   if (t.strategy === 'dedupe' && t.dedupe) {

@@ -61,6 +61,7 @@ async function stageAsExtracted(runDir: string, manifest: Manifest, pipelineFile
   await mkdir(paths.loadDir, { recursive: true });
   const copy: Manifest = structuredClone(manifest);
   copy.stages = { extract: copy.stages.extract! };
+  forgetRejectsAnOlderTransformIgnored(copy, manifest);
   await writeManifest(paths, copy);
   await linkOrCopy(pipelineFile, paths.pipelineCopy);
   for (const { record } of recordedFiles(manifest, ['extract'])) {
@@ -69,6 +70,18 @@ async function stageAsExtracted(runDir: string, manifest: Manifest, pipelineFile
     await linkOrCopy(path.join(runDir, record.file), target);
   }
   return paths;
+}
+
+/**
+ * A transform made before transform named the documents extract refused in the keys files (its
+ * records have no `extract_rejected`) is made again the same way: without the extract rejects.
+ */
+function forgetRejectsAnOlderTransformIgnored(copy: Manifest, manifest: Manifest): void {
+  const records = Object.values(manifest.stages.transform?.tables ?? {});
+  for (const [collection, c] of Object.entries(copy.stages.extract?.collections ?? {})) {
+    const fed = records.filter((t) => t.collection === collection);
+    if (c.rejects && fed.length > 0 && fed.every((t) => t.extract_rejected === undefined)) delete c.rejects;
+  }
 }
 
 /** Where the two versions of a run's files are, and what verify already measured of the staged ones. */

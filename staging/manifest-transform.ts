@@ -67,6 +67,12 @@ export interface TransformTableRecord {
    * there). Not among `documents`; each is named in the keys file so load removes what it owned.
    */
   absent?: number;
+  /**
+   * Documents extract refused (extract/<collection>.rejects.ndjson) whose `_id` it could read: not
+   * among `documents`, each named in the keys file so load removes what it owned, on an incremental
+   * run as a complete read does (absent when the collection has no extract rejects).
+   */
+  extract_rejected?: number;
   /** Repair runs, dedupe tables: transform/<table>.recompute.csv, keys load recomputes whatever the run stages. */
   recompute?: FileRecord;
   /** Dedupe tables: transform/<table>.contrib.csv, the row each staged document contributes (its `_id` first). */
@@ -138,8 +144,12 @@ export function transformIdentityErrors(table: string, r: TransformTableRecord):
     expect(r.documents === r.rows + r.rejected + sum(r.skipped), `documents ${r.documents} ≠ rows ${r.rows} + rejected ${r.rejected} + skipped ${sum(r.skipped)}`);
   }
   const absent = r.absent ?? 0;
+  const refused = r.extract_rejected ?? 0;
   if (r.keys && r.unkeyed !== undefined) {
-    expect(r.keys.records + r.unkeyed === r.documents + absent, `keys records ${r.keys.records} + unkeyed ${r.unkeyed} ≠ documents ${r.documents} + absent ${absent}`);
+    expect(
+      r.keys.records + r.unkeyed === r.documents + absent + refused,
+      `keys records ${r.keys.records} + unkeyed ${r.unkeyed} ≠ documents ${r.documents} + absent ${absent} + rejected by extract ${refused}`,
+    );
   }
   if (r.contrib && r.dedupe) expect(r.contrib.records === r.rows + r.dedupe.superseded, `contrib records ${r.contrib.records} ≠ rows ${r.rows} + superseded ${r.dedupe.superseded}`);
   return errors;

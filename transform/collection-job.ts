@@ -14,6 +14,7 @@ import type { TransformProgress } from './options.ts';
 import type { OutputOptions, TableWork } from './table-work.ts';
 import { UpsertWork } from './upsert.ts';
 import { nameAbsentDocuments, passRecomputeKeys } from './repair-inputs.ts';
+import { nameRejectedDocuments } from './extract-rejects.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import type { ExtractRecomputeRecord } from '../staging/manifest-extract.ts';
 
@@ -28,6 +29,8 @@ export interface CollectionJob {
   readonly complete: boolean;
   /** A repair run: the `_id`s it asked for (the ones not found join the keys files). */
   readonly requested: FileRecord | null;
+  /** The documents extract refused (those with an `_id` join the keys files). */
+  readonly rejects: FileRecord | null;
   /** A repair run: per dedupe table of the job, the keys load recomputes. */
   readonly recompute: Readonly<Record<string, ExtractRecomputeRecord>>;
   /** The claimants of contested keys the extract asked for (its record's `claimants`): its tables' records carry them to load. */
@@ -88,6 +91,7 @@ export async function transformCollection(job: CollectionJob, c: JobContext): Pr
     // A damaged or edited extract file is refused.
     checkExtractRead(paths, { file: paths.relative(file), records: job.records, bytes: job.bytes, sha256: job.sha256 }, { ...read, records: read.documents }, job.collection);
     if (job.requested) await nameAbsentDocuments(paths, job.requested, works, drainOf(works), signal);
+    if (job.rejects) await nameRejectedDocuments(paths, job.rejects, works, drainOf(works), signal);
     const records = await commitWorks(works);
     for (const [name, record] of records) {
       record.complete = job.complete;

@@ -38,7 +38,7 @@ export function planJobs(model: PipelineModel, manifest: Manifest, paths: RunPat
 /** One collection's job: its tables (pipeline order), checked against the extract's record of its file. */
 export function jobOf(collection: string, tables: readonly string[], record: ExtractCollectionRecord, recompute: CollectionJob['recompute']): CollectionJob {
   const complete = record.watermark?.from === null;
-  return { collection, tables, records: record.records, bytes: record.bytes, sha256: record.sha256, complete, requested: record.requested ?? null, recompute, claimants: record.claimants ?? [] };
+  return { collection, tables, records: record.records, bytes: record.bytes, sha256: record.sha256, complete, requested: record.requested ?? null, rejects: record.rejects ?? null, recompute, claimants: record.claimants ?? [] };
 }
 
 /** The tables of `wanted` each collection feeds (pipeline order), for the collections that feed one. */

@@ -53,6 +53,8 @@ export abstract class TableWork {
   unkeyed = 0;
   /** A repair run: documents asked for but not found, named in the keys file (null: not a repair). */
   absent: number | null = null;
+  /** Documents extract refused, named in the keys file; null when the collection has no extract rejects. */
+  extractRejected: number | null = null;
   rejected = 0;
   readonly skipped: Record<string, number> = {};
   /** Values changed on purpose (nul_character: strip), per column. */
@@ -129,6 +131,16 @@ export abstract class TableWork {
    */
   noteAbsent(doc: RawDocument): void {
     this.absent = (this.absent ?? 0) + 1;
+    this.noteDocument(doc);
+  }
+
+  /**
+   * A document extract refused (too deep, a field named twice…): it yields nothing now, so it names
+   * itself in the keys file like a read document that yields nothing, and load removes what it owned
+   * (a complete read would leave it no row either). Counted apart from `documents`.
+   */
+  noteRejectedByExtract(doc: RawDocument): void {
+    this.extractRejected = (this.extractRejected ?? 0) + 1;
     this.noteDocument(doc);
   }
 
@@ -226,6 +238,7 @@ export abstract class TableWork {
       rejects,
       ...(keys ? { unkeyed: this.unkeyed } : {}),
       ...(this.absent !== null ? { absent: this.absent } : {}),
+      ...(this.extractRejected !== null ? { extract_rejected: this.extractRejected } : {}),
       ...(await this.extra()),
     };
   }

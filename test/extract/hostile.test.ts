@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import * as tar from 'tar';
 import { Double, Int32, serialize, type Document } from 'bson';
 import { loadPipeline } from '../../model/load-pipeline.ts';
@@ -184,6 +185,29 @@ test("an extract reject's value cut at 200 characters never ends in half a surro
   const [reject] = await ndjson(path.join(report.runDir, 'extract/offers.rejects.ndjson'));
   const value = (reject as RejectLine & { value: string }).value;
   assert.equal(value, `{"label":"${'x'.repeat(189)}…`);
+});
+
+test('the documents extract refused are named in the keys files; a run transformed before that (no extract_rejected) still verifies', async (t) => {
+  const s = await setup(t, ['plain', 'no _id', 'deep mapped', 'plain too']);
+  const { table } = await s.transformAndVerify();
+  // The too-deep document has an _id: named (the one without an _id cannot be).
+  for (const name of ['offers', 'offer_labels']) assert.equal(table(name).extract_rejected, 1, name);
+  const manifestFile = path.join(s.report.runDir, 'manifest.json');
+  const manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
+  // What an older transform wrote: the keys files without the refused document, no extract_rejected.
+  for (const [name, record] of Object.entries(manifest.stages.transform.tables as Record<string, { keys: { file: string; bytes: number; sha256: string; records: number }; extract_rejected?: number }>)) {
+    const file = path.join(s.report.runDir, record.keys.file);
+    const kept = (await readFile(file, 'utf8')).split('\n').filter((l) => !l.startsWith(hex(10)));
+    assert.equal(kept.length, record.keys.records + 1 /* header */ + 1 /* the end */ - 1, name);
+    const text = kept.join('\n');
+    await writeFile(file, text);
+    record.keys = { ...record.keys, bytes: Buffer.byteLength(text), sha256: createHash('sha256').update(text).digest('hex'), records: record.keys.records - 1 };
+    delete record.extract_rejected;
+  }
+  await writeFile(manifestFile, JSON.stringify(manifest, null, 2));
+  const verified = await verifyRun({ target: s.report.runDir });
+  assert.deepEqual(verified.mismatches, []);
+  assert.equal(verified.retransform.ran, true);
 });
 
 test('verify names extract reject reasons the manifest miscounts: a reason moved to another, or one more than the rejects file holds', async (t) => {
