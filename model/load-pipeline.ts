@@ -18,6 +18,7 @@ import { fieldsOfFilter } from './filter.ts';
 import { documentKeyOf, mergeKindOf, resolveTable, type TableDraft } from './resolve-table.ts';
 import { isRecord, list, quote as q, sameSet } from './resolve-util.ts';
 import { constraintName, contributionsIndexName, contributionsTableName } from './derived-names.ts';
+import { stagedFileCollisions } from './names.ts';
 
 export { sqlTypeText } from './sql-types.ts';
 
@@ -169,6 +170,7 @@ class Resolver {
     if (order === null) return null; // a cycle, already reported
     const tables = new Map<string, TableModel>(order.map((name) => [name, this.tableModel(drafts.get(name)!, exportOrder.get(name)!)]));
     this.relationNames([...drafts.values()].map((d) => tables.get(d.name)!));
+    this.stagedFileNames([...drafts.values()].map((d) => tables.get(d.name)!));
     return {
       file: this.file,
       sha256: this.sha256,
@@ -202,6 +204,20 @@ class Resolver {
           'key',
         );
       }
+    }
+  }
+
+  /** Two names that would write one staged file (`c` and `c.rejects`, `t` and `t.keys`): refused, the later named. */
+  private stagedFileNames(tables: readonly TableModel[]): void {
+    for (const c of stagedFileCollisions(tables)) {
+      const what = c.collection === null ? `table ${q(c.table)}` : `mongo_collection ${q(c.collection)} of table ${q(c.table)}`;
+      this.ctx.add(
+        c.collection === null ? ['tables', c.table] : ['tables', c.table, 'mongo_collection'],
+        'file_name_collision',
+        `${what} would be staged as ${c.file}, ${c.taken}: one file cannot be both (rename the table, or map the collection under another table name)`,
+        null,
+        c.collection === null ? 'key' : undefined,
+      );
     }
   }
 

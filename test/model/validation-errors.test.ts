@@ -732,6 +732,18 @@ const cases: readonly Case[] = [
     code: 'name_collision', key: 'users_pkey', says: ['table "users_pkey" has the name of the primary key of table "users"'],
   },
   {
+    // extract wrote the documents of "c.rejects" over the rejects file of "c" (or the reverse), and
+    // transform then called the run damaged.
+    name: 'a collection whose staged file is another collection\'s rejects file',
+    yaml: `tables:\n  a:\n    mongo_collection: c\n    include_base: true\n  b:\n    mongo_collection: c.rejects # HERE\n    include_base: true\n`,
+    code: 'file_name_collision', key: 'mongo_collection', says: ['mongo_collection "c.rejects" of table "b" would be staged as extract/c.rejects.ndjson, the extract rejects file of collection "c" (table "a")'],
+  },
+  {
+    name: 'a table whose CSV is another table\'s keys file',
+    yaml: `tables:\n  t:\n    include_base: true\n  t.keys: # HERE\n    mongo_collection: other\n    include_base: true\n`,
+    code: 'file_name_collision', key: 't.keys', says: ['table "t.keys" would be staged as transform/t.keys.csv, the keys file of table "t"'],
+  },
+  {
     // etl schema failed: cannot open relation "etl_contrib_a_key" (an index, not a table).
     name: 'two dedupe tables whose contributions table and index etl would name alike',
     yaml: `tables:
