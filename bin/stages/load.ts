@@ -151,13 +151,35 @@ export function loadNotes(ctx: CommandContext, r: LoadReport): void {
     if (r.truncated.length) ctx.stdout.write(`${color.yellow('truncated (TRUNCATE … CASCADE):')} ${r.truncated.join(', ')}\n`);
     if (r.skipped.length) ctx.stdout.write(`already loaded from this run, skipped: ${r.skipped.map((s) => s.table).join(', ')}\n`);
     const settled = r.settled.filter((x) => x.deleted + x.nulled + x.pending.landed + x.pending.resolved > 0);
-    if (settled.length) ctx.stdout.write(`also changed (tables this run did not stage): ${settled.map((x) => `${x.table} ${count(x.deleted)} deleted, ${count(x.nulled)} nulled, ${count(x.pending.landed)} landed`).join('; ')}\n`);
+    if (settled.length) ctx.stdout.write(`also changed (tables this run did not stage): ${settled.map((x) => `${x.table} ${count(x.deleted)} deleted, ${count(x.nulled)} nulled, ${count(x.pending.landed)} landed, ${count(x.pending.resolved)} resolved`).join('; ')}\n`);
+    const arrived = pendingSettled(r.tables);
+    if (arrived) ctx.stdout.write(`pending settled by this load (the referenced row arrived; not in inserted or updated): ${arrived}\n`);
     const orphaned = r.tables.filter((t) => t.orphaned > 0);
     if (orphaned.length) ctx.stdout.write(`references set NULL because this load deleted the row they point at (orphaned): ${orphaned.map((t) => `${t.table} ${count(t.orphaned)}`).join(', ')}\n`);
     const waiting = r.tables.filter((t) => pendingOf(t) > 0);
     if (waiting.length) ctx.stdout.write(`pending (held back or loaded with a NULL reference until the referenced row arrives): ${waiting.map((t) => `${t.table} ${count(pendingOf(t))}`).join(', ')}; see etl status\n`);
   }
   writeWarnings(ctx, r.warnings);
+}
+
+/**
+ * `users 1 resolved; user_companies 2 landed`: the staged tables' rows held back by earlier loads that
+ * landed in this one and their references NULLed by earlier loads that it set, which the table's
+ * columns (the batch's figures) do not count; '' when there are none.
+ */
+function pendingSettled(tables: LoadReport['tables']): string {
+  const figures = (t: LoadReport['tables'][number]): string[] => {
+    if (!t.pending) return [];
+    const parts: string[] = [];
+    if (t.pending.landed > 0) parts.push(`${count(t.pending.landed)} landed`);
+    if (t.pending.resolved > 0) parts.push(`${count(t.pending.resolved)} resolved`);
+    return parts;
+  };
+  return tables
+    .map((t) => ({ table: t.table, parts: figures(t) }))
+    .filter((x) => x.parts.length > 0)
+    .map((x) => `${x.table} ${x.parts.join(', ')}`)
+    .join('; ');
 }
 
 function renderDeletions(ctx: CommandContext, r: LoadReport): void {

@@ -84,6 +84,48 @@ test('etl load --json prints the report; the plain summary names every figure', 
   assert.deepEqual(againJson.tables, []);
 });
 
+test('etl load names the pending rows that landed and the NULL references it set back, in the tables it staged and in the others', async (t) => {
+  const url = await servers.postgres.createDatabase(t.name);
+  const staging = await tempStaging(t);
+  const model = await loadPipeline(PIPELINE);
+  const args = ['--staging', staging, '--pipeline', PIPELINE, '--database-url', url];
+  // u2's company c404 is missing: its company_id loads NULL (set_null) and its link is held back.
+  await smallRun(staging, model);
+  assert.equal((await etl(['load', ...args]).done).code, 0);
+  const later = '2024-03-02 10:00:00.000';
+
+  // c404 arrives in a run that stages companies only: users and user_companies change all the same.
+  await stageRun(staging, model, { companies: { rows: [['c404', later, later, 'Late']] } });
+  const only = await etl(['load', ...args]).done;
+  assert.equal(only.code, 0, only.stderr);
+  assert.deepEqual(await query(url, 'SELECT id, company_id FROM users ORDER BY 1'), [
+    { id: 'u1', company_id: 'c1' },
+    { id: 'u2', company_id: 'c404' },
+  ]);
+  assert.match(only.stdout, /^also changed \(tables this run did not stage\): users 0 deleted, 0 nulled, 0 landed, 1 resolved; user_companies 0 deleted, 0 nulled, 1 landed, 0 resolved$/m);
+
+  // The same in a run that stages those tables too (other documents): the figures are not in inserted.
+  const again = await servers.postgres.createDatabase(`${t.name} staged`);
+  const staging2 = await tempStaging(t);
+  const args2 = ['--staging', staging2, '--pipeline', PIPELINE, '--database-url', again];
+  await smallRun(staging2, model);
+  assert.equal((await etl(['load', ...args2]).done).code, 0);
+  await stageRun(staging2, model, {
+    companies: { rows: [['c404', later, later, 'Late']] },
+    users: { rows: [['u3', later, later, 'Cy', 'c1', null]] },
+    user_companies: { keys: ['u3'], rows: [['u3', 'c1', later, later]] },
+  });
+  const staged = await etl(['load', ...args2]).done;
+  assert.equal(staged.code, 0, staged.stderr);
+  assert.match(staged.stdout, /^users\s+1\s+1\s+0\s+0\s+0\s+0\s+0\s+0\s+0$/m);
+  assert.match(staged.stdout, /^pending settled by this load \(the referenced row arrived; not in inserted or updated\): users 1 resolved; user_companies 1 landed$/m);
+  assert.deepEqual(await query(again, 'SELECT user_id, company_id FROM user_companies ORDER BY 1'), [
+    { user_id: 'u1', company_id: 'c1' },
+    { user_id: 'u2', company_id: 'c404' },
+    { user_id: 'u3', company_id: 'c1' },
+  ]);
+});
+
 test('etl load of a run older than one already loaded is refused, naming both runs and what to do; its other tables load with --tables', async (t) => {
   const url = await servers.postgres.createDatabase(t.name);
   const staging = await tempStaging(t);
