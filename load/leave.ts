@@ -7,6 +7,7 @@
 // Every deleted row's referenced columns are kept (gone-rows.ts), so the tables referencing it,
 // later in load order, follow (orphans.ts); the foreign keys are deferred to COMMIT meanwhile.
 import { LoadError } from '../errors/etl-error.ts';
+import type { TableModel } from '../model/types.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { scopeColumn } from './batch-sql.ts';
 import type { LoadContext } from './load-context.ts';
@@ -84,6 +85,19 @@ export async function removeLeavingRows(ctx: LoadContext, shape: TableShape, sco
   return { left, gone: goneRows };
 }
 
+/**
+ * What to do when a run found no document for a table holding rows: a wrong source is the likely
+ * cause, unless the table has a filter its collection's documents all left (the last menu became a
+ * webinar), which the hint then names, since that collection is not empty.
+ */
+export function emptyTableHint(table: TableModel): string {
+  const check = 'check the source database and collection names (extract warns about a missing collection)';
+  const really = table.filter
+    ? `if no document of ${table.collection} matches the filter of ${table.name} (${JSON.stringify(table.filter.mongoQuery)}) any more`
+    : 'if the collection really is empty';
+  return `${check}; ${really}, load again with --allow-delete-all. Nothing was changed`;
+}
+
 /** A complete read that found no document, for a table holding rows: more likely a wrong source. */
 async function refuseEmptying(session: LoadSession, shape: TableShape, where: string): Promise<void> {
   const n = Number(((await session.run(compiled(`SELECT count(*)::bigint AS n FROM ${shape.target} AS t WHERE ${where}`))).rows[0] as { n: string }).n);
@@ -93,7 +107,7 @@ async function refuseEmptying(session: LoadSession, shape: TableShape, where: st
     `${shape.table.name}: the run read collection ${shape.table.collection} in full and found no document for the table, so loading it would delete all ${n} rows of ${shape.table.name}; refused`,
     {
       context: { table: shape.table.name },
-      hint: 'check the source database and collection names (extract warns about a missing collection); if the collection really is empty, load again with --allow-delete-all. Nothing was changed',
+      hint: emptyTableHint(shape.table),
     },
   );
 }

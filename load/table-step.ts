@@ -19,7 +19,7 @@ import type { CopyFigures } from './copy-in.ts';
 import { loadDirect } from './direct.ts';
 import { withReferencesCheckedByLoad } from './checked-references.ts';
 import { truncateCascade } from './truncate.ts';
-import { removeLeavingRows, type Scope } from './leave.ts';
+import { emptyTableHint, removeLeavingRows, type Scope } from './leave.ts';
 import { goneNoteOf } from './gone-documents.ts';
 import { BULK_ROWS, insertIntoEmpty, mergeBatch, runDeferredChecks } from './merge.ts';
 import type { LoadContext } from './load-context.ts';
@@ -155,7 +155,7 @@ async function refuseEmptyLiveSet(ctx: LoadContext, shape: TableShape, live: Fil
     `${shape.table.name}: the run's live set is empty (collection ${shape.table.collection} had no matching document when extracted), so propagating deletes would delete all ${n} rows of ${shape.table.name}; refused`,
     {
       context: { table: shape.table.name, file: live.file },
-      hint: 'check the source database and collection names (extract warns about a missing collection); if the collection really is empty, load again with --allow-delete-all. Nothing was changed',
+      hint: emptyTableHint(shape.table),
     },
   );
 }

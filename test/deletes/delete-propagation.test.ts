@@ -138,6 +138,20 @@ test('an empty live set for a table holding rows is refused unless forced', asyn
   assert.deepEqual(await ids(client, 'users', 'company_id'), ['null', 'null', 'null']);
 });
 
+test('an empty live set of a filtered table whose collection still has documents: the hint names the filter, not an empty collection', async (t) => {
+  const { model, client, dir, load } = await setup(t);
+  // The last menu became a webinar: events still has e1, menus (filter __t: menu) keeps no document.
+  await client.query(`INSERT INTO menus (id, name, created_at, updated_at) VALUES ('e1', 'Menu', $1, $1)`, [T0]);
+  await stagedRun(dir, model, { events: ['e1'], menus: [] });
+  await assert.rejects(load(), (e: unknown) => {
+    assert.ok(e instanceof LoadError && e.code === 'delete_all_refused', String(e));
+    assert.match(e.message, /all 1 rows of menus/);
+    assert.equal(e.hint, 'check the source database and collection names (extract warns about a missing collection); if no document of events matches the filter of menus ({"__t":"menu"}) any more, load again with --allow-delete-all. Nothing was changed');
+    return true;
+  });
+  assert.deepEqual(await ids(client, 'menus'), ['e1']);
+});
+
 test('a live keys file that differs from the manifest is refused before anything is deleted', async (t) => {
   const { model, client, dir, load } = await setup(t);
   const run = await stagedRun(dir, model, { users: ['u1'] });
