@@ -164,8 +164,9 @@ async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<
 /**
  * Tables whose watermark stays ahead of what this run guarantees (it never goes back). From a live
  * server that is harmless (a larger margin, or --since) and goes unsaid. A dump's guarantee is its
- * newest date, which cannot tell a quiet dump from one taken before the run that set the watermark:
- * load says so once, naming the tables.
+ * newest date per collection, which cannot tell a dump taken before the run that set the watermark
+ * from a later one whose collection lost its newest documents (deleted since): load says so once,
+ * naming the tables and both causes.
  */
 function dumpBehindWarnings(plan: LoadPlan, toLoad: readonly string[], p: Progress): string[] {
   const behind: string[] = [];
@@ -183,8 +184,9 @@ function dumpBehindWarnings(plan: LoadPlan, toLoad: readonly string[], p: Progre
   // Rows deleted for documents the dump lacks come back with the next live run (load/gone-documents.ts).
   const deletes = gone > 0 ? ` (of the ${gone.toLocaleString('en-US')} row(s) this load deleted, those of documents created since come back with the next live run)` : '';
   return [
-    `this dump's newest dates are before the watermark of ${tableList(behind)}, which stays where run ${setBy} set it. ` +
-      `If the dump was taken before that run, its rows are older than PostgreSQL's: run etl run --full against the live server${deletes}`,
+    `this dump's newest dates are before the watermark of ${tableList(behind)}, which stays where run ${setBy} set it: ` +
+      `the dump was taken before that run, or the newest documents of those tables' collections were deleted since. ` +
+      `If it was taken before that run, its rows are older than PostgreSQL's: run etl run --full against the live server${deletes}`,
   ];
 }
 

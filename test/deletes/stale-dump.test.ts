@@ -12,7 +12,7 @@ import { MongoClient, ObjectId } from 'mongodb';
 import pg from 'pg';
 import { etl, STACK_LINE } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
-import { pipelineWithMargin } from '../mirror/harness.ts';
+import { Mirror, PIPELINE, pipelineWithMargin } from '../mirror/harness.ts';
 
 const servers = useServers();
 
@@ -78,4 +78,19 @@ test('a dump older than the live run, loaded with --propagate-deletes: one warni
   assert.equal(await usersIn(db, ids), 2, 'the next incremental live run reads them again (found gone: etl_gone), though their dates are before the watermark');
   assert.equal((await live('--full')).code, 0);
   assert.equal(await usersIn(db, ids), 2, 'etl run --full against the live server keeps them');
+});
+
+test('dumps loaded one after the other, the newest document of a collection deleted between them: the warning names that cause too, not only an older dump', async (t) => {
+  const m = await Mirror.open(t, servers);
+  await m.sample(300);
+  await m.incremental([], PIPELINE, await m.dump('first'));
+  // The user updated last is deleted: the next dump's newest users date is older than the first's.
+  const users = (await m.db()).collection('users');
+  const newest = await users.find({}).sort({ update_date: -1 }).limit(1).next();
+  assert.ok(newest);
+  await users.deleteOne({ _id: newest._id });
+  const report = (await m.incremental([], PIPELINE, await m.dump('second'))) as unknown as { load: { warnings: string[] } };
+  const warnings = report.load.warnings.filter((w) => w.startsWith("this dump's newest dates"));
+  assert.equal(warnings.length, 1, report.load.warnings.join('\n'));
+  assert.match(warnings[0]!, /before the watermark of users, user_events, users_targets, which stays where run \d{8}T\d{9}Z set it: the dump was taken before that run, or the newest documents of those tables' collections were deleted since\. If it was taken before that run, its rows are older than PostgreSQL's: run etl run --full against the live server$/);
 });

@@ -214,7 +214,7 @@ test(`an initial load, then an incremental one, then the same run again (${path}
   assert.equal(((await query(url, `SELECT watermark FROM etl_watermarks WHERE table_name = 'users'`))[0]!.watermark as Date).toISOString(), '2024-03-10T00:00:00.000Z');
   // From a dump, whose newest date is all it guarantees, load says once which tables' watermark stays ahead.
   assert.deepEqual(r2.warnings.filter((w) => w.includes('watermark')), [
-    `this dump's newest dates are before the watermark of users, user_companies, which stays where run ${run1} set it. If the dump was taken before that run, its rows are older than PostgreSQL's: run etl run --full against the live server`,
+    `this dump's newest dates are before the watermark of users, user_companies, which stays where run ${run1} set it: the dump was taken before that run, or the newest documents of those tables' collections were deleted since. If it was taken before that run, its rows are older than PostgreSQL's: run etl run --full against the live server`,
   ]);
 
   // ── the same run again: nothing changes, and the report says so ──
