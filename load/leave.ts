@@ -11,7 +11,7 @@ import type { TableModel } from '../model/types.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { scopeColumn } from './batch-sql.ts';
 import type { LoadContext } from './load-context.ts';
-import { forgetGoneSql, forgetSql, ownerInSql, rowKeyInSql } from './pending.ts';
+import { forgetGoneSql, forgetRecordingGoneSql, forgetSql, ownerInSql, rowKeyInSql } from './pending.ts';
 import { forgetReadSql, goneNoteOf } from './gone-documents.ts';
 import { list, matchKey, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
@@ -47,11 +47,15 @@ function goneCondition(s: TableShape): string {
   return `${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${s.temps.live} AS l WHERE l.k = ${c})`;
 }
 
-/** Pending entries this run's scope replaces, by owner or by key. */
-function forgetScope(s: TableShape, scope: Scope, runId: string): CompiledQuery | null {
-  if (scope.complete) return forgetSql(s, null, runId);
+/**
+ * Pending entries this run's scope replaces, by owner or by key. A complete read, or a repair (which
+ * names the documents it did not find as if read), also keeps in etl_gone the documents of the
+ * entries it drops that have no row now: not found, they are gone.
+ */
+function forgetScope(s: TableShape, scope: Scope, runId: string, repair: boolean): CompiledQuery | null {
+  if (scope.complete) return forgetRecordingGoneSql(s, null, runId);
   if (scope.touched) return forgetSql(s, rowKeyInSql(s, s.temps.touched), runId);
-  if (scope.keys) return forgetSql(s, ownerInSql(s.temps.keys, scopeColumn(s).id), runId);
+  if (scope.keys) return repair ? forgetRecordingGoneSql(s, ownerInSql(s.temps.keys, scopeColumn(s).id), runId) : forgetSql(s, ownerInSql(s.temps.keys, scopeColumn(s).id), runId);
   return null;
 }
 
@@ -72,7 +76,7 @@ export async function removeLeavingRows(ctx: LoadContext, shape: TableShape, sco
   let goneRows = 0;
   if (scope.live && shape.docKey) {
     goneRows = await gone.delete(shape, goneCondition(shape), runId);
-    await session.run(forgetGoneSql(shape));
+    await session.run(forgetGoneSql(shape, runId));
   }
   const where = hadRows ? leftCondition(shape, scope) : null;
   if (where && scope.complete && scope.documents === 0 && !ctx.allowDeleteAll) await refuseEmptying(session, shape, where);
@@ -80,7 +84,7 @@ export async function removeLeavingRows(ctx: LoadContext, shape: TableShape, sco
   // repair's keys file names the documents it asked for and did not find as if read.
   const left = where ? await gone.delete(shape, where, scope.complete || ctx.repair ? runId : null) : 0;
   // Only entries an earlier load wrote are forgotten (the scope's are this run's by now).
-  const forget = ctx.pendingBefore.has(shape.table.name) ? forgetScope(shape, scope, runId) : null;
+  const forget = ctx.pendingBefore.has(shape.table.name) ? forgetScope(shape, scope, runId, ctx.repair) : null;
   if (forget) await session.run(forget);
   return { left, gone: goneRows };
 }

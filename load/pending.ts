@@ -10,6 +10,7 @@ import { keyJson, list, matchKey, type TableShape } from './shape.ts';
 import type { PlannedCheck } from './references.ts';
 import type { LoadSession } from './session.ts';
 import type { PendingReport, PendingTotals } from './options.ts';
+import { recordGoneSql } from './gone-documents.ts';
 
 const pending = ident(PENDING_TABLE);
 
@@ -83,9 +84,26 @@ export const ownerInSql = (set: string, column: string): string => `p.owner IN (
 export const ownerNotInSql = (set: string, column: string): string => `p.owner IS NOT NULL AND p.owner NOT IN (SELECT k.${column}::text FROM ${set} AS k WHERE k.${column} IS NOT NULL)`;
 export const rowKeyInSql = (s: TableShape, set: string): string => `p.row_key IN (SELECT ${keyJson(s.key, 'k')} FROM ${set} AS k)`;
 
-/** Entries of documents gone from the collection (not in the live temp table), staged by this run or not. */
-export function forgetGoneSql(s: TableShape): CompiledQuery {
-  return compiled(`DELETE FROM ${pending} AS p WHERE p.table_name = $1 AND ${ownerNotInSql(s.temps.live, 'k')}`, [s.table.name]);
+/**
+ * Entries of documents gone from the collection (not in the live temp table), staged by this run or
+ * not. Their documents go to etl_gone as a deleted row's do: a row held back is a row a full run
+ * would hold once its reference is back, so a document restored with its old `_id` and dates must be
+ * read again.
+ */
+export function forgetGoneSql(s: TableShape, runId: string): CompiledQuery {
+  const drop = `DELETE FROM ${pending} AS p WHERE p.table_name = $1 AND ${ownerNotInSql(s.temps.live, 'k')} RETURNING p.owner`;
+  return compiled(`WITH d AS (${drop}) ${recordGoneSql('d', 'd.owner', 'true')}`, [s.table.name, runId]);
+}
+
+/**
+ * forgetSql for a run that read the documents it names (or, complete, all of them) and found some
+ * gone: the owners of the dropped entries whose document has no row in the table after the batch go
+ * to etl_gone, as forgetGoneSql's do (one read that yields nothing now is asked about once more).
+ */
+export function forgetRecordingGoneSql(s: TableShape, scope: string | null, runId: string): CompiledQuery {
+  const drop = `DELETE FROM ${pending} AS p WHERE p.table_name = $1 AND p.seen_run <> $2${scope ? ` AND (${scope})` : ''} RETURNING p.owner`;
+  const noRow = s.docKey ? `NOT EXISTS (SELECT 1 FROM ${s.target} AS t WHERE t.${s.docKey.id}::text = d.owner)` : 'false';
+  return compiled(`WITH d AS (${drop}) ${recordGoneSql('d', 'd.owner', noRow)}`, [s.table.name, runId]);
 }
 
 /**

@@ -482,6 +482,30 @@ test('a document a --full run found gone, restored from a backup with its old _i
   await assertMessageBack(m, message);
 });
 
+for (const way of [['--propagate-deletes'], ['--full']] as const) {
+  test(`a message held back (its user deleted), then deleted, both restored from a backup with their old _id and dates: the message comes back (${way[0]})`, async (t) => {
+    const m = await Mirror.open(t, servers);
+    await m.sample(SCALE);
+    const db = await m.db();
+    const message = await insertOldMessage(db);
+    const user = (await db.collection('messages').findOne({ _id: message }))!.sender as ObjectId;
+    await m.incremental();
+
+    // The user is deleted: the run takes its message with it and keeps the message pending.
+    const users = await deleteKeeping(db, 'users', [user]);
+    await m.incremental(['--propagate-deletes']);
+    assert.equal(await exists(m.incrementalUrl, 'messages', 'id = $1', [hex(message)]), false, 'the message followed its user');
+    // Then the message is deleted too: the run drops its pending entry, and must keep it found gone.
+    const messages = await deleteKeeping(db, 'messages', [message]);
+    await m.incremental([...way]);
+
+    await db.collection('users').insertMany(users);
+    await db.collection('messages').insertMany(messages);
+    await m.incremental();
+    await assertMessageBack(m, message);
+  });
+}
+
 test('etl run --since asks for the documents found gone too, as the plain run it stands for would', async (t) => {
   const m = await Mirror.open(t, servers);
   await m.sample(SCALE);
