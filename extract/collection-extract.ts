@@ -146,7 +146,7 @@ function warnAbout(written: WrittenCollection, ctx: CollectionContext, name: str
     const reasons = Object.entries(written.rejectedReasons).map(([r, n]) => `${r} ${n}`).join(', ');
     warn(`${written.rejected} document(s) could not be staged (${reasons}): listed in ${ctx.run.relative(ctx.run.extractRejects(name))}, the run goes on`);
   }
-  if (written.undated && written.undated.documents > 0) warn(undatedWarning(name, written.undated));
+  if (written.undated && written.undated.documents > 0) warn(undatedWarning(written.undated));
 }
 
 /** The figures of the documents pass: the NDJSON file, what was read, rejected and left out, the census. */

@@ -58,11 +58,11 @@ export class UndatedCounter {
   }
 }
 
-/** The warning a non-empty census gives, naming the collection. */
-export function undatedWarning(collection: string, census: UndatedCensus): string {
+/** The warning a non-empty census gives (the collection's name goes before it, as before every warning of a collection). */
+export function undatedWarning(census: UndatedCensus): string {
   const held = DATE_FIELDS.map((f) => `${f}: ${Object.entries(census.fields[f]).map(([kind, n]) => `${kind} ${n}`).join(', ')}`).join('; ');
   return (
-    `collection "${collection}": ${census.documents} document(s) have no update_date that is a date (${held}); ` +
+    `${census.documents} document(s) have no update_date that is a date (${held}); ` +
     'no watermark can tell whether they changed, so every incremental run reads them again'
   );
 }

@@ -165,9 +165,13 @@ function renderRun(ctx: CommandContext, r: RunReport): void {
   const loaded = new Map(r.load.tables.map((t) => [t.table, t]));
   const rows = r.transform.tables.map((t) => {
     const l = loaded.get(t.table);
-    return [t.table, t.documents, t.rows, t.rejected, l ? l.inserted : '-', l ? l.updated : '-', l ? l.deleted : '-', l ? l.rejected : '-', l ? pendingOf(l) : '-'];
+    // Load's figures as etl load prints them: an upsert or explode table's rows are inserted, updated,
+    // unchanged, rejected by load or duplicates (a dedupe table's duplicates are contributions that lost).
+    const applied = l ? [l.inserted, l.updated, l.unchanged, l.rejected, l.duplicates, l.deleted, pendingOf(l)] : ['-', '-', '-', '-', '-', '-', '-'];
+    return [t.table, t.documents, t.rows, t.rejected, ...applied];
   });
-  ctx.stdout.write(formatTable(['table', 'documents', 'rows', 'rejected', 'inserted', 'updated', 'deleted', 'load rejected', 'pending'], rows));
+  const headers = ['table', 'documents', 'rows', 'rejected', 'inserted', 'updated', 'unchanged', 'load rejected', 'duplicates', 'deleted', 'pending'];
+  ctx.stdout.write(formatTable(headers, rows));
   transformNotes(ctx, r.transform);
   loadNotes(ctx, r.load);
 }

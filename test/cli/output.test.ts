@@ -53,6 +53,27 @@ describe('in logs (stderr and stdout not a terminal)', () => {
     assert.doesNotMatch(all, /[❯›]/);
   });
 
+  test('etl run: its table says what load did with every staged row (a second run of the same dump: all unchanged)', async () => {
+    const s = await staging('run-twice');
+    const url = await servers.postgres.createDatabase('output_run_twice');
+    const run = () => etl(['run', '--source', sample.dump, '--full', '--staging', s, '--pipeline', PIPELINE], { cwd: sample.work, env: { DATABASE_URL: url } });
+    const first = await run();
+    assert.equal(first.code, 0, first.stderr);
+    const again = await run();
+    assert.equal(again.code, 0, again.stderr);
+    const [header, , ...body] = lines(again.stdout).filter((l) => !/^(rejected|pending|run |report|deleted|warning)/.test(l));
+    const names = header!.split(/\s{2,}/);
+    const rows = body.map((l) => Object.fromEntries(l.split(/\s{2,}/).map((cell, i) => [names[i]!, i === 0 ? cell : Number(cell.replace(/,/g, ''))])));
+    assert.equal(rows.length, TABLES, again.stdout);
+    const users = rows.find((r) => r.table === 'users')!;
+    assert.ok((users.unchanged as number) > 0 && users.inserted === 0 && users.updated === 0, JSON.stringify(users));
+    for (const r of rows) {
+      if (r.table === 'users_logbook' || r.table === 'menu_recipes') continue; // dedupe: its duplicates are contributions that lost
+      const applied = ['inserted', 'updated', 'unchanged', 'load rejected', 'duplicates'].reduce((a, k) => a + (r[k] as number), 0);
+      assert.equal(applied, r.rows, `${r.table}: ${JSON.stringify(r)}`);
+    }
+  });
+
   test('etl extract, transform and load each end with their totals and elapsed time; no per-table progress lines', async () => {
     const s = await staging('stages');
     const url = await servers.postgres.createDatabase('output_stages');

@@ -65,7 +65,7 @@ test('an incremental read of a dump ignores the filter, takes ObjectIds minted s
   });
   assert.equal(users.scanned, data.users!.length);
   assert.equal(users.scanned, users.documents + users.rejected! + users.unmatched!);
-  assert.match(report.warnings.join('\n'), /users: collection "users": 4 document\(s\) have no update_date that is a date \(creation_date: missing 2, string 1, date 1; update_date: missing 2, null 1, string 1\)/);
+  assert.match(report.warnings.join('\n'), /users: 4 document\(s\) have no update_date that is a date \(creation_date: missing 2, string 1, date 1; update_date: missing 2, null 1, string 1\)/);
 
   // Transform decides membership: the recipe that left "menu" is a filtered skip of menus.
   const transformed = await runTransform({ model, stagingDir });
