@@ -69,7 +69,10 @@ async function main(): Promise<number> {
     // The demo's environment: only the throwaway server, never a DATABASE_URL from the caller's shell.
     // PGSSLMODE, the one PostgreSQL setting etl takes from the checkout's .env beside a full URL, is set
     // here (the environment wins over .env): a .env for a real server must not ask this one for TLS.
-    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: pg.url, PGSSLMODE: 'disable', ETL_STAGING: stagingDir };
+    // The same for the mapping and the transfer modes a .env may set: the demo is the checkout's
+    // pipeline.yaml on the sample, on this machine.
+    const local = { ETL_PIPELINE: path.join(root, 'pipeline.yaml'), TRANSFER_SOURCE: 'local', TRANSFER_DESTINATION: 'local' };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...local, DATABASE_URL: pg.url, PGSSLMODE: 'disable', ETL_STAGING: stagingDir };
     delete env.MONGODB_URL;
     const steps: string[][] = [
       ['sample', '--scale', String(scale), '--out', dump, '--quiet'],

@@ -188,11 +188,13 @@ describe('npm run demo', () => {
     assert.match(lastLine(r.out), /^etl demo: done: 2,000 documents → /);
   });
 
-  test("a .env in the checkout, for the user's real servers, does not reach the demo's connections", async (t) => {
+  test("a .env in the checkout, for the user's real servers, mapping and remote mode, does not reach the demo", async (t) => {
     // The demo's etl runs in the checkout, where the README has users put their .env.
     const dotenv = path.join(REPO, '.env');
     if (existsSync(dotenv)) return t.skip('this checkout has a .env of its own, left alone');
-    await writeFile(dotenv, 'DATABASE_URL=postgresql://u:p@127.0.0.1:1/x\nPGSSLMODE=require\nPGPASSWORD=x\nMONGODB_URL=mongodb://127.0.0.1:1/x\n');
+    // Also the user's own mapping and remote mode: the demo is the bundled sample, pipeline.yaml, locally.
+    const remote = 'TRANSFER_SOURCE=remote\nTRANSFER_DESTINATION=remote\nREMOTE_SERVER_URL=127.0.0.1\nREMOTE_SERVER_PORT=1\n';
+    await writeFile(dotenv, `DATABASE_URL=postgresql://u:p@127.0.0.1:1/x\nPGSSLMODE=require\nPGPASSWORD=x\nMONGODB_URL=mongodb://127.0.0.1:1/x\nETL_PIPELINE=their-own-pipeline.yaml\n${remote}`);
     t.after(() => rm(dotenv, { force: true }));
     const s = await staging('demo-dotenv');
     const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
