@@ -247,5 +247,31 @@ export function connectionStringSecrets(value: string): string[] {
     const m = /^'((?:\\.|[^'\\])*)'$/.exec(raw) ?? /^"((?:\\.|[^"\\])*)"$/.exec(raw);
     if (m) out.add(m[1]!.replace(/\\(.)/g, '$1'));
   }
+  for (const secret of querySecrets(value)) out.add(secret);
   return [...out];
+}
+
+const WHOLE_SECRET_NAME = new RegExp(`^${SECRET_NAME}$`, 'i');
+
+/**
+ * The values of a URL's parameters named like a secret once percent-decoded (`?pass%77ord=…`): libpq
+ * decodes a parameter's name, the shape rules read it as written. Both the value as written and
+ * decoded are secrets.
+ */
+function querySecrets(value: string): string[] {
+  const out: string[] = [];
+  for (const m of value.matchAll(/[?&]([^=&#\s]+)=([^&#\s]+)/g)) {
+    if (!WHOLE_SECRET_NAME.test(percentDecoded(m[1]!))) continue;
+    out.push(m[2]!, percentDecoded(m[2]!));
+  }
+  return out.filter((s) => !isRedacted(s));
+}
+
+/** `text` with its percent-escapes decoded, or as is when they are not valid. */
+export function percentDecoded(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { describePostgres, type EtlConfig, type PgRefreshFilters, type PostgresConfig } from '../connect/config.ts';
 import { pgClientConfig } from '../connect/postgres.ts';
-import { redactText } from '../errors/redact.ts';
+import { percentDecoded, redactText } from '../errors/redact.ts';
 import { openSshSession } from '../connect/ssh-session.ts';
 import { POSTGRES_TUNNEL_SETTINGS } from '../connect/endpoints.ts';
 import { EtlError, SourceError, LoadError } from '../errors/etl-error.ts';
@@ -80,7 +80,8 @@ export function libpqArgs(p: PostgresConfig): { args: string[]; env: Record<stri
     const u = new URL(p.connectionString);
     u.password = '';
     // Pair by pair, the others as written: URLSearchParams would re-encode them (a %20 as +, which libpq reads as +).
-    u.search = u.search.slice(1).split('&').filter((pair) => pair.split('=')[0] !== 'password').join('&');
+    // A name is compared decoded, as libpq reads it: ?pass%77ord= is the password too.
+    u.search = u.search.slice(1).split('&').filter((pair) => percentDecoded(pair.split('=')[0]!) !== 'password').join('&');
     return { args: [`--dbname=${u.toString()}`], env: { ...libpqSettings(p), ...(p.password ? { PGPASSWORD: p.password } : {}) } };
   }
   return {

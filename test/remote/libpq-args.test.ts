@@ -37,3 +37,14 @@ test('the other URL parameters reach libpq as written', () => {
   const { args } = libpqArgs(resolve('postgresql://etl:pw@db.example/smartdiet?application_name=a%20b&password=x'));
   assert.equal(args[0], '--dbname=postgresql://etl@db.example/smartdiet?application_name=a%20b');
 });
+
+test('a ?password= parameter whose name is percent-encoded (pass%77ord) stays off the command line too', () => {
+  // libpq and etl's parser both decode a parameter's name: pass%77ord is the password.
+  for (const name of ['pass%77ord', '%70assword']) {
+    const p = resolve(`postgresql://etl@db.example/smartdiet?${name}=s3cr%65tZq9&sslmode=require`);
+    const { args, env } = libpqArgs(p);
+    assert.ok(!/s3cr/.test(args[0]!), `${name}: ${args[0]}`);
+    assert.ok(args[0]!.includes('sslmode=require'), args[0]);
+    assert.equal(env.PGPASSWORD, 's3cretZq9');
+  }
+});
