@@ -56,7 +56,7 @@ export function redactText(text: string, secrets: readonly string[] = []): strin
   // before the shape rules below could cut it in two.
   let known = text;
   for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
-    if (secret.length >= 3) known = known.split(secret).join(REDACTED);
+    if (secret.length >= 3 && !isPlainWord(secret)) known = known.split(secret).join(REDACTED);
   }
   let out = '';
   let at = 0;
@@ -65,6 +65,16 @@ export function redactText(text: string, secrets: readonly string[] = []): strin
     at = h.end;
   }
   return out + known.slice(at);
+}
+
+/**
+ * A password made only of letters or only of digits (postgres, connect, 127) is also a word or a
+ * number of ordinary text: replacing it everywhere would mangle messages (`***ql://`, `cannot *** to`)
+ * and tell the reader which word it is. The shape rules still hide it where it stands as a password
+ * (user:***@, password=***), the only places a message or a driver puts one.
+ */
+function isPlainWord(secret: string): boolean {
+  return /^(?:\p{L}+|\d+)$/u.test(secret);
 }
 
 /** A connection string as it may be shown: its password (whatever the string's form) is `***`. */
