@@ -58,11 +58,19 @@ export function settingsReader(env: Readonly<Record<string, string | undefined>>
       const s = read(name);
       if (s === undefined) return fallback;
       if (!/^\d{1,5}$/.test(s.value) || Number(s.value) < 1 || Number(s.value) > 65535) {
-        throw new ConfigError(`${s.where} must be a port number from 1 to 65535, got "${s.value}"`, [], { context: { variable: name } });
+        throw new ConfigError(`${s.where} must be a port number from 1 to 65535, got ${shownPortValue(s.value)}`, [], { context: { variable: name } });
       }
       return Number(s.value);
     },
   };
+}
+
+/**
+ * A wrong port as an error quotes it: a typo (digits, or a few characters) is shown; a longer value
+ * is not, it is more likely a password that landed on the port's line (lines of .env shifted).
+ */
+function shownPortValue(value: string): string {
+  return /^\d+$/.test(value) || value.length <= 6 ? `"${value}"` : `${value.length} characters, not shown: it may be a password`;
 }
 
 /**

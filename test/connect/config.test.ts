@@ -156,3 +156,22 @@ describe('configuration errors name their source, exit 2, and hide the password'
     assert.match(refused({ PGSSLMODE: 'always' }).message, /^PGSSLMODE must be one of disable, allow, prefer, require, verify-ca, verify-full/);
   });
 });
+
+test('a password pasted into a port variable (a line of .env shifted) is not echoed; a port typo still is', () => {
+  const refusedWith = (env: Record<string, string>): ConfigError => {
+    try {
+      resolveConfig({ env, cwd: process.cwd() });
+    } catch (error) {
+      assert.ok(error instanceof ConfigError);
+      return error;
+    }
+    assert.fail('accepted');
+  };
+  for (const name of ['POSTGRES_PORT', 'PGPORT', 'REMOTE_SERVER_PORT', 'REMOTE_POSTGRES_PORT']) {
+    const e = refusedWith({ [name]: 'Zq9xWv7u-hunter' });
+    assert.ok(!e.message.includes('Zq9xWv7u'), e.message);
+    assert.match(e.message, new RegExp(`^${name} must be a port number from 1 to 65535, got 15 characters, not shown: it may be a password`));
+  }
+  assert.match(refusedWith({ PGPORT: '5432x' }).message, /got "5432x"/);
+  assert.match(refusedWith({ PGPORT: '543200000000' }).message, /got "543200000000"/);
+});
