@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { EtlConfig } from '../connect/config.ts';
 import { describeMongo } from '../connect/config.ts';
-import { redactText } from '../errors/redact.ts';
+import { connectionStringSecrets, redactText } from '../errors/redact.ts';
 import { openSshSession, type SshExecResult, type SshSession } from '../connect/ssh-session.ts';
 import type { ClientChannel } from 'ssh2';
 import { ConfigError, EtlError, SourceError } from '../errors/etl-error.ts';
@@ -76,7 +76,10 @@ export function mongodumpUri(url: string, database: string): string {
 export function withoutPassword(uri: string, variable = 'REMOTE_MONGODB_URL'): { uri: string; password: string | null } {
   const m = /^(mongodb(?:\+srv)?:\/\/)([^@/]*)@(.*)$/.exec(uri);
   const colon = m ? m[2]!.indexOf(':') : -1;
-  if (!m || colon < 0) return { uri, password: null };
+  if (!m || colon < 0) {
+    refuseSecretsLeftIn(uri, variable);
+    return { uri, password: null };
+  }
   const encoded = m[2]!.slice(colon + 1);
   let password: string;
   try {
@@ -90,7 +93,23 @@ export function withoutPassword(uri: string, variable = 'REMOTE_MONGODB_URL'): {
       context: { variable },
     });
   }
-  return { uri: `${m[1]}${m[2]!.slice(0, colon)}@${m[3]}`, password };
+  const result = { uri: `${m[1]}${m[2]!.slice(0, colon)}@${m[3]}`, password };
+  refuseSecretsLeftIn(result.uri, variable);
+  return result;
+}
+
+/**
+ * A URI that would still carry a secret on the command line: a password holding an unencoded `@` or
+ * `/` (where it ends is then anyone's guess, so it cannot be taken off whole), or a secret option
+ * (tlsCertificateKeyFilePassword, an AWS session token), which the tools read nowhere but there.
+ */
+function refuseSecretsLeftIn(uri: string, variable: string): void {
+  const authority = uri.replace(/^mongodb(?:\+srv)?:\/\//i, '').split(/[/?#]/, 1)[0]!;
+  if (connectionStringSecrets(uri).length === 0 && (authority.match(/@/g) ?? []).length <= 1) return;
+  throw new ConfigError(`${variable} would leave a secret on mongodump's or mongorestore's command line, which every user of the machine can read (ps): not run`, [], {
+    context: { variable },
+    hint: 'percent-encode the special characters of the user name and the password (@ as %40, / as %2F, : as %3A); a key file or token the tools can only read from the command line has no safe place there: use an unencrypted key file or a password',
+  });
 }
 
 export function mongodumpCommand(command: string, database: string, uri: string): string {
@@ -100,6 +119,8 @@ export function mongodumpCommand(command: string, database: string, uri: string)
 export async function runMongoRefresh(o: MongoRefreshOptions): Promise<MongoRefreshReport> {
   const { config, signal } = o;
   const database = config.remote.mongo.database;
+  // A URI that would leave a secret on the server's command line is refused before anything connects.
+  withoutPassword(mongodumpUri(config.remote.mongo.url, database));
   const mongorestore = await requireMongorestore(o);
   const file = await dumpFilePath(config, o.outDir, o.now, database, '.archive.gz');
   o.onProgress?.({ phase: 'connect' });
