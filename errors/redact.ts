@@ -68,14 +68,17 @@ export function redactText(text: string, secrets: readonly string[] = []): strin
 }
 
 /**
- * A password made only of letters or only of digits (postgres, connect, 127) is also a word or a
- * number of ordinary text: replacing it everywhere would mangle messages (`***ql://`, `cannot *** to`)
+ * A short password made only of letters or only of digits (postgres, connect, 127) is also a word or
+ * a number of ordinary text: replacing it everywhere would mangle messages (`***ql://`, `cannot *** to`)
  * and tell the reader which word it is. The shape rules still hide it where it stands as a password
- * (user:***@, password=***), the only places a message or a driver puts one.
+ * (user:***@, password=***), the only places a message or a driver puts one. A longer one is rarely
+ * ordinary text, and is hidden wherever it appears (a password pasted into the wrong setting).
  */
 function isPlainWord(secret: string): boolean {
-  return /^(?:\p{L}+|\d+)$/u.test(secret);
+  return secret.length <= PLAIN_WORD_MAX && /^(?:\p{L}+|\d+)$/u.test(secret);
 }
+
+const PLAIN_WORD_MAX = 8;
 
 /** A connection string as it may be shown: its password (whatever the string's form) is `***`. */
 export function redactUrl(url: string): string {

@@ -8,6 +8,7 @@ import { PIPELINE_YAML } from '../audit/staged-run.ts';
 import { etl } from '../harness/cli.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 import { writeFile } from 'node:fs/promises';
+import { redactText } from '../../errors/redact.ts';
 import path from 'node:path';
 
 const CASES: readonly (readonly [string, string, RegExp])[] = [
@@ -27,4 +28,11 @@ test('a password that is a common word: hidden as the password, the rest of the 
       assert.ok(!r.output.includes(`:${pw}@`), r.output);
     }
   }
+});
+
+test('a longer password of letters only is still hidden wherever it appears, outside any URL too', () => {
+  const text = 'TRANSFER_SOURCE must be "local" or "remote", got "wappizyprod" (postgresql://pgw:wappizyprod@h/app)';
+  const shown = redactText(text, ['wappizyprod']);
+  assert.ok(!shown.includes('wappizyprod'), shown);
+  assert.equal(redactText('cannot connect to postgres', ['postgres']), 'cannot connect to postgres');
 });
