@@ -154,6 +154,12 @@ async function helpText(): Promise<string> {
   return lines.join('\n');
 }
 
+/** The command named on the command line, when it is one of etl's (the global flags skipped). */
+function calledCommand(argv: readonly string[]): string | undefined {
+  const args = argv.filter((a, i) => !a.startsWith('-') && argv[i - 1] !== '--dotenv');
+  return args[0] !== undefined && args[0] in commands ? args[0] : undefined;
+}
+
 const argv = process.argv.slice(2);
 main(argv).then(
   (code) => {
@@ -162,6 +168,6 @@ main(argv).then(
   (error: unknown) => {
     const json = argv.includes('--json');
     const verbose = argv.includes('--verbose') || argv.includes('-v');
-    process.exitCode = renderError(error, { json, verbose, stdout: process.stdout, stderr: process.stderr, env: process.env, secrets: knownSecrets() });
+    process.exitCode = renderError(error, { json, verbose, stdout: process.stdout, stderr: process.stderr, env: process.env, secrets: knownSecrets(), command: calledCommand(argv) });
   },
 );

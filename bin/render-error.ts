@@ -6,7 +6,7 @@ import type { Writable } from 'node:stream';
 import { DatabaseError } from 'pg';
 import { pgErrorCode, accessHint } from '../errors/codes.ts';
 import { postgresSaysEnded, RUN_AGAIN_HINT } from '../errors/connection-ended.ts';
-import { EtlError, ConfigError, LoadError, type ErrorContext } from '../errors/etl-error.ts';
+import { EtlError, ConfigError, LoadError, UsageError, type ErrorContext } from '../errors/etl-error.ts';
 import { printableLine, printableText } from '../errors/printable.ts';
 import { redactText } from '../errors/redact.ts';
 import { paint } from './output.ts';
@@ -19,6 +19,8 @@ export interface RenderErrorOptions {
   readonly stderr: Writable & { isTTY?: boolean };
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly secrets?: readonly string[];
+  /** The command that was called (`etl <command>`): a usage error without a hint points to its usage. */
+  readonly command?: string;
 }
 
 const INTERNAL_HINT = 'this is a bug in etl: re-run with --verbose (or ETL_DEBUG=1) to see where it happened, and report it with that output';
@@ -34,7 +36,7 @@ interface ErrorView {
 
 export function renderError(error: unknown, o: RenderErrorOptions): number {
   const scrub = (text: string) => redactText(text, o.secrets ?? []);
-  const view = describe(error, scrub);
+  const view = error instanceof UsageError ? withUsageHint(describe(error, scrub), o.command) : describe(error, scrub);
   const verbose = o.verbose === true || o.env.ETL_DEBUG === '1';
   if (o.json) {
     const body = {
@@ -61,6 +63,15 @@ export function renderError(error: unknown, o: RenderErrorOptions): number {
   if (view.hint) o.stderr.write(`${color.dim('hint:')} ${view.hint}\n`);
   if (verbose) o.stderr.write(`${color.dim(scrub(stackText(error)))}\n`);
   return view.exitCode;
+}
+
+/**
+ * Every error has a hint (README "Commands"): a usage error raised without one (a bad value, flags
+ * that do not go together) points to the usage that lists the flags and their values.
+ */
+function withUsageHint(view: ErrorView, command: string | undefined): ErrorView {
+  if (view.hint !== null) return view;
+  return { ...view, hint: command === undefined ? 'run `etl --help` for the commands and their options' : `see \`etl help ${command}\` for its options` };
 }
 
 function describe(error: unknown, scrub: (s: string) => string): ErrorView {

@@ -116,6 +116,25 @@ describe('etl usage texts tell the truth', () => {
     assert.match(global.stdout, /^ {2}-V, --version /m);
   });
 
+  test('every usage error ends with a hint saying what to do, as the README says of every error', async () => {
+    const cases = [
+      ['extract', '--full', '--since', '2024-01-01', '--source', sample.dump],
+      ['load', '--lock-timeout', 'abc'],
+      ['clean', '--keep', 'x'],
+      ['clean', '--older-than', '7x'],
+      ['sample', '--scale', 'abc', '--out', 'x'],
+      ['sample', '--gzip', '--mongo-url', NOWHERE.MONGODB_URL],
+      ['refresh', 'mongo', '--include-table', 'users'],
+      ['refresh', 'postgres', '--restore'],
+    ];
+    for (const args of cases) {
+      const r = await etl(args, { cwd: sample.work, env: NOWHERE });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.output}`);
+      assert.match(r.stderr, /^error: .* \[[a-z_]+\]\nhint: \S/m, `etl ${args.join(' ')}: no hint\n${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^hint: .*etl (help )?${args[0]}`, 'm'), `etl ${args.join(' ')}: the hint names no usage to read\n${r.stderr}`);
+    }
+  });
+
   test('`etl --help <command>` and `etl -h <command>` print that command\'s usage, as `etl help <command>` does', async () => {
     const help = await etl(['help', 'extract']);
     for (const flag of ['--help', '-h']) {
