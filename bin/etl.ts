@@ -93,6 +93,11 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${await version()}\n`);
     return 0;
   }
+  // `etl help help`: help is a command too; its usage is the list of commands.
+  if (name === 'help' && rest[0] === 'help') {
+    process.stdout.write(await helpText());
+    return 0;
+  }
   if (name === 'help') {
     process.stdout.write(`${(await loadCommand(rest[0]!)).usage.trimEnd()}\n`);
     return 0;

@@ -135,6 +135,12 @@ describe('etl usage texts tell the truth', () => {
     }
   });
 
+  test('`etl help help` (help is listed among the commands) prints the list of commands, exit 0', async () => {
+    const r = await etl(['help', 'help']);
+    assert.equal(r.code, 0, r.output);
+    assert.equal(r.stdout, (await etl(['--help'])).stdout);
+  });
+
   test('`etl --help <command>` and `etl -h <command>` print that command\'s usage, as `etl help <command>` does', async () => {
     const help = await etl(['help', 'extract']);
     for (const flag of ['--help', '-h']) {
