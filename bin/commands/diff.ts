@@ -100,7 +100,7 @@ const command: Command = {
       await ep.close();
     }
     if (flags.json) writeJson(ctx.stdout, { ok: report.identical, ...report });
-    else ctx.stdout.write(renderDiff(report, paint(ctx.stdout, ctx.env)));
+    else ctx.stdout.write(renderDiff(report, paint(ctx.stdout, ctx.env), { listed: ctx.verbosity !== 'quiet' }));
     return report.identical ? 0 : 1;
   },
 };
@@ -118,7 +118,8 @@ const counts = (c: Readonly<Record<string, number>>): string =>
     .map(([k, v]) => `${v.toLocaleString('en-US')} ${k}`)
     .join(', ');
 
-export function renderDiff(r: DiffReport, color: ReturnType<typeof paint>): string {
+/** `listed`: the per-table list is shown (not under --quiet, which keeps the final line alone). */
+export function renderDiff(r: DiffReport, color: ReturnType<typeof paint>, o: { readonly listed: boolean } = { listed: true }): string {
   const out: string[] = [];
   out.push(`MongoDB ${r.source} (through pipeline.yaml) against PostgreSQL ${r.destination}${r.deep ? ', deep' : ''}`, '');
   const dash = (v: number | null | undefined) => (v === null || v === undefined ? '-' : v);
@@ -150,7 +151,8 @@ export function renderDiff(r: DiffReport, color: ReturnType<typeof paint>): stri
       tot.rejected ? `${tot.rejected.toLocaleString('en-US')} rejected by the type contract` : '',
       tot.refused ? `${tot.refused.toLocaleString('en-US')} refused for a missing reference or a contested key` : '',
     ].filter(Boolean);
-    out.push(`${color.green('identical:')} ${tot.tables} table${tot.tables === 1 ? '' : 's'} match${apart.length ? ` (${apart.join(', ')}: listed above)` : ''}`);
+    const where = o.listed ? 'listed above' : 'etl diff without --quiet lists them';
+    out.push(`${color.green('identical:')} ${tot.tables} table${tot.tables === 1 ? '' : 's'} match${apart.length ? ` (${apart.join(', ')}: ${where})` : ''}`);
   } else {
     const parts = [`${tot.missing.toLocaleString('en-US')} missing`, `${tot.extra.toLocaleString('en-US')} extra`];
     if (r.deep) parts.push(`${tot.different.toLocaleString('en-US')} different`);

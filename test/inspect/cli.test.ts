@@ -66,6 +66,11 @@ test('etl diff: exit 1 with the planted keys, --json, then exit 0 once repaired'
   assert.equal(same.code, 0, same.stdout + same.stderr);
   assert.match(same.stdout, new RegExp(`identical: ${m.loadOrder.length} tables match`));
   assertNoSecret(same, password);
+  // --quiet prints the final line alone: it cannot point to a list "above" that was not printed.
+  const quiet = await etl(['diff', '--deep', '--quiet', ...flags]);
+  assert.equal(quiet.code, 0, quiet.stdout + quiet.stderr);
+  assert.match(quiet.stdout, new RegExp(`^identical: ${m.loadOrder.length} tables match \\(.+\\)\n$`), quiet.stdout);
+  assert.doesNotMatch(quiet.stdout, /listed above/);
 });
 
 test('etl diff --quiet: the final line only, no progress line per table', async (t) => {
