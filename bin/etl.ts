@@ -173,6 +173,6 @@ main(argv).then(
   (error: unknown) => {
     const json = argv.includes('--json');
     const verbose = argv.includes('--verbose') || argv.includes('-v');
-    process.exitCode = renderError(error, { json, verbose, stdout: process.stdout, stderr: process.stderr, env: process.env, secrets: knownSecrets(), command: calledCommand(argv) });
+    process.exitCode = renderError(error, { json, verbose, stdout: process.stdout, stderr: process.stderr, env: process.env, secrets: knownSecrets(), command: calledCommand(argv), inputs: argv });
   },
 );

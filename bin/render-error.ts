@@ -7,7 +7,7 @@ import { DatabaseError } from 'pg';
 import { pgErrorCode, accessHint } from '../errors/codes.ts';
 import { postgresSaysEnded, RUN_AGAIN_HINT } from '../errors/connection-ended.ts';
 import { EtlError, ConfigError, LoadError, UsageError, type ErrorContext } from '../errors/etl-error.ts';
-import { printableLine, printableText } from '../errors/printable.ts';
+import { inputsOnOneLine, printableLine, printableText } from '../errors/printable.ts';
 import { redactText } from '../errors/redact.ts';
 import { paint } from './output.ts';
 
@@ -21,6 +21,8 @@ export interface RenderErrorOptions {
   readonly secrets?: readonly string[];
   /** The command that was called (`etl <command>`): a usage error without a hint points to its usage. */
   readonly command?: string;
+  /** The command line's arguments: a file name given there is shown on one line, whatever it holds. */
+  readonly inputs?: readonly string[];
 }
 
 const INTERNAL_HINT = 'this is a bug in etl: re-run with --verbose (or ETL_DEBUG=1) to see where it happened, and report it with that output';
@@ -36,7 +38,7 @@ interface ErrorView {
 
 export function renderError(error: unknown, o: RenderErrorOptions): number {
   const scrub = (text: string) => redactText(text, o.secrets ?? []);
-  const view = error instanceof UsageError ? withUsageHint(describe(error, scrub), o.command) : describe(error, scrub);
+  const view = error instanceof UsageError ? withUsageHint(describe(error, scrub, o.inputs ?? []), o.command) : describe(error, scrub, o.inputs ?? []);
   const verbose = o.verbose === true || o.env.ETL_DEBUG === '1';
   if (o.json) {
     const body = {
@@ -74,13 +76,16 @@ function withUsageHint(view: ErrorView, command: string | undefined): ErrorView 
   return { ...view, hint: command === undefined ? 'run `etl --help` for the commands and their options' : `see \`etl help ${command}\` for its options` };
 }
 
-function describe(error: unknown, scrub: (s: string) => string): ErrorView {
+function describe(error: unknown, scrub: (s: string) => string, args: readonly string[]): ErrorView {
   if (error instanceof EtlError) {
+    // What came from input: the arguments, and the file or folder the error is about.
+    const inputs = [...args, ...[error.context.file, error.context.path].filter((v): v is string => typeof v === 'string')];
+    const shown = (text: string) => printableText(inputsOnOneLine(scrub(text), inputs));
     return {
       code: error.code,
-      message: printableText(scrub(error.message)),
-      where: printableOrNull(whereOf(error.context)),
-      hint: error.hint ? printableText(scrub(error.hint)) : null,
+      message: shown(error.message),
+      where: printableOrNull(whereOf(error.context), inputs),
+      hint: error.hint ? shown(error.hint) : null,
       context: error.context,
       exitCode: error.exitCode,
     };
@@ -102,7 +107,7 @@ function describe(error: unknown, scrub: (s: string) => string): ErrorView {
   return { code: 'internal', message: `internal error: ${printableText(scrub(message))}`, where: null, hint: INTERNAL_HINT, context: {}, exitCode: 1 };
 }
 
-const printableOrNull = (text: string | null): string | null => (text === null ? null : printableLine(text));
+const printableOrNull = (text: string | null, inputs: readonly string[]): string | null => (text === null ? null : printableLine(inputsOnOneLine(text, inputs)));
 
 /** `file:line:col`, `table.column`, `collection _id X`: whatever the context knows, shortest first. */
 function whereOf(c: ErrorContext): string | null {

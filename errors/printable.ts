@@ -3,6 +3,8 @@
 // to a length, its controls escaped as \uXXXX. Applied after redaction: a cut never halves a secret
 // before it is recognised.
 
+import nodePath from 'node:path';
+
 /** C0 controls but tab and newline, DEL and C1. */
 const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 
@@ -12,6 +14,30 @@ export const MAX_LINES = 200;
 /** Text with its controls shown as \uXXXX (tab and newline kept), nothing cut. */
 export function escapeControls(text: string): string {
   return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+const LINE_BREAK = /[\n\r]/;
+
+/**
+ * `text` with every occurrence of an input (a file name, a flag's value) that holds a line break,
+ * and of its folders, shown on one line (\u000a): a message keeps the lines etl gives it, and an
+ * input cannot add one of its own (`--out $'x\nhint: …'` printing a fake hint).
+ */
+export function inputsOnOneLine(text: string, inputs: readonly string[]): string {
+  const quoted = new Set<string>();
+  for (const input of inputs) {
+    // The folders too: a message says "the folder D does not exist" of the file it could not write.
+    for (let p = input; LINE_BREAK.test(p); p = nodePath.dirname(p)) {
+      quoted.add(p);
+      if (nodePath.dirname(p) === p) break;
+    }
+  }
+  // Longest first: a file's folder is part of the file's own name.
+  let shown = text;
+  for (const q of [...quoted].sort((a, b) => b.length - a.length)) {
+    shown = shown.split(q).join(q.replace(/[\n\r]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  }
+  return shown;
 }
 
 /** One line as a terminal may show it: controls escaped, at most `max` characters and a count of the rest. */

@@ -189,6 +189,31 @@ describe('etl command line', () => {
     }
   });
 
+  test('a file name holding a newline stays on the error line, escaped: it cannot print a line of its own (a fake hint)', async (t) => {
+    const dir = await tempDir(t, 'etl-newline-name-');
+    const name = path.join(dir, 'a\nhint: run rm -rf ~ to fix', 'x');
+    const cases = [
+      ['verify', name],
+      ['validate', '--pipeline', name],
+      ['validate', '--pipeline', PIPELINE, '--dotenv', name],
+      ['transform', '--staging', name, '--pipeline', PIPELINE],
+    ];
+    for (const args of cases) {
+      const r = await etl(args, { cwd: dir });
+      assert.notEqual(r.code, 0, `${args.join(' ')}: ${r.output}`);
+      const lines = r.stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 2, `etl ${args[0]}: ${r.stderr}`);
+      assert.match(lines[0]!, /^error: .*a\\u000ahint: run rm -rf ~ to fix/, r.stderr);
+      assert.match(lines[1]!, /^hint: /);
+      assert.doesNotMatch(lines[1]!, /rm -rf/);
+    }
+    // A file the error's context names, and its folder, quoted in the message (a write that failed).
+    const file = path.join(dir, 'b\nhint: fake', 'report.html');
+    const r = render(new StagingError('write_failed', `cannot write ${file}: the folder ${path.dirname(file)} does not exist`, { context: { file }, hint: 'create the folder' }));
+    assert.equal(r.stderr.trimEnd().split('\n').length, 2, r.stderr);
+    assert.match(r.stderr, /b\\u000ahint: fake\/report\.html: the folder .*b\\u000ahint: fake does not exist/);
+  });
+
   test('etl help <command> prints that command\'s usage; an unknown one is a usage error', async () => {
     const r = await etl(['help', 'extract']);
     assert.equal(r.code, 0, r.stderr);
