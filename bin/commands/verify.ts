@@ -7,12 +7,13 @@ import type { Command, CommandContext } from '../command.ts';
 import { commandConfig } from '../config.ts';
 import { paint, writeJson } from '../output.ts';
 import { ConfigError, UsageError } from '../../errors/etl-error.ts';
-import { isRunId, runPaths } from '../../staging/run-folder.ts';
+import { isRunId, LATEST_FILE, resolveRun, runPaths } from '../../staging/run-folder.ts';
 import { describeStages } from '../../staging/manifest.ts';
 import { verifyRun, type Mismatch, type VerifyProgress, type VerifyReport } from '../../audit/verify.ts';
 import { formatBytes, throttled } from '../../audit/byte-size.ts';
 
-const usage = `usage: etl verify <run folder | archive.tar.gz | run id> [--staging DIR] [--pipeline FILE] [--json]
+const usage = `usage: etl verify <run folder | archive.tar.gz | run id | latest> [--staging DIR]
+                  [--pipeline FILE] [--json]
 
 Checks a staged run, or an archive made by \`etl pack\` (unpacked into a temporary folder, removed
 afterwards), without MongoDB or PostgreSQL:
@@ -25,8 +26,8 @@ afterwards), without MongoDB or PostgreSQL:
 If the current pipeline.yaml differs from the run's, verify says so and uses the run's copy.
 
 options:
-  --staging DIR     where a run named by its id is looked for (default: ETL_STAGING, else
-                    ./.etl/runs)
+  --staging DIR     where a run named by its id (or latest) is looked for (default:
+                    ETL_STAGING, else ./.etl/runs)
   --pipeline FILE   the current pipeline file, compared with the run's (default: ETL_PIPELINE,
                     else ./pipeline.yaml)
   --json            print the report as JSON on stdout
@@ -55,9 +56,11 @@ const command: Command = {
         hint: 'give the pipeline file to compare the run with, or leave --pipeline out to verify the run with its own copy alone',
       });
     }
-    // A bare run id that is not a path names a run of the staging folder.
-    let target = path.resolve(ctx.cwd, positionals[0]!);
-    if (isRunId(positionals[0]!) && !existsSync(target)) target = runPaths(cfg.stagingDir, positionals[0]!).dir;
+    // A bare run id that is not a path names a run of the staging folder; `latest`, as --run says it.
+    const named = positionals[0]!;
+    let target = path.resolve(ctx.cwd, named);
+    if (isRunId(named) && !existsSync(target)) target = runPaths(cfg.stagingDir, named).dir;
+    else if (named === LATEST_FILE && !existsSync(target)) target = (await resolveRun(cfg.stagingDir, LATEST_FILE)).dir;
     const show = throttled((p: VerifyProgress) => {
       ctx.stderr.write(
         p.phase === 'retransform'

@@ -135,6 +135,12 @@ describe('etl usage texts tell the truth', () => {
     }
   });
 
+  test('`etl verify latest` checks the run `latest` names, as `--run latest` means elsewhere (its usage: "run id")', async () => {
+    const r = await etl(['verify', 'latest'], { cwd: sample.work, env: NOWHERE });
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.stdout, /^OK: run \d{8}T\d{9}Z is exactly what its manifest says$/m);
+  });
+
   test('`etl help help` (help is listed among the commands) prints the list of commands, exit 0', async () => {
     const r = await etl(['help', 'help']);
     assert.equal(r.code, 0, r.output);
