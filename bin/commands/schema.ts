@@ -151,6 +151,8 @@ async function check(s: Session): Promise<number> {
   const retired = plan.changes.filter((c) => c.kind === 'retire_table').map((c) => c.table);
   const clean = drift.clean && retired.length === 0;
   if (s.json) writeJson(s.ctx.stdout, { ok: clean, destination: s.destination, ...drift, clean, retired, plan: planJson(plan, decision) });
+  // --quiet keeps one line: what etl schema would do, not the last change of the list.
+  else if (s.ctx.verbosity === 'quiet' && !clean) s.ctx.stdout.write(`${outcomeHeadline(decision)} (etl schema --check lists them)\n`);
   else if (drift.clean && !clean) s.ctx.stdout.write(`${s.color.yellow(`${retired.length} table(s) etl loaded are no longer in pipeline.yaml:`)} ${retired.join(', ')}\n${renderOutcome(plan, decision, s.color)}`);
   else s.ctx.stdout.write(`${renderDrift(drift, s.destination, s.color)}${clean ? '' : renderOutcome(plan, decision, s.color)}`);
   return clean ? 0 : 1;
@@ -259,8 +261,10 @@ function blockedLine(r: SchemaReport, color: Color, where: string): string {
   return blocked.length > 0 ? `${color.yellow(`load needs ${blocked.join(', ')}: decide with --allow (${where})`)}\n` : '';
 }
 
+const outcomeHeadline = (d: Decision): string => `etl schema would apply ${d.apply.length} change(s) and refuse ${d.refused.length}`;
+
 function renderOutcome(plan: SchemaPlan, d: Decision, color: Color): string {
-  const out = [`etl schema would apply ${d.apply.length} change(s) and refuse ${d.refused.length}:`];
+  const out = [`${outcomeHeadline(d)}:`];
   // A change applied because --allow names it says what it loses, as its refusal would.
   for (const c of d.apply) out.push(`  ${color.green('apply  ')}  ${c.table}: ${c.message}${c.allow !== null && c.risk ? `: ${c.risk}` : ''}`);
   for (const c of d.refused) out.push(`  ${color.yellow('refused')}  ${c.table}: ${c.risk ?? c.message}  (${whatToDo(c, d)})`);

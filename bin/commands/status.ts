@@ -51,6 +51,8 @@ const command: Command = {
       await ep.close();
     }
     if (flags.json) writeJson(ctx.stdout, { ok: true, ...report });
+    // --quiet keeps one line: the drift's headline, not the last difference of its list.
+    else if (ctx.verbosity === 'quiet') ctx.stdout.write(`${driftHeadline(report, paint(ctx.stdout, ctx.env))}\n`);
     else ctx.stdout.write(renderStatus(report, paint(ctx.stdout, ctx.env)));
     return 0;
   },
@@ -131,14 +133,19 @@ export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): 
   }
 
   out.push('');
-  if (r.drift.clean) out.push(`${color.green('no drift:')} the database matches pipeline.yaml`);
+  if (r.drift.clean) out.push(driftHeadline(r, color));
   else {
-    out.push(`${color.yellow(`drift: ${r.drift.findings.length} difference(s)`)} between the database and pipeline.yaml (etl schema --check prints the fixing DDL):`);
+    out.push(`${driftHeadline(r, color)}:`);
     const shown = r.drift.findings.slice(0, 10);
     for (const f of shown) out.push(cutText(printableLine(`  ${f.message}`), WIDTH));
     if (r.drift.findings.length > shown.length) out.push(`  … and ${r.drift.findings.length - shown.length} more`);
   }
   return `${out.join('\n')}\n`;
+}
+
+function driftHeadline(r: StatusReport, color: ReturnType<typeof paint>): string {
+  if (r.drift.clean) return `${color.green('no drift:')} the database matches pipeline.yaml`;
+  return `${color.yellow(`drift: ${r.drift.findings.length} difference(s)`)} between the database and pipeline.yaml (etl schema --check prints the fixing DDL)`;
 }
 
 export default command;

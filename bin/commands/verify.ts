@@ -77,6 +77,8 @@ const command: Command = {
       },
     });
     if (flags.json) writeJson(ctx.stdout, report);
+    // --quiet keeps one line: the verdict, not the last mismatch of the list.
+    else if (ctx.verbosity === 'quiet' && !report.ok) ctx.stdout.write(`${mismatchHeadline(report, paint(ctx.stdout, ctx.env))} (etl verify without --quiet lists them)\n`);
     else ctx.stdout.write(render(report, paint(ctx.stdout, ctx.env)));
     return report.ok ? 0 : 1;
   },
@@ -102,11 +104,14 @@ function render(r: VerifyReport, color: ReturnType<typeof paint>): string {
   if (r.ok) {
     lines.push(`${color.green('OK:')} run ${r.run_id} is exactly what its manifest says`);
   } else {
-    lines.push(`${color.red('MISMATCH:')} ${r.mismatches.length} difference${r.mismatches.length === 1 ? '' : 's'}${r.mismatches.length > SHOWN ? ` (first ${SHOWN} shown; --json lists all)` : ''}:`);
+    lines.push(`${mismatchHeadline(r, color)}${r.mismatches.length > SHOWN ? ` (first ${SHOWN} shown; --json lists all)` : ''}:`);
     for (const m of r.mismatches.slice(0, SHOWN)) lines.push(`  ${describe(m)}`);
   }
   return `${lines.join('\n')}\n`;
 }
+
+const mismatchHeadline = (r: VerifyReport, color: ReturnType<typeof paint>): string =>
+  `${color.red('MISMATCH:')} ${r.mismatches.length} difference${r.mismatches.length === 1 ? '' : 's'}`;
 
 function describe(m: Mismatch): string {
   const what = [m.file, m.table && !m.file ? `table ${m.table}` : null, m.field && !m.file ? m.field : null].filter(Boolean).join(' ') || 'run';

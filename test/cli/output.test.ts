@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { ETL_BIN, etl, REPO, useSampleDump, type CliResult } from '../harness/cli.ts';
 
@@ -126,6 +127,32 @@ describe('in logs (stderr and stdout not a terminal)', () => {
     assert.match(verbose.stderr, /^\[ *[\d.]+ s\] transform users: \d[\d,]* of 1,?\d+ documents/m);
     assert.match(verbose.stderr, /^\[ *[\d.]+ s\] transform users: 160 documents → [\d,]+ rows/m);
     assert.match(verbose.stderr, /^\[ *[\d.]+ s\] transform done: transform: 2,000 documents/m);
+  });
+
+  test('--quiet where a list of findings ends the output: the final line is their headline, never their last item', async () => {
+    const s = await staging('quiet-findings');
+    const url = await servers.postgres.createDatabase('output_quiet_findings');
+    const env = { DATABASE_URL: url };
+    const loaded = await etl(['run', '--source', sample.dump, '--full', '--quiet', '--staging', s, '--pipeline', PIPELINE], { cwd: sample.work, env });
+    assert.equal(loaded.code, 0, loaded.stderr);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query('ALTER TABLE users ADD COLUMN extra_col integer');
+    await client.end();
+    const quiet = async (args: readonly string[], code: number, headline: RegExp): Promise<void> => {
+      const r = await etl([...args, '--quiet'], { cwd: sample.work, env });
+      assert.equal(r.code, code, r.output);
+      assert.equal(lines(r.stdout).length, 1, r.stdout);
+      assert.match(r.stdout, headline, `etl ${args[0]} --quiet`);
+    };
+    await quiet(['schema', '--check', '--pipeline', PIPELINE], 1, /^etl schema would apply 0 change\(s\) and refuse 1\b/);
+    await quiet(['status', '--staging', s, '--pipeline', PIPELINE], 0, /^drift: 1 difference\(s\) between the database and pipeline\.yaml/);
+    // A run folder with one byte more in a CSV: verify finds several mismatches.
+    const run = path.join(s, (await readFile(path.join(s, 'latest'), 'utf8')).trim());
+    const copy = path.join(path.dirname(s), 'tampered');
+    await cp(run, copy, { recursive: true });
+    await appendFile(path.join(copy, 'transform', 'users.csv'), 'x\n');
+    await quiet(['verify', copy], 1, /^MISMATCH: \d+ differences/);
   });
 
   test('etl status fits 100 columns', async () => {
