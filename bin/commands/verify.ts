@@ -59,8 +59,15 @@ const command: Command = {
     // A bare run id that is not a path names a run of the staging folder; `latest`, as --run says it.
     const named = positionals[0]!;
     let target = path.resolve(ctx.cwd, named);
-    if (isRunId(named) && !existsSync(target)) target = runPaths(cfg.stagingDir, named).dir;
-    else if (named === LATEST_FILE && !existsSync(target)) target = (await resolveRun(cfg.stagingDir, LATEST_FILE)).dir;
+    const byId = (isRunId(named) || named === LATEST_FILE) && !existsSync(target);
+    // --staging says where a run id is looked for: with a folder or an archive it would be ignored.
+    if (flags.staging !== undefined && !byId) {
+      throw new UsageError('bad_arguments', `--staging applies to a run named by its id (or latest), not to a folder or an archive: ${named}`, {
+        context: { flag: '--staging' },
+        hint: 'leave --staging out, or name the run by its id: etl verify <run-id> --staging DIR',
+      });
+    }
+    if (byId) target = named === LATEST_FILE ? (await resolveRun(cfg.stagingDir, LATEST_FILE)).dir : runPaths(cfg.stagingDir, named).dir;
     const show = throttled((p: VerifyProgress) => {
       ctx.stderr.write(
         p.phase === 'retransform'

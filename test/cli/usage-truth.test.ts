@@ -141,6 +141,12 @@ describe('etl usage texts tell the truth', () => {
     assert.match(r.stdout, /^OK: run \d{8}T\d{9}Z is exactly what its manifest says$/m);
   });
 
+  test('`etl verify <folder or archive> --staging DIR` is refused: --staging only says where a run id is looked for', async () => {
+    const r = await etl(['verify', sample.dump, '--staging', sample.work], { cwd: sample.work, env: NOWHERE });
+    assert.equal(r.code, 2, r.output);
+    assert.match(r.stderr, /^error: --staging applies to a run named by its id \(or latest\)/m);
+  });
+
   test('`etl help help` (help is listed among the commands) prints the list of commands, exit 0', async () => {
     const r = await etl(['help', 'help']);
     assert.equal(r.code, 0, r.output);
