@@ -10,7 +10,8 @@ import { loadPipeline } from '../../model/load-pipeline.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 import { printableLine } from '../../errors/printable.ts';
 import { selectTables } from '../../model/select-tables.ts';
-import { runDiff, type DiffReport, type KeyValues, type TableDiff } from '../../inspect/diff.ts';
+import { runDiff, type DiffProgress, type DiffReport, type KeyValues, type TableDiff } from '../../inspect/diff.ts';
+import { heartbeatMs } from '../progress/lines.ts';
 
 const usage = `usage: etl diff [--tables a,b] [--deep] [--limit N] [--json]
                 [--mongo-url URL] [--mongo-db NAME] [--database-url URL] [--pipeline FILE]
@@ -90,11 +91,7 @@ const command: Command = {
         describe: { mongo: ep.describe.mongo, postgres: ep.describe.postgres },
         signal: ctx.signal,
         // --quiet keeps the final line only: no line per table.
-        onProgress: flags.json || ctx.verbosity === 'quiet'
-          ? undefined
-          : (e) => {
-              if (e.kind === 'table_start') ctx.stderr.write(`comparing ${e.table} (${e.collection})…\n`);
-            },
+        onProgress: flags.json || ctx.verbosity === 'quiet' ? undefined : comparingLines(ctx),
       });
     } finally {
       await ep.close();
@@ -104,6 +101,20 @@ const command: Command = {
     return report.identical ? 0 : 1;
   },
 };
+
+/**
+ * "comparing <table>…" on stderr: each table on a terminal or with --verbose; in a log at most one a
+ * heartbeat (ETL_PROGRESS_SECONDS), since the summary table already has a line per table.
+ */
+function comparingLines(ctx: CommandContext): (e: DiffProgress) => void {
+  const every = ctx.stderr.isTTY === true || ctx.verbosity === 'verbose' ? 0 : heartbeatMs(ctx.env);
+  let last = Date.now();
+  return (e) => {
+    if (e.kind !== 'table_start' || Date.now() - last < every) return;
+    last = Date.now();
+    ctx.stderr.write(`comparing ${e.table} (${e.collection})…\n`);
+  };
+}
 
 /** A value of a document as the list shows it: an `_id` may be any string, long or holding terminal controls. */
 const valueText = (v: string): string => printableLine(v, 100);

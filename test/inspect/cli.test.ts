@@ -73,6 +73,18 @@ test('etl diff: exit 1 with the planted keys, --json, then exit 0 once repaired'
   assert.doesNotMatch(quiet.stdout, /listed above/);
 });
 
+test('etl diff in a log: one line per table (its summary), no "comparing <table>…" line each; a heartbeat when slow', async (t) => {
+  const { pgUrl, mongo } = await plantedPair(t.name);
+  const flags = ['diff', '--tables', 'users,menus,users_targets', '--database-url', pgUrl, '--mongo-url', mongo.url, '--mongo-db', mongo.name];
+  const r = await etl(flags);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stderr, '', 'README: in logs at most one line per table, the summary table');
+  // ETL_PROGRESS_SECONDS says how often a progress line may come: all but always here.
+  const chatty = await etl(flags, { ETL_PROGRESS_SECONDS: '0.000001' });
+  assert.equal(chatty.code, 1, chatty.stderr);
+  assert.match(chatty.stderr, /^comparing (users|menus|users_targets) \((users|events)\)…$/m);
+});
+
 test('etl diff --quiet: the final line only, no progress line per table', async (t) => {
   const { pgUrl, mongo } = await plantedPair(t.name);
   const r = await etl(['diff', '--quiet', '--deep', '--tables', 'users,menus', '--database-url', pgUrl, '--mongo-url', mongo.url, '--mongo-db', mongo.name]);
