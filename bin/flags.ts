@@ -63,7 +63,16 @@ function refuseRepeated(tokens: readonly { kind: string; name?: string; value?: 
 export function outputFile(cwd: string, out: string | undefined, example: string): string | null {
   if (out === undefined) return null;
   const file = path.resolve(cwd, out);
-  if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) {
+  const existing = statSync(file, { throwIfNoEntry: false });
+  // The file is written beside (FILE.partial) and renamed over FILE: over /dev/null, a FIFO or a
+  // socket that would replace the node itself (as root, /dev/null became the archive).
+  if (existing !== undefined && !existing.isDirectory() && !existing.isFile()) {
+    throw new UsageError('bad_arguments', `--out ${out} is not a regular file (a device, a FIFO or a socket): it would be replaced by the file written`, {
+      hint: `name a file to write, e.g. --out ${example}`,
+      context: { flag: '--out' },
+    });
+  }
+  if (existing?.isDirectory()) {
     throw new UsageError('bad_arguments', `--out ${out} is a folder: --out names the file to write`, {
       hint: `name the file, e.g. --out ${path.join(out, example)}`,
       context: { flag: '--out' },

@@ -4,12 +4,15 @@
 // the flag (exit 2), never the flag's default taken silently. Needs no server: where a command would
 // connect, the servers are on port 1, so a command that got past its flags fails there (exit 1).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { lstatSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { before, describe, test } from 'node:test';
 import type { Command, CommandContext } from '../../bin/command.ts';
 import { etl, REPO, useSampleDump } from '../harness/cli.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 const PIPELINE = path.join(REPO, 'pipeline.yaml');
 const NOWHERE = { DATABASE_URL: 'postgresql://u@127.0.0.1:1/db', MONGODB_URL: 'mongodb://127.0.0.1:1/db?serverSelectionTimeoutMS=300', ETL_PIPELINE: PIPELINE };
@@ -145,6 +148,19 @@ describe('etl usage texts tell the truth', () => {
     const r = await etl(['verify', sample.dump, '--staging', sample.work], { cwd: sample.work, env: NOWHERE });
     assert.equal(r.code, 2, r.output);
     assert.match(r.stderr, /^error: --staging applies to a run named by its id \(or latest\)/m);
+  });
+
+  test('--out naming a device, a FIFO or a socket is refused (exit 2): the file written beside it would be renamed over it', async (t) => {
+    // As root, `etl pack --out /dev/null` replaced /dev/null with the archive: a FIFO stands for it here.
+    const dir = await tempDir('etl-out-special-', t);
+    const fifo = path.join(dir, 'sink');
+    execFileSync('mkfifo', [fifo]);
+    for (const args of [['report', '--no-ledger', '--out', fifo], ['pack', '--out', fifo]]) {
+      const r = await etl(args, { cwd: sample.work, env: NOWHERE });
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.output}`);
+      assert.match(r.stderr, /^error: --out .* is not a regular file/m, r.stderr);
+      assert.ok(lstatSync(fifo).isFIFO(), `etl ${args[0]} --out replaced the FIFO`);
+    }
   });
 
   test('`etl help help` (help is listed among the commands) prints the list of commands, exit 0', async () => {
