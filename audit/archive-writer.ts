@@ -10,7 +10,7 @@ import { createGzip, type ZlibOptions } from 'node:zlib';
 import * as tar from 'tar';
 import { StagingError } from '../errors/etl-error.ts';
 import { roughDuration } from '../staging/durations.ts';
-import { AtomicFileSink, type FileFigures } from '../staging/atomic-file.ts';
+import { AtomicFileSink, writeFailure, type FileFigures } from '../staging/atomic-file.ts';
 import { formatBytes } from './byte-size.ts';
 
 /** A .partial written within this long may belong to a pack still running: never removed. */
@@ -48,7 +48,10 @@ export class ArchiveWriter {
 
   /** Opens <out>.partial (removing a stale one, see `removedPartial`), or refuses a live one. */
   static async open(out: string, signal: AbortSignal | undefined, onArchiveBytes: (n: number) => void): Promise<{ writer: ArchiveWriter; removedPartial: string | null }> {
-    const removedPartial = await claimPartial(`${out}.partial`);
+    // A folder where no file can be made (/proc, a read-only mount) is a failed write of the archive, not a bug.
+    const removedPartial = await claimPartial(`${out}.partial`).catch((error: unknown) => {
+      throw writeFailure(out, error);
+    });
     return { writer: new ArchiveWriter(new AtomicFileSink(out), signal, onArchiveBytes), removedPartial };
   }
 

@@ -163,6 +163,13 @@ describe('etl usage texts tell the truth', () => {
     }
   });
 
+  test('etl pack --out where no file can be created (/proc): write_failed naming the archive (exit 1), not an internal error', async () => {
+    const r = await etl(['pack', '--out', '/proc/etl-usage-truth.tar.gz'], { cwd: sample.work, env: NOWHERE });
+    assert.equal(r.code, 1, r.output);
+    assert.match(r.stderr, /^error: cannot write \/proc\/etl-usage-truth\.tar\.gz: .* \[write_failed\]$/m, r.stderr);
+    assert.doesNotMatch(r.stderr, /internal error/);
+  });
+
   test('`etl help help` (help is listed among the commands) prints the list of commands, exit 0', async () => {
     const r = await etl(['help', 'help']);
     assert.equal(r.code, 0, r.output);
