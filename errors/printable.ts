@@ -11,9 +11,12 @@ const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 export const MAX_LINE = 1_000;
 export const MAX_LINES = 200;
 
+/** One character as `\uXXXX`. */
+const escaped = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
 /** Text with its controls shown as \uXXXX (tab and newline kept), nothing cut. */
 export function escapeControls(text: string): string {
-  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(CONTROL, escaped);
 }
 
 const LINE_BREAK = /[\n\r]/;
@@ -35,7 +38,7 @@ export function inputsOnOneLine(text: string, inputs: readonly string[]): string
   // Longest first: a file's folder is part of the file's own name.
   let shown = text;
   for (const q of [...quoted].sort((a, b) => b.length - a.length)) {
-    shown = shown.split(q).join(q.replace(/[\n\r]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+    shown = shown.split(q).join(q.replace(/[\n\r]/g, escaped));
   }
   return shown;
 }

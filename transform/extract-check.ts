@@ -6,6 +6,8 @@ import { StagingError } from '../errors/etl-error.ts';
 import { isPermissionDenied, systemCode, systemWords } from '../errors/system-words.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import { RUN_FOLDER_DENIED, type RunPaths } from '../staging/run-folder.ts';
+import type { RawDocument } from '../mapping/ejson-value.ts';
+import { readLineBatches, type FileDigest } from './ndjson-batches.ts';
 
 /** What reading the file gave; `records` left out when the reader does not count them. */
 export interface ReadFigures {
@@ -48,4 +50,24 @@ export function unreadableExtract(error: unknown, file: string, collection: stri
     hint: isPermissionDenied(error) ? RUN_FOLDER_DENIED : 'check the disk and the file, or run `etl extract` again',
     cause: error,
   });
+}
+
+/**
+ * Each document of an extract file beside the collection's (its rejects, a repair's requested
+ * `_id`s), in order, then the file checked against its record (bytes, sha256, lines) before what was
+ * done with it counts. Returns how many documents `each` counted.
+ */
+export async function eachCheckedDocument(paths: RunPaths, record: FileRecord, signal: AbortSignal, each: (doc: RawDocument) => Promise<boolean>): Promise<number> {
+  const file = path.join(paths.dir, record.file);
+  const digest: FileDigest = { bytes: 0, sha256: null };
+  let lines = 0;
+  let counted = 0;
+  for await (const batch of readLineBatches(file, digest, signal)) {
+    for (let i = 0; i < batch.length; i += 1) {
+      lines += 1;
+      if (await each(batch.document(i, file))) counted += 1;
+    }
+  }
+  checkExtractRead(paths, record, { ...digest, records: lines });
+  return counted;
 }

@@ -4,11 +4,9 @@
 // already leaves such a document no row (it keeps only what it staged); without this an incremental
 // run kept the rows of its last good version, and the two runs disagreed. The file is checked
 // against the extract manifest (bytes, sha256, lines) before it counts.
-import path from 'node:path';
 import type { FileRecord } from '../staging/manifest.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
-import { checkExtractRead } from './extract-check.ts';
-import { readLineBatches, type FileDigest } from './ndjson-batches.ts';
+import { eachCheckedDocument } from './extract-check.ts';
 import type { TableWork } from './table-work.ts';
 
 const OBJECT_ID_HEX = /^[0-9a-f]{24}$/;
@@ -30,21 +28,12 @@ function stagedId(text: unknown): unknown {
 
 /** Names each refused document with an `_id` in every table's keys file; returns how many. */
 export async function nameRejectedDocuments(paths: RunPaths, record: FileRecord, works: readonly TableWork[], drain: () => Promise<void>, signal: AbortSignal): Promise<number> {
-  const file = path.join(paths.dir, record.file);
-  const digest: FileDigest = { bytes: 0, sha256: null };
-  let lines = 0;
-  let named = 0;
   for (const w of works) w.extractRejected = 0;
-  for await (const batch of readLineBatches(file, digest, signal)) {
-    for (let i = 0; i < batch.length; i += 1) {
-      lines += 1;
-      const id = stagedId(batch.document(i, file)._id);
-      if (id === null) continue;
-      named += 1;
-      for (const w of works) w.noteRejectedByExtract({ _id: id });
-      await drain();
-    }
-  }
-  checkExtractRead(paths, record, { ...digest, records: lines });
-  return named;
+  return eachCheckedDocument(paths, record, signal, async (doc) => {
+    const id = stagedId(doc._id);
+    if (id === null) return false;
+    for (const w of works) w.noteRejectedByExtract({ _id: id });
+    await drain();
+    return true;
+  });
 }

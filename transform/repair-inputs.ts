@@ -16,29 +16,18 @@ import { AtomicFileSink } from '../staging/atomic-file.ts';
 import type { FileRecord } from '../staging/manifest.ts';
 import type { ExtractRecomputeRecord } from '../staging/manifest-extract.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
-import { checkExtractRead } from './extract-check.ts';
-import { readLineBatches, type FileDigest } from './ndjson-batches.ts';
+import { checkExtractRead, eachCheckedDocument } from './extract-check.ts';
 import type { TableWork } from './table-work.ts';
 
 /** Names every requested document the extract did not find in each table's keys file; returns how many. */
 export async function nameAbsentDocuments(paths: RunPaths, record: FileRecord, works: readonly TableWork[], drain: () => Promise<void>, signal: AbortSignal): Promise<number> {
-  const file = path.join(paths.dir, record.file);
-  const digest: FileDigest = { bytes: 0, sha256: null };
-  let lines = 0;
-  let absent = 0;
   for (const w of works) w.absent = 0;
-  for await (const batch of readLineBatches(file, digest, signal)) {
-    for (let i = 0; i < batch.length; i += 1) {
-      lines += 1;
-      const doc = batch.document(i, file);
-      if (doc.found === true) continue;
-      absent += 1;
-      for (const w of works) w.noteAbsent({ _id: doc._id });
-      await drain();
-    }
-  }
-  checkExtractRead(paths, record, { ...digest, records: lines });
-  return absent;
+  return eachCheckedDocument(paths, record, signal, async (doc) => {
+    if (doc.found === true) return false;
+    for (const w of works) w.noteAbsent({ _id: doc._id });
+    await drain();
+    return true;
+  });
 }
 
 /**
