@@ -53,9 +53,9 @@ const MIN_BENCH_SCALE = 500;
 const MAX_SEED = 0xffffffff;
 
 /** A value the generator would refuse, refused here: before a dataset folder is made, exit 2. */
-function within(flag: string, value: number, min: number, max: number, why = ''): void {
+function within(flag: string, value: number, min: number, max: number, whyMin = ''): void {
   const n = (x: number) => x.toLocaleString('en-US');
-  if (value < min || value > max) throw new UsageProblem(`${flag} must be from ${n(min)} to ${n(max)}${why}, got ${n(value)}`);
+  if (value < min || value > max) throw new UsageProblem(`${flag} must be from ${n(min)} to ${n(max)}${value < min ? whyMin : ''}, got ${n(value)}`);
 }
 
 function parseCount(flag: string, text: string): number {

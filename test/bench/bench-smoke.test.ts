@@ -167,6 +167,7 @@ test('npm run bench -- --help fits 100 columns and exits 0; a bad --scale or --s
     [['nosuch'], /^bench: unknown benchmark "nosuch" \(known: extract, transform, load, incremental, diff, all\)$/m],
     // Beyond what the generator makes: refused before anything is generated or made in the cache.
     [['transform', '--scale', '2000000000'], /^bench: --scale must be from 500 to 1,000,000,000, got 2,000,000,000$/m],
+    [['transform', '--scale', '499'], /^bench: --scale must be from 500 to 1,000,000,000 \(every collection gets its floor of documents\), got 499$/m],
     [['transform', '--seed', '4294967296'], /^bench: --seed must be from 0 to 4,294,967,295, got 4,294,967,296$/m],
   ];
   for (const [args, message] of cases) {
