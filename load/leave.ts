@@ -42,7 +42,8 @@ export function leftCondition(s: TableShape, scope: Scope): string | null {
   return null;
 }
 
-function goneCondition(s: TableShape): string {
+/** Rows (alias t) whose document is not in the live set: delete propagation. */
+export function goneCondition(s: TableShape): string {
   const c = `t.${s.docKey!.id}`;
   return `${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${s.temps.live} AS l WHERE l.k = ${c})`;
 }
@@ -58,6 +59,13 @@ function forgetScope(s: TableShape, scope: Scope, runId: string, repair: boolean
   if (scope.keys) return repair ? forgetRecordingGoneSql(s, ownerInSql(s.temps.keys, scopeColumn(s).id), runId) : forgetSql(s, ownerInSql(s.temps.keys, scopeColumn(s).id), runId);
   return null;
 }
+
+/**
+ * The run to record the documents of rows that left as gone in, or null: a complete read did not
+ * find them (gone, or out of the filter); a repair's keys file names the documents it asked for and
+ * did not find as if read.
+ */
+export const leftGoneIn = (ctx: LoadContext, scope: Scope): string | null => (scope.complete || ctx.repair ? ctx.runId : null);
 
 export interface LeaveFigures {
   readonly left: number;
@@ -80,9 +88,7 @@ export async function removeLeavingRows(ctx: LoadContext, shape: TableShape, sco
   }
   const where = hadRows ? leftCondition(shape, scope) : null;
   if (where && scope.complete && scope.documents === 0 && !ctx.allowDeleteAll) await refuseEmptying(session, shape, where);
-  // A complete read did not find the documents of the rows it leaves (gone, or out of the filter); a
-  // repair's keys file names the documents it asked for and did not find as if read.
-  const left = where ? await gone.delete(shape, where, scope.complete || ctx.repair ? runId : null) : 0;
+  const left = where ? await gone.delete(shape, where, leftGoneIn(ctx, scope)) : 0;
   // Only entries an earlier load wrote are forgotten (the scope's are this run's by now).
   const forget = ctx.pendingBefore.has(shape.table.name) ? forgetScope(shape, scope, runId, ctx.repair) : null;
   if (forget) await session.run(forget);

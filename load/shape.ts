@@ -63,6 +63,8 @@ export interface TableShape {
   readonly parent: ShapeColumn | null;
   /** The key is the table's primary key or one of its unique constraints (ON CONFLICT can name it). */
   readonly keyIsUnique: boolean;
+  /** The table's other unique constraints on staged columns (users declaring [email]): load/vacate.ts. */
+  readonly otherUniques: readonly (readonly ShapeColumn[])[];
   /** dedupe: the state table of contributions, and the name of its document column. */
   readonly contributions: SqlIdent | null;
   readonly documentColumn: ShapeColumn;
@@ -120,12 +122,20 @@ export function tableShape(table: TableModel, index: number): TableShape {
     docKey: docKeyName ? pick(docKeyName) : null,
     parent: kind === 'delete_and_insert' ? pick(table.explode!.parentColumn) : null,
     keyIsUnique: [table.primaryKey, ...table.uniqueConstraints].some((u) => u.length > 0 && sameColumns(u, keyNames)),
+    otherUniques: otherUniques(table, keyNames, byName),
     contributions: kind === 'dedupe_upsert' ? ident(contributionsTableName(table.name)) : null,
     documentColumn: { name: documentIdColumn(table), id: ident(documentIdColumn(table)), nullable: false, type: 'TEXT' },
   });
 }
 
 const sameColumns = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
+
+/** The unique constraints (primary key included) other than the merge key, when every column is staged (a SERIAL id is not). */
+function otherUniques(table: TableModel, keyNames: readonly string[], byName: ReadonlyMap<string, ShapeColumn>): ShapeColumn[][] {
+  return [table.primaryKey, ...table.uniqueConstraints]
+    .filter((u) => u.length > 0 && !sameColumns(u, keyNames) && u.every((c) => byName.has(c)))
+    .map((u) => u.map((c) => byName.get(c)!));
+}
 
 function mergeKeyNames(table: TableModel, kind: TableModel['mergeKind']): string[] {
   let names = [...table.mergeKey];

@@ -29,6 +29,7 @@ import { readKeysAhead } from './read-ahead.ts';
 import { writeLoadRejects } from './rejects-file.ts';
 import { settleTable, type SettleFigures } from './settle.ts';
 import { tempNamesOf, type TableShape } from './shape.ts';
+import { NOTHING_VACATED, vacateTakenValues, type Vacated } from './vacate.ts';
 import { copyBatch, copyContributions, copyLive, copyRecompute, copyScope, stagedFile, type StagedFile } from './stage-files.ts';
 import type { LoadPhase } from './options.ts';
 
@@ -66,6 +67,8 @@ interface BatchFigures extends MergeFigures {
   /** The table was empty: nothing of it can leave (the direct path has no batch table to compare with). */
   readonly wasEmpty: boolean;
   readonly multiline: boolean;
+  /** Rows taken out of the way of the batch's unique values before the merge (vacate.ts). */
+  readonly vacated: Vacated;
 }
 
 export async function loadTableStep(ctx: LoadContext, name: string): Promise<TableStepResult> {
@@ -111,8 +114,8 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
     duplicates: batch.duplicates,
     rejected: batch.rejected,
     nulled: batch.nulled,
-    left: leave.left,
-    gone: leave.gone,
+    left: leave.left + batch.vacated.left,
+    gone: leave.gone + batch.vacated.gone,
     settle,
     truncated,
     live: scope.live ? scope.liveCount : null,
@@ -176,7 +179,8 @@ async function loadBatch(
     const direct = await loadDirect(session, paths, shape, csv, checks, ctx.runId);
     if (direct) {
       const rows = direct.copied.rowCount;
-      return { staged: rows, unchanged: 0, inserted: rows - direct.rejected, updated: 0, duplicates: 0, rejected: direct.rejected, nulled: direct.nulled, file: csv, multiline: direct.copied.multiline, wasEmpty: true };
+      const inserted = rows - direct.rejected;
+      return { staged: rows, unchanged: 0, inserted, updated: 0, duplicates: 0, rejected: direct.rejected, nulled: direct.nulled, file: csv, multiline: direct.copied.multiline, wasEmpty: true, vacated: NOTHING_VACATED };
     }
   }
   const filled = await fillBatch(ctx, shape, staged, scope, csv, { empty, checks });
@@ -193,13 +197,16 @@ async function loadBatch(
   });
   if (filled.first && refs.rejected + refs.nulled > 0) await numberFirstRejects(session, shape);
   ctx.signal?.throwIfAborted();
+  const vacated = empty ? NOTHING_VACATED : await vacateTakenValues(ctx, shape, scope);
   phase('merge', 'merging');
   const m = await mergeFilled(ctx, shape, checks, { filled, duplicates, empty, refs });
   // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.
   const considered = shape.kind === 'dedupe_upsert' ? m.batchRows : filled.staged - m.duplicates;
   const rejected = refs.rejected + contested;
   const unchanged = considered - rejected - m.inserted - m.updated;
-  return { staged: filled.staged, unchanged, inserted: m.inserted, updated: m.updated, duplicates: m.duplicates, rejected, nulled: refs.nulled, file: filled.file, multiline: filled.copied.multiline, wasEmpty: empty };
+  const inserted = m.inserted - vacated.replaced;
+  const updated = m.updated + vacated.replaced;
+  return { staged: filled.staged, unchanged, inserted, updated, duplicates: m.duplicates, rejected, nulled: refs.nulled, file: filled.file, multiline: filled.copied.multiline, wasEmpty: empty, vacated };
 }
 
 /**

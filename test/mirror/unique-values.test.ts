@@ -1,0 +1,93 @@
+// A unique constraint beside the key a table merges on (`users` declaring `[email]` unique): when the
+// source holds each value once, an incremental run must load it as a full run does, whatever moved
+// between the runs. The row that held a value may leave in the same run as another takes it (the
+// account deleted and made again with its email, a user whose row is now refused), or two users may
+// swap their values: PostgreSQL checks the constraint row by row, so the row leaving or changing
+// must be out of the way before the merge. A value two documents really hold stops the load, as the
+// README says, and changes nothing.
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ObjectId, type Db } from 'mongodb';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import type { LoadTableRecord } from '../../staging/manifest-load.ts';
+import { useServers } from '../harness/index.ts';
+import { etl } from '../harness/cli.ts';
+import { assertMirrors, Mirror, PIPELINE, query } from './harness.ts';
+
+const servers = useServers();
+
+/** The shipped pipeline.yaml with `users.email` declared unique, written into the test's folder. */
+async function uniqueEmailPipeline(dir: string): Promise<string> {
+  const shipped = await readFile(PIPELINE, 'utf8');
+  const anchor = '      birthday: birthdate\n      company: company_id\n    export_order: 2\n';
+  assert.ok(shipped.includes(anchor), 'the users table of pipeline.yaml has moved: update the test');
+  const file = path.join(dir, 'pipeline-unique-email.yaml');
+  await writeFile(file, shipped.replace(anchor, `      birthday: birthdate\n      company: company_id\n    unique_constraints:\n      - [email]\n    export_order: 2\n`));
+  return file;
+}
+
+async function insertUser(db: Db, email: string, extra: Record<string, unknown> = {}): Promise<ObjectId> {
+  const _id = new ObjectId();
+  const created = new Date(Date.now() - 30 * 86_400_000);
+  await db.collection('users').insertOne({ _id, firstname: 'Jeanne', lastname: 'Martin', email, role: 'CUSTOMER', creation_date: created, update_date: created, ...extra });
+  return _id;
+}
+
+const setEmail = (db: Db, id: ObjectId, email: string) => db.collection('users').updateOne({ _id: id }, { $set: { email, update_date: new Date() } });
+const emailOf = async (url: string, id: ObjectId) => (await query<{ email: string }>(url, 'SELECT email FROM users WHERE id = $1', [id.toHexString()]))[0]?.email;
+
+test('an incremental run loads a unique value that moved from one user to another, as a full run does', async (t) => {
+  const m = await Mirror.open(t, servers);
+  const pipeline = await uniqueEmailPipeline(m.work);
+  const model = await loadPipeline(pipeline);
+  await m.sample(60);
+  const db = await m.db();
+  const a = await insertUser(db, 'a@example.org');
+  const b = await insertUser(db, 'b@example.org');
+  const c = await insertUser(db, 'c@example.org');
+  const f = await insertUser(db, 'f@example.org');
+  await m.incremental([], pipeline);
+
+  // A deletes their account and registers again with the same email; B and C swap theirs; F changes
+  // theirs but the document now lacks a required field (its row is refused), and G registers with
+  // F's old email. The source's own unique index on email holds all along.
+  await db.collection('users').deleteOne({ _id: a });
+  const again = await insertUser(db, 'a@example.org', { creation_date: new Date(), update_date: new Date() });
+  await setEmail(db, b, 'swap@example.org');
+  await setEmail(db, c, 'b@example.org');
+  await setEmail(db, b, 'c@example.org');
+  await db.collection('users').updateOne({ _id: f }, { $unset: { firstname: '' }, $set: { email: 'f2@example.org', update_date: new Date() } });
+  const g = await insertUser(db, 'f@example.org', { creation_date: new Date(), update_date: new Date() });
+  const report = await m.incremental(['--propagate-deletes'], pipeline);
+
+  // The load's figures say what happened to the rows: A gone, F's left, B and C updated, two new.
+  const manifest = JSON.parse(await readFile(path.join(m.incrementalStaging, report.runId, 'manifest.json'), 'utf8')) as { stages: { load: { tables: Record<string, LoadTableRecord> } } };
+  const users = manifest.stages.load.tables.users!;
+  assert.deepEqual({ inserted: users.inserted, updated: users.updated, deleted: users.deleted }, { inserted: 2, updated: 2, deleted: 2 });
+  const url = m.incrementalUrl;
+  assert.deepEqual(
+    [await emailOf(url, a), await emailOf(url, again), await emailOf(url, b), await emailOf(url, c), await emailOf(url, f), await emailOf(url, g)],
+    [undefined, 'a@example.org', 'c@example.org', 'b@example.org', undefined, 'f@example.org'],
+  );
+  await assertMirrors(model, url, await m.reference(pipeline));
+});
+
+test('a value two users really hold stops the load, naming the constraint, and changes nothing', async (t) => {
+  const m = await Mirror.open(t, servers);
+  const pipeline = await uniqueEmailPipeline(m.work);
+  await m.sample(30);
+  const db = await m.db();
+  const a = await insertUser(db, 'a@example.org');
+  const b = await insertUser(db, 'b@example.org');
+  await m.incremental([], pipeline);
+  // The sample's users collection has a unique index on email, as the app's has: a source without it.
+  await db.collection('users').dropIndexes();
+  await setEmail(db, b, 'a@example.org');
+  const r = await etl([...m.incrementalArgs('run', ['--json'], pipeline)], { env: m.incrementalEnv });
+  assert.equal(r.code, 1, r.output);
+  assert.match(r.output, /users_email_key/);
+  assert.match(r.output, /pg_23505/);
+  assert.deepEqual([await emailOf(m.incrementalUrl, a), await emailOf(m.incrementalUrl, b)], ['a@example.org', 'b@example.org']);
+});
