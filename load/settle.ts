@@ -8,6 +8,7 @@ import { compiled } from '../schema/sql.ts';
 import type { LoadContext } from './load-context.ts';
 import { mergeBatch } from './merge.ts';
 import { settleOrphans } from './orphans.ts';
+import { refuseSharedValues } from './unique-values.ts';
 import { anyLandable, hasPendingSql, holdRejected, pendingIntoBatch, resolveNulls } from './pending.ts';
 import { createRejectsTableSql, resolveMissingReferences, type PlannedCheck } from './references.ts';
 import type { TableShape } from './shape.ts';
@@ -51,6 +52,7 @@ async function landPendingRows(ctx: LoadContext, shape: TableShape, checks: read
   const retry = await pendingIntoBatch(session, shape, checks, ctx.runId);
   if (retry.offered === 0) return 0;
   await resolveMissingReferences(session, shape, checks, () => holdRejected(session, shape, 'batch', ctx.runId));
+  await refuseSharedValues(ctx, shape);
   const merged = await mergeBatch(session, shape);
   await session.run(retry.landedSql);
   // The rows merged: an entry that landed with a reference still missing (set NULL) is held again as

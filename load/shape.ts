@@ -63,7 +63,7 @@ export interface TableShape {
   readonly parent: ShapeColumn | null;
   /** The key is the table's primary key or one of its unique constraints (ON CONFLICT can name it). */
   readonly keyIsUnique: boolean;
-  /** The table's other unique constraints on staged columns (users declaring [email]): load/vacate.ts. */
+  /** The table's other unique constraints on staged columns (users declaring [email]): load/unique-values.ts. */
   readonly otherUniques: readonly (readonly ShapeColumn[])[];
   /** dedupe: the state table of contributions, and the name of its document column. */
   readonly contributions: SqlIdent | null;

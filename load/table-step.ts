@@ -29,7 +29,7 @@ import { readKeysAhead } from './read-ahead.ts';
 import { writeLoadRejects } from './rejects-file.ts';
 import { settleTable, type SettleFigures } from './settle.ts';
 import { tempNamesOf, type TableShape } from './shape.ts';
-import { NOTHING_VACATED, vacateTakenValues, type Vacated } from './vacate.ts';
+import { NOTHING_VACATED, refuseSharedValues, vacateTakenValues, type Vacated } from './unique-values.ts';
 import { copyBatch, copyContributions, copyLive, copyRecompute, copyScope, stagedFile, type StagedFile } from './stage-files.ts';
 import type { LoadPhase } from './options.ts';
 
@@ -67,7 +67,7 @@ interface BatchFigures extends MergeFigures {
   /** The table was empty: nothing of it can leave (the direct path has no batch table to compare with). */
   readonly wasEmpty: boolean;
   readonly multiline: boolean;
-  /** Rows taken out of the way of the batch's unique values before the merge (vacate.ts). */
+  /** Rows taken out of the way of the batch's unique values before the merge (unique-values.ts). */
   readonly vacated: Vacated;
 }
 
@@ -175,7 +175,8 @@ async function loadBatch(
   const { session, paths } = ctx;
   const csv = stagedFile(paths, staged.csv, shape.columns.map((c) => c.name), staged.rows);
   const empty = ((await session.run(targetIsEmptySql(shape))).rows[0] as { empty: boolean }).empty;
-  if (shape.kind !== 'dedupe_upsert' && empty && staged.rows >= ctx.bulkRows && !scope.claims.contestable) {
+  // COPY straight into the table has no batch to find a value two rows share in (unique-values.ts).
+  if (shape.kind !== 'dedupe_upsert' && empty && staged.rows >= ctx.bulkRows && !scope.claims.contestable && shape.otherUniques.length === 0) {
     const direct = await loadDirect(session, paths, shape, csv, checks, ctx.runId);
     if (direct) {
       const rows = direct.copied.rowCount;
@@ -198,6 +199,7 @@ async function loadBatch(
   if (filled.first && refs.rejected + refs.nulled > 0) await numberFirstRejects(session, shape);
   ctx.signal?.throwIfAborted();
   const vacated = empty ? NOTHING_VACATED : await vacateTakenValues(ctx, shape, scope);
+  await refuseSharedValues(ctx, shape);
   phase('merge', 'merging');
   const m = await mergeFilled(ctx, shape, checks, { filled, duplicates, empty, refs });
   // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.

@@ -28,9 +28,10 @@ async function uniqueEmailPipeline(dir: string): Promise<string> {
   return file;
 }
 
+/** A user made 30 days ago (its _id minted then too: extract reads every _id minted since the watermark), or as `extra` says. */
 async function insertUser(db: Db, email: string, extra: Record<string, unknown> = {}): Promise<ObjectId> {
-  const _id = new ObjectId();
   const created = new Date(Date.now() - 30 * 86_400_000);
+  const _id = new ObjectId(ObjectId.generate(Math.floor(((extra.creation_date as Date | undefined) ?? created).getTime() / 1000)));
   await db.collection('users').insertOne({ _id, firstname: 'Jeanne', lastname: 'Martin', email, role: 'CUSTOMER', creation_date: created, update_date: created, ...extra });
   return _id;
 }
@@ -74,7 +75,15 @@ test('an incremental run loads a unique value that moved from one user to anothe
   await assertMirrors(model, url, await m.reference(pipeline));
 });
 
-test('a value two users really hold stops the load, naming the constraint, and changes nothing', async (t) => {
+/** `etl run --json` into the incremental database, expected to stop: its error. */
+async function failingRun(m: Mirror, pipeline: string, extra: readonly string[] = []) {
+  const r = await etl([...m.incrementalArgs('run', ['--json', ...extra], pipeline)], { env: m.incrementalEnv });
+  assert.equal(r.code, 1, r.output);
+  assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  return (JSON.parse(r.stdout) as { error: { code: string; message: string; hint: string; context: Record<string, string> } }).error;
+}
+
+test('a value two users really hold stops the load naming both documents, and changes nothing', async (t) => {
   const m = await Mirror.open(t, servers);
   const pipeline = await uniqueEmailPipeline(m.work);
   await m.sample(30);
@@ -84,10 +93,41 @@ test('a value two users really hold stops the load, naming the constraint, and c
   await m.incremental([], pipeline);
   // The sample's users collection has a unique index on email, as the app's has: a source without it.
   await db.collection('users').dropIndexes();
+
+  // B takes A's email; A, not edited, is not read again.
   await setEmail(db, b, 'a@example.org');
-  const r = await etl([...m.incrementalArgs('run', ['--json'], pipeline)], { env: m.incrementalEnv });
-  assert.equal(r.code, 1, r.output);
-  assert.match(r.output, /users_email_key/);
-  assert.match(r.output, /pg_23505/);
+  let error = await failingRun(m, pipeline);
+  assert.equal(error.code, 'unique_value_shared');
+  assert.equal(error.context.constraint, 'users_email_key');
+  assert.match(error.message, new RegExp(`email = "a@example.org"\\): the row of document ${b.toHexString()}, which this load merges, and the row of document ${a.toHexString()} already in the table`));
+  assert.match(error.hint, new RegExp(`^nothing was changed in PostgreSQL; if document ${a.toHexString()} was deleted from MongoDB, load with --propagate-deletes`));
   assert.deepEqual([await emailOf(m.incrementalUrl, a), await emailOf(m.incrementalUrl, b)], ['a@example.org', 'b@example.org']);
+
+  // Two new users with one email: both staged by the run.
+  await setEmail(db, b, 'b@example.org');
+  const c = await insertUser(db, 'c@example.org', { update_date: new Date() });
+  const d = await insertUser(db, 'c@example.org', { update_date: new Date() });
+  error = await failingRun(m, pipeline);
+  assert.equal(error.code, 'unique_value_shared');
+  assert.match(error.message, /email = "c@example.org"/);
+  for (const id of [c, d]) assert.match(error.message, new RegExp(id.toHexString()));
+  assert.match(error.message, /which it merges too/);
+  assert.doesNotMatch(error.hint, /--propagate-deletes/);
+  assert.equal(await emailOf(m.incrementalUrl, c), undefined);
+});
+
+test('an account deleted and made again with its email: without --propagate-deletes the load says so, with it the run loads', async (t) => {
+  const m = await Mirror.open(t, servers);
+  const pipeline = await uniqueEmailPipeline(m.work);
+  await m.sample(30);
+  const db = await m.db();
+  const a = await insertUser(db, 'a@example.org');
+  await m.incremental([], pipeline);
+  await db.collection('users').deleteOne({ _id: a });
+  const again = await insertUser(db, 'a@example.org', { creation_date: new Date(), update_date: new Date() });
+  const error = await failingRun(m, pipeline);
+  assert.equal(error.code, 'unique_value_shared');
+  assert.match(error.hint, new RegExp(`if document ${a.toHexString()} was deleted from MongoDB, load with --propagate-deletes`));
+  await m.incremental(['--propagate-deletes'], pipeline);
+  assert.deepEqual([await emailOf(m.incrementalUrl, a), await emailOf(m.incrementalUrl, again)], [undefined, 'a@example.org']);
 });

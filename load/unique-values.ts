@@ -1,0 +1,102 @@
+// A unique constraint beside the key a table merges on (users declaring [email] unique) is checked by
+// PostgreSQL row by row, in the middle of the merge. A source holding each value once can still move
+// a value from one row to another between two runs: the row that held it leaves in this run (its
+// document deleted, or no longer yielding the row), or changes in this run too (two users swapped
+// their emails). The merge would meet the old row first and stop, where a full run loads. So before
+// the merge, a row holding a value a batch row of another key takes is taken out of the way:
+//   leaving   deleted as leave.ts would delete it after the merge (counted and followed the same way);
+//   changing  deleted, to be inserted again by the merge with its new values (the foreign keys are
+//             deferred to COMMIT, so rows referencing it never see it missing). Not in a dedupe table,
+//             whose rows' ids a sequence gives: there the merge meets it as before.
+// A value two rows of the final state would hold still stops the load (refuseSharedValues, naming
+// both documents): neither row is right.
+import { LoadError } from '../errors/etl-error.ts';
+import { constraintName } from '../model/derived-names.ts';
+import { compiled, type CompiledQuery } from '../schema/sql.ts';
+import { shortText } from '../staging/short-text.ts';
+import type { LoadContext } from './load-context.ts';
+import { goneCondition, leftCondition, leftGoneIn, type Scope } from './leave.ts';
+import { keyJson, list, matchKey, type ShapeColumn, type TableShape } from './shape.ts';
+
+export interface Vacated {
+  /** Rows deleted now rather than after the merge: they left the scope, or their document is gone. */
+  readonly left: number;
+  readonly gone: number;
+  /** Rows of the batch's keys deleted to be merged again: the merge counts them inserted, they were updated. */
+  readonly replaced: number;
+}
+
+export const NOTHING_VACATED: Vacated = { left: 0, gone: 0, replaced: 0 };
+
+/** A target row (alias t) holding the values of some other unique constraint that a batch row of another key holds. */
+function takenCondition(s: TableShape): string {
+  return s.otherUniques
+    .map((u) => `EXISTS (SELECT 1 FROM ${s.temps.stage} AS v WHERE (${list(u, 'v.')}) = (${list(u, 't.')}) AND NOT (${matchKey(s.key, 'v', 't')}))`)
+    .join(' OR ');
+}
+
+/** Takes the rows standing in the way of the batch out of the table (its batch is final: references checked, contested keys refused). */
+export async function vacateTakenValues(ctx: LoadContext, shape: TableShape, scope: Scope): Promise<Vacated> {
+  if (shape.otherUniques.length === 0) return NOTHING_VACATED;
+  const { session, gone: goneRows, runId } = ctx;
+  session.at(shape.table.name, 'moving unique values out of the way');
+  const taken = `(${takenCondition(shape)})`;
+  const gone = scope.live && shape.docKey ? await goneRows.delete(shape, `${goneCondition(shape)} AND ${taken}`, runId) : 0;
+  const leaving = leftCondition(shape, scope);
+  const left = leaving ? await goneRows.delete(shape, `${leaving} AND ${taken}`, leftGoneIn(ctx, scope)) : 0;
+  if (shape.kind === 'dedupe_upsert') return { left, gone, replaced: 0 };
+  const staged = `EXISTS (SELECT 1 FROM ${shape.temps.stage} AS s WHERE ${matchKey(shape.key, 's', 't')})`;
+  const replaced = await session.count(compiled(`DELETE FROM ${shape.target} AS t WHERE ${staged} AND ${taken}`));
+  return { left, gone, replaced };
+}
+
+/** Two holders of one value of `u`: a batch row (alias a) and another batch row or a row of the table staying as it is (alias b). */
+function sharedValueSql(s: TableShape, u: readonly ShapeColumn[]): CompiledQuery {
+  const holder = (alias: string) => (s.docKey ? `${alias}.${s.docKey.id}::text` : `${keyJson(s.key, alias)}::text`);
+  const pair = (inTable: boolean) => `SELECT jsonb_build_object(${u.map((c, i) => `$${i + 1}::text, a.${c.id}`).join(', ')}) AS value, ${holder('a')} AS merged, ${holder('b')} AS other, ${inTable} AS in_table`;
+  const sameValue = `(${list(u, 'a.')}) = (${list(u, 'b.')}) AND NOT (${matchKey(s.key, 'a', 'b')})`;
+  const staying = `NOT EXISTS (SELECT 1 FROM ${s.temps.stage} AS s WHERE ${matchKey(s.key, 's', 'b')})`;
+  return compiled(
+    `(${pair(false)} FROM ${s.temps.stage} AS a JOIN ${s.temps.stage} AS b ON ${sameValue} LIMIT 1) UNION ALL ` +
+      `(${pair(true)} FROM ${s.temps.stage} AS a JOIN ${s.target} AS b ON ${sameValue} WHERE ${staying} LIMIT 1) LIMIT 1`,
+    u.map((c) => c.name),
+  );
+}
+
+interface SharedValue {
+  readonly value: Record<string, unknown>;
+  readonly merged: string;
+  readonly other: string;
+  readonly in_table: boolean;
+}
+
+/**
+ * A value of another unique constraint that two rows of the final state would hold stops the load
+ * before the merge, naming the two documents (or keys) and what to do, where PostgreSQL would name
+ * the value only. The batch is final and the rows in its way are out (vacateTakenValues).
+ */
+export async function refuseSharedValues(ctx: LoadContext, shape: TableShape): Promise<void> {
+  if (shape.otherUniques.length > 0) ctx.session.at(shape.table.name, 'checking unique values');
+  for (const u of shape.otherUniques) {
+    const shared = (await ctx.session.run(sharedValueSql(shape, u))).rows[0] as SharedValue | undefined;
+    if (shared) throw sharedValueError(shape, u, shared);
+  }
+}
+
+function sharedValueError(shape: TableShape, u: readonly ShapeColumn[], shared: SharedValue): LoadError {
+  const table = shape.table.name;
+  const constraint = constraintName(table, u.map((c) => c.name), 'key');
+  const value = Object.entries(shared.value).map(([c, v]) => `${c} = ${JSON.stringify(shortText(String(v), 200))}`).join(', ');
+  const of = (holder: string) => (shape.docKey ? `document ${shortText(holder, 100)}` : `key ${shortText(holder, 200)}`);
+  const other = shared.in_table ? `the row of ${of(shared.other)} already in the table, which this run did not read` : `the row of ${of(shared.other)}, which it merges too`;
+  const declared = `or drop [${u.map((c) => c.name).join(', ')}] from ${table}.unique_constraints in pipeline.yaml`;
+  const deleted = shared.in_table && shape.docKey ? `if ${of(shared.other)} was deleted from MongoDB, load with --propagate-deletes (its row then leaves first); ` : '';
+  return new LoadError(
+    'unique_value_shared',
+    `${table}: two rows would hold one value of the unique constraint ${constraint} (${value}): the row of ${of(shared.merged)}, which this load merges, and ${other}; the load stops`,
+    {
+      context: { table, constraint },
+      hint: `nothing was changed in PostgreSQL; ${deleted}if both documents hold the value in MongoDB, correct one of them, ${declared}`,
+    },
+  );
+}
