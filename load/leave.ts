@@ -11,7 +11,7 @@ import type { TableModel } from '../model/types.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { scopeColumn } from './batch-sql.ts';
 import type { LoadContext } from './load-context.ts';
-import { forgetGoneSql, forgetRecordingGoneSql, forgetSql, ownerInSql, rowKeyInSql } from './pending.ts';
+import { forgetGoneSql, forgetSql, ownerInSql, rowKeyInSql } from './pending.ts';
 import { forgetReadSql, goneNoteOf } from './gone-documents.ts';
 import { list, matchKey, type TableShape } from './shape.ts';
 import type { LoadSession } from './session.ts';
@@ -54,9 +54,9 @@ export function goneCondition(s: TableShape): string {
  * entries it drops that have no row now: not found, they are gone.
  */
 function forgetScope(s: TableShape, scope: Scope, runId: string, repair: boolean): CompiledQuery | null {
-  if (scope.complete) return forgetRecordingGoneSql(s, null, runId);
-  if (scope.touched) return forgetSql(s, rowKeyInSql(s, s.temps.touched), runId);
-  if (scope.keys) return repair ? forgetRecordingGoneSql(s, ownerInSql(s.temps.keys, scopeColumn(s).id), runId) : forgetSql(s, ownerInSql(s.temps.keys, scopeColumn(s).id), runId);
+  if (scope.complete) return forgetSql(s, null, runId, true);
+  if (scope.touched) return forgetSql(s, rowKeyInSql(s, s.temps.touched), runId, false);
+  if (scope.keys) return forgetSql(s, ownerInSql(s.temps.keys, scopeColumn(s).id), runId, repair);
   return null;
 }
 

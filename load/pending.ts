@@ -74,9 +74,15 @@ export async function holdTargetRows(session: LoadSession, shape: TableShape, wh
  * Drops the entries of documents (or dedupe keys) this run staged again but whose row it did not
  * hold back again: the document changed, and what it yields now was merged. `scope` is a
  * condition on alias p (e.g. owner IN the keys file); null: every entry (a complete read).
+ * `recordGone`: the run read the documents it names (or, complete, all of them) and found some gone:
+ * the owners of the dropped entries whose document has no row in the table after the batch go to
+ * etl_gone, as forgetGoneSql's do (one read that yields nothing now is asked about once more).
  */
-export function forgetSql(s: TableShape, scope: string | null, runId: string): CompiledQuery {
-  return compiled(`DELETE FROM ${pending} AS p WHERE p.table_name = $1 AND p.seen_run <> $2${scope ? ` AND (${scope})` : ''}`, [s.table.name, runId]);
+export function forgetSql(s: TableShape, scope: string | null, runId: string, recordGone: boolean): CompiledQuery {
+  const drop = `DELETE FROM ${pending} AS p WHERE p.table_name = $1 AND p.seen_run <> $2${scope ? ` AND (${scope})` : ''}`;
+  if (!recordGone) return compiled(drop, [s.table.name, runId]);
+  const noRow = s.docKey ? `NOT EXISTS (SELECT 1 FROM ${s.target} AS t WHERE t.${s.docKey.id}::text = d.owner)` : 'false';
+  return compiled(`WITH d AS (${drop} RETURNING p.owner) ${recordGoneSql('d', 'd.owner', noRow)}`, [s.table.name, runId]);
 }
 
 /** Scope conditions on alias p: the owner among the keys file, or the row key among the touched keys. */
@@ -93,17 +99,6 @@ export const rowKeyInSql = (s: TableShape, set: string): string => `p.row_key IN
 export function forgetGoneSql(s: TableShape, runId: string): CompiledQuery {
   const drop = `DELETE FROM ${pending} AS p WHERE p.table_name = $1 AND ${ownerNotInSql(s.temps.live, 'k')} RETURNING p.owner`;
   return compiled(`WITH d AS (${drop}) ${recordGoneSql('d', 'd.owner', 'true')}`, [s.table.name, runId]);
-}
-
-/**
- * forgetSql for a run that read the documents it names (or, complete, all of them) and found some
- * gone: the owners of the dropped entries whose document has no row in the table after the batch go
- * to etl_gone, as forgetGoneSql's do (one read that yields nothing now is asked about once more).
- */
-export function forgetRecordingGoneSql(s: TableShape, scope: string | null, runId: string): CompiledQuery {
-  const drop = `DELETE FROM ${pending} AS p WHERE p.table_name = $1 AND p.seen_run <> $2${scope ? ` AND (${scope})` : ''} RETURNING p.owner`;
-  const noRow = s.docKey ? `NOT EXISTS (SELECT 1 FROM ${s.target} AS t WHERE t.${s.docKey.id}::text = d.owner)` : 'false';
-  return compiled(`WITH d AS (${drop}) ${recordGoneSql('d', 'd.owner', noRow)}`, [s.table.name, runId]);
 }
 
 /**
