@@ -206,11 +206,31 @@ export class Mirror {
  * minutes, which is every edit of a test: a run that missed an edit would pass unseen.
  */
 export async function pipelineWithMargin(dir: string, seconds: number): Promise<string> {
-  const shipped = await readFile(PIPELINE, 'utf8');
-  const setting = /^(  watermark_margin_seconds:) \d+$/m;
-  assert.match(shipped, setting, 'pipeline.yaml sets settings.watermark_margin_seconds');
   const file = path.join(dir, 'pipeline.yaml');
-  await writeFile(file, shipped.replace(setting, `$1 ${seconds}`));
+  await writeFile(file, withMargin(await readFile(PIPELINE, 'utf8'), seconds));
+  return file;
+}
+
+/** A pipeline's text with another `settings.watermark_margin_seconds`. */
+function withMargin(text: string, seconds: number): string {
+  const setting = /^(  watermark_margin_seconds:) \d+$/m;
+  assert.match(text, setting, 'pipeline.yaml sets settings.watermark_margin_seconds');
+  return text.replace(setting, `$1 ${seconds}`);
+}
+
+/**
+ * The shipped pipeline.yaml with `users.email` declared unique (the app's MongoDB has a unique index
+ * on it, the sample's too), and another `settings.watermark_margin_seconds` when given (see
+ * pipelineWithMargin), written into `dir`; returns its path. For the tests of a unique constraint
+ * beside the key a table merges on (load/unique-values.ts).
+ */
+export async function uniqueEmailPipeline(dir: string, marginSeconds?: number): Promise<string> {
+  const shipped = await readFile(PIPELINE, 'utf8');
+  const anchor = '      birthday: birthdate\n      company: company_id\n    export_order: 2\n';
+  assert.ok(shipped.includes(anchor), 'the users table of pipeline.yaml has moved: update uniqueEmailPipeline');
+  const unique = shipped.replace(anchor, '      birthday: birthdate\n      company: company_id\n    unique_constraints:\n      - [email]\n    export_order: 2\n');
+  const file = path.join(dir, 'pipeline-unique-email.yaml');
+  await writeFile(file, marginSeconds === undefined ? unique : withMargin(unique, marginSeconds));
   return file;
 }
 

@@ -6,7 +6,7 @@
 // must be out of the way before the merge. A value two documents really hold stops the load, as the
 // README says, and changes nothing.
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ObjectId, type Db } from 'mongodb';
@@ -14,19 +14,9 @@ import { loadPipeline } from '../../model/load-pipeline.ts';
 import type { LoadTableRecord } from '../../staging/manifest-load.ts';
 import { useServers } from '../harness/index.ts';
 import { etl } from '../harness/cli.ts';
-import { assertMirrors, Mirror, PIPELINE, query } from './harness.ts';
+import { assertMirrors, Mirror, query, uniqueEmailPipeline } from './harness.ts';
 
 const servers = useServers();
-
-/** The shipped pipeline.yaml with `users.email` declared unique, written into the test's folder. */
-async function uniqueEmailPipeline(dir: string): Promise<string> {
-  const shipped = await readFile(PIPELINE, 'utf8');
-  const anchor = '      birthday: birthdate\n      company: company_id\n    export_order: 2\n';
-  assert.ok(shipped.includes(anchor), 'the users table of pipeline.yaml has moved: update the test');
-  const file = path.join(dir, 'pipeline-unique-email.yaml');
-  await writeFile(file, shipped.replace(anchor, `      birthday: birthdate\n      company: company_id\n    unique_constraints:\n      - [email]\n    export_order: 2\n`));
-  return file;
-}
 
 /** A user made 30 days ago (its _id minted then too: extract reads every _id minted since the watermark), or as `extra` says. */
 async function insertUser(db: Db, email: string, extra: Record<string, unknown> = {}): Promise<ObjectId> {
