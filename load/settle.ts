@@ -52,7 +52,7 @@ async function landPendingRows(ctx: LoadContext, shape: TableShape, checks: read
   const retry = await pendingIntoBatch(session, shape, checks, ctx.runId);
   if (retry.offered === 0) return 0;
   await resolveMissingReferences(session, shape, checks, () => holdRejected(session, shape, 'batch', ctx.runId));
-  await refuseSharedValues(ctx, shape);
+  await refuseSharedValues(ctx, shape, 'pending');
   const merged = await mergeBatch(session, shape);
   await session.run(retry.landedSql);
   // The rows merged: an entry that landed with a reference still missing (set NULL) is held again as

@@ -199,7 +199,7 @@ async function loadBatch(
   if (filled.first && refs.rejected + refs.nulled > 0) await numberFirstRejects(session, shape);
   ctx.signal?.throwIfAborted();
   const vacated = empty ? NOTHING_VACATED : await vacateTakenValues(ctx, shape, scope);
-  await refuseSharedValues(ctx, shape);
+  await refuseSharedValues(ctx, shape, 'staged');
   phase('merge', 'merging');
   const m = await mergeFilled(ctx, shape, checks, { filled, duplicates, empty, refs });
   // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.

@@ -70,30 +70,36 @@ interface SharedValue {
   readonly in_table: boolean;
 }
 
+/** Where the batch's rows come from: this run's staged rows, or etl_pending's rows whose reference arrived (settle.ts). */
+export type BatchSource = 'staged' | 'pending';
+
 /**
  * A value of another unique constraint that two rows of the final state would hold stops the load
  * before the merge, naming the two documents (or keys) and what to do, where PostgreSQL would name
  * the value only. The batch is final and the rows in its way are out (vacateTakenValues).
  */
-export async function refuseSharedValues(ctx: LoadContext, shape: TableShape): Promise<void> {
+export async function refuseSharedValues(ctx: LoadContext, shape: TableShape, from: BatchSource): Promise<void> {
   if (shape.otherUniques.length > 0) ctx.session.at(shape.table.name, 'checking unique values');
   for (const u of shape.otherUniques) {
     const shared = (await ctx.session.run(sharedValueSql(shape, u))).rows[0] as SharedValue | undefined;
-    if (shared) throw sharedValueError(shape, u, shared);
+    if (shared) throw sharedValueError(shape, u, shared, from);
   }
 }
 
-function sharedValueError(shape: TableShape, u: readonly ShapeColumn[], shared: SharedValue): LoadError {
+function sharedValueError(shape: TableShape, u: readonly ShapeColumn[], shared: SharedValue, from: BatchSource): LoadError {
   const table = shape.table.name;
   const constraint = constraintName(table, u.map((c) => c.name), 'key');
   const value = Object.entries(shared.value).map(([c, v]) => `${c} = ${JSON.stringify(shortText(String(v), 200))}`).join(', ');
   const of = (holder: string) => (shape.docKey ? `document ${shortText(holder, 100)}` : `key ${shortText(holder, 200)}`);
-  const other = shared.in_table ? `the row of ${of(shared.other)} already in the table, which this run did not read` : `the row of ${of(shared.other)}, which it merges too`;
+  const merges = from === 'staged' ? 'which this load merges' : 'held back by an earlier load until its reference arrived, which this load lands';
+  const other = shared.in_table ? `the row of ${of(shared.other)} already in the table, which this run did not read` : `the row of ${of(shared.other)}, which it ${from === 'staged' ? 'merges' : 'lands'} too`;
+  // The documents this run did not read may have been deleted since: only delete propagation tells.
+  const unread = [...(from === 'pending' ? [shared.merged] : []), ...(shared.in_table || from === 'pending' ? [shared.other] : [])];
+  const deleted = unread.length > 0 && shape.docKey ? `if ${unread.map(of).join(' or ')} was deleted from MongoDB, load with --propagate-deletes (its row then leaves first); ` : '';
   const declared = `or drop [${u.map((c) => c.name).join(', ')}] from ${table}.unique_constraints in pipeline.yaml`;
-  const deleted = shared.in_table && shape.docKey ? `if ${of(shared.other)} was deleted from MongoDB, load with --propagate-deletes (its row then leaves first); ` : '';
   return new LoadError(
     'unique_value_shared',
-    `${table}: two rows would hold one value of the unique constraint ${constraint} (${value}): the row of ${of(shared.merged)}, which this load merges, and ${other}; the load stops`,
+    `${table}: two rows would hold one value of the unique constraint ${constraint} (${value}): the row of ${of(shared.merged)}, ${merges}, and ${other}; the load stops`,
     {
       context: { table, constraint },
       hint: `nothing was changed in PostgreSQL; ${deleted}if both documents hold the value in MongoDB, correct one of them, ${declared}`,

@@ -6,7 +6,7 @@
 // must be out of the way before the merge. A value two documents really hold stops the load, as the
 // README says, and changes nothing.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ObjectId, type Db } from 'mongodb';
@@ -120,4 +120,38 @@ test('an account deleted and made again with its email: without --propagate-dele
   assert.match(error.hint, new RegExp(`if document ${a.toHexString()} was deleted from MongoDB, load with --propagate-deletes`));
   await m.incremental(['--propagate-deletes'], pipeline);
   assert.deepEqual([await emailOf(m.incrementalUrl, a), await emailOf(m.incrementalUrl, again)], [undefined, 'a@example.org']);
+});
+
+test('a held-back user whose email another took while it waited: the load names it as the one that may be deleted', async (t) => {
+  const m = await Mirror.open(t, servers);
+  // users.company_id refuses a missing company (the shipped pipeline sets it NULL): a user waits in etl_pending.
+  const unique = await uniqueEmailPipeline(m.work);
+  const shipped = await readFile(unique, 'utf8');
+  const setNull = 'on_missing: set_null # a deleted company does not lose the user; counted in the load report';
+  assert.ok(shipped.includes(setNull), 'the users.company_id line of pipeline.yaml has moved: update the test');
+  await writeFile(unique, shipped.replace(setNull, 'on_missing: reject'));
+  await m.sample(30);
+  const db = await m.db();
+  const company = new ObjectId(ObjectId.generate(Math.floor(Date.now() / 1000) - 30 * 86_400));
+  const waiting = await insertUser(db, 'a@example.org', { company });
+  await m.incremental([], unique);
+  assert.equal(await emailOf(m.incrementalUrl, waiting), undefined, 'held back until its company exists');
+
+  // The waiting user is deleted (no run propagates it) and a new user registers with the email.
+  await db.collection('users').deleteOne({ _id: waiting });
+  const again = await insertUser(db, 'a@example.org', { creation_date: new Date(), update_date: new Date() });
+  await m.incremental([], unique);
+  assert.equal(await emailOf(m.incrementalUrl, again), 'a@example.org');
+
+  // The company arrives: the waiting row would land beside the new user's.
+  const now = new Date();
+  await db.collection('companies').insertOne({ _id: company, name: 'Acme', creation_date: now, update_date: now });
+  const error = await failingRun(m, unique);
+  assert.equal(error.code, 'unique_value_shared');
+  assert.match(error.message, new RegExp(`the row of document ${waiting.toHexString()}, held back by an earlier load until its reference arrived, which this load lands, and the row of document ${again.toHexString()} already in the table`));
+  assert.match(error.hint, new RegExp(`if document ${waiting.toHexString()} or document ${again.toHexString()} was deleted from MongoDB, load with --propagate-deletes`));
+
+  await m.incremental(['--propagate-deletes'], unique);
+  assert.deepEqual([await emailOf(m.incrementalUrl, waiting), await emailOf(m.incrementalUrl, again)], [undefined, 'a@example.org']);
+  await assertMirrors(await loadPipeline(unique), m.incrementalUrl, await m.reference(unique));
 });
