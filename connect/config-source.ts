@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { ConfigError } from '../errors/etl-error.ts';
 import { systemWords } from '../errors/system-words.ts';
+import { PORT_SHAPE, quotedSettingValue } from '../errors/redact.ts';
 
 export interface SettingValue {
   readonly value: string;
@@ -58,19 +59,11 @@ export function settingsReader(env: Readonly<Record<string, string | undefined>>
       const s = read(name);
       if (s === undefined) return fallback;
       if (!/^\d{1,5}$/.test(s.value) || Number(s.value) < 1 || Number(s.value) > 65535) {
-        throw new ConfigError(`${s.where} must be a port number from 1 to 65535, got ${shownPortValue(s.value)}`, [], { context: { variable: name } });
+        throw new ConfigError(`${s.where} must be a port number from 1 to 65535, got ${quotedSettingValue(s.value, PORT_SHAPE)}`, [], { context: { variable: name } });
       }
       return Number(s.value);
     },
   };
-}
-
-/**
- * A wrong port as an error quotes it: a typo (digits, or a few characters) is shown; a longer value
- * is not, it is more likely a password that landed on the port's line (lines of .env shifted).
- */
-function shownPortValue(value: string): string {
-  return /^\d+$/.test(value) || value.length <= 6 ? `"${value}"` : `${value.length} characters, not shown: it may be a password`;
 }
 
 /**

@@ -6,8 +6,8 @@ import { ConfigError } from '../errors/etl-error.ts';
 import { settingsReader, type SettingsReader } from './config-source.ts';
 import { resolvePostgres, type PostgresConfig } from './postgres-config.ts';
 import { ConnectionString } from 'mongodb-connection-string-url';
-import { connectionStringSecrets, quotedConnectionString, redactText } from '../errors/redact.ts';
-import { parseInstant } from '../model/instant.ts';
+import { connectionStringSecrets, quotedConnectionString, quotedSettingValue, redactText } from '../errors/redact.ts';
+import { INSTANT_SHAPE, parseInstant } from '../model/instant.ts';
 
 export type { PostgresConfig } from './postgres-config.ts';
 
@@ -151,10 +151,12 @@ export function resolveConfig({ flags = {}, env, cwd }: ResolveConfigInput): Etl
   });
 }
 
+const SIDES: readonly Side[] = ['local', 'remote'];
+
 function side(r: SettingsReader, name: string): Side {
   const s = r.read(name);
   const raw = (s?.value ?? 'local').toLowerCase();
-  if (raw !== 'local' && raw !== 'remote') throw new ConfigError(`${s!.where} must be "local" or "remote", got "${raw}"`, [], { context: { variable: name } });
+  if (raw !== 'local' && raw !== 'remote') throw new ConfigError(`${s!.where} must be "local" or "remote", got ${quotedSettingValue(s!.value, SIDES)}`, [], { context: { variable: name } });
   return raw;
 }
 
@@ -211,7 +213,7 @@ function dateThreshold(r: SettingsReader): Date | null {
   if (s === undefined) return null;
   const d = parseInstant(s.value);
   if (d === null) {
-    throw new ConfigError(`${s.where} is not a date: "${s.value}" (expected e.g. 2024-01-31 or 2024-01-31T00:00:00Z)`, [], { context: { variable: 'GLOBAL_DATE_THRESHOLD' } });
+    throw new ConfigError(`${s.where} is not a date: ${quotedSettingValue(s.value, INSTANT_SHAPE)} (expected e.g. 2024-01-31 or 2024-01-31T00:00:00Z)`, [], { context: { variable: 'GLOBAL_DATE_THRESHOLD' } });
   }
   return d;
 }

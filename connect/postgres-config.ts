@@ -9,7 +9,7 @@
 import { ConfigError } from '../errors/etl-error.ts';
 import type { SettingsReader } from './config-source.ts';
 import { parsePostgresConnectionString, SSL_MODES, type PostgresParts, type SslMode } from './postgres-connection.ts';
-import { connectionStringSecrets } from '../errors/redact.ts';
+import { connectionStringSecrets, quotedSettingValue } from '../errors/redact.ts';
 
 export interface PostgresConfig {
   /** The URL given (DATABASE_URL / --database-url), or null. May hold a password: print only through describePostgres(). */
@@ -92,7 +92,7 @@ function sslModeOf(r: SettingsReader): SslMode | null {
   const s = r.read('PGSSLMODE');
   if (s === undefined) return null;
   if (!(SSL_MODES as readonly string[]).includes(s.value)) {
-    throw new ConfigError(`${s.where} must be one of ${SSL_MODES.join(', ')}, got "${s.value}"`, [], { context: { variable: 'PGSSLMODE' } });
+    throw new ConfigError(`${s.where} must be one of ${SSL_MODES.join(', ')}, got ${quotedSettingValue(s.value, SSL_MODES)}`, [], { context: { variable: 'PGSSLMODE' } });
   }
   return s.value as SslMode;
 }

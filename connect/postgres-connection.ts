@@ -5,7 +5,7 @@
 // neither is a ConfigError naming where it came from and what is wrong, showing it without its
 // password whatever its shape.
 import { ConfigError } from '../errors/etl-error.ts';
-import { connectionStringSecrets, quotedConnectionString } from '../errors/redact.ts';
+import { connectionStringSecrets, PORT_SHAPE, quotedConnectionString, SECONDS_SHAPE, quotedSettingValue, settingValueShown, type SettingShape } from '../errors/redact.ts';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -35,20 +35,22 @@ const HINT = 'write it as postgresql://<user>@<host>:5432/<database>, the passwo
 export function parsePostgresConnectionString(value: string, source: string): PostgresParts {
   // The keyword form is not shown at all: where a value ends is the very thing that may be wrong
   // (an unquoted password holding a blank), so no rule could be sure to hide all of a password.
-  const fail = (what: string, show = true): never => {
-    const shown = show ? ` (got ${quotedConnectionString(value)})` : '';
+  // `hidden`: a part's value the message did not show, hidden from the string as well.
+  const fail = (what: string, show = true, hidden?: string): never => {
+    const shown = show ? ` (got ${quotedConnectionString(value, hidden === undefined ? [] : [hidden])})` : '';
     throw new ConfigError(`${source} is not a valid PostgreSQL connection string: ${what}${shown}`, [], {
       hint: HINT,
       context: { variable: source },
     });
   };
-  if (URL_FORM.test(value)) return parseUrlForm(value, fail);
+  if (URL_FORM.test(value)) return parseUrlForm(value, (what, hidden) => fail(what, true, hidden));
   if (KEYWORD_FORM.test(value)) return parseKeywordForm(value, (what) => fail(what, false));
   if (/^postgres(?:ql)?[:/]/i.test(value)) return fail('the scheme must be followed by "://"');
   return fail('expected postgresql://… or the keyword form host=… dbname=…');
 }
 
-type Fail = (what: string) => never;
+/** Refuses the string: `what` is wrong; `hidden`, a value `what` did not show. */
+type Fail = (what: string, hidden?: string) => never;
 
 function parseUrlForm(value: string, fail: Fail): PostgresParts {
   let url: URL;
@@ -61,7 +63,8 @@ function parseUrlForm(value: string, fail: Fail): PostgresParts {
     const port = /^(?:\[[^\]]*\]|[^:]*):(.*)$/.exec(hostPart)?.[1];
     if (port !== undefined && !isPort(port)) {
       // Echoed only when it cannot be a piece of a password.
-      fail(/^[A-Za-z0-9]{1,12}$/.test(port) && !connectionStringSecrets(value).some((s) => s.includes(port)) ? `the port "${port}" is not a number from 1 to 65535` : 'the port is not a number from 1 to 65535');
+      const shown = settingValueShown(port, PORT_SHAPE) && !connectionStringSecrets(value).some((s) => s.includes(port));
+      fail(shown ? `the port "${port}" is not a number from 1 to 65535` : 'the port is not a number from 1 to 65535', shown ? undefined : port);
     }
     return fail('it is not a valid URL (special characters of the user name or password must be percent-encoded)');
   }
@@ -81,7 +84,7 @@ function parseUrlForm(value: string, fail: Fail): PostgresParts {
   if (database) parts.database = decode(database, 'database name');
   for (const [key, raw] of url.searchParams) {
     if (key === 'ssl') {
-      if (!/^(true|1|false|0)$/.test(raw)) fail(`ssl=${raw} (expected true or false)`);
+      if (!/^(true|1|false|0)$/.test(raw)) failValue(fail, 'ssl must be true or false', raw, ['true', 'false']);
       parts.sslmode = raw === 'true' || raw === '1' ? 'verify-full' : 'disable';
     } else setKeyword(parts, key, raw, fail);
   }
@@ -127,7 +130,7 @@ function setKeyword(parts: PostgresParts, key: string, raw: string, fail: Fail):
       parts.host = raw;
       return;
     case 'port':
-      if (!isPort(raw)) fail(`the port "${raw}" is not a number from 1 to 65535`);
+      if (!isPort(raw)) fail(settingValueShown(raw, PORT_SHAPE) ? `the port "${raw}" is not a number from 1 to 65535` : 'the port is not a number from 1 to 65535', raw);
       parts.port = Number(raw);
       return;
     case 'dbname':
@@ -140,14 +143,14 @@ function setKeyword(parts: PostgresParts, key: string, raw: string, fail: Fail):
       parts.password = raw;
       return;
     case 'sslmode':
-      if (!(SSL_MODES as readonly string[]).includes(raw)) fail(`sslmode "${raw}" (expected one of ${SSL_MODES.join(', ')})`);
+      if (!(SSL_MODES as readonly string[]).includes(raw)) failValue(fail, `sslmode must be one of ${SSL_MODES.join(', ')}`, raw, SSL_MODES);
       parts.sslmode = raw as SslMode;
       return;
     case 'application_name':
       parts.applicationName = raw;
       return;
     case 'connect_timeout':
-      if (!/^\d+$/.test(raw)) fail(`connect_timeout "${raw}" is not a whole number of seconds`);
+      if (!/^\d+$/.test(raw)) failValue(fail, 'connect_timeout must be a whole number of seconds', raw, SECONDS_SHAPE);
       parts.connectTimeoutSeconds = Number(raw);
       return;
     case 'options':
@@ -162,6 +165,11 @@ function setKeyword(parts: PostgresParts, key: string, raw: string, fail: Fail):
   if (key === 'service') fail('"service" is not supported (the PostgreSQL driver reads no pg_service.conf): give host, port, dbname and user');
   // The name is not echoed: it may be the tail of a password that held a blank.
   fail(`a setting etl does not know (it understands ${KEYWORDS.join(', ')})`);
+}
+
+/** A part's value is wrong: quoted as any setting's value is (a password in the wrong place is not shown). */
+function failValue(fail: Fail, rule: string, raw: string, shape: SettingShape): never {
+  return fail(`${rule}, got ${quotedSettingValue(raw, shape)}`, raw);
 }
 
 function isPort(text: string): boolean {

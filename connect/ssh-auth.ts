@@ -8,7 +8,7 @@ import path from 'node:path';
 import ssh2, { type AnyAuthMethod } from 'ssh2';
 import { ConfigError } from '../errors/etl-error.ts';
 import type { SshConfig } from './config.ts';
-import { redactText } from '../errors/redact.ts';
+import { PATH_SHAPE, quotedSettingValue, redactText } from '../errors/redact.ts';
 
 export interface AuthPlan {
   readonly methods: AnyAuthMethod[];
@@ -74,7 +74,7 @@ async function readPrivateKey(file: string, passphrase: string | null): Promise<
   try {
     key = await readFile(file);
   } catch (e) {
-    throw new ConfigError(`cannot read the SSH private key REMOTE_SERVER_KEY_FILE=${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ConfigError(`cannot read the SSH private key REMOTE_SERVER_KEY_FILE names: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (got ${quotedSettingValue(file, PATH_SHAPE)})`);
   }
   const parsed = ssh2.utils.parseKey(key, passphrase ?? undefined);
   if (!(parsed instanceof Error)) return key;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import ssh2, { type AnyAuthMethod, type AuthenticationType, type ClientChannel } from 'ssh2';
 import { ConfigError, EtlError } from '../errors/etl-error.ts';
 import type { SshConfig } from './config.ts';
-import { connectionStringSecrets, redactText } from '../errors/redact.ts';
+import { connectionStringSecrets, quotedSettingValue, redactText } from '../errors/redact.ts';
 import { expandHome, planAuth, type AuthPlan } from './ssh-auth.ts';
 import { openForward, type SshForward } from './ssh-forward.ts';
 import { hostKeyError, loadHostTrust, type HostKeyVerdict, type HostTrust } from './ssh-host-key.ts';
@@ -48,6 +48,9 @@ export interface OpenSshSessionOptions {
   readonly readyTimeoutMs?: number;
 }
 
+// What a host, host:port or ssh:// URL is made of, mistyped (a blank, a path, a second port).
+const HOST_SHAPE = /^[\w.:[\]/@ -]+$/;
+
 /** Where the server is: REMOTE_SERVER_URL may be `host`, `host:port`, `[v6]:port` or `ssh://user@host:port`. */
 export function sshTarget(ssh: SshConfig): { host: string; port: number; user: string } {
   let host = (ssh.host ?? '').trim();
@@ -61,8 +64,9 @@ export function sshTarget(ssh: SshConfig): { host: string; port: number; user: s
       hint: 'give the host alone (or ssh://user@host:port), the password in REMOTE_SERVER_PASSWORD',
     });
   }
-  const m = /^(?:ssh:\/\/)?(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(host);
-  if (!m) throw new ConfigError(`REMOTE_SERVER_URL "${redactText(host)}" is not a host name, host:port or ssh://user@host:port`);
+  // A host name holds letters, digits, dots, hyphens (underscores, in some networks): not a blank, nor a `!` of a password.
+  const m = /^(?:ssh:\/\/)?(?:([^@/]+)@)?(\[[^\]]+\]|[\w.-]+)(?::(\d+))?\/?$/.exec(host);
+  if (!m) throw new ConfigError(`REMOTE_SERVER_URL must be a host name, host:port or ssh://user@host:port, got ${quotedSettingValue(host, HOST_SHAPE)}`, [], { context: { variable: 'REMOTE_SERVER_URL' } });
   if (m[1] && !user) user = decodeURIComponent(m[1]);
   host = m[2]!.replace(/^\[|\]$/g, '');
   if (m[3]) port = Number(m[3]);

@@ -235,11 +235,63 @@ export function describeCredential(kind: CredentialKind): string {
 /**
  * A connection string as an error quotes it: without its secrets, or not at all when it has no form
  * of one (no `://`, `@` or `=`). A lone word there may be the password itself, pasted into the wrong
- * variable, and no rule could tell it from a host name.
+ * variable, and no rule could tell it from a host name. `hidden`: parts the error did not show
+ * either (a value quotedSettingValue kept back).
  */
-export function quotedConnectionString(value: string): string {
-  if (!/:\/\/|@|=/.test(value)) return `${value.length} characters of no known form, not shown: it may be a password`;
-  return `"${redactText(value, connectionStringSecrets(value))}"`;
+export function quotedConnectionString(value: string, hidden: readonly string[] = []): string {
+  if (!/:\/\/|@|=/.test(value)) return notShown(value, ' of no known form');
+  return `"${redactText(value, [...connectionStringSecrets(value), ...hidden])}"`;
+}
+
+/**
+ * What a setting takes: its values (a choice: PGSSLMODE, TRANSFER_SOURCE), or the pattern of its
+ * values (a port, a date, a path).
+ */
+export type SettingShape = readonly string[] | RegExp;
+
+/**
+ * A setting's value as an error quotes it (`got …`): shown, in quotes, when it has the shape the
+ * setting takes (a typo is worth seeing); otherwise only its length. A value of another shape may be
+ * a password that landed in the wrong setting (a line of .env shifted, a value pasted in the wrong
+ * variable), and no rule could tell a password from an ordinary word. Every setting whose value an
+ * error quotes goes through here.
+ */
+export function quotedSettingValue(value: string, shape: SettingShape): string {
+  return settingValueShown(value, shape) ? `"${value}"` : notShown(value);
+}
+
+/** Whether quotedSettingValue shows `value`. */
+export function settingValueShown(value: string, shape: SettingShape): boolean {
+  if (redactText(value) !== value) return false;
+  // A word of a few letters (always, yes, true) is a wrong word, not a password's shape.
+  if (/^\p{L}{1,8}$/u.test(value)) return true;
+  if (shape instanceof RegExp) return shape.test(value);
+  return shape.some((choice) => editDistance(value.toLowerCase(), choice.toLowerCase()) <= TYPO_EDITS);
+}
+
+// Shapes several settings share. A port as a person may mistype it (5432x, :5432, 70000).
+export const PORT_SHAPE = /^\D?\d+\D?$/;
+// A number of seconds as a person may mistype it (10s, 1.5, -3).
+export const SECONDS_SHAPE = /^[-+]?[\d.,]+\s*[A-Za-z]{0,3}$/;
+// A path (PG_BIN_DIR, REMOTE_SERVER_KEY_FILE) as people write one: from /, ~/, ./ or ../; a bare
+// name may be anything.
+export const PATH_SHAPE = /^(?:~|\.{1,2})?\//;
+// A typo of a choice: a letter or two missing, extra, swapped or wrong (remot, verify_full, requird).
+const TYPO_EDITS = 2;
+
+function notShown(value: string, form = ''): string {
+  return `${value.length} characters${form}, not shown: it may be a password`;
+}
+
+/** Levenshtein distance: the fewest inserts, deletes and replacements turning `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j += 1) next.push(Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    row = next;
+  }
+  return row[b.length]!;
 }
 
 /**

@@ -6,6 +6,9 @@
 
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 
+/** Text shaped like a date or instant, valid or not (2024-13-01, 2024/01/31): what an error may quote. */
+export const INSTANT_SHAPE = /^(?=.*\d)[\d\s\-/:.,+TZ]+$/i;
+
 /** The instant `text` names, or null when it is not an ISO 8601 date or instant of the calendar. */
 export function parseInstant(text: string): Date | null {
   const m = ISO.exec(text.trim());

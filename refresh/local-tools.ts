@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ConfigError, EtlError } from '../errors/etl-error.ts';
+import { PATH_SHAPE, quotedSettingValue } from '../errors/redact.ts';
 import { collectTail } from './byte-meter.ts';
 
 const execFileP = promisify(execFile);
@@ -80,7 +81,7 @@ export async function checkPgBinDir(pgBinDir: string | null): Promise<void> {
   const missing: string[] = [];
   for (const name of ['pg_dump', 'pg_restore']) if (!(await isExecutable(path.join(pgBinDir, name)))) missing.push(name);
   if (missing.length === 0) return;
-  throw new ConfigError(`PG_BIN_DIR=${pgBinDir} holds no executable ${missing.join(' nor ')}`, [], {
+  throw new ConfigError(`PG_BIN_DIR holds no executable ${missing.join(' nor ')}: got ${quotedSettingValue(pgBinDir, PATH_SHAPE)}`, [], {
     hint: 'set PG_BIN_DIR to the bin folder of a PostgreSQL client installation (e.g. /usr/lib/postgresql/17/bin), or unset it to search PATH and the usual folders',
     context: { variable: 'PG_BIN_DIR' },
   });

@@ -5,6 +5,7 @@
 //   verbose: a timestamped line per event: the plan, every batch, every phase, every item done.
 import type { CommandContext } from '../command.ts';
 import { ConfigError } from '../../errors/etl-error.ts';
+import { quotedSettingValue, SECONDS_SHAPE } from '../../errors/redact.ts';
 import { count, duration, gaugeText } from './meter.ts';
 import type { StageChange, StageState } from './stage-state.ts';
 
@@ -20,7 +21,7 @@ export function heartbeatMs(env: Readonly<Record<string, string | undefined>>): 
   if (raw === undefined || raw.trim() === '') return DEFAULT_HEARTBEAT_SECONDS * 1000;
   const s = Number(raw);
   if (Number.isFinite(s) && s > 0) return s * 1000;
-  throw new ConfigError(`environment variable ETL_PROGRESS_SECONDS is not a positive number of seconds: "${raw}"`, [], {
+  throw new ConfigError(`environment variable ETL_PROGRESS_SECONDS is not a positive number of seconds: ${quotedSettingValue(raw, SECONDS_SHAPE)}`, [], {
     context: { variable: 'ETL_PROGRESS_SECONDS' },
     hint: `a number of seconds between two progress lines in logs, e.g. ETL_PROGRESS_SECONDS=${DEFAULT_HEARTBEAT_SECONDS} (the default when unset)`,
   });
