@@ -1,9 +1,9 @@
 // Flag parsing shared by every command: node:util parseArgs in strict mode, so an unknown or
 // malformed flag is a usage error (exit 2) that says which flag.
-import { statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors/etl-error.ts';
+import { nonRegularKind } from '../staging/atomic-file.ts';
 
 type Options = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string; default?: string | boolean }>;
 
@@ -63,16 +63,15 @@ function refuseRepeated(tokens: readonly { kind: string; name?: string; value?: 
 export function outputFile(cwd: string, out: string | undefined, example: string): string | null {
   if (out === undefined) return null;
   const file = path.resolve(cwd, out);
-  const existing = statSync(file, { throwIfNoEntry: false });
-  // The file is written beside (FILE.partial) and renamed over FILE: over /dev/null, a FIFO or a
-  // socket that would replace the node itself (as root, /dev/null became the archive).
-  if (existing !== undefined && !existing.isDirectory() && !existing.isFile()) {
-    throw new UsageError('bad_arguments', `--out ${out} is not a regular file (a device, a FIFO or a socket): it would be replaced by the file written`, {
+  const kind = nonRegularKind(file);
+  // Said before any work, as a usage error of the flag (the writer itself refuses it too, later).
+  if (kind !== null && kind !== 'a folder') {
+    throw new UsageError('bad_arguments', `--out ${out} is not a regular file (${kind}): it would be replaced by the file written`, {
       hint: `name a file to write, e.g. --out ${example}`,
       context: { flag: '--out' },
     });
   }
-  if (existing?.isDirectory()) {
+  if (kind === 'a folder') {
     throw new UsageError('bad_arguments', `--out ${out} is a folder: --out names the file to write`, {
       hint: `name the file, e.g. --out ${path.join(out, example)}`,
       context: { flag: '--out' },

@@ -2,7 +2,7 @@
 // into place only when the stage says it is complete. The sha256, byte and line counts are taken
 // as the bytes stream through, so nobody re-reads a file to checksum it.
 import { createHash, type Hash } from 'node:crypto';
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, statSync, type WriteStream } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import nodePath from 'node:path';
 import { Writable } from 'node:stream';
@@ -38,6 +38,39 @@ export function writeFailure(file: string, cause: unknown): StagingError {
   });
 }
 
+/**
+ * What stands at `file` when it is not a regular file (a link followed): 'a folder', 'a FIFO',
+ * 'a socket' or 'a device'; null for a regular file, nothing, or what cannot be looked at (the
+ * write then says why).
+ */
+export function nonRegularKind(file: string): string | null {
+  let s;
+  try {
+    s = statSync(file, { throwIfNoEntry: false });
+  } catch {
+    return null;
+  }
+  if (s === undefined || s.isFile()) return null;
+  if (s.isDirectory()) return 'a folder';
+  if (s.isFIFO()) return 'a FIFO';
+  if (s.isSocket()) return 'a socket';
+  return 'a device';
+}
+
+/**
+ * Refuses to write `file` when something other than a regular file stands there: the file is written
+ * beside it and renamed over it, which would replace the node itself (as root, /dev/null became the
+ * file written). A link to a regular file is replaced by the file, as always.
+ */
+function refuseNonRegular(file: string): void {
+  const kind = nonRegularKind(file);
+  if (kind === null) return;
+  throw new StagingError('write_failed', `cannot write ${file}: it is ${kind}, not a regular file, and etl replaces the file it writes (FILE.partial renamed over FILE)`, {
+    context: { file },
+    hint: `remove ${file} or the link there, or write elsewhere`,
+  });
+}
+
 export interface FileFigures {
   readonly bytes: number;
   readonly sha256: string;
@@ -60,6 +93,8 @@ export class AtomicFileSink extends Writable {
 
   constructor(path: string, options: { highWaterMark?: number } = {}) {
     super({ highWaterMark: options.highWaterMark ?? 1 << 16 });
+    // Before a byte is written: a stage would otherwise do all its work to fail at the rename.
+    refuseNonRegular(path);
     this.path = path;
     this.partialPath = `${path}.partial`;
     this.file = createWriteStream(this.partialPath, { highWaterMark: 1 << 20 });
@@ -99,6 +134,8 @@ export class AtomicFileSink extends Writable {
   async commit(): Promise<FileFigures> {
     if (!this.writableFinished) throw new Error(`commit() before ${this.partialPath} finished`);
     const figures = this.figures();
+    // Again: the node may have appeared while the file was written.
+    refuseNonRegular(this.path);
     try {
       await rename(this.partialPath, this.path);
     } catch (cause) {
@@ -125,6 +162,7 @@ export class AtomicFileSink extends Writable {
 export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
   const partial = `${path}.partial`;
   try {
+    refuseNonRegular(path);
     await writeFile(partial, data);
     await rename(partial, path);
   } catch (cause) {
