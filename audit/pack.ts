@@ -5,7 +5,7 @@
 // renamed to <out> when the whole run is in and nothing was found. At the first finding nothing more
 // is written and <out>.partial is removed; the rest is still scanned, to name every finding.
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { StagingError } from '../errors/etl-error.ts';
 import type { FileFigures } from '../staging/atomic-file.ts';
@@ -16,6 +16,7 @@ import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, type RecordedFile } from './manifest-files.ts';
 import { SecretScan, secretFileName, type ScanResult, type SecretFinding } from './secret-scan.ts';
 import { ArchiveWriter, type EntryStat } from './archive-writer.ts';
+import { makeFolders } from '../staging/make-folders.ts';
 
 export interface PackProgress {
   /**
@@ -84,7 +85,7 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
   const bytesTotal = Buffer.byteLength(manifestText) + pipelineBytes.length + (reportBytes ?? 0) + records.reduce((a, r) => a + r.record.bytes, 0);
 
   const out = path.resolve(options.out ?? path.join(paths.stagingDir, `${paths.runId}.tar.gz`));
-  await mkdir(path.dirname(out), { recursive: true });
+  await makeFolders(path.dirname(out));
   // manifest.json and pipeline.yaml go in as read and checked above (each file is read once).
   const inMemory = new Map([[MANIFEST_FILE, Buffer.from(manifestText)], [PIPELINE_COPY, pipelineBytes]]);
   const toPack = members.map((file) => ({ file, bytes: inMemory.get(file) }));

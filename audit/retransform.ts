@@ -2,7 +2,7 @@
 // pipeline.yaml, in a private temporary staging folder, and compare the files it writes with the
 // staged ones byte for byte. Staged CSVs are then known to be exactly what the staged documents
 // and the stored mapping produce — no database needed.
-import { copyFile, link, mkdir, rm } from 'node:fs/promises';
+import { copyFile, link, rm } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { runPaths, type RunPaths } from '../staging/run-folder.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import { recordedFiles } from './manifest-files.ts';
 import type { Mismatch } from './verify-report.ts';
+import { makeFolders } from '../staging/make-folders.ts';
 
 export interface RetransformResult {
   tables: number;
@@ -38,7 +39,7 @@ export async function retransform(
 ): Promise<RetransformResult> {
   const original = manifest.stages.transform!;
   const tables = Object.keys(original.tables);
-  await mkdir(root, { recursive: true });
+  await makeFolders(root);
   try {
     const paths = await stageAsExtracted(runDir, manifest, pipelineFile, root);
     const model = await loadPipeline(paths.pipelineCopy);
@@ -56,9 +57,9 @@ export async function retransform(
 /** The run as it stood after extract, under `root`: transform and load sections dropped, extract files linked. */
 async function stageAsExtracted(runDir: string, manifest: Manifest, pipelineFile: string, root: string): Promise<RunPaths> {
   const paths = runPaths(root, manifest.run_id);
-  await mkdir(paths.extractDir, { recursive: true });
-  await mkdir(paths.transformDir, { recursive: true });
-  await mkdir(paths.loadDir, { recursive: true });
+  await makeFolders(paths.extractDir);
+  await makeFolders(paths.transformDir);
+  await makeFolders(paths.loadDir);
   const copy: Manifest = structuredClone(manifest);
   copy.stages = { extract: copy.stages.extract! };
   forgetRejectsAnOlderTransformIgnored(copy, manifest);
@@ -66,7 +67,7 @@ async function stageAsExtracted(runDir: string, manifest: Manifest, pipelineFile
   await linkOrCopy(pipelineFile, paths.pipelineCopy);
   for (const { record } of recordedFiles(manifest, ['extract'])) {
     const target = path.join(paths.dir, record.file);
-    await mkdir(path.dirname(target), { recursive: true });
+    await makeFolders(path.dirname(target));
     await linkOrCopy(path.join(runDir, record.file), target);
   }
   return paths;

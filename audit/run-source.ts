@@ -5,7 +5,7 @@
 // re-transform needs (extract/, transform/, pipeline.yaml) are written, and only into the verify's
 // own temporary folder. Anything else is reported (extra, stray, a link) and skipped unread.
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,6 +14,7 @@ import { checkedManifest, type FileRecord, type Manifest } from '../staging/mani
 import { StopWalk, walkArchive, type ArchiveEntry } from './archive-walk.ts';
 import { CsvRowTap, FigureTap, stagedFileKind, type CsvRows, type TapFigures } from './file-figures.ts';
 import { isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE } from './manifest-files.ts';
+import { makeFolders } from '../staging/make-folders.ts';
 
 /** What reading one recorded file of an archive gave. */
 export type ArchiveFileOutcome =
@@ -60,7 +61,7 @@ export async function openRunSource(target: string, tempRoot: string, signal?: A
     // The folder's name comes from the archive: used only when it is a plain name.
     const folder = /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(found.prefix) ? found.prefix : 'run';
     const dir = path.join(tempRoot, 'archive', folder);
-    await mkdir(dir, { recursive: true });
+    await makeFolders(dir);
     await writeFile(path.join(dir, MANIFEST_FILE), found.text);
     const manifest = parseManifest(found.text, target);
     return { dir, archive: target, ...(await readEntries(target, found.prefix, manifest, dir, signal)) };
@@ -170,7 +171,7 @@ async function readEntries(archive: string, prefix: string, manifest: Manifest, 
 /** Streams an entry through a hash tap (and a CSV row count) into `file` (or nowhere), with backpressure. */
 async function copyEntry(entry: ArchiveEntry, file: string | null, rows: CsvRowTap | null = null): Promise<TapFigures> {
   const tap = new FigureTap();
-  if (file) await mkdir(path.dirname(file), { recursive: true });
+  if (file) await makeFolders(path.dirname(file));
   const sink = file ? createWriteStream(file) : new Writable({ write: (_chunk, _enc, callback) => callback() });
   if (rows) await pipeline(entry, tap, rows, sink);
   else await pipeline(entry, tap, sink);

@@ -3,7 +3,6 @@
 // file can be as large as it needs without the list ever being held in memory. The file is written
 // as `.partial` inside the transaction and renamed only once the transaction ended as planned
 // (commit, or the rollback of a dry run): it describes what the load did, never an aborted attempt.
-import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,6 +13,7 @@ import type { RunPaths } from '../staging/run-folder.ts';
 import { RecordLines } from './csv-lines.ts';
 import type { PlannedCheck } from './references.ts';
 import type { TableShape } from './shape.ts';
+import { makeFolders } from '../staging/make-folders.ts';
 
 export interface RejectLine {
   readonly table: string;
@@ -63,7 +63,7 @@ export async function writeRejectsFile(
   signal?: AbortSignal,
 ): Promise<{ sink: AtomicFileSink; figures: FileFigures }> {
   // A run copied without its (empty) load/ folder still takes its rejects files.
-  await mkdir(dirname(path), { recursive: true });
+  await makeFolders(dirname(path));
   const sink = new AtomicFileSink(path);
   async function* lines(): AsyncGenerator<string> {
     await runSql(client, declareCursor(select));

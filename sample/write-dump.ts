@@ -4,7 +4,7 @@
 // file, so memory stays flat whatever the scale. Each file is written as .partial and renamed.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,7 @@ import { writeFailure } from '../staging/atomic-file.ts';
 import type { SampleCollectionSource, SampleGeneration } from './generate.ts';
 import { hash } from './prng.ts';
 import type { SampleProgress, WriteOptions } from './write-options.ts';
+import { makeFolders } from '../staging/make-folders.ts';
 
 export type { SampleProgress, WriteOptions };
 
@@ -56,7 +57,7 @@ function dumpFileNames(collection: string, gzip: boolean): { bson: string; metad
 export async function writeDump(sample: SampleGeneration, target: DumpTarget, options: WriteOptions = {}): Promise<DumpReport> {
   const dbDir = path.resolve(target.dir, target.database);
   await refuseOrClearExisting(sample, dbDir, target.replace);
-  await mkdir(dbDir, { recursive: true }).catch((cause: unknown) => {
+  await makeFolders(dbDir).catch((cause: unknown) => {
     throw writeFailure((cause as NodeJS.ErrnoException).path ?? dbDir, cause);
   });
   const reports: DumpFileReport[] = [];

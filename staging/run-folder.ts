@@ -6,6 +6,7 @@ import { StagingError, UsageError } from '../errors/etl-error.ts';
 import { fileNameProblem } from '../model/names.ts';
 import { writeFailure, writeFileAtomic } from './atomic-file.ts';
 import { systemWords } from '../errors/system-words.ts';
+import { makeFolders } from './make-folders.ts';
 
 export const LATEST_FILE = 'latest';
 const RUN_ID = /^\d{8}T\d{9}Z$/;
@@ -101,7 +102,7 @@ function safeName(name: string): string {
 /** Creates a new run folder (and its stage folders) with a fresh id. */
 export async function createRun(stagingDir: string, now: Date = new Date()): Promise<RunPaths> {
   // A staging folder that cannot be made (not writable, disk full) is named, not a raw EACCES.
-  await mkdir(stagingDir, { recursive: true }).catch((e: unknown) => cannotCreate(stagingDir, e));
+  await makeFolders(stagingDir).catch((e: unknown) => cannotCreate(stagingDir, e));
   let t = now.getTime();
   // Two runs started within the same millisecond get distinct ids.
   for (;;) {
@@ -121,6 +122,8 @@ export async function createRun(stagingDir: string, now: Date = new Date()): Pro
 export const RUN_FOLDER_DENIED = 'this user may not read it: fix the permissions of the run folder, or run etl as its owner';
 
 function cannotCreate(stagingDir: string, error: unknown): never {
+  // Said in words and naming the folder already (a file system that holds no new folders).
+  if (error instanceof StagingError) throw error;
   const e = error as NodeJS.ErrnoException;
   // A full disk says so (and names the folder) as every write of the staging does.
   if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw writeFailure(stagingDir, error);

@@ -5,7 +5,7 @@
 // a time); then its final section must hold exactly the jobs that ran, and the stage goes on as
 // after `etl extract`. If the extract fails, every job stops and every file this transform wrote
 // is removed, so the run folder is what the failed extract alone leaves.
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -18,6 +18,7 @@ import type { ExtractFeed } from './feed.ts';
 import { FedJobs, type WorkerSetup } from './parallel.ts';
 import { jobOf, planJobs, tablesByCollection } from './plan.ts';
 import type { TableRelease } from './release.ts';
+import { makeFolders } from '../staging/make-folders.ts';
 
 export interface AsExtractedContext extends JobContext {
   readonly tables: readonly string[] | null;
@@ -44,7 +45,7 @@ export async function transformAsExtracted(feed: ExtractFeed, c: AsExtractedCont
   const tablesOf = tablesByCollection(model, new Set(selectTables(model, c.tables)));
   for (const name of tablesOf.keys()) if (!feed.collections.includes(name)) tablesOf.delete(name);
   announce(model, paths, tablesOf, c);
-  await mkdir(paths.transformDir, { recursive: true });
+  await makeFolders(paths.transformDir);
   const runner = new FedJobs(c.threads ?? os.availableParallelism(), c.threads !== undefined, c, c.setup, c.done);
   try {
     for await (const { collection, record } of feed.extracted) {

@@ -1,6 +1,6 @@
 // The transform stage: a staged run's extract files → one CSV per table (+ keys and rejects files),
 // then the manifest's transform section. Reads only the staged run and the pipeline model.
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { StagingError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { readManifest, refuseBusyRun, requireStageDone, updateManifest, type Manifest } from '../staging/manifest.ts';
@@ -18,6 +18,7 @@ import type { TransformOptions, TransformProgress, TransformReport, TransformTab
 import { runJobs, threadsFor } from './parallel.ts';
 import { planJobs } from './plan.ts';
 import { TableRelease } from './release.ts';
+import { makeFolders } from '../staging/make-folders.ts';
 
 export { CollectionFeed, type ExtractFeed, type ExtractedCollection } from './feed.ts';
 export type { TransformOptions, TransformProgress, TransformReport, TransformTableReport } from './options.ts';
@@ -156,7 +157,7 @@ async function collectionsToTransform(
 
 /** A planned run: the transform folder, the tables to release, and the `started` progress event. */
 async function announcePlannedTables(options: TransformOptions, paths: RunPaths, run: TransformRun, release: TableRelease): Promise<void> {
-  await mkdir(paths.transformDir, { recursive: true });
+  await makeFolders(paths.transformDir);
   const planned = new Set(run.jobs.flatMap((j) => j.tables));
   const tables = options.model.loadOrder.filter((t) => planned.has(t));
   release.plan(tables);
