@@ -24,12 +24,7 @@ import { createTables, withClient } from '../harness/schema.ts';
 const servers = useServers({ mongo: false });
 
 test('a loaded run: packed with its load rejects, verified without databases, listed loaded, kept by clean', async (t) => {
-  const url = await servers.postgres.createDatabase(t.name);
-  const run = await realRun();
-  t.after(() => rm(run.cwd, { recursive: true, force: true }));
-  const model = await loadPipeline(run.pipelineFile);
-  await createTables(url, model);
-  await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres: { connectionString: url, host: '', port: 0, database: '', user: '', password: null } });
+  const { url, run } = await loadedRealRun(t);
   const manifest = await readManifest(run.paths);
   assert.equal(manifest.stages.load?.status, 'done');
   // User 3 was rejected by transform (no name): its link row has no user to point at.
@@ -62,17 +57,20 @@ test('a loaded run: packed with its load rejects, verified without databases, li
   assert.match(cleaned.kept[0]!.reasons.join(), /newest loaded run/);
 });
 
-/** A real run loaded with `--tables users,events` (2 of its 4 tables) into a fresh database. */
-async function partlyLoadedRun(t: TestContext) {
+/** A real run loaded (with `tables`: only those) into a fresh database, removed when the test ends. */
+async function loadedRealRun(t: TestContext, tables?: readonly string[]) {
   const url = await servers.postgres.createDatabase(t.name);
   const run = await realRun();
   t.after(() => rm(run.cwd, { recursive: true, force: true }));
   const model = await loadPipeline(run.pipelineFile);
   await createTables(url, model);
   const postgres = { connectionString: url, host: '', port: 0, database: '', user: '', password: null };
-  await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres, tables: ['users', 'events'] });
+  await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres, ...(tables ? { tables: [...tables] } : {}) });
   return { url, run, model, postgres };
 }
+
+/** A real run loaded with `--tables users,events` (2 of its 4 tables) into a fresh database. */
+const partlyLoadedRun = (t: TestContext) => loadedRealRun(t, ['users', 'events']);
 
 /** The run's line in `etl runs` and its entry in `etl runs --json`. */
 function listed(run: RealRun, env: Record<string, string>) {
@@ -120,13 +118,7 @@ test('a partly loaded run whose files are gone is listed from etl_runs as partly
 });
 
 test('etl clean: a nightly run whose load failed goes once the next night\'s incremental run is loaded into the same database', async (t) => {
-  const url = await servers.postgres.createDatabase(t.name);
-  const first = await realRun();
-  t.after(() => rm(first.cwd, { recursive: true, force: true }));
-  const model = await loadPipeline(first.pipelineFile);
-  await createTables(url, model);
-  const postgres = { connectionString: url, host: '', port: 0, database: '', user: '', password: null };
-  await runLoad({ model, stagingDir: first.stagingDir, runId: first.runId, postgres });
+  const { url, run: first, model, postgres } = await loadedRealRun(t);
   // What `etl run` does each night: extract from the stored watermarks, transform, load.
   const nightly = async () => {
     const { runId } = await runExtract({ model, stagingDir: first.stagingDir, source: { kind: 'dump', path: path.join(first.cwd, 'dump', 'wappizy') }, postgres });
@@ -181,12 +173,7 @@ test('etl runs: a run transformed with --tables users, then loaded, is listed lo
 });
 
 test('verify: load figures edited in the manifest (one more row inserted than staged) are named, table and identity', async (t) => {
-  const url = await servers.postgres.createDatabase(t.name);
-  const run = await realRun();
-  t.after(() => rm(run.cwd, { recursive: true, force: true }));
-  const model = await loadPipeline(run.pipelineFile);
-  await createTables(url, model);
-  await runLoad({ model, stagingDir: run.stagingDir, runId: run.runId, postgres: { connectionString: url, host: '', port: 0, database: '', user: '', password: null } });
+  const { run } = await loadedRealRun(t);
   const before = etlSync(['verify', run.paths.dir, '--json'], { cwd: run.cwd });
   assert.equal(before.code, 0, before.stdout + before.stderr);
   const holds = (JSON.parse(before.stdout) as VerifyReport).identities.filter((i) => i.name.startsWith('load: staged = inserted'));
