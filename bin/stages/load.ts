@@ -151,8 +151,11 @@ export function loadNotes(ctx: CommandContext, r: LoadReport): void {
     if (r.truncated.length) ctx.stdout.write(`${color.yellow('truncated (TRUNCATE … CASCADE):')} ${r.truncated.join(', ')}\n`);
     if (r.skipped.length) ctx.stdout.write(`already loaded from this run, skipped: ${r.skipped.map((s) => s.table).join(', ')}\n`);
     const settled = r.settled.filter((x) => x.deleted + x.nulled + x.pending.landed + x.pending.resolved > 0);
-    if (settled.length) ctx.stdout.write(`also changed (tables this run did not stage): ${settled.map((x) => `${x.table} ${count(x.deleted)} deleted, ${count(x.nulled)} nulled, ${count(x.pending.landed)} landed, ${count(x.pending.resolved)} resolved`).join('; ')}\n`);
-    const arrived = pendingSettled(r.tables);
+    const changed = figuresPerTable(settled, (x) => [[x.deleted, 'deleted'], [x.nulled, 'nulled'], [x.pending.landed, 'landed'], [x.pending.resolved, 'resolved']], { zeros: true });
+    if (changed) ctx.stdout.write(`also changed (tables this run did not stage): ${changed}\n`);
+    // The staged tables' rows held back by earlier loads that landed in this one, and their references
+    // NULLed by earlier loads that it set: the table's columns (the batch's figures) do not count them.
+    const arrived = figuresPerTable(r.tables, (t) => (t.pending ? [[t.pending.landed, 'landed'], [t.pending.resolved, 'resolved']] : []), { zeros: false });
     if (arrived) ctx.stdout.write(`pending settled by this load (the referenced row arrived; not in inserted or updated): ${arrived}\n`);
     const orphaned = r.tables.filter((t) => t.orphaned > 0);
     if (orphaned.length) ctx.stdout.write(`references set NULL because this load deleted the row they point at (orphaned): ${orphaned.map((t) => `${t.table} ${count(t.orphaned)}`).join(', ')}\n`);
@@ -163,22 +166,14 @@ export function loadNotes(ctx: CommandContext, r: LoadReport): void {
 }
 
 /**
- * `users 1 resolved; user_companies 2 landed`: the staged tables' rows held back by earlier loads that
- * landed in this one and their references NULLed by earlier loads that it set, which the table's
- * columns (the batch's figures) do not count; '' when there are none.
+ * `users 1 landed, 2 resolved; user_companies 1 landed`: each table's figures (with `zeros: false`,
+ * those that are 0 left out, and a table with none left out); '' when no table is left.
  */
-function pendingSettled(tables: LoadReport['tables']): string {
-  const figures = (t: LoadReport['tables'][number]): string[] => {
-    if (!t.pending) return [];
-    const parts: string[] = [];
-    if (t.pending.landed > 0) parts.push(`${count(t.pending.landed)} landed`);
-    if (t.pending.resolved > 0) parts.push(`${count(t.pending.resolved)} resolved`);
-    return parts;
-  };
+function figuresPerTable<T extends { readonly table: string }>(tables: readonly T[], figuresOf: (t: T) => [number, string][], options: { zeros: boolean }): string {
   return tables
-    .map((t) => ({ table: t.table, parts: figures(t) }))
+    .map((t) => ({ table: t.table, parts: figuresOf(t).filter(([n]) => options.zeros || n > 0) }))
     .filter((x) => x.parts.length > 0)
-    .map((x) => `${x.table} ${x.parts.join(', ')}`)
+    .map((x) => `${x.table} ${x.parts.map(([n, label]) => `${count(n)} ${label}`).join(', ')}`)
     .join('; ');
 }
 
