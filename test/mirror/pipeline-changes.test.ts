@@ -1,0 +1,59 @@
+// Edits of pipeline.yaml the randomized proof (evolution-randomized.test.ts, pipeline-edits.ts) does
+// not draw, each made as a user would between two runs, through the real CLI, FerretDB and
+// PostgreSQL: a full run with the shipped pipeline.yaml, the edit, `etl schema --yes` where the
+// README says to run it, then incremental runs with the edited file. After each incremental run
+// every table must equal a fresh database filled by `etl run --full` with the edited pipeline.yaml
+// (Mirror.referenceRun, assertMirrors).
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { etl, type CliResult } from '../harness/cli.ts';
+import { useServers } from '../harness/index.ts';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import { assertMirrors, Mirror, PIPELINE } from './harness.ts';
+
+const servers = useServers();
+const SCALE = 200;
+
+/** The text with `before` (which must be there, once) replaced by `after`. */
+function edited(text: string, before: string, after: string): string {
+  assert.equal(text.split(before).length, 2, `the shipped pipeline.yaml holds ${JSON.stringify(before)} once`);
+  return text.replace(before, after);
+}
+
+/** A mirror loaded in full with the shipped pipeline.yaml, copied to `<work>/pipeline.yaml` for the test to edit. */
+async function loaded(t: Parameters<typeof Mirror.open>[0]): Promise<{ m: Mirror; file: string; text: string }> {
+  const m = await Mirror.open(t, servers);
+  await m.sample(SCALE, 5);
+  const file = path.join(m.work, 'pipeline.yaml');
+  const text = await readFile(PIPELINE, 'utf8');
+  await writeFile(file, text);
+  await m.incremental(['--propagate-deletes'], file);
+  return { m, file, text };
+}
+
+function schema(m: Mirror, file: string, extra: readonly string[] = []): Promise<CliResult> {
+  return etl(['schema', '--pipeline', file, '--database-url', m.incrementalUrl, '--yes', ...extra]);
+}
+
+/** Every table of the incremental database equals a full run of MongoDB as it is, with `file`. */
+async function assertEqualsFullRun(m: Mirror, file: string, context: string): Promise<void> {
+  const reference = await m.referenceRun(file);
+  await assertMirrors(await loadPipeline(file), m.incrementalUrl, reference.url, { examples: 5, context });
+}
+
+test('force_reimport and truncate_before_import set on a table others reference: the tables its TRUNCATE … CASCADE empties are read in full by the same run, every run', async (t) => {
+  const { m, file, text } = await loaded(t);
+  // companies is referenced by users and events, and through users by most tables.
+  await writeFile(file, edited(text, '        nullable: false\n    export_order: 1\n\n  offers:', '        nullable: false\n    force_reimport: true\n    truncate_before_import: true\n    export_order: 1\n\n  offers:'));
+  assert.equal((await schema(m, file)).code, 0);
+  const status = await etl(m.incrementalArgs('status', [], file), { env: m.incrementalEnv });
+  assert.match(status.stdout, /full read, emptied by TRUNCATE companies CASCADE: [^\n]*\busers\b/, `etl status says what the next run reads in full:\n${status.output}`);
+  for (const run of [1, 2]) {
+    const report = await m.incremental(['--propagate-deletes'], file);
+    const users = report.extract.collections.find((c) => c.collection === 'users')!;
+    assert.equal(users.watermark.from, null, `run ${run}: users, emptied by TRUNCATE companies CASCADE, is read in full`);
+    await assertEqualsFullRun(m, file, `run ${run} after force_reimport + truncate_before_import on companies`);
+  }
+});
