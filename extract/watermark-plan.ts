@@ -2,7 +2,7 @@
 // after a watermark W (the seed's `$gte` filter, inclusive so nothing at the boundary is lost), plus
 // those a date cannot place (see incrementalQuery).
 //
-// Per table: model/read-plan.ts (--full, force_reimport, --since, a changed mapping, the watermark
+// Per table: model/read-plan.ts (--full, force_reimport, a TRUNCATE … CASCADE of the run, --since, a changed mapping, the watermark
 // and thresholds). Per collection: the earliest W of the tables it feeds; full as soon as one of them
 // is full — so a table whose mapping changed makes its whole collection read in full, and every
 // table of that collection is then read in full (recorded per table as `full_read`).
@@ -11,7 +11,7 @@ import { documentIdValue } from '../staging/document-identity.ts';
 import type { CollectionModel, PipelineModel, TableModel } from '../model/types.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
 import type { ExtractMappingRecord } from '../staging/manifest-extract.ts';
-import { collectionFrom, coversFullExtent, planTableRead, type TablePlan } from '../model/read-plan.ts';
+import { collectionFrom, coversFullExtent, planTableRead, truncatingTable, type TablePlan } from '../model/read-plan.ts';
 
 export type { MappingState, TablePlan, WatermarkReason } from '../model/read-plan.ts';
 
@@ -78,6 +78,7 @@ export function planTable(table: TableModel, input: PlanInput): TablePlan {
     fingerprint: tableFingerprint(table, input.model.settings),
     pipelineSha256: input.model.sha256,
     checkMapping: input.fingerprints !== undefined,
+    truncatedBy: truncatingTable(input.model, table.name, input.tables),
   });
 }
 

@@ -9,7 +9,7 @@ import { describePostgres, type PostgresConfig } from '../connect/config.ts';
 import { connectPostgres, inTransaction } from '../connect/postgres.ts';
 import type { PipelineModel } from '../model/types.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
-import { collectionFrom, planTableRead, type MappingState, type TablePlan, type WatermarkReason } from '../model/read-plan.ts';
+import { collectionFrom, planTableRead, truncatingTable, type MappingState, type TablePlan, type WatermarkReason } from '../model/read-plan.ts';
 import { checkDrift, type DriftFinding } from '../schema/drift.ts';
 import { StateReads, type LastRunRow, type WatermarkRow } from '../schema/state-reads.ts';
 import { listRunIds } from '../staging/run-folder.ts';
@@ -65,6 +65,8 @@ export interface NextRead {
   readonly reason: WatermarkReason;
   /** The collection is read in full because of these other tables it feeds (their reason applies). */
   readonly fullBecauseOf: readonly string[];
+  /** Reason truncate_cascade: the table whose TRUNCATE … CASCADE empties this one. */
+  readonly truncatedBy?: string;
 }
 
 export interface StagedRunStatus {
@@ -223,6 +225,7 @@ function nextReads(model: PipelineModel, stored: ReadonlyMap<string, WatermarkRo
         fingerprint: tableFingerprint(table, model.settings),
         pipelineSha256: model.sha256,
         checkMapping: true,
+        truncatedBy: truncatingTable(model, name, model.loadOrder),
       }),
     );
   }
@@ -232,7 +235,7 @@ function nextReads(model: PipelineModel, stored: ReadonlyMap<string, WatermarkRo
     const from = collectionFrom(tablePlans);
     for (const p of tablePlans) {
       const fullBecauseOf = from === null && p.from !== null ? tablePlans.filter((o) => o.from === null).map((o) => o.table) : [];
-      out.set(p.table, { mapping: p.mapping, next: { from: from?.toISOString() ?? null, reason: p.reason, fullBecauseOf } });
+      out.set(p.table, { mapping: p.mapping, next: { from: from?.toISOString() ?? null, reason: p.reason, fullBecauseOf, ...(p.truncatedBy ? { truncatedBy: p.truncatedBy } : {}) } });
     }
   }
   return out;
@@ -309,6 +312,7 @@ function nextReadLabel(t: Pick<TableStatus, 'mapping' | 'next'>): string {
   }
   if (next.reason === 'never_loaded') return 'full read, never loaded';
   if (next.reason === 'force_reimport') return 'full read, force_reimport';
+  if (next.reason === 'truncate_cascade') return `full read, emptied by TRUNCATE ${next.truncatedBy} CASCADE`;
   if (next.from === null) return `full read with ${next.fullBecauseOf.join(', ')} (same collection)`;
   return 'incremental';
 }

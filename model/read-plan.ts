@@ -5,6 +5,10 @@
 // Per table (precedence, first that applies):
 //   --full                      → full
 //   force_reimport: true        → full (a truncate_before_import table must never get a partial read)
+//   emptied by a TRUNCATE       → full, when the table references (through pipeline.yaml's foreign
+//                                 keys, transitively) a force_reimport + truncate_before_import table
+//                                 the same run loads: its TRUNCATE … CASCADE empties this table before
+//                                 it is loaded, so only a full read gives it back its rows
 //   --since D                   → D (explicit: the mapping is not checked; see below)
 //   mapping changed             → full, when the fingerprint stored with the watermark differs
 //                                 from the current one, or the watermark was stored by a version that
@@ -22,11 +26,12 @@
 // load records the fingerprint); other bytes → unknown whether this table's mapping changed, so it is
 // treated as changed (`unrecorded`: read in full once) rather than risk a column never backfilled.
 import { PARTIAL } from './fingerprint.ts';
-import type { TableModel } from './types.ts';
+import type { PipelineModel, TableModel } from './types.ts';
 
 export type WatermarkReason =
   | 'full_flag'
   | 'force_reimport'
+  | 'truncate_cascade'
   | 'since'
   | 'mapping_changed'
   | 'watermark'
@@ -63,6 +68,8 @@ export interface TablePlan {
   readonly fingerprint: string;
   readonly storedFingerprint: string | null;
   readonly mapping: MappingState;
+  /** The force_reimport + truncate_before_import table whose TRUNCATE … CASCADE empties this one in the same run (reason truncate_cascade). */
+  readonly truncatedBy?: string;
 }
 
 export interface TablePlanInput {
@@ -77,6 +84,8 @@ export interface TablePlanInput {
   readonly pipelineSha256: string;
   /** False when the stored fingerprint was not read: the mapping is then `unknown` and not checked. */
   readonly checkMapping: boolean;
+  /** The table the same run truncates with CASCADE, emptying this one (truncatingTable), if any. */
+  readonly truncatedBy?: string | null;
 }
 
 function mappingState(stored: StoredState | null, fingerprint: string, pipelineSha256: string): MappingState {
@@ -100,12 +109,36 @@ export function planTableRead(table: TableModel, input: TablePlanInput): TablePl
   const base = { table: table.name, stored, threshold, fingerprint: input.fingerprint, storedFingerprint: input.stored?.fingerprint ?? null, mapping };
   if (input.full) return { ...base, from: null, reason: 'full_flag' };
   if (table.forceReimport) return { ...base, from: null, reason: 'force_reimport' };
+  if (input.truncatedBy) return { ...base, from: null, reason: 'truncate_cascade', truncatedBy: input.truncatedBy };
   if (input.since) return { ...base, from: input.since, reason: 'since' };
   if (mapping === 'changed' || mapping === 'unrecorded' || mapping === 'partial') return { ...base, from: null, reason: 'mapping_changed' };
   if (stored && threshold) return { ...base, from: minDate(stored, threshold), reason: 'watermark_and_threshold' };
   if (stored) return { ...base, from: stored, reason: 'watermark' };
   if (threshold) return { ...base, from: threshold, reason: 'threshold' };
   return { ...base, from: null, reason: 'never_loaded' };
+}
+
+/**
+ * The force_reimport + truncate_before_import table among `tables` (a run's tables) whose TRUNCATE …
+ * CASCADE empties `name`: one it references through pipeline.yaml's foreign keys, directly or through
+ * other tables (load/truncate.ts empties the same set, found in the catalogs). Null when none: the
+ * table keeps its rows. A table's own truncation is force_reimport's, not this.
+ */
+export function truncatingTable(model: PipelineModel, name: string, tables: readonly string[]): string | null {
+  const truncating = (t: string): boolean => tables.includes(t) && model.tables.get(t)?.forceReimport === true && model.tables.get(t)?.truncateBeforeImport === true;
+  const seen = new Set<string>([name]);
+  const queue = [name];
+  while (queue.length > 0) {
+    const table = model.tables.get(queue.shift()!);
+    for (const c of table?.columns ?? []) {
+      const referenced = c.foreignKey?.table;
+      if (referenced === undefined || seen.has(referenced)) continue;
+      if (truncating(referenced)) return referenced;
+      seen.add(referenced);
+      queue.push(referenced);
+    }
+  }
+  return null;
 }
 
 /** What a collection read for these tables starts from: the earliest, or full (null) as soon as one is full. */
