@@ -57,3 +57,16 @@ test('force_reimport and truncate_before_import set on a table others reference:
     await assertEqualsFullRun(m, file, `run ${run} after force_reimport + truncate_before_import on companies`);
   }
 });
+
+test('a column added to pipeline.yaml and `etl run` without `etl schema`: the load stops saying to run etl schema; after it, the next run fills the column as a full run does', async (t) => {
+  const { m, file, text } = await loaded(t);
+  await writeFile(file, edited(text, '      - name: role\n        sql_type: VARCHAR(100)\n        nullable: false\n', '      - name: role\n        sql_type: VARCHAR(100)\n        nullable: false\n      - name: gender\n        sql_type: VARCHAR(10)\n'));
+  const refused = await etl(m.incrementalArgs('run', ['--propagate-deletes'], file), { env: m.incrementalEnv });
+  assert.equal(refused.code, 1, refused.output);
+  assert.match(refused.stderr, /column "gender" of relation "users" does not exist/, refused.stderr);
+  assert.match(refused.stderr, /hint: .*run `etl schema`/, `the hint says what to do:\n${refused.stderr}`);
+  assert.doesNotMatch(refused.output, /^\s+at /m, refused.output);
+  assert.equal((await schema(m, file)).code, 0);
+  await m.incremental(['--propagate-deletes'], file);
+  await assertEqualsFullRun(m, file, 'users.gender added, run refused, etl schema, then run');
+});
