@@ -94,6 +94,8 @@ function hintFor(code: string | undefined, hasLine: boolean, table: string | und
     const gone = table && column ? `; if "${table}"."${column}" is no longer in pipeline.yaml, run \`etl schema\` (it drops that NOT NULL; --allow drop-column:${table}.${column} drops the column), then load again` : '';
     return `${base}; a NOT NULL column has no value: make it nullable in pipeline.yaml or fix the source${gone}`;
   }
+  // pipeline.yaml gained a column the database lacks: `etl schema` adds it (README, schema evolution).
+  if (code === '42703') return `${base}; the table lacks a column pipeline.yaml names: run \`etl schema\` (it adds the columns pipeline.yaml gained), then load again`;
   if (code === '23505') return `${base}; a unique constraint of the table does not hold for the staged rows`;
   // The user etl connects as may read but not write (a reporting role, a read replica's user).
   if (code === '42501') return `${base}; ${PRIVILEGE_HINT}`;
