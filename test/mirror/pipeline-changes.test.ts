@@ -70,3 +70,26 @@ test('a column added to pipeline.yaml and `etl run` without `etl schema`: the lo
   await m.incremental(['--propagate-deletes'], file);
   await assertEqualsFullRun(m, file, 'users.gender added, run refused, etl schema, then run');
 });
+
+test('a type narrowed in pipeline.yaml while a run transformed before waits: `etl load` of that run says to transform it again (not to widen the type back); done so, then `etl run`, the tables equal a full run', async (t) => {
+  const { m, file, text } = await loaded(t);
+  const db = await m.db();
+  await db.collection('messages').updateMany({}, { $set: { update_date: new Date() } });
+  const extract = await etl(m.incrementalArgs('extract', ['--json'], file), { env: m.incrementalEnv });
+  assert.equal(extract.code, 0, extract.output);
+  const runId = (JSON.parse(extract.stdout) as { runId: string }).runId;
+  assert.equal((await etl(m.incrementalArgs('transform', [], file), { env: m.incrementalEnv })).code, 0);
+  await writeFile(file, edited(text, '      - name: content\n        sql_type: TEXT\n', '      - name: content\n        sql_type: VARCHAR(20)\n'));
+  const narrowed = await schema(m, file, ['--allow', 'type:messages.content']);
+  assert.equal(narrowed.code, 0, narrowed.output);
+  const refused = await etl(m.incrementalArgs('load', [], file), { env: m.incrementalEnv });
+  assert.equal(refused.code, 1, refused.output);
+  assert.match(refused.stderr, /value too long for type character varying\(20\)/, refused.stderr);
+  assert.ok(refused.stderr.includes(`transform it again with this one (\`etl transform --run ${runId} --allow-pipeline-change\`)`), `the hint names the cause and the command:\n${refused.stderr}`);
+  const again = await etl(m.incrementalArgs('transform', ['--run', runId, '--allow-pipeline-change'], file), { env: m.incrementalEnv });
+  assert.equal(again.code, 0, again.output);
+  const load = await etl(m.incrementalArgs('load', ['--run', runId], file), { env: m.incrementalEnv });
+  assert.equal(load.code, 0, load.output);
+  await m.incremental(['--propagate-deletes'], file);
+  await assertEqualsFullRun(m, file, 'messages.content narrowed, the waiting run transformed again and loaded, then a run');
+});
