@@ -70,6 +70,27 @@ export function toLoadError(error: unknown, place: FailurePlace, secrets: readon
   });
 }
 
+/**
+ * A value PostgreSQL refused (a data or constraint error, SQLSTATE class 22 or 23) from a run
+ * transformed with another pipeline.yaml than the current one: pipeline.yaml was edited and `etl
+ * schema` applied it (a narrowed type, a NOT NULL) after the run's transform, whose files follow the
+ * old mapping. The hint for the value alone ("widen sql_type in pipeline.yaml") would undo the
+ * edit; what fixes it is transforming the run again with the current pipeline.yaml.
+ */
+export function withStaleTransformHint(failure: EtlError, run: { readonly runId: string; readonly transformedWith: string | undefined; readonly current: string }): EtlError {
+  const state = failure instanceof LoadError ? failure.pg?.sqlState : undefined;
+  if (!run.transformedWith || run.transformedWith === run.current || !(state?.startsWith('22') || state?.startsWith('23'))) return failure;
+  const stale =
+    `run ${run.runId} was transformed with another pipeline.yaml than this one (sha256 ${run.transformedWith.slice(0, 12)}…), so its files follow the mapping of then: ` +
+    `transform it again with this one (\`etl transform --run ${run.runId} --allow-pipeline-change\`) and load it, or run \`etl run\``;
+  return new LoadError(failure.code, failure.message, {
+    context: failure.context,
+    pg: (failure as LoadError).pg ?? undefined,
+    hint: failure.hint ? `${failure.hint}; ${stale}` : stale,
+    cause: failure.cause,
+  });
+}
+
 const ROLLED_BACK = 'nothing was changed in PostgreSQL (the load was rolled back)';
 
 /**

@@ -29,6 +29,7 @@ import { tablesWithGone } from './gone-documents.ts';
 import { settleAbandonedLoads } from './abandoned-loads.ts';
 import { sweepAbandoned } from '../staging/run-writer.ts';
 import { BULK_ROWS } from './merge.ts';
+import { withStaleTransformHint } from './errors.ts';
 import { loadTables, type TablesOutcome } from './tables.ts';
 import { refuseOlderRun } from './older-run.ts';
 
@@ -78,7 +79,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     await markDone(plan.paths, report, rejects, plan.manifest.stages.load);
     return report;
   } catch (error) {
-    const failure = session.failure(error);
+    const failure = await staleTransformHint(start, session.failure(error));
     for (const r of outcome.value?.rejects ?? []) await r.sink.discard().catch(() => undefined);
     await session.close();
     await marked.failed(failure);
@@ -86,6 +87,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   } finally {
     await session.close();
   }
+}
+
+/** The failure, its hint naming the cause when the run was transformed with another pipeline.yaml (`etl load` only: `etl run` transforms with the current one). */
+async function staleTransformHint(start: LoadStart, failure: EtlError): Promise<EtlError> {
+  if (start.fed) return failure;
+  const plan = await start.final().catch(() => null);
+  if (!plan) return failure;
+  const transformedWith = plan.manifest.stages.transform?.pipeline_sha256 ?? plan.manifest.pipeline_sha256;
+  return withStaleTransformHint(failure, { runId: start.paths.runId, transformedWith, current: start.model.sha256 });
 }
 
 /**
