@@ -93,3 +93,26 @@ test('a type narrowed in pipeline.yaml while a run transformed before waits: `et
   await m.incremental(['--propagate-deletes'], file);
   await assertEqualsFullRun(m, file, 'messages.content narrowed, the waiting run transformed again and loaded, then a run');
 });
+
+/** menu_recipes made one row per menurecipes document: strategy upsert, a new `id` column from `_id` as its primary key, the (menu_id, recipe_id) key gone. */
+function menuRecipesByDocument(text: string): string {
+  const keyed = edited(text, '    strategy: dedupe\n    dedupe_key: [menu_id, recipe_id]\n    latest_by: updated_at\n    columns:\n      - name: menu_id\n', '    columns:\n      - name: id\n        sql_type: VARCHAR\n        primary_key: true\n      - name: menu_id\n');
+  return edited(keyed, '      menu: menu_id\n      recipe: recipe_id\n      creation_date: created_at\n      update_date: updated_at\n    unique_constraints:\n      - [menu_id, recipe_id]\n', '      _id: id\n      menu: menu_id\n      recipe: recipe_id\n      creation_date: created_at\n      update_date: updated_at\n');
+}
+
+test('a primary key on a column pipeline.yaml adds to a table holding rows: etl schema refuses it before changing anything, naming the --allow that empties the table; with it, the next run fills the table as a full run does', async (t) => {
+  const { m, file, text } = await loaded(t);
+  await writeFile(file, menuRecipesByDocument(text));
+  const refused = await schema(m, file);
+  assert.equal(refused.code, 1, refused.output);
+  assert.doesNotMatch(refused.output, /schema_create_failed/, `the rows are checked before anything is applied:\n${refused.output}`);
+  assert.match(refused.output, /--allow not-null:menu_recipes\.id/, `etl schema names the flag that makes way for the key:\n${refused.output}`);
+  const unchanged = await etl(['schema', '--pipeline', file, '--database-url', m.incrementalUrl, '--check']);
+  assert.match(unchanged.stdout, /column "menu_recipes"\."id" is missing/, `nothing was applied:\n${unchanged.output}`);
+  const applied = await schema(m, file, ['--allow', 'not-null:menu_recipes.id']);
+  assert.equal(applied.code, 0, applied.output);
+  await m.incremental(['--propagate-deletes'], file);
+  await assertEqualsFullRun(m, file, 'menu_recipes keyed by a new id column');
+  const check = await etl(['schema', '--pipeline', file, '--database-url', m.incrementalUrl, '--check']);
+  assert.equal(check.code, 0, `the database matches pipeline.yaml:\n${check.output}`);
+});
