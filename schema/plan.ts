@@ -15,7 +15,7 @@ import { readTables, type LiveTable } from './catalog.ts';
 import { compiled, ident, runSql } from './sql.ts';
 import { contributionsTableName, createStateIndexSql, stateTables } from './state-tables.ts';
 import { APPLY_ORDER, isWidening, type DataProblem, type SchemaChange, type SchemaPlan } from './changes.ts';
-import { duplicates, hasRows, inputCheck, notConvertibleCondition, notConvertibleCount, nullCount, orphans, referencingRows, type InputCheck } from './probes.ts';
+import { duplicates, hasRows, inputCheck, notConvertibleCondition, notConvertibleCount, nullCount, orphans, referencingRows, rowCount, type InputCheck } from './probes.ts';
 
 type Queryable = pg.Client;
 
@@ -26,6 +26,8 @@ interface Context {
   readonly allow: ReadonlySet<string>;
   /** Columns that do not exist yet (added or renamed to by this plan): nothing to validate in them. */
   readonly fresh: Set<string>;
+  /** Of those, the columns added empty (not renamed to): every row of the table holds NULL in them. */
+  readonly empty: Set<string>;
   /** Tables etl has loaded (a watermark in etl_watermarks), with the fingerprint stored. */
   readonly loaded: ReadonlyMap<string, string | null>;
   /** How values are checked against a new type, made ready on first use (schema/probes.ts). */
@@ -44,7 +46,7 @@ export async function planSchema(client: Queryable, model: PipelineModel, allow:
   const drift = await checkDrift(client, model);
   const live = await readTables(client, [...model.loadOrder]);
   const cleanup: string[] = [];
-  const ctx: Context = { client, model, live, allow: new Set(allow), fresh: new Set(), loaded: await loadedTables(client), inputCheck: once(() => readyInputCheck(client, cleanup)) };
+  const ctx: Context = { client, model, live, allow: new Set(allow), fresh: new Set(), empty: new Set(), loaded: await loadedTables(client), inputCheck: once(() => readyInputCheck(client, cleanup)) };
   const changes: SchemaChange[] = [];
   const problems: DataProblem[] = [];
   const renames = renameCandidates(model, drift.findings);
@@ -52,7 +54,12 @@ export async function planSchema(client: Queryable, model: PipelineModel, allow:
     changes.push(renameChange(r));
     ctx.fresh.add(`${r.table}.${r.add}`);
   }
-  for (const f of drift.findings) if (f.kind === 'missing_column') ctx.fresh.add(`${f.table}.${f.column}`);
+  for (const f of drift.findings) {
+    if (f.kind !== 'missing_column') continue;
+    ctx.fresh.add(`${f.table}.${f.column}`);
+    const rename = renames.get(`add:${f.table}.${f.column}`);
+    if (!rename || !ctx.allow.has(renameChange(rename).allow!)) ctx.empty.add(`${f.table}.${f.column}`);
+  }
   for (const f of drift.findings) {
     const t = model.tables.get(f.table);
     const out = t ? await dataTableChange(ctx, t, f, renames, problems) : await stateTableChange(ctx, f);
@@ -177,6 +184,8 @@ async function addColumn(ctx: Context, t: TableModel, c: ColumnModel, rename: Re
   let sql = addColumnSql(t, c);
   let message = `column "${t.name}"."${c.name}" is missing: added; the next run reads ${t.collection} in full to fill it (mapping changed)`;
   if (!c.nullable && (await hasRows(ctx.client, t.name))) {
+    const emptied = await emptiedForKey(ctx, t, c);
+    if (emptied) return emptied;
     // The rows there have no value yet: NOT NULL follows once a run has filled the column.
     sql = addColumnSql(t, { ...c, nullable: true });
     message += '; NOT NULL once filled: run `etl schema` again after that run';
@@ -188,6 +197,30 @@ async function addColumn(ctx: Context, t: TableModel, c: ColumnModel, rename: Re
     allow: `add-column:${t.name}.${c.name}`,
     alsoAllowedBy: [`drop-column:${t.name}.${rename.drop}`],
     risk: `it may be the rename of "${rename.drop}" (rename-column:${t.name}.${rename.drop}=${c.name} keeps its values); added as a new column, it starts empty`,
+  };
+}
+
+/**
+ * A primary key column pipeline.yaml adds to a table holding rows: no run can fill it before the key
+ * exists (load merges on the key), and the key cannot hold the rows' NULLs. With --allow
+ * not-null:<table>.<column> the rows go first (the table's mapping changed, so the next run reads it
+ * in full and loads every row again), then the column is added NOT NULL and the key after it
+ * (clearedOfNulls). Null otherwise: the key's check then refuses the plan (validated).
+ */
+async function emptiedForKey(ctx: Context, t: TableModel, c: ColumnModel): Promise<SchemaChange | null> {
+  const allow = `not-null:${t.name}.${c.name}`;
+  if (!t.primaryKey.includes(c.name) || !ctx.allow.has(allow) || !(await clearedOfNulls(ctx, t, [c.name])).has(c.name)) return null;
+  const rows = await rowCount(ctx.client, t.name);
+  return {
+    kind: 'add_column',
+    table: t.name,
+    column: c.name,
+    message: `column "${t.name}"."${c.name}" of the primary key is missing, and the ${rows} row(s) there have no value for it`,
+    sql: [`DELETE FROM ${ident(t.name)}`, addColumnSql(t, c)],
+    allow,
+    risk: `the ${rows} row(s) are deleted, then the column is added NOT NULL; the next run reads ${t.collection} in full and loads every row again`,
+    deletesRows: rows,
+    neededByLoad: true,
   };
 }
 
@@ -336,10 +369,17 @@ async function primaryKey(ctx: Context, t: TableModel, f: DriftFinding, problems
   if ((change.allow !== null && !ctx.allow.has(change.allow)) || add.length === 0) return [change];
   const columns = keyColumns(t, f);
   const cleared = await clearedOfNulls(ctx, t, columns);
-  const nulls = await Promise.all(columns.map((c) => (ctx.fresh.has(`${t.name}.${c}`) || cleared.has(c) ? 0 : nullCount(ctx.client, t.name, c))));
+  const nulls = await Promise.all(columns.map((c) => keyNulls(ctx, t, c, cleared)));
   const rekeyed = nulls.every((n) => n === 0) ? await rekeyedDedupeKey(ctx, t, columns, change) : null;
   if (rekeyed) return [rekeyed];
   return (await validated(ctx, t, f, problems, nulls)) ? [change] : [];
+}
+
+/** The rows holding NULL in a key column: all of them in a column added empty, none in one renamed to or cleared first. */
+async function keyNulls(ctx: Context, t: TableModel, column: string, cleared: ReadonlySet<string>): Promise<number> {
+  if (cleared.has(column)) return 0;
+  if (ctx.empty.has(`${t.name}.${column}`)) return rowCount(ctx.client, t.name);
+  return ctx.fresh.has(`${t.name}.${column}`) ? 0 : nullCount(ctx.client, t.name, column);
 }
 
 /**
@@ -351,7 +391,9 @@ async function clearedOfNulls(ctx: Context, t: TableModel, columns: readonly str
   const out = new Set<string>();
   for (const c of columns) {
     if (!ctx.allow.has(`not-null:${t.name}.${c}`) || t.columns.find((x) => x.name === c)?.nullable !== false) continue;
-    if (Object.keys(await referencingRows(ctx.client, t.name, `${ident(c)} IS NULL`)).length === 0) out.add(c);
+    // A column added empty is NULL in every row (emptiedForKey deletes them all).
+    const condition = ctx.empty.has(`${t.name}.${c}`) ? 'true' : `${ident(c)} IS NULL`;
+    if (Object.keys(await referencingRows(ctx.client, t.name, condition)).length === 0) out.add(c);
   }
   return out;
 }
@@ -443,14 +485,22 @@ async function foreignKeyViolations(ctx: Context, t: TableModel, f: DriftFinding
  */
 async function validated(ctx: Context, t: TableModel, f: DriftFinding, problems: DataProblem[], keyNulls: readonly number[] = []): Promise<boolean> {
   const columns = f.kind === 'missing_foreign_key' ? [f.column!] : keyColumns(t, f);
-  if (columns.some((c) => ctx.fresh.has(`${t.name}.${c}`))) return true;
+  // A column this plan adds holds no value to check, but NULL in every row, which a primary key refuses (keyNulls).
+  if (columns.some((c) => ctx.fresh.has(`${t.name}.${c}`)) && keyNulls.every((n) => n === 0)) return true;
   if (f.kind === 'missing_foreign_key') return noteProblem(problems, t, f, await foreignKeyViolations(ctx, t, f));
-  const dupes = await duplicates(ctx.client, t.name, columns);
+  // Duplicates need every column there: a key over a column added empty is refused for its NULLs alone.
+  const dupes = columns.some((c) => ctx.fresh.has(`${t.name}.${c}`)) ? { count: 0, examples: [] as string[] } : await duplicates(ctx.client, t.name, columns);
   if (f.kind === 'primary_key') {
     const n = keyNulls.reduce((a, b) => a + b, 0);
     columns.forEach((c, i) => {
       const nulls = keyNulls[i] ?? 0;
-      if (nulls > 0) dupes.examples.unshift(`${nulls} row(s) hold NULL in "${c}", which a primary key never holds: --allow not-null:${t.name}.${c} deletes them (a full run rejects them)`);
+      if (nulls === 0) return;
+      const fix = `--allow not-null:${t.name}.${c} deletes them`;
+      dupes.examples.unshift(
+        ctx.empty.has(`${t.name}.${c}`)
+          ? `${nulls} row(s) have no value in "${c}", a column this change adds, which a primary key never holds: ${fix} (the next run reads ${t.collection} in full and loads every row again)`
+          : `${nulls} row(s) hold NULL in "${c}", which a primary key never holds: ${fix} (a full run rejects them)`,
+      );
     });
     return noteProblem(problems, t, f, { count: dupes.count + n, examples: dupes.examples });
   }

@@ -11,6 +11,11 @@ export async function hasRows(client: Queryable, table: string): Promise<boolean
   return r.rows[0]!.any;
 }
 
+export async function rowCount(client: Queryable, table: string): Promise<number> {
+  const r = await runSql<{ n: string }>(client, compiled(`SELECT count(*) AS n FROM ${ident(table)}`));
+  return Number(r.rows[0]!.n);
+}
+
 export async function nullCount(client: Queryable, table: string, column: string): Promise<number> {
   const r = await runSql<{ n: string }>(client, compiled(`SELECT count(*) AS n FROM ${ident(table)} WHERE ${ident(column)} IS NULL`));
   return Number(r.rows[0]!.n);
