@@ -116,3 +116,17 @@ test('a primary key on a column pipeline.yaml adds to a table holding rows: etl 
   const check = await etl(['schema', '--pipeline', file, '--database-url', m.incrementalUrl, '--check']);
   assert.equal(check.code, 0, `the database matches pipeline.yaml:\n${check.output}`);
 });
+
+test('a mongo_collection misspelt in pipeline.yaml: etl run stops before deleting the table, and shows the extract warning its hint points at', async (t) => {
+  const { m, file, text } = await loaded(t);
+  await writeFile(file, edited(text, '    mongo_collection: quizzquestions\n', '    mongo_collection: quizzquestion\n'));
+  assert.equal((await schema(m, file)).code, 0);
+  const refused = await etl(m.incrementalArgs('run', [], file), { env: m.incrementalEnv });
+  assert.equal(refused.code, 1, refused.output);
+  assert.match(refused.stderr, /\[delete_all_refused\]/, refused.stderr);
+  assert.match(refused.stderr, /hint: check the source database and collection names \(extract warns about a missing collection\)/, refused.stderr);
+  assert.match(refused.stderr, /warning: quizzquestion: collection "quizzquestion" does not exist in the source/, `the warning the hint points at is shown:\n${refused.stderr}`);
+  await writeFile(file, text);
+  await m.incremental([], file);
+  await assertEqualsFullRun(m, file, 'the name fixed back');
+});
