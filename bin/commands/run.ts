@@ -96,6 +96,8 @@ const command: Command = {
             abandoned,
           },
           load: (runId) => ({ ...loadOptions(flags, env, { runId, tables, postgres }), abandoned }),
+        }, (warnings) => {
+          if (ctx.verbosity !== 'quiet') writeWarnings(ctx, warnings);
         });
       },
       toJson: (r) => ({ ok: true, runId: r.extract.runId, extract: extractJson(r.extract), transform: transformJson(r.transform), load: loadJson(r.load) }),
@@ -126,7 +128,7 @@ interface Running {
  * and records nothing if either fails (their error is the one reported). A load that fails early
  * holds its error until the extract and the transform have ended, as if it had run after them.
  */
-async function overlapped(view: ProgressView, extractOptions: Omit<ExtractOptions, 'onProgress'>, later: Later): Promise<RunReport> {
+async function overlapped(view: ProgressView, extractOptions: Omit<ExtractOptions, 'onProgress'>, later: Later, extractWarnings: (warnings: readonly string[]) => void): Promise<RunReport> {
   const staged = new StagedTables();
   const fed: { run?: Running } = {};
   const extracting = extractStage(view, { ...extractOptions, withDone: (m) => fed.run?.feed.withDone(m) }, (e) => {
@@ -155,6 +157,9 @@ async function overlapped(view: ProgressView, extractOptions: Omit<ExtractOption
   } catch (error) {
     // A failed transform is reported, not the load it stopped.
     await load.catch(() => undefined);
+    // The extract ended: its warnings (a collection missing from the source…) may say why, as the
+    // error's hint may point at them; a finished run prints them with its summary.
+    extractWarnings(extract.warnings);
     throw error;
   }
 }
