@@ -5,8 +5,12 @@
 
 import nodePath from 'node:path';
 
-/** C0 controls but tab and newline, DEL and C1. */
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+/**
+ * C0 controls but tab and newline, DEL and C1; and the bidi formatting characters (ALM, LRM, RLM,
+ * the embeddings and overrides, the isolates): a U+202E in a value turns around everything after it
+ * on its line or in its paragraph, so `id column = value` would read as something else.
+ */
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 export const MAX_LINE = 1_000;
 export const MAX_LINES = 200;

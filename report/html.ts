@@ -1,8 +1,13 @@
 // The few HTML helpers the report needs: every text goes through escapeHtml, tables are built from
 // rows of cells, numbers carry data-* attributes so a test (or an auditor's script) can read them.
+import { escapeControls } from '../errors/printable.ts';
 
+/**
+ * Text as HTML. Its controls are shown as \uXXXX, as on a terminal: a bidi override from the data
+ * would turn the rest of its cell or line around, and a NUL or an escape would be invisible.
+ */
 export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return escapeControls(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 /** A cell: text, or a number (right-aligned, thousands separators, data-value for machines). */

@@ -479,6 +479,20 @@ describe('a manifest\'s source said by etl runs', () => {
   });
 });
 
+describe('a manifest\'s source holding a bidi control, said by etl runs', () => {
+  test('the control is escaped (U+202E turned the rest of the line around on a terminal that orders text by direction)', async (t) => {
+    const staging = await tempDir('etl-source-bidi-', t);
+    const runId = '20240301T100000000Z';
+    await mkdir(path.join(staging, runId));
+    const manifest = { format: 1, run_id: runId, tool_version: '0.1.0', pipeline_sha256: 'x', source: { description: '\u202ed\u2067' }, stages: {} };
+    await writeFile(path.join(staging, runId, 'manifest.json'), JSON.stringify(manifest));
+    const r = await etl(['runs', '--no-ledger', '--staging', staging]);
+    assert.equal(r.code, 0, r.output);
+    assert.doesNotMatch(r.stdout, /[\u202e\u2067]/, 'no bidi control');
+    assert.match(r.stdout, /\\u202ed\\u2067/, 'the controls, escaped');
+  });
+});
+
 describe('a loaded run transformed again with another pipeline.yaml', () => {
   test('is refused: its files stay those its load record and PostgreSQL\'s rows came from (the report said the counts do not reconcile)', async (t) => {
     const url = await servers.postgres.createDatabase(t.name);
@@ -588,5 +602,27 @@ describe('the stage timings of a run loaded in two parts', () => {
     assert.equal(reported.code, 0, reported.output);
     const row = /<tr data-key="load">.*?<\/tr>/s.exec(await readFile(path.join(runPaths(project.stagingDir, runId).dir, 'report.html'), 'utf8'))?.[0] ?? '';
     assert.match(row, new RegExp(`data-field="status">done \\(the last load of the run: events, users loaded by an earlier one at ${earlier}\\)<`), row);
+  });
+});
+
+describe('bidi and terminal controls from the data, in the report', () => {
+  test('are shown as \\uXXXX: an _id holding U+202E no longer turns the rest of its example (column, value) around, nor a dump folder\'s name the source line', async (t) => {
+    const project = await newProject();
+    t.after(() => rm(project.cwd, { recursive: true, force: true }));
+    const collections = sampleCollections();
+    // No name (NOT NULL): rejected at transform, its _id and its column shown as the example.
+    collections.users!.push({ _id: '\u202eevil-id\u2066', email: 'e@example.org', creation_date: new Date('2024-03-01T00:00:00Z'), update_date: new Date('2024-03-01T00:00:00Z') });
+    const dump = path.join(project.cwd, 'dump\u001b[31m\u202e', 'wappizy');
+    await writeDump(dump, collections);
+    for (const args of [['extract', '--source', dump, '--full'], ['transform'], ['report', '--no-ledger']]) {
+      const r = await etl([...args, '--quiet'], { cwd: project.cwd });
+      assert.equal(r.code, 0, `${args[0]}: ${r.output}`);
+    }
+    const runId = (await readdir(project.stagingDir)).find((n) => /^\d{8}T/.test(n))!;
+    const html = await readFile(path.join(runPaths(project.stagingDir, runId).dir, 'report.html'), 'utf8');
+    assert.doesNotMatch(html, /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/, 'no bidi control left to reorder what follows it');
+    assert.doesNotMatch(html, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/, 'no terminal control');
+    assert.match(html, /<li><span class="mono">&quot;\\u202eevil-id\\u2066&quot;<\/span> name = <span class="mono">null<\/span><\/li>/, 'the example, its controls escaped');
+    assert.match(html, /<dt>source<\/dt><dd>mongodump folder [^<]*dump\\u001b\[31m\\u202e\/wappizy/, 'the source, its controls escaped');
   });
 });
