@@ -5,6 +5,7 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { redactText } from '../errors/redact.ts';
+import { printableLine } from '../errors/printable.ts';
 import type { Manifest, StageName } from '../staging/manifest.ts';
 import type { TransformTableRecord } from '../staging/manifest-transform.ts';
 import { reconcile } from '../audit/reconcile.ts';
@@ -46,7 +47,7 @@ export interface RunReportData {
   readonly stages: readonly { readonly stage: StageName; readonly status: string; readonly startedAt: string | null; readonly endedAt: string | null; readonly seconds: number | null }[];
   /** When a stage was killed: what recovers the run and what `etl clean` does with it. */
   readonly hint: string | null;
-  /** Each failed stage: the error its section recorded (scrubbed of credentials) and what to do. */
+  /** Each failed stage: the error its section recorded (scrubbed of credentials, cut to a line's length) and what to do. */
   readonly failures: readonly StageFailure[];
   readonly tables: readonly TableFigures[];
   /** Per collection, the documents extract could not stage (extract/<collection>.rejects.ndjson), by reason. */
@@ -82,8 +83,9 @@ export async function gatherRunReport(paths: RunPaths, manifest: Manifest, histo
   );
   const killed = killedStage(shownStages(manifest));
   const hint = killed ? killedHint(killed, paths.runId) : null;
-  // A report that says "failed" says why; the configured secrets scrubbed again (a manifest from elsewhere).
-  const failures = failedStages(manifest, paths.runId).map((f) => ({ ...f, message: redactText(f.message, secrets) }));
+  // A report that says "failed" says why; the configured secrets scrubbed again (a manifest from elsewhere),
+  // and cut as a terminal line is: PostgreSQL's message may quote a value of any length.
+  const failures = failedStages(manifest, paths.runId).map((f) => ({ ...f, message: printableLine(redactText(f.message, secrets)) }));
   return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), hint, failures, tables, extractRejects, identities: reconcile(manifest), watermarks, history };
 }
 

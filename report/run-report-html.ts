@@ -15,7 +15,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:
 h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.15rem;margin:2rem 0 .5rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 table{border-collapse:collapse;margin:.5rem 0;font-size:13px}th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}.ok{color:#2a7a2a}.bad{color:#b00020;font-weight:600}
-.muted{color:#666}dl{display:grid;grid-template-columns:max-content auto;gap:.15rem 1rem}dt{color:#666}dd{margin:0}
+.muted{color:#666}dl{display:grid;grid-template-columns:max-content auto;gap:.15rem 1rem}dt{color:#666}dd{margin:0;min-width:0;overflow-wrap:anywhere}
 div.wide{overflow-x:auto}code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}ul.ex{margin:0;padding-left:1rem}`;
 
 export function renderRunReport(d: RunReportData): string {

@@ -626,3 +626,39 @@ describe('bidi and terminal controls from the data, in the report', () => {
     assert.match(html, /<dt>source<\/dt><dd>mongodump folder [^<]*dump\\u001b\[31m\\u202e\/wappizy/, 'the source, its controls escaped');
   });
 });
+
+describe('a failed load whose error quotes a megabyte', () => {
+  test('the report shows the message bounded, and its page stays as wide as the window (it held the whole megabyte, on one line 9.5 million pixels wide)', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const run = await realRun();
+    t.after(() => rm(run.cwd, { recursive: true, force: true }));
+    await createTables(url, await loadPipeline(run.pipelineFile));
+    await withClient(url, (c) =>
+      c.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused: %', repeat('Z', 1000000); END$$;
+               CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON users FOR EACH STATEMENT EXECUTE FUNCTION refuse()`),
+    );
+    const loaded = await etl(['load'], { cwd: run.cwd, env: { DATABASE_URL: url } });
+    assert.equal(loaded.code, 1, loaded.output.slice(0, 2000));
+    const reported = await etl(['report', '--no-ledger'], { cwd: run.cwd });
+    assert.equal(reported.code, 0, reported.output.slice(0, 2000));
+    const file = path.join(run.paths.dir, 'report.html');
+    const html = await readFile(file, 'utf8');
+    const failure = /<dt>load failed<\/dt><dd>([^<]*)<\/dd>/.exec(html)?.[1] ?? '';
+    assert.match(failure, /^users: [^<]*refused: Z+… \([\d,]+ more characters\) \[pg_P0001\]; fix what the error names/, failure.slice(0, 300));
+    assert.ok(failure.length < 1_300, `the message bounded (${failure.length.toLocaleString('en-US')} characters)`);
+    assert.ok((await stat(file)).size < 200_000, 'the page does not carry the megabyte');
+
+    await ensureSystem(CHROMIUM);
+    const { chromium } = await import('playwright-core');
+    const profile = await tempDir('etl-chromium-profile-', t);
+    const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1280, height: 900 }, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`file://${file}`, { waitUntil: 'load' });
+      const widths = (await page.evaluate('({ page: document.documentElement.scrollWidth, window: document.documentElement.clientWidth })')) as { page: number; window: number };
+      assert.ok(widths.page <= widths.window, `the page fits the window: ${JSON.stringify(widths)}`);
+    } finally {
+      await browser.close();
+    }
+  });
+});
