@@ -2,8 +2,8 @@
 // never unpacked as a whole. It is read as a stream, twice at most: first up to its manifest.json
 // (the first entry in an archive made by `etl pack`), then every entry once, hashed as it is read.
 // An entry is read only when the manifest records a file of exactly its size; only the files the
-// re-transform needs (extract/, transform/, pipeline.yaml) are written, and only into the verify's
-// own temporary folder. Anything else is reported (extra, stray, a link) and skipped unread.
+// re-transform needs (extract/, transform/, pipeline.yaml) and report.html (its figures are compared)
+// are written, and only into the verify's own temporary folder. Anything else is reported (extra, stray, a link) and skipped unread.
 import { createWriteStream } from 'node:fs';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { StopWalk, walkArchive, type ArchiveEntry } from './archive-walk.ts';
 import { CsvRowTap, FigureTap, stagedFileKind, type CsvRows, type TapFigures } from './file-figures.ts';
 import { isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE } from './manifest-files.ts';
 import { makeFolders } from '../staging/make-folders.ts';
+import { MAX_REPORT_BYTES } from './report-figures.ts';
 
 /** What reading one recorded file of an archive gave. */
 export type ArchiveFileOutcome =
@@ -149,8 +150,13 @@ async function readEntries(archive: string, prefix: string, manifest: Manifest, 
       // A second entry of a name would replace the first on unpacking: neither is trusted.
       if (seen.has(rel)) return void (extra.push(`${rel} (a second entry of this name)`), entry.resume());
       seen.add(rel);
-      // The HTML report (etl report) is derived from the manifest, not recorded in it: read past.
-      if (rel === MANIFEST_FILE || rel === REPORT_FILE) return void entry.resume();
+      if (rel === MANIFEST_FILE) return void entry.resume();
+      // The HTML report (etl report) is derived from the manifest, not recorded in it: copied for
+      // verify to compare its figures with the manifest's (report-figures.ts), within a report's size.
+      if (rel === REPORT_FILE) {
+        if (entry.size > MAX_REPORT_BYTES) return void (extra.push(`${rel} (${entry.size} bytes: too large to be one)`), entry.resume());
+        return void (await copyEntry(entry, path.join(dir, rel)));
+      }
       if (rel === PIPELINE_COPY) {
         if (entry.size > MAX_PIPELINE_BYTES) return void (extra.push(`${rel} (${entry.size} bytes: too large to be one)`), entry.resume());
         return void (await copyEntry(entry, path.join(dir, rel)));

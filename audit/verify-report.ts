@@ -12,6 +12,7 @@ export type CheckKind =
   | 'records' // line / row count differs from the manifest
   | 'parse' // a CSV that does not parse
   | 'count' // a reconciliation identity does not hold
+  | 'report' // an archive's report.html shows figures its manifest does not give
   | 'retransform'; // transform, re-run from the staged NDJSON, gives different files or counts
 
 export interface Mismatch {

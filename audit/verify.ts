@@ -12,6 +12,7 @@ import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, STAGES } from './manifest-files.ts';
 import { reconcile } from './reconcile.ts';
 import { checkRejectReasons } from './reject-reasons.ts';
+import { reportDifferences } from './report-figures.ts';
 import { openRunSource, type RunSource } from './run-source.ts';
 import type { Mismatch, VerifyReport } from './verify-report.ts';
 import { shownStages, stageAtWork } from '../staging/stage-writer.ts';
@@ -70,6 +71,7 @@ async function verifySource(source: RunSource, temp: string, options: VerifyOpti
   const identities = reconcile(manifest);
   for (const id of identities.filter((i) => !i.ok)) mismatches.push({ check: 'count', table: id.table, expected: id.name, found: id.figures });
   await checkRejectReasons(source.dir, manifest, files.measuredSha, mismatches, signal);
+  await checkReport(source, manifest, mismatches, notes);
 
   const retransformState = await maybeRetransform(source, manifest, { stages, pipeline, files, temp }, options, mismatches, signal);
   return {
@@ -94,6 +96,19 @@ async function verifySource(source: RunSource, temp: string, options: VerifyOpti
 }
 
 type Stages = VerifyReport['stages'];
+
+/**
+ * The report's figures against the manifest's. `etl pack` writes the report as it packs: in an
+ * archive a difference is a change made since. In a folder the report may simply be older than the
+ * run's last stage (`etl report` after transform, then `etl load`): said, not counted.
+ */
+async function checkReport(source: RunSource, manifest: Manifest, mismatches: Mismatch[], notes: string[]): Promise<void> {
+  const parts = await reportDifferences(source.dir, manifest);
+  if (!parts?.length) return;
+  const found = `other figures in ${parts.join(', ')}`;
+  if (source.archive !== null) mismatches.push({ check: 'report', file: REPORT_FILE, expected: 'the figures manifest.json gives', found });
+  else notes.push(`${REPORT_FILE} shows ${found} than manifest.json gives (written before the run's last stage, or changed since): \`etl report --run ${manifest.run_id}\` writes it again`);
+}
 
 /**
  * A run folder a live etl process of this host is writing (a stage `running`, its writer alive):

@@ -269,6 +269,36 @@ describe('etl report', () => {
   });
 });
 
+describe('a packed report whose figures were changed', () => {
+  test('etl verify names report.html (the archive verified OK with any figure of its report changed)', async (t) => {
+    await twoLoadedRuns();
+    const scratch = await tempDir('etl-report-tamper-', t);
+    const out = path.join(scratch, 'run.tar.gz');
+    assert.equal((await etl(['pack', '--staging', staging, '--out', out, '--quiet'], { cwd: work })).code, 0);
+    const unpacked = path.join(scratch, 'unpacked');
+    await mkdir(unpacked);
+    const members: string[] = [];
+    await tar.x({ file: out, cwd: unpacked, onReadEntry: (e) => members.push(e.path) });
+    const report = path.join(unpacked, runIds[1]!, 'report.html');
+    const html = await readFile(report, 'utf8');
+    // The users row says one more row inserted than the load did: what an auditor reads first.
+    const inserted = /(<tr data-key="users">.*?data-field="inserted" data-value=")(\d+)(">)([\d,]+)(<)/.exec(html)!;
+    const more = Number(inserted[2]) + 1;
+    const changed = html.replace(inserted[0], `${inserted[1]}${more}${inserted[3]}${more.toLocaleString('en-US')}${inserted[5]}`);
+    assert.notEqual(changed, html);
+    await writeFile(report, changed);
+    const tampered = path.join(scratch, 'tampered.tar.gz');
+    await tar.c({ file: tampered, gzip: true, cwd: unpacked, portable: true }, members.filter((m) => !m.endsWith('/')));
+    const r = await etl(['verify', tampered], { cwd: scratch });
+    assert.equal(r.code, 1, r.output);
+    assert.match(r.stdout, /report\.html/, 'the report is named');
+    const json = JSON.parse((await etl(['verify', tampered, '--json'], { cwd: scratch })).stdout) as { ok: boolean; mismatches: { check: string; file?: string }[] };
+    assert.deepEqual(json.mismatches.map((m) => [m.check, m.file]), [['report', 'report.html']]);
+    // The untouched archive still verifies.
+    assert.equal((await etl(['verify', out, '--quiet'], { cwd: scratch })).code, 0);
+  });
+});
+
 describe('--out naming a folder, and --run latest', () => {
   test('etl pack and etl report --out FOLDER: a usage error before any work, nothing written beside it', async (t) => {
     await twoLoadedRuns();
