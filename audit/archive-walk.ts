@@ -23,7 +23,7 @@ export class StopWalk extends Error {
  */
 export async function walkArchive(file: string, onEntry: (entry: ArchiveEntry) => Promise<void>, signal?: AbortSignal): Promise<void> {
   const parser = new tar.Parser({ strict: true });
-  const walk: Walk = { failure: null, chain: Promise.resolve() };
+  const walk: Walk = { failure: null, chain: Promise.resolve(), current: null };
   parser.on('entry', (entry: ArchiveEntry) => {
     walk.chain = walk.chain.then(() => consume(entry, onEntry, walk));
   });
@@ -33,27 +33,50 @@ export async function walkArchive(file: string, onEntry: (entry: ArchiveEntry) =
     if (await isGzipFile(file)) await pipeline(source, createGunzip({ chunkSize: 1 << 16 }), feed, { signal });
     else await pipeline(source, feed, { signal });
   } catch (error) {
-    if (!(walk.failure instanceof StopWalk)) throw walk.failure ?? error;
+    if (!(walk.failure instanceof StopWalk)) {
+      // The archive broke (cut short, not gzip): the entries the parser already queued must not be
+      // consumed after the walk has failed (they were, writing files into a folder being removed),
+      // and the one being consumed never gets the rest of its bytes: it ends with the error.
+      walk.failure ??= error;
+      await endCurrent(walk, error);
+      throw walk.failure;
+    }
   }
   await walk.chain;
   if (walk.failure !== null && !(walk.failure instanceof StopWalk)) throw walk.failure;
 }
 
 interface Walk {
-  /** The first error (or StopWalk): of an entry's consumer, or of the parser. */
+  /** The first error (or StopWalk): of an entry's consumer, of the parser, or of the archive's read. */
   failure: unknown;
   /** The entries' consumers, one after the other. */
   chain: Promise<void>;
+  /** The entry a consumer is reading, until its consumer returns. */
+  current: ArchiveEntry | null;
 }
 
 async function consume(entry: ArchiveEntry, onEntry: (entry: ArchiveEntry) => Promise<void>, walk: Walk): Promise<void> {
   if (walk.failure !== null) return void entry.resume();
+  walk.current = entry;
   try {
     await onEntry(entry);
   } catch (error) {
     walk.failure ??= error;
     entry.resume();
+  } finally {
+    walk.current = null;
   }
+}
+
+/**
+ * Ends the entry being read with `error` and waits for its consumer. A consumer that has not
+ * started reading it yet (no error listener) sees the walk's failure through its stream's end.
+ */
+async function endCurrent(walk: Walk, error: unknown): Promise<void> {
+  const entry = walk.current;
+  if (entry && entry.listenerCount('error') > 0) entry.destroy(error instanceof Error ? error : new Error(String(error)));
+  else entry?.end();
+  await walk.chain;
 }
 
 /** The archive's bytes into the parser, with its backpressure; a parser error (a damaged header) fails the write after it. */

@@ -15,7 +15,7 @@ import { recordedFiles } from '../../audit/manifest-files.ts';
 import type { VerifyReport } from '../../audit/verify.ts';
 import { readManifest } from '../../staging/manifest.ts';
 import { realRun, type RealRun } from './staged-run.ts';
-import { startEtl } from '../harness/cli.ts';
+import { REPO, startEtl } from '../harness/cli.ts';
 
 const GiB = 1024 ** 3;
 
@@ -112,4 +112,29 @@ test('verify of a file whose tar header holds a number tar cannot decode (plain 
     assert.match(r.stderr, new RegExp(`^error: .*${name.replace('.', '\\.')} is not a readable run archive: .*\\[bad_archive\\]`, 'm'));
     assert.doesNotMatch(r.output, /^\s+at /m, 'no stack');
   }
+});
+
+test('verify of a packed .tar.gz cut short: bad_archive, exit 1, its temp folder removed (the files already inflated went on being written after the failure: "internal error: ENOTEMPTY", the folder left)', async () => {
+  // A sample run of 31 tables, packed by etl pack: 127 small files, many inflated by each read.
+  const project = path.join(scratch, 'sample-project');
+  await mkdir(project);
+  await writeFile(path.join(project, 'pipeline.yaml'), await readFile(path.join(REPO, 'pipeline.yaml')));
+  for (const args of [['sample', '--scale', '500', '--out', 'dump'], ['extract', '--source', 'dump', '--full'], ['transform'], ['pack', '--out', 'run.tar.gz']]) {
+    const r = await startEtl([...args, '--quiet'], { cwd: project }).done;
+    assert.equal(r.code, 0, `${args[0]}: ${r.output}`);
+  }
+  const gz = await readFile(path.join(project, 'run.tar.gz'));
+  const tmp = path.join(scratch, 'tmp-cut');
+  await mkdir(tmp);
+  // A download cut short: the gzip stream ends mid-way.
+  for (const fraction of [0.3, 0.5, 0.7]) {
+    const cut = path.join(scratch, 'cut.tar.gz');
+    await writeFile(cut, gz.subarray(0, Math.floor(gz.length * fraction)));
+    const r = await startEtl(['verify', cut], { cwd: scratch, env: { TMPDIR: tmp, TEMP: tmp, TMP: tmp } }).done;
+    assert.equal(r.code, 1, r.output);
+    assert.match(r.stderr, /^error: .*cut\.tar\.gz is not a readable run archive: unexpected end of file \[bad_archive\]/m, `cut at ${fraction}: ${r.stderr}`);
+    assert.doesNotMatch(r.output, /internal error|^\s+at /m);
+    assert.deepEqual(await ownEntries(tmp), [], 'the temp folder is removed');
+  }
+  await rm(project, { recursive: true, force: true });
 });
