@@ -170,7 +170,7 @@ function historySection(d: RunReportData): string {
   const list = table(
     ['run', 'extract s', 'transform s', 'load s', 'rows', 'loaded'],
     runs.map((r) => [r.run_id, seconds(r.seconds.extract), seconds(r.seconds.transform), seconds(r.seconds.load), r.rows, loadedText(r)]),
-    { fields: ['run', 'extract', 'transform', 'load', 'rows', 'loaded'], rowKeys: runs.map((r) => r.run_id), id: 'history' },
+    { fields: ['run', 'extract', 'transform', 'load', 'rows', 'loaded'], rowKeys: runs.map((r) => r.run_id), id: 'history-runs' },
   );
   const legend = (['extract', 'transform', 'load'] as const).map((s) => `<span style="color:${COLORS[s]}">■</span> ${s}`).join(' ');
   return `${barChart('duration per run, by stage', durations, 's', (v) => v.toFixed(1))}<p class="muted">${legend}</p>${barChart('rows staged per run', rows, 'rows', (v) => Math.round(v).toLocaleString('en-US'))}${list}`;

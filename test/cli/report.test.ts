@@ -299,6 +299,18 @@ describe('a packed report whose figures were changed', () => {
   });
 });
 
+describe('the ids of the report', () => {
+  test('are unique (the history section and its table were both id="history": a link to #history, getElementById, an auditor\'s script found one of them)', async () => {
+    await twoLoadedRuns();
+    const r = await etl(['report', '--staging', staging, '--no-ledger', '--quiet'], { cwd: work });
+    assert.equal(r.code, 0, r.output);
+    const html = await readFile(path.join(staging, runIds[1]!, 'report.html'), 'utf8');
+    const ids = [...html.matchAll(/ id="([^"]*)"/g)].map((m) => m[1]!);
+    assert.deepEqual(ids.filter((id, i) => ids.indexOf(id) !== i), [], `ids: ${ids.join(', ')}`);
+    assert.match(html, /<section id="history">/, 'the section keeps its id');
+  });
+});
+
 describe('--out naming a folder, and --run latest', () => {
   test('etl pack and etl report --out FOLDER: a usage error before any work, nothing written beside it', async (t) => {
     await twoLoadedRuns();
