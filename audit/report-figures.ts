@@ -13,7 +13,7 @@ import { renderRunReport } from '../report/run-report-html.ts';
 import { REPORT_FILE } from './manifest-files.ts';
 
 /** Beyond this a file is not a report etl wrote (a failure message is cut to a line, examples to 60 characters). */
-export const MAX_REPORT_BYTES = 64 << 20;
+export const MAX_REPORT_BYTES = 16 << 20;
 
 /** The parts compared, by what a reader calls them, and the element that opens each. */
 const PARTS: readonly { readonly name: string; readonly open: string; readonly close: string }[] = [
