@@ -20,6 +20,7 @@ export function barChart(title: string, bars: readonly Bar[], unit: string, form
   const slot = plotW / Math.max(1, bars.length);
   const width = Math.max(2, Math.min(48, slot * 0.7));
   const y = (v: number) => PAD.top + plotH - (v / max) * plotH;
+  const shown = labelledBars(bars, slot);
   const out: string[] = [];
   for (const [i, b] of bars.entries()) {
     const x = PAD.left + i * slot + (slot - width) / 2;
@@ -31,12 +32,26 @@ export function barChart(title: string, bars: readonly Bar[], unit: string, form
       );
       base += p.value;
     }
-    out.push(`<text x="${(x + width / 2).toFixed(1)}" y="${H - PAD.bottom + 14}" font-size="10" text-anchor="middle">${escapeHtml(b.label)}</text>`);
+    if (shown(i)) out.push(`<text x="${(x + width / 2).toFixed(1)}" y="${H - PAD.bottom + 14}" font-size="10" text-anchor="middle">${escapeHtml(b.label)}</text>`);
   }
   const axis = [0, 0.5, 1].map(
     (f) => `<text x="${PAD.left - 6}" y="${(y(max * f) + 3).toFixed(1)}" font-size="10" text-anchor="end">${escapeHtml(format(max * f))}</text><line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(max * f).toFixed(1)}" y2="${y(max * f).toFixed(1)}" stroke="#ddd"/>`,
   );
   return `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${W} ${H}" width="100%" xmlns="http://www.w3.org/2000/svg">${axis.join('')}${out.join('')}<text x="${PAD.left}" y="${H - 6}" font-size="11">${escapeHtml(`${title} (${unit})`)}</text></svg>`;
+}
+
+/** Width of a label's character at font-size 10, with room to spare (a digit is about 5.6). */
+const LABEL_CHAR = 6;
+
+/**
+ * Which bars get their label drawn under them: every one when the labels fit their slots, else one
+ * every few bars, the last always (the newest run). Every bar keeps its label in its <title>.
+ */
+function labelledBars(bars: readonly Bar[], slot: number): (i: number) => boolean {
+  const widest = Math.max(0, ...bars.map((b) => b.label.length)) * LABEL_CHAR + LABEL_CHAR;
+  const every = Math.max(1, Math.ceil(widest / slot));
+  const last = bars.length - 1;
+  return (i) => i === last || (i % every === 0 && last - i >= every);
 }
 
 /** A horizontal timeline: one bar per stage from its start to its end, on a common time axis. */
