@@ -59,7 +59,7 @@ function stageCell(r: RunHistoryEntry, stage: 'extract' | 'transform' | 'load'):
 
 export function renderHistory(h: RunHistory): string {
   // The count comes last: it is the line --quiet keeps.
-  if (h.runs.length === 0) return `${ledgerNote(h)}no runs in ${h.staging}${h.ledger.read ? ' nor in the ledger' : ''}\n`;
+  if (h.runs.length === 0) return `${ledgerNote(h)}no runs in ${printableLine(h.staging)}${h.ledger.read ? ' nor in the ledger' : ''}\n`;
   const rows = h.runs.map((r) => [
     `${r.latest ? '*' : ' '} ${r.run_id}`,
     r.started_at.slice(0, 16).replace('T', ' '),
@@ -80,7 +80,7 @@ export function renderHistory(h: RunHistory): string {
   for (const r of h.runs.filter((x) => x.hint)) out.push(`${r.run_id}: ${r.hint}`);
   // A run that says "failed" says why (the error is the one its stage printed, recorded redacted).
   for (const r of h.runs) for (const f of r.failures) out.push(`${r.run_id}: its ${f.stage} failed: ${printableLine(f.message.replace(/\s*\n\s*/g, ' '), 300)} [${f.code}]; ${f.hint}`);
-  return `${out.join('\n')}\n${ledgerNote(h)}${h.runs.length} run${h.runs.length === 1 ? '' : 's'} (${h.staging}${h.latest ? `; * = latest` : ''})\n`;
+  return `${out.join('\n')}\n${ledgerNote(h)}${h.runs.length} run${h.runs.length === 1 ? '' : 's'} (${printableLine(h.staging)}${h.latest ? `; * = latest` : ''})\n`;
 }
 
 function ledgerNote(h: RunHistory): string {

@@ -98,7 +98,8 @@ function nextText(command: string | null): string {
 export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): string {
   const out: string[] = [];
   out.push(`PostgreSQL ${r.destination}`);
-  out.push(`pipeline.yaml ${r.pipeline.file} (sha256 ${r.pipeline.sha256.slice(0, 12)}…)`);
+  // Folder names are input (a checkout's, a flag's): shown with their controls escaped.
+  out.push(`pipeline.yaml ${printableLine(r.pipeline.file)} (sha256 ${r.pipeline.sha256.slice(0, 12)}…)`);
   if (r.notice) out.push(color.yellow(r.notice));
   out.push('');
 
@@ -126,7 +127,7 @@ export function renderStatus(r: StatusReport, color: ReturnType<typeof paint>): 
 
   out.push('');
   if (r.unloadedRuns.length === 0) {
-    out.push(r.stagedRuns === 0 ? `no staged runs in ${r.staging}` : `every staged run in ${r.staging} is loaded (${r.stagedRuns})`);
+    out.push(r.stagedRuns === 0 ? `no staged runs in ${printableLine(r.staging)}` : `every staged run in ${printableLine(r.staging)} is loaded (${r.stagedRuns})`);
   } else {
     out.push(`staged runs not loaded into this database (${r.unloadedRuns.length} of ${r.stagedRuns}, newest first):`);
     for (const run of r.unloadedRuns) out.push(...unloadedRunLines(run, color));

@@ -535,6 +535,24 @@ describe('a manifest\'s source holding a bidi control, said by etl runs', () => 
   });
 });
 
+describe('folder names said by etl runs and etl status', () => {
+  test('the staging folder and pipeline.yaml are shown with their controls escaped (a folder named with ESC [2J cleared the terminal)', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const parent = await tempDir('etl-folder-controls-', t);
+    const hostile = path.join(parent, 'runs\u001b[2J\u202e');
+    await mkdir(hostile);
+    await writeFile(path.join(hostile, 'pipeline.yaml'), await readFile(PIPELINE));
+    await createTables(url, await loadPipeline(PIPELINE));
+    const runs = await etl(['runs', '--staging', hostile], { env: { DATABASE_URL: url } });
+    const status = await etl(['status', '--staging', hostile, '--pipeline', path.join(hostile, 'pipeline.yaml')], { env: { DATABASE_URL: url } });
+    for (const [name, r] of [['runs', runs], ['status', status]] as const) {
+      assert.equal(r.code, 0, `${name}: ${r.output}`);
+      assert.doesNotMatch(r.stdout, /[\u001b\u202e]/, `etl ${name}: no control`);
+      assert.match(r.stdout, /runs\\u001b\[2J\\u202e/, `etl ${name}: the folder, its controls escaped`);
+    }
+  });
+});
+
 describe('a loaded run transformed again with another pipeline.yaml', () => {
   test('is refused: its files stay those its load record and PostgreSQL\'s rows came from (the report said the counts do not reconcile)', async (t) => {
     const url = await servers.postgres.createDatabase(t.name);
