@@ -9,6 +9,7 @@ import { paint, writeJson } from '../output.ts';
 import { ConfigError, UsageError } from '../../errors/etl-error.ts';
 import { isRunId, LATEST_FILE, resolveRun, runPaths } from '../../staging/run-folder.ts';
 import { describeStages } from '../../staging/manifest.ts';
+import { printableLine } from '../../errors/printable.ts';
 import { verifyRun, type Mismatch, type VerifyProgress, type VerifyReport } from '../../audit/verify.ts';
 import { formatBytes, throttled } from '../../audit/byte-size.ts';
 
@@ -94,12 +95,12 @@ const command: Command = {
 function render(r: VerifyReport, color: ReturnType<typeof paint>): string {
   const lines: string[] = [];
   const stages = describeStages(r.stages);
-  lines.push(`run ${r.run_id}${r.archive ? ` (archive ${r.archive})` : ` (${r.target})`}: ${stages}`);
+  lines.push(printableLine(`run ${r.run_id}${r.archive ? ` (archive ${r.archive})` : ` (${r.target})`}: ${stages}`));
   const stored = r.pipeline.stored_sha256;
   lines.push(
     `pipeline.yaml: ${stored === null ? 'missing from the run' : stored === r.pipeline.manifest_sha256 ? 'the stored copy is the one the manifest names' : 'the stored copy is NOT the one the manifest names'} (sha256 ${r.pipeline.manifest_sha256.slice(0, 12)}…)`,
   );
-  for (const note of r.notes) lines.push(`${color.yellow('note:')} ${note}`);
+  for (const note of r.notes) lines.push(`${color.yellow('note:')} ${printableLine(note)}`);
   lines.push(`files: ${r.files.checked} checked (${formatBytes(r.files.bytes)}), ${r.files.missing} missing, ${r.files.extra} extra`);
   const failed = r.identities.filter((i) => !i.ok).length;
   lines.push(`counts: ${r.identities.length - failed} of ${r.identities.length} identities hold`);
@@ -112,7 +113,8 @@ function render(r: VerifyReport, color: ReturnType<typeof paint>): string {
     lines.push(`${color.green('OK:')} run ${r.run_id} is exactly what its manifest says`);
   } else {
     lines.push(`${mismatchHeadline(r, color)}${r.mismatches.length > SHOWN ? ` (first ${SHOWN} shown; --json lists all)` : ''}:`);
-    for (const m of r.mismatches.slice(0, SHOWN)) lines.push(`  ${describe(m)}`);
+    // A mismatch names what the archive holds (entry names, values): input, shown as a printable line.
+    for (const m of r.mismatches.slice(0, SHOWN)) lines.push(printableLine(`  ${describe(m)}`));
   }
   return `${lines.join('\n')}\n`;
 }

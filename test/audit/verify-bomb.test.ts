@@ -138,3 +138,19 @@ test('verify of a packed .tar.gz cut short: bad_archive, exit 1, its temp folder
   }
   await rm(project, { recursive: true, force: true });
 });
+
+test('verify names an archive\'s entry by a printable line: its controls escaped (a name holding ESC [2J cleared the terminal)', async () => {
+  const manifest = await readManifest(run.paths);
+  const files = ['manifest.json', 'pipeline.yaml', ...recordedFiles(manifest).map((r) => r.record.file)];
+  const members: Member[] = [];
+  for (const f of files) members.push({ name: `${run.runId}/${f}`, bytes: await readFile(path.join(run.paths.dir, f)) });
+  // (tar.Header keeps the first 100 bytes of a name: the controls are in them.)
+  members.push({ name: `${run.runId}/extract/\u001b[2J\u001b]0;pwn\u0007\u202eevil${'A'.repeat(3000)}`, bytes: Buffer.from('abc') });
+  const archive = path.join(scratch, 'hostile-name.tar.gz');
+  await pipeline(tarStream(members), createGzip(), createWriteStream(archive));
+  const r = await startEtl(['verify', archive], { cwd: scratch }).done;
+  assert.equal(r.code, 1, r.output);
+  assert.match(r.stdout, /\[extra\] extract\/\\u001b\[2J\\u001b\]0;pwn\\u0007\\u202eevilA+: expected not present/, r.stdout.slice(0, 2000));
+  assert.doesNotMatch(r.output, /[\u001b\u0007\u202e]/, 'no control reaches the terminal');
+  assert.ok(Math.max(...r.stdout.split('\n').map((l) => l.length)) <= 1_100, 'lines bounded');
+});
