@@ -1,5 +1,6 @@
 // `etl pack`: one .tar.gz of a finished run (manifest, pipeline.yaml, NDJSON, CSVs, keys, rejects)
 // for auditors who have neither our databases nor our machines.
+import { printableLine } from '../../errors/printable.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { paint, writeJson } from '../output.ts';
 import { outputFile, parseFlags } from '../flags.ts';
@@ -75,12 +76,12 @@ const command: Command = {
     ctx.stdout.write(
       [
         `${color.green('packed')} run ${report.run_id} (${stages}; in the archive: ${report.stages_included.join(', ')})`,
-        `  archive  ${report.archive}`,
+        `  archive  ${printableLine(report.archive)}`,
         `  files    ${report.files} (${formatBytes(report.content_bytes)} before compression)`,
         `  size     ${report.bytes.toLocaleString('en-US')} bytes (${formatBytes(report.bytes)})`,
         `  sha256   ${report.sha256}`,
         ...(report.left_out.length ? [`  left out (not recorded by a finished stage): ${report.left_out.join(', ')}`] : []),
-        `check it anywhere with: etl verify ${report.archive}`,
+        `check it anywhere with: etl verify ${printableLine(report.archive)}`,
         '',
       ].join('\n'),
     );

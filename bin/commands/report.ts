@@ -1,5 +1,6 @@
 // `etl report`: one self-contained HTML file about a run (stage timings, rows per table, rejects by
 // reason with examples, watermarks, count reconciliation, the last runs' durations and rows).
+import { printableLine } from '../../errors/printable.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { writeJson } from '../output.ts';
 import { outputFile, parseFlags } from '../flags.ts';
@@ -52,7 +53,8 @@ const command: Command = {
       secrets: cfg.secrets,
     });
     if (flags.json) writeJson(ctx.stdout, { ok: true, ...r });
-    else ctx.stdout.write(`report of run ${r.run_id}: ${r.file} (${formatBytes(r.bytes)})\n`);
+    // The file's folder is input (a checkout's, --out): shown with its controls escaped.
+    else ctx.stdout.write(`report of run ${r.run_id}: ${printableLine(r.file)} (${formatBytes(r.bytes)})\n`);
     return 0;
   },
 };

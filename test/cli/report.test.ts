@@ -553,6 +553,21 @@ describe('folder names said by etl runs and etl status', () => {
   });
 });
 
+describe('the file etl report and etl pack say they wrote', () => {
+  test('is shown with its controls escaped (a folder named with ESC [2J cleared the terminal)', async (t) => {
+    await twoLoadedRuns();
+    const folder = path.join(await tempDir('etl-out-controls-', t), 'out\u001b[2J\u202e');
+    await mkdir(folder);
+    const report = await etl(['report', '--staging', staging, '--no-ledger', '--out', path.join(folder, 'r.html')], { cwd: work });
+    const pack = await etl(['pack', '--staging', staging, '--out', path.join(folder, 'r.tar.gz')], { cwd: work });
+    for (const [name, r] of [['report', report], ['pack', pack]] as const) {
+      assert.equal(r.code, 0, `${name}: ${r.output}`);
+      assert.doesNotMatch(r.stdout, /[\u001b\u202e]/, `etl ${name}: no control`);
+      assert.match(r.stdout, /out\\u001b\[2J\\u202e\/r\./, `etl ${name}: the file, its controls escaped`);
+    }
+  });
+});
+
 describe('a loaded run transformed again with another pipeline.yaml', () => {
   test('is refused: its files stay those its load record and PostgreSQL\'s rows came from (the report said the counts do not reconcile)', async (t) => {
     const url = await servers.postgres.createDatabase(t.name);
