@@ -5,6 +5,7 @@ import { ident, type SqlIdent } from '../schema/sql.ts';
 import { valueTypeText } from '../model/sql-types.ts';
 import type { ColumnModel, TableModel } from '../model/types.ts';
 import { documentIdColumn, contributionsTableName } from '../schema/state-tables.ts';
+import { constraintName } from '../model/derived-names.ts';
 
 
 export interface ShapeColumn {
@@ -13,6 +14,13 @@ export interface ShapeColumn {
   readonly nullable: boolean;
   /** The type temp tables give the column: the real one, so COPY reports exact parse errors. */
   readonly type: string;
+}
+
+/** A unique constraint (or primary key) other than the merge key, with the name etl gives it. */
+export interface OtherUnique {
+  readonly name: string;
+  readonly columns: readonly ShapeColumn[];
+  readonly primaryKey: boolean;
 }
 
 /** The temp tables of one table's step (numbered by load order, so any table name fits in 63 bytes). */
@@ -64,7 +72,7 @@ export interface TableShape {
   /** The key is the table's primary key or one of its unique constraints (ON CONFLICT can name it). */
   readonly keyIsUnique: boolean;
   /** The table's other unique constraints on staged columns (users declaring [email]): load/unique-values.ts. */
-  readonly otherUniques: readonly (readonly ShapeColumn[])[];
+  readonly otherUniques: readonly OtherUnique[];
   /** dedupe: the state table of contributions, and the name of its document column. */
   readonly contributions: SqlIdent | null;
   readonly documentColumn: ShapeColumn;
@@ -131,10 +139,14 @@ export function tableShape(table: TableModel, index: number): TableShape {
 const sameColumns = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
 
 /** The unique constraints (primary key included) other than the merge key, when every column is staged (a SERIAL id is not). */
-function otherUniques(table: TableModel, keyNames: readonly string[], byName: ReadonlyMap<string, ShapeColumn>): ShapeColumn[][] {
-  return [table.primaryKey, ...table.uniqueConstraints]
-    .filter((u) => u.length > 0 && !sameColumns(u, keyNames) && u.every((c) => byName.has(c)))
-    .map((u) => u.map((c) => byName.get(c)!));
+function otherUniques(table: TableModel, keyNames: readonly string[], byName: ReadonlyMap<string, ShapeColumn>): OtherUnique[] {
+  const named = [
+    { name: constraintName(table.name, table.primaryKey, 'pkey'), names: table.primaryKey, primaryKey: true },
+    ...table.uniqueConstraints.map((u) => ({ name: constraintName(table.name, u, 'key'), names: u, primaryKey: false })),
+  ];
+  return named
+    .filter((u) => u.names.length > 0 && !sameColumns(u.names, keyNames) && u.names.every((c) => byName.has(c)))
+    .map((u) => ({ name: u.name, columns: u.names.map((c) => byName.get(c)!), primaryKey: u.primaryKey }));
 }
 
 function mergeKeyNames(table: TableModel, kind: TableModel['mergeKind']): string[] {

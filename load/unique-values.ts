@@ -11,12 +11,11 @@
 // A value two rows of the final state would hold still stops the load (refuseSharedValues, naming
 // both documents): neither row is right.
 import { LoadError } from '../errors/etl-error.ts';
-import { constraintName } from '../model/derived-names.ts';
 import { compiled, type CompiledQuery } from '../schema/sql.ts';
 import { shortText } from '../staging/short-text.ts';
 import type { LoadContext } from './load-context.ts';
 import { goneCondition, leftCondition, leftGoneIn, type Scope } from './leave.ts';
-import { keyJson, list, matchKey, type ShapeColumn, type TableShape } from './shape.ts';
+import { keyJson, list, matchKey, type OtherUnique, type ShapeColumn, type TableShape } from './shape.ts';
 
 export interface Vacated {
   /** Rows deleted now rather than after the merge: they left the scope, or their document is gone. */
@@ -31,7 +30,7 @@ export const NOTHING_VACATED: Vacated = { left: 0, gone: 0, replaced: 0 };
 /** A target row (alias t) holding the values of some other unique constraint that a batch row of another key holds. */
 function takenCondition(s: TableShape): string {
   return s.otherUniques
-    .map((u) => `EXISTS (SELECT 1 FROM ${s.temps.stage} AS v WHERE (${list(u, 'v.')}) = (${list(u, 't.')}) AND NOT (${matchKey(s.key, 'v', 't')}))`)
+    .map(({ columns: u }) => `EXISTS (SELECT 1 FROM ${s.temps.stage} AS v WHERE (${list(u, 'v.')}) = (${list(u, 't.')}) AND NOT (${matchKey(s.key, 'v', 't')}))`)
     .join(' OR ');
 }
 
@@ -81,14 +80,14 @@ export type BatchSource = 'staged' | 'pending';
 export async function refuseSharedValues(ctx: LoadContext, shape: TableShape, from: BatchSource): Promise<void> {
   if (shape.otherUniques.length > 0) ctx.session.at(shape.table.name, 'checking unique values');
   for (const u of shape.otherUniques) {
-    const shared = (await ctx.session.run(sharedValueSql(shape, u))).rows[0] as SharedValue | undefined;
+    const shared = (await ctx.session.run(sharedValueSql(shape, u.columns))).rows[0] as SharedValue | undefined;
     if (shared) throw sharedValueError(shape, u, shared, from);
   }
 }
 
-function sharedValueError(shape: TableShape, u: readonly ShapeColumn[], shared: SharedValue, from: BatchSource): LoadError {
+function sharedValueError(shape: TableShape, u: OtherUnique, shared: SharedValue, from: BatchSource): LoadError {
   const table = shape.table.name;
-  const constraint = constraintName(table, u.map((c) => c.name), 'key');
+  const constraint = u.name;
   const value = Object.entries(shared.value).map(([c, v]) => `${c} = ${JSON.stringify(shortText(String(v), 200))}`).join(', ');
   const of = (holder: string) => (shape.docKey ? `document ${shortText(holder, 100)}` : `key ${shortText(holder, 200)}`);
   const merges = from === 'staged' ? 'which this load merges' : 'held back by an earlier load until its reference arrived, which this load lands';
@@ -96,7 +95,8 @@ function sharedValueError(shape: TableShape, u: readonly ShapeColumn[], shared: 
   // The documents this run did not read may have been deleted since: only delete propagation tells.
   const unread = [...(from === 'pending' ? [shared.merged] : []), ...(shared.in_table || from === 'pending' ? [shared.other] : [])];
   const deleted = unread.length > 0 && shape.docKey ? `if ${unread.map(of).join(' or ')} was deleted from MongoDB, load with --propagate-deletes (its row then leaves first); ` : '';
-  const declared = `or drop [${u.map((c) => c.name).join(', ')}] from ${table}.unique_constraints in pipeline.yaml`;
+  const columns = u.columns.map((c) => c.name).join(', ');
+  const declared = u.primaryKey ? `or give ${table} another primary key in pipeline.yaml` : `or drop [${columns}] from ${table}.unique_constraints in pipeline.yaml`;
   return new LoadError(
     'unique_value_shared',
     `${table}: two rows would hold one value of the unique constraint ${constraint} (${value}): the row of ${of(shared.merged)}, ${merges}, and ${other}; the load stops`,
