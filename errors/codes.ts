@@ -90,7 +90,6 @@ const ERROR_CODES = [
   'load_locked',
   'postgres_connection_lost',
   'row_count_mismatch',
-  'unique_value_shared',
   'run_older_than_loaded',
   'schema_changed_meanwhile',
   'schema_create_failed',

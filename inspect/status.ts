@@ -341,13 +341,14 @@ export function renderNextReads(tables: readonly TableStatus[]): string[] {
 
 /**
  * What waits in etl_pending, a line per table (within 100 columns): rows held back because a
- * referenced row is missing, and references set NULL until it exists; each lands with the load that
- * brings the referenced row. Nothing when nothing waits.
+ * referenced row is missing (or another row holds their value of a unique constraint), and references
+ * set NULL until it exists; each lands with the load that brings the referenced row (or leaves the
+ * value to it alone). Nothing when nothing waits.
  */
 export function renderPending(tables: readonly TableStatus[]): string[] {
   const waiting = tables.filter((t) => t.pending.rows + t.pending.nulls > 0);
   if (waiting.length === 0) return [];
-  const out = ['pending (a referenced row is missing; they land with the load that brings it):'];
+  const out = ['pending (until a missing referenced row exists, or their unique value is theirs alone):'];
   for (const t of waiting) {
     const parts = [t.pending.rows > 0 ? `${t.pending.rows} row(s) held back` : '', t.pending.nulls > 0 ? `${t.pending.nulls} reference(s) NULL` : ''].filter(Boolean);
     out.push(`  ${t.table}: ${parts.join(', ')}${t.pending.since ? `, since ${t.pending.since.slice(0, 16).replace('T', ' ')} UTC` : ''}`);

@@ -48,16 +48,22 @@ export function goneCondition(s: TableShape): string {
   return `${c} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${s.temps.live} AS l WHERE l.k = ${c})`;
 }
 
+/** Pending entries (alias p) an incremental scope replaces, by owner or by key; null: none. */
+export function scopedEntries(s: TableShape, scope: Scope): string | null {
+  if (scope.touched) return rowKeyInSql(s, s.temps.touched);
+  if (scope.keys) return ownerInSql(s.temps.keys, scopeColumn(s).id);
+  return null;
+}
+
 /**
- * Pending entries this run's scope replaces, by owner or by key. A complete read, or a repair (which
- * names the documents it did not find as if read), also keeps in etl_gone the documents of the
- * entries it drops that have no row now: not found, they are gone.
+ * Pending entries this run's scope replaces. A complete read, or a repair (which names the documents
+ * it did not find as if read), also keeps in etl_gone the documents of the entries it drops that have
+ * no row now: not found, they are gone.
  */
 function forgetScope(s: TableShape, scope: Scope, runId: string, repair: boolean): CompiledQuery | null {
   if (scope.complete) return forgetSql(s, null, runId, true);
-  if (scope.touched) return forgetSql(s, rowKeyInSql(s, s.temps.touched), runId, false);
-  if (scope.keys) return forgetSql(s, ownerInSql(s.temps.keys, scopeColumn(s).id), runId, repair);
-  return null;
+  const entries = scopedEntries(s, scope);
+  return entries ? forgetSql(s, entries, runId, !scope.touched && repair) : null;
 }
 
 /**

@@ -90,7 +90,7 @@ export interface TableLoadReport {
 }
 
 export interface PendingReport {
-  /** Rows held back because a referenced row is missing. */
+  /** Rows held back because a referenced row is missing, or another row holds their unique value. */
   readonly rows: number;
   /** Rows loaded with a reference set NULL, waiting for the referenced row. */
   readonly nulls: number;

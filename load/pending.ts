@@ -1,7 +1,9 @@
 // etl_pending: what a full run would load as soon as a missing referenced row exists. A row refused
 // for a missing reference (kind `row`) and a row loaded with references set NULL by set_null (kind
 // `null`) are kept here with the values they were staged with, and every later load, in its
-// transaction, lands the row or sets the reference once the referenced row is there. An entry whose
+// transaction, lands the row or sets the reference once the referenced row is there. A row refused
+// because rows of other keys hold its value of a unique constraint (unique-values.ts) is a `row`
+// entry with nothing missing, offered to every load until the value is its alone. An entry whose
 // document is staged again is replaced by what that run finds; one whose document is gone, or no
 // longer yields the row, is dropped. The SQL of this state lives here.
 import { PENDING_TABLE } from '../schema/state-tables.ts';
@@ -52,6 +54,39 @@ function holdSql(s: TableShape, from: 'batch' | 'target', runId: string): Compil
 export async function holdRejected(session: LoadSession, shape: TableShape, from: 'batch' | 'target', runId: string): Promise<void> {
   await session.run(holdSql(shape, from, runId));
 }
+
+/**
+ * The rows the shared temp table names (unique-values.ts: a value of another unique constraint rows
+ * of two keys or more hold), as `row` entries with nothing missing: every load offers them again
+ * (landableFrom). A NULLed reference kept for the row (a `null` entry: of this run for a batch row,
+ * of any run for a row of the table) goes back into its values, to be checked again when it lands.
+ * $1 table, $2 run id, $3 the holders' source, $4 (batch) the line column.
+ */
+function holdSharedSql(s: TableShape, from: 'batch' | 'target', runId: string): CompiledQuery {
+  const source = from === 'batch' ? s.temps.stage : s.target;
+  const key = keyJson(s.key, 'h');
+  const row = from === 'batch' ? 'to_jsonb(h) - $4::text' : 'to_jsonb(h)';
+  const nulled = from === 'batch' ? `p.kind = 'null' AND p.seen_run = $2` : `p.kind = 'null'`;
+  return compiled(
+    `INSERT INTO ${pending} AS p (table_name, row_key, owner, kind, row, missing, run_id, since, seen_run) ` +
+      `SELECT DISTINCT ON (${key}) $1, ${key}, ${ownerOf(s, 'h')}, 'row', ${row}, '{}'::jsonb, $2, now(), $2 FROM ${source} AS h ` +
+      `WHERE ${key} IN (SELECT x.k FROM ${s.temps.shared} AS x WHERE x.source = $3) ORDER BY ${key}${from === 'batch' ? `, h.${s.line} DESC` : ''} ` +
+      `ON CONFLICT (table_name, row_key) DO UPDATE SET owner = EXCLUDED.owner, kind = 'row', row = EXCLUDED.row || CASE WHEN ${nulled} THEN p.missing ELSE '{}'::jsonb END, ` +
+      `missing = '{}'::jsonb, seen_run = EXCLUDED.seen_run`,
+    from === 'batch' ? [s.table.name, runId, from, s.lineName] : [s.table.name, runId, from],
+  );
+}
+
+export async function holdSharedRows(session: LoadSession, shape: TableShape, from: 'batch' | 'target', runId: string): Promise<void> {
+  await session.run(holdSharedSql(shape, from, runId));
+}
+
+/**
+ * Entries a load may offer: those an earlier load wrote, and those waiting for nothing but a unique
+ * value to be theirs alone (unique-values.ts), whenever written: a row deleted later in the load they
+ * were held in may have left them the value.
+ */
+const OFFERED = `p.kind = 'row' AND (p.seen_run <> $2 OR p.missing = '{}'::jsonb)`;
 
 /**
  * Rows of the target about to be deleted or NULLed because a referenced row is gone (`where` on
@@ -124,7 +159,7 @@ function landableFrom(s: TableShape, checks: readonly PlannedCheck[], runId: str
   const mayLand = mayLandCondition(checks, 3);
   return {
     from: `${pending} AS p${mayLand.joins}`,
-    where: `p.table_name = $1 AND p.kind = 'row' AND p.seen_run <> $2${mayLand.sql}`,
+    where: `p.table_name = $1 AND ${OFFERED}${mayLand.sql}`,
     parameters: [s.table.name, runId, ...mayLand.columns],
   };
 }
@@ -148,7 +183,7 @@ function pendingRowsIntoBatchSql(s: TableShape, checks: readonly PlannedCheck[],
 /** The `row` entries whose rows were merged from the batch (the refused ones, and those landed with a reference set NULL, were held again by this run). */
 function landedSql(s: TableShape, runId: string): CompiledQuery {
   return compiled(
-    `DELETE FROM ${pending} AS p USING ${s.temps.stage} AS s WHERE p.table_name = $1 AND p.kind = 'row' AND p.seen_run <> $2 AND p.row_key = ${keyJson(s.key, 's')}`,
+    `DELETE FROM ${pending} AS p USING ${s.temps.stage} AS s WHERE p.table_name = $1 AND ${OFFERED} AND p.row_key = ${keyJson(s.key, 's')}`,
     [s.table.name, runId],
   );
 }
@@ -200,9 +235,9 @@ export function tablesWithPending(session: LoadSession): Promise<Set<string>> {
   return session.tablesListedIn(PENDING_TABLE);
 }
 
-/** Does the table have entries this run did not write? (Nothing to retry otherwise.) */
+/** Does the table have entries this run did not write, or entries to offer again? (Nothing to retry otherwise.) */
 export function hasPendingSql(s: TableShape, runId: string): CompiledQuery {
-  return compiled(`SELECT EXISTS (SELECT 1 FROM ${pending} WHERE table_name = $1 AND seen_run <> $2) AS any`, [s.table.name, runId]);
+  return compiled(`SELECT EXISTS (SELECT 1 FROM ${pending} AS p WHERE p.table_name = $1 AND (p.seen_run <> $2 OR ${OFFERED})) AS any`, [s.table.name, runId]);
 }
 
 /**

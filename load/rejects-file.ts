@@ -30,11 +30,14 @@ export interface RejectLine {
   readonly value: string | null;
   /** The referenced table and column, e.g. `users(id)`. */
   readonly references: string;
-  /** missing_reference, or duplicate_key: another source document converts to the same key. */
-  readonly reason: 'missing_reference' | 'duplicate_key';
+  /**
+   * missing_reference; duplicate_key: another source document converts to the same key;
+   * duplicate_value: another row would hold the row's value of a unique constraint (`column` names its columns).
+   */
+  readonly reason: 'missing_reference' | 'duplicate_key' | 'duplicate_value';
   /** reject: the row was not loaded; set_null: it was loaded with this column NULL. */
   readonly action: 'reject' | 'set_null';
-  /** duplicate_key: every document claiming the key (24 hex for an ObjectId, else its Extended JSON). */
+  /** duplicate_key: every document claiming the key (24 hex for an ObjectId, else its Extended JSON); duplicate_value: every holder of the value. */
   readonly documents?: readonly string[];
 }
 
@@ -126,8 +129,8 @@ export async function writeLoadRejects(
         line: await lineOf(Number(row.line)),
         column: row.column_name,
         value: row.value,
-        references: row.reason === 'duplicate_key' ? '' : (referencesOf.get(row.column_name) ?? ''),
-        reason: row.reason === 'duplicate_key' ? 'duplicate_key' : 'missing_reference',
+        references: row.reason === 'missing_reference' ? (referencesOf.get(row.column_name) ?? '') : '',
+        reason: row.reason === 'duplicate_key' || row.reason === 'duplicate_value' ? row.reason : 'missing_reference',
         action: row.action === 'set_null' ? 'set_null' : 'reject',
         ...(row.documents ? { documents: row.documents } : {}),
       }),

@@ -45,6 +45,8 @@ export interface TempTables {
   readonly recompute: SqlIdent;
   /** dedupe, first load into an empty table: the keys a contribution of which misses a reference. */
   readonly suspects: SqlIdent;
+  /** The holders of a value of another unique constraint that rows of two keys or more hold (load/unique-values.ts). */
+  readonly shared: SqlIdent;
 }
 
 export interface TableShape {
@@ -91,7 +93,7 @@ export const lineColumnName = (table: TableModel): string => freeColumnName(tabl
 
 function tempTables(index: number): TempTables {
   const t = (what: string) => ident(`etl_${what}_${index}`);
-  return { stage: t('stage'), keys: t('keys'), rejects: t('rejects'), contrib: t('contrib'), touched: t('touched'), gone: t('gone'), live: t('live'), contested: t('contested'), recompute: t('recompute'), suspects: t('suspects') };
+  return { stage: t('stage'), keys: t('keys'), rejects: t('rejects'), contrib: t('contrib'), touched: t('touched'), gone: t('gone'), live: t('live'), contested: t('contested'), recompute: t('recompute'), suspects: t('suspects'), shared: t('shared') };
 }
 
 /** Temp table name → the real table, so messages never show our internal names. */

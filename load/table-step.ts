@@ -29,7 +29,7 @@ import { readKeysAhead } from './read-ahead.ts';
 import { writeLoadRejects } from './rejects-file.ts';
 import { settleTable, type SettleFigures } from './settle.ts';
 import { tempNamesOf, type TableShape } from './shape.ts';
-import { NOTHING_VACATED, refuseSharedValues, vacateTakenValues, type Vacated } from './unique-values.ts';
+import { holdSharedValues, NOTHING_SHARED, NOTHING_VACATED, vacateTakenValues, type SharedFigures, type Vacated } from './unique-values.ts';
 import { copyBatch, copyContributions, copyLive, copyRecompute, copyScope, stagedFile, type StagedFile } from './stage-files.ts';
 import type { LoadPhase } from './options.ts';
 
@@ -69,6 +69,8 @@ interface BatchFigures extends MergeFigures {
   readonly multiline: boolean;
   /** Rows taken out of the way of the batch's unique values before the merge (unique-values.ts). */
   readonly vacated: Vacated;
+  /** Rows held for a unique value two keys' rows would hold (unique-values.ts). */
+  readonly shared: SharedFigures;
 }
 
 export async function loadTableStep(ctx: LoadContext, name: string): Promise<TableStepResult> {
@@ -93,7 +95,7 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
   const rejects = batch.rejected + batch.nulled > 0 ? await writeRejects(ctx, shape, checks, batch) : null;
   let settle: SettleFigures;
   try {
-    settle = await settleTable(ctx, shape, checks);
+    settle = await settleTable(ctx, shape, checks, batch.shared.held + batch.shared.left > 0);
     session.at(name, 'checking foreign keys');
     await runDeferredChecks(session, shape);
     await dropTemps(ctx, shape);
@@ -114,7 +116,7 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
     duplicates: batch.duplicates,
     rejected: batch.rejected,
     nulled: batch.nulled,
-    left: leave.left + batch.vacated.left,
+    left: leave.left + batch.vacated.left + batch.shared.left + settle.shared,
     gone: leave.gone + batch.vacated.gone,
     settle,
     truncated,
@@ -181,7 +183,7 @@ async function loadBatch(
     if (direct) {
       const rows = direct.copied.rowCount;
       const inserted = rows - direct.rejected;
-      return { staged: rows, unchanged: 0, inserted, updated: 0, duplicates: 0, rejected: direct.rejected, nulled: direct.nulled, file: csv, multiline: direct.copied.multiline, wasEmpty: true, vacated: NOTHING_VACATED };
+      return { staged: rows, unchanged: 0, inserted, updated: 0, duplicates: 0, rejected: direct.rejected, nulled: direct.nulled, file: csv, multiline: direct.copied.multiline, wasEmpty: true, vacated: NOTHING_VACATED, shared: NOTHING_SHARED };
     }
   }
   const filled = await fillBatch(ctx, shape, staged, scope, csv, { empty, checks });
@@ -196,19 +198,21 @@ async function loadBatch(
     await holdRejected(session, shape, 'batch', ctx.runId);
     if (filled.first) await locateFirstRejects(session, shape);
   });
-  if (filled.first && refs.rejected + refs.nulled > 0) await numberFirstRejects(session, shape);
+  const shared = await holdSharedValues(ctx, shape, checks, { from: 'staged', scope }, async () => {
+    if (filled.first) await locateFirstRejects(session, shape);
+  });
+  if (filled.first && refs.rejected + refs.nulled + shared.held > 0) await numberFirstRejects(session, shape);
   ctx.signal?.throwIfAborted();
   const vacated = empty ? NOTHING_VACATED : await vacateTakenValues(ctx, shape, scope);
-  await refuseSharedValues(ctx, shape, 'staged');
   phase('merge', 'merging');
-  const m = await mergeFilled(ctx, shape, checks, { filled, duplicates, empty, refs });
+  const m = await mergeFilled(ctx, shape, checks, { filled, duplicates, empty, refs: { rejected: refs.rejected + shared.held, nulled: refs.nulled } });
   // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.
   const considered = shape.kind === 'dedupe_upsert' ? m.batchRows : filled.staged - m.duplicates;
-  const rejected = refs.rejected + contested;
+  const rejected = refs.rejected + contested + shared.held;
   const unchanged = considered - rejected - m.inserted - m.updated;
   const inserted = m.inserted - vacated.replaced;
   const updated = m.updated + vacated.replaced;
-  return { staged: filled.staged, unchanged, inserted, updated, duplicates: m.duplicates, rejected, nulled: refs.nulled, file: filled.file, multiline: filled.copied.multiline, wasEmpty: empty, vacated };
+  return { staged: filled.staged, unchanged, inserted, updated, duplicates: m.duplicates, rejected, nulled: refs.nulled, file: filled.file, multiline: filled.copied.multiline, wasEmpty: empty, vacated, shared };
 }
 
 /**
@@ -276,7 +280,8 @@ async function fillBatch(
   const columns = [shape.documentColumn.name, ...shape.columns.map((c) => c.name)];
   const file = stagedFile(paths, staged.contrib, columns);
   // The suspect keys' rows are matched on their key once in the table (nulledWinnersSql).
-  const intoEmpty = target.empty && !target.checks.some((c) => c.selfReference || (c.action === 'set_null' && shape.key.some((k) => k.name === c.column.name)));
+  // A value two keys' rows share is found in the batch: it must hold every row (unique-values.ts).
+  const intoEmpty = target.empty && shape.otherUniques.length === 0 && !target.checks.some((c) => c.selfReference || (c.action === 'set_null' && shape.key.some((k) => k.name === c.column.name)));
   const first = (await nothingStored(session, shape, scope.complete)) ? await firstContributions(session, paths, shape, file, { complete: scope.complete, intoEmpty, checks: target.checks }) : null;
   if (first) return { file, copied: first.copied, staged: first.copied.rowCount, batchRows: first.batchRows, duplicates: first.superseded, first: true, suspectsOnly: first.suspectsOnly };
   const copied = await copyContributions(session, paths, shape, staged.contrib);

@@ -60,7 +60,7 @@ export async function loadTables(ctx: LoadContext, start: LoadStart, toLoad: rea
   }
   const tables = p.reports;
   const settled: SettledTableReport[] = [];
-  for (const s of p.settled) settled.push({ table: s.table, deleted: s.figures.referencing, nulled: sum(s.figures.nulledColumns), pending: await pendingOf(ctx, s.table, s.figures) });
+  for (const s of p.settled) settled.push({ table: s.table, deleted: s.figures.referencing + s.figures.shared, nulled: sum(s.figures.nulledColumns), pending: await pendingOf(ctx, s.table, s.figures) });
   for (const r of tables) if (!r.rejectsFile) await rm(ctx.paths.loadRejects(r.table), { force: true });
   const rejects = p.steps.flatMap((s) => (s.rejects ? [{ ...s.rejects, table: s.table }] : []));
   return { tables, settled, pending: await pendingTotals(ctx.session), truncated: p.truncated, deletions: deletionsReport(ctx, p), warnings: p.warnings, rejects };
@@ -154,8 +154,8 @@ function readAfterWatermark(plan: LoadPlan, name: string, stored: StoredWatermar
 
 async function settleOnly(ctx: LoadContext, name: string, p: Progress): Promise<void> {
   const shape = ctx.shapeOf(name);
-  const figures = await settleTable(ctx, shape, referenceChecks(shape.table, shape));
-  if (figures.referencing + sum(figures.nulledColumns) + figures.landed + figures.resolved === 0) return;
+  const figures = await settleTable(ctx, shape, referenceChecks(shape.table, shape), false);
+  if (figures.referencing + sum(figures.nulledColumns) + figures.landed + figures.resolved + figures.shared === 0) return;
   ctx.session.at(name, 'checking foreign keys');
   await runDeferredChecks(ctx.session, shape);
   p.settled.push({ table: name, figures });

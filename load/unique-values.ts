@@ -8,14 +8,19 @@
 //   changing  deleted, to be inserted again by the merge with its new values (the foreign keys are
 //             deferred to COMMIT, so rows referencing it never see it missing). Not in a dedupe table,
 //             whose rows' ids a sequence gives: there the merge meets it as before.
-// A value two rows of the final state would hold still stops the load (refuseSharedValues, naming
-// both documents): neither row is right.
-import { LoadError } from '../errors/etl-error.ts';
-import { compiled, type CompiledQuery } from '../schema/sql.ts';
-import { shortText } from '../staging/short-text.ts';
+// A value rows of two keys or more would hold (two users with one email: the source has no unique
+// index, or lost it) is no row's: every holder is refused (`duplicate_value`, naming them all) and
+// waits in etl_pending until it holds the value alone, as a full run of the same documents leaves it
+// (holdSharedValues). The load goes on.
+import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
+import { PENDING_TABLE } from '../schema/state-tables.ts';
 import type { LoadContext } from './load-context.ts';
-import { goneCondition, leftCondition, leftGoneIn, type Scope } from './leave.ts';
-import { keyJson, list, matchKey, type OtherUnique, type ShapeColumn, type TableShape } from './shape.ts';
+import { goneCondition, leftCondition, leftGoneIn, scopedEntries, type Scope } from './leave.ts';
+import { holdSharedRows, ownerNotInSql } from './pending.ts';
+import { createRejectsTableSql, type PlannedCheck } from './references.ts';
+import { keyJson, keyObject, list, matchKey, type OtherUnique, type TableShape } from './shape.ts';
+
+const PENDING = ident(PENDING_TABLE);
 
 export interface Vacated {
   /** Rows deleted now rather than after the merge: they left the scope, or their document is gone. */
@@ -49,60 +54,112 @@ export async function vacateTakenValues(ctx: LoadContext, shape: TableShape, sco
   return { left, gone, replaced };
 }
 
-/** Two holders of one value of `u`: a batch row (alias a) and another batch row or a row of the table staying as it is (alias b). */
-function sharedValueSql(s: TableShape, u: readonly ShapeColumn[]): CompiledQuery {
-  const holder = (alias: string) => (s.docKey ? `${alias}.${s.docKey.id}::text` : `${keyJson(s.key, alias)}::text`);
-  const pair = (inTable: boolean) => `SELECT jsonb_build_object(${u.map((c, i) => `$${i + 1}::text, a.${c.id}`).join(', ')}) AS value, ${holder('a')} AS merged, ${holder('b')} AS other, ${inTable} AS in_table`;
-  const sameValue = `(${list(u, 'a.')}) = (${list(u, 'b.')}) AND NOT (${matchKey(s.key, 'a', 'b')})`;
-  const staying = `NOT EXISTS (SELECT 1 FROM ${s.temps.stage} AS s WHERE ${matchKey(s.key, 's', 'b')})`;
-  return compiled(
-    `(${pair(false)} FROM ${s.temps.stage} AS a JOIN ${s.temps.stage} AS b ON ${sameValue} LIMIT 1) UNION ALL ` +
-      `(${pair(true)} FROM ${s.temps.stage} AS a JOIN ${s.target} AS b ON ${sameValue} WHERE ${staying} LIMIT 1) LIMIT 1`,
-    u.map((c) => c.name),
-  );
+/** Which batch: this run's staged rows (and what it replaces), or etl_pending's rows offered again (settle.ts). */
+export type SharedPass = { readonly from: 'staged'; readonly scope: Scope } | { readonly from: 'pending' };
+
+export interface SharedFigures {
+  /** Batch rows refused (duplicate_value), held in etl_pending. */
+  readonly held: number;
+  /** Rows of the table that shared a value with another holder: held in etl_pending, deleted. */
+  readonly left: number;
 }
 
-interface SharedValue {
-  readonly value: Record<string, unknown>;
-  readonly merged: string;
-  readonly other: string;
-  readonly in_table: boolean;
+export const NOTHING_SHARED: SharedFigures = { held: 0, left: 0 };
+
+/** Who holds a value, as the rejects file names it: the document's `_id`, or a dedupe row's key. */
+const holderOf = (s: TableShape, alias: string): string => (s.docKey ? `${alias}.${s.docKey.id}::text` : `${keyJson(s.key, alias)}::text`);
+
+/** A pending row (alias r, its entry p) is in the contest only if every reference it would be refused for exists. */
+function referencesPresent(checks: readonly PlannedCheck[]): string {
+  return checks
+    .filter((c) => c.action === 'reject' && !c.selfReference)
+    .map((c) => ` AND (r.${c.column.id} IS NULL OR EXISTS (SELECT 1 FROM ${c.refTable} AS x WHERE x.${c.refColumn} = r.${c.column.id}))`)
+    .join('');
 }
 
-/** Where the batch's rows come from: this run's staged rows, or etl_pending's rows whose reference arrived (settle.ts). */
-export type BatchSource = 'staged' | 'pending';
+/** Rows of the table (alias t) a staged batch leaves standing: neither replaced by it nor leaving with it. */
+function stayingCondition(s: TableShape, pass: SharedPass): string {
+  const conditions = [`NOT EXISTS (SELECT 1 FROM ${s.temps.stage} AS a WHERE ${matchKey(s.key, 'a', 't')})`];
+  if (pass.from === 'staged') {
+    const left = leftCondition(s, pass.scope);
+    if (left) conditions.push(`NOT (${left})`);
+    if (pass.scope.live && s.docKey) conditions.push(`NOT (${goneCondition(s)})`);
+  }
+  return conditions.join(' AND ');
+}
+
+/** Pending entries (alias p) the staged batch replaces: the leave step forgets them (leave.ts). */
+function replacedEntries(s: TableShape, pass: SharedPass, runParameter: number): string {
+  if (pass.from === 'pending') return '';
+  const { scope } = pass;
+  const replaced = scope.complete ? ['true'] : [scopedEntries(s, scope), scope.live && s.docKey ? ownerNotInSql(s.temps.live, 'k') : null].filter((c) => c !== null);
+  return replaced.length > 0 ? ` AND (p.seen_run = $${runParameter} OR NOT (${replaced.join(' OR ')}))` : '';
+}
 
 /**
- * A value of another unique constraint that two rows of the final state would hold stops the load
- * before the merge, naming the two documents (or keys) and what to do, where PostgreSQL would name
- * the value only. The batch is final and the rows in its way are out (vacateTakenValues).
+ * Every holder of a value of `u` that rows of two keys or more hold, into the shared temp table:
+ * batch rows, rows of the table staying as they are, and pending rows in the contest (not the
+ * batch's, not replaced by it, their references present: rows a full run would hold against it).
+ * $1 table, $2 the constraint's columns as the rejects file names them, then their names, then the run id (when used).
  */
-export async function refuseSharedValues(ctx: LoadContext, shape: TableShape, from: BatchSource): Promise<void> {
-  if (shape.otherUniques.length > 0) ctx.session.at(shape.table.name, 'checking unique values');
-  for (const u of shape.otherUniques) {
-    const shared = (await ctx.session.run(sharedValueSql(shape, u.columns))).rows[0] as SharedValue | undefined;
-    if (shared) throw sharedValueError(shape, u, shared, from);
-  }
+function sharedHoldersSql(s: TableShape, u: OtherUnique, checks: readonly PlannedCheck[], pass: SharedPass, runId: string): CompiledQuery {
+  const cols = u.columns;
+  const us = cols.map((_, i) => `u${i}`).join(', ');
+  const pick = (alias: string) => cols.map((c, i) => `${alias}.${c.id} AS u${i}`).join(', ');
+  const notBatch = `NOT EXISTS (SELECT 1 FROM ${s.temps.stage} AS a WHERE ${keyJson(s.key, 'a')} = p.row_key)`;
+  const run = cols.length + 3;
+  const replaced = replacedEntries(s, pass, run);
+  const held =
+    `SELECT 'batch' AS source, ${keyJson(s.key, 'a')} AS k, ${holderOf(s, 'a')} AS who, ${pick('a')} FROM ${s.temps.stage} AS a UNION ALL ` +
+    `SELECT 'pending', p.row_key, coalesce(p.owner, p.row_key::text), ${pick('r')} FROM ${PENDING} AS p CROSS JOIN LATERAL jsonb_populate_record(NULL::${s.target}, p.row) AS r ` +
+    `WHERE p.table_name = $1 AND p.kind = 'row' AND ${notBatch}${referencesPresent(checks)}${replaced}`;
+  const inTable = `SELECT 'target', ${keyJson(s.key, 't')}, ${holderOf(s, 't')}, ${pick('t')} FROM ${s.target} AS t WHERE (${list(cols, 't.')}) IN (SELECT ${us} FROM h) AND ${stayingCondition(s, pass)}`;
+  const value = `jsonb_build_object(${cols.map((_, i) => `$${i + 3}::text, x.u${i}`).join(', ')})::text`;
+  return compiled(
+    `WITH h AS (${held}), x AS (SELECT * FROM h UNION ALL ${inTable}), ` +
+      `v AS (SELECT ${us}, jsonb_agg(DISTINCT who ORDER BY who) AS documents FROM x WHERE ${cols.map((_, i) => `u${i} IS NOT NULL`).join(' AND ')} GROUP BY ${us} HAVING count(DISTINCT k) > 1) ` +
+      `INSERT INTO ${s.temps.shared} (source, k, column_name, value, documents) SELECT x.source, x.k, $2, ${value}, v.documents FROM x JOIN v USING (${us})`,
+    [s.table.name, cols.map((c) => c.name).join(', '), ...cols.map((c) => c.name), ...(replaced ? [runId] : [])],
+  );
 }
 
-function sharedValueError(shape: TableShape, u: OtherUnique, shared: SharedValue, from: BatchSource): LoadError {
-  const table = shape.table.name;
-  const constraint = u.name;
-  const value = Object.entries(shared.value).map(([c, v]) => `${c} = ${JSON.stringify(shortText(String(v), 200))}`).join(', ');
-  const of = (holder: string) => (shape.docKey ? `document ${shortText(holder, 100)}` : `key ${shortText(holder, 200)}`);
-  const merges = from === 'staged' ? 'which this load merges' : 'held back by an earlier load until its reference arrived, which this load lands';
-  const other = shared.in_table ? `the row of ${of(shared.other)} already in the table, which this run did not read` : `the row of ${of(shared.other)}, which it ${from === 'staged' ? 'merges' : 'lands'} too`;
-  // The documents this run did not read may have been deleted since: only delete propagation tells.
-  const unread = [...(from === 'pending' ? [shared.merged] : []), ...(shared.in_table || from === 'pending' ? [shared.other] : [])];
-  const deleted = unread.length > 0 && shape.docKey ? `if ${unread.map(of).join(' or ')} was deleted from MongoDB, load with --propagate-deletes (its row then leaves first); ` : '';
-  const columns = u.columns.map((c) => c.name).join(', ');
-  const declared = u.primaryKey ? `or give ${table} another primary key in pipeline.yaml` : `or drop [${columns}] from ${table}.unique_constraints in pipeline.yaml`;
-  return new LoadError(
-    'unique_value_shared',
-    `${table}: two rows would hold one value of the unique constraint ${constraint} (${value}): the row of ${of(shared.merged)}, ${merges}, and ${other}; the load stops`,
-    {
-      context: { table, constraint },
-      hint: `nothing was changed in PostgreSQL; ${deleted}if both documents hold the value in MongoDB, correct one of them, ${declared}`,
-    },
+/** The batch rows refused, one line a constraint, for the rejects file (reason duplicate_value, naming every holder). */
+function refuseSharedSql(s: TableShape): CompiledQuery {
+  const key = keyObject(s.key, 'a', 1);
+  return compiled(
+    `INSERT INTO ${s.temps.rejects} (line, column_name, value, action, reason, documents, row_key) ` +
+      `SELECT a.${s.line}, x.column_name, x.value, 'reject', 'duplicate_value', x.documents, ${key.sql} ` +
+      `FROM ${s.temps.stage} AS a JOIN ${s.temps.shared} AS x ON x.source = 'batch' AND x.k = ${keyJson(s.key, 'a')}`,
+    key.names,
   );
+}
+
+const heldKeys = (s: TableShape, source: 'batch' | 'target', alias: string): string => `${keyJson(s.key, alias)} IN (SELECT x.k FROM ${s.temps.shared} AS x WHERE x.source = '${source}')`;
+
+/**
+ * A value of another unique constraint that rows of two keys or more would hold: neither row is
+ * right, so every holder is refused (duplicate_value) and waits in etl_pending, to land once it holds
+ * the value alone (settle.ts offers such entries to every load). A row of the table staying as it is
+ * leaves (its references' tables follow, as for any deleted row); pending rows in the contest stay
+ * where they are. `beforeRemoval` runs once the refused rows are recorded, while the batch holds them.
+ */
+export async function holdSharedValues(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[], pass: SharedPass, beforeRemoval?: () => Promise<void>): Promise<SharedFigures> {
+  if (shape.otherUniques.length === 0) return NOTHING_SHARED;
+  const { session, runId } = ctx;
+  session.at(shape.table.name, 'checking unique values');
+  await session.run(compiled(`CREATE TEMP TABLE IF NOT EXISTS ${shape.temps.shared} (source text NOT NULL, k jsonb NOT NULL, column_name text NOT NULL, value text NOT NULL, documents jsonb NOT NULL) ON COMMIT DROP`));
+  await session.run(compiled(`TRUNCATE ${shape.temps.shared}`));
+  let holders = 0;
+  for (const u of shape.otherUniques) holders += await session.count(sharedHoldersSql(shape, u, checks, pass, runId));
+  if (holders === 0) return NOTHING_SHARED;
+  if (pass.from === 'staged') {
+    await session.run(createRejectsTableSql(shape.temps.rejects));
+    await session.run(refuseSharedSql(shape));
+  }
+  await holdSharedRows(session, shape, 'batch', runId);
+  await beforeRemoval?.();
+  const held = await session.count(compiled(`DELETE FROM ${shape.temps.stage} AS a WHERE ${heldKeys(shape, 'batch', 'a')}`));
+  await holdSharedRows(session, shape, 'target', runId);
+  const left = await ctx.gone.delete(shape, heldKeys(shape, 'target', 't'));
+  return { held, left };
 }

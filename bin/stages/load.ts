@@ -160,7 +160,7 @@ export function loadNotes(ctx: CommandContext, r: LoadReport): void {
     const orphaned = r.tables.filter((t) => t.orphaned > 0);
     if (orphaned.length) ctx.stdout.write(`references set NULL because this load deleted the row they point at (orphaned): ${orphaned.map((t) => `${t.table} ${count(t.orphaned)}`).join(', ')}\n`);
     const waiting = r.tables.filter((t) => pendingOf(t) > 0);
-    if (waiting.length) ctx.stdout.write(`pending (held back or loaded with a NULL reference until the referenced row arrives): ${waiting.map((t) => `${t.table} ${count(pendingOf(t))}`).join(', ')}; see etl status\n`);
+    if (waiting.length) ctx.stdout.write(`pending (held back until the referenced row arrives or the unique value is theirs alone, or loaded with a NULL reference): ${waiting.map((t) => `${t.table} ${count(pendingOf(t))}`).join(', ')}; see etl status\n`);
   }
   writeWarnings(ctx, r.warnings);
 }
