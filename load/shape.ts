@@ -5,7 +5,7 @@ import { ident, type SqlIdent } from '../schema/sql.ts';
 import { valueTypeText } from '../model/sql-types.ts';
 import type { ColumnModel, TableModel } from '../model/types.ts';
 import { documentIdColumn, contributionsTableName } from '../schema/state-tables.ts';
-import { constraintName } from '../model/derived-names.ts';
+import { otherUniqueConstraints, sameColumns } from '../model/other-uniques.ts';
 
 
 export interface ShapeColumn {
@@ -132,23 +132,10 @@ export function tableShape(table: TableModel, index: number): TableShape {
     docKey: docKeyName ? pick(docKeyName) : null,
     parent: kind === 'delete_and_insert' ? pick(table.explode!.parentColumn) : null,
     keyIsUnique: [table.primaryKey, ...table.uniqueConstraints].some((u) => u.length > 0 && sameColumns(u, keyNames)),
-    otherUniques: otherUniques(table, keyNames, byName),
+    otherUniques: otherUniqueConstraints(table, keyNames).map((u) => ({ name: u.name, columns: u.columns.map((c) => byName.get(c)!), primaryKey: u.primaryKey })),
     contributions: kind === 'dedupe_upsert' ? ident(contributionsTableName(table.name)) : null,
     documentColumn: { name: documentIdColumn(table), id: ident(documentIdColumn(table)), nullable: false, type: 'TEXT' },
   });
-}
-
-const sameColumns = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x) => b.includes(x));
-
-/** The unique constraints (primary key included) other than the merge key, when every column is staged (a SERIAL id is not). */
-function otherUniques(table: TableModel, keyNames: readonly string[], byName: ReadonlyMap<string, ShapeColumn>): OtherUnique[] {
-  const named = [
-    { name: constraintName(table.name, table.primaryKey, 'pkey'), names: table.primaryKey, primaryKey: true },
-    ...table.uniqueConstraints.map((u) => ({ name: constraintName(table.name, u, 'key'), names: u, primaryKey: false })),
-  ];
-  return named
-    .filter((u) => u.names.length > 0 && !sameColumns(u.names, keyNames) && u.names.every((c) => byName.has(c)))
-    .map((u) => ({ name: u.name, columns: u.names.map((c) => byName.get(c)!), primaryKey: u.primaryKey }));
 }
 
 function mergeKeyNames(table: TableModel, kind: TableModel['mergeKind']): string[] {
