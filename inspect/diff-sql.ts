@@ -8,6 +8,7 @@
 // column whose live type drifted still compares instead of failing.
 import type { ColumnModel, PipelineModel, SqlType, TableModel } from '../model/types.ts';
 import { latestOrder } from '../mapping/dedupe.ts';
+import { otherUniqueConstraints } from '../model/other-uniques.ts';
 import type { LiveTable } from '../schema/catalog.ts';
 import { compiled, ident, literal, type CompiledQuery, type SqlIdent } from '../schema/sql.ts';
 
@@ -20,6 +21,14 @@ export const CHANGED = ident('etl_diff_changed');
 export const CONTESTED = ident('etl_diff_contested');
 /** `absent` of a missing row a load refuses because two documents claim its key. */
 const CONTESTED_ROW = -1;
+/**
+ * Keys whose row a load refuses because rows of other keys hold its value of another unique
+ * constraint (duplicate_value), with `u`: the index of that constraint in `otherUniques` (the first
+ * one shared). Only built for a table that has such a constraint.
+ */
+export const SHARED = ident('etl_diff_shared');
+/** `absent` of a missing row refused for a value of `otherUniques[u]` it shares: SHARED_ROW - u (-2, -3…). */
+const SHARED_ROW = -2;
 
 /** Bookkeeping columns of the expected table, before the staged columns c0…cN. */
 const META_COLUMNS = ['_ord', '_status', '_src', '_col', '_reason'] as const;
@@ -63,6 +72,14 @@ export function canonical(alias: string, i: number, t: SqlType): string {
   return ty === null ? `${alias}.${cell(i)}` : `CAST(${alias}.${cell(i)} AS ${ty})::text`;
 }
 
+/** A unique constraint other than the key (users declaring [email]): its staged columns, and how reports name it. */
+export interface OtherUnique {
+  /** Its columns joined by ", " (`email`), as the load's rejects file names them. */
+  readonly label: string;
+  /** Indexes (into stagedColumns) of its columns. */
+  readonly indexes: readonly number[];
+}
+
 export interface ForeignCheck {
   readonly index: number;
   readonly column: string;
@@ -84,6 +101,8 @@ export class TableDiffSql {
   readonly target: SqlIdent;
   /** Index of the column holding the document `_id` (upsert: id; explode: the parent), -1 for a dedupe table. */
   readonly documentKey: number;
+  /** The table's unique constraints other than the key: a value rows of two keys or more hold refuses them all (duplicate_value). */
+  readonly otherUniques: readonly OtherUnique[];
 
   constructor(table: TableModel, live: LiveTable, model: PipelineModel, liveTables: ReadonlyMap<string, LiveTable>) {
     this.table = table;
@@ -121,6 +140,10 @@ export class TableDiffSql {
       });
     });
     this.foreign = foreign;
+    this.otherUniques = otherUniqueConstraints(table, key).map((u) => ({
+      label: u.columns.join(', '),
+      indexes: u.columns.map((name) => this.columns.findIndex((c) => c.name === name)),
+    }));
   }
 
   get keyNames(): string[] {
@@ -159,6 +182,11 @@ export class TableDiffSql {
 
   private liveKeyTexts(alias: string): string {
     return this.keyIndexes.map((i, n) => `${alias}.${ident(this.columns[i]!.name)}::text AS ${keyCol(n)}`).join(', ');
+  }
+
+  /** `a.k0 = b.k0 AND …`: two tables of key texts (k0…) on one key. */
+  private sameKey(a: string, b: string): string {
+    return this.keyIndexes.map((_, n) => `${a}.${keyCol(n)} = ${b}.${keyCol(n)}`).join(' AND ');
   }
 
   private keysNotNull(alias: string): string {
@@ -213,20 +241,72 @@ export class TableDiffSql {
   /**
    * Expected keys PostgreSQL lacks, each with `absent`: the index of the first column whose
    * reference (on_missing: reject) points at a row PostgreSQL does not have — a load would refuse
-   * that row too —, CONTESTED_ROW for a row of a key two documents claim (refused too), or NULL for
-   * a row that is simply missing.
+   * that row too —, CONTESTED_ROW for a row of a key two documents claim (refused too), SHARED_ROW - u
+   * for a row holding a value of another unique constraint that rows of other keys hold (refused
+   * too: SHARED, built first for a table with such a constraint), or NULL for a row that is simply
+   * missing.
    */
   createMissing(): CompiledQuery {
-    const absent = this.foreign
-      .filter((f) => f.policy === 'reject')
-      .map((f) => `WHEN r.${cell(f.index)} IS NOT NULL AND NOT ${f.exists('r')} THEN ${f.index}`);
+    const shared = this.otherUniques.length > 0;
+    const absent = [
+      ...this.foreign.filter((f) => f.policy === 'reject').map((f) => `WHEN r.${cell(f.index)} IS NOT NULL AND NOT ${f.exists('r')} THEN ${f.index}`),
+      ...(shared ? [`WHEN s.u IS NOT NULL THEN ${SHARED_ROW} - s.u`] : []),
+    ];
     const absentExpr = absent.length ? `CASE ${absent.join(' ')} END` : 'NULL::int';
     return compiled(
       `CREATE TEMP TABLE ${MISSING} AS SELECT ${this.keyList('m')}, r.${ident('_src')} AS src, ${absentExpr} AS absent ` +
       `FROM (SELECT ${this.keyList()} FROM ${ROWS} EXCEPT SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a) m ` +
-      `LEFT JOIN ${ROWS} r ON ${this.keyIndexes.map((_, n) => `r.${keyCol(n)} = m.${keyCol(n)}`).join(' AND ')}` +
+      `LEFT JOIN ${ROWS} r ON ${this.sameKey('r', 'm')}` +
+      (shared ? ` LEFT JOIN ${SHARED} s ON ${this.sameKey('s', 'm')}` : '') +
       (this.documentKey < 0 ? '' : ` UNION ALL ${this.contestedMissing()}`),
     );
+  }
+
+  /**
+   * The keys whose row a load refuses for a shared value (duplicate_value, load/unique-values.ts):
+   * among the rows it would load — one per key, contested keys and rows refused for a missing
+   * reference set aside —, those whose value of another unique constraint rows of other keys hold
+   * too, each with the first such constraint (`u`). A value with a NULL in it is nobody's
+   * (PostgreSQL's UNIQUE treats NULLs as distinct).
+   */
+  createShared(): CompiledQuery {
+    const dangling = this.danglingReferences('r', 'reject');
+    const loadable = dangling.length ? [`NOT (${dangling.join(' OR ')})`] : [];
+    const holders = this.otherUniques.map((u, n) => {
+      const values = u.indexes.map((i) => this.writtenValue('r', i));
+      const held = [...loadable, ...values.map((v) => `${v} IS NOT NULL`)].join(' AND ');
+      return (
+        `SELECT ${this.keyList()}, ${n} AS u FROM (SELECT ${this.keyList('r')}, count(*) OVER (PARTITION BY ${values.join(', ')}) AS holders ` +
+        `FROM ${ROWS} r WHERE ${held}) h WHERE holders > 1`
+      );
+    });
+    return compiled(`CREATE TEMP TABLE ${SHARED} AS SELECT DISTINCT ON (${this.keyList()}) * FROM (${holders.join(' UNION ALL ')}) s ORDER BY ${this.keyList()}, u`);
+  }
+
+  /**
+   * The value a load writes in column i of an expected row (alias), in the column's type (PostgreSQL's
+   * UNIQUE compares values, not texts): a set_null reference to a row PostgreSQL lacks is NULL.
+   */
+  private writtenValue(alias: string, i: number): string {
+    const ty = castType(this.columns[i]!.sqlType);
+    const value = ty === null ? `${alias}.${cell(i)}` : `CAST(${alias}.${cell(i)} AS ${ty})`;
+    const fk = this.foreign.find((f) => f.index === i && f.policy === 'set_null');
+    return fk ? `(CASE WHEN ${fk.exists(alias)} THEN ${value} END)` : value;
+  }
+
+  /** Conditions on an expected row (alias), one per reference of `policy`: it points at a row PostgreSQL lacks. */
+  private danglingReferences(alias: string, policy: ForeignCheck['policy']): string[] {
+    return this.foreign.filter((f) => f.policy === policy).map((f) => `(${alias}.${cell(f.index)} IS NOT NULL AND NOT ${f.exists(alias)})`);
+  }
+
+  /** Missing rows a load refuses for a value rows of other keys hold (duplicate_value). */
+  sharedCount(): CompiledQuery {
+    return compiled(`SELECT count(*)::bigint AS n FROM ${MISSING} WHERE absent <= ${SHARED_ROW}`);
+  }
+
+  /** The label of the constraint a refused row's `absent` names, or null when it is not refused for a shared value. */
+  sharedLabel(absent: number): string | null {
+    return absent <= SHARED_ROW ? this.otherUniques[SHARED_ROW - absent]!.label : null;
   }
 
   /** The rows of contested keys PostgreSQL lacks (one per key, its first record), as MISSING rows. */
@@ -275,7 +355,19 @@ export class TableDiffSql {
         ` WHERE NOT EXISTS (SELECT 1 FROM ${EXPECTED} d WHERE d.${ident('_status')} = 'rejected_document' ` +
         `AND ${canonical('d', pi, this.columns[pi]!.sqlType)} = x.${keyCol(n)})`;
     }
+    // A row of a key whose row a load refuses for a shared value: a full run leaves none.
+    if (this.otherUniques.length > 0) sql += ` UNION ALL SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a WHERE EXISTS (SELECT 1 FROM ${SHARED} s WHERE ${this.liveIs('a', 's')})`;
     return compiled(sql);
+  }
+
+  /** `a.id::text = s.k0 AND …`: a live row (alias) of the key of a table of key texts (alias). */
+  private liveIs(live: string, keys: string): string {
+    return this.keyIndexes.map((ci, n) => `${live}.${ident(this.columns[ci]!.name)}::text = ${keys}.${keyCol(n)}`).join(' AND ');
+  }
+
+  /** Extra rows whose key's row a load refuses for a shared value. */
+  extraSharedCount(): CompiledQuery {
+    return compiled(`SELECT count(*)::bigint AS n FROM ${EXTRA} x JOIN ${SHARED} s ON ${this.sameKey('x', 's')}`);
   }
 
   count(table: SqlIdent): CompiledQuery {
@@ -303,8 +395,13 @@ export class TableDiffSql {
     return compiled(`SELECT ${this.keyList()}, ${ident('_src')} AS src FROM ${ROWS} ORDER BY ${this.orderByKeys()} LIMIT $1`, [limit]);
   }
 
+  /** The first extra keys, with `u` (a table with another unique constraint): the constraint whose shared value refuses the key's row, else NULL. */
   extraSample(limit: number): CompiledQuery {
-    return compiled(`SELECT ${this.keyList()} FROM ${EXTRA} ORDER BY ${this.orderByKeys()} LIMIT $1`, [limit]);
+    if (this.otherUniques.length === 0) return compiled(`SELECT ${this.keyList()} FROM ${EXTRA} ORDER BY ${this.orderByKeys()} LIMIT $1`, [limit]);
+    return compiled(
+      `SELECT ${this.keyList('x')}, s.u FROM ${EXTRA} x LEFT JOIN ${SHARED} s ON ${this.sameKey('x', 's')} ORDER BY ${this.orderByKeys('x')} LIMIT $1`,
+      [limit],
+    );
   }
 
   rejectedByReason(): CompiledQuery {
@@ -370,10 +467,11 @@ export class TableDiffSql {
     const checks = pairs.map((p) => `CASE WHEN ${p.expected} IS DISTINCT FROM ${p.live} THEN ${p.i} END`);
     const array = `array_remove(ARRAY[${checks.join(', ')}]::int[], NULL)`;
     const differs = pairs.length ? `ROW(${pairs.map((p) => p.expected).join(', ')}) IS DISTINCT FROM ROW(${pairs.map((p) => p.live).join(', ')})` : 'false';
-    const join = this.keyIndexes.map((ci, n) => `a.${ident(this.columns[ci]!.name)}::text = e.${keyCol(n)}`).join(' AND ');
+    // A row a load refuses for a shared value is extra already: a full run leaves none to compare.
+    const kept = this.otherUniques.length > 0 ? ` AND NOT EXISTS (SELECT 1 FROM ${SHARED} s WHERE ${this.sameKey('s', 'e')})` : '';
     return compiled(
       `CREATE TEMP TABLE ${CHANGED} AS SELECT ${this.keyList('e')}, e.${ident('_src')} AS src, ${pairs.length ? array : 'ARRAY[]::int[]'} AS cols ` +
-      `FROM ${ROWS} e JOIN ${this.target} a ON ${join} WHERE ${differs}`,
+      `FROM ${ROWS} e JOIN ${this.target} a ON ${this.liveIs('a', 'e')} WHERE ${differs}${kept}`,
     );
   }
 
@@ -411,8 +509,8 @@ export class TableDiffSql {
    * row is there to hold NULL (a refused row has its own entry).
    */
   private heldNow(alias: string): string {
-    const refused = this.foreign.filter((f) => f.policy === 'reject').map((f) => `(${alias}.${cell(f.index)} IS NOT NULL AND NOT ${f.exists(alias)})`);
-    const nulled = this.foreign.filter((f) => f.policy === 'set_null').map((f) => `(${alias}.${cell(f.index)} IS NOT NULL AND NOT ${f.exists(alias)})`);
+    const refused = this.danglingReferences(alias, 'reject');
+    const nulled = this.danglingReferences(alias, 'set_null');
     const missingRow = `NOT EXISTS (SELECT 1 FROM ${this.target} a WHERE ${this.keyIndexes.map((ci, i) => `a.${ident(this.columns[ci]!.name)}::text = ${alias}.${keyCol(i)}`).join(' AND ')})`;
     const parts = [...(refused.length ? [`(${missingRow} AND (${refused.join(' OR ')}))`] : []), ...nulled];
     return parts.length ? parts.join(' OR ') : 'false';

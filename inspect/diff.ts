@@ -12,10 +12,13 @@
 //   postgres.rows   rows in the table
 //   missing         keys expected but absent from PostgreSQL
 //   refused         absent too, but a load would refuse them as well: a reference (on_missing:
-//                   reject) points at a row PostgreSQL lacks (a dangling id in MongoDB), or two
-//                   documents claim the row's key (`77` and `"77"`: duplicate_key); reported
-//                   apart, like the load reports them, and not a difference
-//   extra           PostgreSQL keys of no existing document: the document (or array item) is gone
+//                   reject) points at a row PostgreSQL lacks (a dangling id in MongoDB), two
+//                   documents claim the row's key (`77` and `"77"`: duplicate_key), or rows of
+//                   other keys hold the row's value of another unique constraint (users declaring
+//                   [email]: duplicate_value, every holder refused); reported apart, like the load
+//                   reports them, and not a difference
+//   extra           PostgreSQL keys of no existing document: the document (or array item) is gone;
+//                   and keys whose row a load refuses for a shared value (a full run leaves none)
 //   different       --deep: keys on both sides whose mapped columns differ (columns listed)
 //   rejected        documents or items transform would refuse (over-long name, bad type…): reported
 //                   apart, never as "missing"; a PostgreSQL row with such a key is not "extra" either
@@ -104,9 +107,21 @@ export interface TableDiff {
     readonly byColumn: Readonly<Record<string, number>>;
     /** The refused because two documents claim their key (duplicate_key: `77` and `"77"`, load/claims.ts). */
     readonly contested: number;
-    readonly sample: readonly { readonly key: KeyValues; readonly sourceId: string | null; readonly column: string; readonly reason: 'missing_reference' | 'duplicate_key' }[];
+    /**
+     * Tables with a unique constraint other than their key (users declaring [email]) only: the
+     * refused because rows of other keys hold their value of it (duplicate_value, every holder refused).
+     */
+    readonly sharedValues?: number;
+    /** `column`: the reference column, the document key column (duplicate_key), or the constraint's columns joined by ", " (duplicate_value). */
+    readonly sample: readonly { readonly key: KeyValues; readonly sourceId: string | null; readonly column: string; readonly reason: 'missing_reference' | 'duplicate_key' | 'duplicate_value' }[];
   };
-  readonly extra: { readonly count: number; readonly sample: readonly { readonly key: KeyValues }[] };
+  readonly extra: {
+    readonly count: number;
+    /** Tables with a unique constraint other than their key only: the extra whose key's row a load refuses for a shared value (duplicate_value). */
+    readonly sharedValues?: number;
+    /** `column` and `reason` only for a key whose row a load refuses for a shared value: the constraint's columns joined by ", ". */
+    readonly sample: readonly { readonly key: KeyValues; readonly column?: string; readonly reason?: 'duplicate_value' }[];
+  };
   /** null unless --deep. */
   readonly different: {
     readonly count: number;
@@ -497,6 +512,8 @@ interface LiveFigures {
 async function compareWithLive(run: DiffQueries, rejectedCount: number, deep: boolean): Promise<LiveFigures> {
   const { q } = run;
   const postgresRows = await run.count(q.liveCount());
+  const shared = q.otherUniques.length > 0;
+  if (shared) await run.exec(q.createShared());
   await run.exec(q.createMissing());
   await run.exec(q.createExtra());
   await run.exec(compiled(`ANALYZE ${MISSING}`));
@@ -508,20 +525,38 @@ async function compareWithLive(run: DiffQueries, rejectedCount: number, deep: bo
         count: refusedCount,
         byColumn: await run.byColumn(q.refusedByColumn()),
         contested: await run.count(q.contestedCount()),
+        ...(shared ? { sharedValues: await run.count(q.sharedCount()) } : {}),
         sample: await run.sample((n) => q.missingSample(true, n), refusedCount, (r) => refusedSample(q, r, run.keyed(r))),
       }
-    : { count: 0, byColumn: {}, contested: 0, sample: [] };
+    : noneRefused(q);
   const extraCount = await run.count(q.count(EXTRA));
-  const extra = { count: extraCount, sample: await run.sample((n) => q.extraSample(n), extraCount, (r) => ({ key: q.keyOf(r) })) };
+  const extra: TableDiff['extra'] = {
+    count: extraCount,
+    ...(shared ? { sharedValues: extraCount ? await run.count(q.extraSharedCount()) : 0 } : {}),
+    sample: await run.sample((n) => q.extraSample(n), extraCount, (r) => extraSample(q, r)),
+  };
   const rejectedInPostgres = rejectedCount ? await run.count(q.rejectedInPostgres()) : 0;
   const different = deep ? await differentRows(run) : null;
   return { postgresRows, missing, refused, extra, different, rejectedInPostgres };
 }
 
-/** A refused row's sample: the reference that points at nothing, or the key two documents claim. */
+/** Nothing refused (`sharedValues` only for a table with a unique constraint other than its key). */
+function noneRefused(q: TableDiffSql): TableDiff['refused'] {
+  return { count: 0, byColumn: {}, contested: 0, ...(q.otherUniques.length > 0 ? { sharedValues: 0 } : {}), sample: [] };
+}
+
+/** A refused row's sample: the reference that points at nothing, the key two documents claim, or the constraint whose value rows of other keys hold. */
 function refusedSample(q: TableDiffSql, r: Record<string, unknown>, keyed: { key: KeyValues; sourceId: string | null }): TableDiff['refused']['sample'][number] {
   const at = Number(r.absent);
-  return at >= 0 ? { ...keyed, column: q.columns[at]!.name, reason: 'missing_reference' } : { ...keyed, column: q.columns[q.documentKey]!.name, reason: 'duplicate_key' };
+  if (at >= 0) return { ...keyed, column: q.columns[at]!.name, reason: 'missing_reference' };
+  const shared = q.sharedLabel(at);
+  return shared !== null ? { ...keyed, column: shared, reason: 'duplicate_value' } : { ...keyed, column: q.columns[q.documentKey]!.name, reason: 'duplicate_key' };
+}
+
+/** An extra row's sample: its key, and the constraint whose shared value refuses its key's row, if so. */
+function extraSample(q: TableDiffSql, r: Record<string, unknown>): TableDiff['extra']['sample'][number] {
+  const u = r.u === null || r.u === undefined ? null : Number(r.u);
+  return u === null ? { key: q.keyOf(r) } : { key: q.keyOf(r), column: q.otherUniques[u]!.label, reason: 'duplicate_value' };
 }
 
 /** --deep: keys on both sides whose mapped columns differ. */
@@ -542,7 +577,8 @@ async function differentRows(run: DiffQueries): Promise<NonNullable<TableDiff['d
 async function nothingToCompare(run: DiffQueries, tableExists: boolean, rows: number): Promise<LiveFigures> {
   const postgresRows = tableExists ? await run.count(run.q.liveCount()) : null;
   const missing = { count: rows, sample: await run.sample((n) => run.q.rowsSample(n), rows, (r) => run.keyed(r)) };
-  return { postgresRows, missing, refused: { count: 0, byColumn: {}, contested: 0, sample: [] }, extra: { count: 0, sample: [] }, different: null, rejectedInPostgres: 0 };
+  const extra = { count: 0, ...(run.q.otherUniques.length > 0 ? { sharedValues: 0 } : {}), sample: [] };
+  return { postgresRows, missing, refused: noneRefused(run.q), extra, different: null, rejectedInPostgres: 0 };
 }
 
 function sortedCounts(counts: Readonly<Record<string, number>>): Record<string, number> {

@@ -27,9 +27,12 @@ Documents that transform would reject (an over-long name, a value of the wrong t
 as rejected, not as missing; a PostgreSQL row with their key is not extra (the document exists).
 Documents before the date threshold are never extracted: skipped, and neither missing nor extra.
 Rows whose reference (on_missing: reject) points at a row PostgreSQL lacks (a dangling id in
-MongoDB), and rows of a key two documents claim (_ids 77 and "77": duplicate_key), are listed as
-refused, not as missing: a load refuses them too. Rejected and refused rows do
-not make the databases differ. References are judged against the rows PostgreSQL holds, as a load
+MongoDB), rows of a key two documents claim (_ids 77 and "77": duplicate_key), and rows holding a
+value of a unique constraint other than the key that rows of other keys hold too (two users with one
+email, where users declares [email] unique: duplicate_value, every one of them; NULLs never match)
+are listed as refused, not as missing: a load refuses them too. Rejected and refused rows do
+not make the databases differ; a PostgreSQL row of a key whose row a load refuses for a shared value
+is extra (a load removes it). References are judged against the rows PostgreSQL holds, as a load
 judges them: a row pointing at a row that is itself extra (its document deleted from MongoDB) or
 missing (deleted by hand) counts in that row's table only; etl repair settles both.
 Memory stays bounded: the expected rows go to a temporary table.
@@ -158,9 +161,10 @@ export function renderDiff(r: DiffReport, color: ReturnType<typeof paint>, o: { 
   out.push('');
   const tot = r.totals;
   if (r.identical) {
+    const shared = r.tables.some((t) => (t.refused.sharedValues ?? 0) > 0);
     const apart = [
       tot.rejected ? `${tot.rejected.toLocaleString('en-US')} rejected by the type contract` : '',
-      tot.refused ? `${tot.refused.toLocaleString('en-US')} refused for a missing reference or a contested key` : '',
+      tot.refused ? `${tot.refused.toLocaleString('en-US')} refused for a missing reference${shared ? ', a contested key or a shared unique value' : ' or a contested key'}` : '',
     ].filter(Boolean);
     const where = o.listed ? 'listed above' : 'etl diff without --quiet lists them';
     out.push(`${color.green('identical:')} ${tot.tables} table${tot.tables === 1 ? '' : 's'} match${apart.length ? ` (${apart.join(', ')}: ${where})` : ''}`);
@@ -182,8 +186,9 @@ function tableDetails(t: TableDiff, limit: number): string[] {
     if (limit) lines.push(`  ${list(t.missing.sample.map((m) => keyText(m.key)), t.missing.count)}`);
   }
   if (t.extra.count) {
-    lines.push(`${t.extra.count.toLocaleString('en-US')} extra in PostgreSQL (no MongoDB document maps to them any more)${limit ? ':' : ''}`);
-    if (limit) lines.push(`  ${list(t.extra.sample.map((e) => keyText(e.key)), t.extra.count)}`);
+    const refused = t.extra.sharedValues ? `, or a load refuses their document's row: ${t.extra.sharedValues.toLocaleString('en-US')} duplicate_value` : '';
+    lines.push(`${t.extra.count.toLocaleString('en-US')} extra in PostgreSQL (no MongoDB document maps to them any more${refused})${limit ? ':' : ''}`);
+    if (limit) lines.push(`  ${list(t.extra.sample.map((e) => `${keyText(e.key)}${e.reason ? ` [${e.reason}: ${e.column}]` : ''}`), t.extra.count)}`);
   }
   if (t.different?.count) {
     lines.push(`${t.different.count.toLocaleString('en-US')} different (${counts(t.different.byColumn)})${limit ? ':' : ''}`);
@@ -203,11 +208,18 @@ function tableDetails(t: TableDiff, limit: number): string[] {
     const why = [
       ...(by ? [`their ${by} points at a row PostgreSQL lacks (${counts(t.refused.byColumn)})`] : []),
       ...(t.refused.contested ? [`two documents claim their key (${t.refused.contested.toLocaleString('en-US')} duplicate_key)`] : []),
+      ...(t.refused.sharedValues ? [`rows of other keys hold their value of a unique constraint (${t.refused.sharedValues.toLocaleString('en-US')} duplicate_value)`] : []),
     ];
     lines.push(`${t.refused.count.toLocaleString('en-US')} refused, not counted as missing: a load refuses them too, ${why.join('; ')}${limit ? ':' : ''}`);
-    if (limit) lines.push(`  ${list(t.refused.sample.map((x) => `${keyText(x.key)} [${x.reason === 'duplicate_key' ? 'duplicate_key' : x.column}]`), t.refused.count)}`);
+    if (limit) lines.push(`  ${list(t.refused.sample.map((x) => `${keyText(x.key)} [${refusedTag(x)}]`), t.refused.count)}`);
   }
   return lines;
+}
+
+/** What a refused row's sample says after its key: the reference column, `duplicate_key`, or `duplicate_value: <the constraint's columns>`. */
+function refusedTag(x: TableDiff['refused']['sample'][number]): string {
+  if (x.reason === 'duplicate_key') return 'duplicate_key';
+  return x.reason === 'duplicate_value' ? `duplicate_value: ${x.column}` : x.column;
 }
 
 export default command;
