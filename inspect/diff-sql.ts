@@ -489,13 +489,17 @@ export class TableDiffSql {
    * they are now would keep pending: an entry no refused or NULLed row gives any more, or whose
    * missing references are not the row's now (its document was deleted or changed where no
    * watermark sees it: it would land stale once the referenced row is back), and a row refused or
-   * NULLed by set_null today with no entry (it would never land).
+   * NULLed by set_null today with no entry (it would never land). A row refused for a shared value
+   * (SHARED) is kept pending too, waiting for no reference (its entry's `missing` is empty): an
+   * entry of it agrees, and without one its document is read again with the others holding the
+   * value, so the repair's load refuses them all as a full run does.
    */
   pendingDrift(pending: SqlIdent, n: number): string {
     const refs = this.foreign.map((f) => ({ f, cell: `r.${cell(f.index)}` }));
     const cellOf = refs.length ? `CASE mm.key ${refs.map(({ f, cell: c }) => `WHEN ${literal(f.column)} THEN ${c}`).join(' ')} END` : 'NULL::text';
     const entryKey = (alias: string) => this.keyIndexes.map((_, i) => `p.row_key->>${i} = ${alias}.${keyCol(i)}`).join(' AND ');
-    const held = `SELECT ${this.keyList('r')} FROM ${ROWS} r WHERE ${this.heldNow('r')}`;
+    const shared = this.otherUniques.length > 0 ? ` UNION SELECT ${this.keyList()} FROM ${SHARED}` : '';
+    const held = `SELECT ${this.keyList('r')} FROM ${ROWS} r WHERE ${this.heldNow('r')}${shared}`;
     const agrees = `SELECT 1 FROM (${held}) h JOIN ${ROWS} r ON ${this.keyIndexes.map((_, i) => `r.${keyCol(i)} = h.${keyCol(i)}`).join(' AND ')} ` +
       `WHERE ${entryKey('r')} AND NOT EXISTS (SELECT 1 FROM jsonb_each_text(p.missing) mm WHERE mm.value IS DISTINCT FROM ${cellOf})`;
     const stale = `SELECT ${this.keyIndexes.map((_, i) => `p.row_key->>${i} AS ${keyCol(i)}`).join(', ')} FROM ${pending} p WHERE p.table_name = $${n} AND NOT EXISTS (${agrees})`;

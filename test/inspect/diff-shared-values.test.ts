@@ -2,7 +2,9 @@
 // unique): a full run refuses every row holding a value rows of other keys hold too (duplicate_value,
 // neither wins; NULLs never match), so `etl diff` counts such a row as refused, not missing, and a
 // PostgreSQL row of such a key as one a full run does not leave (extra). The PostgreSQL side is
-// loaded before the clash exists; the clash is then made in MongoDB.
+// loaded before the clash exists; the clash is then made in MongoDB. etl repair takes up every
+// holder (the rows a full run removes, and those it keeps pending with no entry), so that its load
+// sees them all.
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,6 +15,9 @@ import { useServers } from '../harness/index.ts';
 import { etl } from '../harness/cli.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 import { uniqueEmailPipeline } from '../mirror/harness.ts';
+import { loadPipeline } from '../../model/load-pipeline.ts';
+import { runDiff } from '../../inspect/diff.ts';
+import { RepairScopes } from '../../inspect/repair-scope.ts';
 
 const servers = useServers();
 
@@ -53,7 +58,12 @@ interface UsersDiff {
   readonly different: { readonly count: number } | null;
 }
 
-test('rows sharing a value of another unique constraint: refused duplicate_value, not missing; the one PostgreSQL holds is reported; NULLs never match', async (t) => {
+/**
+ * PostgreSQL loaded by `etl run --full` from users A, B (no phone: NULLs, no clash) and C; then, in
+ * MongoDB, D takes A's email, E takes C's phone, F is new and clashes with nobody, and A's firstname
+ * changes.
+ */
+async function clashed(t: { name: string; after: (fn: () => unknown) => void }) {
   const mongo = await servers.mongo.newDatabase(t.name);
   const pgUrl = await servers.postgres.createDatabase(t.name);
   const work = await tempDir('etl-diff-shared-values-', t);
@@ -70,14 +80,37 @@ test('rows sharing a value of another unique constraint: refused duplicate_value
     const run = await etl(['run', '--full', '--json'], { env, cwd: work });
     assert.equal(run.code, 0, run.output);
 
-    // D takes A's email, E takes C's phone; F is new and clashes with nobody (no phone either). A's
-    // firstname changes too: its row is extra, not also different.
+    // D takes A's email, E takes C's phone, F clashes with nobody; A's firstname changes (its row is
+    // extra, not also different).
     await users.insertMany([user(D, 'a@example.fr'), user(E, 'e@example.fr', '+33100000000'), user(F, 'f@example.fr')]);
     await users.updateOne({ _id: new ObjectId(A) }, { $set: { firstname: 'Anna' } });
   } finally {
     await client.close();
   }
 
+  return { mongo, pgUrl, work, pipeline, env };
+}
+
+/** Removes rows from PostgreSQL and documents from MongoDB by hand. */
+async function remove(pgUrl: string, mongo: { url: string; name: string }, rows: readonly string[], documents: readonly string[]): Promise<void> {
+  const db = new pg.Client({ connectionString: pgUrl });
+  await db.connect();
+  try {
+    await db.query('DELETE FROM users WHERE id = ANY($1)', [rows]);
+  } finally {
+    await db.end();
+  }
+  const mc = new MongoClient(mongo.url);
+  await mc.connect();
+  try {
+    await mc.db(mongo.name).collection('users').deleteMany({ _id: { $in: documents.map((d) => new ObjectId(d)) } });
+  } finally {
+    await mc.close();
+  }
+}
+
+test('rows sharing a value of another unique constraint: refused duplicate_value, not missing; the one PostgreSQL holds is reported; NULLs never match', async (t) => {
+  const { mongo, pgUrl, env, work } = await clashed(t);
   const json = await etl(['diff', '--json', '--deep', '--tables', 'users'], { env, cwd: work });
   assert.equal(json.code, 1, json.output);
   const diff = (JSON.parse(json.stdout) as { tables: UsersDiff[] }).tables[0]!;
@@ -107,23 +140,49 @@ test('rows sharing a value of another unique constraint: refused duplicate_value
   assert.match(text.stdout, new RegExp(`2 refused, not counted as missing: a load refuses them too, rows of other keys hold their value of a unique constraint \\(2 duplicate_value\\):\\n +${D} \\[duplicate_value: email\\], ${E} \\[duplicate_value: phone\\]\\n`));
 
   // What a load of the new rule leaves: A's and C's rows gone (waiting in etl_pending); F deleted from MongoDB.
-  const db = new pg.Client({ connectionString: pgUrl });
-  await db.connect();
-  try {
-    await db.query('DELETE FROM users WHERE id = ANY($1)', [[A, C]]);
-  } finally {
-    await db.end();
-  }
-  const mc = new MongoClient(mongo.url);
-  await mc.connect();
-  try {
-    await mc.db(mongo.name).collection('users').deleteOne({ _id: new ObjectId(F) });
-  } finally {
-    await mc.close();
-  }
+  await remove(pgUrl, mongo, [A, C], [F]);
   const same = await etl(['diff', '--deep', '--tables', 'users'], { env, cwd: work });
   assert.equal(same.code, 0, same.output);
   assert.match(same.stdout, /^users +5 +1 +0 +0 +0 +0 +4 +OK$/m, same.stdout);
   assert.match(same.stdout, new RegExp(`4 refused, not counted as missing: .*\\(4 duplicate_value\\):\\n +${A} \\[duplicate_value: email\\], ${C} \\[duplicate_value: phone\\], ${D} \\[duplicate_value: email\\], ${E} \\[duplicate_value: phone\\]\\n`));
   assert.match(same.stdout, /^identical: 1 table match \(4 refused for a missing reference, a contested key or a shared unique value: listed above\)$/m);
+});
+
+/** The documents of users etl repair would read again (none: null). */
+async function repairScope(pipeline: string, pgUrl: string, mongo: { url: string; name: string }): Promise<string[] | null> {
+  const repairScopes = new RepairScopes();
+  await runDiff({
+    model: await loadPipeline(pipeline),
+    mongo: { url: mongo.url, database: mongo.name },
+    postgres: { connectionString: pgUrl, host: '', port: 0, database: '', user: '', password: null },
+    tables: ['users'],
+    deep: true,
+    repairScopes,
+  });
+  return repairScopes.scopes.find((s) => s.table === 'users')?.documents.slice() ?? null;
+}
+
+test('etl repair takes up every holder of a shared value: the rows a full run removes and the rows it keeps pending without an entry', async (t) => {
+  const { mongo, pgUrl, pipeline } = await clashed(t);
+  // A and C go (their rows are extra), F is missing, D and E wait in etl_pending in a full run: read
+  // with A and C, the load sees both holders of each value.
+  assert.deepEqual(await repairScope(pipeline, pgUrl, mongo), [A, C, D, E, F]);
+
+  // As a load leaves it: A's and C's rows gone; without the pending entries a full run keeps, the four are read again.
+  await remove(pgUrl, mongo, [A, C], [F]);
+  assert.deepEqual(await repairScope(pipeline, pgUrl, mongo), [A, C, D, E]);
+  // The entries a load keeps for them (kind row, waiting for no reference): nothing to repair.
+  const db = new pg.Client({ connectionString: pgUrl });
+  await db.connect();
+  try {
+    for (const k of [A, C, D, E]) {
+      await db.query(
+        `INSERT INTO etl_pending (table_name, row_key, owner, kind, row, missing, run_id, seen_run) VALUES ('users', $1, $2, 'row', '{}', '{}', 'r1', 'r1')`,
+        [JSON.stringify([k]), k],
+      );
+    }
+  } finally {
+    await db.end();
+  }
+  assert.equal(await repairScope(pipeline, pgUrl, mongo), null);
 });
