@@ -15,7 +15,7 @@ import { loadPipeline } from '../../model/load-pipeline.ts';
 import type { LoadTableRecord } from '../../staging/manifest-load.ts';
 import { useServers } from '../harness/index.ts';
 import { etl } from '../harness/cli.ts';
-import { assertMirrors, Mirror, query, uniqueEmailPipeline } from './harness.ts';
+import { assertMirrors, deepDiff, Mirror, query, uniqueEmailPipeline } from './harness.ts';
 
 const servers = useServers();
 
@@ -125,6 +125,9 @@ test('a value two users really hold: both rows are refused and wait, the load go
   const verified = await etl(['verify', path.join(m.incrementalStaging, report.runId)]);
   assert.equal(verified.code, 0, verified.output);
   await assertMirrors(model, url, await m.reference(pipeline));
+  // etl diff agrees: both holders refused, none missing or extra.
+  const diff = await deepDiff(m, { file: pipeline, model });
+  assert.equal(diff.code, 0, JSON.stringify(diff.report.tables.filter((x) => x.table === 'users')));
 
   // Two new users with one email: both staged by the run, both refused.
   const c = await insertUser(db, 'c@example.org', { update_date: new Date() });
