@@ -342,7 +342,7 @@ export class TableDiffSql {
    * subtracted (a live row with one of them is not "extra"), straight from the expected table: EXCEPT
    * makes them distinct itself. A claim is not one: its document is outside the table (filtered out).
    */
-  createExtra(): CompiledQuery {
+  createExtra(contested: boolean): CompiledQuery {
     let sql =
       `CREATE TEMP TABLE ${EXTRA} AS SELECT * FROM (SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a ` +
       `EXCEPT SELECT ${this.keyTexts('e')} FROM ${EXPECTED} e WHERE ${this.keysNotNull('e')} AND e.${ident('_status')} <> 'claim') x`;
@@ -357,7 +357,24 @@ export class TableDiffSql {
     }
     // A row of a key whose row a load refuses for a shared value: a full run leaves none.
     if (this.otherUniques.length > 0) sql += ` UNION ALL SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a WHERE EXISTS (SELECT 1 FROM ${SHARED} s WHERE ${this.liveIs('a', 's')})`;
+    // A row of a key two documents claim: a load refuses both, and the row already there leaves.
+    if (contested && this.contestedKeyColumn() >= 0) sql += ` UNION ALL SELECT ${this.liveKeyTexts('a')} FROM ${this.target} a WHERE ${this.ofContestedKey(`a.${ident(this.columns[this.documentKey]!.name)}::text`)}`;
     return compiled(sql);
+  }
+
+  /** Which key column (in keyList order) holds the document key, or -1 (a table of no document key). */
+  private contestedKeyColumn(): number {
+    return this.documentKey < 0 ? -1 : this.keyIndexes.indexOf(this.documentKey);
+  }
+
+  private ofContestedKey(text: string): string {
+    return `EXISTS (SELECT 1 FROM ${CONTESTED} c WHERE c.k = ${text})`;
+  }
+
+  /** Extra rows of a key two documents claim (duplicate_key). */
+  extraContestedCount(): CompiledQuery {
+    const n = this.contestedKeyColumn();
+    return compiled(`SELECT count(*)::bigint AS n FROM ${EXTRA} x WHERE ${n < 0 ? 'false' : this.ofContestedKey(`x.${keyCol(n)}`)}`);
   }
 
   /** `a.id::text = s.k0 AND …`: a live row (alias) of the key of a table of key texts (alias). */

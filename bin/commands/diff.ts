@@ -32,7 +32,7 @@ value of a unique constraint other than the key that rows of other keys hold too
 email, where users declares [email] unique: duplicate_value, every one of them; NULLs never match)
 are listed as refused, not as missing: a load refuses them too. Rejected and refused rows do
 not make the databases differ; a PostgreSQL row of a key whose row a load refuses for a shared value
-is extra (a load removes it). References are judged against the rows PostgreSQL holds, as a load
+or because two documents claim it is extra (a load removes it). References are judged against the rows PostgreSQL holds, as a load
 judges them: a row pointing at a row that is itself extra (its document deleted from MongoDB) or
 missing (deleted by hand) counts in that row's table only; etl repair settles both.
 Memory stays bounded: the expected rows go to a temporary table.
@@ -186,7 +186,11 @@ function tableDetails(t: TableDiff, limit: number): string[] {
     if (limit) lines.push(`  ${list(t.missing.sample.map((m) => keyText(m.key)), t.missing.count)}`);
   }
   if (t.extra.count) {
-    const refused = t.extra.sharedValues ? `, or a load refuses their document's row: ${t.extra.sharedValues.toLocaleString('en-US')} duplicate_value` : '';
+    const refusals = [
+      ...(t.extra.contested ? [`${t.extra.contested.toLocaleString('en-US')} duplicate_key`] : []),
+      ...(t.extra.sharedValues ? [`${t.extra.sharedValues.toLocaleString('en-US')} duplicate_value`] : []),
+    ];
+    const refused = refusals.length ? `, or a load refuses their document's row: ${refusals.join(', ')}` : '';
     lines.push(`${t.extra.count.toLocaleString('en-US')} extra in PostgreSQL (no MongoDB document maps to them any more${refused})${limit ? ':' : ''}`);
     if (limit) lines.push(`  ${list(t.extra.sample.map((e) => `${keyText(e.key)}${e.reason ? ` [${e.reason}: ${e.column}]` : ''}`), t.extra.count)}`);
   }

@@ -215,6 +215,35 @@ test('two documents whose _ids are one key (77 and "77") are refused as a load r
   assert.equal(r.identical, true);
 });
 
+test('a PostgreSQL row of a key two documents now claim (77 loaded, then "77" created) is extra: a load refuses both and removes it', async (t) => {
+  const m = await model();
+  const pgUrl = await servers.postgres.createDatabase(t.name);
+  const mongo = await servers.mongo.newDatabase(t.name);
+  const { MongoClient, Int32 } = await import('mongodb');
+  const pg = (await import('pg')).default;
+  const when = new Date('2024-01-01T10:00:00Z');
+  const mc = new MongoClient(mongo.url);
+  await mc.connect();
+  const user = (email: string) => ({ creation_date: when, update_date: when, firstname: 'Ann', lastname: 'Lee', email, role: 'CUSTOMER' });
+  await mc.db(mongo.name).collection('users').insertMany([{ _id: new Int32(77) as never, ...user('a@example.fr') }, { _id: '77' as never, ...user('b@example.fr') }]);
+  await mc.close();
+  const client = new pg.Client({ connectionString: pgUrl });
+  await client.connect();
+  const { applySchema } = await import('../../schema/apply.ts');
+  await applySchema(client, m);
+  // The row a load of document 77 wrote before "77" existed.
+  await client.query(`INSERT INTO users (id, created_at, updated_at, firstname, lastname, email, role) VALUES ('77', $1, $1, 'Ann', 'Lee', 'a@example.fr', 'CUSTOMER')`, [when]);
+  await client.end();
+
+  const r = await diffOf(m, pgUrl, mongo, { deep: true, tables: ['users'] });
+  const users = table(r, 'users');
+  assert.deepEqual({ extra: users.extra.count, contested: users.extra.contested, missing: users.missing.count, refused: users.refused.contested }, { extra: 1, contested: 1, missing: 0, refused: 0 }, 'counted once: extra (as a row holding a shared value is)');
+  assert.deepEqual(users.extra.sample.map((e) => e.key), [{ id: '77' }]);
+  assert.equal(users.different?.count ?? 0, 0, 'not also different');
+  assert.equal(users.identical, false);
+  assert.equal(r.identical, false);
+});
+
 test('documents before the date threshold are skipped, and their rows are not extra', async (t) => {
   const { pgUrl, mongo } = await planted(t.name);
   const { loadPipeline } = await import('../../model/load-pipeline.ts');
