@@ -200,3 +200,47 @@ test('a held-back user whose email another took while it waited: once its refere
   assert.deepEqual([await emailOf(m.incrementalUrl, waiting), await emailOf(m.incrementalUrl, again)], [undefined, 'a@example.org']);
   await assertMirrors(model, m.incrementalUrl, await m.reference(unique));
 });
+
+test('a dedupe table: two (user, day) rows sharing a value of another unique constraint are both refused, then both land once it is theirs alone', async (t) => {
+  const m = await Mirror.open(t, servers);
+  const shipped = await readFile(await uniqueEmailPipeline(m.work), 'utf8');
+  const anchor = '    unique_constraints:\n      - [user_id, day]\n';
+  assert.ok(shipped.includes(anchor), 'the users_logbook table of pipeline.yaml has moved: update the test');
+  // Two logbook days of one user made at the same instant would share (user_id, created_at).
+  const pipeline = path.join(m.work, 'pipeline-logbook-unique.yaml');
+  await writeFile(pipeline, shipped.replace(anchor, `${anchor}      - [user_id, created_at]\n`));
+  const model = await loadPipeline(pipeline);
+  await m.sample(30);
+  const db = await m.db();
+  const user = await insertUser(db, 'logbook@example.org');
+  const made = new Date(Date.now() - 20 * 86_400_000);
+  const entry = (day: string, creation: Date) => ({ _id: new ObjectId(ObjectId.generate(Math.floor(creation.getTime() / 1000))), user, day: new Date(day), creation_date: creation, update_date: creation });
+  const first = entry('2026-11-01T10:00:00Z', made);
+  const second = entry('2026-11-02T10:00:00Z', made);
+  await db.collection('coachinglogbooks').insertMany([first, second]);
+  const report = await m.incremental([], pipeline);
+  const logbookOf = () => query<{ day: string }>(m.incrementalUrl, `SELECT to_char(day, 'YYYY-MM-DD') AS day FROM users_logbook WHERE user_id = $1 ORDER BY day`, [user.toHexString()]);
+  assert.deepEqual(await logbookOf(), [], 'both days refused');
+  const lines = (await readFile(path.join(m.incrementalStaging, report.runId, 'load', 'users_logbook.rejects.ndjson'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as RejectLine & { line: number | null; file: string });
+  const shared = lines.filter((l) => l.reason === 'duplicate_value');
+  assert.equal(shared.length, 2, JSON.stringify(lines));
+  assert.ok(shared.every((l) => l.column === 'user_id, created_at'));
+  // Each names the staged line it came from: the line holds the user's id.
+  const staged = (await readFile(path.join(m.incrementalStaging, report.runId, shared[0]!.file), 'utf8')).split('\n');
+  for (const l of shared) assert.match(staged[l.line! - 1] ?? '', new RegExp(user.toHexString()), `line ${l.line} of ${l.file}`);
+  await assertMirrors(model, m.incrementalUrl, await m.reference(pipeline));
+
+  // The second day is corrected to a later instant: both days land.
+  const later = new Date();
+  await db.collection('coachinglogbooks').updateOne({ _id: second._id }, { $set: { creation_date: later, update_date: later } });
+  await m.incremental([], pipeline);
+  assert.deepEqual(await logbookOf(), [{ day: '2026-11-01' }, { day: '2026-11-02' }]);
+  await assertMirrors(model, m.incrementalUrl, await m.reference(pipeline));
+
+  // A third day synced late with the first day's instant: the first day's row leaves, the third waits.
+  const third = entry('2026-11-03T10:00:00Z', made);
+  await db.collection('coachinglogbooks').insertOne({ ...third, _id: new ObjectId() });
+  await m.incremental([], pipeline);
+  assert.deepEqual(await logbookOf(), [{ day: '2026-11-02' }]);
+  await assertMirrors(model, m.incrementalUrl, await m.reference(pipeline));
+});
