@@ -44,7 +44,15 @@ export type MoveKind =
   // A holder deleted (the runs propagate deletions).
   | 'part_leave'
   // A holder's document loses a NOT NULL field (transform refuses it; its email unchanged).
-  | 'part_refused';
+  | 'part_refused'
+  // ── with users.company_id on_missing: reject (COMPANY_MOVES): a holder's row refused for a missing
+  // reference is no holder, and holds the value again when the reference is back ──
+  // A user (often a holder of a shared email) joins a company.
+  | 'join_company'
+  // A company a user holding a shared email (else any user) belongs to is deleted.
+  | 'company_gone'
+  // A deleted company is made again (its old _id, dated now).
+  | 'company_back';
 
 export type Weights = readonly (readonly [MoveKind, number])[];
 
@@ -72,12 +80,15 @@ export const CLASH_MOVES: Weights = [
   ['plain', 2],
   ['take', 5],
   ['register_taken', 2],
-  ['restore_taken', 2],
-  ['touch_holder', 1],
+  ['restore_taken', 3],
+  ['touch_holder', 2],
   ['part_fresh', 1],
   ['part_leave', 1],
   ['part_refused', 1],
 ];
+
+/** CLASH_MOVES, and companies of holders coming and going (with users.company_id on_missing: reject). */
+export const COMPANY_MOVES: Weights = [...CLASH_MOVES, ['join_company', 3], ['company_gone', 3], ['company_back', 2]];
 
 export interface Move {
   readonly round: number;
@@ -117,6 +128,9 @@ export class EmailMover {
   private readonly deleted: { readonly doc: Document; readonly round: number }[] = [];
   /** Refused documents: the field removed and its value (a plain edit puts it back). */
   private readonly refused = new Map<string, { readonly field: string; readonly value: unknown }>();
+  /** Present companies (_id hex, sorted), and the deleted ones as they were. */
+  private companies: string[] = [];
+  private readonly deletedCompanies: Document[] = [];
   /** The round each user register() made was registered in. */
   private readonly registeredIn = new Map<string, number>();
   private round = 0;
@@ -134,12 +148,25 @@ export class EmailMover {
     const mover = new EmailMover(db, seed, weights);
     for (const u of await db.collection('users').find({}, { projection: { email: 1 } }).toArray()) mover.emails.set((u._id as ObjectId).toHexString(), String(u.email));
     mover.present = [...mover.emails.keys()].sort();
+    mover.companies = (await db.collection('companies').find({}, { projection: { _id: 1 } }).toArray()).map((c) => (c._id as ObjectId).toHexString()).sort();
     return mover;
   }
 
   /** Registers `count` users (round 0: before the first run). */
   async populate(count: number): Promise<void> {
     for (let i = 0; i < count; i++) await this.register(this.freshEmail('user'));
+  }
+
+  /** Makes `count` companies (round 0: before the first run; a small sample holds one). */
+  async populateCompanies(count: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      const _id = new ObjectId();
+      const now = new Date();
+      await this.db.collection('companies').insertOne({ _id, name: `Société ${this.rng.int(1, 999)}`, creation_date: now, update_date: now });
+      const id = _id.toHexString();
+      const at = this.companies.findIndex((c) => c > id);
+      this.companies.splice(at === -1 ? this.companies.length : at, 0, id);
+    }
   }
 
   /** Applies `count` moves as round `round`; returns them. */
@@ -189,6 +216,12 @@ export class EmailMover {
         return this.partLeave();
       case 'part_refused':
         return this.partRefused();
+      case 'join_company':
+        return this.joinCompany();
+      case 'company_gone':
+        return this.companyGone();
+      case 'company_back':
+        return this.companyBack();
     }
   }
 
@@ -363,6 +396,47 @@ export class EmailMover {
     await this.db.collection('users').updateOne({ _id: new ObjectId(holder) }, { $unset: { [field]: '' }, $set: { update_date: new Date() } });
     this.refused.set(holder, { field, value: before[field] });
     return { detail: `${holder} loses ${field} (refused), keeping ${email}, shared with ${others.join(', ')}`, ids: [holder, ...others] };
+  }
+
+  private async joinCompany() {
+    if (this.companies.length === 0) return null;
+    const holder = this.rng.chance(0.8) ? this.sharingHolder() : null;
+    const [a] = holder ? [holder] : (this.pick(1, (id) => !this.refused.has(id)) ?? []);
+    if (!a) return null;
+    const company = this.rng.pick(this.companies);
+    await this.db.collection('users').updateOne({ _id: new ObjectId(a) }, { $set: { company: new ObjectId(company), update_date: new Date() } });
+    const others = this.othersHolding(a);
+    return { detail: `${a} ${this.emails.get(a)} joins company ${company}${others.length > 0 ? `, sharing the email with ${others.join(', ')}` : ''}`, ids: [a, ...others, company] };
+  }
+
+  private async companyGone() {
+    // The last company stays: deleting every row of a table is refused (delete_all_refused).
+    if (this.companies.length <= 1) return null;
+    const holders = new Set(this.sharedEmails().flatMap((e) => this.holdersOf(e)));
+    const members = await this.db.collection('users').find({ company: { $exists: true } }, { projection: { company: 1 } }).toArray();
+    const ofHolders = members.filter((u) => holders.has((u._id as ObjectId).toHexString()));
+    const chosen = (ofHolders.length > 0 && this.rng.chance(0.85) ? ofHolders : members)
+      .map((u) => (u.company instanceof ObjectId ? u.company.toHexString() : null))
+      .filter((c): c is string => c !== null && this.companies.includes(c))
+      .sort();
+    if (chosen.length === 0) return null;
+    const company = this.rng.pick(chosen);
+    const doc = await this.db.collection('companies').findOneAndDelete({ _id: new ObjectId(company) });
+    assert.ok(doc, `company ${company} to delete`);
+    this.deletedCompanies.push(doc);
+    this.companies.splice(this.companies.indexOf(company), 1);
+    const users = members.filter((u) => u.company instanceof ObjectId && u.company.toHexString() === company).map((u) => (u._id as ObjectId).toHexString());
+    return { detail: `company ${company} deleted, of users ${users.join(', ')}`, ids: [company, ...users] };
+  }
+
+  private async companyBack() {
+    if (this.deletedCompanies.length === 0) return null;
+    const doc = this.deletedCompanies.splice(this.rng.below(this.deletedCompanies.length), 1)[0]!;
+    const company = (doc._id as ObjectId).toHexString();
+    await this.db.collection('companies').insertOne({ ...doc, update_date: new Date() });
+    this.companies.splice(this.companies.findIndex((c) => c > company) === -1 ? this.companies.length : this.companies.findIndex((c) => c > company), 0, company);
+    const users = (await this.db.collection('users').find({ company: doc._id }, { projection: { _id: 1 } }).toArray()).map((u) => (u._id as ObjectId).toHexString());
+    return { detail: `company ${company} made again (dated now), of users ${users.join(', ')}`, ids: [company, ...users] };
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────────────────────────

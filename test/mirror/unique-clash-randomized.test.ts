@@ -5,7 +5,10 @@
 // share an email: one takes another's (two holders, or a third), a new account registers with it, a
 // deleted user is restored from a backup while another holds its email; and part them again: a holder
 // changes email, is deleted (the runs propagate deletions), or is refused by transform (a NOT NULL
-// field gone), which frees the value for the other; beside unique-randomized's moves.
+// field gone), which frees the value for the other; beside unique-randomized's moves. Even seeds
+// make users.company_id refuse a missing company (on_missing: reject) and move companies too
+// (COMPANY_MOVES): a holder whose company is deleted is refused for it, which frees the value for the
+// others, and holds it again when the company is back.
 //
 // After each round's incremental `etl run --propagate-deletes` (exit 0: no run stops; from the live
 // server, or from a dump taken just before it) and a fresh full run of MongoDB as it is then into
@@ -15,7 +18,7 @@
 // - etl_pending equal: the same rows held for the same table and row key, with the same values
 //   (run_id, since and seen_run aside);
 // - no users row holds a shared email, on either side (shared: held by two or more rows a full run
-//   stages for users);
+//   stages for users and does not refuse for a missing company);
 // - load/users.rejects.ndjson lists, reason duplicate_value, each shared email's holders the run
 //   staged (the incremental run: those its transform/users.csv holds; the full run: all of them),
 //   naming every holder;
@@ -28,21 +31,21 @@
 // A failure prints the seed, the round, where the run read MongoDB, and every move so far (the
 // round's first), with a replay line.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { Db } from 'mongodb';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import type { PipelineModel } from '../../model/types.ts';
 import { useServers } from '../harness/index.ts';
-import { CLASH_MOVES, describeSource, EmailMover, figuresBetween, loadRound, replayContext, roundSource, touching, type Move, type MoveKind } from './email-mover.ts';
+import { CLASH_MOVES, COMPANY_MOVES, describeSource, EmailMover, figuresBetween, loadRound, replayContext, roundSource, touching, type Move, type MoveKind } from './email-mover.ts';
 import { assertMirrors, integers, Mirror, query, stagedRows, uniqueEmailPipeline } from './harness.ts';
 
 const servers = useServers();
 
 const SEEDS = integers('UNIQUE_SEEDS', [1, 2]);
 const [ROUNDS] = integers('UNIQUE_ROUNDS', [3]) as [number];
-const [MOVES] = integers('UNIQUE_MOVES', [12]) as [number];
+const [MOVES] = integers('UNIQUE_MOVES', [16]) as [number];
 const [SCALE] = integers('UNIQUE_SCALE', [60]) as [number];
 /**
  * Users registered before the first run, beside the sample's (a small sample holds a handful): fewer
@@ -50,6 +53,8 @@ const [SCALE] = integers('UNIQUE_SCALE', [60]) as [number];
  * reference (user_events, messages, coachings…).
  */
 const [USERS] = integers('UNIQUE_USERS', [12]) as [number];
+/** Companies made before the first run, beside the sample's (a small sample holds one), when users.company_id rejects a missing one. */
+const COMPANIES = 4;
 /** settings.watermark_margin_seconds: each run reads its round's edits, not the last five minutes' (see pipelineWithMargin). */
 const MARGIN_SECONDS = 1;
 
@@ -64,20 +69,48 @@ async function dropEmailIndex(db: Db): Promise<void> {
 /** Shared emails → the ids of the rows holding each (sorted), among the rows a run staged for users. */
 type Shared = Map<string, string[]>;
 
-/** The users rows a run staged (its transform/users.csv): id → email. */
-async function stagedUsers(scratchUrl: string, folder: string): Promise<Map<string, string | null>> {
+/** A users row a run staged (its transform/users.csv): its email and company. */
+interface StagedUser {
+  readonly email: string | null;
+  readonly company: string | null;
+}
+
+/** The users rows a run staged, by id. */
+async function stagedUsers(scratchUrl: string, folder: string): Promise<Map<string, StagedUser>> {
   const rows = await stagedRows(scratchUrl, folder, 'users', ['id']).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return new Map();
     throw e;
   });
-  return new Map([...rows.values()].map((r) => [r.values.id!, r.values.email ?? null]));
+  return new Map([...rows.values()].map((r) => [r.values.id!, { email: r.values.email ?? null, company: r.values.company_id ?? null }]));
 }
 
-/** The emails two or more staged rows hold (NULL is no value: UNIQUE treats NULLs as distinct). */
-function sharedEmails(staged: ReadonlyMap<string, string | null>): Shared {
+/**
+ * The emails rows of two keys or more hold (NULL is no value: UNIQUE treats NULLs as distinct), among
+ * the rows a full run stages that its load does not refuse for a missing reference (`companies`: the
+ * companies present, when users.company_id rejects a missing one; null when it sets it NULL).
+ */
+function sharedEmails(staged: ReadonlyMap<string, StagedUser>, companies: ReadonlySet<string> | null): Shared {
   const holders = new Map<string, string[]>();
-  for (const [id, email] of staged) if (email !== null) holders.set(email, [...(holders.get(email) ?? []), id]);
+  for (const [id, { email, company }] of staged) {
+    if (email === null || (companies && company !== null && !companies.has(company))) continue;
+    holders.set(email, [...(holders.get(email) ?? []), id]);
+  }
   return new Map([...holders].filter(([, ids]) => ids.length > 1).map(([email, ids]) => [email, ids.sort()]));
+}
+
+/**
+ * The shipped pipeline with users.email unique (uniqueEmailPipeline), and users.company_id refusing
+ * a missing company when `companyRejects` (a holder whose company is gone is no holder), written
+ * into `dir`; returns its path.
+ */
+async function clashPipeline(dir: string, companyRejects: boolean): Promise<string> {
+  const file = await uniqueEmailPipeline(dir, MARGIN_SECONDS);
+  if (!companyRejects) return file;
+  const text = await readFile(file, 'utf8');
+  const setNull = 'on_missing: set_null # a deleted company does not lose the user; counted in the load report';
+  assert.ok(text.includes(setNull), 'the users.company_id line of pipeline.yaml has moved: update clashPipeline');
+  await writeFile(file, text.replace(setNull, 'on_missing: reject'));
+  return file;
 }
 
 /**
@@ -179,26 +212,30 @@ const done = {
   leftUnstaged: 0,
   /** Holders refused in a round that landed in a later one. */
   landed: 0,
+  /** Rows holding a value another row holds but refused for a missing company (users.company_id on_missing: reject): no holders. */
+  setAside: 0,
   /** etl_pending entries of other tables naming a refused holder (rows held because their user is refused). */
   heldReferencing: 0,
 };
 
 for (const seed of SEEDS) {
-  test(`seed ${seed}: ${ROUNDS} rounds of ${MOVES} random email moves among users sharing emails (users.email unique in PostgreSQL, not in the source), each loaded incrementally, equal to a full run, etl_pending too`, async (t) => {
+  test(`seed ${seed}: ${ROUNDS} rounds of ${MOVES} random email moves among users sharing emails (users.email unique in PostgreSQL, not in the source${seed % 2 === 0 ? '; users.company_id rejects a missing company' : ''}), each loaded incrementally, equal to a full run, etl_pending too`, async (t) => {
     const m = await Mirror.open(t, servers);
-    const pipeline = await uniqueEmailPipeline(m.work, MARGIN_SECONDS);
+    const companyRejects = seed % 2 === 0;
+    const pipeline = await clashPipeline(m.work, companyRejects);
     const model = await loadPipeline(pipeline);
     await m.sample(SCALE, seed);
     const db = await m.db();
     await dropEmailIndex(db);
-    const mover = await EmailMover.open(db, seed, CLASH_MOVES);
+    const mover = await EmailMover.open(db, seed, companyRejects ? COMPANY_MOVES : CLASH_MOVES);
     await mover.populate(USERS);
+    if (companyRejects) await mover.populateCompanies(COMPANIES);
     await m.incremental(['--propagate-deletes'], pipeline);
     let refusedBefore = new Set<string>();
     for (let round = 1; round <= ROUNDS; round++) {
       const moves = await mover.applyRound(round, MOVES);
       const source = roundSource(seed, round);
-      const where = `seed ${seed}, round ${round} of ${ROUNDS} (read from ${describeSource(source)}), ${MOVES} moves a round, scale ${SCALE} and ${USERS} users more`;
+      const where = `seed ${seed}${companyRejects ? ' (users.company_id on_missing: reject)' : ''}, round ${round} of ${ROUNDS} (read from ${describeSource(source)}), ${MOVES} moves a round, scale ${SCALE} and ${USERS} users more`;
       const replay = `UNIQUE_SEEDS=${seed} UNIQUE_ROUNDS=${round} UNIQUE_MOVES=${MOVES} UNIQUE_SCALE=${SCALE} UNIQUE_USERS=${USERS} node --import tsx --test test/mirror/unique-clash-randomized.test.ts`;
       const context = replayContext(where, replay, round, mover.applied);
       assert.equal(moves.length, MOVES, `round ${round}: every move applied\n${context}`);
@@ -217,7 +254,8 @@ for (const seed of SEEDS) {
         if (source !== 'live') done.dumps += 1;
         const reference = await m.referenceRun(pipeline);
         const all = await stagedUsers(reference.url, reference.folder);
-        const shared = sharedEmails(all);
+        const companies = companyRejects ? new Set((await query<{ id: string }>(reference.url, 'SELECT id FROM companies')).map((r) => r.id)) : null;
+        const shared = sharedEmails(all, companies);
         const folder = path.join(m.incrementalStaging, report.runId);
         const staged = await stagedUsers(reference.url, folder);
         let pending = new Map<string, string>();
@@ -234,6 +272,7 @@ for (const seed of SEEDS) {
         assert.ok(failures.length === 0, `round ${round}: ${failures.length} check(s) failed\n${failures.join('\n')}`);
 
         const refused = new Set([...shared.values()].flat());
+        if (companies) done.setAside += [...sharedEmails(all, null).values()].flat().filter((id) => !refused.has(id)).length;
         const left = [...before.keys()].map((k) => k.slice(1, -1)).filter((id) => !after.has(`(${id})`) && refused.has(id));
         done.leftShared += left.length;
         done.leftUnstaged += left.filter((id) => !staged.has(id)).length;
@@ -255,12 +294,13 @@ test('the default seeds made every kind of move, shared emails among two and thr
   const chosen = ['UNIQUE_SEEDS', 'UNIQUE_ROUNDS', 'UNIQUE_MOVES', 'UNIQUE_SCALE', 'UNIQUE_USERS'].filter((v) => process.env[v] !== undefined);
   if (chosen.length > 0) return t.skip(`${chosen.join(', ')} set: not the default seeds`);
   assert.equal(done.seeds, SEEDS.length, 'every seed ran its rounds');
-  const missing = CLASH_MOVES.map(([kind]) => kind).filter((kind) => !done.moves.has(kind));
+  const missing = COMPANY_MOVES.map(([kind]) => kind).filter((kind) => !done.moves.has(kind));
   assert.deepEqual(missing, [], `moves made: ${JSON.stringify(Object.fromEntries(done.moves))}`);
   const figures = JSON.stringify({ ...done, moves: undefined });
   assert.ok(done.sharedRounds > 0 && done.mostHolders >= 3, `an email shared by three: ${figures}`);
   assert.ok(done.refusedStaged > 0 && done.leftUnstaged > 0 && done.landed > 0, `holders refused as staged, rows leaving the table unstaged, holders landing later: ${figures}`);
   assert.ok(done.heldReferencing > 0, `rows of other tables held with their refused user: ${figures}`);
+  assert.ok(done.setAside > 0, `a holder refused for a missing company: ${figures}`);
   assert.ok(done.dumps > 0, 'a round read a dump');
   t.diagnostic(`moves: ${[...done.moves].map(([k, n]) => `${k} ${n}`).join(', ')}; ${figures}`);
 });
