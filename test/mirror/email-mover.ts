@@ -556,15 +556,16 @@ export const describeSource = (source: RoundSource): string => (source === 'live
 
 /**
  * A round's incremental `etl run --propagate-deletes` (exit 0: Mirror.incremental asserts it) from
- * `source`. Returns the run's report, the users rows before and after it, and its users figures
- * (see figuresBetween for what they must be).
+ * `source`. Returns the run's report, the users rows before and after it, its users figures (see
+ * figuresBetween for what they must be) and the rows it counted rejected.
  */
 export async function loadRound(m: Mirror, pipeline: string, round: number, source: RoundSource) {
   const before = await rowsByKey(m.incrementalUrl, 'users', ['id']);
   const dump = source === 'live' ? undefined : await m.dump(`round-${round}`, source);
   const report = await m.incremental(['--propagate-deletes'], pipeline, dump);
   const after = await rowsByKey(m.incrementalUrl, 'users', ['id']);
-  return { report, before, after, figures: await loadedUsers(m, report) };
+  const { rejected, ...figures } = await loadedUsers(m, report);
+  return { report, before, after, figures, rejected };
 }
 
 /** The users table's load figures. */
@@ -595,11 +596,11 @@ export function figuresBetween(before: ReadonlyMap<string, string>, after: Reado
   return { inserted, updated, deleted, landed };
 }
 
-async function loadedUsers(m: Mirror, report: RunReport): Promise<UsersFigures> {
+async function loadedUsers(m: Mirror, report: RunReport): Promise<UsersFigures & { readonly rejected: number }> {
   const manifest = JSON.parse(await m.stagedFile(report, 'manifest.json')) as { stages: { load: LoadSection } };
   const users = manifest.stages.load.tables.users;
   assert.ok(users, `run ${report.runId} loaded users`);
-  return { inserted: users.inserted, updated: users.updated, deleted: users.deleted, landed: users.pending?.landed ?? 0 };
+  return { inserted: users.inserted, updated: users.updated, deleted: users.deleted, landed: users.pending?.landed ?? 0, rejected: users.rejected };
 }
 
 /** The moves that named the users a row (its key and values as text) names. */

@@ -22,7 +22,8 @@
 // - load/users.rejects.ndjson lists, reason duplicate_value, each shared email's holders the run
 //   staged (the incremental run: those its transform/users.csv holds; the full run: all of them),
 //   naming every holder;
-// - the users table's load figures say what happened to its rows.
+// - the users table's load figures say what happened to its rows, and count rejected each staged row
+//   the rejects file refuses.
 //
 // Replay or extend a seed (the _ids of the users the test registers differ from one replay to the
 // next; their order, so the moves, do not):
@@ -182,19 +183,28 @@ function describeLine(line: RejectLine): string {
   return `${line.key?.id} ${line.column} ${email} ${line.action} [${[...(line.documents ?? [])].sort().join(' ')}]`;
 }
 
+/** The lines of load/users.rejects.ndjson of the run in `folder` (none when it wrote no file). */
+async function usersRejects(folder: string): Promise<RejectLine[]> {
+  const text = await readFile(path.join(folder, 'load', 'users.rejects.ndjson'), 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? '' : Promise.reject(e)));
+  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RejectLine);
+}
+
 /**
  * load/users.rejects.ndjson of the run in `folder` lists, reason duplicate_value, one line per staged
  * holder of each shared email (those `staged` holds), naming every holder; nothing else has that reason.
  */
 async function assertDuplicateValueRejects(folder: string, shared: Shared, staged: ReadonlyMap<string, unknown>, which: string): Promise<number> {
-  const text = await readFile(path.join(folder, 'load', 'users.rejects.ndjson'), 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? '' : Promise.reject(e)));
-  const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RejectLine);
-  const got = lines.filter((l) => l.reason === 'duplicate_value').map(describeLine).sort();
+  const got = (await usersRejects(folder)).filter((l) => l.reason === 'duplicate_value').map(describeLine).sort();
   const want: string[] = [];
   for (const [email, holders] of shared) for (const id of holders.filter((h) => staged.has(h))) want.push(`${id} email ${email} reject [${holders.join(' ')}]`);
   want.sort();
   assert.deepEqual(got, want, `${which} run's load/users.rejects.ndjson: one duplicate_value line per staged holder of a shared email (<id> <column> <value> <action> [<documents>])`);
   return got.length;
+}
+
+/** The staged rows the rejects file refuses (action reject), each once: what the load counts rejected. */
+async function refusedRows(folder: string): Promise<number> {
+  return new Set((await usersRejects(folder)).filter((l) => l.action === 'reject').map((l) => JSON.stringify(l.key))).size;
 }
 
 /** What the default seeds did, all told: the proof is not vacuous. */
@@ -250,7 +260,7 @@ for (const seed of SEEDS) {
         }
       };
       try {
-        const { report, before, after, figures } = await loadRound(m, pipeline, round, source);
+        const { report, before, after, figures, rejected } = await loadRound(m, pipeline, round, source);
         if (source !== 'live') done.dumps += 1;
         const reference = await m.referenceRun(pipeline);
         const all = await stagedUsers(reference.url, reference.folder);
@@ -268,7 +278,10 @@ for (const seed of SEEDS) {
         await check('incremental rejects', async () => (done.refusedStaged += await assertDuplicateValueRejects(folder, shared, staged, 'the incremental')));
         await check('full run rejects', () => assertDuplicateValueRejects(reference.folder, shared, all, 'the full'));
         const batch = new Set([...staged.keys()].map((id) => `(${id})`));
-        await check('figures', async () => assert.deepEqual(figures, figuresBetween(before, after, batch), "the users table's load figures say what happened to its rows (landed: pending.landed)"));
+        await check('figures', async () => {
+          assert.deepEqual(figures, figuresBetween(before, after, batch), "the users table's load figures say what happened to its rows (landed: pending.landed)");
+          assert.equal(rejected, await refusedRows(folder), 'the users figures count rejected each staged row load/users.rejects.ndjson refuses');
+        });
         assert.ok(failures.length === 0, `round ${round}: ${failures.length} check(s) failed\n${failures.join('\n')}`);
 
         const refused = new Set([...shared.values()].flat());
