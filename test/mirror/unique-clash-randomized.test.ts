@@ -35,9 +35,10 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import type { Db } from 'mongodb';
+import { ObjectId, type Db } from 'mongodb';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import type { PipelineModel } from '../../model/types.ts';
+import type { LoadSection } from '../../staging/manifest-load.ts';
 import { useServers } from '../harness/index.ts';
 import { CLASH_MOVES, COMPANY_MOVES, describeSource, EmailMover, figuresBetween, loadRound, replayContext, roundSource, touching, type Move, type MoveKind } from './email-mover.ts';
 import { assertMirrors, integers, Mirror, query, stagedRows, uniqueEmailPipeline } from './harness.ts';
@@ -316,4 +317,42 @@ test('the default seeds made every kind of move, shared emails among two and thr
   assert.ok(done.setAside > 0, `a holder refused for a missing company: ${figures}`);
   assert.ok(done.dumps > 0, 'a round read a dump');
   t.diagnostic(`moves: ${[...done.moves].map(([k, n]) => `${k} ${n}`).join(', ')}; ${figures}`);
+});
+
+// Found by seed 42 (UNIQUE_SEEDS=42 UNIQUE_ROUNDS=3 UNIQUE_MOVES=24, round 3: the duplicate_value
+// lines named a holder whose company had been deleted). Marked todo until load/ is fixed: the load
+// counts as a holder a row that leaves in the same load for a missing reference.
+test('a holder whose company is deleted in the run another user takes its email: the other loads, as in a full run, with no duplicate_value', { todo: 'load/ counts the leaving row as a holder: B is refused (duplicate_value naming A), deleted and landed again; figures say deleted 2, landed 1' }, async (t) => {
+  const m = await Mirror.open(t, servers);
+  const pipeline = await clashPipeline(m.work, true);
+  await m.sample(30);
+  const db = await m.db();
+  await dropEmailIndex(db);
+  // Made 30 days ago (their _ids minted then too): the second run does not read A or the company again.
+  const then = new Date(Date.now() - 30 * 86_400_000);
+  const minted = () => new ObjectId(ObjectId.generate(Math.floor(then.getTime() / 1000)));
+  const [company, other, a, b] = [minted(), minted(), minted(), minted()];
+  await db.collection('companies').insertMany([
+    { _id: company, name: 'Acme', creation_date: then, update_date: then },
+    { _id: other, name: 'Other', creation_date: then, update_date: then },
+  ]);
+  const user = (_id: ObjectId, email: string, extra: Record<string, unknown> = {}) => ({ _id, firstname: 'Jeanne', lastname: 'Martin', email, role: 'CUSTOMER', creation_date: then, update_date: then, ...extra });
+  await db.collection('users').insertMany([user(a, 'a@example.org', { company }), user(b, 'b@example.org')]);
+  await m.incremental(['--propagate-deletes'], pipeline);
+
+  // A's company is deleted (A's row is refused for it: no holder), and B takes A's email.
+  await db.collection('companies').deleteOne({ _id: company });
+  await db.collection('users').updateOne({ _id: b }, { $set: { email: 'a@example.org', update_date: new Date() } });
+  const report = await m.incremental(['--propagate-deletes'], pipeline);
+  const emails = await query<{ id: string; email: string }>(m.incrementalUrl, 'SELECT id, email FROM users WHERE id = ANY($1) ORDER BY id', [[a.toHexString(), b.toHexString()]]);
+  assert.deepEqual(emails, [{ id: b.toHexString(), email: 'a@example.org' }]);
+  const lines = (await usersRejects(path.join(m.incrementalStaging, report.runId))).map((l) => `${l.key?.id} ${l.reason}`);
+  // A is not staged (its row leaves as one referencing a deleted row), B holds the value alone.
+  assert.deepEqual(lines, [], 'no staged row refused: B holds the value alone');
+  const manifest = JSON.parse(await m.stagedFile(report, 'manifest.json')) as { stages: { load: LoadSection } };
+  const users = manifest.stages.load.tables.users!;
+  assert.deepEqual({ updated: users.updated, deleted: users.deleted, rejected: users.rejected, landed: users.pending?.landed }, { updated: 1, deleted: 1, rejected: 0, landed: 0 }, 'B updated, A deleted');
+  const reference = await m.referenceRun(pipeline);
+  await assertMirrors(await loadPipeline(pipeline), m.incrementalUrl, reference.url);
+  await assertPendingEqual(await loadPipeline(pipeline), m.incrementalUrl, reference.url, []);
 });
