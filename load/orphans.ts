@@ -31,6 +31,8 @@ export interface OrphanInput {
   readonly gone: GoneRows;
   readonly shapeOf: (table: string) => TableShape;
   readonly runId: string;
+  /** Only the rows (alias t) this condition also holds (unique-values.ts: those in the batch's way). */
+  readonly within?: string;
 }
 
 /** Rows (alias t) whose `edge` column points at a row deleted from its table by this load. */
@@ -40,7 +42,8 @@ function orphanCondition(input: OrphanInput, edge: Edge): string | null {
   if (!gone) return null;
   const c = `t.${ident(edge.column)}`;
   const pc = ident(edge.toColumn);
-  return `${c} IN (SELECT g.${pc} FROM ${gone} AS g) AND NOT EXISTS (SELECT 1 FROM ${parent.target} AS x WHERE x.${pc} = ${c})`;
+  const orphan = `${c} IN (SELECT g.${pc} FROM ${gone} AS g) AND NOT EXISTS (SELECT 1 FROM ${parent.target} AS x WHERE x.${pc} = ${c})`;
+  return input.within ? `${orphan} AND (${input.within})` : orphan;
 }
 
 export async function settleOrphans(input: OrphanInput): Promise<OrphanFigures> {

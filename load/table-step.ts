@@ -95,7 +95,9 @@ export async function loadTableStep(ctx: LoadContext, name: string): Promise<Tab
   const rejects = batch.rejected + batch.nulled > 0 ? await writeRejects(ctx, shape, checks, batch) : null;
   let settle: SettleFigures;
   try {
-    settle = await settleTable(ctx, shape, checks, batch.shared.held + batch.shared.left > 0);
+    const settled = await settleTable(ctx, shape, checks, batch.shared.held + batch.shared.left > 0);
+    // Orphans in the way of the batch's unique values left before the merge (unique-values.ts).
+    settle = { ...settled, referencing: settled.referencing + batch.vacated.referencing };
     session.at(name, 'checking foreign keys');
     await runDeferredChecks(session, shape);
     await dropTemps(ctx, shape);
@@ -203,7 +205,7 @@ async function loadBatch(
   });
   if (filled.first && refs.rejected + refs.nulled + shared.held > 0) await numberFirstRejects(session, shape);
   ctx.signal?.throwIfAborted();
-  const vacated = empty ? NOTHING_VACATED : await vacateTakenValues(ctx, shape, scope);
+  const vacated = empty ? NOTHING_VACATED : await vacateTakenValues(ctx, shape, scope, checks);
   phase('merge', 'merging');
   const m = await mergeFilled(ctx, shape, checks, { filled, duplicates, empty, refs: { rejected: refs.rejected + shared.held, nulled: refs.nulled } });
   // A dedupe batch is the recomputed rows of the touched keys, not the staged contributions.

@@ -5,6 +5,8 @@
 // their emails). The merge would meet the old row first and stop, where a full run loads. So before
 // the merge, a row holding a value a batch row of another key takes is taken out of the way:
 //   leaving   deleted as leave.ts would delete it after the merge (counted and followed the same way);
+//   orphaned  a row it references (on_missing: reject) was deleted by this load: deleted and held as
+//             orphans.ts would after the merge;
 //   changing  deleted, to be inserted again by the merge with its new values (the foreign keys are
 //             deferred to COMMIT, so rows referencing it never see it missing). Not in a dedupe table,
 //             whose rows' ids a sequence gives: there the merge meets it as before.
@@ -16,6 +18,7 @@ import { compiled, ident, type CompiledQuery } from '../schema/sql.ts';
 import { PENDING_TABLE } from '../schema/state-tables.ts';
 import type { LoadContext } from './load-context.ts';
 import { goneCondition, leftCondition, leftGoneIn, scopedEntries, type Scope } from './leave.ts';
+import { settleOrphans } from './orphans.ts';
 import { holdSharedRows, ownerNotInSql } from './pending.ts';
 import { createRejectsTableSql, type PlannedCheck } from './references.ts';
 import { keyJson, keyObject, list, matchKey, type OtherUnique, type TableShape } from './shape.ts';
@@ -23,14 +26,16 @@ import { keyJson, keyObject, list, matchKey, type OtherUnique, type TableShape }
 const PENDING = ident(PENDING_TABLE);
 
 export interface Vacated {
-  /** Rows deleted now rather than after the merge: they left the scope, or their document is gone. */
+  /** Rows deleted now rather than after the merge: they left the scope, or their document is gone, */
   readonly left: number;
   readonly gone: number;
+  /** or a row they reference (on_missing: reject) was deleted by this load (orphans.ts). */
+  readonly referencing: number;
   /** Rows of the batch's keys deleted to be merged again: the merge counts them inserted, they were updated. */
   readonly replaced: number;
 }
 
-export const NOTHING_VACATED: Vacated = { left: 0, gone: 0, replaced: 0 };
+export const NOTHING_VACATED: Vacated = { left: 0, gone: 0, referencing: 0, replaced: 0 };
 
 /** A target row (alias t) holding the values of some other unique constraint that a batch row of another key holds. */
 function takenCondition(s: TableShape): string {
@@ -40,7 +45,7 @@ function takenCondition(s: TableShape): string {
 }
 
 /** Takes the rows standing in the way of the batch out of the table (its batch is final: references checked, contested keys refused). */
-export async function vacateTakenValues(ctx: LoadContext, shape: TableShape, scope: Scope): Promise<Vacated> {
+export async function vacateTakenValues(ctx: LoadContext, shape: TableShape, scope: Scope, checks: readonly PlannedCheck[]): Promise<Vacated> {
   if (shape.otherUniques.length === 0) return NOTHING_VACATED;
   const { session, gone: goneRows, runId } = ctx;
   session.at(shape.table.name, 'moving unique values out of the way');
@@ -48,10 +53,19 @@ export async function vacateTakenValues(ctx: LoadContext, shape: TableShape, sco
   const gone = scope.live && shape.docKey ? await goneRows.delete(shape, `${goneCondition(shape)} AND ${taken}`, runId) : 0;
   const leaving = leftCondition(shape, scope);
   const left = leaving ? await goneRows.delete(shape, `${leaving} AND ${taken}`, leftGoneIn(ctx, scope)) : 0;
-  if (shape.kind === 'dedupe_upsert') return { left, gone, replaced: 0 };
+  const referencing = await vacateOrphans(ctx, shape, checks, taken);
+  if (shape.kind === 'dedupe_upsert') return { left, gone, referencing, replaced: 0 };
   const staged = `EXISTS (SELECT 1 FROM ${shape.temps.stage} AS s WHERE ${matchKey(shape.key, 's', 't')})`;
   const replaced = await session.count(compiled(`DELETE FROM ${shape.target} AS t WHERE ${staged} AND ${taken}`));
-  return { left, gone, replaced };
+  return { left, gone, referencing, replaced };
+}
+
+/** Rows in the way whose referenced row this load deleted (on_missing: reject) leave now, as the orphans they are, not after the merge. */
+async function vacateOrphans(ctx: LoadContext, shape: TableShape, checks: readonly PlannedCheck[], taken: string): Promise<number> {
+  const edges = ctx.edges.filter((e) => e.from.name === shape.table.name && e.action === 'reject');
+  if (!edges.some((e) => ctx.gone.of(e.to, ctx.shapeOf(e.to)))) return 0;
+  const { session, gone, shapeOf, runId } = ctx;
+  return (await settleOrphans({ session, shape, checks, edges, gone, shapeOf, runId, within: taken })).referencing;
 }
 
 /** Which batch: this run's staged rows (and what it replaces), or etl_pending's rows offered again (settle.ts). */
@@ -69,11 +83,15 @@ export const NOTHING_SHARED: SharedFigures = { held: 0, left: 0 };
 /** Who holds a value, as the rejects file names it: the document's `_id`, or a dedupe row's key. */
 const holderOf = (s: TableShape, alias: string): string => (s.docKey ? `${alias}.${s.docKey.id}::text` : `${keyJson(s.key, alias)}::text`);
 
-/** A pending row (alias r, its entry p) is in the contest only if every reference it would be refused for exists. */
-function referencesPresent(checks: readonly PlannedCheck[]): string {
+/**
+ * A row (alias) is in the contest only if every reference it would be refused for exists: a pending
+ * row waiting for one is no holder, nor is a row of the table whose referenced row this load deleted
+ * (it leaves when the orphans are settled, after the merge: orphans.ts).
+ */
+function referencesPresent(checks: readonly PlannedCheck[], alias: string): string {
   return checks
     .filter((c) => c.action === 'reject' && !c.selfReference)
-    .map((c) => ` AND (r.${c.column.id} IS NULL OR EXISTS (SELECT 1 FROM ${c.refTable} AS x WHERE x.${c.refColumn} = r.${c.column.id}))`)
+    .map((c) => ` AND (${alias}.${c.column.id} IS NULL OR EXISTS (SELECT 1 FROM ${c.refTable} AS x WHERE x.${c.refColumn} = ${alias}.${c.column.id}))`)
     .join('');
 }
 
@@ -99,7 +117,8 @@ function replacedEntries(s: TableShape, pass: SharedPass, runParameter: number):
 /**
  * Every holder of a value of `u` that rows of two keys or more hold, into the shared temp table:
  * batch rows, rows of the table staying as they are, and pending rows in the contest (not the
- * batch's, not replaced by it, their references present: rows a full run would hold against it).
+ * batch's, not replaced by it); of the last two only those whose references exist: the rows a full
+ * run would hold against the batch.
  * $1 table, $2 the constraint's columns as the rejects file names them, then their names, then the run id (when used).
  */
 function sharedHoldersSql(s: TableShape, u: OtherUnique, checks: readonly PlannedCheck[], pass: SharedPass, runId: string): CompiledQuery {
@@ -112,8 +131,8 @@ function sharedHoldersSql(s: TableShape, u: OtherUnique, checks: readonly Planne
   const held =
     `SELECT 'batch' AS source, ${keyJson(s.key, 'a')} AS k, ${holderOf(s, 'a')} AS who, ${pick('a')} FROM ${s.temps.stage} AS a UNION ALL ` +
     `SELECT 'pending', p.row_key, coalesce(p.owner, p.row_key::text), ${pick('r')} FROM ${PENDING} AS p CROSS JOIN LATERAL jsonb_populate_record(NULL::${s.target}, p.row) AS r ` +
-    `WHERE p.table_name = $1 AND p.kind = 'row' AND ${notBatch}${referencesPresent(checks)}${replaced}`;
-  const inTable = `SELECT 'target', ${keyJson(s.key, 't')}, ${holderOf(s, 't')}, ${pick('t')} FROM ${s.target} AS t WHERE (${list(cols, 't.')}) IN (SELECT ${us} FROM h) AND ${stayingCondition(s, pass)}`;
+    `WHERE p.table_name = $1 AND p.kind = 'row' AND ${notBatch}${referencesPresent(checks, 'r')}${replaced}`;
+  const inTable = `SELECT 'target', ${keyJson(s.key, 't')}, ${holderOf(s, 't')}, ${pick('t')} FROM ${s.target} AS t WHERE (${list(cols, 't.')}) IN (SELECT ${us} FROM h) AND ${stayingCondition(s, pass)}${referencesPresent(checks, 't')}`;
   const value = `jsonb_build_object(${cols.map((_, i) => `$${i + 3}::text, x.u${i}`).join(', ')})::text`;
   return compiled(
     `WITH h AS (${held}), x AS (SELECT * FROM h UNION ALL ${inTable}), ` +
