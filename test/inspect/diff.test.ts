@@ -179,10 +179,15 @@ test('references: a set_null reference to a missing row compares as NULL; a reje
   assert.equal(r.totals.refused, 1);
 });
 
-test('two documents whose _ids are one key (77 and "77") are refused as a load refuses them, not missing, also when one of them the filter leaves out', async (t) => {
+/**
+ * Users 77 (an Int32) and "77" (a string), whose _ids are one key, in a new MongoDB database; the
+ * events 5 (a menu) and "5" (a webinar) too with `events`; an empty PostgreSQL database with the
+ * schema, and `before`, run on it (the rows an earlier load wrote).
+ */
+async function contestedKeys(name: string, o: { events: boolean; before?: (client: import('pg').Client, when: Date) => Promise<unknown> }) {
   const m = await model();
-  const pgUrl = await servers.postgres.createDatabase(t.name);
-  const mongo = await servers.mongo.newDatabase(t.name);
+  const pgUrl = await servers.postgres.createDatabase(name);
+  const mongo = await servers.mongo.newDatabase(name);
   const { MongoClient, Int32 } = await import('mongodb');
   const pg = (await import('pg')).default;
   const when = new Date('2024-01-01T10:00:00Z');
@@ -190,16 +195,23 @@ test('two documents whose _ids are one key (77 and "77") are refused as a load r
   await mc.connect();
   const user = (email: string) => ({ creation_date: when, update_date: when, firstname: 'Ann', lastname: 'Lee', email, role: 'CUSTOMER' });
   await mc.db(mongo.name).collection('users').insertMany([{ _id: new Int32(77) as never, ...user('a@example.fr') }, { _id: '77' as never, ...user('b@example.fr') }]);
-  // A menu and a webinar: the webinar yields no menus row, but names its key in menus' keys file too.
-  const event = (t: string) => ({ creation_date: when, update_date: when, __t: t, name: t, start_date: when, end_date: when });
-  await mc.db(mongo.name).collection('events').insertMany([{ _id: new Int32(5) as never, ...event('menu') }, { _id: '5' as never, ...event('webinar') }]);
+  if (o.events) {
+    // A menu and a webinar: the webinar yields no menus row, but names its key in menus' keys file too.
+    const event = (t: string) => ({ creation_date: when, update_date: when, __t: t, name: t, start_date: when, end_date: when });
+    await mc.db(mongo.name).collection('events').insertMany([{ _id: new Int32(5) as never, ...event('menu') }, { _id: '5' as never, ...event('webinar') }]);
+  }
   await mc.close();
   const client = new pg.Client({ connectionString: pgUrl });
   await client.connect();
   const { applySchema } = await import('../../schema/apply.ts');
   await applySchema(client, m);
+  await o.before?.(client, when);
   await client.end();
+  return { m, pgUrl, mongo };
+}
 
+test('two documents whose _ids are one key (77 and "77") are refused as a load refuses them, not missing, also when one of them the filter leaves out', async (t) => {
+  const { m, pgUrl, mongo } = await contestedKeys(t.name, { events: true });
   const r = await diffOf(m, pgUrl, mongo, { deep: true, tables: ['users', 'events', 'menus'] });
   for (const name of ['users', 'events', 'menus']) {
     const x = table(r, name);
@@ -216,25 +228,10 @@ test('two documents whose _ids are one key (77 and "77") are refused as a load r
 });
 
 test('a PostgreSQL row of a key two documents now claim (77 loaded, then "77" created) is extra: a load refuses both and removes it', async (t) => {
-  const m = await model();
-  const pgUrl = await servers.postgres.createDatabase(t.name);
-  const mongo = await servers.mongo.newDatabase(t.name);
-  const { MongoClient, Int32 } = await import('mongodb');
-  const pg = (await import('pg')).default;
-  const when = new Date('2024-01-01T10:00:00Z');
-  const mc = new MongoClient(mongo.url);
-  await mc.connect();
-  const user = (email: string) => ({ creation_date: when, update_date: when, firstname: 'Ann', lastname: 'Lee', email, role: 'CUSTOMER' });
-  await mc.db(mongo.name).collection('users').insertMany([{ _id: new Int32(77) as never, ...user('a@example.fr') }, { _id: '77' as never, ...user('b@example.fr') }]);
-  await mc.close();
-  const client = new pg.Client({ connectionString: pgUrl });
-  await client.connect();
-  const { applySchema } = await import('../../schema/apply.ts');
-  await applySchema(client, m);
   // The row a load of document 77 wrote before "77" existed.
-  await client.query(`INSERT INTO users (id, created_at, updated_at, firstname, lastname, email, role) VALUES ('77', $1, $1, 'Ann', 'Lee', 'a@example.fr', 'CUSTOMER')`, [when]);
-  await client.end();
-
+  const before = (client: import('pg').Client, when: Date) =>
+    client.query(`INSERT INTO users (id, created_at, updated_at, firstname, lastname, email, role) VALUES ('77', $1, $1, 'Ann', 'Lee', 'a@example.fr', 'CUSTOMER')`, [when]);
+  const { m, pgUrl, mongo } = await contestedKeys(t.name, { events: false, before });
   const r = await diffOf(m, pgUrl, mongo, { deep: true, tables: ['users'] });
   const users = table(r, 'users');
   assert.deepEqual({ extra: users.extra.count, contested: users.extra.contested, missing: users.missing.count, refused: users.refused.contested }, { extra: 1, contested: 1, missing: 0, refused: 0 }, 'counted once: extra (as a row holding a shared value is)');
