@@ -2,16 +2,14 @@
 // BSON document after another) and <collection>.metadata.json; with gzip, both files end in .gz.
 // Documents are serialized one at a time into ~1 MiB chunks that flow through pipeline() into the
 // file, so memory stays flat whatever the scale. Each file is written as .partial and renamed.
-import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { EJSON, serialize, type Document } from 'bson';
 import { EtlError } from '../errors/etl-error.ts';
-import { writeFailure } from '../staging/atomic-file.ts';
+import { AtomicFileSink, writeFailure, type FileFigures } from '../staging/atomic-file.ts';
 import type { SampleCollectionSource, SampleGeneration } from './generate.ts';
 import { hash } from './prng.ts';
 import type { SampleProgress, WriteOptions } from './write-options.ts';
@@ -79,25 +77,32 @@ async function writeCollections(sample: SampleGeneration, target: DumpTarget, db
     const names = dumpFileNames(source.name, target.gzip);
     const file = path.join(dbDir, names.bson);
     const metadataFile = path.join(dbDir, names.metadata);
-    const tap = new DigestTap();
     const counter = { written: 0 };
-    await writeWhole(file, (partial) =>
-      writeFileStream(Readable.from(bsonChunks(source, counter, options.onProgress)), target.gzip, tap, partial, options.signal),
-    );
+    const written = await writeWhole(file, Readable.from(bsonChunks(source, counter, options.onProgress)), target.gzip, options.signal);
     const metadata = Buffer.from(`${EJSON.stringify(metadataOf(source.name, sample.seed), { relaxed: false })}\n`);
-    await writeWhole(metadataFile, (partial) => writeFileStream(Readable.from([metadata]), target.gzip, new DigestTap(), partial, options.signal));
+    await writeWhole(metadataFile, Readable.from([metadata]), target.gzip, options.signal);
     if (counter.written !== source.count) {
       throw new EtlError('sample_count_mismatch', `${source.name}: generated ${counter.written} documents, planned ${source.count}`);
     }
-    reports.push({ name: source.name, documents: counter.written, file, bytes: tap.bytes, sha256: tap.digest(), metadataFile });
+    reports.push({ name: source.name, documents: counter.written, file, bytes: written.bytes, sha256: written.sha256, metadataFile });
   }
 }
 
-function writeFileStream(source: Readable, gzip: boolean, tap: DigestTap, file: string, signal?: AbortSignal): Promise<void> {
-  const sink = createWriteStream(file);
+/**
+ * A file appears whole or not at all (staging/atomic-file.ts: <file>.partial, renamed on success),
+ * its bytes counted and hashed on their way. mongodump --gzip compresses with default settings;
+ * zlib's output is stable for the same input.
+ */
+async function writeWhole(file: string, source: Readable, gzip: boolean, signal?: AbortSignal): Promise<FileFigures> {
+  const sink = new AtomicFileSink(file);
   const opts = signal ? { signal } : {};
-  // mongodump --gzip compresses with default settings; zlib's output is stable for the same input.
-  return gzip ? pipeline(source, createGzip(), tap, sink, opts) : pipeline(source, tap, sink, opts);
+  try {
+    await (gzip ? pipeline(source, createGzip(), sink, opts) : pipeline(source, sink, opts));
+  } catch (error) {
+    await sink.discard();
+    throw error;
+  }
+  return sink.commit();
 }
 
 /** BSON documents back to back, grouped into ~1 MiB chunks (one Buffer per document would be slow). */
@@ -128,34 +133,6 @@ function metadataOf(collection: string, seed: number): Document {
   let uuid = '';
   for (let k = 0; k < 4; k++) uuid += hash(seed, collection.length, k, ...[...collection].map((c) => c.charCodeAt(0))).toString(16).padStart(8, '0');
   return { indexes, uuid, collectionName: collection, type: 'collection' };
-}
-
-/** Counts bytes and hashes them on their way to the file, so nothing is read back. */
-class DigestTap extends Transform {
-  bytes = 0;
-  private readonly hasher = createHash('sha256');
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.bytes += chunk.length;
-    this.hasher.update(chunk);
-    callback(null, chunk);
-  }
-
-  digest(): string {
-    return this.hasher.digest('hex');
-  }
-}
-
-/** A file appears whole or not at all: written as <file>.partial, renamed on success. */
-async function writeWhole(file: string, write: (partial: string) => Promise<void>): Promise<void> {
-  const partial = `${file}.partial`;
-  try {
-    await write(partial);
-    await rename(partial, file);
-  } catch (error) {
-    await rm(partial, { force: true });
-    throw error;
-  }
 }
 
 /**
