@@ -1,5 +1,6 @@
 // `etl pack`: one .tar.gz of a finished run, for people who must trust it without our databases or
-// machines: manifest.json, the stored pipeline.yaml and every file the finished stages recorded.
+// machines: its HTML report (written as it packs), manifest.json, the stored pipeline.yaml and every
+// file the finished stages recorded.
 // Refuses unfinished runs, and any file named like a secret or holding anything credential-shaped.
 // Each file is read once: its bytes are scanned, and only bytes scanned clean go into <out>.partial,
 // renamed to <out> when the whole run is in and nothing was found. At the first finding nothing more
@@ -17,6 +18,7 @@ import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedF
 import { SecretScan, secretFileName, type ScanResult, type SecretFinding } from './secret-scan.ts';
 import { ArchiveWriter, type EntryStat } from './archive-writer.ts';
 import { makeFolders } from '../staging/make-folders.ts';
+import { writeRunReport } from '../report/write-report.ts';
 
 export interface PackProgress {
   /**
@@ -76,13 +78,14 @@ export async function packRun(options: PackOptions): Promise<PackReport> {
   const included = doneStages(manifest);
   const records = recordedFiles(manifest, included);
   await checkRecords(paths, records);
-  // The HTML report (etl report), when the run has one, is the auditor's first page: packed first.
-  const reportBytes = await stat(path.join(paths.dir, REPORT_FILE)).then((st) => (st.isFile() ? st.size : null), () => null);
-  const report = reportBytes === null ? [] : [REPORT_FILE];
+  // The HTML report, the auditor's first page, written now and packed first: every archive holds
+  // one, so `etl verify` calls an archive without it incomplete.
+  const reportBytes = (await writeRunReport({ stagingDir: paths.stagingDir, runId: paths.runId, secrets: options.secrets ?? [] })).bytes;
+  const report = [REPORT_FILE];
   const members = [...report, MANIFEST_FILE, PIPELINE_COPY, ...records.map((r) => r.record.file)];
   const memberSet = new Set(members);
   const leftOut = (await filesUnder(paths.dir)).filter((f) => !memberSet.has(f));
-  const bytesTotal = Buffer.byteLength(manifestText) + pipelineBytes.length + (reportBytes ?? 0) + records.reduce((a, r) => a + r.record.bytes, 0);
+  const bytesTotal = Buffer.byteLength(manifestText) + pipelineBytes.length + reportBytes + records.reduce((a, r) => a + r.record.bytes, 0);
 
   const out = path.resolve(options.out ?? path.join(paths.stagingDir, `${paths.runId}.tar.gz`));
   await makeFolders(path.dirname(out));

@@ -16,7 +16,7 @@ import { REPORT_FILE } from './manifest-files.ts';
 export const MAX_REPORT_BYTES = 16 << 20;
 
 /** The parts compared, by what a reader calls them, and the element that opens each. */
-const PARTS: readonly { readonly name: string; readonly open: string; readonly close: string }[] = [
+export const REPORT_PARTS: readonly { readonly name: string; readonly open: string; readonly close: string }[] = [
   { name: 'the totals', open: '<p id="totals">', close: '</p>' },
   { name: 'the rows per table', open: '<table id="table-figures">', close: '</table>' },
   { name: 'the count reconciliation', open: '<table id="identities">', close: '</table>' },
@@ -38,8 +38,8 @@ export async function reportDifferences(dir: string, manifest: Manifest): Promis
   const file = path.join(dir, REPORT_FILE);
   const info = await stat(file).catch(() => null);
   if (!info?.isFile()) return null;
-  if (info.size > MAX_REPORT_BYTES) return PARTS.map((p) => p.name);
+  if (info.size > MAX_REPORT_BYTES) return REPORT_PARTS.map((p) => p.name);
   const given = await readFile(file, 'utf8');
   const expected = renderRunReport(await gatherRunReport(runPaths(path.dirname(dir), path.basename(dir)), manifest, [], []));
-  return PARTS.filter((p) => partOf(given, p.open, p.close) !== partOf(expected, p.open, p.close)).map((p) => p.name);
+  return REPORT_PARTS.filter((p) => partOf(given, p.open, p.close) !== partOf(expected, p.open, p.close)).map((p) => p.name);
 }

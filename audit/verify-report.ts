@@ -12,7 +12,7 @@ export type CheckKind =
   | 'records' // line / row count differs from the manifest
   | 'parse' // a CSV that does not parse
   | 'count' // a reconciliation identity does not hold
-  | 'report' // an archive's report.html shows figures its manifest does not give
+  | 'report' // an archive's report.html shows figures its manifest does not give (missing from an archive: 'missing')
   | 'retransform'; // transform, re-run from the staged NDJSON, gives different files or counts
 
 export interface Mismatch {
@@ -53,6 +53,11 @@ export interface VerifyReport {
     current_differs: boolean | null;
   };
   files: { checked: number; bytes: number; missing: number; extra: number };
+  /**
+   * report.html, which no checksum covers (it is written after the manifest): present or not, the
+   * parts of it compared with what the manifest gives, and those that differ.
+   */
+  report: { file: string; present: boolean; compared: string[]; differs: string[] };
   identities: Identity[];
   retransform: { ran: boolean; skipped_because: string | null; tables: number; files_compared: number; files_identical: number };
   mismatches: Mismatch[];

@@ -12,7 +12,7 @@ import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, STAGES } from './manifest-files.ts';
 import { reconcile } from './reconcile.ts';
 import { checkRejectReasons } from './reject-reasons.ts';
-import { reportDifferences } from './report-figures.ts';
+import { REPORT_PARTS, reportDifferences } from './report-figures.ts';
 import { openRunSource, type RunSource } from './run-source.ts';
 import type { Mismatch, VerifyReport } from './verify-report.ts';
 import { shownStages, stageAtWork } from '../staging/stage-writer.ts';
@@ -71,7 +71,7 @@ async function verifySource(source: RunSource, temp: string, options: VerifyOpti
   const identities = reconcile(manifest);
   for (const id of identities.filter((i) => !i.ok)) mismatches.push({ check: 'count', table: id.table, expected: id.name, found: id.figures });
   await checkRejectReasons(source.dir, manifest, files.measuredSha, mismatches, signal);
-  await checkReport(source, manifest, mismatches, notes);
+  const report = await checkReport(source, manifest, mismatches, notes);
 
   const retransformState = await maybeRetransform(source, manifest, { stages, pipeline, files, temp }, options, mismatches, signal);
   return {
@@ -88,6 +88,7 @@ async function verifySource(source: RunSource, temp: string, options: VerifyOpti
       current_differs: pipeline.currentSha === null ? null : pipeline.currentSha !== manifest.pipeline_sha256,
     },
     files: { checked: files.checked, bytes: files.bytes, missing: files.missing, extra: extra.length },
+    report,
     identities,
     retransform: retransformState,
     mismatches,
@@ -99,15 +100,23 @@ type Stages = VerifyReport['stages'];
 
 /**
  * The report's figures against the manifest's. `etl pack` writes the report as it packs: in an
- * archive a difference is a change made since. In a folder the report may simply be older than the
- * run's last stage (`etl report` after transform, then `etl load`): said, not counted.
+ * archive a difference is a change made since, and no report is one removed since. In a folder the
+ * report may simply be older than the run's last stage (`etl report` after transform, then `etl
+ * load`), or not written yet: said, not counted.
  */
-async function checkReport(source: RunSource, manifest: Manifest, mismatches: Mismatch[], notes: string[]): Promise<void> {
+async function checkReport(source: RunSource, manifest: Manifest, mismatches: Mismatch[], notes: string[]): Promise<VerifyReport['report']> {
   const parts = await reportDifferences(source.dir, manifest);
-  if (!parts?.length) return;
-  const found = `other figures in ${parts.join(', ')}`;
-  if (source.archive !== null) mismatches.push({ check: 'report', file: REPORT_FILE, expected: 'the figures manifest.json gives', found });
-  else notes.push(`${REPORT_FILE} shows ${found} than manifest.json gives (written before the run's last stage, or changed since): \`etl report --run ${manifest.run_id}\` writes it again`);
+  const compared = REPORT_PARTS.map((p) => p.name);
+  if (parts === null) {
+    if (source.archive !== null) mismatches.push({ check: 'missing', file: REPORT_FILE, expected: 'present (`etl pack` puts the run\'s report first in every archive)', found: 'missing' });
+    return { file: REPORT_FILE, present: false, compared: [], differs: [] };
+  }
+  if (parts.length > 0) {
+    const found = `other figures in ${parts.join(', ')}`;
+    if (source.archive !== null) mismatches.push({ check: 'report', file: REPORT_FILE, expected: 'the figures manifest.json gives', found });
+    else notes.push(`${REPORT_FILE} shows ${found} than manifest.json gives (written before the run's last stage, or changed since): \`etl report --run ${manifest.run_id}\` writes it again`);
+  }
+  return { file: REPORT_FILE, present: true, compared, differs: parts };
 }
 
 /**

@@ -7,7 +7,6 @@ import { outputFile, parseFlags } from '../flags.ts';
 import { commandConfig } from '../config.ts';
 import { packRun, type PackProgress } from '../../audit/pack.ts';
 import { describeStages } from '../../staging/manifest.ts';
-import { writeRunReport } from '../../report/write-report.ts';
 import { formatBytes, throttled } from '../../audit/byte-size.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 
@@ -54,8 +53,6 @@ const command: Command = {
       const done = `${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}`;
       ctx.stderr.write(p.phase === 'pack' ? `packing: ${done}, archive ${formatBytes(p.archiveBytes)}\n` : `not packing (a secret was found, the archive removed), scanning the rest: ${done}\n`);
     });
-    // The HTML report goes in first: what an auditor opens before anything else.
-    await writeRunReport({ stagingDir: cfg.stagingDir, runId: flags.run ?? null, secrets: cfg.secrets });
     const report = await packRun({
       stagingDir: cfg.stagingDir,
       runId: flags.run ?? null,

@@ -23,7 +23,10 @@ afterwards), without MongoDB or PostgreSQL:
   - the counts reconcile per table (documents = rows + rejected + skipped, explode parents and
     items…);
   - the stored pipeline.yaml is the one the manifest names, and transform re-run from the staged
-    NDJSON with it gives byte-identical CSV, keys and rejects files.
+    NDJSON with it gives byte-identical CSV, keys and rejects files;
+  - report.html, which the manifest does not record: its totals, rows per table and count
+    reconciliation against the manifest's (the rest of the page no checksum covers); an archive
+    must hold one (etl pack writes it), a folder may not.
 If the current pipeline.yaml differs from the run's, verify says so and uses the run's copy.
 
 options:
@@ -101,7 +104,8 @@ function render(r: VerifyReport, color: ReturnType<typeof paint>): string {
     `pipeline.yaml: ${stored === null ? 'missing from the run' : stored === r.pipeline.manifest_sha256 ? 'the stored copy is the one the manifest names' : 'the stored copy is NOT the one the manifest names'} (sha256 ${r.pipeline.manifest_sha256.slice(0, 12)}…)`,
   );
   for (const note of r.notes) lines.push(`${color.yellow('note:')} ${printableLine(note)}`);
-  lines.push(`files: ${r.files.checked} checked (${formatBytes(r.files.bytes)}), ${r.files.missing} missing, ${r.files.extra} extra`);
+  lines.push(`files: ${r.files.checked} checked (${formatBytes(r.files.bytes)}: every file manifest.json records, and pipeline.yaml), ${r.files.missing} missing, ${r.files.extra} extra`);
+  lines.push(reportLine(r));
   const failed = r.identities.filter((i) => !i.ok).length;
   lines.push(`counts: ${r.identities.length - failed} of ${r.identities.length} identities hold`);
   lines.push(
@@ -117,6 +121,14 @@ function render(r: VerifyReport, color: ReturnType<typeof paint>): string {
     for (const m of r.mismatches.slice(0, SHOWN)) lines.push(printableLine(`  ${describe(m)}`));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** What verify did with report.html, which no checksum covers: an auditor is not told more than that. */
+function reportLine(r: VerifyReport): string {
+  const { file, present, compared, differs } = r.report;
+  if (!present) return r.archive ? `${file}: missing from the archive` : `${file}: none in the run folder, not checked (\`etl report\` writes it)`;
+  const outcome = differs.length === 0 ? 'match manifest.json' : `compared, ${differs.join(', ')} differ from manifest.json`;
+  return `${file}: ${compared.join(', ')} ${outcome}; the rest of the page is covered by no checksum`;
 }
 
 const mismatchHeadline = (r: VerifyReport, color: ReturnType<typeof paint>): string =>

@@ -54,6 +54,7 @@ describe('pack', () => {
     await tar.list({ file: report.archive, onReadEntry: (e) => void entries.push(e.path) });
     const manifest = await readManifest(run.paths);
     const expected = [
+      'report.html',
       'manifest.json',
       'pipeline.yaml',
       ...Object.values(manifest.stages.extract!.collections).map((c) => c.file),
@@ -73,7 +74,8 @@ describe('pack', () => {
     assert.deepEqual(verified.mismatches, []);
     assert.equal(verified.ok, true);
     assert.equal(verified.archive, report.archive);
-    assert.equal(verified.files.checked, expected.length - 2);
+    assert.equal(verified.files.checked, expected.length - 3, 'every file but report.html, manifest.json and pipeline.yaml');
+    assert.deepEqual(verified.report, { file: 'report.html', present: true, compared: ['the totals', 'the rows per table', 'the count reconciliation'], differs: [] });
     assert.equal(verified.pipeline.current_differs, false);
     assert.ok(verified.identities.length >= 20 && verified.identities.every((i) => i.ok));
     assert.equal(verified.retransform.ran, true);
@@ -402,5 +404,39 @@ describe('progress lines (runs of 64 MiB or more)', () => {
     assert.equal(packed.code, 0, packed.output);
     assert.equal(packed.stderr, '');
     assert.equal(packed.stdout.split('\n').filter(Boolean).length, 1, packed.stdout);
+  });
+});
+
+describe('report.html, which no checksum covers', () => {
+  test('an archive whose report was removed is a mismatch; a folder without one is said, not called verified (verify said OK and never named the report)', async () => {
+    const { stagingDir, dir } = await copyOfRun(run, scratch);
+    const archive = path.join(scratch, 'with-report.tar.gz');
+    const packed = etlSync(['pack', '--staging', stagingDir, '--out', archive], { cwd: scratch });
+    assert.equal(packed.code, 0, packed.output);
+    // The archive as shipped, less its report: re-packed by hand, every other entry as it was.
+    const unpacked = await mkdtemp(path.join(scratch, 'unpacked-'));
+    const members: string[] = [];
+    await tar.extract({ file: archive, cwd: unpacked, onReadEntry: (e) => void members.push(e.path) });
+    assert.equal(members[0], `${run.runId}/report.html`);
+    const without = path.join(scratch, 'without-report.tar.gz');
+    await tar.create({ gzip: true, portable: true, cwd: unpacked, file: without }, members.slice(1).filter((m) => !m.endsWith('/')));
+    const fromArchive = etlSync(['verify', without], { cwd: scratch });
+    assert.equal(fromArchive.code, 1, fromArchive.output);
+    assert.match(fromArchive.stdout, /\[missing\] report\.html: expected present \(`etl pack` puts the run's report first in every archive\), found missing/);
+    assert.match(fromArchive.stdout, /^report\.html: missing from the archive$/m);
+
+    const whole = etlSync(['verify', archive], { cwd: scratch });
+    assert.equal(whole.code, 0, whole.output);
+    assert.match(whole.stdout, /^files: \d+ checked \([^)]*: every file manifest\.json records, and pipeline\.yaml\)/m);
+    assert.match(whole.stdout, /^report\.html: the totals, the rows per table, the count reconciliation match manifest\.json; the rest of the page is covered by no checksum$/m);
+
+    await rm(path.join(dir, 'report.html'));
+    const fromFolder = etlSync(['verify', dir, '--json'], { cwd: scratch });
+    assert.equal(fromFolder.code, 0, fromFolder.output);
+    assert.deepEqual((JSON.parse(fromFolder.stdout) as VerifyReport).report, { file: 'report.html', present: false, compared: [], differs: [] });
+    const text = etlSync(['verify', dir], { cwd: scratch });
+    assert.match(text.stdout, /^report\.html: none in the run folder, not checked \(`etl report` writes it\)$/m);
+    await rm(unpacked, { recursive: true });
+    await rm(stagingDir, { recursive: true });
   });
 });
