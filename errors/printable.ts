@@ -56,6 +56,21 @@ export function printableLine(line: string, max = MAX_LINE): string {
   return `${shown.slice(0, cut)}… (${(shown.length - cut).toLocaleString('en-US')} more characters)`;
 }
 
+/** Whether cutting `text` at `at` would halve a surrogate pair. */
+const halvesPair = (text: string, at: number): boolean => /[\ud800-\udbff]/.test(text[at - 1] ?? '') && /[\udc00-\udfff]/.test(text[at] ?? '');
+
+/**
+ * `text` kept whole up to `head + tail` characters; beyond, its first `head` and last `tail` with a
+ * count of what was left out between them (the start says what failed, the end often where).
+ * Nothing escaped: for a record (a manifest), not a terminal.
+ */
+export function cutMiddle(text: string, head: number, tail: number): string {
+  if (text.length <= head + tail) return text;
+  const start = halvesPair(text, head) ? head - 1 : head;
+  const end = halvesPair(text, text.length - tail) ? text.length - tail + 1 : text.length - tail;
+  return `${text.slice(0, start)}… (${(end - start).toLocaleString('en-US')} characters left out) …${text.slice(end)}`;
+}
+
 /** Every line printable, and at most `maxLines` of them. */
 export function printableText(text: string, maxLines = MAX_LINES): string {
   const lines = text.split('\n');

@@ -4,6 +4,7 @@
 // manifest keeps its own snake_case field names (the staging contract, audited); reports and
 // events are the in-process and `--json` view, in camelCase with snake_case event kinds.
 import { redactText } from '../errors/redact.ts';
+import { cutMiddle } from '../errors/printable.ts';
 import { EtlError } from '../errors/etl-error.ts';
 import type { PipelineModel } from '../model/types.ts';
 import type { StageName } from './manifest.ts';
@@ -50,8 +51,18 @@ export interface StageReport {
   readonly warnings: readonly string[];
 }
 
-/** A failure as the manifest records it: the error's code (`internal` for a bug) and message, secrets scrubbed. */
+/**
+ * What the manifest keeps of a failure's message: its start and its end. A message may quote a
+ * megabyte (a value, a pipeline.yaml echoed by a server); the whole of it was printed when the stage
+ * failed, and a manifest is read by every `etl runs`, `etl status` and `etl report`.
+ */
+export const RECORDED_MESSAGE_HEAD = 3_000;
+export const RECORDED_MESSAGE_TAIL = 1_000;
+
+/** A failure as the manifest records it: the error's code (`internal` for a bug) and message, secrets scrubbed, bounded. */
 export function failureRecord(error: unknown, secrets: readonly string[] = []): { code: string; message: string } {
   const code = error instanceof EtlError ? error.code : 'internal';
-  return { code, message: redactText(error instanceof Error ? error.message : String(error), secrets) };
+  // Redacted before the cut: a cut never halves a secret before it is recognised.
+  const message = redactText(error instanceof Error ? error.message : String(error), secrets);
+  return { code, message: cutMiddle(message, RECORDED_MESSAGE_HEAD, RECORDED_MESSAGE_TAIL) };
 }

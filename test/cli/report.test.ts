@@ -737,3 +737,29 @@ describe('a failed load whose error quotes a megabyte', () => {
     }
   });
 });
+
+describe('a failed load whose error quotes a megabyte, in the manifest', () => {
+  test('manifest.json keeps the message bounded, its start and its end, and etl runs --json stays small (the manifest held the whole megabyte)', async (t) => {
+    const url = await servers.postgres.createDatabase(t.name);
+    const run = await realRun();
+    t.after(() => rm(run.cwd, { recursive: true, force: true }));
+    await createTables(url, await loadPipeline(run.pipelineFile));
+    await withClient(url, (c) =>
+      c.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused: %', repeat('Z', 1000000) || ' END-OF-MESSAGE'; END$$;
+               CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON users FOR EACH STATEMENT EXECUTE FUNCTION refuse()`),
+    );
+    const loaded = await etl(['load'], { cwd: run.cwd, env: { DATABASE_URL: url } });
+    assert.equal(loaded.code, 1, loaded.output.slice(0, 2000));
+    assert.ok((await stat(run.paths.manifest)).size < 50_000, `manifest.json is ${(await stat(run.paths.manifest)).size.toLocaleString('en-US')} bytes`);
+    const error = (await readManifest(run.paths)).stages.load!.error!;
+    assert.equal(error.code, 'pg_P0001');
+    assert.match(error.message, /^users: [^]*refused: Z+… \([\d,]+ characters left out\) …Z+ END-OF-MESSAGE$/, error.message.slice(0, 300));
+    assert.ok(error.message.length <= 4_100, `${error.message.length} characters`);
+
+    const json = await etl(['runs', '--no-ledger', '--json'], { cwd: run.cwd });
+    assert.equal(json.code, 0, json.stderr);
+    assert.ok(json.stdout.length < 50_000, `etl runs --json wrote ${json.stdout.length.toLocaleString('en-US')} characters`);
+    const text = await etl(['runs', '--no-ledger'], { cwd: run.cwd });
+    assert.ok(text.stdout.split('\n').every((l) => l.length < 1_000), 'every line of etl runs readable');
+  });
+});
