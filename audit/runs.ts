@@ -9,7 +9,7 @@ import { redactText } from '../errors/redact.ts';
 import { readManifest, rejectedBeforeLoad, type Manifest, type StageName } from '../staging/manifest.ts';
 import { committedLoad, type LoadSection } from '../staging/manifest-load.ts';
 import { LATEST_FILE, listRunIds, runPaths } from '../staging/run-folder.ts';
-import { failedStages, killedHint, killedStage, shownStages, type ShownStageStatus, type StageFailure } from '../staging/stage-writer.ts';
+import { failedStages, killedHint, killedStage, shownStagesOfRun, type ShownStageStatus, type StageFailure } from '../staging/stage-writer.ts';
 import { folderBytes } from './folder-walk.ts';
 import { STAGES } from './manifest-files.ts';
 
@@ -17,7 +17,10 @@ export interface RunSummary {
   run_id: string;
   /** When the run started (from its id), ISO 8601. */
   started_at: string;
-  /** Per stage: done, failed, running, killed (running, its process gone), or null (never ran). */
+  /**
+   * Per stage: done, failed, running, killed (running, its process gone; or, in a run whose process
+   * died, not recorded yet its folder holds files: `etl run` had started it), or null (never ran).
+   */
   stages: Record<StageName, ShownStageStatus | null>;
   stages_done: StageName[];
   /** When a stage was killed: what recovers the run and what `etl clean` does with it. */
@@ -91,9 +94,8 @@ export function isLoaded(manifest: Manifest | null): boolean {
   return load?.status === 'done' && load.dry_run !== true;
 }
 
-function summarise(runId: string, manifest: Manifest | null, extra: { latest: boolean; bytes: number; problem: string | null; pipelineTables: number | null }): RunSummary {
+function summarise(runId: string, manifest: Manifest | null, stages: Record<StageName, ShownStageStatus | null>, extra: { latest: boolean; bytes: number; problem: string | null; pipelineTables: number | null }): RunSummary {
   const s = manifest?.stages ?? {};
-  const stages = shownStages(manifest);
   const killed = killedStage(stages);
   const total = (values: number[] | null) => (values === null ? null : values.reduce((a, b) => a + b, 0));
   const transformTables = s.transform ? Object.values(s.transform.tables ?? {}) : null;
@@ -201,7 +203,7 @@ export async function listRuns(options: { stagingDir: string }): Promise<RunsRep
   for (const runId of await listRunIds(stagingDir)) {
     const { manifest, problem } = await readRunManifest(stagingDir, runId);
     const paths = runPaths(stagingDir, runId);
-    runs.push(summarise(runId, manifest, { latest: runId === latest, bytes: await folderBytes(paths.dir), problem, pipelineTables: await pipelineTableCount(paths.pipelineCopy) }));
+    runs.push(summarise(runId, manifest, await shownStagesOfRun(paths, manifest), { latest: runId === latest, bytes: await folderBytes(paths.dir), problem, pipelineTables: await pipelineTableCount(paths.pipelineCopy) }));
   }
   return { staging: stagingDir, latest, runs };
 }

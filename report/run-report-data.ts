@@ -12,7 +12,7 @@ import { reconcile } from '../audit/reconcile.ts';
 import type { Identity } from '../audit/verify-report.ts';
 import type { LoadTableRecord } from '../staging/manifest-load.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
-import { failedStages, killedHint, killedStage, shownStages, type StageFailure } from '../staging/stage-writer.ts';
+import { failedStages, killedHint, killedStage, killedUnrecorded, shownStagesOfRun, type ShownStageStatus, type StageFailure } from '../staging/stage-writer.ts';
 import type { RunHistoryEntry } from './run-history.ts';
 
 const EXAMPLES_PER_REASON = 3;
@@ -81,24 +81,26 @@ export async function gatherRunReport(paths: RunPaths, manifest: Manifest, histo
   const watermarks = Object.entries(manifest.stages.extract?.collections ?? {}).flatMap(([collection, c]) =>
     c.watermark ? [{ collection, from: c.watermark.from, next: c.watermark.next, basis: c.watermark.next_basis ?? null, documents: c.documents }] : [],
   );
-  const killed = killedStage(shownStages(manifest));
+  const shown = await shownStagesOfRun(paths, manifest);
+  const killed = killedStage(shown);
   const hint = killed ? killedHint(killed, paths.runId) : null;
   // A report that says "failed" says why; the configured secrets scrubbed again (a manifest from elsewhere),
   // and cut as a terminal line is: PostgreSQL's message may quote a value of any length.
   const failures = failedStages(manifest, paths.runId).map((f) => ({ ...f, message: printableLine(redactText(f.message, secrets)) }));
-  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest), hint, failures, tables, extractRejects, identities: reconcile(manifest), watermarks, history };
+  return { manifest, generatedAt: new Date().toISOString(), stages: stageTimings(manifest, shown), hint, failures, tables, extractRejects, identities: reconcile(manifest), watermarks, history };
 }
 
 function unique<T>(xs: readonly T[]): T[] {
   return [...new Set(xs)];
 }
 
-function stageTimings(m: Manifest): RunReportData['stages'] {
-  const shown = shownStages(m);
+function stageTimings(m: Manifest, shown: Record<StageName, ShownStageStatus | null>): RunReportData['stages'] {
   return (['extract', 'transform', 'load'] as const).map((stage) => {
     const s = m.stages[stage];
     const ms = s?.started_at && s.ended_at ? Date.parse(s.ended_at) - Date.parse(s.started_at) : NaN;
-    return { stage, status: s ? `${shown[stage]!}${stageNote(m, stage)}` : 'not run', startedAt: s?.started_at ?? null, endedAt: s?.ended_at ?? null, seconds: Number.isFinite(ms) ? ms / 1000 : null };
+    // A stage `etl run` had started and not recorded yet when its process died: its files say so.
+    const status = s ? `${shown[stage]!}${stageNote(m, stage)}` : killedUnrecorded(m, stage, shown[stage]) ? 'killed (started, never ended: its files were being written)' : 'not run';
+    return { stage, status, startedAt: s?.started_at ?? null, endedAt: s?.ended_at ?? null, seconds: Number.isFinite(ms) ? ms / 1000 : null };
   });
 }
 

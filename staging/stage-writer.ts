@@ -5,7 +5,9 @@
 // gone was killed (SIGKILL, the OOM killer, a power cut): etl shows it as `killed` (status, runs,
 // report, verify, pack, clean, a stage refusing the run), derived each time it is read: a read-only
 // command never rewrites the manifest. What the killed run left is swept by staging/run-writer.ts.
+import { readdir } from 'node:fs/promises';
 import os from 'node:os';
+import type { RunPaths } from './run-folder.ts';
 import { STAGES, type Manifest, type StageName, type StageSectionBase, type StageStatus } from './manifest.ts';
 
 export interface StageWriter {
@@ -78,6 +80,39 @@ export function shownStatus(section: Pick<StageSectionBase, 'status' | 'writer'>
 export function shownStages(manifest: Manifest | null | undefined): Record<StageName, ShownStageStatus | null> {
   const s = manifest?.stages;
   return { extract: shownStatus(s?.extract), transform: shownStatus(s?.transform), load: shownStatus(s?.load) };
+}
+
+/** The folder each stage writes its files in (the extract's is never unrecorded: its section comes first). */
+const STAGE_FOLDERS: Readonly<Record<Exclude<StageName, 'extract'>, (paths: RunPaths) => string>> = {
+  transform: (paths) => paths.transformDir,
+  load: (paths) => paths.loadDir,
+};
+
+/**
+ * Every stage of a run as shown, from its manifest and its folder: `etl run` works on the three
+ * stages at once but records the transform's section only once the extract is done, and the load's
+ * once the transform is. When the run's process died (a recorded stage is `killed`), a stage with
+ * no section whose folder holds files had started and never ended: shown `killed` too, not as a
+ * stage that never ran. Listing a folder, never writing: a view, as `killed` is.
+ */
+export async function shownStagesOfRun(paths: RunPaths, manifest: Manifest | null | undefined): Promise<Record<StageName, ShownStageStatus | null>> {
+  const stages = shownStages(manifest);
+  if (!manifest || killedStage(stages) === null) return stages;
+  for (const stage of ['transform', 'load'] as const) {
+    if (stages[stage] === null && (await holdsFiles(STAGE_FOLDERS[stage](paths)))) stages[stage] = 'killed';
+  }
+  return stages;
+}
+
+/** Whether a stage's folder holds a file (finished or `*.partial`); a missing folder holds none. */
+async function holdsFiles(dir: string): Promise<boolean> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries.some((e) => e.isFile());
+}
+
+/** A stage shown `killed` that its manifest does not record at all (shownStagesOfRun): started, never ended. */
+export function killedUnrecorded(manifest: Manifest | null | undefined, stage: StageName, shown: ShownStageStatus | null): boolean {
+  return shown === 'killed' && manifest?.stages[stage] === undefined;
 }
 
 /** The stage a run's process died in, when certain; null otherwise. */

@@ -92,6 +92,41 @@ test('an etl run SIGKILLed while it loads the last tables, once its transform is
   assert.deepEqual(await partials(staging), [], 'no unfinished file is left');
 });
 
+test('an etl run SIGKILLed while it extracts, its transform already writing: etl runs and etl report say the transform was killed, not "-" / "not run"', async (t) => {
+  const staging = path.join(sample.work, 'staging-overlap');
+  const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
+  const args = ['run', '--source', sample.dump, '--staging', staging, '--pipeline', PIPELINE];
+  // etl run records the transform's section once the extract is done; its files are written from the start.
+  const transformUnrecorded = async (run: string) =>
+    (await readManifest(runPaths(staging, run)).catch(() => null))?.stages.transform === undefined && (await partials(path.join(staging, run))).some((f) => f.startsWith(`transform${path.sep}`));
+  let killed: string | undefined;
+  for (let attempt = 1; attempt <= 5 && killed === undefined; attempt++) {
+    const tried = await killWhileWriting(staging, args, env, async () => {
+      const [run] = await listRunIds(staging);
+      return run !== undefined && (await transformUnrecorded(run));
+    });
+    if (await transformUnrecorded(tried)) killed = tried;
+    else await rm(path.join(staging, tried), { recursive: true });
+  }
+  assert.ok(killed, 'no kill landed while the transform wrote files the manifest did not record yet');
+  const manifest = await readManifest(runPaths(staging, killed));
+  assert.equal(manifest.stages.transform, undefined, 'the manifest is left as the process left it');
+
+  const runs = await etl(['runs', '--json', '--no-ledger', '--staging', staging], { cwd: sample.work });
+  assert.equal(runs.code, 0, runs.stderr);
+  const shown = (JSON.parse(runs.stdout) as RunHistory).runs.find((r) => r.run_id === killed)!;
+  assert.deepEqual([shown.stages.extract, shown.stages.transform], ['killed', 'killed']);
+  const text = await etl(['runs', '--no-ledger', '--staging', staging], { cwd: sample.work });
+  assert.match(text.stdout, new RegExp(`${killed}\\s.*\\skilled\\s+killed\\s`), text.stdout);
+
+  const html = path.join(sample.work, 'overlap-report.html');
+  const report = await etl(['report', '--run', killed, '--out', html, '--no-ledger', '--staging', staging], { cwd: sample.work });
+  assert.equal(report.code, 0, report.stderr);
+  const page = await readFile(html, 'utf8');
+  assert.match(page, /<td[^>]*>transform<\/td><td[^>]*>killed \(started, never ended: its files were being written\)<\/td>/);
+  await rm(html);
+});
+
 /** A copy of `run` whose running `stage` names another writer: one alive, or one on another host. */
 async function copyWithWriter(staging: string, run: string, copy: string, stage: StageName, writer: { pid: number; host: string }): Promise<string> {
   const paths = runPaths(staging, copy);
@@ -120,7 +155,10 @@ test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl 
   const runs = await etl(['runs', '--json', '--no-ledger', '--staging', staging], { cwd: sample.work });
   assert.equal(runs.code, 0, runs.stderr);
   const listed = new Map((JSON.parse(runs.stdout) as RunHistory).runs.map((r) => [r.run_id, r]));
-  assert.deepEqual(listed.get(killed)!.stages, { extract: 'killed', transform: null, load: null });
+  // etl run's transform and load may have begun writing before the kill (their sections come once the stage before is done): killed too, then.
+  const begun = async (dir: string) => ((await readdir(dir, { withFileTypes: true })).some((e) => e.isFile()) ? 'killed' : null);
+  const paths = runPaths(staging, killed);
+  assert.deepEqual(listed.get(killed)!.stages, { extract: 'killed', transform: await begun(paths.transformDir), load: await begun(paths.loadDir) });
   assert.match(listed.get(killed)!.hint ?? '', hint);
   for (const id of [alive, elsewhere]) assert.deepEqual([listed.get(id)!.stages.extract, listed.get(id)!.hint], ['running', null], id);
   const runsText = await etl(['runs', '--no-ledger', '--staging', staging], { cwd: sample.work });
