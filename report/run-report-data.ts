@@ -17,6 +17,8 @@ import type { RunHistoryEntry } from './run-history.ts';
 
 const EXAMPLES_PER_REASON = 3;
 const VALUE_CHARS = 60;
+/** An extract reject's detail: a sentence naming a field or a byte. */
+const DETAIL_CHARS = 160;
 /** Column names whose values are never shown, whatever they hold. */
 const SECRET_COLUMN = /pass|secret|token|api.?key|private|credential/i;
 
@@ -24,6 +26,8 @@ export interface RejectExample {
   readonly id: string;
   readonly column: string;
   readonly value: string;
+  /** What extract found wrong with a document it could not stage (its rejects' `detail`: a field given twice, no _id…); null for a row. */
+  readonly detail: string | null;
 }
 
 export interface RejectReason {
@@ -161,7 +165,9 @@ function example(r: Record<string, unknown>, secrets: readonly string[]): Reject
   const column = typeof r.column === 'string' ? r.column : '-';
   const raw = r.value === undefined || r.value === null ? 'null' : typeof r.value === 'string' ? r.value : JSON.stringify(r.value);
   const value = SECRET_COLUMN.test(column) ? '***' : shorten(redactText(raw, secrets), VALUE_CHARS);
-  return { id: shorten(redactText(id, secrets), VALUE_CHARS), column, value };
+  // Extract's detail quotes field names (input): scrubbed and cut like a value, at a sentence's length.
+  const detail = typeof r.detail === 'string' ? shorten(redactText(r.detail, secrets), DETAIL_CHARS) : null;
+  return { id: shorten(redactText(id, secrets), VALUE_CHARS), column, value, detail };
 }
 
 /** Where extract read a document it could not stage (it may have no _id): its rank in the read, and its byte in a dump file. */

@@ -3,7 +3,7 @@
 import { committedTables, pendingCount } from '../audit/runs.ts';
 import { redactText } from '../errors/redact.ts';
 import { escapeHtml, section, table, type HtmlCell } from './html.ts';
-import type { RunReportData, TableFigures } from './run-report-data.ts';
+import type { RejectExample, RunReportData, TableFigures } from './run-report-data.ts';
 import { barChart, timeline } from './svg-chart.ts';
 import { loadedText } from './run-history.ts';
 
@@ -118,6 +118,17 @@ function tablesSection(tables: readonly TableFigures[]): string {
   return `<div class="wide">${table(headers, rows, { fields, rowKeys: tables.map((t) => t.table), id: 'table-figures' })}</div>`;
 }
 
+/**
+ * A reject's example after its document: `column = value` for a row, as transform and load refuse
+ * rows; for a document extract could not stage (no column), what extract found (`detail`), then the
+ * start of the document when it could be written.
+ */
+function exampleBody(e: RejectExample): string {
+  const value = `<span class="mono">${escapeHtml(e.value)}</span>`;
+  if (e.detail === null || e.column !== '-') return `${escapeHtml(e.column)} = ${value}`;
+  return e.value === 'null' ? escapeHtml(e.detail) : `${escapeHtml(e.detail)}: ${value}`;
+}
+
 function rejectsSection(d: RunReportData): string {
   const rows: HtmlCell[][] = [];
   const keys: string[] = [];
@@ -125,7 +136,7 @@ function rejectsSection(d: RunReportData): string {
   const groups = [...d.extractRejects.map((c) => ({ name: c.collection, rejects: c.rejects })), ...d.tables.map((t) => ({ name: t.table, rejects: t.rejects }))];
   for (const g of groups) {
     for (const r of g.rejects) {
-      const examples = r.examples.map((e) => `<li><span class="mono">${escapeHtml(e.id)}</span> ${escapeHtml(e.column)} = <span class="mono">${escapeHtml(e.value)}</span></li>`).join('');
+      const examples = r.examples.map((e) => `<li><span class="mono">${escapeHtml(e.id)}</span> ${exampleBody(e)}</li>`).join('');
       rows.push([g.name, r.stage, r.reason, r.count, { html: `<ul class="ex">${examples}</ul>` }]);
       keys.push(`${g.name}/${r.stage}/${r.reason}`);
     }

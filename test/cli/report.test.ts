@@ -451,7 +451,8 @@ describe('rejects of every stage, staged or cleaned', () => {
     assert.match(row, new RegExp(`data-field="count" data-value="${stage.extract}"`), 'the extract reject, by reason');
     assert.match(row, /No id/, 'with the document as an example');
     // Named by where it was read (it has no _id): its rank in the read and its byte in the dump file.
-    assert.match(row, /<li><span class="mono">document \d+ of [^<]*users\.bson at byte \d+<\/span> - = /, 'the example says which document it is');
+    // And what extract found, as a transform reject names its column (it said "- = " and no more).
+    assert.match(row, /<li><span class="mono">document \d+ of [^<]*users\.bson at byte \d+<\/span> the document has no _id: <span class="mono">/, 'the example says which document it is, and what is wrong with it');
     assert.match(html, new RegExp(`<strong data-field="rejected" data-value="${total}">`), 'the total: every stage\'s rejects');
   });
 });
