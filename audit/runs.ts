@@ -39,6 +39,13 @@ export interface RunSummary {
   source: string | null;
   /** Per stage: seconds from start to end (null: the stage never ended). */
   seconds: Record<StageName, number | null>;
+  /**
+   * Per stage: when it started and ended, in seconds from the start of the run's first stage (null:
+   * the stage never ended). `etl run` overlaps its stages: their seconds add up to more than the run took.
+   */
+  stage_spans: Record<StageName, StageSpan | null>;
+  /** From the first stage's start to the last stage's end (null: no stage ended). */
+  wall_seconds: number | null;
   /** Rows waiting in etl_pending after the run's load, every table (the load section's `pending`), when load records any. */
   pending: number | null;
   /** Load finished and was not a dry run. */
@@ -57,6 +64,11 @@ export interface RunSummary {
   bytes: number;
   /** Why the manifest could not be read, when it could not. */
   problem: string | null;
+}
+
+export interface StageSpan {
+  from: number;
+  to: number;
 }
 
 export interface RunsReport {
@@ -115,6 +127,7 @@ function summarise(runId: string, manifest: Manifest | null, stages: Record<Stag
     load_rejected: loadRejected,
     source: manifest?.source?.description ?? null,
     seconds: { extract: stageSeconds(s.extract), transform: stageSeconds(s.transform), load: stageSeconds(s.load) },
+    ...stageSpans(manifest),
     pending: runPending(s.load),
     loaded: isLoaded(manifest),
     tables: transformTables === null ? null : transformTables.length,
@@ -124,6 +137,22 @@ function summarise(runId: string, manifest: Manifest | null, stages: Record<Stag
     bytes: extra.bytes,
     problem: extra.problem,
   };
+}
+
+/** Each ended stage's start and end on the run's own clock (seconds from its first stage's start), and the wall time they cover. */
+function stageSpans(manifest: Manifest | null): Pick<RunSummary, 'stage_spans' | 'wall_seconds'> {
+  const times = STAGES.map((stage) => {
+    const s = manifest?.stages?.[stage];
+    const start = Date.parse(s?.started_at ?? '');
+    const end = Date.parse(s?.ended_at ?? '');
+    return { stage, start, end, ended: Number.isFinite(start) && Number.isFinite(end) };
+  });
+  const ended = times.filter((x) => x.ended);
+  const stage_spans: RunSummary['stage_spans'] = { extract: null, transform: null, load: null };
+  if (ended.length === 0) return { stage_spans, wall_seconds: null };
+  const t0 = Math.min(...ended.map((x) => x.start));
+  for (const x of ended) stage_spans[x.stage] = { from: (x.start - t0) / 1000, to: (x.end - t0) / 1000 };
+  return { stage_spans, wall_seconds: (Math.max(...ended.map((x) => x.end)) - t0) / 1000 };
 }
 
 function stageSeconds(section: { started_at?: string; ended_at?: string | null } | undefined): number | null {

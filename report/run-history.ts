@@ -1,6 +1,6 @@
 // The history of runs: every staged run (from its manifest) and every run the ledger recorded as
 // loaded (also those whose staged files were cleaned), newest first, one entry per run.
-import { listRuns, runIdTime, type RunSummary } from '../audit/runs.ts';
+import { listRuns, runIdTime, type RunSummary, type StageSpan } from '../audit/runs.ts';
 import type { StageName } from '../staging/manifest.ts';
 import type { StageFailure } from '../staging/stage-writer.ts';
 import type { Ledger, LedgerRun } from './ledger.ts';
@@ -19,6 +19,10 @@ export interface RunHistoryEntry {
   readonly failures: readonly StageFailure[];
   /** Per stage: seconds from start to end, when known. */
   readonly seconds: Record<StageName, number | null>;
+  /** Per stage: its start and end in seconds from the run's first stage's start, when known (audit/runs.ts). */
+  readonly stage_spans: Record<StageName, StageSpan | null>;
+  /** The run's wall time: its first stage's start to its last stage's end, when known. */
+  readonly wall_seconds: number | null;
   readonly documents: number | null;
   readonly rows: number | null;
   readonly rejects: number | null;
@@ -75,6 +79,8 @@ function fromManifest(s: RunSummary, l: LedgerRun | null): RunHistoryEntry {
     hint: s.hint,
     failures: s.failures,
     seconds: s.seconds,
+    stage_spans: s.stage_spans,
+    wall_seconds: s.wall_seconds,
     documents: s.documents,
     rows: s.rows,
     rejects: s.rejects === null || !ledgerKnowsMore ? s.rejects : s.rejects - s.load_rejected + l.rejected,
@@ -127,6 +133,8 @@ function fromLedger(l: LedgerRun): RunHistoryEntry {
     hint: null,
     failures: [],
     seconds: { extract: null, transform: null, load: null },
+    stage_spans: { extract: null, transform: null, load: null },
+    wall_seconds: null,
     documents: null,
     rows: l.rows,
     // Extract's and transform's rejects with load's; a ledger older than that figure has load's only: not said.

@@ -40,6 +40,46 @@ export function barChart(title: string, bars: readonly Bar[], unit: string, form
   return `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${W} ${H}" width="100%" xmlns="http://www.w3.org/2000/svg">${axis.join('')}${out.join('')}<text x="${PAD.left}" y="${H - 6}" font-size="11">${escapeHtml(`${title} (${unit})`)}</text></svg>`;
 }
 
+export interface RunSpans {
+  readonly label: string;
+  /** Names the run's group (`data-key`). */
+  readonly key: string;
+  /** From the first stage's start to the last one's end. */
+  readonly wall: number;
+  /** Each stage from its start to its end, on the run's own clock (0: its first stage's start). */
+  readonly spans: readonly { readonly name: string; readonly color: string; readonly from: number; readonly to: number }[];
+}
+
+/**
+ * Per run, its stages on a common time axis: a bar per stage from its start to its end (side by
+ * side), over a pale bar of the run's wall time. Stages that overlap (`etl run`) are drawn
+ * overlapping in time, so no bar reaches above what the run took (stacking them did).
+ */
+export function spanChart(title: string, runs: readonly RunSpans[], unit: string, format: (v: number) => string): string {
+  const max = Math.max(1e-9, ...runs.map((r) => r.wall));
+  const plotW = W - PAD.left - PAD.right;
+  const plotH = H - PAD.top - PAD.bottom;
+  const slot = plotW / Math.max(1, runs.length);
+  const width = Math.max(3, Math.min(48, slot * 0.7));
+  const y = (v: number) => PAD.top + plotH - (v / max) * plotH;
+  const shown = labelledBars(runs, slot);
+  const rect = (x: number, w: number, from: number, to: number, fill: string, tip: string) =>
+    `<rect x="${x.toFixed(1)}" y="${y(to).toFixed(1)}" width="${w.toFixed(1)}" height="${Math.max(0, y(from) - y(to)).toFixed(1)}" fill="${fill}"><title>${escapeHtml(tip)}</title></rect>`;
+  const out: string[] = [];
+  for (const [i, r] of runs.entries()) {
+    const x = PAD.left + i * slot + (slot - width) / 2;
+    const lane = width / Math.max(1, r.spans.length);
+    const bars = [rect(x, width, 0, r.wall, '#e4e4e4', `${r.label} wall time: ${format(r.wall)} ${unit}`)];
+    for (const [j, p] of r.spans.entries()) bars.push(rect(x + j * lane, Math.max(1, lane - 1), p.from, p.to, p.color, `${r.label} ${p.name}: ${format(p.to - p.from)} ${unit}, from ${format(p.from)} to ${format(p.to)}`));
+    out.push(`<g data-key="${escapeHtml(r.key)}">${bars.join('')}</g>`);
+    if (shown(i)) out.push(`<text x="${(x + width / 2).toFixed(1)}" y="${H - PAD.bottom + 14}" font-size="10" text-anchor="middle">${escapeHtml(r.label)}</text>`);
+  }
+  const axis = [0, 0.5, 1].map(
+    (f) => `<text x="${PAD.left - 6}" y="${(y(max * f) + 3).toFixed(1)}" font-size="10" text-anchor="end">${escapeHtml(format(max * f))}</text><line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(max * f).toFixed(1)}" y2="${y(max * f).toFixed(1)}" stroke="#ddd"/>`,
+  );
+  return `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${W} ${H}" width="100%" xmlns="http://www.w3.org/2000/svg">${axis.join('')}${out.join('')}<text x="${PAD.left}" y="${H - 6}" font-size="11">${escapeHtml(`${title} (${unit})`)}</text></svg>`;
+}
+
 /** Width of a label's character at font-size 10, with room to spare (a digit is about 5.6). */
 const LABEL_CHAR = 6;
 
@@ -47,7 +87,7 @@ const LABEL_CHAR = 6;
  * Which bars get their label drawn under them: every one when the labels fit their slots, else one
  * every few bars, the last always (the newest run). Every bar keeps its label in its <title>.
  */
-function labelledBars(bars: readonly Bar[], slot: number): (i: number) => boolean {
+function labelledBars(bars: readonly { readonly label: string }[], slot: number): (i: number) => boolean {
   const widest = Math.max(0, ...bars.map((b) => b.label.length)) * LABEL_CHAR + LABEL_CHAR;
   const every = Math.max(1, Math.ceil(widest / slot));
   const last = bars.length - 1;

@@ -764,3 +764,46 @@ describe('a failed load whose error quotes a megabyte, in the manifest', () => {
     assert.ok(text.stdout.split('\n').every((l) => l.length < 1_000), 'every line of etl runs readable');
   });
 });
+
+describe('the chart of the last runs\' durations', () => {
+  test('in Chromium, its axis and each run\'s bars end at the run\'s wall time, not at the sum of stages etl run overlaps (a 3 s run was drawn ~3 times as long)', async (t) => {
+    await twoLoadedRuns();
+    const html = path.join(await tempDir('etl-report-chart-', t), 'report.html');
+    const r = await etl(['report', '--staging', staging, '--no-ledger', '--out', html], { cwd: work });
+    assert.equal(r.code, 0, r.stderr);
+    // Wall time of each run: its first stage's start to its last stage's end.
+    const walls: number[] = [];
+    for (const id of runIds) {
+      const stages = Object.values((await manifestOf(id)).stages);
+      walls.push((Math.max(...stages.map((s) => Date.parse(s!.ended_at!))) - Math.min(...stages.map((s) => Date.parse(s!.started_at)))) / 1000);
+      const summed = stages.reduce((a, s) => a + (Date.parse(s!.ended_at!) - Date.parse(s!.started_at)) / 1000, 0);
+      assert.ok(summed > walls.at(-1)! * 1.2, `etl run overlapped its stages (${summed} s of stages in ${walls.at(-1)} s), else this test proves nothing`);
+    }
+    await ensureSystem(CHROMIUM);
+    const { chromium } = await import('playwright-core');
+    const profile = await tempDir('etl-chromium-profile-', t);
+    const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1280, height: 900 }, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`file://${html}`, { waitUntil: 'load' });
+      // The axis labels (their values and heights) and, per run, how high its drawn bars reach, as laid out.
+      const drawn = (await page.evaluate(`(() => {
+        const svg = document.querySelector('svg[aria-label^="duration per run"]');
+        const axis = [...svg.querySelectorAll('line')].map((l, i) => ({ value: Number(svg.querySelectorAll('text[text-anchor=end]')[i].textContent), y: l.getBoundingClientRect().top }));
+        const runs = [...svg.querySelectorAll('g[data-key]')].map((g) => ({ run: g.getAttribute('data-key'), top: Math.min(...[...g.querySelectorAll('rect')].map((e) => e.getBoundingClientRect().top)) }));
+        return { axis, runs };
+      })()`)) as { axis: { value: number; y: number }[]; runs: { run: string; top: number }[] };
+      const top = Math.max(...drawn.axis.map((a) => a.value));
+      assert.ok(Math.abs(top - Math.max(...walls)) <= 0.1, `the axis ends at the longest wall time (${Math.max(...walls)} s), not at ${top} s`);
+      const zero = drawn.axis.find((a) => a.value === 0)!.y;
+      const full = drawn.axis.find((a) => a.value === top)!.y;
+      assert.deepEqual(drawn.runs.map((x) => x.run), runIds, 'a group of bars per run, oldest first');
+      for (const [i, x] of drawn.runs.entries()) {
+        const reaches = ((zero - x.top) / (zero - full)) * top;
+        assert.ok(Math.abs(reaches - walls[i]!) <= Math.max(0.05, top * 0.02), `${x.run}: its bars reach ${reaches.toFixed(2)} s, its wall time is ${walls[i]} s`);
+      }
+    } finally {
+      await browser.close();
+    }
+  });
+});
