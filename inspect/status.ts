@@ -12,9 +12,9 @@ import { tableFingerprint } from '../model/fingerprint.ts';
 import { collectionFrom, planTableRead, truncatingTable, type MappingState, type TablePlan, type WatermarkReason } from '../model/read-plan.ts';
 import { checkDrift, type DriftFinding } from '../schema/drift.ts';
 import { StateReads, type LastRunRow, type WatermarkRow } from '../schema/state-reads.ts';
-import { listRunIds } from '../staging/run-folder.ts';
+import { listRunIds, runPaths } from '../staging/run-folder.ts';
 import { readRunManifest } from '../audit/runs.ts';
-import { killedHint, killedStage, shownStages, type ShownStageStatus } from '../staging/stage-writer.ts';
+import { killedHint, killedStage, shownStagesOfRun, type ShownStageStatus } from '../staging/stage-writer.ts';
 
 export interface StatusOptions {
   readonly model: PipelineModel;
@@ -71,7 +71,10 @@ export interface NextRead {
 
 export interface StagedRunStatus {
   readonly runId: string;
-  /** Per stage: done, failed, running, killed (running, its process gone: staging/stage-writer.ts), or null. */
+  /**
+   * Per stage: done, failed, running, killed (running, its process gone; or, in a run whose process died,
+   * not recorded yet its folder holds files: staging/stage-writer.ts shownStagesOfRun), or null.
+   */
   readonly stages: { readonly extract: ShownStageStatus | null; readonly transform: ShownStageStatus | null; readonly load: ShownStageStatus | null };
   /** What the manifest says load did: `done`, `dry_run`, `failed`, `running`, `killed` or null (never ran). */
   readonly manifestLoad: 'done' | 'dry_run' | ShownStageStatus | null;
@@ -255,7 +258,8 @@ async function unloadedRuns(
   for (const runId of ids) {
     const { manifest, problem } = await readRunManifest(stagingDir, runId);
     const s = manifest?.stages ?? {};
-    const stages = shownStages(manifest);
+    // As etl runs and etl report show them: a stage etl run had started, not recorded when its process died, is killed too.
+    const stages = await shownStagesOfRun(runPaths(stagingDir, runId), manifest);
     const tables = s.transform?.status === 'done' ? Object.keys(s.transform.tables ?? {}) : s.extract?.tables ?? Object.values(s.extract?.collections ?? {}).flatMap((c) => c.tables ?? []);
     const loadedTables = applied ? [...(applied.get(runId) ?? [])].sort() : [];
     const complete = tables.length > 0 && tables.every((t) => loadedTables.includes(t));

@@ -6,7 +6,7 @@
 // what recovers it, and etl clean removes it by the rules of a failed run.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -127,6 +127,42 @@ test('an etl run SIGKILLed while it extracts, its transform already writing: etl
   await rm(html);
 });
 
+/**
+ * A run as a SIGKILL of `etl run` mid-transform leaves it, its load already writing (etl run records
+ * the load's section once the transform is done; its rejects files are written from the start): the
+ * transform running with its process gone, no load section, and a load rejects file being written.
+ */
+async function runKilledWhileTransforming(staging: string): Promise<string> {
+  for (const args of [['extract', '--source', sample.dump, '--full'], ['transform']]) {
+    const r = await etl([...args, '--staging', staging, '--pipeline', PIPELINE], { cwd: sample.work });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const [run] = await listRunIds(staging);
+  const paths = runPaths(staging, run!);
+  const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+  await updateManifest(paths, (m) => {
+    m.stages.transform = { ...m.stages.transform!, status: 'running', writer: { pid: deadPid, host: os.hostname() } };
+    delete m.stages.load;
+  });
+  const [table] = Object.keys((await readManifest(paths)).stages.transform!.tables ?? {});
+  await mkdir(paths.loadDir, { recursive: true });
+  await writeFile(`${paths.loadRejects(table!)}.partial`, '');
+  return run!;
+}
+
+test('an etl run SIGKILLed while it transforms, its load already writing: etl status shows the load killed, not "-"', async (t) => {
+  const staging = path.join(sample.work, 'staging-load-begun-status');
+  const run = await runKilledWhileTransforming(staging);
+  const env = { DATABASE_URL: await servers.postgres.createDatabase(t.name) };
+  const status = await etl(['status', '--json', '--staging', staging, '--pipeline', PIPELINE], { cwd: sample.work, env });
+  assert.equal(status.code, 0, status.stderr);
+  const shown = (JSON.parse(status.stdout) as StatusReport).unloadedRuns.find((r) => r.runId === run)!;
+  assert.deepEqual(shown.stages, { extract: 'done', transform: 'killed', load: 'killed' });
+  const text = await etl(['status', '--staging', staging, '--pipeline', PIPELINE], { cwd: sample.work, env });
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, new RegExp(`^  ${run}  extract ✓  transform killed  load killed(  |$)`, 'm'), text.stdout);
+});
+
 /** A copy of `run` whose running `stage` names another writer: one alive, or one on another host. */
 async function copyWithWriter(staging: string, run: string, copy: string, stage: StageName, writer: { pid: number; host: string }): Promise<string> {
   const paths = runPaths(staging, copy);
@@ -169,12 +205,13 @@ test('an etl run SIGKILLed while it extracts shows as killed in etl status, etl 
   const status = await etl(['status', '--json', '--staging', staging, '--pipeline', PIPELINE], { cwd: sample.work, env });
   assert.equal(status.code, 0, status.stderr);
   const unloaded = new Map((JSON.parse(status.stdout) as StatusReport).unloadedRuns.map((r) => [r.runId, r]));
-  assert.equal(unloaded.get(killed)!.stages.extract, 'killed');
+  assert.deepEqual(unloaded.get(killed)!.stages, { extract: 'killed', transform: await begun(paths.transformDir), load: await begun(paths.loadDir) });
   assert.match(unloaded.get(killed)!.hint ?? '', hint);
   for (const id of [alive, elsewhere]) assert.deepEqual([unloaded.get(id)!.stages.extract, unloaded.get(id)!.hint], ['running', null], id);
   const statusText = await etl(['status', '--staging', staging, '--pipeline', PIPELINE], { cwd: sample.work, env });
   assert.equal(statusText.code, 0, statusText.stderr);
-  assert.match(statusText.stdout, new RegExp(`^  ${killed}  extract killed  transform -  load -`, 'm'));
+  const mark = async (dir: string) => (await begun(dir)) ?? '-';
+  assert.match(statusText.stdout, new RegExp(`^  ${killed}  extract killed  transform ${await mark(paths.transformDir)}  load ${await mark(paths.loadDir)}(  |$)`, 'm'));
   assert.match(statusText.stdout, /^ {4}its extract was killed \(its process is gone\): the next `etl run`\/`etl extract`/m);
   assert.match(statusText.stdout, new RegExp(`^  ${alive}  extract running`, 'm'));
   const runLines = statusText.stdout.slice(statusText.stdout.indexOf('staged runs not loaded')).split('\n\n')[0]!.split('\n');
