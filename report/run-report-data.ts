@@ -16,6 +16,9 @@ import { failedStages, killedHint, killedStage, killedUnrecorded, shownStagesOfR
 import type { RunHistoryEntry } from './run-history.ts';
 
 const EXAMPLES_PER_REASON = 3;
+
+/** A stage's status in the report when it never ran: no section, no files. */
+export const STAGE_NOT_RUN = 'not run';
 const VALUE_CHARS = 60;
 /** An extract reject's detail: a sentence naming a field or a byte. */
 const DETAIL_CHARS = 160;
@@ -103,7 +106,7 @@ function stageTimings(m: Manifest, shown: Record<StageName, ShownStageStatus | n
     const s = m.stages[stage];
     const ms = s?.started_at && s.ended_at ? Date.parse(s.ended_at) - Date.parse(s.started_at) : NaN;
     // A stage `etl run` had started and not recorded yet when its process died: its files say so.
-    const status = s ? `${shown[stage]!}${stageNote(m, stage)}` : killedUnrecorded(m, stage, shown[stage]) ? 'killed (started, never ended: its files were being written)' : 'not run';
+    const status = s ? `${shown[stage]!}${stageNote(m, stage)}` : killedUnrecorded(m, stage, shown[stage]) ? 'killed (started, never ended: its files were being written)' : STAGE_NOT_RUN;
     return { stage, status, startedAt: s?.started_at ?? null, endedAt: s?.ended_at ?? null, seconds: Number.isFinite(ms) ? ms / 1000 : null };
   });
 }

@@ -3,7 +3,7 @@
 import { committedTables, pendingCount } from '../audit/runs.ts';
 import { redactText } from '../errors/redact.ts';
 import { escapeHtml, section, table, type HtmlCell } from './html.ts';
-import type { RejectExample, RunReportData, TableFigures } from './run-report-data.ts';
+import { STAGE_NOT_RUN, type RejectExample, type RunReportData, type TableFigures } from './run-report-data.ts';
 import { barChart, spanChart, timeline } from './svg-chart.ts';
 import { loadedText } from './run-history.ts';
 
@@ -52,8 +52,9 @@ function header(d: RunReportData): string {
   const rejected = sum([...d.extractRejects.map((c) => c.rejected), ...t.map((x) => (x.transform?.rejected ?? 0) + (x.load?.rejected ?? 0))]);
   const ok = d.identities.every((i) => i.ok);
   const load = m.stages.load;
-  const loadStatus = d.stages.find((s) => s.stage === 'load')?.status;
-  const loaded = killedAfterCommit(d) ?? partlyLoaded(m) ?? (load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : `not loaded (${load ? loadStatus : 'load never ran'})`);
+  const loadStatus = d.stages.find((s) => s.stage === 'load')?.status ?? STAGE_NOT_RUN;
+  // A load with no section may still have begun (killed mid-way in etl run): its status row says so.
+  const loaded = killedAfterCommit(d) ?? partlyLoaded(m) ?? (load?.status === 'done' ? (load.dry_run ? 'dry run (rolled back)' : `loaded into ${m.destination?.description ?? '?'}`) : `not loaded (${loadStatus === STAGE_NOT_RUN ? 'load never ran' : loadStatus})`);
   // The manifest holds no credentials; a URL with one is scrubbed all the same.
   const facts: [string, string][] = [
     ['source', redactText(m.source.description)],

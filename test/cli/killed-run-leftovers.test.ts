@@ -163,6 +163,18 @@ test('an etl run SIGKILLed while it transforms, its load already writing: etl st
   assert.match(text.stdout, new RegExp(`^  ${run}  extract ✓  transform killed  load killed(  |$)`, 'm'), text.stdout);
 });
 
+test('an etl run SIGKILLed while it transforms, its load already writing: etl report\'s result says the load was killed, not that it never ran', async () => {
+  const staging = path.join(sample.work, 'staging-load-begun-report');
+  const run = await runKilledWhileTransforming(staging);
+  const html = path.join(sample.work, 'load-begun-report.html');
+  const report = await etl(['report', '--run', run, '--out', html, '--no-ledger', '--staging', staging], { cwd: sample.work });
+  assert.equal(report.code, 0, report.stderr);
+  const page = await readFile(html, 'utf8');
+  assert.match(page, /<dt>result<\/dt><dd>not loaded \(killed \(started, never ended: its files were being written\)\)<\/dd>/);
+  assert.doesNotMatch(page, /load never ran/);
+  await rm(html);
+});
+
 /** A copy of `run` whose running `stage` names another writer: one alive, or one on another host. */
 async function copyWithWriter(staging: string, run: string, copy: string, stage: StageName, writer: { pid: number; host: string }): Promise<string> {
   const paths = runPaths(staging, copy);
