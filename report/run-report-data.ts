@@ -106,7 +106,7 @@ function stageTimings(m: Manifest, shown: Record<StageName, ShownStageStatus | n
     const s = m.stages[stage];
     const ms = s?.started_at && s.ended_at ? Date.parse(s.ended_at) - Date.parse(s.started_at) : NaN;
     // A stage `etl run` had started and not recorded yet when its process died: its files say so.
-    const status = s ? `${shown[stage]!}${stageNote(m, stage)}` : killedUnrecorded(m, stage, shown[stage]) ? 'killed (started, never ended: its files were being written)' : STAGE_NOT_RUN;
+    const status = s ? `${shown[stage]!}${stageNote(m, stage)}` : killedUnrecorded(m, stage, shown[stage]) ? 'killed: started, never ended, its files were being written' : STAGE_NOT_RUN;
     return { stage, status, startedAt: s?.started_at ?? null, endedAt: s?.ended_at ?? null, seconds: Number.isFinite(ms) ? ms / 1000 : null };
   });
 }

@@ -123,7 +123,7 @@ test('an etl run SIGKILLed while it extracts, its transform already writing: etl
   const report = await etl(['report', '--run', killed, '--out', html, '--no-ledger', '--staging', staging], { cwd: sample.work });
   assert.equal(report.code, 0, report.stderr);
   const page = await readFile(html, 'utf8');
-  assert.match(page, /<td[^>]*>transform<\/td><td[^>]*>killed \(started, never ended: its files were being written\)<\/td>/);
+  assert.match(page, /<td[^>]*>transform<\/td><td[^>]*>killed: started, never ended, its files were being written<\/td>/);
   await rm(html);
 });
 
@@ -170,7 +170,7 @@ test('an etl run SIGKILLed while it transforms, its load already writing: etl re
   const report = await etl(['report', '--run', run, '--out', html, '--no-ledger', '--staging', staging], { cwd: sample.work });
   assert.equal(report.code, 0, report.stderr);
   const page = await readFile(html, 'utf8');
-  assert.match(page, /<dt>result<\/dt><dd>not loaded \(killed \(started, never ended: its files were being written\)\)<\/dd>/);
+  assert.match(page, /<dt>result<\/dt><dd>not loaded \(killed: started, never ended, its files were being written\)<\/dd>/);
   assert.doesNotMatch(page, /load never ran/);
   await rm(html);
 });
