@@ -76,7 +76,7 @@ export interface StagedRunStatus {
    * not recorded yet its folder holds files: staging/stage-writer.ts shownStagesOfRun), or null.
    */
   readonly stages: { readonly extract: ShownStageStatus | null; readonly transform: ShownStageStatus | null; readonly load: ShownStageStatus | null };
-  /** What the manifest says load did: `done`, `dry_run`, `failed`, `running`, `killed` or null (never ran). */
+  /** What load did, as the manifest says (`done`, `dry_run`, `failed`, `running`, `killed`), or `killed` for a load etl run had begun and not recorded when its process died (its files say so), or null (never ran). */
   readonly manifestLoad: 'done' | 'dry_run' | ShownStageStatus | null;
   /** When a stage was killed: what recovers the run and what `etl clean` does with it. */
   readonly hint: string | null;
