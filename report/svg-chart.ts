@@ -12,32 +12,56 @@ const W = 720;
 const H = 170;
 const PAD = { left: 56, right: 12, top: 12, bottom: 40 };
 
-/** A vertical bar chart (stacked when a bar has several parts), y axis from 0 to the largest total. */
-export function barChart(title: string, bars: readonly Bar[], unit: string, format: (v: number) => string): string {
-  const max = Math.max(1e-9, ...bars.map((b) => b.parts.reduce((a, p) => a + p.value, 0)));
+/** Where a column of a column chart stands: its left edge, its width, and the y of a value. */
+interface Column {
+  readonly x: number;
+  readonly width: number;
+  readonly y: (v: number) => number;
+}
+
+/**
+ * Columns side by side over a y axis from 0 to `max`, each labelled below (labelledBars), the
+ * title and unit under the plot: what every column chart of the report shares. `draw` gives the
+ * marks of column i.
+ */
+function columnChart(title: string, unit: string, format: (v: number) => string, max: number, columns: readonly { readonly label: string }[], minWidth: number, draw: (i: number, c: Column) => string): string {
+  const top = Math.max(1e-9, max);
   const plotW = W - PAD.left - PAD.right;
   const plotH = H - PAD.top - PAD.bottom;
-  const slot = plotW / Math.max(1, bars.length);
-  const width = Math.max(2, Math.min(48, slot * 0.7));
-  const y = (v: number) => PAD.top + plotH - (v / max) * plotH;
-  const shown = labelledBars(bars, slot);
+  const slot = plotW / Math.max(1, columns.length);
+  const width = Math.max(minWidth, Math.min(48, slot * 0.7));
+  const y = (v: number) => PAD.top + plotH - (v / top) * plotH;
+  const shown = labelledBars(columns, slot);
   const out: string[] = [];
-  for (const [i, b] of bars.entries()) {
+  for (const [i, column] of columns.entries()) {
     const x = PAD.left + i * slot + (slot - width) / 2;
-    let base = 0;
-    for (const p of b.parts) {
-      const top = y(base + p.value);
-      out.push(
-        `<rect x="${x.toFixed(1)}" y="${top.toFixed(1)}" width="${width.toFixed(1)}" height="${(y(base) - top).toFixed(1)}" fill="${p.color}"><title>${escapeHtml(`${b.label} ${p.name}: ${format(p.value)} ${unit}`)}</title></rect>`,
-      );
-      base += p.value;
-    }
-    if (shown(i)) out.push(`<text x="${(x + width / 2).toFixed(1)}" y="${H - PAD.bottom + 14}" font-size="10" text-anchor="middle">${escapeHtml(b.label)}</text>`);
+    out.push(draw(i, { x, width, y }));
+    if (shown(i)) out.push(`<text x="${(x + width / 2).toFixed(1)}" y="${H - PAD.bottom + 14}" font-size="10" text-anchor="middle">${escapeHtml(column.label)}</text>`);
   }
   const axis = [0, 0.5, 1].map(
-    (f) => `<text x="${PAD.left - 6}" y="${(y(max * f) + 3).toFixed(1)}" font-size="10" text-anchor="end">${escapeHtml(format(max * f))}</text><line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(max * f).toFixed(1)}" y2="${y(max * f).toFixed(1)}" stroke="#ddd"/>`,
+    (f) => `<text x="${PAD.left - 6}" y="${(y(top * f) + 3).toFixed(1)}" font-size="10" text-anchor="end">${escapeHtml(format(top * f))}</text><line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(top * f).toFixed(1)}" y2="${y(top * f).toFixed(1)}" stroke="#ddd"/>`,
   );
   return `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${W} ${H}" width="100%" xmlns="http://www.w3.org/2000/svg">${axis.join('')}${out.join('')}<text x="${PAD.left}" y="${H - 6}" font-size="11">${escapeHtml(`${title} (${unit})`)}</text></svg>`;
+}
+
+/** A rectangle of a column from value `from` to value `to`, its <title> the tip. */
+function span(c: Column, x: number, width: number, from: number, to: number, fill: string, tip: string): string {
+  return `<rect x="${x.toFixed(1)}" y="${c.y(to).toFixed(1)}" width="${width.toFixed(1)}" height="${Math.max(0, c.y(from) - c.y(to)).toFixed(1)}" fill="${fill}"><title>${escapeHtml(tip)}</title></rect>`;
+}
+
+/** A vertical bar chart (stacked when a bar has several parts), y axis from 0 to the largest total. */
+export function barChart(title: string, bars: readonly Bar[], unit: string, format: (v: number) => string): string {
+  const max = Math.max(...bars.map((b) => b.parts.reduce((a, p) => a + p.value, 0)));
+  return columnChart(title, unit, format, max, bars, 2, (i, c) => {
+    const b = bars[i]!;
+    let base = 0;
+    let marks = '';
+    for (const p of b.parts) {
+      marks += span(c, c.x, c.width, base, base + p.value, p.color, `${b.label} ${p.name}: ${format(p.value)} ${unit}`);
+      base += p.value;
+    }
+    return marks;
+  });
 }
 
 export interface RunSpans {
@@ -56,28 +80,14 @@ export interface RunSpans {
  * overlapping in time, so no bar reaches above what the run took (stacking them did).
  */
 export function spanChart(title: string, runs: readonly RunSpans[], unit: string, format: (v: number) => string): string {
-  const max = Math.max(1e-9, ...runs.map((r) => r.wall));
-  const plotW = W - PAD.left - PAD.right;
-  const plotH = H - PAD.top - PAD.bottom;
-  const slot = plotW / Math.max(1, runs.length);
-  const width = Math.max(3, Math.min(48, slot * 0.7));
-  const y = (v: number) => PAD.top + plotH - (v / max) * plotH;
-  const shown = labelledBars(runs, slot);
-  const rect = (x: number, w: number, from: number, to: number, fill: string, tip: string) =>
-    `<rect x="${x.toFixed(1)}" y="${y(to).toFixed(1)}" width="${w.toFixed(1)}" height="${Math.max(0, y(from) - y(to)).toFixed(1)}" fill="${fill}"><title>${escapeHtml(tip)}</title></rect>`;
-  const out: string[] = [];
-  for (const [i, r] of runs.entries()) {
-    const x = PAD.left + i * slot + (slot - width) / 2;
-    const lane = width / Math.max(1, r.spans.length);
-    const bars = [rect(x, width, 0, r.wall, '#e4e4e4', `${r.label} wall time: ${format(r.wall)} ${unit}`)];
-    for (const [j, p] of r.spans.entries()) bars.push(rect(x + j * lane, Math.max(1, lane - 1), p.from, p.to, p.color, `${r.label} ${p.name}: ${format(p.to - p.from)} ${unit}, from ${format(p.from)} to ${format(p.to)}`));
-    out.push(`<g data-key="${escapeHtml(r.key)}">${bars.join('')}</g>`);
-    if (shown(i)) out.push(`<text x="${(x + width / 2).toFixed(1)}" y="${H - PAD.bottom + 14}" font-size="10" text-anchor="middle">${escapeHtml(r.label)}</text>`);
-  }
-  const axis = [0, 0.5, 1].map(
-    (f) => `<text x="${PAD.left - 6}" y="${(y(max * f) + 3).toFixed(1)}" font-size="10" text-anchor="end">${escapeHtml(format(max * f))}</text><line x1="${PAD.left}" x2="${W - PAD.right}" y1="${y(max * f).toFixed(1)}" y2="${y(max * f).toFixed(1)}" stroke="#ddd"/>`,
-  );
-  return `<svg role="img" aria-label="${escapeHtml(title)}" viewBox="0 0 ${W} ${H}" width="100%" xmlns="http://www.w3.org/2000/svg">${axis.join('')}${out.join('')}<text x="${PAD.left}" y="${H - 6}" font-size="11">${escapeHtml(`${title} (${unit})`)}</text></svg>`;
+  const max = Math.max(...runs.map((r) => r.wall));
+  return columnChart(title, unit, format, max, runs, 3, (i, c) => {
+    const r = runs[i]!;
+    const lane = c.width / Math.max(1, r.spans.length);
+    const bars = [span(c, c.x, c.width, 0, r.wall, '#e4e4e4', `${r.label} wall time: ${format(r.wall)} ${unit}`)];
+    for (const [j, p] of r.spans.entries()) bars.push(span(c, c.x + j * lane, Math.max(1, lane - 1), p.from, p.to, p.color, `${r.label} ${p.name}: ${format(p.to - p.from)} ${unit}, from ${format(p.from)} to ${format(p.to)}`));
+    return `<g data-key="${escapeHtml(r.key)}">${bars.join('')}</g>`;
+  });
 }
 
 /** Width of a label's character at font-size 10, with room to spare (a digit is about 5.6). */

@@ -2,22 +2,16 @@
 // shows, every label under the bars must stay readable (no two drawn over each other).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CHROMIUM, ensureSystem } from '../../dev/servers/system-packages.ts';
-import { tempDir } from '../harness/temp-dir.ts';
+import { withChromiumPage } from '../harness/chromium.ts';
 import { barChart } from '../../report/svg-chart.ts';
 
 /** The boxes of the labels under the bars, as Chromium lays them out (a string: tsx would compile a function with helpers the page lacks). */
 const LABEL_BOXES = `[...document.querySelectorAll('svg text[text-anchor=middle]')].map((t) => { const r = t.getBoundingClientRect(); return { text: t.textContent, left: r.left, right: r.right }; })`;
 
 test('20 bars: no label drawn over another (the 20 labels of the runs\' history overlapped into an unreadable line)', async (t) => {
-  await ensureSystem(CHROMIUM);
-  const { chromium } = await import('playwright-core');
   const bars = Array.from({ length: 20 }, (_, i) => ({ label: `12-07 19:${String(10 + i).padStart(2, '0')}`, parts: [{ value: i + 1, color: '#59a14f', name: 'rows' }] }));
   const svg = barChart('rows staged per run', bars, 'rows', (v) => String(v));
-  const profile = await tempDir('etl-chromium-profile-', t);
-  const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1280, height: 900 }, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-  try {
-    const page = await browser.newPage();
+  await withChromiumPage(t, async (page) => {
     // The width the report gives its charts (body max-width 1100px).
     await page.setContent(`<!DOCTYPE html><html><body style="max-width:1100px;margin:2rem auto;padding:0 1rem">${svg}</body></html>`);
     const boxes = (await page.evaluate(LABEL_BOXES)) as { text: string; left: number; right: number }[];
@@ -27,7 +21,5 @@ test('20 bars: no label drawn over another (the 20 labels of the runs\' history 
     assert.equal(boxes[0]!.text, '12-07 19:10');
     assert.equal(boxes[boxes.length - 1]!.text, '12-07 19:29');
     assert.equal((svg.match(/<title>12-07 19:\d\d rows: /g) ?? []).length, 20);
-  } finally {
-    await browser.close();
-  }
+  });
 });

@@ -6,12 +6,13 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { after, beforeEach, describe, test } from 'node:test';
+import { after, beforeEach, describe, test, type TestContext } from 'node:test';
 import pg from 'pg';
 import * as tar from 'tar';
 import { useServers } from '../harness/index.ts';
 import { CHROMIUM, ensureSystem } from '../../dev/servers/system-packages.ts';
 import { tempDir } from '../harness/temp-dir.ts';
+import { withChromiumPage } from '../harness/chromium.ts';
 import { ObjectId } from 'bson';
 import { newProject, realRun, sampleCollections, writeDump } from '../audit/staged-run.ts';
 import { createTables, withClient } from '../harness/schema.ts';
@@ -362,18 +363,24 @@ describe('report of a run with rejected rows', () => {
   });
 });
 
+/** A real run whose load failed: a trigger on users raises `raise` (RAISE EXCEPTION's arguments). */
+async function failedLoad(t: TestContext, raise: string) {
+  const url = await servers.postgres.createDatabase(t.name);
+  const run = await realRun();
+  t.after(() => rm(run.cwd, { recursive: true, force: true }));
+  await createTables(url, await loadPipeline(run.pipelineFile));
+  await withClient(url, (c) =>
+    c.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION ${raise}; END$$;
+             CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON users FOR EACH STATEMENT EXECUTE FUNCTION refuse()`),
+  );
+  const loaded = await etl(['load'], { cwd: run.cwd, env: { DATABASE_URL: url } });
+  assert.equal(loaded.code, 1, loaded.output.slice(0, 2000));
+  return { url, run };
+}
+
 describe('report of a run whose stage failed', () => {
   test('says which stage failed, the error it recorded and what to do (it said "not loaded (failed)" and no more)', async (t) => {
-    const url = await servers.postgres.createDatabase(t.name);
-    const run = await realRun();
-    t.after(() => rm(run.cwd, { recursive: true, force: true }));
-    await createTables(url, await loadPipeline(run.pipelineFile));
-    await withClient(url, (c) =>
-      c.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'users are read-only today'; END$$;
-               CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON users FOR EACH STATEMENT EXECUTE FUNCTION refuse()`),
-    );
-    const loaded = await etl(['load'], { cwd: run.cwd, env: { DATABASE_URL: url } });
-    assert.equal(loaded.code, 1, loaded.output);
+    const { run } = await failedLoad(t, `'users are read-only today'`);
     const reported = await etl(['report', '--no-ledger'], { cwd: run.cwd });
     assert.equal(reported.code, 0, reported.output);
     const html = await readFile(path.join(run.paths.dir, 'report.html'), 'utf8');
@@ -705,16 +712,7 @@ describe('bidi and terminal controls from the data, in the report', () => {
 
 describe('a failed load whose error quotes a megabyte', () => {
   test('the report shows the message bounded, and its page stays as wide as the window (it held the whole megabyte, on one line 9.5 million pixels wide)', async (t) => {
-    const url = await servers.postgres.createDatabase(t.name);
-    const run = await realRun();
-    t.after(() => rm(run.cwd, { recursive: true, force: true }));
-    await createTables(url, await loadPipeline(run.pipelineFile));
-    await withClient(url, (c) =>
-      c.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused: %', repeat('Z', 1000000); END$$;
-               CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON users FOR EACH STATEMENT EXECUTE FUNCTION refuse()`),
-    );
-    const loaded = await etl(['load'], { cwd: run.cwd, env: { DATABASE_URL: url } });
-    assert.equal(loaded.code, 1, loaded.output.slice(0, 2000));
+    const { run } = await failedLoad(t, `'refused: %', repeat('Z', 1000000)`);
     const reported = await etl(['report', '--no-ledger'], { cwd: run.cwd });
     assert.equal(reported.code, 0, reported.output.slice(0, 2000));
     const file = path.join(run.paths.dir, 'report.html');
@@ -724,33 +722,17 @@ describe('a failed load whose error quotes a megabyte', () => {
     assert.ok(failure.length < 1_300, `the message bounded (${failure.length.toLocaleString('en-US')} characters)`);
     assert.ok((await stat(file)).size < 200_000, 'the page does not carry the megabyte');
 
-    await ensureSystem(CHROMIUM);
-    const { chromium } = await import('playwright-core');
-    const profile = await tempDir('etl-chromium-profile-', t);
-    const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1280, height: 900 }, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-    try {
-      const page = await browser.newPage();
+    await withChromiumPage(t, async (page) => {
       await page.goto(`file://${file}`, { waitUntil: 'load' });
       const widths = (await page.evaluate('({ page: document.documentElement.scrollWidth, window: document.documentElement.clientWidth })')) as { page: number; window: number };
       assert.ok(widths.page <= widths.window, `the page fits the window: ${JSON.stringify(widths)}`);
-    } finally {
-      await browser.close();
-    }
+    });
   });
 });
 
 describe('a failed load whose error quotes a megabyte, in the manifest', () => {
   test('manifest.json keeps the message bounded, its start and its end, and etl runs --json stays small (the manifest held the whole megabyte)', async (t) => {
-    const url = await servers.postgres.createDatabase(t.name);
-    const run = await realRun();
-    t.after(() => rm(run.cwd, { recursive: true, force: true }));
-    await createTables(url, await loadPipeline(run.pipelineFile));
-    await withClient(url, (c) =>
-      c.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'refused: %', repeat('Z', 1000000) || ' END-OF-MESSAGE'; END$$;
-               CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON users FOR EACH STATEMENT EXECUTE FUNCTION refuse()`),
-    );
-    const loaded = await etl(['load'], { cwd: run.cwd, env: { DATABASE_URL: url } });
-    assert.equal(loaded.code, 1, loaded.output.slice(0, 2000));
+    const { run } = await failedLoad(t, `'refused: %', repeat('Z', 1000000) || ' END-OF-MESSAGE'`);
     assert.ok((await stat(run.paths.manifest)).size < 50_000, `manifest.json is ${(await stat(run.paths.manifest)).size.toLocaleString('en-US')} bytes`);
     const error = (await readManifest(run.paths)).stages.load!.error!;
     assert.equal(error.code, 'pg_P0001');
@@ -779,12 +761,7 @@ describe('the chart of the last runs\' durations', () => {
       const summed = stages.reduce((a, s) => a + (Date.parse(s!.ended_at!) - Date.parse(s!.started_at)) / 1000, 0);
       assert.ok(summed > walls.at(-1)! * 1.2, `etl run overlapped its stages (${summed} s of stages in ${walls.at(-1)} s), else this test proves nothing`);
     }
-    await ensureSystem(CHROMIUM);
-    const { chromium } = await import('playwright-core');
-    const profile = await tempDir('etl-chromium-profile-', t);
-    const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1280, height: 900 }, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-    try {
-      const page = await browser.newPage();
+    await withChromiumPage(t, async (page) => {
       await page.goto(`file://${html}`, { waitUntil: 'load' });
       // The axis labels (their values and heights) and, per run, how high its drawn bars reach, as laid out.
       const drawn = (await page.evaluate(`(() => {
@@ -802,8 +779,6 @@ describe('the chart of the last runs\' durations', () => {
         const reaches = ((zero - x.top) / (zero - full)) * top;
         assert.ok(Math.abs(reaches - walls[i]!) <= Math.max(0.05, top * 0.02), `${x.run}: its bars reach ${reaches.toFixed(2)} s, its wall time is ${walls[i]} s`);
       }
-    } finally {
-      await browser.close();
-    }
+    });
   });
 });
