@@ -32,9 +32,10 @@ value of a unique constraint other than the key that rows of other keys hold too
 email, where users declares [email] unique: duplicate_value, every one of them; NULLs never match)
 are listed as refused, not as missing: a load refuses them too. Rejected and refused rows do
 not make the databases differ; a PostgreSQL row of a key whose row a load refuses for a shared value
-or because two documents claim it is extra (a load removes it). References are judged against the rows PostgreSQL holds, as a load
-judges them: a row pointing at a row that is itself extra (its document deleted from MongoDB) or
-missing (deleted by hand) counts in that row's table only; etl repair settles both.
+or because two documents claim it is extra (a load removes it). References are judged against the
+rows PostgreSQL holds, as a load judges them: a row pointing at a row that is itself extra (its
+document deleted from MongoDB) or missing (deleted by hand) counts in that row's table only; etl
+repair settles both.
 Memory stays bounded: the expected rows go to a temporary table.
 
 options:
