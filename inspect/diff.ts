@@ -18,7 +18,8 @@
 //                   [email]: duplicate_value, every holder refused); reported apart, like the load
 //                   reports them, and not a difference
 //   extra           PostgreSQL keys of no existing document: the document (or array item) is gone;
-//                   and keys whose row a load refuses for a shared value (a full run leaves none)
+//                   and keys whose row a load refuses, for a shared value or because two documents
+//                   claim them (a full run leaves none)
 //   different       --deep: keys on both sides whose mapped columns differ (columns listed)
 //   rejected        documents or items transform would refuse (over-long name, bad type…): reported
 //                   apart, never as "missing"; a PostgreSQL row with such a key is not "extra" either

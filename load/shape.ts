@@ -16,11 +16,9 @@ export interface ShapeColumn {
   readonly type: string;
 }
 
-/** A unique constraint (or primary key) other than the merge key, with the name etl gives it. */
+/** A unique constraint (or primary key) other than the merge key: its columns (load/unique-values.ts). */
 export interface OtherUnique {
-  readonly name: string;
   readonly columns: readonly ShapeColumn[];
-  readonly primaryKey: boolean;
 }
 
 /** The temp tables of one table's step (numbered by load order, so any table name fits in 63 bytes). */
@@ -132,7 +130,7 @@ export function tableShape(table: TableModel, index: number): TableShape {
     docKey: docKeyName ? pick(docKeyName) : null,
     parent: kind === 'delete_and_insert' ? pick(table.explode!.parentColumn) : null,
     keyIsUnique: [table.primaryKey, ...table.uniqueConstraints].some((u) => u.length > 0 && sameColumns(u, keyNames)),
-    otherUniques: otherUniqueConstraints(table, keyNames).map((u) => ({ name: u.name, columns: u.columns.map((c) => byName.get(c)!), primaryKey: u.primaryKey })),
+    otherUniques: otherUniqueConstraints(table, keyNames).map((u) => ({ columns: u.columns.map((c) => byName.get(c)!) })),
     contributions: kind === 'dedupe_upsert' ? ident(contributionsTableName(table.name)) : null,
     documentColumn: { name: documentIdColumn(table), id: ident(documentIdColumn(table)), nullable: false, type: 'TEXT' },
   });
