@@ -1,6 +1,7 @@
-// Staged files appear whole or not at all: bytes go to `<file>.partial` and the file is renamed
-// into place only when the stage says it is complete. The sha256, byte and line counts are taken
-// as the bytes stream through, so nobody re-reads a file to checksum it.
+// Staged files appear whole or not at all: bytes go to `<file>.partial` (small files written whole:
+// `<file>.<pid>.partial`) and the file is renamed into place only when the stage says it is complete.
+// The sha256, byte and line counts are taken as the bytes stream through, so nobody re-reads a file
+// to checksum it.
 import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, existsSync, statSync, type WriteStream } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
@@ -155,12 +156,28 @@ export class AtomicFileSink extends Writable {
   }
 }
 
+/** The write of each file under way in this process, so that the next one waits for it. */
+const writesUnderWay = new Map<string, Promise<unknown>>();
+
 /**
- * Writes a small file atomically (manifests, pointers): `<path>.partial`, then rename. A failed
+ * Writes a small file atomically (manifests, pointers): `<path>.<pid>.partial`, then rename. A failed
  * write (a full disk) leaves no partial file behind and names the file; `path` keeps its old bytes.
+ * Several writers of one file (two runs into one staging folder both set `latest`) each rename their
+ * own partial file, and the last rename wins: with one shared partial file, one writer renamed the
+ * other's away and the other failed. Within a process, writes of one file run one after the other.
  */
-export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
-  const partial = `${path}.partial`;
+export function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
+  const write = (writesUnderWay.get(path) ?? Promise.resolve()).then(() => writeOnce(path, data));
+  const settled = write.catch(() => undefined);
+  writesUnderWay.set(path, settled);
+  void settled.then(() => {
+    if (writesUnderWay.get(path) === settled) writesUnderWay.delete(path);
+  });
+  return write;
+}
+
+async function writeOnce(path: string, data: string | Buffer): Promise<void> {
+  const partial = `${path}.${process.pid}.partial`;
   try {
     refuseNonRegular(path);
     await writeFile(partial, data);

@@ -5,7 +5,7 @@
 // starts (the next run is how a user recovers from a crash), from runs in which no stage's writer
 // may still be at work: a writer on another host, or a section written by an etl that recorded
 // none, keeps its run untouched.
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { readManifest, STAGES, type Manifest } from './manifest.ts';
 import { listRunIds, runPaths, type RunPaths } from './run-folder.ts';
@@ -53,15 +53,28 @@ export async function abandonedRun(paths: RunPaths): Promise<AbandonedRun | null
 }
 
 /**
- * The run's manifest, then the version a process was writing over it when it died, if whole: a
- * stage killed while it wrote its `running` section is known by the writer that section names.
+ * The run's manifest, then the versions processes were writing over it when they died, if whole
+ * (`manifest.json.<pid>.partial`, oldest first): a stage killed while it wrote its `running` section
+ * is known by the writer that section names.
  */
 async function manifestVersions(paths: RunPaths): Promise<Manifest[]> {
   const current = await readManifest(paths).catch(() => null);
-  const next = await readFile(`${paths.manifest}.partial`, 'utf8')
-    .then((text) => JSON.parse(text) as Manifest)
-    .catch(() => null);
-  return [current, next && typeof next.stages === 'object' && next.stages !== null ? next : null].filter((m): m is Manifest => m !== null);
+  const prefix = `${path.basename(paths.manifest)}.`;
+  const unfinished = (await partialsIn(paths.dir)).filter((f) => path.basename(f).startsWith(prefix));
+  const written = await Promise.all(unfinished.map(async (file) => ({ manifest: await wholeManifest(file), at: (await stat(file).catch(() => null))?.mtimeMs ?? 0 })));
+  const next = written.filter((w) => w.manifest !== null).sort((a, b) => a.at - b.at).map((w) => w.manifest!);
+  return [...(current ? [current] : []), ...next];
+}
+
+async function wholeManifest(file: string): Promise<Manifest | null> {
+  const text = await readFile(file, 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    const m = JSON.parse(text) as Manifest;
+    return typeof m === 'object' && m !== null && typeof m.stages === 'object' && m.stages !== null ? m : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Removes the `*.partial` files directly in `dir`. */

@@ -1,8 +1,8 @@
 // A full disk, simulated by the `.partial` file a write goes through being a link to /dev/full
 // (every write to it fails with ENOSPC, as on a full disk): the error names the file and says the
-// disk is full, and the manifest writer leaves no 0-byte manifest.json.partial behind.
+// disk is full, and the manifest writer leaves no 0-byte manifest.json.<pid>.partial behind.
 import assert from 'node:assert/strict';
-import { lstat, readFile, rm, symlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { StagingError } from '../../errors/etl-error.ts';
@@ -17,6 +17,8 @@ before(async () => {
 });
 after(() => rm(run.cwd, { recursive: true, force: true }));
 
+/** The partial file this process writes a small file through (writeFileAtomic). */
+const ownPartial = (file: string) => `${file}.${process.pid}.partial`;
 const absent = (file: string) => lstat(file).then(() => false, () => true);
 
 function diskFull(file: string): (e: unknown) => true {
@@ -31,18 +33,18 @@ function diskFull(file: string): (e: unknown) => true {
 
 test('the manifest writer: names manifest.json, leaves no partial, keeps the previous manifest', async () => {
   const before = await readFile(run.paths.manifest, 'utf8');
-  await symlink('/dev/full', `${run.paths.manifest}.partial`);
+  await symlink('/dev/full', ownPartial(run.paths.manifest));
   const manifest = await readManifest(run.paths);
   await assert.rejects(writeManifest(run.paths, { ...manifest, run_id: manifest.run_id }), diskFull(run.paths.manifest));
-  assert.ok(await absent(`${run.paths.manifest}.partial`), 'no manifest.json.partial left');
+  assert.ok(await absent(ownPartial(run.paths.manifest)), 'no manifest.json.<pid>.partial left');
   assert.equal(await readFile(run.paths.manifest, 'utf8'), before);
 });
 
 test('the latest pointer: names the file, leaves no partial', async () => {
   const latest = path.join(run.stagingDir, 'latest');
-  await symlink('/dev/full', `${latest}.partial`);
+  await symlink('/dev/full', ownPartial(latest));
   await assert.rejects(setLatest(run.stagingDir, run.runId), diskFull(latest));
-  assert.ok(await absent(`${latest}.partial`));
+  assert.ok(await absent(ownPartial(latest)));
 });
 
 test('a staged file during transform: exit 1 naming the file and a full disk, no stack', async () => {
@@ -52,7 +54,7 @@ test('a staged file during transform: exit 1 naming the file and a full disk, no
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, new RegExp(`cannot write ${csvPartial.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the disk is full \\(ENOSPC: no space left on device\\)`));
   assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack');
-  assert.ok(await absent(`${run.paths.manifest}.partial`));
+  assert.deepEqual((await readdir(run.paths.dir)).filter((f) => f.startsWith('manifest.json.')), [], 'no partial manifest left');
   await rm(csvPartial, { force: true });
 });
 
