@@ -7,6 +7,7 @@ import { fileNameProblem } from '../model/names.ts';
 import { writeFailure, writeFileAtomic } from './atomic-file.ts';
 import { systemWords } from '../errors/system-words.ts';
 import { makeFolders } from './make-folders.ts';
+import { readManifest } from './manifest.ts';
 
 export const LATEST_FILE = 'latest';
 const RUN_ID = /^\d{8}T\d{9}Z$/;
@@ -144,13 +145,29 @@ export async function setLatest(stagingDir: string, runId: string): Promise<void
  * Points `latest` at a run that just finished its extract, unless it already names a newer run that
  * is still there: two extracts at once end in any order, and the newer run read from the same
  * watermark later, so the older one ending last must not take `latest` back (the next stage, pack
- * and report would use the older run). False when `latest` was left on the newer run.
+ * and report would use the older run). False when `latest` was left on (or put back to) a newer run.
  */
 export async function advanceLatest(stagingDir: string, runId: string): Promise<boolean> {
   const current = await readLatestId(stagingDir).catch(() => null);
   if (current !== null && current > runId && (await stat(runPaths(stagingDir, current).dir).then((s) => s.isDirectory(), () => false))) return false;
   await setLatest(stagingDir, runId);
-  return true;
+  // Read, then written, without a lock: a newer extract may have ended between the two and set
+  // `latest`, which this write just took back. Each extract records its run done before it moves
+  // `latest`, so a newer run done now is put back (a newer one still at work moves it itself, after).
+  const newer = await newestExtractedAfter(stagingDir, runId);
+  if (newer === null) return true;
+  await advanceLatest(stagingDir, newer);
+  return false;
+}
+
+/** The newest run newer than `runId` whose extract is done, or null. */
+async function newestExtractedAfter(stagingDir: string, runId: string): Promise<string | null> {
+  for (const id of await listRunIds(stagingDir).catch(() => [])) {
+    if (id <= runId) return null;
+    const manifest = await readManifest(runPaths(stagingDir, id)).catch(() => null);
+    if (manifest?.stages.extract?.status === 'done') return id;
+  }
+  return null;
 }
 
 /**
