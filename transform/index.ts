@@ -9,6 +9,7 @@ import type { TransformSection, TransformTableRecord } from '../staging/manifest
 import { resolveRun, type RunPaths } from '../staging/run-folder.ts';
 import { failureRecord } from '../staging/stage-contract.ts';
 import { sweepAbandoned } from '../staging/run-writer.ts';
+import { whileStarting } from '../staging/start-lock.ts';
 import { currentWriter, withoutWriter } from '../staging/stage-writer.ts';
 import type { CollectionJob, JobOutcome } from './collection-job.ts';
 import { transformAsExtracted } from './as-extracted.ts';
@@ -28,21 +29,11 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   const now = options.now ?? (() => new Date());
   const signal = options.signal ?? new AbortController().signal;
   signal.throwIfAborted();
-  const { paths, manifest: extracted, pipelineChanged } = await openExtractedRun(options);
-
+  const paths = await openRun(options);
   const startedAt = now().toISOString();
-  const withdraw = stampWhenExtracted(options, paths, (notExtracted) => runningSection(model, options, startedAt, pipelineChanged, notExtracted, NO_EARLIER_TRANSFORM));
-  const outcomes = new Outcomes(new TableRelease(options.stagedTables, extracted));
-  const { run, manifest } = await collectionsToTransform(options, paths, extracted, signal, outcomes).finally(withdraw);
-  // A run transformed before (`--tables` redoing a subset, a pipeline.yaml that dropped a table):
-  // the section below vouches for the kept tables' files, so the others can go.
-  const earlier = options.extractFeed ? NO_EARLIER_TRANSFORM : earlierTransform(model, extracted, new Set(run.jobs.flatMap((j) => j.tables)), options.tables != null);
-  const section = runningSection(model, options, startedAt, pipelineChanged, run.notExtracted, earlier);
-  const staleDryRun = !options.extractFeed && dryRunOfOtherFiles(model, extracted);
-  await updateManifest(paths, (m) => {
-    m.stages.transform = section;
-    if (staleDryRun) delete m.stages.load;
-  });
+  // Fed by a running extract (`etl run`), no other process may start a stage of the run: its extract is not done.
+  const started = () => startTransform(options, paths, startedAt, signal);
+  const { pipelineChanged, outcomes, run, manifest, earlier, section, staleDryRun } = options.extractFeed ? await started() : await whileStarting(paths, 'transform', started);
   if (staleDryRun) await rm(paths.loadDir, { recursive: true, force: true });
   if (!options.extractFeed) await removeStale(paths, earlier);
   if (!options.extractFeed) await announcePlannedTables(options, paths, run, outcomes.release);
@@ -71,13 +62,49 @@ export async function runTransform(options: TransformOptions): Promise<Transform
   };
 }
 
-/** The run to transform and its manifest, after sweeping killed runs; refuses one whose pipeline.yaml changed unless allowed. */
-async function openExtractedRun(options: TransformOptions): Promise<{ paths: RunPaths; manifest: Manifest; pipelineChanged: boolean }> {
-  const { model } = options;
+/** The run to transform, after sweeping killed runs. */
+async function openRun(options: TransformOptions): Promise<RunPaths> {
   // The unfinished files of runs whose process was killed (a re-run of this stage among them).
   await sweepAbandoned(options.stagingDir, options.abandoned);
+  return resolveRun(options.stagingDir, options.runId ?? null);
+}
 
-  const paths = await resolveRun(options.stagingDir, options.runId ?? null);
+/**
+ * The checks and the `running` section, as one step: outside `etl run`, made holding the run's start
+ * lock (staging/start-lock.ts), so that no other process starts a stage of the run between the two.
+ */
+async function startTransform(options: TransformOptions, paths: RunPaths, startedAt: string, signal: AbortSignal): Promise<Started> {
+  const { model } = options;
+  const { manifest: extracted, pipelineChanged } = await checkExtractedRun(options, paths);
+  const withdraw = stampWhenExtracted(options, paths, (notExtracted) => runningSection(model, options, startedAt, pipelineChanged, notExtracted, NO_EARLIER_TRANSFORM));
+  const outcomes = new Outcomes(new TableRelease(options.stagedTables, extracted));
+  const { run, manifest } = await collectionsToTransform(options, paths, extracted, signal, outcomes).finally(withdraw);
+  // A run transformed before (`--tables` redoing a subset, a pipeline.yaml that dropped a table):
+  // the section below vouches for the kept tables' files, so the others can go.
+  const earlier = options.extractFeed ? NO_EARLIER_TRANSFORM : earlierTransform(model, extracted, new Set(run.jobs.flatMap((j) => j.tables)), options.tables != null);
+  const section = runningSection(model, options, startedAt, pipelineChanged, run.notExtracted, earlier);
+  const staleDryRun = !options.extractFeed && dryRunOfOtherFiles(model, extracted);
+  await updateManifest(paths, (m) => {
+    m.stages.transform = section;
+    if (staleDryRun) delete m.stages.load;
+  });
+  return { pipelineChanged, outcomes, run, manifest, earlier, section, staleDryRun };
+}
+
+/** What the transform starts from, up to its `running` section (written holding the run's start lock). */
+interface Started {
+  readonly pipelineChanged: boolean;
+  readonly outcomes: Outcomes;
+  readonly run: TransformRun;
+  readonly manifest: Manifest;
+  readonly earlier: EarlierTransform;
+  readonly section: TransformSection;
+  readonly staleDryRun: boolean;
+}
+
+/** The run's manifest; refuses a run not extracted, at work in another process, or whose pipeline.yaml changed unless allowed. */
+async function checkExtractedRun(options: TransformOptions, paths: RunPaths): Promise<{ manifest: Manifest; pipelineChanged: boolean }> {
+  const { model } = options;
   const manifest = await readManifest(paths);
   // Fed by a running extract (`etl run`): its section says done once the feed ends, checked then.
   if (!options.extractFeed) requireStageDone(manifest, 'extract', paths);
@@ -85,7 +112,7 @@ async function openExtractedRun(options: TransformOptions): Promise<{ paths: Run
   const pipelineChanged = manifest.pipeline_sha256 !== model.sha256;
   if (pipelineChanged && !options.allowPipelineChange) throw pipelineChangedError(model, manifest, paths);
   refuseOtherMappingOfLoaded(model, manifest, paths);
-  return { paths, manifest, pipelineChanged };
+  return { manifest, pipelineChanged };
 }
 
 /**

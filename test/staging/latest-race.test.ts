@@ -3,12 +3,12 @@
 // the two. `latest` must end on the newer run whichever order their reads and writes take.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeManifest, type Manifest } from '../../staging/manifest.ts';
 import { advanceLatest, runPaths } from '../../staging/run-folder.ts';
 import { runManifest } from '../harness/staged-run.ts';
+import { mkfifoAt } from '../harness/fifo-reads.ts';
 import { tempDir } from '../harness/temp-dir.ts';
 
 /** A run whose extract is done, as an extract records it before it moves `latest`. */
@@ -31,7 +31,7 @@ test('an older extract that read `latest` before a newer one set it leaves `late
 
   // `latest` is a FIFO for the older run's read: the read waits until this test writes, so the newer
   // run's extract ends, and sets `latest`, between the older run's read and its write.
-  execFileSync('mkfifo', [latest]);
+  await mkfifoAt(latest);
   const olderEnds = advanceLatest(stagingDir, older);
   const fifo = await open(latest, 'w'); // opens once the older run's read has opened it
   await rm(latest);
