@@ -21,13 +21,14 @@ import { appliedTables, recordTables, type LedgerEntry } from './ledger.ts';
 import { loadContext, type LoadContext } from './load-context.ts';
 import { markDone, markFailed, markRunning, recordAlreadyApplied, tableRecord } from './load-record.ts';
 import type { LoadOptions, LoadReport } from './options.ts';
-import { refuseTransformedSince, type LoadPlan } from './plan.ts';
+import { refuseChangedSince, type LoadPlan } from './plan.ts';
 import { startLoad, type LoadStart } from './start.ts';
 import { LoadSession } from './session.ts';
 import { tablesWithPending } from './pending.ts';
 import { tablesWithGone } from './gone-documents.ts';
 import { settleAbandonedLoads } from './abandoned-loads.ts';
 import { sweepAbandoned } from '../staging/run-writer.ts';
+import { whileStarting } from '../staging/start-lock.ts';
 import { BULK_ROWS } from './merge.ts';
 import { withStaleTransformHint } from './errors.ts';
 import { loadTables, type TablesOutcome } from './tables.ts';
@@ -60,10 +61,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       if (recorded) await recordAlreadyApplied(plan.paths, report, applied, plan.manifest.stages.load);
       return report;
     }
-    // Before anything is recorded: a refused run keeps the manifest it had.
-    if (!start.fed) await refuseTransformedSince(await start.final());
-    await refuseOlderRun(session.client, start.paths.runId, toLoad);
-    await marked.begin(recorded);
+    // Before anything is recorded: a refused run keeps the manifest it had. Outside `etl run`, the
+    // checks of the run and its `running` section are one step, holding the run's start lock: no
+    // transform, nor a load into another database, starts on the run between the two.
+    const begin = async () => {
+      if (!start.fed) await refuseChangedSince(await start.final(), base.destination);
+      await refuseOlderRun(session.client, start.paths.runId, toLoad);
+      await marked.begin(recorded);
+    };
+    if (start.fed) await begin();
+    else await whileStarting(start.paths, 'load', begin);
     const pendingBefore = await tablesWithPending(session);
     const goneBefore = await tablesWithGone(session);
     const ctx = loadContext(session, start, { allowDeleteAll: options.allowDeleteAll === true, bulkRows: options.bulkRows ?? BULK_ROWS, pendingBefore, goneBefore });

@@ -43,14 +43,16 @@ function refuseLoadElsewhere(manifest: Manifest, paths: RunPaths, destination: s
 }
 
 /**
- * Throws when the run's transform section is no longer the one the plan was made from: a load waits
- * for the load lock after planning, and meanwhile `etl transform --run` of the same run may have
- * rewritten its files and section (other tables, another pipeline.yaml). Loading the old plan would
+ * Throws when the run changed since the plan was made: a load waits for the load lock after planning,
+ * and meanwhile `etl transform --run` of the same run may have rewritten its files and section (other
+ * tables, another pipeline.yaml), or a load into another database begun. Loading the old plan would
  * then record, over the new transform, tables the run no longer holds. Checked once the lock is held,
  * before anything is recorded or changed.
  */
-export async function refuseTransformedSince(plan: LoadPlan): Promise<void> {
-  const now = (await readManifest(plan.paths)).stages.transform;
+export async function refuseChangedSince(plan: LoadPlan, destination: string): Promise<void> {
+  const manifest = await readManifest(plan.paths);
+  refuseLoadElsewhere(manifest, plan.paths, destination);
+  const now = manifest.stages.transform;
   if (isDeepStrictEqual(now, plan.manifest.stages.transform)) return;
   const state = now?.status === 'running' ? `its transform is running since ${now.started_at}` : `its transform is now ${now?.status ?? 'gone'}${now?.ended_at ? ` (ended ${now.ended_at})` : ''}`;
   throw new StagingError('run_changed', `run ${plan.paths.runId} was transformed again while this load waited (${state}): nothing was loaded`, {

@@ -2,13 +2,14 @@
 // stage still at work when someone else runs etl clean, etl run, etl extract. A proxy in front of
 // FerretDB holds the read of `days`, so the other command provably runs while the stage is at work.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { etl, REPO, startEtl } from '../harness/cli.ts';
+import { answer, mkfifoAt, nextRead } from '../harness/fifo-reads.ts';
 import { holdFind } from '../harness/mongo-hold.ts';
 import type { CleanReport } from '../../audit/clean.ts';
 import { listRunIds } from '../../staging/run-folder.ts';
@@ -251,4 +252,39 @@ test('etl pack of a run whose extract is at work in another process says to wait
   assert.match(pack.stderr, new RegExp(`^hint: its extract is at work in etl process ${extract.pid}: wait for it to end \\(\`etl status\` shows the run\\), then transform the run and pack it$`, 'm'));
   hold.release();
   assert.equal((await extract.done).code, 0);
+});
+
+test('etl transform of a run whose load is starting (past its checks, not yet marked running) is refused, and the load loads the files it checked', async (t) => {
+  const { staging, dbUrl, env, flags, run } = await transformedRun(t, 'transform-while-load-starts');
+  const manifest = path.join(staging, run, 'manifest.json');
+  const bytes = await readFile(manifest);
+
+  // The load's reads of the manifest (test/harness/fifo-reads.ts): its plan, its check once it holds
+  // the load lock; its third, as it writes its `running` section, is held.
+  await mkfifoAt(manifest);
+  const load = startEtl(['load', '--run', run, ...flags], { cwd: work, env });
+  t.after(async () => {
+    load.kill('SIGKILL');
+    await load.done;
+  });
+  for (let read = 1; read <= 2; read++) await answer(await nextRead(manifest), bytes);
+  const held = await nextRead(manifest);
+  await writeFile(`${manifest}.test`, bytes);
+  await rename(`${manifest}.test`, manifest);
+
+  const transform = await etl(['transform', '--run', run, '--tables', 'users', ...flags], { cwd: work, env });
+  await answer(held, bytes);
+  const loaded = await load.done;
+
+  assert.equal(transform.code, 1, `the transform is refused while the load starts:\n${transform.output}`);
+  assert.match(transform.stderr, new RegExp(`^error: transform of run ${run} cannot start: another etl process \\(pid ${load.pid} on .+\\) is starting a stage of it .*\\[stage_running\\]$`, 'm'));
+  assert.equal(loaded.code, 0, loaded.output);
+  const done = JSON.parse(await readFile(manifest, 'utf8')) as { stages: { transform: { tables: Record<string, unknown>; tables_kept?: string[] }; load: { status: string; tables: Record<string, unknown> } } };
+  assert.equal(done.stages.transform.tables_kept, undefined, 'the run was not transformed again');
+  assert.equal(done.stages.load.status, 'done');
+  assert.deepEqual(Object.keys(done.stages.load.tables).sort(), Object.keys(done.stages.transform.tables).sort());
+  const client = new pg.Client({ connectionString: dbUrl });
+  await client.connect();
+  t.after(() => client.end());
+  assert.ok((await client.query('SELECT count(*)::int AS n FROM "users"')).rows[0].n > 0, 'the users are loaded');
 });
