@@ -26,15 +26,19 @@
 // What remains are loaded runs superseded by a newer loaded run, not-loaded runs superseded by one
 // (rule 3), and unfinished runs older than the newest loaded run. Also removed: a stale `*.partial`
 // file in the staging folder itself (an archive `etl pack` was writing when it was killed), one not
-// written for STALE_PARTIAL_MS.
+// written for STALE_PARTIAL_MS. A run the rules let go is checked once more just before it goes,
+// holding its start lock (staging/start-lock.ts): one `latest` moved onto, one whose manifest changed
+// since the listing (a stage began on it), or one a stage is starting on, stays.
 import { readdir, readlink, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { parseInstant } from '../model/instant.ts';
-import { UsageError } from '../errors/etl-error.ts';
+import { StagingError, UsageError } from '../errors/etl-error.ts';
 import { roughDuration } from '../staging/durations.ts';
 import { STALE_PARTIAL_MS } from './archive-writer.ts';
 import { listRunIds, runPaths } from '../staging/run-folder.ts';
 import { killedStage, shownStages, stageAtWork } from '../staging/stage-writer.ts';
+import { holderWork, startLockHolder, whileStarting } from '../staging/start-lock.ts';
 import { describeStages } from '../staging/manifest.ts';
 import { folderBytes } from './folder-walk.ts';
 import { isLoaded, readLatest, readRunManifest, runIdTime } from './runs.ts';
@@ -109,8 +113,8 @@ export async function cleanRuns(options: CleanOptions): Promise<CleanReport> {
     if (reasons.length > 0) kept.push({ run_id: run.runId, reasons });
     else {
       const gone = await removeRun(run, stagingDir, newestLoaded, options.dryRun === true);
-      if (gone) removed.push(gone);
-      else kept.push({ run_id: run.runId, reasons: ['`latest` points at it'] });
+      if ('keptBecause' in gone) kept.push({ run_id: run.runId, reasons: [gone.keptBecause] });
+      else removed.push(gone);
     }
   }
   const partials = await stalePartials(stagingDir, now);
@@ -179,8 +183,8 @@ function loadState(run: ListedRun): string {
   return `load ${load ? load + (run.manifest?.stages.load?.dry_run ? ', dry run' : '') : 'never ran'}`;
 }
 
-/** Removes a run no rule keeps (under --dry-run: says it would); null when `latest` moved onto it meanwhile. */
-async function removeRun(run: ListedRun, stagingDir: string, newestLoaded: string | null, dryRun: boolean): Promise<CleanedRun | null> {
+/** Removes a run no rule keeps (under --dry-run: says it would), or says why it stays after all (removeUnlessChanged). */
+async function removeRun(run: ListedRun, stagingDir: string, newestLoaded: string | null, dryRun: boolean): Promise<CleanedRun | { keptBecause: string }> {
   const { stages } = run;
   const reason = isLoaded(run.manifest)
     ? `loaded, superseded by loaded run ${newestLoaded}`
@@ -193,11 +197,35 @@ async function removeRun(run: ListedRun, stagingDir: string, newestLoaded: strin
   const bytes = link === null ? await folderBytes(dir) : 0;
   const why = link === null ? reason : `${reason}; it is a link to ${link}: only the link is removed, the folder it points to is left (nothing freed)`;
   if (!dryRun) {
-    // `latest` may have moved since the listing (a new extract): never remove what it points at.
-    if ((await readLatest(stagingDir)) === run.runId) return null;
-    await rm(dir, { recursive: true, force: true });
+    const stays = await removeUnlessChanged(run, stagingDir);
+    if (stays !== null) return { keptBecause: stays };
   }
   return { run_id: run.runId, bytes, reason: why };
+}
+
+/**
+ * The listing is a moment's view of each run: since then `latest` may have moved onto it (a new
+ * extract), or a stage begun on it (`etl transform --run`, `etl load --run`, whose section the
+ * listing did not see). Checked again, and removed, holding the run's start lock
+ * (staging/start-lock.ts), so that no stage starts on it in between. Null: removed; else why it stays.
+ */
+async function removeUnlessChanged(run: ListedRun, stagingDir: string): Promise<string | null> {
+  const paths = runPaths(stagingDir, run.runId);
+  try {
+    return await whileStarting(paths, 'clean', async () => {
+      if ((await readLatest(stagingDir)) === run.runId) return '`latest` points at it';
+      const now = (await readRunManifest(stagingDir, run.runId)).manifest;
+      if (!isDeepStrictEqual(now, run.manifest)) {
+        const atWork = stageAtWork(now);
+        return atWork ? `its ${atWork.stage} is at work in etl process ${atWork.pid}` : 'its manifest changed while etl clean ran (a stage began or ended on it): run etl clean again to decide';
+      }
+      await rm(paths.dir, { recursive: true, force: true });
+      return null;
+    });
+  } catch (error) {
+    if (!(error instanceof StagingError) || error.code !== 'stage_running') throw error;
+    return holderWork(await startLockHolder(paths));
+  }
 }
 
 /** `*.partial` files of the staging folder nobody wrote for STALE_PARTIAL_MS: what a killed etl pack leaves. */

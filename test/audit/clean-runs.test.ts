@@ -4,15 +4,16 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { cleanRuns, parseOlderThan, type CleanReport } from '../../audit/clean.ts';
 import { UsageError } from '../../errors/etl-error.ts';
 import { listRuns, type RunsReport } from '../../audit/runs.ts';
-import { writeManifest, type StageStatus } from '../../staging/manifest.ts';
-import { createRun, listRunIds, setLatest } from '../../staging/run-folder.ts';
+import { updateManifest, writeManifest, type StageStatus } from '../../staging/manifest.ts';
+import { createRun, listRunIds, runPaths, setLatest } from '../../staging/run-folder.ts';
 import { etlSync } from '../harness/cli.ts';
+import { answer, mkfifoAt, nextRead } from '../harness/fifo-reads.ts';
 import { runManifest } from '../harness/staged-run.ts';
 
 /**
@@ -295,6 +296,39 @@ describe('clean: runs not loaded, superseded by a loaded run that read all they 
     const covered = `superseded by loaded run ${full}, whose extract covered its changes`;
     for (const id of [ids.repair, ids.since, ids.otherCollection]) assert.equal(reasonOf(after, id), `not loaded (load failed), ${covered}`, id);
     assert.equal(reasonOf(after, ids.killedLoad), 'kept: not yet loaded (load killed)');
+  });
+});
+
+describe('clean: a run that changes while clean runs', () => {
+  // The listing is a moment's view: a stage may begin on a run clean found removable before clean
+  // removes it. `latest` is a FIFO (test/harness/fifo-reads.ts): clean reads it once as it lists the
+  // runs, and again just before it removes one, where it is held while the run changes.
+  test('a run a stage began on after the listing is kept, not removed under it', async (t) => {
+    const stagingDir = await mkdtemp(path.join(root, 'staging-'));
+    const failed = await makeRun(stagingDir, '2026-01-02T10:00:00.000Z', { extract: 'done', transform: 'failed' }, 200);
+    const newestLoaded = await makeRun(stagingDir, '2026-01-05T10:00:00.000Z', loaded, 300);
+    const latest = path.join(stagingDir, 'latest');
+    const pointer = Buffer.from(`${newestLoaded}\n`);
+    // The transform a user starts again on the failed run: a live process of this host.
+    const transform = spawn('sleep', ['600'], { stdio: 'ignore' });
+    t.after(() => transform.kill('SIGKILL'));
+
+    await mkfifoAt(latest);
+    const cleaning = cleanRuns({ stagingDir });
+    await answer(await nextRead(latest), pointer);
+    const held = await nextRead(latest); // clean has decided: the failed run, older than the loaded one, goes
+    await rm(latest);
+    await writeFile(latest, pointer); // the others read a file again
+    const paths = runPaths(stagingDir, failed);
+    await updateManifest(paths, (m) => {
+      m.stages.transform = { ...m.stages.transform!, status: 'running', ended_at: null, writer: { pid: transform.pid!, host: os.hostname() } };
+    });
+    await answer(held, pointer);
+    const report = await cleaning;
+
+    assert.deepEqual(report.removed.map((r) => r.run_id), [], 'nothing removed');
+    assert.deepEqual(report.kept.find((k) => k.run_id === failed)?.reasons, [`its transform is at work in etl process ${transform.pid}`]);
+    assert.deepEqual((await readdir(paths.dir)).sort(), ['extract', 'load', 'manifest.json', 'transform'], 'the run is whole');
   });
 });
 

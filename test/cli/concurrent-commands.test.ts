@@ -277,7 +277,7 @@ test('etl transform of a run whose load is starting (past its checks, not yet ma
   const loaded = await load.done;
 
   assert.equal(transform.code, 1, `the transform is refused while the load starts:\n${transform.output}`);
-  assert.match(transform.stderr, new RegExp(`^error: transform of run ${run} cannot start: another etl process \\(pid ${load.pid} on .+\\) is starting a stage of it .*\\[stage_running\\]$`, 'm'));
+  assert.match(transform.stderr, new RegExp(`^error: transform of run ${run} cannot start: another etl process \\(pid ${load.pid} on .+\\) is starting its load .*\\[stage_running\\]$`, 'm'));
   assert.equal(loaded.code, 0, loaded.output);
   const done = JSON.parse(await readFile(manifest, 'utf8')) as { stages: { transform: { tables: Record<string, unknown>; tables_kept?: string[] }; load: { status: string; tables: Record<string, unknown> } } };
   assert.equal(done.stages.transform.tables_kept, undefined, 'the run was not transformed again');

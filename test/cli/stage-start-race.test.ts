@@ -44,14 +44,14 @@ test('two etl transform of one run started together: the one that checks while t
   const ended = await first.done;
 
   assert.equal(second.code, 1, `the second transform is refused while the first starts:\n${second.output}`);
-  assert.match(second.stderr, new RegExp(`^error: transform of run ${run} cannot start: another etl process \\(pid ${first.pid} on .+\\) is starting a stage of it .*\\[stage_running\\]$`, 'm'));
+  assert.match(second.stderr, new RegExp(`^error: transform of run ${run} cannot start: another etl process \\(pid ${first.pid} on .+\\) is starting its transform .*\\[stage_running\\]$`, 'm'));
   assert.match(second.stderr, new RegExp(`^hint: wait for it to end \\(\`etl status\` shows the run\\), then run \`etl transform --run ${run}\` again`, 'm'));
   assert.equal(ended.code, 0, ended.output);
   const verify = await etl(['verify', run!, ...flags], { cwd: sample.work });
   assert.equal(verify.code, 0, verify.output);
 });
 
-test("a start lock left by a process that died holding it is removed by the next stage; one a live process holds refuses the run", async (t) => {
+test("a start lock left by a process that died holding it is removed by the next stage; one a live process holds refuses the run, saying what it does", async (t) => {
   const staging = path.join(sample.work, 'left-lock');
   t.after(() => rm(staging, { recursive: true, force: true }));
   const flags = ['--staging', staging, '--pipeline', PIPELINE];
@@ -67,6 +67,12 @@ test("a start lock left by a process that died holding it is removed by the next
   assert.match(refused.stderr, new RegExp(`^error: transform of run ${run} cannot start: another etl process \\(pid ${process.pid} on ${os.hostname()}\\) is starting a stage of it \\(at ${lock}\\) \\[stage_running\\]$`, 'm'));
   assert.match(refused.stderr, new RegExp(`if process ${process.pid} on ${os.hostname()} is not etl, remove ${lock}$`, 'm'));
   assert.equal(JSON.parse(await readFile(path.join(staging, run!, 'manifest.json'), 'utf8')).stages.transform, undefined, 'nothing recorded');
+
+  // Held by etl clean, removing the run: said so.
+  await writeFile(lock, `${JSON.stringify({ pid: process.pid, host: os.hostname(), doing: 'clean' })}\n`);
+  const removing = await etl(['transform', '--run', run!, ...flags], { cwd: sample.work });
+  assert.equal(removing.code, 1, removing.output);
+  assert.match(removing.stderr, new RegExp(`^error: transform of run ${run} cannot start: another etl process \\(pid ${process.pid} on ${os.hostname()}\\) is removing it \\(etl clean\\) .*\\[stage_running\\]$`, 'm'));
 
   // Left by a process that is gone: removed, and the transform runs.
   const gone = spawnSync(process.execPath, ['-e', '']).pid;
