@@ -5,6 +5,7 @@
 // (an archive's files, the re-transform) goes into one temporary folder of its own, removed at the end.
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { readManifest, type FileRecord, type Manifest } from '../staging/manifest.ts';
 import { runPaths } from '../staging/run-folder.ts';
 import { measureFile, recordsOf, sha256OfFile, stagedFileKind, type MeasuredFile } from './file-figures.ts';
@@ -74,6 +75,7 @@ async function verifySource(source: RunSource, temp: string, options: VerifyOpti
   const report = await checkReport(source, manifest, mismatches, notes);
 
   const retransformState = await maybeRetransform(source, manifest, { stages, pipeline, files, temp }, options, mismatches, signal);
+  if (source.archive === null) await refuseChangedWhileVerified(source, manifest);
   return {
     ok: mismatches.length === 0,
     target: options.target,
@@ -129,6 +131,23 @@ function refuseRunAtWork(manifest: Manifest): void {
   if (!atWork) return;
   throw new StagingError('stage_running', `run ${manifest.run_id} cannot be verified while its ${atWork.stage} is at work in etl process ${atWork.pid} (since ${atWork.startedAt}): its files are still being written`, {
     hint: 'run `etl verify` again once it has ended (`etl status` shows the run)',
+  });
+}
+
+/**
+ * A run folder whose manifest changed while it was verified: a stage began (or ended) on it meanwhile
+ * (`etl load`, `etl transform --run`), so what verify found (its `.partial` files as extra files,
+ * figures of files being rewritten) describes no state of the run, and would call a sound run damaged.
+ */
+async function refuseChangedWhileVerified(source: RunSource, verified: Manifest): Promise<void> {
+  const paths = runPaths(path.dirname(source.dir), path.basename(source.dir));
+  const now = await readManifest(paths).catch(() => null);
+  if (now !== null && isDeepStrictEqual(now, verified)) return;
+  const atWork = stageAtWork(now);
+  const what = now === null ? 'its manifest is gone' : atWork ? `its ${atWork.stage} began in etl process ${atWork.pid}` : 'its manifest was rewritten';
+  throw new StagingError('run_changed', `run ${verified.run_id} changed while it was being verified (${what}): what verify found describes files being written, not the run`, {
+    context: { file: paths.manifest },
+    hint: 'run `etl verify` again once no stage is at work on it (`etl status` shows the run)',
   });
 }
 

@@ -288,3 +288,50 @@ test('etl transform of a run whose load is starting (past its checks, not yet ma
   t.after(() => client.end());
   assert.ok((await client.query('SELECT count(*)::int AS n FROM "users"')).rows[0].n > 0, 'the users are loaded');
 });
+
+test('etl verify of a run whose load begins while it verifies says the run changed, not that it is damaged', async (t) => {
+  const { staging, dbUrl, env, flags, run } = await transformedRun(t, 'load-while-verifying');
+  const runDir = path.join(staging, run);
+  const pipelineCopy = path.join(runDir, 'pipeline.yaml');
+  const bytes = await readFile(pipelineCopy);
+
+  // Verify reads the run's pipeline.yaml before it checks the files (test/harness/fifo-reads.ts): held there.
+  await mkfifoAt(pipelineCopy);
+  const verify = startEtl(['verify', runDir, '--pipeline', PIPELINE], { cwd: work });
+  t.after(async () => {
+    verify.kill('SIGKILL');
+    await verify.done;
+  });
+  const held = await nextRead(pipelineCopy);
+  await rm(pipelineCopy);
+  await writeFile(pipelineCopy, bytes);
+
+  // Meanwhile a load begins, and stops half-way (another session holds its last table), its rejects files open.
+  const blocker = new pg.Client({ connectionString: dbUrl });
+  await blocker.connect();
+  t.after(() => blocker.end());
+  await blocker.query('BEGIN');
+  await blocker.query('LOCK TABLE "days_logbooks_links" IN ACCESS EXCLUSIVE MODE');
+  const load = startEtl(['load', ...flags], { cwd: work, env });
+  t.after(async () => {
+    load.kill('SIGKILL');
+    await load.done;
+  });
+  await until('the load is half-way, its rejects files being written', async () => {
+    const manifest = JSON.parse(await readFile(path.join(runDir, 'manifest.json'), 'utf8')) as { stages: { load?: { status: string } } };
+    const files = await readdir(path.join(runDir, 'load')).catch(() => []);
+    return manifest.stages.load?.status === 'running' && files.some((f) => f.endsWith('.partial'));
+  });
+  await answer(held, bytes);
+  const verified = await verify.done;
+
+  assert.equal(verified.code, 1, verified.output);
+  assert.doesNotMatch(verified.stdout, /MISMATCH/, 'a run a load began on is not reported as damaged');
+  assert.match(verified.stderr, new RegExp(`^error: run ${run} changed while it was being verified \\(its load began in etl process ${load.pid}\\): .*\\[run_changed\\]$`, 'm'));
+  assert.match(verified.stderr, /^hint: run `etl verify` again once no stage is at work on it/m);
+
+  await blocker.query('ROLLBACK');
+  assert.equal((await load.done).code, 0);
+  const again = await etl(['verify', runDir, '--pipeline', PIPELINE], { cwd: work });
+  assert.equal(again.code, 0, again.output);
+});
