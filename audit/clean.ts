@@ -29,7 +29,7 @@
 // written for STALE_PARTIAL_MS. A run the rules let go is checked once more just before it goes,
 // holding its start lock (staging/start-lock.ts): one `latest` moved onto, one whose manifest changed
 // since the listing (a stage began on it), or one a stage is starting on, stays.
-import { readdir, readlink, rm, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { parseInstant } from '../model/instant.ts';
@@ -194,33 +194,38 @@ async function removeRun(run: ListedRun, stagingDir: string, newestLoaded: strin
   const dir = runPaths(stagingDir, run.runId).dir;
   // A run that is a link to a folder elsewhere: removing it removes the link only, which frees nothing.
   const link = await readlink(dir).catch(() => null);
-  const bytes = link === null ? await folderBytes(dir) : 0;
+  // Gone already: another etl clean, which listed the runs too, removed it (null).
+  const bytes = link === null ? await folderBytes(dir).catch((e: unknown) => ((e as NodeJS.ErrnoException).code === 'ENOENT' ? null : Promise.reject(e))) : 0;
   const why = link === null ? reason : `${reason}; it is a link to ${link}: only the link is removed, the folder it points to is left (nothing freed)`;
-  if (!dryRun) {
-    const stays = await removeUnlessChanged(run, stagingDir);
-    if (stays !== null) return { keptBecause: stays };
-  }
-  return { run_id: run.runId, bytes, reason: why };
+  const outcome = dryRun ? REMOVED : bytes === null ? GONE : await removeUnlessChanged(run, stagingDir);
+  if (outcome === GONE) return { run_id: run.runId, bytes: 0, reason: `${why}; another etl command removed it meanwhile (nothing freed by this one)` };
+  if (outcome !== REMOVED) return { keptBecause: outcome };
+  return { run_id: run.runId, bytes: bytes ?? 0, reason: why };
 }
+
+/** What removeUnlessChanged did: removed the run, found it gone, or why it stays. */
+const REMOVED = Symbol('removed');
+const GONE = Symbol('gone');
 
 /**
  * The listing is a moment's view of each run: since then `latest` may have moved onto it (a new
  * extract), or a stage begun on it (`etl transform --run`, `etl load --run`, whose section the
  * listing did not see). Checked again, and removed, holding the run's start lock
- * (staging/start-lock.ts), so that no stage starts on it in between. Null: removed; else why it stays.
+ * (staging/start-lock.ts), so that no stage starts on it in between.
  */
-async function removeUnlessChanged(run: ListedRun, stagingDir: string): Promise<string | null> {
+async function removeUnlessChanged(run: ListedRun, stagingDir: string): Promise<string | typeof REMOVED | typeof GONE> {
   const paths = runPaths(stagingDir, run.runId);
   try {
     return await whileStarting(paths, 'clean', async () => {
       if ((await readLatest(stagingDir)) === run.runId) return '`latest` points at it';
+      if ((await lstat(paths.dir).catch(() => null)) === null) return GONE;
       const now = (await readRunManifest(stagingDir, run.runId)).manifest;
       if (!isDeepStrictEqual(now, run.manifest)) {
         const atWork = stageAtWork(now);
         return atWork ? `its ${atWork.stage} is at work in etl process ${atWork.pid}` : 'its manifest changed while etl clean ran (a stage began or ended on it): run etl clean again to decide';
       }
       await rm(paths.dir, { recursive: true, force: true });
-      return null;
+      return REMOVED;
     });
   } catch (error) {
     if (!(error instanceof StagingError) || error.code !== 'stage_running') throw error;

@@ -3,7 +3,7 @@
 // clean), and the folders hold real bytes so sizes and freed space can be checked.
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -329,6 +329,32 @@ describe('clean: a run that changes while clean runs', () => {
     assert.deepEqual(report.removed.map((r) => r.run_id), [], 'nothing removed');
     assert.deepEqual(report.kept.find((k) => k.run_id === failed)?.reasons, [`its transform is at work in etl process ${transform.pid}`]);
     assert.deepEqual((await readdir(paths.dir)).sort(), ['extract', 'load', 'manifest.json', 'transform'], 'the run is whole');
+  });
+});
+
+describe('clean: two at once', () => {
+  test('a run another etl clean removed after this one listed it counts as removed, not kept', async () => {
+    const stagingDir = await mkdtemp(path.join(root, 'staging-'));
+    const failed = await makeRun(stagingDir, '2026-01-02T10:00:00.000Z', { extract: 'done', transform: 'failed' }, 200);
+    const newestLoaded = await makeRun(stagingDir, '2026-01-05T10:00:00.000Z', loaded, 300);
+    await setLatest(stagingDir, newestLoaded);
+    // The first clean is held as it reads the failed run's manifest (test/harness/fifo-reads.ts).
+    const manifest = runPaths(stagingDir, failed).manifest;
+    const bytes = await readFile(manifest);
+    await mkfifoAt(manifest);
+    const first = cleanRuns({ stagingDir });
+    const held = await nextRead(manifest);
+    await rm(manifest);
+    await writeFile(manifest, bytes);
+    const second = await cleanRuns({ stagingDir });
+    assert.deepEqual(second.removed.map((r) => r.run_id), [failed]);
+    await answer(held, bytes);
+    const report = await first;
+    assert.deepEqual(report.removed.map((r) => r.run_id), [failed], 'the run it found removable is gone');
+    assert.match(report.removed[0]!.reason, /; another etl command removed it meanwhile \(nothing freed by this one\)$/);
+    assert.equal(report.freed_bytes, 0);
+    assert.deepEqual(report.kept.map((k) => k.run_id), [newestLoaded]);
+    assert.deepEqual(await listRunIds(stagingDir), [newestLoaded]);
   });
 });
 
