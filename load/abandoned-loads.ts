@@ -26,7 +26,7 @@ export async function settleAbandonedLoads(client: pg.Client, swept: AbandonedSw
     if (applied.size === 0) await removePartials(paths.loadDir);
     else if (paths.runId !== current) {
       const report = { startedAt: load.started_at, dryRun: false, destination, endedAt: new Date().toISOString(), skipped: [], warnings: [] };
-      await recordAlreadyApplied(paths, report, applied, load);
+      await recordAlreadyApplied(paths, report, applied);
       await removePartials(paths.loadDir); // what the ledger does not vouch for
     }
   }

@@ -58,7 +58,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       const plan = await start.final();
       await session.end(false);
       const report = emptyReport(plan, base, skipped);
-      if (recorded) await recordAlreadyApplied(plan.paths, report, applied, plan.manifest.stages.load);
+      if (recorded) await recordAlreadyApplied(plan.paths, report, applied);
       return report;
     }
     // Before anything is recorded: a refused run keeps the manifest it had. Outside `etl run`, the

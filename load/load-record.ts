@@ -9,10 +9,10 @@ import { rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FileRecord } from '../staging/manifest.ts';
-import { updateManifest } from '../staging/manifest.ts';
+import { readManifest, updateManifest } from '../staging/manifest.ts';
 import { committedLoad, type LoadSection, type LoadTableRecord } from '../staging/manifest-load.ts';
 import type { RunPaths } from '../staging/run-folder.ts';
-import { currentWriter } from '../staging/stage-writer.ts';
+import { currentWriter, writerAtWork } from '../staging/stage-writer.ts';
 import type { LoadReport, TableLoadReport } from './options.ts';
 
 export function section(status: LoadSection['status'], report: Pick<LoadReport, 'dryRun' | 'startedAt'>, tables: Record<string, LoadTableRecord> = {}): LoadSection {
@@ -86,9 +86,12 @@ interface AppliedTable {
 /**
  * A re-load of an applied run keeps the manifest's record of the load that applied it. If that load
  * committed without writing its record (a crash in between), the record is rebuilt from the ledger.
+ * The record as it is now, not as this load planned from: a load waiting for the lock planned while
+ * the one that applied the run was still at work, and that one records its own load (the rebuilt
+ * record replaced it, its start and duration this load's).
  */
-export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadReport, 'startedAt' | 'dryRun' | 'destination' | 'endedAt' | 'skipped' | 'warnings'>, applied: ReadonlyMap<string, AppliedTable>, previous: LoadSection | undefined): Promise<void> {
-  if (previous && previous.status === 'done' && !previous.dry_run) return;
+export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadReport, 'startedAt' | 'dryRun' | 'destination' | 'endedAt' | 'skipped' | 'warnings'>, applied: ReadonlyMap<string, AppliedTable>): Promise<void> {
+  if (recordedElsewhere((await readManifest(paths)).stages.load)) return;
   const tables: Record<string, LoadTableRecord> = {};
   for (const [table, a] of applied) tables[table] = await recoveredRecord(paths, table, a.summary as LoadTableRecord, report.warnings as string[]);
   const recovered = Object.keys(tables).length > 0;
@@ -96,6 +99,7 @@ export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadRep
   const last = [...applied.values()].sort((a, b) => (a.loadedAt < b.loadedAt ? -1 : a.loadedAt > b.loadedAt ? 1 : 0)).at(-1);
   const pending = (last?.summary as { run_pending?: LoadSection['pending'] } | undefined)?.run_pending;
   await updateManifest(paths, (m) => {
+    if (recordedElsewhere(m.stages.load)) return;
     m.destination = { description: report.destination };
     m.stages.load = {
       ...section('done', report, tables),
@@ -107,6 +111,11 @@ export async function recordAlreadyApplied(paths: RunPaths, report: Pick<LoadRep
       warnings: [...report.warnings],
     };
   });
+}
+
+/** A real load's record, or one a live load of this host is at work on (it writes its own). */
+function recordedElsewhere(load: LoadSection | undefined): boolean {
+  return (load?.status === 'done' && !load.dry_run) || (load?.status === 'running' && writerAtWork(load.writer));
 }
 
 async function recoveredRecord(paths: RunPaths, table: string, summary: LoadTableRecord, warnings: string[]): Promise<LoadTableRecord> {

@@ -335,3 +335,53 @@ test('etl verify of a run whose load begins while it verifies says the run chang
   const again = await etl(['verify', runDir, '--pipeline', PIPELINE], { cwd: work });
   assert.equal(again.code, 0, again.output);
 });
+
+test('etl load of a run another load is loading into the same database waits, finds it applied, and leaves that load its own record', async (t) => {
+  const { staging, dbUrl, env, flags, run } = await transformedRun(t, 'load-waits-for-load');
+  const manifestOf = async () => JSON.parse(await readFile(path.join(staging, run, 'manifest.json'), 'utf8')) as { stages: { load?: Record<string, unknown> & { status: string } } };
+  const session = async (name: string) => {
+    const c = new pg.Client({ connectionString: dbUrl, application_name: name });
+    await c.connect();
+    t.after(() => c.end());
+    return c;
+  };
+
+  // The first load stops half-way: another session holds its last table.
+  const blocker = await session('blocker');
+  await blocker.query('BEGIN');
+  await blocker.query('LOCK TABLE "days_logbooks_links" IN ACCESS EXCLUSIVE MODE');
+  const first = startEtl(['load', '--run', run, ...flags], { cwd: work, env });
+  t.after(async () => {
+    first.kill('SIGKILL');
+    await first.done;
+  });
+  await until('the first load is half-way', async () => (await manifestOf()).stages.load?.status === 'running');
+
+  // A session queues for the load lock, then the second load: PostgreSQL grants the lock in that
+  // order, so the second load goes on only once the first has ended, its record written.
+  const queued = await session('queued');
+  await queued.query('BEGIN');
+  const queuedLock = queued.query('SELECT pg_advisory_xact_lock($1::bigint)', [LOAD_LOCK_KEY]);
+  const waiting = async (app: string) =>
+    (await blocker.query("SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND NOT l.granted AND a.application_name = $1", [app])).rows[0].n > 0;
+  await until('the session waits for the load lock', () => waiting('queued'));
+  const second = startEtl(['load', '--run', run, ...flags], { cwd: work, env });
+  t.after(async () => {
+    second.kill('SIGKILL');
+    await second.done;
+  });
+  await until('the second load waits for the lock', async () => /waiting for another etl load to finish/.test(second.stderr));
+
+  await blocker.query('ROLLBACK');
+  const loaded = await first.done;
+  assert.equal(loaded.code, 0, loaded.output);
+  await queuedLock;
+  const record = (await manifestOf()).stages.load;
+  assert.equal(record?.status, 'done');
+  await queued.query('COMMIT');
+
+  const again = await second.done;
+  assert.equal(again.code, 0, again.output);
+  assert.match(again.stdout, new RegExp(`^run ${run} was already loaded into .*: nothing changed`, 'm'));
+  assert.deepEqual((await manifestOf()).stages.load, record, 'the first load keeps its own record');
+});
