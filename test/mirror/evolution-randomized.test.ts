@@ -55,6 +55,7 @@ import pg from 'pg';
 import { etl, STACK_LINE, type CliResult } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
 import { tableFingerprint } from '../../model/fingerprint.ts';
+import { truncatingTable } from '../../model/read-plan.ts';
 import type { PipelineModel, TableModel } from '../../model/types.ts';
 import { hash, Rng } from '../../sample/prng.ts';
 import { EditGenerator, formatEdit, RESTORE_WEIGHTS, type Edit } from './edits.ts';
@@ -127,10 +128,19 @@ function settledTables(before: PipelineModel, after: PipelineModel): string[] {
   return after.loadOrder.filter((t) => settled.has(t));
 }
 
-/** Every collection of a --since run was read from D: --since wins over watermarks, thresholds and changed mappings (model/read-plan.ts). */
-function assertReadSince(report: RunReport, since: Date): void {
+/**
+ * Every collection of a --since run was read from D (--since wins over watermarks, thresholds and
+ * changed mappings), but a collection of a force_reimport table, or of a table a force_reimport +
+ * truncate_before_import table's TRUNCATE … CASCADE empties, which is read in full (model/read-plan.ts).
+ */
+function assertReadSince(report: RunReport, since: Date, model: PipelineModel): void {
+  const tables = [...model.tables.keys()];
+  const readInFull = new Set(
+    [...model.tables.values()].filter((t) => t.forceReimport || truncatingTable(model, t.name, tables) !== null).map((t) => t.collection),
+  );
   for (const c of report.extract.collections) {
-    assert.equal(c.watermark.from, since.toISOString(), `etl run --since ${since.toISOString()} reads ${c.collection} from that date`);
+    const from = readInFull.has(c.collection) ? null : since.toISOString();
+    assert.equal(c.watermark.from, from, `etl run --since ${since.toISOString()} reads ${c.collection} ${from === null ? 'in full (force_reimport or truncate_cascade)' : 'from that date'}`);
   }
 }
 
@@ -201,6 +211,20 @@ async function nullRows(url: string, table: string, column: string): Promise<num
   return r!.n;
 }
 
+/** How many rows the table holds; null when the database has no such table. */
+async function rowCount(url: string, table: string): Promise<number | null> {
+  const [exists] = await query<{ t: string | null }>(url, 'SELECT to_regclass($1)::text AS t', [pg.escapeIdentifier(table)]);
+  if (exists!.t === null) return null;
+  const [r] = await query<{ n: number }>(url, `SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(table)}`);
+  return r!.n;
+}
+
+/** The column is in the table's primary key in pipeline.yaml, not in the database yet, and the table holds rows there. */
+async function newKeyColumnOverRows(w: World, table: string, column: string): Promise<boolean> {
+  if (!w.editor.model.tables.get(table)!.primaryKey.includes(column)) return false;
+  return ((await rowCount(w.m.incrementalUrl, table)) ?? 0) > 0;
+}
+
 /**
  * The --allow tokens a round needs whose change exists in the database: a dropped column still
  * there, a narrowed column that exists (not one the round adds, nor one of a table it removes), a
@@ -220,7 +244,12 @@ async function pendingAllows(w: World, edits: readonly PipelineEdit[]): Promise<
       continue;
     }
     const [table, column] = target.split('.') as [string, string];
-    if (!columns.has(target) || !w.editor.model.tables.has(table)) continue;
+    if (!w.editor.model.tables.has(table)) continue;
+    if (!columns.has(target)) {
+      // A primary key over a column the round adds, to a table holding rows: refused without its not-null: (README).
+      if (kind === 'not-null' && (await newKeyColumnOverRows(w, table, column))) out.push(token);
+      continue;
+    }
     if (kind === 'not-null' && (await nullRows(w.m.incrementalUrl, table, column)) === 0) continue;
     out.push(token);
   }
@@ -231,13 +260,20 @@ async function pendingAllows(w: World, edits: readonly PipelineEdit[]): Promise<
 async function assertRefusedWithoutAllow(w: World, tokens: readonly string[]): Promise<void> {
   const keys = tokens.filter((t) => t.startsWith('primary-key:')).map((t) => t.slice('primary-key:'.length));
   const keysBefore = await Promise.all(keys.map((t) => livePrimaryKey(w.m.incrementalUrl, t)));
-  const notNull = tokens.filter((t) => t.startsWith('not-null:')).map((t) => t.slice('not-null:'.length).split('.') as [string, string]);
+  const columnsBefore = await databaseColumns(w.m.incrementalUrl);
+  const notNullTargets = tokens.filter((t) => t.startsWith('not-null:')).map((t) => t.slice('not-null:'.length));
+  // A new primary key column (not in the database yet): refused, the rows stay (the column itself may be added nullable, which loses nothing).
+  const newKeyColumns = notNullTargets.filter((c) => !columnsBefore.has(c)).map((c) => c.split('.') as [string, string]);
+  const rowsBefore = await Promise.all(newKeyColumns.map(([table]) => rowCount(w.m.incrementalUrl, table)));
+  const notNull = notNullTargets.filter((c) => columnsBefore.has(c)).map((c) => c.split('.') as [string, string]);
   const nullsBefore = await Promise.all(notNull.map(([table, column]) => nullRows(w.m.incrementalUrl, table, column)));
   const r = await etl(schemaArgs(w, ['--yes']), { env: w.editor.env });
   assertNoStack(r, 'etl schema');
   assert.ok(r.code === 0 || r.code === 1, `etl schema --yes without --allow exits 0 or 1, got ${r.code}:\n${r.output}`);
+  // `apply with: --allow a,b` names every token a change needs (a key over a new column: its not-null: too).
+  const applyWith = new Set([...r.stdout.matchAll(/apply with: --allow (\S+)/g)].flatMap((x) => x[1]!.split(',')));
   for (const token of tokens) {
-    const named = r.stdout.includes(`apply with: --allow ${token}`) || r.stdout.includes(`then \`etl schema --allow ${token}\` again`);
+    const named = applyWith.has(token) || r.stdout.includes(`then \`etl schema --allow ${token}\` again`);
     assert.ok(named, `etl schema names the refused change and its flag --allow ${token}:\n${r.output}`);
   }
   const columns = await databaseColumns(w.m.incrementalUrl);
@@ -246,6 +282,9 @@ async function assertRefusedWithoutAllow(w: World, tokens: readonly string[]): P
   }
   for (const [i, table] of keys.entries()) {
     assert.deepEqual(await livePrimaryKey(w.m.incrementalUrl, table), keysBefore[i], `primary-key:${table}: refused, so the primary key is as it was`);
+  }
+  for (const [i, [table, column]] of newKeyColumns.entries()) {
+    assert.equal(await rowCount(w.m.incrementalUrl, table), rowsBefore[i], `not-null:${table}.${column}: refused, so the rows of ${table} stay`);
   }
   for (const [i, [table, column]] of notNull.entries()) {
     assert.equal(await nullRows(w.m.incrementalUrl, table, column), nullsBefore[i], `not-null:${table}.${column}: refused, so its rows holding NULL stay`);
@@ -371,7 +410,7 @@ for (const seed of SEEDS) {
         assert.equal((await w.data.applyRound(EDITS)).length, EDITS, `round ${round}: every data edit applied`);
         await writeNuls(w, round, 2);
         const report = await evolve(w, edits, since);
-        if (since) assertReadSince(report, since);
+        if (since) assertReadSince(report, since, editor.model);
       } catch (e) {
         throw new Error(`round ${round}: ${(e as Error).message}\n${replayContext(w)}`, { cause: e });
       }

@@ -4,7 +4,8 @@
 // latest_by and key; a table's primary key; the settings that change values (timezone, date_threshold,
 // nul_character); a table's own date_threshold; the GLOBAL_DATE_THRESHOLD environment variable (not
 // in the file: `env` holds it for every command of the round and for the reference run); tables
-// added and removed.
+// added and removed; force_reimport + truncate_before_import set and removed; a new column taken into
+// a table's primary key or merge key, or into a dedupe table's key, by the edit that adds it.
 //
 // Edited through the yaml package's Document API, so the header comment and every other comment
 // survive; each candidate edit is checked by resolving the edited text with model/load-pipeline.ts
@@ -35,7 +36,10 @@ export type PipelineEditKind =
   | 'global_date_threshold'
   | 'nul_character'
   | 'add_table'
-  | 'remove_table';
+  | 'remove_table'
+  | 'truncate_before_import'
+  | 'key_new_column'
+  | 'dedupe_key_new_column';
 
 /** How often each kind is drawn (relative weights). */
 export const PIPELINE_EDIT_WEIGHTS: readonly (readonly [PipelineEditKind, number])[] = [
@@ -58,6 +62,9 @@ export const PIPELINE_EDIT_WEIGHTS: readonly (readonly [PipelineEditKind, number
   ['nul_character', 1],
   ['add_table', 3],
   ['remove_table', 2],
+  ['truncate_before_import', 4],
+  ['key_new_column', 3],
+  ['dedupe_key_new_column', 2],
 ];
 
 export interface PipelineEdit {
@@ -103,6 +110,10 @@ const COLUMN_CANDIDATES: readonly ColumnCandidate[] = [
   { table: 'users_logbook', name: 'coaching_id', field: 'coaching', sqlType: 'VARCHAR' },
   { table: 'user_events', name: 'user_email', field: 'email', sqlType: 'VARCHAR(255)' },
   { table: 'users_targets', name: 'role', field: 'role', sqlType: 'VARCHAR(100)' },
+  { table: 'messages', name: 'seen', field: 'seen', sqlType: 'BOOLEAN' },
+  { table: 'messages', name: 'attachment', field: 'attachment', sqlType: 'VARCHAR' },
+  { table: 'appointments', name: 'note', field: 'note', sqlType: 'TEXT' },
+  { table: 'appointments', name: 'visio_url', field: 'visio_url', sqlType: 'VARCHAR' },
 ];
 
 /** The filters a table may have (null: none); menus' is the shipped one. */
@@ -363,6 +374,12 @@ export class PipelineEditor {
         return this.addTable(doc);
       case 'remove_table':
         return this.removeTable(doc);
+      case 'truncate_before_import':
+        return this.truncateBeforeImport(doc);
+      case 'key_new_column':
+        return this.keyNewColumn(doc);
+      case 'dedupe_key_new_column':
+        return this.dedupeKeyNewColumn(doc);
     }
   }
 
@@ -377,26 +394,129 @@ export class PipelineEditor {
     return isSeq(seq) ? (seq.items as YAMLMap[]) : [];
   }
 
-  private addColumn(doc: Document): { detail: string; allow: string[] } | null {
-    const fits = COLUMN_CANDIDATES.filter((c) => {
+  /** The column candidates a table of the current pipeline may gain (no column of that name, its field unmapped). */
+  private columnCandidates(): ColumnCandidate[] {
+    return COLUMN_CANDIDATES.filter((c) => {
       const t = this.model.tables.get(c.table);
       return t && !t.columns.some((col) => col.name === c.name) && !t.columns.some((col) => col.source.kind === 'field' && col.source.path === c.field);
     });
-    if (fits.length === 0) return null;
-    const c = this.rng.pick(fits);
+  }
+
+  /** Writes the candidate's column (and its field's mapping) into its table; returns the column's node. */
+  private insertColumn(doc: Document, c: ColumnCandidate, extra: Record<string, unknown>): YAMLMap {
     const table = this.tableNode(doc, c.table);
-    const notNull = c.always === true && this.rng.chance(0.4);
-    const column: Record<string, unknown> = { name: c.name, sql_type: c.sqlType, ...(notNull ? { nullable: false } : {}) };
+    const column: Record<string, unknown> = { name: c.name, sql_type: c.sqlType, ...extra };
     if (c.foreignKey) Object.assign(column, { foreign_key: c.foreignKey, on_missing: 'set_null' });
-    const key = columnsKey(table);
-    const list = table.get(key) as YAMLSeq;
-    list.add(doc.createNode(column));
+    const node = doc.createNode(column) as YAMLMap;
+    (table.get(columnsKey(table)) as YAMLSeq).add(node);
     if (c.field !== c.name) {
       const mk = mappingsKey(table);
       if (!isMap(table.get(mk))) table.set(mk, doc.createNode({}));
       (table.get(mk) as YAMLMap).set(c.field, c.name);
     }
+    return node;
+  }
+
+  private addColumn(doc: Document): { detail: string; allow: string[] } | null {
+    const fits = this.columnCandidates();
+    if (fits.length === 0) return null;
+    const c = this.rng.pick(fits);
+    const notNull = c.always === true && this.rng.chance(0.4);
+    this.insertColumn(doc, c, notNull ? { nullable: false } : {});
     return { detail: `${c.table}.${c.name} ${c.sqlType}${notNull ? ' NOT NULL' : ''} ← ${c.field}`, allow: [] };
+  }
+
+  /**
+   * force_reimport + truncate_before_import set on a table (TRUNCATE … CASCADE before each load, which
+   * empties the tables referencing it too: the same run reads them in full), or truncate_before_import
+   * removed again, force_reimport with it or not. Neither changes the mapping's fingerprint (README,
+   * "How a mapping change is backfilled"): no `etl schema` change, only how the next runs read and load.
+   */
+  private truncateBeforeImport(doc: Document): Made | null {
+    // Half the draws turn one off again while one is on (the other half picks any table).
+    const truncating = [...this.model.tables.values()].filter((t) => t.truncateBeforeImport).map((t) => t.name);
+    const name = truncating.length > 0 && this.rng.chance(0.5) ? this.rng.pick(truncating) : this.rng.pick([...this.model.tables.keys()]);
+    const t = this.model.tables.get(name)!;
+    const node = this.tableNode(doc, name);
+    if (t.truncateBeforeImport) {
+      node.delete('truncate_before_import');
+      const keepForce = this.rng.chance(0.5);
+      if (!keepForce) node.delete('force_reimport');
+      return { detail: `${name}: truncate_before_import off${keepForce ? ' (force_reimport stays)' : ', force_reimport off'}`, allow: [] };
+    }
+    const had = t.forceReimport;
+    node.set('force_reimport', true);
+    node.set('truncate_before_import', true);
+    return { detail: `${name}: truncate_before_import on${had ? '' : ', force_reimport on'}`, allow: [] };
+  }
+
+  /**
+   * A column added and, in the same edit, taken into the table's key: for an upsert table of one row
+   * per document, the primary key becomes its `_id` column and the new column (include_base spelled
+   * out first, as primaryKey does); for an explode table, the new column (NOT NULL) joins the unique
+   * constraint it merges on. Not on a table another references (its key stays). README, schema
+   * evolution: a primary key over a column pipeline.yaml adds to a table holding rows is refused
+   * unless `not-null:<table>.<column>` names it (the rows go, the next run reads the table in full),
+   * and the old key's replacement needs `primary-key:<table>`; a new unique constraint over a new,
+   * empty column is lossless.
+   */
+  private keyNewColumn(doc: Document): { detail: string; allow: string[] } | null {
+    const referenced = referencedTables(this.model);
+    const fits = this.columnCandidates().filter((c) => {
+      const t = this.model.tables.get(c.table)!;
+      if (referenced.has(t.name) || c.foreignKey) return false;
+      if (t.strategy === 'explode') return t.uniqueConstraints.length > 0;
+      return t.strategy === 'upsert' && t.columns.some((col) => col.source.kind === 'field' && col.source.path === '_id');
+    });
+    if (fits.length === 0) return null;
+    const c = this.rng.pick(fits);
+    const t = this.model.tables.get(c.table)!;
+    if (t.strategy === 'explode') {
+      this.insertColumn(doc, c, { nullable: false });
+      const node = this.tableNode(doc, t.name);
+      const [first, ...rest] = (node.toJSON() as { unique_constraints: string[][] }).unique_constraints;
+      const key = [...first!, c.name];
+      node.set('unique_constraints', doc.createNode([key, ...rest].map((u) => doc.createNode(u, { flow: true }))));
+      return { detail: `${t.name}.${c.name} ${c.sqlType} NOT NULL ← ${c.field}, merge key (${first!.join(', ')}) → (${key.join(', ')})`, allow: [] };
+    }
+    const documentId = t.columns.find((col) => col.source.kind === 'field' && col.source.path === '_id')!;
+    const based = this.tableNode(doc, t.name).get('include_base') === true;
+    if (based) spellOutBase(doc, this.tableNode(doc, t.name));
+    for (const node of this.columnNodes(doc, t.name)) {
+      if (String(node.get('name')) === documentId.name) node.set('primary_key', true);
+      else node.delete('primary_key');
+    }
+    this.insertColumn(doc, c, { primary_key: true });
+    const key = [documentId.name, c.name];
+    const allow = [...(t.primaryKey.length > 0 ? [`primary-key:${t.name}`] : []), `not-null:${t.name}.${c.name}`];
+    return { detail: `${t.name}.${c.name} ${c.sqlType} ← ${c.field}${based ? ' (include_base spelled out)' : ''}, primary key (${t.primaryKey.join(', ')}) → (${key.join(', ')})`, allow };
+  }
+
+  /**
+   * A dedupe table's key gains a column added by the same edit (or, now and then, becomes that column
+   * alone), with the unique constraint it merges on, as dedupeKey does. Documents without the field
+   * are skipped (README: documents without the key field skipped and counted), as a full run skips
+   * them; the rows the old key made hold NULL there until the next run, which reads the table in full
+   * (its mapping changed) and recomputes every row by the new key.
+   */
+  private dedupeKeyNewColumn(doc: Document): { detail: string; allow: string[] } | null {
+    const choices = this.columnCandidates().flatMap((c) => {
+      const t = this.model.tables.get(c.table)!;
+      if (!t.dedupe || c.foreignKey) return [];
+      return [[...t.dedupe.key, c.name], [c.name]].filter((key) => holdsRowsOf(t, key)).map((key) => ({ c, t, key }));
+    });
+    if (choices.length === 0) return null;
+    const wide = choices.filter((x) => x.key.length > 1);
+    const { c, t, key } = this.rng.chance(0.8) && wide.length > 0 ? this.rng.pick(wide) : this.rng.pick(choices);
+    const notNull = this.rng.chance(0.5);
+    this.insertColumn(doc, c, notNull ? { nullable: false } : {});
+    const before = [...t.dedupe!.key];
+    const node = this.tableNode(doc, t.name);
+    node.set('dedupe_key', doc.createNode(key, { flow: true }));
+    const uniques = (node.toJSON() as { unique_constraints?: string[][] }).unique_constraints ?? [];
+    const rest = uniques.filter((u) => !sameSet(u, before));
+    node.set('unique_constraints', doc.createNode([key, ...rest].map((u) => doc.createNode(u, { flow: true }))));
+    return { detail: `${t.name}.${c.name} ${c.sqlType}${notNull ? ' NOT NULL' : ''} ← ${c.field}, dedupe_key [${before.join(', ')}] → [${key.join(', ')}]`, allow: [] };
   }
 
   /** A column no strategy or key needs, that no other table references. */
