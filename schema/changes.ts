@@ -63,6 +63,12 @@ export interface SchemaChange {
   readonly sql: readonly string[];
   /** null: loses nothing, applied by default. Otherwise the `--allow` token that applies it. */
   readonly allow: string | null;
+  /**
+   * Tokens the change needs named with `allow` to apply: a primary key's not-null: for each of its
+   * columns holding NULL (or added empty by the same plan), whose DELETE runs first. Without them the
+   * key would be refused again, for those NULLs.
+   */
+  readonly alongWith?: readonly string[];
   /** Further tokens that also apply it (an add held back as a possible rename: dropping the old column). */
   readonly alsoAllowedBy?: readonly string[];
   /** Why it is not applied by default: what it loses or may reject. */

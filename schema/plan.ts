@@ -366,13 +366,28 @@ async function primaryKey(ctx: Context, t: TableModel, f: DriftFinding, problems
         deletesRows: 0,
         neededByLoad: false,
       };
-  if ((change.allow !== null && !ctx.allow.has(change.allow)) || add.length === 0) return [change];
+  if (add.length === 0) return [change];
   const columns = keyColumns(t, f);
+  if (change.allow !== null && !ctx.allow.has(change.allow)) return [await withKeyNotNulls(ctx, t, columns, change)];
   const cleared = await clearedOfNulls(ctx, t, columns);
   const nulls = await Promise.all(columns.map((c) => keyNulls(ctx, t, c, cleared)));
   const rekeyed = nulls.every((n) => n === 0) ? await rekeyedDedupeKey(ctx, t, columns, change) : null;
   if (rekeyed) return [rekeyed];
   return (await validated(ctx, t, f, problems, nulls)) ? [change] : [];
+}
+
+/**
+ * A refused primary key replacement with the not-null: of each key column that holds NULL (a column
+ * the same plan adds empty: every row) and that --allow does not name yet: the key cannot be added
+ * over those NULLs, so the refusal names every flag that applies it, not one that fails again.
+ */
+async function withKeyNotNulls(ctx: Context, t: TableModel, columns: readonly string[], change: SchemaChange): Promise<SchemaChange> {
+  const along: string[] = [];
+  for (const c of columns) {
+    const token = `not-null:${t.name}.${c}`;
+    if (!ctx.allow.has(token) && (await keyNulls(ctx, t, c, new Set())) > 0) along.push(token);
+  }
+  return along.length === 0 ? change : { ...change, alongWith: along };
 }
 
 /** The rows holding NULL in a key column: all of them in a column added empty, none in one renamed to or cleared first. */

@@ -215,7 +215,7 @@ function renderChange(c: SchemaChange, refused: boolean, color: Color): string[]
   if (refused && c.risk) out.push(`           ${c.risk}`);
   for (const sql of c.sql) out.push(`           ${sql.replace(/\n/g, '\n           ')};`);
   if (refused && c.blocked) out.push(`           ${color.bold(`not applied yet: ${c.blocked}`)}`);
-  else if (refused && c.allow) out.push(`           ${color.bold(`apply with: --allow ${c.allow}`)}`);
+  else if (refused && c.allow) out.push(`           ${color.bold(`apply with: --allow ${[c.allow, ...(c.alongWith ?? [])].join(',')}`)}`);
   return out;
 }
 

@@ -117,6 +117,35 @@ test('a primary key on a column pipeline.yaml adds to a table holding rows: etl 
   assert.equal(check.code, 0, `the database matches pipeline.yaml:\n${check.output}`);
 });
 
+/**
+ * messages keyed by (id, seen): include_base spelled out (the same columns, mappings and key), and a
+ * new column `seen` ← `seen` (absent from some documents) in the primary key.
+ */
+function messagesKeyedBySeen(text: string): string {
+  const base =
+    '    columns:\n' +
+    ['id', 'created_at', 'updated_at']
+      .map((name) => `      - name: ${name}\n        sql_type: ${name === 'id' ? 'VARCHAR' : 'TIMESTAMP'}\n        nullable: false\n${name === 'id' ? '        primary_key: true\n' : ''}`)
+      .join('') +
+    '      - name: seen\n        sql_type: BOOLEAN\n        primary_key: true\n';
+  const columns = edited(text, '  messages:\n    include_base: true\n    additional_columns:\n', `  messages:\n${base}`);
+  return edited(columns, '    additional_mappings:\n      sender: sender_id\n      receiver: receiver_id\n    export_order: 3', '    explicit_mappings:\n      _id: id\n      creation_date: created_at\n      update_date: updated_at\n      sender: sender_id\n      receiver: receiver_id\n    export_order: 3');
+}
+
+test('a primary key replaced by one over a column pipeline.yaml adds, on a table holding rows: the refusal names every --allow the change needs (primary-key: and the new column\'s not-null:); with them, the next run fills the table as a full run does', async (t) => {
+  const { m, file, text } = await loaded(t);
+  await writeFile(file, messagesKeyedBySeen(text));
+  const refused = await schema(m, file);
+  assert.ok(refused.code === 0 || refused.code === 1, refused.output);
+  assert.ok(refused.stdout.includes('apply with: --allow primary-key:messages,not-null:messages.seen'), `the refusal names both flags the key needs:\n${refused.output}`);
+  const applied = await schema(m, file, ['--allow', 'primary-key:messages,not-null:messages.seen']);
+  assert.equal(applied.code, 0, applied.output);
+  await m.incremental(['--propagate-deletes'], file);
+  await assertEqualsFullRun(m, file, 'messages keyed by (id, seen), seen a new column');
+  const check = await etl(['schema', '--pipeline', file, '--database-url', m.incrementalUrl, '--check']);
+  assert.equal(check.code, 0, `the database matches pipeline.yaml:\n${check.output}`);
+});
+
 test('a mongo_collection misspelt in pipeline.yaml: etl run stops before deleting the table, and shows the extract warning its hint points at', async (t) => {
   const { m, file, text } = await loaded(t);
   await writeFile(file, edited(text, '    mongo_collection: quizzquestions\n', '    mongo_collection: quizzquestion\n'));
