@@ -58,6 +58,65 @@ test('force_reimport and truncate_before_import set on a table others reference:
   }
 });
 
+/** A few users and their messages edited now, and one message deleted: each run after it has something to read. */
+async function editSome(m: Mirror, round: number): Promise<void> {
+  const db = await m.db();
+  const now = new Date();
+  const users = await db.collection('users').find({}, { projection: { _id: 1 } }).limit(3).skip(round * 3).toArray();
+  for (const u of users) await db.collection('users').updateOne({ _id: u._id }, { $set: { lastname: `Edited${round}`, update_date: now } });
+  const [message] = await db.collection('messages').find({}, { projection: { _id: 1 } }).skip(round).limit(1).toArray();
+  if (message) await db.collection('messages').deleteOne({ _id: message._id });
+}
+
+test('truncate_before_import set on users, then removed with force_reimport kept, then force_reimport removed too: after each edit and incremental run the tables equal a full run', async (t) => {
+  const { m, file, text } = await loaded(t);
+  const usersEnd = '      company: company_id\n    export_order: 2\n\n  menus:';
+  const steps: readonly [string, string][] = [
+    ['force_reimport + truncate_before_import on users', '    force_reimport: true\n    truncate_before_import: true\n'],
+    ['truncate_before_import removed, force_reimport kept', '    force_reimport: true\n'],
+    ['force_reimport removed too', ''],
+  ];
+  for (const [round, [what, flags]] of steps.entries()) {
+    await writeFile(file, edited(text, usersEnd, usersEnd.replace('    export_order', `${flags}    export_order`)));
+    assert.equal((await schema(m, file)).code, 0, 'etl schema has nothing to change (no fingerprint changes)');
+    await editSome(m, round);
+    await m.incremental(['--propagate-deletes'], file);
+    await assertEqualsFullRun(m, file, what);
+  }
+});
+
+test('an explode table\'s merge key gaining a column added by the same edit, and a dedupe table keyed by a column added by the same edit alone: etl schema applies both, and every run after equals a full run', async (t) => {
+  const { m, file, text } = await loaded(t);
+  // users_targets: a new NOT NULL column role ← the user's role, in the unique constraint it merges on.
+  const targets = edited(
+    text,
+    "      - name: type\n        sql_type: VARCHAR(50)\n        nullable: false\n      - name: created_at\n        sql_type: TIMESTAMP\n        nullable: false\n      - name: updated_at\n        sql_type: TIMESTAMP\n        nullable: false\n    explicit_mappings:\n      creation_date: created_at\n      update_date: updated_at\n    unique_constraints:\n      - [user_id, target_id, type]\n",
+    "      - name: type\n        sql_type: VARCHAR(50)\n        nullable: false\n      - name: role\n        sql_type: VARCHAR(100)\n        nullable: false\n      - name: created_at\n        sql_type: TIMESTAMP\n        nullable: false\n      - name: updated_at\n        sql_type: TIMESTAMP\n        nullable: false\n    explicit_mappings:\n      creation_date: created_at\n      update_date: updated_at\n    unique_constraints:\n      - [user_id, target_id, type, role]\n",
+  );
+  // menu_recipes: one row per menu day (a new column menu_day ← day), the latest document's.
+  const byDay = edited(
+    edited(targets, '    dedupe_key: [menu_id, recipe_id]\n', '    dedupe_key: [menu_day]\n'),
+    '      update_date: updated_at\n    unique_constraints:\n      - [menu_id, recipe_id]\n',
+    '      update_date: updated_at\n      day: menu_day\n    unique_constraints:\n      - [menu_day]\n',
+  );
+  const keyed = edited(byDay, "        foreign_key: recipes(id)\n      - name: created_at\n        sql_type: TIMESTAMP\n        nullable: false\n      - name: updated_at\n        sql_type: TIMESTAMP\n        nullable: false\n    explicit_mappings:\n      menu: menu_id", "        foreign_key: recipes(id)\n      - name: menu_day\n        sql_type: VARCHAR(10)\n        nullable: false\n      - name: created_at\n        sql_type: TIMESTAMP\n        nullable: false\n      - name: updated_at\n        sql_type: TIMESTAMP\n        nullable: false\n    explicit_mappings:\n      menu: menu_id");
+  await writeFile(file, keyed);
+  const applied = await schema(m, file);
+  assert.equal(applied.code, 0, applied.output);
+  await m.incremental(['--propagate-deletes'], file);
+  await assertEqualsFullRun(m, file, 'users_targets merge key + role, menu_recipes keyed by menu_day alone');
+  assert.equal((await schema(m, file)).code, 0, 'etl schema sets NOT NULL on the filled columns');
+  const check = await etl(['schema', '--pipeline', file, '--database-url', m.incrementalUrl, '--check']);
+  assert.equal(check.code, 0, `the database matches pipeline.yaml:\n${check.output}`);
+  const db = await m.db();
+  const now = new Date();
+  for (const r of await db.collection('menurecipes').find({}).limit(4).toArray()) await db.collection('menurecipes').updateOne({ _id: r._id }, { $set: { day: 'monday', update_date: now } });
+  for (const u of await db.collection('users').find({}).limit(4).toArray()) await db.collection('users').updateOne({ _id: u._id }, { $set: { role: 'COACH', update_date: now } });
+  await editSome(m, 4);
+  await m.incremental(['--propagate-deletes'], file);
+  await assertEqualsFullRun(m, file, 'after data edits, an incremental run');
+});
+
 test('a column added to pipeline.yaml and `etl run` without `etl schema`: the load stops saying to run etl schema; after it, the next run fills the column as a full run does', async (t) => {
   const { m, file, text } = await loaded(t);
   await writeFile(file, edited(text, '      - name: role\n        sql_type: VARCHAR(100)\n        nullable: false\n', '      - name: role\n        sql_type: VARCHAR(100)\n        nullable: false\n      - name: gender\n        sql_type: VARCHAR(10)\n'));
