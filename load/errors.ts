@@ -58,7 +58,7 @@ export function toLoadError(error: unknown, place: FailurePlace, secrets: readon
         constraint: error.constraint,
         where: error.where === undefined ? undefined : plain(error.where),
       },
-      hint: isConnectionEnd(error) ? connectionEndedHint(place) : hintFor(error.code, line !== undefined, error.table === undefined ? undefined : plain(error.table), error.column),
+      hint: isConnectionEnd(error) ? connectionEndedHint(place) : hintFor(error.code, line !== undefined, error.table === undefined ? undefined : plain(error.table), error.column, place.table),
       cause: error,
     });
   }
@@ -102,7 +102,8 @@ function connectionEndedHint(place: FailurePlace): string {
   return `${ROLLED_BACK}; ${SERVER_ENDED}: run the load again once PostgreSQL is back`;
 }
 
-function hintFor(code: string | undefined, hasLine: boolean, table: string | undefined, column: string | undefined): string {
+/** `table` and `column`: those PostgreSQL's error names; `loading`: the table the load was at. */
+function hintFor(code: string | undefined, hasLine: boolean, table: string | undefined, column: string | undefined, loading: string): string {
   const base = ROLLED_BACK;
   // Load follows the references of pipeline.yaml's tables itself: a row it deleted is still referenced
   // from a table pipeline.yaml no longer has, whose foreign keys `etl schema` retires.
@@ -117,6 +118,8 @@ function hintFor(code: string | undefined, hasLine: boolean, table: string | und
   }
   // pipeline.yaml gained a column the database lacks: `etl schema` adds it (README, schema evolution).
   if (code === '42703') return `${base}; the table lacks a column pipeline.yaml names: run \`etl schema\` (it adds the columns pipeline.yaml gained), then load again`;
+  // ON CONFLICT names the key pipeline.yaml merges on, which the table lacks: a primary key change `etl schema` refused.
+  if (code === '42P10') return `${base}; "${loading}" has no primary key or unique constraint over the columns pipeline.yaml merges it on: run \`etl schema\` (a replaced primary key needs --allow primary-key:${loading}), then load again`;
   if (code === '23505') return `${base}; a unique constraint of the table does not hold for the staged rows`;
   // The user etl connects as may read but not write (a reporting role, a read replica's user).
   if (code === '42501') return `${base}; ${PRIVILEGE_HINT}`;

@@ -362,9 +362,9 @@ async function primaryKey(ctx: Context, t: TableModel, f: DriftFinding, problems
         message: f.message,
         sql: [dropConstraintSql(t.name, f.constraint), ...add],
         allow: `primary-key:${t.name}`,
-        risk: 'rows are then identified by other columns; foreign keys that reference the old key stop the change',
+        risk: `rows are then identified by other columns; foreign keys that reference the old key stop the change${mergesOnMissingKey(ctx, t) ? `; load merges "${t.name}" on this key (ON CONFLICT), so runs fail until it is applied` : ''}`,
         deletesRows: 0,
-        neededByLoad: false,
+        neededByLoad: mergesOnMissingKey(ctx, t),
       };
   if (add.length === 0) return [change];
   const columns = keyColumns(t, f);
@@ -374,6 +374,19 @@ async function primaryKey(ctx: Context, t: TableModel, f: DriftFinding, problems
   const rekeyed = nulls.every((n) => n === 0) ? await rekeyedDedupeKey(ctx, t, columns, change) : null;
   if (rekeyed) return [rekeyed];
   return (await validated(ctx, t, f, problems, nulls)) ? [change] : [];
+}
+
+/**
+ * Load merges the table's rows on its primary key in pipeline.yaml (ON CONFLICT over those columns),
+ * and no primary key or unique index of the table in the database is over exactly those columns:
+ * every load of the table fails until the key is changed.
+ */
+function mergesOnMissingKey(ctx: Context, t: TableModel): boolean {
+  const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((c) => b.includes(c));
+  if (t.mergeKey.length === 0 || !same(t.mergeKey, t.primaryKey)) return false;
+  const live = ctx.live.get(t.name);
+  const keys = [...(live?.primaryKey ? [live.primaryKey] : []), ...(live?.uniques ?? [])];
+  return !keys.some((k) => same(k.columns, t.mergeKey));
 }
 
 /**

@@ -257,7 +257,7 @@ function reportTotals(destination: string, r: SchemaReport): string {
 /** The columns load needs that a refused change would give, as a line (empty when none). */
 function blockedLine(r: SchemaReport, color: Color, where: string): string {
   // A column two refused changes could give (its rename, or adding it) is named once.
-  const blocked = [...new Set(r.refused.filter((c) => c.neededByLoad).map((c) => `"${c.table}"."${c.column}"`))];
+  const blocked = [...new Set(r.refused.filter((c) => c.neededByLoad).map((c) => (c.column === null ? `the primary key of "${c.table}"` : `"${c.table}"."${c.column}"`)))];
   return blocked.length > 0 ? `${color.yellow(`load needs ${blocked.join(', ')}: decide with --allow (${where})`)}\n` : '';
 }
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { etl, type CliResult } from '../harness/cli.ts';
+import { etl, STACK_LINE, type CliResult } from '../harness/cli.ts';
 import { useServers } from '../harness/index.ts';
 import { loadPipeline } from '../../model/load-pipeline.ts';
 import { assertMirrors, Mirror, PIPELINE } from './harness.ts';
@@ -195,8 +195,14 @@ test('a primary key replaced by one over a column pipeline.yaml adds, on a table
   const { m, file, text } = await loaded(t);
   await writeFile(file, messagesKeyedBySeen(text));
   const refused = await schema(m, file);
-  assert.ok(refused.code === 0 || refused.code === 1, refused.output);
+  assert.equal(refused.code, 1, `a change load needs stays unapplied:\n${refused.output}`);
   assert.ok(refused.stdout.includes('apply with: --allow primary-key:messages,not-null:messages.seen'), `the refusal names both flags the key needs:\n${refused.output}`);
+  assert.match(refused.stdout, /load needs the primary key of "messages"/, `etl schema says load needs the refused key:\n${refused.output}`);
+  // A run before the key is decided: refused, saying what to do (not PostgreSQL's ON CONFLICT message alone).
+  const early = await etl(m.incrementalArgs('run', ['--propagate-deletes'], file), { env: m.incrementalEnv });
+  assert.equal(early.code, 1, early.output);
+  assert.doesNotMatch(early.output, STACK_LINE, early.output);
+  assert.match(early.stderr, /hint: .*run `etl schema` \(a replaced primary key needs --allow primary-key:messages\)/, `the hint says what to do:\n${early.stderr}`);
   const applied = await schema(m, file, ['--allow', 'primary-key:messages,not-null:messages.seen']);
   assert.equal(applied.code, 0, applied.output);
   await m.incremental(['--propagate-deletes'], file);
