@@ -162,8 +162,12 @@ async function dataTableChange(ctx: Context, t: TableModel, f: DriftFinding, ren
       return [dropColumn(t, f.column!, droppedColumnMessage(ctx, t, f.column!)), ...keptColumnNullable(ctx, t, f.column!, renames)];
     case 'type':
       return [await changeType(ctx, t, t.columns.find((c) => c.name === f.column)!, f)];
-    case 'nullability':
-      return [await nullability(ctx, t, t.columns.find((c) => c.name === f.column)!, f)];
+    case 'nullability': {
+      const c = t.columns.find((x) => x.name === f.column)!;
+      // Its NOT NULL is the old primary key's: dropped with that key (primaryKey), never before it.
+      if (leavesLiveKey(ctx, t, c)) return [];
+      return [await nullability(ctx, t, c, f)];
+    }
     case 'primary_key':
       return primaryKey(ctx, t, f, problems);
     case 'missing_foreign_key':
@@ -360,7 +364,7 @@ async function primaryKey(ctx: Context, t: TableModel, f: DriftFinding, problems
         table: t.name,
         column: null,
         message: f.message,
-        sql: [dropConstraintSql(t.name, f.constraint), ...add],
+        sql: [dropConstraintSql(t.name, f.constraint), ...add, ...releasedColumnsSql(ctx, t)],
         allow: `primary-key:${t.name}`,
         risk: `rows are then identified by other columns; foreign keys that reference the old key stop the change${mergesOnMissingKey(ctx, t) ? `; load merges "${t.name}" on this key (ON CONFLICT), so runs fail until it is applied` : ''}`,
         deletesRows: 0,
@@ -374,6 +378,19 @@ async function primaryKey(ctx: Context, t: TableModel, f: DriftFinding, problems
   const rekeyed = nulls.every((n) => n === 0) ? await rekeyedDedupeKey(ctx, t, columns, change) : null;
   if (rekeyed) return [rekeyed];
   return (await validated(ctx, t, f, problems, nulls)) ? [change] : [];
+}
+
+/**
+ * A column pipeline.yaml declares nullable that the table's primary key in the database holds, and
+ * pipeline.yaml's key does not: PostgreSQL refuses DROP NOT NULL on it while that key exists.
+ */
+function leavesLiveKey(ctx: Context, t: TableModel, c: ColumnModel): boolean {
+  return c.nullable && !t.primaryKey.includes(c.name) && (ctx.live.get(t.name)?.primaryKey?.columns.includes(c.name) ?? false);
+}
+
+/** The NOT NULL of the columns the replaced key leaves (leavesLiveKey), dropped after the old key goes. */
+function releasedColumnsSql(ctx: Context, t: TableModel): string[] {
+  return t.columns.filter((c) => leavesLiveKey(ctx, t, c)).map((c) => setNullabilitySql(t, c));
 }
 
 /**

@@ -271,6 +271,24 @@ describe('etl schema applies what loses nothing and refuses the rest', () => {
     assert.deepEqual((await checkDrift(client, back)).findings, [], 'one etl schema makes the database match pipeline.yaml');
   });
 
+  test('a primary key moved off a column pipeline.yaml then declares nullable: refused without --allow primary-key (the column keeps its NOT NULL, nothing fails); with it, the key moves and the NOT NULL goes', async (t) => {
+    const client = await database(t);
+    const LOGBOOK_DAY = col('day', 'DATE', NOT_NULL);
+    // users_logbook keyed by (id, coaching_id), a column that is NOT NULL only as part of the key.
+    const keyed = await variant(t, [[LOGBOOK_DAY, LOGBOOK_DAY + col('coaching_id', 'VARCHAR', '        primary_key: true\n')]]);
+    await applySchema(client, keyed, { alter: true, allow: ['primary-key:users_logbook'] });
+    assert.deepEqual((await checkDrift(client, keyed)).findings, []);
+    // The key goes back to the SERIAL id alone: coaching_id, declared nullable, is then nullable.
+    const back = await variant(t, [[LOGBOOK_DAY, LOGBOOK_DAY + col('coaching_id', 'VARCHAR')]]);
+    const refused = await applySchema(client, back, { alter: true });
+    assert.deepEqual(refused.refused.map((c) => c.allow), ['primary-key:users_logbook']);
+    assert.deepEqual(await columnOf(client, 'users_logbook', 'coaching_id'), { type: 'character varying', notnull: true }, 'refused: the key still holds coaching_id');
+    const report = await applySchema(client, back, { alter: true, allow: ['primary-key:users_logbook'] });
+    assert.deepEqual(report.refused, []);
+    assert.deepEqual(await columnOf(client, 'users_logbook', 'coaching_id'), { type: 'character varying', notnull: false });
+    assert.deepEqual((await checkDrift(client, back)).findings, [], 'one etl schema makes the database match pipeline.yaml');
+  });
+
   test('a dedupe key narrowed back together with a primary key on it, over rows the wider key made: one row per key stays, the key is added', async (t) => {
     const client = await database(t);
     const wider = await variant(t, [
