@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import pg from 'pg';
 import { useServers } from '../harness/index.ts';
 import { etl, REPO, startEtl } from '../harness/cli.ts';
@@ -103,11 +103,11 @@ async function transformedRun(t: { name: string }, folder: string) {
   return { staging, dbUrl, env, flags, run: run! };
 }
 
-test('etl verify of a run another process is loading says the load is at work, not that the run is damaged', async (t) => {
-  const { staging, dbUrl, env, flags, run } = await transformedRun(t, 'verify-while-loading');
-  const runDir = path.join(staging, run);
-
-  // Another session holds the last table: the load stops there, half-way, its rejects files open.
+/**
+ * An `etl load` of the run that stops half-way, its rejects files open: another session holds the
+ * last table until `release()`. Killed, and the session ended, when the test ends.
+ */
+async function loadHeldHalfWay(t: TestContext, dbUrl: string, env: Record<string, string>, flags: readonly string[], runDir: string) {
   const blocker = new pg.Client({ connectionString: dbUrl });
   await blocker.connect();
   t.after(() => blocker.end());
@@ -123,6 +123,14 @@ test('etl verify of a run another process is loading says the load is at work, n
     const files = await readdir(path.join(runDir, 'load')).catch(() => []);
     return manifest.stages.load?.status === 'running' && files.some((f) => f.endsWith('.partial'));
   });
+  return { load, release: () => blocker.query('ROLLBACK') };
+}
+
+test('etl verify of a run another process is loading says the load is at work, not that the run is damaged', async (t) => {
+  const { staging, dbUrl, env, flags, run } = await transformedRun(t, 'verify-while-loading');
+  const runDir = path.join(staging, run);
+
+  const { load, release } = await loadHeldHalfWay(t, dbUrl, env, flags, runDir);
 
   const verify = await etl(['verify', runDir, '--pipeline', PIPELINE], { cwd: work });
   assert.equal(verify.code, 1, verify.output);
@@ -131,7 +139,7 @@ test('etl verify of a run another process is loading says the load is at work, n
   assert.match(verify.stderr, /^hint: run `etl verify` again once it has ended/m);
 
   // Once the load ends, the same run verifies.
-  await blocker.query('ROLLBACK');
+  await release();
   const loaded = await load.done;
   assert.equal(loaded.code, 0, loaded.stderr);
   const again = await etl(['verify', runDir, '--pipeline', PIPELINE], { cwd: work });
@@ -306,22 +314,8 @@ test('etl verify of a run whose load begins while it verifies says the run chang
   await rm(pipelineCopy);
   await writeFile(pipelineCopy, bytes);
 
-  // Meanwhile a load begins, and stops half-way (another session holds its last table), its rejects files open.
-  const blocker = new pg.Client({ connectionString: dbUrl });
-  await blocker.connect();
-  t.after(() => blocker.end());
-  await blocker.query('BEGIN');
-  await blocker.query('LOCK TABLE "days_logbooks_links" IN ACCESS EXCLUSIVE MODE');
-  const load = startEtl(['load', ...flags], { cwd: work, env });
-  t.after(async () => {
-    load.kill('SIGKILL');
-    await load.done;
-  });
-  await until('the load is half-way, its rejects files being written', async () => {
-    const manifest = JSON.parse(await readFile(path.join(runDir, 'manifest.json'), 'utf8')) as { stages: { load?: { status: string } } };
-    const files = await readdir(path.join(runDir, 'load')).catch(() => []);
-    return manifest.stages.load?.status === 'running' && files.some((f) => f.endsWith('.partial'));
-  });
+  // Meanwhile a load begins, and stops half-way.
+  const { load, release } = await loadHeldHalfWay(t, dbUrl, env, flags, runDir);
   await answer(held, bytes);
   const verified = await verify.done;
 
@@ -330,7 +324,7 @@ test('etl verify of a run whose load begins while it verifies says the run chang
   assert.match(verified.stderr, new RegExp(`^error: run ${run} changed while it was being verified \\(its load began in etl process ${load.pid}\\): .*\\[run_changed\\]$`, 'm'));
   assert.match(verified.stderr, /^hint: run `etl verify` again once no stage is at work on it/m);
 
-  await blocker.query('ROLLBACK');
+  await release();
   assert.equal((await load.done).code, 0);
   const again = await etl(['verify', runDir, '--pipeline', PIPELINE], { cwd: work });
   assert.equal(again.code, 0, again.output);
