@@ -2,9 +2,10 @@
 // (status "running") and at the end ("done" or "failed"); the file is replaced atomically each time,
 // so a reader sees the previous or the next version, never a torn one. A stage whose section is not
 // "done" did not finish, and the next stage refuses it.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { StagingError } from '../errors/etl-error.ts';
+import { isPermissionDenied, systemWords } from '../errors/system-words.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 import type { RunPaths } from './run-folder.ts';
 import type { ExtractSection } from './manifest-extract.ts';
@@ -76,11 +77,8 @@ export async function readManifest(paths: RunPaths): Promise<Manifest> {
   let text: string;
   try {
     text = await readFile(paths.manifest, 'utf8');
-  } catch {
-    throw new StagingError('no_manifest', `run ${paths.runId} has no manifest.json (${paths.manifest})`, {
-      context: { file: paths.manifest },
-      hint: 'the run was never started or its folder is damaged; run `etl extract` again',
-    });
+  } catch (cause) {
+    throw await unreadableManifest(paths, cause);
   }
   let parsed: unknown;
   try {
@@ -89,6 +87,34 @@ export async function readManifest(paths: RunPaths): Promise<Manifest> {
     throw new StagingError('bad_manifest', `manifest of run ${paths.runId} is not valid JSON`, { context: { file: paths.manifest }, hint: DAMAGED_MANIFEST, cause });
   }
   return checkedManifest(parsed, `manifest of run ${paths.runId}`, paths.manifest);
+}
+
+/**
+ * Why the manifest could not be read: the run's folder gone (removed while this command ran, after
+ * it found the run: `etl clean`), no manifest in it, or a reason of the system's (a folder in its
+ * place, permission denied).
+ */
+async function unreadableManifest(paths: RunPaths, cause: unknown): Promise<StagingError> {
+  const code = (cause as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOENT' && (await stat(paths.dir).catch(() => null)) === null) {
+    return new StagingError('no_run', `staged run ${paths.runId} is gone from ${paths.stagingDir}: its folder was removed (by etl clean, or by hand)`, {
+      context: { file: paths.dir },
+      hint: 'list the runs there with `etl runs`, and name one with --run, or extract a new run',
+      cause,
+    });
+  }
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    return new StagingError('no_manifest', `run ${paths.runId} has no manifest.json (${paths.manifest})`, {
+      context: { file: paths.manifest },
+      hint: 'the run was never started or its folder is damaged; run `etl extract` again',
+      cause,
+    });
+  }
+  return new StagingError('bad_manifest', `cannot read the manifest of run ${paths.runId} (${paths.manifest}): ${systemWords(cause)}`, {
+    context: { file: paths.manifest },
+    hint: isPermissionDenied(cause) ? `check that ${paths.manifest} is readable by this user` : DAMAGED_MANIFEST,
+    cause,
+  });
 }
 
 /** What to do about a manifest etl cannot trust: it is the run's record, so the run goes with it. */
