@@ -47,20 +47,20 @@ export async function abandonedRuns(stagingDir: string): Promise<AbandonedRun[]>
 export async function abandonedRun(paths: RunPaths): Promise<AbandonedRun | null> {
   const partials = (await Promise.all(stagedDirs(paths).map(partialsIn))).flat();
   if (partials.length === 0) return null;
-  const versions = await manifestVersions(paths);
+  const versions = await manifestVersions(paths, partials);
   const running = versions.flatMap((m) => STAGES.map((s) => m.stages[s])).filter((s) => s?.status === 'running');
   return running.length > 0 && running.every((s) => writerGone(s!.writer)) ? { paths, manifest: versions[versions.length - 1]! } : null;
 }
 
 /**
  * The run's manifest, then the versions processes were writing over it when they died, if whole
- * (`manifest.json.<pid>.partial`, oldest first): a stage killed while it wrote its `running` section
- * is known by the writer that section names.
+ * (`manifest.json.<pid>.partial`, oldest first, among the run's `partials`): a stage killed while it
+ * wrote its `running` section is known by the writer that section names.
  */
-async function manifestVersions(paths: RunPaths): Promise<Manifest[]> {
+async function manifestVersions(paths: RunPaths, partials: readonly string[]): Promise<Manifest[]> {
   const current = await readManifest(paths).catch(() => null);
-  const prefix = `${path.basename(paths.manifest)}.`;
-  const unfinished = (await partialsIn(paths.dir)).filter((f) => path.basename(f).startsWith(prefix));
+  const prefix = `${paths.manifest}.`;
+  const unfinished = partials.filter((f) => f.startsWith(prefix));
   const written = await Promise.all(unfinished.map(async (file) => ({ manifest: await wholeManifest(file), at: (await stat(file).catch(() => null))?.mtimeMs ?? 0 })));
   const next = written.filter((w) => w.manifest !== null).sort((a, b) => a.at - b.at).map((w) => w.manifest!);
   return [...(current ? [current] : []), ...next];
