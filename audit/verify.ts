@@ -7,7 +7,7 @@ import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { readManifest, type FileRecord, type Manifest } from '../staging/manifest.ts';
-import { runPaths } from '../staging/run-folder.ts';
+import { runPaths, type RunPaths } from '../staging/run-folder.ts';
 import { measureFile, recordsOf, sha256OfFile, stagedFileKind, type MeasuredFile } from './file-figures.ts';
 import { filesUnder } from './folder-walk.ts';
 import { doneStages, isSafeRelativePath, MANIFEST_FILE, PIPELINE_COPY, recordedFiles, REPORT_FILE, STAGES } from './manifest-files.ts';
@@ -55,7 +55,8 @@ export async function verifyRun(options: VerifyOptions): Promise<VerifyReport> {
 
 async function verifySource(source: RunSource, temp: string, options: VerifyOptions): Promise<VerifyReport> {
   const { signal } = options;
-  const manifest = await readManifest(runPaths(path.dirname(source.dir), path.basename(source.dir)));
+  const paths = runPaths(path.dirname(source.dir), path.basename(source.dir));
+  const manifest = await readManifest(paths);
   if (source.archive === null) refuseRunAtWork(manifest);
   const mismatches: Mismatch[] = [];
   const notes: string[] = [];
@@ -75,7 +76,7 @@ async function verifySource(source: RunSource, temp: string, options: VerifyOpti
   const report = await checkReport(source, manifest, mismatches, notes);
 
   const retransformState = await maybeRetransform(source, manifest, { stages, pipeline, files, temp }, options, mismatches, signal);
-  if (source.archive === null) await refuseChangedWhileVerified(source, manifest);
+  if (source.archive === null) await refuseChangedWhileVerified(paths, manifest);
   return {
     ok: mismatches.length === 0,
     target: options.target,
@@ -139,8 +140,7 @@ function refuseRunAtWork(manifest: Manifest): void {
  * (`etl load`, `etl transform --run`), so what verify found (its `.partial` files as extra files,
  * figures of files being rewritten) describes no state of the run, and would call a sound run damaged.
  */
-async function refuseChangedWhileVerified(source: RunSource, verified: Manifest): Promise<void> {
-  const paths = runPaths(path.dirname(source.dir), path.basename(source.dir));
+async function refuseChangedWhileVerified(paths: RunPaths, verified: Manifest): Promise<void> {
   const now = await readManifest(paths).catch(() => null);
   if (now !== null && isDeepStrictEqual(now, verified)) return;
   const atWork = stageAtWork(now);

@@ -11,6 +11,7 @@ import { checkDrift, type DriftFinding } from './drift.ts';
 import { loadedTables, retiredTableChanges } from './retired.ts';
 import { rekeyedChange } from './rekeyed.ts';
 import { tableFingerprint } from '../model/fingerprint.ts';
+import { sameColumns } from '../model/other-uniques.ts';
 import { readTables, type LiveTable } from './catalog.ts';
 import { compiled, ident, runSql } from './sql.ts';
 import { contributionsTableName, createStateIndexSql, stateTables } from './state-tables.ts';
@@ -399,11 +400,10 @@ function releasedColumnsSql(ctx: Context, t: TableModel): string[] {
  * every load of the table fails until the key is changed.
  */
 function mergesOnMissingKey(ctx: Context, t: TableModel): boolean {
-  const same = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((c) => b.includes(c));
-  if (t.mergeKey.length === 0 || !same(t.mergeKey, t.primaryKey)) return false;
+  if (t.mergeKey.length === 0 || !sameColumns(t.mergeKey, t.primaryKey)) return false;
   const live = ctx.live.get(t.name);
   const keys = [...(live?.primaryKey ? [live.primaryKey] : []), ...(live?.uniques ?? [])];
-  return !keys.some((k) => same(k.columns, t.mergeKey));
+  return !keys.some((k) => sameColumns(k.columns, t.mergeKey));
 }
 
 /**
